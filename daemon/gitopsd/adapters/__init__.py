@@ -1,0 +1,1 @@
+"""Edges to the outside world (git, processes, storage), each wrapping one library."""

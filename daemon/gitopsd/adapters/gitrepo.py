@@ -1,0 +1,165 @@
+"""The watched git repository: resolve the tracked branch and read a commit's manifests.
+
+Manifests are always read from a commit, never from the working tree, so an uncommitted edit
+never reaches an environment. A local path is read in place; a URL is cloned once as a bare
+repository under the data folder and fetched on demand. This is the only module that imports
+GitPython.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import git
+
+URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
+FETCH_REFSPEC = "+refs/heads/*:refs/heads/*"
+
+
+class GitSourceError(Exception):
+    """The repository, branch or revision cannot be used; the message says which and why."""
+
+
+class GitSource:
+    """One repository and the branch gitopsd tracks in it."""
+
+    def __init__(self, repo: git.Repo, *, branch: str, location: str) -> None:
+        self.repo = repo
+        self.branch = branch
+        self.location = location
+
+    @classmethod
+    def open(cls, location: str, *, branch: str | None, data_dir: Path) -> GitSource:
+        """Open a local repository in place, or clone/refresh a URL under `data_dir/mirrors`."""
+        repo = _mirror(location, data_dir) if is_url(location) else _local(location)
+        return cls(repo, branch=branch or _default_branch(repo), location=location)
+
+    def __enter__(self) -> GitSource:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the git helper processes GitPython keeps open for this repository."""
+        self.repo.close()
+
+    def head(self) -> str:
+        """The full sha the tracked branch points at now."""
+        return self.resolve(self.branch)
+
+    def resolve(self, revision: str) -> str:
+        """The full sha of a commit named by sha, prefix, branch or tag."""
+        try:
+            return str(self.repo.commit(revision).hexsha)
+        except (git.BadName, ValueError, git.GitCommandError):
+            raise GitSourceError(f"{self.location}: no commit named {revision!r}") from None
+
+    def fetch(self) -> None:
+        """Bring a mirrored repository up to date with its remote (no-op for a local one)."""
+        if not self.repo.bare or not self.repo.remotes:
+            return
+        try:
+            self.repo.git.fetch("--prune", "origin", FETCH_REFSPEC)
+        except git.GitCommandError as error:
+            raise GitSourceError(f"cannot fetch {self.location}: {_stderr(error)}") from None
+
+    def read_files(self, revision: str, *, wanted: Callable[[str], bool]) -> dict[str, bytes]:
+        """The content of every file of commit `revision` whose path `wanted` accepts."""
+        entries = self._list_blobs(revision)
+        chosen = [(sha, path) for sha, path in entries if wanted(path)]
+        return dict(
+            zip([path for _, path in chosen], self._read_blobs([s for s, _ in chosen]), strict=True)
+        )
+
+    def _list_blobs(self, revision: str) -> list[tuple[str, str]]:
+        sha = self.resolve(revision)
+        listing = self.repo.git.ls_tree("-r", "-z", "--full-tree", sha)
+        entries = []
+        for record in listing.split("\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition("\t")
+            _mode, kind, blob = meta.split()
+            if kind == "blob":
+                entries.append((blob, path))
+        return entries
+
+    def _read_blobs(self, shas: list[str]) -> list[bytes]:
+        """Read blobs through one `git cat-file --batch`, all requests sent at once."""
+        if not shas:
+            return []
+        request = "".join(f"{sha}\n" for sha in shas).encode()
+        done = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            cwd=self.repo.git_dir,
+            input=request,
+            capture_output=True,
+            check=True,
+        )
+        return _split_batch(done.stdout, len(shas))
+
+
+def is_url(location: str) -> bool:
+    return bool(URL.match(location))
+
+
+def _local(location: str) -> git.Repo:
+    path = Path(location).expanduser()
+    if not path.exists():
+        raise GitSourceError(f"{location}: no such directory")
+    try:
+        return git.Repo(path, search_parent_directories=True)
+    except git.InvalidGitRepositoryError:
+        raise GitSourceError(f"{location}: not a git repository") from None
+
+
+def _mirror(url: str, data_dir: Path) -> git.Repo:
+    target = data_dir / "mirrors" / _mirror_name(url)
+    try:
+        if target.exists():
+            repo = git.Repo(target)
+            repo.git.fetch("--prune", "origin", FETCH_REFSPEC)
+            return repo
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return git.Repo.clone_from(url, target, bare=True)
+    except git.GitCommandError as error:
+        raise GitSourceError(f"cannot clone or fetch {url}: {_stderr(error)}") from None
+
+
+def _mirror_name(url: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9.-]+", "-", url.rstrip("/").rsplit("/", 1)[-1])[:40]
+    return f"{stem}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def _default_branch(repo: git.Repo) -> str:
+    """The checked-out branch; a detached HEAD (as in CI checkouts) tracks HEAD itself."""
+    if repo.head.is_detached:
+        return "HEAD"
+    try:
+        return str(repo.active_branch.name)
+    except TypeError:
+        return "HEAD"
+
+
+def _split_batch(output: bytes, count: int) -> list[bytes]:
+    blobs = []
+    offset = 0
+    for _ in range(count):
+        header_end = output.index(b"\n", offset)
+        header = output[offset:header_end].split()
+        if len(header) != 3:
+            raise GitSourceError(f"unexpected git cat-file output: {header!r}")
+        size = int(header[2])
+        start = header_end + 1
+        blobs.append(output[start : start + size])
+        offset = start + size + 1
+    return blobs
+
+
+def _stderr(error: git.GitCommandError) -> str:
+    return str(error.stderr).strip().removeprefix("stderr: ").strip(" '") or str(error)

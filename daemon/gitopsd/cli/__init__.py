@@ -1,0 +1,1 @@
+"""The `gitopsd` command line."""

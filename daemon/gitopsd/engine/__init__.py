@@ -1,0 +1,1 @@
+"""Pure logic over the model: loading, validation, graphs, rendering and conditions."""

@@ -1,0 +1,116 @@
+"""Which components belong to an environment, with which variables, in which order.
+
+An environment takes the components its `components.include` names (components or whole
+layers; all when omitted) whose `when` condition holds there. Every selected component's
+dependencies must be selected too: gitopsd never applies a component without what it builds on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gitopsd.engine.conditions import parse_condition
+from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry, Repository
+from gitopsd.engine.references import ExpressionError, Scope
+from gitopsd.engine.sources import Problem
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The components of one environment, in apply order, and why any could not be chosen."""
+
+    environment: EnvironmentEntry
+    components: list[ComponentEntry]
+    problems: list[Problem]
+
+    def dependencies(self) -> dict[str, list[str]]:
+        return {c.manifest.name: list(c.manifest.spec.depends_on) for c in self.components}
+
+
+def variables_for(environment: EnvironmentEntry, component: str) -> dict[str, Any]:
+    """The environment's variables with the component's overrides on top."""
+    spec = environment.manifest.spec
+    return {**spec.variables, **spec.overrides.get(component, {})}
+
+
+def scope_for(
+    environment: EnvironmentEntry,
+    component: str,
+    *,
+    revision: str,
+    outputs: dict[str, dict[str, Any]] | None = None,
+) -> Scope:
+    """What `${{ }}` references and `when` conditions of `component` see in `environment`."""
+    return Scope(
+        environment=environment.manifest.name,
+        revision=revision,
+        variables=variables_for(environment, component),
+        outputs=outputs or {},
+    )
+
+
+def select(repository: Repository, environment: str) -> Selection:
+    """The components of `environment` in apply order; a cycle raises DependencyCycleError."""
+    entry = repository.environments[environment]
+    problems: list[Problem] = []
+    chosen = {
+        name: component
+        for name, component in repository.components.items()
+        if _is_included(entry, component) and _holds(entry, component, repository, problems)
+    }
+    for component in chosen.values():
+        problems.extend(_missing_dependencies(entry, component, chosen, repository))
+    ordered = [chosen[name] for name in repository.dependency_order if name in chosen]
+    return Selection(entry, ordered, problems)
+
+
+def _is_included(environment: EnvironmentEntry, component: ComponentEntry) -> bool:
+    include = environment.manifest.spec.components.include
+    if include is None:
+        return True
+    metadata = component.manifest.metadata
+    return metadata.name in include or metadata.layer in include
+
+
+def _holds(
+    environment: EnvironmentEntry,
+    component: ComponentEntry,
+    repository: Repository,
+    problems: list[Problem],
+) -> bool:
+    """Evaluate `when`; a condition that cannot be evaluated is a problem and excludes it."""
+    when = component.manifest.spec.when
+    if when is None:
+        return True
+    name = component.manifest.name
+    scope = scope_for(environment, name, revision=repository.revision)
+    try:
+        return parse_condition(when).evaluate(scope)
+    except ExpressionError as error:
+        where = f"in environment {environment.manifest.name!r}"
+        problems.append(component.source.problem(("spec", "when"), f"{error} {where}"))
+        return False
+
+
+def _missing_dependencies(
+    environment: EnvironmentEntry,
+    component: ComponentEntry,
+    chosen: dict[str, ComponentEntry],
+    repository: Repository,
+) -> list[Problem]:
+    """Dependencies that exist but are not in this environment (unknown ones are reported
+    once by validation, not once per environment)."""
+    problems: list[Problem] = []
+    depends_on = component.manifest.spec.depends_on
+    if chosen.keys() >= set(depends_on):
+        return problems
+    for index, dependency in enumerate(depends_on):
+        if dependency not in chosen and dependency in repository.components:
+            message = (
+                f"depends on {dependency!r}, which environment "
+                f"{environment.manifest.name!r} does not include (see its `when` and "
+                f"`components.include`)"
+            )
+            problems.append(component.source.problem(("spec", "depends_on", index), message))
+    return problems

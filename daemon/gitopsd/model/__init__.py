@@ -1,0 +1,1 @@
+"""Pure data: the manifests users write and the values derived from them."""

@@ -1,0 +1,107 @@
+"""Field types shared by the manifest models: names, durations, commands, crons, timezones.
+
+Each type parses the user's spelling once, at load time, into the value the engine works with
+(a duration in seconds, an argv tuple), and fails with a message that says what is allowed, so
+`gitopsd validate` can print it next to the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION_PATTERN = r"^(\d+h)?(\d+m)?(\d+s)?$"
+
+
+def check_name(value: str) -> str:
+    """Names become file names, metric labels and DNS names, hence the DNS-label rule."""
+    if not DNS_LABEL.match(value):
+        raise ValueError(
+            f"invalid name {value!r}: use a DNS label (lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit, at most 63 characters)"
+        )
+    return value
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept `90s`, `15m`, `1h30m` (or a bare number of seconds) and return seconds."""
+    if isinstance(value, bool):
+        return value  # let pydantic reject it as the wrong type
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"duration {value!r} is negative")
+        return float(value)
+    if not isinstance(value, str):
+        return value
+    match = DURATION.match(value.strip())
+    if not value.strip() or match is None:
+        raise ValueError(
+            f"invalid duration {value!r}: use a number with s, m or h, e.g. 90s, 15m, 1h30m"
+        )
+    hours, minutes, seconds = (int(group or 0) for group in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def split_command(value: Any) -> Any:
+    """A command is an argv list; a plain string is split as a shell would, never run by one."""
+    if isinstance(value, str):
+        try:
+            value = shlex.split(value)
+        except ValueError as error:
+            raise ValueError(f"cannot split command {value!r}: {error}") from None
+    if isinstance(value, list) and not value:
+        raise ValueError("command is empty")
+    return value
+
+
+def check_cron(value: str) -> str:
+    """Five-field cron, as in crontab(5); checked now so a typo fails validation, not at 3am."""
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError(f"invalid cron schedule {value!r}: use five fields, e.g. '0 18 * * 5'")
+    return value
+
+
+def check_timezone(value: str) -> str:
+    """An IANA timezone name, resolvable from the system or the tzdata package."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {value!r}: use an IANA name such as Europe/Berlin"
+        ) from None
+    return value
+
+
+Name = Annotated[str, AfterValidator(check_name)]
+Seconds = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "pattern": _DURATION_PATTERN}, {"type": "number"}],
+            "description": "duration: 90s, 15m, 1h30m, or seconds",
+        }
+    ),
+]
+Command = Annotated[
+    tuple[str, ...],
+    BeforeValidator(split_command),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                {"type": "string", "minLength": 1},
+            ],
+            "description": "argv list, or a string split like a shell would (never run by one)",
+        }
+    ),
+]
+Cron = Annotated[str, AfterValidator(check_cron)]
+Timezone = Annotated[str, AfterValidator(check_timezone)]

@@ -1,0 +1,169 @@
+"""The manifests of a GitOps repo: `Component`, `Environment` and the repo's `gitopsd.yaml`.
+
+These are the shapes of SPEC section 2, as pydantic models that forbid unknown fields, so a
+typo in a manifest is an error with a line number rather than a silently ignored setting.
+Cross-file rules (names that must exist, cycles, layers) live in `engine.validation`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from gitopsd.model.fields import Command, Cron, Name, Seconds, Timezone
+
+DEFAULT_LAYERS = ("network", "clusters", "addons", "platform")
+
+
+class Strict(BaseModel):
+    """Base of every manifest part: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- Component -------------------------------------------------------------------------------
+
+
+class ComponentMetadata(Strict):
+    name: Name
+    layer: str = Field(description="one of the repo's layers (gitopsd.yaml `layers`)")
+
+
+class CommandDriver(Strict):
+    """Runs local programs; the protocol is SPEC section 4."""
+
+    type: Literal["command"]
+    plan: Command
+    apply: Command
+    destroy: Command | None = None
+    check: Command | None = Field(default=None, description="drift check; defaults to plan")
+    health: Command | None = Field(default=None, description="readiness probe after apply")
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class GitHubActionsDriver(Strict):
+    """Dispatches a GitHub Actions workflow and follows the run it started."""
+
+    type: Literal["github-actions"]
+    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/repo")
+    workflow: str = Field(min_length=1, description="workflow file name or id")
+    ref: str = "main"
+    api_url: str = "https://api.github.com"
+    token_env: str = "GITHUB_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+
+
+Driver = Annotated[CommandDriver | GitHubActionsDriver, Field(discriminator="type")]
+
+
+class RetryPolicy(Strict):
+    """Exponential backoff with full jitter between attempts of one driver call."""
+
+    attempts: int = Field(default=1, ge=1, le=100)
+    backoff: Seconds = 5.0
+    max_backoff: Seconds = 120.0
+
+
+class ComponentSpec(Strict):
+    depends_on: list[Name] = Field(default_factory=list)
+    when: str | None = Field(default=None, description="condition (SPEC 3.2); false = not here")
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    driver: Driver
+    timeout: Seconds = 900.0
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    on_failure: Literal["rollback", "stop", "continue"] = "rollback"
+
+
+class Component(Strict):
+    api_version: Literal["gitopsd.io/v1"] = Field(alias="apiVersion")
+    kind: Literal["Component"]
+    metadata: ComponentMetadata
+    spec: ComponentSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+# --- Environment -----------------------------------------------------------------------------
+
+
+class Promotion(Strict):
+    from_: Name | None = Field(default=None, alias="from", description="upstream environment")
+    auto: bool = False
+    soak: Seconds = 0.0
+
+
+class Approvals(Strict):
+    required: int = Field(default=0, ge=0)
+    approvers: list[str] = Field(default_factory=list)
+    forbid_author: bool = False
+
+
+class Gate(Strict):
+    name: Name
+    command: Command
+    timeout: Seconds = 300.0
+    retries: int = Field(default=0, ge=0, le=100)
+
+
+class Window(Strict):
+    kind: Literal["allow", "deny"]
+    schedule: Cron
+    duration: Seconds
+    timezone: Timezone = "UTC"
+
+
+class DriftPolicy(Strict):
+    schedule: Cron | None = None
+    remediate: bool = False
+
+
+class Selection(Strict):
+    include: list[str] | None = Field(default=None, description="component or layer names")
+
+
+class EnvironmentSpec(Strict):
+    promotion: Promotion = Field(default_factory=Promotion)
+    approvals: Approvals = Field(default_factory=Approvals)
+    gates: list[Gate] = Field(default_factory=list)
+    windows: list[Window] = Field(default_factory=list)
+    drift: DriftPolicy = Field(default_factory=DriftPolicy)
+    variables: dict[str, JsonValue] = Field(default_factory=dict)
+    overrides: dict[Name, dict[str, JsonValue]] = Field(default_factory=dict)
+    components: Selection = Field(default_factory=Selection)
+    parallelism: int = Field(default=4, ge=1, le=1024)
+
+
+class EnvironmentMetadata(Strict):
+    name: Name
+
+
+class Environment(Strict):
+    api_version: Literal["gitopsd.io/v1"] = Field(alias="apiVersion")
+    kind: Literal["Environment"]
+    metadata: EnvironmentMetadata
+    spec: EnvironmentSpec = Field(default_factory=EnvironmentSpec)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def upstream(self) -> str | None:
+        return self.spec.promotion.from_
+
+
+# --- gitopsd.yaml ----------------------------------------------------------------------------
+
+
+class RepoSettings(Strict):
+    """Optional `gitopsd.yaml` at the repo root: the layer order and the environment template."""
+
+    api_version: Literal["gitopsd.io/v1"] = Field(default="gitopsd.io/v1", alias="apiVersion")
+    kind: Literal["Settings"] = "Settings"
+    layers: list[Name] = Field(default_factory=lambda: list(DEFAULT_LAYERS), min_length=1)
+    defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="environment template: an Environment `spec` every environment inherits",
+    )

@@ -1,0 +1,134 @@
+"""Reading manifests from git commits: local repositories, URLs, branches, revisions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gitopsd.adapters.gitrepo import GitSource, GitSourceError, is_url
+from gitopsd.engine.loading import is_manifest_path
+from tests.gitrepos import commit_files, git
+
+OPENED: list[GitSource] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sources() -> Iterator[None]:
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
+def open_source(location: str | Path, tmp_path: Path, branch: str | None = None) -> GitSource:
+    source = GitSource.open(str(location), branch=branch, data_dir=tmp_path / "data")
+    OPENED.append(source)
+    return source
+
+
+def test_files_come_from_the_commit_not_the_working_tree(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    sha = commit_files(repo, {"environments/dev.yaml": "committed\n", "README.md": "x"})
+    (repo / "environments" / "dev.yaml").write_text("edited, not committed\n")
+    (repo / "environments" / "new.yaml").write_text("untracked\n")
+    source = open_source(repo, tmp_path)
+    assert source.head() == sha
+    assert source.read_files(sha, wanted=is_manifest_path) == {
+        "environments/dev.yaml": b"committed\n"
+    }
+
+
+def test_an_older_revision_reads_its_own_files(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    first = commit_files(repo, {"environments/dev.yaml": "one\n"})
+    commit_files(repo, {"environments/dev.yaml": "two\n", "environments/prod.yaml": "p\n"})
+    source = open_source(repo, tmp_path)
+    assert source.read_files(first[:8], wanted=is_manifest_path) == {
+        "environments/dev.yaml": b"one\n"
+    }
+
+
+def test_binary_and_empty_blobs_are_read_exactly(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    files: dict[str, str | bytes] = {
+        "components/a/component.yaml": b"\xff\xfe\n\x00binary",
+        "components/b/component.yaml": b"",
+        "environments/dev.yaml": "kind: Environment\n" * 1000,
+    }
+    sha = commit_files(repo, files)
+    read = open_source(repo, tmp_path).read_files(sha, wanted=is_manifest_path)
+    assert read == {p: c if isinstance(c, bytes) else c.encode() for p, c in files.items()}
+
+
+def test_the_default_branch_is_the_checked_out_one(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    commit_files(repo, {"a": "1"})
+    git(repo, "checkout", "-q", "-b", "feature")
+    feature = commit_files(repo, {"a": "2"})
+    assert open_source(repo, tmp_path).branch == "feature"
+    assert open_source(repo, tmp_path).head() == feature
+    assert open_source(repo, tmp_path, branch="main").head() != feature
+
+
+def test_a_detached_head_tracks_head(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    first = commit_files(repo, {"a": "1"})
+    commit_files(repo, {"a": "2"})
+    git(repo, "checkout", "-q", first)
+    source = open_source(repo, tmp_path)
+    assert (source.branch, source.head()) == ("HEAD", first)
+
+
+def test_a_url_is_mirrored_under_the_data_folder_and_fetched(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    first = commit_files(upstream, {"environments/dev.yaml": "one\n"})
+    source = open_source(f"file://{upstream}", tmp_path)
+    assert source.repo.bare
+    assert Path(source.repo.git_dir).is_relative_to(tmp_path / "data" / "mirrors")
+    assert source.head() == first
+    second = commit_files(upstream, {"environments/dev.yaml": "two\n"})
+    assert source.head() == first
+    source.fetch()
+    assert source.head() == second
+    assert source.read_files(second, wanted=is_manifest_path) == {"environments/dev.yaml": b"two\n"}
+    assert open_source(f"file://{upstream}", tmp_path).head() == second
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [("missing-dir", "no such directory"), ("plain-dir", "not a git repository")],
+)
+def test_bad_locations_are_clear_errors(tmp_path: Path, location: str, message: str) -> None:
+    (tmp_path / "plain-dir").mkdir()
+    with pytest.raises(GitSourceError, match=message):
+        open_source(tmp_path / location, tmp_path)
+
+
+def test_an_unreachable_url_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(GitSourceError, match="cannot clone or fetch"):
+        open_source(f"file://{tmp_path}/nowhere.git", tmp_path)
+
+
+def test_an_unknown_revision_or_branch_is_a_clear_error(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    commit_files(repo, {"a": "1"})
+    with pytest.raises(GitSourceError, match="no commit named 'deadbeef'"):
+        open_source(repo, tmp_path).resolve("deadbeef")
+    with pytest.raises(GitSourceError, match="no commit named 'nope'"):
+        open_source(repo, tmp_path, branch="nope").head()
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("https://github.com/o/r.git", True),
+        ("git@github.com:o/r.git", True),
+        ("file:///srv/r", True),
+        ("./repo", False),
+        ("/srv/repo", False),
+        (".", False),
+    ],
+)
+def test_url_detection(location: str, expected: bool) -> None:
+    assert is_url(location) is expected

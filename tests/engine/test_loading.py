@@ -1,0 +1,142 @@
+"""Loading manifests from file contents: models, line numbers, the environment template."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitopsd.engine import loading, validation
+from gitopsd.engine.sources import Problem
+
+COMPONENT = """\
+apiVersion: gitopsd.io/v1
+kind: Component
+metadata:
+  name: {name}
+  layer: {layer}
+spec:
+  depends_on: {deps}
+  driver:
+    type: command
+    plan: ./plan.sh --detailed
+    apply: ["./apply.sh"]
+  timeout: 1h30m
+  retry: {{attempts: 3, backoff: 2s, max_backoff: 1m}}
+"""
+ENVIRONMENT = """\
+apiVersion: gitopsd.io/v1
+kind: Environment
+metadata:
+  name: {name}
+spec:
+  variables: {{size: 3}}
+"""
+
+
+def component(name: str, layer: str = "network", deps: str = "[]") -> str:
+    return COMPONENT.format(name=name, layer=layer, deps=deps)
+
+
+def load(files: dict[str, str]) -> tuple[loading.Repository, list[Problem]]:
+    encoded = {path: text.encode() for path, text in files.items()}
+    repository, problems = loading.load_repository(encoded, revision="abc123")
+    return repository, problems + validation.validate(repository)
+
+
+def test_fields_are_parsed_into_engine_values() -> None:
+    repository, problems = load({"components/net/component.yaml": component("net")})
+    assert problems == []
+    entry = repository.components["net"]
+    spec = entry.manifest.spec
+    assert entry.folder == "components/net"
+    assert spec.driver.plan == ("./plan.sh", "--detailed")
+    assert spec.timeout == 5400.0
+    assert (spec.retry.attempts, spec.retry.backoff, spec.retry.max_backoff) == (3, 2.0, 60.0)
+
+
+def test_a_wrong_field_is_reported_at_its_own_line() -> None:
+    text = component("net").replace("  timeout: 1h30m", "  timeout: soon")
+    _, problems = load({"components/net/component.yaml": text})
+    assert [str(p) for p in problems] == [
+        "components/net/component.yaml:12: spec.timeout: invalid duration 'soon': "
+        "use a number with s, m or h, e.g. 90s, 15m, 1h30m"
+    ]
+
+
+def test_a_missing_field_is_reported_at_its_parent() -> None:
+    text = component("net").replace('    apply: ["./apply.sh"]\n', "")
+    _, problems = load({"components/net/component.yaml": text})
+    assert [str(p) for p in problems] == [
+        "components/net/component.yaml:8: spec.driver.apply: required field is missing"
+    ]
+
+
+def test_every_problem_of_every_file_is_reported_at_once() -> None:
+    files = {
+        "components/a/component.yaml": component("a").replace("kind: Component", "kind: Compnent"),
+        "components/b/component.yaml": component("B"),
+        "environments/dev.yaml": ENVIRONMENT.format(name="dev") + "  parallelism: 0\n",
+    }
+    _, problems = load(files)
+    assert [(p.path, p.line) for p in problems] == [
+        ("components/a/component.yaml", 2),
+        ("components/b/component.yaml", 4),
+        ("environments/dev.yaml", 7),
+    ]
+
+
+def test_the_environment_template_is_merged_under_each_environment() -> None:
+    settings = (
+        "layers: [network]\ndefaults:\n  parallelism: 7\n  variables: {region: eu, size: 1}\n"
+    )
+    repository, problems = load(
+        {"gitopsd.yaml": settings, "environments/dev.yaml": ENVIRONMENT.format(name="dev")}
+    )
+    assert problems == []
+    spec = repository.environments["dev"].manifest.spec
+    assert spec.parallelism == 7
+    assert spec.variables == {"region": "eu", "size": 3}
+
+
+def test_an_error_in_the_template_is_reported_once_in_gitopsd_yaml() -> None:
+    settings = "defaults:\n  parallelism: -1\n"
+    files = {"gitopsd.yaml": settings}
+    files |= {f"environments/{e}.yaml": ENVIRONMENT.format(name=e) for e in ("dev", "prod")}
+    _, problems = load(files)
+    assert [str(p) for p in problems] == [
+        "gitopsd.yaml:2: defaults.parallelism: Input should be greater than or equal to 1 (got -1)"
+    ]
+
+
+def test_yaml_dates_are_not_json_values() -> None:
+    text = ENVIRONMENT.format(name="dev").replace("{size: 3}", "{since: 2024-01-01}")
+    _, problems = load({"environments/dev.yaml": text})
+    assert len(problems) == 1
+    assert problems[0].line == 6
+    assert problems[0].message.startswith("spec.variables.since")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "gitopsd.yaml",
+        "environments/dev.yaml",
+        "environments/x.yml",
+        "components/a/b/component.yaml",
+    ],
+)
+def test_manifest_paths(path: str) -> None:
+    assert loading.is_manifest_path(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "README.md",
+        "environments/checks/smoke.yaml",
+        "components/a/values.yaml",
+        "component.yaml",
+        "other/component.yaml",
+    ],
+)
+def test_other_paths_are_not_manifests(path: str) -> None:
+    assert not loading.is_manifest_path(path)

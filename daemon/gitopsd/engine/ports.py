@@ -1,0 +1,137 @@
+"""The interfaces the run engine needs from the outside world (ports; adapters implement them).
+
+The engine plans and executes against these protocols only, so it can be tested with real
+adapters (SQLite, subprocesses, git) or in-memory ones, and never imports a library that
+touches the world itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from gitopsd.model.state import ComponentState, EnvironmentState, Event, Run, Step
+
+
+class Clock(Protocol):
+    """Wall-clock time (timezone-aware UTC) and sleeping; injected so tests do not wait."""
+
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class CancelSignal(Protocol):
+    """Set when the work in progress should stop (a `threading.Event` is one)."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class DriverCall:
+    """One invocation of a component's driver command (SPEC section 4)."""
+
+    argv: tuple[str, ...]
+    cwd: Path  # the component's folder in the read-only checkout of `revision`
+    environment: str
+    component: str
+    revision: str
+    action: str  # plan, apply, destroy, check or health
+    inputs: Mapping[str, Any]
+    state_dir: Path  # kept per environment and component across runs
+    timeout: float  # seconds
+    env: Mapping[str, str] = field(default_factory=dict)  # the driver's `env` setting
+
+
+@dataclass(frozen=True)
+class DriverResult:
+    """How a driver call ended. `exit_code` is None when it was killed or never started."""
+
+    exit_code: int | None
+    output: str = ""  # stdout and stderr interleaved, size-capped, secrets redacted
+    outputs: dict[str, Any] | None = None  # apply only: the JSON object it wrote
+    duration: float = 0.0
+    timed_out: bool = False
+    cancelled: bool = False
+    error: str | None = None  # why the call failed beyond its exit code (bad outputs JSON...)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and self.error is None
+
+
+class DriverRunner(Protocol):
+    def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult: ...
+
+
+class Checkouts(Protocol):
+    """Read-only trees of revisions, from which drivers and gates run."""
+
+    def path(self, revision: str) -> Path: ...
+
+
+class StateStore(Protocol):
+    """Durable state. Each method is atomic on its own; calls made inside `transaction()`
+    (from the same thread) commit or roll back together."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+    # environments
+    def get_environment(self, name: str) -> EnvironmentState | None: ...
+
+    def list_environments(self) -> list[EnvironmentState]: ...
+
+    def save_environment(self, state: EnvironmentState) -> None: ...
+
+    # components
+    def get_component(self, environment: str, name: str) -> ComponentState | None: ...
+
+    def list_components(self, environment: str) -> list[ComponentState]: ...
+
+    def save_component(self, state: ComponentState) -> None: ...
+
+    def delete_component(self, environment: str, name: str) -> None: ...
+
+    # runs and their steps
+    def save_run(self, run: Run) -> None: ...
+
+    def get_run(self, run_id: str) -> Run | None: ...
+
+    def list_runs(self, environment: str | None = None, *, limit: int = 50) -> list[Run]: ...
+
+    def unfinished_runs(self, environment: str | None = None) -> list[Run]: ...
+
+    def save_step(self, step: Step) -> None: ...
+
+    def list_steps(self, run_id: str) -> list[Step]: ...
+
+    # the audit trail
+    def append_event(self, event: Event) -> Event: ...
+
+    def list_events(
+        self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
+    ) -> list[Event]: ...
+
+    # the one-run-per-environment lease
+    def acquire_lease(
+        self,
+        environment: str,
+        holder: str,
+        *,
+        now: datetime,
+        ttl: float,
+        takeover: str | None = None,
+    ) -> bool:
+        """Take or renew the lease until `now + ttl`. Succeeds when it is free, expired, held
+        by `holder` already, or held by `takeover` (a holder known to be dead)."""
+        ...
+
+    def release_lease(self, environment: str, holder: str) -> None: ...
+
+    def lease_holder(self, environment: str, *, now: datetime) -> str | None: ...

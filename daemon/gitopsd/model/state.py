@@ -1,0 +1,155 @@
+"""What gitopsd knows about the world: environments, components, runs, steps and events.
+
+These records are what the state store keeps and what `status`, `runs` and `history` show.
+They are plain values; the store serialises them and the engine derives new ones from old.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+
+class Record(BaseModel):
+    """Immutable; change a record with `model_copy(update=...)` and save the copy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EnvironmentStatus(StrEnum):
+    UNKNOWN = "unknown"
+    RECONCILING = "reconciling"
+    VERIFIED = "verified"
+    FAILED = "failed"
+    WAITING_APPROVAL = "waiting_approval"
+    WAITING_WINDOW = "waiting_window"
+
+
+class ComponentStatus(StrEnum):
+    UNKNOWN = "unknown"
+    APPLYING = "applying"
+    APPLIED = "applied"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+class DriftStatus(StrEnum):
+    UNKNOWN = "unknown"
+    IN_SYNC = "in_sync"
+    DRIFTED = "drifted"
+    ERROR = "error"
+
+
+class RunAction(StrEnum):
+    PLAN = "plan"
+    APPLY = "apply"
+    DESTROY = "destroy"
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class StepAction(StrEnum):
+    """What a step does to one component; `rollback` re-applies the previous revision."""
+
+    PLAN = "plan"
+    APPLY = "apply"
+    HEALTH = "health"
+    DESTROY = "destroy"
+    ROLLBACK = "rollback"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_finished(self) -> bool:
+        return self not in (StepStatus.PENDING, StepStatus.RUNNING)
+
+
+class EnvironmentState(Record):
+    name: str
+    revision: str | None = None
+    previous_revision: str | None = Field(
+        default=None, description="the verified revision before `revision`; rollback target"
+    )
+    status: EnvironmentStatus = EnvironmentStatus.UNKNOWN
+    updated_at: datetime
+
+
+class ComponentState(Record):
+    """The last applied desired state of one component in one environment."""
+
+    environment: str
+    name: str
+    revision: str
+    fingerprint: str
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    status: ComponentStatus = ComponentStatus.APPLIED
+    drift: DriftStatus = DriftStatus.UNKNOWN
+    updated_at: datetime
+
+
+class Run(Record):
+    id: str
+    environment: str
+    revision: str
+    action: RunAction
+    components: list[str] | None = Field(default=None, description="requested subset")
+    status: RunStatus = RunStatus.PENDING
+    trigger: str = "cli"
+    actor: str = "local"
+    previous_revision: str | None = None
+    cancel_requested: bool = False
+    error: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Step(Record):
+    """One driver call of a run (all attempts of it), written before and after it runs."""
+
+    run_id: str
+    index: int
+    component: str
+    action: StepAction
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    revision: str
+    fingerprint: str | None = None
+    exit_code: int | None = None
+    output: str = ""
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Event(Record):
+    """One line of the append-only audit trail: who did what, when and why."""
+
+    id: int | None = None
+    at: datetime
+    environment: str | None = None
+    run_id: str | None = None
+    actor: str = "gitopsd"
+    kind: str
+    message: str
+    data: dict[str, JsonValue] = Field(default_factory=dict)

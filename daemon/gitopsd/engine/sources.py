@@ -14,9 +14,25 @@ from typing import Any
 
 import yaml
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
+MAX_VALUES = 100_000  # per file, counting every visit, so alias bombs stay bounded
 
 Location = Sequence[str | int]
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """The safe loader, refusing duplicate keys: YAML would silently keep only the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                    )
+                seen[key_node.value] = key_node
+        return super().construct_mapping(node, deep=deep)
 
 
 @dataclass(frozen=True, order=True)
@@ -49,22 +65,20 @@ class SourceFile:
 
     @cached_property
     def _root(self) -> yaml.Node | None:
-        return yaml.compose(self.text, Loader=_Loader)
+        return yaml.compose(self.text, Loader=_BaseLoader)
 
     def has(self, location: Location) -> bool:
         """Whether the field at `location` is written in this file (not defaulted)."""
-        return len(_walk_data(self.data, location)) == len(location)
+        return not _walk_data(self.data, location)[1]
 
     def locate(self, location: Location) -> tuple[str, int]:
         """The dotted path of `location` as far as it exists in the file, and its line.
 
-        Locations from pydantic may contain parts that are not in the file (union tags, a
-        missing field); those are dropped from the path, except a final missing field.
+        Locations from pydantic may contain union tags and `[key]` markers, which are not in
+        the file and are skipped; a final missing field (a required one) is still named.
         """
-        kept = _walk_data(self.data, location)
-        shown = list(kept)
-        if location and len(kept) < len(location) and location[-1] not in kept:
-            shown.append(location[-1])
+        kept, missing = _walk_data(self.data, location)
+        shown = kept + missing if len(missing) == 1 else kept
         return _dotted(shown), _line_of(self._root, kept)
 
     def problem(self, location: Location, message: str) -> Problem:
@@ -79,13 +93,26 @@ def parse(path: str, raw: bytes) -> SourceFile:
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
-        raise SourceError(_yaml_problem(path, error)) from None
+        raise SourceError(_yaml_problem(path, text, error)) from None
     if data is None:
         raise SourceError(Problem(path, 1, "file is empty: expected a YAML mapping"))
     if not isinstance(data, dict):
-        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
-        raise SourceError(Problem(path, 1, f"expected a YAML mapping at the top, got {kind}"))
+        message = f"expected a YAML mapping at the top, got {describe_type(data)}"
+        raise SourceError(Problem(path, _first_node_line(text), message))
+    if "*" in text and _count_values(data, budget=MAX_VALUES) > MAX_VALUES:
+        message = f"file expands to more than {MAX_VALUES} values (YAML aliases nested too deep)"
+        raise SourceError(Problem(path, 1, message))
     return SourceFile(path, text, data)
+
+
+def describe_type(value: Any) -> str:
+    """A user's name for a YAML value's type: "a list", "a string", "a number"..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    names = {str: "a string", list: "a list", dict: "a mapping", type(None): "null"}
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def _decode(path: str, raw: bytes) -> str:
@@ -98,24 +125,55 @@ def _decode(path: str, raw: bytes) -> str:
         ) from None
 
 
-def _yaml_problem(path: str, error: yaml.YAMLError) -> Problem:
+def _yaml_problem(path: str, text: str, error: yaml.YAMLError) -> Problem:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line = mark.line + 1 if mark is not None else 1
     problem = getattr(error, "problem", None) or str(error)
     context = getattr(error, "context", None)
     detail = f"{context}: {problem}" if context else problem
+    lines = text.splitlines()
+    if 0 < line <= len(lines) and "\t" in lines[line - 1]:
+        detail += " (a tab: YAML indents with spaces only)"
     return Problem(path, line, f"invalid YAML: {detail}")
 
 
-def _walk_data(data: Any, location: Location) -> list[str | int]:
-    """The parts of `location` that exist in `data`, skipping those that do not."""
+def _first_node_line(text: str) -> int:
+    node = yaml.compose(text, Loader=_BaseLoader)
+    return node.start_mark.line + 1 if node is not None else 1
+
+
+def _count_values(value: Any, *, budget: int) -> int:
+    """Values in `value`, counting shared ones per use; stops counting past `budget`."""
+    count = 0
+    stack = [value]
+    while stack and count <= budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+_MARKERS = frozenset({"[key]"})
+
+
+def _walk_data(data: Any, location: Location) -> tuple[list[str | int], list[str | int]]:
+    """The parts of `location` found in `data`, and those from the first missing one on.
+
+    Pydantic's `[key]` markers and union tags (the value of a `type` field) are skipped.
+    """
     kept: list[str | int] = []
-    for part in location:
-        if not _has_part(data, part):
+    parts = list(location)
+    for index, part in enumerate(parts):
+        if part in _MARKERS or (isinstance(data, dict) and data.get("type") == part):
             continue
+        if not _has_part(data, part):
+            return kept, [p for p in parts[index:] if p not in _MARKERS]
         data = data[part]
         kept.append(part)
-    return kept
+    return kept, []
 
 
 def _has_part(data: Any, part: str | int) -> bool:
@@ -139,16 +197,12 @@ def _line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int:
 def _child(node: yaml.Node | None, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and _same_key(key, part):
+            if isinstance(key, yaml.ScalarNode) and str(key.value) == str(part):
                 return key, value
     if isinstance(node, yaml.SequenceNode) and _has_part(node.value, part):
         item: yaml.Node = node.value[part]
         return item, item
     return None
-
-
-def _same_key(key: yaml.ScalarNode, part: str | int) -> bool:
-    return str(key.value) == str(part)
 
 
 def _dotted(path: Sequence[str | int]) -> str:

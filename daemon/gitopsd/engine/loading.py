@@ -8,23 +8,23 @@ those that did not. Rules that span files are checked afterwards by `engine.vali
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from gitopsd.engine import graph, sources
+from gitopsd.engine import fieldchecks, graph, sources
 from gitopsd.engine.sources import Problem, SourceFile
 from gitopsd.model.manifests import Component, Environment, EnvironmentSpec, RepoSettings
 
 SETTINGS_PATH = "gitopsd.yaml"
 ENVIRONMENTS_DIR = "environments"
 COMPONENTS_DIR = "components"
-COMPONENT_FILE = "component.yaml"
-
-Model = TypeVar("Model", bound=BaseModel)
+COMPONENT_FILES = ("component.yaml", "component.yml")
+KIND_HOMES = {
+    "Component": "components/**/component.yaml",
+    "Environment": "environments/<name>.yaml",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class Repository:
     settings_source: SourceFile | None = None
     components: dict[str, ComponentEntry] = field(default_factory=dict)
     environments: dict[str, EnvironmentEntry] = field(default_factory=dict)
+    unusable: set[str] = field(default_factory=set)  # names of files too broken to salvage
 
     @cached_property
     def dependency_order(self) -> list[str]:
@@ -73,13 +74,17 @@ def is_manifest_path(path: str) -> bool:
     head, _, name = path.rpartition("/")
     if head == ENVIRONMENTS_DIR:
         return name.endswith((".yaml", ".yml"))
-    return name == COMPONENT_FILE and path.startswith(COMPONENTS_DIR + "/")
+    return name in COMPONENT_FILES and path.startswith(COMPONENTS_DIR + "/")
 
 
 def load_repository(
     files: Mapping[str, bytes], *, revision: str
 ) -> tuple[Repository, list[Problem]]:
-    """Parse and validate every manifest; return what is valid and every problem found."""
+    """Parse and validate every manifest; return what is valid and every problem found.
+
+    With problems, the repository holds what could be salvaged from the broken files, so the
+    cross-file checks report what else is wrong without echoing the same mistake.
+    """
     problems: list[Problem] = []
     settings, settings_source = _load_settings(files, problems)
     repository = Repository(revision, settings, settings_source)
@@ -102,21 +107,32 @@ def _load_settings(
     if SETTINGS_PATH not in files:
         return RepoSettings(), None
     source = _parse(SETTINGS_PATH, files[SETTINGS_PATH], problems)
-    settings = _validate(RepoSettings, source, source.data, problems) if source else None
-    if source is not None and settings is not None:
-        if _validate(EnvironmentSpec, source, settings.defaults, problems, prefix=("defaults",)):
-            return settings, source
-        return settings.model_copy(update={"defaults": {}}), source
-    return RepoSettings(), source
+    if source is None:
+        return RepoSettings(), None
+    settings, found = fieldchecks.check(RepoSettings, source, source.data)
+    problems.extend(found)
+    settings = settings or RepoSettings()
+    template, found = fieldchecks.check(
+        EnvironmentSpec, source, settings.defaults, prefix=("defaults",)
+    )
+    problems.extend(found)
+    if found:  # keep the valid part of the template, as the environments would see it
+        defaults = template.model_dump(by_alias=True, exclude_unset=True) if template else {}
+        settings = settings.model_copy(update={"defaults": defaults})
+    return settings, source
 
 
 def _add_environment(repository: Repository, source: SourceFile, problems: list[Problem]) -> None:
+    if not _is_kind(source, "Environment", problems):
+        return
     data = dict(source.data)
-    spec = data.get("spec", {})
+    spec = data.get("spec") or {}
     if isinstance(spec, dict):
         data["spec"] = merge_defaults(repository.settings.defaults, spec)
-    environment = _validate(Environment, source, data, problems, only_written=True)
+    environment, found = fieldchecks.check(Environment, source, data, report=_is_written_in(source))
+    problems.extend(found)
     if environment is None:
+        _remember_unusable(repository, source)
         return
     stem = posixpath.splitext(posixpath.basename(source.path))[0]
     if environment.name != stem:
@@ -130,14 +146,35 @@ def _add_environment(repository: Repository, source: SourceFile, problems: list[
 
 
 def _add_component(repository: Repository, source: SourceFile, problems: list[Problem]) -> None:
-    component = _validate(Component, source, source.data, problems)
+    if not _is_kind(source, "Component", problems):
+        return
+    component, found = fieldchecks.check(Component, source, source.data)
+    problems.extend(found)
     if component is None:
+        _remember_unusable(repository, source)
         return
     if component.name in repository.components:
         first = repository.components[component.name].source
         problems.append(source.problem(("metadata", "name"), _duplicate("component", first)))
         return
     repository.components[component.name] = ComponentEntry(component, source)
+
+
+def _is_kind(source: SourceFile, expected: str, problems: list[Problem]) -> bool:
+    """A manifest of the other kind in this folder is one problem, not a list of field errors."""
+    kind = source.data.get("kind")
+    if kind in KIND_HOMES and kind != expected:
+        message = f"kind {kind} belongs in {KIND_HOMES[kind]}, not here"
+        problems.append(source.problem(("kind",), message))
+        return False
+    return True
+
+
+def _remember_unusable(repository: Repository, source: SourceFile) -> None:
+    """A file too broken to salvage still names something: don't call that name unknown."""
+    metadata = source.data.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
+        repository.unusable.add(metadata["name"])
 
 
 def _duplicate(kind: str, first: SourceFile) -> str:
@@ -165,47 +202,11 @@ def _parse(path: str, raw: bytes, problems: list[Problem]) -> SourceFile | None:
         return None
 
 
-def _validate(
-    model: type[Model],
-    source: SourceFile,
-    data: Any,
-    problems: list[Problem],
-    *,
-    prefix: tuple[str | int, ...] = (),
-    only_written: bool = False,
-) -> Model | None:
-    """Validate `data` against `model`, turning each pydantic error into a located Problem.
+def _is_written_in(source: SourceFile) -> Callable[[sources.Location], bool]:
+    """Errors on fields the file does not write came from the gitopsd.yaml template, where
+    they are reported once; an environment reports only its own."""
 
-    `only_written` drops errors on fields the file does not write itself: those came from the
-    gitopsd.yaml template, where they were already reported once.
-    """
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        for item in error.errors(include_url=False):
-            location = (*prefix, *item["loc"])
-            if only_written and not _is_written(source, location):
-                continue
-            problems.append(source.problem(location, _message(item)))
-        return None
+    def is_written(location: sources.Location) -> bool:
+        return source.has(location) or source.has(location[:-1])
 
-
-def _is_written(source: SourceFile, location: tuple[str | int, ...]) -> bool:
-    return source.has(location) or source.has(location[:-1])
-
-
-def _message(item: Any) -> str:
-    kind = item["type"]
-    if kind == "extra_forbidden":
-        return "unknown field"
-    if kind == "missing":
-        return "required field is missing"
-    message = str(item["msg"]).removeprefix("Value error, ")
-    value = item.get("input")
-    if (
-        kind != "value_error"
-        and isinstance(value, str | int | float | bool)
-        and len(repr(value)) < 60
-    ):
-        message += f" (got {value!r})"
-    return message
+    return is_written

@@ -33,7 +33,7 @@ def check_name(value: str) -> str:
 def parse_duration(value: Any) -> Any:
     """Accept `90s`, `15m`, `1h30m` (or a bare number of seconds) and return seconds."""
     if isinstance(value, bool):
-        return value  # let pydantic reject it as the wrong type
+        raise ValueError(f"expected a duration, got {str(value).lower()}")
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"duration {value!r} is negative")
@@ -58,7 +58,7 @@ def split_command(value: Any) -> Any:
             raise ValueError(f"cannot split command {value!r}: {error}") from None
     if isinstance(value, list) and not value:
         raise ValueError("command is empty")
-    return value
+    return tuple(value) if isinstance(value, list) else value
 
 
 def check_cron(value: str) -> str:

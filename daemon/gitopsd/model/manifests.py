@@ -17,9 +17,10 @@ DEFAULT_LAYERS = ("network", "clusters", "addons", "platform")
 
 
 class Strict(BaseModel):
-    """Base of every manifest part: unknown fields are errors, values are immutable."""
+    """Base of every manifest part: unknown fields are errors, values are immutable, and
+    types are strict (YAML has already typed every value: `true` is never a number)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 # --- Component -------------------------------------------------------------------------------

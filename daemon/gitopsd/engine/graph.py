@@ -50,8 +50,9 @@ def find_cycle(dependencies: Dependencies) -> list[str] | None:
 
 
 def _known_edges(dependencies: Dependencies) -> dict[str, list[str]]:
+    """Edges between known names; a self-dependency is left to validation to report."""
     known = set(dependencies)
-    return {name: sorted(set(deps) & known) for name, deps in dependencies.items()}
+    return {name: sorted((set(deps) & known) - {name}) for name, deps in dependencies.items()}
 
 
 def _canonical(cycle: list[str]) -> list[str]:

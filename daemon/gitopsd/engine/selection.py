@@ -52,6 +52,15 @@ def scope_for(
 
 def select(repository: Repository, environment: str) -> Selection:
     """The components of `environment` in apply order; a cycle raises DependencyCycleError."""
+    chosen, problems = choose(repository, environment)
+    ordered = [chosen[name] for name in repository.dependency_order if name in chosen]
+    return Selection(repository.environments[environment], ordered, problems)
+
+
+def choose(
+    repository: Repository, environment: str
+) -> tuple[dict[str, ComponentEntry], list[Problem]]:
+    """The components of `environment` by name, unordered, and why any could not be chosen."""
     entry = repository.environments[environment]
     problems: list[Problem] = []
     chosen = {
@@ -61,8 +70,7 @@ def select(repository: Repository, environment: str) -> Selection:
     }
     for component in chosen.values():
         problems.extend(_missing_dependencies(entry, component, chosen, repository))
-    ordered = [chosen[name] for name in repository.dependency_order if name in chosen]
-    return Selection(entry, ordered, problems)
+    return chosen, problems
 
 
 def _is_included(environment: EnvironmentEntry, component: ComponentEntry) -> bool:

@@ -258,6 +258,16 @@ def test_a_path_that_does_not_exist(tmp_path: Path) -> None:
     assert_no_traceback(done)
 
 
+def test_an_error_is_json_too_when_json_is_asked_for(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+
+    done = run_validate("--repo", str(missing), "--output", "json", cwd=tmp_path)
+
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == {"error": f"{missing}: no such directory"}
+    assert_no_traceback(done)
+
+
 def test_repo_given_as_a_file_url_is_cloned_under_the_data_dir(
     valid_repo: Path, tmp_path: Path
 ) -> None:

@@ -91,14 +91,21 @@ def common_options(command: Command) -> Command:
         try:
             return command(context, **kwargs)
         except GitSourceError as error:
-            fail(str(error))
+            fail(str(error), as_json=context.output == "json")
 
     return wrapper  # type: ignore[return-value]
 
 
-def fail(message: str) -> None:
+def fail(message: str, *, as_json: bool = False) -> None:
+    """Stop with exit code 1; scripts asking for JSON get the error as JSON on stdout too."""
+    if as_json:
+        click.echo(json.dumps({"error": message}))
     click.echo(f"gitopsd: error: {message}", err=True)
     sys.exit(EXIT_FAILED)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,7 +144,8 @@ def _validation_summary(loaded: LoadedRevision) -> str:
             f"{len(repository.components)} components at {loaded.revision[:12]}"
         )
     files = len({problem.path for problem in loaded.problems})
-    return f"invalid: {len(loaded.problems)} problems in {files} files at {loaded.revision[:12]}"
+    found = f"{plural(len(loaded.problems), 'problem')} in {plural(files, 'file')}"
+    return f"invalid: {found} at {loaded.revision[:12]}"
 
 
 @cli.command()
@@ -156,7 +164,10 @@ def graph(context: Context, environment: str, view: str | None, revision: str | 
     loaded = load_valid(context, revision)
     if environment not in loaded.repository.environments:
         known = ", ".join(sorted(loaded.repository.environments)) or "none"
-        fail(f"unknown environment {environment!r} (environments: {known})")
+        fail(
+            f"unknown environment {environment!r} (environments: {known})",
+            as_json=context.output == "json",
+        )
     try:
         chosen = selection.select(loaded.repository, environment)
     except DependencyCycleError as error:  # validation reports cycles; kept for safety
@@ -181,7 +192,10 @@ def load_valid(context: Context, revision: str | None) -> LoadedRevision:
     if not loaded.is_valid:
         for problem in loaded.problems:
             click.echo(str(problem), err=True)
-        fail(f"{len(loaded.problems)} problems in the manifests at {loaded.revision[:12]}")
+        found = plural(len(loaded.problems), "problem")
+        fail(
+            f"{found} in the manifests at {loaded.revision[:12]}", as_json=context.output == "json"
+        )
     return loaded
 
 

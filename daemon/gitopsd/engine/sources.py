@@ -131,6 +131,9 @@ def _yaml_problem(path: str, text: str, error: yaml.YAMLError) -> Problem:
     problem = getattr(error, "problem", None) or str(error)
     context = getattr(error, "context", None)
     detail = f"{context}: {problem}" if context else problem
+    started = getattr(error, "context_mark", None)
+    if started is not None and mark is not None and started.line != mark.line:
+        detail += f" (started at line {started.line + 1})"
     lines = text.splitlines()
     if 0 < line <= len(lines) and "\t" in lines[line - 1]:
         detail += " (a tab: YAML indents with spaces only)"

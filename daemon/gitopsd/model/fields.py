@@ -13,8 +13,10 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
+INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _DURATION_PATTERN = r"^(\d+h)?(\d+m)?(\d+s)?$"
@@ -27,6 +29,40 @@ def check_name(value: str) -> str:
             f"invalid name {value!r}: use a DNS label (lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters)"
         )
+    return value
+
+
+def input_variable(name: str) -> str:
+    """The environment variable a driver reads an input from: GITOPSD_INPUT_<NAME>."""
+    return "GITOPSD_INPUT_" + re.sub(r"[^A-Z0-9_]", "_", name.upper())
+
+
+def check_input_names(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Input names become variable names, so they must be usable as one, and distinct as one."""
+    seen: dict[str, str] = {}
+    for name in inputs:
+        if not INPUT_NAME.match(name):
+            raise ValueError(f"input name {name!r}: use letters, digits, '_', '-' and '.'")
+        variable = input_variable(name)
+        if variable in seen:
+            raise ValueError(f"inputs {seen[variable]!r} and {name!r} both become {variable}")
+        seen[variable] = name
+    return inputs
+
+
+def check_env_names(env: dict[str, str]) -> dict[str, str]:
+    """Driver environment variables: valid names, and none of the protocol's own."""
+    for name in env:
+        if not ENV_NAME.match(name):
+            raise ValueError(f"environment variable name {name!r}: use letters, digits and '_'")
+        if name.startswith("GITOPSD_"):
+            raise ValueError(f"{name!r}: GITOPSD_* variables are set by gitopsd itself")
+    return env
+
+
+def check_github_repository(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
+        raise ValueError(f"repository {value!r}: use owner/name, as in octo-org/infra")
     return value
 
 
@@ -103,5 +139,6 @@ Command = Annotated[
         }
     ),
 ]
+PositiveSeconds = Annotated[Seconds, Field(gt=0)]
 Cron = Annotated[str, AfterValidator(check_cron)]
 Timezone = Annotated[str, AfterValidator(check_timezone)]

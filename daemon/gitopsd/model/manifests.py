@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from gitopsd.model.fields import Command, Cron, Name, Seconds, Timezone
+from gitopsd.model.fields import (
+    Command,
+    Cron,
+    Name,
+    PositiveSeconds,
+    Seconds,
+    Timezone,
+    check_env_names,
+    check_github_repository,
+    check_input_names,
+)
 
 DEFAULT_LAYERS = ("network", "clusters", "addons", "platform")
 
@@ -40,14 +50,16 @@ class CommandDriver(Strict):
     destroy: Command | None = None
     check: Command | None = Field(default=None, description="drift check; defaults to plan")
     health: Command | None = Field(default=None, description="readiness probe after apply")
-    env: dict[str, str] = Field(default_factory=dict)
+    env: Annotated[dict[str, str], AfterValidator(check_env_names)] = Field(default_factory=dict)
 
 
 class GitHubActionsDriver(Strict):
     """Dispatches a GitHub Actions workflow and follows the run it started."""
 
     type: Literal["github-actions"]
-    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/repo")
+    repository: Annotated[str, AfterValidator(check_github_repository)] = Field(
+        description="owner/repo"
+    )
     workflow: str = Field(min_length=1, description="workflow file name or id")
     ref: str = "main"
     api_url: str = "https://api.github.com"
@@ -64,13 +76,23 @@ class RetryPolicy(Strict):
     backoff: Seconds = 5.0
     max_backoff: Seconds = 120.0
 
+    @model_validator(mode="after")
+    def _backoff_within_max(self) -> RetryPolicy:
+        if self.backoff > self.max_backoff:
+            raise ValueError(
+                f"backoff ({self.backoff:g}s) is longer than max_backoff ({self.max_backoff:g}s)"
+            )
+        return self
+
 
 class ComponentSpec(Strict):
     depends_on: list[Name] = Field(default_factory=list)
     when: str | None = Field(default=None, description="condition (SPEC 3.2); false = not here")
-    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    inputs: Annotated[dict[str, JsonValue], AfterValidator(check_input_names)] = Field(
+        default_factory=dict
+    )
     driver: Driver
-    timeout: Seconds = 900.0
+    timeout: PositiveSeconds = 900.0
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     on_failure: Literal["rollback", "stop", "continue"] = "rollback"
 
@@ -104,14 +126,14 @@ class Approvals(Strict):
 class Gate(Strict):
     name: Name
     command: Command
-    timeout: Seconds = 300.0
+    timeout: PositiveSeconds = 300.0
     retries: int = Field(default=0, ge=0, le=100)
 
 
 class Window(Strict):
     kind: Literal["allow", "deny"]
     schedule: Cron
-    duration: Seconds
+    duration: PositiveSeconds
     timezone: Timezone = "UTC"
 
 

@@ -107,6 +107,8 @@ def _check_condition_variables(
 ) -> Iterator[Problem]:
     """Every variable a `when` reads must exist, even where `and`/`or` would skip it."""
     for component in repository.components.values():
+        if component.manifest.spec.when is None:
+            continue
         condition = _parsed_condition(component)
         if condition is None:
             continue

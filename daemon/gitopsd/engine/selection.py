@@ -111,7 +111,7 @@ def _missing_dependencies(
     once by validation, not once per environment)."""
     problems: list[Problem] = []
     depends_on = component.manifest.spec.depends_on
-    if chosen.keys() >= set(depends_on):
+    if all(dependency in chosen for dependency in depends_on):
         return problems
     for index, dependency in enumerate(depends_on):
         if dependency not in chosen and dependency in repository.components:

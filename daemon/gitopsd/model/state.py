@@ -60,6 +60,13 @@ class RunStatus(StrEnum):
         return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
+class RunPhase(StrEnum):
+    """A run moves forward, and on a failure with `on_failure: rollback`, compensates."""
+
+    FORWARD = "forward"
+    ROLLBACK = "rollback"
+
+
 class StepAction(StrEnum):
     """What a step does to one component; `rollback` re-applies the previous revision."""
 
@@ -117,6 +124,8 @@ class Run(Record):
     trigger: str = "cli"
     actor: str = "local"
     previous_revision: str | None = None
+    phase: RunPhase = RunPhase.FORWARD
+    forced: bool = False
     cancel_requested: bool = False
     error: str | None = None
     created_at: datetime
@@ -135,6 +144,9 @@ class Step(Record):
     attempts: int = 0
     revision: str
     fingerprint: str | None = None
+    previous_state: ComponentState | None = Field(
+        default=None, description="the component before this step: what a rollback restores"
+    )
     exit_code: int | None = None
     output: str = ""
     error: str | None = None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import tarfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +33,9 @@ class GitSource:
         self.repo = repo
         self.branch = branch
         self.location = location
+        # GitPython talks to long-lived `git cat-file` processes that two threads must not
+        # share at once; every use of `repo` goes through this lock.
+        self._lock = threading.RLock()
 
     @classmethod
     def open(cls, location: str, *, branch: str | None, data_dir: Path) -> GitSource:
@@ -46,7 +51,8 @@ class GitSource:
 
     def close(self) -> None:
         """Stop the git helper processes GitPython keeps open for this repository."""
-        self.repo.close()
+        with self._lock:
+            self.repo.close()
 
     def head(self) -> str:
         """The full sha the tracked branch points at now."""
@@ -55,7 +61,8 @@ class GitSource:
     def resolve(self, revision: str) -> str:
         """The full sha of a commit named by sha, prefix, branch or tag."""
         try:
-            return str(self.repo.commit(revision).hexsha)
+            with self._lock:
+                return str(self.repo.commit(revision).hexsha)
         except (git.BadName, ValueError, git.GitCommandError):
             raise GitSourceError(f"{self.location}: no commit named {revision!r}") from None
 
@@ -64,7 +71,8 @@ class GitSource:
         if not self.repo.bare or not self.repo.remotes:
             return
         try:
-            self.repo.git.fetch("--prune", "origin", FETCH_REFSPEC)
+            with self._lock:
+                self.repo.git.fetch("--prune", "origin", FETCH_REFSPEC)
         except git.GitCommandError as error:
             raise GitSourceError(f"cannot fetch {self.location}: {_stderr(error)}") from None
 
@@ -76,9 +84,37 @@ class GitSource:
             zip([path for _, path in chosen], self._read_blobs([s for s, _ in chosen]), strict=True)
         )
 
+    def folder_trees(self, revision: str) -> dict[str, str]:
+        """The git tree id of every folder of a commit: a folder's content digest, for free."""
+        sha = self.resolve(revision)
+        with self._lock:
+            listing = self.repo.git.ls_tree("-r", "-d", "-z", "--full-tree", sha)
+            trees = {"": str(self.repo.commit(sha).tree.hexsha)}
+        for record in listing.split("\0"):
+            if record:
+                meta, _, path = record.partition("\t")
+                trees[path] = meta.split()[2]
+        return trees
+
+    def export(self, revision: str, target: Path) -> None:
+        """Write the files of commit `revision` into the empty folder `target`."""
+        archive = subprocess.Popen(
+            ["git", "archive", "--format=tar", self.resolve(revision)],
+            cwd=self.repo.git_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert archive.stdout is not None
+        with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
+            tar.extractall(target, filter="data")
+        _, stderr = archive.communicate()
+        if archive.returncode != 0:
+            raise GitSourceError(f"cannot export {revision}: {stderr.decode(errors='replace')}")
+
     def _list_blobs(self, revision: str) -> list[tuple[str, str]]:
         sha = self.resolve(revision)
-        listing = self.repo.git.ls_tree("-r", "-z", "--full-tree", sha)
+        with self._lock:
+            listing = self.repo.git.ls_tree("-r", "-z", "--full-tree", sha)
         entries = []
         for record in listing.split("\0"):
             if not record:

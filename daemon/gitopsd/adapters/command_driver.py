@@ -1,0 +1,389 @@
+"""Run a component's `command` driver as a child process (SPEC section 4).
+
+Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for each step, hands a
+`ports.DriverCall` to a `ports.DriverRunner`; this is the runner that touches processes. Per call:
+
+- a private scratch folder (mode 0700) under `work_dir` holds `inputs.json` (the rendered inputs)
+  and `outputs.json` (where `apply` writes its outputs); it is removed when the call ends;
+- the environment is `base_env` without inherited `GITOPSD_*` variables, plus the driver's `env`
+  setting, plus the protocol variables (`GITOPSD_ENVIRONMENT`, `_COMPONENT`, `_REVISION`,
+  `_ACTION`, `_INPUTS`, `_OUTPUTS`, `_STATE_DIR`, and `GITOPSD_INPUT_<NAME>` per input);
+- the argv runs without a shell in its own process group (input values never reach the command
+  line); stdout and stderr go to one temporary file, so a chatty driver costs disk, not memory;
+- on timeout or cancel the group gets SIGTERM, then SIGKILL after `kill_grace` seconds; after any
+  exit, processes left in the group are SIGKILLed, so a backgrounded child never outlives a call.
+
+Captured output is capped at `max_output` bytes (head and tail kept) and secrets are redacted
+before the result leaves this module, so nothing unredacted is stored or logged. A secret is a
+value of at least 4 characters of
+- an environment variable (from `base_env`, including `GITOPSD_*` ones, or the driver's `env`),
+- or a string input,
+whose name matches, case-insensitively, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE, CREDENTIAL,
+PRIVATE, API_KEY, APIKEY, ACCESS_KEY or AUTH. Every occurrence becomes `***`, longest first; a
+secret cut in two by the output cap loses its visible fragment too.
+
+Problems a driver causes (cannot start, killed, bad outputs file) come back as
+`DriverResult.error`, never as exceptions; only a `work_dir` that cannot be used raises `OSError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
+from gitopsd.model.fields import input_variable
+
+__all__ = [
+    "SECRET_NAME",
+    "CommandDriverRunner",
+    "describe_duration",
+    "redact",
+    "secret_values",
+]
+
+SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|PRIVATE|API_KEY|APIKEY|ACCESS_KEY|AUTH",
+    re.IGNORECASE,
+)
+MIN_SECRET_LENGTH = 4
+MAX_OUTPUTS_FILE = 1024 * 1024
+REDACTED = b"***"
+PROTOCOL_PREFIX = "GITOPSD_"
+_WAIT_SLICE = 0.05  # seconds between timeout/cancel checks
+_NOT_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """How the process ended, before its output and outputs file are read."""
+
+    exit_code: int | None = None
+    timed_out: bool = False
+    cancelled: bool = False
+    error: str | None = None
+
+
+class CommandDriverRunner:
+    """`ports.DriverRunner` for `type: command` drivers; safe to call from several threads."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        max_output: int = 65536,
+        kill_grace: float = 10.0,
+        base_env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.work_dir = work_dir
+        self.max_output = max_output
+        self.kill_grace = kill_grace
+        self.base_env = base_env  # None: os.environ as it is at call time
+
+    def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
+        """Run `call.argv` to completion, timeout or cancel; the scratch folder never remains."""
+        started = time.monotonic()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(call), dir=self.work_dir))
+        try:
+            return self._run_in(scratch, call, cancel=cancel, started=started)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _run_in(
+        self, scratch: Path, call: DriverCall, *, cancel: CancelSignal | None, started: float
+    ) -> DriverResult:
+        base_env = dict(os.environ if self.base_env is None else self.base_env)
+        inputs_file, outputs_file = scratch / "inputs.json", scratch / "outputs.json"
+        _write_inputs(inputs_file, call.inputs)
+        env = _protocol_environment(
+            call, base_env=base_env, inputs_file=inputs_file, outputs_file=outputs_file
+        )
+        problem = _prepare_state_dir(call.state_dir) or _unpassable(call, env)
+        if problem is not None:
+            return DriverResult(None, error=problem, duration=time.monotonic() - started)
+        secrets = secret_values(base_env, call)
+        with tempfile.TemporaryFile(dir=scratch) as log:
+            ending = self._execute(call, env=env, log=log, cancel=cancel)
+            output = _capture_output(log, limit=self.max_output, secrets=secrets)
+        outputs, error = None, ending.error
+        if call.action == "apply" and ending.exit_code == 0 and error is None:
+            outputs, error = _read_outputs(outputs_file)
+        return DriverResult(
+            exit_code=ending.exit_code,
+            output=output,
+            outputs=outputs,
+            duration=time.monotonic() - started,
+            timed_out=ending.timed_out,
+            cancelled=ending.cancelled,
+            error=error,
+        )
+
+    def _execute(
+        self, call: DriverCall, *, env: dict[str, str], log: IO[bytes], cancel: CancelSignal | None
+    ) -> _Ending:
+        try:
+            process = subprocess.Popen(
+                list(call.argv),
+                cwd=call.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, killed as a whole
+            )
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            return _Ending(error=f"cannot start {call.argv[0]!r} in {call.cwd}: {reason}")
+        try:
+            return self._supervise(process, call=call, cancel=cancel)
+        finally:
+            # whatever is left: background children after a normal exit, a driver that ignored
+            # SIGTERM, or the driver itself if an exception got us here
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def _supervise(
+        self, process: subprocess.Popen[bytes], *, call: DriverCall, cancel: CancelSignal | None
+    ) -> _Ending:
+        deadline = time.monotonic() + call.timeout
+        while True:
+            try:
+                returncode = process.wait(timeout=min(_WAIT_SLICE, _remaining(deadline)))
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                return _ending_of(returncode)
+            if cancel is not None and cancel.is_set():
+                self._stop(process)
+                return _Ending(cancelled=True, error="cancelled")
+            if time.monotonic() >= deadline:
+                self._stop(process)
+                limit = describe_duration(call.timeout)
+                return _Ending(timed_out=True, error=f"timed out after {limit}")
+
+    def _stop(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGTERM the group and give the driver `kill_grace` seconds to exit; `_execute` then
+        SIGKILLs whatever is left of the group (the driver, if it ignored SIGTERM)."""
+        _signal_group(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=self.kill_grace)
+
+
+def _protocol_environment(
+    call: DriverCall, *, base_env: Mapping[str, str], inputs_file: Path, outputs_file: Path
+) -> dict[str, str]:
+    """The driver's environment: inherited (minus `GITOPSD_*`), its `env`, then the protocol."""
+    env = {name: value for name, value in base_env.items() if not name.startswith(PROTOCOL_PREFIX)}
+    env.update(call.env)
+    env.update(
+        GITOPSD_ENVIRONMENT=call.environment,
+        GITOPSD_COMPONENT=call.component,
+        GITOPSD_REVISION=call.revision,
+        GITOPSD_ACTION=call.action,
+        GITOPSD_INPUTS=str(inputs_file),
+        GITOPSD_OUTPUTS=str(outputs_file),
+        GITOPSD_STATE_DIR=str(call.state_dir),
+    )
+    for name, value in call.inputs.items():
+        env[input_variable(name)] = value if isinstance(value, str) else _compact_json(value)
+    return env
+
+
+def secret_values(base_env: Mapping[str, str], call: DriverCall) -> list[bytes]:
+    """The values to redact (see the module docstring), as bytes, longest first."""
+    named = [*base_env.items(), *call.env.items()]
+    named += [(name, value) for name, value in call.inputs.items() if isinstance(value, str)]
+    found = {
+        _to_bytes(value)
+        for name, value in named
+        if len(value) >= MIN_SECRET_LENGTH and _is_secret_name(name)
+    }
+    return sorted(found, key=len, reverse=True)
+
+
+def _capture_output(log: IO[bytes], *, limit: int, secrets: Sequence[bytes]) -> str:
+    """The captured output, at most `limit` bytes of it (head and tail), secrets redacted."""
+    size = os.fstat(log.fileno()).st_size
+    log.seek(0)
+    if size <= limit:
+        return _decode(redact(log.read(size), secrets))
+    head = redact(log.read(limit // 2), secrets)
+    head = head[: len(head) - _partial_secret_at_end(head, secrets)]
+    log.seek(size - (limit - limit // 2))
+    tail = redact(log.read(limit - limit // 2), secrets)
+    tail = tail[_partial_secret_at_start(tail, secrets) :]
+    omitted = size - len(head) - len(tail)
+    newline = "" if head.endswith(b"\n") or not head else "\n"
+    marker = f"{newline}[... {omitted} bytes omitted ...]\n"
+    return _decode(head) + marker + _decode(tail)
+
+
+def redact(data: bytes, secrets: Iterable[bytes]) -> bytes:
+    """Every occurrence of each secret replaced by `***`, in the order given (longest first)."""
+    for secret in secrets:
+        data = data.replace(secret, REDACTED)
+    return data
+
+
+def _read_outputs(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """`apply`'s outputs: ({}, None) when no file; (None, "outputs file: ...") when unusable."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_OUTPUTS_FILE + 1)
+    except FileNotFoundError:
+        return {}, None
+    except OSError as error:
+        return None, f"outputs file: cannot read {path.name}: {error.strerror or error}"
+    if len(raw) > MAX_OUTPUTS_FILE:
+        return None, f"outputs file: larger than {MAX_OUTPUTS_FILE} bytes (1 MiB)"
+    return _parse_outputs(raw)
+
+
+def describe_duration(seconds: float) -> str:
+    """A duration as Go spells it: `15m0s`, `1h0m0s`, `30s`, `0.3s`."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, rest = divmod(rest, 60)
+    text = f"{round(rest, 3):g}s"
+    if hours:
+        return f"{int(hours)}h{int(minutes)}m{text}"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
+def _parse_outputs(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as error:
+        return None, f"outputs file: not UTF-8 (byte 0x{raw[error.start]:02x} at {error.start})"
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        return None, f"outputs file: invalid JSON at {where}: {error.msg}"
+    except ValueError as error:
+        return None, f"outputs file: invalid JSON: {error}"
+    if not isinstance(value, dict):
+        return None, f"outputs file: expected a JSON object, got {_describe_json(value)}"
+    return value, None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _describe_json(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "null"
+
+
+def _ending_of(returncode: int) -> _Ending:
+    if returncode >= 0:
+        return _Ending(exit_code=returncode)
+    return _Ending(error=f"killed by {_signal_name(-returncode)}")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    # ProcessLookupError: the group is empty already; PermissionError: only strangers are left
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _write_inputs(path: Path, inputs: Mapping[str, Any]) -> None:
+    # ASCII-escaped so any string (lone surrogates included) round-trips through a JSON parser;
+    # `default=str` turns YAML dates and other stragglers into their text instead of failing.
+    path.write_text(json.dumps(dict(inputs), indent=2, default=str) + "\n", encoding="ascii")
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _prepare_state_dir(state_dir: Path) -> str | None:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"cannot create state folder {state_dir}: {error.strerror or error}"
+    return None
+
+
+def _unpassable(call: DriverCall, env: Mapping[str, str]) -> str | None:
+    """Why the call cannot be made before trying (an env value with NUL, an empty argv)."""
+    if not call.argv:
+        return "driver command is empty"
+    for name, value in env.items():
+        if not _is_passable(name, value):
+            return (
+                f"cannot pass environment variable {name!r}: a NUL character, "
+                "a lone surrogate or an '=' in the name"
+            )
+    return None
+
+
+def _is_passable(name: str, value: str) -> bool:
+    """Whether `execve` can carry `name=value` (C strings: no NUL; names: no `=`)."""
+    try:
+        encoded = os.fsencode(name) + os.fsencode(value)
+    except UnicodeEncodeError:
+        return False
+    return bool(name) and b"\0" not in encoded and "=" not in name
+
+
+def _is_secret_name(name: str) -> bool:
+    # the mangled spelling too, so `api-key` counts like `API_KEY`
+    return any(SECRET_NAME.search(spelling) for spelling in (name, input_variable(name)))
+
+
+def _to_bytes(value: str) -> bytes:
+    try:
+        return os.fsencode(value)  # undecodable bytes of inherited variables come back as such
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
+
+
+def _partial_secret_at_end(data: bytes, secrets: Sequence[bytes]) -> int:
+    """Length of the longest end of `data` that starts some secret (cut by the output cap)."""
+    longest = 0
+    for secret in secrets:
+        for length in range(len(secret) - 1, longest, -1):
+            if data.endswith(secret[:length]):
+                longest = length
+                break
+    return longest
+
+
+def _partial_secret_at_start(data: bytes, secrets: Sequence[bytes]) -> int:
+    """Length of the longest start of `data` that ends some secret (cut by the output cap)."""
+    return _partial_secret_at_end(data[::-1], [secret[::-1] for secret in secrets])
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _scratch_prefix(call: DriverCall) -> str:
+    return _NOT_FILE_NAME.sub("_", f"{call.environment}.{call.component}.{call.action}.")

@@ -1,0 +1,147 @@
+"""Decide which components a run changes: desired state fingerprints against the last apply.
+
+A component's desired state in an environment is its files at the revision (the git tree of
+its folder), its rendered inputs and its driver. Its fingerprint is compared with the one
+recorded at its last apply: only a difference runs it. Inputs that read a dependency's
+outputs are rendered with the outputs known now, so a dependent is decided again after each
+dependency applies (`decide` is called by execution at that moment, and by `plan` up front).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from gitopsd.engine import rendering
+from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
+from gitopsd.engine.references import ExpressionError
+from gitopsd.engine.selection import Selection, scope_for
+from gitopsd.model.state import ComponentState, ComponentStatus
+
+Outputs = Mapping[str, Mapping[str, Any]]
+
+
+class Verdict(StrEnum):
+    RUN = "run"
+    UNCHANGED = "unchanged"
+    WAITING = "waiting"  # inputs read outputs a dependency has not produced yet
+
+
+@dataclass(frozen=True)
+class Decision:
+    component: str
+    verdict: Verdict
+    reason: str
+    fingerprint: str | None = None
+    inputs: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run at `revision` would do, in apply order."""
+
+    environment: str
+    revision: str
+    decisions: list[Decision]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(d.verdict is not Verdict.UNCHANGED for d in self.decisions)
+
+
+def fingerprint(*, tree: str, inputs: Mapping[str, Any], component: ComponentEntry) -> str:
+    """A digest of everything that defines the component's desired state."""
+    spec = component.manifest.spec
+    desired = {
+        "tree": tree,
+        "inputs": inputs,
+        "driver": spec.driver.model_dump(mode="json"),
+        "timeout": spec.timeout,
+    }
+    encoded = json.dumps(desired, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def decide(
+    component: ComponentEntry,
+    *,
+    environment: EnvironmentEntry,
+    revision: str,
+    tree: str,
+    outputs: Outputs,
+    last: ComponentState | None,
+) -> Decision:
+    """Whether `component` must run, given the outputs its dependencies have now."""
+    name = component.manifest.name
+    scope = scope_for(
+        environment, name, revision=revision, outputs=_own_outputs(component, outputs)
+    )
+    try:
+        inputs = rendering.render(component.manifest.spec.inputs, scope)
+    except ExpressionError as error:
+        return Decision(name, Verdict.WAITING, f"inputs wait for a dependency: {error}")
+    digest = fingerprint(tree=tree, inputs=inputs, component=component)
+    reason = _change_reason(digest, inputs, last)
+    verdict = Verdict.UNCHANGED if reason is None else Verdict.RUN
+    return Decision(name, verdict, reason or "unchanged", digest, inputs)
+
+
+def plan(
+    selection: Selection,
+    *,
+    revision: str,
+    trees: Mapping[str, str],
+    observed: Mapping[str, ComponentState],
+) -> Plan:
+    """Decide every selected component up front, with the outputs recorded now.
+
+    A dependent of a component that will run may change once that one's outputs are known;
+    it is marked WAITING here and decided for real when execution reaches it.
+    """
+    outputs = {name: state.outputs for name, state in observed.items()}
+    decisions: list[Decision] = []
+    moving: set[str] = set()
+    for component in selection.components:
+        name = component.manifest.name
+        decision = decide(
+            component,
+            environment=selection.environment,
+            revision=revision,
+            tree=trees[component.folder],
+            outputs=outputs,
+            last=observed.get(name),
+        )
+        upstream = [d for d in component.manifest.spec.depends_on if d in moving]
+        if decision.verdict is Verdict.UNCHANGED and upstream:
+            reason = f"decided after {', '.join(upstream)} apply (its outputs may change)"
+            decision = Decision(name, Verdict.WAITING, reason)
+        if decision.verdict is not Verdict.UNCHANGED:
+            moving.add(name)
+        decisions.append(decision)
+    return Plan(selection.environment.manifest.name, revision, decisions)
+
+
+def _own_outputs(component: ComponentEntry, outputs: Outputs) -> dict[str, dict[str, Any]]:
+    """Only the dependencies' outputs: a component never sees anything else."""
+    return {d: dict(outputs[d]) for d in component.manifest.spec.depends_on if d in outputs}
+
+
+def _change_reason(
+    digest: str, inputs: Mapping[str, Any], last: ComponentState | None
+) -> str | None:
+    if last is None:
+        return "new in this environment"
+    if last.status is not ComponentStatus.APPLIED:
+        return f"last apply left it {last.status.value}"
+    if last.fingerprint == digest:
+        return None
+    if dict(last.inputs) != dict(inputs):
+        changed = sorted(
+            k for k in set(inputs) | set(last.inputs) if inputs.get(k) != last.inputs.get(k)
+        )
+        return "inputs changed: " + ", ".join(changed)
+    return "files or driver changed"

@@ -1,0 +1,83 @@
+"""Read-only checkouts of revisions, and the folder digests planning compares."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gitopsd.adapters.checkouts import CheckoutCache
+from gitopsd.adapters.gitrepo import GitSource
+from tests.gitrepos import commit_files
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Iterator[GitSource]:
+    with GitSource.open(str(tmp_path / "repo"), branch=None, data_dir=tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture(autouse=True)
+def repo(tmp_path: Path) -> Path:
+    commit_files(tmp_path / "repo", {"components/a/run.sh": "#!/bin/sh\necho a\n", "x": "1"})
+    (tmp_path / "repo" / "components" / "a" / "run.sh").chmod(0o755)
+    commit_files(tmp_path / "repo", {}, message="mode")
+    return tmp_path / "repo"
+
+
+def test_a_checkout_holds_the_commit_read_only_with_modes_kept(
+    source: GitSource, repo: Path, tmp_path: Path
+) -> None:
+    (repo / "x").write_text("uncommitted")
+    cache = CheckoutCache(source, tmp_path / "checkouts")
+    tree = cache.path(source.head())
+    assert tree == tmp_path / "checkouts" / source.head()
+    assert (tree / "x").read_text() == "1"
+    script = tree / "components" / "a" / "run.sh"
+    assert os.access(script, os.X_OK)
+    assert not script.stat().st_mode & 0o222
+    assert not (tree / "components").stat().st_mode & 0o222
+
+
+def test_a_checkout_is_reused_and_exported_once_under_concurrency(
+    source: GitSource, tmp_path: Path
+) -> None:
+    cache = CheckoutCache(source, tmp_path / "checkouts")
+    paths: list[Path] = []
+    threads = [threading.Thread(target=lambda: paths.append(cache.path("HEAD"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(paths)) == 1
+    assert sorted(p.name for p in (tmp_path / "checkouts").iterdir()) == [source.head()]
+
+
+def test_prune_keeps_the_most_recent_and_the_pinned(
+    source: GitSource, repo: Path, tmp_path: Path
+) -> None:
+    shas = [source.head()]
+    for index in range(3):
+        shas.append(commit_files(repo, {"x": str(index + 2)}))
+    cache = CheckoutCache(source, tmp_path / "checkouts", keep=2)
+    for index, sha in enumerate(shas):
+        os.utime(cache.path(sha), (1000 + index, 1000 + index))
+    removed = cache.prune(pinned=[shas[0]])
+    assert removed == [shas[1]]
+    assert sorted(p.name for p in (tmp_path / "checkouts").iterdir()) == sorted(
+        [shas[0], shas[2], shas[3]]
+    )
+
+
+def test_folder_trees_change_only_where_files_change(source: GitSource, repo: Path) -> None:
+    before = source.folder_trees(source.head())
+    commit_files(repo, {"components/b/file": "new", "x": "changed"})
+    source.fetch()
+    after = source.folder_trees(source.head())
+    assert after["components/a"] == before["components/a"]
+    assert "components/b" in after and "components/b" not in before
+    assert after["components"] != before["components"]
+    assert after[""] != before[""]

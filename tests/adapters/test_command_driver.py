@@ -1,0 +1,574 @@
+"""The command driver protocol, run on real processes: variables, files, exit codes, timeouts,
+cancellation, process-group cleanup, output capping and secret redaction."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitopsd.adapters.command_driver import CommandDriverRunner, describe_duration
+from gitopsd.engine.ports import DriverCall, DriverResult
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+INHERITED = {"GITOPSD_DATA_DIR": "/leak", "GITOPSD_API_TOKEN": "daemon-token-1"}
+
+DUMP_DRIVER = """
+import json, os, sys
+inputs = json.load(open(os.environ["GITOPSD_INPUTS"], encoding="utf-8"))
+dump = {"env": dict(os.environ), "argv": sys.argv, "cwd": os.getcwd(), "inputs": inputs}
+with open(os.environ["DUMP_TO"], "w", encoding="utf-8") as file:
+    json.dump(dump, file)
+"""
+
+
+@pytest.fixture(autouse=True)
+def component(tmp_path: Path) -> Path:
+    folder = tmp_path / "checkout" / "components" / "network"
+    folder.mkdir(parents=True)
+    return folder
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> CommandDriverRunner:
+    return make_runner(tmp_path)
+
+
+def make_runner(tmp_path: Path, **options: Any) -> CommandDriverRunner:
+    base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUTF8": "1", **INHERITED}
+    options.setdefault("base_env", base_env)
+    return CommandDriverRunner(tmp_path / "work", **options)
+
+
+def make_call(tmp_path: Path, argv: Sequence[str], **changes: Any) -> DriverCall:
+    fields: dict[str, Any] = {
+        "argv": tuple(argv),
+        "cwd": tmp_path / "checkout" / "components" / "network",
+        "environment": "dev",
+        "component": "network",
+        "revision": SHA,
+        "action": "plan",
+        "inputs": {},
+        "state_dir": tmp_path / "state" / "dev" / "network",
+        "timeout": 10.0,
+    }
+    return DriverCall(**(fields | changes))
+
+
+def script(tmp_path: Path, name: str, text: str) -> Path:
+    """An executable driver script; `#!/bin/sh` unless it starts with its own `#!`."""
+    path = tmp_path / name
+    path.write_text(text if text.startswith("#!") else "#!/bin/sh\n" + text)
+    path.chmod(0o755)
+    return path
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def run_dump(
+    runner: CommandDriverRunner, tmp_path: Path, **changes: Any
+) -> tuple[DriverResult, dict[str, Any]]:
+    dump = tmp_path / "dump.json"
+    env = {"DUMP_TO": str(dump), **changes.pop("env", {})}
+    result = runner.run(make_call(tmp_path, python(DUMP_DRIVER), env=env, **changes))
+    assert result.exit_code == 0, result
+    return result, json.loads(dump.read_text(encoding="utf-8"))
+
+
+def is_gone(pid: int) -> bool:
+    """Dead, or a zombie waiting for an init that may never reap it."""
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (ProcessLookupError, FileNotFoundError):
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def wait_gone(pids: Sequence[int], within: float = 1.0) -> bool:
+    deadline = time.monotonic() + within
+    while not all(is_gone(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def read_pids(folder: Path, *names: str) -> list[int]:
+    return [int((folder / name).read_text()) for name in names]
+
+
+# --- the environment and files a driver sees -------------------------------------------------
+
+
+def test_protocol_variables_have_the_calls_values(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    call_env = {"TF_IN_AUTOMATION": "1"}
+    _, dump = run_dump(runner, tmp_path, action="apply", inputs={"region": "west"}, env=call_env)
+    env = dump["env"]
+    assert env["GITOPSD_ENVIRONMENT"] == "dev"
+    assert env["GITOPSD_COMPONENT"] == "network"
+    assert env["GITOPSD_REVISION"] == SHA
+    assert env["GITOPSD_ACTION"] == "apply"
+    assert env["GITOPSD_STATE_DIR"] == str(tmp_path / "state" / "dev" / "network")
+    inputs_file, outputs_file = Path(env["GITOPSD_INPUTS"]), Path(env["GITOPSD_OUTPUTS"])
+    assert inputs_file.name == "inputs.json" and outputs_file.name == "outputs.json"
+    assert inputs_file.parent == outputs_file.parent
+    assert inputs_file.parent.parent == tmp_path / "work"
+    assert dump["inputs"] == {"region": "west"}
+    assert env["TF_IN_AUTOMATION"] == "1"
+    assert {name for name in env if name.startswith("GITOPSD_")} == {
+        "GITOPSD_ENVIRONMENT",
+        "GITOPSD_COMPONENT",
+        "GITOPSD_REVISION",
+        "GITOPSD_ACTION",
+        "GITOPSD_INPUTS",
+        "GITOPSD_OUTPUTS",
+        "GITOPSD_STATE_DIR",
+        "GITOPSD_INPUT_REGION",
+    }
+
+
+def test_inherited_gitopsd_variables_are_not_passed(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    _, dump = run_dump(runner, tmp_path)
+    assert not set(INHERITED) & set(dump["env"])
+    assert dump["env"]["PYTHONUTF8"] == "1"  # the rest of the base environment is
+
+
+def test_call_env_cannot_override_protocol_variables(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    _, dump = run_dump(runner, tmp_path, env={"GITOPSD_ACTION": "destroy"})
+    assert dump["env"]["GITOPSD_ACTION"] == "plan"
+
+
+def test_base_env_defaults_to_the_process_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SET_AFTER_CONSTRUCTION", "yes")
+    monkeypatch.setenv("GITOPSD_CONFIG", "/etc/gitopsd.yaml")
+    runner = CommandDriverRunner(tmp_path / "work")
+    monkeypatch.setenv("SET_LATER_STILL", "also")
+    _, dump = run_dump(runner, tmp_path)
+    assert dump["env"]["SET_AFTER_CONSTRUCTION"] == "yes"
+    assert dump["env"]["SET_LATER_STILL"] == "also"
+    assert "GITOPSD_CONFIG" not in dump["env"]
+
+
+def test_input_variables_are_mangled_names_and_compact_json(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    inputs = {
+        "vnet-id": "vnet-1",
+        "node.count": 3,
+        "enabled": True,
+        "tags": {"a": 1},
+        "nothing": None,
+        "ratio": 0.5,
+        "Mixed_Case9": "m",
+        "zones": [1, "b"],
+        "number_text": "3",
+    }
+    _, dump = run_dump(runner, tmp_path, inputs=inputs)
+    env = dump["env"]
+    assert env["GITOPSD_INPUT_VNET_ID"] == "vnet-1"
+    assert env["GITOPSD_INPUT_NODE_COUNT"] == "3"
+    assert env["GITOPSD_INPUT_ENABLED"] == "true"
+    assert env["GITOPSD_INPUT_TAGS"] == '{"a":1}'
+    assert env["GITOPSD_INPUT_NOTHING"] == "null"
+    assert env["GITOPSD_INPUT_RATIO"] == "0.5"
+    assert env["GITOPSD_INPUT_MIXED_CASE9"] == "m"
+    assert env["GITOPSD_INPUT_ZONES"] == '[1,"b"]'
+    assert env["GITOPSD_INPUT_NUMBER_TEXT"] == "3"
+    assert dump["inputs"] == inputs  # the file keeps names and types as they are
+
+
+def test_the_working_directory_is_the_calls_cwd(
+    runner: CommandDriverRunner, tmp_path: Path, component: Path
+) -> None:
+    _, dump = run_dump(runner, tmp_path)
+    assert Path(dump["cwd"]).resolve() == component.resolve()
+
+
+def test_a_relative_command_runs_from_the_component_folder(
+    runner: CommandDriverRunner, tmp_path: Path, component: Path
+) -> None:
+    script(component, "plan.sh", "echo planned in $(pwd)\n")
+    result = runner.run(make_call(tmp_path, ["./plan.sh"]))
+    assert result.exit_code == 0
+    assert result.output == f"planned in {component}\n"
+
+
+def test_state_dir_is_created_and_kept_across_calls(
+    runner: CommandDriverRunner, tmp_path: Path, component: Path
+) -> None:
+    counter = script(
+        tmp_path,
+        "count.sh",
+        'n=$(cat "$GITOPSD_STATE_DIR/n" 2>/dev/null || echo 0)\n'
+        'echo $((n + 1)) > "$GITOPSD_STATE_DIR/n"\n'
+        "echo run $((n + 1))\n",
+    )
+    state_dir = tmp_path / "state" / "dev" / "network"
+    assert not state_dir.exists()
+    first = runner.run(make_call(tmp_path, [str(counter)]))
+    second = runner.run(make_call(tmp_path, [str(counter)]))
+    assert (first.output, second.output) == ("run 1\n", "run 2\n")
+    assert (state_dir / "n").read_text() == "2\n"
+
+
+# --- hostile inputs --------------------------------------------------------------------------
+
+
+def test_hostile_inputs_arrive_verbatim_and_never_in_argv(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    inputs = {
+        "subst": f"$(touch {marker})",
+        "backticks": f"`touch {marker}`",
+        "chain": f"; rm -rf x; touch {marker}",
+        "quotes": "'\"\\",
+        "lines": "one\ntwo\r\nthree\n",
+        "big": "x" * 100_000,
+        "unicode": "héllo ✓ 日本 🚀",
+        "spaces": "  leading and trailing  ",
+        "empty": "",
+    }
+    _, dump = run_dump(runner, tmp_path, inputs=inputs)
+    assert dump["inputs"] == inputs
+    for name, value in inputs.items():
+        assert dump["env"][f"GITOPSD_INPUT_{name.upper()}"] == value
+    assert dump["argv"] == ["-c"]  # python -c: nothing but the program itself
+    assert not marker.exists()
+
+
+def test_a_shell_driver_using_hostile_inputs_runs_nothing(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    marker = tmp_path / "pwned"
+    echo = script(tmp_path, "echo.sh", 'printf "%s|" "$GITOPSD_INPUT_A" $GITOPSD_INPUT_B "$@"\n')
+    inputs = {"a": f"$(touch {marker})", "b": f"`touch {marker}`"}
+    result = runner.run(make_call(tmp_path, [str(echo)], inputs=inputs))
+    assert result.output == f"$(touch {marker})|`touch|{marker}`|"
+    assert not marker.exists()
+
+
+def test_an_input_that_no_environment_can_carry_is_an_error(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    result = runner.run(make_call(tmp_path, python("pass"), inputs={"nul": "a\0b"}))
+    assert result.exit_code is None
+    assert result.error is not None and "'GITOPSD_INPUT_NUL'" in result.error
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+# --- exit codes and outputs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3])
+def test_exit_codes_pass_through(runner: CommandDriverRunner, tmp_path: Path, code: int) -> None:
+    result = runner.run(make_call(tmp_path, python(f"import sys; sys.exit({code})")))
+    assert result.exit_code == code
+    assert result.error is None
+    assert result.succeeded is (code == 0)
+    assert not result.timed_out and not result.cancelled
+
+
+def apply_writing(runner: CommandDriverRunner, tmp_path: Path, content: str) -> DriverResult:
+    """Run an apply that writes `content`, a Python expression, as its outputs file."""
+    code = f"import os; open(os.environ['GITOPSD_OUTPUTS'], 'w').write({content})"
+    return runner.run(make_call(tmp_path, python(code), action="apply"))
+
+
+def test_apply_returns_the_outputs_object(runner: CommandDriverRunner, tmp_path: Path) -> None:
+    result = apply_writing(runner, tmp_path, repr('{"vnet_id": "v", "subnets": ["a", "b"]}'))
+    assert result.succeeded
+    assert result.outputs == {"vnet_id": "v", "subnets": ["a", "b"]}
+
+
+def test_apply_without_an_outputs_file_has_no_outputs(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    result = runner.run(make_call(tmp_path, python("pass"), action="apply"))
+    assert result.succeeded
+    assert result.outputs == {}
+
+
+def test_invalid_outputs_json_names_line_and_column(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    result = apply_writing(runner, tmp_path, repr('{\n  "a": 1,\n  oops\n}'))
+    assert result.exit_code == 0 and not result.succeeded
+    assert result.outputs is None
+    assert result.error is not None
+    assert result.error.startswith("outputs file: invalid JSON at line 3, column 3")
+
+
+@pytest.mark.parametrize(
+    ("content", "described"),
+    [("[1, 2]", "a list"), ('"text"', "a string"), ("3", "a number"), ("null", "null")],
+)
+def test_outputs_that_are_not_an_object_are_an_error(
+    runner: CommandDriverRunner, tmp_path: Path, content: str, described: str
+) -> None:
+    result = apply_writing(runner, tmp_path, repr(content))
+    assert result.outputs is None
+    assert result.error == f"outputs file: expected a JSON object, got {described}"
+
+
+def test_outputs_over_one_mebibyte_are_an_error(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    result = apply_writing(runner, tmp_path, """'{"a": "' + 'x' * 2**20 + '"}'""")
+    assert result.exit_code == 0
+    assert result.outputs is None
+    assert result.error is not None
+    assert result.error.startswith("outputs file: larger than")
+
+
+def test_outputs_are_read_only_after_a_successful_apply(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    writes = "import os; open(os.environ['GITOPSD_OUTPUTS'], 'w').write('{\"a\": 1}')"
+    failed = runner.run(make_call(tmp_path, python(writes + "; exit(1)"), action="apply"))
+    planned = runner.run(make_call(tmp_path, python(writes), action="plan"))
+    assert (failed.exit_code, failed.outputs, failed.error) == (1, None, None)
+    assert (planned.exit_code, planned.outputs) == (0, None)
+
+
+# --- timeouts, cancellation and process groups -----------------------------------------------
+
+SPAWNS_AND_SLEEPS = """
+sleep 60 &
+echo $! > "$PIDS/grandchild"
+echo $$ > "$PIDS/driver"
+sleep 60
+"""
+
+
+def test_a_timeout_kills_the_whole_process_group(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    driver = script(tmp_path, "spawn.sh", SPAWNS_AND_SLEEPS)
+    call = make_call(tmp_path, [str(driver)], timeout=0.4, env={"PIDS": str(tmp_path)})
+    result = runner.run(call)
+    assert result.timed_out and not result.cancelled
+    assert result.exit_code is None
+    assert result.error == "timed out after 0.4s"
+    assert result.duration < 1.5
+    assert wait_gone(read_pids(tmp_path, "driver", "grandchild"))
+
+
+def test_a_driver_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, kill_grace=0.3)
+    stubborn = "trap '' TERM\n" + SPAWNS_AND_SLEEPS  # the ignored TERM is inherited by both
+    driver = script(tmp_path, "stubborn.sh", stubborn)
+    call = make_call(tmp_path, [str(driver)], timeout=0.3, env={"PIDS": str(tmp_path)})
+    result = runner.run(call)
+    assert result.timed_out
+    assert 0.6 <= result.duration < 1.6
+    assert wait_gone(read_pids(tmp_path, "driver", "grandchild"))
+
+
+def test_a_driver_handling_sigterm_exits_before_the_grace(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, kill_grace=5.0)
+    graceful = script(tmp_path, "graceful.sh", "trap 'echo cleaned up; exit 0' TERM\nsleep 60\n")
+    result = runner.run(make_call(tmp_path, [str(graceful)], timeout=0.3))
+    assert result.timed_out and result.exit_code is None
+    assert result.duration < 1.5
+    assert "cleaned up" in result.output
+
+
+def test_cancel_stops_the_driver(runner: CommandDriverRunner, tmp_path: Path) -> None:
+    driver = script(tmp_path, "spawn.sh", SPAWNS_AND_SLEEPS)
+    cancel = threading.Event()
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    try:
+        call = make_call(tmp_path, [str(driver)], env={"PIDS": str(tmp_path)})
+        result = runner.run(call, cancel=cancel)
+    finally:
+        timer.cancel()
+    assert result.cancelled and not result.timed_out
+    assert (result.exit_code, result.error) == (None, "cancelled")
+    assert result.duration < 1.5
+    assert wait_gone(read_pids(tmp_path, "driver", "grandchild"))
+
+
+def test_a_background_child_does_not_outlive_a_normal_exit(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    driver = script(tmp_path, "leak.sh", 'sleep 60 &\necho $! > "$PIDS/grandchild"\nexit 0\n')
+    result = runner.run(make_call(tmp_path, [str(driver)], env={"PIDS": str(tmp_path)}))
+    assert result.exit_code == 0
+    assert result.duration < 1.0
+    assert wait_gone(read_pids(tmp_path, "grandchild"))
+
+
+def test_a_driver_killed_by_a_signal_has_no_exit_code(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    result = runner.run(make_call(tmp_path, python("import os; os.kill(os.getpid(), 9)")))
+    assert result.exit_code is None
+    assert result.error == "killed by SIGKILL"
+    assert not result.timed_out
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(900, "15m0s"), (30, "30s"), (0.3, "0.3s"), (3600, "1h0m0s"), (5430.5, "1h30m30.5s")],
+)
+def test_durations_are_described_as_go_does(seconds: float, text: str) -> None:
+    assert describe_duration(seconds) == text
+
+
+# --- captured output -------------------------------------------------------------------------
+
+
+def test_stdout_and_stderr_are_captured_together(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    driver = script(tmp_path, "both.sh", "echo out\necho err >&2\necho out again\n")
+    result = runner.run(make_call(tmp_path, [str(driver)]))
+    assert result.output == "out\nerr\nout again\n"
+
+
+def test_output_is_capped_keeping_head_and_tail(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, max_output=1000)
+    code = "print('BEGIN' + 'x' * 5000 + 'END')"  # 5009 bytes with the newline
+    result = runner.run(make_call(tmp_path, python(code)))
+    head, marker, tail = result.output.split("\n")[:3]
+    assert head == "BEGIN" + "x" * 495
+    assert marker == "[... 4009 bytes omitted ...]"
+    assert tail == "x" * 496 + "END"
+
+
+def test_invalid_utf8_output_is_replaced_not_fatal(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    code = "import sys; sys.stdout.buffer.write(b'ok \\xff\\xfe done')"
+    assert runner.run(make_call(tmp_path, python(code))).output == "ok \ufffd\ufffd done"
+
+
+SECRET_ENV = {"DEPLOY_TOKEN": "token-from-daemon", "REGION_NAME": "north-pole"}
+
+
+def test_secrets_from_env_and_inputs_are_redacted(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, base_env={**SECRET_ENV, "PATH": os.environ["PATH"]})
+    inputs = {
+        "api-key": "input-secret",
+        "db_password": "hunter22",
+        "client_secret": "abc",  # shorter than 4: too common to hide
+        "region": "westeurope",
+        "node_count": 12345,
+    }
+    call_env = {"GITHUB_AUTH": "driver-env-secret", "MODE": "fast"}
+    values = [*SECRET_ENV.values(), *call_env.values(), *map(str, inputs.values())]
+    code = f"print({values!r})"
+    result = runner.run(make_call(tmp_path, python(code), inputs=inputs, env=call_env))
+    for hidden in ("token-from-daemon", "driver-env-secret", "input-secret", "hunter22"):
+        assert hidden not in result.output
+    assert result.output.count("***") == 4
+    for shown in ("north-pole", "fast", "'abc'", "westeurope", "12345"):
+        assert shown in result.output
+
+
+def test_longer_secrets_are_redacted_first(tmp_path: Path) -> None:
+    base_env = {"PATH": os.environ["PATH"], "SHORT_TOKEN": "abcd", "LONG_TOKEN": "abcdefgh"}
+    runner = make_runner(tmp_path, base_env=base_env)
+    result = runner.run(make_call(tmp_path, python("print('abcdefgh abcd')")))
+    assert result.output == "*** ***\n"
+
+
+def test_a_secret_cut_by_the_output_cap_leaves_no_fragment(tmp_path: Path) -> None:
+    secret = "s3cr3t-value-0123456789"
+    base_env = {"PATH": os.environ["PATH"], "VAULT_TOKEN": secret}
+    runner = make_runner(tmp_path, max_output=100, base_env=base_env)
+    # the head keeps 50 bytes, ending in the middle of the first secret; the tail (50 bytes)
+    # starts in the middle of the second
+    code = f"print('h' * 40 + {secret!r} + 'm' * 200 + {secret!r} + 't' * 35, end='')"
+    output = runner.run(make_call(tmp_path, python(code))).output
+    assert output.startswith("h" * 40 + "\n[... ")
+    assert output.endswith(" bytes omitted ...]\n" + "t" * 35)
+    assert "s3" not in output and "89" not in output
+
+
+# --- commands that cannot run, and cleaning up -----------------------------------------------
+
+
+def test_a_missing_executable_is_an_error_not_an_exception(
+    runner: CommandDriverRunner, tmp_path: Path, component: Path
+) -> None:
+    result = runner.run(make_call(tmp_path, ["./no-such-driver.sh", "plan"]))
+    assert result.exit_code is None
+    assert result.error == (
+        f"cannot start './no-such-driver.sh' in {component}: No such file or directory"
+    )
+
+
+def test_a_file_that_is_not_executable_is_an_error(
+    runner: CommandDriverRunner, tmp_path: Path, component: Path
+) -> None:
+    (component / "plan.sh").write_text("#!/bin/sh\necho hi\n")
+    result = runner.run(make_call(tmp_path, ["./plan.sh"]))
+    assert result.exit_code is None
+    assert result.error == f"cannot start './plan.sh' in {component}: Permission denied"
+
+
+def test_a_missing_working_directory_is_an_error(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    gone = tmp_path / "gone"
+    result = runner.run(make_call(tmp_path, python("pass"), cwd=gone))
+    assert result.exit_code is None
+    assert result.error is not None
+    assert result.error.startswith(f"cannot start {sys.executable!r} in {gone}: ")
+
+
+def test_the_scratch_folder_is_removed_after_every_kind_of_call(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    _, dump = run_dump(runner, tmp_path, action="apply", inputs={"a": "b"})
+    assert not Path(dump["env"]["GITOPSD_INPUTS"]).parent.exists()
+    runner.run(make_call(tmp_path, ["./missing"]))
+    runner.run(make_call(tmp_path, python("import time; time.sleep(5)"), timeout=0.1))
+    runner.run(
+        make_call(tmp_path, python("open(__import__('os').environ['GITOPSD_OUTPUTS'], 'w')"))
+    )
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_calls_run_in_parallel_without_sharing_files(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    code = (
+        "import json, os, time; time.sleep(0.2)\n"
+        "value = json.load(open(os.environ['GITOPSD_INPUTS']))['n']\n"
+        "open(os.environ['GITOPSD_OUTPUTS'], 'w').write(json.dumps({'n': value}))"
+    )
+    results: dict[int, DriverResult] = {}
+
+    def call(n: int) -> None:
+        results[n] = runner.run(make_call(tmp_path, python(code), action="apply", inputs={"n": n}))
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(4)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert time.monotonic() - started < 1.5
+    assert {n: result.outputs for n, result in results.items()} == {n: {"n": n} for n in range(4)}

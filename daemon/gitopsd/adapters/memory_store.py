@@ -1,0 +1,152 @@
+"""An in-memory state store: the StateStore contract without durability, for tests and demos.
+
+Passes the same contract suite as the SQLite store. A transaction holds one lock and keeps a
+copy of the tables to restore if the block raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from gitopsd.model.state import ComponentState, EnvironmentState, Event, Run, Step
+
+
+@dataclass
+class _Tables:
+    environments: dict[str, EnvironmentState] = field(default_factory=dict)
+    components: dict[tuple[str, str], ComponentState] = field(default_factory=dict)
+    runs: dict[str, Run] = field(default_factory=dict)
+    steps: dict[tuple[str, int], Step] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._tables = _Tables()
+        self._lock = threading.RLock()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            saved = _Tables(
+                **{name: copy.copy(table) for name, table in vars(self._tables).items()}
+            )
+            try:
+                yield
+            except BaseException:
+                self._tables = saved
+                raise
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def get_environment(self, name: str) -> EnvironmentState | None:
+        with self._lock:
+            return self._tables.environments.get(name)
+
+    def list_environments(self) -> list[EnvironmentState]:
+        with self._lock:
+            return [self._tables.environments[n] for n in sorted(self._tables.environments)]
+
+    def save_environment(self, state: EnvironmentState) -> None:
+        with self._lock:
+            self._tables.environments[state.name] = state
+
+    def get_component(self, environment: str, name: str) -> ComponentState | None:
+        with self._lock:
+            return self._tables.components.get((environment, name))
+
+    def list_components(self, environment: str) -> list[ComponentState]:
+        with self._lock:
+            found = [s for (env, _), s in self._tables.components.items() if env == environment]
+        return sorted(found, key=lambda state: state.name)
+
+    def save_component(self, state: ComponentState) -> None:
+        with self._lock:
+            self._tables.components[(state.environment, state.name)] = state
+
+    def delete_component(self, environment: str, name: str) -> None:
+        with self._lock:
+            self._tables.components.pop((environment, name), None)
+
+    def save_run(self, run: Run) -> None:
+        with self._lock:
+            self._tables.runs[run.id] = run
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self._lock:
+            return self._tables.runs.get(run_id)
+
+    def list_runs(self, environment: str | None = None, *, limit: int = 50) -> list[Run]:
+        with self._lock:
+            runs = [r for r in self._tables.runs.values() if environment in (None, r.environment)]
+        runs.sort(key=lambda run: (run.created_at, run.id), reverse=True)
+        return runs[:limit]
+
+    def unfinished_runs(self, environment: str | None = None) -> list[Run]:
+        with self._lock:
+            runs = [
+                r
+                for r in self._tables.runs.values()
+                if environment in (None, r.environment) and not r.status.is_finished
+            ]
+        return sorted(runs, key=lambda run: (run.created_at, run.id))
+
+    def save_step(self, step: Step) -> None:
+        with self._lock:
+            self._tables.steps[(step.run_id, step.index)] = step
+
+    def list_steps(self, run_id: str) -> list[Step]:
+        with self._lock:
+            steps = [s for (rid, _), s in self._tables.steps.items() if rid == run_id]
+        return sorted(steps, key=lambda step: step.index)
+
+    def append_event(self, event: Event) -> Event:
+        with self._lock:
+            stored = event.model_copy(update={"id": len(self._tables.events) + 1})
+            self._tables.events.append(stored)
+            return stored
+
+    def list_events(
+        self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
+    ) -> list[Event]:
+        with self._lock:
+            events = [
+                e
+                for e in reversed(self._tables.events)
+                if environment in (None, e.environment) and run_id in (None, e.run_id)
+            ]
+        return events[:limit]
+
+    def acquire_lease(
+        self,
+        environment: str,
+        holder: str,
+        *,
+        now: datetime,
+        ttl: float,
+        takeover: str | None = None,
+    ) -> bool:
+        with self._lock:
+            current = self._tables.leases.get(environment)
+            if current is not None and current[1] > now and current[0] not in (holder, takeover):
+                return False
+            self._tables.leases[environment] = (holder, now + timedelta(seconds=ttl))
+            return True
+
+    def release_lease(self, environment: str, holder: str) -> None:
+        with self._lock:
+            current = self._tables.leases.get(environment)
+            if current is not None and current[0] == holder:
+                del self._tables.leases[environment]
+
+    def lease_holder(self, environment: str, *, now: datetime) -> str | None:
+        with self._lock:
+            current = self._tables.leases.get(environment)
+            return current[0] if current is not None and current[1] > now else None

@@ -1,0 +1,85 @@
+"""At most one run per environment: a lease in the state store, renewed while a run lasts.
+
+The lease expires by itself (`TTL`) if its holder dies, and a holder on this machine whose
+process is gone is taken over at once, so `kill -9` followed by another command resumes
+without waiting. A holder that fails to renew (it was paused, someone else took over) stops
+its run through the cancel flag rather than carrying on unfenced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+
+from gitopsd.engine.ports import Clock, StateStore
+
+TTL = 30.0
+
+
+class BusyError(Exception):
+    """Another live process holds the environment's lease."""
+
+
+def holder_id() -> str:
+    """Who holds a lease: this host and process, and a nonce against pid reuse."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def is_dead(holder: str) -> bool:
+    """Whether `holder` is a process of this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def held(
+    store: StateStore,
+    environment: str,
+    *,
+    holder: str,
+    clock: Clock,
+    lost: threading.Event,
+) -> Iterator[None]:
+    """Hold `environment`'s lease for the duration; `lost` is set if renewal ever fails."""
+    current = store.lease_holder(environment, now=clock.now())
+    takeover = current if current is not None and is_dead(current) else None
+    if not store.acquire_lease(environment, holder, now=clock.now(), ttl=TTL, takeover=takeover):
+        raise BusyError(f"environment {environment!r} is busy: {current} holds it")
+    stop = threading.Event()
+    renewer = threading.Thread(
+        target=_renew, args=(store, environment, holder, clock, stop, lost), daemon=True
+    )
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join()
+        store.release_lease(environment, holder)
+
+
+def _renew(
+    store: StateStore,
+    environment: str,
+    holder: str,
+    clock: Clock,
+    stop: threading.Event,
+    lost: threading.Event,
+) -> None:
+    while not stop.wait(TTL / 3):
+        if not store.acquire_lease(environment, holder, now=clock.now(), ttl=TTL):
+            lost.set()
+            return

@@ -1,0 +1,208 @@
+"""One step of a run: written before it runs, the driver called with retries, written after.
+
+Every driver call of a run goes through `StepRunner.call`, so all of them share the same
+durability (the step is in the store, status running, before the process starts), the same
+retry policy (full-jitter backoff, every try counted) and the same cancellation.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitopsd.engine.loading import ComponentEntry
+from gitopsd.engine.ports import Clock, DriverCall, DriverResult, DriverRunner, StateStore
+from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
+from gitopsd.model.manifests import CommandDriver, RetryPolicy
+from gitopsd.model.state import Event, Run, Step, StepAction, StepStatus
+
+WAIT_SLICE = 0.1
+
+
+class StepError(Exception):
+    """A step that cannot even be attempted (no command for the action, unsupported driver)."""
+
+
+@dataclass
+class Services:
+    """The outside world a run talks to, and its cancellation flag."""
+
+    store: StateStore
+    drivers: DriverRunner
+    clock: Clock
+    state_root: Path  # GITOPSD_STATE_DIR of each component lives below it
+    cancel: threading.Event = field(default_factory=threading.Event)
+    uniform: Uniform = random.uniform
+
+    def event(self, run: Run, kind: str, message: str, **data: Any) -> None:
+        self.store.append_event(
+            Event(
+                at=self.clock.now(),
+                environment=run.environment,
+                run_id=run.id,
+                actor=run.actor,
+                kind=kind,
+                message=message,
+                data=data,
+            )
+        )
+
+
+class StepBook:
+    """The steps of one run: those already recorded (when resuming) and new indexes."""
+
+    def __init__(self, existing: list[Step]) -> None:
+        self._steps = {(s.component, s.action): s for s in existing}
+        self._next = max((s.index for s in existing), default=-1) + 1
+        self._lock = threading.Lock()
+
+    def find(self, component: str, action: StepAction) -> Step | None:
+        with self._lock:
+            return self._steps.get((component, action))
+
+    def new(self, run: Run, component: str, action: StepAction, **fields: Any) -> Step:
+        """A fresh pending step, or the one an interrupted attempt left for this work."""
+        with self._lock:
+            existing = self._steps.get((component, action))
+            if existing is not None:
+                return existing
+            step = Step(
+                **{
+                    "revision": run.revision,
+                    **fields,
+                    "run_id": run.id,
+                    "index": self._next,
+                    "component": component,
+                    "action": action,
+                }
+            )
+            self._next += 1
+            self._steps[(component, action)] = step
+            return step
+
+    def record(self, step: Step) -> None:
+        with self._lock:
+            self._steps[(step.component, step.action)] = step
+
+
+def command_for(component: ComponentEntry, action: str) -> tuple[str, ...]:
+    """The argv of `action` for a command driver; `check` falls back to `plan`."""
+    driver = component.manifest.spec.driver
+    if not isinstance(driver, CommandDriver):
+        raise StepError(f"the {driver.type} driver is not available yet")
+    command = getattr(driver, action, None)
+    if action == "check" and command is None:
+        command = driver.plan
+    if command is None:
+        raise StepError(f"{component.manifest.name} has no {action} command")
+    return tuple(command)
+
+
+def driver_call(
+    component: ComponentEntry,
+    action: str,
+    *,
+    run: Run,
+    revision: str,
+    checkout: Path,
+    inputs: Mapping[str, Any],
+    state_root: Path,
+) -> DriverCall:
+    """The call SPEC section 4 describes, for `component` in `run`'s environment."""
+    name = component.manifest.name
+    driver = component.manifest.spec.driver
+    return DriverCall(
+        argv=command_for(component, action),
+        cwd=checkout / component.folder,
+        environment=run.environment,
+        component=name,
+        revision=revision,
+        action=action,
+        inputs=inputs,
+        state_dir=state_root / run.environment / name,
+        timeout=component.manifest.spec.timeout,
+        env=driver.env if isinstance(driver, CommandDriver) else {},
+    )
+
+
+@dataclass
+class StepRunner:
+    services: Services
+    run: Run
+    book: StepBook
+
+    def call(self, step: Step, call: DriverCall, policy: RetryPolicy) -> tuple[Step, DriverResult]:
+        """Run the driver until it succeeds, is cancelled or runs out of tries.
+
+        The step is saved as running before every try, so a crash leaves it running and a
+        resume tries again; `attempts` carries on from what the crashed process recorded.
+        """
+        attempt = step.attempts
+        while True:
+            attempt += 1
+            step = self.save(
+                step,
+                status=StepStatus.RUNNING,
+                attempts=attempt,
+                started_at=step.started_at or self.services.clock.now(),
+            )
+            result = self.services.drivers.run(call, cancel=self.services.cancel)
+            if result.succeeded or result.cancelled or not has_tries_left(attempt, policy):
+                return step, result
+            delay = delay_before(attempt + 1, policy, uniform=self.services.uniform)
+            self.services.event(
+                self.run,
+                "step.retrying",
+                f"{call.component} {call.action} failed (try {attempt} of "
+                f"{policy.attempts}); retrying in {delay:.1f}s",
+                component=call.component,
+                error=_failure(result),
+            )
+            if self._wait(delay):
+                return step, DriverResult(exit_code=None, cancelled=True, error="cancelled")
+
+    def save(self, step: Step, **changes: Any) -> Step:
+        step = step.model_copy(update=changes)
+        self.services.store.save_step(step)
+        self.book.record(step)
+        return step
+
+    def finish(self, step: Step, result: DriverResult, **changes: Any) -> Step:
+        """The step as it ended, not yet saved: callers save it with its consequences."""
+        status = (
+            StepStatus.SUCCEEDED
+            if result.succeeded
+            else (StepStatus.CANCELLED if result.cancelled else StepStatus.FAILED)
+        )
+        step = step.model_copy(
+            update={
+                "status": status,
+                "exit_code": result.exit_code,
+                "output": result.output,
+                "error": None if result.succeeded else _failure(result),
+                "finished_at": self.services.clock.now(),
+                **changes,
+            }
+        )
+        self.book.record(step)
+        return step
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep on the injected clock in slices; True when cancelled meanwhile."""
+        remaining = seconds
+        while remaining > 0:
+            if self.services.cancel.is_set():
+                return True
+            self.services.clock.sleep(min(WAIT_SLICE, remaining))
+            remaining -= WAIT_SLICE
+        return self.services.cancel.is_set()
+
+
+def _failure(result: DriverResult) -> str:
+    if result.error:
+        return result.error
+    return f"exited with code {result.exit_code}"

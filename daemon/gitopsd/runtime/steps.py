@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,7 +135,14 @@ class StepRunner:
     run: Run
     book: StepBook
 
-    def call(self, step: Step, call: DriverCall, policy: RetryPolicy) -> tuple[Step, DriverResult]:
+    def call(
+        self,
+        step: Step,
+        call: DriverCall,
+        policy: RetryPolicy,
+        *,
+        answered: Callable[[DriverResult], bool] = lambda result: result.succeeded,
+    ) -> tuple[Step, DriverResult]:
         """Run the driver until it succeeds, is cancelled or runs out of tries.
 
         The step is saved as running before every try, so a crash leaves it running and a
@@ -151,7 +158,7 @@ class StepRunner:
                 started_at=step.started_at or self.services.clock.now(),
             )
             result = self.services.drivers.run(call, cancel=self.services.cancel)
-            if result.succeeded or result.cancelled or not has_tries_left(attempt, policy):
+            if answered(result) or result.cancelled or not has_tries_left(attempt, policy):
                 return step, result
             delay = delay_before(attempt + 1, policy, uniform=self.services.uniform)
             self.services.event(

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource
@@ -21,7 +22,9 @@ from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime import leases, revisions
+from gitopsd.runtime.destroying import DestroyRun
 from gitopsd.runtime.executor import ApplyRun, Revisioned
+from gitopsd.runtime.plan_run import PlannedComponent, PlanRun
 from gitopsd.runtime.steps import Services
 
 
@@ -57,6 +60,8 @@ class Workspace:
             trees=self.source.folder_trees(loaded.revision),
         )
 
+    # --- the three kinds of run -------------------------------------------------------------
+
     def apply(
         self,
         environment: str,
@@ -70,47 +75,115 @@ class Workspace:
         """Apply `revision` (default: the branch head) to `environment`, in the foreground."""
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
+        self._check_dependencies_applied(environment, chosen)
         lost = threading.Event()
         with leases.held(self.store, environment, holder=self.holder, clock=self.clock, lost=lost):
             self.resume(environment)
-            state = self.store.get_environment(environment)
-            run = Run(
-                id=new_run_id(self.clock),
-                environment=environment,
-                revision=target.revision,
-                action=RunAction.APPLY,
-                components=list(components) if components else None,
+            run = self._new_run(
+                environment,
+                RunAction.APPLY,
+                target.revision,
+                components,
                 trigger=trigger,
                 actor=actor,
                 forced=forced,
-                previous_revision=state.revision if state else None,
-                created_at=self.clock.now(),
             )
-            self.store.save_run(run)
-            return self._execute(run, target, chosen, lost)
+            return self._apply(run, target, chosen, lost)
+
+    def plan(
+        self,
+        environment: str,
+        *,
+        revision: str | None = None,
+        components: Sequence[str] | None = None,
+        trigger: str = "cli",
+        actor: str = "local",
+    ) -> tuple[Run, list[PlannedComponent]]:
+        """Ask the drivers what applying `revision` would change; nothing is changed."""
+        target = self.load(revision)
+        chosen = self._components(target.repository, environment, components)
+        lost = threading.Event()
+        with leases.held(self.store, environment, holder=self.holder, clock=self.clock, lost=lost):
+            run = self._new_run(
+                environment,
+                RunAction.PLAN,
+                target.revision,
+                components,
+                trigger=trigger,
+                actor=actor,
+            )
+            planner = PlanRun(
+                self._services(lost),
+                run,
+                environment=target.repository.environments[environment],
+                components=chosen,
+                target=target,
+            )
+            return planner.execute()
+
+    def destroy(
+        self,
+        environment: str,
+        *,
+        components: Sequence[str] | None = None,
+        trigger: str = "cli",
+        actor: str = "local",
+    ) -> Run:
+        """Destroy the environment's components (or some of them), dependents first."""
+        target = self.load(None)
+        chosen = self._components(target.repository, environment, components)
+        self._check_nothing_depends_on(environment, chosen, target.repository)
+        lost = threading.Event()
+        with leases.held(self.store, environment, holder=self.holder, clock=self.clock, lost=lost):
+            self.resume(environment)
+            run = self._new_run(
+                environment,
+                RunAction.DESTROY,
+                target.revision,
+                components,
+                trigger=trigger,
+                actor=actor,
+            )
+            return DestroyRun(self._services(lost), run, components=chosen, target=target).execute()
 
     def resume(self, environment: str) -> list[Run]:
-        """Finish the runs of `environment` that a stopped process left unfinished."""
+        """Finish the runs of `environment` that a stopped process left unfinished.
+
+        Applies and destroys carry on where they stopped; an interrupted plan changed
+        nothing and is closed as cancelled. The caller holds the environment's lease.
+        """
         finished = []
         for run in self.store.unfinished_runs(environment):
+            if run.action is RunAction.PLAN:
+                closed = run.model_copy(
+                    update={
+                        "status": RunStatus.CANCELLED,
+                        "error": "interrupted",
+                        "finished_at": self.clock.now(),
+                    }
+                )
+                self.store.save_run(closed)
+                finished.append(closed)
+                continue
             target = self.load(run.revision)
             chosen = self._components(target.repository, environment, run.components)
-            finished.append(self._execute(run, target, chosen, threading.Event()))
+            if run.action is RunAction.DESTROY:
+                destroy = DestroyRun(
+                    self._services(threading.Event()), run, components=chosen, target=target
+                )
+                finished.append(destroy.execute())
+            else:
+                finished.append(self._apply(run, target, chosen, threading.Event()))
         return finished
 
-    def _execute(
-        self, run: Run, target: Revisioned, chosen: list[ComponentEntry], lost: threading.Event
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _apply(
+        self, run: Run, target: Revisioned, chosen: list[ComponentEntry], cancel: threading.Event
     ) -> Run:
-        services = Services(
-            store=self.store,
-            drivers=self.drivers,
-            clock=self.clock,
-            state_root=self.state_root,
-            cancel=lost,
-        )
-        previous = self._previous(run)
+        previous = self.load(run.previous_revision) if run.previous_revision else None
         return ApplyRun(
-            services,
+            self._services(cancel),
             run,
             environment=target.repository.environments[run.environment],
             components=chosen,
@@ -118,13 +191,41 @@ class Workspace:
             previous=previous,
         ).execute()
 
-    def _previous(self, run: Run) -> Revisioned | None:
-        """The revision a failed run rolls back to: the environment's current one."""
-        return self.load(run.previous_revision) if run.previous_revision else None
+    def _new_run(
+        self,
+        environment: str,
+        action: RunAction,
+        revision: str,
+        components: Sequence[str] | None,
+        **fields: Any,
+    ) -> Run:
+        state = self.store.get_environment(environment)
+        run = Run(
+            id=new_run_id(self.clock),
+            environment=environment,
+            revision=revision,
+            action=action,
+            components=list(components) if components else None,
+            previous_revision=state.revision if state else None,
+            created_at=self.clock.now(),
+            **fields,
+        )
+        self.store.save_run(run)
+        return run
+
+    def _services(self, cancel: threading.Event) -> Services:
+        return Services(
+            store=self.store,
+            drivers=self.drivers,
+            clock=self.clock,
+            state_root=self.state_root,
+            cancel=cancel,
+        )
 
     def _components(
         self, repository: Repository, environment: str, requested: Sequence[str] | None
     ) -> list[ComponentEntry]:
+        """The environment's components in apply order, or the requested ones among them."""
         if environment not in repository.environments:
             known = ", ".join(sorted(repository.environments)) or "none"
             raise RunRefusedError(f"unknown environment {environment!r} (environments: {known})")
@@ -138,9 +239,7 @@ class Workspace:
                 f"not components of {environment}: {', '.join(unknown)} "
                 f"(it has {', '.join(sorted(names))})"
             )
-        chosen = [c for c in ordered if c.manifest.name in requested]
-        self._check_dependencies_applied(environment, chosen)
-        return chosen
+        return [c for c in ordered if c.manifest.name in requested]
 
     def _check_dependencies_applied(self, environment: str, chosen: list[ComponentEntry]) -> None:
         """A partial run builds on what is there: its outside dependencies must be applied."""
@@ -156,11 +255,23 @@ class Workspace:
                         f"applied in {environment}; apply {dependency} first or include it"
                     )
 
+    def _check_nothing_depends_on(
+        self, environment: str, chosen: list[ComponentEntry], repository: Repository
+    ) -> None:
+        """Destroying part of an environment must not pull the floor from under the rest."""
+        going = {c.manifest.name for c in chosen}
+        for state in self.store.list_components(environment):
+            entry = repository.components.get(state.name)
+            if state.name in going or entry is None:
+                continue
+            below = going.intersection(entry.manifest.spec.depends_on)
+            if below:
+                raise RunRefusedError(
+                    f"{state.name} depends on {', '.join(sorted(below))} and is not being "
+                    f"destroyed; destroy {state.name} too, or first"
+                )
+
 
 def new_run_id(clock: Clock) -> str:
     """Sortable by time, unique by a random suffix: 20261125T071530-3f2a9c."""
     return f"{clock.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
-def is_unfinished(run: Run) -> bool:
-    return run.status in (RunStatus.PENDING, RunStatus.RUNNING)

@@ -6,10 +6,21 @@ They are plain values; the store serialises them and the engine derives new ones
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
+
+
+def in_utc(moment: datetime) -> datetime:
+    """Every time gitopsd records is timezone-aware and kept in UTC, so times compare."""
+    if moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: gitopsd records UTC times")
+    return moment.astimezone(UTC)
+
+
+Moment = Annotated[datetime, AfterValidator(in_utc)]
 
 
 class Record(BaseModel):
@@ -97,7 +108,7 @@ class EnvironmentState(Record):
         default=None, description="the verified revision before `revision`; rollback target"
     )
     status: EnvironmentStatus = EnvironmentStatus.UNKNOWN
-    updated_at: datetime
+    updated_at: Moment
 
 
 class ComponentState(Record):
@@ -111,7 +122,7 @@ class ComponentState(Record):
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
     status: ComponentStatus = ComponentStatus.APPLIED
     drift: DriftStatus = DriftStatus.UNKNOWN
-    updated_at: datetime
+    updated_at: Moment
 
 
 class Run(Record):
@@ -128,9 +139,9 @@ class Run(Record):
     forced: bool = False
     cancel_requested: bool = False
     error: str | None = None
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    created_at: Moment
+    started_at: Moment | None = None
+    finished_at: Moment | None = None
 
 
 class Step(Record):
@@ -150,15 +161,15 @@ class Step(Record):
     exit_code: int | None = None
     output: str = ""
     error: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    started_at: Moment | None = None
+    finished_at: Moment | None = None
 
 
 class Event(Record):
     """One line of the append-only audit trail: who did what, when and why."""
 
     id: int | None = None
-    at: datetime
+    at: Moment
     environment: str | None = None
     run_id: str | None = None
     actor: str = "gitopsd"

@@ -1,0 +1,163 @@
+"""The state database's schema, as an ordered list of migrations, and the runner that applies it.
+
+Every command and the daemon open the state store before they load, plan or execute anything,
+and opening it brings the schema up to date here. Each migration runs in its own transaction and
+is recorded in `schema_migrations`, so a crash mid-way leaves a database at the previous
+version, and reopening (or two processes opening at once) applies each migration exactly once.
+
+The SQL is deliberately plain (TEXT columns, ISO-8601 UTC timestamps that sort as text, JSON
+records in TEXT) so the PostgreSQL store can keep the same tables and version numbers. Columns
+hold only what is queried or ordered by; the whole record rides along as JSON in `record`, so a
+new field on a record needs no migration. Never edit a released migration: append a new one.
+The upserts that write whole rows live here too, since they spell out the tables' columns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        description="environments, components, runs, steps, events and leases",
+        statements=(
+            """CREATE TABLE environments (
+                name TEXT PRIMARY KEY,
+                status TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            """CREATE TABLE components (
+                environment TEXT NOT NULL,
+                name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                drift TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (environment, name)
+            )""",
+            """CREATE TABLE runs (
+                id TEXT PRIMARY KEY,
+                environment TEXT NOT NULL,
+                action TEXT NOT NULL,
+                status TEXT NOT NULL,
+                is_finished INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX runs_by_created ON runs (created_at, id)",
+            "CREATE INDEX runs_by_environment ON runs (environment, created_at, id)",
+            "CREATE INDEX runs_unfinished ON runs (is_finished, created_at, id)",
+            """CREATE TABLE steps (
+                run_id TEXT NOT NULL,
+                step_index INTEGER NOT NULL,
+                component TEXT NOT NULL,
+                status TEXT NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (run_id, step_index)
+            )""",
+            """CREATE TABLE events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at TEXT NOT NULL,
+                environment TEXT,
+                run_id TEXT,
+                kind TEXT NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX events_by_environment ON events (environment, id)",
+            "CREATE INDEX events_by_run ON events (run_id, id)",
+            """CREATE TABLE leases (
+                environment TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                expires_at TEXT NOT NULL
+            )""",
+        ),
+    ),
+)
+
+LATEST = MIGRATIONS[-1].version
+
+
+# The statements that write whole rows, next to the tables whose columns they name.
+
+
+def _upsert(table: str, key: tuple[str, ...], others: tuple[str, ...]) -> str:
+    """An insert that overwrites the row with the same `key` (SQLite >= 3.24, PostgreSQL)."""
+    columns = ", ".join((*key, *others))
+    marks = ", ".join("?" for _ in (*key, *others))
+    updates = ", ".join(f"{column} = excluded.{column}" for column in others)
+    return (
+        f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608 -- literal names only
+        f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+
+
+UPSERT_ENVIRONMENT = _upsert("environments", ("name",), ("status", "updated_at", "record"))
+UPSERT_COMPONENT = _upsert(
+    "components", ("environment", "name"), ("status", "drift", "updated_at", "record")
+)
+UPSERT_RUN = _upsert(
+    "runs",
+    ("id",),
+    ("environment", "action", "status", "is_finished", "created_at", "record"),
+)
+UPSERT_STEP = _upsert("steps", ("run_id", "step_index"), ("component", "status", "record"))
+UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
+
+
+def recorded_version(connection: sqlite3.Connection) -> int:
+    """The newest migration the database has recorded; 0 for a new database."""
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    row = connection.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0])
+
+
+def migrate(connection: sqlite3.Connection) -> None:
+    """Apply every migration the database lacks, in order, each in its own transaction.
+
+    The connection must be in autocommit mode (`isolation_level=None`) and outside a
+    transaction. Call `recorded_version` first to refuse a database newer than `LATEST`.
+    """
+    if recorded_version(connection) >= LATEST:
+        return
+    for migration in MIGRATIONS:
+        _apply(connection, migration)
+
+
+def _apply(connection: sqlite3.Connection, migration: Migration) -> None:
+    # BEGIN IMMEDIATE takes the write lock first, so the check below cannot race another
+    # process opening the same database: whoever gets the lock second sees it recorded.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        if not _is_recorded(connection, migration.version):
+            for statement in migration.statements:
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (migration.version, datetime.now(UTC).isoformat(timespec="microseconds")),
+            )
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _is_recorded(connection: sqlite3.Connection, version: int) -> bool:
+    row = connection.execute(
+        "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,379 @@
+"""The durable state store on SQLite: what survives a `kill -9` between two steps of a run.
+
+The executor writes each step before and after it runs, and commits an apply's result, the
+component's new state and the audit event in one `transaction()`; `gitopsd` resumes from here
+after a crash, and `status`, `runs` and `history` read from here. It implements the engine's
+`StateStore` port; the schema and its migrations live in `migrations`.
+
+Why it is built this way:
+- one connection per thread (a run applies components from a pool of threads), in WAL mode so
+  readers never wait for the writer, with a 10 s busy timeout for writers of other processes;
+- explicit transactions that start with `BEGIN IMMEDIATE`: a writer takes the lock before it
+  reads, so read-decide-write (the lease) cannot race another thread or process, and two
+  writers never deadlock upgrading a read lock; a nested `transaction()` is a savepoint that
+  commits with the outermost one;
+- records kept whole as JSON next to the few columns that are queried, and every timestamp
+  normalised to UTC, written as fixed-width ISO-8601 text that sorts chronologically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from gitopsd.adapters import migrations
+from gitopsd.model.state import ComponentState, EnvironmentState, Event, Record, Run, Step
+
+R = TypeVar("R", bound=Record)
+
+_BUSY_TIMEOUT_MS = 10_000
+_SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_URL_PREFIX = "sqlite:///"
+
+
+class StoreError(Exception):
+    """The state database cannot be opened or used (bad URL, not a database, too new...)."""
+
+
+class SqliteStore:
+    """A `StateStore` in one SQLite file, safe to share between threads and processes.
+
+    `close()` must be called once no other thread is using the store any more.
+    """
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        if synchronous.upper() not in _SYNCHRONOUS_MODES:
+            modes = ", ".join(_SYNCHRONOUS_MODES)
+            raise StoreError(f"unknown SQLite synchronous mode {synchronous!r}: use {modes}")
+        self._path = path
+        self._synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._closed = False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder of state database {path}: {exc}") from exc
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, base: Path | None = None, synchronous: str = "FULL"
+    ) -> SqliteStore:
+        """Open `sqlite:///relative/path.db` (against `base`, default the current folder) or
+        `sqlite:////absolute/path.db`."""
+        path = _path_from_url(url, base=Path.cwd() if base is None else base)
+        return cls(path, synchronous=synchronous)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all (the exception is re-raised)."""
+        connection = self._connection()
+        depth: int = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        try:
+            with _savepoint(connection, depth) if depth else _immediate(connection):
+                yield
+        finally:
+            self._local.depth = depth
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            opened, self._opened = self._opened, []
+        for _, connection in opened:
+            connection.close()
+
+    # environments
+
+    def get_environment(self, name: str) -> EnvironmentState | None:
+        return self._one(EnvironmentState, "SELECT record FROM environments WHERE name = ?", name)
+
+    def list_environments(self) -> list[EnvironmentState]:
+        return self._all(EnvironmentState, "SELECT record FROM environments ORDER BY name")
+
+    def save_environment(self, state: EnvironmentState) -> None:
+        row = (state.name, state.status.value, _stamp(state.updated_at), state.model_dump_json())
+        self._write(migrations.UPSERT_ENVIRONMENT, *row)
+
+    # components
+
+    def get_component(self, environment: str, name: str) -> ComponentState | None:
+        sql = "SELECT record FROM components WHERE environment = ? AND name = ?"
+        return self._one(ComponentState, sql, environment, name)
+
+    def list_components(self, environment: str) -> list[ComponentState]:
+        sql = "SELECT record FROM components WHERE environment = ? ORDER BY name"
+        return self._all(ComponentState, sql, environment)
+
+    def save_component(self, state: ComponentState) -> None:
+        self._write(
+            migrations.UPSERT_COMPONENT,
+            *(state.environment, state.name, state.status.value, state.drift.value),
+            *(_stamp(state.updated_at), state.model_dump_json()),
+        )
+
+    def delete_component(self, environment: str, name: str) -> None:
+        self._write("DELETE FROM components WHERE environment = ? AND name = ?", environment, name)
+
+    # runs and their steps
+
+    def save_run(self, run: Run) -> None:
+        self._write(
+            migrations.UPSERT_RUN,
+            *(run.id, run.environment, run.action.value, run.status.value),
+            *(int(run.status.is_finished), _stamp(run.created_at), run.model_dump_json()),
+        )
+
+    def get_run(self, run_id: str) -> Run | None:
+        return self._one(Run, "SELECT record FROM runs WHERE id = ?", run_id)
+
+    def list_runs(self, environment: str | None = None, *, limit: int = 50) -> list[Run]:
+        where, params = _where({"environment": environment})
+        # `where` names literal columns; every value is a bound parameter.
+        sql = f"SELECT record FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT ?"  # noqa: S608
+        return self._all(Run, sql, *params, limit)
+
+    def unfinished_runs(self, environment: str | None = None) -> list[Run]:
+        where, params = _where({"is_finished": 0, "environment": environment})
+        sql = f"SELECT record FROM runs{where} ORDER BY created_at, id"  # noqa: S608
+        return self._all(Run, sql, *params)
+
+    def save_step(self, step: Step) -> None:
+        row = (step.run_id, step.index, step.component, step.status.value, step.model_dump_json())
+        self._write(migrations.UPSERT_STEP, *row)
+
+    def list_steps(self, run_id: str) -> list[Step]:
+        sql = "SELECT record FROM steps WHERE run_id = ? ORDER BY step_index"
+        return self._all(Step, sql, run_id)
+
+    # the audit trail: append-only, so there is no update or delete
+
+    def append_event(self, event: Event) -> Event:
+        """Store `event` and return it with its id, greater than every earlier event's."""
+        with self.transaction():
+            cursor = self._connection().execute(
+                "INSERT INTO events (at, environment, run_id, kind, record) VALUES (?, ?, ?, ?, ?)",
+                (
+                    _stamp(event.at),
+                    event.environment,
+                    event.run_id,
+                    event.kind,
+                    event.model_dump_json(exclude={"id"}),
+                ),
+            )
+        return event.model_copy(update={"id": cursor.lastrowid})
+
+    def list_events(
+        self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
+    ) -> list[Event]:
+        where, params = _where({"environment": environment, "run_id": run_id})
+        sql = f"SELECT id, record FROM events{where} ORDER BY id DESC LIMIT ?"  # noqa: S608
+        rows = self._connection().execute(sql, (*params, limit)).fetchall()
+        return [_decode(Event, record).model_copy(update={"id": id_}) for id_, record in rows]
+
+    # the one-run-per-environment lease
+
+    def acquire_lease(
+        self,
+        environment: str,
+        holder: str,
+        *,
+        now: datetime,
+        ttl: float,
+        takeover: str | None = None,
+    ) -> bool:
+        """Take or renew the lease until `now + ttl`. Succeeds when it is free, expired, held
+        by `holder` already, or held by `takeover` (a holder known to be dead)."""
+        now = _utc(now)
+        with self.transaction():
+            current = self._lease(environment)
+            if current is not None and current[1] > now and current[0] not in (holder, takeover):
+                return False
+            expires_at = _stamp(now + timedelta(seconds=ttl))
+            self._connection().execute(migrations.UPSERT_LEASE, (environment, holder, expires_at))
+        return True
+
+    def release_lease(self, environment: str, holder: str) -> None:
+        sql = "DELETE FROM leases WHERE environment = ? AND holder = ?"
+        self._write(sql, environment, holder)
+
+    def lease_holder(self, environment: str, *, now: datetime) -> str | None:
+        now = _utc(now)
+        current = self._lease(environment)
+        return current[0] if current is not None and current[1] > now else None
+
+    # plumbing
+
+    def _lease(self, environment: str) -> tuple[str, datetime] | None:
+        sql = "SELECT holder, expires_at FROM leases WHERE environment = ?"
+        row = self._connection().execute(sql, (environment,)).fetchone()
+        return None if row is None else (row[0], datetime.fromisoformat(row[1]))
+
+    def _one(self, model: type[R], sql: str, *params: object) -> R | None:
+        row = self._connection().execute(sql, params).fetchone()
+        return None if row is None else _decode(model, row[0])
+
+    def _all(self, model: type[R], sql: str, *params: object) -> list[R]:
+        # A lone SELECT in autocommit mode is its own read transaction: it sees one snapshot
+        # and, in WAL mode, neither waits for nor blocks a writer.
+        rows = self._connection().execute(sql, params).fetchall()
+        return [_decode(model, record) for (record,) in rows]
+
+    def _write(self, sql: str, *params: object) -> None:
+        with self.transaction():
+            self._connection().execute(sql, params)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"the state store {self._path} is closed")
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._open_connection()
+            self._local.connection = connection
+        return connection
+
+    def _open_connection(self) -> sqlite3.Connection:
+        try:
+            # Each connection stays in the thread that opened it; close() may run elsewhere.
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open state database {self._path}: {exc}") from exc
+        try:
+            _configure(connection, synchronous=self._synchronous)
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            if exc.sqlite_errorname == "SQLITE_NOTADB":
+                raise StoreError(f"{self._path} is not a usable SQLite database: {exc}") from exc
+            raise StoreError(f"cannot open state database {self._path}: {exc}") from exc
+        with self._lock:
+            if self._closed:
+                connection.close()
+                raise StoreError(f"the state store {self._path} is closed")
+            self._close_connections_of_finished_threads()
+            self._opened.append((threading.current_thread(), connection))
+        return connection
+
+    def _close_connections_of_finished_threads(self) -> None:
+        # A run's worker pool comes and goes; without this a daemon would keep one open
+        # connection for every thread that ever touched the store.
+        alive = []
+        for thread, connection in self._opened:
+            if thread.is_alive():
+                alive.append((thread, connection))
+            else:
+                connection.close()
+        self._opened = alive
+
+    def _migrate(self) -> None:
+        connection = self._connection()
+        try:
+            found = migrations.recorded_version(connection)
+            if found > migrations.LATEST:
+                raise StoreError(
+                    f"state database {self._path} is at schema version {found};"
+                    f" this gitopsd knows up to {migrations.LATEST}; upgrade gitopsd"
+                )
+            migrations.migrate(connection)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot bring state database {self._path} to schema version"
+                f" {migrations.LATEST}: {exc}"
+            ) from exc
+
+
+def _configure(connection: sqlite3.Connection, *, synchronous: str) -> None:
+    connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    _enable_wal(connection)
+    connection.execute("PRAGMA foreign_keys = ON")
+    connection.execute(f"PRAGMA synchronous = {synchronous}")
+
+
+def _enable_wal(connection: sqlite3.Connection) -> None:
+    # Switching a new file to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at
+    # once, without the busy handler, while another connection opens the same new file.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorname != "SQLITE_BUSY" or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
+
+
+@contextlib.contextmanager
+def _immediate(connection: sqlite3.Connection) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        # SQLite may already have rolled back by itself (disk full, I/O error).
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+
+
+@contextlib.contextmanager
+def _savepoint(connection: sqlite3.Connection, depth: int) -> Iterator[None]:
+    name = f"nested_{depth}"
+    connection.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute(f"ROLLBACK TO {name}")
+            connection.execute(f"RELEASE {name}")
+        raise
+    connection.execute(f"RELEASE {name}")
+
+
+def _where(filters: Mapping[str, object]) -> tuple[str, list[object]]:
+    """` WHERE a = ? AND b = ?` for the filters that are set; the keys are literal columns."""
+    chosen = {column: value for column, value in filters.items() if value is not None}
+    if not chosen:
+        return "", []
+    return " WHERE " + " AND ".join(f"{column} = ?" for column in chosen), list(chosen.values())
+
+
+def _path_from_url(url: str, *, base: Path) -> Path:
+    rest = url.removeprefix(_URL_PREFIX) if url.startswith(_URL_PREFIX) else ""
+    if not rest or rest.endswith("/") or "?" in rest or "#" in rest:
+        raise StoreError(
+            f"bad state URL {url!r}: use sqlite:///relative/path.db (relative to {base})"
+            " or sqlite:////absolute/path.db"
+        )
+    path = Path(rest)
+    return path if path.is_absolute() else base / path
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: the state store keeps UTC times")
+    return moment.astimezone(UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    """Fixed-width UTC ISO-8601 (`2024-05-01T12:00:00.000000+00:00`), so text order is time."""
+    return _utc(moment).isoformat(timespec="microseconds")
+
+
+def _decode(model: type[R], text: str) -> R:
+    return model.model_validate_json(text)

@@ -1,0 +1,542 @@
+"""The behaviour every `StateStore` must have, written against the protocol only.
+
+Each implementation's test module subclasses `StoreContract` and provides two fixtures:
+`store`, an open store on an empty database, and `reopen`, a picklable zero-argument callable
+that opens another store on the same database (for persistence, and for racing processes).
+What is specific to one backend (URLs, pragmas, its schema table) is tested next to it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import (
+    ComponentState,
+    ComponentStatus,
+    DriftStatus,
+    EnvironmentState,
+    EnvironmentStatus,
+    Event,
+    Run,
+    RunAction,
+    RunPhase,
+    RunStatus,
+    Step,
+    StepAction,
+    StepStatus,
+)
+
+OpenStore = Callable[[], StateStore]
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+PLUS_TWO = timezone(timedelta(hours=2))
+SHA_A = "a" * 40
+SHA_B = "b" * 40
+
+
+class DeliberateError(Exception):
+    """Raised inside transactions to make them roll back."""
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def environment(name: str = "dev", **changes: Any) -> EnvironmentState:
+    return EnvironmentState(name=name, updated_at=T0).model_copy(update=changes)
+
+
+def component(name: str = "network", *, env: str = "dev", **changes: Any) -> ComponentState:
+    state = ComponentState(
+        environment=env, name=name, revision=SHA_A, fingerprint="fp-1", updated_at=T0
+    )
+    return state.model_copy(update=changes)
+
+
+def run(run_id: str = "run-1", *, env: str = "dev", **changes: Any) -> Run:
+    made = Run(id=run_id, environment=env, revision=SHA_A, action=RunAction.APPLY, created_at=T0)
+    return made.model_copy(update=changes)
+
+
+def step(index: int = 0, *, run_id: str = "run-1", **changes: Any) -> Step:
+    made = Step(
+        run_id=run_id, index=index, component="network", action=StepAction.APPLY, revision=SHA_A
+    )
+    return made.model_copy(update=changes)
+
+
+def event(kind: str = "run.started", **changes: Any) -> Event:
+    return Event(at=T0, kind=kind, message="started").model_copy(update=changes)
+
+
+def full_component() -> ComponentState:
+    return ComponentState(
+        environment="prod-eu",
+        name="dns-zone-ü",
+        revision=SHA_B,
+        fingerprint="sha256:0f1e2d",
+        inputs={"zone": "example.org", "ttl": 300, "tags": ["a", "ß"], "flags": {"on": True}},
+        outputs={
+            "ids": [1, 2, 3],
+            "ratio": 0.25,
+            "nothing": None,
+            "東京": {"deep": [{"x": None, "y": [False, "🚀"]}]},
+            "quote": 'a "quoted" \\ value\nwith a newline',
+        },
+        status=ComponentStatus.ROLLED_BACK,
+        drift=DriftStatus.DRIFTED,
+        updated_at=datetime(2024, 5, 1, 14, 30, 15, 123456, tzinfo=PLUS_TWO),
+    )
+
+
+def full_run() -> Run:
+    return Run(
+        id="run-ü-1",
+        environment="prod-eu",
+        revision=SHA_B,
+        action=RunAction.DESTROY,
+        components=["network", "dns-zone-ü"],
+        status=RunStatus.RUNNING,
+        trigger="webhook",
+        actor="renée",
+        previous_revision=SHA_A,
+        phase=RunPhase.ROLLBACK,
+        forced=True,
+        cancel_requested=True,
+        error="apply of network failed: exit 3",
+        created_at=at(0),
+        started_at=at(1).astimezone(PLUS_TWO),
+        finished_at=at(2),
+    )
+
+
+def full_step() -> Step:
+    return Step(
+        run_id="run-ü-1",
+        index=7,
+        component="dns-zone-ü",
+        action=StepAction.ROLLBACK,
+        status=StepStatus.FAILED,
+        attempts=3,
+        revision=SHA_A,
+        fingerprint="sha256:abc",
+        previous_state=full_component(),
+        exit_code=2,
+        output="line 1\nligne 2 — ✓\n",
+        error="timed out after 30s",
+        started_at=at(10).astimezone(PLUS_TWO),
+        finished_at=at(40),
+    )
+
+
+def full_event() -> Event:
+    return Event(
+        at=at(5).astimezone(PLUS_TWO),
+        environment="prod-eu",
+        run_id="run-ü-1",
+        actor="renée",
+        kind="approval.granted",
+        message="approved revision bbbb for prod-eu ✅",
+        data={"revision": SHA_B, "approvals": ["renée", "zoë"], "window": {"forced": True}},
+    )
+
+
+def assert_utc(*moments: datetime | None) -> None:
+    for moment in moments:
+        assert moment is not None
+        assert moment.utcoffset() == timedelta(0), moment
+
+
+def race_for_leases(
+    open_store: OpenStore,
+    holder: str,
+    barrier: Any,
+    rounds: int,
+    results: Any,
+) -> None:
+    """In a separate process: try to take `rounds` leases at the same moment as the others."""
+    store = open_store()
+    try:
+        wins = []
+        for number in range(rounds):
+            barrier.wait(timeout=20)
+            wins.append(store.acquire_lease(f"race-{number}", holder, now=T0, ttl=60))
+        results.put((holder, wins))
+    finally:
+        store.close()
+
+
+class StoreContract:
+    """Subclass with `store` and `reopen` fixtures (see the module docstring)."""
+
+    shared_between_processes = True  # False for a store that lives in one process's memory
+
+    # Records survive a round trip whole.
+
+    def test_an_environment_round_trips(self, store: StateStore) -> None:
+        state = EnvironmentState(
+            name="prod-eu",
+            revision=SHA_B,
+            previous_revision=SHA_A,
+            status=EnvironmentStatus.WAITING_APPROVAL,
+            updated_at=at(3).astimezone(PLUS_TWO),
+        )
+        store.save_environment(state)
+        loaded = store.get_environment("prod-eu")
+        assert loaded == state
+        assert loaded is not None
+        assert_utc(loaded.updated_at)
+
+    def test_a_component_round_trips_with_nested_json_and_unicode(self, store: StateStore) -> None:
+        state = full_component()
+        store.save_component(state)
+        loaded = store.get_component("prod-eu", "dns-zone-ü")
+        assert loaded == state
+        assert loaded is not None
+        assert loaded.outputs["東京"] == {"deep": [{"x": None, "y": [False, "🚀"]}]}
+        assert_utc(loaded.updated_at)
+
+    def test_a_run_round_trips(self, store: StateStore) -> None:
+        store.save_run(full_run())
+        loaded = store.get_run("run-ü-1")
+        assert loaded == full_run()
+        assert loaded is not None
+        assert_utc(loaded.created_at, loaded.started_at, loaded.finished_at)
+
+    def test_a_step_round_trips_with_its_previous_state(self, store: StateStore) -> None:
+        store.save_step(full_step())
+        (loaded,) = store.list_steps("run-ü-1")
+        assert loaded == full_step()
+        assert loaded.previous_state is not None
+        assert_utc(loaded.started_at, loaded.finished_at, loaded.previous_state.updated_at)
+
+    def test_an_event_round_trips_with_its_new_id(self, store: StateStore) -> None:
+        stored = store.append_event(full_event())
+        assert stored.id is not None
+        assert stored == full_event().model_copy(update={"id": stored.id})
+        (loaded,) = store.list_events()
+        assert loaded == stored
+        assert_utc(loaded.at)
+
+    def test_what_was_never_saved_is_absent(self, store: StateStore) -> None:
+        assert store.get_environment("dev") is None
+        assert store.get_component("dev", "network") is None
+        assert store.get_run("run-1") is None
+        assert store.list_environments() == []
+        assert store.list_components("dev") == []
+        assert store.list_runs() == []
+        assert store.unfinished_runs() == []
+        assert store.list_steps("run-1") == []
+        assert store.list_events() == []
+        assert store.lease_holder("dev", now=T0) is None
+
+    # Saving is an upsert.
+
+    def test_saving_again_overwrites(self, store: StateStore) -> None:
+        store.save_environment(environment(status=EnvironmentStatus.RECONCILING))
+        store.save_environment(environment(status=EnvironmentStatus.VERIFIED, revision=SHA_B))
+        store.save_component(component(status=ComponentStatus.APPLYING))
+        store.save_component(component(outputs={"id": "vpc-1"}))
+        store.save_run(run())
+        store.save_run(run(status=RunStatus.SUCCEEDED, finished_at=at(9)))
+        store.save_step(step())
+        store.save_step(step(status=StepStatus.SUCCEEDED, attempts=2))
+        assert store.list_environments() == [
+            environment(status=EnvironmentStatus.VERIFIED, revision=SHA_B)
+        ]
+        assert store.list_components("dev") == [component(outputs={"id": "vpc-1"})]
+        assert store.list_runs() == [run(status=RunStatus.SUCCEEDED, finished_at=at(9))]
+        assert store.list_steps("run-1") == [step(status=StepStatus.SUCCEEDED, attempts=2)]
+
+    def test_deleting_a_component_removes_only_it_and_is_a_no_op_when_absent(
+        self, store: StateStore
+    ) -> None:
+        store.save_component(component("network"))
+        store.save_component(component("dns"))
+        store.save_component(component("network", env="prod"))
+        store.delete_component("dev", "network")
+        store.delete_component("dev", "network")
+        store.delete_component("staging", "nothing")
+        assert store.list_components("dev") == [component("dns")]
+        assert store.get_component("prod", "network") == component("network", env="prod")
+
+    # Lists: order, filters and limits.
+
+    def test_environments_and_components_are_listed_by_name(self, store: StateStore) -> None:
+        for name in ("staging", "dev", "prod"):
+            store.save_environment(environment(name))
+        for name in ("web", "db", "network"):
+            store.save_component(component(name))
+        store.save_component(component("zz", env="prod"))
+        assert [e.name for e in store.list_environments()] == ["dev", "prod", "staging"]
+        assert [c.name for c in store.list_components("dev")] == ["db", "network", "web"]
+        assert [c.name for c in store.list_components("prod")] == ["zz"]
+
+    def test_runs_are_listed_newest_first_by_creation_then_id(self, store: StateStore) -> None:
+        store.save_run(run("r-b", created_at=at(60)))
+        store.save_run(run("r-a", created_at=at(60)))
+        store.save_run(run("r-old", created_at=at(0)))
+        # 13:30 at +02:00 is 11:30 UTC: older than r-old despite its later wall-clock text.
+        store.save_run(run("r-offset", created_at=datetime(2024, 5, 1, 13, 30, tzinfo=PLUS_TWO)))
+        store.save_run(run("r-prod", env="prod", created_at=at(120)))
+        ids = [r.id for r in store.list_runs()]
+        assert ids == ["r-prod", "r-b", "r-a", "r-old", "r-offset"]
+        assert [r.id for r in store.list_runs("dev", limit=2)] == ["r-b", "r-a"]
+        assert [r.id for r in store.list_runs("prod")] == ["r-prod"]
+        assert store.list_runs("staging") == []
+
+    def test_list_runs_defaults_to_the_latest_fifty(self, store: StateStore) -> None:
+        for number in range(55):
+            store.save_run(run(f"r-{number:02}", created_at=at(number)))
+        ids = [r.id for r in store.list_runs()]
+        assert ids == [f"r-{number:02}" for number in range(54, 4, -1)]
+
+    def test_unfinished_runs_are_pending_or_running_oldest_first(self, store: StateStore) -> None:
+        for offset, status in enumerate(RunStatus):
+            store.save_run(run(f"dev-{status.value}", status=status, created_at=at(-offset)))
+        store.save_run(run("prod-pending", env="prod", created_at=at(-99)))
+        assert [r.id for r in store.unfinished_runs()] == [
+            "prod-pending",
+            "dev-running",
+            "dev-pending",
+        ]
+        assert [r.id for r in store.unfinished_runs("dev")] == ["dev-running", "dev-pending"]
+        store.save_run(run("dev-running", status=RunStatus.SUCCEEDED, created_at=at(-1)))
+        assert [r.id for r in store.unfinished_runs("dev")] == ["dev-pending"]
+        assert store.unfinished_runs("staging") == []
+
+    def test_steps_are_listed_by_index_for_their_run_only(self, store: StateStore) -> None:
+        for index in (2, 0, 10, 1):
+            store.save_step(step(index))
+        store.save_step(step(0, run_id="run-2"))
+        assert [s.index for s in store.list_steps("run-1")] == [0, 1, 2, 10]
+        assert store.list_steps("run-2") == [step(0, run_id="run-2")]
+
+    # The audit trail.
+
+    def test_event_ids_strictly_increase_and_lists_are_newest_first(
+        self, store: StateStore
+    ) -> None:
+        stored = [
+            store.append_event(event("a", environment="dev", run_id="r1")),
+            store.append_event(event("b", environment="prod", run_id="r2")),
+            store.append_event(event("c", environment="dev")),
+            store.append_event(event("d", run_id="r1")),
+            store.append_event(event("e", environment="dev", run_id="r1", id=1)),
+        ]
+        ids = [e.id or 0 for e in stored]
+        assert ids == sorted(set(ids))
+        assert store.list_events() == stored[::-1]
+        assert [e.kind for e in store.list_events(limit=2)] == ["e", "d"]
+        assert [e.kind for e in store.list_events("dev")] == ["e", "c", "a"]
+        assert [e.kind for e in store.list_events(run_id="r1")] == ["e", "d", "a"]
+        assert [e.kind for e in store.list_events("dev", run_id="r1", limit=1)] == ["e"]
+        assert store.list_events("staging") == []
+
+    def test_list_events_defaults_to_the_latest_hundred(self, store: StateStore) -> None:
+        with store.transaction():
+            stored = [store.append_event(event(f"k{number}")) for number in range(105)]
+        assert store.list_events() == stored[:4:-1]
+
+    # Transactions.
+
+    def test_a_transaction_commits_everything_together(self, store: StateStore) -> None:
+        with store.transaction():
+            store.save_run(run())
+            store.save_step(step(status=StepStatus.SUCCEEDED))
+            store.save_component(component())
+            store.append_event(event("step.succeeded"))
+        assert store.get_run("run-1") == run()
+        assert store.list_steps("run-1") == [step(status=StepStatus.SUCCEEDED)]
+        assert store.get_component("dev", "network") == component()
+        assert [e.kind for e in store.list_events()] == ["step.succeeded"]
+
+    def test_an_exception_rolls_everything_back_and_propagates(self, store: StateStore) -> None:
+        store.save_component(component(revision=SHA_A))
+        with pytest.raises(DeliberateError), store.transaction():
+            store.save_environment(environment())
+            store.save_component(component(revision=SHA_B))
+            store.delete_component("dev", "network")
+            store.save_run(run())
+            store.save_step(step())
+            store.append_event(event())
+            assert store.acquire_lease("dev", "holder-a", now=T0, ttl=30)
+            raise DeliberateError
+        assert store.get_environment("dev") is None
+        assert store.get_component("dev", "network") == component(revision=SHA_A)
+        assert store.get_run("run-1") is None
+        assert store.list_steps("run-1") == []
+        assert store.list_events() == []
+        assert store.lease_holder("dev", now=T0) is None
+        store.save_run(run())
+        assert store.get_run("run-1") == run()
+
+    def test_other_threads_do_not_see_a_transaction_before_it_commits(
+        self, store: StateStore
+    ) -> None:
+        seen: list[ComponentState | None] = []
+
+        def look() -> None:
+            seen.append(store.get_component("dev", "network"))
+
+        reader = threading.Thread(target=look)
+        with store.transaction():
+            store.save_component(component())
+            reader.start()
+            reader.join(timeout=1)
+            assert seen in ([], [None])  # it saw the state before, or it waited
+        reader.join()
+        assert store.get_component("dev", "network") == component()
+
+    def test_a_nested_transaction_joins_the_outer_one(self, store: StateStore) -> None:
+        with store.transaction():
+            store.save_component(component("outer"))
+            with store.transaction():
+                store.save_component(component("inner"))
+        assert [c.name for c in store.list_components("dev")] == ["inner", "outer"]
+        with pytest.raises(DeliberateError), store.transaction():
+            with store.transaction():
+                store.save_component(component("inner-2"))
+            raise DeliberateError
+        assert store.get_component("dev", "inner-2") is None
+
+    def test_a_failed_nested_block_caught_inside_undoes_only_itself(
+        self, store: StateStore
+    ) -> None:
+        with store.transaction():
+            store.save_component(component("before"))
+            with pytest.raises(DeliberateError), store.transaction():
+                store.save_component(component("inside"))
+                raise DeliberateError
+            store.save_component(component("after"))
+        assert [c.name for c in store.list_components("dev")] == ["after", "before"]
+
+    # The lease.
+
+    def test_a_free_lease_is_taken_and_others_are_refused(self, store: StateStore) -> None:
+        assert store.acquire_lease("dev", "holder-a", now=T0, ttl=30)
+        assert not store.acquire_lease("dev", "holder-b", now=at(29), ttl=30)
+        assert store.lease_holder("dev", now=at(29)) == "holder-a"
+        assert store.acquire_lease("prod", "holder-b", now=at(29), ttl=30)
+        assert store.lease_holder("prod", now=at(29)) == "holder-b"
+
+    def test_the_holder_renews_its_lease(self, store: StateStore) -> None:
+        assert store.acquire_lease("dev", "holder-a", now=T0, ttl=30)
+        assert store.acquire_lease("dev", "holder-a", now=at(20), ttl=30)
+        assert store.lease_holder("dev", now=at(40)) == "holder-a"
+        assert not store.acquire_lease("dev", "holder-b", now=at(49), ttl=30)
+        assert store.lease_holder("dev", now=at(50)) is None
+
+    def test_an_expired_lease_is_free_from_its_expiry_on(self, store: StateStore) -> None:
+        assert store.acquire_lease("dev", "holder-a", now=T0, ttl=30)
+        assert store.lease_holder("dev", now=at(30)) is None
+        assert store.acquire_lease("dev", "holder-b", now=at(30), ttl=30)
+        assert store.lease_holder("dev", now=at(30)) == "holder-b"
+        assert not store.acquire_lease("dev", "holder-a", now=at(31), ttl=30)
+
+    def test_a_lease_is_taken_over_only_from_the_named_holder(self, store: StateStore) -> None:
+        assert store.acquire_lease("dev", "holder-a", now=T0, ttl=30)
+        assert not store.acquire_lease("dev", "holder-b", now=at(1), ttl=30, takeover="other")
+        assert store.acquire_lease("dev", "holder-b", now=at(1), ttl=30, takeover="holder-a")
+        assert store.lease_holder("dev", now=at(2)) == "holder-b"
+        assert not store.acquire_lease("dev", "holder-c", now=at(2), ttl=30, takeover="holder-a")
+
+    def test_only_the_holder_releases_a_lease(self, store: StateStore) -> None:
+        assert store.acquire_lease("dev", "holder-a", now=T0, ttl=30)
+        store.release_lease("dev", "holder-b")
+        assert store.lease_holder("dev", now=T0) == "holder-a"
+        store.release_lease("dev", "holder-a")
+        store.release_lease("dev", "holder-a")
+        store.release_lease("nowhere", "holder-a")
+        assert store.lease_holder("dev", now=T0) is None
+        assert store.acquire_lease("dev", "holder-b", now=T0, ttl=30)
+
+    def test_lease_times_compare_as_instants_across_offsets(self, store: StateStore) -> None:
+        assert store.acquire_lease("dev", "holder-a", now=T0.astimezone(PLUS_TWO), ttl=30)
+        assert store.lease_holder("dev", now=at(29)) == "holder-a"
+        assert store.lease_holder("dev", now=at(30).astimezone(PLUS_TWO)) is None
+
+    # Durability and concurrency.
+
+    def test_everything_survives_reopening(self, store: StateStore, reopen: OpenStore) -> None:
+        store.save_environment(environment("prod-eu", revision=SHA_B))
+        store.save_component(full_component())
+        store.save_run(full_run())
+        store.save_step(full_step())
+        first = store.append_event(full_event())
+        assert store.acquire_lease("prod-eu", "holder-a", now=T0, ttl=30)
+        store.close()
+        reopened = reopen()
+        try:
+            assert reopened.get_environment("prod-eu") == environment("prod-eu", revision=SHA_B)
+            assert reopened.list_components("prod-eu") == [full_component()]
+            assert reopened.unfinished_runs() == [full_run()]
+            assert reopened.list_steps("run-ü-1") == [full_step()]
+            assert reopened.list_events() == [first]
+            assert reopened.lease_holder("prod-eu", now=at(1)) == "holder-a"
+            assert (reopened.append_event(event()).id or 0) > (first.id or 0)
+        finally:
+            reopened.close()
+
+    def test_concurrent_threads_lose_nothing(self, store: StateStore) -> None:
+        threads, rounds = 8, 50
+        errors: list[BaseException] = []
+
+        def work(worker: int) -> None:
+            try:
+                for number in range(rounds):
+                    store.append_event(event("tick", run_id=f"w{worker}", data={"n": number}))
+                    with store.transaction():
+                        store.save_step(step(number, run_id=f"w{worker}"))
+                        store.save_component(component(f"c{worker}-{number}"))
+                        store.append_event(event("step", run_id=f"w{worker}"))
+            except BaseException as exc:
+                errors.append(exc)
+                raise
+
+        workers = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+        assert errors == []
+        events = store.list_events(limit=10_000)
+        ids = [e.id or 0 for e in events]
+        assert len(ids) == threads * rounds * 2
+        assert ids == sorted(set(ids), reverse=True)
+        assert len(store.list_components("dev")) == threads * rounds
+        for number in range(threads):
+            assert [s.index for s in store.list_steps(f"w{number}")] == list(range(rounds))
+            mine = store.list_events(run_id=f"w{number}", limit=1000)
+            ticks = [e.data["n"] for e in mine if e.kind == "tick"]
+            assert ticks == list(range(rounds - 1, -1, -1))
+            assert len(mine) == rounds * 2
+
+    def test_racing_processes_get_a_lease_exactly_once(
+        self, store: StateStore, reopen: OpenStore
+    ) -> None:
+        if not self.shared_between_processes:
+            pytest.skip("this store lives in one process")
+        context = multiprocessing.get_context("spawn")
+        barrier, results, rounds = context.Barrier(2), context.Queue(), 20
+        racers = [
+            context.Process(target=race_for_leases, args=(reopen, name, barrier, rounds, results))
+            for name in ("holder-a", "holder-b")
+        ]
+        for racer in racers:
+            racer.start()
+        outcomes = dict(results.get(timeout=30) for _ in racers)
+        for racer in racers:
+            racer.join(timeout=10)
+            assert racer.exitcode == 0
+        for number in range(rounds):
+            winners = [holder for holder, wins in outcomes.items() if wins[number]]
+            assert len(winners) == 1, (number, outcomes)
+            assert store.lease_holder(f"race-{number}", now=T0) == winners[0]

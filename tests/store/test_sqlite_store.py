@@ -1,0 +1,232 @@
+"""The SQLite state store: the store contract, then what only SQLite has (URLs, pragmas, the
+schema version, a file that is not a database, a process killed inside a transaction)."""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitopsd.adapters import migrations
+from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
+from gitopsd.engine.ports import StateStore
+from tests.store.contract import T0, OpenStore, StoreContract, component, event
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "state.db"
+
+
+class TestSqliteStoreContract(StoreContract):
+    @pytest.fixture
+    def reopen(self, db_path: Path) -> OpenStore:
+        return functools.partial(SqliteStore, db_path)
+
+    @pytest.fixture
+    def store(self, reopen: OpenStore) -> Iterator[StateStore]:
+        opened = reopen()
+        yield opened
+        opened.close()
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[SqliteStore]:
+    opened = SqliteStore(db_path)
+    yield opened
+    opened.close()
+
+
+def recorded_versions(path: Path) -> list[int]:
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute("SELECT version FROM schema_migrations ORDER BY version")
+        return [version for (version,) in rows]
+
+
+def test_the_database_is_in_wal_mode_with_durable_settings(store: SqliteStore) -> None:
+    with sqlite3.connect(store.path) as outside:
+        assert outside.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    connection = store._connection()  # the per-connection settings are only visible inside
+    assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    assert connection.execute("PRAGMA foreign_keys").fetchone() == (1,)
+    assert connection.execute("PRAGMA busy_timeout").fetchone() == (10_000,)
+
+
+def test_synchronous_is_configurable_and_checked(db_path: Path) -> None:
+    relaxed = SqliteStore(db_path, synchronous="normal")
+    try:
+        assert relaxed._connection().execute("PRAGMA synchronous").fetchone() == (1,)
+    finally:
+        relaxed.close()
+    with pytest.raises(StoreError, match="synchronous mode 'fast'"):
+        SqliteStore(db_path, synchronous="fast")
+
+
+def test_a_relative_url_is_opened_against_base_and_its_folder_created(tmp_path: Path) -> None:
+    store = SqliteStore.from_url("sqlite:///.gitopsd/state.db", base=tmp_path)
+    try:
+        assert store.path == tmp_path / ".gitopsd" / "state.db"
+        assert store.path.is_file()
+    finally:
+        store.close()
+
+
+def test_an_absolute_url_ignores_base(tmp_path: Path) -> None:
+    target = tmp_path / "abs" / "deeper" / "state.db"
+    store = SqliteStore.from_url(f"sqlite:///{target}", base=tmp_path / "elsewhere")
+    try:
+        assert store.path == target
+        assert target.is_file()
+    finally:
+        store.close()
+
+
+def test_the_default_base_is_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = SqliteStore.from_url("sqlite:///here.db")
+    try:
+        assert store.path == tmp_path / "here.db"
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite:///",
+        "sqlite:////",
+        "sqlite://host/state.db",
+        "sqlite::memory:",
+        "sqlite:///state.db?mode=ro",
+        "postgresql://db/gitopsd",
+        "state.db",
+        "",
+    ],
+)
+def test_a_bad_url_is_refused_with_the_forms_that_work(url: str, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"bad state URL .*sqlite:///relative/path\.db"):
+        SqliteStore.from_url(url, base=tmp_path)
+
+
+def test_reopening_applies_each_migration_once_and_keeps_the_data(db_path: Path) -> None:
+    for _ in range(3):
+        store = SqliteStore(db_path)
+        store.save_component(component())
+        store.close()
+    assert recorded_versions(db_path) == [m.version for m in migrations.MIGRATIONS]
+    store = SqliteStore(db_path)
+    try:
+        assert store.list_components("dev") == [component()]
+    finally:
+        store.close()
+
+
+def test_stores_opening_a_new_database_at_once_migrate_it_once(db_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def open_and_close() -> None:
+        try:
+            SqliteStore(db_path).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    openers = [threading.Thread(target=open_and_close) for _ in range(6)]
+    for opener in openers:
+        opener.start()
+    for opener in openers:
+        opener.join()
+    assert errors == []
+    assert recorded_versions(db_path) == [m.version for m in migrations.MIGRATIONS]
+
+
+def test_a_database_from_a_newer_gitopsd_is_refused(db_path: Path) -> None:
+    SqliteStore(db_path).close()
+    newer = migrations.LATEST + 3
+    with sqlite3.connect(db_path) as connection:
+        connection.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (newer, "now")
+        )
+    connection.close()
+    expected = (
+        f"state database {db_path} is at schema version {newer};"
+        f" this gitopsd knows up to {migrations.LATEST}; upgrade gitopsd"
+    )
+    with pytest.raises(StoreError) as raised:
+        SqliteStore(db_path)
+    assert str(raised.value) == expected
+
+
+def test_a_file_that_is_not_a_database_is_named_in_the_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database\n" * 50)
+    with pytest.raises(StoreError, match=f"{path} is not a usable SQLite database"):
+        SqliteStore(path)
+
+
+def test_a_folder_in_place_of_the_database_is_named_in_the_error(tmp_path: Path) -> None:
+    (tmp_path / "state.db").mkdir()
+    with pytest.raises(StoreError, match=str(tmp_path / "state.db")):
+        SqliteStore(tmp_path / "state.db")
+
+
+def test_a_closed_store_refuses_work_and_closes_twice_quietly(store: SqliteStore) -> None:
+    store.close()
+    store.close()
+    with pytest.raises(StoreError, match="is closed"):
+        store.get_run("run-1")
+
+
+def test_connections_of_finished_threads_are_closed(store: SqliteStore) -> None:
+    for _ in range(10):
+        reader = threading.Thread(target=store.list_runs)
+        reader.start()
+        reader.join()
+    assert len(store._opened) <= 2  # this thread's, and the last reader's until the next opens
+
+
+def test_a_naive_datetime_is_refused_rather_than_guessed(store: SqliteStore) -> None:
+    with pytest.raises(ValueError, match="naive datetime 2024-05-01T12:00:00"):
+        store.save_component(component(updated_at=datetime(2024, 5, 1, 12, 0)))
+    with pytest.raises(ValueError, match="naive datetime"):
+        store.lease_holder("dev", now=datetime(2024, 5, 1, 12, 0))
+    assert store.list_components("dev") == []
+
+
+def hold_a_transaction_open(path: Path, inside: Any) -> None:
+    """In a separate process: commit one component, then die (SIGKILL) inside a transaction."""
+    store = SqliteStore(path)
+    store.save_component(component("committed"))
+    with store.transaction():
+        store.save_component(component("half-written"))
+        store.append_event(event("never"))
+        inside.set()
+        time.sleep(60)
+
+
+def test_a_process_killed_inside_a_transaction_leaves_nothing_of_it(db_path: Path) -> None:
+    SqliteStore(db_path).close()
+    context = multiprocessing.get_context("spawn")
+    inside = context.Event()
+    doomed = context.Process(target=hold_a_transaction_open, args=(db_path, inside))
+    doomed.start()
+    assert inside.wait(timeout=20)
+    doomed.kill()
+    doomed.join(timeout=10)
+    store = SqliteStore(db_path)
+    try:
+        assert [c.name for c in store.list_components("dev")] == ["committed"]
+        assert store.list_events() == []
+        assert store.acquire_lease("dev", "after-the-crash", now=T0, ttl=5)
+    finally:
+        store.close()

@@ -6,10 +6,12 @@ Controlled by the JSON file named in TEST_CONTROL:
                               "k8s:apply@<sha>" fails only at that revision
   {"sleep": {"net:apply": 0.3}}  sleep before answering
   {"plan": {"net": 0}}  exit code of plan/check
+  {"kill_parent": {"k8s:apply": "before"}}  SIGKILL gitopsd once, before or after the work
 """
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -23,6 +25,12 @@ def main() -> int:
     key = f"{component}:{action}"
     journal = Path(os.environ["TEST_JOURNAL"])
     started = time.time()
+    kill = control.get("kill_parent", {}).get(key)
+    marker = journal.with_name(f"killed-{key}")
+    if kill == "before" and not marker.exists():
+        marker.write_text("")
+        os.kill(os.getppid(), signal.SIGKILL)  # gitopsd dies with this step recorded running
+        return 1
     time.sleep(control.get("sleep", {}).get(key, 0))
     tries = (
         sum(1 for line in journal.read_text().splitlines() if json.loads(line)["key"] == key)
@@ -41,6 +49,9 @@ def main() -> int:
         state.write_text(os.environ["GITOPSD_REVISION"])
     if action == "destroy" and code == 0:
         (Path(os.environ["GITOPSD_STATE_DIR"]) / "applied").unlink(missing_ok=True)
+    if kill == "after" and not marker.exists():
+        marker.write_text("")
+        os.kill(os.getppid(), signal.SIGKILL)  # the work is done; gitopsd never hears of it
     record = {
         "key": key,
         "component": component,

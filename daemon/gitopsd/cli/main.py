@@ -6,106 +6,18 @@ no logic of their own. Every flag has a `GITOPSD_*` environment variable.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from gitopsd import __version__
-from gitopsd.adapters.gitrepo import GitSource, GitSourceError
-from gitopsd.cli import graphs
+from gitopsd.cli import graphs, run_commands, status_commands
+from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail, plural
 from gitopsd.engine import selection
 from gitopsd.engine.graph import DependencyCycleError
 from gitopsd.runtime import revisions
 from gitopsd.runtime.revisions import LoadedRevision
-
-Command = TypeVar("Command", bound=Callable[..., Any])
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-
-
-@dataclass(frozen=True)
-class Context:
-    """The flags every command takes (SPEC section 5)."""
-
-    repo: str
-    branch: str | None
-    state: str
-    output: str
-    data_dir: Path
-
-    def open_source(self) -> GitSource:
-        return revisions.open_source(self.repo, branch=self.branch, data_dir=self.data_dir)
-
-
-def common_options(command: Command) -> Command:
-    """Add --repo, --branch, --state, --output (and their GITOPSD_* variables) to a command."""
-
-    @click.option(
-        "--repo",
-        envvar="GITOPSD_REPO",
-        default=".",
-        show_default=True,
-        help="Path or URL of the GitOps repository.",
-    )
-    @click.option(
-        "--branch",
-        envvar="GITOPSD_BRANCH",
-        default=None,
-        help="Branch to track (default: the repository's current branch).",
-    )
-    @click.option(
-        "--state",
-        envvar="GITOPSD_STATE",
-        default="sqlite:///.gitopsd/state.db",
-        show_default=True,
-        help="State store URL.",
-    )
-    @click.option(
-        "--output",
-        envvar="GITOPSD_OUTPUT",
-        type=click.Choice(["text", "json"]),
-        default="text",
-        show_default=True,
-        help="Output format.",
-    )
-    @click.option(
-        "--data-dir",
-        envvar="GITOPSD_DATA_DIR",
-        default=".gitopsd",
-        show_default=True,
-        type=click.Path(path_type=Path),
-        help="Folder for state, checkouts and reports.",
-    )
-    @functools.wraps(command)
-    def wrapper(
-        repo: str, branch: str | None, state: str, output: str, data_dir: Path, **kwargs: Any
-    ) -> Any:
-        context = Context(repo, branch, state, output, data_dir)
-        try:
-            return command(context, **kwargs)
-        except GitSourceError as error:
-            fail(str(error), as_json=context.output == "json")
-
-    return wrapper  # type: ignore[return-value]
-
-
-def fail(message: str, *, as_json: bool = False) -> None:
-    """Stop with exit code 1; scripts asking for JSON get the error as JSON on stdout too."""
-    if as_json:
-        click.echo(json.dumps({"error": message}))
-    click.echo(f"gitopsd: error: {message}", err=True)
-    sys.exit(EXIT_FAILED)
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -197,6 +109,10 @@ def load_valid(context: Context, revision: str | None) -> LoadedRevision:
             f"{found} in the manifests at {loaded.revision[:12]}", as_json=context.output == "json"
         )
     return loaded
+
+
+run_commands.register(cli)
+status_commands.register(cli)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource
-from gitopsd.engine import selection
+from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
@@ -89,6 +89,25 @@ class Workspace:
                 forced=forced,
             )
             return self._apply(run, target, chosen, lost)
+
+    def dry_run(
+        self,
+        environment: str,
+        *,
+        revision: str | None = None,
+        components: Sequence[str] | None = None,
+    ) -> planning.Plan:
+        """The ordered plan of an apply, from fingerprints alone: no driver runs, no writes."""
+        target = self.load(revision)
+        chosen = self._components(target.repository, environment, components)
+        observed = {s.name: s for s in self.store.list_components(environment)}
+        entry = target.repository.environments[environment]
+        return planning.plan(
+            selection.Selection(entry, chosen, []),
+            revision=target.revision,
+            trees=target.trees,
+            observed=observed,
+        )
 
     def plan(
         self,

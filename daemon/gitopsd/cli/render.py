@@ -1,0 +1,87 @@
+"""Text forms of plans, runs, status and history for a terminal (JSON goes through reports)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gitopsd.engine.planning import Plan, Verdict
+from gitopsd.model.state import Event, Run, Step
+from gitopsd.runtime.plan_run import PlannedComponent
+
+MARKS = {Verdict.RUN: "~", Verdict.WAITING: "?", Verdict.UNCHANGED: "="}
+
+
+def planned(run: Run, components: list[PlannedComponent]) -> str:
+    lines = [f"plan of {run.environment} at {run.revision[:12]} (run {run.id})"]
+    for item in components:
+        mark = "!" if item.changes is None else ("~" if item.changes else "=")
+        lines.append(f"  {mark} {item.name:<24} {item.reason}")
+        lines.extend(f"      {line}" for line in item.output.rstrip().splitlines())
+    changing = sum(1 for item in components if item.changes)
+    failed = sum(1 for item in components if item.changes is None)
+    lines.append(
+        f"{changing} to change, {len(components) - changing - failed} unchanged, {failed} failed"
+    )
+    return "\n".join(lines)
+
+
+def dry_run(plan: Plan, *, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(
+            {
+                "environment": plan.environment,
+                "revision": plan.revision,
+                "components": [
+                    {"name": d.component, "verdict": d.verdict.value, "reason": d.reason}
+                    for d in plan.decisions
+                ],
+            },
+            indent=2,
+        )
+    lines = [f"dry run: {plan.environment} at {plan.revision[:12]}, in apply order"]
+    lines.extend(f"  {MARKS[d.verdict]} {d.component:<24} {d.reason}" for d in plan.decisions)
+    return "\n".join(lines)
+
+
+def run(record: Run, steps: list[Step], *, verbose: bool = False) -> str:
+    head = (
+        f"run {record.id}  {record.action.value} {record.environment} at "
+        f"{record.revision[:12]}  {record.status.value}"
+    )
+    lines = [head + (f": {record.error}" if record.error else "")]
+    for step in steps:
+        tries = f" ({step.attempts} tries)" if step.attempts > 1 else ""
+        detail = f": {step.error}" if step.error else ""
+        lines.append(
+            f"  {step.index:>3}. {step.action.value:<8} {step.component:<24} "
+            f"{step.status.value}{tries}{detail}"
+        )
+        if verbose and step.output:
+            lines.extend(f"         {line}" for line in step.output.rstrip().splitlines())
+    return "\n".join(lines)
+
+
+def status(report: dict[str, Any]) -> str:
+    lines = []
+    for environment in report["environments"]:
+        revision = (environment["revision"] or "-")[:12]
+        upstream = f" (from {environment['upstream']})" if environment["upstream"] else ""
+        lines.append(f"{environment['name']}{upstream}: {environment['status']} at {revision}")
+        for component in environment["components"]:
+            lines.append(
+                f"  {component['name']:<24} {component['status']:<12} "
+                f"{component['revision'][:12]}  drift: {component['drift']}"
+            )
+    return "\n".join(lines) or "no environments"
+
+
+def history(events: list[Event]) -> str:
+    lines = []
+    for event in events:
+        where = event.environment or "-"
+        lines.append(
+            f"{event.at:%Y-%m-%d %H:%M:%S}  {where:<10} {event.actor:<10} "
+            f"{event.kind:<22} {event.message}"
+        )
+    return "\n".join(lines) or "no events"

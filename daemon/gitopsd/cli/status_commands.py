@@ -1,0 +1,53 @@
+"""`gitopsd status` and `gitopsd history`: what is deployed where, and who did what when."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from gitopsd.adapters.gitrepo import GitSourceError
+from gitopsd.cli import render
+from gitopsd.cli.context import Context, common_options
+from gitopsd.engine.loading import Repository
+from gitopsd.runtime import reports, revisions
+
+
+@click.command()
+@common_options
+@click.option("--env", "environment", default=None, help="Only this environment.")
+def status(context: Context, environment: str | None) -> None:
+    """Environments, revisions, component states, pending approvals, drift."""
+    repository = _repository(context)
+    with context.store() as store:
+        report = reports.status_report(store, repository, environment=environment)
+    click.echo(json.dumps(report, indent=2) if context.as_json else render.status(report))
+
+
+@click.command()
+@common_options
+@click.option("--env", "environment", default=None, help="Only this environment.")
+@click.option("--limit", default=50, show_default=True, help="How many events.")
+def history(context: Context, environment: str | None, limit: int) -> None:
+    """The audit trail, newest first."""
+    with context.store() as store:
+        events = store.list_events(environment, limit=limit)
+    if context.as_json:
+        click.echo(json.dumps({"events": [reports.event_report(e) for e in events]}, indent=2))
+    else:
+        click.echo(render.history(events))
+
+
+def _repository(context: Context) -> Repository | None:
+    """The manifests at the branch head, when they load; status works from the store alone."""
+    try:
+        with context.open_source() as source:
+            loaded = revisions.load(source)
+    except GitSourceError:
+        return None
+    return loaded.repository
+
+
+def register(group: click.Group) -> None:
+    group.add_command(status)
+    group.add_command(history)

@@ -1,0 +1,41 @@
+"""Open the state store a `--state` URL names, and the workspace commands run in.
+
+`sqlite:///relative/path.db` and `sqlite:////absolute/path.db` are the embedded store;
+`postgresql://` is the shared store of a later release.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gitopsd.adapters.checkouts import CheckoutCache
+from gitopsd.adapters.clock import SystemClock
+from gitopsd.adapters.command_driver import CommandDriverRunner
+from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
+from gitopsd.engine.ports import StateStore
+from gitopsd.runtime.leases import holder_id
+from gitopsd.runtime.workspace import Workspace
+
+__all__ = ["StoreError", "open_store", "workspace"]
+
+
+def open_store(url: str, *, base: Path) -> StateStore:
+    if url.startswith("sqlite:"):
+        return SqliteStore.from_url(url, base=base, synchronous="NORMAL")
+    if url.startswith(("postgresql:", "postgres:")):
+        raise StoreError("the PostgreSQL state store is not available in this release yet")
+    raise StoreError(f"unsupported state URL {url!r}: use sqlite:///path/to/state.db")
+
+
+def workspace(source: GitSource, store: StateStore, *, data_dir: Path) -> Workspace:
+    """Everything a run needs, wired to the real adapters."""
+    return Workspace(
+        source=source,
+        store=store,
+        drivers=CommandDriverRunner(data_dir / "work"),
+        checkouts=CheckoutCache(source, data_dir / "checkouts"),
+        clock=SystemClock(),
+        data_dir=data_dir,
+        holder=holder_id(),
+    )

@@ -1,0 +1,137 @@
+"""`kill -9` of `gitopsd apply` at several points, then another `gitopsd apply` resumes.
+
+The test driver kills its parent (the gitopsd process) with SIGKILL once, at a chosen
+point; the next `gitopsd apply` must finish the interrupted run: steps recorded as done are
+not repeated, the interrupted step is run again, nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.runtime.test_apply_runs import layered
+from tests.runtime.world import World, component, environment
+
+CHAIN = {
+    "environments/dev.yaml": environment("dev", parallelism=1),
+    "components/a/component.yaml": component("a"),
+    "components/b/component.yaml": component(
+        "b", deps=("a",), inputs={"a": "${{ components.a.outputs.id }}"}
+    ),
+    "components/c/component.yaml": component(
+        "c", deps=("b",), inputs={"b": "${{ components.b.outputs.id }}"}
+    ),
+}
+
+
+def gitopsd(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "TEST_JOURNAL": str(world.journal_path),
+        "TEST_CONTROL": str(world.control_path),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "gitopsd",
+        *args,
+        "--repo",
+        str(world.repo),
+        "--data-dir",
+        str(world.root / "data"),
+        "--state",
+        f"sqlite:///{world.root / 'data' / 'state.db'}",
+    ]
+    return subprocess.run(
+        command, cwd=world.root, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def runs(world: World) -> list[dict[str, object]]:
+    done = gitopsd(world, "runs", "--env", "dev", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    listed: list[dict[str, object]] = json.loads(done.stdout)["runs"]
+    return listed
+
+
+@pytest.mark.parametrize("point", ["before", "after"])
+@pytest.mark.parametrize("victim", ["a", "b", "c"])
+def test_a_killed_apply_is_resumed_by_the_next_one(world: World, point: str, victim: str) -> None:
+    world.commit(CHAIN)
+    world.control(kill_parent={f"{victim}:apply": point})
+    killed = gitopsd(world, "apply", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+    interrupted = runs(world)
+    assert [r["status"] for r in interrupted] == ["running"]
+
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    applied = world.calls()
+    # finished steps are not repeated; the interrupted one ran again only if it had done its work
+    expected = ["a", "b", "c"]
+    if point == "after":
+        expected.insert(expected.index(victim), victim)
+    assert applied == expected
+    final = runs(world)
+    assert final[-1]["id"] == interrupted[0]["id"] and final[-1]["status"] == "succeeded"
+    assert [r["status"] for r in final] == ["succeeded", "succeeded"]  # the new run: no changes
+
+
+def test_kill_at_random_moments_then_resume_applies_everything_once(world: World) -> None:
+    files = layered(**{f"components/x{i}/component.yaml": component(f"x{i}") for i in range(6)})
+    world.commit(files)
+    world.control(sleep={f"x{i}:apply": 0.15 for i in range(6)})
+    for delay in (0.3, 0.6, 0.9):
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gitopsd",
+                "apply",
+                "--env",
+                "dev",
+                "--repo",
+                str(world.repo),
+                "--data-dir",
+                str(world.root / "data"),
+                "--state",
+                f"sqlite:///{world.root / 'data' / 'state.db'}",
+            ],
+            cwd=world.root,
+            env={
+                **os.environ,
+                "TEST_JOURNAL": str(world.journal_path),
+                "TEST_CONTROL": str(world.control_path),
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        process.kill()
+        process.wait()
+    final = gitopsd(world, "apply", "--env", "dev")
+    assert final.returncode == 0, final.stdout + final.stderr
+    status = json.loads(gitopsd(world, "status", "--env", "dev", "--output", "json").stdout)
+    components = {c["name"]: c["status"] for c in status["environments"][0]["components"]}
+    assert components == {
+        name: "applied" for name in ["net", "dns", "k8s", "app", *(f"x{i}" for i in range(6))]
+    }
+    assert status["environments"][0]["status"] == "verified"
+    # each component completed at least once; a repeat only where a kill interrupted it
+    completed = world.calls()
+    assert set(completed) == set(components)
+    # and no step recorded as succeeded was ever run again: one success per component
+    successes = [
+        step["component"]
+        for run in runs(world)
+        for step in run["steps"]  # type: ignore[attr-defined]
+        if step["action"] == "apply" and step["status"] == "succeeded"
+    ]
+    assert sorted(successes) == sorted(components)

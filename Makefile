@@ -14,10 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Until the daemon exists: check the bundled example repo and show each environment's graph.
+# Until the daemon exists: check the bundled example repo, apply dev once, show its status.
 run: install
 	$(BIN)/gitopsd validate
-	for env in dev staging prod; do $(BIN)/gitopsd graph --env $$env || exit 1; done
+	$(BIN)/gitopsd apply --env dev
+	$(BIN)/gitopsd status --env dev
 
 lint: install
 	$(BIN)/ruff check $(SOURCES)

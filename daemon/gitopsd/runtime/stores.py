@@ -29,7 +29,12 @@ def open_store(url: str, *, base: Path) -> StateStore:
 
 
 def workspace(source: GitSource, store: StateStore, *, data_dir: Path) -> Workspace:
-    """Everything a run needs, wired to the real adapters."""
+    """Everything a run needs, wired to the real adapters.
+
+    The data folder is made absolute: drivers run in a checkout, not where gitopsd started,
+    and every path they are given must still point to the right place.
+    """
+    data_dir = data_dir.resolve()
     return Workspace(
         source=source,
         store=store,

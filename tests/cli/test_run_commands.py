@@ -1,0 +1,123 @@
+"""The run commands as a user types them, with the default relative data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitopsd.adapters.sqlite_store import SqliteStore
+from tests.runtime.test_apply_runs import layered
+from tests.runtime.world import World
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    made = World(tmp_path)
+    made.control()
+    made.commit(layered())
+    return made
+
+
+def gitopsd(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "TEST_JOURNAL": str(world.journal_path),
+        "TEST_CONTROL": str(world.control_path),
+    }
+    env.pop("GITOPSD_REPO", None)
+    return subprocess.run(
+        [sys.executable, "-m", "gitopsd", *args],
+        cwd=world.repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def as_json(done: subprocess.CompletedProcess[str]) -> Any:
+    assert "Traceback" not in done.stderr, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_plan_apply_plan_with_the_default_data_folder(world: World) -> None:
+    planned = gitopsd(world, "plan", "--env", "dev")
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert "~ net" in planned.stdout
+    applied = gitopsd(world, "apply", "--env", "dev")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert (world.repo / ".gitopsd" / "state.db").exists()
+    again = gitopsd(world, "plan", "--env", "dev", "--output", "json")
+    assert again.returncode == 0
+    assert all(c["changes"] is False for c in as_json(again)["components"])
+
+
+def test_dry_run_changes_nothing(world: World) -> None:
+    done = gitopsd(world, "apply", "--env", "dev", "--dry-run", "--output", "json")
+    assert done.returncode == 0
+    verdicts = {c["name"]: c["verdict"] for c in as_json(done)["components"]}
+    assert verdicts == {"net": "run", "dns": "run", "k8s": "waiting", "app": "waiting"}
+    assert world.journal() == []
+
+
+def test_status_has_the_spec_shape(world: World) -> None:
+    gitopsd(world, "apply", "--env", "dev")
+    report = as_json(gitopsd(world, "status", "--output", "json"))
+    (dev,) = report["environments"]
+    assert {"name", "revision", "status", "upstream", "pending_approval", "components"} <= set(dev)
+    assert dev["status"] == "verified" and dev["pending_approval"] is None
+    for entry in dev["components"]:
+        assert set(entry) == {"name", "status", "revision", "outputs", "drift"}
+    assert {c["name"] for c in dev["components"]} == {"net", "dns", "k8s", "app"}
+
+
+def test_a_failed_apply_exits_1_and_history_tells_why(world: World) -> None:
+    world.control(fail={"net:apply": -1})
+    done = gitopsd(world, "apply", "--env", "dev")
+    assert done.returncode == 1
+    assert "net" in done.stdout and "failed" in done.stdout
+    events = as_json(gitopsd(world, "history", "--env", "dev", "--output", "json"))["events"]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "run.finished" and "component.failed" in kinds
+
+
+def test_runs_lists_runs_with_steps_and_destroy_empties_the_environment(world: World) -> None:
+    gitopsd(world, "apply", "--env", "dev")
+    destroyed = gitopsd(world, "destroy", "--env", "dev")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    listed = as_json(gitopsd(world, "runs", "--env", "dev", "--output", "json"))["runs"]
+    assert [r["action"] for r in listed] == ["destroy", "apply"]
+    assert len(listed[1]["steps"]) == 4
+    report = as_json(gitopsd(world, "status", "--env", "dev", "--output", "json"))
+    assert report["environments"][0]["components"] == []
+
+
+def test_cancel_of_an_unknown_or_finished_run_exits_1(world: World) -> None:
+    done = gitopsd(world, "cancel", "nope")
+    assert done.returncode == 1 and "no run 'nope'" in done.stderr
+    gitopsd(world, "apply", "--env", "dev")
+    run_id = as_json(gitopsd(world, "runs", "--output", "json"))["runs"][0]["id"]
+    done = gitopsd(world, "cancel", run_id)
+    assert done.returncode == 1 and "already succeeded" in done.stderr
+
+
+def test_a_busy_environment_and_bad_arguments_are_clear_errors(world: World) -> None:
+    gitopsd(world, "runs")  # creates the state database
+    store = SqliteStore(world.repo / ".gitopsd" / "state.db")
+    store.acquire_lease("dev", "otherhost:1:x", now=datetime.now(UTC), ttl=60)
+    store.close()
+    busy = gitopsd(world, "apply", "--env", "dev")
+    assert busy.returncode == 1 and "environment 'dev' is busy" in busy.stderr
+    unknown = gitopsd(world, "plan", "--env", "qa")
+    assert unknown.returncode == 1 and "unknown environment 'qa'" in unknown.stderr
+    bad_state = gitopsd(world, "status", "--state", "mysql://x")
+    assert bad_state.returncode == 1 and "unsupported state URL" in bad_state.stderr
+    for done in (busy, unknown, bad_state):
+        assert "Traceback" not in done.stderr

@@ -7,12 +7,13 @@ import time
 
 import pytest
 
+from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import EnvironmentStatus, RunAction, RunStatus, StepStatus
 from gitopsd.runtime import leases
 from gitopsd.runtime.workspace import RunRefusedError, Workspace
 from tests.runtime.test_apply_runs import DNS, layered
-from tests.runtime.world import World, component
+from tests.runtime.world import World, component, environment
 
 
 def test_plan_asks_only_changed_components_and_changes_nothing(
@@ -141,3 +142,19 @@ def test_unchanged_components_are_recorded_as_skipped(
         "k8s": StepStatus.SKIPPED,
         "app": StepStatus.SKIPPED,
     }
+
+
+def test_old_checkouts_are_pruned_but_not_what_environments_need(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    workspace.checkouts = CheckoutCache(workspace.source, world.root / "data" / "checkouts", keep=1)
+    shas = []
+    for size in (1, 2, 3):
+        shas.append(
+            world.commit(
+                layered(**{"environments/dev.yaml": environment("dev", variables={"size": size})})
+            )
+        )
+        assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    kept = sorted(p.name for p in (world.root / "data" / "checkouts").iterdir())
+    assert kept == sorted(shas[1:])  # current and previous revision of dev

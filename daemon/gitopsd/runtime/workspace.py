@@ -197,10 +197,32 @@ class Workspace:
 
     # --- helpers ----------------------------------------------------------------------------
 
+    def prune_checkouts(self) -> list[str]:
+        """Remove old checkouts, keeping every revision an environment is at or rolls back to."""
+        pinned = {
+            revision
+            for state in self.store.list_environments()
+            for revision in (state.revision, state.previous_revision)
+            if revision
+        }
+        return self.checkouts.prune(pinned=pinned)
+
     def _apply(
         self, run: Run, target: Revisioned, chosen: list[ComponentEntry], cancel: threading.Event
     ) -> Run:
         previous = self.load(run.previous_revision) if run.previous_revision else None
+        finished = self._run_apply(run, target, chosen, cancel, previous)
+        self.prune_checkouts()
+        return finished
+
+    def _run_apply(
+        self,
+        run: Run,
+        target: Revisioned,
+        chosen: list[ComponentEntry],
+        cancel: threading.Event,
+        previous: Revisioned | None,
+    ) -> Run:
         return ApplyRun(
             self._services(cancel),
             run,

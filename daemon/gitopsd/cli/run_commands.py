@@ -13,7 +13,7 @@ import click
 
 from gitopsd.cli import render
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail
-from gitopsd.model.state import RunStatus
+from gitopsd.model.state import Run, RunStatus, Step
 from gitopsd.runtime import reports
 from gitopsd.runtime.plan_run import EXIT_CHANGES
 
@@ -26,6 +26,16 @@ environment_option = click.option("--env", "environment", required=True, help="E
 
 def names(value: str | None) -> list[str] | None:
     return [name.strip() for name in value.split(",") if name.strip()] if value else None
+
+
+def finish_run(context: Context, run: Run, steps: list[Step]) -> None:
+    """Print a finished apply or destroy and exit 0 if it succeeded, 1 otherwise."""
+    click.echo(
+        json.dumps(reports.run_report(run, steps), indent=2)
+        if context.as_json
+        else render.run(run, steps)
+    )
+    sys.exit(EXIT_OK if run.status is RunStatus.SUCCEEDED else EXIT_FAILED)
 
 
 @click.command()
@@ -78,12 +88,7 @@ def apply(
             environment, revision=revision, components=names(components), forced=force
         )
         steps = workspace.store.list_steps(run.id)
-    click.echo(
-        json.dumps(reports.run_report(run, steps), indent=2)
-        if context.as_json
-        else render.run(run, steps)
-    )
-    sys.exit(EXIT_OK if run.status is RunStatus.SUCCEEDED else EXIT_FAILED)
+    finish_run(context, run, steps)
 
 
 @click.command()
@@ -95,12 +100,7 @@ def destroy(context: Context, environment: str, components: str | None) -> None:
     with context.workspace() as workspace:
         run = workspace.destroy(environment, components=names(components))
         steps = workspace.store.list_steps(run.id)
-    click.echo(
-        json.dumps(reports.run_report(run, steps), indent=2)
-        if context.as_json
-        else render.run(run, steps)
-    )
-    sys.exit(EXIT_OK if run.status is RunStatus.SUCCEEDED else EXIT_FAILED)
+    finish_run(context, run, steps)
 
 
 @click.command()

@@ -8,9 +8,10 @@ the executor needs is prepared here, so the executor itself never touches git.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,7 @@ class Workspace:
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         self._check_dependencies_applied(environment, chosen)
-        lost = threading.Event()
-        with leases.held(self.store, environment, holder=self.holder, clock=self.clock, lost=lost):
+        with self._lease(environment) as lost:
             self.resume(environment)
             run = self._new_run(
                 environment,
@@ -121,8 +121,7 @@ class Workspace:
         """Ask the drivers what applying `revision` would change; nothing is changed."""
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
-        lost = threading.Event()
-        with leases.held(self.store, environment, holder=self.holder, clock=self.clock, lost=lost):
+        with self._lease(environment) as lost:
             run = self._new_run(
                 environment,
                 RunAction.PLAN,
@@ -152,8 +151,7 @@ class Workspace:
         target = self.load(None)
         chosen = self._components(target.repository, environment, components)
         self._check_nothing_depends_on(environment, chosen, target.repository)
-        lost = threading.Event()
-        with leases.held(self.store, environment, holder=self.holder, clock=self.clock, lost=lost):
+        with self._lease(environment) as lost:
             self.resume(environment)
             run = self._new_run(
                 environment,
@@ -253,6 +251,13 @@ class Workspace:
         )
         self.store.save_run(run)
         return run
+
+    @contextlib.contextmanager
+    def _lease(self, environment: str) -> Iterator[threading.Event]:
+        """Hold the environment's lease; the event is set if it is ever lost."""
+        lost = threading.Event()
+        with leases.held(self.store, environment, holder=self.holder, clock=self.clock, lost=lost):
+            yield lost
 
     def _services(self, cancel: threading.Event) -> Services:
         return Services(

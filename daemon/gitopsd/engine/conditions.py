@@ -28,125 +28,17 @@ Semantics, chosen to be strict rather than Pythonic so a typo cannot silently tu
 
 from __future__ import annotations
 
-import keyword
 import operator
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
+from gitopsd.engine.condition_tokens import Token, tokenize
 from gitopsd.engine.references import ExpressionError, Reference, Scope, parse_reference, resolve
 
 MAX_CONDITION_LENGTH = 1024
 MAX_NESTING = 32
 MAX_VALUE_DEPTH = 64
-
-_TOKEN = re.compile(
-    r"(?P<space>\s+)"
-    r"|(?P<number>-?[0-9]+(?:\.[0-9]+)?)"
-    r"|(?P<word>[A-Za-z_][A-Za-z0-9_.-]*)"
-    r"|(?P<op>==|!=|<=|>=|<|>)"
-    r"|(?P<punct>[()\[\],.])"
-)
-_NUMBER_TAIL = re.compile(r"[A-Za-z0-9_.]")
-_OPERATOR_WORDS = frozenset({"and", "or", "not", "in"})
-_CONSTANTS: Mapping[str, bool | None] = {
-    **{"true": True, "false": False, "null": None},
-    **{"True": True, "False": False, "None": None},  # Python spellings, for convenience
-}
-_CHARACTER_HINTS = {"=": "use '==' to compare", "!": "use 'not'", "&": "use 'and'", "|": "use 'or'"}
-_ESCAPES = frozenset({"\\", "'", '"'})
-
-
-# --- Tokens -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # "literal", "name", "keyword", "op", "(", ")", "[", "]", ",", ".", "end"
-    text: str
-    column: int
-    value: str | int | float | bool | None = None
-
-    @property
-    def shown(self) -> str:
-        return "the end of the condition" if self.kind == "end" else repr(self.text)
-
-
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    position = 0
-    while position < len(text):
-        token: _Token | None
-        if text[position] in "'\"":
-            token, position = _scan_string(text, position)
-        else:
-            token, position = _scan_token(text, position)
-        if token is not None:
-            tokens.append(token)
-    tokens.append(_Token("end", "end of condition", len(text) + 1))
-    return tokens
-
-
-def _scan_string(text: str, start: int) -> tuple[_Token, int]:
-    quote, chars, position = text[start], [], start + 1
-    while position < len(text) and text[position] != quote:
-        char = text[position]
-        if char == "\\":
-            escaped = text[position + 1 : position + 2]
-            if escaped not in _ESCAPES:
-                message = "unsupported escape in string; only \\\\, \\' and \\\" are allowed"
-                raise ExpressionError(message, column=position + 1)
-            char, position = escaped, position + 1
-        chars.append(char)
-        position += 1
-    if position >= len(text):
-        raise ExpressionError(f"unterminated string (no closing {quote})", column=start + 1)
-    return _Token("literal", text[start : position + 1], start + 1, "".join(chars)), position + 1
-
-
-def _scan_token(text: str, start: int) -> tuple[_Token | None, int]:
-    match = _TOKEN.match(text, start)
-    if match is None:
-        raise _unknown_character(text[start], column=start + 1)
-    kind, lexeme, column = match.lastgroup, match.group(), start + 1
-    if kind == "space":
-        return None, match.end()
-    if kind == "number":
-        return _number_token(text, match), match.end()
-    if kind == "word":
-        return _word_token(lexeme, column=column), match.end()
-    if kind == "op":
-        return _Token("op", lexeme, column), match.end()
-    return _Token(lexeme, lexeme, column), match.end()  # punctuation is its own kind
-
-
-def _number_token(text: str, match: re.Match[str]) -> _Token:
-    lexeme, column = match.group(), match.start() + 1
-    if _NUMBER_TAIL.match(text, match.end()):
-        raise ExpressionError(f"invalid number starting with {lexeme!r}", column=column)
-    value: int | float = float(lexeme) if "." in lexeme else int(lexeme)
-    return _Token("literal", lexeme, column, value)
-
-
-def _word_token(word: str, *, column: int) -> _Token:
-    if word in _OPERATOR_WORDS:
-        return _Token("keyword", word, column)
-    if word in _CONSTANTS:
-        return _Token("literal", word, column, _CONSTANTS[word])
-    if word == "is":
-        raise ExpressionError("'is' is not supported; use '==' or '!='", column=column)
-    if keyword.iskeyword(word):
-        message = f"{word!r} is a Python keyword and is not allowed in conditions"
-        raise ExpressionError(message, column=column)
-    return _Token("name", word, column)
-
-
-def _unknown_character(char: str, *, column: int) -> ExpressionError:
-    message = f"unexpected character {char!r}"
-    hint = _CHARACTER_HINTS.get(char)
-    return ExpressionError(f"{message}; {hint}" if hint else message, column=column)
-
 
 # --- Tree ---------------------------------------------------------------------------------------
 
@@ -256,7 +148,7 @@ def parse_condition(text: str) -> Condition:
         raise ExpressionError(message, column=MAX_CONDITION_LENGTH + 1)
     if not text.strip():
         raise ExpressionError("empty condition", column=1)
-    parser = _Parser(_tokenize(text))
+    parser = _Parser(tokenize(text))
     tree = parser.parse()
     return Condition(text=text, references=tuple(dict.fromkeys(parser.references)), tree=tree)
 
@@ -267,7 +159,7 @@ def parse_condition(text: str) -> Condition:
 class _Parser:
     """Recursive descent over the token list; `_depth` bounds recursion to MAX_NESTING levels."""
 
-    def __init__(self, tokens: list[_Token]) -> None:
+    def __init__(self, tokens: list[Token]) -> None:
         self._tokens = tokens
         self._index = 0
         self._depth = 0
@@ -397,7 +289,7 @@ class _Parser:
             message = "attribute access is only allowed inside references such as vars.name"
             raise ExpressionError(message, column=token.column)
 
-    def _enter(self, token: _Token) -> None:
+    def _enter(self, token: Token) -> None:
         self._depth += 1
         if self._depth > MAX_NESTING:
             message = f"condition is nested deeper than {MAX_NESTING} levels"
@@ -407,10 +299,10 @@ class _Parser:
         token = self._peek()
         return token.kind == "keyword" and token.text == word
 
-    def _peek(self) -> _Token:
+    def _peek(self) -> Token:
         return self._tokens[self._index]
 
-    def _advance(self) -> _Token:
+    def _advance(self) -> Token:
         token = self._tokens[self._index]
         self._index = min(self._index + 1, len(self._tokens) - 1)
         return token

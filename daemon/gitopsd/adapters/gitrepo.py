@@ -9,20 +9,22 @@ GitPython.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
-import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import git
 
+from gitopsd.errors import GitopsdError
+
 URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 FETCH_REFSPEC = "+refs/heads/*:refs/heads/*"
 
 
-class GitSourceError(Exception):
+class GitSourceError(GitopsdError):
     """The repository, branch or revision cannot be used; the message says which and why."""
 
 
@@ -97,19 +99,29 @@ class GitSource:
         return trees
 
     def export(self, revision: str, target: Path) -> None:
-        """Write the files of commit `revision` into the empty folder `target`."""
-        archive = subprocess.Popen(
-            ["git", "archive", "--format=tar", self.resolve(revision)],
-            cwd=self.repo.git_dir,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+        """Write the files of commit `revision` into the empty folder `target`.
+
+        git's own checkout-index writes the files (fast, modes and symlinks as committed),
+        from a private index file, so the user's repository and index are never touched.
+        """
+        sha = self.resolve(revision)
+        target = target.resolve()  # git runs in the git dir: a relative path would land there
+        index = target.with_name(target.name + ".index")
+        env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+        commands = (
+            ["git", "read-tree", sha],
+            ["git", f"--work-tree={target}", "checkout-index", "--all", "--force"],
         )
-        assert archive.stdout is not None
-        with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
-            tar.extractall(target, filter="data")
-        _, stderr = archive.communicate()
-        if archive.returncode != 0:
-            raise GitSourceError(f"cannot export {revision}: {stderr.decode(errors='replace')}")
+        try:
+            for command in commands:
+                done = subprocess.run(
+                    command, cwd=self.repo.git_dir, env=env, capture_output=True, check=False
+                )
+                if done.returncode != 0:
+                    reason = done.stderr.decode(errors="replace").strip()
+                    raise GitSourceError(f"cannot export {revision}: {reason}")
+        finally:
+            index.unlink(missing_ok=True)
 
     def _list_blobs(self, revision: str) -> list[tuple[str, str]]:
         sha = self.resolve(revision)

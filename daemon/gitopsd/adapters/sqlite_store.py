@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from gitopsd.adapters import migrations
+from gitopsd.errors import GitopsdError
 from gitopsd.model.state import ComponentState, EnvironmentState, Event, Record, Run, Step
 
 R = TypeVar("R", bound=Record)
@@ -37,7 +38,7 @@ _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _URL_PREFIX = "sqlite:///"
 
 
-class StoreError(Exception):
+class StoreError(GitopsdError):
     """The state database cannot be opened or used (bad URL, not a database, too new...)."""
 
 
@@ -236,6 +237,11 @@ class SqliteStore:
         return [_decode(model, record) for (record,) in rows]
 
     def _write(self, sql: str, *params: object) -> None:
+        """One statement, atomic on its own; inside a transaction it simply joins it (a
+        savepoint around a single statement would buy nothing and cost two statements)."""
+        if getattr(self._local, "depth", 0):
+            self._connection().execute(sql, params)
+            return
         with self.transaction():
             self._connection().execute(sql, params)
 

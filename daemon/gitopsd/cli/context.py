@@ -14,20 +14,23 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from gitopsd.adapters.gitrepo import GitSource, GitSourceError
-from gitopsd.engine.ports import StateStore
-from gitopsd.runtime import revisions, stores
-from gitopsd.runtime.leases import BusyError
-from gitopsd.runtime.workspace import RunRefusedError, Workspace
+from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.errors import GitopsdError
+from gitopsd.runtime import revisions
+
+if TYPE_CHECKING:
+    from gitopsd.engine.ports import StateStore
+    from gitopsd.runtime.workspace import Workspace
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_CHANGES = 2  # plan, diff, drift: something differs
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class Context:
     @contextlib.contextmanager
     def store(self) -> Iterator[StateStore]:
         """Only the state store, for commands that read or flag runs."""
+        from gitopsd.runtime import stores  # the run machinery loads only for commands using it
+
         store = stores.open_store(self.state, base=Path.cwd())
         try:
             yield store
@@ -59,6 +64,8 @@ class Context:
     @contextlib.contextmanager
     def workspace(self) -> Iterator[Workspace]:
         """The repository, state store and data folder these flags name, closed afterwards."""
+        from gitopsd.runtime import stores
+
         with self.open_source() as source:
             store = stores.open_store(self.state, base=Path.cwd())
             try:
@@ -113,7 +120,7 @@ def common_options(command: Command) -> Command:
         context = Context(repo, branch, state, output, data_dir)
         try:
             return command(context, **kwargs)
-        except (GitSourceError, RunRefusedError, BusyError, stores.StoreError) as error:
+        except GitopsdError as error:
             fail(str(error), as_json=context.output == "json")
 
     return wrapper  # type: ignore[return-value]

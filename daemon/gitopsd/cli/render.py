@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitopsd.engine.planning import Plan, Verdict
 from gitopsd.model.state import Event, Run, Step
-from gitopsd.runtime.plan_run import PlannedComponent
+
+if TYPE_CHECKING:
+    from gitopsd.runtime.plan_run import PlannedComponent
 
 MARKS = {Verdict.RUN: "~", Verdict.WAITING: "?", Verdict.UNCHANGED: "="}
 

@@ -12,10 +12,9 @@ import sys
 import click
 
 from gitopsd.cli import render
-from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail
+from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options, fail
 from gitopsd.model.state import Run, RunStatus, Step
 from gitopsd.runtime import reports
-from gitopsd.runtime.plan_run import EXIT_CHANGES
 
 components_option = click.option(
     "--components", default=None, help="Comma-separated component names (default: all)."

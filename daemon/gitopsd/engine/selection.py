@@ -7,6 +7,7 @@ dependencies must be selected too: gitopsd never applies a component without wha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +29,11 @@ class Selection:
         return {c.manifest.name: list(c.manifest.spec.depends_on) for c in self.components}
 
 
-def variables_for(environment: EnvironmentEntry, component: str) -> dict[str, Any]:
-    """The environment's variables with the component's overrides on top."""
+def variables_for(environment: EnvironmentEntry, component: str) -> Mapping[str, Any]:
+    """The environment's variables with the component's overrides on top (read-only)."""
     spec = environment.manifest.spec
-    return {**spec.variables, **spec.overrides.get(component, {})}
+    overrides = spec.overrides.get(component)
+    return {**spec.variables, **overrides} if overrides else spec.variables
 
 
 def scope_for(

@@ -24,6 +24,8 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
     """The safe loader, refusing duplicate keys: YAML would silently keep only the last."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        if len({key.value for key, _ in node.value}) == len(node.value):
+            return super().construct_mapping(node, deep=deep)  # the usual case, checked fast
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":

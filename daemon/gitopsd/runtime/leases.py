@@ -16,11 +16,12 @@ import uuid
 from collections.abc import Iterator
 
 from gitopsd.engine.ports import Clock, StateStore
+from gitopsd.errors import GitopsdError
 
 TTL = 30.0
 
 
-class BusyError(Exception):
+class BusyError(GitopsdError):
     """Another live process holds the environment's lease."""
 
 

@@ -47,16 +47,19 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a revision loads.
+    """Pause the cyclic garbage collector while a revision loads, then freeze what loaded.
 
     Loading creates hundreds of thousands of small objects that all stay alive; collector
-    passes over them free nothing and cost about a third of a 10,000-component load.
-    Reference counting still frees everything that is dropped.
+    passes over them free nothing and cost about a third of a 10,000-component load. Frozen
+    (`gc.freeze`), they are left out of later passes too, instead of being scanned in full the
+    moment the collector is back on. Reference counting still frees them when dropped; the
+    manifests hold no reference cycles.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if was_enabled:
             gc.enable()

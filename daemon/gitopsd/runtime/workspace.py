@@ -21,6 +21,7 @@ from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
+from gitopsd.errors import GitopsdError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime import leases, revisions
 from gitopsd.runtime.destroying import DestroyRun
@@ -29,7 +30,7 @@ from gitopsd.runtime.plan_run import PlannedComponent, PlanRun
 from gitopsd.runtime.steps import Services
 
 
-class RunRefusedError(Exception):
+class RunRefusedError(GitopsdError):
     """A run that cannot start: unknown environment, invalid revision, bad component list."""
 
 

@@ -95,7 +95,8 @@ class CommandDriverRunner:
     def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
         """Run `call.argv` to completion, timeout or cancel; the scratch folder never remains."""
         started = time.monotonic()
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        if not self.work_dir.is_dir():  # a stat, not a mkdir, on every call but the first
+            self.work_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(call), dir=self.work_dir))
         try:
             return self._run_in(scratch, call, cancel=cancel, started=started)

@@ -1,0 +1,158 @@
+"""Prometheus metrics of SPEC section 7, on a registry of the daemon's own.
+
+Pipeline: run -> **report**. Counters and histograms are recorded as things happen (a run
+finished, a fetch tried); the state gauges (`gitopsd_environment_info`,
+`gitopsd_component_status`) are read from the state store at scrape time by a collector, so
+they are true even for runs a `gitopsd apply` on the command line made, and a revision that
+is no longer current leaves no stale series behind. Label values are bounded: environment,
+component, action, result, status; a revision appears only in `gitopsd_environment_info`.
+This is the only module that imports prometheus_client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from gitopsd.model.state import (
+    ComponentState,
+    ComponentStatus,
+    EnvironmentState,
+    Run,
+    RunStatus,
+    Step,
+    StepStatus,
+)
+
+# Infrastructure takes seconds to an hour: a component apply of a few seconds and a cluster
+# creation of twenty minutes must both land in a bucket that means something.
+DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+RUN_RESULTS = {
+    RunStatus.SUCCEEDED: "success",
+    RunStatus.FAILED: "failure",
+    RunStatus.CANCELLED: "cancelled",
+}
+STEP_RESULTS = {
+    StepStatus.SUCCEEDED: "success",
+    StepStatus.FAILED: "failure",
+    StepStatus.CANCELLED: "cancelled",
+    StepStatus.SKIPPED: "skipped",
+}
+
+Snapshot = Callable[[], Iterable[tuple[EnvironmentState, list[ComponentState]]]]
+
+
+class Metrics:
+    """Every metric the daemon exports; `snapshot` yields the store's current states."""
+
+    def __init__(self, *, version: str, snapshot: Snapshot) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        build = Gauge("gitopsd_build_info", "gitopsd version.", ["version"], registry=self.registry)
+        build.labels(version).set(1)
+        self.runs = Counter(
+            "gitopsd_runs_total",
+            "Finished runs.",
+            ["environment", "action", "result"],
+            registry=self.registry,
+        )
+        self.run_duration = Histogram(
+            "gitopsd_run_duration_seconds",
+            "Run durations, start to finish.",
+            ["environment", "action"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.component_runs = Counter(
+            "gitopsd_component_runs_total",
+            "Driver steps of runs, by result.",
+            ["environment", "component", "action", "result"],
+            registry=self.registry,
+        )
+        self.component_duration = Histogram(
+            "gitopsd_component_duration_seconds",
+            "Driver step durations, retries included.",
+            ["environment", "component", "action"],
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.commit_to_apply = Histogram(
+            "gitopsd_commit_to_apply_seconds",
+            "From the daemon first seeing a commit to starting its apply.",
+            ["environment"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.fetches = Counter(
+            "gitopsd_git_fetches_total",
+            "Fetches of a remote repository.",
+            ["result"],
+            registry=self.registry,
+        )
+        self.registry.register(_StateCollector(snapshot))
+
+    def run_finished(self, run: Run, steps: list[Step]) -> None:
+        """Count a finished run and its driver steps."""
+        result = RUN_RESULTS.get(run.status)
+        if result is None:
+            return
+        self.runs.labels(run.environment, run.action.value, result).inc()
+        if run.started_at and run.finished_at:
+            seconds = (run.finished_at - run.started_at).total_seconds()
+            self.run_duration.labels(run.environment, run.action.value).observe(seconds)
+        for step in steps:
+            self._step_finished(run.environment, step)
+
+    def _step_finished(self, environment: str, step: Step) -> None:
+        result = STEP_RESULTS.get(step.status)
+        if result is None:
+            return
+        labels = (environment, step.component, step.action.value)
+        self.component_runs.labels(*labels, result).inc()
+        if step.started_at and step.finished_at and step.status is not StepStatus.SKIPPED:
+            seconds = (step.finished_at - step.started_at).total_seconds()
+            self.component_duration.labels(*labels).observe(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _StateCollector(Collector):
+    """`gitopsd_environment_info` and `gitopsd_component_status`, read at scrape time."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        info, status = self._families()
+        for environment, components in self._snapshot():
+            revision = environment.revision or ""
+            info.add_metric([environment.name, revision, environment.status.value], 1)
+            for component in components:
+                for candidate in ComponentStatus:
+                    current = 1 if candidate is component.status else 0
+                    labels = [environment.name, component.name, candidate.value]
+                    status.add_metric(labels, current)
+        yield info
+        yield status
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        info = GaugeMetricFamily(
+            "gitopsd_environment_info",
+            "The environment's current revision and status (always 1).",
+            labels=["environment", "revision", "status"],
+        )
+        status = GaugeMetricFamily(
+            "gitopsd_component_status",
+            "1 on the component's current status, 0 on the others.",
+            labels=["environment", "component", "status"],
+        )
+        return info, status

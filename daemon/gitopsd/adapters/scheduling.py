@@ -1,0 +1,117 @@
+"""Timed work of the daemon (remote polls; drift checks later) on APScheduler 3.x.
+
+Pipeline: scheduler -> queue -> worker. A job here never does the work itself: it puts a
+request on a queue or asks for a fetch, so a slow run never delays the schedule and the
+schedule never runs two things for one environment at once.
+
+APScheduler 3.x is untyped and reads the system clock inside its scheduler loop, so it sits
+behind this small typed facade with two implementations of one interface:
+`BackgroundJobs` runs APScheduler's own `BackgroundScheduler` (production); `ManualJobs`
+computes fire times with the very same APScheduler triggers but fires only when told the
+time, so tests drive schedules with an injected clock instead of sleeping. This is the only
+module that imports APScheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], None]
+
+
+class Jobs(Protocol):
+    def every(self, name: str, seconds: float, job: Job) -> None:
+        """Run `job` every `seconds`, the first time one interval from now."""
+        ...
+
+    def start(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class BackgroundJobs:
+    """APScheduler's BackgroundScheduler: a thread of its own, real time."""
+
+    def __init__(self) -> None:
+        self._scheduler: Any = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def every(self, name: str, seconds: float, job: Job) -> None:
+        self._scheduler.add_job(
+            _logged(name, job), _interval(seconds), id=name, name=name, replace_existing=True
+        )
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+
+@dataclass
+class _ManualJob:
+    trigger: Any
+    job: Job
+    next_at: datetime | None
+
+
+class ManualJobs:
+    """The same triggers, fired by `run_due(now)`: schedules on an injected clock."""
+
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        self._now = now
+        self._jobs: dict[str, _ManualJob] = {}
+
+    def every(self, name: str, seconds: float, job: Job) -> None:
+        trigger = _interval(seconds, start=self._now())
+        self._jobs[name] = _ManualJob(trigger, _logged(name, job), None)
+        self._jobs[name].next_at = trigger.get_next_fire_time(None, self._now())
+
+    def start(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        self._jobs.clear()
+
+    def run_due(self) -> int:
+        """Fire every job whose time has come (once, even if several times were missed, as
+        the background scheduler's `coalesce` does); return how many fired."""
+        now = self._now()
+        fired = 0
+        for entry in list(self._jobs.values()):
+            if entry.next_at is not None and entry.next_at <= now:
+                entry.job()
+                fired += 1
+                entry.next_at = entry.trigger.get_next_fire_time(entry.next_at, now)
+                while entry.next_at is not None and entry.next_at <= now:
+                    entry.next_at = entry.trigger.get_next_fire_time(entry.next_at, now)
+        return fired
+
+
+def _interval(seconds: float, *, start: datetime | None = None) -> Any:
+    first = (start or datetime.now(UTC)) + timedelta(seconds=seconds)
+    return IntervalTrigger(seconds=seconds, start_date=first, timezone=UTC)
+
+
+def _logged(name: str, job: Job) -> Job:
+    """A job that logs its exception instead of losing it in the scheduler's thread."""
+
+    def run() -> None:
+        try:
+            job()
+        except Exception:
+            log.exception("scheduled job %s failed", name)
+
+    return run

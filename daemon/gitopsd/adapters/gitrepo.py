@@ -56,6 +56,21 @@ class GitSource:
         with self._lock:
             self.repo.close()
 
+    @property
+    def is_mirror(self) -> bool:
+        """Whether this is a bare mirror of a URL (fetched), not a local repository (watched)."""
+        return is_url(self.location)
+
+    def commits_between(self, old: str, new: str) -> list[str]:
+        """The commits after `old` up to but excluding `new`, oldest first (what a jump of
+        the branch from `old` to `new` skipped); empty when `old` is not an ancestor."""
+        try:
+            with self._lock:
+                listing = self.repo.git.rev_list("--reverse", "--first-parent", f"{old}..{new}")
+        except git.GitCommandError:
+            return []
+        return [sha for sha in listing.split() if sha != self.resolve(new)]
+
     def head(self) -> str:
         """The full sha the tracked branch points at now."""
         return self.resolve(self.branch)
@@ -63,10 +78,19 @@ class GitSource:
     def resolve(self, revision: str) -> str:
         """The full sha of a commit named by sha, prefix, branch or tag."""
         try:
-            with self._lock:
-                return str(self.repo.commit(revision).hexsha)
+            return str(self._commit(revision).hexsha)
         except (git.BadName, ValueError, git.GitCommandError):
             raise GitSourceError(f"{self.location}: no commit named {revision!r}") from None
+
+    def _commit(self, revision: str) -> git.Commit:
+        """GitPython answers from long-lived `git cat-file` helpers; one that died (a Ctrl-C
+        reaches the whole process group) is restarted once instead of failing forever."""
+        with self._lock:
+            try:
+                return self.repo.commit(revision)
+            except (BrokenPipeError, ConnectionResetError, ValueError):
+                self.repo.close()  # GitPython starts fresh helpers on the next call
+                return self.repo.commit(revision)
 
     def fetch(self) -> None:
         """Bring a mirrored repository up to date with its remote (no-op for a local one)."""
@@ -91,7 +115,7 @@ class GitSource:
         sha = self.resolve(revision)
         with self._lock:
             listing = self.repo.git.ls_tree("-r", "-d", "-z", "--full-tree", sha)
-            trees = {"": str(self.repo.commit(sha).tree.hexsha)}
+            trees = {"": str(self._commit(sha).tree.hexsha)}
         for record in listing.split("\0"):
             if record:
                 meta, _, path = record.partition("\t")

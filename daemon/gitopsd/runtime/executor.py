@@ -10,6 +10,7 @@ skips every component already recorded as done.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -33,7 +34,14 @@ from gitopsd.model.state import (
     StepStatus,
 )
 from gitopsd.runtime import compensation
-from gitopsd.runtime.steps import Services, StepBook, StepError, StepRunner, driver_call
+from gitopsd.runtime.steps import (
+    Interrupted,
+    Services,
+    StepBook,
+    StepError,
+    StepRunner,
+    driver_call,
+)
 
 log = logging.getLogger(__name__)
 CANCEL_POLL = 0.25
@@ -127,7 +135,9 @@ class ApplyRun:
             while ready or running:
                 while ready and not self._halted():
                     name = ready.pop(0)
-                    running[pool.submit(self._forward, entries[name])] = name
+                    # a copy of this thread's context, so log lines keep the run's id
+                    context = contextvars.copy_context()
+                    running[pool.submit(context.run, self._forward, entries[name])] = name
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -135,6 +145,8 @@ class ApplyRun:
                     name = running.pop(future)
                     outcomes[name] = future.result()
                     ready += self._settle(name, outcomes, needs, dependents, entries)
+        if self.services.draining.is_set() and len(outcomes) < len(names):
+            raise Interrupted  # the process is stopping: the rest runs when the run resumes
         return outcomes
 
     def _settle(
@@ -176,7 +188,11 @@ class ApplyRun:
                 self._block(dependent, outcomes, dependents)
 
     def _halted(self) -> bool:
-        return self._halt_on_failure or self.services.cancel.is_set()
+        return (
+            self._halt_on_failure
+            or self.services.cancel.is_set()
+            or self.services.draining.is_set()
+        )
 
     # --- one component ----------------------------------------------------------------------
 

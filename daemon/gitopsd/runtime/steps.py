@@ -7,6 +7,7 @@ retry policy (full-jitter backoff, every try counted) and the same cancellation.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Callable, Mapping
@@ -21,10 +22,28 @@ from gitopsd.model.manifests import CommandDriver, RetryPolicy
 from gitopsd.model.state import Event, Run, Step, StepAction, StepStatus
 
 WAIT_SLICE = 0.1
+log = logging.getLogger("gitopsd.runs")
 
 
 class StepError(Exception):
     """A step that cannot even be attempted (no command for the action, unsupported driver)."""
+
+
+class Interrupted(BaseException):
+    """The process is stopping and its grace period is over: the drivers were stopped, and
+    the run must be left exactly as a crash would leave it, resumable, with nothing more
+    recorded. A BaseException, so that no `except Exception` records it as a failure."""
+
+
+@dataclass(frozen=True)
+class _Either:
+    """Stop a driver on a cancel (recorded) or an interruption (not recorded)."""
+
+    first: threading.Event
+    second: threading.Event
+
+    def is_set(self) -> bool:
+        return self.first.is_set() or self.second.is_set()
 
 
 @dataclass
@@ -36,9 +55,17 @@ class Services:
     clock: Clock
     state_root: Path  # GITOPSD_STATE_DIR of each component lives below it
     cancel: threading.Event = field(default_factory=threading.Event)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    draining: threading.Event = field(default_factory=threading.Event)  # start no new step
     uniform: Uniform = random.uniform
 
+    def check_interrupted(self) -> None:
+        if self.interrupted.is_set():
+            raise Interrupted
+
     def event(self, run: Run, kind: str, message: str, **data: Any) -> None:
+        """Append to the audit trail, and log it (seen only where logging is configured)."""
+        log.info(message, extra={"environment": run.environment, "run_id": run.id, "event": kind})
         self.store.append_event(
             Event(
                 at=self.clock.now(),
@@ -157,7 +184,9 @@ class StepRunner:
                 attempts=attempt,
                 started_at=step.started_at or self.services.clock.now(),
             )
-            result = self.services.drivers.run(call, cancel=self.services.cancel)
+            stop = _Either(self.services.cancel, self.services.interrupted)
+            result = self.services.drivers.run(call, cancel=stop)
+            self.services.check_interrupted()
             if answered(result) or result.cancelled or not has_tries_left(attempt, policy):
                 return step, result
             delay = delay_before(attempt + 1, policy, uniform=self.services.uniform)
@@ -202,6 +231,7 @@ class StepRunner:
         """Sleep on the injected clock in slices; True when cancelled meanwhile."""
         remaining = seconds
         while remaining > 0:
+            self.services.check_interrupted()
             if self.services.cancel.is_set():
                 return True
             self.services.clock.sleep(min(WAIT_SLICE, remaining))

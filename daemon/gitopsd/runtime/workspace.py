@@ -12,7 +12,7 @@ import contextlib
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,11 @@ class Workspace:
     clock: Clock
     data_dir: Path
     holder: str
+    # set when the process stops past its grace period: drivers are stopped and runs are left
+    # resumable, as a crash would leave them (see steps.Interrupted)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    # set when the process starts stopping: runs start no new step and are left resumable
+    draining: threading.Event = field(default_factory=threading.Event)
 
     @property
     def state_root(self) -> Path:
@@ -73,6 +78,7 @@ class Workspace:
         trigger: str = "cli",
         actor: str = "local",
         forced: bool = False,
+        run_id: str | None = None,
     ) -> Run:
         """Apply `revision` (default: the branch head) to `environment`, in the foreground."""
         target = self.load(revision)
@@ -88,6 +94,7 @@ class Workspace:
                 trigger=trigger,
                 actor=actor,
                 forced=forced,
+                run_id=run_id,
             )
             return self._apply(run, target, chosen, lost)
 
@@ -118,6 +125,7 @@ class Workspace:
         components: Sequence[str] | None = None,
         trigger: str = "cli",
         actor: str = "local",
+        run_id: str | None = None,
     ) -> tuple[Run, list[PlannedComponent]]:
         """Ask the drivers what applying `revision` would change; nothing is changed."""
         target = self.load(revision)
@@ -130,6 +138,7 @@ class Workspace:
                 components,
                 trigger=trigger,
                 actor=actor,
+                run_id=run_id,
             )
             planner = PlanRun(
                 self._services(lost),
@@ -147,6 +156,7 @@ class Workspace:
         components: Sequence[str] | None = None,
         trigger: str = "cli",
         actor: str = "local",
+        run_id: str | None = None,
     ) -> Run:
         """Destroy the environment's components (or some of them), dependents first."""
         target = self.load(None)
@@ -161,8 +171,16 @@ class Workspace:
                 components,
                 trigger=trigger,
                 actor=actor,
+                run_id=run_id,
             )
             return DestroyRun(self._services(lost), run, components=chosen, target=target).execute()
+
+    def resume_unfinished(self, environment: str) -> list[Run]:
+        """Take the environment's lease and finish what a stopped process left (daemon start)."""
+        if not self.store.unfinished_runs(environment):
+            return []
+        with self._lease(environment):
+            return self.resume(environment)
 
     def resume(self, environment: str) -> list[Run]:
         """Finish the runs of `environment` that a stopped process left unfinished.
@@ -237,11 +255,13 @@ class Workspace:
         action: RunAction,
         revision: str,
         components: Sequence[str] | None,
+        *,
+        run_id: str | None,
         **fields: Any,
     ) -> Run:
         state = self.store.get_environment(environment)
         run = Run(
-            id=new_run_id(self.clock),
+            id=run_id or new_run_id(self.clock),
             environment=environment,
             revision=revision,
             action=action,
@@ -267,6 +287,8 @@ class Workspace:
             clock=self.clock,
             state_root=self.state_root,
             cancel=cancel,
+            interrupted=self.interrupted,
+            draining=self.draining,
         )
 
     def _components(

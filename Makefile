@@ -14,11 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Until the daemon exists: check the bundled example repo, apply dev once, show its status.
+# The daemon on the bundled example repo (this checkout), API on 127.0.0.1:8080; Ctrl-C stops it.
 run: install
 	$(BIN)/gitopsd validate
-	$(BIN)/gitopsd apply --env dev
-	$(BIN)/gitopsd status --env dev
+	exec $(BIN)/gitopsd serve
 
 lint: install
 	$(BIN)/ruff check $(SOURCES)

@@ -1,0 +1,97 @@
+"""`gitopsd serve`: the daemon (SPEC section 6), or one reconcile with `--once`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail
+
+log = logging.getLogger("gitopsd.serve")
+
+
+@click.command()
+@common_options
+@click.option(
+    "--listen", default=None, help="HOST:PORT of the HTTP API [env GITOPSD_LISTEN; 127.0.0.1:8080]."
+)
+@click.option(
+    "--poll-interval",
+    default=None,
+    help="How often to fetch a remote repository, e.g. 30s [env GITOPSD_POLL_INTERVAL; 30s].",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log lines as text or JSON [env GITOPSD_LOG_FORMAT; text].",
+)
+@click.option("--once", is_flag=True, help="Reconcile every environment once, then exit.")
+def serve(
+    context: Context,
+    listen: str | None,
+    poll_interval: str | None,
+    log_format: str | None,
+    once: bool,
+) -> None:
+    """Watch the repository and keep environments at what it says, with an HTTP API."""
+    from gitopsd.adapters.scheduling import BackgroundJobs
+    from gitopsd.api import app as api_app
+    from gitopsd.api import auth, server
+    from gitopsd.runtime import logs
+    from gitopsd.runtime.daemon import Daemon
+    from gitopsd.runtime.settings import DaemonSettings
+
+    flags: dict[str, Any] = {"listen": listen, "poll_interval": poll_interval}
+    flags["log_format"] = log_format
+    try:
+        settings = DaemonSettings(**{k: v for k, v in flags.items() if v is not None})
+        host, port = settings.host_and_port()
+    except (ValidationError, ValueError) as error:
+        fail(_settings_error(error))
+        return
+    logs.configure(log_format=settings.log_format)
+    tokens = auth.Tokens.load(settings.tokens_file) if settings.tokens_file else auth.Tokens.none()
+    if not once:
+        auth.check_listen_allowed(host, tokens.present)
+    with context.workspace() as workspace:
+        daemon = Daemon(workspace, jobs=BackgroundJobs(), poll_interval=settings.poll_interval)
+        if once:
+            sys.exit(EXIT_OK if daemon.run_once() else EXIT_FAILED)
+        daemon.start()
+        secret = settings.webhook_secret
+        app = api_app.create_app(
+            daemon,
+            tokens=tokens,
+            webhook_secret=secret.get_secret_value().encode() if secret else None,
+            max_body=settings.max_body,
+        )
+        signals: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            signals.append(signum)
+            if len(signals) > 1:  # a second signal while winding down: stop the drivers now
+                log.warning("second stop signal: stopping the drivers now")
+                workspace.interrupted.set()
+
+        server.serve(app, host=host, port=port, on_signal=on_signal)
+        log.info("stopping: running steps get %.0fs to finish", settings.shutdown_grace)
+        daemon.stop(grace=settings.shutdown_grace)
+        log.info("stopped")
+    sys.exit(EXIT_OK)
+
+
+def _settings_error(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        return f"{field} (GITOPSD_{field.upper()}): {first['msg']}"
+    return str(error)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve)

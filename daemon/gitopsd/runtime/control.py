@@ -1,0 +1,95 @@
+"""What the HTTP API may ask of a running daemon: read snapshots, submit work, poke git.
+
+The API layer (`gitopsd.api`) talks to the daemon through this protocol only, so the routes can
+be tested against a stand-in and the daemon never knows a web framework exists. Every method is
+safe to call from any thread; reads come from the state store, writes become requests on the
+environment's queue (one worker owns each environment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gitopsd.errors import GitopsdError
+
+
+class UnknownEnvironmentError(GitopsdError):
+    """The environment is not in the manifests at the branch head (HTTP 404)."""
+
+
+class RequestRefusedError(GitopsdError):
+    """A well-formed request the daemon will not take: an unknown component, an invalid
+    revision, a daemon shutting down (HTTP 422 or 409, as `conflict` says)."""
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is asking: a token's owner, or `local` when the API has no tokens file."""
+
+    name: str
+    email: str | None = None
+
+
+class Control(Protocol):
+    """The daemon as the API sees it."""
+
+    @property
+    def branch(self) -> str:
+        """The tracked branch (a webhook `push` must name `refs/heads/<branch>`)."""
+        ...
+
+    def is_ready(self) -> tuple[bool, str]:
+        """Whether the repository is loaded and the store answers, and why not."""
+        ...
+
+    def status(self, environment: str | None = None) -> dict[str, Any]:
+        """`status --output json` (SPEC section 5); UnknownEnvironmentError for a bad name."""
+        ...
+
+    def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first, each with its steps; queued requests first, status `pending`."""
+        ...
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run with its steps (or a queued one, status `pending`); None if unknown."""
+        ...
+
+    def events(self, environment: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The audit trail, newest first."""
+        ...
+
+    def submit_run(
+        self,
+        environment: str,
+        *,
+        action: str,
+        components: Sequence[str] | None,
+        revision: str | None,
+        identity: Identity,
+    ) -> str:
+        """Queue an operator's run; returns the id the run will have."""
+        ...
+
+    def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
+        """Queue a drift check of the environment; returns its id."""
+        ...
+
+    def approve(
+        self, environment: str, *, revision: str | None, identity: Identity
+    ) -> dict[str, Any]:
+        """Record an approval of the pending promotion; RequestRefusedError says why not."""
+        ...
+
+    def request_fetch(self, reason: str) -> None:
+        """Fetch the remote now (a webhook said the branch moved); no-op for a local repo."""
+        ...
+
+    def metrics(self) -> tuple[bytes, str]:
+        """The Prometheus exposition and its content type."""
+        ...

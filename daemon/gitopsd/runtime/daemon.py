@@ -1,0 +1,450 @@
+"""`gitopsd serve`: react to the branch moving, one worker per environment, answer the API.
+
+Pipeline: git -> **queue** -> worker -> run -> report. The daemon is the thin app around the
+run engine (the `Workspace`):
+- `HeadWatch` notices a new head (file events or fetches) and calls `_on_head`, which turns
+  it into a commit request for every environment that tracks the branch head;
+- the API submits operators' requests; at start, environments with runs a stopped process
+  left unfinished get a `resume` request first;
+- each environment's `EnvironmentWorker` takes its requests one at a time and hands them to
+  `_handle`, which starts the run through the workspace and records its metrics.
+Reads for the API come straight from the state store (snapshots); nothing here holds state
+the store does not have, except the queues, which are rebuilt from git on a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from gitopsd import __version__
+from gitopsd.adapters.gitrepo import GitSourceError
+from gitopsd.adapters.metrics import Metrics
+from gitopsd.adapters.scheduling import Jobs
+from gitopsd.engine import selection
+from gitopsd.engine.loading import Repository
+from gitopsd.engine.queueing import Priority, Request
+from gitopsd.errors import GitopsdError
+from gitopsd.model.state import (
+    ComponentState,
+    EnvironmentState,
+    EnvironmentStatus,
+    Event,
+    Run,
+    RunStatus,
+)
+from gitopsd.runtime import logs, reports, revisions
+from gitopsd.runtime.control import (
+    Identity,
+    RequestRefusedError,
+    UnknownEnvironmentError,
+)
+from gitopsd.runtime.heads import HeadWatch
+from gitopsd.runtime.leases import BusyError
+from gitopsd.runtime.workers import EnvironmentWorker
+from gitopsd.runtime.workspace import Workspace, new_run_id
+
+log = logging.getLogger(__name__)
+BUSY_RETRY = 5.0  # seconds before retrying a request whose environment another process holds
+RUN_ACTIONS = ("plan", "apply", "destroy")
+
+
+class Daemon:
+    """Implements `control.Control` for the API; `start`, then `stop` (or `run_once`)."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        jobs: Jobs,
+        poll_interval: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.workspace = workspace
+        self.recorder = Metrics(version=__version__, snapshot=self._snapshot)
+        self._jobs = jobs
+        self._monotonic = monotonic
+        self._lock = threading.RLock()
+        self._workers: dict[str, EnvironmentWorker] = {}
+        self._repository: Repository | None = None
+        self._head: str | None = None
+        self._problem: str | None = "starting"
+        self._stopping = False
+        self._seen: dict[str, float] = {}
+        self._failures = 0
+        self.heads = HeadWatch(
+            workspace.source,
+            on_head=self._on_head,
+            on_fetch=self._count_fetch,
+            jobs=jobs,
+            poll_interval=poll_interval,
+            monotonic=monotonic,
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Resume what a stopped process left, reconcile the head, then watch for changes."""
+        head = self.workspace.source.head()
+        self._seen[head] = self._monotonic()
+        self._refresh(head)
+        self._resume_unfinished()
+        self._reconcile(head)
+        self.heads.start(head)
+        self._jobs.start()
+
+    def run_once(self, *, timeout: float | None = None) -> bool:
+        """`serve --once`: resume, reconcile the head, wait for every worker; True if no run
+        failed."""
+        head = self.workspace.source.head()
+        self._seen[head] = self._monotonic()
+        self._refresh(head)
+        self._resume_unfinished()
+        self._reconcile(head)
+        deadline = None if timeout is None else self._monotonic() + timeout
+        while not all(worker.is_idle() for worker in self._all_workers()):
+            if deadline is not None and self._monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        self.stop(grace=0)
+        return self._failures == 0 and self._problem is None
+
+    def stop(self, *, grace: float, kill_grace: float = 15.0) -> None:
+        """Take no more work; give running steps `grace` seconds, then stop the drivers and
+        leave the runs resumable (the next start finishes them)."""
+        with self._lock:
+            self._stopping = True
+        self.workspace.draining.set()
+        self.heads.stop()
+        self._jobs.shutdown()
+        workers = self._all_workers()
+        for worker in workers:
+            worker.stop()
+        deadline = self._monotonic() + grace
+        for worker in workers:
+            worker.join(max(0.0, deadline - self._monotonic()))
+        busy = [worker.environment for worker in workers if not worker.join(0)]
+        if busy:
+            log.warning(
+                "stopping the drivers of %s after %.0fs; the runs resume at the next start",
+                ", ".join(busy),
+                grace,
+            )
+            self.workspace.interrupted.set()
+            for worker in workers:
+                worker.join(kill_grace)
+
+    # --- what the branch does -------------------------------------------------------------------
+
+    def _on_head(self, head: str, seen_at: float) -> None:
+        old = self._head
+        self._seen.setdefault(head, seen_at)
+        log.info("branch %s is at %s", self.workspace.source.branch, head[:12])
+        if not self._refresh(head):
+            return
+        if old is not None:
+            for skipped in self.workspace.source.commits_between(old, head):
+                self._record_superseded(skipped, head, self._tracking_head())
+        self._reconcile(head)
+
+    def _refresh(self, head: str) -> bool:
+        """Load the manifests at `head`; keep serving the last valid ones when they are not."""
+        loaded = revisions.load(self.workspace.source, head)
+        if not loaded.is_valid:
+            first = loaded.problems[0]
+            self._problem = f"the manifests at {head[:12]} are invalid: {first}"
+            log.error(
+                "%s (and %d more); nothing is applied until a commit fixes them",
+                self._problem,
+                len(loaded.problems) - 1,
+            )
+            self._event(None, "revision.invalid", self._problem, revision=head)
+            return False
+        with self._lock:
+            self._repository = loaded.repository
+            self._head = head
+            self._problem = None
+        return True
+
+    def _tracking_head(self) -> list[str]:
+        """Environments without `promotion.from`: they want the branch head (SPEC 3.3)."""
+        repository = self._repository
+        if repository is None:
+            return []
+        return sorted(
+            name
+            for name, entry in repository.environments.items()
+            if entry.manifest.upstream is None
+        )
+
+    def _reconcile(self, head: str) -> None:
+        for environment in self._tracking_head():
+            if self._is_at(environment, head):
+                continue
+            request = Request(
+                id=new_run_id(self.workspace.clock),
+                environment=environment,
+                priority=Priority.COMMIT,
+                action="apply",
+                revision=head,
+                trigger="commit",
+                seen_at=self._seen.get(head, self._monotonic()),
+            )
+            self._submit(request)
+
+    def _is_at(self, environment: str, revision: str | None) -> bool:
+        """Whether the environment is verified at `revision` already (nothing to do)."""
+        state = self.workspace.store.get_environment(environment)
+        return bool(
+            state and state.revision == revision and state.status is EnvironmentStatus.VERIFIED
+        )
+
+    def _resume_unfinished(self) -> None:
+        for environment in sorted(
+            {run.environment for run in self.workspace.store.unfinished_runs()}
+        ):
+            request = Request(
+                id=f"resume-{environment}",
+                environment=environment,
+                priority=Priority.OPERATOR,
+                action="resume",
+                trigger="start",
+            )
+            self._submit(request)
+
+    def _submit(self, request: Request) -> None:
+        worker = self._worker(request.environment)
+        for superseded in worker.submit(request):
+            if superseded.revision and request.revision:
+                self._record_superseded(
+                    superseded.revision, request.revision, [request.environment]
+                )
+
+    def _record_superseded(self, revision: str, by: str, environments: Sequence[str]) -> None:
+        for environment in environments:
+            self._event(
+                environment,
+                "revision.superseded",
+                f"{revision[:12]} superseded by {by[:12]} before it was applied",
+                revision=revision,
+                by=by,
+            )
+
+    # --- the worker's side ----------------------------------------------------------------------
+
+    def _handle(self, request: Request) -> None:
+        with logs.run_context(environment=request.environment, run_id=request.id):
+            try:
+                runs = self._execute(request)
+            except BusyError as error:
+                log.warning("%s; trying again in %.0fs", error, BUSY_RETRY)
+                self._retry_later(request)
+                return
+            except GitopsdError as error:
+                self._failures += 1
+                log.error("%s refused: %s", request.action, error)
+                self._event(request.environment, "request.refused", str(error), request=request.id)
+                return
+        for run in runs:
+            self._finished(run)
+
+    def _execute(self, request: Request) -> list[Run]:
+        workspace, environment = self.workspace, request.environment
+        options: dict[str, Any] = {
+            "components": request.components,
+            "trigger": request.trigger,
+            "actor": request.actor,
+            "run_id": request.id,
+        }
+        if request.action == "resume":
+            return workspace.resume_unfinished(environment)
+        if request.action == "plan":
+            return [workspace.plan(environment, revision=request.revision, **options)[0]]
+        if request.action == "destroy":
+            return [workspace.destroy(environment, **options)]
+        if request.priority is Priority.COMMIT:
+            if self._is_at(environment, request.revision):
+                return []  # a resumed run got there first
+            waited = self._monotonic() - request.seen_at
+            self.recorder.commit_to_apply.labels(environment).observe(waited)
+        return [workspace.apply(environment, revision=request.revision, **options)]
+
+    def _finished(self, run: Run) -> None:
+        if run.status is not RunStatus.SUCCEEDED:
+            self._failures += 1
+        self.recorder.run_finished(run, self.workspace.store.list_steps(run.id))
+
+    def _retry_later(self, request: Request) -> None:
+        def again() -> None:
+            if not self._stopping:
+                self._submit(request)
+
+        timer = threading.Timer(BUSY_RETRY, again)
+        timer.daemon = True
+        timer.start()
+
+    def _worker(self, environment: str) -> EnvironmentWorker:
+        with self._lock:
+            if self._stopping:
+                raise RequestRefusedError("gitopsd is shutting down", conflict=True)
+            worker = self._workers.get(environment)
+            if worker is None:
+                worker = EnvironmentWorker(environment, self._handle)
+                self._workers[environment] = worker
+                worker.start()
+            return worker
+
+    def _all_workers(self) -> list[EnvironmentWorker]:
+        with self._lock:
+            return list(self._workers.values())
+
+    # --- control.Control: what the API asks -------------------------------------------------
+
+    @property
+    def branch(self) -> str:
+        return self.workspace.source.branch
+
+    def is_ready(self) -> tuple[bool, str]:
+        try:
+            self.workspace.store.list_environments()
+        except Exception as error:  # any store failure means not ready, with its reason
+            return False, f"the state store does not answer: {error}"
+        if self._repository is None:
+            return False, self._problem or "the repository is not loaded yet"
+        return True, "ready"
+
+    def status(self, environment: str | None = None) -> dict[str, Any]:
+        if environment is not None:
+            self._check_environment(environment)
+        return reports.status_report(
+            self.workspace.store, self._repository, environment=environment
+        )
+
+    def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+        queued = [r for r in self._queued() if environment in (None, r["environment"])]
+        stored = self.workspace.store.list_runs(environment, limit=limit)
+        found = [reports.run_report(run, self.workspace.store.list_steps(run.id)) for run in stored]
+        return (queued + found)[:limit]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        stored = self.workspace.store.get_run(run_id)
+        if stored is not None:
+            return reports.run_report(stored, self.workspace.store.list_steps(run_id))
+        return next((r for r in self._queued() if r["id"] == run_id), None)
+
+    def events(self, environment: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        found = self.workspace.store.list_events(environment, limit=limit)
+        return [reports.event_report(event) for event in found]
+
+    def submit_run(
+        self,
+        environment: str,
+        *,
+        action: str,
+        components: Sequence[str] | None,
+        revision: str | None,
+        identity: Identity,
+    ) -> str:
+        self._check_environment(environment)
+        if action not in RUN_ACTIONS:
+            raise RequestRefusedError(f"action must be one of {', '.join(RUN_ACTIONS)}")
+        self._check_components(environment, components)
+        resolved = self._resolve(revision) if revision else None
+        request = Request(
+            id=new_run_id(self.workspace.clock),
+            environment=environment,
+            priority=Priority.OPERATOR,
+            action=action,
+            revision=resolved,
+            components=tuple(components) if components else None,
+            actor=identity.name,
+            trigger="api",
+        )
+        self._submit(request)
+        log.info("%s queued %s of %s as %s", identity.name, action, environment, request.id)
+        return request.id
+
+    def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
+        self._check_environment(environment)
+        raise RequestRefusedError(
+            "drift checks are not available in this release of gitopsd", conflict=True
+        )
+
+    def approve(
+        self, environment: str, *, revision: str | None, identity: Identity
+    ) -> dict[str, Any]:
+        self._check_environment(environment)
+        raise RequestRefusedError(
+            f"no promotion of {environment} is waiting for approval", conflict=True
+        )
+
+    def request_fetch(self, reason: str) -> None:
+        self.heads.request_fetch(reason)
+
+    def metrics(self) -> tuple[bytes, str]:
+        return self.recorder.exposition()
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _check_environment(self, environment: str) -> None:
+        known = set(self._repository.environments) if self._repository else set()
+        known |= {state.name for state in self.workspace.store.list_environments()}
+        if environment not in known:
+            raise UnknownEnvironmentError(f"unknown environment {environment!r}")
+
+    def _check_components(self, environment: str, components: Sequence[str] | None) -> None:
+        repository = self._repository
+        if not components or repository is None or environment not in repository.environments:
+            return
+        names = {c.manifest.name for c in selection.select(repository, environment).components}
+        unknown = sorted(set(components) - names)
+        if unknown:
+            raise RequestRefusedError(
+                f"not components of {environment}: {', '.join(unknown)} "
+                f"(it has {', '.join(sorted(names))})"
+            )
+
+    def _resolve(self, revision: str) -> str:
+        try:
+            return self.workspace.source.resolve(revision)
+        except GitSourceError as error:
+            raise RequestRefusedError(str(error)) from None
+
+    def _queued(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": request.id,
+                "environment": request.environment,
+                "action": request.action,
+                "revision": request.revision,
+                "components": list(request.components) if request.components else None,
+                "status": "pending",
+                "trigger": request.trigger,
+                "actor": request.actor,
+                "steps": [],
+            }
+            for worker in self._all_workers()
+            for request in worker.pending()
+        ]
+
+    def _snapshot(self) -> Iterator[tuple[EnvironmentState, list[ComponentState]]]:
+        store = self.workspace.store
+        for environment in store.list_environments():
+            yield environment, store.list_components(environment.name)
+
+    def _event(self, environment: str | None, kind: str, message: str, **data: Any) -> None:
+        self.workspace.store.append_event(
+            Event(
+                at=self.workspace.clock.now(),
+                environment=environment,
+                kind=kind,
+                message=message,
+                data=data,
+            )
+        )
+
+    def _count_fetch(self, result: str) -> None:
+        self.recorder.fetches.labels(result).inc()

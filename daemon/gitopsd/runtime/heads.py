@@ -1,0 +1,135 @@
+"""Notice when the tracked branch moves: file events on a local repository, fetches of a remote.
+
+Pipeline: **git** -> queue. One thread owns reading the head. It wakes when
+- watchdog reports a write to the refs of a local repository (a commit lands in well under a
+  second; there is no polling interval to wait for);
+- the poll job fires (`--poll-interval`) or a webhook asks for a fetch, for a remote one;
+then (for a remote) fetches, reads the branch head and, if it moved, calls `on_head`. Bursts
+collapse by themselves: many wake-ups while the thread is busy become one more look.
+
+Fetches go through a circuit breaker: after repeated failures they back off exponentially
+(with jitter) instead of hammering a remote that is down; each fetch is logged and counted,
+and the first success closes the breaker again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gitopsd.adapters.gitrepo import GitSource, GitSourceError
+from gitopsd.adapters.scheduling import Jobs
+from gitopsd.adapters.watching import RefsWatcher
+from gitopsd.engine.breaker import CircuitBreaker
+
+log = logging.getLogger(__name__)
+
+OnHead = Callable[[str, float], None]  # (new head sha, monotonic time it was first seen)
+OnFetch = Callable[[str], None]  # result: success, failure, circuit_open (not tried)
+
+
+class HeadWatch:
+    def __init__(
+        self,
+        source: GitSource,
+        *,
+        on_head: OnHead,
+        on_fetch: OnFetch,
+        jobs: Jobs,
+        poll_interval: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._on_head = on_head
+        self._on_fetch = on_fetch
+        self._jobs = jobs
+        self._poll_interval = poll_interval
+        self._monotonic = monotonic
+        self._breaker = CircuitBreaker()
+        self._wake = threading.Event()
+        self._fetch_wanted = threading.Event()
+        self._stopping = threading.Event()
+        self._last: str | None = None
+        self._watcher: RefsWatcher | None = None
+        self._thread = threading.Thread(target=self._loop, name="head-watch", daemon=True)
+
+    @property
+    def is_remote(self) -> bool:
+        return self._source.is_mirror
+
+    def start(self, current: str) -> None:
+        """Start watching, `current` being the head the daemon has already acted on."""
+        self._last = current
+        if self.is_remote:
+            self._jobs.every("poll", self._poll_interval, lambda: self.request_fetch("poll"))
+        else:
+            self._watcher = RefsWatcher(Path(self._source.repo.common_dir), self.poke)
+            self._watcher.start()
+        self._thread.start()
+        self.poke()  # a commit between loading and watching is not missed
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._thread.ident is not None:  # started (not in `serve --once`)
+            self._thread.join(timeout=10)
+
+    def poke(self) -> None:
+        """The refs may have moved: look again."""
+        self._wake.set()
+
+    def request_fetch(self, reason: str) -> None:
+        """Fetch the remote (poll, webhook) and look again; ignored for a local repository."""
+        if not self.is_remote:
+            self.poke()
+            return
+        log.debug("fetch requested: %s", reason)
+        self._fetch_wanted.set()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            seen_at = self._monotonic()
+            try:
+                self._look(seen_at)
+            except Exception:  # the watch must survive a bad moment of git
+                log.exception("reading the head of %s failed", self._source.branch)
+
+    def _look(self, seen_at: float) -> None:
+        if self._fetch_wanted.is_set():
+            self._fetch_wanted.clear()
+            self._fetch()
+        head = self._source.head()
+        if head != self._last:
+            self._last = head
+            self._on_head(head, seen_at)
+
+    def _fetch(self) -> None:
+        now = self._monotonic()
+        if not self._breaker.allows(now):
+            self._on_fetch("circuit_open")
+            return
+        try:
+            self._source.fetch()
+        except GitSourceError as error:
+            wait = self._breaker.failed(now, uniform=random.uniform)
+            self._on_fetch("failure")
+            if wait:
+                log.warning("%s; circuit open, next fetch in %.0fs", error, wait)
+            else:
+                log.warning("%s", error)
+            return
+        if self._breaker.failures:
+            log.info("fetch of %s succeeded again; circuit closed", self._source.location)
+        self._breaker.succeeded()
+        self._on_fetch("success")

@@ -1,0 +1,59 @@
+"""Fixtures for the API tests: a FakeControl and a TestClient over the real app."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+
+import pytest
+
+with warnings.catch_warnings():
+    # Starlette 1.x wants `httpx2` for its TestClient and warns once, at import, when it finds
+    # only `httpx` (a dev dependency). The client works the same; tests import it from here.
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+from gitopsd.api.app import create_app
+from gitopsd.api.auth import Tokens
+from tests.api.fake_control import FakeControl
+
+__all__ = ["MakeClient", "TestClient"]
+
+MakeClient = Callable[..., TestClient]
+
+
+@pytest.fixture
+def fake() -> FakeControl:
+    return FakeControl()
+
+
+@pytest.fixture
+def make_client(fake: FakeControl) -> Iterator[MakeClient]:
+    """`make_client(tokens=..., webhook_secret=..., max_body=...)`: defaults to open mode."""
+    clients: list[TestClient] = []
+
+    def _make(
+        *,
+        tokens: Tokens | None = None,
+        webhook_secret: bytes | None = None,
+        max_body: int = 1_048_576,
+    ) -> TestClient:
+        app = create_app(
+            fake,
+            tokens=tokens or Tokens.none(),
+            webhook_secret=webhook_secret,
+            max_body=max_body,
+        )
+        client = TestClient(app)
+        clients.append(client)
+        return client
+
+    yield _make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> TestClient:
+    """Open mode (no tokens file), no webhook secret."""
+    return make_client()

@@ -1,0 +1,157 @@
+"""`Control` in memory for the API tests: two environments, canned runs and events, and a log of
+every call, so a test can assert what the API asked of the daemon (and that it asked nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gitopsd.runtime.control import (
+    Control,
+    Identity,
+    RequestRefusedError,
+    UnknownEnvironmentError,
+)
+
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _environment(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "revision": "a" * 40,
+        "status": "verified",
+        "upstream": None if name == "dev" else "dev",
+        "pending_approval": None,
+        "components": [{"name": "vpc", "status": "applied", "revision": "a" * 40}],
+    }
+
+
+@dataclass
+class Call:
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    on_event_loop: bool = False  # whether the call blocked the server's event loop
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class FakeControl:
+    """Answers like the daemon; `refuse_*` and `crash` make the next calls fail on purpose."""
+
+    def __init__(self, *, branch: str = "main") -> None:
+        self.calls: list[Call] = []
+        self.environments = {name: _environment(name) for name in ("dev", "prod")}
+        self.stored_runs: list[dict[str, Any]] = [
+            {"id": "run-2", "environment": "prod", "status": "pending", "steps": []},
+            {"id": "run-1", "environment": "dev", "status": "succeeded", "steps": [{"n": 1}]},
+        ]
+        self.ready: tuple[bool, str] = (True, "")
+        self.refuse_run: RequestRefusedError | None = None
+        self.refuse_approval: RequestRefusedError | None = None
+        self.crash: Exception | None = None
+        self.tracked_branch = branch
+        self._next_id = 0
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [call for call in self.calls if call.method == method]
+
+    @property
+    def branch(self) -> str:
+        return self.tracked_branch
+
+    def is_ready(self) -> tuple[bool, str]:
+        self._record("is_ready")
+        return self.ready
+
+    def status(self, environment: str | None = None) -> dict[str, Any]:
+        self._record("status", environment)
+        if environment is None:
+            return {"environments": list(self.environments.values())}
+        return {"environments": [self._known(environment)]}
+
+    def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+        self._record("runs", environment, limit=limit)
+        if environment is not None:
+            self._known(environment)
+        chosen = [r for r in self.stored_runs if environment in (None, r["environment"])]
+        return chosen[:limit]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        self._record("run", run_id)
+        return next((r for r in self.stored_runs if r["id"] == run_id), None)
+
+    def events(self, environment: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        self._record("events", environment, limit=limit)
+        return [{"environment": environment or "dev", "kind": "apply", "n": n} for n in range(3)]
+
+    def submit_run(
+        self,
+        environment: str,
+        *,
+        action: str,
+        components: Sequence[str] | None,
+        revision: str | None,
+        identity: Identity,
+    ) -> str:
+        self._record(
+            "submit_run",
+            environment,
+            action=action,
+            components=components,
+            revision=revision,
+            identity=identity,
+        )
+        self._known(environment)
+        if self.refuse_run is not None:
+            raise self.refuse_run
+        return self._new_id("run")
+
+    def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
+        self._record("submit_drift_check", environment, identity=identity)
+        self._known(environment)
+        return self._new_id("drift")
+
+    def approve(
+        self, environment: str, *, revision: str | None, identity: Identity
+    ) -> dict[str, Any]:
+        self._record("approve", environment, revision=revision, identity=identity)
+        self._known(environment)
+        if self.refuse_approval is not None:
+            raise self.refuse_approval
+        return {"environment": environment, "revision": revision, "approvals": [identity.name]}
+
+    def request_fetch(self, reason: str) -> None:
+        self._record("request_fetch", reason)
+
+    def metrics(self) -> tuple[bytes, str]:
+        self._record("metrics")
+        return b"# TYPE gitopsd_build_info gauge\ngitopsd_build_info 1.0\n", PROMETHEUS_TYPE
+
+    def _record(self, method: str, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(Call(method, args, kwargs, on_event_loop=_on_event_loop()))
+        if self.crash is not None:
+            raise self.crash
+
+    def _known(self, environment: str) -> dict[str, Any]:
+        if environment not in self.environments:
+            raise UnknownEnvironmentError(f"unknown environment {environment!r}")
+        return self.environments[environment]
+
+    def _new_id(self, prefix: str) -> str:
+        self._next_id += 1
+        return f"{prefix}-new-{self._next_id}"
+
+
+def as_control(fake: FakeControl) -> Control:
+    """Type-checks that FakeControl satisfies the protocol (mypy on tests/api)."""
+    return fake

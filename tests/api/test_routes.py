@@ -1,0 +1,123 @@
+"""What each route answers and what it asks of the daemon, in open mode (roles are
+test_auth_matrix's concern); and that no call into the daemon blocks the event loop."""
+
+from __future__ import annotations
+
+from gitopsd.runtime.control import Identity
+from tests.api.conftest import TestClient
+from tests.api.fake_control import PROMETHEUS_TYPE, FakeControl
+
+
+def test_healthz_needs_nothing_from_the_daemon(client: TestClient, fake: FakeControl) -> None:
+    fake.crash = RuntimeError("the daemon is wedged")
+    response = client.get("/healthz")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+def test_readyz_says_ready(client: TestClient) -> None:
+    response = client.get("/readyz")
+    assert (response.status_code, response.json()) == (200, {"ready": True})
+
+
+def test_readyz_is_503_with_the_reason(client: TestClient, fake: FakeControl) -> None:
+    fake.ready = (False, "the state store does not answer")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"ready": False, "reason": "the state store does not answer"}
+
+
+def test_metrics_are_the_daemons_exposition(client: TestClient) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == PROMETHEUS_TYPE
+    assert response.content == b"# TYPE gitopsd_build_info gauge\ngitopsd_build_info 1.0\n"
+
+
+def test_environments_are_the_status_document(client: TestClient, fake: FakeControl) -> None:
+    response = client.get("/api/v1/environments")
+    assert response.json() == {
+        "environments": [fake.environments["dev"], fake.environments["prod"]]
+    }
+
+
+def test_one_environment_is_its_object(client: TestClient, fake: FakeControl) -> None:
+    assert client.get("/api/v1/environments/prod").json() == fake.environments["prod"]
+    assert fake.calls_to("status")[0].args == ("prod",)
+
+
+def test_runs_pass_the_filter_and_limit(client: TestClient, fake: FakeControl) -> None:
+    response = client.get("/api/v1/runs", params={"env": "dev", "limit": 7})
+    assert response.json() == {"runs": [fake.stored_runs[1]]}
+    (call,) = fake.calls_to("runs")
+    assert (call.args, call.kwargs) == (("dev",), {"limit": 7})
+
+
+def test_runs_and_events_default_to_all_environments(client: TestClient, fake: FakeControl) -> None:
+    assert client.get("/api/v1/runs").json() == {"runs": fake.stored_runs}
+    assert len(client.get("/api/v1/events").json()["events"]) == 3
+    assert [(c.args, c.kwargs) for c in fake.calls] == [
+        ((None,), {"limit": 50}),
+        ((None,), {"limit": 100}),
+    ]
+
+
+def test_one_run_with_its_steps(client: TestClient) -> None:
+    response = client.get("/api/v1/runs/run-1")
+    assert response.json()["steps"] == [{"n": 1}]
+
+
+def test_starting_a_run_is_202_with_its_id_and_location(
+    client: TestClient, fake: FakeControl
+) -> None:
+    body = {"action": "apply", "components": ["vpc", "dns"], "revision": "abc123"}
+    response = client.post("/api/v1/environments/dev/runs", json=body)
+    assert response.status_code == 202
+    assert response.json() == {"id": "run-new-1", "status": "pending"}
+    assert response.headers["Location"] == "/api/v1/runs/run-new-1"
+    (call,) = fake.calls_to("submit_run")
+    assert call.args == ("dev",)
+    assert call.kwargs == {**body, "identity": Identity("local")}
+
+
+def test_a_run_without_components_or_revision_passes_none(
+    client: TestClient, fake: FakeControl
+) -> None:
+    client.post("/api/v1/environments/dev/runs", json={"action": "destroy"})
+    (call,) = fake.calls_to("submit_run")
+    assert (call.kwargs["components"], call.kwargs["revision"]) == (None, None)
+
+
+def test_drift_check_is_202_with_its_id(client: TestClient, fake: FakeControl) -> None:
+    response = client.post("/api/v1/environments/prod/drift")
+    assert (response.status_code, response.json()) == (202, {"id": "drift-new-1"})
+    assert fake.calls_to("submit_drift_check")[0].args == ("prod",)
+
+
+def test_approval_returns_the_daemons_answer(client: TestClient, fake: FakeControl) -> None:
+    response = client.post("/api/v1/environments/prod/approvals", json={"revision": "abc"})
+    assert response.status_code == 200
+    assert response.json() == {"environment": "prod", "revision": "abc", "approvals": ["local"]}
+
+
+def test_approval_without_a_body_approves_the_pending_revision(
+    client: TestClient, fake: FakeControl
+) -> None:
+    assert client.post("/api/v1/environments/prod/approvals").status_code == 200
+    assert fake.calls_to("approve")[0].kwargs["revision"] is None
+
+
+def test_no_daemon_call_runs_on_the_event_loop(client: TestClient, fake: FakeControl) -> None:
+    """The daemon answers from SQLite: every route that calls it must run in the threadpool."""
+    client.get("/readyz")
+    client.get("/metrics")
+    client.get("/api/v1/environments")
+    client.get("/api/v1/environments/dev")
+    client.get("/api/v1/runs")
+    client.get("/api/v1/runs/run-1")
+    client.get("/api/v1/events")
+    client.post("/api/v1/environments/dev/runs", json={"action": "plan"})
+    client.post("/api/v1/environments/dev/drift")
+    client.post("/api/v1/environments/dev/approvals")
+    methods = {call.method for call in fake.calls}
+    assert len(methods) == 9  # every Control method but request_fetch (see test_webhooks)
+    assert [call.method for call in fake.calls if call.on_event_loop] == []

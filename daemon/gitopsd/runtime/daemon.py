@@ -244,7 +244,7 @@ class Daemon:
                 self._retry_later(request)
                 return
             except GitopsdError as error:
-                self._failures += 1
+                self._count_failure()
                 log.error("%s refused: %s", request.action, error)
                 self._event(request.environment, "request.refused", str(error), request=request.id)
                 return
@@ -272,9 +272,13 @@ class Daemon:
             self.recorder.commit_to_apply.labels(environment).observe(waited)
         return [workspace.apply(environment, revision=request.revision, **options)]
 
+    def _count_failure(self) -> None:
+        with self._lock:  # workers of several environments report at once
+            self._failures += 1
+
     def _finished(self, run: Run) -> None:
         if run.status is not RunStatus.SUCCEEDED:
-            self._failures += 1
+            self._count_failure()
         self.recorder.run_finished(run, self.workspace.store.list_steps(run.id))
 
     def _retry_later(self, request: Request) -> None:

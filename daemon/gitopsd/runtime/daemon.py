@@ -2,7 +2,7 @@
 
 Pipeline: git -> **queue** -> worker -> run -> report. The daemon is the thin app around the
 run engine (the `Workspace`):
-- `HeadWatch` notices a new head (file events or fetches) and calls `_on_head`, which turns
+- `HeadWatch` notices a new head (file events or fetches) and the `Reconciler` turns
   it into a commit request for every environment that tracks the branch head;
 - the API submits operators' requests; at start, environments with runs a stopped process
   left unfinished get a `resume` request first;
@@ -25,18 +25,15 @@ from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.adapters.metrics import Metrics
 from gitopsd.adapters.scheduling import Jobs
 from gitopsd.engine import selection
-from gitopsd.engine.loading import Repository
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.errors import GitopsdError
 from gitopsd.model.state import (
     ComponentState,
     EnvironmentState,
-    EnvironmentStatus,
-    Event,
     Run,
     RunStatus,
 )
-from gitopsd.runtime import logs, reports, revisions
+from gitopsd.runtime import logs, reports
 from gitopsd.runtime.control import (
     Identity,
     RequestRefusedError,
@@ -44,6 +41,7 @@ from gitopsd.runtime.control import (
 )
 from gitopsd.runtime.heads import HeadWatch
 from gitopsd.runtime.leases import BusyError
+from gitopsd.runtime.reconciling import Reconciler
 from gitopsd.runtime.workers import EnvironmentWorker
 from gitopsd.runtime.workspace import Workspace, new_run_id
 
@@ -69,15 +67,12 @@ class Daemon:
         self._monotonic = monotonic
         self._lock = threading.RLock()
         self._workers: dict[str, EnvironmentWorker] = {}
-        self._repository: Repository | None = None
-        self._head: str | None = None
-        self._problem: str | None = "starting"
         self._stopping = False
-        self._seen: dict[str, float] = {}
         self._failures = 0
+        self.reconciler = Reconciler(workspace, submit=self._submit)
         self.heads = HeadWatch(
             workspace.source,
-            on_head=self._on_head,
+            on_head=lambda head, seen_at: self.reconciler.on_head(head, seen_at=seen_at),
             on_fetch=self._count_fetch,
             jobs=jobs,
             poll_interval=poll_interval,
@@ -89,28 +84,21 @@ class Daemon:
     def start(self) -> None:
         """Resume what a stopped process left, reconcile the head, then watch for changes."""
         head = self.workspace.source.head()
-        self._seen[head] = self._monotonic()
-        self._refresh(head)
-        self._resume_unfinished()
-        self._reconcile(head)
+        self.reconciler.start(head, seen_at=self._monotonic())
         self.heads.start(head)
         self._jobs.start()
 
     def run_once(self, *, timeout: float | None = None) -> bool:
         """`serve --once`: resume, reconcile the head, wait for every worker; True if no run
         failed."""
-        head = self.workspace.source.head()
-        self._seen[head] = self._monotonic()
-        self._refresh(head)
-        self._resume_unfinished()
-        self._reconcile(head)
+        self.reconciler.start(self.workspace.source.head(), seen_at=self._monotonic())
         deadline = None if timeout is None else self._monotonic() + timeout
         while not all(worker.is_idle() for worker in self._all_workers()):
             if deadline is not None and self._monotonic() > deadline:
                 return False
             time.sleep(0.05)
         self.stop(grace=0)
-        return self._failures == 0 and self._problem is None
+        return self._failures == 0 and self.reconciler.problem is None
 
     def stop(self, *, grace: float, kill_grace: float = 15.0) -> None:
         """Take no more work; give running steps `grace` seconds, then stop the drivers and
@@ -137,101 +125,13 @@ class Daemon:
             for worker in workers:
                 worker.join(kill_grace)
 
-    # --- what the branch does -------------------------------------------------------------------
-
-    def _on_head(self, head: str, seen_at: float) -> None:
-        old = self._head
-        self._seen.setdefault(head, seen_at)
-        log.info("branch %s is at %s", self.workspace.source.branch, head[:12])
-        if not self._refresh(head):
-            return
-        if old is not None:
-            for skipped in self.workspace.source.commits_between(old, head):
-                self._record_superseded(skipped, head, self._tracking_head())
-        self._reconcile(head)
-
-    def _refresh(self, head: str) -> bool:
-        """Load the manifests at `head`; keep serving the last valid ones when they are not."""
-        loaded = revisions.load(self.workspace.source, head)
-        if not loaded.is_valid:
-            first = loaded.problems[0]
-            self._problem = f"the manifests at {head[:12]} are invalid: {first}"
-            log.error(
-                "%s (and %d more); nothing is applied until a commit fixes them",
-                self._problem,
-                len(loaded.problems) - 1,
-            )
-            self._event(None, "revision.invalid", self._problem, revision=head)
-            return False
-        with self._lock:
-            self._repository = loaded.repository
-            self._head = head
-            self._problem = None
-        return True
-
-    def _tracking_head(self) -> list[str]:
-        """Environments without `promotion.from`: they want the branch head (SPEC 3.3)."""
-        repository = self._repository
-        if repository is None:
-            return []
-        return sorted(
-            name
-            for name, entry in repository.environments.items()
-            if entry.manifest.upstream is None
-        )
-
-    def _reconcile(self, head: str) -> None:
-        for environment in self._tracking_head():
-            if self._is_at(environment, head):
-                continue
-            request = Request(
-                id=new_run_id(self.workspace.clock),
-                environment=environment,
-                priority=Priority.COMMIT,
-                action="apply",
-                revision=head,
-                trigger="commit",
-                seen_at=self._seen.get(head, self._monotonic()),
-            )
-            self._submit(request)
-
-    def _is_at(self, environment: str, revision: str | None) -> bool:
-        """Whether the environment is verified at `revision` already (nothing to do)."""
-        state = self.workspace.store.get_environment(environment)
-        return bool(
-            state and state.revision == revision and state.status is EnvironmentStatus.VERIFIED
-        )
-
-    def _resume_unfinished(self) -> None:
-        for environment in sorted(
-            {run.environment for run in self.workspace.store.unfinished_runs()}
-        ):
-            request = Request(
-                id=f"resume-{environment}",
-                environment=environment,
-                priority=Priority.OPERATOR,
-                action="resume",
-                trigger="start",
-            )
-            self._submit(request)
-
     def _submit(self, request: Request) -> None:
         worker = self._worker(request.environment)
         for superseded in worker.submit(request):
             if superseded.revision and request.revision:
-                self._record_superseded(
-                    superseded.revision, request.revision, [request.environment]
+                self.reconciler.record_superseded(
+                    superseded.revision, by=request.revision, environments=[request.environment]
                 )
-
-    def _record_superseded(self, revision: str, by: str, environments: Sequence[str]) -> None:
-        for environment in environments:
-            self._event(
-                environment,
-                "revision.superseded",
-                f"{revision[:12]} superseded by {by[:12]} before it was applied",
-                revision=revision,
-                by=by,
-            )
 
     # --- the worker's side ----------------------------------------------------------------------
 
@@ -246,7 +146,9 @@ class Daemon:
             except GitopsdError as error:
                 self._count_failure()
                 log.error("%s refused: %s", request.action, error)
-                self._event(request.environment, "request.refused", str(error), request=request.id)
+                self.reconciler.event(
+                    request.environment, "request.refused", str(error), request=request.id
+                )
                 return
         for run in runs:
             self._finished(run)
@@ -266,7 +168,7 @@ class Daemon:
         if request.action == "destroy":
             return [workspace.destroy(environment, **options)]
         if request.priority is Priority.COMMIT:
-            if self._is_at(environment, request.revision):
+            if self.reconciler.is_at(environment, request.revision):
                 return []  # a resumed run got there first
             waited = self._monotonic() - request.seen_at
             self.recorder.commit_to_apply.labels(environment).observe(waited)
@@ -316,15 +218,15 @@ class Daemon:
             self.workspace.store.list_environments()
         except Exception as error:  # any store failure means not ready, with its reason
             return False, f"the state store does not answer: {error}"
-        if self._repository is None:
-            return False, self._problem or "the repository is not loaded yet"
+        if self.reconciler.repository is None:
+            return False, self.reconciler.problem or "the repository is not loaded yet"
         return True, "ready"
 
     def status(self, environment: str | None = None) -> dict[str, Any]:
         if environment is not None:
             self._check_environment(environment)
         return reports.status_report(
-            self.workspace.store, self._repository, environment=environment
+            self.workspace.store, self.reconciler.repository, environment=environment
         )
 
     def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
@@ -394,13 +296,14 @@ class Daemon:
     # --- helpers --------------------------------------------------------------------------------
 
     def _check_environment(self, environment: str) -> None:
-        known = set(self._repository.environments) if self._repository else set()
+        repository = self.reconciler.repository
+        known = set(repository.environments) if repository else set()
         known |= {state.name for state in self.workspace.store.list_environments()}
         if environment not in known:
             raise UnknownEnvironmentError(f"unknown environment {environment!r}")
 
     def _check_components(self, environment: str, components: Sequence[str] | None) -> None:
-        repository = self._repository
+        repository = self.reconciler.repository
         if not components or repository is None or environment not in repository.environments:
             return
         names = {c.manifest.name for c in selection.select(repository, environment).components}
@@ -438,17 +341,6 @@ class Daemon:
         store = self.workspace.store
         for environment in store.list_environments():
             yield environment, store.list_components(environment.name)
-
-    def _event(self, environment: str | None, kind: str, message: str, **data: Any) -> None:
-        self.workspace.store.append_event(
-            Event(
-                at=self.workspace.clock.now(),
-                environment=environment,
-                kind=kind,
-                message=message,
-                data=data,
-            )
-        )
 
     def _count_fetch(self, result: str) -> None:
         self.recorder.fetches.labels(result).inc()

@@ -13,8 +13,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
+
+
+# Writes only. Reading a ref opens it too, and inotify reports opens and closes without a
+# write: reacting to those, the daemon's own look at the head would wake it again, forever.
+WRITES = (FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent)
 
 
 class RefsWatcher:
@@ -29,10 +42,10 @@ class RefsWatcher:
         handler = _RefsHandler(self._git_dir, self._on_change)
         observer = Observer()
         observer.daemon = True
-        observer.schedule(handler, str(self._git_dir), recursive=False)
+        observer.schedule(handler, str(self._git_dir), recursive=False, event_filter=list(WRITES))
         refs = self._git_dir / "refs"
         if refs.is_dir():
-            observer.schedule(handler, str(refs), recursive=True)
+            observer.schedule(handler, str(refs), recursive=True, event_filter=list(WRITES))
         observer.start()
         self._observer = observer
 
@@ -49,7 +62,7 @@ class _RefsHandler(FileSystemEventHandler):
         self._on_change = on_change
 
     def dispatch(self, event: FileSystemEvent) -> None:
-        if event.is_directory:
+        if event.is_directory or not isinstance(event, WRITES):
             return
         paths = [event.src_path, getattr(event, "dest_path", "")]
         if any(self._is_ref(path) for path in paths if path):

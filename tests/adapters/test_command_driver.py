@@ -23,7 +23,8 @@ INHERITED = {"GITOPSD_DATA_DIR": "/leak", "GITOPSD_API_TOKEN": "daemon-token-1"}
 DUMP_DRIVER = """
 import json, os, sys
 inputs = json.load(open(os.environ["GITOPSD_INPUTS"], encoding="utf-8"))
-dump = {"env": dict(os.environ), "argv": sys.argv, "cwd": os.getcwd(), "inputs": inputs}
+dump = {"env": dict(os.environ), "argv": sys.argv, "cwd": os.getcwd(), "inputs": inputs,
+        "inputs_mode": os.stat(os.environ["GITOPSD_INPUTS"]).st_mode & 0o777}
 with open(os.environ["DUMP_TO"], "w", encoding="utf-8") as file:
     json.dump(dump, file)
 """
@@ -122,9 +123,11 @@ def test_protocol_variables_have_the_calls_values(
     assert env["GITOPSD_ACTION"] == "apply"
     assert env["GITOPSD_STATE_DIR"] == str(tmp_path / "state" / "dev" / "network")
     inputs_file, outputs_file = Path(env["GITOPSD_INPUTS"]), Path(env["GITOPSD_OUTPUTS"])
-    assert inputs_file.name == "inputs.json" and outputs_file.name == "outputs.json"
-    assert inputs_file.parent == outputs_file.parent
-    assert inputs_file.parent.parent == tmp_path / "work"
+    assert inputs_file.name.startswith("dev.network.apply.")
+    assert inputs_file.name.endswith(".inputs.json")
+    assert outputs_file.name == inputs_file.name.replace(".inputs.json", ".outputs.json")
+    assert inputs_file.parent == outputs_file.parent == tmp_path / "work"
+    assert dump["inputs_mode"] == 0o600
     assert dump["inputs"] == {"region": "west"}
     assert env["TF_IN_AUTOMATION"] == "1"
     assert {name for name in env if name.startswith("GITOPSD_")} == {
@@ -538,11 +541,11 @@ def test_a_missing_working_directory_is_an_error(
     assert result.error.startswith(f"cannot start {sys.executable!r} in {gone}: ")
 
 
-def test_the_scratch_folder_is_removed_after_every_kind_of_call(
+def test_the_call_files_are_removed_after_every_kind_of_call(
     runner: CommandDriverRunner, tmp_path: Path
 ) -> None:
     _, dump = run_dump(runner, tmp_path, action="apply", inputs={"a": "b"})
-    assert not Path(dump["env"]["GITOPSD_INPUTS"]).parent.exists()
+    assert not Path(dump["env"]["GITOPSD_INPUTS"]).exists()
     runner.run(make_call(tmp_path, ["./missing"]))
     runner.run(make_call(tmp_path, python("import time; time.sleep(5)"), timeout=0.1))
     runner.run(

@@ -3,8 +3,10 @@
 Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for each step, hands a
 `ports.DriverCall` to a `ports.DriverRunner`; this is the runner that touches processes. Per call:
 
-- a private scratch folder (mode 0700) under `work_dir` holds `inputs.json` (the rendered inputs)
-  and `outputs.json` (where `apply` writes its outputs); it is removed when the call ends;
+- private files in `work_dir` (mode 0700): `<call>.inputs.json` (the rendered inputs, mode
+  0600) and the path of `<call>.outputs.json` (where `apply` writes its outputs), removed when
+  the call ends (files, not a folder per call: a mkdir and rmdir per step cost milliseconds
+  on slow disks);
 - the environment is `base_env` without inherited `GITOPSD_*` variables, plus the driver's `env`
   setting, plus the protocol variables (`GITOPSD_ENVIRONMENT`, `_COMPONENT`, `_REVISION`,
   `_ACTION`, `_INPUTS`, `_OUTPUTS`, `_STATE_DIR`, and `GITOPSD_INPUT_<NAME>` per input);
@@ -64,6 +66,7 @@ REDACTED = b"***"
 PROTOCOL_PREFIX = "GITOPSD_"
 _WAIT_SLICE = 0.05  # seconds between timeout/cancel checks
 _NOT_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+_INPUTS_SUFFIX = ".inputs.json"
 
 
 @dataclass(frozen=True)
@@ -93,22 +96,32 @@ class CommandDriverRunner:
         self.base_env = base_env  # None: os.environ as it is at call time
 
     def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
-        """Run `call.argv` to completion, timeout or cancel; the scratch folder never remains."""
+        """Run `call.argv` to completion, timeout or cancel; the call's files never remain."""
         started = time.monotonic()
         if not self.work_dir.is_dir():  # a stat, not a mkdir, on every call but the first
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=_scratch_prefix(call), dir=self.work_dir))
+            self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(  # mode 0600, a name no other call has
+            prefix=_scratch_prefix(call), suffix=_INPUTS_SUFFIX, dir=self.work_dir
+        )
+        inputs_file = Path(name)
+        outputs_file = Path(name.removesuffix(_INPUTS_SUFFIX) + ".outputs.json")
         try:
-            return self._run_in(scratch, call, cancel=cancel, started=started)
+            _write_inputs(handle, call.inputs)
+            return self._run_with(inputs_file, outputs_file, call, cancel=cancel, started=started)
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            _remove(inputs_file)
+            _remove(outputs_file)
 
-    def _run_in(
-        self, scratch: Path, call: DriverCall, *, cancel: CancelSignal | None, started: float
+    def _run_with(
+        self,
+        inputs_file: Path,
+        outputs_file: Path,
+        call: DriverCall,
+        *,
+        cancel: CancelSignal | None,
+        started: float,
     ) -> DriverResult:
         base_env = dict(os.environ if self.base_env is None else self.base_env)
-        inputs_file, outputs_file = scratch / "inputs.json", scratch / "outputs.json"
-        _write_inputs(inputs_file, call.inputs)
         env = _protocol_environment(
             call, base_env=base_env, inputs_file=inputs_file, outputs_file=outputs_file
         )
@@ -116,7 +129,7 @@ class CommandDriverRunner:
         if problem is not None:
             return DriverResult(None, error=problem, duration=time.monotonic() - started)
         secrets = secret_values(base_env, call)
-        with tempfile.TemporaryFile(dir=scratch) as log:
+        with tempfile.TemporaryFile(dir=self.work_dir) as log:
             ending = self._execute(call, env=env, log=log, cancel=cancel)
             output = _capture_output(log, limit=self.max_output, secrets=secrets)
         outputs, error = None, ending.error
@@ -361,10 +374,21 @@ def _remaining(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
-def _write_inputs(path: Path, inputs: Mapping[str, Any]) -> None:
+def _write_inputs(handle: int, inputs: Mapping[str, Any]) -> None:
     # ASCII-escaped so any string (lone surrogates included) round-trips through a JSON parser;
     # `default=str` turns YAML dates and other stragglers into their text instead of failing.
-    path.write_text(json.dumps(dict(inputs), indent=2, default=str) + "\n", encoding="ascii")
+    with os.fdopen(handle, "w", encoding="ascii") as file:
+        file.write(json.dumps(dict(inputs), indent=2, default=str) + "\n")
+
+
+def _remove(path: Path) -> None:
+    """Remove a call's file, or whatever a driver left at that path (even a folder)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _compact_json(value: Any) -> str:

@@ -18,7 +18,6 @@ from typing import Any
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.model.state import EnvironmentStatus, Event
-from gitopsd.runtime import revisions
 from gitopsd.runtime.workspace import Workspace, new_run_id
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,7 @@ class Reconciler:
 
     def _refresh(self, head: str) -> bool:
         """Load the manifests at `head`; keep serving the last valid ones when they are not."""
-        loaded = revisions.load(self._workspace.source, head)
+        loaded = self._workspace.load_revision(head)
         if not loaded.is_valid:
             problem = f"the manifests at {head[:12]} are invalid: {loaded.problems[0]}"
             self._problem = problem

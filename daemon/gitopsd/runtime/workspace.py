@@ -53,9 +53,16 @@ class Workspace:
     def state_root(self) -> Path:
         return self.data_dir / "state"
 
+    def __post_init__(self) -> None:
+        self._revisions = revisions.RevisionCache(self.source)
+
+    def load_revision(self, revision: str | None = None) -> revisions.LoadedRevision:
+        """The manifests of `revision` (default: the branch head), valid or not; cached."""
+        return self._revisions.load(revision)
+
     def load(self, revision: str | None = None) -> Revisioned:
         """A valid revision, ready to run from; invalid manifests refuse the run."""
-        loaded = revisions.load(self.source, revision)
+        loaded = self.load_revision(revision)
         if not loaded.is_valid:
             problems = "\n".join(str(p) for p in loaded.problems)
             raise RunRefusedError(

@@ -188,11 +188,19 @@ def test_a_closed_store_refuses_work_and_closes_twice_quietly(store: SqliteStore
 
 
 def test_connections_of_finished_threads_are_closed(store: SqliteStore) -> None:
+    connections: list[sqlite3.Connection] = []
+
+    def read() -> None:
+        store.list_runs()
+        connections.append(store._connection())
+
     for _ in range(10):
-        reader = threading.Thread(target=store.list_runs)
+        reader = threading.Thread(target=read)
         reader.start()
         reader.join()
-    assert len(store._opened) <= 2  # this thread's, and the last reader's until the next opens
+    assert len(store._opened) == 1  # only this thread's (the migration's) remains
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        connections[-1].execute("SELECT 1")  # the last reader's closed as its thread ended
 
 
 def test_a_naive_datetime_is_refused_rather_than_guessed(store: SqliteStore) -> None:

@@ -22,6 +22,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,25 @@ class StoreError(GitopsdError):
     """The state database cannot be opened or used (bad URL, not a database, too new...)."""
 
 
+class _Held:
+    """One thread's connection, closed as soon as the thread ends.
+
+    A run's worker pool comes and goes; when a thread ends, its `threading.local` drops this
+    holder and the connection (with its page cache) is closed at once, so a daemon never
+    keeps a connection for a thread that is gone. The store tracks holders weakly, to close
+    whatever is still open in `close()`.
+    """
+
+    __slots__ = ("__weakref__", "connection")
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # late in interpreter shutdown, anything goes
+            self.connection.close()
+
+
 class SqliteStore:
     """A `StateStore` in one SQLite file, safe to share between threads and processes.
 
@@ -60,7 +80,7 @@ class SqliteStore:
         # finds the database locked sleeps in SQLite's busy handler (1, 2, 5... 100 ms steps),
         # which costs milliseconds a step when 16 components finish at once.
         self._writer = threading.Lock()
-        self._opened: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._opened: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._closed = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,9 +124,9 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            opened, self._opened = self._opened, []
-        for _, connection in opened:
-            connection.close()
+            opened = list(self._opened)
+        for held in opened:
+            held.connection.close()
 
     # environments
 
@@ -256,11 +276,13 @@ class SqliteStore:
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError(f"the state store {self._path} is closed")
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._open_connection()
-            self._local.connection = connection
-        return connection
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
+            held = _Held(self._open_connection())
+            with self._lock:
+                self._opened.add(held)
+            self._local.held = held
+        return held.connection
 
     def _open_connection(self) -> sqlite3.Connection:
         try:
@@ -275,24 +297,10 @@ class SqliteStore:
             if exc.sqlite_errorname == "SQLITE_NOTADB":
                 raise StoreError(f"{self._path} is not a usable SQLite database: {exc}") from exc
             raise StoreError(f"cannot open state database {self._path}: {exc}") from exc
-        with self._lock:
-            if self._closed:
-                connection.close()
-                raise StoreError(f"the state store {self._path} is closed")
-            self._close_connections_of_finished_threads()
-            self._opened.append((threading.current_thread(), connection))
+        if self._closed:
+            connection.close()
+            raise StoreError(f"the state store {self._path} is closed")
         return connection
-
-    def _close_connections_of_finished_threads(self) -> None:
-        # A run's worker pool comes and goes; without this a daemon would keep one open
-        # connection for every thread that ever touched the store.
-        alive = []
-        for thread, connection in self._opened:
-            if thread.is_alive():
-                alive.append((thread, connection))
-            else:
-                connection.close()
-        self._opened = alive
 
     def _migrate(self) -> None:
         connection = self._connection()

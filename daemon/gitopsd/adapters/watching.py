@@ -24,7 +24,6 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-
 # Writes only. Reading a ref opens it too, and inotify reports opens and closes without a
 # write: reacting to those, the daemon's own look at the head would wake it again, forever.
 WRITES = (FileCreatedEvent, FileModifiedEvent, FileMovedEvent, FileDeletedEvent, FileClosedEvent)

@@ -25,6 +25,7 @@ from gitopsd.model.state import (
     Run,
     RunStatus,
     Step,
+    StepAction,
     StepStatus,
 )
 
@@ -87,6 +88,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.gate_runs = Counter(
+            "gitopsd_gate_runs_total",
+            "Gate runs after applies, by result.",
+            ["environment", "gate", "result"],
+            registry=self.registry,
+        )
         self.fetches = Counter(
             "gitopsd_git_fetches_total",
             "Fetches of a remote repository.",
@@ -110,6 +117,9 @@ class Metrics:
     def _step_finished(self, environment: str, step: Step) -> None:
         result = STEP_RESULTS.get(step.status)
         if result is None:
+            return
+        if step.action is StepAction.GATE:
+            self.gate_runs.labels(environment, step.component, result).inc()
             return
         labels = (environment, step.component, step.action.value)
         self.component_runs.labels(*labels, result).inc()

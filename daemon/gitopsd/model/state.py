@@ -79,13 +79,15 @@ class RunPhase(StrEnum):
 
 
 class StepAction(StrEnum):
-    """What a step does to one component; `rollback` re-applies the previous revision."""
+    """What a step does to one component; `rollback` re-applies the previous revision; a
+    `gate` step runs one of the environment's gates (its `component` is the gate's name)."""
 
     PLAN = "plan"
     APPLY = "apply"
     HEALTH = "health"
     DESTROY = "destroy"
     ROLLBACK = "rollback"
+    GATE = "gate"
 
 
 class StepStatus(StrEnum):

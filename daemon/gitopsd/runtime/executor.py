@@ -33,7 +33,7 @@ from gitopsd.model.state import (
     StepAction,
     StepStatus,
 )
-from gitopsd.runtime import compensation
+from gitopsd.runtime import compensation, gates
 from gitopsd.runtime.steps import (
     Interrupted,
     Services,
@@ -109,6 +109,10 @@ class ApplyRun:
                 outcomes = self._walk()
                 failed = [n for n, o in outcomes.items() if o is Outcome.FAILED]
                 cancelled = any(o is Outcome.CANCELLED for o in outcomes.values())
+                if not failed and not cancelled and not self.services.cancel.is_set():
+                    gate = self._run_gates()
+                    if gate is not None:
+                        return self._conclude_gate(gate)
             else:  # a crash during compensation: finish compensating
                 failed, cancelled = [self.run.error or "rollback"], False
                 self._wants_rollback = True
@@ -397,6 +401,24 @@ class ApplyRun:
             error = "cancelled"
         return self._finish(status, error)
 
+    def _run_gates(self) -> gates.GateFailure | None:
+        return gates.run_gates(
+            self.runner,
+            self.run,
+            self.environment.manifest.spec.gates,
+            checkout=self.target.checkout,
+            state_root=self.services.state_root,
+        )
+
+    def _conclude_gate(self, failure: gates.GateFailure) -> Run:
+        """Every component applied but a gate failed: the environment is at the new revision,
+        failed, and the revision is not verified (it never flows downstream). Nothing is
+        rolled back: the gate judged the revision, not a step that broke something."""
+        if failure.cancelled:
+            return self._finish(RunStatus.CANCELLED, "cancelled")
+        error = f"gate {failure.gate} failed: {failure.error}"
+        return self._finish(RunStatus.FAILED, error, applied=True)
+
     def _roll_back(self, failed: list[str]) -> str:
         summary = f"failed: {', '.join(sorted(failed))}"
         if self.previous is None:
@@ -418,18 +440,21 @@ class ApplyRun:
             return summary + f"; rollback incomplete: {', '.join(left)}"
         return summary + f"; rolled back to {self.previous.revision[:12]}"
 
-    def _finish(self, status: RunStatus, error: str | None) -> Run:
+    def _finish(self, status: RunStatus, error: str | None, *, applied: bool = False) -> Run:
+        """Record the end of the run and where it leaves the environment: at the new revision
+        when it succeeded (verified) or applied everything but failed a gate (failed)."""
         now = self.services.clock.now()
         run = self.run.model_copy(update={"status": status, "error": error, "finished_at": now})
         environment = self._environment_state()
-        if status is RunStatus.SUCCEEDED:
+        if status is RunStatus.SUCCEEDED or applied:
             moved = environment.revision not in (None, run.revision)
             previous = environment.revision if moved else environment.previous_revision
+            verified = status is RunStatus.SUCCEEDED
             environment = environment.model_copy(
                 update={
                     "revision": run.revision,
                     "previous_revision": previous,
-                    "status": EnvironmentStatus.VERIFIED,
+                    "status": EnvironmentStatus.VERIFIED if verified else EnvironmentStatus.FAILED,
                     "updated_at": now,
                 }
             )

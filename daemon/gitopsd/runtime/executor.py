@@ -25,15 +25,13 @@ from gitopsd.engine.planning import Verdict
 from gitopsd.model.state import (
     ComponentState,
     ComponentStatus,
-    EnvironmentState,
-    EnvironmentStatus,
     Run,
     RunPhase,
     RunStatus,
     StepAction,
     StepStatus,
 )
-from gitopsd.runtime import compensation, gates
+from gitopsd.runtime import apply_records, compensation, gates
 from gitopsd.runtime.steps import (
     Interrupted,
     Services,
@@ -101,7 +99,7 @@ class ApplyRun:
 
     def execute(self) -> Run:
         """Run (or resume) to the end and return the finished run."""
-        self.run = self._start()
+        self.run = apply_records.started(self.services, self.run)
         watcher = threading.Thread(target=self._watch_cancel, daemon=True)
         watcher.start()
         try:
@@ -359,33 +357,6 @@ class ApplyRun:
 
     # --- start and end ----------------------------------------------------------------------
 
-    def _start(self) -> Run:
-        if self.run.status is RunStatus.RUNNING:
-            self.services.event(self.run, "run.resumed", f"resuming run {self.run.id}")
-            return self.run
-        run = self.run.model_copy(
-            update={"status": RunStatus.RUNNING, "started_at": self.services.clock.now()}
-        )
-        environment = self._environment_state()
-        with self.services.store.transaction():
-            self.services.store.save_run(run)
-            self.services.store.save_environment(
-                environment.model_copy(
-                    update={
-                        "status": EnvironmentStatus.RECONCILING,
-                        "updated_at": self.services.clock.now(),
-                    }
-                )
-            )
-            self.services.event(
-                run,
-                "run.started",
-                f"{run.action.value} of {run.revision[:12]} started",
-                trigger=run.trigger,
-                forced=run.forced,
-            )
-        return run
-
     def _conclude(self, failed: list[str], *, cancelled: bool) -> Run:
         error = None
         if failed and self._wants_rollback and not cancelled:
@@ -441,43 +412,7 @@ class ApplyRun:
         return summary + f"; rolled back to {self.previous.revision[:12]}"
 
     def _finish(self, status: RunStatus, error: str | None, *, applied: bool = False) -> Run:
-        """Record the end of the run and where it leaves the environment: at the new revision
-        when it succeeded (verified) or applied everything but failed a gate (failed)."""
-        now = self.services.clock.now()
-        run = self.run.model_copy(update={"status": status, "error": error, "finished_at": now})
-        environment = self._environment_state()
-        if status is RunStatus.SUCCEEDED or applied:
-            moved = environment.revision not in (None, run.revision)
-            previous = environment.revision if moved else environment.previous_revision
-            verified = status is RunStatus.SUCCEEDED
-            environment = environment.model_copy(
-                update={
-                    "revision": run.revision,
-                    "previous_revision": previous,
-                    "status": EnvironmentStatus.VERIFIED if verified else EnvironmentStatus.FAILED,
-                    "updated_at": now,
-                }
-            )
-        else:
-            environment = environment.model_copy(
-                update={"status": EnvironmentStatus.FAILED, "updated_at": now}
-            )
-        with self.services.store.transaction():
-            self.services.store.save_run(run)
-            self.services.store.save_environment(environment)
-            self.services.event(
-                run,
-                "run.finished",
-                f"{run.action.value} {status.value}" + (f": {error}" if error else ""),
-                status=status.value,
-            )
-        return run
-
-    def _environment_state(self) -> EnvironmentState:
-        found = self.services.store.get_environment(self.run.environment)
-        return found or EnvironmentState(
-            name=self.run.environment, updated_at=self.services.clock.now()
-        )
+        return apply_records.finished(self.services, self.run, status, error, applied=applied)
 
     def _watch_cancel(self) -> None:
         """Turn a cancel requested through the store (`gitopsd cancel`) into the cancel flag."""

@@ -1,0 +1,75 @@
+"""The first and last records of an apply run, and what they say about the environment.
+
+Pipeline: **start** -> walk -> gates -> **finish**. Starting marks the run running and the
+environment reconciling, in one transaction with the audit event; a resumed run only notes
+that it resumed. Finishing records the run's outcome with the environment's new state in one
+transaction, so the two can never disagree after a crash:
+- succeeded: verified at the run's revision, the old revision kept as the rollback target;
+- applied everything but failed a gate: failed, at the run's revision;
+- anything else: failed (or cancelled) at the revision it had.
+"""
+
+from __future__ import annotations
+
+from gitopsd.model.state import EnvironmentState, EnvironmentStatus, Run, RunStatus
+from gitopsd.runtime.steps import Services
+
+
+def started(services: Services, run: Run) -> Run:
+    """Mark `run` running (or note that a running one resumed); return it as recorded."""
+    if run.status is RunStatus.RUNNING:
+        services.event(run, "run.resumed", f"resuming run {run.id}")
+        return run
+    now = services.clock.now()
+    run = run.model_copy(update={"status": RunStatus.RUNNING, "started_at": now})
+    environment = environment_state(services, run.environment).model_copy(
+        update={"status": EnvironmentStatus.RECONCILING, "updated_at": now}
+    )
+    with services.store.transaction():
+        services.store.save_run(run)
+        services.store.save_environment(environment)
+        services.event(
+            run,
+            "run.started",
+            f"{run.action.value} of {run.revision[:12]} started",
+            trigger=run.trigger,
+            forced=run.forced,
+        )
+    return run
+
+
+def finished(
+    services: Services, run: Run, status: RunStatus, error: str | None, *, applied: bool
+) -> Run:
+    """Record the end of `run` and where it leaves its environment (see the module doc)."""
+    now = services.clock.now()
+    run = run.model_copy(update={"status": status, "error": error, "finished_at": now})
+    environment = environment_state(services, run.environment)
+    if status is RunStatus.SUCCEEDED or applied:
+        moved = environment.revision not in (None, run.revision)
+        previous = environment.revision if moved else environment.previous_revision
+        verified = status is RunStatus.SUCCEEDED
+        changes = {
+            "revision": run.revision,
+            "previous_revision": previous,
+            "status": EnvironmentStatus.VERIFIED if verified else EnvironmentStatus.FAILED,
+        }
+    else:
+        changes = {"status": EnvironmentStatus.FAILED}
+    environment = environment.model_copy(update={**changes, "updated_at": now})
+    with services.store.transaction():
+        services.store.save_run(run)
+        services.store.save_environment(environment)
+        services.event(
+            run,
+            "run.finished",
+            f"{run.action.value} {status.value}" + (f": {error}" if error else ""),
+            status=status.value,
+        )
+    return run
+
+
+def environment_state(services: Services, name: str) -> EnvironmentState:
+    """The environment as recorded, or a new one (its first run)."""
+    found = services.store.get_environment(name)
+    return found or EnvironmentState(name=name, updated_at=services.clock.now())

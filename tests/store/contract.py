@@ -18,6 +18,7 @@ import pytest
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import (
+    ApprovalRecord,
     ComponentState,
     ComponentStatus,
     DriftStatus,
@@ -146,6 +147,11 @@ def full_event() -> Event:
         message="approved revision bbbb for prod-eu ✅",
         data={"revision": SHA_B, "approvals": ["renée", "zoë"], "window": {"forced": True}},
     )
+
+
+def approval(approver: str = "alice", *, revision: str = SHA_A, **changes: Any) -> ApprovalRecord:
+    fields: dict[str, Any] = {"environment": "prod", "revision": revision, "approver": approver}
+    return ApprovalRecord(**{**fields, "email": f"{approver}@example.com", "at": T0, **changes})
 
 
 def assert_utc(*moments: datetime | None) -> None:
@@ -420,6 +426,29 @@ class StoreContract:
 
     # The lease.
 
+    def test_approvals_belong_to_one_environment_and_revision(self, store: StateStore) -> None:
+        assert store.add_approval(approval("bob", at=at(2)))
+        assert store.add_approval(approval("alice", at=at(1)))
+        assert store.add_approval(approval("alice", revision=SHA_B))
+        assert store.add_approval(approval("alice", environment="staging"))
+        assert store.list_approvals("prod", SHA_A) == [
+            approval("alice", at=at(1)),
+            approval("bob", at=at(2)),
+        ]
+        assert store.list_approvals("prod", SHA_B) == [approval("alice", revision=SHA_B)]
+        assert store.list_approvals("dev", SHA_A) == []
+
+    def test_an_approval_is_recorded_once_and_the_first_one_stays(self, store: StateStore) -> None:
+        assert store.add_approval(approval("alice", at=at(1)))
+        assert not store.add_approval(approval("alice", at=at(5), email="other@example.com"))
+        assert store.list_approvals("prod", SHA_A) == [approval("alice", at=at(1))]
+
+    def test_an_approval_inside_a_failed_transaction_is_not_kept(self, store: StateStore) -> None:
+        with pytest.raises(DeliberateError), store.transaction():
+            store.add_approval(approval())
+            raise DeliberateError
+        assert store.list_approvals("prod", SHA_A) == []
+
     def test_a_free_lease_is_taken_and_others_are_refused(self, store: StateStore) -> None:
         assert store.acquire_lease("dev", "holder-a", now=T0, ttl=30)
         assert not store.acquire_lease("dev", "holder-b", now=at(29), ttl=30)
@@ -471,6 +500,7 @@ class StoreContract:
         store.save_run(full_run())
         store.save_step(full_step())
         first = store.append_event(full_event())
+        store.add_approval(approval())
         assert store.acquire_lease("prod-eu", "holder-a", now=T0, ttl=30)
         store.close()
         reopened = reopen()
@@ -481,6 +511,7 @@ class StoreContract:
             assert reopened.list_steps("run-ü-1") == [full_step()]
             assert reopened.list_events() == [first]
             assert reopened.lease_holder("prod-eu", now=at(1)) == "holder-a"
+            assert reopened.list_approvals("prod", SHA_A) == [approval()]
             assert (reopened.append_event(event()).id or 0) > (first.id or 0)
         finally:
             reopened.close()

@@ -18,6 +18,7 @@ import pytest
 from gitopsd.adapters import migrations
 from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
 from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import ApprovalRecord
 from tests.store.contract import T0, OpenStore, StoreContract, component, event
 
 
@@ -128,6 +129,36 @@ def test_reopening_applies_each_migration_once_and_keeps_the_data(db_path: Path)
     store = SqliteStore(db_path)
     try:
         assert store.list_components("dev") == [component()]
+    finally:
+        store.close()
+
+
+def test_a_database_of_the_first_release_is_upgraded_with_its_data(db_path: Path) -> None:
+    kept = component()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(db_path, isolation_level=None)
+    migrations.recorded_version(connection)
+    migrations._apply(connection, migrations.MIGRATIONS[0])  # as the first release left it
+    connection.execute(
+        migrations.UPSERT_COMPONENT,
+        (
+            kept.environment,
+            kept.name,
+            kept.status.value,
+            kept.drift.value,
+            "t",
+            kept.model_dump_json(),
+        ),
+    )
+    connection.close()
+    assert recorded_versions(db_path) == [1]
+    store = SqliteStore(db_path)
+    try:
+        assert recorded_versions(db_path) == [m.version for m in migrations.MIGRATIONS]
+        assert store.list_components("dev") == [kept]
+        approval = ApprovalRecord(environment="prod", revision="a" * 40, approver="alice", at=T0)
+        assert store.add_approval(approval)
+        assert store.list_approvals("prod", "a" * 40) == [approval]
     finally:
         store.close()
 

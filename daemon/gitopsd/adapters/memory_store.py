@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from gitopsd.model.state import ComponentState, EnvironmentState, Event, Run, Step
+from gitopsd.model.state import ApprovalRecord, ComponentState, EnvironmentState, Event, Run, Step
 
 
 @dataclass
@@ -24,6 +24,7 @@ class _Tables:
     steps: dict[tuple[str, int], Step] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    approvals: dict[tuple[str, str, str], ApprovalRecord] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -123,6 +124,23 @@ class MemoryStore:
                 if environment in (None, e.environment) and run_id in (None, e.run_id)
             ]
         return events[:limit]
+
+    def add_approval(self, approval: ApprovalRecord) -> bool:
+        key = (approval.environment, approval.revision, approval.approver)
+        with self._lock:
+            if key in self._tables.approvals:
+                return False
+            self._tables.approvals[key] = approval
+            return True
+
+    def list_approvals(self, environment: str, revision: str) -> list[ApprovalRecord]:
+        with self._lock:
+            found = [
+                a
+                for (env, rev, _), a in self._tables.approvals.items()
+                if (env, rev) == (environment, revision)
+            ]
+        return sorted(found, key=lambda approval: approval.at)
 
     def acquire_lease(
         self,

@@ -83,6 +83,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=2,
+        description="approvals of a revision for an environment",
+        statements=(
+            """CREATE TABLE approvals (
+                environment TEXT NOT NULL,
+                revision TEXT NOT NULL,
+                approver TEXT NOT NULL,
+                at TEXT NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (environment, revision, approver)
+            )""",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
@@ -112,6 +126,10 @@ UPSERT_RUN = _upsert(
     ("environment", "action", "status", "is_finished", "created_at", "record"),
 )
 UPSERT_STEP = _upsert("steps", ("run_id", "step_index"), ("component", "status", "record"))
+INSERT_APPROVAL = (
+    "INSERT INTO approvals (environment, revision, approver, at, record) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (environment, revision, approver) DO NOTHING"
+)
 UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
 
 

@@ -30,7 +30,15 @@ from typing import TypeVar
 
 from gitopsd.adapters import migrations
 from gitopsd.errors import GitopsdError
-from gitopsd.model.state import ComponentState, EnvironmentState, Event, Record, Run, Step
+from gitopsd.model.state import (
+    ApprovalRecord,
+    ComponentState,
+    EnvironmentState,
+    Event,
+    Record,
+    Run,
+    Step,
+)
 
 R = TypeVar("R", bound=Record)
 
@@ -209,6 +217,20 @@ class SqliteStore:
         sql = f"SELECT id, record FROM events{where} ORDER BY id DESC LIMIT ?"  # noqa: S608
         rows = self._connection().execute(sql, (*params, limit)).fetchall()
         return [_decode(Event, record).model_copy(update={"id": id_}) for id_, record in rows]
+
+    # approvals
+
+    def add_approval(self, approval: ApprovalRecord) -> bool:
+        cursor = self._write(
+            migrations.INSERT_APPROVAL,
+            *(approval.environment, approval.revision, approval.approver),
+            *(_stamp(approval.at), approval.model_dump_json()),
+        )
+        return cursor.rowcount == 1
+
+    def list_approvals(self, environment: str, revision: str) -> list[ApprovalRecord]:
+        sql = "SELECT record FROM approvals WHERE environment = ? AND revision = ? ORDER BY at"
+        return self._all(ApprovalRecord, sql, environment, revision)
 
     # the one-run-per-environment lease
 

@@ -14,7 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from gitopsd.model.state import ComponentState, EnvironmentState, Event, Run, Step
+from gitopsd.model.state import (
+    ApprovalRecord,
+    ComponentState,
+    EnvironmentState,
+    Event,
+    Run,
+    Step,
+)
 
 
 class Clock(Protocol):
@@ -117,6 +124,16 @@ class StateStore(Protocol):
     def list_events(
         self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
     ) -> list[Event]: ...
+
+    # approvals of a revision for an environment
+    def add_approval(self, approval: ApprovalRecord) -> bool:
+        """Record it; False (and nothing changes) if that approver approved that revision
+        for that environment already."""
+        ...
+
+    def list_approvals(self, environment: str, revision: str) -> list[ApprovalRecord]:
+        """The approvals of `revision` for `environment`, oldest first."""
+        ...
 
     # the one-run-per-environment lease
     def acquire_lease(

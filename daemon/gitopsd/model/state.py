@@ -178,3 +178,14 @@ class Event(Record):
     kind: str
     message: str
     data: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ApprovalRecord(Record):
+    """One person's approval of one revision for one environment (SPEC 3.3). Approvals of
+    another revision never count: a newer candidate starts from none."""
+
+    environment: str
+    revision: str
+    approver: str
+    email: str | None = None
+    at: Moment

@@ -71,6 +71,14 @@ class GitSource:
             return []
         return [sha for sha in listing.split() if sha != self.resolve(new)]
 
+    def author(self, revision: str) -> tuple[str, str]:
+        """The (name, email) of the commit's author: who may not approve it (forbid_author)."""
+        try:
+            commit = self._commit(revision)
+        except (git.BadName, ValueError, git.GitCommandError):
+            raise GitSourceError(f"{self.location}: no commit named {revision!r}") from None
+        return str(commit.author.name or ""), str(commit.author.email or "")
+
     def head(self) -> str:
         """The full sha the tracked branch points at now."""
         return self.resolve(self.branch)

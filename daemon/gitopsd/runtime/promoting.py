@@ -1,0 +1,274 @@
+"""Promotion of one environment from its upstream: what it wants next, and what holds it.
+
+Pipeline: verify -> **promote** -> approve -> windows -> apply. The pure rules live in the
+engine (`promotion`, `approving`, `windows`); this module feeds them what the store knows:
+- the upstream's holds, read from its apply runs: a successful apply of a revision starts a
+  hold when it finishes, and the next apply run of another revision ends it when it starts
+  (whatever its outcome: the upstream left the revision it had verified);
+- the approvals recorded for the candidate revision;
+- the environment's windows at `now`.
+The decision is one of: nothing to do, waiting for approvals, waiting for a window, or ready
+(with the revision to apply).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from gitopsd.engine import approving, promotion, windows
+from gitopsd.engine.loading import EnvironmentEntry
+from gitopsd.engine.ports import StateStore
+from gitopsd.errors import GitopsdError
+from gitopsd.model.state import (
+    ApprovalRecord,
+    EnvironmentState,
+    EnvironmentStatus,
+    Event,
+    Run,
+    RunAction,
+    RunStatus,
+)
+from gitopsd.runtime.workspace import RunRefusedError, Workspace
+
+HISTORY = 500  # apply runs of the upstream read to find its holds
+
+
+class Wait(StrEnum):
+    NOTHING = "nothing"
+    APPROVAL = "waiting_approval"
+    WINDOW = "waiting_window"
+    READY = "ready"
+
+
+@dataclass(frozen=True)
+class Decision:
+    wait: Wait
+    revision: str | None
+    reason: str
+    look_again_at: datetime | None = None
+    approvals: list[ApprovalRecord] = field(default_factory=list)
+    required: int = 0
+
+
+def holds(store: StateStore, environment: str) -> list[promotion.Hold]:
+    """The revisions `environment` held verified, oldest first (see the module doc)."""
+    runs = [
+        run
+        for run in store.list_runs(environment, limit=HISTORY)
+        if run.action is RunAction.APPLY and run.started_at is not None
+    ]
+    found: list[promotion.Hold] = []
+    for run in sorted(runs, key=lambda r: (r.started_at, r.id)):
+        current = found[-1] if found and found[-1].until is None else None
+        if current is not None and current.revision != run.revision:
+            found[-1] = promotion.Hold(current.revision, current.since, until=run.started_at)
+            current = None
+        if run.status is RunStatus.SUCCEEDED and run.finished_at and current is None:
+            found.append(promotion.Hold(run.revision, run.finished_at))
+    return found
+
+
+def decide(
+    store: StateStore,
+    entry: EnvironmentEntry,
+    *,
+    now: datetime,
+    revision: str | None = None,
+    forced: bool = False,
+) -> Decision:
+    """What `entry`'s environment should do now; `revision` asks for that one (it must be
+    held by the upstream, soak or not), `forced` ignores the windows."""
+    spec = entry.manifest.spec
+    upstream = entry.manifest.upstream
+    if upstream is None:
+        return Decision(Wait.NOTHING, None, f"{entry.manifest.name} follows the branch head")
+    state = store.get_environment(entry.manifest.name)
+    current = state.revision if state else None
+    upstream_holds = holds(store, upstream)
+    if revision is None:
+        found = promotion.candidate(
+            upstream_holds, soak=spec.promotion.soak, now=now, current=current
+        )
+        if found.revision is None:
+            return Decision(Wait.NOTHING, None, found.reason, found.look_again_at)
+        revision = found.revision
+    elif not any(hold.revision == revision for hold in upstream_holds):
+        return Decision(Wait.NOTHING, None, f"{upstream} never verified {revision[:12]}")
+    given = store.list_approvals(entry.manifest.name, revision)
+    missing = approving.missing(spec.approvals, _as_approvals(given))
+    if missing:
+        reason = f"{revision[:12]} needs {missing} more approval{'s' if missing > 1 else ''}"
+        return Decision(Wait.APPROVAL, revision, reason, None, given, spec.approvals.required)
+    verdict = windows.verdict(spec.windows, now)
+    if verdict.blocked and not forced:
+        return Decision(Wait.WINDOW, revision, verdict.reason, verdict.until, given)
+    return Decision(Wait.READY, revision, f"{revision[:12]} from {upstream}", None, given)
+
+
+def _as_approvals(records: list[ApprovalRecord]) -> list[approving.Approval]:
+    return [
+        approving.Approval(r.environment, r.revision, approving.Person(r.approver, r.email), r.at)
+        for r in records
+    ]
+
+
+class ApprovalRefusedError(GitopsdError):
+    """An approval not recorded, with the reason; `conflict` when the state is at fault
+    (nothing waits for approval, given already) rather than who approves (HTTP 409 / 403)."""
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+
+
+def promote(
+    workspace: Workspace,
+    environment: str,
+    *,
+    revision: str | None = None,
+    forced: bool = False,
+    actor: str = "local",
+) -> tuple[Decision, Run | None]:
+    """Promote `environment` from its upstream if nothing holds it; the run, when one ran."""
+    entry = _entry(workspace, environment)
+    wanted = workspace.source.resolve(revision) if revision else None
+    now = workspace.clock.now()
+    decision = decide(workspace.store, entry, now=now, revision=wanted, forced=forced)
+    if decision.wait is Wait.NOTHING:
+        return decision, None
+    if decision.wait is not Wait.READY:
+        _mark_waiting(workspace, environment, decision, actor=actor)
+        return decision, None
+    blocked = windows.verdict(entry.manifest.spec.windows, now).blocked
+    if blocked:  # only a forced promotion gets here through a window
+        _event(
+            workspace,
+            environment,
+            "promotion.forced",
+            f"{actor} forced {decision.reason}",
+            actor=actor,
+            revision=decision.revision,
+        )
+    run = workspace.apply(
+        environment,
+        revision=decision.revision,
+        trigger="promotion",
+        actor=actor,
+        forced=blocked,
+    )
+    return decision, run
+
+
+def approve(
+    workspace: Workspace, environment: str, *, revision: str | None, approver: approving.Person
+) -> tuple[ApprovalRecord, int]:
+    """Record `approver`'s approval of the pending (or given) revision; how many are still
+    missing. ApprovalRefusedError says why not."""
+    entry = _entry(workspace, environment)
+    now = workspace.clock.now()
+    if revision is None:
+        pending = decide(workspace.store, entry, now=now)
+        if pending.wait is not Wait.APPROVAL or pending.revision is None:
+            raise ApprovalRefusedError(
+                f"no promotion of {environment} is waiting for approval ({pending.reason})",
+                conflict=True,
+            )
+        revision = pending.revision
+    else:
+        revision = workspace.source.resolve(revision)
+        upstream = entry.manifest.upstream
+        if upstream is None or not any(
+            h.revision == revision for h in holds(workspace.store, upstream)
+        ):
+            raise ApprovalRefusedError(
+                f"{revision[:12]} is not a candidate for {environment}: its upstream never "
+                "verified it",
+                conflict=True,
+            )
+    policy = entry.manifest.spec.approvals
+    given = workspace.store.list_approvals(environment, revision)
+    author = approving.Person(*workspace.source.author(revision))
+    refused = approving.refusal(
+        policy, approver=approver, author=author, given=_as_approvals(given)
+    )
+    if refused is not None:
+        _event(
+            workspace,
+            environment,
+            "approval.refused",
+            f"{approver.name}: {refused.reason}",
+            actor=approver.name,
+            revision=revision,
+        )
+        raise ApprovalRefusedError(refused.reason, conflict=refused.conflict)
+    record = ApprovalRecord(
+        environment=environment,
+        revision=revision,
+        approver=approver.name,
+        email=approver.email,
+        at=now,
+    )
+    if not workspace.store.add_approval(record):
+        raise ApprovalRefusedError(
+            f"{approver.name} has approved this revision already", conflict=True
+        )
+    missing = approving.missing(policy, _as_approvals([*given, record]))
+    _event(
+        workspace,
+        environment,
+        "approval.recorded",
+        f"{approver.name} approved {revision[:12]} ({missing} more needed)",
+        actor=approver.name,
+        revision=revision,
+        missing=missing,
+    )
+    return record, missing
+
+
+def _entry(workspace: Workspace, environment: str) -> EnvironmentEntry:
+    repository = workspace.load().repository
+    entry = repository.environments.get(environment)
+    if entry is None:
+        known = ", ".join(sorted(repository.environments)) or "none"
+        raise RunRefusedError(f"unknown environment {environment!r} (environments: {known})")
+    return entry
+
+
+def _mark_waiting(
+    workspace: Workspace, environment: str, decision: Decision, *, actor: str
+) -> None:
+    status = EnvironmentStatus(decision.wait.value)
+    now = workspace.clock.now()
+    state = workspace.store.get_environment(environment) or EnvironmentState(
+        name=environment, updated_at=now
+    )
+    with workspace.store.transaction():
+        workspace.store.save_environment(
+            state.model_copy(update={"status": status, "updated_at": now})
+        )
+        _event(
+            workspace,
+            environment,
+            f"promotion.{decision.wait.value}",
+            decision.reason,
+            actor=actor,
+            revision=decision.revision,
+        )
+
+
+def _event(
+    workspace: Workspace, environment: str, kind: str, message: str, *, actor: str, **data: Any
+) -> None:
+    workspace.store.append_event(
+        Event(
+            at=workspace.clock.now(),
+            environment=environment,
+            actor=actor,
+            kind=kind,
+            message=message,
+            data=data,
+        )
+    )

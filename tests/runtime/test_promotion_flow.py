@@ -1,0 +1,149 @@
+"""Promotion through the run engine: dev verifies, prod follows after two approvals, never
+the author's, never an outsider's, never a revision dev did not verify; windows and --force."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pytest
+
+from gitopsd.engine.approving import Person
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import EnvironmentStatus, RunStatus
+from gitopsd.runtime import promoting
+from gitopsd.runtime.promoting import ApprovalRefusedError, Wait
+from gitopsd.runtime.workspace import Workspace
+from tests.runtime.test_apply_runs import layered
+from tests.runtime.world import World
+
+AUTHOR = Person("Test Author", "author@example.com")  # who tests.gitrepos commits as
+
+
+def environment(name: str, **spec: Any) -> str:
+    spec = {"variables": {"size": 3}, **spec}
+    return json.dumps(
+        {
+            "apiVersion": "gitopsd.io/v1",
+            "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def chain(*, size: int = 3, prod: dict[str, Any] | None = None) -> dict[str, str]:
+    prod_spec = {
+        "promotion": {"from": "dev"},
+        "approvals": {"required": 2, "approvers": ["alice", "bob", "carol", "Test Author"],
+                      "forbid_author": True},
+        **(prod or {}),
+    }  # fmt: skip
+    return layered(
+        **{
+            "environments/dev.yaml": environment("dev", variables={"size": size}),
+            "environments/prod.yaml": environment("prod", **prod_spec),
+        }
+    )
+
+
+def test_a_verified_revision_reaches_prod_after_two_distinct_approvals(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    sha = world.commit(chain())
+    nothing, _ = promoting.promote(workspace, "prod")
+    assert nothing.wait is Wait.NOTHING and "verified no revision" in nothing.reason
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+
+    waiting, run = promoting.promote(workspace, "prod")
+    assert (waiting.wait, waiting.revision, run) == (Wait.APPROVAL, sha, None)
+    state = store.get_environment("prod")
+    assert state is not None and state.status is EnvironmentStatus.WAITING_APPROVAL
+
+    _, missing = promoting.approve(workspace, "prod", revision=None, approver=Person("alice"))
+    assert missing == 1
+    _, missing = promoting.approve(workspace, "prod", revision=None, approver=Person("bob"))
+    assert missing == 0
+    done, run = promoting.promote(workspace, "prod")
+    assert done.wait is Wait.READY and run is not None and run.status is RunStatus.SUCCEEDED
+    assert (run.revision, run.trigger) == (sha, "promotion")
+    prod = store.get_environment("prod")
+    assert prod is not None and (prod.revision, prod.status) == (sha, EnvironmentStatus.VERIFIED)
+
+
+@pytest.mark.parametrize(
+    ("approver", "reason", "conflict"),
+    [
+        (Person("mallory"), "mallory is not an approver of this environment", False),
+        (Person("Test Author"), "Test Author wrote this revision", False),
+        (Person("carol", "AUTHOR@example.com"), "carol wrote this revision", False),
+    ],
+)
+def test_outsiders_and_the_author_are_refused(
+    world: World, workspace: Workspace, approver: Person, reason: str, conflict: bool
+) -> None:
+    world.commit(chain())
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod")
+    with pytest.raises(ApprovalRefusedError, match=reason) as refused:
+        promoting.approve(workspace, "prod", revision=None, approver=approver)
+    assert refused.value.conflict is conflict
+
+
+def test_a_duplicate_approval_and_an_unverified_revision_are_conflicts(
+    world: World, workspace: Workspace
+) -> None:
+    first = world.commit(chain())
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod")
+    promoting.approve(workspace, "prod", revision=None, approver=Person("alice"))
+    with pytest.raises(ApprovalRefusedError, match="alice has approved this revision already"):
+        promoting.approve(workspace, "prod", revision=first, approver=Person("alice"))
+    unverified = world.commit(chain(size=9))
+    with pytest.raises(ApprovalRefusedError, match="its upstream never verified it") as refused:
+        promoting.approve(workspace, "prod", revision=unverified, approver=Person("bob"))
+    assert refused.value.conflict
+
+
+def test_a_newer_verified_revision_supersedes_the_pending_approvals(
+    world: World, workspace: Workspace
+) -> None:
+    world.commit(chain())
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod")
+    promoting.approve(workspace, "prod", revision=None, approver=Person("alice"))
+    newer = world.commit(chain(size=4))
+    workspace.apply("dev")
+    pending, _ = promoting.promote(workspace, "prod")
+    assert pending.revision == newer and pending.wait is Wait.APPROVAL
+    assert pending.approvals == []  # approvals of the older revision do not carry over
+
+
+def test_a_failed_gate_upstream_never_flows_down(world: World, workspace: Workspace) -> None:
+    dev = environment(
+        "dev", gates=[{"name": "smoke", "command": [sys.executable, "driver.py", "gate"]}]
+    )
+    world.commit({**chain(), "environments/dev.yaml": dev})
+    world.control(fail={"smoke:gate": -1})
+    assert workspace.apply("dev").status is RunStatus.FAILED
+    decision, _ = promoting.promote(workspace, "prod")
+    assert decision.wait is Wait.NOTHING
+
+
+def test_a_window_holds_a_promotion_and_force_overrides_it_on_the_record(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    always_denied = {"windows": [{"kind": "deny", "schedule": "* * * * *", "duration": "1h"}],
+                     "approvals": {"required": 0}}  # fmt: skip
+    sha = world.commit(chain(prod=always_denied))
+    workspace.apply("dev")
+    held, _ = promoting.promote(workspace, "prod")
+    assert held.wait is Wait.WINDOW and held.look_again_at is not None
+    state = store.get_environment("prod")
+    assert state is not None and state.status is EnvironmentStatus.WAITING_WINDOW
+    forced, run = promoting.promote(workspace, "prod", forced=True, actor="oncall")
+    assert run is not None and run.status is RunStatus.SUCCEEDED and run.forced
+    kinds = [(e.kind, e.actor) for e in store.list_events("prod")]
+    assert ("promotion.forced", "oncall") in kinds
+    assert forced.revision == sha

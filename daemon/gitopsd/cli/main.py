@@ -12,7 +12,7 @@ import sys
 import click
 
 from gitopsd import __version__
-from gitopsd.cli import graphs, run_commands, serve, status_commands
+from gitopsd.cli import graphs, promotion_commands, run_commands, serve, status_commands
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail, plural
 from gitopsd.engine import selection
 from gitopsd.engine.graph import DependencyCycleError
@@ -114,6 +114,7 @@ def load_valid(context: Context, revision: str | None) -> LoadedRevision:
 run_commands.register(cli)
 status_commands.register(cli)
 serve.register(cli)
+promotion_commands.register(cli)
 
 
 def main() -> None:

@@ -1,0 +1,91 @@
+"""`gitopsd promote` and `gitopsd approve`: move a verified revision down the chain.
+
+Exit codes are SPEC section 5's: promote 0 applied (or nothing to promote), 1 failed,
+3 waiting for approvals or a window; approve 0 recorded, 1 refused (with the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from gitopsd.cli.context import EXIT_OK, Context, common_options, fail
+from gitopsd.cli.run_commands import finish_run
+
+EXIT_WAITING = 3
+
+
+@click.command()
+@common_options
+@click.option("--to", "environment", required=True, help="The environment to promote into.")
+@click.option(
+    "--revision", default=None, help="A revision the upstream verified (default: its newest)."
+)
+@click.option("--force", is_flag=True, help="Promote through a change window (recorded).")
+@click.option(
+    "--as", "actor", default="local", show_default=True, help="Who promotes, for the history."
+)
+def promote(
+    context: Context, environment: str, revision: str | None, force: bool, actor: str
+) -> None:
+    """Promote the upstream's verified revision (or --revision) into an environment."""
+    from gitopsd.runtime import promoting
+
+    with context.workspace() as workspace:
+        decision, run = promoting.promote(
+            workspace, environment, revision=revision, forced=force, actor=actor
+        )
+        steps = workspace.store.list_steps(run.id) if run is not None else []
+    if run is not None:
+        finish_run(context, run, steps)
+    report = {
+        "environment": environment,
+        "state": decision.wait.value,
+        "revision": decision.revision,
+        "reason": decision.reason,
+        "look_again_at": decision.look_again_at.isoformat() if decision.look_again_at else None,
+        "approvals": [a.approver for a in decision.approvals],
+        "required": decision.required,
+    }
+    click.echo(
+        json.dumps(report, indent=2) if context.as_json else f"{environment}: {decision.reason}"
+    )
+    sys.exit(EXIT_OK if decision.wait.value == "nothing" else EXIT_WAITING)
+
+
+@click.command()
+@common_options
+@click.option("--env", "environment", required=True, help="The environment waiting for approval.")
+@click.option("--revision", default=None, help="The revision (default: the pending one).")
+@click.option("--as", "name", required=True, help="Who approves.")
+@click.option("--email", default=None, help="The approver's email (checked against the author).")
+def approve(
+    context: Context, environment: str, revision: str | None, name: str, email: str | None
+) -> None:
+    """Record an approval of the revision waiting to enter an environment."""
+    from gitopsd.engine.approving import Person
+    from gitopsd.runtime import promoting
+
+    with context.workspace() as workspace:
+        try:
+            record, missing = promoting.approve(
+                workspace, environment, revision=revision, approver=Person(name, email)
+            )
+        except promoting.ApprovalRefusedError as refused:
+            fail(f"approval refused: {refused}", as_json=context.as_json)
+            return
+    if context.as_json:
+        click.echo(json.dumps({**record.model_dump(mode="json"), "missing": missing}, indent=2))
+    else:
+        more = (
+            f"{missing} more needed" if missing else f"complete: gitopsd promote --to {environment}"
+        )
+        click.echo(f"{name} approved {record.revision[:12]} for {environment} ({more})")
+    sys.exit(EXIT_OK)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(promote)
+    cli.add_command(approve)

@@ -1,0 +1,56 @@
+"""`gitopsd promote` and `gitopsd approve` as a user types them: exit codes 0, 1 and 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_run_commands import as_json, gitopsd
+from tests.runtime.test_promotion_flow import chain
+from tests.runtime.world import World
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    made = World(tmp_path)
+    made.control()
+    made.commit(chain())
+    return made
+
+
+def test_promote_waits_for_two_approvals_then_applies(world: World) -> None:
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    waiting = gitopsd(world, "promote", "--to", "prod", "--output", "json")
+    assert waiting.returncode == 3, waiting.stdout + waiting.stderr
+    report = as_json(waiting)
+    assert (report["state"], report["required"], report["approvals"]) == ("waiting_approval", 2, [])
+
+    author = gitopsd(world, "approve", "--env", "prod", "--as", "Test Author")
+    assert author.returncode == 1
+    assert "approval refused: Test Author wrote this revision" in author.stderr
+    for name in ("alice", "bob"):
+        approved = gitopsd(world, "approve", "--env", "prod", "--as", name)
+        assert approved.returncode == 0, approved.stderr
+    assert "complete: gitopsd promote --to prod" in approved.stdout
+    twice = gitopsd(
+        world, "approve", "--env", "prod", "--as", "bob", "--revision", report["revision"]
+    )
+    assert twice.returncode == 1 and "already" in twice.stderr
+
+    promoted = gitopsd(world, "promote", "--to", "prod")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    status = as_json(gitopsd(world, "status", "--env", "prod", "--output", "json"))
+    prod = status["environments"][0]
+    assert (prod["revision"], prod["status"]) == (report["revision"], "verified")
+    history = gitopsd(world, "history", "--env", "prod").stdout
+    assert "alice approved" in history and "Test Author wrote this revision" in history
+
+
+def test_nothing_to_promote_and_an_unknown_environment(world: World) -> None:
+    nothing = gitopsd(world, "promote", "--to", "prod")
+    assert nothing.returncode == 0 and "verified no revision" in nothing.stdout
+    unknown = gitopsd(world, "promote", "--to", "qa")
+    assert unknown.returncode == 1 and "unknown environment 'qa'" in unknown.stderr
+    refused = gitopsd(world, "approve", "--env", "prod", "--as", "alice")
+    assert refused.returncode == 1 and "no promotion of prod is waiting" in refused.stderr

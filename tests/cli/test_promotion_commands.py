@@ -26,6 +26,13 @@ def test_promote_waits_for_two_approvals_then_applies(world: World) -> None:
     report = as_json(waiting)
     assert (report["state"], report["required"], report["approvals"]) == ("waiting_approval", 2, [])
 
+    pending = as_json(gitopsd(world, "status", "--env", "prod", "--output", "json"))
+    assert pending["environments"][0]["status"] == "waiting_approval"
+    assert pending["environments"][0]["pending_approval"] == {
+        "revision": report["revision"],
+        "approvals": [],
+        "required": 2,
+    }
     author = gitopsd(world, "approve", "--env", "prod", "--as", "Test Author")
     assert author.returncode == 1
     assert "approval refused: Test Author wrote this revision" in author.stderr

@@ -109,7 +109,7 @@ def test_a_duplicate_approval_and_an_unverified_revision_are_conflicts(
 def test_a_newer_verified_revision_supersedes_the_pending_approvals(
     world: World, workspace: Workspace
 ) -> None:
-    world.commit(chain())
+    first = world.commit(chain())
     workspace.apply("dev")
     promoting.promote(workspace, "prod")
     promoting.approve(workspace, "prod", revision=None, approver=Person("alice"))
@@ -118,6 +118,10 @@ def test_a_newer_verified_revision_supersedes_the_pending_approvals(
     pending, _ = promoting.promote(workspace, "prod")
     assert pending.revision == newer and pending.wait is Wait.APPROVAL
     assert pending.approvals == []  # approvals of the older revision do not carry over
+    assert pending.superseded == first
+    superseded = [e for e in workspace.store.list_events("prod") if e.kind == "approval.superseded"]
+    assert [e.data["revision"] for e in superseded] == [first]
+    assert promoting.pending_approval(workspace.store, "prod") == newer
 
 
 def test_a_failed_gate_upstream_never_flows_down(world: World, workspace: Workspace) -> None:

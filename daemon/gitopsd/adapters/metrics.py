@@ -22,6 +22,7 @@ from gitopsd.model.state import (
     ComponentState,
     ComponentStatus,
     EnvironmentState,
+    EnvironmentStatus,
     Run,
     RunStatus,
     Step,
@@ -94,6 +95,12 @@ class Metrics:
             ["environment", "gate", "result"],
             registry=self.registry,
         )
+        self.promotions = Counter(
+            "gitopsd_promotions_total",
+            "Promotions, by result: promoted, failed, superseded (a pending approval replaced).",
+            ["environment", "result"],
+            registry=self.registry,
+        )
         self.fetches = Counter(
             "gitopsd_git_fetches_total",
             "Fetches of a remote repository.",
@@ -132,7 +139,8 @@ class Metrics:
 
 
 class _StateCollector(Collector):
-    """`gitopsd_environment_info` and `gitopsd_component_status`, read at scrape time."""
+    """`gitopsd_environment_info`, `gitopsd_component_status` and
+    `gitopsd_pending_approvals`, read at scrape time."""
 
     def __init__(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
@@ -141,10 +149,12 @@ class _StateCollector(Collector):
         return iter(self._families())
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        info, status = self._families()
+        info, status, pending = self._families()
         for environment, components in self._snapshot():
             revision = environment.revision or ""
             info.add_metric([environment.name, revision, environment.status.value], 1)
+            waiting = environment.status is EnvironmentStatus.WAITING_APPROVAL
+            pending.add_metric([environment.name], 1 if waiting else 0)
             for component in components:
                 for candidate in ComponentStatus:
                     current = 1 if candidate is component.status else 0
@@ -152,9 +162,10 @@ class _StateCollector(Collector):
                     status.add_metric(labels, current)
         yield info
         yield status
+        yield pending
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         info = GaugeMetricFamily(
             "gitopsd_environment_info",
             "The environment's current revision and status (always 1).",
@@ -165,4 +176,9 @@ class _StateCollector(Collector):
             "1 on the component's current status, 0 on the others.",
             labels=["environment", "component", "status"],
         )
-        return info, status
+        pending = GaugeMetricFamily(
+            "gitopsd_pending_approvals",
+            "Revisions waiting for approvals to enter the environment (0 or 1).",
+            labels=["environment"],
+        )
+        return info, status, pending

@@ -25,6 +25,7 @@ from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.adapters.metrics import Metrics
 from gitopsd.adapters.scheduling import Jobs
 from gitopsd.engine import selection
+from gitopsd.engine.approving import Person
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.errors import GitopsdError
 from gitopsd.model.state import (
@@ -33,7 +34,7 @@ from gitopsd.model.state import (
     Run,
     RunStatus,
 )
-from gitopsd.runtime import logs, reports
+from gitopsd.runtime import logs, promoting, reports
 from gitopsd.runtime.control import (
     Identity,
     RequestRefusedError,
@@ -85,6 +86,7 @@ class Daemon:
         """Resume what a stopped process left, reconcile the head, then watch for changes."""
         head = self.workspace.source.head()
         self.reconciler.start(head, seen_at=self._monotonic())
+        self._promote_auto()
         self.heads.start(head)
         self._jobs.start()
 
@@ -167,12 +169,50 @@ class Daemon:
             return [workspace.plan(environment, revision=request.revision, **options)[0]]
         if request.action == "destroy":
             return [workspace.destroy(environment, **options)]
+        if request.action == "promote":
+            return self._promote(environment, actor=request.actor)
         if request.priority is Priority.COMMIT:
             if self.reconciler.is_at(environment, request.revision):
                 return []  # a resumed run got there first
             waited = self._monotonic() - request.seen_at
             self.recorder.commit_to_apply.labels(environment).observe(waited)
         return [workspace.apply(environment, revision=request.revision, **options)]
+
+    def _promote(self, environment: str, *, actor: str) -> list[Run]:
+        decision, run = promoting.promote(self.workspace, environment, actor=actor)
+        log.info("promotion of %s: %s", environment, decision.reason)
+        if decision.superseded:
+            self.recorder.promotions.labels(environment, "superseded").inc()
+        if run is not None:
+            result = "promoted" if run.status is RunStatus.SUCCEEDED else "failed"
+            self.recorder.promotions.labels(environment, result).inc()
+        if decision.look_again_at is not None:
+            delay = (decision.look_again_at - self.workspace.clock.now()).total_seconds()
+            self._later(max(0.0, delay), self._promotion_request(environment))
+        return [run] if run is not None else []
+
+    def _promote_followers(self, upstream: str) -> None:
+        """`upstream` verified a revision: ask each environment auto-promoted from it."""
+        repository = self.reconciler.repository
+        for name, entry in repository.environments.items() if repository else []:
+            if entry.manifest.upstream == upstream and entry.manifest.spec.promotion.auto:
+                self._submit(self._promotion_request(name))
+
+    def _promotion_request(self, environment: str) -> Request:
+        return Request(
+            id=new_run_id(self.workspace.clock),
+            environment=environment,
+            priority=Priority.COMMIT,
+            action="promote",
+            trigger="promotion",
+        )
+
+    def _promote_auto(self) -> None:
+        """At start: a promotion may have become due while no daemon ran."""
+        repository = self.reconciler.repository
+        for name, entry in repository.environments.items() if repository else []:
+            if entry.manifest.upstream is not None and entry.manifest.spec.promotion.auto:
+                self._submit(self._promotion_request(name))
 
     def _count_failure(self) -> None:
         with self._lock:  # workers of several environments report at once
@@ -182,13 +222,20 @@ class Daemon:
         if run.status is not RunStatus.SUCCEEDED:
             self._count_failure()
         self.recorder.run_finished(run, self.workspace.store.list_steps(run.id))
+        if run.status is RunStatus.SUCCEEDED and run.action.value == "apply":
+            self._promote_followers(run.environment)
 
     def _retry_later(self, request: Request) -> None:
+        self._later(BUSY_RETRY, request)
+
+    def _later(self, seconds: float, request: Request) -> None:
+        """Submit `request` in `seconds` (a soak ending, a window opening, a busy lease)."""
+
         def again() -> None:
             if not self._stopping:
                 self._submit(request)
 
-        timer = threading.Timer(BUSY_RETRY, again)
+        timer = threading.Timer(seconds, again)
         timer.daemon = True
         timer.start()
 
@@ -283,9 +330,16 @@ class Daemon:
         self, environment: str, *, revision: str | None, identity: Identity
     ) -> dict[str, Any]:
         self._check_environment(environment)
-        raise RequestRefusedError(
-            f"no promotion of {environment} is waiting for approval", conflict=True
-        )
+        approver = Person(identity.name, identity.email)
+        try:
+            record, missing = promoting.approve(
+                self.workspace, environment, revision=revision, approver=approver
+            )
+        except promoting.ApprovalRefusedError as refused:
+            raise RequestRefusedError(str(refused), conflict=refused.conflict) from None
+        if not missing:
+            self._submit(self._promotion_request(environment))
+        return {**record.model_dump(mode="json"), "missing": missing}
 
     def request_fetch(self, reason: str) -> None:
         self.heads.request_fetch(reason)

@@ -13,6 +13,7 @@ The decision is one of: nothing to do, waiting for approvals, waiting for a wind
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -51,6 +52,7 @@ class Decision:
     look_again_at: datetime | None = None
     approvals: list[ApprovalRecord] = field(default_factory=list)
     required: int = 0
+    superseded: str | None = None  # the revision whose pending approval this one replaced
 
 
 def holds(store: StateStore, environment: str) -> list[promotion.Hold]:
@@ -139,6 +141,19 @@ def promote(
     decision = decide(workspace.store, entry, now=now, revision=wanted, forced=forced)
     if decision.wait is Wait.NOTHING:
         return decision, None
+    superseded = _superseded_approval(workspace, environment, decision)
+    if superseded is not None:
+        decision = dataclasses.replace(decision, superseded=superseded)
+        _event(
+            workspace,
+            environment,
+            "approval.superseded",
+            f"{superseded[:12]} no longer waits for approval: "
+            f"{(decision.revision or '')[:12]} replaces it",
+            actor=actor,
+            revision=superseded,
+            by=decision.revision,
+        )
     if decision.wait is not Wait.READY:
         _mark_waiting(workspace, environment, decision, actor=actor)
         return decision, None
@@ -226,6 +241,23 @@ def approve(
         missing=missing,
     )
     return record, missing
+
+
+def pending_approval(workspace_store: StateStore, environment: str) -> str | None:
+    """The revision `environment` last waited for approvals of, while it still waits."""
+    state = workspace_store.get_environment(environment)
+    if state is None or state.status is not EnvironmentStatus.WAITING_APPROVAL:
+        return None
+    for event in workspace_store.list_events(environment, limit=200):
+        if event.kind == "promotion.waiting_approval":
+            revision = event.data.get("revision")
+            return revision if isinstance(revision, str) else None
+    return None
+
+
+def _superseded_approval(workspace: Workspace, environment: str, decision: Decision) -> str | None:
+    pending = pending_approval(workspace.store, environment)
+    return pending if pending is not None and pending != decision.revision else None
 
 
 def _entry(workspace: Workspace, environment: str) -> EnvironmentEntry:

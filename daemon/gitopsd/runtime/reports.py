@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitopsd.engine.loading import Repository
+from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import Event, Run, Step
+from gitopsd.runtime import promoting
 
 
 def status_report(
@@ -33,7 +34,7 @@ def _environment(store: StateStore, repository: Repository | None, name: str) ->
         "previous_revision": state.previous_revision if state else None,
         "status": state.status.value if state else "unknown",
         "upstream": entry.manifest.upstream if entry else None,
-        "pending_approval": None,
+        "pending_approval": _pending_approval(store, entry, name),
         "updated_at": state.updated_at.isoformat() if state else None,
         "components": [
             {
@@ -45,6 +46,20 @@ def _environment(store: StateStore, repository: Repository | None, name: str) ->
             }
             for component in store.list_components(name)
         ],
+    }
+
+
+def _pending_approval(
+    store: StateStore, entry: EnvironmentEntry | None, name: str
+) -> dict[str, Any] | None:
+    """SPEC 5's `{"revision", "approvals", "required"}` while a revision waits for approvals."""
+    revision = promoting.pending_approval(store, name)
+    if revision is None:
+        return None
+    return {
+        "revision": revision,
+        "approvals": [a.approver for a in store.list_approvals(name, revision)],
+        "required": entry.manifest.spec.approvals.required if entry else None,
     }
 
 

@@ -1,0 +1,89 @@
+"""The daemon promotes by itself: a commit flows dev -> staging -> prod, prod after two
+approvals through the API; metrics and status say where it stands."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+from tests.daemon.conftest import StartDaemon
+from tests.daemon.harness import DaemonProcess, metric
+from tests.runtime.test_apply_runs import layered
+from tests.runtime.test_promotion_flow import environment
+from tests.runtime.world import World
+
+PEOPLE = ("alice", "bob", "Test Author")
+
+
+def tokens_file(root: Path) -> Path:
+    path = root / "tokens.yaml"
+    entries = [
+        {"name": name, "email": f"{name.split()[0].lower()}@example.com",
+         "roles": ["read", "approve"], "token_sha256": hashlib.sha256(name.encode()).hexdigest()}
+        for name in PEOPLE
+    ]  # fmt: skip
+    path.write_text(yaml.safe_dump(entries))
+    return path
+
+
+def as_(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {name}"}
+
+
+def three_environments() -> dict[str, str]:
+    prod = {
+        "promotion": {"from": "staging", "auto": True},
+        "approvals": {"required": 2, "approvers": list(PEOPLE), "forbid_author": True},
+    }
+    return layered(
+        **{
+            "environments/dev.yaml": environment("dev"),
+            "environments/staging.yaml": environment(
+                "staging", promotion={"from": "dev", "auto": True}
+            ),
+            "environments/prod.yaml": environment("prod", **prod),
+        }
+    )
+
+
+def state(served: DaemonProcess, name: str) -> dict[str, object]:
+    return served.environment(name, headers=as_("alice"))
+
+
+def test_a_commit_flows_down_the_chain_and_prod_waits_for_two_approvals(
+    world: World, daemon: StartDaemon
+) -> None:
+    sha = world.commit(three_environments())
+    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(tokens_file(world.root)))
+    served.wait_for(lambda: state(served, "prod")["status"] == "waiting_approval", what="prod")
+    assert state(served, "staging")["revision"] == sha
+    assert state(served, "prod")["pending_approval"] == {
+        "revision": sha,
+        "approvals": [],
+        "required": 2,
+    }
+    text = served.get("/metrics").text
+    assert metric(text, "gitopsd_pending_approvals", environment="prod") == 1
+
+    url = "/api/v1/environments/prod/approvals"
+    author = served.post(url, headers=as_("Test Author"), json={})
+    assert author.status_code == 403 and "wrote this revision" in author.json()["error"]
+    first = served.post(url, headers=as_("alice"), json={"revision": sha})
+    assert first.status_code == 200 and first.json()["missing"] == 1
+    again = served.post(url, headers=as_("alice"), json={})
+    assert again.status_code == 409
+    assert served.post(url, headers=as_("bob"), json={}).status_code == 200
+
+    served.wait_for(lambda: state(served, "prod")["status"] == "verified", what="prod applied")
+    assert state(served, "prod")["revision"] == sha
+    text = served.get("/metrics").text
+    assert metric(text, "gitopsd_promotions_total", environment="staging", result="promoted") == 1
+    assert metric(text, "gitopsd_promotions_total", environment="prod", result="promoted") == 1
+    assert metric(text, "gitopsd_pending_approvals", environment="prod") == 0
+    events = served.get("/api/v1/events", params={"env": "prod"}, headers=as_("alice")).json()
+    kinds = [event["kind"] for event in events["events"]]
+    assert {"approval.refused", "approval.recorded", "promotion.waiting_approval"} <= set(kinds)
+    assert json.dumps(events).count("approval.recorded") == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.test_run_commands import as_json, gitopsd
-from tests.runtime.test_promotion_flow import chain
+from tests.runtime.test_promotion_flow import chain, environment
 from tests.runtime.world import World
 
 
@@ -61,3 +61,29 @@ def test_nothing_to_promote_and_an_unknown_environment(world: World) -> None:
     assert unknown.returncode == 1 and "unknown environment 'qa'" in unknown.stderr
     refused = gitopsd(world, "approve", "--env", "prod", "--as", "alice")
     assert refused.returncode == 1 and "no promotion of prod is waiting" in refused.stderr
+
+
+def test_apply_waits_for_a_window_and_force_goes_through_on_the_record(world: World) -> None:
+    frozen = environment(
+        "dev",
+        variables={"size": 3},
+        windows=[{"kind": "deny", "schedule": "* * * * *", "duration": "1h"}],
+    )
+    world.commit({**chain(), "environments/dev.yaml": frozen})
+    held = gitopsd(world, "apply", "--env", "dev")
+    assert held.returncode == 3, held.stdout + held.stderr
+    assert "deny window '* * * * *'" in held.stdout
+    assert world.journal() == []
+    forced = gitopsd(world, "apply", "--env", "dev", "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "local forced" in gitopsd(world, "history", "--env", "dev").stdout
+
+
+def test_apply_to_a_promoted_environment_takes_only_what_its_upstream_verified(
+    world: World,
+) -> None:
+    nothing = gitopsd(world, "apply", "--env", "prod")
+    assert nothing.returncode == 0 and "verified no revision" in nothing.stdout
+    head = world.commit(chain(size=8))
+    refused = gitopsd(world, "apply", "--env", "prod", "--revision", head)
+    assert refused.returncode == 1 and f"dev never verified {head[:12]}" in refused.stderr

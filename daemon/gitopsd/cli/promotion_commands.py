@@ -12,9 +12,7 @@ import sys
 import click
 
 from gitopsd.cli.context import EXIT_OK, Context, common_options, fail
-from gitopsd.cli.run_commands import finish_run
-
-EXIT_WAITING = 3
+from gitopsd.cli.run_commands import EXIT_WAITING, finish_run
 
 
 @click.command()

@@ -1,7 +1,8 @@
 """`gitopsd plan | apply | destroy | runs | cancel`: runs in the foreground, and their records.
 
-Exit codes are SPEC section 5's: plan 0 no changes / 2 changes / 1 error; apply and destroy
-0 / 1 failed; cancel 1 when there is no such unfinished run.
+Exit codes are SPEC section 5's: plan 0 no changes / 2 changes / 1 error; apply 0 / 1 failed /
+3 waiting for approvals or a window; destroy 0 / 1 failed; cancel 1 when there is no such
+unfinished run.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import click
 from gitopsd.cli import render
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options, fail
 from gitopsd.model.state import Run, RunStatus, Step
-from gitopsd.runtime import reports
+from gitopsd.runtime import promoting, reports
 
 components_option = click.option(
     "--components", default=None, help="Comma-separated component names (default: all)."
 )
 revision_option = click.option("--revision", default=None, help="Commit (default: branch head).")
 environment_option = click.option("--env", "environment", required=True, help="Environment.")
+EXIT_WAITING = 3  # apply, promote: approvals or a change window hold the environment
 
 
 def names(value: str | None) -> list[str] | None:
@@ -83,11 +85,28 @@ def apply(
             )
             click.echo(render.dry_run(decided, as_json=context.as_json))
             sys.exit(EXIT_OK)
+        admitted = promoting.admit(workspace, environment, revision=revision, forced=force)
+        if admitted.wait is not promoting.Wait.READY:
+            _not_admitted(context, environment, admitted, asked=revision)
         run = workspace.apply(
-            environment, revision=revision, components=names(components), forced=force
+            environment,
+            revision=admitted.revision,
+            components=names(components),
+            forced=admitted.forced,
         )
         steps = workspace.store.list_steps(run.id)
     finish_run(context, run, steps)
+
+
+def _not_admitted(
+    context: Context, environment: str, decision: promoting.Decision, *, asked: str | None
+) -> None:
+    """Exit 3 while approvals or a window hold the environment; 0 when it has nothing to
+    take from its upstream; 1 when the asked revision is not one it may take."""
+    if decision.wait is promoting.Wait.NOTHING and asked is not None:
+        fail(f"{environment}: {decision.reason}", as_json=context.as_json)
+    click.echo(f"{environment}: {decision.reason}")
+    sys.exit(EXIT_OK if decision.wait is promoting.Wait.NOTHING else EXIT_WAITING)
 
 
 @click.command()

@@ -174,9 +174,20 @@ class Daemon:
         if request.priority is Priority.COMMIT:
             if self.reconciler.is_at(environment, request.revision):
                 return []  # a resumed run got there first
+            admitted = promoting.admit(workspace, environment, revision=request.revision)
+            if admitted.wait is not promoting.Wait.READY:
+                self._look_again(admitted, request)
+                return []
             waited = self._monotonic() - request.seen_at
             self.recorder.commit_to_apply.labels(environment).observe(waited)
         return [workspace.apply(environment, revision=request.revision, **options)]
+
+    def _look_again(self, decision: promoting.Decision, request: Request) -> None:
+        """A window holds the commit: ask again when it opens."""
+        log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
+        if decision.look_again_at is not None:
+            delay = (decision.look_again_at - self.workspace.clock.now()).total_seconds()
+            self._later(max(0.0, delay), request)
 
     def _promote(self, environment: str, *, actor: str) -> list[Run]:
         decision, run = promoting.promote(self.workspace, environment, actor=actor)

@@ -53,6 +53,7 @@ class Decision:
     approvals: list[ApprovalRecord] = field(default_factory=list)
     required: int = 0
     superseded: str | None = None  # the revision whose pending approval this one replaced
+    forced: bool = False  # ready only because --force overrode a window in force
 
 
 def holds(store: StateStore, environment: str) -> list[promotion.Hold]:
@@ -135,46 +136,75 @@ def promote(
     actor: str = "local",
 ) -> tuple[Decision, Run | None]:
     """Promote `environment` from its upstream if nothing holds it; the run, when one ran."""
-    entry = _entry(workspace, environment)
-    wanted = workspace.source.resolve(revision) if revision else None
-    now = workspace.clock.now()
-    decision = decide(workspace.store, entry, now=now, revision=wanted, forced=forced)
-    if decision.wait is Wait.NOTHING:
-        return decision, None
-    superseded = _superseded_approval(workspace, environment, decision)
-    if superseded is not None:
-        decision = dataclasses.replace(decision, superseded=superseded)
+    if _entry(workspace, environment).manifest.upstream is None:
+        return Decision(Wait.NOTHING, None, f"{environment} follows the branch head"), None
+    pending = pending_approval(workspace.store, environment)
+    decision = admit(workspace, environment, revision=revision, forced=forced, actor=actor)
+    if pending is not None and decision.revision not in (None, pending):
+        decision = dataclasses.replace(decision, superseded=pending)
         _event(
             workspace,
             environment,
             "approval.superseded",
-            f"{superseded[:12]} no longer waits for approval: "
+            f"{pending[:12]} no longer waits for approval: "
             f"{(decision.revision or '')[:12]} replaces it",
             actor=actor,
-            revision=superseded,
+            revision=pending,
             by=decision.revision,
         )
     if decision.wait is not Wait.READY:
-        _mark_waiting(workspace, environment, decision, actor=actor)
         return decision, None
-    blocked = windows.verdict(entry.manifest.spec.windows, now).blocked
-    if blocked:  # only a forced promotion gets here through a window
-        _event(
-            workspace,
-            environment,
-            "promotion.forced",
-            f"{actor} forced {decision.reason}",
-            actor=actor,
-            revision=decision.revision,
-        )
     run = workspace.apply(
         environment,
         revision=decision.revision,
         trigger="promotion",
         actor=actor,
-        forced=blocked,
+        forced=decision.forced,
     )
     return decision, run
+
+
+def admit(
+    workspace: Workspace,
+    environment: str,
+    *,
+    revision: str | None,
+    forced: bool = False,
+    actor: str = "local",
+) -> Decision:
+    """May `revision` (default: what the environment wants) be applied to `environment` now?
+
+    An environment that follows an upstream takes only what the upstream verified, after
+    its approvals (a promotion); one that tracks the branch takes any revision. Either way a
+    window in force holds it unless `forced`, and a forced apply is recorded. A waiting
+    decision also marks the environment waiting_approval or waiting_window.
+    """
+    entry = _entry(workspace, environment)
+    wanted = workspace.source.resolve(revision) if revision else None
+    now = workspace.clock.now()
+    if entry.manifest.upstream is not None:
+        decision = decide(workspace.store, entry, now=now, revision=wanted, forced=forced)
+    else:
+        target = wanted or workspace.source.head()
+        verdict = windows.verdict(entry.manifest.spec.windows, now)
+        if verdict.blocked and not forced:
+            decision = Decision(Wait.WINDOW, target, verdict.reason, verdict.until)
+        else:
+            decision = Decision(Wait.READY, target, f"{target[:12]} from the branch")
+    if decision.wait in (Wait.APPROVAL, Wait.WINDOW):
+        _mark_waiting(workspace, environment, decision, actor=actor)
+    elif decision.wait is Wait.READY and forced and _blocked(entry, now):
+        decision = dataclasses.replace(decision, forced=True)
+        forced_through = f"{actor} forced {(decision.revision or '')[:12]} through a window"
+        _event(
+            workspace,
+            environment,
+            "promotion.forced",
+            forced_through,
+            actor=actor,
+            revision=decision.revision,
+        )
+    return decision
 
 
 def approve(
@@ -255,9 +285,8 @@ def pending_approval(workspace_store: StateStore, environment: str) -> str | Non
     return None
 
 
-def _superseded_approval(workspace: Workspace, environment: str, decision: Decision) -> str | None:
-    pending = pending_approval(workspace.store, environment)
-    return pending if pending is not None and pending != decision.revision else None
+def _blocked(entry: EnvironmentEntry, now: datetime) -> bool:
+    return windows.verdict(entry.manifest.spec.windows, now).blocked
 
 
 def _entry(workspace: Workspace, environment: str) -> EnvironmentEntry:

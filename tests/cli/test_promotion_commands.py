@@ -87,3 +87,34 @@ def test_apply_to_a_promoted_environment_takes_only_what_its_upstream_verified(
     head = world.commit(chain(size=8))
     refused = gitopsd(world, "apply", "--env", "prod", "--revision", head)
     assert refused.returncode == 1 and f"dev never verified {head[:12]}" in refused.stderr
+
+
+def test_diff_shows_the_rendered_change_and_the_commits_between(world: World) -> None:
+    first = world.commit(chain())
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    same = gitopsd(world, "diff", "--env", "dev")
+    assert same.returncode == 0 and "no difference" in same.stdout
+    world.commit(chain(size=6), message="dev: six")
+    changed = gitopsd(world, "diff", "--env", "dev")
+    assert changed.returncode == 2, changed.stdout + changed.stderr
+    assert f"--- dev@{first[:12]}" in changed.stdout
+    assert '-      "size": 3' in changed.stdout and '+      "size": 6' in changed.stdout
+    assert "dev: six (Test Author)" in changed.stdout
+    nothing_yet = as_json(gitopsd(world, "diff", "--env", "prod", "--output", "json"))
+    assert nothing_yet["from"] is None and nothing_yet["differs"]  # prod has nothing yet
+
+
+def test_rollback_returns_only_to_a_revision_the_environment_verified(world: World) -> None:
+    first = world.commit(chain())
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    second = world.commit(chain(size=6))
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    never = world.commit(chain(size=7))
+    refused = gitopsd(world, "rollback", "--env", "dev", "--to", never)
+    assert refused.returncode == 1 and f"dev never verified {never[:12]}" in refused.stderr
+    back = gitopsd(world, "rollback", "--env", "dev", "--to", first, "--as", "oncall")
+    assert back.returncode == 0, back.stdout + back.stderr
+    dev = as_json(gitopsd(world, "status", "--env", "dev", "--output", "json"))["environments"][0]
+    assert (dev["revision"], dev["previous_revision"]) == (first, second)
+    runs = as_json(gitopsd(world, "runs", "--env", "dev", "--output", "json"))["runs"]
+    assert (runs[0]["trigger"], runs[0]["actor"]) == ("rollback", "oncall")

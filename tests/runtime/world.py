@@ -83,9 +83,11 @@ class World:
     def control_path(self) -> Path:
         return self.root / "control.json"
 
-    def commit(self, files: dict[str, str], *, replace: bool = False) -> str:
+    def commit(
+        self, files: dict[str, str], *, replace: bool = False, message: str = "change"
+    ) -> str:
         files = {**files, "driver.py": DRIVER.read_text()}
-        return commit_files(self.repo, files, replace=replace)
+        return commit_files(self.repo, files, replace=replace, message=message)
 
     def control(self, **settings: Any) -> None:
         self.control_path.write_text(json.dumps(settings))

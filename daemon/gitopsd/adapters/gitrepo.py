@@ -71,6 +71,14 @@ class GitSource:
             return []
         return [sha for sha in listing.split() if sha != self.resolve(new)]
 
+    def changelog(self, old: str | None, new: str) -> list[str]:
+        """`<short sha> <subject> (<author>)` of each commit after `old` up to `new`, newest
+        first (all of `new`'s history when `old` is None), at most 200."""
+        span = f"{old}..{new}" if old else new
+        with self._lock:
+            listing = self.repo.git.log("--max-count=200", "--format=%h %s (%an)", span)
+        return [line for line in listing.splitlines() if line]
+
     def author(self, revision: str) -> tuple[str, str]:
         """The (name, email) of the commit's author: who may not approve it (forbid_author)."""
         try:

@@ -1,7 +1,8 @@
-"""`gitopsd promote` and `gitopsd approve`: move a verified revision down the chain.
+"""`gitopsd promote | approve | rollback | diff`: move verified revisions down the chain.
 
 Exit codes are SPEC section 5's: promote 0 applied (or nothing to promote), 1 failed,
-3 waiting for approvals or a window; approve 0 recorded, 1 refused (with the reason).
+3 waiting for approvals or a window; approve 0 recorded, 1 refused (with the reason);
+rollback 0, 1; diff 0 same, 2 differs, 1 error.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 
 import click
 
-from gitopsd.cli.context import EXIT_OK, Context, common_options, fail
+from gitopsd.cli.context import EXIT_CHANGES, EXIT_OK, Context, common_options, fail
 from gitopsd.cli.run_commands import EXIT_WAITING, finish_run
 
 
@@ -84,6 +85,53 @@ def approve(
     sys.exit(EXIT_OK)
 
 
+@click.command()
+@common_options
+@click.option("--env", "environment", required=True, help="The environment to roll back.")
+@click.option("--to", "revision", required=True, help="A revision it verified before.")
+@click.option("--as", "actor", default="local", show_default=True, help="Who rolls back.")
+def rollback(context: Context, environment: str, revision: str, actor: str) -> None:
+    """Re-apply a revision the environment verified before."""
+    from gitopsd.runtime import promoting
+
+    with context.workspace() as workspace:
+        run = promoting.roll_back(workspace, environment, to=revision, actor=actor)
+        steps = workspace.store.list_steps(run.id)
+    finish_run(context, run, steps)
+
+
+@click.command()
+@common_options
+@click.option("--env", "environment", required=True, help="The environment.")
+@click.option("--from", "old", default=None, help="Revision (default: the environment's).")
+@click.option("--to", "new", default=None, help="Revision (default: what it gets next).")
+def diff(context: Context, environment: str, old: str | None, new: str | None) -> None:
+    """The environment's rendered desired state at two revisions, and the commits between."""
+    from gitopsd.runtime import diffing
+
+    with context.workspace() as workspace:
+        found = diffing.diff(workspace, environment, old=old, new=new)
+    if context.as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "environment": environment,
+                    "from": found.old,
+                    "to": found.new,
+                    "differs": found.differs,
+                    "diff": found.text,
+                    "changelog": found.changelog,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(found.text or f"{environment}: no difference in the desired state")
+        if found.changelog:
+            click.echo("\nchangelog:\n" + "\n".join(f"  {line}" for line in found.changelog))
+    sys.exit(EXIT_CHANGES if found.differs else EXIT_OK)
+
+
 def register(cli: click.Group) -> None:
-    cli.add_command(promote)
-    cli.add_command(approve)
+    for command in (promote, approve, rollback, diff):
+        cli.add_command(command)

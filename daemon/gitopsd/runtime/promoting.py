@@ -207,6 +207,28 @@ def admit(
     return decision
 
 
+def roll_back(workspace: Workspace, environment: str, *, to: str, actor: str = "local") -> Run:
+    """Re-apply `to`, which the environment must have verified before (SPEC 3.3): the one
+    way a revision enters an environment without its upstream. Windows do not hold it: a
+    rollback restores a state the environment already ran."""
+    _entry(workspace, environment)
+    revision = workspace.source.resolve(to)
+    if not any(hold.revision == revision for hold in holds(workspace.store, environment)):
+        raise RunRefusedError(
+            f"{environment} never verified {revision[:12]}: rollback only returns to a "
+            "revision the environment verified before"
+        )
+    _event(
+        workspace,
+        environment,
+        "rollback.requested",
+        f"{actor} rolls {environment} back to {revision[:12]}",
+        actor=actor,
+        revision=revision,
+    )
+    return workspace.apply(environment, revision=revision, trigger="rollback", actor=actor)
+
+
 def approve(
     workspace: Workspace, environment: str, *, revision: str | None, approver: approving.Person
 ) -> tuple[ApprovalRecord, int]:

@@ -49,6 +49,7 @@ from gitopsd.runtime.workspace import Workspace, new_run_id
 log = logging.getLogger(__name__)
 BUSY_RETRY = 5.0  # seconds before retrying a request whose environment another process holds
 RUN_ACTIONS = ("plan", "apply", "destroy")
+PROMOTION_BEAT = 15.0  # seconds between looks at every auto-promoted environment
 
 
 class Daemon:
@@ -87,6 +88,9 @@ class Daemon:
         head = self.workspace.source.head()
         self.reconciler.start(head, seen_at=self._monotonic())
         self._promote_auto()
+        # approvals given on the command line (not through the API), and anything a timer
+        # missed, are noticed on this beat
+        self._jobs.every("promotions", PROMOTION_BEAT, self._promote_auto)
         self.heads.start(head)
         self._jobs.start()
 
@@ -191,7 +195,7 @@ class Daemon:
 
     def _promote(self, environment: str, *, actor: str) -> list[Run]:
         decision, run = promoting.promote(self.workspace, environment, actor=actor)
-        log.info("promotion of %s: %s", environment, decision.reason)
+        log.debug("promotion of %s: %s", environment, decision.reason)
         if decision.superseded:
             self.recorder.promotions.labels(environment, "superseded").inc()
         if run is not None:

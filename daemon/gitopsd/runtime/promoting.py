@@ -14,6 +14,7 @@ The decision is one of: nothing to do, waiting for approvals, waiting for a wind
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -34,6 +35,7 @@ from gitopsd.model.state import (
 )
 from gitopsd.runtime.workspace import RunRefusedError, Workspace
 
+log = logging.getLogger("gitopsd.promotions")
 HISTORY = 500  # apply runs of the upstream read to find its holds
 
 
@@ -295,15 +297,22 @@ def approve(
     return record, missing
 
 
-def pending_approval(workspace_store: StateStore, environment: str) -> str | None:
-    """The revision `environment` last waited for approvals of, while it still waits."""
-    state = workspace_store.get_environment(environment)
+def pending_approval(store: StateStore, environment: str) -> str | None:
+    """The revision `environment` waits for approvals of, while it waits for approvals."""
+    state = store.get_environment(environment)
     if state is None or state.status is not EnvironmentStatus.WAITING_APPROVAL:
         return None
-    for event in workspace_store.list_events(environment, limit=200):
-        if event.kind == "promotion.waiting_approval":
+    last = _last_wait(store, environment)
+    return last[1] if last and last[0] == Wait.APPROVAL.value else None
+
+
+def _last_wait(store: StateStore, environment: str) -> tuple[str, str | None] | None:
+    """(wait, revision) of the environment's latest `promotion.waiting_*` event."""
+    for event in store.list_events(environment, limit=200):
+        if event.kind.startswith("promotion.waiting_"):
             revision = event.data.get("revision")
-            return revision if isinstance(revision, str) else None
+            wait = event.kind.removeprefix("promotion.")
+            return wait, revision if isinstance(revision, str) else None
     return None
 
 
@@ -323,11 +332,17 @@ def _entry(workspace: Workspace, environment: str) -> EnvironmentEntry:
 def _mark_waiting(
     workspace: Workspace, environment: str, decision: Decision, *, actor: str
 ) -> None:
+    """Mark the environment waiting, with an event, unless it already waits for the same."""
     status = EnvironmentStatus(decision.wait.value)
     now = workspace.clock.now()
     state = workspace.store.get_environment(environment) or EnvironmentState(
         name=environment, updated_at=now
     )
+    if state.status is status and _last_wait(workspace.store, environment) == (
+        status.value,
+        decision.revision,
+    ):
+        return  # asked again (a timer, the daemon's periodic look): nothing new to record
     with workspace.store.transaction():
         workspace.store.save_environment(
             state.model_copy(update={"status": status, "updated_at": now})
@@ -345,6 +360,7 @@ def _mark_waiting(
 def _event(
     workspace: Workspace, environment: str, kind: str, message: str, *, actor: str, **data: Any
 ) -> None:
+    log.info(message, extra={"environment": environment, "event": kind})
     workspace.store.append_event(
         Event(
             at=workspace.clock.now(),

@@ -70,6 +70,13 @@ def status(report: dict[str, Any]) -> str:
         revision = (environment["revision"] or "-")[:12]
         upstream = f" (from {environment['upstream']})" if environment["upstream"] else ""
         lines.append(f"{environment['name']}{upstream}: {environment['status']} at {revision}")
+        pending = environment.get("pending_approval")
+        if pending:
+            approvals = ", ".join(pending["approvals"]) or "none yet"
+            lines.append(
+                f"  waiting for approval of {pending['revision'][:12]}: "
+                f"{len(pending['approvals'])} of {pending['required']} ({approvals})"
+            )
         for component in environment["components"]:
             lines.append(
                 f"  {component['name']:<24} {component['status']:<12} "

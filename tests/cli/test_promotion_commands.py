@@ -41,7 +41,7 @@ def test_promote_waits_for_two_approvals_then_applies(world: World) -> None:
     for name in ("alice", "bob"):
         approved = gitopsd(world, "approve", "--env", "prod", "--as", name)
         assert approved.returncode == 0, approved.stderr
-    assert "complete: gitopsd promote --to prod" in approved.stdout
+    assert "complete: the daemon promotes it, or gitopsd promote --to prod" in approved.stdout
     twice = gitopsd(
         world, "approve", "--env", "prod", "--as", "bob", "--revision", report["revision"]
     )
@@ -102,6 +102,8 @@ def test_diff_shows_the_rendered_change_and_the_commits_between(world: World) ->
     assert f"--- dev@{first[:12]}" in changed.stdout
     assert '-      "size": 3' in changed.stdout and '+      "size": 6' in changed.stdout
     assert "dev: six (Test Author)" in changed.stdout
+    coming = gitopsd(world, "diff", "--env", "prod", "--output", "json")
+    assert as_json(coming)["to"] == first  # what dev verified, before any soak or approval
     nothing_yet = as_json(gitopsd(world, "diff", "--env", "prod", "--output", "json"))
     assert nothing_yet["from"] is None and nothing_yet["differs"]  # prod has nothing yet
 

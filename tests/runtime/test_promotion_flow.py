@@ -65,6 +65,9 @@ def test_a_verified_revision_reaches_prod_after_two_distinct_approvals(
     assert missing == 1
     _, missing = promoting.approve(workspace, "prod", revision=None, approver=Person("bob"))
     assert missing == 0
+    with pytest.raises(ApprovalRefusedError, match="prod has every approval it needs") as full:
+        promoting.approve(workspace, "prod", revision=None, approver=Person("carol"))
+    assert full.value.conflict
     done, run = promoting.promote(workspace, "prod")
     assert done.wait is Wait.READY and run is not None and run.status is RunStatus.SUCCEEDED
     assert (run.revision, run.trigger) == (sha, "promotion")

@@ -78,9 +78,8 @@ def approve(
     if context.as_json:
         click.echo(json.dumps({**record.model_dump(mode="json"), "missing": missing}, indent=2))
     else:
-        more = (
-            f"{missing} more needed" if missing else f"complete: gitopsd promote --to {environment}"
-        )
+        done = f"complete: the daemon promotes it, or gitopsd promote --to {environment}"
+        more = f"{missing} more needed" if missing else done
         click.echo(f"{name} approved {record.revision[:12]} for {environment} ({more})")
     sys.exit(EXIT_OK)
 

@@ -5,8 +5,8 @@ its layer, the git tree of its folder (any file changed shows as a new id), its 
 timeout, and its inputs rendered for the environment with the outputs its dependencies have
 now (a reference whose output is not known yet is shown as written). The two states are
 compared as JSON text with a unified diff, and the commits between the revisions are the
-changelog. By default: the environment's current revision against what it would get next
-(the branch head, or the candidate its upstream offers).
+changelog. By default: the environment's current revision against what it gets next (the
+branch head, or the newest revision its upstream verified, soaked or not).
 """
 
 from __future__ import annotations
@@ -82,14 +82,14 @@ def desired_state(workspace: Workspace, environment: str, revision: str) -> dict
 
 
 def _next(workspace: Workspace, environment: str, current: str | None) -> str:
-    """What the environment would get next (read only: nothing is marked or recorded): the
-    candidate its upstream offers, or the branch head for one that tracks the branch."""
+    """What the environment gets next: the newest revision its upstream verified (soaked or
+    not yet: the diff shows what is coming), or the branch head if it tracks the branch."""
     entry = workspace.load().repository.environments.get(environment)
     if entry is None or entry.manifest.upstream is None:
         return workspace.source.head()
-    now = workspace.clock.now()
-    decision = promoting.decide(workspace.store, entry, now=now, forced=True)
-    return decision.revision or current or workspace.source.head()
+    upstream = promoting.holds(workspace.store, entry.manifest.upstream)
+    newest = max(upstream, key=lambda hold: hold.since, default=None)
+    return newest.revision if newest else (current or workspace.source.head())
 
 
 def _lines(state: dict[str, Any]) -> list[str]:

@@ -240,6 +240,11 @@ def approve(
     now = workspace.clock.now()
     if revision is None:
         pending = decide(workspace.store, entry, now=now)
+        if pending.wait in (Wait.READY, Wait.WINDOW) and pending.revision is not None:
+            raise ApprovalRefusedError(
+                f"{environment} has every approval it needs for {pending.revision[:12]}",
+                conflict=True,
+            )
         if pending.wait is not Wait.APPROVAL or pending.revision is None:
             raise ApprovalRefusedError(
                 f"no promotion of {environment} is waiting for approval ({pending.reason})",

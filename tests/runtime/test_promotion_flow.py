@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -154,3 +156,33 @@ def test_a_window_holds_a_promotion_and_force_overrides_it_on_the_record(
     kinds = [(e.kind, e.actor) for e in store.list_events("prod")]
     assert ("promotion.forced", "oncall") in kinds
     assert forced.revision == sha
+
+
+class ShiftedClock:
+    """The system clock, moved forward by `offset` seconds: soak without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+
+def test_prod_waits_for_the_soak_then_asks_for_approvals(
+    world: World, workspace: Workspace
+) -> None:
+    clock = ShiftedClock()
+    workspace.clock = clock
+    sha = world.commit(chain(prod={"promotion": {"from": "dev", "soak": "10m"}}))
+    workspace.apply("dev")
+    soaking, run = promoting.promote(workspace, "prod")
+    assert soaking.wait is Wait.NOTHING and run is None
+    assert soaking.look_again_at is not None and "soaks until" in soaking.reason
+    clock.offset = 9 * 60
+    assert promoting.promote(workspace, "prod")[0].wait is Wait.NOTHING
+    clock.offset = 10 * 60 + 1
+    soaked, _ = promoting.promote(workspace, "prod")
+    assert (soaked.wait, soaked.revision) == (Wait.APPROVAL, sha)

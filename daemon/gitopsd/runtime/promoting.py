@@ -156,6 +156,14 @@ def promote(
         )
     if decision.wait is not Wait.READY:
         return decision, None
+    _event(
+        workspace,
+        environment,
+        "promotion.started",
+        f"{actor} promotes {decision.reason}",
+        actor=actor,
+        revision=decision.revision,
+    )
     run = workspace.apply(
         environment,
         revision=decision.revision,

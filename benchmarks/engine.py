@@ -51,7 +51,6 @@ import json
 import os
 import platform
 import pstats
-import random
 import shutil
 import sqlite3
 import subprocess
@@ -69,6 +68,13 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+BENCHMARKS = Path(__file__).resolve().parent
+if str(BENCHMARKS) not in sys.path:  # load.py is a sibling script, not a package
+    sys.path.insert(0, str(BENCHMARKS))
+
+# the DAG of load.py (same seed and layer shares): the same components at the same N
+from load import LAYERS, PlannedComponent, plan_components  # noqa: E402
+
 if TYPE_CHECKING:
     from gitopsd.adapters.gitrepo import GitSource
     from gitopsd.engine.ports import StateStore
@@ -77,9 +83,6 @@ if TYPE_CHECKING:
 
 GOAL_RATIO = 1.05  # sleep scenario: gitopsd / make
 GOAL_OVERHEAD_MS = 3.0  # true scenario: (gitopsd - make) per step
-SEED = 20240611  # the seed of load.py: the same DAG at the same N
-LAYERS = ("network", "clusters", "addons", "platform")
-LAYER_SHARES = (0.05, 0.15, 0.40, 0.40)
 ENVIRONMENT = "bench"
 SLEEP_SECONDS = "0.05"
 SCENARIOS = ("sleep", "true")
@@ -171,42 +174,6 @@ def machine_facts(scratch: Path) -> dict[str, Any]:
 
 
 # --- the DAG ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlannedComponent:
-    name: str
-    layer: str
-    depends_on: tuple[str, ...]
-
-
-def layer_counts(total: int) -> list[int]:
-    """Split `total` over the layers by LAYER_SHARES; the first layer gets at least one."""
-    counts = [round(total * share) for share in LAYER_SHARES]
-    counts[0] = max(counts[0], 1)
-    counts[-1] += total - sum(counts)
-    while counts[-1] < 0:  # only for tiny N, where rounding overshoots
-        biggest = counts.index(max(counts[:-1]))
-        counts[biggest] -= 1
-        counts[-1] += 1
-    return counts
-
-
-def plan_components(total: int, seed: int = SEED) -> list[PlannedComponent]:
-    """N components in layer order, each depending on 1-3 components of earlier layers."""
-    rng = random.Random(seed)
-    width = max(5, len(str(total - 1)))
-    earlier: list[str] = []
-    planned: list[PlannedComponent] = []
-    index = 0
-    for layer, count in zip(LAYERS, layer_counts(total), strict=True):
-        names = [f"c{i:0{width}d}" for i in range(index, index + count)]
-        for name in names:
-            deps = rng.sample(earlier, min(rng.randint(1, 3), len(earlier)))
-            planned.append(PlannedComponent(name, layer, tuple(sorted(deps))))
-        earlier.extend(names)
-        index += count
-    return planned
 
 
 def ideal_makespan(components: Sequence[PlannedComponent], slots: int, duration: float) -> float:

@@ -71,3 +71,27 @@ def test_the_background_scheduler_fires_in_real_time() -> None:
         assert fired.wait(5)
     finally:
         jobs.shutdown()
+
+
+def test_a_one_off_job_fires_once_at_its_time_and_a_new_one_replaces_it() -> None:
+    clock = FakeTime()
+    jobs = ManualJobs(clock)
+    fired: list[str] = []
+    jobs.at("later", clock() + timedelta(seconds=60), lambda: fired.append("first"))
+    jobs.at("later", clock() + timedelta(seconds=30), lambda: fired.append("second"))
+    clock.advance(30)
+    assert jobs.run_due() == 1
+    clock.advance(60)
+    assert jobs.run_due() == 0
+    assert fired == ["second"]
+
+
+def test_the_background_scheduler_fires_a_one_off_job() -> None:
+    jobs = BackgroundJobs()
+    fired = threading.Event()
+    jobs.at("once", datetime.now(UTC) + timedelta(seconds=0.05), fired.set)
+    jobs.start()
+    try:
+        assert fired.wait(5)
+    finally:
+        jobs.shutdown()

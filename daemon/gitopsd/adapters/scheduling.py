@@ -1,4 +1,5 @@
-"""Timed work of the daemon (remote polls; drift checks later) on APScheduler 3.x.
+"""Timed work of the daemon (remote polls, promotion beats, a soak ending or a window opening;
+drift checks later) on APScheduler 3.x.
 
 Pipeline: scheduler -> queue -> worker. A job here never does the work itself: it puts a
 request on a queue or asks for a fetch, so a slow run never delays the schedule and the
@@ -21,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,11 @@ Job = Callable[[], None]
 class Jobs(Protocol):
     def every(self, name: str, seconds: float, job: Job) -> None:
         """Run `job` every `seconds`, the first time one interval from now."""
+        ...
+
+    def at(self, name: str, when: datetime, job: Job) -> None:
+        """Run `job` once at `when` (at once if that has passed); a job of the same name is
+        replaced."""
         ...
 
     def start(self) -> None: ...
@@ -50,6 +57,11 @@ class BackgroundJobs:
     def every(self, name: str, seconds: float, job: Job) -> None:
         self._scheduler.add_job(
             _logged(name, job), _interval(seconds), id=name, name=name, replace_existing=True
+        )
+
+    def at(self, name: str, when: datetime, job: Job) -> None:
+        self._scheduler.add_job(
+            _logged(name, job), _once(when), id=name, name=name, replace_existing=True
         )
 
     def start(self) -> None:
@@ -79,6 +91,11 @@ class ManualJobs:
         self._jobs[name] = _ManualJob(trigger, _logged(name, job), None)
         self._jobs[name].next_at = trigger.get_next_fire_time(None, self._now())
 
+    def at(self, name: str, when: datetime, job: Job) -> None:
+        trigger = _once(when)
+        self._jobs[name] = _ManualJob(trigger, _logged(name, job), None)
+        self._jobs[name].next_at = trigger.get_next_fire_time(None, self._now())
+
     def start(self) -> None:
         pass
 
@@ -90,8 +107,10 @@ class ManualJobs:
         the background scheduler's `coalesce` does); return how many fired."""
         now = self._now()
         fired = 0
-        for entry in list(self._jobs.values()):
-            if entry.next_at is not None and entry.next_at <= now:
+        for name, entry in list(self._jobs.items()):
+            if entry.next_at is None:
+                del self._jobs[name]  # a one-off that has fired
+            elif entry.next_at <= now:
                 entry.job()
                 fired += 1
                 entry.next_at = entry.trigger.get_next_fire_time(entry.next_at, now)
@@ -103,6 +122,10 @@ class ManualJobs:
 def _interval(seconds: float, *, start: datetime | None = None) -> Any:
     first = (start or datetime.now(UTC)) + timedelta(seconds=seconds)
     return IntervalTrigger(seconds=seconds, start_date=first, timezone=UTC)
+
+
+def _once(when: datetime) -> Any:
+    return DateTrigger(run_date=when, timezone=UTC)
 
 
 def _logged(name: str, job: Job) -> Job:

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from gitopsd import __version__
@@ -190,8 +191,7 @@ class Daemon:
         """A window holds the commit: ask again when it opens."""
         log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
         if decision.look_again_at is not None:
-            delay = (decision.look_again_at - self.workspace.clock.now()).total_seconds()
-            self._later(max(0.0, delay), request)
+            self._later(decision.look_again_at, request)
 
     def _promote(self, environment: str, *, actor: str) -> list[Run]:
         decision, run = promoting.promote(self.workspace, environment, actor=actor)
@@ -202,8 +202,7 @@ class Daemon:
             result = "promoted" if run.status is RunStatus.SUCCEEDED else "failed"
             self.recorder.promotions.labels(environment, result).inc()
         if decision.look_again_at is not None:
-            delay = (decision.look_again_at - self.workspace.clock.now()).total_seconds()
-            self._later(max(0.0, delay), self._promotion_request(environment))
+            self._later(decision.look_again_at, self._promotion_request(environment))
         return [run] if run is not None else []
 
     def _promote_followers(self, upstream: str) -> None:
@@ -241,18 +240,19 @@ class Daemon:
             self._promote_followers(run.environment)
 
     def _retry_later(self, request: Request) -> None:
-        self._later(BUSY_RETRY, request)
+        when = self.workspace.clock.now() + timedelta(seconds=BUSY_RETRY)
+        self._later(when, request)
 
-    def _later(self, seconds: float, request: Request) -> None:
-        """Submit `request` in `seconds` (a soak ending, a window opening, a busy lease)."""
+    def _later(self, when: datetime, request: Request) -> None:
+        """Submit `request` at `when` (a soak ending, a window opening, a busy lease), on the
+        scheduler, so tests drive it with their clock."""
 
         def again() -> None:
             if not self._stopping:
                 self._submit(request)
 
-        timer = threading.Timer(seconds, again)
-        timer.daemon = True
-        timer.start()
+        name = f"later-{request.environment}-{request.action}"  # one pending look each
+        self._jobs.at(name, when, again)
 
     def _worker(self, environment: str) -> EnvironmentWorker:
         with self._lock:

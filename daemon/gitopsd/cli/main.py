@@ -12,7 +12,14 @@ import sys
 import click
 
 from gitopsd import __version__
-from gitopsd.cli import graphs, promotion_commands, run_commands, serve, status_commands
+from gitopsd.cli import (
+    drift_commands,
+    graphs,
+    promotion_commands,
+    run_commands,
+    serve,
+    status_commands,
+)
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail, plural
 from gitopsd.engine import selection
 from gitopsd.engine.graph import DependencyCycleError
@@ -115,6 +122,7 @@ run_commands.register(cli)
 status_commands.register(cli)
 serve.register(cli)
 promotion_commands.register(cli)
+drift_commands.register(cli)
 
 
 def main() -> None:

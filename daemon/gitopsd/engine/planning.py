@@ -20,7 +20,7 @@ from gitopsd.engine import rendering
 from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
 from gitopsd.engine.references import ExpressionError
 from gitopsd.engine.selection import Selection, scope_for
-from gitopsd.model.state import ComponentState, ComponentStatus
+from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus
 
 Outputs = Mapping[str, Mapping[str, Any]]
 
@@ -137,6 +137,8 @@ def _change_reason(
         return "new in this environment"
     if last.status is not ComponentStatus.APPLIED:
         return f"last apply left it {last.status.value}"
+    if last.drift is DriftStatus.DRIFTED:
+        return "drifted from its desired state"
     if last.fingerprint == digest:
         return None
     if dict(last.inputs) != dict(inputs):

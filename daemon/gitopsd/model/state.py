@@ -124,6 +124,8 @@ class ComponentState(Record):
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
     status: ComponentStatus = ComponentStatus.APPLIED
     drift: DriftStatus = DriftStatus.UNKNOWN
+    drift_checked_at: Moment | None = None
+    drift_summary: str = Field(default="", description="the check's output, capped, redacted")
     updated_at: Moment
 
 

@@ -91,7 +91,7 @@ class Workspace:
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         self._check_dependencies_applied(environment, chosen)
-        with self._lease(environment) as lost:
+        with self.lease(environment) as lost:
             self.resume(environment)
             run = self._new_run(
                 environment,
@@ -137,7 +137,7 @@ class Workspace:
         """Ask the drivers what applying `revision` would change; nothing is changed."""
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
-        with self._lease(environment) as lost:
+        with self.lease(environment) as lost:
             run = self._new_run(
                 environment,
                 RunAction.PLAN,
@@ -169,7 +169,7 @@ class Workspace:
         target = self.load(None)
         chosen = self._components(target.repository, environment, components)
         self._check_nothing_depends_on(environment, chosen, target.repository)
-        with self._lease(environment) as lost:
+        with self.lease(environment) as lost:
             self.resume(environment)
             run = self._new_run(
                 environment,
@@ -186,7 +186,7 @@ class Workspace:
         """Take the environment's lease and finish what a stopped process left (daemon start)."""
         if not self.store.unfinished_runs(environment):
             return []
-        with self._lease(environment):
+        with self.lease(environment):
             return self.resume(environment)
 
     def resume(self, environment: str) -> list[Run]:
@@ -281,7 +281,7 @@ class Workspace:
         return run
 
     @contextlib.contextmanager
-    def _lease(self, environment: str) -> Iterator[threading.Event]:
+    def lease(self, environment: str) -> Iterator[threading.Event]:
         """Hold the environment's lease; the event is set if it is ever lost."""
         lost = threading.Event()
         with leases.held(self.store, environment, holder=self.holder, clock=self.clock, lost=lost):

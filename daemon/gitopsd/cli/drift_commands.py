@@ -1,0 +1,80 @@
+"""`gitopsd drift`: check environments for drift now, report, and optionally remediate.
+
+Exit codes are SPEC section 5's: 0 in sync, 2 drift, 1 error (a check that failed, or a
+remediation run that failed).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options
+
+
+@click.command()
+@common_options
+@click.option("--env", "environment", default=None, help="Only this environment (default: all).")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the report to this file.",
+)
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["json", "markdown"]),
+    default=None,
+    help="Report format (default: json, or markdown for a .md file).",
+)
+@click.option(
+    "--remediate",
+    is_flag=True,
+    help="Re-apply drifted components (also when the environment sets remediate).",
+)
+def drift(
+    context: Context,
+    environment: str | None,
+    report_path: Path | None,
+    form: str | None,
+    remediate: bool,
+) -> None:
+    """Check for drift now: each applied component's check at the environment's revision."""
+    from gitopsd.model.state import DriftStatus, RunStatus
+    from gitopsd.runtime import drift_reports, drifting
+
+    with context.workspace() as workspace:
+        repository = workspace.load().repository
+        names = [environment] if environment else sorted(repository.environments)
+        reports = []
+        for name in names:
+            entry = repository.environments.get(name)
+            wanted = remediate or bool(entry and entry.manifest.spec.drift.remediate)
+            reports.append(drifting.check_and_remediate(workspace, name, remediate=wanted))
+    form = form or ("markdown" if report_path and report_path.suffix == ".md" else "json")
+    text = (
+        drift_reports.as_markdown(reports) if form == "markdown" else drift_reports.as_json(reports)
+    )
+    if report_path is not None:
+        report_path.write_text(text, encoding="utf-8")
+    if report_path is None or context.as_json:
+        click.echo(text, nl=False)
+    else:
+        for report in reports:
+            click.echo(drift_reports.one_line(report))
+    results = {report.result for report in reports}
+    failed_fix = any(
+        r.remediation and r.remediation.status is not RunStatus.SUCCEEDED for r in reports
+    )
+    if DriftStatus.ERROR in results or failed_fix:
+        sys.exit(EXIT_FAILED)
+    found = DriftStatus.DRIFTED in results or any(r.remediation for r in reports)
+    sys.exit(EXIT_CHANGES if found else EXIT_OK)  # drift found counts, even when repaired
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(drift)

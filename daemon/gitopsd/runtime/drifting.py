@@ -1,0 +1,208 @@
+"""Drift checks (SPEC 3.5): is what runs still what the environment's revision says?
+
+Pipeline: apply -> ... -> **drift** -> report -> (remediate). A check runs each applied
+component's `check` command (its `plan` when it has none) against the environment's current
+revision, with the inputs the component was applied with, in parallel up to the
+environment's `parallelism`, under the environment's lease: it never overlaps a run of that
+environment, in this process or another. Exit 0 is in sync, 2 drifted, anything else (a
+timeout, a driver that cannot start) an error, never counted as in sync. Each component's
+result is stored with the time and the last `SUMMARY_LIMIT` characters of the check's output
+(already capped and redacted by the driver runner).
+
+Remediation re-applies the drifted components through a normal run at the current revision
+(trigger `remediation`, windows respected), then checks again, so the report and the status
+describe the repaired state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from gitopsd.engine import selection
+from gitopsd.engine.loading import ComponentEntry
+from gitopsd.engine.ports import DriverCall, DriverResult
+from gitopsd.model.manifests import CommandDriver
+from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Event, Run
+from gitopsd.runtime import promoting
+from gitopsd.runtime.executor import Revisioned
+from gitopsd.runtime.steps import StepError, command_for
+from gitopsd.runtime.workspace import Workspace
+
+SUMMARY_LIMIT = 4000
+EXIT_IN_SYNC, EXIT_DRIFTED = 0, 2
+
+
+@dataclass(frozen=True)
+class ComponentDrift:
+    name: str
+    drift: DriftStatus
+    summary: str
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    environment: str
+    revision: str | None
+    checked_at: datetime
+    components: list[ComponentDrift] = field(default_factory=list)
+    remediation: Run | None = None
+    repaired: list[str] = field(default_factory=list)  # drifted before the remediation
+
+    @property
+    def result(self) -> DriftStatus:
+        """drifted if any component drifted, else error if any check failed, else in_sync."""
+        found = {component.drift for component in self.components}
+        for worst in (DriftStatus.DRIFTED, DriftStatus.ERROR):
+            if worst in found:
+                return worst
+        return DriftStatus.IN_SYNC
+
+    def drifted(self) -> list[str]:
+        return [c.name for c in self.components if c.drift is DriftStatus.DRIFTED]
+
+
+def check(workspace: Workspace, environment: str, *, actor: str = "local") -> DriftReport:
+    """Check every applied component of `environment` now, and store the results."""
+    now = workspace.clock.now()
+    state = workspace.store.get_environment(environment)
+    if state is None or state.revision is None:
+        return DriftReport(environment, None, now)
+    target = workspace.load(state.revision)
+    applied = {
+        s.name: s
+        for s in workspace.store.list_components(environment)
+        if s.status is ComponentStatus.APPLIED
+    }
+    chosen = [
+        entry
+        for entry in selection.select(target.repository, environment).components
+        if entry.manifest.name in applied
+    ]
+    parallelism = target.repository.environments[environment].manifest.spec.parallelism
+    with workspace.lease(environment), ThreadPoolExecutor(max(1, parallelism)) as pool:
+        found = list(pool.map(lambda entry: _check_one(workspace, entry, applied, target), chosen))
+    report = DriftReport(environment, state.revision, now, found)
+    _record(workspace, report, actor=actor)
+    return report
+
+
+def check_and_remediate(
+    workspace: Workspace, environment: str, *, remediate: bool, actor: str = "local"
+) -> DriftReport:
+    """Check; when asked and something drifted, re-apply the drifted components and check
+    again. The returned report is the last check, with the remediation run if one ran."""
+    report = check(workspace, environment, actor=actor)
+    if not remediate or not report.drifted() or report.revision is None:
+        return report
+    admitted = promoting.admit(workspace, environment, revision=report.revision, actor=actor)
+    if admitted.wait is not promoting.Wait.READY:
+        _event(workspace, environment, "drift.remediation_held", admitted.reason, actor=actor)
+        return report
+    run = workspace.apply(
+        environment,
+        revision=report.revision,
+        components=report.drifted(),
+        trigger="remediation",
+        actor=actor,
+    )
+    after = check(workspace, environment, actor=actor)
+    return dataclasses.replace(after, remediation=run, repaired=report.drifted())
+
+
+def _check_one(
+    workspace: Workspace,
+    entry: ComponentEntry,
+    applied: dict[str, ComponentState],
+    target: Revisioned,
+) -> ComponentDrift:
+    name = entry.manifest.name
+    try:
+        call = _check_call(workspace, entry, applied[name], target)
+    except StepError as error:
+        return ComponentDrift(name, DriftStatus.ERROR, str(error))
+    result = workspace.drivers.run(call, cancel=workspace.interrupted)
+    return ComponentDrift(name, _verdict(result), _summary(result), result.exit_code)
+
+
+def _check_call(
+    workspace: Workspace, entry: ComponentEntry, state: ComponentState, target: Revisioned
+) -> DriverCall:
+    driver = entry.manifest.spec.driver
+    return DriverCall(
+        argv=command_for(entry, "check"),
+        cwd=target.checkout / entry.folder,
+        environment=state.environment,
+        component=state.name,
+        revision=state.revision,
+        action="check",
+        inputs=state.inputs,
+        state_dir=workspace.state_root / state.environment / state.name,
+        timeout=entry.manifest.spec.timeout,
+        env=driver.env if isinstance(driver, CommandDriver) else {},
+    )
+
+
+def _verdict(result: DriverResult) -> DriftStatus:
+    if result.error is None and result.exit_code == EXIT_IN_SYNC:
+        return DriftStatus.IN_SYNC
+    if result.error is None and result.exit_code == EXIT_DRIFTED:
+        return DriftStatus.DRIFTED
+    return DriftStatus.ERROR
+
+
+def _summary(result: DriverResult) -> str:
+    text = result.output.strip()
+    if _verdict(result) is DriftStatus.ERROR:
+        why = result.error or f"exited with code {result.exit_code}"
+        text = f"{why}\n{text}".strip()
+    return text if len(text) <= SUMMARY_LIMIT else "[...]\n" + text[-SUMMARY_LIMIT:]
+
+
+def _record(workspace: Workspace, report: DriftReport, *, actor: str) -> None:
+    states = {s.name: s for s in workspace.store.list_components(report.environment)}
+    with workspace.store.transaction():
+        for found in report.components:
+            state = states.get(found.name)
+            if state is None:
+                continue  # destroyed meanwhile
+            workspace.store.save_component(
+                state.model_copy(
+                    update={
+                        "drift": found.drift,
+                        "drift_checked_at": report.checked_at,
+                        "drift_summary": found.summary,
+                    }
+                )
+            )
+        counts = {s.value: 0 for s in (DriftStatus.IN_SYNC, DriftStatus.DRIFTED, DriftStatus.ERROR)}
+        for found in report.components:
+            counts[found.drift.value] += 1
+        message = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "nothing applied"
+        _event(
+            workspace,
+            report.environment,
+            "drift.checked",
+            f"drift check: {message}",
+            actor=actor,
+            result=report.result.value,
+            drifted=report.drifted(),
+        )
+
+
+def _event(
+    workspace: Workspace, environment: str, kind: str, message: str, *, actor: str, **data: object
+) -> None:
+    workspace.store.append_event(
+        Event(
+            at=workspace.clock.now(),
+            environment=environment,
+            actor=actor,
+            kind=kind,
+            message=message,
+            data=data,
+        )
+    )

@@ -1,0 +1,161 @@
+"""Drift checks on real repositories and drivers: in sync, drifted, error, remediation, and
+never at the same time as a run of the environment."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import DriftStatus, RunStatus
+from gitopsd.runtime import drift_reports, drifting
+from gitopsd.runtime.leases import BusyError
+from gitopsd.runtime.workspace import Workspace
+from tests.runtime.test_apply_runs import layered
+from tests.runtime.world import World
+
+CHECK = """
+import os, sys, time
+from pathlib import Path
+state = Path(os.environ["GITOPSD_STATE_DIR"])
+tampered, applied = state / "tampered", state / "applied"
+time.sleep(float(os.environ.get("CHECK_SLEEP", "0")))
+if (state / "broken").exists():
+    print("cannot reach the API: token=hunter22")
+    sys.exit(1)
+if tampered.exists() and tampered.stat().st_mtime_ns >= applied.stat().st_mtime_ns:
+    print(f"{os.environ['GITOPSD_COMPONENT']}: node_count 3 -> 9")
+    sys.exit(2)
+print("in sync")
+"""
+
+
+def with_checks(*, timeout: str = "30s", **extra: Any) -> dict[str, str]:
+    files = layered()
+    for path, text in list(files.items()):
+        if path.startswith("components/"):
+            manifest = json.loads(text)
+            manifest["spec"]["driver"]["check"] = [sys.executable, "../../check.py"]
+            manifest["spec"]["driver"]["env"] = {"API_TOKEN": "hunter22", **extra}
+            manifest["spec"]["timeout"] = timeout
+            files[path] = json.dumps(manifest)
+    return {**files, "check.py": CHECK}
+
+
+def state_dir(workspace: Workspace, component: str) -> Path:
+    return workspace.state_root / "dev" / component
+
+
+def tamper(workspace: Workspace, component: str) -> None:
+    time.sleep(0.01)  # a later mtime than the apply's
+    (state_dir(workspace, component) / "tampered").write_text("")
+
+
+@pytest.fixture
+def applied(world: World, workspace: Workspace) -> Workspace:
+    world.commit(with_checks())
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    return workspace
+
+
+def test_every_applied_component_is_checked_and_the_results_are_stored(
+    applied: Workspace, store: StateStore
+) -> None:
+    report = drifting.check(applied, "dev")
+    assert report.result is DriftStatus.IN_SYNC
+    assert sorted(c.name for c in report.components) == ["app", "dns", "k8s", "net"]
+    stored = store.get_component("dev", "k8s")
+    assert stored is not None and stored.drift is DriftStatus.IN_SYNC
+    assert stored.drift_checked_at == report.checked_at and stored.drift_summary == "in sync"
+
+
+def test_a_drifted_component_is_reported_in_both_formats(
+    applied: Workspace, store: StateStore
+) -> None:
+    tamper(applied, "k8s")
+    report = drifting.check(applied, "dev")
+    assert report.result is DriftStatus.DRIFTED and report.drifted() == ["k8s"]
+    assert store.get_component("dev", "k8s").drift is DriftStatus.DRIFTED  # type: ignore[union-attr]
+    data = json.loads(drift_reports.as_json([report]))
+    assert data["result"] == "drifted" and data["revision"] == report.revision
+    k8s = next(c for c in data["components"] if c["name"] == "k8s")
+    assert k8s == {
+        "name": "k8s",
+        "drift": "drifted",
+        "exit_code": 2,
+        "summary": "k8s: node_count 3 -> 9",
+    }
+    markdown = drift_reports.as_markdown([report])
+    assert "## Drift in `dev`: **drifted**" in markdown
+    assert "| `k8s` | **drifted** | 2 |" in markdown and "k8s: node_count 3 -> 9" in markdown
+    events = [e for e in store.list_events("dev") if e.kind == "drift.checked"]
+    assert events[0].message == "drift check: 3 in_sync, 1 drifted"
+
+
+def test_a_failing_or_timed_out_check_is_an_error_never_in_sync(
+    world: World, applied: Workspace, store: StateStore
+) -> None:
+    (state_dir(applied, "net") / "broken").write_text("")
+    report = drifting.check(applied, "dev")
+    net = next(c for c in report.components if c.name == "net")
+    assert (net.drift, net.exit_code, report.result) == (DriftStatus.ERROR, 1, DriftStatus.ERROR)
+    assert net.summary.startswith("exited with code 1") and "hunter22" not in net.summary
+    assert "token=***" in net.summary  # the driver's secret is redacted
+
+
+def test_a_check_that_times_out_is_an_error(world: World, workspace: Workspace) -> None:
+    world.commit(with_checks(timeout="1s", CHECK_SLEEP="5"))
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    report = drifting.check(workspace, "dev")
+    assert {c.drift for c in report.components} == {DriftStatus.ERROR}
+    assert all(c.summary.startswith("timed out after 1s") for c in report.components)
+
+
+def test_remediation_reapplies_only_the_drifted_and_checks_again(
+    world: World, applied: Workspace, store: StateStore
+) -> None:
+    tamper(applied, "dns")
+    before = len(world.calls())
+    report = drifting.check_and_remediate(applied, "dev", remediate=True, actor="gitopsd")
+    assert report.remediation is not None and report.remediation.status is RunStatus.SUCCEEDED
+    assert report.remediation.trigger == "remediation" and report.repaired == ["dns"]
+    assert world.calls()[before:] == ["dns"]  # nothing else was re-applied
+    assert report.result is DriftStatus.IN_SYNC  # the check after the repair
+    assert store.get_component("dev", "dns").drift is DriftStatus.IN_SYNC  # type: ignore[union-attr]
+
+
+def test_without_remediation_drift_is_only_reported(world: World, applied: Workspace) -> None:
+    tamper(applied, "dns")
+    before = len(world.calls())
+    report = drifting.check_and_remediate(applied, "dev", remediate=False)
+    assert report.result is DriftStatus.DRIFTED and report.remediation is None
+    assert len(world.calls()) == before
+
+
+def test_an_environment_never_applied_has_nothing_to_check(workspace: Workspace) -> None:
+    report = drifting.check(workspace, "dev")
+    assert (report.revision, report.components, report.result) == (None, [], DriftStatus.IN_SYNC)
+
+
+def test_a_check_never_runs_while_another_process_runs_the_environment(
+    world: World, applied: Workspace, store: StateStore
+) -> None:
+    world.control(sleep={"net:apply": 1.5})
+    world.commit({**with_checks(), "components/net/extra.txt": "changed"})
+    running = threading.Thread(target=applied.apply, args=("dev",))
+    running.start()
+    other = world.workspace(store)  # another holder of the lease, as another process is
+    try:
+        time.sleep(0.5)
+        with pytest.raises(BusyError, match="is busy"):
+            drifting.check(other, "dev")
+    finally:
+        running.join()
+        other.source.close()
+    assert drifting.check(applied, "dev").result is DriftStatus.IN_SYNC

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from gitopsd.adapters.scheduling import ManualJobs
+from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.runtime.daemon import Daemon
 from tests.daemon.harness import DaemonProcess
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
@@ -35,3 +40,55 @@ def daemon(world: World) -> Iterator[StartDaemon]:
     yield start
     for process in started:
         process.stop()
+
+
+class FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(min(seconds, 0.01))
+
+
+@pytest.fixture
+def started(
+    tmp_path: Path,
+) -> Iterator[Callable[[dict[str, str]], tuple[Daemon, FakeClock, ManualJobs, World]]]:
+    daemons: list[Daemon] = []
+
+    def start(files: dict[str, str]) -> tuple[Daemon, FakeClock, ManualJobs, World]:
+        world = World(tmp_path)
+        world.control()
+        world.commit(files)
+        clock = FakeClock(datetime(2026, 12, 1, 12, 30, tzinfo=UTC))
+        workspace = world.workspace(SqliteStore(tmp_path / "state.db"))
+        workspace.clock = clock
+        jobs = ManualJobs(clock.now)
+        daemon = Daemon(workspace, jobs=jobs, poll_interval=3600)
+        daemons.append(daemon)
+        daemon.start()
+        return daemon, clock, jobs, world
+
+    yield start
+    for daemon in daemons:
+        daemon.stop(grace=5)
+        daemon.workspace.store.close()
+        daemon.workspace.source.close()
+
+
+def eventually(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def status(daemon: Daemon, name: str) -> str:
+    state = daemon.workspace.store.get_environment(name)
+    return state.status.value if state else "unknown"
+
+
+InProcess = Callable[[dict[str, str]], tuple[Daemon, "FakeClock", ManualJobs, World]]

@@ -64,7 +64,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/runs/{run}", None, "read", 200),
     ("GET", "/api/v1/events?env=dev&limit=5", None, "read", 200),
     ("POST", "/api/v1/environments/dev/runs", {"action": "plan"}, "operate", 202),
-    ("POST", "/api/v1/environments/dev/drift", None, "operate", 409),  # drift: a later release
+    ("POST", "/api/v1/environments/dev/drift", None, "operate", 202),
     ("POST", "/api/v1/environments/dev/approvals", {}, "approve", 409),  # nothing pending
 ]
 HOLDER = {"read": "reader", "operate": "operator", "approve": "approver"}

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 from gitopsd.model.state import (
     ComponentState,
     ComponentStatus,
+    DriftStatus,
     EnvironmentState,
     EnvironmentStatus,
     Run,
@@ -101,6 +102,12 @@ class Metrics:
             ["environment", "result"],
             registry=self.registry,
         )
+        self.drift_checks = Counter(
+            "gitopsd_drift_checks_total",
+            "Drift checks of an environment, by result (drifted if any component drifted).",
+            ["environment", "result"],
+            registry=self.registry,
+        )
         self.fetches = Counter(
             "gitopsd_git_fetches_total",
             "Fetches of a remote repository.",
@@ -139,8 +146,8 @@ class Metrics:
 
 
 class _StateCollector(Collector):
-    """`gitopsd_environment_info`, `gitopsd_component_status` and
-    `gitopsd_pending_approvals`, read at scrape time."""
+    """The state gauges, read at scrape time: environment info, component status, pending
+    approvals, drifted components and the last drift check."""
 
     def __init__(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
@@ -149,23 +156,26 @@ class _StateCollector(Collector):
         return iter(self._families())
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        info, status, pending = self._families()
+        info, status, pending, drifted, last_check = self._families()
         for environment, components in self._snapshot():
             revision = environment.revision or ""
             info.add_metric([environment.name, revision, environment.status.value], 1)
             waiting = environment.status is EnvironmentStatus.WAITING_APPROVAL
             pending.add_metric([environment.name], 1 if waiting else 0)
+            count = sum(1 for c in components if c.drift is DriftStatus.DRIFTED)
+            drifted.add_metric([environment.name], count)
+            checked = [c.drift_checked_at for c in components if c.drift_checked_at]
+            if checked:
+                last_check.add_metric([environment.name], max(checked).timestamp())
             for component in components:
                 for candidate in ComponentStatus:
                     current = 1 if candidate is component.status else 0
                     labels = [environment.name, component.name, candidate.value]
                     status.add_metric(labels, current)
-        yield info
-        yield status
-        yield pending
+        yield from (info, status, pending, drifted, last_check)
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[GaugeMetricFamily, ...]:
         info = GaugeMetricFamily(
             "gitopsd_environment_info",
             "The environment's current revision and status (always 1).",
@@ -181,4 +191,14 @@ class _StateCollector(Collector):
             "Revisions waiting for approvals to enter the environment (0 or 1).",
             labels=["environment"],
         )
-        return info, status, pending
+        drifted = GaugeMetricFamily(
+            "gitopsd_drifted_components",
+            "Components whose last drift check found drift.",
+            labels=["environment"],
+        )
+        last_check = GaugeMetricFamily(
+            "gitopsd_last_drift_check_timestamp_seconds",
+            "When the environment's last drift check ran (Unix time).",
+            labels=["environment"],
+        )
+        return info, status, pending, drifted, last_check

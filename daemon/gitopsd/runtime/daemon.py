@@ -35,7 +35,7 @@ from gitopsd.model.state import (
     Run,
     RunStatus,
 )
-from gitopsd.runtime import logs, promoting, reports
+from gitopsd.runtime import drift_reports, drifting, logs, promoting, reports
 from gitopsd.runtime.control import (
     Identity,
     RequestRefusedError,
@@ -72,6 +72,7 @@ class Daemon:
         self._workers: dict[str, EnvironmentWorker] = {}
         self._stopping = False
         self._failures = 0
+        self._drift_schedules: dict[str, str] = {}
         self.reconciler = Reconciler(workspace, submit=self._submit)
         self.heads = HeadWatch(
             workspace.source,
@@ -88,10 +89,10 @@ class Daemon:
         """Resume what a stopped process left, reconcile the head, then watch for changes."""
         head = self.workspace.source.head()
         self.reconciler.start(head, seen_at=self._monotonic())
-        self._promote_auto()
-        # approvals given on the command line (not through the API), and anything a timer
-        # missed, are noticed on this beat
-        self._jobs.every("promotions", PROMOTION_BEAT, self._promote_auto)
+        self._beat()
+        # approvals given on the command line (not through the API), anything a timer
+        # missed, and new drift schedules are noticed on this beat
+        self._jobs.every("beat", PROMOTION_BEAT, self._beat)
         self.heads.start(head)
         self._jobs.start()
 
@@ -176,6 +177,8 @@ class Daemon:
             return [workspace.destroy(environment, **options)]
         if request.action == "promote":
             return self._promote(environment, actor=request.actor)
+        if request.action == "drift":
+            return self._check_drift(environment, actor=request.actor)
         if request.priority is Priority.COMMIT:
             if self.reconciler.is_at(environment, request.revision):
                 return []  # a resumed run got there first
@@ -205,6 +208,45 @@ class Daemon:
             self._later(decision.look_again_at, self._promotion_request(environment))
         return [run] if run is not None else []
 
+    def _check_drift(self, environment: str, *, actor: str) -> list[Run]:
+        repository = self.reconciler.repository
+        entry = repository.environments.get(environment) if repository else None
+        remediate = bool(entry and entry.manifest.spec.drift.remediate)
+        report = drifting.check_and_remediate(
+            self.workspace, environment, remediate=remediate, actor=actor
+        )
+        self.recorder.drift_checks.labels(environment, report.result.value).inc()
+        drift_reports.write(self.workspace.data_dir / "reports", report)
+        log.info("%s", drift_reports.one_line(report))
+        return [report.remediation] if report.remediation else []
+
+    def _schedule_drift_checks(self) -> None:
+        """Each environment's `drift.schedule` as a cron job (again when it changes)."""
+        repository = self.reconciler.repository
+        for name, entry in repository.environments.items() if repository else []:
+            schedule = entry.manifest.spec.drift.schedule
+            if schedule is None or self._drift_schedules.get(name) == schedule:
+                continue
+            self._drift_schedules[name] = schedule
+            self._jobs.cron(f"drift-{name}", schedule, self._drift_job(name))
+
+    def _drift_job(self, environment: str) -> Callable[[], None]:
+        def enqueue() -> None:
+            if not self._stopping:
+                self._submit(self._drift_request(environment, Priority.SCHEDULED, "schedule"))
+
+        return enqueue
+
+    def _drift_request(self, environment: str, priority: Priority, actor: str) -> Request:
+        return Request(
+            id=new_run_id(self.workspace.clock),
+            environment=environment,
+            priority=priority,
+            action="drift",
+            actor=actor,
+            trigger="schedule" if priority is Priority.SCHEDULED else "api",
+        )
+
     def _promote_followers(self, upstream: str) -> None:
         """`upstream` verified a revision: ask each environment auto-promoted from it."""
         repository = self.reconciler.repository
@@ -221,8 +263,13 @@ class Daemon:
             trigger="promotion",
         )
 
+    def _beat(self) -> None:
+        """Every PROMOTION_BEAT: promotions that may have become due, schedule changes."""
+        self._promote_auto()
+        self._schedule_drift_checks()
+
     def _promote_auto(self) -> None:
-        """At start: a promotion may have become due while no daemon ran."""
+        """A promotion may have become due (at start, on the beat)."""
         repository = self.reconciler.repository
         for name, entry in repository.environments.items() if repository else []:
             if entry.manifest.upstream is not None and entry.manifest.spec.promotion.auto:
@@ -337,9 +384,9 @@ class Daemon:
 
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
         self._check_environment(environment)
-        raise RequestRefusedError(
-            "drift checks are not available in this release of gitopsd", conflict=True
-        )
+        request = self._drift_request(environment, Priority.OPERATOR, identity.name)
+        self._submit(request)
+        return request.id
 
     def approve(
         self, environment: str, *, revision: str | None, identity: Identity

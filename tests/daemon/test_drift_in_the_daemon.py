@@ -1,0 +1,71 @@
+"""Scheduled drift checks in the daemon: the cron fires on the injected clock, the check waits
+its turn behind a running apply, reports land under .gitopsd/reports/<env>/, metrics count."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import timedelta
+
+from gitopsd.runtime.control import Identity
+from tests.daemon.conftest import InProcess, eventually, status
+from tests.daemon.harness import metric
+from tests.runtime.test_drift_checks import with_checks
+from tests.runtime.test_promotion_flow import environment
+
+
+def drift_events(daemon: object) -> list[str]:
+    store = daemon.workspace.store  # type: ignore[attr-defined]
+    return [
+        e.kind for e in reversed(store.list_events("dev")) if e.kind.startswith(("drift.", "run."))
+    ]
+
+
+def test_the_drift_schedule_fires_on_the_injected_clock_and_writes_reports(
+    started: InProcess,
+) -> None:
+    dev = environment("dev", drift={"schedule": "*/30 * * * *"})
+    daemon, clock, jobs, _world = started({**with_checks(), "environments/dev.yaml": dev})
+    eventually(lambda: status(daemon, "dev") == "verified", "dev to be applied")
+    reports = daemon.workspace.data_dir / "reports" / "dev"
+    clock.current += timedelta(minutes=29)  # 12:59: not yet
+    jobs.run_due()
+    time.sleep(0.3)
+    assert not reports.exists()
+    state = daemon.workspace.state_root / "dev" / "k8s"
+    (state / "tampered").write_text("")
+    clock.current += timedelta(minutes=1)  # 13:00
+    jobs.run_due()
+    eventually(lambda: reports.exists() and len(list(reports.glob("*.json"))) == 1, "a report")
+    report = json.loads(next(reports.glob("*.json")).read_text())
+    assert report["result"] == "drifted" and report["revision"] == daemon.workspace.source.head()
+    markdown = next(reports.glob("*.md")).read_text()
+    assert "| `k8s` | **drifted** | 2 |" in markdown
+    text = daemon.metrics()[0].decode()
+    assert metric(text, "gitopsd_drift_checks_total", environment="dev", result="drifted") == 1
+    assert metric(text, "gitopsd_drifted_components", environment="dev") == 1
+    checked = metric(text, "gitopsd_last_drift_check_timestamp_seconds", environment="dev")
+    assert checked == clock.current.timestamp()
+
+
+def test_a_drift_check_waits_for_a_running_apply_and_remediates_when_allowed(
+    started: InProcess,
+) -> None:
+    dev = environment("dev", drift={"remediate": True})
+    daemon, _clock, _jobs, world = started({**with_checks(), "environments/dev.yaml": dev})
+    eventually(lambda: status(daemon, "dev") == "verified", "dev to be applied")
+    (daemon.workspace.state_root / "dev" / "net" / "tampered").write_text("")
+    world.control(sleep={"dns:apply": 1.0})
+    world.commit({**with_checks(), "environments/dev.yaml": dev, "components/dns/x.txt": "1"})
+    eventually(lambda: status(daemon, "dev") == "reconciling", "the apply to start")
+    check_id = daemon.submit_drift_check("dev", identity=Identity("alice"))
+    eventually(lambda: "drift.checked" in drift_events(daemon), "the drift check")
+    kinds = drift_events(daemon)
+    assert kinds.index("run.finished") < kinds.index("drift.checked")  # waited its turn
+    eventually(lambda: drift_events(daemon).count("drift.checked") == 2, "the check after repair")
+    [remediation] = [run for run in daemon.runs("dev") if run["trigger"] == "remediation"]
+    assert (remediation["actor"], remediation["status"]) == ("alice", "succeeded")
+    assert [step["component"] for step in remediation["steps"]] == ["net"]
+    assert check_id not in [run["id"] for run in daemon.runs("dev")]  # a check is not a run
+    net = daemon.workspace.store.get_component("dev", "net")
+    assert net is not None and net.drift.value == "in_sync"

@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
 from typing import Any
 
 from gitopsd import __version__
@@ -41,6 +40,7 @@ from gitopsd.runtime.control import (
     RequestRefusedError,
     UnknownEnvironmentError,
 )
+from gitopsd.runtime.followups import BUSY_RETRY, FollowUps
 from gitopsd.runtime.heads import HeadWatch
 from gitopsd.runtime.leases import BusyError
 from gitopsd.runtime.reconciling import Reconciler
@@ -48,9 +48,7 @@ from gitopsd.runtime.workers import EnvironmentWorker
 from gitopsd.runtime.workspace import Workspace, new_run_id
 
 log = logging.getLogger(__name__)
-BUSY_RETRY = 5.0  # seconds before retrying a request whose environment another process holds
 RUN_ACTIONS = ("plan", "apply", "destroy")
-PROMOTION_BEAT = 15.0  # seconds between looks at every auto-promoted environment
 
 
 class Daemon:
@@ -72,8 +70,14 @@ class Daemon:
         self._workers: dict[str, EnvironmentWorker] = {}
         self._stopping = False
         self._failures = 0
-        self._drift_schedules: dict[str, str] = {}
         self.reconciler = Reconciler(workspace, submit=self._submit)
+        self.followups = FollowUps(
+            jobs=jobs,
+            clock=workspace.clock,
+            submit=self._submit,
+            repository=lambda: self.reconciler.repository,
+            stopping=lambda: self._stopping,
+        )
         self.heads = HeadWatch(
             workspace.source,
             on_head=lambda head, seen_at: self.reconciler.on_head(head, seen_at=seen_at),
@@ -89,10 +93,7 @@ class Daemon:
         """Resume what a stopped process left, reconcile the head, then watch for changes."""
         head = self.workspace.source.head()
         self.reconciler.start(head, seen_at=self._monotonic())
-        self._beat()
-        # approvals given on the command line (not through the API), anything a timer
-        # missed, and new drift schedules are noticed on this beat
-        self._jobs.every("beat", PROMOTION_BEAT, self._beat)
+        self.followups.start()
         self.heads.start(head)
         self._jobs.start()
 
@@ -149,7 +150,7 @@ class Daemon:
                 runs = self._execute(request)
             except BusyError as error:
                 log.warning("%s; trying again in %.0fs", error, BUSY_RETRY)
-                self._retry_later(request)
+                self.followups.retry_later(request)
                 return
             except GitopsdError as error:
                 self._count_failure()
@@ -194,7 +195,7 @@ class Daemon:
         """A window holds the commit: ask again when it opens."""
         log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
         if decision.look_again_at is not None:
-            self._later(decision.look_again_at, request)
+            self.followups.later(decision.look_again_at, request)
 
     def _promote(self, environment: str, *, actor: str) -> list[Run]:
         decision, run = promoting.promote(self.workspace, environment, actor=actor)
@@ -205,7 +206,7 @@ class Daemon:
             result = "promoted" if run.status is RunStatus.SUCCEEDED else "failed"
             self.recorder.promotions.labels(environment, result).inc()
         if decision.look_again_at is not None:
-            self._later(decision.look_again_at, self._promotion_request(environment))
+            self.followups.later(decision.look_again_at, self.followups.promotion(environment))
         return [run] if run is not None else []
 
     def _check_drift(self, environment: str, *, actor: str) -> list[Run]:
@@ -220,61 +221,6 @@ class Daemon:
         log.info("%s", drift_reports.one_line(report))
         return [report.remediation] if report.remediation else []
 
-    def _schedule_drift_checks(self) -> None:
-        """Each environment's `drift.schedule` as a cron job (again when it changes)."""
-        repository = self.reconciler.repository
-        for name, entry in repository.environments.items() if repository else []:
-            schedule = entry.manifest.spec.drift.schedule
-            if schedule is None or self._drift_schedules.get(name) == schedule:
-                continue
-            self._drift_schedules[name] = schedule
-            self._jobs.cron(f"drift-{name}", schedule, self._drift_job(name))
-
-    def _drift_job(self, environment: str) -> Callable[[], None]:
-        def enqueue() -> None:
-            if not self._stopping:
-                self._submit(self._drift_request(environment, Priority.SCHEDULED, "schedule"))
-
-        return enqueue
-
-    def _drift_request(self, environment: str, priority: Priority, actor: str) -> Request:
-        return Request(
-            id=new_run_id(self.workspace.clock),
-            environment=environment,
-            priority=priority,
-            action="drift",
-            actor=actor,
-            trigger="schedule" if priority is Priority.SCHEDULED else "api",
-        )
-
-    def _promote_followers(self, upstream: str) -> None:
-        """`upstream` verified a revision: ask each environment auto-promoted from it."""
-        repository = self.reconciler.repository
-        for name, entry in repository.environments.items() if repository else []:
-            if entry.manifest.upstream == upstream and entry.manifest.spec.promotion.auto:
-                self._submit(self._promotion_request(name))
-
-    def _promotion_request(self, environment: str) -> Request:
-        return Request(
-            id=new_run_id(self.workspace.clock),
-            environment=environment,
-            priority=Priority.COMMIT,
-            action="promote",
-            trigger="promotion",
-        )
-
-    def _beat(self) -> None:
-        """Every PROMOTION_BEAT: promotions that may have become due, schedule changes."""
-        self._promote_auto()
-        self._schedule_drift_checks()
-
-    def _promote_auto(self) -> None:
-        """A promotion may have become due (at start, on the beat)."""
-        repository = self.reconciler.repository
-        for name, entry in repository.environments.items() if repository else []:
-            if entry.manifest.upstream is not None and entry.manifest.spec.promotion.auto:
-                self._submit(self._promotion_request(name))
-
     def _count_failure(self) -> None:
         with self._lock:  # workers of several environments report at once
             self._failures += 1
@@ -284,22 +230,7 @@ class Daemon:
             self._count_failure()
         self.recorder.run_finished(run, self.workspace.store.list_steps(run.id))
         if run.status is RunStatus.SUCCEEDED and run.action.value == "apply":
-            self._promote_followers(run.environment)
-
-    def _retry_later(self, request: Request) -> None:
-        when = self.workspace.clock.now() + timedelta(seconds=BUSY_RETRY)
-        self._later(when, request)
-
-    def _later(self, when: datetime, request: Request) -> None:
-        """Submit `request` at `when` (a soak ending, a window opening, a busy lease), on the
-        scheduler, so tests drive it with their clock."""
-
-        def again() -> None:
-            if not self._stopping:
-                self._submit(request)
-
-        name = f"later-{request.environment}-{request.action}"  # one pending look each
-        self._jobs.at(name, when, again)
+            self.followups.promote_followers(run.environment)
 
     def _worker(self, environment: str) -> EnvironmentWorker:
         with self._lock:
@@ -384,7 +315,9 @@ class Daemon:
 
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
         self._check_environment(environment)
-        request = self._drift_request(environment, Priority.OPERATOR, identity.name)
+        request = self.followups.drift_check(
+            environment, priority=Priority.OPERATOR, actor=identity.name
+        )
         self._submit(request)
         return request.id
 
@@ -400,7 +333,7 @@ class Daemon:
         except promoting.ApprovalRefusedError as refused:
             raise RequestRefusedError(str(refused), conflict=refused.conflict) from None
         if not missing:
-            self._submit(self._promotion_request(environment))
+            self._submit(self.followups.promotion(environment))
         return {**record.model_dump(mode="json"), "missing": missing}
 
     def request_fetch(self, reason: str) -> None:

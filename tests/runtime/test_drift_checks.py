@@ -124,10 +124,21 @@ def test_remediation_reapplies_only_the_drifted_and_checks_again(
     before = len(world.calls())
     report = drifting.check_and_remediate(applied, "dev", remediate=True, actor="gitopsd")
     assert report.remediation is not None and report.remediation.status is RunStatus.SUCCEEDED
-    assert report.remediation.trigger == "remediation" and report.repaired == ["dns"]
+    assert report.remediation.trigger == "remediation"
+    assert [c.name for c in report.repaired] == ["dns"]
     assert world.calls()[before:] == ["dns"]  # nothing else was re-applied
     assert report.result is DriftStatus.IN_SYNC  # the check after the repair
     assert store.get_component("dev", "dns").drift is DriftStatus.IN_SYNC  # type: ignore[union-attr]
+    markdown = drift_reports.as_markdown([report])
+    assert "Drifted and re-applied: `dns`" in markdown
+    assert "<code>dns</code>: what the check said before" in markdown
+    assert "dns: node_count 3 -> 9" in markdown
+    remediation = json.loads(drift_reports.as_json([report]))["remediation"]
+    assert remediation == {
+        "run": report.remediation.id,
+        "status": "succeeded",
+        "components": ["dns"],
+    }
 
 
 def test_without_remediation_drift_is_only_reported(world: World, applied: Workspace) -> None:

@@ -18,6 +18,7 @@ from gitopsd.model.state import DriftStatus
 from gitopsd.runtime.drifting import DriftReport
 
 KEEP = 20
+FENCE = "`" * 3
 MARKS = {
     DriftStatus.IN_SYNC: "in sync",
     DriftStatus.DRIFTED: "**drifted**",
@@ -38,7 +39,11 @@ def as_data(report: DriftReport) -> dict[str, Any]:
             for c in report.components
         ],
         "remediation": (
-            {"run": run.id, "status": run.status.value, "components": report.repaired}
+            {
+                "run": run.id,
+                "status": run.status.value,
+                "components": [c.name for c in report.repaired],
+            }
             if run
             else None
         ),
@@ -49,7 +54,7 @@ def one_line(report: DriftReport) -> str:
     """`dev: drifted (clusters)`, or `dev: in_sync after re-applying clusters (run ...)`."""
     if report.remediation is not None:
         run = report.remediation
-        fixed = ", ".join(report.repaired)
+        fixed = ", ".join(c.name for c in report.repaired)
         return (
             f"{report.environment}: {report.result.value} after re-applying {fixed} "
             f"(run {run.id} {run.status.value})"
@@ -85,25 +90,32 @@ def _markdown(report: DriftReport) -> str:
         lines.append("")
     for component in report.components:
         if component.drift in (DriftStatus.DRIFTED, DriftStatus.ERROR) and component.summary:
-            lines += [
-                f"<details><summary><code>{component.name}</code>: what the check said</summary>",
-                "",
-                "```",
-                component.summary.replace("```", "'''"),
-                "```",
-                "",
-                "</details>",
-                "",
-            ]
+            lines += _details(component.name, "what the check said", component.summary)
     if report.remediation is not None:
         run = report.remediation
-        repaired = ", ".join(f"`{name}`" for name in report.repaired)
+        repaired = ", ".join(f"`{c.name}`" for c in report.repaired)
         lines += [
             f"Drifted and re-applied: {repaired} (run `{run.id}` {run.status.value}); "
             "the table is the check after it.",
             "",
         ]
+        for component in report.repaired:
+            lines += _details(component.name, "what the check said before", component.summary)
     return "\n".join(lines)
+
+
+def _details(name: str, title: str, summary: str) -> list[str]:
+    body = summary.replace(FENCE, "'" * 3)  # a fence inside would end the block early
+    return [
+        f"<details><summary><code>{name}</code>: {title}</summary>",
+        "",
+        FENCE,
+        body,
+        FENCE,
+        "",
+        "</details>",
+        "",
+    ]
 
 
 def write(reports_root: Path, report: DriftReport, *, keep: int = KEEP) -> list[Path]:

@@ -50,7 +50,7 @@ class DriftReport:
     checked_at: datetime
     components: list[ComponentDrift] = field(default_factory=list)
     remediation: Run | None = None
-    repaired: list[str] = field(default_factory=list)  # drifted before the remediation
+    repaired: list[ComponentDrift] = field(default_factory=list)  # what drifted, before repair
 
     @property
     def result(self) -> DriftStatus:
@@ -110,7 +110,8 @@ def check_and_remediate(
         actor=actor,
     )
     after = check(workspace, environment, actor=actor)
-    return dataclasses.replace(after, remediation=run, repaired=report.drifted())
+    drifted = [c for c in report.components if c.drift is DriftStatus.DRIFTED]
+    return dataclasses.replace(after, remediation=run, repaired=drifted)
 
 
 def _check_one(

@@ -31,6 +31,7 @@ Problems a driver causes (cannot start, killed, bad outputs file) come back as
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -427,7 +428,10 @@ def _is_passable(name: str, value: str) -> bool:
     return bool(name) and b"\0" not in encoded and "=" not in name
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_secret_name(name: str) -> bool:
+    # cached: every call asks again for every inherited variable's name (a drift scan of
+    # 1,000 components asked 35,000 times for the same 35 names)
     # the mangled spelling too, so `api-key` counts like `API_KEY`
     return any(SECRET_NAME.search(spelling) for spelling in (name, input_variable(name)))
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from gitopsd.cli import render
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options, fail
 from gitopsd.model.state import Run, RunStatus, Step
-from gitopsd.runtime import promoting, reports
+from gitopsd.runtime import reports
+
+if TYPE_CHECKING:
+    from gitopsd.runtime.promoting import Decision
 
 components_option = click.option(
     "--components", default=None, help="Comma-separated component names (default: all)."
@@ -78,6 +82,8 @@ def apply(
     force: bool,
 ) -> None:
     """One run, in the foreground."""
+    from gitopsd.runtime import promoting  # the run machinery loads only for this command
+
     with context.workspace() as workspace:
         if dry_run:
             decided = workspace.dry_run(
@@ -99,14 +105,15 @@ def apply(
 
 
 def _not_admitted(
-    context: Context, environment: str, decision: promoting.Decision, *, asked: str | None
+    context: Context, environment: str, decision: Decision, *, asked: str | None
 ) -> None:
     """Exit 3 while approvals or a window hold the environment; 0 when it has nothing to
     take from its upstream; 1 when the asked revision is not one it may take."""
-    if decision.wait is promoting.Wait.NOTHING and asked is not None:
+    nothing = decision.wait.value == "nothing"
+    if nothing and asked is not None:
         fail(f"{environment}: {decision.reason}", as_json=context.as_json)
     click.echo(f"{environment}: {decision.reason}")
-    sys.exit(EXIT_OK if decision.wait is promoting.Wait.NOTHING else EXIT_WAITING)
+    sys.exit(EXIT_OK if nothing else EXIT_WAITING)
 
 
 @click.command()

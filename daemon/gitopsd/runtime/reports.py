@@ -11,7 +11,6 @@ from typing import Any
 from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import Event, Run, Step
-from gitopsd.runtime import promoting
 
 
 def status_report(
@@ -53,6 +52,10 @@ def _pending_approval(
     store: StateStore, entry: EnvironmentEntry | None, name: str
 ) -> dict[str, Any] | None:
     """SPEC 5's `{"revision", "approvals", "required"}` while a revision waits for approvals."""
+    from gitopsd.runtime import promoting  # the run machinery, only for environments waiting
+
+    if store.get_environment(name) is None:
+        return None
     revision = promoting.pending_approval(store, name)
     if revision is None:
         return None

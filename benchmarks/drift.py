@@ -49,7 +49,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Sequence
@@ -472,18 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("xargs") is None or shutil.which("env") is None:
         raise SystemExit("`xargs` and `env` (GNU findutils, coreutils) are needed")
-    if args.keep:
-        root = args.keep.resolve()
-        if root.exists() and any(root.iterdir()):
-            raise SystemExit(f"--keep {root}: directory exists and is not empty")
-        root.mkdir(parents=True, exist_ok=True)
-    else:
-        root = Path(tempfile.mkdtemp(prefix="gitopsd-drift-")).resolve()
-    try:
+    with engine.scratch_root(args.keep, prefix="gitopsd-drift-") as root:
         report = benchmark(args, root)
-    finally:
-        if not args.keep:
-            engine.remove_tree(root)
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
     else:

@@ -863,20 +863,28 @@ def benchmark(args: argparse.Namespace, root: Path) -> Report:
     return report
 
 
+@contextmanager
+def scratch_root(keep: Path | None, *, prefix: str) -> Iterator[Path]:
+    """The benchmark's working folder: `--keep DIR` (new or empty, kept), else a temporary
+    one removed afterwards."""
+    if keep is None:
+        root = Path(tempfile.mkdtemp(prefix=prefix)).resolve()
+        try:
+            yield root
+        finally:
+            remove_tree(root)
+        return
+    root = keep.resolve()
+    if root.exists() and any(root.iterdir()):
+        raise SystemExit(f"--keep {root}: directory exists and is not empty")
+    root.mkdir(parents=True, exist_ok=True)
+    yield root
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.keep:
-        root = args.keep.resolve()
-        if root.exists() and any(root.iterdir()):
-            raise SystemExit(f"--keep {root}: directory exists and is not empty")
-        root.mkdir(parents=True, exist_ok=True)
-    else:
-        root = Path(tempfile.mkdtemp(prefix="gitopsd-engine-")).resolve()
-    try:
+    with scratch_root(args.keep, prefix="gitopsd-engine-") as root:
         report = benchmark(args, root)
-    finally:
-        if not args.keep:
-            remove_tree(root)
     if args.json:
         print(json.dumps(report.as_json(), indent=2, default=_json_default))
     else:

@@ -52,7 +52,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -758,18 +757,8 @@ def benchmark(args: argparse.Namespace, root: Path) -> Report:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.keep:
-        root = args.keep.resolve()
-        if root.exists() and any(root.iterdir()):
-            raise SystemExit(f"--keep {root}: directory exists and is not empty")
-        root.mkdir(parents=True, exist_ok=True)
-    else:
-        root = Path(tempfile.mkdtemp(prefix="gitopsd-latency-")).resolve()
-    try:
+    with engine.scratch_root(args.keep, prefix="gitopsd-latency-") as root:
         report = benchmark(args, root)
-    finally:
-        if not args.keep:
-            engine.remove_tree(root)
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
     else:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := daemon tests benchmarks components/_lib
 
-.PHONY: install run test lint typecheck unit clean
+.PHONY: install run test lint typecheck unit tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,20 @@ typecheck: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: install
+unit: install tools
 	$(BIN)/pytest
+
+# The Prometheus checks (promtool's lint of /metrics, a real Prometheus scrape, the alert rule
+# tests) need Debian's `prometheus` package; installed here when missing and possible.
+tools:
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's prometheus package (promtool, prometheus)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "make test: no promtool, and no root apt-get to install it: the Prometheus tests skip" >&2; \
+	  fi; }
 
 test: lint typecheck unit
 

@@ -53,7 +53,9 @@ Snapshot = Callable[[], Iterable[tuple[EnvironmentState, list[ComponentState]]]]
 class Metrics:
     """Every metric the daemon exports; `snapshot` yields the store's current states."""
 
-    def __init__(self, *, version: str, snapshot: Snapshot) -> None:
+    def __init__(
+        self, *, version: str, snapshot: Snapshot, ready: Callable[[], bool] = lambda: True
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         build = Gauge("gitopsd_build_info", "gitopsd version.", ["version"], registry=self.registry)
         build.labels(version).set(1)
@@ -115,6 +117,12 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(snapshot))
+        readiness = Gauge(
+            "gitopsd_ready",
+            "1 while /readyz answers 200 (manifests loaded, state store answering), else 0.",
+            registry=self.registry,
+        )
+        readiness.set_function(lambda: 1.0 if ready() else 0.0)
 
     def run_finished(self, run: Run, steps: list[Step]) -> None:
         """Count a finished run and its driver steps."""

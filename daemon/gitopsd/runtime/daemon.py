@@ -63,7 +63,9 @@ class Daemon:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.workspace = workspace
-        self.recorder = Metrics(version=__version__, snapshot=self._snapshot)
+        self.recorder = Metrics(
+            version=__version__, snapshot=self._snapshot, ready=lambda: self.is_ready()[0]
+        )
         self._jobs = jobs
         self._monotonic = monotonic
         self._lock = threading.RLock()

@@ -34,7 +34,7 @@ def test_promote_waits_for_two_approvals_then_applies(world: World) -> None:
         "required": 2,
     }
     text = gitopsd(world, "status", "--env", "prod").stdout
-    assert f"waiting for approval of {report['revision'][:12]}: 0 of 2 (none yet)" in text
+    assert f"{report['revision'][:12]}: 0 of 2 (none yet)" in text
     author = gitopsd(world, "approve", "--env", "prod", "--as", "Test Author")
     assert author.returncode == 1
     assert "approval refused: Test Author wrote this revision" in author.stderr

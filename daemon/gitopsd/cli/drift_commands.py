@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from gitopsd.cli import progress
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options
 
 
@@ -47,7 +48,7 @@ def drift(
     from gitopsd.model.state import DriftStatus, RunStatus
     from gitopsd.runtime import drift_reports, drifting
 
-    with context.workspace() as workspace:
+    with context.workspace() as workspace, progress.shown():
         repository = workspace.load().repository
         names = [environment] if environment else sorted(repository.environments)
         reports = []

@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from gitopsd.cli import progress
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_OK, Context, common_options, fail
 from gitopsd.cli.run_commands import EXIT_WAITING, finish_run
 
@@ -32,7 +33,7 @@ def promote(
     """Promote the upstream's verified revision (or --revision) into an environment."""
     from gitopsd.runtime import promoting
 
-    with context.workspace() as workspace:
+    with context.workspace() as workspace, progress.shown():
         decision, run = promoting.promote(
             workspace, environment, revision=revision, forced=force, actor=actor
         )
@@ -93,7 +94,7 @@ def rollback(context: Context, environment: str, revision: str, actor: str) -> N
     """Re-apply a revision the environment verified before."""
     from gitopsd.runtime import promoting
 
-    with context.workspace() as workspace:
+    with context.workspace() as workspace, progress.shown():
         run = promoting.roll_back(workspace, environment, to=revision, actor=actor)
         steps = workspace.store.list_steps(run.id)
     finish_run(context, run, steps)

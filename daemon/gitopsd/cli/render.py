@@ -65,24 +65,61 @@ def run(record: Run, steps: list[Step], *, verbose: bool = False) -> str:
 
 
 def status(report: dict[str, Any]) -> str:
-    lines = []
-    for environment in report["environments"]:
-        revision = (environment["revision"] or "-")[:12]
-        upstream = f" (from {environment['upstream']})" if environment["upstream"] else ""
-        lines.append(f"{environment['name']}{upstream}: {environment['status']} at {revision}")
-        pending = environment.get("pending_approval")
-        if pending:
-            approvals = ", ".join(pending["approvals"]) or "none yet"
-            lines.append(
-                f"  waiting for approval of {pending['revision'][:12]}: "
-                f"{len(pending['approvals'])} of {pending['required']} ({approvals})"
-            )
-        for component in environment["components"]:
-            lines.append(
-                f"  {component['name']:<24} {component['status']:<12} "
-                f"{component['revision'][:12]}  drift: {component['drift']}"
-            )
-    return "\n".join(lines) or "no environments"
+    """An aligned table of the environments, then one of each environment's components."""
+    environments = report["environments"]
+    if not environments:
+        return "no environments"
+    rows: list[tuple[str, ...]] = [
+        ("ENVIRONMENT", "REVISION", "STATUS", "FROM", "PENDING APPROVAL", "DRIFT")
+    ]
+    rows += [
+        (
+            e["name"],
+            (e["revision"] or "-")[:12],
+            e["status"],
+            e["upstream"] or "-",
+            _pending(e.get("pending_approval")),
+            _drift_summary(e["components"]),
+        )
+        for e in environments
+    ]
+    lines = _aligned(rows)
+    for environment in environments:
+        if environment["components"]:
+            lines += ["", f"{environment['name']}:"]
+            parts: list[tuple[str, ...]] = [("  COMPONENT", "STATUS", "REVISION", "DRIFT")]
+            parts += [
+                (f"  {c['name']}", c["status"], c["revision"][:12], c["drift"])
+                for c in environment["components"]
+            ]
+            lines += _aligned(parts)
+    return "\n".join(lines)
+
+
+def _pending(pending: dict[str, Any] | None) -> str:
+    if not pending:
+        return "-"
+    who = ", ".join(pending["approvals"]) or "none yet"
+    return (
+        f"{pending['revision'][:12]}: {len(pending['approvals'])} of {pending['required']} ({who})"
+    )
+
+
+def _drift_summary(components: list[dict[str, Any]]) -> str:
+    if not components:
+        return "-"
+    counts: dict[str, int] = {}
+    for component in components:
+        counts[component["drift"]] = counts.get(component["drift"], 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
+def _aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def history(events: list[Event]) -> str:

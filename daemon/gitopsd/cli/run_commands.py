@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gitopsd.cli import render
+from gitopsd.cli import progress, render
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options, fail
 from gitopsd.model.state import Run, RunStatus, Step
 from gitopsd.runtime import reports
@@ -94,12 +94,13 @@ def apply(
         admitted = promoting.admit(workspace, environment, revision=revision, forced=force)
         if admitted.wait is not promoting.Wait.READY:
             _not_admitted(context, environment, admitted, asked=revision)
-        run = workspace.apply(
-            environment,
-            revision=admitted.revision,
-            components=names(components),
-            forced=admitted.forced,
-        )
+        with progress.shown():
+            run = workspace.apply(
+                environment,
+                revision=admitted.revision,
+                components=names(components),
+                forced=admitted.forced,
+            )
         steps = workspace.store.list_steps(run.id)
     finish_run(context, run, steps)
 
@@ -123,7 +124,8 @@ def _not_admitted(
 def destroy(context: Context, environment: str, components: str | None) -> None:
     """Destroy an environment's components, dependents first."""
     with context.workspace() as workspace:
-        run = workspace.destroy(environment, components=names(components))
+        with progress.shown():
+            run = workspace.destroy(environment, components=names(components))
         steps = workspace.store.list_steps(run.id)
     finish_run(context, run, steps)
 

@@ -17,6 +17,7 @@ describe the repaired state.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ from gitopsd.runtime.executor import Revisioned
 from gitopsd.runtime.steps import StepError, command_for
 from gitopsd.runtime.workspace import Workspace
 
+log = logging.getLogger("gitopsd.runs")
 SUMMARY_LIMIT = 4000
 EXIT_IN_SYNC, EXIT_DRIFTED = 0, 2
 
@@ -126,7 +128,9 @@ def _check_one(
     except StepError as error:
         return ComponentDrift(name, DriftStatus.ERROR, str(error))
     result = workspace.drivers.run(call, cancel=workspace.interrupted)
-    return ComponentDrift(name, _verdict(result), _summary(result), result.exit_code)
+    verdict = _verdict(result)
+    log.info("%s: %s", name, verdict.value, extra={"environment": applied[name].environment})
+    return ComponentDrift(name, verdict, _summary(result), result.exit_code)
 
 
 def _check_call(

@@ -85,6 +85,10 @@ class BackgroundJobs:
 
     def shutdown(self) -> None:
         if self._scheduler.running:
+            # Removing the jobs first waits for the scheduler's loop to finish its round (both
+            # hold its job-store lock): shutting down in the middle of one lets the loop look
+            # for a fired one-off job among the pending ones and die of JobLookupError.
+            self._scheduler.remove_all_jobs()
             self._scheduler.shutdown(wait=False)
 
 

@@ -136,3 +136,32 @@ def test_without_a_tokens_file_only_loopback_is_served(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "loopback" in done.stderr and "GITOPSD_TOKENS_FILE" in done.stderr
+
+
+def serve_fails(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    world = World(tmp_path)
+    world.control()
+    world.commit(layered())
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("GITOPSD_")}
+    return subprocess.run(
+        [sys.executable, "-m", "gitopsd", "serve", "--repo", str(world.repo),
+         "--data-dir", str(tmp_path / "data")],
+        env={**environment, **env}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_a_broken_tokens_file_stops_serve_with_its_line_and_field(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(
+        "- name: alice\n  email: alice@example.com\n  roles: [read, admin]\n"
+        f"  token_sha256: {'a' * 64}\n"
+    )
+    done = serve_fails(tmp_path, GITOPSD_TOKENS_FILE=str(tokens))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"{tokens}:3: roles[1]" in done.stderr
+
+
+def test_a_bad_setting_stops_serve_naming_the_variable(tmp_path: Path) -> None:
+    done = serve_fails(tmp_path, GITOPSD_POLL_INTERVAL="soon")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "poll_interval (GITOPSD_POLL_INTERVAL)" in done.stderr and "soon" in done.stderr

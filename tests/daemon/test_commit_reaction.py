@@ -136,3 +136,16 @@ def test_serve_once_reconciles_and_exits_with_the_outcome(world: World) -> None:
     failed = serve_once(world)
     assert failed.returncode == 1, failed.stderr
     assert "k8s" in failed.stderr
+
+
+def test_a_head_invalid_at_start_is_not_ready_until_a_commit_fixes_it(
+    world: World, daemon: StartDaemon
+) -> None:
+    world.commit(layered(**{"environments/dev.yaml": "spec: [unclosed"}))
+    served = daemon(*SLOW_POLL)
+    answer = served.get("/readyz")
+    assert answer.status_code == 503 and answer.json()["ready"] is False
+    assert "environments/dev.yaml:2: invalid YAML" in answer.json()["reason"]
+    fixed = world.commit(layered())
+    served.wait_for(served.ready, what="ready after the fix")
+    served.wait_for(lambda: at(served, fixed), what="the fix to be applied")

@@ -11,7 +11,7 @@ with warnings.catch_warnings():
     # Starlette 1.x wants `httpx2` for its TestClient and warns once, at import, when it finds
     # only `httpx` (a dev dependency). The client works the same; tests import it from here.
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
+    from starlette.testclient import TestClient
 
 from gitopsd.api.app import create_app
 from gitopsd.api.auth import Tokens

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 from gitopsd.api.app import create_app
 from gitopsd.api.auth import Tokens
@@ -200,7 +200,7 @@ def test_chunked_body_over_the_limit_is_413(
     assert fake.calls == []
 
 
-def asgi_post(app: FastAPI, path: str, chunks: list[bytes], headers: dict[str, str]) -> Any:
+def asgi_post(app: Starlette, path: str, chunks: list[bytes], headers: dict[str, str]) -> Any:
     """POST straight through ASGI, streaming `chunks` one message each, as a server would."""
     pending = [
         {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}

@@ -1,30 +1,33 @@
 """The HTTP API of `gitopsd serve` (SPEC section 6): thin routes over the daemon's `Control`.
 
 Each route checks the caller's role, calls one `Control` method and shapes the answer; the
-daemon's queues and workers stay behind the protocol. Routes that call `Control` are plain
-`def`s, which FastAPI runs in its threadpool, because the daemon answers from SQLite and would
-otherwise stall the event loop. Every error is JSON `{"error": ...}`: the handlers below map the
-daemon's exceptions to status codes, and two pure ASGI middlewares bound request bodies (413)
-and turn a crash into a logged 500 that reveals nothing.
+daemon's queues and workers stay behind the protocol. Calls into `Control` run in the
+threadpool, because the daemon answers from SQLite and would otherwise stall the event loop.
+Every error is JSON `{"error": ...}`: the handlers below map the daemon's exceptions to
+status codes, and two pure ASGI middlewares bound request bodies (413) and turn a crash into
+a logged 500 that reveals nothing. Built on Starlette alone (no FastAPI): bodies and query
+parameters are validated with pydantic here, which keeps the idle daemon about 6 MiB smaller.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gitopsd import __version__
 from gitopsd.api import webhooks
 from gitopsd.api.auth import Role, Tokens, bearer_token
 from gitopsd.runtime.control import (
@@ -35,29 +38,34 @@ from gitopsd.runtime.control import (
 )
 
 logger = logging.getLogger(__name__)
-router = APIRouter()
 MAX_LIMIT = 1000
+Model = TypeVar("Model", bound=BaseModel)
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class RequestInvalidError(Exception):
+    """A malformed body or query parameter: 422 with `<field>: <message>` for each problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
 
 
 def create_app(
     control: Control, *, tokens: Tokens, webhook_secret: bytes | None, max_body: int = 1_048_576
-) -> FastAPI:
-    """The API over `control`; no OpenAPI or docs routes, so only SPEC section 6 is served."""
-    app = FastAPI(
-        title="gitopsd",
-        version=__version__,
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
+) -> Starlette:
+    """The API over `control`; only SPEC section 6's routes are served."""
+    app = Starlette(
+        routes=ROUTES,
         middleware=[Middleware(CatchCrashes), Middleware(LimitBody, max_body=max_body)],
+        exception_handlers={
+            HTTPException: _http_error,
+            RequestInvalidError: _invalid_request,
+            UnknownEnvironmentError: _unknown_environment,
+            RequestRefusedError: _refused,
+            webhooks.InvalidPayloadError: _invalid_payload,
+        },
     )
     app.state.gitopsd = _Context(control, tokens, webhook_secret)
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(UnknownEnvironmentError, _unknown_environment)
-    app.add_exception_handler(RequestRefusedError, _refused)
-    app.add_exception_handler(webhooks.InvalidPayloadError, _invalid_payload)
-    app.include_router(router)
     return app
 
 
@@ -71,38 +79,57 @@ class _Context:
     webhook_secret: bytes | None
 
 
-async def _context(request: Request) -> _Context:
-    """What `create_app` was given, kept on the app so one module-level router serves any app."""
+def _context(request: Request) -> _Context:
+    """What `create_app` was given, kept on the app so the module-level routes serve any app."""
     context: _Context = request.app.state.gitopsd
     return context
 
 
-def _caller_with(role: Role) -> Any:
-    """A dependency giving the caller's identity: 401 without a valid token, 403 without `role`."""
-
-    async def caller(request: Request, context: Annotated[_Context, Depends(_context)]) -> Identity:
-        header = request.headers.get("authorization")
-        identity = context.tokens.authenticate(header)
-        if identity is None:
-            problem = "invalid bearer token" if bearer_token(header) else "missing bearer token"
-            raise HTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
-        if not context.tokens.allows(identity, role):
-            raise HTTPException(403, f"{identity.name!r} does not have the {role!r} role")
-        return identity
-
-    return Depends(caller)
+def _caller(request: Request, role: Role) -> Identity:
+    """The caller's identity: 401 without a valid token, 403 without `role`."""
+    tokens = _context(request).tokens
+    header = request.headers.get("authorization")
+    identity = tokens.authenticate(header)
+    if identity is None:
+        problem = "invalid bearer token" if bearer_token(header) else "missing bearer token"
+        raise HTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
+    if not tokens.allows(identity, role):
+        raise HTTPException(403, f"{identity.name!r} does not have the {role!r} role")
+    return identity
 
 
-async def _raw_body(request: Request) -> bytes:
-    """The body as sent, since the webhook signature covers its exact bytes (read on the loop)."""
-    return await request.body()
+async def _body(request: Request, model: type[Model], *, required: bool) -> Model | None:
+    """The JSON body as `model`; 422 naming each bad field."""
+    raw = await request.body()
+    if not raw:
+        if required:
+            raise RequestInvalidError(["body: Field required"])
+        return None
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RequestInvalidError([f"body: invalid JSON: {error}"]) from None
+    if not isinstance(data, dict):
+        message = "Input should be a valid dictionary or object to extract fields from"
+        raise RequestInvalidError([f"body: {message}"])
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise RequestInvalidError([_describe_invalid(e) for e in error.errors()]) from None
 
 
-Ctx = Annotated[_Context, Depends(_context)]
-Reader = Annotated[Identity, _caller_with("read")]
-Operator = Annotated[Identity, _caller_with("operate")]
-Approver = Annotated[Identity, _caller_with("approve")]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+_LIMIT = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_LIMIT)])
+
+
+def _limit(request: Request, default: int) -> int:
+    value = request.query_params.get("limit")
+    if value is None:
+        return default
+    try:
+        limit: int = _LIMIT.validate_python(value, strict=False)
+    except ValidationError as error:
+        raise RequestInvalidError([f"limit: {e['msg']}" for e in error.errors()]) from None
+    return limit
 
 
 class RunRequest(BaseModel):
@@ -126,66 +153,72 @@ class ApprovalRequest(BaseModel):
 # --- routes ------------------------------------------------------------------------------------
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz")
-def readyz(context: Ctx) -> JSONResponse:
-    ready, reason = context.control.is_ready()
+async def readyz(request: Request) -> Response:
+    ready, reason = await run_in_threadpool(_context(request).control.is_ready)
     if ready:
         return JSONResponse({"ready": True})
     return JSONResponse({"ready": False, "reason": reason}, status_code=503)
 
 
-@router.get("/metrics")
-def metrics(context: Ctx) -> Response:
-    body, content_type = context.control.metrics()
+async def metrics(request: Request) -> Response:
+    body, content_type = await run_in_threadpool(_context(request).control.metrics)
     return Response(body, media_type=content_type)
 
 
-@router.get("/api/v1/environments")
-def list_environments(context: Ctx, caller: Reader) -> dict[str, Any]:
-    return context.control.status()
+async def list_environments(request: Request) -> Response:
+    _caller(request, "read")
+    return JSONResponse(await run_in_threadpool(_context(request).control.status))
 
 
-@router.get("/api/v1/environments/{env}")
-def show_environment(env: str, context: Ctx, caller: Reader) -> dict[str, Any]:
-    environment: dict[str, Any] = context.control.status(env)["environments"][0]
-    return environment
+async def show_environment(request: Request) -> Response:
+    _caller(request, "read")
+    env = request.path_params["env"]
+    report = await run_in_threadpool(_context(request).control.status, env)
+    return JSONResponse(report["environments"][0])
 
 
-@router.get("/api/v1/runs")
-def list_runs(
-    context: Ctx, caller: Reader, env: str | None = None, limit: Limit = 50
-) -> dict[str, Any]:
-    return {"runs": context.control.runs(env, limit=limit)}
+async def list_runs(request: Request) -> Response:
+    _caller(request, "read")
+    limit = _limit(request, 50)
+    env = request.query_params.get("env")
+    found = await run_in_threadpool(lambda: _context(request).control.runs(env, limit=limit))
+    return JSONResponse({"runs": found})
 
 
-@router.get("/api/v1/runs/{run_id}")
-def show_run(run_id: str, context: Ctx, caller: Reader) -> dict[str, Any]:
-    run = context.control.run(run_id)
+async def show_run(request: Request) -> Response:
+    _caller(request, "read")
+    run_id = request.path_params["run_id"]
+    run = await run_in_threadpool(_context(request).control.run, run_id)
     if run is None:
         raise HTTPException(404, f"unknown run {run_id!r}")
-    return run
+    return JSONResponse(run)
 
 
-@router.get("/api/v1/events")
-def list_events(
-    context: Ctx, caller: Reader, env: str | None = None, limit: Limit = 100
-) -> dict[str, Any]:
-    return {"events": context.control.events(env, limit=limit)}
+async def list_events(request: Request) -> Response:
+    _caller(request, "read")
+    limit = _limit(request, 100)
+    env = request.query_params.get("env")
+    found = await run_in_threadpool(lambda: _context(request).control.events(env, limit=limit))
+    return JSONResponse({"events": found})
 
 
-@router.post("/api/v1/environments/{env}/runs", status_code=202)
-def start_run(env: str, body: RunRequest, context: Ctx, caller: Operator) -> JSONResponse:
-    run_id = context.control.submit_run(
-        env,
-        action=body.action,
-        components=body.components,
-        revision=body.revision,
-        identity=caller,
+async def start_run(request: Request) -> Response:
+    caller = _caller(request, "operate")
+    body = await _body(request, RunRequest, required=True)
+    assert body is not None
+    env = request.path_params["env"]
+    run_id = await run_in_threadpool(
+        lambda: _context(request).control.submit_run(
+            env,
+            action=body.action,
+            components=body.components,
+            revision=body.revision,
+            identity=caller,
+        )
     )
     location = f"/api/v1/runs/{quote(run_id, safe='')}"
     return JSONResponse(
@@ -193,29 +226,34 @@ def start_run(env: str, body: RunRequest, context: Ctx, caller: Operator) -> JSO
     )
 
 
-@router.post("/api/v1/environments/{env}/drift", status_code=202)
-def check_drift(env: str, context: Ctx, caller: Operator) -> JSONResponse:
-    check_id = context.control.submit_drift_check(env, identity=caller)
+async def check_drift(request: Request) -> Response:
+    caller = _caller(request, "operate")
+    env = request.path_params["env"]
+    control = _context(request).control
+    check_id = await run_in_threadpool(lambda: control.submit_drift_check(env, identity=caller))
     return JSONResponse({"id": check_id}, status_code=202)
 
 
-@router.post("/api/v1/environments/{env}/approvals")
-def approve(
-    env: str, context: Ctx, caller: Approver, body: ApprovalRequest | None = None
-) -> dict[str, Any]:
+async def approve(request: Request) -> Response:
     """A refusal is the caller's (403: not an approver) unless it is the state's (409)."""
+    caller = _caller(request, "approve")
+    body = await _body(request, ApprovalRequest, required=False)
     revision = None if body is None else body.revision
+    env = request.path_params["env"]
+    control = _context(request).control
     try:
-        return context.control.approve(env, revision=revision, identity=caller)
+        approved = await run_in_threadpool(
+            lambda: control.approve(env, revision=revision, identity=caller)
+        )
     except RequestRefusedError as refused:
         raise HTTPException(409 if refused.conflict else 403, str(refused)) from None
+    return JSONResponse(approved)
 
 
-@router.post("/api/v1/webhooks/github")
-def github_webhook(
-    request: Request, body: Annotated[bytes, Depends(_raw_body)], context: Ctx
-) -> JSONResponse:
+async def github_webhook(request: Request) -> Response:
     """Signed by GitHub rather than bearer-authenticated; nothing is parsed before the check."""
+    context = _context(request)
+    body = await request.body()
     if context.webhook_secret is None:
         raise HTTPException(403, "webhooks are disabled: set GITOPSD_WEBHOOK_SECRET")
     signature = request.headers.get(webhooks.SIGNATURE_HEADER)
@@ -224,8 +262,24 @@ def github_webhook(
     event = request.headers.get(webhooks.EVENT_HEADER)
     reply = webhooks.respond_to(event, body, branch=context.control.branch)
     if reply.fetch_reason is not None:
-        context.control.request_fetch(reply.fetch_reason)
+        await run_in_threadpool(context.control.request_fetch, reply.fetch_reason)
     return JSONResponse(reply.body, status_code=reply.status)
+
+
+ROUTES = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/api/v1/environments", list_environments, methods=["GET"]),
+    Route("/api/v1/environments/{env}", show_environment, methods=["GET"]),
+    Route("/api/v1/runs", list_runs, methods=["GET"]),
+    Route("/api/v1/runs/{run_id}", show_run, methods=["GET"]),
+    Route("/api/v1/events", list_events, methods=["GET"]),
+    Route("/api/v1/environments/{env}/runs", start_run, methods=["POST"]),
+    Route("/api/v1/environments/{env}/drift", check_drift, methods=["POST"]),
+    Route("/api/v1/environments/{env}/approvals", approve, methods=["POST"]),
+    Route("/api/v1/webhooks/github", github_webhook, methods=["POST"]),
+]
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -246,9 +300,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(exc.status_code, message, exc.headers)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    return _error(422, "; ".join(_describe_invalid(error) for error in exc.errors()))
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    return _error(422, str(exc))
 
 
 async def _unknown_environment(request: Request, exc: Exception) -> JSONResponse:
@@ -286,7 +339,7 @@ def _field_name(location: Sequence[str | int]) -> str:
 
 
 class BodyTooLargeError(HTTPException):
-    """Raised while a body streams in; FastAPI lets an HTTPException from `receive` through."""
+    """Raised while a body streams in; Starlette answers an HTTPException from `receive`."""
 
     def __init__(self, max_body: int) -> None:
         super().__init__(413, f"request body is larger than {max_body} bytes")

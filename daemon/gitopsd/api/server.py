@@ -13,12 +13,12 @@ from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.applications import Starlette
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def serve(app: FastAPI, *, host: str, port: int, on_signal: Callable[[int], None]) -> None:
+def serve(app: Starlette, *, host: str, port: int, on_signal: Callable[[int], None]) -> None:
     """Run the HTTP server in this (main) thread until a stop signal."""
 
     def noted(signum: int, _frame: FrameType | None) -> None:

@@ -231,9 +231,18 @@ def run_xargs(plan: XargsPlan, parallelism: int, *, trace: bool = False) -> tupl
     argv = plan.argv(parallelism)
     if trace:
         argv.insert(1, "-t")
+    elapsed, result = timed(argv, what=" ".join(argv))
+    return elapsed, result.stderr
+
+
+def timed(
+    argv: list[str], *, what: str, cwd: Path | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run `argv` to the end, timed; RunFailedError with its output tail if it fails."""
     started = time.perf_counter()
     result = subprocess.run(
         argv,
+        cwd=cwd,
         env=engine.cli_environment(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -244,8 +253,8 @@ def run_xargs(plan: XargsPlan, parallelism: int, *, trace: bool = False) -> tupl
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         output = (result.stderr.strip() or result.stdout.strip())[-ERROR_TAIL:]
-        raise RunFailedError(f"{' '.join(argv)} exited {result.returncode}:\n{output}")
-    return elapsed, result.stderr
+        raise RunFailedError(f"{what} exited {result.returncode}:\n{output}")
+    return elapsed, result
 
 
 def verify_xargs(plan: XargsPlan, parallelism: int, expected: int) -> None:
@@ -282,21 +291,7 @@ def cli_once(repo: Path, data_dir: Path, cwd: Path, expected: int) -> float:
     argv = [sys.executable, "-m", "gitopsd", "drift", "--env", ENVIRONMENT, "--repo", str(repo)]
     argv += ["--data-dir", str(data_dir), "--state", engine.state_url(data_dir)]
     argv += ["--output", "json"]
-    started = time.perf_counter()
-    result = subprocess.run(
-        argv,
-        cwd=cwd,
-        env=engine.cli_environment(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=RUN_TIMEOUT,
-    )
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        output = (result.stderr.strip() or result.stdout.strip())[-ERROR_TAIL:]
-        raise RunFailedError(f"gitopsd drift exited {result.returncode}:\n{output}")
+    elapsed, result = timed(argv, what="gitopsd drift", cwd=cwd)
     all_in_sync(json.loads(result.stdout)["components"], expected, "gitopsd drift")
     return elapsed
 

@@ -73,7 +73,7 @@ if str(BENCHMARKS) not in sys.path:  # load.py is a sibling script, not a packag
     sys.path.insert(0, str(BENCHMARKS))
 
 # the DAG of load.py (same seed and layer shares): the same components at the same N
-from load import LAYERS, PlannedComponent, plan_components  # noqa: E402
+from load import LAYERS, PlannedComponent, cpu_model, plan_components  # noqa: E402
 
 if TYPE_CHECKING:
     from gitopsd.adapters.gitrepo import GitSource
@@ -125,18 +125,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 # --- machine facts ---------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return platform.processor() or platform.machine()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("model name", "Model", "Hardware"):
-            return value.strip()
-    return platform.processor() or platform.machine()
 
 
 def first_line(argv: Sequence[str]) -> str:

@@ -1,10 +1,10 @@
 """Progress of long command-line work (apply, destroy, promote, rollback, drift) on a terminal.
 
 The run engine logs every event of a run (`gitopsd.runs`: a component applied, a gate
-passed, a retry) and every promotion decision (`gitopsd.promotions`); on a terminal these
-lines go to stderr as the work happens, so an apply of many components is not silent for
-minutes. When stderr is not a terminal (a pipe, a CI log captured to a file) nothing is
-added: scripts see only the command's result.
+passed, a retry) and every other audit event (`gitopsd.audit`: a promotion decision, an
+approval, a drift check); on a terminal these lines go to stderr as the work happens, so an
+apply of many components is not silent for minutes. When stderr is not a terminal (a pipe,
+a CI log captured to a file) nothing is added: scripts see only the command's result.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-LOGGERS = ("gitopsd.runs", "gitopsd.promotions")
+LOGGERS = ("gitopsd.runs", "gitopsd.audit")
 
 
 class _Progress(logging.Formatter):

@@ -21,7 +21,8 @@ class UnknownEnvironmentError(GitopsdError):
 
 class RequestRefusedError(GitopsdError):
     """A well-formed request the daemon will not take: an unknown component, an invalid
-    revision, a daemon shutting down (HTTP 422 or 409, as `conflict` says)."""
+    revision, a daemon shutting down, an approval refused. `conflict` marks the state's fault
+    (HTTP 409); otherwise the request's (422), or, for an approval, the approver's (403)."""
 
     def __init__(self, message: str, *, conflict: bool = False) -> None:
         super().__init__(message)

@@ -26,8 +26,8 @@ from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import DriverCall, DriverResult
 from gitopsd.model.manifests import CommandDriver
-from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Event, Run
-from gitopsd.runtime import promoting
+from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Run
+from gitopsd.runtime import audit, promoting
 from gitopsd.runtime.executor import Revisioned
 from gitopsd.runtime.steps import StepError, command_for
 from gitopsd.runtime.workspace import Workspace
@@ -102,7 +102,7 @@ def check_and_remediate(
         return report
     admitted = promoting.admit(workspace, environment, revision=report.revision, actor=actor)
     if admitted.wait is not promoting.Wait.READY:
-        _event(workspace, environment, "drift.remediation_held", admitted.reason, actor=actor)
+        audit.record(workspace, environment, "drift.remediation_held", admitted.reason, actor=actor)
         return report
     run = workspace.apply(
         environment,
@@ -187,7 +187,7 @@ def _record(workspace: Workspace, report: DriftReport, *, actor: str) -> None:
         for found in report.components:
             counts[found.drift.value] += 1
         message = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "nothing applied"
-        _event(
+        audit.record(
             workspace,
             report.environment,
             "drift.checked",
@@ -196,18 +196,3 @@ def _record(workspace: Workspace, report: DriftReport, *, actor: str) -> None:
             result=report.result.value,
             drifted=report.drifted(),
         )
-
-
-def _event(
-    workspace: Workspace, environment: str, kind: str, message: str, *, actor: str, **data: object
-) -> None:
-    workspace.store.append_event(
-        Event(
-            at=workspace.clock.now(),
-            environment=environment,
-            actor=actor,
-            kind=kind,
-            message=message,
-            data=data,
-        )
-    )

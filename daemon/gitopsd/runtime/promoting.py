@@ -14,11 +14,9 @@ The decision is one of: nothing to do, waiting for approvals, waiting for a wind
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from gitopsd.engine import approving, promotion, windows
 from gitopsd.engine.loading import EnvironmentEntry
@@ -28,14 +26,13 @@ from gitopsd.model.state import (
     ApprovalRecord,
     EnvironmentState,
     EnvironmentStatus,
-    Event,
     Run,
     RunAction,
     RunStatus,
 )
+from gitopsd.runtime import audit
 from gitopsd.runtime.workspace import RunRefusedError, Workspace
 
-log = logging.getLogger("gitopsd.promotions")
 HISTORY = 500  # apply runs of the upstream read to find its holds
 
 
@@ -144,7 +141,7 @@ def promote(
     decision = admit(workspace, environment, revision=revision, forced=forced, actor=actor)
     if pending is not None and decision.revision not in (None, pending):
         decision = dataclasses.replace(decision, superseded=pending)
-        _event(
+        audit.record(
             workspace,
             environment,
             "approval.superseded",
@@ -156,7 +153,7 @@ def promote(
         )
     if decision.wait is not Wait.READY:
         return decision, None
-    _event(
+    audit.record(
         workspace,
         environment,
         "promotion.started",
@@ -206,7 +203,7 @@ def admit(
     elif decision.wait is Wait.READY and forced and _blocked(entry, now):
         decision = dataclasses.replace(decision, forced=True)
         forced_through = f"{actor} forced {(decision.revision or '')[:12]} through a window"
-        _event(
+        audit.record(
             workspace,
             environment,
             "promotion.forced",
@@ -228,7 +225,7 @@ def roll_back(workspace: Workspace, environment: str, *, to: str, actor: str = "
             f"{environment} never verified {revision[:12]}: rollback only returns to a "
             "revision the environment verified before"
         )
-    _event(
+    audit.record(
         workspace,
         environment,
         "rollback.requested",
@@ -277,7 +274,7 @@ def approve(
         policy, approver=approver, author=author, given=_as_approvals(given)
     )
     if refused is not None:
-        _event(
+        audit.record(
             workspace,
             environment,
             "approval.refused",
@@ -298,7 +295,7 @@ def approve(
             f"{approver.name} has approved this revision already", conflict=True
         )
     missing = approving.missing(policy, _as_approvals([*given, record]))
-    _event(
+    audit.record(
         workspace,
         environment,
         "approval.recorded",
@@ -360,7 +357,7 @@ def _mark_waiting(
         workspace.store.save_environment(
             state.model_copy(update={"status": status, "updated_at": now})
         )
-        _event(
+        audit.record(
             workspace,
             environment,
             f"promotion.{decision.wait.value}",
@@ -368,19 +365,3 @@ def _mark_waiting(
             actor=actor,
             revision=decision.revision,
         )
-
-
-def _event(
-    workspace: Workspace, environment: str, kind: str, message: str, *, actor: str, **data: Any
-) -> None:
-    log.info(message, extra={"environment": environment, "event": kind})
-    workspace.store.append_event(
-        Event(
-            at=workspace.clock.now(),
-            environment=environment,
-            actor=actor,
-            kind=kind,
-            message=message,
-            data=data,
-        )
-    )

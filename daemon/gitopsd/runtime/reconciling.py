@@ -17,7 +17,8 @@ from typing import Any
 
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.queueing import Priority, Request
-from gitopsd.model.state import EnvironmentStatus, Event
+from gitopsd.model.state import EnvironmentStatus
+from gitopsd.runtime import audit
 from gitopsd.runtime.workspace import Workspace, new_run_id
 
 log = logging.getLogger(__name__)
@@ -89,15 +90,7 @@ class Reconciler:
 
     def event(self, environment: str | None, kind: str, message: str, **data: Any) -> None:
         """Append a daemon event (not a run's) to the audit trail."""
-        self._workspace.store.append_event(
-            Event(
-                at=self._workspace.clock.now(),
-                environment=environment,
-                kind=kind,
-                message=message,
-                data=data,
-            )
-        )
+        audit.record(self._workspace, environment, kind, message, **data)
 
     def _refresh(self, head: str) -> bool:
         """Load the manifests at `head`; keep serving the last valid ones when they are not."""

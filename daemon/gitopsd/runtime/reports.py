@@ -10,7 +10,7 @@ from typing import Any
 
 from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import StateStore
-from gitopsd.model.state import Event, Run, Step
+from gitopsd.model.state import EnvironmentState, EnvironmentStatus, Event, Run, Step
 
 
 def status_report(
@@ -33,7 +33,7 @@ def _environment(store: StateStore, repository: Repository | None, name: str) ->
         "previous_revision": state.previous_revision if state else None,
         "status": state.status.value if state else "unknown",
         "upstream": entry.manifest.upstream if entry else None,
-        "pending_approval": _pending_approval(store, entry, name),
+        "pending_approval": _pending_approval(store, entry, state),
         "updated_at": state.updated_at.isoformat() if state else None,
         "components": [
             {
@@ -49,16 +49,17 @@ def _environment(store: StateStore, repository: Repository | None, name: str) ->
 
 
 def _pending_approval(
-    store: StateStore, entry: EnvironmentEntry | None, name: str
+    store: StateStore, entry: EnvironmentEntry | None, state: EnvironmentState | None
 ) -> dict[str, Any] | None:
     """SPEC 5's `{"revision", "approvals", "required"}` while a revision waits for approvals."""
-    from gitopsd.runtime import promoting  # the run machinery, only for environments waiting
-
-    if store.get_environment(name) is None:
+    if state is None or state.status is not EnvironmentStatus.WAITING_APPROVAL:
         return None
-    revision = promoting.pending_approval(store, name)
+    from gitopsd.runtime import promoting  # the run machinery, only for an environment waiting
+
+    revision = promoting.pending_approval(store, state.name)
     if revision is None:
         return None
+    name = state.name
     return {
         "revision": revision,
         "approvals": [a.approver for a in store.list_approvals(name, revision)],

@@ -3,7 +3,7 @@
 Pipeline: load -> render -> **diff**. For each component of the environment at a revision:
 its layer, the git tree of its folder (any file changed shows as a new id), its driver and
 timeout, and its inputs rendered for the environment with the outputs its dependencies have
-now (a reference whose output is not known yet is shown as written). The two states are
+now (an input reading an output not known yet is shown as written). The two states are
 compared as JSON text with a unified diff, and the commits between the revisions are the
 changelog. By default: the environment's current revision against what it gets next (the
 branch head, or the newest revision its upstream verified, soaked or not).
@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gitopsd.engine import rendering, selection
+from gitopsd.engine import references, rendering, selection
 from gitopsd.runtime import promoting
 from gitopsd.runtime.workspace import Workspace
 
@@ -67,18 +67,27 @@ def desired_state(workspace: Workspace, environment: str, revision: str) -> dict
         name = component.manifest.name
         spec = component.manifest.spec
         scope = selection.scope_for(entry, name, revision=revision, outputs=outputs)
-        try:
-            inputs = rendering.render(spec.inputs, scope)
-        except rendering.RenderError:
-            inputs = spec.inputs  # an output not known yet: shown as written
         state[name] = {
             "layer": component.manifest.metadata.layer,
             "files": target.trees.get(component.folder, ""),
             "driver": spec.driver.model_dump(mode="json"),
             "timeout": spec.timeout,
-            "inputs": inputs,
+            "inputs": _render_inputs(spec.inputs, scope),
         }
     return state
+
+
+def _render_inputs(inputs: dict[str, Any], scope: references.Scope) -> dict[str, Any]:
+    """Each input rendered on its own: one reading an output not known yet (always so where
+    nothing was applied, as in a pull request's check) is shown as written, and the others
+    still show the variables they read."""
+    rendered: dict[str, Any] = {}
+    for key, value in inputs.items():
+        try:
+            rendered[key] = rendering.render(value, scope)
+        except rendering.RenderError:
+            rendered[key] = value
+    return rendered
 
 
 def _next(workspace: Workspace, environment: str, current: str | None) -> str:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -131,7 +132,7 @@ def test_schema_describes_the_notifications_of_gitopsd_yaml(tmp_path: Path) -> N
     schema = json.loads(done.stdout)
     settings = {**schema, "oneOf": [{"$ref": "#/$defs/RepoSettings"}]}
     validator = jsonschema.Draft202012Validator(settings)
-    good = {
+    good: dict[str, Any] = {
         "apiVersion": "gitopsd.io/v1",
         "kind": "Settings",
         "notifications": [

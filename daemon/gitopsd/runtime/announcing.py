@@ -25,6 +25,7 @@ from gitopsd.model.state import Event
 from gitopsd.runtime.commit_statuses import CommitStatuses, CommitStatusPoster
 from gitopsd.runtime.notifying import Notifier, Post
 from gitopsd.runtime.outbox import Outbox, Stopping
+from gitopsd.runtime.settings import DaemonSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,35 @@ class Delivery:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     post: Post = webhook_post.post_json
     interval: float = 1.0  # seconds between the outbox's looks, when nobody wakes it
+
+
+GitHubFactory = Callable[[str, str], CommitStatuses]  # (api_url, token) -> a client
+
+
+def delivery_from(settings: DaemonSettings, *, github: GitHubFactory | None) -> Delivery:
+    """The daemon's `Delivery`: commit statuses when a repository and a token are set (and
+    `github` makes the client), run links under the public URL."""
+    return Delivery(
+        public_url=settings.resolved_public_url(),
+        github_repository=settings.github_repository,
+        commit_statuses=_github_client(settings, github),
+    )
+
+
+def _github_client(settings: DaemonSettings, github: GitHubFactory | None) -> CommitStatuses | None:
+    if settings.github_repository is None:
+        return None
+    if settings.github_token is None:
+        log.warning(
+            "no commit statuses on %s: GITOPSD_GITHUB_TOKEN is not set",
+            settings.github_repository,
+        )
+        return None
+    if github is None:
+        log.warning("no commit statuses: this gitopsd has no GitHub client")
+        return None
+    log.info("setting commit statuses on %s", settings.github_repository)
+    return github(settings.github_api_url, settings.github_token.get_secret_value())
 
 
 class Announcer:

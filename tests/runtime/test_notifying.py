@@ -210,3 +210,19 @@ def test_a_stopping_daemon_cuts_the_backoff_short_to_deliver_after_restart(setup
         setup.notifier()(FAILED)
     assert setup.receiver.answered == [500]  # the first try happens; no more while stopping
     assert setup.counted == []  # neither delivered nor given up: it comes again
+
+
+def test_an_invalid_url_fails_at_once_without_showing_it(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup.environ["HOOK_URL"] = f"http://127.0.0.1:port/{SECRET}"
+    setup.notification(retry={"attempts": 5})
+    setup.notifier()(FAILED)
+    assert setup.counted == [("chat", "failure")] and setup.stops.waits == []
+    assert "failed after 1 try: invalid URL: Invalid port" in caplog.text
+
+
+def test_redact_cuts_the_url_and_its_path_and_query_out() -> None:
+    url = f"https://hooks.example.com/services/{SECRET}?key=k3y"
+    text = f"failed for url '{url}' at /services/{SECRET}?key=k3y"
+    assert webhook_post.redact(text, url) == "failed for url '[redacted]' at [redacted]"

@@ -115,6 +115,7 @@ class Daemon:
         failed."""
         self.announcing.outbox.start()
         self.reconciler.start(self.workspace.source.head(), seen_at=self._monotonic())
+        self.announcing.notifier.check()
         deadline = None if timeout is None else self._monotonic() + timeout
         while not all(worker.is_idle() for worker in self._all_workers()):
             if deadline is not None and self._monotonic() > deadline:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -124,3 +125,33 @@ def test_schema_is_draft_2020_12_and_accepts_valid_manifests_only(tmp_path: Path
     bad = yaml.safe_load(FILES["environments/dev.yaml"])
     bad["kind"] = "Environmnet"
     assert not validator.is_valid(bad)
+
+
+def test_schema_describes_the_notifications_of_gitopsd_yaml(tmp_path: Path) -> None:
+    done = gitopsd("schema", cwd=tmp_path)
+    schema = json.loads(done.stdout)
+    settings = {**schema, "oneOf": [{"$ref": "#/$defs/RepoSettings"}]}
+    validator = jsonschema.Draft202012Validator(settings)
+    good: dict[str, Any] = {
+        "apiVersion": "gitopsd.io/v1",
+        "kind": "Settings",
+        "notifications": [
+            {"name": "chat", "url_env": "SLACK_WEBHOOK_URL", "format": "slack"},
+            {
+                "name": "audit",
+                "url_env": "AUDIT_URL",
+                "events": ["run_started", "run_failed"],
+                "environments": ["prod"],
+                "timeout": "10s",
+                "retry": {"attempts": 3, "backoff": "2s"},
+            },
+        ],
+    }
+    assert validator.is_valid(good), list(validator.iter_errors(good))
+    for field, value in [("events", ["run_succeeded"]), ("format", "teams"), ("url", "x")]:
+        bad = {**good, "notifications": [{**good["notifications"][0], field: value}]}
+        assert not validator.is_valid(bad), field
+    missing = {**good, "notifications": [{"name": "chat"}]}
+    assert not validator.is_valid(missing)
+    described = schema["$defs"]["Notification"]["properties"]["url_env"]["description"]
+    assert "environment variable" in described

@@ -6,11 +6,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.runtime.announcing import Delivery
 from gitopsd.runtime.daemon import Daemon
 from tests.daemon.harness import DaemonProcess
 from tests.runtime.test_apply_runs import layered
@@ -56,18 +58,25 @@ class FakeClock:
 @pytest.fixture
 def started(
     tmp_path: Path,
-) -> Iterator[Callable[[dict[str, str]], tuple[Daemon, FakeClock, ManualJobs, World]]]:
+) -> Iterator[Callable[..., tuple[Daemon, FakeClock, ManualJobs, World]]]:
+    """`started(files, delivery=None, control=None)`: an in-process daemon on a repo of
+    `files`, its drivers controlled by `control` (see tests/runtime/driver.py)."""
     daemons: list[Daemon] = []
 
-    def start(files: dict[str, str]) -> tuple[Daemon, FakeClock, ManualJobs, World]:
+    def start(
+        files: dict[str, str],
+        *,
+        delivery: Delivery | None = None,
+        control: dict[str, Any] | None = None,
+    ) -> tuple[Daemon, FakeClock, ManualJobs, World]:
         world = World(tmp_path)
-        world.control()
+        world.control(**(control or {}))
         world.commit(files)
         clock = FakeClock(datetime(2026, 12, 1, 12, 30, tzinfo=UTC))
         workspace = world.workspace(SqliteStore(tmp_path / "state.db"))
         workspace.clock = clock
         jobs = ManualJobs(clock.now)
-        daemon = Daemon(workspace, jobs=jobs, poll_interval=3600)
+        daemon = Daemon(workspace, jobs=jobs, poll_interval=3600, delivery=delivery)
         daemons.append(daemon)
         daemon.start()
         return daemon, clock, jobs, world
@@ -91,4 +100,4 @@ def status(daemon: Daemon, name: str) -> str:
     return state.status.value if state else "unknown"
 
 
-InProcess = Callable[[dict[str, str]], tuple[Daemon, "FakeClock", ManualJobs, World]]
+InProcess = Callable[..., tuple[Daemon, "FakeClock", ManualJobs, World]]

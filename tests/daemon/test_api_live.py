@@ -165,3 +165,9 @@ def test_a_bad_setting_stops_serve_naming_the_variable(tmp_path: Path) -> None:
     done = serve_fails(tmp_path, GITOPSD_POLL_INTERVAL="soon")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "poll_interval (GITOPSD_POLL_INTERVAL)" in done.stderr and "soon" in done.stderr
+
+
+def test_a_bad_github_repository_stops_serve_naming_the_variable(tmp_path: Path) -> None:
+    done = serve_fails(tmp_path, GITOPSD_GITHUB_REPOSITORY="octo-org")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "github_repository (GITOPSD_GITHUB_REPOSITORY)" in done.stderr

@@ -351,6 +351,42 @@ class StoreContract:
             stored = [store.append_event(event(f"k{number}")) for number in range(105)]
         assert store.list_events() == stored[:4:-1]
 
+    def test_events_after_an_id_come_oldest_first_up_to_the_limit(self, store: StateStore) -> None:
+        stored = [store.append_event(event(f"k{number}")) for number in range(5)]
+        first = stored[0].id or 0
+        assert store.list_events_after(0, limit=10) == stored
+        assert store.list_events_after(first, limit=2) == stored[1:3]
+        assert store.list_events_after(stored[-1].id or 0, limit=10) == []
+        assert store.list_events_after(first, limit=0) == []
+
+    def test_events_after_never_shows_an_uncommitted_event(self, store: StateStore) -> None:
+        store.append_event(event("before"))
+        seen: list[list[str]] = []
+        reader = threading.Thread(
+            target=lambda: seen.append([e.kind for e in store.list_events_after(0, limit=10)])
+        )
+        with store.transaction():
+            store.append_event(event("inside"))
+            reader.start()
+            reader.join(0.5)  # a store may make the reader wait for the commit instead
+            answered_inside = not reader.is_alive()
+        reader.join()
+        assert seen == [["before"] if answered_inside else ["before", "inside"]]
+
+    def test_a_cursor_is_absent_until_saved_then_overwritten(self, store: StateStore) -> None:
+        assert store.get_cursor("outbox") is None
+        store.save_cursor("outbox", 7)
+        store.save_cursor("other", 1)
+        store.save_cursor("outbox", 12)
+        assert (store.get_cursor("outbox"), store.get_cursor("other")) == (12, 1)
+
+    def test_a_cursor_saved_in_a_failed_transaction_is_not_kept(self, store: StateStore) -> None:
+        store.save_cursor("outbox", 3)
+        with pytest.raises(DeliberateError), store.transaction():
+            store.save_cursor("outbox", 9)
+            raise DeliberateError
+        assert store.get_cursor("outbox") == 3
+
     # Transactions.
 
     def test_a_transaction_commits_everything_together(self, store: StateStore) -> None:
@@ -502,6 +538,7 @@ class StoreContract:
         first = store.append_event(full_event())
         store.add_approval(approval())
         assert store.acquire_lease("prod-eu", "holder-a", now=T0, ttl=30)
+        store.save_cursor("outbox", first.id or 0)
         store.close()
         reopened = reopen()
         try:
@@ -512,6 +549,7 @@ class StoreContract:
             assert reopened.list_events() == [first]
             assert reopened.lease_holder("prod-eu", now=at(1)) == "holder-a"
             assert reopened.list_approvals("prod", SHA_A) == [approval()]
+            assert reopened.get_cursor("outbox") == first.id
             assert (reopened.append_event(event()).id or 0) > (first.id or 0)
         finally:
             reopened.close()

@@ -25,6 +25,7 @@ class _Tables:
     events: list[Event] = field(default_factory=list)
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     approvals: dict[tuple[str, str, str], ApprovalRecord] = field(default_factory=dict)
+    cursors: dict[str, int] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -124,6 +125,18 @@ class MemoryStore:
                 if environment in (None, e.environment) and run_id in (None, e.run_id)
             ]
         return events[:limit]
+
+    def list_events_after(self, after_id: int, *, limit: int) -> list[Event]:
+        with self._lock:
+            return [e for e in self._tables.events if (e.id or 0) > after_id][:limit]
+
+    def get_cursor(self, name: str) -> int | None:
+        with self._lock:
+            return self._tables.cursors.get(name)
+
+    def save_cursor(self, name: str, value: int) -> None:
+        with self._lock:
+            self._tables.cursors[name] = value
 
     def add_approval(self, approval: ApprovalRecord) -> bool:
         key = (approval.environment, approval.revision, approval.approver)

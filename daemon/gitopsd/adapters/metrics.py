@@ -116,6 +116,18 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.notifications = Counter(
+            "gitopsd_notifications_total",
+            "Notification deliveries, by result: success, failure (gave up after its retries).",
+            ["notification", "result"],
+            registry=self.registry,
+        )
+        self.commit_statuses = Counter(
+            "gitopsd_commit_statuses_total",
+            "Commit statuses set on GitHub, by result: success, failure.",
+            ["result"],
+            registry=self.registry,
+        )
         self.registry.register(_StateCollector(snapshot))
         readiness = Gauge(
             "gitopsd_ready",

@@ -97,6 +97,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=3,
+        description="named cursors into the audit trail (the outbox's position)",
+        statements=(
+            """CREATE TABLE cursors (
+                name TEXT PRIMARY KEY,
+                value INTEGER NOT NULL
+            )""",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
@@ -131,6 +141,7 @@ INSERT_APPROVAL = (
     " ON CONFLICT (environment, revision, approver) DO NOTHING"
 )
 UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
+UPSERT_CURSOR = _upsert("cursors", ("name",), ("value",))
 
 
 def recorded_version(connection: sqlite3.Connection) -> int:

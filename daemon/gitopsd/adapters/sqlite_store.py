@@ -218,6 +218,23 @@ class SqliteStore:
         rows = self._connection().execute(sql, (*params, limit)).fetchall()
         return [_decode(Event, record).model_copy(update={"id": id_}) for id_, record in rows]
 
+    def list_events_after(self, after_id: int, *, limit: int) -> list[Event]:
+        """Oldest first. SQLite commits one writer at a time, so ids become visible in order:
+        nothing can appear below an id already read."""
+        sql = "SELECT id, record FROM events WHERE id > ? ORDER BY id LIMIT ?"
+        rows = self._connection().execute(sql, (after_id, limit)).fetchall()
+        return [_decode(Event, record).model_copy(update={"id": id_}) for id_, record in rows]
+
+    # named cursors
+
+    def get_cursor(self, name: str) -> int | None:
+        row = self._connection().execute("SELECT value FROM cursors WHERE name = ?", (name,))
+        found = row.fetchone()
+        return None if found is None else int(found[0])
+
+    def save_cursor(self, name: str, value: int) -> None:
+        self._write(migrations.UPSERT_CURSOR, name, value)
+
     # approvals
 
     def add_approval(self, approval: ApprovalRecord) -> bool:

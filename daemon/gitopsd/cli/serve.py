@@ -30,24 +30,49 @@ log = logging.getLogger("gitopsd.serve")
     default=None,
     help="Log lines as text or JSON [env GITOPSD_LOG_FORMAT; text].",
 )
+@click.option(
+    "--public-url",
+    default=None,
+    help="Base URL of the API for run links [env GITOPSD_PUBLIC_URL; http://LISTEN].",
+)
+@click.option(
+    "--github-repository",
+    default=None,
+    help="owner/repo to set commit statuses on, with GITOPSD_GITHUB_TOKEN "
+    "[env GITOPSD_GITHUB_REPOSITORY; none].",
+)
+@click.option(
+    "--github-api-url",
+    default=None,
+    help="GitHub's REST API [env GITOPSD_GITHUB_API_URL; https://api.github.com].",
+)
 @click.option("--once", is_flag=True, help="Reconcile every environment once, then exit.")
 def serve(
     context: Context,
     listen: str | None,
     poll_interval: str | None,
     log_format: str | None,
+    public_url: str | None,
+    github_repository: str | None,
+    github_api_url: str | None,
     once: bool,
 ) -> None:
     """Watch the repository and keep environments at what it says, with an HTTP API."""
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
     from gitopsd.api import auth, server
-    from gitopsd.runtime import logs
+    from gitopsd.runtime import announcing, logs
     from gitopsd.runtime.daemon import Daemon
     from gitopsd.runtime.settings import DaemonSettings
 
-    flags: dict[str, Any] = {"listen": listen, "poll_interval": poll_interval}
-    flags["log_format"] = log_format
+    flags: dict[str, Any] = {
+        "listen": listen,
+        "poll_interval": poll_interval,
+        "log_format": log_format,
+        "public_url": public_url,
+        "github_repository": github_repository,
+        "github_api_url": github_api_url,
+    }
     try:
         settings = DaemonSettings(**{k: v for k, v in flags.items() if v is not None})
         host, port = settings.host_and_port()
@@ -59,7 +84,15 @@ def serve(
     if not once:
         auth.check_listen_allowed(host, tokens.present)
     with context.workspace() as workspace:
-        daemon = Daemon(workspace, jobs=BackgroundJobs(), poll_interval=settings.poll_interval)
+        # github: the factory of the GitHub REST client (api_url, token), which implements
+        # commit_statuses.CommitStatuses; None until that client is part of gitopsd
+        delivery = announcing.delivery_from(settings, github=None)
+        daemon = Daemon(
+            workspace,
+            jobs=BackgroundJobs(),
+            poll_interval=settings.poll_interval,
+            delivery=delivery,
+        )
         if once:
             sys.exit(EXIT_OK if daemon.run_once() else EXIT_FAILED)
         daemon.start()

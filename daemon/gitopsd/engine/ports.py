@@ -125,6 +125,19 @@ class StateStore(Protocol):
         self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
     ) -> list[Event]: ...
 
+    def list_events_after(self, after_id: int, *, limit: int) -> list[Event]:
+        """Up to `limit` events with an id above `after_id`, oldest first: what the outbox
+        delivers next. An event must never appear here after a later one did (a backend whose
+        ids can commit out of order must hold later ones back), or the outbox skips it."""
+        ...
+
+    # named positions in the audit trail (the outbox's cursor)
+    def get_cursor(self, name: str) -> int | None:
+        """The value saved under `name`, or None if none was ever saved."""
+        ...
+
+    def save_cursor(self, name: str, value: int) -> None: ...
+
     # approvals of a revision for an environment
     def add_approval(self, approval: ApprovalRecord) -> bool:
         """Record it; False (and nothing changes) if that approver approved that revision

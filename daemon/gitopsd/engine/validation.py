@@ -25,6 +25,7 @@ def validate(repository: Repository) -> list[Problem]:
     references, problems = _parse_references(repository)
     problems += [
         *_check_layers(repository),
+        *_check_notifications(repository),
         *_check_dependencies(repository),
         *_check_dependency_cycle(repository),
         *_check_output_references(repository, references),
@@ -48,6 +49,24 @@ def _check_layers(repository: Repository) -> Iterator[Problem]:
         if layer not in layers:
             message = f"unknown layer {layer!r}; the repo's layers are {', '.join(layers)}"
             yield component.source.problem(("metadata", "layer"), message)
+
+
+def _check_notifications(repository: Repository) -> Iterator[Problem]:
+    """Names are unique (they label metrics and logs); environment filters name real ones."""
+    source = repository.settings_source
+    if source is None:
+        return
+    seen: set[str] = set()
+    for index, notification in enumerate(repository.settings.notifications):
+        if notification.name in seen:
+            message = f"notification {notification.name!r} is listed twice"
+            yield source.problem(("notifications", index, "name"), message)
+        seen.add(notification.name)
+        for position, name in enumerate(notification.environments or []):
+            if name not in repository.environments and name not in repository.unusable:
+                known = ", ".join(sorted(repository.environments)) or "none"
+                message = f"unknown environment {name!r} (environments: {known})"
+                yield source.problem(("notifications", index, "environments", position), message)
 
 
 def _check_dependencies(repository: Repository) -> Iterator[Problem]:

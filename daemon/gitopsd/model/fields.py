@@ -60,6 +60,13 @@ def check_env_names(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def check_env_name(value: str) -> str:
+    """The name of one environment variable (of the daemon's environment, for a secret)."""
+    if not ENV_NAME.match(value):
+        raise ValueError(f"environment variable name {value!r}: use letters, digits and '_'")
+    return value
+
+
 def check_github_repository(value: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
         raise ValueError(f"repository {value!r}: use owner/name, as in octo-org/infra")

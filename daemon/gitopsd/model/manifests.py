@@ -18,6 +18,7 @@ from gitopsd.model.fields import (
     PositiveSeconds,
     Seconds,
     Timezone,
+    check_env_name,
     check_env_names,
     check_github_repository,
     check_input_names,
@@ -177,11 +178,57 @@ class Environment(Strict):
         return self.spec.promotion.from_
 
 
+# --- gitopsd.yaml: notifications ------------------------------------------------------------
+
+# What a notification can be told about (docs/notifications.md); engine.announcements makes
+# these out of the audit trail.
+NotificationEvent = Literal[
+    "run_started",
+    "run_failed",
+    "run_cancelled",
+    "environment_verified",
+    "approval_pending",
+    "drift_detected",
+]
+DEFAULT_NOTIFICATION_EVENTS: tuple[NotificationEvent, ...] = (
+    "run_failed",
+    "environment_verified",
+    "approval_pending",
+    "drift_detected",
+)
+
+
+def _notification_retry() -> RetryPolicy:
+    return RetryPolicy(attempts=4, backoff=1.0, max_backoff=30.0)
+
+
+class Notification(Strict):
+    """A webhook told what happens. Its URL is a secret (a Slack webhook URL is enough to post),
+    so the manifest names the daemon's environment variable that holds it, never the URL."""
+
+    name: Name = Field(description="names it in logs and in gitopsd_notifications_total")
+    url_env: Annotated[str, AfterValidator(check_env_name)] = Field(
+        description="environment variable of the daemon holding the webhook URL"
+    )
+    format: Literal["json", "slack"] = Field(
+        default="json", description="json: gitopsd's own body; slack: an incoming-webhook body"
+    )
+    events: list[NotificationEvent] = Field(
+        default_factory=lambda: list(DEFAULT_NOTIFICATION_EVENTS), min_length=1
+    )
+    environments: list[Name] | None = Field(
+        default=None, description="only these environments (default: every one)"
+    )
+    timeout: PositiveSeconds = Field(default=5.0, description="per delivery attempt")
+    retry: RetryPolicy = Field(default_factory=_notification_retry)
+
+
 # --- gitopsd.yaml ----------------------------------------------------------------------------
 
 
 class RepoSettings(Strict):
-    """Optional `gitopsd.yaml` at the repo root: the layer order and the environment template."""
+    """Optional `gitopsd.yaml` at the repo root: the layer order, the environment template and
+    the notifications."""
 
     api_version: Literal["gitopsd.io/v1"] = Field(default="gitopsd.io/v1", alias="apiVersion")
     kind: Literal["Settings"] = "Settings"
@@ -189,4 +236,7 @@ class RepoSettings(Strict):
     defaults: dict[str, Any] = Field(
         default_factory=dict,
         description="environment template: an Environment `spec` every environment inherits",
+    )
+    notifications: list[Notification] = Field(
+        default_factory=list, description="webhooks told about runs, approvals and drift"
     )

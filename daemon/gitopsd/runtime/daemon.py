@@ -7,7 +7,9 @@ run engine (the `Workspace`):
 - the API submits operators' requests; at start, environments with runs a stopped process
   left unfinished get a `resume` request first;
 - each environment's `EnvironmentWorker` takes its requests one at a time and hands them to
-  `_handle`, which starts the run through the workspace and records its metrics.
+  `_handle`, which starts the run through the workspace and records its metrics;
+- the outbox (`announcing`) passes the audit trail on to commit statuses and notifications,
+  on a thread of its own.
 Reads for the API come straight from the state store (snapshots); nothing here holds state
 the store does not have, except the queues, which are rebuilt from git on a restart.
 """
@@ -34,7 +36,7 @@ from gitopsd.model.state import (
     Run,
     RunStatus,
 )
-from gitopsd.runtime import drift_reports, drifting, logs, promoting, reports
+from gitopsd.runtime import announcing, drift_reports, drifting, logs, promoting, reports
 from gitopsd.runtime.control import (
     Identity,
     RequestRefusedError,
@@ -61,6 +63,7 @@ class Daemon:
         jobs: Jobs,
         poll_interval: float,
         monotonic: Callable[[], float] = time.monotonic,
+        delivery: announcing.Delivery | None = None,
     ) -> None:
         self.workspace = workspace
         self.recorder = Metrics(
@@ -88,13 +91,21 @@ class Daemon:
             poll_interval=poll_interval,
             monotonic=monotonic,
         )
+        self.announcing = announcing.Announcing(
+            workspace.store,
+            self.recorder,
+            delivery or announcing.Delivery(),
+            notifications=lambda: self.reconciler.notifications,
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Resume what a stopped process left, reconcile the head, then watch for changes."""
+        self.announcing.outbox.start()
         head = self.workspace.source.head()
         self.reconciler.start(head, seen_at=self._monotonic())
+        self.announcing.notifier.check()
         self.followups.start()
         self.heads.start(head)
         self._jobs.start()
@@ -102,7 +113,9 @@ class Daemon:
     def run_once(self, *, timeout: float | None = None) -> bool:
         """`serve --once`: resume, reconcile the head, wait for every worker; True if no run
         failed."""
+        self.announcing.outbox.start()
         self.reconciler.start(self.workspace.source.head(), seen_at=self._monotonic())
+        self.announcing.notifier.check()
         deadline = None if timeout is None else self._monotonic() + timeout
         while not all(worker.is_idle() for worker in self._all_workers()):
             if deadline is not None and self._monotonic() > deadline:
@@ -135,6 +148,7 @@ class Daemon:
             self.workspace.interrupted.set()
             for worker in workers:
                 worker.join(kill_grace)
+        self.announcing.outbox.stop()
 
     def _submit(self, request: Request) -> None:
         worker = self._worker(request.environment)
@@ -163,6 +177,7 @@ class Daemon:
                 return
         for run in runs:
             self._finished(run)
+        self.announcing.outbox.wake()
 
     def _execute(self, request: Request) -> list[Run]:
         workspace, environment = self.workspace, request.environment

@@ -195,4 +195,5 @@ def _record(workspace: Workspace, report: DriftReport, *, actor: str) -> None:
             actor=actor,
             result=report.result.value,
             drifted=report.drifted(),
+            revision=report.revision,
         )

@@ -83,5 +83,6 @@ def configure(*, log_format: str = "text", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("apscheduler", "watchdog", "git"):
+    # httpx logs each request's URL at INFO, and a notification's webhook URL is a secret
+    for noisy in ("apscheduler", "watchdog", "git", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -17,6 +17,7 @@ from typing import Any
 
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.queueing import Priority, Request
+from gitopsd.model.manifests import Notification
 from gitopsd.model.state import EnvironmentStatus
 from gitopsd.runtime import audit
 from gitopsd.runtime.workspace import Workspace, new_run_id
@@ -37,6 +38,12 @@ class Reconciler:
     def repository(self) -> Repository | None:
         """The newest valid manifests seen (None until the first valid head)."""
         return self._repository
+
+    @property
+    def notifications(self) -> list[Notification]:
+        """The notifications of the newest valid `gitopsd.yaml` (none before it loads)."""
+        repository = self._repository
+        return repository.settings.notifications if repository is not None else []
 
     @property
     def problem(self) -> str | None:

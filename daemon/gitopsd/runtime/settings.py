@@ -5,6 +5,7 @@ Only this model reads the environment; everything else is handed the values it n
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -25,6 +26,24 @@ class DaemonSettings(BaseSettings):
         30.0, ge=0, description="Seconds running steps get to finish after SIGTERM."
     )
     max_body: int = Field(1_048_576, gt=0, description="Largest request body, in bytes.")
+    public_url: str | None = Field(
+        None,
+        pattern="^https?://",
+        description="Base URL of the API as others reach it (run links); default from listen.",
+    )
+    github_repository: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        description="owner/repo of the GitOps repository, for commit statuses.",
+    )
+    github_token: SecretStr | None = Field(
+        None, description="Token allowed to set commit statuses (GITOPSD_GITHUB_TOKEN only)."
+    )
+    github_api_url: str = Field(
+        "https://api.github.com",
+        pattern="^https?://",
+        description="GitHub's REST API (GitHub Enterprise: https://HOST/api/v3).",
+    )
 
     @field_validator("poll_interval", "shutdown_grace", mode="before")
     @classmethod
@@ -35,6 +54,16 @@ class DaemonSettings(BaseSettings):
             except ValueError:
                 return parse_duration(value)
         return value
+
+    def resolved_public_url(self) -> str:
+        """`public_url` without its trailing slash, or `http://` + `listen` (a wildcard
+        address replaced by this machine's name, which others can at least try)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host, port = self.host_and_port()
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
+            host = socket.gethostname()
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def host_and_port(self) -> tuple[str, int]:
         """`127.0.0.1:8080` -> ("127.0.0.1", 8080); `[::1]:8080` -> ("::1", 8080)."""

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _DURATION_PATTERN = r"^(\d+h)?(\d+m)?(\d+s)?$"
@@ -62,7 +63,7 @@ def check_env_names(env: dict[str, str]) -> dict[str, str]:
 
 
 def check_github_repository(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
+    if not GITHUB_REPOSITORY.match(value):
         raise ValueError(f"repository {value!r}: use owner/name, as in octo-org/infra")
     return value
 

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, mo
 
 from gitopsd.model.fields import (
     ENV_NAME,
+    GITHUB_REPOSITORY,
     HTTP_URL,
     Command,
     Cron,
@@ -58,12 +59,11 @@ class CommandDriver(Strict):
 
 
 class GitHubActionsDriver(Strict):
-    """Dispatches a GitHub Actions workflow and follows the run it started (docs/
-    github-actions-driver.md)."""
+    """Dispatches a GitHub Actions workflow and follows the run it started."""
 
     type: Literal["github-actions"]
     repository: Annotated[str, AfterValidator(check_github_repository)] = Field(
-        description="owner/repo"
+        description="owner/repo", json_schema_extra={"pattern": GITHUB_REPOSITORY.pattern}
     )
     workflow: str = Field(min_length=1, description="workflow file name or id")
     ref: str = Field(default="main", min_length=1, description="branch or tag to dispatch on")

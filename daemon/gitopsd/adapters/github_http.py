@@ -75,7 +75,7 @@ class Waits:
     monotonic: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time  # for x-ratelimit-reset (epoch seconds)
     uniform: Uniform = random.uniform
-    deadline: float = 60.0  # seconds one request may spend retrying
+    deadline: float = 150.0  # seconds one request may spend retrying (a secondary limit: 60)
     backoff: float = 1.0  # first retry waits up to this long (full jitter)
     max_backoff: float = 30.0
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.github.conftest import fake_github  # noqa: F401 - the fixture, for every test
 from tests.gitrepos import commit_files
 
 CommitFiles = Callable[..., str]

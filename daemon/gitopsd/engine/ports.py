@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from gitopsd.model.manifests import GitHubActionsDriver
 from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
@@ -40,7 +41,8 @@ class CancelSignal(Protocol):
 
 @dataclass(frozen=True)
 class DriverCall:
-    """One invocation of a component's driver command (SPEC section 4)."""
+    """One invocation of a component's driver (SPEC section 4): a command's `argv`, or, for a
+    `github-actions` driver, the `workflow` to dispatch (and an empty `argv`)."""
 
     argv: tuple[str, ...]
     cwd: Path  # the component's folder in the read-only checkout of `revision`
@@ -52,6 +54,7 @@ class DriverCall:
     state_dir: Path  # kept per environment and component across runs
     timeout: float  # seconds
     env: Mapping[str, str] = field(default_factory=dict)  # the driver's `env` setting
+    workflow: GitHubActionsDriver | None = None  # set for github-actions drivers only
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gitopsd.engine import environment_checks, rendering
+from gitopsd.engine import environment_checks, rendering, workflow_inputs
 from gitopsd.engine.conditions import parse_condition
 from gitopsd.engine.graph import DependencyCycleError
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.references import ExpressionError, parse_reference
 from gitopsd.engine.sources import Problem
+from gitopsd.model.manifests import GitHubActionsDriver
 
 Location = environment_checks.Location
 References = environment_checks.References
@@ -30,6 +31,7 @@ def validate(repository: Repository) -> list[Problem]:
         *_check_dependency_cycle(repository),
         *_check_output_references(repository, references),
         *_check_conditions(repository),
+        *_check_workflow_inputs(repository),
         *environment_checks.check_environments(repository),
     ]
     reported = {(problem.path, problem.line) for problem in problems}
@@ -158,3 +160,16 @@ def _check_conditions(repository: Repository) -> Iterator[Problem]:
         if any(reference.component for reference in condition.references):
             message = "conditions cannot read component outputs (they are decided before any apply)"
             yield component.source.problem(("spec", "when"), message)
+
+
+def _check_workflow_inputs(repository: Repository) -> Iterator[Problem]:
+    """A github-actions component's inputs must fit GitHub's dispatch limits (checked here, on
+    names and count; the rendered payload's size is checked when the driver is called)."""
+    for component in repository.components.values():
+        spec = component.manifest.spec
+        if not isinstance(spec.driver, GitHubActionsDriver):
+            continue
+        try:
+            workflow_inputs.check_input_names(spec.inputs)
+        except ValueError as error:
+            yield component.source.problem(("spec", "inputs"), str(error))

@@ -18,6 +18,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _DURATION_PATTERN = r"^(\d+h)?(\d+m)?(\d+s)?$"
 
@@ -68,8 +70,26 @@ def check_env_name(value: str) -> str:
 
 
 def check_github_repository(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", value):
+    if not GITHUB_REPOSITORY.match(value):
         raise ValueError(f"repository {value!r}: use owner/name, as in octo-org/infra")
+    return value
+
+
+def check_env_name(value: str) -> str:
+    """The name of one environment variable (e.g. the one a token is read from)."""
+    if not ENV_NAME.match(value):
+        raise ValueError(f"environment variable name {value!r}: use letters, digits and '_'")
+    return value
+
+
+def check_http_url(value: str) -> str:
+    """An http(s) base URL such as a GitHub API's; a typo here would otherwise fail only when
+    a run reaches the component."""
+    if not HTTP_URL.match(value):
+        raise ValueError(
+            f"URL {value!r}: use http:// or https:// and a host, "
+            "e.g. https://api.github.com or https://github.example.com/api/v3"
+        )
     return value
 
 

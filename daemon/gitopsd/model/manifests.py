@@ -12,6 +12,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from gitopsd.model.fields import (
+    ENV_NAME,
+    GITHUB_REPOSITORY,
+    HTTP_URL,
     Command,
     Cron,
     Name,
@@ -21,6 +24,7 @@ from gitopsd.model.fields import (
     check_env_name,
     check_env_names,
     check_github_repository,
+    check_http_url,
     check_input_names,
 )
 
@@ -59,12 +63,20 @@ class GitHubActionsDriver(Strict):
 
     type: Literal["github-actions"]
     repository: Annotated[str, AfterValidator(check_github_repository)] = Field(
-        description="owner/repo"
+        description="owner/repo", json_schema_extra={"pattern": GITHUB_REPOSITORY.pattern}
     )
     workflow: str = Field(min_length=1, description="workflow file name or id")
-    ref: str = "main"
-    api_url: str = "https://api.github.com"
-    token_env: str = "GITHUB_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+    ref: str = Field(default="main", min_length=1, description="branch or tag to dispatch on")
+    api_url: Annotated[str, AfterValidator(check_http_url)] = Field(
+        default="https://api.github.com",
+        description="REST API base URL; GitHub Enterprise Server: https://HOST/api/v3",
+        json_schema_extra={"pattern": HTTP_URL.pattern},
+    )
+    token_env: Annotated[str, AfterValidator(check_env_name)] = Field(
+        default="GITHUB_TOKEN",  # the name of a variable, not a secret
+        description="environment variable holding the token (never logged)",
+        json_schema_extra={"pattern": ENV_NAME.pattern},
+    )
 
 
 Driver = Annotated[CommandDriver | GitHubActionsDriver, Field(discriminator="type")]

@@ -25,11 +25,10 @@ from datetime import datetime
 from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import DriverCall, DriverResult
-from gitopsd.model.manifests import CommandDriver
 from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Run
 from gitopsd.runtime import audit, promoting
 from gitopsd.runtime.executor import Revisioned
-from gitopsd.runtime.steps import StepError, command_for
+from gitopsd.runtime.steps import StepError, target_for
 from gitopsd.runtime.workspace import Workspace
 
 log = logging.getLogger("gitopsd.runs")
@@ -136,9 +135,9 @@ def _check_one(
 def _check_call(
     workspace: Workspace, entry: ComponentEntry, state: ComponentState, target: Revisioned
 ) -> DriverCall:
-    driver = entry.manifest.spec.driver
+    how = target_for(entry, "check")
     return DriverCall(
-        argv=command_for(entry, "check"),
+        argv=how.argv,
         cwd=target.checkout / entry.folder,
         environment=state.environment,
         component=state.name,
@@ -147,7 +146,8 @@ def _check_call(
         inputs=state.inputs,
         state_dir=workspace.state_root / state.environment / state.name,
         timeout=entry.manifest.spec.timeout,
-        env=driver.env if isinstance(driver, CommandDriver) else {},
+        env=how.env,
+        workflow=how.workflow,
     )
 
 

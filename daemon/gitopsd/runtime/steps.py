@@ -18,7 +18,7 @@ from typing import Any
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import Clock, DriverCall, DriverResult, DriverRunner, StateStore
 from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
-from gitopsd.model.manifests import CommandDriver, RetryPolicy
+from gitopsd.model.manifests import CommandDriver, GitHubActionsDriver, RetryPolicy
 from gitopsd.model.state import Event, Run, Step, StepAction, StepStatus
 
 WAIT_SLICE = 0.1
@@ -116,11 +116,38 @@ class StepBook:
             self._steps[(step.component, step.action)] = step
 
 
+@dataclass(frozen=True)
+class DriverTarget:
+    """What a driver call runs: a command's argv and env, or a workflow to dispatch."""
+
+    argv: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    workflow: GitHubActionsDriver | None = None
+
+
+def target_for(component: ComponentEntry, action: str) -> DriverTarget:
+    """How `action` runs for `component`'s driver; `check` falls back to `plan` for commands.
+
+    A github-actions driver dispatches every action but `health`: it has no readiness probe
+    (the workflow's apply job checks readiness itself, or an environment gate does), and the
+    executor only asks for `health` when a driver defines one.
+    """
+    driver = component.manifest.spec.driver
+    if isinstance(driver, GitHubActionsDriver):
+        if action == "health":
+            raise StepError(
+                f"{component.manifest.name}: the github-actions driver has no health probe; "
+                "check readiness in the workflow's apply or in an environment gate"
+            )
+        return DriverTarget(workflow=driver)
+    return DriverTarget(argv=command_for(component, action), env=driver.env)
+
+
 def command_for(component: ComponentEntry, action: str) -> tuple[str, ...]:
     """The argv of `action` for a command driver; `check` falls back to `plan`."""
     driver = component.manifest.spec.driver
     if not isinstance(driver, CommandDriver):
-        raise StepError(f"the {driver.type} driver is not available yet")
+        raise StepError(f"the {driver.type} driver runs no command")
     command = getattr(driver, action, None)
     if action == "check" and command is None:
         command = driver.plan
@@ -141,9 +168,9 @@ def driver_call(
 ) -> DriverCall:
     """The call SPEC section 4 describes, for `component` in `run`'s environment."""
     name = component.manifest.name
-    driver = component.manifest.spec.driver
+    target = target_for(component, action)
     return DriverCall(
-        argv=command_for(component, action),
+        argv=target.argv,
         cwd=checkout / component.folder,
         environment=run.environment,
         component=name,
@@ -152,7 +179,8 @@ def driver_call(
         inputs=inputs,
         state_dir=state_root / run.environment / name,
         timeout=component.manifest.spec.timeout,
-        env=driver.env if isinstance(driver, CommandDriver) else {},
+        env=target.env,
+        workflow=target.workflow,
     )
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.command_driver import CommandDriverRunner
+from gitopsd.adapters.drivers import DriverRouter
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
-from gitopsd.engine.ports import StateStore
+from gitopsd.engine.ports import DriverRunner, StateStore
 from gitopsd.runtime.leases import holder_id
 from gitopsd.runtime.workspace import Workspace
 
@@ -38,9 +39,19 @@ def workspace(source: GitSource, store: StateStore, *, data_dir: Path) -> Worksp
     return Workspace(
         source=source,
         store=store,
-        drivers=CommandDriverRunner(data_dir / "work"),
+        drivers=DriverRouter(
+            command=CommandDriverRunner(data_dir / "work"),
+            github_actions=_github_actions_runner,
+        ),
         checkouts=CheckoutCache(source, data_dir / "checkouts"),
         clock=SystemClock(),
         data_dir=data_dir,
         holder=holder_id(),
     )
+
+
+def _github_actions_runner() -> DriverRunner:
+    """Imported on first use: httpx is only needed once a workflow is dispatched."""
+    from gitopsd.adapters.github_actions_driver import GitHubActionsRunner
+
+    return GitHubActionsRunner()

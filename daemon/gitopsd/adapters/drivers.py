@@ -1,0 +1,38 @@
+"""Route each driver call to the runner of its driver type.
+
+Pipeline: execute -> `ports.DriverRunner`. The run engine holds one runner; components may use
+different driver types, so this router hands a call with a `workflow` (a github-actions driver)
+to the GitHub runner and every other call (`argv`) to the command runner.
+
+The GitHub runner is made on the first call that needs it: it imports httpx, which costs a
+command that never dispatches a workflow about 0.2 s of start-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, DriverRunner
+
+
+class DriverRouter:
+    """`ports.DriverRunner` over one runner per driver type."""
+
+    def __init__(
+        self, *, command: DriverRunner, github_actions: Callable[[], DriverRunner]
+    ) -> None:
+        self.command = command
+        self._make_github_actions = github_actions
+        self._github_actions: DriverRunner | None = None
+        self._lock = threading.Lock()
+
+    def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
+        runner = self.command if call.workflow is None else self.github_actions()
+        return runner.run(call, cancel=cancel)
+
+    def github_actions(self) -> DriverRunner:
+        with self._lock:
+            if self._github_actions is None:
+                self._github_actions = self._make_github_actions()
+            return self._github_actions

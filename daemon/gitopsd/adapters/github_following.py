@@ -1,0 +1,258 @@
+"""Following one dispatched workflow run: find it, poll it, conclude, or cancel it.
+
+Pipeline: execute -> `github_actions_driver` -> here -> `github_api`. A `Following` lives for one
+driver call: it dispatches, finds the run (by the id GitHub returned, else by the correlation id
+in its `run-name`), polls it with backoff until it completes, reads the `gitopsd-result`
+artifact, and on the call's timeout or cancel asks GitHub to cancel the run. Every wait goes
+through `Timing`, so tests run in milliseconds; cancel and timeout are checked between API
+requests. While following, an API that is down only delays the next poll: the run keeps going on
+GitHub and must not be lost. What happens is written to a short `RunLog`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from gitopsd.adapters import github_protocol
+from gitopsd.adapters.command_driver import describe_duration, redact
+from gitopsd.adapters.github_api import (
+    GitHubClient,
+    GitHubError,
+    GitHubUnavailableError,
+    WorkflowRun,
+)
+from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
+from gitopsd.model.manifests import GitHubActionsDriver
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Every wait of the driver, injectable so tests run in milliseconds."""
+
+    find_timeout: float = 120.0  # how long a dispatched run may take to show up in the list
+    find_interval: float = 2.0
+    poll_initial: float = 2.0  # first wait between polls of the run, doubling ...
+    poll_max: float = 30.0  # ... up to this
+    created_margin: float = 120.0  # runs created this long before the dispatch still count
+    wait_slice: float = 0.25  # how often cancel and timeout are checked while waiting
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+class RunNotFoundError(GitHubError):
+    """The dispatch was accepted, but no run carrying its correlation id appeared."""
+
+
+@dataclass
+class RunLog:
+    """The human log of one call: a line per event, with the seconds since the call began."""
+
+    started: float
+    clock: Callable[[], float]
+    lines: list[str] = field(default_factory=list)
+
+    def __call__(self, message: str) -> None:
+        self.lines.append(f"[{self.clock() - self.started:6.1f}s] {message}")
+
+    def text(self, *, limit: int, secrets: list[bytes]) -> str:
+        data = redact("\n".join(self.lines).encode() + b"\n", secrets)
+        if len(data) > limit:
+            omitted = len(data) - limit
+            half = limit // 2
+            data = data[:half] + f"\n[... {omitted} bytes omitted ...]\n".encode() + data[-half:]
+        return data.decode("utf-8", errors="replace")
+
+
+@dataclass
+class Following:
+    """One dispatch, from the request to the run's conclusion (or its cancellation)."""
+
+    call: DriverCall
+    driver: GitHubActionsDriver
+    client: GitHubClient
+    timing: Timing
+    cancel: CancelSignal | None
+    deadline: float
+    log: RunLog
+    run_url: str = ""
+    cancel_sent: bool = False
+
+    def execute(self, inputs: dict[str, str], *, correlation_id: str) -> DriverResult:
+        repository, workflow = self.driver.repository, self.driver.workflow
+        try:
+            since = self.timing.now() - timedelta(seconds=self.timing.created_margin)
+            dispatched = self.client.dispatch_workflow(
+                repository, workflow, ref=self.driver.ref, inputs=inputs
+            )
+            self.log(
+                f"dispatched {workflow} of {repository} on {self.driver.ref} "
+                f"(action {self.call.action}, correlation id {correlation_id})"
+            )
+            run_id = dispatched.workflow_run_id
+            self.run_url = dispatched.html_url or ""
+            if run_id is None:
+                found = self._find(correlation_id, since=since)
+                if isinstance(found, str):
+                    return self._stopped(found, None)
+                run_id = found
+            self.log(f"run {run_id}: {self.run_url or '(no URL yet)'}")
+            return self._follow(run_id)
+        except GitHubError as error:
+            self.log(f"failed: {error}")
+            return DriverResult(None, error=str(error))
+
+    # --- finding the run -------------------------------------------------------------------
+
+    def _find(self, correlation_id: str, *, since: datetime) -> int | str:
+        """The run's id, or why we stopped looking ("cancelled", "timed_out")."""
+        give_up = self.timing.monotonic() + self.timing.find_timeout
+        while True:
+            run = self._look_up(correlation_id, since=since)
+            if run is not None:
+                self.run_url = run.html_url or self.run_url
+                return run.id
+            if self.timing.monotonic() >= give_up:
+                raise RunNotFoundError(self._never_found(correlation_id))
+            stop = self._wait(min(self.timing.find_interval, give_up - self.timing.monotonic()))
+            if stop is not None:
+                late = self._look_up(correlation_id, since=since)
+                return stop if late is None else self._stop_found(stop, late)
+
+    def _look_up(self, correlation_id: str, *, since: datetime) -> WorkflowRun | None:
+        try:
+            runs = self.client.list_workflow_runs(
+                self.driver.repository,
+                self.driver.workflow,
+                event="workflow_dispatch",
+                created_since=since,
+            )
+        except GitHubUnavailableError as error:
+            self.log(f"GitHub API unavailable while looking for the run: {error}")
+            return None
+        return next((run for run in runs if _carries(run, correlation_id)), None)
+
+    def _stop_found(self, stop: str, run: WorkflowRun) -> str:
+        self.run_url = run.html_url or self.run_url
+        self._request_cancel(run.id)
+        return stop
+
+    def _never_found(self, correlation_id: str) -> str:
+        waited = describe_duration(self.timing.find_timeout)
+        return (
+            f"workflow run never found: {self.driver.workflow} of {self.driver.repository} was "
+            f"dispatched with correlation_id {correlation_id}, but no run whose name contains it "
+            f"appeared within {waited}; the workflow must set "
+            "`run-name: ... ${{ inputs.correlation_id }}` (see docs/github-actions-driver.md)"
+        )
+
+    # --- following it ----------------------------------------------------------------------
+
+    def _follow(self, run_id: int) -> DriverResult:
+        interval, status = self.timing.poll_initial, ""
+        while True:
+            run = self._poll(run_id)
+            if run is not None and run.status == "completed":
+                self.run_url = run.html_url or self.run_url
+                return self._conclude(run)
+            if run is not None and run.status != status:
+                status = run.status or ""
+                self.log(f"status: {status}")
+            stop = self._wait(interval)
+            if stop is not None:
+                return self._stopped(stop, run_id)
+            interval = min(interval * 2, self.timing.poll_max)
+
+    def _poll(self, run_id: int) -> WorkflowRun | None:
+        try:
+            return self.client.get_run(self.driver.repository, run_id)
+        except GitHubUnavailableError as error:  # the run goes on; so does following it
+            self.log(f"GitHub API unavailable, still following: {error}")
+            return None
+
+    def _conclude(self, run: WorkflowRun) -> DriverResult:
+        conclusion = run.conclusion or "unknown"
+        self.log(f"completed: {conclusion}")
+        if conclusion != "success":
+            return DriverResult(
+                None, error=f"workflow run {run.id} concluded {conclusion}: {self.run_url}"
+            )
+        try:
+            found = self._result(run.id)
+        except (github_protocol.ResultError, GitHubError) as error:
+            self.log(f"result artifact unusable: {error}")
+            return DriverResult(None, error=str(error))
+        if found is None:
+            outputs = {"conclusion": conclusion, "run_id": run.id, "run_url": self.run_url}
+            return DriverResult(0, outputs=outputs if self.call.action == "apply" else None)
+        exit_code, outputs = found
+        self.log(f"{github_protocol.RESULT_ARTIFACT}: exit code {exit_code}")
+        is_apply_output = self.call.action == "apply" and exit_code == 0
+        return DriverResult(exit_code, outputs=outputs if is_apply_output else None)
+
+    def _result(self, run_id: int) -> tuple[int, dict[str, object]] | None:
+        name = github_protocol.RESULT_ARTIFACT
+        artifacts = [
+            artifact
+            for artifact in self.client.list_run_artifacts(
+                self.driver.repository, run_id, name=name
+            )
+            if artifact.name == name
+        ]
+        if not artifacts:
+            return None
+        usable = [artifact for artifact in artifacts if not artifact.expired]
+        if not usable:
+            raise github_protocol.ResultError(f"{name} artifact of run {run_id} has expired")
+        limit = github_protocol.MAX_RESULT_ZIP
+        if usable[0].size_in_bytes > limit:
+            raise github_protocol.ResultError(f"{name} artifact: larger than {limit} bytes")
+        archive = self.client.download_artifact(
+            self.driver.repository, usable[0].id, max_bytes=limit
+        )
+        return github_protocol.parse_result(archive)
+
+    # --- stopping ---------------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> str | None:
+        """Sleep up to `seconds`; "cancelled" or "timed_out" if the call must stop."""
+        end = min(self.timing.monotonic() + seconds, self.deadline)
+        while True:
+            stop = self._stop_reason()
+            left = end - self.timing.monotonic()
+            if stop is not None or left <= 0:
+                return stop
+            self.timing.sleep(min(self.timing.wait_slice, left))
+
+    def _stop_reason(self) -> str | None:
+        if self.cancel is not None and self.cancel.is_set():
+            return "cancelled"
+        return "timed_out" if self.timing.monotonic() >= self.deadline else None
+
+    def _stopped(self, stop: str, run_id: int | None) -> DriverResult:
+        if run_id is not None:
+            self._request_cancel(run_id)
+        if self.cancel_sent:
+            aftermath = f"asked GitHub to cancel workflow run {self.run_url}".rstrip()
+        else:
+            aftermath = "the workflow run was not cancelled (it was not found or not reachable)"
+        if stop == "cancelled":
+            return DriverResult(None, cancelled=True, error=f"cancelled; {aftermath}")
+        limit = describe_duration(self.call.timeout)
+        return DriverResult(None, timed_out=True, error=f"timed out after {limit}; {aftermath}")
+
+    def _request_cancel(self, run_id: int) -> None:
+        try:
+            cancelled = self.client.cancel_run(self.driver.repository, run_id)
+        except GitHubError as error:
+            self.log(f"could not cancel run {run_id}: {error}")
+            return
+        self.cancel_sent = cancelled
+        self.log(f"cancel requested for run {run_id}" if cancelled else f"run {run_id} had ended")
+
+
+def _carries(run: WorkflowRun, correlation_id: str) -> bool:
+    return correlation_id in run.display_title or correlation_id in (run.name or "")

@@ -1,0 +1,257 @@
+"""The github-actions driver against the GitHub-shaped fake: dispatch, find, follow, stop."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.github.calls import CORRELATION, REVISION, make_call, make_runner
+from tests.github.fake_github import FakeGitHub
+from tests.github.fake_routes import FOREIGN_RUN_ID, answer, error
+from tests.github.fake_time import FakeTime
+
+
+@pytest.fixture
+def time() -> FakeTime:
+    return FakeTime()
+
+
+def test_dispatch_then_success_with_the_run_id_from_the_dispatch(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    assert result.succeeded, result.error
+    (run,) = fake_github.runs.values()
+    url = f"https://github.com/octo-org/infra/actions/runs/{run.id}"
+    assert result.outputs == {"conclusion": "success", "run_id": run.id, "run_url": url}
+    (dispatch,) = fake_github.dispatches()
+    assert dispatch.body["ref"] == "main"
+    assert dispatch.body["inputs"] == {
+        "region": "westeurope",
+        "nodes": "3",  # dispatch inputs are strings: other values as JSON
+        "environment": "dev",
+        "component": "net",
+        "action": "apply",
+        "revision": REVISION,
+        "correlation_id": CORRELATION,
+    }
+    assert fake_github.calls("GET", r"/runs$") == []  # no need to look for the run
+    assert time.slept == [2.0, 4.0]  # queued, in_progress, completed: backoff doubles
+    for expected in (f"run {run.id}: {url}", "status: queued", "status: in_progress"):
+        assert expected in result.output
+    assert "completed: success" in result.output
+
+
+def test_without_a_run_id_the_run_is_found_by_its_correlation_id(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.script.run_details = "no_content"
+    fake_github.script.appears_after_lists = 2
+    result = make_runner(fake_github, time, find_interval=1.5).run(make_call(fake_github))
+    assert result.succeeded, result.error
+    (run,) = fake_github.runs.values()
+    assert result.outputs is not None and result.outputs["run_id"] == run.id != FOREIGN_RUN_ID
+    listed = fake_github.calls("GET", r"/runs$")
+    assert len(listed) == 3 and time.slept[:2] == [1.5, 1.5]
+    assert listed[0].query["event"] == "workflow_dispatch"
+    assert listed[0].query["created"].startswith(">=20")
+
+
+@pytest.mark.parametrize("conclusion", ["failure", "cancelled", "timed_out", "startup_failure"])
+def test_every_conclusion_but_success_fails_with_the_run_url(
+    fake_github: FakeGitHub, time: FakeTime, conclusion: str
+) -> None:
+    fake_github.script.conclusion = conclusion
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    (run,) = fake_github.runs.values()
+    assert not result.succeeded and result.exit_code is None and not result.cancelled
+    assert result.error == (
+        f"workflow run {run.id} concluded {conclusion}: "
+        f"https://github.com/octo-org/infra/actions/runs/{run.id}"
+    )
+
+
+def test_our_timeout_cancels_the_run(fake_github: FakeGitHub, time: FakeTime) -> None:
+    fake_github.script.polls_queued = 1000
+    result = make_runner(fake_github, time).run(make_call(fake_github, timeout=45.0))
+    (run,) = fake_github.runs.values()
+    assert result.timed_out and not result.succeeded
+    assert result.error == (
+        "timed out after 45s; asked GitHub to cancel workflow run "
+        f"https://github.com/octo-org/infra/actions/runs/{run.id}"
+    )
+    assert len(fake_github.calls("POST", r"/cancel$")) == 1 and run.cancelled
+    assert sum(time.slept) == pytest.approx(45.0)
+    assert f"cancel requested for run {run.id}" in result.output
+
+
+def test_a_cancelled_call_cancels_the_run(fake_github: FakeGitHub, time: FakeTime) -> None:
+    fake_github.script.polls_queued = 1000
+
+    class CancelAfterTenSeconds:
+        def is_set(self) -> bool:
+            return time.now >= 1010.0
+
+    runner = make_runner(fake_github, time)
+    result = runner.run(make_call(fake_github), cancel=CancelAfterTenSeconds())
+    assert result.cancelled and not result.timed_out
+    assert result.error is not None and result.error.startswith("cancelled; asked GitHub")
+    assert len(fake_github.calls("POST", r"/cancel$")) == 1
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("token", "401 Bad credentials"),
+        ("workflow", "404 Not Found"),
+        ("inputs", 'Unexpected inputs provided: ["nodes", "region"]'),
+    ],
+)
+def test_client_errors_fail_at_once_without_retries(
+    fake_github: FakeGitHub, time: FakeTime, setup: str, expected: str
+) -> None:
+    env = {"GITHUB_TOKEN": "ghp_revoked000"} if setup == "token" else None
+    driver = {"workflow": "nope.yml"} if setup == "workflow" else {}
+    if setup == "inputs":
+        fake_github.workflows["gitopsd-component.yml"] = {
+            "environment",
+            "component",
+            "action",
+            "revision",
+            "correlation_id",
+        }
+    result = make_runner(fake_github, time, env=env).run(make_call(fake_github, **driver))
+    assert not result.succeeded and result.error is not None and expected in result.error
+    assert len(fake_github.dispatches()) == 1 and time.slept == []
+    assert "ghp_revoked000" not in result.error + result.output
+
+
+def test_rate_limits_of_both_kinds_then_success(fake_github: FakeGitHub, time: FakeTime) -> None:
+    used_up = error(403, "API rate limit exceeded for user ID 1.")
+    reset = str(int(time.epoch) + 5)
+    used_up.headers.update({"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset})
+    fake_github.fail("POST", r"/dispatches$", used_up)
+    fake_github.fail(
+        "GET", r"/runs/\d+$", answer(429, {"message": "Too Many Requests"}, retry_after="3")
+    )
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    assert result.succeeded, result.error
+    assert time.slept[:2] == [6.0, 3.0] and len(fake_github.dispatches()) == 2
+
+
+def test_server_errors_then_success(fake_github: FakeGitHub, time: FakeTime) -> None:
+    fake_github.fail("POST", r"/dispatches$", error(502, "Server Error"))
+    fake_github.fail("GET", r"/runs/\d+$", error(500, "Server Error"), error(503, "Unavailable"))
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    assert result.succeeded, result.error
+    assert len(fake_github.dispatches()) == 2 and len(fake_github.runs) == 1
+
+
+def test_an_outage_while_following_does_not_lose_the_run(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    # 5 failures give up one poll (30s deadline) and open the breaker (threshold 5), which
+    # then refuses a poll at once; its trials fail twice more before GitHub is back
+    fake_github.fail("GET", r"/runs/\d+$", *[error(500, "Server Error") for _ in range(7)])
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    assert result.succeeded, result.error
+    assert "GitHub API unavailable, still following" in result.output
+    assert "circuit breaker is open" in result.output
+    assert len(fake_github.dispatches()) == 1
+
+
+def test_a_run_that_never_appears_is_a_clear_error(fake_github: FakeGitHub, time: FakeTime) -> None:
+    fake_github.script.run_details = "no_content"
+    fake_github.script.run_name_has_correlation = False
+    result = make_runner(fake_github, time, find_timeout=20.0).run(make_call(fake_github))
+    assert not result.succeeded and result.error is not None
+    assert result.error.startswith("workflow run never found: gitopsd-component.yml of octo-org/")
+    assert f"correlation_id {CORRELATION}" in result.error and "within 20s" in result.error
+    assert "run-name" in result.error and fake_github.calls("POST", r"/cancel$") == []
+
+
+def test_too_many_or_too_large_inputs_are_refused_before_dispatching(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    runner = make_runner(fake_github, time)
+    many = runner.run(make_call(fake_github, inputs={f"in{i}": i for i in range(21)}))
+    assert many.error is not None and many.error.startswith("component net: 21 inputs:")
+    assert "GitHub accepts at most 25" in many.error
+    large = runner.run(make_call(fake_github, inputs={"blob": "x" * 70000, "small": "y"}))
+    assert large.error is not None and "GitHub accepts at most 65535" in large.error
+    assert "the largest is 'blob', 70000 characters" in large.error
+    assert fake_github.requests == []
+
+
+def test_a_missing_token_is_a_clear_error(fake_github: FakeGitHub, time: FakeTime) -> None:
+    result = make_runner(fake_github, time, env={"GH_PAT": ""}).run(
+        make_call(fake_github, token_env="GH_PAT")
+    )
+    assert result.error == (
+        "the github-actions driver of net needs a GitHub token in the environment variable "
+        "GH_PAT, which is not set or empty"
+    )
+    assert fake_github.requests == []
+
+
+def test_the_token_never_reaches_output_or_errors(fake_github: FakeGitHub, time: FakeTime) -> None:
+    token = fake_github.token
+    fake_github.fail("POST", r"/dispatches$", error(422, f"Input 'x' has value {token}"))
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    assert result.error is not None and "has value ***" in result.error
+    assert token not in result.error and token not in result.output
+    assert "has value ***" in result.output
+
+
+def test_the_result_artifact_gives_plan_its_exit_code_2(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.script.result = {"exit_code": 2, "outputs": {"ignored": True}}
+    result = make_runner(fake_github, time).run(make_call(fake_github, action="plan"))
+    assert (result.exit_code, result.error, result.outputs) == (2, None, None)
+    assert "gitopsd-result: exit code 2" in result.output
+    assert "authorization" not in fake_github.calls("GET", r"^/_storage/")[0].headers
+
+
+def test_the_result_artifact_gives_apply_its_outputs(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.script.result = {"exit_code": 0, "outputs": {"vnet_id": "vnet-1", "size": 3}}
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    assert result.succeeded and result.outputs == {"vnet_id": "vnet-1", "size": 3}
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ({"exit_code": "two"}, "exit_code must be a whole number, got 'two'"),
+        ({"exit_code": 0, "outputs": [1]}, "outputs must be a JSON object"),
+    ],
+)
+def test_an_unusable_result_artifact_fails_the_call(
+    fake_github: FakeGitHub, time: FakeTime, result: dict[str, Any], expected: str
+) -> None:
+    fake_github.script.result = result
+    done = make_runner(fake_github, time).run(make_call(fake_github))
+    assert not done.succeeded and done.error == f"gitopsd-result artifact: result.json: {expected}"
+
+
+def test_an_expired_result_artifact_fails_the_call(fake_github: FakeGitHub, time: FakeTime) -> None:
+    fake_github.script.result = {"exit_code": 0}
+    fake_github.script.artifact_expired = True
+    done = make_runner(fake_github, time).run(make_call(fake_github))
+    (run,) = fake_github.runs.values()
+    assert done.error == f"gitopsd-result artifact of run {run.id} has expired"
+
+
+def test_the_output_is_capped(fake_github: FakeGitHub, time: FakeTime) -> None:
+    fake_github.script.polls_queued = 10
+    runner = make_runner(fake_github, time)
+    runner.max_output = 300
+    fake_github.fail("GET", r"/runs/\d+$", *[error(500, "x" * 50) for _ in range(5)])
+    result = runner.run(make_call(fake_github))
+    assert result.succeeded and "bytes omitted" in result.output
+    assert len(result.output.encode()) < 400
+    assert json.dumps(result.outputs)  # still a JSON-able outputs object

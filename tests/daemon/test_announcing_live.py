@@ -14,6 +14,7 @@ from gitopsd.runtime.announcing import Delivery
 from gitopsd.runtime.daemon import Daemon
 from tests.daemon.conftest import InProcess, StartDaemon, eventually, status
 from tests.daemon.harness import metric
+from tests.github.fake_github import FakeGitHub
 from tests.runtime.receiver import Receiver, serving
 from tests.runtime.statuses import RecordingStatuses
 from tests.runtime.test_apply_runs import layered
@@ -132,3 +133,29 @@ def test_serve_reads_the_url_from_its_environment_and_never_logs_it(
         ) == 1,
         what="the delivery to be counted",
     )  # fmt: skip
+
+
+def test_serve_sets_commit_statuses_on_github_in_order(
+    world: World, daemon: StartDaemon, fake_github: FakeGitHub
+) -> None:
+    """The whole path: `gitopsd serve` configured by its environment, the real GitHub client,
+    GitHub's statuses endpoint (here the fake's, with GitHub's shapes and auth checks)."""
+    head = world.commit(layered())
+    served = daemon(
+        "--poll-interval",
+        "1h",
+        "--log-format",
+        "json",
+        GITOPSD_GITHUB_REPOSITORY="octo-org/infra",
+        GITOPSD_GITHUB_TOKEN=fake_github.token,
+        GITOPSD_GITHUB_API_URL=fake_github.url,
+        GITOPSD_PUBLIC_URL=PUBLIC,
+    )
+    served.wait_for(lambda: len(fake_github.statuses) == 2, what="two commit statuses")
+    run_id = served.get("/api/v1/runs").json()["runs"][0]["id"]
+    assert [(s["sha"], s["context"], s["state"]) for s in fake_github.statuses] == [
+        (head, "gitopsd/dev", "pending"),
+        (head, "gitopsd/dev", "success"),
+    ]
+    assert {s["target_url"] for s in fake_github.statuses} == {f"{PUBLIC}/api/v1/runs/{run_id}"}
+    assert fake_github.token not in served.logs()

@@ -146,7 +146,7 @@ class Following:
             f"workflow run never found: {self.driver.workflow} of {self.driver.repository} was "
             f"dispatched with correlation_id {correlation_id}, but no run whose name contains it "
             f"appeared within {waited}; the workflow must set "
-            "`run-name: ... ${{ inputs.correlation_id }}` (see docs/github-actions-driver.md)"
+            "`run-name: ... ${{ inputs.correlation_id }}` (see docs/github-actions.md)"
         )
 
     # --- following it ----------------------------------------------------------------------

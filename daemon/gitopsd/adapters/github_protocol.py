@@ -1,7 +1,7 @@
 """What gitopsd sends a dispatched workflow (its inputs) and reads back (the result artifact).
 
 Pipeline: execute -> `github_actions_driver`. This is the github-actions counterpart of the
-command protocol (SPEC section 4), documented in docs/github-actions-driver.md:
+command protocol (SPEC section 4), documented in docs/github-actions.md:
 
 - inputs: each rendered input as its own workflow input, strings as they are and other values
   as compact JSON (dispatch inputs are strings), plus `environment`, `component`, `action`,

@@ -10,6 +10,7 @@ import click
 from pydantic import ValidationError
 
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail
+from gitopsd.runtime.commit_statuses import CommitStatuses
 
 log = logging.getLogger("gitopsd.serve")
 
@@ -84,9 +85,7 @@ def serve(
     if not once:
         auth.check_listen_allowed(host, tokens.present)
     with context.workspace() as workspace:
-        # github: the factory of the GitHub REST client (api_url, token), which implements
-        # commit_statuses.CommitStatuses; None until that client is part of gitopsd
-        delivery = announcing.delivery_from(settings, github=None)
+        delivery = announcing.delivery_from(settings, github=_github_client)
         daemon = Daemon(
             workspace,
             jobs=BackgroundJobs(),
@@ -128,3 +127,11 @@ def _settings_error(error: Exception) -> str:
 
 def register(cli: click.Group) -> None:
     cli.add_command(serve)
+
+
+def _github_client(api_url: str, token: str) -> CommitStatuses:
+    """The GitHub REST client, imported only where commit statuses are configured: httpx
+    costs the idle daemon memory it otherwise never needs."""
+    from gitopsd.adapters.github_api import GitHubClient
+
+    return GitHubClient(api_url, token)

@@ -63,7 +63,8 @@ def check_env_names(env: dict[str, str]) -> dict[str, str]:
 
 
 def check_env_name(value: str) -> str:
-    """The name of one environment variable (of the daemon's environment, for a secret)."""
+    """The name of one environment variable of the daemon's: where a secret (a token, a
+    webhook URL) is read from."""
     if not ENV_NAME.match(value):
         raise ValueError(f"environment variable name {value!r}: use letters, digits and '_'")
     return value
@@ -72,13 +73,6 @@ def check_env_name(value: str) -> str:
 def check_github_repository(value: str) -> str:
     if not GITHUB_REPOSITORY.match(value):
         raise ValueError(f"repository {value!r}: use owner/name, as in octo-org/infra")
-    return value
-
-
-def check_env_name(value: str) -> str:
-    """The name of one environment variable (e.g. the one a token is read from)."""
-    if not ENV_NAME.match(value):
-        raise ValueError(f"environment variable name {value!r}: use letters, digits and '_'")
     return value
 
 

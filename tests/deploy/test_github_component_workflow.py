@@ -48,3 +48,9 @@ def test_the_run_name_carries_the_correlation_id_and_the_result_is_uploaded() ->
     assert upload["with"]["name"] == github_protocol.RESULT_ARTIFACT
     assert upload["with"]["path"].endswith("/" + github_protocol.RESULT_FILE)
     assert upload["if"] == "always()"
+
+
+def test_the_action_choices_are_every_action_the_driver_dispatches() -> None:
+    """plan, apply, destroy and the drift check; a health probe is never dispatched."""
+    action = load()["on"]["workflow_dispatch"]["inputs"]["action"]
+    assert action["options"] == ["plan", "apply", "destroy", "check"]

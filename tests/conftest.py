@@ -9,6 +9,8 @@ import pytest
 
 from tests.gitrepos import commit_files
 
+pytest_plugins = ("tests.postgres",)  # postgres_server, postgres_url
+
 CommitFiles = Callable[..., str]
 
 

@@ -126,7 +126,7 @@ class PostgresServer:
     def create_database(self) -> str:
         name = f"test_{os.getpid()}_{next(self._names)}"
         with self.admin() as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
+            connection.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
         return name
 
     def drop_database(self, name: str) -> None:

@@ -42,7 +42,7 @@ def serve(
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
     from gitopsd.api import auth, server
-    from gitopsd.runtime import logs
+    from gitopsd.runtime import leadership, logs
     from gitopsd.runtime.daemon import Daemon
     from gitopsd.runtime.settings import DaemonSettings
 
@@ -59,13 +59,21 @@ def serve(
     if not once:
         auth.check_listen_allowed(host, tokens.present)
     with context.workspace() as workspace:
-        daemon = Daemon(workspace, jobs=BackgroundJobs(), poll_interval=settings.poll_interval)
         if once:
+            daemon = Daemon(workspace, jobs=BackgroundJobs(), poll_interval=settings.poll_interval)
             sys.exit(EXIT_OK if daemon.run_once() else EXIT_FAILED)
-        daemon.start()
+        terms = leadership.terms(
+            workspace,
+            make_daemon=lambda ws: Daemon(
+                ws, jobs=BackgroundJobs(), poll_interval=settings.poll_interval
+            ),
+            poll=settings.leader_poll,
+            timeout=settings.leader_timeout,
+        )
+        terms.start()  # leads at once on its own store; stands by while another daemon leads
         secret = settings.webhook_secret
         app = api_app.create_app(
-            daemon,
+            terms,
             tokens=tokens,
             webhook_secret=secret.get_secret_value().encode() if secret else None,
             max_body=settings.max_body,
@@ -76,11 +84,11 @@ def serve(
             signals.append(signum)
             if len(signals) > 1:  # a second signal while winding down: stop the drivers now
                 log.warning("second stop signal: stopping the drivers now")
-                workspace.interrupted.set()
+                terms.interrupt()
 
         server.serve(app, host=host, port=port, on_signal=on_signal)
         log.info("stopping: running steps get %.0fs to finish", settings.shutdown_grace)
-        daemon.stop(grace=settings.shutdown_grace)
+        terms.stop(grace=settings.shutdown_grace)
         log.info("stopped")
     sys.exit(EXIT_OK)
 

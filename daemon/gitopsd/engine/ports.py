@@ -91,6 +91,35 @@ class FencedError(BaseException):
     current leader to resume."""
 
 
+@dataclass(frozen=True)
+class Term:
+    """One process's lead of the daemons sharing a store: its epoch, and who led before it
+    (None: nobody ever did)."""
+
+    epoch: int
+    previous: str | None
+
+
+class Election(Protocol):
+    """The campaign of `holder` for the lead (see `runtime.leadership`)."""
+
+    holder: str
+
+    def campaign(self) -> Term | None:
+        """Try once to lead; None while another process leads or the store does not answer."""
+        ...
+
+    def confirm(self, epoch: int) -> bool:
+        """Whether this process still leads at `epoch` (called every heartbeat)."""
+        ...
+
+    def leader(self) -> str | None:
+        """Who leads now, if anyone."""
+        ...
+
+    def resign(self) -> None: ...
+
+
 class StateStore(Protocol):
     """Durable state. Each method is atomic on its own; calls made inside `transaction()`
     (from the same thread) commit or roll back together. A store shared by several daemons

@@ -25,8 +25,20 @@ class DaemonSettings(BaseSettings):
         30.0, ge=0, description="Seconds running steps get to finish after SIGTERM."
     )
     max_body: int = Field(1_048_576, gt=0, description="Largest request body, in bytes.")
+    leader_poll: float = Field(
+        2.0, gt=0, description="Seconds between a standby's tries to lead (PostgreSQL store)."
+    )
+    leader_timeout: float = Field(
+        10.0,
+        ge=0.5,
+        description="Seconds a silent leader keeps the lead before PostgreSQL ends its session;"
+        " a leader confirms its lead four times as often. Failover takes at most this plus"
+        " leader_poll (a leader that dies with its host still up: leader_poll).",
+    )
 
-    @field_validator("poll_interval", "shutdown_grace", mode="before")
+    @field_validator(
+        "poll_interval", "shutdown_grace", "leader_poll", "leader_timeout", mode="before"
+    )
     @classmethod
     def _duration(cls, value: object) -> object:
         if isinstance(value, str):

@@ -146,7 +146,11 @@ class Terms:
         if because is None and self._election.confirm(term.epoch):
             return
         reason = because or "the leader's session to the database ended or a newer epoch exists"
-        log.error("no longer leading (epoch %d): %s; stopping this term's work", term.epoch, reason)
+        log.error(
+            "fenced out: no longer leading at epoch %d (%s); stopping this term's work",
+            term.epoch,
+            reason,
+        )
         self._election.resign()
         leading = self._daemon
         self._term = None

@@ -47,6 +47,12 @@ class DaemonProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *extra: str) -> DaemonProcess:
+        self.launch(*extra)
+        self.wait_for(lambda: self._answers("/healthz"), what="the daemon to answer")
+        return self
+
+    def launch(self, *extra: str) -> DaemonProcess:
+        """Start the process without waiting for it to answer."""
         env = {
             **os.environ,
             "TEST_JOURNAL": str(self.world.journal_path),
@@ -65,7 +71,6 @@ class DaemonProcess:
             self.process = subprocess.Popen(
                 command, cwd=self.world.root, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        self.wait_for(lambda: self._answers("/healthz"), what="the daemon to answer")
         return self
 
     def _answers(self, path: str) -> bool:

@@ -52,8 +52,8 @@ def commit_components(world: World) -> None:
 
 @pytest.fixture
 def pair(world: World, postgres_url: str) -> Iterator[Pair]:
-    """`pair()` starts two daemons on the database, the first one leading; both are killed
-    (with any driver they left) at the end."""
+    """`pair()` starts two daemons on the database and returns the leader and the standby;
+    both are killed (with any driver they left) at the end."""
     started: list[DaemonProcess] = []
 
     def start() -> tuple[DaemonProcess, DaemonProcess]:
@@ -65,12 +65,12 @@ def pair(world: World, postgres_url: str) -> Iterator[Pair]:
                 GITOPSD_LEADER_POLL=str(LEADER_POLL),
                 GITOPSD_LEADER_TIMEOUT=str(LEADER_TIMEOUT),
             )
-            started.append(process)
-            process.start(*SLOW_POLL)
-            process.wait_for(process.ready, what=f"daemon {name} to be ready")
-            if name == "a":
-                process.wait_for(lambda p=process: role(p) == "leader", what="a to lead")
-        return started[0], started[1]
+            started.append(process.launch(*SLOW_POLL))
+        for process in started:
+            process.wait_for(process.ready, what="the daemons to be ready")
+        roles = {role(process): process for process in started}
+        assert sorted(roles) == ["leader", "standby"], roles
+        return roles["leader"], roles["standby"]
 
     yield start
     for process in started:
@@ -185,7 +185,7 @@ def test_a_database_restart_mid_run_loses_nothing_and_the_run_finishes(
 def test_a_frozen_leader_is_fenced_out_and_records_nothing_when_it_wakes(
     world: World, pair: Pair, postgres_url: str
 ) -> None:
-    world.control(sleep={"k8s:apply": 3.0})
+    world.control(sleep={"k8s:apply": 2.0})
     leader, standby = pair()
     commit_components(world)
     leader.wait_for(lambda: applying(leader, "k8s"), what="k8s to be applying")
@@ -202,7 +202,7 @@ def test_a_frozen_leader_is_fenced_out_and_records_nothing_when_it_wakes(
     leader.wait_for(lambda: "fenced out" in leader.logs(), what="the old leader to step down")
     leader.wait_for(lambda: role(leader) == "standby", what="the old leader to stand by")
     assert readyz(leader)["leader"] == readyz(standby)["leader"]
-    time.sleep(3.5)  # longer than the frozen driver had left to run
-    assert sorted(world.calls()) == ALL  # its driver was stopped: nothing applied twice
+    leader.wait_for(lambda: not children(leader), what="the frozen driver to be stopped")
+    assert sorted(world.calls()) == ALL  # it was stopped before it finished: nothing twice
     assert stored(postgres_url) == settled  # and nothing recorded
     assert the_run(postgres_url)[1] == "succeeded"

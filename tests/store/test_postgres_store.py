@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -284,7 +285,9 @@ def test_a_reader_following_ids_never_skips_an_event(store: PostgresStore) -> No
     for writer in writers:
         writer.start()
     seen: list[int] = []
+    deadline = time.monotonic() + 60
     while any(writer.is_alive() for writer in writers) or len(seen) < 100:
+        assert time.monotonic() < deadline, [writer.exitcode for writer in writers]
         batch = store.list_events_after(seen[-1] if seen else 0, limit=7)
         seen += [e.id or 0 for e in batch]
         assert len(seen) <= 100

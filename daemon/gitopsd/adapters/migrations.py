@@ -17,6 +17,7 @@ The upserts that write whole rows live here too, since they spell out the tables
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -169,6 +170,30 @@ INSERT_APPROVAL = (
 )
 UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
 UPSERT_CURSOR = _upsert("cursors", ("name",), ("value",))
+
+
+# How values become columns, the same in both stores.
+
+
+def utc(moment: datetime) -> datetime:
+    if moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment.isoformat()}: the state store keeps UTC times")
+    return moment.astimezone(UTC)
+
+
+def stamp(moment: datetime) -> str:
+    """Fixed-width UTC ISO-8601 (`2024-05-01T12:00:00.000000+00:00`), so text order is time."""
+    return utc(moment).isoformat(timespec="microseconds")
+
+
+def where(filters: Mapping[str, object], *, mark: str = "?") -> tuple[str, list[object]]:
+    """` WHERE a = ? AND b = ?` for the filters that are set (`mark`: the driver's placeholder,
+    `%s` for PostgreSQL); the keys are literal columns, every value a bound parameter."""
+    chosen = {column: value for column, value in filters.items() if value is not None}
+    if not chosen:
+        return "", []
+    condition = " AND ".join(f"{column} = {mark}" for column in chosen)
+    return " WHERE " + condition, list(chosen.values())
 
 
 def recorded_version(connection: sqlite3.Connection) -> int:

@@ -33,7 +33,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gitopsd.adapters import migrations
-from gitopsd.adapters.sqlite_store import StoreError, _stamp, _utc, _where
+from gitopsd.adapters.sqlite_store import StoreError
 from gitopsd.engine.ports import FencedError
 from gitopsd.model.state import (
     ApprovalRecord,
@@ -148,7 +148,12 @@ class PostgresStore:
         return self._all(EnvironmentState, "SELECT record FROM environments ORDER BY name")
 
     def save_environment(self, state: EnvironmentState) -> None:
-        row = (state.name, state.status.value, _stamp(state.updated_at), state.model_dump_json())
+        row = (
+            state.name,
+            state.status.value,
+            migrations.stamp(state.updated_at),
+            state.model_dump_json(),
+        )
         self._execute(_UPSERT_ENVIRONMENT, row)
 
     # components
@@ -163,7 +168,9 @@ class PostgresStore:
 
     def save_component(self, state: ComponentState) -> None:
         row = (state.environment, state.name, state.status.value, state.drift.value)
-        self._execute(_UPSERT_COMPONENT, (*row, _stamp(state.updated_at), state.model_dump_json()))
+        self._execute(
+            _UPSERT_COMPONENT, (*row, migrations.stamp(state.updated_at), state.model_dump_json())
+        )
 
     def delete_component(self, environment: str, name: str) -> None:
         sql = "DELETE FROM components WHERE environment = %s AND name = %s"
@@ -174,7 +181,9 @@ class PostgresStore:
     def save_run(self, run: Run) -> None:
         row = (run.id, run.environment, run.action.value, run.status.value)
         finished = int(run.status.is_finished)
-        self._execute(_UPSERT_RUN, (*row, finished, _stamp(run.created_at), run.model_dump_json()))
+        self._execute(
+            _UPSERT_RUN, (*row, finished, migrations.stamp(run.created_at), run.model_dump_json())
+        )
 
     def get_run(self, run_id: str) -> Run | None:
         return self._one(Run, "SELECT record FROM runs WHERE id = %s", run_id)
@@ -199,7 +208,7 @@ class PostgresStore:
     # the audit trail: append-only; ids visible in order (see the module docstring)
 
     def append_event(self, event: Event) -> Event:
-        row = (_stamp(event.at), event.environment, event.run_id, event.kind)
+        row = (migrations.stamp(event.at), event.environment, event.run_id, event.kind)
         params = (*row, event.model_dump_json(exclude={"id"}))
 
         def append(connection: Connection) -> int:
@@ -230,7 +239,12 @@ class PostgresStore:
     # approvals: people's acts, valid whoever records them, so never fenced
 
     def add_approval(self, approval: ApprovalRecord) -> bool:
-        row = (approval.environment, approval.revision, approval.approver, _stamp(approval.at))
+        row = (
+            approval.environment,
+            approval.revision,
+            approval.approver,
+            migrations.stamp(approval.at),
+        )
         params = (*row, approval.model_dump_json())
 
         def insert(connection: Connection) -> bool:
@@ -255,9 +269,9 @@ class PostgresStore:
     ) -> bool:
         """Take or renew the lease until `now + ttl`. Succeeds when it is free, expired, held
         by `holder` already, or held by `takeover` (a holder known to be dead)."""
-        now = _utc(now)
-        expires = _stamp(now + timedelta(seconds=ttl))
-        params = (environment, holder, expires, _stamp(now), holder, takeover)
+        now = migrations.utc(now)
+        expires = migrations.stamp(now + timedelta(seconds=ttl))
+        params = (environment, holder, expires, migrations.stamp(now), holder, takeover)
 
         def take(connection: Connection) -> bool:
             return connection.execute(_TAKE_LEASE, params).fetchone() is not None
@@ -271,7 +285,7 @@ class PostgresStore:
     def lease_holder(self, environment: str, *, now: datetime) -> str | None:
         sql = "SELECT holder, expires_at FROM leases WHERE environment = %s"
         rows = self._rows(sql, (environment,))
-        if not rows or datetime.fromisoformat(rows[0][1]) <= _utc(now):
+        if not rows or datetime.fromisoformat(rows[0][1]) <= migrations.utc(now):
             return None
         return str(rows[0][0])
 
@@ -394,7 +408,7 @@ def migrate(connection: Connection) -> None:
                     connection.execute(migrations.for_postgresql(statement))
                 connection.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
-                    (migration.version, _stamp(datetime.now().astimezone())),
+                    (migration.version, migrations.stamp(datetime.now().astimezone())),
                 )
     finally:
         connection.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, MIGRATION_LOCK))
@@ -407,8 +421,7 @@ def _first(row: tuple[Any, ...] | None) -> Any:
 
 
 def _filters(filters: dict[str, object]) -> tuple[str, list[object]]:
-    where, params = _where(filters)
-    return where.replace("?", "%s"), params
+    return migrations.where(filters, mark="%s")
 
 
 def _events(rows: list[tuple[Any, ...]]) -> list[Event]:

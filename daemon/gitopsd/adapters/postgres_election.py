@@ -18,6 +18,7 @@ that one runs work. The pieces:
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,10 +45,17 @@ class PostgresElection:
         self._url = url
         self._timeout = timeout
         self._connection: Connection | None = None
+        # the campaign's thread and the API's (asking who leads) share the one session: never
+        # two sessions, or the lock could stay with one the campaign no longer looks at
+        self._lock = threading.RLock()
 
     def campaign(self) -> Term | None:
         """Try once to lead: the lock, then a new epoch. None while another process leads
         or the database does not answer."""
+        with self._lock:
+            return self._campaign()
+
+    def _campaign(self) -> Term | None:
         try:
             connection = self._connect()
             won = connection.execute(
@@ -64,6 +72,10 @@ class PostgresElection:
     def confirm(self, epoch: int) -> bool:
         """Whether this process still leads at `epoch`: its lock session answers and no newer
         epoch exists. Called often enough, it also keeps the session from timing out."""
+        with self._lock:
+            return self._confirm(epoch)
+
+    def _confirm(self, epoch: int) -> bool:
         if self._connection is None:
             return False
         try:
@@ -78,6 +90,10 @@ class PostgresElection:
 
     def leader(self) -> str | None:
         """Who leads now: the holder elected last, while some session holds the lock."""
+        with self._lock:
+            return self._leader()
+
+    def _leader(self) -> str | None:
         try:
             row = self._connect().execute(_LEADER, (LEADERSHIP_ROW, LOCK_SPACE, LEADER_LOCK))
             found = row.fetchone()
@@ -88,12 +104,13 @@ class PostgresElection:
 
     def resign(self) -> None:
         """End the session (and so the lock, if held)."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                connection.close()
-            except psycopg.Error as error:
-                log.debug("closing the election session: %s", error)
+        with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                try:
+                    connection.close()
+                except psycopg.Error as error:
+                    log.debug("closing the election session: %s", error)
 
     def _connect(self) -> Connection:
         if self._connection is not None and not self._connection.closed:

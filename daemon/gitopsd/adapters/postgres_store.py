@@ -60,9 +60,10 @@ _PARAMETER_PASSWORD = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
 
 
 def connection_options(*, application: str, keepalive: float = 10.0) -> dict[str, Any]:
-    """libpq options of every connection: a name in pg_stat_activity, a bounded connect, and
-    TCP keepalives, so a connection to a vanished server fails in ~2 x `keepalive` seconds
-    instead of hanging until the kernel gives up."""
+    """libpq options of every connection: a name in pg_stat_activity, a bounded connect, TCP
+    keepalives (an idle connection to a vanished server fails in ~2 x `keepalive` seconds) and
+    a TCP user timeout (so does one waiting for an answer, instead of retransmitting for many
+    minutes until the kernel gives up)."""
     idle = max(1, round(keepalive))
     return {
         "application_name": application,
@@ -71,6 +72,7 @@ def connection_options(*, application: str, keepalive: float = 10.0) -> dict[str
         "keepalives_idle": idle,
         "keepalives_interval": max(1, idle // 3),
         "keepalives_count": 3,
+        "tcp_user_timeout": idle * 1000,
     }
 
 

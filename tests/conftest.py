@@ -10,6 +10,8 @@ import pytest
 from tests.github.conftest import fake_github  # noqa: F401 - the fixture, for every test
 from tests.gitrepos import commit_files
 
+pytest_plugins = ("tests.postgres",)  # postgres_server, postgres_url
+
 CommitFiles = Callable[..., str]
 
 

@@ -12,6 +12,7 @@ from gitopsd.runtime.control import (
     Control,
     Identity,
     RequestRefusedError,
+    StandbyError,
     UnknownEnvironmentError,
 )
 
@@ -56,7 +57,8 @@ class FakeControl:
             {"id": "run-1", "environment": "dev", "status": "succeeded", "steps": [{"n": 1}]},
         ]
         self.ready: tuple[bool, str] = (True, "")
-        self.refuse_run: RequestRefusedError | None = None
+        self.role: dict[str, Any] = {"role": "leader", "leader": "host:1:abc"}
+        self.refuse_run: RequestRefusedError | StandbyError | None = None
         self.refuse_approval: RequestRefusedError | None = None
         self.crash: Exception | None = None
         self.tracked_branch = branch
@@ -72,6 +74,10 @@ class FakeControl:
     def is_ready(self) -> tuple[bool, str]:
         self._record("is_ready")
         return self.ready
+
+    def leadership(self) -> dict[str, Any]:
+        self._record("leadership")
+        return self.role
 
     def status(self, environment: str | None = None) -> dict[str, Any]:
         self._record("status", environment)

@@ -3,7 +3,7 @@ test_auth_matrix's concern); and that no call into the daemon blocks the event l
 
 from __future__ import annotations
 
-from gitopsd.runtime.control import Identity
+from gitopsd.runtime.control import Identity, StandbyError
 from tests.api.conftest import TestClient
 from tests.api.fake_control import PROMETHEUS_TYPE, FakeControl
 
@@ -14,16 +14,48 @@ def test_healthz_needs_nothing_from_the_daemon(client: TestClient, fake: FakeCon
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
 
 
-def test_readyz_says_ready(client: TestClient) -> None:
+def test_readyz_says_ready_and_who_leads(client: TestClient) -> None:
     response = client.get("/readyz")
-    assert (response.status_code, response.json()) == (200, {"ready": True})
+    assert (response.status_code, response.json()) == (
+        200,
+        {"ready": True, "role": "leader", "leader": "host:1:abc"},
+    )
+
+
+def test_a_ready_standby_is_ready_and_names_the_leader(
+    client: TestClient, fake: FakeControl
+) -> None:
+    fake.role = {"role": "standby", "leader": "other:2:def"}
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"ready": True, "role": "standby", "leader": "other:2:def"}
 
 
 def test_readyz_is_503_with_the_reason(client: TestClient, fake: FakeControl) -> None:
     fake.ready = (False, "the state store does not answer")
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"ready": False, "reason": "the state store does not answer"}
+    assert response.json() == {
+        "ready": False,
+        "reason": "the state store does not answer",
+        "role": "leader",
+        "leader": "host:1:abc",
+    }
+
+
+def test_work_sent_to_a_standby_is_503_naming_the_leader(
+    client: TestClient, fake: FakeControl
+) -> None:
+    fake.refuse_run = StandbyError(
+        "this gitopsd is a standby and takes no work; the leader is other:2:def",
+        leader="other:2:def",
+    )
+    response = client.post("/api/v1/environments/dev/runs", json={"action": "apply"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == {
+        "error": "this gitopsd is a standby and takes no work; the leader is other:2:def"
+    }
 
 
 def test_metrics_are_the_daemons_exposition(client: TestClient) -> None:
@@ -119,5 +151,5 @@ def test_no_daemon_call_runs_on_the_event_loop(client: TestClient, fake: FakeCon
     client.post("/api/v1/environments/dev/drift")
     client.post("/api/v1/environments/dev/approvals")
     methods = {call.method for call in fake.calls}
-    assert len(methods) == 9  # every Control method but request_fetch (see test_webhooks)
+    assert len(methods) == 10  # every Control method but request_fetch (see test_webhooks)
     assert [call.method for call in fake.calls if call.on_event_loop] == []

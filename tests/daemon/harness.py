@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,38 +24,53 @@ def free_port() -> int:
 
 
 class DaemonProcess:
-    """`gitopsd serve` on `world`'s repository (or `repo`, e.g. a file:// URL)."""
+    """`gitopsd serve` on `world`'s repository (or `repo`, e.g. a file:// URL), with its data
+    in `data` (default `world.root / "data"`) and its state at `state` (default SQLite there)."""
 
-    def __init__(self, world: World, *, repo: str | None = None, **env: str) -> None:
+    def __init__(
+        self,
+        world: World,
+        *,
+        repo: str | None = None,
+        state: str | None = None,
+        data: Path | None = None,
+        **env: str,
+    ) -> None:
         self.world = world
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = world.root / f"daemon-{self.port}.log"
         self._repo = repo or str(world.repo)
+        self.data = data or world.root / "data"
+        self.state = state or f"sqlite:///{self.data / 'state.db'}"
         self._env = env
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *extra: str) -> DaemonProcess:
+        self.launch(*extra)
+        self.wait_for(lambda: self._answers("/healthz"), what="the daemon to answer")
+        return self
+
+    def launch(self, *extra: str) -> DaemonProcess:
+        """Start the process without waiting for it to answer."""
         env = {
             **os.environ,
             "TEST_JOURNAL": str(self.world.journal_path),
             "TEST_CONTROL": str(self.world.control_path),
             **self._env,
         }
-        data = self.world.root / "data"
         command = [
             sys.executable, "-m", "gitopsd", "serve",
             "--listen", f"127.0.0.1:{self.port}",
             "--repo", self._repo,
-            "--data-dir", str(data),
-            "--state", f"sqlite:///{data / 'state.db'}",
+            "--data-dir", str(self.data),
+            "--state", self.state,
             *extra,
         ]  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command, cwd=self.world.root, env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        self.wait_for(lambda: self._answers("/healthz"), what="the daemon to answer")
         return self
 
     def _answers(self, path: str) -> bool:

@@ -17,6 +17,13 @@ import time
 from pathlib import Path
 
 
+def work(seconds: float) -> None:
+    """Sleep in slices, so that time spent stopped (SIGSTOP) does not count as work done."""
+    for _ in range(int(seconds / 0.05)):
+        time.sleep(0.05)
+    time.sleep(seconds % 0.05)
+
+
 def main() -> int:
     action = sys.argv[1]
     component = os.environ["GITOPSD_COMPONENT"]
@@ -31,7 +38,7 @@ def main() -> int:
         marker.write_text("")
         os.kill(os.getppid(), signal.SIGKILL)  # gitopsd dies with this step recorded running
         return 1
-    time.sleep(control.get("sleep", {}).get(key, 0))
+    work(control.get("sleep", {}).get(key, 0))
     tries = (
         sum(1 for line in journal.read_text().splitlines() if json.loads(line)["key"] == key)
         if journal.exists()

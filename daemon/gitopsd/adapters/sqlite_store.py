@@ -23,8 +23,8 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -145,7 +145,12 @@ class SqliteStore:
         return self._all(EnvironmentState, "SELECT record FROM environments ORDER BY name")
 
     def save_environment(self, state: EnvironmentState) -> None:
-        row = (state.name, state.status.value, _stamp(state.updated_at), state.model_dump_json())
+        row = (
+            state.name,
+            state.status.value,
+            migrations.stamp(state.updated_at),
+            state.model_dump_json(),
+        )
         self._write(migrations.UPSERT_ENVIRONMENT, *row)
 
     # components
@@ -162,7 +167,7 @@ class SqliteStore:
         self._write(
             migrations.UPSERT_COMPONENT,
             *(state.environment, state.name, state.status.value, state.drift.value),
-            *(_stamp(state.updated_at), state.model_dump_json()),
+            *(migrations.stamp(state.updated_at), state.model_dump_json()),
         )
 
     def delete_component(self, environment: str, name: str) -> None:
@@ -174,20 +179,20 @@ class SqliteStore:
         self._write(
             migrations.UPSERT_RUN,
             *(run.id, run.environment, run.action.value, run.status.value),
-            *(int(run.status.is_finished), _stamp(run.created_at), run.model_dump_json()),
+            *(int(run.status.is_finished), migrations.stamp(run.created_at), run.model_dump_json()),
         )
 
     def get_run(self, run_id: str) -> Run | None:
         return self._one(Run, "SELECT record FROM runs WHERE id = ?", run_id)
 
     def list_runs(self, environment: str | None = None, *, limit: int = 50) -> list[Run]:
-        where, params = _where({"environment": environment})
+        where, params = migrations.where({"environment": environment})
         # `where` names literal columns; every value is a bound parameter.
         sql = f"SELECT record FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT ?"  # noqa: S608
         return self._all(Run, sql, *params, limit)
 
     def unfinished_runs(self, environment: str | None = None) -> list[Run]:
-        where, params = _where({"is_finished": 0, "environment": environment})
+        where, params = migrations.where({"is_finished": 0, "environment": environment})
         sql = f"SELECT record FROM runs{where} ORDER BY created_at, id"  # noqa: S608
         return self._all(Run, sql, *params)
 
@@ -205,7 +210,7 @@ class SqliteStore:
         """Store `event` and return it with its id, greater than every earlier event's."""
         cursor = self._write(
             "INSERT INTO events (at, environment, run_id, kind, record) VALUES (?, ?, ?, ?, ?)",
-            *(_stamp(event.at), event.environment, event.run_id, event.kind),
+            *(migrations.stamp(event.at), event.environment, event.run_id, event.kind),
             event.model_dump_json(exclude={"id"}),
         )
         return event.model_copy(update={"id": cursor.lastrowid})
@@ -213,7 +218,7 @@ class SqliteStore:
     def list_events(
         self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
     ) -> list[Event]:
-        where, params = _where({"environment": environment, "run_id": run_id})
+        where, params = migrations.where({"environment": environment, "run_id": run_id})
         sql = f"SELECT id, record FROM events{where} ORDER BY id DESC LIMIT ?"  # noqa: S608
         rows = self._connection().execute(sql, (*params, limit)).fetchall()
         return [_decode(Event, record).model_copy(update={"id": id_}) for id_, record in rows]
@@ -241,7 +246,7 @@ class SqliteStore:
         cursor = self._write(
             migrations.INSERT_APPROVAL,
             *(approval.environment, approval.revision, approval.approver),
-            *(_stamp(approval.at), approval.model_dump_json()),
+            *(migrations.stamp(approval.at), approval.model_dump_json()),
         )
         return cursor.rowcount == 1
 
@@ -262,12 +267,12 @@ class SqliteStore:
     ) -> bool:
         """Take or renew the lease until `now + ttl`. Succeeds when it is free, expired, held
         by `holder` already, or held by `takeover` (a holder known to be dead)."""
-        now = _utc(now)
+        now = migrations.utc(now)
         with self.transaction():
             current = self._lease(environment)
             if current is not None and current[1] > now and current[0] not in (holder, takeover):
                 return False
-            expires_at = _stamp(now + timedelta(seconds=ttl))
+            expires_at = migrations.stamp(now + timedelta(seconds=ttl))
             self._connection().execute(migrations.UPSERT_LEASE, (environment, holder, expires_at))
         return True
 
@@ -276,7 +281,7 @@ class SqliteStore:
         self._write(sql, environment, holder)
 
     def lease_holder(self, environment: str, *, now: datetime) -> str | None:
-        now = _utc(now)
+        now = migrations.utc(now)
         current = self._lease(environment)
         return current[0] if current is not None and current[1] > now else None
 
@@ -402,14 +407,6 @@ def _savepoint(connection: sqlite3.Connection, depth: int) -> Iterator[None]:
     connection.execute(f"RELEASE {name}")
 
 
-def _where(filters: Mapping[str, object]) -> tuple[str, list[object]]:
-    """` WHERE a = ? AND b = ?` for the filters that are set; the keys are literal columns."""
-    chosen = {column: value for column, value in filters.items() if value is not None}
-    if not chosen:
-        return "", []
-    return " WHERE " + " AND ".join(f"{column} = ?" for column in chosen), list(chosen.values())
-
-
 def _path_from_url(url: str, *, base: Path) -> Path:
     rest = url.removeprefix(_URL_PREFIX) if url.startswith(_URL_PREFIX) else ""
     if not rest or rest.endswith("/") or "?" in rest or "#" in rest:
@@ -419,17 +416,6 @@ def _path_from_url(url: str, *, base: Path) -> Path:
         )
     path = Path(rest)
     return path if path.is_absolute() else base / path
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.utcoffset() is None:
-        raise ValueError(f"naive datetime {moment.isoformat()}: the state store keeps UTC times")
-    return moment.astimezone(UTC)
-
-
-def _stamp(moment: datetime) -> str:
-    """Fixed-width UTC ISO-8601 (`2024-05-01T12:00:00.000000+00:00`), so text order is time."""
-    return _utc(moment).isoformat(timespec="microseconds")
 
 
 def _decode(model: type[R], text: str) -> R:

@@ -34,6 +34,7 @@ from gitopsd.runtime.control import (
     Control,
     Identity,
     RequestRefusedError,
+    StandbyError,
     UnknownEnvironmentError,
 )
 
@@ -62,6 +63,7 @@ def create_app(
             RequestInvalidError: _invalid_request,
             UnknownEnvironmentError: _unknown_environment,
             RequestRefusedError: _refused,
+            StandbyError: _standby,
             webhooks.InvalidPayloadError: _invalid_payload,
         },
     )
@@ -158,10 +160,12 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    ready, reason = await run_in_threadpool(_context(request).control.is_ready)
+    control = _context(request).control
+    ready, reason = await run_in_threadpool(control.is_ready)
+    role = await run_in_threadpool(control.leadership)
     if ready:
-        return JSONResponse({"ready": True})
-    return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+        return JSONResponse({"ready": True, **role})
+    return JSONResponse({"ready": False, "reason": reason, **role}, status_code=503)
 
 
 async def metrics(request: Request) -> Response:
@@ -312,6 +316,11 @@ async def _refused(request: Request, exc: Exception) -> JSONResponse:
     """A run or drift check the daemon will not queue: invalid (422) or not now (409)."""
     assert isinstance(exc, RequestRefusedError)
     return _error(409 if exc.conflict else 422, str(exc))
+
+
+async def _standby(request: Request, exc: Exception) -> JSONResponse:
+    """Work sent to a standby: the client should send it to the leader (or try again)."""
+    return _error(503, str(exc), {"Retry-After": "5"})
 
 
 async def _invalid_payload(request: Request, exc: Exception) -> JSONResponse:

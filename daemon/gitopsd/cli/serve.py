@@ -62,9 +62,10 @@ def serve(
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
     from gitopsd.api import auth, server
-    from gitopsd.runtime import announcing, logs
+    from gitopsd.runtime import announcing, leadership, logs
     from gitopsd.runtime.daemon import Daemon
     from gitopsd.runtime.settings import DaemonSettings
+    from gitopsd.runtime.workspace import Workspace
 
     flags: dict[str, Any] = {
         "listen": listen,
@@ -86,18 +87,24 @@ def serve(
         auth.check_listen_allowed(host, tokens.present)
     with context.workspace() as workspace:
         delivery = announcing.delivery_from(settings, github=_github_client)
-        daemon = Daemon(
-            workspace,
-            jobs=BackgroundJobs(),
-            poll_interval=settings.poll_interval,
-            delivery=delivery,
-        )
+
+        def make_daemon(on: Workspace) -> Daemon:
+            return Daemon(
+                on, jobs=BackgroundJobs(), poll_interval=settings.poll_interval, delivery=delivery
+            )
+
         if once:
-            sys.exit(EXIT_OK if daemon.run_once() else EXIT_FAILED)
-        daemon.start()
+            sys.exit(EXIT_OK if make_daemon(workspace).run_once() else EXIT_FAILED)
+        terms = leadership.terms(
+            workspace,
+            make_daemon=make_daemon,
+            poll=settings.leader_poll,
+            timeout=settings.leader_timeout,
+        )
+        terms.start()  # leads at once on its own store; stands by while another daemon leads
         secret = settings.webhook_secret
         app = api_app.create_app(
-            daemon,
+            terms,
             tokens=tokens,
             webhook_secret=secret.get_secret_value().encode() if secret else None,
             max_body=settings.max_body,
@@ -108,11 +115,11 @@ def serve(
             signals.append(signum)
             if len(signals) > 1:  # a second signal while winding down: stop the drivers now
                 log.warning("second stop signal: stopping the drivers now")
-                workspace.interrupted.set()
+                terms.interrupt()
 
         server.serve(app, host=host, port=port, on_signal=on_signal)
         log.info("stopping: running steps get %.0fs to finish", settings.shutdown_grace)
-        daemon.stop(grace=settings.shutdown_grace)
+        terms.stop(grace=settings.shutdown_grace)
         log.info("stopped")
     sys.exit(EXIT_OK)
 

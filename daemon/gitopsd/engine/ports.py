@@ -84,9 +84,49 @@ class Checkouts(Protocol):
     def path(self, revision: str) -> Path: ...
 
 
+class FencedError(BaseException):
+    """A write refused because the process making it no longer leads: since it was elected,
+    another daemon sharing the store was elected after it (a newer epoch). Nothing of the
+    write, nor of the transaction around it, is recorded.
+
+    A BaseException, like `runtime.steps.Interrupted`, so that no `except Exception` on the
+    way up records it as a failure: the run is left exactly as a crash would leave it, for the
+    current leader to resume."""
+
+
+@dataclass(frozen=True)
+class Term:
+    """One process's lead of the daemons sharing a store: its epoch, and who led before it
+    (None: nobody ever did)."""
+
+    epoch: int
+    previous: str | None
+
+
+class Election(Protocol):
+    """The campaign of `holder` for the lead (see `runtime.leadership`)."""
+
+    holder: str
+
+    def campaign(self) -> Term | None:
+        """Try once to lead; None while another process leads or the store does not answer."""
+        ...
+
+    def confirm(self, epoch: int) -> bool:
+        """Whether this process still leads at `epoch` (called every heartbeat)."""
+        ...
+
+    def leader(self) -> str | None:
+        """Who leads now, if anyone."""
+        ...
+
+    def resign(self) -> None: ...
+
+
 class StateStore(Protocol):
     """Durable state. Each method is atomic on its own; calls made inside `transaction()`
-    (from the same thread) commit or roll back together."""
+    (from the same thread) commit or roll back together. A store shared by several daemons
+    raises `FencedError` from the writes of one that no longer leads."""
 
     def transaction(self) -> AbstractContextManager[None]: ...
 

@@ -3,7 +3,8 @@
 The API layer (`gitopsd.api`) talks to the daemon through this protocol only, so the routes can
 be tested against a stand-in and the daemon never knows a web framework exists. Every method is
 safe to call from any thread; reads come from the state store, writes become requests on the
-environment's queue (one worker owns each environment).
+environment's queue (one worker owns each environment). A standby (another daemon leads the
+shared store) answers reads and refuses writes with `StandbyError`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ class RequestRefusedError(GitopsdError):
         self.conflict = conflict
 
 
+class StandbyError(GitopsdError):
+    """This daemon stands by while another one, sharing its state store, leads: it serves
+    reads but takes no work (HTTP 503, naming the leader when one is known)."""
+
+    def __init__(self, message: str, *, leader: str | None) -> None:
+        super().__init__(message)
+        self.leader = leader
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who is asking: a token's owner, or `local` when the API has no tokens file."""
@@ -47,6 +57,11 @@ class Control(Protocol):
 
     def is_ready(self) -> tuple[bool, str]:
         """Whether the repository is loaded and the store answers, and why not."""
+        ...
+
+    def leadership(self) -> dict[str, Any]:
+        """`{"role": "leader" or "standby", "leader": the leader's id or None, ...}`: of the
+        daemons sharing a state store, only the leader runs work (see runtime.leadership)."""
         ...
 
     def status(self, environment: str | None = None) -> dict[str, Any]:

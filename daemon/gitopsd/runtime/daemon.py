@@ -100,8 +100,17 @@ class Daemon:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Load the head's manifests for the read API, starting no work (a standby)."""
+        self.reconciler.load(self.workspace.source.head())
+
     def start(self) -> None:
-        """Resume what a stopped process left, reconcile the head, then watch for changes."""
+        """Resume what a stopped process left, reconcile the head, then watch for changes.
+
+        Only the leader of the daemons sharing a store gets here (runtime.leadership), so the
+        work started below, the outbox that delivers statuses and notifications included, is
+        the leader's alone.
+        """
         self.announcing.outbox.start()
         head = self.workspace.source.head()
         self.reconciler.start(head, seen_at=self._monotonic())
@@ -278,6 +287,9 @@ class Daemon:
         if self.reconciler.repository is None:
             return False, self.reconciler.problem or "the repository is not loaded yet"
         return True, "ready"
+
+    def leadership(self) -> dict[str, Any]:
+        return {"role": "leader", "leader": self.workspace.holder}
 
     def status(self, environment: str | None = None) -> dict[str, Any]:
         if environment is not None:

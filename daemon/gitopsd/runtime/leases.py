@@ -2,8 +2,9 @@
 
 The lease expires by itself (`TTL`) if its holder dies, and a holder on this machine whose
 process is gone is taken over at once, so `kill -9` followed by another command resumes
-without waiting. A holder that fails to renew (it was paused, someone else took over) stops
-its run through the cancel flag rather than carrying on unfenced.
+without waiting; so is a deposed leader of daemons sharing the store (its writes are
+fenced). A holder that fails to renew (it was paused, someone else took over, its renewal
+was fenced) stops its run through the cancel flag rather than carrying on unfenced.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
-from gitopsd.engine.ports import Clock, StateStore
+from gitopsd.engine.ports import Clock, FencedError, StateStore
 from gitopsd.errors import GitopsdError
 
 TTL = 30.0
@@ -53,10 +54,13 @@ def held(
     holder: str,
     clock: Clock,
     lost: threading.Event,
+    deposed: Collection[str] = (),
 ) -> Iterator[None]:
-    """Hold `environment`'s lease for the duration; `lost` is set if renewal ever fails."""
+    """Hold `environment`'s lease for the duration; `lost` is set if renewal ever fails.
+    A lease of a dead local process, or of a holder in `deposed`, is taken over."""
     current = store.lease_holder(environment, now=clock.now())
-    takeover = current if current is not None and is_dead(current) else None
+    gone = current is not None and (current in deposed or is_dead(current))
+    takeover = current if gone else None
     if not store.acquire_lease(environment, holder, now=clock.now(), ttl=TTL, takeover=takeover):
         raise BusyError(f"environment {environment!r} is busy: {current} holds it")
     stop = threading.Event()
@@ -81,6 +85,10 @@ def _renew(
     lost: threading.Event,
 ) -> None:
     while not stop.wait(TTL / 3):
-        if not store.acquire_lease(environment, holder, now=clock.now(), ttl=TTL):
+        try:
+            renewed = store.acquire_lease(environment, holder, now=clock.now(), ttl=TTL)
+        except FencedError:
+            renewed = False
+        if not renewed:
             lost.set()
             return

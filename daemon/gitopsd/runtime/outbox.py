@@ -13,6 +13,8 @@ Delivery is **at least once**:
 - a delivery cut short by a stopping daemon (`Stopping`) is given again after the restart;
 - a daemon starting on a database without a cursor starts at the current end: it never
   replays history it was not running for.
+Only the leading daemon runs an outbox (`runtime.leadership`); one deposed mid-delivery finds
+its cursor write fenced and stops, and the new leader's outbox delivers from the saved cursor.
 A subscriber's own failure (a webhook down after its retries) is the subscriber's to log and
 count; an exception escaping one is logged and the event passes on, so one broken subscriber
 never stalls the others.
@@ -24,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from gitopsd.engine.ports import StateStore
+from gitopsd.engine.ports import FencedError, StateStore
 from gitopsd.model.state import Event
 
 log = logging.getLogger(__name__)
@@ -134,6 +136,9 @@ class Outbox:
             self.deliver_pending()
         except Stopping:
             log.info("the outbox stopped mid-delivery; the rest follows after the next start")
+            return False
+        except FencedError:  # another daemon leads now: its outbox goes on from the cursor
+            log.info("the outbox stopped: this daemon no longer leads")
             return False
         except Exception:  # the store may be busy or closing: try again at the next tick
             log.exception("the outbox could not deliver")

@@ -56,6 +56,10 @@ class Reconciler:
         self._resume_unfinished()
         self._reconcile(head, seen_at=seen_at)
 
+    def load(self, head: str) -> None:
+        """Load the head's manifests only: no request, no event (a standby records nothing)."""
+        self._refresh(head, record=False)
+
     def on_head(self, head: str, *, seen_at: float) -> None:
         """The branch moved to `head` (seen at `seen_at`, monotonic seconds)."""
         old = self._head
@@ -99,7 +103,7 @@ class Reconciler:
         """Append a daemon event (not a run's) to the audit trail."""
         audit.record(self._workspace, environment, kind, message, **data)
 
-    def _refresh(self, head: str) -> bool:
+    def _refresh(self, head: str, *, record: bool = True) -> bool:
         """Load the manifests at `head`; keep serving the last valid ones when they are not."""
         loaded = self._workspace.load_revision(head)
         if not loaded.is_valid:
@@ -109,7 +113,8 @@ class Reconciler:
             log.error(
                 "%s (and %d more); nothing is applied until a commit fixes them", problem, more
             )
-            self.event(None, "revision.invalid", problem, revision=head)
+            if record:
+                self.event(None, "revision.invalid", problem, revision=head)
             return False
         with self._lock:
             self._repository, self._head, self._problem = loaded.repository, head, None

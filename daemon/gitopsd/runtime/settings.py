@@ -44,8 +44,20 @@ class DaemonSettings(BaseSettings):
         pattern="^https?://",
         description="GitHub's REST API (GitHub Enterprise: https://HOST/api/v3).",
     )
+    leader_poll: float = Field(
+        2.0, gt=0, description="Seconds between a standby's tries to lead (PostgreSQL store)."
+    )
+    leader_timeout: float = Field(
+        10.0,
+        ge=0.5,
+        description="Seconds a silent leader keeps the lead before PostgreSQL ends its session;"
+        " a leader confirms its lead four times as often. Failover takes at most this plus"
+        " leader_poll (a leader that dies with its host still up: leader_poll).",
+    )
 
-    @field_validator("poll_interval", "shutdown_grace", mode="before")
+    @field_validator(
+        "poll_interval", "shutdown_grace", "leader_poll", "leader_timeout", mode="before"
+    )
     @classmethod
     def _duration(cls, value: object) -> object:
         if isinstance(value, str):

@@ -1,7 +1,8 @@
 """Open the state store a `--state` URL names, and the workspace commands run in.
 
 `sqlite:///relative/path.db` and `sqlite:////absolute/path.db` are the embedded store;
-`postgresql://` is the shared store of a later release.
+`postgresql://` (or `postgres://`) URLs the shared store several daemons and hosts use. The
+PostgreSQL driver is imported only when such a URL is opened.
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ def open_store(url: str, *, base: Path) -> StateStore:
     if url.startswith("sqlite:"):
         return SqliteStore.from_url(url, base=base, synchronous="NORMAL")
     if url.startswith(("postgresql:", "postgres:")):
-        raise StoreError("the PostgreSQL state store is not available in this release yet")
-    raise StoreError(f"unsupported state URL {url!r}: use sqlite:///path/to/state.db")
+        from gitopsd.adapters.postgres_store import PostgresStore
+
+        return PostgresStore.from_url(url)
+    raise StoreError(
+        f"unsupported state URL {url!r}: use sqlite:///path/to/state.db"
+        " or postgresql://user@host/database"
+    )
 
 
 def workspace(source: GitSource, store: StateStore, *, data_dir: Path) -> Workspace:

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from gitopsd.engine.ports import FencedError
 from gitopsd.engine.queueing import EnvironmentQueue, Request
 from gitopsd.runtime.steps import Interrupted
 
@@ -76,6 +77,9 @@ class EnvironmentWorker:
                 self._handle(request)
             except Interrupted:
                 log.warning("interrupted %s: it resumes when gitopsd starts again", request.id)
+                return
+            except FencedError as fenced:  # another daemon leads now: it resumes the run
+                log.error("request %s for %s %s", request.id, self.environment, fenced)
                 return
             except Exception:  # a worker must outlive any one request
                 log.exception("request %s for %s failed", request.id, self.environment)

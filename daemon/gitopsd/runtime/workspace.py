@@ -48,6 +48,8 @@ class Workspace:
     interrupted: threading.Event = field(default_factory=threading.Event)
     # set when the process starts stopping: runs start no new step and are left resumable
     draining: threading.Event = field(default_factory=threading.Event)
+    # holders of environment leases known to be fenced out (a deposed leader): taken over
+    deposed: frozenset[str] = frozenset()
 
     @property
     def state_root(self) -> Path:
@@ -284,7 +286,14 @@ class Workspace:
     def lease(self, environment: str) -> Iterator[threading.Event]:
         """Hold the environment's lease; the event is set if it is ever lost."""
         lost = threading.Event()
-        with leases.held(self.store, environment, holder=self.holder, clock=self.clock, lost=lost):
+        with leases.held(
+            self.store,
+            environment,
+            holder=self.holder,
+            clock=self.clock,
+            lost=lost,
+            deposed=self.deposed,
+        ):
             yield lost
 
     def _services(self, cancel: threading.Event) -> Services:

@@ -1,0 +1,462 @@
+"""The durable state store on PostgreSQL: the state several daemons and hosts share.
+
+It implements the engine's `StateStore` port with the SQLite store's semantics and tables (the
+same `migrations`, in PostgreSQL's dialect), so `status`, `runs`, the CLI and the daemon work
+the same against either; what only a shared store needs lives here too:
+
+- a connection pool (psycopg_pool) that checks a connection before lending it, so the first
+  use after a server restart gets a fresh connection instead of a dead one, and waits (up to
+  `timeout`) for the server to come back rather than failing at once;
+- a write that fails on a broken connection is tried once more on a fresh one when that is
+  safe: when its transaction never reached COMMIT, or when repeating it changes nothing (an
+  upsert, a delete); an event append or an approval whose COMMIT was lost is not repeated;
+- fencing: a store `fenced(epoch)` checks, inside every write's transaction, that `epoch` is
+  still the leader's (`SELECT ... FOR SHARE` on the leadership row, which an election's
+  update must wait for), and raises `FencedError` otherwise, so a deposed leader that wakes up
+  records nothing. `fenced(0)` refuses every such write (a standby); an unfenced store (the
+  CLI) writes unconditionally and relies on the per-environment lease, as with SQLite;
+- event ids: appends take a transaction-scoped advisory lock, so ids become visible in the
+  order they were given (a consumer reading "events after id N" never skips a late commit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from gitopsd.adapters import migrations
+from gitopsd.adapters.sqlite_store import StoreError
+from gitopsd.engine.ports import FencedError
+from gitopsd.model.state import (
+    ApprovalRecord,
+    ComponentState,
+    EnvironmentState,
+    Event,
+    Record,
+    Run,
+    Step,
+)
+
+R = TypeVar("R", bound=Record)
+T = TypeVar("T")
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+LOCK_SPACE = 0x6769746F  # "gito": the first key of every advisory lock gitopsd takes
+MIGRATION_LOCK = 1
+EVENTS_LOCK = 2
+LEADER_LOCK = 3
+LEADERSHIP_ROW = "gitopsd"
+SCHEMES = ("postgresql://", "postgres://")
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+_PARAMETER_PASSWORD = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
+
+
+def connection_options(*, application: str, keepalive: float = 10.0) -> dict[str, Any]:
+    """libpq options of every connection: a name in pg_stat_activity, a bounded connect, TCP
+    keepalives (an idle connection to a vanished server fails in ~2 x `keepalive` seconds) and
+    a TCP user timeout (so does one waiting for an answer, instead of retransmitting for many
+    minutes until the kernel gives up)."""
+    idle = max(1, round(keepalive))
+    return {
+        "application_name": application,
+        "connect_timeout": 10,
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": max(1, idle // 3),
+        "keepalives_count": 3,
+        "tcp_user_timeout": idle * 1000,
+    }
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, fit for logs and error messages."""
+    return _PARAMETER_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
+
+
+class PostgresStore:
+    """A `StateStore` in a PostgreSQL database, safe to share between threads, processes and
+    hosts. `close()` once no thread uses it any more (views made by `fenced` share its pool)."""
+
+    def __init__(self, url: str, *, max_connections: int = 10, timeout: float = 30.0) -> None:
+        if not url.startswith(SCHEMES):
+            raise StoreError(f"bad state URL {redacted(url)!r}: use postgresql://user@host/db")
+        self._url = url
+        self._local = threading.local()  # the thread's transaction: connection and depth
+        self._epoch: int | None = None
+        self.on_fenced: Callable[[FencedError], None] | None = None
+        self._migrate()
+        self._pool: ConnectionPool[Connection] = ConnectionPool(
+            url,
+            kwargs={"autocommit": True, **connection_options(application="gitopsd")},
+            min_size=1,
+            max_size=max_connections,
+            timeout=timeout,
+            check=ConnectionPool.check_connection,
+            name="gitopsd-state",
+            open=False,
+        )
+        self._pool.open()
+
+    @classmethod
+    def from_url(cls, url: str) -> PostgresStore:
+        return cls(url)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def fenced(self, epoch: int) -> PostgresStore:
+        """A view of this store whose run, step, state, lease and event writes succeed only
+        while `epoch` is the leader's (0: never). It shares the pool; close the original."""
+        view = copy.copy(self)
+        view._epoch = epoch
+        return view
+
+    def close(self) -> None:
+        self._pool.close(timeout=5)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all; nested blocks are savepoints."""
+        held: Connection | None = getattr(self._local, "connection", None)
+        if held is not None:
+            with held.transaction():
+                yield
+            return
+        try:
+            with self._pool.connection() as connection, connection.transaction():
+                self._local.connection, self._local.fence_checked = connection, False
+                try:
+                    yield
+                finally:
+                    self._local.connection, self._local.fence_checked = None, False
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise self._unusable(error) from error
+
+    # environments
+
+    def get_environment(self, name: str) -> EnvironmentState | None:
+        return self._one(EnvironmentState, "SELECT record FROM environments WHERE name = %s", name)
+
+    def list_environments(self) -> list[EnvironmentState]:
+        return self._all(EnvironmentState, "SELECT record FROM environments ORDER BY name")
+
+    def save_environment(self, state: EnvironmentState) -> None:
+        row = (
+            state.name,
+            state.status.value,
+            migrations.stamp(state.updated_at),
+            state.model_dump_json(),
+        )
+        self._execute(_UPSERT_ENVIRONMENT, row)
+
+    # components
+
+    def get_component(self, environment: str, name: str) -> ComponentState | None:
+        sql = "SELECT record FROM components WHERE environment = %s AND name = %s"
+        return self._one(ComponentState, sql, environment, name)
+
+    def list_components(self, environment: str) -> list[ComponentState]:
+        sql = "SELECT record FROM components WHERE environment = %s ORDER BY name"
+        return self._all(ComponentState, sql, environment)
+
+    def save_component(self, state: ComponentState) -> None:
+        row = (state.environment, state.name, state.status.value, state.drift.value)
+        self._execute(
+            _UPSERT_COMPONENT, (*row, migrations.stamp(state.updated_at), state.model_dump_json())
+        )
+
+    def delete_component(self, environment: str, name: str) -> None:
+        sql = "DELETE FROM components WHERE environment = %s AND name = %s"
+        self._execute(sql, (environment, name))
+
+    # runs and their steps
+
+    def save_run(self, run: Run) -> None:
+        row = (run.id, run.environment, run.action.value, run.status.value)
+        finished = int(run.status.is_finished)
+        self._execute(
+            _UPSERT_RUN, (*row, finished, migrations.stamp(run.created_at), run.model_dump_json())
+        )
+
+    def get_run(self, run_id: str) -> Run | None:
+        return self._one(Run, "SELECT record FROM runs WHERE id = %s", run_id)
+
+    def list_runs(self, environment: str | None = None, *, limit: int = 50) -> list[Run]:
+        where, params = _filters({"environment": environment})
+        sql = f"SELECT record FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT %s"  # noqa: S608
+        return self._all(Run, sql, *params, limit)
+
+    def unfinished_runs(self, environment: str | None = None) -> list[Run]:
+        where, params = _filters({"is_finished": 0, "environment": environment})
+        return self._all(Run, f"SELECT record FROM runs{where} ORDER BY created_at, id", *params)  # noqa: S608
+
+    def save_step(self, step: Step) -> None:
+        row = (step.run_id, step.index, step.component, step.status.value, step.model_dump_json())
+        self._execute(_UPSERT_STEP, row)
+
+    def list_steps(self, run_id: str) -> list[Step]:
+        sql = "SELECT record FROM steps WHERE run_id = %s ORDER BY step_index"
+        return self._all(Step, sql, run_id)
+
+    # the audit trail: append-only; ids visible in order (see the module docstring)
+
+    def append_event(self, event: Event) -> Event:
+        row = (migrations.stamp(event.at), event.environment, event.run_id, event.kind)
+        params = (*row, event.model_dump_json(exclude={"id"}))
+
+        def append(connection: Connection) -> int:
+            connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_SPACE, EVENTS_LOCK))
+            return int(_first(connection.execute(_INSERT_EVENT, params).fetchone()))
+
+        # atomic: the lock must be held until the insert commits, even for an unfenced store
+        # (the CLI's), or ids could become visible out of order
+        appended = self._write(append, idempotent=False, atomic=True)
+        return event.model_copy(update={"id": appended})
+
+    def list_events(
+        self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
+    ) -> list[Event]:
+        where, params = _filters({"environment": environment, "run_id": run_id})
+        sql = f"SELECT id, record FROM events{where} ORDER BY id DESC LIMIT %s"  # noqa: S608
+        return _events(self._rows(sql, (*params, limit)))
+
+    def list_events_after(self, after_id: int, *, limit: int) -> list[Event]:
+        """Events with an id above `after_id`, oldest first, at most `limit`."""
+        sql = "SELECT id, record FROM events WHERE id > %s ORDER BY id LIMIT %s"
+        return _events(self._rows(sql, (after_id, limit)))
+
+    def get_cursor(self, name: str) -> int | None:
+        rows = self._rows("SELECT value FROM cursors WHERE name = %s", (name,))
+        return int(rows[0][0]) if rows else None
+
+    def save_cursor(self, name: str, value: int) -> None:
+        self._execute(_UPSERT_CURSOR, (name, value))
+
+    # approvals: people's acts, valid whoever records them, so never fenced
+
+    def add_approval(self, approval: ApprovalRecord) -> bool:
+        row = (
+            approval.environment,
+            approval.revision,
+            approval.approver,
+            migrations.stamp(approval.at),
+        )
+        params = (*row, approval.model_dump_json())
+
+        def insert(connection: Connection) -> bool:
+            return connection.execute(_INSERT_APPROVAL, params).rowcount == 1
+
+        return self._write(insert, idempotent=False, fenced=False)
+
+    def list_approvals(self, environment: str, revision: str) -> list[ApprovalRecord]:
+        sql = "SELECT record FROM approvals WHERE environment = %s AND revision = %s ORDER BY at"
+        return self._all(ApprovalRecord, sql, environment, revision)
+
+    # the one-run-per-environment lease: one statement decides, under the row's lock
+
+    def acquire_lease(
+        self,
+        environment: str,
+        holder: str,
+        *,
+        now: datetime,
+        ttl: float,
+        takeover: str | None = None,
+    ) -> bool:
+        """Take or renew the lease until `now + ttl`. Succeeds when it is free, expired, held
+        by `holder` already, or held by `takeover` (a holder known to be dead)."""
+        now = migrations.utc(now)
+        expires = migrations.stamp(now + timedelta(seconds=ttl))
+        params = (environment, holder, expires, migrations.stamp(now), holder, takeover)
+
+        def take(connection: Connection) -> bool:
+            return connection.execute(_TAKE_LEASE, params).fetchone() is not None
+
+        return self._write(take)  # repeating it after a lost COMMIT gives the same answer
+
+    def release_lease(self, environment: str, holder: str) -> None:
+        sql = "DELETE FROM leases WHERE environment = %s AND holder = %s"
+        self._execute(sql, (environment, holder))
+
+    def lease_holder(self, environment: str, *, now: datetime) -> str | None:
+        sql = "SELECT holder, expires_at FROM leases WHERE environment = %s"
+        rows = self._rows(sql, (environment,))
+        if not rows or datetime.fromisoformat(rows[0][1]) <= migrations.utc(now):
+            return None
+        return str(rows[0][0])
+
+    # plumbing: reads
+
+    def _one(self, model: type[R], sql: str, *params: object) -> R | None:
+        found = self._all(model, sql, *params)
+        return found[0] if found else None
+
+    def _all(self, model: type[R], sql: str, *params: object) -> list[R]:
+        return [model.model_validate_json(record) for (record,) in self._rows(sql, params)]
+
+    def _rows(self, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+        held: Connection | None = getattr(self._local, "connection", None)
+        if held is not None:  # inside a transaction: see its own writes
+            return held.execute(sql, params).fetchall()
+        return self._retrying(lambda c: c.execute(sql, params).fetchall(), transaction=False)
+
+    # plumbing: writes
+
+    def _execute(self, sql: str, params: Sequence[object]) -> None:
+        """One idempotent write (an upsert, a delete), fenced."""
+        self._write(lambda connection: connection.execute(sql, params))
+
+    def _write(
+        self,
+        work: Callable[[Connection], T],
+        *,
+        idempotent: bool = True,
+        fenced: bool = True,
+        atomic: bool = False,
+    ) -> T:
+        """`work` inside the thread's transaction, or in a transaction of its own; only an
+        unfenced write that is one statement (not `atomic`) runs alone, in autocommit mode.
+        Fenced writes check the epoch first."""
+        checked = self._checked(work) if fenced and self._epoch is not None else work
+        held: Connection | None = getattr(self._local, "connection", None)
+        if held is not None:
+            return checked(held)
+        alone = checked is work and not atomic
+        return self._retrying(checked, transaction=not alone, idempotent=idempotent)
+
+    def _checked(self, work: Callable[[Connection], T]) -> Callable[[Connection], T]:
+        def fenced_work(connection: Connection) -> T:
+            inside = getattr(self._local, "connection", None) is connection
+            if not (inside and self._local.fence_checked):
+                self._check_epoch(connection)
+            return work(connection)
+
+        return fenced_work
+
+    def _check_epoch(self, connection: Connection) -> None:
+        """Hold the leadership row shared until the transaction ends: an election (an update
+        of it) waits for this write to commit, and this write refuses a newer epoch."""
+        sql = "SELECT epoch, holder FROM leadership WHERE name = %s FOR SHARE"
+        row = connection.execute(sql, (LEADERSHIP_ROW,)).fetchone()
+        current, leader = (int(row[0]), str(row[1])) if row else (0, "nobody")
+        if self._epoch == 0 or current != self._epoch:
+            error = FencedError(
+                f"fenced: this gitopsd writes as leader epoch {self._epoch}, but epoch "
+                f"{current} ({leader}) leads now; nothing was recorded"
+            )
+            if self.on_fenced is not None:
+                self.on_fenced(error)
+            raise error
+        if getattr(self._local, "connection", None) is connection:
+            self._local.fence_checked = True
+
+    def _retrying(
+        self, work: Callable[[Connection], T], *, transaction: bool, idempotent: bool = True
+    ) -> T:
+        """Run `work` on a pooled connection; once more on a fresh one if the connection broke
+        and repeating is safe (the transaction never reached COMMIT, or `idempotent`)."""
+        for attempt in (1, 2):
+            connection: Connection | None = None
+            committing = False
+            try:
+                with self._pool.connection() as connection:
+                    if not transaction:
+                        return work(connection)
+                    with connection.transaction():
+                        result = work(connection)
+                        committing = True
+                    return result
+            except psycopg.OperationalError as error:
+                broken = connection is not None and connection.broken
+                uncommitted = transaction and not committing
+                if attempt == 2 or not broken or not (uncommitted or idempotent):
+                    raise self._unusable(error) from error
+            except PoolTimeout as error:
+                raise self._unusable(error) from error
+        raise AssertionError("unreachable")
+
+    def _unusable(self, error: Exception) -> StoreError:
+        return StoreError(f"the state database {redacted(self._url)} failed: {error}")
+
+    def _migrate(self) -> None:
+        options = connection_options(application="gitopsd-migrate")
+        try:
+            with psycopg.connect(self._url, autocommit=True, **options) as connection:
+                migrate(connection)
+        except psycopg.Error as error:
+            raise StoreError(
+                f"cannot open state database {redacted(self._url)}: {error}".strip()
+            ) from error
+
+
+def migrate(connection: Connection) -> None:
+    """Bring the schema to `migrations.LATEST`, one transaction per migration, holding an
+    advisory lock so that daemons starting at once apply each migration exactly once."""
+    connection.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_SPACE, MIGRATION_LOCK))
+    try:
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        found = int(_first(connection.execute(_RECORDED).fetchone()))
+        if found > migrations.LATEST:
+            raise StoreError(
+                f"the state database is at schema version {found}; this gitopsd knows up to"
+                f" {migrations.LATEST}; upgrade gitopsd"
+            )
+        for migration in (m for m in migrations.MIGRATIONS if m.version > found):
+            with connection.transaction():
+                for statement in migration.statements:
+                    connection.execute(migrations.for_postgresql(statement))
+                connection.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
+                    (migration.version, migrations.stamp(datetime.now().astimezone())),
+                )
+    finally:
+        connection.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, MIGRATION_LOCK))
+
+
+def _first(row: tuple[Any, ...] | None) -> Any:
+    if row is None:
+        raise StoreError("the state database returned no row where one was expected")
+    return row[0]
+
+
+def _filters(filters: dict[str, object]) -> tuple[str, list[object]]:
+    return migrations.where(filters, mark="%s")
+
+
+def _events(rows: list[tuple[Any, ...]]) -> list[Event]:
+    return [
+        Event.model_validate_json(record).model_copy(update={"id": int(id_)})
+        for id_, record in rows
+    ]
+
+
+_RECORDED = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+_UPSERT_ENVIRONMENT = migrations.for_postgresql(migrations.UPSERT_ENVIRONMENT)
+_UPSERT_COMPONENT = migrations.for_postgresql(migrations.UPSERT_COMPONENT)
+_UPSERT_RUN = migrations.for_postgresql(migrations.UPSERT_RUN)
+_UPSERT_STEP = migrations.for_postgresql(migrations.UPSERT_STEP)
+_UPSERT_CURSOR = migrations.for_postgresql(migrations.UPSERT_CURSOR)
+_INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
+_INSERT_EVENT = (
+    "INSERT INTO events (at, environment, run_id, kind, record) VALUES (%s, %s, %s, %s, %s)"
+    " RETURNING id"
+)
+_TAKE_LEASE = (
+    "INSERT INTO leases (environment, holder, expires_at) VALUES (%s, %s, %s)"
+    " ON CONFLICT (environment) DO UPDATE"
+    " SET holder = excluded.holder, expires_at = excluded.expires_at"
+    " WHERE leases.expires_at <= %s OR leases.holder = %s OR leases.holder = %s"
+    " RETURNING holder"
+)

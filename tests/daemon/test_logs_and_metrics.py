@@ -49,6 +49,7 @@ def test_metrics_count_runs_and_component_steps(world: World, daemon: StartDaemo
         == 0
     )
     assert metric(text, "gitopsd_build_info", version=gitopsd.__version__) == 1
+    assert (metric(text, "gitopsd_leader"), metric(text, "gitopsd_leader_epoch")) == (1, 0)
     assert (
         metric(text, "gitopsd_environment_info", environment="dev", revision="", status="failed")
         == 1

@@ -1,5 +1,5 @@
-"""The daemon settings of announcements: run links under the public URL, and commit statuses
-only with a repository, a token and a GitHub client."""
+"""The daemon settings of announcements: run links under the public URL, commit statuses
+only with a repository, a token and a GitHub client, and delivery counters that start at 0."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import socket
 import pytest
 from pydantic import ValidationError
 
+from gitopsd.adapters.memory_store import MemoryStore
+from gitopsd.adapters.metrics import Metrics
+from gitopsd.model.manifests import Notification
 from gitopsd.runtime import announcing
 from gitopsd.runtime.settings import DaemonSettings
+from tests.daemon.harness import metric
 from tests.runtime.statuses import RecordingStatuses
 
 
@@ -99,3 +103,31 @@ def test_no_repository_means_no_statuses_and_no_warning(caplog: pytest.LogCaptur
 
     delivery = announcing.delivery_from(DaemonSettings(), github=never)
     assert delivery.commit_statuses is None and caplog.text == ""
+
+
+@pytest.mark.parametrize("statuses", [True, False])
+def test_a_starting_term_starts_its_delivery_counters_at_0(
+    statuses: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A series born at 1 would hide its first failure from `increase()` in the alerts."""
+    metrics = Metrics(version="test", snapshot=list)
+    chat = Notification.model_validate({"name": "chat", "url_env": "GITOPSD_TEST_UNSET_URL"})
+    delivery = announcing.Delivery(
+        github_repository="octo-org/infra" if statuses else None,
+        commit_statuses=RecordingStatuses() if statuses else None,
+        environ={},
+    )
+    announced = announcing.Announcing(
+        MemoryStore(), metrics, delivery, notifications=lambda: [chat]
+    )
+    text = metrics.exposition()[0].decode()
+    assert (
+        metric(text, "gitopsd_notifications_total", notification="chat", result="failure") is None
+    )
+    announced.check()
+    text = metrics.exposition()[0].decode()
+    for result in ("success", "failure"):
+        assert metric(text, "gitopsd_notifications_total", notification="chat", result=result) == 0
+        counted = metric(text, "gitopsd_commit_statuses_total", result=result)
+        assert counted == (0 if statuses else None)
+    assert "notification chat is disabled" in caplog.text  # the notifier's check still runs

@@ -1,5 +1,6 @@
 """Terms in-process, with a scripted election and stand-in daemons: who gets started, who is
-stopped, what a standby answers, and whose environment leases a new leader takes over."""
+stopped, what a standby answers, what /metrics says of the lead, and whose environment leases a
+new leader takes over."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import pytest
 
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.memory_store import MemoryStore
+from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.engine.ports import FencedError, Term
 from gitopsd.runtime import leases
 from gitopsd.runtime.control import Identity, StandbyError
 from gitopsd.runtime.leadership import SoleElection, Terms
 from gitopsd.runtime.workspace import Workspace
+from tests.daemon.harness import metric
 from tests.runtime.world import World
 
 ME = Identity("alice")
@@ -54,6 +57,13 @@ class StandIn:
 
     workspace: Workspace
     calls: list[str] = field(default_factory=list)
+    recorder: Metrics = field(default_factory=lambda: Metrics(version="test", snapshot=list))
+
+    def report_lead(self, lead: Lead) -> None:
+        self.recorder.lead = lead
+
+    def metrics(self) -> tuple[bytes, str]:
+        return self.recorder.exposition()
 
     def prepare(self) -> None:
         self.calls.append("prepare")
@@ -81,6 +91,12 @@ class FencedStore:
 
     def fenced(self, epoch: int) -> FencedStore:
         return FencedStore(epoch=epoch)
+
+
+def lead_in_metrics(terms: Terms) -> tuple[float | None, float | None]:
+    """(`gitopsd_leader`, `gitopsd_leader_epoch`) as the process's /metrics shows them."""
+    text = terms.metrics()[0].decode()
+    return metric(text, "gitopsd_leader"), metric(text, "gitopsd_leader_epoch")
 
 
 def eventually(check: Callable[[], bool], what: str) -> None:
@@ -125,6 +141,7 @@ def test_a_standby_prepares_reads_and_refuses_work_naming_the_leader(
     shared, _ = terms
     assert made[0].calls == ["prepare"] and made[0].workspace.store.epoch == 0  # type: ignore[attr-defined]
     assert shared.leadership() == {"role": "standby", "leader": "other:3:ccc"}
+    assert lead_in_metrics(shared) == (0, 0)
     assert shared.is_ready() == (True, "ready")
     with pytest.raises(StandbyError, match="standby and takes no work; the leader is other:3:ccc"):
         shared.submit_run("dev", action="apply", components=None, revision=None, identity=ME)
@@ -144,6 +161,7 @@ def test_an_elected_term_starts_a_daemon_fenced_at_its_epoch(
     assert leader.workspace.deposed == frozenset({"old:2:bbb"})
     assert leader.workspace.interrupted is not made[0].workspace.interrupted
     assert shared.leadership() == {"role": "leader", "leader": "me:1:aaa", "epoch": 5}
+    assert lead_in_metrics(shared) == (1, 5)
     assert shared.submit_run("dev", action="apply", components=None, revision=None, identity=ME)
 
 
@@ -161,6 +179,8 @@ def test_losing_the_lead_stops_the_term_at_once_and_stands_by_again(
     assert election.resigned >= 1
     eventually(lambda: made[-1] is not leader, "a new standby")
     assert made[-1].calls == ["prepare"]
+    assert lead_in_metrics(shared) == (0, 0)
+    assert metric(leader.metrics()[0].decode(), "gitopsd_leader") == 0  # the stopped term's
     with pytest.raises(StandbyError):
         shared.submit_drift_check("dev", identity=ME)
 
@@ -195,10 +215,49 @@ def test_the_sole_election_leads_at_once_with_the_store_unfenced(world: World) -
         assert [d.calls for d in made] == [["start"]]
         assert made[0].workspace is workspace
         assert sole.leadership()["role"] == "leader"
+        assert lead_in_metrics(sole) == (1, 0)
     finally:
         sole.stop(grace=0)
         workspace.source.close()
     assert made[0].calls == ["start", "stop 0"]
+
+
+def test_after_a_failover_metrics_show_the_new_leader_and_the_old_one_standing_by(
+    world: World,
+) -> None:
+    """Two processes on one store: 1/0 while the first leads, 0/1 once the second took over."""
+    base = FencedStore()
+    pair: list[tuple[Terms, ScriptedElection]] = []
+    workspaces = [world.workspace(base) for _ in range(2)]  # type: ignore[arg-type]
+
+    def make(ws: Workspace) -> Any:
+        return StandIn(ws)
+
+    for holder, workspace in zip(("a:1:aaa", "b:2:bbb"), workspaces, strict=True):
+        election = ScriptedElection()
+        election.holder = holder
+        process = Terms(
+            workspace, election=election, make_daemon=make, fence=base.fenced, poll=0.01,
+            heartbeat=0.01,
+        )  # fmt: skip
+        process.start()
+        pair.append((process, election))
+    (first, first_election), (second, second_election) = pair
+    try:
+        first_election.winning.set()
+        eventually(lambda: first.is_leading, "the first lead")
+        assert [lead_in_metrics(first), lead_in_metrics(second)] == [(1, 5), (0, 0)]
+        first_election.still_leading = False  # its session ended: it is cut off
+        first_election.winning.clear()
+        second_election.next_term = Term(epoch=6, previous="a:1:aaa")
+        second_election.winning.set()
+        eventually(lambda: second.is_leading and not first.is_leading, "the failover")
+        assert [lead_in_metrics(first), lead_in_metrics(second)] == [(0, 0), (1, 6)]
+    finally:
+        for process, _ in pair:
+            process.stop(grace=0)
+        for workspace in workspaces:
+            workspace.source.close()
 
 
 def test_a_new_leader_takes_over_the_deposed_leaders_lease_at_once() -> None:

@@ -6,7 +6,10 @@ finished, a fetch tried); the state gauges (`gitopsd_environment_info`,
 they are true even for runs a `gitopsd apply` on the command line made, and a revision that
 is no longer current leaves no stale series behind. Label values are bounded: environment,
 component, action, result, status; a revision appears only in `gitopsd_environment_info`.
-This is the only module that imports prometheus_client.
+Leadership (`gitopsd_leader`, `gitopsd_leader_epoch`) is read at scrape time too, from `lead`,
+which `runtime.leadership` points at the process's current term: every daemon sharing a store,
+leader or standby, says whether it leads. This is the only module that imports
+prometheus_client.
 """
 
 from __future__ import annotations
@@ -48,6 +51,13 @@ STEP_RESULTS = {
 }
 
 Snapshot = Callable[[], Iterable[tuple[EnvironmentState, list[ComponentState]]]]
+Lead = Callable[[], int | None]  # the epoch this process leads at; None while it stands by
+DELIVERY_RESULTS = ("success", "failure")
+
+
+def sole_lead() -> int | None:
+    """A daemon on a store of its own leads it, at epoch 0 (runtime.leadership.SoleElection)."""
+    return 0
 
 
 class Metrics:
@@ -129,6 +139,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(snapshot))
+        self.lead: Lead = sole_lead  # runtime.leadership.Terms points it at its current term
+        self.registry.register(_LeadCollector(lambda: self.lead()))
         readiness = Gauge(
             "gitopsd_ready",
             "1 while /readyz answers 200 (manifests loaded, state store answering), else 0.",
@@ -161,8 +173,45 @@ class Metrics:
             seconds = (step.finished_at - step.started_at).total_seconds()
             self.component_duration.labels(*labels).observe(seconds)
 
+    def expect_deliveries(self, notifications: Iterable[str], *, commit_statuses: bool) -> None:
+        """Start the delivery counters at 0 for every label set the daemon may count: a
+        counter series born at 1 hides its first failure from `increase()` (and the alerts)."""
+        for name in notifications:
+            for result in DELIVERY_RESULTS:
+                self.notifications.labels(name, result)
+        if commit_statuses:
+            for result in DELIVERY_RESULTS:
+                self.commit_statuses.labels(result)
+
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _LeadCollector(Collector):
+    """`gitopsd_leader` and `gitopsd_leader_epoch`, from one read of `lead` so they agree."""
+
+    def __init__(self, lead: Lead) -> None:
+        self._lead = lead
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self._families(None))
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self._families(self._lead()))
+
+    @staticmethod
+    def _families(epoch: int | None) -> tuple[GaugeMetricFamily, ...]:
+        leader = GaugeMetricFamily(
+            "gitopsd_leader",
+            "1 while this process leads its state store (runs work), 0 while it stands by.",
+            value=0 if epoch is None else 1,
+        )
+        leader_epoch = GaugeMetricFamily(
+            "gitopsd_leader_epoch",
+            "The epoch this process leads at (0 on a store of its own, and while standing by).",
+            value=epoch or 0,
+        )
+        return leader, leader_epoch
 
 
 class _StateCollector(Collector):

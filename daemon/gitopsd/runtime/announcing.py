@@ -124,6 +124,15 @@ class Announcing:
             listeners.insert(0, statuses)
         announcer = Announcer(store, listeners)
         self.outbox = Outbox(store, [announcer], interval=delivery.interval, stopping=stopping)
+        self._metrics, self._notifications = metrics, notifications
+        self._statuses = statuses is not None
+
+    def check(self) -> None:
+        """As a term starts: warn of every disabled notification, and start the delivery
+        counters at 0 so that the alerts on them see even the first failure."""
+        self.notifier.check()
+        names = [notification.name for notification in self._notifications()]
+        self._metrics.expect_deliveries(names, commit_statuses=self._statuses)
 
 
 def _commit_statuses(delivery: Delivery, metrics: Metrics) -> CommitStatusPoster | None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from gitopsd import __version__
 from gitopsd.adapters.gitrepo import GitSourceError
-from gitopsd.adapters.metrics import Metrics
+from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.adapters.scheduling import Jobs
 from gitopsd.engine import selection
 from gitopsd.engine.approving import Person
@@ -114,7 +114,7 @@ class Daemon:
         self.announcing.outbox.start()
         head = self.workspace.source.head()
         self.reconciler.start(head, seen_at=self._monotonic())
-        self.announcing.notifier.check()
+        self.announcing.check()
         self.followups.start()
         self.heads.start(head)
         self._jobs.start()
@@ -124,7 +124,7 @@ class Daemon:
         failed."""
         self.announcing.outbox.start()
         self.reconciler.start(self.workspace.source.head(), seen_at=self._monotonic())
-        self.announcing.notifier.check()
+        self.announcing.check()
         deadline = None if timeout is None else self._monotonic() + timeout
         while not all(worker.is_idle() for worker in self._all_workers()):
             if deadline is not None and self._monotonic() > deadline:
@@ -370,6 +370,11 @@ class Daemon:
 
     def metrics(self) -> tuple[bytes, str]:
         return self.recorder.exposition()
+
+    def report_lead(self, lead: Lead) -> None:
+        """Say in /metrics what `lead` says (runtime.leadership knows whether this process
+        leads; a daemon on its own leads at epoch 0 without being told)."""
+        self.recorder.lead = lead
 
     # --- helpers --------------------------------------------------------------------------------
 

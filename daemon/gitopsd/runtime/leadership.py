@@ -16,6 +16,9 @@ confirms its lead every `heartbeat` seconds. Each lead is a *term*:
 Between terms a standby `Daemon` (never started, on a store that refuses fenced writes) serves
 the read API and /metrics. `Terms` is the `control.Control` the API talks to: it answers reads
 from whichever daemon is current and refuses work on a standby (HTTP 503, naming the leader).
+Every daemon it makes reports the process's lead in /metrics (`gitopsd_leader`, 1 or 0, and
+`gitopsd_leader_epoch`), read from the current term at scrape time, so a deposed term's daemon
+says 0 while it stops.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ class Terms:
         self._term: Term | None = None
         self._deposed_because: str | None = None
         # the sole process leads with the daemon made now; a shared store starts as a standby
-        self._daemon = make_daemon(workspace) if fence is None else self._standby()
+        self._daemon = self._made(workspace) if fence is None else self._standby()
         self._thread = threading.Thread(target=self._loop, name="leadership", daemon=True)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -135,9 +138,7 @@ class Terms:
                 return
             self._deposed_because = None
         log.info("leading at epoch %d (after %s)", term.epoch, term.previous or "nobody")
-        daemon = (
-            self._daemon if self._fence is None else self._make_daemon(self._term_workspace(term))
-        )
+        daemon = self._daemon if self._fence is None else self._made(self._term_workspace(term))
         self._daemon, self._term = daemon, term
         daemon.start()
 
@@ -168,9 +169,19 @@ class Terms:
     def _standby(self) -> Daemon:
         """A daemon that is never started: it serves reads, its store refuses fenced writes."""
         assert self._fence is not None
-        daemon = self._make_daemon(_fresh(self._base, store=self._fence(0)))
+        daemon = self._made(_fresh(self._base, store=self._fence(0)))
         daemon.prepare()
         return daemon
+
+    def _made(self, workspace: Workspace) -> Daemon:
+        """A daemon whose /metrics says whether this process leads, whatever term it serves."""
+        daemon = self._make_daemon(workspace)
+        daemon.report_lead(self._lead)
+        return daemon
+
+    def _lead(self) -> int | None:
+        term = self._term
+        return None if term is None else term.epoch
 
     # --- control.Control ----------------------------------------------------------------------
 

@@ -100,6 +100,8 @@ def test_a_real_prometheus_scrapes_a_live_daemon(
         assert expected == 1 and float(runs[0]["value"][1]) == expected
         ready = query_until(port, "gitopsd_ready", lambda result: bool(result))
         assert ready[0]["value"][1] == "1"
+        leaders = query_until(port, "sum by (job) (gitopsd_leader)", lambda result: bool(result))
+        assert leaders[0]["value"][1] == "1"  # what GitopsdNoLeader and GitopsdSplitBrain sum
     finally:
         server.terminate()
         server.wait(30)
@@ -129,7 +131,7 @@ def test_the_alert_rules_are_valid_and_pass_their_unit_tests() -> None:
     checked = subprocess.run(
         [PROMTOOL, "check", "rules", "alerts.yml"], cwd=RULES, capture_output=True, text=True
     )
-    assert checked.returncode == 0 and "SUCCESS: 8 rules found" in checked.stdout, checked.stdout
+    assert checked.returncode == 0 and "SUCCESS: 12 rules found" in checked.stdout, checked.stdout
     tested = subprocess.run(
         [PROMTOOL, "test", "rules", "alerts.test.yml"], cwd=RULES, capture_output=True, text=True
     )

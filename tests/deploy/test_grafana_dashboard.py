@@ -30,6 +30,10 @@ BASE_METRICS = {
     "gitopsd_last_drift_check_timestamp_seconds",
     "gitopsd_commit_to_apply_seconds",
     "gitopsd_git_fetches_total",
+    "gitopsd_leader",
+    "gitopsd_leader_epoch",
+    "gitopsd_notifications_total",
+    "gitopsd_commit_statuses_total",
 }
 HISTOGRAMS = {
     "gitopsd_run_duration_seconds",
@@ -149,5 +153,24 @@ def test_every_expr_uses_only_known_metrics(dashboard: dict[str, Any]) -> None:
         "gitopsd_promotions_total",
         "gitopsd_gate_runs_total",
         "gitopsd_git_fetches_total",
+        "gitopsd_leader",
+        "gitopsd_notifications_total",
+        "gitopsd_commit_statuses_total",
     ):
         assert name in used, name
+
+
+def test_the_top_row_shows_the_leader_per_instance_and_deliveries_by_result(
+    dashboard: dict[str, Any],
+) -> None:
+    panels = dashboard["panels"]
+    first_repeated = next(i for i, p in enumerate(panels) if p.get("repeat") == "environment")
+    top = {p["title"]: p for p in panels[:first_repeated]}
+    leader = top["Leader per instance"]
+    assert exprs(leader) == ["max by (instance) (gitopsd_leader)"]
+    (mapping,) = leader["fieldConfig"]["defaults"]["mappings"]
+    assert {k: v["text"] for k, v in mapping["options"].items()} == {"0": "standby", "1": "leader"}
+    required = {r["id"] for r in dashboard["__requires"] if r["type"] == "panel"}
+    assert {p["type"] for p in panels if p["type"] != "row"} <= required
+    deliveries = " ".join(exprs(top["Notifications and commit statuses per hour by result"]))
+    assert "by (notification, result)" in deliveries and "by (result)" in deliveries

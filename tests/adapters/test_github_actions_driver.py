@@ -255,3 +255,78 @@ def test_the_output_is_capped(fake_github: FakeGitHub, time: FakeTime) -> None:
     assert result.succeeded and "bytes omitted" in result.output
     assert len(result.output.encode()) < 400
     assert json.dumps(result.outputs)  # still a JSON-able outputs object
+
+
+class CancelAt:
+    """A cancel signal set from a moment of the injected time on."""
+
+    def __init__(self, time: FakeTime, moment: float) -> None:
+        self.time, self.moment = time, moment
+
+    def is_set(self) -> bool:
+        return self.time.now >= self.moment
+
+
+def test_a_cancel_during_a_rate_limit_wait_cancels_the_run_at_once(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.script.polls_queued = 1000
+    limited = answer(429, {"message": "Too Many Requests"}, retry_after="60")
+    fake_github.fail("GET", r"/runs/\d+$", limited)
+    runner = make_runner(fake_github, time, request_deadline=150.0, wait_slice=1.0)
+    result = runner.run(make_call(fake_github), cancel=CancelAt(time, 1005.0))
+    (run,) = fake_github.runs.values()
+    assert result.cancelled and not result.timed_out and run.cancelled
+    assert result.error == (
+        "cancelled; asked GitHub to cancel workflow run "
+        f"https://github.com/octo-org/infra/actions/runs/{run.id}"
+    )
+    assert sum(time.slept) == 5.0  # noticed within a slice, not after the whole minute
+    assert len(fake_github.calls("GET", r"/runs/\d+$")) == 1
+    assert "stopped: GitHub API GET /repos/octo-org/infra/actions/runs/" in result.output
+    assert "rate limited (429, retry-after 60s)" in result.output
+
+
+def test_the_timeout_during_a_5xx_retry_series_cancels_the_run_on_time(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.script.polls_queued = 1000
+    fake_github.fail("GET", r"/runs/\d+$", *[error(500, "Server Error") for _ in range(10)])
+    result = make_runner(fake_github, time).run(make_call(fake_github, timeout=10.0))
+    (run,) = fake_github.runs.values()
+    assert result.timed_out and not result.cancelled and run.cancelled
+    assert result.error == (
+        "timed out after 10s; asked GitHub to cancel workflow run "
+        f"https://github.com/octo-org/infra/actions/runs/{run.id}"
+    )
+    # backoff 1, 2, 4, then the 8 s wait is cut at the deadline (not the request's 30 s)
+    assert time.slept == [1.0, 2.0, 4.0, 3.0]
+    assert len(fake_github.calls("GET", r"/runs/\d+$")) == 4
+
+
+def test_a_cancel_while_the_dispatch_is_retried_dispatches_nothing_more(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.fail("POST", r"/dispatches$", *[error(502, "Server Error") for _ in range(5)])
+    runner = make_runner(fake_github, time, wait_slice=1.0)
+    result = runner.run(make_call(fake_github), cancel=CancelAt(time, 1002.0))
+    assert result.cancelled and result.error == (
+        "cancelled; the workflow run was not cancelled (it was not found or not reachable)"
+    )
+    assert len(fake_github.dispatches()) == 2 and sum(time.slept) == 2.0
+    assert fake_github.runs == {} and fake_github.calls("POST", r"/cancel$") == []
+
+
+def test_a_cancel_while_looking_for_the_run_still_finds_and_cancels_it(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.script.run_details = "no_content"
+    fake_github.script.polls_queued = 1000
+    limited = answer(429, {"message": "Too Many Requests"}, retry_after="60")
+    fake_github.fail("GET", r"/workflows/[^/]+/runs$", limited)
+    runner = make_runner(fake_github, time, request_deadline=150.0, wait_slice=1.0)
+    result = runner.run(make_call(fake_github), cancel=CancelAt(time, 1003.0))
+    (run,) = fake_github.runs.values()
+    assert result.cancelled and run.cancelled and sum(time.slept) == 3.0
+    assert result.error is not None and result.error.endswith(f"/actions/runs/{run.id}")
+    assert len(fake_github.calls("GET", r"/workflows/[^/]+/runs$")) == 2  # the last look

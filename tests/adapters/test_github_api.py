@@ -9,7 +9,9 @@ import pytest
 from gitopsd.adapters.github_api import (
     GitHubClient,
     GitHubRequestError,
+    GitHubStoppedError,
     GitHubUnavailableError,
+    Stop,
 )
 from gitopsd.engine.breaker import CircuitBreaker
 from tests.github.fake_github import FakeGitHub
@@ -133,6 +135,52 @@ def test_server_errors_are_retried_with_growing_backoff(
     fake_github.fail("GET", RUNS, error(502, "Server Error"), error(503, "Unicorn!"))
     runs = client_for(fake_github, time, backoff=1.0).list_workflow_runs(REPO, WORKFLOW)
     assert len(runs) == 1 and time.slept == [1.0, 2.0]
+
+
+def test_a_cancel_ends_a_rate_limit_wait_within_one_check(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.fail("GET", RUNS, answer(429, {"message": "Too Many Requests"}, retry_after="60"))
+    stop = Stop(cancelled=lambda: time.now >= 1005.0, check_every=2.0)
+    with pytest.raises(GitHubStoppedError) as raised:
+        client_for(fake_github, time).list_workflow_runs(REPO, WORKFLOW, stop=stop)
+    assert raised.value.reason == "cancelled"
+    assert "retry-after 60s); stopped waiting to try again: cancelled" in str(raised.value)
+    assert time.slept == [2.0, 2.0, 2.0]  # noticed at the first check after 1005, not at 1060
+    assert len(fake_github.calls("GET", RUNS)) == 1  # and not tried again
+
+
+def test_the_time_left_ends_a_5xx_retry_series_on_time(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.fail("GET", RUNS, *[error(502, "Server Error") for _ in range(4)])
+    stop = Stop(time_left=lambda: 1005.5 - time.now, check_every=100.0)
+    with pytest.raises(GitHubStoppedError, match="502 Server Error; stopped") as raised:
+        client_for(fake_github, time, backoff=1.0).list_workflow_runs(REPO, WORKFLOW, stop=stop)
+    assert raised.value.reason == "timed_out"
+    assert time.slept == [1.0, 2.0, 2.5]  # the 4 s backoff is cut at the time left
+    assert len(fake_github.calls("GET", RUNS)) == 3
+
+
+@pytest.mark.parametrize("stop", [None, Stop(check_every=0.5)], ids=["no stop", "unused stop"])
+def test_without_a_stop_signal_requests_still_retry_to_success(
+    fake_github: FakeGitHub, time: FakeTime, stop: Stop | None
+) -> None:
+    fake_github.fail(
+        "GET",
+        r"/runs/\d+$",
+        answer(429, {"message": "Too Many Requests"}, retry_after="60"),
+        error(503, "Unavailable"),
+    )
+    client = client_for(fake_github, time, backoff=1.0)
+    run_id = client.dispatch_workflow(REPO, WORKFLOW, ref="main", inputs={}).workflow_run_id
+    assert client.get_run(REPO, run_id or 0, stop=stop).id == run_id
+    assert sum(time.slept) == 61.0 and len(fake_github.calls("GET", r"/runs/\d+$")) == 3
+
+
+def test_a_stop_checks_at_least_sometimes() -> None:
+    with pytest.raises(ValueError, match="check_every must be above 0 seconds, got 0"):
+        Stop(check_every=0)
 
 
 def test_the_breaker_opens_after_repeated_5xx_and_then_refuses_at_once(

@@ -48,10 +48,15 @@ def make_call(
 
 
 def make_runner(
-    fake: FakeGitHub, time: FakeTime, *, env: dict[str, str] | None = None, **timing: float
+    fake: FakeGitHub,
+    time: FakeTime,
+    *,
+    env: dict[str, str] | None = None,
+    request_deadline: float = 30.0,
+    **timing: float,
 ) -> GitHubActionsRunner:
     def client(api_url: str, token: str) -> GitHubClient:
-        return GitHubClient(api_url, token, waits=time.waits(deadline=30.0))
+        return GitHubClient(api_url, token, waits=time.waits(deadline=request_deadline))
 
     # one sleep per wait (no slicing), so the waits themselves can be asserted
     options: dict[str, Any] = {"find_timeout": 10.0, "wait_slice": 1000.0, **timing}

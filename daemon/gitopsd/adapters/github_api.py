@@ -7,8 +7,11 @@ version 2022-11-28). The base URL is the driver's `api_url`, so GitHub Enterpris
 (`https://HOST/api/v3`) works like github.com.
 
 Retries, rate limits, the circuit breaker and the error types live in `github_http`; this module
-only says what each endpoint sends and expects. Answers are parsed into small pydantic models
-that ignore the many fields gitopsd does not read.
+only says what each endpoint sends and expects. The Actions calls take an optional `stop` (the
+driver call's cancel signal and deadline, `github_http.Stop`) that ends their retry waits early;
+the client itself is shared by every call for one API URL and token, so the stop is per
+request. Answers are parsed into small pydantic models that ignore the many fields gitopsd does
+not read.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ import gitopsd
 from gitopsd.adapters.github_http import (
     GitHubError,
     GitHubRequestError,
+    GitHubStoppedError,
     GitHubUnavailableError,
     Retrier,
+    Stop,
     Waits,
     raise_for_answer,
 )
@@ -40,7 +45,9 @@ __all__ = [
     "GitHubClient",
     "GitHubError",
     "GitHubRequestError",
+    "GitHubStoppedError",
     "GitHubUnavailableError",
+    "Stop",
     "Waits",
     "WorkflowRun",
 ]
@@ -138,18 +145,24 @@ class GitHubClient:
     # --- workflows and runs -------------------------------------------------------------------
 
     def dispatch_workflow(
-        self, repository: str, workflow: str, *, ref: str, inputs: dict[str, str]
+        self,
+        repository: str,
+        workflow: str,
+        *,
+        ref: str,
+        inputs: dict[str, str],
+        stop: Stop | None = None,
     ) -> DispatchResult:
         """POST .../dispatches, asking for the run's id; a server that does not know
         `return_run_details` (older GitHub Enterprise Server) is asked again without it."""
         path = f"/repos/{repository}/actions/workflows/{workflow}/dispatches"
         body: dict[str, Any] = {"ref": ref, "inputs": inputs, "return_run_details": True}
         try:
-            response = self._call("POST", path, json=body)
+            response = self._call("POST", path, stop=stop, json=body)
         except GitHubRequestError as error:
             if error.status not in (400, 422) or _UNKNOWN_KEY not in error.github_message:
                 raise
-            response = self._call("POST", path, json={"ref": ref, "inputs": inputs})
+            response = self._call("POST", path, stop=stop, json={"ref": ref, "inputs": inputs})
         if response.status_code == 204 or not response.content:
             return DispatchResult()
         return _parse(DispatchResult, response, what=f"POST {path}")
@@ -161,6 +174,7 @@ class GitHubClient:
         *,
         event: str | None = None,
         created_since: datetime | None = None,
+        stop: Stop | None = None,
     ) -> list[WorkflowRun]:
         """The newest 100 runs of `workflow` (enough: the caller narrows by creation time)."""
         params: dict[str, str | int] = {"per_page": 100}
@@ -170,12 +184,13 @@ class GitHubClient:
             stamp = created_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             params["created"] = f">={stamp}"
         path = f"/repos/{repository}/actions/workflows/{workflow}/runs"
-        page = _parse(_RunsPage, self._call("GET", path, params=params), what=f"GET {path}")
+        response = self._call("GET", path, stop=stop, params=params)
+        page = _parse(_RunsPage, response, what=f"GET {path}")
         return list(page.workflow_runs)
 
-    def get_run(self, repository: str, run_id: int) -> WorkflowRun:
+    def get_run(self, repository: str, run_id: int, *, stop: Stop | None = None) -> WorkflowRun:
         path = f"/repos/{repository}/actions/runs/{run_id}"
-        return _parse(WorkflowRun, self._call("GET", path), what=f"GET {path}")
+        return _parse(WorkflowRun, self._call("GET", path, stop=stop), what=f"GET {path}")
 
     def cancel_run(self, repository: str, run_id: int) -> bool:
         """Ask GitHub to cancel the run (202); False when it cannot be cancelled any more (409,
@@ -191,20 +206,23 @@ class GitHubClient:
     # --- artifacts ----------------------------------------------------------------------------
 
     def list_run_artifacts(
-        self, repository: str, run_id: int, *, name: str | None = None
+        self, repository: str, run_id: int, *, name: str | None = None, stop: Stop | None = None
     ) -> list[Artifact]:
         params: dict[str, str | int] = {"per_page": 100}
         if name is not None:
             params["name"] = name
         path = f"/repos/{repository}/actions/runs/{run_id}/artifacts"
-        page = _parse(_ArtifactsPage, self._call("GET", path, params=params), what=f"GET {path}")
+        response = self._call("GET", path, stop=stop, params=params)
+        page = _parse(_ArtifactsPage, response, what=f"GET {path}")
         return list(page.artifacts)
 
-    def download_artifact(self, repository: str, artifact_id: int, *, max_bytes: int) -> bytes:
+    def download_artifact(
+        self, repository: str, artifact_id: int, *, max_bytes: int, stop: Stop | None = None
+    ) -> bytes:
         """The artifact's zip. GitHub answers 302 with a short-lived storage URL; that URL is
         fetched without the token (it is signed, and the token must not reach storage)."""
         what = f"GET /repos/{repository}/actions/artifacts/{artifact_id}/zip"
-        response = self._call("GET", what.removeprefix("GET "))
+        response = self._call("GET", what.removeprefix("GET "), stop=stop)
         location = response.headers.get("location")
         if response.status_code not in (301, 302, 303, 307, 308) or not location:
             raise GitHubError(
@@ -214,7 +232,7 @@ class GitHubClient:
             )
         url = response.url.join(location)
         stored = self._retrier.send(
-            f"GET artifact {artifact_id} archive", lambda: self._storage.get(url)
+            f"GET artifact {artifact_id} archive", lambda: self._storage.get(url), stop=stop
         )
         if stored.status_code >= 400:
             raise GitHubError(
@@ -253,9 +271,13 @@ class GitHubClient:
 
     # --- one request --------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, **options: Any) -> httpx.Response:
+    def _call(
+        self, method: str, path: str, *, stop: Stop | None = None, **options: Any
+    ) -> httpx.Response:
         what = f"{method} {path}"
-        response = self._retrier.send(what, lambda: self._http.request(method, path, **options))
+        response = self._retrier.send(
+            what, lambda: self._http.request(method, path, **options), stop=stop
+        )
         raise_for_answer(what, response, scrub=self._retrier.scrub)
         return response
 

@@ -4,9 +4,14 @@ Pipeline: execute -> `github_actions_driver` -> here -> `github_api`. A `Followi
 driver call: it dispatches, finds the run (by the id GitHub returned, else by the correlation id
 in its `run-name`), polls it with backoff until it completes, reads the `gitopsd-result`
 artifact, and on the call's timeout or cancel asks GitHub to cancel the run. Every wait goes
-through `Timing`, so tests run in milliseconds; cancel and timeout are checked between API
-requests. While following, an API that is down only delays the next poll: the run keeps going on
-GitHub and must not be lost. What happens is written to a short `RunLog`.
+through `Timing`, so tests run in milliseconds. Cancel and timeout are checked every
+`wait_slice` seconds of every wait: the driver's own (between polls) and, through the `Stop` each
+request carries, a request's retry and rate-limit waits. Either kind of wait raises
+`GitHubStoppedError`, and `execute` turns it into asking GitHub to cancel the run (if it was
+found) and a cancelled / timed_out result. The clean-up requests (a last look for the run, the
+cancel) carry no `Stop`: they must go out although the call is over. While following, an API
+that is down only delays the next poll: the run keeps going on GitHub and must not be lost.
+What happens is written to a short `RunLog`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from gitopsd.adapters.command_driver import describe_duration, redact
 from gitopsd.adapters.github_api import (
     GitHubClient,
     GitHubError,
+    GitHubStoppedError,
     GitHubUnavailableError,
+    Stop,
     WorkflowRun,
 )
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
@@ -37,7 +44,8 @@ class Timing:
     poll_initial: float = 2.0  # first wait between polls of the run, doubling ...
     poll_max: float = 30.0  # ... up to this
     created_margin: float = 120.0  # runs created this long before the dispatch still count
-    wait_slice: float = 0.25  # how often cancel and timeout are checked while waiting
+    wait_slice: float = 0.25  # how often cancel and timeout are checked while waiting (also
+    # during one request's retry and rate-limit waits)
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -80,65 +88,91 @@ class Following:
     log: RunLog
     run_url: str = ""
     cancel_sent: bool = False
+    run_id: int | None = None  # once known
+    searching: tuple[str, datetime] | None = None  # (correlation id, since) once dispatched
+    stop: Stop = field(init=False)  # what every request of the call carries
+
+    def __post_init__(self) -> None:
+        # asked on the driver's clock, so the client's own clock does not matter
+        self.stop = Stop(
+            cancelled=lambda: self.cancel is not None and self.cancel.is_set(),
+            time_left=lambda: self.deadline - self.timing.monotonic(),
+            check_every=self.timing.wait_slice,
+        )
 
     def execute(self, inputs: dict[str, str], *, correlation_id: str) -> DriverResult:
-        repository, workflow = self.driver.repository, self.driver.workflow
         try:
-            since = self.timing.now() - timedelta(seconds=self.timing.created_margin)
-            dispatched = self.client.dispatch_workflow(
-                repository, workflow, ref=self.driver.ref, inputs=inputs
-            )
-            self.log(
-                f"dispatched {workflow} of {repository} on {self.driver.ref} "
-                f"(action {self.call.action}, correlation id {correlation_id})"
-            )
-            run_id = dispatched.workflow_run_id
-            self.run_url = dispatched.html_url or ""
-            if run_id is None:
-                found = self._find(correlation_id, since=since)
-                if isinstance(found, str):
-                    return self._stopped(found, None)
-                run_id = found
-            self.log(f"run {run_id}: {self.run_url or '(no URL yet)'}")
-            return self._follow(run_id)
+            return self._dispatch_and_follow(inputs, correlation_id=correlation_id)
+        except GitHubStoppedError as stopped:
+            self.log(f"stopped: {stopped}")  # names the request whose wait was cut short, if any
+            return self._stopped(stopped.reason)
         except GitHubError as error:
             self.log(f"failed: {error}")
             return DriverResult(None, error=str(error))
 
+    def _dispatch_and_follow(self, inputs: dict[str, str], *, correlation_id: str) -> DriverResult:
+        repository, workflow = self.driver.repository, self.driver.workflow
+        since = self.timing.now() - timedelta(seconds=self.timing.created_margin)
+        dispatched = self.client.dispatch_workflow(
+            repository, workflow, ref=self.driver.ref, inputs=inputs, stop=self.stop
+        )
+        self.log(
+            f"dispatched {workflow} of {repository} on {self.driver.ref} "
+            f"(action {self.call.action}, correlation id {correlation_id})"
+        )
+        self.run_id = dispatched.workflow_run_id
+        self.run_url = dispatched.html_url or ""
+        if self.run_id is None:
+            self.searching = (correlation_id, since)
+            self.run_id = self._find(correlation_id, since=since)
+        self.log(f"run {self.run_id}: {self.run_url or '(no URL yet)'}")
+        return self._follow(self.run_id)
+
     # --- finding the run -------------------------------------------------------------------
 
-    def _find(self, correlation_id: str, *, since: datetime) -> int | str:
-        """The run's id, or why we stopped looking ("cancelled", "timed_out")."""
+    def _find(self, correlation_id: str, *, since: datetime) -> int:
+        """The run's id; `GitHubStoppedError` if the call stops first."""
         give_up = self.timing.monotonic() + self.timing.find_timeout
         while True:
-            run = self._look_up(correlation_id, since=since)
+            run = self._look_up(correlation_id, since=since, stop=self.stop)
             if run is not None:
                 self.run_url = run.html_url or self.run_url
                 return run.id
             if self.timing.monotonic() >= give_up:
                 raise RunNotFoundError(self._never_found(correlation_id))
-            stop = self._wait(min(self.timing.find_interval, give_up - self.timing.monotonic()))
-            if stop is not None:
-                late = self._look_up(correlation_id, since=since)
-                return stop if late is None else self._stop_found(stop, late)
+            self._wait(min(self.timing.find_interval, give_up - self.timing.monotonic()))
 
-    def _look_up(self, correlation_id: str, *, since: datetime) -> WorkflowRun | None:
+    def _look_up(
+        self, correlation_id: str, *, since: datetime, stop: Stop | None
+    ) -> WorkflowRun | None:
         try:
             runs = self.client.list_workflow_runs(
                 self.driver.repository,
                 self.driver.workflow,
                 event="workflow_dispatch",
                 created_since=since,
+                stop=stop,
             )
         except GitHubUnavailableError as error:
             self.log(f"GitHub API unavailable while looking for the run: {error}")
             return None
         return next((run for run in runs if _carries(run, correlation_id)), None)
 
-    def _stop_found(self, stop: str, run: WorkflowRun) -> str:
+    def _late_look_up(self) -> int | None:
+        """Stopped while looking for the run: one last look, so a run that did start is
+        cancelled rather than left running."""
+        if self.searching is None:
+            return None
+        correlation_id, since = self.searching
+        try:
+            run = self._look_up(correlation_id, since=since, stop=None)
+        except GitHubError as error:
+            self.log(f"could not look for the run to cancel it: {error}")
+            return None
+        if run is None:
+            return None
         self.run_url = run.html_url or self.run_url
-        self._request_cancel(run.id)
-        return stop
+        return run.id
 
     def _never_found(self, correlation_id: str) -> str:
         waited = describe_duration(self.timing.find_timeout)
@@ -161,14 +195,12 @@ class Following:
             if run is not None and run.status != status:
                 status = run.status or ""
                 self.log(f"status: {status}")
-            stop = self._wait(interval)
-            if stop is not None:
-                return self._stopped(stop, run_id)
+            self._wait(interval)
             interval = min(interval * 2, self.timing.poll_max)
 
     def _poll(self, run_id: int) -> WorkflowRun | None:
         try:
-            return self.client.get_run(self.driver.repository, run_id)
+            return self.client.get_run(self.driver.repository, run_id, stop=self.stop)
         except GitHubUnavailableError as error:  # the run goes on; so does following it
             self.log(f"GitHub API unavailable, still following: {error}")
             return None
@@ -182,6 +214,8 @@ class Following:
             )
         try:
             found = self._result(run.id)
+        except GitHubStoppedError:
+            raise
         except (github_protocol.ResultError, GitHubError) as error:
             self.log(f"result artifact unusable: {error}")
             return DriverResult(None, error=str(error))
@@ -198,7 +232,7 @@ class Following:
         artifacts = [
             artifact
             for artifact in self.client.list_run_artifacts(
-                self.driver.repository, run_id, name=name
+                self.driver.repository, run_id, name=name, stop=self.stop
             )
             if artifact.name == name
         ]
@@ -211,28 +245,26 @@ class Following:
         if usable[0].size_in_bytes > limit:
             raise github_protocol.ResultError(f"{name} artifact: larger than {limit} bytes")
         archive = self.client.download_artifact(
-            self.driver.repository, usable[0].id, max_bytes=limit
+            self.driver.repository, usable[0].id, max_bytes=limit, stop=self.stop
         )
         return github_protocol.parse_result(archive)
 
     # --- stopping ---------------------------------------------------------------------------
 
-    def _wait(self, seconds: float) -> str | None:
-        """Sleep up to `seconds`; "cancelled" or "timed_out" if the call must stop."""
+    def _wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`; `GitHubStoppedError` as soon as the call must stop."""
         end = min(self.timing.monotonic() + seconds, self.deadline)
         while True:
-            stop = self._stop_reason()
+            stop = self.stop.reason()
+            if stop is not None:
+                raise GitHubStoppedError(stop.replace("_", " "), reason=stop)
             left = end - self.timing.monotonic()
-            if stop is not None or left <= 0:
-                return stop
+            if left <= 0:
+                return
             self.timing.sleep(min(self.timing.wait_slice, left))
 
-    def _stop_reason(self) -> str | None:
-        if self.cancel is not None and self.cancel.is_set():
-            return "cancelled"
-        return "timed_out" if self.timing.monotonic() >= self.deadline else None
-
-    def _stopped(self, stop: str, run_id: int | None) -> DriverResult:
+    def _stopped(self, stop: str) -> DriverResult:
+        run_id = self.run_id if self.run_id is not None else self._late_look_up()
         if run_id is not None:
             self._request_cancel(run_id)
         if self.cancel_sent:

@@ -15,12 +15,18 @@ Pipeline: execute -> github-actions driver / commit statuses -> `github_api` -> 
   that is down, until its delay has passed.
 
 A request gives up (`GitHubUnavailableError`) when its next wait would end after its deadline.
-Every wait goes through the injected `Waits`, so tests run in milliseconds. The token is
-never part of a message: `scrub` removes it from anything that leaves this module.
+A request made for a driver call also carries the call's `Stop`: its waits look at it every
+`Stop.check_every` seconds and give up (`GitHubStoppedError`) as soon as the call is cancelled
+or out of time, instead of sleeping out a minute-long rate limit or a 150 s retry series while
+the workflow run goes on. Requests without a `Stop` (commit statuses, and the driver's own
+cancel of a run) wait as before. Every wait goes through the injected `Waits`, so tests run in
+milliseconds. The token is never part of a message: `scrub` removes it from anything that
+leaves this module.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -67,6 +73,46 @@ class GitHubUnavailableError(GitHubError):
     circuit breaker is open. Trying again later may work."""
 
 
+class GitHubStoppedError(GitHubError):
+    """The caller's `Stop` ended a request's wait; `reason` is "cancelled" or "timed_out"."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _never() -> bool:
+    return False
+
+
+def _forever() -> float:
+    return math.inf
+
+
+@dataclass(frozen=True)
+class Stop:
+    """When the caller no longer wants an answer: it was cancelled, or it has no time left.
+
+    Both are asked of the caller, so its clock (not the client's) decides; a driver call passes
+    its cancel signal and the seconds to its deadline. A wait looks every `check_every` seconds
+    and never sleeps past the time left.
+    """
+
+    cancelled: Callable[[], bool] = _never
+    time_left: Callable[[], float] = _forever
+    check_every: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not self.check_every > 0:
+            raise ValueError(f"Stop.check_every must be above 0 seconds, got {self.check_every}")
+
+    def reason(self) -> str | None:
+        """ "cancelled", "timed_out", or None while the caller still wants the answer."""
+        if self.cancelled():
+            return "cancelled"
+        return "timed_out" if self.time_left() <= 0 else None
+
+
 @dataclass(frozen=True)
 class Waits:
     """Time as the client sees it; tests pass fakes."""
@@ -97,8 +143,11 @@ class Retrier:
             attempts=100, backoff=self.waits.backoff, max_backoff=self.waits.max_backoff
         )
 
-    def send(self, what: str, request: Callable[[], httpx.Response]) -> httpx.Response:
-        """The first final answer to `request()`; `what` names it in errors ("GET /repos/...")."""
+    def send(
+        self, what: str, request: Callable[[], httpx.Response], *, stop: Stop | None = None
+    ) -> httpx.Response:
+        """The first final answer to `request()`; `what` names it in errors ("GET /repos/...").
+        With a `stop`, the waits between tries end as soon as it says so."""
         self._refuse_while_open(what)
         started = self.waits.monotonic()
         outages = secondary = 0
@@ -116,7 +165,7 @@ class Retrier:
                     self.breaker.succeeded()
                 assert response is not None
                 return response
-            self._pause(what, reason, delay=delay, started=started)
+            self._pause(what, reason, delay=delay, started=started, stop=stop)
 
     def scrub(self, text: str) -> str:
         return text.replace(self.secret, "***") if len(self.secret) >= 4 else text
@@ -153,7 +202,9 @@ class Retrier:
         message = self.scrub(_message_of(response))
         return wait, f"secondary rate limit ({response.status_code}): {message}"
 
-    def _pause(self, what: str, reason: str, *, delay: float, started: float) -> None:
+    def _pause(
+        self, what: str, reason: str, *, delay: float, started: float, stop: Stop | None
+    ) -> None:
         spent = self.waits.monotonic() - started
         if spent + delay > self.waits.deadline:
             raise GitHubUnavailableError(
@@ -161,7 +212,27 @@ class Retrier:
                 f"(the next try would be in {delay:.1f}s, past the {self.waits.deadline:g}s "
                 "deadline)"
             )
-        self.waits.sleep(delay)
+        if stop is None:
+            self.waits.sleep(delay)
+        else:
+            self._sleep_unless_stopped(what, reason, delay=delay, stop=stop)
+
+    def _sleep_unless_stopped(self, what: str, reason: str, *, delay: float, stop: Stop) -> None:
+        """Sleep `delay` in slices of `stop.check_every`, never past the caller's time left;
+        raise `GitHubStoppedError` once `stop` says so (also just before the next try)."""
+        end = self.waits.monotonic() + delay
+        while True:
+            why = stop.reason()
+            if why is not None:
+                raise GitHubStoppedError(
+                    f"GitHub API {what}: {reason}; stopped waiting to try again: "
+                    f"{why.replace('_', ' ')}",
+                    reason=why,
+                )
+            left = end - self.waits.monotonic()
+            if left <= 0:
+                return
+            self.waits.sleep(min(left, stop.check_every, stop.time_left()))
 
     def _refuse_while_open(self, what: str) -> None:
         now = self.waits.monotonic()

@@ -6,20 +6,8 @@ import os
 import pty
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-
-from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    made = World(tmp_path)
-    made.control()
-    made.commit(layered())
-    return made
 
 
 def environment_of(world: World) -> dict[str, str]:

@@ -7,22 +7,10 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gitopsd.adapters.sqlite_store import SqliteStore
-from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    made = World(tmp_path)
-    made.control()
-    made.commit(layered())
-    return made
 
 
 def gitopsd(world: World, *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,19 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gitopsd.adapters.postgres_store import PostgresStore
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    made = World(tmp_path)
-    made.control()
-    made.commit(layered())
-    return made
 
 
 def host(world: World, name: str) -> Path:

@@ -63,6 +63,7 @@ class Outbox:
         # set by stop(); subscribers wait on it between retries, to give up in time
         self.stopping = stopping if stopping is not None else threading.Event()
         self._thread: threading.Thread | None = None
+        self._position: int | None = None  # the saved cursor, read once, then kept here
 
     def start(self) -> None:
         """Take the saved cursor (or start at the current end), then deliver in the
@@ -86,15 +87,23 @@ class Outbox:
                 log.warning("the outbox is still delivering after %.0fs; leaving it", timeout)
 
     def position(self) -> int:
-        """The id of the last event delivered; saved as the current end when there is none."""
+        """The id of the last event delivered; saved as the current end when there is none.
+        Read from the store once: this outbox is the only writer of its cursor."""
+        if self._position is not None:
+            return self._position
         saved = self._store.get_cursor(self._cursor)
         if saved is not None:
+            self._position = saved
             return saved
         newest = self._store.list_events(limit=1)
         end = (newest[0].id or 0) if newest else 0
-        self._store.save_cursor(self._cursor, end)
+        self._save(end)
         log.info("the outbox starts at event %d: earlier events are not delivered", end)
         return end
+
+    def _save(self, position: int) -> None:
+        self._store.save_cursor(self._cursor, position)
+        self._position = position
 
     def deliver_pending(self) -> int:
         """Deliver every event after the cursor, batch by batch; return how many."""
@@ -103,8 +112,7 @@ class Outbox:
             events = self._store.list_events_after(self.position(), limit=self._batch)
             if not events:
                 return delivered
-            done = self._deliver(events)
-            self._store.save_cursor(self._cursor, done)
+            self._save(self._deliver(events))
             delivered += len(events)
 
     def _deliver(self, events: list[Event]) -> int:
@@ -115,7 +123,7 @@ class Outbox:
                 try:
                     subscriber(event)
                 except Stopping:
-                    self._store.save_cursor(self._cursor, done)
+                    self._save(done)
                     raise
                 except Exception:  # one broken subscriber must not stall the others
                     log.exception("an outbox subscriber failed on event %s", event.id)

@@ -189,7 +189,7 @@ def calls_in(script: str, step_env: Mapping[str, str], inputs: Mapping[str, Any]
         first, *_ = shlex.split(words, posix=False)
         flags = FLAG.findall(words.removeprefix(first))
         for name in subcommands(first, step_env, inputs):
-            command = cli if name.startswith("--") else cli.commands.get(name)
+            command = cli if name.startswith("--") else cli.get_command(click.Context(cli), name)
             if command is None:
                 found.append(f"gitopsd: no command {name!r}")
                 continue

@@ -75,7 +75,3 @@ def drift(
         sys.exit(EXIT_FAILED)
     found = DriftStatus.DRIFTED in results or any(r.remediation for r in reports)
     sys.exit(EXIT_CHANGES if found else EXIT_OK)  # drift found counts, even when repaired
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(drift)

@@ -2,127 +2,69 @@
 
 Commands parse flags, call the runtime, print text or JSON and choose the exit code; they hold
 no logic of their own. Every flag has a `GITOPSD_*` environment variable.
+
+The group imports a command's module only when that command runs (or help lists it): the
+modules behind all commands together take most of a second to import, which a scheduled
+`gitopsd drift` or a CI step would otherwise pay on every start for commands it never uses.
 """
 
 from __future__ import annotations
 
-import json
-import sys
+import importlib
 
 import click
 
 from gitopsd import __version__
-from gitopsd.cli import (
-    drift_commands,
-    graphs,
-    promotion_commands,
-    run_commands,
-    serve,
-    status_commands,
+
+# command name -> the module defining it (in gitopsd.cli), imported on first use
+COMMAND_MODULES = {
+    "validate": "repository_commands",
+    "graph": "repository_commands",
+    "schema": "repository_commands",
+    "plan": "run_commands",
+    "apply": "run_commands",
+    "destroy": "run_commands",
+    "runs": "run_commands",
+    "cancel": "run_commands",
+    "status": "status_commands",
+    "history": "status_commands",
+    "serve": "serve",
+    "promote": "promotion_commands",
+    "approve": "promotion_commands",
+    "rollback": "promotion_commands",
+    "diff": "promotion_commands",
+    "drift": "drift_commands",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are attributes of modules imported on first use."""
+
+    def __init__(self, *args: object, modules: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._modules = modules
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._modules})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self._modules.get(cmd_name)
+        if module is None:
+            return super().get_command(ctx, cmd_name)
+        command = getattr(importlib.import_module(f"gitopsd.cli.{module}"), cmd_name)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"gitopsd.cli.{module}.{cmd_name} is not a click command")
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    modules=COMMAND_MODULES,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail, plural
-from gitopsd.engine import selection
-from gitopsd.engine.graph import DependencyCycleError
-from gitopsd.runtime import revisions
-from gitopsd.runtime.revisions import LoadedRevision
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gitopsd")
 def cli() -> None:
     """GitOps orchestrator for infrastructure in layers."""
-
-
-@cli.command()
-@common_options
-@click.option("--revision", default=None, help="Commit to validate (default: the branch head).")
-def validate(context: Context, revision: str | None) -> None:
-    """Load and check every manifest at the branch head."""
-    with context.open_source() as source:
-        loaded = revisions.load(source, revision)
-    if context.output == "json":
-        problems = [{"path": p.path, "line": p.line, "message": p.message} for p in loaded.problems]
-        click.echo(
-            json.dumps(
-                {"revision": loaded.revision, "valid": loaded.is_valid, "problems": problems},
-                indent=2,
-            )
-        )
-    else:
-        for problem in loaded.problems:
-            click.echo(str(problem))
-        click.echo(_validation_summary(loaded), err=True)
-    sys.exit(EXIT_OK if loaded.is_valid else EXIT_FAILED)
-
-
-def _validation_summary(loaded: LoadedRevision) -> str:
-    repository = loaded.repository
-    if loaded.is_valid:
-        return (
-            f"valid: {len(repository.environments)} environments, "
-            f"{len(repository.components)} components at {loaded.revision[:12]}"
-        )
-    files = len({problem.path for problem in loaded.problems})
-    found = f"{plural(len(loaded.problems), 'problem')} in {plural(files, 'file')}"
-    return f"invalid: {found} at {loaded.revision[:12]}"
-
-
-@cli.command()
-@common_options
-@click.option("--env", "environment", required=True, help="Environment name.")
-@click.option(
-    "--format",
-    "view",
-    type=click.Choice(sorted(graphs.RENDERERS)),
-    default=None,
-    help="Graph format (default: text, or json with --output json).",
-)
-@click.option("--revision", default=None, help="Commit to read (default: the branch head).")
-def graph(context: Context, environment: str, view: str | None, revision: str | None) -> None:
-    """The dependency order for an environment."""
-    loaded = load_valid(context, revision)
-    if environment not in loaded.repository.environments:
-        known = ", ".join(sorted(loaded.repository.environments)) or "none"
-        fail(
-            f"unknown environment {environment!r} (environments: {known})",
-            as_json=context.output == "json",
-        )
-    try:
-        chosen = selection.select(loaded.repository, environment)
-    except DependencyCycleError as error:  # validation reports cycles; kept for safety
-        fail(str(error))
-        return
-    renderer = graphs.RENDERERS[view or ("json" if context.output == "json" else "text")]
-    click.echo(renderer(chosen))
-
-
-@cli.command()
-def schema() -> None:
-    """The JSON Schema (draft 2020-12) of the Component and Environment kinds."""
-    from gitopsd.model.schema import manifest_schema  # imported here: only this command needs it
-
-    click.echo(json.dumps(manifest_schema(), indent=2))
-
-
-def load_valid(context: Context, revision: str | None) -> LoadedRevision:
-    """Load a revision and stop with its problems (exit 1) unless it is valid."""
-    with context.open_source() as source:
-        loaded = revisions.load(source, revision)
-    if not loaded.is_valid:
-        for problem in loaded.problems:
-            click.echo(str(problem), err=True)
-        found = plural(len(loaded.problems), "problem")
-        fail(
-            f"{found} in the manifests at {loaded.revision[:12]}", as_json=context.output == "json"
-        )
-    return loaded
-
-
-run_commands.register(cli)
-status_commands.register(cli)
-serve.register(cli)
-promotion_commands.register(cli)
-drift_commands.register(cli)
 
 
 def main() -> None:

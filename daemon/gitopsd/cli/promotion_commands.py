@@ -130,8 +130,3 @@ def diff(context: Context, environment: str, old: str | None, new: str | None) -
         if found.changelog:
             click.echo("\nchangelog:\n" + "\n".join(f"  {line}" for line in found.changelog))
     sys.exit(EXIT_CHANGES if found.differs else EXIT_OK)
-
-
-def register(cli: click.Group) -> None:
-    for command in (promote, approve, rollback, diff):
-        cli.add_command(command)

@@ -174,8 +174,3 @@ def cancel(context: Context, run_id: str) -> None:
     click.echo(
         json.dumps({"run": run_id, "cancel_requested": True}) if context.as_json else message
     )
-
-
-def register(group: click.Group) -> None:
-    for command in (plan, apply, destroy, runs, cancel):
-        group.add_command(command)

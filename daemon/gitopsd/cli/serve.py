@@ -132,10 +132,6 @@ def _settings_error(error: Exception) -> str:
     return str(error)
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(serve)
-
-
 def _github_client(api_url: str, token: str) -> CommitStatuses:
     """The GitHub REST client, imported only where commit statuses are configured: httpx
     costs the idle daemon memory it otherwise never needs."""

@@ -46,8 +46,3 @@ def _repository(context: Context) -> Repository | None:
     except GitSourceError:
         return None
     return loaded.repository
-
-
-def register(group: click.Group) -> None:
-    group.add_command(status)
-    group.add_command(history)

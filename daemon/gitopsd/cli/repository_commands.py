@@ -1,0 +1,100 @@
+"""`gitopsd validate | graph | schema`: what the manifests of a revision say, without state."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from gitopsd.cli import graphs
+from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail, plural
+from gitopsd.engine import selection
+from gitopsd.engine.graph import DependencyCycleError
+from gitopsd.runtime import revisions
+from gitopsd.runtime.revisions import LoadedRevision
+
+
+@click.command()
+@common_options
+@click.option("--revision", default=None, help="Commit to validate (default: the branch head).")
+def validate(context: Context, revision: str | None) -> None:
+    """Load and check every manifest at the branch head."""
+    with context.open_source() as source:
+        loaded = revisions.load(source, revision)
+    if context.output == "json":
+        problems = [{"path": p.path, "line": p.line, "message": p.message} for p in loaded.problems]
+        click.echo(
+            json.dumps(
+                {"revision": loaded.revision, "valid": loaded.is_valid, "problems": problems},
+                indent=2,
+            )
+        )
+    else:
+        for problem in loaded.problems:
+            click.echo(str(problem))
+        click.echo(_validation_summary(loaded), err=True)
+    sys.exit(EXIT_OK if loaded.is_valid else EXIT_FAILED)
+
+
+def _validation_summary(loaded: LoadedRevision) -> str:
+    repository = loaded.repository
+    if loaded.is_valid:
+        return (
+            f"valid: {len(repository.environments)} environments, "
+            f"{len(repository.components)} components at {loaded.revision[:12]}"
+        )
+    files = len({problem.path for problem in loaded.problems})
+    found = f"{plural(len(loaded.problems), 'problem')} in {plural(files, 'file')}"
+    return f"invalid: {found} at {loaded.revision[:12]}"
+
+
+@click.command()
+@common_options
+@click.option("--env", "environment", required=True, help="Environment name.")
+@click.option(
+    "--format",
+    "view",
+    type=click.Choice(sorted(graphs.RENDERERS)),
+    default=None,
+    help="Graph format (default: text, or json with --output json).",
+)
+@click.option("--revision", default=None, help="Commit to read (default: the branch head).")
+def graph(context: Context, environment: str, view: str | None, revision: str | None) -> None:
+    """The dependency order for an environment."""
+    loaded = load_valid(context, revision)
+    if environment not in loaded.repository.environments:
+        known = ", ".join(sorted(loaded.repository.environments)) or "none"
+        fail(
+            f"unknown environment {environment!r} (environments: {known})",
+            as_json=context.output == "json",
+        )
+    try:
+        chosen = selection.select(loaded.repository, environment)
+    except DependencyCycleError as error:  # validation reports cycles; kept for safety
+        fail(str(error))
+        return
+    renderer = graphs.RENDERERS[view or ("json" if context.output == "json" else "text")]
+    click.echo(renderer(chosen))
+
+
+@click.command()
+def schema() -> None:
+    """The JSON Schema (draft 2020-12) of the Component and Environment kinds."""
+    from gitopsd.model.schema import manifest_schema  # imported here: only this command needs it
+
+    click.echo(json.dumps(manifest_schema(), indent=2))
+
+
+def load_valid(context: Context, revision: str | None) -> LoadedRevision:
+    """Load a revision and stop with its problems (exit 1) unless it is valid."""
+    with context.open_source() as source:
+        loaded = revisions.load(source, revision)
+    if not loaded.is_valid:
+        for problem in loaded.problems:
+            click.echo(str(problem), err=True)
+        found = plural(len(loaded.problems), "problem")
+        fail(
+            f"{found} in the manifests at {loaded.revision[:12]}", as_json=context.output == "json"
+        )
+    return loaded

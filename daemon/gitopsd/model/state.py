@@ -24,9 +24,12 @@ Moment = Annotated[datetime, AfterValidator(in_utc)]
 
 
 class Record(BaseModel):
-    """Immutable; change a record with `model_copy(update=...)` and save the copy."""
+    """Immutable; change a record with `model_copy(update=...)` and save the copy.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Validators are built on first use (`defer_build`): each command reads a few kinds of
+    record, and building all of them at import cost every start milliseconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class EnvironmentStatus(StrEnum):

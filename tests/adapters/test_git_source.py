@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +134,56 @@ def test_an_unknown_revision_or_branch_is_a_clear_error(tmp_path: Path) -> None:
 )
 def test_url_detection(location: str, expected: bool) -> None:
     assert is_url(location) is expected
+
+
+def test_history_author_and_folder_digests(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    first = commit_files(repo, {"components/network/vpc/main.tf": "a\n"}, message="first")
+    second = commit_files(repo, {"components/network/vpc/main.tf": "b\n"}, message="second")
+    third = commit_files(repo, {"README.md": "c\n"}, message="third")
+    source = open_source(repo, tmp_path)
+    assert source.commits_between(first, third) == [second]
+    assert source.commits_between(third, first) == []  # not an ancestor: nothing skipped
+    assert source.commits_between("no-such-commit", third) == []
+    assert [line.split(" ", 1)[1] for line in source.changelog(first, "main")] == [
+        "third (Test Author)",
+        "second (Test Author)",
+    ]
+    assert source.author(second[:10]) == ("Test Author", "author@example.com")
+    trees = source.folder_trees(third)
+    assert trees[""] == git(repo, "rev-parse", f"{third}^{{tree}}")
+    assert trees["components/network/vpc"] == git(
+        repo, "rev-parse", f"{third}:components/network/vpc"
+    )
+    assert trees["components/network/vpc"] != source.folder_trees(first)["components/network/vpc"]
+    with pytest.raises(GitSourceError, match="no commit named 'nope'"):
+        source.author("nope")
+
+
+def test_a_full_sha_resolves_to_itself_and_options_are_not_revisions(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    sha = commit_files(repo, {"a": "1"})
+    source = open_source(repo, tmp_path)
+    assert source.resolve(sha) == sha == source.resolve(sha)
+    assert source.resolve(sha[:7]) == sha
+    with pytest.raises(GitSourceError, match="no commit named '--all'"):
+        source.resolve("--all")
+
+
+def test_reading_a_local_repository_does_not_import_gitpython(tmp_path: Path) -> None:
+    """Commands that only name commits and read files skip GitPython's import."""
+    repo = tmp_path / "repo"
+    commit_files(repo, {"environments/dev.yaml": "one\n"})
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from gitopsd.adapters.gitrepo import GitSource\n"
+        f"source = GitSource.open({str(repo)!r}, branch=None, data_dir=Path({str(tmp_path)!r}))\n"
+        "sha = source.head()\n"
+        "files = source.read_files(sha, wanted=lambda path: True)\n"
+        "source.folder_trees(sha)\n"
+        "source.close()\n"
+        "print(sorted(files), 'git' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['environments/dev.yaml'] False"

@@ -4,6 +4,11 @@ Manifests are always read from a commit, never from the working tree, so an unco
 never reaches an environment. A local path is read in place; a URL is cloned once as a bare
 repository under the data folder and fetched on demand. This is the only module that imports
 GitPython.
+
+Naming a commit (`head`, `resolve`) and reading files go through the git command itself; a
+local repository's GitPython object is made on first use of the rest (logs, authors, trees).
+Importing GitPython takes a tenth of a second, which a `gitopsd drift` or `status` started
+from a scheduler would otherwise pay only to turn a branch name into a sha.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
-
-import git
+from typing import TYPE_CHECKING
 
 from gitopsd.errors import GitopsdError
 
+if TYPE_CHECKING:
+    import git
+
 URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 FETCH_REFSPEC = "+refs/heads/*:refs/heads/*"
 
 
@@ -31,19 +39,35 @@ class GitSourceError(GitopsdError):
 class GitSource:
     """One repository and the branch gitopsd tracks in it."""
 
-    def __init__(self, repo: git.Repo, *, branch: str, location: str) -> None:
-        self.repo = repo
+    def __init__(
+        self,
+        git_dir: Path,
+        *,
+        branch: str,
+        location: str,
+        repo: git.Repo | None = None,
+    ) -> None:
+        self.git_dir = git_dir
         self.branch = branch
         self.location = location
-        # GitPython talks to long-lived `git cat-file` processes that two threads must not
-        # share at once; every use of `repo` goes through this lock.
+        self._repo = repo
+        # GitPython's object is made once, whichever thread asks first
         self._lock = threading.RLock()
+        self._commits: dict[str, str] = {}  # full shas already seen to name a commit
 
     @classmethod
     def open(cls, location: str, *, branch: str | None, data_dir: Path) -> GitSource:
         """Open a local repository in place, or clone/refresh a URL under `data_dir/mirrors`."""
-        repo = _mirror(location, data_dir) if is_url(location) else _local(location)
-        return cls(repo, branch=branch or _default_branch(repo), location=location)
+        if is_url(location):
+            repo = _mirror(location, data_dir)
+            return cls(
+                Path(repo.git_dir),
+                branch=branch or _checked_out_branch(Path(repo.git_dir)),
+                location=location,
+                repo=repo,
+            )
+        git_dir = _local(location)
+        return cls(git_dir, branch=branch or _checked_out_branch(git_dir), location=location)
 
     def __enter__(self) -> GitSource:
         return self
@@ -51,10 +75,21 @@ class GitSource:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    @property
+    def repo(self) -> git.Repo:
+        """GitPython's view of the repository, opened (and GitPython imported) on first use."""
+        with self._lock:
+            if self._repo is None:
+                import git
+
+                self._repo = git.Repo(self.git_dir)
+            return self._repo
+
     def close(self) -> None:
         """Stop the git helper processes GitPython keeps open for this repository."""
         with self._lock:
-            self.repo.close()
+            if self._repo is not None:
+                self._repo.close()
 
     @property
     def is_mirror(self) -> bool:
@@ -64,28 +99,27 @@ class GitSource:
     def commits_between(self, old: str, new: str) -> list[str]:
         """The commits after `old` up to but excluding `new`, oldest first (what a jump of
         the branch from `old` to `new` skipped); empty when `old` is not an ancestor."""
-        try:
-            with self._lock:
-                listing = self.repo.git.rev_list("--reverse", "--first-parent", f"{old}..{new}")
-        except git.GitCommandError:
+        done = self._git("rev-list", "--reverse", "--first-parent", f"{old}..{new}", "--")
+        if done.returncode != 0:
             return []
-        return [sha for sha in listing.split() if sha != self.resolve(new)]
+        last = self.resolve(new)
+        return [sha for sha in done.stdout.split() if sha != last]
 
     def changelog(self, old: str | None, new: str) -> list[str]:
         """`<short sha> <subject> (<author>)` of each commit after `old` up to `new`, newest
         first (all of `new`'s history when `old` is None), at most 200."""
         span = f"{old}..{new}" if old else new
-        with self._lock:
-            listing = self.repo.git.log("--max-count=200", "--format=%h %s (%an)", span)
+        listing = self._git_output("log", "--max-count=200", "--format=%h %s (%an)", span, "--")
         return [line for line in listing.splitlines() if line]
 
     def author(self, revision: str) -> tuple[str, str]:
         """The (name, email) of the commit's author: who may not approve it (forbid_author)."""
-        try:
-            commit = self._commit(revision)
-        except (git.BadName, ValueError, git.GitCommandError):
-            raise GitSourceError(f"{self.location}: no commit named {revision!r}") from None
-        return str(commit.author.name or ""), str(commit.author.email or "")
+        sha = self.resolve(revision)
+        done = self._git("show", "-s", "--format=%an%x00%ae", sha)
+        if done.returncode != 0:
+            raise GitSourceError(f"{self.location}: no commit named {revision!r}")
+        name, _, email = done.stdout.rstrip("\n").partition("\0")
+        return name, email
 
     def head(self) -> str:
         """The full sha the tracked branch points at now."""
@@ -93,30 +127,26 @@ class GitSource:
 
     def resolve(self, revision: str) -> str:
         """The full sha of a commit named by sha, prefix, branch or tag."""
-        try:
-            return str(self._commit(revision).hexsha)
-        except (git.BadName, ValueError, git.GitCommandError):
-            raise GitSourceError(f"{self.location}: no commit named {revision!r}") from None
-
-    def _commit(self, revision: str) -> git.Commit:
-        """GitPython answers from long-lived `git cat-file` helpers; one that died (a Ctrl-C
-        reaches the whole process group) is restarted once instead of failing forever."""
-        with self._lock:
-            try:
-                return self.repo.commit(revision)
-            except (BrokenPipeError, ConnectionResetError, ValueError):
-                self.repo.close()  # GitPython starts fresh helpers on the next call
-                return self.repo.commit(revision)
+        known = self._commits.get(revision)
+        if known is not None:
+            return known
+        done = self._git(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}"
+        )
+        sha = done.stdout.strip()
+        if done.returncode != 0 or not FULL_SHA.match(sha):
+            raise GitSourceError(f"{self.location}: no commit named {revision!r}")
+        if sha == revision:  # a full sha names the same commit for ever; a branch moves
+            self._commits[sha] = sha
+        return sha
 
     def fetch(self) -> None:
         """Bring a mirrored repository up to date with its remote (no-op for a local one)."""
-        if not self.repo.bare or not self.repo.remotes:
+        if not self.is_mirror:
             return
-        try:
-            with self._lock:
-                self.repo.git.fetch("--prune", "origin", FETCH_REFSPEC)
-        except git.GitCommandError as error:
-            raise GitSourceError(f"cannot fetch {self.location}: {_stderr(error)}") from None
+        done = self._git("fetch", "--prune", "origin", FETCH_REFSPEC)
+        if done.returncode != 0:
+            raise GitSourceError(f"cannot fetch {self.location}: {done.stderr.strip()}")
 
     def read_files(self, revision: str, *, wanted: Callable[[str], bool]) -> dict[str, bytes]:
         """The content of every file of commit `revision` whose path `wanted` accepts."""
@@ -129,10 +159,8 @@ class GitSource:
     def folder_trees(self, revision: str) -> dict[str, str]:
         """The git tree id of every folder of a commit: a folder's content digest, for free."""
         sha = self.resolve(revision)
-        with self._lock:
-            listing = self.repo.git.ls_tree("-r", "-d", "-z", "--full-tree", sha)
-            trees = {"": str(self._commit(sha).tree.hexsha)}
-        for record in listing.split("\0"):
+        trees = {"": self._git_output("rev-parse", f"{sha}^{{tree}}").strip()}
+        for record in self._git_output("ls-tree", "-r", "-d", "-z", "--full-tree", sha).split("\0"):
             if record:
                 meta, _, path = record.partition("\t")
                 trees[path] = meta.split()[2]
@@ -155,7 +183,7 @@ class GitSource:
         try:
             for command in commands:
                 done = subprocess.run(
-                    command, cwd=self.repo.git_dir, env=env, capture_output=True, check=False
+                    command, cwd=self.git_dir, env=env, capture_output=True, check=False
                 )
                 if done.returncode != 0:
                     reason = done.stderr.decode(errors="replace").strip()
@@ -165,8 +193,7 @@ class GitSource:
 
     def _list_blobs(self, revision: str) -> list[tuple[str, str]]:
         sha = self.resolve(revision)
-        with self._lock:
-            listing = self.repo.git.ls_tree("-r", "-z", "--full-tree", sha)
+        listing = self._git_output("ls-tree", "-r", "-z", "--full-tree", sha)
         entries = []
         for record in listing.split("\0"):
             if not record:
@@ -184,29 +211,43 @@ class GitSource:
         request = "".join(f"{sha}\n" for sha in shas).encode()
         done = subprocess.run(
             ["git", "cat-file", "--batch"],
-            cwd=self.repo.git_dir,
+            cwd=self.git_dir,
             input=request,
             capture_output=True,
             check=True,
         )
         return _split_batch(done.stdout, len(shas))
 
+    def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `git ARGS` in the git folder; the result, whatever the exit code."""
+        return _run_git(self.git_dir, *args)
+
+    def _git_output(self, *args: str) -> str:
+        """The output of `git ARGS`, or GitSourceError with git's own message."""
+        done = self._git(*args)
+        if done.returncode != 0:
+            raise GitSourceError(f"{self.location}: git {args[0]} failed: {done.stderr.strip()}")
+        return done.stdout
+
 
 def is_url(location: str) -> bool:
     return bool(URL.match(location))
 
 
-def _local(location: str) -> git.Repo:
+def _local(location: str) -> Path:
+    """The git folder of the repository at (or above) `location`."""
     path = Path(location).expanduser()
     if not path.exists():
         raise GitSourceError(f"{location}: no such directory")
-    try:
-        return git.Repo(path, search_parent_directories=True)
-    except git.InvalidGitRepositoryError:
-        raise GitSourceError(f"{location}: not a git repository") from None
+    done = _run_git(path, "rev-parse", "--absolute-git-dir")
+    if done.returncode != 0:
+        raise GitSourceError(f"{location}: not a git repository")
+    return Path(done.stdout.strip())
 
 
 def _mirror(url: str, data_dir: Path) -> git.Repo:
+    import git
+
     target = data_dir / "mirrors" / _mirror_name(url)
     try:
         if target.exists():
@@ -224,14 +265,21 @@ def _mirror_name(url: str) -> str:
     return f"{stem}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
 
-def _default_branch(repo: git.Repo) -> str:
+def _checked_out_branch(git_dir: Path) -> str:
     """The checked-out branch; a detached HEAD (as in CI checkouts) tracks HEAD itself."""
-    if repo.head.is_detached:
-        return "HEAD"
-    try:
-        return str(repo.active_branch.name)
-    except TypeError:
-        return "HEAD"
+    done = _run_git(git_dir, "symbolic-ref", "--quiet", "--short", "HEAD")
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "HEAD"
+
+
+def _run_git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def _split_batch(output: bytes, count: int) -> list[bytes]:

@@ -15,18 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitopsd.adapters.gitrepo import GitSource
-from gitopsd.engine import loading, validation
+from gitopsd.adapters.revision_files import RevisionFiles
+from gitopsd.engine import loading
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.sources import Problem
 
 
 @dataclass(frozen=True)
 class LoadedRevision:
-    """The manifests of one commit, and everything wrong with them (empty when valid)."""
+    """The manifests of one commit, everything wrong with them (empty when valid), and the
+    git tree id of each of its folders (a folder's content digest, for fingerprints)."""
 
     revision: str
     repository: Repository
     problems: list[Problem]
+    trees: dict[str, str]
 
     @property
     def is_valid(self) -> bool:
@@ -39,26 +42,32 @@ def open_source(location: str, *, branch: str | None, data_dir: Path) -> GitSour
 
 def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
     """Read, parse and validate the manifests of `revision` (default: the branch head)."""
+    from gitopsd.engine import validation  # a revision read back from disk never needs it
+
     sha = source.resolve(revision) if revision else source.head()
     files = source.read_files(sha, wanted=loading.is_manifest_path)
     with _collector_paused():
         repository, problems = loading.load_repository(files, revision=sha)
         problems = sorted(problems + validation.validate(repository))
-    return LoadedRevision(sha, repository, problems)
+    return LoadedRevision(sha, repository, problems, source.folder_trees(sha))
 
 
 class RevisionCache:
-    """The last few revisions loaded, by commit.
+    """The last few revisions loaded, by commit; with `files`, kept on disk too.
 
     The daemon loads a new head to see which environments want it, and the run it starts
     loads the same commit again; an apply also loads the previous revision for its
     rollback. Keeping the last `size` loads (manifests are immutable) saves the time and the
     memory of second copies: at 1,000 components a load is about 8 MB and a second of CPU.
+    On disk, a load outlives the process: the next command reads it back in a tenth of that.
     """
 
-    def __init__(self, source: GitSource, *, size: int = 3) -> None:
+    def __init__(
+        self, source: GitSource, *, size: int = 3, files: RevisionFiles | None = None
+    ) -> None:
         self._source = source
         self._size = size
+        self._files = files
         self._loaded: OrderedDict[str, LoadedRevision] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -69,12 +78,25 @@ class RevisionCache:
             if found is not None:
                 self._loaded.move_to_end(sha)
                 return found
-        loaded = load(self._source, sha)
+        loaded = self._from_disk(sha)
+        if loaded is None:
+            loaded = load(self._source, sha)
+            if self._files is not None:
+                self._files.put(sha, loaded)
         with self._lock:
             self._loaded[sha] = loaded
             while len(self._loaded) > self._size:
                 self._loaded.popitem(last=False)
         return loaded
+
+    def _from_disk(self, sha: str) -> LoadedRevision | None:
+        if self._files is None:
+            return None
+        with _collector_paused():
+            found = self._files.get(sha)
+        if isinstance(found, LoadedRevision) and found.revision == sha:
+            return found
+        return None
 
 
 @contextlib.contextmanager

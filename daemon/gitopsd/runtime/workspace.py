@@ -18,6 +18,7 @@ from typing import Any
 
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
@@ -56,7 +57,8 @@ class Workspace:
         return self.data_dir / "state"
 
     def __post_init__(self) -> None:
-        self._revisions = revisions.RevisionCache(self.source)
+        files = RevisionFiles(self.data_dir / "cache" / "revisions")
+        self._revisions = revisions.RevisionCache(self.source, files=files)
 
     def load_revision(self, revision: str | None = None) -> revisions.LoadedRevision:
         """The manifests of `revision` (default: the branch head), valid or not; cached."""
@@ -73,7 +75,7 @@ class Workspace:
         return Revisioned(
             repository=loaded.repository,
             checkout=self.checkouts.path(loaded.revision),
-            trees=self.source.folder_trees(loaded.revision),
+            trees=loaded.trees,
         )
 
     # --- the three kinds of run -------------------------------------------------------------

@@ -1,0 +1,103 @@
+"""A revision loaded once is read back from disk by the next process, not from git again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.adapters.revision_files import RevisionFiles
+from gitopsd.runtime import revisions
+from gitopsd.runtime.revisions import RevisionCache
+from tests.runtime.world import World, component, environment
+
+
+class CountingSource(GitSource):
+    """A real GitSource that counts the manifest reads (what a cache hit must skip)."""
+
+    reads = 0
+
+    def read_files(self, revision: str, **kwargs: Any) -> dict[str, bytes]:
+        CountingSource.reads += 1
+        return super().read_files(revision, **kwargs)
+
+
+@pytest.fixture
+def source(world: World) -> CountingSource:
+    opened = CountingSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
+    assert isinstance(opened, CountingSource)
+    CountingSource.reads = 0
+    return opened
+
+
+def cache(source: GitSource, folder: Path) -> RevisionCache:
+    """A cache as a new process makes it: empty in memory, the data folder's files on disk."""
+    return RevisionCache(source, files=RevisionFiles(folder))
+
+
+def test_the_next_process_reads_the_revision_from_disk(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    sha = world.commit(
+        {
+            "environments/dev.yaml": environment("dev"),
+            "components/network/vpc/component.yaml": component("vpc"),
+        }
+    )
+    first = cache(source, tmp_path / "revisions").load(sha)
+    assert CountingSource.reads == 1
+    again = cache(source, tmp_path / "revisions").load(sha)
+    assert CountingSource.reads == 1  # not from git
+    assert again is not first
+    assert again.revision == sha and again.is_valid
+    assert again.repository.components.keys() == first.repository.components.keys() == {"vpc"}
+    assert (
+        again.repository.components["vpc"].manifest == first.repository.components["vpc"].manifest
+    )
+    assert again.trees == first.trees == source.folder_trees(sha)
+
+
+def test_problems_are_kept_with_their_file_and_line(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    sha = world.commit({"environments/dev.yaml": "apiVersion: gitopsd.io/v1\nkind: Environment\n"})
+    first = cache(source, tmp_path / "revisions").load(sha)
+    again = cache(source, tmp_path / "revisions").load(sha)
+    assert CountingSource.reads == 1
+    assert not again.is_valid
+    assert [str(p) for p in again.problems] == [str(p) for p in first.problems]
+    assert any(p.path == "environments/dev.yaml" and p.line for p in again.problems)
+
+
+def test_a_branch_name_is_resolved_each_time(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """The disk is keyed by commit: a branch that moved loads its new commit."""
+    world.commit({"environments/dev.yaml": environment("dev")})
+    assert cache(source, tmp_path / "revisions").load().repository.environments.keys() == {"dev"}
+    world.commit({"environments/prod.yaml": environment("prod")})
+    moved = cache(source, tmp_path / "revisions").load()
+    assert moved.repository.environments.keys() == {"dev", "prod"}
+    assert CountingSource.reads == 2
+
+
+def test_a_damaged_file_loads_from_git_and_is_written_again(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    sha = world.commit({"environments/dev.yaml": environment("dev")})
+    files = RevisionFiles(tmp_path / "revisions")
+    RevisionCache(source, files=files).load(sha)
+    files.path(sha).write_bytes(b"not a pickle")
+    loaded = RevisionCache(source, files=files).load(sha)
+    assert loaded.is_valid and CountingSource.reads == 2
+    assert files.get(sha) is not None  # repaired for the next process
+
+
+def test_without_files_nothing_is_written(world: World, source: CountingSource) -> None:
+    sha = world.commit({"environments/dev.yaml": environment("dev")})
+    RevisionCache(source).load(sha)
+    RevisionCache(source).load(sha)
+    assert CountingSource.reads == 2
+    assert revisions.load(source, sha).is_valid

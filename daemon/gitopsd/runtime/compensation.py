@@ -18,7 +18,7 @@ from gitopsd.model.state import ComponentStatus, Run, Step, StepAction, StepStat
 from gitopsd.runtime.steps import StepError, StepRunner, driver_call
 
 if TYPE_CHECKING:
-    from gitopsd.runtime.executor import Revisioned
+    from gitopsd.runtime.revisions import Revisioned
 
 TOUCHED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.RUNNING)
 

@@ -16,7 +16,7 @@ from gitopsd.model.state import (
     StepAction,
     StepStatus,
 )
-from gitopsd.runtime.executor import Revisioned
+from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services, StepBook, StepError, StepRunner, driver_call
 
 

@@ -26,8 +26,8 @@ from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import DriverCall, DriverResult
 from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Run
-from gitopsd.runtime import audit, promoting
-from gitopsd.runtime.executor import Revisioned
+from gitopsd.runtime import audit
+from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import StepError, target_for
 from gitopsd.runtime.workspace import Workspace
 
@@ -99,6 +99,8 @@ def check_and_remediate(
     report = check(workspace, environment, actor=actor)
     if not remediate or not report.drifted() or report.revision is None:
         return report
+    from gitopsd.runtime import promoting  # the promotion rules, for remediations only
+
     admitted = promoting.admit(workspace, environment, revision=report.revision, actor=actor)
     if admitted.wait is not promoting.Wait.READY:
         audit.record(workspace, environment, "drift.remediation_held", admitted.reason, actor=actor)

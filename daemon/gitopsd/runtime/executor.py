@@ -14,13 +14,11 @@ import contextvars
 import logging
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from gitopsd.engine import planning
-from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry, Repository
+from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
 from gitopsd.engine.planning import Verdict
 from gitopsd.model.state import (
     ComponentState,
@@ -32,6 +30,7 @@ from gitopsd.model.state import (
     StepStatus,
 )
 from gitopsd.runtime import apply_records, compensation, gates
+from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import (
     Interrupted,
     Services,
@@ -55,19 +54,6 @@ class Outcome(StrEnum):
     @property
     def is_good(self) -> bool:
         return self in (Outcome.APPLIED, Outcome.UNCHANGED)
-
-
-@dataclass(frozen=True)
-class Revisioned:
-    """One revision, ready to run drivers from: its manifests, checkout and folder digests."""
-
-    repository: Repository
-    checkout: Path
-    trees: dict[str, str]
-
-    @property
-    def revision(self) -> str:
-        return self.repository.revision
 
 
 class ApplyRun:

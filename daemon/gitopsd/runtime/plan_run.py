@@ -16,7 +16,7 @@ from gitopsd.engine.planning import Decision, Verdict
 from gitopsd.engine.ports import DriverResult
 from gitopsd.engine.selection import Selection
 from gitopsd.model.state import Run, RunStatus, StepAction, StepStatus
-from gitopsd.runtime.executor import Revisioned
+from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services, StepBook, StepError, StepRunner, driver_call
 
 EXIT_NO_CHANGES = 0

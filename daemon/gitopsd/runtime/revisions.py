@@ -36,6 +36,19 @@ class LoadedRevision:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class Revisioned:
+    """One revision, ready to run drivers from: its manifests, checkout and folder digests."""
+
+    repository: Repository
+    checkout: Path
+    trees: dict[str, str]
+
+    @property
+    def revision(self) -> str:
+        return self.repository.revision
+
+
 def open_source(location: str, *, branch: str | None, data_dir: Path) -> GitSource:
     return GitSource.open(location, branch=branch, data_dir=data_dir)
 

@@ -4,6 +4,9 @@ A `Workspace` is one watched repository with its state store and data folder. St
 run means: load the revision (valid manifests only), take the environment's lease, finish
 any run a crashed process left behind, then create and execute the new run. Everything
 the executor needs is prepared here, so the executor itself never touches git.
+
+The three run engines (apply, destroy, plan) are imported by the method that starts one:
+a drift check or a status read opens a workspace too and needs none of them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource
@@ -25,10 +28,11 @@ from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.errors import GitopsdError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime import leases, revisions
-from gitopsd.runtime.destroying import DestroyRun
-from gitopsd.runtime.executor import ApplyRun, Revisioned
-from gitopsd.runtime.plan_run import PlannedComponent, PlanRun
+from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services
+
+if TYPE_CHECKING:
+    from gitopsd.runtime.plan_run import PlannedComponent
 
 
 class RunRefusedError(GitopsdError):
@@ -139,6 +143,8 @@ class Workspace:
         run_id: str | None = None,
     ) -> tuple[Run, list[PlannedComponent]]:
         """Ask the drivers what applying `revision` would change; nothing is changed."""
+        from gitopsd.runtime.plan_run import PlanRun
+
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         with self.lease(environment) as lost:
@@ -170,6 +176,8 @@ class Workspace:
         run_id: str | None = None,
     ) -> Run:
         """Destroy the environment's components (or some of them), dependents first."""
+        from gitopsd.runtime.destroying import DestroyRun
+
         target = self.load(None)
         chosen = self._components(target.repository, environment, components)
         self._check_nothing_depends_on(environment, chosen, target.repository)
@@ -199,6 +207,8 @@ class Workspace:
         Applies and destroys carry on where they stopped; an interrupted plan changed
         nothing and is closed as cancelled. The caller holds the environment's lease.
         """
+        from gitopsd.runtime.destroying import DestroyRun
+
         finished = []
         for run in self.store.unfinished_runs(environment):
             if run.action is RunAction.PLAN:
@@ -251,6 +261,8 @@ class Workspace:
         cancel: threading.Event,
         previous: Revisioned | None,
     ) -> Run:
+        from gitopsd.runtime.executor import ApplyRun
+
         return ApplyRun(
             self._services(cancel),
             run,

@@ -158,7 +158,7 @@ def test_a_check_never_runs_while_another_process_runs_the_environment(
     world: World, applied: Workspace, store: StateStore
 ) -> None:
     world.control(sleep={"net:apply": 1.5})
-    world.commit({**with_checks(), "components/net/extra.txt": "changed"})
+    newer = world.commit({**with_checks(), "components/net/extra.txt": "changed"})
     running = threading.Thread(target=applied.apply, args=("dev",))
     running.start()
     other = world.workspace(store)  # another holder of the lease, as another process is
@@ -169,4 +169,5 @@ def test_a_check_never_runs_while_another_process_runs_the_environment(
     finally:
         running.join()
         other.source.close()
-    assert drifting.check(applied, "dev").result is DriftStatus.IN_SYNC
+    after = drifting.check(applied, "dev")
+    assert (after.revision, after.result) == (newer, DriftStatus.IN_SYNC)  # what the run left

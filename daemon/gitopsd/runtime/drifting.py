@@ -67,27 +67,37 @@ class DriftReport:
 
 
 def check(workspace: Workspace, environment: str, *, actor: str = "local") -> DriftReport:
-    """Check every applied component of `environment` now, and store the results."""
-    now = workspace.clock.now()
-    state = workspace.store.get_environment(environment)
-    if state is None or state.revision is None:
-        return DriftReport(environment, None, now)
-    target = workspace.load(state.revision)
-    applied = {
-        s.name: s
-        for s in workspace.store.list_components(environment)
-        if s.status is ComponentStatus.APPLIED
-    }
-    chosen = [
-        entry
-        for entry in selection.select(target.repository, environment).components
-        if entry.manifest.name in applied
-    ]
-    parallelism = target.repository.environments[environment].manifest.spec.parallelism
-    with workspace.lease(environment), ThreadPoolExecutor(max(1, parallelism)) as pool:
-        found = list(pool.map(lambda entry: _check_one(workspace, entry, applied, target), chosen))
-    report = DriftReport(environment, state.revision, now, found)
-    _record(workspace, report, actor=actor)
+    """Check every applied component of `environment` now, and store the results.
+
+    All of it under the environment's lease: a running apply finishes first, so the check
+    sees what it left, and the states read here are still the stored ones when the results
+    are written over them.
+    """
+    if workspace.store.get_environment(environment) is None:
+        return DriftReport(environment, None, workspace.clock.now())  # never applied
+    with workspace.lease(environment):
+        now = workspace.clock.now()
+        state = workspace.store.get_environment(environment)
+        if state is None or state.revision is None:
+            return DriftReport(environment, None, now)
+        target = workspace.load(state.revision)
+        applied = {
+            s.name: s
+            for s in workspace.store.list_components(environment)
+            if s.status is ComponentStatus.APPLIED
+        }
+        chosen = [
+            entry
+            for entry in selection.select(target.repository, environment).components
+            if entry.manifest.name in applied
+        ]
+        parallelism = target.repository.environments[environment].manifest.spec.parallelism
+        with ThreadPoolExecutor(max(1, parallelism)) as pool:
+            found = list(
+                pool.map(lambda entry: _check_one(workspace, entry, applied, target), chosen)
+            )
+        report = DriftReport(environment, state.revision, now, found)
+        _record(workspace, report, applied, actor=actor)
     return report
 
 
@@ -169,13 +179,18 @@ def _summary(result: DriverResult) -> str:
     return text if len(text) <= SUMMARY_LIMIT else "[...]\n" + text[-SUMMARY_LIMIT:]
 
 
-def _record(workspace: Workspace, report: DriftReport, *, actor: str) -> None:
-    states = {s.name: s for s in workspace.store.list_components(report.environment)}
+def _record(
+    workspace: Workspace,
+    report: DriftReport,
+    checked: dict[str, ComponentState],
+    *,
+    actor: str,
+) -> None:
+    """Store each component's result and the audit event. The caller still holds the lease,
+    so the states read before the checks are still the stored ones."""
     with workspace.store.transaction():
         for found in report.components:
-            state = states.get(found.name)
-            if state is None:
-                continue  # destroyed meanwhile
+            state = checked[found.name]
             workspace.store.save_component(
                 state.model_copy(
                     update={

@@ -3,6 +3,7 @@ cancellation, process-group cleanup, output capping and secret redaction."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from gitopsd.adapters import command_driver
 from gitopsd.adapters.command_driver import CommandDriverRunner, describe_duration
 from gitopsd.engine.ports import DriverCall, DriverResult
 
@@ -575,3 +577,60 @@ def test_calls_run_in_parallel_without_sharing_files(
         thread.join()
     assert time.monotonic() - started < 1.5
     assert {n: result.outputs for n, result in results.items()} == {n: {"n": n} for n in range(4)}
+
+
+def test_calls_from_many_threads_never_share_an_inputs_file(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    driver = script(tmp_path, "name.sh", 'printf "%s %s" "$GITOPSD_INPUTS" "$GITOPSD_INPUT_N"\n')
+    seen: list[tuple[str, str]] = []
+
+    def calls(thread: int) -> None:
+        for n in range(25):
+            number = str(thread * 100 + n)
+            result = runner.run(make_call(tmp_path, [str(driver)], inputs={"n": number}))
+            name, got = result.output.split(" ")
+            seen.append((name, got))
+            assert got == number
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=calls, args=(thread,)) for thread in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert len(seen) == 200
+    assert len({name for name, _ in seen}) == 200
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_an_inputs_file_name_already_taken_is_skipped_not_overwritten(
+    runner: CommandDriverRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a daemon killed in the middle of a call leaves, found by one with the same pid
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    taken = f"dev.network.apply.{os.getpid()}-7"
+    (work / f"{taken}.inputs.json").write_text("left behind")
+    (work / f"{taken}.outputs.json").write_text('{"stale": true}')
+    monkeypatch.setattr(command_driver, "_CALL_NUMBERS", itertools.count(7))
+    result, dump = run_dump(runner, tmp_path, action="apply", inputs={"a": "b"})
+    assert (
+        Path(dump["env"]["GITOPSD_INPUTS"]).name == f"dev.network.apply.{os.getpid()}-8.inputs.json"
+    )
+    assert dump["inputs"] == {"a": "b"}
+    assert result.outputs == {}  # not the stale outputs file of the name it skipped
+    assert (work / f"{taken}.inputs.json").read_text() == "left behind"
+    assert (work / f"{taken}.outputs.json").read_text() == '{"stale": true}'
+
+
+def test_the_work_dir_is_created_when_missing(runner: CommandDriverRunner, tmp_path: Path) -> None:
+    assert not (tmp_path / "work").exists()
+    assert runner.run(make_call(tmp_path, ["/bin/sh", "-c", "exit 0"])).exit_code == 0
+    assert (tmp_path / "work").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "work").rmdir()  # removed behind the runner's back: made again
+    assert runner.run(make_call(tmp_path, ["/bin/sh", "-c", "exit 0"])).exit_code == 0

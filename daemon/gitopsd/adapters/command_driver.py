@@ -6,7 +6,9 @@ Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for eac
 - private files in `work_dir` (mode 0700): `<call>.inputs.json` (the rendered inputs, mode
   0600) and the path of `<call>.outputs.json` (where `apply` writes its outputs), removed when
   the call ends (files, not a folder per call: a mkdir and rmdir per step cost milliseconds
-  on slow disks);
+  on slow disks). `<call>` is `<environment>.<component>.<action>.<pid>-<n>`, `n` a number no
+  other call of the process gets; the inputs file is created exclusively (`O_EXCL`), and a
+  name already taken, by a file a crashed daemon left, is skipped;
 - the environment is `base_env` without inherited `GITOPSD_*` variables, plus the driver's `env`
   setting, plus the protocol variables (`GITOPSD_ENVIRONMENT`, `_COMPONENT`, `_REVISION`,
   `_ACTION`, `_INPUTS`, `_OUTPUTS`, `_STATE_DIR`, and `GITOPSD_INPUT_<NAME>` per input);
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import re
@@ -68,6 +71,10 @@ PROTOCOL_PREFIX = "GITOPSD_"
 _WAIT_SLICE = 0.05  # seconds between timeout/cancel checks
 _NOT_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _INPUTS_SUFFIX = ".inputs.json"
+_OUTPUTS_SUFFIX = ".outputs.json"
+_CREATE_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # O_EXCL: no symlinks
+_NAME_ATTEMPTS = 10000  # as many as tempfile.mkstemp tries
+_CALL_NUMBERS = itertools.count()  # next() on it is atomic: no two threads get the same number
 
 
 @dataclass(frozen=True)
@@ -99,24 +106,40 @@ class CommandDriverRunner:
     def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
         """Run `call.argv` to completion, timeout or cancel; the call's files never remain."""
         started = time.monotonic()
-        if not self.work_dir.is_dir():  # a stat, not a mkdir, on every call but the first
-            self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(  # mode 0600, a name no other call has
-            prefix=_scratch_prefix(call), suffix=_INPUTS_SUFFIX, dir=self.work_dir
-        )
-        inputs_file = Path(name)
-        outputs_file = Path(name.removesuffix(_INPUTS_SUFFIX) + ".outputs.json")
+        handle, inputs_file = self._create_inputs_file(call)
+        outputs_file = inputs_file.removesuffix(_INPUTS_SUFFIX) + _OUTPUTS_SUFFIX
         try:
             _write_inputs(handle, call.inputs)
             return self._run_with(inputs_file, outputs_file, call, cancel=cancel, started=started)
         finally:
-            _remove(inputs_file)
+            # the outputs file first: a crash between the two leaves the inputs file, which keeps
+            # its number (and so the outputs file's name) from being used again
             _remove(outputs_file)
+            _remove(inputs_file)
+
+    def _create_inputs_file(self, call: DriverCall) -> tuple[int, str]:
+        """Create the call's inputs file (mode 0600) under a name no other call has: pid and a
+        number no other call of this process gets; a name already taken (a file a crashed
+        process left, another process with the same pid on a shared disk) is skipped."""
+        prefix = os.path.join(self.work_dir, _scratch_prefix(call)) + f"{os.getpid()}-"
+        for _ in range(_NAME_ATTEMPTS):
+            path = f"{prefix}{next(_CALL_NUMBERS)}{_INPUTS_SUFFIX}"
+            try:
+                return os.open(path, _CREATE_EXCLUSIVE, 0o600), path
+            except FileExistsError:
+                continue
+            except FileNotFoundError:
+                if os.path.isdir(self.work_dir):
+                    raise
+                # the first call (or work_dir was removed): create it, then try that name again
+                self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                return os.open(path, _CREATE_EXCLUSIVE, 0o600), path
+        raise FileExistsError(f"no free inputs file name in {self.work_dir}")
 
     def _run_with(
         self,
-        inputs_file: Path,
-        outputs_file: Path,
+        inputs_file: str,
+        outputs_file: str,
         call: DriverCall,
         *,
         cancel: CancelSignal | None,
@@ -244,7 +267,7 @@ class _ExitWatch:
 
 
 def _protocol_environment(
-    call: DriverCall, *, base_env: Mapping[str, str], inputs_file: Path, outputs_file: Path
+    call: DriverCall, *, base_env: Mapping[str, str], inputs_file: str, outputs_file: str
 ) -> dict[str, str]:
     """The driver's environment: inherited (minus `GITOPSD_*`), its `env`, then the protocol."""
     env = {name: value for name, value in base_env.items() if not name.startswith(PROTOCOL_PREFIX)}
@@ -254,8 +277,8 @@ def _protocol_environment(
         GITOPSD_COMPONENT=call.component,
         GITOPSD_REVISION=call.revision,
         GITOPSD_ACTION=call.action,
-        GITOPSD_INPUTS=str(inputs_file),
-        GITOPSD_OUTPUTS=str(outputs_file),
+        GITOPSD_INPUTS=inputs_file,
+        GITOPSD_OUTPUTS=outputs_file,
         GITOPSD_STATE_DIR=str(call.state_dir),
     )
     for name, value in call.inputs.items():
@@ -299,15 +322,16 @@ def redact(data: bytes, secrets: Iterable[bytes]) -> bytes:
     return data
 
 
-def _read_outputs(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+def _read_outputs(path: str) -> tuple[dict[str, Any] | None, str | None]:
     """`apply`'s outputs: ({}, None) when no file; (None, "outputs file: ...") when unusable."""
     try:
-        with path.open("rb") as file:
+        with open(path, "rb") as file:
             raw = file.read(MAX_OUTPUTS_FILE + 1)
     except FileNotFoundError:
         return {}, None
     except OSError as error:
-        return None, f"outputs file: cannot read {path.name}: {error.strerror or error}"
+        name = os.path.basename(path)
+        return None, f"outputs file: cannot read {name}: {error.strerror or error}"
     if len(raw) > MAX_OUTPUTS_FILE:
         return None, f"outputs file: larger than {MAX_OUTPUTS_FILE} bytes (1 MiB)"
     return _parse_outputs(raw)
@@ -376,16 +400,21 @@ def _remaining(deadline: float) -> float:
 
 
 def _write_inputs(handle: int, inputs: Mapping[str, Any]) -> None:
+    """Write the inputs file and close it."""
     # ASCII-escaped so any string (lone surrogates included) round-trips through a JSON parser;
     # `default=str` turns YAML dates and other stragglers into their text instead of failing.
-    with os.fdopen(handle, "w", encoding="ascii") as file:
-        file.write(json.dumps(dict(inputs), indent=2, default=str) + "\n")
+    try:
+        data = (json.dumps(dict(inputs), indent=2, default=str) + "\n").encode("ascii")
+        while data:  # one write but for a short one (a full disk raises)
+            data = data[os.write(handle, data) :]
+    finally:
+        os.close(handle)
 
 
-def _remove(path: Path) -> None:
+def _remove(path: str) -> None:
     """Remove a call's file, or whatever a driver left at that path (even a folder)."""
     try:
-        path.unlink()
+        os.unlink(path)
     except FileNotFoundError:
         pass
     except IsADirectoryError:

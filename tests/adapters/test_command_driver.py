@@ -634,3 +634,80 @@ def test_the_work_dir_is_created_when_missing(runner: CommandDriverRunner, tmp_p
     assert (tmp_path / "work").stat().st_mode & 0o777 == 0o700
     (tmp_path / "work").rmdir()  # removed behind the runner's back: made again
     assert runner.run(make_call(tmp_path, ["/bin/sh", "-c", "exit 0"])).exit_code == 0
+
+
+# --- the inherited environment, read on every call -------------------------------------------
+
+PRINTS_ENV = "import os; print(sorted((k, v) for k, v in os.environ.items() if k.startswith('T_')))"
+
+
+def test_changes_to_the_process_environment_reach_the_next_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T_CHANGED", "before")
+    monkeypatch.setenv("T_REMOVED", "here")
+    runner = CommandDriverRunner(tmp_path / "work")
+    first = runner.run(make_call(tmp_path, python(PRINTS_ENV)))
+    assert first.output == "[('T_CHANGED', 'before'), ('T_REMOVED', 'here')]\n"
+    monkeypatch.setenv("T_ADDED", "new")
+    monkeypatch.setenv("T_CHANGED", "after")
+    monkeypatch.delenv("T_REMOVED")
+    monkeypatch.setenv("T_SECRET_TOKEN", "hush-hush")
+    second = runner.run(make_call(tmp_path, python(PRINTS_ENV)))
+    assert second.output == (
+        "[('T_ADDED', 'new'), ('T_CHANGED', 'after'), ('T_SECRET_TOKEN', '***')]\n"
+    )
+    monkeypatch.delenv("T_SECRET_TOKEN")
+    monkeypatch.setenv("T_ADDED", "hush-hush")  # no longer a secret's value: shown
+    third = runner.run(make_call(tmp_path, python(PRINTS_ENV)))
+    assert third.output == "[('T_ADDED', 'hush-hush'), ('T_CHANGED', 'after')]\n"
+
+
+def test_changes_to_an_explicit_base_env_reach_the_next_call(tmp_path: Path) -> None:
+    base_env = {"PATH": os.environ["PATH"], "T_KEPT": "1"}
+    runner = make_runner(tmp_path, base_env=base_env)
+    first = runner.run(make_call(tmp_path, python(PRINTS_ENV)))
+    assert first.output == "[('T_KEPT', '1')]\n"
+    base_env["T_VAULT_PASSWORD"] = "open-sesame"
+    base_env["T_KEPT"] = "2"
+    second = runner.run(make_call(tmp_path, python(PRINTS_ENV)))
+    assert second.output == "[('T_KEPT', '2'), ('T_VAULT_PASSWORD', '***')]\n"
+
+
+def test_an_inherited_gitopsd_secret_is_redacted_though_not_passed(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    result = runner.run(make_call(tmp_path, python("print('token: daemon-token-1')")))
+    assert result.output == "token: ***\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("T_NUL", "a\0b"), ("T_SURROGATE", "\udc80\ud800"), ("T=EQUALS", "x"), ("", "empty")],
+)
+def test_a_base_env_variable_no_environment_can_carry_is_an_error_on_every_call(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    runner = make_runner(tmp_path, base_env={"PATH": os.environ["PATH"], name: value})
+    for _ in range(2):
+        result = runner.run(make_call(tmp_path, python("print('ran')")))
+        assert result.exit_code is None and result.output == ""
+        assert result.error == (
+            f"cannot pass environment variable {name!r}: a NUL character, "
+            "a lone surrogate or an '=' in the name"
+        )
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_a_bad_base_env_value_the_driver_env_replaces_is_not_an_error(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, base_env={"PATH": os.environ["PATH"], "T_NUL": "a\0b"})
+    call = make_call(tmp_path, python(PRINTS_ENV), env={"T_NUL": "fixed"})
+    assert runner.run(call).output == "[('T_NUL', 'fixed')]\n"
+
+
+def test_the_first_variable_that_cannot_be_passed_is_named(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, base_env={"PATH": os.environ["PATH"], "T_A": "a\0"})
+    call = make_call(tmp_path, python("pass"), env={"T_B": "b\0"}, inputs={"c": "c\0"})
+    assert "'T_A'" in (runner.run(call).error or "")
+    runner = make_runner(tmp_path)
+    assert "'T_B'" in (runner.run(call).error or "")

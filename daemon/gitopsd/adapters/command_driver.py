@@ -9,9 +9,12 @@ Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for eac
   on slow disks). `<call>` is `<environment>.<component>.<action>.<pid>-<n>`, `n` a number no
   other call of the process gets; the inputs file is created exclusively (`O_EXCL`), and a
   name already taken, by a file a crashed daemon left, is skipped;
-- the environment is `base_env` without inherited `GITOPSD_*` variables, plus the driver's `env`
-  setting, plus the protocol variables (`GITOPSD_ENVIRONMENT`, `_COMPONENT`, `_REVISION`,
-  `_ACTION`, `_INPUTS`, `_OUTPUTS`, `_STATE_DIR`, and `GITOPSD_INPUT_<NAME>` per input);
+- the environment is `base_env` (default: `os.environ` as it is at the call) without inherited
+  `GITOPSD_*` variables, plus the driver's `env` setting, plus the protocol variables
+  (`GITOPSD_ENVIRONMENT`, `_COMPONENT`, `_REVISION`, `_ACTION`, `_INPUTS`, `_OUTPUTS`,
+  `_STATE_DIR`, and `GITOPSD_INPUT_<NAME>` per input). Every call copies the inherited
+  environment; what is derived from it (the copy without `GITOPSD_*`, its secrets, whether
+  `execve` can carry it) is worked out again only when that copy differs from the last one;
 - the argv runs without a shell in its own process group (input values never reach the command
   line); stdout and stderr go to one temporary file, so a chatty driver costs disk, not memory;
 - on timeout or cancel the group gets SIGTERM, then SIGKILL after `kill_grace` seconds; after any
@@ -102,6 +105,7 @@ class CommandDriverRunner:
         self.max_output = max_output
         self.kill_grace = kill_grace
         self.base_env = base_env  # None: os.environ as it is at call time
+        self._inherited: _Inherited | None = None  # derived from the last snapshot seen
 
     def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
         """Run `call.argv` to completion, timeout or cancel; the call's files never remain."""
@@ -145,14 +149,14 @@ class CommandDriverRunner:
         cancel: CancelSignal | None,
         started: float,
     ) -> DriverResult:
-        base_env = dict(os.environ if self.base_env is None else self.base_env)
-        env = _protocol_environment(
-            call, base_env=base_env, inputs_file=inputs_file, outputs_file=outputs_file
-        )
-        problem = _prepare_state_dir(call.state_dir) or _unpassable(call, env)
+        inherited = self._inherited_environment()
+        own = _protocol_environment(call, inputs_file=inputs_file, outputs_file=outputs_file)
+        env = dict(inherited.env)
+        env.update(own)
+        problem = _prepare_state_dir(call.state_dir) or _unpassable(call, env, inherited, own)
         if problem is not None:
             return DriverResult(None, error=problem, duration=time.monotonic() - started)
-        secrets = secret_values(base_env, call)
+        secrets = inherited.secrets_with(call)
         with tempfile.TemporaryFile(dir=self.work_dir) as log:
             ending = self._execute(call, env=env, log=log, cancel=cancel)
             output = _capture_output(log, limit=self.max_output, secrets=secrets)
@@ -168,6 +172,24 @@ class CommandDriverRunner:
             cancelled=ending.cancelled,
             error=error,
         )
+
+    def _inherited_environment(self) -> _Inherited:
+        """`base_env` (or `os.environ`) as it is now, with what calls derive from it.
+
+        Reading the environment is a copy: `os.environb`, not `os.environ`, whose per-variable
+        decoding costs twice as much. Filtering, finding secrets and checking that every
+        variable can be passed happen once per distinct snapshot, not once per call."""
+        snapshot: dict[Any, Any]
+        snapshot = dict(os.environb) if self.base_env is None else dict(self.base_env)
+        cached = self._inherited
+        if cached is not None and cached.snapshot == snapshot:
+            return cached
+        if self.base_env is None:
+            named = {os.fsdecode(name): os.fsdecode(value) for name, value in snapshot.items()}
+        else:
+            named = snapshot
+        self._inherited = cached = _Inherited.derive(snapshot, named)
+        return cached
 
     def _execute(
         self, call: DriverCall, *, env: dict[str, str], log: IO[bytes], cancel: CancelSignal | None
@@ -232,6 +254,36 @@ class CommandDriverRunner:
             process.wait(timeout=self.kill_grace)
 
 
+@dataclass(frozen=True)
+class _Inherited:
+    """What calls take from one snapshot of the inherited environment."""
+
+    snapshot: dict[Any, Any]  # as read: os.environb's bytes, or a copy of `base_env`
+    env: dict[str, str]  # without `GITOPSD_*` variables; copied, never changed
+    secrets: frozenset[bytes]  # of every variable, `GITOPSD_*` ones included
+    ordered_secrets: tuple[bytes, ...]  # the same, longest first
+    passable: bool  # whether `execve` can carry every variable of `env`
+
+    @classmethod
+    def derive(cls, snapshot: dict[Any, Any], named: Mapping[str, str]) -> _Inherited:
+        env = {name: value for name, value in named.items() if not name.startswith(PROTOCOL_PREFIX)}
+        secrets = _secrets_in(named.items())
+        return cls(
+            snapshot=snapshot,
+            env=env,
+            secrets=secrets,
+            ordered_secrets=_longest_first(secrets),
+            passable=all(_is_passable(name, value) for name, value in env.items()),
+        )
+
+    def secrets_with(self, call: DriverCall) -> Sequence[bytes]:
+        """`secret_values(base_env, call)`, reusing the inherited part."""
+        own = _secrets_in(_call_named_values(call))
+        if own <= self.secrets:
+            return self.ordered_secrets
+        return _longest_first(self.secrets | own)
+
+
 class _ExitWatch:
     """Wait for a child to exit, waking the moment it does.
 
@@ -267,11 +319,11 @@ class _ExitWatch:
 
 
 def _protocol_environment(
-    call: DriverCall, *, base_env: Mapping[str, str], inputs_file: str, outputs_file: str
+    call: DriverCall, *, inputs_file: str, outputs_file: str
 ) -> dict[str, str]:
-    """The driver's environment: inherited (minus `GITOPSD_*`), its `env`, then the protocol."""
-    env = {name: value for name, value in base_env.items() if not name.startswith(PROTOCOL_PREFIX)}
-    env.update(call.env)
+    """What a call adds to the inherited environment (minus `GITOPSD_*`): the driver's `env`,
+    then the protocol variables, which win."""
+    env = dict(call.env)
     env.update(
         GITOPSD_ENVIRONMENT=call.environment,
         GITOPSD_COMPONENT=call.component,
@@ -288,14 +340,27 @@ def _protocol_environment(
 
 def secret_values(base_env: Mapping[str, str], call: DriverCall) -> list[bytes]:
     """The values to redact (see the module docstring), as bytes, longest first."""
-    named = [*base_env.items(), *call.env.items()]
+    found = _secrets_in(base_env.items()) | _secrets_in(_call_named_values(call))
+    return list(_longest_first(found))
+
+
+def _call_named_values(call: DriverCall) -> list[tuple[str, str]]:
+    """The call's own named text values that may be secrets: its `env`, its string inputs."""
+    named = list(call.env.items())
     named += [(name, value) for name, value in call.inputs.items() if isinstance(value, str)]
-    found = {
+    return named
+
+
+def _secrets_in(named: Iterable[tuple[str, str]]) -> frozenset[bytes]:
+    return frozenset(
         _to_bytes(value)
         for name, value in named
         if len(value) >= MIN_SECRET_LENGTH and _is_secret_name(name)
-    }
-    return sorted(found, key=len, reverse=True)
+    )
+
+
+def _longest_first(secrets: Iterable[bytes]) -> tuple[bytes, ...]:
+    return tuple(sorted(secrets, key=len, reverse=True))
 
 
 def _capture_output(log: IO[bytes], *, limit: int, secrets: Sequence[bytes]) -> str:
@@ -435,10 +500,17 @@ def _prepare_state_dir(state_dir: Path) -> str | None:
     return None
 
 
-def _unpassable(call: DriverCall, env: Mapping[str, str]) -> str | None:
-    """Why the call cannot be made before trying (an env value with NUL, an empty argv)."""
+def _unpassable(
+    call: DriverCall, env: Mapping[str, str], inherited: _Inherited, own: Mapping[str, str]
+) -> str | None:
+    """Why the call cannot be made before trying (an env value with NUL, an empty argv).
+
+    `env` is `inherited.env` updated with `own`: when the inherited part is known to be
+    passable, only `own` is checked; a problem is then named as a full scan names it."""
     if not call.argv:
         return "driver command is empty"
+    if inherited.passable and all(_is_passable(name, value) for name, value in own.items()):
+        return None
     for name, value in env.items():
         if not _is_passable(name, value):
             return (
@@ -450,6 +522,8 @@ def _unpassable(call: DriverCall, env: Mapping[str, str]) -> str | None:
 
 def _is_passable(name: str, value: str) -> bool:
     """Whether `execve` can carry `name=value` (C strings: no NUL; names: no `=`)."""
+    if name.isascii() and value.isascii():  # the usual case: nothing to encode
+        return bool(name) and "\0" not in name and "\0" not in value and "=" not in name
     try:
         encoded = os.fsencode(name) + os.fsencode(value)
     except UnicodeEncodeError:

@@ -3,6 +3,8 @@ cancellation, process-group cleanup, output capping and secret redaction."""
 
 from __future__ import annotations
 
+import datetime
+import enum
 import itertools
 import json
 import os
@@ -711,3 +713,49 @@ def test_the_first_variable_that_cannot_be_passed_is_named(tmp_path: Path) -> No
     assert "'T_A'" in (runner.run(call).error or "")
     runner = make_runner(tmp_path)
     assert "'T_B'" in (runner.run(call).error or "")
+
+
+# --- the inputs file's text ------------------------------------------------------------------
+
+
+class Side(enum.IntEnum):
+    LEFT = 1
+
+
+class TextLike(str):
+    pass
+
+
+class Stringly:
+    def __str__(self) -> str:
+        return "stringly ✓"
+
+
+INPUTS_FILE_CASES = [
+    {},
+    {"region": "west"},
+    {"a": "b", "n": 3, "f": 0.1, "t": True, "no": None, "big": 2**70, "inf": float("inf")},
+    {"odd": '"quotes" \\ \n\t\x00 \u2028 日本 🚀 \udc80', "date": datetime.date(2026, 1, 2)},
+    {"thing": Stringly(), "enum": Side.LEFT, "text": TextLike("sub")},
+    {"nested": {"a": [1, {"b": []}], "c": {}}, "plain": "x"},
+    {"list": [1, "two", None]},
+    {"tuple": (1, 2)},
+    {"empty_list": [], "empty_object": {}},
+    {1: "numeric name", None: "none"},
+]
+
+
+@pytest.mark.parametrize("inputs", INPUTS_FILE_CASES)
+def test_the_inputs_text_is_json_indented_by_two(inputs: dict[Any, Any]) -> None:
+    # what the file always held: a shorter way to write it must not change a byte
+    assert command_driver._inputs_json(inputs) == json.dumps(inputs, indent=2, default=str)
+
+
+@pytest.mark.parametrize("inputs", [INPUTS_FILE_CASES[2], INPUTS_FILE_CASES[5]])
+def test_the_inputs_file_holds_that_text(
+    runner: CommandDriverRunner, tmp_path: Path, inputs: dict[str, Any]
+) -> None:
+    copy = tmp_path / "copy.json"
+    driver = script(tmp_path, "copy.sh", f'cat "$GITOPSD_INPUTS" > {copy}\n')
+    assert runner.run(make_call(tmp_path, [str(driver)], inputs=inputs)).exit_code == 0
+    assert copy.read_bytes() == (json.dumps(inputs, indent=2, default=str) + "\n").encode()

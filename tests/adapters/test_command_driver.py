@@ -470,6 +470,19 @@ def test_invalid_utf8_output_is_replaced_not_fatal(
     assert runner.run(make_call(tmp_path, python(code))).output == "ok \ufffd\ufffd done"
 
 
+def test_output_is_captured_where_files_without_names_cannot_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a kernel or filesystem without O_TMPFILE: opening the folder itself fails
+    monkeypatch.setattr(command_driver, "_ANONYMOUS_FILE", os.O_RDWR)
+    runner = make_runner(tmp_path, max_output=1000)
+    code = "print('BEGIN' + 'x' * 5000 + 'END')"
+    result = runner.run(make_call(tmp_path, python(code)))
+    assert result.output.split("\n")[1] == "[... 4009 bytes omitted ...]"
+    assert runner.run(make_call(tmp_path, python("print('short')"))).output == "short\n"
+    assert list((tmp_path / "work").iterdir()) == []
+
+
 SECRET_ENV = {"DEPLOY_TOKEN": "token-from-daemon", "REGION_NAME": "north-pole"}
 
 

@@ -50,7 +50,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
 from gitopsd.model.fields import input_variable
@@ -78,6 +78,9 @@ _OUTPUTS_SUFFIX = ".outputs.json"
 _CREATE_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # O_EXCL: no symlinks
 _NAME_ATTEMPTS = 10000  # as many as tempfile.mkstemp tries
 _CALL_NUMBERS = itertools.count()  # next() on it is atomic: no two threads get the same number
+# a file without a name (O_EXCL: it never gets one); outside Linux there is no O_TMPFILE, the
+# open fails and _open_log falls back
+_ANONYMOUS_FILE = os.O_RDWR | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_TMPFILE", 0)
 
 
 # what json.dumps(value, **options) uses, made once (encoders keep no state between calls)
@@ -163,9 +166,12 @@ class CommandDriverRunner:
         if problem is not None:
             return DriverResult(None, error=problem, duration=time.monotonic() - started)
         secrets = inherited.secrets_with(call)
-        with tempfile.TemporaryFile(dir=self.work_dir) as log:
+        log = _open_log(self.work_dir)
+        try:
             ending = self._execute(call, env=env, log=log, cancel=cancel)
             output = _capture_output(log, limit=self.max_output, secrets=secrets)
+        finally:
+            os.close(log)
         outputs, error = None, ending.error
         if call.action == "apply" and ending.exit_code == 0 and error is None:
             outputs, error = _read_outputs(outputs_file)
@@ -198,7 +204,7 @@ class CommandDriverRunner:
         return cached
 
     def _execute(
-        self, call: DriverCall, *, env: dict[str, str], log: IO[bytes], cancel: CancelSignal | None
+        self, call: DriverCall, *, env: dict[str, str], log: int, cancel: CancelSignal | None
     ) -> _Ending:
         try:
             process = subprocess.Popen(
@@ -369,21 +375,42 @@ def _longest_first(secrets: Iterable[bytes]) -> tuple[bytes, ...]:
     return tuple(sorted(secrets, key=len, reverse=True))
 
 
-def _capture_output(log: IO[bytes], *, limit: int, secrets: Sequence[bytes]) -> str:
+def _open_log(work_dir: Path) -> int:
+    """A file without a name in `work_dir` for a driver's output (mode 0600, read and write):
+    O_TMPFILE where kernel and filesystem have it, else a named file removed at once."""
+    try:
+        return os.open(work_dir, _ANONYMOUS_FILE, 0o600)
+    except OSError:  # no O_TMPFILE: IsADirectoryError (old kernel), EOPNOTSUPP (filesystem)
+        handle, name = tempfile.mkstemp(dir=work_dir)
+        os.unlink(name)
+        return handle
+
+
+def _capture_output(log: int, *, limit: int, secrets: Sequence[bytes]) -> str:
     """The captured output, at most `limit` bytes of it (head and tail), secrets redacted."""
-    size = os.fstat(log.fileno()).st_size
-    log.seek(0)
+    size = os.fstat(log).st_size
     if size <= limit:
-        return _decode(redact(log.read(size), secrets))
-    head = redact(log.read(limit // 2), secrets)
+        return _decode(redact(_read_at(log, 0, size), secrets))
+    head = redact(_read_at(log, 0, limit // 2), secrets)
     head = head[: len(head) - _partial_secret_at_end(head, secrets)]
-    log.seek(size - (limit - limit // 2))
-    tail = redact(log.read(limit - limit // 2), secrets)
+    tail_size = limit - limit // 2
+    tail = redact(_read_at(log, size - tail_size, tail_size), secrets)
     tail = tail[_partial_secret_at_start(tail, secrets) :]
     omitted = size - len(head) - len(tail)
     newline = "" if head.endswith(b"\n") or not head else "\n"
     marker = f"{newline}[... {omitted} bytes omitted ...]\n"
     return _decode(head) + marker + _decode(tail)
+
+
+def _read_at(handle: int, offset: int, size: int) -> bytes:
+    """`size` bytes from `offset`, fewer only at the end of the file."""
+    data = os.pread(handle, size, offset)
+    while 0 < len(data) < size:  # a short read, as a signal can cause
+        more = os.pread(handle, size - len(data), offset + len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 def redact(data: bytes, secrets: Iterable[bytes]) -> bytes:

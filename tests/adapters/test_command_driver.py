@@ -764,6 +764,19 @@ def test_the_inputs_text_is_json_indented_by_two(inputs: dict[Any, Any]) -> None
     assert command_driver._inputs_json(inputs) == json.dumps(inputs, indent=2, default=str)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        *(None, True, False, 0, -7, 2**70, Side.LEFT),
+        *(0.5, -0.0, 1e300, float("nan"), float("-inf")),
+        *({"a": [1, None]}, ["x", 2.5], (1,), "text", datetime.date(2026, 1, 2), Stringly()),
+    ],
+)
+def test_input_variables_of_other_values_are_compact_json(value: Any) -> None:
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    assert command_driver._compact_json(value) == expected
+
+
 @pytest.mark.parametrize("inputs", [INPUTS_FILE_CASES[2], INPUTS_FILE_CASES[5]])
 def test_the_inputs_file_holds_that_text(
     runner: CommandDriverRunner, tmp_path: Path, inputs: dict[str, Any]

@@ -87,6 +87,7 @@ _ANONYMOUS_FILE = os.O_RDWR | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_TMPFILE"
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 _INDENTED_JSON = json.JSONEncoder(indent=2, default=str)
 _FLAT_JSON = json.JSONEncoder(separators=(",\n  ", ": "), default=str)  # see _inputs_json
+_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ class _Ending:
     timed_out: bool = False
     cancelled: bool = False
     error: str | None = None
+
+
+_EXITED = tuple(_Ending(exit_code=code) for code in range(256))  # frozen: shared by calls
 
 
 class CommandDriverRunner:
@@ -134,7 +138,10 @@ class CommandDriverRunner:
         """Create the call's inputs file (mode 0600) under a name no other call has: pid and a
         number no other call of this process gets; a name already taken (a file a crashed
         process left, another process with the same pid on a shared disk) is skipped."""
-        prefix = os.path.join(self.work_dir, _scratch_prefix(call)) + f"{os.getpid()}-"
+        prefix = _scratch_prefix(
+            os.fspath(self.work_dir), call.environment, call.component, call.action
+        )
+        prefix += f"{os.getpid()}-"
         for _ in range(_NAME_ATTEMPTS):
             path = f"{prefix}{next(_CALL_NUMBERS)}{_INPUTS_SUFFIX}"
             try:
@@ -346,7 +353,7 @@ def _protocol_environment(
         GITOPSD_STATE_DIR=str(call.state_dir),
     )
     for name, value in call.inputs.items():
-        env[input_variable(name)] = value if isinstance(value, str) else _compact_json(value)
+        env[_input_variable(name)] = value if isinstance(value, str) else _compact_json(value)
     return env
 
 
@@ -476,7 +483,7 @@ def _describe_json(value: Any) -> str:
 
 def _ending_of(returncode: int) -> _Ending:
     if returncode >= 0:
-        return _Ending(exit_code=returncode)
+        return _EXITED[returncode] if returncode < len(_EXITED) else _Ending(exit_code=returncode)
     return _Ending(error=f"killed by {_signal_name(-returncode)}")
 
 
@@ -535,6 +542,11 @@ def _inputs_json(inputs: dict[Any, Any]) -> str:
 
 
 def _compact_json(value: Any) -> str:
+    """`json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)`."""
+    if value is None or value is True or value is False:
+        return _JSON_CONSTANTS[value]
+    if type(value) is int:  # json's own spelling of an int, without building an encoder
+        return int.__repr__(value)
     return _COMPACT_JSON.encode(value)
 
 
@@ -584,7 +596,11 @@ def _is_secret_name(name: str) -> bool:
     # cached: every call asks again for every inherited variable's name (a drift scan of
     # 1,000 components asked 35,000 times for the same 35 names)
     # the mangled spelling too, so `api-key` counts like `API_KEY`
-    return any(SECRET_NAME.search(spelling) for spelling in (name, input_variable(name)))
+    return any(SECRET_NAME.search(spelling) for spelling in (name, _input_variable(name)))
+
+
+# a regular expression per input per call otherwise; the names are the same few every call
+_input_variable = functools.lru_cache(maxsize=4096)(input_variable)
 
 
 def _to_bytes(value: str) -> bytes:
@@ -614,5 +630,8 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _scratch_prefix(call: DriverCall) -> str:
-    return _NOT_FILE_NAME.sub("_", f"{call.environment}.{call.component}.{call.action}.")
+@functools.lru_cache(maxsize=4096)
+def _scratch_prefix(work_dir: str, environment: str, component: str, action: str) -> str:
+    """`<work_dir>/<environment>.<component>.<action>.`, made safe as a file name (cached: the
+    same few per component)."""
+    return os.path.join(work_dir, _NOT_FILE_NAME.sub("_", f"{environment}.{component}.{action}."))

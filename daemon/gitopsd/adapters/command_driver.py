@@ -16,7 +16,8 @@ Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for eac
   environment; what is derived from it (the copy without `GITOPSD_*`, its secrets, whether
   `execve` can carry it) is worked out again only when that copy differs from the last one;
 - the argv runs without a shell in its own process group (input values never reach the command
-  line); stdout and stderr go to one temporary file, so a chatty driver costs disk, not memory;
+  line); stdout and stderr go to one file without a name in `work_dir` (`O_TMPFILE`), so a
+  chatty driver costs disk, not memory;
 - on timeout or cancel the group gets SIGTERM, then SIGKILL after `kill_grace` seconds; after any
   exit, processes left in the group are SIGKILLed, so a backgrounded child never outlives a call.
 

@@ -643,6 +643,17 @@ def test_an_inputs_file_name_already_taken_is_skipped_not_overwritten(
     assert (work / f"{taken}.outputs.json").read_text() == '{"stale": true}'
 
 
+def test_a_relative_work_dir_gives_drivers_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CommandDriverRunner(Path("work"), base_env={"PATH": os.environ["PATH"]})
+    _, dump = run_dump(runner, tmp_path, inputs={"a": "b"})  # reads them from its own folder
+    assert dump["inputs"] == {"a": "b"}
+    assert dump["env"]["GITOPSD_INPUTS"].startswith(f"{tmp_path}/work/")
+    assert dump["env"]["GITOPSD_OUTPUTS"].startswith(f"{tmp_path}/work/")
+
+
 def test_the_work_dir_is_created_when_missing(runner: CommandDriverRunner, tmp_path: Path) -> None:
     assert not (tmp_path / "work").exists()
     assert runner.run(make_call(tmp_path, ["/bin/sh", "-c", "exit 0"])).exit_code == 0

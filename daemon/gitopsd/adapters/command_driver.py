@@ -139,9 +139,10 @@ class CommandDriverRunner:
         """Create the call's inputs file (mode 0600) under a name no other call has: pid and a
         number no other call of this process gets; a name already taken (a file a crashed
         process left, another process with the same pid on a shared disk) is skipped."""
-        prefix = _scratch_prefix(
-            os.fspath(self.work_dir), call.environment, call.component, call.action
-        )
+        work_dir = os.fspath(self.work_dir)
+        if not os.path.isabs(work_dir):  # drivers run elsewhere: their paths must be absolute
+            work_dir = os.path.abspath(work_dir)
+        prefix = _scratch_prefix(work_dir, call.environment, call.component, call.action)
         prefix += f"{os.getpid()}-"
         for _ in range(_NAME_ATTEMPTS):
             path = f"{prefix}{next(_CALL_NUMBERS)}{_INPUTS_SUFFIX}"

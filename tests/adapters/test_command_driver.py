@@ -652,6 +652,9 @@ def test_a_relative_work_dir_gives_drivers_absolute_paths(
     assert dump["inputs"] == {"a": "b"}
     assert dump["env"]["GITOPSD_INPUTS"].startswith(f"{tmp_path}/work/")
     assert dump["env"]["GITOPSD_OUTPUTS"].startswith(f"{tmp_path}/work/")
+    runner = CommandDriverRunner(tmp_path / "elsewhere" / ".." / "work")
+    _, dump = run_dump(runner, tmp_path)
+    assert dump["env"]["GITOPSD_INPUTS"].startswith(f"{tmp_path}/work/")  # as mkstemp gave it
 
 
 def test_the_work_dir_is_created_when_missing(runner: CommandDriverRunner, tmp_path: Path) -> None:

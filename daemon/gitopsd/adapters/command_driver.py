@@ -634,6 +634,7 @@ def _decode(data: bytes) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _scratch_prefix(work_dir: str, environment: str, component: str, action: str) -> str:
-    """`<work_dir>/<environment>.<component>.<action>.`, made safe as a file name (cached: the
-    same few per component)."""
-    return os.path.join(work_dir, _NOT_FILE_NAME.sub("_", f"{environment}.{component}.{action}."))
+    """`<work_dir>/<environment>.<component>.<action>.`, made safe as a file name, `work_dir`
+    normalised as mkstemp did (cached: the same few per component)."""
+    name = _NOT_FILE_NAME.sub("_", f"{environment}.{component}.{action}.")
+    return os.path.join(os.path.abspath(work_dir), name)

@@ -643,6 +643,32 @@ def test_an_inputs_file_name_already_taken_is_skipped_not_overwritten(
     assert (work / f"{taken}.outputs.json").read_text() == '{"stale": true}'
 
 
+def test_first_calls_from_many_threads_all_make_or_find_the_work_dir(tmp_path: Path) -> None:
+    codes: list[int | None] = []
+
+    def first_call(runner: CommandDriverRunner, barrier: threading.Barrier, n: int) -> None:
+        barrier.wait()
+        call = make_call(tmp_path, ["/bin/sh", "-c", "exit 0"], component=f"c{n}")
+        codes.append(runner.run(call).exit_code)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for attempt in range(10):  # a race: try it a few times, on a new work_dir each time
+            runner = make_runner(tmp_path / str(attempt))
+            barrier = threading.Barrier(8)
+            threads = [
+                threading.Thread(target=first_call, args=(runner, barrier, n)) for n in range(8)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert codes == [0] * 80
+
+
 def test_a_relative_work_dir_gives_drivers_absolute_paths(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -151,9 +151,8 @@ class CommandDriverRunner:
             except FileExistsError:
                 continue
             except FileNotFoundError:
-                if os.path.isdir(self.work_dir):
-                    raise
-                # the first call (or work_dir was removed): create it, then try that name again
+                # the first calls (several threads at once), or work_dir was removed: make it
+                # (exist_ok: another thread may just have), then try that name again
                 self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 return os.open(path, _CREATE_EXCLUSIVE, 0o600), path
         raise FileExistsError(f"no free inputs file name in {self.work_dir}")

@@ -3,6 +3,9 @@ cancellation, process-group cleanup, output capping and secret redaction."""
 
 from __future__ import annotations
 
+import datetime
+import enum
+import itertools
 import json
 import os
 import sys
@@ -14,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from gitopsd.adapters import command_driver
 from gitopsd.adapters.command_driver import CommandDriverRunner, describe_duration
 from gitopsd.engine.ports import DriverCall, DriverResult
 
@@ -466,6 +470,19 @@ def test_invalid_utf8_output_is_replaced_not_fatal(
     assert runner.run(make_call(tmp_path, python(code))).output == "ok \ufffd\ufffd done"
 
 
+def test_output_is_captured_where_files_without_names_cannot_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a kernel or filesystem without O_TMPFILE: opening the folder itself fails
+    monkeypatch.setattr(command_driver, "_ANONYMOUS_FILE", os.O_RDWR)
+    runner = make_runner(tmp_path, max_output=1000)
+    code = "print('BEGIN' + 'x' * 5000 + 'END')"
+    result = runner.run(make_call(tmp_path, python(code)))
+    assert result.output.split("\n")[1] == "[... 4009 bytes omitted ...]"
+    assert runner.run(make_call(tmp_path, python("print('short')"))).output == "short\n"
+    assert list((tmp_path / "work").iterdir()) == []
+
+
 SECRET_ENV = {"DEPLOY_TOKEN": "token-from-daemon", "REGION_NAME": "north-pole"}
 
 
@@ -575,3 +592,236 @@ def test_calls_run_in_parallel_without_sharing_files(
         thread.join()
     assert time.monotonic() - started < 1.5
     assert {n: result.outputs for n, result in results.items()} == {n: {"n": n} for n in range(4)}
+
+
+def test_calls_from_many_threads_never_share_an_inputs_file(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    driver = script(tmp_path, "name.sh", 'printf "%s %s" "$GITOPSD_INPUTS" "$GITOPSD_INPUT_N"\n')
+    seen: list[tuple[str, str]] = []
+
+    def calls(thread: int) -> None:
+        for n in range(25):
+            number = str(thread * 100 + n)
+            result = runner.run(make_call(tmp_path, [str(driver)], inputs={"n": number}))
+            name, got = result.output.split(" ")
+            seen.append((name, got))
+            assert got == number
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=calls, args=(thread,)) for thread in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert len(seen) == 200
+    assert len({name for name, _ in seen}) == 200
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_an_inputs_file_name_already_taken_is_skipped_not_overwritten(
+    runner: CommandDriverRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a daemon killed in the middle of a call leaves, found by one with the same pid
+    work = tmp_path / "work"
+    work.mkdir(mode=0o700)
+    taken = f"dev.network.apply.{os.getpid()}-7"
+    (work / f"{taken}.inputs.json").write_text("left behind")
+    (work / f"{taken}.outputs.json").write_text('{"stale": true}')
+    monkeypatch.setattr(command_driver, "_CALL_NUMBERS", itertools.count(7))
+    result, dump = run_dump(runner, tmp_path, action="apply", inputs={"a": "b"})
+    assert (
+        Path(dump["env"]["GITOPSD_INPUTS"]).name == f"dev.network.apply.{os.getpid()}-8.inputs.json"
+    )
+    assert dump["inputs"] == {"a": "b"}
+    assert result.outputs == {}  # not the stale outputs file of the name it skipped
+    assert (work / f"{taken}.inputs.json").read_text() == "left behind"
+    assert (work / f"{taken}.outputs.json").read_text() == '{"stale": true}'
+
+
+def test_first_calls_from_many_threads_all_make_or_find_the_work_dir(tmp_path: Path) -> None:
+    codes: list[int | None] = []
+
+    def first_call(runner: CommandDriverRunner, barrier: threading.Barrier, n: int) -> None:
+        barrier.wait()
+        call = make_call(tmp_path, ["/bin/sh", "-c", "exit 0"], component=f"c{n}")
+        codes.append(runner.run(call).exit_code)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for attempt in range(10):  # a race: try it a few times, on a new work_dir each time
+            runner = make_runner(tmp_path / str(attempt))
+            barrier = threading.Barrier(8)
+            threads = [
+                threading.Thread(target=first_call, args=(runner, barrier, n)) for n in range(8)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert codes == [0] * 80
+
+
+def test_a_relative_work_dir_gives_drivers_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CommandDriverRunner(Path("work"), base_env={"PATH": os.environ["PATH"]})
+    _, dump = run_dump(runner, tmp_path, inputs={"a": "b"})  # reads them from its own folder
+    assert dump["inputs"] == {"a": "b"}
+    assert dump["env"]["GITOPSD_INPUTS"].startswith(f"{tmp_path}/work/")
+    assert dump["env"]["GITOPSD_OUTPUTS"].startswith(f"{tmp_path}/work/")
+    runner = CommandDriverRunner(tmp_path / "elsewhere" / ".." / "work")
+    _, dump = run_dump(runner, tmp_path)
+    assert dump["env"]["GITOPSD_INPUTS"].startswith(f"{tmp_path}/work/")  # as mkstemp gave it
+
+
+def test_the_work_dir_is_created_when_missing(runner: CommandDriverRunner, tmp_path: Path) -> None:
+    assert not (tmp_path / "work").exists()
+    assert runner.run(make_call(tmp_path, ["/bin/sh", "-c", "exit 0"])).exit_code == 0
+    assert (tmp_path / "work").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "work").rmdir()  # removed behind the runner's back: made again
+    assert runner.run(make_call(tmp_path, ["/bin/sh", "-c", "exit 0"])).exit_code == 0
+
+
+# --- the inherited environment, read on every call -------------------------------------------
+
+PRINTS_ENV = "import os; print(sorted((k, v) for k, v in os.environ.items() if k.startswith('T_')))"
+
+
+def test_changes_to_the_process_environment_reach_the_next_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T_CHANGED", "before")
+    monkeypatch.setenv("T_REMOVED", "here")
+    runner = CommandDriverRunner(tmp_path / "work")
+    first = runner.run(make_call(tmp_path, python(PRINTS_ENV)))
+    assert first.output == "[('T_CHANGED', 'before'), ('T_REMOVED', 'here')]\n"
+    monkeypatch.setenv("T_ADDED", "new")
+    monkeypatch.setenv("T_CHANGED", "after")
+    monkeypatch.delenv("T_REMOVED")
+    monkeypatch.setenv("T_SECRET_TOKEN", "hush-hush")
+    second = runner.run(make_call(tmp_path, python(PRINTS_ENV)))
+    assert second.output == (
+        "[('T_ADDED', 'new'), ('T_CHANGED', 'after'), ('T_SECRET_TOKEN', '***')]\n"
+    )
+    monkeypatch.delenv("T_SECRET_TOKEN")
+    monkeypatch.setenv("T_ADDED", "hush-hush")  # no longer a secret's value: shown
+    third = runner.run(make_call(tmp_path, python(PRINTS_ENV)))
+    assert third.output == "[('T_ADDED', 'hush-hush'), ('T_CHANGED', 'after')]\n"
+
+
+def test_changes_to_an_explicit_base_env_reach_the_next_call(tmp_path: Path) -> None:
+    base_env = {"PATH": os.environ["PATH"], "T_KEPT": "1"}
+    runner = make_runner(tmp_path, base_env=base_env)
+    first = runner.run(make_call(tmp_path, python(PRINTS_ENV)))
+    assert first.output == "[('T_KEPT', '1')]\n"
+    base_env["T_VAULT_PASSWORD"] = "open-sesame"
+    base_env["T_KEPT"] = "2"
+    second = runner.run(make_call(tmp_path, python(PRINTS_ENV)))
+    assert second.output == "[('T_KEPT', '2'), ('T_VAULT_PASSWORD', '***')]\n"
+
+
+def test_an_inherited_gitopsd_secret_is_redacted_though_not_passed(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    result = runner.run(make_call(tmp_path, python("print('token: daemon-token-1')")))
+    assert result.output == "token: ***\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("T_NUL", "a\0b"), ("T_SURROGATE", "\udc80\ud800"), ("T=EQUALS", "x"), ("", "empty")],
+)
+def test_a_base_env_variable_no_environment_can_carry_is_an_error_on_every_call(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    runner = make_runner(tmp_path, base_env={"PATH": os.environ["PATH"], name: value})
+    for _ in range(2):
+        result = runner.run(make_call(tmp_path, python("print('ran')")))
+        assert result.exit_code is None and result.output == ""
+        assert result.error == (
+            f"cannot pass environment variable {name!r}: a NUL character, "
+            "a lone surrogate or an '=' in the name"
+        )
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_a_bad_base_env_value_the_driver_env_replaces_is_not_an_error(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, base_env={"PATH": os.environ["PATH"], "T_NUL": "a\0b"})
+    call = make_call(tmp_path, python(PRINTS_ENV), env={"T_NUL": "fixed"})
+    assert runner.run(call).output == "[('T_NUL', 'fixed')]\n"
+
+
+def test_the_first_variable_that_cannot_be_passed_is_named(tmp_path: Path) -> None:
+    runner = make_runner(tmp_path, base_env={"PATH": os.environ["PATH"], "T_A": "a\0"})
+    call = make_call(tmp_path, python("pass"), env={"T_B": "b\0"}, inputs={"c": "c\0"})
+    assert "'T_A'" in (runner.run(call).error or "")
+    runner = make_runner(tmp_path)
+    assert "'T_B'" in (runner.run(call).error or "")
+
+
+# --- the inputs file's text ------------------------------------------------------------------
+
+
+class Side(enum.IntEnum):
+    LEFT = 1
+
+
+class TextLike(str):
+    pass
+
+
+class Stringly:
+    def __str__(self) -> str:
+        return "stringly ✓"
+
+
+INPUTS_FILE_CASES = [
+    {},
+    {"region": "west"},
+    {"a": "b", "n": 3, "f": 0.1, "t": True, "no": None, "big": 2**70, "inf": float("inf")},
+    {"odd": '"quotes" \\ \n\t\x00 \u2028 日本 🚀 \udc80', "date": datetime.date(2026, 1, 2)},
+    {"thing": Stringly(), "enum": Side.LEFT, "text": TextLike("sub")},
+    {"nested": {"a": [1, {"b": []}], "c": {}}, "plain": "x"},
+    {"list": [1, "two", None]},
+    {"tuple": (1, 2)},
+    {"empty_list": [], "empty_object": {}},
+    {1: "numeric name", None: "none"},
+]
+
+
+@pytest.mark.parametrize("inputs", INPUTS_FILE_CASES)
+def test_the_inputs_text_is_json_indented_by_two(inputs: dict[Any, Any]) -> None:
+    # what the file always held: a shorter way to write it must not change a byte
+    assert command_driver._inputs_json(inputs) == json.dumps(inputs, indent=2, default=str)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *(None, True, False, 0, -7, 2**70, Side.LEFT),
+        *(0.5, -0.0, 1e300, float("nan"), float("-inf")),
+        *({"a": [1, None]}, ["x", 2.5], (1,), "text", datetime.date(2026, 1, 2), Stringly()),
+    ],
+)
+def test_input_variables_of_other_values_are_compact_json(value: Any) -> None:
+    expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    assert command_driver._compact_json(value) == expected
+
+
+@pytest.mark.parametrize("inputs", [INPUTS_FILE_CASES[2], INPUTS_FILE_CASES[5]])
+def test_the_inputs_file_holds_that_text(
+    runner: CommandDriverRunner, tmp_path: Path, inputs: dict[str, Any]
+) -> None:
+    copy = tmp_path / "copy.json"
+    driver = script(tmp_path, "copy.sh", f'cat "$GITOPSD_INPUTS" > {copy}\n')
+    assert runner.run(make_call(tmp_path, [str(driver)], inputs=inputs)).exit_code == 0
+    assert copy.read_bytes() == (json.dumps(inputs, indent=2, default=str) + "\n").encode()

@@ -6,12 +6,18 @@ Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for eac
 - private files in `work_dir` (mode 0700): `<call>.inputs.json` (the rendered inputs, mode
   0600) and the path of `<call>.outputs.json` (where `apply` writes its outputs), removed when
   the call ends (files, not a folder per call: a mkdir and rmdir per step cost milliseconds
-  on slow disks);
-- the environment is `base_env` without inherited `GITOPSD_*` variables, plus the driver's `env`
-  setting, plus the protocol variables (`GITOPSD_ENVIRONMENT`, `_COMPONENT`, `_REVISION`,
-  `_ACTION`, `_INPUTS`, `_OUTPUTS`, `_STATE_DIR`, and `GITOPSD_INPUT_<NAME>` per input);
+  on slow disks). `<call>` is `<environment>.<component>.<action>.<pid>-<n>`, `n` a number no
+  other call of the process gets; the inputs file is created exclusively (`O_EXCL`), and a
+  name already taken, by a file a crashed daemon left, is skipped;
+- the environment is `base_env` (default: `os.environ` as it is at the call) without inherited
+  `GITOPSD_*` variables, plus the driver's `env` setting, plus the protocol variables
+  (`GITOPSD_ENVIRONMENT`, `_COMPONENT`, `_REVISION`, `_ACTION`, `_INPUTS`, `_OUTPUTS`,
+  `_STATE_DIR`, and `GITOPSD_INPUT_<NAME>` per input). Every call copies the inherited
+  environment; what is derived from it (the copy without `GITOPSD_*`, its secrets, whether
+  `execve` can carry it) is worked out again only when that copy differs from the last one;
 - the argv runs without a shell in its own process group (input values never reach the command
-  line); stdout and stderr go to one temporary file, so a chatty driver costs disk, not memory;
+  line); stdout and stderr go to one file without a name in `work_dir` (`O_TMPFILE`), so a
+  chatty driver costs disk, not memory;
 - on timeout or cancel the group gets SIGTERM, then SIGKILL after `kill_grace` seconds; after any
   exit, processes left in the group are SIGKILLed, so a backgrounded child never outlives a call.
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import re
@@ -44,7 +51,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
 from gitopsd.model.fields import input_variable
@@ -68,6 +75,20 @@ PROTOCOL_PREFIX = "GITOPSD_"
 _WAIT_SLICE = 0.05  # seconds between timeout/cancel checks
 _NOT_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _INPUTS_SUFFIX = ".inputs.json"
+_OUTPUTS_SUFFIX = ".outputs.json"
+_CREATE_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # O_EXCL: no symlinks
+_NAME_ATTEMPTS = 10000  # as many as tempfile.mkstemp tries
+_CALL_NUMBERS = itertools.count()  # next() on it is atomic: no two threads get the same number
+# a file without a name (O_EXCL: it never gets one); outside Linux there is no O_TMPFILE, the
+# open fails and _open_log falls back
+_ANONYMOUS_FILE = os.O_RDWR | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_TMPFILE", 0)
+
+
+# what json.dumps(value, **options) uses, made once (encoders keep no state between calls)
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+_INDENTED_JSON = json.JSONEncoder(indent=2, default=str)
+_FLAT_JSON = json.JSONEncoder(separators=(",\n  ", ": "), default=str)  # see _inputs_json
+_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +99,9 @@ class _Ending:
     timed_out: bool = False
     cancelled: bool = False
     error: str | None = None
+
+
+_EXITED = tuple(_Ending(exit_code=code) for code in range(256))  # frozen: shared by calls
 
 
 class CommandDriverRunner:
@@ -95,44 +119,67 @@ class CommandDriverRunner:
         self.max_output = max_output
         self.kill_grace = kill_grace
         self.base_env = base_env  # None: os.environ as it is at call time
+        self._inherited: _Inherited | None = None  # derived from the last snapshot seen
 
     def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
         """Run `call.argv` to completion, timeout or cancel; the call's files never remain."""
         started = time.monotonic()
-        if not self.work_dir.is_dir():  # a stat, not a mkdir, on every call but the first
-            self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(  # mode 0600, a name no other call has
-            prefix=_scratch_prefix(call), suffix=_INPUTS_SUFFIX, dir=self.work_dir
-        )
-        inputs_file = Path(name)
-        outputs_file = Path(name.removesuffix(_INPUTS_SUFFIX) + ".outputs.json")
+        handle, inputs_file = self._create_inputs_file(call)
+        outputs_file = inputs_file.removesuffix(_INPUTS_SUFFIX) + _OUTPUTS_SUFFIX
         try:
             _write_inputs(handle, call.inputs)
             return self._run_with(inputs_file, outputs_file, call, cancel=cancel, started=started)
         finally:
-            _remove(inputs_file)
+            # the outputs file first: a crash between the two leaves the inputs file, which keeps
+            # its number (and so the outputs file's name) from being used again
             _remove(outputs_file)
+            _remove(inputs_file)
+
+    def _create_inputs_file(self, call: DriverCall) -> tuple[int, str]:
+        """Create the call's inputs file (mode 0600) under a name no other call has: pid and a
+        number no other call of this process gets; a name already taken (a file a crashed
+        process left, another process with the same pid on a shared disk) is skipped."""
+        work_dir = os.fspath(self.work_dir)
+        if not os.path.isabs(work_dir):  # drivers run elsewhere: their paths must be absolute
+            work_dir = os.path.abspath(work_dir)
+        prefix = _scratch_prefix(work_dir, call.environment, call.component, call.action)
+        prefix += f"{os.getpid()}-"
+        for _ in range(_NAME_ATTEMPTS):
+            path = f"{prefix}{next(_CALL_NUMBERS)}{_INPUTS_SUFFIX}"
+            try:
+                return os.open(path, _CREATE_EXCLUSIVE, 0o600), path
+            except FileExistsError:
+                continue
+            except FileNotFoundError:
+                # the first calls (several threads at once), or work_dir was removed: make it
+                # (exist_ok: another thread may just have), then try that name again
+                self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                return os.open(path, _CREATE_EXCLUSIVE, 0o600), path
+        raise FileExistsError(f"no free inputs file name in {self.work_dir}")
 
     def _run_with(
         self,
-        inputs_file: Path,
-        outputs_file: Path,
+        inputs_file: str,
+        outputs_file: str,
         call: DriverCall,
         *,
         cancel: CancelSignal | None,
         started: float,
     ) -> DriverResult:
-        base_env = dict(os.environ if self.base_env is None else self.base_env)
-        env = _protocol_environment(
-            call, base_env=base_env, inputs_file=inputs_file, outputs_file=outputs_file
-        )
-        problem = _prepare_state_dir(call.state_dir) or _unpassable(call, env)
+        inherited = self._inherited_environment()
+        own = _protocol_environment(call, inputs_file=inputs_file, outputs_file=outputs_file)
+        env = dict(inherited.env)
+        env.update(own)
+        problem = _prepare_state_dir(call.state_dir) or _unpassable(call, env, inherited, own)
         if problem is not None:
             return DriverResult(None, error=problem, duration=time.monotonic() - started)
-        secrets = secret_values(base_env, call)
-        with tempfile.TemporaryFile(dir=self.work_dir) as log:
+        secrets = inherited.secrets_with(call)
+        log = _open_log(self.work_dir)
+        try:
             ending = self._execute(call, env=env, log=log, cancel=cancel)
             output = _capture_output(log, limit=self.max_output, secrets=secrets)
+        finally:
+            os.close(log)
         outputs, error = None, ending.error
         if call.action == "apply" and ending.exit_code == 0 and error is None:
             outputs, error = _read_outputs(outputs_file)
@@ -146,8 +193,26 @@ class CommandDriverRunner:
             error=error,
         )
 
+    def _inherited_environment(self) -> _Inherited:
+        """`base_env` (or `os.environ`) as it is now, with what calls derive from it.
+
+        Reading the environment is a copy: `os.environb`, not `os.environ`, whose per-variable
+        decoding costs twice as much. Filtering, finding secrets and checking that every
+        variable can be passed happen once per distinct snapshot, not once per call."""
+        snapshot: dict[Any, Any]
+        snapshot = dict(os.environb) if self.base_env is None else dict(self.base_env)
+        cached = self._inherited
+        if cached is not None and cached.snapshot == snapshot:
+            return cached
+        if self.base_env is None:
+            named = {os.fsdecode(name): os.fsdecode(value) for name, value in snapshot.items()}
+        else:
+            named = snapshot
+        self._inherited = cached = _Inherited.derive(snapshot, named)
+        return cached
+
     def _execute(
-        self, call: DriverCall, *, env: dict[str, str], log: IO[bytes], cancel: CancelSignal | None
+        self, call: DriverCall, *, env: dict[str, str], log: int, cancel: CancelSignal | None
     ) -> _Ending:
         try:
             process = subprocess.Popen(
@@ -209,6 +274,36 @@ class CommandDriverRunner:
             process.wait(timeout=self.kill_grace)
 
 
+@dataclass(frozen=True)
+class _Inherited:
+    """What calls take from one snapshot of the inherited environment."""
+
+    snapshot: dict[Any, Any]  # as read: os.environb's bytes, or a copy of `base_env`
+    env: dict[str, str]  # without `GITOPSD_*` variables; copied, never changed
+    secrets: frozenset[bytes]  # of every variable, `GITOPSD_*` ones included
+    ordered_secrets: tuple[bytes, ...]  # the same, longest first
+    passable: bool  # whether `execve` can carry every variable of `env`
+
+    @classmethod
+    def derive(cls, snapshot: dict[Any, Any], named: Mapping[str, str]) -> _Inherited:
+        env = {name: value for name, value in named.items() if not name.startswith(PROTOCOL_PREFIX)}
+        secrets = _secrets_in(named.items())
+        return cls(
+            snapshot=snapshot,
+            env=env,
+            secrets=secrets,
+            ordered_secrets=_longest_first(secrets),
+            passable=all(_is_passable(name, value) for name, value in env.items()),
+        )
+
+    def secrets_with(self, call: DriverCall) -> Sequence[bytes]:
+        """`secret_values(base_env, call)`, reusing the inherited part."""
+        own = _secrets_in(_call_named_values(call))
+        if own <= self.secrets:
+            return self.ordered_secrets
+        return _longest_first(self.secrets | own)
+
+
 class _ExitWatch:
     """Wait for a child to exit, waking the moment it does.
 
@@ -244,52 +339,86 @@ class _ExitWatch:
 
 
 def _protocol_environment(
-    call: DriverCall, *, base_env: Mapping[str, str], inputs_file: Path, outputs_file: Path
+    call: DriverCall, *, inputs_file: str, outputs_file: str
 ) -> dict[str, str]:
-    """The driver's environment: inherited (minus `GITOPSD_*`), its `env`, then the protocol."""
-    env = {name: value for name, value in base_env.items() if not name.startswith(PROTOCOL_PREFIX)}
-    env.update(call.env)
+    """What a call adds to the inherited environment (minus `GITOPSD_*`): the driver's `env`,
+    then the protocol variables, which win."""
+    env = dict(call.env)
     env.update(
         GITOPSD_ENVIRONMENT=call.environment,
         GITOPSD_COMPONENT=call.component,
         GITOPSD_REVISION=call.revision,
         GITOPSD_ACTION=call.action,
-        GITOPSD_INPUTS=str(inputs_file),
-        GITOPSD_OUTPUTS=str(outputs_file),
+        GITOPSD_INPUTS=inputs_file,
+        GITOPSD_OUTPUTS=outputs_file,
         GITOPSD_STATE_DIR=str(call.state_dir),
     )
     for name, value in call.inputs.items():
-        env[input_variable(name)] = value if isinstance(value, str) else _compact_json(value)
+        env[_input_variable(name)] = value if isinstance(value, str) else _compact_json(value)
     return env
 
 
 def secret_values(base_env: Mapping[str, str], call: DriverCall) -> list[bytes]:
     """The values to redact (see the module docstring), as bytes, longest first."""
-    named = [*base_env.items(), *call.env.items()]
+    found = _secrets_in(base_env.items()) | _secrets_in(_call_named_values(call))
+    return list(_longest_first(found))
+
+
+def _call_named_values(call: DriverCall) -> list[tuple[str, str]]:
+    """The call's own named text values that may be secrets: its `env`, its string inputs."""
+    named = list(call.env.items())
     named += [(name, value) for name, value in call.inputs.items() if isinstance(value, str)]
-    found = {
+    return named
+
+
+def _secrets_in(named: Iterable[tuple[str, str]]) -> frozenset[bytes]:
+    return frozenset(
         _to_bytes(value)
         for name, value in named
         if len(value) >= MIN_SECRET_LENGTH and _is_secret_name(name)
-    }
-    return sorted(found, key=len, reverse=True)
+    )
 
 
-def _capture_output(log: IO[bytes], *, limit: int, secrets: Sequence[bytes]) -> str:
+def _longest_first(secrets: Iterable[bytes]) -> tuple[bytes, ...]:
+    return tuple(sorted(secrets, key=len, reverse=True))
+
+
+def _open_log(work_dir: Path) -> int:
+    """A file without a name in `work_dir` for a driver's output (mode 0600, read and write):
+    O_TMPFILE where kernel and filesystem have it, else a named file removed at once."""
+    try:
+        return os.open(work_dir, _ANONYMOUS_FILE, 0o600)
+    except OSError:  # no O_TMPFILE: IsADirectoryError (old kernel), EOPNOTSUPP (filesystem)
+        handle, name = tempfile.mkstemp(dir=work_dir)
+        os.unlink(name)
+        return handle
+
+
+def _capture_output(log: int, *, limit: int, secrets: Sequence[bytes]) -> str:
     """The captured output, at most `limit` bytes of it (head and tail), secrets redacted."""
-    size = os.fstat(log.fileno()).st_size
-    log.seek(0)
+    size = os.fstat(log).st_size
     if size <= limit:
-        return _decode(redact(log.read(size), secrets))
-    head = redact(log.read(limit // 2), secrets)
+        return _decode(redact(_read_at(log, 0, size), secrets))
+    head = redact(_read_at(log, 0, limit // 2), secrets)
     head = head[: len(head) - _partial_secret_at_end(head, secrets)]
-    log.seek(size - (limit - limit // 2))
-    tail = redact(log.read(limit - limit // 2), secrets)
+    tail_size = limit - limit // 2
+    tail = redact(_read_at(log, size - tail_size, tail_size), secrets)
     tail = tail[_partial_secret_at_start(tail, secrets) :]
     omitted = size - len(head) - len(tail)
     newline = "" if head.endswith(b"\n") or not head else "\n"
     marker = f"{newline}[... {omitted} bytes omitted ...]\n"
     return _decode(head) + marker + _decode(tail)
+
+
+def _read_at(handle: int, offset: int, size: int) -> bytes:
+    """`size` bytes from `offset`, fewer only at the end of the file."""
+    data = os.pread(handle, size, offset)
+    while 0 < len(data) < size:  # a short read, as a signal can cause
+        more = os.pread(handle, size - len(data), offset + len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 def redact(data: bytes, secrets: Iterable[bytes]) -> bytes:
@@ -299,15 +428,16 @@ def redact(data: bytes, secrets: Iterable[bytes]) -> bytes:
     return data
 
 
-def _read_outputs(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+def _read_outputs(path: str) -> tuple[dict[str, Any] | None, str | None]:
     """`apply`'s outputs: ({}, None) when no file; (None, "outputs file: ...") when unusable."""
     try:
-        with path.open("rb") as file:
+        with open(path, "rb") as file:
             raw = file.read(MAX_OUTPUTS_FILE + 1)
     except FileNotFoundError:
         return {}, None
     except OSError as error:
-        return None, f"outputs file: cannot read {path.name}: {error.strerror or error}"
+        name = os.path.basename(path)
+        return None, f"outputs file: cannot read {name}: {error.strerror or error}"
     if len(raw) > MAX_OUTPUTS_FILE:
         return None, f"outputs file: larger than {MAX_OUTPUTS_FILE} bytes (1 MiB)"
     return _parse_outputs(raw)
@@ -354,7 +484,7 @@ def _describe_json(value: Any) -> str:
 
 def _ending_of(returncode: int) -> _Ending:
     if returncode >= 0:
-        return _Ending(exit_code=returncode)
+        return _EXITED[returncode] if returncode < len(_EXITED) else _Ending(exit_code=returncode)
     return _Ending(error=f"killed by {_signal_name(-returncode)}")
 
 
@@ -376,24 +506,49 @@ def _remaining(deadline: float) -> float:
 
 
 def _write_inputs(handle: int, inputs: Mapping[str, Any]) -> None:
-    # ASCII-escaped so any string (lone surrogates included) round-trips through a JSON parser;
-    # `default=str` turns YAML dates and other stragglers into their text instead of failing.
-    with os.fdopen(handle, "w", encoding="ascii") as file:
-        file.write(json.dumps(dict(inputs), indent=2, default=str) + "\n")
+    """Write the inputs file and close it."""
+    try:
+        data = (_inputs_json(dict(inputs)) + "\n").encode("ascii")
+        while data:  # one write but for a short one (a full disk raises)
+            data = data[os.write(handle, data) :]
+    finally:
+        os.close(handle)
 
 
-def _remove(path: Path) -> None:
+def _remove(path: str) -> None:
     """Remove a call's file, or whatever a driver left at that path (even a folder)."""
     try:
-        path.unlink()
+        os.unlink(path)
     except FileNotFoundError:
         pass
     except IsADirectoryError:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _inputs_json(inputs: dict[Any, Any]) -> str:
+    """`json.dumps(inputs, indent=2, default=str)`, the inputs file's text.
+
+    ASCII-escaped so any string (lone surrogates included) round-trips through a JSON parser;
+    `default=str` turns YAML dates and other stragglers into their text instead of failing.
+    `indent` makes `json` use its Python encoder, five times slower than its C one; so an
+    object of strings, numbers and such (the usual inputs) is written by the C encoder with
+    separators that give the same text, and only one holding objects or lists is indented."""
+    if not inputs:
+        return "{}"
+    if all(isinstance(name, str) for name in inputs) and not any(
+        isinstance(value, dict | list | tuple) for value in inputs.values()
+    ):
+        return "{\n  " + _FLAT_JSON.encode(inputs)[1:-1] + "\n}"
+    return _INDENTED_JSON.encode(inputs)
+
+
 def _compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    """`json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)`."""
+    if value is None or value is True or value is False:
+        return _JSON_CONSTANTS[value]
+    if type(value) is int:  # json's own spelling of an int, without building an encoder
+        return int.__repr__(value)
+    return _COMPACT_JSON.encode(value)
 
 
 def _prepare_state_dir(state_dir: Path) -> str | None:
@@ -406,10 +561,17 @@ def _prepare_state_dir(state_dir: Path) -> str | None:
     return None
 
 
-def _unpassable(call: DriverCall, env: Mapping[str, str]) -> str | None:
-    """Why the call cannot be made before trying (an env value with NUL, an empty argv)."""
+def _unpassable(
+    call: DriverCall, env: Mapping[str, str], inherited: _Inherited, own: Mapping[str, str]
+) -> str | None:
+    """Why the call cannot be made before trying (an env value with NUL, an empty argv).
+
+    `env` is `inherited.env` updated with `own`: when the inherited part is known to be
+    passable, only `own` is checked; a problem is then named as a full scan names it."""
     if not call.argv:
         return "driver command is empty"
+    if inherited.passable and all(_is_passable(name, value) for name, value in own.items()):
+        return None
     for name, value in env.items():
         if not _is_passable(name, value):
             return (
@@ -421,6 +583,8 @@ def _unpassable(call: DriverCall, env: Mapping[str, str]) -> str | None:
 
 def _is_passable(name: str, value: str) -> bool:
     """Whether `execve` can carry `name=value` (C strings: no NUL; names: no `=`)."""
+    if name.isascii() and value.isascii():  # the usual case: nothing to encode
+        return bool(name) and "\0" not in name and "\0" not in value and "=" not in name
     try:
         encoded = os.fsencode(name) + os.fsencode(value)
     except UnicodeEncodeError:
@@ -433,7 +597,11 @@ def _is_secret_name(name: str) -> bool:
     # cached: every call asks again for every inherited variable's name (a drift scan of
     # 1,000 components asked 35,000 times for the same 35 names)
     # the mangled spelling too, so `api-key` counts like `API_KEY`
-    return any(SECRET_NAME.search(spelling) for spelling in (name, input_variable(name)))
+    return any(SECRET_NAME.search(spelling) for spelling in (name, _input_variable(name)))
+
+
+# a regular expression per input per call otherwise; the names are the same few every call
+_input_variable = functools.lru_cache(maxsize=4096)(input_variable)
 
 
 def _to_bytes(value: str) -> bytes:
@@ -463,5 +631,9 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _scratch_prefix(call: DriverCall) -> str:
-    return _NOT_FILE_NAME.sub("_", f"{call.environment}.{call.component}.{call.action}.")
+@functools.lru_cache(maxsize=4096)
+def _scratch_prefix(work_dir: str, environment: str, component: str, action: str) -> str:
+    """`<work_dir>/<environment>.<component>.<action>.`, made safe as a file name, `work_dir`
+    normalised as mkstemp did (cached: the same few per component)."""
+    name = _NOT_FILE_NAME.sub("_", f"{environment}.{component}.{action}.")
+    return os.path.join(os.path.abspath(work_dir), name)

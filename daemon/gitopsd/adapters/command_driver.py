@@ -19,7 +19,9 @@ Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for eac
   line); stdout and stderr go to one file without a name in `work_dir` (`O_TMPFILE`), so a
   chatty driver costs disk, not memory;
 - on timeout or cancel the group gets SIGTERM, then SIGKILL after `kill_grace` seconds; after any
-  exit, processes left in the group are SIGKILLed, so a backgrounded child never outlives a call.
+  exit, processes left in the group are SIGKILLed, so a backgrounded child never outlives a call
+  (`child_processes`: each call blocks until its child exits; one watchdog thread per runner
+  stops the children whose time is up or whose run was cancelled).
 
 Captured output is capped at `max_output` bytes (head and tail kept) and secrets are redacted
 before the result leaves this module, so nothing unredacted is stored or logged. A secret is a
@@ -36,13 +38,11 @@ Problems a driver causes (cannot start, killed, bad outputs file) come back as
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gitopsd.adapters.child_processes import CANCELLED, TIMED_OUT, Watchdog, signal_group
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
 from gitopsd.model.fields import input_variable
 
@@ -72,7 +73,6 @@ MIN_SECRET_LENGTH = 4
 MAX_OUTPUTS_FILE = 1024 * 1024
 REDACTED = b"***"
 PROTOCOL_PREFIX = "GITOPSD_"
-_WAIT_SLICE = 0.05  # seconds between timeout/cancel checks
 _NOT_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _INPUTS_SUFFIX = ".inputs.json"
 _OUTPUTS_SUFFIX = ".outputs.json"
@@ -117,9 +117,9 @@ class CommandDriverRunner:
     ) -> None:
         self.work_dir = work_dir
         self.max_output = max_output
-        self.kill_grace = kill_grace
         self.base_env = base_env  # None: os.environ as it is at call time
         self._inherited: _Inherited | None = None  # derived from the last snapshot seen
+        self._watchdog = Watchdog(kill_grace=kill_grace)
 
     def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
         """Run `call.argv` to completion, timeout or cancel; the call's files never remain."""
@@ -219,7 +219,7 @@ class CommandDriverRunner:
                 list(call.argv),
                 cwd=call.cwd,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=_dev_null(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, killed as a whole
@@ -228,50 +228,18 @@ class CommandDriverRunner:
             reason = getattr(error, "strerror", None) or str(error)
             return _Ending(error=f"cannot start {call.argv[0]!r} in {call.cwd}: {reason}")
         try:
-            return self._supervise(process, call=call, cancel=cancel)
+            ended = self._watchdog.wait(process, timeout=call.timeout, cancel=cancel)
         finally:
-            # whatever is left: background children after a normal exit, a driver that ignored
-            # SIGTERM, or the driver itself if an exception got us here
-            _signal_group(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def _supervise(
-        self, process: subprocess.Popen[bytes], *, call: DriverCall, cancel: CancelSignal | None
-    ) -> _Ending:
-        deadline = time.monotonic() + call.timeout
-        with _ExitWatch(process) as watch:
-            while True:
-                returncode = watch.wait(min(_WAIT_SLICE, _remaining(deadline)))
-                if returncode is not None:
-                    return _ending_of(returncode)
-                ending = self._interrupt(process, call=call, cancel=cancel, deadline=deadline)
-                if ending is not None:
-                    return ending
-
-    def _interrupt(
-        self,
-        process: subprocess.Popen[bytes],
-        *,
-        call: DriverCall,
-        cancel: CancelSignal | None,
-        deadline: float,
-    ) -> _Ending | None:
-        """Stop the driver if the run was cancelled or its time is up."""
-        if cancel is not None and cancel.is_set():
-            self._stop(process)
+            if process.returncode is None:  # an exception got us here: the driver may still run
+                signal_group(process.pid, signal.SIGKILL)
+                process.wait()
+        if ended.stopped == CANCELLED:
             return _Ending(cancelled=True, error="cancelled")
-        if time.monotonic() >= deadline:
-            self._stop(process)
-            limit = describe_duration(call.timeout)
-            return _Ending(timed_out=True, error=f"timed out after {limit}")
-        return None
-
-    def _stop(self, process: subprocess.Popen[bytes]) -> None:
-        """SIGTERM the group and give the driver `kill_grace` seconds to exit; `_execute` then
-        SIGKILLs whatever is left of the group (the driver, if it ignored SIGTERM)."""
-        _signal_group(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=self.kill_grace)
+        if ended.stopped == TIMED_OUT:
+            return _Ending(
+                timed_out=True, error=f"timed out after {describe_duration(call.timeout)}"
+            )
+        return _ending_of(ended.returncode)
 
 
 @dataclass(frozen=True)
@@ -302,40 +270,6 @@ class _Inherited:
         if own <= self.secrets:
             return self.ordered_secrets
         return _longest_first(self.secrets | own)
-
-
-class _ExitWatch:
-    """Wait for a child to exit, waking the moment it does.
-
-    `Popen.wait(timeout)` polls with growing sleeps, which adds milliseconds to every step; a
-    pidfd (Linux 5.3+) makes the wait an event. Elsewhere it falls back to `Popen.wait`.
-    """
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self._process = process
-        self._poller: select.poll | None = None
-        self._pidfd: int | None = None
-
-    def __enter__(self) -> _ExitWatch:
-        with contextlib.suppress(AttributeError, OSError):
-            self._pidfd = os.pidfd_open(self._process.pid)
-            self._poller = select.poll()
-            self._poller.register(self._pidfd, select.POLLIN)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-
-    def wait(self, seconds: float) -> int | None:
-        """The exit code, or None if the child is still running after `seconds`."""
-        if self._poller is None:
-            try:
-                return self._process.wait(timeout=seconds)
-            except subprocess.TimeoutExpired:
-                return None
-        self._poller.poll(max(0, int(seconds * 1000)))
-        return self._process.poll()
 
 
 def _protocol_environment(
@@ -383,6 +317,12 @@ def _longest_first(secrets: Iterable[bytes]) -> tuple[bytes, ...]:
     return tuple(sorted(secrets, key=len, reverse=True))
 
 
+@functools.cache
+def _dev_null() -> int:
+    """One read-only /dev/null for every driver's stdin, opened once (not twice per call)."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+
 def _open_log(work_dir: Path) -> int:
     """A file without a name in `work_dir` for a driver's output (mode 0600, read and write):
     O_TMPFILE where kernel and filesystem have it, else a named file removed at once."""
@@ -396,9 +336,10 @@ def _open_log(work_dir: Path) -> int:
 
 def _capture_output(log: int, *, limit: int, secrets: Sequence[bytes]) -> str:
     """The captured output, at most `limit` bytes of it (head and tail), secrets redacted."""
+    whole = _read_at(log, 0, limit + 1)  # most drivers say little: one read, no stat
+    if len(whole) <= limit:
+        return _decode(redact(whole, secrets))
     size = os.fstat(log).st_size
-    if size <= limit:
-        return _decode(redact(_read_at(log, 0, size), secrets))
     head = redact(_read_at(log, 0, limit // 2), secrets)
     head = head[: len(head) - _partial_secret_at_end(head, secrets)]
     tail_size = limit - limit // 2
@@ -493,16 +434,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-def _signal_group(pgid: int, signum: signal.Signals) -> None:
-    # ProcessLookupError: the group is empty already; PermissionError: only strangers are left
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
-
-
-def _remaining(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
 
 
 def _write_inputs(handle: int, inputs: Mapping[str, Any]) -> None:

@@ -66,8 +66,11 @@ class _Held:
         self.connection = connection
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # late in interpreter shutdown, anything goes
+        # no `contextlib` here: late in interpreter shutdown the module may be gone already
+        try:  # noqa: SIM105
             self.connection.close()
+        except Exception:  # noqa: S110 - at shutdown, anything goes
+            pass
 
 
 class SqliteStore:

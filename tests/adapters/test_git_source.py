@@ -182,8 +182,21 @@ def test_reading_a_local_repository_does_not_import_gitpython(tmp_path: Path) ->
         "sha = source.head()\n"
         "files = source.read_files(sha, wanted=lambda path: True)\n"
         "source.folder_trees(sha)\n"
+        "assert source.common_dir.name == '.git', source.common_dir\n"
         "source.close()\n"
         "print(sorted(files), 'git' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "['environments/dev.yaml'] False"
+
+
+def test_a_linked_worktree_shares_the_main_repositorys_refs(tmp_path: Path) -> None:
+    """The daemon watches the common folder's refs, where a worktree's commits land."""
+    repo = tmp_path / "repo"
+    commit_files(repo, {"a": "1"})
+    git(repo, "worktree", "add", "-q", "-b", "side", str(tmp_path / "side"))
+    assert open_source(repo, tmp_path).common_dir == (repo / ".git").resolve()
+    linked = open_source(tmp_path / "side", tmp_path)
+    assert linked.branch == "side"
+    assert linked.common_dir == (repo / ".git").resolve()
+    assert linked.git_dir != linked.common_dir

@@ -13,6 +13,7 @@ from a scheduler would otherwise pay only to turn a branch name into a sha.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -90,6 +91,11 @@ class GitSource:
         with self._lock:
             if self._repo is not None:
                 self._repo.close()
+
+    @functools.cached_property
+    def common_dir(self) -> Path:
+        """The folder holding the refs every worktree shares (the `.git` folder, for most)."""
+        return (self.git_dir / self._git_output("rev-parse", "--git-common-dir").strip()).resolve()
 
     @property
     def is_mirror(self) -> bool:

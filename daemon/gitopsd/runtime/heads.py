@@ -19,7 +19,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from gitopsd.adapters.gitrepo import GitSource, GitSourceError
 from gitopsd.adapters.scheduling import Jobs
@@ -67,7 +66,7 @@ class HeadWatch:
         if self.is_remote:
             self._jobs.every("poll", self._poll_interval, lambda: self.request_fetch("poll"))
         else:
-            self._watcher = RefsWatcher(Path(self._source.repo.common_dir), self.poke)
+            self._watcher = RefsWatcher(self._source.common_dir, self.poke)
             self._watcher.start()
         self._thread.start()
         self.poke()  # a commit between loading and watching is not missed

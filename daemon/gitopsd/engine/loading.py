@@ -195,8 +195,10 @@ def merge_defaults(defaults: Mapping[str, Any], spec: Mapping[str, Any]) -> dict
 
 
 def _parse(path: str, raw: bytes, problems: list[Problem]) -> SourceFile | None:
+    from gitopsd.engine import yaml_text  # PyYAML only once something is parsed
+
     try:
-        return sources.parse(path, raw)
+        return yaml_text.parse(path, raw)
     except sources.SourceError as error:
         problems.append(error.problem)
         return None

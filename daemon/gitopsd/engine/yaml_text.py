@@ -1,0 +1,126 @@
+"""The YAML side of loading: parse a manifest's text, and find the line of a field in it.
+
+Apart from `sources` (what a parsed file and a problem are) so that PyYAML is imported only
+when something is parsed: a command whose revision comes from the on-disk cache parses
+nothing. Parsing uses libyaml's fast loader and keeps no positions; only when a problem must
+be reported is a file composed again into nodes to find the line of the offending field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from gitopsd.engine.sources import Problem, SourceError, SourceFile, describe_type, has_part
+
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
+MAX_VALUES = 100_000  # per file, counting every visit, so alias bombs stay bounded
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc]
+    """The safe loader, refusing duplicate keys: YAML would silently keep only the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        if len({key.value for key, _ in node.value}) == len(node.value):
+            return super().construct_mapping(node, deep=deep)  # the usual case, checked fast
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                    )
+                seen[key_node.value] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse(path: str, raw: bytes) -> SourceFile:
+    """Decode and parse one manifest; a file that is not a YAML mapping is a SourceError."""
+    text = _decode(path, raw)
+    try:
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as error:
+        raise SourceError(_yaml_problem(path, text, error)) from None
+    if data is None:
+        raise SourceError(Problem(path, 1, "file is empty: expected a YAML mapping"))
+    if not isinstance(data, dict):
+        message = f"expected a YAML mapping at the top, got {describe_type(data)}"
+        raise SourceError(Problem(path, _first_node_line(text), message))
+    if "*" in text and _count_values(data, budget=MAX_VALUES) > MAX_VALUES:
+        message = f"file expands to more than {MAX_VALUES} values (YAML aliases nested too deep)"
+        raise SourceError(Problem(path, 1, message))
+    return SourceFile(path, text, data)
+
+
+def compose(text: str) -> yaml.Node | None:
+    """The file's node tree, with positions (for `line_of`)."""
+    return yaml.compose(text, Loader=_BaseLoader)
+
+
+def line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int:
+    """The 1-based line of the key (or item) at `path`, or of the nearest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in path:
+        child = _child(node, part)
+        if child is None:
+            break
+        key_node, node = child
+        line = key_node.start_mark.line + 1
+    return line
+
+
+def _child(node: yaml.Node | None, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and str(key.value) == str(part):
+                return key, value
+    if isinstance(node, yaml.SequenceNode) and has_part(node.value, part):
+        item: yaml.Node = node.value[part]
+        return item, item
+    return None
+
+
+def _decode(path: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise SourceError(
+            Problem(path, line, f"file is not UTF-8 (byte 0x{raw[error.start]:02x})")
+        ) from None
+
+
+def _yaml_problem(path: str, text: str, error: yaml.YAMLError) -> Problem:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    detail = f"{context}: {problem}" if context else problem
+    started = getattr(error, "context_mark", None)
+    if started is not None and mark is not None and started.line != mark.line:
+        detail += f" (started at line {started.line + 1})"
+    lines = text.splitlines()
+    if 0 < line <= len(lines) and "\t" in lines[line - 1]:
+        detail += " (a tab: YAML indents with spaces only)"
+    return Problem(path, line, f"invalid YAML: {detail}")
+
+
+def _first_node_line(text: str) -> int:
+    node = yaml.compose(text, Loader=_BaseLoader)
+    return node.start_mark.line + 1 if node is not None else 1
+
+
+def _count_values(value: Any, *, budget: int) -> int:
+    """Values in `value`, counting shared ones per use; stops counting past `budget`."""
+    count = 0
+    stack = [value]
+    while stack and count <= budget:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gitopsd.adapters import command_driver
+from gitopsd.adapters import command_driver, driver_environment
 from gitopsd.adapters.command_driver import CommandDriverRunner, describe_duration
 from gitopsd.engine.ports import DriverCall, DriverResult
 
@@ -814,7 +814,7 @@ def test_the_inputs_text_is_json_indented_by_two(inputs: dict[Any, Any]) -> None
 )
 def test_input_variables_of_other_values_are_compact_json(value: Any) -> None:
     expected = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-    assert command_driver._compact_json(value) == expected
+    assert driver_environment.compact_json(value) == expected
 
 
 @pytest.mark.parametrize("inputs", [INPUTS_FILE_CASES[2], INPUTS_FILE_CASES[5]])

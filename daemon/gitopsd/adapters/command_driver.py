@@ -11,10 +11,7 @@ Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for eac
   name already taken, by a file a crashed daemon left, is skipped;
 - the environment is `base_env` (default: `os.environ` as it is at the call) without inherited
   `GITOPSD_*` variables, plus the driver's `env` setting, plus the protocol variables
-  (`GITOPSD_ENVIRONMENT`, `_COMPONENT`, `_REVISION`, `_ACTION`, `_INPUTS`, `_OUTPUTS`,
-  `_STATE_DIR`, and `GITOPSD_INPUT_<NAME>` per input). Every call copies the inherited
-  environment; what is derived from it (the copy without `GITOPSD_*`, its secrets, whether
-  `execve` can carry it) is worked out again only when that copy differs from the last one;
+  (`driver_environment`);
 - the argv runs without a shell in its own process group (input values never reach the command
   line); stdout and stderr go to one file without a name in `work_dir` (`O_TMPFILE`), so a
   chatty driver costs disk, not memory;
@@ -24,13 +21,8 @@ Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for eac
   stops the children whose time is up or whose run was cancelled).
 
 Captured output is capped at `max_output` bytes (head and tail kept) and secrets are redacted
-before the result leaves this module, so nothing unredacted is stored or logged. A secret is a
-value of at least 4 characters of
-- an environment variable (from `base_env`, including `GITOPSD_*` ones, or the driver's `env`),
-- or a string input,
-whose name matches, case-insensitively, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE, CREDENTIAL,
-PRIVATE, API_KEY, APIKEY, ACCESS_KEY or AUTH. Every occurrence becomes `***`, longest first; a
-secret cut in two by the output cap loses its visible fragment too.
+(`driver_output` says which values are secrets) before the result leaves this module, so
+nothing unredacted is stored or logged.
 
 Problems a driver causes (cannot start, killed, bad outputs file) come back as
 `DriverResult.error`, never as exceptions; only a `work_dir` that cannot be used raises `OSError`.
@@ -48,31 +40,19 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gitopsd.adapters.child_processes import CANCELLED, TIMED_OUT, Watchdog, signal_group
+from gitopsd.adapters.driver_environment import Inherited, protocol_environment, unpassable
+from gitopsd.adapters.driver_output import capture_output
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
-from gitopsd.model.fields import input_variable
 
-__all__ = [
-    "SECRET_NAME",
-    "CommandDriverRunner",
-    "describe_duration",
-    "redact",
-    "secret_values",
-]
+__all__ = ["CommandDriverRunner", "describe_duration"]
 
-SECRET_NAME = re.compile(
-    r"TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|PRIVATE|API_KEY|APIKEY|ACCESS_KEY|AUTH",
-    re.IGNORECASE,
-)
-MIN_SECRET_LENGTH = 4
 MAX_OUTPUTS_FILE = 1024 * 1024
-REDACTED = b"***"
-PROTOCOL_PREFIX = "GITOPSD_"
 _NOT_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 _INPUTS_SUFFIX = ".inputs.json"
 _OUTPUTS_SUFFIX = ".outputs.json"
@@ -84,11 +64,8 @@ _CALL_NUMBERS = itertools.count()  # next() on it is atomic: no two threads get 
 _ANONYMOUS_FILE = os.O_RDWR | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_TMPFILE", 0)
 
 
-# what json.dumps(value, **options) uses, made once (encoders keep no state between calls)
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 _INDENTED_JSON = json.JSONEncoder(indent=2, default=str)
 _FLAT_JSON = json.JSONEncoder(separators=(",\n  ", ": "), default=str)  # see _inputs_json
-_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 
 
 @dataclass(frozen=True)
@@ -118,7 +95,7 @@ class CommandDriverRunner:
         self.work_dir = work_dir
         self.max_output = max_output
         self.base_env = base_env  # None: os.environ as it is at call time
-        self._inherited: _Inherited | None = None  # derived from the last snapshot seen
+        self._inherited: Inherited | None = None  # derived from the last snapshot seen
         self._watchdog = Watchdog(kill_grace=kill_grace)
 
     def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
@@ -167,17 +144,17 @@ class CommandDriverRunner:
         started: float,
     ) -> DriverResult:
         inherited = self._inherited_environment()
-        own = _protocol_environment(call, inputs_file=inputs_file, outputs_file=outputs_file)
+        own = protocol_environment(call, inputs_file=inputs_file, outputs_file=outputs_file)
         env = dict(inherited.env)
         env.update(own)
-        problem = _prepare_state_dir(call.state_dir) or _unpassable(call, env, inherited, own)
+        problem = _prepare_state_dir(call.state_dir) or unpassable(call, env, inherited, own)
         if problem is not None:
             return DriverResult(None, error=problem, duration=time.monotonic() - started)
         secrets = inherited.secrets_with(call)
         log = _open_log(self.work_dir)
         try:
             ending = self._execute(call, env=env, log=log, cancel=cancel)
-            output = _capture_output(log, limit=self.max_output, secrets=secrets)
+            output = capture_output(log, limit=self.max_output, secrets=secrets)
         finally:
             os.close(log)
         outputs, error = None, ending.error
@@ -193,7 +170,7 @@ class CommandDriverRunner:
             error=error,
         )
 
-    def _inherited_environment(self) -> _Inherited:
+    def _inherited_environment(self) -> Inherited:
         """`base_env` (or `os.environ`) as it is now, with what calls derive from it.
 
         Reading the environment is a copy: `os.environb`, not `os.environ`, whose per-variable
@@ -208,7 +185,7 @@ class CommandDriverRunner:
             named = {os.fsdecode(name): os.fsdecode(value) for name, value in snapshot.items()}
         else:
             named = snapshot
-        self._inherited = cached = _Inherited.derive(snapshot, named)
+        self._inherited = cached = Inherited.derive(snapshot, named)
         return cached
 
     def _execute(
@@ -242,81 +219,6 @@ class CommandDriverRunner:
         return _ending_of(ended.returncode)
 
 
-@dataclass(frozen=True)
-class _Inherited:
-    """What calls take from one snapshot of the inherited environment."""
-
-    snapshot: dict[Any, Any]  # as read: os.environb's bytes, or a copy of `base_env`
-    env: dict[str, str]  # without `GITOPSD_*` variables; copied, never changed
-    secrets: frozenset[bytes]  # of every variable, `GITOPSD_*` ones included
-    ordered_secrets: tuple[bytes, ...]  # the same, longest first
-    passable: bool  # whether `execve` can carry every variable of `env`
-
-    @classmethod
-    def derive(cls, snapshot: dict[Any, Any], named: Mapping[str, str]) -> _Inherited:
-        env = {name: value for name, value in named.items() if not name.startswith(PROTOCOL_PREFIX)}
-        secrets = _secrets_in(named.items())
-        return cls(
-            snapshot=snapshot,
-            env=env,
-            secrets=secrets,
-            ordered_secrets=_longest_first(secrets),
-            passable=all(_is_passable(name, value) for name, value in env.items()),
-        )
-
-    def secrets_with(self, call: DriverCall) -> Sequence[bytes]:
-        """`secret_values(base_env, call)`, reusing the inherited part."""
-        own = _secrets_in(_call_named_values(call))
-        if own <= self.secrets:
-            return self.ordered_secrets
-        return _longest_first(self.secrets | own)
-
-
-def _protocol_environment(
-    call: DriverCall, *, inputs_file: str, outputs_file: str
-) -> dict[str, str]:
-    """What a call adds to the inherited environment (minus `GITOPSD_*`): the driver's `env`,
-    then the protocol variables, which win."""
-    env = dict(call.env)
-    env.update(
-        GITOPSD_ENVIRONMENT=call.environment,
-        GITOPSD_COMPONENT=call.component,
-        GITOPSD_REVISION=call.revision,
-        GITOPSD_ACTION=call.action,
-        GITOPSD_INPUTS=inputs_file,
-        GITOPSD_OUTPUTS=outputs_file,
-        GITOPSD_STATE_DIR=str(call.state_dir),
-    )
-    for name, value in call.inputs.items():
-        env[_input_variable(name)] = value if isinstance(value, str) else _compact_json(value)
-    return env
-
-
-def secret_values(base_env: Mapping[str, str], call: DriverCall) -> list[bytes]:
-    """The values to redact (see the module docstring), as bytes, longest first."""
-    found = _secrets_in(base_env.items()) | _secrets_in(_call_named_values(call))
-    return list(_longest_first(found))
-
-
-def _call_named_values(call: DriverCall) -> list[tuple[str, str]]:
-    """The call's own named text values that may be secrets: its `env`, its string inputs."""
-    named = list(call.env.items())
-    named += [(name, value) for name, value in call.inputs.items() if isinstance(value, str)]
-    return named
-
-
-def _secrets_in(named: Iterable[tuple[str, str]]) -> frozenset[bytes]:
-    return frozenset(
-        _to_bytes(value)
-        for name, value in named
-        if len(value) >= MIN_SECRET_LENGTH and _is_secret_name(name)
-    )
-
-
-def _longest_first(secrets: Iterable[bytes]) -> tuple[bytes, ...]:
-    return tuple(sorted(secrets, key=len, reverse=True))
-
-
 @functools.cache
 def _dev_null() -> int:
     """One read-only /dev/null for every driver's stdin, opened once (not twice per call)."""
@@ -332,41 +234,6 @@ def _open_log(work_dir: Path) -> int:
         handle, name = tempfile.mkstemp(dir=work_dir)
         os.unlink(name)
         return handle
-
-
-def _capture_output(log: int, *, limit: int, secrets: Sequence[bytes]) -> str:
-    """The captured output, at most `limit` bytes of it (head and tail), secrets redacted."""
-    whole = _read_at(log, 0, limit + 1)  # most drivers say little: one read, no stat
-    if len(whole) <= limit:
-        return _decode(redact(whole, secrets))
-    size = os.fstat(log).st_size
-    head = redact(_read_at(log, 0, limit // 2), secrets)
-    head = head[: len(head) - _partial_secret_at_end(head, secrets)]
-    tail_size = limit - limit // 2
-    tail = redact(_read_at(log, size - tail_size, tail_size), secrets)
-    tail = tail[_partial_secret_at_start(tail, secrets) :]
-    omitted = size - len(head) - len(tail)
-    newline = "" if head.endswith(b"\n") or not head else "\n"
-    marker = f"{newline}[... {omitted} bytes omitted ...]\n"
-    return _decode(head) + marker + _decode(tail)
-
-
-def _read_at(handle: int, offset: int, size: int) -> bytes:
-    """`size` bytes from `offset`, fewer only at the end of the file."""
-    data = os.pread(handle, size, offset)
-    while 0 < len(data) < size:  # a short read, as a signal can cause
-        more = os.pread(handle, size - len(data), offset + len(data))
-        if not more:
-            break
-        data += more
-    return data
-
-
-def redact(data: bytes, secrets: Iterable[bytes]) -> bytes:
-    """Every occurrence of each secret replaced by `***`, in the order given (longest first)."""
-    for secret in secrets:
-        data = data.replace(secret, REDACTED)
-    return data
 
 
 def _read_outputs(path: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -473,15 +340,6 @@ def _inputs_json(inputs: dict[Any, Any]) -> str:
     return _INDENTED_JSON.encode(inputs)
 
 
-def _compact_json(value: Any) -> str:
-    """`json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)`."""
-    if value is None or value is True or value is False:
-        return _JSON_CONSTANTS[value]
-    if type(value) is int:  # json's own spelling of an int, without building an encoder
-        return int.__repr__(value)
-    return _COMPACT_JSON.encode(value)
-
-
 def _prepare_state_dir(state_dir: Path) -> str | None:
     if state_dir.is_dir():
         return None  # every run but a component's first: skip the mkdir syscalls
@@ -490,76 +348,6 @@ def _prepare_state_dir(state_dir: Path) -> str | None:
     except OSError as error:
         return f"cannot create state folder {state_dir}: {error.strerror or error}"
     return None
-
-
-def _unpassable(
-    call: DriverCall, env: Mapping[str, str], inherited: _Inherited, own: Mapping[str, str]
-) -> str | None:
-    """Why the call cannot be made before trying (an env value with NUL, an empty argv).
-
-    `env` is `inherited.env` updated with `own`: when the inherited part is known to be
-    passable, only `own` is checked; a problem is then named as a full scan names it."""
-    if not call.argv:
-        return "driver command is empty"
-    if inherited.passable and all(_is_passable(name, value) for name, value in own.items()):
-        return None
-    for name, value in env.items():
-        if not _is_passable(name, value):
-            return (
-                f"cannot pass environment variable {name!r}: a NUL character, "
-                "a lone surrogate or an '=' in the name"
-            )
-    return None
-
-
-def _is_passable(name: str, value: str) -> bool:
-    """Whether `execve` can carry `name=value` (C strings: no NUL; names: no `=`)."""
-    if name.isascii() and value.isascii():  # the usual case: nothing to encode
-        return bool(name) and "\0" not in name and "\0" not in value and "=" not in name
-    try:
-        encoded = os.fsencode(name) + os.fsencode(value)
-    except UnicodeEncodeError:
-        return False
-    return bool(name) and b"\0" not in encoded and "=" not in name
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_secret_name(name: str) -> bool:
-    # cached: every call asks again for every inherited variable's name (a drift scan of
-    # 1,000 components asked 35,000 times for the same 35 names)
-    # the mangled spelling too, so `api-key` counts like `API_KEY`
-    return any(SECRET_NAME.search(spelling) for spelling in (name, _input_variable(name)))
-
-
-# a regular expression per input per call otherwise; the names are the same few every call
-_input_variable = functools.lru_cache(maxsize=4096)(input_variable)
-
-
-def _to_bytes(value: str) -> bytes:
-    try:
-        return os.fsencode(value)  # undecodable bytes of inherited variables come back as such
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogatepass")
-
-
-def _partial_secret_at_end(data: bytes, secrets: Sequence[bytes]) -> int:
-    """Length of the longest end of `data` that starts some secret (cut by the output cap)."""
-    longest = 0
-    for secret in secrets:
-        for length in range(len(secret) - 1, longest, -1):
-            if data.endswith(secret[:length]):
-                longest = length
-                break
-    return longest
-
-
-def _partial_secret_at_start(data: bytes, secrets: Sequence[bytes]) -> int:
-    """Length of the longest start of `data` that ends some secret (cut by the output cap)."""
-    return _partial_secret_at_end(data[::-1], [secret[::-1] for secret in secrets])
-
-
-def _decode(data: bytes) -> str:
-    return data.decode("utf-8", errors="replace")
 
 
 @functools.lru_cache(maxsize=4096)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from gitopsd.adapters import github_protocol
-from gitopsd.adapters.command_driver import redact, secret_values
+from gitopsd.adapters.driver_output import redact, secret_values
 from gitopsd.adapters.github_api import GitHubClient
 from gitopsd.adapters.github_following import Following, RunLog, Timing
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult

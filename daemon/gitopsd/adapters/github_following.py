@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from gitopsd.adapters import github_protocol
-from gitopsd.adapters.command_driver import describe_duration, redact
+from gitopsd.adapters.command_driver import describe_duration
+from gitopsd.adapters.driver_output import redact
 from gitopsd.adapters.github_api import (
     GitHubClient,
     GitHubError,

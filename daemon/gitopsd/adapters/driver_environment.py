@@ -1,0 +1,121 @@
+"""The environment a command driver runs with (SPEC section 4).
+
+The inherited environment without `GITOPSD_*` variables, plus the driver's `env` setting,
+plus the protocol variables (`GITOPSD_ENVIRONMENT`, `_COMPONENT`, `_REVISION`, `_ACTION`,
+`_INPUTS`, `_OUTPUTS`, `_STATE_DIR`, and `GITOPSD_INPUT_<NAME>` per input). What is derived
+from the inherited part (the copy without `GITOPSD_*`, its secrets, whether `execve` can carry
+it) is worked out once per distinct snapshot of it (`Inherited`), not once per call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gitopsd.adapters.driver_output import (
+    cached_input_variable,
+    call_named_values,
+    longest_first,
+    secrets_in,
+)
+from gitopsd.engine.ports import DriverCall
+
+PROTOCOL_PREFIX = "GITOPSD_"
+
+# what json.dumps(value, **options) uses, made once (encoders keep no state between calls)
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
+@dataclass(frozen=True)
+class Inherited:
+    """What calls take from one snapshot of the inherited environment."""
+
+    snapshot: dict[Any, Any]  # as read: os.environb's bytes, or a copy of `base_env`
+    env: dict[str, str]  # without `GITOPSD_*` variables; copied, never changed
+    secrets: frozenset[bytes]  # of every variable, `GITOPSD_*` ones included
+    ordered_secrets: tuple[bytes, ...]  # the same, longest first
+    passable: bool  # whether `execve` can carry every variable of `env`
+
+    @classmethod
+    def derive(cls, snapshot: dict[Any, Any], named: Mapping[str, str]) -> Inherited:
+        env = {name: value for name, value in named.items() if not name.startswith(PROTOCOL_PREFIX)}
+        secrets = secrets_in(named.items())
+        return cls(
+            snapshot=snapshot,
+            env=env,
+            secrets=secrets,
+            ordered_secrets=longest_first(secrets),
+            passable=all(is_passable(name, value) for name, value in env.items()),
+        )
+
+    def secrets_with(self, call: DriverCall) -> Sequence[bytes]:
+        """`secret_values(base_env, call)`, reusing the inherited part."""
+        own = secrets_in(call_named_values(call))
+        if own <= self.secrets:
+            return self.ordered_secrets
+        return longest_first(self.secrets | own)
+
+
+def protocol_environment(
+    call: DriverCall, *, inputs_file: str, outputs_file: str
+) -> dict[str, str]:
+    """What a call adds to the inherited environment (minus `GITOPSD_*`): the driver's `env`,
+    then the protocol variables, which win."""
+    env = dict(call.env)
+    env.update(
+        GITOPSD_ENVIRONMENT=call.environment,
+        GITOPSD_COMPONENT=call.component,
+        GITOPSD_REVISION=call.revision,
+        GITOPSD_ACTION=call.action,
+        GITOPSD_INPUTS=inputs_file,
+        GITOPSD_OUTPUTS=outputs_file,
+        GITOPSD_STATE_DIR=str(call.state_dir),
+    )
+    for name, value in call.inputs.items():
+        env[cached_input_variable(name)] = value if isinstance(value, str) else compact_json(value)
+    return env
+
+
+def compact_json(value: Any) -> str:
+    """`json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)`."""
+    if value is None or value is True or value is False:
+        return _JSON_CONSTANTS[value]
+    if type(value) is int:  # json's own spelling of an int, without building an encoder
+        return int.__repr__(value)
+    return _COMPACT_JSON.encode(value)
+
+
+def unpassable(
+    call: DriverCall, env: Mapping[str, str], inherited: Inherited, own: Mapping[str, str]
+) -> str | None:
+    """Why the call cannot be made before trying (an env value with NUL, an empty argv).
+
+    `env` is `inherited.env` updated with `own`: when the inherited part is known to be
+    passable, only `own` is checked; a problem is then named as a full scan names it."""
+    if not call.argv:
+        return "driver command is empty"
+    if inherited.passable and all(is_passable(name, value) for name, value in own.items()):
+        return None
+    for name, value in env.items():
+        if not is_passable(name, value):
+            return (
+                f"cannot pass environment variable {name!r}: a NUL character, "
+                "a lone surrogate or an '=' in the name"
+            )
+    return None
+
+
+def is_passable(name: str, value: str) -> bool:
+    """Whether `execve` can carry `name=value` (C strings: no NUL; names: no `=`)."""
+    if name.isascii() and value.isascii():  # the usual case: nothing to encode
+        return bool(name) and "\0" not in name and "\0" not in value and "=" not in name
+    try:
+        encoded = os.fsencode(name) + os.fsencode(value)
+    except UnicodeEncodeError:
+        return False
+    return bool(name) and b"\0" not in encoded and "=" not in name

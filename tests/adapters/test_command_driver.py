@@ -608,19 +608,23 @@ def test_calls_from_many_threads_never_share_an_inputs_file(
             seen.append((name, got))
             assert got == number
 
+    run_racing([threading.Thread(target=calls, args=(thread,)) for thread in range(8)])
+    assert len(seen) == 200
+    assert len({name for name, _ in seen}) == 200
+    assert list((tmp_path / "work").iterdir()) == []
+
+
+def run_racing(threads: list[threading.Thread]) -> None:
+    """Start and join `threads`, the interpreter switching between them as often as it can."""
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    sys.setswitchinterval(1e-6)
     try:
-        threads = [threading.Thread(target=calls, args=(thread,)) for thread in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     finally:
         sys.setswitchinterval(switch)
-    assert len(seen) == 200
-    assert len({name for name, _ in seen}) == 200
-    assert list((tmp_path / "work").iterdir()) == []
 
 
 def test_an_inputs_file_name_already_taken_is_skipped_not_overwritten(
@@ -651,21 +655,12 @@ def test_first_calls_from_many_threads_all_make_or_find_the_work_dir(tmp_path: P
         call = make_call(tmp_path, ["/bin/sh", "-c", "exit 0"], component=f"c{n}")
         codes.append(runner.run(call).exit_code)
 
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        for attempt in range(10):  # a race: try it a few times, on a new work_dir each time
-            runner = make_runner(tmp_path / str(attempt))
-            barrier = threading.Barrier(8)
-            threads = [
-                threading.Thread(target=first_call, args=(runner, barrier, n)) for n in range(8)
-            ]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-    finally:
-        sys.setswitchinterval(switch)
+    for attempt in range(10):  # a race: try it a few times, on a new work_dir each time
+        runner = make_runner(tmp_path / str(attempt))
+        barrier = threading.Barrier(8)
+        run_racing(
+            [threading.Thread(target=first_call, args=(runner, barrier, n)) for n in range(8)]
+        )
     assert codes == [0] * 80
 
 

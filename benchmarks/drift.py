@@ -378,7 +378,9 @@ class Report:
     def paired_cli_ratios(self) -> list[float]:
         """Each round's CLI time over the xargs time measured just before it: on a machine
         whose speed drifts, a pair taken together cancels more of the drift than two bests."""
-        return [cli / xargs for xargs, cli in zip(self.xargs_seconds, self.cli_seconds, strict=False)]
+        return [
+            cli / xargs for xargs, cli in zip(self.xargs_seconds, self.cli_seconds, strict=False)
+        ]
 
     @property
     def verdict(self) -> str:

@@ -31,7 +31,7 @@ TIMED_OUT = "timed out"
 
 
 @dataclass(eq=False)
-class _Watched:
+class Watched:
     """One running child, as the watchdog sees it."""
 
     pgid: int
@@ -61,7 +61,7 @@ class Watchdog:
     def __init__(self, *, kill_grace: float, tick: float = 0.05) -> None:
         self.kill_grace = kill_grace
         self.tick = tick  # how often cancel signals are looked at while children run
-        self._watched: list[_Watched] = []
+        self._watched: list[Watched] = []
         self._changed = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
 
@@ -70,19 +70,35 @@ class Watchdog:
     ) -> Exit:
         """Block until `process` exits (stopping it if its time runs out or `cancel` is
         set), kill what is left of its group, and reap it."""
-        watched = _Watched(process.pid, time.monotonic() + timeout, cancel)
+        watched = self.watch(process, timeout=timeout, cancel=cancel)
+        try:
+            wait_for_exit(process.pid)
+        finally:
+            self._forget(watched)
+        return _reap(process, watched)
+
+    def watch(
+        self, process: subprocess.Popen[bytes], *, timeout: float, cancel: CancelSignal | None
+    ) -> Watched:
+        """Start watching `process`; `release` it once it has exited (a pidfd said so)."""
+        watched = Watched(process.pid, time.monotonic() + timeout, cancel)
         with self._changed:
             self._watched.append(watched)
             if len(self._watched) == 1:  # the watchdog sleeps until there is something to watch
                 self._start()
                 self._changed.notify()
-        try:
-            _wait_for_exit(process.pid)
-        finally:
-            with self._changed:
+        return watched
+
+    def release(self, process: subprocess.Popen[bytes], watched: Watched) -> Exit:
+        """Stop watching `process`, which has exited but is not reaped yet (so its pid is
+        still taken); kill what is left of its group, and reap it."""
+        self._forget(watched)
+        return _reap(process, watched)
+
+    def _forget(self, watched: Watched) -> None:
+        with self._changed:
+            if watched in self._watched:  # released once, however often asked
                 self._watched.remove(watched)
-        signal_group(process.pid, signal.SIGKILL)  # the exited leader still holds the id
-        return Exit(process.wait(), watched.stopped)
 
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -103,7 +119,7 @@ class Watchdog:
                 soonest = min(w.next_event for w in self._watched)
                 self._changed.wait(max(0.0, min(self.tick, soonest - now)))
 
-    def _enforce(self, watched: _Watched, now: float) -> None:
+    def _enforce(self, watched: Watched, now: float) -> None:
         if watched.stopped is None:
             if watched.cancel is not None and watched.cancel.is_set():
                 watched.stopped = CANCELLED
@@ -118,12 +134,17 @@ class Watchdog:
             watched.kill_at = math.inf
 
 
+def _reap(process: subprocess.Popen[bytes], watched: Watched) -> Exit:
+    signal_group(process.pid, signal.SIGKILL)  # the exited leader still holds the group id
+    return Exit(process.wait(), watched.stopped)
+
+
 def signal_group(pgid: int, signum: signal.Signals) -> None:
     # ProcessLookupError: the group is empty already; PermissionError: only strangers are left
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
 
 
-def _wait_for_exit(pid: int) -> None:
+def wait_for_exit(pid: int) -> None:
     """Block until child `pid` has exited, leaving it to be reaped (its pid stays taken)."""
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)

@@ -30,6 +30,7 @@ Problems a driver causes (cannot start, killed, bad outputs file) come back as
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -40,14 +41,24 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitopsd.adapters.child_processes import CANCELLED, TIMED_OUT, Watchdog, signal_group
+from gitopsd.adapters.child_processes import (
+    CANCELLED,
+    TIMED_OUT,
+    Exit,
+    Watchdog,
+    Watched,
+    signal_group,
+    wait_for_exit,
+)
 from gitopsd.adapters.driver_environment import Inherited, protocol_environment, unpassable
+from gitopsd.adapters.driver_lanes import Lanes
 from gitopsd.adapters.driver_output import capture_output
+from gitopsd.adapters.drivers import in_threads
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
 
 __all__ = ["CommandDriverRunner", "describe_duration"]
@@ -100,17 +111,43 @@ class CommandDriverRunner:
 
     def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
         """Run `call.argv` to completion, timeout or cancel; the call's files never remain."""
-        started = time.monotonic()
-        handle, inputs_file = self._create_inputs_file(call)
-        outputs_file = inputs_file.removesuffix(_INPUTS_SUFFIX) + _OUTPUTS_SUFFIX
+        started = self._start(call, self._inherited_environment(), cancel)
+        if isinstance(started, DriverResult):
+            return started
         try:
-            _write_inputs(handle, call.inputs)
-            return self._run_with(inputs_file, outputs_file, call, cancel=cancel, started=started)
-        finally:
-            # the outputs file first: a crash between the two leaves the inputs file, which keeps
-            # its number (and so the outputs file's name) from being used again
-            _remove(outputs_file)
-            _remove(inputs_file)
+            wait_for_exit(started.process.pid)
+        except BaseException:
+            self._abandon(started)
+            raise
+        return self._finish(started)
+
+    def run_many(
+        self,
+        calls: Sequence[DriverCall],
+        *,
+        parallelism: int,
+        cancel: CancelSignal | None = None,
+        on_done: Callable[[int, DriverResult], None] | None = None,
+    ) -> list[DriverResult]:
+        """Run `calls`, at most `parallelism` at once; the results in the calls' order.
+
+        Two threads share the running drivers and each waits for whichever of its own exits
+        first (`driver_lanes`), rather than a thread per driver; the inherited environment is
+        read once for all the calls.
+        """
+        if not hasattr(os, "pidfd_open"):  # before Linux 5.3 / Python 3.9: a thread per call
+            return in_threads(
+                self.run, calls, parallelism=parallelism, cancel=cancel, on_done=on_done
+            )
+        inherited = self._inherited_environment()
+        lanes = Lanes(
+            calls,
+            start=lambda call: self._start(call, inherited, cancel),
+            finish=self._finish,
+            abandon=self._abandon,
+            on_done=on_done,
+        )
+        return lanes.run(parallelism)
 
     def _create_inputs_file(self, call: DriverCall) -> tuple[int, str]:
         """Create the call's inputs file (mode 0600) under a name no other call has: pid and a
@@ -134,42 +171,6 @@ class CommandDriverRunner:
                 return os.open(path, _CREATE_EXCLUSIVE, 0o600), path
         raise FileExistsError(f"no free inputs file name in {self.work_dir}")
 
-    def _run_with(
-        self,
-        inputs_file: str,
-        outputs_file: str,
-        call: DriverCall,
-        *,
-        cancel: CancelSignal | None,
-        started: float,
-    ) -> DriverResult:
-        inherited = self._inherited_environment()
-        own = protocol_environment(call, inputs_file=inputs_file, outputs_file=outputs_file)
-        env = dict(inherited.env)
-        env.update(own)
-        problem = _prepare_state_dir(call.state_dir) or unpassable(call, env, inherited, own)
-        if problem is not None:
-            return DriverResult(None, error=problem, duration=time.monotonic() - started)
-        secrets = inherited.secrets_with(call)
-        log = _open_log(self.work_dir)
-        try:
-            ending = self._execute(call, env=env, log=log, cancel=cancel)
-            output = capture_output(log, limit=self.max_output, secrets=secrets)
-        finally:
-            os.close(log)
-        outputs, error = None, ending.error
-        if call.action == "apply" and ending.exit_code == 0 and error is None:
-            outputs, error = _read_outputs(outputs_file)
-        return DriverResult(
-            exit_code=ending.exit_code,
-            output=output,
-            outputs=outputs,
-            duration=time.monotonic() - started,
-            timed_out=ending.timed_out,
-            cancelled=ending.cancelled,
-            error=error,
-        )
-
     def _inherited_environment(self) -> Inherited:
         """`base_env` (or `os.environ`) as it is now, with what calls derive from it.
 
@@ -188,9 +189,27 @@ class CommandDriverRunner:
         self._inherited = cached = Inherited.derive(snapshot, named)
         return cached
 
-    def _execute(
-        self, call: DriverCall, *, env: dict[str, str], log: int, cancel: CancelSignal | None
-    ) -> _Ending:
+    def _start(
+        self, call: DriverCall, inherited: Inherited, cancel: CancelSignal | None
+    ) -> _Running | DriverResult:
+        """Write the call's inputs file and start its driver, watched for its timeout and
+        `cancel`; or the result of a call that could not start (its files already gone)."""
+        begun = time.monotonic()
+        handle, inputs_file = self._create_inputs_file(call)
+        outputs_file = inputs_file.removesuffix(_INPUTS_SUFFIX) + _OUTPUTS_SUFFIX
+        try:
+            _write_inputs(handle, call.inputs)
+            own = protocol_environment(call, inputs_file=inputs_file, outputs_file=outputs_file)
+            env = dict(inherited.env)
+            env.update(own)
+            problem = _prepare_state_dir(call.state_dir) or unpassable(call, env, inherited, own)
+            if problem is not None:
+                _remove_files(inputs_file, outputs_file)
+                return DriverResult(None, error=problem, duration=time.monotonic() - begun)
+            log = _open_log(self.work_dir)
+        except BaseException:
+            _remove_files(inputs_file, outputs_file)
+            raise
         try:
             process = subprocess.Popen(
                 list(call.argv),
@@ -202,21 +221,77 @@ class CommandDriverRunner:
                 start_new_session=True,  # its own process group, killed as a whole
             )
         except (OSError, ValueError) as error:
+            os.close(log)
+            _remove_files(inputs_file, outputs_file)
             reason = getattr(error, "strerror", None) or str(error)
-            return _Ending(error=f"cannot start {call.argv[0]!r} in {call.cwd}: {reason}")
+            problem = f"cannot start {call.argv[0]!r} in {call.cwd}: {reason}"
+            return DriverResult(None, error=problem, duration=time.monotonic() - begun)
+        except BaseException:
+            os.close(log)
+            _remove_files(inputs_file, outputs_file)
+            raise
+        watched = self._watchdog.watch(process, timeout=call.timeout, cancel=cancel)
+        secrets = inherited.secrets_with(call)
+        return _Running(call, process, watched, log, inputs_file, outputs_file, secrets, begun)
+
+    def _finish(self, running: _Running) -> DriverResult:
+        """The result of a started call whose driver has exited (not yet reaped); its group
+        is killed, its files are removed."""
+        call = running.call
         try:
-            ended = self._watchdog.wait(process, timeout=call.timeout, cancel=cancel)
+            ended = self._watchdog.release(running.process, running.watched)
+            ending = _ending_of(ended, call)
+            output = capture_output(running.log, limit=self.max_output, secrets=running.secrets)
+            outputs, error = None, ending.error
+            if call.action == "apply" and ending.exit_code == 0 and error is None:
+                outputs, error = _read_outputs(running.outputs_file)
         finally:
-            if process.returncode is None:  # an exception got us here: the driver may still run
-                signal_group(process.pid, signal.SIGKILL)
-                process.wait()
-        if ended.stopped == CANCELLED:
-            return _Ending(cancelled=True, error="cancelled")
-        if ended.stopped == TIMED_OUT:
-            return _Ending(
-                timed_out=True, error=f"timed out after {describe_duration(call.timeout)}"
-            )
-        return _ending_of(ended.returncode)
+            running.close_log()
+            _remove_files(running.inputs_file, running.outputs_file)
+        return DriverResult(
+            exit_code=ending.exit_code,
+            output=output,
+            outputs=outputs,
+            duration=time.monotonic() - running.begun,
+            timed_out=ending.timed_out,
+            cancelled=ending.cancelled,
+            error=error,
+        )
+
+    def _abandon(self, running: _Running) -> None:
+        """An exception left a started call behind: kill its driver, reap it, remove its
+        files. Safe after a `_finish` that failed half-way."""
+        signal_group(running.process.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):  # reaped already
+            wait_for_exit(running.process.pid)
+        self._watchdog.release(running.process, running.watched)
+        running.close_log()
+        _remove_files(running.inputs_file, running.outputs_file)
+
+
+@dataclass
+class _Running:
+    """A call whose driver has started: what finishing it needs."""
+
+    call: DriverCall
+    process: subprocess.Popen[bytes]
+    watched: Watched
+    log: int
+    inputs_file: str
+    outputs_file: str
+    secrets: Sequence[bytes]
+    begun: float
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def close_log(self) -> None:
+        """Close the output file once, however often asked (a descriptor closed twice may
+        be another thread's by then)."""
+        if self.log >= 0:
+            log, self.log = self.log, -1
+            os.close(log)
 
 
 @functools.cache
@@ -290,10 +365,15 @@ def _describe_json(value: Any) -> str:
     return "a list" if isinstance(value, list) else "null"
 
 
-def _ending_of(returncode: int) -> _Ending:
-    if returncode >= 0:
-        return _EXITED[returncode] if returncode < len(_EXITED) else _Ending(exit_code=returncode)
-    return _Ending(error=f"killed by {_signal_name(-returncode)}")
+def _ending_of(ended: Exit, call: DriverCall) -> _Ending:
+    if ended.stopped == CANCELLED:
+        return _Ending(cancelled=True, error="cancelled")
+    if ended.stopped == TIMED_OUT:
+        return _Ending(timed_out=True, error=f"timed out after {describe_duration(call.timeout)}")
+    if ended.returncode >= 0:
+        code = ended.returncode
+        return _EXITED[code] if code < len(_EXITED) else _Ending(exit_code=code)
+    return _Ending(error=f"killed by {_signal_name(-ended.returncode)}")
 
 
 def _signal_name(number: int) -> str:
@@ -311,6 +391,13 @@ def _write_inputs(handle: int, inputs: Mapping[str, Any]) -> None:
             data = data[os.write(handle, data) :]
     finally:
         os.close(handle)
+
+
+def _remove_files(inputs_file: str, outputs_file: str) -> None:
+    # the outputs file first: a crash between the two leaves the inputs file, which keeps its
+    # number (and so the outputs file's name) from being used again
+    _remove(outputs_file)
+    _remove(inputs_file)
 
 
 def _remove(path: str) -> None:

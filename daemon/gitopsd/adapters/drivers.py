@@ -11,7 +11,8 @@ command that never dispatches a workflow about 0.2 s of start-up.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, DriverRunner
 
@@ -31,8 +32,44 @@ class DriverRouter:
         runner = self.command if call.workflow is None else self.github_actions()
         return runner.run(call, cancel=cancel)
 
+    def run_many(
+        self,
+        calls: Sequence[DriverCall],
+        *,
+        parallelism: int,
+        cancel: CancelSignal | None = None,
+        on_done: Callable[[int, DriverResult], None] | None = None,
+    ) -> list[DriverResult]:
+        """All command calls go to the command runner's own `run_many`; a mix (or GitHub
+        workflows) runs a call per thread, so `parallelism` holds across driver types."""
+        if all(call.workflow is None for call in calls):
+            return self.command.run_many(
+                calls, parallelism=parallelism, cancel=cancel, on_done=on_done
+            )
+        return in_threads(self.run, calls, parallelism=parallelism, cancel=cancel, on_done=on_done)
+
     def github_actions(self) -> DriverRunner:
         with self._lock:
             if self._github_actions is None:
                 self._github_actions = self._make_github_actions()
             return self._github_actions
+
+
+def in_threads(
+    run: Callable[..., DriverResult],
+    calls: Sequence[DriverCall],
+    *,
+    parallelism: int,
+    cancel: CancelSignal | None,
+    on_done: Callable[[int, DriverResult], None] | None = None,
+) -> list[DriverResult]:
+    """`run(call, cancel=cancel)` for every call, `parallelism` threads at once, in order."""
+
+    def one(index: int) -> DriverResult:
+        result = run(calls[index], cancel=cancel)
+        if on_done is not None:
+            on_done(index, result)
+        return result
+
+    with ThreadPoolExecutor(max(1, parallelism)) as pool:
+        return list(pool.map(one, range(len(calls))))

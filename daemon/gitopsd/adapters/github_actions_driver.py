@@ -25,11 +25,12 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from gitopsd.adapters import github_protocol
 from gitopsd.adapters.driver_output import redact, secret_values
+from gitopsd.adapters.drivers import in_threads
 from gitopsd.adapters.github_api import GitHubClient
 from gitopsd.adapters.github_following import Following, RunLog, Timing
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
@@ -68,6 +69,17 @@ class GitHubActionsRunner:
             error=_redacted(result.error, secrets),
             duration=self.timing.monotonic() - started,
         )
+
+    def run_many(
+        self,
+        calls: Sequence[DriverCall],
+        *,
+        parallelism: int,
+        cancel: CancelSignal | None = None,
+        on_done: Callable[[int, DriverResult], None] | None = None,
+    ) -> list[DriverResult]:
+        """A thread per workflow run being followed: each waits on GitHub, not on the CPU."""
+        return in_threads(self.run, calls, parallelism=parallelism, cancel=cancel, on_done=on_done)
 
     def close(self) -> None:
         with self._lock:

@@ -7,7 +7,7 @@ touches the world itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,6 +76,18 @@ class DriverResult:
 
 class DriverRunner(Protocol):
     def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult: ...
+
+    def run_many(
+        self,
+        calls: Sequence[DriverCall],
+        *,
+        parallelism: int,
+        cancel: CancelSignal | None = None,
+        on_done: Callable[[int, DriverResult], None] | None = None,
+    ) -> list[DriverResult]:
+        """Every call, at most `parallelism` at once; the results in the calls' order.
+        `on_done(index, result)` is called as each call ends (for progress)."""
+        ...
 
 
 class Checkouts(Protocol):

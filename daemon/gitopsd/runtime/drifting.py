@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -92,10 +91,7 @@ def check(workspace: Workspace, environment: str, *, actor: str = "local") -> Dr
             if entry.manifest.name in applied
         ]
         parallelism = target.repository.environments[environment].manifest.spec.parallelism
-        with ThreadPoolExecutor(max(1, parallelism)) as pool:
-            found = list(
-                pool.map(lambda entry: _check_one(workspace, entry, applied, target), chosen)
-            )
+        found = _run_checks(workspace, chosen, applied, target, parallelism=parallelism)
         report = DriftReport(environment, state.revision, now, found)
         _record(workspace, report, applied, actor=actor)
     return report
@@ -127,21 +123,37 @@ def check_and_remediate(
     return dataclasses.replace(after, remediation=run, repaired=drifted)
 
 
-def _check_one(
+def _run_checks(
     workspace: Workspace,
-    entry: ComponentEntry,
+    chosen: list[ComponentEntry],
     applied: dict[str, ComponentState],
     target: Revisioned,
-) -> ComponentDrift:
-    name = entry.manifest.name
-    try:
-        call = _check_call(workspace, entry, applied[name], target)
-    except StepError as error:
-        return ComponentDrift(name, DriftStatus.ERROR, str(error))
-    result = workspace.drivers.run(call, cancel=workspace.interrupted)
-    verdict = _verdict(result)
-    log.info("%s: %s", name, verdict.value, extra={"environment": applied[name].environment})
-    return ComponentDrift(name, verdict, _summary(result), result.exit_code)
+    *,
+    parallelism: int,
+) -> list[ComponentDrift]:
+    """Each chosen component's check, `parallelism` at once; a result per component, in
+    the order chosen. A check that cannot be made (no command) is an error, not run."""
+    found: dict[str, ComponentDrift] = {}
+    names: list[str] = []
+    calls: list[DriverCall] = []
+    for entry in chosen:
+        name = entry.manifest.name
+        try:
+            calls.append(_check_call(workspace, entry, applied[name], target))
+            names.append(name)
+        except StepError as error:
+            found[name] = ComponentDrift(name, DriftStatus.ERROR, str(error))
+
+    def done(index: int, result: DriverResult) -> None:  # progress, as each check ends
+        environment = calls[index].environment
+        log.info("%s: %s", names[index], _verdict(result).value, extra={"environment": environment})
+
+    results = workspace.drivers.run_many(
+        calls, parallelism=parallelism, cancel=workspace.interrupted, on_done=done
+    )
+    for name, result in zip(names, results, strict=True):
+        found[name] = ComponentDrift(name, _verdict(result), _summary(result), result.exit_code)
+    return [found[entry.manifest.name] for entry in chosen]
 
 
 def _check_call(

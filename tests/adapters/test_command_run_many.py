@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gitopsd.adapters import driver_lanes
+from gitopsd.adapters import command_driver, driver_lanes
 from gitopsd.adapters.command_driver import CommandDriverRunner
 from gitopsd.engine.ports import DriverResult
 from tests.adapters.test_command_driver import make_call, make_runner
@@ -134,17 +134,30 @@ def test_an_exception_in_a_lane_kills_every_running_driver_and_is_raised(
     assert finish  # the real one is untouched
 
 
+@pytest.mark.parametrize("missing", ["in Python", "in the kernel"])
 def test_without_pidfds_it_runs_a_thread_per_call(
-    runner: CommandDriverRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runner: CommandDriverRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
 ) -> None:
-    monkeypatch.delattr(os, "pidfd_open")
+    if missing == "in Python":
+        monkeypatch.delattr(os, "pidfd_open")
+    else:
+
+        def no_such_call(pid: int, flags: int = 0) -> int:
+            raise OSError(38, "Function not implemented")
+
+        monkeypatch.setattr(os, "pidfd_open", no_such_call)
+    command_driver._pidfds_work.cache_clear()
+    monkeypatch.setattr(command_driver, "Lanes", None)  # any use of lanes would fail
     marks = tmp_path / "marks"
     marks.mkdir()
     calls = [
         make_call(tmp_path, script(tmp_path), component=f"c{n}", env={"MARKS": str(marks)})
         for n in range(4)
     ]
-    assert [r.exit_code for r in runner.run_many(calls, parallelism=2)] == [0, 0, 0, 0]
+    try:
+        assert [r.exit_code for r in runner.run_many(calls, parallelism=2)] == [0, 0, 0, 0]
+    finally:
+        command_driver._pidfds_work.cache_clear()
 
 
 def test_lanes_share_the_parallelism() -> None:

@@ -135,7 +135,7 @@ class CommandDriverRunner:
         first (`driver_lanes`), rather than a thread per driver; the inherited environment is
         read once for all the calls.
         """
-        if not hasattr(os, "pidfd_open"):  # before Linux 5.3 / Python 3.9: a thread per call
+        if not _pidfds_work():  # before Linux 5.3: a thread per call
             return in_threads(
                 self.run, calls, parallelism=parallelism, cancel=cancel, on_done=on_done
             )
@@ -292,6 +292,16 @@ class _Running:
         if self.log >= 0:
             log, self.log = self.log, -1
             os.close(log)
+
+
+@functools.cache
+def _pidfds_work() -> bool:
+    """Whether this Python and kernel can watch a process through a pidfd (Linux 5.3+)."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 @functools.cache

@@ -10,7 +10,26 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from gitopsd.adapters.child_processes import CANCELLED, TIMED_OUT, Exit, Watchdog
+from gitopsd.adapters.child_processes import (
+    CANCELLED,
+    TIMED_OUT,
+    Exit,
+    Watchdog,
+    wait_for_exit,
+)
+
+
+def wait(
+    watchdog: Watchdog,
+    process: subprocess.Popen[bytes],
+    *,
+    timeout: float,
+    cancel: threading.Event | None,
+) -> Exit:
+    """What the command runner does with one call: watch, block until it exits, release."""
+    watched = watchdog.watch(process, timeout=timeout, cancel=cancel)
+    wait_for_exit(process.pid)
+    return watchdog.release(process, watched)
 
 
 def start(code: str) -> subprocess.Popen[bytes]:
@@ -19,7 +38,7 @@ def start(code: str) -> subprocess.Popen[bytes]:
 
 def test_children_that_end_in_time_keep_their_exit_codes() -> None:
     watchdog = Watchdog(kill_grace=1.0)
-    ended = watchdog.wait(start("raise SystemExit(3)"), timeout=30, cancel=None)
+    ended = wait(watchdog, start("raise SystemExit(3)"), timeout=30, cancel=None)
     assert ended == Exit(3, None)
 
 
@@ -32,7 +51,7 @@ def test_many_at_once_each_gets_its_own_ending() -> None:
         slow = index % 3 == 0
         code = "import time; time.sleep(30)" if slow else f"raise SystemExit({index})"
         started = time.monotonic()
-        ended = watchdog.wait(start(code), timeout=0.5 if slow else 30, cancel=None)
+        ended = wait(watchdog, start(code), timeout=0.5 if slow else 30, cancel=None)
         return ended, time.monotonic() - started
 
     with ThreadPoolExecutor(12) as pool:
@@ -52,7 +71,7 @@ def test_a_cancel_stops_the_child_within_a_tick_or_two() -> None:
     process = start("import time; time.sleep(30)")
     threading.Timer(0.3, cancel.set).start()
     started = time.monotonic()
-    ended = watchdog.wait(process, timeout=30, cancel=cancel)
+    ended = wait(watchdog, process, timeout=30, cancel=cancel)
     assert ended == Exit(-signal.SIGTERM, CANCELLED)
     assert time.monotonic() - started < 2
 
@@ -70,7 +89,7 @@ def test_a_child_ignoring_sigterm_is_killed_after_the_grace() -> None:
     )
     assert process.stdout is not None and process.stdout.readline() == b"ready\n"
     started = time.monotonic()
-    ended = watchdog.wait(process, timeout=0.2, cancel=None)
+    ended = wait(watchdog, process, timeout=0.2, cancel=None)
     process.stdout.close()
     assert ended == Exit(-signal.SIGKILL, TIMED_OUT)
     assert 0.6 <= time.monotonic() - started < 5  # the timeout, then the whole grace
@@ -88,7 +107,7 @@ def test_what_the_child_left_running_in_its_group_is_killed() -> None:
     )
     assert process.stdout is not None
     orphan = int(process.stdout.readline())
-    assert watchdog.wait(process, timeout=30, cancel=None) == Exit(0, None)
+    assert wait(watchdog, process, timeout=30, cancel=None) == Exit(0, None)
     process.stdout.close()
     assert _gone_soon(orphan)
 

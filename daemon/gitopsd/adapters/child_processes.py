@@ -1,6 +1,7 @@
 """Wait for a driver's process; stop it when its time is up or its run is cancelled.
 
-Each call's thread blocks until its child exits and wakes exactly once. What can end a child
+A call waits for its child to exit (`wait_for_exit`, or a lane's pidfd, see `driver_lanes`)
+and wakes exactly once. What can end a child
 early (its timeout, a cancelled run) is watched by one thread for all the calls of a runner,
 the `Watchdog`, rather than by every call waking up every 50 ms to look: with 16 drivers at
 once, those wake-ups and the interpreter-lock hand-overs each one brings cost more CPU than
@@ -8,9 +9,9 @@ the drivers did (a drift scan of 1,000 small checks took a third longer).
 
 Stopping is SIGTERM to the child's process group, then SIGKILL after `kill_grace` seconds.
 After any exit, whatever is left in the group is SIGKILLed, so a backgrounded child never
-outlives its call. No signal can reach a stranger: the call waits without reaping
-(`WNOWAIT`), so until it has left the watch and killed the rest of the group, the exited
-child still holds its pid and process group id.
+outlives its call. No signal can reach a stranger: a child is reaped only in
+`release`, after it has left the watch and the rest of its group has been killed, so until
+then the exited child still holds its pid and process group id.
 """
 
 from __future__ import annotations
@@ -65,22 +66,11 @@ class Watchdog:
         self._changed = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
 
-    def wait(
-        self, process: subprocess.Popen[bytes], *, timeout: float, cancel: CancelSignal | None
-    ) -> Exit:
-        """Block until `process` exits (stopping it if its time runs out or `cancel` is
-        set), kill what is left of its group, and reap it."""
-        watched = self.watch(process, timeout=timeout, cancel=cancel)
-        try:
-            wait_for_exit(process.pid)
-        finally:
-            self._forget(watched)
-        return _reap(process, watched)
-
     def watch(
         self, process: subprocess.Popen[bytes], *, timeout: float, cancel: CancelSignal | None
     ) -> Watched:
-        """Start watching `process`; `release` it once it has exited (a pidfd said so)."""
+        """Start watching `process`; `release` it once it has exited (`wait_for_exit`, or a
+        pidfd said so)."""
         watched = Watched(process.pid, time.monotonic() + timeout, cancel)
         with self._changed:
             self._watched.append(watched)

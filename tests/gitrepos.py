@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+PROJECT = Path(__file__).resolve().parent.parent
+EXAMPLE = ("gitopsd.yaml", "environments", "components")  # the bundled example GitOps repo
 IDENTITY = ["-c", "user.name=Test Author", "-c", "user.email=author@example.com"]
 
 
@@ -38,3 +41,19 @@ def commit_files(
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--allow-empty", "-m", message)
     return git(repo, "rev-parse", "HEAD")
+
+
+def commit_example(root: Path) -> Path:
+    """The project's example GitOps repo, copied into a new repository at `root` (created)
+    and committed on `main`, as a user's clone of it would be."""
+    root.mkdir(parents=True)
+    for name in EXAMPLE:
+        source = PROJECT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "example")
+    return root

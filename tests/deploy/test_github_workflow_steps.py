@@ -5,7 +5,6 @@ and the promote workflow against a local server that checks bodies with the API'
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -18,8 +17,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from gitopsd.api.app import ApprovalRequest, RunRequest
-from tests.deploy.github_workflows import ROOT, WORKFLOWS, StepResult, load, run_step, steps
-from tests.gitrepos import git
+from tests.deploy.github_workflows import WORKFLOWS, StepResult, load, run_step, steps
+from tests.gitrepos import commit_example, git
 
 DISPATCH = load(WORKFLOWS / "gitopsd-dispatch.yml")
 VALIDATE = load(WORKFLOWS / "gitopsd-validate.yml")
@@ -32,18 +31,7 @@ RUN_STEP = "gitopsd ${{ inputs.action }}"
 @pytest.fixture
 def example(tmp_path: Path) -> Path:
     """The example repo committed into a fresh repository: the runner's checkout."""
-    root = tmp_path / "checkout"
-    root.mkdir()
-    for name in ("gitopsd.yaml", "environments", "components"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "example")
-    return root
+    return commit_example(tmp_path / "checkout")
 
 
 def dispatch(checkout: Path, action: str, components: str = "", **options: Any) -> StepResult:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -23,24 +22,12 @@ from gitopsd.engine.loading import Repository
 from gitopsd.model.manifests import CommandDriver
 from gitopsd.runtime import revisions
 from tests.example.conftest import REPO
-from tests.gitrepos import git
-
-EXAMPLE = ["gitopsd.yaml", "environments", "components"]
+from tests.gitrepos import commit_example
 
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]:
-    root = tmp_path_factory.mktemp("example") / "repo"
-    root.mkdir()
-    for name in EXAMPLE:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "example")
+    root = commit_example(tmp_path_factory.mktemp("example") / "repo")
     with revisions.open_source(str(root), branch=None, data_dir=root / ".gitopsd") as source:
         loaded = revisions.load(source)
     assert loaded.problems == []

@@ -49,7 +49,9 @@ def drift(
     from gitopsd.runtime import drift_reports, drifting
 
     with context.workspace() as workspace, progress.shown():
-        repository = workspace.load().repository
+        # the head only names the environments (and whether each remediates); each is checked
+        # at the revision it runs, so a broken head stops nothing and needs no checkout
+        repository = workspace.load_revision().repository
         names = [environment] if environment else sorted(repository.environments)
         reports = []
         for name in names:

@@ -200,3 +200,11 @@ def test_a_linked_worktree_shares_the_main_repositorys_refs(tmp_path: Path) -> N
     assert linked.branch == "side"
     assert linked.common_dir == (repo / ".git").resolve()
     assert linked.git_dir != linked.common_dir
+
+
+def test_a_history_question_git_cannot_answer_is_a_clear_error(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    commit_files(repo, {"a": "1"})
+    source = open_source(repo, tmp_path)
+    with pytest.raises(GitSourceError, match=r"repo: git log failed: .*nope"):
+        source.changelog("nope", "main")

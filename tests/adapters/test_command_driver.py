@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gitopsd.adapters import command_driver, driver_environment
+from gitopsd.adapters import child_processes, command_driver, driver_environment
 from gitopsd.adapters.command_driver import CommandDriverRunner, describe_duration
 from gitopsd.engine.ports import DriverCall, DriverResult
 
@@ -470,17 +470,63 @@ def test_invalid_utf8_output_is_replaced_not_fatal(
     assert runner.run(make_call(tmp_path, python(code))).output == "ok \ufffd\ufffd done"
 
 
-def test_output_is_captured_where_files_without_names_cannot_be_made(
+# what a chatty driver prints: far more than a pipe holds (64 KiB), in one go
+CHATTY = "import sys; sys.stdout.write('BEGIN' + 'x' * 3_000_000 + 'END'); sys.stdout.flush()"
+
+
+def chatty_output_is_capped(result: DriverResult) -> None:
+    assert (result.exit_code, result.error) == (0, None)
+    head, marker, tail = result.output.split("\n")
+    assert head == "BEGIN" + "x" * 495
+    assert marker == "[... 2999008 bytes omitted ...]"
+    assert tail == "x" * 497 + "END"
+
+
+def test_output_far_beyond_a_pipe_is_read_as_it_comes(tmp_path: Path) -> None:
+    result = make_runner(tmp_path, max_output=1000).run(make_call(tmp_path, python(CHATTY)))
+    chatty_output_is_capped(result)
+
+
+def escaping_call(tmp_path: Path, **changes: Any) -> DriverCall:
+    """A driver whose child leaves its process group (setsid), so it is not killed with it,
+    keeps its stdout open for a minute and writes its pid to `escaped`; the driver prints
+    `done` and exits 0."""
+    driver = script(
+        tmp_path,
+        "escape.sh",
+        "setsid sh -c 'echo $$ > \"$PIDS/escaped\"; exec sleep 60' &\n"
+        'while [ ! -s "$PIDS/escaped" ]; do sleep 0.01; done\necho done\n',
+    )
+    return make_call(tmp_path, [str(driver)], env={"PIDS": str(tmp_path)}, **changes)
+
+
+def kill_escaped(tmp_path: Path) -> None:
+    escaped = read_pids(tmp_path, "escaped")
+    for pid in escaped:
+        os.kill(pid, 9)
+    assert wait_gone(escaped)
+
+
+def test_a_child_left_holding_the_output_does_not_hold_up_the_result(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    try:
+        result = runner.run(escaping_call(tmp_path))
+        assert (result.exit_code, result.output) == (0, "done\n")
+        assert result.duration < 5.0
+    finally:
+        kill_escaped(tmp_path)
+
+
+def test_without_pidfds_output_is_read_and_the_exit_noticed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a kernel or filesystem without O_TMPFILE: opening the folder itself fails
-    monkeypatch.setattr(command_driver, "_ANONYMOUS_FILE", os.O_RDWR)
+    # before Linux 5.3: the wait looks for the exit every tick instead
+    monkeypatch.setattr(child_processes, "pidfds_work", lambda: False)
     runner = make_runner(tmp_path, max_output=1000)
-    code = "print('BEGIN' + 'x' * 5000 + 'END')"
-    result = runner.run(make_call(tmp_path, python(code)))
-    assert result.output.split("\n")[1] == "[... 4009 bytes omitted ...]"
-    assert runner.run(make_call(tmp_path, python("print('short')"))).output == "short\n"
-    assert list((tmp_path / "work").iterdir()) == []
+    chatty_output_is_capped(runner.run(make_call(tmp_path, python(CHATTY))))
+    quiet = runner.run(make_call(tmp_path, ["/bin/sh", "-c", "exec >&-; sleep 0.2; exit 3"]))
+    assert (quiet.exit_code, quiet.output) == (3, "")
 
 
 SECRET_ENV = {"DEPLOY_TOKEN": "token-from-daemon", "REGION_NAME": "north-pole"}

@@ -10,10 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from gitopsd.adapters import command_driver
+from gitopsd.adapters import child_processes, command_driver
 from gitopsd.adapters.command_driver import CommandDriverRunner
 from gitopsd.engine.ports import DriverResult
-from tests.adapters.test_command_driver import make_call, make_runner
+from tests.adapters.test_command_driver import (
+    CHATTY,
+    chatty_output_is_capped,
+    escaping_call,
+    kill_escaped,
+    make_call,
+    make_runner,
+    python,
+)
 
 # each call records that it started, sleeps a little, reports how many ran at its start
 CONCURRENCY = """
@@ -132,6 +140,27 @@ def test_an_exception_in_a_lane_kills_every_running_driver_and_is_raised(
     assert list((tmp_path / "work").iterdir()) == []
 
 
+def test_lanes_read_output_as_it_comes_and_never_wait_on_a_pipe_left_open(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "checkout" / "components" / "network").mkdir(parents=True)
+    runner = make_runner(tmp_path, max_output=1000)
+    calls = [
+        make_call(tmp_path, python(CHATTY), component="chatty"),
+        escaping_call(tmp_path, component="escaping"),
+        make_call(tmp_path, python(CHATTY), component="chatty-too"),
+    ]
+    try:
+        started = time.monotonic()
+        chatty, escaping, chatty_too = runner.run_many(calls, parallelism=2)
+        assert time.monotonic() - started < 5.0
+        assert (escaping.exit_code, escaping.output) == (0, "done\n")
+        chatty_output_is_capped(chatty)
+        chatty_output_is_capped(chatty_too)
+    finally:
+        kill_escaped(tmp_path)
+
+
 @pytest.mark.parametrize("missing", ["in Python", "in the kernel"])
 def test_without_pidfds_it_runs_a_thread_per_call(
     runner: CommandDriverRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
@@ -144,7 +173,7 @@ def test_without_pidfds_it_runs_a_thread_per_call(
             raise OSError(38, "Function not implemented")
 
         monkeypatch.setattr(os, "pidfd_open", no_such_call)
-    command_driver._pidfds_work.cache_clear()
+    child_processes.pidfds_work.cache_clear()
     monkeypatch.setattr(command_driver, "Lanes", None)  # any use of lanes would fail
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -155,7 +184,7 @@ def test_without_pidfds_it_runs_a_thread_per_call(
     try:
         assert [r.exit_code for r in runner.run_many(calls, parallelism=2)] == [0, 0, 0, 0]
     finally:
-        command_driver._pidfds_work.cache_clear()
+        child_processes.pidfds_work.cache_clear()
 
 
 def _gone(pid: int) -> bool:

@@ -17,12 +17,15 @@ then the exited child still holds its pid and process group id.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
+import select
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitopsd.engine.ports import CancelSignal
@@ -138,3 +141,44 @@ def signal_group(pgid: int, signum: signal.Signals) -> None:
 def wait_for_exit(pid: int) -> None:
     """Block until child `pid` has exited, leaving it to be reaped (its pid stays taken)."""
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+
+
+def wait_reading(pid: int, output: int, read: Callable[[], bool], *, tick: float = 0.05) -> None:
+    """Block until child `pid` has exited (not reaped), calling `read` whenever its `output`
+    pipe has data or closes, so the child never stalls on a full pipe; `read` says whether
+    the pipe reached end of file.
+
+    The exit wakes the wait through a pidfd (Linux 5.3+); without one it is looked for every
+    `tick` seconds. The exit ends the wait even when the pipe is still open: a child the
+    driver left behind may hold it.
+    """
+    pidfd = os.pidfd_open(pid) if pidfds_work() else None
+    poller = select.poll()
+    poller.register(output, select.POLLIN)
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    try:
+        while True:
+            ready = [fd for fd, _ in poller.poll(None if pidfd is not None else tick * 1000)]
+            if output in ready and read():
+                poller.unregister(output)
+            exited = pidfd in ready if pidfd is not None else _has_exited(pid)
+            if exited:
+                return
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+@functools.cache
+def pidfds_work() -> bool:
+    """Whether this Python and kernel can watch a process through a pidfd (Linux 5.3+)."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+def _has_exited(pid: int) -> bool:
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None

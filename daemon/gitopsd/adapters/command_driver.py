@@ -13,8 +13,9 @@ Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for eac
   `GITOPSD_*` variables, plus the driver's `env` setting, plus the protocol variables
   (`driver_environment`);
 - the argv runs without a shell in its own process group (input values never reach the command
-  line); stdout and stderr go to one file without a name in `work_dir` (`O_TMPFILE`), so a
-  chatty driver costs disk, not memory;
+  line); stdout and stderr go to one pipe, read as the driver prints (by the waiting call, or
+  by a lane of `run_many`), keeping only what the result can hold (`driver_output`): a driver
+  printing gigabytes costs neither memory nor disk, and a call makes no file for its output;
 - on timeout or cancel the group gets SIGTERM, then SIGKILL after `kill_grace` seconds; after any
   exit, processes left in the group are SIGKILLed, so a backgrounded child never outlives a call
   (`child_processes`: each call blocks until its child exits; one watchdog thread per runner
@@ -39,7 +40,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,12 +52,14 @@ from gitopsd.adapters.child_processes import (
     Exit,
     Watchdog,
     Watched,
+    pidfds_work,
     signal_group,
     wait_for_exit,
+    wait_reading,
 )
 from gitopsd.adapters.driver_environment import Inherited, protocol_environment, unpassable
 from gitopsd.adapters.driver_lanes import Lanes
-from gitopsd.adapters.driver_output import capture_output
+from gitopsd.adapters.driver_output import CapturedOutput
 from gitopsd.adapters.drivers import in_threads
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
 
@@ -70,9 +72,6 @@ _OUTPUTS_SUFFIX = ".outputs.json"
 _CREATE_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # O_EXCL: no symlinks
 _NAME_ATTEMPTS = 10000  # as many as tempfile.mkstemp tries
 _CALL_NUMBERS = itertools.count()  # next() on it is atomic: no two threads get the same number
-# a file without a name (O_EXCL: it never gets one); outside Linux there is no O_TMPFILE, the
-# open fails and _open_log falls back
-_ANONYMOUS_FILE = os.O_RDWR | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_TMPFILE", 0)
 
 
 _INDENTED_JSON = json.JSONEncoder(indent=2, default=str)
@@ -115,7 +114,7 @@ class CommandDriverRunner:
         if isinstance(started, DriverResult):
             return started
         try:
-            wait_for_exit(started.process.pid)
+            wait_reading(started.pid, started.output, started.read_output)
         except BaseException:
             self._abandon(started)
             raise
@@ -135,7 +134,7 @@ class CommandDriverRunner:
         first (`driver_lanes`), rather than a thread per driver; the inherited environment is
         read once for all the calls.
         """
-        if not _pidfds_work():  # before Linux 5.3: a thread per call
+        if not pidfds_work():  # before Linux 5.3: a thread per call
             return in_threads(
                 self.run, calls, parallelism=parallelism, cancel=cancel, on_done=on_done
             )
@@ -206,7 +205,7 @@ class CommandDriverRunner:
             if problem is not None:
                 _remove_files(inputs_file, outputs_file)
                 return DriverResult(None, error=problem, duration=time.monotonic() - begun)
-            log = _open_log(self.work_dir)
+            output, printed_to = _output_pipe()
         except BaseException:
             _remove_files(inputs_file, outputs_file)
             raise
@@ -216,23 +215,27 @@ class CommandDriverRunner:
                 cwd=call.cwd,
                 env=env,
                 stdin=_dev_null(),
-                stdout=log,
+                stdout=printed_to,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, killed as a whole
             )
         except (OSError, ValueError) as error:
-            os.close(log)
+            os.close(output)
             _remove_files(inputs_file, outputs_file)
             reason = getattr(error, "strerror", None) or str(error)
             problem = f"cannot start {call.argv[0]!r} in {call.cwd}: {reason}"
             return DriverResult(None, error=problem, duration=time.monotonic() - begun)
         except BaseException:
-            os.close(log)
+            os.close(output)
             _remove_files(inputs_file, outputs_file)
             raise
+        finally:
+            os.close(printed_to)  # the driver has its own copy: end of file once it is done
         watched = self._watchdog.watch(process, timeout=call.timeout, cancel=cancel)
         secrets = inherited.secrets_with(call)
-        return _Running(call, process, watched, log, inputs_file, outputs_file, secrets, begun)
+        captured = CapturedOutput(self.max_output)
+        files = (inputs_file, outputs_file)
+        return _Running(call, process, watched, output, captured, *files, secrets, begun)
 
     def _finish(self, running: _Running) -> DriverResult:
         """The result of a started call whose driver has exited (not yet reaped); its group
@@ -241,12 +244,13 @@ class CommandDriverRunner:
         try:
             ended = self._watchdog.release(running.process, running.watched)
             ending = _ending_of(ended, call)
-            output = capture_output(running.log, limit=self.max_output, secrets=running.secrets)
+            running.read_output()  # what the driver printed last: a pipe holds 64 KiB at most
+            output = running.captured.text(running.secrets)
             outputs, error = None, ending.error
             if call.action == "apply" and ending.exit_code == 0 and error is None:
                 outputs, error = _read_outputs(running.outputs_file)
         finally:
-            running.close_log()
+            running.close_output()
             _remove_files(running.inputs_file, running.outputs_file)
         return DriverResult(
             exit_code=ending.exit_code,
@@ -265,7 +269,7 @@ class CommandDriverRunner:
         with contextlib.suppress(ChildProcessError):  # reaped already
             wait_for_exit(running.process.pid)
         self._watchdog.release(running.process, running.watched)
-        running.close_log()
+        running.close_output()
         _remove_files(running.inputs_file, running.outputs_file)
 
 
@@ -276,7 +280,8 @@ class _Running:
     call: DriverCall
     process: subprocess.Popen[bytes]
     watched: Watched
-    log: int
+    output: int  # the read end of the driver's stdout and stderr, non-blocking
+    captured: CapturedOutput
     inputs_file: str
     outputs_file: str
     secrets: Sequence[bytes]
@@ -286,22 +291,16 @@ class _Running:
     def pid(self) -> int:
         return self.process.pid
 
-    def close_log(self) -> None:
-        """Close the output file once, however often asked (a descriptor closed twice may
-        be another thread's by then)."""
-        if self.log >= 0:
-            log, self.log = self.log, -1
-            os.close(log)
+    def read_output(self) -> bool:
+        """Keep what the pipe holds now; whether it reached end of file."""
+        return self.output < 0 or self.captured.read_from(self.output)
 
-
-@functools.cache
-def _pidfds_work() -> bool:
-    """Whether this Python and kernel can watch a process through a pidfd (Linux 5.3+)."""
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except (AttributeError, OSError):
-        return False
-    return True
+    def close_output(self) -> None:
+        """Close the pipe once, however often asked (a descriptor closed twice may be
+        another thread's by then)."""
+        if self.output >= 0:
+            output, self.output = self.output, -1
+            os.close(output)
 
 
 @functools.cache
@@ -310,15 +309,12 @@ def _dev_null() -> int:
     return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
-def _open_log(work_dir: Path) -> int:
-    """A file without a name in `work_dir` for a driver's output (mode 0600, read and write):
-    O_TMPFILE where kernel and filesystem have it, else a named file removed at once."""
-    try:
-        return os.open(work_dir, _ANONYMOUS_FILE, 0o600)
-    except OSError:  # no O_TMPFILE: IsADirectoryError (old kernel), EOPNOTSUPP (filesystem)
-        handle, name = tempfile.mkstemp(dir=work_dir)
-        os.unlink(name)
-        return handle
+def _output_pipe() -> tuple[int, int]:
+    """A pipe for a driver's stdout and stderr: (read end, non-blocking; write end). Both
+    close on exec; `Popen` gives the driver its own copy of the write end."""
+    output, printed_to = os.pipe()
+    os.set_blocking(output, False)  # the write end stays blocking: drivers wait when it is full
+    return output, printed_to
 
 
 def _read_outputs(path: str) -> tuple[dict[str, Any] | None, str | None]:

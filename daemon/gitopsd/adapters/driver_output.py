@@ -56,32 +56,58 @@ def longest_first(secrets: Iterable[bytes]) -> tuple[bytes, ...]:
     return tuple(sorted(secrets, key=len, reverse=True))
 
 
-def capture_output(log: int, *, limit: int, secrets: Sequence[bytes]) -> str:
-    """The captured output, at most `limit` bytes of it (head and tail), secrets redacted."""
-    whole = _read_at(log, 0, limit + 1)  # most drivers say little: one read, no stat
-    if len(whole) <= limit:
-        return _decode(redact(whole, secrets))
-    size = os.fstat(log).st_size
-    head = redact(_read_at(log, 0, limit // 2), secrets)
-    head = head[: len(head) - _partial_secret_at_end(head, secrets)]
-    tail_size = limit - limit // 2
-    tail = redact(_read_at(log, size - tail_size, tail_size), secrets)
-    tail = tail[_partial_secret_at_start(tail, secrets) :]
-    omitted = size - len(head) - len(tail)
-    newline = "" if head.endswith(b"\n") or not head else "\n"
-    marker = f"{newline}[... {omitted} bytes omitted ...]\n"
-    return _decode(head) + marker + _decode(tail)
+class CapturedOutput:
+    """What a driver printed, read from its pipe as it comes, in bounded memory.
 
+    Only what the result can hold is kept: the first `limit + 1` bytes (the whole output when
+    it fits), the last `limit - limit // 2` (the tail shown after the cut) and the size. A
+    driver printing gigabytes (a trace log) costs neither memory nor disk.
+    """
 
-def _read_at(handle: int, offset: int, size: int) -> bytes:
-    """`size` bytes from `offset`, fewer only at the end of the file."""
-    data = os.pread(handle, size, offset)
-    while 0 < len(data) < size:  # a short read, as a signal can cause
-        more = os.pread(handle, size - len(data), offset + len(data))
-        if not more:
-            break
-        data += more
-    return data
+    READ_SIZE = 65536  # a pipe's capacity on Linux
+    READS_PER_WAKE = 16  # then the next poll: one chatty driver does not hold up the others
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._head = bytearray()
+        self._tail = bytearray()
+        self._tail_size = limit - limit // 2
+
+    def read_from(self, handle: int) -> bool:
+        """Read what the non-blocking `handle` has now; whether it reached end of file."""
+        for _ in range(self.READS_PER_WAKE):
+            try:
+                data = os.read(handle, self.READ_SIZE)
+            except BlockingIOError:
+                return False
+            if not data:
+                return True
+            self.add(data)
+        return False
+
+    def add(self, data: bytes) -> None:
+        self.size += len(data)
+        room = self.limit + 1 - len(self._head)
+        if room > 0:
+            self._head += data[:room]
+        if self._tail_size:
+            self._tail += data
+            if len(self._tail) > 2 * self._tail_size:  # trimmed now and then, not every read
+                del self._tail[: -self._tail_size]
+
+    def text(self, secrets: Sequence[bytes]) -> str:
+        """The output, at most `limit` bytes of it (head and tail), secrets redacted."""
+        if self.size <= self.limit:
+            return _decode(redact(bytes(self._head), secrets))
+        head = redact(bytes(self._head[: self.limit // 2]), secrets)
+        head = head[: len(head) - _partial_secret_at_end(head, secrets)]
+        tail = redact(bytes(self._tail[len(self._tail) - self._tail_size :]), secrets)
+        tail = tail[_partial_secret_at_start(tail, secrets) :]
+        omitted = self.size - len(head) - len(tail)
+        newline = "" if head.endswith(b"\n") or not head else "\n"
+        marker = f"{newline}[... {omitted} bytes omitted ...]\n"
+        return _decode(head) + marker + _decode(tail)
 
 
 def redact(data: bytes, secrets: Iterable[bytes]) -> bytes:

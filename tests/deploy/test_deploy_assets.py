@@ -31,6 +31,8 @@ HARDENING = {
     "DynamicUser": "no",
     "WorkingDirectory": "/var/lib/gitopsd",
     "StateDirectory": "gitopsd",
+    "RuntimeDirectory": "gitopsd",  # drivers' inputs files in memory (call_folder)
+    "RuntimeDirectoryMode": "0700",
     "ProtectSystem": "strict",
     "ReadWritePaths": "/var/lib/gitopsd",
     "PrivateTmp": "yes",

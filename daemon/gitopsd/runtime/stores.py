@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gitopsd.adapters.call_folder import call_files_folder
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.command_driver import CommandDriverRunner
@@ -39,14 +40,15 @@ def workspace(source: GitSource, store: StateStore, *, data_dir: Path) -> Worksp
     """Everything a run needs, wired to the real adapters.
 
     The data folder is made absolute: drivers run in a checkout, not where gitopsd started,
-    and every path they are given must still point to the right place.
+    and every path they are given must still point to the right place. The drivers' inputs
+    files go to memory where the machine allows (`call_folder`).
     """
     data_dir = data_dir.resolve()
     return Workspace(
         source=source,
         store=store,
         drivers=DriverRouter(
-            command=CommandDriverRunner(data_dir / "work"),
+            command=CommandDriverRunner(call_files_folder(data_dir / "work")),
             github_actions=_github_actions_runner,
         ),
         checkouts=CheckoutCache(source, data_dir / "checkouts"),

@@ -8,6 +8,7 @@ import enum
 import itertools
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -866,3 +867,22 @@ def test_the_inputs_file_holds_that_text(
     driver = script(tmp_path, "copy.sh", f'cat "$GITOPSD_INPUTS" > {copy}\n')
     assert runner.run(make_call(tmp_path, [str(driver)], inputs=inputs)).exit_code == 0
     assert copy.read_bytes() == (json.dumps(inputs, indent=2, default=str) + "\n").encode()
+
+
+def test_files_left_by_processes_that_no_longer_run_are_removed(tmp_path: Path) -> None:
+    ended = subprocess.Popen(["/bin/true"])
+    ended.wait()
+    gone = ended.pid  # reaped: no process has this pid now
+    work = tmp_path / "work"
+    work.mkdir()
+    left = [f"dev.network.apply.{gone}-3.inputs.json", f"dev.network.apply.{gone}-3.outputs.json"]
+    kept = [
+        f"dev.network.apply.{os.getpid()}-7.inputs.json",  # this process's: it may be running
+        f"dev.network.apply.{os.getppid()}-1.inputs.json",
+        "notes.txt",
+    ]
+    for name in left + kept:
+        (work / name).write_text("{}")
+    assert make_runner(tmp_path).remove_orphaned_files() == 2
+    assert sorted(p.name for p in work.iterdir()) == sorted(kept)
+    assert make_runner(tmp_path / "nowhere").remove_orphaned_files() == 0

@@ -72,6 +72,7 @@ _OUTPUTS_SUFFIX = ".outputs.json"
 _CREATE_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # O_EXCL: no symlinks
 _NAME_ATTEMPTS = 10000  # as many as tempfile.mkstemp tries
 _CALL_NUMBERS = itertools.count()  # next() on it is atomic: no two threads get the same number
+_CALL_FILE_NAME = re.compile(r"\.(\d+)-\d+\.(?:inputs|outputs)\.json$")  # group 1: the pid
 
 
 _INDENTED_JSON = json.JSONEncoder(indent=2, default=str)
@@ -147,6 +148,23 @@ class CommandDriverRunner:
             on_done=on_done,
         )
         return lanes.run(parallelism)
+
+    def remove_orphaned_files(self) -> int:
+        """Remove the call files of processes that no longer run (killed before they could
+        remove them); how many. Files in a memory folder (`call_folder`) would otherwise
+        stay until the machine restarts; each process's files carry its pid in their names."""
+        try:
+            names = os.listdir(self.work_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return 0
+        orphans = [
+            name
+            for name in names
+            if (match := _CALL_FILE_NAME.search(name)) and not _process_runs(int(match[1]))
+        ]
+        for name in orphans:
+            _remove(os.path.join(self.work_dir, name))
+        return len(orphans)
 
     def _create_inputs_file(self, call: DriverCall) -> tuple[int, str]:
         """Create the call's inputs file (mode 0600) under a name no other call has: pid and a
@@ -441,6 +459,16 @@ def _prepare_state_dir(state_dir: Path) -> str | None:
     except OSError as error:
         return f"cannot create state folder {state_dir}: {error.strerror or error}"
     return None
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 @functools.lru_cache(maxsize=4096)

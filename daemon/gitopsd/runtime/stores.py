@@ -41,14 +41,17 @@ def workspace(source: GitSource, store: StateStore, *, data_dir: Path) -> Worksp
 
     The data folder is made absolute: drivers run in a checkout, not where gitopsd started,
     and every path they are given must still point to the right place. The drivers' inputs
-    files go to memory where the machine allows (`call_folder`).
+    files go to memory where the machine allows (`call_folder`); those a killed process left
+    there are removed.
     """
     data_dir = data_dir.resolve()
+    commands = CommandDriverRunner(call_files_folder(data_dir / "work"))
+    commands.remove_orphaned_files()
     return Workspace(
         source=source,
         store=store,
         drivers=DriverRouter(
-            command=CommandDriverRunner(call_files_folder(data_dir / "work")),
+            command=commands,
             github_actions=_github_actions_runner,
         ),
         checkouts=CheckoutCache(source, data_dir / "checkouts"),

@@ -200,18 +200,18 @@ def _record(
 ) -> None:
     """Store each component's result and the audit event. The caller still holds the lease,
     so the states read before the checks are still the stored ones."""
+    results = [
+        checked[found.name].model_copy(
+            update={
+                "drift": found.drift,
+                "drift_checked_at": report.checked_at,
+                "drift_summary": found.summary,
+            }
+        )
+        for found in report.components
+    ]
     with workspace.store.transaction():
-        for found in report.components:
-            state = checked[found.name]
-            workspace.store.save_component(
-                state.model_copy(
-                    update={
-                        "drift": found.drift,
-                        "drift_checked_at": report.checked_at,
-                        "drift_summary": found.summary,
-                    }
-                )
-            )
+        workspace.store.save_components(results)
         counts = {s.value: 0 for s in (DriftStatus.IN_SYNC, DriftStatus.DRIFTED, DriftStatus.ERROR)}
         for found in report.components:
             counts[found.drift.value] += 1

@@ -20,6 +20,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry
@@ -91,7 +92,9 @@ def check(workspace: Workspace, environment: str, *, actor: str = "local") -> Dr
             if entry.manifest.name in applied
         ]
         parallelism = target.repository.environments[environment].manifest.spec.parallelism
-        found = _run_checks(workspace, chosen, applied, target, parallelism=parallelism)
+        found = _run_checks(
+            workspace, chosen, applied, target, environment=environment, parallelism=parallelism
+        )
         report = DriftReport(environment, state.revision, now, found)
         _record(workspace, report, applied, actor=actor)
     return report
@@ -129,17 +132,20 @@ def _run_checks(
     applied: dict[str, ComponentState],
     target: Revisioned,
     *,
+    environment: str,
     parallelism: int,
 ) -> list[ComponentDrift]:
-    """Each chosen component's check, `parallelism` at once; a result per component, in
-    the order chosen. A check that cannot be made (no command) is an error, not run."""
+    """Each chosen component's check (all of `environment`), `parallelism` at once; a result
+    per component, in the order chosen. A check that cannot be made (no command) is an
+    error, not run."""
     found: dict[str, ComponentDrift] = {}
     names: list[str] = []
     calls: list[DriverCall] = []
+    state_folder = workspace.state_root / environment
     for entry in chosen:
         name = entry.manifest.name
         try:
-            calls.append(_check_call(workspace, entry, applied[name], target))
+            calls.append(_check_call(entry, applied[name], target.checkout, state_folder))
             names.append(name)
         except StepError as error:
             found[name] = ComponentDrift(name, DriftStatus.ERROR, str(error))
@@ -157,18 +163,20 @@ def _run_checks(
 
 
 def _check_call(
-    workspace: Workspace, entry: ComponentEntry, state: ComponentState, target: Revisioned
+    entry: ComponentEntry, state: ComponentState, checkout: Path, state_folder: Path
 ) -> DriverCall:
+    """`state_folder` is the environment's, joined once: a `Path` join costs microseconds, and
+    a check of 1,000 components made 4,000 of them (now 2,000) before its first check ran."""
     how = target_for(entry, "check")
     return DriverCall(
         argv=how.argv,
-        cwd=target.checkout / entry.folder,
+        cwd=checkout / entry.folder,
         environment=state.environment,
         component=state.name,
         revision=state.revision,
         action="check",
         inputs=state.inputs,
-        state_dir=workspace.state_root / state.environment / state.name,
+        state_dir=state_folder / state.name,
         timeout=entry.manifest.spec.timeout,
         env=how.env,
         workflow=how.workflow,

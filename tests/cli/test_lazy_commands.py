@@ -72,3 +72,17 @@ def test_drift_does_not_import_the_daemon_or_other_commands() -> None:
     assert "gitopsd.cli.drift_commands" in modules.split()
     assert not {"gitopsd.cli.serve", "gitopsd.cli.run_commands"} & set(modules.split())
     assert servers == "False False"
+
+
+def test_the_drift_path_leaves_expressions_and_planning_unimported() -> None:
+    """What a drift check of components without `when` never uses is not imported by it."""
+    probe = (
+        "import sys\n"
+        "import gitopsd.cli.drift_commands, gitopsd.runtime.drifting, gitopsd.runtime.stores\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('gitopsd.engine.'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    modules = set(done.stdout.split())
+    assert "gitopsd.engine.selection" in modules
+    unused = {"conditions", "condition_tokens", "references", "planning", "rendering"}
+    assert not {f"gitopsd.engine.{name}" for name in unused} & modules

@@ -86,3 +86,22 @@ def test_the_drift_path_leaves_expressions_and_planning_unimported() -> None:
     assert "gitopsd.engine.selection" in modules
     unused = {"conditions", "condition_tokens", "references", "planning", "rendering"}
     assert not {f"gitopsd.engine.{name}" for name in unused} & modules
+
+
+def test_a_command_is_imported_with_the_collector_paused_then_frozen() -> None:
+    """What importing a command makes is frozen out of collector passes; the collector is
+    on again afterwards (and stays off if it was off)."""
+    probe = (
+        "import gc, sys\n"
+        "import click\n"
+        "from gitopsd.cli.main import cli\n"
+        "passes = []\n"
+        "gc.callbacks.append(lambda phase, info: passes.append(phase))\n"
+        "cli.get_command(click.Context(cli), 'drift')\n"
+        "print(len(passes), gc.isenabled(), gc.get_freeze_count() > 1000)\n"
+        "gc.disable()\n"
+        "cli.get_command(click.Context(cli), 'status')\n"
+        "print(gc.isenabled())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "True", "True", "False"]

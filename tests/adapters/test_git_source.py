@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gitopsd.adapters import gitrepo
 from gitopsd.adapters.gitrepo import GitSource, GitSourceError, is_url
 from gitopsd.engine.loading import is_manifest_path
 from tests.gitrepos import commit_files, git
@@ -168,6 +169,17 @@ def test_a_full_sha_resolves_to_itself_and_options_are_not_revisions(tmp_path: P
     assert source.resolve(sha[:7]) == sha
     with pytest.raises(GitSourceError, match="no commit named '--all'"):
         source.resolve("--all")
+
+
+def test_the_commit_a_branch_resolved_to_is_named_again_without_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    sha = commit_files(repo, {"a": "1"})
+    source = open_source(repo, tmp_path)
+    assert source.head() == sha
+    monkeypatch.setattr(gitrepo, "_run_git", lambda *args: pytest.fail(f"ran git {args}"))
+    assert source.resolve(sha) == sha
 
 
 def test_reading_a_local_repository_does_not_import_gitpython(tmp_path: Path) -> None:

@@ -72,3 +72,40 @@ def test_drift_does_not_import_the_daemon_or_other_commands() -> None:
     assert "gitopsd.cli.drift_commands" in modules.split()
     assert not {"gitopsd.cli.serve", "gitopsd.cli.run_commands"} & set(modules.split())
     assert servers == "False False"
+
+
+def test_the_drift_path_leaves_expressions_and_planning_unimported() -> None:
+    """What a drift check of components without `when` never uses is not imported by it:
+    the expression modules, dry-run planning, thread pools."""
+    probe = (
+        "import sys\n"
+        "import gitopsd.cli.drift_commands, gitopsd.runtime.drifting, gitopsd.runtime.stores\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('gitopsd.engine.'))))\n"
+        "print('concurrent.futures' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    engine, pools = done.stdout.splitlines()
+    modules = set(engine.split())
+    assert "gitopsd.engine.selection" in modules
+    unused = {"conditions", "condition_tokens", "references", "planning", "rendering"}
+    assert not {f"gitopsd.engine.{name}" for name in unused} & modules
+    assert pools == "False"  # the command runner's lanes need no thread pool
+
+
+def test_a_command_is_imported_with_the_collector_paused_then_frozen() -> None:
+    """What importing a command makes is frozen out of collector passes; the collector is
+    on again afterwards (and stays off if it was off)."""
+    probe = (
+        "import gc, sys\n"
+        "import click\n"
+        "from gitopsd.cli.main import cli\n"
+        "passes = []\n"
+        "gc.callbacks.append(lambda phase, info: passes.append(phase))\n"
+        "cli.get_command(click.Context(cli), 'drift')\n"
+        "print(len(passes), gc.isenabled(), gc.get_freeze_count() > 1000)\n"
+        "gc.disable()\n"
+        "cli.get_command(click.Context(cli), 'status')\n"
+        "print(gc.isenabled())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "True", "True", "False"]

@@ -261,6 +261,25 @@ class StoreContract:
         assert store.list_runs() == [run(status=RunStatus.SUCCEEDED, finished_at=at(9))]
         assert store.list_steps("run-1") == [step(status=StepStatus.SUCCEEDED, attempts=2)]
 
+    def test_saving_components_together_is_saving_each(self, store: StateStore) -> None:
+        store.save_component(component("dns", status=ComponentStatus.APPLYING))
+        together = [
+            component("dns", drift=DriftStatus.DRIFTED, drift_summary="~ ttl: 60 -> 30"),
+            full_component(),
+            component("web", env="prod"),
+        ]
+        store.save_components(together)
+        store.save_components([])
+        assert store.list_components("dev") == [together[0]]
+        assert store.get_component("prod-eu", "dns-zone-ü") == full_component()
+        assert store.list_components("prod") == [together[2]]
+
+    def test_components_saved_together_roll_back_together(self, store: StateStore) -> None:
+        with pytest.raises(DeliberateError), store.transaction():
+            store.save_components([component("dns"), component("web")])
+            raise DeliberateError
+        assert store.list_components("dev") == []
+
     def test_deleting_a_component_removes_only_it_and_is_a_no_op_when_absent(
         self, store: StateStore
     ) -> None:

@@ -205,6 +205,7 @@ def test_a_deposed_leader_records_nothing(store: PostgresStore) -> None:
         lambda: deposed.save_run(run()),
         lambda: deposed.save_step(step()),
         lambda: deposed.save_component(component()),
+        lambda: deposed.save_components([component("dns"), component("web")]),
         lambda: deposed.delete_component("dev", "network"),
         lambda: deposed.append_event(event()),
         lambda: deposed.acquire_lease("dev", "me", now=T0, ttl=30),
@@ -219,6 +220,7 @@ def test_a_deposed_leader_records_nothing(store: PostgresStore) -> None:
     assert len(seen) == len(writes) + 1
     assert store.get_run("run-1") is None
     assert store.list_events() == [] and store.list_steps("run-1") == []
+    assert store.list_components("dev") == []
     assert store.lease_holder("dev", now=T0) is None
     assert store.list_approvals("prod", "a" * 40) == []
 

@@ -142,8 +142,9 @@ class GitSource:
         sha = done.stdout.strip()
         if done.returncode != 0 or not FULL_SHA.match(sha):
             raise GitSourceError(f"{self.location}: no commit named {revision!r}")
-        if sha == revision:  # a full sha names the same commit for ever; a branch moves
-            self._commits[sha] = sha
+        # A full sha names the same commit for ever (a branch moves): the commit a branch
+        # resolved to is known when it is asked for next, as `drift` does with the head.
+        self._commits[sha] = sha
         return sha
 
     def fetch(self) -> None:

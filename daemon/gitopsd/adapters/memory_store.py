@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -72,6 +72,11 @@ class MemoryStore:
     def save_component(self, state: ComponentState) -> None:
         with self._lock:
             self._tables.components[(state.environment, state.name)] = state
+
+    def save_components(self, states: Sequence[ComponentState]) -> None:
+        with self._lock:
+            for state in states:
+                self._tables.components[(state.environment, state.name)] = state
 
     def delete_component(self, environment: str, name: str) -> None:
         with self._lock:

@@ -169,9 +169,13 @@ class PostgresStore:
         return self._all(ComponentState, sql, environment)
 
     def save_component(self, state: ComponentState) -> None:
-        row = (state.environment, state.name, state.status.value, state.drift.value)
-        self._execute(
-            _UPSERT_COMPONENT, (*row, migrations.stamp(state.updated_at), state.model_dump_json())
+        self._execute(_UPSERT_COMPONENT, _component_row(state))
+
+    def save_components(self, states: Sequence[ComponentState]) -> None:
+        rows = [_component_row(state) for state in states]
+        self._write(
+            lambda connection: connection.cursor().executemany(_UPSERT_COMPONENT, rows),
+            atomic=True,
         )
 
     def delete_component(self, environment: str, name: str) -> None:
@@ -423,6 +427,13 @@ def migrate(connection: Connection) -> None:
                 )
     finally:
         connection.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, MIGRATION_LOCK))
+
+
+def _component_row(state: ComponentState) -> tuple[str, ...]:
+    return (
+        *(state.environment, state.name, state.status.value, state.drift.value),
+        *(migrations.stamp(state.updated_at), state.model_dump_json()),
+    )
 
 
 def _first(row: tuple[Any, ...] | None) -> Any:

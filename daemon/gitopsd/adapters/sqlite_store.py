@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -167,11 +167,12 @@ class SqliteStore:
         return self._all(ComponentState, sql, environment)
 
     def save_component(self, state: ComponentState) -> None:
-        self._write(
-            migrations.UPSERT_COMPONENT,
-            *(state.environment, state.name, state.status.value, state.drift.value),
-            *(migrations.stamp(state.updated_at), state.model_dump_json()),
-        )
+        self._write(migrations.UPSERT_COMPONENT, *_component_row(state))
+
+    def save_components(self, states: Sequence[ComponentState]) -> None:
+        rows = [_component_row(state) for state in states]
+        with self.transaction():
+            self._connection().executemany(migrations.UPSERT_COMPONENT, rows)
 
     def delete_component(self, environment: str, name: str) -> None:
         self._write("DELETE FROM components WHERE environment = ? AND name = ?", environment, name)
@@ -419,6 +420,13 @@ def _path_from_url(url: str, *, base: Path) -> Path:
         )
     path = Path(rest)
     return path if path.is_absolute() else base / path
+
+
+def _component_row(state: ComponentState) -> tuple[str, ...]:
+    return (
+        *(state.environment, state.name, state.status.value, state.drift.value),
+        *(migrations.stamp(state.updated_at), state.model_dump_json()),
+    )
 
 
 def _decode(model: type[R], text: str) -> R:

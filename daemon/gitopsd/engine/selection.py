@@ -3,18 +3,23 @@
 An environment takes the components its `components.include` names (components or whole
 layers; all when omitted) whose `when` condition holds there. Every selected component's
 dependencies must be selected too: gitopsd never applies a component without what it builds on.
+
+The expression modules (`conditions`, `references`) are imported when a `when` is evaluated
+or a scope made: a drift check or a run of components without conditions never needs them,
+and importing them cost about 15 ms of every such command's start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gitopsd.engine.conditions import parse_condition
 from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry, Repository
-from gitopsd.engine.references import ExpressionError, Scope
 from gitopsd.engine.sources import Problem
+
+if TYPE_CHECKING:
+    from gitopsd.engine.references import Scope
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ def scope_for(
     outputs: dict[str, dict[str, Any]] | None = None,
 ) -> Scope:
     """What `${{ }}` references and `when` conditions of `component` see in `environment`."""
+    from gitopsd.engine.references import Scope
+
     return Scope(
         environment=environment.manifest.name,
         revision=revision,
@@ -93,6 +100,9 @@ def _holds(
     when = component.manifest.spec.when
     if when is None:
         return True
+    from gitopsd.engine.conditions import parse_condition
+    from gitopsd.engine.references import ExpressionError
+
     name = component.manifest.name
     scope = scope_for(environment, name, revision=repository.revision)
     try:

@@ -20,6 +20,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry
@@ -91,7 +92,9 @@ def check(workspace: Workspace, environment: str, *, actor: str = "local") -> Dr
             if entry.manifest.name in applied
         ]
         parallelism = target.repository.environments[environment].manifest.spec.parallelism
-        found = _run_checks(workspace, chosen, applied, target, parallelism=parallelism)
+        found = _run_checks(
+            workspace, chosen, applied, target, environment=environment, parallelism=parallelism
+        )
         report = DriftReport(environment, state.revision, now, found)
         _record(workspace, report, applied, actor=actor)
     return report
@@ -129,17 +132,20 @@ def _run_checks(
     applied: dict[str, ComponentState],
     target: Revisioned,
     *,
+    environment: str,
     parallelism: int,
 ) -> list[ComponentDrift]:
-    """Each chosen component's check, `parallelism` at once; a result per component, in
-    the order chosen. A check that cannot be made (no command) is an error, not run."""
+    """Each chosen component's check (all of `environment`), `parallelism` at once; a result
+    per component, in the order chosen. A check that cannot be made (no command) is an
+    error, not run."""
     found: dict[str, ComponentDrift] = {}
     names: list[str] = []
     calls: list[DriverCall] = []
+    state_folder = workspace.state_root / environment
     for entry in chosen:
         name = entry.manifest.name
         try:
-            calls.append(_check_call(workspace, entry, applied[name], target))
+            calls.append(_check_call(entry, applied[name], target.checkout, state_folder))
             names.append(name)
         except StepError as error:
             found[name] = ComponentDrift(name, DriftStatus.ERROR, str(error))
@@ -157,18 +163,20 @@ def _run_checks(
 
 
 def _check_call(
-    workspace: Workspace, entry: ComponentEntry, state: ComponentState, target: Revisioned
+    entry: ComponentEntry, state: ComponentState, checkout: Path, state_folder: Path
 ) -> DriverCall:
+    """`state_folder` is the environment's, joined once: a `Path` join costs microseconds, and
+    a check of 1,000 components made 4,000 of them (now 2,000) before its first check ran."""
     how = target_for(entry, "check")
     return DriverCall(
         argv=how.argv,
-        cwd=target.checkout / entry.folder,
+        cwd=checkout / entry.folder,
         environment=state.environment,
         component=state.name,
         revision=state.revision,
         action="check",
         inputs=state.inputs,
-        state_dir=workspace.state_root / state.environment / state.name,
+        state_dir=state_folder / state.name,
         timeout=entry.manifest.spec.timeout,
         env=how.env,
         workflow=how.workflow,
@@ -200,18 +208,18 @@ def _record(
 ) -> None:
     """Store each component's result and the audit event. The caller still holds the lease,
     so the states read before the checks are still the stored ones."""
+    results = [
+        checked[found.name].model_copy(
+            update={
+                "drift": found.drift,
+                "drift_checked_at": report.checked_at,
+                "drift_summary": found.summary,
+            }
+        )
+        for found in report.components
+    ]
     with workspace.store.transaction():
-        for found in report.components:
-            state = checked[found.name]
-            workspace.store.save_component(
-                state.model_copy(
-                    update={
-                        "drift": found.drift,
-                        "drift_checked_at": report.checked_at,
-                        "drift_summary": found.summary,
-                    }
-                )
-            )
+        workspace.store.save_components(results)
         counts = {s.value: 0 for s in (DriftStatus.IN_SYNC, DriftStatus.DRIFTED, DriftStatus.ERROR)}
         for found in report.components:
             counts[found.drift.value] += 1

@@ -6,14 +6,12 @@ that needs the manifests of a commit comes through `load`.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitopsd import collector
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.engine import loading
@@ -59,7 +57,7 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
 
     sha = source.resolve(revision) if revision else source.head()
     files = source.read_files(sha, wanted=loading.is_manifest_path)
-    with _collector_paused():
+    with collector.paused():
         repository, problems = loading.load_repository(files, revision=sha)
         problems = sorted(problems + validation.validate(repository))
     return LoadedRevision(sha, repository, problems, source.folder_trees(sha))
@@ -105,28 +103,8 @@ class RevisionCache:
     def _from_disk(self, sha: str) -> LoadedRevision | None:
         if self._files is None:
             return None
-        with _collector_paused():
+        with collector.paused():
             found = self._files.get(sha)
         if isinstance(found, LoadedRevision) and found.revision == sha:
             return found
         return None
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a revision loads, then freeze what loaded.
-
-    Loading creates hundreds of thousands of small objects that all stay alive; collector
-    passes over them free nothing and cost about a third of a 10,000-component load. Frozen
-    (`gc.freeze`), they are left out of later passes too, instead of being scanned in full the
-    moment the collector is back on. Reference counting still frees them when dropped; the
-    manifests hold no reference cycles.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()

@@ -5,8 +5,9 @@ run means: load the revision (valid manifests only), take the environment's leas
 any run a crashed process left behind, then create and execute the new run. Everything
 the executor needs is prepared here, so the executor itself never touches git.
 
-The three run engines (apply, destroy, plan) are imported by the method that starts one:
-a drift check or a status read opens a workspace too and needs none of them.
+The three run engines (apply, destroy, plan), and the fingerprint planning of a dry run, are
+imported by the method that starts one: a drift check or a status read opens a workspace too
+and needs none of them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
-from gitopsd.engine import planning, selection
+from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.errors import GitopsdError
@@ -32,6 +33,7 @@ from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services
 
 if TYPE_CHECKING:
+    from gitopsd.engine import planning
     from gitopsd.runtime.plan_run import PlannedComponent
 
 
@@ -121,6 +123,8 @@ class Workspace:
         components: Sequence[str] | None = None,
     ) -> planning.Plan:
         """The ordered plan of an apply, from fingerprints alone: no driver runs, no writes."""
+        from gitopsd.engine import planning  # with rendering: for dry runs, not every command
+
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         observed = {s.name: s for s in self.store.list_components(environment)}

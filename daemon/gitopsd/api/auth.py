@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from gitopsd.engine.yaml_text import line_of
 from gitopsd.errors import GitopsdError
 from gitopsd.runtime.control import Identity
 
@@ -186,7 +187,7 @@ def _describe(path: Path, node: yaml.Node, error: ErrorDetails) -> str:
     location = tuple(error["loc"])
     field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
     message = _MESSAGES.get(error["type"], error["msg"])
-    where = f"{path}:{_line_of(node, location)}"
+    where = f"{path}:{line_of(node, location)}"
     return f"{where}: {field.lstrip('.')}: {message}" if field else f"{where}: {message}"
 
 
@@ -209,31 +210,8 @@ def _check_unique(path: Path, nodes: list[yaml.Node], entries: Sequence[TokenEnt
     for field in ("name", "token_sha256"):
         first_line: dict[str, int] = {}
         for node, entry in zip(nodes, entries, strict=True):
-            value, line = getattr(entry, field), _line_of(node, (field,))
+            value, line = getattr(entry, field), line_of(node, (field,))
             if value in first_line:
                 other = first_line[value]
                 raise TokensFileError(f"{path}:{line}: {field}: same as the token at line {other}")
             first_line[value] = line
-
-
-def _line_of(node: yaml.Node, location: Sequence[int | str]) -> int:
-    """The 1-based line of the key (or list item) at `location`, or of its nearest parent."""
-    line = node.start_mark.line + 1
-    for part in location:
-        child = _child(node, part)
-        if child is None:
-            break
-        key, node = child
-        line = key.start_mark.line + 1
-    return line
-
-
-def _child(node: yaml.Node, part: int | str) -> tuple[yaml.Node, yaml.Node] | None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if str(key.value) == str(part):
-                return key, value
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        item: yaml.Node = node.value[part]
-        return item, item
-    return None

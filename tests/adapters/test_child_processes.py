@@ -17,6 +17,7 @@ from gitopsd.adapters.child_processes import (
     Watchdog,
     wait_for_exit,
 )
+from tests.adapters.test_command_driver import wait_gone
 
 
 def wait(
@@ -109,17 +110,4 @@ def test_what_the_child_left_running_in_its_group_is_killed() -> None:
     orphan = int(process.stdout.readline())
     assert wait(watchdog, process, timeout=30, cancel=None) == Exit(0, None)
     process.stdout.close()
-    assert _gone_soon(orphan)
-
-
-def _gone_soon(pid: int) -> bool:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                if stat.read().split(") ", 1)[1].startswith("Z"):
-                    return True  # killed, waiting for init to reap it
-        except FileNotFoundError:
-            return True
-        time.sleep(0.02)
-    return False
+    assert wait_gone([orphan], within=5)  # killed (a zombie until init reaps it)

@@ -1,8 +1,8 @@
 """Wait for a driver's process; stop it when its time is up or its run is cancelled.
 
-A call waits for its child to exit (`wait_for_exit`, or a lane's pidfd, see `driver_lanes`)
-and wakes exactly once. What can end a child
-early (its timeout, a cancelled run) is watched by one thread for all the calls of a runner,
+A call waits for its child to exit (`wait_reading`, which also reads what the child prints;
+or a lane's poll, see `driver_lanes`) and wakes only for output or the exit. What can end a
+child early (its timeout, a cancelled run) is watched by one thread for all the calls of a runner,
 the `Watchdog`, rather than by every call waking up every 50 ms to look: with 16 drivers at
 once, those wake-ups and the interpreter-lock hand-overs each one brings cost more CPU than
 the drivers did (a drift scan of 1,000 small checks took a third longer).
@@ -72,7 +72,7 @@ class Watchdog:
     def watch(
         self, process: subprocess.Popen[bytes], *, timeout: float, cancel: CancelSignal | None
     ) -> Watched:
-        """Start watching `process`; `release` it once it has exited (`wait_for_exit`, or a
+        """Start watching `process`; `release` it once it has exited (`wait_reading`, or a
         pidfd said so)."""
         watched = Watched(process.pid, time.monotonic() + timeout, cancel)
         with self._changed:

@@ -13,7 +13,4 @@ from tests.runtime.world import World
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    made = World(tmp_path)
-    made.control()
-    made.commit(layered())
-    return made
+    return World.committed(tmp_path, layered())

@@ -13,10 +13,7 @@ from tests.runtime.world import World
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    made = World(tmp_path)
-    made.control()
-    made.commit(chain())
-    return made
+    return World.committed(tmp_path, chain())
 
 
 def test_promote_waits_for_two_approvals_then_applies(world: World) -> None:

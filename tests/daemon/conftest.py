@@ -23,10 +23,7 @@ StartDaemon = Callable[..., DaemonProcess]
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    made = World(tmp_path)
-    made.control()
-    made.commit(layered())
-    return made
+    return World.committed(tmp_path, layered())
 
 
 @pytest.fixture
@@ -69,9 +66,7 @@ def started(
         delivery: Delivery | None = None,
         control: dict[str, Any] | None = None,
     ) -> tuple[Daemon, FakeClock, ManualJobs, World]:
-        world = World(tmp_path)
-        world.control(**(control or {}))
-        world.commit(files)
+        world = World.committed(tmp_path, files, **(control or {}))
         clock = FakeClock(datetime(2026, 12, 1, 12, 30, tzinfo=UTC))
         workspace = world.workspace(SqliteStore(tmp_path / "state.db"))
         workspace.clock = clock

@@ -125,9 +125,7 @@ def test_errors_are_json_with_the_right_codes(served: DaemonProcess) -> None:
 
 
 def test_without_a_tokens_file_only_loopback_is_served(tmp_path: Path) -> None:
-    world = World(tmp_path)
-    world.control()
-    world.commit(layered())
+    world = World.committed(tmp_path, layered())
     env = {k: v for k, v in os.environ.items() if k != "GITOPSD_TOKENS_FILE"}
     done = subprocess.run(
         [sys.executable, "-m", "gitopsd", "serve", "--listen", "0.0.0.0:0",
@@ -139,9 +137,7 @@ def test_without_a_tokens_file_only_loopback_is_served(tmp_path: Path) -> None:
 
 
 def serve_fails(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    world = World(tmp_path)
-    world.control()
-    world.commit(layered())
+    world = World.committed(tmp_path, layered())
     environment = {k: v for k, v in os.environ.items() if not k.startswith("GITOPSD_")}
     return subprocess.run(
         [sys.executable, "-m", "gitopsd", "serve", "--repo", str(world.repo),

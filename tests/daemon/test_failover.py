@@ -39,10 +39,7 @@ DEV = {"environments/dev.yaml": environment("dev", variables={"size": 3}, parall
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     """An environment without components yet: the run starts when a test commits them."""
-    made = World(tmp_path)
-    made.control()
-    made.commit(DEV)
-    return made
+    return World.committed(tmp_path, DEV)
 
 
 def commit_components(world: World) -> None:

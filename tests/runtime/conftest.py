@@ -15,10 +15,7 @@ from tests.runtime.world import World
 
 @pytest.fixture
 def world(tmp_path: Path) -> World:
-    made = World(tmp_path)
-    made.control()
-    made.commit({})
-    return made
+    return World.committed(tmp_path, {})
 
 
 @pytest.fixture

@@ -71,6 +71,14 @@ def environment(name: str, *, variables: dict[str, Any] | None = None, paralleli
 class World:
     root: Path
 
+    @classmethod
+    def committed(cls, root: Path, files: dict[str, str], **control: Any) -> World:
+        """A world whose repo has `files` committed, the test driver's control file written."""
+        made = cls(root)
+        made.control(**control)
+        made.commit(files)
+        return made
+
     @property
     def repo(self) -> Path:
         return self.root / "repo"

@@ -426,6 +426,28 @@ def test_a_background_child_does_not_outlive_a_normal_exit(
     assert wait_gone(read_pids(tmp_path, "grandchild"))
 
 
+def test_an_interrupted_wait_kills_the_driver_and_leaves_no_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver = script(tmp_path, "stays.sh", 'echo $$ > "$PIDS/driver"\nexec sleep 30\n')
+    started = tmp_path / "driver"
+
+    def interrupted(pid: int, output: int, read: object) -> None:  # Ctrl-C while waiting
+        deadline = time.monotonic() + 5
+        while not (started.exists() and started.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command_driver, "wait_reading", interrupted)
+    runner = make_runner(tmp_path, kill_grace=1.0)
+    begun = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(make_call(tmp_path, [str(driver)], env={"PIDS": str(tmp_path)}))
+    assert time.monotonic() - begun < 5.0  # killed, not waited for
+    assert wait_gone(read_pids(tmp_path, "driver"))
+    assert list((tmp_path / "work").iterdir()) == []
+
+
 def test_a_driver_killed_by_a_signal_has_no_exit_code(
     runner: CommandDriverRunner, tmp_path: Path
 ) -> None:

@@ -71,9 +71,17 @@ def test_a_verified_apply_posts_pending_then_success_and_notifies(
         head,
     )
     assert body["run_url"] == run_url
+    # the receiver answers before the outbox counts the delivery: wait for the count
+    eventually(
+        lambda: notified(daemon) == 1, "the notification counted in gitopsd_notifications_total"
+    )
     text = daemon.metrics()[0].decode()
     assert metric(text, "gitopsd_commit_statuses_total", result="success") == 2
-    assert metric(text, "gitopsd_notifications_total", notification="ops", result="success") == 1
+
+
+def notified(daemon: Daemon) -> float:
+    text = daemon.metrics()[0].decode()
+    return metric(text, "gitopsd_notifications_total", notification="ops", result="success")
 
 
 def test_a_failed_apply_posts_pending_then_failure(started: InProcess, receiver: Receiver) -> None:

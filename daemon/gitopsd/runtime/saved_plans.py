@@ -21,7 +21,6 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from gitopsd.errors import GitopsdError
 from gitopsd.model.state import (
     ComponentState,
     EnvironmentState,
@@ -31,18 +30,23 @@ from gitopsd.model.state import (
     SavedPlan,
 )
 from gitopsd.runtime import audit, promoting
+from gitopsd.runtime.control import RequestRefusedError, UnknownPlanError
 from gitopsd.runtime.workspace import RunRefusedError, Workspace, new_run_id
 
 if TYPE_CHECKING:
     from gitopsd.runtime.plan_run import PlannedComponent
 
 
-class PlanNotFoundError(GitopsdError):
+class PlanNotFoundError(UnknownPlanError):
     """No saved plan has this id (CLI exit 1, API 404)."""
 
 
-class StalePlanError(GitopsdError):
-    """The plan no longer matches the environment, or another one's (CLI exit 1, API 409)."""
+class StalePlanError(RequestRefusedError):
+    """The plan no longer matches the environment, or is another one's (CLI exit 1, API
+    409: the state's fault, not the request's)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, conflict=True)
 
 
 def save(
@@ -124,6 +128,26 @@ def apply(
         forced=forced,
         run_id=run_id,
         check=still_valid,
+    )
+
+
+def apply_admitted(
+    workspace: Workspace,
+    environment: str,
+    plan_id: str,
+    *,
+    trigger: str,
+    actor: str,
+    run_id: str | None = None,
+) -> Run | None:
+    """`apply` of the saved plan when it is fresh and admitted now (the daemon's way: a plan
+    that must wait for approvals or a window is refused, RequestRefusedError says why)."""
+    plan = load(workspace, environment, plan_id)
+    admitted = promoting.admit(workspace, environment, revision=plan.revision, actor=actor)
+    if admitted.wait is not promoting.Wait.READY:
+        raise RequestRefusedError(f"{environment}: {admitted.reason}", conflict=True)
+    return apply(
+        workspace, plan, trigger=trigger, actor=actor, forced=admitted.forced, run_id=run_id
     )
 
 

@@ -53,7 +53,9 @@ def test_a_saved_plan_applies_only_the_components_it_said_change(world: World) -
     # k8s and app wait for net's outputs, so the plan counted them as changing; net's
     # driver said no change, so the plan's run leaves it out
     assert run["runs"][0]["components"] == ["dns", "k8s", "app"]
-    assert f"saved plan {plan_id}" in gitopsd(world, "history", "--env", "dev").stdout
+    history = gitopsd(world, "history", "--env", "dev").stdout
+    assert f"saved plan {plan_id}" in history
+    assert f"applied plan {plan_id} as run {run['runs'][0]['id']}" in history
 
 
 def test_a_commit_after_the_plan_makes_it_stale_and_nothing_runs(world: World) -> None:

@@ -111,13 +111,12 @@ def apply(
     nothing: no run starts, the plan is only marked used. StalePlanError if it is stale."""
     run_id = run_id or new_run_id(workspace.clock)
     if not plan.changes:
-        _claim(workspace, plan, None)
-        _record_empty(workspace, plan, actor)
+        _claim(workspace, plan, None, actor=actor)
         return None
 
     def still_valid() -> None:  # under the lease: nothing can move before the run is recorded
         check(workspace, plan)
-        _claim(workspace, plan, run_id)
+        _claim(workspace, plan, run_id, actor=actor)
 
     return workspace.apply(
         plan.environment,
@@ -240,15 +239,16 @@ def _current(workspace: Workspace, environment: str) -> str:
     return state.revision
 
 
-def _claim(workspace: Workspace, plan: SavedPlan, run_id: str | None) -> None:
+def _claim(workspace: Workspace, plan: SavedPlan, run_id: str | None, *, actor: str) -> None:
+    """Mark the plan used, with a `plan.applied` event; stale if an apply used it first."""
     if not workspace.store.claim_plan(plan.id, at=workspace.clock.now(), run_id=run_id):
         used = workspace.store.get_plan(plan.id)
         raise StalePlanError(f"plan {plan.id} is stale: {_used(used or plan)}")
-
-
-def _record_empty(workspace: Workspace, plan: SavedPlan, actor: str) -> None:
-    message = f"{actor} applied plan {plan.id}: nothing to change"
-    audit.record(workspace, plan.environment, "plan.applied", message, actor=actor, plan=plan.id)
+    how = f"as run {run_id}" if run_id else "with nothing to change"
+    message = f"{actor} applied plan {plan.id} {how}"
+    audit.record(
+        workspace, plan.environment, "plan.applied", message, actor=actor, plan=plan.id, run=run_id
+    )
 
 
 def _used(plan: SavedPlan) -> str:

@@ -110,7 +110,8 @@ def apply(
     """Apply exactly `plan`: its revision, the components it changes. None when it changes
     nothing: no run starts, the plan is only marked used. StalePlanError if it is stale."""
     run_id = run_id or new_run_id(workspace.clock)
-    if not plan.changes:
+    if not plan.changes:  # no run, so no lease: checked and marked used right here
+        check(workspace, plan)
         _claim(workspace, plan, None, actor=actor)
         return None
 

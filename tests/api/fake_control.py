@@ -14,6 +14,7 @@ from gitopsd.runtime.control import (
     RequestRefusedError,
     StandbyError,
     UnknownEnvironmentError,
+    UnknownPlanError,
 )
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -121,6 +122,16 @@ class FakeControl:
         if self.refuse_run is not None:
             raise self.refuse_run
         return self._new_id("run")
+
+    def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
+        """Knows `plan-1` (a run is queued) and `plan-empty` (it changes nothing)."""
+        self._record("submit_plan", environment, plan=plan, identity=identity)
+        self._known(environment)
+        if self.refuse_run is not None:
+            raise self.refuse_run
+        if plan not in ("plan-1", "plan-empty"):
+            raise UnknownPlanError(f"no saved plan {plan!r}")
+        return None if plan == "plan-empty" else self._new_id("run")
 
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
         self._record("submit_drift_check", environment, identity=identity)

@@ -3,7 +3,11 @@ test_auth_matrix's concern); and that no call into the daemon blocks the event l
 
 from __future__ import annotations
 
-from gitopsd.runtime.control import Identity, StandbyError
+from typing import Any
+
+import pytest
+
+from gitopsd.runtime.control import Identity, RequestRefusedError, StandbyError
 from tests.api.conftest import TestClient
 from tests.api.fake_control import PROMETHEUS_TYPE, FakeControl
 
@@ -117,6 +121,51 @@ def test_a_run_without_components_or_revision_passes_none(
     client.post("/api/v1/environments/dev/runs", json={"action": "destroy"})
     (call,) = fake.calls_to("submit_run")
     assert (call.kwargs["components"], call.kwargs["revision"]) == (None, None)
+
+
+def test_applying_a_saved_plan_is_202_with_the_run_id_and_location(
+    client: TestClient, fake: FakeControl
+) -> None:
+    body = {"action": "apply", "plan": "plan-1"}
+    response = client.post("/api/v1/environments/dev/runs", json=body)
+    assert response.status_code == 202
+    assert response.json() == {"id": "run-new-1", "plan": "plan-1", "status": "pending"}
+    assert response.headers["Location"] == "/api/v1/runs/run-new-1"
+    (call,) = fake.calls_to("submit_plan")
+    assert (call.args, call.kwargs) == (("dev",), {"plan": "plan-1", "identity": Identity("local")})
+    assert fake.calls_to("submit_run") == []
+
+
+def test_a_saved_plan_that_changes_nothing_is_200_without_a_run(client: TestClient) -> None:
+    body = {"action": "apply", "plan": "plan-empty"}
+    response = client.post("/api/v1/environments/dev/runs", json=body)
+    assert response.status_code == 200
+    assert response.json() == {"id": None, "plan": "plan-empty", "status": "nothing to change"}
+
+
+def test_an_unknown_plan_is_404_and_a_stale_one_409(client: TestClient, fake: FakeControl) -> None:
+    unknown = client.post("/api/v1/environments/dev/runs", json={"action": "apply", "plan": "x"})
+    assert (unknown.status_code, unknown.json()) == (404, {"error": "no saved plan 'x'"})
+    fake.refuse_run = RequestRefusedError("plan plan-1 is stale: ...", conflict=True)
+    stale = client.post("/api/v1/environments/dev/runs", json={"action": "apply", "plan": "plan-1"})
+    assert (stale.status_code, stale.json()) == (409, {"error": "plan plan-1 is stale: ..."})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "plan", "plan": "plan-1"},
+        {"action": "apply", "plan": "plan-1", "revision": "abc123"},
+        {"action": "apply", "plan": "plan-1", "components": ["vpc"]},
+    ],
+)
+def test_a_plan_goes_only_with_a_bare_apply(
+    client: TestClient, fake: FakeControl, body: Any
+) -> None:
+    response = client.post("/api/v1/environments/dev/runs", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("plan: only with action apply")
+    assert fake.calls_to("submit_plan") == [] and fake.calls_to("submit_run") == []
 
 
 def test_drift_check_is_202_with_its_id(client: TestClient, fake: FakeControl) -> None:

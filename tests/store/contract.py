@@ -25,10 +25,13 @@ from gitopsd.model.state import (
     EnvironmentState,
     EnvironmentStatus,
     Event,
+    PlanDecision,
+    PlannedChange,
     Run,
     RunAction,
     RunPhase,
     RunStatus,
+    SavedPlan,
     Step,
     StepAction,
     StepStatus,
@@ -175,6 +178,39 @@ def race_for_leases(
             barrier.wait(timeout=20)
             wins.append(store.acquire_lease(f"race-{number}", holder, now=T0, ttl=60))
         results.put((holder, wins))
+    finally:
+        store.close()
+
+
+def saved_plan(plan_id: str = "plan-ü-1", *, env: str = "prod-eu", **changes: Any) -> SavedPlan:
+    made = SavedPlan(
+        id=plan_id,
+        environment=env,
+        revision=SHA_B,
+        candidate=SHA_B,
+        components=[
+            PlannedChange(component="network", decision=PlanDecision.CHANGE, fingerprint="fp-2"),
+            PlannedChange(component="dns-zone-ü", decision=PlanDecision.NO_CHANGE),
+        ],
+        requested=["network", "dns-zone-ü"],
+        state_digest="sha256:1234",
+        actor="renée",
+        created_at=at(0).astimezone(PLUS_TWO),
+    )
+    return made.model_copy(update=changes)
+
+
+def race_for_plans(
+    open_store: OpenStore, name: str, barrier: Any, rounds: int, results: Any
+) -> None:
+    """In a separate process: claim `rounds` saved plans at the same moment as the others."""
+    store = open_store()
+    try:
+        wins = []
+        for number in range(rounds):
+            barrier.wait(timeout=20)
+            wins.append(store.claim_plan(f"plan-{number}", at=T0, run_id=name))
+        results.put((name, wins))
     finally:
         store.close()
 
@@ -628,3 +664,95 @@ class StoreContract:
             winners = [holder for holder, wins in outcomes.items() if wins[number]]
             assert len(winners) == 1, (number, outcomes)
             assert store.lease_holder(f"race-{number}", now=T0) == winners[0]
+
+    def test_a_saved_plan_round_trips_in_utc(self, store: StateStore) -> None:
+        store.save_plan(saved_plan())
+        found = store.get_plan("plan-ü-1")
+        assert found == saved_plan()
+        assert found is not None
+        assert_utc(found.created_at)
+        assert found.changes == ["network"]
+        assert store.get_plan("plan-2") is None
+
+    def test_a_plan_is_claimed_once_and_says_by_which_run(self, store: StateStore) -> None:
+        store.save_plan(saved_plan())
+        assert store.claim_plan("plan-ü-1", at=at(5), run_id="run-1")
+        assert not store.claim_plan("plan-ü-1", at=at(6), run_id="run-2")
+        assert store.get_plan("plan-ü-1") == saved_plan(applied_at=at(5), applied_by="run-1")
+
+    def test_a_plan_applied_without_a_run_is_claimed_too(self, store: StateStore) -> None:
+        store.save_plan(saved_plan())
+        assert store.claim_plan("plan-ü-1", at=at(5), run_id=None)
+        assert not store.claim_plan("plan-ü-1", at=at(6), run_id="run-2")
+        assert store.get_plan("plan-ü-1") == saved_plan(applied_at=at(5))
+
+    def test_an_unknown_plan_cannot_be_claimed(self, store: StateStore) -> None:
+        assert not store.claim_plan("plan-ü-1", at=at(5), run_id="run-1")
+        assert store.get_plan("plan-ü-1") is None
+
+    def test_a_claim_inside_a_failed_transaction_is_not_kept(self, store: StateStore) -> None:
+        store.save_plan(saved_plan())
+        with pytest.raises(DeliberateError), store.transaction():
+            assert store.claim_plan("plan-ü-1", at=at(5), run_id="run-1")
+            raise DeliberateError
+        assert store.get_plan("plan-ü-1") == saved_plan()
+        assert store.claim_plan("plan-ü-1", at=at(6), run_id="run-2")
+
+    def test_a_saved_plan_survives_reopening(self, store: StateStore, reopen: OpenStore) -> None:
+        store.save_plan(saved_plan())
+        store.save_plan(saved_plan("plan-2", env="dev"))
+        assert store.claim_plan("plan-2", at=at(3), run_id="run-9")
+        store.close()
+        reopened = reopen()
+        try:
+            assert reopened.get_plan("plan-ü-1") == saved_plan()
+            assert reopened.get_plan("plan-2") == saved_plan(
+                "plan-2", env="dev", applied_at=at(3), applied_by="run-9"
+            )
+            assert not reopened.claim_plan("plan-2", at=at(4), run_id="run-10")
+        finally:
+            reopened.close()
+
+    def test_threads_racing_for_a_plan_claim_it_exactly_once(self, store: StateStore) -> None:
+        store.save_plan(saved_plan())
+        barrier, wins = threading.Barrier(8), []
+
+        def claim(number: int) -> None:
+            barrier.wait(timeout=20)
+            if store.claim_plan("plan-ü-1", at=at(number), run_id=f"run-{number}"):
+                wins.append(f"run-{number}")
+
+        racers = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join()
+        assert len(wins) == 1
+        found = store.get_plan("plan-ü-1")
+        assert found is not None and found.applied_by == wins[0]
+
+    def test_racing_processes_claim_a_plan_exactly_once(
+        self, store: StateStore, reopen: OpenStore
+    ) -> None:
+        if not self.shared_between_processes:
+            pytest.skip("this store lives in one process")
+        rounds = 10
+        for number in range(rounds):
+            store.save_plan(saved_plan(f"plan-{number}"))
+        context = multiprocessing.get_context("spawn")
+        barrier, results = context.Barrier(2), context.Queue()
+        racers = [
+            context.Process(target=race_for_plans, args=(reopen, name, barrier, rounds, results))
+            for name in ("run-a", "run-b")
+        ]
+        for racer in racers:
+            racer.start()
+        outcomes = dict(results.get(timeout=30) for _ in racers)
+        for racer in racers:
+            racer.join(timeout=10)
+            assert racer.exitcode == 0
+        for number in range(rounds):
+            winners = [name for name, wins in outcomes.items() if wins[number]]
+            assert len(winners) == 1, (number, outcomes)
+            found = store.get_plan(f"plan-{number}")
+            assert found is not None and found.applied_by == winners[0]

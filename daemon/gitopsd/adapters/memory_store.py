@@ -13,7 +13,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from gitopsd.model.state import ApprovalRecord, ComponentState, EnvironmentState, Event, Run, Step
+from gitopsd.model.state import (
+    ApprovalRecord,
+    ComponentState,
+    EnvironmentState,
+    Event,
+    Run,
+    SavedPlan,
+    Step,
+)
 
 
 @dataclass
@@ -26,6 +34,7 @@ class _Tables:
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     approvals: dict[tuple[str, str, str], ApprovalRecord] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
+    plans: dict[str, SavedPlan] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -159,6 +168,24 @@ class MemoryStore:
                 if (env, rev) == (environment, revision)
             ]
         return sorted(found, key=lambda approval: approval.at)
+
+    def save_plan(self, plan: SavedPlan) -> None:
+        with self._lock:
+            self._tables.plans[plan.id] = plan
+
+    def get_plan(self, plan_id: str) -> SavedPlan | None:
+        with self._lock:
+            return self._tables.plans.get(plan_id)
+
+    def claim_plan(self, plan_id: str, *, at: datetime, run_id: str | None) -> bool:
+        with self._lock:
+            plan = self._tables.plans.get(plan_id)
+            if plan is None or plan.applied_at is not None:
+                return False
+            self._tables.plans[plan_id] = plan.model_copy(
+                update={"applied_at": at, "applied_by": run_id}
+            )
+            return True
 
     def acquire_lease(
         self,

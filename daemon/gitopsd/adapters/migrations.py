@@ -20,6 +20,10 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gitopsd.model.state import SavedPlan
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    # versions 5 and 6 are taken by other work of the same release (see the changelog)
+    Migration(
+        version=7,
+        description="saved plans: what `plan --save` decided, to be applied once",
+        statements=(
+            """CREATE TABLE plans (
+                id TEXT PRIMARY KEY,
+                environment TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                applied_at TEXT,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX plans_by_environment ON plans (environment, created_at, id)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
@@ -170,6 +189,9 @@ INSERT_APPROVAL = (
 )
 UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
 UPSERT_CURSOR = _upsert("cursors", ("name",), ("value",))
+UPSERT_PLAN = _upsert("plans", ("id",), ("environment", "created_at", "applied_at", "record"))
+# marks a plan used, only if no one used it first: the row count says who won
+CLAIM_PLAN = "UPDATE plans SET applied_at = ?, record = ? WHERE id = ? AND applied_at IS NULL"
 
 
 # How values become columns, the same in both stores.
@@ -184,6 +206,12 @@ def utc(moment: datetime) -> datetime:
 def stamp(moment: datetime) -> str:
     """Fixed-width UTC ISO-8601 (`2024-05-01T12:00:00.000000+00:00`), so text order is time."""
     return utc(moment).isoformat(timespec="microseconds")
+
+
+def plan_row(plan: SavedPlan) -> tuple[str | None, ...]:
+    """The plans table's columns for `plan`, in `UPSERT_PLAN`'s order."""
+    applied = stamp(plan.applied_at) if plan.applied_at else None
+    return (plan.id, plan.environment, stamp(plan.created_at), applied, plan.model_dump_json())
 
 
 def where(filters: Mapping[str, object], *, mark: str = "?") -> tuple[str, list[object]]:

@@ -42,6 +42,7 @@ from gitopsd.model.state import (
     Event,
     Record,
     Run,
+    SavedPlan,
     Step,
 )
 
@@ -265,6 +266,28 @@ class PostgresStore:
         sql = "SELECT record FROM approvals WHERE environment = %s AND revision = %s ORDER BY at"
         return self._all(ApprovalRecord, sql, environment, revision)
 
+    # saved plans: a claim is one conditional UPDATE, so of two racing applies one wins
+
+    def save_plan(self, plan: SavedPlan) -> None:
+        self._execute(_UPSERT_PLAN, migrations.plan_row(plan))
+
+    def get_plan(self, plan_id: str) -> SavedPlan | None:
+        return self._one(SavedPlan, "SELECT record FROM plans WHERE id = %s", plan_id)
+
+    def claim_plan(self, plan_id: str, *, at: datetime, run_id: str | None) -> bool:
+        plan = self.get_plan(plan_id)
+        if plan is None or plan.applied_at is not None:
+            return False
+        used = plan.model_copy(update={"applied_at": at, "applied_by": run_id})
+        params = (migrations.stamp(at), used.model_dump_json(), plan_id)
+
+        def claim(connection: Connection) -> bool:
+            return connection.execute(_CLAIM_PLAN, params).rowcount == 1
+
+        # not repeated after a lost COMMIT: the repeat would say "claimed already" and
+        # refuse an apply that had in fact won; refusing without a retry is the same answer
+        return self._write(claim, idempotent=False)
+
     # the one-run-per-environment lease: one statement decides, under the row's lock
 
     def acquire_lease(
@@ -460,6 +483,8 @@ _UPSERT_RUN = migrations.for_postgresql(migrations.UPSERT_RUN)
 _UPSERT_STEP = migrations.for_postgresql(migrations.UPSERT_STEP)
 _UPSERT_CURSOR = migrations.for_postgresql(migrations.UPSERT_CURSOR)
 _INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
+_UPSERT_PLAN = migrations.for_postgresql(migrations.UPSERT_PLAN)
+_CLAIM_PLAN = migrations.for_postgresql(migrations.CLAIM_PLAN)
 _INSERT_EVENT = (
     "INSERT INTO events (at, environment, run_id, kind, record) VALUES (%s, %s, %s, %s, %s)"
     " RETURNING id"

@@ -37,6 +37,7 @@ from gitopsd.model.state import (
     Event,
     Record,
     Run,
+    SavedPlan,
     Step,
 )
 
@@ -257,6 +258,23 @@ class SqliteStore:
     def list_approvals(self, environment: str, revision: str) -> list[ApprovalRecord]:
         sql = "SELECT record FROM approvals WHERE environment = ? AND revision = ? ORDER BY at"
         return self._all(ApprovalRecord, sql, environment, revision)
+
+    # saved plans
+
+    def save_plan(self, plan: SavedPlan) -> None:
+        self._write(migrations.UPSERT_PLAN, *migrations.plan_row(plan))
+
+    def get_plan(self, plan_id: str) -> SavedPlan | None:
+        return self._one(SavedPlan, "SELECT record FROM plans WHERE id = ?", plan_id)
+
+    def claim_plan(self, plan_id: str, *, at: datetime, run_id: str | None) -> bool:
+        plan = self.get_plan(plan_id)
+        if plan is None or plan.applied_at is not None:
+            return False
+        used = plan.model_copy(update={"applied_at": at, "applied_by": run_id})
+        stamp = migrations.stamp(at)
+        cursor = self._write(migrations.CLAIM_PLAN, stamp, used.model_dump_json(), plan_id)
+        return cursor.rowcount == 1
 
     # the one-run-per-environment lease
 

@@ -36,6 +36,7 @@ from gitopsd.runtime.control import (
     RequestRefusedError,
     StandbyError,
     UnknownEnvironmentError,
+    UnknownPlanError,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def create_app(
             HTTPException: _http_error,
             RequestInvalidError: _invalid_request,
             UnknownEnvironmentError: _unknown_environment,
+            UnknownPlanError: _unknown_environment,
             RequestRefusedError: _refused,
             StandbyError: _standby,
             webhooks.InvalidPayloadError: _invalid_payload,
@@ -142,6 +144,7 @@ class RunRequest(BaseModel):
     action: Literal["plan", "apply", "destroy"]
     components: list[str] | None = Field(default=None, min_length=1)
     revision: str | None = Field(default=None, min_length=1)
+    plan: str | None = Field(default=None, min_length=1, description="a saved plan's id")
 
 
 class ApprovalRequest(BaseModel):
@@ -215,6 +218,8 @@ async def start_run(request: Request) -> Response:
     body = await _body(request, RunRequest, required=True)
     assert body is not None
     env = request.path_params["env"]
+    if body.plan is not None:
+        return await _apply_plan(request, env, body, caller)
     run_id = await run_in_threadpool(
         lambda: _context(request).control.submit_run(
             env,
@@ -227,6 +232,24 @@ async def start_run(request: Request) -> Response:
     location = f"/api/v1/runs/{quote(run_id, safe='')}"
     return JSONResponse(
         {"id": run_id, "status": "pending"}, status_code=202, headers={"Location": location}
+    )
+
+
+async def _apply_plan(request: Request, env: str, body: RunRequest, caller: Identity) -> Response:
+    """A saved plan carries its own revision and components; one that changes nothing is
+    marked applied at once (200, no run), else its run is queued (202)."""
+    if body.action != "apply" or body.revision is not None or body.components is not None:
+        raise RequestInvalidError(["plan: only with action apply, without revision or components"])
+    plan = body.plan or ""
+    control = _context(request).control
+    run_id = await run_in_threadpool(lambda: control.submit_plan(env, plan=plan, identity=caller))
+    if run_id is None:
+        return JSONResponse({"id": None, "plan": plan, "status": "nothing to change"})
+    location = f"/api/v1/runs/{quote(run_id, safe='')}"
+    return JSONResponse(
+        {"id": run_id, "plan": plan, "status": "pending"},
+        status_code=202,
+        headers={"Location": location},
     )
 
 
@@ -309,6 +332,7 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unknown_environment(request: Request, exc: Exception) -> JSONResponse:
+    """An environment, or a saved plan, that is not known: 404."""
     return _error(404, str(exc))
 
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gitopsd.cli import progress, render
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options, fail
-from gitopsd.model.state import Run, RunStatus, Step
+from gitopsd.model.state import Run, RunStatus, SavedPlan, Step
 from gitopsd.runtime import reports
 
 if TYPE_CHECKING:
+    from gitopsd.runtime.plan_run import PlannedComponent
     from gitopsd.runtime.promoting import Decision
 
 components_option = click.option(
@@ -48,22 +49,56 @@ def finish_run(context: Context, run: Run, steps: list[Step]) -> None:
 @environment_option
 @components_option
 @revision_option
-def plan(context: Context, environment: str, components: str | None, revision: str | None) -> None:
+@click.option("--save", is_flag=True, help="Record the plan, to apply it later with --plan.")
+def plan(
+    context: Context, environment: str, components: str | None, revision: str | None, save: bool
+) -> None:
     """What an apply would change, as the drivers' plan says it."""
+    saved: SavedPlan | None = None
     with context.workspace() as workspace:
-        run, planned = workspace.plan(environment, revision=revision, components=names(components))
-    if context.as_json:
-        click.echo(
-            json.dumps(
-                {"run": run.id, "revision": run.revision, "components": [vars(p) for p in planned]},
-                indent=2,
+        if save:
+            from gitopsd.runtime import saved_plans
+
+            run, planned, saved = saved_plans.save(
+                workspace, environment, revision=revision, components=names(components)
             )
-        )
-    else:
-        click.echo(render.planned(run, planned))
+        else:
+            run, planned = workspace.plan(
+                environment, revision=revision, components=names(components)
+            )
+    _print_plan(context, run, planned, saved, save=save)
     if any(p.changes is None for p in planned):
         sys.exit(EXIT_FAILED)
     sys.exit(EXIT_CHANGES if any(p.changes for p in planned) else EXIT_OK)
+
+
+def _print_plan(
+    context: Context,
+    run: Run,
+    planned: list[PlannedComponent],
+    saved: SavedPlan | None,
+    *,
+    save: bool,
+) -> None:
+    """The plan; with --save, the saved plan's id (null in JSON when a failure kept it)."""
+    if context.as_json:
+        shown: dict[str, Any] = {
+            "run": run.id,
+            "revision": run.revision,
+            "components": [vars(p) for p in planned],
+        }
+        if save:
+            shown["plan"] = saved.id if saved else None
+        click.echo(json.dumps(shown, indent=2))
+        return
+    click.echo(render.planned(run, planned))
+    if saved is not None:
+        click.echo(
+            f"saved plan {saved.id}; apply it with: "
+            f"gitopsd apply --env {saved.environment} --plan {saved.id}"
+        )
+    elif save:
+        click.echo("plan not saved: a driver's plan failed")
 
 
 @click.command()
@@ -73,6 +108,7 @@ def plan(context: Context, environment: str, components: str | None, revision: s
 @revision_option
 @click.option("--dry-run", is_flag=True, help="Print the ordered plan; change nothing.")
 @click.option("--force", is_flag=True, help="Apply even inside a deny window (recorded).")
+@click.option("--plan", "plan_id", default=None, help="Apply exactly this saved plan.")
 def apply(
     context: Context,
     environment: str,
@@ -80,10 +116,15 @@ def apply(
     revision: str | None,
     dry_run: bool,
     force: bool,
+    plan_id: str | None,
 ) -> None:
     """One run, in the foreground."""
     from gitopsd.runtime import promoting  # the run machinery loads only for this command
 
+    if plan_id is not None:
+        if components or revision or dry_run:
+            fail("--plan applies the plan's own revision and components", as_json=context.as_json)
+        _apply_plan(context, environment, plan_id, force=force)
     with context.workspace() as workspace:
         if dry_run:
             decided = workspace.dry_run(
@@ -102,6 +143,26 @@ def apply(
                 forced=admitted.forced,
             )
         steps = workspace.store.list_steps(run.id)
+    finish_run(context, run, steps)
+
+
+def _apply_plan(context: Context, environment: str, plan_id: str, *, force: bool) -> None:
+    """Apply a saved plan if it is still what the environment would do; exit 1 if stale."""
+    from gitopsd.runtime import promoting, saved_plans
+
+    with context.workspace() as workspace:
+        plan = saved_plans.load(workspace, environment, plan_id)
+        admitted = promoting.admit(workspace, environment, revision=plan.revision, forced=force)
+        if admitted.wait is not promoting.Wait.READY:
+            _not_admitted(context, environment, admitted, asked=plan.revision)
+        with progress.shown():
+            run = saved_plans.apply(workspace, plan, forced=admitted.forced)
+        steps = workspace.store.list_steps(run.id) if run is not None else []
+    if run is None:
+        done = {"plan": plan.id, "run": None, "status": "nothing to change"}
+        message = f"plan {plan.id} of {environment}: nothing to change"
+        click.echo(json.dumps(done) if context.as_json else message)
+        sys.exit(EXIT_OK)
     finish_run(context, run, steps)
 
 

@@ -21,6 +21,7 @@ from gitopsd.model.state import (
     EnvironmentState,
     Event,
     Run,
+    SavedPlan,
     Step,
 )
 
@@ -207,6 +208,17 @@ class StateStore(Protocol):
 
     def list_approvals(self, environment: str, revision: str) -> list[ApprovalRecord]:
         """The approvals of `revision` for `environment`, oldest first."""
+        ...
+
+    # saved plans (`plan --save`), each applied at most once
+    def save_plan(self, plan: SavedPlan) -> None: ...
+
+    def get_plan(self, plan_id: str) -> SavedPlan | None: ...
+
+    def claim_plan(self, plan_id: str, *, at: datetime, run_id: str | None) -> bool:
+        """Mark the plan applied (by `run_id`, None when nothing ran) at `at`; False, and
+        nothing changes, if it is unknown or some apply claimed it first. Of several
+        processes claiming the same plan at once, exactly one gets True."""
         ...
 
     # the one-run-per-environment lease

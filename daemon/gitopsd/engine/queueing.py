@@ -41,6 +41,7 @@ class Request:
     actor: str = "gitopsd"
     trigger: str = "commit"
     seen_at: float = 0.0
+    plan: str | None = None  # apply exactly this saved plan (checked again when taken)
 
 
 @dataclass

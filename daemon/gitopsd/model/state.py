@@ -194,3 +194,47 @@ class ApprovalRecord(Record):
     approver: str
     email: str | None = None
     at: Moment
+
+
+class PlanDecision(StrEnum):
+    """What a saved plan says about one component."""
+
+    CHANGE = "change"
+    NO_CHANGE = "no_change"
+    DESTROY = "destroy"
+
+
+class PlannedChange(Record):
+    """One component of a saved plan: its decision and the fingerprint it was decided at
+    (None while its inputs waited for a dependency's new outputs)."""
+
+    component: str
+    decision: PlanDecision
+    fingerprint: str | None = None
+
+
+class SavedPlan(Record):
+    """A plan kept to be applied later, exactly (`plan --save`, `apply --plan ID`).
+
+    It is valid only against the state it was made from: `state_digest` sums up the
+    environment's recorded revision and its components' revisions, fingerprints and
+    statuses, and `candidate` is the revision the environment would have taken then (the
+    branch head, or what its upstream verified). `applied_at` is set once, by the apply that
+    used it; a used plan is stale."""
+
+    id: str
+    environment: str
+    revision: str
+    candidate: str | None = None
+    components: list[PlannedChange] = Field(default_factory=list)
+    requested: list[str] | None = Field(default=None, description="the plan's --components")
+    state_digest: str
+    actor: str = "local"
+    created_at: Moment
+    applied_at: Moment | None = None
+    applied_by: str | None = Field(default=None, description="the apply run, if one ran")
+
+    @property
+    def changes(self) -> list[str]:
+        """The components this plan changes, in plan order."""
+        return [c.component for c in self.components if c.decision is PlanDecision.CHANGE]

@@ -20,6 +20,10 @@ class UnknownEnvironmentError(GitopsdError):
     """The environment is not in the manifests at the branch head (HTTP 404)."""
 
 
+class UnknownPlanError(GitopsdError):
+    """No saved plan has the id a request names (HTTP 404)."""
+
+
 class RequestRefusedError(GitopsdError):
     """A well-formed request the daemon will not take: an unknown component, an invalid
     revision, a daemon shutting down, an approval refused. `conflict` marks the state's fault
@@ -90,6 +94,13 @@ class Control(Protocol):
         identity: Identity,
     ) -> str:
         """Queue an operator's run; returns the id the run will have."""
+        ...
+
+    def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
+        """Queue the apply of saved plan `plan`; returns the id the run will have, or None
+        when the plan changes nothing (it is marked applied; no run starts). UnknownPlanError
+        for an unknown id; RequestRefusedError (conflict) when the plan is stale or another
+        environment's. The worker checks it again when it takes the request."""
         ...
 
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:

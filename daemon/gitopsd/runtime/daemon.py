@@ -196,6 +196,18 @@ class Daemon:
             "actor": request.actor,
             "run_id": request.id,
         }
+        if request.plan is not None:  # checked again now that it is its turn
+            from gitopsd.runtime import saved_plans
+
+            run = saved_plans.apply_admitted(
+                workspace,
+                environment,
+                request.plan,
+                trigger=request.trigger,
+                actor=request.actor,
+                run_id=request.id,
+            )
+            return [run] if run is not None else []
         if request.action == "resume":
             return workspace.resume_unfinished(environment)
         if request.action == "plan":
@@ -340,6 +352,29 @@ class Daemon:
         )
         self._submit(request)
         log.info("%s queued %s of %s as %s", identity.name, action, environment, request.id)
+        return request.id
+
+    def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
+        from gitopsd.runtime import saved_plans
+
+        self._check_environment(environment)
+        saved = saved_plans.load(self.workspace, environment, plan)
+        if not saved.changes:  # nothing to run: marked applied now, as the CLI does
+            saved_plans.apply(self.workspace, saved, trigger="api", actor=identity.name)
+            return None
+        request = Request(
+            id=new_run_id(self.workspace.clock),
+            environment=environment,
+            priority=Priority.OPERATOR,
+            action="apply",
+            revision=saved.revision,
+            components=tuple(saved.changes),
+            actor=identity.name,
+            trigger="api",
+            plan=saved.id,
+        )
+        self._submit(request)
+        log.info("%s queued plan %s of %s as %s", identity.name, plan, environment, request.id)
         return request.id
 
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,13 +96,20 @@ class Workspace:
         actor: str = "local",
         forced: bool = False,
         run_id: str | None = None,
+        check: Callable[[], None] | None = None,
     ) -> Run:
-        """Apply `revision` (default: the branch head) to `environment`, in the foreground."""
+        """Apply `revision` (default: the branch head) to `environment`, in the foreground.
+
+        `check` is called once the lease is held, before the run is recorded: what it
+        verifies (a saved plan still matching the state) cannot change until the run ends,
+        and an error it raises refuses the run."""
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         self._check_dependencies_applied(environment, chosen)
         with self.lease(environment) as lost:
             self.resume(environment)
+            if check is not None:
+                check()
             run = self._new_run(
                 environment,
                 RunAction.APPLY,

@@ -1,0 +1,147 @@
+"""`gitopsd plan --save` and `gitopsd apply --plan ID` as a user types them: a saved plan is
+applied exactly, once, and refused (exit 1, "stale") when what it was made against moved."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.cli.test_run_commands import as_json, gitopsd
+from tests.runtime.test_apply_runs import DNS, NET, layered
+from tests.runtime.test_promotion_flow import chain
+from tests.runtime.world import World, component, environment
+
+
+def saved(world: World, env: str = "dev", *args: str) -> str:
+    """Save a plan of `env` and return its id, as `--output json` prints it."""
+    done = gitopsd(world, "plan", "--env", env, "--save", "--output", "json", *args)
+    assert done.returncode in (0, 2), done.stdout + done.stderr
+    plan_id = as_json(done)["plan"]
+    assert isinstance(plan_id, str)
+    return plan_id
+
+
+def apply_plan(world: World, plan_id: str, env: str = "dev") -> subprocess.CompletedProcess[str]:
+    return gitopsd(world, "apply", "--env", env, "--plan", plan_id)
+
+
+def touched(world: World, *paths: str) -> str:
+    """Commit a change to the components at `paths` (their files move, so they must run)."""
+    files = layered()
+    return world.commit({**files, **{p: files[p] + "\n# touched\n" for p in paths}})
+
+
+def applied_dev(world: World) -> None:
+    done = gitopsd(world, "apply", "--env", "dev")
+    assert done.returncode == 0, done.stdout + done.stderr
+    world.journal_path.unlink()
+
+
+def test_a_saved_plan_applies_only_the_components_it_said_change(world: World) -> None:
+    applied_dev(world)
+    touched(world, NET, DNS)
+    world.control(plan={"net": 0})  # net's driver says its new files change nothing
+    plan = gitopsd(world, "plan", "--env", "dev", "--save")
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert "saved plan" in plan.stdout and "~ dns" in plan.stdout and "= net" in plan.stdout
+    plan_id = plan.stdout.split("saved plan ")[1].split(";")[0]
+
+    done = apply_plan(world, plan_id)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert world.calls("apply") == ["dns"]
+    run = as_json(gitopsd(world, "runs", "--env", "dev", "--limit", "1", "--output", "json"))
+    # k8s and app wait for net's outputs, so the plan counted them as changing; net's
+    # driver said no change, so the plan's run leaves it out
+    assert run["runs"][0]["components"] == ["dns", "k8s", "app"]
+    history = gitopsd(world, "history", "--env", "dev").stdout
+    assert f"saved plan {plan_id}" in history
+    assert f"applied plan {plan_id} as run {run['runs'][0]['id']}" in history
+
+
+def test_a_commit_after_the_plan_makes_it_stale_and_nothing_runs(world: World) -> None:
+    applied_dev(world)
+    touched(world, DNS)
+    plan_id = saved(world)
+    touched(world, NET)
+    done = apply_plan(world, plan_id)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "stale" in done.stderr and "candidate revision of dev moved" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert world.calls("apply") == []
+
+
+def test_another_apply_in_between_makes_it_stale(world: World) -> None:
+    applied_dev(world)
+    touched(world, NET, DNS)
+    plan_id = saved(world)
+    between = gitopsd(world, "apply", "--env", "dev", "--components", "dns")
+    assert between.returncode == 0, between.stdout + between.stderr
+    done = apply_plan(world, plan_id)
+    assert done.returncode == 1
+    assert f"plan {plan_id} is stale: the recorded state of dev changed" in done.stderr
+    assert world.calls("apply") == ["dns"]
+
+
+def test_a_plan_is_applied_once(world: World) -> None:
+    plan_id = saved(world)
+    first = apply_plan(world, plan_id)
+    assert first.returncode == 0, first.stdout + first.stderr
+    calls = world.calls("apply")
+    assert sorted(calls) == ["app", "dns", "k8s", "net"]
+    again = gitopsd(world, "apply", "--env", "dev", "--plan", plan_id, "--output", "json")
+    assert again.returncode == 1
+    assert "applied already, by run" in as_json(again)["error"]
+    assert world.calls("apply") == calls
+
+
+def test_a_plan_without_changes_is_saved_and_applying_it_changes_nothing(world: World) -> None:
+    applied_dev(world)
+    done = gitopsd(world, "plan", "--env", "dev", "--save", "--output", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    plan_id = as_json(done)["plan"]
+    applied = gitopsd(world, "apply", "--env", "dev", "--plan", plan_id, "--output", "json")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert as_json(applied) == {"plan": plan_id, "run": None, "status": "nothing to change"}
+    assert world.calls("apply") == []
+    again = apply_plan(world, plan_id)
+    assert again.returncode == 1 and "applied already, with nothing to change" in again.stderr
+
+
+def test_unknown_plans_and_plans_of_another_environment_are_refused(world: World) -> None:
+    world.commit({**layered(), "environments/qa.yaml": environment("qa", variables={"size": 1})})
+    unknown = apply_plan(world, "no-such-plan")
+    assert unknown.returncode == 1 and "no saved plan 'no-such-plan'" in unknown.stderr
+    qa_plan = saved(world, "qa")
+    other = apply_plan(world, qa_plan, env="dev")
+    assert other.returncode == 1
+    assert f"plan {qa_plan} is a plan of qa, not dev" in other.stderr
+    mixed = gitopsd(world, "apply", "--env", "qa", "--plan", qa_plan, "--revision", "HEAD")
+    assert mixed.returncode == 1 and "--plan applies the plan's own revision" in mixed.stderr
+    assert world.calls("apply") == []
+
+
+def test_a_failed_plan_is_not_saved(world: World) -> None:
+    world.control(fail={"net:plan": -1})
+    done = gitopsd(world, "plan", "--env", "dev", "--save", "--output", "json")
+    assert done.returncode == 1
+    assert as_json(done)["plan"] is None
+    text = gitopsd(world, "plan", "--env", "dev", "--save")
+    assert text.returncode == 1 and "plan not saved" in text.stdout
+
+
+def test_a_promoted_plan_follows_the_upstream_not_the_branch_head(tmp_path: Path) -> None:
+    files = chain(prod={"approvals": {"required": 0}})
+    world = World.committed(tmp_path, files)
+    applied_dev(world)
+    first = saved(world, "prod")
+    world.commit({**files, NET: component("net") + "\n# touched\n"})
+    done = apply_plan(world, first, env="prod")  # the head moved; prod follows dev, not the head
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(world.calls("apply")) == ["app", "dns", "k8s", "net"]
+
+    up_to_date = saved(world, "prod")
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0  # dev verifies the commit
+    stale = apply_plan(world, up_to_date, env="prod")
+    assert stale.returncode == 1
+    assert "stale: the candidate revision of prod moved from none to" in stale.stderr
+    assert sorted(world.calls("apply")) == ["app", "dns", "k8s", "net", "net"]

@@ -1,0 +1,52 @@
+"""Saved plans in the runtime: what only the store can show (a dependency's outputs moving
+under a plan), and that a stale plan never reaches a driver."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gitopsd.engine.ports import StateStore
+from gitopsd.runtime import saved_plans
+from gitopsd.runtime.workspace import Workspace
+from tests.runtime.test_apply_runs import APP, layered
+from tests.runtime.world import World
+
+
+def test_a_plan_whose_inputs_moved_is_stale(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    files = layered()
+    world.commit(files)
+    workspace.apply("dev")
+    world.commit({**files, APP: files[APP] + "\n# touched\n"})
+    _, _, plan = saved_plans.save(workspace, "dev")
+    assert plan is not None and plan.changes == ["app"]
+    k8s = store.get_component("dev", "k8s")
+    assert k8s is not None  # re-applied elsewhere with the same files: new outputs, same state
+    store.save_component(k8s.model_copy(update={"outputs": {"id": "k8s-rebuilt"}}))
+    applied = len(world.calls())
+    with pytest.raises(saved_plans.StalePlanError, match="the desired state of app changed"):
+        saved_plans.apply(workspace, plan)
+    assert len(world.calls()) == applied
+    assert saved_plans.staleness(workspace, plan) == "the desired state of app changed since"
+
+
+def test_a_plan_saved_while_the_state_moved_is_refused(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    files = layered()
+    world.commit(files)
+    workspace.apply("dev")
+    world.commit({**files, APP: files[APP] + "\n# touched\n"})
+    dns = store.get_component("dev", "dns")
+    assert dns is not None
+    world.control(sleep={"app:plan": 1.5})
+    workspace.dry_run("dev")  # the new head is loaded: the save starts planning at once
+    moved = dns.model_copy(update={"fingerprint": "another"})  # as another apply would leave it
+    timer = threading.Timer(0.3, store.save_component, args=(moved,))
+    timer.start()
+    with pytest.raises(saved_plans.StalePlanError, match="dev changed while it was planned"):
+        saved_plans.save(workspace, "dev")
+    timer.join()

@@ -19,7 +19,7 @@ from gitopsd.model.state import Run, RunStatus, Step
 from gitopsd.runtime import reports
 
 if TYPE_CHECKING:
-    from gitopsd.runtime.promoting import Decision
+    from gitopsd.runtime.admission import Decision
 
 components_option = click.option(
     "--components", default=None, help="Comma-separated component names (default: all)."
@@ -50,7 +50,12 @@ def finish_run(context: Context, run: Run, steps: list[Step]) -> None:
 @revision_option
 def plan(context: Context, environment: str, components: str | None, revision: str | None) -> None:
     """What an apply would change, as the drivers' plan says it."""
+    from gitopsd.runtime import admission  # the run machinery loads only for this command
+
     with context.workspace() as workspace:
+        admitted = admission.admit(workspace, environment, action="plan", revision=revision)
+        if admitted.wait is not admission.Wait.READY:
+            fail(f"{environment}: {admitted.reason}", as_json=context.as_json)
         run, planned = workspace.plan(environment, revision=revision, components=names(components))
     if context.as_json:
         click.echo(
@@ -82,7 +87,7 @@ def apply(
     force: bool,
 ) -> None:
     """One run, in the foreground."""
-    from gitopsd.runtime import promoting  # the run machinery loads only for this command
+    from gitopsd.runtime import admission  # the run machinery loads only for this command
 
     with context.workspace() as workspace:
         if dry_run:
@@ -91,8 +96,8 @@ def apply(
             )
             click.echo(render.dry_run(decided, as_json=context.as_json))
             sys.exit(EXIT_OK)
-        admitted = promoting.admit(workspace, environment, revision=revision, forced=force)
-        if admitted.wait is not promoting.Wait.READY:
+        admitted = admission.admit(workspace, environment, revision=revision, forced=force)
+        if admitted.wait is not admission.Wait.READY:
             _not_admitted(context, environment, admitted, asked=revision)
         with progress.shown():
             run = workspace.apply(
@@ -108,10 +113,11 @@ def apply(
 def _not_admitted(
     context: Context, environment: str, decision: Decision, *, asked: str | None
 ) -> None:
-    """Exit 3 while approvals or a window hold the environment; 0 when it has nothing to
-    take from its upstream; 1 when the asked revision is not one it may take."""
+    """Exit 3 while approvals, a window or the soak hold the environment; 0 when it has
+    nothing to take from its upstream; 1 when admission refuses (the asked revision is not
+    one it may take)."""
     nothing = decision.wait.value == "nothing"
-    if nothing and asked is not None:
+    if decision.wait.value == "refused" or (nothing and asked is not None):
         fail(f"{environment}: {decision.reason}", as_json=context.as_json)
     click.echo(f"{environment}: {decision.reason}")
     sys.exit(EXIT_OK if nothing else EXIT_WAITING)
@@ -121,9 +127,16 @@ def _not_admitted(
 @common_options
 @environment_option
 @components_option
-def destroy(context: Context, environment: str, components: str | None) -> None:
-    """Destroy an environment's components, dependents first."""
+@click.option("--force", is_flag=True, help="Destroy even inside a deny window (recorded).")
+def destroy(context: Context, environment: str, components: str | None, force: bool) -> None:
+    """Destroy an environment's components, dependents first; a window holds it (exit 1)
+    unless --force."""
+    from gitopsd.runtime import admission
+
     with context.workspace() as workspace:
+        admitted = admission.admit(workspace, environment, action="destroy", forced=force)
+        if admitted.wait is not admission.Wait.READY:
+            fail(f"{environment}: {admitted.reason}", as_json=context.as_json)
         with progress.shown():
             run = workspace.destroy(environment, components=names(components))
         steps = workspace.store.list_steps(run.id)

@@ -70,6 +70,8 @@ def test_suspend_and_resume_are_shown_in_status_and_history(world: World) -> Non
     dev = as_json(gitopsd(world, "status", "--env", "dev", "--output", "json"))["environments"][0]
     assert dev["status"] == "suspended"
     assert (dev["suspension"]["reason"], dev["suspension"]["actor"]) == ("incident 42", "oncall")
+    text = gitopsd(world, "status", "--env", "dev").stdout
+    assert "dev suspended by oncall since " in text and ": incident 42" in text
     manual = gitopsd(world, "apply", "--env", "dev")
     assert manual.returncode == 0, manual.stdout + manual.stderr  # manual runs still work
     resumed = gitopsd(world, "resume", "--env", "dev", "--as", "alice")

@@ -52,18 +52,19 @@ def admit(
 ) -> Decision:
     """May `action` of `revision` (default: what the environment wants) run in
     `environment` now? See engine.admitting for the rules."""
-    found = entry(workspace, environment)
+    head = workspace.source.head()  # once: the manifests, the default and the branch check
+    found = entry(workspace, environment, head=head)
     wanted = workspace.source.resolve(revision) if revision else None
     ask = admitting.Ask(environment, action, wanted, forced=forced, automatic=automatic)
-    decision = admitting.decide(ask, _facts(workspace, found, workspace.clock.now()))
+    decision = admitting.decide(ask, _facts(workspace, found, head, workspace.clock.now()))
     if record:
         decision = _record(workspace, environment, action, decision, actor=actor)
     return decision
 
 
-def entry(workspace: Workspace, environment: str) -> EnvironmentEntry:
+def entry(workspace: Workspace, environment: str, *, head: str | None = None) -> EnvironmentEntry:
     """The environment's manifest at the branch head; RunRefusedError for an unknown one."""
-    repository = workspace.load().repository
+    repository = workspace.load(head).repository
     found = repository.environments.get(environment)
     if found is None:
         known = ", ".join(sorted(repository.environments)) or "none"
@@ -78,14 +79,16 @@ def as_approvals(records: list[ApprovalRecord]) -> list[approving.Approval]:
     ]
 
 
-def _facts(workspace: Workspace, found: EnvironmentEntry, now: datetime) -> admitting.Facts:
+def _facts(
+    workspace: Workspace, found: EnvironmentEntry, head: str, now: datetime
+) -> admitting.Facts:
     store, name = workspace.store, found.manifest.name
     spec, upstream = found.manifest.spec, found.manifest.upstream
     state = store.get_environment(name)
     suspension = state.suspension if state else None
     return admitting.Facts(
         now=now,
-        head=workspace.source.head(),
+        head=head,
         upstream=upstream,
         upstream_holds=promotion_records.holds(store, upstream) if upstream else [],
         own_holds=promotion_records.holds(store, name),
@@ -94,7 +97,7 @@ def _facts(workspace: Workspace, found: EnvironmentEntry, now: datetime) -> admi
         approvals=spec.approvals,
         windows=spec.windows,
         given=lambda revision: as_approvals(store.list_approvals(name, revision)),
-        on_branch=workspace.source.is_on_branch,
+        on_branch=lambda sha: sha == head or workspace.source.is_on_branch(sha),
         suspended=(suspension.reason or f"by {suspension.actor}") if suspension else None,
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 
 from tests.daemon.conftest import StartDaemon
-from tests.daemon.harness import DaemonProcess
+from tests.daemon.harness import DaemonProcess, metric
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.test_promotion_flow import environment
 from tests.runtime.world import World, component
@@ -70,6 +70,8 @@ def test_a_suspended_environment_takes_no_commit_until_resumed(
     shown = served.environment("dev")
     assert shown["status"] == "suspended" and shown["revision"] != head
     assert shown["suspension"]["reason"] == "incident 42"
+    labels = {"environment": "dev", "revision": shown["revision"], "status": "suspended"}
+    assert metric(served.get("/metrics").text, "gitopsd_environment_info", **labels) == 1
 
     assert httpx.delete(served.url + url, timeout=10).status_code == 200
     served.wait_for(lambda: served.environment("dev")["revision"] == head, what="the head")

@@ -33,6 +33,7 @@ from gitopsd.runtime.workspace import RunRefusedError, Workspace
 
 __all__ = ["Decision", "Wait", "admit", "as_approvals", "entry"]
 
+_CANDIDATE = (Wait.APPROVAL, Wait.WINDOW, Wait.READY)  # the revision moves on: supersedes
 _STATUS = {
     Wait.APPROVAL: EnvironmentStatus.WAITING_APPROVAL,
     Wait.WINDOW: EnvironmentStatus.WAITING_WINDOW,
@@ -105,7 +106,7 @@ def _facts(
 def _record(
     workspace: Workspace, environment: str, action: str, decision: Decision, *, actor: str
 ) -> Decision:
-    if action in ("apply", "promote") and decision.revision is not None:
+    if action in ("apply", "promote") and decision.wait in _CANDIDATE and decision.revision:
         decision = _supersede(workspace, environment, decision, actor=actor)
     if decision.wait.is_waiting:
         _mark_waiting(workspace, environment, decision, actor=actor)

@@ -9,6 +9,8 @@ environment, not a replay of its history).
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from gitopsd.engine import approving
 from gitopsd.engine.admitting import Decision, Wait
 from gitopsd.engine.ports import StateStore
@@ -101,15 +103,7 @@ def approve(
         policy, approver=approver, author=author, given=admission.as_approvals(given)
     )
     if refused is not None:
-        audit.record(
-            workspace,
-            environment,
-            "approval.refused",
-            f"{approver.name}: {refused.reason}",
-            actor=approver.name,
-            revision=revision,
-        )
-        raise ApprovalRefusedError(refused.reason, conflict=refused.conflict)
+        _refuse(workspace, environment, revision, approver, refused)
     record = ApprovalRecord(
         environment=environment,
         revision=revision,
@@ -132,6 +126,25 @@ def approve(
         missing=missing,
     )
     return record, missing
+
+
+def _refuse(
+    workspace: Workspace,
+    environment: str,
+    revision: str,
+    approver: approving.Person,
+    refused: approving.Refusal,
+) -> NoReturn:
+    """Record the refusal in the history (who tried, why not), then raise it."""
+    audit.record(
+        workspace,
+        environment,
+        "approval.refused",
+        f"{approver.name}: {refused.reason}",
+        actor=approver.name,
+        revision=revision,
+    )
+    raise ApprovalRefusedError(refused.reason, conflict=refused.conflict)
 
 
 def _approvable(workspace: Workspace, environment: str, revision: str | None) -> str:

@@ -147,6 +147,20 @@ class FakeControl:
             raise self.refuse_approval
         return {"environment": environment, "revision": revision, "approvals": [identity.name]}
 
+    def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:
+        self._record("suspend", environment, reason=reason, identity=identity)
+        self._known(environment)
+        if self.refuse_run is not None:
+            raise self.refuse_run
+        return {"environment": environment, "reason": reason, "actor": identity.name}
+
+    def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
+        self._record("resume", environment, identity=identity)
+        self._known(environment)
+        if self.refuse_run is not None:
+            raise self.refuse_run
+        return {"environment": environment, "resumed": {"actor": identity.name}}
+
     def request_fetch(self, reason: str) -> None:
         self._record("request_fetch", reason)
 

@@ -42,6 +42,10 @@ ENDPOINTS = [
     Endpoint(
         "POST", "/api/v1/environments/dev/approvals", "approve", 200, "approve", {"revision": "abc"}
     ),
+    Endpoint(
+        "POST", "/api/v1/environments/dev/suspension", "operate", 200, "suspend", {"reason": "x"}
+    ),
+    Endpoint("DELETE", "/api/v1/environments/dev/suspension", "operate", 200, "resume"),
 ]
 
 
@@ -123,7 +127,7 @@ def test_open_mode_serves_everything_as_local(
     assert identity in (None, Identity("local"))  # reads take no identity
 
 
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.method == "POST"], ids=str)
+@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.method != "GET"], ids=str)
 def test_writes_are_made_as_the_token_owner(
     guarded: TestClient, fake: FakeControl, endpoint: Endpoint
 ) -> None:
@@ -133,7 +137,7 @@ def test_writes_are_made_as_the_token_owner(
     assert recorded.kwargs["identity"] == Identity(name, f"{name}@example.com")
 
 
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.method == "POST"], ids=str)
+@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.method != "GET"], ids=str)
 def test_open_mode_writes_are_made_as_local(
     client: TestClient, fake: FakeControl, endpoint: Endpoint
 ) -> None:

@@ -179,10 +179,10 @@ def test_prod_waits_for_the_soak_then_asks_for_approvals(
     sha = world.commit(chain(prod={"promotion": {"from": "dev", "soak": "10m"}}))
     workspace.apply("dev")
     soaking, run = promoting.promote(workspace, "prod")
-    assert soaking.wait is Wait.NOTHING and run is None
+    assert soaking.wait is Wait.SOAK and run is None
     assert soaking.look_again_at is not None and "soaks until" in soaking.reason
     clock.offset = 9 * 60
-    assert promoting.promote(workspace, "prod")[0].wait is Wait.NOTHING
+    assert promoting.promote(workspace, "prod")[0].wait is Wait.SOAK
     clock.offset = 10 * 60 + 1
     soaked, _ = promoting.promote(workspace, "prod")
     assert (soaked.wait, soaked.revision) == (Wait.APPROVAL, sha)

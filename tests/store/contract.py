@@ -21,10 +21,12 @@ from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
     ComponentStatus,
+    CurrentWait,
     DriftStatus,
     EnvironmentState,
     EnvironmentStatus,
     Event,
+    PendingApproval,
     PlanDecision,
     PlannedChange,
     Run,
@@ -35,6 +37,8 @@ from gitopsd.model.state import (
     Step,
     StepAction,
     StepStatus,
+    Suspension,
+    VerifiedHold,
 )
 
 OpenStore = Callable[[], StateStore]
@@ -235,6 +239,32 @@ class StoreContract:
         assert loaded == state
         assert loaded is not None
         assert_utc(loaded.updated_at)
+
+    def test_an_environments_promotion_records_and_suspension_round_trip(
+        self, store: StateStore
+    ) -> None:
+        state = EnvironmentState(
+            name="prod-eu",
+            revision=SHA_A,
+            status=EnvironmentStatus.WAITING_APPROVAL,
+            updated_at=at(9),
+            holds=[
+                VerifiedHold(revision=SHA_A, since=at(1), until=at(5).astimezone(PLUS_TWO)),
+                VerifiedHold(revision=SHA_B, since=at(6)),
+            ],
+            holds_recorded=True,
+            pending_approval=PendingApproval(revision=SHA_B, required=2, since=at(7)),
+            waiting=CurrentWait(
+                kind="waiting_approval", revision=SHA_B, reason="needs 2 more", since=at(7)
+            ),
+            suspension=Suspension(reason="incident ✓", actor="oncall", since=at(8)),
+        )
+        store.save_environment(state)
+        loaded = store.get_environment("prod-eu")
+        assert loaded == state
+        assert loaded is not None and loaded.shown_status is EnvironmentStatus.SUSPENDED
+        assert loaded.holds[0].until is not None
+        assert_utc(loaded.holds[0].until)
 
     def test_a_component_round_trips_with_nested_json_and_unicode(self, store: StateStore) -> None:
         state = full_component()

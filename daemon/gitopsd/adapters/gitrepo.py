@@ -147,6 +147,12 @@ class GitSource:
         self._commits[sha] = sha
         return sha
 
+    def is_on_branch(self, revision: str) -> bool:
+        """Whether `revision` is a commit of the tracked branch (SPEC 3.3: only those run)."""
+        sha = self.resolve(revision)
+        done = self._git("merge-base", "--is-ancestor", sha, self.branch)
+        return done.returncode == 0
+
     def fetch(self) -> None:
         """Bring a mirrored repository up to date with its remote (no-op for a local one)."""
         if not self.is_mirror:

@@ -26,7 +26,6 @@ from gitopsd.model.state import (
     ComponentStatus,
     DriftStatus,
     EnvironmentState,
-    EnvironmentStatus,
     Run,
     RunStatus,
     Step,
@@ -228,8 +227,8 @@ class _StateCollector(Collector):
         info, status, pending, drifted, last_check = self._families()
         for environment, components in self._snapshot():
             revision = environment.revision or ""
-            info.add_metric([environment.name, revision, environment.status.value], 1)
-            waiting = environment.status is EnvironmentStatus.WAITING_APPROVAL
+            info.add_metric([environment.name, revision, environment.shown_status.value], 1)
+            waiting = environment.pending_approval is not None
             pending.add_metric([environment.name], 1 if waiting else 0)
             count = sum(1 for c in components if c.drift is DriftStatus.DRIFTED)
             drifted.add_metric([environment.name], count)

@@ -277,6 +277,34 @@ async def approve(request: Request) -> Response:
     return JSONResponse(approved)
 
 
+class SuspensionRequest(BaseModel):
+    """The body of POST /api/v1/environments/{env}/suspension (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=1000)
+
+
+async def suspend(request: Request) -> Response:
+    """200 with the suspension (it is in force at once); 409 when suspended already."""
+    caller = _caller(request, "operate")
+    body = await _body(request, SuspensionRequest, required=False)
+    reason = "" if body is None else body.reason
+    env = request.path_params["env"]
+    control = _context(request).control
+    done = await run_in_threadpool(lambda: control.suspend(env, reason=reason, identity=caller))
+    return JSONResponse(done)
+
+
+async def resume(request: Request) -> Response:
+    """200 with the suspension it ended; 409 when the environment is not suspended."""
+    caller = _caller(request, "operate")
+    env = request.path_params["env"]
+    control = _context(request).control
+    done = await run_in_threadpool(lambda: control.resume(env, identity=caller))
+    return JSONResponse(done)
+
+
 async def github_webhook(request: Request) -> Response:
     """Signed by GitHub rather than bearer-authenticated; nothing is parsed before the check."""
     context = _context(request)
@@ -305,6 +333,8 @@ ROUTES = [
     Route("/api/v1/environments/{env}/runs", start_run, methods=["POST"]),
     Route("/api/v1/environments/{env}/drift", check_drift, methods=["POST"]),
     Route("/api/v1/environments/{env}/approvals", approve, methods=["POST"]),
+    Route("/api/v1/environments/{env}/suspension", suspend, methods=["POST"]),
+    Route("/api/v1/environments/{env}/suspension", resume, methods=["DELETE"]),
     Route("/api/v1/webhooks/github", github_webhook, methods=["POST"]),
 ]
 

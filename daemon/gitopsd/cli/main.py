@@ -38,6 +38,8 @@ COMMAND_MODULES = {
     "rollback": "promotion_commands",
     "diff": "promotion_commands",
     "drift": "drift_commands",
+    "suspend": "suspension_commands",
+    "resume": "suspension_commands",
 }
 
 

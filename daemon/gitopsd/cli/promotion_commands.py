@@ -1,7 +1,8 @@
 """`gitopsd promote | approve | rollback | diff`: move verified revisions down the chain.
 
-Exit codes are SPEC section 5's: promote 0 applied (or nothing to promote), 1 failed,
-3 waiting for approvals or a window; approve 0 recorded, 1 refused (with the reason);
+Exit codes are SPEC section 5's: promote 0 applied (or nothing to promote), 1 failed or
+refused (the revision may not be promoted: the reason is printed), 3 waiting for approvals,
+a window or the soak; approve 0 recorded, 1 refused (with the reason);
 rollback 0, 1; diff 0 same, 2 differs, 1 error.
 """
 
@@ -40,19 +41,21 @@ def promote(
         steps = workspace.store.list_steps(run.id) if run is not None else []
     if run is not None:
         finish_run(context, run, steps)
+    if decision.wait is promoting.Wait.REFUSED:
+        fail(f"{environment}: {decision.reason}", as_json=context.as_json)
     report = {
         "environment": environment,
         "state": decision.wait.value,
         "revision": decision.revision,
         "reason": decision.reason,
         "look_again_at": decision.look_again_at.isoformat() if decision.look_again_at else None,
-        "approvals": [a.approver for a in decision.approvals],
+        "approvals": [a.approver.name for a in decision.approvals],
         "required": decision.required,
     }
     click.echo(
         json.dumps(report, indent=2) if context.as_json else f"{environment}: {decision.reason}"
     )
-    sys.exit(EXIT_OK if decision.wait.value == "nothing" else EXIT_WAITING)
+    sys.exit(EXIT_OK if decision.wait is promoting.Wait.NOTHING else EXIT_WAITING)
 
 
 @click.command()

@@ -84,6 +84,7 @@ def status(report: dict[str, Any]) -> str:
         for e in environments
     ]
     lines = _aligned(rows)
+    lines += [line for e in environments for line in _holding(e)]
     for environment in environments:
         if environment["components"]:
             lines += ["", f"{environment['name']}:"]
@@ -94,6 +95,23 @@ def status(report: dict[str, Any]) -> str:
             ]
             lines += _aligned(parts)
     return "\n".join(lines)
+
+
+def _holding(environment: dict[str, Any]) -> list[str]:
+    """What holds an environment: its suspension (who, why, since) and its current wait."""
+    lines = []
+    suspension = environment.get("suspension")
+    if suspension:
+        why = f": {suspension['reason']}" if suspension["reason"] else ""
+        lines.append(
+            f"{environment['name']} suspended by {suspension['actor']} "
+            f"since {suspension['since']}{why}"
+        )
+    waiting = environment.get("waiting")
+    if waiting:
+        until = f" (until {waiting['until']})" if waiting.get("until") else ""
+        lines.append(f"{environment['name']} {waiting['kind']}: {waiting['reason']}{until}")
+    return lines
 
 
 def _pending(pending: dict[str, Any] | None) -> str:

@@ -19,8 +19,8 @@ from gitopsd.model.state import Run, RunStatus, SavedPlan, Step
 from gitopsd.runtime import reports
 
 if TYPE_CHECKING:
+    from gitopsd.runtime.admission import Decision
     from gitopsd.runtime.plan_run import PlannedComponent
-    from gitopsd.runtime.promoting import Decision
 
 components_option = click.option(
     "--components", default=None, help="Comma-separated component names (default: all)."
@@ -54,11 +54,14 @@ def plan(
     context: Context, environment: str, components: str | None, revision: str | None, save: bool
 ) -> None:
     """What an apply would change, as the drivers' plan says it."""
+    from gitopsd.runtime import admission, saved_plans  # loaded only for this command
+
     saved: SavedPlan | None = None
     with context.workspace() as workspace:
+        admitted = admission.admit(workspace, environment, action="plan", revision=revision)
+        if admitted.wait is not admission.Wait.READY:
+            fail(f"{environment}: {admitted.reason}", as_json=context.as_json)
         if save:
-            from gitopsd.runtime import saved_plans
-
             run, planned, saved = saved_plans.save(
                 workspace, environment, revision=revision, components=names(components)
             )
@@ -119,7 +122,7 @@ def apply(
     plan_id: str | None,
 ) -> None:
     """One run, in the foreground."""
-    from gitopsd.runtime import promoting  # the run machinery loads only for this command
+    from gitopsd.runtime import admission  # the run machinery loads only for this command
 
     if plan_id is not None:
         if components or revision or dry_run:
@@ -132,8 +135,8 @@ def apply(
             )
             click.echo(render.dry_run(decided, as_json=context.as_json))
             sys.exit(EXIT_OK)
-        admitted = promoting.admit(workspace, environment, revision=revision, forced=force)
-        if admitted.wait is not promoting.Wait.READY:
+        admitted = admission.admit(workspace, environment, revision=revision, forced=force)
+        if admitted.wait is not admission.Wait.READY:
             _not_admitted(context, environment, admitted, asked=revision)
         with progress.shown():
             run = workspace.apply(
@@ -148,12 +151,12 @@ def apply(
 
 def _apply_plan(context: Context, environment: str, plan_id: str, *, force: bool) -> None:
     """Apply a saved plan if it is still what the environment would do; exit 1 if stale."""
-    from gitopsd.runtime import promoting, saved_plans
+    from gitopsd.runtime import admission, saved_plans
 
     with context.workspace() as workspace:
         plan = saved_plans.load(workspace, environment, plan_id)
-        admitted = promoting.admit(workspace, environment, revision=plan.revision, forced=force)
-        if admitted.wait is not promoting.Wait.READY:
+        admitted = admission.admit(workspace, environment, revision=plan.revision, forced=force)
+        if admitted.wait is not admission.Wait.READY:
             _not_admitted(context, environment, admitted, asked=plan.revision)
         with progress.shown():
             run = saved_plans.apply(workspace, plan, forced=admitted.forced)
@@ -169,10 +172,11 @@ def _apply_plan(context: Context, environment: str, plan_id: str, *, force: bool
 def _not_admitted(
     context: Context, environment: str, decision: Decision, *, asked: str | None
 ) -> None:
-    """Exit 3 while approvals or a window hold the environment; 0 when it has nothing to
-    take from its upstream; 1 when the asked revision is not one it may take."""
+    """Exit 3 while approvals, a window or the soak hold the environment; 0 when it has
+    nothing to take from its upstream; 1 when admission refuses (the asked revision is not
+    one it may take)."""
     nothing = decision.wait.value == "nothing"
-    if nothing and asked is not None:
+    if decision.wait.value == "refused" or (nothing and asked is not None):
         fail(f"{environment}: {decision.reason}", as_json=context.as_json)
     click.echo(f"{environment}: {decision.reason}")
     sys.exit(EXIT_OK if nothing else EXIT_WAITING)
@@ -182,9 +186,16 @@ def _not_admitted(
 @common_options
 @environment_option
 @components_option
-def destroy(context: Context, environment: str, components: str | None) -> None:
-    """Destroy an environment's components, dependents first."""
+@click.option("--force", is_flag=True, help="Destroy even inside a deny window (recorded).")
+def destroy(context: Context, environment: str, components: str | None, force: bool) -> None:
+    """Destroy an environment's components, dependents first; a window holds it (exit 1)
+    unless --force."""
+    from gitopsd.runtime import admission
+
     with context.workspace() as workspace:
+        admitted = admission.admit(workspace, environment, action="destroy", forced=force)
+        if admitted.wait is not admission.Wait.READY:
+            fail(f"{environment}: {admitted.reason}", as_json=context.as_json)
         with progress.shown():
             run = workspace.destroy(environment, components=names(components))
         steps = workspace.store.list_steps(run.id)

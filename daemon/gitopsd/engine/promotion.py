@@ -40,6 +40,7 @@ class Candidate:
     revision: str | None
     reason: str
     look_again_at: datetime | None = None
+    soaking: bool = False  # nothing yet only because the newest verified revision soaks
 
 
 def candidate(
@@ -59,7 +60,9 @@ def candidate(
             return Candidate(None, f"up to date with the upstream at {current[:12]}", look_again)
         if hold.held_for(now) >= needed:
             return Candidate(hold.revision, _why(hold, soak), look_again)
-    return Candidate(None, _waiting(soaking, soak, look_again), look_again)
+    return Candidate(
+        None, _waiting(soaking, soak, look_again), look_again, soaking=look_again is not None
+    )
 
 
 def _why(hold: Hold, soak: float) -> str:

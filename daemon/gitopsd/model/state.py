@@ -39,6 +39,7 @@ class EnvironmentStatus(StrEnum):
     FAILED = "failed"
     WAITING_APPROVAL = "waiting_approval"
     WAITING_WINDOW = "waiting_window"
+    SUSPENDED = "suspended"
 
 
 class ComponentStatus(StrEnum):
@@ -106,7 +107,48 @@ class StepStatus(StrEnum):
         return self not in (StepStatus.PENDING, StepStatus.RUNNING)
 
 
+class VerifiedHold(Record):
+    """The environment held `revision` verified from `since` until `until` (None: still)."""
+
+    revision: str
+    since: Moment
+    until: Moment | None = None
+
+
+class PendingApproval(Record):
+    """The revision waiting for approvals (the approvals themselves are their own records)."""
+
+    revision: str
+    required: int
+    since: Moment
+
+
+class CurrentWait(Record):
+    """What holds the environment now: `kind` is an admission wait (waiting_approval,
+    waiting_window, waiting_soak, suspended), until when if known."""
+
+    kind: str
+    revision: str | None = None
+    reason: str
+    until: Moment | None = None
+    since: Moment
+
+
+class Suspension(Record):
+    """Automatic work is held while this is set (SPEC 3.6): who suspended, why, since when."""
+
+    reason: str = ""
+    actor: str
+    since: Moment
+
+
 class EnvironmentState(Record):
+    """One environment's record. The promotion state lives here, written where it changes
+    (run start and finish, admission), not replayed from history: `holds` are the revisions
+    it verified (newest last, at most runtime.promotion_records.KEEP_HOLDS of them);
+    `holds_recorded` is False on a record written before holds were kept, whose holds are
+    derived once from its runs."""
+
     name: str
     revision: str | None = None
     previous_revision: str | None = Field(
@@ -114,6 +156,16 @@ class EnvironmentState(Record):
     )
     status: EnvironmentStatus = EnvironmentStatus.UNKNOWN
     updated_at: Moment
+    holds: list[VerifiedHold] = Field(default_factory=list)
+    holds_recorded: bool = False
+    pending_approval: PendingApproval | None = None
+    waiting: CurrentWait | None = None
+    suspension: Suspension | None = None
+
+    @property
+    def shown_status(self) -> EnvironmentStatus:
+        """The status to show: `suspended` while suspended, whatever the last run left."""
+        return EnvironmentStatus.SUSPENDED if self.suspension else self.status
 
 
 class ComponentState(Record):

@@ -12,6 +12,7 @@ transaction, so the two can never disagree after a crash:
 from __future__ import annotations
 
 from gitopsd.model.state import EnvironmentState, EnvironmentStatus, Run, RunStatus
+from gitopsd.runtime import promotion_records
 from gitopsd.runtime.steps import Services
 
 
@@ -25,6 +26,7 @@ def started(services: Services, run: Run) -> Run:
     environment = environment_state(services, run.environment).model_copy(
         update={"status": EnvironmentStatus.RECONCILING, "updated_at": now}
     )
+    environment = promotion_records.on_started(services.store, environment, run)
     with services.store.transaction():
         services.store.save_run(run)
         services.store.save_environment(environment)
@@ -57,6 +59,7 @@ def finished(
     else:
         changes = {"status": EnvironmentStatus.FAILED}
     environment = environment.model_copy(update={**changes, "updated_at": now})
+    environment = promotion_records.on_finished(services.store, environment, run)
     with services.store.transaction():
         services.store.save_run(run)
         services.store.save_environment(environment)

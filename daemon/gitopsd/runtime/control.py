@@ -113,6 +113,16 @@ class Control(Protocol):
         """Record an approval of the pending promotion; RequestRefusedError says why not."""
         ...
 
+    def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:
+        """Hold the environment's automatic work (SPEC 3.6); RequestRefusedError (409) if it
+        is suspended already."""
+        ...
+
+    def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
+        """Restart its automatic work, asking for its current candidate; RequestRefusedError
+        (409) if it is not suspended."""
+        ...
+
     def request_fetch(self, reason: str) -> None:
         """Fetch the remote now (a webhook said the branch moved); no-op for a local repo."""
         ...

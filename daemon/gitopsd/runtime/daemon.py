@@ -36,7 +36,17 @@ from gitopsd.model.state import (
     Run,
     RunStatus,
 )
-from gitopsd.runtime import announcing, drift_reports, drifting, logs, promoting, reports
+from gitopsd.runtime import (
+    admission,
+    announcing,
+    drift_reports,
+    drifting,
+    logs,
+    promoting,
+    reports,
+    saved_plans,
+    suspending,
+)
 from gitopsd.runtime.control import (
     Identity,
     RequestRefusedError,
@@ -47,10 +57,11 @@ from gitopsd.runtime.heads import HeadWatch
 from gitopsd.runtime.leases import BusyError
 from gitopsd.runtime.reconciling import Reconciler
 from gitopsd.runtime.workers import EnvironmentWorker
-from gitopsd.runtime.workspace import Workspace, new_run_id
+from gitopsd.runtime.workspace import RunRefusedError, Workspace, new_run_id
 
 log = logging.getLogger(__name__)
 RUN_ACTIONS = ("plan", "apply", "destroy")
+AUTOMATIC = frozenset({"commit", "promotion", "schedule"})  # triggers suspension holds
 
 
 class Daemon:
@@ -190,15 +201,9 @@ class Daemon:
 
     def _execute(self, request: Request) -> list[Run]:
         workspace, environment = self.workspace, request.environment
-        options: dict[str, Any] = {
-            "components": request.components,
-            "trigger": request.trigger,
-            "actor": request.actor,
-            "run_id": request.id,
-        }
+        if request.action == "resume":
+            return workspace.resume_unfinished(environment)
         if request.plan is not None:  # checked again now that it is its turn
-            from gitopsd.runtime import saved_plans
-
             run = saved_plans.apply_admitted(
                 workspace,
                 environment,
@@ -208,35 +213,70 @@ class Daemon:
                 run_id=request.id,
             )
             return [run] if run is not None else []
-        if request.action == "resume":
-            return workspace.resume_unfinished(environment)
-        if request.action == "plan":
-            return [workspace.plan(environment, revision=request.revision, **options)[0]]
-        if request.action == "destroy":
-            return [workspace.destroy(environment, **options)]
         if request.action == "promote":
-            return self._promote(environment, actor=request.actor)
+            return self._promote(request)
         if request.action == "drift":
-            return self._check_drift(environment, actor=request.actor)
+            return self._check_drift(request)
+        if request.priority is Priority.COMMIT and self.reconciler.is_at(
+            environment, request.revision
+        ):
+            return []  # a resumed run got there first
+        admitted = self.admit(request)
+        if admitted.wait is not admission.Wait.READY:
+            self._not_ready(admitted, request)
+            return []
         if request.priority is Priority.COMMIT:
-            if self.reconciler.is_at(environment, request.revision):
-                return []  # a resumed run got there first
-            admitted = promoting.admit(workspace, environment, revision=request.revision)
-            if admitted.wait is not promoting.Wait.READY:
-                self._look_again(admitted, request)
-                return []
             waited = self._monotonic() - request.seen_at
             self.recorder.commit_to_apply.labels(environment).observe(waited)
-        return [workspace.apply(environment, revision=request.revision, **options)]
+        return [self._run(request, admitted)]
 
-    def _look_again(self, decision: promoting.Decision, request: Request) -> None:
-        """A window holds the commit: ask again when it opens."""
+    def admit(self, request: Request, *, record: bool = True) -> admission.Decision:
+        """The admission of `request` (runtime.admission): READY with the revision to run,
+        a wait with its reason and `look_again_at`, NOTHING or REFUSED with the reason.
+        Commits, auto promotions and scheduled checks are automatic: suspension holds them."""
+        return admission.admit(
+            self.workspace,
+            request.environment,
+            action=request.action,
+            revision=request.revision,
+            actor=request.actor,
+            automatic=request.trigger in AUTOMATIC,
+            record=record,
+        )
+
+    def _run(self, request: Request, admitted: admission.Decision) -> Run:
+        workspace, environment = self.workspace, request.environment
+        options: dict[str, Any] = {
+            "components": request.components,
+            "trigger": request.trigger,
+            "actor": request.actor,
+            "run_id": request.id,
+        }
+        if request.action == "plan":
+            return workspace.plan(environment, revision=admitted.revision, **options)[0]
+        if request.action == "destroy":
+            return workspace.destroy(environment, **options)
+        return workspace.apply(
+            environment, revision=admitted.revision, forced=admitted.forced, **options
+        )
+
+    def _not_ready(self, decision: admission.Decision, request: Request) -> None:
+        """A refusal is the request's end (recorded by `_handle`); a wait asks again when
+        it can end (a window opening, a soak ending; approvals submit a promotion)."""
+        if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
+            raise RequestRefusedError(decision.reason, conflict=True)
         log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
         if decision.look_again_at is not None:
             self.followups.later(decision.look_again_at, request)
 
-    def _promote(self, environment: str, *, actor: str) -> list[Run]:
-        decision, run = promoting.promote(self.workspace, environment, actor=actor)
+    def _promote(self, request: Request) -> list[Run]:
+        environment = request.environment
+        decision, run = promoting.promote(
+            self.workspace,
+            environment,
+            actor=request.actor,
+            automatic=request.trigger in AUTOMATIC,
+        )
         log.debug("promotion of %s: %s", environment, decision.reason)
         if decision.superseded:
             self.recorder.promotions.labels(environment, "superseded").inc()
@@ -247,12 +287,17 @@ class Daemon:
             self.followups.later(decision.look_again_at, self.followups.promotion(environment))
         return [run] if run is not None else []
 
-    def _check_drift(self, environment: str, *, actor: str) -> list[Run]:
+    def _check_drift(self, request: Request) -> list[Run]:
+        environment = request.environment
         repository = self.reconciler.repository
         entry = repository.environments.get(environment) if repository else None
         remediate = bool(entry and entry.manifest.spec.drift.remediate)
         report = drifting.check_and_remediate(
-            self.workspace, environment, remediate=remediate, actor=actor
+            self.workspace,
+            environment,
+            remediate=remediate,
+            actor=request.actor,
+            automatic=request.trigger in AUTOMATIC,
         )
         self.recorder.drift_checks.labels(environment, report.result.value).inc()
         drift_reports.write(self.workspace.data_dir / "reports", report)
@@ -350,13 +395,12 @@ class Daemon:
             actor=identity.name,
             trigger="api",
         )
+        self._admit_now(request)
         self._submit(request)
         log.info("%s queued %s of %s as %s", identity.name, action, environment, request.id)
         return request.id
 
     def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
-        from gitopsd.runtime import saved_plans
-
         self._check_environment(environment)
         saved = saved_plans.load(self.workspace, environment, plan)
         if not saved.changes:  # nothing to run: marked applied now, as the CLI does
@@ -373,9 +417,63 @@ class Daemon:
             trigger="api",
             plan=saved.id,
         )
+        self._admit_now(request)
         self._submit(request)
         log.info("%s queued plan %s of %s as %s", identity.name, plan, environment, request.id)
         return request.id
+
+    def _admit_now(self, request: Request) -> admission.Decision:
+        """Admission when the request is made, so the API can answer it: refused (or
+        nothing to apply) is a 409 with the reason; a wait is queued, and the worker admits
+        it again, recording the wait, when it takes it."""
+        try:
+            decision = self.admit(request, record=False)
+        except RunRefusedError as refused:
+            raise RequestRefusedError(str(refused), conflict=True) from None
+        if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
+            raise RequestRefusedError(decision.reason, conflict=True)
+        return decision
+
+    def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:
+        self._check_environment(environment)
+        try:
+            suspension = suspending.suspend(
+                self.workspace, environment, reason=reason, actor=identity.name
+            )
+        except suspending.SuspensionRefusedError as refused:
+            raise RequestRefusedError(str(refused), conflict=True) from None
+        return {"environment": environment, **suspension.model_dump(mode="json")}
+
+    def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
+        self._check_environment(environment)
+        try:
+            ended = suspending.resume(self.workspace, environment, actor=identity.name)
+        except suspending.SuspensionRefusedError as refused:
+            raise RequestRefusedError(str(refused), conflict=True) from None
+        self._pick_up(environment)
+        return {"environment": environment, "resumed": ended.model_dump(mode="json")}
+
+    def _pick_up(self, environment: str) -> None:
+        """What suspension held is asked for again: the head for an environment tracking
+        the branch, a promotion for an auto-promoted one."""
+        repository = self.reconciler.repository
+        entry = repository.environments.get(environment) if repository else None
+        if entry is None:
+            return
+        head = self.workspace.source.head()
+        if entry.manifest.upstream is None and not self.reconciler.is_at(environment, head):
+            commit = Request(
+                id=new_run_id(self.workspace.clock),
+                environment=environment,
+                priority=Priority.COMMIT,
+                action="apply",
+                revision=head,
+                trigger="commit",
+                seen_at=self._monotonic(),
+            )
+            self._submit(commit)
+        elif entry.manifest.spec.promotion.auto:
+            self._submit(self.followups.promotion(environment))
 
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
         self._check_environment(environment)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitopsd.engine import references, rendering, selection
-from gitopsd.runtime import promoting
+from gitopsd.runtime import promotion_records
 from gitopsd.runtime.workspace import Workspace
 
 
@@ -96,7 +96,7 @@ def _next(workspace: Workspace, environment: str, current: str | None) -> str:
     entry = workspace.load().repository.environments.get(environment)
     if entry is None or entry.manifest.upstream is None:
         return workspace.source.head()
-    upstream = promoting.holds(workspace.store, entry.manifest.upstream)
+    upstream = promotion_records.holds(workspace.store, entry.manifest.upstream)
     newest = max(upstream, key=lambda hold: hold.since, default=None)
     return newest.revision if newest else (current or workspace.source.head())
 

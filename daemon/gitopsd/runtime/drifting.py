@@ -101,17 +101,30 @@ def check(workspace: Workspace, environment: str, *, actor: str = "local") -> Dr
 
 
 def check_and_remediate(
-    workspace: Workspace, environment: str, *, remediate: bool, actor: str = "local"
+    workspace: Workspace,
+    environment: str,
+    *,
+    remediate: bool,
+    actor: str = "local",
+    automatic: bool = False,
 ) -> DriftReport:
     """Check; when asked and something drifted, re-apply the drifted components and check
-    again. The returned report is the last check, with the remediation run if one ran."""
+    again (if admission lets it: `automatic` for a scheduled check, which suspension holds).
+    The returned report is the last check, with the remediation run if one ran."""
     report = check(workspace, environment, actor=actor)
     if not remediate or not report.drifted() or report.revision is None:
         return report
-    from gitopsd.runtime import promoting  # the promotion rules, for remediations only
+    from gitopsd.runtime import admission  # the admission rule, for remediations only
 
-    admitted = promoting.admit(workspace, environment, revision=report.revision, actor=actor)
-    if admitted.wait is not promoting.Wait.READY:
+    admitted = admission.admit(
+        workspace,
+        environment,
+        action="remediate",
+        revision=report.revision,
+        actor=actor,
+        automatic=automatic,
+    )
+    if admitted.wait is not admission.Wait.READY:
         audit.record(workspace, environment, "drift.remediation_held", admitted.reason, actor=actor)
         return report
     run = workspace.apply(

@@ -233,6 +233,12 @@ class Terms:
     ) -> dict[str, Any]:
         return self._leader().approve(environment, revision=revision, identity=identity)
 
+    def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:
+        return self._leader().suspend(environment, reason=reason, identity=identity)
+
+    def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
+        return self._leader().resume(environment, identity=identity)
+
     def request_fetch(self, reason: str) -> None:
         if self._term is not None:
             self._daemon.request_fetch(reason)

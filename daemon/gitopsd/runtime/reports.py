@@ -10,7 +10,7 @@ from typing import Any
 
 from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import StateStore
-from gitopsd.model.state import EnvironmentState, EnvironmentStatus, Event, Run, Step
+from gitopsd.model.state import EnvironmentState, Event, Run, Step
 
 
 def status_report(
@@ -31,9 +31,13 @@ def _environment(store: StateStore, repository: Repository | None, name: str) ->
         "name": name,
         "revision": state.revision if state else None,
         "previous_revision": state.previous_revision if state else None,
-        "status": state.status.value if state else "unknown",
+        "status": state.shown_status.value if state else "unknown",
         "upstream": entry.manifest.upstream if entry else None,
         "pending_approval": _pending_approval(store, entry, state),
+        "waiting": _waiting(state),
+        "suspension": (
+            state.suspension.model_dump(mode="json") if state and state.suspension else None
+        ),
         "updated_at": state.updated_at.isoformat() if state else None,
         "components": [
             {
@@ -51,20 +55,24 @@ def _environment(store: StateStore, repository: Repository | None, name: str) ->
 def _pending_approval(
     store: StateStore, entry: EnvironmentEntry | None, state: EnvironmentState | None
 ) -> dict[str, Any] | None:
-    """SPEC 5's `{"revision", "approvals", "required"}` while a revision waits for approvals."""
-    if state is None or state.status is not EnvironmentStatus.WAITING_APPROVAL:
+    """SPEC 5's `{"revision", "approvals", "required"}` while a revision waits for approvals
+    (the environment's pending approval record; the approvals are records of their own)."""
+    pending = state.pending_approval if state else None
+    if state is None or pending is None:
         return None
-    from gitopsd.runtime import promoting  # the run machinery, only for an environment waiting
-
-    revision = promoting.pending_approval(store, state.name)
-    if revision is None:
-        return None
-    name = state.name
+    required = entry.manifest.spec.approvals.required if entry else pending.required
     return {
-        "revision": revision,
-        "approvals": [a.approver for a in store.list_approvals(name, revision)],
-        "required": entry.manifest.spec.approvals.required if entry else None,
+        "revision": pending.revision,
+        "approvals": [a.approver for a in store.list_approvals(state.name, pending.revision)],
+        "required": required,
     }
+
+
+def _waiting(state: EnvironmentState | None) -> dict[str, Any] | None:
+    """What holds the environment now, and until when (None: unknown, or nothing)."""
+    if state is None or state.waiting is None:
+        return None
+    return state.waiting.model_dump(mode="json")
 
 
 def run_report(run: Run, steps: list[Step]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ it was made against moved:
 - the environment's recorded state (its revision, its components' revisions, fingerprints
   and statuses, summed up in a digest): another run applied or destroyed something;
 - its candidate revision: the branch head for an environment that tracks the branch, what
-  `promoting.decide` would promote for one that follows an upstream;
+  the admission rule would promote for one that follows an upstream;
 - the fingerprint of a component it changes (a dependency's outputs changed its inputs);
 - it was applied once already (the store's claim makes that exactly once, even when two
   applies race).
@@ -29,7 +29,7 @@ from gitopsd.model.state import (
     Run,
     SavedPlan,
 )
-from gitopsd.runtime import audit, promoting
+from gitopsd.runtime import admission, audit
 from gitopsd.runtime.control import RequestRefusedError, UnknownPlanError
 from gitopsd.runtime.workspace import RunRefusedError, Workspace, new_run_id
 
@@ -143,8 +143,8 @@ def apply_admitted(
     """`apply` of the saved plan when it is fresh and admitted now (the daemon's way: a plan
     that must wait for approvals or a window is refused, RequestRefusedError says why)."""
     plan = load(workspace, environment, plan_id)
-    admitted = promoting.admit(workspace, environment, revision=plan.revision, actor=actor)
-    if admitted.wait is not promoting.Wait.READY:
+    admitted = admission.admit(workspace, environment, revision=plan.revision, actor=actor)
+    if admitted.wait is not admission.Wait.READY:
         raise RequestRefusedError(f"{environment}: {admitted.reason}", conflict=True)
     return apply(
         workspace, plan, trigger=trigger, actor=actor, forced=admitted.forced, run_id=run_id
@@ -180,15 +180,8 @@ def staleness(workspace: Workspace, plan: SavedPlan) -> str | None:
 
 def candidate_of(workspace: Workspace, environment: str) -> str | None:
     """The revision `environment` would take now: the branch head when it tracks the branch,
-    else what `promoting.decide` says its upstream offers (None: nothing to take)."""
-    repository = workspace.load().repository
-    entry = repository.environments.get(environment)
-    if entry is None:
-        known = ", ".join(sorted(repository.environments)) or "none"
-        raise RunRefusedError(f"unknown environment {environment!r} (environments: {known})")
-    if entry.manifest.upstream is None:
-        return workspace.source.head()
-    return promoting.decide(workspace.store, entry, now=workspace.clock.now()).revision
+    else what the admission rule says its upstream offers (None: nothing to take)."""
+    return admission.admit(workspace, environment, record=False).revision
 
 
 def state_digest(workspace: Workspace, environment: str) -> str:

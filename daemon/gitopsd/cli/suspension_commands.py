@@ -1,0 +1,58 @@
+"""`gitopsd suspend | resume`: stop and restart automatic work for one environment.
+
+SPEC 3.6: while suspended, an environment takes no commit, auto promotion or scheduled drift
+remediation (they are held, and recorded as held); manual runs still work. Exit codes: 0 done,
+1 refused (suspended already, not suspended, unknown environment).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from gitopsd.cli.context import Context, common_options, fail
+
+
+@click.command()
+@common_options
+@click.option("--env", "environment", required=True, help="The environment to suspend.")
+@click.option("--reason", default="", help="Why, for status and the history.")
+@click.option("--as", "actor", default="local", show_default=True, help="Who suspends.")
+def suspend(context: Context, environment: str, reason: str, actor: str) -> None:
+    """Hold an environment's automatic work (commits, promotion, drift remediation)."""
+    from gitopsd.runtime import suspending
+
+    with context.workspace() as workspace:
+        try:
+            done = suspending.suspend(workspace, environment, reason=reason, actor=actor)
+        except suspending.SuspensionRefusedError as refused:
+            fail(str(refused), as_json=context.as_json)
+            return
+    if context.as_json:
+        click.echo(json.dumps({"environment": environment, **done.model_dump(mode="json")}))
+    else:
+        why = f" ({reason})" if reason else ""
+        click.echo(f"{environment} suspended{why}: automatic work waits for gitopsd resume")
+
+
+@click.command()
+@common_options
+@click.option("--env", "environment", required=True, help="The environment to resume.")
+@click.option("--as", "actor", default="local", show_default=True, help="Who resumes.")
+def resume(context: Context, environment: str, actor: str) -> None:
+    """Restart an environment's automatic work (the daemon takes its current candidate)."""
+    from gitopsd.runtime import suspending
+
+    with context.workspace() as workspace:
+        try:
+            ended = suspending.resume(workspace, environment, actor=actor)
+        except suspending.SuspensionRefusedError as refused:
+            fail(str(refused), as_json=context.as_json)
+            return
+    if context.as_json:
+        click.echo(
+            json.dumps({"environment": environment, "resumed": ended.model_dump(mode="json")})
+        )
+    else:
+        click.echo(f"{environment} resumed (suspended by {ended.actor})")

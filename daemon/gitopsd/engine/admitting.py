@@ -1,0 +1,194 @@
+"""The one admission rule (SPEC 3.3, 3.6): may this work enter this environment now?
+
+Pipeline: request -> **admit** -> queue/run. Every way work arrives (a commit, the API, the
+command line, a promotion, a rollback, a schedule, a drift remediation) asks this rule, so
+the protections hold on every path. The rules, in the order they are checked:
+- an explicit revision must be a commit of the tracked branch;
+- suspension holds automatic work (commits, auto promotion, scheduled remediation) only;
+- `plan` is read-only: nothing else holds it;
+- `rollback` returns only to a revision the environment itself verified before, and is not
+  held by windows or approvals;
+- `destroy` is held by windows (unless forced), not by the chain or approvals: it removes
+  what is there, it brings no new revision in;
+- `remediate` re-applies the environment's own revision: held by windows only;
+- `apply` and `promote` on an environment with `from: X` are promotions: the revision (the
+  newest X verified and held for the soak, or the one asked for) must have been verified by
+  X and held for the soak, its approvals complete, and no window in force;
+- `apply` on an environment that tracks the branch takes the asked revision or the head,
+  held by windows only.
+`forced` overrides a window, nothing else. The answer is READY (with the revision), one of
+the waits (with the reason and, when known, when to look again), NOTHING (no revision to
+take), or REFUSED (with the reason).
+
+Pure: the facts and the clock reading come in; the runtime gathers them and records the
+outcome (runtime.admission).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from gitopsd.engine import approving, promotion, windows
+from gitopsd.model.manifests import Approvals, Window
+
+ACTIONS = ("plan", "apply", "destroy", "promote", "rollback", "remediate")
+
+
+class Wait(StrEnum):
+    """The outcome; the waiting ones name the environment status they show (if any)."""
+
+    NOTHING = "nothing"
+    APPROVAL = "waiting_approval"
+    WINDOW = "waiting_window"
+    SOAK = "waiting_soak"
+    SUSPENDED = "suspended"
+    REFUSED = "refused"
+    READY = "ready"
+
+    @property
+    def is_waiting(self) -> bool:
+        return self in (Wait.APPROVAL, Wait.WINDOW, Wait.SOAK, Wait.SUSPENDED)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What is asked: `revision` resolved to a full sha (None: what the environment wants);
+    `automatic` for work nobody asked for by hand (commit, auto promotion, schedule)."""
+
+    environment: str
+    action: str
+    revision: str | None = None
+    forced: bool = False
+    automatic: bool = False
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the store, git and the manifests say about the environment at `now`."""
+
+    now: datetime
+    head: str
+    upstream: str | None
+    upstream_holds: Sequence[promotion.Hold]
+    own_holds: Sequence[promotion.Hold]
+    current: str | None
+    soak: float
+    approvals: Approvals
+    windows: Sequence[Window]
+    given: Callable[[str], Sequence[approving.Approval]]
+    on_branch: Callable[[str], bool]
+    suspended: str | None = None  # why, while suspended
+
+
+@dataclass(frozen=True)
+class Decision:
+    wait: Wait
+    revision: str | None
+    reason: str
+    look_again_at: datetime | None = None
+    approvals: list[approving.Approval] = field(default_factory=list)
+    required: int = 0
+    superseded: str | None = None  # the revision whose pending approval this one replaced
+    forced: bool = False  # ready only because `forced` overrode a window in force
+
+
+def decide(ask: Ask, facts: Facts) -> Decision:
+    """The admission of `ask` (see the module doc for the rules)."""
+    if ask.action not in ACTIONS:
+        return Decision(Wait.REFUSED, None, f"unknown action {ask.action!r}")
+    if ask.revision is not None and not facts.on_branch(ask.revision):
+        return Decision(Wait.REFUSED, None, f"{ask.revision[:12]} is not a commit of the branch")
+    if ask.automatic and facts.suspended is not None:
+        why = f"{ask.environment} is suspended ({facts.suspended})"
+        return Decision(Wait.SUSPENDED, ask.revision, why)
+    if ask.action == "plan":
+        return Decision(Wait.READY, ask.revision, "a plan changes nothing")
+    if ask.action == "rollback":
+        return _rollback(ask, facts)
+    if ask.action in ("destroy", "remediate"):
+        target = ask.revision or (facts.current if ask.action == "remediate" else None)
+        return _windows(ask, facts, target or facts.head, f"{ask.action} of {ask.environment}")
+    if facts.upstream is None:
+        if ask.action == "promote":
+            return Decision(Wait.NOTHING, None, f"{ask.environment} follows the branch head")
+        target = ask.revision or facts.head
+        return _windows(ask, facts, target, f"{target[:12]} from the branch")
+    return _promotion(ask, facts, facts.upstream)
+
+
+def _rollback(ask: Ask, facts: Facts) -> Decision:
+    revision = ask.revision
+    if revision is None or not any(h.revision == revision for h in facts.own_holds):
+        named = revision[:12] if revision else "no revision"
+        return Decision(
+            Wait.REFUSED,
+            None,
+            f"{ask.environment} never verified {named}: rollback only returns to a revision "
+            "the environment verified before",
+        )
+    return Decision(Wait.READY, revision, f"rollback to {revision[:12]}")
+
+
+def _promotion(ask: Ask, facts: Facts, upstream: str) -> Decision:
+    """A revision from the upstream: verified and soaked there, approved, no window."""
+    if ask.revision is None:
+        found = promotion.candidate(
+            facts.upstream_holds, soak=facts.soak, now=facts.now, current=facts.current
+        )
+        if found.revision is None:
+            wait = Wait.SOAK if found.soaking else Wait.NOTHING
+            return Decision(wait, None, found.reason, found.look_again_at)
+        revision = found.revision
+        why = f"{revision[:12]} from {upstream}"
+    else:
+        revision = ask.revision
+        refused = _not_soaked(ask, facts, upstream, revision)
+        if refused is not None:
+            return refused
+        why = f"{revision[:12]} from {upstream}"
+    given = list(facts.given(revision))
+    missing = approving.missing(facts.approvals, given)
+    if missing:
+        reason = f"{revision[:12]} needs {missing} more approval{'s' if missing > 1 else ''}"
+        return Decision(Wait.APPROVAL, revision, reason, None, given, facts.approvals.required)
+    decided = _windows(ask, facts, revision, why)
+    return Decision(
+        decided.wait,
+        decided.revision,
+        decided.reason,
+        decided.look_again_at,
+        given,
+        facts.approvals.required,
+        forced=decided.forced,
+    )
+
+
+def _not_soaked(ask: Ask, facts: Facts, upstream: str, revision: str) -> Decision | None:
+    """Why an asked revision may not be promoted (yet): never verified upstream, moved
+    away from before its soak ended, or still soaking."""
+    held = [h for h in facts.upstream_holds if h.revision == revision]
+    if not held:
+        return Decision(Wait.REFUSED, None, f"{upstream} never verified {revision[:12]}")
+    needed = timedelta(seconds=facts.soak)
+    if any(h.held_for(facts.now) >= needed for h in held):
+        return None
+    latest = max(held, key=lambda h: h.since)
+    if latest.until is not None:
+        return Decision(
+            Wait.REFUSED,
+            None,
+            f"{upstream} moved away from {revision[:12]} before it soaked for {facts.soak:.0f}s",
+        )
+    until = latest.since + needed
+    reason = f"{revision[:12]} soaks in {upstream} until {until:%Y-%m-%d %H:%M:%S}Z"
+    return Decision(Wait.SOAK, revision, reason, until)
+
+
+def _windows(ask: Ask, facts: Facts, revision: str, why: str) -> Decision:
+    verdict = windows.verdict(facts.windows, facts.now)
+    if verdict.blocked and not ask.forced:
+        return Decision(Wait.WINDOW, revision, verdict.reason, verdict.until)
+    return Decision(Wait.READY, revision, why, forced=verdict.blocked)

@@ -1,0 +1,91 @@
+"""The one admission rule (engine.admitting), pure: what each action may do, with facts given."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gitopsd.engine.admitting import Ask, Facts, Wait, decide
+from gitopsd.engine.approving import Approval
+from gitopsd.engine.promotion import Hold
+from gitopsd.model.manifests import Approvals, Window
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+HEAD, OLD, FAILED, OFF = "h" * 40, "o" * 40, "f" * 40, "x" * 40
+DENY = Window(kind="deny", schedule="0 11 * * *", duration=7200)  # 11:00-13:00 UTC
+
+
+def facts(**changes: object) -> Facts:
+    def none(_: str) -> Sequence[Approval]:
+        return []
+
+    made = Facts(
+        now=NOW,
+        head=HEAD,
+        upstream="staging",
+        upstream_holds=[Hold(OLD, NOW - timedelta(days=2), NOW - timedelta(days=1)),
+                        Hold(HEAD, NOW - timedelta(hours=3))],
+        own_holds=[Hold(OLD, NOW - timedelta(days=1))],
+        current=OLD,
+        soak=3600,
+        approvals=Approvals(required=0),
+        windows=[],
+        given=none,
+        on_branch=lambda sha: sha != OFF,
+    )  # fmt: skip
+    return dataclasses.replace(made, **changes)  # type: ignore[arg-type]
+
+
+def test_a_promoted_environment_takes_only_what_its_upstream_verified_and_soaked() -> None:
+    assert decide(Ask("prod", "apply"), facts()).revision == HEAD
+    refused = decide(Ask("prod", "apply", FAILED), facts())
+    assert (refused.wait, refused.reason) == (Wait.REFUSED, f"staging never verified {FAILED[:12]}")
+    soaking = decide(Ask("prod", "apply", HEAD), facts(soak=4 * 3600))
+    assert soaking.wait is Wait.SOAK and soaking.look_again_at == NOW + timedelta(hours=1)
+    nothing = decide(Ask("prod", "apply"), facts(upstream_holds=[]))
+    assert nothing.wait is Wait.NOTHING
+
+
+def test_approvals_then_windows_hold_a_promotion_and_force_overrides_only_the_window() -> None:
+    needs = facts(approvals=Approvals(required=1))
+    assert decide(Ask("prod", "promote", forced=True), needs).wait is Wait.APPROVAL
+    denied = facts(windows=[DENY])
+    assert decide(Ask("prod", "promote"), denied).wait is Wait.WINDOW
+    forced = decide(Ask("prod", "promote", forced=True), denied)
+    assert (forced.wait, forced.forced) == (Wait.READY, True)
+
+
+@pytest.mark.parametrize("action", ["plan", "apply", "destroy", "rollback", "remediate"])
+def test_a_revision_off_the_branch_is_refused(action: str) -> None:
+    decided = decide(Ask("prod", action, OFF), facts())
+    assert decided.wait is Wait.REFUSED and "not a commit of the branch" in decided.reason
+
+
+def test_suspension_holds_automatic_work_only() -> None:
+    suspended = facts(suspended="incident", upstream=None)
+    assert decide(Ask("dev", "apply", HEAD, automatic=True), suspended).wait is Wait.SUSPENDED
+    assert decide(Ask("dev", "remediate", automatic=True), suspended).wait is Wait.SUSPENDED
+    assert decide(Ask("dev", "apply", HEAD), suspended).wait is Wait.READY
+
+
+def test_plan_is_never_held_rollback_only_to_its_own_holds_destroy_by_windows() -> None:
+    held = facts(windows=[DENY], approvals=Approvals(required=2))
+    assert decide(Ask("prod", "plan", FAILED), held).wait is Wait.READY
+    assert decide(Ask("prod", "rollback", OLD), held).wait is Wait.READY
+    assert decide(Ask("prod", "rollback", HEAD), held).wait is Wait.REFUSED
+    assert decide(Ask("prod", "destroy"), held).wait is Wait.WINDOW
+    assert decide(Ask("prod", "destroy"), facts(approvals=Approvals(required=2))).wait is (
+        Wait.READY
+    )
+    assert decide(Ask("prod", "remediate"), held).wait is Wait.WINDOW
+
+
+def test_a_branch_environment_takes_the_head_or_the_revision_held_by_windows() -> None:
+    branch = facts(upstream=None)
+    assert decide(Ask("dev", "apply"), branch).revision == HEAD
+    assert decide(Ask("dev", "apply", OLD), branch).revision == OLD
+    assert decide(Ask("dev", "apply"), facts(upstream=None, windows=[DENY])).wait is Wait.WINDOW
+    assert decide(Ask("dev", "promote"), branch).wait is Wait.NOTHING

@@ -1,0 +1,165 @@
+"""The one admission rule through the run engine (issue 16, findings 1 and 9): promotion
+state is records, not a replay; every action asks the same rule; suspension holds
+automatic work only."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitopsd.engine.approving import Person
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import EnvironmentStatus, RunStatus
+from gitopsd.runtime import admission, promoting, reports, suspending
+from gitopsd.runtime.admission import Wait
+from gitopsd.runtime.promoting import ApprovalRefusedError
+from gitopsd.runtime.workspace import RunRefusedError, Workspace
+from tests.gitrepos import git
+from tests.runtime.test_promotion_flow import ShiftedClock, chain
+from tests.runtime.world import World
+
+ALWAYS_DENIED = [{"kind": "deny", "schedule": "* * * * *", "duration": "1h"}]
+
+
+def prod_status(workspace: Workspace) -> dict[str, object]:
+    repository = workspace.load().repository
+    found: dict[str, object] = reports.status_report(
+        workspace.store, repository, environment="prod"
+    )["environments"][0]
+    return found
+
+
+def test_210_refused_approvals_leave_the_pending_approval_shown(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    sha = world.commit(chain())
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod")
+    promoting.approve(workspace, "prod", revision=None, approver=Person("alice"))
+    for _ in range(210):
+        with pytest.raises(ApprovalRefusedError):
+            promoting.approve(workspace, "prod", revision=None, approver=Person("mallory"))
+    shown = prod_status(workspace)
+    assert shown["status"] == "waiting_approval"
+    assert shown["pending_approval"] == {"revision": sha, "approvals": ["alice"], "required": 2}
+    again, _ = promoting.promote(workspace, "prod")  # the daemon's periodic look
+    assert again.wait is Wait.APPROVAL
+    waiting = [e for e in store.list_events("prod", limit=1000) if e.kind.startswith("promotion.")]
+    assert [e.kind for e in waiting] == ["promotion.waiting_approval"]  # once per revision
+    _, missing = promoting.approve(workspace, "prod", revision=None, approver=Person("bob"))
+    assert missing == 0
+
+
+def test_a_newer_revision_supersedes_a_pending_approval_after_many_events(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    first = world.commit(chain())
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod")
+    for _ in range(210):
+        with pytest.raises(ApprovalRefusedError):
+            promoting.approve(workspace, "prod", revision=None, approver=Person("mallory"))
+    newer = world.commit(chain(size=4))
+    workspace.apply("dev")
+    pending, _ = promoting.promote(workspace, "prod")
+    assert (pending.wait, pending.revision, pending.superseded) == (Wait.APPROVAL, newer, first)
+    superseded = [e for e in store.list_events("prod") if e.kind == "approval.superseded"]
+    assert [e.data["revision"] for e in superseded] == [first]
+    assert promoting.pending_approval(store, "prod") == newer
+
+
+def test_an_explicit_revision_must_have_soaked_upstream(world: World, workspace: Workspace) -> None:
+    clock = ShiftedClock()
+    workspace.clock = clock
+    soaked = {"promotion": {"from": "dev", "soak": "10m"}, "approvals": {"required": 0}}
+    sha = world.commit(chain(prod=soaked))
+    workspace.apply("dev")
+    soaking = admission.admit(workspace, "prod", revision=sha)
+    assert soaking.wait is Wait.SOAK and soaking.look_again_at is not None
+    waiting = prod_status(workspace)["waiting"]
+    assert isinstance(waiting, dict)
+    assert (waiting["kind"], waiting["revision"], waiting["reason"]) == (
+        "waiting_soak",
+        sha,
+        soaking.reason,
+    )
+    assert waiting["until"] is not None
+    newer = world.commit(chain(size=5, prod=soaked))
+    workspace.apply("dev")  # dev moved away from sha before it soaked
+    clock.offset = 11 * 60
+    moved = admission.admit(workspace, "prod", revision=sha)
+    assert moved.wait is Wait.REFUSED and "moved away" in moved.reason
+    assert admission.admit(workspace, "prod", revision=newer).wait is Wait.READY
+
+
+def test_a_revision_off_the_branch_is_refused_for_every_action(
+    world: World, workspace: Workspace
+) -> None:
+    world.commit(chain())
+    git(world.repo, "checkout", "-q", "-b", "side")
+    side = world.commit(chain(size=7))
+    git(world.repo, "checkout", "-q", "main")
+    for action in ("plan", "apply", "rollback"):
+        refused = admission.admit(workspace, "dev", action=action, revision=side)
+        assert refused.wait is Wait.REFUSED and "not a commit of the branch" in refused.reason
+
+
+def test_rollback_is_not_held_by_windows_but_destroy_is_unless_forced(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    first = world.commit(chain())
+    workspace.apply("dev")
+    world.commit(chain(size=6))
+    workspace.apply("dev")
+    from tests.runtime.test_promotion_flow import environment
+
+    frozen = environment("dev", variables={"size": 6}, windows=ALWAYS_DENIED)
+    world.commit({**chain(size=6), "environments/dev.yaml": frozen})
+    assert admission.admit(workspace, "dev").wait is Wait.WINDOW
+    assert admission.admit(workspace, "dev", action="destroy").wait is Wait.WINDOW
+    forced = admission.admit(workspace, "dev", action="destroy", forced=True, actor="oncall")
+    assert forced.wait is Wait.READY and forced.forced
+    assert ("promotion.forced", "oncall") in [(e.kind, e.actor) for e in store.list_events("dev")]
+    assert admission.admit(workspace, "dev", action="plan").wait is Wait.READY
+    run = promoting.roll_back(workspace, "dev", to=first)
+    assert run.status is RunStatus.SUCCEEDED and run.revision == first
+
+
+def test_suspension_holds_automatic_work_only_and_is_shown(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    world.commit(chain())
+    suspending.suspend(workspace, "dev", reason="incident 7", actor="oncall")
+    held = admission.admit(workspace, "dev", automatic=True, actor="gitopsd")
+    assert held.wait is Wait.SUSPENDED and "incident 7" in held.reason
+    assert admission.admit(workspace, "dev").wait is Wait.READY  # manual runs still work
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    state = store.get_environment("dev")
+    assert state is not None and state.shown_status is EnvironmentStatus.SUSPENDED
+    with pytest.raises(suspending.SuspensionRefusedError, match="suspended already"):
+        suspending.suspend(workspace, "dev", reason="", actor="bob")
+    suspending.resume(workspace, "dev", actor="alice")
+    assert admission.admit(workspace, "dev", automatic=True).wait is Wait.READY
+    events = [(e.kind, e.actor) for e in store.list_events("dev")]
+    assert ("environment.suspended", "oncall") in events
+    assert ("environment.resumed", "alice") in events
+    assert ("request.held", "gitopsd") in events
+    with pytest.raises(suspending.SuspensionRefusedError, match="not suspended"):
+        suspending.resume(workspace, "dev", actor="alice")
+
+
+def test_holds_of_a_record_written_before_holds_were_kept_come_from_its_runs(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    sha = world.commit(chain(prod={"approvals": {"required": 0}}))
+    workspace.apply("dev")
+    dev = store.get_environment("dev")
+    assert dev is not None
+    store.save_environment(dev.model_copy(update={"holds": [], "holds_recorded": False}))
+    decision, run = promoting.promote(workspace, "prod")
+    assert decision.wait is Wait.READY and run is not None and run.revision == sha
+
+
+def test_an_unknown_environment_is_refused(world: World, workspace: Workspace) -> None:
+    world.commit(chain())
+    with pytest.raises(RunRefusedError, match="unknown environment 'qa'"):
+        admission.admit(workspace, "qa")

@@ -13,7 +13,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from gitopsd.model.state import ApprovalRecord, ComponentState, EnvironmentState, Event, Run, Step
+from gitopsd.model.state import (
+    ApprovalRecord,
+    ComponentState,
+    EnvironmentState,
+    Event,
+    Request,
+    Run,
+    Step,
+)
 
 
 @dataclass
@@ -26,6 +34,7 @@ class _Tables:
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     approvals: dict[tuple[str, str, str], ApprovalRecord] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
+    requests: dict[str, Request] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -159,6 +168,25 @@ class MemoryStore:
                 if (env, rev) == (environment, revision)
             ]
         return sorted(found, key=lambda approval: approval.at)
+
+    def save_request(self, request: Request) -> None:
+        with self._lock:
+            self._tables.requests[request.id] = request
+
+    def get_request(self, request_id: str) -> Request | None:
+        with self._lock:
+            return self._tables.requests.get(request_id)
+
+    def list_requests(
+        self, environment: str | None = None, *, open_only: bool = False, limit: int = 1000
+    ) -> list[Request]:
+        with self._lock:
+            found = [
+                r
+                for r in self._tables.requests.values()
+                if environment in (None, r.environment) and (r.status.is_open or not open_only)
+            ]
+        return sorted(found, key=lambda request: (request.created_at, request.id))[:limit]
 
     def acquire_lease(
         self,

@@ -122,6 +122,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=6,
+        description="requests for work, recorded before anything acts on them",
+        statements=(
+            """CREATE TABLE requests (
+                id TEXT PRIMARY KEY,
+                environment TEXT NOT NULL,
+                status TEXT NOT NULL,
+                is_open INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX requests_open ON requests (is_open, created_at, id)",
+            "CREATE INDEX requests_by_environment ON requests (environment, created_at, id)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
@@ -170,6 +186,9 @@ INSERT_APPROVAL = (
 )
 UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
 UPSERT_CURSOR = _upsert("cursors", ("name",), ("value",))
+UPSERT_REQUEST = _upsert(
+    "requests", ("id",), ("environment", "status", "is_open", "created_at", "record")
+)
 
 
 # How values become columns, the same in both stores.

@@ -41,6 +41,7 @@ from gitopsd.model.state import (
     EnvironmentState,
     Event,
     Record,
+    Request,
     Run,
     Step,
 )
@@ -265,6 +266,24 @@ class PostgresStore:
         sql = "SELECT record FROM approvals WHERE environment = %s AND revision = %s ORDER BY at"
         return self._all(ApprovalRecord, sql, environment, revision)
 
+    # requests for work
+
+    def save_request(self, request: Request) -> None:
+        row = (request.id, request.environment, request.status.value)
+        opened = int(request.status.is_open)
+        stamp = migrations.stamp(request.created_at)
+        self._execute(_UPSERT_REQUEST, (*row, opened, stamp, request.model_dump_json()))
+
+    def get_request(self, request_id: str) -> Request | None:
+        return self._one(Request, "SELECT record FROM requests WHERE id = %s", request_id)
+
+    def list_requests(
+        self, environment: str | None = None, *, open_only: bool = False, limit: int = 1000
+    ) -> list[Request]:
+        where, params = _filters({"environment": environment, "is_open": 1 if open_only else None})
+        sql = f"SELECT record FROM requests{where} ORDER BY created_at, id LIMIT %s"  # noqa: S608
+        return self._all(Request, sql, *params, limit)
+
     # the one-run-per-environment lease: one statement decides, under the row's lock
 
     def acquire_lease(
@@ -459,6 +478,7 @@ _UPSERT_COMPONENT = migrations.for_postgresql(migrations.UPSERT_COMPONENT)
 _UPSERT_RUN = migrations.for_postgresql(migrations.UPSERT_RUN)
 _UPSERT_STEP = migrations.for_postgresql(migrations.UPSERT_STEP)
 _UPSERT_CURSOR = migrations.for_postgresql(migrations.UPSERT_CURSOR)
+_UPSERT_REQUEST = migrations.for_postgresql(migrations.UPSERT_REQUEST)
 _INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
 _INSERT_EVENT = (
     "INSERT INTO events (at, environment, run_id, kind, record) VALUES (%s, %s, %s, %s, %s)"

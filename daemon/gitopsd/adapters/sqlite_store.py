@@ -36,6 +36,7 @@ from gitopsd.model.state import (
     EnvironmentState,
     Event,
     Record,
+    Request,
     Run,
     Step,
 )
@@ -258,6 +259,22 @@ class SqliteStore:
         sql = "SELECT record FROM approvals WHERE environment = ? AND revision = ? ORDER BY at"
         return self._all(ApprovalRecord, sql, environment, revision)
 
+    # requests for work
+
+    def save_request(self, request: Request) -> None:
+        self._write(migrations.UPSERT_REQUEST, *_request_row(request))
+
+    def get_request(self, request_id: str) -> Request | None:
+        return self._one(Request, "SELECT record FROM requests WHERE id = ?", request_id)
+
+    def list_requests(
+        self, environment: str | None = None, *, open_only: bool = False, limit: int = 1000
+    ) -> list[Request]:
+        filters = {"environment": environment, "is_open": 1 if open_only else None}
+        where, params = migrations.where(filters)
+        sql = f"SELECT record FROM requests{where} ORDER BY created_at, id LIMIT ?"  # noqa: S608
+        return self._all(Request, sql, *params, limit)
+
     # the one-run-per-environment lease
 
     def acquire_lease(
@@ -426,6 +443,13 @@ def _component_row(state: ComponentState) -> tuple[str, ...]:
     return (
         *(state.environment, state.name, state.status.value, state.drift.value),
         *(migrations.stamp(state.updated_at), state.model_dump_json()),
+    )
+
+
+def _request_row(request: Request) -> tuple[object, ...]:
+    return (
+        *(request.id, request.environment, request.status.value, int(request.status.is_open)),
+        *(migrations.stamp(request.created_at), request.model_dump_json()),
     )
 
 

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from gitopsd.adapters import migrations
+from gitopsd.adapters import faults, migrations
 from gitopsd.adapters.sqlite_store import StoreError
 from gitopsd.engine.ports import FencedError
 from gitopsd.model.state import (
@@ -49,6 +49,12 @@ from gitopsd.model.state import (
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+class StoreUnavailableError(StoreError, faults.TransientError):
+    """The server did not answer, or the connection broke beyond the one retry: a fault that
+    passes (a restart, a failover), worth trying again later."""
+
 
 LOCK_SPACE = 0x6769746F  # "gito": the first key of every advisory lock gitopsd takes
 MIGRATION_LOCK = 1
@@ -408,7 +414,7 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     def _unusable(self, error: Exception) -> StoreError:
-        return StoreError(f"the state database {redacted(self._url)} failed: {error}")
+        return StoreUnavailableError(f"the state database {redacted(self._url)} failed: {error}")
 
     def _migrate(self) -> None:
         options = connection_options(application="gitopsd-migrate")

@@ -172,6 +172,7 @@ def full_request() -> Request:
         actor="renée",
         priority=0,
         status=RequestStatus.RETRYING,
+        reason="the window opens at 09:00 ⏰",
         last_error="the state database is locked ✋",
         attempts=3,
         next_attempt_at=at(9).astimezone(PLUS_TWO),

@@ -225,6 +225,7 @@ class Request(Record):
     actor: str = "gitopsd"
     priority: int = 1
     status: RequestStatus = RequestStatus.QUEUED
+    reason: str | None = Field(default=None, description="why it waits, while it waits")
     last_error: str | None = None
     attempts: int = 0
     next_attempt_at: Moment | None = None

@@ -18,7 +18,7 @@ from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.model.state import Request, RequestStatus
 from gitopsd.runtime.control import Identity
 from gitopsd.runtime.daemon import Daemon
-from tests.daemon.conftest import FakeClock, eventually
+from tests.daemon.conftest import FakeClock, StartDaemon, eventually
 from tests.gitrepos import git
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World, environment
@@ -280,3 +280,47 @@ def test_a_newer_commit_supersedes_a_retrying_one_and_only_the_newer_runs(
     assert older not in {entry["revision"] for entry in world.journal()}
     shown = served.daemon.run(older_id)
     assert shown is not None and shown["status"] == "superseded"
+
+
+def test_through_http_a_run_id_is_known_while_it_waits_and_after_a_restart(
+    world: World, daemon: StartDaemon
+) -> None:
+    served = daemon("--poll-interval", "1h")
+    served.wait_for(lambda: served.environment("dev")["status"] == "verified", what="apply")
+    store = SqliteStore(served.data / "state.db")
+    assert store.acquire_lease("dev", ELSEWHERE, now=datetime.now(UTC), ttl=3600)
+    answer = served.post("/api/v1/environments/dev/runs", json={"action": "plan"})
+    assert answer.status_code == 202, answer.text
+    run_id = answer.json()["id"]
+    assert served.get(f"/api/v1/runs/{run_id}").status_code == 200
+    served.wait_for(
+        lambda: served.get(f"/api/v1/runs/{run_id}").json()["status"] == "retrying",
+        what="the busy environment's retry",
+    )
+    listed = served.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+    assert listed[0]["id"] == run_id and ELSEWHERE in listed[0]["last_error"]
+    assert served.terminate() == 0
+
+    again = daemon("--poll-interval", "1h")
+    assert again.get(f"/api/v1/runs/{run_id}").status_code == 200
+    store.release_lease("dev", ELSEWHERE)
+    store.close()
+    again.wait_for(
+        lambda: again.get(f"/api/v1/runs/{run_id}").json()["status"] == "succeeded",
+        what="the request to run after the restart",
+    )
+
+
+def test_readyz_is_503_while_the_repository_cannot_be_read_and_200_after(
+    world: World, daemon: StartDaemon
+) -> None:
+    served = daemon("--poll-interval", "0.3")  # a local repository is looked at this often too
+    served.wait_for(lambda: served.environment("dev")["status"] == "verified", what="apply")
+    hidden = world.repo / ".git-away"
+    (world.repo / ".git").rename(hidden)
+    served.wait_for(lambda: served.get("/readyz").status_code == 503, what="readyz 503")
+    assert "git source cannot be read" in served.get("/readyz").text
+    hidden.rename(world.repo / ".git")
+    served.wait_for(served.ready, what="readyz 200 after the recovery")
+    second = world.commit(sized(8))
+    served.wait_for(lambda: served.environment("dev")["revision"] == second, what="the commit")

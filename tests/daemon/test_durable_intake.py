@@ -3,6 +3,7 @@ says when it cannot read its store or its repository (issue 16, finding 2)."""
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -324,3 +325,30 @@ def test_readyz_is_503_while_the_repository_cannot_be_read_and_200_after(
     served.wait_for(served.ready, what="readyz 200 after the recovery")
     second = world.commit(sized(8))
     served.wait_for(lambda: served.environment("dev")["revision"] == second, what="the commit")
+
+
+def test_a_full_disk_leaves_the_commit_retrying_until_it_can_run(
+    world: World, daemons: Daemons, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = daemons.start(world)
+    wait(lambda: served.at(head(world)), "the first apply")
+    apply, tries = served.daemon.workspace.apply, []
+
+    def full_disk_once(*args: Any, **options: Any) -> Any:
+        tries.append(options.get("revision"))
+        if len(tries) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", "data/checkouts")
+        return apply(*args, **options)
+
+    monkeypatch.setattr(served.daemon.workspace, "apply", full_disk_once)
+    second = world.commit(sized(5))
+
+    def shown() -> dict[str, Any]:
+        return next((r for r in served.requests() if r["revision"] == second), {})
+
+    wait(lambda: shown().get("status") == "retrying", "the commit to retry")
+    assert shown()["last_error"] == "No space left on device: data/checkouts"
+    assert shown()["next_attempt_at"] is not None
+    served.later()
+    wait(lambda: served.at(second), "the commit to run once the disk has room")
+    assert tries == [second, second]

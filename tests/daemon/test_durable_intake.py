@@ -19,9 +19,11 @@ from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.model.state import Request, RequestStatus
 from gitopsd.runtime.control import Identity
 from gitopsd.runtime.daemon import Daemon
-from tests.daemon.conftest import FakeClock, StartDaemon, eventually
+from tests.daemon.conftest import FakeClock, InProcess, StartDaemon, eventually, status
 from tests.gitrepos import git
 from tests.runtime.test_apply_runs import layered
+from tests.runtime.test_promotion_flow import chain
+from tests.runtime.test_promotion_flow import environment as promoted
 from tests.runtime.world import World, environment
 
 T0 = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
@@ -352,3 +354,21 @@ def test_a_full_disk_leaves_the_commit_retrying_until_it_can_run(
     served.later()
     wait(lambda: served.at(second), "the commit to run once the disk has room")
     assert tries == [second, second]
+
+
+def test_a_commit_a_window_holds_waits_with_the_reason_then_runs_under_its_id(
+    started: InProcess,
+) -> None:
+    lunch = [{"kind": "deny", "schedule": "0 12 * * *", "duration": "1h", "timezone": "UTC"}]
+    files = {**chain(), "environments/dev.yaml": promoted("dev", windows=lunch)}
+    daemon, clock, jobs, _ = started(files)
+    eventually(lambda: status(daemon, "dev") == "waiting_window", "dev to wait for the window")
+    eventually(lambda: any(r.get("status") == "waiting" for r in daemon.runs("dev")), "the request")
+    (waiting,) = [r for r in daemon.runs("dev") if r.get("status") == "waiting"]
+    assert "window" in waiting["reason"] and waiting["trigger"] == "commit"
+    assert waiting["next_attempt_at"] == "2026-12-01T13:00:00Z"
+    clock.current += timedelta(minutes=30)  # 13:00: the window ends
+    jobs.run_due()
+    eventually(lambda: status(daemon, "dev") == "verified", "dev to be applied")
+    run = daemon.run(waiting["id"])
+    assert run is not None and run["status"] == "succeeded" and run["steps"]

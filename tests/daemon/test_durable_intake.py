@@ -277,6 +277,9 @@ def test_a_newer_commit_supersedes_a_retrying_one_and_only_the_newer_runs(
     assert superseded is not None and superseded.status is RequestStatus.SUPERSEDED
     assert superseded.superseded_by == newer_id
     assert [r["id"] for r in served.requests()] == [newer_id]
+    events = served.daemon.events("dev", limit=50)
+    said = [e["data"] for e in events if e["kind"] == "revision.superseded"]
+    assert said == [{"revision": older, "by": newer}]
     served.store.release_lease("dev", ELSEWHERE)
     served.later()  # both retries fire; the superseded one is not run
     wait(lambda: served.at(newer), "the newer commit to be applied")

@@ -81,7 +81,7 @@ class Daemon:
         self._workers: dict[str, EnvironmentWorker] = {}
         self._stopping = False
         self._failures = 0
-        self.intake = Intake(workspace.store, clock=workspace.clock, jobs=jobs, admit=self._enqueue)
+        self.intake = self._new_intake()
         self.reconciler = Reconciler(workspace, submit=self._submit)
         self.followups = FollowUps(
             jobs=jobs,
@@ -175,16 +175,31 @@ class Daemon:
                 raise RequestRefusedError("gitopsd is shutting down", conflict=True)
         self.intake.accept(request)
 
+    def _new_intake(self) -> Intake:
+        workspace = self.workspace
+        return Intake(
+            workspace.store,
+            clock=workspace.clock,
+            jobs=self._jobs,
+            admit=self._enqueue,
+            on_superseded=self._superseded,
+        )
+
     def _enqueue(self, request: Request) -> None:
         """Queue a recorded request; the queued requests it replaces are superseded."""
         worker = self._worker(request.environment)
         for superseded in worker.submit(request):
-            absorbed = superseded.id == request.id
-            self.intake.superseded(superseded, by=None if absorbed else request.id)
-            if superseded.revision and request.revision and not absorbed:
-                self.reconciler.record_superseded(
-                    superseded.revision, by=request.revision, environments=[request.environment]
-                )
+            self._superseded(superseded, request)
+
+    def _superseded(self, old: Request, new: Request) -> None:
+        """`new` replaces `old`: both its record and, for a commit, the audit trail say so
+        (`new` is `old` itself when an identical queued request absorbed it)."""
+        absorbed = old.id == new.id
+        self.intake.superseded(old, by=None if absorbed else new.id)
+        if old.revision and new.revision and not absorbed:
+            self.reconciler.record_superseded(
+                old.revision, by=new.revision, environments=[new.environment]
+            )
 
     def _pick_up(self) -> None:
         for request in self.intake.pick_up():

@@ -38,7 +38,9 @@ FLUSH_JOB = "intake-record"
 
 
 class Intake:
-    """Records requests in `store`; `admit` queues one once it is recorded."""
+    """Records requests in `store`; `admit` queues one once it is recorded; `on_superseded`
+    (old, new) is told of each request a newer one replaces (the daemon records the
+    revision's supersession in the audit trail, and this one's record)."""
 
     def __init__(
         self,
@@ -47,12 +49,14 @@ class Intake:
         clock: Clock,
         jobs: Jobs,
         admit: Callable[[Work], None],
+        on_superseded: Callable[[Work, Work], None],
         uniform: retrying.Uniform = random.uniform,
     ) -> None:
         self._store = store
         self._clock = clock
         self._jobs = jobs
         self._admit = admit
+        self._on_superseded = on_superseded
         self._uniform = uniform
         self._lock = threading.Lock()
         self._unsaved: dict[str, tuple[Request, Work | None]] = {}
@@ -251,7 +255,7 @@ class Intake:
             if record.id == work.id or record.priority != Priority.COMMIT:
                 continue
             if record.status in (RequestStatus.WAITING, RequestStatus.RETRYING):
-                self.superseded(_work(record), by=work.id)
+                self._on_superseded(_work(record), work)
 
     def _delay(self, attempt: int) -> float:
         return retrying.delay_before(max(attempt, 2), BACKOFF, uniform=self._uniform)

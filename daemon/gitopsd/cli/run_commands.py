@@ -150,7 +150,7 @@ def runs(context: Context, environment: str | None, limit: int, run_id: str | No
             listed = store.list_runs(environment, limit=limit)
             known = {run.id for run in listed}
             opened = store.list_requests(environment, open_only=True)
-            requests = [r for r in opened if r.id not in known]
+            requests = [r for r in opened if r.id not in known and r.status.value != "running"]
         detailed = [(run, store.list_steps(run.id)) for run in listed]
     if context.as_json:
         shown = [reports.request_report(r) for r in requests]

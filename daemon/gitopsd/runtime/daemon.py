@@ -369,13 +369,13 @@ class Daemon:
         )
 
     def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
-        """Open requests first (those not started yet, or whose run has no record of its
-        own), then runs, newest first."""
+        """Requests not started yet first (queued, waiting, retrying), then runs, newest
+        first."""
         store = self.workspace.store
         stored = store.list_runs(environment, limit=limit)
         found = [reports.run_report(run, store.list_steps(run.id)) for run in stored]
         known = {run.id for run in stored}
-        waiting = [r for r in self.intake.open(environment) if r.id not in known]
+        waiting = [r for r in self.intake.not_started(environment) if r.id not in known]
         return ([reports.request_report(r) for r in waiting] + found)[:limit]
 
     def run(self, run_id: str) -> dict[str, Any] | None:

@@ -202,7 +202,7 @@ class Daemon:
             )
 
     def _pick_up(self) -> None:
-        for request in self.intake.pick_up():
+        for request in self.intake.pick_up(seen_at=self._monotonic()):
             self._submit(request)
 
     # --- the worker's side ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from gitopsd.adapters import faults
@@ -77,16 +78,16 @@ class Intake:
         if self._save(queued, admit=work):
             self._queue(queued, work)
 
-    def pick_up(self) -> list[Work]:
-        """The open requests a stopped process left, oldest first, to queue again. One that
-        was running when it stopped and left a run of its id is done: resuming that run
-        finishes it."""
+    def pick_up(self, *, seen_at: float) -> list[Work]:
+        """The open requests a stopped process left, oldest first, to queue again (seen
+        again at `seen_at`, monotonic seconds). One that was running when it stopped and left
+        a run of its id is done: resuming that run finishes it."""
         found: list[Work] = []
         for record in self._store.list_requests(open_only=True):
             if record.status is RequestStatus.RUNNING and self._store.get_run(record.id):
                 self._end(record, RequestStatus.DONE, outcome=f"run {record.id} resumed")
                 continue
-            found.append(_work(record))
+            found.append(replace(_work(record), seen_at=seen_at))
         return found
 
     # --- the worker's side ------------------------------------------------------------------

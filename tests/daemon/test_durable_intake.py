@@ -375,3 +375,27 @@ def test_a_commit_a_window_holds_waits_with_the_reason_then_runs_under_its_id(
     eventually(lambda: status(daemon, "dev") == "verified", "dev to be applied")
     run = daemon.run(waiting["id"])
     assert run is not None and run["status"] == "succeeded" and run["steps"]
+
+
+def test_a_queued_commit_a_newer_one_replaces_is_recorded_superseded_by_it(
+    world: World, daemons: Daemons
+) -> None:
+    served = daemons.start(world)
+    wait(lambda: served.at(head(world)), "the first apply")
+    world.control(sleep={"k8s:apply": 1.5})
+    running = world.commit(sized(5))
+    wait(lambda: status(served.daemon, "dev") == "reconciling", "the slow apply to start")
+
+    def recorded(revision: str) -> Request | None:
+        found = [r for r in served.store.list_requests("dev") if r.revision == revision]
+        return found[0] if found else None
+
+    queued = world.commit(sized(6))
+    wait(lambda: recorded(queued) is not None, "the second commit's request")
+    newer = world.commit(sized(7))
+    wait(lambda: served.at(newer), "the newest commit to be applied")
+    replaced, newest = recorded(queued), recorded(newer)
+    assert replaced is not None and newest is not None
+    assert replaced.status is RequestStatus.SUPERSEDED and replaced.superseded_by == newest.id
+    assert queued not in {entry["revision"] for entry in world.journal()}
+    assert running in {entry["revision"] for entry in world.journal()}

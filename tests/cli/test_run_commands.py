@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.model.state import Request, RequestStatus
 from tests.runtime.world import World
 
 
@@ -109,3 +110,36 @@ def test_a_busy_environment_and_bad_arguments_are_clear_errors(world: World) -> 
     assert bad_state.returncode == 1 and "unsupported state URL" in bad_state.stderr
     for done in (busy, unknown, bad_state):
         assert "Traceback" not in done.stderr
+
+
+def test_runs_and_status_show_open_requests_with_their_last_error(world: World) -> None:
+    gitopsd(world, "runs")  # creates the state database
+    store = SqliteStore(world.repo / ".gitopsd" / "state.db")
+    now = datetime.now(UTC)
+    fields: dict[str, Any] = {"environment": "dev", "created_at": now, "updated_at": now}
+    store.save_request(
+        Request(
+            id="req-retrying",
+            action="apply",
+            status=RequestStatus.RETRYING,
+            last_error="the state database is locked",
+            attempts=1,
+            **fields,
+        )
+    )
+    store.save_request(Request(id="req-done", action="plan", status=RequestStatus.DONE, **fields))
+    store.close()
+    text = gitopsd(world, "runs", "--env", "dev")
+    assert text.returncode == 0
+    assert "request req-retrying  apply dev  retrying (commit, gitopsd)" in text.stdout
+    assert "last error: the state database is locked" in text.stdout
+    assert "req-done" not in text.stdout
+    listed = as_json(gitopsd(world, "runs", "--output", "json"))["runs"]
+    assert [(r["id"], r["status"]) for r in listed] == [("req-retrying", "retrying")]
+    one = as_json(gitopsd(world, "runs", "--run", "req-done", "--output", "json"))["runs"]
+    assert [(r["id"], r["status"]) for r in one] == [("req-done", "done")]
+    report = as_json(gitopsd(world, "status", "--output", "json"))
+    (shown,) = report["environments"][0]["requests"]
+    assert (shown["id"], shown["status"]) == ("req-retrying", "retrying")
+    assert shown["last_error"] == "the state database is locked"
+    assert "last error: the state database is locked" in gitopsd(world, "status").stdout

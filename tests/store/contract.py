@@ -29,6 +29,8 @@ from gitopsd.model.state import (
     PendingApproval,
     PlanDecision,
     PlannedChange,
+    Request,
+    RequestStatus,
     Run,
     RunAction,
     RunPhase,
@@ -159,6 +161,31 @@ def full_event() -> Event:
 def approval(approver: str = "alice", *, revision: str = SHA_A, **changes: Any) -> ApprovalRecord:
     fields: dict[str, Any] = {"environment": "prod", "revision": revision, "approver": approver}
     return ApprovalRecord(**{**fields, "email": f"{approver}@example.com", "at": T0, **changes})
+
+
+def request(request_id: str = "req-1", *, env: str = "dev", **changes: Any) -> Request:
+    made = Request(id=request_id, environment=env, action="apply", created_at=T0, updated_at=T0)
+    return made.model_copy(update=changes)
+
+
+def full_request() -> Request:
+    return Request(
+        id="req-ü-1",
+        environment="prod-eu",
+        action="apply",
+        revision=SHA_B,
+        components=["network", "dns-ü"],
+        trigger="api",
+        actor="renée",
+        priority=0,
+        status=RequestStatus.RETRYING,
+        reason="the window opens at 09:00 ⏰",
+        last_error="the state database is locked ✋",
+        attempts=3,
+        next_attempt_at=at(9).astimezone(PLUS_TWO),
+        created_at=at(1).astimezone(PLUS_TWO),
+        updated_at=at(8),
+    )
 
 
 def assert_utc(*moments: datetime | None) -> None:
@@ -569,6 +596,59 @@ class StoreContract:
             store.add_approval(approval())
             raise DeliberateError
         assert store.list_approvals("prod", SHA_A) == []
+
+    # Requests for work: recorded before anything acts on them, open until done or superseded.
+
+    def test_a_request_round_trips_in_utc(self, store: StateStore) -> None:
+        store.save_request(full_request())
+        found = store.get_request("req-ü-1")
+        assert found == full_request()
+        assert found is not None
+        assert_utc(found.created_at, found.updated_at, found.next_attempt_at)
+        assert store.get_request("req-2") is None
+
+    def test_a_request_saved_again_changes_status_and_leaves_the_open_list(
+        self, store: StateStore
+    ) -> None:
+        store.save_request(request("req-1"))
+        store.save_request(request("req-2", created_at=at(1)))
+        store.save_request(request("req-1", status=RequestStatus.RUNNING, attempts=1))
+        assert [r.id for r in store.list_requests(open_only=True)] == ["req-1", "req-2"]
+        store.save_request(request("req-1", status=RequestStatus.DONE, outcome="succeeded"))
+        store.save_request(request("req-2", status=RequestStatus.SUPERSEDED, superseded_by="x"))
+        assert store.list_requests(open_only=True) == []
+        found = store.get_request("req-1")
+        assert found is not None
+        assert (found.status, found.outcome) == (RequestStatus.DONE, "succeeded")
+        assert [r.id for r in store.list_requests()] == ["req-1", "req-2"]
+
+    def test_requests_are_listed_oldest_first_per_environment_up_to_the_limit(
+        self, store: StateStore
+    ) -> None:
+        store.save_request(request("c", created_at=at(2)))
+        store.save_request(request("b", created_at=at(1), env="prod"))
+        store.save_request(request("a", created_at=at(2)))
+        store.save_request(request("d", created_at=at(0).astimezone(PLUS_TWO)))
+        assert [r.id for r in store.list_requests()] == ["d", "b", "a", "c"]
+        assert [r.id for r in store.list_requests("dev")] == ["d", "a", "c"]
+        assert [r.id for r in store.list_requests("dev", open_only=True, limit=2)] == ["d", "a"]
+        assert store.list_requests("staging") == []
+
+    def test_a_request_saved_in_a_failed_transaction_is_not_kept(self, store: StateStore) -> None:
+        with pytest.raises(DeliberateError), store.transaction():
+            store.save_request(request("req-1"))
+            raise DeliberateError
+        assert store.get_request("req-1") is None and store.list_requests() == []
+
+    def test_open_requests_survive_reopening(self, store: StateStore, reopen: OpenStore) -> None:
+        store.save_request(full_request())
+        store.save_request(request("req-done", status=RequestStatus.DONE))
+        store.close()
+        reopened = reopen()
+        try:
+            assert reopened.list_requests(open_only=True) == [full_request()]
+        finally:
+            reopened.close()
 
     def test_a_free_lease_is_taken_and_others_are_refused(self, store: StateStore) -> None:
         assert store.acquire_lease("dev", "holder-a", now=T0, ttl=30)

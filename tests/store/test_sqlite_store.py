@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from gitopsd.adapters import migrations
-from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
+from gitopsd.adapters import faults, migrations
+from gitopsd.adapters.sqlite_store import SqliteStore, StoreBusyError, StoreError
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import ApprovalRecord
 from tests.store.contract import T0, OpenStore, StoreContract, component, event
@@ -269,3 +269,47 @@ def test_a_process_killed_inside_a_transaction_leaves_nothing_of_it(db_path: Pat
         assert store.acquire_lease("dev", "after-the-crash", now=T0, ttl=5)
     finally:
         store.close()
+
+
+class Locker:
+    """Another process's writer: holds the database's write lock until `release`."""
+
+    def __init__(self, path: Path) -> None:
+        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.connection.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self.connection.execute("COMMIT")
+        self.connection.close()
+
+
+def test_a_write_waits_out_a_lock_held_past_the_busy_timeout(db_path: Path) -> None:
+    patient = SqliteStore(db_path, busy_timeout=0.05, write_patience=30)
+    try:
+        locker = Locker(db_path)
+        releaser = threading.Timer(0.6, locker.release)
+        releaser.start()
+        started = time.monotonic()
+        patient.save_component(component("late"))  # both a lone write...
+        with patient.transaction():  # ...and a transaction wait, rather than fail
+            patient.save_component(component("later"))
+        assert time.monotonic() - started >= 0.5
+        assert [c.name for c in patient.list_components("dev")] == ["late", "later"]
+        releaser.join()
+    finally:
+        patient.close()
+
+
+def test_a_lock_held_past_the_patience_fails_as_a_transient_store_error(db_path: Path) -> None:
+    impatient = SqliteStore(db_path, busy_timeout=0.05, write_patience=0.2)
+    locker = Locker(db_path)
+    try:
+        with pytest.raises(StoreBusyError, match="cannot be written: database is locked"):
+            impatient.save_component(component("dropped"))
+        with pytest.raises(StoreBusyError):
+            impatient.append_event(event())
+    finally:
+        locker.release()
+    assert faults.is_transient(StoreBusyError("busy"))
+    assert impatient.list_components("dev") == []  # nothing half-written
+    impatient.close()

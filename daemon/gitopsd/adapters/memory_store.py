@@ -18,6 +18,7 @@ from gitopsd.model.state import (
     ComponentState,
     EnvironmentState,
     Event,
+    Request,
     Run,
     SavedPlan,
     Step,
@@ -35,6 +36,7 @@ class _Tables:
     approvals: dict[tuple[str, str, str], ApprovalRecord] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
     plans: dict[str, SavedPlan] = field(default_factory=dict)
+    requests: dict[str, Request] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -186,6 +188,25 @@ class MemoryStore:
                 update={"applied_at": at, "applied_by": run_id}
             )
             return True
+
+    def save_request(self, request: Request) -> None:
+        with self._lock:
+            self._tables.requests[request.id] = request
+
+    def get_request(self, request_id: str) -> Request | None:
+        with self._lock:
+            return self._tables.requests.get(request_id)
+
+    def list_requests(
+        self, environment: str | None = None, *, open_only: bool = False, limit: int = 1000
+    ) -> list[Request]:
+        with self._lock:
+            found = [
+                r
+                for r in self._tables.requests.values()
+                if environment in (None, r.environment) and (r.status.is_open or not open_only)
+            ]
+        return sorted(found, key=lambda request: (request.created_at, request.id))[:limit]
 
     def acquire_lease(
         self,

@@ -126,9 +126,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
-    # versions 5 and 6 are taken by other work of the same release (see the changelog)
     Migration(
-        version=7,
+        version=5,
+        description="requests for work, recorded before anything acts on them",
+        statements=(
+            """CREATE TABLE requests (
+                id TEXT PRIMARY KEY,
+                environment TEXT NOT NULL,
+                status TEXT NOT NULL,
+                is_open INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                record TEXT NOT NULL
+            )""",
+            "CREATE INDEX requests_open ON requests (is_open, created_at, id)",
+            "CREATE INDEX requests_by_environment ON requests (environment, created_at, id)",
+        ),
+    ),
+    Migration(
+        version=6,
         description="saved plans: what `plan --save` decided, to be applied once",
         statements=(
             """CREATE TABLE plans (
@@ -189,6 +204,9 @@ INSERT_APPROVAL = (
 )
 UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
 UPSERT_CURSOR = _upsert("cursors", ("name",), ("value",))
+UPSERT_REQUEST = _upsert(
+    "requests", ("id",), ("environment", "status", "is_open", "created_at", "record")
+)
 UPSERT_PLAN = _upsert("plans", ("id",), ("environment", "created_at", "applied_at", "record"))
 # marks a plan used, only if no one used it first: the row count says who won
 CLAIM_PLAN = "UPDATE plans SET applied_at = ?, record = ? WHERE id = ? AND applied_at IS NULL"

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from gitopsd.adapters import migrations
+from gitopsd.adapters import faults, migrations
 from gitopsd.adapters.sqlite_store import StoreError
 from gitopsd.engine.ports import FencedError
 from gitopsd.model.state import (
@@ -41,6 +41,7 @@ from gitopsd.model.state import (
     EnvironmentState,
     Event,
     Record,
+    Request,
     Run,
     SavedPlan,
     Step,
@@ -49,6 +50,12 @@ from gitopsd.model.state import (
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+class StoreUnavailableError(StoreError, faults.TransientError):
+    """The server did not answer, or the connection broke beyond the one retry: a fault that
+    passes (a restart, a failover), worth trying again later."""
+
 
 LOCK_SPACE = 0x6769746F  # "gito": the first key of every advisory lock gitopsd takes
 MIGRATION_LOCK = 1
@@ -288,6 +295,24 @@ class PostgresStore:
         # refuse an apply that had in fact won; refusing without a retry is the same answer
         return self._write(claim, idempotent=False)
 
+    # requests for work
+
+    def save_request(self, request: Request) -> None:
+        row = (request.id, request.environment, request.status.value)
+        opened = int(request.status.is_open)
+        stamp = migrations.stamp(request.created_at)
+        self._execute(_UPSERT_REQUEST, (*row, opened, stamp, request.model_dump_json()))
+
+    def get_request(self, request_id: str) -> Request | None:
+        return self._one(Request, "SELECT record FROM requests WHERE id = %s", request_id)
+
+    def list_requests(
+        self, environment: str | None = None, *, open_only: bool = False, limit: int = 1000
+    ) -> list[Request]:
+        where, params = _filters({"environment": environment, "is_open": 1 if open_only else None})
+        sql = f"SELECT record FROM requests{where} ORDER BY created_at, id LIMIT %s"  # noqa: S608
+        return self._all(Request, sql, *params, limit)
+
     # the one-run-per-environment lease: one statement decides, under the row's lock
 
     def acquire_lease(
@@ -412,7 +437,7 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     def _unusable(self, error: Exception) -> StoreError:
-        return StoreError(f"the state database {redacted(self._url)} failed: {error}")
+        return StoreUnavailableError(f"the state database {redacted(self._url)} failed: {error}")
 
     def _migrate(self) -> None:
         options = connection_options(application="gitopsd-migrate")
@@ -482,6 +507,7 @@ _UPSERT_COMPONENT = migrations.for_postgresql(migrations.UPSERT_COMPONENT)
 _UPSERT_RUN = migrations.for_postgresql(migrations.UPSERT_RUN)
 _UPSERT_STEP = migrations.for_postgresql(migrations.UPSERT_STEP)
 _UPSERT_CURSOR = migrations.for_postgresql(migrations.UPSERT_CURSOR)
+_UPSERT_REQUEST = migrations.for_postgresql(migrations.UPSERT_REQUEST)
 _INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
 _UPSERT_PLAN = migrations.for_postgresql(migrations.UPSERT_PLAN)
 _CLAIM_PLAN = migrations.for_postgresql(migrations.CLAIM_PLAN)

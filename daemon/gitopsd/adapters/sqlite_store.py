@@ -8,6 +8,10 @@ after a crash, and `status`, `runs` and `history` read from here. It implements 
 Why it is built this way:
 - one connection per thread (a run applies components from a pool of threads), in WAL mode so
   readers never wait for the writer, with a 10 s busy timeout for writers of other processes;
+- a write that finds the database locked past the busy timeout (another process holds the
+  write lock) or the disk full is tried again with backoff for up to `write_patience` seconds
+  before it fails as `StoreBusyError` (transient, see `faults`): a driver that finished while
+  the store was locked gets its result recorded once the store answers, late, not lost;
 - explicit transactions that start with `BEGIN IMMEDIATE`: a writer takes the lock before it
   reads, so read-decide-write (the lease) cannot race another thread or process, and two
   writers never deadlock upgrading a read lock; a nested `transaction()` is a savepoint that
@@ -19,37 +23,49 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
+import random
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from gitopsd.adapters import migrations
+from gitopsd.adapters import faults, migrations
+from gitopsd.engine import retrying
 from gitopsd.errors import GitopsdError
+from gitopsd.model.manifests import RetryPolicy
 from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
     EnvironmentState,
     Event,
     Record,
+    Request,
     Run,
     SavedPlan,
     Step,
 )
 
 R = TypeVar("R", bound=Record)
+T = TypeVar("T")
 
-_BUSY_TIMEOUT_MS = 10_000
+_BUSY_TIMEOUT = 10.0  # seconds SQLite itself waits for another writer's lock
+_WRITE_PATIENCE = 120.0  # seconds a write keeps trying after that, before it fails
+_WRITE_BACKOFF = RetryPolicy(attempts=100, backoff=0.05, max_backoff=2.0)
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _URL_PREFIX = "sqlite:///"
 
 
 class StoreError(GitopsdError):
     """The state database cannot be opened or used (bad URL, not a database, too new...)."""
+
+
+class StoreBusyError(StoreError, faults.TransientError):
+    """The database stayed locked (or the disk full) for longer than a write waits: a fault
+    that passes, worth trying again later."""
 
 
 class _Held:
@@ -80,12 +96,21 @@ class SqliteStore:
     `close()` must be called once no other thread is using the store any more.
     """
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout: float = _BUSY_TIMEOUT,
+        write_patience: float = _WRITE_PATIENCE,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if synchronous.upper() not in _SYNCHRONOUS_MODES:
             modes = ", ".join(_SYNCHRONOUS_MODES)
             raise StoreError(f"unknown SQLite synchronous mode {synchronous!r}: use {modes}")
         self._path = path
         self._synchronous = synchronous.upper()
+        self._busy_timeout, self._patience, self._sleep = busy_timeout, write_patience, sleep
         self._local = threading.local()
         self._lock = threading.Lock()
         # Writers of this process take turns here rather than in SQLite: a connection that
@@ -128,7 +153,8 @@ class SqliteStore:
                 with _savepoint(connection, depth):
                     yield
             else:
-                with self._writer, _immediate(connection):
+                begin = lambda: self._patiently(lambda: connection.execute("BEGIN IMMEDIATE"))  # noqa: E731
+                with self._writer, _immediate(connection, begin):
                     yield
         finally:
             self._local.depth = depth
@@ -276,6 +302,22 @@ class SqliteStore:
         cursor = self._write(migrations.CLAIM_PLAN, stamp, used.model_dump_json(), plan_id)
         return cursor.rowcount == 1
 
+    # requests for work
+
+    def save_request(self, request: Request) -> None:
+        self._write(migrations.UPSERT_REQUEST, *_request_row(request))
+
+    def get_request(self, request_id: str) -> Request | None:
+        return self._one(Request, "SELECT record FROM requests WHERE id = ?", request_id)
+
+    def list_requests(
+        self, environment: str | None = None, *, open_only: bool = False, limit: int = 1000
+    ) -> list[Request]:
+        filters = {"environment": environment, "is_open": 1 if open_only else None}
+        where, params = migrations.where(filters)
+        sql = f"SELECT record FROM requests{where} ORDER BY created_at, id LIMIT ?"  # noqa: S608
+        return self._all(Request, sql, *params, limit)
+
     # the one-run-per-environment lease
 
     def acquire_lease(
@@ -333,7 +375,31 @@ class SqliteStore:
             return self._connection().execute(sql, params)
         connection = self._connection()
         with self._writer:
-            return connection.execute(sql, params)
+            return self._patiently(lambda: connection.execute(sql, params))
+
+    def _patiently(self, write: Callable[[], T]) -> T:
+        """`write`, tried again with backoff and jitter while the database is locked or the
+        disk full, for up to `write_patience` seconds; then `StoreBusyError`."""
+        deadline = time.monotonic() + self._patience
+        attempt = 1
+        while True:
+            try:
+                return write()
+            except sqlite3.OperationalError as error:
+                if not faults.is_transient(error):
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self._busy(error) from error
+            attempt += 1
+            delay = retrying.delay_before(attempt, _WRITE_BACKOFF, uniform=random.uniform)
+            self._sleep(min(delay, left))
+
+    def _busy(self, error: sqlite3.OperationalError) -> StoreBusyError:
+        return StoreBusyError(
+            f"the state database {self._path} cannot be written: {error}"
+            f" (tried for {self._busy_timeout + self._patience:g}s)"
+        )
 
     def _connection(self) -> sqlite3.Connection:
         if self._closed:
@@ -353,7 +419,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {self._path}: {exc}") from exc
         try:
-            _configure(connection, synchronous=self._synchronous)
+            _configure(connection, synchronous=self._synchronous, busy=self._busy_timeout)
         except sqlite3.DatabaseError as exc:
             connection.close()
             if exc.sqlite_errorname == "SQLITE_NOTADB":
@@ -381,8 +447,8 @@ class SqliteStore:
             ) from exc
 
 
-def _configure(connection: sqlite3.Connection, *, synchronous: str) -> None:
-    connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+def _configure(connection: sqlite3.Connection, *, synchronous: str, busy: float) -> None:
+    connection.execute(f"PRAGMA busy_timeout = {round(busy * 1000)}")
     _enable_wal(connection)
     connection.execute("PRAGMA foreign_keys = ON")
     connection.execute(f"PRAGMA synchronous = {synchronous}")
@@ -391,7 +457,7 @@ def _configure(connection: sqlite3.Connection, *, synchronous: str) -> None:
 def _enable_wal(connection: sqlite3.Connection) -> None:
     # Switching a new file to WAL needs an exclusive lock, and SQLite answers SQLITE_BUSY at
     # once, without the busy handler, while another connection opens the same new file.
-    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    deadline = time.monotonic() + _BUSY_TIMEOUT
     while True:
         try:
             connection.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -403,8 +469,8 @@ def _enable_wal(connection: sqlite3.Connection) -> None:
 
 
 @contextlib.contextmanager
-def _immediate(connection: sqlite3.Connection) -> Iterator[None]:
-    connection.execute("BEGIN IMMEDIATE")
+def _immediate(connection: sqlite3.Connection, begin: Callable[[], object]) -> Iterator[None]:
+    begin()
     try:
         yield
         connection.execute("COMMIT")
@@ -444,6 +510,13 @@ def _component_row(state: ComponentState) -> tuple[str, ...]:
     return (
         *(state.environment, state.name, state.status.value, state.drift.value),
         *(migrations.stamp(state.updated_at), state.model_dump_json()),
+    )
+
+
+def _request_row(request: Request) -> tuple[object, ...]:
+    return (
+        *(request.id, request.environment, request.status.value, int(request.status.is_open)),
+        *(migrations.stamp(request.created_at), request.model_dump_json()),
     )
 
 

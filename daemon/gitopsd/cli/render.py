@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from gitopsd.engine.planning import Plan, Verdict
-from gitopsd.model.state import Event, Run, Step
+from gitopsd.model.state import Event, Request, Run, Step
 
 if TYPE_CHECKING:
     from gitopsd.runtime.plan_run import PlannedComponent
@@ -64,6 +65,25 @@ def run(record: Run, steps: list[Step], *, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
+def request(record: Request) -> str:
+    """A request no run answers for yet: what it asks, where it stands, and why."""
+    revision = f" at {record.revision[:12]}" if record.revision else ""
+    head = f"request {record.id}  {record.action} {record.environment}{revision}  "
+    lines = [head + f"{record.status.value} ({record.trigger}, {record.actor})"]
+    lines += _request_details(
+        record.reason, record.last_error, record.next_attempt_at, record.superseded_by
+    )
+    return "\n".join(lines)
+
+
+def _request_details(
+    reason: str | None, error: str | None, next_at: datetime | str | None, by: str | None
+) -> list[str]:
+    moment = next_at.isoformat() if isinstance(next_at, datetime) else next_at
+    found = [("waits", reason), ("last error", error), ("next try", moment), ("by", by)]
+    return [f"  {label}: {value}" for label, value in found if value]
+
+
 def status(report: dict[str, Any]) -> str:
     """An aligned table of the environments, then one of each environment's components."""
     environments = report["environments"]
@@ -94,6 +114,16 @@ def status(report: dict[str, Any]) -> str:
                 for c in environment["components"]
             ]
             lines += _aligned(parts)
+    for environment in environments:
+        for open_request in environment.get("requests", []):
+            lines += ["", f"{environment['name']}: request {open_request['id']} "
+                      f"{open_request['action']} {open_request['status']}"]  # fmt: skip
+            lines += _request_details(
+                open_request.get("reason"),
+                open_request.get("last_error"),
+                open_request.get("next_attempt_at"),
+                None,
+            )
     return "\n".join(lines)
 
 

@@ -208,24 +208,30 @@ def destroy(context: Context, environment: str, components: str | None, force: b
 @click.option("--limit", default=10, show_default=True, help="How many runs.")
 @click.option("--run", "run_id", default=None, help="Show one run with its steps' output.")
 def runs(context: Context, environment: str | None, limit: int, run_id: str | None) -> None:
-    """Runs and their steps, newest first."""
+    """Requests not run yet (queued, waiting, retrying with their last error), then runs and
+    their steps, newest first."""
     with context.store() as store:
         if run_id is not None:
             found = store.get_run(run_id)
-            if found is None:
+            request = store.get_request(run_id) if found is None else None
+            if found is None and request is None:
                 fail(f"no run {run_id!r}", as_json=context.as_json)
                 return
-            listed = [found]
+            listed, requests = ([found] if found else []), ([request] if request else [])
         else:
             listed = store.list_runs(environment, limit=limit)
+            known = {run.id for run in listed}
+            opened = store.list_requests(environment, open_only=True)
+            requests = [r for r in opened if r.id not in known and r.status.value != "running"]
         detailed = [(run, store.list_steps(run.id)) for run in listed]
     if context.as_json:
-        click.echo(json.dumps({"runs": [reports.run_report(r, s) for r, s in detailed]}, indent=2))
+        shown = [reports.request_report(r) for r in requests]
+        shown += [reports.run_report(r, s) for r, s in detailed]
+        click.echo(json.dumps({"runs": shown}, indent=2))
     else:
-        click.echo(
-            "\n\n".join(render.run(r, s, verbose=run_id is not None) for r, s in detailed)
-            or "no runs"
-        )
+        texts = [render.request(r) for r in requests]
+        texts += [render.run(r, s, verbose=run_id is not None) for r, s in detailed]
+        click.echo("\n\n".join(texts) or "no runs")
 
 
 @click.command()

@@ -20,6 +20,7 @@ from gitopsd.model.state import (
     ComponentState,
     EnvironmentState,
     Event,
+    Request,
     Run,
     SavedPlan,
     Step,
@@ -219,6 +220,19 @@ class StateStore(Protocol):
         """Mark the plan applied (by `run_id`, None when nothing ran) at `at`; False, and
         nothing changes, if it is unknown or some apply claimed it first. Of several
         processes claiming the same plan at once, exactly one gets True."""
+
+    # requests for work, recorded before anything acts on them (SPEC 3.6)
+    def save_request(self, request: Request) -> None:
+        """Record `request`, or overwrite the record with its id (a change of status)."""
+        ...
+
+    def get_request(self, request_id: str) -> Request | None: ...
+
+    def list_requests(
+        self, environment: str | None = None, *, open_only: bool = False, limit: int = 1000
+    ) -> list[Request]:
+        """Requests oldest first (by creation, then id), the order they are taken in;
+        `open_only`: those neither done nor superseded."""
         ...
 
     # the one-run-per-environment lease

@@ -290,3 +290,43 @@ class SavedPlan(Record):
     def changes(self) -> list[str]:
         """The components this plan changes, in plan order."""
         return [c.component for c in self.components if c.decision is PlanDecision.CHANGE]
+
+
+class RequestStatus(StrEnum):
+    """Where a request for work stands (SPEC 3.6): open until it is done or superseded."""
+
+    QUEUED = "queued"
+    WAITING = "waiting"
+    RETRYING = "retrying"
+    RUNNING = "running"
+    SUPERSEDED = "superseded"
+    DONE = "done"
+
+    @property
+    def is_open(self) -> bool:
+        return self not in (RequestStatus.SUPERSEDED, RequestStatus.DONE)
+
+
+class Request(Record):
+    """A request for work (a commit, an API call, a schedule...), recorded before anything
+    acts on it, so that a crash or a transient fault never loses it and its id (the id of the
+    run it starts) is known from the moment it is handed out."""
+
+    id: str
+    environment: str
+    action: str
+    revision: str | None = None
+    components: list[str] | None = None
+    trigger: str = "commit"
+    actor: str = "gitopsd"
+    priority: int = 1
+    plan: str | None = Field(default=None, description="the saved plan it applies, if any")
+    status: RequestStatus = RequestStatus.QUEUED
+    reason: str | None = Field(default=None, description="why it waits, while it waits")
+    last_error: str | None = None
+    attempts: int = 0
+    next_attempt_at: Moment | None = None
+    outcome: str | None = Field(default=None, description="what came of it, once done")
+    superseded_by: str | None = None
+    created_at: Moment
+    updated_at: Moment

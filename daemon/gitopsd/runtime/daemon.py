@@ -5,13 +5,17 @@ run engine (the `Workspace`):
 - `HeadWatch` notices a new head (file events or fetches) and the `Reconciler` turns
   it into a commit request for every environment that tracks the branch head;
 - the API submits operators' requests; at start, environments with runs a stopped process
-  left unfinished get a `resume` request first;
+  left unfinished get a `resume` request first, then the requests it recorded are queued again;
+- every request is recorded by the `Intake` before it is queued (SPEC 3.6), and follows its
+  record from queued to running to done, waiting, retrying (a transient fault, with backoff)
+  or superseded; the API answers for a request from its record until its run exists;
 - each environment's `EnvironmentWorker` takes its requests one at a time and hands them to
   `_handle`, which starts the run through the workspace and records its metrics;
 - the outbox (`announcing`) passes the audit trail on to commit statuses and notifications,
   on a thread of its own.
 Reads for the API come straight from the state store (snapshots); nothing here holds state
-the store does not have, except the queues, which are rebuilt from git on a restart.
+the store does not have, except the queues, which are rebuilt from the recorded requests and
+git on a restart, and the requests the store could not record yet (kept and retried).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gitopsd import __version__
+from gitopsd.adapters import faults
 from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.adapters.scheduling import Jobs
@@ -54,6 +59,7 @@ from gitopsd.runtime.control import (
 )
 from gitopsd.runtime.followups import BUSY_RETRY, FollowUps
 from gitopsd.runtime.heads import HeadWatch
+from gitopsd.runtime.intake import Intake
 from gitopsd.runtime.leases import BusyError
 from gitopsd.runtime.reconciling import Reconciler
 from gitopsd.runtime.workers import EnvironmentWorker
@@ -86,6 +92,7 @@ class Daemon:
         self._workers: dict[str, EnvironmentWorker] = {}
         self._stopping = False
         self._failures = 0
+        self.intake = self._new_intake()
         self.reconciler = Reconciler(workspace, submit=self._submit)
         self.followups = FollowUps(
             jobs=jobs,
@@ -96,6 +103,7 @@ class Daemon:
         )
         self.heads = HeadWatch(
             workspace.source,
+            clock=workspace.clock,
             on_head=lambda head, seen_at: self.reconciler.on_head(head, seen_at=seen_at),
             on_fetch=self._count_fetch,
             jobs=jobs,
@@ -124,7 +132,7 @@ class Daemon:
         """
         self.announcing.outbox.start()
         head = self.workspace.source.head()
-        self.reconciler.start(head, seen_at=self._monotonic())
+        self.reconciler.start(head, seen_at=self._monotonic(), pick_up=self._pick_up)
         self.announcing.check()
         self.followups.start()
         self.heads.start(head)
@@ -134,7 +142,8 @@ class Daemon:
         """`serve --once`: resume, reconcile the head, wait for every worker; True if no run
         failed."""
         self.announcing.outbox.start()
-        self.reconciler.start(self.workspace.source.head(), seen_at=self._monotonic())
+        head = self.workspace.source.head()
+        self.reconciler.start(head, seen_at=self._monotonic(), pick_up=self._pick_up)
         self.announcing.check()
         deadline = None if timeout is None else self._monotonic() + timeout
         while not all(worker.is_idle() for worker in self._all_workers()):
@@ -171,33 +180,87 @@ class Daemon:
         self.announcing.outbox.stop()
 
     def _submit(self, request: Request) -> None:
+        """Every way work arrives: record it, then queue it (see `Intake`)."""
+        with self._lock:
+            if self._stopping:
+                raise RequestRefusedError("gitopsd is shutting down", conflict=True)
+        self.intake.accept(request)
+
+    def _new_intake(self) -> Intake:
+        workspace = self.workspace
+        return Intake(
+            workspace.store,
+            clock=workspace.clock,
+            jobs=self._jobs,
+            admit=self._enqueue,
+            on_superseded=self._superseded,
+        )
+
+    def _enqueue(self, request: Request) -> None:
+        """Queue a recorded request; the queued requests it replaces are superseded."""
         worker = self._worker(request.environment)
         for superseded in worker.submit(request):
-            if superseded.revision and request.revision:
-                self.reconciler.record_superseded(
-                    superseded.revision, by=request.revision, environments=[request.environment]
-                )
+            self._superseded(superseded, request)
+
+    def _superseded(self, old: Request, new: Request) -> None:
+        """`new` replaces `old`: both its record and, for a commit, the audit trail say so
+        (`new` is `old` itself when an identical queued request absorbed it)."""
+        absorbed = old.id == new.id
+        self.intake.superseded(old, by=None if absorbed else new.id)
+        if old.revision and new.revision and not absorbed:
+            self.reconciler.record_superseded(
+                old.revision, by=new.revision, environments=[new.environment]
+            )
+
+    def _pick_up(self) -> None:
+        for request in self.intake.pick_up(seen_at=self._monotonic()):
+            self._submit(request)
 
     # --- the worker's side ----------------------------------------------------------------------
 
     def _handle(self, request: Request) -> None:
         with logs.run_context(environment=request.environment, run_id=request.id):
-            try:
-                runs = self._execute(request)
-            except BusyError as error:
-                log.warning("%s; trying again in %.0fs", error, BUSY_RETRY)
-                self.followups.retry_later(request)
-                return
-            except GitopsdError as error:
-                self._count_failure()
-                log.error("%s refused: %s", request.action, error)
-                self.reconciler.event(
-                    request.environment, "request.refused", str(error), request=request.id
-                )
-                return
+            if not self.intake.running(request):
+                return  # superseded while it was queued
+            runs = self._attempt(request)
+        if runs is None:
+            return
+        self.intake.finished(request, runs)
         for run in runs:
             self._finished(run)
         self.announcing.outbox.wake()
+
+    def _attempt(self, request: Request) -> list[Run] | None:
+        """The request's runs; None when it is retried later or was refused."""
+        try:
+            return self._execute(request)
+        except BusyError as error:
+            log.warning("%s; trying again in %.0fs", error, BUSY_RETRY)
+            self._retry(request, error, delay=BUSY_RETRY)
+        except Exception as error:
+            if faults.is_transient(error):
+                self._retry(request, error)
+            elif isinstance(error, GitopsdError):
+                self._refuse(request, error)
+            else:
+                self.intake.failed(request, error)
+                raise
+        return None
+
+    def _retry(self, request: Request, error: Exception, *, delay: float | None = None) -> None:
+        """A transient fault: the request stays visible as retrying, and comes back later."""
+        when = self.intake.retrying(request, error, delay=delay)
+        log.warning("%s of %s meets %s; trying again at %s", request.action,
+                    request.environment, faults.describe(error), f"{when:%H:%M:%S}")  # fmt: skip
+        self.followups.retry_at(when, request)
+
+    def _refuse(self, request: Request, error: GitopsdError) -> None:
+        self._count_failure()
+        log.error("%s refused: %s", request.action, error)
+        self.intake.refused(request, error)
+        self.reconciler.event(
+            request.environment, "request.refused", str(error), request=request.id
+        )
 
     def _execute(self, request: Request) -> list[Run]:
         workspace, environment = self.workspace, request.environment
@@ -266,6 +329,7 @@ class Daemon:
         if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
             raise RequestRefusedError(decision.reason, conflict=True)
         log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
+        self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
         if decision.look_again_at is not None:
             self.followups.later(decision.look_again_at, request)
 
@@ -337,10 +401,16 @@ class Daemon:
         return self.workspace.source.branch
 
     def is_ready(self) -> tuple[bool, str]:
+        """Ready while the store answers and takes requests, and the branch head was read at
+        the last look (a cached answer, refreshed by the head watch: no git call per probe)."""
         try:
             self.workspace.store.list_environments()
         except Exception as error:  # any store failure means not ready, with its reason
             return False, f"the state store does not answer: {error}"
+        if self.intake.problem is not None:
+            return False, f"the state store does not take writes: {self.intake.problem}"
+        if self.heads.problem is not None:
+            return False, f"the git source cannot be read: {self.heads.problem}"
         if self.reconciler.repository is None:
             return False, self.reconciler.problem or "the repository is not loaded yet"
         return True, "ready"
@@ -356,16 +426,23 @@ class Daemon:
         )
 
     def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
-        queued = [r for r in self._queued() if environment in (None, r["environment"])]
-        stored = self.workspace.store.list_runs(environment, limit=limit)
-        found = [reports.run_report(run, self.workspace.store.list_steps(run.id)) for run in stored]
-        return (queued + found)[:limit]
+        """Requests not started yet first (queued, waiting, retrying), then runs, newest
+        first."""
+        store = self.workspace.store
+        stored = store.list_runs(environment, limit=limit)
+        found = [reports.run_report(run, store.list_steps(run.id)) for run in stored]
+        known = {run.id for run in stored}
+        waiting = [r for r in self.intake.not_started(environment) if r.id not in known]
+        return ([reports.request_report(r) for r in waiting] + found)[:limit]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        """The run of that id, else the request that will start it (an id the API returned
+        is always known)."""
         stored = self.workspace.store.get_run(run_id)
         if stored is not None:
             return reports.run_report(stored, self.workspace.store.list_steps(run_id))
-        return next((r for r in self._queued() if r["id"] == run_id), None)
+        request = self.intake.get(run_id)
+        return reports.request_report(request) if request is not None else None
 
     def events(self, environment: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
         found = self.workspace.store.list_events(environment, limit=limit)
@@ -450,10 +527,10 @@ class Daemon:
             ended = suspending.resume(self.workspace, environment, actor=identity.name)
         except suspending.SuspensionRefusedError as refused:
             raise RequestRefusedError(str(refused), conflict=True) from None
-        self._pick_up(environment)
+        self._ask_candidate(environment)
         return {"environment": environment, "resumed": ended.model_dump(mode="json")}
 
-    def _pick_up(self, environment: str) -> None:
+    def _ask_candidate(self, environment: str) -> None:
         """What suspension held is asked for again: the head for an environment tracking
         the branch, a promotion for an auto-promoted one."""
         repository = self.reconciler.repository
@@ -535,23 +612,6 @@ class Daemon:
             return self.workspace.source.resolve(revision)
         except GitSourceError as error:
             raise RequestRefusedError(str(error)) from None
-
-    def _queued(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": request.id,
-                "environment": request.environment,
-                "action": request.action,
-                "revision": request.revision,
-                "components": list(request.components) if request.components else None,
-                "status": "pending",
-                "trigger": request.trigger,
-                "actor": request.actor,
-                "steps": [],
-            }
-            for worker in self._all_workers()
-            for request in worker.pending()
-        ]
 
     def _snapshot(self) -> Iterator[tuple[EnvironmentState, list[ComponentState]]]:
         store = self.workspace.store

@@ -13,7 +13,7 @@ injected clock):
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from gitopsd.adapters.scheduling import Jobs
 from gitopsd.engine.loading import EnvironmentEntry, Repository
@@ -83,8 +83,11 @@ class FollowUps:
         name = f"later-{request.environment}-{request.action}"
         self._jobs.at(name, when, self._when_running(lambda: self._submit(request)))
 
-    def retry_later(self, request: Request) -> None:
-        self.later(self._clock.now() + timedelta(seconds=BUSY_RETRY), request)
+    def retry_at(self, when: datetime, request: Request) -> None:
+        """Submit `request` again at `when` (a transient fault, a busy lease): its own job,
+        so a retry never replaces another request's look-again."""
+        name = f"retry-{request.id}"
+        self._jobs.at(name, when, self._when_running(lambda: self._submit(request)))
 
     def _drift_job(self, environment: str) -> Callable[[], None]:
         def enqueue() -> None:

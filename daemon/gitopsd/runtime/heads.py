@@ -9,7 +9,15 @@ collapse by themselves: many wake-ups while the thread is busy become one more l
 
 Fetches go through a circuit breaker: after repeated failures they back off exponentially
 (with jitter) instead of hammering a remote that is down; each fetch is logged and counted,
-and the first success closes the breaker again.
+and the first success closes the breaker again. A fetch that fails leaves the mirror usable:
+the daemon keeps serving what it has.
+
+A look that cannot read the head (the repository briefly unreadable, a moved `.git`) is a
+`problem` until a look succeeds: `/readyz` answers 503 from it without calling git. The
+look is tried again with backoff and jitter, and the head it could not act on is acted on
+then (the last head acted on only moves once `on_head` succeeded), so a commit that meets
+an unreadable repository is late, not lost. A local repository is also looked at every poll
+interval, which notices a recovery no file event reports.
 """
 
 from __future__ import annotations
@@ -19,16 +27,22 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
+from gitopsd.adapters import faults
 from gitopsd.adapters.gitrepo import GitSource, GitSourceError
 from gitopsd.adapters.scheduling import Jobs
 from gitopsd.adapters.watching import RefsWatcher
+from gitopsd.engine import retrying
 from gitopsd.engine.breaker import CircuitBreaker
+from gitopsd.engine.ports import Clock
+from gitopsd.model.manifests import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 OnHead = Callable[[str, float], None]  # (new head sha, monotonic time it was first seen)
 OnFetch = Callable[[str], None]  # result: success, failure, circuit_open (not tried)
+LOOK_AGAIN = RetryPolicy(attempts=100, backoff=1.0, max_backoff=30.0)
 
 
 class HeadWatch:
@@ -36,6 +50,7 @@ class HeadWatch:
         self,
         source: GitSource,
         *,
+        clock: Clock,
         on_head: OnHead,
         on_fetch: OnFetch,
         jobs: Jobs,
@@ -43,6 +58,7 @@ class HeadWatch:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
+        self._clock = clock
         self._on_head = on_head
         self._on_fetch = on_fetch
         self._jobs = jobs
@@ -53,8 +69,15 @@ class HeadWatch:
         self._fetch_wanted = threading.Event()
         self._stopping = threading.Event()
         self._last: str | None = None
+        self._problem: str | None = None
+        self._failed_looks = 0
         self._watcher: RefsWatcher | None = None
         self._thread = threading.Thread(target=self._loop, name="head-watch", daemon=True)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the last look could not read the head, or None when it could."""
+        return self._problem
 
     @property
     def is_remote(self) -> bool:
@@ -68,6 +91,7 @@ class HeadWatch:
         else:
             self._watcher = RefsWatcher(self._source.common_dir, self.poke)
             self._watcher.start()
+            self._jobs.every("poll", self._poll_interval, self.poke)
         self._thread.start()
         self.poke()  # a commit between loading and watching is not missed
 
@@ -101,8 +125,25 @@ class HeadWatch:
             seen_at = self._monotonic()
             try:
                 self._look(seen_at)
-            except Exception:  # the watch must survive a bad moment of git
-                log.exception("reading the head of %s failed", self._source.branch)
+            except Exception as error:  # the watch must survive a bad moment of git
+                self._failed(error)
+            else:
+                if self._problem is not None:
+                    log.info("the head of %s can be read again", self._source.branch)
+                self._problem, self._failed_looks = None, 0
+
+    def _failed(self, error: Exception) -> None:
+        """Remember why (for readiness) and look again after a backoff with jitter."""
+        self._failed_looks += 1
+        self._problem = faults.describe(error)
+        wait = retrying.delay_before(self._failed_looks + 1, LOOK_AGAIN, uniform=random.uniform)
+        when = self._clock.now() + timedelta(seconds=wait)
+        if faults.is_transient(error):
+            log.warning("cannot read the head of %s, again in %.1fs: %s",
+                        self._source.branch, wait, self._problem)  # fmt: skip
+        else:
+            log.exception("reading the head of %s failed", self._source.branch)
+        self._jobs.at("look-again", when, self.poke)
 
     def _look(self, seen_at: float) -> None:
         if self._fetch_wanted.is_set():
@@ -110,8 +151,8 @@ class HeadWatch:
             self._fetch()
         head = self._source.head()
         if head != self._last:
-            self._last = head
             self._on_head(head, seen_at)
+            self._last = head  # only now: a head that could not be acted on is tried again
 
     def _fetch(self) -> None:
         now = self._monotonic()

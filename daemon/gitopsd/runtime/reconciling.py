@@ -50,10 +50,15 @@ class Reconciler:
         """Why the newest head is not in force (invalid manifests), or None."""
         return self._problem
 
-    def start(self, head: str, *, seen_at: float) -> None:
-        """Load the head, resume unfinished runs, then reconcile the head."""
+    def start(
+        self, head: str, *, seen_at: float, pick_up: Callable[[], None] = lambda: None
+    ) -> None:
+        """Load the head, resume unfinished runs, `pick_up` the requests a stopped process
+        recorded (in their order), then reconcile the head: a newer commit then supersedes
+        older ones as usual."""
         self._refresh(head)
         self._resume_unfinished()
+        pick_up()
         self._reconcile(head, seen_at=seen_at)
 
     def load(self, head: str) -> None:
@@ -139,7 +144,7 @@ class Reconciler:
         unfinished = self._workspace.store.unfinished_runs()
         for environment in sorted({run.environment for run in unfinished}):
             request = Request(
-                id=f"resume-{environment}",
+                id=f"resume-{environment}-{new_run_id(self._workspace.clock)}",
                 environment=environment,
                 priority=Priority.OPERATOR,
                 action="resume",

@@ -10,7 +10,13 @@ from typing import Any
 
 from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import StateStore
-from gitopsd.model.state import EnvironmentState, Event, Run, Step
+from gitopsd.model.state import (
+    EnvironmentState,
+    Event,
+    Request,
+    Run,
+    Step,
+)
 
 
 def status_report(
@@ -49,7 +55,17 @@ def _environment(store: StateStore, repository: Repository | None, name: str) ->
             }
             for component in store.list_components(name)
         ],
+        "requests": [_open_request(r) for r in store.list_requests(name, open_only=True)],
     }
+
+
+def _open_request(request: Request) -> dict[str, Any]:
+    """What `status` says of a request not finished: what it asks, where it stands, why."""
+    return request.model_dump(
+        mode="json",
+        include={"id", "action", "revision", "trigger", "actor", "status", "reason"}
+        | {"last_error", "attempts", "next_attempt_at", "created_at"},
+    )
 
 
 def _pending_approval(
@@ -83,3 +99,11 @@ def run_report(run: Run, steps: list[Step]) -> dict[str, Any]:
 
 def event_report(event: Event) -> dict[str, Any]:
     return event.model_dump(mode="json")
+
+
+def request_report(request: Request) -> dict[str, Any]:
+    """A request no run answers for yet (queued, waiting, retrying with its last error,
+    superseded...), shaped like a run summary without steps so lists can mix the two."""
+    data = request.model_dump(mode="json")
+    data["steps"] = []
+    return data

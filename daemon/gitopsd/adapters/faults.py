@@ -1,0 +1,59 @@
+"""Which faults pass by themselves and are worth retrying, and which are final: decided here.
+
+A daemon that drops a commit because the state store was busy for a moment, the disk was full
+or the repository could not be read loses work silently; one that retries a broken manifest
+for ever hides it. Every place that retries (the SQLite store's writes, the daemon's intake of
+requests, its re-reading of the branch head) asks `is_transient` so they agree:
+
+- the store busy (SQLite locked past its busy timeout) or unreachable (PostgreSQL): the store
+  adapters raise a `TransientError` subclass, and raw `sqlite3.OperationalError`s that say
+  "locked", "busy" or "full" count too;
+- the disk full or a quota reached (`OSError` ENOSPC, EDQUOT), and I/O that may pass;
+- the repository unreadable (`GitSourceError`): a commit seen a moment ago cannot vanish;
+- the network (connection refused or reset, timeouts).
+
+Everything else (a refused request, invalid manifests, a bug) is permanent: reported, not
+retried.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+
+from gitopsd.adapters.gitrepo import GitSourceError
+from gitopsd.errors import GitopsdError
+
+_PASSING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EIO})
+_PASSING_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR")
+
+
+class TransientError(GitopsdError):
+    """A fault expected to pass by itself (store busy, disk full, network down)."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether trying again later may succeed where `error` failed now."""
+    if isinstance(error, TransientError | GitSourceError):
+        return True
+    if isinstance(error, sqlite3.OperationalError):
+        name = getattr(error, "sqlite_errorname", "") or ""
+        text = str(error).lower()
+        return name.startswith(_PASSING_SQLITE) or any(
+            word in text for word in ("locked", "busy", "disk is full", "disk i/o")
+        )
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    if isinstance(error, OSError):
+        return error.errno in _PASSING_ERRNOS
+    return False
+
+
+def describe(error: BaseException) -> str:
+    """One line for a user: a gitopsd error's own message, else the exception and its text."""
+    if isinstance(error, GitopsdError):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        where = f": {error.filename}" if error.filename else ""
+        return f"{error.strerror}{where}"
+    return f"{type(error).__name__}: {error}"

@@ -1,4 +1,8 @@
-"""The first and last records of an apply run, and what they say about the environment.
+"""The first and last records of every run, and what they say about the environment.
+
+Every action (plan, apply, destroy, prune, remediation) starts and ends here, with its
+`run.started` and `run.finished` events; a plan leaves the environment as it is, a destroy
+that removed everything leaves it unknown (see `_after_destroy`).
 
 Pipeline: **start** -> walk -> gates -> **finish**. Starting marks the run running and the
 environment reconciling, in one transaction with the audit event; a resumed run only notes
@@ -11,7 +15,7 @@ transaction, so the two can never disagree after a crash:
 
 from __future__ import annotations
 
-from gitopsd.model.state import EnvironmentState, EnvironmentStatus, Run, RunStatus
+from gitopsd.model.state import EnvironmentState, EnvironmentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime.steps import Services
 
 
@@ -27,7 +31,8 @@ def started(services: Services, run: Run) -> Run:
     )
     with services.store.transaction():
         services.store.save_run(run)
-        services.store.save_environment(environment)
+        if run.action is RunAction.APPLY:
+            services.store.save_environment(environment)
         services.event(
             run,
             "run.started",
@@ -45,6 +50,10 @@ def finished(
     now = services.clock.now()
     run = run.model_copy(update={"status": status, "error": error, "finished_at": now})
     environment = environment_state(services, run.environment)
+    if run.action is RunAction.PLAN:
+        return _record_end(services, run, None)
+    if run.action is RunAction.DESTROY:
+        return _record_end(services, run, _after_destroy(services, run, environment))
     if status is RunStatus.SUCCEEDED or applied:
         moved = environment.revision not in (None, run.revision)
         previous = environment.revision if moved else environment.previous_revision
@@ -57,16 +66,41 @@ def finished(
     else:
         changes = {"status": EnvironmentStatus.FAILED}
     environment = environment.model_copy(update={**changes, "updated_at": now})
+    return _record_end(services, run, environment)
+
+
+def _record_end(services: Services, run: Run, environment: EnvironmentState | None) -> Run:
+    """The run's outcome, the environment's new state (if any) and the event, together."""
     with services.store.transaction():
         services.store.save_run(run)
-        services.store.save_environment(environment)
+        if environment is not None:
+            services.store.save_environment(environment)
         services.event(
             run,
             "run.finished",
-            f"{run.action.value} {status.value}" + (f": {error}" if error else ""),
-            status=status.value,
+            f"{run.action.value} {run.status.value}" + (f": {run.error}" if run.error else ""),
+            status=run.status.value,
         )
     return run
+
+
+def _after_destroy(services: Services, run: Run, environment: EnvironmentState) -> EnvironmentState:
+    """Nothing left: unknown, at no revision; a destroy that did not finish: failed."""
+    now = services.clock.now()
+    if not services.store.list_components(run.environment):
+        return environment.model_copy(
+            update={
+                "revision": None,
+                "previous_revision": None,
+                "status": EnvironmentStatus.UNKNOWN,
+                "updated_at": now,
+            }
+        )
+    if run.status is not RunStatus.SUCCEEDED:
+        return environment.model_copy(
+            update={"status": EnvironmentStatus.FAILED, "updated_at": now}
+        )
+    return environment
 
 
 def environment_state(services: Services, name: str) -> EnvironmentState:

@@ -34,6 +34,7 @@ from gitopsd.runtime.steps import Services
 
 if TYPE_CHECKING:
     from gitopsd.engine import planning
+    from gitopsd.runtime.executor import Orphan
     from gitopsd.runtime.plan_run import PlannedComponent
 
 
@@ -167,6 +168,7 @@ class Workspace:
                 environment=target.repository.environments[environment],
                 components=chosen,
                 target=target,
+                orphans=[] if components else self.orphan_names(environment, target),
             )
             return planner.execute()
 
@@ -180,10 +182,14 @@ class Workspace:
         run_id: str | None = None,
     ) -> Run:
         """Destroy the environment's components (or some of them), dependents first."""
-        from gitopsd.runtime.destroying import DestroyRun
-
         target = self.load(None)
-        chosen = self._components(target.repository, environment, components)
+        orphans = self._requested_orphans(environment, target, components)
+        wanted = [n for n in components or () if n not in orphans] if components else None
+        chosen = (
+            []
+            if components and not wanted
+            else self._components(target.repository, environment, wanted)
+        )
         self._check_nothing_depends_on(environment, chosen, target.repository)
         with self.lease(environment) as lost:
             self.resume(environment)
@@ -196,7 +202,7 @@ class Workspace:
                 actor=actor,
                 run_id=run_id,
             )
-            return DestroyRun(self._services(lost), run, components=chosen, target=target).execute()
+            return self._destroy(run, target, chosen, orphans, lost)
 
     def resume_unfinished(self, environment: str) -> list[Run]:
         """Take the environment's lease and finish what a stopped process left (daemon start)."""
@@ -211,8 +217,6 @@ class Workspace:
         Applies and destroys carry on where they stopped; an interrupted plan changed
         nothing and is closed as cancelled. The caller holds the environment's lease.
         """
-        from gitopsd.runtime.destroying import DestroyRun
-
         finished = []
         for run in self.store.unfinished_runs(environment):
             if run.action is RunAction.PLAN:
@@ -227,13 +231,18 @@ class Workspace:
                 finished.append(closed)
                 continue
             target = self.load(run.revision)
-            chosen = self._components(target.repository, environment, run.components)
             if run.action is RunAction.DESTROY:
-                destroy = DestroyRun(
-                    self._services(threading.Event()), run, components=chosen, target=target
+                orphans = self._requested_orphans(environment, target, run.components)
+                wanted = [n for n in run.components or () if n not in orphans] or None
+                chosen = (
+                    []
+                    if run.components and not wanted
+                    else self._components(target.repository, environment, wanted)
                 )
-                finished.append(destroy.execute())
+                done = self._destroy(run, target, chosen, orphans, threading.Event())
+                finished.append(done)
             else:
+                chosen = self._components(target.repository, environment, run.components)
                 finished.append(self._apply(run, target, chosen, threading.Event()))
         return finished
 
@@ -267,14 +276,78 @@ class Workspace:
     ) -> Run:
         from gitopsd.runtime.executor import ApplyRun
 
+        entry = target.repository.environments[run.environment]
+        prune = entry.manifest.spec.prune and not run.components
         return ApplyRun(
             self._services(cancel),
             run,
-            environment=target.repository.environments[run.environment],
+            environment=entry,
             components=chosen,
             target=target,
             previous=previous,
+            orphans=self._orphans(run.environment, target) if prune else [],
         ).execute()
+
+    def _destroy(
+        self,
+        run: Run,
+        target: Revisioned,
+        chosen: list[ComponentEntry],
+        orphans: dict[str, Orphan],
+        cancel: threading.Event,
+    ) -> Run:
+        from gitopsd.runtime.destroying import DestroyRun
+
+        spec = target.repository.environments[run.environment].manifest.spec
+        return DestroyRun(
+            self._services(cancel),
+            run,
+            components=[*chosen, *(o.component for o in orphans.values())],
+            target=target,
+            elsewhere={name: o.source for name, o in orphans.items()},
+            parallelism=spec.parallelism,
+            timeout=spec.run_timeout,
+        ).execute()
+
+    # --- orphans: deployed, but no longer part of the environment ---------------------------
+
+    def orphan_names(self, environment: str, target: Revisioned) -> list[str]:
+        """Components recorded in `environment` that it does not have at `target`."""
+        if environment not in target.repository.environments:
+            return []
+        chosen, _ = selection.choose(target.repository, environment)
+        states = self.store.list_components(environment)
+        return [s.name for s in states if s.name not in chosen]
+
+    def _orphans(self, environment: str, target: Revisioned) -> list[Orphan]:
+        """Each orphan with the revision that last applied it: its driver, checkout, inputs."""
+        from gitopsd.runtime.executor import Orphan
+
+        names = set(self.orphan_names(environment, target))
+        found = []
+        for state in self.store.list_components(environment):
+            if state.name not in names:
+                continue
+            source = self.load(state.revision)
+            component = source.repository.components.get(state.name)
+            if component is None:
+                raise RunRefusedError(
+                    f"orphan {state.name} is not in {state.revision[:12]}, the revision that "
+                    "last applied it: it cannot be destroyed with its own driver"
+                )
+            found.append(Orphan(component=component, source=source, state=state))
+        return found
+
+    def _requested_orphans(
+        self, environment: str, target: Revisioned, requested: Sequence[str] | None
+    ) -> dict[str, Orphan]:
+        """The orphans among the components a destroy names (all of them when none named)."""
+        if environment not in target.repository.environments:
+            return {}
+        orphans = {o.component.manifest.name: o for o in self._orphans(environment, target)}
+        if not requested:
+            return orphans
+        return {n: o for n, o in orphans.items() if n in requested}
 
     def _new_run(
         self,

@@ -109,3 +109,21 @@ def test_a_busy_environment_and_bad_arguments_are_clear_errors(world: World) -> 
     assert bad_state.returncode == 1 and "unsupported state URL" in bad_state.stderr
     for done in (busy, unknown, bad_state):
         assert "Traceback" not in done.stderr
+
+
+def test_an_orphan_is_planned_as_a_destroy_shown_orphaned_and_destroyed_by_name(
+    world: World,
+) -> None:
+    from tests.runtime.test_apply_runs import APP, layered
+
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    world.commit({k: v for k, v in layered().items() if k != APP}, replace=True)
+    planned = gitopsd(world, "plan", "--env", "dev")
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert "- app" in planned.stdout and "orphaned" in planned.stdout
+    status = as_json(gitopsd(world, "status", "--env", "dev", "--output", "json"))
+    shown = {c["name"]: c["status"] for c in status["environments"][0]["components"]}
+    assert shown == {"app": "orphaned", "k8s": "applied", "net": "applied", "dns": "applied"}
+    destroyed = gitopsd(world, "destroy", "--env", "dev", "--components", "app")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert [e["component"] for e in world.journal() if e["action"] == "destroy"] == ["app"]

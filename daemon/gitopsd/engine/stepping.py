@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -101,7 +102,7 @@ class Schedule:
         """Up to `limit` ready steps, in the graph's order, marked running."""
         if self._halted:
             return []
-        taken = list(self._ready)[: max(limit, 0)]
+        taken = list(itertools.islice(self._ready, max(limit, 0)))
         for key in taken:
             del self._ready[key]
             self._statuses[key] = StepStatus.RUNNING
@@ -115,6 +116,10 @@ class Schedule:
     def stop(self) -> None:
         """Start nothing more: cancel, timeout, shutdown."""
         self._halted = True
+
+    @property
+    def halted(self) -> bool:
+        return self._halted
 
     @property
     def has_ready(self) -> bool:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from gitopsd.engine.stepping import GOOD, Node, Progress, Schedule, StepKey
 from gitopsd.model.state import Run, StepStatus
@@ -67,29 +70,58 @@ class Walk:
         self.timeout = timeout
         self.timed_out = False
         self._next_look = 0.0
+        self._halted = threading.Event()  # a failure stopped the run: queued steps stay
 
     def walk(self, start: Starter, refuse: Refuser) -> Ending:
-        """Run every step to the end (or to a stop); raise Interrupted when draining."""
-        running: dict[Future[StepStatus], StepKey] = {}
+        """Run every step to the end (or to a stop); raise Interrupted when draining.
+
+        Every ready step is handed to the pool at once (its `parallelism` threads take the
+        next as soon as one is free, without waiting for this thread); a step whose turn
+        comes after the run stopped does not start. Finished steps come back through a
+        queue, so settling one costs the same with 10 or 1,000 in flight."""
+        finished: queue.Queue[tuple[StepKey, Future[StepStatus]]] = queue.Queue()
+        in_flight = 0
         with ThreadPoolExecutor(self.parallelism, thread_name_prefix="step") as pool:
             while True:
                 if self._stopping():
                     self.schedule.stop()
-                for key in self.schedule.take(self.parallelism - len(running)):
+                if self.schedule.halted:
+                    self._halted.set()
+                for key in self.schedule.take(len(self.nodes)):
                     # a copy of this thread's context, so log lines keep the run's id
                     context = contextvars.copy_context()
-                    node = self.nodes[key]
-                    running[pool.submit(context.run, _guarded, start, refuse, node)] = key
-                if not running:
+                    task = partial(self._guarded, start, refuse, self.nodes[key])
+                    future = pool.submit(context.run, task)
+                    future.add_done_callback(partial(_report, finished, key))
+                    in_flight += 1
+                if not in_flight:
                     break
-                done, _ = wait(running, timeout=CANCEL_POLL, return_when=FIRST_COMPLETED)
-                for future in done:
-                    self.schedule.settle(running.pop(future), future.result())
+                try:
+                    key, future = finished.get(timeout=CANCEL_POLL)
+                except queue.Empty:
+                    continue
+                in_flight -= 1
+                self.schedule.settle(key, future.result())
+        return self._ending()
+
+    def _ending(self) -> Ending:
         progress = self.schedule.progress()
         if self.services.draining.is_set() and progress.unstarted:
             raise Interrupted  # the process is stopping: the rest runs when the run resumes
         cancelled = self.services.cancel.is_set() and not self.timed_out
         return Ending(progress, cancelled=cancelled, timed_out=self.timed_out)
+
+    def _guarded(self, start: Starter, refuse: Refuser, node: Node) -> StepStatus:
+        """Start `node` unless the run stopped meanwhile (it stays pending then); a bug
+        fails the step rather than hang the run (an interruption still propagates)."""
+        services = self.services
+        if self._halted.is_set() or services.cancel.is_set() or services.draining.is_set():
+            return StepStatus.PENDING
+        try:
+            return start(node)
+        except Exception as error:
+            log.exception("%s %s failed unexpectedly", node.action.value, node.component)
+            return refuse(node, f"internal error: {error!r}")
 
     def _stopping(self) -> bool:
         self._look()
@@ -119,10 +151,9 @@ class Walk:
         return (self.services.clock.now() - started).total_seconds() >= self.timeout
 
 
-def _guarded(start: Starter, refuse: Refuser, node: Node) -> StepStatus:
-    """A bug must fail the step, not hang the run (an interruption still propagates)."""
-    try:
-        return start(node)
-    except Exception as error:
-        log.exception("%s %s failed unexpectedly", node.action.value, node.component)
-        return refuse(node, f"internal error: {error!r}")
+def _report(
+    finished: queue.Queue[tuple[StepKey, Future[StepStatus]]],
+    key: StepKey,
+    future: Future[StepStatus],
+) -> None:
+    finished.put((key, future))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from gitopsd.engine import planning, stepping
@@ -35,21 +34,12 @@ from gitopsd.model.state import (
     StepStatus,
 )
 from gitopsd.runtime import apply_records, compensation, destroying, gates
+from gitopsd.runtime.orphans import Orphan
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services, StepBook, StepError, StepRunner, driver_call
 from gitopsd.runtime.walking import Ending, Walk
 
 FAILURES = (StepAction.APPLY, StepAction.HEALTH, StepAction.DESTROY)
-
-
-@dataclass(frozen=True)
-class Orphan:
-    """A component deployed in the environment that it no longer has, with the revision
-    that last applied it (its driver, checkout and manifest)."""
-
-    component: ComponentEntry
-    source: Revisioned
-    state: ComponentState
 
 
 class ApplyRun:

@@ -28,13 +28,13 @@ from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.errors import GitopsdError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
-from gitopsd.runtime import leases, revisions
+from gitopsd.runtime import leases, orphans, revisions
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services
 
 if TYPE_CHECKING:
     from gitopsd.engine import planning
-    from gitopsd.runtime.executor import Orphan
+    from gitopsd.runtime.orphans import Orphan
     from gitopsd.runtime.plan_run import PlannedComponent
 
 
@@ -102,6 +102,8 @@ class Workspace:
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         self._check_dependencies_applied(environment, chosen)
+        if target.repository.environments[environment].manifest.spec.prune and not components:
+            self._orphans(environment, target)  # an orphan that cannot be pruned refuses the run
         with self.lease(environment) as lost:
             self.resume(environment)
             run = self._new_run(
@@ -183,13 +185,7 @@ class Workspace:
     ) -> Run:
         """Destroy the environment's components (or some of them), dependents first."""
         target = self.load(None)
-        orphans = self._requested_orphans(environment, target, components)
-        wanted = [n for n in components or () if n not in orphans] if components else None
-        chosen = (
-            []
-            if components and not wanted
-            else self._components(target.repository, environment, wanted)
-        )
+        chosen, doomed = self._doomed(environment, target, components)
         self._check_nothing_depends_on(environment, chosen, target.repository)
         with self.lease(environment) as lost:
             self.resume(environment)
@@ -202,7 +198,7 @@ class Workspace:
                 actor=actor,
                 run_id=run_id,
             )
-            return self._destroy(run, target, chosen, orphans, lost)
+            return self._destroy(run, target, chosen, doomed, lost)
 
     def resume_unfinished(self, environment: str) -> list[Run]:
         """Take the environment's lease and finish what a stopped process left (daemon start)."""
@@ -232,14 +228,8 @@ class Workspace:
                 continue
             target = self.load(run.revision)
             if run.action is RunAction.DESTROY:
-                orphans = self._requested_orphans(environment, target, run.components)
-                wanted = [n for n in run.components or () if n not in orphans] or None
-                chosen = (
-                    []
-                    if run.components and not wanted
-                    else self._components(target.repository, environment, wanted)
-                )
-                done = self._destroy(run, target, chosen, orphans, threading.Event())
+                chosen, doomed = self._doomed(environment, target, run.components)
+                done = self._destroy(run, target, chosen, doomed, threading.Event())
                 finished.append(done)
             else:
                 chosen = self._components(target.repository, environment, run.components)
@@ -293,7 +283,7 @@ class Workspace:
         run: Run,
         target: Revisioned,
         chosen: list[ComponentEntry],
-        orphans: dict[str, Orphan],
+        doomed: dict[str, Orphan],
         cancel: threading.Event,
     ) -> Run:
         from gitopsd.runtime.destroying import DestroyRun
@@ -302,9 +292,9 @@ class Workspace:
         return DestroyRun(
             self._services(cancel),
             run,
-            components=[*chosen, *(o.component for o in orphans.values())],
+            components=[*chosen, *(o.component for o in doomed.values())],
             target=target,
-            elsewhere={name: o.source for name, o in orphans.items()},
+            elsewhere={name: o.source for name, o in doomed.items()},
             parallelism=spec.parallelism,
             timeout=spec.run_timeout,
         ).execute()
@@ -313,41 +303,29 @@ class Workspace:
 
     def orphan_names(self, environment: str, target: Revisioned) -> list[str]:
         """Components recorded in `environment` that it does not have at `target`."""
-        if environment not in target.repository.environments:
-            return []
-        chosen, _ = selection.choose(target.repository, environment)
-        states = self.store.list_components(environment)
-        return [s.name for s in states if s.name not in chosen]
+        return orphans.names(self.store, environment, target)
 
     def _orphans(self, environment: str, target: Revisioned) -> list[Orphan]:
-        """Each orphan with the revision that last applied it: its driver, checkout, inputs."""
-        from gitopsd.runtime.executor import Orphan
+        return orphans.find(self.store, self.load, environment, target)
 
-        names = set(self.orphan_names(environment, target))
-        found = []
-        for state in self.store.list_components(environment):
-            if state.name not in names:
-                continue
-            source = self.load(state.revision)
-            component = source.repository.components.get(state.name)
-            if component is None:
-                raise RunRefusedError(
-                    f"orphan {state.name} is not in {state.revision[:12]}, the revision that "
-                    "last applied it: it cannot be destroyed with its own driver"
-                )
-            found.append(Orphan(component=component, source=source, state=state))
-        return found
+    def _doomed(
+        self, environment: str, target: Revisioned, requested: Sequence[str] | None
+    ) -> tuple[list[ComponentEntry], dict[str, Orphan]]:
+        """What a destroy of `requested` (default: everything) takes down: the components
+        the head has, and the orphans, each with the revision that last applied it."""
+        doomed = self._requested_orphans(environment, target, requested)
+        if not requested:
+            return self._components(target.repository, environment, None), doomed
+        wanted = [name for name in requested if name not in doomed]
+        chosen = self._components(target.repository, environment, wanted) if wanted else []
+        return chosen, doomed
 
     def _requested_orphans(
         self, environment: str, target: Revisioned, requested: Sequence[str] | None
     ) -> dict[str, Orphan]:
         """The orphans among the components a destroy names (all of them when none named)."""
-        if environment not in target.repository.environments:
-            return {}
-        orphans = {o.component.manifest.name: o for o in self._orphans(environment, target)}
-        if not requested:
-            return orphans
-        return {n: o for n, o in orphans.items() if n in requested}
+        found = {o.component.manifest.name: o for o in self._orphans(environment, target)}
+        return {n: o for n, o in found.items() if not requested or n in requested}
 
     def _new_run(
         self,

@@ -176,3 +176,19 @@ def test_a_kill_during_a_prune_step_resumes_it(world: World) -> None:
     status = gitopsd(world, "status", "--env", "dev", "--output", "json")
     names = [c["name"] for c in json.loads(status.stdout)["environments"][0]["components"]]
     assert names == ["a", "b"]
+
+
+def test_a_kill_during_a_gate_runs_it_again_on_resume(world: World) -> None:
+    gate = {"name": "smoke", "command": [sys.executable, "driver.py", "gate"]}
+    world.commit({**CHAIN, "environments/dev.yaml": environment("dev", gates=[gate])})
+    world.control(kill_parent={"smoke:gate": "before"})
+    killed = gitopsd(world, "apply", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    # the resumed run's gate, then the new run's (every apply runs the gates)
+    assert world.calls("gate") == ["smoke", "smoke"] and world.calls() == ["a", "b", "c"]
+    (*_, resumed_run) = runs(world)
+    assert resumed_run["status"] == "succeeded"
+    assert steps_of(world, resumed_run["id"])["smoke:gate"] == "succeeded"

@@ -11,6 +11,7 @@ from gitopsd.engine.stepping import (
     destroy_graph,
     plan_graph,
     progress,
+    rollback_graph,
 )
 from gitopsd.model.state import StepAction, StepStatus
 
@@ -171,3 +172,13 @@ def test_a_stopped_schedule_hands_out_nothing() -> None:
     schedule.stop()
     assert schedule.take(4) == [] and not schedule.has_ready
     assert schedule.progress().unstarted == [("a", StepAction.PLAN), ("b", StepAction.PLAN)]
+
+
+def test_a_rollback_goes_dependents_first_and_carries_on_past_a_failure() -> None:
+    rollback = StepAction.ROLLBACK
+    nodes = rollback_graph([Part("net"), Part("k8s", ("net",)), Part("app", ("k8s",))])
+    assert progress(nodes, {}).ready == [("app", rollback)]
+    failed = progress(nodes, {("app", rollback): FAILED})
+    assert failed.ready == [("k8s", rollback)] and failed.blocked == []
+    end = progress(nodes, {("app", rollback): FAILED, ("k8s", rollback): OK})
+    assert end.ready == [("net", rollback)] and not end.wants_rollback

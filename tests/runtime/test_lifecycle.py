@@ -126,3 +126,36 @@ def test_a_failed_health_check_fails_the_component_and_rolls_back(
     assert run.status is RunStatus.FAILED and "rolled back" in (run.error or "")
     state = store.get_component("dev", "app")
     assert state is not None and state.revision == first
+
+
+def test_cancel_stops_a_rollback_within_a_second_and_names_what_was_left(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    world.control(sleep={"net:apply": 2.0})
+    world.commit(CHAIN)
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    changed = {n: component(n, deps=d, inputs={"v": 2}) for n, d in
+               (("net", ()), ("k8s", ("net",)), ("app", ("k8s",)))}  # fmt: skip
+    new = world.commit(
+        {**CHAIN, **{f"components/{n}/component.yaml": m for n, m in changed.items()}}
+    )
+    world.control(sleep={"net:apply": 2.0}, fail={f"app:apply@{new}": -1})
+    result: list[Run] = []
+    thread = threading.Thread(target=lambda: result.append(workspace.apply("dev")))
+    thread.start()
+    deadline = time.monotonic() + 20
+    rolling = None
+    while rolling is None and time.monotonic() < deadline:
+        runs = store.unfinished_runs("dev")
+        steps = store.list_steps(runs[0].id) if runs else []
+        net = [s for s in steps if (s.component, s.action.value) == ("net", "rollback")]
+        rolling = runs[0] if net and net[0].status.value == "running" else None
+        time.sleep(0.02)
+    assert rolling is not None, "the rollback of net never started"
+    cancelled_at = time.monotonic()
+    store.save_run(rolling.model_copy(update={"cancel_requested": True}))
+    thread.join(timeout=10)
+    assert time.monotonic() - cancelled_at < 1.0
+    (run,) = result
+    assert run.status is RunStatus.FAILED
+    assert run.error == "failed: app; rollback incomplete: net"  # app and k8s were rolled back

@@ -37,6 +37,7 @@ class Node:
     action: StepAction
     needs: frozenset[StepKey] = frozenset()
     on_failure: OnFailure = "stop"
+    after_any: bool = False  # waits for its needs to finish, however they end (rollbacks)
 
     @property
     def key(self) -> StepKey:
@@ -92,6 +93,7 @@ class Schedule:
             known = [d for d in node.needs if d in self._statuses]
             self._waiting[node.key] = sum(self._statuses[d] not in GOOD for d in known)
         self._on_failure = {n.key: n.on_failure for n in self._nodes}
+        self._after_any = {n.key: n.after_any for n in self._nodes}
         self._ready: dict[StepKey, None] = {}
         for node in self._nodes:
             if self._statuses[node.key] in BAD:
@@ -160,10 +162,17 @@ class Schedule:
         self._block_below(key)
 
     def _block_below(self, key: StepKey) -> None:
+        """Block what waits on `key` (failed or blocked), transitively; a step that only
+        waits for its needs to finish (`after_any`) counts `key` as finished instead."""
         below = list(self._dependents.get(key, []))
         while below:
             dependent = below.pop()
             if dependent in self._blocked or self._statuses[dependent] is not StepStatus.PENDING:
+                continue
+            if self._after_any[dependent]:
+                self._waiting[dependent] -= 1
+                if self._startable(dependent):
+                    self._ready[dependent] = None
                 continue
             self._blocked.add(dependent)
             self._ready.pop(dependent, None)
@@ -220,6 +229,16 @@ def destroy_graph(parts: Sequence[Part], *, after: frozenset[StepKey] = frozense
         Node(p.name, StepAction.DESTROY, frozenset(dependents[p.name]) | after, "stop")
         for p in reversed(parts)
     ]
+
+
+def rollback_graph(parts: Sequence[Part]) -> list[Node]:
+    """Roll back each component after those that depend on it, whether or not theirs
+    worked: as much as possible is undone."""
+    nodes = []
+    for node in destroy_graph(parts):
+        after = frozenset((name, StepAction.ROLLBACK) for name, _ in node.needs)
+        nodes.append(Node(node.component, StepAction.ROLLBACK, after, "continue", after_any=True))
+    return nodes
 
 
 def plan_graph(names: Sequence[str]) -> list[Node]:

@@ -374,12 +374,36 @@ class ApplyRun:
         self.services.event(
             self.run, "rollback.started", f"rolling back to {self.previous.revision[:12]}"
         )
-        left = compensation.compensate(
-            self.runner, self.run, self.components, target=self.target, previous=self.previous
-        )
+        left = self._compensate(self.previous)
         if left:
             return summary + f"; rollback incomplete: {', '.join(left)}"
         return summary + f"; rolled back to {self.previous.revision[:12]}"
+
+    def _compensate(self, previous: Revisioned) -> list[str]:
+        """Walk the rollback steps (dependents first, past failures); what is left undone."""
+        doomed = compensation.touched(self.runner, self.components)
+        entries = {c.manifest.name: c for c in doomed}
+        nodes = stepping.rollback_graph([destroying.part(c) for c in doomed])
+        steps = [compensation.rollback_step(self.runner, self.run, n, previous) for n in entries]
+        self.services.store.save_steps([s for s in steps if s.status is StepStatus.PENDING])
+        walk = Walk(
+            self.services,
+            self.run,
+            nodes,
+            self.book,
+            parallelism=self.environment.manifest.spec.parallelism,
+            timeout=None,
+        )
+
+        def start(node: Node) -> StepStatus:
+            component = entries[node.component]
+            return compensation.compensate_one(
+                self.runner, self.run, component, target=self.target, previous=previous
+            )
+
+        progress = walk.walk(start, self._refuse).progress
+        destroying.close_pending(self.runner, nodes, "not rolled back: cancelled", stopped=True)
+        return sorted({k[0] for k in (*progress.failed, *progress.cancelled, *progress.unstarted)})
 
     def _finish(self, status: RunStatus, error: str | None, *, applied: bool = False) -> Run:
         return apply_records.finished(self.services, self.run, status, error, applied=applied)

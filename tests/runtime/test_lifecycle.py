@@ -159,3 +159,17 @@ def test_cancel_stops_a_rollback_within_a_second_and_names_what_was_left(
     (run,) = result
     assert run.status is RunStatus.FAILED
     assert run.error == "failed: app; rollback incomplete: net"  # app and k8s were rolled back
+
+
+def test_a_plan_left_running_by_a_crash_is_closed_with_its_finish_event(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    sha = world.commit(CHAIN)
+    now = workspace.clock.now()
+    crashed = Run(id="plan-1", environment="dev", revision=sha, action=RunAction.PLAN,
+                  status=RunStatus.RUNNING, created_at=now, started_at=now)  # fmt: skip
+    store.save_run(crashed)
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED  # resumes (closes) it first
+    closed = store.get_run("plan-1")
+    assert closed is not None and closed.status is RunStatus.CANCELLED
+    assert kinds(store, closed) == ["run.finished"]

@@ -44,7 +44,7 @@ def started(services: Services, run: Run) -> Run:
 
 
 def finished(
-    services: Services, run: Run, status: RunStatus, error: str | None, *, applied: bool
+    services: Services, run: Run, status: RunStatus, error: str | None, *, applied: bool = False
 ) -> Run:
     """Record the end of `run` and where it leaves its environment (see the module doc)."""
     now = services.clock.now()

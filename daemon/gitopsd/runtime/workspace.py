@@ -28,7 +28,7 @@ from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.errors import GitopsdError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
-from gitopsd.runtime import leases, orphans, revisions
+from gitopsd.runtime import apply_records, leases, orphans, revisions
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services
 
@@ -215,16 +215,10 @@ class Workspace:
         """
         finished = []
         for run in self.store.unfinished_runs(environment):
-            if run.action is RunAction.PLAN:
-                closed = run.model_copy(
-                    update={
-                        "status": RunStatus.CANCELLED,
-                        "error": "interrupted",
-                        "finished_at": self.clock.now(),
-                    }
-                )
-                self.store.save_run(closed)
-                finished.append(closed)
+            if run.action is RunAction.PLAN:  # it changed nothing: closed, with its event
+                services = self._services(threading.Event())
+                status = RunStatus.CANCELLED
+                finished.append(apply_records.finished(services, run, status, "interrupted"))
                 continue
             target = self.load(run.revision)
             if run.action is RunAction.DESTROY:

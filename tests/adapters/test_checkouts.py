@@ -81,3 +81,44 @@ def test_folder_trees_change_only_where_files_change(source: GitSource, repo: Pa
     assert "components/b" in after and "components/b" not in before
     assert after["components"] != before["components"]
     assert after[""] != before[""]
+
+
+def tree_of(root: Path) -> dict[str, tuple[str, int]]:
+    """Every entry below `root`: its content (or link target) and its executable bit."""
+    found: dict[str, tuple[str, int]] = {}
+    for path in sorted(root.rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            found[key] = ("-> " + os.readlink(path), 0)
+        elif path.is_file():
+            found[key] = (path.read_text(), path.stat().st_mode & 0o111)
+        else:
+            found[key] = ("dir", 0)
+    return found
+
+
+def test_a_checkout_made_from_an_older_one_equals_a_full_export_and_spares_the_older(
+    source: GitSource, repo: Path, tmp_path: Path
+) -> None:
+    cache = CheckoutCache(source, tmp_path / "checkouts")
+    old = cache.path(source.head())
+    before = tree_of(old)
+    (repo / "gone").mkdir()
+    (repo / "gone" / "f").write_text("to be removed")
+    commit_files(repo, {"dir-then-file/x": "1", "x": "changed"}, message="middle")
+    cache.path(source.head())
+    (repo / "components" / "a" / "run.sh").chmod(0o644)
+    os.symlink("x", repo / "link")
+    commit_files(repo, {"components/b/new.txt": "new", "x": "changed again"}, message="next")
+    commit_files(repo, {}, replace=False, message="same")
+    os.remove(repo / "gone" / "f")
+    os.remove(repo / "dir-then-file" / "x")
+    (repo / "dir-then-file").rmdir()
+    commit_files(repo, {"dir-then-file": "now a file"}, message="last")
+    incremental = cache.path(source.head())
+    full = tmp_path / "full"
+    full.mkdir()
+    source.export(source.head(), full)
+    assert tree_of(incremental) == tree_of(full)
+    assert tree_of(old) == before  # hard links are never written through
+    assert not (incremental / "x").stat().st_mode & 0o222

@@ -143,3 +143,21 @@ def test_runs_and_status_show_open_requests_with_their_last_error(world: World) 
     assert (shown["id"], shown["status"]) == ("req-retrying", "retrying")
     assert shown["last_error"] == "the state database is locked"
     assert "last error: the state database is locked" in gitopsd(world, "status").stdout
+
+
+def test_an_orphan_is_planned_as_a_destroy_shown_orphaned_and_destroyed_by_name(
+    world: World,
+) -> None:
+    from tests.runtime.test_apply_runs import APP, layered
+
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    world.commit({k: v for k, v in layered().items() if k != APP}, replace=True)
+    planned = gitopsd(world, "plan", "--env", "dev")
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert "- app" in planned.stdout and "orphaned" in planned.stdout
+    status = as_json(gitopsd(world, "status", "--env", "dev", "--output", "json"))
+    shown = {c["name"]: c["status"] for c in status["environments"][0]["components"]}
+    assert shown == {"app": "orphaned", "k8s": "applied", "net": "applied", "dns": "applied"}
+    destroyed = gitopsd(world, "destroy", "--env", "dev", "--components", "app")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert [e["component"] for e in world.journal() if e["action"] == "destroy"] == ["app"]

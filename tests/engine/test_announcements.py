@@ -43,6 +43,8 @@ def kind_of(found: Announcement | None) -> str | None:
         ("run.finished", {"status": "failed"}, RunAction.DESTROY, "run_failed"),
         ("run.finished", {"status": "cancelled"}, RunAction.APPLY, "run_cancelled"),
         ("run.resumed", {}, RunAction.APPLY, None),
+        ("run.started", {}, RunAction.PLAN, None),  # a plan changes nothing: no announcement
+        ("run.finished", {"status": "failed"}, RunAction.PLAN, None),
         ("component.applied", {}, RunAction.APPLY, None),
         ("rollback.started", {}, RunAction.APPLY, None),
     ],

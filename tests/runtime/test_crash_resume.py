@@ -135,3 +135,60 @@ def test_kill_at_random_moments_then_resume_applies_everything_once(world: World
         if step["action"] == "apply" and step["status"] == "succeeded"
     ]
     assert sorted(successes) == sorted(components)
+
+
+def steps_of(world: World, run_id: object) -> dict[str, str]:
+    (run,) = [r for r in runs(world) if r["id"] == run_id]
+    steps: list[dict[str, str]] = run["steps"]  # type: ignore[assignment]
+    return {f"{s['component']}:{s['action']}": s["status"] for s in steps}
+
+
+def test_a_kill_during_a_health_check_runs_it_again_on_resume(world: World) -> None:
+    world.commit({**CHAIN, "components/a/component.yaml": component("a", health=True)})
+    world.control(kill_parent={"a:health": "before"})
+    killed = gitopsd(world, "apply", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+    (interrupted,) = runs(world)
+
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert world.calls("health") == ["a"]  # the killed try never journaled; this one did
+    assert world.calls() == ["a", "b", "c"]
+    final = runs(world)
+    assert final[-1]["id"] == interrupted["id"] and final[-1]["status"] == "succeeded"
+    assert steps_of(world, interrupted["id"])["a:health"] == "succeeded"
+
+
+def test_a_kill_during_a_prune_step_resumes_it(world: World) -> None:
+    pruning = {**CHAIN, "environments/dev.yaml": environment("dev", parallelism=1, prune=True)}
+    first = world.commit(pruning)
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    world.commit({k: v for k, v in pruning.items() if "/c/" not in k}, replace=True)
+    world.control(kill_parent={"c:destroy": "before"})
+    killed = gitopsd(world, "apply", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    destroyed = [e for e in world.journal() if e["action"] == "destroy"]
+    assert [(e["component"], e["revision"]) for e in destroyed] == [("c", first)]
+    assert [r["status"] for r in runs(world)] == ["succeeded", "succeeded", "succeeded"]
+    status = gitopsd(world, "status", "--env", "dev", "--output", "json")
+    names = [c["name"] for c in json.loads(status.stdout)["environments"][0]["components"]]
+    assert names == ["a", "b"]
+
+
+def test_a_kill_during_a_gate_runs_it_again_on_resume(world: World) -> None:
+    gate = {"name": "smoke", "command": [sys.executable, "driver.py", "gate"]}
+    world.commit({**CHAIN, "environments/dev.yaml": environment("dev", gates=[gate])})
+    world.control(kill_parent={"smoke:gate": "before"})
+    killed = gitopsd(world, "apply", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    # the resumed run's gate, then the new run's (every apply runs the gates)
+    assert world.calls("gate") == ["smoke", "smoke"] and world.calls() == ["a", "b", "c"]
+    (*_, resumed_run) = runs(world)
+    assert resumed_run["status"] == "succeeded"
+    assert steps_of(world, resumed_run["id"])["smoke:gate"] == "succeeded"

@@ -31,6 +31,7 @@ def component(
     attempts: int = 1,
     health: bool = False,
     timeout: str = "30s",
+    when: str | None = None,
 ) -> str:
     python = sys.executable
     commands = {a: [python, "../../driver.py", a] for a in ("plan", "apply", "destroy")}
@@ -43,6 +44,7 @@ def component(
         "timeout": timeout,
         "retry": {"attempts": attempts, "backoff": "1s", "max_backoff": "1s"},
         "on_failure": on_failure,
+        **({"when": when} if when else {}),
     }
     return json.dumps(  # ensure_ascii=False: PyYAML rejects JSON surrogate escapes
         ensure_ascii=False,
@@ -55,14 +57,16 @@ def component(
     )
 
 
-def environment(name: str, *, variables: dict[str, Any] | None = None, parallelism: int = 4) -> str:
+def environment(
+    name: str, *, variables: dict[str, Any] | None = None, parallelism: int = 4, **spec: Any
+) -> str:
     return json.dumps(  # ensure_ascii=False: PyYAML rejects JSON surrogate escapes
         ensure_ascii=False,
         obj={
             "apiVersion": "gitopsd.io/v1",
             "kind": "Environment",
             "metadata": {"name": name},
-            "spec": {"variables": variables or {}, "parallelism": parallelism},
+            "spec": {"variables": variables or {}, "parallelism": parallelism, **spec},
         },
     )
 

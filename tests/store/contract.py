@@ -437,6 +437,20 @@ class StoreContract:
         assert [s.index for s in store.list_steps("run-1")] == [0, 1, 2, 10]
         assert store.list_steps("run-2") == [step(0, run_id="run-2")]
 
+    def test_steps_saved_together_are_upserts_listed_by_index(self, store: StateStore) -> None:
+        store.save_step(step(1, status=StepStatus.RUNNING))
+        together = [step(2), step(0, status=StepStatus.SKIPPED), step(1), full_step()]
+        store.save_steps(together)
+        store.save_steps([])
+        assert store.list_steps("run-1") == [together[1], together[2], together[0]]
+        assert store.list_steps(full_step().run_id) == [full_step()]
+
+    def test_steps_saved_together_roll_back_together(self, store: StateStore) -> None:
+        with pytest.raises(DeliberateError), store.transaction():
+            store.save_steps([step(0), step(1)])
+            raise DeliberateError
+        assert store.list_steps("run-1") == []
+
     # The audit trail.
 
     def test_event_ids_strictly_increase_and_lists_are_newest_first(

@@ -8,6 +8,7 @@ run of that revision, and pruned when no environment needs it any more.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -15,9 +16,11 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.adapters.gitrepo import GitSource, GitSourceError
 
 WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+MAX_CHANGED = 2_000  # more changed paths than this: export everything, not the difference
+FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 class CheckoutCache:
@@ -60,12 +63,62 @@ class CheckoutCache:
         self._root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=self._root))
         try:
-            self._source.export(sha, scratch)
+            self._fill(sha, scratch)
             _make_read_only(scratch)
             scratch.rename(target)
         except BaseException:
             _remove_read_only(scratch)
             raise
+
+    def _fill(self, sha: str, scratch: Path) -> None:
+        """Write the files of `sha` into `scratch`: from the most recently used checkout and
+        what changed since, when there is one (hard links: a checkout's files are never
+        written), else all of them. A new head usually changes a few files of thousands,
+        and exporting them all was most of the time from a commit to its first driver."""
+        base = self._latest()
+        if base is not None:
+            try:
+                write, remove = self._source.changes(base.name, sha)
+                if len(write) + len(remove) <= MAX_CHANGED:
+                    _link_tree(base, scratch)
+                    _remove_paths(scratch, remove)
+                    if write:
+                        self._source.export(sha, scratch, paths=write)
+                    return
+            except (OSError, GitSourceError):  # the base pruned meanwhile, say: start over
+                _remove_read_only(scratch)
+                scratch.mkdir()
+        self._source.export(sha, scratch)
+
+    def _latest(self) -> Path | None:
+        trees = [
+            p
+            for p in self._root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and FULL_SHA.fullmatch(p.name)
+        ]
+        return max(trees, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def _link_tree(base: Path, target: Path) -> None:
+    """`target` as a copy of `base` whose files are hard links to base's (never written)."""
+    for folder, folders, files in os.walk(base):
+        into = target / Path(folder).relative_to(base)
+        for name in folders:
+            (into / name).mkdir()
+        for name in files:
+            os.link(Path(folder, name), into / name, follow_symlinks=False)
+
+
+def _remove_paths(root: Path, paths: Iterable[str]) -> None:
+    """Unlink each path (never write through a link) and the folders left empty by it."""
+    for relative in paths:
+        path = root / relative
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        parent = path.parent
+        while parent != root and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
 
 
 def _make_read_only(root: Path) -> None:

@@ -19,7 +19,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -179,8 +179,29 @@ class GitSource:
                 trees[path] = meta.split()[2]
         return trees
 
-    def export(self, revision: str, target: Path) -> None:
-        """Write the files of commit `revision` into the empty folder `target`.
+    def changes(self, base: str, revision: str) -> tuple[list[str], list[str]]:
+        """What turns commit `base`'s files into `revision`'s: (paths to write, paths to
+        remove); a path whose content, mode or type changed is in both."""
+        listing = self._git_output(
+            "diff",
+            "--name-status",
+            "--no-renames",
+            "-z",
+            self.resolve(base),
+            self.resolve(revision),
+        )
+        fields = [f for f in listing.split("\0") if f]
+        write, remove = [], []
+        for status, path in zip(fields[::2], fields[1::2], strict=True):
+            if status != "A":
+                remove.append(path)
+            if status != "D":
+                write.append(path)
+        return write, remove
+
+    def export(self, revision: str, target: Path, *, paths: Sequence[str] | None = None) -> None:
+        """Write the files of commit `revision` into the empty folder `target` (or only
+        `paths` of them, into a folder that holds the rest already).
 
         git's own checkout-index writes the files (fast, modes and symlinks as committed),
         from a private index file, so the user's repository and index are never touched.
@@ -189,9 +210,10 @@ class GitSource:
         target = target.resolve()  # git runs in the git dir: a relative path would land there
         index = target.with_name(target.name + ".index")
         env = {**os.environ, "GIT_INDEX_FILE": str(index)}
+        which = ["--all"] if paths is None else ["--", *paths]
         commands = (
             ["git", "read-tree", sha],
-            ["git", f"--work-tree={target}", "checkout-index", "--all", "--force"],
+            ["git", f"--work-tree={target}", "checkout-index", "--force", *which],
         )
         try:
             for command in commands:

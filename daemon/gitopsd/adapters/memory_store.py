@@ -120,6 +120,11 @@ class MemoryStore:
         with self._lock:
             self._tables.steps[(step.run_id, step.index)] = step
 
+    def save_steps(self, steps: Sequence[Step]) -> None:
+        with self._lock:
+            for step in steps:
+                self._tables.steps[(step.run_id, step.index)] = step
+
     def list_steps(self, run_id: str) -> list[Step]:
         with self._lock:
             steps = [s for (rid, _), s in self._tables.steps.items() if rid == run_id]

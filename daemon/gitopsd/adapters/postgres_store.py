@@ -212,8 +212,13 @@ class PostgresStore:
         return self._all(Run, f"SELECT record FROM runs{where} ORDER BY created_at, id", *params)  # noqa: S608
 
     def save_step(self, step: Step) -> None:
-        row = (step.run_id, step.index, step.component, step.status.value, step.model_dump_json())
-        self._execute(_UPSERT_STEP, row)
+        self._execute(_UPSERT_STEP, _step_row(step))
+
+    def save_steps(self, steps: Sequence[Step]) -> None:
+        rows = [_step_row(step) for step in steps]
+        self._write(
+            lambda connection: connection.cursor().executemany(_UPSERT_STEP, rows), atomic=True
+        )
 
     def list_steps(self, run_id: str) -> list[Step]:
         sql = "SELECT record FROM steps WHERE run_id = %s ORDER BY step_index"
@@ -522,3 +527,7 @@ _TAKE_LEASE = (
     " WHERE leases.expires_at <= %s OR leases.holder = %s OR leases.holder = %s"
     " RETURNING holder"
 )
+
+
+def _step_row(step: Step) -> tuple[str, int, str, str, str]:
+    return (step.run_id, step.index, step.component, step.status.value, step.model_dump_json())

@@ -228,8 +228,12 @@ class SqliteStore:
         return self._all(Run, sql, *params)
 
     def save_step(self, step: Step) -> None:
-        row = (step.run_id, step.index, step.component, step.status.value, step.model_dump_json())
-        self._write(migrations.UPSERT_STEP, *row)
+        self._write(migrations.UPSERT_STEP, *_step_row(step))
+
+    def save_steps(self, steps: Sequence[Step]) -> None:
+        rows = [_step_row(step) for step in steps]
+        with self.transaction():
+            self._connection().executemany(migrations.UPSERT_STEP, rows)
 
     def list_steps(self, run_id: str) -> list[Step]:
         sql = "SELECT record FROM steps WHERE run_id = ? ORDER BY step_index"
@@ -522,3 +526,7 @@ def _request_row(request: Request) -> tuple[object, ...]:
 
 def _decode(model: type[R], text: str) -> R:
     return model.model_validate_json(text)
+
+
+def _step_row(step: Step) -> tuple[str, int, str, str, str]:
+    return (step.run_id, step.index, step.component, step.status.value, step.model_dump_json())

@@ -19,6 +19,7 @@ def planned(run: Run, components: list[PlannedComponent]) -> str:
     lines = [f"plan of {run.environment} at {run.revision[:12]} (run {run.id})"]
     for item in components:
         mark = "!" if item.changes is None else ("~" if item.changes else "=")
+        mark = "-" if item.action == "destroy" else mark  # an orphan, destroyed by prune
         lines.append(f"  {mark} {item.name:<24} {item.reason}")
         lines.extend(f"      {line}" for line in item.output.rstrip().splitlines())
     changing = sum(1 for item in components if item.changes)

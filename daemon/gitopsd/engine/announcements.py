@@ -7,7 +7,8 @@ in one shape; `commit_status` says what a GitHub commit status of the run's revi
 Both are pure, so every rule here is tested without a daemon, a network or a store.
 
 Which event becomes which announcement:
-- `run.started` -> run_started (apply and destroy runs; plan runs record no events);
+- `run.started` -> run_started (apply and destroy runs; a plan's events are not announced:
+  it changes nothing, and its revision's commit status is the apply's to set);
 - `run.finished` -> environment_verified (an apply succeeded), run_failed, run_cancelled;
   a destroy that succeeded announces nothing: it verifies nothing;
 - `promotion.waiting_approval` -> approval_pending;
@@ -97,6 +98,8 @@ def announce(event: Event, run: Run | None = None) -> Announcement | None:
 
 
 def _kind(event: Event, run: Run | None) -> NotificationEvent | None:
+    if run is not None and run.action is RunAction.PLAN:
+        return None
     if event.kind == "run.started":
         return "run_started"
     if event.kind == "run.finished":

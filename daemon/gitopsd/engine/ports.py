@@ -179,6 +179,11 @@ class StateStore(Protocol):
 
     def save_step(self, step: Step) -> None: ...
 
+    def save_steps(self, steps: Sequence[Step]) -> None:
+        """`save_step` of each, all or none: a run records all of its steps when it starts,
+        and 1,000 steps must not cost 1,000 statements before the first driver starts."""
+        ...
+
     def list_steps(self, run_id: str) -> list[Step]: ...
 
     # the audit trail

@@ -175,6 +175,12 @@ class EnvironmentSpec(Strict):
     overrides: dict[Name, dict[str, JsonValue]] = Field(default_factory=dict)
     components: Selection = Field(default_factory=Selection)
     parallelism: int = Field(default=4, ge=1, le=1024)
+    prune: bool = Field(
+        default=False, description="destroy components deployed here that it no longer has"
+    )
+    run_timeout: PositiveSeconds | None = Field(
+        default=None, description="a whole run's limit; past it the run stops and fails"
+    )
 
 
 class EnvironmentMetadata(Strict):

@@ -48,6 +48,9 @@ class ComponentStatus(StrEnum):
     APPLIED = "applied"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
+    # deployed, but no longer part of its environment at the head (deleted, or excluded by
+    # `when` or `components.include`); shown by status, never stored
+    ORPHANED = "orphaned"
 
 
 class DriftStatus(StrEnum):

@@ -1,4 +1,8 @@
-"""The first and last records of an apply run, and what they say about the environment.
+"""The first and last records of every run, and what they say about the environment.
+
+Every action (plan, apply, destroy, prune, remediation) starts and ends here, with its
+`run.started` and `run.finished` events; a plan leaves the environment as it is, a destroy
+that removed everything leaves it unknown (see `_after_destroy`).
 
 Pipeline: **start** -> walk -> gates -> **finish**. Starting marks the run running and the
 environment reconciling, in one transaction with the audit event; a resumed run only notes
@@ -11,25 +15,30 @@ transaction, so the two can never disagree after a crash:
 
 from __future__ import annotations
 
-from gitopsd.model.state import EnvironmentState, EnvironmentStatus, Run, RunStatus
+from gitopsd.model.state import EnvironmentState, EnvironmentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime import promotion_records
 from gitopsd.runtime.steps import Services
 
 
 def started(services: Services, run: Run) -> Run:
-    """Mark `run` running (or note that a running one resumed); return it as recorded."""
+    """Mark `run` running (or note that a running one resumed); return it as recorded.
+
+    The environment's record is read inside the transaction that writes it, so a change
+    made meanwhile by another writer (a suspension through the API) is never overwritten."""
     if run.status is RunStatus.RUNNING:
         services.event(run, "run.resumed", f"resuming run {run.id}")
         return run
     now = services.clock.now()
     run = run.model_copy(update={"status": RunStatus.RUNNING, "started_at": now})
-    environment = environment_state(services, run.environment).model_copy(
-        update={"status": EnvironmentStatus.RECONCILING, "updated_at": now}
-    )
-    environment = promotion_records.on_started(services.store, environment, run)
     with services.store.transaction():
         services.store.save_run(run)
-        services.store.save_environment(environment)
+        if run.action is RunAction.APPLY:
+            environment = environment_state(services, run.environment).model_copy(
+                update={"status": EnvironmentStatus.RECONCILING, "updated_at": now}
+            )
+            services.store.save_environment(
+                promotion_records.on_started(services.store, environment, run)
+            )
         services.event(
             run,
             "run.started",
@@ -41,16 +50,37 @@ def started(services: Services, run: Run) -> Run:
 
 
 def finished(
-    services: Services, run: Run, status: RunStatus, error: str | None, *, applied: bool
+    services: Services, run: Run, status: RunStatus, error: str | None, *, applied: bool = False
 ) -> Run:
     """Record the end of `run` and where it leaves its environment (see the module doc)."""
-    now = services.clock.now()
-    run = run.model_copy(update={"status": status, "error": error, "finished_at": now})
+    run = run.model_copy(
+        update={"status": status, "error": error, "finished_at": services.clock.now()}
+    )
+    with services.store.transaction():  # read and written together: see `started`
+        services.store.save_run(run)
+        environment = _environment_after(services, run, applied=applied)
+        if environment is not None:
+            services.store.save_environment(environment)
+        services.event(
+            run,
+            "run.finished",
+            f"{run.action.value} {run.status.value}" + (f": {run.error}" if run.error else ""),
+            status=run.status.value,
+        )
+    return run
+
+
+def _environment_after(services: Services, run: Run, *, applied: bool) -> EnvironmentState | None:
+    """The environment's record once `run` ended; None when the run leaves it as it is."""
+    if run.action is RunAction.PLAN:
+        return None
     environment = environment_state(services, run.environment)
-    if status is RunStatus.SUCCEEDED or applied:
+    if run.action is RunAction.DESTROY:
+        return _after_destroy(services, run, environment)
+    if run.status is RunStatus.SUCCEEDED or applied:
         moved = environment.revision not in (None, run.revision)
         previous = environment.revision if moved else environment.previous_revision
-        verified = status is RunStatus.SUCCEEDED
+        verified = run.status is RunStatus.SUCCEEDED
         changes = {
             "revision": run.revision,
             "previous_revision": previous,
@@ -58,18 +88,27 @@ def finished(
         }
     else:
         changes = {"status": EnvironmentStatus.FAILED}
-    environment = environment.model_copy(update={**changes, "updated_at": now})
-    environment = promotion_records.on_finished(services.store, environment, run)
-    with services.store.transaction():
-        services.store.save_run(run)
-        services.store.save_environment(environment)
-        services.event(
-            run,
-            "run.finished",
-            f"{run.action.value} {status.value}" + (f": {error}" if error else ""),
-            status=status.value,
+    environment = environment.model_copy(update={**changes, "updated_at": services.clock.now()})
+    return promotion_records.on_finished(services.store, environment, run)
+
+
+def _after_destroy(services: Services, run: Run, environment: EnvironmentState) -> EnvironmentState:
+    """Nothing left: unknown, at no revision; a destroy that did not finish: failed."""
+    now = services.clock.now()
+    if not services.store.list_components(run.environment):
+        return environment.model_copy(
+            update={
+                "revision": None,
+                "previous_revision": None,
+                "status": EnvironmentStatus.UNKNOWN,
+                "updated_at": now,
+            }
         )
-    return run
+    if run.status is not RunStatus.SUCCEEDED:
+        return environment.model_copy(
+            update={"status": EnvironmentStatus.FAILED, "updated_at": now}
+        )
+    return environment
 
 
 def environment_state(services: Services, name: str) -> EnvironmentState:

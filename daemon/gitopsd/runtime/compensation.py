@@ -5,7 +5,10 @@ failed one too: a failed apply may have changed half of something) is re-applied
 before the run, at the environment's previous revision: that revision's driver and files,
 the inputs recorded then, and the outputs restored. Components the run created are
 destroyed. Compensation goes in reverse dependency order and continues past a failure, so
-as much as possible is undone; what could not be undone is named in the run's error.
+as much as possible is undone; what could not be undone is named in the run's error. The
+executor walks these steps like any other (runtime/walking.py): recorded when the rollback
+starts, dependents first, and stopped by a cancel; a rollback is not cut short by
+`run_timeout`, which would leave the environment half rolled back.
 """
 
 from __future__ import annotations
@@ -23,31 +26,49 @@ if TYPE_CHECKING:
 TOUCHED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.RUNNING)
 
 
-def compensate(
-    runner: StepRunner,
-    run: Run,
-    components: list[ComponentEntry],
-    *,
-    target: Revisioned,
-    previous: Revisioned,
-) -> list[str]:
-    """Roll back every component `run` touched; return those that could not be."""
-    left: list[str] = []
-    for component in reversed(components):
+def touched(runner: StepRunner, components: list[ComponentEntry]) -> list[ComponentEntry]:
+    """The components `run` touched and has not rolled back yet, in dependency order."""
+    found = []
+    for component in components:
         name = component.manifest.name
         applied = runner.book.find(name, StepAction.APPLY)
         if applied is None or applied.status not in TOUCHED:
             continue
         done = runner.book.find(name, StepAction.ROLLBACK)
-        if done is not None and done.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
-            continue
-        try:
-            if not _compensate_one(runner, run, component, applied, target, previous):
-                left.append(name)
-        except StepError as error:
-            _record_failure(runner, run, name, str(error))
-            left.append(name)
-    return left
+        if done is None or done.status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+            found.append(component)
+    return found
+
+
+def rollback_step(runner: StepRunner, run: Run, name: str, previous: Revisioned) -> Step:
+    """The rollback step of `name`, as recorded before it runs: what it restores."""
+    applied = runner.book.find(name, StepAction.APPLY)
+    before = applied.previous_state if applied is not None else None
+    if before is None:  # created by this run: destroyed, at this run's revision
+        return runner.book.new(run, name, StepAction.ROLLBACK)
+    return runner.book.new(
+        run, name, StepAction.ROLLBACK, revision=previous.revision, previous_state=before
+    )
+
+
+def compensate_one(
+    runner: StepRunner,
+    run: Run,
+    component: ComponentEntry,
+    *,
+    target: Revisioned,
+    previous: Revisioned,
+) -> StepStatus:
+    """Roll back one component the run touched; its rollback step's status."""
+    name = component.manifest.name
+    applied = runner.book.find(name, StepAction.APPLY)
+    assert applied is not None
+    try:
+        _compensate_one(runner, run, component, applied, target, previous)
+    except StepError as error:
+        _record_failure(runner, run, name, str(error))
+    step = runner.book.find(name, StepAction.ROLLBACK)
+    return step.status if step is not None else StepStatus.FAILED
 
 
 def _compensate_one(
@@ -65,9 +86,7 @@ def _compensate_one(
     old = previous.repository.components.get(name)
     if old is None:
         raise StepError(f"{name} is not in the previous revision {previous.revision[:12]}")
-    step = runner.book.new(
-        run, name, StepAction.ROLLBACK, revision=previous.revision, previous_state=before
-    )
+    step = rollback_step(runner, run, name, previous)
     call = driver_call(
         old,
         "apply",

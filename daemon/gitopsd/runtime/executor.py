@@ -1,63 +1,49 @@
-"""Walk one apply run: dependency order, parallel where independent, rollback on failure.
+"""One apply run: its steps recorded when it starts, walked in dependency order, concluded.
 
 The executor is handed a run and everything it needs already loaded (the revision's
-manifests, checkout and folder trees, and the previous revision for a rollback). Each
-component is decided again just before it runs (`planning.decide`), with the outputs its
-dependencies have at that moment. The outcome of every component commits together with its
-state and an audit event, so a crash between components loses nothing, and a resumed run
-skips every component already recorded as done.
+manifests, checkout and folder trees, the previous revision for a rollback, and the
+orphans to prune with the revision that last applied each). When the run starts, every one
+of its steps (apply, health, prune destroy, gate) is recorded in one write: components
+whose desired state did not change are recorded skipped right away; a component whose
+inputs wait on a dependency's new outputs is decided when that dependency finished
+(`planning.decide`, with the outputs it has then). The one walker (runtime/walking.py) runs
+the rest, within `parallelism`, with cancel, `run_timeout` and resume: after a crash every
+step not recorded succeeded or skipped runs again, health checks and gates included.
 """
 
 from __future__ import annotations
 
-import contextvars
-import logging
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from enum import StrEnum
+from collections.abc import Mapping
 from typing import Any
 
-from gitopsd.engine import planning
+from gitopsd.engine import planning, stepping
 from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
 from gitopsd.engine.planning import Verdict
+from gitopsd.engine.ports import DriverCall
+from gitopsd.engine.selection import Selection
+from gitopsd.engine.stepping import Node, Part
 from gitopsd.model.state import (
     ComponentState,
     ComponentStatus,
     Run,
     RunPhase,
     RunStatus,
+    Step,
     StepAction,
     StepStatus,
 )
-from gitopsd.runtime import apply_records, compensation, gates
+from gitopsd.runtime import apply_records, compensation, destroying, gates
+from gitopsd.runtime.orphans import Orphan
 from gitopsd.runtime.revisions import Revisioned
-from gitopsd.runtime.steps import (
-    Interrupted,
-    Services,
-    StepBook,
-    StepError,
-    StepRunner,
-    driver_call,
-)
+from gitopsd.runtime.steps import Services, StepBook, StepError, StepRunner, driver_call
+from gitopsd.runtime.walking import Ending, Walk
 
-log = logging.getLogger(__name__)
-CANCEL_POLL = 0.25
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"
-    UNCHANGED = "unchanged"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    BLOCKED = "blocked"  # a dependency failed, so it never started
-
-    @property
-    def is_good(self) -> bool:
-        return self in (Outcome.APPLIED, Outcome.UNCHANGED)
+FAILURES = (StepAction.APPLY, StepAction.HEALTH, StepAction.DESTROY)
 
 
 class ApplyRun:
-    """One apply run, from its first component to its final record."""
+    """One apply run, from its first step to its final record."""
 
     def __init__(
         self,
@@ -68,136 +54,118 @@ class ApplyRun:
         components: list[ComponentEntry],
         target: Revisioned,
         previous: Revisioned | None,
+        orphans: list[Orphan] | None = None,
     ) -> None:
         self.services = services
         self.run = run
         self.environment = environment
         self.components = components
+        self.entries = {c.manifest.name: c for c in components}
         self.target = target
         self.previous = previous
+        self.orphans = {o.component.manifest.name: o for o in orphans or []}
         self.book = StepBook(services.store.list_steps(run.id))
         self.runner = StepRunner(services, run, self.book)
-        self._outputs = {s.name: dict(s.outputs) for s in self._states()}
+        self._observed = self._states()
+        self._outputs = {s.name: dict(s.outputs) for s in self._observed}
         self._outputs_lock = threading.Lock()
-        self._wants_rollback = False
-        self._halt_on_failure = False
-        self._finished = threading.Event()
 
     def execute(self) -> Run:
         """Run (or resume) to the end and return the finished run."""
         self.run = apply_records.started(self.services, self.run)
-        watcher = threading.Thread(target=self._watch_cancel, daemon=True)
-        watcher.start()
-        try:
-            if self.run.phase is RunPhase.FORWARD:
-                outcomes = self._walk()
-                failed = [n for n, o in outcomes.items() if o is Outcome.FAILED]
-                cancelled = any(o is Outcome.CANCELLED for o in outcomes.values())
-                if not failed and not cancelled and not self.services.cancel.is_set():
-                    gate = self._run_gates()
-                    if gate is not None:
-                        return self._conclude_gate(gate)
-            else:  # a crash during compensation: finish compensating
-                failed, cancelled = [self.run.error or "rollback"], False
-                self._wants_rollback = True
-            return self._conclude(failed, cancelled=cancelled or self.services.cancel.is_set())
-        finally:
-            self._finished.set()
-            watcher.join()
-
-    # --- the walk ---------------------------------------------------------------------------
-
-    def _walk(self) -> dict[str, Outcome]:
-        names = [c.manifest.name for c in self.components]
-        entries = dict(zip(names, self.components, strict=True))
-        needs = {n: {d for d in entries[n].manifest.spec.depends_on if d in entries} for n in names}
-        dependents: dict[str, list[str]] = {n: [] for n in names}
-        for name, deps in needs.items():
-            for dep in deps:
-                dependents[dep].append(name)
-        outcomes: dict[str, Outcome] = {}
-        ready = [n for n in names if not needs[n]]
-        parallelism = self.environment.manifest.spec.parallelism
-        with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="apply") as pool:
-            running: dict[Future[Outcome], str] = {}
-            while ready or running:
-                while ready and not self._halted():
-                    name = ready.pop(0)
-                    # a copy of this thread's context, so log lines keep the run's id
-                    context = contextvars.copy_context()
-                    running[pool.submit(context.run, self._forward, entries[name])] = name
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    name = running.pop(future)
-                    outcomes[name] = future.result()
-                    ready += self._settle(name, outcomes, needs, dependents, entries)
-        if self.services.draining.is_set() and len(outcomes) < len(names):
-            raise Interrupted  # the process is stopping: the rest runs when the run resumes
-        return outcomes
-
-    def _settle(
-        self,
-        name: str,
-        outcomes: dict[str, Outcome],
-        needs: dict[str, set[str]],
-        dependents: dict[str, list[str]],
-        entries: dict[str, ComponentEntry],
-    ) -> list[str]:
-        """Record what `name`'s outcome means for the rest; return the newly ready ones."""
-        outcome = outcomes[name]
-        if outcome is Outcome.FAILED:
-            policy = entries[name].manifest.spec.on_failure
-            self._halt_on_failure |= policy != "continue"
-            self._wants_rollback |= policy == "rollback"
-        if not outcome.is_good:
-            self._block(name, outcomes, dependents)
-            return []
-        now_ready = []
-        for dependent in dependents[name]:
-            needs[dependent].discard(name)
-            if not needs[dependent] and dependent not in outcomes:
-                now_ready.append(dependent)
-        return now_ready
-
-    def _block(
-        self, name: str, outcomes: dict[str, Outcome], dependents: dict[str, list[str]]
-    ) -> None:
-        for dependent in dependents[name]:
-            if dependent not in outcomes:
-                outcomes[dependent] = Outcome.BLOCKED
-                self.services.event(
-                    self.run,
-                    "component.blocked",
-                    f"{dependent} not applied: {name} did not succeed",
-                    component=dependent,
-                )
-                self._block(dependent, outcomes, dependents)
-
-    def _halted(self) -> bool:
-        return (
-            self._halt_on_failure
-            or self.services.cancel.is_set()
-            or self.services.draining.is_set()
+        self.runner.run = self.run
+        if self.run.phase is not RunPhase.FORWARD:  # a crash during compensation: finish it
+            return self._finish(RunStatus.FAILED, self._roll_back(self.run.error or "failed"))
+        nodes = self._graph()
+        self._record(nodes)
+        spec = self.environment.manifest.spec
+        walk = Walk(
+            self.services,
+            self.run,
+            nodes,
+            self.book,
+            parallelism=spec.parallelism,
+            timeout=spec.run_timeout,
         )
+        ending = walk.walk(self._start, self._refuse)
+        self._close(nodes, ending)
+        return self._conclude(ending)
 
-    # --- one component ----------------------------------------------------------------------
+    # --- the steps, decided and recorded at the start ----------------------------------------
 
-    def _forward(self, component: ComponentEntry) -> Outcome:
+    def _graph(self) -> list[Node]:
+        parts = [
+            Part(
+                c.manifest.name,
+                tuple(c.manifest.spec.depends_on),
+                c.manifest.spec.on_failure,
+                getattr(c.manifest.spec.driver, "health", None) is not None,
+            )
+            for c in self.components
+        ]
+        orphans = [destroying.part(o.component) for o in self.orphans.values()]
+        names = [g.name for g in self.environment.manifest.spec.gates]
+        return stepping.apply_graph(parts, gates=names, orphans=orphans)
+
+    def _record(self, nodes: list[Node]) -> None:
+        """Every step not yet recorded, in one write; unchanged components recorded skipped.
+
+        A step's `previous_state` (what a rollback restores) is added when it runs: the
+        skipped ones never need it, and 1,000 copies of it cost a tenth of a second."""
+        missing = [n for n in nodes if self.book.find(*n.key) is None]
+        if not missing:
+            return
+        decisions = self._decisions() if len(missing) == len(nodes) else {}
+        new = [self._new_step(n, decisions.get(n.component)) for n in missing]
+        self.services.store.save_steps(new)
+
+    def _decisions(self) -> dict[str, planning.Decision]:
+        plan = planning.plan(
+            Selection(self.environment, self.components, []),
+            revision=self.run.revision,
+            trees=self.target.trees,
+            observed={s.name: s for s in self._observed},
+        )
+        return {d.component: d for d in plan.decisions}
+
+    def _new_step(self, node: Node, decision: planning.Decision | None) -> Step:
+        name, action = node.key
+        fields: dict[str, Any] = {}
+        if action is StepAction.APPLY and decision is not None:
+            fields["fingerprint"] = decision.fingerprint
+        if action is StepAction.DESTROY:
+            state = self.orphans[name].state
+            fields.update(revision=state.revision, previous_state=state)
+        step = self.book.new(self.run, name, action, **fields)
+        unchanged = decision is not None and decision.verdict is Verdict.UNCHANGED
+        if unchanged and action in (StepAction.APPLY, StepAction.HEALTH):
+            step = step.model_copy(update={"status": StepStatus.SKIPPED, "output": "unchanged"})
+            self.book.record(step)
+        return step
+
+    # --- starting one step ------------------------------------------------------------------
+
+    def _start(self, node: Node) -> StepStatus:
+        name, action = node.key
         try:
-            return self._apply_component(component)
+            if action is StepAction.APPLY:
+                return self._apply_component(self.entries[name])
+            if action is StepAction.HEALTH:
+                return self._check_health(self.entries[name])
+            if action is StepAction.DESTROY:
+                orphan = self.orphans[name]
+                return destroying.destroy_one(
+                    self.runner, orphan.component, orphan.source, orphan.state
+                )
+            return self._run_gate(name)
         except StepError as error:
-            return self._refuse(component, str(error))
-        except Exception as error:  # a bug must fail the component, not hang the run
-            log.exception("applying %s failed unexpectedly", component.manifest.name)
-            return self._refuse(component, f"internal error: {error!r}")
+            return self._refuse(node, str(error))
 
-    def _apply_component(self, component: ComponentEntry) -> Outcome:
+    def _refuse(self, node: Node, reason: str) -> StepStatus:
+        return destroying.refuse(self.runner, node.component, node.action, reason)
+
+    def _apply_component(self, component: ComponentEntry) -> StepStatus:
         name = component.manifest.name
-        done = self.book.find(name, StepAction.APPLY)
-        if done is not None and done.status in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
-            return Outcome.APPLIED if done.status is StepStatus.SUCCEEDED else Outcome.UNCHANGED
         last = self.services.store.get_component(self.run.environment, name)
         decision = planning.decide(
             component,
@@ -208,48 +176,50 @@ class ApplyRun:
             last=last,
         )
         if decision.verdict is Verdict.WAITING:
-            return self._refuse(component, decision.reason)
+            return destroying.refuse(self.runner, name, StepAction.APPLY, decision.reason)
         if decision.verdict is Verdict.UNCHANGED:
-            step = self.book.new(self.run, name, StepAction.APPLY, fingerprint=decision.fingerprint)
-            self.runner.save(
-                step,
-                status=StepStatus.SKIPPED,
-                error=None,
-                output="unchanged",
-                finished_at=self.services.clock.now(),
-            )
-            return Outcome.UNCHANGED
+            return self._skip(name, decision)
         return self._run_apply(component, decision, last)
+
+    def _skip(self, name: str, decision: planning.Decision) -> StepStatus:
+        """Decided unchanged once its dependencies finished: it, and its health, skipped."""
+        now = self.services.clock.now()
+        steps = [self.book.find(name, StepAction.APPLY), self.book.find(name, StepAction.HEALTH)]
+        skipped = [
+            s.model_copy(
+                update={
+                    "status": StepStatus.SKIPPED,
+                    "output": "unchanged",
+                    "fingerprint": s.fingerprint or decision.fingerprint,
+                    "finished_at": now,
+                }
+            )
+            for s in steps
+            if s is not None
+        ]
+        for step in skipped:
+            self.book.record(step)
+        self.services.store.save_steps(skipped)
+        return StepStatus.SKIPPED
 
     def _run_apply(
         self, component: ComponentEntry, decision: planning.Decision, last: ComponentState | None
-    ) -> Outcome:
+    ) -> StepStatus:
         name = component.manifest.name
         assert decision.inputs is not None and decision.fingerprint is not None
-        step = self.book.new(
-            self.run, name, StepAction.APPLY, fingerprint=decision.fingerprint, previous_state=last
-        )
-        call = driver_call(
-            component,
-            "apply",
-            run=self.run,
-            revision=self.run.revision,
-            checkout=self.target.checkout,
-            inputs=decision.inputs,
-            state_root=self.services.state_root,
-        )
+        step = self.book.new(self.run, name, StepAction.APPLY)
+        step = step.model_copy(update={"fingerprint": decision.fingerprint, "previous_state": last})
+        call = self._call(component, "apply", decision.inputs)
         step, result = self.runner.call(step, call, component.manifest.spec.retry)
         step = self.runner.finish(step, result)
-        now = self.services.clock.now()
         if not result.succeeded:
-            state = self._failed_state(name, decision, last)
             with self.services.store.transaction():
                 self.services.store.save_step(step)
-                self.services.store.save_component(state)
+                self.services.store.save_component(self._failed_state(name, decision, last))
                 self.services.event(
                     self.run, "component.failed", f"{name}: {step.error}", component=name
                 )
-            return Outcome.CANCELLED if result.cancelled else Outcome.FAILED
+            return step.status
         state = ComponentState(
             environment=self.run.environment,
             name=name,
@@ -257,7 +227,7 @@ class ApplyRun:
             fingerprint=decision.fingerprint,
             inputs=decision.inputs,
             outputs=result.outputs or {},
-            updated_at=now,
+            updated_at=self.services.clock.now(),
         )
         with self.services.store.transaction():
             self.services.store.save_step(step)
@@ -267,27 +237,22 @@ class ApplyRun:
             )
         with self._outputs_lock:
             self._outputs[name] = dict(state.outputs)
-        return self._check_health(component, state, decision.inputs)
+        return step.status
 
-    def _check_health(
-        self, component: ComponentEntry, state: ComponentState, inputs: dict[str, Any]
-    ) -> Outcome:
+    def _check_health(self, component: ComponentEntry) -> StepStatus:
+        """The health probe after an apply, with the inputs that apply recorded: also after
+        a crash, when the apply step is done and this one was left running."""
         name = component.manifest.name
-        if getattr(component.manifest.spec.driver, "health", None) is None:
-            return Outcome.APPLIED
-        done = self.book.find(name, StepAction.HEALTH)
-        if done is not None and done.status is StepStatus.SUCCEEDED:
-            return Outcome.APPLIED
+        applied = self.book.find(name, StepAction.APPLY)
+        if applied is not None and applied.status is StepStatus.SKIPPED:
+            step = self.book.new(self.run, name, StepAction.HEALTH)
+            self.runner.save(step, status=StepStatus.SKIPPED, output="unchanged")
+            return StepStatus.SKIPPED
+        state = self.services.store.get_component(self.run.environment, name)
+        if state is None:
+            raise StepError(f"{name} has no recorded state to check the health of")
         step = self.book.new(self.run, name, StepAction.HEALTH)
-        call = driver_call(
-            component,
-            "health",
-            run=self.run,
-            revision=self.run.revision,
-            checkout=self.target.checkout,
-            inputs=inputs,
-            state_root=self.services.state_root,
-        )
+        call = self._call(component, "health", state.inputs)
         step, result = self.runner.call(step, call, component.manifest.spec.retry)
         step = self.runner.finish(step, result)
         with self.services.store.transaction():
@@ -301,20 +266,32 @@ class ApplyRun:
                     f"{name} is not healthy after apply: {step.error}",
                     component=name,
                 )
-        if result.succeeded:
-            return Outcome.APPLIED
-        return Outcome.CANCELLED if result.cancelled else Outcome.FAILED
+        return step.status
 
-    def _refuse(self, component: ComponentEntry, reason: str) -> Outcome:
-        """A component that cannot be attempted fails its step without calling a driver."""
-        name = component.manifest.name
-        step = self.book.new(self.run, name, StepAction.APPLY)
-        with self.services.store.transaction():
-            self.runner.save(
-                step, status=StepStatus.FAILED, error=reason, finished_at=self.services.clock.now()
-            )
-            self.services.event(self.run, "component.failed", f"{name}: {reason}", component=name)
-        return Outcome.FAILED
+    def _run_gate(self, name: str) -> StepStatus:
+        gate = next(g for g in self.environment.manifest.spec.gates if g.name == name)
+        failure = gates.run_gate(
+            self.runner,
+            self.run,
+            gate,
+            checkout=self.target.checkout,
+            state_root=self.services.state_root,
+        )
+        step = self.book.find(name, StepAction.GATE)
+        return step.status if step is not None and failure is not None else StepStatus.SUCCEEDED
+
+    def _call(
+        self, component: ComponentEntry, action: str, inputs: Mapping[str, Any]
+    ) -> DriverCall:
+        return driver_call(
+            component,
+            action,
+            run=self.run,
+            revision=self.run.revision,
+            checkout=self.target.checkout,
+            inputs=inputs,
+            state_root=self.services.state_root,
+        )
 
     def _failed_state(
         self, name: str, decision: planning.Decision, last: ComponentState | None
@@ -341,43 +318,49 @@ class ApplyRun:
     def _states(self) -> list[ComponentState]:
         return self.services.store.list_components(self.run.environment)
 
-    # --- start and end ----------------------------------------------------------------------
+    # --- the end ----------------------------------------------------------------------------
 
-    def _conclude(self, failed: list[str], *, cancelled: bool) -> Run:
-        error = None
-        if failed and self._wants_rollback and not cancelled:
-            error = self._roll_back(failed)
-        elif failed:
-            error = f"failed: {', '.join(sorted(failed))}"
-        status = (
-            RunStatus.CANCELLED
-            if cancelled
-            else (RunStatus.FAILED if failed else RunStatus.SUCCEEDED)
-        )
-        if cancelled:
-            error = "cancelled"
-        return self._finish(status, error)
+    def _close(self, nodes: list[Node], ending: Ending) -> None:
+        """Blocked components get their event; steps that never started are closed."""
+        for name, action in ending.progress.blocked:
+            if action is StepAction.APPLY:
+                self.services.event(
+                    self.run,
+                    "component.blocked",
+                    f"{name} not applied: a dependency did not succeed",
+                    component=name,
+                )
+        stopped = ending.cancelled or ending.timed_out
+        reason = "not started: the run stopped first"
+        destroying.close_pending(self.runner, nodes, reason, stopped=stopped)
 
-    def _run_gates(self) -> gates.GateFailure | None:
-        return gates.run_gates(
-            self.runner,
-            self.run,
-            self.environment.manifest.spec.gates,
-            checkout=self.target.checkout,
-            state_root=self.services.state_root,
-        )
+    def _conclude(self, ending: Ending) -> Run:
+        progress = ending.progress
+        failed = sorted({k[0] for k in progress.failed if k[1] in FAILURES})
+        gate = next((k[0] for k in progress.failed if k[1] is StepAction.GATE), None)
+        if ending.timed_out:
+            timeout = self.environment.manifest.spec.run_timeout or 0
+            return self._finish(RunStatus.FAILED, f"run_timeout of {timeout:g}s reached")
+        if ending.cancelled or (progress.cancelled and not failed):
+            return self._finish(RunStatus.CANCELLED, "cancelled")
+        if failed:
+            summary = f"failed: {', '.join(failed)}"
+            if progress.wants_rollback:
+                summary = self._roll_back(summary)
+            return self._finish(RunStatus.FAILED, summary)
+        if gate is not None:
+            return self._conclude_gate(gate)
+        return self._finish(RunStatus.SUCCEEDED, None)
 
-    def _conclude_gate(self, failure: gates.GateFailure) -> Run:
+    def _conclude_gate(self, gate: str) -> Run:
         """Every component applied but a gate failed: the environment is at the new revision,
         failed, and the revision is not verified (it never flows downstream). Nothing is
         rolled back: the gate judged the revision, not a step that broke something."""
-        if failure.cancelled:
-            return self._finish(RunStatus.CANCELLED, "cancelled")
-        error = f"gate {failure.gate} failed: {failure.error}"
+        step = self.book.find(gate, StepAction.GATE)
+        error = f"gate {gate} failed: {step.error if step else 'failed'}"
         return self._finish(RunStatus.FAILED, error, applied=True)
 
-    def _roll_back(self, failed: list[str]) -> str:
-        summary = f"failed: {', '.join(sorted(failed))}"
+    def _roll_back(self, summary: str) -> str:
         if self.previous is None:
             self.services.event(
                 self.run,
@@ -386,24 +369,41 @@ class ApplyRun:
             )
             return summary + "; nothing to roll back to"
         self.run = self.run.model_copy(update={"phase": RunPhase.ROLLBACK, "error": summary})
+        self.runner.run = self.run
         self.services.store.save_run(self.run)
         self.services.event(
             self.run, "rollback.started", f"rolling back to {self.previous.revision[:12]}"
         )
-        left = compensation.compensate(
-            self.runner, self.run, self.components, target=self.target, previous=self.previous
-        )
+        left = self._compensate(self.previous)
         if left:
             return summary + f"; rollback incomplete: {', '.join(left)}"
         return summary + f"; rolled back to {self.previous.revision[:12]}"
 
+    def _compensate(self, previous: Revisioned) -> list[str]:
+        """Walk the rollback steps (dependents first, past failures); what is left undone."""
+        doomed = compensation.touched(self.runner, self.components)
+        entries = {c.manifest.name: c for c in doomed}
+        nodes = stepping.rollback_graph([destroying.part(c) for c in doomed])
+        steps = [compensation.rollback_step(self.runner, self.run, n, previous) for n in entries]
+        self.services.store.save_steps([s for s in steps if s.status is StepStatus.PENDING])
+        walk = Walk(
+            self.services,
+            self.run,
+            nodes,
+            self.book,
+            parallelism=self.environment.manifest.spec.parallelism,
+            timeout=None,
+        )
+
+        def start(node: Node) -> StepStatus:
+            component = entries[node.component]
+            return compensation.compensate_one(
+                self.runner, self.run, component, target=self.target, previous=previous
+            )
+
+        progress = walk.walk(start, self._refuse).progress
+        destroying.close_pending(self.runner, nodes, "not rolled back: cancelled", stopped=True)
+        return sorted({k[0] for k in (*progress.failed, *progress.cancelled, *progress.unstarted)})
+
     def _finish(self, status: RunStatus, error: str | None, *, applied: bool = False) -> Run:
         return apply_records.finished(self.services, self.run, status, error, applied=applied)
-
-    def _watch_cancel(self) -> None:
-        """Turn a cancel requested through the store (`gitopsd cancel`) into the cancel flag."""
-        while not self._finished.wait(CANCEL_POLL) and not self.services.cancel.is_set():
-            found = self.services.store.get_run(self.run.id)
-            if found is not None and found.cancel_requested:
-                self.services.event(self.run, "run.cancelling", "cancel requested")
-                self.services.cancel.set()

@@ -5,8 +5,9 @@ only when it is applied, healthy, and every gate passed; only verified revisions
 the promotion chain. Each gate runs its command from the repo root of the revision's
 read-only checkout, with `GITOPSD_ENVIRONMENT`, `GITOPSD_REVISION` and `GITOPSD_ACTION=gate`,
 under its `timeout`, tried `retries + 1` times. Gates run one after the other, in the order
-written, and stop at the first failure. Each is a step of the run: recorded before and after,
-so a resumed run does not repeat a gate that passed.
+written, after every component and pruned orphan, and stop at the first failure. Each is a
+step of the run: recorded before and after, so a resumed run does not repeat a gate that
+passed.
 """
 
 from __future__ import annotations
@@ -38,16 +39,26 @@ def run_gates(
         done = runner.book.find(gate.name, StepAction.GATE)
         if done is not None and done.status is StepStatus.SUCCEEDED:
             continue
-        step = runner.book.new(run, gate.name, StepAction.GATE)
-        call = gate_call(gate, run=run, checkout=checkout, state_root=state_root)
-        step, result = runner.call(step, call, _policy(gate))
-        step = runner.finish(step, result)
-        runner.services.store.save_step(step)
-        verdict = "passed" if result.succeeded else f"failed: {step.error}"
-        runner.services.event(run, f"gate.{'passed' if result.succeeded else 'failed'}",
-                              f"gate {gate.name} {verdict}", gate=gate.name)  # fmt: skip
-        if not result.succeeded:
-            return GateFailure(gate.name, step.error or "failed", cancelled=result.cancelled)
+        failure = run_gate(runner, run, gate, checkout=checkout, state_root=state_root)
+        if failure is not None:
+            return failure
+    return None
+
+
+def run_gate(
+    runner: StepRunner, run: Run, gate: Gate, *, checkout: Path, state_root: Path
+) -> GateFailure | None:
+    """Run one gate as a step of `run`; its failure, or None when it passed."""
+    step = runner.book.new(run, gate.name, StepAction.GATE)
+    call = gate_call(gate, run=run, checkout=checkout, state_root=state_root)
+    step, result = runner.call(step, call, _policy(gate))
+    step = runner.finish(step, result)
+    runner.services.store.save_step(step)
+    verdict = "passed" if result.succeeded else f"failed: {step.error}"
+    runner.services.event(run, f"gate.{'passed' if result.succeeded else 'failed'}",
+                          f"gate {gate.name} {verdict}", gate=gate.name)  # fmt: skip
+    if not result.succeeded:
+        return GateFailure(gate.name, step.error or "failed", cancelled=result.cancelled)
     return None
 
 

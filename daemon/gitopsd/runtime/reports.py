@@ -11,6 +11,7 @@ from typing import Any
 from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import (
+    ComponentStatus,
     EnvironmentState,
     Event,
     Request,
@@ -33,6 +34,7 @@ def status_report(
 def _environment(store: StateStore, repository: Repository | None, name: str) -> dict[str, Any]:
     state = store.get_environment(name)
     entry = repository.environments.get(name) if repository else None
+    kept = _members(repository, name)
     return {
         "name": name,
         "revision": state.revision if state else None,
@@ -48,7 +50,11 @@ def _environment(store: StateStore, repository: Repository | None, name: str) ->
         "components": [
             {
                 "name": component.name,
-                "status": component.status.value,
+                "status": (
+                    ComponentStatus.ORPHANED.value
+                    if kept is not None and component.name not in kept
+                    else component.status.value
+                ),
                 "revision": component.revision,
                 "outputs": component.outputs,
                 "drift": component.drift.value,
@@ -66,6 +72,17 @@ def _open_request(request: Request) -> dict[str, Any]:
         include={"id", "action", "revision", "trigger", "actor", "status", "reason"}
         | {"last_error", "attempts", "next_attempt_at", "created_at"},
     )
+
+
+def _members(repository: Repository | None, name: str) -> set[str] | None:
+    """The components `name` has at the head; one deployed but not among them is shown
+    `orphaned` (computed here, never stored). None when the head's manifests are unknown."""
+    if repository is None or name not in repository.environments:
+        return None
+    from gitopsd.engine import selection
+
+    chosen, _ = selection.choose(repository, name)
+    return set(chosen)
 
 
 def _pending_approval(

@@ -28,12 +28,13 @@ from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.errors import GitopsdError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
-from gitopsd.runtime import leases, revisions
+from gitopsd.runtime import apply_records, leases, orphans, revisions
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services
 
 if TYPE_CHECKING:
     from gitopsd.engine import planning
+    from gitopsd.runtime.orphans import Orphan
     from gitopsd.runtime.plan_run import PlannedComponent
 
 
@@ -106,6 +107,8 @@ class Workspace:
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         self._check_dependencies_applied(environment, chosen)
+        if target.repository.environments[environment].manifest.spec.prune and not components:
+            self._orphans(environment, target)  # an orphan that cannot be pruned refuses the run
         with self.lease(environment) as lost:
             self.resume(environment)
             if check is not None:
@@ -174,6 +177,7 @@ class Workspace:
                 environment=target.repository.environments[environment],
                 components=chosen,
                 target=target,
+                orphans=[] if components else self.orphan_names(environment, target),
             )
             return planner.execute()
 
@@ -187,10 +191,8 @@ class Workspace:
         run_id: str | None = None,
     ) -> Run:
         """Destroy the environment's components (or some of them), dependents first."""
-        from gitopsd.runtime.destroying import DestroyRun
-
         target = self.load(None)
-        chosen = self._components(target.repository, environment, components)
+        chosen, doomed = self._doomed(environment, target, components)
         self._check_nothing_depends_on(environment, chosen, target.repository)
         with self.lease(environment) as lost:
             self.resume(environment)
@@ -203,7 +205,7 @@ class Workspace:
                 actor=actor,
                 run_id=run_id,
             )
-            return DestroyRun(self._services(lost), run, components=chosen, target=target).execute()
+            return self._destroy(run, target, chosen, doomed, lost)
 
     def resume_unfinished(self, environment: str) -> list[Run]:
         """Take the environment's lease and finish what a stopped process left (daemon start)."""
@@ -218,29 +220,20 @@ class Workspace:
         Applies and destroys carry on where they stopped; an interrupted plan changed
         nothing and is closed as cancelled. The caller holds the environment's lease.
         """
-        from gitopsd.runtime.destroying import DestroyRun
-
         finished = []
         for run in self.store.unfinished_runs(environment):
-            if run.action is RunAction.PLAN:
-                closed = run.model_copy(
-                    update={
-                        "status": RunStatus.CANCELLED,
-                        "error": "interrupted",
-                        "finished_at": self.clock.now(),
-                    }
-                )
-                self.store.save_run(closed)
-                finished.append(closed)
+            if run.action is RunAction.PLAN:  # it changed nothing: closed, with its event
+                services = self._services(threading.Event())
+                status = RunStatus.CANCELLED
+                finished.append(apply_records.finished(services, run, status, "interrupted"))
                 continue
             target = self.load(run.revision)
-            chosen = self._components(target.repository, environment, run.components)
             if run.action is RunAction.DESTROY:
-                destroy = DestroyRun(
-                    self._services(threading.Event()), run, components=chosen, target=target
-                )
-                finished.append(destroy.execute())
+                chosen, doomed = self._doomed(environment, target, run.components)
+                done = self._destroy(run, target, chosen, doomed, threading.Event())
+                finished.append(done)
             else:
+                chosen = self._components(target.repository, environment, run.components)
                 finished.append(self._apply(run, target, chosen, threading.Event()))
         return finished
 
@@ -274,14 +267,66 @@ class Workspace:
     ) -> Run:
         from gitopsd.runtime.executor import ApplyRun
 
+        entry = target.repository.environments[run.environment]
+        prune = entry.manifest.spec.prune and not run.components
         return ApplyRun(
             self._services(cancel),
             run,
-            environment=target.repository.environments[run.environment],
+            environment=entry,
             components=chosen,
             target=target,
             previous=previous,
+            orphans=self._orphans(run.environment, target) if prune else [],
         ).execute()
+
+    def _destroy(
+        self,
+        run: Run,
+        target: Revisioned,
+        chosen: list[ComponentEntry],
+        doomed: dict[str, Orphan],
+        cancel: threading.Event,
+    ) -> Run:
+        from gitopsd.runtime.destroying import DestroyRun
+
+        spec = target.repository.environments[run.environment].manifest.spec
+        return DestroyRun(
+            self._services(cancel),
+            run,
+            components=[*chosen, *(o.component for o in doomed.values())],
+            target=target,
+            elsewhere={name: o.source for name, o in doomed.items()},
+            parallelism=spec.parallelism,
+            timeout=spec.run_timeout,
+        ).execute()
+
+    # --- orphans: deployed, but no longer part of the environment ---------------------------
+
+    def orphan_names(self, environment: str, target: Revisioned) -> list[str]:
+        """Components recorded in `environment` that it does not have at `target`."""
+        return orphans.names(self.store, environment, target)
+
+    def _orphans(self, environment: str, target: Revisioned) -> list[Orphan]:
+        return orphans.find(self.store, self.load, environment, target)
+
+    def _doomed(
+        self, environment: str, target: Revisioned, requested: Sequence[str] | None
+    ) -> tuple[list[ComponentEntry], dict[str, Orphan]]:
+        """What a destroy of `requested` (default: everything) takes down: the components
+        the head has, and the orphans, each with the revision that last applied it."""
+        doomed = self._requested_orphans(environment, target, requested)
+        if not requested:
+            return self._components(target.repository, environment, None), doomed
+        wanted = [name for name in requested if name not in doomed]
+        chosen = self._components(target.repository, environment, wanted) if wanted else []
+        return chosen, doomed
+
+    def _requested_orphans(
+        self, environment: str, target: Revisioned, requested: Sequence[str] | None
+    ) -> dict[str, Orphan]:
+        """The orphans among the components a destroy names (all of them when none named)."""
+        found = {o.component.manifest.name: o for o in self._orphans(environment, target)}
+        return {n: o for n, o in found.items() if not requested or n in requested}
 
     def _new_run(
         self,

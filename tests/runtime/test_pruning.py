@@ -1,0 +1,144 @@
+"""Orphans: deployed in an environment that no longer has them (deleted, `when`, `include`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import RunStatus
+from gitopsd.runtime import reports
+from gitopsd.runtime.workspace import Workspace
+from tests.runtime.world import World, component, environment
+
+ENV = "environments/dev.yaml"
+NET = "components/net/component.yaml"
+DB = "components/db/component.yaml"
+API = "components/api/component.yaml"
+
+
+def files(**spec: Any) -> dict[str, str]:
+    return {
+        ENV: environment("dev", variables={"tier": "small"}, **spec),
+        NET: component("net"),
+        DB: component("db", deps=("net",)),
+        API: component("api", deps=("db",), inputs={"db": "${{ components.db.outputs.id }}"}),
+    }
+
+
+def without_db_and_api(**spec: Any) -> dict[str, str]:
+    """The repo with db and api deleted and net changed (so the apply has work too)."""
+    return {ENV: files(**spec)[ENV], NET: component("net", inputs={"v": 2})}
+
+
+def statuses(workspace: Workspace, store: StateStore) -> dict[str, str]:
+    repository = workspace.load_revision().repository
+    report = reports.status_report(store, repository, environment="dev")
+    return {c["name"]: c["status"] for c in report["environments"][0]["components"]}
+
+
+def test_a_deleted_component_is_destroyed_after_the_rest_with_its_own_revision(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    first = world.commit(files(prune=True))
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    world.journal_path.unlink()
+    world.commit(without_db_and_api(prune=True), replace=True)
+    run = workspace.apply("dev")
+    assert run.status is RunStatus.SUCCEEDED
+    journal = [(e["component"], e["action"]) for e in world.journal()]
+    assert journal == [("net", "apply"), ("api", "destroy"), ("db", "destroy")]
+    destroyed = [e for e in world.journal() if e["action"] == "destroy"]
+    assert {e["revision"] for e in destroyed} == {first}  # the revision that applied them
+    assert destroyed[0]["inputs"] == {"db": "db-dev"}  # api's recorded inputs
+    assert [s.name for s in store.list_components("dev")] == ["net"]
+
+
+def test_without_prune_an_orphan_stays_deployed_and_is_shown_orphaned(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    world.commit(files())
+    workspace.apply("dev")
+    world.commit(without_db_and_api(), replace=True)
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    assert world.calls("destroy") == []
+    assert statuses(workspace, store) == {"api": "orphaned", "db": "orphaned", "net": "applied"}
+
+
+def test_a_component_excluded_by_when_is_pruned(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    world.commit(files(prune=True))
+    workspace.apply("dev")
+    api = component(
+        "api",
+        deps=("db",),
+        inputs={"db": "${{ components.db.outputs.id }}"},
+        when="vars.tier == 'large'",
+    )
+    world.commit({**files(prune=True), API: api})
+    assert statuses(workspace, store)["api"] == "orphaned"
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    assert world.calls("destroy") == ["api"]
+    assert sorted(s.name for s in store.list_components("dev")) == ["db", "net"]
+
+
+def test_a_component_left_out_by_include_is_pruned(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    world.commit(files(prune=True))
+    workspace.apply("dev")
+    world.commit(files(prune=True, components={"include": ["net"]}))
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    assert world.calls("destroy") == ["api", "db"]
+    assert [s.name for s in store.list_components("dev")] == ["net"]
+
+
+def test_plan_shows_an_orphan_as_a_destroy(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    world.commit(files())
+    workspace.apply("dev")
+    world.commit({ENV: files()[ENV], NET: component("net"), DB: component("db", deps=("net",))},
+                 replace=True)  # fmt: skip
+    run, planned = workspace.plan("dev")
+    assert run.status is RunStatus.SUCCEEDED
+    orphan = [p for p in planned if p.action == "destroy"]
+    assert [(p.name, p.changes) for p in orphan] == [("api", True)]
+    assert world.calls("destroy") == [] and len(store.list_components("dev")) == 3
+
+
+def test_destroy_accepts_an_orphan_by_name(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    first = world.commit(files())
+    workspace.apply("dev")
+    world.commit(without_db_and_api(), replace=True)
+    run = workspace.destroy("dev", components=["api"])
+    assert run.status is RunStatus.SUCCEEDED
+    assert world.calls("destroy") == ["api"]
+    assert [e["revision"] for e in world.journal() if e["action"] == "destroy"] == [first]
+    assert sorted(s.name for s in store.list_components("dev")) == ["db", "net"]
+
+
+def test_a_partial_apply_prunes_nothing(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    world.commit(files(prune=True))
+    workspace.apply("dev")
+    world.commit(without_db_and_api(prune=True), replace=True)
+    assert workspace.apply("dev", components=["net"]).status is RunStatus.SUCCEEDED
+    assert world.calls("destroy") == []
+    assert len(store.list_components("dev")) == 3
+
+
+def test_prune_defaults_off_and_run_timeout_must_be_a_positive_duration() -> None:
+    from pydantic import ValidationError
+
+    from gitopsd.model.manifests import EnvironmentSpec
+
+    assert EnvironmentSpec().prune is False and EnvironmentSpec().run_timeout is None
+    assert EnvironmentSpec.model_validate({"run_timeout": "2m"}).run_timeout == 120.0
+    with pytest.raises(ValidationError):
+        EnvironmentSpec.model_validate({"run_timeout": "0s"})

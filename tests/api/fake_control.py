@@ -133,6 +133,16 @@ class FakeControl:
             raise UnknownPlanError(f"no saved plan {plan!r}")
         return None if plan == "plan-empty" else self._new_id("run")
 
+    def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
+        """Knows the stored runs: a finished one is refused (409), an unknown one None."""
+        self._record("cancel", run_id, identity=identity)
+        run = next((r for r in self.stored_runs if r["id"] == run_id), None)
+        if run is None:
+            return None
+        if run.get("status") in ("succeeded", "failed", "cancelled"):
+            raise RequestRefusedError(f"run {run_id} already {run['status']}", conflict=True)
+        return {"id": run_id, "cancel_requested": True}
+
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
         self._record("submit_drift_check", environment, identity=identity)
         self._known(environment)

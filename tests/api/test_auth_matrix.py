@@ -46,6 +46,7 @@ ENDPOINTS = [
         "POST", "/api/v1/environments/dev/suspension", "operate", 200, "suspend", {"reason": "x"}
     ),
     Endpoint("DELETE", "/api/v1/environments/dev/suspension", "operate", 200, "resume"),
+    Endpoint("POST", "/api/v1/runs/run-2/cancel", "operate", 202, "cancel"),
 ]
 
 

@@ -168,6 +168,19 @@ def test_a_plan_goes_only_with_a_bare_apply(
     assert fake.calls_to("submit_plan") == [] and fake.calls_to("submit_run") == []
 
 
+def test_cancelling_a_run_is_202_404_unknown_409_finished(
+    client: TestClient, fake: FakeControl
+) -> None:
+    going = client.post("/api/v1/runs/run-2/cancel")
+    assert going.status_code == 202
+    assert going.json() == {"id": "run-2", "cancel_requested": True}
+    assert fake.calls[-1].args == ("run-2",)
+    unknown = client.post("/api/v1/runs/run-9/cancel")
+    assert unknown.status_code == 404 and "run-9" in unknown.json()["error"]
+    finished = client.post("/api/v1/runs/run-1/cancel")
+    assert finished.status_code == 409 and "already succeeded" in finished.json()["error"]
+
+
 def test_drift_check_is_202_with_its_id(client: TestClient, fake: FakeControl) -> None:
     response = client.post("/api/v1/environments/prod/drift")
     assert (response.status_code, response.json()) == (202, {"id": "drift-new-1"})

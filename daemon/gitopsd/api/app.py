@@ -253,6 +253,18 @@ async def _apply_plan(request: Request, env: str, body: RunRequest, caller: Iden
     )
 
 
+async def cancel_run(request: Request) -> Response:
+    """202 once the run is asked to stop (it ends `cancelled` within a second); 404 for an
+    unknown id; 409 for a run that has ended."""
+    caller = _caller(request, "operate")
+    run_id = request.path_params["run_id"]
+    control = _context(request).control
+    cancelled = await run_in_threadpool(lambda: control.cancel(run_id, identity=caller))
+    if cancelled is None:
+        raise HTTPException(404, f"unknown run {run_id!r}")
+    return JSONResponse(cancelled, status_code=202)
+
+
 async def check_drift(request: Request) -> Response:
     caller = _caller(request, "operate")
     env = request.path_params["env"]
@@ -329,6 +341,7 @@ ROUTES = [
     Route("/api/v1/environments/{env}", show_environment, methods=["GET"]),
     Route("/api/v1/runs", list_runs, methods=["GET"]),
     Route("/api/v1/runs/{run_id}", show_run, methods=["GET"]),
+    Route("/api/v1/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
     Route("/api/v1/events", list_events, methods=["GET"]),
     Route("/api/v1/environments/{env}/runs", start_run, methods=["POST"]),
     Route("/api/v1/environments/{env}/drift", check_drift, methods=["POST"]),

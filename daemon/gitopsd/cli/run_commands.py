@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from gitopsd.adapters.clock import SystemClock
 from gitopsd.cli import progress, render
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options, fail
 from gitopsd.model.state import Run, RunStatus, SavedPlan, Step
-from gitopsd.runtime import reports
+from gitopsd.runtime import cancelling, reports
+from gitopsd.runtime.control import RequestRefusedError
 
 if TYPE_CHECKING:
     from gitopsd.runtime.admission import Decision
@@ -238,16 +240,16 @@ def runs(context: Context, environment: str | None, limit: int, run_id: str | No
 @common_options
 @click.argument("run_id")
 def cancel(context: Context, run_id: str) -> None:
-    """Stop a run at its next step boundary, terminating running drivers."""
+    """Stop a run: its drivers get SIGTERM (then SIGKILL), no further step starts."""
     with context.store() as store:
-        run = store.get_run(run_id)
-        if run is None:
-            fail(f"no run {run_id!r}", as_json=context.as_json)
+        try:
+            run = cancelling.cancel_run(store, run_id, actor="local", clock=SystemClock())
+        except RequestRefusedError as refused:
+            fail(str(refused), as_json=context.as_json)
             return
-        if run.status.is_finished:
-            fail(f"run {run_id} already {run.status.value}", as_json=context.as_json)
-            return
-        store.save_run(run.model_copy(update={"cancel_requested": True}))
+    if run is None:
+        fail(f"no run {run_id!r}", as_json=context.as_json)
+        return
     message = f"cancel requested for run {run_id}; its drivers are being stopped"
     click.echo(
         json.dumps({"run": run_id, "cancel_requested": True}) if context.as_json else message

@@ -84,6 +84,11 @@ class Control(Protocol):
         """The audit trail, newest first."""
         ...
 
+    def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
+        """Ask the run (or the request not started yet) of that id to stop; None if unknown,
+        RequestRefusedError (409) once it has ended."""
+        ...
+
     def submit_run(
         self,
         environment: str,

@@ -44,6 +44,7 @@ from gitopsd.model.state import (
 from gitopsd.runtime import (
     admission,
     announcing,
+    cancelling,
     drift_reports,
     drifting,
     logs,
@@ -443,6 +444,16 @@ class Daemon:
             return reports.run_report(stored, self.workspace.store.list_steps(run_id))
         request = self.intake.get(run_id)
         return reports.request_report(request) if request is not None else None
+
+    def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
+        """Cancel the run of that id (runtime.cancelling), or its request while it has not
+        started; None if neither is known."""
+        store = self.workspace.store
+        run = cancelling.cancel_run(store, run_id, actor=identity.name, clock=self.workspace.clock)
+        if run is not None:
+            return {"id": run_id, "cancel_requested": True}
+        request = self.intake.cancel(run_id, actor=identity.name)
+        return None if request is None else reports.request_report(request)
 
     def events(self, environment: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
         found = self.workspace.store.list_events(environment, limit=limit)

@@ -31,6 +31,7 @@ from gitopsd.engine.queueing import Priority
 from gitopsd.engine.queueing import Request as Work
 from gitopsd.model.manifests import RetryPolicy
 from gitopsd.model.state import Request, RequestStatus, Run
+from gitopsd.runtime.control import RequestRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,22 @@ class Intake:
         outcome = f"superseded by {by}" if by else "absorbed by an identical queued request"
         record = self._current(work)
         self._end(record, RequestStatus.SUPERSEDED, outcome=outcome, superseded_by=by)
+
+    def cancel(self, request_id: str, *, actor: str) -> Request | None:
+        """End a request that has not started (queued, waiting, retrying) as cancelled; the
+        worker then skips it. None if unknown; RequestRefusedError (conflict) once it runs
+        (its run is cancelled instead, when it exists) or has ended."""
+        record = self.get(request_id)
+        if record is None:
+            return None
+        if record.status is RequestStatus.RUNNING:
+            raise RequestRefusedError(
+                f"{request_id} is starting its run; cancel it again in a moment", conflict=True
+            )
+        if not record.status.is_open:
+            raise RequestRefusedError(f"{request_id} is {record.status.value}", conflict=True)
+        self._end(record, RequestStatus.DONE, outcome=f"cancelled by {actor} before it ran")
+        return self.get(request_id)
 
     def waiting(self, work: Work, *, reason: str, until: datetime | None) -> None:
         update = {"status": RequestStatus.WAITING, "reason": reason, "next_attempt_at": until}

@@ -225,6 +225,9 @@ class Terms:
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
         return self._leader().submit_drift_check(environment, identity=identity)
 
+    def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
+        return self._leader().cancel(run_id, identity=identity)
+
     def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
         return self._leader().submit_plan(environment, plan=plan, identity=identity)
 

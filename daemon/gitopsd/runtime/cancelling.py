@@ -1,0 +1,41 @@
+"""Cancel a run: one rule for `gitopsd cancel` and the API's `POST /api/v1/runs/{id}/cancel`.
+
+Pipeline: request -> queue -> run -> **cancel**. A run is cancelled through its record:
+`cancel_requested` is set in the state store, and the walker of the run (in this process or
+another, the daemon or a CLI command) sees it within a second, sends its drivers SIGTERM,
+then SIGKILL after the grace, starts no further step and ends the run `cancelled`. The flag
+is read and set in one transaction, so a run that finished meanwhile is never made to look
+running again, and the request is recorded in the audit trail with who asked.
+"""
+
+from __future__ import annotations
+
+from gitopsd.engine.ports import Clock, StateStore
+from gitopsd.model.state import Event, Run
+from gitopsd.runtime.control import RequestRefusedError
+
+
+def cancel_run(store: StateStore, run_id: str, *, actor: str, clock: Clock) -> Run | None:
+    """Ask the run `run_id` to stop; None if there is no such run, RequestRefusedError
+    (conflict) if it has finished already. Asking twice is asking once."""
+    with store.transaction():
+        run = store.get_run(run_id)
+        if run is None:
+            return None
+        if run.status.is_finished:
+            raise RequestRefusedError(f"run {run_id} already {run.status.value}", conflict=True)
+        if run.cancel_requested:
+            return run
+        run = run.model_copy(update={"cancel_requested": True})
+        store.save_run(run)
+        store.append_event(
+            Event(
+                at=clock.now(),
+                environment=run.environment,
+                run_id=run.id,
+                actor=actor,
+                kind="run.cancel_requested",
+                message=f"{actor} asked to cancel run {run_id}",
+            )
+        )
+    return run

@@ -1,0 +1,66 @@
+"""`POST /api/v1/runs/{id}/cancel` on a real `gitopsd serve`: a running run stops within a
+second, its driver with it; a request that has not started yet never starts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.daemon.conftest import StartDaemon
+from tests.daemon.harness import DaemonProcess
+from tests.runtime.world import World
+
+SLOW = 8.0
+
+
+def run_of(served: DaemonProcess, run_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = served.get(f"/api/v1/runs/{run_id}").json()
+    return found
+
+
+def running_run(served: DaemonProcess) -> str:
+    """The id of the run whose `net` driver is running (the daemon's first apply)."""
+    found: list[str] = []
+
+    def net_runs() -> bool:
+        runs = served.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+        found[:] = [
+            r["id"]
+            for r in runs
+            if any(s["component"] == "net" and s["status"] == "running" for s in r["steps"])
+        ]
+        return bool(found)
+
+    served.wait_for(net_runs, what="net's driver to run")
+    return found[0]
+
+
+def test_cancel_stops_a_running_run_within_a_second_and_a_queued_one_never_runs(
+    world: World, daemon: StartDaemon
+) -> None:
+    world.control(sleep={"net:apply": SLOW})
+    served = daemon("--poll-interval", "1h")
+    running = running_run(served)
+    queued = served.post("/api/v1/environments/dev/runs", json={"action": "plan"}).json()["id"]
+    assert run_of(served, queued)["status"] == "queued"  # dev is busy with the apply
+
+    dropped = served.post(f"/api/v1/runs/{queued}/cancel")
+    assert dropped.status_code == 202, dropped.text
+    asked = time.monotonic()
+    stopping = served.post(f"/api/v1/runs/{running}/cancel")
+    assert stopping.status_code == 202, stopping.text
+    served.wait_for(lambda: run_of(served, running)["status"] == "cancelled", what="the cancel")
+    assert time.monotonic() - asked < 2.0  # within a second, and the HTTP polling
+    assert "net" not in world.calls("apply")  # its driver was stopped, not waited for
+
+    time.sleep(1.0)  # the worker takes the next request now, if there were one
+    ended = run_of(served, queued)
+    assert (ended["status"], ended["outcome"]) == ("done", "cancelled by local before it ran")
+    assert world.calls("plan") == []
+    again = served.post(f"/api/v1/runs/{running}/cancel")
+    assert again.status_code == 409 and "already cancelled" in again.json()["error"]
+    assert served.post("/api/v1/runs/no-such-run/cancel").status_code == 404
+    kinds = [
+        e["kind"] for e in served.get("/api/v1/events", params={"env": "dev"}).json()["events"]
+    ]
+    assert "run.cancel_requested" in kinds

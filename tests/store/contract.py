@@ -648,6 +648,21 @@ class StoreContract:
         assert [r.id for r in store.list_requests("dev", open_only=True, limit=2)] == ["d", "a"]
         assert store.list_requests("staging") == []
 
+    def test_closed_requests_but_the_newest_are_forgotten_open_ones_never(
+        self, store: StateStore
+    ) -> None:
+        done, superseded = RequestStatus.DONE, RequestStatus.SUPERSEDED
+        for n in range(5):
+            store.save_request(request(f"done-{n}", created_at=at(n), status=done))
+        store.save_request(request("superseded", created_at=at(6), status=superseded))
+        store.save_request(request("open-old", created_at=at(-1)))
+        store.save_request(request("prod-done", env="prod", created_at=at(0), status=done))
+        store.forget_closed_requests("dev", keep=2)
+        assert [r.id for r in store.list_requests("dev")] == ["open-old", "done-4", "superseded"]
+        assert [r.id for r in store.list_requests("prod")] == ["prod-done"]
+        store.forget_closed_requests("dev", keep=0)
+        assert [r.id for r in store.list_requests("dev")] == ["open-old"]
+
     def test_a_request_saved_in_a_failed_transaction_is_not_kept(self, store: StateStore) -> None:
         with pytest.raises(DeliberateError), store.transaction():
             store.save_request(request("req-1"))

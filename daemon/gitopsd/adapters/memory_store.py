@@ -213,6 +213,17 @@ class MemoryStore:
             ]
         return sorted(found, key=lambda request: (request.created_at, request.id))[:limit]
 
+    def forget_closed_requests(self, environment: str, *, keep: int) -> None:
+        with self._lock:
+            closed = [
+                r
+                for r in self._tables.requests.values()
+                if r.environment == environment and not r.status.is_open
+            ]
+            closed.sort(key=lambda request: (request.created_at, request.id), reverse=True)
+            for forgotten in closed[keep:]:
+                del self._tables.requests[forgotten.id]
+
     def acquire_lease(
         self,
         environment: str,

@@ -204,6 +204,12 @@ INSERT_APPROVAL = (
 )
 UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
 UPSERT_CURSOR = _upsert("cursors", ("name",), ("value",))
+# closed requests of one environment but the newest N (parameters: env, env, N)
+FORGET_CLOSED_REQUESTS = (
+    "DELETE FROM requests WHERE environment = ? AND is_open = 0 AND id NOT IN"
+    " (SELECT id FROM requests WHERE environment = ? AND is_open = 0"
+    " ORDER BY created_at DESC, id DESC LIMIT ?)"
+)
 UPSERT_REQUEST = _upsert(
     "requests", ("id",), ("environment", "status", "is_open", "created_at", "record")
 )

@@ -318,6 +318,9 @@ class PostgresStore:
         sql = f"SELECT record FROM requests{where} ORDER BY created_at, id LIMIT %s"  # noqa: S608
         return self._all(Request, sql, *params, limit)
 
+    def forget_closed_requests(self, environment: str, *, keep: int) -> None:
+        self._execute(_FORGET_CLOSED_REQUESTS, (environment, environment, keep))
+
     # the one-run-per-environment lease: one statement decides, under the row's lock
 
     def acquire_lease(
@@ -513,6 +516,7 @@ _UPSERT_RUN = migrations.for_postgresql(migrations.UPSERT_RUN)
 _UPSERT_STEP = migrations.for_postgresql(migrations.UPSERT_STEP)
 _UPSERT_CURSOR = migrations.for_postgresql(migrations.UPSERT_CURSOR)
 _UPSERT_REQUEST = migrations.for_postgresql(migrations.UPSERT_REQUEST)
+_FORGET_CLOSED_REQUESTS = migrations.for_postgresql(migrations.FORGET_CLOSED_REQUESTS)
 _INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
 _UPSERT_PLAN = migrations.for_postgresql(migrations.UPSERT_PLAN)
 _CLAIM_PLAN = migrations.for_postgresql(migrations.CLAIM_PLAN)

@@ -322,6 +322,9 @@ class SqliteStore:
         sql = f"SELECT record FROM requests{where} ORDER BY created_at, id LIMIT ?"  # noqa: S608
         return self._all(Request, sql, *params, limit)
 
+    def forget_closed_requests(self, environment: str, *, keep: int) -> None:
+        self._write(migrations.FORGET_CLOSED_REQUESTS, environment, environment, keep)
+
     # the one-run-per-environment lease
 
     def acquire_lease(

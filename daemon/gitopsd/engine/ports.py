@@ -240,6 +240,11 @@ class StateStore(Protocol):
         `open_only`: those neither done nor superseded."""
         ...
 
+    def forget_closed_requests(self, environment: str, *, keep: int) -> None:
+        """Delete `environment`'s done and superseded requests but the newest `keep`: open
+        ones are never deleted (their history is in the audit trail and the runs)."""
+        ...
+
     # the one-run-per-environment lease
     def acquire_lease(
         self,

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 BACKOFF = RetryPolicy(attempts=100, backoff=1.0, max_backoff=60.0)
 FLUSH_JOB = "intake-record"
+# closed (done, superseded) requests kept per environment: the daemon's own looks (an auto
+# promotion every beat) would otherwise grow the table without end; runs and the audit
+# trail keep what came of them
+KEEP_CLOSED = 1000
 
 
 class Intake:
@@ -252,7 +256,16 @@ class Intake:
 
     def _end(self, record: Request, status: RequestStatus, **update: object) -> None:
         changes = {"status": status, "next_attempt_at": None, **update}
-        self._save(record.model_copy(update={**changes, "updated_at": self._clock.now()}))
+        if self._save(record.model_copy(update={**changes, "updated_at": self._clock.now()})):
+            self._forget_old(record.environment)
+
+    def _forget_old(self, environment: str) -> None:
+        try:
+            self._store.forget_closed_requests(environment, keep=KEEP_CLOSED)
+        except Exception as error:  # the next end tries again; nothing open is at stake
+            if not faults.is_transient(error):
+                raise
+            log.info("closed requests of %s not pruned this time: %s", environment, error)
 
     def _current(self, work: Work) -> Request:
         """The newest record of `work`: held here, else stored, else a new one."""

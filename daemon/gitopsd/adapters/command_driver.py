@@ -61,7 +61,8 @@ from gitopsd.adapters.driver_environment import Inherited, protocol_environment,
 from gitopsd.adapters.driver_lanes import Lanes
 from gitopsd.adapters.driver_output import CapturedOutput
 from gitopsd.adapters.drivers import in_threads
-from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
+from gitopsd.adapters.process_groups import start_time
+from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, OnStarted, StartedDriver
 
 __all__ = ["CommandDriverRunner", "describe_duration"]
 
@@ -109,12 +110,23 @@ class CommandDriverRunner:
         self._inherited: Inherited | None = None  # derived from the last snapshot seen
         self._watchdog = Watchdog(kill_grace=kill_grace)
 
-    def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
-        """Run `call.argv` to completion, timeout or cancel; the call's files never remain."""
+    def run(
+        self,
+        call: DriverCall,
+        *,
+        cancel: CancelSignal | None = None,
+        on_started: OnStarted | None = None,
+    ) -> DriverResult:
+        """Run `call.argv` to completion, timeout or cancel; the call's files never remain.
+
+        `on_started` hears of the driver's process group as soon as it is spawned (to record
+        it); if it raises, the driver is killed and the exception propagates."""
         started = self._start(call, self._inherited_environment(), cancel)
         if isinstance(started, DriverResult):
             return started
         try:
+            if on_started is not None:
+                on_started(StartedDriver(started.pid, start_time(started.pid)))
             wait_reading(started.pid, started.output, started.read_output)
         except BaseException:
             self._abandon(started)

@@ -13,7 +13,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from gitopsd.model.state import ApprovalRecord, ComponentState, EnvironmentState, Event, Run, Step
+from gitopsd.model.state import (
+    ApprovalRecord,
+    ComponentState,
+    DriverProcess,
+    EnvironmentState,
+    Event,
+    Run,
+    Step,
+)
 
 
 @dataclass
@@ -26,6 +34,7 @@ class _Tables:
     leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     approvals: dict[tuple[str, str, str], ApprovalRecord] = field(default_factory=dict)
     cursors: dict[str, int] = field(default_factory=dict)
+    driver_processes: dict[tuple[str, int], DriverProcess] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -186,3 +195,18 @@ class MemoryStore:
         with self._lock:
             current = self._tables.leases.get(environment)
             return current[0] if current is not None and current[1] > now else None
+
+    def save_driver_process(self, process: DriverProcess) -> None:
+        with self._lock:
+            self._tables.driver_processes[(process.host, process.pid)] = process
+
+    def list_driver_processes(self, environment: str) -> list[DriverProcess]:
+        with self._lock:
+            found = [
+                p for p in self._tables.driver_processes.values() if p.environment == environment
+            ]
+        return sorted(found, key=lambda process: process.recorded_at)
+
+    def delete_driver_process(self, host: str, pid: int) -> None:
+        with self._lock:
+            self._tables.driver_processes.pop((host, pid), None)

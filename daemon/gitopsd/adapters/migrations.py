@@ -122,6 +122,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=8,
+        description="the process group of each running driver, ended by whoever takes over",
+        statements=(
+            """CREATE TABLE driver_processes (
+                host TEXT NOT NULL,
+                pid BIGINT NOT NULL,
+                environment TEXT NOT NULL,
+                recorded_at TEXT NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (host, pid)
+            )""",
+            "CREATE INDEX driver_processes_by_environment"
+            " ON driver_processes (environment, recorded_at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
@@ -170,6 +186,9 @@ INSERT_APPROVAL = (
 )
 UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
 UPSERT_CURSOR = _upsert("cursors", ("name",), ("value",))
+UPSERT_DRIVER_PROCESS = _upsert(
+    "driver_processes", ("host", "pid"), ("environment", "recorded_at", "record")
+)
 
 
 # How values become columns, the same in both stores.

@@ -38,6 +38,7 @@ from gitopsd.engine.ports import FencedError
 from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
+    DriverProcess,
     EnvironmentState,
     Event,
     Record,
@@ -298,6 +299,27 @@ class PostgresStore:
             return None
         return str(rows[0][0])
 
+    # the process groups of running drivers: recorded whoever leads (a deposed leader's
+    # drivers run all the same, and must be found)
+
+    def save_driver_process(self, process: DriverProcess) -> None:
+        row = (process.host, process.pid, process.environment)
+        params = (*row, migrations.stamp(process.recorded_at), process.model_dump_json())
+        self._write(
+            lambda connection: connection.execute(_UPSERT_DRIVER_PROCESS, params), fenced=False
+        )
+
+    def list_driver_processes(self, environment: str) -> list[DriverProcess]:
+        sql = (
+            "SELECT record FROM driver_processes WHERE environment = %s"
+            " ORDER BY recorded_at, host, pid"
+        )
+        return self._all(DriverProcess, sql, environment)
+
+    def delete_driver_process(self, host: str, pid: int) -> None:
+        sql = "DELETE FROM driver_processes WHERE host = %s AND pid = %s"
+        self._write(lambda connection: connection.execute(sql, (host, pid)), fenced=False)
+
     # plumbing: reads
 
     def _one(self, model: type[R], sql: str, *params: object) -> R | None:
@@ -459,6 +481,7 @@ _UPSERT_COMPONENT = migrations.for_postgresql(migrations.UPSERT_COMPONENT)
 _UPSERT_RUN = migrations.for_postgresql(migrations.UPSERT_RUN)
 _UPSERT_STEP = migrations.for_postgresql(migrations.UPSERT_STEP)
 _UPSERT_CURSOR = migrations.for_postgresql(migrations.UPSERT_CURSOR)
+_UPSERT_DRIVER_PROCESS = migrations.for_postgresql(migrations.UPSERT_DRIVER_PROCESS)
 _INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
 _INSERT_EVENT = (
     "INSERT INTO events (at, environment, run_id, kind, record) VALUES (%s, %s, %s, %s, %s)"

@@ -28,7 +28,7 @@ from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.errors import GitopsdError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
-from gitopsd.runtime import leases, revisions
+from gitopsd.runtime import leases, orphans, revisions
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services
 
@@ -57,6 +57,8 @@ class Workspace:
     draining: threading.Event = field(default_factory=threading.Event)
     # holders of environment leases known to be fenced out (a deposed leader): taken over
     deposed: frozenset[str] = frozenset()
+    # how long a driver left running by a dead holder gets between SIGTERM and SIGKILL
+    kill_grace: float = orphans.KILL_GRACE
 
     @property
     def state_root(self) -> Path:
@@ -302,7 +304,8 @@ class Workspace:
 
     @contextlib.contextmanager
     def lease(self, environment: str) -> Iterator[threading.Event]:
-        """Hold the environment's lease; the event is set if it is ever lost."""
+        """Hold the environment's lease; the event is set if it is ever lost. Drivers a dead
+        holder left running for it are ended first (`orphans`)."""
         lost = threading.Event()
         with leases.held(
             self.store,
@@ -312,6 +315,7 @@ class Workspace:
             lost=lost,
             deposed=self.deposed,
         ):
+            orphans.end_orphans(self.store, environment, clock=self.clock, grace=self.kill_grace)
             yield lost
 
     def _services(self, cancel: threading.Event) -> Services:

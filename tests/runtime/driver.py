@@ -7,14 +7,23 @@ Controlled by the JSON file named in TEST_CONTROL:
   {"sleep": {"net:apply": 0.3}}  sleep before answering
   {"plan": {"net": 0}}  exit code of plan/check
   {"kill_parent": {"k8s:apply": "before"}}  SIGKILL gitopsd once, before or after the work
+  {"orphan": {"k8s:apply": 5}}  once: do the call in a child process of the driver's group
+                                (as a shell running a tool would), which SIGKILLs gitopsd and
+                                then works 5 s more, an orphan, unless it is stopped
+
+Every process doing a call's work also appends to `spans.jsonl` next to TEST_JOURNAL: a
+"start" line when it begins and an "end" line when it ends (done, or stopped by SIGTERM), each
+with its pid and the time, so tests can tell whether two calls of one component overlapped.
 """
 
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def work(seconds: float) -> None:
@@ -24,6 +33,29 @@ def work(seconds: float) -> None:
     time.sleep(seconds % 0.05)
 
 
+def span(journal: Path, key: str, event: str, **more: Any) -> None:
+    """One line of spans.jsonl; a single short append, so lines of processes do not mix."""
+    line = {"key": key, "pid": os.getpid(), "event": event, "at": time.time(), **more}
+    with journal.with_name("spans.jsonl").open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+def orphaned(journal: Path, key: str, action: str, seconds: float) -> int:
+    """Do the call in a child of this process's group, which kills gitopsd, then go on."""
+    marker = journal.with_name(f"orphaned-{key}")
+    marker.write_text("")
+    child = {**os.environ, "TEST_ORPHAN_WORK": str(seconds), "TEST_GITOPSD": str(os.getppid())}
+    return subprocess.call([sys.executable, __file__, action], env=child)
+
+
+def stopped(journal: Path, key: str) -> None:
+    def handler(signum: int, _: object) -> None:
+        span(journal, key, "end", signal=signum)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main() -> int:
     action = sys.argv[1]
     component = os.environ["GITOPSD_COMPONENT"]
@@ -31,12 +63,21 @@ def main() -> int:
     inputs = json.loads(Path(os.environ["GITOPSD_INPUTS"]).read_text())
     key = f"{component}:{action}"
     journal = Path(os.environ["TEST_JOURNAL"])
+    orphan = control.get("orphan", {}).get(key)
+    if orphan is not None and not journal.with_name(f"orphaned-{key}").exists():
+        return orphaned(journal, key, action, orphan)
     started = time.time()
+    span(journal, key, "start")
+    stopped(journal, key)
+    if "TEST_GITOPSD" in os.environ:  # the orphan: gitopsd dies now, the work goes on
+        os.kill(int(os.environ["TEST_GITOPSD"]), signal.SIGKILL)
+        work(float(os.environ["TEST_ORPHAN_WORK"]))
     kill = control.get("kill_parent", {}).get(key)
     marker = journal.with_name(f"killed-{key}")
     if kill == "before" and not marker.exists():
         marker.write_text("")
         os.kill(os.getppid(), signal.SIGKILL)  # gitopsd dies with this step recorded running
+        span(journal, key, "end", code=1)
         return 1
     work(control.get("sleep", {}).get(key, 0))
     tries = (
@@ -73,6 +114,7 @@ def main() -> int:
     }
     with journal.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
+    span(journal, key, "end", code=code)
     print(f"{key} exit {code}")
     return code
 

@@ -3,16 +3,25 @@
 The test driver kills its parent (the gitopsd process) with SIGKILL once, at a chosen
 point; the next `gitopsd apply` must finish the interrupted run: steps recorded as done are
 not repeated, the interrupted step is run again, nothing is skipped.
+
+The driver a killed gitopsd leaves running (an orphan) must be ended by the next command
+before that step runs again: no two calls of one component may ever overlap in time, during
+an apply, a health check, a gate or a destroy (the test driver's spans say when each call's
+work ran).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
+from typing import Any
 
 import pytest
 
@@ -135,3 +144,82 @@ def test_kill_at_random_moments_then_resume_applies_everything_once(world: World
         if step["action"] == "apply" and step["status"] == "succeeded"
     ]
     assert sorted(successes) == sorted(components)
+
+
+def spans(world: World) -> dict[str, list[tuple[float, float]]]:
+    """When each call's work ran, per component; a call that never ended runs until infinity."""
+    path = world.root / "spans.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    running: dict[int, tuple[str, float]] = {}
+    ran: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for line in lines:
+        if line["event"] == "start":
+            running[line["pid"]] = (line["key"].partition(":")[0], line["at"])
+        else:
+            name, began = running.pop(line["pid"])
+            ran[name].append((began, line["at"]))
+    for name, began in running.values():
+        ran[name].append((began, math.inf))
+    return ran
+
+
+def assert_no_calls_overlapped(world: World) -> None:
+    for name, ran in spans(world).items():
+        ran.sort()
+        for (_, ended), (began, _) in itertools.pairwise(ran):
+            assert ended <= began, f"two calls of {name} ran at once: {ran}"
+
+
+def events(world: World, kind: str) -> list[dict[str, Any]]:
+    done = gitopsd(world, "history", "--env", "dev", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    return [e for e in json.loads(done.stdout)["events"] if e["kind"] == kind]
+
+
+def with_gate(files: dict[str, str]) -> dict[str, str]:
+    gate = {"name": "smoke", "command": [sys.executable, "driver.py", "gate"], "timeout": "30s"}
+    manifest = {"apiVersion": "gitopsd.io/v1", "kind": "Environment"}
+    manifest |= {"metadata": {"name": "dev"}, "spec": {"parallelism": 1, "gates": [gate]}}
+    return files | {"environments/dev.yaml": json.dumps(manifest)}
+
+
+HEALTHY = CHAIN | {
+    "components/b/component.yaml": component(
+        "b", deps=("a",), inputs={"a": "${{ components.a.outputs.id }}"}, health=True
+    )
+}
+ORPHANS = {"apply": (CHAIN, "b:apply"), "health": (HEALTHY, "b:health")}
+ORPHANS["gate"] = (with_gate(CHAIN), "smoke:gate")
+
+
+@pytest.mark.parametrize("step", sorted(ORPHANS))
+def test_the_driver_a_killed_apply_left_is_ended_before_its_step_runs_again(
+    world: World, step: str
+) -> None:
+    files, key = ORPHANS[step]
+    world.commit(files)
+    world.control(orphan={key: 20})  # 20 s: far longer than the test takes, unless ended
+    killed = gitopsd(world, "apply", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_no_calls_overlapped(world)
+    (ended,) = events(world, "driver.orphan_ended")
+    assert ended["data"]["component"] == key.partition(":")[0]
+    assert world.calls() == ["a", "b", "c"]
+    assert runs(world)[-1]["status"] == "succeeded"
+
+
+def test_the_driver_a_killed_destroy_left_is_ended_before_it_runs_again(world: World) -> None:
+    world.commit(CHAIN)
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    world.control(orphan={"b:destroy": 20})
+    killed = gitopsd(world, "destroy", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+
+    resumed = gitopsd(world, "destroy", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_no_calls_overlapped(world)
+    assert [e["data"]["component"] for e in events(world, "driver.orphan_ended")] == ["b"]
+    assert world.calls("destroy") == ["c", "b", "a"]

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,3 +224,62 @@ def test_the_driver_a_killed_destroy_left_is_ended_before_it_runs_again(world: W
     assert_no_calls_overlapped(world)
     assert [e["data"]["component"] for e in events(world, "driver.orphan_ended")] == ["b"]
     assert world.calls("destroy") == ["c", "b", "a"]
+
+
+def started_calls(world: World, key: str) -> list[int]:
+    path = world.root / "spans.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [line["pid"] for line in lines if line["key"] == key and line["event"] == "start"]
+
+
+def start_gitopsd(world: World, *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "gitopsd", *args, "--repo", str(world.repo)]
+    command += ["--data-dir", str(world.root / "data")]
+    command += ["--state", f"sqlite:///{world.root / 'data' / 'state.db'}"]
+    env = {
+        **os.environ,
+        "TEST_JOURNAL": str(world.journal_path),
+        "TEST_CONTROL": str(world.control_path),
+    }
+    return subprocess.Popen(
+        command, cwd=world.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_stops_the_driver_and_the_next_apply_resumes(
+    world: World, signum: signal.Signals
+) -> None:
+    world.commit(CHAIN)
+    world.control(sleep={"b:apply": 20})
+    applying = start_gitopsd(world, "apply", "--env", "dev")
+    deadline = time.monotonic() + 30
+    while not started_calls(world, "b:apply") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (driver,) = started_calls(world, "b:apply")
+    applying.send_signal(signum)
+    _, stderr = applying.communicate(timeout=30)
+    assert applying.returncode == 128 + signum
+    assert stderr.strip().splitlines() == [
+        f"gitopsd: error: stopped by {signum.name}: the drivers were stopped and the run is "
+        "left to resume with the next apply or destroy"
+    ]
+    assert gone(driver)
+    interrupted = runs(world)
+    assert [r["status"] for r in interrupted] == ["running"]
+
+    world.control()
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_no_calls_overlapped(world)
+    assert world.calls() == ["a", "b", "c"]
+    assert runs(world)[-1]["id"] == interrupted[0]["id"]
+    assert runs(world)[-1]["status"] == "succeeded"

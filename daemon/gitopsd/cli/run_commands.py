@@ -15,6 +15,7 @@ import click
 
 from gitopsd.cli import progress, render
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options, fail
+from gitopsd.cli.stopping import stopping
 from gitopsd.model.state import Run, RunStatus, Step
 from gitopsd.runtime import reports
 
@@ -50,7 +51,7 @@ def finish_run(context: Context, run: Run, steps: list[Step]) -> None:
 @revision_option
 def plan(context: Context, environment: str, components: str | None, revision: str | None) -> None:
     """What an apply would change, as the drivers' plan says it."""
-    with context.workspace() as workspace:
+    with context.workspace() as workspace, stopping(workspace):
         run, planned = workspace.plan(environment, revision=revision, components=names(components))
     if context.as_json:
         click.echo(
@@ -84,7 +85,7 @@ def apply(
     """One run, in the foreground."""
     from gitopsd.runtime import promoting  # the run machinery loads only for this command
 
-    with context.workspace() as workspace:
+    with context.workspace() as workspace, stopping(workspace):
         if dry_run:
             decided = workspace.dry_run(
                 environment, revision=revision, components=names(components)
@@ -123,7 +124,7 @@ def _not_admitted(
 @components_option
 def destroy(context: Context, environment: str, components: str | None) -> None:
     """Destroy an environment's components, dependents first."""
-    with context.workspace() as workspace:
+    with context.workspace() as workspace, stopping(workspace):
         with progress.shown():
             run = workspace.destroy(environment, components=names(components))
         steps = workspace.store.list_steps(run.id)

@@ -9,7 +9,8 @@ Controlled by the JSON file named in TEST_CONTROL:
   {"kill_parent": {"k8s:apply": "before"}}  SIGKILL gitopsd once, before or after the work
   {"orphan": {"k8s:apply": 5}}  once: do the call in a child process of the driver's group
                                 (as a shell running a tool would), which SIGKILLs gitopsd and
-                                then works 5 s more, an orphan, unless it is stopped
+                                its reaper helper and then works 5 s more, an orphan, unless
+                                it is stopped
 
 Every process doing a call's work also appends to `spans.jsonl` next to TEST_JOURNAL: a
 "start" line when it begins and an "end" line when it ends (done, or stopped by SIGTERM), each
@@ -48,6 +49,21 @@ def orphaned(journal: Path, key: str, action: str, seconds: float) -> int:
     return subprocess.call([sys.executable, __file__, action], env=child)
 
 
+def kill_with_reaper(gitopsd: int) -> None:
+    """SIGKILL gitopsd and the helper that would end its drivers when it dies (as when both
+    are killed), so only the next command can end this orphan."""
+    for name in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{name}/stat").read_bytes()
+            command = Path(f"/proc/{name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat[stat.rfind(b")") + 2 :].split()[1])
+        if parent == gitopsd and b"gitopsd-reaper" in command:
+            os.kill(int(name), signal.SIGKILL)
+    os.kill(gitopsd, signal.SIGKILL)
+
+
 def stopped(journal: Path, key: str) -> None:
     def handler(signum: int, _: object) -> None:
         span(journal, key, "end", signal=signum)
@@ -70,7 +86,7 @@ def main() -> int:
     span(journal, key, "start")
     stopped(journal, key)
     if "TEST_GITOPSD" in os.environ:  # the orphan: gitopsd dies now, the work goes on
-        os.kill(int(os.environ["TEST_GITOPSD"]), signal.SIGKILL)
+        kill_with_reaper(int(os.environ["TEST_GITOPSD"]))
         work(float(os.environ["TEST_ORPHAN_WORK"]))
     kill = control.get("kill_parent", {}).get(key)
     marker = journal.with_name(f"killed-{key}")
@@ -97,9 +113,6 @@ def main() -> int:
         state.write_text(os.environ["GITOPSD_REVISION"])
     if action == "destroy" and code == 0:
         (Path(os.environ["GITOPSD_STATE_DIR"]) / "applied").unlink(missing_ok=True)
-    if kill == "after" and not marker.exists():
-        marker.write_text("")
-        os.kill(os.getppid(), signal.SIGKILL)  # the work is done; gitopsd never hears of it
     record = {
         "key": key,
         "component": component,
@@ -115,6 +128,9 @@ def main() -> int:
     with journal.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
     span(journal, key, "end", code=code)
+    if kill == "after" and not marker.exists():
+        marker.write_text("")
+        os.kill(os.getppid(), signal.SIGKILL)  # the work is done; gitopsd never hears of it
     print(f"{key} exit {code}")
     return code
 

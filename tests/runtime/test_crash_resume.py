@@ -283,3 +283,28 @@ def test_a_stop_signal_stops_the_driver_and_the_next_apply_resumes(
     assert world.calls() == ["a", "b", "c"]
     assert runs(world)[-1]["id"] == interrupted[0]["id"]
     assert runs(world)[-1]["status"] == "succeeded"
+
+
+def test_a_killed_gitopsds_driver_is_ended_without_waiting_for_another_command(
+    world: World,
+) -> None:
+    world.commit(CHAIN)
+    world.control(sleep={"b:apply": 20})
+    applying = start_gitopsd(world, "apply", "--env", "dev")
+    deadline = time.monotonic() + 30
+    while not started_calls(world, "b:apply") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (driver,) = started_calls(world, "b:apply")
+    applying.kill()
+    applying.communicate(timeout=30)
+    deadline = time.monotonic() + 5
+    while not gone(driver) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(driver)  # SIGTERMed by the helper that outlives gitopsd for this
+    assert_no_calls_overlapped(world)
+
+    world.control()
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert world.calls() == ["a", "b", "c"]
+    assert events(world, "driver.orphan_ended") == []  # nothing was left for it to end

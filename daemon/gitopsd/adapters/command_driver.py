@@ -131,7 +131,7 @@ class CommandDriverRunner:
             return started
         try:
             if on_started is not None:
-                on_started(StartedDriver(started.pid, started.started))
+                on_started(StartedDriver(started.pid, start_time(started.pid)))
             wait_reading(started.pid, started.output, started.read_output)
         except BaseException:
             self._abandon(started)
@@ -266,13 +266,12 @@ class CommandDriverRunner:
             raise
         finally:
             os.close(printed_to)  # the driver has its own copy: end of file once it is done
-        started = start_time(process.pid)
-        self._reaper.watch(process.pid, started)
+        self._reaper.watch(process.pid)
         watched = self._watchdog.watch(process, timeout=call.timeout, cancel=cancel)
         secrets = inherited.secrets_with(call)
         captured = CapturedOutput(self.max_output)
         files = (inputs_file, outputs_file)
-        return _Running(call, process, started, watched, output, captured, *files, secrets, begun)
+        return _Running(call, process, watched, output, captured, *files, secrets, begun)
 
     def _finish(self, running: _Running) -> DriverResult:
         """The result of a started call whose driver has exited (not yet reaped); its group
@@ -318,7 +317,6 @@ class _Running:
 
     call: DriverCall
     process: subprocess.Popen[bytes]
-    started: int | None  # its start time, clock ticks since boot (process_groups)
     watched: Watched
     output: int  # the read end of the driver's stdout and stderr, non-blocking
     captured: CapturedOutput

@@ -8,13 +8,14 @@ reach only the driver itself, not the children in its group (a shell's `terrafor
 
 So each gitopsd process that starts drivers starts one helper, the first time it needs it: a
 bare Python (`-I -S`, in its own session so a terminal's Ctrl-C does not reach it) that reads,
-on a pipe only gitopsd holds, which driver groups run ("+ pid start", "- pid"). When gitopsd
-dies, however it dies, the pipe reaches end of file: the helper sends SIGTERM to each group
-still running whose leader has the recorded start time (a reused pid is left alone), SIGKILL
-after the grace, and exits. When gitopsd exits normally the list is empty and the helper exits
-at once. A line costs gitopsd one `write` (microseconds). If the helper cannot be started, or
-is killed, drivers run unguarded, as before; the store's records of them
-(`runtime.orphans`) still let whoever takes the environment over end them.
+on a pipe only gitopsd holds, which driver groups run ("+ pid", "- pid"; it notes each
+leader's start time as it hears of it, off gitopsd's CPU). When gitopsd dies, however it dies,
+the pipe reaches end of file: the helper sends SIGTERM to each group still running whose leader
+has the noted start time (a reused pid is left alone), SIGKILL after the grace, and exits. When
+gitopsd exits normally the list is empty and the helper exits at once. A line costs gitopsd one
+`write` (microseconds). If the helper cannot be started, or is killed, drivers run unguarded,
+as before; the store's records of them (`runtime.orphans`) still let whoever takes the
+environment over end them.
 """
 
 from __future__ import annotations
@@ -30,13 +31,6 @@ MARK = "gitopsd-reaper"  # in the helper's command line, to tell it from a drive
 _HELPER = r"""
 import os, signal, sys, time
 grace = float(sys.argv[2])
-groups = {}
-for line in sys.stdin.buffer:
-    sign, pid, start = line.split()
-    if sign == b"+":
-        groups[int(pid)] = start
-    else:
-        groups.pop(int(pid), None)
 
 def start_of(pid):
     try:
@@ -46,6 +40,14 @@ def start_of(pid):
         return None
     return text[text.rfind(b")") + 2:].split()[19]
 
+groups = {}
+for line in sys.stdin.buffer:
+    sign, pid = line.split()
+    if sign == b"+":
+        groups[int(pid)] = start_of(int(pid))
+    else:
+        groups.pop(int(pid), None)
+
 def signal_group(pid, signum):
     try:
         os.killpg(pid, signum)
@@ -54,7 +56,7 @@ def signal_group(pid, signum):
         return False
 
 def ours(pid, start):  # a leader gone may have left children in its group
-    return start == b"-" or start_of(pid) in (None, start)
+    return start is None or start_of(pid) in (None, start)
 
 running = [pid for pid, start in groups.items() if ours(pid, start) and signal_group(pid, 0)]
 for pid in running:
@@ -77,13 +79,14 @@ class Reaper:
         self._pipe = -1  # the write end, once the helper runs; -2 if it could not be started
         self._closer: weakref.finalize[[int], Reaper] | None = None
 
-    def watch(self, pid: int, started: int | None) -> None:
-        """Driver group `pid` (its leader started at `started`, clock ticks) runs."""
-        self._send(f"+ {pid} {'-' if started is None else started}\n".encode())
+    def watch(self, pid: int) -> None:
+        """Driver group `pid` runs (the helper reads its leader's start time, off this
+        process's CPU)."""
+        self._send(f"+ {pid}\n".encode())
 
     def forget(self, pid: int) -> None:
         """Driver group `pid` has ended (its leader reaped, its group killed)."""
-        self._send(f"- {pid} -\n".encode())
+        self._send(f"- {pid}\n".encode())
 
     def _send(self, line: bytes) -> None:
         pipe = self._pipe if self._pipe >= 0 else self._start()

@@ -20,7 +20,7 @@ from gitopsd.engine.ports import Clock, FencedError, StateStore
 from gitopsd.errors import GitopsdError
 
 TTL = 30.0
-BUSY_LOOKS = 5
+BUSY_LOOKS = 3
 BUSY_LOOK_PAUSE = 0.1
 
 
@@ -49,19 +49,25 @@ def is_dead(holder: str) -> bool:
 
 
 def busy_message(store: StateStore, environment: str, *, clock: Clock) -> str:
-    """ "dev is busy with run ID (pid PID, host HOST)": who holds the lease, and the run it
-    is doing. A holder that took the lease an instant ago may not have recorded its run
-    yet: it is looked for a few times before the message goes without it."""
+    """Says "dev is busy with run ID (pid PID, host HOST)": who holds the lease, and the run
+    it is doing. A holder that took the lease an instant ago may not have recorded its run
+    yet: it is looked for a few times (a drift check holds the lease without a run)."""
     for _ in range(BUSY_LOOKS):
         holder = store.lease_holder(environment, now=clock.now())
         unfinished = store.unfinished_runs(environment)
         if unfinished or holder is None:
             break
         clock.sleep(BUSY_LOOK_PAUSE)
-    host, _, rest = (holder or "").partition(":")
-    who = f"pid {rest.partition(':')[0]}, host {host}" if rest else "a process that just left"
     doing = f" with run {unfinished[-1].id}" if unfinished else ""
-    return f"{environment} is busy{doing} ({who})"
+    return f"{environment} is busy{doing} ({_who(holder)})"
+
+
+def _who(holder: str | None) -> str:
+    if holder is None:
+        return "its holder has just let it go"
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    return f"pid {pid}, host {host}" if pid.isdigit() else f"held by {holder}"
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.errors import GitopsdError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
-from gitopsd.runtime import leases, orphans, revisions
+from gitopsd.runtime import leases, orphan_drivers, revisions
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services
 
@@ -58,7 +58,7 @@ class Workspace:
     # holders of environment leases known to be fenced out (a deposed leader): taken over
     deposed: frozenset[str] = frozenset()
     # how long a driver left running by a dead holder gets between SIGTERM and SIGKILL
-    kill_grace: float = orphans.KILL_GRACE
+    kill_grace: float = orphan_drivers.KILL_GRACE
 
     @property
     def state_root(self) -> Path:
@@ -305,7 +305,7 @@ class Workspace:
     @contextlib.contextmanager
     def lease(self, environment: str) -> Iterator[threading.Event]:
         """Hold the environment's lease; the event is set if it is ever lost. Drivers a dead
-        holder left running for it are ended first (`orphans`)."""
+        holder left running for it are ended first (`orphan_drivers`)."""
         lost = threading.Event()
         with leases.held(
             self.store,
@@ -315,7 +315,9 @@ class Workspace:
             lost=lost,
             deposed=self.deposed,
         ):
-            orphans.end_orphans(self.store, environment, clock=self.clock, grace=self.kill_grace)
+            orphan_drivers.end_orphans(
+                self.store, environment, clock=self.clock, grace=self.kill_grace
+            )
             yield lost
 
     def _services(self, cancel: threading.Event) -> Services:

@@ -16,8 +16,8 @@ from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.process_groups import start_time
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import DriverProcess
-from gitopsd.runtime import orphans
-from gitopsd.runtime.orphans import OrphanError, end_orphans
+from gitopsd.runtime import orphan_drivers
+from gitopsd.runtime.orphan_drivers import OrphanError, end_orphans
 from gitopsd.runtime.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
@@ -34,7 +34,7 @@ def spawn(code: str) -> subprocess.Popen[bytes]:
 
 def record(process: subprocess.Popen[bytes], **changes: object) -> DriverProcess:
     fields: dict[str, object] = {
-        "host": orphans.host(),
+        "host": orphan_drivers.host(),
         "started": start_time(process.pid),
         "component": "net",
         "action": "apply",
@@ -79,7 +79,7 @@ def test_a_driver_is_recorded_while_it_runs_and_forgotten_after(
         watcher.join()
     (k8s,) = {p for p in seen if p.component == "k8s"}  # one call, one record
     assert (k8s.action, k8s.run_id) == ("apply", store.list_runs("dev")[0].id)
-    assert k8s.host == orphans.host() and k8s.started is not None
+    assert k8s.host == orphan_drivers.host() and k8s.started is not None
     assert store.list_driver_processes("dev") == []
 
 
@@ -138,11 +138,11 @@ def test_a_driver_that_cannot_be_ended_keeps_the_environment_untouched(
     world: World, workspace: Workspace, store: StateStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.commit(layered())
-    monkeypatch.setattr(orphans, "KILLED_WAIT", 0.1)
-    monkeypatch.setattr(orphans, "group_state", lambda *_: orphans.GroupState.RUNNING)
+    monkeypatch.setattr(orphan_drivers, "KILLED_WAIT", 0.1)
+    monkeypatch.setattr(orphan_drivers, "group_state", lambda *_: orphan_drivers.GroupState.RUNNING)
     store.save_driver_process(
         DriverProcess(
-            host=orphans.host(),
+            host=orphan_drivers.host(),
             pid=2**22 + 7,  # above pid_max: no process has it
             started=1,
             environment="dev",

@@ -56,6 +56,33 @@ def test_a_checkout_is_reused_and_exported_once_under_concurrency(
     assert sorted(p.name for p in (tmp_path / "checkouts").iterdir()) == [source.head()]
 
 
+class Racing:
+    """A git source whose export lets another process's cache finish the same checkout
+    first, as when two commands start at the same moment."""
+
+    def __init__(self, source: GitSource, other: CheckoutCache) -> None:
+        self.source, self.other = source, other
+
+    def resolve(self, revision: str) -> str:
+        return self.source.resolve(revision)
+
+    def export(self, sha: str, folder: Path) -> None:
+        self.source.export(sha, folder)
+        self.other.path(sha)  # the other process renames its export into place first
+
+
+def test_an_export_that_lost_a_race_between_processes_uses_the_winners_checkout(
+    source: GitSource, tmp_path: Path
+) -> None:
+    root = tmp_path / "checkouts"
+    winner = CheckoutCache(source, root)
+    loser = CheckoutCache(Racing(source, winner), root)  # type: ignore[arg-type]
+    tree = loser.path("HEAD")
+    assert tree == root / source.head()
+    assert (tree / "x").read_text() == "1"
+    assert [p.name for p in root.iterdir()] == [source.head()]  # its own copy is gone
+
+
 def test_prune_keeps_the_most_recent_and_the_pinned(
     source: GitSource, repo: Path, tmp_path: Path
 ) -> None:

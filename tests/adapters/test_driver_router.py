@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gitopsd.adapters.drivers import DriverRouter, in_threads
-from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
+from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, OnStarted
 from gitopsd.model.manifests import GitHubActionsDriver
 
 
@@ -17,7 +17,13 @@ class Recorder:
 
         self.batches: list[int] = []
 
-    def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
+    def run(
+        self,
+        call: DriverCall,
+        *,
+        cancel: CancelSignal | None = None,
+        on_started: OnStarted | None = None,
+    ) -> DriverResult:
         self.calls.append(call)
         return DriverResult(0, output=self.name)
 

@@ -103,7 +103,7 @@ def test_a_busy_environment_and_bad_arguments_are_clear_errors(world: World) -> 
     store.acquire_lease("dev", "otherhost:1:x", now=datetime.now(UTC), ttl=60)
     store.close()
     busy = gitopsd(world, "apply", "--env", "dev")
-    assert busy.returncode == 1 and "environment 'dev' is busy" in busy.stderr
+    assert busy.returncode == 1 and "dev is busy (pid 1, host otherhost)" in busy.stderr
     unknown = gitopsd(world, "plan", "--env", "qa")
     assert unknown.returncode == 1 and "unknown environment 'qa'" in unknown.stderr
     bad_state = gitopsd(world, "status", "--state", "mysql://x")

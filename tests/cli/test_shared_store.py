@@ -91,5 +91,5 @@ def test_a_run_on_another_host_holds_the_environment(world: World, postgres_url:
     finally:
         elsewhere.close()
     assert refused.returncode == 1
-    assert "environment 'dev' is busy: host-c:4242:abcd1234 holds it" in refused.stderr
+    assert "dev is busy (pid 4242, host host-c)" in refused.stderr
     assert world.calls() == []

@@ -3,16 +3,26 @@
 The test driver kills its parent (the gitopsd process) with SIGKILL once, at a chosen
 point; the next `gitopsd apply` must finish the interrupted run: steps recorded as done are
 not repeated, the interrupted step is run again, nothing is skipped.
+
+The driver a killed gitopsd leaves running (an orphan) must be ended by the next command
+before that step runs again: no two calls of one component may ever overlap in time, during
+an apply, a health check, a gate or a destroy (the test driver's spans say when each call's
+work ran).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,3 +202,166 @@ def test_a_kill_during_a_gate_runs_it_again_on_resume(world: World) -> None:
     (*_, resumed_run) = runs(world)
     assert resumed_run["status"] == "succeeded"
     assert steps_of(world, resumed_run["id"])["smoke:gate"] == "succeeded"
+
+
+def spans(world: World) -> dict[str, list[tuple[float, float]]]:
+    """When each call's work ran, per component; a call that never ended runs until infinity."""
+    path = world.root / "spans.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    running: dict[int, tuple[str, float]] = {}
+    ran: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for line in lines:
+        if line["event"] == "start":
+            running[line["pid"]] = (line["key"].partition(":")[0], line["at"])
+        else:
+            name, began = running.pop(line["pid"])
+            ran[name].append((began, line["at"]))
+    for name, began in running.values():
+        ran[name].append((began, math.inf))
+    return ran
+
+
+def assert_no_calls_overlapped(world: World) -> None:
+    for name, ran in spans(world).items():
+        ran.sort()
+        for (_, ended), (began, _) in itertools.pairwise(ran):
+            assert ended <= began, f"two calls of {name} ran at once: {ran}"
+
+
+def events(world: World, kind: str) -> list[dict[str, Any]]:
+    done = gitopsd(world, "history", "--env", "dev", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    return [e for e in json.loads(done.stdout)["events"] if e["kind"] == kind]
+
+
+def with_gate(files: dict[str, str]) -> dict[str, str]:
+    gate = {"name": "smoke", "command": [sys.executable, "driver.py", "gate"], "timeout": "30s"}
+    manifest = {"apiVersion": "gitopsd.io/v1", "kind": "Environment"}
+    manifest |= {"metadata": {"name": "dev"}, "spec": {"parallelism": 1, "gates": [gate]}}
+    return files | {"environments/dev.yaml": json.dumps(manifest)}
+
+
+HEALTHY = CHAIN | {
+    "components/b/component.yaml": component(
+        "b", deps=("a",), inputs={"a": "${{ components.a.outputs.id }}"}, health=True
+    )
+}
+ORPHANS = {"apply": (CHAIN, "b:apply"), "health": (HEALTHY, "b:health")}
+ORPHANS["gate"] = (with_gate(CHAIN), "smoke:gate")
+
+
+@pytest.mark.parametrize("step", sorted(ORPHANS))
+def test_the_driver_a_killed_apply_left_is_ended_before_its_step_runs_again(
+    world: World, step: str
+) -> None:
+    files, key = ORPHANS[step]
+    world.commit(files)
+    world.control(orphan={key: 20})  # 20 s: far longer than the test takes, unless ended
+    killed = gitopsd(world, "apply", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_no_calls_overlapped(world)
+    (ended,) = events(world, "driver.orphan_ended")
+    assert ended["data"]["component"] == key.partition(":")[0]
+    assert world.calls() == ["a", "b", "c"]
+    assert runs(world)[-1]["status"] == "succeeded"
+
+
+def test_the_driver_a_killed_destroy_left_is_ended_before_it_runs_again(world: World) -> None:
+    world.commit(CHAIN)
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    world.control(orphan={"b:destroy": 20})
+    killed = gitopsd(world, "destroy", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+
+    resumed = gitopsd(world, "destroy", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_no_calls_overlapped(world)
+    assert [e["data"]["component"] for e in events(world, "driver.orphan_ended")] == ["b"]
+    assert world.calls("destroy") == ["c", "b", "a"]
+
+
+def started_calls(world: World, key: str) -> list[int]:
+    path = world.root / "spans.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [line["pid"] for line in lines if line["key"] == key and line["event"] == "start"]
+
+
+def start_gitopsd(world: World, *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "gitopsd", *args, "--repo", str(world.repo)]
+    command += ["--data-dir", str(world.root / "data")]
+    command += ["--state", f"sqlite:///{world.root / 'data' / 'state.db'}"]
+    env = {
+        **os.environ,
+        "TEST_JOURNAL": str(world.journal_path),
+        "TEST_CONTROL": str(world.control_path),
+    }
+    return subprocess.Popen(
+        command, cwd=world.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_stops_the_driver_and_the_next_apply_resumes(
+    world: World, signum: signal.Signals
+) -> None:
+    world.commit(CHAIN)
+    world.control(sleep={"b:apply": 20})
+    applying = start_gitopsd(world, "apply", "--env", "dev")
+    deadline = time.monotonic() + 30
+    while not started_calls(world, "b:apply") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (driver,) = started_calls(world, "b:apply")
+    applying.send_signal(signum)
+    _, stderr = applying.communicate(timeout=30)
+    assert applying.returncode == 128 + signum
+    assert stderr.strip().splitlines() == [
+        f"gitopsd: error: stopped by {signum.name}: the drivers were stopped and the run is "
+        "left to resume with the next apply or destroy"
+    ]
+    assert gone(driver)
+    interrupted = runs(world)
+    assert [r["status"] for r in interrupted] == ["running"]
+
+    world.control()
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_no_calls_overlapped(world)
+    assert world.calls() == ["a", "b", "c"]
+    assert runs(world)[-1]["id"] == interrupted[0]["id"]
+    assert runs(world)[-1]["status"] == "succeeded"
+
+
+def test_a_killed_gitopsds_driver_is_ended_without_waiting_for_another_command(
+    world: World,
+) -> None:
+    world.commit(CHAIN)
+    world.control(sleep={"b:apply": 20})
+    applying = start_gitopsd(world, "apply", "--env", "dev")
+    deadline = time.monotonic() + 30
+    while not started_calls(world, "b:apply") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (driver,) = started_calls(world, "b:apply")
+    applying.kill()
+    applying.communicate(timeout=30)
+    deadline = time.monotonic() + 5
+    while not gone(driver) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(driver)  # SIGTERMed by the helper that outlives gitopsd for this
+    assert_no_calls_overlapped(world)
+
+    world.control()
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert world.calls() == ["a", "b", "c"]
+    assert events(world, "driver.orphan_ended") == []  # nothing was left for it to end

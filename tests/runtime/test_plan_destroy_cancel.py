@@ -114,7 +114,7 @@ def test_one_run_per_environment(world: World, workspace: Workspace, store: Stat
     world.commit(layered())
     other = "elsewhere:1:x"
     assert store.acquire_lease("dev", other, now=workspace.clock.now(), ttl=60)
-    with pytest.raises(leases.BusyError, match="environment 'dev' is busy"):
+    with pytest.raises(leases.BusyError, match=r"^dev is busy \(pid 1, host elsewhere\)$"):
         workspace.apply("dev")
     store.release_lease("dev", other)
     assert workspace.apply("dev").status is RunStatus.SUCCEEDED

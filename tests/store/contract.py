@@ -23,6 +23,7 @@ from gitopsd.model.state import (
     ComponentStatus,
     CurrentWait,
     DriftStatus,
+    DriverProcess,
     EnvironmentState,
     EnvironmentStatus,
     Event,
@@ -186,6 +187,19 @@ def full_request() -> Request:
         created_at=at(1).astimezone(PLUS_TWO),
         updated_at=at(8),
     )
+
+
+def driver_process(pid: int = 4242, *, env: str = "dev", **changes: Any) -> DriverProcess:
+    fields: dict[str, Any] = {
+        "host": "build-7",
+        "started": 987654321,
+        "component": "network",
+        "action": "apply",
+        "run_id": "run-1",
+        "recorded_at": T0,
+        **changes,
+    }
+    return DriverProcess(pid=pid, environment=env, **fields)
 
 
 def assert_utc(*moments: datetime | None) -> None:
@@ -722,6 +736,53 @@ class StoreContract:
         assert store.lease_holder("dev", now=at(29)) == "holder-a"
         assert store.lease_holder("dev", now=at(30).astimezone(PLUS_TWO)) is None
 
+    # The process groups of running drivers.
+
+    def test_a_driver_process_round_trips_and_is_listed_for_its_environment_only(
+        self, store: StateStore
+    ) -> None:
+        recorded = driver_process(started=None, recorded_at=T0.astimezone(PLUS_TWO))
+        store.save_driver_process(recorded)
+        store.save_driver_process(driver_process(4243, env="prod"))
+        (found,) = store.list_driver_processes("dev")
+        assert found == recorded
+        assert_utc(found.recorded_at)
+        assert [p.pid for p in store.list_driver_processes("prod")] == [4243]
+        assert store.list_driver_processes("staging") == []
+
+    def test_driver_processes_are_listed_oldest_first(self, store: StateStore) -> None:
+        store.save_driver_process(driver_process(30, recorded_at=at(2)))
+        store.save_driver_process(driver_process(10, recorded_at=at(3)))
+        store.save_driver_process(driver_process(20, recorded_at=at(1)))
+        assert [p.pid for p in store.list_driver_processes("dev")] == [20, 30, 10]
+
+    def test_a_driver_process_of_the_same_host_and_pid_replaces_the_old_one(
+        self, store: StateStore
+    ) -> None:
+        store.save_driver_process(driver_process(started=1))
+        store.save_driver_process(driver_process(started=2, component="dns"))
+        store.save_driver_process(driver_process(host="build-8"))
+        found = {(p.host, p.started, p.component) for p in store.list_driver_processes("dev")}
+        assert found == {("build-7", 2, "dns"), ("build-8", 987654321, "network")}
+
+    def test_deleting_a_driver_process_removes_only_it(self, store: StateStore) -> None:
+        store.save_driver_process(driver_process(1))
+        store.save_driver_process(driver_process(2))
+        store.save_driver_process(driver_process(1, host="build-8"))
+        store.delete_driver_process("build-7", 1)
+        store.delete_driver_process("build-7", 1)  # gone already: nothing happens
+        store.delete_driver_process("nowhere", 9)
+        found = {(p.host, p.pid) for p in store.list_driver_processes("dev")}
+        assert found == {("build-7", 2), ("build-8", 1)}
+
+    def test_a_driver_process_saved_in_a_failed_transaction_is_not_kept(
+        self, store: StateStore
+    ) -> None:
+        with pytest.raises(DeliberateError), store.transaction():
+            store.save_driver_process(driver_process())
+            raise DeliberateError
+        assert store.list_driver_processes("dev") == []
+
     # Durability and concurrency.
 
     def test_everything_survives_reopening(self, store: StateStore, reopen: OpenStore) -> None:
@@ -733,6 +794,7 @@ class StoreContract:
         store.add_approval(approval())
         assert store.acquire_lease("prod-eu", "holder-a", now=T0, ttl=30)
         store.save_cursor("outbox", first.id or 0)
+        store.save_driver_process(driver_process(env="prod-eu"))
         store.close()
         reopened = reopen()
         try:
@@ -744,6 +806,7 @@ class StoreContract:
             assert reopened.lease_holder("prod-eu", now=at(1)) == "holder-a"
             assert reopened.list_approvals("prod", SHA_A) == [approval()]
             assert reopened.get_cursor("outbox") == first.id
+            assert reopened.list_driver_processes("prod-eu") == [driver_process(env="prod-eu")]
             assert (reopened.append_event(event()).id or 0) > (first.id or 0)
         finally:
             reopened.close()

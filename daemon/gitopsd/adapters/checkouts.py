@@ -59,13 +59,21 @@ class CheckoutCache:
         return removed
 
     def _export(self, sha: str, target: Path) -> None:
-        """Export into a scratch folder, then rename: a checkout is complete or absent."""
+        """Export into a scratch folder, then rename: a checkout is complete or absent.
+
+        Another process may export the same revision at the same moment (two commands
+        started together): whichever renames second finds the checkout there, complete,
+        and discards its own copy."""
         self._root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=self._root))
         try:
             self._fill(sha, scratch)
             _make_read_only(scratch)
             scratch.rename(target)
+        except OSError:
+            _remove_read_only(scratch)
+            if not target.is_dir():
+                raise
         except BaseException:
             _remove_read_only(scratch)
             raise

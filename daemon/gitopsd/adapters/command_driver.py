@@ -19,7 +19,10 @@ Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for eac
 - on timeout or cancel the group gets SIGTERM, then SIGKILL after `kill_grace` seconds; after any
   exit, processes left in the group are SIGKILLed, so a backgrounded child never outlives a call
   (`child_processes`: each call blocks until its child exits; one watchdog thread per runner
-  stops the children whose time is up or whose run was cancelled).
+  stops the children whose time is up or whose run was cancelled);
+- each group is reported as it starts: to the caller (`on_started`, which records it in the
+  store), and to the runner's `reaper`, a helper process that ends the groups still running if
+  gitopsd itself is killed.
 
 Captured output is capped at `max_output` bytes (head and tail kept) and secrets are redacted
 (`driver_output` says which values are secrets) before the result leaves this module, so
@@ -61,7 +64,9 @@ from gitopsd.adapters.driver_environment import Inherited, protocol_environment,
 from gitopsd.adapters.driver_lanes import Lanes
 from gitopsd.adapters.driver_output import CapturedOutput
 from gitopsd.adapters.drivers import in_threads
-from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
+from gitopsd.adapters.process_groups import start_time
+from gitopsd.adapters.reaper import Reaper
+from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, OnStarted, StartedDriver
 
 __all__ = ["CommandDriverRunner", "describe_duration"]
 
@@ -108,13 +113,25 @@ class CommandDriverRunner:
         self.base_env = base_env  # None: os.environ as it is at call time
         self._inherited: Inherited | None = None  # derived from the last snapshot seen
         self._watchdog = Watchdog(kill_grace=kill_grace)
+        self._reaper = Reaper(kill_grace=kill_grace)  # ends the drivers if gitopsd is killed
 
-    def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
-        """Run `call.argv` to completion, timeout or cancel; the call's files never remain."""
+    def run(
+        self,
+        call: DriverCall,
+        *,
+        cancel: CancelSignal | None = None,
+        on_started: OnStarted | None = None,
+    ) -> DriverResult:
+        """Run `call.argv` to completion, timeout or cancel; the call's files never remain.
+
+        `on_started` hears of the driver's process group as soon as it is spawned (to record
+        it); if it raises, the driver is killed and the exception propagates."""
         started = self._start(call, self._inherited_environment(), cancel)
         if isinstance(started, DriverResult):
             return started
         try:
+            if on_started is not None:
+                on_started(StartedDriver(started.pid, start_time(started.pid)))
             wait_reading(started.pid, started.output, started.read_output)
         except BaseException:
             self._abandon(started)
@@ -249,6 +266,7 @@ class CommandDriverRunner:
             raise
         finally:
             os.close(printed_to)  # the driver has its own copy: end of file once it is done
+        self._reaper.watch(process.pid)
         watched = self._watchdog.watch(process, timeout=call.timeout, cancel=cancel)
         secrets = inherited.secrets_with(call)
         captured = CapturedOutput(self.max_output)
@@ -261,6 +279,7 @@ class CommandDriverRunner:
         call = running.call
         try:
             ended = self._watchdog.release(running.process, running.watched)
+            self._reaper.forget(running.pid)
             ending = _ending_of(ended, call)
             running.read_output()  # what the driver printed last: a pipe holds 64 KiB at most
             output = running.captured.text(running.secrets)
@@ -287,6 +306,7 @@ class CommandDriverRunner:
         with contextlib.suppress(ChildProcessError):  # reaped already
             wait_for_exit(running.process.pid)
         self._watchdog.release(running.process, running.watched)
+        self._reaper.forget(running.pid)
         running.close_output()
         _remove_files(running.inputs_file, running.outputs_file)
 

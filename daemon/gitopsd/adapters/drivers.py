@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, DriverRunner
+from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, DriverRunner, OnStarted
 
 
 class DriverRouter:
@@ -27,9 +27,15 @@ class DriverRouter:
         self._github_actions: DriverRunner | None = None
         self._lock = threading.Lock()
 
-    def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
+    def run(
+        self,
+        call: DriverCall,
+        *,
+        cancel: CancelSignal | None = None,
+        on_started: OnStarted | None = None,
+    ) -> DriverResult:
         runner = self.command if call.workflow is None else self.github_actions()
-        return runner.run(call, cancel=cancel)
+        return runner.run(call, cancel=cancel, on_started=on_started)
 
     def run_many(
         self,

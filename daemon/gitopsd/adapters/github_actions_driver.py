@@ -33,7 +33,7 @@ from gitopsd.adapters.driver_output import redact, secret_values
 from gitopsd.adapters.drivers import in_threads
 from gitopsd.adapters.github_api import GitHubClient
 from gitopsd.adapters.github_following import Following, RunLog, Timing
-from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
+from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, OnStarted
 
 __all__ = ["GitHubActionsRunner", "Timing"]
 
@@ -61,7 +61,14 @@ class GitHubActionsRunner:
         self._clients: dict[tuple[str, str], GitHubClient] = {}
         self._lock = threading.Lock()
 
-    def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult:
+    def run(
+        self,
+        call: DriverCall,
+        *,
+        cancel: CancelSignal | None = None,
+        on_started: OnStarted | None = None,
+    ) -> DriverResult:
+        """Dispatch the workflow and follow it; no local process, so `on_started` is unused."""
         started = self.timing.monotonic()
         result, secrets = self._run(call, cancel=cancel, started=started)
         return replace(

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
+    DriverProcess,
     EnvironmentState,
     Event,
     Request,
@@ -37,6 +38,7 @@ class _Tables:
     cursors: dict[str, int] = field(default_factory=dict)
     plans: dict[str, SavedPlan] = field(default_factory=dict)
     requests: dict[str, Request] = field(default_factory=dict)
+    driver_processes: dict[tuple[str, int], DriverProcess] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -250,3 +252,18 @@ class MemoryStore:
         with self._lock:
             current = self._tables.leases.get(environment)
             return current[0] if current is not None and current[1] > now else None
+
+    def save_driver_process(self, process: DriverProcess) -> None:
+        with self._lock:
+            self._tables.driver_processes[(process.host, process.pid)] = process
+
+    def list_driver_processes(self, environment: str) -> list[DriverProcess]:
+        with self._lock:
+            found = [
+                p for p in self._tables.driver_processes.values() if p.environment == environment
+            ]
+        return sorted(found, key=lambda process: process.recorded_at)
+
+    def delete_driver_process(self, host: str, pid: int) -> None:
+        with self._lock:
+            self._tables.driver_processes.pop((host, pid), None)

@@ -156,6 +156,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX plans_by_environment ON plans (environment, created_at, id)",
         ),
     ),
+    Migration(
+        version=7,
+        description="the process group of each running driver, ended by whoever takes over",
+        statements=(
+            """CREATE TABLE driver_processes (
+                host TEXT NOT NULL,
+                pid BIGINT NOT NULL,
+                environment TEXT NOT NULL,
+                recorded_at TEXT NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (host, pid)
+            )""",
+            "CREATE INDEX driver_processes_by_environment"
+            " ON driver_processes (environment, recorded_at)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
@@ -216,6 +232,9 @@ UPSERT_REQUEST = _upsert(
 UPSERT_PLAN = _upsert("plans", ("id",), ("environment", "created_at", "applied_at", "record"))
 # marks a plan used, only if no one used it first: the row count says who won
 CLAIM_PLAN = "UPDATE plans SET applied_at = ?, record = ? WHERE id = ? AND applied_at IS NULL"
+UPSERT_DRIVER_PROCESS = _upsert(
+    "driver_processes", ("host", "pid"), ("environment", "recorded_at", "record")
+)
 
 
 # How values become columns, the same in both stores.

@@ -38,6 +38,7 @@ from gitopsd.engine.ports import FencedError
 from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
+    DriverProcess,
     EnvironmentState,
     Event,
     Record,
@@ -354,6 +355,27 @@ class PostgresStore:
             return None
         return str(rows[0][0])
 
+    # the process groups of running drivers: recorded whoever leads (a deposed leader's
+    # drivers run all the same, and must be found)
+
+    def save_driver_process(self, process: DriverProcess) -> None:
+        row = (process.host, process.pid, process.environment)
+        params = (*row, migrations.stamp(process.recorded_at), process.model_dump_json())
+        self._write(
+            lambda connection: connection.execute(_UPSERT_DRIVER_PROCESS, params), fenced=False
+        )
+
+    def list_driver_processes(self, environment: str) -> list[DriverProcess]:
+        sql = (
+            "SELECT record FROM driver_processes WHERE environment = %s"
+            " ORDER BY recorded_at, host, pid"
+        )
+        return self._all(DriverProcess, sql, environment)
+
+    def delete_driver_process(self, host: str, pid: int) -> None:
+        sql = "DELETE FROM driver_processes WHERE host = %s AND pid = %s"
+        self._write(lambda connection: connection.execute(sql, (host, pid)), fenced=False)
+
     # plumbing: reads
 
     def _one(self, model: type[R], sql: str, *params: object) -> R | None:
@@ -517,6 +539,7 @@ _UPSERT_STEP = migrations.for_postgresql(migrations.UPSERT_STEP)
 _UPSERT_CURSOR = migrations.for_postgresql(migrations.UPSERT_CURSOR)
 _UPSERT_REQUEST = migrations.for_postgresql(migrations.UPSERT_REQUEST)
 _FORGET_CLOSED_REQUESTS = migrations.for_postgresql(migrations.FORGET_CLOSED_REQUESTS)
+_UPSERT_DRIVER_PROCESS = migrations.for_postgresql(migrations.UPSERT_DRIVER_PROCESS)
 _INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
 _UPSERT_PLAN = migrations.for_postgresql(migrations.UPSERT_PLAN)
 _CLAIM_PLAN = migrations.for_postgresql(migrations.CLAIM_PLAN)

@@ -40,6 +40,7 @@ from gitopsd.model.manifests import RetryPolicy
 from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
+    DriverProcess,
     EnvironmentState,
     Event,
     Record,
@@ -355,6 +356,23 @@ class SqliteStore:
         now = migrations.utc(now)
         current = self._lease(environment)
         return current[0] if current is not None and current[1] > now else None
+
+    # the process groups of running drivers
+
+    def save_driver_process(self, process: DriverProcess) -> None:
+        row = (process.host, process.pid, process.environment)
+        recorded = migrations.stamp(process.recorded_at)
+        self._write(migrations.UPSERT_DRIVER_PROCESS, *row, recorded, process.model_dump_json())
+
+    def list_driver_processes(self, environment: str) -> list[DriverProcess]:
+        sql = (
+            "SELECT record FROM driver_processes WHERE environment = ?"
+            " ORDER BY recorded_at, host, pid"
+        )
+        return self._all(DriverProcess, sql, environment)
+
+    def delete_driver_process(self, host: str, pid: int) -> None:
+        self._write("DELETE FROM driver_processes WHERE host = ? AND pid = ?", host, pid)
 
     # plumbing
 

@@ -16,6 +16,7 @@ import click
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.cli import progress, render
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options, fail
+from gitopsd.cli.stopping import stopping
 from gitopsd.model.state import Run, RunStatus, SavedPlan, Step
 from gitopsd.runtime import cancelling, reports
 from gitopsd.runtime.control import RequestRefusedError
@@ -59,7 +60,7 @@ def plan(
     from gitopsd.runtime import admission, saved_plans  # loaded only for this command
 
     saved: SavedPlan | None = None
-    with context.workspace() as workspace:
+    with context.workspace() as workspace, stopping(workspace):
         admitted = admission.admit(workspace, environment, action="plan", revision=revision)
         if admitted.wait is not admission.Wait.READY:
             fail(f"{environment}: {admitted.reason}", as_json=context.as_json)
@@ -130,7 +131,7 @@ def apply(
         if components or revision or dry_run:
             fail("--plan applies the plan's own revision and components", as_json=context.as_json)
         _apply_plan(context, environment, plan_id, force=force)
-    with context.workspace() as workspace:
+    with context.workspace() as workspace, stopping(workspace):
         if dry_run:
             decided = workspace.dry_run(
                 environment, revision=revision, components=names(components)
@@ -155,7 +156,7 @@ def _apply_plan(context: Context, environment: str, plan_id: str, *, force: bool
     """Apply a saved plan if it is still what the environment would do; exit 1 if stale."""
     from gitopsd.runtime import admission, saved_plans
 
-    with context.workspace() as workspace:
+    with context.workspace() as workspace, stopping(workspace):
         plan = saved_plans.load(workspace, environment, plan_id)
         admitted = admission.admit(workspace, environment, revision=plan.revision, forced=force)
         if admitted.wait is not admission.Wait.READY:
@@ -194,7 +195,7 @@ def destroy(context: Context, environment: str, components: str | None, force: b
     unless --force."""
     from gitopsd.runtime import admission
 
-    with context.workspace() as workspace:
+    with context.workspace() as workspace, stopping(workspace):
         admitted = admission.admit(workspace, environment, action="destroy", forced=force)
         if admitted.wait is not admission.Wait.READY:
             fail(f"{environment}: {admitted.reason}", as_json=context.as_json)

@@ -18,6 +18,7 @@ from gitopsd.model.manifests import GitHubActionsDriver
 from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
+    DriverProcess,
     EnvironmentState,
     Event,
     Request,
@@ -76,8 +77,30 @@ class DriverResult:
         return self.exit_code == 0 and self.error is None
 
 
+@dataclass(frozen=True)
+class StartedDriver:
+    """A driver process just started: its pid, which is also its process group's id, and its
+    start time in clock ticks since boot (None where the system does not say), which tells
+    it apart from a later process given the same pid."""
+
+    pid: int
+    started: int | None
+
+
+OnStarted = Callable[[StartedDriver], None]
+
+
 class DriverRunner(Protocol):
-    def run(self, call: DriverCall, *, cancel: CancelSignal | None = None) -> DriverResult: ...
+    def run(
+        self,
+        call: DriverCall,
+        *,
+        cancel: CancelSignal | None = None,
+        on_started: OnStarted | None = None,
+    ) -> DriverResult:
+        """Run `call` to its end; `on_started` is told of its process group as soon as it
+        exists (runners without processes never call it)."""
+        ...
 
     def run_many(
         self,
@@ -262,3 +285,16 @@ class StateStore(Protocol):
     def release_lease(self, environment: str, holder: str) -> None: ...
 
     def lease_holder(self, environment: str, *, now: datetime) -> str | None: ...
+
+    # the process groups of running drivers, ended by whoever takes the environment over
+    def save_driver_process(self, process: DriverProcess) -> None:
+        """Record it (again: a record of the same host and pid is replaced)."""
+        ...
+
+    def list_driver_processes(self, environment: str) -> list[DriverProcess]:
+        """The recorded driver processes of `environment`, oldest first."""
+        ...
+
+    def delete_driver_process(self, host: str, pid: int) -> None:
+        """Forget it; nothing happens when it is not recorded."""
+        ...

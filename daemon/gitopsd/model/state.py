@@ -333,3 +333,22 @@ class Request(Record):
     superseded_by: str | None = None
     created_at: Moment
     updated_at: Moment
+
+
+class DriverProcess(Record):
+    """A driver's process group while its call runs, recorded as soon as it starts: if the
+    process that started it dies, whoever takes the environment over ends it before any step
+    runs again, rather than starting the component a second time beside it.
+
+    `pid` is the group leader's pid and the group's id; `started` its start time in clock
+    ticks since boot (/proc/<pid>/stat field 22), so a pid reused by another process is never
+    taken for it (None where the system does not say)."""
+
+    host: str
+    pid: int
+    started: int | None
+    environment: str
+    component: str
+    action: str
+    run_id: str
+    recorded_at: Moment

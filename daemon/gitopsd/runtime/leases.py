@@ -20,6 +20,8 @@ from gitopsd.engine.ports import Clock, FencedError, StateStore
 from gitopsd.errors import GitopsdError
 
 TTL = 30.0
+BUSY_LOOKS = 3
+BUSY_LOOK_PAUSE = 0.1
 
 
 class BusyError(GitopsdError):
@@ -46,6 +48,28 @@ def is_dead(holder: str) -> bool:
     return False
 
 
+def busy_message(store: StateStore, environment: str, *, clock: Clock) -> str:
+    """Says "dev is busy with run ID (pid PID, host HOST)": who holds the lease, and the run
+    it is doing. A holder that took the lease an instant ago may not have recorded its run
+    yet: it is looked for a few times (a drift check holds the lease without a run)."""
+    for _ in range(BUSY_LOOKS):
+        holder = store.lease_holder(environment, now=clock.now())
+        unfinished = store.unfinished_runs(environment)
+        if unfinished or holder is None:
+            break
+        clock.sleep(BUSY_LOOK_PAUSE)
+    doing = f" with run {unfinished[-1].id}" if unfinished else ""
+    return f"{environment} is busy{doing} ({_who(holder)})"
+
+
+def _who(holder: str | None) -> str:
+    if holder is None:
+        return "its holder has just let it go"
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    return f"pid {pid}, host {host}" if pid.isdigit() else f"held by {holder}"
+
+
 @contextlib.contextmanager
 def held(
     store: StateStore,
@@ -62,7 +86,7 @@ def held(
     gone = current is not None and (current in deposed or is_dead(current))
     takeover = current if gone else None
     if not store.acquire_lease(environment, holder, now=clock.now(), ttl=TTL, takeover=takeover):
-        raise BusyError(f"environment {environment!r} is busy: {current} holds it")
+        raise BusyError(busy_message(store, environment, clock=clock))
     stop = threading.Event()
     renewer = threading.Thread(
         target=_renew, args=(store, environment, holder, clock, stop, lost), daemon=True

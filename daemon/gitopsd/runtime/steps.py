@@ -20,6 +20,7 @@ from gitopsd.engine.ports import Clock, DriverCall, DriverResult, DriverRunner, 
 from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
 from gitopsd.model.manifests import CommandDriver, GitHubActionsDriver, RetryPolicy
 from gitopsd.model.state import Event, Run, Step, StepAction, StepStatus
+from gitopsd.runtime import orphan_drivers
 
 WAIT_SLICE = 0.1
 log = logging.getLogger("gitopsd.runs")
@@ -213,7 +214,10 @@ class StepRunner:
                 started_at=step.started_at or self.services.clock.now(),
             )
             stop = _Either(self.services.cancel, self.services.interrupted)
-            result = self.services.drivers.run(call, cancel=stop)
+            with orphan_drivers.recorded(
+                self.services.store, self.services.clock, self.run, call
+            ) as seen:
+                result = self.services.drivers.run(call, cancel=stop, on_started=seen)
             self.services.check_interrupted()
             if answered(result) or result.cancelled or not has_tries_left(attempt, policy):
                 return step, result

@@ -28,7 +28,7 @@ from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.errors import GitopsdError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
-from gitopsd.runtime import apply_records, leases, orphans, revisions
+from gitopsd.runtime import apply_records, leases, orphan_drivers, orphans, revisions
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services
 
@@ -58,6 +58,8 @@ class Workspace:
     draining: threading.Event = field(default_factory=threading.Event)
     # holders of environment leases known to be fenced out (a deposed leader): taken over
     deposed: frozenset[str] = frozenset()
+    # how long a driver left running by a dead holder gets between SIGTERM and SIGKILL
+    kill_grace: float = orphan_drivers.KILL_GRACE
 
     @property
     def state_root(self) -> Path:
@@ -354,7 +356,8 @@ class Workspace:
 
     @contextlib.contextmanager
     def lease(self, environment: str) -> Iterator[threading.Event]:
-        """Hold the environment's lease; the event is set if it is ever lost."""
+        """Hold the environment's lease; the event is set if it is ever lost. Drivers a dead
+        holder left running for it are ended first (`orphan_drivers`)."""
         lost = threading.Event()
         with leases.held(
             self.store,
@@ -364,6 +367,9 @@ class Workspace:
             lost=lost,
             deposed=self.deposed,
         ):
+            orphan_drivers.end_orphans(
+                self.store, environment, clock=self.clock, grace=self.kill_grace
+            )
             yield lost
 
     def _services(self, cancel: threading.Event) -> Services:

@@ -1,0 +1,58 @@
+"""Foreground runs stop on SIGTERM and SIGINT the way the daemon does.
+
+A cancelled CI job sends gitopsd SIGTERM (or SIGINT), and SIGKILL a few seconds later. Left
+to Python's defaults, SIGTERM killed gitopsd at once and its driver ran on as an orphan, and
+SIGINT raised KeyboardInterrupt with a traceback. Here the first signal stops the run as the
+daemon's shutdown does when its grace is over: no new step starts, the running drivers get
+SIGTERM (SIGKILL after their grace), and the run is left exactly as a crash leaves it, for the
+next command or the daemon to resume (`runtime.steps.Interrupted`). The command then exits
+128 + the signal's number, with one line saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from gitopsd.runtime.workspace import Workspace
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def stopping(workspace: Workspace) -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGINT stop `workspace`'s run and drivers."""
+    from gitopsd.runtime.steps import Interrupted  # the run machinery: loaded by runs only
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers; such callers handle stopping
+        return
+    received: list[int] = []
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        received.append(signum)
+        workspace.draining.set()
+        workspace.interrupted.set()
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
+    try:
+        yield
+    except Interrupted:
+        signum = received[0] if received else signal.SIGTERM
+        click.echo(
+            f"gitopsd: error: stopped by {signal.Signals(signum).name}: the drivers were "
+            "stopped and the run is left to resume with the next apply or destroy",
+            err=True,
+        )
+        sys.exit(128 + signum)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

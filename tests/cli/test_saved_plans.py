@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from tests.cli.test_run_commands import as_json, gitopsd
-from tests.runtime.test_apply_runs import DNS, NET, layered
+from tests.runtime.test_apply_runs import APP, DNS, NET, layered
 from tests.runtime.test_promotion_flow import chain
 from tests.runtime.world import World, component, environment
 
@@ -145,3 +145,46 @@ def test_a_promoted_plan_follows_the_upstream_not_the_branch_head(tmp_path: Path
     assert stale.returncode == 1
     assert "stale: the candidate revision of prod moved from none to" in stale.stderr
     assert sorted(world.calls("apply")) == ["app", "dns", "k8s", "net", "net"]
+
+
+def ignoring_state(files: dict[str, str]) -> dict[str, str]:
+    """`files` with the data folder git-ignored: a commit with `replace` deletes whatever
+    is tracked and not named, and `git add -A` would track the state database."""
+    return {**files, ".gitignore": ".gitopsd/\n"}
+
+
+PRUNING = {"environments/dev.yaml": environment("dev", variables={"size": 3}, prune=True)}
+
+
+def test_a_saved_plan_destroys_the_orphans_it_planned_where_the_environment_prunes(
+    world: World,
+) -> None:
+    world.commit(ignoring_state(layered(**PRUNING)))
+    applied_dev(world)
+    files = {k: v for k, v in layered(**PRUNING).items() if k != APP}
+    world.commit(ignoring_state({**files, DNS: files[DNS] + "\n# touched\n"}), replace=True)
+    world.control(plan={"k8s": 0})
+    plan_id = saved(world)
+
+    done = apply_plan(world, plan_id)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert world.calls("apply") == ["dns"] and world.calls("destroy") == ["app"]
+    status = as_json(gitopsd(world, "status", "--env", "dev", "--output", "json"))
+    assert {c["name"] for c in status["environments"][0]["components"]} == {"net", "dns", "k8s"}
+
+
+def test_an_apply_naming_an_orphan_prunes_only_it_and_only_where_it_prunes(
+    world: World,
+) -> None:
+    world.commit(ignoring_state(layered()))
+    applied_dev(world)
+    without_app = {k: v for k, v in layered().items() if k != APP}
+    world.commit(ignoring_state(without_app), replace=True)
+    refused = gitopsd(world, "apply", "--env", "dev", "--components", "app")
+    assert refused.returncode == 1 and "does not prune" in refused.stderr
+    assert world.calls("destroy") == []
+
+    world.commit(ignoring_state({**without_app, **PRUNING}), replace=True)
+    done = gitopsd(world, "apply", "--env", "dev", "--components", "app")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert world.calls("destroy") == ["app"] and world.calls("apply") == []

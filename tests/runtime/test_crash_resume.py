@@ -283,6 +283,25 @@ def test_the_driver_a_killed_destroy_left_is_ended_before_it_runs_again(world: W
     assert world.calls("destroy") == ["c", "b", "a"]
 
 
+def test_the_driver_a_killed_prune_left_is_ended_before_it_runs_again(world: World) -> None:
+    pruning = {**CHAIN, "environments/dev.yaml": environment("dev", parallelism=1, prune=True)}
+    world.commit(pruning)
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    world.commit({k: v for k, v in pruning.items() if "/c/" not in k}, replace=True)
+    world.control(orphan={"c:destroy": 20})
+    killed = gitopsd(world, "apply", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+
+    resumed = gitopsd(world, "apply", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_no_calls_overlapped(world)
+    assert [e["data"]["component"] for e in events(world, "driver.orphan_ended")] == ["c"]
+    assert world.calls("destroy") == ["c"]
+    status = gitopsd(world, "status", "--env", "dev", "--output", "json")
+    names = [c["name"] for c in json.loads(status.stdout)["environments"][0]["components"]]
+    assert names == ["a", "b"]
+
+
 def started_calls(world: World, key: str) -> list[int]:
     path = world.root / "spans.jsonl"
     lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

@@ -294,6 +294,15 @@ class SavedPlan(Record):
         """The components this plan changes, in plan order."""
         return [c.component for c in self.components if c.decision is PlanDecision.CHANGE]
 
+    @property
+    def destroys(self) -> list[str]:
+        """The orphans this plan destroys (its environment prunes), in plan order."""
+        return [c.component for c in self.components if c.decision is PlanDecision.DESTROY]
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.changes or self.destroys)
+
 
 class RequestStatus(StrEnum):
     """Where a request for work stands (SPEC 3.6): open until it is done or superseded."""

@@ -491,7 +491,7 @@ class Daemon:
     def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
         self._check_environment(environment)
         saved = saved_plans.load(self.workspace, environment, plan)
-        if not saved.changes:  # nothing to run: marked applied now, as the CLI does
+        if not saved.has_work:  # nothing to run: marked applied now, as the CLI does
             saved_plans.apply(self.workspace, saved, trigger="api", actor=identity.name)
             return None
         request = Request(
@@ -500,7 +500,7 @@ class Daemon:
             priority=Priority.OPERATOR,
             action="apply",
             revision=saved.revision,
-            components=tuple(saved.changes),
+            components=tuple(names) if (names := saved_plans.components_of(saved)) else None,
             actor=identity.name,
             trigger="api",
             plan=saved.id,

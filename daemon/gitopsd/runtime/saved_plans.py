@@ -64,6 +64,7 @@ def save(
     target = workspace.source.resolve(revision) if revision else candidate
     target = target or _current(workspace, environment)
     fingerprints = _fingerprints(workspace, environment, target, components)
+    prunes = workspace.load(target).repository.environments[environment].manifest.spec.prune
     run, planned = workspace.plan(environment, revision=target, components=components, actor=actor)
     if any(item.changes is None for item in planned):
         return run, planned, None
@@ -74,15 +75,15 @@ def save(
         environment=environment,
         revision=run.revision,
         candidate=candidate,
-        components=[_change(item, fingerprints) for item in planned],
+        components=[_change(item, fingerprints, prunes=prunes) for item in planned],
         requested=list(components) if components else None,
         state_digest=digest,
         actor=actor,
         created_at=workspace.clock.now(),
     )
     workspace.store.save_plan(plan)
-    changing = len(plan.changes)
-    message = f"{actor} saved plan {plan.id} of {run.revision[:12]} ({changing} to change)"
+    changing = f"{len(plan.changes)} to change, {len(plan.destroys)} to destroy"
+    message = f"{actor} saved plan {plan.id} of {run.revision[:12]} ({changing})"
     audit.record(workspace, environment, "plan.saved", message, actor=actor, plan=plan.id)
     return run, planned, plan
 
@@ -110,7 +111,7 @@ def apply(
     """Apply exactly `plan`: its revision, the components it changes. None when it changes
     nothing: no run starts, the plan is only marked used. StalePlanError if it is stale."""
     run_id = run_id or new_run_id(workspace.clock)
-    if not plan.changes:  # no run, so no lease: checked and marked used right here
+    if not plan.has_work:  # no run, so no lease: checked and marked used right here
         check(workspace, plan)
         _claim(workspace, plan, None, actor=actor)
         return None
@@ -122,7 +123,7 @@ def apply(
     return workspace.apply(
         plan.environment,
         revision=plan.revision,
-        components=plan.changes,
+        components=components_of(plan),
         trigger=trigger,
         actor=actor,
         forced=forced,
@@ -211,8 +212,19 @@ def _fingerprints(
     return {decision.component: decision.fingerprint for decision in planned.decisions}
 
 
-def _change(item: PlannedComponent, fingerprints: dict[str, str | None]) -> PlannedChange:
-    decision = PlanDecision.CHANGE if item.changes else PlanDecision.NO_CHANGE
+def components_of(plan: SavedPlan) -> list[str] | None:
+    """What the apply of `plan` names: the components it changes; or, when it destroys
+    orphans, none (only a whole apply prunes: the checks above make it the same plan)."""
+    return None if plan.destroys else plan.changes
+
+
+def _change(
+    item: PlannedComponent, fingerprints: dict[str, str | None], *, prunes: bool
+) -> PlannedChange:
+    if item.action == "destroy":  # an orphan: destroyed by the apply only where it prunes
+        decision = PlanDecision.DESTROY if prunes else PlanDecision.NO_CHANGE
+    else:
+        decision = PlanDecision.CHANGE if item.changes else PlanDecision.NO_CHANGE
     return PlannedChange(
         component=item.name, decision=decision, fingerprint=fingerprints.get(item.name)
     )

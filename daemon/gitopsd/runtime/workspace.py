@@ -107,10 +107,9 @@ class Workspace:
         verifies (a saved plan still matching the state) cannot change until the run ends,
         and an error it raises refuses the run."""
         target = self.load(revision)
-        chosen = self._components(target.repository, environment, components)
+        chosen = self._members(target, environment, components)
         self._check_dependencies_applied(environment, chosen)
-        if target.repository.environments[environment].manifest.spec.prune and not components:
-            self._orphans(environment, target)  # an orphan that cannot be pruned refuses the run
+        self._check_prunable(target, environment, components)
         with self.lease(environment) as lost:
             self.resume(environment)
             if check is not None:
@@ -235,7 +234,7 @@ class Workspace:
                 done = self._destroy(run, target, chosen, doomed, threading.Event())
                 finished.append(done)
             else:
-                chosen = self._components(target.repository, environment, run.components)
+                chosen = self._members(target, environment, run.components)
                 finished.append(self._apply(run, target, chosen, threading.Event()))
         return finished
 
@@ -270,7 +269,7 @@ class Workspace:
         from gitopsd.runtime.executor import ApplyRun
 
         entry = target.repository.environments[run.environment]
-        prune = entry.manifest.spec.prune and not run.components
+        pruned = self._requested_orphans(run.environment, target, run.components)
         return ApplyRun(
             self._services(cancel),
             run,
@@ -278,7 +277,7 @@ class Workspace:
             components=chosen,
             target=target,
             previous=previous,
-            orphans=self._orphans(run.environment, target) if prune else [],
+            orphans=list(pruned.values()) if entry.manifest.spec.prune else [],
         ).execute()
 
     def _destroy(
@@ -322,6 +321,35 @@ class Workspace:
         wanted = [name for name in requested if name not in doomed]
         chosen = self._components(target.repository, environment, wanted) if wanted else []
         return chosen, doomed
+
+    def _members(
+        self, target: Revisioned, environment: str, requested: Sequence[str] | None
+    ) -> list[ComponentEntry]:
+        """What an apply of `requested` (default: everything) runs: the environment's
+        components, less the orphans it names (those it prunes, see `_check_prunable`)."""
+        if not requested:
+            return self._components(target.repository, environment, None)
+        orphaned = set(self.orphan_names(environment, target))
+        wanted = [name for name in requested if name not in orphaned]
+        return self._components(target.repository, environment, wanted) if wanted else []
+
+    def _check_prunable(
+        self, target: Revisioned, environment: str, requested: Sequence[str] | None
+    ) -> None:
+        """An apply prunes every orphan (or those it names) where the environment prunes, each
+        with the revision that last applied it: one that cannot be loaded refuses the run. An
+        orphan named where it does not prune is refused: `destroy` is the way."""
+        pruning = target.repository.environments[environment].manifest.spec.prune
+        if pruning:
+            self._requested_orphans(environment, target, requested)
+            return
+        named = sorted(set(requested or ()) & set(self.orphan_names(environment, target)))
+        if named:
+            raise RunRefusedError(
+                f"{', '.join(named)}: orphaned, and {environment} does not prune (prune: false); "
+                f"destroy with `gitopsd destroy --env {environment} --components "
+                f"{','.join(named)}`"
+            )
 
     def _requested_orphans(
         self, environment: str, target: Revisioned, requested: Sequence[str] | None

@@ -548,18 +548,9 @@ class Daemon:
         entry = repository.environments.get(environment) if repository else None
         if entry is None:
             return
-        head = self.workspace.source.head()
-        if entry.manifest.upstream is None and not self.reconciler.is_at(environment, head):
-            commit = Request(
-                id=new_run_id(self.workspace.clock),
-                environment=environment,
-                priority=Priority.COMMIT,
-                action="apply",
-                revision=head,
-                trigger="commit",
-                seen_at=self._monotonic(),
-            )
-            self._submit(commit)
+        if entry.manifest.upstream is None:
+            head = self.workspace.source.head()
+            self.reconciler.ask_for_head(environment, head, seen_at=self._monotonic())
         elif entry.manifest.spec.promotion.auto:
             self._submit(self.followups.promotion(environment))
 

@@ -127,18 +127,22 @@ class Reconciler:
 
     def _reconcile(self, head: str, *, seen_at: float) -> None:
         for environment in self.tracking_head():
-            if self.is_at(environment, head):
-                continue
-            request = Request(
-                id=new_run_id(self._workspace.clock),
-                environment=environment,
-                priority=Priority.COMMIT,
-                action="apply",
-                revision=head,
-                trigger="commit",
-                seen_at=seen_at,
-            )
-            self._submit(request)
+            self.ask_for_head(environment, head, seen_at=seen_at)
+
+    def ask_for_head(self, environment: str, head: str, *, seen_at: float) -> None:
+        """A commit request for `environment` to take `head`, unless it is there already."""
+        if self.is_at(environment, head):
+            return
+        request = Request(
+            id=new_run_id(self._workspace.clock),
+            environment=environment,
+            priority=Priority.COMMIT,
+            action="apply",
+            revision=head,
+            trigger="commit",
+            seen_at=seen_at,
+        )
+        self._submit(request)
 
     def _resume_unfinished(self) -> None:
         unfinished = self._workspace.store.unfinished_runs()

@@ -334,10 +334,15 @@ def test_readyz_is_503_while_the_repository_cannot_be_read_and_200_after(
     (world.repo / ".git").rename(hidden)
     served.wait_for(lambda: served.get("/readyz").status_code == 503, what="readyz 503")
     assert "git source cannot be read" in served.get("/readyz").text
+    asked = served.post("/api/v1/environments/dev/runs", json={"action": "apply"})
+    assert asked.status_code == 503, asked.text  # not a 500: ask again once it is ready
+    assert asked.headers["Retry-After"] == "5" and "try again shortly" in asked.json()["error"]
+    time.sleep(1)  # the daemon's own looks meanwhile end in no traceback (checked below)
     hidden.rename(world.repo / ".git")
     served.wait_for(served.ready, what="readyz 200 after the recovery")
     second = world.commit(sized(8))
     served.wait_for(lambda: served.environment("dev")["revision"] == second, what="the commit")
+    assert "Traceback" not in served.logs()
 
 
 def test_a_full_disk_leaves_the_commit_retrying_until_it_can_run(

@@ -21,7 +21,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitopsd.errors import GitopsdError
 
@@ -217,9 +217,7 @@ class GitSource:
         )
         try:
             for command in commands:
-                done = subprocess.run(
-                    command, cwd=self.git_dir, env=env, capture_output=True, check=False
-                )
+                done = _run(command, cwd=self.git_dir, env=env, capture_output=True)
                 if done.returncode != 0:
                     reason = done.stderr.decode(errors="replace").strip()
                     raise GitSourceError(f"cannot export {revision}: {reason}")
@@ -244,13 +242,11 @@ class GitSource:
         if not shas:
             return []
         request = "".join(f"{sha}\n" for sha in shas).encode()
-        done = subprocess.run(
-            ["git", "cat-file", "--batch"],
-            cwd=self.git_dir,
-            input=request,
-            capture_output=True,
-            check=True,
-        )
+        command = ["git", "cat-file", "--batch"]
+        done = _run(command, cwd=self.git_dir, input=request, capture_output=True)
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip()
+            raise GitSourceError(f"{self.location}: git cat-file failed: {reason}")
         return _split_batch(done.stdout, len(shas))
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -307,14 +303,20 @@ def _checked_out_branch(git_dir: Path) -> str:
 
 
 def _run_git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
+    done: subprocess.CompletedProcess[str] = _run(
+        ["git", *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True
     )
+    return done
+
+
+def _run(command: list[str], *, cwd: Path, **options: Any) -> subprocess.CompletedProcess[Any]:
+    """`command` in `cwd`; a git folder that went away (moved, unmounted) or a git that
+    cannot start is a GitSourceError, which callers treat as the repository being briefly
+    unreadable (retried), never as a bug."""
+    try:
+        return subprocess.run(command, cwd=cwd, check=False, **options)
+    except OSError as error:
+        raise GitSourceError(f"{cwd}: cannot run git there: {error.strerror or error}") from None
 
 
 def _split_batch(output: bytes, count: int) -> list[bytes]:

@@ -28,6 +28,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gitopsd.adapters import faults
+from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.api import webhooks
 from gitopsd.api.auth import Role, Tokens, bearer_token
 from gitopsd.runtime.control import (
@@ -66,6 +68,8 @@ def create_app(
             UnknownPlanError: _unknown_environment,
             RequestRefusedError: _refused,
             StandbyError: _standby,
+            GitSourceError: _unavailable,
+            faults.TransientError: _unavailable,
             webhooks.InvalidPayloadError: _invalid_payload,
         },
     )
@@ -388,6 +392,12 @@ async def _refused(request: Request, exc: Exception) -> JSONResponse:
 async def _standby(request: Request, exc: Exception) -> JSONResponse:
     """Work sent to a standby: the client should send it to the leader (or try again)."""
     return _error(503, str(exc), {"Retry-After": "5"})
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The git source or the state store cannot be used this moment (a transient fault, see
+    adapters.faults): nothing was done; the client may ask again (/readyz says when)."""
+    return _error(503, f"try again shortly: {exc}", {"Retry-After": "5"})
 
 
 async def _invalid_payload(request: Request, exc: Exception) -> JSONResponse:

@@ -17,6 +17,7 @@ import pytest
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.model.state import Request, RequestStatus
+from gitopsd.runtime import suspending
 from gitopsd.runtime.control import Identity
 from gitopsd.runtime.daemon import Daemon
 from tests.daemon.conftest import FakeClock, InProcess, StartDaemon, eventually, status
@@ -412,3 +413,21 @@ def test_a_queued_commit_a_newer_one_replaces_is_recorded_superseded_by_it(
     assert replaced.status is RequestStatus.SUPERSEDED and replaced.superseded_by == newest.id
     assert queued not in {entry["revision"] for entry in world.journal()}
     assert running in {entry["revision"] for entry in world.journal()}
+
+
+def test_a_resume_made_outside_the_daemon_runs_the_held_commit_at_its_next_look(
+    world: World, daemons: Daemons
+) -> None:
+    served = daemons.start(world)
+    wait(lambda: served.at(head(world)), "the first apply")
+    cli = world.workspace(served.store)  # `gitopsd suspend` / `resume` on the same store
+    suspending.suspend(cli, "dev", reason="incident 7", actor="alice")
+    second = world.commit(sized(6))
+    wait(lambda: any(r.reason and "suspended" in r.reason for r in open_requests(served)), "held")
+    suspending.resume(cli, "dev", actor="alice")  # the daemon is not told
+    served.later(minutes=1)  # the held commit's next look
+    wait(lambda: served.at(second), "the held commit to run after the resume")
+
+
+def open_requests(served: Served) -> list[Request]:
+    return served.store.list_requests("dev", open_only=True)

@@ -35,6 +35,9 @@ from gitopsd.engine import approving, promotion, windows
 from gitopsd.model.manifests import Approvals, Window
 
 ACTIONS = ("plan", "apply", "destroy", "promote", "rollback", "remediate")
+# how soon held work is looked at again while suspended: a resume through the daemon asks at
+# once, but one made elsewhere (`gitopsd resume` on the store the daemon uses) is seen this late
+SUSPENSION_LOOK_AGAIN = timedelta(seconds=15)
 
 
 class Wait(StrEnum):
@@ -103,7 +106,7 @@ def decide(ask: Ask, facts: Facts) -> Decision:
         return Decision(Wait.REFUSED, None, f"{ask.revision[:12]} is not a commit of the branch")
     if ask.automatic and facts.suspended is not None:
         why = f"{ask.environment} is suspended ({facts.suspended})"
-        return Decision(Wait.SUSPENDED, ask.revision, why)
+        return Decision(Wait.SUSPENDED, ask.revision, why, facts.now + SUSPENSION_LOOK_AGAIN)
     if ask.action == "plan":
         return Decision(Wait.READY, ask.revision, "a plan changes nothing")
     if ask.action == "rollback":

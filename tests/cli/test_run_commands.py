@@ -67,6 +67,13 @@ def test_status_has_the_spec_shape(world: World) -> None:
     assert {c["name"] for c in dev["components"]} == {"net", "dns", "k8s", "app"}
 
 
+def test_status_of_an_unknown_environment_exits_1_naming_it(world: World) -> None:
+    gitopsd(world, "apply", "--env", "dev")
+    unknown = gitopsd(world, "status", "--env", "nosuch")
+    assert unknown.returncode == 1 and "unknown environment 'nosuch'" in unknown.stderr
+    assert gitopsd(world, "status", "--env", "dev").returncode == 0
+
+
 def test_a_failed_apply_exits_1_and_history_tells_why(world: World) -> None:
     world.control(fail={"net:apply": -1})
     done = gitopsd(world, "apply", "--env", "dev")

@@ -8,7 +8,7 @@ import click
 
 from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.cli import render
-from gitopsd.cli.context import Context, common_options
+from gitopsd.cli.context import Context, common_options, fail
 from gitopsd.engine.loading import Repository
 from gitopsd.runtime import reports, revisions
 
@@ -21,6 +21,8 @@ def status(context: Context, environment: str | None) -> None:
     repository = _repository(context)
     with context.store() as store:
         report = reports.status_report(store, repository, environment=environment)
+    if environment is not None and not report["environments"]:
+        fail(f"unknown environment {environment!r}", as_json=context.as_json)
     click.echo(json.dumps(report, indent=2) if context.as_json else render.status(report))
 
 

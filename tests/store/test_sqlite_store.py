@@ -18,7 +18,7 @@ import pytest
 from gitopsd.adapters import faults, migrations
 from gitopsd.adapters.sqlite_store import SqliteStore, StoreBusyError, StoreError
 from gitopsd.engine.ports import StateStore
-from gitopsd.model.state import ApprovalRecord
+from gitopsd.model.state import ApprovalRecord, Request
 from tests.store.contract import T0, OpenStore, StoreContract, component, event
 
 
@@ -313,3 +313,23 @@ def test_a_lock_held_past_the_patience_fails_as_a_transient_store_error(db_path:
     assert faults.is_transient(StoreBusyError("busy"))
     assert impatient.list_components("dev") == []  # nothing half-written
     impatient.close()
+
+
+def test_a_request_meeting_a_lock_fails_after_the_busy_timeout_not_the_patience(
+    db_path: Path,
+) -> None:
+    """The intake holds a request it could not record and shows it retrying: waiting out the
+    whole patience would leave a commit unseen that long."""
+    store = SqliteStore(db_path, busy_timeout=0.2, write_patience=30)
+    locker = Locker(db_path)
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreBusyError, match=r"tried for 0.2s"):
+            store.save_request(
+                Request(id="r1", environment="dev", action="apply", created_at=T0, updated_at=T0)
+            )
+        assert time.monotonic() - started < 5
+    finally:
+        locker.release()
+    assert store.list_requests() == []
+    store.close()

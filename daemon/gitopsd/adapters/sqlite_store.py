@@ -310,7 +310,10 @@ class SqliteStore:
     # requests for work
 
     def save_request(self, request: Request) -> None:
-        self._write(migrations.UPSERT_REQUEST, *_request_row(request))
+        """Tried once (SQLite's busy timeout), not with `write_patience`: the intake keeps a
+        request it could not record, shows it as retrying and records it later, which it
+        cannot do while it waits here (a commit would stay unseen for minutes)."""
+        self._write_once(migrations.UPSERT_REQUEST, *_request_row(request))
 
     def get_request(self, request_id: str) -> Request | None:
         return self._one(Request, "SELECT record FROM requests WHERE id = ?", request_id)
@@ -402,6 +405,26 @@ class SqliteStore:
         with self._writer:
             return self._patiently(lambda: connection.execute(sql, params))
 
+    def _write_once(self, sql: str, *params: object) -> sqlite3.Cursor:
+        """`_write` without the patience: a lock held past the busy timeout (by another
+        process, or by this one's writers) is a StoreBusyError at once."""
+        if getattr(self._local, "depth", 0):
+            return self._connection().execute(sql, params)
+        connection = self._connection()
+        if not self._writer.acquire(timeout=self._busy_timeout):
+            raise StoreBusyError(
+                f"the state database {self._path} cannot be written: this process's other"
+                f" writes have waited {self._busy_timeout:g}s for it"
+            )
+        try:
+            return connection.execute(sql, params)
+        except sqlite3.OperationalError as error:
+            if faults.is_transient(error):
+                raise self._busy(error, tried=self._busy_timeout) from error
+            raise
+        finally:
+            self._writer.release()
+
     def _patiently(self, write: Callable[[], T]) -> T:
         """`write`, tried again with backoff and jitter while the database is locked or the
         disk full, for up to `write_patience` seconds; then `StoreBusyError`."""
@@ -420,10 +443,12 @@ class SqliteStore:
             delay = retrying.delay_before(attempt, _WRITE_BACKOFF, uniform=random.uniform)
             self._sleep(min(delay, left))
 
-    def _busy(self, error: sqlite3.OperationalError) -> StoreBusyError:
+    def _busy(
+        self, error: sqlite3.OperationalError, *, tried: float | None = None
+    ) -> StoreBusyError:
+        seconds = self._busy_timeout + self._patience if tried is None else tried
         return StoreBusyError(
-            f"the state database {self._path} cannot be written: {error}"
-            f" (tried for {self._busy_timeout + self._patience:g}s)"
+            f"the state database {self._path} cannot be written: {error} (tried for {seconds:g}s)"
         )
 
     def _connection(self) -> sqlite3.Connection:

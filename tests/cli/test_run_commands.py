@@ -67,6 +67,15 @@ def test_status_has_the_spec_shape(world: World) -> None:
     assert {c["name"] for c in dev["components"]} == {"net", "dns", "k8s", "app"}
 
 
+def test_a_usage_error_exits_64_never_2_which_means_changes(world: World) -> None:
+    for args in (("apply", "--bogus"), ("apply",), ("frobnicate",), ("plan", "--env")):
+        done = gitopsd(world, *args)
+        assert done.returncode == 64, (args, done.stderr)
+        assert "Error:" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert gitopsd(world, "--version").returncode == 0
+
+
 def test_status_of_an_unknown_environment_exits_1_naming_it(world: World) -> None:
     gitopsd(world, "apply", "--env", "dev")
     unknown = gitopsd(world, "status", "--env", "nosuch")

@@ -14,6 +14,7 @@ click alone took 7 ms of every start.
 from __future__ import annotations
 
 import importlib
+import sys
 
 from gitopsd import __version__, collector
 
@@ -74,6 +75,21 @@ def cli() -> None:
     """GitOps orchestrator for infrastructure in layers."""
 
 
+EXIT_USAGE = 64  # sysexits' EX_USAGE: 2 means "changes" or "drift" to gitopsd's commands
+
+
 def main() -> None:
-    """Console-script entry point."""
-    cli()
+    """Console-script entry point. Click reports a usage error (an unknown flag, a missing
+    argument) with exit 2; here it is 64, so a script never reads one as "changes"."""
+    try:
+        code = cli.main(standalone_mode=False)  # --help, --version: ctx.exit's code, returned
+    except click.exceptions.UsageError as error:
+        error.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except click.exceptions.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -139,6 +139,8 @@ def test_a_commit_that_meets_a_locked_store_is_retrying_and_runs_after_the_relea
         assert "database is locked" in shown["last_error"]
         ready, reason = served.daemon.is_ready()
         assert not ready and "database is locked" in reason
+        (dev,) = served.daemon.status("dev")["environments"]  # status agrees with the runs
+        assert [(r["id"], r["status"]) for r in dev["requests"]] == [(shown["id"], "retrying")]
         time.sleep(0.3)
         assert not served.at(second)
     finally:

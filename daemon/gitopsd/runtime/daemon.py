@@ -423,7 +423,10 @@ class Daemon:
         if environment is not None:
             self._check_environment(environment)
         return reports.status_report(
-            self.workspace.store, self.reconciler.repository, environment=environment
+            self.workspace.store,
+            self.reconciler.repository,
+            environment=environment,
+            open_requests=self.intake.open_requests,
         )
 
     def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:

@@ -170,13 +170,18 @@ class Intake:
     def not_started(self, environment: str | None = None) -> list[Request]:
         """Open requests not running (queued, waiting, retrying), oldest first, those only
         held in memory included: a running one is shown by its run."""
+        found = self.open_requests(environment)
+        return [r for r in found if r.status is not RequestStatus.RUNNING]
+
+    def open_requests(self, environment: str | None = None) -> list[Request]:
+        """Every open request, oldest first: the store's, and those only held in memory
+        while the store does not take writes (their newest state wins)."""
         with self._lock:
             held = {rid: record for rid, (record, _) in self._unsaved.items()}
         stored = {r.id: r for r in self._store.list_requests(environment, open_only=True)}
         mine = [r for r in held.values() if environment in (None, r.environment)]
         merged = {**stored, **{r.id: r for r in mine}}
         found = [r for r in merged.values() if r.status.is_open]
-        found = [r for r in found if r.status is not RequestStatus.RUNNING]
         return sorted(found, key=lambda record: (record.created_at, record.id))
 
     @property

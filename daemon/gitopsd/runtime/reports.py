@@ -6,6 +6,7 @@ branch head, with what the store knows of them and their components.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gitopsd.engine.loading import EnvironmentEntry, Repository
@@ -19,19 +20,34 @@ from gitopsd.model.state import (
     Step,
 )
 
+OpenRequests = Callable[[str], list[Request]]
+
 
 def status_report(
-    store: StateStore, repository: Repository | None, *, environment: str | None = None
+    store: StateStore,
+    repository: Repository | None,
+    *,
+    environment: str | None = None,
+    open_requests: OpenRequests | None = None,
 ) -> dict[str, Any]:
-    """`{"environments": [...]}` for every environment in the manifests or the store."""
+    """`{"environments": [...]}` for every environment in the manifests or the store; each
+    with its open requests (`open_requests`: the daemon's, held ones included; default the
+    store's)."""
     names = set(repository.environments if repository else ())
     names |= {state.name for state in store.list_environments()}
     if environment is not None:
         names &= {environment}
-    return {"environments": [_environment(store, repository, name) for name in sorted(names)]}
+    requests = open_requests or (lambda name: store.list_requests(name, open_only=True))
+    return {
+        "environments": [
+            _environment(store, repository, name, requests(name)) for name in sorted(names)
+        ]
+    }
 
 
-def _environment(store: StateStore, repository: Repository | None, name: str) -> dict[str, Any]:
+def _environment(
+    store: StateStore, repository: Repository | None, name: str, requests: list[Request]
+) -> dict[str, Any]:
     state = store.get_environment(name)
     entry = repository.environments.get(name) if repository else None
     kept = _members(repository, name)
@@ -61,7 +77,7 @@ def _environment(store: StateStore, repository: Repository | None, name: str) ->
             }
             for component in store.list_components(name)
         ],
-        "requests": [_open_request(r) for r in store.list_requests(name, open_only=True)],
+        "requests": [_open_request(r) for r in requests],
     }
 
 

@@ -10,7 +10,8 @@ run engine (the `Workspace`):
   record from queued to running to done, waiting, retrying (a transient fault, with backoff)
   or superseded; the API answers for a request from its record until its run exists;
 - each environment's `EnvironmentWorker` takes its requests one at a time and hands them to
-  `_handle`, which starts the run through the workspace and records its metrics;
+  `handling`, which admits each again, starts its run through the workspace and records
+  what came of it and its metrics;
 - the outbox (`announcing`) passes the audit trail on to commit statuses and notifications,
   on a thread of its own.
 Reads for the API come straight from the state store (snapshots); nothing here holds state
@@ -27,27 +28,21 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gitopsd import __version__
-from gitopsd.adapters import faults
 from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.adapters.scheduling import Jobs
 from gitopsd.engine import selection
 from gitopsd.engine.approving import Person
 from gitopsd.engine.queueing import Priority, Request
-from gitopsd.errors import GitopsdError
 from gitopsd.model.state import (
     ComponentState,
     EnvironmentState,
-    Run,
-    RunStatus,
 )
 from gitopsd.runtime import (
     admission,
     announcing,
     cancelling,
-    drift_reports,
-    drifting,
-    logs,
+    handling,
     promoting,
     reports,
     saved_plans,
@@ -58,17 +53,15 @@ from gitopsd.runtime.control import (
     RequestRefusedError,
     UnknownEnvironmentError,
 )
-from gitopsd.runtime.followups import BUSY_RETRY, FollowUps
+from gitopsd.runtime.followups import FollowUps
 from gitopsd.runtime.heads import HeadWatch
 from gitopsd.runtime.intake import Intake
-from gitopsd.runtime.leases import BusyError
 from gitopsd.runtime.reconciling import Reconciler
 from gitopsd.runtime.workers import EnvironmentWorker
 from gitopsd.runtime.workspace import RunRefusedError, Workspace, new_run_id
 
 log = logging.getLogger(__name__)
 RUN_ACTIONS = ("plan", "apply", "destroy")
-AUTOMATIC = frozenset({"commit", "promotion", "schedule"})  # triggers suspension holds
 
 
 class Daemon:
@@ -116,6 +109,16 @@ class Daemon:
             self.recorder,
             delivery or announcing.Delivery(),
             notifications=lambda: self.reconciler.notifications,
+        )
+        self.handling = handling.Handling(
+            workspace,
+            intake=self.intake,
+            reconciler=self.reconciler,
+            followups=self.followups,
+            recorder=self.recorder,
+            monotonic=monotonic,
+            count_failure=self._count_failure,
+            wake_outbox=self.announcing.outbox.wake,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -217,168 +220,9 @@ class Daemon:
         for request in self.intake.pick_up(seen_at=self._monotonic()):
             self._submit(request)
 
-    # --- the worker's side ----------------------------------------------------------------------
-
-    def _handle(self, request: Request) -> None:
-        with logs.run_context(environment=request.environment, run_id=request.id):
-            if not self.intake.running(request):
-                return  # superseded while it was queued
-            runs = self._attempt(request)
-        if runs is None:
-            return
-        self.intake.finished(request, runs)
-        for run in runs:
-            self._finished(run)
-        self.announcing.outbox.wake()
-
-    def _attempt(self, request: Request) -> list[Run] | None:
-        """The request's runs; None when it is retried later or was refused."""
-        try:
-            return self._execute(request)
-        except BusyError as error:
-            log.warning("%s; trying again in %.0fs", error, BUSY_RETRY)
-            self._retry(request, error, delay=BUSY_RETRY)
-        except Exception as error:
-            if faults.is_transient(error):
-                self._retry(request, error)
-            elif isinstance(error, GitopsdError):
-                self._refuse(request, error)
-            else:
-                self.intake.failed(request, error)
-                raise
-        return None
-
-    def _retry(self, request: Request, error: Exception, *, delay: float | None = None) -> None:
-        """A transient fault: the request stays visible as retrying, and comes back later."""
-        when = self.intake.retrying(request, error, delay=delay)
-        log.warning("%s of %s meets %s; trying again at %s", request.action,
-                    request.environment, faults.describe(error), f"{when:%H:%M:%S}")  # fmt: skip
-        self.followups.retry_at(when, request)
-
-    def _refuse(self, request: Request, error: GitopsdError) -> None:
-        self._count_failure()
-        log.error("%s refused: %s", request.action, error)
-        self.intake.refused(request, error)
-        self.reconciler.event(
-            request.environment, "request.refused", str(error), request=request.id
-        )
-
-    def _execute(self, request: Request) -> list[Run]:
-        workspace, environment = self.workspace, request.environment
-        if request.action == "resume":
-            return workspace.resume_unfinished(environment)
-        if request.plan is not None:  # checked again now that it is its turn
-            run = saved_plans.apply_admitted(
-                workspace,
-                environment,
-                request.plan,
-                trigger=request.trigger,
-                actor=request.actor,
-                run_id=request.id,
-            )
-            return [run] if run is not None else []
-        if request.action == "promote":
-            return self._promote(request)
-        if request.action == "drift":
-            return self._check_drift(request)
-        if request.priority is Priority.COMMIT and self.reconciler.is_at(
-            environment, request.revision
-        ):
-            return []  # a resumed run got there first
-        admitted = self.admit(request)
-        if admitted.wait is not admission.Wait.READY:
-            self._not_ready(admitted, request)
-            return []
-        if request.priority is Priority.COMMIT:
-            waited = self._monotonic() - request.seen_at
-            self.recorder.commit_to_apply.labels(environment).observe(waited)
-        return [self._run(request, admitted)]
-
-    def admit(self, request: Request, *, record: bool = True) -> admission.Decision:
-        """The admission of `request` (runtime.admission): READY with the revision to run,
-        a wait with its reason and `look_again_at`, NOTHING or REFUSED with the reason.
-        Commits, auto promotions and scheduled checks are automatic: suspension holds them."""
-        return admission.admit(
-            self.workspace,
-            request.environment,
-            action=request.action,
-            revision=request.revision,
-            actor=request.actor,
-            automatic=request.trigger in AUTOMATIC,
-            record=record,
-        )
-
-    def _run(self, request: Request, admitted: admission.Decision) -> Run:
-        workspace, environment = self.workspace, request.environment
-        options: dict[str, Any] = {
-            "components": request.components,
-            "trigger": request.trigger,
-            "actor": request.actor,
-            "run_id": request.id,
-        }
-        if request.action == "plan":
-            return workspace.plan(environment, revision=admitted.revision, **options)[0]
-        if request.action == "destroy":
-            return workspace.destroy(environment, **options)
-        return workspace.apply(
-            environment, revision=admitted.revision, forced=admitted.forced, **options
-        )
-
-    def _not_ready(self, decision: admission.Decision, request: Request) -> None:
-        """A refusal is the request's end (recorded by `_handle`); a wait asks again when
-        it can end (a window opening, a soak ending; approvals submit a promotion)."""
-        if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
-            raise RequestRefusedError(decision.reason, conflict=True)
-        log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
-        self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
-        if decision.look_again_at is not None:
-            self.followups.later(decision.look_again_at, request)
-
-    def _promote(self, request: Request) -> list[Run]:
-        environment = request.environment
-        decision, run = promoting.promote(
-            self.workspace,
-            environment,
-            actor=request.actor,
-            automatic=request.trigger in AUTOMATIC,
-        )
-        log.debug("promotion of %s: %s", environment, decision.reason)
-        if decision.superseded:
-            self.recorder.promotions.labels(environment, "superseded").inc()
-        if run is not None:
-            result = "promoted" if run.status is RunStatus.SUCCEEDED else "failed"
-            self.recorder.promotions.labels(environment, result).inc()
-        if decision.look_again_at is not None:
-            self.followups.later(decision.look_again_at, self.followups.promotion(environment))
-        return [run] if run is not None else []
-
-    def _check_drift(self, request: Request) -> list[Run]:
-        environment = request.environment
-        repository = self.reconciler.repository
-        entry = repository.environments.get(environment) if repository else None
-        remediate = bool(entry and entry.manifest.spec.drift.remediate)
-        report = drifting.check_and_remediate(
-            self.workspace,
-            environment,
-            remediate=remediate,
-            actor=request.actor,
-            automatic=request.trigger in AUTOMATIC,
-        )
-        self.recorder.drift_checks.labels(environment, report.result.value).inc()
-        drift_reports.write(self.workspace.data_dir / "reports", report)
-        log.info("%s", drift_reports.one_line(report))
-        return [report.remediation] if report.remediation else []
-
     def _count_failure(self) -> None:
         with self._lock:  # workers of several environments report at once
             self._failures += 1
-
-    def _finished(self, run: Run) -> None:
-        if run.status is not RunStatus.SUCCEEDED:
-            self._count_failure()
-        self.recorder.run_finished(run, self.workspace.store.list_steps(run.id))
-        if run.status is RunStatus.SUCCEEDED and run.action.value == "apply":
-            self.followups.promote_followers(run.environment)
 
     def _worker(self, environment: str) -> EnvironmentWorker:
         with self._lock:
@@ -386,7 +230,7 @@ class Daemon:
                 raise RequestRefusedError("gitopsd is shutting down", conflict=True)
             worker = self._workers.get(environment)
             if worker is None:
-                worker = EnvironmentWorker(environment, self._handle)
+                worker = EnvironmentWorker(environment, self.handling.handle)
                 self._workers[environment] = worker
                 worker.start()
             return worker
@@ -518,7 +362,7 @@ class Daemon:
         nothing to apply) is a 409 with the reason; a wait is queued, and the worker admits
         it again, recording the wait, when it takes it."""
         try:
-            decision = self.admit(request, record=False)
+            decision = handling.admit(self.workspace, request, record=False)
         except RunRefusedError as refused:
             raise RequestRefusedError(str(refused), conflict=True) from None
         if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):

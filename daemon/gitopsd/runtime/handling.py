@@ -29,7 +29,7 @@ from gitopsd.runtime.leases import BusyError
 from gitopsd.runtime.reconciling import Reconciler
 from gitopsd.runtime.workspace import Workspace
 
-log = logging.getLogger("gitopsd.runtime.daemon")
+log = logging.getLogger(__name__)
 AUTOMATIC = frozenset({"commit", "promotion", "schedule"})  # triggers suspension holds
 
 

@@ -76,6 +76,17 @@ def test_a_usage_error_exits_64_never_2_which_means_changes(world: World) -> Non
     assert gitopsd(world, "--version").returncode == 0
 
 
+def test_components_naming_none_is_a_usage_error_not_everything(world: World) -> None:
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    for command in ("apply", "destroy", "plan"):
+        done = gitopsd(world, command, "--env", "dev", "--components", " , ")
+        assert done.returncode == 64, (command, done.stdout, done.stderr)
+        assert "names no component" in done.stderr
+    assert world.calls("destroy") == []  # nothing was destroyed by the slip
+    for args in (("runs", "--limit", "0"), ("history", "--limit", "-5")):
+        assert gitopsd(world, *args).returncode == 64, args
+
+
 def test_status_of_an_unknown_environment_exits_1_naming_it(world: World) -> None:
     gitopsd(world, "apply", "--env", "dev")
     unknown = gitopsd(world, "status", "--env", "nosuch")

@@ -25,16 +25,29 @@ if TYPE_CHECKING:
     from gitopsd.runtime.admission import Decision
     from gitopsd.runtime.plan_run import PlannedComponent
 
+
+def component_names(
+    _context: click.Context, _parameter: click.Parameter, value: str | None
+) -> list[str] | None:
+    """`--components A,B` as a list; given but naming none (`--components ,`) is a usage
+    error, never "all": a destroy or apply of everything by a slip of the keyboard."""
+    if value is None:
+        return None
+    found = [name.strip() for name in value.split(",") if name.strip()]
+    if not found:
+        raise click.BadParameter("names no component (leave it out to mean all)")
+    return found
+
+
 components_option = click.option(
-    "--components", default=None, help="Comma-separated component names (default: all)."
+    "--components",
+    default=None,
+    callback=component_names,
+    help="Comma-separated component names (default: all).",
 )
 revision_option = click.option("--revision", default=None, help="Commit (default: branch head).")
 environment_option = click.option("--env", "environment", required=True, help="Environment.")
 EXIT_WAITING = 3  # apply, promote: approvals or a change window hold the environment
-
-
-def names(value: str | None) -> list[str] | None:
-    return [name.strip() for name in value.split(",") if name.strip()] if value else None
 
 
 def finish_run(context: Context, run: Run, steps: list[Step]) -> None:
@@ -54,7 +67,11 @@ def finish_run(context: Context, run: Run, steps: list[Step]) -> None:
 @revision_option
 @click.option("--save", is_flag=True, help="Record the plan, to apply it later with --plan.")
 def plan(
-    context: Context, environment: str, components: str | None, revision: str | None, save: bool
+    context: Context,
+    environment: str,
+    components: list[str] | None,
+    revision: str | None,
+    save: bool,
 ) -> None:
     """What an apply would change, as the drivers' plan says it."""
     from gitopsd.runtime import admission, saved_plans  # loaded only for this command
@@ -66,12 +83,10 @@ def plan(
             fail(f"{environment}: {admitted.reason}", as_json=context.as_json)
         if save:
             run, planned, saved = saved_plans.save(
-                workspace, environment, revision=revision, components=names(components)
+                workspace, environment, revision=revision, components=components
             )
         else:
-            run, planned = workspace.plan(
-                environment, revision=revision, components=names(components)
-            )
+            run, planned = workspace.plan(environment, revision=revision, components=components)
     _print_plan(context, run, planned, saved, save=save)
     if any(p.changes is None for p in planned):
         sys.exit(EXIT_FAILED)
@@ -118,7 +133,7 @@ def _print_plan(
 def apply(
     context: Context,
     environment: str,
-    components: str | None,
+    components: list[str] | None,
     revision: str | None,
     dry_run: bool,
     force: bool,
@@ -133,9 +148,7 @@ def apply(
         _apply_plan(context, environment, plan_id, force=force)
     with context.workspace() as workspace, stopping(workspace):
         if dry_run:
-            decided = workspace.dry_run(
-                environment, revision=revision, components=names(components)
-            )
+            decided = workspace.dry_run(environment, revision=revision, components=components)
             click.echo(render.dry_run(decided, as_json=context.as_json))
             sys.exit(EXIT_OK)
         admitted = admission.admit(workspace, environment, revision=revision, forced=force)
@@ -145,7 +158,7 @@ def apply(
             run = workspace.apply(
                 environment,
                 revision=admitted.revision,
-                components=names(components),
+                components=components,
                 forced=admitted.forced,
             )
         steps = workspace.store.list_steps(run.id)
@@ -190,7 +203,7 @@ def _not_admitted(
 @environment_option
 @components_option
 @click.option("--force", is_flag=True, help="Destroy even inside a deny window (recorded).")
-def destroy(context: Context, environment: str, components: str | None, force: bool) -> None:
+def destroy(context: Context, environment: str, components: list[str] | None, force: bool) -> None:
     """Destroy an environment's components, dependents first; a window holds it (exit 1)
     unless --force."""
     from gitopsd.runtime import admission
@@ -200,7 +213,7 @@ def destroy(context: Context, environment: str, components: str | None, force: b
         if admitted.wait is not admission.Wait.READY:
             fail(f"{environment}: {admitted.reason}", as_json=context.as_json)
         with progress.shown():
-            run = workspace.destroy(environment, components=names(components))
+            run = workspace.destroy(environment, components=components)
         steps = workspace.store.list_steps(run.id)
     finish_run(context, run, steps)
 
@@ -208,7 +221,9 @@ def destroy(context: Context, environment: str, components: str | None, force: b
 @click.command()
 @common_options
 @click.option("--env", "environment", default=None, help="Only this environment.")
-@click.option("--limit", default=10, show_default=True, help="How many runs.")
+@click.option(
+    "--limit", default=10, show_default=True, type=click.IntRange(min=1), help="How many runs."
+)
 @click.option("--run", "run_id", default=None, help="Show one run with its steps' output.")
 def runs(context: Context, environment: str | None, limit: int, run_id: str | None) -> None:
     """Requests not run yet (queued, waiting, retrying with their last error), then runs and

@@ -29,7 +29,9 @@ def status(context: Context, environment: str | None) -> None:
 @click.command()
 @common_options
 @click.option("--env", "environment", default=None, help="Only this environment.")
-@click.option("--limit", default=50, show_default=True, help="How many events.")
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="How many events."
+)
 def history(context: Context, environment: str | None, limit: int) -> None:
     """The audit trail, newest first."""
     with context.store() as store:

@@ -1,7 +1,8 @@
 """The manifests of a GitOps repo: `Component`, `Environment` and the repo's `gitopsd.yaml`.
 
-These are the shapes of SPEC section 2, as pydantic models that forbid unknown fields, so a
-typo in a manifest is an error with a line number rather than a silently ignored setting.
+These are the shapes of the repository format (docs/manifests.md), as pydantic models that
+forbid unknown fields, so a typo in a manifest is an error with a line number rather than a
+silently ignored setting.
 Cross-file rules (names that must exist, cycles, layers) live in `engine.validation`.
 """
 
@@ -53,7 +54,7 @@ class ComponentMetadata(Strict):
 
 
 class CommandDriver(Strict):
-    """Runs local programs; the protocol is SPEC section 4."""
+    """Runs local programs; the protocol is docs/drivers.md."""
 
     type: Literal["command"]
     plan: Command
@@ -106,7 +107,9 @@ class RetryPolicy(Strict):
 
 class ComponentSpec(Strict):
     depends_on: list[Name] = Field(default_factory=list)
-    when: str | None = Field(default=None, description="condition (SPEC 3.2); false = not here")
+    when: str | None = Field(
+        default=None, description="condition (docs/manifests.md); false = not here"
+    )
     inputs: Annotated[dict[str, JsonValue], AfterValidator(check_input_names)] = Field(
         default_factory=dict
     )

@@ -4,7 +4,6 @@ says when it cannot read its store or its repository (issue 16, finding 2)."""
 from __future__ import annotations
 
 import errno
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from tests.runtime.test_apply_runs import layered
 from tests.runtime.test_promotion_flow import chain
 from tests.runtime.test_promotion_flow import environment as promoted
 from tests.runtime.world import World, environment
+from tests.store.test_sqlite_store import Locker
 
 T0 = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
 ELSEWHERE = "elsewhere:1:cafe0001"  # a process on another host holding a lease
@@ -91,18 +91,6 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
     yield made
     for served in list(made.running):
         made.stop(served)
-
-
-class Locker:
-    """Another process's writer holding the SQLite write lock (BEGIN IMMEDIATE)."""
-
-    def __init__(self, path: Path) -> None:
-        self.connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.connection.execute("BEGIN IMMEDIATE")
-
-    def release(self) -> None:
-        self.connection.execute("COMMIT")
-        self.connection.close()
 
 
 def sized(size: int) -> dict[str, str]:

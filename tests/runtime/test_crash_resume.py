@@ -250,21 +250,26 @@ ORPHANS = {"apply": (CHAIN, "b:apply"), "health": (HEALTHY, "b:health")}
 ORPHANS["gate"] = (with_gate(CHAIN), "smoke:gate")
 
 
+def killed_then_resumed(world: World, command: str, *, orphan: str) -> list[str]:
+    """`gitopsd COMMAND --env dev` killed while `orphan`'s driver (a `component:action`) runs
+    on, then run again: it must end that driver before its step runs again, so no two calls
+    of a component overlap. The components whose drivers it ended."""
+    world.control(orphan={orphan: 20})  # 20 s: far longer than the test takes, unless ended
+    killed = gitopsd(world, command, "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+    resumed = gitopsd(world, command, "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert_no_calls_overlapped(world)
+    return [e["data"]["component"] for e in events(world, "driver.orphan_ended")]
+
+
 @pytest.mark.parametrize("step", sorted(ORPHANS))
 def test_the_driver_a_killed_apply_left_is_ended_before_its_step_runs_again(
     world: World, step: str
 ) -> None:
     files, key = ORPHANS[step]
     world.commit(files)
-    world.control(orphan={key: 20})  # 20 s: far longer than the test takes, unless ended
-    killed = gitopsd(world, "apply", "--env", "dev")
-    assert killed.returncode == -signal.SIGKILL
-
-    resumed = gitopsd(world, "apply", "--env", "dev")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert_no_calls_overlapped(world)
-    (ended,) = events(world, "driver.orphan_ended")
-    assert ended["data"]["component"] == key.partition(":")[0]
+    assert killed_then_resumed(world, "apply", orphan=key) == [key.partition(":")[0]]
     assert world.calls() == ["a", "b", "c"]
     assert runs(world)[-1]["status"] == "succeeded"
 
@@ -272,14 +277,7 @@ def test_the_driver_a_killed_apply_left_is_ended_before_its_step_runs_again(
 def test_the_driver_a_killed_destroy_left_is_ended_before_it_runs_again(world: World) -> None:
     world.commit(CHAIN)
     assert gitopsd(world, "apply", "--env", "dev").returncode == 0
-    world.control(orphan={"b:destroy": 20})
-    killed = gitopsd(world, "destroy", "--env", "dev")
-    assert killed.returncode == -signal.SIGKILL
-
-    resumed = gitopsd(world, "destroy", "--env", "dev")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert_no_calls_overlapped(world)
-    assert [e["data"]["component"] for e in events(world, "driver.orphan_ended")] == ["b"]
+    assert killed_then_resumed(world, "destroy", orphan="b:destroy") == ["b"]
     assert world.calls("destroy") == ["c", "b", "a"]
 
 
@@ -288,14 +286,7 @@ def test_the_driver_a_killed_prune_left_is_ended_before_it_runs_again(world: Wor
     world.commit(pruning)
     assert gitopsd(world, "apply", "--env", "dev").returncode == 0
     world.commit({k: v for k, v in pruning.items() if "/c/" not in k}, replace=True)
-    world.control(orphan={"c:destroy": 20})
-    killed = gitopsd(world, "apply", "--env", "dev")
-    assert killed.returncode == -signal.SIGKILL
-
-    resumed = gitopsd(world, "apply", "--env", "dev")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert_no_calls_overlapped(world)
-    assert [e["data"]["component"] for e in events(world, "driver.orphan_ended")] == ["c"]
+    assert killed_then_resumed(world, "apply", orphan="c:destroy") == ["c"]
     assert world.calls("destroy") == ["c"]
     status = gitopsd(world, "status", "--env", "dev", "--output", "json")
     names = [c["name"] for c in json.loads(status.stdout)["environments"][0]["components"]]

@@ -66,6 +66,9 @@ class Intake:
         self._uniform = uniform
         self._lock = threading.Lock()
         self._unsaved: dict[str, tuple[Request, Work | None]] = {}
+        # the newest record of each open request this process wrote or read: it is the one
+        # writer of request records, so a store read that fails cannot make it forget one
+        self._open: dict[str, Request] = {}
         self._store_error: str | None = None
         self._flushes = 0
 
@@ -73,8 +76,15 @@ class Intake:
 
     def accept(self, work: Work) -> None:
         """Record `work`, then queue it; a request already done or superseded is not queued
-        again (a look-again or retry that fired after its end)."""
-        record = self._current(work)
+        again (a look-again or retry that fired after its end). Unable to read whether it
+        ended, it is held, not written: `flush` looks again before it records or queues it."""
+        try:
+            record = self._current(work, unreadable_is_new=False)
+        except Exception as error:
+            if not faults.is_transient(error):
+                raise
+            self._hold(_record(work, self._clock.now()), work, error)
+            return
         if not record.status.is_open:
             log.info("request %s is %s already; not queued again", work.id, record.status.value)
             return
@@ -200,6 +210,8 @@ class Intake:
             held = sorted(self._unsaved.values(), key=lambda pair: pair[0].created_at)
         for record, work in held:
             try:
+                if self._ended_already(record):
+                    continue
                 self._store.save_request(record)
             except Exception as error:
                 if not faults.is_transient(error):
@@ -212,6 +224,17 @@ class Intake:
             log.info("request %s recorded after all", record.id)
             if work is not None:
                 self._queue(record, work)
+
+    def _ended_already(self, record: Request) -> bool:
+        """Whether the store has `record`'s request ended: an open record held while the store
+        could not be read must not reopen it (nor queue its work again)."""
+        stored = self._store.get_request(record.id) if record.status.is_open else None
+        if stored is None or stored.status.is_open:
+            return False
+        with self._lock:
+            self._unsaved.pop(record.id, None)
+        log.info("request %s is %s already; not recorded again", record.id, stored.status.value)
+        return True
 
     def _queue(self, record: Request, work: Work) -> None:
         """Hand recorded `work` to its worker; a new commit first supersedes the older ones
@@ -235,7 +258,15 @@ class Intake:
                 raise
             self._hold(record, admit, error)
             return False
+        self._remember(record)
         return True
+
+    def _remember(self, record: Request) -> None:
+        with self._lock:
+            if record.status.is_open:
+                self._open[record.id] = record
+            else:
+                self._open.pop(record.id, None)
 
     def _hold(self, record: Request, admit: Work | None, error: BaseException | None) -> None:
         """Keep `record` until the store takes it; one not queued yet shows as retrying."""
@@ -272,18 +303,25 @@ class Intake:
                 raise
             log.info("closed requests of %s not pruned this time: %s", environment, error)
 
-    def _current(self, work: Work) -> Request:
-        """The newest record of `work`: held here, else stored, else a new one."""
+    def _current(self, work: Work, *, unreadable_is_new: bool = True) -> Request:
+        """The newest record of `work`: held here, known open here, else stored, else a new
+        one. A store that cannot be read gives a new one too (the worker's side: it holds the
+        request), or raises (`unreadable_is_new=False`: arriving, it may have ended)."""
         with self._lock:
             held = self._unsaved.get(work.id)
+            known = self._open.get(work.id)
         if held is not None:
             return held[0]
+        if known is not None:
+            return known
         try:
             stored = self._store.get_request(work.id)
         except Exception as error:
-            if not faults.is_transient(error):
+            if unreadable_is_new is False or not faults.is_transient(error):
                 raise
             stored = None
+        if stored is not None:
+            self._remember(stored)
         return stored or _record(work, self._clock.now())
 
     def _supersede_open(self, work: Work) -> None:

@@ -114,3 +114,12 @@ def test_suspension_bodies_are_validated(client: TestClient, fake: FakeControl) 
     bad = client.post("/api/v1/environments/dev/suspension", json={"why": "x"})
     assert bad.status_code == 422 and "why" in bad.json()["error"]
     assert fake.calls_to("suspend") == []
+
+
+def test_an_unknown_revision_is_422_not_a_fault_to_retry(api: TestClient) -> None:
+    approve = api.post("/api/v1/environments/prod/approvals", json={"revision": "nosuchrev"})
+    assert approve.status_code == 422, approve.text
+    assert "no commit named 'nosuchrev'" in approve.json()["error"]
+    assert "Retry-After" not in approve.headers
+    run = api.post(RUNS, json={"action": "apply", "revision": "nosuchrev"})
+    assert run.status_code == 422, run.text

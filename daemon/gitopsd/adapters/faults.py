@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import sqlite3
 
-from gitopsd.adapters.gitrepo import GitSourceError
+from gitopsd.adapters.gitrepo import GitSourceError, UnknownRevisionError
 from gitopsd.errors import GitopsdError
 
 _PASSING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EIO})
@@ -34,6 +34,8 @@ class TransientError(GitopsdError):
 
 def is_transient(error: BaseException) -> bool:
     """Whether trying again later may succeed where `error` failed now."""
+    if isinstance(error, UnknownRevisionError):
+        return False
     if isinstance(error, TransientError | GitSourceError):
         return True
     if isinstance(error, sqlite3.OperationalError):

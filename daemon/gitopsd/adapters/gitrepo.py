@@ -37,6 +37,11 @@ class GitSourceError(GitopsdError):
     """The repository, branch or revision cannot be used; the message says which and why."""
 
 
+class UnknownRevisionError(GitSourceError):
+    """The repository answers, but has no such commit: asking again will not help (a typo, or
+    a commit gone with a force-push), unlike a repository that cannot be read."""
+
+
 class GitSource:
     """One repository and the branch gitopsd tracks in it."""
 
@@ -123,7 +128,7 @@ class GitSource:
         sha = self.resolve(revision)
         done = self._git("show", "-s", "--format=%an%x00%ae", sha)
         if done.returncode != 0:
-            raise GitSourceError(f"{self.location}: no commit named {revision!r}")
+            raise UnknownRevisionError(f"{self.location}: no commit named {revision!r}")
         name, _, email = done.stdout.rstrip("\n").partition("\0")
         return name, email
 
@@ -141,7 +146,7 @@ class GitSource:
         )
         sha = done.stdout.strip()
         if done.returncode != 0 or not FULL_SHA.match(sha):
-            raise GitSourceError(f"{self.location}: no commit named {revision!r}")
+            raise UnknownRevisionError(f"{self.location}: no commit named {revision!r}")
         # A full sha names the same commit for ever (a branch moves): the commit a branch
         # resolved to is known when it is asked for next, as `drift` does with the head.
         self._commits[sha] = sha

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitopsd.adapters import faults
-from gitopsd.adapters.gitrepo import GitSourceError
+from gitopsd.adapters.gitrepo import GitSourceError, UnknownRevisionError
 from gitopsd.api import webhooks
 from gitopsd.api.auth import Role, Tokens, bearer_token
 from gitopsd.runtime.control import (
@@ -68,6 +68,7 @@ def create_app(
             UnknownPlanError: _unknown_environment,
             RequestRefusedError: _refused,
             StandbyError: _standby,
+            UnknownRevisionError: _invalid_request,
             GitSourceError: _unavailable,
             faults.TransientError: _unavailable,
             webhooks.InvalidPayloadError: _invalid_payload,

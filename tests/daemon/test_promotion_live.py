@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from gitopsd.adapters.sqlite_store import SqliteStore
 from tests.daemon.conftest import StartDaemon
 from tests.daemon.harness import DaemonProcess, metric
 from tests.runtime.test_apply_runs import layered
@@ -87,3 +88,15 @@ def test_a_commit_flows_down_the_chain_and_prod_waits_for_two_approvals(
     kinds = [event["kind"] for event in events["events"]]
     assert {"approval.refused", "approval.recorded", "promotion.waiting_approval"} <= set(kinds)
     assert json.dumps(events).count("approval.recorded") == 2
+    # the promotion request that applied prod gave its id to its run: a restart after a crash
+    # in that run finds the run and does not take the request up again
+    runs = served.get("/api/v1/runs", params={"env": "prod"}, headers=as_("alice")).json()
+    (promoted,) = [r for r in runs["runs"] if r["trigger"] == "promotion"]
+    assert (promoted["status"], promoted["revision"]) == ("succeeded", sha)
+    store = SqliteStore(served.data / "state.db")
+    try:
+        request = store.get_request(promoted["id"])
+    finally:
+        store.close()
+    assert request is not None and request.action == "promote"
+    assert request.outcome == f"run {promoted['id']} succeeded"

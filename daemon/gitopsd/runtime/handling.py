@@ -182,6 +182,7 @@ class Handling:
             environment,
             actor=request.actor,
             automatic=request.trigger in AUTOMATIC,
+            run_id=request.id,
         )
         log.debug("promotion of %s: %s", environment, decision.reason)
         if decision.superseded:

@@ -39,8 +39,10 @@ def promote(
     forced: bool = False,
     actor: str = "local",
     automatic: bool = False,
+    run_id: str | None = None,
 ) -> tuple[Decision, Run | None]:
-    """Promote `environment` from its upstream if admission lets it; the run, when one ran."""
+    """Promote `environment` from its upstream if admission lets it; the run, when one ran
+    (with `run_id`: the request's, so a restart knows the request has its run)."""
     decision = admission.admit(
         workspace,
         environment,
@@ -66,6 +68,7 @@ def promote(
         trigger="promotion",
         actor=actor,
         forced=decision.forced,
+        run_id=run_id,
     )
     return decision, run
 

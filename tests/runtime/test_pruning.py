@@ -66,6 +66,20 @@ def test_without_prune_an_orphan_stays_deployed_and_is_shown_orphaned(
     assert statuses(workspace, store) == {"api": "orphaned", "db": "orphaned", "net": "applied"}
 
 
+def test_without_prune_an_orphan_whose_revision_is_gone_does_not_stop_the_apply(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    world.commit(files())
+    workspace.apply("dev")
+    gone = "0" * 40  # its last revision force-pushed away and collected
+    for state in store.list_components("dev"):
+        if state.name in ("db", "api"):
+            store.save_component(state.model_copy(update={"revision": gone}))
+    world.commit(without_db_and_api(), replace=True)
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    assert world.calls("destroy") == [] and "net" in world.calls()
+
+
 def test_a_component_excluded_by_when_is_pruned(
     world: World, workspace: Workspace, store: StateStore
 ) -> None:

@@ -269,7 +269,11 @@ class Workspace:
         from gitopsd.runtime.executor import ApplyRun
 
         entry = target.repository.environments[run.environment]
-        pruned = self._requested_orphans(run.environment, target, run.components)
+        pruned = (  # loaded only where they are destroyed: an orphan's revision may be gone
+            self._requested_orphans(run.environment, target, run.components)
+            if entry.manifest.spec.prune
+            else {}
+        )
         return ApplyRun(
             self._services(cancel),
             run,
@@ -277,7 +281,7 @@ class Workspace:
             components=chosen,
             target=target,
             previous=previous,
-            orphans=list(pruned.values()) if entry.manifest.spec.prune else [],
+            orphans=list(pruned.values()),
         ).execute()
 
     def _destroy(

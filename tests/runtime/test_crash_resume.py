@@ -352,6 +352,25 @@ def test_a_stop_signal_stops_the_driver_and_the_next_apply_resumes(
     assert runs(world)[-1]["status"] == "succeeded"
 
 
+def test_a_stop_signal_stops_a_rollback_as_it_stops_an_apply(world: World) -> None:
+    first = world.commit(CHAIN)
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    changed = component("b", deps=("a",), inputs={"a": "${{ components.a.outputs.id }}", "v": 2})
+    world.commit({**CHAIN, "components/b/component.yaml": changed})
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    world.control(sleep={"b:apply": 20})
+    rolling = start_gitopsd(world, "rollback", "--env", "dev", "--to", first)
+    deadline = time.monotonic() + 30
+    while len(started_calls(world, "b:apply")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    driver = started_calls(world, "b:apply")[-1]
+    rolling.send_signal(signal.SIGTERM)
+    _, stderr = rolling.communicate(timeout=30)
+    assert rolling.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.startswith("gitopsd: error: stopped by SIGTERM") and "Traceback" not in stderr
+    assert gone(driver)
+
+
 def test_a_killed_gitopsds_driver_is_ended_without_waiting_for_another_command(
     world: World,
 ) -> None:

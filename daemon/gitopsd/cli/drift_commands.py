@@ -13,6 +13,7 @@ import click
 
 from gitopsd.cli import progress
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options
+from gitopsd.cli.stopping import stopping
 
 
 @click.command()
@@ -48,7 +49,7 @@ def drift(
     from gitopsd.model.state import DriftStatus, RunStatus
     from gitopsd.runtime import drift_reports, drifting
 
-    with context.workspace() as workspace, progress.shown():
+    with context.workspace() as workspace, stopping(workspace), progress.shown():
         # the head only names the environments (and whether each remediates); each is checked
         # at the revision it runs, so a broken head stops nothing and needs no checkout
         repository = workspace.load_revision().repository

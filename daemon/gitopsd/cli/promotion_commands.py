@@ -16,6 +16,7 @@ import click
 from gitopsd.cli import progress
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_OK, Context, common_options, fail
 from gitopsd.cli.run_commands import EXIT_WAITING, finish_run
+from gitopsd.cli.stopping import stopping
 
 
 @click.command()
@@ -34,7 +35,7 @@ def promote(
     """Promote the upstream's verified revision (or --revision) into an environment."""
     from gitopsd.runtime import promoting
 
-    with context.workspace() as workspace, progress.shown():
+    with context.workspace() as workspace, stopping(workspace), progress.shown():
         decision, run = promoting.promote(
             workspace, environment, revision=revision, forced=force, actor=actor
         )
@@ -97,7 +98,7 @@ def rollback(context: Context, environment: str, revision: str, actor: str) -> N
     """Re-apply a revision the environment verified before."""
     from gitopsd.runtime import promoting
 
-    with context.workspace() as workspace, progress.shown():
+    with context.workspace() as workspace, stopping(workspace), progress.shown():
         run = promoting.roll_back(workspace, environment, to=revision, actor=actor)
         steps = workspace.store.list_steps(run.id)
     finish_run(context, run, steps)

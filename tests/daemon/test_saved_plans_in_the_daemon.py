@@ -92,8 +92,10 @@ def test_a_plan_stale_when_asked_is_409_and_starts_nothing(
 
 def test_a_plan_of_another_environment_is_409(failed_dev: tuple[Any, ...], api: TestClient) -> None:
     _, _, _, world, plan = failed_dev
-    response = apply_plan(api, plan.id, env="prod")
-    assert response.status_code == 404  # prod is not an environment here at all
+    response = apply_plan(api, plan.id, env="qa")
+    assert response.status_code == 409, response.text
+    assert f"plan {plan.id} is a plan of dev, not qa" in response.json()["error"]
+    assert apply_plan(api, plan.id, env="prod").status_code == 404  # no such environment
     assert world.calls("apply") == []
 
 

@@ -755,6 +755,8 @@ class StoreContract:
         store.save_driver_process(driver_process(10, recorded_at=at(3)))
         store.save_driver_process(driver_process(20, recorded_at=at(1)))
         assert [p.pid for p in store.list_driver_processes("dev")] == [20, 30, 10]
+        store.save_driver_process(driver_process(5, recorded_at=at(3)))  # same moment: by pid
+        assert [p.pid for p in store.list_driver_processes("dev")] == [20, 30, 5, 10]
 
     def test_a_driver_process_of_the_same_host_and_pid_replaces_the_old_one(
         self, store: StateStore

@@ -262,7 +262,7 @@ class MemoryStore:
             found = [
                 p for p in self._tables.driver_processes.values() if p.environment == environment
             ]
-        return sorted(found, key=lambda process: process.recorded_at)
+        return sorted(found, key=lambda process: (process.recorded_at, process.host, process.pid))
 
     def delete_driver_process(self, host: str, pid: int) -> None:
         with self._lock:

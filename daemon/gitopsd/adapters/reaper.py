@@ -101,16 +101,9 @@ class Reaper:
         with self._lock:
             if self._pipe == -1:
                 self._pipe = _start_helper(self.kill_grace)
-                if self._pipe >= 0:  # a runner dropped without close: the helper still ends
+                if self._pipe >= 0:  # closed with the runner (or at exit): the helper ends
                     self._closer = weakref.finalize(self, _close, self._pipe)
             return self._pipe
-
-    def close(self) -> None:
-        """Let the helper go (with nothing running, it exits at once); it restarts if needed."""
-        with self._lock:
-            if self._closer is not None:
-                self._closer()
-            self._closer, self._pipe = None, -1
 
 
 def _start_helper(kill_grace: float) -> int:

@@ -12,13 +12,12 @@ passed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitopsd.engine.ports import DriverCall
 from gitopsd.model.manifests import Gate, RetryPolicy
-from gitopsd.model.state import Run, StepAction, StepStatus
+from gitopsd.model.state import Run, StepAction
 from gitopsd.runtime.steps import StepRunner
 
 GATE_BACKOFF = 2.0  # seconds before the first retry of a gate; doubles, up to 30 s
@@ -29,20 +28,6 @@ class GateFailure:
     gate: str
     error: str
     cancelled: bool = False
-
-
-def run_gates(
-    runner: StepRunner, run: Run, gates: Sequence[Gate], *, checkout: Path, state_root: Path
-) -> GateFailure | None:
-    """Run every gate not yet passed in this run; the first failure, or None when all pass."""
-    for gate in gates:
-        done = runner.book.find(gate.name, StepAction.GATE)
-        if done is not None and done.status is StepStatus.SUCCEEDED:
-            continue
-        failure = run_gate(runner, run, gate, checkout=checkout, state_root=state_root)
-        if failure is not None:
-            return failure
-    return None
 
 
 def run_gate(

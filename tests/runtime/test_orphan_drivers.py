@@ -22,13 +22,17 @@ from gitopsd.runtime.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
 
-IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
 
 
-def spawn(code: str) -> subprocess.Popen[bytes]:
-    """A process leading its own group, as drivers do."""
-    process = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
-    time.sleep(0.2)  # its signal handlers are set
+def spawn(code: str = "") -> subprocess.Popen[bytes]:
+    """A process leading its own group, as drivers do, once it has run `code` (its signal
+    handlers set): it says so on its output, then sleeps."""
+    ready = f"{code}\nimport sys, time; print('ready', flush=True); time.sleep(60)"
+    process = subprocess.Popen(
+        [sys.executable, "-c", ready], start_new_session=True, stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
     return process
 
 
@@ -56,6 +60,8 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
     for process in started:
         process.kill()
         process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def test_a_driver_is_recorded_while_it_runs_and_forgotten_after(
@@ -102,7 +108,7 @@ def test_a_driver_ignoring_sigterm_is_killed_after_the_grace(
 def test_a_recorded_pid_with_another_start_time_is_never_signalled(
     store: StateStore, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    processes.append(spawn("import time; time.sleep(60)"))
+    processes.append(spawn())
     stranger = processes[0]
     store.save_driver_process(record(stranger, started=(start_time(stranger.pid) or 0) - 1))
     assert end_orphans(store, "dev", clock=SystemClock(), grace=0.1) == []
@@ -115,7 +121,7 @@ def test_a_recorded_pid_with_another_start_time_is_never_signalled(
 def test_a_driver_of_another_host_is_reported_and_dropped_not_waited_for(
     store: StateStore, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    processes.append(spawn("import time; time.sleep(60)"))
+    processes.append(spawn())
     store.save_driver_process(record(processes[0], host="elsewhere"))
     assert end_orphans(store, "dev", clock=SystemClock(), grace=0.1) == []
     assert still_runs(processes[0])
@@ -127,7 +133,7 @@ def test_taking_the_lease_ends_a_recorded_driver_before_anything_runs(
     world: World, workspace: Workspace, store: StateStore, processes: list[subprocess.Popen[bytes]]
 ) -> None:
     world.commit(layered())
-    processes.append(spawn("import time; time.sleep(60)"))
+    processes.append(spawn())
     store.save_driver_process(record(processes[0]))
     workspace.apply("dev")
     assert processes[0].wait(1) == -15

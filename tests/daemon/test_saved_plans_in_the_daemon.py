@@ -125,3 +125,30 @@ def test_the_worker_checks_the_plan_again_when_it_takes_it(
     assert event.data["request"] == run_id
     assert store.get_run(run_id) is None
     assert world.calls("apply") == ["dns"]
+
+
+def test_a_plan_a_window_holds_waits_as_any_apply_and_is_not_refused(
+    started: Callable[..., Any],
+) -> None:
+    window = {"kind": "deny", "schedule": "* * * * *", "duration": "2h", "timezone": "UTC"}
+    files = layered(
+        **{"environments/dev.yaml": environment("dev", variables={"size": 3}, windows=[window])}
+    )
+    (
+        daemon,
+        _,
+        _,
+        world,
+    ) = started(files)
+    eventually(lambda: status(daemon, "dev") == "waiting_window", "the commit held by the window")
+    _, _, plan = saved_plans.save(daemon.workspace, "dev")
+    assert plan is not None and plan.changes
+    with TestClient(create_app(daemon, tokens=Tokens.none(), webhook_secret=None)) as client:
+        response = apply_plan(client, plan.id)
+    assert response.status_code == 202, response.text
+    run_id = response.json()["id"]
+    request = daemon.workspace.store.get_request
+    eventually(lambda: getattr(request(run_id), "status", None) == "waiting", "the plan to wait")
+    held = request(run_id)
+    assert held is not None and "window" in (held.reason or "")
+    assert world.calls("apply") == []

@@ -122,16 +122,8 @@ class Handling:
         workspace, environment = self.workspace, request.environment
         if request.action == "resume":
             return workspace.resume_unfinished(environment)
-        if request.plan is not None:  # checked again now that it is its turn
-            run = saved_plans.apply_admitted(
-                workspace,
-                environment,
-                request.plan,
-                trigger=request.trigger,
-                actor=request.actor,
-                run_id=request.id,
-            )
-            return [run] if run is not None else []
+        if request.plan is not None:
+            return self._apply_plan(request, request.plan)
         if request.action == "promote":
             return self._promote(request)
         if request.action == "drift":
@@ -148,6 +140,24 @@ class Handling:
             waited = self._monotonic() - request.seen_at
             self.recorder.commit_to_apply.labels(environment).observe(waited)
         return [self._run(request, admitted)]
+
+    def _apply_plan(self, request: Request, plan_id: str) -> list[Run]:
+        """A saved plan's request, admitted like any apply (it carries the plan's revision):
+        a wait leaves it waiting; its staleness is checked again under the lease."""
+        admitted = admit(self.workspace, request)
+        if admitted.wait is not admission.Wait.READY:
+            self._not_ready(admitted, request)
+            return []
+        plan = saved_plans.load(self.workspace, request.environment, plan_id)
+        run = saved_plans.apply(
+            self.workspace,
+            plan,
+            trigger=request.trigger,
+            actor=request.actor,
+            forced=admitted.forced,
+            run_id=request.id,
+        )
+        return [run] if run is not None else []
 
     def _run(self, request: Request, admitted: admission.Decision) -> Run:
         workspace, environment = self.workspace, request.environment

@@ -132,26 +132,6 @@ def apply(
     )
 
 
-def apply_admitted(
-    workspace: Workspace,
-    environment: str,
-    plan_id: str,
-    *,
-    trigger: str,
-    actor: str,
-    run_id: str | None = None,
-) -> Run | None:
-    """`apply` of the saved plan when it is fresh and admitted now (the daemon's way: a plan
-    that must wait for approvals or a window is refused, RequestRefusedError says why)."""
-    plan = load(workspace, environment, plan_id)
-    admitted = admission.admit(workspace, environment, revision=plan.revision, actor=actor)
-    if admitted.wait is not admission.Wait.READY:
-        raise RequestRefusedError(f"{environment}: {admitted.reason}", conflict=True)
-    return apply(
-        workspace, plan, trigger=trigger, actor=actor, forced=admitted.forced, run_id=run_id
-    )
-
-
 def check(workspace: Workspace, plan: SavedPlan) -> None:
     """Raise StalePlanError, with the reason, if `plan` no longer matches its environment."""
     reason = staleness(workspace, workspace.store.get_plan(plan.id) or plan)

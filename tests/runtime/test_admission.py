@@ -163,3 +163,14 @@ def test_an_unknown_environment_is_refused(world: World, workspace: Workspace) -
     world.commit(chain())
     with pytest.raises(RunRefusedError, match="unknown environment 'qa'"):
         admission.admit(workspace, "qa")
+
+
+def test_asking_admission_exports_no_checkout(world: World, workspace: Workspace) -> None:
+    """Deciding is about manifests: the daemon asks every beat for each auto environment,
+    and a checkout of the head would be written for revisions nothing runs."""
+    world.commit(chain())
+    head = workspace.source.head()
+    decided = admission.admit(workspace, "prod", record=False)
+    assert decided.wait is Wait.NOTHING  # nothing verified upstream yet
+    assert admission.admit(workspace, "dev", action="plan", record=False).wait is Wait.READY
+    assert not (workspace.data_dir / "checkouts" / head).exists()

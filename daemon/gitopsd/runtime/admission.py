@@ -65,7 +65,7 @@ def admit(
 
 def entry(workspace: Workspace, environment: str, *, head: str | None = None) -> EnvironmentEntry:
     """The environment's manifest at the branch head; RunRefusedError for an unknown one."""
-    repository = workspace.load(head).repository
+    repository = workspace.manifests(head)
     found = repository.environments.get(environment)
     if found is None:
         known = ", ".join(sorted(repository.environments)) or "none"

@@ -93,7 +93,7 @@ def _render_inputs(inputs: dict[str, Any], scope: references.Scope) -> dict[str,
 def _next(workspace: Workspace, environment: str, current: str | None) -> str:
     """What the environment gets next: the newest revision its upstream verified (soaked or
     not yet: the diff shows what is coming), or the branch head if it tracks the branch."""
-    entry = workspace.load().repository.environments.get(environment)
+    entry = workspace.manifests().environments.get(environment)
     if entry is None or entry.manifest.upstream is None:
         return workspace.source.head()
     upstream = promotion_records.holds(workspace.store, entry.manifest.upstream)

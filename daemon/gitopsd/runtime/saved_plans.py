@@ -64,7 +64,7 @@ def save(
     target = workspace.source.resolve(revision) if revision else candidate
     target = target or _current(workspace, environment)
     fingerprints = _fingerprints(workspace, environment, target, components)
-    prunes = workspace.load(target).repository.environments[environment].manifest.spec.prune
+    prunes = workspace.manifests(target).environments[environment].manifest.spec.prune
     run, planned = workspace.plan(environment, revision=target, components=components, actor=actor)
     if any(item.changes is None for item in planned):
         return run, planned, None

@@ -73,19 +73,29 @@ class Workspace:
         """The manifests of `revision` (default: the branch head), valid or not; cached."""
         return self._revisions.load(revision)
 
+    def manifests(self, revision: str | None = None) -> Repository:
+        """A valid revision's manifests (cached), without its checkout: what deciding about
+        a revision needs; invalid manifests refuse the run."""
+        return self._valid(revision).repository
+
     def load(self, revision: str | None = None) -> Revisioned:
-        """A valid revision, ready to run from; invalid manifests refuse the run."""
+        """A valid revision, ready to run from (its checkout exported); invalid manifests
+        refuse the run."""
+        loaded = self._valid(revision)
+        return Revisioned(
+            repository=loaded.repository,
+            checkout=self.checkouts.path(loaded.revision),
+            trees=loaded.trees,
+        )
+
+    def _valid(self, revision: str | None) -> revisions.LoadedRevision:
         loaded = self.load_revision(revision)
         if not loaded.is_valid:
             problems = "\n".join(str(p) for p in loaded.problems)
             raise RunRefusedError(
                 f"the manifests at {loaded.revision[:12]} are invalid:\n{problems}"
             )
-        return Revisioned(
-            repository=loaded.repository,
-            checkout=self.checkouts.path(loaded.revision),
-            trees=loaded.trees,
-        )
+        return loaded
 
     # --- the three kinds of run -------------------------------------------------------------
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gitopsd.adapters.checkouts import CheckoutCache
-from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.adapters.gitrepo import GitSource, GitSourceError
 from tests.gitrepos import commit_files
 
 
@@ -149,3 +150,35 @@ def test_a_checkout_made_from_an_older_one_equals_a_full_export_and_spares_the_o
     assert tree_of(incremental) == tree_of(full)
     assert tree_of(old) == before  # hard links are never written through
     assert not (incremental / "x").stat().st_mode & 0o222
+    assert writable_entries(incremental) == []
+
+
+def writable_entries(root: Path) -> list[str]:
+    """Entries below `root` (and root itself) that anyone may write; links have no modes."""
+    entries = [root, *root.rglob("*")]
+    return [str(p) for p in entries if not p.is_symlink() and p.stat().st_mode & 0o222]
+
+
+def test_a_prepared_checkout_is_exported_in_the_background_and_then_reused(
+    source: GitSource, repo: Path, tmp_path: Path
+) -> None:
+    cache = CheckoutCache(source, tmp_path / "checkouts")
+    cache.path(source.head())
+    commit_files(repo, {"components/c/new.txt": "new"}, message="next")
+    target = tmp_path / "checkouts" / source.head()
+    cache.prepare(source.head())
+    deadline = time.monotonic() + 30
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (target / "components" / "c" / "new.txt").read_text() == "new"
+    assert writable_entries(target) == []
+    assert cache.path(source.head()) == target
+
+
+def test_preparing_an_unknown_revision_leaves_the_error_to_whoever_needs_it(
+    source: GitSource, tmp_path: Path
+) -> None:
+    cache = CheckoutCache(source, tmp_path / "checkouts")
+    cache.prepare("0" * 40)
+    with pytest.raises(GitSourceError):
+        cache.path("0" * 40)

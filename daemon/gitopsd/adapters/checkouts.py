@@ -7,6 +7,7 @@ run of that revision, and pruned when no environment needs it any more.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -14,6 +15,7 @@ import stat
 import tempfile
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from gitopsd.adapters.gitrepo import GitSource, GitSourceError
@@ -21,6 +23,8 @@ from gitopsd.adapters.gitrepo import GitSource, GitSourceError
 WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 MAX_CHANGED = 2_000  # more changed paths than this: export everything, not the difference
 FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+log = logging.getLogger(__name__)
 
 
 class CheckoutCache:
@@ -31,6 +35,21 @@ class CheckoutCache:
         self._root = root
         self._keep = keep
         self._lock = threading.Lock()
+        self._exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-export")
+
+    def prepare(self, revision: str) -> None:
+        """Start exporting `revision` in the background and return at once.
+
+        A new head's checkout is then built while its manifests are parsed and validated,
+        and the run that needs it finds it ready (or waits in `path` for the rest). A
+        failure here is only logged: that run's own `path` exports again and reports it."""
+        self._exporter.submit(self._prepared, revision)
+
+    def _prepared(self, revision: str) -> None:
+        try:
+            self.path(revision)
+        except (OSError, GitSourceError) as error:
+            log.debug("could not prepare the checkout of %s: %s", revision[:12], error)
 
     def path(self, revision: str) -> Path:
         sha = self._source.resolve(revision)
@@ -68,7 +87,6 @@ class CheckoutCache:
         scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=self._root))
         try:
             self._fill(sha, scratch)
-            _make_read_only(scratch)
             scratch.rename(target)
         except OSError:
             _remove_read_only(scratch)
@@ -79,10 +97,10 @@ class CheckoutCache:
             raise
 
     def _fill(self, sha: str, scratch: Path) -> None:
-        """Write the files of `sha` into `scratch`: from the most recently used checkout and
-        what changed since, when there is one (hard links: a checkout's files are never
-        written), else all of them. A new head usually changes a few files of thousands,
-        and exporting them all was most of the time from a commit to its first driver."""
+        """Write the files of `sha` into `scratch` and make them read-only: from the most
+        recently used checkout and what changed since, when there is one (hard links: a
+        checkout's files are never written, so the linked ones are read-only already), else
+        all of them. A new head usually changes a few files of thousands."""
         base = self._latest()
         if base is not None:
             try:
@@ -92,11 +110,13 @@ class CheckoutCache:
                     _remove_paths(scratch, remove)
                     if write:
                         self._source.export(sha, scratch, paths=write)
+                    _make_read_only(scratch, files=write)
                     return
             except (OSError, GitSourceError):  # the base pruned meanwhile, say: start over
                 _remove_read_only(scratch)
                 scratch.mkdir()
         self._source.export(sha, scratch)
+        _make_read_only(scratch)
 
     def _latest(self) -> Path | None:
         trees = [
@@ -108,13 +128,17 @@ class CheckoutCache:
 
 
 def _link_tree(base: Path, target: Path) -> None:
-    """`target` as a copy of `base` whose files are hard links to base's (never written)."""
+    """`target` as a copy of `base` whose files are hard links to base's (never written).
+
+    Plain strings, not `Path`s: a checkout has a folder per component, and this runs
+    between a commit and its first driver."""
+    start = len(str(base))
     for folder, folders, files in os.walk(base):
-        into = target / Path(folder).relative_to(base)
+        into = str(target) + folder[start:]
         for name in folders:
-            (into / name).mkdir()
+            os.mkdir(os.path.join(into, name))
         for name in files:
-            os.link(Path(folder, name), into / name, follow_symlinks=False)
+            os.link(os.path.join(folder, name), os.path.join(into, name), follow_symlinks=False)
 
 
 def _remove_paths(root: Path, paths: Iterable[str]) -> None:
@@ -129,14 +153,21 @@ def _remove_paths(root: Path, paths: Iterable[str]) -> None:
             parent = parent.parent
 
 
-def _make_read_only(root: Path) -> None:
-    for folder, _, files in os.walk(root):
-        for name in files:
-            path = Path(folder, name)
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode & ~WRITE_BITS)
+def _make_read_only(root: Path, *, files: Iterable[str] | None = None) -> None:
+    """Take the write bits off every folder under `root` and off `files` (default: every
+    file); symbolic links have no modes of their own."""
+    if files is None:
+        files = (
+            os.path.relpath(os.path.join(folder, name), root)
+            for folder, _, names in os.walk(root)
+            for name in names
+        )
+    for relative in files:
+        path = os.path.join(root, relative)
+        if not os.path.islink(path):
+            os.chmod(path, os.stat(path).st_mode & ~WRITE_BITS)
     for folder, _, _ in os.walk(root, topdown=False):
-        Path(folder).chmod(Path(folder).stat().st_mode & ~WRITE_BITS)
+        os.chmod(folder, os.stat(folder).st_mode & ~WRITE_BITS)
 
 
 def _remove_read_only(root: Path) -> None:

@@ -69,6 +69,7 @@ class Reconciler:
         """The branch moved to `head` (seen at `seen_at`, monotonic seconds)."""
         old = self._head
         log.info("branch %s is at %s", self._workspace.source.branch, head[:12])
+        self._workspace.checkouts.prepare(head)  # ready by the time a run of it starts
         if not self._refresh(head):
             return
         if old is not None:

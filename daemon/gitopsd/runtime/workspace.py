@@ -80,8 +80,10 @@ class Workspace:
 
     def load(self, revision: str | None = None) -> Revisioned:
         """A valid revision, ready to run from (its checkout exported); invalid manifests
-        refuse the run."""
-        loaded = self._valid(revision)
+        refuse the run. The checkout is exported while the manifests are parsed."""
+        sha = self.source.resolve(revision) if revision else self.source.head()
+        self.checkouts.prepare(sha)
+        loaded = self._valid(sha)
         return Revisioned(
             repository=loaded.repository,
             checkout=self.checkouts.path(loaded.revision),

@@ -93,7 +93,8 @@ def parse(path: str, raw: bytes) -> SourceFile:
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except ValueRefused as error:
-        raise SourceError(Problem(path, error.problem_mark.line + 1, str(error.problem))) from None
+        line = error.problem_mark.line + 1 if error.problem_mark else 1
+        raise SourceError(Problem(path, line, str(error.problem))) from None
     except yaml.YAMLError as error:
         raise SourceError(_yaml_problem(path, text, error)) from None
     if data is None:

@@ -18,11 +18,12 @@ from typing import Any
 
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.sources import Problem, SourceFile
-from gitopsd.model.fields import input_variable
 from gitopsd.model.manifests import CommandDriver
 
 MAX_VARIABLE_BYTES = 128 * 1024  # one `NAME=value` with its terminating NUL (MAX_ARG_STRLEN)
-LONGEST_NAME = "GITOPSD_INPUT_" + "X" * 64  # what a variable's value may be passed under
+INPUT_PREFIX = "GITOPSD_INPUT_"  # input names are ASCII: the variable is as long as this + name
+LONGEST_NAME = INPUT_PREFIX + "X" * 64  # what a variable's value may be passed under
+NUL_MESSAGE = "a NUL character, which no environment variable can hold"
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # as drivers get it
 
 
@@ -41,8 +42,8 @@ def _component_values(component: ComponentEntry) -> Iterator[Problem]:
     spec = component.manifest.spec
     if not isinstance(spec.driver, CommandDriver):
         return  # a workflow's inputs go to GitHub, not to an environment
-    for name, value in spec.inputs.items():
-        yield from _check(component.source, ("spec", "inputs", name), input_variable(name), value)
+    for name, value in spec.inputs.items():  # INPUT_PREFIX + name: the variable's length
+        yield from _check(component.source, ("spec", "inputs", name), INPUT_PREFIX + name, value)
     for name, text in spec.driver.env.items():
         yield from _check(component.source, ("spec", "driver", "env", name), name, text)
 
@@ -58,15 +59,23 @@ def _check_all(
 def _check(
     source: SourceFile, location: tuple[str, ...], variable: str, value: Any
 ) -> Iterator[Problem]:
-    """A text value goes as it is, anything else as compact JSON (which escapes NUL)."""
-    if isinstance(value, str) and "\0" in value:
-        yield source.problem(location, "a NUL character, which no environment variable can hold")
+    """Text goes as it is, lists and mappings as compact JSON (which escapes NUL); numbers,
+    booleans and null are short whatever they are."""
+    if isinstance(value, str):
+        if "\0" in value:
+            yield source.problem(location, NUL_MESSAGE)
+            return
+        if (len(variable) + len(value)) * 4 + 2 <= MAX_VARIABLE_BYTES:
+            return  # short enough in any encoding (UTF-8: at most 4 bytes a character)
+        text = value
+    elif isinstance(value, dict | list):
+        text = _COMPACT_JSON.encode(value)
+    else:
         return
-    text = value if isinstance(value, str) else _COMPACT_JSON.encode(value)
-    size = len(variable) + len(text.encode("utf-8", "surrogatepass")) + 2
-    if size > MAX_VARIABLE_BYTES:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if len(variable) + size + 2 > MAX_VARIABLE_BYTES:
         message = (
-            f"value of {size - len(variable) - 2:,} bytes: one environment variable holds "
-            f"less than {MAX_VARIABLE_BYTES // 1024} KiB, so no driver could be given it"
+            f"value of {size:,} bytes: one environment variable holds less than "
+            f"{MAX_VARIABLE_BYTES // 1024} KiB, so no driver could be given it"
         )
         yield source.problem(location, message)

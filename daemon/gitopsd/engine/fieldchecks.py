@@ -126,6 +126,8 @@ def _message(kind: str, item: Any) -> str:
         return "unknown field"
     if kind == "missing":
         return "required field is missing"
+    if kind in ("byte_size", "byte_size_unit"):
+        return f"expected a size in bytes, such as 1048576, 512KiB or 2MiB{_shown(value, 'got ')}"
     if kind in EXPECTED:
         return f"expected {EXPECTED[kind]}, got {describe_type(value)}{_shown(value, '')}"
     if kind == "invalid-json-value" and isinstance(value, datetime.date):

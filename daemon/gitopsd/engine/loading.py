@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -22,7 +22,7 @@ SETTINGS_PATH = "gitopsd.yaml"
 ENVIRONMENTS_DIR = "environments"
 COMPONENTS_DIR = "components"
 COMPONENT_FILES = ("component.yaml", "component.yml")
-PARSED_LIMIT = 20_000  # parsed manifests remembered across revisions (see `_parse`)
+PARSED_LIMIT = 20_000  # parsed manifests remembered across revisions (see `parse_manifest`)
 _PARSED: dict[tuple[str, bytes], SourceFile] = {}
 KIND_HOMES = {
     "Component": "components/**/component.yaml",
@@ -81,20 +81,22 @@ def is_manifest_path(path: str) -> bool:
 
 
 def load_repository(
-    files: Mapping[str, bytes], *, revision: str
+    files: Mapping[str, bytes], *, revision: str, unread: Collection[str] = ()
 ) -> tuple[Repository, list[Problem]]:
     """Parse and validate every manifest; return what is valid and every problem found.
 
     With problems, the repository holds what could be salvaged from the broken files, so the
-    cross-file checks report what else is wrong without echoing the same mistake.
+    cross-file checks report what else is wrong without echoing the same mistake. `unread`
+    are the manifests refused unread (`engine.limits`), whose problems are already known.
     """
     problems: list[Problem] = []
     settings, settings_source = _load_settings(files, problems)
     repository = Repository(revision, settings, settings_source)
+    repository.unusable.update(_probable_name(path) for path in unread)
     for path in sorted(files):
         if path == SETTINGS_PATH:
             continue
-        source = _parse(path, files[path], problems)
+        source = parse_manifest(path, files[path], problems)
         if source is None:
             continue
         if path.startswith(ENVIRONMENTS_DIR + "/"):
@@ -109,7 +111,7 @@ def _load_settings(
 ) -> tuple[RepoSettings, SourceFile | None]:
     if SETTINGS_PATH not in files:
         return RepoSettings(), None
-    source = _parse(SETTINGS_PATH, files[SETTINGS_PATH], problems)
+    source = parse_manifest(SETTINGS_PATH, files[SETTINGS_PATH], problems)
     if source is None:
         return RepoSettings(), None
     settings, found = fieldchecks.check(RepoSettings, source, source.data)
@@ -180,6 +182,14 @@ def _remember_unusable(repository: Repository, source: SourceFile) -> None:
         repository.unusable.add(metadata["name"])
 
 
+def _probable_name(path: str) -> str:
+    """What a manifest never read probably names: an environment's file name, a component's
+    folder (the usual layout; its `metadata.name` is unknown unread)."""
+    if path.startswith(ENVIRONMENTS_DIR + "/"):
+        return posixpath.splitext(posixpath.basename(path))[0]
+    return posixpath.basename(posixpath.dirname(path))
+
+
 def _duplicate(kind: str, first: SourceFile) -> str:
     _, line = first.locate(("metadata", "name"))
     return f"duplicate {kind} name, first defined at {first.path}:{line}"
@@ -197,7 +207,7 @@ def merge_defaults(defaults: Mapping[str, Any], spec: Mapping[str, Any]) -> dict
     return merged
 
 
-def _parse(path: str, raw: bytes, problems: list[Problem]) -> SourceFile | None:
+def parse_manifest(path: str, raw: bytes, problems: list[Problem]) -> SourceFile | None:
     """Parse one manifest, or reuse the parse of the same bytes at the same path.
 
     A new head usually changes a few files of many: with 1,000 components, parsing them all

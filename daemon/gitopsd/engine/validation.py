@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gitopsd.engine import environment_checks, rendering, workflow_inputs
+from gitopsd.engine import driver_values, environment_checks, rendering, workflow_inputs
 from gitopsd.engine.conditions import parse_condition
 from gitopsd.engine.graph import DependencyCycleError
 from gitopsd.engine.loading import ComponentEntry, Repository
@@ -32,6 +32,7 @@ def validate(repository: Repository) -> list[Problem]:
         *_check_output_references(repository, references),
         *_check_conditions(repository),
         *_check_workflow_inputs(repository),
+        *driver_values.check_driver_values(repository),
         *environment_checks.check_environments(repository),
     ]
     reported = {(problem.path, problem.line) for problem in problems}

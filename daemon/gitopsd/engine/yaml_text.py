@@ -8,6 +8,7 @@ be reported is a file composed again into nodes to find the line of the offendin
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,12 +18,34 @@ from gitopsd.engine.sources import Problem, SourceError, SourceFile, describe_ty
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 MAX_VALUES = 100_000  # per file, counting every visit, so alias bombs stay bounded
+MAX_DEPTH = 64  # mappings and lists in one another: deeper overflowed the validators' stack
+MAX_INTEGER = 2**63 - 1  # a signed 64-bit integer: what drivers' JSON readers all hold
+_TAG = "tag:yaml.org,2002:"
+_KEY_TAGS = {_TAG + "str", _TAG + "merge"}  # a text key, or `<<` (merge another mapping in)
+_READ_AS = {
+    _TAG + "int": "a number",
+    _TAG + "float": "a number",
+    _TAG + "bool": "a boolean",
+    _TAG + "null": "null",
+    _TAG + "timestamp": "a date",
+    _TAG + "seq": "a list",
+    _TAG + "map": "a mapping",
+}
+
+
+class ValueRefused(yaml.constructor.ConstructorError):
+    """Valid YAML that no manifest can hold (a list as a key, an infinite number): reported
+    as the problem it is, not as "invalid YAML"."""
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc]
-    """The safe loader, refusing duplicate keys: YAML would silently keep only the last."""
+    """The safe loader, refusing duplicate keys (YAML would silently keep only the last),
+    keys that are not text, and numbers that JSON readers cannot hold."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        for key_node, _ in node.value:
+            if key_node.tag not in _KEY_TAGS:
+                raise ValueRefused(None, None, _key_message(key_node), key_node.start_mark)
         if len({key.value for key, _ in node.value}) == len(node.value):
             return super().construct_mapping(node, deep=deep)  # the usual case, checked fast
         seen: dict[Any, yaml.Node] = {}
@@ -35,12 +58,43 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
                 seen[key_node.value] = key_node
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """Integers of 64 bits at most: a longer one is refused before Python converts it
+        (past 4,300 digits, converting raises; far below, JSON readers lose digits)."""
+        if len(node.value) <= 30:
+            value: int = super().construct_yaml_int(node)
+            if -MAX_INTEGER - 1 <= value <= MAX_INTEGER:
+                return value
+        shown = (
+            node.value
+            if len(node.value) <= 30
+            else f"{node.value[:20]}... ({len(node.value)} characters)"
+        )
+        message = f"integer {shown} does not fit in 64 bits: quote it to keep it text"
+        raise ValueRefused(None, None, message, node.start_mark)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        """Finite numbers only: JSON has no infinity or NaN to hand a driver."""
+        value: float = super().construct_yaml_float(node)
+        if math.isfinite(value):
+            return value
+        shown = node.value if len(node.value) <= 30 else node.value[:20] + "..."
+        message = f"YAML reads {shown} as {value}, which JSON cannot hold: quote it to keep it text"
+        raise ValueRefused(None, None, message, node.start_mark)
+
+
+_Loader.add_constructor(_TAG + "int", _Loader.construct_yaml_int)
+_Loader.add_constructor(_TAG + "float", _Loader.construct_yaml_float)
+
 
 def parse(path: str, raw: bytes) -> SourceFile:
     """Decode and parse one manifest; a file that is not a YAML mapping is a SourceError."""
     text = _decode(path, raw)
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except ValueRefused as error:
+        line = error.problem_mark.line + 1 if error.problem_mark else 1
+        raise SourceError(Problem(path, line, str(error.problem))) from None
     except yaml.YAMLError as error:
         raise SourceError(_yaml_problem(path, text, error)) from None
     if data is None:
@@ -51,6 +105,9 @@ def parse(path: str, raw: bytes) -> SourceFile:
     if "*" in text and _count_values(data, budget=MAX_VALUES) > MAX_VALUES:
         message = f"file expands to more than {MAX_VALUES} values (YAML aliases nested too deep)"
         raise SourceError(Problem(path, 1, message))
+    if _depth_over(data, MAX_DEPTH):
+        message = f"values nested more than {MAX_DEPTH} deep (mappings and lists in one another)"
+        raise SourceError(Problem(path, _deep_line(compose(text), MAX_DEPTH), message))
     return SourceFile(path, text, data)
 
 
@@ -80,6 +137,45 @@ def _child(node: yaml.Node | None, part: str | int) -> tuple[yaml.Node, yaml.Nod
         item: yaml.Node = node.value[part]
         return item, item
     return None
+
+
+def _key_message(node: yaml.Node) -> str:
+    """Why a key is refused: every key of a manifest is a name, and JSON keys are text."""
+    read_as = _READ_AS.get(node.tag, "not text")
+    if isinstance(node, yaml.ScalarNode):
+        return f"mapping key {node.value}: YAML reads it as {read_as}; keys must be text (quote it)"
+    return f"mapping key is {read_as}: keys must be text"
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether mappings and lists nest deeper than `limit`: a walk level by level, of the
+    mappings and lists only (no recursion, and a few milliseconds at 1,000 components)."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        if not level:
+            return False
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+    return bool(level)
+
+
+def _deep_line(root: yaml.Node | None, limit: int) -> int:
+    """The line of the first value nested deeper than `limit`."""
+    stack = [(root, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if depth >= limit:
+                return int(node.start_mark.line) + 1
+            values = (
+                [v for _, v in node.value] if isinstance(node, yaml.MappingNode) else node.value
+            )
+            stack.extend((child, depth + 1) for child in reversed(values))
+    return 1
 
 
 def _decode(path: str, raw: bytes) -> str:

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    JsonValue,
+    model_validator,
+)
 
 from gitopsd.model.fields import (
     ENV_NAME,
@@ -253,6 +261,23 @@ class Notification(Strict):
 # --- gitopsd.yaml ----------------------------------------------------------------------------
 
 
+MiB = 1024 * 1024
+
+
+class Limits(Strict):
+    """How much one commit may make gitopsd read and hold, checked from git's sizes before
+    anything is read: a 50 MB environment file took 30 s and 3 GB to refuse as a whole.
+    Sizes are a number of bytes or a string such as `512KiB` or `2MiB`."""
+
+    max_file_bytes: ByteSize = Field(
+        default=ByteSize(MiB), gt=0, description="the largest one manifest file may be"
+    )
+    max_repository_bytes: ByteSize = Field(
+        default=ByteSize(64 * MiB), gt=0, description="all manifest files of a commit together"
+    )
+    max_files: int = Field(default=20_000, gt=0, description="manifest files in one commit")
+
+
 class RepoSettings(Strict):
     """Optional `gitopsd.yaml` at the repo root: the layer order, the environment template and
     the notifications."""
@@ -267,3 +292,4 @@ class RepoSettings(Strict):
     notifications: list[Notification] = Field(
         default_factory=list, description="webhooks told about runs, approvals and drift"
     )
+    limits: Limits = Field(default_factory=Limits, description="sizes one commit may reach")

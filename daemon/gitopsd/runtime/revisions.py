@@ -14,7 +14,7 @@ from pathlib import Path
 from gitopsd import collector
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
-from gitopsd.engine import loading
+from gitopsd.engine import limits, loading
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.sources import Problem
 
@@ -52,14 +52,20 @@ def open_source(location: str, *, branch: str | None, data_dir: Path) -> GitSour
 
 
 def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
-    """Read, parse and validate the manifests of `revision` (default: the branch head)."""
+    """Read, parse and validate the manifests of `revision` (default: the branch head); no
+    more of it than the repository's limits allow (`engine.limits`)."""
     from gitopsd.engine import validation  # a revision read back from disk never needs it
 
     sha = source.resolve(revision) if revision else source.head()
-    files = source.read_files(sha, wanted=loading.is_manifest_path)
+    listed = source.list_files(sha, wanted=loading.is_manifest_path)
+    files, refused = limits.read_within_limits(
+        {path: blob.size for path, blob in listed.items()},
+        lambda paths: source.read_blobs({path: listed[path] for path in paths}),
+    )
+    unread = [path for path in listed if path not in files]
     with collector.paused():
-        repository, problems = loading.load_repository(files, revision=sha)
-        problems = sorted(problems + validation.validate(repository))
+        repository, problems = loading.load_repository(files, revision=sha, unread=unread)
+        problems = sorted(refused + problems + validation.validate(repository))
     return LoadedRevision(sha, repository, problems, source.folder_trees(sha))
 
 

@@ -1,0 +1,99 @@
+"""Size limits (issue 17, finding 5): a commit's manifests are measured from git before any of
+them is read, through `validate` and through `apply`, as the user runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli.test_run_commands import gitopsd
+from tests.runtime.test_apply_runs import layered
+from tests.runtime.world import World, environment
+
+ENVIRONMENT_HEAD = "apiVersion: gitopsd.io/v1\nkind: Environment\nmetadata: {name: dev}\n"
+
+
+def many_variables(count: int) -> str:
+    """An environment file of `count` variables, 18 bytes each: 3 million are 54 MB."""
+    lines = "".join(f"    v{i:08d}: xx\n" for i in range(count))
+    return f"{ENVIRONMENT_HEAD}spec:\n  variables:\n    size: 3\n{lines}"
+
+
+def settings(limits: str) -> str:
+    return f"apiVersion: gitopsd.io/v1\nkind: Settings\nlimits:\n{limits}"
+
+
+def test_a_50_mb_environment_file_is_refused_unread_with_its_size(tmp_path: Path) -> None:
+    """The finding: 3 million variables passed `validate` after 30 s at 3.1 GB of memory."""
+    huge = many_variables(3_000_000)
+    world = World.committed(tmp_path, layered(**{"environments/dev.yaml": huge}))
+
+    done = gitopsd(world, "validate")
+
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.splitlines() == [
+        f"environments/dev.yaml:1: file is {len(huge):,} bytes, over the 1 MiB limit "
+        "(limits.max_file_bytes in gitopsd.yaml)"
+    ]
+    assert len(huge) > 50_000_000
+
+
+def test_apply_refuses_a_revision_over_the_limits_and_runs_nothing(tmp_path: Path) -> None:
+    files = layered(
+        **{
+            "gitopsd.yaml": settings("  max_file_bytes: 2KiB\n"),
+            "environments/dev.yaml": many_variables(200),  # 3.5 KB
+        }
+    )
+    world = World.committed(tmp_path, files)
+
+    done = gitopsd(world, "apply", "--env", "dev")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "environments/dev.yaml:1: file is 3," in done.stderr
+    assert "over the 2 KiB limit (limits.max_file_bytes in gitopsd.yaml)" in done.stderr
+    assert world.journal() == []
+
+
+def test_gitopsd_yaml_raises_the_limits_as_sizes_or_byte_counts(tmp_path: Path) -> None:
+    big = many_variables(120_000)  # 2 MB: over the default
+    files = {"environments/dev.yaml": big}
+    world = World.committed(tmp_path, layered(**files))
+    assert gitopsd(world, "validate").returncode == 1
+
+    for limit in ("4MiB", "'3 MiB'", "3000000"):
+        world.commit({"gitopsd.yaml": settings(f"  max_file_bytes: {limit}\n")})
+        done = gitopsd(world, "validate")
+        assert done.returncode == 0, f"{limit}: {done.stdout}{done.stderr}"
+
+
+def test_gitopsd_yaml_itself_is_read_only_within_the_default_limit(tmp_path: Path) -> None:
+    padding = "# " + "x" * 100 + "\n"
+    oversized = settings("  max_file_bytes: 8MiB\n") + padding * 11_000  # 1.1 MB
+    files = layered(**{"gitopsd.yaml": oversized})
+    world = World.committed(tmp_path, files)
+
+    done = gitopsd(world, "validate")
+
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        f"gitopsd.yaml:1: file is {len(oversized):,} bytes, over the 1 MiB limit "
+        "(the default, for gitopsd.yaml itself)"
+    ]
+
+
+def test_a_repository_at_its_limits_still_applies(tmp_path: Path) -> None:
+    """Six manifest files (gitopsd.yaml counts) with `max_files: 6`: the limit is allowed."""
+    files = layered(
+        **{
+            "gitopsd.yaml": settings("  max_file_bytes: 64KiB\n  max_files: 6\n"),
+            "environments/dev.yaml": environment("dev", variables={"size": 3}),
+        }
+    )
+    world = World.committed(tmp_path, files)
+
+    done = gitopsd(world, "apply", "--env", "dev")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(world.calls()) == ["app", "dns", "k8s", "net"]

@@ -21,6 +21,12 @@ log = logging.getLogger("gitopsd.serve")
     "--listen", default=None, help="HOST:PORT of the HTTP API [env GITOPSD_LISTEN; 127.0.0.1:8080]."
 )
 @click.option(
+    "--allowed-hosts",
+    default=None,
+    help="Comma-separated HOST or HOST:PORT the API answers besides the listen address; * for"
+    " any, behind a proxy that checks the host [env GITOPSD_ALLOWED_HOSTS; none].",
+)
+@click.option(
     "--poll-interval",
     default=None,
     help="How often to fetch a remote repository, e.g. 30s [env GITOPSD_POLL_INTERVAL; 30s].",
@@ -51,6 +57,7 @@ log = logging.getLogger("gitopsd.serve")
 def serve(
     context: Context,
     listen: str | None,
+    allowed_hosts: str | None,
     poll_interval: str | None,
     log_format: str | None,
     public_url: str | None,
@@ -61,7 +68,7 @@ def serve(
     """Watch the repository and keep environments at what it says, with an HTTP API."""
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
-    from gitopsd.api import auth, server
+    from gitopsd.api import auth, guards, server
     from gitopsd.runtime import announcing, leadership, logs
     from gitopsd.runtime.daemon import Daemon
     from gitopsd.runtime.settings import DaemonSettings
@@ -69,6 +76,7 @@ def serve(
 
     flags: dict[str, Any] = {
         "listen": listen,
+        "allowed_hosts": allowed_hosts,
         "poll_interval": poll_interval,
         "log_format": log_format,
         "public_url": public_url,
@@ -85,6 +93,7 @@ def serve(
     tokens = auth.Tokens.load(settings.tokens_file) if settings.tokens_file else auth.Tokens.none()
     if not once:
         auth.check_listen_allowed(host, tokens.present)
+    rules = guards.RequestRules.for_listen(host, port, settings.allowed_host_entries())
     with context.workspace() as workspace:
         delivery = announcing.delivery_from(settings, github=_github_client)
 
@@ -107,7 +116,9 @@ def serve(
             terms,
             tokens=tokens,
             webhook_secret=secret.get_secret_value().encode() if secret else None,
+            rules=rules,
             max_body=settings.max_body,
+            body_timeout=settings.body_timeout,
         )
         signals: list[int] = []
 
@@ -117,7 +128,8 @@ def serve(
                 log.warning("second stop signal: stopping the drivers now")
                 terms.interrupt()
 
-        server.serve(app, host=host, port=port, on_signal=on_signal)
+        limits = server.Limits(settings.header_timeout, settings.max_connections)
+        server.serve(app, host=host, port=port, on_signal=on_signal, limits=limits)
         log.info("stopping: running steps get %.0fs to finish", settings.shutdown_grace)
         terms.stop(grace=settings.shutdown_grace)
         log.info("stopped")

@@ -23,6 +23,7 @@ the coming dashboard reuses it for its cookie sessions; `GuardRequests` applies 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ CROSS_SITE = frozenset({"cross-site", "same-site"})
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104 - names to recognise, not to bind
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a DNS name or an IPv4 address
 Authority = tuple[str, int | None]  # (host in lower case without brackets, port or None)
 
 
@@ -155,7 +157,10 @@ def parse_authority(value: str) -> Authority | None:
         port_text = port_text_found if colon else None
         if ":" in port_text_found:
             return None  # an IPv6 address without brackets
-    if not host or (port_text is not None and not (port_text.isdigit() and len(port_text) <= 5)):
+    if port_text is not None and not (port_text.isdigit() and len(port_text) <= 5):
+        return None
+    valid = _is_ip_address(host) if text.startswith("[") else _HOST_NAME.fullmatch(host)
+    if not valid:
         return None
     return _normal(host), None if port_text is None else int(port_text)
 

@@ -1,26 +1,25 @@
 """The one way the API reads a JSON body: bounded in depth and in the length of its numbers.
 
-Python's json recurses once per nested array or object and raises RecursionError near a
-thousand levels, and refuses integers over 4,300 digits with a ValueError of its own; both
-reached the client as a 500. Request bodies and GitHub deliveries are shallow and their
-numbers short, so anything deeper than `MAX_DEPTH` is refused by a linear scan before the
-parser runs, and a longer number as the parser meets it: every hostile body becomes one
-`JsonLimitError` (422) in time linear in its size, which `LimitBody` already caps.
+Python's json recurses once per nested array or object and gives up with RecursionError near
+the interpreter's recursion limit (about a thousand levels), and refuses integers over 4,300
+digits with a ValueError of its own; both reached the client as a 500. Request bodies and
+GitHub deliveries are shallow and their numbers short, so a number over `MAX_DIGITS` digits is
+refused as the parser meets it, a body the parser cannot descend is refused when it gives up
+(early, having built little), and a parsed value nested deeper than `MAX_DEPTH` is refused
+after one walk. Every hostile body becomes one `JsonLimitError` (422), in time and memory
+linear in its size, which `LimitBody` already caps.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from gitopsd.errors import GitopsdError
 
 MAX_DEPTH = 64
 MAX_DIGITS = 100
-_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)  # possessive: no backtracking
-_INNERMOST = re.compile(rb"\[\]|\{\}")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 
 
 class JsonLimitError(GitopsdError):
@@ -33,33 +32,36 @@ class _NumberTooLongError(ValueError):
 
 def parse(raw: bytes) -> Any:
     """The JSON value of `raw`; JsonLimitError when it is invalid, too deep or too long."""
-    if nesting_depth(raw) > MAX_DEPTH:
-        raise JsonLimitError(f"nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(raw, parse_int=_bounded_int)
+        value = json.loads(raw, parse_int=_bounded_int)
     except _NumberTooLongError as error:
         raise JsonLimitError(str(error)) from None
+    except RecursionError:
+        raise JsonLimitError(TOO_DEEP) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise JsonLimitError(f"invalid JSON: {error}") from None
-    except (RecursionError, ValueError) as error:  # the limits above should make these moot
+    except ValueError as error:  # any other limit of the parser's (none is known)
         raise JsonLimitError(f"invalid JSON: {error}") from None
+    if nesting_depth(value) > MAX_DEPTH:
+        raise JsonLimitError(TOO_DEEP)
+    return value
 
 
-def nesting_depth(raw: bytes) -> int:
-    """How deep arrays and objects nest in `raw` (brackets inside strings do not count):
-    over MAX_DEPTH when they nest deeper, else at most MAX_DEPTH; quick on a hostile body."""
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    remaining = brackets
-    for _ in range(MAX_DEPTH):  # each round drops one level (the innermost pairs) at C speed
-        remaining = _INNERMOST.sub(b"", remaining)
-    if not remaining:
-        return MAX_DEPTH  # at most that (the exact figure is not needed)
-    depth = deepest = 0
-    for byte in brackets:
-        depth += 1 if byte in b"[{" else -1
+def nesting_depth(value: Any) -> int:
+    """How deep arrays and objects nest in `value` (`[]` is 1), walked without recursion;
+    the walk stops once past MAX_DEPTH."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending and deepest <= MAX_DEPTH:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
         deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            break
+        pending.extend((child, depth + 1) for child in children)
     return deepest
 
 

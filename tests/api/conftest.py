@@ -16,6 +16,7 @@ with warnings.catch_warnings():
 from gitopsd.api.app import create_app
 from gitopsd.api.auth import Tokens
 from gitopsd.api.guards import RequestRules
+from gitopsd.engine.ports import Clock
 from tests.api.fake_control import FakeControl
 
 __all__ = ["JSON", "TEST_RULES", "MakeClient", "TestClient"]
@@ -35,7 +36,7 @@ def fake() -> FakeControl:
 
 @pytest.fixture
 def make_client(fake: FakeControl) -> Iterator[MakeClient]:
-    """`make_client(tokens=..., webhook_secret=..., max_body=...)`: defaults to open mode; the
+    """`make_client(tokens=..., webhook_secret=..., max_body=..., clock=...)`: open mode; the
     client sends `Content-Type: application/json` unless a request says otherwise."""
     clients: list[TestClient] = []
 
@@ -44,6 +45,7 @@ def make_client(fake: FakeControl) -> Iterator[MakeClient]:
         tokens: Tokens | None = None,
         webhook_secret: bytes | None = None,
         max_body: int = 1_048_576,
+        clock: Clock | None = None,
     ) -> TestClient:
         app = create_app(
             fake,
@@ -51,6 +53,7 @@ def make_client(fake: FakeControl) -> Iterator[MakeClient]:
             webhook_secret=webhook_secret,
             rules=TEST_RULES,
             max_body=max_body,
+            clock=clock,
         )
         client = TestClient(app, headers=JSON)
         clients.append(client)

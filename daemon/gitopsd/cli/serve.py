@@ -9,6 +9,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from gitopsd.api import guards
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail
 from gitopsd.runtime.commit_statuses import CommitStatuses
 
@@ -68,7 +69,7 @@ def serve(
     """Watch the repository and keep environments at what it says, with an HTTP API."""
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
-    from gitopsd.api import auth, guards, server
+    from gitopsd.api import auth, server
     from gitopsd.runtime import announcing, leadership, logs
     from gitopsd.runtime.daemon import Daemon
     from gitopsd.runtime.settings import DaemonSettings
@@ -93,7 +94,7 @@ def serve(
     tokens = auth.Tokens.load(settings.tokens_file) if settings.tokens_file else auth.Tokens.none()
     if not once:
         auth.check_listen_allowed(host, tokens.present)
-    rules = guards.RequestRules.for_listen(host, port, settings.allowed_host_entries())
+    rules = _request_rules(host, port, settings.allowed_host_entries())
     with context.workspace() as workspace:
         delivery = announcing.delivery_from(settings, github=_github_client)
 
@@ -134,6 +135,19 @@ def serve(
         terms.stop(grace=settings.shutdown_grace)
         log.info("stopped")
     sys.exit(EXIT_OK)
+
+
+def _request_rules(host: str, port: int, allowed: list[str]) -> guards.RequestRules:
+    """The request rules (api.guards) for this listener; a wildcard listener without
+    `--allowed-hosts` is said at start, since only loopback names reach its API."""
+    if host in guards.WILDCARDS and not allowed:
+        log.warning(
+            "listening on %s:%d without --allowed-hosts: the API answers only to loopback"
+            " names (probes and metrics also to IP addresses); list the names clients use",
+            host,
+            port,
+        )
+    return guards.RequestRules.for_listen(host, port, allowed)
 
 
 def _settings_error(error: Exception) -> str:

@@ -4,9 +4,11 @@ Each route checks the caller's role, calls one `Control` method and shapes the a
 daemon's queues and workers stay behind the protocol. Calls into `Control` run in the
 threadpool, because the daemon answers from SQLite and would otherwise stall the event loop.
 Every error is JSON `{"error": ...}`: the handlers below map the daemon's exceptions to
-status codes, and two pure ASGI middlewares bound request bodies (413) and turn a crash into
-a logged 500 that reveals nothing. Built on Starlette alone (no FastAPI): bodies and query
-parameters are validated with pydantic here, which keeps the idle daemon about 6 MiB smaller.
+status codes, and pure ASGI middlewares refuse requests that break the request rules
+(`guards`: 421, 403, 415), bound request bodies in size (413) and time (`deadlines`: 408),
+and turn a crash into a logged 500 that reveals nothing. Bodies are parsed by `json_limits`.
+Built on Starlette alone (no FastAPI): bodies and query parameters are validated with
+pydantic here, which keeps the idle daemon about 6 MiB smaller.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ class _Context:
     control: Control
     tokens: Tokens
     webhook_secret: bytes | None
-    deliveries: deliveries.RecentDeliveries
+    recent_deliveries: deliveries.RecentDeliveries
 
 
 def _context(request: Request) -> _Context:
@@ -349,14 +351,14 @@ async def github_webhook(request: Request) -> Response:
     if not webhooks.verify_signature(context.webhook_secret, body, signature):
         raise HTTPException(401, f"missing or wrong {webhooks.SIGNATURE_HEADER} signature")
     delivery = request.headers.get(deliveries.HEADER)
-    if delivery and context.deliveries.seen(delivery):
+    if delivery and context.recent_deliveries.seen(delivery):
         return JSONResponse({"status": "duplicate", "delivery": delivery})
     event = request.headers.get(webhooks.EVENT_HEADER)
     reply = webhooks.respond_to(event, body, branch=context.control.branch)
     if reply.fetch_reason is not None:
         await run_in_threadpool(context.control.request_fetch, reply.fetch_reason)
     if delivery:
-        context.deliveries.note(delivery)  # once acted on: a failed one may be redelivered
+        context.recent_deliveries.note(delivery)  # once acted on: a failed one may be redelivered
     return JSONResponse(reply.body, status_code=reply.status)
 
 

@@ -15,9 +15,16 @@ with warnings.catch_warnings():
 
 from gitopsd.api.app import create_app
 from gitopsd.api.auth import Tokens
+from gitopsd.api.guards import RequestRules
+from gitopsd.engine.ports import Clock
 from tests.api.fake_control import FakeControl
 
-__all__ = ["MakeClient", "TestClient"]
+__all__ = ["JSON", "TEST_RULES", "MakeClient", "TestClient"]
+
+# TestClient sends `Host: testserver`: the app under test listens there, as far as it knows.
+TEST_RULES = RequestRules.for_listen("testserver", 80)
+# What every API client sends with a request that changes something (guards: 415 without).
+JSON = {"Content-Type": "application/json"}
 
 MakeClient = Callable[..., TestClient]
 
@@ -29,7 +36,8 @@ def fake() -> FakeControl:
 
 @pytest.fixture
 def make_client(fake: FakeControl) -> Iterator[MakeClient]:
-    """`make_client(tokens=..., webhook_secret=..., max_body=...)`: defaults to open mode."""
+    """`make_client(tokens=..., webhook_secret=..., max_body=..., clock=...)`: open mode; the
+    client sends `Content-Type: application/json` unless a request says otherwise."""
     clients: list[TestClient] = []
 
     def _make(
@@ -37,14 +45,17 @@ def make_client(fake: FakeControl) -> Iterator[MakeClient]:
         tokens: Tokens | None = None,
         webhook_secret: bytes | None = None,
         max_body: int = 1_048_576,
+        clock: Clock | None = None,
     ) -> TestClient:
         app = create_app(
             fake,
             tokens=tokens or Tokens.none(),
             webhook_secret=webhook_secret,
+            rules=TEST_RULES,
             max_body=max_body,
+            clock=clock,
         )
-        client = TestClient(app)
+        client = TestClient(app, headers=JSON)
         clients.append(client)
         return client
 

@@ -15,7 +15,7 @@ from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.api.app import create_app
 from gitopsd.api.auth import Tokens
 from gitopsd.runtime.daemon import Daemon
-from tests.api.conftest import TestClient
+from tests.api.conftest import JSON, TEST_RULES, TestClient
 from tests.api.fake_control import FakeControl
 from tests.daemon.conftest import eventually
 from tests.runtime.test_promotion_flow import chain
@@ -42,7 +42,8 @@ def daemon(world: World, tmp_path: Path) -> Iterator[Daemon]:
 
 @pytest.fixture
 def api(daemon: Daemon) -> Iterator[TestClient]:
-    with TestClient(create_app(daemon, tokens=Tokens.none(), webhook_secret=None)) as client:
+    app = create_app(daemon, tokens=Tokens.none(), webhook_secret=None, rules=TEST_RULES)
+    with TestClient(app, headers=JSON) as client:
         yield client
 
 

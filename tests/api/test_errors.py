@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from gitopsd.api.app import create_app
 from gitopsd.api.auth import Tokens
 from gitopsd.runtime.control import RequestRefusedError
-from tests.api.conftest import MakeClient, TestClient
+from tests.api.conftest import TEST_RULES, MakeClient, TestClient
 from tests.api.fake_control import FakeControl
 
 RUNS = "/api/v1/environments/dev/runs"
@@ -224,7 +224,9 @@ def asgi_post(app: Starlette, path: str, chunks: list[bytes], headers: dict[str,
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "headers": [
+            (k.lower().encode(), v.encode()) for k, v in {"Host": "testserver", **headers}.items()
+        ],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8080),
     }
@@ -233,7 +235,9 @@ def asgi_post(app: Starlette, path: str, chunks: list[bytes], headers: dict[str,
 
 
 def test_streamed_body_stops_being_read_past_the_limit(fake: FakeControl) -> None:
-    app = create_app(fake, tokens=Tokens.none(), webhook_secret=None, max_body=LIMIT)
+    app = create_app(
+        fake, tokens=Tokens.none(), webhook_secret=None, rules=TEST_RULES, max_body=LIMIT
+    )
     chunks = [b" " * 400] * 4 + [json.dumps({"action": "plan"}).encode()]
     headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
     sent, unread = asgi_post(app, RUNS, chunks, headers)
@@ -244,7 +248,9 @@ def test_streamed_body_stops_being_read_past_the_limit(fake: FakeControl) -> Non
 
 
 def test_declared_length_is_refused_before_reading(fake: FakeControl) -> None:
-    app = create_app(fake, tokens=Tokens.none(), webhook_secret=None, max_body=LIMIT)
+    app = create_app(
+        fake, tokens=Tokens.none(), webhook_secret=None, rules=TEST_RULES, max_body=LIMIT
+    )
     headers = {"Content-Type": "application/json", "Content-Length": str(LIMIT * 5)}
     sent, unread = asgi_post(app, RUNS, [b" " * LIMIT * 5], headers)
     assert sent[0]["status"] == 413

@@ -91,7 +91,9 @@ class DaemonProcess:
         return httpx.get(self.url + path, timeout=10, **options)
 
     def post(self, path: str, **options: Any) -> httpx.Response:
-        return httpx.post(self.url + path, timeout=10, **options)
+        """POST as API clients do: `Content-Type: application/json` unless `headers` say."""
+        headers = {"Content-Type": "application/json", **options.pop("headers", {})}
+        return httpx.post(self.url + path, timeout=10, headers=headers, **options)
 
     def environment(self, name: str = "dev", **options: Any) -> dict[str, Any]:
         response = self.get(f"/api/v1/environments/{name}", **options)

@@ -73,7 +73,10 @@ def test_a_suspended_environment_takes_no_commit_until_resumed(
     labels = {"environment": "dev", "revision": shown["revision"], "status": "suspended"}
     assert metric(served.get("/metrics").text, "gitopsd_environment_info", **labels) == 1
 
-    assert httpx.delete(served.url + url, timeout=10).status_code == 200
+    resumed = httpx.delete(
+        served.url + url, timeout=10, headers={"Content-Type": "application/json"}
+    )
+    assert resumed.status_code == 200
     served.wait_for(lambda: served.environment("dev")["revision"] == head, what="the head")
     kinds = [
         e["kind"] for e in served.get("/api/v1/events", params={"env": "dev"}).json()["events"]

@@ -16,7 +16,7 @@ from gitopsd.model.state import RunStatus
 from gitopsd.runtime import saved_plans
 from gitopsd.runtime.daemon import Daemon
 from gitopsd.runtime.followups import BUSY_RETRY
-from tests.api.conftest import TestClient
+from tests.api.conftest import JSON, TEST_RULES, TestClient
 from tests.daemon.conftest import eventually, status
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import environment
@@ -42,7 +42,8 @@ def failed_dev(started: Callable[..., Any]) -> tuple[Any, ...]:
 @pytest.fixture
 def api(failed_dev: tuple[Any, ...]) -> Iterator[TestClient]:
     daemon: Daemon = failed_dev[0]
-    with TestClient(create_app(daemon, tokens=Tokens.none(), webhook_secret=None)) as client:
+    app = create_app(daemon, tokens=Tokens.none(), webhook_secret=None, rules=TEST_RULES)
+    with TestClient(app, headers=JSON) as client:
         yield client
 
 
@@ -143,7 +144,8 @@ def test_a_plan_a_window_holds_waits_as_any_apply_and_is_not_refused(
     eventually(lambda: status(daemon, "dev") == "waiting_window", "the commit held by the window")
     _, _, plan = saved_plans.save(daemon.workspace, "dev")
     assert plan is not None and plan.changes
-    with TestClient(create_app(daemon, tokens=Tokens.none(), webhook_secret=None)) as client:
+    app = create_app(daemon, tokens=Tokens.none(), webhook_secret=None, rules=TEST_RULES)
+    with TestClient(app, headers=JSON) as client:
         response = apply_plan(client, plan.id)
     assert response.status_code == 202, response.text
     run_id = response.json()["id"]

@@ -4,14 +4,15 @@ Each route checks the caller's role, calls one `Control` method and shapes the a
 daemon's queues and workers stay behind the protocol. Calls into `Control` run in the
 threadpool, because the daemon answers from SQLite and would otherwise stall the event loop.
 Every error is JSON `{"error": ...}`: the handlers below map the daemon's exceptions to
-status codes, and two pure ASGI middlewares bound request bodies (413) and turn a crash into
-a logged 500 that reveals nothing. Built on Starlette alone (no FastAPI): bodies and query
-parameters are validated with pydantic here, which keeps the idle daemon about 6 MiB smaller.
+status codes, and pure ASGI middlewares refuse requests that break the request rules
+(`guards`: 421, 403, 415), bound request bodies in size (413) and time (`deadlines`: 408),
+and turn a crash into a logged 500 that reveals nothing. Bodies are parsed by `json_limits`.
+Built on Starlette alone (no FastAPI): bodies and query parameters are validated with
+pydantic here, which keeps the idle daemon about 6 MiB smaller.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,9 +30,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitopsd.adapters import faults
+from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.gitrepo import GitSourceError, UnknownRevisionError
-from gitopsd.api import webhooks
+from gitopsd.api import deadlines, deliveries, guards, json_limits, webhooks
 from gitopsd.api.auth import Role, Tokens, bearer_token
+from gitopsd.engine.ports import Clock
 from gitopsd.runtime.control import (
     Control,
     Identity,
@@ -55,12 +58,25 @@ class RequestInvalidError(Exception):
 
 
 def create_app(
-    control: Control, *, tokens: Tokens, webhook_secret: bytes | None, max_body: int = 1_048_576
+    control: Control,
+    *,
+    tokens: Tokens,
+    webhook_secret: bytes | None,
+    rules: guards.RequestRules,
+    max_body: int = 1_048_576,
+    body_timeout: float = 30.0,
+    clock: Clock | None = None,
 ) -> Starlette:
-    """The API over `control`; only SPEC section 6's routes are served."""
+    """The API over `control`; only SPEC section 6's routes are served, to requests that
+    keep `rules` (`guards`) and send their body within `body_timeout` seconds."""
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(CatchCrashes), Middleware(LimitBody, max_body=max_body)],
+        middleware=[
+            Middleware(CatchCrashes),
+            Middleware(guards.GuardRequests, rules=rules),
+            Middleware(deadlines.BodyDeadline, seconds=body_timeout),
+            Middleware(LimitBody, max_body=max_body),
+        ],
         exception_handlers={
             HTTPException: _http_error,
             RequestInvalidError: _invalid_request,
@@ -74,7 +90,8 @@ def create_app(
             webhooks.InvalidPayloadError: _invalid_payload,
         },
     )
-    app.state.gitopsd = _Context(control, tokens, webhook_secret)
+    recent = deliveries.RecentDeliveries(clock or SystemClock())
+    app.state.gitopsd = _Context(control, tokens, webhook_secret, recent)
     return app
 
 
@@ -86,6 +103,7 @@ class _Context:
     control: Control
     tokens: Tokens
     webhook_secret: bytes | None
+    recent_deliveries: deliveries.RecentDeliveries
 
 
 def _context(request: Request) -> _Context:
@@ -115,9 +133,9 @@ async def _body(request: Request, model: type[Model], *, required: bool) -> Mode
             raise RequestInvalidError(["body: Field required"])
         return None
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RequestInvalidError([f"body: invalid JSON: {error}"]) from None
+        data = json_limits.parse(raw)
+    except json_limits.JsonLimitError as error:
+        raise RequestInvalidError([f"body: {error}"]) from None
     if not isinstance(data, dict):
         message = "Input should be a valid dictionary or object to extract fields from"
         raise RequestInvalidError([f"body: {message}"])
@@ -323,7 +341,8 @@ async def resume(request: Request) -> Response:
 
 
 async def github_webhook(request: Request) -> Response:
-    """Signed by GitHub rather than bearer-authenticated; nothing is parsed before the check."""
+    """Signed by GitHub rather than bearer-authenticated; nothing is parsed before the check,
+    and a delivery acted on already (same `X-GitHub-Delivery`) answers 200 and does nothing."""
     context = _context(request)
     body = await request.body()
     if context.webhook_secret is None:
@@ -331,10 +350,15 @@ async def github_webhook(request: Request) -> Response:
     signature = request.headers.get(webhooks.SIGNATURE_HEADER)
     if not webhooks.verify_signature(context.webhook_secret, body, signature):
         raise HTTPException(401, f"missing or wrong {webhooks.SIGNATURE_HEADER} signature")
+    delivery = request.headers.get(deliveries.HEADER)
+    if delivery and context.recent_deliveries.seen(delivery):
+        return JSONResponse({"status": "duplicate", "delivery": delivery})
     event = request.headers.get(webhooks.EVENT_HEADER)
     reply = webhooks.respond_to(event, body, branch=context.control.branch)
     if reply.fetch_reason is not None:
         await run_in_threadpool(context.control.request_fetch, reply.fetch_reason)
+    if delivery:
+        context.recent_deliveries.note(delivery)  # once acted on: a failed one may be redelivered
     return JSONResponse(reply.body, status_code=reply.status)
 
 

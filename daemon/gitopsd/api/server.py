@@ -1,24 +1,47 @@
-"""Serve the API app with uvicorn until SIGTERM or SIGINT; the only module importing uvicorn.
+"""Serve the API app with uvicorn until SIGTERM or SIGINT; with `connections`, the only modules
+importing uvicorn.
 
 uvicorn handles the signal itself (stop accepting, finish open requests) and afterwards
 re-raises it against the handler that was installed before it started. `serve` installs
 its own handler first, so that re-raise lands in `on_signal` instead of killing the process
 with the default action: the daemon still has its runs to wind down, and then exits 0.
+
+Slow and numerous clients are bounded here: a request head must arrive within
+`header_timeout` seconds (`connections`), and past `max_connections` open connections a
+request is answered 503 at once, so a flood of slow clients cannot hold the daemon.
 """
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
 
+from gitopsd.api import connections
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def serve(app: Starlette, *, host: str, port: int, on_signal: Callable[[int], None]) -> None:
+@dataclass(frozen=True)
+class Limits:
+    """What one client may hold: seconds to send a request head, and open connections."""
+
+    header_timeout: float = 10.0
+    max_connections: int = 1000
+
+
+def serve(
+    app: Starlette,
+    *,
+    host: str,
+    port: int,
+    on_signal: Callable[[int], None],
+    limits: Limits | None = None,
+) -> None:
     """Run the HTTP server in this (main) thread until a stop signal."""
 
     def noted(signum: int, _frame: FrameType | None) -> None:
@@ -26,6 +49,7 @@ def serve(app: Starlette, *, host: str, port: int, on_signal: Callable[[int], No
 
     for signum in SIGNALS:
         signal.signal(signum, noted)
+    bounds = limits or Limits()
     config = uvicorn.Config(
         app,
         host=host,
@@ -34,5 +58,7 @@ def serve(app: Starlette, *, host: str, port: int, on_signal: Callable[[int], No
         lifespan="off",
         timeout_graceful_shutdown=10,
         server_header=False,
+        http=connections.with_header_timeout(bounds.header_timeout),
+        limit_concurrency=bounds.max_connections,
     )
     uvicorn.Server(config).run()

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from gitopsd.api import json_limits
 from gitopsd.errors import GitopsdError
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -70,11 +70,10 @@ def _respond_to_push(payload: dict[str, Any], *, branch: str) -> Reply:
 def _payload(event: str, body: bytes) -> dict[str, Any]:
     """The delivery's JSON object; a form-encoded delivery is refused with the fix to make."""
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        payload = json_limits.parse(body)
+    except json_limits.JsonLimitError as error:
         raise InvalidPayloadError(
-            f"{event} payload is not JSON ({error}): set the webhook's content type to"
-            " application/json"
+            f"{event} payload: {error} (the webhook's content type must be application/json)"
         ) from None
     if not isinstance(payload, dict):
         raise InvalidPayloadError(f"{event} payload must be a JSON object")

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from gitopsd.api import guards
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail
 from gitopsd.runtime.commit_statuses import CommitStatuses
 
@@ -19,6 +20,12 @@ log = logging.getLogger("gitopsd.serve")
 @common_options
 @click.option(
     "--listen", default=None, help="HOST:PORT of the HTTP API [env GITOPSD_LISTEN; 127.0.0.1:8080]."
+)
+@click.option(
+    "--allowed-hosts",
+    default=None,
+    help="Comma-separated HOST or HOST:PORT the API answers besides the listen address; * for"
+    " any, behind a proxy that checks the host [env GITOPSD_ALLOWED_HOSTS; none].",
 )
 @click.option(
     "--poll-interval",
@@ -51,6 +58,7 @@ log = logging.getLogger("gitopsd.serve")
 def serve(
     context: Context,
     listen: str | None,
+    allowed_hosts: str | None,
     poll_interval: str | None,
     log_format: str | None,
     public_url: str | None,
@@ -69,6 +77,7 @@ def serve(
 
     flags: dict[str, Any] = {
         "listen": listen,
+        "allowed_hosts": allowed_hosts,
         "poll_interval": poll_interval,
         "log_format": log_format,
         "public_url": public_url,
@@ -85,6 +94,7 @@ def serve(
     tokens = auth.Tokens.load(settings.tokens_file) if settings.tokens_file else auth.Tokens.none()
     if not once:
         auth.check_listen_allowed(host, tokens.present)
+    rules = _request_rules(host, port, settings.allowed_host_entries())
     with context.workspace() as workspace:
         delivery = announcing.delivery_from(settings, github=_github_client)
 
@@ -107,7 +117,9 @@ def serve(
             terms,
             tokens=tokens,
             webhook_secret=secret.get_secret_value().encode() if secret else None,
+            rules=rules,
             max_body=settings.max_body,
+            body_timeout=settings.body_timeout,
         )
         signals: list[int] = []
 
@@ -117,11 +129,25 @@ def serve(
                 log.warning("second stop signal: stopping the drivers now")
                 terms.interrupt()
 
-        server.serve(app, host=host, port=port, on_signal=on_signal)
+        limits = server.Limits(settings.header_timeout, settings.max_connections)
+        server.serve(app, host=host, port=port, on_signal=on_signal, limits=limits)
         log.info("stopping: running steps get %.0fs to finish", settings.shutdown_grace)
         terms.stop(grace=settings.shutdown_grace)
         log.info("stopped")
     sys.exit(EXIT_OK)
+
+
+def _request_rules(host: str, port: int, allowed: list[str]) -> guards.RequestRules:
+    """The request rules (api.guards) for this listener; a wildcard listener without
+    `--allowed-hosts` is said at start, since only loopback names reach its API."""
+    if host in guards.WILDCARDS and not allowed:
+        log.warning(
+            "listening on %s:%d without --allowed-hosts: the API answers only to loopback"
+            " names (probes and metrics also to IP addresses); list the names clients use",
+            host,
+            port,
+        )
+    return guards.RequestRules.for_listen(host, port, allowed)
 
 
 def _settings_error(error: Exception) -> str:

@@ -26,6 +26,20 @@ class DaemonSettings(BaseSettings):
         30.0, ge=0, description="Seconds running steps get to finish after SIGTERM."
     )
     max_body: int = Field(1_048_576, gt=0, description="Largest request body, in bytes.")
+    allowed_hosts: str = Field(
+        "",
+        description="Comma-separated HOST or HOST:PORT the API answers besides the listen"
+        " address (the Host header); * for any (behind a proxy that checks it).",
+    )
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's headers."
+    )
+    body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a client has to send a request's body (then 408)."
+    )
+    max_connections: int = Field(
+        1000, gt=0, description="Open HTTP connections at most; past it requests get 503."
+    )
     public_url: str | None = Field(
         None,
         pattern="^https?://",
@@ -56,7 +70,13 @@ class DaemonSettings(BaseSettings):
     )
 
     @field_validator(
-        "poll_interval", "shutdown_grace", "leader_poll", "leader_timeout", mode="before"
+        "poll_interval",
+        "shutdown_grace",
+        "leader_poll",
+        "leader_timeout",
+        "header_timeout",
+        "body_timeout",
+        mode="before",
     )
     @classmethod
     def _duration(cls, value: object) -> object:
@@ -76,6 +96,10 @@ class DaemonSettings(BaseSettings):
         if host in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
             host = socket.gethostname()
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def allowed_host_entries(self) -> list[str]:
+        """`allowed_hosts` split at commas, blanks dropped."""
+        return [entry.strip() for entry in self.allowed_hosts.split(",") if entry.strip()]
 
     def host_and_port(self) -> tuple[str, int]:
         """`127.0.0.1:8080` -> ("127.0.0.1", 8080); `[::1]:8080` -> ("::1", 8080)."""

@@ -1,0 +1,47 @@
+"""The GitHub deliveries seen lately, so that a replayed one is answered without acting.
+
+GitHub names each delivery (`X-GitHub-Delivery`) and keeps the name when it redelivers; the
+signature covers the body, not the name, so a captured delivery verifies again whenever it is
+sent. The route answers a name seen in the last `keep` (a day) with 200 and does nothing.
+Names are kept in memory, the newest `capacity` of them: a replay can at worst make the
+daemon fetch the remote once more, which is what any poll does, so forgetting them on a
+restart costs one needless fetch, not a wrong action.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime, timedelta
+
+from gitopsd.engine.ports import Clock
+
+HEADER = "X-GitHub-Delivery"
+
+
+class RecentDeliveries:
+    """Delivery ids seen in the last `keep`, at most the newest `capacity` of them."""
+
+    def __init__(
+        self, clock: Clock, *, keep: timedelta = timedelta(days=1), capacity: int = 10_000
+    ) -> None:
+        self._clock = clock
+        self._keep = keep
+        self._capacity = capacity
+        self._seen: OrderedDict[str, datetime] = OrderedDict()  # oldest first
+
+    def seen(self, delivery_id: str) -> bool:
+        """Whether `delivery_id` was noted within `keep`."""
+        self._forget_old()
+        return delivery_id in self._seen
+
+    def note(self, delivery_id: str) -> None:
+        """Remember `delivery_id` as acted on now (the oldest is forgotten past `capacity`)."""
+        self._seen.pop(delivery_id, None)
+        self._seen[delivery_id] = self._clock.now()
+        while len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
+
+    def _forget_old(self) -> None:
+        horizon = self._clock.now() - self._keep
+        while self._seen and next(iter(self._seen.values())) < horizon:
+            self._seen.popitem(last=False)

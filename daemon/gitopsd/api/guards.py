@@ -1,0 +1,194 @@
+"""The rules every request obeys before a route sees it, with or without tokens (SPEC 6).
+
+A browser is the caller to fear: any page the operator opens can send requests to
+`127.0.0.1:8080`, and a name the attacker controls can be pointed at that address (DNS
+rebinding), which makes the page's own origin reach the daemon. So, in this order:
+
+1. `Host` must name the listen address or an `--allowed-hosts` entry, else 421. A rebinding
+   page can only send its own name. `/healthz`, `/readyz` and `/metrics` (GET) also answer a
+   bare IP address, which is what Kubernetes probes and Prometheus send (`Host: <pod IP>`) and
+   which a rebinding page cannot send.
+2. A request that changes anything (POST, PUT, PATCH, DELETE) must not come from another
+   site: `Sec-Fetch-Site: cross-site` or `same-site`, or an `Origin` that is neither the
+   request's own host nor an allowed one, is refused with 403. No `Origin` (curl, scripts) is
+   fine: browsers always send one with such requests.
+3. It must say `Content-Type: application/json`, else 415: an HTML form or a "simple" fetch
+   cannot send that type without a preflight the daemon never grants.
+
+The GitHub webhook is exempt from 2 and 3 (its HMAC signature protects it), not from 1. The
+decision (`RequestRules.refusal`) is a pure function of the method, path and headers, so
+the coming dashboard reuses it for its cookie sessions; `GuardRequests` applies it to the API.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gitopsd.api import auth
+from gitopsd.errors import GitopsdError
+
+CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+SIGNED = frozenset({"/api/v1/webhooks/github"})
+CROSS_SITE = frozenset({"cross-site", "same-site"})
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104 - names to recognise, not to bind
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a DNS name or an IPv4 address
+Authority = tuple[str, int | None]  # (host in lower case without brackets, port or None)
+
+
+class AllowedHostsError(GitopsdError):
+    """An `--allowed-hosts` entry that is not `host`, `host:port` or `*`."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused, as its status code and the `{"error"}` message."""
+
+    status: int
+    message: str
+
+
+@dataclass(frozen=True)
+class RequestRules:
+    """The hosts a request may name: `(host, port)` pairs, a port of None meaning any."""
+
+    hosts: frozenset[Authority]
+    any_host: bool = False
+
+    @classmethod
+    def for_listen(cls, host: str, port: int, allowed: Iterable[str] = ()) -> RequestRules:
+        """The listen address (all loopback names when it is loopback or a wildcard, since
+        a local client may use any of them) and each `allowed` entry."""
+        names = [host] if host not in WILDCARDS else []
+        if host in WILDCARDS or auth.is_loopback(host):
+            names = [*names, *LOOPBACK_NAMES]
+        hosts: set[Authority] = {(_normal(name), port) for name in names}
+        entries = [entry.strip() for entry in allowed if entry.strip()]
+        for entry in entries:
+            if entry != "*":
+                hosts.add(_allowed_entry(entry))
+        return cls(frozenset(hosts), any_host="*" in entries)
+
+    def refusal(self, method: str, path: str, headers: Mapping[str, str]) -> Refusal | None:
+        """The first rule the request breaks (see the module docstring), or None."""
+        host = headers.get("host")
+        if not self._allows_host(host, probe=method in ("GET", "HEAD") and path in PROBES):
+            shown = "no Host header" if host is None else f"Host {host!r}"
+            return Refusal(421, f"{shown} is not an address of this server: see --allowed-hosts")
+        if method not in CHANGING or path in SIGNED:
+            return None
+        return self._cross_site(headers) or _not_json(headers.get("content-type"))
+
+    def _allows_host(self, value: str | None, *, probe: bool) -> bool:
+        authority = None if value is None else parse_authority(value)
+        if authority is None:
+            return False
+        if self.any_host or self._names(authority):
+            return True
+        return probe and _is_ip_address(authority[0])
+
+    def _names(self, authority: Authority) -> bool:
+        host, port = authority
+        return (host, None) in self.hosts or (host, port or 80) in self.hosts
+
+    def _cross_site(self, headers: Mapping[str, str]) -> Refusal | None:
+        site = headers.get("sec-fetch-site", "").strip().lower()
+        if site in CROSS_SITE:
+            return Refusal(403, f"refused a {site} request (Sec-Fetch-Site): use the API directly")
+        origin = headers.get("origin")
+        if origin is None or self._same_origin(origin, headers.get("host", "")):
+            return None
+        return Refusal(403, f"refused a request from another site (Origin {origin!r})")
+
+    def _same_origin(self, origin: str, host: str) -> bool:
+        """The page's origin is this server: its authority is the request's `Host` (as a
+        browser writes both), or an allowed host (a proxy may rewrite `Host`)."""
+        parts = urlsplit(origin.strip())
+        if parts.scheme not in ("http", "https"):
+            return False  # "null" (a sandboxed frame, a file) or another scheme
+        authority = parse_authority(parts.netloc)
+        if authority is None:
+            return False
+        if authority == parse_authority(host):
+            return True
+        default = 443 if parts.scheme == "https" else 80
+        name, port = authority
+        return (name, None) in self.hosts or (name, port or default) in self.hosts
+
+
+class GuardRequests:
+    """Pure ASGI middleware answering `{"error"}` with the status of the rule a request breaks."""
+
+    def __init__(self, app: ASGIApp, *, rules: RequestRules) -> None:
+        self.app = app
+        self.rules = rules
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            refused = self.rules.refusal(scope["method"], scope["path"], headers)
+            if refused is not None:
+                response = JSONResponse({"error": refused.message}, status_code=refused.status)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def parse_authority(value: str) -> Authority | None:
+    """`host`, `host:port`, `[v6]` or `[v6]:port` as (host, port); None when malformed."""
+    text = value.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port_text = rest[1:] if rest else None
+    else:
+        host, colon, port_text_found = text.partition(":")
+        port_text = port_text_found if colon else None
+        if ":" in port_text_found:
+            return None  # an IPv6 address without brackets
+    if port_text is not None and not (port_text.isdigit() and len(port_text) <= 5):
+        return None
+    valid = _is_ip_address(host) if text.startswith("[") else _HOST_NAME.fullmatch(host)
+    if not valid:
+        return None
+    return _normal(host), None if port_text is None else int(port_text)
+
+
+def _allowed_entry(entry: str) -> Authority:
+    authority = parse_authority(entry)
+    if authority is None:
+        raise AllowedHostsError(
+            f"--allowed-hosts: {entry!r} is not HOST, HOST:PORT, [IPv6]:PORT or *"
+        )
+    return authority
+
+
+def _not_json(content_type: str | None) -> Refusal | None:
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    if media_type == "application/json":
+        return None
+    shown = repr(content_type) if content_type else "none"
+    return Refusal(415, f"Content-Type must be application/json (got {shown})")
+
+
+def _normal(host: str) -> str:
+    return host.strip("[]").rstrip(".").lower()
+
+
+def _is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

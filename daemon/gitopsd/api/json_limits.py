@@ -1,0 +1,72 @@
+"""The one way the API reads a JSON body: bounded in depth and in the length of its numbers.
+
+Python's json recurses once per nested array or object and gives up with RecursionError near
+the interpreter's recursion limit (about a thousand levels), and refuses integers over 4,300
+digits with a ValueError of its own; both reached the client as a 500. Request bodies and
+GitHub deliveries are shallow and their numbers short, so a number over `MAX_DIGITS` digits is
+refused as the parser meets it, a body the parser cannot descend is refused when it gives up
+(early, having built little), and a parsed value nested deeper than `MAX_DEPTH` is refused
+after one walk. Every hostile body becomes one `JsonLimitError` (422), in time and memory
+linear in its size, which `LimitBody` already caps.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gitopsd.errors import GitopsdError
+
+MAX_DEPTH = 64
+MAX_DIGITS = 100
+TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+
+
+class JsonLimitError(GitopsdError):
+    """A body that is not JSON, or JSON beyond the limits; the message says which."""
+
+
+class _NumberTooLongError(ValueError):
+    pass
+
+
+def parse(raw: bytes) -> Any:
+    """The JSON value of `raw`; JsonLimitError when it is invalid, too deep or too long."""
+    try:
+        value = json.loads(raw, parse_int=_bounded_int)
+    except _NumberTooLongError as error:
+        raise JsonLimitError(str(error)) from None
+    except RecursionError:
+        raise JsonLimitError(TOO_DEEP) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise JsonLimitError(f"invalid JSON: {error}") from None
+    except ValueError as error:  # any other limit of the parser's (none is known)
+        raise JsonLimitError(f"invalid JSON: {error}") from None
+    if nesting_depth(value) > MAX_DEPTH:
+        raise JsonLimitError(TOO_DEEP)
+    return value
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep arrays and objects nest in `value` (`[]` is 1), walked without recursion;
+    the walk stops once past MAX_DEPTH."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending and deepest <= MAX_DEPTH:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_DIGITS:
+        raise _NumberTooLongError(f"a number of {digits} digits (at most {MAX_DIGITS})")
+    return int(text)

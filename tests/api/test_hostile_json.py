@@ -1,0 +1,78 @@
+"""Hostile JSON (issue 17 item 2): 100,000 levels of nesting or a 100,000-digit integer, in a
+request body or a signed webhook, is a 422 `{"error"}` in bounded time and memory, where it
+was a 500 (RecursionError, or Python's own limit on integer digits)."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import pytest
+
+from gitopsd.api import webhooks
+from tests.api.conftest import MakeClient, TestClient
+from tests.api.fake_control import FakeControl
+
+RUNS = "/api/v1/environments/dev/runs"
+SECRET = b"webhook-secret"
+HOSTILE = {
+    "deep arrays": b'{"action": "plan", "components": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "deep objects": b'{"a": ' * 100_000 + b"1" + b"}" * 100_000,
+    "long integer": b'{"action": "plan", "n": ' + b"9" * 100_000 + b"}",
+    "long negative": b'{"ref": -' + b"1" * 100_000 + b"}",
+}
+
+
+def answered_within(seconds: float, send: object) -> tuple[object, float, int]:
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        response = send()  # type: ignore[operator]
+        elapsed = time.monotonic() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < seconds
+    return response, elapsed, peak
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hostile_request_body_is_422(client: TestClient, fake: FakeControl, name: str) -> None:
+    response, _, peak = answered_within(5, lambda: client.post(RUNS, content=HOSTILE[name]))
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    error = response.json()["error"]  # type: ignore[attr-defined]
+    assert error in (
+        "body: nested deeper than 64 levels",
+        "body: a number of 100000 digits (at most 100)",
+    )
+    assert peak < 8 * 1024 * 1024
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hostile_signed_webhook_is_422(
+    make_client: MakeClient, fake: FakeControl, name: str
+) -> None:
+    client = make_client(webhook_secret=SECRET)
+    body = HOSTILE[name]
+    headers = {
+        webhooks.EVENT_HEADER: "push",
+        webhooks.SIGNATURE_HEADER: webhooks.sign(SECRET, body),
+    }
+    response, _, peak = answered_within(
+        5, lambda: client.post("/api/v1/webhooks/github", content=body, headers=headers)
+    )
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert response.json()["error"].startswith("push payload: ")  # type: ignore[attr-defined]
+    assert peak < 8 * 1024 * 1024
+    assert fake.calls_to("request_fetch") == []
+
+
+def test_deep_but_reasonable_json_still_parses(client: TestClient, fake: FakeControl) -> None:
+    nested = "[" * 60 + "]" * 60
+    body = '{"action": "plan", "components": ["a[{", "' + nested + '"]}'
+    assert client.post(RUNS, content=body).status_code == 202
+    assert fake.calls_to("submit_run")[0].kwargs["components"] == ["a[{", nested]
+    too_deep = '{"action": "plan", "x": ' + "[" * 64 + "]" * 64 + "}"  # 65 with the object
+    response = client.post(RUNS, content=too_deep)
+    assert response.json() == {"error": "body: nested deeper than 64 levels"}

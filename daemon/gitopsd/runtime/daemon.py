@@ -57,6 +57,7 @@ from gitopsd.runtime.followups import FollowUps
 from gitopsd.runtime.heads import HeadWatch
 from gitopsd.runtime.intake import Intake
 from gitopsd.runtime.reconciling import Reconciler
+from gitopsd.runtime.retention import Policy, Retention
 from gitopsd.runtime.workers import EnvironmentWorker
 from gitopsd.runtime.workspace import RunRefusedError, Workspace, new_run_id
 
@@ -75,8 +76,12 @@ class Daemon:
         poll_interval: float,
         monotonic: Callable[[], float] = time.monotonic,
         delivery: announcing.Delivery | None = None,
+        retention: Policy | None = None,
     ) -> None:
         self.workspace = workspace
+        self.retention = Retention(
+            workspace.store, clock=workspace.clock, policy=retention or Policy()
+        )
         self.recorder = Metrics(
             version=__version__, snapshot=self._snapshot, ready=lambda: self.is_ready()[0]
         )
@@ -140,6 +145,7 @@ class Daemon:
         self.announcing.check()
         self.followups.start()
         self.heads.start(head)
+        self._jobs.every("retention", self.retention.policy.interval, self.retention.scheduled)
         self._jobs.start()
 
     def run_once(self, *, timeout: float | None = None) -> bool:

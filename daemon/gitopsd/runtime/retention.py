@@ -100,6 +100,10 @@ class Retention:
             )
         return pruned
 
+    def scheduled(self) -> None:
+        """The daemon's job: a pass (what it deleted is logged)."""
+        self.prune()
+
     def _batches(self, batch: Callable[[], int]) -> list[int]:
         """`batch` again until it deletes nothing or `max_batches` ran; each one's count."""
         counts: list[int] = []

@@ -15,7 +15,16 @@ from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.api.app import create_app
 from gitopsd.api.auth import Tokens
 from gitopsd.engine.ports import StateStore
-from gitopsd.model.state import Event, Run, RunAction, RunStatus, Step, StepAction
+from gitopsd.model.state import (
+    Event,
+    Request,
+    RequestStatus,
+    Run,
+    RunAction,
+    RunStatus,
+    Step,
+    StepAction,
+)
 from gitopsd.runtime.daemon import Daemon
 from tests.api.conftest import TestClient
 from tests.runtime.test_promotion_flow import chain
@@ -161,3 +170,27 @@ def test_steps_limit_is_bounded_like_limit(api: TestClient, daemon: Daemon) -> N
     response = api.get(f"/api/v1/runs/{run_id}", params={"steps_limit": 0})
     assert response.status_code == 422
     assert response.json()["error"].startswith("steps_limit: ")
+
+
+def test_requests_not_started_come_first_on_the_first_page_only(
+    api: TestClient, daemon: Daemon
+) -> None:
+    store = daemon.workspace.store
+    made = [save_run(store, number) for number in range(3)]
+    store.save_request(
+        Request(
+            id="req-waiting",
+            environment="dev",
+            action="apply",
+            status=RequestStatus.WAITING,
+            reason="a window",
+            created_at=START,
+            updated_at=START,
+        )
+    )
+    first = api.get("/api/v1/runs", params={"env": "dev", "limit": 2}).json()
+    assert [run["id"] for run in first["runs"]] == ["req-waiting", made[2]]
+    assert first["runs"][0]["status"] == "waiting" and "steps" not in first["runs"][0]
+    rest = api.get("/api/v1/runs", params={"env": "dev", "cursor": first["next_cursor"]}).json()
+    assert [run["id"] for run in rest["runs"]] == [made[1], made[0]]
+    assert rest["next_cursor"] is None

@@ -82,12 +82,19 @@ def runs_page(
     stored = store.list_runs(environment, limit=limit + 1, before=before)
     known = {run.id for run in stored}
     requests = [] if cursor is not None else [r for r in waiting if r.id not in known]
-    shown = [reports.request_report(r) for r in requests[:limit]]
+    shown = [_request_summary(r) for r in requests[:limit]]
     runs = stored[: limit - len(shown)]
     shown += [reports.run_summary(run) for run in runs]
     more = len(stored) > len(runs)
     following = (after_run(runs[-1]) if runs else TOP) if more else None
     return {"runs": shown, "next_cursor": following}
+
+
+def _request_summary(request: Request) -> dict[str, Any]:
+    """A request as run lists show it: like a run summary, without steps."""
+    report = reports.request_report(request)
+    del report["steps"]
+    return report
 
 
 def run_report(

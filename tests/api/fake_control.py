@@ -86,20 +86,27 @@ class FakeControl:
             return {"environments": list(self.environments.values())}
         return {"environments": [self._known(environment)]}
 
-    def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
-        self._record("runs", environment, limit=limit)
+    def runs(
+        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        self._record("runs", environment, limit=limit, cursor=cursor)
         if environment is not None:
             self._known(environment)
         chosen = [r for r in self.stored_runs if environment in (None, r["environment"])]
-        return chosen[:limit]
+        return {"runs": chosen[:limit], "next_cursor": None}
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        self._record("run", run_id)
+    def run(
+        self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None
+    ) -> dict[str, Any] | None:
+        self._record("run", run_id, steps_limit=steps_limit, steps_cursor=steps_cursor)
         return next((r for r in self.stored_runs if r["id"] == run_id), None)
 
-    def events(self, environment: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
-        self._record("events", environment, limit=limit)
-        return [{"environment": environment or "dev", "kind": "apply", "n": n} for n in range(3)]
+    def events(
+        self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        self._record("events", environment, limit=limit, cursor=cursor)
+        found = [{"environment": environment or "dev", "kind": "apply", "n": n} for n in range(3)]
+        return {"events": found, "next_cursor": None}
 
     def submit_run(
         self,

@@ -64,7 +64,10 @@ def test_an_apply_to_prod_of_nothing_dev_verified_is_409(
     refused = api.post(RUNS, json={"action": "apply", "revision": failed[:10]})
     assert refused.status_code == 409
     assert refused.json() == {"error": f"dev never verified {failed[:12]}"}
-    assert api.get("/api/v1/runs", params={"env": "prod"}).json() == {"runs": []}
+    assert api.get("/api/v1/runs", params={"env": "prod"}).json() == {
+        "runs": [],
+        "next_cursor": None,
+    }
     assert {entry["environment"] for entry in world.journal()} == {"dev"}
 
 

@@ -122,7 +122,7 @@ def test_limit_outside_1_to_1000_is_422(
 @pytest.mark.parametrize("limit", [1, 1000])
 def test_limit_bounds_are_allowed(client: TestClient, fake: FakeControl, limit: int) -> None:
     assert client.get("/api/v1/events", params={"limit": limit}).status_code == 200
-    assert fake.calls_to("events")[0].kwargs == {"limit": limit}
+    assert fake.calls_to("events")[0].kwargs == {"limit": limit, "cursor": None}
 
 
 def test_malformed_approval_is_422(client: TestClient, fake: FakeControl) -> None:

@@ -24,10 +24,11 @@ def running_run(served: DaemonProcess) -> str:
 
     def net_runs() -> bool:
         runs = served.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+        steps = {r["id"]: served.get(f"/api/v1/runs/{r['id']}").json()["steps"] for r in runs}
         found[:] = [
-            r["id"]
-            for r in runs
-            if any(s["component"] == "net" and s["status"] == "running" for s in r["steps"])
+            run_id
+            for run_id, shown in steps.items()
+            if any(s["component"] == "net" and s["status"] == "running" for s in shown)
         ]
         return bool(found)
 

@@ -63,9 +63,11 @@ def test_a_drift_check_waits_for_a_running_apply_and_remediates_when_allowed(
     kinds = drift_events(daemon)
     assert kinds.index("run.finished") < kinds.index("drift.checked")  # waited its turn
     eventually(lambda: drift_events(daemon).count("drift.checked") == 2, "the check after repair")
-    [remediation] = [run for run in daemon.runs("dev") if run["trigger"] == "remediation"]
+    runs = daemon.runs("dev")["runs"]
+    [remediation] = [run for run in runs if run["trigger"] == "remediation"]
     assert (remediation["actor"], remediation["status"]) == ("alice", "succeeded")
-    assert [step["component"] for step in remediation["steps"]] == ["net"]
-    assert check_id not in [run["id"] for run in daemon.runs("dev")]  # a check is not a run
+    steps = (daemon.run(remediation["id"]) or {})["steps"]
+    assert [step["component"] for step in steps] == ["net"]
+    assert check_id not in [run["id"] for run in runs]  # a check is not a run
     net = daemon.workspace.store.get_component("dev", "net")
     assert net is not None and net.drift.value == "in_sync"

@@ -54,7 +54,7 @@ class Served:
 
     def requests(self) -> list[dict[str, Any]]:
         """What `GET /api/v1/runs?env=dev` lists that no run answers for yet."""
-        return [r for r in self.daemon.runs("dev", limit=100) if "reason" in r]
+        return [r for r in self.daemon.runs("dev", limit=100)["runs"] if "reason" in r]
 
 
 @dataclass
@@ -276,7 +276,7 @@ def test_a_newer_commit_supersedes_a_retrying_one_and_only_the_newer_runs(
     assert superseded is not None and superseded.status is RequestStatus.SUPERSEDED
     assert superseded.superseded_by == newer_id
     assert [r["id"] for r in served.requests()] == [newer_id]
-    events = served.daemon.events("dev", limit=50)
+    events = served.daemon.events("dev", limit=50)["events"]
     said = [e["data"] for e in events if e["kind"] == "revision.superseded"]
     assert said == [{"revision": older, "by": newer}]
     served.store.release_lease("dev", ELSEWHERE)
@@ -370,8 +370,9 @@ def test_a_commit_a_window_holds_waits_with_the_reason_then_runs_under_its_id(
     files = {**chain(), "environments/dev.yaml": promoted("dev", windows=lunch)}
     daemon, clock, jobs, _ = started(files)
     eventually(lambda: status(daemon, "dev") == "waiting_window", "dev to wait for the window")
-    eventually(lambda: any(r.get("status") == "waiting" for r in daemon.runs("dev")), "the request")
-    (waiting,) = [r for r in daemon.runs("dev") if r.get("status") == "waiting"]
+    listed = lambda: daemon.runs("dev")["runs"]  # noqa: E731
+    eventually(lambda: any(r.get("status") == "waiting" for r in listed()), "the request")
+    (waiting,) = [r for r in listed() if r.get("status") == "waiting"]
     assert "window" in waiting["reason"] and waiting["trigger"] == "commit"
     assert waiting["next_attempt_at"] == "2026-12-01T13:00:00Z"
     clock.current += timedelta(minutes=30)  # 13:00: the window ends

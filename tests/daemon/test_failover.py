@@ -111,7 +111,8 @@ def _is_driver(proc: Path) -> bool:
 
 def run_steps(process: DaemonProcess) -> list[dict[str, Any]]:
     runs = process.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
-    return [step for run in runs for step in run["steps"]]
+    shown = [process.get(f"/api/v1/runs/{run['id']}").json() for run in runs]
+    return [step for run in shown for step in run.get("steps", [])]
 
 
 def applying(process: DaemonProcess, component: str) -> bool:

@@ -465,6 +465,68 @@ class StoreContract:
             raise DeliberateError
         assert store.list_steps("run-1") == []
 
+    # Pages of runs and steps, and pruning them.
+
+    def test_runs_page_after_a_position_newest_first_stable_when_runs_arrive(
+        self, store: StateStore
+    ) -> None:
+        for number in range(5):
+            store.save_run(run(f"r-{number}", created_at=at(number)))
+        store.save_run(run("r-2b", created_at=at(2)))
+        store.save_run(run("p-9", env="prod", created_at=at(9)))
+        first = store.list_runs("dev", limit=3)
+        assert [r.id for r in first] == ["r-4", "r-3", "r-2b"]
+        store.save_run(run("r-new", created_at=at(99)))  # arrives between two pages
+        last = first[-1]
+        second = store.list_runs("dev", limit=3, before=(last.created_at, last.id))
+        assert [r.id for r in second] == ["r-2", "r-1", "r-0"]
+        everywhere = store.list_runs(limit=2, before=(at(3), "r-3"))
+        assert [r.id for r in everywhere] == ["r-2b", "r-2"]
+        assert store.list_runs("dev", before=(at(0), "r-0")) == []
+
+    def test_steps_page_after_an_index_up_to_a_limit(self, store: StateStore) -> None:
+        store.save_steps([step(index) for index in range(7)])
+        assert [s.index for s in store.list_steps("run-1", limit=3)] == [0, 1, 2]
+        assert [s.index for s in store.list_steps("run-1", after=2, limit=3)] == [3, 4, 5]
+        assert [s.index for s in store.list_steps("run-1", after=5)] == [6]
+        assert store.list_steps("run-1", after=6, limit=3) == []
+
+    def test_pruning_deletes_old_and_surplus_finished_runs_with_their_steps_in_bounded_batches(
+        self, store: StateStore
+    ) -> None:
+        finished = {"status": RunStatus.SUCCEEDED}
+        for number in range(6):  # r-0 .. r-2 are older than the cut, r-3 .. r-5 newer
+            store.save_run(run(f"r-{number}", created_at=at(number * 60), **finished))
+            store.save_steps([step(index, run_id=f"r-{number}") for index in range(3)])
+        store.save_run(run("r-unfinished", created_at=at(-60), status=RunStatus.RUNNING))
+        store.save_run(run("p-old", env="prod", created_at=at(0), **finished))
+        # older than 150 s, or beyond the newest 2 runs (counting the unfinished one)
+        batches = []
+        while deleted := store.prune_runs("dev", created_before=at(150), keep=2, limit=4):
+            batches.append(deleted)
+        assert max(batches) <= 4
+        assert sum(batches) == 4 * 4  # 4 runs (r-0 .. r-3) and their 12 steps
+        assert [r.id for r in store.list_runs("dev")] == ["r-5", "r-4", "r-unfinished"]
+        assert store.list_steps("r-0") == store.list_steps("r-3") == []
+        assert len(store.list_steps("r-4")) == 3
+        assert [r.id for r in store.list_runs("prod")] == ["p-old"]
+        assert store.prune_runs("dev", created_before=at(0), keep=1000, limit=4) == 0
+
+    def test_pruning_runs_inside_a_failed_transaction_is_not_kept(self, store: StateStore) -> None:
+        store.save_run(run("r-old", status=RunStatus.FAILED))
+        with pytest.raises(DeliberateError), store.transaction():
+            assert store.prune_runs("dev", created_before=at(60), keep=0, limit=10) == 1
+            raise DeliberateError
+        assert [r.id for r in store.list_runs()] == ["r-old"]
+
+    def test_history_scopes_name_every_environment_with_runs_or_events(
+        self, store: StateStore
+    ) -> None:
+        store.save_run(run("r-1", env="dev"))
+        store.append_event(event("a", environment="prod"))
+        store.append_event(event("b"))
+        assert set(store.history_scopes()) == {"dev", "prod", None}
+
     # The audit trail.
 
     def test_event_ids_strictly_increase_and_lists_are_newest_first(
@@ -490,6 +552,35 @@ class StoreContract:
         with store.transaction():
             stored = [store.append_event(event(f"k{number}")) for number in range(105)]
         assert store.list_events() == stored[:4:-1]
+
+    def test_events_page_before_an_id_newest_first(self, store: StateStore) -> None:
+        stored = [
+            store.append_event(event(f"k{number}", environment="dev" if number % 2 else None))
+            for number in range(6)
+        ]
+        third = stored[3].id or 0
+        assert [e.kind for e in store.list_events(limit=2, before=third)] == ["k2", "k1"]
+        assert [e.kind for e in store.list_events("dev", before=third)] == ["k1"]
+        assert store.list_events(before=stored[0].id or 0) == []
+
+    def test_pruning_events_by_age_and_count_spares_undelivered_ones(
+        self, store: StateStore
+    ) -> None:
+        for number in range(6):
+            store.append_event(event(f"dev-{number}", environment="dev", at=at(number * 60)))
+            store.append_event(event(f"none-{number}", at=at(number * 60)))
+        delivered = store.list_events()[1].id or 0  # all but the last event (none-5)
+        batches = []
+        while deleted := store.prune_events(
+            "dev", before=at(120), keep=3, up_to=delivered, limit=2
+        ):
+            batches.append(deleted)
+        assert batches == [2, 1]  # dev-0, dev-1 by age, dev-2 beyond the newest 3
+        assert [e.kind for e in store.list_events("dev")] == ["dev-5", "dev-4", "dev-3"]
+        assert store.prune_events(None, before=at(9999), keep=0, up_to=delivered, limit=10) == 5
+        assert [e.kind for e in store.list_events()] == ["none-5", "dev-5", "dev-4", "dev-3"]
+        again = store.append_event(event("later"))
+        assert (again.id or 0) > (store.list_events()[1].id or 0)  # ids are never reused
 
     def test_events_after_an_id_come_oldest_first_up_to_the_limit(self, store: StateStore) -> None:
         stored = [store.append_event(event(f"k{number}")) for number in range(5)]

@@ -39,6 +39,7 @@ class _Tables:
     plans: dict[str, SavedPlan] = field(default_factory=dict)
     requests: dict[str, Request] = field(default_factory=dict)
     driver_processes: dict[tuple[str, int], DriverProcess] = field(default_factory=dict)
+    last_event_id: int = 0
 
 
 class MemoryStore:
@@ -103,9 +104,20 @@ class MemoryStore:
         with self._lock:
             return self._tables.runs.get(run_id)
 
-    def list_runs(self, environment: str | None = None, *, limit: int = 50) -> list[Run]:
+    def list_runs(
+        self,
+        environment: str | None = None,
+        *,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Run]:
         with self._lock:
-            runs = [r for r in self._tables.runs.values() if environment in (None, r.environment)]
+            runs = [
+                r
+                for r in self._tables.runs.values()
+                if environment in (None, r.environment)
+                and (before is None or (r.created_at, r.id) < before)
+            ]
         runs.sort(key=lambda run: (run.created_at, run.id), reverse=True)
         return runs[:limit]
 
@@ -127,27 +139,80 @@ class MemoryStore:
             for step in steps:
                 self._tables.steps[(step.run_id, step.index)] = step
 
-    def list_steps(self, run_id: str) -> list[Step]:
+    def list_steps(
+        self, run_id: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Step]:
         with self._lock:
-            steps = [s for (rid, _), s in self._tables.steps.items() if rid == run_id]
-        return sorted(steps, key=lambda step: step.index)
+            steps = [
+                s
+                for (rid, index), s in self._tables.steps.items()
+                if rid == run_id and (after is None or index > after)
+            ]
+        return sorted(steps, key=lambda step: step.index)[:limit]
+
+    def prune_runs(
+        self, environment: str, *, created_before: datetime, keep: int, limit: int
+    ) -> int:
+        with self.transaction():
+            runs = self.list_runs(environment, limit=len(self._tables.runs))
+            prunable = [
+                run
+                for position, run in enumerate(runs)
+                if run.status.is_finished and (position >= keep or run.created_at < created_before)
+            ]
+            chosen = {run.id for run in prunable[::-1][:limit]}
+            steps = [key for key in sorted(self._tables.steps) if key[0] in chosen][:limit]
+            for key in steps:
+                del self._tables.steps[key]
+            left = {run_id for run_id, _ in self._tables.steps if run_id in chosen}
+            emptied = sorted(chosen - left)[: limit - len(steps)]
+            for run_id in emptied:
+                del self._tables.runs[run_id]
+            return len(steps) + len(emptied)
+
+    def history_scopes(self) -> list[str | None]:
+        with self._lock:
+            found = {run.environment for run in self._tables.runs.values()}
+            return list(found | {event.environment for event in self._tables.events})
 
     def append_event(self, event: Event) -> Event:
         with self._lock:
-            stored = event.model_copy(update={"id": len(self._tables.events) + 1})
+            self._tables.last_event_id += 1  # ids are never reused, even once pruned
+            stored = event.model_copy(update={"id": self._tables.last_event_id})
             self._tables.events.append(stored)
             return stored
 
     def list_events(
-        self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
+        self,
+        environment: str | None = None,
+        *,
+        run_id: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
     ) -> list[Event]:
         with self._lock:
             events = [
                 e
                 for e in reversed(self._tables.events)
-                if environment in (None, e.environment) and run_id in (None, e.run_id)
+                if environment in (None, e.environment)
+                and run_id in (None, e.run_id)
+                and (before is None or (e.id or 0) < before)
             ]
         return events[:limit]
+
+    def prune_events(
+        self, environment: str | None, *, before: datetime, keep: int, up_to: int, limit: int
+    ) -> int:
+        with self._lock:
+            own = [e for e in reversed(self._tables.events) if e.environment == environment]
+            found = [
+                e.id or 0
+                for position, e in enumerate(own)
+                if (e.id or 0) <= up_to and (position >= keep or e.at < before)
+            ]
+            doomed = set(sorted(found)[:limit])
+            self._tables.events = [e for e in self._tables.events if e.id not in doomed]
+            return len(doomed)
 
     def list_events_after(self, after_id: int, *, limit: int) -> list[Event]:
         with self._lock:

@@ -172,6 +172,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             " ON driver_processes (environment, recorded_at)",
         ),
     ),
+    Migration(
+        version=10,
+        description="events by environment and time, which retention prunes by age",
+        statements=("CREATE INDEX events_by_environment_time ON events (environment, at, id)",),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from gitopsd.adapters import faults, migrations
+from gitopsd.adapters import faults, history_sql, migrations
 from gitopsd.adapters.sqlite_store import StoreError
 from gitopsd.engine.ports import FencedError
 from gitopsd.model.state import (
@@ -203,7 +203,16 @@ class PostgresStore:
     def get_run(self, run_id: str) -> Run | None:
         return self._one(Run, "SELECT record FROM runs WHERE id = %s", run_id)
 
-    def list_runs(self, environment: str | None = None, *, limit: int = 50) -> list[Run]:
+    def list_runs(
+        self,
+        environment: str | None = None,
+        *,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Run]:
+        if before is not None:
+            sql, page = history_sql.runs_page(environment, before)
+            return self._all(Run, migrations.for_postgresql(sql), *page, limit)
         where, params = _filters({"environment": environment})
         sql = f"SELECT record FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT %s"  # noqa: S608
         return self._all(Run, sql, *params, limit)
@@ -221,9 +230,36 @@ class PostgresStore:
             lambda connection: connection.cursor().executemany(_UPSERT_STEP, rows), atomic=True
         )
 
-    def list_steps(self, run_id: str) -> list[Step]:
-        sql = "SELECT record FROM steps WHERE run_id = %s ORDER BY step_index"
-        return self._all(Step, sql, run_id)
+    def list_steps(
+        self, run_id: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Step]:
+        if after is None and limit is None:
+            sql = "SELECT record FROM steps WHERE run_id = %s ORDER BY step_index"
+            return self._all(Step, sql, run_id)
+        first = -1 if after is None else after
+        return self._all(Step, _STEPS_PAGE, run_id, first, limit)  # LIMIT NULL: no limit
+
+    def prune_runs(
+        self, environment: str, *, created_before: datetime, keep: int, limit: int
+    ) -> int:
+        params = (environment, migrations.stamp(created_before), environment, keep, limit)
+
+        def prune(connection: Connection) -> int:
+            chosen = [row[0] for row in connection.execute(_PRUNABLE_RUNS, params)]
+            if not chosen:
+                return 0
+            steps = migrations.for_postgresql(history_sql.delete_steps_of(len(chosen)))
+            deleted = connection.execute(steps, (*chosen, limit)).rowcount
+            if deleted < limit:
+                left = chosen[: limit - deleted]
+                runs = migrations.for_postgresql(history_sql.delete_runs_without_steps(len(left)))
+                deleted += connection.execute(runs, left).rowcount
+            return int(deleted)
+
+        return self._write(prune, atomic=True)
+
+    def history_scopes(self) -> list[str | None]:
+        return [environment for (environment,) in self._rows(history_sql.HISTORY_SCOPES, ())]
 
     # the audit trail: append-only; ids visible in order (see the module docstring)
 
@@ -241,9 +277,16 @@ class PostgresStore:
         return event.model_copy(update={"id": appended})
 
     def list_events(
-        self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
+        self,
+        environment: str | None = None,
+        *,
+        run_id: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
     ) -> list[Event]:
         where, params = _filters({"environment": environment, "run_id": run_id})
+        if before is not None:
+            where, params = f"{where} AND id < %s" if where else " WHERE id < %s", [*params, before]
         sql = f"SELECT id, record FROM events{where} ORDER BY id DESC LIMIT %s"  # noqa: S608
         return _events(self._rows(sql, (*params, limit)))
 
@@ -251,6 +294,13 @@ class PostgresStore:
         """Events with an id above `after_id`, oldest first, at most `limit`."""
         sql = "SELECT id, record FROM events WHERE id > %s ORDER BY id LIMIT %s"
         return _events(self._rows(sql, (after_id, limit)))
+
+    def prune_events(
+        self, environment: str | None, *, before: datetime, keep: int, up_to: int, limit: int
+    ) -> int:
+        sql, params = history_sql.prune_events(environment, before, keep, up_to, limit)
+        statement = migrations.for_postgresql(sql)
+        return int(self._write(lambda c: c.execute(statement, params).rowcount, atomic=True))
 
     def get_cursor(self, name: str) -> int | None:
         rows = self._rows("SELECT value FROM cursors WHERE name = %s", (name,))
@@ -543,6 +593,8 @@ _UPSERT_DRIVER_PROCESS = migrations.for_postgresql(migrations.UPSERT_DRIVER_PROC
 _INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
 _UPSERT_PLAN = migrations.for_postgresql(migrations.UPSERT_PLAN)
 _CLAIM_PLAN = migrations.for_postgresql(migrations.CLAIM_PLAN)
+_STEPS_PAGE = migrations.for_postgresql(history_sql.STEPS_PAGE)
+_PRUNABLE_RUNS = migrations.for_postgresql(history_sql.PRUNABLE_RUNS)
 _INSERT_EVENT = (
     "INSERT INTO events (at, environment, run_id, kind, record) VALUES (%s, %s, %s, %s, %s)"
     " RETURNING id"

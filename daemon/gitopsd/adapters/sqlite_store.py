@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from gitopsd.adapters import faults, migrations
+from gitopsd.adapters import faults, history_sql, migrations
 from gitopsd.engine import retrying
 from gitopsd.errors import GitopsdError
 from gitopsd.model.manifests import RetryPolicy
@@ -217,7 +217,16 @@ class SqliteStore:
     def get_run(self, run_id: str) -> Run | None:
         return self._one(Run, "SELECT record FROM runs WHERE id = ?", run_id)
 
-    def list_runs(self, environment: str | None = None, *, limit: int = 50) -> list[Run]:
+    def list_runs(
+        self,
+        environment: str | None = None,
+        *,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Run]:
+        if before is not None:
+            sql, params = history_sql.runs_page(environment, before)
+            return self._all(Run, sql, *params, limit)
         where, params = migrations.where({"environment": environment})
         # `where` names literal columns; every value is a bound parameter.
         sql = f"SELECT record FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT ?"  # noqa: S608
@@ -236,9 +245,37 @@ class SqliteStore:
         with self.transaction():
             self._connection().executemany(migrations.UPSERT_STEP, rows)
 
-    def list_steps(self, run_id: str) -> list[Step]:
-        sql = "SELECT record FROM steps WHERE run_id = ? ORDER BY step_index"
-        return self._all(Step, sql, run_id)
+    def list_steps(
+        self, run_id: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Step]:
+        if after is None and limit is None:
+            sql = "SELECT record FROM steps WHERE run_id = ? ORDER BY step_index"
+            return self._all(Step, sql, run_id)
+        first = -1 if after is None else after
+        return self._all(
+            Step, history_sql.STEPS_PAGE, run_id, first, -1 if limit is None else limit
+        )
+
+    def prune_runs(
+        self, environment: str, *, created_before: datetime, keep: int, limit: int
+    ) -> int:
+        before = migrations.stamp(created_before)
+        with self.transaction():
+            connection = self._connection()
+            params = (environment, before, environment, keep, limit)
+            chosen = [row[0] for row in connection.execute(history_sql.PRUNABLE_RUNS, params)]
+            if not chosen:
+                return 0
+            steps = history_sql.delete_steps_of(len(chosen))
+            deleted = connection.execute(steps, (*chosen, limit)).rowcount
+            if deleted < limit:
+                runs = history_sql.delete_runs_without_steps(len(chosen[: limit - deleted]))
+                deleted += connection.execute(runs, chosen[: limit - deleted]).rowcount
+            return int(deleted)
+
+    def history_scopes(self) -> list[str | None]:
+        rows = self._connection().execute(history_sql.HISTORY_SCOPES).fetchall()
+        return [environment for (environment,) in rows]
 
     # the audit trail: append-only, so there is no update or delete
 
@@ -252,9 +289,16 @@ class SqliteStore:
         return event.model_copy(update={"id": cursor.lastrowid})
 
     def list_events(
-        self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
+        self,
+        environment: str | None = None,
+        *,
+        run_id: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
     ) -> list[Event]:
         where, params = migrations.where({"environment": environment, "run_id": run_id})
+        if before is not None:
+            where, params = f"{where} AND id < ?" if where else " WHERE id < ?", [*params, before]
         sql = f"SELECT id, record FROM events{where} ORDER BY id DESC LIMIT ?"  # noqa: S608
         rows = self._connection().execute(sql, (*params, limit)).fetchall()
         return [_decode(Event, record).model_copy(update={"id": id_}) for id_, record in rows]
@@ -265,6 +309,13 @@ class SqliteStore:
         sql = "SELECT id, record FROM events WHERE id > ? ORDER BY id LIMIT ?"
         rows = self._connection().execute(sql, (after_id, limit)).fetchall()
         return [_decode(Event, record).model_copy(update={"id": id_}) for id_, record in rows]
+
+    def prune_events(
+        self, environment: str | None, *, before: datetime, keep: int, up_to: int, limit: int
+    ) -> int:
+        sql, params = history_sql.prune_events(environment, before, keep, up_to, limit)
+        with self.transaction():
+            return int(self._connection().execute(sql, params).rowcount)
 
     # named cursors
 

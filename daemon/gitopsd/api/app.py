@@ -148,14 +148,14 @@ async def _body(request: Request, model: type[Model], *, required: bool) -> Mode
 _LIMIT = TypeAdapter(Annotated[int, Field(ge=1, le=MAX_LIMIT)])
 
 
-def _limit(request: Request, default: int) -> int:
-    value = request.query_params.get("limit")
+def _limit(request: Request, default: int, *, name: str = "limit") -> int:
+    value = request.query_params.get(name)
     if value is None:
         return default
     try:
         limit: int = _LIMIT.validate_python(value, strict=False)
     except ValidationError as error:
-        raise RequestInvalidError([f"limit: {e['msg']}" for e in error.errors()]) from None
+        raise RequestInvalidError([f"{name}: {e['msg']}" for e in error.errors()]) from None
     return limit
 
 
@@ -212,28 +212,38 @@ async def show_environment(request: Request) -> Response:
 
 
 async def list_runs(request: Request) -> Response:
+    """Run summaries (no steps), newest first: `{"runs": [...], "next_cursor": ...}`."""
     _caller(request, "read")
     limit = _limit(request, 50)
-    env = request.query_params.get("env")
-    found = await run_in_threadpool(lambda: _context(request).control.runs(env, limit=limit))
-    return JSONResponse({"runs": found})
+    env, cursor = request.query_params.get("env"), request.query_params.get("cursor")
+    runs = _context(request).control.runs
+    page = await run_in_threadpool(lambda: runs(env, limit=limit, cursor=cursor))
+    return JSONResponse(page)
 
 
 async def show_run(request: Request) -> Response:
+    """The run with a page of its steps (`steps_limit`, `steps_cursor`)."""
     _caller(request, "read")
     run_id = request.path_params["run_id"]
-    run = await run_in_threadpool(_context(request).control.run, run_id)
+    steps_limit = _limit(request, 100, name="steps_limit")
+    steps_cursor = request.query_params.get("steps_cursor")
+    show = _context(request).control.run
+    run = await run_in_threadpool(
+        lambda: show(run_id, steps_limit=steps_limit, steps_cursor=steps_cursor)
+    )
     if run is None:
         raise HTTPException(404, f"unknown run {run_id!r}")
     return JSONResponse(run)
 
 
 async def list_events(request: Request) -> Response:
+    """The audit trail, newest first: `{"events": [...], "next_cursor": ...}`."""
     _caller(request, "read")
     limit = _limit(request, 100)
-    env = request.query_params.get("env")
-    found = await run_in_threadpool(lambda: _context(request).control.events(env, limit=limit))
-    return JSONResponse({"events": found})
+    env, cursor = request.query_params.get("env"), request.query_params.get("cursor")
+    events = _context(request).control.events
+    page = await run_in_threadpool(lambda: events(env, limit=limit, cursor=cursor))
+    return JSONResponse(page)
 
 
 async def start_run(request: Request) -> Response:

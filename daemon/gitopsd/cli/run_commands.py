@@ -22,6 +22,8 @@ from gitopsd.runtime import cancelling, reports
 from gitopsd.runtime.control import RequestRefusedError
 
 if TYPE_CHECKING:
+    from gitopsd.engine.ports import StateStore
+    from gitopsd.model.state import Request
     from gitopsd.runtime.admission import Decision
     from gitopsd.runtime.plan_run import PlannedComponent
 
@@ -225,22 +227,16 @@ def destroy(context: Context, environment: str, components: list[str] | None, fo
     "--limit", default=10, show_default=True, type=click.IntRange(min=1), help="How many runs."
 )
 @click.option("--run", "run_id", default=None, help="Show one run with its steps' output.")
-def runs(context: Context, environment: str | None, limit: int, run_id: str | None) -> None:
+@click.option(
+    "--before", default=None, metavar="RUN_ID", help="The next page: runs older than this one."
+)
+def runs(
+    context: Context, environment: str | None, limit: int, run_id: str | None, before: str | None
+) -> None:
     """Requests not run yet (queued, waiting, retrying with their last error), then runs and
     their steps, newest first."""
     with context.store() as store:
-        if run_id is not None:
-            found = store.get_run(run_id)
-            request = store.get_request(run_id) if found is None else None
-            if found is None and request is None:
-                fail(f"no run {run_id!r}", as_json=context.as_json)
-                return
-            listed, requests = ([found] if found else []), ([request] if request else [])
-        else:
-            listed = store.list_runs(environment, limit=limit)
-            known = {run.id for run in listed}
-            opened = store.list_requests(environment, open_only=True)
-            requests = [r for r in opened if r.id not in known and r.status.value != "running"]
+        listed, requests = _selected(context, store, environment, limit, run_id, before)
         detailed = [(run, store.list_steps(run.id)) for run in listed]
     if context.as_json:
         shown = [reports.request_report(r) for r in requests]
@@ -249,7 +245,43 @@ def runs(context: Context, environment: str | None, limit: int, run_id: str | No
     else:
         texts = [render.request(r) for r in requests]
         texts += [render.run(r, s, verbose=run_id is not None) for r, s in detailed]
+        if run_id is None and len(listed) == limit:
+            texts.append(f"(older runs: --before {listed[-1].id})")
         click.echo("\n\n".join(texts) or "no runs")
+
+
+def _selected(
+    context: Context,
+    store: StateStore,
+    environment: str | None,
+    limit: int,
+    run_id: str | None,
+    before: str | None,
+) -> tuple[list[Run], list[Request]]:
+    """The runs and requests `runs` shows: one, a page after `before`, or the newest."""
+    if before is not None:
+        return _older_runs(context, store, environment, limit=limit, before=before), []
+    if run_id is not None:
+        found = store.get_run(run_id)
+        request = store.get_request(run_id) if found is None else None
+        if found is None and request is None:
+            fail(f"no run {run_id!r}", as_json=context.as_json)
+        return ([found] if found else []), ([request] if request else [])
+    listed = store.list_runs(environment, limit=limit)
+    known = {run.id for run in listed}
+    opened = store.list_requests(environment, open_only=True)
+    return listed, [r for r in opened if r.id not in known and r.status.value != "running"]
+
+
+def _older_runs(
+    context: Context, store: StateStore, environment: str | None, *, limit: int, before: str
+) -> list[Run]:
+    """The page of runs after run `before` (the last one of the previous page)."""
+    last = store.get_run(before)
+    if last is None:
+        fail(f"no run {before!r}", as_json=context.as_json)
+        return []
+    return store.list_runs(environment, limit=limit, before=(last.created_at, last.id))
 
 
 @click.command()

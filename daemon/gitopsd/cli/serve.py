@@ -54,6 +54,18 @@ log = logging.getLogger("gitopsd.serve")
     default=None,
     help="GitHub's REST API [env GITOPSD_GITHUB_API_URL; https://api.github.com].",
 )
+@click.option(
+    "--retention-max-age",
+    default=None,
+    help="Prune runs and events older than this, e.g. 90d, 12h [env GITOPSD_RETENTION_MAX_AGE;"
+    " 90d].",
+)
+@click.option(
+    "--retention-max-runs",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Finished runs kept per environment [env GITOPSD_RETENTION_MAX_RUNS; 1000].",
+)
 @click.option("--once", is_flag=True, help="Reconcile every environment once, then exit.")
 def serve(
     context: Context,
@@ -64,6 +76,8 @@ def serve(
     public_url: str | None,
     github_repository: str | None,
     github_api_url: str | None,
+    retention_max_age: str | None,
+    retention_max_runs: int | None,
     once: bool,
 ) -> None:
     """Watch the repository and keep environments at what it says, with an HTTP API."""
@@ -83,6 +97,8 @@ def serve(
         "public_url": public_url,
         "github_repository": github_repository,
         "github_api_url": github_api_url,
+        "retention_max_age": retention_max_age,
+        "retention_max_runs": retention_max_runs,
     }
     try:
         settings = DaemonSettings(**{k: v for k, v in flags.items() if v is not None})
@@ -100,7 +116,11 @@ def serve(
 
         def make_daemon(on: Workspace) -> Daemon:
             return Daemon(
-                on, jobs=BackgroundJobs(), poll_interval=settings.poll_interval, delivery=delivery
+                on,
+                jobs=BackgroundJobs(),
+                poll_interval=settings.poll_interval,
+                delivery=delivery,
+                retention=settings.retention(),
             )
 
         if once:

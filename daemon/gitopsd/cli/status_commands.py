@@ -32,14 +32,22 @@ def status(context: Context, environment: str | None) -> None:
 @click.option(
     "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="How many events."
 )
-def history(context: Context, environment: str | None, limit: int) -> None:
+@click.option(
+    "--before",
+    default=None,
+    type=click.IntRange(min=1),
+    metavar="EVENT_ID",
+    help="The next page: events older than this one.",
+)
+def history(context: Context, environment: str | None, limit: int, before: int | None) -> None:
     """The audit trail, newest first."""
     with context.store() as store:
-        events = store.list_events(environment, limit=limit)
+        events = store.list_events(environment, limit=limit, before=before)
     if context.as_json:
         click.echo(json.dumps({"events": [reports.event_report(e) for e in events]}, indent=2))
     else:
-        click.echo(render.history(events))
+        more = f"\n(older events: --before {events[-1].id})" if len(events) == limit else ""
+        click.echo(render.history(events) + more)
 
 
 def _repository(context: Context) -> Repository | None:

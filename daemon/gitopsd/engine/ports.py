@@ -196,7 +196,17 @@ class StateStore(Protocol):
 
     def get_run(self, run_id: str) -> Run | None: ...
 
-    def list_runs(self, environment: str | None = None, *, limit: int = 50) -> list[Run]: ...
+    def list_runs(
+        self,
+        environment: str | None = None,
+        *,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Run]:
+        """Up to `limit` runs, newest first (by creation, then id), without their steps;
+        `before`: only those after the run with that (created_at, id) in this order, which is
+        the next page whatever runs started since (the SQL stores answer with LIMIT)."""
+        ...
 
     def unfinished_runs(self, environment: str | None = None) -> list[Run]: ...
 
@@ -207,14 +217,47 @@ class StateStore(Protocol):
         and 1,000 steps must not cost 1,000 statements before the first driver starts."""
         ...
 
-    def list_steps(self, run_id: str) -> list[Step]: ...
+    def list_steps(
+        self, run_id: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Step]:
+        """The run's steps by index; `after`: only those with a greater index; `limit`: at
+        most that many (a page of a run with thousands of steps)."""
+        ...
+
+    def prune_runs(
+        self, environment: str, *, created_before: datetime, keep: int, limit: int
+    ) -> int:
+        """Delete at most `limit` rows of `environment`'s finished runs created before
+        `created_before` or older than its newest `keep` runs: their steps first, then each
+        run once it has no step left. Atomic; returns how many rows it deleted (0: nothing is
+        left to prune). Unfinished runs are never deleted."""
+        ...
+
+    def history_scopes(self) -> list[str | None]:
+        """Every environment with runs or events (None stands for events of no environment)."""
+        ...
 
     # the audit trail
     def append_event(self, event: Event) -> Event: ...
 
     def list_events(
-        self, environment: str | None = None, *, run_id: str | None = None, limit: int = 100
-    ) -> list[Event]: ...
+        self,
+        environment: str | None = None,
+        *,
+        run_id: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
+    ) -> list[Event]:
+        """Newest first; `before`: only events with a smaller id (the next page)."""
+        ...
+
+    def prune_events(
+        self, environment: str | None, *, before: datetime, keep: int, up_to: int, limit: int
+    ) -> int:
+        """Delete at most `limit` events of `environment` (None: those of no environment)
+        with an id at most `up_to` (what has been delivered) that happened before `before`
+        or are older than its newest `keep`; returns how many it deleted."""
+        ...
 
     def list_events_after(self, after_id: int, *, limit: int) -> list[Event]:
         """Up to `limit` events with an id above `after_id`, oldest first: what the outbox

@@ -72,16 +72,25 @@ class Control(Protocol):
         """`status --output json` (SPEC section 5); UnknownEnvironmentError for a bad name."""
         ...
 
-    def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first, each with its steps; queued requests first, status `pending`."""
+    def runs(
+        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """`{"runs": [...], "next_cursor": ...}`: run summaries (no steps), newest first, the
+        requests not started yet first on the first page; `cursor` is a page's
+        `next_cursor` (runtime.paging); RequestRefusedError for a bad one."""
         ...
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        """One run with its steps (or a queued one, status `pending`); None if unknown."""
+    def run(
+        self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None
+    ) -> dict[str, Any] | None:
+        """One run with a page of its steps and `next_steps_cursor` (or a queued one, status
+        `pending`); None if unknown."""
         ...
 
-    def events(self, environment: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
-        """The audit trail, newest first."""
+    def events(
+        self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """`{"events": [...], "next_cursor": ...}`: the audit trail, newest first."""
         ...
 
     def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:

@@ -43,6 +43,7 @@ from gitopsd.runtime import (
     announcing,
     cancelling,
     handling,
+    paging,
     promoting,
     reports,
     saved_plans,
@@ -57,6 +58,7 @@ from gitopsd.runtime.followups import FollowUps
 from gitopsd.runtime.heads import HeadWatch
 from gitopsd.runtime.intake import Intake
 from gitopsd.runtime.reconciling import Reconciler
+from gitopsd.runtime.retention import Policy, Retention
 from gitopsd.runtime.workers import EnvironmentWorker
 from gitopsd.runtime.workspace import RunRefusedError, Workspace, new_run_id
 
@@ -75,8 +77,12 @@ class Daemon:
         poll_interval: float,
         monotonic: Callable[[], float] = time.monotonic,
         delivery: announcing.Delivery | None = None,
+        retention: Policy | None = None,
     ) -> None:
         self.workspace = workspace
+        self.retention = Retention(
+            workspace.store, clock=workspace.clock, policy=retention or Policy()
+        )
         self.recorder = Metrics(
             version=__version__, snapshot=self._snapshot, ready=lambda: self.is_ready()[0]
         )
@@ -140,6 +146,7 @@ class Daemon:
         self.announcing.check()
         self.followups.start()
         self.heads.start(head)
+        self._jobs.every("retention", self.retention.policy.interval, self.retention.scheduled)
         self._jobs.start()
 
     def run_once(self, *, timeout: float | None = None) -> bool:
@@ -273,22 +280,26 @@ class Daemon:
             open_requests=self.intake.open_requests,
         )
 
-    def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
-        """Requests not started yet first (queued, waiting, retrying), then runs, newest
-        first."""
+    def runs(
+        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """Requests not started yet first (queued, waiting, retrying), then run summaries,
+        newest first, a page at a time (runtime.paging)."""
+        waiting = self.intake.not_started(environment) if cursor is None else []
         store = self.workspace.store
-        stored = store.list_runs(environment, limit=limit)
-        found = [reports.run_report(run, store.list_steps(run.id)) for run in stored]
-        known = {run.id for run in stored}
-        waiting = [r for r in self.intake.not_started(environment) if r.id not in known]
-        return ([reports.request_report(r) for r in waiting] + found)[:limit]
+        return paging.runs_page(store, waiting, environment, limit=limit, cursor=cursor)
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        """The run of that id, else the request that will start it (an id the API returned
-        is always known)."""
-        stored = self.workspace.store.get_run(run_id)
+    def run(
+        self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None
+    ) -> dict[str, Any] | None:
+        """The run of that id with a page of its steps, else the request that will start it
+        (an id the API returned is always known)."""
+        store = self.workspace.store
+        stored = store.get_run(run_id)
         if stored is not None:
-            return reports.run_report(stored, self.workspace.store.list_steps(run_id))
+            return paging.run_report(
+                store, stored, steps_limit=steps_limit, steps_cursor=steps_cursor
+            )
         request = self.intake.get(run_id)
         return reports.request_report(request) if request is not None else None
 
@@ -302,9 +313,10 @@ class Daemon:
         request = self.intake.cancel(run_id, actor=identity.name)
         return None if request is None else reports.request_report(request)
 
-    def events(self, environment: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
-        found = self.workspace.store.list_events(environment, limit=limit)
-        return [reports.event_report(event) for event in found]
+    def events(
+        self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        return paging.events_page(self.workspace.store, environment, limit=limit, cursor=cursor)
 
     def submit_run(
         self,

@@ -200,14 +200,20 @@ class Terms:
     def status(self, environment: str | None = None) -> dict[str, Any]:
         return self._daemon.status(environment)
 
-    def runs(self, environment: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
-        return self._daemon.runs(environment, limit=limit)
+    def runs(
+        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        return self._daemon.runs(environment, limit=limit, cursor=cursor)
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
-        return self._daemon.run(run_id)
+    def run(
+        self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None
+    ) -> dict[str, Any] | None:
+        return self._daemon.run(run_id, steps_limit=steps_limit, steps_cursor=steps_cursor)
 
-    def events(self, environment: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
-        return self._daemon.events(environment, limit=limit)
+    def events(
+        self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        return self._daemon.events(environment, limit=limit, cursor=cursor)
 
     def submit_run(
         self,

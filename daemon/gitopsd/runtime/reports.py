@@ -130,6 +130,12 @@ def run_report(run: Run, steps: list[Step]) -> dict[str, Any]:
     return data
 
 
+def run_summary(run: Run) -> dict[str, Any]:
+    """A run as lists show it: its record without steps, whose output a run of thousands of
+    components would make megabytes (a run's steps come with `run_report`, a page at a time)."""
+    return run.model_dump(mode="json")
+
+
 def event_report(event: Event) -> dict[str, Any]:
     return event.model_dump(mode="json")
 

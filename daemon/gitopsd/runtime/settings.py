@@ -5,6 +5,7 @@ Only this model reads the environment; everything else is handed the values it n
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gitopsd.model.fields import parse_duration
+from gitopsd.runtime.retention import Policy
+
+DAYS = re.compile(r"^\s*(\d+)d(.*)$")
 
 
 class DaemonSettings(BaseSettings):
@@ -69,6 +73,18 @@ class DaemonSettings(BaseSettings):
         " leader_poll (a leader that dies with its host still up: leader_poll).",
     )
 
+    retention_max_age: float = Field(
+        90 * 86400.0, gt=0, description="Runs and events older than this are pruned (90d)."
+    )
+    retention_max_runs: int = Field(
+        1000, ge=1, description="Finished runs kept per environment, newest first."
+    )
+    retention_max_events: int = Field(
+        100_000, ge=1, description="Events kept per environment, newest first."
+    )
+    retention_interval: float = Field(300.0, gt=0, description="Seconds between prunings.")
+    retention_batch: int = Field(500, ge=1, description="Rows deleted per statement.")
+
     @field_validator(
         "poll_interval",
         "shutdown_grace",
@@ -76,6 +92,8 @@ class DaemonSettings(BaseSettings):
         "leader_timeout",
         "header_timeout",
         "body_timeout",
+        "retention_max_age",
+        "retention_interval",
         mode="before",
     )
     @classmethod
@@ -84,8 +102,18 @@ class DaemonSettings(BaseSettings):
             try:
                 return float(value)  # a plain number of seconds, as variables are written
             except ValueError:
-                return parse_duration(value)
+                return _days_and_duration(value)
         return value
+
+    def retention(self) -> Policy:
+        """What the daemon's pruning keeps (runtime.retention)."""
+        return Policy(
+            max_age=self.retention_max_age,
+            max_runs=self.retention_max_runs,
+            max_events=self.retention_max_events,
+            interval=self.retention_interval,
+            batch=self.retention_batch,
+        )
 
     def resolved_public_url(self) -> str:
         """`public_url` without its trailing slash, or `http://` + `listen` (a wildcard
@@ -107,3 +135,13 @@ class DaemonSettings(BaseSettings):
         if not separator or not port.isdigit() or not host:
             raise ValueError(f"--listen {self.listen!r}: expected HOST:PORT")
         return host.strip("[]"), int(port)
+
+
+def _days_and_duration(value: str) -> float:
+    """A duration as manifests spell it, which may also start with days: `90d`, `1d12h`."""
+    days = DAYS.match(value)
+    if days is None:
+        seconds: float = parse_duration(value)
+        return seconds
+    rest = days.group(2).strip()
+    return int(days.group(1)) * 86400.0 + (parse_duration(rest) if rest else 0.0)

@@ -1,0 +1,196 @@
+"""Lists of the API over a real daemon on SQLite: run summaries without steps, a cursor that
+pages through runs, a run's steps and events, stable while new runs arrive (issue 17, 12)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitopsd.adapters.scheduling import ManualJobs
+from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.api.app import create_app
+from gitopsd.api.auth import Tokens
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import (
+    Event,
+    Request,
+    RequestStatus,
+    Run,
+    RunAction,
+    RunStatus,
+    Step,
+    StepAction,
+)
+from gitopsd.runtime.daemon import Daemon
+from tests.api.conftest import TestClient
+from tests.runtime.test_promotion_flow import chain
+from tests.runtime.world import World
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    world = World.committed(tmp_path, chain())
+    workspace = world.workspace(SqliteStore(tmp_path / "state.db"))
+    made = Daemon(workspace, jobs=ManualJobs(workspace.clock.now), poll_interval=3600)
+    made.prepare()
+    yield made
+    made.stop(grace=5)
+    workspace.store.close()
+    workspace.source.close()
+
+
+@pytest.fixture
+def api(daemon: Daemon) -> Iterator[TestClient]:
+    with TestClient(create_app(daemon, tokens=Tokens.none(), webhook_secret=None)) as client:
+        yield client
+
+
+def save_run(store: StateStore, number: int, *, steps: int = 3, env: str = "dev") -> str:
+    run_id = f"run-{number:03}"
+    created = START + timedelta(minutes=number)
+    store.save_run(
+        Run(
+            id=run_id,
+            environment=env,
+            revision="0" * 40,
+            action=RunAction.APPLY,
+            status=RunStatus.SUCCEEDED,
+            created_at=created,
+        )
+    )
+    store.save_steps(
+        [
+            Step(
+                run_id=run_id,
+                index=index,
+                component=f"c{index}",
+                action=StepAction.APPLY,
+                revision="0" * 40,
+                output=f"output of step {index}",
+            )
+            for index in range(steps)
+        ]
+    )
+    return run_id
+
+
+def pages(api: TestClient, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every page of a list, following `next_cursor`."""
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        asked = params | ({"cursor": cursor} if cursor else {})
+        response = api.get(path, params=asked)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        found.append(body)
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return found
+
+
+def test_runs_are_summaries_without_steps_paged_newest_first_with_a_cursor(
+    api: TestClient, daemon: Daemon
+) -> None:
+    store = daemon.workspace.store
+    made = [save_run(store, number) for number in range(7)]
+    save_run(store, 99, env="prod")
+    first = api.get("/api/v1/runs", params={"env": "dev", "limit": 3}).json()
+    assert [run["id"] for run in first["runs"]] == made[:3:-1][:3]
+    assert all("steps" not in run and "output" not in str(run) for run in first["runs"])
+    assert first["runs"][0]["status"] == "succeeded"
+    save_run(store, 50)  # a run that starts between two pages shifts nothing
+    later = pages(api, "/api/v1/runs", env="dev", limit=3)
+    ids = [run["id"] for page in later for run in page["runs"]]
+    assert ids == ["run-050", *made[::-1]]
+    assert [len(page["runs"]) for page in later] == [3, 3, 2]
+    following = api.get("/api/v1/runs", params={"env": "dev", "cursor": first["next_cursor"]})
+    assert [run["id"] for run in following.json()["runs"]] == made[3::-1]
+
+
+def test_a_run_comes_with_a_page_of_its_steps_and_their_output(
+    api: TestClient, daemon: Daemon
+) -> None:
+    run_id = save_run(daemon.workspace.store, 1, steps=5)
+    small = api.get(f"/api/v1/runs/{run_id}").json()
+    assert [step["index"] for step in small["steps"]] == [0, 1, 2, 3, 4]
+    assert small["next_steps_cursor"] is None
+    assert small["steps"][4]["output"] == "output of step 4"
+    first = api.get(f"/api/v1/runs/{run_id}", params={"steps_limit": 2}).json()
+    assert [step["index"] for step in first["steps"]] == [0, 1]
+    cursor = first["next_steps_cursor"]
+    second = api.get(
+        f"/api/v1/runs/{run_id}", params={"steps_limit": 2, "steps_cursor": cursor}
+    ).json()
+    assert [step["index"] for step in second["steps"]] == [2, 3]
+    assert (second["id"], second["status"]) == (run_id, "succeeded")
+
+
+def test_events_page_newest_first_with_a_cursor(api: TestClient, daemon: Daemon) -> None:
+    store = daemon.workspace.store
+    for number in range(5):
+        store.append_event(Event(at=START, environment="dev", kind="k", message=f"m{number}"))
+    found = pages(api, "/api/v1/events", env="dev", limit=2)
+    assert [e["message"] for page in found for e in page["events"]] == [
+        "m4",
+        "m3",
+        "m2",
+        "m1",
+        "m0",
+    ]
+    assert [len(page["events"]) for page in found] == [2, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/v1/runs", "cursor"),
+        ("/api/v1/events", "cursor"),
+        ("/api/v1/runs/run-001", "steps_cursor"),
+    ],
+)
+@pytest.mark.parametrize("cursor", ["%%%", "bm90IGpzb24", "WyJ4IiwxXQ"])
+def test_a_cursor_the_api_did_not_hand_out_is_422(
+    api: TestClient, daemon: Daemon, path: str, name: str, cursor: str
+) -> None:
+    save_run(daemon.workspace.store, 1)
+    response = api.get(path, params={name: cursor})
+    assert response.status_code == 422
+    assert response.json() == {"error": f"{name}: not a cursor this API handed out"}
+
+
+def test_steps_limit_is_bounded_like_limit(api: TestClient, daemon: Daemon) -> None:
+    run_id = save_run(daemon.workspace.store, 1)
+    response = api.get(f"/api/v1/runs/{run_id}", params={"steps_limit": 0})
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("steps_limit: ")
+
+
+def test_requests_not_started_come_first_on_the_first_page_only(
+    api: TestClient, daemon: Daemon
+) -> None:
+    store = daemon.workspace.store
+    made = [save_run(store, number) for number in range(3)]
+    store.save_request(
+        Request(
+            id="req-waiting",
+            environment="dev",
+            action="apply",
+            status=RequestStatus.WAITING,
+            reason="a window",
+            created_at=START,
+            updated_at=START,
+        )
+    )
+    first = api.get("/api/v1/runs", params={"env": "dev", "limit": 2}).json()
+    assert [run["id"] for run in first["runs"]] == ["req-waiting", made[2]]
+    assert first["runs"][0]["status"] == "waiting" and "steps" not in first["runs"][0]
+    rest = api.get("/api/v1/runs", params={"env": "dev", "cursor": first["next_cursor"]}).json()
+    assert [run["id"] for run in rest["runs"]] == [made[1], made[0]]
+    assert rest["next_cursor"] is None

@@ -1,0 +1,56 @@
+"""`gitopsd runs` and `gitopsd history` page through long histories with `--before`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.model.state import Event, Run, RunAction, RunStatus
+from tests.cli.test_run_commands import as_json, gitopsd
+from tests.runtime.world import World
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def history_of(world: World, runs: int, events: int) -> list[int]:
+    """`runs` finished runs of dev (run-0 oldest) and `events` events; the events' ids."""
+    gitopsd(world, "runs")  # creates the state database
+    store = SqliteStore(world.repo / ".gitopsd" / "state.db")
+    for number in range(runs):
+        store.save_run(
+            Run(
+                id=f"run-{number}",
+                environment="dev",
+                revision="0" * 40,
+                action=RunAction.APPLY,
+                status=RunStatus.SUCCEEDED,
+                created_at=START + timedelta(minutes=number),
+            )
+        )
+    made = [
+        store.append_event(Event(at=START, environment="dev", kind="k", message=f"m{n}"))
+        for n in range(events)
+    ]
+    store.close()
+    return [event.id or 0 for event in made]
+
+
+def test_runs_page_with_before_the_last_run_shown(world: World) -> None:
+    history_of(world, runs=5, events=0)
+    first = gitopsd(world, "runs", "--env", "dev", "--limit", "2")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.rstrip().endswith("(older runs: --before run-3)")
+    page = as_json(gitopsd(world, "runs", "--limit", "2", "--before", "run-3", "--output", "json"))
+    assert [run["id"] for run in page["runs"]] == ["run-2", "run-1"]
+    unknown = gitopsd(world, "runs", "--before", "nope")
+    assert unknown.returncode == 1 and "no run 'nope'" in unknown.stderr
+
+
+def test_history_pages_with_before_the_last_event_shown(world: World) -> None:
+    ids = history_of(world, runs=0, events=5)
+    first = gitopsd(world, "history", "--env", "dev", "--limit", "2")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.rstrip().endswith(f"(older events: --before {ids[3]})")
+    asked = ["history", "--limit", "2", "--before", str(ids[3]), "--output", "json"]
+    page = as_json(gitopsd(world, *asked))
+    assert [event["message"] for event in page["events"]] == ["m2", "m1"]

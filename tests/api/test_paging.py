@@ -26,7 +26,7 @@ from gitopsd.model.state import (
     StepAction,
 )
 from gitopsd.runtime.daemon import Daemon
-from tests.api.conftest import TestClient
+from tests.api.conftest import JSON, TEST_RULES, TestClient
 from tests.runtime.test_promotion_flow import chain
 from tests.runtime.world import World
 
@@ -47,7 +47,8 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
 
 @pytest.fixture
 def api(daemon: Daemon) -> Iterator[TestClient]:
-    with TestClient(create_app(daemon, tokens=Tokens.none(), webhook_secret=None)) as client:
+    app = create_app(daemon, tokens=Tokens.none(), webhook_secret=None, rules=TEST_RULES)
+    with TestClient(app, headers=JSON) as client:
         yield client
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from gitopsd.adapters import data_folder
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.errors import GitopsdError
 from gitopsd.runtime import revisions
@@ -118,6 +119,7 @@ def common_options(command: Command) -> Command:
         repo: str, branch: str | None, state: str, output: str, data_dir: Path, **kwargs: Any
     ) -> Any:
         context = Context(repo, branch, state, output, data_dir)
+        data_folder.tighten(data_dir)
         try:
             return command(context, **kwargs)
         except GitopsdError as error:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ class Context:
 
         store = stores.open_store(self.state, base=Path.cwd())
         try:
-            yield store
+            yield stores.sealed(store, data_dir=self.data_dir, key=_key(), eager=False)
         finally:
             store.close()
 
@@ -70,9 +71,15 @@ class Context:
         with self.open_source() as source:
             store = stores.open_store(self.state, base=Path.cwd())
             try:
-                yield stores.workspace(source, store, data_dir=self.data_dir)
+                private = stores.sealed(store, data_dir=self.data_dir, key=_key(), eager=True)
+                yield stores.workspace(source, private, data_dir=self.data_dir)
             finally:
                 store.close()
+
+
+def _key() -> str | None:
+    """GITOPSD_ENCRYPTION_KEY: read here, never a flag, so the key stays off command lines."""
+    return os.environ.get("GITOPSD_ENCRYPTION_KEY")
 
 
 def common_options(command: Command) -> Command:

@@ -95,6 +95,7 @@ def _compensate_one(
         checkout=previous.checkout,
         inputs=before.inputs,
         state_root=runner.services.state_root,
+        sensitive=before.sensitive_inputs,
     )
     step, result = runner.call(step, call, old.manifest.spec.retry)
     step = runner.finish(step, result)
@@ -131,6 +132,7 @@ def _remove_created(
         checkout=target.checkout,
         inputs=state.inputs if state else {},
         state_root=runner.services.state_root,
+        sensitive=state.sensitive_inputs if state else (),
     )
     step, result = runner.call(step, call, component.manifest.spec.retry)
     step = runner.finish(step, result)

@@ -13,14 +13,15 @@ step not recorded succeeded or skipped runs again, health checks and gates inclu
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from gitopsd.engine import planning, stepping
 from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
 from gitopsd.engine.planning import Verdict
-from gitopsd.engine.ports import DriverCall
+from gitopsd.engine.ports import DriverCall, DriverResult
 from gitopsd.engine.selection import Selection
 from gitopsd.engine.stepping import Node, Part
 from gitopsd.model.state import (
@@ -33,7 +34,7 @@ from gitopsd.model.state import (
     StepAction,
     StepStatus,
 )
-from gitopsd.runtime import apply_records, compensation, destroying, gates
+from gitopsd.runtime import apply_records, compensation, destroying, gates, sensitivity
 from gitopsd.runtime.orphans import Orphan
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services, StepBook, StepError, StepRunner, driver_call
@@ -69,6 +70,7 @@ class ApplyRun:
         self._observed = self._states()
         self._outputs = {s.name: dict(s.outputs) for s in self._observed}
         self._outputs_lock = threading.Lock()
+        self._declared = sensitivity.declared(target.repository, self._observed)
 
     def execute(self) -> Run:
         """Run (or resume) to the end and return the finished run."""
@@ -209,13 +211,15 @@ class ApplyRun:
         assert decision.inputs is not None and decision.fingerprint is not None
         step = self.book.new(self.run, name, StepAction.APPLY)
         step = step.model_copy(update={"fingerprint": decision.fingerprint, "previous_state": last})
-        call = self._call(component, "apply", decision.inputs)
+        sensitive = sensitivity.sensitive_inputs(component, self._declared)
+        call = self._call(component, "apply", decision.inputs, sensitive)
         step, result = self.runner.call(step, call, component.manifest.spec.retry)
-        step = self.runner.finish(step, result)
+        step = self.runner.finish(step, self._redacted(component, result))
         if not result.succeeded:
             with self.services.store.transaction():
                 self.services.store.save_step(step)
-                self.services.store.save_component(self._failed_state(name, decision, last))
+                failed = self._failed_state(name, decision, last, sensitive)
+                self.services.store.save_component(failed)
                 self.services.event(
                     self.run, "component.failed", f"{name}: {step.error}", component=name
                 )
@@ -227,6 +231,8 @@ class ApplyRun:
             fingerprint=decision.fingerprint,
             inputs=decision.inputs,
             outputs=result.outputs or {},
+            sensitive_inputs=sensitive,
+            sensitive_outputs=component.manifest.spec.sensitive_outputs,
             updated_at=self.services.clock.now(),
         )
         with self.services.store.transaction():
@@ -252,7 +258,7 @@ class ApplyRun:
         if state is None:
             raise StepError(f"{name} has no recorded state to check the health of")
         step = self.book.new(self.run, name, StepAction.HEALTH)
-        call = self._call(component, "health", state.inputs)
+        call = self._call(component, "health", state.inputs, state.sensitive_inputs)
         step, result = self.runner.call(step, call, component.manifest.spec.retry)
         step = self.runner.finish(step, result)
         with self.services.store.transaction():
@@ -281,7 +287,11 @@ class ApplyRun:
         return step.status if step is not None and failure is not None else StepStatus.SUCCEEDED
 
     def _call(
-        self, component: ComponentEntry, action: str, inputs: Mapping[str, Any]
+        self,
+        component: ComponentEntry,
+        action: str,
+        inputs: Mapping[str, Any],
+        sensitive: Collection[str],
     ) -> DriverCall:
         return driver_call(
             component,
@@ -291,10 +301,25 @@ class ApplyRun:
             checkout=self.target.checkout,
             inputs=inputs,
             state_root=self.services.state_root,
+            sensitive=sensitive,
         )
 
+    @staticmethod
+    def _redacted(component: ComponentEntry, result: DriverResult) -> DriverResult:
+        """The apply's result with the sensitive outputs it made redacted from its output."""
+        made = result.outputs or {}
+        names = component.manifest.spec.sensitive_outputs
+        secrets = [made[name] for name in names if name in made]
+        if not secrets:
+            return result
+        return dataclasses.replace(result, output=sensitivity.redacted(result.output, secrets))
+
     def _failed_state(
-        self, name: str, decision: planning.Decision, last: ComponentState | None
+        self,
+        name: str,
+        decision: planning.Decision,
+        last: ComponentState | None,
+        sensitive: list[str],
     ) -> ComponentState:
         """What is known after a failed apply: the last good state, marked failed."""
         now = self.services.clock.now()
@@ -307,6 +332,7 @@ class ApplyRun:
             revision=self.run.revision,
             fingerprint=decision.fingerprint,
             inputs=decision.inputs or {},
+            sensitive_inputs=sensitive,
             status=ComponentStatus.FAILED,
             updated_at=now,
         )

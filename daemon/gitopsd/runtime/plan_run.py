@@ -19,7 +19,7 @@ from gitopsd.engine.ports import DriverResult
 from gitopsd.engine.selection import Selection
 from gitopsd.engine.stepping import Node
 from gitopsd.model.state import Run, RunStatus, StepAction, StepStatus
-from gitopsd.runtime import apply_records
+from gitopsd.runtime import apply_records, sensitivity
 from gitopsd.runtime.destroying import close_pending
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services, StepBook, StepError, StepRunner, driver_call
@@ -57,6 +57,7 @@ class PlanRun:
         self.orphans = list(orphans)
         self.runner = StepRunner(services, run, StepBook([]))
         self.planned: dict[str, PlannedComponent] = {}
+        self.declared = sensitivity.declared(target.repository)
 
     def execute(self) -> tuple[Run, list[PlannedComponent]]:
         self.run = apply_records.started(self.services, self.run)
@@ -137,6 +138,7 @@ class PlanRun:
                 checkout=self.target.checkout,
                 inputs=decision.inputs or {},
                 state_root=self.services.state_root,
+                sensitive=sensitivity.sensitive_inputs(component, self.declared),
             )
         except StepError as error:
             return self._refuse(Node(name, StepAction.PLAN), str(error))

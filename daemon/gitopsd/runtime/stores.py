@@ -14,13 +14,15 @@ from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.command_driver import CommandDriverRunner
 from gitopsd.adapters.drivers import DriverRouter
+from gitopsd.adapters.encryption import Sealer
 from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.adapters.sealed_store import SealedStore
 from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
 from gitopsd.engine.ports import DriverRunner, StateStore
 from gitopsd.runtime.leases import holder_id
 from gitopsd.runtime.workspace import Workspace
 
-__all__ = ["StoreError", "open_store", "workspace"]
+__all__ = ["StoreError", "open_store", "sealed", "workspace"]
 
 
 def open_store(url: str, *, base: Path) -> StateStore:
@@ -34,6 +36,17 @@ def open_store(url: str, *, base: Path) -> StateStore:
         f"unsupported state URL {url!r}: use sqlite:///path/to/state.db"
         " or postgresql://user@host/database"
     )
+
+
+def sealed(store: StateStore, *, data_dir: Path, key: str | None, eager: bool) -> StateStore:
+    """`store` with sensitive values encrypted at rest (adapters/sealed_store.py), keyed by
+    `key` (GITOPSD_ENCRYPTION_KEY) or the data folder's key file. `eager` loads the key now:
+    commands that run drivers fail up front on an unusable key, rather than after an apply;
+    those that only read (status, history) load it when a value must be opened."""
+    sealer = Sealer(key=key, data_dir=data_dir)
+    if eager:
+        sealer.load()
+    return SealedStore(store, sealer)
 
 
 def workspace(source: GitSource, store: StateStore, *, data_dir: Path) -> Workspace:

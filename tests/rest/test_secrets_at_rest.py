@@ -1,0 +1,176 @@
+"""Secrets at rest: sensitive outputs and secret inputs are stored encrypted, reach the
+drivers that consume them in clear, and are shown as `***` everywhere else. The real binary,
+a real command driver, real SQLite and the real daemon's HTTP API."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from gitopsd.adapters.sqlite_store import SqliteStore
+from tests.daemon.harness import DaemonProcess
+from tests.rest import secrets
+from tests.rest.secrets import ADMIN_PASSWORD, DB_PASSWORD, gitopsd, leaks, received
+from tests.runtime.world import World
+
+# what the user's own repository holds (their variables): not gitopsd's to hide
+REPOSITORY_COPIES = ("checkouts/", "cache/", "mirrors/")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World.committed(tmp_path, secrets.files())
+
+
+def applied(world: World, **env: str) -> None:
+    done = gitopsd(world, "apply", "--env", "dev", **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_data_folder_holds_no_secret_in_clear(world: World) -> None:
+    applied(world)
+
+    data = world.repo / ".gitopsd"
+    found = {
+        path: leaks(content)
+        for path, content in secrets.bytes_under(data).items()
+        if leaks(content) and not path.startswith(REPOSITORY_COPIES)
+    }
+    assert found == {}
+    store = SqliteStore(data / "state.db")
+    db = store.get_component("dev", "db")
+    assert db is not None
+    assert list(db.outputs["admin_password"]) == ["$encrypted"]  # type: ignore[arg-type]
+    assert list(db.inputs["db_password"]) == ["$encrypted"]  # type: ignore[arg-type]
+    assert db.outputs["host"] == "db.internal"
+
+
+def test_drivers_that_consume_sensitive_values_get_them_in_clear(world: World) -> None:
+    applied(world)
+
+    assert received(world, "db")["db_password"] == DB_PASSWORD
+    assert received(world, "app") == {
+        "admin": ADMIN_PASSWORD,
+        "url": f"postgres://admin:{ADMIN_PASSWORD}@db.internal/app",
+        "host": "db.internal",
+    }
+
+
+def test_status_runs_and_history_show_sensitive_values_as_stars(world: World) -> None:
+    applied(world)
+
+    status = gitopsd(world, "status", "--output", "json")
+    assert status.returncode == 0, status.stderr
+    (dev,) = json.loads(status.stdout)["environments"]
+    outputs = {c["name"]: c["outputs"] for c in dev["components"]}
+    assert outputs["db"] == {"admin_password": "***", "host": "db.internal"}
+    runs = gitopsd(world, "runs", "--env", "dev", "--output", "json")
+    assert runs.returncode == 0, runs.stderr
+    assert "made admin password ***" in runs.stdout
+    assert '\\"url\\": \\"***\\"' in runs.stdout  # app's output: the URL that embeds it
+    for shown in (status, runs, gitopsd(world, "status"), gitopsd(world, "history")):
+        assert leaks(shown.stdout + shown.stderr) == []
+
+
+def diff_text(world: World) -> str:
+    done = gitopsd(world, "diff", "--env", "dev", "--output", "json")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert leaks(done.stdout + done.stderr) == []
+    text: str = json.loads(done.stdout)["diff"]
+    return text
+
+
+def test_diff_shows_secret_and_sensitive_inputs_as_stars(world: World) -> None:
+    assert '"db_password": "***"' in diff_text(world)  # nothing applied: all of it shown
+    applied(world)
+    world.commit(secrets.files(extra="${{ vars.size }}"))
+
+    text = diff_text(world)
+    assert '"url": "***"' in text
+    assert '"admin": "***"' in text
+    assert '"host": "db.internal"' in text
+
+
+def test_a_drift_report_shows_sensitive_inputs_as_stars(world: World) -> None:
+    applied(world)
+    report = world.root / "drift.json"
+
+    done = gitopsd(world, "drift", "--env", "dev", "--report", str(report), "--format", "json")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "app plan got" in report.read_text()  # check runs the plan command
+    assert leaks(report.read_text()) == []
+    assert leaks(done.stdout + done.stderr) == []
+
+
+def test_the_key_file_is_made_private_on_first_use(world: World) -> None:
+    applied(world)
+
+    key = world.repo / ".gitopsd" / "encryption.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    Fernet(key.read_bytes().strip())  # a usable key
+
+
+def test_the_key_from_the_variable_replaces_the_key_file(world: World) -> None:
+    key = Fernet.generate_key().decode()
+    applied(world, GITOPSD_ENCRYPTION_KEY=key)
+    assert not (world.repo / ".gitopsd" / "encryption.key").exists()
+
+    world.commit(secrets.files(extra="1"))
+    applied(world, GITOPSD_ENCRYPTION_KEY=key)  # app again: db's outputs decrypted with it
+    assert received(world, "app")["admin"] == ADMIN_PASSWORD
+
+
+def test_a_wrong_key_is_one_clear_error_and_status_still_works(world: World) -> None:
+    right, wrong = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    applied(world, GITOPSD_ENCRYPTION_KEY=right)
+    world.commit(secrets.files(extra="1"))
+
+    status = gitopsd(world, "status", "--output", "json", GITOPSD_ENCRYPTION_KEY=wrong)
+    assert status.returncode == 0, status.stderr
+    (dev,) = json.loads(status.stdout)["environments"]
+    db = next(c for c in dev["components"] if c["name"] == "db")
+    assert db["outputs"]["admin_password"] == "***"
+    refused = gitopsd(world, "apply", "--env", "dev", GITOPSD_ENCRYPTION_KEY=wrong)
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stdout + refused.stderr
+    assert "cannot be decrypted: set GITOPSD_ENCRYPTION_KEY" in refused.stdout + refused.stderr
+    assert "extra" not in received(world, "app")  # the driver never ran with a sealed value
+    applied(world, GITOPSD_ENCRYPTION_KEY=right)
+    assert received(world, "app")["extra"] == "1"
+    assert received(world, "app")["admin"] == ADMIN_PASSWORD
+
+
+def test_a_malformed_key_is_one_clear_error(world: World) -> None:
+    done = gitopsd(world, "apply", "--env", "dev", GITOPSD_ENCRYPTION_KEY="not-a-key")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "gitopsd: error: GITOPSD_ENCRYPTION_KEY is not a valid key: expected 32 url-safe"
+        " base64-encoded bytes, as in the key file gitopsd creates"
+    ]
+
+
+def test_the_api_shows_sensitive_values_as_stars(world: World) -> None:
+    daemon = DaemonProcess(
+        world, TEST_RECEIVED=str(secrets.received_folder(world)), GITOPSD_ENCRYPTION_KEY=""
+    ).start("--poll-interval", "1h")
+    try:
+        daemon.wait_for(
+            lambda: daemon.environment()["status"] == "verified", what="the first apply"
+        )
+        dev = daemon.environment()
+        db = next(c for c in dev["components"] if c["name"] == "db")
+        assert db["outputs"] == {"admin_password": "***", "host": "db.internal"}
+        for path in ("/api/v1/environments", "/api/v1/runs?env=dev", "/api/v1/events?env=dev"):
+            answer = daemon.get(path)
+            assert answer.status_code == 200, path
+            assert leaks(answer.text) == [], path
+        assert leaks(b"".join(secrets.bytes_under(daemon.data / "reports").values())) == []
+    finally:
+        daemon.stop()
+    assert received(world, "app")["admin"] == ADMIN_PASSWORD
+    assert os.path.exists(daemon.data / "encryption.key")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from cryptography.fernet import Fernet
 
 from gitopsd.adapters.sqlite_store import SqliteStore
 from tests.daemon.harness import DaemonProcess
+from tests.gitrepos import commit_example
 from tests.rest import secrets
 from tests.rest.secrets import ADMIN_PASSWORD, DB_PASSWORD, gitopsd, leaks, received
 from tests.runtime.world import World
@@ -174,3 +177,31 @@ def test_the_api_shows_sensitive_values_as_stars(world: World) -> None:
         daemon.stop()
     assert received(world, "app")["admin"] == ADMIN_PASSWORD
     assert os.path.exists(daemon.data / "encryption.key")
+
+
+def test_the_example_keeps_the_clusters_kubeconfig_reference_encrypted(tmp_path: Path) -> None:
+    repo = commit_example(tmp_path / "example")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITOPSD_", "FAKEINFRA_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "gitopsd", "apply", "--env", "dev"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    assert b"secret://dev/" not in (repo / ".gitopsd" / "state.db").read_bytes()
+    status = subprocess.run(
+        [sys.executable, "-m", "gitopsd", "status", "--env", "dev", "--output", "json"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    (dev,) = json.loads(status.stdout)["environments"]
+    clusters = next(c for c in dev["components"] if c["name"] == "clusters")
+    assert clusters["outputs"]["kubeconfig_ref"] == "***"
+    assert clusters["outputs"]["cluster_endpoint"].startswith("https://")

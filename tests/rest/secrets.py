@@ -51,11 +51,14 @@ def _component(name: str, layer: str, **spec: Any) -> str:
     )
 
 
-def files(**app_inputs: str) -> dict[str, str]:
+def files(*, db_secret: bool = True, **app_inputs: str) -> dict[str, str]:
+    """`db_secret`: whether db has its secret input (without it, a new key does not make db
+    apply again: see the fingerprints in docs/data-at-rest.md)."""
+    secret = {"db_password": "${{ vars.db_password }}"} if db_secret else {}
     db = _component(
         "db",
         "network",
-        inputs={"db_password": "${{ vars.db_password }}", "size": "${{ vars.size }}"},
+        inputs={**secret, "size": "${{ vars.size }}"},
         sensitive_outputs=["admin_password"],
     )
     app = _component(

@@ -130,8 +130,9 @@ def test_the_key_from_the_variable_replaces_the_key_file(world: World) -> None:
 
 def test_a_wrong_key_is_one_clear_error_and_status_still_works(world: World) -> None:
     right, wrong = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    world.commit(secrets.files(db_secret=False))
     applied(world, GITOPSD_ENCRYPTION_KEY=right)
-    world.commit(secrets.files(extra="1"))
+    world.commit(secrets.files(db_secret=False, extra="1"))
 
     status = gitopsd(world, "status", "--output", "json", GITOPSD_ENCRYPTION_KEY=wrong)
     assert status.returncode == 0, status.stderr
@@ -205,3 +206,31 @@ def test_the_example_keeps_the_clusters_kubeconfig_reference_encrypted(tmp_path:
     clusters = next(c for c in dev["components"] if c["name"] == "clusters")
     assert clusters["outputs"]["kubeconfig_ref"] == "***"
     assert clusters["outputs"]["cluster_endpoint"].startswith("https://")
+
+
+def test_fingerprints_hash_secret_inputs_with_the_key(tmp_path: Path) -> None:
+    """The stored fingerprint depends on the key (a keyed hash of the secret inputs): it
+    cannot be used to guess a secret without the key; changes still re-apply, and only them."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    first, second = (World.committed(tmp_path / n, secrets.files()) for n in ("a", "b"))
+    applied(first, GITOPSD_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    key = Fernet.generate_key().decode()
+    applied(second, GITOPSD_ENCRYPTION_KEY=key)
+
+    def fingerprint(world: World, name: str) -> str:
+        state = SqliteStore(world.repo / ".gitopsd" / "state.db").get_component("dev", name)
+        assert state is not None
+        return state.fingerprint
+
+    assert fingerprint(first, "db") != fingerprint(second, "db")
+    assert fingerprint(first, "app") != fingerprint(second, "app")
+    unchanged = gitopsd(second, "plan", "--env", "dev", GITOPSD_ENCRYPTION_KEY=key)
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    files = secrets.files()
+    files["environments/dev.yaml"] = files["environments/dev.yaml"].replace(
+        DB_PASSWORD, "pw-db-rotated-2"
+    )
+    second.commit(files)
+    applied(second, GITOPSD_ENCRYPTION_KEY=key)
+    assert received(second, "db")["db_password"] == "pw-db-rotated-2"

@@ -9,11 +9,17 @@ The key is `GITOPSD_ENCRYPTION_KEY` when set (what hosts sharing a PostgreSQL st
 given), else the file `encryption.key` in the data folder, created 0600 the first time a value
 is sealed or opened. It is read on first use, not when the store opens: `status` and the API
 read records whose sealed values they only show as `***`, and must work without the key.
+
+`digest` is a keyed hash (HMAC-SHA256, with a key derived from the same key) for values that
+must be compared but never read back: sensitive inputs as they enter a fingerprint.
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
+import hashlib
+import hmac
 import json
 import os
 import threading
@@ -45,6 +51,7 @@ class Sealer:
         self._given = key or None
         self._key_file = data_dir / KEY_FILE
         self._fernet: Fernet | None = None
+        self._hash_key = b""
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -70,6 +77,11 @@ class Sealer:
             ) from error
         return clear
 
+    def digest(self, data: bytes) -> str:
+        """The keyed hash of `data`, in hex; the same for the same key and data."""
+        self._cipher()
+        return hmac.new(self._hash_key, data, hashlib.sha256).hexdigest()
+
     def _cipher(self) -> Fernet:
         with self._lock:
             if self._fernet is None:
@@ -79,12 +91,16 @@ class Sealer:
     def _load(self) -> Fernet:
         key = self._given if self._given is not None else self._key_from_file()
         try:
-            return Fernet(key.encode("ascii"))
+            fernet = Fernet(key.encode("ascii"))
+            raw = base64.urlsafe_b64decode(key.encode("ascii"))
         except (ValueError, binascii.Error, UnicodeEncodeError):
             raise EncryptionKeyError(
                 f"{self._source()} is not a valid key: expected 32 url-safe base64-encoded"
                 " bytes, as in the key file gitopsd creates"
             ) from None
+        # a key of its own for hashing, so a hash never reveals anything of the cipher's key
+        self._hash_key = hmac.new(raw, b"gitopsd fingerprints", hashlib.sha256).digest()
+        return fernet
 
     def _key_from_file(self) -> str:
         try:

@@ -59,7 +59,7 @@ class Context:
 
         store = stores.open_store(self.state, base=Path.cwd())
         try:
-            yield stores.sealed(store, data_dir=self.data_dir, key=_key(), eager=False)
+            yield stores.sealed(store, data_dir=self.data_dir, key=_key())
         finally:
             store.close()
 
@@ -71,8 +71,7 @@ class Context:
         with self.open_source() as source:
             store = stores.open_store(self.state, base=Path.cwd())
             try:
-                private = stores.sealed(store, data_dir=self.data_dir, key=_key(), eager=True)
-                yield stores.workspace(source, private, data_dir=self.data_dir)
+                yield stores.workspace(source, store, data_dir=self.data_dir, key=_key())
             finally:
                 store.close()
 

@@ -71,6 +71,7 @@ class ApplyRun:
         self._outputs = {s.name: dict(s.outputs) for s in self._observed}
         self._outputs_lock = threading.Lock()
         self._declared = sensitivity.declared(target.repository, self._observed)
+        self._conceal = sensitivity.concealer(services.digest, self._declared)
 
     def execute(self) -> Run:
         """Run (or resume) to the end and return the finished run."""
@@ -127,6 +128,7 @@ class ApplyRun:
             revision=self.run.revision,
             trees=self.target.trees,
             observed={s.name: s for s in self._observed},
+            conceal=self._conceal,
         )
         return {d.component: d for d in plan.decisions}
 
@@ -176,6 +178,7 @@ class ApplyRun:
             tree=self.target.trees.get(component.folder, ""),
             outputs=self._outputs_now(),
             last=last,
+            conceal=self._conceal,
         )
         if decision.verdict is Verdict.WAITING:
             return destroying.refuse(self.runner, name, StepAction.APPLY, decision.reason)

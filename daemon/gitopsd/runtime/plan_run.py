@@ -57,17 +57,19 @@ class PlanRun:
         self.orphans = list(orphans)
         self.runner = StepRunner(services, run, StepBook([]))
         self.planned: dict[str, PlannedComponent] = {}
-        self.declared = sensitivity.declared(target.repository)
+        self.declared: dict[str, set[str]] = {}
 
     def execute(self) -> tuple[Run, list[PlannedComponent]]:
         self.run = apply_records.started(self.services, self.run)
         self.runner.run = self.run
         observed = {s.name: s for s in self.services.store.list_components(self.run.environment)}
+        self.declared = sensitivity.declared(self.target.repository, observed.values())
         plan = planning.plan(
             Selection(self.environment, list(self.components.values()), []),
             revision=self.run.revision,
             trees=self.target.trees,
             observed=observed,
+            conceal=sensitivity.concealer(self.services.digest, self.declared),
         )
         decisions = {d.component: d for d in plan.decisions}
         nodes = stepping.plan_graph(list(decisions))

@@ -10,7 +10,8 @@ redacted, and status, the API, reports and diffs show `***` in their place.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+import json
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from pydantic import JsonValue
@@ -19,12 +20,14 @@ from gitopsd.adapters.driver_output import is_secret_name
 from gitopsd.adapters.encryption import is_sealed
 from gitopsd.engine import rendering
 from gitopsd.engine.loading import ComponentEntry, Repository
+from gitopsd.engine.planning import Conceal
 from gitopsd.engine.references import Reference
 from gitopsd.model.state import ComponentState
 
 SHOWN = "***"
 
 Declared = Mapping[str, Collection[str]]  # component name -> its sensitive outputs
+Digest = Callable[[bytes], str]  # a keyed hash (adapters/encryption.py Sealer.digest)
 
 
 def declared(repository: Repository, states: Iterable[ComponentState] = ()) -> dict[str, set[str]]:
@@ -47,6 +50,29 @@ def sensitive_inputs(component: ComponentEntry, outputs: Declared) -> list[str]:
         and reference.parts[-1] in outputs.get(reference.component, ())
     }
     return sorted(named | tainted)
+
+
+def concealer(digest: Digest | None, outputs: Declared) -> Conceal | None:
+    """How inputs enter a fingerprint (engine/planning.py): each sensitive one as the keyed
+    hash of its value, so the stored fingerprint reveals nothing of it. None without a key
+    (a workspace with no sealing store): inputs enter as they are."""
+    if digest is None:
+        return None
+
+    def conceal(component: ComponentEntry, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        names = sensitive_inputs(component, outputs)
+        if not names:
+            return inputs
+        return {
+            name: _hashed(digest, value) if name in names else value
+            for name, value in inputs.items()
+        }
+
+    return conceal
+
+
+def _hashed(digest: Digest, value: Any) -> str:
+    return "hmac-sha256:" + digest(json.dumps(value, sort_keys=True, default=str).encode())
 
 
 def shown_outputs(state: ComponentState) -> dict[str, JsonValue]:

@@ -61,6 +61,9 @@ class Services:
     interrupted: threading.Event = field(default_factory=threading.Event)
     draining: threading.Event = field(default_factory=threading.Event)  # start no new step
     uniform: Uniform = random.uniform
+    # the keyed hash sensitive inputs enter fingerprints as (runtime/sensitivity.py); None:
+    # no sealing store, inputs enter as they are
+    digest: Callable[[bytes], str] | None = None
 
     def check_interrupted(self) -> None:
         if self.interrupted.is_set():

@@ -3,7 +3,8 @@
 `db` is given a secret-named input (`db_password`) and writes `admin_password` (declared
 sensitive) and `host`; `app` reads `admin_password` alone and inside a connection URL. Both
 run `secret_driver.py`, a real command driver that prints what it got and made, and writes
-the inputs it received to `$TEST_RECEIVED/<component>.json` (outside the data folder)."""
+the inputs it received to `$TEST_RECEIVED/<component>.json` (outside the data folder); its
+apply fails for the component named in `$TEST_FAIL`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ action = sys.argv[1]
 component = os.environ["GITOPSD_COMPONENT"]
 inputs = json.loads(pathlib.Path(os.environ["GITOPSD_INPUTS"]).read_text())
 print(component, action, "got", json.dumps(inputs, sort_keys=True))
+if action == "apply" and os.environ.get("TEST_FAIL") == component:
+    sys.exit(1)
 if action == "apply":
     received = pathlib.Path(os.environ["TEST_RECEIVED"])
     received.mkdir(exist_ok=True)

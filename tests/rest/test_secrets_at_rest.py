@@ -234,3 +234,17 @@ def test_fingerprints_hash_secret_inputs_with_the_key(tmp_path: Path) -> None:
     second.commit(files)
     applied(second, GITOPSD_ENCRYPTION_KEY=key)
     assert received(second, "db")["db_password"] == "pw-db-rotated-2"
+
+
+def test_a_rollback_gives_the_driver_the_previous_secret_in_clear(world: World) -> None:
+    applied(world)
+    files = secrets.files(extra="2")  # app changes too, and fails
+    files["environments/dev.yaml"] = files["environments/dev.yaml"].replace(
+        DB_PASSWORD, "pw-db-rotated-2"
+    )
+    world.commit(files)
+
+    failed = gitopsd(world, "apply", "--env", "dev", TEST_FAIL="app")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "rollback" in gitopsd(world, "runs", "--env", "dev").stdout
+    assert received(world, "db")["db_password"] == DB_PASSWORD  # re-applied as it was

@@ -87,3 +87,27 @@ def test_a_data_folder_left_open_by_an_older_version_is_closed(tmp_path: Path) -
     done = run_with_umask(world, 0o022, "status")
     assert done.returncode == 0, done.stdout + done.stderr
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+
+def test_a_data_folder_gitopsd_cannot_change_is_left_as_it_is(tmp_path: Path) -> None:
+    """A folder on a read-only mount (or owned by another user) is no error to `validate`."""
+    world = World.committed(tmp_path, layered())
+    data = world.repo / ".gitopsd"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("no user namespaces to mount a read-only folder")
+    command = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "gitopsd", "validate"))
+    script = f"mount --bind {data} {data} && mount -o remount,bind,ro {data} && exec {command}"
+    env = {k: v for k, v in os.environ.items() if k != "GITOPSD_REPO"}
+    inside = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        cwd=world.repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert inside.returncode == 0, inside.stdout + inside.stderr
+    assert "Traceback" not in inside.stderr

@@ -29,10 +29,13 @@ def keep_private() -> int:
 def tighten(folder: Path) -> None:
     """Close an existing data folder to other users (one a previous version left open).
 
-    A folder that is not there yet is left alone: it is created private (keep_private)."""
+    A folder that is not there yet is left alone: it is created private (keep_private). One
+    gitopsd cannot change (owned by another user, as a mounted volume's root may be, or on a
+    read-only file system) is left as it is: its owner decides who may read it, and the
+    commands that need to write there report the fault themselves."""
     try:
         mode = folder.stat().st_mode
+        if stat.S_ISDIR(mode) and stat.S_IMODE(mode) & 0o077:
+            folder.chmod(stat.S_IMODE(mode) & ~0o077 | stat.S_IRWXU)
     except OSError:
         return
-    if stat.S_ISDIR(mode) and stat.S_IMODE(mode) & 0o077:
-        folder.chmod(stat.S_IMODE(mode) & ~0o077 | stat.S_IRWXU)

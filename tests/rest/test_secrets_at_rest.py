@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from gitopsd.adapters.postgres_store import PostgresStore
 from gitopsd.adapters.sqlite_store import SqliteStore
 from tests.daemon.harness import DaemonProcess
 from tests.gitrepos import commit_example
@@ -248,3 +249,31 @@ def test_a_rollback_gives_the_driver_the_previous_secret_in_clear(world: World) 
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "rollback" in gitopsd(world, "runs", "--env", "dev").stdout
     assert received(world, "db")["db_password"] == DB_PASSWORD  # re-applied as it was
+
+
+def test_a_daemon_on_postgresql_stores_them_encrypted(world: World, postgres_url: str) -> None:
+    """The leader writes through a fenced view of the shared store: sealed like the rest."""
+    daemon = DaemonProcess(
+        world,
+        state=postgres_url,
+        TEST_RECEIVED=str(secrets.received_folder(world)),
+        GITOPSD_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+    ).start("--poll-interval", "1h")
+    try:
+        daemon.wait_for(
+            lambda: daemon.environment()["status"] == "verified", what="the first apply"
+        )
+        db = next(c for c in daemon.environment()["components"] if c["name"] == "db")
+        assert db["outputs"] == {"admin_password": "***", "host": "db.internal"}
+    finally:
+        daemon.stop()
+
+    store = PostgresStore(postgres_url)
+    try:
+        stored = store.get_component("dev", "db")
+        assert stored is not None
+        assert leaks(stored.model_dump_json()) == []
+        assert list(stored.outputs["admin_password"]) == ["$encrypted"]  # type: ignore[arg-type]
+    finally:
+        store.close()
+    assert received(world, "app")["admin"] == ADMIN_PASSWORD

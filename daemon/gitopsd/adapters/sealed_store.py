@@ -9,7 +9,8 @@ drivers with clear values, and the database, its WAL and backups only ever hold 
 
 A value the key cannot open is left sealed: `status` and the API show it as `***` like any
 sensitive value, and only a driver call that needs it fails, with a message naming
-GITOPSD_ENCRYPTION_KEY (runtime/steps.py). Every other method is the wrapped store's own.
+GITOPSD_ENCRYPTION_KEY (runtime/steps.py). Every other method is the wrapped store's own;
+a shared store's fenced views (what a PostgreSQL leader writes through) are sealed too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,22 @@ class SealedStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    # --- a shared store's fenced views (runtime/leadership.py) stay sealed ---------------------
+
+    def fenced(self, epoch: int) -> SealedStore:
+        """The wrapped store's view fenced at `epoch` (PostgreSQL), sealed like this one; an
+        AttributeError for a store of one process's own, as leadership expects of it."""
+        view: StateStore = getattr(self._inner, "fenced")(epoch)  # noqa: B009
+        return SealedStore(view, self._sealer)
+
+    @property
+    def on_fenced(self) -> Any:
+        return getattr(self._inner, "on_fenced")  # noqa: B009
+
+    @on_fenced.setter
+    def on_fenced(self, callback: Any) -> None:
+        setattr(self._inner, "on_fenced", callback)  # noqa: B010
 
     def get_component(self, environment: str, name: str) -> ComponentState | None:
         state = self._inner.get_component(environment, name)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import DriverResult
 from gitopsd.model.state import ComponentStatus, Run, Step, StepAction, StepStatus
+from gitopsd.runtime import sensitivity
 from gitopsd.runtime.steps import StepError, StepRunner, driver_call
 
 if TYPE_CHECKING:
@@ -98,7 +99,8 @@ def _compensate_one(
         sensitive=before.sensitive_inputs,
     )
     step, result = runner.call(step, call, old.manifest.spec.retry)
-    step = runner.finish(step, result)
+    made = old.manifest.spec.sensitive_outputs  # the previous revision's apply may print them
+    step = runner.finish(step, sensitivity.without_made_secrets(result, made))
     store = runner.services.store
     restored = before.model_copy(
         update={

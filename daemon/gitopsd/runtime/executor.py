@@ -13,7 +13,6 @@ step not recorded succeeded or skipped runs again, health checks and gates inclu
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from gitopsd.engine import planning, stepping
 from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
 from gitopsd.engine.planning import Verdict
-from gitopsd.engine.ports import DriverCall, DriverResult
+from gitopsd.engine.ports import DriverCall
 from gitopsd.engine.selection import Selection
 from gitopsd.engine.stepping import Node, Part
 from gitopsd.model.state import (
@@ -217,7 +216,8 @@ class ApplyRun:
         sensitive = sensitivity.sensitive_inputs(component, self._declared)
         call = self._call(component, "apply", decision.inputs, sensitive)
         step, result = self.runner.call(step, call, component.manifest.spec.retry)
-        step = self.runner.finish(step, self._redacted(component, result))
+        made = component.manifest.spec.sensitive_outputs
+        step = self.runner.finish(step, sensitivity.without_made_secrets(result, made))
         if not result.succeeded:
             with self.services.store.transaction():
                 self.services.store.save_step(step)
@@ -306,16 +306,6 @@ class ApplyRun:
             state_root=self.services.state_root,
             sensitive=sensitive,
         )
-
-    @staticmethod
-    def _redacted(component: ComponentEntry, result: DriverResult) -> DriverResult:
-        """The apply's result with the sensitive outputs it made redacted from its output."""
-        made = result.outputs or {}
-        names = component.manifest.spec.sensitive_outputs
-        secrets = [made[name] for name in names if name in made]
-        if not secrets:
-            return result
-        return dataclasses.replace(result, output=sensitivity.redacted(result.output, secrets))
 
     def _failed_state(
         self,

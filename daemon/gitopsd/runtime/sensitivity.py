@@ -10,6 +10,7 @@ redacted, and status, the API, reports and diffs show `***` in their place.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -21,6 +22,7 @@ from gitopsd.adapters.encryption import is_sealed
 from gitopsd.engine import rendering
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.planning import Conceal
+from gitopsd.engine.ports import DriverResult
 from gitopsd.engine.references import Reference
 from gitopsd.model.state import ComponentState
 
@@ -86,6 +88,15 @@ def masked(values: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
         name: SHOWN if name in names or is_sealed(value) else value
         for name, value in values.items()
     }
+
+
+def without_made_secrets(result: DriverResult, names: Collection[str]) -> DriverResult:
+    """An apply's result with the sensitive outputs it made redacted from its output."""
+    made = result.outputs or {}
+    secrets = [made[name] for name in names if name in made]
+    if not secrets:
+        return result
+    return dataclasses.replace(result, output=redacted(result.output, secrets))
 
 
 def redacted(text: str, values: Iterable[Any]) -> str:

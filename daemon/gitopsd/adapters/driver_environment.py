@@ -59,7 +59,7 @@ class Inherited:
 
     def secrets_with(self, call: DriverCall) -> Sequence[bytes]:
         """`secret_values(base_env, call)`, reusing the inherited part."""
-        own = secrets_in(call_named_values(call))
+        own = secrets_in(call_named_values(call), sensitive=call.sensitive_inputs)
         if own <= self.secrets:
             return self.ordered_secrets
         return longest_first(self.secrets | own)

@@ -5,8 +5,10 @@ A secret is a value of at least 4 characters of
   driver's `env`),
 - or a string input,
 whose name matches, case-insensitively, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE, CREDENTIAL,
-PRIVATE, API_KEY, APIKEY, ACCESS_KEY or AUTH. Every occurrence becomes `***`, longest first; a
-secret cut in two by the output cap loses its visible fragment too.
+PRIVATE, API_KEY, APIKEY, ACCESS_KEY or AUTH, or an input the call names sensitive (one
+rendered from a dependency's sensitive output, runtime/sensitivity.py). Every occurrence
+becomes `***`, longest first; a secret cut in two by the output cap loses its visible
+fragment too.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ REDACTED = b"***"
 
 def secret_values(base_env: Mapping[str, str], call: DriverCall) -> list[bytes]:
     """The values to redact (see the module docstring), as bytes, longest first."""
-    found = secrets_in(base_env.items()) | secrets_in(call_named_values(call))
+    own = secrets_in(call_named_values(call), sensitive=call.sensitive_inputs)
+    found = secrets_in(base_env.items()) | own
     return list(longest_first(found))
 
 
@@ -44,12 +47,19 @@ def call_named_values(call: DriverCall) -> list[tuple[str, str]]:
     return named
 
 
-def secrets_in(named: Iterable[tuple[str, str]]) -> frozenset[bytes]:
+def secrets_in(
+    named: Iterable[tuple[str, str]], *, sensitive: frozenset[str] = frozenset()
+) -> frozenset[bytes]:
     return frozenset(
         _to_bytes(value)
         for name, value in named
-        if len(value) >= MIN_SECRET_LENGTH and _is_secret_name(name)
+        if len(value) >= MIN_SECRET_LENGTH and (name in sensitive or _is_secret_name(name))
     )
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable or input of this name holds a secret (see the module docstring)."""
+    return _is_secret_name(name)
 
 
 def longest_first(secrets: Iterable[bytes]) -> tuple[bytes, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from gitopsd.adapters import data_folder
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.errors import GitopsdError
 from gitopsd.runtime import revisions
@@ -57,7 +59,7 @@ class Context:
 
         store = stores.open_store(self.state, base=Path.cwd())
         try:
-            yield store
+            yield stores.sealed(store, data_dir=self.data_dir, key=_key())
         finally:
             store.close()
 
@@ -69,9 +71,14 @@ class Context:
         with self.open_source() as source:
             store = stores.open_store(self.state, base=Path.cwd())
             try:
-                yield stores.workspace(source, store, data_dir=self.data_dir)
+                yield stores.workspace(source, store, data_dir=self.data_dir, key=_key())
             finally:
                 store.close()
+
+
+def _key() -> str | None:
+    """GITOPSD_ENCRYPTION_KEY: read here, never a flag, so the key stays off command lines."""
+    return os.environ.get("GITOPSD_ENCRYPTION_KEY")
 
 
 def common_options(command: Command) -> Command:
@@ -118,6 +125,7 @@ def common_options(command: Command) -> Command:
         repo: str, branch: str | None, state: str, output: str, data_dir: Path, **kwargs: Any
     ) -> Any:
         context = Context(repo, branch, state, output, data_dir)
+        data_folder.tighten(data_dir)
         try:
             return command(context, **kwargs)
         except GitopsdError as error:

@@ -17,6 +17,7 @@ import importlib
 import sys
 
 from gitopsd import __version__, collector
+from gitopsd.adapters import data_folder
 
 with collector.paused():
     import click
@@ -80,7 +81,10 @@ EXIT_USAGE = 64  # sysexits' EX_USAGE: 2 means "changes" or "drift" to gitopsd's
 
 def main() -> None:
     """Console-script entry point. Click reports a usage error (an unknown flag, a missing
-    argument) with exit 2; here it is 64, so a script never reads one as "changes"."""
+    argument) with exit 2; here it is 64, so a script never reads one as "changes".
+
+    Everything created from here on is private to the user (adapters/data_folder.py)."""
+    data_folder.keep_private()
     try:
         code = cli.main(standalone_mode=False)  # --help, --version: ctx.exit's code, returned
     except click.exceptions.UsageError as error:

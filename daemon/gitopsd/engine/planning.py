@@ -5,13 +5,18 @@ its folder), its rendered inputs and its driver. Its fingerprint is compared wit
 recorded at its last apply: only a difference runs it. Inputs that read a dependency's
 outputs are rendered with the outputs known now, so a dependent is decided again after each
 dependency applies (`decide` is called by execution at that moment, and by `plan` up front).
+
+The fingerprint is stored, so sensitive inputs (secret-named, or rendered from a sensitive
+output) enter it through `conceal`, which the runtime gives as a keyed hash of each
+(runtime/sensitivity.py): a changed secret still changes the fingerprint, and the stored
+fingerprint cannot be used to guess a secret without the key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -23,6 +28,8 @@ from gitopsd.engine.selection import Selection, scope_for
 from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus
 
 Outputs = Mapping[str, Mapping[str, Any]]
+# the inputs as they enter a component's fingerprint: sensitive values replaced by keyed hashes
+Conceal = Callable[[ComponentEntry, Mapping[str, Any]], Mapping[str, Any]]
 
 
 class Verdict(StrEnum):
@@ -53,12 +60,18 @@ class Plan:
         return any(d.verdict is not Verdict.UNCHANGED for d in self.decisions)
 
 
-def fingerprint(*, tree: str, inputs: Mapping[str, Any], component: ComponentEntry) -> str:
+def fingerprint(
+    *,
+    tree: str,
+    inputs: Mapping[str, Any],
+    component: ComponentEntry,
+    conceal: Conceal | None = None,
+) -> str:
     """A digest of everything that defines the component's desired state."""
     spec = component.manifest.spec
     desired = {
         "tree": tree,
-        "inputs": inputs,
+        "inputs": conceal(component, inputs) if conceal else inputs,
         "driver": spec.driver.model_dump(mode="json"),
         "timeout": spec.timeout,
     }
@@ -74,6 +87,7 @@ def decide(
     tree: str,
     outputs: Outputs,
     last: ComponentState | None,
+    conceal: Conceal | None = None,
 ) -> Decision:
     """Whether `component` must run, given the outputs its dependencies have now."""
     name = component.manifest.name
@@ -84,7 +98,7 @@ def decide(
         inputs = rendering.render(component.manifest.spec.inputs, scope)
     except ExpressionError as error:
         return Decision(name, Verdict.WAITING, f"inputs wait for a dependency: {error}")
-    digest = fingerprint(tree=tree, inputs=inputs, component=component)
+    digest = fingerprint(tree=tree, inputs=inputs, component=component, conceal=conceal)
     reason = _change_reason(digest, inputs, last)
     verdict = Verdict.UNCHANGED if reason is None else Verdict.RUN
     return Decision(name, verdict, reason or "unchanged", digest, inputs)
@@ -96,6 +110,7 @@ def plan(
     revision: str,
     trees: Mapping[str, str],
     observed: Mapping[str, ComponentState],
+    conceal: Conceal | None = None,
 ) -> Plan:
     """Decide every selected component up front, with the outputs recorded now.
 
@@ -114,6 +129,7 @@ def plan(
             tree=trees[component.folder],
             outputs=outputs,
             last=observed.get(name),
+            conceal=conceal,
         )
         upstream = [d for d in component.manifest.spec.depends_on if d in moving]
         if decision.verdict is Verdict.UNCHANGED and upstream:

@@ -58,6 +58,8 @@ class DriverCall:
     timeout: float  # seconds
     env: Mapping[str, str] = field(default_factory=dict)  # the driver's `env` setting
     workflow: GitHubActionsDriver | None = None  # set for github-actions drivers only
+    # inputs whose values are redacted from the output whatever their names (runtime/sensitivity)
+    sensitive_inputs: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,10 @@ class ComponentSpec(Strict):
     timeout: PositiveSeconds = 900.0
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     on_failure: Literal["rollback", "stop", "continue"] = "rollback"
+    sensitive_outputs: list[str] = Field(
+        default_factory=list,
+        description="outputs stored encrypted and shown as ***; inputs rendered from them too",
+    )
 
 
 class Component(Strict):

@@ -180,6 +180,14 @@ class ComponentState(Record):
     fingerprint: str
     inputs: dict[str, JsonValue] = Field(default_factory=dict)
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    sensitive_outputs: list[str] = Field(
+        default_factory=list, description="outputs kept encrypted at rest and shown as ***"
+    )
+    sensitive_inputs: list[str] = Field(
+        default_factory=list,
+        description="inputs kept encrypted at rest and shown as ***: secret-named ones, and"
+        " those rendered from a dependency's sensitive outputs",
+    )
     status: ComponentStatus = ComponentStatus.APPLIED
     drift: DriftStatus = DriftStatus.UNKNOWN
     drift_checked_at: Moment | None = None

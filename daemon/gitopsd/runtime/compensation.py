@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import DriverResult
 from gitopsd.model.state import ComponentStatus, Run, Step, StepAction, StepStatus
+from gitopsd.runtime import sensitivity
 from gitopsd.runtime.steps import StepError, StepRunner, driver_call
 
 if TYPE_CHECKING:
@@ -95,9 +96,11 @@ def _compensate_one(
         checkout=previous.checkout,
         inputs=before.inputs,
         state_root=runner.services.state_root,
+        sensitive=before.sensitive_inputs,
     )
     step, result = runner.call(step, call, old.manifest.spec.retry)
-    step = runner.finish(step, result)
+    made = old.manifest.spec.sensitive_outputs  # the previous revision's apply may print them
+    step = runner.finish(step, sensitivity.without_made_secrets(result, made))
     store = runner.services.store
     restored = before.model_copy(
         update={
@@ -131,6 +134,7 @@ def _remove_created(
         checkout=target.checkout,
         inputs=state.inputs if state else {},
         state_root=runner.services.state_root,
+        sensitive=state.sensitive_inputs if state else (),
     )
     step, result = runner.call(step, call, component.manifest.spec.retry)
     step = runner.finish(step, result)

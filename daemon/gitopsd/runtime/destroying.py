@@ -47,6 +47,7 @@ def destroy_one(
             checkout=source.checkout,
             inputs=state.inputs,
             state_root=services.state_root,
+            sensitive=state.sensitive_inputs,
         )
     except StepError as error:
         return refuse(runner, name, StepAction.DESTROY, str(error))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitopsd.engine import references, rendering, selection
-from gitopsd.runtime import promotion_records
+from gitopsd.runtime import promotion_records, sensitivity
 from gitopsd.runtime.workspace import Workspace
 
 
@@ -61,7 +61,9 @@ def desired_state(workspace: Workspace, environment: str, revision: str) -> dict
     if environment not in repository.environments:
         return {}
     entry = repository.environments[environment]
-    outputs = {s.name: dict(s.outputs) for s in workspace.store.list_components(environment)}
+    applied = workspace.store.list_components(environment)
+    outputs = {s.name: dict(s.outputs) for s in applied}
+    declared = sensitivity.declared(repository, applied)
     state: dict[str, Any] = {}
     for component in selection.select(repository, environment).components:
         name = component.manifest.name
@@ -72,7 +74,10 @@ def desired_state(workspace: Workspace, environment: str, revision: str) -> dict
             "files": target.trees.get(component.folder, ""),
             "driver": spec.driver.model_dump(mode="json"),
             "timeout": spec.timeout,
-            "inputs": _render_inputs(spec.inputs, scope),
+            "inputs": sensitivity.masked(
+                _render_inputs(spec.inputs, scope),
+                sensitivity.sensitive_inputs(component, declared),
+            ),
         }
     return state
 

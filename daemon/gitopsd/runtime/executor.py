@@ -14,7 +14,7 @@ step not recorded succeeded or skipped runs again, health checks and gates inclu
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from gitopsd.engine import planning, stepping
@@ -33,7 +33,7 @@ from gitopsd.model.state import (
     StepAction,
     StepStatus,
 )
-from gitopsd.runtime import apply_records, compensation, destroying, gates
+from gitopsd.runtime import apply_records, compensation, destroying, gates, sensitivity
 from gitopsd.runtime.orphans import Orphan
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services, StepBook, StepError, StepRunner, driver_call
@@ -69,6 +69,8 @@ class ApplyRun:
         self._observed = self._states()
         self._outputs = {s.name: dict(s.outputs) for s in self._observed}
         self._outputs_lock = threading.Lock()
+        self._declared = sensitivity.declared(target.repository, self._observed)
+        self._conceal = sensitivity.concealer(services.digest, self._declared)
 
     def execute(self) -> Run:
         """Run (or resume) to the end and return the finished run."""
@@ -125,6 +127,7 @@ class ApplyRun:
             revision=self.run.revision,
             trees=self.target.trees,
             observed={s.name: s for s in self._observed},
+            conceal=self._conceal,
         )
         return {d.component: d for d in plan.decisions}
 
@@ -174,6 +177,7 @@ class ApplyRun:
             tree=self.target.trees.get(component.folder, ""),
             outputs=self._outputs_now(),
             last=last,
+            conceal=self._conceal,
         )
         if decision.verdict is Verdict.WAITING:
             return destroying.refuse(self.runner, name, StepAction.APPLY, decision.reason)
@@ -209,13 +213,16 @@ class ApplyRun:
         assert decision.inputs is not None and decision.fingerprint is not None
         step = self.book.new(self.run, name, StepAction.APPLY)
         step = step.model_copy(update={"fingerprint": decision.fingerprint, "previous_state": last})
-        call = self._call(component, "apply", decision.inputs)
+        sensitive = sensitivity.sensitive_inputs(component, self._declared)
+        call = self._call(component, "apply", decision.inputs, sensitive)
         step, result = self.runner.call(step, call, component.manifest.spec.retry)
-        step = self.runner.finish(step, result)
+        made = component.manifest.spec.sensitive_outputs
+        step = self.runner.finish(step, sensitivity.without_made_secrets(result, made))
         if not result.succeeded:
             with self.services.store.transaction():
                 self.services.store.save_step(step)
-                self.services.store.save_component(self._failed_state(name, decision, last))
+                failed = self._failed_state(name, decision, last, sensitive)
+                self.services.store.save_component(failed)
                 self.services.event(
                     self.run, "component.failed", f"{name}: {step.error}", component=name
                 )
@@ -227,6 +234,8 @@ class ApplyRun:
             fingerprint=decision.fingerprint,
             inputs=decision.inputs,
             outputs=result.outputs or {},
+            sensitive_inputs=sensitive,
+            sensitive_outputs=component.manifest.spec.sensitive_outputs,
             updated_at=self.services.clock.now(),
         )
         with self.services.store.transaction():
@@ -252,7 +261,7 @@ class ApplyRun:
         if state is None:
             raise StepError(f"{name} has no recorded state to check the health of")
         step = self.book.new(self.run, name, StepAction.HEALTH)
-        call = self._call(component, "health", state.inputs)
+        call = self._call(component, "health", state.inputs, state.sensitive_inputs)
         step, result = self.runner.call(step, call, component.manifest.spec.retry)
         step = self.runner.finish(step, result)
         with self.services.store.transaction():
@@ -281,7 +290,11 @@ class ApplyRun:
         return step.status if step is not None and failure is not None else StepStatus.SUCCEEDED
 
     def _call(
-        self, component: ComponentEntry, action: str, inputs: Mapping[str, Any]
+        self,
+        component: ComponentEntry,
+        action: str,
+        inputs: Mapping[str, Any],
+        sensitive: Collection[str],
     ) -> DriverCall:
         return driver_call(
             component,
@@ -291,10 +304,15 @@ class ApplyRun:
             checkout=self.target.checkout,
             inputs=inputs,
             state_root=self.services.state_root,
+            sensitive=sensitive,
         )
 
     def _failed_state(
-        self, name: str, decision: planning.Decision, last: ComponentState | None
+        self,
+        name: str,
+        decision: planning.Decision,
+        last: ComponentState | None,
+        sensitive: list[str],
     ) -> ComponentState:
         """What is known after a failed apply: the last good state, marked failed."""
         now = self.services.clock.now()
@@ -307,6 +325,7 @@ class ApplyRun:
             revision=self.run.revision,
             fingerprint=decision.fingerprint,
             inputs=decision.inputs or {},
+            sensitive_inputs=sensitive,
             status=ComponentStatus.FAILED,
             updated_at=now,
         )

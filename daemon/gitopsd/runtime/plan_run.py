@@ -19,7 +19,7 @@ from gitopsd.engine.ports import DriverResult
 from gitopsd.engine.selection import Selection
 from gitopsd.engine.stepping import Node
 from gitopsd.model.state import Run, RunStatus, StepAction, StepStatus
-from gitopsd.runtime import apply_records
+from gitopsd.runtime import apply_records, sensitivity
 from gitopsd.runtime.destroying import close_pending
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import Services, StepBook, StepError, StepRunner, driver_call
@@ -57,16 +57,19 @@ class PlanRun:
         self.orphans = list(orphans)
         self.runner = StepRunner(services, run, StepBook([]))
         self.planned: dict[str, PlannedComponent] = {}
+        self.declared: dict[str, set[str]] = {}
 
     def execute(self) -> tuple[Run, list[PlannedComponent]]:
         self.run = apply_records.started(self.services, self.run)
         self.runner.run = self.run
         observed = {s.name: s for s in self.services.store.list_components(self.run.environment)}
+        self.declared = sensitivity.declared(self.target.repository, observed.values())
         plan = planning.plan(
             Selection(self.environment, list(self.components.values()), []),
             revision=self.run.revision,
             trees=self.target.trees,
             observed=observed,
+            conceal=sensitivity.concealer(self.services.digest, self.declared),
         )
         decisions = {d.component: d for d in plan.decisions}
         nodes = stepping.plan_graph(list(decisions))
@@ -137,6 +140,7 @@ class PlanRun:
                 checkout=self.target.checkout,
                 inputs=decision.inputs or {},
                 state_root=self.services.state_root,
+                sensitive=sensitivity.sensitive_inputs(component, self.declared),
             )
         except StepError as error:
             return self._refuse(Node(name, StepAction.PLAN), str(error))

@@ -19,6 +19,7 @@ from gitopsd.model.state import (
     Run,
     Step,
 )
+from gitopsd.runtime import sensitivity
 
 OpenRequests = Callable[[str], list[Request]]
 
@@ -72,7 +73,7 @@ def _environment(
                     else component.status.value
                 ),
                 "revision": component.revision,
-                "outputs": component.outputs,
+                "outputs": sensitivity.shown_outputs(component),
                 "drift": component.drift.value,
             }
             for component in store.list_components(name)

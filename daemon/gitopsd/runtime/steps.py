@@ -7,14 +7,16 @@ retry policy (full-jitter backoff, every try counted) and the same cancellation.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitopsd.adapters.encryption import KEY_VARIABLE, MARKER
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import Clock, DriverCall, DriverResult, DriverRunner, StateStore
 from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
@@ -59,6 +61,9 @@ class Services:
     interrupted: threading.Event = field(default_factory=threading.Event)
     draining: threading.Event = field(default_factory=threading.Event)  # start no new step
     uniform: Uniform = random.uniform
+    # the keyed hash sensitive inputs enter fingerprints as (runtime/sensitivity.py); None:
+    # no sealing store, inputs enter as they are
+    digest: Callable[[bytes], str] | None = None
 
     def check_interrupted(self) -> None:
         if self.interrupted.is_set():
@@ -166,10 +171,13 @@ def driver_call(
     checkout: Path,
     inputs: Mapping[str, Any],
     state_root: Path,
+    sensitive: Collection[str] = (),
 ) -> DriverCall:
-    """The call SPEC section 4 describes, for `component` in `run`'s environment."""
+    """The call SPEC section 4 describes, for `component` in `run`'s environment; the values
+    of the `sensitive` inputs are redacted from its output whatever their names."""
     name = component.manifest.name
     target = target_for(component, action)
+    check_opened(name, inputs)
     return DriverCall(
         argv=target.argv,
         cwd=checkout / component.folder,
@@ -182,7 +190,18 @@ def driver_call(
         timeout=component.manifest.spec.timeout,
         env=target.env,
         workflow=target.workflow,
+        sensitive_inputs=frozenset(sensitive),
     )
+
+
+def check_opened(component: str, inputs: Mapping[str, Any]) -> None:
+    """StepError if an input holds a value the store could not decrypt (the key is not the
+    one it was encrypted with), alone or rendered into a string: a driver never gets it."""
+    if MARKER in json.dumps(inputs, default=str):
+        raise StepError(
+            f"{component}: an input holds a sensitive value that cannot be decrypted: set"
+            f" {KEY_VARIABLE} to the key the state was written with"
+        )
 
 
 @dataclass

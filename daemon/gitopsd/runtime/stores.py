@@ -14,13 +14,15 @@ from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.command_driver import CommandDriverRunner
 from gitopsd.adapters.drivers import DriverRouter
+from gitopsd.adapters.encryption import Sealer
 from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.adapters.sealed_store import SealedStore
 from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
 from gitopsd.engine.ports import DriverRunner, StateStore
 from gitopsd.runtime.leases import holder_id
 from gitopsd.runtime.workspace import Workspace
 
-__all__ = ["StoreError", "open_store", "workspace"]
+__all__ = ["StoreError", "open_store", "sealed", "workspace"]
 
 
 def open_store(url: str, *, base: Path) -> StateStore:
@@ -36,20 +38,32 @@ def open_store(url: str, *, base: Path) -> StateStore:
     )
 
 
-def workspace(source: GitSource, store: StateStore, *, data_dir: Path) -> Workspace:
+def sealed(store: StateStore, *, data_dir: Path, key: str | None) -> StateStore:
+    """`store` with sensitive values encrypted at rest (adapters/sealed_store.py), keyed by
+    `key` (GITOPSD_ENCRYPTION_KEY) or the data folder's key file, read when a value must be
+    opened: commands that only read (status, history) work whatever the key."""
+    return SealedStore(store, Sealer(key=key, data_dir=data_dir))
+
+
+def workspace(
+    source: GitSource, store: StateStore, *, data_dir: Path, key: str | None = None
+) -> Workspace:
     """Everything a run needs, wired to the real adapters.
 
     The data folder is made absolute: drivers run in a checkout, not where gitopsd started,
     and every path they are given must still point to the right place. The drivers' inputs
     files go to memory where the machine allows (`call_folder`); those a killed process left
-    there are removed.
+    there are removed. Sensitive values are sealed with `key` (`sealed`), loaded now: a
+    command that runs drivers fails up front on an unusable key, not after an apply.
     """
+    sealer = Sealer(key=key, data_dir=data_dir)
+    sealer.load()
     data_dir = data_dir.resolve()
     commands = CommandDriverRunner(call_files_folder(data_dir / "work"))
     commands.remove_orphaned_files()
     return Workspace(
         source=source,
-        store=store,
+        store=SealedStore(store, sealer),
         drivers=DriverRouter(
             command=commands,
             github_actions=_github_actions_runner,
@@ -58,6 +72,7 @@ def workspace(source: GitSource, store: StateStore, *, data_dir: Path) -> Worksp
         clock=SystemClock(),
         data_dir=data_dir,
         holder=holder_id(),
+        digest=sealer.digest,
     )
 
 

@@ -60,6 +60,8 @@ class Workspace:
     deposed: frozenset[str] = frozenset()
     # how long a driver left running by a dead holder gets between SIGTERM and SIGKILL
     kill_grace: float = orphan_drivers.KILL_GRACE
+    # the keyed hash of sensitive inputs in fingerprints (runtime/sensitivity.py); None: none
+    digest: Callable[[bytes], str] | None = None
 
     @property
     def state_root(self) -> Path:
@@ -147,16 +149,19 @@ class Workspace:
     ) -> planning.Plan:
         """The ordered plan of an apply, from fingerprints alone: no driver runs, no writes."""
         from gitopsd.engine import planning  # with rendering: for dry runs, not every command
+        from gitopsd.runtime import sensitivity
 
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         observed = {s.name: s for s in self.store.list_components(environment)}
         entry = target.repository.environments[environment]
+        declared = sensitivity.declared(target.repository, observed.values())
         return planning.plan(
             selection.Selection(entry, chosen, []),
             revision=target.revision,
             trees=target.trees,
             observed=observed,
+            conceal=sensitivity.concealer(self.digest, declared),
         )
 
     def plan(
@@ -425,6 +430,7 @@ class Workspace:
             cancel=cancel,
             interrupted=self.interrupted,
             draining=self.draining,
+            digest=self.digest,
         )
 
     def _components(

@@ -1,0 +1,136 @@
+"""Values kept encrypted at rest: sensitive outputs and secret inputs in the state store.
+
+A sealed value is stored as `{"$encrypted": "<Fernet token>"}` inside the JSON record that
+holds it, so no table changes and every store (memory, SQLite, PostgreSQL) keeps it the same
+way. Fernet (AES-128-CBC with HMAC-SHA256, from the `cryptography` package) authenticates what
+it decrypts: a token made with another key is refused, never decrypted into garbage.
+
+The key is `GITOPSD_ENCRYPTION_KEY` when set (what hosts sharing a PostgreSQL store must all be
+given), else the file `encryption.key` in the data folder, created 0600 the first time a value
+is sealed or opened. It is read on first use, not when the store opens: `status` and the API
+read records whose sealed values they only show as `***`, and must work without the key.
+
+`digest` is a keyed hash (HMAC-SHA256, with a key derived from the same key) for values that
+must be compared but never read back: sensitive inputs as they enter a fingerprint.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import threading
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+from pydantic import JsonValue
+
+from gitopsd.errors import GitopsdError
+
+MARKER = "$encrypted"
+KEY_VARIABLE = "GITOPSD_ENCRYPTION_KEY"
+KEY_FILE = "encryption.key"
+
+
+class EncryptionKeyError(GitopsdError):
+    """The key is missing, malformed, or not the one a stored value was sealed with."""
+
+
+def is_sealed(value: object) -> bool:
+    """Whether `value` is a sealed value as stored (see the module docstring)."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(MARKER), str)
+
+
+class Sealer:
+    """Seals and opens values with the key of one data folder (or the variable's key)."""
+
+    def __init__(self, *, key: str | None, data_dir: Path) -> None:
+        self._given = key or None
+        self._key_file = data_dir / KEY_FILE
+        self._fernet: Fernet | None = None
+        self._hash_key = b""
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Read (or create) the key now; EncryptionKeyError if it is unusable."""
+        self._cipher()
+
+    def seal(self, value: JsonValue) -> dict[str, JsonValue]:
+        token = self._cipher().encrypt(json.dumps(value).encode())
+        return {MARKER: token.decode("ascii")}
+
+    def open(self, value: JsonValue) -> JsonValue:
+        """The value sealed in `value` (a sealed value); EncryptionKeyError if the key is not
+        the one it was sealed with."""
+        assert isinstance(value, dict)
+        token = value[MARKER]
+        assert isinstance(token, str)
+        try:
+            clear: JsonValue = json.loads(self._cipher().decrypt(token.encode("ascii")))
+        except (InvalidToken, UnicodeEncodeError) as error:
+            raise EncryptionKeyError(
+                f"cannot decrypt a sensitive value: {self._source()} is not the key it was"
+                f" encrypted with (set {KEY_VARIABLE} to the key this state was written with)"
+            ) from error
+        return clear
+
+    def digest(self, data: bytes) -> str:
+        """The keyed hash of `data`, in hex; the same for the same key and data."""
+        self._cipher()
+        return hmac.new(self._hash_key, data, hashlib.sha256).hexdigest()
+
+    def _cipher(self) -> Fernet:
+        with self._lock:
+            if self._fernet is None:
+                self._fernet = self._load()
+            return self._fernet
+
+    def _load(self) -> Fernet:
+        key = self._given if self._given is not None else self._key_from_file()
+        try:
+            fernet = Fernet(key.encode("ascii"))
+            raw = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (ValueError, binascii.Error, UnicodeEncodeError):
+            raise EncryptionKeyError(
+                f"{self._source()} is not a valid key: expected 32 url-safe base64-encoded"
+                " bytes, as in the key file gitopsd creates"
+            ) from None
+        # a key of its own for hashing, so a hash never reveals anything of the cipher's key
+        self._hash_key = hmac.new(raw, b"gitopsd fingerprints", hashlib.sha256).digest()
+        return fernet
+
+    def _key_from_file(self) -> str:
+        try:
+            return self._key_file.read_text().strip()
+        except FileNotFoundError:
+            return self._create_key_file()
+        except OSError as error:
+            raise EncryptionKeyError(f"{self._key_file}: cannot read: {error.strerror}") from None
+
+    def _create_key_file(self) -> str:
+        """A new key, written 0600 under a private name then linked into place: two
+        processes starting at once end up with the same key, the one linked first."""
+        key = Fernet.generate_key()
+        self._key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        scratch = self._key_file.with_name(f".{KEY_FILE}.{os.getpid()}")
+        try:
+            handle = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(handle, "wb") as written:
+                written.write(key + b"\n")
+            try:
+                os.link(scratch, self._key_file)
+            except FileExistsError:
+                return self._key_file.read_text().strip()
+        except OSError as error:
+            raise EncryptionKeyError(
+                f"{self._key_file}: cannot create the encryption key: {error.strerror}"
+            ) from None
+        finally:
+            scratch.unlink(missing_ok=True)
+        return key.decode("ascii")
+
+    def _source(self) -> str:
+        return KEY_VARIABLE if self._given is not None else str(self._key_file)

@@ -1,0 +1,122 @@
+"""The state store as the runtime sees it, with sensitive values encrypted at rest.
+
+A component's record names the inputs and outputs that are sensitive (`sensitive_inputs`,
+`sensitive_outputs`: what its manifest declares, secret-named inputs, inputs rendered from a
+dependency's sensitive outputs). This wrapper seals those values (adapters/encryption.py)
+when a record is saved, in the component's own record and in the copy a step keeps for a
+rollback, and opens them when one is read: the runtime renders dependents' inputs and calls
+drivers with clear values, and the database, its WAL and backups only ever hold ciphertext.
+
+A value the key cannot open is left sealed: `status` and the API show it as `***` like any
+sensitive value, and only a driver call that needs it fails, with a message naming
+GITOPSD_ENCRYPTION_KEY (runtime/steps.py). Every other method is the wrapped store's own;
+a shared store's fenced views (what a PostgreSQL leader writes through) are sealed too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from pydantic import JsonValue
+
+from gitopsd.adapters.encryption import EncryptionKeyError, Sealer, is_sealed
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import ComponentState, Step
+
+
+class SealedStore:
+    """`inner`, with the sensitive values of component records sealed by `sealer`."""
+
+    def __init__(self, inner: StateStore, sealer: Sealer) -> None:
+        self._inner = inner
+        self._sealer = sealer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    # --- a shared store's fenced views (runtime/leadership.py) stay sealed ---------------------
+
+    def fenced(self, epoch: int) -> SealedStore:
+        """The wrapped store's view fenced at `epoch` (PostgreSQL), sealed like this one; an
+        AttributeError for a store of one process's own, as leadership expects of it."""
+        view: StateStore = getattr(self._inner, "fenced")(epoch)  # noqa: B009
+        return SealedStore(view, self._sealer)
+
+    @property
+    def on_fenced(self) -> Any:
+        return getattr(self._inner, "on_fenced")  # noqa: B009
+
+    @on_fenced.setter
+    def on_fenced(self, callback: Any) -> None:
+        setattr(self._inner, "on_fenced", callback)  # noqa: B010
+
+    def get_component(self, environment: str, name: str) -> ComponentState | None:
+        state = self._inner.get_component(environment, name)
+        return None if state is None else self._opened(state)
+
+    def list_components(self, environment: str) -> list[ComponentState]:
+        return [self._opened(state) for state in self._inner.list_components(environment)]
+
+    def save_component(self, state: ComponentState) -> None:
+        self._inner.save_component(self._sealed(state))
+
+    def save_components(self, states: Sequence[ComponentState]) -> None:
+        self._inner.save_components([self._sealed(state) for state in states])
+
+    def save_step(self, step: Step) -> None:
+        self._inner.save_step(self._sealed_step(step))
+
+    def save_steps(self, steps: Sequence[Step]) -> None:
+        self._inner.save_steps([self._sealed_step(step) for step in steps])
+
+    def list_steps(self, run_id: str) -> list[Step]:
+        return [self._opened_step(step) for step in self._inner.list_steps(run_id)]
+
+    # --- records ------------------------------------------------------------------------------
+
+    def _sealed(self, state: ComponentState) -> ComponentState:
+        if not (state.sensitive_inputs or state.sensitive_outputs):
+            return state
+        update = {
+            "inputs": self._seal(state.inputs, state.sensitive_inputs),
+            "outputs": self._seal(state.outputs, state.sensitive_outputs),
+        }
+        return state.model_copy(update=update)
+
+    def _opened(self, state: ComponentState) -> ComponentState:
+        if not (state.sensitive_inputs or state.sensitive_outputs):
+            return state
+        update = {"inputs": self._open(state.inputs), "outputs": self._open(state.outputs)}
+        return state.model_copy(update=update)
+
+    def _sealed_step(self, step: Step) -> Step:
+        if step.previous_state is None:
+            return step
+        return step.model_copy(update={"previous_state": self._sealed(step.previous_state)})
+
+    def _opened_step(self, step: Step) -> Step:
+        if step.previous_state is None:
+            return step
+        return step.model_copy(update={"previous_state": self._opened(step.previous_state)})
+
+    # --- values -------------------------------------------------------------------------------
+
+    def _seal(
+        self, values: Mapping[str, JsonValue], names: Collection[str]
+    ) -> dict[str, JsonValue]:
+        return {
+            name: self._sealer.seal(value) if name in names and not is_sealed(value) else value
+            for name, value in values.items()
+        }
+
+    def _open(self, values: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+        return {name: self._open_one(value) for name, value in values.items()}
+
+    def _open_one(self, value: JsonValue) -> JsonValue:
+        if not is_sealed(value):
+            return value
+        try:
+            return self._sealer.open(value)
+        except EncryptionKeyError:
+            return value  # shown as ***; a driver call needing it says what is wrong

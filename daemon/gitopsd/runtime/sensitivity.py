@@ -1,0 +1,117 @@
+"""Which values are sensitive, and how they are shown: as `***`.
+
+Sensitive are the outputs a component lists in `sensitive_outputs`, the inputs whose names
+mark them secret (the rule of adapters/driver_output.py: TOKEN, SECRET, PASSWORD...), and,
+as Terraform propagates `sensitive`, every input rendered from a dependency's sensitive output,
+alone or inside a larger string. Their names are recorded with the component's state, so the
+store keeps their values encrypted (adapters/sealed_store.py), drivers' output has them
+redacted, and status, the API, reports and diffs show `***` in their place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
+
+from pydantic import JsonValue
+
+from gitopsd.adapters.driver_output import is_secret_name
+from gitopsd.adapters.encryption import is_sealed
+from gitopsd.engine import rendering
+from gitopsd.engine.loading import ComponentEntry, Repository
+from gitopsd.engine.planning import Conceal
+from gitopsd.engine.ports import DriverResult
+from gitopsd.engine.references import Reference
+from gitopsd.model.state import ComponentState
+
+SHOWN = "***"
+
+Declared = Mapping[str, Collection[str]]  # component name -> its sensitive outputs
+Digest = Callable[[bytes], str]  # a keyed hash (adapters/encryption.py Sealer.digest)
+
+
+def declared(repository: Repository, states: Iterable[ComponentState] = ()) -> dict[str, set[str]]:
+    """Each component's sensitive outputs: as recorded with its state (what the values stored
+    now were produced under), and as its manifest at `repository`'s revision declares."""
+    found: dict[str, set[str]] = {s.name: set(s.sensitive_outputs) for s in states}
+    for name, entry in repository.components.items():
+        found.setdefault(name, set()).update(entry.manifest.spec.sensitive_outputs)
+    return found
+
+
+def sensitive_inputs(component: ComponentEntry, outputs: Declared) -> list[str]:
+    """The names of `component`'s inputs that are sensitive (see the module docstring)."""
+    inputs = component.manifest.spec.inputs
+    named = {name for name in inputs if is_secret_name(name)}
+    tainted = {
+        str(path[0])
+        for path, reference in _references(inputs)
+        if reference.component is not None
+        and reference.parts[-1] in outputs.get(reference.component, ())
+    }
+    return sorted(named | tainted)
+
+
+def concealer(digest: Digest | None, outputs: Declared) -> Conceal | None:
+    """How inputs enter a fingerprint (engine/planning.py): each sensitive one as the keyed
+    hash of its value, so the stored fingerprint reveals nothing of it. None without a key
+    (a workspace with no sealing store): inputs enter as they are."""
+    if digest is None:
+        return None
+
+    def conceal(component: ComponentEntry, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        names = sensitive_inputs(component, outputs)
+        if not names:
+            return inputs
+        return {
+            name: _hashed(digest, value) if name in names else value
+            for name, value in inputs.items()
+        }
+
+    return conceal
+
+
+def _hashed(digest: Digest, value: Any) -> str:
+    return "hmac-sha256:" + digest(json.dumps(value, sort_keys=True, default=str).encode())
+
+
+def shown_outputs(state: ComponentState) -> dict[str, JsonValue]:
+    """The component's outputs as status and the API show them."""
+    return masked(state.outputs, state.sensitive_outputs)
+
+
+def masked(values: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
+    """`values` with those named (and any still sealed) shown as `***`."""
+    return {
+        name: SHOWN if name in names or is_sealed(value) else value
+        for name, value in values.items()
+    }
+
+
+def without_made_secrets(result: DriverResult, names: Collection[str]) -> DriverResult:
+    """An apply's result with the sensitive outputs it made redacted from its output."""
+    made = result.outputs or {}
+    secrets = [made[name] for name in names if name in made]
+    if not secrets:
+        return result
+    return dataclasses.replace(result, output=redacted(result.output, secrets))
+
+
+def redacted(text: str, values: Iterable[Any]) -> str:
+    """`text` with each string value (of 4 characters or more, as drivers' secrets) as `***`,
+    longest first: for an apply's output, which may print the sensitive outputs it made."""
+    secrets = sorted(
+        (v for v in values if isinstance(v, str) and len(v) >= 4), key=len, reverse=True
+    )
+    for secret in secrets:
+        text = text.replace(secret, SHOWN)
+    return text
+
+
+def _references(inputs: Mapping[str, Any]) -> list[tuple[rendering.Path, Reference]]:
+    try:
+        return list(rendering.references_in(inputs))
+    except rendering.RenderError:  # validation reports it; rendering will fail on it too
+        return []

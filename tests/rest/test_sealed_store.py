@@ -1,0 +1,97 @@
+"""The sealing store over each real store (memory, SQLite, PostgreSQL): sensitive values of
+component records and of steps' rollback copies are kept encrypted in the wrapped store, read
+back in clear by any host with the same key, and left sealed (never an error) without it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from gitopsd.adapters.encryption import Sealer, is_sealed
+from gitopsd.adapters.memory_store import MemoryStore
+from gitopsd.adapters.postgres_store import PostgresStore
+from gitopsd.adapters.sealed_store import SealedStore
+from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import ComponentState
+from tests.store.contract import component, run, step
+
+KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    opened: StateStore
+    if request.param == "memory":
+        opened = MemoryStore()
+    elif request.param == "sqlite":
+        opened = SqliteStore(tmp_path / "state.db")
+    else:
+        opened = PostgresStore(request.getfixturevalue("postgres_url"), timeout=20)
+    yield opened
+    opened.close()
+
+
+Host = Callable[..., SealedStore]
+
+
+@pytest.fixture
+def host(inner: StateStore, tmp_path: Path) -> Host:
+    """A host sharing `inner`, with its own data folder and the key it is given."""
+
+    def make(name: str, *, key: str | None = KEY) -> SealedStore:
+        return SealedStore(inner, Sealer(key=key, data_dir=tmp_path / name))
+
+    return make
+
+
+def secret_component() -> ComponentState:
+    return component(
+        "db",
+        inputs={"db_password": "pw-1234", "size": 3},
+        outputs={"admin_password": "adm-5678", "host": "db.internal"},
+        sensitive_inputs=["db_password"],
+        sensitive_outputs=["admin_password"],
+    )
+
+
+def test_sensitive_values_are_sealed_in_the_wrapped_store(inner: StateStore, host: Host) -> None:
+    host("a").save_component(secret_component())
+
+    raw = inner.get_component("dev", "db")
+    assert raw is not None
+    assert is_sealed(raw.inputs["db_password"]) and is_sealed(raw.outputs["admin_password"])
+    assert raw.inputs["size"] == 3 and raw.outputs["host"] == "db.internal"
+    assert "pw-1234" not in raw.model_dump_json() and "adm-5678" not in raw.model_dump_json()
+
+
+def test_a_host_with_the_same_key_reads_them_in_clear(host: Host) -> None:
+    host("a").save_components([secret_component()])
+
+    (read,) = host("b").list_components("dev")
+    assert read.inputs == {"db_password": "pw-1234", "size": 3}
+    assert read.outputs == {"admin_password": "adm-5678", "host": "db.internal"}
+
+
+def test_a_host_with_another_key_reads_them_still_sealed(host: Host) -> None:
+    host("a").save_component(secret_component())
+
+    read = host("b", key=Fernet.generate_key().decode()).get_component("dev", "db")
+    assert read is not None
+    assert is_sealed(read.outputs["admin_password"])
+    assert read.outputs["host"] == "db.internal"
+
+
+def test_a_steps_rollback_copy_is_sealed_too(inner: StateStore, host: Host) -> None:
+    inner.save_run(run())
+    previous = secret_component()
+    host("a").save_steps([step(0, previous_state=previous), step(1)])
+
+    (raw, _) = inner.list_steps("run-1")
+    assert raw.previous_state is not None
+    assert is_sealed(raw.previous_state.outputs["admin_password"])
+    (read, plain) = host("b").list_steps("run-1")
+    assert read.previous_state == previous and plain.previous_state is None

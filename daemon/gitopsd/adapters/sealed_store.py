@@ -70,8 +70,11 @@ class SealedStore:
     def save_steps(self, steps: Sequence[Step]) -> None:
         self._inner.save_steps([self._sealed_step(step) for step in steps])
 
-    def list_steps(self, run_id: str) -> list[Step]:
-        return [self._opened_step(step) for step in self._inner.list_steps(run_id)]
+    def list_steps(
+        self, run_id: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Step]:
+        steps = self._inner.list_steps(run_id, after=after, limit=limit)
+        return [self._opened_step(step) for step in steps]
 
     # --- records ------------------------------------------------------------------------------
 

@@ -173,7 +173,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
-        version=10,
+        version=8,
         description="events by environment and time, which retention prunes by age",
         statements=("CREATE INDEX events_by_environment_time ON events (environment, at, id)",),
     ),

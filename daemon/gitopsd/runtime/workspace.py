@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitopsd.adapters import data_folder
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
@@ -82,11 +83,13 @@ class Workspace:
         """A valid revision, ready to run from (its checkout exported); invalid manifests
         refuse the run."""
         loaded = self._valid(revision)
-        return Revisioned(
-            repository=loaded.repository,
-            checkout=self.checkouts.path(loaded.revision),
-            trees=loaded.trees,
-        )
+        try:
+            checkout = self.checkouts.path(loaded.revision)
+        except OSError as error:  # full or read-only: a fault that passes, not a bug
+            if not data_folder.is_unwritable(error):
+                raise
+            raise data_folder.cannot_write(self.data_dir, error) from error
+        return Revisioned(repository=loaded.repository, checkout=checkout, trees=loaded.trees)
 
     def _valid(self, revision: str | None) -> revisions.LoadedRevision:
         loaded = self.load_revision(revision)

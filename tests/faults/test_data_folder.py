@@ -4,11 +4,13 @@ applies it once, by itself."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gitopsd.adapters.sqlite_store import SqliteStore
 from tests.daemon.harness import DaemonProcess
 from tests.faults.disks import Disk
 from tests.runtime.world import World, component, environment
@@ -101,3 +103,24 @@ def test_the_daemon_is_not_ready_while_its_data_folder_cannot_be_written_then_ap
     applied = [e["revision"] for e in world.journal() if e["action"] == "apply"]
     assert applied[-1] == second and world.calls() == ["a", "a"]
     assert daemon.environment()["revision"] == second
+
+
+def test_an_apply_done_is_not_failed_by_old_checkouts_it_cannot_remove(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk turning read-only between the last step and the pruning of old checkouts
+    (the error injected at the checkout cache's boundary: the moment cannot be hit by a mount)."""
+    store = SqliteStore(world.root / "state.db")
+    workspace = world.workspace(store)
+    try:
+
+        def read_only(**_: object) -> list[str]:
+            raise OSError(errno.EROFS, "Read-only file system", str(world.root / "data"))
+
+        monkeypatch.setattr(workspace.checkouts, "prune", read_only)
+        run = workspace.apply("dev")
+        assert run.status.value == "succeeded"
+        assert world.calls() == ["a"]
+    finally:
+        workspace.source.close()
+        store.close()

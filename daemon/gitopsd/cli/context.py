@@ -74,7 +74,7 @@ class Context:
         blamed when the store cannot be opened because the folder cannot be written."""
         from gitopsd.runtime import stores  # the run machinery loads only for commands using it
 
-        if self.given_state is not None:
+        if self.given_state:
             return stores.open_store(self.state, base=Path.cwd(), create_folder=False)
         data_folder.prepare(self.data_dir)
         try:
@@ -88,8 +88,7 @@ class Context:
         """The repository, state store and data folder these flags name, closed afterwards."""
         from gitopsd.runtime import stores
 
-        data_folder.prepare(self.data_dir)
-        data_folder.probe(self.data_dir)  # full or read-only: said now, not mid-run
+        data_folder.probe(self.data_dir)  # made if missing; full or read-only: said now
         with self.open_source() as source:
             store = self._open_store()
             try:

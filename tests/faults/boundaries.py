@@ -10,6 +10,7 @@ hit in turn: first counted in an uninterrupted run, then killed at each one and 
 from __future__ import annotations
 
 import os
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,26 +60,38 @@ def unfinished(world: World) -> tuple[int, int]:
         store.close()
 
 
-def uninterrupted(root: Path, operation: Operation) -> tuple[int, Counter[tuple[str, str, int]]]:
-    """How many step boundaries the operation crosses, and the driver calls it makes."""
+def prepared(root: Path, operation: Operation) -> tuple[Path, Command]:
+    """A world brought to where the operation starts, once: each kill starts from a copy
+    (applies to get there cost more than the kills themselves)."""
     root.mkdir()
     world = World.committed(root, operation.files)
-    command = operation.prepare(world)
-    since = len(world.journal())
-    writes = root / "writes"
+    return world.root, operation.prepare(world)
+
+
+def copied(template: Path, root: Path) -> tuple[World, int]:
+    """A copy of the prepared world at `root`, and how many driver calls it journaled."""
+    shutil.copytree(template, root, symlinks=True)
+    world = World(root)
+    return world, len(world.journal())
+
+
+def uninterrupted(template: Path, command: Command) -> tuple[int, Counter[tuple[str, str, int]]]:
+    """How many step boundaries the operation crosses, and the driver calls it makes."""
+    world, since = copied(template, template.parent / "whole")
+    writes = world.root / "writes"
     done = world.gitopsd(*command, env=counting(writes))
     assert done.returncode == 0, done.stdout + done.stderr
     return len(writes.read_text().splitlines()), calls(world, since)
 
 
-def killed_at(root: Path, operation: Operation, boundary: int) -> Counter[tuple[str, str, int]]:
+def killed_at(
+    template: Path, operation: Operation, command: Command, boundary: int
+) -> tuple[Counter[tuple[str, str, int]], int]:
     """The driver calls of the operation SIGKILLed right after step boundary `boundary`,
-    then resumed, in a new world; asserts both ended as they should."""
-    root.mkdir()
-    world = World.committed(root, operation.files)
-    command = operation.prepare(world)
-    since = len(world.journal())
-    killed = world.gitopsd(*command, env=counting(root / "writes", kill_at=boundary))
+    then resumed, in a copy of the prepared world, and how many runs the kill left
+    unfinished; asserts both processes ended as they should."""
+    world, since = copied(template, template.parent / f"killed-{boundary}")
+    killed = world.gitopsd(*command, env=counting(world.root / "writes", kill_at=boundary))
     assert killed.returncode == -9, killed.stdout + killed.stderr
     left, _ = unfinished(world)
     resumed = world.gitopsd(*operation.resume(command))

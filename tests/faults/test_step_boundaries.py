@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.boundaries import Command, Operation, killed_at, uninterrupted
+from tests.faults.boundaries import Command, Operation, killed_at, prepared, uninterrupted
 from tests.gitrepos import git
 from tests.runtime.world import World, component, environment
 
@@ -64,11 +64,12 @@ def test_a_kill_after_any_step_boundary_is_resumed_without_loss_or_repeat(
     tmp_path: Path, name: str
 ) -> None:
     operation = OPERATIONS[name]
-    count, expected = uninterrupted(tmp_path / "whole", operation)
+    template, command = prepared(tmp_path / "prepared", operation)
+    count, expected = uninterrupted(template, command)
     assert count >= 2 and expected  # the operation crosses boundaries and calls drivers
     interrupted = 0
     for boundary in range(1, count + 1):
-        found, left = killed_at(tmp_path / f"killed-{boundary}", operation, boundary)
+        found, left = killed_at(template, operation, command, boundary)
         assert found == expected, f"killed after step boundary {boundary} of {count}"
         interrupted += left
     assert interrupted >= count - 1  # the kills did leave runs to resume (all but the last)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +113,45 @@ class World:
 
     def calls(self, action: str = "apply") -> list[str]:
         return [entry["component"] for entry in self.journal() if entry["action"] == action]
+
+    def command(self, *args: str, data: Path | None = None, state: str | None = None) -> list[str]:
+        """`gitopsd ARGS` on this world's repo, its data in `data` (default `root/data`) and
+        its state at `state` (default: the data folder's own, which gitopsd picks itself)."""
+        folder = data or self.root / "data"
+        command = [sys.executable, "-m", "gitopsd", *args, "--repo", str(self.repo)]
+        command += ["--data-dir", str(folder)]
+        return command + (["--state", state] if state else [])
+
+    def env(self, **more: str) -> dict[str, str]:
+        """The environment a gitopsd process needs for the test driver to find its files."""
+        own = {"TEST_JOURNAL": str(self.journal_path), "TEST_CONTROL": str(self.control_path)}
+        return {**os.environ, **own, **more}
+
+    def gitopsd(
+        self, *args: str, env: dict[str, str] | None = None, **where: Any
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `gitopsd ARGS` to its end (see `command` for `where`)."""
+        return subprocess.run(
+            self.command(*args, **where),
+            cwd=self.root,
+            env=self.env(**(env or {})),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def start_gitopsd(
+        self, *args: str, env: dict[str, str] | None = None, **where: Any
+    ) -> subprocess.Popen[str]:
+        """Start `gitopsd ARGS` without waiting for it (see `command` for `where`)."""
+        return subprocess.Popen(
+            self.command(*args, **where),
+            cwd=self.root,
+            env=self.env(**(env or {})),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def workspace(self, store: StateStore) -> Workspace:
         source = GitSource.open(str(self.repo), branch=None, data_dir=self.root / "data")

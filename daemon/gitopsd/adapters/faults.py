@@ -8,7 +8,9 @@ requests, its re-reading of the branch head) asks `is_transient` so they agree:
 - the store busy (SQLite locked past its busy timeout) or unreachable (PostgreSQL): the store
   adapters raise a `TransientError` subclass, and raw `sqlite3.OperationalError`s that say
   "locked", "busy" or "full" count too;
-- the disk full or a quota reached (`OSError` ENOSPC, EDQUOT), and I/O that may pass;
+- the disk full, a quota reached, the data folder read-only or forbidden (`OSError` ENOSPC,
+  EDQUOT, EROFS, EACCES; `data_folder.DataFolderError`; SQLite's "readonly database"), and
+  I/O that may pass;
 - the repository unreadable (`GitSourceError`): a commit seen a moment ago cannot vanish;
 - the network (connection refused or reset, timeouts).
 
@@ -24,7 +26,11 @@ import sqlite3
 from gitopsd.adapters.gitrepo import GitSourceError, UnknownRevisionError
 from gitopsd.errors import GitopsdError
 
-_PASSING_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EBUSY, errno.EIO})
+# a full, read-only or forbidden data folder passes once an operator makes room, remounts it
+# or fixes its owner: the daemon keeps its work and tries again rather than dropping it
+_PASSING_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EAGAIN, errno.EBUSY, errno.EIO}
+)
 _PASSING_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR")
 
 
@@ -42,7 +48,7 @@ def is_transient(error: BaseException) -> bool:
         name = getattr(error, "sqlite_errorname", "") or ""
         text = str(error).lower()
         return name.startswith(_PASSING_SQLITE) or any(
-            word in text for word in ("locked", "busy", "disk is full", "disk i/o")
+            word in text for word in ("locked", "busy", "disk is full", "disk i/o", "readonly")
         )
     if isinstance(error, ConnectionError | TimeoutError):
         return True

@@ -26,6 +26,7 @@ leaves this module.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import threading
@@ -41,6 +42,7 @@ from gitopsd.engine.retrying import Uniform, delay_before
 from gitopsd.errors import GitopsdError
 from gitopsd.model.manifests import RetryPolicy
 
+log = logging.getLogger(__name__)
 SECONDARY_LIMIT_WAIT = 60.0  # "wait for at least one minute before retrying"
 RESET_MARGIN = 1.0  # seconds after x-ratelimit-reset, so the first request is not early
 _HINTS = {
@@ -212,6 +214,7 @@ class Retrier:
                 f"(the next try would be in {delay:.1f}s, past the {self.waits.deadline:g}s "
                 "deadline)"
             )
+        log.warning("GitHub API %s: %s; trying again in %.1fs", what, reason, delay)
         if stop is None:
             self.waits.sleep(delay)
         else:

@@ -105,6 +105,7 @@ class SqliteStore:
         busy_timeout: float = _BUSY_TIMEOUT,
         write_patience: float = _WRITE_PATIENCE,
         sleep: Callable[[float], None] = time.sleep,
+        create_folder: bool = True,
     ) -> None:
         if synchronous.upper() not in _SYNCHRONOUS_MODES:
             modes = ", ".join(_SYNCHRONOUS_MODES)
@@ -120,6 +121,11 @@ class SqliteStore:
         self._writer = threading.Lock()
         self._opened: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._closed = False
+        if not create_folder and not path.parent.is_dir():
+            raise StoreError(
+                f"the folder {path.parent} of the state database {path} does not exist:"
+                " create it, or correct the state URL"
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -132,12 +138,17 @@ class SqliteStore:
 
     @classmethod
     def from_url(
-        cls, url: str, *, base: Path | None = None, synchronous: str = "FULL"
+        cls,
+        url: str,
+        *,
+        base: Path | None = None,
+        synchronous: str = "FULL",
+        create_folder: bool = True,
     ) -> SqliteStore:
         """Open `sqlite:///relative/path.db` (against `base`, default the current folder) or
-        `sqlite:////absolute/path.db`."""
+        `sqlite:////absolute/path.db`; without `create_folder`, its folder must exist."""
         path = _path_from_url(url, base=Path.cwd() if base is None else base)
-        return cls(path, synchronous=synchronous)
+        return cls(path, synchronous=synchronous, create_folder=create_folder)
 
     @property
     def path(self) -> Path:

@@ -2,7 +2,10 @@
 
 SPEC section 5: every command takes --repo, --branch, --state and --output, each with a
 GITOPSD_* environment variable; `--data-dir` (GITOPSD_DATA_DIR) says where state, checkouts
-and work files live.
+and work files live. The state store follows the data folder (`<data dir>/state.db`) unless
+`--state` names another: a second data folder must never share the first one's database by
+accident. A SQLite `--state` given by hand must name an existing folder (a typo would
+otherwise start an empty store silently); the data folder itself is created on first use.
 """
 
 from __future__ import annotations
@@ -41,9 +44,14 @@ class Context:
 
     repo: str
     branch: str | None
-    state: str
+    given_state: str | None  # --state / GITOPSD_STATE; None: the data folder's state.db
     output: str
     data_dir: Path
+
+    @property
+    def state(self) -> str:
+        """The state store URL: the one given, else `sqlite:///<data dir>/state.db`."""
+        return self.given_state or f"sqlite:///{self.data_dir / 'state.db'}"
 
     def open_source(self) -> GitSource:
         return revisions.open_source(self.repo, branch=self.branch, data_dir=self.data_dir)
@@ -55,21 +63,36 @@ class Context:
     @contextlib.contextmanager
     def store(self) -> Iterator[StateStore]:
         """Only the state store, for commands that read or flag runs."""
-        from gitopsd.runtime import stores  # the run machinery loads only for commands using it
+        from gitopsd.runtime import stores
 
-        store = stores.open_store(self.state, base=Path.cwd())
+        store = self._open_store()
         try:
             yield stores.sealed(store, data_dir=self.data_dir, key=_key())
         finally:
             store.close()
+
+    def _open_store(self) -> StateStore:
+        """The state store; the data folder is created first when it holds the store, and
+        blamed when the store cannot be opened because the folder cannot be written."""
+        from gitopsd.runtime import stores  # the run machinery loads only for commands using it
+
+        if self.given_state:
+            return stores.open_store(self.state, base=Path.cwd(), create_folder=False)
+        data_folder.prepare(self.data_dir)
+        try:
+            return stores.open_store(self.state, base=Path.cwd())
+        except stores.StoreError:
+            data_folder.probe(self.data_dir)  # "disk I/O error" from a full disk: say so
+            raise
 
     @contextlib.contextmanager
     def workspace(self) -> Iterator[Workspace]:
         """The repository, state store and data folder these flags name, closed afterwards."""
         from gitopsd.runtime import stores
 
+        data_folder.probe(self.data_dir)  # made if missing; full or read-only: said now
         with self.open_source() as source:
-            store = stores.open_store(self.state, base=Path.cwd())
+            store = self._open_store()
             try:
                 yield stores.workspace(source, store, data_dir=self.data_dir, key=_key())
             finally:
@@ -100,9 +123,8 @@ def common_options(command: Command) -> Command:
     @click.option(
         "--state",
         envvar="GITOPSD_STATE",
-        default="sqlite:///.gitopsd/state.db",
-        show_default=True,
-        help="State store URL.",
+        default=None,
+        help="State store URL [default: sqlite:///DATA_DIR/state.db].",
     )
     @click.option(
         "--output",
@@ -122,7 +144,7 @@ def common_options(command: Command) -> Command:
     )
     @functools.wraps(command)
     def wrapper(
-        repo: str, branch: str | None, state: str, output: str, data_dir: Path, **kwargs: Any
+        repo: str, branch: str | None, state: str | None, output: str, data_dir: Path, **kwargs: Any
     ) -> Any:
         context = Context(repo, branch, state, output, data_dir)
         data_folder.tighten(data_dir)
@@ -130,8 +152,21 @@ def common_options(command: Command) -> Command:
             return command(context, **kwargs)
         except GitopsdError as error:
             fail(str(error), as_json=context.output == "json")
+        except OSError as error:
+            if not data_folder.is_unwritable(error):
+                raise
+            fail(_unwritable(data_dir, error), as_json=context.output == "json")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _unwritable(data_dir: Path, error: OSError) -> str:
+    """A write refused after the start (the disk filled, turned read-only): one line naming
+    the data folder, or the file outside it (a report path given by the user)."""
+    name = os.fsdecode(error.filename) if error.filename is not None else None
+    if name is None or Path(name).resolve().is_relative_to(data_dir.resolve()):
+        return str(data_folder.cannot_write(data_dir, error))
+    return f"cannot write {name}: {error.strerror}"
 
 
 def fail(message: str, *, as_json: bool = False) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gitopsd import __version__
+from gitopsd.adapters import data_folder
 from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.adapters.scheduling import Jobs
@@ -253,12 +254,17 @@ class Daemon:
         return self.workspace.source.branch
 
     def is_ready(self) -> tuple[bool, str]:
-        """Ready while the store answers and takes requests, and the branch head was read at
-        the last look (a cached answer, refreshed by the head watch: no git call per probe)."""
+        """Ready while the store answers and takes requests, the data folder takes writes
+        (a byte written and removed per probe), and the branch head was read at the last look
+        (a cached answer, refreshed by the head watch: no git call per probe)."""
         try:
             self.workspace.store.list_environments()
         except Exception as error:  # any store failure means not ready, with its reason
             return False, f"the state store does not answer: {error}"
+        try:  # a full or read-only data folder fails every run
+            data_folder.probe(self.workspace.data_dir)
+        except data_folder.DataFolderError as error:
+            return False, str(error)
         if self.intake.problem is not None:
             return False, f"the state store does not take writes: {self.intake.problem}"
         if self.heads.problem is not None:

@@ -25,9 +25,13 @@ from gitopsd.runtime.workspace import Workspace
 __all__ = ["StoreError", "open_store", "sealed", "workspace"]
 
 
-def open_store(url: str, *, base: Path) -> StateStore:
+def open_store(url: str, *, base: Path, create_folder: bool = True) -> StateStore:
+    """The store `url` names; a SQLite file's folder is created unless `create_folder` is
+    False (a URL typed by hand into a missing folder is a mistake, not a new store)."""
     if url.startswith("sqlite:"):
-        return SqliteStore.from_url(url, base=base, synchronous="NORMAL")
+        return SqliteStore.from_url(
+            url, base=base, synchronous="NORMAL", create_folder=create_folder
+        )
     if url.startswith(("postgresql:", "postgres:")):
         from gitopsd.adapters.postgres_store import PostgresStore
 

@@ -13,6 +13,7 @@ and needs none of them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitopsd.adapters import data_folder
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
     from gitopsd.engine import planning
     from gitopsd.runtime.orphans import Orphan
     from gitopsd.runtime.plan_run import PlannedComponent
+
+
+log = logging.getLogger(__name__)
 
 
 class RunRefusedError(GitopsdError):
@@ -86,11 +91,13 @@ class Workspace:
         sha = self.source.resolve(revision) if revision else self.source.head()
         self.checkouts.prepare(sha)
         loaded = self._valid(sha)
-        return Revisioned(
-            repository=loaded.repository,
-            checkout=self.checkouts.path(loaded.revision),
-            trees=loaded.trees,
-        )
+        try:
+            checkout = self.checkouts.path(loaded.revision)
+        except OSError as error:  # full or read-only: a fault that passes, not a bug
+            if not data_folder.is_unwritable(error):
+                raise
+            raise data_folder.cannot_write(self.data_dir, error) from error
+        return Revisioned(repository=loaded.repository, checkout=checkout, trees=loaded.trees)
 
     def _valid(self, revision: str | None) -> revisions.LoadedRevision:
         loaded = self.load_revision(revision)
@@ -258,14 +265,22 @@ class Workspace:
     # --- helpers ----------------------------------------------------------------------------
 
     def prune_checkouts(self) -> list[str]:
-        """Remove old checkouts, keeping every revision an environment is at or rolls back to."""
+        """Remove old checkouts, keeping every revision an environment is at or rolls back to.
+        A data folder that cannot be written keeps them: the run before it is done, and
+        recorded, and must not be reported failed for housekeeping."""
         pinned = {
             revision
             for state in self.store.list_environments()
             for revision in (state.revision, state.previous_revision)
             if revision
         }
-        return self.checkouts.prune(pinned=pinned)
+        try:
+            return self.checkouts.prune(pinned=pinned)
+        except OSError as error:
+            if not data_folder.is_unwritable(error):
+                raise
+            log.warning("old checkouts kept: %s", data_folder.cannot_write(self.data_dir, error))
+            return []
 
     def _apply(
         self, run: Run, target: Revisioned, chosen: list[ComponentEntry], cancel: threading.Event

@@ -15,9 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import signal
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -41,31 +39,8 @@ CHAIN = {
 }
 
 
-def gitopsd(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "TEST_JOURNAL": str(world.journal_path),
-        "TEST_CONTROL": str(world.control_path),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "gitopsd",
-        *args,
-        "--repo",
-        str(world.repo),
-        "--data-dir",
-        str(world.root / "data"),
-        "--state",
-        f"sqlite:///{world.root / 'data' / 'state.db'}",
-    ]
-    return subprocess.run(
-        command, cwd=world.root, env=env, capture_output=True, text=True, timeout=60
-    )
-
-
 def runs(world: World) -> list[dict[str, object]]:
-    done = gitopsd(world, "runs", "--env", "dev", "--output", "json")
+    done = world.gitopsd("runs", "--env", "dev", "--output", "json")
     assert done.returncode == 0, done.stderr
     listed: list[dict[str, object]] = json.loads(done.stdout)["runs"]
     return listed
@@ -76,12 +51,12 @@ def runs(world: World) -> list[dict[str, object]]:
 def test_a_killed_apply_is_resumed_by_the_next_one(world: World, point: str, victim: str) -> None:
     world.commit(CHAIN)
     world.control(kill_parent={f"{victim}:apply": point})
-    killed = gitopsd(world, "apply", "--env", "dev")
+    killed = world.gitopsd("apply", "--env", "dev")
     assert killed.returncode == -signal.SIGKILL
     interrupted = runs(world)
     assert [r["status"] for r in interrupted] == ["running"]
 
-    resumed = gitopsd(world, "apply", "--env", "dev")
+    resumed = world.gitopsd("apply", "--env", "dev")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     applied = world.calls()
     # finished steps are not repeated; the interrupted one ran again only if it had done its work
@@ -99,36 +74,13 @@ def test_kill_at_random_moments_then_resume_applies_everything_once(world: World
     world.commit(files)
     world.control(sleep={f"x{i}:apply": 0.15 for i in range(6)})
     for delay in (0.3, 0.6, 0.9):
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gitopsd",
-                "apply",
-                "--env",
-                "dev",
-                "--repo",
-                str(world.repo),
-                "--data-dir",
-                str(world.root / "data"),
-                "--state",
-                f"sqlite:///{world.root / 'data' / 'state.db'}",
-            ],
-            cwd=world.root,
-            env={
-                **os.environ,
-                "TEST_JOURNAL": str(world.journal_path),
-                "TEST_CONTROL": str(world.control_path),
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        process = world.start_gitopsd("apply", "--env", "dev")
         time.sleep(delay)
         process.kill()
-        process.wait()
-    final = gitopsd(world, "apply", "--env", "dev")
+        process.communicate()
+    final = world.gitopsd("apply", "--env", "dev")
     assert final.returncode == 0, final.stdout + final.stderr
-    status = json.loads(gitopsd(world, "status", "--env", "dev", "--output", "json").stdout)
+    status = json.loads(world.gitopsd("status", "--env", "dev", "--output", "json").stdout)
     components = {c["name"]: c["status"] for c in status["environments"][0]["components"]}
     assert components == {
         name: "applied" for name in ["net", "dns", "k8s", "app", *(f"x{i}" for i in range(6))]
@@ -156,11 +108,11 @@ def steps_of(world: World, run_id: object) -> dict[str, str]:
 def test_a_kill_during_a_health_check_runs_it_again_on_resume(world: World) -> None:
     world.commit({**CHAIN, "components/a/component.yaml": component("a", health=True)})
     world.control(kill_parent={"a:health": "before"})
-    killed = gitopsd(world, "apply", "--env", "dev")
+    killed = world.gitopsd("apply", "--env", "dev")
     assert killed.returncode == -signal.SIGKILL
     (interrupted,) = runs(world)
 
-    resumed = gitopsd(world, "apply", "--env", "dev")
+    resumed = world.gitopsd("apply", "--env", "dev")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert world.calls("health") == ["a"]  # the killed try never journaled; this one did
     assert world.calls() == ["a", "b", "c"]
@@ -172,18 +124,18 @@ def test_a_kill_during_a_health_check_runs_it_again_on_resume(world: World) -> N
 def test_a_kill_during_a_prune_step_resumes_it(world: World) -> None:
     pruning = {**CHAIN, "environments/dev.yaml": environment("dev", parallelism=1, prune=True)}
     first = world.commit(pruning)
-    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    assert world.gitopsd("apply", "--env", "dev").returncode == 0
     world.commit({k: v for k, v in pruning.items() if "/c/" not in k}, replace=True)
     world.control(kill_parent={"c:destroy": "before"})
-    killed = gitopsd(world, "apply", "--env", "dev")
+    killed = world.gitopsd("apply", "--env", "dev")
     assert killed.returncode == -signal.SIGKILL
 
-    resumed = gitopsd(world, "apply", "--env", "dev")
+    resumed = world.gitopsd("apply", "--env", "dev")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     destroyed = [e for e in world.journal() if e["action"] == "destroy"]
     assert [(e["component"], e["revision"]) for e in destroyed] == [("c", first)]
     assert [r["status"] for r in runs(world)] == ["succeeded", "succeeded", "succeeded"]
-    status = gitopsd(world, "status", "--env", "dev", "--output", "json")
+    status = world.gitopsd("status", "--env", "dev", "--output", "json")
     names = [c["name"] for c in json.loads(status.stdout)["environments"][0]["components"]]
     assert names == ["a", "b"]
 
@@ -192,10 +144,10 @@ def test_a_kill_during_a_gate_runs_it_again_on_resume(world: World) -> None:
     gate = {"name": "smoke", "command": [sys.executable, "driver.py", "gate"]}
     world.commit({**CHAIN, "environments/dev.yaml": environment("dev", gates=[gate])})
     world.control(kill_parent={"smoke:gate": "before"})
-    killed = gitopsd(world, "apply", "--env", "dev")
+    killed = world.gitopsd("apply", "--env", "dev")
     assert killed.returncode == -signal.SIGKILL
 
-    resumed = gitopsd(world, "apply", "--env", "dev")
+    resumed = world.gitopsd("apply", "--env", "dev")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     # the resumed run's gate, then the new run's (every apply runs the gates)
     assert world.calls("gate") == ["smoke", "smoke"] and world.calls() == ["a", "b", "c"]
@@ -229,7 +181,7 @@ def assert_no_calls_overlapped(world: World) -> None:
 
 
 def events(world: World, kind: str) -> list[dict[str, Any]]:
-    done = gitopsd(world, "history", "--env", "dev", "--output", "json")
+    done = world.gitopsd("history", "--env", "dev", "--output", "json")
     assert done.returncode == 0, done.stderr
     return [e for e in json.loads(done.stdout)["events"] if e["kind"] == kind]
 
@@ -255,9 +207,9 @@ def killed_then_resumed(world: World, command: str, *, orphan: str) -> list[str]
     on, then run again: it must end that driver before its step runs again, so no two calls
     of a component overlap. The components whose drivers it ended."""
     world.control(orphan={orphan: 20})  # 20 s: far longer than the test takes, unless ended
-    killed = gitopsd(world, command, "--env", "dev")
+    killed = world.gitopsd(command, "--env", "dev")
     assert killed.returncode == -signal.SIGKILL
-    resumed = gitopsd(world, command, "--env", "dev")
+    resumed = world.gitopsd(command, "--env", "dev")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert_no_calls_overlapped(world)
     return [e["data"]["component"] for e in events(world, "driver.orphan_ended")]
@@ -276,7 +228,7 @@ def test_the_driver_a_killed_apply_left_is_ended_before_its_step_runs_again(
 
 def test_the_driver_a_killed_destroy_left_is_ended_before_it_runs_again(world: World) -> None:
     world.commit(CHAIN)
-    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    assert world.gitopsd("apply", "--env", "dev").returncode == 0
     assert killed_then_resumed(world, "destroy", orphan="b:destroy") == ["b"]
     assert world.calls("destroy") == ["c", "b", "a"]
 
@@ -284,11 +236,11 @@ def test_the_driver_a_killed_destroy_left_is_ended_before_it_runs_again(world: W
 def test_the_driver_a_killed_prune_left_is_ended_before_it_runs_again(world: World) -> None:
     pruning = {**CHAIN, "environments/dev.yaml": environment("dev", parallelism=1, prune=True)}
     world.commit(pruning)
-    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    assert world.gitopsd("apply", "--env", "dev").returncode == 0
     world.commit({k: v for k, v in pruning.items() if "/c/" not in k}, replace=True)
     assert killed_then_resumed(world, "apply", orphan="c:destroy") == ["c"]
     assert world.calls("destroy") == ["c"]
-    status = gitopsd(world, "status", "--env", "dev", "--output", "json")
+    status = world.gitopsd("status", "--env", "dev", "--output", "json")
     names = [c["name"] for c in json.loads(status.stdout)["environments"][0]["components"]]
     assert names == ["a", "b"]
 
@@ -297,20 +249,6 @@ def started_calls(world: World, key: str) -> list[int]:
     path = world.root / "spans.jsonl"
     lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
     return [line["pid"] for line in lines if line["key"] == key and line["event"] == "start"]
-
-
-def start_gitopsd(world: World, *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "gitopsd", *args, "--repo", str(world.repo)]
-    command += ["--data-dir", str(world.root / "data")]
-    command += ["--state", f"sqlite:///{world.root / 'data' / 'state.db'}"]
-    env = {
-        **os.environ,
-        "TEST_JOURNAL": str(world.journal_path),
-        "TEST_CONTROL": str(world.control_path),
-    }
-    return subprocess.Popen(
-        command, cwd=world.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
 
 
 def gone(pid: int) -> bool:
@@ -327,7 +265,7 @@ def test_a_stop_signal_stops_the_driver_and_the_next_apply_resumes(
 ) -> None:
     world.commit(CHAIN)
     world.control(sleep={"b:apply": 20})
-    applying = start_gitopsd(world, "apply", "--env", "dev")
+    applying = world.start_gitopsd("apply", "--env", "dev")
     deadline = time.monotonic() + 30
     while not started_calls(world, "b:apply") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -344,7 +282,7 @@ def test_a_stop_signal_stops_the_driver_and_the_next_apply_resumes(
     assert [r["status"] for r in interrupted] == ["running"]
 
     world.control()
-    resumed = gitopsd(world, "apply", "--env", "dev")
+    resumed = world.gitopsd("apply", "--env", "dev")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert_no_calls_overlapped(world)
     assert world.calls() == ["a", "b", "c"]
@@ -354,12 +292,12 @@ def test_a_stop_signal_stops_the_driver_and_the_next_apply_resumes(
 
 def test_a_stop_signal_stops_a_rollback_as_it_stops_an_apply(world: World) -> None:
     first = world.commit(CHAIN)
-    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    assert world.gitopsd("apply", "--env", "dev").returncode == 0
     changed = component("b", deps=("a",), inputs={"a": "${{ components.a.outputs.id }}", "v": 2})
     world.commit({**CHAIN, "components/b/component.yaml": changed})
-    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    assert world.gitopsd("apply", "--env", "dev").returncode == 0
     world.control(sleep={"b:apply": 20})
-    rolling = start_gitopsd(world, "rollback", "--env", "dev", "--to", first)
+    rolling = world.start_gitopsd("rollback", "--env", "dev", "--to", first)
     deadline = time.monotonic() + 30
     while len(started_calls(world, "b:apply")) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -376,7 +314,7 @@ def test_a_killed_gitopsds_driver_is_ended_without_waiting_for_another_command(
 ) -> None:
     world.commit(CHAIN)
     world.control(sleep={"b:apply": 20})
-    applying = start_gitopsd(world, "apply", "--env", "dev")
+    applying = world.start_gitopsd("apply", "--env", "dev")
     deadline = time.monotonic() + 30
     while not started_calls(world, "b:apply") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -390,7 +328,7 @@ def test_a_killed_gitopsds_driver_is_ended_without_waiting_for_another_command(
     assert_no_calls_overlapped(world)
 
     world.control()
-    resumed = gitopsd(world, "apply", "--env", "dev")
+    resumed = world.gitopsd("apply", "--env", "dev")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert world.calls() == ["a", "b", "c"]
     assert events(world, "driver.orphan_ended") == []  # nothing was left for it to end

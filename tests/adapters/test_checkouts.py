@@ -182,3 +182,31 @@ def test_preparing_an_unknown_revision_leaves_the_error_to_whoever_needs_it(
     cache.prepare("0" * 40)
     with pytest.raises(GitSourceError):
         cache.path("0" * 40)
+
+
+def test_two_prunings_at_once_remove_each_old_checkout_once_without_error(
+    source: GitSource, repo: Path, tmp_path: Path
+) -> None:
+    shas = [source.head()] + [commit_files(repo, {"x": str(n)}) for n in range(2, 8)]
+    root = tmp_path / "checkouts"
+    cache = CheckoutCache(source, root, keep=2)
+    other = CheckoutCache(source, root, keep=2)  # another process's cache of the same folder
+    for index, sha in enumerate(shas):
+        os.utime(cache.path(sha), (1000 + index, 1000 + index))
+    removed: list[str] = []
+    errors: list[BaseException] = []
+
+    def prune(by: CheckoutCache) -> None:
+        try:
+            removed.extend(by.prune())
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=prune, args=(c,)) for c in (cache, cache, other, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(p.name for p in root.iterdir()) == sorted(shas[-2:])
+    assert set(removed) == set(shas[:-2])

@@ -9,7 +9,7 @@ import pytest
 
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.engine.ports import StateStore
-from gitopsd.model.state import EnvironmentStatus, RunAction, RunStatus, StepStatus
+from gitopsd.model.state import EnvironmentStatus, Run, RunAction, RunStatus, StepStatus
 from gitopsd.runtime import leases
 from gitopsd.runtime.workspace import RunRefusedError, Workspace
 from tests.runtime.test_apply_runs import DNS, layered
@@ -159,3 +159,29 @@ def test_old_checkouts_are_pruned_but_not_what_environments_need(
         assert workspace.apply("dev").status is RunStatus.SUCCEEDED
     kept = sorted(p.name for p in (world.root / "data" / "checkouts").iterdir())
     assert kept == sorted(shas[1:])  # current and previous revision of dev
+
+
+def test_the_checkout_of_a_run_still_going_elsewhere_is_kept(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """Another environment's run (in this daemon or another process) may have drivers
+    working in its checkout: pruning after dev's runs must leave it."""
+    workspace.checkouts = CheckoutCache(workspace.source, world.root / "data" / "checkouts", keep=1)
+    running = world.commit(layered())
+    workspace.checkouts.path(running)
+    store.save_run(
+        Run(
+            id="staging-run",
+            environment="staging",
+            revision=running,
+            action=RunAction.APPLY,
+            status=RunStatus.RUNNING,
+            created_at=workspace.clock.now(),
+        )
+    )
+    for size in (1, 2, 3):
+        world.commit(
+            layered(**{"environments/dev.yaml": environment("dev", variables={"size": size})})
+        )
+        assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    assert (world.root / "data" / "checkouts" / running).is_dir()

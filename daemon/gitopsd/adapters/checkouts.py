@@ -7,6 +7,7 @@ run of that revision, and pruned when no environment needs it any more.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -61,21 +62,31 @@ class CheckoutCache:
         return target
 
     def prune(self, *, pinned: Iterable[str] = ()) -> list[str]:
-        """Remove all but the `keep` most recently used checkouts and the pinned ones."""
+        """Remove all but the `keep` most recently used checkouts and the pinned ones.
+
+        One pruning at a time in this process (two environments' runs ending together used
+        to remove the same trees at once); another process pruning the same folder may
+        still remove a tree first, which is taken as done."""
+        keep = set(pinned)
+        with self._lock:
+            removed = []
+            for tree in self._by_last_use()[self._keep :]:
+                if tree.name not in keep:
+                    _remove_read_only(tree)
+                    removed.append(tree.name)
+            return removed
+
+    def _by_last_use(self) -> list[Path]:
+        """The checkouts, most recently used first (one removed meanwhile left out)."""
+        used: list[tuple[float, Path]] = []
         if not self._root.exists():
             return []
-        keep = set(pinned)
-        trees = sorted(
-            (p for p in self._root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-            key=lambda p: p.stat().st_mtime,
-            reverse=True,
-        )
-        removed = []
-        for tree in trees[self._keep :]:
-            if tree.name not in keep:
-                _remove_read_only(tree)
-                removed.append(tree.name)
-        return removed
+        for tree in self._root.iterdir():
+            if tree.name.startswith("."):
+                continue
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                used.append((tree.stat().st_mtime, tree))
+        return [tree for _, tree in sorted(used, reverse=True)]
 
     def _export(self, sha: str, target: Path) -> None:
         """Export into a scratch folder, then rename: a checkout is complete or absent.
@@ -171,8 +182,10 @@ def _make_read_only(root: Path, *, files: Iterable[str] | None = None) -> None:
 
 
 def _remove_read_only(root: Path) -> None:
-    if not root.exists():
-        return
-    for folder, _, _ in os.walk(root):
-        Path(folder).chmod(Path(folder).stat().st_mode | stat.S_IWUSR)
-    shutil.rmtree(root)
+    """Remove a checkout, also while another process removes the same one."""
+    while root.exists():
+        for folder, _, _ in os.walk(root):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(folder, os.stat(folder).st_mode | stat.S_IWUSR)
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(root)

@@ -265,15 +265,18 @@ class Workspace:
     # --- helpers ----------------------------------------------------------------------------
 
     def prune_checkouts(self) -> list[str]:
-        """Remove old checkouts, keeping every revision an environment is at or rolls back to.
-        A data folder that cannot be written keeps them: the run before it is done, and
-        recorded, and must not be reported failed for housekeeping."""
+        """Remove old checkouts, keeping every revision an environment is at or rolls back to,
+        and those of runs still going (in this process or another: they are recorded), whose
+        drivers may be working in them. A data folder that cannot be written keeps them: the
+        run before it is done, and recorded, and must not be reported failed for housekeeping."""
         pinned = {
             revision
             for state in self.store.list_environments()
             for revision in (state.revision, state.previous_revision)
             if revision
         }
+        for run in self.store.unfinished_runs():
+            pinned.update(r for r in (run.revision, run.previous_revision) if r)
         try:
             return self.checkouts.prune(pinned=pinned)
         except OSError as error:

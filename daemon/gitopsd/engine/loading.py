@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,8 +23,8 @@ SETTINGS_PATH = "gitopsd.yaml"
 ENVIRONMENTS_DIR = "environments"
 COMPONENTS_DIR = "components"
 COMPONENT_FILES = ("component.yaml", "component.yml")
-PARSED_LIMIT = 20_000  # parsed manifests remembered across revisions (see `_parse`)
-_PARSED: dict[tuple[str, bytes], SourceFile] = {}
+# parsed manifests of the revisions in memory, held weakly (see `_parse`)
+_PARSED: weakref.WeakValueDictionary[tuple[str, bytes], SourceFile] = weakref.WeakValueDictionary()
 KIND_HOMES = {
     "Component": "components/**/component.yaml",
     "Environment": "environments/<name>.yaml",
@@ -202,8 +203,9 @@ def _parse(path: str, raw: bytes, problems: list[Problem]) -> SourceFile | None:
 
     A new head usually changes a few files of many: with 1,000 components, parsing them all
     again was most of the time from a commit to its first driver. A parsed file is never
-    changed afterwards, so revisions share it; the memo is emptied when it grows past
-    PARSED_LIMIT entries (old versions of changed files pile up there)."""
+    changed afterwards, so revisions share it. The memo holds a parse only while a revision
+    in memory uses it: old versions of changed files leave it with the last revision that
+    had them, instead of piling up for the life of a daemon."""
     key = (path, hashlib.blake2b(raw, digest_size=16).digest())
     found = _PARSED.get(key)
     if found is not None:
@@ -215,8 +217,6 @@ def _parse(path: str, raw: bytes, problems: list[Problem]) -> SourceFile | None:
     except sources.SourceError as error:
         problems.append(error.problem)
         return None
-    if len(_PARSED) >= PARSED_LIMIT:
-        _PARSED.clear()
     _PARSED[key] = parsed
     return parsed
 

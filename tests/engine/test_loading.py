@@ -158,3 +158,24 @@ def test_the_parse_of_a_file_no_revision_holds_is_let_go() -> None:
     del repository
     gc.collect()
     assert parsed() is None
+
+
+def test_revisions_share_the_component_of_an_unchanged_file() -> None:
+    """A new head builds models for its changed files only."""
+    first, _ = load({"components/net/component.yaml": component("net")})
+    second, _ = load(
+        {
+            "components/net/component.yaml": component("net"),
+            "components/dns/component.yaml": component("dns"),
+        }
+    )
+    assert second.components["net"] is first.components["net"]
+    assert second.components["dns"].manifest.name == "dns"
+
+
+def test_a_broken_component_is_reported_at_every_load() -> None:
+    text = component("net").replace("  timeout: 1h30m", "  timeout: soon")
+    files = {"components/net/component.yaml": text}
+    _, first = load(files)
+    _, again = load(files)
+    assert [str(p) for p in again] == [str(p) for p in first] != []

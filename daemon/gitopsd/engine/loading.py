@@ -25,6 +25,8 @@ COMPONENTS_DIR = "components"
 COMPONENT_FILES = ("component.yaml", "component.yml")
 # parsed manifests of the revisions in memory, held weakly (see `_parse`)
 _PARSED: weakref.WeakValueDictionary[tuple[str, bytes], SourceFile] = weakref.WeakValueDictionary()
+# the valid component each parse above made, by the parse's id (see `_check_component`)
+_CHECKED: weakref.WeakValueDictionary[int, ComponentEntry] = weakref.WeakValueDictionary()
 KIND_HOMES = {
     "Component": "components/**/component.yaml",
     "Environment": "environments/<name>.yaml",
@@ -150,18 +152,38 @@ def _add_environment(repository: Repository, source: SourceFile, problems: list[
 
 
 def _add_component(repository: Repository, source: SourceFile, problems: list[Problem]) -> None:
-    if not _is_kind(source, "Component", problems):
+    entry = _CHECKED.get(id(source))
+    if entry is None or entry.source is not source:
+        if not _is_kind(source, "Component", problems):
+            return
+        entry = _check_component(source, problems)
+        if entry is None:
+            _remember_unusable(repository, source)
+            return
+    name = entry.manifest.name
+    if name in repository.components:
+        first = repository.components[name].source
+        problems.append(source.problem(("metadata", "name"), _duplicate("component", first)))
         return
+    repository.components[name] = entry
+
+
+def _check_component(source: SourceFile, problems: list[Problem]) -> ComponentEntry | None:
+    """The component a parsed file makes, kept for the next revisions with the same file.
+
+    A component's model depends on its file alone, and revisions share the parse of an
+    unchanged file (`_parse`), so they share its checked entry too: a new head builds models
+    for the files it changed only, instead of a thousand models thrown away after the load.
+    An entry with problems is not kept, so every load reports them.
+    """
     component, found = fieldchecks.check(Component, source, source.data)
     problems.extend(found)
     if component is None:
-        _remember_unusable(repository, source)
-        return
-    if component.name in repository.components:
-        first = repository.components[component.name].source
-        problems.append(source.problem(("metadata", "name"), _duplicate("component", first)))
-        return
-    repository.components[component.name] = ComponentEntry(component, source)
+        return None
+    entry = ComponentEntry(component, source)
+    if not found:
+        _CHECKED[id(source)] = entry
+    return entry
 
 
 def _is_kind(source: SourceFile, expected: str, problems: list[Problem]) -> bool:

@@ -90,7 +90,7 @@ class ComponentMetrics(Collector):
     @staticmethod
     def _families() -> tuple[CounterMetricFamily, HistogramMetricFamily]:
         runs = CounterMetricFamily(
-            "gitopsd_component_runs", "Driver steps of runs, by result.", labels=RUN_LABELS
+            "gitopsd_component_runs_total", "Driver steps of runs, by result.", labels=RUN_LABELS
         )
         durations = HistogramMetricFamily(
             "gitopsd_component_duration_seconds",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from gitopsd.engine import loading, validation
@@ -140,3 +143,39 @@ def test_manifest_paths(path: str) -> None:
 )
 def test_other_paths_are_not_manifests(path: str) -> None:
     assert not loading.is_manifest_path(path)
+
+
+def test_revisions_share_the_parse_of_an_unchanged_file() -> None:
+    first, _ = load({"components/net/component.yaml": component("net")})
+    second, _ = load({"components/net/component.yaml": component("net")})
+    assert second.components["net"].source is first.components["net"].source
+
+
+def test_the_parse_of_a_file_no_revision_holds_is_let_go() -> None:
+    """A daemon's life of commits must not pile up every old version of every changed file."""
+    repository, _ = load({"components/gone/component.yaml": component("gone")})
+    parsed = weakref.ref(repository.components["gone"].source)
+    del repository
+    gc.collect()
+    assert parsed() is None
+
+
+def test_revisions_share_the_component_of_an_unchanged_file() -> None:
+    """A new head builds models for its changed files only."""
+    first, _ = load({"components/net/component.yaml": component("net")})
+    second, _ = load(
+        {
+            "components/net/component.yaml": component("net"),
+            "components/dns/component.yaml": component("dns"),
+        }
+    )
+    assert second.components["net"] is first.components["net"]
+    assert second.components["dns"].manifest.name == "dns"
+
+
+def test_a_broken_component_is_reported_at_every_load() -> None:
+    text = component("net").replace("  timeout: 1h30m", "  timeout: soon")
+    files = {"components/net/component.yaml": text}
+    _, first = load(files)
+    _, again = load(files)
+    assert [str(p) for p in again] == [str(p) for p in first] != []

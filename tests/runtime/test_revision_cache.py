@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,67 @@ def test_without_files_nothing_is_written(world: World, source: CountingSource) 
     RevisionCache(source).load(sha)
     assert CountingSource.reads == 2
     assert revisions.load(source, sha).is_valid
+
+
+def two_commits(world: World) -> tuple[str, str]:
+    """A commit of two components, then one that changes `dns` alone."""
+    first = world.commit(
+        {
+            "environments/dev.yaml": environment("dev"),
+            "components/network/vpc/component.yaml": component("vpc"),
+            "components/network/dns/component.yaml": component("dns"),
+        }
+    )
+    changed = component("dns", inputs={"zone": "example.org"})
+    return first, world.commit({"components/network/dns/component.yaml": changed})
+
+
+def test_revisions_in_memory_share_their_unchanged_components(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    first_sha, second_sha = two_commits(world)
+    warm = cache(source, tmp_path / "revisions")
+    warm.load(second_sha)  # on disk for the next process
+    revisions_cache = cache(source, tmp_path / "revisions")
+    first = revisions_cache.load(first_sha).repository  # from git
+    second = revisions_cache.load(second_sha).repository  # read back from disk
+    assert CountingSource.reads == 2
+    assert second.components["vpc"] is first.components["vpc"]
+    assert second.components["dns"] is not first.components["dns"]
+    assert second.components["dns"].manifest.spec.inputs == {"zone": "example.org"}
+    assert first.components["dns"].manifest.spec.inputs == {}
+
+
+def test_an_evicted_revision_is_loaded_again_whole(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    first_sha, second_sha = two_commits(world)
+    bounded = RevisionCache(source, size=1, files=RevisionFiles(tmp_path / "revisions"))
+    bounded.load(first_sha)
+    second = bounded.load(second_sha)
+    again = bounded.load(first_sha)  # evicted by the second: read back from disk
+    assert CountingSource.reads == 2
+    assert again.revision == first_sha and again.is_valid
+    assert again.repository.components["dns"].manifest.spec.inputs == {}
+    assert again.repository.components["vpc"] is second.repository.components["vpc"]
+
+
+class RacingSource(CountingSource):
+    """Two threads read the same commit's files at the same moment: both miss the cache."""
+
+    barrier = threading.Barrier(2, timeout=10)
+
+    def read_files(self, revision: str, **kwargs: Any) -> dict[str, bytes]:
+        files = super().read_files(revision, **kwargs)
+        RacingSource.barrier.wait()
+        return files
+
+
+def test_a_commit_loaded_by_two_threads_at_once_is_kept_once(world: World) -> None:
+    sha = world.commit({"components/network/vpc/component.yaml": component("vpc")})
+    racing = RacingSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
+    revisions_cache = RevisionCache(racing)
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: revisions_cache.load(sha), range(2))
+    assert first is second
+    assert revisions_cache.load(sha) is first

@@ -8,8 +8,8 @@ is no longer current leaves no stale series behind. Label values are bounded: en
 component, action, result, status; a revision appears only in `gitopsd_environment_info`.
 Leadership (`gitopsd_leader`, `gitopsd_leader_epoch`) is read at scrape time too, from `lead`,
 which `runtime.leadership` points at the process's current term: every daemon sharing a store,
-leader or standby, says whether it leads. This is the only module that imports
-prometheus_client.
+leader or standby, says whether it leads. The per-component series are kept compactly by
+`component_metrics`; these two are the only modules that import prometheus_client.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from gitopsd.adapters.component_metrics import ComponentMetrics
 from gitopsd.model.state import (
     ComponentState,
     ComponentStatus,
@@ -81,19 +82,8 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
-        self.component_runs = Counter(
-            "gitopsd_component_runs_total",
-            "Driver steps of runs, by result.",
-            ["environment", "component", "action", "result"],
-            registry=self.registry,
-        )
-        self.component_duration = Histogram(
-            "gitopsd_component_duration_seconds",
-            "Driver step durations, retries included.",
-            ["environment", "component", "action"],
-            buckets=DURATION_BUCKETS,
-            registry=self.registry,
-        )
+        self.components = ComponentMetrics(DURATION_BUCKETS)
+        self.registry.register(self.components)
         self.commit_to_apply = Histogram(
             "gitopsd_commit_to_apply_seconds",
             "From the daemon first seeing a commit to starting its apply.",
@@ -167,10 +157,10 @@ class Metrics:
             self.gate_runs.labels(environment, step.component, result).inc()
             return
         labels = (environment, step.component, step.action.value)
-        self.component_runs.labels(*labels, result).inc()
+        self.components.count((*labels, result))
         if step.started_at and step.finished_at and step.status is not StepStatus.SKIPPED:
             seconds = (step.finished_at - step.started_at).total_seconds()
-            self.component_duration.labels(*labels).observe(seconds)
+            self.components.observe(labels, seconds)
 
     def expect_deliveries(self, notifications: Iterable[str], *, commit_statuses: bool) -> None:
         """Start the delivery counters at 0 for every label set the daemon may count: a

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import weakref
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,8 +23,10 @@ SETTINGS_PATH = "gitopsd.yaml"
 ENVIRONMENTS_DIR = "environments"
 COMPONENTS_DIR = "components"
 COMPONENT_FILES = ("component.yaml", "component.yml")
-PARSED_LIMIT = 20_000  # parsed manifests remembered across revisions (see `parse_manifest`)
-_PARSED: dict[tuple[str, bytes], SourceFile] = {}
+# parsed manifests of the revisions in memory, held weakly (see `parse_manifest`)
+_PARSED: weakref.WeakValueDictionary[tuple[str, bytes], SourceFile] = weakref.WeakValueDictionary()
+# the valid component each parse above made, by the parse's id (see `_check_component`)
+_CHECKED: weakref.WeakValueDictionary[int, ComponentEntry] = weakref.WeakValueDictionary()
 KIND_HOMES = {
     "Component": "components/**/component.yaml",
     "Environment": "environments/<name>.yaml",
@@ -151,18 +154,38 @@ def _add_environment(repository: Repository, source: SourceFile, problems: list[
 
 
 def _add_component(repository: Repository, source: SourceFile, problems: list[Problem]) -> None:
-    if not _is_kind(source, "Component", problems):
+    entry = _CHECKED.get(id(source))
+    if entry is None or entry.source is not source:
+        if not _is_kind(source, "Component", problems):
+            return
+        entry = _check_component(source, problems)
+        if entry is None:
+            _remember_unusable(repository, source)
+            return
+    name = entry.manifest.name
+    if name in repository.components:
+        first = repository.components[name].source
+        problems.append(source.problem(("metadata", "name"), _duplicate("component", first)))
         return
+    repository.components[name] = entry
+
+
+def _check_component(source: SourceFile, problems: list[Problem]) -> ComponentEntry | None:
+    """The component a parsed file makes, kept for the next revisions with the same file.
+
+    A component's model depends on its file alone, and revisions share the parse of an
+    unchanged file (`_parse`), so they share its checked entry too: a new head builds models
+    for the files it changed only, instead of a thousand models thrown away after the load.
+    An entry with problems is not kept, so every load reports them.
+    """
     component, found = fieldchecks.check(Component, source, source.data)
     problems.extend(found)
     if component is None:
-        _remember_unusable(repository, source)
-        return
-    if component.name in repository.components:
-        first = repository.components[component.name].source
-        problems.append(source.problem(("metadata", "name"), _duplicate("component", first)))
-        return
-    repository.components[component.name] = ComponentEntry(component, source)
+        return None
+    entry = ComponentEntry(component, source)
+    if not found:
+        _CHECKED[id(source)] = entry
+    return entry
 
 
 def _is_kind(source: SourceFile, expected: str, problems: list[Problem]) -> bool:
@@ -212,8 +235,9 @@ def parse_manifest(path: str, raw: bytes, problems: list[Problem]) -> SourceFile
 
     A new head usually changes a few files of many: with 1,000 components, parsing them all
     again was most of the time from a commit to its first driver. A parsed file is never
-    changed afterwards, so revisions share it; the memo is emptied when it grows past
-    PARSED_LIMIT entries (old versions of changed files pile up there)."""
+    changed afterwards, so revisions share it. The memo holds a parse only while a revision
+    in memory uses it: old versions of changed files leave it with the last revision that
+    had them, instead of piling up for the life of a daemon."""
     key = (path, hashlib.blake2b(raw, digest_size=16).digest())
     found = _PARSED.get(key)
     if found is not None:
@@ -225,8 +249,6 @@ def parse_manifest(path: str, raw: bytes, problems: list[Problem]) -> SourceFile
     except sources.SourceError as error:
         problems.append(error.problem)
         return None
-    if len(_PARSED) >= PARSED_LIMIT:
-        _PARSED.clear()
     _PARSED[key] = parsed
     return parsed
 

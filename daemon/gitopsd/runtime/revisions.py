@@ -17,6 +17,7 @@ from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.engine import limits, loading
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.sources import Problem
+from gitopsd.runtime.manifest_sharing import SharedEntries
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class RevisionCache:
     rollback. Keeping the last `size` loads (manifests are immutable) saves the time and the
     memory of second copies: at 1,000 components a load is about 8 MB and a second of CPU.
     On disk, a load outlives the process: the next command reads it back in a tenth of that.
+    The revisions held share the components they have in common (`manifest_sharing`), and
+    a commit is loaded once however many threads ask for it at the same time, so the cache
+    costs one revision plus what changed between them.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class RevisionCache:
         self._files = files
         self._loaded: OrderedDict[str, LoadedRevision] = OrderedDict()
         self._lock = threading.Lock()
+        self._shared = SharedEntries()
 
     def load(self, revision: str | None = None) -> LoadedRevision:
         sha = self._source.resolve(revision) if revision else self._source.head()
@@ -100,11 +105,14 @@ class RevisionCache:
             loaded = load(self._source, sha)
             if self._files is not None:
                 self._files.put(sha, loaded)
+        self._shared.share(loaded.repository)
         with self._lock:
-            self._loaded[sha] = loaded
+            # another thread may have loaded the same commit meanwhile: keep one copy
+            kept = self._loaded.setdefault(sha, loaded)
+            self._loaded.move_to_end(sha)
             while len(self._loaded) > self._size:
                 self._loaded.popitem(last=False)
-        return loaded
+        return kept
 
     def _from_disk(self, sha: str) -> LoadedRevision | None:
         if self._files is None:

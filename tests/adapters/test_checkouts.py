@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,11 @@ import pytest
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource, GitSourceError
 from tests.gitrepos import commit_files
+
+
+def trees_in(root: Path) -> list[str]:
+    """What the checkouts folder holds, but the spare copy the next export starts from."""
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".spare-"))
 
 
 @pytest.fixture
@@ -54,7 +59,7 @@ def test_a_checkout_is_reused_and_exported_once_under_concurrency(
     for thread in threads:
         thread.join()
     assert len(set(paths)) == 1
-    assert sorted(p.name for p in (tmp_path / "checkouts").iterdir()) == [source.head()]
+    assert trees_in(tmp_path / "checkouts") == [source.head()]
 
 
 class Racing:
@@ -81,7 +86,7 @@ def test_an_export_that_lost_a_race_between_processes_uses_the_winners_checkout(
     tree = loser.path("HEAD")
     assert tree == root / source.head()
     assert (tree / "x").read_text() == "1"
-    assert [p.name for p in root.iterdir()] == [source.head()]  # its own copy is gone
+    assert trees_in(root) == [source.head()]  # its own copy is gone
 
 
 def test_prune_keeps_the_most_recent_and_the_pinned(
@@ -95,9 +100,7 @@ def test_prune_keeps_the_most_recent_and_the_pinned(
         os.utime(cache.path(sha), (1000 + index, 1000 + index))
     removed = cache.prune(pinned=[shas[0]])
     assert removed == [shas[1]]
-    assert sorted(p.name for p in (tmp_path / "checkouts").iterdir()) == sorted(
-        [shas[0], shas[2], shas[3]]
-    )
+    assert trees_in(tmp_path / "checkouts") == sorted([shas[0], shas[2], shas[3]])
 
 
 def test_folder_trees_change_only_where_files_change(source: GitSource, repo: Path) -> None:
@@ -208,5 +211,37 @@ def test_two_prunings_at_once_remove_each_old_checkout_once_without_error(
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sorted(p.name for p in root.iterdir()) == sorted(shas[-2:])
+    assert trees_in(root) == sorted(shas[-2:])
     assert set(removed) == set(shas[:-2])
+
+
+def wait_for(found: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not found() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_checkout_made_from_the_spare_copy_equals_a_full_export(
+    source: GitSource, repo: Path, tmp_path: Path
+) -> None:
+    """After an export a spare copy of it is made in the background; the next export
+    starts from it, and what it makes is the commit exactly, read-only."""
+    root = tmp_path / "checkouts"
+    cache = CheckoutCache(source, root)
+    old = source.head()
+    cache.path(old)
+    wait_for(lambda: (root / f".spare-of-{old}").is_dir())
+    (repo / "components" / "a" / "run.sh").chmod(0o644)
+    os.remove(repo / "x")
+    commit_files(repo, {"new/deep/file": "n", "components/a/more": "m"}, replace=False)
+    new = source.head()
+    made = cache.path(new)
+    assert not (root / f".spare-of-{old}").exists()  # taken, not copied again
+    full = tmp_path / "full"
+    full.mkdir()
+    source.export(new, full)
+    assert tree_of(made) == tree_of(full)
+    assert writable_entries(made) == []
+    assert tree_of(root / old)["x"] == ("1", 0)  # the older checkout is untouched
+    wait_for(lambda: (root / f".spare-of-{new}").is_dir())
+    assert trees_in(root) == sorted([old, new])

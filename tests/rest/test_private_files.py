@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.adapters.test_checkouts import trees_in
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
 
@@ -73,7 +74,9 @@ def test_checkouts_stay_read_only_and_scripts_executable_for_their_owner(tmp_pat
     applied = run_with_umask(world, 0o022, "apply", "--env", "dev")
     assert applied.returncode == 0, applied.stdout + applied.stderr
 
-    checkout = next((world.repo / ".gitopsd" / "checkouts").iterdir())
+    checkout = (world.repo / ".gitopsd" / "checkouts") / trees_in(
+        world.repo / ".gitopsd" / "checkouts"
+    )[0]
     assert stat.S_IMODE((checkout / "tool.sh").stat().st_mode) == 0o500
     assert stat.S_IMODE((checkout / "driver.py").stat().st_mode) == 0o400
     assert stat.S_IMODE(checkout.stat().st_mode) == 0o500

@@ -12,6 +12,7 @@ from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import EnvironmentStatus, Run, RunAction, RunStatus, StepStatus
 from gitopsd.runtime import leases
 from gitopsd.runtime.workspace import RunRefusedError, Workspace
+from tests.adapters.test_checkouts import trees_in
 from tests.runtime.test_apply_runs import DNS, layered
 from tests.runtime.world import World, component, environment
 
@@ -157,7 +158,7 @@ def test_old_checkouts_are_pruned_but_not_what_environments_need(
             )
         )
         assert workspace.apply("dev").status is RunStatus.SUCCEEDED
-    kept = sorted(p.name for p in (world.root / "data" / "checkouts").iterdir())
+    kept = trees_in(world.root / "data" / "checkouts")
     assert kept == sorted(shas[1:])  # current and previous revision of dev
 
 

@@ -8,14 +8,17 @@ run of that revision, and pruned when no environment needs it any more.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
 import shutil
 import stat
+import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from gitopsd.adapters.gitrepo import GitSource, GitSourceError
 WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 MAX_CHANGED = 2_000  # more changed paths than this: export everything, not the difference
 FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+SPARE_PREFIX = ".spare-of-"  # a copy of the newest checkout, made while runs go
+BUILDING_PREFIX = ".spare-building-"  # a spare being copied
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +49,12 @@ class CheckoutCache:
         A new head's checkout is then built while its manifests are parsed and validated,
         and the run that needs it finds it ready (or waits in `path` for the rest). A
         failure here is only logged: that run's own `path` exports again and reports it."""
-        self._exporter.submit(self._prepared, revision)
+        self._in_background(self._prepared, revision)
+
+    def _in_background(self, work: Callable[..., None], *args: object) -> None:
+        """`work(*args)` in the exporter thread; nothing once the interpreter is stopping."""
+        with contextlib.suppress(RuntimeError):  # "cannot schedule new futures after shutdown"
+            self._exporter.submit(work, *args)
 
     def _prepared(self, revision: str) -> None:
         try:
@@ -56,9 +66,12 @@ class CheckoutCache:
         sha = self._source.resolve(revision)
         target = self._root / sha
         with self._lock:
-            if not target.exists():
+            made = not target.exists()
+            if made:
                 self._export(sha, target)
         os.utime(target)  # most recently used, for pruning
+        if made:
+            self._in_background(self._make_spare, target)
         return target
 
     def prune(self, *, pinned: Iterable[str] = ()) -> list[str]:
@@ -108,26 +121,72 @@ class CheckoutCache:
             raise
 
     def _fill(self, sha: str, scratch: Path) -> None:
-        """Write the files of `sha` into `scratch` and make them read-only: from the most
-        recently used checkout and what changed since, when there is one (hard links: a
+        """Write the files of `sha` into `scratch` and make them read-only: from a copy of
+        an older checkout and what changed since, when there is one (hard links: a
         checkout's files are never written, so the linked ones are read-only already), else
         all of them. A new head usually changes a few files of thousands."""
-        base = self._latest()
-        if base is not None:
+        for base, copy in self._copies_to_start_from(scratch):
             try:
-                write, remove = self._source.changes(base.name, sha)
+                write, remove = self._source.changes(base, sha)
                 if len(write) + len(remove) <= MAX_CHANGED:
-                    _link_tree(base, scratch)
+                    copy()
+                    _make_writable(scratch, [*write, *remove])
                     _remove_paths(scratch, remove)
                     if write:
                         self._source.export(sha, scratch, paths=write)
                     _make_read_only(scratch, files=write)
                     return
             except (OSError, GitSourceError):  # the base pruned meanwhile, say: start over
-                _remove_read_only(scratch)
-                scratch.mkdir()
+                pass
+            _remove_read_only(scratch)
+            scratch.mkdir()
         self._source.export(sha, scratch)
         _make_read_only(scratch)
+
+    def _copies_to_start_from(self, scratch: Path) -> Iterator[tuple[str, Callable[[], None]]]:
+        """(base sha, how to make `scratch` a copy of its checkout): the spare copy made
+        after the last export, if any, else a new copy of the most recently used one."""
+        for spare in self._root.glob(SPARE_PREFIX + "*"):
+            base = spare.name.removeprefix(SPARE_PREFIX)
+            yield base, functools.partial(_take, spare, scratch)
+            break
+        latest = self._latest()
+        if latest is not None:
+            yield latest.name, functools.partial(_link_tree, latest, scratch)
+
+    def _make_spare(self, checkout: Path) -> None:
+        """Copy `checkout` (hard links, by `cp -al`: no Python in the way of the runs going)
+        into the spare the next export starts from, replacing any older spare.
+
+        Making a checkout's thousand folders is most of the time from a commit to its first
+        driver; done here, after a run starts, the next commit finds them made."""
+        building = Path(tempfile.mkdtemp(prefix=BUILDING_PREFIX, dir=self._root))
+        try:
+            copied = subprocess.run(
+                ["cp", "-al", "--no-target-directory", str(checkout), str(building)],
+                capture_output=True,
+                check=False,
+            )
+            if copied.returncode != 0:
+                log.debug("no spare checkout: %s", copied.stderr.decode(errors="replace"))
+                _remove_read_only(building)
+                return
+            with self._lock:
+                for old in self._root.glob(SPARE_PREFIX + "*"):
+                    _remove_read_only(old)
+                building.rename(self._root / (SPARE_PREFIX + checkout.name))
+        except OSError as error:
+            log.debug("no spare checkout: %s", error)
+            _remove_read_only(building)
+        self._remove_abandoned_spares()
+
+    def _remove_abandoned_spares(self) -> None:
+        """Spares a killed process was still copying (an hour is far longer than a copy)."""
+        abandoned_before = time.time() - 3600
+        for building in self._root.glob(BUILDING_PREFIX + "*"):
+            with contextlib.suppress(OSError):
+                if building.stat().st_mtime < abandoned_before:
+                    _remove_read_only(building)
 
     def _latest(self) -> Path | None:
         trees = [
@@ -150,6 +209,28 @@ def _link_tree(base: Path, target: Path) -> None:
             os.mkdir(os.path.join(into, name))
         for name in files:
             os.link(os.path.join(folder, name), os.path.join(into, name), follow_symlinks=False)
+
+
+def _take(spare: Path, scratch: Path) -> None:
+    """Move the spare into the place of the (empty) scratch folder."""
+    scratch.rmdir()
+    spare.rename(scratch)
+
+
+def _make_writable(root: Path, paths: Iterable[str]) -> None:
+    """Give back the owner's write bit to the folders that hold `paths` (a copy by `cp -a`
+    keeps the read-only modes of the checkout it copied)."""
+    for relative in paths:
+        folder = (root / relative).parent
+        while folder != root and not folder.is_dir():
+            folder = folder.parent
+        while True:
+            mode = folder.stat().st_mode
+            if not mode & stat.S_IWUSR:
+                folder.chmod(mode | stat.S_IWUSR)
+            if folder == root:
+                break
+            folder = folder.parent
 
 
 def _remove_paths(root: Path, paths: Iterable[str]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from gitopsd.adapters.gitrepo import Blob, GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.runtime import revisions
-from gitopsd.runtime.revisions import RevisionCache
+from gitopsd.runtime.revisions import LoadedRevision, RevisionCache
 from tests.runtime.world import World, component, environment
 
 
@@ -39,6 +39,15 @@ def cache(source: GitSource, folder: Path) -> RevisionCache:
     return RevisionCache(source, files=RevisionFiles(folder))
 
 
+def process_loads(source: GitSource, folder: Path, revision: str | None = None) -> LoadedRevision:
+    """What a whole process loads: a new cache, one load, and the process's end."""
+    made = cache(source, folder)
+    try:
+        return made.load(revision)
+    finally:
+        made.close()
+
+
 def test_the_next_process_reads_the_revision_from_disk(
     world: World, source: CountingSource, tmp_path: Path
 ) -> None:
@@ -48,7 +57,7 @@ def test_the_next_process_reads_the_revision_from_disk(
             "components/network/vpc/component.yaml": component("vpc"),
         }
     )
-    first = cache(source, tmp_path / "revisions").load(sha)
+    first = process_loads(source, tmp_path / "revisions", sha)
     assert CountingSource.reads == 1
     again = cache(source, tmp_path / "revisions").load(sha)
     assert CountingSource.reads == 1  # not from git
@@ -65,7 +74,7 @@ def test_problems_are_kept_with_their_file_and_line(
     world: World, source: CountingSource, tmp_path: Path
 ) -> None:
     sha = world.commit({"environments/dev.yaml": "apiVersion: gitopsd.io/v1\nkind: Environment\n"})
-    first = cache(source, tmp_path / "revisions").load(sha)
+    first = process_loads(source, tmp_path / "revisions", sha)
     again = cache(source, tmp_path / "revisions").load(sha)
     assert CountingSource.reads == 1
     assert not again.is_valid
@@ -78,7 +87,7 @@ def test_a_branch_name_is_resolved_each_time(
 ) -> None:
     """The disk is keyed by commit: a branch that moved loads its new commit."""
     world.commit({"environments/dev.yaml": environment("dev")})
-    assert cache(source, tmp_path / "revisions").load().repository.environments.keys() == {"dev"}
+    assert process_loads(source, tmp_path / "revisions").repository.environments.keys() == {"dev"}
     world.commit({"environments/prod.yaml": environment("prod")})
     moved = cache(source, tmp_path / "revisions").load()
     assert moved.repository.environments.keys() == {"dev", "prod"}
@@ -90,9 +99,13 @@ def test_a_damaged_file_loads_from_git_and_is_written_again(
 ) -> None:
     sha = world.commit({"environments/dev.yaml": environment("dev")})
     files = RevisionFiles(tmp_path / "revisions")
-    RevisionCache(source, files=files).load(sha)
+    first = RevisionCache(source, files=files)
+    first.load(sha)
+    first.close()
     files.path(sha).write_bytes(b"not a pickle")
-    loaded = RevisionCache(source, files=files).load(sha)
+    second = RevisionCache(source, files=files)
+    loaded = second.load(sha)
+    second.close()
     assert loaded.is_valid and CountingSource.reads == 2
     assert files.get(sha) is not None  # repaired for the next process
 
@@ -122,8 +135,7 @@ def test_revisions_in_memory_share_their_unchanged_components(
     world: World, source: CountingSource, tmp_path: Path
 ) -> None:
     first_sha, second_sha = two_commits(world)
-    warm = cache(source, tmp_path / "revisions")
-    warm.load(second_sha)  # on disk for the next process
+    process_loads(source, tmp_path / "revisions", second_sha)  # on disk for the next process
     revisions_cache = cache(source, tmp_path / "revisions")
     first = revisions_cache.load(first_sha).repository  # from git
     second = revisions_cache.load(second_sha).repository  # read back from disk

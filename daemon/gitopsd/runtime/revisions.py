@@ -6,8 +6,10 @@ that needs the manifests of a commit comes through `load`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +94,7 @@ class RevisionCache:
         self._loaded: OrderedDict[str, LoadedRevision] = OrderedDict()
         self._lock = threading.Lock()
         self._shared = SharedEntries()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="revision-writer")
 
     def load(self, revision: str | None = None) -> LoadedRevision:
         sha = self._source.resolve(revision) if revision else self._source.head()
@@ -101,11 +104,12 @@ class RevisionCache:
                 self._loaded.move_to_end(sha)
                 return found
         loaded = self._from_disk(sha)
+        kept_on_disk = loaded is not None
         if loaded is None:
             loaded = load(self._source, sha)
-            if self._files is not None:
-                self._files.put(sha, loaded)
         self._shared.share(loaded.repository)
+        if not kept_on_disk:
+            self._keep_on_disk(sha, loaded)
         with self._lock:
             # another thread may have loaded the same commit meanwhile: keep one copy
             kept = self._loaded.setdefault(sha, loaded)
@@ -113,6 +117,18 @@ class RevisionCache:
             while len(self._loaded) > self._size:
                 self._loaded.popitem(last=False)
         return kept
+
+    def close(self) -> None:
+        """Wait for the loads still being written to disk (a command ending calls this)."""
+        self._writer.shutdown(wait=True)
+
+    def _keep_on_disk(self, sha: str, loaded: LoadedRevision) -> None:
+        """Write the load for the next process in the background: whoever asked for it
+        (a new head's requests, a run) goes on meanwhile. The writer thread is joined at
+        exit, so a command's load is on disk when the command ends."""
+        if self._files is not None:
+            with contextlib.suppress(RuntimeError):  # the interpreter is stopping: skip it
+                self._writer.submit(self._files.put, sha, loaded)
 
     def _from_disk(self, sha: str) -> LoadedRevision | None:
         if self._files is None:

@@ -16,8 +16,10 @@ from tests.gitrepos import commit_files
 
 
 def trees_in(root: Path) -> list[str]:
-    """What the checkouts folder holds, but the spare copy the next export starts from."""
-    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".spare-"))
+    """What the checkouts folder holds, but the spare copy the next export starts from and
+    pruned checkouts still being removed in the background."""
+    hidden = (".spare-", ".removing-")
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(hidden))
 
 
 @pytest.fixture
@@ -100,6 +102,9 @@ def test_prune_keeps_the_most_recent_and_the_pinned(
         os.utime(cache.path(sha), (1000 + index, 1000 + index))
     removed = cache.prune(pinned=[shas[0]])
     assert removed == [shas[1]]
+    root = tmp_path / "checkouts"
+    wait_for(lambda: not any(root.glob(".removing-*")))  # removed in the background
+    assert not any(root.glob(".removing-*"))
     assert trees_in(tmp_path / "checkouts") == sorted([shas[0], shas[2], shas[3]])
 
 

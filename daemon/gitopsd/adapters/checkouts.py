@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +30,7 @@ MAX_CHANGED = 2_000  # more changed paths than this: export everything, not the 
 FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 SPARE_PREFIX = ".spare-of-"  # a copy of the newest checkout, made while runs go
 BUILDING_PREFIX = ".spare-building-"  # a spare being copied
+REMOVING_PREFIX = ".removing-"  # a pruned checkout being removed
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class CheckoutCache:
         self._keep = keep
         self._lock = threading.Lock()
         self._exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-export")
+        self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-remove")
 
     def prepare(self, revision: str) -> None:
         """Start exporting `revision` in the background and return at once.
@@ -51,10 +54,13 @@ class CheckoutCache:
         failure here is only logged: that run's own `path` exports again and reports it."""
         self._in_background(self._prepared, revision)
 
-    def _in_background(self, work: Callable[..., None], *args: object) -> None:
-        """`work(*args)` in the exporter thread; nothing once the interpreter is stopping."""
+    def _in_background(
+        self, work: Callable[..., None], *args: object, remover: bool = False
+    ) -> None:
+        """`work(*args)` in the exporter thread (or the remover's, so that removing old
+        checkouts never delays an export); nothing once the interpreter is stopping."""
         with contextlib.suppress(RuntimeError):  # "cannot schedule new futures after shutdown"
-            self._exporter.submit(work, *args)
+            (self._remover if remover else self._exporter).submit(work, *args)
 
     def _prepared(self, revision: str) -> None:
         try:
@@ -77,17 +83,29 @@ class CheckoutCache:
     def prune(self, *, pinned: Iterable[str] = ()) -> list[str]:
         """Remove all but the `keep` most recently used checkouts and the pinned ones.
 
-        One pruning at a time in this process (two environments' runs ending together used
-        to remove the same trees at once); another process pruning the same folder may
-        still remove a tree first, which is taken as done."""
+        Under the lock a doomed checkout is only renamed aside, at once; its thousand folders
+        are removed in the background, so neither the run that pruned nor the next export
+        waits for that. Another process pruning the same folder may take a tree first,
+        which is taken as done."""
         keep = set(pinned)
+        removed = []
         with self._lock:
-            removed = []
             for tree in self._by_last_use()[self._keep :]:
                 if tree.name not in keep:
-                    _remove_read_only(tree)
+                    self._set_aside(tree)
                     removed.append(tree.name)
-            return removed
+        self._in_background(self._remove_set_aside, remover=True)
+        return removed
+
+    def _set_aside(self, tree: Path) -> None:
+        aside = self._root / f"{REMOVING_PREFIX}{tree.name}-{uuid.uuid4().hex[:8]}"
+        with contextlib.suppress(FileNotFoundError):  # another process's pruning took it
+            tree.rename(aside)
+
+    def _remove_set_aside(self) -> None:
+        """Remove what prunings set aside (also what a killed process left set aside)."""
+        for aside in self._root.glob(REMOVING_PREFIX + "*"):
+            _remove_read_only(aside)
 
     def _by_last_use(self) -> list[Path]:
         """The checkouts, most recently used first (one removed meanwhile left out)."""

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from gitopsd.adapters.blob_cache import BlobCache
 from gitopsd.errors import GitopsdError
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class GitSource:
         # GitPython's object is made once, whichever thread asks first
         self._lock = threading.RLock()
         self._commits: dict[str, str] = {}  # full shas already seen to name a commit
+        self._blobs = BlobCache()
 
     @classmethod
     def open(cls, location: str, *, branch: str | None, data_dir: Path) -> GitSource:
@@ -183,9 +185,15 @@ class GitSource:
         return {path: blob for path, blob in self._list_blobs(revision) if wanted(path)}
 
     def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
-        """The content of files listed by `list_files`, by path."""
-        contents = self._read_blobs([blob.sha for blob in files.values()])
-        return dict(zip(files, contents, strict=True))
+        """The content of files listed by `list_files`, by path; blobs read before are
+        not read again (`BlobCache`)."""
+        wanted = {blob.sha for blob in files.values()}
+        known = self._blobs.known(wanted)
+        missing = sorted(wanted - known.keys())
+        read = dict(zip(missing, self._read_blobs(missing), strict=True))
+        self._blobs.keep(read)
+        contents = known | read
+        return {path: contents[blob.sha] for path, blob in files.items()}
 
     def folder_trees(self, revision: str) -> dict[str, str]:
         """The git tree id of every folder of a commit: a folder's content digest, for free."""

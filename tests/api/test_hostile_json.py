@@ -76,3 +76,40 @@ def test_deep_but_reasonable_json_still_parses(client: TestClient, fake: FakeCon
     too_deep = '{"action": "plan", "x": ' + "[" * 64 + "]" * 64 + "}"  # 65 with the object
     response = client.post(RUNS, content=too_deep)
     assert response.json() == {"error": "body: nested deeper than 64 levels"}
+
+
+BODY_ROUTES = [
+    ("POST", RUNS),
+    ("POST", "/api/v1/environments/dev/approvals"),
+    ("POST", "/api/v1/environments/dev/suspension"),
+]
+DUPLICATES = {
+    b'{"action": "plan", "action": "destroy"}': "body: duplicate key 'action'",
+    b'{"action": "plan", "x": [{"a": 1, "a": 2}]}': "body: duplicate key 'a'",
+}
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+@pytest.mark.parametrize("body", DUPLICATES)
+def test_a_key_given_twice_is_422_naming_it(
+    client: TestClient, fake: FakeControl, method: str, path: str, body: bytes
+) -> None:
+    response = client.request(method, path, content=body)
+    assert response.status_code == 422
+    assert response.json() == {"error": DUPLICATES[body]}
+    assert fake.calls == []
+
+
+def test_a_signed_webhook_with_a_key_given_twice_is_422(
+    make_client: MakeClient, fake: FakeControl
+) -> None:
+    client = make_client(webhook_secret=SECRET)
+    body = b'{"ref": "refs/heads/other", "ref": "refs/heads/main"}'
+    headers = {
+        webhooks.EVENT_HEADER: "push",
+        webhooks.SIGNATURE_HEADER: webhooks.sign(SECRET, body),
+    }
+    response = client.post("/api/v1/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 422
+    assert "duplicate key 'ref'" in response.json()["error"]
+    assert fake.calls_to("request_fetch") == []

@@ -89,6 +89,7 @@ def create_app(
             GitSourceError: _unavailable,
             faults.TransientError: _unavailable,
             webhooks.InvalidPayloadError: _invalid_payload,
+            deliveries.InvalidDeliveryIdError: _bad_request,
         },
     )
     recent = deliveries.RecentDeliveries(clock or SystemClock())
@@ -371,7 +372,7 @@ async def github_webhook(request: Request) -> Response:
     signature = request.headers.get(webhooks.SIGNATURE_HEADER)
     if not webhooks.verify_signature(context.webhook_secret, body, signature):
         raise HTTPException(401, f"missing or wrong {webhooks.SIGNATURE_HEADER} signature")
-    delivery = request.headers.get(deliveries.HEADER)
+    delivery = deliveries.delivery_id(request.headers.get(deliveries.HEADER))
     if delivery and context.recent_deliveries.seen(delivery):
         return JSONResponse({"status": "duplicate", "delivery": delivery})
     event = request.headers.get(webhooks.EVENT_HEADER)
@@ -448,6 +449,10 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 async def _invalid_payload(request: Request, exc: Exception) -> JSONResponse:
     return _error(422, str(exc))
+
+
+async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
+    return _error(400, str(exc))
 
 
 def _describe_invalid(error: Mapping[str, Any]) -> str:

@@ -127,12 +127,13 @@ def test_the_api_still_wants_a_host(served: DaemonProcess) -> None:
     assert status == 421
 
 
-def test_a_refusal_before_a_large_body_says_connection_close(served: DaemonProcess) -> None:
+def test_a_refusal_before_a_large_body_closes_without_a_reset(served: DaemonProcess) -> None:
     body = b"{" + b" " * 900_000 + b"}"
     head = post("127.0.0.1:{port}", "Content-Type: text/plain", f"Content-Length: {len(body)}")
-    status, response_head, _ = exchange(served, head, body)
+    status, response_head, closed = exchange(served, head, body, until_closed=True)
     assert status == 415
     assert "connection: close" in response_head
+    assert closed  # an end of stream, not a reset
 
 
 def test_a_large_body_read_keeps_the_connection(served: DaemonProcess) -> None:

@@ -76,3 +76,84 @@ def test_deep_but_reasonable_json_still_parses(client: TestClient, fake: FakeCon
     too_deep = '{"action": "plan", "x": ' + "[" * 64 + "]" * 64 + "}"  # 65 with the object
     response = client.post(RUNS, content=too_deep)
     assert response.json() == {"error": "body: nested deeper than 64 levels"}
+
+
+BODY_ROUTES = [
+    ("POST", RUNS),
+    ("POST", "/api/v1/environments/dev/approvals"),
+    ("POST", "/api/v1/environments/dev/suspension"),
+]
+DUPLICATES = {
+    b'{"action": "plan", "action": "destroy"}': "body: duplicate key 'action'",
+    b'{"action": "plan", "x": [{"a": 1, "a": 2}]}': "body: duplicate key 'a'",
+}
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+@pytest.mark.parametrize("body", DUPLICATES)
+def test_a_key_given_twice_is_422_naming_it(
+    client: TestClient, fake: FakeControl, method: str, path: str, body: bytes
+) -> None:
+    response = client.request(method, path, content=body)
+    assert response.status_code == 422
+    assert response.json() == {"error": DUPLICATES[body]}
+    assert fake.calls == []
+
+
+def test_a_signed_webhook_with_a_key_given_twice_is_422(
+    make_client: MakeClient, fake: FakeControl
+) -> None:
+    client = make_client(webhook_secret=SECRET)
+    body = b'{"ref": "refs/heads/other", "ref": "refs/heads/main"}'
+    headers = {
+        webhooks.EVENT_HEADER: "push",
+        webhooks.SIGNATURE_HEADER: webhooks.sign(SECRET, body),
+    }
+    response = client.post("/api/v1/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 422
+    assert "duplicate key 'ref'" in response.json()["error"]
+    assert fake.calls_to("request_fetch") == []
+
+
+NO_FIELD_ROUTES = [
+    ("POST", "/api/v1/environments/dev/drift"),
+    ("POST", "/api/v1/runs/run-1/cancel"),
+    ("DELETE", "/api/v1/environments/dev/suspension"),
+]
+NOT_AN_EMPTY_OBJECT = {
+    **HOSTILE,
+    "not UTF-8": b'{"\xff\xfe": 1}',
+    "an array": b"[1, 2]",
+    "a field": b'{"action": "destroy"}',
+    "not JSON": b"plan",
+}
+
+
+@pytest.mark.parametrize(("method", "path"), NO_FIELD_ROUTES)
+@pytest.mark.parametrize("name", NOT_AN_EMPTY_OBJECT)
+def test_a_route_without_fields_refuses_any_body_but_an_empty_object(
+    client: TestClient, fake: FakeControl, method: str, path: str, name: str
+) -> None:
+    response = client.request(method, path, content=NOT_AN_EMPTY_OBJECT[name])
+    assert response.status_code == 422
+    assert response.json()["error"].startswith(("body: ", "action: "))
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b" { } "])
+def test_a_route_without_fields_takes_no_body_or_an_empty_object(
+    client: TestClient, body: bytes
+) -> None:
+    assert client.post("/api/v1/environments/dev/drift", content=body).status_code == 202
+    response = client.request("DELETE", "/api/v1/environments/dev/suspension", content=body)
+    assert response.status_code == 200
+
+
+def test_a_refusal_before_the_body_is_read_closes_the_connection(client: TestClient) -> None:
+    body = b'{"action": "plan"}'
+    refused = client.post(RUNS, content=body, headers={"Content-Type": "text/plain"})
+    assert refused.status_code == 415
+    assert refused.headers["connection"] == "close"
+    answered = client.post(RUNS, content=body)
+    assert answered.status_code == 202
+    assert "connection" not in answered.headers

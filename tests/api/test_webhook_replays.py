@@ -88,3 +88,33 @@ def test_only_the_newest_ids_are_kept(clock: FakeClock) -> None:
         assert not recent.seen(delivery)
         recent.note(delivery)
     assert [recent.seen(d) for d in ("a", "b", "c", "d")] == [False, True, True, True]
+
+
+@pytest.mark.parametrize("delivery", ["a" * 101, "72d3162e cc78", "../x", "a;b", "id_1"])
+def test_a_delivery_id_github_would_not_send_is_400(
+    hooked: TestClient, fake: FakeControl, delivery: str
+) -> None:
+    status, body = deliver(hooked, delivery)
+    assert status == 400
+    assert body == {
+        "error": "X-GitHub-Delivery must be at most 100 letters, digits and dashes "
+        "(GitHub sends a UUID)"
+    }
+    assert fake.calls_to("request_fetch") == []
+
+
+def test_delivery_ids_are_compared_whatever_their_case(
+    hooked: TestClient, fake: FakeControl
+) -> None:
+    assert deliver(hooked, ID.upper())[0] == 202
+    assert deliver(hooked, ID) == (200, {"status": "duplicate", "delivery": ID})
+    assert len(fake.calls_to("request_fetch")) == 1
+
+
+@pytest.mark.parametrize("delivery", [None, "", "  "])
+def test_a_delivery_without_an_id_is_acted_on_every_time(
+    hooked: TestClient, fake: FakeControl, delivery: str | None
+) -> None:
+    assert deliver(hooked, delivery)[0] == 202
+    assert deliver(hooked, delivery)[0] == 202
+    assert len(fake.calls_to("request_fetch")) == 2

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gitopsd.runtime import paging
 from tests.daemon.harness import DaemonProcess
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
@@ -122,6 +123,28 @@ def test_errors_are_json_with_the_right_codes(served: DaemonProcess) -> None:
     assert unauthorized.json() == {"error": "missing bearer token"}
     assert unauthorized.headers["www-authenticate"] == "Bearer"
     assert served.ready()  # none of that hurt the daemon
+
+
+@pytest.mark.parametrize("number", [10**22, 2**63, -(2**63) - 1])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/events?cursor={c}", "/api/v1/runs/{run}?steps_cursor={c}"]
+)
+def test_a_cursor_with_a_number_past_64_bits_is_422(
+    served: DaemonProcess, path: str, number: int
+) -> None:
+    reader = {"Authorization": f"Bearer {token_of('reader')}"}
+    url = path.replace("{run}", first_run_id(served)).replace("{c}", paging.encode(number))
+    response = served.get(url, headers=reader)
+    assert response.status_code == 422
+    assert response.json()["error"].endswith("cursor: not a cursor this API handed out")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/runs?env=nope", "/api/v1/events?env=nope"])
+def test_a_list_of_an_unknown_environment_is_404(served: DaemonProcess, path: str) -> None:
+    reader = {"Authorization": f"Bearer {token_of('reader')}"}
+    response = served.get(path, headers=reader)
+    assert response.status_code == 404
+    assert response.json() == {"error": "unknown environment 'nope'"}
 
 
 def test_without_a_tokens_file_only_loopback_is_served(tmp_path: Path) -> None:

@@ -72,6 +72,7 @@ def create_app(
     app = Starlette(
         routes=ROUTES,
         middleware=[
+            Middleware(CloseUnreadBodies),
             Middleware(CatchCrashes),
             Middleware(guards.GuardRequests, rules=rules),
             Middleware(deadlines.BodyDeadline, seconds=body_timeout),
@@ -88,6 +89,7 @@ def create_app(
             GitSourceError: _unavailable,
             faults.TransientError: _unavailable,
             webhooks.InvalidPayloadError: _invalid_payload,
+            deliveries.InvalidDeliveryIdError: _bad_request,
         },
     )
     recent = deliveries.RecentDeliveries(clock or SystemClock())
@@ -168,6 +170,13 @@ class RunRequest(BaseModel):
     components: list[str] | None = Field(default=None, min_length=1)
     revision: str | None = Field(default=None, min_length=1)
     plan: str | None = Field(default=None, min_length=1, description="a saved plan's id")
+
+
+class NoFields(BaseModel):
+    """The body of a route that takes no fields: none, `{}`, or 422. Read all the same, so a
+    hostile body is refused as on any other route and the connection stays in step."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ApprovalRequest(BaseModel):
@@ -290,6 +299,7 @@ async def cancel_run(request: Request) -> Response:
     """202 once the run is asked to stop (it ends `cancelled` within a second); 404 for an
     unknown id; 409 for a run that has ended."""
     caller = _caller(request, "operate")
+    await _body(request, NoFields, required=False)
     run_id = request.path_params["run_id"]
     control = _context(request).control
     cancelled = await run_in_threadpool(lambda: control.cancel(run_id, identity=caller))
@@ -300,6 +310,7 @@ async def cancel_run(request: Request) -> Response:
 
 async def check_drift(request: Request) -> Response:
     caller = _caller(request, "operate")
+    await _body(request, NoFields, required=False)
     env = request.path_params["env"]
     control = _context(request).control
     check_id = await run_in_threadpool(lambda: control.submit_drift_check(env, identity=caller))
@@ -344,6 +355,7 @@ async def suspend(request: Request) -> Response:
 async def resume(request: Request) -> Response:
     """200 with the suspension it ended; 409 when the environment is not suspended."""
     caller = _caller(request, "operate")
+    await _body(request, NoFields, required=False)
     env = request.path_params["env"]
     control = _context(request).control
     done = await run_in_threadpool(lambda: control.resume(env, identity=caller))
@@ -360,7 +372,7 @@ async def github_webhook(request: Request) -> Response:
     signature = request.headers.get(webhooks.SIGNATURE_HEADER)
     if not webhooks.verify_signature(context.webhook_secret, body, signature):
         raise HTTPException(401, f"missing or wrong {webhooks.SIGNATURE_HEADER} signature")
-    delivery = request.headers.get(deliveries.HEADER)
+    delivery = deliveries.delivery_id(request.headers.get(deliveries.HEADER))
     if delivery and context.recent_deliveries.seen(delivery):
         return JSONResponse({"status": "duplicate", "delivery": delivery})
     event = request.headers.get(webhooks.EVENT_HEADER)
@@ -439,6 +451,10 @@ async def _invalid_payload(request: Request, exc: Exception) -> JSONResponse:
     return _error(422, str(exc))
 
 
+async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
+    return _error(400, str(exc))
+
+
 def _describe_invalid(error: Mapping[str, Any]) -> str:
     """`<field>: <message>`, the field as a user writes it (`components[0]`, `limit`)."""
     if error.get("type") == "json_invalid":
@@ -503,6 +519,40 @@ class LimitBody:
         return receive_counted
 
 
+class CloseUnreadBodies:
+    """Say `Connection: close` on a response sent before the request's body was read.
+
+    A refusal (401, 403, 413, 415, 421...) may answer while the client is still sending; the
+    server then closes the connection rather than read a body nobody wants. Without the
+    header, a client keeping the connection alive would send its next request into a closed
+    socket; with it, the client knows to open a new one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_read = not _has_body(scope)
+
+        async def receive_noted() -> Message:
+            nonlocal body_read
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_read = True
+            return message
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and not body_read:
+                headers = [*message.get("headers", []), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive_noted, send_closing)
+
+
 class CatchCrashes:
     """Answer an unexpected exception with a bare 500 and log it here, with its request.
 
@@ -531,6 +581,12 @@ class CatchCrashes:
                 raise  # too late to answer: the server logs it and drops the connection
             logger.exception("internal error on %s %s", scope.get("method"), scope.get("path"))
             await _error(500, "internal error")(scope, receive, send)
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request's head announces a body (a length over 0, or chunks)."""
+    names = {name for name, _ in scope.get("headers", ())}
+    return b"transfer-encoding" in names or bool(_content_length(scope))
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -5,20 +5,23 @@ connections (`limit_concurrency`, 503 past it), but a client that opens a connec
 its headers a byte at a time (slowloris) holds the connection for as long as it likes. This
 h11 protocol gives every request head `header_timeout` seconds, from the connection's start or
 from the request's first byte, and then closes the connection; and once the answer is sent it
-closes a connection whose client is still sending a body nobody read. The body of a request a
-route does read is bounded by `deadlines.BodyDeadline` (408). `server.serve` passes the class
-to uvicorn as its `http` protocol.
+closes a connection whose client is still sending a body nobody read: gently (`Lingering`),
+since closing a socket with unread data resets it and the client may lose the answer. The
+body of a request a route does read is bounded by `deadlines.BodyDeadline` (408).
+`server.serve` passes the class to uvicorn as its `http` protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 logger = logging.getLogger(__name__)
+LINGER = 2.0  # seconds to discard an unwanted body after answering, before closing anyway
 
 
 class HeaderDeadlineProtocol(H11Protocol):
@@ -29,9 +32,12 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = Lingering(transport, self)  # type: ignore[assignment]
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # answered already: the rest of the body is discarded
         super().data_received(data)
         if self.conn.their_state is h11.IDLE:
             self._arm()  # a head still incomplete: the deadline runs since its first byte
@@ -62,6 +68,41 @@ class HeaderDeadlineProtocol(H11Protocol):
         if not self.transport.is_closing():
             logger.debug("closed a connection: no request head within %ss", self.header_timeout)
             self.transport.close()
+
+
+class Lingering:
+    """The connection's transport, closing it gently while the client still sends a body.
+
+    Closing a socket whose peer is still sending makes the kernel answer with a reset, which
+    can destroy the response the client has not read yet. So, when the answer went out before
+    the body was read, our side is ended first (the client reads the response, then the end)
+    and what still arrives is discarded, for at most `LINGER` seconds, then it is closed.
+    """
+
+    def __init__(self, transport: asyncio.Transport, protocol: HeaderDeadlineProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._lingering = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self._lingering:
+            return  # the timer closes it
+        if not self._still_sending() or not self._transport.can_write_eof():
+            self._transport.close()
+            return
+        self._lingering = True
+        self._transport.write_eof()
+        self._transport.resume_reading()
+        self._protocol.loop.call_later(LINGER, self._transport.close)
+
+    def _still_sending(self) -> bool:
+        return not self._transport.is_closing() and self._protocol.conn.their_state is h11.SEND_BODY
 
 
 def with_header_timeout(seconds: float) -> type[HeaderDeadlineProtocol]:

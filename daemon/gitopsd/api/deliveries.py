@@ -6,16 +6,40 @@ sent. The route answers a name seen in the last `keep` (a day) with 200 and does
 Names are kept in memory, the newest `capacity` of them: a replay can at worst make the
 daemon fetch the remote once more, which is what any poll does, so forgetting them on a
 restart costs one needless fetch, not a wrong action.
+
+GitHub's names are UUIDs, so a name is at most `MAX_ID` letters, digits and dashes (else 400:
+a megabyte of name would otherwise be remembered 10,000 times) and is compared in lower case.
+A delivery without a name is acted on and not remembered: GitHub always sends one, and a
+fetch is all a delivery can ask for.
 """
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from gitopsd.engine.ports import Clock
+from gitopsd.errors import GitopsdError
 
 HEADER = "X-GitHub-Delivery"
+MAX_ID = 100
+_ID = re.compile(f"[A-Za-z0-9-]{{1,{MAX_ID}}}")
+
+
+class InvalidDeliveryIdError(GitopsdError):
+    """An `X-GitHub-Delivery` that GitHub would not send (HTTP 400)."""
+
+
+def delivery_id(header: str | None) -> str | None:
+    """The delivery's name in lower case; None when it has none (missing or empty)."""
+    if header is None or not header.strip():
+        return None
+    if not _ID.fullmatch(header.strip()):
+        raise InvalidDeliveryIdError(
+            f"{HEADER} must be at most {MAX_ID} letters, digits and dashes (GitHub sends a UUID)"
+        )
+    return header.strip().lower()
 
 
 class RecentDeliveries:

@@ -4,10 +4,16 @@ A browser is the caller to fear: any page the operator opens can send requests t
 `127.0.0.1:8080`, and a name the attacker controls can be pointed at that address (DNS
 rebinding), which makes the page's own origin reach the daemon. So, in this order:
 
+0. The head must be at most `MAX_HEAD` bytes and unambiguous, else 400. (The HTTP server
+   bounds only a head that arrives in pieces, so one sent at once is measured here.) No
+   `Origin`, `Sec-Fetch-Site` or `Content-Type` given twice with different values (the
+   rules below would read one, a proxy in front perhaps the other; h11 refuses two `Host`
+   itself), nor both `Content-Length` and `Transfer-Encoding` (RFC 9112 6.3: the framing a
+   proxy used may not be ours, the way requests are smuggled).
 1. `Host` must name the listen address or an `--allowed-hosts` entry, else 421. A rebinding
    page can only send its own name. `/healthz`, `/readyz` and `/metrics` (GET) also answer a
    bare IP address, which is what Kubernetes probes and Prometheus send (`Host: <pod IP>`) and
-   which a rebinding page cannot send.
+   which a rebinding page cannot send, and a request without `Host` (HTTP/1.0).
 2. A request that changes anything (POST, PUT, PATCH, DELETE) must not come from another
    site: `Sec-Fetch-Site: cross-site` or `same-site`, or an `Origin` that is neither the
    request's own host nor an allowed one, is refused with 403. No `Origin` (curl, scripts) is
@@ -39,6 +45,8 @@ CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 SIGNED = frozenset({"/api/v1/webhooks/github"})
 CROSS_SITE = frozenset({"cross-site", "same-site"})
+SINGLE = ("host", "origin", "sec-fetch-site", "content-type")
+MAX_HEAD = 16 * 1024
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104 - names to recognise, not to bind
 
@@ -90,6 +98,8 @@ class RequestRules:
         return self._cross_site(headers) or _not_json(headers.get("content-type"))
 
     def _allows_host(self, value: str | None, *, probe: bool) -> bool:
+        if value is None and probe:
+            return True  # HTTP/1.0 names no host: a probe, which no browser page can send
         authority = None if value is None else parse_authority(value)
         if authority is None:
             return False
@@ -136,12 +146,36 @@ class GuardRequests:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = Headers(scope=scope)
-            refused = self.rules.refusal(scope["method"], scope["path"], headers)
+            refused = (
+                oversized(scope)
+                or ambiguity(headers)
+                or self.rules.refusal(scope["method"], scope["path"], headers)
+            )
             if refused is not None:
                 response = JSONResponse({"error": refused.message}, status_code=refused.status)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def oversized(scope: Scope) -> Refusal | None:
+    """Rule 0's size: the request line and headers as sent, over `MAX_HEAD` bytes."""
+    target = len(scope.get("raw_path") or b"") + len(scope["query_string"])
+    line = len(scope["method"]) + target + len(" ? HTTP/1.1\r\n\r\n")
+    fields = sum(len(name) + len(b": \r\n") + len(value) for name, value in scope["headers"])
+    if line + fields > MAX_HEAD:
+        return Refusal(400, f"request head is over {MAX_HEAD // 1024} KiB")
+    return None
+
+
+def ambiguity(headers: Headers) -> Refusal | None:
+    """Rule 0 (see the module docstring): a head that two readers could read two ways."""
+    for name in SINGLE:
+        if len(set(headers.getlist(name))) > 1:
+            return Refusal(400, f"conflicting {name} headers: send one")
+    if "content-length" in headers and "transfer-encoding" in headers:
+        return Refusal(400, "both Content-Length and Transfer-Encoding: send one")
+    return None
 
 
 def parse_authority(value: str) -> Authority | None:

@@ -6,7 +6,9 @@ digits with a ValueError of its own; both reached the client as a 500. Request b
 GitHub deliveries are shallow and their numbers short, so a number over `MAX_DIGITS` digits is
 refused as the parser meets it, a body the parser cannot descend is refused when it gives up
 (early, having built little), and a parsed value nested deeper than `MAX_DEPTH` is refused
-after one walk. Every hostile body becomes one `JsonLimitError` (422), in time and memory
+after one walk. A key given twice in one object is refused too: json keeps the last value,
+so `{"action": "plan", "action": "destroy"}` would destroy while a log or a proxy that reads
+the first one sees a plan. Every hostile body becomes one `JsonLimitError` (422), in time and memory
 linear in its size, which `LimitBody` already caps.
 """
 
@@ -30,11 +32,15 @@ class _NumberTooLongError(ValueError):
     pass
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
 def parse(raw: bytes) -> Any:
     """The JSON value of `raw`; JsonLimitError when it is invalid, too deep or too long."""
     try:
-        value = json.loads(raw, parse_int=_bounded_int)
-    except _NumberTooLongError as error:
+        value = json.loads(raw, parse_int=_bounded_int, object_pairs_hook=_unique_keys)
+    except (_NumberTooLongError, _DuplicateKeyError) as error:
         raise JsonLimitError(str(error)) from None
     except RecursionError:
         raise JsonLimitError(TOO_DEEP) from None
@@ -70,3 +76,13 @@ def _bounded_int(text: str) -> int:
     if digits > MAX_DIGITS:
         raise _NumberTooLongError(f"a number of {digits} digits (at most {MAX_DIGITS})")
     return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The object of `pairs`, refusing a key given twice rather than keeping the last."""
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise _DuplicateKeyError(f"duplicate key {key!r}")
+        value[key] = item
+    return value

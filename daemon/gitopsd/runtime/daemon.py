@@ -290,7 +290,10 @@ class Daemon:
         self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
     ) -> dict[str, Any]:
         """Requests not started yet first (queued, waiting, retrying), then run summaries,
-        newest first, a page at a time (runtime.paging)."""
+        newest first, a page at a time (runtime.paging); UnknownEnvironmentError for a name
+        neither the manifests nor the store know, as every route taking one."""
+        if environment is not None:
+            self._check_environment(environment)
         waiting = self.intake.not_started(environment) if cursor is None else []
         store = self.workspace.store
         return paging.runs_page(store, waiting, environment, limit=limit, cursor=cursor)
@@ -322,6 +325,9 @@ class Daemon:
     def events(
         self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None
     ) -> dict[str, Any]:
+        """The audit trail a page at a time; UnknownEnvironmentError as for `runs`."""
+        if environment is not None:
+            self._check_environment(environment)
         return paging.events_page(self.workspace.store, environment, limit=limit, cursor=cursor)
 
     def submit_run(

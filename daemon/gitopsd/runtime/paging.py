@@ -62,9 +62,15 @@ def run_position(cursor: str) -> tuple[datetime, str] | None:
 def number(cursor: str, name: str) -> int:
     """The step index or event id a cursor names."""
     value = decode(cursor, name)
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not isinstance(value, int) or isinstance(value, bool) or not _fits_int64(value):
         raise RequestRefusedError(f"{name}: not a cursor this API handed out")
     return value
+
+
+def _fits_int64(value: int) -> bool:
+    """Whether the store can bind `value` (SQLite and PostgreSQL integers are 64-bit): a
+    forged cursor's huge number would otherwise fail in the query, a 500."""
+    return -(2**63) <= value < 2**63
 
 
 def runs_page(

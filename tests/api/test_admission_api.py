@@ -127,3 +127,11 @@ def test_an_unknown_revision_is_422_not_a_fault_to_retry(api: TestClient) -> Non
     assert "Retry-After" not in approve.headers
     run = api.post(RUNS, json={"action": "apply", "revision": "nosuchrev"})
     assert run.status_code == 422, run.text
+
+
+def test_a_suspension_reason_over_1000_characters_is_422(
+    client: TestClient, fake: FakeControl
+) -> None:
+    url = "/api/v1/environments/dev/suspension"
+    assert client.post(url, json={"reason": "r" * 1001}).status_code == 422
+    assert fake.calls_to("suspend") == []

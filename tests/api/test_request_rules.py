@@ -123,8 +123,10 @@ def test_any_host_behind_a_proxy_still_wants_a_same_origin_page(fake: FakeContro
         assert client.post(RUNS, content=PLAN, headers=other).status_code == 403
 
 
-@pytest.mark.parametrize("entry", ["bad host", "ok.example:http", "::1", "[nope]:80"])
-def test_a_bad_allowed_hosts_entry_stops_serve_with_one_line(tmp_path: Path, entry: str) -> None:
+@pytest.mark.parametrize(
+    "entry", ["bad host", "ok.example:http", "::1", "[nope]:80", "ok.example:99999", "[::1]:0"]
+)
+def test_a_bad_allowed_hosts_entry_is_a_usage_error_in_one_line(tmp_path: Path, entry: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "gitopsd", "serve", "--allowed-hosts", f"ok.example,{entry}"],
         cwd=tmp_path,
@@ -132,7 +134,9 @@ def test_a_bad_allowed_hosts_entry_stops_serve_with_one_line(tmp_path: Path, ent
         text=True,
         timeout=60,
     )
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
-        f"gitopsd: error: --allowed-hosts: {entry!r} is not HOST, HOST:PORT, [IPv6]:PORT or *"
-    ]
+    assert done.returncode == 64
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"Error: --allowed-hosts: {entry!r} is not HOST, HOST:PORT, [IPv6]:PORT or *"
+        " (a port is 1 to 65535)"
+    )

@@ -84,3 +84,15 @@ def test_suspend_and_resume_are_shown_in_status_and_history(world: World) -> Non
     assert again.returncode == 1 and "dev is not suspended" in again.stderr
     unknown = gitopsd(world, "suspend", "--env", "qa")
     assert unknown.returncode == 1 and "unknown environment 'qa'" in unknown.stderr
+
+
+def test_a_suspension_reason_is_capped_as_the_api_caps_it(world: World) -> None:
+    """1,000 characters, on the command line as in POST .../suspension."""
+    longest = gitopsd(world, "suspend", "--env", "dev", "--reason", "r" * 1000)
+    assert longest.returncode == 0, longest.stderr
+    assert gitopsd(world, "resume", "--env", "dev").returncode == 0
+    too_long = gitopsd(world, "suspend", "--env", "dev", "--reason", "r" * 100_000)
+    assert too_long.returncode == 64 and "Traceback" not in too_long.stderr
+    assert "Invalid value for '--reason': 100,000 characters, over 1,000" in too_long.stderr
+    status = as_json(gitopsd(world, "status", "--env", "dev", "--output", "json"))
+    assert status["environments"][0]["status"] != "suspended"

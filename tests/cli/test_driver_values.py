@@ -74,3 +74,69 @@ def test_a_200_kib_output_as_an_input_fails_that_step_naming_the_input(tmp_path:
         "and one environment variable holds less than 128 KiB"
     ) in done.stdout + done.stderr
     assert world.calls() == []  # app's driver never started
+
+
+PART = 120_000  # under the per-variable limit; 24 of them are over ARG_MAX (about 2 MiB)
+WRITES_EIGHT_PARTS = f"""\
+import json, os
+with open(os.environ["GITOPSD_OUTPUTS"], "w") as file:
+    json.dump({{"id": "big", **{{f"part{{n}}": str(n) * {PART} for n in range(8)}}}}, file)
+"""
+
+
+def upstream(name: str) -> str:
+    """`big_upstream` under another name: each writes 8 outputs of 120,000 bytes (an outputs
+    file holds at most 1 MiB)."""
+    manifest = json.loads(big_upstream())
+    manifest["metadata"]["name"] = name
+    return json.dumps(manifest)
+
+
+def test_inputs_together_over_arg_max_fail_the_step_at_once_naming_the_largest(
+    tmp_path: Path,
+) -> None:
+    """Each input fits in a variable, all 24 do not fit in one environment: the step fails
+    before the driver starts, on its first try, though its component allows three."""
+    files = {"environments/dev.yaml": environment("dev")}
+    parts = {}
+    for up in ("up0", "up1", "up2"):
+        files[f"components/{up}/component.yaml"] = upstream(up)
+        files[f"components/{up}/apply.py"] = WRITES_EIGHT_PARTS
+        parts |= {f"{up}_{n}": f"${{{{ components.{up}.outputs.part{n} }}}}" for n in range(8)}
+    files["components/app/component.yaml"] = component(
+        "app", deps=("up0", "up1", "up2"), inputs=parts, attempts=3
+    )
+    world = World.committed(tmp_path, files)
+    assert gitopsd(world, "validate").returncode == 0
+
+    done = gitopsd(world, "apply", "--env", "dev")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "Traceback" not in said and "retrying" not in said
+    assert "cannot pass the driver's arguments and environment: " in said
+    assert "(ARG_MAX); largest inputs: 'up2_7' (120,000 bytes), 'up2_6' (120,000" in said
+    assert world.calls() == []  # app's driver never started
+    run = json.loads(gitopsd(world, "runs", "--output", "json", "--limit", "1").stdout)["runs"][0]
+    steps = {step["component"]: step for step in run["steps"]}
+    assert steps["app"]["attempts"] == 1
+
+
+def test_literal_inputs_over_a_mebibyte_together_are_located_by_validate(tmp_path: Path) -> None:
+    inputs = {f"part{n}": "x" * PART for n in range(9)}  # 1,080,000 bytes, each one fine
+    files = {
+        "gitopsd.yaml": "apiVersion: gitopsd.io/v1\nkind: Settings\nlayers: [network]\n"
+        "limits: {max_file_bytes: 2MiB}\n",
+        "environments/dev.yaml": environment("dev"),
+        "components/net/component.yaml": component("net", inputs=inputs),
+    }
+    world = World.committed(tmp_path, files)
+
+    done = gitopsd(world, "validate")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "components/net/component.yaml:1: spec.inputs: the inputs and the driver's env come to "
+        "1,080,189 bytes as environment variables, over the 1 MiB a driver is given; largest: "
+        "'part8' (120,000 bytes), 'part7' (120,000 bytes), 'part6' (120,000 bytes)"
+    ]

@@ -97,3 +97,35 @@ def test_a_repository_at_its_limits_still_applies(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(world.calls()) == ["app", "dns", "k8s", "net"]
+
+
+def test_a_size_limit_over_1_tib_is_refused_at_its_line(tmp_path: Path) -> None:
+    world = World.committed(tmp_path, layered())
+    world.commit({"gitopsd.yaml": settings("  max_file_bytes: 99999999999999999999999TiB\n")})
+
+    done = gitopsd(world, "validate")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "gitopsd.yaml:4: limits.max_file_bytes: Input should be less than or equal to "
+        "1099511627776 (got '99999999999999999999999TiB')"
+    ]
+
+
+def test_an_unreadable_gitopsd_yaml_is_reported_alone(tmp_path: Path) -> None:
+    """Its variables unknown, environments that take them from it would each report every one
+    missing: only the real problem is shown."""
+    world = World.committed(tmp_path, layered(**{"environments/dev.yaml": environment("dev")}))
+    template = "apiVersion: gitopsd.io/v1\nkind: Settings\ndefaults:\n  variables: {size: 3}\n"
+    world.commit({"gitopsd.yaml": template})
+    assert gitopsd(world, "validate").returncode == 0  # size comes from the template
+
+    huge = "limits:\n  max_files: 99999999999999999999999999\n"
+    world.commit({"gitopsd.yaml": template + huge})
+    done = gitopsd(world, "validate")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "gitopsd.yaml:6: integer 99999999999999999999999999 does not fit in 64 bits: quote it "
+        "to keep it text"
+    ]

@@ -151,7 +151,7 @@ def test_without_a_tokens_file_only_loopback_is_served(tmp_path: Path) -> None:
     world = World.committed(tmp_path, layered())
     env = {k: v for k, v in os.environ.items() if k != "GITOPSD_TOKENS_FILE"}
     done = subprocess.run(
-        [sys.executable, "-m", "gitopsd", "serve", "--listen", "0.0.0.0:0",
+        [sys.executable, "-m", "gitopsd", "serve", "--listen", "0.0.0.0:8080",
          "--repo", str(world.repo), "--data-dir", str(tmp_path / "data")],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -182,11 +182,11 @@ def test_a_broken_tokens_file_stops_serve_with_its_line_and_field(tmp_path: Path
 
 def test_a_bad_setting_stops_serve_naming_the_variable(tmp_path: Path) -> None:
     done = serve_fails(tmp_path, GITOPSD_POLL_INTERVAL="soon")
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.returncode == 64 and "Traceback" not in done.stderr
     assert "poll_interval (GITOPSD_POLL_INTERVAL)" in done.stderr and "soon" in done.stderr
 
 
 def test_a_bad_github_repository_stops_serve_naming_the_variable(tmp_path: Path) -> None:
     done = serve_fails(tmp_path, GITOPSD_GITHUB_REPOSITORY="octo-org")
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.returncode == 64 and "Traceback" not in done.stderr
     assert "github_repository (GITOPSD_GITHUB_REPOSITORY)" in done.stderr

@@ -35,6 +35,7 @@ Problems a driver causes (cannot start, killed, bad outputs file) come back as
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import itertools
 import json
@@ -60,7 +61,12 @@ from gitopsd.adapters.child_processes import (
     wait_for_exit,
     wait_reading,
 )
-from gitopsd.adapters.driver_environment import Inherited, protocol_environment, unpassable
+from gitopsd.adapters.driver_environment import (
+    Inherited,
+    largest_inputs,
+    protocol_environment,
+    unpassable,
+)
 from gitopsd.adapters.driver_lanes import Lanes
 from gitopsd.adapters.driver_output import CapturedOutput
 from gitopsd.adapters.drivers import in_threads
@@ -236,10 +242,16 @@ class CommandDriverRunner:
             own = protocol_environment(call, inputs_file=inputs_file, outputs_file=outputs_file)
             env = dict(inherited.env)
             env.update(own)
-            problem = _prepare_state_dir(call.state_dir) or unpassable(call, env, inherited, own)
-            if problem is not None:
+            problem = _prepare_state_dir(call.state_dir)
+            unstartable = None if problem else unpassable(call, env, inherited, own)
+            if problem is not None or unstartable is not None:
                 _remove_files(inputs_file, outputs_file)
-                return DriverResult(None, error=problem, duration=time.monotonic() - begun)
+                return DriverResult(
+                    None,
+                    error=problem or unstartable,
+                    duration=time.monotonic() - begun,
+                    final=unstartable is not None,  # the same values would be refused again
+                )
             output, printed_to = _output_pipe()
         except BaseException:
             _remove_files(inputs_file, outputs_file)
@@ -259,7 +271,12 @@ class CommandDriverRunner:
             _remove_files(inputs_file, outputs_file)
             reason = getattr(error, "strerror", None) or str(error)
             problem = f"cannot start {call.argv[0]!r} in {call.cwd}: {reason}"
-            return DriverResult(None, error=problem, duration=time.monotonic() - begun)
+            too_large = getattr(error, "errno", None) == errno.E2BIG  # the kernel's own count
+            if too_large:
+                problem += f" ({largest_inputs(call)})"
+            return DriverResult(
+                None, error=problem, duration=time.monotonic() - begun, final=too_large
+            )
         except BaseException:
             os.close(output)
             _remove_files(inputs_file, outputs_file)

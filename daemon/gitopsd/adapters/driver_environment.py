@@ -33,6 +33,7 @@ _JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 # Linux's MAX_ARG_STRLEN: the longest one `NAME=value` string of an environment may be, its
 # terminating NUL included (32 pages); exec fails with E2BIG ("Argument list too long") past it
 MAX_VARIABLE_BYTES = 128 * 1024
+_POINTER_BYTES = 8  # execve also counts a pointer per string (64-bit)
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,51 @@ def unpassable(
     if not call.argv:
         return "driver command is empty"
     if inherited.passable and all(is_passable(name, value) for name, value in own.items()):
-        return None
+        return over_the_total(call, env)
     for name, value in env.items():
         if not is_passable(name, value):
             return _why_unpassable(call, name, value)
-    return None
+    return over_the_total(call, env)
+
+
+def over_the_total(call: DriverCall, env: Mapping[str, str]) -> str | None:
+    """Why `execve` would refuse the call's arguments and environment together (each part
+    may be short enough and the whole still over the kernel's limit, ARG_MAX: about 2 MiB
+    with the usual 8 MiB stack), naming the largest inputs, which are what can be moved."""
+    limit = os.sysconf("SC_ARG_MAX")
+    size = exec_size(call.argv, env)
+    if size <= limit:
+        return None
+    return (
+        f"cannot pass the driver's arguments and environment: {size:,} bytes together, over "
+        f"the kernel's limit of {limit:,} (ARG_MAX); {largest_inputs(call)}"
+    )
+
+
+def exec_size(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """What `execve` counts against ARG_MAX: each argument and `NAME=value` string with its
+    NUL, and a pointer to each."""
+    strings = [*argv, *(f"{name}={value}" for name, value in env.items())]
+    return sum(_encoded_size(text) + 1 + _POINTER_BYTES for text in strings) + _POINTER_BYTES
+
+
+def largest_inputs(call: DriverCall) -> str:
+    """The three largest inputs, as GITOPSD_INPUT_* variables carry them: what to shrink."""
+    sizes = sorted(
+        ((_encoded_size(_as_text(value)), name) for name, value in call.inputs.items()),
+        reverse=True,
+    )
+    named = ", ".join(f"{name!r} ({size:,} bytes)" for size, name in sizes[:3])
+    return f"largest inputs: {named}" if named else "no inputs"
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else compact_json(value)
+
+
+def _encoded_size(text: str) -> int:
+    """Bytes of `text` as the kernel gets it (the file system encoding)."""
+    return len(text) if text.isascii() else len(os.fsencode(text))
 
 
 def _why_unpassable(call: DriverCall, name: str, value: str) -> str:

@@ -35,6 +35,7 @@ from gitopsd.adapters.gitrepo import GitSourceError, UnknownRevisionError
 from gitopsd.api import deadlines, deliveries, guards, json_limits, webhooks
 from gitopsd.api.auth import Role, Tokens, bearer_token
 from gitopsd.engine.ports import Clock
+from gitopsd.model.state import MAX_REASON_LENGTH
 from gitopsd.runtime.control import (
     Control,
     Identity,
@@ -338,7 +339,7 @@ class SuspensionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="", max_length=1000)
+    reason: str = Field(default="", max_length=MAX_REASON_LENGTH)
 
 
 async def suspend(request: Request) -> Response:

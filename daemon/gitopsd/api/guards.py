@@ -201,9 +201,10 @@ def parse_authority(value: str) -> Authority | None:
 
 def _allowed_entry(entry: str) -> Authority:
     authority = parse_authority(entry)
-    if authority is None:
+    if authority is None or authority[1] == 0 or (authority[1] or 0) > 65535:
         raise AllowedHostsError(
             f"--allowed-hosts: {entry!r} is not HOST, HOST:PORT, [IPv6]:PORT or *"
+            " (a port is 1 to 65535)"
         )
     return authority
 

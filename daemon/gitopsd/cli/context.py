@@ -37,6 +37,11 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CHANGES = 2  # plan, diff, drift: something differs
 
+# A count or id given on the command line goes into SQL: past a signed 64-bit integer, SQLite
+# (and PostgreSQL's bigint) cannot take it, so a larger one is a usage error, not a traceback.
+LARGEST_SQL_INTEGER = 2**63 - 1
+POSITIVE_INTEGER = click.IntRange(min=1, max=LARGEST_SQL_INTEGER)
+
 
 @dataclass(frozen=True)
 class Context:

@@ -11,8 +11,16 @@ from pathlib import Path
 
 import click
 
+from gitopsd.adapters import data_folder
 from gitopsd.cli import progress
-from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options
+from gitopsd.cli.context import (
+    EXIT_CHANGES,
+    EXIT_FAILED,
+    EXIT_OK,
+    Context,
+    common_options,
+    fail,
+)
 from gitopsd.cli.stopping import stopping
 
 
@@ -64,7 +72,7 @@ def drift(
         drift_reports.as_markdown(reports) if form == "markdown" else drift_reports.as_json(reports)
     )
     if report_path is not None:
-        report_path.write_text(text, encoding="utf-8")
+        _write_report(context, report_path, text)
     if report_path is None or context.as_json:
         click.echo(text, nl=False)
     else:
@@ -78,3 +86,15 @@ def drift(
         sys.exit(EXIT_FAILED)
     found = DriftStatus.DRIFTED in results or any(r.remediation for r in reports)
     sys.exit(EXIT_CHANGES if found else EXIT_OK)  # drift found counts, even when repaired
+
+
+def _write_report(context: Context, path: Path, text: str) -> None:
+    """Write the report; a path that cannot name a file (a missing folder, a folder) is the
+    user's mistake, said in one line naming it rather than a traceback. A full or read-only
+    disk is said as every command says it (cli.context)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        if data_folder.is_unwritable(error):
+            raise
+        fail(f"cannot write the report {path}: {error.strerror}", as_json=context.as_json)

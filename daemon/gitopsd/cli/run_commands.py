@@ -15,7 +15,15 @@ import click
 
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.cli import progress, render
-from gitopsd.cli.context import EXIT_CHANGES, EXIT_FAILED, EXIT_OK, Context, common_options, fail
+from gitopsd.cli.context import (
+    EXIT_CHANGES,
+    EXIT_FAILED,
+    EXIT_OK,
+    POSITIVE_INTEGER,
+    Context,
+    common_options,
+    fail,
+)
 from gitopsd.cli.stopping import stopping
 from gitopsd.model.state import Run, RunStatus, SavedPlan, Step
 from gitopsd.runtime import cancelling, reports
@@ -224,7 +232,7 @@ def destroy(context: Context, environment: str, components: list[str] | None, fo
 @common_options
 @click.option("--env", "environment", default=None, help="Only this environment.")
 @click.option(
-    "--limit", default=10, show_default=True, type=click.IntRange(min=1), help="How many runs."
+    "--limit", default=10, show_default=True, type=POSITIVE_INTEGER, help="How many runs."
 )
 @click.option("--run", "run_id", default=None, help="Show one run with its steps' output.")
 @click.option(

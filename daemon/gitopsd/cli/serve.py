@@ -10,7 +10,7 @@ import click
 from pydantic import ValidationError
 
 from gitopsd.api import guards
-from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail
+from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
 from gitopsd.runtime.commit_statuses import CommitStatuses
 
 log = logging.getLogger("gitopsd.serve")
@@ -63,7 +63,7 @@ log = logging.getLogger("gitopsd.serve")
 @click.option(
     "--retention-max-runs",
     default=None,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=2**31),
     help="Finished runs kept per environment [env GITOPSD_RETENTION_MAX_RUNS; 1000].",
 )
 @click.option("--once", is_flag=True, help="Reconcile every environment once, then exit.")
@@ -104,13 +104,16 @@ def serve(
         settings = DaemonSettings(**{k: v for k, v in flags.items() if v is not None})
         host, port = settings.host_and_port()
     except (ValidationError, ValueError) as error:
-        fail(_settings_error(error))
-        return
+        # a bad flag or GITOPSD_* value, like an unknown flag, is a usage error (exit 64)
+        raise click.UsageError(_settings_error(error)) from None
     logs.configure(log_format=settings.log_format)
+    try:
+        rules = _request_rules(host, port, settings.allowed_host_entries())
+    except guards.AllowedHostsError as error:
+        raise click.UsageError(str(error)) from None
     tokens = auth.Tokens.load(settings.tokens_file) if settings.tokens_file else auth.Tokens.none()
     if not once:
         auth.check_listen_allowed(host, tokens.present)
-    rules = _request_rules(host, port, settings.allowed_host_entries())
     with context.workspace() as workspace:
         delivery = announcing.delivery_from(settings, github=_github_client)
 

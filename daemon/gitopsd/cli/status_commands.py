@@ -8,7 +8,7 @@ import click
 
 from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.cli import render
-from gitopsd.cli.context import Context, common_options, fail
+from gitopsd.cli.context import POSITIVE_INTEGER, Context, common_options, fail
 from gitopsd.engine.loading import Repository
 from gitopsd.runtime import reports, revisions
 
@@ -30,12 +30,12 @@ def status(context: Context, environment: str | None) -> None:
 @common_options
 @click.option("--env", "environment", default=None, help="Only this environment.")
 @click.option(
-    "--limit", default=50, show_default=True, type=click.IntRange(min=1), help="How many events."
+    "--limit", default=50, show_default=True, type=POSITIVE_INTEGER, help="How many events."
 )
 @click.option(
     "--before",
     default=None,
-    type=click.IntRange(min=1),
+    type=POSITIVE_INTEGER,
     metavar="EVENT_ID",
     help="The next page: events older than this one.",
 )

@@ -12,12 +12,18 @@ import json
 import click
 
 from gitopsd.cli.context import Context, common_options, fail
+from gitopsd.model.state import MAX_REASON_LENGTH
 
 
 @click.command()
 @common_options
 @click.option("--env", "environment", required=True, help="The environment to suspend.")
-@click.option("--reason", default="", help="Why, for status and the history.")
+@click.option(
+    "--reason",
+    default="",
+    callback=lambda _context, _option, text: _short_reason(text),
+    help=f"Why, for status and the history (at most {MAX_REASON_LENGTH} characters).",
+)
 @click.option("--as", "actor", default="local", show_default=True, help="Who suspends.")
 def suspend(context: Context, environment: str, reason: str, actor: str) -> None:
     """Hold an environment's automatic work (commits, promotion, drift remediation)."""
@@ -56,3 +62,10 @@ def resume(context: Context, environment: str, actor: str) -> None:
         )
     else:
         click.echo(f"{environment} resumed (suspended by {ended.actor})")
+
+
+def _short_reason(text: str) -> str:
+    """The reason as given, when the API would take it too (a usage error otherwise)."""
+    if len(text) > MAX_REASON_LENGTH:
+        raise click.BadParameter(f"{len(text):,} characters, over {MAX_REASON_LENGTH:,}")
+    return text

@@ -21,6 +21,9 @@ from gitopsd.engine.sources import Problem, SourceFile
 from gitopsd.model.manifests import CommandDriver
 
 MAX_VARIABLE_BYTES = 128 * 1024  # one `NAME=value` with its terminating NUL (MAX_ARG_STRLEN)
+# what a component's literal inputs and driver env may take together: half of the usual ARG_MAX
+# (2 MiB), the rest left for the inherited environment, the arguments and rendered values
+ENVIRONMENT_BUDGET = 1024**2
 INPUT_PREFIX = "GITOPSD_INPUT_"  # input names are ASCII: the variable is as long as this + name
 LONGEST_NAME = INPUT_PREFIX + "X" * 64  # what a variable's value may be passed under
 NUL_MESSAGE = "a NUL character, which no environment variable can hold"
@@ -46,6 +49,33 @@ def _component_values(component: ComponentEntry) -> Iterator[Problem]:
         yield from _check(component.source, ("spec", "inputs", name), INPUT_PREFIX + name, value)
     for name, text in spec.driver.env.items():
         yield from _check(component.source, ("spec", "driver", "env", name), name, text)
+    yield from _check_total(component, spec.driver.env)
+
+
+def _check_total(component: ComponentEntry, env: Mapping[str, str]) -> Iterator[Problem]:
+    """The component's literal inputs and driver env together, as `NAME=value` strings:
+    each may fit in a variable and all of them still not in one environment (the kernel's
+    ARG_MAX, about 2 MiB for arguments and environment together). Over a budget that leaves
+    room for the inherited environment and rendered values, it is a problem at `inputs`."""
+    inputs = component.manifest.spec.inputs
+    sizes = {name: _size(value) for name, value in inputs.items()}
+    total = sum(len(INPUT_PREFIX + name) + size + 2 for name, size in sizes.items())
+    total += sum(len(name) + _size(text) + 2 for name, text in env.items())
+    if total <= ENVIRONMENT_BUDGET:
+        return
+    largest = sorted(((size, name) for name, size in sizes.items()), reverse=True)[:3]
+    named = ", ".join(f"{name!r} ({size:,} bytes)" for size, name in largest)
+    message = (
+        f"the inputs and the driver's env come to {total:,} bytes as environment variables, "
+        f"over the {ENVIRONMENT_BUDGET // 1024**2} MiB a driver is given; largest: {named}"
+    )
+    yield component.source.problem(("spec", "inputs"), message)
+
+
+def _size(value: Any) -> int:
+    """Bytes of a value as its variable carries it (text as it is, anything else as JSON)."""
+    text = value if isinstance(value, str) else _COMPACT_JSON.encode(value)
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _check_all(

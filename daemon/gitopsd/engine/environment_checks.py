@@ -93,6 +93,8 @@ def _check_environment(repository: Repository, environment: EnvironmentEntry) ->
 def _environment_bindings(
     repository: Repository, environment: EnvironmentEntry, references: References
 ) -> Iterator[Problem]:
+    if repository.settings_unread:  # variables from gitopsd.yaml unknown: not reported missing
+        return
     yield from _check_condition_variables(repository, environment)
     chosen, problems = selection.choose(repository, environment.manifest.name)
     yield from problems

@@ -60,6 +60,9 @@ class Repository:
     components: dict[str, ComponentEntry] = field(default_factory=dict)
     environments: dict[str, EnvironmentEntry] = field(default_factory=dict)
     unusable: set[str] = field(default_factory=set)  # names of files too broken to salvage
+    # gitopsd.yaml could not be read at all: its `defaults` (variables) are unknown, so a
+    # variable missing from an environment may be missing only because of that
+    settings_unread: bool = False
 
     @cached_property
     def dependency_order(self) -> list[str]:
@@ -94,7 +97,8 @@ def load_repository(
     """
     problems: list[Problem] = []
     settings, settings_source = _load_settings(files, problems)
-    repository = Repository(revision, settings, settings_source)
+    settings_unread = SETTINGS_PATH in files and settings_source is None
+    repository = Repository(revision, settings, settings_source, settings_unread=settings_unread)
     repository.unusable.update(_probable_name(path) for path in unread)
     for path in sorted(files):
         if path == SETTINGS_PATH:

@@ -73,6 +73,7 @@ class DriverResult:
     timed_out: bool = False
     cancelled: bool = False
     error: str | None = None  # why the call failed beyond its exit code (bad outputs JSON...)
+    final: bool = False  # the call can never start as it is (values too large): not retried
 
     @property
     def succeeded(self) -> bool:

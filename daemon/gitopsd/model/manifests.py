@@ -266,20 +266,26 @@ class Notification(Strict):
 
 
 MiB = 1024 * 1024
+TiB = 1024**4  # the largest size limit: past it a limit is a typo, not a limit
 
 
 class Limits(Strict):
     """How much one commit may make gitopsd read and hold, checked from git's sizes before
     anything is read: a 50 MB environment file took 30 s and 3 GB to refuse as a whole.
-    Sizes are a number of bytes or a string such as `512KiB` or `2MiB`."""
+    Sizes are a number of bytes or a string such as `512KiB` or `2MiB`, at most 1 TiB."""
 
     max_file_bytes: ByteSize = Field(
-        default=ByteSize(MiB), gt=0, description="the largest one manifest file may be"
+        default=ByteSize(MiB), gt=0, le=TiB, description="the largest one manifest file may be"
     )
     max_repository_bytes: ByteSize = Field(
-        default=ByteSize(64 * MiB), gt=0, description="all manifest files of a commit together"
+        default=ByteSize(64 * MiB),
+        gt=0,
+        le=TiB,
+        description="all manifest files of a commit together",
     )
-    max_files: int = Field(default=20_000, gt=0, description="manifest files in one commit")
+    max_files: int = Field(
+        default=20_000, gt=0, le=2**31, description="manifest files in one commit"
+    )
 
 
 class RepoSettings(Strict):

@@ -137,6 +137,11 @@ class CurrentWait(Record):
     since: Moment
 
 
+# the longest suspension reason, from the command line and the API alike: it is shown by
+# status and in every event of the environment's history, so it stays a sentence or two
+MAX_REASON_LENGTH = 1000
+
+
 class Suspension(Record):
     """Automatic work is held while this is set (SPEC 3.6): who suspended, why, since when."""
 

@@ -16,6 +16,9 @@ from gitopsd.model.fields import parse_duration
 from gitopsd.runtime.retention import Policy
 
 DAYS = re.compile(r"^\s*(\d+)d(.*)$")
+LONGEST_DURATION = 100 * 365 * 86400.0  # 100 years: longer is a typo, and overflows dates
+MOST_ROWS = 2**31  # a count of rows to keep or delete: beyond it SQL and memory give out
+PORTS = range(1, 65536)
 
 
 class DaemonSettings(BaseSettings):
@@ -77,13 +80,13 @@ class DaemonSettings(BaseSettings):
         90 * 86400.0, gt=0, description="Runs and events older than this are pruned (90d)."
     )
     retention_max_runs: int = Field(
-        1000, ge=1, description="Finished runs kept per environment, newest first."
+        1000, ge=1, le=MOST_ROWS, description="Finished runs kept per environment, newest first."
     )
     retention_max_events: int = Field(
-        100_000, ge=1, description="Events kept per environment, newest first."
+        100_000, ge=1, le=MOST_ROWS, description="Events kept per environment, newest first."
     )
     retention_interval: float = Field(300.0, gt=0, description="Seconds between prunings.")
-    retention_batch: int = Field(500, ge=1, description="Rows deleted per statement.")
+    retention_batch: int = Field(500, ge=1, le=MOST_ROWS, description="Rows deleted per statement.")
 
     @field_validator(
         "poll_interval",
@@ -103,6 +106,24 @@ class DaemonSettings(BaseSettings):
                 return float(value)  # a plain number of seconds, as variables are written
             except ValueError:
                 return _days_and_duration(value)
+        return value
+
+    @field_validator(
+        "poll_interval",
+        "shutdown_grace",
+        "leader_poll",
+        "leader_timeout",
+        "header_timeout",
+        "body_timeout",
+        "retention_max_age",
+        "retention_interval",
+    )
+    @classmethod
+    def _at_most_a_century(cls, value: float) -> float:
+        """A duration past 100 years is a typo; it would otherwise start the daemon and only
+        fail later, in date arithmetic (a pruning's cutoff) or a timer."""
+        if value > LONGEST_DURATION:
+            raise ValueError(f"{value:.0f} seconds is over 100 years (36500d)")
         return value
 
     def retention(self) -> Policy:
@@ -134,14 +155,23 @@ class DaemonSettings(BaseSettings):
         host, separator, port = self.listen.rpartition(":")
         if not separator or not port.isdigit() or not host:
             raise ValueError(f"--listen {self.listen!r}: expected HOST:PORT")
+        if int(port) not in PORTS:
+            raise ValueError(
+                f"--listen (GITOPSD_LISTEN) {self.listen!r}: the port must be 1 to 65535"
+            )
         return host.strip("[]"), int(port)
 
 
 def _days_and_duration(value: str) -> float:
     """A duration as manifests spell it, which may also start with days: `90d`, `1d12h`."""
     days = DAYS.match(value)
-    if days is None:
-        seconds: float = parse_duration(value)
-        return seconds
-    rest = days.group(2).strip()
-    return int(days.group(1)) * 86400.0 + (parse_duration(rest) if rest else 0.0)
+    try:
+        if days is None:
+            seconds: float = parse_duration(value)
+            return seconds
+        rest = days.group(2).strip()
+        return int(days.group(1)) * 86400.0 + (parse_duration(rest) if rest else 0.0)
+    except ValueError:  # manifests' message, which knows no days
+        raise ValueError(
+            f"invalid duration {value!r}: use a number with d, h, m or s, e.g. 90d, 12h, 1d12h"
+        ) from None

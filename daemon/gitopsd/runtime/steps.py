@@ -238,7 +238,9 @@ class StepRunner:
             ) as seen:
                 result = self.services.drivers.run(call, cancel=stop, on_started=seen)
             self.services.check_interrupted()
-            if answered(result) or result.cancelled or not has_tries_left(attempt, policy):
+            if answered(result) or result.cancelled or result.final:
+                return step, result  # a call that can never start is not tried again
+            if not has_tries_left(attempt, policy):
                 return step, result
             delay = delay_before(attempt + 1, policy, uniform=self.services.uniform)
             self.services.event(

@@ -7,6 +7,7 @@ retry policy (full-jitter backoff, every try counted) and the same cancellation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -21,8 +22,8 @@ from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import Clock, DriverCall, DriverResult, DriverRunner, StateStore
 from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
 from gitopsd.model.manifests import CommandDriver, GitHubActionsDriver, RetryPolicy
-from gitopsd.model.state import Event, Run, Step, StepAction, StepStatus
-from gitopsd.runtime import orphan_drivers
+from gitopsd.model.state import ComponentState, Event, Run, Step, StepAction, StepStatus
+from gitopsd.runtime import orphan_drivers, sensitivity
 
 WAIT_SLICE = 0.1
 log = logging.getLogger("gitopsd.runs")
@@ -210,6 +211,18 @@ class StepRunner:
     run: Run
     book: StepBook
 
+    def _with_output_secrets(self, step: Step, call: DriverCall) -> DriverCall:
+        """`call`, told the clear sensitive outputs its output must not show: those of the
+        component's stored state and of the state a rollback restores; a gate's, those of
+        every component of the environment (a gate may query any of them)."""
+        store = self.services.store
+        if call.action == "gate":
+            states: list[ComponentState | None] = list(store.list_components(call.environment))
+        else:
+            states = [store.get_component(call.environment, call.component)]
+        found = sensitivity.output_secrets([*states, step.previous_state])
+        return dataclasses.replace(call, secrets=call.secrets | found) if found else call
+
     def call(
         self,
         step: Step,
@@ -223,6 +236,7 @@ class StepRunner:
         The step is saved as running before every try, so a crash leaves it running and a
         resume tries again; `attempts` carries on from what the crashed process recorded.
         """
+        call = self._with_output_secrets(step, call)
         attempt = step.attempts
         while True:
             attempt += 1

@@ -90,22 +90,6 @@ def masked(values: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
     }
 
 
-def output_secrets(states: Iterable[ComponentState | None]) -> frozenset[str]:
-    """The clear values of the states' sensitive outputs, as text, for a driver call to
-    redact (`DriverCall.secrets`): a check, plan or health probe may print what the apply
-    made, and its output is stored, logged and reported. A value still sealed (the key
-    could not open it) is not known, and cannot be printed by a driver given it sealed."""
-    found: set[str] = set()
-    for state in states:
-        if state is None:
-            continue
-        for name in state.sensitive_outputs:
-            value = state.outputs.get(name)
-            if value is not None and not is_sealed(value):
-                found.add(value if isinstance(value, str) else json.dumps(value))
-    return frozenset(found)
-
-
 def without_made_secrets(result: DriverResult, names: Collection[str]) -> DriverResult:
     """An apply's result with the sensitive outputs it made redacted from its output."""
     made = result.outputs or {}

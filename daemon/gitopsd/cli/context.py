@@ -147,8 +147,8 @@ def common_options(command: Command) -> Command:
         repo: str, branch: str | None, state: str | None, output: str, data_dir: Path, **kwargs: Any
     ) -> Any:
         context = Context(repo, branch, state, output, data_dir)
-        data_folder.tighten(data_dir)
         try:
+            data_folder.claim(data_dir)
             return command(context, **kwargs)
         except GitopsdError as error:
             fail(str(error), as_json=context.output == "json")

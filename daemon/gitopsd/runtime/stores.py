@@ -25,12 +25,15 @@ from gitopsd.runtime.workspace import Workspace
 __all__ = ["StoreError", "open_store", "sealed", "workspace"]
 
 
-def open_store(url: str, *, base: Path, create_folder: bool = True) -> StateStore:
+def open_store(
+    url: str, *, base: Path, create_folder: bool = True, read_only: bool = False
+) -> StateStore:
     """The store `url` names; a SQLite file's folder is created unless `create_folder` is
-    False (a URL typed by hand into a missing folder is a mistake, not a new store)."""
+    False (a URL typed by hand into a missing folder is a mistake, not a new store).
+    `read_only`: an existing SQLite file opened without writing (adapters/sqlite_store.py)."""
     if url.startswith("sqlite:"):
         return SqliteStore.from_url(
-            url, base=base, synchronous="NORMAL", create_folder=create_folder
+            url, base=base, synchronous="NORMAL", create_folder=create_folder, read_only=read_only
         )
     if url.startswith(("postgresql:", "postgres:")):
         from gitopsd.adapters.postgres_store import PostgresStore

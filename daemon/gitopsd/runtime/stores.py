@@ -16,7 +16,7 @@ from gitopsd.adapters.command_driver import CommandDriverRunner
 from gitopsd.adapters.drivers import DriverRouter
 from gitopsd.adapters.encryption import Sealer
 from gitopsd.adapters.gitrepo import GitSource
-from gitopsd.adapters.sealed_store import SealedStore
+from gitopsd.adapters.sealed_store import SealedStore, holds_sealed
 from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
 from gitopsd.engine.ports import DriverRunner, StateStore
 from gitopsd.runtime.leases import holder_id
@@ -49,7 +49,12 @@ def sealed(store: StateStore, *, data_dir: Path, key: str | None) -> StateStore:
     """`store` with sensitive values encrypted at rest (adapters/sealed_store.py), keyed by
     `key` (GITOPSD_ENCRYPTION_KEY) or the data folder's key file, read when a value must be
     opened: commands that only read (status, history) work whatever the key."""
-    return SealedStore(store, Sealer(key=key, data_dir=data_dir))
+    return SealedStore(store, _sealer(store, data_dir=data_dir, key=key))
+
+
+def _sealer(store: StateStore, *, data_dir: Path, key: str | None) -> Sealer:
+    """The sealer of `store`'s values; it makes a key file only while nothing is sealed."""
+    return Sealer(key=key, data_dir=data_dir, sealed_exist=lambda: holds_sealed(store))
 
 
 def workspace(
@@ -63,7 +68,7 @@ def workspace(
     there are removed. Sensitive values are sealed with `key` (`sealed`), loaded now: a
     command that runs drivers fails up front on an unusable key, not after an apply.
     """
-    sealer = Sealer(key=key, data_dir=data_dir)
+    sealer = _sealer(store, data_dir=data_dir, key=key)
     sealer.load()
     data_dir = data_dir.resolve()
     commands = CommandDriverRunner(call_files_folder(data_dir / "work"))

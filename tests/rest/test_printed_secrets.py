@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon.harness import DaemonProcess
 from tests.rest import secrets
 from tests.rest.secrets import gitopsd, leaks
 from tests.runtime.world import World
@@ -65,3 +66,28 @@ def test_the_stored_drift_summary_has_them_redacted(world: World) -> None:
         rows = [str(row) for row in db.execute("SELECT * FROM components")]
     assert any("drift: admin_password *** vs ***" in row for row in rows)
     assert leaks("".join(rows)) == []
+
+
+def test_the_daemon_drift_reports_and_log_have_them_redacted(world: World) -> None:
+    daemon = DaemonProcess(
+        world,
+        TEST_RECEIVED=str(secrets.received_folder(world)),
+        TEST_ECHO="1",
+        GITOPSD_ENCRYPTION_KEY="",
+    ).start("--poll-interval", "1h")
+    try:
+        daemon.wait_for(
+            lambda: daemon.environment()["status"] == "verified", what="the first apply"
+        )
+        assert daemon.post("/api/v1/environments/dev/drift").status_code == 202
+        reports = daemon.data / "reports" / "dev"
+        daemon.wait_for(lambda: len(list(reports.glob("drift-*"))) == 2, what="the reports")
+        written = secrets.bytes_under(reports)
+        assert any(b"drift: admin_password *** vs ***" in text for text in written.values())
+        assert leaks(b"".join(written.values())) == []
+        for path in ("/api/v1/environments", "/api/v1/runs?env=dev", "/api/v1/events?env=dev"):
+            assert leaks(daemon.get(path).text) == [], path
+    finally:
+        daemon.stop()
+    assert leaks(daemon.logs()) == []
+    assert leaks_under(daemon.data) == {}

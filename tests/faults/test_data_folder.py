@@ -5,6 +5,7 @@ applies it once, by itself."""
 from __future__ import annotations
 
 import errno
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +23,8 @@ COMMANDS = [
     ("plan", "--env", "dev"),
     ("destroy", "--env", "dev"),
     ("drift", "--env", "dev"),
-    ("diff", "--env", "dev"),
 ]
+READING = [("status",), ("runs",), ("history",), ("diff", "--env", "dev")]
 
 
 @pytest.fixture
@@ -47,6 +48,24 @@ def test_a_command_on_an_unwritable_data_folder_says_so_in_one_line(
     assert done.stderr.strip().splitlines()[-1] == expected, disk.method
     assert "Traceback" not in done.stderr
     assert world.calls() == []
+
+
+@pytest.mark.parametrize("kind", sorted(CAUSES))
+@pytest.mark.parametrize("command", READING, ids=lambda c: c[0])
+def test_a_command_that_only_reads_works_on_an_unwritable_data_folder(
+    world: World, disk: Disk, kind: str, command: tuple[str, ...]
+) -> None:
+    """During the incident the operator still sees what was applied and what ran."""
+    where = {"data": disk.folder, "state": disk.state, "env": disk.env()}
+    applied = world.gitopsd("apply", "--env", "dev", **where)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    fault(disk, kind)
+
+    done = world.gitopsd(*command, "--output", "json", **where)
+
+    assert done.returncode == 0, (disk.method, done.stdout + done.stderr)
+    assert done.stderr == ""
+    assert json.loads(done.stdout)
 
 
 @pytest.mark.parametrize("kind", sorted(CAUSES))

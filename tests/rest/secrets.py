@@ -28,6 +28,8 @@ action = sys.argv[1]
 component = os.environ["GITOPSD_COMPONENT"]
 inputs = json.loads(pathlib.Path(os.environ["GITOPSD_INPUTS"]).read_text())
 print(component, action, "got", json.dumps(inputs, sort_keys=True))
+if os.environ.get("TEST_ECHO"):  # what a careless check prints: the value it compares
+    print("drift: admin_password adm-Secret-777 vs", inputs.get("db_password"))
 if action == "apply" and os.environ.get("TEST_FAIL") == component:
     sys.exit(1)
 if action == "apply":
@@ -42,8 +44,8 @@ sys.exit(2 if action in ("plan", "check") else 0)
 """
 
 
-def _component(name: str, layer: str, **spec: Any) -> str:
-    commands = {a: [sys.executable, "../../secret_driver.py", a] for a in ("plan", "apply")}
+def _component(name: str, layer: str, actions: tuple[str, ...], **spec: Any) -> str:
+    commands = {a: [sys.executable, "../../secret_driver.py", a] for a in actions}
     return json.dumps(
         {
             "apiVersion": "gitopsd.io/v1",
@@ -54,19 +56,25 @@ def _component(name: str, layer: str, **spec: Any) -> str:
     )
 
 
-def files(*, db_secret: bool = True, **app_inputs: str) -> dict[str, str]:
+def files(
+    *, db_secret: bool = True, every_action: bool = False, **app_inputs: str
+) -> dict[str, str]:
     """`db_secret`: whether db has its secret input (without it, a new key does not make db
-    apply again: see the fingerprints in docs/data-at-rest.md)."""
+    apply again: see the fingerprints in docs/data-at-rest.md). `every_action`: the driver
+    also runs as check, health and destroy, and a gate prints db's sensitive output."""
     secret = {"db_password": "${{ vars.db_password }}"} if db_secret else {}
+    actions = ("plan", "apply", "check", "health", "destroy") if every_action else ("plan", "apply")
     db = _component(
         "db",
         "network",
+        actions,
         inputs={**secret, "size": "${{ vars.size }}"},
         sensitive_outputs=["admin_password"],
     )
     app = _component(
         "app",
         "platform",
+        actions,
         depends_on=["db"],
         inputs={
             "admin": "${{ components.db.outputs.admin_password }}",
@@ -77,8 +85,10 @@ def files(*, db_secret: bool = True, **app_inputs: str) -> dict[str, str]:
         },
     )
     variables = {"db_password": DB_PASSWORD, "size": 3}
+    gate = {"name": "smoke", "command": [sys.executable, "-c", f"print('saw {ADMIN_PASSWORD}')"]}
+    gates = {"gates": [gate]} if every_action else {}
     return {
-        "environments/dev.yaml": environment("dev", variables=variables),
+        "environments/dev.yaml": environment("dev", variables=variables, **gates),
         "components/db/component.yaml": db,
         "components/app/component.yaml": app,
         "secret_driver.py": DRIVER,

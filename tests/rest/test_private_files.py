@@ -114,3 +114,35 @@ def test_a_data_folder_gitopsd_cannot_change_is_left_as_it_is(tmp_path: Path) ->
     )
     assert inside.returncode == 0, inside.stdout + inside.stderr
     assert "Traceback" not in inside.stderr
+
+
+def test_the_repository_root_is_refused_as_a_data_folder(tmp_path: Path) -> None:
+    world = World.committed(tmp_path, layered())
+    world.repo.chmod(0o755)
+
+    done = run_with_umask(world, 0o022, "apply", "--env", "dev", "--data-dir", ".")
+
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "gitopsd: error: . is inside a git work tree and is not a gitopsd data folder: give"
+        " --data-dir a folder of its own (such as .gitopsd), which gitopsd creates with a"
+        " .gitignore"
+    ]
+    assert stat.S_IMODE(world.repo.stat().st_mode) == 0o755
+    assert not (world.repo / "state.db").exists()
+    assert not (world.repo / "encryption.key").exists()
+
+
+def test_a_shared_folder_given_as_data_folder_is_not_closed(tmp_path: Path) -> None:
+    world = World.committed(tmp_path, layered())
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "theirs.txt").write_text("someone else's\n")
+    shared.chmod(0o755)
+
+    for command in ("apply", "status"):  # the second finds gitopsd's files there: still theirs
+        done = run_with_umask(world, 0o022, command, "--env", "dev", "--data-dir", str(shared))
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    assert shared_paths(shared) == ["shared 0755", "shared/theirs.txt 0644"]  # only theirs
+    assert (shared / "state.db").exists()

@@ -150,6 +150,49 @@ def test_a_wrong_key_is_one_clear_error_and_status_still_works(world: World) -> 
     assert received(world, "app")["admin"] == ADMIN_PASSWORD
 
 
+def test_a_deleted_key_file_is_not_replaced_while_values_are_sealed(world: World) -> None:
+    applied(world)
+    key = world.repo / ".gitopsd" / "encryption.key"
+    saved = key.read_bytes()
+    key.unlink()
+
+    status = gitopsd(world, "status", "--output", "json")
+    assert status.returncode == 0, status.stderr
+    (dev,) = json.loads(status.stdout)["environments"]
+    db = next(c for c in dev["components"] if c["name"] == "db")
+    assert db["outputs"]["admin_password"] == "***"
+    assert not key.exists()  # status made no new key
+    refused = gitopsd(world, "apply", "--env", "dev")
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        f"gitopsd: error: the encryption key is missing: {key.relative_to(world.repo)} does not"
+        " exist and the state holds values encrypted with it; restore the file or set"
+        " GITOPSD_ENCRYPTION_KEY to that key"
+    ]
+    assert not key.exists()
+    key.write_bytes(saved)
+    world.commit(secrets.files(extra="1"))
+    applied(world)
+    assert received(world, "app")["admin"] == ADMIN_PASSWORD
+
+
+def test_a_key_file_others_can_read_is_closed_with_one_warning(world: World) -> None:
+    applied(world)
+    key = world.repo / ".gitopsd" / "encryption.key"
+    key.chmod(0o644)
+    world.commit(secrets.files(extra="1"))
+
+    first = gitopsd(world, "apply", "--env", "dev")
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.splitlines() == [
+        f"gitopsd: warning: {key.relative_to(world.repo)} was readable by other users"
+        " (mode 0644): made 0600"
+    ]
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    again = gitopsd(world, "status")
+    assert again.returncode == 0 and again.stderr == ""
+
+
 def test_a_malformed_key_is_one_clear_error(world: World) -> None:
     done = gitopsd(world, "apply", "--env", "dev", GITOPSD_ENCRYPTION_KEY="not-a-key")
     assert done.returncode == 1

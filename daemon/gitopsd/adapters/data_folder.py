@@ -8,7 +8,10 @@ SQLite or git make themselves), the command line sets the process umask to 0077 
 entry, before anything is created. Drivers inherit it: their `GITOPSD_STATE_DIR` is under the
 data folder too, and a tool's state (a Terraform state file) deserves the same. A data folder
 made by an older gitopsd (0755 under the usual umask) is tightened to 0700 when a command opens
-it: with the folder closed, nothing inside can be reached by other users.
+it: with the folder closed, nothing inside can be reached by other users. Only a folder gitopsd
+made is tightened (`claim`): `--data-dir .` in a repository or `--data-dir /srv/shared` must not
+close a folder others rely on; inside a git work tree such a folder is refused, since the state
+database and the key written there would be one `git add -A` away from a commit.
 
 Unwritable: a full disk, a read-only mount or a folder gitopsd may not write used to surface as
 a raw `OSError` wherever a checkout, a cached revision or the state database happened to be
@@ -32,16 +35,25 @@ import tempfile
 from pathlib import Path
 
 from gitopsd.adapters.faults import TransientError
+from gitopsd.errors import GitopsdError
 
 # what a folder that cannot be written answers: full, over quota, read-only, not ours
 UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 IGNORE_EVERYTHING = "*\n"
 PRIVATE_UMASK = 0o077  # new files 0600 (0700 if executable), new folders 0700
 PRIVATE_FOLDER = 0o700
+# what only gitopsd writes in a data folder, and all it writes there (its own dot files aside)
+MARKERS = frozenset({"state.db", "checkouts", "encryption.key"})
+OWN_NAMES = MARKERS | {"state.db-wal", "state.db-shm", "state.db-journal", "cache", "mirrors"}
+OWN_NAMES |= {"reports", "state", "work"}
 
 
 class DataFolderError(TransientError):
     """The data folder cannot be written (disk full, read-only, permission): may pass."""
+
+
+class NotADataFolderError(GitopsdError):
+    """`--data-dir` names a folder of the user's inside a git work tree (its root, say)."""
 
 
 def cannot_write(folder: Path, error: OSError) -> DataFolderError:
@@ -107,3 +119,48 @@ def tighten(folder: Path) -> None:
             folder.chmod(stat.S_IMODE(mode) & ~0o077 | stat.S_IRWXU)
     except OSError:
         return
+
+
+def claim(folder: Path) -> None:
+    """Check that an existing `folder` may be the data folder, and close it if it is ours.
+
+    gitopsd's own (a marker or its `.gitignore` inside) is tightened. An empty folder inside
+    a git work tree (a `mkdir .gitopsd` ahead of time) is adopted: given the `.gitignore`,
+    then tightened. Any other folder inside a work tree is refused (NotADataFolderError); one
+    outside (a shared folder) is used as it is, never tightened: what gitopsd creates in it
+    is private anyway (keep_private)."""
+    if not folder.is_dir():
+        return  # prepare makes it, private, with its .gitignore
+    if not is_ours(folder) and inside_work_tree(folder):
+        if any(folder.iterdir()):
+            raise NotADataFolderError(
+                f"{folder} is inside a git work tree and is not a gitopsd data folder: give"
+                " --data-dir a folder of its own (such as .gitopsd), which gitopsd creates"
+                " with a .gitignore"
+            )
+        with contextlib.suppress(OSError):  # read-only: the commands that write say so
+            (folder / ".gitignore").write_text(IGNORE_EVERYTHING, encoding="utf-8")
+    if is_ours(folder):
+        tighten(folder)
+
+
+def is_ours(folder: Path) -> bool:
+    """Whether gitopsd made `folder`: it holds the `.gitignore` prepare writes, or (made by
+    a version that wrote none) a marker and nothing but what gitopsd writes. A shared folder
+    once given as `--data-dir` holds a state.db beside its owners' files: still not ours."""
+    try:
+        if (folder / ".gitignore").read_text(encoding="utf-8") == IGNORE_EVERYTHING:
+            return True
+    except (OSError, UnicodeDecodeError):
+        pass
+    try:
+        names = {entry.name for entry in folder.iterdir() if not entry.name.startswith(".")}
+    except OSError:
+        return False
+    return bool(names & MARKERS) and names <= OWN_NAMES
+
+
+def inside_work_tree(folder: Path) -> bool:
+    """Whether `folder` is in a git work tree (it or a parent holds `.git`)."""
+    here = folder.resolve()
+    return any((place / ".git").exists() for place in (here, *here.parents))

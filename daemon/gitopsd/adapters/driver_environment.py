@@ -18,6 +18,7 @@ from typing import Any
 from gitopsd.adapters.driver_output import (
     cached_input_variable,
     call_named_values,
+    given_secrets,
     longest_first,
     secrets_in,
 )
@@ -61,6 +62,7 @@ class Inherited:
     def secrets_with(self, call: DriverCall) -> Sequence[bytes]:
         """`secret_values(base_env, call)`, reusing the inherited part."""
         own = secrets_in(call_named_values(call), sensitive=call.sensitive_inputs)
+        own |= given_secrets(call)
         if own <= self.secrets:
             return self.ordered_secrets
         return longest_first(self.secrets | own)

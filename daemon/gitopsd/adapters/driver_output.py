@@ -6,7 +6,9 @@ A secret is a value of at least 4 characters of
 - or a string input,
 whose name matches, case-insensitively, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE, CREDENTIAL,
 PRIVATE, API_KEY, APIKEY, ACCESS_KEY or AUTH, or an input the call names sensitive (one
-rendered from a dependency's sensitive output, runtime/sensitivity.py). Every occurrence
+rendered from a dependency's sensitive output, runtime/sensitivity.py),
+- or a value the call lists in `secrets`: the clear sensitive outputs its component made (a
+  check that prints what it compares would otherwise store them in clear). Every occurrence
 becomes `***`, longest first; a secret cut in two by the output cap loses its visible
 fragment too.
 """
@@ -36,7 +38,7 @@ REDACTED = b"***"
 def secret_values(base_env: Mapping[str, str], call: DriverCall) -> list[bytes]:
     """The values to redact (see the module docstring), as bytes, longest first."""
     own = secrets_in(call_named_values(call), sensitive=call.sensitive_inputs)
-    found = secrets_in(base_env.items()) | own
+    found = secrets_in(base_env.items()) | own | given_secrets(call)
     return list(longest_first(found))
 
 
@@ -45,6 +47,11 @@ def call_named_values(call: DriverCall) -> list[tuple[str, str]]:
     named = list(call.env.items())
     named += [(name, value) for name, value in call.inputs.items() if isinstance(value, str)]
     return named
+
+
+def given_secrets(call: DriverCall) -> frozenset[bytes]:
+    """The clear values the call names secret whatever prints them (`DriverCall.secrets`)."""
+    return frozenset(_to_bytes(value) for value in call.secrets if len(value) >= MIN_SECRET_LENGTH)
 
 
 def secrets_in(

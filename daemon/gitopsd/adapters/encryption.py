@@ -7,8 +7,11 @@ it decrypts: a token made with another key is refused, never decrypted into garb
 
 The key is `GITOPSD_ENCRYPTION_KEY` when set (what hosts sharing a PostgreSQL store must all be
 given), else the file `encryption.key` in the data folder, created 0600 the first time a value
-is sealed or opened. It is read on first use, not when the store opens: `status` and the API
-read records whose sealed values they only show as `***`, and must work without the key.
+is sealed, and only while the store holds no sealed value: a key file deleted after values
+were sealed with it is an error naming both (a new key would make them unreadable for good),
+and opening a value never creates one. A key file others may read is closed to 0600 with a
+warning. It is read on first use, not when the store opens: `status` and the API read
+records whose sealed values they only show as `***`, and must work without the key.
 
 `digest` is a keyed hash (HMAC-SHA256, with a key derived from the same key) for values that
 must be compared but never read back: sensitive inputs as they enter a fingerprint.
@@ -21,8 +24,11 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import os
+import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -33,6 +39,7 @@ from gitopsd.errors import GitopsdError
 MARKER = "$encrypted"
 KEY_VARIABLE = "GITOPSD_ENCRYPTION_KEY"
 KEY_FILE = "encryption.key"
+log = logging.getLogger("gitopsd.encryption")
 
 
 class EncryptionKeyError(GitopsdError):
@@ -47,7 +54,12 @@ def is_sealed(value: object) -> bool:
 class Sealer:
     """Seals and opens values with the key of one data folder (or the variable's key)."""
 
-    def __init__(self, *, key: str | None, data_dir: Path) -> None:
+    def __init__(
+        self, *, key: str | None, data_dir: Path, sealed_exist: Callable[[], bool] | None = None
+    ) -> None:
+        """`sealed_exist`: whether the store already holds sealed values (asked only when
+        the key file is missing, before making a new one)."""
+        self._sealed_exist = sealed_exist or (lambda: False)
         self._given = key or None
         self._key_file = data_dir / KEY_FILE
         self._fernet: Fernet | None = None
@@ -69,7 +81,8 @@ class Sealer:
         token = value[MARKER]
         assert isinstance(token, str)
         try:
-            clear: JsonValue = json.loads(self._cipher().decrypt(token.encode("ascii")))
+            cipher = self._cipher(create=False)  # a sealed value: its key existed
+            clear: JsonValue = json.loads(cipher.decrypt(token.encode("ascii")))
         except (InvalidToken, UnicodeEncodeError) as error:
             raise EncryptionKeyError(
                 f"cannot decrypt a sensitive value: {self._source()} is not the key it was"
@@ -82,14 +95,14 @@ class Sealer:
         self._cipher()
         return hmac.new(self._hash_key, data, hashlib.sha256).hexdigest()
 
-    def _cipher(self) -> Fernet:
+    def _cipher(self, *, create: bool = True) -> Fernet:
         with self._lock:
             if self._fernet is None:
-                self._fernet = self._load()
+                self._fernet = self._load(create=create)
             return self._fernet
 
-    def _load(self) -> Fernet:
-        key = self._given if self._given is not None else self._key_from_file()
+    def _load(self, *, create: bool) -> Fernet:
+        key = self._given if self._given is not None else self._key_from_file(create=create)
         try:
             fernet = Fernet(key.encode("ascii"))
             raw = base64.urlsafe_b64decode(key.encode("ascii"))
@@ -102,13 +115,36 @@ class Sealer:
         self._hash_key = hmac.new(raw, b"gitopsd fingerprints", hashlib.sha256).digest()
         return fernet
 
-    def _key_from_file(self) -> str:
+    def _key_from_file(self, *, create: bool) -> str:
         try:
-            return self._key_file.read_text().strip()
+            key = self._key_file.read_text().strip()
         except FileNotFoundError:
+            if not create or self._sealed_exist():
+                raise EncryptionKeyError(
+                    f"the encryption key is missing: {self._key_file} does not exist and the"
+                    f" state holds values encrypted with it; restore the file or set"
+                    f" {KEY_VARIABLE} to that key"
+                ) from None
             return self._create_key_file()
         except OSError as error:
             raise EncryptionKeyError(f"{self._key_file}: cannot read: {error.strerror}") from None
+        self._close_key_file()
+        return key
+
+    def _close_key_file(self) -> None:
+        """A key file group or others may read (copied with `cp`, restored from a backup) is
+        made 0600 again, with a warning: the key may have been read meanwhile."""
+        try:
+            mode = stat.S_IMODE(self._key_file.stat().st_mode)
+            if mode & 0o077:
+                self._key_file.chmod(0o600)
+                log.warning(
+                    "gitopsd: warning: %s was readable by other users (mode %04o): made 0600",
+                    self._key_file,
+                    mode,
+                )
+        except OSError:
+            return  # not ours to change (read-only, another owner): used as it is
 
     def _create_key_file(self) -> str:
         """A new key, written 0600 under a private name then linked into place: two

@@ -272,6 +272,10 @@ def where(filters: Mapping[str, object], *, mark: str = "?") -> tuple[str, list[
     return " WHERE " + condition, list(chosen.values())
 
 
+# the newest migration recorded, for a database opened to read only (which has the table)
+RECORDED_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+
+
 def recorded_version(connection: sqlite3.Connection) -> int:
     """The newest migration the database has recorded; 0 for a new database."""
     connection.execute(

@@ -123,3 +123,13 @@ class SealedStore:
             return self._sealer.open(value)
         except EncryptionKeyError:
             return value  # shown as ***; a driver call needing it says what is wrong
+
+
+def holds_sealed(store: StateStore) -> bool:
+    """Whether any component record of `store` holds a sealed value: then a missing key file
+    was lost, and a new key must not replace it (adapters/encryption.py)."""
+    for environment in store.list_environments():
+        for state in store.list_components(environment.name):
+            if any(is_sealed(value) for value in (*state.inputs.values(), *state.outputs.values())):
+                return True
+    return False

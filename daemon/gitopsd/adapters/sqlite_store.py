@@ -106,7 +106,11 @@ class SqliteStore:
         write_patience: float = _WRITE_PATIENCE,
         sleep: Callable[[float], None] = time.sleep,
         create_folder: bool = True,
+        read_only: bool = False,
     ) -> None:
+        """`read_only`: for commands that only read (status, runs, history): an existing
+        database opened without writing anything, so they work on a full or read-only
+        disk (`_connect`); StoreError if its schema is not the latest (a write upgrades it)."""
         if synchronous.upper() not in _SYNCHRONOUS_MODES:
             modes = ", ".join(_SYNCHRONOUS_MODES)
             raise StoreError(f"unknown SQLite synchronous mode {synchronous!r}: use {modes}")
@@ -121,6 +125,10 @@ class SqliteStore:
         self._writer = threading.Lock()
         self._opened: weakref.WeakSet[_Held] = weakref.WeakSet()
         self._closed = False
+        self._read_only = read_only
+        if read_only:
+            self._open_to_read()
+            return
         if not create_folder and not path.parent.is_dir():
             raise StoreError(
                 f"the folder {path.parent} of the state database {path} does not exist:"
@@ -136,6 +144,19 @@ class SqliteStore:
             self.close()
             raise
 
+    def _open_to_read(self) -> None:
+        """Check that the database is there at the latest schema, without writing."""
+        if not self._path.is_file():
+            raise StoreError(f"state database {self._path} does not exist yet")
+        try:
+            found = self._connection().execute(migrations.RECORDED_VERSION).fetchone()[0]
+        except sqlite3.Error as exc:
+            self.close()
+            raise StoreError(f"cannot read state database {self._path}: {exc}") from exc
+        if found != migrations.LATEST:
+            self.close()
+            raise StoreError(f"state database {self._path} is at schema version {found}")
+
     @classmethod
     def from_url(
         cls,
@@ -144,11 +165,12 @@ class SqliteStore:
         base: Path | None = None,
         synchronous: str = "FULL",
         create_folder: bool = True,
+        read_only: bool = False,
     ) -> SqliteStore:
         """Open `sqlite:///relative/path.db` (against `base`, default the current folder) or
         `sqlite:////absolute/path.db`; without `create_folder`, its folder must exist."""
         path = _path_from_url(url, base=Path.cwd() if base is None else base)
-        return cls(path, synchronous=synchronous, create_folder=create_folder)
+        return cls(path, synchronous=synchronous, create_folder=create_folder, read_only=read_only)
 
     @property
     def path(self) -> Path:
@@ -525,6 +547,8 @@ class SqliteStore:
         return held.connection
 
     def _open_connection(self) -> sqlite3.Connection:
+        if self._read_only:
+            return self._connect_to_read()
         try:
             # Each connection stays in the thread that opened it; close() may run elsewhere.
             connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -541,6 +565,27 @@ class SqliteStore:
             connection.close()
             raise StoreError(f"the state store {self._path} is closed")
         return connection
+
+    def _connect_to_read(self) -> sqlite3.Connection:
+        """A connection that never writes. `mode=ro` sees what a running daemon commits, but
+        needs the `-shm` file it may have to create; where the disk cannot take it (full,
+        read-only) the file is read as it is (`immutable`): changes still in a WAL left by a
+        killed process are not seen until a writing command folds them in."""
+        uri = self._path.resolve().as_uri()
+        for mode in ("mode=ro", "immutable=1"):
+            try:
+                connection = sqlite3.connect(
+                    f"{uri}?{mode}", uri=True, isolation_level=None, check_same_thread=False
+                )
+            except sqlite3.OperationalError:
+                continue
+            try:
+                connection.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
+                connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return connection
+            except sqlite3.OperationalError:
+                connection.close()
+        raise StoreError(f"cannot open state database {self._path} to read")
 
     def _migrate(self) -> None:
         connection = self._connection()

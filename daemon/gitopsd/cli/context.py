@@ -66,15 +66,29 @@ class Context:
         return self.output == "json"
 
     @contextlib.contextmanager
-    def store(self) -> Iterator[StateStore]:
-        """Only the state store, for commands that read or flag runs."""
+    def store(self, *, read_only: bool = False) -> Iterator[StateStore]:
+        """Only the state store, for commands that read or flag runs. `read_only`: for those
+        that only read, which must work while the data folder is full or read-only (an
+        incident is when the operator needs `status`): nothing is written to open it."""
         from gitopsd.runtime import stores
 
-        store = self._open_store()
+        store = (read_only and self._store_to_read()) or self._open_store()
         try:
             yield stores.sealed(store, data_dir=self.data_dir, key=_key())
         finally:
             store.close()
+
+    def _store_to_read(self) -> StateStore | None:
+        """The SQLite store opened to read only; None if it cannot be (not made yet, an
+        older schema, another kind of store): then opened as usual."""
+        from gitopsd.runtime import stores
+
+        if not self.state.startswith("sqlite:"):
+            return None
+        try:
+            return stores.open_store(self.state, base=Path.cwd(), read_only=True)
+        except stores.StoreError:
+            return None
 
     def _open_store(self) -> StateStore:
         """The state store; the data folder is created first when it holds the store, and
@@ -91,13 +105,15 @@ class Context:
             raise
 
     @contextlib.contextmanager
-    def workspace(self) -> Iterator[Workspace]:
-        """The repository, state store and data folder these flags name, closed afterwards."""
+    def workspace(self, *, read_only: bool = False) -> Iterator[Workspace]:
+        """The repository, state store and data folder these flags name, closed afterwards.
+        `read_only`: for `diff`, which only reads: no probe write, the store opened to read."""
         from gitopsd.runtime import stores
 
-        data_folder.probe(self.data_dir)  # made if missing; full or read-only: said now
+        if not read_only:
+            data_folder.probe(self.data_dir)  # made if missing; full or read-only: said now
         with self.open_source() as source:
-            store = self._open_store()
+            store = (read_only and self._store_to_read()) or self._open_store()
             try:
                 yield stores.workspace(source, store, data_dir=self.data_dir, key=_key())
             finally:
@@ -152,8 +168,8 @@ def common_options(command: Command) -> Command:
         repo: str, branch: str | None, state: str | None, output: str, data_dir: Path, **kwargs: Any
     ) -> Any:
         context = Context(repo, branch, state, output, data_dir)
-        data_folder.tighten(data_dir)
         try:
+            data_folder.claim(data_dir)
             return command(context, **kwargs)
         except GitopsdError as error:
             fail(str(error), as_json=context.output == "json")

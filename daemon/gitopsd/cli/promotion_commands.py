@@ -113,7 +113,7 @@ def diff(context: Context, environment: str, old: str | None, new: str | None) -
     """The environment's rendered desired state at two revisions, and the commits between."""
     from gitopsd.runtime import diffing
 
-    with context.workspace() as workspace:
+    with context.workspace(read_only=True) as workspace:
         found = diffing.diff(workspace, environment, old=old, new=new)
     if context.as_json:
         click.echo(

@@ -243,7 +243,7 @@ def runs(
 ) -> None:
     """Requests not run yet (queued, waiting, retrying with their last error), then runs and
     their steps, newest first."""
-    with context.store() as store:
+    with context.store(read_only=True) as store:
         listed, requests = _selected(context, store, environment, limit, run_id, before)
         detailed = [(run, store.list_steps(run.id)) for run in listed]
     if context.as_json:

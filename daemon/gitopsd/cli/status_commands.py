@@ -19,7 +19,7 @@ from gitopsd.runtime import reports, revisions
 def status(context: Context, environment: str | None) -> None:
     """Environments, revisions, component states, pending approvals, drift."""
     repository = _repository(context)
-    with context.store() as store:
+    with context.store(read_only=True) as store:
         report = reports.status_report(store, repository, environment=environment)
     if environment is not None and not report["environments"]:
         fail(f"unknown environment {environment!r}", as_json=context.as_json)
@@ -41,7 +41,7 @@ def status(context: Context, environment: str | None) -> None:
 )
 def history(context: Context, environment: str | None, limit: int, before: int | None) -> None:
     """The audit trail, newest first."""
-    with context.store() as store:
+    with context.store(read_only=True) as store:
         events = store.list_events(environment, limit=limit, before=before)
     if context.as_json:
         click.echo(json.dumps({"events": [reports.event_report(e) for e in events]}, indent=2))

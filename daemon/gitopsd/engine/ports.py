@@ -60,6 +60,9 @@ class DriverCall:
     workflow: GitHubActionsDriver | None = None  # set for github-actions drivers only
     # inputs whose values are redacted from the output whatever their names (runtime/sensitivity)
     sensitive_inputs: frozenset[str] = frozenset()
+    # clear values redacted from the output too: the sensitive outputs the component (or, for
+    # a gate, any component) made, which a check, plan or health probe may print
+    secrets: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

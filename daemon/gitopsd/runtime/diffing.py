@@ -56,7 +56,7 @@ def diff(
 
 def desired_state(workspace: Workspace, environment: str, revision: str) -> dict[str, Any]:
     """Every component of `environment` at `revision`, as gitopsd would apply it."""
-    target = workspace.load(revision)
+    target = workspace.parsed(revision)
     repository = target.repository
     if environment not in repository.environments:
         return {}

@@ -28,7 +28,7 @@ from gitopsd.engine.ports import DriverCall, DriverResult
 from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Run
 from gitopsd.runtime import audit
 from gitopsd.runtime.revisions import Revisioned
-from gitopsd.runtime.steps import StepError, check_opened, target_for
+from gitopsd.runtime.steps import StepError, check_opened, output_secrets, target_for
 from gitopsd.runtime.workspace import Workspace
 
 log = logging.getLogger("gitopsd.runs")
@@ -195,6 +195,7 @@ def _check_call(
         env=how.env,
         workflow=how.workflow,
         sensitive_inputs=frozenset(state.sensitive_inputs),
+        secrets=output_secrets([state]),  # a check may print what it compares
     )
 
 

@@ -7,21 +7,22 @@ retry policy (full-jitter backoff, every try counted) and the same cancellation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitopsd.adapters.encryption import KEY_VARIABLE, MARKER
+from gitopsd.adapters.encryption import KEY_VARIABLE, MARKER, is_sealed
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import Clock, DriverCall, DriverResult, DriverRunner, StateStore
 from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
 from gitopsd.model.manifests import CommandDriver, GitHubActionsDriver, RetryPolicy
-from gitopsd.model.state import Event, Run, Step, StepAction, StepStatus
+from gitopsd.model.state import ComponentState, Event, Run, Step, StepAction, StepStatus
 from gitopsd.runtime import orphan_drivers
 
 WAIT_SLICE = 0.1
@@ -194,6 +195,23 @@ def driver_call(
     )
 
 
+def output_secrets(states: Iterable[ComponentState | None]) -> frozenset[str]:
+    """The clear values of the states' sensitive outputs, as text, for a driver call to
+    redact (`DriverCall.secrets`): a check, plan or health probe may print what the apply
+    made, and its output is stored, logged and reported. A value still sealed (the key
+    could not open it) is not known, and cannot be printed by a driver given it sealed.
+    Here, not in runtime/sensitivity.py: a drift check loads no rendering or planning."""
+    found: set[str] = set()
+    for state in states:
+        if state is None:
+            continue
+        for name in state.sensitive_outputs:
+            value = state.outputs.get(name)
+            if value is not None and not is_sealed(value):
+                found.add(value if isinstance(value, str) else json.dumps(value))
+    return frozenset(found)
+
+
 def check_opened(component: str, inputs: Mapping[str, Any]) -> None:
     """StepError if an input holds a value the store could not decrypt (the key is not the
     one it was encrypted with), alone or rendered into a string: a driver never gets it."""
@@ -210,6 +228,18 @@ class StepRunner:
     run: Run
     book: StepBook
 
+    def _with_output_secrets(self, step: Step, call: DriverCall) -> DriverCall:
+        """`call`, told the clear sensitive outputs its output must not show: those of the
+        component's stored state and of the state a rollback restores; a gate's, those of
+        every component of the environment (a gate may query any of them)."""
+        store = self.services.store
+        if call.action == "gate":
+            states: list[ComponentState | None] = list(store.list_components(call.environment))
+        else:
+            states = [store.get_component(call.environment, call.component)]
+        found = output_secrets([*states, step.previous_state])
+        return dataclasses.replace(call, secrets=call.secrets | found) if found else call
+
     def call(
         self,
         step: Step,
@@ -223,6 +253,7 @@ class StepRunner:
         The step is saved as running before every try, so a crash leaves it running and a
         resume tries again; `attempts` carries on from what the crashed process recorded.
         """
+        call = self._with_output_secrets(step, call)
         attempt = step.attempts
         while True:
             attempt += 1

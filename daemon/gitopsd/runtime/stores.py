@@ -16,7 +16,7 @@ from gitopsd.adapters.command_driver import CommandDriverRunner
 from gitopsd.adapters.drivers import DriverRouter
 from gitopsd.adapters.encryption import Sealer
 from gitopsd.adapters.gitrepo import GitSource
-from gitopsd.adapters.sealed_store import SealedStore
+from gitopsd.adapters.sealed_store import SealedStore, holds_sealed
 from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
 from gitopsd.engine.ports import DriverRunner, StateStore
 from gitopsd.runtime.leases import holder_id
@@ -25,12 +25,15 @@ from gitopsd.runtime.workspace import Workspace
 __all__ = ["StoreError", "open_store", "sealed", "workspace"]
 
 
-def open_store(url: str, *, base: Path, create_folder: bool = True) -> StateStore:
+def open_store(
+    url: str, *, base: Path, create_folder: bool = True, read_only: bool = False
+) -> StateStore:
     """The store `url` names; a SQLite file's folder is created unless `create_folder` is
-    False (a URL typed by hand into a missing folder is a mistake, not a new store)."""
+    False (a URL typed by hand into a missing folder is a mistake, not a new store).
+    `read_only`: an existing SQLite file opened without writing (adapters/sqlite_store.py)."""
     if url.startswith("sqlite:"):
         return SqliteStore.from_url(
-            url, base=base, synchronous="NORMAL", create_folder=create_folder
+            url, base=base, synchronous="NORMAL", create_folder=create_folder, read_only=read_only
         )
     if url.startswith(("postgresql:", "postgres:")):
         from gitopsd.adapters.postgres_store import PostgresStore
@@ -46,7 +49,12 @@ def sealed(store: StateStore, *, data_dir: Path, key: str | None) -> StateStore:
     """`store` with sensitive values encrypted at rest (adapters/sealed_store.py), keyed by
     `key` (GITOPSD_ENCRYPTION_KEY) or the data folder's key file, read when a value must be
     opened: commands that only read (status, history) work whatever the key."""
-    return SealedStore(store, Sealer(key=key, data_dir=data_dir))
+    return SealedStore(store, _sealer(store, data_dir=data_dir, key=key))
+
+
+def _sealer(store: StateStore, *, data_dir: Path, key: str | None) -> Sealer:
+    """The sealer of `store`'s values; it makes a key file only while nothing is sealed."""
+    return Sealer(key=key, data_dir=data_dir, sealed_exist=lambda: holds_sealed(store))
 
 
 def workspace(
@@ -60,7 +68,7 @@ def workspace(
     there are removed. Sensitive values are sealed with `key` (`sealed`), loaded now: a
     command that runs drivers fails up front on an unusable key, not after an apply.
     """
-    sealer = Sealer(key=key, data_dir=data_dir)
+    sealer = _sealer(store, data_dir=data_dir, key=key)
     sealer.load()
     data_dir = data_dir.resolve()
     commands = CommandDriverRunner(call_files_folder(data_dir / "work"))

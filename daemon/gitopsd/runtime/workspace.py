@@ -85,6 +85,11 @@ class Workspace:
         a revision needs; invalid manifests refuse the run."""
         return self._valid(revision).repository
 
+    def parsed(self, revision: str) -> revisions.LoadedRevision:
+        """A valid revision's manifests and file trees, without exporting its checkout: what
+        `diff` compares, which must work while the data folder is full or read-only."""
+        return self._valid(revision)
+
     def load(self, revision: str | None = None) -> Revisioned:
         """A valid revision, ready to run from (its checkout exported); invalid manifests
         refuse the run. The checkout is exported while the manifests are parsed."""

@@ -44,7 +44,8 @@ class CheckoutCache:
         self._keep = keep
         self._lock = threading.Lock()
         self._exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-export")
-        self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-remove")
+        # copying spares: never in the way of an export
+        self._housekeeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-keep")
 
     def prepare(self, revision: str) -> None:
         """Start exporting `revision` in the background and return at once.
@@ -55,12 +56,14 @@ class CheckoutCache:
         self._in_background(self._prepared, revision)
 
     def _in_background(
-        self, work: Callable[..., None], *args: object, remover: bool = False
+        self, work: Callable[..., None], *args: object, housekeeping: bool = False
     ) -> None:
-        """`work(*args)` in the exporter thread (or the remover's, so that removing old
-        checkouts never delays an export); nothing once the interpreter is stopping."""
+        """`work(*args)` in the exporter thread, or in the housekeeper's (copying a spare),
+        so that an export never waits behind that; nothing once the interpreter is
+        stopping."""
+        executor = self._housekeeper if housekeeping else self._exporter
         with contextlib.suppress(RuntimeError):  # "cannot schedule new futures after shutdown"
-            (self._remover if remover else self._exporter).submit(work, *args)
+            executor.submit(work, *args)
 
     def _prepared(self, revision: str) -> None:
         try:
@@ -77,16 +80,15 @@ class CheckoutCache:
                 self._export(sha, target)
         os.utime(target)  # most recently used, for pruning
         if made:
-            self._in_background(self._make_spare, target)
+            self._in_background(self._make_spare, target, housekeeping=True)
         return target
 
     def prune(self, *, pinned: Iterable[str] = ()) -> list[str]:
         """Remove all but the `keep` most recently used checkouts and the pinned ones.
 
-        Under the lock a doomed checkout is only renamed aside, at once; its thousand folders
-        are removed in the background, so neither the run that pruned nor the next export
-        waits for that. Another process pruning the same folder may take a tree first,
-        which is taken as done."""
+        Under the lock a doomed checkout is only renamed aside, at once, and its thousand
+        folders are removed after, so the next export never waits for that. Another
+        process pruning the same folder may take a tree first, which is taken as done."""
         keep = set(pinned)
         removed = []
         with self._lock:
@@ -94,7 +96,7 @@ class CheckoutCache:
                 if tree.name not in keep:
                     self._set_aside(tree)
                     removed.append(tree.name)
-        self._in_background(self._remove_set_aside, remover=True)
+        self._remove_set_aside()
         return removed
 
     def _set_aside(self, tree: Path) -> None:
@@ -147,12 +149,16 @@ class CheckoutCache:
             try:
                 write, remove = self._source.changes(base, sha)
                 if len(write) + len(remove) <= MAX_CHANGED:
-                    copy()
+                    folders_closed = copy()
                     _make_writable(scratch, [*write, *remove])
                     _remove_paths(scratch, remove)
                     if write:
                         self._source.export(sha, scratch, paths=write)
-                    _make_read_only(scratch, files=write)
+                    if folders_closed:  # only the folders along the changes were opened
+                        _close_folders(scratch, [*write, *remove])
+                        _make_read_only(scratch, files=write, folders=False)
+                    else:
+                        _make_read_only(scratch, files=write)
                     return
             except (OSError, GitSourceError):  # the base pruned meanwhile, say: start over
                 pass
@@ -161,9 +167,10 @@ class CheckoutCache:
         self._source.export(sha, scratch)
         _make_read_only(scratch)
 
-    def _copies_to_start_from(self, scratch: Path) -> Iterator[tuple[str, Callable[[], None]]]:
-        """(base sha, how to make `scratch` a copy of its checkout): the spare copy made
-        after the last export, if any, else a new copy of the most recently used one."""
+    def _copies_to_start_from(self, scratch: Path) -> Iterator[tuple[str, Callable[[], bool]]]:
+        """(base sha, how to make `scratch` a copy of its checkout, answering whether its
+        folders are read-only already): the spare copy made after the last export, if
+        any, else a new copy of the most recently used one."""
         for spare in self._root.glob(SPARE_PREFIX + "*"):
             base = spare.name.removeprefix(SPARE_PREFIX)
             yield base, functools.partial(_take, spare, scratch)
@@ -215,7 +222,7 @@ class CheckoutCache:
         return max(trees, key=lambda p: p.stat().st_mtime, default=None)
 
 
-def _link_tree(base: Path, target: Path) -> None:
+def _link_tree(base: Path, target: Path) -> bool:
     """`target` as a copy of `base` whose files are hard links to base's (never written).
 
     Plain strings, not `Path`s: a checkout has a folder per component, and this runs
@@ -227,12 +234,15 @@ def _link_tree(base: Path, target: Path) -> None:
             os.mkdir(os.path.join(into, name))
         for name in files:
             os.link(os.path.join(folder, name), os.path.join(into, name), follow_symlinks=False)
+    return False  # its folders are new, and writable
 
 
-def _take(spare: Path, scratch: Path) -> None:
-    """Move the spare into the place of the (empty) scratch folder."""
+def _take(spare: Path, scratch: Path) -> bool:
+    """Move the spare into the place of the (empty) scratch folder; a copy by `cp -a`
+    keeps the read-only folders of the checkout it copied."""
     scratch.rmdir()
     spare.rename(scratch)
+    return True
 
 
 def _make_writable(root: Path, paths: Iterable[str]) -> None:
@@ -263,9 +273,26 @@ def _remove_paths(root: Path, paths: Iterable[str]) -> None:
             parent = parent.parent
 
 
-def _make_read_only(root: Path, *, files: Iterable[str] | None = None) -> None:
-    """Take the write bits off every folder under `root` and off `files` (default: every
-    file); symbolic links have no modes of their own."""
+def _close_folders(root: Path, paths: Iterable[str]) -> None:
+    """Take the write bits off the folders from each of `paths` up to `root` (those a
+    change opened or made; one removed with its last file is skipped)."""
+    for relative in paths:
+        folder = (root / relative).parent
+        while True:
+            with contextlib.suppress(FileNotFoundError):
+                mode = folder.stat().st_mode
+                if mode & WRITE_BITS:
+                    folder.chmod(mode & ~WRITE_BITS)
+            if folder == root:
+                break
+            folder = folder.parent
+
+
+def _make_read_only(
+    root: Path, *, files: Iterable[str] | None = None, folders: bool = True
+) -> None:
+    """Take the write bits off `files` (default: every file under `root`) and, unless
+    `folders` is false, off every folder; symbolic links have no modes of their own."""
     if files is None:
         files = (
             os.path.relpath(os.path.join(folder, name), root)
@@ -276,8 +303,9 @@ def _make_read_only(root: Path, *, files: Iterable[str] | None = None) -> None:
         path = os.path.join(root, relative)
         if not os.path.islink(path):
             os.chmod(path, os.stat(path).st_mode & ~WRITE_BITS)
-    for folder, _, _ in os.walk(root, topdown=False):
-        os.chmod(folder, os.stat(folder).st_mode & ~WRITE_BITS)
+    if folders:
+        for folder, _, _ in os.walk(root, topdown=False):
+            os.chmod(folder, os.stat(folder).st_mode & ~WRITE_BITS)
 
 
 def _remove_read_only(root: Path) -> None:

@@ -10,7 +10,7 @@ What it does
     - **destroy**: `POST /api/v1/environments/bench/runs {"action": "destroy"}`, waited for
       (not timed: it only empties the environment so that the next apply runs every step);
       each run's id must be known to `GET /api/v1/runs/{id}` at once; its end is read from
-      the state database (read-only), since the runs API answers with all 1,000 steps;
+      the state database (read-only), since the runs API answers with a run's steps a page at a time;
     - **apply**: `POST /api/v1/environments/bench/runs {"action": "apply"}`; the figure is from
       just before the POST to the run's recorded `finished_at`, so queueing, admission, the
       run's records and every step are in it. The steps' own makespan (first step start to
@@ -117,7 +117,8 @@ def ask_for_run(daemon: latency.Daemon, action: str) -> str:
 def finished(daemon: latency.Daemon, database: Path, run_id: str) -> dict[str, Any]:
     """The run once it has finished, with its steps. Its id must be known to the API at
     once; its end is then read from the state database, read-only: the runs API answers with
-    all 1,000 steps, and asking it every 50 ms would slow the daemon being measured."""
+    1,000 steps
+    (a page at a time), and asking it every 50 ms would slow the daemon being measured."""
     daemon.get(f"/api/v1/runs/{run_id}")  # a 404 here is a finding: BenchmarkError
 
     def probe() -> dict[str, Any] | None:
@@ -129,7 +130,20 @@ def finished(daemon: latency.Daemon, database: Path, run_id: str) -> dict[str, A
     run = daemon.wait_for(f"run {run_id} to finish", APPLY_TIMEOUT, probe, latency.SLOW_POLL)
     if run["status"] != "succeeded":
         raise latency.BenchmarkError(f"run {run_id} {run['status']}: {run.get('error')}")
-    return daemon.get(f"/api/v1/runs/{run_id}")  # once, with its steps
+    return with_all_steps(daemon, run_id)
+
+
+def with_all_steps(daemon: latency.Daemon, run_id: str) -> dict[str, Any]:
+    """The run with every step, paging through them as the API hands them out."""
+    run = daemon.get(f"/api/v1/runs/{run_id}", steps_limit=1000)
+    steps = list(run.get("steps", []))
+    while run.get("next_steps_cursor"):
+        page = daemon.get(
+            f"/api/v1/runs/{run_id}", steps_limit=1000, steps_cursor=run["next_steps_cursor"]
+        )
+        steps += page.get("steps", [])
+        run["next_steps_cursor"] = page.get("next_steps_cursor")
+    return run | {"steps": steps}
 
 
 def steps_makespan(run: dict[str, Any]) -> float | None:

@@ -30,15 +30,19 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
 from pydantic import JsonValue
 
 from gitopsd.errors import GitopsdError
 
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+
 MARKER = "$encrypted"
 KEY_VARIABLE = "GITOPSD_ENCRYPTION_KEY"
 KEY_FILE = "encryption.key"
+FERNET_KEY_BYTES = 32  # a Fernet key: 32 bytes, url-safe base64 (what the key file holds)
 log = logging.getLogger("gitopsd.encryption")
 
 
@@ -63,12 +67,12 @@ class Sealer:
         self._given = key or None
         self._key_file = data_dir / KEY_FILE
         self._fernet: Fernet | None = None
-        self._hash_key = b""
+        self._raw: bytes | None = None
         self._lock = threading.Lock()
 
     def load(self) -> None:
         """Read (or create) the key now; EncryptionKeyError if it is unusable."""
-        self._cipher()
+        self._key(create=True)
 
     def seal(self, value: JsonValue) -> dict[str, JsonValue]:
         token = self._cipher().encrypt(json.dumps(value).encode())
@@ -80,6 +84,8 @@ class Sealer:
         assert isinstance(value, dict)
         token = value[MARKER]
         assert isinstance(token, str)
+        from cryptography.fernet import InvalidToken  # loaded with the cipher: see `_cipher`
+
         try:
             cipher = self._cipher(create=False)  # a sealed value: its key existed
             clear: JsonValue = json.loads(cipher.decrypt(token.encode("ascii")))
@@ -92,28 +98,42 @@ class Sealer:
 
     def digest(self, data: bytes) -> str:
         """The keyed hash of `data`, in hex; the same for the same key and data."""
-        self._cipher()
-        return hmac.new(self._hash_key, data, hashlib.sha256).hexdigest()
+        raw = self._key(create=True)
+        # a key of its own for hashing, so a hash never reveals anything of the cipher's key
+        hash_key = hmac.new(raw, b"gitopsd fingerprints", hashlib.sha256).digest()
+        return hmac.new(hash_key, data, hashlib.sha256).hexdigest()
 
     def _cipher(self, *, create: bool = True) -> Fernet:
+        """The cipher of the key. `cryptography` is loaded here, the first time a value is
+        sealed or opened: it costs about 10 MiB of resident memory, which a daemon whose
+        components declare nothing sensitive never needs to pay."""
+        from cryptography.fernet import Fernet
+
+        raw = self._key(create=create)
         with self._lock:
             if self._fernet is None:
-                self._fernet = self._load(create=create)
+                self._fernet = Fernet(base64.urlsafe_b64encode(raw))
             return self._fernet
 
-    def _load(self, *, create: bool) -> Fernet:
+    def _key(self, *, create: bool) -> bytes:
+        """The key's 32 bytes, read (or created) once."""
+        with self._lock:
+            if self._raw is None:
+                self._raw = self._read_key(create=create)
+            return self._raw
+
+    def _read_key(self, *, create: bool) -> bytes:
         key = self._given if self._given is not None else self._key_from_file(create=create)
         try:
-            fernet = Fernet(key.encode("ascii"))
             raw = base64.urlsafe_b64decode(key.encode("ascii"))
         except (ValueError, binascii.Error, UnicodeEncodeError):
+            raw = b""
+        if len(raw) != FERNET_KEY_BYTES:
             raise EncryptionKeyError(
                 f"{self._source()} is not a valid key: expected 32 url-safe base64-encoded"
                 " bytes, as in the key file gitopsd creates"
-            ) from None
-        # a key of its own for hashing, so a hash never reveals anything of the cipher's key
-        self._hash_key = hmac.new(raw, b"gitopsd fingerprints", hashlib.sha256).digest()
-        return fernet
+            )
+        return raw
 
     def _key_from_file(self, *, create: bool) -> str:
         try:
@@ -149,7 +169,7 @@ class Sealer:
     def _create_key_file(self) -> str:
         """A new key, written 0600 under a private name then linked into place: two
         processes starting at once end up with the same key, the one linked first."""
-        key = Fernet.generate_key()
+        key = base64.urlsafe_b64encode(os.urandom(FERNET_KEY_BYTES))  # as Fernet makes them
         self._key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         scratch = self._key_file.with_name(f".{KEY_FILE}.{os.getpid()}")
         try:

@@ -21,6 +21,19 @@ MOST_ROWS = 2**31  # a count of rows to keep or delete: beyond it SQL and memory
 PORTS = range(1, 65536)
 
 
+# the settings that are durations: a number of seconds, or text such as 30s, 5m, 90d
+DURATIONS = (
+    "poll_interval",
+    "shutdown_grace",
+    "leader_poll",
+    "leader_timeout",
+    "header_timeout",
+    "body_timeout",
+    "retention_max_age",
+    "retention_interval",
+)
+
+
 class DaemonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GITOPSD_", extra="ignore")
 
@@ -88,17 +101,7 @@ class DaemonSettings(BaseSettings):
     retention_interval: float = Field(300.0, gt=0, description="Seconds between prunings.")
     retention_batch: int = Field(500, ge=1, le=MOST_ROWS, description="Rows deleted per statement.")
 
-    @field_validator(
-        "poll_interval",
-        "shutdown_grace",
-        "leader_poll",
-        "leader_timeout",
-        "header_timeout",
-        "body_timeout",
-        "retention_max_age",
-        "retention_interval",
-        mode="before",
-    )
+    @field_validator(*DURATIONS, mode="before")
     @classmethod
     def _duration(cls, value: object) -> object:
         if isinstance(value, str):
@@ -108,16 +111,7 @@ class DaemonSettings(BaseSettings):
                 return _days_and_duration(value)
         return value
 
-    @field_validator(
-        "poll_interval",
-        "shutdown_grace",
-        "leader_poll",
-        "leader_timeout",
-        "header_timeout",
-        "body_timeout",
-        "retention_max_age",
-        "retention_interval",
-    )
+    @field_validator(*DURATIONS)
     @classmethod
     def _at_most_a_century(cls, value: float) -> float:
         """A duration past 100 years is a typo; it would otherwise start the daemon and only

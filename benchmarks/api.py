@@ -10,7 +10,7 @@ What it does
     - **destroy**: `POST /api/v1/environments/bench/runs {"action": "destroy"}`, waited for
       (not timed: it only empties the environment so that the next apply runs every step);
       each run's id must be known to `GET /api/v1/runs/{id}` at once; its end is read from
-      the state database (read-only), since the runs API answers with a run's steps a page at a time;
+      the state database (read-only), rather than by asking the runs API again and again;
     - **apply**: `POST /api/v1/environments/bench/runs {"action": "apply"}`; the figure is from
       just before the POST to the run's recorded `finished_at`, so queueing, admission, the
       run's records and every step are in it. The steps' own makespan (first step start to

@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import signal
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -251,6 +252,17 @@ def started_calls(world: World, key: str) -> list[int]:
     return [line["pid"] for line in lines if line["key"] == key and line["event"] == "start"]
 
 
+def apply_until_driver_of(world: World, key: str) -> tuple[subprocess.Popen[str], int]:
+    """`gitopsd apply --env dev` started, once the driver call `key` runs: the process
+    and that driver's pid."""
+    applying = world.start_gitopsd("apply", "--env", "dev")
+    deadline = time.monotonic() + 30
+    while not started_calls(world, key) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (driver,) = started_calls(world, key)
+    return applying, driver
+
+
 def gone(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -265,11 +277,7 @@ def test_a_stop_signal_stops_the_driver_and_the_next_apply_resumes(
 ) -> None:
     world.commit(CHAIN)
     world.control(sleep={"b:apply": 20})
-    applying = world.start_gitopsd("apply", "--env", "dev")
-    deadline = time.monotonic() + 30
-    while not started_calls(world, "b:apply") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (driver,) = started_calls(world, "b:apply")
+    applying, driver = apply_until_driver_of(world, "b:apply")
     applying.send_signal(signum)
     _, stderr = applying.communicate(timeout=30)
     assert applying.returncode == 128 + signum
@@ -314,11 +322,7 @@ def test_a_killed_gitopsds_driver_is_ended_without_waiting_for_another_command(
 ) -> None:
     world.commit(CHAIN)
     world.control(sleep={"b:apply": 20})
-    applying = world.start_gitopsd("apply", "--env", "dev")
-    deadline = time.monotonic() + 30
-    while not started_calls(world, "b:apply") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    (driver,) = started_calls(world, "b:apply")
+    applying, driver = apply_until_driver_of(world, "b:apply")
     applying.kill()
     applying.communicate(timeout=30)
     deadline = time.monotonic() + 5

@@ -497,8 +497,8 @@ class SqliteStore:
         connection = self._connection()
         if not self._writer.acquire(timeout=self._busy_timeout):
             raise StoreBusyError(
-                f"the state database {self._path} cannot be written: this process's other"
-                f" writes have waited {self._busy_timeout:g}s for it"
+                f"the state database {self._path} cannot be written: database is locked"
+                f" (this process's other writes have waited {self._busy_timeout:g}s for it)"
             )
         try:
             return connection.execute(sql, params)

@@ -199,7 +199,7 @@ def plan_xargs(repo: Path, data_dir: Path, folder: Path) -> XargsPlan:
     from gitopsd.engine import selection
     from gitopsd.model.fields import input_variable
     from gitopsd.model.state import ComponentStatus
-    from gitopsd.runtime.steps import command_for
+    from gitopsd.runtime.runs.steps import command_for
 
     folder.mkdir(parents=True, exist_ok=True)
     calls: list[list[str]] = []
@@ -315,7 +315,7 @@ class InProcessRun:
 
 
 def inprocess_once(repo: Path, data_dir: Path, expected: int) -> InProcessRun:
-    from gitopsd.runtime import drifting
+    from gitopsd.runtime.drift import drifting
 
     with engine.opened_workspace(repo, data_dir, "sqlite") as workspace:
         load_seconds = engine.timed(workspace.load)

@@ -79,7 +79,7 @@ if TYPE_CHECKING:
     from gitopsd.adapters.gitrepo import GitSource
     from gitopsd.engine.ports import StateStore
     from gitopsd.model.state import Run, Step
-    from gitopsd.runtime.workspace import Workspace
+    from gitopsd.runtime.runs.workspace import Workspace
 
 GOAL_RATIO = 1.05  # sleep scenario: gitopsd / make
 GOAL_OVERHEAD_MS = 3.0  # true scenario: (gitopsd - make) per step
@@ -403,8 +403,8 @@ def make_workspace(source: GitSource, store: StateStore, data_dir: Path) -> Work
     from gitopsd.adapters.checkouts import CheckoutCache
     from gitopsd.adapters.clock import SystemClock
     from gitopsd.adapters.command_driver import CommandDriverRunner
-    from gitopsd.runtime.leases import holder_id
-    from gitopsd.runtime.workspace import Workspace
+    from gitopsd.runtime.runs.leases import holder_id
+    from gitopsd.runtime.runs.workspace import Workspace
 
     return Workspace(
         source=source,
@@ -442,7 +442,7 @@ def check_run(run: Run, steps: Sequence[Step], expected: int) -> None:
 
 
 def inprocess_once(repo: Path, data_dir: Path, store_kind: str, expected: int) -> InProcessRun:
-    from gitopsd.runtime import revisions
+    from gitopsd.runtime.runs import revisions
 
     with opened_workspace(repo, data_dir, store_kind) as workspace:
         load_seconds = timed(lambda: revisions.load(workspace.source))

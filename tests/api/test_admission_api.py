@@ -14,7 +14,7 @@ from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.api.app import create_app
 from gitopsd.api.auth import Tokens
-from gitopsd.runtime.daemon import Daemon
+from gitopsd.runtime.service.daemon import Daemon
 from tests.api.conftest import JSON, TEST_RULES, TestClient
 from tests.api.fake_control import FakeControl
 from tests.daemon.conftest import eventually

@@ -25,7 +25,7 @@ from gitopsd.model.state import (
     Step,
     StepAction,
 )
-from gitopsd.runtime.daemon import Daemon
+from gitopsd.runtime.service.daemon import Daemon
 from tests.api.conftest import JSON, TEST_RULES, TestClient
 from tests.runtime.test_promotion_flow import chain
 from tests.runtime.world import World

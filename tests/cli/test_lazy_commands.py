@@ -79,7 +79,8 @@ def test_the_drift_path_leaves_expressions_and_planning_unimported() -> None:
     the expression modules and dry-run planning."""
     probe = (
         "import sys\n"
-        "import gitopsd.cli.drift_commands, gitopsd.runtime.drifting, gitopsd.runtime.stores\n"
+        "import gitopsd.cli.drift_commands, gitopsd.runtime.drift.drifting\n"
+        "import gitopsd.runtime.stores\n"
         "print(' '.join(sorted(m for m in sys.modules if m.startswith('gitopsd.engine.'))))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

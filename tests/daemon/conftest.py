@@ -12,8 +12,8 @@ import pytest
 
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
-from gitopsd.runtime.announcing import Delivery
-from gitopsd.runtime.daemon import Daemon
+from gitopsd.runtime.service.announcing import Delivery
+from gitopsd.runtime.service.daemon import Daemon
 from tests.daemon.harness import DaemonProcess
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from gitopsd.runtime.announcing import Delivery
-from gitopsd.runtime.daemon import Daemon
+from gitopsd.runtime.service.announcing import Delivery
+from gitopsd.runtime.service.daemon import Daemon
 from tests.daemon.conftest import InProcess, StartDaemon, eventually, status
 from tests.daemon.harness import metric
 from tests.github.fake_github import FakeGitHub

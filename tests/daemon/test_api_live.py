@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitopsd.runtime import paging
+from gitopsd.runtime.service import paging
 from tests.daemon.harness import DaemonProcess
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World

@@ -13,9 +13,9 @@ import pytest
 from gitopsd.api.app import create_app
 from gitopsd.api.auth import Tokens
 from gitopsd.model.state import RunStatus
-from gitopsd.runtime import saved_plans
-from gitopsd.runtime.daemon import Daemon
-from gitopsd.runtime.followups import BUSY_RETRY
+from gitopsd.runtime.promotion import saved_plans
+from gitopsd.runtime.service.daemon import Daemon
+from gitopsd.runtime.service.followups import BUSY_RETRY
 from tests.api.conftest import JSON, TEST_RULES, TestClient
 from tests.daemon.conftest import eventually, status
 from tests.runtime.test_apply_runs import layered

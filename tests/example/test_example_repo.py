@@ -1,7 +1,7 @@
 """The bundled example repo loads, validates and runs through the real engine.
 
 The example is committed into a fresh git repository (gitopsd reads commits, not working
-trees), loaded with `runtime.revisions.load`, and one environment is applied end to end by
+trees), loaded with `runtime.runs.revisions.load`, and one environment is applied end to end by
 running each driver exactly as SPEC section 4 describes, with inputs rendered by the engine.
 """
 
@@ -20,7 +20,7 @@ import pytest
 from gitopsd.engine import rendering, selection
 from gitopsd.engine.loading import Repository
 from gitopsd.model.manifests import CommandDriver
-from gitopsd.runtime import revisions
+from gitopsd.runtime.runs import revisions
 from tests.example.conftest import REPO
 from tests.gitrepos import commit_example
 

@@ -16,9 +16,9 @@ import pytest
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.model.state import Request, RequestStatus
-from gitopsd.runtime import suspending
 from gitopsd.runtime.control import Identity
-from gitopsd.runtime.daemon import Daemon
+from gitopsd.runtime.promotion import suspending
+from gitopsd.runtime.service.daemon import Daemon
 from tests.daemon.conftest import FakeClock, InProcess, StartDaemon, eventually, status
 from tests.gitrepos import git
 from tests.runtime.test_apply_runs import layered

@@ -9,7 +9,7 @@ import pytest
 
 from gitopsd.adapters.memory_store import MemoryStore
 from gitopsd.engine.ports import StateStore
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.world import World
 
 

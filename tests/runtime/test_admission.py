@@ -9,10 +9,11 @@ import pytest
 from gitopsd.engine.approving import Person
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import EnvironmentStatus, RunStatus
-from gitopsd.runtime import admission, promoting, reports, suspending
-from gitopsd.runtime.admission import Wait
-from gitopsd.runtime.promoting import ApprovalRefusedError
-from gitopsd.runtime.workspace import RunRefusedError, Workspace
+from gitopsd.runtime.promotion import admission, promoting, suspending
+from gitopsd.runtime.promotion.admission import Wait
+from gitopsd.runtime.promotion.promoting import ApprovalRefusedError
+from gitopsd.runtime.records import reports
+from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace
 from tests.gitrepos import git
 from tests.runtime.test_promotion_flow import ShiftedClock, chain
 from tests.runtime.world import World

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from gitopsd.adapters.memory_store import MemoryStore
 from gitopsd.adapters.metrics import Metrics
 from gitopsd.model.manifests import Notification
-from gitopsd.runtime import announcing
-from gitopsd.runtime.settings import DaemonSettings
+from gitopsd.runtime.service import announcing
+from gitopsd.runtime.service.settings import DaemonSettings
 from tests.daemon.harness import metric
 from tests.runtime.statuses import RecordingStatuses
 

@@ -6,7 +6,7 @@ import pytest
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import ComponentStatus, EnvironmentStatus, RunStatus, StepAction
-from gitopsd.runtime.workspace import RunRefusedError, Workspace
+from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace
 from tests.runtime.world import World, component, environment
 
 NET = "components/net/component.yaml"

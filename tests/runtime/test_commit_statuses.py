@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gitopsd.engine.announcements import Announcement
-from gitopsd.runtime.commit_statuses import CommitStatuses, CommitStatusPoster
+from gitopsd.runtime.notifications.commit_statuses import CommitStatuses, CommitStatusPoster
 from tests.runtime.statuses import Posted, RecordingStatuses
 
 SHA = "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"

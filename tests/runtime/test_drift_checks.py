@@ -14,9 +14,9 @@ import pytest
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import DriftStatus, RunStatus
-from gitopsd.runtime import drift_reports, drifting
-from gitopsd.runtime.leases import BusyError
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.drift import drift_reports, drifting
+from gitopsd.runtime.runs.leases import BusyError
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
 

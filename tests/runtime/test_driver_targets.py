@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gitopsd.engine.loading import Repository
-from gitopsd.runtime.steps import StepError, target_for
+from gitopsd.runtime.runs.steps import StepError, target_for
 from tests.engine.builders import environment, repository
 
 GITHUB_COMPONENT = """\

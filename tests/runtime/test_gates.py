@@ -9,7 +9,7 @@ from typing import Any
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import EnvironmentStatus, RunStatus, StepAction
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
 

@@ -16,10 +16,10 @@ from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.memory_store import MemoryStore
 from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.engine.ports import FencedError, Term
-from gitopsd.runtime import leases
 from gitopsd.runtime.control import Identity, StandbyError
-from gitopsd.runtime.leadership import SoleElection, Terms
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.runs import leases
+from gitopsd.runtime.runs.workspace import Workspace
+from gitopsd.runtime.service.leadership import SoleElection, Terms
 from tests.daemon.harness import metric
 from tests.runtime.world import World
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import ComponentStatus, EnvironmentStatus, Run, RunAction, RunStatus
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.world import World, component, environment
 
 CHAIN = {

@@ -17,8 +17,8 @@ import gitopsd
 from gitopsd.adapters import webhook_post
 from gitopsd.engine.announcements import Announcement
 from gitopsd.model.manifests import Notification
-from gitopsd.runtime.notifying import Notifier
-from gitopsd.runtime.outbox import Stopping
+from gitopsd.runtime.notifications.notifying import Notifier
+from gitopsd.runtime.notifications.outbox import Stopping
 from tests.runtime.receiver import Receiver, serving
 
 SHA = "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"

@@ -13,7 +13,7 @@ import pytest
 
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.model.state import Event
-from gitopsd.runtime.outbox import CURSOR, Outbox, Stopping
+from gitopsd.runtime.notifications.outbox import CURSOR, Outbox, Stopping
 
 AT = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
 

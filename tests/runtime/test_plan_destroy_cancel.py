@@ -10,8 +10,8 @@ import pytest
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import EnvironmentStatus, Run, RunAction, RunStatus, StepStatus
-from gitopsd.runtime import leases
-from gitopsd.runtime.workspace import RunRefusedError, Workspace
+from gitopsd.runtime.runs import leases
+from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace
 from tests.adapters.test_checkouts import trees_in
 from tests.runtime.test_apply_runs import DNS, layered
 from tests.runtime.world import World, component, environment

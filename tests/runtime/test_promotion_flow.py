@@ -14,9 +14,9 @@ import pytest
 from gitopsd.engine.approving import Person
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import EnvironmentStatus, RunStatus
-from gitopsd.runtime import promoting
-from gitopsd.runtime.promoting import ApprovalRefusedError, Wait
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.promotion import promoting
+from gitopsd.runtime.promotion.promoting import ApprovalRefusedError, Wait
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
 

@@ -8,8 +8,8 @@ import pytest
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import RunStatus
-from gitopsd.runtime import reports
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.records import reports
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.world import World, component, environment
 
 ENV = "environments/dev.yaml"

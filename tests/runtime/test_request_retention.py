@@ -10,7 +10,7 @@ from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.engine.queueing import Priority
 from gitopsd.engine.queueing import Request as Work
 from gitopsd.model.state import Request, RequestStatus
-from gitopsd.runtime import intake
+from gitopsd.runtime.service import intake
 from tests.daemon.conftest import FakeClock
 
 

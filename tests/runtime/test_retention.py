@@ -14,9 +14,10 @@ from gitopsd.adapters.postgres_store import PostgresStore
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import Event, Run, RunAction, RunStatus, Step, StepAction
-from gitopsd.runtime import outbox, promoting
-from gitopsd.runtime.retention import DAY, Policy, Retention
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.notifications import outbox
+from gitopsd.runtime.promotion import promoting
+from gitopsd.runtime.runs.workspace import Workspace
+from gitopsd.runtime.service.retention import DAY, Policy, Retention
 from tests.runtime.world import World, component, environment
 
 ENV = "environments/dev.yaml"

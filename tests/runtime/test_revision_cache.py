@@ -11,8 +11,8 @@ import pytest
 
 from gitopsd.adapters.gitrepo import Blob, GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
-from gitopsd.runtime import revisions
-from gitopsd.runtime.revisions import LoadedRevision, RevisionCache
+from gitopsd.runtime.runs import revisions
+from gitopsd.runtime.runs.revisions import LoadedRevision, RevisionCache
 from tests.runtime.world import World, component, environment
 
 

@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from gitopsd.engine.ports import StateStore
-from gitopsd.runtime import saved_plans
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.promotion import saved_plans
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import APP, layered
 from tests.runtime.world import World
 

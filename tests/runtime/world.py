@@ -16,8 +16,8 @@ from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.command_driver import CommandDriverRunner
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.engine.ports import StateStore
-from gitopsd.runtime.leases import holder_id
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.runs.leases import holder_id
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.gitrepos import commit_files
 
 DRIVER = Path(__file__).with_name("driver.py")

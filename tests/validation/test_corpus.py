@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gitopsd.runtime import revisions
+from gitopsd.runtime.runs import revisions
 from tests.validation.cases import CORPUS, Case, all_cases, unmatched
 
 CASES = all_cases()

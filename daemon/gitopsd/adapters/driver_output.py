@@ -6,7 +6,7 @@ A secret is a value of at least 4 characters of
 - or a string input,
 whose name matches, case-insensitively, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE, CREDENTIAL,
 PRIVATE, API_KEY, APIKEY, ACCESS_KEY or AUTH, or an input the call names sensitive (one
-rendered from a dependency's sensitive output, runtime/sensitivity.py),
+rendered from a dependency's sensitive output, runtime/records/sensitivity.py),
 - or a value the call lists in `secrets`: the clear sensitive outputs its component made (a
   check that prints what it compares would otherwise store them in clear). Every occurrence
 becomes `***`, longest first; a secret cut in two by the output cap loses its visible

@@ -4,7 +4,7 @@ Lists are read a page at a time, with `LIMIT` and a position (keyset pagination:
 run's creation time and id, the last step's index, the last event's id), so a page costs the
 same however long the history is, and a run that starts between two pages never shifts them.
 Pruning deletes a bounded number of rows per statement, in a short transaction of its own, so
-the API and the workers never wait long for the write lock (see `runtime.retention`).
+the API and the workers never wait long for the write lock (see `runtime.service.retention`).
 
 Written with `?` placeholders, in the SQL SQLite and PostgreSQL share (row values, LIMIT in a
 subquery); the PostgreSQL store passes each through `migrations.for_postgresql`.

@@ -7,9 +7,9 @@ they are true even for runs a `gitopsd apply` on the command line made, and a re
 is no longer current leaves no stale series behind. Label values are bounded: environment,
 component, action, result, status; a revision appears only in `gitopsd_environment_info`.
 Leadership (`gitopsd_leader`, `gitopsd_leader_epoch`) is read at scrape time too, from `lead`,
-which `runtime.leadership` points at the process's current term: every daemon sharing a store,
-leader or standby, says whether it leads. The per-component series are kept compactly by
-`component_metrics`; these two are the only modules that import prometheus_client.
+which `runtime.service.leadership` points at the process's current term: every daemon
+sharing a store, leader or standby, says whether it leads. The per-component series are kept
+compactly by `component_metrics`; these two are the only modules that import prometheus_client.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ DELIVERY_RESULTS = ("success", "failure")
 
 
 def sole_lead() -> int | None:
-    """A daemon on a store of its own leads it, at epoch 0 (runtime.leadership.SoleElection)."""
+    """A daemon on a store of its own leads it, at epoch 0
+    (runtime.service.leadership.SoleElection)."""
     return 0
 
 
@@ -128,7 +129,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(snapshot))
-        self.lead: Lead = sole_lead  # runtime.leadership.Terms points it at its current term
+        # runtime.service.leadership.Terms points it at its current term
+        self.lead: Lead = sole_lead
         self.registry.register(_LeadCollector(lambda: self.lead()))
         readiness = Gauge(
             "gitopsd_ready",

@@ -1,7 +1,7 @@
 """Who leads the daemons sharing one PostgreSQL database: an advisory lock and an epoch.
 
 Pipeline: this sits beside the state store. Any number of `gitopsd serve` processes may share
-one database; `runtime.leadership` campaigns here until one of them holds the lock, and only
+one database; `runtime.service.leadership` campaigns here until one of them holds the lock, and only
 that one runs work. The pieces:
 
 - the lock is `pg_try_advisory_lock` on a connection of its own, never pooled, so it lives

@@ -14,7 +14,7 @@ the pipe reaches end of file: the helper sends SIGTERM to each group still runni
 has the noted start time (a reused pid is left alone), SIGKILL after the grace, and exits. When
 gitopsd exits normally the list is empty and the helper exits at once. A line costs gitopsd one
 `write` (microseconds). If the helper cannot be started, or is killed, drivers run unguarded,
-as before; the store's records of them (`runtime.orphan_drivers`) still let whoever takes the
+as before; the store's records of them (`runtime.runs.orphan_drivers`) still let whoever takes the
 environment over end them.
 """
 

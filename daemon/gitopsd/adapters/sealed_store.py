@@ -9,7 +9,7 @@ drivers with clear values, and the database, its WAL and backups only ever hold 
 
 A value the key cannot open is left sealed: `status` and the API show it as `***` like any
 sensitive value, and only a driver call that needs it fails, with a message naming
-GITOPSD_ENCRYPTION_KEY (runtime/steps.py). Every other method is the wrapped store's own;
+GITOPSD_ENCRYPTION_KEY (runtime/runs/steps.py). Every other method is the wrapped store's own;
 a shared store's fenced views (what a PostgreSQL leader writes through) are sealed too.
 """
 
@@ -35,7 +35,7 @@ class SealedStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    # --- a shared store's fenced views (runtime/leadership.py) stay sealed ---------------------
+    # --- a shared store's fenced views (runtime/service/leadership.py) stay sealed ---------
 
     def fenced(self, epoch: int) -> SealedStore:
         """The wrapped store's view fenced at `epoch` (PostgreSQL), sealed like this one; an

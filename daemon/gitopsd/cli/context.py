@@ -25,11 +25,11 @@ import click
 from gitopsd.adapters import data_folder
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.errors import GitopsdError
-from gitopsd.runtime import revisions
+from gitopsd.runtime.runs import revisions
 
 if TYPE_CHECKING:
     from gitopsd.engine.ports import StateStore
-    from gitopsd.runtime.workspace import Workspace
+    from gitopsd.runtime.runs.workspace import Workspace
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 

@@ -55,7 +55,7 @@ def drift(
 ) -> None:
     """Check for drift now: each applied component's check at the environment's revision."""
     from gitopsd.model.state import DriftStatus, RunStatus
-    from gitopsd.runtime import drift_reports, drifting
+    from gitopsd.runtime.drift import drift_reports, drifting
 
     with context.workspace() as workspace, stopping(workspace), progress.shown():
         # the head only names the environments (and whether each remediates); each is checked

@@ -33,7 +33,7 @@ def promote(
     context: Context, environment: str, revision: str | None, force: bool, actor: str
 ) -> None:
     """Promote the upstream's verified revision (or --revision) into an environment."""
-    from gitopsd.runtime import promoting
+    from gitopsd.runtime.promotion import promoting
 
     with context.workspace() as workspace, stopping(workspace), progress.shown():
         decision, run = promoting.promote(
@@ -70,7 +70,7 @@ def approve(
 ) -> None:
     """Record an approval of the revision waiting to enter an environment."""
     from gitopsd.engine.approving import Person
-    from gitopsd.runtime import promoting
+    from gitopsd.runtime.promotion import promoting
 
     with context.workspace() as workspace:
         try:
@@ -96,7 +96,7 @@ def approve(
 @click.option("--as", "actor", default="local", show_default=True, help="Who rolls back.")
 def rollback(context: Context, environment: str, revision: str, actor: str) -> None:
     """Re-apply a revision the environment verified before."""
-    from gitopsd.runtime import promoting
+    from gitopsd.runtime.promotion import promoting
 
     with context.workspace() as workspace, stopping(workspace), progress.shown():
         run = promoting.roll_back(workspace, environment, to=revision, actor=actor)
@@ -111,7 +111,7 @@ def rollback(context: Context, environment: str, revision: str, actor: str) -> N
 @click.option("--to", "new", default=None, help="Revision (default: what it gets next).")
 def diff(context: Context, environment: str, old: str | None, new: str | None) -> None:
     """The environment's rendered desired state at two revisions, and the commits between."""
-    from gitopsd.runtime import diffing
+    from gitopsd.runtime.promotion import diffing
 
     with context.workspace(read_only=True) as workspace:
         found = diffing.diff(workspace, environment, old=old, new=new)

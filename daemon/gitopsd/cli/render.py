@@ -10,7 +10,7 @@ from gitopsd.engine.planning import Plan, Verdict
 from gitopsd.model.state import Event, Request, Run, Step
 
 if TYPE_CHECKING:
-    from gitopsd.runtime.plan_run import PlannedComponent
+    from gitopsd.runtime.runs.plan_run import PlannedComponent
 
 MARKS = {Verdict.RUN: "~", Verdict.WAITING: "?", Verdict.UNCHANGED: "="}
 

@@ -11,8 +11,8 @@ from gitopsd.cli import graphs
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail, plural
 from gitopsd.engine import selection
 from gitopsd.engine.graph import DependencyCycleError
-from gitopsd.runtime import revisions
-from gitopsd.runtime.revisions import LoadedRevision
+from gitopsd.runtime.runs import revisions
+from gitopsd.runtime.runs.revisions import LoadedRevision
 
 
 @click.command()

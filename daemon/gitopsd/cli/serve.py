@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from gitopsd.api import guards
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
-from gitopsd.runtime.commit_statuses import CommitStatuses
+from gitopsd.runtime.notifications.commit_statuses import CommitStatuses
 
 log = logging.getLogger("gitopsd.serve")
 
@@ -84,10 +84,11 @@ def serve(
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
     from gitopsd.api import auth, server
-    from gitopsd.runtime import announcing, leadership, logs
-    from gitopsd.runtime.daemon import Daemon
-    from gitopsd.runtime.settings import DaemonSettings
-    from gitopsd.runtime.workspace import Workspace
+    from gitopsd.runtime import logs
+    from gitopsd.runtime.runs.workspace import Workspace
+    from gitopsd.runtime.service import announcing, leadership
+    from gitopsd.runtime.service.daemon import Daemon
+    from gitopsd.runtime.service.settings import DaemonSettings
 
     flags: dict[str, Any] = {
         "listen": listen,

@@ -10,7 +10,8 @@ from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.cli import render
 from gitopsd.cli.context import POSITIVE_INTEGER, Context, common_options, fail
 from gitopsd.engine.loading import Repository
-from gitopsd.runtime import reports, revisions
+from gitopsd.runtime.records import reports
+from gitopsd.runtime.runs import revisions
 
 
 @click.command()

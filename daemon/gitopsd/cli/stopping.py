@@ -5,7 +5,7 @@ to Python's defaults, SIGTERM killed gitopsd at once and its driver ran on as an
 SIGINT raised KeyboardInterrupt with a traceback. Here the first signal stops the run as the
 daemon's shutdown does when its grace is over: no new step starts, the running drivers get
 SIGTERM (SIGKILL after their grace), and the run is left exactly as a crash leaves it, for the
-next command or the daemon to resume (`runtime.steps.Interrupted`). The command then exits
+next command or the daemon to resume (`runtime.runs.steps.Interrupted`). The command then exits
 128 + the signal's number, with one line saying so.
 """
 
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from gitopsd.runtime.workspace import Workspace
+    from gitopsd.runtime.runs.workspace import Workspace
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -30,7 +30,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 @contextlib.contextmanager
 def stopping(workspace: Workspace) -> Iterator[None]:
     """While the block runs, SIGTERM and SIGINT stop `workspace`'s run and drivers."""
-    from gitopsd.runtime.steps import Interrupted  # the run machinery: loaded by runs only
+    from gitopsd.runtime.runs.steps import Interrupted  # the run machinery: loaded by runs only
 
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set signal handlers; such callers handle stopping

@@ -21,7 +21,7 @@ the waits (with the reason and, when known, when to look again), NOTHING (no rev
 take), or REFUSED (with the reason).
 
 Pure: the facts and the clock reading come in; the runtime gathers them and records the
-outcome (runtime.admission).
+outcome (runtime.promotion.admission).
 """
 
 from __future__ import annotations

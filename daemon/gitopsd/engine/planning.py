@@ -8,7 +8,7 @@ dependency applies (`decide` is called by execution at that moment, and by `plan
 
 The fingerprint is stored, so sensitive inputs (secret-named, or rendered from a sensitive
 output) enter it through `conceal`, which the runtime gives as a keyed hash of each
-(runtime/sensitivity.py): a changed secret still changes the fingerprint, and the stored
+(runtime/records/sensitivity.py): a changed secret still changes the fingerprint, and the stored
 fingerprint cannot be used to guess a secret without the key.
 """
 

@@ -132,7 +132,7 @@ class FencedError(BaseException):
     another daemon sharing the store was elected after it (a newer epoch). Nothing of the
     write, nor of the transaction around it, is recorded.
 
-    A BaseException, like `runtime.steps.Interrupted`, so that no `except Exception` on the
+    A BaseException, like `runtime.runs.steps.Interrupted`, so that no `except Exception` on the
     way up records it as a failure: the run is left exactly as a crash would leave it, for the
     current leader to resume."""
 
@@ -147,7 +147,7 @@ class Term:
 
 
 class Election(Protocol):
-    """The campaign of `holder` for the lead (see `runtime.leadership`)."""
+    """The campaign of `holder` for the lead (see `runtime.service.leadership`)."""
 
     holder: str
 

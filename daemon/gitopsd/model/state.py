@@ -153,7 +153,7 @@ class Suspension(Record):
 class EnvironmentState(Record):
     """One environment's record. The promotion state lives here, written where it changes
     (run start and finish, admission), not replayed from history: `holds` are the revisions
-    it verified (newest last, at most runtime.promotion_records.KEEP_HOLDS of them);
+    it verified (newest last, at most runtime.records.promotion_records.KEEP_HOLDS of them);
     `holds_recorded` is False on a record written before holds were kept, whose holds are
     derived once from its runs."""
 

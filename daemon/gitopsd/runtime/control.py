@@ -65,7 +65,8 @@ class Control(Protocol):
 
     def leadership(self) -> dict[str, Any]:
         """`{"role": "leader" or "standby", "leader": the leader's id or None, ...}`: of the
-        daemons sharing a state store, only the leader runs work (see runtime.leadership)."""
+        daemons sharing a state store, only the leader runs work (see
+        runtime.service.leadership)."""
         ...
 
     def status(self, environment: str | None = None) -> dict[str, Any]:
@@ -77,7 +78,7 @@ class Control(Protocol):
     ) -> dict[str, Any]:
         """`{"runs": [...], "next_cursor": ...}`: run summaries (no steps), newest first, the
         requests not started yet first on the first page; `cursor` is a page's
-        `next_cursor` (runtime.paging); RequestRefusedError for a bad one."""
+        `next_cursor` (runtime.service.paging); RequestRefusedError for a bad one."""
         ...
 
     def run(

@@ -19,8 +19,8 @@ from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.sealed_store import SealedStore, holds_sealed
 from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
 from gitopsd.engine.ports import DriverRunner, StateStore
-from gitopsd.runtime.leases import holder_id
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime.runs.leases import holder_id
+from gitopsd.runtime.runs.workspace import Workspace
 
 __all__ = ["StoreError", "open_store", "sealed", "workspace"]
 

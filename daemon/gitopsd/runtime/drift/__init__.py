@@ -1,0 +1,1 @@
+"""Drift: checking deployed components against the revision they were applied from, and reports."""

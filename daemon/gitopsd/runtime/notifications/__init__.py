@@ -1,0 +1,1 @@
+"""Notifications: the outbox and its deliveries (webhooks, GitHub commit statuses)."""

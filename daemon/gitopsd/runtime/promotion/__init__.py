@@ -1,0 +1,1 @@
+"""Promotion: admitting work to an environment, promoting, suspending, saved plans, diffs."""

@@ -1,0 +1,186 @@
+"""The front door: every way work arrives asks `admit` before anything acts on it.
+
+Pipeline: request -> **admit** -> queue/run. This module gathers what the pure rule
+(engine.admitting) needs, from the store (holds, approvals, suspension), git (the head,
+whether a revision is on the branch) and the manifests (upstream, soak, approvals, windows),
+and records what the decision means for the environment:
+- a wait is stored on the environment's record (`waiting`: kind, revision, reason, until)
+  with one `promotion.waiting_*` (or `request.held`) event per wait and revision; a wait for
+  approvals also stores the pending approval (revision, required), and a newer revision
+  supersedes an older pending one (`approval.superseded`);
+- a window overridden by `forced` is recorded with who forced it (`promotion.forced`).
+`record=False` decides without writing: the API answers a request with it (409 or 202) and
+the environment's worker, the one writer of its record, admits it again when it takes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from gitopsd.engine import admitting, approving
+from gitopsd.engine.admitting import Decision, Wait
+from gitopsd.engine.loading import EnvironmentEntry
+from gitopsd.model.state import (
+    ApprovalRecord,
+    CurrentWait,
+    EnvironmentState,
+    EnvironmentStatus,
+    PendingApproval,
+)
+from gitopsd.runtime.records import audit, promotion_records
+from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace
+
+__all__ = ["Decision", "Wait", "admit", "as_approvals", "entry"]
+
+_CANDIDATE = (Wait.APPROVAL, Wait.WINDOW, Wait.READY)  # the revision moves on: supersedes
+_STATUS = {
+    Wait.APPROVAL: EnvironmentStatus.WAITING_APPROVAL,
+    Wait.WINDOW: EnvironmentStatus.WAITING_WINDOW,
+}
+
+
+def admit(
+    workspace: Workspace,
+    environment: str,
+    *,
+    action: str = "apply",
+    revision: str | None = None,
+    forced: bool = False,
+    actor: str = "local",
+    automatic: bool = False,
+    record: bool = True,
+) -> Decision:
+    """May `action` of `revision` (default: what the environment wants) run in
+    `environment` now? See engine.admitting for the rules."""
+    head = workspace.source.head()  # once: the manifests, the default and the branch check
+    found = entry(workspace, environment, head=head)
+    wanted = workspace.source.resolve(revision) if revision else None
+    ask = admitting.Ask(environment, action, wanted, forced=forced, automatic=automatic)
+    decision = admitting.decide(ask, _facts(workspace, found, head, workspace.clock.now()))
+    if record:
+        decision = _record(workspace, environment, action, decision, actor=actor)
+    return decision
+
+
+def entry(workspace: Workspace, environment: str, *, head: str | None = None) -> EnvironmentEntry:
+    """The environment's manifest at the branch head; RunRefusedError for an unknown one."""
+    repository = workspace.manifests(head)
+    found = repository.environments.get(environment)
+    if found is None:
+        known = ", ".join(sorted(repository.environments)) or "none"
+        raise RunRefusedError(f"unknown environment {environment!r} (environments: {known})")
+    return found
+
+
+def as_approvals(records: list[ApprovalRecord]) -> list[approving.Approval]:
+    return [
+        approving.Approval(r.environment, r.revision, approving.Person(r.approver, r.email), r.at)
+        for r in records
+    ]
+
+
+def _facts(
+    workspace: Workspace, found: EnvironmentEntry, head: str, now: datetime
+) -> admitting.Facts:
+    store, name = workspace.store, found.manifest.name
+    spec, upstream = found.manifest.spec, found.manifest.upstream
+    state = store.get_environment(name)
+    suspension = state.suspension if state else None
+    return admitting.Facts(
+        now=now,
+        head=head,
+        upstream=upstream,
+        upstream_holds=promotion_records.holds(store, upstream) if upstream else [],
+        own_holds=promotion_records.holds(store, name),
+        current=state.revision if state else None,
+        soak=spec.promotion.soak,
+        approvals=spec.approvals,
+        windows=spec.windows,
+        given=lambda revision: as_approvals(store.list_approvals(name, revision)),
+        on_branch=lambda sha: sha == head or workspace.source.is_on_branch(sha),
+        suspended=(suspension.reason or f"by {suspension.actor}") if suspension else None,
+    )
+
+
+def _record(
+    workspace: Workspace, environment: str, action: str, decision: Decision, *, actor: str
+) -> Decision:
+    if action in ("apply", "promote") and decision.wait in _CANDIDATE and decision.revision:
+        decision = _supersede(workspace, environment, decision, actor=actor)
+    if decision.wait.is_waiting:
+        _mark_waiting(workspace, environment, decision, actor=actor)
+    elif decision.wait is Wait.READY and decision.forced:
+        audit.record(
+            workspace,
+            environment,
+            "promotion.forced",
+            f"{actor} forced {(decision.revision or '')[:12]} through a window",
+            actor=actor,
+            revision=decision.revision,
+        )
+    return decision
+
+
+def _supersede(
+    workspace: Workspace, environment: str, decision: Decision, *, actor: str
+) -> Decision:
+    """A newer revision replaces the one waiting for approvals: say so, once."""
+    state = workspace.store.get_environment(environment)
+    pending = state.pending_approval if state else None
+    if state is None or pending is None or pending.revision == decision.revision:
+        return decision
+    with workspace.store.transaction():
+        workspace.store.save_environment(state.model_copy(update={"pending_approval": None}))
+        audit.record(
+            workspace,
+            environment,
+            "approval.superseded",
+            f"{pending.revision[:12]} no longer waits for approval: "
+            f"{(decision.revision or '')[:12]} replaces it",
+            actor=actor,
+            revision=pending.revision,
+            by=decision.revision,
+        )
+    return dataclasses.replace(decision, superseded=pending.revision)
+
+
+def _mark_waiting(
+    workspace: Workspace, environment: str, decision: Decision, *, actor: str
+) -> None:
+    """Store the wait on the environment's record, with an event, unless it already waits
+    for the same (a timer, the daemon's periodic look: nothing new to record)."""
+    now = workspace.clock.now()
+    state = workspace.store.get_environment(environment) or EnvironmentState(
+        name=environment, updated_at=now
+    )
+    waiting = state.waiting
+    if waiting is not None and (waiting.kind, waiting.revision) == (
+        decision.wait.value,
+        decision.revision,
+    ):
+        return
+    changes: dict[str, object] = {
+        "status": _STATUS.get(decision.wait, state.status),
+        "waiting": CurrentWait(
+            kind=decision.wait.value,
+            revision=decision.revision,
+            reason=decision.reason,
+            until=decision.look_again_at,
+            since=now,
+        ),
+        "updated_at": now,
+    }
+    pending = state.pending_approval
+    if decision.wait is Wait.APPROVAL and decision.revision is not None:
+        changes["pending_approval"] = PendingApproval(
+            revision=decision.revision, required=decision.required, since=now
+        )
+    elif pending is not None and pending.revision == decision.revision:
+        changes["pending_approval"] = None  # approved: something else holds it now
+    kind = "request.held" if decision.wait is Wait.SUSPENDED else f"promotion.{decision.wait}"
+    with workspace.store.transaction():
+        workspace.store.save_environment(state.model_copy(update=changes))
+        audit.record(
+            workspace, environment, kind, decision.reason, actor=actor, revision=decision.revision
+        )

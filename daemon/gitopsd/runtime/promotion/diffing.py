@@ -1,0 +1,110 @@
+"""`gitopsd diff`: an environment's rendered desired state at two revisions, side by side.
+
+Pipeline: load -> render -> **diff**. For each component of the environment at a revision:
+its layer, the git tree of its folder (any file changed shows as a new id), its driver and
+timeout, and its inputs rendered for the environment with the outputs its dependencies have
+now (an input reading an output not known yet is shown as written). The two states are
+compared as JSON text with a unified diff, and the commits between the revisions are the
+changelog. By default: the environment's current revision against what it gets next (the
+branch head, or the newest revision its upstream verified, soaked or not).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gitopsd.engine import references, rendering, selection
+from gitopsd.runtime.records import promotion_records, sensitivity
+from gitopsd.runtime.runs.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Diff:
+    environment: str
+    old: str | None
+    new: str
+    text: str  # unified diff; empty when the desired states are the same
+    changelog: list[str]
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.text)
+
+
+def diff(
+    workspace: Workspace, environment: str, *, old: str | None = None, new: str | None = None
+) -> Diff:
+    state = workspace.store.get_environment(environment)
+    old_sha = workspace.source.resolve(old) if old else (state.revision if state else None)
+    new_sha = workspace.source.resolve(new) if new else _next(workspace, environment, old_sha)
+    before = desired_state(workspace, environment, old_sha) if old_sha else {}
+    after = desired_state(workspace, environment, new_sha)
+    text = "".join(
+        difflib.unified_diff(
+            _lines(before),
+            _lines(after),
+            fromfile=f"{environment}@{old_sha[:12] if old_sha else 'nothing'}",
+            tofile=f"{environment}@{new_sha[:12]}",
+        )
+    )
+    changelog = workspace.source.changelog(old_sha, new_sha) if old_sha != new_sha else []
+    return Diff(environment, old_sha, new_sha, text, changelog)
+
+
+def desired_state(workspace: Workspace, environment: str, revision: str) -> dict[str, Any]:
+    """Every component of `environment` at `revision`, as gitopsd would apply it."""
+    target = workspace.parsed(revision)
+    repository = target.repository
+    if environment not in repository.environments:
+        return {}
+    entry = repository.environments[environment]
+    applied = workspace.store.list_components(environment)
+    outputs = {s.name: dict(s.outputs) for s in applied}
+    declared = sensitivity.declared(repository, applied)
+    state: dict[str, Any] = {}
+    for component in selection.select(repository, environment).components:
+        name = component.manifest.name
+        spec = component.manifest.spec
+        scope = selection.scope_for(entry, name, revision=revision, outputs=outputs)
+        state[name] = {
+            "layer": component.manifest.metadata.layer,
+            "files": target.trees.get(component.folder, ""),
+            "driver": spec.driver.model_dump(mode="json"),
+            "timeout": spec.timeout,
+            "inputs": sensitivity.masked(
+                _render_inputs(spec.inputs, scope),
+                sensitivity.sensitive_inputs(component, declared),
+            ),
+        }
+    return state
+
+
+def _render_inputs(inputs: dict[str, Any], scope: references.Scope) -> dict[str, Any]:
+    """Each input rendered on its own: one reading an output not known yet (always so where
+    nothing was applied, as in a pull request's check) is shown as written, and the others
+    still show the variables they read."""
+    rendered: dict[str, Any] = {}
+    for key, value in inputs.items():
+        try:
+            rendered[key] = rendering.render(value, scope)
+        except rendering.RenderError:
+            rendered[key] = value
+    return rendered
+
+
+def _next(workspace: Workspace, environment: str, current: str | None) -> str:
+    """What the environment gets next: the newest revision its upstream verified (soaked or
+    not yet: the diff shows what is coming), or the branch head if it tracks the branch."""
+    entry = workspace.manifests().environments.get(environment)
+    if entry is None or entry.manifest.upstream is None:
+        return workspace.source.head()
+    upstream = promotion_records.holds(workspace.store, entry.manifest.upstream)
+    newest = max(upstream, key=lambda hold: hold.since, default=None)
+    return newest.revision if newest else (current or workspace.source.head())
+
+
+def _lines(state: dict[str, Any]) -> list[str]:
+    return [line + "\n" for line in json.dumps(state, indent=2, sort_keys=True).splitlines()]

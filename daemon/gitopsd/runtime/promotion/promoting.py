@@ -1,0 +1,187 @@
+"""Promotion of one environment from its upstream, rollback, and approvals.
+
+Pipeline: verify -> **promote** -> approve -> windows -> apply. Whether a revision may enter
+is the one admission rule's to say (runtime.promotion.admission, engine.admitting); this
+module is what is promotion-specific around it: running the promotion or rollback it admits,
+and recording approvals of the revision an environment waits for (its pending approval is a
+record on the environment, not a replay of its history).
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from gitopsd.engine import approving
+from gitopsd.engine.admitting import Decision, Wait
+from gitopsd.engine.ports import StateStore
+from gitopsd.errors import GitopsdError
+from gitopsd.model.state import ApprovalRecord, Run
+from gitopsd.runtime.promotion import admission
+from gitopsd.runtime.records import audit, promotion_records
+from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace
+
+__all__ = ["ApprovalRefusedError", "Decision", "Wait", "approve", "promote", "roll_back"]
+
+
+class ApprovalRefusedError(GitopsdError):
+    """An approval not recorded, with the reason; `conflict` when the state is at fault
+    (nothing waits for approval, given already) rather than who approves (HTTP 409 / 403)."""
+
+    def __init__(self, message: str, *, conflict: bool = False) -> None:
+        super().__init__(message)
+        self.conflict = conflict
+
+
+def promote(
+    workspace: Workspace,
+    environment: str,
+    *,
+    revision: str | None = None,
+    forced: bool = False,
+    actor: str = "local",
+    automatic: bool = False,
+    run_id: str | None = None,
+) -> tuple[Decision, Run | None]:
+    """Promote `environment` from its upstream if admission lets it; the run, when one ran
+    (with `run_id`: the request's, so a restart knows the request has its run)."""
+    decision = admission.admit(
+        workspace,
+        environment,
+        action="promote",
+        revision=revision,
+        forced=forced,
+        actor=actor,
+        automatic=automatic,
+    )
+    if decision.wait is not Wait.READY:
+        return decision, None
+    audit.record(
+        workspace,
+        environment,
+        "promotion.started",
+        f"{actor} promotes {decision.reason}",
+        actor=actor,
+        revision=decision.revision,
+    )
+    run = workspace.apply(
+        environment,
+        revision=decision.revision,
+        trigger="promotion",
+        actor=actor,
+        forced=decision.forced,
+        run_id=run_id,
+    )
+    return decision, run
+
+
+def roll_back(workspace: Workspace, environment: str, *, to: str, actor: str = "local") -> Run:
+    """Re-apply `to`, which the environment must have verified before (SPEC 3.3): the one
+    way a revision enters an environment without its upstream. Windows and approvals do
+    not hold it: a rollback restores a state the environment already ran."""
+    decision = admission.admit(workspace, environment, action="rollback", revision=to, actor=actor)
+    if decision.wait is not Wait.READY or decision.revision is None:
+        raise RunRefusedError(decision.reason)
+    revision = decision.revision
+    audit.record(
+        workspace,
+        environment,
+        "rollback.requested",
+        f"{actor} rolls {environment} back to {revision[:12]}",
+        actor=actor,
+        revision=revision,
+    )
+    return workspace.apply(environment, revision=revision, trigger="rollback", actor=actor)
+
+
+def approve(
+    workspace: Workspace, environment: str, *, revision: str | None, approver: approving.Person
+) -> tuple[ApprovalRecord, int]:
+    """Record `approver`'s approval of the pending (or given) revision; how many are still
+    missing. ApprovalRefusedError says why not."""
+    entry = admission.entry(workspace, environment)
+    revision = _approvable(workspace, environment, revision)
+    policy = entry.manifest.spec.approvals
+    given = workspace.store.list_approvals(environment, revision)
+    author = approving.Person(*workspace.source.author(revision))
+    refused = approving.refusal(
+        policy, approver=approver, author=author, given=admission.as_approvals(given)
+    )
+    if refused is not None:
+        _refuse(workspace, environment, revision, approver, refused)
+    record = ApprovalRecord(
+        environment=environment,
+        revision=revision,
+        approver=approver.name,
+        email=approver.email,
+        at=workspace.clock.now(),
+    )
+    if not workspace.store.add_approval(record):
+        raise ApprovalRefusedError(
+            f"{approver.name} has approved this revision already", conflict=True
+        )
+    missing = approving.missing(policy, admission.as_approvals([*given, record]))
+    audit.record(
+        workspace,
+        environment,
+        "approval.recorded",
+        f"{approver.name} approved {revision[:12]} ({missing} more needed)",
+        actor=approver.name,
+        revision=revision,
+        missing=missing,
+    )
+    return record, missing
+
+
+def _refuse(
+    workspace: Workspace,
+    environment: str,
+    revision: str,
+    approver: approving.Person,
+    refused: approving.Refusal,
+) -> NoReturn:
+    """Record the refusal in the history (who tried, why not), then raise it."""
+    audit.record(
+        workspace,
+        environment,
+        "approval.refused",
+        f"{approver.name}: {refused.reason}",
+        actor=approver.name,
+        revision=revision,
+    )
+    raise ApprovalRefusedError(refused.reason, conflict=refused.conflict)
+
+
+def _approvable(workspace: Workspace, environment: str, revision: str | None) -> str:
+    """The revision an approval is for: the given one, if the upstream verified it, or the
+    one the environment waits for approvals of now."""
+    if revision is not None:
+        revision = workspace.source.resolve(revision)
+        upstream = admission.entry(workspace, environment).manifest.upstream
+        if upstream is None or not any(
+            h.revision == revision for h in promotion_records.holds(workspace.store, upstream)
+        ):
+            raise ApprovalRefusedError(
+                f"{revision[:12]} is not a candidate for {environment}: its upstream never "
+                "verified it",
+                conflict=True,
+            )
+        return revision
+    pending = admission.admit(workspace, environment, action="promote", record=False)
+    if pending.wait in (Wait.READY, Wait.WINDOW) and pending.revision is not None:
+        raise ApprovalRefusedError(
+            f"{environment} has every approval it needs for {pending.revision[:12]}",
+            conflict=True,
+        )
+    if pending.wait is not Wait.APPROVAL or pending.revision is None:
+        raise ApprovalRefusedError(
+            f"no promotion of {environment} is waiting for approval ({pending.reason})",
+            conflict=True,
+        )
+    return pending.revision
+
+
+def pending_approval(store: StateStore, environment: str) -> str | None:
+    """The revision `environment` waits for approvals of (its record), if any."""
+    state = store.get_environment(environment)
+    pending = state.pending_approval if state else None
+    return pending.revision if pending else None

@@ -1,0 +1,81 @@
+"""Suspension (SPEC 3.6): stop and restart automatic work for one environment.
+
+Like Flux's `suspend`: while an environment is suspended, admission holds its automatic work
+(commits, auto promotion, scheduled drift remediation) and records it as held; manual runs
+still work. The suspension is stored on the environment's record (who, why, since), shown by
+`status` (`suspended`) and the `gitopsd_environment_info` status label, and each change is an
+event (`environment.suspended`, `environment.resumed`) with its actor and reason. Nothing
+held is lost: on resume the daemon asks for the environment's current candidate again.
+
+Each change reads and writes the record inside one store transaction (SQLite takes its
+write lock before the read), so two changes of the suspension never interleave.
+"""
+
+from __future__ import annotations
+
+from gitopsd.errors import GitopsdError
+from gitopsd.model.state import EnvironmentState, Suspension
+from gitopsd.runtime.promotion import admission
+from gitopsd.runtime.records import audit
+from gitopsd.runtime.runs.workspace import Workspace
+
+
+class SuspensionRefusedError(GitopsdError):
+    """Suspending a suspended environment, or resuming one that is not (HTTP 409)."""
+
+
+def suspend(workspace: Workspace, environment: str, *, reason: str, actor: str) -> Suspension:
+    """Suspend `environment`'s automatic work; SuspensionRefusedError if it is already."""
+    admission.entry(workspace, environment)
+    now = workspace.clock.now()
+    store = workspace.store
+    with store.transaction():
+        state = store.get_environment(environment) or EnvironmentState(
+            name=environment, updated_at=now
+        )
+        if state.suspension is not None:
+            raise SuspensionRefusedError(_already(environment, state.suspension))
+        suspension = Suspension(reason=reason, actor=actor, since=now)
+        store.save_environment(state.model_copy(update={"suspension": suspension}))
+        why = f": {reason}" if reason else ""
+        audit.record(
+            workspace,
+            environment,
+            "environment.suspended",
+            f"{actor} suspended {environment}{why}",
+            actor=actor,
+            reason=reason,
+        )
+    return suspension
+
+
+def resume(workspace: Workspace, environment: str, *, actor: str) -> Suspension:
+    """Resume `environment`'s automatic work; the suspension it ended."""
+    admission.entry(workspace, environment)
+    store = workspace.store
+    with store.transaction():
+        state = store.get_environment(environment)
+        if state is None or state.suspension is None:
+            raise SuspensionRefusedError(f"{environment} is not suspended")
+        ended = state.suspension
+        held = state.waiting is not None and state.waiting.kind == "suspended"
+        waiting = None if held else state.waiting
+        store.save_environment(state.model_copy(update={"suspension": None, "waiting": waiting}))
+        audit.record(
+            workspace,
+            environment,
+            "environment.resumed",
+            f"{actor} resumed {environment} (suspended by {ended.actor} since "
+            f"{ended.since:%Y-%m-%d %H:%M:%S}Z)",
+            actor=actor,
+            reason=ended.reason,
+        )
+    return ended
+
+
+def _already(environment: str, suspension: Suspension) -> str:
+    why = f" ({suspension.reason})" if suspension.reason else ""
+    return (
+        f"{environment} is suspended already, by {suspension.actor} since "
+        f"{suspension.since:%Y-%m-%d %H:%M:%S}Z{why}"
+    )

@@ -1,0 +1,1 @@
+"""Records shared by the groups above: audit events, verified revisions, redaction, reports."""

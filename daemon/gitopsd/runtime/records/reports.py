@@ -1,0 +1,149 @@
+"""What `status`, `runs` and `history` show, as plain data (the HTTP API serves the same).
+
+`status_report` is the JSON shape of SPEC section 5: environments from the manifests at the
+branch head, with what the store knows of them and their components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gitopsd.engine.loading import EnvironmentEntry, Repository
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import (
+    ComponentStatus,
+    EnvironmentState,
+    Event,
+    Request,
+    Run,
+    Step,
+)
+from gitopsd.runtime.records import sensitivity
+
+OpenRequests = Callable[[str], list[Request]]
+
+
+def status_report(
+    store: StateStore,
+    repository: Repository | None,
+    *,
+    environment: str | None = None,
+    open_requests: OpenRequests | None = None,
+) -> dict[str, Any]:
+    """`{"environments": [...]}` for every environment in the manifests or the store; each
+    with its open requests (`open_requests`: the daemon's, held ones included; default the
+    store's)."""
+    names = set(repository.environments if repository else ())
+    names |= {state.name for state in store.list_environments()}
+    if environment is not None:
+        names &= {environment}
+    requests = open_requests or (lambda name: store.list_requests(name, open_only=True))
+    return {
+        "environments": [
+            _environment(store, repository, name, requests(name)) for name in sorted(names)
+        ]
+    }
+
+
+def _environment(
+    store: StateStore, repository: Repository | None, name: str, requests: list[Request]
+) -> dict[str, Any]:
+    state = store.get_environment(name)
+    entry = repository.environments.get(name) if repository else None
+    kept = _members(repository, name)
+    return {
+        "name": name,
+        "revision": state.revision if state else None,
+        "previous_revision": state.previous_revision if state else None,
+        "status": state.shown_status.value if state else "unknown",
+        "upstream": entry.manifest.upstream if entry else None,
+        "pending_approval": _pending_approval(store, entry, state),
+        "waiting": _waiting(state),
+        "suspension": (
+            state.suspension.model_dump(mode="json") if state and state.suspension else None
+        ),
+        "updated_at": state.updated_at.isoformat() if state else None,
+        "components": [
+            {
+                "name": component.name,
+                "status": (
+                    ComponentStatus.ORPHANED.value
+                    if kept is not None and component.name not in kept
+                    else component.status.value
+                ),
+                "revision": component.revision,
+                "outputs": sensitivity.shown_outputs(component),
+                "drift": component.drift.value,
+            }
+            for component in store.list_components(name)
+        ],
+        "requests": [_open_request(r) for r in requests],
+    }
+
+
+def _open_request(request: Request) -> dict[str, Any]:
+    """What `status` says of a request not finished: what it asks, where it stands, why."""
+    return request.model_dump(
+        mode="json",
+        include={"id", "action", "revision", "trigger", "actor", "status", "reason"}
+        | {"last_error", "attempts", "next_attempt_at", "created_at"},
+    )
+
+
+def _members(repository: Repository | None, name: str) -> set[str] | None:
+    """The components `name` has at the head; one deployed but not among them is shown
+    `orphaned` (computed here, never stored). None when the head's manifests are unknown."""
+    if repository is None or name not in repository.environments:
+        return None
+    from gitopsd.engine import selection
+
+    chosen, _ = selection.choose(repository, name)
+    return set(chosen)
+
+
+def _pending_approval(
+    store: StateStore, entry: EnvironmentEntry | None, state: EnvironmentState | None
+) -> dict[str, Any] | None:
+    """SPEC 5's `{"revision", "approvals", "required"}` while a revision waits for approvals
+    (the environment's pending approval record; the approvals are records of their own)."""
+    pending = state.pending_approval if state else None
+    if state is None or pending is None:
+        return None
+    required = entry.manifest.spec.approvals.required if entry else pending.required
+    return {
+        "revision": pending.revision,
+        "approvals": [a.approver for a in store.list_approvals(state.name, pending.revision)],
+        "required": required,
+    }
+
+
+def _waiting(state: EnvironmentState | None) -> dict[str, Any] | None:
+    """What holds the environment now, and until when (None: unknown, or nothing)."""
+    if state is None or state.waiting is None:
+        return None
+    return state.waiting.model_dump(mode="json")
+
+
+def run_report(run: Run, steps: list[Step]) -> dict[str, Any]:
+    data = run.model_dump(mode="json")
+    data["steps"] = [step.model_dump(mode="json", exclude={"previous_state"}) for step in steps]
+    return data
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    """A run as lists show it: its record without steps, whose output a run of thousands of
+    components would make megabytes (a run's steps come with `run_report`, a page at a time)."""
+    return run.model_dump(mode="json")
+
+
+def event_report(event: Event) -> dict[str, Any]:
+    return event.model_dump(mode="json")
+
+
+def request_report(request: Request) -> dict[str, Any]:
+    """A request no run answers for yet (queued, waiting, retrying with its last error,
+    superseded...), shaped like a run summary without steps so lists can mix the two."""
+    data = request.model_dump(mode="json")
+    data["steps"] = []
+    return data

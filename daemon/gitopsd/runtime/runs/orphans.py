@@ -1,0 +1,65 @@
+"""Orphans: components deployed in an environment that it no longer has at a revision.
+
+A component deleted from git, or left out by its `when` or the environment's
+`components.include`, keeps its state (and whatever its driver made) until it is destroyed.
+It can only be destroyed with what applied it: the driver, checkout and inputs of the
+revision recorded in its state, which is loaded here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gitopsd.engine import selection
+from gitopsd.engine.loading import ComponentEntry
+from gitopsd.engine.ports import StateStore
+from gitopsd.errors import GitopsdError
+from gitopsd.model.state import ComponentState
+from gitopsd.runtime.runs.revisions import Revisioned
+
+
+class OrphanError(GitopsdError):
+    """An orphan that cannot be destroyed with its own driver."""
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """An orphan with the revision that last applied it (its driver, checkout, manifest)."""
+
+    component: ComponentEntry
+    source: Revisioned
+    state: ComponentState
+
+
+def names(store: StateStore, environment: str, target: Revisioned) -> list[str]:
+    """Components recorded in `environment` that it does not have at `target`."""
+    if environment not in target.repository.environments:
+        return []
+    chosen, _ = selection.choose(target.repository, environment)
+    return [s.name for s in store.list_components(environment) if s.name not in chosen]
+
+
+def find(
+    store: StateStore,
+    load: Callable[[str], Revisioned],
+    environment: str,
+    target: Revisioned,
+) -> list[Orphan]:
+    """Each orphan of `environment` at `target`, with the revision that last applied it."""
+    if environment not in target.repository.environments:
+        return []
+    chosen, _ = selection.choose(target.repository, environment)
+    found = []
+    for state in store.list_components(environment):
+        if state.name in chosen:
+            continue
+        source = load(state.revision)
+        component = source.repository.components.get(state.name)
+        if component is None:
+            raise OrphanError(
+                f"orphan {state.name} is not in {state.revision[:12]}, the revision that last "
+                "applied it: it cannot be destroyed with its own driver"
+            )
+        found.append(Orphan(component=component, source=source, state=state))
+    return found

@@ -1,0 +1,329 @@
+"""One step of a run: written before it runs, the driver called with retries, written after.
+
+Every driver call of a run goes through `StepRunner.call`, so all of them share the same
+durability (the step is in the store, status running, before the process starts), the same
+retry policy (full-jitter backoff, every try counted) and the same cancellation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitopsd.adapters.encryption import KEY_VARIABLE, MARKER, is_sealed
+from gitopsd.engine.loading import ComponentEntry
+from gitopsd.engine.ports import Clock, DriverCall, DriverResult, DriverRunner, StateStore
+from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
+from gitopsd.model.manifests import CommandDriver, GitHubActionsDriver, RetryPolicy
+from gitopsd.model.state import ComponentState, Event, Run, Step, StepAction, StepStatus
+from gitopsd.runtime.runs import orphan_drivers
+
+WAIT_SLICE = 0.1
+log = logging.getLogger("gitopsd.runs")
+
+
+class StepError(Exception):
+    """A step that cannot even be attempted (no command for the action, unsupported driver)."""
+
+
+class Interrupted(BaseException):
+    """The process is stopping and its grace period is over: the drivers were stopped, and
+    the run must be left exactly as a crash would leave it, resumable, with nothing more
+    recorded. A BaseException, so that no `except Exception` records it as a failure."""
+
+
+@dataclass(frozen=True)
+class _Either:
+    """Stop a driver on a cancel (recorded) or an interruption (not recorded)."""
+
+    first: threading.Event
+    second: threading.Event
+
+    def is_set(self) -> bool:
+        return self.first.is_set() or self.second.is_set()
+
+
+@dataclass
+class Services:
+    """The outside world a run talks to, and its cancellation flag."""
+
+    store: StateStore
+    drivers: DriverRunner
+    clock: Clock
+    state_root: Path  # GITOPSD_STATE_DIR of each component lives below it
+    cancel: threading.Event = field(default_factory=threading.Event)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    draining: threading.Event = field(default_factory=threading.Event)  # start no new step
+    uniform: Uniform = random.uniform
+    # the keyed hash sensitive inputs enter fingerprints as (runtime/records/sensitivity.py); None:
+    # no sealing store, inputs enter as they are
+    digest: Callable[[bytes], str] | None = None
+
+    def check_interrupted(self) -> None:
+        if self.interrupted.is_set():
+            raise Interrupted
+
+    def event(self, run: Run, kind: str, message: str, **data: Any) -> None:
+        """Append to the audit trail, and log it (seen only where logging is configured)."""
+        log.info(message, extra={"environment": run.environment, "run_id": run.id, "event": kind})
+        self.store.append_event(
+            Event(
+                at=self.clock.now(),
+                environment=run.environment,
+                run_id=run.id,
+                actor=run.actor,
+                kind=kind,
+                message=message,
+                data=data,
+            )
+        )
+
+
+class StepBook:
+    """The steps of one run: those already recorded (when resuming) and new indexes."""
+
+    def __init__(self, existing: list[Step]) -> None:
+        self._steps = {(s.component, s.action): s for s in existing}
+        self._next = max((s.index for s in existing), default=-1) + 1
+        self._lock = threading.Lock()
+
+    def find(self, component: str, action: StepAction) -> Step | None:
+        with self._lock:
+            return self._steps.get((component, action))
+
+    def new(self, run: Run, component: str, action: StepAction, **fields: Any) -> Step:
+        """A fresh pending step, or the one an interrupted attempt left for this work."""
+        with self._lock:
+            existing = self._steps.get((component, action))
+            if existing is not None:
+                return existing
+            step = Step(
+                **{
+                    "revision": run.revision,
+                    **fields,
+                    "run_id": run.id,
+                    "index": self._next,
+                    "component": component,
+                    "action": action,
+                }
+            )
+            self._next += 1
+            self._steps[(component, action)] = step
+            return step
+
+    def record(self, step: Step) -> None:
+        with self._lock:
+            self._steps[(step.component, step.action)] = step
+
+
+@dataclass(frozen=True)
+class DriverTarget:
+    """What a driver call runs: a command's argv and env, or a workflow to dispatch."""
+
+    argv: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    workflow: GitHubActionsDriver | None = None
+
+
+def target_for(component: ComponentEntry, action: str) -> DriverTarget:
+    """How `action` runs for `component`'s driver; `check` falls back to `plan` for commands.
+
+    A github-actions driver dispatches every action but `health`: it has no readiness probe
+    (the workflow's apply job checks readiness itself, or an environment gate does), and the
+    executor only asks for `health` when a driver defines one.
+    """
+    driver = component.manifest.spec.driver
+    if isinstance(driver, GitHubActionsDriver):
+        if action == "health":
+            raise StepError(
+                f"{component.manifest.name}: the github-actions driver has no health probe; "
+                "check readiness in the workflow's apply or in an environment gate"
+            )
+        return DriverTarget(workflow=driver)
+    return DriverTarget(argv=command_for(component, action), env=driver.env)
+
+
+def command_for(component: ComponentEntry, action: str) -> tuple[str, ...]:
+    """The argv of `action` for a command driver; `check` falls back to `plan`."""
+    driver = component.manifest.spec.driver
+    if not isinstance(driver, CommandDriver):
+        raise StepError(f"the {driver.type} driver runs no command")
+    command = getattr(driver, action, None)
+    if action == "check" and command is None:
+        command = driver.plan
+    if command is None:
+        raise StepError(f"{component.manifest.name} has no {action} command")
+    return tuple(command)
+
+
+def driver_call(
+    component: ComponentEntry,
+    action: str,
+    *,
+    run: Run,
+    revision: str,
+    checkout: Path,
+    inputs: Mapping[str, Any],
+    state_root: Path,
+    sensitive: Collection[str] = (),
+) -> DriverCall:
+    """The call SPEC section 4 describes, for `component` in `run`'s environment; the values
+    of the `sensitive` inputs are redacted from its output whatever their names."""
+    name = component.manifest.name
+    target = target_for(component, action)
+    check_opened(name, inputs)
+    return DriverCall(
+        argv=target.argv,
+        cwd=checkout / component.folder,
+        environment=run.environment,
+        component=name,
+        revision=revision,
+        action=action,
+        inputs=inputs,
+        state_dir=state_root / run.environment / name,
+        timeout=component.manifest.spec.timeout,
+        env=target.env,
+        workflow=target.workflow,
+        sensitive_inputs=frozenset(sensitive),
+    )
+
+
+def output_secrets(states: Iterable[ComponentState | None]) -> frozenset[str]:
+    """The clear values of the states' sensitive outputs, as text, for a driver call to
+    redact (`DriverCall.secrets`): a check, plan or health probe may print what the apply
+    made, and its output is stored, logged and reported. A value still sealed (the key
+    could not open it) is not known, and cannot be printed by a driver given it sealed.
+    Here, not in runtime/records/sensitivity.py: a drift check loads no rendering or planning."""
+    found: set[str] = set()
+    for state in states:
+        if state is None:
+            continue
+        for name in state.sensitive_outputs:
+            value = state.outputs.get(name)
+            if value is not None and not is_sealed(value):
+                found.add(value if isinstance(value, str) else json.dumps(value))
+    return frozenset(found)
+
+
+def check_opened(component: str, inputs: Mapping[str, Any]) -> None:
+    """StepError if an input holds a value the store could not decrypt (the key is not the
+    one it was encrypted with), alone or rendered into a string: a driver never gets it."""
+    if MARKER in json.dumps(inputs, default=str):
+        raise StepError(
+            f"{component}: an input holds a sensitive value that cannot be decrypted: set"
+            f" {KEY_VARIABLE} to the key the state was written with"
+        )
+
+
+@dataclass
+class StepRunner:
+    services: Services
+    run: Run
+    book: StepBook
+
+    def _with_output_secrets(self, step: Step, call: DriverCall) -> DriverCall:
+        """`call`, told the clear sensitive outputs its output must not show: those of the
+        component's stored state and of the state a rollback restores; a gate's, those of
+        every component of the environment (a gate may query any of them)."""
+        store = self.services.store
+        if call.action == "gate":
+            states: list[ComponentState | None] = list(store.list_components(call.environment))
+        else:
+            states = [store.get_component(call.environment, call.component)]
+        found = output_secrets([*states, step.previous_state])
+        return dataclasses.replace(call, secrets=call.secrets | found) if found else call
+
+    def call(
+        self,
+        step: Step,
+        call: DriverCall,
+        policy: RetryPolicy,
+        *,
+        answered: Callable[[DriverResult], bool] = lambda result: result.succeeded,
+    ) -> tuple[Step, DriverResult]:
+        """Run the driver until it succeeds, is cancelled or runs out of tries.
+
+        The step is saved as running before every try, so a crash leaves it running and a
+        resume tries again; `attempts` carries on from what the crashed process recorded.
+        """
+        call = self._with_output_secrets(step, call)
+        attempt = step.attempts
+        while True:
+            attempt += 1
+            step = self.save(
+                step,
+                status=StepStatus.RUNNING,
+                attempts=attempt,
+                started_at=step.started_at or self.services.clock.now(),
+            )
+            stop = _Either(self.services.cancel, self.services.interrupted)
+            with orphan_drivers.recorded(
+                self.services.store, self.services.clock, self.run, call
+            ) as seen:
+                result = self.services.drivers.run(call, cancel=stop, on_started=seen)
+            self.services.check_interrupted()
+            if answered(result) or result.cancelled or result.final:
+                return step, result  # a call that can never start is not tried again
+            if not has_tries_left(attempt, policy):
+                return step, result
+            delay = delay_before(attempt + 1, policy, uniform=self.services.uniform)
+            self.services.event(
+                self.run,
+                "step.retrying",
+                f"{call.component} {call.action} failed (try {attempt} of "
+                f"{policy.attempts}); retrying in {delay:.1f}s",
+                component=call.component,
+                error=_failure(result),
+            )
+            if self._wait(delay):
+                return step, DriverResult(exit_code=None, cancelled=True, error="cancelled")
+
+    def save(self, step: Step, **changes: Any) -> Step:
+        step = step.model_copy(update=changes)
+        self.services.store.save_step(step)
+        self.book.record(step)
+        return step
+
+    def finish(self, step: Step, result: DriverResult, **changes: Any) -> Step:
+        """The step as it ended, not yet saved: callers save it with its consequences."""
+        status = (
+            StepStatus.SUCCEEDED
+            if result.succeeded
+            else (StepStatus.CANCELLED if result.cancelled else StepStatus.FAILED)
+        )
+        step = step.model_copy(
+            update={
+                "status": status,
+                "exit_code": result.exit_code,
+                "output": result.output,
+                "error": None if result.succeeded else _failure(result),
+                "finished_at": self.services.clock.now(),
+                **changes,
+            }
+        )
+        self.book.record(step)
+        return step
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep on the injected clock in slices; True when cancelled meanwhile."""
+        remaining = seconds
+        while remaining > 0:
+            self.services.check_interrupted()
+            if self.services.cancel.is_set():
+                return True
+            self.services.clock.sleep(min(WAIT_SLICE, remaining))
+            remaining -= WAIT_SLICE
+        return self.services.cancel.is_set()
+
+
+def _failure(result: DriverResult) -> str:
+    if result.error:
+        return result.error
+    return f"exited with code {result.exit_code}"

@@ -1,0 +1,511 @@
+"""Runs as commands and the daemon start them: load, lease, resume, execute, record.
+
+A `Workspace` is one watched repository with its state store and data folder. Starting a
+run means: load the revision (valid manifests only), take the environment's lease, finish
+any run a crashed process left behind, then create and execute the new run. Everything
+the executor needs is prepared here, so the executor itself never touches git.
+
+The three run engines (apply, destroy, plan), and the fingerprint planning of a dry run, are
+imported by the method that starts one: a drift check or a status read opens a workspace too
+and needs none of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitopsd.adapters import data_folder
+from gitopsd.adapters.checkouts import CheckoutCache
+from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.adapters.revision_files import RevisionFiles
+from gitopsd.engine import selection
+from gitopsd.engine.loading import ComponentEntry, Repository
+from gitopsd.engine.ports import Clock, DriverRunner, StateStore
+from gitopsd.errors import GitopsdError
+from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
+from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans, revisions
+from gitopsd.runtime.runs.revisions import Revisioned
+from gitopsd.runtime.runs.steps import Services
+
+if TYPE_CHECKING:
+    from gitopsd.engine import planning
+    from gitopsd.runtime.runs.orphans import Orphan
+    from gitopsd.runtime.runs.plan_run import PlannedComponent
+
+
+log = logging.getLogger(__name__)
+
+
+class RunRefusedError(GitopsdError):
+    """A run that cannot start: unknown environment, invalid revision, bad component list."""
+
+
+@dataclass
+class Workspace:
+    source: GitSource
+    store: StateStore
+    drivers: DriverRunner
+    checkouts: CheckoutCache
+    clock: Clock
+    data_dir: Path
+    holder: str
+    # set when the process stops past its grace period: drivers are stopped and runs are left
+    # resumable, as a crash would leave them (see steps.Interrupted)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    # set when the process starts stopping: runs start no new step and are left resumable
+    draining: threading.Event = field(default_factory=threading.Event)
+    # holders of environment leases known to be fenced out (a deposed leader): taken over
+    deposed: frozenset[str] = frozenset()
+    # how long a driver left running by a dead holder gets between SIGTERM and SIGKILL
+    kill_grace: float = orphan_drivers.KILL_GRACE
+    # the keyed hash of sensitive inputs in fingerprints (runtime.records.sensitivity)
+    digest: Callable[[bytes], str] | None = None
+
+    @property
+    def state_root(self) -> Path:
+        return self.data_dir / "state"
+
+    def __post_init__(self) -> None:
+        files = RevisionFiles(self.data_dir / "cache" / "revisions")
+        self._revisions = revisions.RevisionCache(self.source, files=files)
+
+    def load_revision(self, revision: str | None = None) -> revisions.LoadedRevision:
+        """The manifests of `revision` (default: the branch head), valid or not; cached."""
+        return self._revisions.load(revision)
+
+    def manifests(self, revision: str | None = None) -> Repository:
+        """A valid revision's manifests (cached), without its checkout: what deciding about
+        a revision needs; invalid manifests refuse the run."""
+        return self._valid(revision).repository
+
+    def parsed(self, revision: str) -> revisions.LoadedRevision:
+        """A valid revision's manifests and file trees, without exporting its checkout: what
+        `diff` compares, which must work while the data folder is full or read-only."""
+        return self._valid(revision)
+
+    def load(self, revision: str | None = None) -> Revisioned:
+        """A valid revision, ready to run from (its checkout exported); invalid manifests
+        refuse the run. The checkout is exported while the manifests are parsed."""
+        sha = self.source.resolve(revision) if revision else self.source.head()
+        self.checkouts.prepare(sha)
+        loaded = self._valid(sha)
+        try:
+            checkout = self.checkouts.path(loaded.revision)
+        except OSError as error:  # full or read-only: a fault that passes, not a bug
+            if not data_folder.is_unwritable(error):
+                raise
+            raise data_folder.cannot_write(self.data_dir, error) from error
+        return Revisioned(repository=loaded.repository, checkout=checkout, trees=loaded.trees)
+
+    def _valid(self, revision: str | None) -> revisions.LoadedRevision:
+        loaded = self.load_revision(revision)
+        if not loaded.is_valid:
+            problems = "\n".join(str(p) for p in loaded.problems)
+            raise RunRefusedError(
+                f"the manifests at {loaded.revision[:12]} are invalid:\n{problems}"
+            )
+        return loaded
+
+    # --- the three kinds of run -------------------------------------------------------------
+
+    def apply(
+        self,
+        environment: str,
+        *,
+        revision: str | None = None,
+        components: Sequence[str] | None = None,
+        trigger: str = "cli",
+        actor: str = "local",
+        forced: bool = False,
+        run_id: str | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> Run:
+        """Apply `revision` (default: the branch head) to `environment`, in the foreground.
+
+        `check` is called once the lease is held, before the run is recorded: what it
+        verifies (a saved plan still matching the state) cannot change until the run ends,
+        and an error it raises refuses the run."""
+        target = self.load(revision)
+        chosen = self._members(target, environment, components)
+        self._check_dependencies_applied(environment, chosen)
+        self._check_prunable(target, environment, components)
+        with self.lease(environment) as lost:
+            self.resume(environment)
+            if check is not None:
+                check()
+            run = self._new_run(
+                environment,
+                RunAction.APPLY,
+                target.revision,
+                components,
+                trigger=trigger,
+                actor=actor,
+                forced=forced,
+                run_id=run_id,
+            )
+            return self._apply(run, target, chosen, lost)
+
+    def dry_run(
+        self,
+        environment: str,
+        *,
+        revision: str | None = None,
+        components: Sequence[str] | None = None,
+    ) -> planning.Plan:
+        """The ordered plan of an apply, from fingerprints alone: no driver runs, no writes."""
+        from gitopsd.engine import planning  # with rendering: for dry runs, not every command
+        from gitopsd.runtime.records import sensitivity
+
+        target = self.load(revision)
+        chosen = self._components(target.repository, environment, components)
+        observed = {s.name: s for s in self.store.list_components(environment)}
+        entry = target.repository.environments[environment]
+        declared = sensitivity.declared(target.repository, observed.values())
+        return planning.plan(
+            selection.Selection(entry, chosen, []),
+            revision=target.revision,
+            trees=target.trees,
+            observed=observed,
+            conceal=sensitivity.concealer(self.digest, declared),
+        )
+
+    def plan(
+        self,
+        environment: str,
+        *,
+        revision: str | None = None,
+        components: Sequence[str] | None = None,
+        trigger: str = "cli",
+        actor: str = "local",
+        run_id: str | None = None,
+    ) -> tuple[Run, list[PlannedComponent]]:
+        """Ask the drivers what applying `revision` would change; nothing is changed."""
+        from gitopsd.runtime.runs.plan_run import PlanRun
+
+        target = self.load(revision)
+        chosen = self._components(target.repository, environment, components)
+        with self.lease(environment) as lost:
+            run = self._new_run(
+                environment,
+                RunAction.PLAN,
+                target.revision,
+                components,
+                trigger=trigger,
+                actor=actor,
+                run_id=run_id,
+            )
+            planner = PlanRun(
+                self._services(lost),
+                run,
+                environment=target.repository.environments[environment],
+                components=chosen,
+                target=target,
+                orphans=[] if components else self.orphan_names(environment, target),
+            )
+            return planner.execute()
+
+    def destroy(
+        self,
+        environment: str,
+        *,
+        components: Sequence[str] | None = None,
+        trigger: str = "cli",
+        actor: str = "local",
+        run_id: str | None = None,
+    ) -> Run:
+        """Destroy the environment's components (or some of them), dependents first."""
+        target = self.load(None)
+        chosen, doomed = self._doomed(environment, target, components)
+        self._check_nothing_depends_on(environment, chosen, target.repository)
+        with self.lease(environment) as lost:
+            self.resume(environment)
+            run = self._new_run(
+                environment,
+                RunAction.DESTROY,
+                target.revision,
+                components,
+                trigger=trigger,
+                actor=actor,
+                run_id=run_id,
+            )
+            return self._destroy(run, target, chosen, doomed, lost)
+
+    def resume_unfinished(self, environment: str) -> list[Run]:
+        """Take the environment's lease and finish what a stopped process left (daemon start)."""
+        if not self.store.unfinished_runs(environment):
+            return []
+        with self.lease(environment):
+            return self.resume(environment)
+
+    def resume(self, environment: str) -> list[Run]:
+        """Finish the runs of `environment` that a stopped process left unfinished.
+
+        Applies and destroys carry on where they stopped; an interrupted plan changed
+        nothing and is closed as cancelled. The caller holds the environment's lease.
+        """
+        finished = []
+        for run in self.store.unfinished_runs(environment):
+            if run.action is RunAction.PLAN:  # it changed nothing: closed, with its event
+                services = self._services(threading.Event())
+                status = RunStatus.CANCELLED
+                finished.append(apply_records.finished(services, run, status, "interrupted"))
+                continue
+            target = self.load(run.revision)
+            if run.action is RunAction.DESTROY:
+                chosen, doomed = self._doomed(environment, target, run.components)
+                done = self._destroy(run, target, chosen, doomed, threading.Event())
+                finished.append(done)
+            else:
+                chosen = self._members(target, environment, run.components)
+                finished.append(self._apply(run, target, chosen, threading.Event()))
+        return finished
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def prune_checkouts(self) -> list[str]:
+        """Remove old checkouts, keeping every revision an environment is at or rolls back to,
+        and those of runs still going (in this process or another: they are recorded), whose
+        drivers may be working in them. A data folder that cannot be written keeps them: the
+        run before it is done, and recorded, and must not be reported failed for housekeeping."""
+        pinned = {
+            revision
+            for state in self.store.list_environments()
+            for revision in (state.revision, state.previous_revision)
+            if revision
+        }
+        for run in self.store.unfinished_runs():
+            pinned.update(r for r in (run.revision, run.previous_revision) if r)
+        try:
+            return self.checkouts.prune(pinned=pinned)
+        except OSError as error:
+            if not data_folder.is_unwritable(error):
+                raise
+            log.warning("old checkouts kept: %s", data_folder.cannot_write(self.data_dir, error))
+            return []
+
+    def _apply(
+        self, run: Run, target: Revisioned, chosen: list[ComponentEntry], cancel: threading.Event
+    ) -> Run:
+        previous = self.load(run.previous_revision) if run.previous_revision else None
+        finished = self._run_apply(run, target, chosen, cancel, previous)
+        self.prune_checkouts()
+        return finished
+
+    def _run_apply(
+        self,
+        run: Run,
+        target: Revisioned,
+        chosen: list[ComponentEntry],
+        cancel: threading.Event,
+        previous: Revisioned | None,
+    ) -> Run:
+        from gitopsd.runtime.runs.executor import ApplyRun
+
+        entry = target.repository.environments[run.environment]
+        pruned = (  # loaded only where they are destroyed: an orphan's revision may be gone
+            self._requested_orphans(run.environment, target, run.components)
+            if entry.manifest.spec.prune
+            else {}
+        )
+        return ApplyRun(
+            self._services(cancel),
+            run,
+            environment=entry,
+            components=chosen,
+            target=target,
+            previous=previous,
+            orphans=list(pruned.values()),
+        ).execute()
+
+    def _destroy(
+        self,
+        run: Run,
+        target: Revisioned,
+        chosen: list[ComponentEntry],
+        doomed: dict[str, Orphan],
+        cancel: threading.Event,
+    ) -> Run:
+        from gitopsd.runtime.runs.destroying import DestroyRun
+
+        spec = target.repository.environments[run.environment].manifest.spec
+        return DestroyRun(
+            self._services(cancel),
+            run,
+            components=[*chosen, *(o.component for o in doomed.values())],
+            target=target,
+            elsewhere={name: o.source for name, o in doomed.items()},
+            parallelism=spec.parallelism,
+            timeout=spec.run_timeout,
+        ).execute()
+
+    # --- orphans: deployed, but no longer part of the environment ---------------------------
+
+    def orphan_names(self, environment: str, target: Revisioned) -> list[str]:
+        """Components recorded in `environment` that it does not have at `target`."""
+        return orphans.names(self.store, environment, target)
+
+    def _orphans(self, environment: str, target: Revisioned) -> list[Orphan]:
+        return orphans.find(self.store, self.load, environment, target)
+
+    def _doomed(
+        self, environment: str, target: Revisioned, requested: Sequence[str] | None
+    ) -> tuple[list[ComponentEntry], dict[str, Orphan]]:
+        """What a destroy of `requested` (default: everything) takes down: the components
+        the head has, and the orphans, each with the revision that last applied it."""
+        doomed = self._requested_orphans(environment, target, requested)
+        if not requested:
+            return self._components(target.repository, environment, None), doomed
+        wanted = [name for name in requested if name not in doomed]
+        chosen = self._components(target.repository, environment, wanted) if wanted else []
+        return chosen, doomed
+
+    def _members(
+        self, target: Revisioned, environment: str, requested: Sequence[str] | None
+    ) -> list[ComponentEntry]:
+        """What an apply of `requested` (default: everything) runs: the environment's
+        components, less the orphans it names (those it prunes, see `_check_prunable`)."""
+        if not requested:
+            return self._components(target.repository, environment, None)
+        orphaned = set(self.orphan_names(environment, target))
+        wanted = [name for name in requested if name not in orphaned]
+        return self._components(target.repository, environment, wanted) if wanted else []
+
+    def _check_prunable(
+        self, target: Revisioned, environment: str, requested: Sequence[str] | None
+    ) -> None:
+        """An apply prunes every orphan (or those it names) where the environment prunes, each
+        with the revision that last applied it: one that cannot be loaded refuses the run. An
+        orphan named where it does not prune is refused: `destroy` is the way."""
+        pruning = target.repository.environments[environment].manifest.spec.prune
+        if pruning:
+            self._requested_orphans(environment, target, requested)
+            return
+        named = sorted(set(requested or ()) & set(self.orphan_names(environment, target)))
+        if named:
+            raise RunRefusedError(
+                f"{', '.join(named)}: orphaned, and {environment} does not prune (prune: false); "
+                f"destroy with `gitopsd destroy --env {environment} --components "
+                f"{','.join(named)}`"
+            )
+
+    def _requested_orphans(
+        self, environment: str, target: Revisioned, requested: Sequence[str] | None
+    ) -> dict[str, Orphan]:
+        """The orphans among the components a destroy names (all of them when none named)."""
+        found = {o.component.manifest.name: o for o in self._orphans(environment, target)}
+        return {n: o for n, o in found.items() if not requested or n in requested}
+
+    def _new_run(
+        self,
+        environment: str,
+        action: RunAction,
+        revision: str,
+        components: Sequence[str] | None,
+        *,
+        run_id: str | None,
+        **fields: Any,
+    ) -> Run:
+        state = self.store.get_environment(environment)
+        run = Run(
+            id=run_id or new_run_id(self.clock),
+            environment=environment,
+            revision=revision,
+            action=action,
+            components=list(components) if components else None,
+            previous_revision=state.revision if state else None,
+            created_at=self.clock.now(),
+            **fields,
+        )
+        self.store.save_run(run)
+        return run
+
+    @contextlib.contextmanager
+    def lease(self, environment: str) -> Iterator[threading.Event]:
+        """Hold the environment's lease; the event is set if it is ever lost. Drivers a dead
+        holder left running for it are ended first (`orphan_drivers`)."""
+        lost = threading.Event()
+        with leases.held(
+            self.store,
+            environment,
+            holder=self.holder,
+            clock=self.clock,
+            lost=lost,
+            deposed=self.deposed,
+        ):
+            orphan_drivers.end_orphans(
+                self.store, environment, clock=self.clock, grace=self.kill_grace
+            )
+            yield lost
+
+    def _services(self, cancel: threading.Event) -> Services:
+        return Services(
+            store=self.store,
+            drivers=self.drivers,
+            clock=self.clock,
+            state_root=self.state_root,
+            cancel=cancel,
+            interrupted=self.interrupted,
+            draining=self.draining,
+            digest=self.digest,
+        )
+
+    def _components(
+        self, repository: Repository, environment: str, requested: Sequence[str] | None
+    ) -> list[ComponentEntry]:
+        """The environment's components in apply order, or the requested ones among them."""
+        if environment not in repository.environments:
+            known = ", ".join(sorted(repository.environments)) or "none"
+            raise RunRefusedError(f"unknown environment {environment!r} (environments: {known})")
+        ordered = selection.select(repository, environment).components
+        if not requested:
+            return ordered
+        names = {c.manifest.name for c in ordered}
+        unknown = [name for name in requested if name not in names]
+        if unknown:
+            raise RunRefusedError(
+                f"not components of {environment}: {', '.join(unknown)} "
+                f"(it has {', '.join(sorted(names))})"
+            )
+        return [c for c in ordered if c.manifest.name in requested]
+
+    def _check_dependencies_applied(self, environment: str, chosen: list[ComponentEntry]) -> None:
+        """A partial run builds on what is there: its outside dependencies must be applied."""
+        inside = {c.manifest.name for c in chosen}
+        for component in chosen:
+            for dependency in component.manifest.spec.depends_on:
+                if dependency in inside:
+                    continue
+                state = self.store.get_component(environment, dependency)
+                if state is None or state.status is not ComponentStatus.APPLIED:
+                    raise RunRefusedError(
+                        f"{component.manifest.name} depends on {dependency}, which was never "
+                        f"applied in {environment}; apply {dependency} first or include it"
+                    )
+
+    def _check_nothing_depends_on(
+        self, environment: str, chosen: list[ComponentEntry], repository: Repository
+    ) -> None:
+        """Destroying part of an environment must not pull the floor from under the rest."""
+        going = {c.manifest.name for c in chosen}
+        for state in self.store.list_components(environment):
+            entry = repository.components.get(state.name)
+            if state.name in going or entry is None:
+                continue
+            below = going.intersection(entry.manifest.spec.depends_on)
+            if below:
+                raise RunRefusedError(
+                    f"{state.name} depends on {', '.join(sorted(below))} and is not being "
+                    f"destroyed; destroy {state.name} too, or first"
+                )
+
+
+def new_run_id(clock: Clock) -> str:
+    """Sortable by time, unique by a random suffix: 20261125T071530-3f2a9c."""
+    return f"{clock.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"

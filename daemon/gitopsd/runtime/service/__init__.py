@@ -1,0 +1,1 @@
+"""The long-running daemon: intake, queues and workers, reconciling heads, leadership, pruning."""

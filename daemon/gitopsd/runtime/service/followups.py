@@ -1,0 +1,122 @@
+"""Work the daemon asks of itself: promotions, scheduled drift checks, and looking again.
+
+Pipeline: scheduler -> **follow-ups** -> queue. Besides git and the API, three things put
+requests on the environments' queues, all through the scheduler (so tests drive them with an
+injected clock):
+- promotions of `auto` environments: when their upstream verifies a revision, and on a beat
+  (which also notices approvals given on the command line);
+- each environment's `drift.schedule`, registered again when the manifests change it;
+- a request to repeat at a moment: a soak ending, a window opening, a lease another process
+  holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from gitopsd.adapters.scheduling import Jobs
+from gitopsd.engine.loading import EnvironmentEntry, Repository
+from gitopsd.engine.ports import Clock
+from gitopsd.engine.queueing import Priority, Request
+from gitopsd.runtime.runs.workspace import new_run_id
+
+BEAT = 15.0  # seconds between looks at every auto-promoted environment and drift schedule
+BUSY_RETRY = 5.0  # seconds before retrying a request whose environment another process holds
+
+
+class FollowUps:
+    def __init__(
+        self,
+        *,
+        jobs: Jobs,
+        clock: Clock,
+        submit: Callable[[Request], None],
+        repository: Callable[[], Repository | None],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self._jobs = jobs
+        self._clock = clock
+        self._submit = submit
+        self._repository = repository
+        self._stopping = stopping
+        self._drift_schedules: dict[str, str] = {}
+
+    def start(self) -> None:
+        self.beat()
+        self._jobs.every("beat", BEAT, self.beat)
+
+    def beat(self) -> None:
+        """Promotions that may have become due; drift schedules that changed."""
+        self.promote_auto()
+        self.schedule_drift_checks()
+
+    def promote_auto(self) -> None:
+        for name, entry in self._environments():
+            if entry.manifest.upstream is not None and entry.manifest.spec.promotion.auto:
+                self._submit(self.promotion(name))
+
+    def promote_followers(self, upstream: str) -> None:
+        """`upstream` verified a revision: ask each environment auto-promoted from it."""
+        for name, entry in self._environments():
+            if entry.manifest.upstream == upstream and entry.manifest.spec.promotion.auto:
+                self._submit(self.promotion(name))
+
+    def schedule_drift_checks(self) -> None:
+        """Each environment's `drift.schedule` as a cron job (again when it changes)."""
+        for name, entry in self._environments():
+            schedule = entry.manifest.spec.drift.schedule
+            if schedule is None or self._drift_schedules.get(name) == schedule:
+                continue
+            self._drift_schedules[name] = schedule
+            self._jobs.cron(f"drift-{name}", schedule, self._when_running(self._drift_job(name)))
+
+    def promotion(self, environment: str) -> Request:
+        return self._request(environment, Priority.COMMIT, "promote", trigger="promotion")
+
+    def drift_check(self, environment: str, *, priority: Priority, actor: str) -> Request:
+        trigger = "schedule" if priority is Priority.SCHEDULED else "api"
+        return self._request(environment, priority, "drift", trigger=trigger, actor=actor)
+
+    def later(self, when: datetime, request: Request) -> None:
+        """Submit `request` at `when`; one pending look per environment and action."""
+        name = f"later-{request.environment}-{request.action}"
+        self._jobs.at(name, when, self._when_running(lambda: self._submit(request)))
+
+    def retry_at(self, when: datetime, request: Request) -> None:
+        """Submit `request` again at `when` (a transient fault, a busy lease): its own job,
+        so a retry never replaces another request's look-again."""
+        name = f"retry-{request.id}"
+        self._jobs.at(name, when, self._when_running(lambda: self._submit(request)))
+
+    def _drift_job(self, environment: str) -> Callable[[], None]:
+        def enqueue() -> None:
+            self._submit(
+                self.drift_check(environment, priority=Priority.SCHEDULED, actor="schedule")
+            )
+
+        return enqueue
+
+    def _request(
+        self, environment: str, priority: Priority, action: str, *, trigger: str,
+        actor: str = "gitopsd",
+    ) -> Request:  # fmt: skip
+        return Request(
+            id=new_run_id(self._clock),
+            environment=environment,
+            priority=priority,
+            action=action,
+            trigger=trigger,
+            actor=actor,
+        )
+
+    def _environments(self) -> list[tuple[str, EnvironmentEntry]]:
+        repository = self._repository()
+        return list(repository.environments.items()) if repository else []
+
+    def _when_running(self, job: Callable[[], None]) -> Callable[[], None]:
+        def guarded() -> None:
+            if not self._stopping():
+                job()
+
+        return guarded

@@ -1,0 +1,232 @@
+"""The worker's side of the daemon: what happens to one request when its turn comes.
+
+Pipeline: queue -> worker -> **handle** -> run -> report. Each environment's worker hands its
+requests here one at a time. A request is marked running in its record, admitted again (the
+state may have changed since it was asked for), and then started through the workspace: a
+resume, a saved plan, a promotion, a drift check, or a plan, apply or destroy. What comes of
+it is written to its record: done with its runs, waiting (with when to look again), retrying
+after a transient fault (with backoff), or refused with the reason; and the run's metrics and
+the follow-ups it calls for (promoting its followers) are recorded. The daemon
+(runtime.service.daemon) wires this to the queues and answers the API; nothing here knows
+the API exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from gitopsd.adapters import faults
+from gitopsd.adapters.metrics import Metrics
+from gitopsd.engine.queueing import Priority, Request
+from gitopsd.errors import GitopsdError
+from gitopsd.model.state import Run, RunStatus
+from gitopsd.runtime import logs
+from gitopsd.runtime.control import RequestRefusedError
+from gitopsd.runtime.drift import drift_reports, drifting
+from gitopsd.runtime.promotion import admission, promoting, saved_plans
+from gitopsd.runtime.runs.leases import BusyError
+from gitopsd.runtime.runs.workspace import Workspace
+from gitopsd.runtime.service.followups import BUSY_RETRY, FollowUps
+from gitopsd.runtime.service.intake import Intake
+from gitopsd.runtime.service.reconciling import Reconciler
+
+log = logging.getLogger(__name__)
+AUTOMATIC = frozenset({"commit", "promotion", "schedule"})  # triggers suspension holds
+
+
+def admit(workspace: Workspace, request: Request, *, record: bool = True) -> admission.Decision:
+    """The admission of `request` (runtime.promotion.admission): READY with the revision to
+    run, a wait with its reason and `look_again_at`, NOTHING or REFUSED with the reason.
+    Commits, auto promotions and scheduled checks are automatic: suspension holds them."""
+    return admission.admit(
+        workspace,
+        request.environment,
+        action=request.action,
+        revision=request.revision,
+        actor=request.actor,
+        automatic=request.trigger in AUTOMATIC,
+        record=record,
+    )
+
+
+class Handling:
+    """Handles one request at a time for the daemon's workers (see the module doc)."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        intake: Intake,
+        reconciler: Reconciler,
+        followups: FollowUps,
+        recorder: Metrics,
+        monotonic: Callable[[], float],
+        count_failure: Callable[[], None],
+        wake_outbox: Callable[[], None],
+    ) -> None:
+        self.workspace = workspace
+        self.intake = intake
+        self.reconciler = reconciler
+        self.followups = followups
+        self.recorder = recorder
+        self._monotonic = monotonic
+        self._count_failure = count_failure
+        self._wake_outbox = wake_outbox
+
+    def handle(self, request: Request) -> None:
+        """Take `request` through its record: running, then done with its runs, or
+        waiting, retrying or refused (the worker of its environment calls this)."""
+        with logs.run_context(environment=request.environment, run_id=request.id):
+            if not self.intake.running(request):
+                return  # superseded while it was queued
+            runs = self._attempt(request)
+        if runs is None:
+            return
+        self.intake.finished(request, runs)
+        for run in runs:
+            self._finished(run)
+        self._wake_outbox()
+
+    def _attempt(self, request: Request) -> list[Run] | None:
+        """The request's runs; None when it is retried later or was refused."""
+        try:
+            return self._execute(request)
+        except BusyError as error:
+            log.warning("%s; trying again in %.0fs", error, BUSY_RETRY)
+            self._retry(request, error, delay=BUSY_RETRY)
+        except Exception as error:
+            if faults.is_transient(error):
+                self._retry(request, error)
+            elif isinstance(error, GitopsdError):
+                self._refuse(request, error)
+            else:
+                self.intake.failed(request, error)
+                raise
+        return None
+
+    def _retry(self, request: Request, error: Exception, *, delay: float | None = None) -> None:
+        """A transient fault: the request stays visible as retrying, and comes back later."""
+        when = self.intake.retrying(request, error, delay=delay)
+        log.warning("%s of %s meets %s; trying again at %s", request.action,
+                    request.environment, faults.describe(error), f"{when:%H:%M:%S}")  # fmt: skip
+        self.followups.retry_at(when, request)
+
+    def _refuse(self, request: Request, error: GitopsdError) -> None:
+        self._count_failure()
+        log.error("%s refused: %s", request.action, error)
+        self.intake.refused(request, error)
+        self.reconciler.event(
+            request.environment, "request.refused", str(error), request=request.id
+        )
+
+    def _execute(self, request: Request) -> list[Run]:
+        workspace, environment = self.workspace, request.environment
+        if request.action == "resume":
+            return workspace.resume_unfinished(environment)
+        if request.plan is not None:
+            return self._apply_plan(request, request.plan)
+        if request.action == "promote":
+            return self._promote(request)
+        if request.action == "drift":
+            return self._check_drift(request)
+        if request.priority is Priority.COMMIT and self.reconciler.is_at(
+            environment, request.revision
+        ):
+            return []  # a resumed run got there first
+        admitted = admit(self.workspace, request)
+        if admitted.wait is not admission.Wait.READY:
+            self._not_ready(admitted, request)
+            return []
+        if request.priority is Priority.COMMIT:
+            waited = self._monotonic() - request.seen_at
+            self.recorder.commit_to_apply.labels(environment).observe(waited)
+        return [self._run(request, admitted)]
+
+    def _apply_plan(self, request: Request, plan_id: str) -> list[Run]:
+        """A saved plan's request, admitted like any apply (it carries the plan's revision):
+        a wait leaves it waiting; its staleness is checked again under the lease."""
+        admitted = admit(self.workspace, request)
+        if admitted.wait is not admission.Wait.READY:
+            self._not_ready(admitted, request)
+            return []
+        plan = saved_plans.load(self.workspace, request.environment, plan_id)
+        run = saved_plans.apply(
+            self.workspace,
+            plan,
+            trigger=request.trigger,
+            actor=request.actor,
+            forced=admitted.forced,
+            run_id=request.id,
+        )
+        return [run] if run is not None else []
+
+    def _run(self, request: Request, admitted: admission.Decision) -> Run:
+        workspace, environment = self.workspace, request.environment
+        options: dict[str, Any] = {
+            "components": request.components,
+            "trigger": request.trigger,
+            "actor": request.actor,
+            "run_id": request.id,
+        }
+        if request.action == "plan":
+            return workspace.plan(environment, revision=admitted.revision, **options)[0]
+        if request.action == "destroy":
+            return workspace.destroy(environment, **options)
+        return workspace.apply(
+            environment, revision=admitted.revision, forced=admitted.forced, **options
+        )
+
+    def _not_ready(self, decision: admission.Decision, request: Request) -> None:
+        """A refusal is the request's end (recorded by `handle`); a wait asks again when
+        it can end (a window opening, a soak ending; approvals submit a promotion)."""
+        if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
+            raise RequestRefusedError(decision.reason, conflict=True)
+        log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
+        self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
+        if decision.look_again_at is not None:
+            self.followups.later(decision.look_again_at, request)
+
+    def _promote(self, request: Request) -> list[Run]:
+        environment = request.environment
+        decision, run = promoting.promote(
+            self.workspace,
+            environment,
+            actor=request.actor,
+            automatic=request.trigger in AUTOMATIC,
+            run_id=request.id,
+        )
+        log.debug("promotion of %s: %s", environment, decision.reason)
+        if decision.superseded:
+            self.recorder.promotions.labels(environment, "superseded").inc()
+        if run is not None:
+            result = "promoted" if run.status is RunStatus.SUCCEEDED else "failed"
+            self.recorder.promotions.labels(environment, result).inc()
+        if decision.look_again_at is not None:
+            self.followups.later(decision.look_again_at, self.followups.promotion(environment))
+        return [run] if run is not None else []
+
+    def _check_drift(self, request: Request) -> list[Run]:
+        environment = request.environment
+        repository = self.reconciler.repository
+        entry = repository.environments.get(environment) if repository else None
+        remediate = bool(entry and entry.manifest.spec.drift.remediate)
+        report = drifting.check_and_remediate(
+            self.workspace,
+            environment,
+            remediate=remediate,
+            actor=request.actor,
+            automatic=request.trigger in AUTOMATIC,
+        )
+        self.recorder.drift_checks.labels(environment, report.result.value).inc()
+        drift_reports.write(self.workspace.data_dir / "reports", report)
+        log.info("%s", drift_reports.one_line(report))
+        return [report.remediation] if report.remediation else []
+
+    def _finished(self, run: Run) -> None:
+        if run.status is not RunStatus.SUCCEEDED:
+            self._count_failure()
+        self.recorder.run_finished(run, self.workspace.store.list_steps(run.id))
+        if run.status is RunStatus.SUCCEEDED and run.action.value == "apply":
+            self.followups.promote_followers(run.environment)

@@ -1,0 +1,129 @@
+"""Pages of the API's lists: runs, a run's steps and events, each read with a cursor.
+
+A cursor is where the previous page ended, handed out opaque (base64url of a small JSON
+value) so that clients pass it back as is and the positions can change shape later:
+- runs: the last run's creation time and id (the store's keyset; a run that starts between
+  two pages lands before the first one and shifts nothing); `[]` is "the runs from the top,
+  without the requests not started yet", which only the first page lists;
+- steps: the last step's index; events: the last event's id.
+A cursor that does not decode is the request's fault (RequestRefusedError, HTTP 422).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import Request, Run
+from gitopsd.runtime.control import RequestRefusedError
+from gitopsd.runtime.records import reports
+
+TOP = "W10"  # base64url of `[]`: the runs from the newest, without the requests
+
+
+def encode(value: Any) -> str:
+    text = json.dumps(value, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(text).decode().rstrip("=")
+
+
+def decode(cursor: str, name: str) -> Any:
+    """The value inside `cursor`; RequestRefusedError naming the parameter if it is not one."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error):
+        raise RequestRefusedError(f"{name}: not a cursor this API handed out") from None
+
+
+def after_run(run: Run) -> str:
+    return encode([run.created_at.isoformat(), run.id])
+
+
+def run_position(cursor: str) -> tuple[datetime, str] | None:
+    """The (created_at, id) a runs cursor names; None for `TOP`."""
+    value = decode(cursor, "cursor")
+    if value == []:
+        return None
+    try:
+        created, run_id = value
+        moment = datetime.fromisoformat(created)
+    except (TypeError, ValueError):
+        raise RequestRefusedError("cursor: not a cursor this API handed out") from None
+    if moment.utcoffset() is None or not isinstance(run_id, str):
+        raise RequestRefusedError("cursor: not a cursor this API handed out")
+    return moment, run_id
+
+
+def number(cursor: str, name: str) -> int:
+    """The step index or event id a cursor names."""
+    value = decode(cursor, name)
+    if not isinstance(value, int) or isinstance(value, bool) or not _fits_int64(value):
+        raise RequestRefusedError(f"{name}: not a cursor this API handed out")
+    return value
+
+
+def _fits_int64(value: int) -> bool:
+    """Whether the store can bind `value` (SQLite and PostgreSQL integers are 64-bit): a
+    forged cursor's huge number would otherwise fail in the query, a 500."""
+    return -(2**63) <= value < 2**63
+
+
+def runs_page(
+    store: StateStore,
+    waiting: Sequence[Request],
+    environment: str | None,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """`{"runs": [...], "next_cursor": ...}`: on the first page the requests not started yet
+    (`waiting`), then run summaries (no steps), newest first; the store reads one more run
+    than it shows, to know whether another page follows."""
+    before = run_position(cursor) if cursor is not None else None
+    stored = store.list_runs(environment, limit=limit + 1, before=before)
+    known = {run.id for run in stored}
+    requests = [] if cursor is not None else [r for r in waiting if r.id not in known]
+    shown = [_request_summary(r) for r in requests[:limit]]
+    runs = stored[: limit - len(shown)]
+    shown += [reports.run_summary(run) for run in runs]
+    more = len(stored) > len(runs)
+    following = (after_run(runs[-1]) if runs else TOP) if more else None
+    return {"runs": shown, "next_cursor": following}
+
+
+def _request_summary(request: Request) -> dict[str, Any]:
+    """A request as run lists show it: like a run summary, without steps."""
+    report = reports.request_report(request)
+    del report["steps"]
+    return report
+
+
+def run_report(
+    store: StateStore, run: Run, *, steps_limit: int, steps_cursor: str | None
+) -> dict[str, Any]:
+    """The run with a page of its steps (output included) and `next_steps_cursor`."""
+    after = number(steps_cursor, "steps_cursor") if steps_cursor is not None else None
+    steps = store.list_steps(run.id, after=after, limit=steps_limit + 1)
+    report = reports.run_report(run, steps[:steps_limit])
+    more = len(steps) > steps_limit
+    report["next_steps_cursor"] = encode(steps[steps_limit - 1].index) if more else None
+    return report
+
+
+def events_page(
+    store: StateStore, environment: str | None, *, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """`{"events": [...], "next_cursor": ...}`, newest first."""
+    before = number(cursor, "cursor") if cursor is not None else None
+    found = store.list_events(environment, limit=limit + 1, before=before)
+    shown = found[:limit]
+    more = len(found) > limit
+    return {
+        "events": [reports.event_report(event) for event in shown],
+        "next_cursor": encode(shown[-1].id) if more else None,
+    }

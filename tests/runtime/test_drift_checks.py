@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import BusyError
 from gitopsd.model.state import DriftStatus, RunStatus
 from gitopsd.runtime import drift_reports, drifting
-from gitopsd.runtime.leases import BusyError
 from gitopsd.runtime.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World

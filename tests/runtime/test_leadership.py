@@ -16,8 +16,9 @@ from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.memory_store import MemoryStore
 from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.engine.ports import FencedError, Term
+from gitopsd.errors import BusyError, StandbyError
 from gitopsd.runtime import leases
-from gitopsd.runtime.control import Identity, StandbyError
+from gitopsd.runtime.control import Identity
 from gitopsd.runtime.leadership import SoleElection, Terms
 from gitopsd.runtime.workspace import Workspace
 from tests.daemon.harness import metric
@@ -264,7 +265,7 @@ def test_a_new_leader_takes_over_the_deposed_leaders_lease_at_once() -> None:
     store, clock = MemoryStore(), SystemClock()
     assert store.acquire_lease("dev", "old:2:bbb", now=clock.now(), ttl=30)
     with (
-        pytest.raises(leases.BusyError),
+        pytest.raises(BusyError),
         leases.held(store, "dev", holder="me:1:aaa", clock=clock, lost=threading.Event()),
     ):
         pass

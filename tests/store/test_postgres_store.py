@@ -15,8 +15,8 @@ import pytest
 
 from gitopsd.adapters import migrations
 from gitopsd.adapters.postgres_store import LEADERSHIP_ROW, PostgresStore, redacted
-from gitopsd.adapters.sqlite_store import StoreError
 from gitopsd.engine.ports import FencedError, StateStore
+from gitopsd.errors import StoreError
 from gitopsd.model.state import RunStatus
 from gitopsd.runtime import stores
 from tests.postgres import PostgresServer, free_port

@@ -32,9 +32,9 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from gitopsd.adapters import faults, history_sql, migrations
-from gitopsd.adapters.sqlite_store import StoreError
+from gitopsd.adapters import history_sql, migrations
 from gitopsd.engine.ports import FencedError
+from gitopsd.errors import StoreError, StoreUnavailableError
 from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
@@ -51,11 +51,6 @@ from gitopsd.model.state import (
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 Connection = psycopg.Connection[tuple[Any, ...]]
-
-
-class StoreUnavailableError(StoreError, faults.TransientError):
-    """The server did not answer, or the connection broke beyond the one retry: a fault that
-    passes (a restart, a failover), worth trying again later."""
 
 
 LOCK_SPACE = 0x6769746F  # "gito": the first key of every advisory lock gitopsd takes

@@ -20,8 +20,9 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from gitopsd.adapters.encryption import EncryptionKeyError, Sealer, is_sealed
+from gitopsd.adapters.encryption import Sealer, is_sealed
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import EncryptionKeyError
 from gitopsd.model.state import ComponentState, Step
 
 

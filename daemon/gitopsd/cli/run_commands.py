@@ -27,7 +27,6 @@ from gitopsd.cli.context import (
 from gitopsd.cli.stopping import stopping
 from gitopsd.model.state import Run, RunStatus, SavedPlan, Step
 from gitopsd.runtime import cancelling, reports
-from gitopsd.runtime.control import RequestRefusedError
 
 if TYPE_CHECKING:
     from gitopsd.engine.ports import StateStore
@@ -298,11 +297,7 @@ def _older_runs(
 def cancel(context: Context, run_id: str) -> None:
     """Stop a run: its drivers get SIGTERM (then SIGKILL), no further step starts."""
     with context.store() as store:
-        try:
-            run = cancelling.cancel_run(store, run_id, actor="local", clock=SystemClock())
-        except RequestRefusedError as refused:
-            fail(str(refused), as_json=context.as_json)
-            return
+        run = cancelling.cancel_run(store, run_id, actor="local", clock=SystemClock())
     if run is None:
         fail(f"no run {run_id!r}", as_json=context.as_json)
         return

@@ -29,12 +29,12 @@ from typing import Any
 
 from gitopsd import __version__
 from gitopsd.adapters import data_folder
-from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.adapters.scheduling import Jobs
 from gitopsd.engine import selection
 from gitopsd.engine.approving import Person
 from gitopsd.engine.queueing import Priority, Request
+from gitopsd.errors import ConflictError, DataFolderError, GitSourceError, InvalidRequestError
 from gitopsd.model.state import (
     ComponentState,
     EnvironmentState,
@@ -50,18 +50,14 @@ from gitopsd.runtime import (
     saved_plans,
     suspending,
 )
-from gitopsd.runtime.control import (
-    Identity,
-    RequestRefusedError,
-    UnknownEnvironmentError,
-)
+from gitopsd.runtime.control import Identity, UnknownEnvironmentError
 from gitopsd.runtime.followups import FollowUps
 from gitopsd.runtime.heads import HeadWatch
 from gitopsd.runtime.intake import Intake
 from gitopsd.runtime.reconciling import Reconciler
 from gitopsd.runtime.retention import Policy, Retention
 from gitopsd.runtime.workers import EnvironmentWorker
-from gitopsd.runtime.workspace import RunRefusedError, Workspace, new_run_id
+from gitopsd.runtime.workspace import Workspace, new_run_id
 
 log = logging.getLogger(__name__)
 RUN_ACTIONS = ("plan", "apply", "destroy")
@@ -195,7 +191,7 @@ class Daemon:
         """Every way work arrives: record it, then queue it (see `Intake`)."""
         with self._lock:
             if self._stopping:
-                raise RequestRefusedError("gitopsd is shutting down", conflict=True)
+                raise ConflictError("gitopsd is shutting down")
         self.intake.accept(request)
 
     def _new_intake(self) -> Intake:
@@ -235,7 +231,7 @@ class Daemon:
     def _worker(self, environment: str) -> EnvironmentWorker:
         with self._lock:
             if self._stopping:
-                raise RequestRefusedError("gitopsd is shutting down", conflict=True)
+                raise ConflictError("gitopsd is shutting down")
             worker = self._workers.get(environment)
             if worker is None:
                 worker = EnvironmentWorker(environment, self.handling.handle)
@@ -263,7 +259,7 @@ class Daemon:
             return False, f"the state store does not answer: {error}"
         try:  # a full or read-only data folder fails every run
             data_folder.probe(self.workspace.data_dir)
-        except data_folder.DataFolderError as error:
+        except DataFolderError as error:
             return False, str(error)
         if self.intake.problem is not None:
             return False, f"the state store does not take writes: {self.intake.problem}"
@@ -341,7 +337,7 @@ class Daemon:
     ) -> str:
         self._check_environment(environment)
         if action not in RUN_ACTIONS:
-            raise RequestRefusedError(f"action must be one of {', '.join(RUN_ACTIONS)}")
+            raise InvalidRequestError(f"action must be one of {', '.join(RUN_ACTIONS)}")
         self._check_components(environment, components)
         resolved = self._resolve(revision) if revision else None
         request = Request(
@@ -385,30 +381,21 @@ class Daemon:
         """Admission when the request is made, so the API can answer it: refused (or
         nothing to apply) is a 409 with the reason; a wait is queued, and the worker admits
         it again, recording the wait, when it takes it."""
-        try:
-            decision = handling.admit(self.workspace, request, record=False)
-        except RunRefusedError as refused:
-            raise RequestRefusedError(str(refused), conflict=True) from None
+        decision = handling.admit(self.workspace, request, record=False)  # or RunRefusedError
         if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
-            raise RequestRefusedError(decision.reason, conflict=True)
+            raise ConflictError(decision.reason)
         return decision
 
     def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:
         self._check_environment(environment)
-        try:
-            suspension = suspending.suspend(
-                self.workspace, environment, reason=reason, actor=identity.name
-            )
-        except suspending.SuspensionRefusedError as refused:
-            raise RequestRefusedError(str(refused), conflict=True) from None
+        suspension = suspending.suspend(
+            self.workspace, environment, reason=reason, actor=identity.name
+        )
         return {"environment": environment, **suspension.model_dump(mode="json")}
 
     def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
         self._check_environment(environment)
-        try:
-            ended = suspending.resume(self.workspace, environment, actor=identity.name)
-        except suspending.SuspensionRefusedError as refused:
-            raise RequestRefusedError(str(refused), conflict=True) from None
+        ended = suspending.resume(self.workspace, environment, actor=identity.name)
         self._ask_candidate(environment)
         return {"environment": environment, "resumed": ended.model_dump(mode="json")}
 
@@ -438,12 +425,9 @@ class Daemon:
     ) -> dict[str, Any]:
         self._check_environment(environment)
         approver = Person(identity.name, identity.email)
-        try:
-            record, missing = promoting.approve(
-                self.workspace, environment, revision=revision, approver=approver
-            )
-        except promoting.ApprovalRefusedError as refused:
-            raise RequestRefusedError(str(refused), conflict=refused.conflict) from None
+        record, missing = promoting.approve(
+            self.workspace, environment, revision=revision, approver=approver
+        )
         if not missing:
             self._submit(self.followups.promotion(environment))
         return {**record.model_dump(mode="json"), "missing": missing}
@@ -475,7 +459,7 @@ class Daemon:
         names = {c.manifest.name for c in selection.select(repository, environment).components}
         unknown = sorted(set(components) - names)
         if unknown:
-            raise RequestRefusedError(
+            raise InvalidRequestError(
                 f"not components of {environment}: {', '.join(unknown)} "
                 f"(it has {', '.join(sorted(names))})"
             )
@@ -484,7 +468,7 @@ class Daemon:
         try:
             return self.workspace.source.resolve(revision)
         except GitSourceError as error:
-            raise RequestRefusedError(str(error)) from None
+            raise InvalidRequestError(str(error)) from None
 
     def _snapshot(self) -> Iterator[tuple[EnvironmentState, list[ComponentState]]]:
         store = self.workspace.store

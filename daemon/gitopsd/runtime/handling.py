@@ -19,13 +19,11 @@ from typing import Any
 from gitopsd.adapters import faults
 from gitopsd.adapters.metrics import Metrics
 from gitopsd.engine.queueing import Priority, Request
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import BusyError, ConflictError, GitopsdError
 from gitopsd.model.state import Run, RunStatus
 from gitopsd.runtime import admission, drift_reports, drifting, logs, promoting, saved_plans
-from gitopsd.runtime.control import RequestRefusedError
 from gitopsd.runtime.followups import BUSY_RETRY, FollowUps
 from gitopsd.runtime.intake import Intake
-from gitopsd.runtime.leases import BusyError
 from gitopsd.runtime.reconciling import Reconciler
 from gitopsd.runtime.workspace import Workspace
 
@@ -179,7 +177,7 @@ class Handling:
         """A refusal is the request's end (recorded by `handle`); a wait asks again when
         it can end (a window opening, a soak ending; approvals submit a promotion)."""
         if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
-            raise RequestRefusedError(decision.reason, conflict=True)
+            raise ConflictError(decision.reason)
         log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
         self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
         if decision.look_again_at is not None:

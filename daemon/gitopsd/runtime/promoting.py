@@ -14,21 +14,12 @@ from typing import NoReturn
 from gitopsd.engine import approving
 from gitopsd.engine.admitting import Decision, Wait
 from gitopsd.engine.ports import StateStore
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import ApprovalConflictError, ApproverRefusedError, RunRefusedError
 from gitopsd.model.state import ApprovalRecord, Run
 from gitopsd.runtime import admission, audit, promotion_records
-from gitopsd.runtime.workspace import RunRefusedError, Workspace
+from gitopsd.runtime.workspace import Workspace
 
-__all__ = ["ApprovalRefusedError", "Decision", "Wait", "approve", "promote", "roll_back"]
-
-
-class ApprovalRefusedError(GitopsdError):
-    """An approval not recorded, with the reason; `conflict` when the state is at fault
-    (nothing waits for approval, given already) rather than who approves (HTTP 409 / 403)."""
-
-    def __init__(self, message: str, *, conflict: bool = False) -> None:
-        super().__init__(message)
-        self.conflict = conflict
+__all__ = ["Decision", "Wait", "approve", "promote", "roll_back"]
 
 
 def promote(
@@ -96,7 +87,7 @@ def approve(
     workspace: Workspace, environment: str, *, revision: str | None, approver: approving.Person
 ) -> tuple[ApprovalRecord, int]:
     """Record `approver`'s approval of the pending (or given) revision; how many are still
-    missing. ApprovalRefusedError says why not."""
+    missing. An ApprovalRefusedError (gitopsd.errors) says why not."""
     entry = admission.entry(workspace, environment)
     revision = _approvable(workspace, environment, revision)
     policy = entry.manifest.spec.approvals
@@ -115,9 +106,7 @@ def approve(
         at=workspace.clock.now(),
     )
     if not workspace.store.add_approval(record):
-        raise ApprovalRefusedError(
-            f"{approver.name} has approved this revision already", conflict=True
-        )
+        raise ApprovalConflictError(f"{approver.name} has approved this revision already")
     missing = approving.missing(policy, admission.as_approvals([*given, record]))
     audit.record(
         workspace,
@@ -147,7 +136,8 @@ def _refuse(
         actor=approver.name,
         revision=revision,
     )
-    raise ApprovalRefusedError(refused.reason, conflict=refused.conflict)
+    kind = ApprovalConflictError if refused.conflict else ApproverRefusedError
+    raise kind(refused.reason)
 
 
 def _approvable(workspace: Workspace, environment: str, revision: str | None) -> str:
@@ -159,22 +149,19 @@ def _approvable(workspace: Workspace, environment: str, revision: str | None) ->
         if upstream is None or not any(
             h.revision == revision for h in promotion_records.holds(workspace.store, upstream)
         ):
-            raise ApprovalRefusedError(
+            raise ApprovalConflictError(
                 f"{revision[:12]} is not a candidate for {environment}: its upstream never "
-                "verified it",
-                conflict=True,
+                "verified it"
             )
         return revision
     pending = admission.admit(workspace, environment, action="promote", record=False)
     if pending.wait in (Wait.READY, Wait.WINDOW) and pending.revision is not None:
-        raise ApprovalRefusedError(
-            f"{environment} has every approval it needs for {pending.revision[:12]}",
-            conflict=True,
+        raise ApprovalConflictError(
+            f"{environment} has every approval it needs for {pending.revision[:12]}"
         )
     if pending.wait is not Wait.APPROVAL or pending.revision is None:
-        raise ApprovalRefusedError(
-            f"no promotion of {environment} is waiting for approval ({pending.reason})",
-            conflict=True,
+        raise ApprovalConflictError(
+            f"no promotion of {environment} is waiting for approval ({pending.reason})"
         )
     return pending.revision
 

@@ -184,6 +184,10 @@ class SqliteStore:
         finally:
             self._local.depth = depth
 
+    def fencing(self) -> None:
+        """None: a store of one process's own, nothing to fence (engine.ports.Fencing)."""
+        return None
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

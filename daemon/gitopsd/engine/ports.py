@@ -137,6 +137,25 @@ class FencedError(BaseException):
     current leader to resume."""
 
 
+OnFenced = Callable[[FencedError], None]
+
+
+class Fencing(Protocol):
+    """What a store shared by several daemons (PostgreSQL) offers their leadership: the
+    database they campaign in, and views of the store that refuse the writes of a leader once
+    another one is elected after it. A store of one process's own has none (`fencing()`)."""
+
+    @property
+    def url(self) -> str:
+        """The database the daemons sharing the store elect their leader in."""
+        ...
+
+    def fenced(self, epoch: int, *, on_fenced: OnFenced | None = None) -> StateStore:
+        """A view of the store whose writes succeed only while `epoch` leads (0: never);
+        `on_fenced` hears of each write refused, before its FencedError is raised."""
+        ...
+
+
 @dataclass(frozen=True)
 class Term:
     """One process's lead of the daemons sharing a store: its epoch, and who led before it
@@ -174,6 +193,11 @@ class StateStore(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
 
     def close(self) -> None: ...
+
+    def fencing(self) -> Fencing | None:
+        """How the store fences a deposed leader's writes; None for a store of one process's
+        own (SQLite, memory), where one process always leads."""
+        ...
 
     # environments
     def get_environment(self, name: str) -> EnvironmentState | None: ...

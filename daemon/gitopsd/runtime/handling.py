@@ -204,13 +204,10 @@ class Handling:
 
     def _check_drift(self, request: Request) -> list[Run]:
         environment = request.environment
-        repository = self.reconciler.repository
-        entry = repository.environments.get(environment) if repository else None
-        remediate = bool(entry and entry.manifest.spec.drift.remediate)
-        report = drifting.check_and_remediate(
+        report = drifting.check_now(
             self.workspace,
             environment,
-            remediate=remediate,
+            repository=self.reconciler.repository,
             actor=request.actor,
             automatic=request.trigger in AUTOMATIC,
         )

@@ -434,6 +434,7 @@ def _field_name(location: Sequence[str | int]) -> str:
 # --- middleware --------------------------------------------------------------------------------
 
 
+# not in gitopsd.errors: raised inside ASGI `receive`, where only HTTPExceptions are answered
 class BodyTooLargeError(HTTPException):
     """Raised while a body streams in; Starlette answers an HTTPException from `receive`."""
 

@@ -24,6 +24,7 @@ MAX_DIGITS = 100
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 
 
+# not in gitopsd.errors: private to `parse`, which turns both into a JsonLimitError
 class _NumberTooLongError(ValueError):
     pass
 

@@ -127,6 +127,7 @@ class Checkouts(Protocol):
     def path(self, revision: str) -> Path: ...
 
 
+# not in gitopsd.errors: a signal that another daemon leads, not an error (see the docstring)
 class FencedError(BaseException):
     """A write refused because the process making it no longer leads: since it was elected,
     another daemon sharing the store was elected after it (a newer epoch). Nothing of the

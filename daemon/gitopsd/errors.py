@@ -26,9 +26,10 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
         └── GitSourceError            the repository cannot be read
 
 Some classes only group one adapter's errors for callers that catch them all (StoreError,
-GitSourceError, GitHubError, ApprovalRefusedError, DeliveryError); their subclasses say the
-kind. An unknown revision is one of the repository's errors, which mostly pass, yet itself
-never passes: when a class is both kinds, the permanent kind wins (`is_temporary`).
+GitHubError, ApprovalRefusedError, DeliveryError); their subclasses say the kind. An unknown
+revision is one of the repository's errors (GitSourceError), which mostly pass, yet itself
+never passes: when a class is both kinds, the permanent kind wins (`is_temporary`), and it
+lists its permanent base first, so that the answer found first in its MRO is that one.
 
 Not here, on purpose: signals that are not errors (`engine.ports.FencedError`,
 `runtime.steps.Interrupted`, `runtime.outbox.Stopping`, `GitHubStoppedError`), the pure core's

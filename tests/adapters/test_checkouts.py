@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gitopsd.adapters.checkouts import CheckoutCache
-from gitopsd.adapters.gitrepo import GitSource, GitSourceError
+from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.errors import GitSourceError
 from tests.gitrepos import commit_files
 
 

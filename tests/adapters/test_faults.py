@@ -8,10 +8,14 @@ import sqlite3
 import pytest
 
 from gitopsd.adapters import faults
-from gitopsd.adapters.gitrepo import GitSourceError
-from gitopsd.adapters.postgres_store import StoreUnavailableError
-from gitopsd.adapters.sqlite_store import StoreBusyError, StoreError
-from gitopsd.runtime.control import RequestRefusedError
+from gitopsd.errors import (
+    GitSourceError,
+    InvalidRequestError,
+    StoreBusyError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownRevisionError,
+)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +43,8 @@ def test_faults_that_pass_are_transient(error: BaseException) -> None:
     "error",
     [
         StoreError("bad state URL 'mysql://x'"),
-        RequestRefusedError("action must be one of plan, apply, destroy"),
+        InvalidRequestError("action must be one of plan, apply, destroy"),
+        UnknownRevisionError("/repo: no commit named 'nope'"),
         sqlite3.OperationalError("no such table: requests"),
         OSError(errno.ENOENT, "No such file or directory"),
         ValueError("a bug"),

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from gitopsd.adapters import gitrepo
-from gitopsd.adapters.gitrepo import GitSource, GitSourceError, is_url
+from gitopsd.adapters.gitrepo import GitSource, is_url
 from gitopsd.engine.loading import is_manifest_path
+from gitopsd.errors import GitSourceError
 from tests.gitrepos import commit_files, git
 
 OPENED: list[GitSource] = []

@@ -6,14 +6,9 @@ import socket
 
 import pytest
 
-from gitopsd.adapters.github_api import (
-    GitHubClient,
-    GitHubRequestError,
-    GitHubStoppedError,
-    GitHubUnavailableError,
-    Stop,
-)
+from gitopsd.adapters.github_api import GitHubClient, GitHubStoppedError, Stop
 from gitopsd.engine.breaker import CircuitBreaker
+from gitopsd.errors import GitHubRequestError, GitHubUnavailableError
 from tests.github.fake_github import FakeGitHub
 from tests.github.fake_routes import answer, error
 from tests.github.fake_time import FakeTime

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitopsd.runtime.control import (
-    Control,
-    Identity,
-    RequestRefusedError,
-    StandbyError,
+from gitopsd.errors import (
+    ApprovalRefusedError,
+    ConflictError,
+    GitopsdError,
     UnknownEnvironmentError,
     UnknownPlanError,
 )
+from gitopsd.runtime.control import Control, Identity
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -59,8 +59,8 @@ class FakeControl:
         ]
         self.ready: tuple[bool, str] = (True, "")
         self.role: dict[str, Any] = {"role": "leader", "leader": "host:1:abc"}
-        self.refuse_run: RequestRefusedError | StandbyError | None = None
-        self.refuse_approval: RequestRefusedError | None = None
+        self.refuse_run: GitopsdError | None = None
+        self.refuse_approval: ApprovalRefusedError | None = None
         self.crash: Exception | None = None
         self.tracked_branch = branch
         self._next_id = 0
@@ -147,7 +147,7 @@ class FakeControl:
         if run is None:
             return None
         if run.get("status") in ("succeeded", "failed", "cancelled"):
-            raise RequestRefusedError(f"run {run_id} already {run['status']}", conflict=True)
+            raise ConflictError(f"run {run_id} already {run['status']}")
         return {"id": run_id, "cancel_requested": True}
 
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:

@@ -15,7 +15,12 @@ from starlette.applications import Starlette
 
 from gitopsd.api.app import create_app
 from gitopsd.api.auth import Tokens
-from gitopsd.runtime.control import RequestRefusedError
+from gitopsd.errors import (
+    ApprovalConflictError,
+    ApproverRefusedError,
+    ConflictError,
+    InvalidRequestError,
+)
 from tests.api.conftest import TEST_RULES, MakeClient, TestClient
 from tests.api.fake_control import FakeControl
 
@@ -135,21 +140,29 @@ def test_malformed_approval_is_422(client: TestClient, fake: FakeControl) -> Non
 # --- refusals ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("conflict", "status"), [(False, 422), (True, 409)])
+@pytest.mark.parametrize(("kind", "status"), [(InvalidRequestError, 422), (ConflictError, 409)])
 def test_refused_run_is_422_or_409_on_conflict(
-    client: TestClient, fake: FakeControl, conflict: bool, status: int
+    client: TestClient,
+    fake: FakeControl,
+    kind: type[InvalidRequestError | ConflictError],
+    status: int,
 ) -> None:
-    fake.refuse_run = RequestRefusedError("unknown component 'dns'", conflict=conflict)
+    fake.refuse_run = kind("unknown component 'dns'")
     response = client.post(RUNS, json={"action": "apply", "components": ["dns"]})
     assert response.status_code == status
     assert response.json() == {"error": "unknown component 'dns'"}
 
 
-@pytest.mark.parametrize(("conflict", "status"), [(False, 403), (True, 409)])
+@pytest.mark.parametrize(
+    ("kind", "status"), [(ApproverRefusedError, 403), (ApprovalConflictError, 409)]
+)
 def test_refused_approval_is_403_or_409_on_conflict(
-    client: TestClient, fake: FakeControl, conflict: bool, status: int
+    client: TestClient,
+    fake: FakeControl,
+    kind: type[ApproverRefusedError | ApprovalConflictError],
+    status: int,
 ) -> None:
-    fake.refuse_approval = RequestRefusedError("no promotion is pending", conflict=conflict)
+    fake.refuse_approval = kind("no promotion is pending")
     response = client.post(APPROVALS, json={"revision": "abc"})
     assert response.status_code == status
     assert response.json() == {"error": "no promotion is pending"}

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from gitopsd.runtime.control import Identity, RequestRefusedError, StandbyError
+from gitopsd.errors import StalePlanError, StandbyError
+from gitopsd.runtime.control import Identity
 from tests.api.conftest import TestClient
 from tests.api.fake_control import PROMETHEUS_TYPE, FakeControl
 
@@ -146,7 +147,7 @@ def test_a_saved_plan_that_changes_nothing_is_200_without_a_run(client: TestClie
 def test_an_unknown_plan_is_404_and_a_stale_one_409(client: TestClient, fake: FakeControl) -> None:
     unknown = client.post("/api/v1/environments/dev/runs", json={"action": "apply", "plan": "x"})
     assert (unknown.status_code, unknown.json()) == (404, {"error": "no saved plan 'x'"})
-    fake.refuse_run = RequestRefusedError("plan plan-1 is stale: ...", conflict=True)
+    fake.refuse_run = StalePlanError("plan plan-1 is stale: ...")
     stale = client.post("/api/v1/environments/dev/runs", json={"action": "apply", "plan": "plan-1"})
     assert (stale.status_code, stale.json()) == (409, {"error": "plan plan-1 is stale: ..."})
 

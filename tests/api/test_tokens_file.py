@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gitopsd.api.auth import (
-    ListenRefusedError,
-    Tokens,
-    TokensFileError,
-    check_listen_allowed,
-    hash_token,
-)
-from gitopsd.errors import GitopsdError
+from gitopsd.api.auth import Tokens, check_listen_allowed, hash_token
+from gitopsd.errors import GitopsdError, ListenRefusedError, TokensFileError
 from gitopsd.runtime.control import Identity
 
 ALICE = hash_token("alice-token")

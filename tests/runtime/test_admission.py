@@ -8,12 +8,12 @@ import pytest
 
 from gitopsd.engine.approving import Person
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import ApprovalRefusedError, RunRefusedError, SuspensionRefusedError
 from gitopsd.model.state import EnvironmentStatus, RunStatus
 from gitopsd.runtime.promotion import admission, promoting, suspending
 from gitopsd.runtime.promotion.admission import Wait
-from gitopsd.runtime.promotion.promoting import ApprovalRefusedError
 from gitopsd.runtime.records import reports
-from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.gitrepos import git
 from tests.runtime.test_promotion_flow import ShiftedClock, chain
 from tests.runtime.world import World
@@ -136,7 +136,7 @@ def test_suspension_holds_automatic_work_only_and_is_shown(
     assert workspace.apply("dev").status is RunStatus.SUCCEEDED
     state = store.get_environment("dev")
     assert state is not None and state.shown_status is EnvironmentStatus.SUSPENDED
-    with pytest.raises(suspending.SuspensionRefusedError, match="suspended already"):
+    with pytest.raises(SuspensionRefusedError, match="suspended already"):
         suspending.suspend(workspace, "dev", reason="", actor="bob")
     suspending.resume(workspace, "dev", actor="alice")
     assert admission.admit(workspace, "dev", automatic=True).wait is Wait.READY
@@ -144,7 +144,7 @@ def test_suspension_holds_automatic_work_only_and_is_shown(
     assert ("environment.suspended", "oncall") in events
     assert ("environment.resumed", "alice") in events
     assert ("request.held", "gitopsd") in events
-    with pytest.raises(suspending.SuspensionRefusedError, match="not suspended"):
+    with pytest.raises(SuspensionRefusedError, match="not suspended"):
         suspending.resume(workspace, "dev", actor="alice")
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import ComponentStatus, EnvironmentStatus, RunStatus, StepAction
-from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.world import World, component, environment
 
 NET = "components/net/component.yaml"

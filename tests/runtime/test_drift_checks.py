@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import BusyError
 from gitopsd.model.state import DriftStatus, RunStatus
 from gitopsd.runtime.drift import drift_reports, drifting
-from gitopsd.runtime.runs.leases import BusyError
 from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
-from tests.runtime.world import World
+from tests.runtime.world import World, environment
 
 CHECK = """
 import os, sys, time
@@ -147,6 +147,35 @@ def test_without_remediation_drift_is_only_reported(world: World, applied: Works
     report = drifting.check_and_remediate(applied, "dev", remediate=False)
     assert report.result is DriftStatus.DRIFTED and report.remediation is None
     assert len(world.calls()) == before
+
+
+def test_drift_found_and_repaired_still_counts_as_drift(world: World, applied: Workspace) -> None:
+    tamper(applied, "dns")
+    reports = drifting.check_environments(applied, ["dev"], remediate=True, actor="local")
+    assert [r.result for r in reports] == [DriftStatus.IN_SYNC]  # checked again after repair
+    assert drifting.outcome(reports) is DriftStatus.DRIFTED
+    again = drifting.check_environments(applied, None, remediate=False, actor="local")
+    assert [r.environment for r in again] == ["dev"]  # None: every environment at the head
+    assert drifting.outcome(again) is DriftStatus.IN_SYNC
+
+
+def test_an_environment_whose_manifest_says_remediate_is_repaired_unasked(
+    world: World, workspace: Workspace
+) -> None:
+    dev = environment("dev", variables={"size": 3}, drift={"remediate": True})
+    world.commit({**with_checks(), "environments/dev.yaml": dev})
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    tamper(workspace, "dns")
+    report = drifting.check_now(
+        workspace, "dev", repository=workspace.load_revision().repository, actor="gitopsd"
+    )
+    assert report.remediation is not None and [c.name for c in report.repaired] == ["dns"]
+
+
+def test_a_failed_check_makes_the_outcome_an_error(applied: Workspace) -> None:
+    (state_dir(applied, "net") / "broken").write_text("")
+    reports = drifting.check_environments(applied, ["dev"], remediate=False, actor="local")
+    assert drifting.outcome(reports) is DriftStatus.ERROR
 
 
 def test_an_environment_never_applied_has_nothing_to_check(workspace: Workspace) -> None:

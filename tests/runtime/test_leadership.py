@@ -16,7 +16,8 @@ from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.memory_store import MemoryStore
 from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.engine.ports import FencedError, Term
-from gitopsd.runtime.control import Identity, StandbyError
+from gitopsd.errors import BusyError, StandbyError
+from gitopsd.runtime.control import Identity
 from gitopsd.runtime.runs import leases
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service.leadership import SoleElection, Terms
@@ -84,13 +85,20 @@ class StandIn:
 
 @dataclass
 class FencedStore:
-    """A store whose `fenced(epoch)` views remember their epoch."""
+    """A shared store (engine.ports.Fencing) whose `fenced(epoch)` views remember their epoch
+    and whom to tell of a write refused."""
 
     epoch: int | None = None
-    on_fenced: Callable[[BaseException], None] | None = None
+    on_fenced: Callable[[FencedError], None] | None = None
+    url: str = "postgresql://db/gitopsd"
 
-    def fenced(self, epoch: int) -> FencedStore:
-        return FencedStore(epoch=epoch)
+    def fenced(
+        self, epoch: int, *, on_fenced: Callable[[FencedError], None] | None = None
+    ) -> FencedStore:
+        return FencedStore(epoch=epoch, on_fenced=on_fenced)
+
+    def fencing(self) -> FencedStore:
+        return self
 
 
 def lead_in_metrics(terms: Terms) -> tuple[float | None, float | None]:
@@ -125,7 +133,7 @@ def terms(world: World, made: list[StandIn]) -> Iterator[tuple[Terms, ScriptedEl
         workspace,
         election=election,
         make_daemon=make,
-        fence=base.fenced,
+        fencing=base,  # type: ignore[arg-type]
         poll=0.01,
         heartbeat=0.01,
     )
@@ -237,7 +245,7 @@ def test_after_a_failover_metrics_show_the_new_leader_and_the_old_one_standing_b
         election = ScriptedElection()
         election.holder = holder
         process = Terms(
-            workspace, election=election, make_daemon=make, fence=base.fenced, poll=0.01,
+            workspace, election=election, make_daemon=make, fencing=base, poll=0.01,  # type: ignore[arg-type]
             heartbeat=0.01,
         )  # fmt: skip
         process.start()
@@ -264,7 +272,7 @@ def test_a_new_leader_takes_over_the_deposed_leaders_lease_at_once() -> None:
     store, clock = MemoryStore(), SystemClock()
     assert store.acquire_lease("dev", "old:2:bbb", now=clock.now(), ttl=30)
     with (
-        pytest.raises(leases.BusyError),
+        pytest.raises(BusyError),
         leases.held(store, "dev", holder="me:1:aaa", clock=clock, lost=threading.Event()),
     ):
         pass

@@ -15,9 +15,10 @@ import pytest
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.process_groups import start_time
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import OrphanError
 from gitopsd.model.state import DriverProcess
 from gitopsd.runtime.runs import orphan_drivers
-from gitopsd.runtime.runs.orphan_drivers import OrphanError, end_orphans
+from gitopsd.runtime.runs.orphan_drivers import end_orphans
 from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World

@@ -9,9 +9,10 @@ import pytest
 
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import BusyError, RunRefusedError
 from gitopsd.model.state import EnvironmentStatus, Run, RunAction, RunStatus, StepStatus
 from gitopsd.runtime.runs import leases
-from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.adapters.test_checkouts import trees_in
 from tests.runtime.test_apply_runs import DNS, layered
 from tests.runtime.world import World, component, environment
@@ -115,7 +116,7 @@ def test_one_run_per_environment(world: World, workspace: Workspace, store: Stat
     world.commit(layered())
     other = "elsewhere:1:x"
     assert store.acquire_lease("dev", other, now=workspace.clock.now(), ttl=60)
-    with pytest.raises(leases.BusyError, match=r"^dev is busy \(pid 1, host elsewhere\)$"):
+    with pytest.raises(BusyError, match=r"^dev is busy \(pid 1, host elsewhere\)$"):
         workspace.apply("dev")
     store.release_lease("dev", other)
     assert workspace.apply("dev").status is RunStatus.SUCCEEDED

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gitopsd.adapters import faults
 from gitopsd.adapters.memory_store import MemoryStore
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.engine.queueing import Priority
 from gitopsd.engine.queueing import Request as Work
+from gitopsd.errors import StoreUnavailableError
 from gitopsd.model.state import Request, RequestStatus
 from gitopsd.runtime.service import intake
 from tests.daemon.conftest import FakeClock
@@ -50,7 +50,7 @@ class UnreadableStore(MemoryStore):
 
     def get_request(self, request_id: str) -> Request | None:
         if self.unreadable:
-            raise faults.TransientError("the store cannot be read right now")
+            raise StoreUnavailableError("the store cannot be read right now")
         return super().get_request(request_id)
 
 

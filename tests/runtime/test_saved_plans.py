@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import StalePlanError
 from gitopsd.runtime.promotion import saved_plans
 from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import APP, layered
@@ -27,7 +28,7 @@ def test_a_plan_whose_inputs_moved_is_stale(
     assert k8s is not None  # re-applied elsewhere with the same files: new outputs, same state
     store.save_component(k8s.model_copy(update={"outputs": {"id": "k8s-rebuilt"}}))
     applied = len(world.calls())
-    with pytest.raises(saved_plans.StalePlanError, match="the desired state of app changed"):
+    with pytest.raises(StalePlanError, match="the desired state of app changed"):
         saved_plans.apply(workspace, plan)
     assert len(world.calls()) == applied
     assert saved_plans.staleness(workspace, plan) == "the desired state of app changed since"
@@ -47,6 +48,6 @@ def test_a_plan_saved_while_the_state_moved_is_refused(
     moved = dns.model_copy(update={"fingerprint": "another"})  # as another apply would leave it
     timer = threading.Timer(0.3, store.save_component, args=(moved,))
     timer.start()
-    with pytest.raises(saved_plans.StalePlanError, match="dev changed while it was planned"):
+    with pytest.raises(StalePlanError, match="dev changed while it was planned"):
         saved_plans.save(workspace, "dev")
     timer.join()

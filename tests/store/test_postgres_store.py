@@ -15,8 +15,8 @@ import pytest
 
 from gitopsd.adapters import migrations
 from gitopsd.adapters.postgres_store import LEADERSHIP_ROW, PostgresStore, redacted
-from gitopsd.adapters.sqlite_store import StoreError
 from gitopsd.engine.ports import FencedError, StateStore
+from gitopsd.errors import StoreError
 from gitopsd.model.state import RunStatus
 from gitopsd.runtime import stores
 from tests.postgres import PostgresServer, free_port
@@ -197,9 +197,8 @@ def test_the_current_leaders_writes_succeed(store: PostgresStore) -> None:
 
 def test_a_deposed_leader_records_nothing(store: PostgresStore) -> None:
     elect(store.url, 3)
-    deposed = store.fenced(3)
     seen: list[FencedError] = []
-    deposed.on_fenced = seen.append
+    deposed = store.fenced(3, on_fenced=seen.append)
     elect(store.url, 4, holder="other:2:def")
     writes = [
         lambda: deposed.save_run(run()),

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from gitopsd.adapters import faults, migrations
-from gitopsd.adapters.sqlite_store import SqliteStore, StoreBusyError, StoreError
+from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import StoreBusyError, StoreError
 from gitopsd.model.state import ApprovalRecord, Request
 from tests.store.contract import T0, OpenStore, StoreContract, component, event
 

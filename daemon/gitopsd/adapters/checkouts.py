@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gitopsd.adapters.gitrepo import GitSource, GitSourceError
+from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.errors import GitSourceError
 
 WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 MAX_CHANGED = 2_000  # more changed paths than this: export everything, not the difference

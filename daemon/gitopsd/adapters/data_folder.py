@@ -17,7 +17,7 @@ Unwritable: a full disk, a read-only mount or a folder gitopsd may not write use
 a raw `OSError` wherever a checkout, a cached revision or the state database happened to be
 written: a traceback for a command, a commit dropped by the daemon. Here such an error becomes
 one `DataFolderError` that names the folder and the cause. It is transient
-(`faults.TransientError`): the daemon keeps the request and tries again with backoff until
+(`errors.TemporaryError`): the daemon keeps the request and tries again with backoff until
 space returns, and its readiness (`probe`) says why it is not ready meanwhile.
 
 The folder holds the state database and rendered inputs: a `.gitignore` of `*` is written when
@@ -34,8 +34,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from gitopsd.adapters.faults import TransientError
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import DataFolderError, NotADataFolderError
 
 # what a folder that cannot be written answers: full, over quota, read-only, not ours
 UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
@@ -46,14 +45,6 @@ PRIVATE_FOLDER = 0o700
 MARKERS = frozenset({"state.db", "checkouts", "encryption.key"})
 OWN_NAMES = MARKERS | {"state.db-wal", "state.db-shm", "state.db-journal", "cache", "mirrors"}
 OWN_NAMES |= {"reports", "state", "work"}
-
-
-class DataFolderError(TransientError):
-    """The data folder cannot be written (disk full, read-only, permission): may pass."""
-
-
-class NotADataFolderError(GitopsdError):
-    """`--data-dir` names a folder of the user's inside a git work tree (its root, say)."""
 
 
 def cannot_write(folder: Path, error: OSError) -> DataFolderError:

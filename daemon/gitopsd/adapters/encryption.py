@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import JsonValue
 
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import EncryptionKeyError
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
@@ -44,10 +44,6 @@ KEY_VARIABLE = "GITOPSD_ENCRYPTION_KEY"
 KEY_FILE = "encryption.key"
 FERNET_KEY_BYTES = 32  # a Fernet key: 32 bytes, url-safe base64 (what the key file holds)
 log = logging.getLogger("gitopsd.encryption")
-
-
-class EncryptionKeyError(GitopsdError):
-    """The key is missing, malformed, or not the one a stored value was sealed with."""
 
 
 def is_sealed(value: object) -> bool:

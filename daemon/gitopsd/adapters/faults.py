@@ -5,13 +5,13 @@ or the repository could not be read loses work silently; one that retries a brok
 for ever hides it. Every place that retries (the SQLite store's writes, the daemon's intake of
 requests, its re-reading of the branch head) asks `is_transient` so they agree:
 
-- the store busy (SQLite locked past its busy timeout) or unreachable (PostgreSQL): the store
-  adapters raise a `TransientError` subclass, and raw `sqlite3.OperationalError`s that say
-  "locked", "busy" or "full" count too;
+- every `TemporaryError` of the error tree (`gitopsd.errors`), which the adapters raise for
+  the store busy (SQLite locked past its busy timeout) or unreachable (PostgreSQL), the data
+  folder full, the repository unreadable (a commit seen a moment ago cannot vanish) or GitHub
+  unavailable; raw `sqlite3.OperationalError`s that say "locked", "busy" or "full" count too;
 - the disk full, a quota reached, the data folder read-only or forbidden (`OSError` ENOSPC,
   EDQUOT, EROFS, EACCES; `data_folder.DataFolderError`; SQLite's "readonly database"), and
   I/O that may pass;
-- the repository unreadable (`GitSourceError`): a commit seen a moment ago cannot vanish;
 - the network (connection refused or reset, timeouts).
 
 Everything else (a refused request, invalid manifests, a bug) is permanent: reported, not
@@ -23,8 +23,7 @@ from __future__ import annotations
 import errno
 import sqlite3
 
-from gitopsd.adapters.gitrepo import GitSourceError, UnknownRevisionError
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import GitopsdError, PermanentError, is_temporary
 
 # a full, read-only or forbidden data folder passes once an operator makes room, remounts it
 # or fixes its owner: the daemon keeps its work and tries again rather than dropping it
@@ -34,15 +33,11 @@ _PASSING_ERRNOS = frozenset(
 _PASSING_SQLITE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR")
 
 
-class TransientError(GitopsdError):
-    """A fault expected to pass by itself (store busy, disk full, network down)."""
-
-
 def is_transient(error: BaseException) -> bool:
     """Whether trying again later may succeed where `error` failed now."""
-    if isinstance(error, UnknownRevisionError):
+    if isinstance(error, PermanentError):
         return False
-    if isinstance(error, TransientError | GitSourceError):
+    if is_temporary(error):
         return True
     if isinstance(error, sqlite3.OperationalError):
         name = getattr(error, "sqlite_errorname", "") or ""

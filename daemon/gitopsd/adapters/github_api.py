@@ -27,16 +27,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 import gitopsd
 from gitopsd.adapters.github_http import (
-    GitHubError,
-    GitHubRequestError,
     GitHubStoppedError,
-    GitHubUnavailableError,
     Retrier,
     Stop,
     Waits,
     raise_for_answer,
 )
 from gitopsd.engine.breaker import CircuitBreaker
+from gitopsd.errors import GitHubError, GitHubRequestError, GitHubUnavailableError
 
 __all__ = [
     "API_VERSION",

@@ -33,6 +33,7 @@ from gitopsd.adapters.github_api import (
     WorkflowRun,
 )
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
+from gitopsd.errors import RunNotFoundError
 from gitopsd.model.manifests import GitHubActionsDriver
 
 
@@ -50,10 +51,6 @@ class Timing:
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-
-
-class RunNotFoundError(GitHubError):
-    """The dispatch was accepted, but no run carrying its correlation id appeared."""
 
 
 @dataclass

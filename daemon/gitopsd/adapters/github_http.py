@@ -39,7 +39,7 @@ import httpx
 
 from gitopsd.engine.breaker import CircuitBreaker
 from gitopsd.engine.retrying import Uniform, delay_before
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import GitHubError, GitHubRequestError, GitHubUnavailableError
 from gitopsd.model.manifests import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -54,27 +54,7 @@ _HINTS = {
 }
 
 
-class GitHubError(GitopsdError):
-    """A GitHub request that did not succeed; `status` is the HTTP status, if any came."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class GitHubRequestError(GitHubError):
-    """A final 4xx answer: retrying the same request cannot help."""
-
-    def __init__(self, message: str, *, status: int, github_message: str) -> None:
-        super().__init__(message, status=status)
-        self.github_message = github_message
-
-
-class GitHubUnavailableError(GitHubError):
-    """GitHub did not answer usefully before the deadline (5xx, network, rate limit), or the
-    circuit breaker is open. Trying again later may work."""
-
-
+# not in gitopsd.errors: a signal that the caller gave up waiting, neither kind of failure
 class GitHubStoppedError(GitHubError):
     """The caller's `Stop` ended a request's wait; `reason` is "cancelled" or "timed_out"."""
 

@@ -27,6 +27,7 @@ MAX_RESULT_ZIP = 10 * 1024 * 1024
 MAX_RESULT_JSON = 1024 * 1024
 
 
+# not in gitopsd.errors: the GitHub driver records it as the step's failure
 class ResultError(ValueError):
     """The result artifact is there but unusable."""
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gitopsd.adapters.blob_cache import BlobCache
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import GitSourceError, UnknownRevisionError
 
 if TYPE_CHECKING:
     import git
@@ -32,15 +32,6 @@ if TYPE_CHECKING:
 URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 FETCH_REFSPEC = "+refs/heads/*:refs/heads/*"
-
-
-class GitSourceError(GitopsdError):
-    """The repository, branch or revision cannot be used; the message says which and why."""
-
-
-class UnknownRevisionError(GitSourceError):
-    """The repository answers, but has no such commit: asking again will not help (a typo, or
-    a commit gone with a force-push), unlike a repository that cannot be read."""
 
 
 class Blob(NamedTuple):

@@ -59,6 +59,10 @@ class MemoryStore:
                 self._tables = saved
                 raise
 
+    def fencing(self) -> None:
+        """None: a store of one process's own, nothing to fence (engine.ports.Fencing)."""
+        return None
+
     def close(self) -> None:
         """Nothing to release."""
 

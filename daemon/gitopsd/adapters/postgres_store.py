@@ -32,9 +32,9 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from gitopsd.adapters import faults, history_sql, migrations
-from gitopsd.adapters.sqlite_store import StoreError
-from gitopsd.engine.ports import FencedError
+from gitopsd.adapters import history_sql, migrations
+from gitopsd.engine.ports import FencedError, OnFenced
+from gitopsd.errors import StoreError, StoreUnavailableError
 from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
@@ -51,11 +51,6 @@ from gitopsd.model.state import (
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 Connection = psycopg.Connection[tuple[Any, ...]]
-
-
-class StoreUnavailableError(StoreError, faults.TransientError):
-    """The server did not answer, or the connection broke beyond the one retry: a fault that
-    passes (a restart, a failover), worth trying again later."""
 
 
 LOCK_SPACE = 0x6769746F  # "gito": the first key of every advisory lock gitopsd takes
@@ -100,7 +95,7 @@ class PostgresStore:
         self._url = url
         self._local = threading.local()  # the thread's transaction: connection and depth
         self._epoch: int | None = None
-        self.on_fenced: Callable[[FencedError], None] | None = None
+        self._on_fenced: OnFenced | None = None
         self._migrate()
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url,
@@ -122,11 +117,16 @@ class PostgresStore:
     def url(self) -> str:
         return self._url
 
-    def fenced(self, epoch: int) -> PostgresStore:
+    def fencing(self) -> PostgresStore:
+        """The store itself: it is shared, and fences (engine.ports.Fencing)."""
+        return self
+
+    def fenced(self, epoch: int, *, on_fenced: OnFenced | None = None) -> PostgresStore:
         """A view of this store whose run, step, state, lease and event writes succeed only
-        while `epoch` is the leader's (0: never). It shares the pool; close the original."""
+        while `epoch` is the leader's (0: never); `on_fenced` hears of each one refused. It
+        shares the pool; close the original."""
         view = copy.copy(self)
-        view._epoch = epoch
+        view._epoch, view._on_fenced = epoch, on_fenced
         return view
 
     def close(self) -> None:
@@ -485,8 +485,8 @@ class PostgresStore:
                 f"fenced: this gitopsd writes as leader epoch {self._epoch}, but epoch "
                 f"{current} ({leader}) leads now; nothing was recorded"
             )
-            if self.on_fenced is not None:
-                self.on_fenced(error)
+            if self._on_fenced is not None:
+                self._on_fenced(error)
             raise error
         if getattr(self._local, "connection", None) is connection:
             self._local.fence_checked = True

@@ -16,12 +16,14 @@ a shared store's fenced views (what a PostgreSQL leader writes through) are seal
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import JsonValue
 
-from gitopsd.adapters.encryption import EncryptionKeyError, Sealer, is_sealed
-from gitopsd.engine.ports import StateStore
+from gitopsd.adapters.encryption import Sealer, is_sealed
+from gitopsd.engine.ports import Fencing, OnFenced, StateStore
+from gitopsd.errors import EncryptionKeyError
 from gitopsd.model.state import ComponentState, Step
 
 
@@ -37,19 +39,10 @@ class SealedStore:
 
     # --- a shared store's fenced views (runtime/service/leadership.py) stay sealed ---------
 
-    def fenced(self, epoch: int) -> SealedStore:
-        """The wrapped store's view fenced at `epoch` (PostgreSQL), sealed like this one; an
-        AttributeError for a store of one process's own, as leadership expects of it."""
-        view: StateStore = getattr(self._inner, "fenced")(epoch)  # noqa: B009
-        return SealedStore(view, self._sealer)
-
-    @property
-    def on_fenced(self) -> Any:
-        return getattr(self._inner, "on_fenced")  # noqa: B009
-
-    @on_fenced.setter
-    def on_fenced(self, callback: Any) -> None:
-        setattr(self._inner, "on_fenced", callback)  # noqa: B010
+    def fencing(self) -> Fencing | None:
+        """The wrapped store's fencing (None: not shared), whose views are sealed too."""
+        inner = self._inner.fencing()
+        return None if inner is None else SealedFencing(inner, self._sealer)
 
     def get_component(self, environment: str, name: str) -> ComponentState | None:
         state = self._inner.get_component(environment, name)
@@ -133,3 +126,18 @@ def holds_sealed(store: StateStore) -> bool:
             if any(is_sealed(value) for value in (*state.inputs.values(), *state.outputs.values())):
                 return True
     return False
+
+
+@dataclass(frozen=True)
+class SealedFencing:
+    """A shared store's fencing whose fenced views seal like the store they come from."""
+
+    inner: Fencing
+    sealer: Sealer
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    def fenced(self, epoch: int, *, on_fenced: OnFenced | None = None) -> SealedStore:
+        return SealedStore(self.inner.fenced(epoch, on_fenced=on_fenced), self.sealer)

@@ -35,7 +35,7 @@ from typing import TypeVar
 
 from gitopsd.adapters import faults, history_sql, migrations
 from gitopsd.engine import retrying
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import StoreBusyError, StoreError
 from gitopsd.model.manifests import RetryPolicy
 from gitopsd.model.state import (
     ApprovalRecord,
@@ -58,15 +58,6 @@ _WRITE_PATIENCE = 120.0  # seconds a write keeps trying after that, before it fa
 _WRITE_BACKOFF = RetryPolicy(attempts=100, backoff=0.05, max_backoff=2.0)
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _URL_PREFIX = "sqlite:///"
-
-
-class StoreError(GitopsdError):
-    """The state database cannot be opened or used (bad URL, not a database, too new...)."""
-
-
-class StoreBusyError(StoreError, faults.TransientError):
-    """The database stayed locked (or the disk full) for longer than a write waits: a fault
-    that passes, worth trying again later."""
 
 
 class _Held:
@@ -192,6 +183,10 @@ class SqliteStore:
                     yield
         finally:
             self._local.depth = depth
+
+    def fencing(self) -> None:
+        """None: a store of one process's own, nothing to fence (engine.ports.Fencing)."""
+        return None
 
     def close(self) -> None:
         with self._lock:

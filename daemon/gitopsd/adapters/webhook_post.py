@@ -17,23 +17,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gitopsd import __version__
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import DeliveryFailedError, DeliveryRefusedError
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 USER_AGENT = f"gitopsd/{__version__}"
 
 
-class DeliveryError(GitopsdError):
-    """A webhook did not take the body; `retryable` if trying again may help."""
-
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
 def post_json(url: str, body: dict[str, Any], *, timeout: float) -> None:
-    """POST `body` as JSON to `url`; raise DeliveryError unless the answer is 2xx."""
+    """POST `body` as JSON to `url`; a DeliveryError (gitopsd.errors) unless the answer is
+    2xx: DeliveryFailedError when trying again may help, DeliveryRefusedError when not."""
     import httpx  # on first use: see the module docstring
 
     try:
@@ -45,20 +37,20 @@ def post_json(url: str, body: dict[str, Any], *, timeout: float) -> None:
             follow_redirects=False,
         )
     except httpx.TimeoutException:
-        raise DeliveryError(f"no answer within {timeout:g}s", retryable=True) from None
+        raise DeliveryFailedError(f"no answer within {timeout:g}s") from None
     except httpx.HTTPError as error:
         reason = redact(f"{type(error).__name__}: {error}", url)
-        raise DeliveryError(reason, retryable=True) from None
+        raise DeliveryFailedError(reason) from None
     except httpx.InvalidURL as error:  # not an HTTPError: no request was made
         reason = redact(f"invalid URL: {error}", url)
-        raise DeliveryError(reason, retryable=False) from None
+        raise DeliveryRefusedError(reason) from None
     if response.is_success:
         return
     code = response.status_code
     retryable = code >= 500 or code in RETRYABLE_STATUSES
-    raise DeliveryError(
+    kind = DeliveryFailedError if retryable else DeliveryRefusedError
+    raise kind(
         f"HTTP {code} {response.reason_phrase}".rstrip(),
-        retryable=retryable,
         retry_after=_retry_after(response.headers.get("retry-after")),
     )
 

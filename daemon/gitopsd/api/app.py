@@ -3,8 +3,8 @@
 Each route checks the caller's role, calls one `Control` method and shapes the answer; the
 daemon's queues and workers stay behind the protocol. Calls into `Control` run in the
 threadpool, because the daemon answers from SQLite and would otherwise stall the event loop.
-Every error is JSON `{"error": ...}`: the handlers below map the daemon's exceptions to
-status codes, and pure ASGI middlewares refuse requests that break the request rules
+Every error is JSON `{"error": ...}`: one handler answers the daemon's errors as
+`gitopsd.answers` says, and pure ASGI middlewares refuse requests that break the request rules
 (`guards`: 421, 403, 415), bound request bodies in size (413) and time (`deadlines`: 408),
 and turn a crash into a logged 500 that reveals nothing. Bodies are parsed by `json_limits`.
 Built on Starlette alone (no FastAPI): bodies and query parameters are validated with
@@ -29,21 +29,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gitopsd.adapters import faults
+from gitopsd import answers
 from gitopsd.adapters.clock import SystemClock
-from gitopsd.adapters.gitrepo import GitSourceError, UnknownRevisionError
 from gitopsd.api import deadlines, deliveries, guards, json_limits, webhooks
 from gitopsd.api.auth import Role, Tokens, bearer_token
 from gitopsd.engine.ports import Clock
+from gitopsd.errors import GitopsdError, InvalidRequestError, JsonLimitError
 from gitopsd.model.state import MAX_REASON_LENGTH
-from gitopsd.runtime.control import (
-    Control,
-    Identity,
-    RequestRefusedError,
-    StandbyError,
-    UnknownEnvironmentError,
-    UnknownPlanError,
-)
+from gitopsd.runtime.control import Control, Identity
 
 logger = logging.getLogger(__name__)
 MAX_LIMIT = 1000
@@ -51,8 +44,9 @@ Model = TypeVar("Model", bound=BaseModel)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class RequestInvalidError(Exception):
-    """A malformed body or query parameter: 422 with `<field>: <message>` for each problem."""
+class RequestInvalidError(InvalidRequestError):
+    """A malformed body or query parameter: 422 with `<field>: <message>` for each problem
+    (private to the API: it only joins the problems pydantic found)."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
@@ -81,16 +75,7 @@ def create_app(
         ],
         exception_handlers={
             HTTPException: _http_error,
-            RequestInvalidError: _invalid_request,
-            UnknownEnvironmentError: _unknown_environment,
-            UnknownPlanError: _unknown_environment,
-            RequestRefusedError: _refused,
-            StandbyError: _standby,
-            UnknownRevisionError: _invalid_request,
-            GitSourceError: _unavailable,
-            faults.TransientError: _unavailable,
-            webhooks.InvalidPayloadError: _invalid_payload,
-            deliveries.InvalidDeliveryIdError: _bad_request,
+            GitopsdError: _gitopsd_error,
         },
     )
     recent = deliveries.RecentDeliveries(clock or SystemClock())
@@ -137,7 +122,7 @@ async def _body(request: Request, model: type[Model], *, required: bool) -> Mode
         return None
     try:
         data = json_limits.parse(raw)
-    except json_limits.JsonLimitError as error:
+    except JsonLimitError as error:
         raise RequestInvalidError([f"body: {error}"]) from None
     if not isinstance(data, dict):
         message = "Input should be a valid dictionary or object to extract fields from"
@@ -325,12 +310,9 @@ async def approve(request: Request) -> Response:
     revision = None if body is None else body.revision
     env = request.path_params["env"]
     control = _context(request).control
-    try:
-        approved = await run_in_threadpool(
-            lambda: control.approve(env, revision=revision, identity=caller)
-        )
-    except RequestRefusedError as refused:
-        raise HTTPException(409 if refused.conflict else 403, str(refused)) from None
+    approved = await run_in_threadpool(
+        lambda: control.approve(env, revision=revision, identity=caller)
+    )
     return JSONResponse(approved)
 
 
@@ -422,38 +404,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(exc.status_code, message, exc.headers)
 
 
-async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    return _error(422, str(exc))
-
-
-async def _unknown_environment(request: Request, exc: Exception) -> JSONResponse:
-    """An environment, or a saved plan, that is not known: 404."""
-    return _error(404, str(exc))
-
-
-async def _refused(request: Request, exc: Exception) -> JSONResponse:
-    """A run or drift check the daemon will not queue: invalid (422) or not now (409)."""
-    assert isinstance(exc, RequestRefusedError)
-    return _error(409 if exc.conflict else 422, str(exc))
-
-
-async def _standby(request: Request, exc: Exception) -> JSONResponse:
-    """Work sent to a standby: the client should send it to the leader (or try again)."""
-    return _error(503, str(exc), {"Retry-After": "5"})
-
-
-async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """The git source or the state store cannot be used this moment (a transient fault, see
-    adapters.faults): nothing was done; the client may ask again (/readyz says when)."""
-    return _error(503, f"try again shortly: {exc}", {"Retry-After": "5"})
-
-
-async def _invalid_payload(request: Request, exc: Exception) -> JSONResponse:
-    return _error(422, str(exc))
-
-
-async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
-    return _error(400, str(exc))
+async def _gitopsd_error(request: Request, exc: Exception) -> JSONResponse:
+    """The daemon's errors, answered as `answers.http_answer` says; one it has no answer
+    for is the server's fault, raised on to `CatchCrashes` (a logged, opaque 500)."""
+    assert isinstance(exc, GitopsdError)
+    answer = answers.http_answer(exc)
+    if answer is None:
+        raise exc
+    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
 def _describe_invalid(error: Mapping[str, Any]) -> str:
@@ -476,6 +434,7 @@ def _field_name(location: Sequence[str | int]) -> str:
 # --- middleware --------------------------------------------------------------------------------
 
 
+# not in gitopsd.errors: raised inside ASGI `receive`, where only HTTPExceptions are answered
 class BodyTooLargeError(HTTPException):
     """Raised while a body streams in; Starlette answers an HTTPException from `receive`."""
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from gitopsd.engine.yaml_text import line_of
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import ListenRefusedError, TokensFileError
 from gitopsd.runtime.control import Identity
 
 Role = Literal["read", "operate", "approve"]
@@ -36,14 +36,6 @@ _MESSAGES = {  # pydantic's words for a tokens file, where the reader is an oper
     "model_type": f"expected a mapping with {_FIELDS}",
     "too_short": "needs at least one role: read, operate or approve",  # only roles has a minimum
 }
-
-
-class TokensFileError(GitopsdError):
-    """The tokens file cannot be used; the message names the file, the line and the field."""
-
-
-class ListenRefusedError(GitopsdError):
-    """An open API (no tokens file) was asked to listen beyond loopback."""
 
 
 class TokenEntry(BaseModel):

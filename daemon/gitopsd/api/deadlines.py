@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+# not in gitopsd.errors: raised inside ASGI `receive`, where only HTTPExceptions are answered
 class BodyTooSlowError(HTTPException):
     """Raised by `receive` when the body is not complete in time (408)."""
 

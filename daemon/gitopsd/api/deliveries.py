@@ -20,15 +20,11 @@ from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from gitopsd.engine.ports import Clock
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import InvalidDeliveryIdError
 
 HEADER = "X-GitHub-Delivery"
 MAX_ID = 100
 _ID = re.compile(f"[A-Za-z0-9-]{{1,{MAX_ID}}}")
-
-
-class InvalidDeliveryIdError(GitopsdError):
-    """An `X-GitHub-Delivery` that GitHub would not send (HTTP 400)."""
 
 
 def delivery_id(header: str | None) -> str | None:

@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitopsd.api import auth
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import AllowedHostsError
 
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -52,10 +52,6 @@ WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104 - names to recognise, not to bin
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a DNS name or an IPv4 address
 Authority = tuple[str, int | None]  # (host in lower case without brackets, port or None)
-
-
-class AllowedHostsError(GitopsdError):
-    """An `--allowed-hosts` entry that is not `host`, `host:port` or `*`."""
 
 
 @dataclass(frozen=True)

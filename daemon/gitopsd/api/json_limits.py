@@ -17,17 +17,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import JsonLimitError
 
 MAX_DEPTH = 64
 MAX_DIGITS = 100
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
 
 
-class JsonLimitError(GitopsdError):
-    """A body that is not JSON, or JSON beyond the limits; the message says which."""
-
-
+# not in gitopsd.errors: private to `parse`, which turns both into a JsonLimitError
 class _NumberTooLongError(ValueError):
     pass
 

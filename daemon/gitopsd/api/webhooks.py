@@ -14,14 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitopsd.api import json_limits
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import InvalidPayloadError, JsonLimitError
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 EVENT_HEADER = "X-GitHub-Event"
-
-
-class InvalidPayloadError(GitopsdError):
-    """A signed delivery whose body is not the JSON its event promises (HTTP 422)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +67,7 @@ def _payload(event: str, body: bytes) -> dict[str, Any]:
     """The delivery's JSON object; a form-encoded delivery is refused with the fix to make."""
     try:
         payload = json_limits.parse(body)
-    except json_limits.JsonLimitError as error:
+    except JsonLimitError as error:
         raise InvalidPayloadError(
             f"{event} payload: {error} (the webhook's content type must be application/json)"
         ) from None

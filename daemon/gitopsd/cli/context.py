@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from gitopsd import answers
 from gitopsd.adapters import data_folder
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.errors import GitopsdError
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 EXIT_OK = 0
-EXIT_FAILED = 1
+EXIT_FAILED = answers.EXIT_FAILED
 EXIT_CHANGES = 2  # plan, diff, drift: something differs
 
 # A count or id given on the command line goes into SQL: past a signed 64-bit integer, SQLite
@@ -171,8 +172,8 @@ def common_options(command: Command) -> Command:
         try:
             data_folder.claim(data_dir)
             return command(context, **kwargs)
-        except GitopsdError as error:
-            fail(str(error), as_json=context.output == "json")
+        except GitopsdError as error:  # every error of the tree: one line, its exit code
+            fail(str(error), as_json=context.output == "json", code=answers.exit_code(error))
         except OSError as error:
             if not data_folder.is_unwritable(error):
                 raise
@@ -190,12 +191,13 @@ def _unwritable(data_dir: Path, error: OSError) -> str:
     return f"cannot write {name}: {error.strerror}"
 
 
-def fail(message: str, *, as_json: bool = False) -> None:
-    """Stop with exit code 1; scripts asking for JSON get the error as JSON on stdout too."""
+def fail(message: str, *, as_json: bool = False, code: int = EXIT_FAILED) -> None:
+    """Stop with exit code `code` (1); scripts asking for JSON get the error as JSON on
+    stdout too."""
     if as_json:
         click.echo(json.dumps({"error": message}))
     click.echo(f"gitopsd: error: {message}", err=True)
-    sys.exit(EXIT_FAILED)
+    sys.exit(code)
 
 
 def plural(count: int, noun: str) -> str:

@@ -54,19 +54,12 @@ def drift(
     remediate: bool,
 ) -> None:
     """Check for drift now: each applied component's check at the environment's revision."""
-    from gitopsd.model.state import DriftStatus, RunStatus
+    from gitopsd.model.state import DriftStatus
     from gitopsd.runtime.drift import drift_reports, drifting
 
     with context.workspace() as workspace, stopping(workspace), progress.shown():
-        # the head only names the environments (and whether each remediates); each is checked
-        # at the revision it runs, so a broken head stops nothing and needs no checkout
-        repository = workspace.load_revision().repository
-        names = [environment] if environment else sorted(repository.environments)
-        reports = []
-        for name in names:
-            entry = repository.environments.get(name)
-            wanted = remediate or bool(entry and entry.manifest.spec.drift.remediate)
-            reports.append(drifting.check_and_remediate(workspace, name, remediate=wanted))
+        chosen = [environment] if environment else None
+        reports = drifting.check_environments(workspace, chosen, remediate=remediate, actor="local")
     form = form or ("markdown" if report_path and report_path.suffix == ".md" else "json")
     text = (
         drift_reports.as_markdown(reports) if form == "markdown" else drift_reports.as_json(reports)
@@ -78,14 +71,8 @@ def drift(
     else:
         for report in reports:
             click.echo(drift_reports.one_line(report))
-    results = {report.result for report in reports}
-    failed_fix = any(
-        r.remediation and r.remediation.status is not RunStatus.SUCCEEDED for r in reports
-    )
-    if DriftStatus.ERROR in results or failed_fix:
-        sys.exit(EXIT_FAILED)
-    found = DriftStatus.DRIFTED in results or any(r.remediation for r in reports)
-    sys.exit(EXIT_CHANGES if found else EXIT_OK)  # drift found counts, even when repaired
+    exits = {DriftStatus.IN_SYNC: EXIT_OK, DriftStatus.DRIFTED: EXIT_CHANGES}
+    sys.exit(exits.get(drifting.outcome(reports), EXIT_FAILED))
 
 
 def _write_report(context: Context, path: Path, text: str) -> None:

@@ -13,10 +13,12 @@ import sys
 
 import click
 
+from gitopsd import answers
 from gitopsd.cli import progress
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_OK, Context, common_options, fail
 from gitopsd.cli.run_commands import EXIT_WAITING, finish_run
 from gitopsd.cli.stopping import stopping
+from gitopsd.errors import ApprovalRefusedError
 
 
 @click.command()
@@ -77,8 +79,9 @@ def approve(
             record, missing = promoting.approve(
                 workspace, environment, revision=revision, approver=Person(name, email)
             )
-        except promoting.ApprovalRefusedError as refused:
-            fail(f"approval refused: {refused}", as_json=context.as_json)
+        except ApprovalRefusedError as refused:  # the reason, said to be a refusal
+            message = f"approval refused: {refused}"
+            fail(message, as_json=context.as_json, code=answers.exit_code(refused))
             return
     if context.as_json:
         click.echo(json.dumps({**record.model_dump(mode="json"), "missing": missing}, indent=2))

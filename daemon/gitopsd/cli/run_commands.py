@@ -26,7 +26,6 @@ from gitopsd.cli.context import (
 )
 from gitopsd.cli.stopping import stopping
 from gitopsd.model.state import Run, RunStatus, SavedPlan, Step
-from gitopsd.runtime.control import RequestRefusedError
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.service import cancelling
 
@@ -302,11 +301,7 @@ def _older_runs(
 def cancel(context: Context, run_id: str) -> None:
     """Stop a run: its drivers get SIGTERM (then SIGKILL), no further step starts."""
     with context.store() as store:
-        try:
-            run = cancelling.cancel_run(store, run_id, actor="local", clock=SystemClock())
-        except RequestRefusedError as refused:
-            fail(str(refused), as_json=context.as_json)
-            return
+        run = cancelling.cancel_run(store, run_id, actor="local", clock=SystemClock())
     if run is None:
         fail(f"no run {run_id!r}", as_json=context.as_json)
         return

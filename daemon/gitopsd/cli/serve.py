@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from gitopsd.api import guards
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
+from gitopsd.errors import AllowedHostsError
 from gitopsd.runtime.notifications.commit_statuses import CommitStatuses
 
 log = logging.getLogger("gitopsd.serve")
@@ -110,7 +111,7 @@ def serve(
     logs.configure(log_format=settings.log_format)
     try:
         rules = _request_rules(host, port, settings.allowed_host_entries())
-    except guards.AllowedHostsError as error:
+    except AllowedHostsError as error:
         raise click.UsageError(str(error)) from None
     tokens = auth.Tokens.load(settings.tokens_file) if settings.tokens_file else auth.Tokens.none()
     if not once:

@@ -6,10 +6,10 @@ import json
 
 import click
 
-from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.cli import render
 from gitopsd.cli.context import POSITIVE_INTEGER, Context, common_options, fail
 from gitopsd.engine.loading import Repository
+from gitopsd.errors import GitSourceError
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs import revisions
 

@@ -11,7 +11,7 @@ import json
 
 import click
 
-from gitopsd.cli.context import Context, common_options, fail
+from gitopsd.cli.context import Context, common_options
 from gitopsd.model.state import MAX_REASON_LENGTH
 
 
@@ -30,11 +30,7 @@ def suspend(context: Context, environment: str, reason: str, actor: str) -> None
     from gitopsd.runtime.promotion import suspending
 
     with context.workspace() as workspace:
-        try:
-            done = suspending.suspend(workspace, environment, reason=reason, actor=actor)
-        except suspending.SuspensionRefusedError as refused:
-            fail(str(refused), as_json=context.as_json)
-            return
+        done = suspending.suspend(workspace, environment, reason=reason, actor=actor)
     if context.as_json:
         click.echo(json.dumps({"environment": environment, **done.model_dump(mode="json")}))
     else:
@@ -51,11 +47,7 @@ def resume(context: Context, environment: str, actor: str) -> None:
     from gitopsd.runtime.promotion import suspending
 
     with context.workspace() as workspace:
-        try:
-            ended = suspending.resume(workspace, environment, actor=actor)
-        except suspending.SuspensionRefusedError as refused:
-            fail(str(refused), as_json=context.as_json)
-            return
+        ended = suspending.resume(workspace, environment, actor=actor)
     if context.as_json:
         click.echo(
             json.dumps({"environment": environment, "resumed": ended.model_dump(mode="json")})

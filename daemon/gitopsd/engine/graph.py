@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 Dependencies = Mapping[str, Iterable[str]]
 
 
+# not in gitopsd.errors: the pure core's; validation reports a cycle as a problem
 class DependencyCycleError(ValueError):
     """The graph has a cycle; `cycle` lists it with the first name repeated at the end."""
 

@@ -127,6 +127,7 @@ class Checkouts(Protocol):
     def path(self, revision: str) -> Path: ...
 
 
+# not in gitopsd.errors: a signal that another daemon leads, not an error (see the docstring)
 class FencedError(BaseException):
     """A write refused because the process making it no longer leads: since it was elected,
     another daemon sharing the store was elected after it (a newer epoch). Nothing of the
@@ -135,6 +136,25 @@ class FencedError(BaseException):
     A BaseException, like `runtime.runs.steps.Interrupted`, so that no `except Exception` on the
     way up records it as a failure: the run is left exactly as a crash would leave it, for the
     current leader to resume."""
+
+
+OnFenced = Callable[[FencedError], None]
+
+
+class Fencing(Protocol):
+    """What a store shared by several daemons (PostgreSQL) offers their leadership: the
+    database they campaign in, and views of the store that refuse the writes of a leader once
+    another one is elected after it. A store of one process's own has none (`fencing()`)."""
+
+    @property
+    def url(self) -> str:
+        """The database the daemons sharing the store elect their leader in."""
+        ...
+
+    def fenced(self, epoch: int, *, on_fenced: OnFenced | None = None) -> StateStore:
+        """A view of the store whose writes succeed only while `epoch` leads (0: never);
+        `on_fenced` hears of each write refused, before its FencedError is raised."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -174,6 +194,11 @@ class StateStore(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
 
     def close(self) -> None: ...
+
+    def fencing(self) -> Fencing | None:
+        """How the store fences a deposed leader's writes; None for a store of one process's
+        own (SQLite, memory), where one process always leads."""
+        ...
 
     # environments
     def get_environment(self, name: str) -> EnvironmentState | None: ...

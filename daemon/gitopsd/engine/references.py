@@ -22,6 +22,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
+# not in gitopsd.errors: the pure core's; validation and rendering report it as a problem
 class ExpressionError(ValueError):
     """A reference, condition or placeholder that cannot be parsed or resolved.
 

@@ -30,6 +30,7 @@ class Problem:
         return f"{self.path}:{self.line}: {self.message}"
 
 
+# not in gitopsd.errors: the pure core's; loading turns it into a located problem of `validate`
 class SourceError(Exception):
     """A file that cannot be used at all (not UTF-8, bad YAML, empty, not a mapping)."""
 

@@ -33,6 +33,7 @@ _READ_AS = {
 }
 
 
+# not in gitopsd.errors: the YAML loader's; reported as a problem of the file
 class ValueRefused(yaml.constructor.ConstructorError):
     """Valid YAML that no manifest can hold (a list as a key, an infinite number): reported
     as the problem it is, not as "invalid YAML"."""

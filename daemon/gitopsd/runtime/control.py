@@ -13,34 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import StandbyError, UnknownEnvironmentError, UnknownPlanError
 
-
-class UnknownEnvironmentError(GitopsdError):
-    """The environment is not in the manifests at the branch head (HTTP 404)."""
-
-
-class UnknownPlanError(GitopsdError):
-    """No saved plan has the id a request names (HTTP 404)."""
-
-
-class RequestRefusedError(GitopsdError):
-    """A well-formed request the daemon will not take: an unknown component, an invalid
-    revision, a daemon shutting down, an approval refused. `conflict` marks the state's fault
-    (HTTP 409); otherwise the request's (422), or, for an approval, the approver's (403)."""
-
-    def __init__(self, message: str, *, conflict: bool = False) -> None:
-        super().__init__(message)
-        self.conflict = conflict
-
-
-class StandbyError(GitopsdError):
-    """This daemon stands by while another one, sharing its state store, leads: it serves
-    reads but takes no work (HTTP 503, naming the leader when one is known)."""
-
-    def __init__(self, message: str, *, leader: str | None) -> None:
-        super().__init__(message)
-        self.leader = leader
+# the errors `Control`'s methods raise, named here for the API and the daemon
+__all__ = ["Control", "Identity", "StandbyError", "UnknownEnvironmentError", "UnknownPlanError"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +54,7 @@ class Control(Protocol):
     ) -> dict[str, Any]:
         """`{"runs": [...], "next_cursor": ...}`: run summaries (no steps), newest first, the
         requests not started yet first on the first page; `cursor` is a page's
-        `next_cursor` (runtime.service.paging); RequestRefusedError for a bad one."""
+        `next_cursor` (runtime.service.paging); InvalidRequestError for a bad one."""
         ...
 
     def run(
@@ -96,7 +72,7 @@ class Control(Protocol):
 
     def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
         """Ask the run (or the request not started yet) of that id to stop; None if unknown,
-        RequestRefusedError (409) once it has ended."""
+        ConflictError once it has ended."""
         ...
 
     def submit_run(
@@ -114,7 +90,7 @@ class Control(Protocol):
     def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
         """Queue the apply of saved plan `plan`; returns the id the run will have, or None
         when the plan changes nothing (it is marked applied; no run starts). UnknownPlanError
-        for an unknown id; RequestRefusedError (conflict) when the plan is stale or another
+        for an unknown id; StalePlanError when the plan is stale or another
         environment's. The worker checks it again when it takes the request."""
         ...
 
@@ -125,17 +101,17 @@ class Control(Protocol):
     def approve(
         self, environment: str, *, revision: str | None, identity: Identity
     ) -> dict[str, Any]:
-        """Record an approval of the pending promotion; RequestRefusedError says why not."""
+        """Record an approval of the pending promotion; ApprovalRefusedError says why not."""
         ...
 
     def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:
-        """Hold the environment's automatic work (SPEC 3.6); RequestRefusedError (409) if it
+        """Hold the environment's automatic work (SPEC 3.6); SuspensionRefusedError if it
         is suspended already."""
         ...
 
     def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
-        """Restart its automatic work, asking for its current candidate; RequestRefusedError
-        (409) if it is not suspended."""
+        """Restart its automatic work, asking for its current candidate; SuspensionRefusedError
+        if it is not suspended."""
         ...
 
     def request_fetch(self, reason: str) -> None:

@@ -17,8 +17,9 @@ from gitopsd.adapters.drivers import DriverRouter
 from gitopsd.adapters.encryption import Sealer
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.sealed_store import SealedStore, holds_sealed
-from gitopsd.adapters.sqlite_store import SqliteStore, StoreError
+from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.engine.ports import DriverRunner, StateStore
+from gitopsd.errors import StoreError
 from gitopsd.runtime.runs.leases import holder_id
 from gitopsd.runtime.runs.workspace import Workspace
 

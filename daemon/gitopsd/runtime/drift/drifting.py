@@ -11,21 +11,24 @@ result is stored with the time and the last `SUMMARY_LIMIT` characters of the ch
 
 Remediation re-applies the drifted components through a normal run at the current revision
 (trigger `remediation`, windows respected), then checks again, so the report and the status
-describe the repaired state.
+describe the repaired state. Whether a check remediates, and what a set of checks comes to,
+is decided here once, for the daemon's scheduled checks and `gitopsd drift` alike
+(`check_now`, `check_environments`, `outcome`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from gitopsd.engine import selection
-from gitopsd.engine.loading import ComponentEntry
+from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import DriverCall, DriverResult
-from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Run
+from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Run, RunStatus
 from gitopsd.runtime.records import audit
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import StepError, check_opened, output_secrets, target_for
@@ -64,6 +67,51 @@ class DriftReport:
 
     def drifted(self) -> list[str]:
         return [c.name for c in self.components if c.drift is DriftStatus.DRIFTED]
+
+
+def check_environments(
+    workspace: Workspace, environments: Sequence[str] | None, *, remediate: bool, actor: str
+) -> list[DriftReport]:
+    """Check `environments` (None: every one at the branch head) now, one after the other.
+    The head only names them and says whether each remediates: each is checked at the
+    revision it runs, so a broken head stops nothing and needs no checkout."""
+    repository = workspace.load_revision().repository
+    names = list(environments) if environments else sorted(repository.environments)
+    return [
+        check_now(workspace, name, repository=repository, remediate=remediate, actor=actor)
+        for name in names
+    ]
+
+
+def check_now(
+    workspace: Workspace,
+    environment: str,
+    *,
+    repository: Repository | None,
+    remediate: bool = False,
+    actor: str,
+    automatic: bool = False,
+) -> DriftReport:
+    """Check `environment`, remediating when asked (`remediate`, the operator's flag) or when
+    its manifest in `repository` (the head; None: not loaded) says `drift.remediate`."""
+    entry = repository.environments.get(environment) if repository else None
+    wanted = remediate or bool(entry and entry.manifest.spec.drift.remediate)
+    return check_and_remediate(
+        workspace, environment, remediate=wanted, actor=actor, automatic=automatic
+    )
+
+
+def outcome(reports: Sequence[DriftReport]) -> DriftStatus:
+    """What the checks come to: error if a check or a remediation run failed, else drifted
+    if anything drifted (repaired or not: the drift was found), else in sync."""
+    failed_fix = any(
+        r.remediation and r.remediation.status is not RunStatus.SUCCEEDED for r in reports
+    )
+    if failed_fix or any(r.result is DriftStatus.ERROR for r in reports):
+        return DriftStatus.ERROR
+    if any(r.result is DriftStatus.DRIFTED or r.remediation for r in reports):
+        return DriftStatus.DRIFTED
+    return DriftStatus.IN_SYNC
 
 
 def check(workspace: Workspace, environment: str, *, actor: str = "local") -> DriftReport:

@@ -21,9 +21,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from gitopsd.adapters.webhook_post import DeliveryError
+from gitopsd import errors
 from gitopsd.engine import notification_bodies, retrying
 from gitopsd.engine.announcements import Announcement
+from gitopsd.errors import DeliveryError
 from gitopsd.model.manifests import Notification
 from gitopsd.runtime.notifications.outbox import Stopping
 
@@ -113,7 +114,7 @@ class Notifier:
             return
 
     def _may_retry(self, notification: Notification, attempt: int, error: DeliveryError) -> bool:
-        return error.retryable and retrying.has_tries_left(attempt, notification.retry)
+        return errors.is_temporary(error) and retrying.has_tries_left(attempt, notification.retry)
 
     def _wait(self, notification: Notification, attempt: int, error: DeliveryError) -> None:
         """Back off before try `attempt`; raise Stopping if the daemon stops meanwhile."""

@@ -37,6 +37,7 @@ CURSOR = "outbox"
 BATCH = 100
 
 
+# not in gitopsd.errors: a signal that the daemon stops, not an error
 class Stopping(Exception):  # noqa: N818 - a signal, not an error
     """Raised by a subscriber that gives up waiting because the daemon stops: the event (and
     those after it) are delivered again after the next start."""

@@ -21,6 +21,7 @@ from datetime import datetime
 from gitopsd.engine import admitting, approving
 from gitopsd.engine.admitting import Decision, Wait
 from gitopsd.engine.loading import EnvironmentEntry
+from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import (
     ApprovalRecord,
     CurrentWait,
@@ -29,7 +30,7 @@ from gitopsd.model.state import (
     PendingApproval,
 )
 from gitopsd.runtime.records import audit, promotion_records
-from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace
+from gitopsd.runtime.runs.workspace import Workspace
 
 __all__ = ["Decision", "Wait", "admit", "as_approvals", "entry"]
 

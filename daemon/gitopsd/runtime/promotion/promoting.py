@@ -1,10 +1,10 @@
 """Promotion of one environment from its upstream, rollback, and approvals.
 
 Pipeline: verify -> **promote** -> approve -> windows -> apply. Whether a revision may enter
-is the one admission rule's to say (runtime.promotion.admission, engine.admitting); this
-module is what is promotion-specific around it: running the promotion or rollback it admits,
-and recording approvals of the revision an environment waits for (its pending approval is a
-record on the environment, not a replay of its history).
+is the one admission rule's to say (runtime.promotion.admission, engine.admitting); this module is
+what is promotion-specific around it: running the promotion or rollback it admits, and recording
+approvals of the revision an environment waits for (its pending approval is a record on the
+environment, not a replay of its history).
 """
 
 from __future__ import annotations
@@ -14,22 +14,13 @@ from typing import NoReturn
 from gitopsd.engine import approving
 from gitopsd.engine.admitting import Decision, Wait
 from gitopsd.engine.ports import StateStore
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import ApprovalConflictError, ApproverRefusedError, RunRefusedError
 from gitopsd.model.state import ApprovalRecord, Run
 from gitopsd.runtime.promotion import admission
 from gitopsd.runtime.records import audit, promotion_records
-from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace
+from gitopsd.runtime.runs.workspace import Workspace
 
-__all__ = ["ApprovalRefusedError", "Decision", "Wait", "approve", "promote", "roll_back"]
-
-
-class ApprovalRefusedError(GitopsdError):
-    """An approval not recorded, with the reason; `conflict` when the state is at fault
-    (nothing waits for approval, given already) rather than who approves (HTTP 409 / 403)."""
-
-    def __init__(self, message: str, *, conflict: bool = False) -> None:
-        super().__init__(message)
-        self.conflict = conflict
+__all__ = ["Decision", "Wait", "approve", "promote", "roll_back"]
 
 
 def promote(
@@ -97,7 +88,7 @@ def approve(
     workspace: Workspace, environment: str, *, revision: str | None, approver: approving.Person
 ) -> tuple[ApprovalRecord, int]:
     """Record `approver`'s approval of the pending (or given) revision; how many are still
-    missing. ApprovalRefusedError says why not."""
+    missing. An ApprovalRefusedError (gitopsd.errors) says why not."""
     entry = admission.entry(workspace, environment)
     revision = _approvable(workspace, environment, revision)
     policy = entry.manifest.spec.approvals
@@ -116,9 +107,7 @@ def approve(
         at=workspace.clock.now(),
     )
     if not workspace.store.add_approval(record):
-        raise ApprovalRefusedError(
-            f"{approver.name} has approved this revision already", conflict=True
-        )
+        raise ApprovalConflictError(f"{approver.name} has approved this revision already")
     missing = approving.missing(policy, admission.as_approvals([*given, record]))
     audit.record(
         workspace,
@@ -148,7 +137,8 @@ def _refuse(
         actor=approver.name,
         revision=revision,
     )
-    raise ApprovalRefusedError(refused.reason, conflict=refused.conflict)
+    kind = ApprovalConflictError if refused.conflict else ApproverRefusedError
+    raise kind(refused.reason)
 
 
 def _approvable(workspace: Workspace, environment: str, revision: str | None) -> str:
@@ -160,22 +150,19 @@ def _approvable(workspace: Workspace, environment: str, revision: str | None) ->
         if upstream is None or not any(
             h.revision == revision for h in promotion_records.holds(workspace.store, upstream)
         ):
-            raise ApprovalRefusedError(
+            raise ApprovalConflictError(
                 f"{revision[:12]} is not a candidate for {environment}: its upstream never "
-                "verified it",
-                conflict=True,
+                "verified it"
             )
         return revision
     pending = admission.admit(workspace, environment, action="promote", record=False)
     if pending.wait in (Wait.READY, Wait.WINDOW) and pending.revision is not None:
-        raise ApprovalRefusedError(
-            f"{environment} has every approval it needs for {pending.revision[:12]}",
-            conflict=True,
+        raise ApprovalConflictError(
+            f"{environment} has every approval it needs for {pending.revision[:12]}"
         )
     if pending.wait is not Wait.APPROVAL or pending.revision is None:
-        raise ApprovalRefusedError(
-            f"no promotion of {environment} is waiting for approval ({pending.reason})",
-            conflict=True,
+        raise ApprovalConflictError(
+            f"no promotion of {environment} is waiting for approval ({pending.reason})"
         )
     return pending.revision
 

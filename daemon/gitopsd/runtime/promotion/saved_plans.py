@@ -21,6 +21,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from gitopsd.errors import RunRefusedError, StalePlanError, UnknownPlanError
 from gitopsd.model.state import (
     ComponentState,
     EnvironmentState,
@@ -29,25 +30,12 @@ from gitopsd.model.state import (
     Run,
     SavedPlan,
 )
-from gitopsd.runtime.control import RequestRefusedError, UnknownPlanError
 from gitopsd.runtime.promotion import admission
 from gitopsd.runtime.records import audit
-from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace, new_run_id
+from gitopsd.runtime.runs.workspace import Workspace, new_run_id
 
 if TYPE_CHECKING:
     from gitopsd.runtime.runs.plan_run import PlannedComponent
-
-
-class PlanNotFoundError(UnknownPlanError):
-    """No saved plan has this id (CLI exit 1, API 404)."""
-
-
-class StalePlanError(RequestRefusedError):
-    """The plan no longer matches the environment, or is another one's (CLI exit 1, API
-    409: the state's fault, not the request's)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, conflict=True)
 
 
 def save(
@@ -93,7 +81,7 @@ def load(workspace: Workspace, environment: str, plan_id: str) -> SavedPlan:
     """The saved plan `plan_id` of `environment`, if it can still be applied."""
     plan = workspace.store.get_plan(plan_id)
     if plan is None:
-        raise PlanNotFoundError(f"no saved plan {plan_id!r}")
+        raise UnknownPlanError(f"no saved plan {plan_id!r}")
     if plan.environment != environment:
         raise StalePlanError(f"plan {plan_id} is a plan of {plan.environment}, not {environment}")
     check(workspace, plan)

@@ -13,15 +13,11 @@ write lock before the read), so two changes of the suspension never interleave.
 
 from __future__ import annotations
 
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import SuspensionRefusedError
 from gitopsd.model.state import EnvironmentState, Suspension
 from gitopsd.runtime.promotion import admission
 from gitopsd.runtime.records import audit
 from gitopsd.runtime.runs.workspace import Workspace
-
-
-class SuspensionRefusedError(GitopsdError):
-    """Suspending a suspended environment, or resuming one that is not (HTTP 409)."""
 
 
 def suspend(workspace: Workspace, environment: str, *, reason: str, actor: str) -> Suspension:

@@ -17,15 +17,11 @@ import uuid
 from collections.abc import Collection, Iterator
 
 from gitopsd.engine.ports import Clock, FencedError, StateStore
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import BusyError
 
 TTL = 30.0
 BUSY_LOOKS = 3
 BUSY_LOOK_PAUSE = 0.1
-
-
-class BusyError(GitopsdError):
-    """Another live process holds the environment's lease."""
 
 
 def holder_id() -> str:

@@ -26,17 +26,13 @@ from collections.abc import Iterator
 from gitopsd.adapters.child_processes import signal_group
 from gitopsd.adapters.process_groups import GroupState, group_state
 from gitopsd.engine.ports import Clock, DriverCall, OnStarted, StartedDriver, StateStore
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import OrphanError
 from gitopsd.model.state import DriverProcess, Event, Run
 
 KILL_GRACE = 10.0  # as long as a cancelled driver gets (CommandDriverRunner's kill_grace)
 KILLED_WAIT = 30.0  # after SIGKILL: only a process stuck in the kernel takes longer
 POLL = 0.05
 log = logging.getLogger("gitopsd.runs")
-
-
-class OrphanError(GitopsdError):
-    """A driver left by a dead process could not be ended: no step may run beside it."""
 
 
 @functools.cache

@@ -14,13 +14,9 @@ from dataclasses import dataclass
 from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import StateStore
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import OrphanError
 from gitopsd.model.state import ComponentState
 from gitopsd.runtime.runs.revisions import Revisioned
-
-
-class OrphanError(GitopsdError):
-    """An orphan that cannot be destroyed with its own driver."""
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,12 @@ WAIT_SLICE = 0.1
 log = logging.getLogger("gitopsd.runs")
 
 
+# not in gitopsd.errors: never reaches a user as such; the step that meets it is recorded as failed
 class StepError(Exception):
     """A step that cannot even be attempted (no command for the action, unsupported driver)."""
 
 
+# not in gitopsd.errors: a signal to stop, not an error (see the docstring)
 class Interrupted(BaseException):
     """The process is stopping and its grace period is over: the drivers were stopped, and
     the run must be left exactly as a crash would leave it, resumable, with nothing more

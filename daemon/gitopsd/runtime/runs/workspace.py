@@ -28,7 +28,7 @@ from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans, revisions
 from gitopsd.runtime.runs.revisions import Revisioned
@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-
-
-class RunRefusedError(GitopsdError):
-    """A run that cannot start: unknown environment, invalid revision, bad component list."""
 
 
 @dataclass

@@ -11,19 +11,19 @@ running again, and the request is recorded in the audit trail with who asked.
 from __future__ import annotations
 
 from gitopsd.engine.ports import Clock, StateStore
+from gitopsd.errors import ConflictError
 from gitopsd.model.state import Event, Run
-from gitopsd.runtime.control import RequestRefusedError
 
 
 def cancel_run(store: StateStore, run_id: str, *, actor: str, clock: Clock) -> Run | None:
-    """Ask the run `run_id` to stop; None if there is no such run, RequestRefusedError
-    (conflict) if it has finished already. Asking twice is asking once."""
+    """Ask the run `run_id` to stop; None if there is no such run, ConflictError if it has
+    finished already. Asking twice is asking once."""
     with store.transaction():
         run = store.get_run(run_id)
         if run is None:
             return None
         if run.status.is_finished:
-            raise RequestRefusedError(f"run {run_id} already {run.status.value}", conflict=True)
+            raise ConflictError(f"run {run_id} already {run.status.value}")
         if run.cancel_requested:
             return run
         run = run.model_copy(update={"cancel_requested": True})

@@ -29,24 +29,20 @@ from typing import Any
 
 from gitopsd import __version__
 from gitopsd.adapters import data_folder
-from gitopsd.adapters.gitrepo import GitSourceError
 from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.adapters.scheduling import Jobs
 from gitopsd.engine import selection
 from gitopsd.engine.approving import Person
 from gitopsd.engine.queueing import Priority, Request
+from gitopsd.errors import ConflictError, DataFolderError, GitSourceError, InvalidRequestError
 from gitopsd.model.state import (
     ComponentState,
     EnvironmentState,
 )
-from gitopsd.runtime.control import (
-    Identity,
-    RequestRefusedError,
-    UnknownEnvironmentError,
-)
+from gitopsd.runtime.control import Identity, UnknownEnvironmentError
 from gitopsd.runtime.promotion import admission, promoting, saved_plans, suspending
 from gitopsd.runtime.records import reports
-from gitopsd.runtime.runs.workspace import RunRefusedError, Workspace, new_run_id
+from gitopsd.runtime.runs.workspace import Workspace, new_run_id
 from gitopsd.runtime.service import announcing, cancelling, handling, paging
 from gitopsd.runtime.service.followups import FollowUps
 from gitopsd.runtime.service.heads import HeadWatch
@@ -129,8 +125,8 @@ class Daemon:
     def start(self) -> None:
         """Resume what a stopped process left, reconcile the head, then watch for changes.
 
-        Only the leader of the daemons sharing a store gets here (runtime.service.leadership),
-        so the work started below, the outbox that delivers statuses and notifications included, is
+        Only the leader of the daemons sharing a store gets here (runtime.service.leadership), so
+        the work started below, the outbox that delivers statuses and notifications included, is
         the leader's alone.
         """
         self.announcing.outbox.start()
@@ -187,7 +183,7 @@ class Daemon:
         """Every way work arrives: record it, then queue it (see `Intake`)."""
         with self._lock:
             if self._stopping:
-                raise RequestRefusedError("gitopsd is shutting down", conflict=True)
+                raise ConflictError("gitopsd is shutting down")
         self.intake.accept(request)
 
     def _new_intake(self) -> Intake:
@@ -227,7 +223,7 @@ class Daemon:
     def _worker(self, environment: str) -> EnvironmentWorker:
         with self._lock:
             if self._stopping:
-                raise RequestRefusedError("gitopsd is shutting down", conflict=True)
+                raise ConflictError("gitopsd is shutting down")
             worker = self._workers.get(environment)
             if worker is None:
                 worker = EnvironmentWorker(environment, self.handling.handle)
@@ -255,7 +251,7 @@ class Daemon:
             return False, f"the state store does not answer: {error}"
         try:  # a full or read-only data folder fails every run
             data_folder.probe(self.workspace.data_dir)
-        except data_folder.DataFolderError as error:
+        except DataFolderError as error:
             return False, str(error)
         if self.intake.problem is not None:
             return False, f"the state store does not take writes: {self.intake.problem}"
@@ -333,7 +329,7 @@ class Daemon:
     ) -> str:
         self._check_environment(environment)
         if action not in RUN_ACTIONS:
-            raise RequestRefusedError(f"action must be one of {', '.join(RUN_ACTIONS)}")
+            raise InvalidRequestError(f"action must be one of {', '.join(RUN_ACTIONS)}")
         self._check_components(environment, components)
         resolved = self._resolve(revision) if revision else None
         request = Request(
@@ -377,30 +373,21 @@ class Daemon:
         """Admission when the request is made, so the API can answer it: refused (or
         nothing to apply) is a 409 with the reason; a wait is queued, and the worker admits
         it again, recording the wait, when it takes it."""
-        try:
-            decision = handling.admit(self.workspace, request, record=False)
-        except RunRefusedError as refused:
-            raise RequestRefusedError(str(refused), conflict=True) from None
+        decision = handling.admit(self.workspace, request, record=False)  # or RunRefusedError
         if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
-            raise RequestRefusedError(decision.reason, conflict=True)
+            raise ConflictError(decision.reason)
         return decision
 
     def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:
         self._check_environment(environment)
-        try:
-            suspension = suspending.suspend(
-                self.workspace, environment, reason=reason, actor=identity.name
-            )
-        except suspending.SuspensionRefusedError as refused:
-            raise RequestRefusedError(str(refused), conflict=True) from None
+        suspension = suspending.suspend(
+            self.workspace, environment, reason=reason, actor=identity.name
+        )
         return {"environment": environment, **suspension.model_dump(mode="json")}
 
     def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
         self._check_environment(environment)
-        try:
-            ended = suspending.resume(self.workspace, environment, actor=identity.name)
-        except suspending.SuspensionRefusedError as refused:
-            raise RequestRefusedError(str(refused), conflict=True) from None
+        ended = suspending.resume(self.workspace, environment, actor=identity.name)
         self._ask_candidate(environment)
         return {"environment": environment, "resumed": ended.model_dump(mode="json")}
 
@@ -430,12 +417,9 @@ class Daemon:
     ) -> dict[str, Any]:
         self._check_environment(environment)
         approver = Person(identity.name, identity.email)
-        try:
-            record, missing = promoting.approve(
-                self.workspace, environment, revision=revision, approver=approver
-            )
-        except promoting.ApprovalRefusedError as refused:
-            raise RequestRefusedError(str(refused), conflict=refused.conflict) from None
+        record, missing = promoting.approve(
+            self.workspace, environment, revision=revision, approver=approver
+        )
         if not missing:
             self._submit(self.followups.promotion(environment))
         return {**record.model_dump(mode="json"), "missing": missing}
@@ -467,7 +451,7 @@ class Daemon:
         names = {c.manifest.name for c in selection.select(repository, environment).components}
         unknown = sorted(set(components) - names)
         if unknown:
-            raise RequestRefusedError(
+            raise InvalidRequestError(
                 f"not components of {environment}: {', '.join(unknown)} "
                 f"(it has {', '.join(sorted(names))})"
             )
@@ -476,7 +460,7 @@ class Daemon:
         try:
             return self.workspace.source.resolve(revision)
         except GitSourceError as error:
-            raise RequestRefusedError(str(error)) from None
+            raise InvalidRequestError(str(error)) from None
 
     def _snapshot(self) -> Iterator[tuple[EnvironmentState, list[ComponentState]]]:
         store = self.workspace.store

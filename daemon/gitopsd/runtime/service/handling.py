@@ -7,8 +7,8 @@ resume, a saved plan, a promotion, a drift check, or a plan, apply or destroy. W
 it is written to its record: done with its runs, waiting (with when to look again), retrying
 after a transient fault (with backoff), or refused with the reason; and the run's metrics and
 the follow-ups it calls for (promoting its followers) are recorded. The daemon
-(runtime.service.daemon) wires this to the queues and answers the API; nothing here knows
-the API exists.
+(runtime.service.daemon) wires this to the queues and answers the API; nothing here knows the API
+exists.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from typing import Any
 from gitopsd.adapters import faults
 from gitopsd.adapters.metrics import Metrics
 from gitopsd.engine.queueing import Priority, Request
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import BusyError, ConflictError, GitopsdError
 from gitopsd.model.state import Run, RunStatus
 from gitopsd.runtime import logs
-from gitopsd.runtime.control import RequestRefusedError
 from gitopsd.runtime.drift import drift_reports, drifting
 from gitopsd.runtime.promotion import admission, promoting, saved_plans
-from gitopsd.runtime.runs.leases import BusyError
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service.followups import BUSY_RETRY, FollowUps
 from gitopsd.runtime.service.intake import Intake
@@ -37,9 +35,9 @@ AUTOMATIC = frozenset({"commit", "promotion", "schedule"})  # triggers suspensio
 
 
 def admit(workspace: Workspace, request: Request, *, record: bool = True) -> admission.Decision:
-    """The admission of `request` (runtime.promotion.admission): READY with the revision to
-    run, a wait with its reason and `look_again_at`, NOTHING or REFUSED with the reason.
-    Commits, auto promotions and scheduled checks are automatic: suspension holds them."""
+    """The admission of `request` (runtime.promotion.admission): READY with the revision to run, a
+    wait with its reason and `look_again_at`, NOTHING or REFUSED with the reason. Commits, auto
+    promotions and scheduled checks are automatic: suspension holds them."""
     return admission.admit(
         workspace,
         request.environment,
@@ -182,7 +180,7 @@ class Handling:
         """A refusal is the request's end (recorded by `handle`); a wait asks again when
         it can end (a window opening, a soak ending; approvals submit a promotion)."""
         if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
-            raise RequestRefusedError(decision.reason, conflict=True)
+            raise ConflictError(decision.reason)
         log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
         self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
         if decision.look_again_at is not None:
@@ -209,13 +207,10 @@ class Handling:
 
     def _check_drift(self, request: Request) -> list[Run]:
         environment = request.environment
-        repository = self.reconciler.repository
-        entry = repository.environments.get(environment) if repository else None
-        remediate = bool(entry and entry.manifest.spec.drift.remediate)
-        report = drifting.check_and_remediate(
+        report = drifting.check_now(
             self.workspace,
             environment,
-            remediate=remediate,
+            repository=self.reconciler.repository,
             actor=request.actor,
             automatic=request.trigger in AUTOMATIC,
         )

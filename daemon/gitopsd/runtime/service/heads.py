@@ -30,12 +30,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from gitopsd.adapters import faults
-from gitopsd.adapters.gitrepo import GitSource, GitSourceError
+from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.scheduling import Jobs
 from gitopsd.adapters.watching import RefsWatcher
 from gitopsd.engine import retrying
 from gitopsd.engine.breaker import CircuitBreaker
 from gitopsd.engine.ports import Clock
+from gitopsd.errors import GitSourceError
 from gitopsd.model.manifests import RetryPolicy
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ from gitopsd.engine import retrying
 from gitopsd.engine.ports import Clock, StateStore
 from gitopsd.engine.queueing import Priority
 from gitopsd.engine.queueing import Request as Work
+from gitopsd.errors import ConflictError
 from gitopsd.model.manifests import RetryPolicy
 from gitopsd.model.state import Request, RequestStatus, Run
-from gitopsd.runtime.control import RequestRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -141,17 +141,15 @@ class Intake:
 
     def cancel(self, request_id: str, *, actor: str) -> Request | None:
         """End a request that has not started (queued, waiting, retrying) as cancelled; the
-        worker then skips it. None if unknown; RequestRefusedError (conflict) once it runs
+        worker then skips it. None if unknown; ConflictError once it runs
         (its run is cancelled instead, when it exists) or has ended."""
         record = self.get(request_id)
         if record is None:
             return None
         if record.status is RequestStatus.RUNNING:
-            raise RequestRefusedError(
-                f"{request_id} is starting its run; cancel it again in a moment", conflict=True
-            )
+            raise ConflictError(f"{request_id} is starting its run; cancel it again in a moment")
         if not record.status.is_open:
-            raise RequestRefusedError(f"{request_id} is {record.status.value}", conflict=True)
+            raise ConflictError(f"{request_id} is {record.status.value}")
         self._end(record, RequestStatus.DONE, outcome=f"cancelled by {actor} before it ran")
         return self.get(request_id)
 

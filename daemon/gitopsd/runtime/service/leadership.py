@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gitopsd.engine.ports import Election, Term
+from gitopsd.engine.ports import Election, Fencing, Term
 from gitopsd.runtime.control import Identity, StandbyError
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service.daemon import Daemon
@@ -67,14 +67,14 @@ class Terms:
         *,
         election: Election,
         make_daemon: MakeDaemon,
-        fence: Callable[[int], Any] | None = None,
+        fencing: Fencing | None = None,
         poll: float = 2.0,
         heartbeat: float = 2.0,
     ) -> None:
         self._base = workspace
         self._election = election
         self._make_daemon = make_daemon
-        self._fence = fence  # epoch -> the store fenced at it; None: the store is not shared
+        self._fencing = fencing  # None: the store is not shared, this process always leads
         self._poll, self._heartbeat = poll, heartbeat
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -82,7 +82,7 @@ class Terms:
         self._term: Term | None = None
         self._deposed_because: str | None = None
         # the sole process leads with the daemon made now; a shared store starts as a standby
-        self._daemon = self._made(workspace) if fence is None else self._standby()
+        self._daemon = self._made(workspace) if fencing is None else self._standby()
         self._thread = threading.Thread(target=self._loop, name="leadership", daemon=True)
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -90,7 +90,7 @@ class Terms:
     def start(self) -> None:
         """Lead at once if the election allows (SQLite always does), then keep campaigning."""
         self._try_to_lead()
-        if self._fence is not None:
+        if self._fencing is not None:
             self._thread.start()
 
     def stop(self, *, grace: float) -> None:
@@ -138,7 +138,7 @@ class Terms:
                 return
             self._deposed_because = None
         log.info("leading at epoch %d (after %s)", term.epoch, term.previous or "nobody")
-        daemon = self._daemon if self._fence is None else self._made(self._term_workspace(term))
+        daemon = self._daemon if self._fencing is None else self._made(self._term_workspace(term))
         self._daemon, self._term = daemon, term
         daemon.start()
 
@@ -160,16 +160,15 @@ class Terms:
         log.warning("standing by: the runs left unfinished resume under the next leader")
 
     def _term_workspace(self, term: Term) -> Workspace:
-        assert self._fence is not None
-        store = self._fence(term.epoch)
-        store.on_fenced = self.fenced
+        assert self._fencing is not None
+        store = self._fencing.fenced(term.epoch, on_fenced=self.fenced)
         deposed = frozenset({term.previous} - {self._base.holder, None})
         return _fresh(self._base, store=store, deposed=deposed)
 
     def _standby(self) -> Daemon:
         """A daemon that is never started: it serves reads, its store refuses fenced writes."""
-        assert self._fence is not None
-        daemon = self._made(_fresh(self._base, store=self._fence(0)))
+        assert self._fencing is not None
+        daemon = self._made(_fresh(self._base, store=self._fencing.fenced(0)))
         daemon.prepare()
         return daemon
 
@@ -271,18 +270,17 @@ class Terms:
 def terms(workspace: Workspace, *, make_daemon: MakeDaemon, poll: float, timeout: float) -> Terms:
     """Leadership for the workspace's store: sole for one of its own (SQLite), elected among
     the daemons sharing a PostgreSQL store (whose driver is imported only then)."""
-    fenced = getattr(workspace.store, "fenced", None)
-    url = getattr(workspace.store, "url", None)
-    if fenced is None or url is None:
+    fencing = workspace.store.fencing()
+    if fencing is None:
         return Terms(workspace, election=SoleElection(workspace.holder), make_daemon=make_daemon)
     from gitopsd.adapters.postgres_election import PostgresElection
 
-    election = PostgresElection(url, holder=workspace.holder, timeout=timeout)
+    election = PostgresElection(fencing.url, holder=workspace.holder, timeout=timeout)
     return Terms(
         workspace,
         election=election,
         make_daemon=make_daemon,
-        fence=fenced,
+        fencing=fencing,
         poll=poll,
         heartbeat=timeout / 4,
     )

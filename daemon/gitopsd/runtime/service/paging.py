@@ -6,7 +6,7 @@ value) so that clients pass it back as is and the positions can change shape lat
   two pages lands before the first one and shifts nothing); `[]` is "the runs from the top,
   without the requests not started yet", which only the first page lists;
 - steps: the last step's index; events: the last event's id.
-A cursor that does not decode is the request's fault (RequestRefusedError, HTTP 422).
+A cursor that does not decode is the request's fault (InvalidRequestError, HTTP 422).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import InvalidRequestError
 from gitopsd.model.state import Request, Run
-from gitopsd.runtime.control import RequestRefusedError
 from gitopsd.runtime.records import reports
 
 TOP = "W10"  # base64url of `[]`: the runs from the newest, without the requests
@@ -32,12 +32,12 @@ def encode(value: Any) -> str:
 
 
 def decode(cursor: str, name: str) -> Any:
-    """The value inside `cursor`; RequestRefusedError naming the parameter if it is not one."""
+    """The value inside `cursor`; InvalidRequestError naming the parameter if it is not one."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, UnicodeError, binascii.Error):
-        raise RequestRefusedError(f"{name}: not a cursor this API handed out") from None
+        raise InvalidRequestError(f"{name}: not a cursor this API handed out") from None
 
 
 def after_run(run: Run) -> str:
@@ -53,9 +53,9 @@ def run_position(cursor: str) -> tuple[datetime, str] | None:
         created, run_id = value
         moment = datetime.fromisoformat(created)
     except (TypeError, ValueError):
-        raise RequestRefusedError("cursor: not a cursor this API handed out") from None
+        raise InvalidRequestError("cursor: not a cursor this API handed out") from None
     if moment.utcoffset() is None or not isinstance(run_id, str):
-        raise RequestRefusedError("cursor: not a cursor this API handed out")
+        raise InvalidRequestError("cursor: not a cursor this API handed out")
     return moment, run_id
 
 
@@ -63,7 +63,7 @@ def number(cursor: str, name: str) -> int:
     """The step index or event id a cursor names."""
     value = decode(cursor, name)
     if not isinstance(value, int) or isinstance(value, bool) or not _fits_int64(value):
-        raise RequestRefusedError(f"{name}: not a cursor this API handed out")
+        raise InvalidRequestError(f"{name}: not a cursor this API handed out")
     return value
 
 

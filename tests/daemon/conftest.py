@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gitopsd.adapters import metrics
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.runtime.announcing import Delivery
@@ -71,7 +72,9 @@ def started(
         workspace = world.workspace(SqliteStore(tmp_path / "state.db"))
         workspace.clock = clock
         jobs = ManualJobs(clock.now)
-        daemon = Daemon(workspace, jobs=jobs, poll_interval=3600, delivery=delivery)
+        daemon = Daemon(
+            workspace, jobs=jobs, poll_interval=3600, metrics=metrics.recorder, delivery=delivery
+        )
         daemons.append(daemon)
         daemon.start()
         return daemon, clock, jobs, world

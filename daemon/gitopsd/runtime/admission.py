@@ -27,6 +27,7 @@ from gitopsd.model.state import (
     EnvironmentState,
     EnvironmentStatus,
     PendingApproval,
+    RequestKind,
 )
 from gitopsd.runtime import audit, promotion_records
 from gitopsd.runtime.workspace import RunRefusedError, Workspace
@@ -44,7 +45,7 @@ def admit(
     workspace: Workspace,
     environment: str,
     *,
-    action: str = "apply",
+    action: RequestKind = RequestKind.APPLY,
     revision: str | None = None,
     forced: bool = False,
     actor: str = "local",
@@ -104,9 +105,13 @@ def _facts(
 
 
 def _record(
-    workspace: Workspace, environment: str, action: str, decision: Decision, *, actor: str
+    workspace: Workspace, environment: str, action: RequestKind, decision: Decision, *, actor: str
 ) -> Decision:
-    if action in ("apply", "promote") and decision.wait in _CANDIDATE and decision.revision:
+    if (
+        action in (RequestKind.APPLY, RequestKind.PROMOTE)
+        and decision.wait in _CANDIDATE
+        and decision.revision
+    ):
         decision = _supersede(workspace, environment, decision, actor=actor)
     if decision.wait.is_waiting:
         _mark_waiting(workspace, environment, decision, actor=actor)

@@ -25,7 +25,7 @@ from pathlib import Path
 from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import DriverCall, DriverResult
-from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Run
+from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, RequestKind, Run
 from gitopsd.runtime import audit
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import StepError, check_opened, output_secrets, target_for
@@ -119,7 +119,7 @@ def check_and_remediate(
     admitted = admission.admit(
         workspace,
         environment,
-        action="remediate",
+        action=RequestKind.REMEDIATE,
         revision=report.revision,
         actor=actor,
         automatic=automatic,

@@ -26,7 +26,7 @@ from gitopsd.cli.context import (
 )
 from gitopsd.cli.stopping import stopping
 from gitopsd.engine.admitting import Wait
-from gitopsd.model.state import RequestKind, Run, RunStatus, SavedPlan, Step
+from gitopsd.model.state import RequestKind, RequestStatus, Run, RunStatus, SavedPlan, Step
 from gitopsd.runtime import cancelling, reports
 from gitopsd.runtime.control import RequestRefusedError
 
@@ -281,7 +281,9 @@ def _selected(
     listed = store.list_runs(environment, limit=limit)
     known = {run.id for run in listed}
     opened = store.list_requests(environment, open_only=True)
-    return listed, [r for r in opened if r.id not in known and r.status.value != "running"]
+    return listed, [
+        r for r in opened if r.id not in known and r.status is not RequestStatus.RUNNING
+    ]
 
 
 def _older_runs(

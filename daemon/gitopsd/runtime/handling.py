@@ -2,12 +2,14 @@
 
 Pipeline: queue -> worker -> **handle** -> run -> report. Each environment's worker hands its
 requests here one at a time. A request is marked running in its record, admitted again (the
-state may have changed since it was asked for), and then started through the workspace: a
-resume, a saved plan, a promotion, a drift check, or a plan, apply or destroy. What comes of
-it is written to its record: done with its runs, waiting (with when to look again), retrying
-after a transient fault (with backoff), or refused with the reason; and the run's metrics and
-the follow-ups it calls for (promoting its followers) are recorded. The daemon (runtime.daemon)
-wires this to the queues and answers the API; nothing here knows the API exists.
+state may have changed since it was asked for), and then started through the workspace by
+the handler of its kind (one table, `RequestKind` -> handler): a resume, a saved plan or an
+apply, a plan, a destroy, a promotion, a drift check. What comes of it is written to its
+record: done with its runs, waiting (with when to look again), retrying after a transient
+fault (with backoff), or refused with the reason; the run's metrics are told to the recorder
+port (engine.recording) and the follow-ups it calls for (promoting its followers) are
+scheduled. The daemon (runtime.daemon) wires this to the queues; nothing here knows the API
+exists.
 """
 
 from __future__ import annotations

@@ -82,15 +82,7 @@ class Daemon:
             repository=lambda: self.reconciler.repository,
             stopping=lambda: self._stopping,
         )
-        self.heads = HeadWatch(
-            workspace.source,
-            clock=workspace.clock,
-            on_head=lambda head, seen_at: self.reconciler.on_head(head, seen_at=seen_at),
-            on_fetch=lambda result: self.recorder.fetched(result),
-            jobs=jobs,
-            poll_interval=poll_interval,
-            monotonic=monotonic,
-        )
+        self.heads = self._new_head_watch(poll_interval)
         self.reads = Reads(
             workspace,
             intake=self.intake,
@@ -106,24 +98,41 @@ class Daemon:
             delivery or announcing.Delivery(),
             notifications=lambda: self.reconciler.notifications,
         )
-        self.handling = handling.Handling(
-            workspace,
-            intake=self.intake,
-            reconciler=self.reconciler,
-            followups=self.followups,
-            recorder=self.recorder,
-            monotonic=monotonic,
-            count_failure=self._count_failure,
-            wake_outbox=self.announcing.outbox.wake,
+        self.handling = self._new_handling()
+        self.requests = self._new_operator_requests()
+
+    def _new_head_watch(self, poll_interval: float) -> HeadWatch:
+        return HeadWatch(
+            self.workspace.source,
+            clock=self.workspace.clock,
+            on_head=lambda head, seen_at: self.reconciler.on_head(head, seen_at=seen_at),
+            on_fetch=lambda result: self.recorder.fetched(result),
+            jobs=self._jobs,
+            poll_interval=poll_interval,
+            monotonic=self._monotonic,
         )
-        self.requests = OperatorRequests(
-            workspace,
+
+    def _new_operator_requests(self) -> OperatorRequests:
+        return OperatorRequests(
+            self.workspace,
             intake=self.intake,
             reconciler=self.reconciler,
             followups=self.followups,
             submit=self._submit,
             check_environment=self.reads.check_environment,
-            monotonic=monotonic,
+            monotonic=self._monotonic,
+        )
+
+    def _new_handling(self) -> handling.Handling:
+        return handling.Handling(
+            self.workspace,
+            intake=self.intake,
+            reconciler=self.reconciler,
+            followups=self.followups,
+            recorder=self.recorder,
+            monotonic=self._monotonic,
+            count_failure=self._count_failure,
+            wake_outbox=self.announcing.outbox.wake,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------

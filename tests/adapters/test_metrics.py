@@ -119,3 +119,22 @@ def test_state_gauges_follow_the_store_and_drop_an_old_revision() -> None:
         )
         == 0
     )
+
+
+def test_each_recorder_verb_counts_under_the_documented_name_and_labels() -> None:
+    metrics = Metrics(version="1", snapshot=lambda: [])
+    metrics.commit_reached_apply("dev", 2.5)
+    metrics.promotion_ended("prod", "superseded")
+    metrics.drift_checked("dev", "drifted")
+    metrics.fetched("failure")
+    metrics.notification_sent("slack", "failure")
+    metrics.commit_status_set("success")
+    metrics.follow_lead(lambda: 7)
+    text = metrics.exposition()[0].decode()
+    assert metric(text, "gitopsd_commit_to_apply_seconds_sum", environment="dev") == 2.5
+    assert metric(text, "gitopsd_promotions_total", environment="prod", result="superseded") == 1
+    assert metric(text, "gitopsd_drift_checks_total", environment="dev", result="drifted") == 1
+    assert metric(text, "gitopsd_git_fetches_total", result="failure") == 1
+    assert metric(text, "gitopsd_notifications_total", notification="slack", result="failure") == 1
+    assert metric(text, "gitopsd_commit_statuses_total", result="success") == 1
+    assert metric(text, "gitopsd_leader") == 1 and metric(text, "gitopsd_leader_epoch") == 7

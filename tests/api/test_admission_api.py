@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gitopsd.adapters import metrics
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.api.app import create_app
@@ -32,7 +33,12 @@ def world(tmp_path: Path) -> World:
 @pytest.fixture
 def daemon(world: World, tmp_path: Path) -> Iterator[Daemon]:
     workspace = world.workspace(SqliteStore(tmp_path / "state.db"))
-    made = Daemon(workspace, jobs=ManualJobs(workspace.clock.now), poll_interval=3600)
+    made = Daemon(
+        workspace,
+        jobs=ManualJobs(workspace.clock.now),
+        poll_interval=3600,
+        metrics=metrics.recorder,
+    )
     made.prepare()  # the manifests for the API; no work of its own
     yield made
     made.stop(grace=5)

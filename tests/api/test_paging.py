@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from gitopsd.adapters import metrics
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.api.app import create_app
@@ -37,7 +38,12 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 def daemon(tmp_path: Path) -> Iterator[Daemon]:
     world = World.committed(tmp_path, chain())
     workspace = world.workspace(SqliteStore(tmp_path / "state.db"))
-    made = Daemon(workspace, jobs=ManualJobs(workspace.clock.now), poll_interval=3600)
+    made = Daemon(
+        workspace,
+        jobs=ManualJobs(workspace.clock.now),
+        poll_interval=3600,
+        metrics=metrics.recorder,
+    )
     made.prepare()
     yield made
     made.stop(grace=5)

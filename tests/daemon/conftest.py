@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from gitopsd.adapters import metrics
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.engine.recording import MakeRecorder
 from gitopsd.runtime.service.announcing import Delivery
 from gitopsd.runtime.service.daemon import Daemon
 from tests.daemon.harness import DaemonProcess
@@ -56,8 +58,9 @@ class FakeClock:
 def started(
     tmp_path: Path,
 ) -> Iterator[Callable[..., tuple[Daemon, FakeClock, ManualJobs, World]]]:
-    """`started(files, delivery=None, control=None)`: an in-process daemon on a repo of
-    `files`, its drivers controlled by `control` (see tests/runtime/driver.py)."""
+    """`started(files, delivery=None, control=None, recorder=None)`: an in-process daemon on
+    a repo of `files`, its drivers controlled by `control` (see tests/runtime/driver.py), its
+    metrics recorded by `recorder` (default: the Prometheus one)."""
     daemons: list[Daemon] = []
 
     def start(
@@ -65,13 +68,16 @@ def started(
         *,
         delivery: Delivery | None = None,
         control: dict[str, Any] | None = None,
+        recorder: MakeRecorder = metrics.recorder,
     ) -> tuple[Daemon, FakeClock, ManualJobs, World]:
         world = World.committed(tmp_path, files, **(control or {}))
         clock = FakeClock(datetime(2026, 12, 1, 12, 30, tzinfo=UTC))
         workspace = world.workspace(SqliteStore(tmp_path / "state.db"))
         workspace.clock = clock
         jobs = ManualJobs(clock.now)
-        daemon = Daemon(workspace, jobs=jobs, poll_interval=3600, delivery=delivery)
+        daemon = Daemon(
+            workspace, jobs=jobs, poll_interval=3600, metrics=recorder, delivery=delivery
+        )
         daemons.append(daemon)
         daemon.start()
         return daemon, clock, jobs, world

@@ -12,6 +12,7 @@ from gitopsd.engine.admitting import Ask, Facts, Wait, decide
 from gitopsd.engine.approving import Approval
 from gitopsd.engine.promotion import Hold
 from gitopsd.model.manifests import Approvals, Window
+from gitopsd.model.state import RequestKind
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 HEAD, OLD, FAILED, OFF = "h" * 40, "o" * 40, "f" * 40, "x" * 40
@@ -40,52 +41,69 @@ def facts(**changes: object) -> Facts:
 
 
 def test_a_promoted_environment_takes_only_what_its_upstream_verified_and_soaked() -> None:
-    assert decide(Ask("prod", "apply"), facts()).revision == HEAD
-    refused = decide(Ask("prod", "apply", FAILED), facts())
+    assert decide(Ask("prod", RequestKind.APPLY), facts()).revision == HEAD
+    refused = decide(Ask("prod", RequestKind.APPLY, FAILED), facts())
     assert (refused.wait, refused.reason) == (Wait.REFUSED, f"staging never verified {FAILED[:12]}")
-    soaking = decide(Ask("prod", "apply", HEAD), facts(soak=4 * 3600))
+    soaking = decide(Ask("prod", RequestKind.APPLY, HEAD), facts(soak=4 * 3600))
     assert soaking.wait is Wait.SOAK and soaking.look_again_at == NOW + timedelta(hours=1)
-    nothing = decide(Ask("prod", "apply"), facts(upstream_holds=[]))
+    nothing = decide(Ask("prod", RequestKind.APPLY), facts(upstream_holds=[]))
     assert nothing.wait is Wait.NOTHING
 
 
 def test_approvals_then_windows_hold_a_promotion_and_force_overrides_only_the_window() -> None:
     needs = facts(approvals=Approvals(required=1))
-    assert decide(Ask("prod", "promote", forced=True), needs).wait is Wait.APPROVAL
+    assert decide(Ask("prod", RequestKind.PROMOTE, forced=True), needs).wait is Wait.APPROVAL
     denied = facts(windows=[DENY])
-    assert decide(Ask("prod", "promote"), denied).wait is Wait.WINDOW
-    forced = decide(Ask("prod", "promote", forced=True), denied)
+    assert decide(Ask("prod", RequestKind.PROMOTE), denied).wait is Wait.WINDOW
+    forced = decide(Ask("prod", RequestKind.PROMOTE, forced=True), denied)
     assert (forced.wait, forced.forced) == (Wait.READY, True)
 
 
-@pytest.mark.parametrize("action", ["plan", "apply", "destroy", "rollback", "remediate"])
-def test_a_revision_off_the_branch_is_refused(action: str) -> None:
+@pytest.mark.parametrize(
+    "action",
+    [
+        RequestKind.PLAN,
+        RequestKind.APPLY,
+        RequestKind.DESTROY,
+        RequestKind.ROLLBACK,
+        RequestKind.REMEDIATE,
+    ],
+)
+def test_a_revision_off_the_branch_is_refused(action: RequestKind) -> None:
     decided = decide(Ask("prod", action, OFF), facts())
     assert decided.wait is Wait.REFUSED and "not a commit of the branch" in decided.reason
 
 
 def test_suspension_holds_automatic_work_only() -> None:
     suspended = facts(suspended="incident", upstream=None)
-    assert decide(Ask("dev", "apply", HEAD, automatic=True), suspended).wait is Wait.SUSPENDED
-    assert decide(Ask("dev", "remediate", automatic=True), suspended).wait is Wait.SUSPENDED
-    assert decide(Ask("dev", "apply", HEAD), suspended).wait is Wait.READY
+    assert (
+        decide(Ask("dev", RequestKind.APPLY, HEAD, automatic=True), suspended).wait
+        is Wait.SUSPENDED
+    )
+    assert (
+        decide(Ask("dev", RequestKind.REMEDIATE, automatic=True), suspended).wait is Wait.SUSPENDED
+    )
+    assert decide(Ask("dev", RequestKind.APPLY, HEAD), suspended).wait is Wait.READY
 
 
 def test_plan_is_never_held_rollback_only_to_its_own_holds_destroy_by_windows() -> None:
     held = facts(windows=[DENY], approvals=Approvals(required=2))
-    assert decide(Ask("prod", "plan", FAILED), held).wait is Wait.READY
-    assert decide(Ask("prod", "rollback", OLD), held).wait is Wait.READY
-    assert decide(Ask("prod", "rollback", HEAD), held).wait is Wait.REFUSED
-    assert decide(Ask("prod", "destroy"), held).wait is Wait.WINDOW
-    assert decide(Ask("prod", "destroy"), facts(approvals=Approvals(required=2))).wait is (
-        Wait.READY
-    )
-    assert decide(Ask("prod", "remediate"), held).wait is Wait.WINDOW
+    assert decide(Ask("prod", RequestKind.PLAN, FAILED), held).wait is Wait.READY
+    assert decide(Ask("prod", RequestKind.ROLLBACK, OLD), held).wait is Wait.READY
+    assert decide(Ask("prod", RequestKind.ROLLBACK, HEAD), held).wait is Wait.REFUSED
+    assert decide(Ask("prod", RequestKind.DESTROY), held).wait is Wait.WINDOW
+    assert decide(
+        Ask("prod", RequestKind.DESTROY), facts(approvals=Approvals(required=2))
+    ).wait is (Wait.READY)
+    assert decide(Ask("prod", RequestKind.REMEDIATE), held).wait is Wait.WINDOW
 
 
 def test_a_branch_environment_takes_the_head_or_the_revision_held_by_windows() -> None:
     branch = facts(upstream=None)
-    assert decide(Ask("dev", "apply"), branch).revision == HEAD
-    assert decide(Ask("dev", "apply", OLD), branch).revision == OLD
-    assert decide(Ask("dev", "apply"), facts(upstream=None, windows=[DENY])).wait is Wait.WINDOW
-    assert decide(Ask("dev", "promote"), branch).wait is Wait.NOTHING
+    assert decide(Ask("dev", RequestKind.APPLY), branch).revision == HEAD
+    assert decide(Ask("dev", RequestKind.APPLY, OLD), branch).revision == OLD
+    assert (
+        decide(Ask("dev", RequestKind.APPLY), facts(upstream=None, windows=[DENY])).wait
+        is Wait.WINDOW
+    )
+    assert decide(Ask("dev", RequestKind.PROMOTE), branch).wait is Wait.NOTHING

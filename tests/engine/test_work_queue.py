@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from gitopsd.engine.queueing import EnvironmentQueue, Priority, Request
+from gitopsd.model.state import RequestKind
 
 
 def request(
-    id: str, priority: Priority, *, action: str = "apply", revision: str | None = None
+    id: str,
+    priority: Priority,
+    *,
+    action: RequestKind = RequestKind.APPLY,
+    revision: str | None = None,
 ) -> Request:
     return Request(id=id, environment="dev", priority=priority, action=action, revision=revision)
 
 
 def test_an_operator_request_runs_before_a_commit_before_a_scheduled_check() -> None:
     queue = EnvironmentQueue()
-    queue.put(request("drift", Priority.SCHEDULED, action="drift"))
+    queue.put(request("drift", Priority.SCHEDULED, action=RequestKind.DRIFT))
     queue.put(request("c1", Priority.COMMIT, revision="c1"))
-    queue.put(request("op", Priority.OPERATOR, action="plan"))
+    queue.put(request("op", Priority.OPERATOR, action=RequestKind.PLAN))
     assert [queue.pop().id for _ in range(3)] == ["op", "c1", "drift"]  # type: ignore[union-attr]
     assert queue.pop() is None
 
@@ -45,8 +50,8 @@ def test_a_commit_does_not_supersede_an_operator_request() -> None:
 
 def test_a_queued_scheduled_check_absorbs_an_identical_one() -> None:
     queue = EnvironmentQueue()
-    first = request("d1", Priority.SCHEDULED, action="drift")
-    second = request("d2", Priority.SCHEDULED, action="drift")
+    first = request("d1", Priority.SCHEDULED, action=RequestKind.DRIFT)
+    second = request("d2", Priority.SCHEDULED, action=RequestKind.DRIFT)
     assert queue.put(first) == []
     assert queue.put(second) == [second]
     assert [r.id for r in queue.pending()] == ["d1"]

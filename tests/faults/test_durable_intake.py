@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gitopsd.adapters import metrics
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.model.state import Request, RequestStatus
@@ -68,7 +69,9 @@ class Daemons:
         workspace = world.workspace(store)
         workspace.clock = clock
         jobs = ManualJobs(clock.now)
-        served = Served(Daemon(workspace, jobs=jobs, poll_interval=3600), clock, jobs)
+        served = Served(
+            Daemon(workspace, jobs=jobs, poll_interval=3600, metrics=metrics.recorder), clock, jobs
+        )
         self.running.append(served)
         served.daemon.start()
         return served

@@ -9,7 +9,7 @@ import pytest
 from gitopsd.engine.approving import Person
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import ApprovalRefusedError, RunRefusedError, SuspensionRefusedError
-from gitopsd.model.state import EnvironmentStatus, RunStatus
+from gitopsd.model.state import EnvironmentStatus, RequestKind, RunStatus
 from gitopsd.runtime.promotion import admission, promoting, suspending
 from gitopsd.runtime.promotion.admission import Wait
 from gitopsd.runtime.records import reports
@@ -99,7 +99,7 @@ def test_a_revision_off_the_branch_is_refused_for_every_action(
     git(world.repo, "checkout", "-q", "-b", "side")
     side = world.commit(chain(size=7))
     git(world.repo, "checkout", "-q", "main")
-    for action in ("plan", "apply", "rollback"):
+    for action in (RequestKind.PLAN, RequestKind.APPLY, RequestKind.ROLLBACK):
         refused = admission.admit(workspace, "dev", action=action, revision=side)
         assert refused.wait is Wait.REFUSED and "not a commit of the branch" in refused.reason
 
@@ -116,11 +116,13 @@ def test_rollback_is_not_held_by_windows_but_destroy_is_unless_forced(
     frozen = environment("dev", variables={"size": 6}, windows=ALWAYS_DENIED)
     world.commit({**chain(size=6), "environments/dev.yaml": frozen})
     assert admission.admit(workspace, "dev").wait is Wait.WINDOW
-    assert admission.admit(workspace, "dev", action="destroy").wait is Wait.WINDOW
-    forced = admission.admit(workspace, "dev", action="destroy", forced=True, actor="oncall")
+    assert admission.admit(workspace, "dev", action=RequestKind.DESTROY).wait is Wait.WINDOW
+    forced = admission.admit(
+        workspace, "dev", action=RequestKind.DESTROY, forced=True, actor="oncall"
+    )
     assert forced.wait is Wait.READY and forced.forced
     assert ("promotion.forced", "oncall") in [(e.kind, e.actor) for e in store.list_events("dev")]
-    assert admission.admit(workspace, "dev", action="plan").wait is Wait.READY
+    assert admission.admit(workspace, "dev", action=RequestKind.PLAN).wait is Wait.READY
     run = promoting.roll_back(workspace, "dev", to=first)
     assert run.status is RunStatus.SUCCEEDED and run.revision == first
 
@@ -173,5 +175,7 @@ def test_asking_admission_exports_no_checkout(world: World, workspace: Workspace
     head = workspace.source.head()
     decided = admission.admit(workspace, "prod", record=False)
     assert decided.wait is Wait.NOTHING  # nothing verified upstream yet
-    assert admission.admit(workspace, "dev", action="plan", record=False).wait is Wait.READY
+    assert (
+        admission.admit(workspace, "dev", action=RequestKind.PLAN, record=False).wait is Wait.READY
+    )
     assert not (workspace.data_dir / "checkouts" / head).exists()

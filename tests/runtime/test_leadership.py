@@ -61,7 +61,7 @@ class StandIn:
     recorder: Metrics = field(default_factory=lambda: Metrics(version="test", snapshot=list))
 
     def report_lead(self, lead: Lead) -> None:
-        self.recorder.lead = lead
+        self.recorder.follow_lead(lead)
 
     def metrics(self) -> tuple[bytes, str]:
         return self.recorder.exposition()

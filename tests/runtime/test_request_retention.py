@@ -9,7 +9,7 @@ from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.engine.queueing import Priority
 from gitopsd.engine.queueing import Request as Work
 from gitopsd.errors import StoreUnavailableError
-from gitopsd.model.state import Request, RequestStatus
+from gitopsd.model.state import Request, RequestKind, RequestStatus
 from gitopsd.runtime.service import intake
 from tests.daemon.conftest import FakeClock
 
@@ -24,14 +24,19 @@ def test_closed_requests_beyond_the_kept_number_are_forgotten_open_ones_stay() -
         admit=queued.append,
         on_superseded=lambda old, new: None,
     )
-    waiting = Work(id="waiting", environment="dev", priority=Priority.OPERATOR, action="apply")
+    waiting = Work(
+        id="waiting", environment="dev", priority=Priority.OPERATOR, action=RequestKind.APPLY
+    )
     taking.accept(waiting)
     taking.waiting(waiting, reason="a window", until=None)
     looks = intake.KEEP_CLOSED + 20
     for n in range(looks):  # the daemon's own look at an auto promotion, every beat
         clock.current += timedelta(seconds=15)
         look = Work(
-            id=f"look-{n:05}", environment="dev", priority=Priority.SCHEDULED, action="promote"
+            id=f"look-{n:05}",
+            environment="dev",
+            priority=Priority.SCHEDULED,
+            action=RequestKind.PROMOTE,
         )
         taking.accept(look)
         assert taking.running(look)
@@ -60,7 +65,9 @@ def test_a_late_look_again_never_reopens_an_ended_request_while_the_store_is_unr
     taking = intake.Intake(
         store, clock=clock, jobs=jobs, admit=queued.append, on_superseded=lambda old, new: None
     )
-    old = Work(id="old-commit", environment="dev", priority=Priority.COMMIT, action="apply")
+    old = Work(
+        id="old-commit", environment="dev", priority=Priority.COMMIT, action=RequestKind.APPLY
+    )
     taking.accept(old)
     taking.superseded(old, by="new-commit")
     fresh = intake.Intake(  # a restarted daemon: nothing of it in memory

@@ -6,27 +6,29 @@ finished, a fetch tried); the state gauges (`gitopsd_environment_info`,
 they are true even for runs a `gitopsd apply` on the command line made, and a revision that
 is no longer current leaves no stale series behind. Label values are bounded: environment,
 component, action, result, status; a revision appears only in `gitopsd_environment_info`.
-Leadership (`gitopsd_leader`, `gitopsd_leader_epoch`) is read at scrape time too, from `lead`,
-which `runtime.service.leadership` points at the process's current term: every daemon
-sharing a store, leader or standby, says whether it leads. The per-component series are kept
-compactly by `component_metrics`; these two are the only modules that import prometheus_client.
+Leadership (`gitopsd_leader`, `gitopsd_leader_epoch`) is read at scrape time too, from the
+lead `runtime.service.leadership` points it at (`follow_lead`): every daemon sharing a store, leader
+or standby, says whether it leads. `Metrics` implements the runtime's recorder port
+(`engine.recording.Recorder`), so the runtime says what happened in plain verbs and never sees
+a label. The per-component series are kept compactly by `component_metrics`; these two are the
+only modules that import prometheus_client (an import-linter contract keeps runtime off it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from gitopsd import __version__
 from gitopsd.adapters.component_metrics import ComponentMetrics
+from gitopsd.engine.recording import Lead, Snapshot
 from gitopsd.model.state import (
-    ComponentState,
     ComponentStatus,
     DriftStatus,
-    EnvironmentState,
     Run,
     RunStatus,
     Step,
@@ -50,8 +52,7 @@ STEP_RESULTS = {
     StepStatus.SKIPPED: "skipped",
 }
 
-Snapshot = Callable[[], Iterable[tuple[EnvironmentState, list[ComponentState]]]]
-Lead = Callable[[], int | None]  # the epoch this process leads at; None while it stands by
+__all__ = ["DURATION_BUCKETS", "Lead", "Metrics", "Snapshot", "recorder", "sole_lead"]
 DELIVERY_RESULTS = ("success", "failure")
 
 
@@ -129,8 +130,9 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(snapshot))
-        # runtime.service.leadership.Terms points it at its current term
-        self.lead: Lead = sole_lead
+        self.lead: Lead = (
+            sole_lead  # runtime.service.leadership.Terms points it at its current term
+        )
         self.registry.register(_LeadCollector(lambda: self.lead()))
         readiness = Gauge(
             "gitopsd_ready",
@@ -139,7 +141,7 @@ class Metrics:
         )
         readiness.set_function(lambda: 1.0 if ready() else 0.0)
 
-    def run_finished(self, run: Run, steps: list[Step]) -> None:
+    def run_finished(self, run: Run, steps: Sequence[Step]) -> None:
         """Count a finished run and its driver steps."""
         result = RUN_RESULTS.get(run.status)
         if result is None:
@@ -164,6 +166,27 @@ class Metrics:
             seconds = (step.finished_at - step.started_at).total_seconds()
             self.components.observe(labels, seconds)
 
+    def commit_reached_apply(self, environment: str, seconds: float) -> None:
+        self.commit_to_apply.labels(environment).observe(seconds)
+
+    def promotion_ended(self, environment: str, result: str) -> None:
+        self.promotions.labels(environment, result).inc()
+
+    def drift_checked(self, environment: str, result: str) -> None:
+        self.drift_checks.labels(environment, result).inc()
+
+    def fetched(self, result: str) -> None:
+        self.fetches.labels(result).inc()
+
+    def notification_sent(self, notification: str, result: str) -> None:
+        self.notifications.labels(notification, result).inc()
+
+    def commit_status_set(self, result: str) -> None:
+        self.commit_statuses.labels(result).inc()
+
+    def follow_lead(self, lead: Lead) -> None:
+        self.lead = lead
+
     def expect_deliveries(self, notifications: Iterable[str], *, commit_statuses: bool) -> None:
         """Start the delivery counters at 0 for every label set the daemon may count: a
         counter series born at 1 hides its first failure from `increase()` (and the alerts)."""
@@ -176,6 +199,11 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def recorder(*, snapshot: Snapshot, ready: Callable[[], bool]) -> Metrics:
+    """A daemon's recorder (`engine.recording.MakeRecorder`), labelled with this version."""
+    return Metrics(version=__version__, snapshot=snapshot, ready=ready)
 
 
 class _LeadCollector(Collector):

@@ -25,7 +25,8 @@ from gitopsd.cli.context import (
     fail,
 )
 from gitopsd.cli.stopping import stopping
-from gitopsd.model.state import Run, RunStatus, SavedPlan, Step
+from gitopsd.engine.admitting import Wait
+from gitopsd.model.state import RequestKind, RequestStatus, Run, RunStatus, SavedPlan, Step
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.service import cancelling
 
@@ -91,7 +92,9 @@ def plan(
 
     saved: SavedPlan | None = None
     with context.workspace() as workspace, stopping(workspace):
-        admitted = admission.admit(workspace, environment, action="plan", revision=revision)
+        admitted = admission.admit(
+            workspace, environment, action=RequestKind.PLAN, revision=revision
+        )
         if admitted.wait is not admission.Wait.READY:
             fail(f"{environment}: {admitted.reason}", as_json=context.as_json)
         if save:
@@ -204,8 +207,8 @@ def _not_admitted(
     """Exit 3 while approvals, a window or the soak hold the environment; 0 when it has
     nothing to take from its upstream; 1 when admission refuses (the asked revision is not
     one it may take)."""
-    nothing = decision.wait.value == "nothing"
-    if decision.wait.value == "refused" or (nothing and asked is not None):
+    nothing = decision.wait is Wait.NOTHING
+    if decision.wait is Wait.REFUSED or (nothing and asked is not None):
         fail(f"{environment}: {decision.reason}", as_json=context.as_json)
     click.echo(f"{environment}: {decision.reason}")
     sys.exit(EXIT_OK if nothing else EXIT_WAITING)
@@ -222,7 +225,7 @@ def destroy(context: Context, environment: str, components: list[str] | None, fo
     from gitopsd.runtime.promotion import admission
 
     with context.workspace() as workspace, stopping(workspace):
-        admitted = admission.admit(workspace, environment, action="destroy", forced=force)
+        admitted = admission.admit(workspace, environment, action=RequestKind.DESTROY, forced=force)
         if admitted.wait is not admission.Wait.READY:
             fail(f"{environment}: {admitted.reason}", as_json=context.as_json)
         with progress.shown():
@@ -281,7 +284,9 @@ def _selected(
     listed = store.list_runs(environment, limit=limit)
     known = {run.id for run in listed}
     opened = store.list_requests(environment, open_only=True)
-    return listed, [r for r in opened if r.id not in known and r.status.value != "running"]
+    return listed, [
+        r for r in opened if r.id not in known and r.status is not RequestStatus.RUNNING
+    ]
 
 
 def _older_runs(

@@ -82,6 +82,7 @@ def serve(
     once: bool,
 ) -> None:
     """Watch the repository and keep environments at what it says, with an HTTP API."""
+    from gitopsd.adapters import metrics
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
     from gitopsd.api import auth, server
@@ -124,6 +125,7 @@ def serve(
                 on,
                 jobs=BackgroundJobs(),
                 poll_interval=settings.poll_interval,
+                metrics=metrics.recorder,
                 delivery=delivery,
                 retention=settings.retention(),
             )

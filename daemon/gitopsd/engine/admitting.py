@@ -33,8 +33,14 @@ from enum import StrEnum
 
 from gitopsd.engine import approving, promotion, windows
 from gitopsd.model.manifests import Approvals, Window
+from gitopsd.model.state import RequestKind
 
-ACTIONS = ("plan", "apply", "destroy", "promote", "rollback", "remediate")
+# what admission rules on; a resume or a drift check is not admitted itself (the runs it
+# starts are)
+ACTIONS = frozenset({
+    RequestKind.PLAN, RequestKind.APPLY, RequestKind.DESTROY,
+    RequestKind.PROMOTE, RequestKind.ROLLBACK, RequestKind.REMEDIATE,
+})  # fmt: skip
 # how soon held work is looked at again while suspended: a resume through the daemon asks at
 # once, but one made elsewhere (`gitopsd resume` on the store the daemon uses) is seen this late
 SUSPENSION_LOOK_AGAIN = timedelta(seconds=15)
@@ -62,7 +68,7 @@ class Ask:
     `automatic` for work nobody asked for by hand (commit, auto promotion, schedule)."""
 
     environment: str
-    action: str
+    action: RequestKind
     revision: str | None = None
     forced: bool = False
     automatic: bool = False
@@ -107,15 +113,15 @@ def decide(ask: Ask, facts: Facts) -> Decision:
     if ask.automatic and facts.suspended is not None:
         why = f"{ask.environment} is suspended ({facts.suspended})"
         return Decision(Wait.SUSPENDED, ask.revision, why, facts.now + SUSPENSION_LOOK_AGAIN)
-    if ask.action == "plan":
+    if ask.action is RequestKind.PLAN:
         return Decision(Wait.READY, ask.revision, "a plan changes nothing")
-    if ask.action == "rollback":
+    if ask.action is RequestKind.ROLLBACK:
         return _rollback(ask, facts)
-    if ask.action in ("destroy", "remediate"):
-        target = ask.revision or (facts.current if ask.action == "remediate" else None)
+    if ask.action in (RequestKind.DESTROY, RequestKind.REMEDIATE):
+        target = ask.revision or (facts.current if ask.action is RequestKind.REMEDIATE else None)
         return _windows(ask, facts, target or facts.head, f"{ask.action} of {ask.environment}")
     if facts.upstream is None:
-        if ask.action == "promote":
+        if ask.action is RequestKind.PROMOTE:
             return Decision(Wait.NOTHING, None, f"{ask.environment} follows the branch head")
         target = ask.revision or facts.head
         return _windows(ask, facts, target, f"{target[:12]} from the branch")

@@ -20,6 +20,8 @@ import itertools
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from gitopsd.model.state import RequestKind
+
 
 class Priority(IntEnum):
     OPERATOR = 0
@@ -35,7 +37,7 @@ class Request:
     id: str
     environment: str
     priority: Priority
-    action: str  # plan, apply, destroy, drift
+    action: RequestKind  # what the worker does with it (see `RequestKind`)
     revision: str | None = None  # None: the branch head when the worker takes it
     components: tuple[str, ...] | None = None
     actor: str = "gitopsd"
@@ -78,4 +80,4 @@ class EnvironmentQueue:
 
 
 def _same_check(queued: Request, new: Request) -> bool:
-    return queued.priority is new.priority and queued.action == new.action
+    return queued.priority is new.priority and queued.action is new.action

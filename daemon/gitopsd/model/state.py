@@ -66,6 +66,22 @@ class RunAction(StrEnum):
     DESTROY = "destroy"
 
 
+class RequestKind(StrEnum):
+    """What a request asks for: the kinds the queue carries to a worker (plan, apply,
+    destroy, resume, promote, drift) and the two that are only ever admitted where they are
+    asked (rollback by the command line, remediate by a drift check). Stored in request
+    records and shown by the API as these strings."""
+
+    PLAN = "plan"
+    APPLY = "apply"
+    DESTROY = "destroy"
+    RESUME = "resume"  # finish the runs a stopped process left
+    PROMOTE = "promote"  # take the upstream's newest verified, soaked revision
+    DRIFT = "drift"  # check for drift, remediating where the manifest says so
+    ROLLBACK = "rollback"
+    REMEDIATE = "remediate"
+
+
 class RunStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
@@ -339,7 +355,7 @@ class Request(Record):
 
     id: str
     environment: str
-    action: str
+    action: RequestKind
     revision: str | None = None
     components: list[str] | None = None
     trigger: str = "commit"

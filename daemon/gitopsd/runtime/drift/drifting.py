@@ -28,7 +28,14 @@ from pathlib import Path
 from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import DriverCall, DriverResult
-from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Run, RunStatus
+from gitopsd.model.state import (
+    ComponentState,
+    ComponentStatus,
+    DriftStatus,
+    RequestKind,
+    Run,
+    RunStatus,
+)
 from gitopsd.runtime.records import audit
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import StepError, check_opened, output_secrets, target_for
@@ -167,7 +174,7 @@ def check_and_remediate(
     admitted = admission.admit(
         workspace,
         environment,
-        action="remediate",
+        action=RequestKind.REMEDIATE,
         revision=report.revision,
         actor=actor,
         automatic=automatic,

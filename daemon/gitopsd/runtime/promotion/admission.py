@@ -28,6 +28,7 @@ from gitopsd.model.state import (
     EnvironmentState,
     EnvironmentStatus,
     PendingApproval,
+    RequestKind,
 )
 from gitopsd.runtime.records import audit, promotion_records
 from gitopsd.runtime.runs.workspace import Workspace
@@ -45,7 +46,7 @@ def admit(
     workspace: Workspace,
     environment: str,
     *,
-    action: str = "apply",
+    action: RequestKind = RequestKind.APPLY,
     revision: str | None = None,
     forced: bool = False,
     actor: str = "local",
@@ -105,9 +106,13 @@ def _facts(
 
 
 def _record(
-    workspace: Workspace, environment: str, action: str, decision: Decision, *, actor: str
+    workspace: Workspace, environment: str, action: RequestKind, decision: Decision, *, actor: str
 ) -> Decision:
-    if action in ("apply", "promote") and decision.wait in _CANDIDATE and decision.revision:
+    if (
+        action in (RequestKind.APPLY, RequestKind.PROMOTE)
+        and decision.wait in _CANDIDATE
+        and decision.revision
+    ):
         decision = _supersede(workspace, environment, decision, actor=actor)
     if decision.wait.is_waiting:
         _mark_waiting(workspace, environment, decision, actor=actor)

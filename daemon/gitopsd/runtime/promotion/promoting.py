@@ -14,8 +14,12 @@ from typing import NoReturn
 from gitopsd.engine import approving
 from gitopsd.engine.admitting import Decision, Wait
 from gitopsd.engine.ports import StateStore
-from gitopsd.errors import ApprovalConflictError, ApproverRefusedError, RunRefusedError
-from gitopsd.model.state import ApprovalRecord, Run
+from gitopsd.errors import (
+    ApprovalConflictError,
+    ApproverRefusedError,
+    RunRefusedError,
+)
+from gitopsd.model.state import ApprovalRecord, RequestKind, Run
 from gitopsd.runtime.promotion import admission
 from gitopsd.runtime.records import audit, promotion_records
 from gitopsd.runtime.runs.workspace import Workspace
@@ -38,7 +42,7 @@ def promote(
     decision = admission.admit(
         workspace,
         environment,
-        action="promote",
+        action=RequestKind.PROMOTE,
         revision=revision,
         forced=forced,
         actor=actor,
@@ -69,7 +73,9 @@ def roll_back(workspace: Workspace, environment: str, *, to: str, actor: str = "
     """Re-apply `to`, which the environment must have verified before (SPEC 3.3): the one
     way a revision enters an environment without its upstream. Windows and approvals do
     not hold it: a rollback restores a state the environment already ran."""
-    decision = admission.admit(workspace, environment, action="rollback", revision=to, actor=actor)
+    decision = admission.admit(
+        workspace, environment, action=RequestKind.ROLLBACK, revision=to, actor=actor
+    )
     if decision.wait is not Wait.READY or decision.revision is None:
         raise RunRefusedError(decision.reason)
     revision = decision.revision
@@ -155,7 +161,7 @@ def _approvable(workspace: Workspace, environment: str, revision: str | None) ->
                 "verified it"
             )
         return revision
-    pending = admission.admit(workspace, environment, action="promote", record=False)
+    pending = admission.admit(workspace, environment, action=RequestKind.PROMOTE, record=False)
     if pending.wait in (Wait.READY, Wait.WINDOW) and pending.revision is not None:
         raise ApprovalConflictError(
             f"{environment} has every approval it needs for {pending.revision[:12]}"

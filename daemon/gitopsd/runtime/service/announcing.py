@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gitopsd.adapters import webhook_post
-from gitopsd.adapters.metrics import Metrics
 from gitopsd.engine import announcements
 from gitopsd.engine.announcements import Announcement
 from gitopsd.engine.ports import StateStore
+from gitopsd.engine.recording import Recorder
 from gitopsd.model.manifests import Notification
 from gitopsd.model.state import Event
 from gitopsd.runtime.notifications.commit_statuses import CommitStatuses, CommitStatusPoster
@@ -104,7 +104,7 @@ class Announcing:
     def __init__(
         self,
         store: StateStore,
-        metrics: Metrics,
+        metrics: Recorder,
         delivery: Delivery,
         *,
         notifications: Callable[[], Sequence[Notification]],
@@ -115,7 +115,7 @@ class Announcing:
             environ=delivery.environ,
             post=delivery.post,
             public_url=delivery.public_url,
-            count=lambda name, result: metrics.notifications.labels(name, result).inc(),
+            count=metrics.notification_sent,
             stopping=stopping,
         )
         listeners: list[Listener] = [self.notifier]
@@ -135,12 +135,12 @@ class Announcing:
         self._metrics.expect_deliveries(names, commit_statuses=self._statuses)
 
 
-def _commit_statuses(delivery: Delivery, metrics: Metrics) -> CommitStatusPoster | None:
+def _commit_statuses(delivery: Delivery, metrics: Recorder) -> CommitStatusPoster | None:
     if delivery.commit_statuses is None or delivery.github_repository is None:
         return None
     return CommitStatusPoster(
         delivery.commit_statuses,
         repository=delivery.github_repository,
         public_url=delivery.public_url,
-        count=lambda result: metrics.commit_statuses.labels(result).inc(),
+        count=metrics.commit_status_set,
     )

@@ -14,9 +14,12 @@ run engine (the `Workspace`):
   what came of it and its metrics;
 - the outbox (`announcing`) passes the audit trail on to commit statuses and notifications,
   on a thread of its own.
-Reads for the API come straight from the state store (snapshots); nothing here holds state
-the store does not have, except the queues, which are rebuilt from the recorded requests and
-git on a restart, and the requests the store could not record yet (kept and retried).
+This module is the worker side: it owns the queues and workers and how work gets to them.
+What the API and /metrics read is the read side (`runtime.service.reads`), answered straight from
+the state store (snapshots); what an operator asks through the API is checked and admitted by
+`runtime.service.operator_requests` before it is submitted here. Nothing here holds state the store
+does not have, except the queues, which are rebuilt from the recorded requests and git on a
+restart, and the requests the store could not record yet (kept and retried).
 """
 
 from __future__ import annotations
@@ -24,39 +27,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from gitopsd import __version__
-from gitopsd.adapters import data_folder
-from gitopsd.adapters.metrics import Lead, Metrics
 from gitopsd.adapters.scheduling import Jobs
-from gitopsd.engine import selection
-from gitopsd.engine.approving import Person
-from gitopsd.engine.queueing import Priority, Request
-from gitopsd.errors import ConflictError, DataFolderError, GitSourceError, InvalidRequestError
-from gitopsd.model.state import (
-    ComponentState,
-    EnvironmentState,
-)
-from gitopsd.runtime.control import Identity, UnknownEnvironmentError
-from gitopsd.runtime.promotion import admission, promoting, saved_plans, suspending
-from gitopsd.runtime.records import reports
-from gitopsd.runtime.runs.workspace import Workspace, new_run_id
-from gitopsd.runtime.service import announcing, cancelling, handling, paging
+from gitopsd.engine.queueing import Request
+from gitopsd.engine.recording import Lead, MakeRecorder
+from gitopsd.errors import ConflictError
+from gitopsd.runtime.control import Identity
+from gitopsd.runtime.runs.workspace import Workspace
+from gitopsd.runtime.service import announcing, handling
 from gitopsd.runtime.service.followups import FollowUps
 from gitopsd.runtime.service.heads import HeadWatch
 from gitopsd.runtime.service.intake import Intake
+from gitopsd.runtime.service.operator_requests import OperatorRequests
+from gitopsd.runtime.service.reads import Reads
 from gitopsd.runtime.service.reconciling import Reconciler
 from gitopsd.runtime.service.retention import Policy, Retention
 from gitopsd.runtime.service.workers import EnvironmentWorker
 
 log = logging.getLogger(__name__)
-RUN_ACTIONS = ("plan", "apply", "destroy")
 
 
 class Daemon:
-    """Implements `control.Control` for the API; `start`, then `stop` (or `run_once`)."""
+    """Implements `control.Control` for the API; `start`, then `stop` (or `run_once`).
+    `metrics` makes its recorder (`adapters.metrics.recorder` for Prometheus)."""
 
     def __init__(
         self,
@@ -64,6 +59,7 @@ class Daemon:
         *,
         jobs: Jobs,
         poll_interval: float,
+        metrics: MakeRecorder,
         monotonic: Callable[[], float] = time.monotonic,
         delivery: announcing.Delivery | None = None,
         retention: Policy | None = None,
@@ -71,9 +67,6 @@ class Daemon:
         self.workspace = workspace
         self.retention = Retention(
             workspace.store, clock=workspace.clock, policy=retention or Policy()
-        )
-        self.recorder = Metrics(
-            version=__version__, snapshot=self._snapshot, ready=lambda: self.is_ready()[0]
         )
         self._jobs = jobs
         self._monotonic = monotonic
@@ -90,14 +83,15 @@ class Daemon:
             repository=lambda: self.reconciler.repository,
             stopping=lambda: self._stopping,
         )
-        self.heads = HeadWatch(
-            workspace.source,
-            clock=workspace.clock,
-            on_head=lambda head, seen_at: self.reconciler.on_head(head, seen_at=seen_at),
-            on_fetch=self._count_fetch,
-            jobs=jobs,
-            poll_interval=poll_interval,
-            monotonic=monotonic,
+        self.heads = self._new_head_watch(poll_interval)
+        self.reads = Reads(
+            workspace,
+            intake=self.intake,
+            reconciler=self.reconciler,
+            git_problem=lambda: self.heads.problem,
+        )
+        self.recorder = metrics(
+            snapshot=self.reads.snapshot, ready=lambda: self.reads.is_ready()[0]
         )
         self.announcing = announcing.Announcing(
             workspace.store,
@@ -105,13 +99,39 @@ class Daemon:
             delivery or announcing.Delivery(),
             notifications=lambda: self.reconciler.notifications,
         )
-        self.handling = handling.Handling(
-            workspace,
+        self.handling = self._new_handling()
+        self.requests = self._new_operator_requests()
+
+    def _new_head_watch(self, poll_interval: float) -> HeadWatch:
+        return HeadWatch(
+            self.workspace.source,
+            clock=self.workspace.clock,
+            on_head=lambda head, seen_at: self.reconciler.on_head(head, seen_at=seen_at),
+            on_fetch=lambda result: self.recorder.fetched(result),
+            jobs=self._jobs,
+            poll_interval=poll_interval,
+            monotonic=self._monotonic,
+        )
+
+    def _new_operator_requests(self) -> OperatorRequests:
+        return OperatorRequests(
+            self.workspace,
+            intake=self.intake,
+            reconciler=self.reconciler,
+            followups=self.followups,
+            submit=self._submit,
+            check_environment=self.reads.check_environment,
+            monotonic=self._monotonic,
+        )
+
+    def _new_handling(self) -> handling.Handling:
+        return handling.Handling(
+            self.workspace,
             intake=self.intake,
             reconciler=self.reconciler,
             followups=self.followups,
             recorder=self.recorder,
-            monotonic=monotonic,
+            monotonic=self._monotonic,
             count_failure=self._count_failure,
             wake_outbox=self.announcing.outbox.wake,
         )
@@ -235,88 +255,41 @@ class Daemon:
         with self._lock:
             return list(self._workers.values())
 
-    # --- control.Control: what the API asks -------------------------------------------------
+    # --- control.Control: reads answered by the read side, writes by operator requests -------
 
     @property
     def branch(self) -> str:
         return self.workspace.source.branch
 
     def is_ready(self) -> tuple[bool, str]:
-        """Ready while the store answers and takes requests, the data folder takes writes
-        (a byte written and removed per probe), and the branch head was read at the last look
-        (a cached answer, refreshed by the head watch: no git call per probe)."""
-        try:
-            self.workspace.store.list_environments()
-        except Exception as error:  # any store failure means not ready, with its reason
-            return False, f"the state store does not answer: {error}"
-        try:  # a full or read-only data folder fails every run
-            data_folder.probe(self.workspace.data_dir)
-        except DataFolderError as error:
-            return False, str(error)
-        if self.intake.problem is not None:
-            return False, f"the state store does not take writes: {self.intake.problem}"
-        if self.heads.problem is not None:
-            return False, f"the git source cannot be read: {self.heads.problem}"
-        if self.reconciler.repository is None:
-            return False, self.reconciler.problem or "the repository is not loaded yet"
-        return True, "ready"
+        return self.reads.is_ready()
 
     def leadership(self) -> dict[str, Any]:
         return {"role": "leader", "leader": self.workspace.holder}
 
     def status(self, environment: str | None = None) -> dict[str, Any]:
-        if environment is not None:
-            self._check_environment(environment)
-        return reports.status_report(
-            self.workspace.store,
-            self.reconciler.repository,
-            environment=environment,
-            open_requests=self.intake.open_requests,
-        )
+        return self.reads.status(environment)
 
     def runs(
         self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
     ) -> dict[str, Any]:
-        """Requests not started yet first (queued, waiting, retrying), then run summaries,
-        newest first, a page at a time (runtime.service.paging); UnknownEnvironmentError for a name
-        neither the manifests nor the store know, as every route taking one."""
-        if environment is not None:
-            self._check_environment(environment)
-        waiting = self.intake.not_started(environment) if cursor is None else []
-        store = self.workspace.store
-        return paging.runs_page(store, waiting, environment, limit=limit, cursor=cursor)
+        return self.reads.runs(environment, limit=limit, cursor=cursor)
 
     def run(
         self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None
     ) -> dict[str, Any] | None:
-        """The run of that id with a page of its steps, else the request that will start it
-        (an id the API returned is always known)."""
-        store = self.workspace.store
-        stored = store.get_run(run_id)
-        if stored is not None:
-            return paging.run_report(
-                store, stored, steps_limit=steps_limit, steps_cursor=steps_cursor
-            )
-        request = self.intake.get(run_id)
-        return reports.request_report(request) if request is not None else None
-
-    def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
-        """Cancel the run of that id (runtime.service.cancelling), or its request while it has not
-        started; None if neither is known."""
-        store = self.workspace.store
-        run = cancelling.cancel_run(store, run_id, actor=identity.name, clock=self.workspace.clock)
-        if run is not None:
-            return {"id": run_id, "cancel_requested": True}
-        request = self.intake.cancel(run_id, actor=identity.name)
-        return None if request is None else reports.request_report(request)
+        return self.reads.run(run_id, steps_limit=steps_limit, steps_cursor=steps_cursor)
 
     def events(
         self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None
     ) -> dict[str, Any]:
-        """The audit trail a page at a time; UnknownEnvironmentError as for `runs`."""
-        if environment is not None:
-            self._check_environment(environment)
-        return paging.events_page(self.workspace.store, environment, limit=limit, cursor=cursor)
+        return self.reads.events(environment, limit=limit, cursor=cursor)
+
+    def metrics(self) -> tuple[bytes, str]:
+        return self.recorder.exposition()
+
+    def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
+        return self.requests.cancel(run_id, identity=identity)
 
     def submit_run(
         self,
@@ -327,145 +300,31 @@ class Daemon:
         revision: str | None,
         identity: Identity,
     ) -> str:
-        self._check_environment(environment)
-        if action not in RUN_ACTIONS:
-            raise InvalidRequestError(f"action must be one of {', '.join(RUN_ACTIONS)}")
-        self._check_components(environment, components)
-        resolved = self._resolve(revision) if revision else None
-        request = Request(
-            id=new_run_id(self.workspace.clock),
-            environment=environment,
-            priority=Priority.OPERATOR,
-            action=action,
-            revision=resolved,
-            components=tuple(components) if components else None,
-            actor=identity.name,
-            trigger="api",
+        return self.requests.submit_run(
+            environment, action=action, components=components, revision=revision, identity=identity
         )
-        self._admit_now(request)
-        self._submit(request)
-        log.info("%s queued %s of %s as %s", identity.name, action, environment, request.id)
-        return request.id
 
     def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
-        self._check_environment(environment)
-        saved = saved_plans.load(self.workspace, environment, plan)
-        if not saved.has_work:  # nothing to run: marked applied now, as the CLI does
-            saved_plans.apply(self.workspace, saved, trigger="api", actor=identity.name)
-            return None
-        request = Request(
-            id=new_run_id(self.workspace.clock),
-            environment=environment,
-            priority=Priority.OPERATOR,
-            action="apply",
-            revision=saved.revision,
-            components=tuple(names) if (names := saved_plans.components_of(saved)) else None,
-            actor=identity.name,
-            trigger="api",
-            plan=saved.id,
-        )
-        self._admit_now(request)
-        self._submit(request)
-        log.info("%s queued plan %s of %s as %s", identity.name, plan, environment, request.id)
-        return request.id
-
-    def _admit_now(self, request: Request) -> admission.Decision:
-        """Admission when the request is made, so the API can answer it: refused (or
-        nothing to apply) is a 409 with the reason; a wait is queued, and the worker admits
-        it again, recording the wait, when it takes it."""
-        decision = handling.admit(self.workspace, request, record=False)  # or RunRefusedError
-        if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
-            raise ConflictError(decision.reason)
-        return decision
-
-    def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:
-        self._check_environment(environment)
-        suspension = suspending.suspend(
-            self.workspace, environment, reason=reason, actor=identity.name
-        )
-        return {"environment": environment, **suspension.model_dump(mode="json")}
-
-    def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
-        self._check_environment(environment)
-        ended = suspending.resume(self.workspace, environment, actor=identity.name)
-        self._ask_candidate(environment)
-        return {"environment": environment, "resumed": ended.model_dump(mode="json")}
-
-    def _ask_candidate(self, environment: str) -> None:
-        """What suspension held is asked for again: the head for an environment tracking
-        the branch, a promotion for an auto-promoted one."""
-        repository = self.reconciler.repository
-        entry = repository.environments.get(environment) if repository else None
-        if entry is None:
-            return
-        if entry.manifest.upstream is None:
-            head = self.workspace.source.head()
-            self.reconciler.ask_for_head(environment, head, seen_at=self._monotonic())
-        elif entry.manifest.spec.promotion.auto:
-            self._submit(self.followups.promotion(environment))
+        return self.requests.submit_plan(environment, plan=plan, identity=identity)
 
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
-        self._check_environment(environment)
-        request = self.followups.drift_check(
-            environment, priority=Priority.OPERATOR, actor=identity.name
-        )
-        self._submit(request)
-        return request.id
+        return self.requests.submit_drift_check(environment, identity=identity)
 
     def approve(
         self, environment: str, *, revision: str | None, identity: Identity
     ) -> dict[str, Any]:
-        self._check_environment(environment)
-        approver = Person(identity.name, identity.email)
-        record, missing = promoting.approve(
-            self.workspace, environment, revision=revision, approver=approver
-        )
-        if not missing:
-            self._submit(self.followups.promotion(environment))
-        return {**record.model_dump(mode="json"), "missing": missing}
+        return self.requests.approve(environment, revision=revision, identity=identity)
+
+    def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:
+        return self.requests.suspend(environment, reason=reason, identity=identity)
+
+    def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
+        return self.requests.resume(environment, identity=identity)
 
     def request_fetch(self, reason: str) -> None:
         self.heads.request_fetch(reason)
 
-    def metrics(self) -> tuple[bytes, str]:
-        return self.recorder.exposition()
-
     def report_lead(self, lead: Lead) -> None:
         """Say in /metrics what `lead` says (runtime.service.leadership knows whether this process
         leads; a daemon on its own leads at epoch 0 without being told)."""
-        self.recorder.lead = lead
-
-    # --- helpers --------------------------------------------------------------------------------
-
-    def _check_environment(self, environment: str) -> None:
-        repository = self.reconciler.repository
-        known = set(repository.environments) if repository else set()
-        known |= {state.name for state in self.workspace.store.list_environments()}
-        if environment not in known:
-            raise UnknownEnvironmentError(f"unknown environment {environment!r}")
-
-    def _check_components(self, environment: str, components: Sequence[str] | None) -> None:
-        repository = self.reconciler.repository
-        if not components or repository is None or environment not in repository.environments:
-            return
-        names = {c.manifest.name for c in selection.select(repository, environment).components}
-        unknown = sorted(set(components) - names)
-        if unknown:
-            raise InvalidRequestError(
-                f"not components of {environment}: {', '.join(unknown)} "
-                f"(it has {', '.join(sorted(names))})"
-            )
-
-    def _resolve(self, revision: str) -> str:
-        try:
-            return self.workspace.source.resolve(revision)
-        except GitSourceError as error:
-            raise InvalidRequestError(str(error)) from None
-
-    def _snapshot(self) -> Iterator[tuple[EnvironmentState, list[ComponentState]]]:
-        store = self.workspace.store
-        for environment in store.list_environments():
-            yield environment, store.list_components(environment.name)
-
-    def _count_fetch(self, result: str) -> None:
-        self.recorder.fetches.labels(result).inc()
+        self.recorder.follow_lead(lead)

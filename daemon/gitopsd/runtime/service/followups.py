@@ -19,6 +19,7 @@ from gitopsd.adapters.scheduling import Jobs
 from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import Clock
 from gitopsd.engine.queueing import Priority, Request
+from gitopsd.model.state import RequestKind
 from gitopsd.runtime.runs.workspace import new_run_id
 
 BEAT = 15.0  # seconds between looks at every auto-promoted environment and drift schedule
@@ -72,11 +73,11 @@ class FollowUps:
             self._jobs.cron(f"drift-{name}", schedule, self._when_running(self._drift_job(name)))
 
     def promotion(self, environment: str) -> Request:
-        return self._request(environment, Priority.COMMIT, "promote", trigger="promotion")
+        return self._request(environment, Priority.COMMIT, RequestKind.PROMOTE, trigger="promotion")
 
     def drift_check(self, environment: str, *, priority: Priority, actor: str) -> Request:
         trigger = "schedule" if priority is Priority.SCHEDULED else "api"
-        return self._request(environment, priority, "drift", trigger=trigger, actor=actor)
+        return self._request(environment, priority, RequestKind.DRIFT, trigger=trigger, actor=actor)
 
     def later(self, when: datetime, request: Request) -> None:
         """Submit `request` at `when`; one pending look per environment and action."""
@@ -98,7 +99,7 @@ class FollowUps:
         return enqueue
 
     def _request(
-        self, environment: str, priority: Priority, action: str, *, trigger: str,
+        self, environment: str, priority: Priority, action: RequestKind, *, trigger: str,
         actor: str = "gitopsd",
     ) -> Request:  # fmt: skip
         return Request(

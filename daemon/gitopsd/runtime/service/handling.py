@@ -2,12 +2,13 @@
 
 Pipeline: queue -> worker -> **handle** -> run -> report. Each environment's worker hands its
 requests here one at a time. A request is marked running in its record, admitted again (the
-state may have changed since it was asked for), and then started through the workspace: a
-resume, a saved plan, a promotion, a drift check, or a plan, apply or destroy. What comes of
-it is written to its record: done with its runs, waiting (with when to look again), retrying
-after a transient fault (with backoff), or refused with the reason; and the run's metrics and
-the follow-ups it calls for (promoting its followers) are recorded. The daemon
-(runtime.service.daemon) wires this to the queues and answers the API; nothing here knows the API
+state may have changed since it was asked for), and then started through the workspace by
+the handler of its kind (one table, `RequestKind` -> handler): a resume, a saved plan or an
+apply, a plan, a destroy, a promotion, a drift check. What comes of it is written to its
+record: done with its runs, waiting (with when to look again), retrying after a transient
+fault (with backoff), or refused with the reason; the run's metrics are told to the recorder
+port (engine.recording) and the follow-ups it calls for (promoting its followers) are
+scheduled. The daemon (runtime.service.daemon) wires this to the queues; nothing here knows the API
 exists.
 """
 
@@ -18,10 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 from gitopsd.adapters import faults
-from gitopsd.adapters.metrics import Metrics
 from gitopsd.engine.queueing import Priority, Request
-from gitopsd.errors import BusyError, ConflictError, GitopsdError
-from gitopsd.model.state import Run, RunStatus
+from gitopsd.engine.recording import Recorder
+from gitopsd.errors import BusyError, ConflictError, GitopsdError, InvalidRequestError
+from gitopsd.model.state import RequestKind, Run, RunAction, RunStatus
 from gitopsd.runtime import logs
 from gitopsd.runtime.drift import drift_reports, drifting
 from gitopsd.runtime.promotion import admission, promoting, saved_plans
@@ -59,7 +60,7 @@ class Handling:
         intake: Intake,
         reconciler: Reconciler,
         followups: FollowUps,
-        recorder: Metrics,
+        recorder: Recorder,
         monotonic: Callable[[], float],
         count_failure: Callable[[], None],
         wake_outbox: Callable[[], None],
@@ -72,6 +73,14 @@ class Handling:
         self._monotonic = monotonic
         self._count_failure = count_failure
         self._wake_outbox = wake_outbox
+        self._handlers: dict[RequestKind, Callable[[Request], list[Run]]] = {
+            RequestKind.RESUME: self._resume,
+            RequestKind.PLAN: self._plan,
+            RequestKind.APPLY: self._apply,
+            RequestKind.DESTROY: self._destroy,
+            RequestKind.PROMOTE: self._promote,
+            RequestKind.DRIFT: self._check_drift,
+        }
 
     def handle(self, request: Request) -> None:
         """Take `request` through its record: running, then done with its runs, or
@@ -120,27 +129,56 @@ class Handling:
         )
 
     def _execute(self, request: Request) -> list[Run]:
-        workspace, environment = self.workspace, request.environment
-        if request.action == "resume":
-            return workspace.resume_unfinished(environment)
+        """The handler of the request's kind starts its runs (see `_handlers`)."""
+        handler = self._handlers.get(request.action)
+        if handler is None:  # rollback, remediate: admitted where asked, never queued
+            raise InvalidRequestError(f"a {request.action} request is not queued work")
+        return handler(request)
+
+    def _resume(self, request: Request) -> list[Run]:
+        return self.workspace.resume_unfinished(request.environment)
+
+    def _plan(self, request: Request) -> list[Run]:
+        admitted = self._admitted(request)
+        if admitted is None:
+            return []
+        environment, options = request.environment, _run_options(request)
+        return [self.workspace.plan(environment, revision=admitted.revision, **options)[0]]
+
+    def _apply(self, request: Request) -> list[Run]:
         if request.plan is not None:
             return self._apply_plan(request, request.plan)
-        if request.action == "promote":
-            return self._promote(request)
-        if request.action == "drift":
-            return self._check_drift(request)
+        admitted = self._admitted(request)
+        if admitted is None:
+            return []
+        run = self.workspace.apply(
+            request.environment,
+            revision=admitted.revision,
+            forced=admitted.forced,
+            **_run_options(request),
+        )
+        return [run]
+
+    def _destroy(self, request: Request) -> list[Run]:
+        if self._admitted(request) is None:
+            return []
+        return [self.workspace.destroy(request.environment, **_run_options(request))]
+
+    def _admitted(self, request: Request) -> admission.Decision | None:
+        """The admission of a plan, apply or destroy, READY; None when there is nothing to
+        run now: a commit a resumed run already reached, or a wait (recorded, asked again)."""
         if request.priority is Priority.COMMIT and self.reconciler.is_at(
-            environment, request.revision
+            request.environment, request.revision
         ):
-            return []  # a resumed run got there first
+            return None  # a resumed run got there first
         admitted = admit(self.workspace, request)
         if admitted.wait is not admission.Wait.READY:
             self._not_ready(admitted, request)
-            return []
+            return None
         if request.priority is Priority.COMMIT:
             waited = self._monotonic() - request.seen_at
-            self.recorder.commit_to_apply.labels(environment).observe(waited)
-        return [self._run(request, admitted)]
+            self.recorder.commit_reached_apply(request.environment, waited)
+        return admitted
 
     def _apply_plan(self, request: Request, plan_id: str) -> list[Run]:
         """A saved plan's request, admitted like any apply (it carries the plan's revision):
@@ -159,22 +197,6 @@ class Handling:
             run_id=request.id,
         )
         return [run] if run is not None else []
-
-    def _run(self, request: Request, admitted: admission.Decision) -> Run:
-        workspace, environment = self.workspace, request.environment
-        options: dict[str, Any] = {
-            "components": request.components,
-            "trigger": request.trigger,
-            "actor": request.actor,
-            "run_id": request.id,
-        }
-        if request.action == "plan":
-            return workspace.plan(environment, revision=admitted.revision, **options)[0]
-        if request.action == "destroy":
-            return workspace.destroy(environment, **options)
-        return workspace.apply(
-            environment, revision=admitted.revision, forced=admitted.forced, **options
-        )
 
     def _not_ready(self, decision: admission.Decision, request: Request) -> None:
         """A refusal is the request's end (recorded by `handle`); a wait asks again when
@@ -197,10 +219,10 @@ class Handling:
         )
         log.debug("promotion of %s: %s", environment, decision.reason)
         if decision.superseded:
-            self.recorder.promotions.labels(environment, "superseded").inc()
+            self.recorder.promotion_ended(environment, "superseded")
         if run is not None:
             result = "promoted" if run.status is RunStatus.SUCCEEDED else "failed"
-            self.recorder.promotions.labels(environment, result).inc()
+            self.recorder.promotion_ended(environment, result)
         if decision.look_again_at is not None:
             self.followups.later(decision.look_again_at, self.followups.promotion(environment))
         return [run] if run is not None else []
@@ -214,7 +236,7 @@ class Handling:
             actor=request.actor,
             automatic=request.trigger in AUTOMATIC,
         )
-        self.recorder.drift_checks.labels(environment, report.result.value).inc()
+        self.recorder.drift_checked(environment, report.result.value)
         drift_reports.write(self.workspace.data_dir / "reports", report)
         log.info("%s", drift_reports.one_line(report))
         return [report.remediation] if report.remediation else []
@@ -223,5 +245,16 @@ class Handling:
         if run.status is not RunStatus.SUCCEEDED:
             self._count_failure()
         self.recorder.run_finished(run, self.workspace.store.list_steps(run.id))
-        if run.status is RunStatus.SUCCEEDED and run.action.value == "apply":
+        if run.status is RunStatus.SUCCEEDED and run.action is RunAction.APPLY:
             self.followups.promote_followers(run.environment)
+
+
+def _run_options(request: Request) -> dict[str, Any]:
+    """What every run a request starts takes from it: its components, who and what asked,
+    and the id handed out for it."""
+    return {
+        "components": request.components,
+        "trigger": request.trigger,
+        "actor": request.actor,
+        "run_id": request.id,
+    }

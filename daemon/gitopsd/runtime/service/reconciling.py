@@ -18,7 +18,7 @@ from typing import Any
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.model.manifests import Notification
-from gitopsd.model.state import EnvironmentStatus
+from gitopsd.model.state import EnvironmentStatus, RequestKind
 from gitopsd.runtime.records import audit
 from gitopsd.runtime.runs.workspace import Workspace, new_run_id
 
@@ -138,7 +138,7 @@ class Reconciler:
             id=new_run_id(self._workspace.clock),
             environment=environment,
             priority=Priority.COMMIT,
-            action="apply",
+            action=RequestKind.APPLY,
             revision=head,
             trigger="commit",
             seen_at=seen_at,
@@ -152,7 +152,7 @@ class Reconciler:
                 id=f"resume-{environment}-{new_run_id(self._workspace.clock)}",
                 environment=environment,
                 priority=Priority.OPERATOR,
-                action="resume",
+                action=RequestKind.RESUME,
                 trigger="start",
             )
             self._submit(request)

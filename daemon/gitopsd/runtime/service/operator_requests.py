@@ -1,0 +1,189 @@
+"""What an operator asks of the daemon through the API: runs, saved plans, drift checks,
+approvals, suspension, cancelling.
+
+Pipeline: API -> **operator request** -> admit -> queue -> worker. Each request is checked
+here (a known environment and components, a revision of the branch) and admitted once
+without writing, so the API can answer at once: refused (409 with the reason) or accepted
+(202 with the id the run will have). Accepted work is handed to `submit`, the daemon's one
+way in (recorded, then queued); the environment's worker admits it again when it takes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gitopsd.engine import selection
+from gitopsd.engine.approving import Person
+from gitopsd.engine.queueing import Priority, Request
+from gitopsd.errors import ConflictError, GitSourceError, InvalidRequestError
+from gitopsd.model.state import RequestKind
+from gitopsd.runtime.control import Identity
+from gitopsd.runtime.promotion import admission, promoting, saved_plans, suspending
+from gitopsd.runtime.records import reports
+from gitopsd.runtime.runs.workspace import Workspace, new_run_id
+from gitopsd.runtime.service import cancelling, handling
+from gitopsd.runtime.service.followups import FollowUps
+from gitopsd.runtime.service.intake import Intake
+from gitopsd.runtime.service.reconciling import Reconciler
+
+log = logging.getLogger(__name__)
+RUN_ACTIONS = (RequestKind.PLAN, RequestKind.APPLY, RequestKind.DESTROY)  # what the API may ask
+
+
+class OperatorRequests:
+    """The writes of `control.Control`, for one daemon (see the module doc)."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        intake: Intake,
+        reconciler: Reconciler,
+        followups: FollowUps,
+        submit: Callable[[Request], None],
+        check_environment: Callable[[str], None],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.workspace = workspace
+        self._intake = intake
+        self._reconciler = reconciler
+        self._followups = followups
+        self._submit = submit
+        self._check_environment = check_environment
+        self._monotonic = monotonic
+
+    def submit_run(
+        self,
+        environment: str,
+        *,
+        action: str,
+        components: Sequence[str] | None,
+        revision: str | None,
+        identity: Identity,
+    ) -> str:
+        self._check_environment(environment)
+        if action not in RUN_ACTIONS:
+            raise InvalidRequestError(f"action must be one of {', '.join(RUN_ACTIONS)}")
+        self._check_components(environment, components)
+        resolved = self._resolve(revision) if revision else None
+        request = Request(
+            id=new_run_id(self.workspace.clock),
+            environment=environment,
+            priority=Priority.OPERATOR,
+            action=RequestKind(action),
+            revision=resolved,
+            components=tuple(components) if components else None,
+            actor=identity.name,
+            trigger="api",
+        )
+        self._admit_now(request)
+        self._submit(request)
+        log.info("%s queued %s of %s as %s", identity.name, action, environment, request.id)
+        return request.id
+
+    def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
+        self._check_environment(environment)
+        saved = saved_plans.load(self.workspace, environment, plan)
+        if not saved.has_work:  # nothing to run: marked applied now, as the CLI does
+            saved_plans.apply(self.workspace, saved, trigger="api", actor=identity.name)
+            return None
+        request = Request(
+            id=new_run_id(self.workspace.clock),
+            environment=environment,
+            priority=Priority.OPERATOR,
+            action=RequestKind.APPLY,
+            revision=saved.revision,
+            components=tuple(names) if (names := saved_plans.components_of(saved)) else None,
+            actor=identity.name,
+            trigger="api",
+            plan=saved.id,
+        )
+        self._admit_now(request)
+        self._submit(request)
+        log.info("%s queued plan %s of %s as %s", identity.name, plan, environment, request.id)
+        return request.id
+
+    def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
+        self._check_environment(environment)
+        request = self._followups.drift_check(
+            environment, priority=Priority.OPERATOR, actor=identity.name
+        )
+        self._submit(request)
+        return request.id
+
+    def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
+        """Cancel the run of that id (runtime.service.cancelling), or its request while it has not
+        started; None if neither is known."""
+        store = self.workspace.store
+        run = cancelling.cancel_run(store, run_id, actor=identity.name, clock=self.workspace.clock)
+        if run is not None:
+            return {"id": run_id, "cancel_requested": True}
+        request = self._intake.cancel(run_id, actor=identity.name)
+        return None if request is None else reports.request_report(request)
+
+    def approve(
+        self, environment: str, *, revision: str | None, identity: Identity
+    ) -> dict[str, Any]:
+        self._check_environment(environment)
+        approver = Person(identity.name, identity.email)
+        record, missing = promoting.approve(
+            self.workspace, environment, revision=revision, approver=approver
+        )
+        if not missing:
+            self._submit(self._followups.promotion(environment))
+        return {**record.model_dump(mode="json"), "missing": missing}
+
+    def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:
+        self._check_environment(environment)
+        suspension = suspending.suspend(
+            self.workspace, environment, reason=reason, actor=identity.name
+        )
+        return {"environment": environment, **suspension.model_dump(mode="json")}
+
+    def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
+        self._check_environment(environment)
+        ended = suspending.resume(self.workspace, environment, actor=identity.name)
+        self._ask_candidate(environment)
+        return {"environment": environment, "resumed": ended.model_dump(mode="json")}
+
+    def _ask_candidate(self, environment: str) -> None:
+        """What suspension held is asked for again: the head for an environment tracking
+        the branch, a promotion for an auto-promoted one."""
+        repository = self._reconciler.repository
+        entry = repository.environments.get(environment) if repository else None
+        if entry is None:
+            return
+        if entry.manifest.upstream is None:
+            head = self.workspace.source.head()
+            self._reconciler.ask_for_head(environment, head, seen_at=self._monotonic())
+        elif entry.manifest.spec.promotion.auto:
+            self._submit(self._followups.promotion(environment))
+
+    def _admit_now(self, request: Request) -> admission.Decision:
+        """Admission when the request is made, so the API can answer it: refused (or
+        nothing to apply) is a 409 with the reason; a wait is queued, and the worker admits
+        it again, recording the wait, when it takes it."""
+        decision = handling.admit(self.workspace, request, record=False)  # or RunRefusedError
+        if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
+            raise ConflictError(decision.reason)
+        return decision
+
+    def _check_components(self, environment: str, components: Sequence[str] | None) -> None:
+        repository = self._reconciler.repository
+        if not components or repository is None or environment not in repository.environments:
+            return
+        names = {c.manifest.name for c in selection.select(repository, environment).components}
+        unknown = sorted(set(components) - names)
+        if unknown:
+            raise InvalidRequestError(
+                f"not components of {environment}: {', '.join(unknown)} "
+                f"(it has {', '.join(sorted(names))})"
+            )
+
+    def _resolve(self, revision: str) -> str:
+        try:
+            return self.workspace.source.resolve(revision)
+        except GitSourceError as error:
+            raise InvalidRequestError(str(error)) from None

@@ -1,0 +1,118 @@
+"""The daemon's read side: what the API and /metrics ask of it, answered without a worker.
+
+Pipeline: run -> report -> **read**. Every answer comes from the state store (a snapshot),
+the request records (`Intake`, for work not started yet) and the loaded manifests; nothing
+here queues work or waits for a worker, so a standby daemon, which never starts, answers all
+of it. The worker side (runtime.service.daemon) owns what changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from gitopsd.adapters import data_folder
+from gitopsd.errors import DataFolderError
+from gitopsd.model.state import ComponentState, EnvironmentState
+from gitopsd.runtime.control import UnknownEnvironmentError
+from gitopsd.runtime.records import reports
+from gitopsd.runtime.runs.workspace import Workspace
+from gitopsd.runtime.service import paging
+from gitopsd.runtime.service.intake import Intake
+from gitopsd.runtime.service.reconciling import Reconciler
+
+
+class Reads:
+    """The reads of `control.Control`, for one daemon. `git_problem` says why the branch head
+    could not be read at the last look (None when it could)."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        intake: Intake,
+        reconciler: Reconciler,
+        git_problem: Callable[[], str | None],
+    ) -> None:
+        self.workspace = workspace
+        self._intake = intake
+        self._reconciler = reconciler
+        self._git_problem = git_problem
+
+    def is_ready(self) -> tuple[bool, str]:
+        """Ready while the store answers and takes requests, the data folder takes writes
+        (a byte written and removed per probe), and the branch head was read at the last look
+        (a cached answer, refreshed by the head watch: no git call per probe)."""
+        try:
+            self.workspace.store.list_environments()
+        except Exception as error:  # any store failure means not ready, with its reason
+            return False, f"the state store does not answer: {error}"
+        try:  # a full or read-only data folder fails every run
+            data_folder.probe(self.workspace.data_dir)
+        except DataFolderError as error:
+            return False, str(error)
+        if self._intake.problem is not None:
+            return False, f"the state store does not take writes: {self._intake.problem}"
+        if (problem := self._git_problem()) is not None:
+            return False, f"the git source cannot be read: {problem}"
+        if self._reconciler.repository is None:
+            return False, self._reconciler.problem or "the repository is not loaded yet"
+        return True, "ready"
+
+    def status(self, environment: str | None = None) -> dict[str, Any]:
+        if environment is not None:
+            self.check_environment(environment)
+        return reports.status_report(
+            self.workspace.store,
+            self._reconciler.repository,
+            environment=environment,
+            open_requests=self._intake.open_requests,
+        )
+
+    def runs(
+        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """Requests not started yet first (queued, waiting, retrying), then run summaries,
+        newest first, a page at a time (runtime.service.paging); UnknownEnvironmentError for a name
+        neither the manifests nor the store know, as every route taking one."""
+        if environment is not None:
+            self.check_environment(environment)
+        waiting = self._intake.not_started(environment) if cursor is None else []
+        store = self.workspace.store
+        return paging.runs_page(store, waiting, environment, limit=limit, cursor=cursor)
+
+    def run(
+        self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None
+    ) -> dict[str, Any] | None:
+        """The run of that id with a page of its steps, else the request that will start it
+        (an id the API returned is always known)."""
+        store = self.workspace.store
+        stored = store.get_run(run_id)
+        if stored is not None:
+            return paging.run_report(
+                store, stored, steps_limit=steps_limit, steps_cursor=steps_cursor
+            )
+        request = self._intake.get(run_id)
+        return reports.request_report(request) if request is not None else None
+
+    def events(
+        self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """The audit trail a page at a time; UnknownEnvironmentError as for `runs`."""
+        if environment is not None:
+            self.check_environment(environment)
+        return paging.events_page(self.workspace.store, environment, limit=limit, cursor=cursor)
+
+    def check_environment(self, environment: str) -> None:
+        """UnknownEnvironmentError unless the manifests at the head or the store know it."""
+        repository = self._reconciler.repository
+        known = set(repository.environments) if repository else set()
+        known |= {state.name for state in self.workspace.store.list_environments()}
+        if environment not in known:
+            raise UnknownEnvironmentError(f"unknown environment {environment!r}")
+
+    def snapshot(self) -> Iterator[tuple[EnvironmentState, list[ComponentState]]]:
+        """Every environment and its components as the store has them (the state gauges)."""
+        store = self.workspace.store
+        for environment in store.list_environments():
+            yield environment, store.list_components(environment.name)

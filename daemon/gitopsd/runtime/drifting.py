@@ -28,7 +28,7 @@ from gitopsd.engine.ports import DriverCall, DriverResult
 from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Run
 from gitopsd.runtime import audit
 from gitopsd.runtime.revisions import Revisioned
-from gitopsd.runtime.steps import StepError, check_opened, output_secrets, target_for
+from gitopsd.runtime.steps import StepError, check_opened, check_supported, output_secrets
 from gitopsd.runtime.workspace import Workspace
 
 log = logging.getLogger("gitopsd.runs")
@@ -180,10 +180,10 @@ def _check_call(
 ) -> DriverCall:
     """`state_folder` is the environment's, joined once: a `Path` join costs microseconds, and
     a check of 1,000 components made 4,000 of them (now 2,000) before its first check ran."""
-    how = target_for(entry, "check")
+    check_supported(entry, "check")
     check_opened(state.name, state.inputs)
     return DriverCall(
-        argv=how.argv,
+        driver=entry.manifest.spec.driver,
         cwd=checkout / entry.folder,
         environment=state.environment,
         component=state.name,
@@ -192,8 +192,6 @@ def _check_call(
         inputs=state.inputs,
         state_dir=state_folder / state.name,
         timeout=entry.manifest.spec.timeout,
-        env=how.env,
-        workflow=how.workflow,
         sensitive_inputs=frozenset(state.sensitive_inputs),
         secrets=output_secrets([state]),  # a check may print what it compares
     )

@@ -13,6 +13,7 @@ from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, f
 from gitopsd.engine import selection
 from gitopsd.engine.drivers import settings_of
 from gitopsd.engine.graph import DependencyCycleError
+from gitopsd.errors import GitopsdError
 from gitopsd.runtime import revisions
 from gitopsd.runtime.revisions import LoadedRevision
 
@@ -85,7 +86,11 @@ def schema() -> None:
     """The JSON Schema (draft 2020-12) of the Component and Environment kinds."""
     from gitopsd.model.schema import manifest_schema  # imported here: only this command needs it
 
-    driver_types = settings_of(installed_drivers())
+    try:
+        driver_types = settings_of(installed_drivers())
+    except GitopsdError as error:  # a driver plugin that cannot be loaded
+        fail(str(error))
+        return
     click.echo(json.dumps(manifest_schema(driver_types), indent=2))
 
 

@@ -109,8 +109,13 @@ def test_a_batch_of_one_type_goes_to_its_runner_whole(tmp_path: Path) -> None:
     assert len(github.made[0].calls) == 1
 
 
-def test_a_call_of_a_type_no_longer_installed_is_refused_by_name(tmp_path: Path) -> None:
+def test_a_call_of_a_type_no_longer_installed_fails_naming_it(tmp_path: Path) -> None:
     routing, _, _ = router(tmp_path)
     routing.types = {"command": routing.types["command"]}
-    with pytest.raises(UnknownDriverError, match=r"'github-actions' \(installed: command\)"):
-        routing.run(call(WORKFLOW))
+    failed = routing.run(call(WORKFLOW))
+    assert failed.exit_code is None and failed.final and not failed.succeeded
+    assert failed.error == "no installed driver type 'github-actions' (installed: command)"
+    batch = routing.run_many([call(WORKFLOW), call(WORKFLOW)], parallelism=2)
+    assert [result.error for result in batch] == [failed.error, failed.error]
+    with pytest.raises(UnknownDriverError):
+        routing.runner("github-actions")

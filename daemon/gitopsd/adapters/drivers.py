@@ -19,8 +19,8 @@ from gitopsd.errors import GitopsdError
 
 
 class UnknownDriverError(GitopsdError):
-    """A call names a driver type no installed plugin provides (it was uninstalled since the
-    manifests were validated)."""
+    """A driver type no installed plugin provides (uninstalled since the manifests were
+    validated): its calls fail, each with this message, and are not retried."""
 
 
 class DriverRouter:
@@ -39,7 +39,10 @@ class DriverRouter:
         cancel: CancelSignal | None = None,
         on_started: OnStarted | None = None,
     ) -> DriverResult:
-        runner = self.runner(call.driver_type)
+        try:
+            runner = self.runner(call.driver_type)
+        except UnknownDriverError as error:
+            return DriverResult(None, error=str(error), final=True)
         return runner.run(call, cancel=cancel, on_started=on_started)
 
     def run_many(
@@ -54,7 +57,7 @@ class DriverRouter:
         shares two threads among its processes); a mix runs a call per thread, so
         `parallelism` holds across driver types."""
         kinds = {call.driver_type for call in calls}
-        if len(kinds) == 1:
+        if len(kinds) == 1 and kinds <= self.types.keys():
             runner = self.runner(kinds.pop())
             return runner.run_many(calls, parallelism=parallelism, cancel=cancel, on_done=on_done)
         return in_threads(self.run, calls, parallelism=parallelism, cancel=cancel, on_done=on_done)

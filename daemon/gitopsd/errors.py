@@ -16,7 +16,7 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
     │   │                             InvalidDeliveryIdError)
     │   ├── ConfigurationError        a file, flag or key is unusable (TokensFileError,
     │   │                             ListenRefusedError, AllowedHostsError, EncryptionKeyError,
-    │   │                             NotADataFolderError)
+    │   │                             NotADataFolderError, DriverPluginError, UnknownDriverError)
     │   └── OrphanError, GitHubRequestError, RunNotFoundError, DeliveryRefusedError
     └── TemporaryError                may pass by itself; `retry_after` seconds when known
         ├── BusyError                 another process runs the environment (409 over HTTP)
@@ -219,6 +219,18 @@ class DeliveryRefusedError(DeliveryError, PermanentError):
 
 class DeliveryFailedError(DeliveryError, TemporaryError):
     """No answer, a timeout, or a 5xx / 408 / 429: the receiver may take it later."""
+
+
+# --- drivers -------------------------------------------------------------------------------
+
+
+class DriverPluginError(ConfigurationError):
+    """An installed driver plugin cannot be used: it fails to import, or is not a driver."""
+
+
+class UnknownDriverError(ConfigurationError):
+    """A driver type no installed plugin provides (uninstalled since the manifests were
+    validated): its calls fail, each with this message, and are not retried."""
 
 
 # --- api -----------------------------------------------------------------------------------

@@ -108,35 +108,30 @@ def test_timeouts_cancels_and_calls_that_cannot_start_end_each_on_their_own(
 
 
 def test_an_exception_in_a_lane_kills_every_running_driver_and_is_raised(
-    runner: CommandDriverRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runner: CommandDriverRunner, tmp_path: Path
 ) -> None:
-    marks = tmp_path / "marks"
+    """The caller's `on_done` failing (the store went away) stops the whole batch."""
+    marks, pids = tmp_path / "marks", tmp_path / "pids"
     marks.mkdir()
-    slow = {"MARKS": str(marks), "PAUSE": "30"}
-    pids: list[int] = []
+    pids.mkdir()
+    recording = ["sh", "-c", 'echo $$ > "$PIDS/$GITOPSD_COMPONENT"; exec "$@"', "sh"]
+    slow = {"MARKS": str(marks), "PAUSE": "30", "PIDS": str(pids)}
 
-    def failing_finish(started: object) -> DriverResult:
+    def failing_done(index: int, result: DriverResult) -> None:
         raise RuntimeError("the store went away")
 
-    original_start = runner._start
-
-    def recording_start(*args: object, **kwargs: object) -> object:
-        started = original_start(*args, **kwargs)  # type: ignore[arg-type]
-        if not isinstance(started, DriverResult):
-            pids.append(started.pid)
-        return started
-
-    monkeypatch.setattr(runner, "_start", recording_start)
-    monkeypatch.setattr(runner, "_finish", failing_finish)
-    calls = [make_call(tmp_path, script(tmp_path), component="quick", env={"MARKS": str(marks)})]
+    quick = {"MARKS": str(marks), "PIDS": str(pids)}
+    calls = [make_call(tmp_path, recording + script(tmp_path), component="quick", env=quick)]
     calls += [
-        make_call(tmp_path, script(tmp_path), component=f"slow{n}", env=slow) for n in range(3)
+        make_call(tmp_path, recording + script(tmp_path), component=f"slow{n}", env=slow)
+        for n in range(3)
     ]
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="the store went away"):
-        runner.run_many(calls, parallelism=4)
+        runner.run_many(calls, parallelism=4, on_done=failing_done)
     assert time.monotonic() - started < 10  # the slow ones were killed, not waited for
-    assert pids and all(_gone(pid) for pid in pids)
+    seen = [int(path.read_text()) for path in pids.iterdir()]
+    assert seen and all(_gone(pid) for pid in seen)
     assert list((tmp_path / "work").iterdir()) == []
 
 

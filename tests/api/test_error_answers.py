@@ -57,6 +57,8 @@ TABLE: dict[str, tuple[int, int | None, bool]] = {
     "JsonLimitError": (1, 422, False),
     "InvalidPayloadError": (1, 422, False),
     "InvalidDeliveryIdError": (1, 400, False),
+    "DriverPluginError": (1, None, False),
+    "UnknownDriverError": (1, None, False),
 }
 
 

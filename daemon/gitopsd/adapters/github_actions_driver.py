@@ -34,6 +34,7 @@ from gitopsd.adapters.drivers import in_threads
 from gitopsd.adapters.github_api import GitHubClient
 from gitopsd.adapters.github_following import Following, RunLog, Timing
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, OnStarted
+from gitopsd.model.manifests import GitHubActionsDriver
 
 __all__ = ["GitHubActionsRunner", "Timing"]
 
@@ -99,8 +100,8 @@ class GitHubActionsRunner:
     ) -> tuple[DriverResult, list[bytes]]:
         env = os.environ if self.base_env is None else self.base_env
         secrets = secret_values(env, call)
-        driver = call.workflow
-        if driver is None:
+        driver = call.driver
+        if not isinstance(driver, GitHubActionsDriver):
             return DriverResult(None, error="not a github-actions driver call"), secrets
         token = env.get(driver.token_env, "")
         if not token:

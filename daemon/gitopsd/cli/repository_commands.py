@@ -7,10 +7,13 @@ import sys
 
 import click
 
+from gitopsd.adapters.driver_registry import installed_drivers
 from gitopsd.cli import graphs
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail, plural
 from gitopsd.engine import selection
+from gitopsd.engine.drivers import settings_of
 from gitopsd.engine.graph import DependencyCycleError
+from gitopsd.errors import GitopsdError
 from gitopsd.runtime.runs import revisions
 from gitopsd.runtime.runs.revisions import LoadedRevision
 
@@ -83,7 +86,12 @@ def schema() -> None:
     """The JSON Schema (draft 2020-12) of the Component and Environment kinds."""
     from gitopsd.model.schema import manifest_schema  # imported here: only this command needs it
 
-    click.echo(json.dumps(manifest_schema(), indent=2))
+    try:
+        driver_types = settings_of(installed_drivers())
+    except GitopsdError as error:  # a driver plugin that cannot be loaded
+        fail(str(error))
+        return
+    click.echo(json.dumps(manifest_schema(driver_types), indent=2))
 
 
 def load_valid(context: Context, revision: str | None) -> LoadedRevision:

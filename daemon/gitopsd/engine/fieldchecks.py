@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -40,30 +40,34 @@ def check(
     *,
     prefix: tuple[str | int, ...] = (),
     report: Callable[[Location], bool] = lambda _: True,
+    context: Mapping[str, Any] | None = None,
 ) -> tuple[Model | None, list[Problem]]:
     """Validate `data` (found at `prefix` in `source`); return the model and the problems.
 
     With problems, the model returned is the salvaged one (bad fields dropped), or None when
-    nothing usable is left. `report` filters which error locations become problems.
+    nothing usable is left. `report` filters which error locations become problems; `context`
+    is pydantic's validation context (the installed driver types, `manifests.DRIVER_TYPES`).
     """
     try:
-        return model.model_validate(data), []
+        return model.model_validate(data, context=context), []
     except ValidationError as error:
         problems = [
             _problem(source, (*prefix, *item["loc"]), item)
             for item in error.errors(include_url=False)
             if report((*prefix, *item["loc"]))
         ]
-        return _salvage(model, data, error), problems
+        return _salvage(model, data, error, context), problems
 
 
-def _salvage(model: type[Model], data: Any, error: ValidationError) -> Model | None:
+def _salvage(
+    model: type[Model], data: Any, error: ValidationError, context: Mapping[str, Any] | None
+) -> Model | None:
     data = copy.deepcopy(data)
     for _ in range(SALVAGE_ROUNDS):
         if not isinstance(data, dict) or not _drop_all(data, error):
             return None
         try:
-            return model.model_validate(data)
+            return model.model_validate(data, context=context)
         except ValidationError as again:
             error = again
     return None

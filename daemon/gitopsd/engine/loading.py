@@ -17,7 +17,14 @@ from typing import Any
 
 from gitopsd.engine import fieldchecks, graph, sources
 from gitopsd.engine.sources import Problem, SourceFile
-from gitopsd.model.manifests import Component, Environment, EnvironmentSpec, RepoSettings
+from gitopsd.model.manifests import (
+    DRIVER_TYPES,
+    Component,
+    DriverSettings,
+    Environment,
+    EnvironmentSpec,
+    RepoSettings,
+)
 
 SETTINGS_PATH = "gitopsd.yaml"
 ENVIRONMENTS_DIR = "environments"
@@ -87,14 +94,21 @@ def is_manifest_path(path: str) -> bool:
 
 
 def load_repository(
-    files: Mapping[str, bytes], *, revision: str, unread: Collection[str] = ()
+    files: Mapping[str, bytes],
+    *,
+    revision: str,
+    driver_types: Mapping[str, type[DriverSettings]],
+    unread: Collection[str] = (),
 ) -> tuple[Repository, list[Problem]]:
     """Parse and validate every manifest; return what is valid and every problem found.
 
     With problems, the repository holds what could be salvaged from the broken files, so the
     cross-file checks report what else is wrong without echoing the same mistake. `unread`
     are the manifests refused unread (`engine.limits`), whose problems are already known.
+    `driver_types`: the settings model of each installed driver type, by name
+    (`engine.drivers.settings_of`), which validate the components' `driver:` blocks.
     """
+    context = {DRIVER_TYPES: driver_types}
     problems: list[Problem] = []
     settings, settings_source = _load_settings(files, problems)
     settings_unread = SETTINGS_PATH in files and settings_source is None
@@ -109,7 +123,7 @@ def load_repository(
         if path.startswith(ENVIRONMENTS_DIR + "/"):
             _add_environment(repository, source, problems)
         else:
-            _add_component(repository, source, problems)
+            _add_component(repository, source, problems, context)
     return repository, problems
 
 
@@ -157,12 +171,17 @@ def _add_environment(repository: Repository, source: SourceFile, problems: list[
         repository.environments[environment.name] = EnvironmentEntry(environment, source)
 
 
-def _add_component(repository: Repository, source: SourceFile, problems: list[Problem]) -> None:
+def _add_component(
+    repository: Repository,
+    source: SourceFile,
+    problems: list[Problem],
+    context: Mapping[str, Any],
+) -> None:
     entry = _CHECKED.get(id(source))
     if entry is None or entry.source is not source:
         if not _is_kind(source, "Component", problems):
             return
-        entry = _check_component(source, problems)
+        entry = _check_component(source, problems, context)
         if entry is None:
             _remember_unusable(repository, source)
             return
@@ -174,7 +193,9 @@ def _add_component(repository: Repository, source: SourceFile, problems: list[Pr
     repository.components[name] = entry
 
 
-def _check_component(source: SourceFile, problems: list[Problem]) -> ComponentEntry | None:
+def _check_component(
+    source: SourceFile, problems: list[Problem], context: Mapping[str, Any]
+) -> ComponentEntry | None:
     """The component a parsed file makes, kept for the next revisions with the same file.
 
     A component's model depends on its file alone, and revisions share the parse of an
@@ -182,7 +203,7 @@ def _check_component(source: SourceFile, problems: list[Problem]) -> ComponentEn
     for the files it changed only, instead of a thousand models thrown away after the load.
     An entry with problems is not kept, so every load reports them.
     """
-    component, found = fieldchecks.check(Component, source, source.data)
+    component, found = fieldchecks.check(Component, source, source.data, context=context)
     problems.extend(found)
     if component is None:
         return None

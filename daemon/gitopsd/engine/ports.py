@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from gitopsd.model.manifests import GitHubActionsDriver
+from gitopsd.model.manifests import DriverSettings
 from gitopsd.model.state import (
     ApprovalRecord,
     ComponentState,
@@ -44,25 +44,33 @@ class CancelSignal(Protocol):
 
 @dataclass(frozen=True)
 class DriverCall:
-    """One invocation of a component's driver (SPEC section 4): a command's `argv`, or, for a
-    `github-actions` driver, the `workflow` to dispatch (and an empty `argv`)."""
+    """One invocation of a component's driver (SPEC section 4): its `driver` settings, the
+    `driver:` block as its type validated it, whose `type` picks the runner (`engine.drivers`).
 
-    argv: tuple[str, ...]
+    `argv` and `env` are what a command runs: a gate's command (no `driver`), or what the
+    command driver makes of its settings for the action (`adapters.command_driver`)."""
+
     cwd: Path  # the component's folder in the read-only checkout of `revision`
     environment: str
     component: str
     revision: str
-    action: str  # plan, apply, destroy, check or health
+    action: str  # plan, apply, destroy, check or health (or gate)
     inputs: Mapping[str, Any]
     state_dir: Path  # kept per environment and component across runs
     timeout: float  # seconds
-    env: Mapping[str, str] = field(default_factory=dict)  # the driver's `env` setting
-    workflow: GitHubActionsDriver | None = None  # set for github-actions drivers only
+    driver: DriverSettings | None = None  # None: run `argv` as a command (a gate)
+    argv: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # the command's own variables
     # inputs whose values are redacted from the output whatever their names (runtime/sensitivity)
     sensitive_inputs: frozenset[str] = frozenset()
     # clear values redacted from the output too: the sensitive outputs the component (or, for
     # a gate, any component) made, which a check, plan or health probe may print
     secrets: frozenset[str] = frozenset()
+
+    @property
+    def driver_type(self) -> str:
+        """The name of the driver type that runs this call (a gate's command: `command`)."""
+        return "command" if self.driver is None else self.driver.type
 
 
 @dataclass(frozen=True)

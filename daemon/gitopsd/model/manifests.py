@@ -8,6 +8,7 @@ Cross-file rules (names that must exist, cycles, layers) live in `engine.validat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,8 +18,13 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    SerializeAsAny,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from gitopsd.model.fields import (
     ENV_NAME,
@@ -61,7 +67,26 @@ class ComponentMetadata(Strict):
     layer: str = Field(description="one of the repo's layers (gitopsd.yaml `layers`)")
 
 
-class CommandDriver(Strict):
+# The validation context key under which a load passes the installed driver types: a mapping
+# of each type's name to its settings model (`engine.drivers.settings_of`).
+DRIVER_TYPES = "gitopsd.driver_types"
+
+
+class DriverSettings(Strict):
+    """Base of every driver type's settings: a component's `driver:` block, named by `type`.
+
+    Each driver type (built in or a plugin) validates its block with its own subclass, so a
+    typo in it is located like any other field's."""
+
+    type: str
+
+    def unsupported(self, action: str) -> str | None:
+        """Why this driver cannot run `action` (plan, apply, destroy, check or health), or
+        None when it can. Every type runs the first four; `health` is a probe a type offers."""
+        return f"the {self.type} driver has no health probe" if action == "health" else None
+
+
+class CommandDriver(DriverSettings):
     """Runs local programs; the protocol is docs/drivers.md."""
 
     type: Literal["command"]
@@ -72,8 +97,16 @@ class CommandDriver(Strict):
     health: Command | None = Field(default=None, description="readiness probe after apply")
     env: Annotated[dict[str, str], AfterValidator(check_env_names)] = Field(default_factory=dict)
 
+    def command(self, action: str) -> tuple[str, ...] | None:
+        """The argv of `action`; `check` falls back to `plan`."""
+        found: tuple[str, ...] | None = getattr(self, action, None)
+        return self.plan if action == "check" and found is None else found
 
-class GitHubActionsDriver(Strict):
+    def unsupported(self, action: str) -> str | None:
+        return None if self.command(action) is not None else f"has no {action} command"
+
+
+class GitHubActionsDriver(DriverSettings):
     """Dispatches a GitHub Actions workflow and follows the run it started."""
 
     type: Literal["github-actions"]
@@ -93,8 +126,41 @@ class GitHubActionsDriver(Strict):
         json_schema_extra={"pattern": ENV_NAME.pattern},
     )
 
+    def unsupported(self, action: str) -> str | None:
+        if action == "health":
+            return (
+                "the github-actions driver has no health probe; "
+                "check readiness in the workflow's apply or in an environment gate"
+            )
+        return None
 
-Driver = Annotated[CommandDriver | GitHubActionsDriver, Field(discriminator="type")]
+
+def _driver_settings(
+    value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+) -> DriverSettings:
+    """Validate a `driver:` block with the settings model of the type it names, among the
+    installed ones the load passed in its context (`DRIVER_TYPES`)."""
+    if isinstance(value, DriverSettings):
+        return value
+    known: Mapping[str, type[DriverSettings]] = (info.context or {}).get(DRIVER_TYPES, {})
+    expected = ", ".join(repr(name) for name in sorted(known))
+    if not isinstance(value, dict):
+        return handler(value)  # type: ignore[no-any-return]  # pydantic's own "a mapping"
+    if "type" not in value:
+        raise PydanticCustomError(
+            "union_tag_not_found", "driver type missing", {"expected_tags": expected}
+        )
+    settings = known.get(value["type"]) if isinstance(value["type"], str) else None
+    if settings is None:
+        raise PydanticCustomError(
+            "union_tag_invalid",
+            "unknown driver type",
+            {"tag": value["type"], "expected_tags": expected},
+        )
+    return settings.model_validate(value, context=info.context)
+
+
+Driver = Annotated[SerializeAsAny[DriverSettings], WrapValidator(_driver_settings)]
 
 
 class RetryPolicy(Strict):

@@ -12,13 +12,14 @@ from pathlib import Path
 from gitopsd.adapters.call_folder import call_files_folder
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.clock import SystemClock
-from gitopsd.adapters.command_driver import CommandDriverRunner
+from gitopsd.adapters.driver_registry import installed_drivers
 from gitopsd.adapters.drivers import DriverRouter
 from gitopsd.adapters.encryption import Sealer
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.sealed_store import SealedStore, holds_sealed
 from gitopsd.adapters.sqlite_store import SqliteStore
-from gitopsd.engine.ports import DriverRunner, StateStore
+from gitopsd.engine.drivers import DriverSetup
+from gitopsd.engine.ports import StateStore
 from gitopsd.errors import StoreError
 from gitopsd.runtime.runs.leases import holder_id
 from gitopsd.runtime.runs.workspace import Workspace
@@ -66,31 +67,22 @@ def workspace(
     The data folder is made absolute: drivers run in a checkout, not where gitopsd started,
     and every path they are given must still point to the right place. The drivers' inputs
     files go to memory where the machine allows (`call_folder`); those a killed process left
-    there are removed. Sensitive values are sealed with `key` (`sealed`), loaded now: a
-    command that runs drivers fails up front on an unusable key, not after an apply.
+    there are removed (the command driver's runner, made now, does it). Sensitive values are
+    sealed with `key` (`sealed`), loaded now: a command that runs drivers fails up front on
+    an unusable key, not after an apply.
     """
     sealer = _sealer(store, data_dir=data_dir, key=key)
     sealer.load()
     data_dir = data_dir.resolve()
-    commands = CommandDriverRunner(call_files_folder(data_dir / "work"))
-    commands.remove_orphaned_files()
+    drivers = DriverRouter(installed_drivers(), DriverSetup(call_files_folder(data_dir / "work")))
+    drivers.runner("command")
     return Workspace(
         source=source,
         store=SealedStore(store, sealer),
-        drivers=DriverRouter(
-            command=commands,
-            github_actions=_github_actions_runner,
-        ),
+        drivers=drivers,
         checkouts=CheckoutCache(source, data_dir / "checkouts"),
         clock=SystemClock(),
         data_dir=data_dir,
         holder=holder_id(),
         digest=sealer.digest,
     )
-
-
-def _github_actions_runner() -> DriverRunner:
-    """Imported on first use: httpx is only needed once a workflow is dispatched."""
-    from gitopsd.adapters.github_actions_driver import GitHubActionsRunner
-
-    return GitHubActionsRunner()

@@ -38,7 +38,12 @@ from gitopsd.model.state import (
 )
 from gitopsd.runtime.records import audit
 from gitopsd.runtime.runs.revisions import Revisioned
-from gitopsd.runtime.runs.steps import StepError, check_opened, output_secrets, target_for
+from gitopsd.runtime.runs.steps import (
+    StepError,
+    check_opened,
+    check_supported,
+    output_secrets,
+)
 from gitopsd.runtime.runs.workspace import Workspace
 
 log = logging.getLogger("gitopsd.runs")
@@ -235,10 +240,10 @@ def _check_call(
 ) -> DriverCall:
     """`state_folder` is the environment's, joined once: a `Path` join costs microseconds, and
     a check of 1,000 components made 4,000 of them (now 2,000) before its first check ran."""
-    how = target_for(entry, "check")
+    check_supported(entry, "check")
     check_opened(state.name, state.inputs)
     return DriverCall(
-        argv=how.argv,
+        driver=entry.manifest.spec.driver,
         cwd=checkout / entry.folder,
         environment=state.environment,
         component=state.name,
@@ -247,8 +252,6 @@ def _check_call(
         inputs=state.inputs,
         state_dir=state_folder / state.name,
         timeout=entry.manifest.spec.timeout,
-        env=how.env,
-        workflow=how.workflow,
         sensitive_inputs=frozenset(state.sensitive_inputs),
         secrets=output_secrets([state]),  # a check may print what it compares
     )

@@ -102,7 +102,7 @@ class ApplyRun:
                 c.manifest.name,
                 tuple(c.manifest.spec.depends_on),
                 c.manifest.spec.on_failure,
-                getattr(c.manifest.spec.driver, "health", None) is not None,
+                c.manifest.spec.driver.unsupported("health") is None,
             )
             for c in self.components
         ]

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitopsd import collector
+from gitopsd.adapters.driver_registry import installed_drivers
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.engine import limits, loading
+from gitopsd.engine.drivers import settings_of
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.sources import Problem
 from gitopsd.runtime.runs.manifest_sharing import SharedEntries
@@ -56,7 +58,8 @@ def open_source(location: str, *, branch: str | None, data_dir: Path) -> GitSour
 
 def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
     """Read, parse and validate the manifests of `revision` (default: the branch head); no
-    more of it than the repository's limits allow (`engine.limits`)."""
+    more of it than the repository's limits allow (`engine.limits`); its components' drivers
+    validated by the installed driver types (`adapters.driver_registry`)."""
     from gitopsd.engine import validation  # a revision read back from disk never needs it
 
     sha = source.resolve(revision) if revision else source.head()
@@ -67,7 +70,9 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
     )
     unread = [path for path in listed if path not in files]
     with collector.paused():
-        repository, problems = loading.load_repository(files, revision=sha, unread=unread)
+        repository, problems = loading.load_repository(
+            files, revision=sha, driver_types=settings_of(installed_drivers()), unread=unread
+        )
         problems = sorted(refused + problems + validation.validate(repository))
     return LoadedRevision(sha, repository, problems, source.folder_trees(sha))
 

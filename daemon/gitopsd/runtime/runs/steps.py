@@ -21,7 +21,7 @@ from gitopsd.adapters.encryption import KEY_VARIABLE, MARKER, is_sealed
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import Clock, DriverCall, DriverResult, DriverRunner, StateStore
 from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
-from gitopsd.model.manifests import CommandDriver, GitHubActionsDriver, RetryPolicy
+from gitopsd.model.manifests import RetryPolicy
 from gitopsd.model.state import ComponentState, Event, Run, Step, StepAction, StepStatus
 from gitopsd.runtime.runs import orphan_drivers
 
@@ -31,7 +31,7 @@ log = logging.getLogger("gitopsd.runs")
 
 # not in gitopsd.errors: never reaches a user as such; the step that meets it is recorded as failed
 class StepError(Exception):
-    """A step that cannot even be attempted (no command for the action, unsupported driver)."""
+    """A step that cannot even be attempted (the driver cannot run the action...)."""
 
 
 # not in gitopsd.errors: a signal to stop, not an error (see the docstring)
@@ -125,44 +125,12 @@ class StepBook:
             self._steps[(step.component, step.action)] = step
 
 
-@dataclass(frozen=True)
-class DriverTarget:
-    """What a driver call runs: a command's argv and env, or a workflow to dispatch."""
-
-    argv: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    workflow: GitHubActionsDriver | None = None
-
-
-def target_for(component: ComponentEntry, action: str) -> DriverTarget:
-    """How `action` runs for `component`'s driver; `check` falls back to `plan` for commands.
-
-    A github-actions driver dispatches every action but `health`: it has no readiness probe
-    (the workflow's apply job checks readiness itself, or an environment gate does), and the
-    executor only asks for `health` when a driver defines one.
-    """
-    driver = component.manifest.spec.driver
-    if isinstance(driver, GitHubActionsDriver):
-        if action == "health":
-            raise StepError(
-                f"{component.manifest.name}: the github-actions driver has no health probe; "
-                "check readiness in the workflow's apply or in an environment gate"
-            )
-        return DriverTarget(workflow=driver)
-    return DriverTarget(argv=command_for(component, action), env=driver.env)
-
-
-def command_for(component: ComponentEntry, action: str) -> tuple[str, ...]:
-    """The argv of `action` for a command driver; `check` falls back to `plan`."""
-    driver = component.manifest.spec.driver
-    if not isinstance(driver, CommandDriver):
-        raise StepError(f"the {driver.type} driver runs no command")
-    command = getattr(driver, action, None)
-    if action == "check" and command is None:
-        command = driver.plan
-    if command is None:
-        raise StepError(f"{component.manifest.name} has no {action} command")
-    return tuple(command)
+def check_supported(component: ComponentEntry, action: str) -> None:
+    """StepError if `component`'s driver cannot run `action` (a command driver without a
+    destroy command, a driver type without a health probe): the step fails, no call is made."""
+    reason = component.manifest.spec.driver.unsupported(action)
+    if reason is not None:
+        raise StepError(f"{component.manifest.name}: {reason}")
 
 
 def driver_call(
@@ -179,10 +147,10 @@ def driver_call(
     """The call SPEC section 4 describes, for `component` in `run`'s environment; the values
     of the `sensitive` inputs are redacted from its output whatever their names."""
     name = component.manifest.name
-    target = target_for(component, action)
+    check_supported(component, action)
     check_opened(name, inputs)
     return DriverCall(
-        argv=target.argv,
+        driver=component.manifest.spec.driver,
         cwd=checkout / component.folder,
         environment=run.environment,
         component=name,
@@ -191,8 +159,6 @@ def driver_call(
         inputs=inputs,
         state_dir=state_root / run.environment / name,
         timeout=component.manifest.spec.timeout,
-        env=target.env,
-        workflow=target.workflow,
         sensitive_inputs=frozenset(sensitive),
     )
 

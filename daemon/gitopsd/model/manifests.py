@@ -91,9 +91,13 @@ class GitHubActionsDriver(Strict):
 
     type: Literal["github-actions"] = Field(description="dispatches a workflow")
     repository: Annotated[str, AfterValidator(check_github_repository)] = Field(
-        description="owner/repo", json_schema_extra={"pattern": GITHUB_REPOSITORY.pattern}
+        description="owner/repo",
+        examples=["octo-org/infra"],
+        json_schema_extra={"pattern": GITHUB_REPOSITORY.pattern},
     )
-    workflow: str = Field(min_length=1, description="workflow file name or id")
+    workflow: str = Field(
+        min_length=1, description="workflow file name or id", examples=["deploy.yml"]
+    )
     ref: str = Field(default="main", min_length=1, description="branch or tag to dispatch on")
     api_url: Annotated[str, AfterValidator(check_http_url)] = Field(
         default="https://api.github.com",
@@ -183,7 +187,12 @@ class Component(Strict):
 
 
 class Promotion(Strict):
-    from_: Name | None = Field(default=None, alias="from", description="upstream environment")
+    from_: Name | None = Field(
+        default=None,
+        alias="from",
+        description="upstream environment; none = the branch head",
+        examples=["staging"],
+    )
     auto: bool = Field(
         default=False, description="promote by itself once the upstream verified a revision"
     )
@@ -256,10 +265,14 @@ class EnvironmentSpec(Strict):
         default_factory=Approvals, description="who must approve a revision"
     )
     gates: list[Gate] = Field(
-        default_factory=list, description="checks after apply; all pass = verified"
+        default_factory=list,
+        description="checks after apply; all pass = verified",
+        examples=[[{"name": "smoke", "command": ["./checks/smoke.sh"]}]],
     )
     windows: list[Window] = Field(
-        default_factory=list, description="when applies may (allow) or may not (deny) start"
+        default_factory=list,
+        description="when applies may (allow) or may not (deny) start",
+        examples=[[{"kind": "deny", "schedule": "0 18 * * 5", "duration": "62h"}]],
     )
     drift: DriftPolicy = Field(default_factory=DriftPolicy, description="scheduled drift checks")
     variables: dict[str, JsonValue] = Field(
@@ -335,9 +348,12 @@ class Notification(Strict):
     """A webhook told what happens. Its URL is a secret (a Slack webhook URL is enough to post),
     so the manifest names the daemon's environment variable that holds it, never the URL."""
 
-    name: Name = Field(description="names it in logs and in gitopsd_notifications_total")
+    name: Name = Field(
+        description="names it in logs and in gitopsd_notifications_total", examples=["team-chat"]
+    )
     url_env: Annotated[str, AfterValidator(check_env_name)] = Field(
-        description="environment variable of the daemon holding the webhook URL"
+        description="environment variable of the daemon holding the webhook URL",
+        examples=["SLACK_WEBHOOK_URL"],
     )
     format: Literal["json", "slack"] = Field(
         default="json", description="json: gitopsd's own body; slack: an incoming-webhook body"
@@ -349,7 +365,9 @@ class Notification(Strict):
         examples=[["run_failed", "approval_pending"]],
     )
     environments: list[Name] | None = Field(
-        default=None, description="only these environments (default: every one)"
+        default=None,
+        description="only these environments (default: every one)",
+        examples=[["staging", "prod"]],
     )
     timeout: PositiveSeconds = Field(default=5.0, description="per delivery attempt")
     retry: RetryPolicy = Field(
@@ -370,16 +388,25 @@ class Limits(Strict):
     Sizes are a number of bytes or a string such as `512KiB` or `2MiB`, at most 1 TiB."""
 
     max_file_bytes: ByteSize = Field(
-        default=ByteSize(MiB), gt=0, le=TiB, description="the largest one manifest file may be"
+        default=ByteSize(MiB),
+        gt=0,
+        le=TiB,
+        description="the largest one manifest file may be",
+        examples=["512KiB"],
     )
     max_repository_bytes: ByteSize = Field(
         default=ByteSize(64 * MiB),
         gt=0,
         le=TiB,
         description="all manifest files of a commit together",
+        examples=["128MiB"],
     )
     max_files: int = Field(
-        default=20_000, gt=0, le=2**31, description="manifest files in one commit"
+        default=20_000,
+        gt=0,
+        le=2**31,
+        description="manifest files in one commit",
+        examples=[50_000],
     )
 
 
@@ -400,8 +427,11 @@ class RepoSettings(Strict):
     defaults: dict[str, Any] = Field(
         default_factory=dict,
         description="environment template: an Environment `spec` every environment inherits",
+        examples=[{"parallelism": 2, "variables": {"domain": "example.test"}}],
     )
     notifications: list[Notification] = Field(
-        default_factory=list, description="webhooks told about runs, approvals and drift"
+        default_factory=list,
+        description="webhooks told about runs, approvals and drift",
+        examples=[[{"name": "team-chat", "url_env": "SLACK_WEBHOOK_URL", "format": "slack"}]],
     )
     limits: Limits = Field(default_factory=Limits, description="sizes one commit may reach")

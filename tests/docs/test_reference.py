@@ -1,0 +1,83 @@
+"""The reference documents and schemas are what the code says, and the repository's Markdown
+points only at files inside it."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import click
+import pytest
+
+from gitopsd.cli.main import cli
+from gitopsd.reference import build, commands
+
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED = build.documents(ROOT)
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+CODE = re.compile(r"^```.*?^```|`[^`\n]*`", re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.parametrize("relative", sorted(GENERATED))
+def test_the_committed_document_is_what_the_code_says(relative: str) -> None:
+    committed = (ROOT / relative).read_text(encoding="utf-8")
+    assert committed == GENERATED[relative], f"{relative} is stale: run `make docs`"
+
+
+def test_make_docs_writes_every_document(tmp_path: Path) -> None:
+    for example in ("components/clusters/component.yaml", "environments/prod.yaml", "gitopsd.yaml"):
+        (tmp_path / example).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / example).write_text((ROOT / example).read_text())
+    assert sorted(build.write(tmp_path)) == sorted(GENERATED)
+    assert build.write(tmp_path) == []  # nothing left to change
+    assert (tmp_path / "docs/reference/cli.md").read_text() == GENERATED["docs/reference/cli.md"]
+
+
+def test_every_command_has_its_exit_codes_documented() -> None:
+    names = cli.list_commands(click.Context(cli))
+    assert sorted(commands.EXIT_CODES) == sorted(names)
+
+
+def test_every_command_and_flag_is_in_the_cli_reference() -> None:
+    text = GENERATED["docs/reference/cli.md"]
+    context = click.Context(cli)
+    for name in cli.list_commands(context):
+        command = cli.get_command(context, name)
+        assert command is not None
+        assert f"## gitopsd {name}\n" in text
+        for param in command.params:
+            for flag in param.opts if isinstance(param, click.Option) else []:
+                assert f"`{flag}`" in text, (name, flag)
+
+
+def markdown_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    files = {ROOT / name for name in listed} | {ROOT / name for name in GENERATED}
+    return sorted(path for path in files if path.suffix == ".md" and path.exists())
+
+
+def test_no_document_refers_to_files_outside_the_repository() -> None:
+    outside = re.compile(r"SPEC\.md|\.\./shared|/work/shared|shared folder", re.IGNORECASE)
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in markdown_files()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if outside.search(line)
+    ]
+    assert found == []
+
+
+def test_relative_links_of_the_docs_lead_to_files_of_the_repository() -> None:
+    broken = []
+    for path in markdown_files():
+        prose = CODE.sub("", path.read_text(encoding="utf-8"))
+        for target in LINK.findall(prose):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            resolved = (path.parent / target).resolve()
+            if not resolved.exists() or not resolved.is_relative_to(ROOT):
+                broken.append(f"{path.relative_to(ROOT)}: {target}")
+    assert broken == []

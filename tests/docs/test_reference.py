@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 import pytest
+import yaml
 
 from gitopsd.cli.main import cli
 from gitopsd.reference import build, commands
@@ -81,3 +82,16 @@ def test_relative_links_of_the_docs_lead_to_files_of_the_repository() -> None:
             if not resolved.exists() or not resolved.is_relative_to(ROOT):
                 broken.append(f"{path.relative_to(ROOT)}: {target}")
     assert broken == []
+
+
+MODELINE = re.compile(r"^# (\S+\.yaml)\n# yaml-language-server: \$schema=(\S+)$", re.MULTILINE)
+
+
+def test_the_readme_modelines_point_at_the_schema_of_their_kind() -> None:
+    found = MODELINE.findall((ROOT / "README.md").read_text(encoding="utf-8"))
+    kinds = {"Component": "component", "Environment": "environment", "Settings": "config"}
+    assert {path for path, _ in found} >= {"gitopsd.yaml", "environments/prod.yaml"}
+    for path, schema in found:
+        kind = kinds[yaml.safe_load((ROOT / path).read_text()).get("kind", "Settings")]
+        target = ((ROOT / path).parent / schema).resolve()
+        assert target == ROOT / "schemas" / f"{kind}.json", path

@@ -106,3 +106,13 @@ def test_routes_without_a_token_are_the_documented_ones(
     for path in gets:
         open_route = served["paths"][path]["get"].get("security") == []
         assert guarded.get(path).status_code == (200 if open_route else 401), path
+
+
+def test_documented_page_limits_are_the_apps(served: dict[str, Any], client: TestClient) -> None:
+    limits = served["components"]["parameters"]
+    for name, default in (("limit50", 50), ("limit100", 100)):
+        schema = limits[name]["schema"]
+        assert (schema["maximum"], schema["default"]) == (api_app.MAX_LIMIT, default)
+    over = client.get(f"/api/v1/runs?limit={api_app.MAX_LIMIT + 1}")
+    assert over.status_code == 422
+    assert client.get(f"/api/v1/runs?limit={api_app.MAX_LIMIT}").status_code == 200

@@ -4,7 +4,6 @@ points only at files inside it."""
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import click
@@ -13,11 +12,10 @@ import yaml
 
 from gitopsd.cli.main import cli
 from gitopsd.reference import build, commands
+from gitopsd.runtime.service.settings import DaemonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = build.documents(ROOT)
-LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
-CODE = re.compile(r"^```.*?^```|`[^`\n]*`", re.MULTILINE | re.DOTALL)
 
 
 @pytest.mark.parametrize("relative", sorted(GENERATED))
@@ -52,38 +50,6 @@ def test_every_command_and_flag_is_in_the_cli_reference() -> None:
                 assert f"`{flag}`" in text, (name, flag)
 
 
-def markdown_files() -> list[Path]:
-    listed = subprocess.run(
-        ["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    files = {ROOT / name for name in listed} | {ROOT / name for name in GENERATED}
-    return sorted(path for path in files if path.suffix == ".md" and path.exists())
-
-
-def test_no_document_refers_to_files_outside_the_repository() -> None:
-    outside = re.compile(r"SPEC\.md|\.\./shared|/work/shared|shared folder", re.IGNORECASE)
-    found = [
-        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
-        for path in markdown_files()
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-        if outside.search(line)
-    ]
-    assert found == []
-
-
-def test_relative_links_of_the_docs_lead_to_files_of_the_repository() -> None:
-    broken = []
-    for path in markdown_files():
-        prose = CODE.sub("", path.read_text(encoding="utf-8"))
-        for target in LINK.findall(prose):
-            if "://" in target or target.startswith("mailto:"):
-                continue
-            resolved = (path.parent / target).resolve()
-            if not resolved.exists() or not resolved.is_relative_to(ROOT):
-                broken.append(f"{path.relative_to(ROOT)}: {target}")
-    assert broken == []
-
-
 MODELINE = re.compile(r"^# (\S+\.yaml)\n# yaml-language-server: \$schema=(\S+)$", re.MULTILINE)
 
 
@@ -95,3 +61,14 @@ def test_the_readme_modelines_point_at_the_schema_of_their_kind() -> None:
         kind = kinds[yaml.safe_load((ROOT / path).read_text()).get("kind", "Settings")]
         target = ((ROOT / path).parent / schema).resolve()
         assert target == ROOT / "schemas" / f"{kind}.json", path
+
+
+def test_the_variables_documented_for_serve_are_settings_it_reads() -> None:
+    text = GENERATED["docs/reference/cli.md"]
+    serve = text[text.index("## gitopsd serve\n") : text.index("## gitopsd status\n")]
+    variables = re.findall(r"`(GITOPSD_\w+)`", serve)
+    assert len(variables) >= 9
+    fields = {f"GITOPSD_{name.upper()}" for name in DaemonSettings.model_fields}
+    assert set(variables) <= fields
+    for variable in fields:
+        assert f"| `{variable}` | `serve` |" in text

@@ -80,7 +80,7 @@ def _operation(path: str, item: dict[str, Any], method: str, document: dict[str,
                 markdown.code(p["name"]),
                 p["in"],
                 _type(p.get("schema", {})),
-                p.get("description", ""),
+                _parameter_meaning(p),
             )
             for p in parameters
         ]
@@ -91,10 +91,29 @@ def _operation(path: str, item: dict[str, Any], method: str, document: dict[str,
         needed = "required" if body.get("required") else "optional"
         lines += [f"Body ({needed}): {_type(schema)}.", ""]
     responses = [
-        (status, _resolve(r, document)["description"].strip())
+        _response(status, _resolve(r, document))
         for status, r in sorted(operation["responses"].items())
     ]
-    return [*lines, *markdown.table(("status", "when"), responses)]
+    return [*lines, *markdown.table(("status", "when", "body"), responses)]
+
+
+def _response(status: str, response: dict[str, Any]) -> tuple[str, str, str]:
+    content = response.get("content", {})
+    body = " or ".join(f"{_type(c['schema'])} ({kind})" for kind, c in content.items())
+    return status, response["description"].strip(), body
+
+
+def _parameter_meaning(parameter: dict[str, Any]) -> str:
+    """Its description, then its bounds and default, as the schema gives them."""
+    schema = parameter.get("schema", {})
+    notes = [parameter.get("description", "")]
+    if "minimum" in schema and "maximum" in schema:
+        notes.append(f"{schema['minimum']} to {schema['maximum']}")
+    if "default" in schema:
+        notes.append(f"default {schema['default']}")
+    if parameter.get("required") and parameter["in"] != "path":
+        notes.append("required")
+    return "; ".join(note for note in notes if note)
 
 
 def _resolve(node: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +156,9 @@ def _type(schema: dict[str, Any]) -> str:
     for key in ("oneOf", "anyOf", "allOf"):
         if key in schema:
             return " or ".join(_type(part) for part in schema[key])
+    if schema.get("properties") and schema.get("type") == "object":
+        fields = ", ".join(markdown.code(name) for name in schema["properties"])
+        return f"object of {fields}"
     kinds = schema.get("type", "any")
     names = [kinds] if isinstance(kinds, str) else list(kinds)
     if "array" in names and "items" in schema:

@@ -9,6 +9,7 @@ reference test rather than going undocumented.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Iterator
 
 import click
@@ -19,6 +20,7 @@ from gitopsd.reference import markdown
 from gitopsd.reference.manifests import duration
 from gitopsd.runtime.service.settings import DURATIONS, DaemonSettings
 
+SETTING = re.compile(r"\s*\[env (GITOPSD_\w+); ([^\]]+)\]\.?$")
 OK, FAILED, DIFFERS, WAITING = "0", "1", "2", "3"
 EXIT_CODES: dict[str, list[tuple[str, str]]] = {
     "validate": [(OK, "valid"), (FAILED, "invalid: each problem as `path:line: message`")],
@@ -110,14 +112,17 @@ def _help(command: click.Command) -> str:
 
 
 def _option_row(option: click.Option) -> tuple[str, str, str, str, str]:
+    """`serve`'s flags fall back on `DaemonSettings`, so their help ends `[env VAR; default]`
+    instead of click knowing either: that ending fills the two columns."""
     flags = ", ".join(markdown.code(flag) for flag in option.opts)
-    return (
-        flags,
-        _value(option),
-        _default(option),
-        markdown.code(option.envvar) if isinstance(option.envvar, str) else "",
-        option.help or "",
-    )
+    variable = option.envvar if isinstance(option.envvar, str) else ""
+    default, meaning = _default(option), option.help or ""
+    settled = SETTING.search(meaning)
+    if settled:
+        variable, fallback = settled.group(1), settled.group(2)
+        default = "" if fallback == "none" else markdown.code(fallback)
+        meaning = meaning[: settled.start()].rstrip() + "."
+    return flags, _value(option), default, markdown.code(variable) if variable else "", meaning
 
 
 def _value(option: click.Option) -> str:

@@ -2,19 +2,16 @@
 
 The registry only shows a metric's labels on its series, so this builds the daemon's `Metrics`
 on a one-environment example and counts one of everything through the calls the daemon makes;
-the exposition then says each metric's name, type, help and labels. A test holds the result to
+the registry then says each metric's name, type, help and labels. A test holds the result to
 what a running daemon's `/metrics` serves.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from gitopsd import __version__
-from gitopsd.adapters.metrics import Metrics
+from gitopsd.adapters.metrics import Family, Metrics
 from gitopsd.model.state import (
     ComponentState,
     DriftStatus,
@@ -37,30 +34,11 @@ INTRO = (
     "command line. Every counter and histogram also has a `_created` series (when the series "
     "began, Unix time). [deploy/prometheus/](../../deploy/prometheus) holds alert rules on them."
 )
-NOT_LABELS = {"le", "quantile"}  # a histogram's bucket bound is part of its type, not a label
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    type: str
-    help: str
-    labels: tuple[str, ...]
 
 
 def families() -> list[Family]:
     """Each metric of a daemon's registry, in the order the exposition lists them."""
-    text = _exercised().exposition()[0].decode()
-    found = []
-    for family in text_string_to_metric_families(text):
-        if family.name.endswith("_created") and family.type == "gauge":
-            continue  # a counter's or histogram's `_created` series, read as a family of its own
-        labels: dict[str, None] = {}
-        for sample in family.samples:
-            labels |= {name: None for name in sample.labels if name not in NOT_LABELS}
-        name = family.name + ("_total" if family.type == "counter" else "")
-        found.append(Family(name, family.type, family.documentation, tuple(labels)))
-    return found
+    return _exercised().families()
 
 
 def render() -> str:

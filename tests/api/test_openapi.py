@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.routing import Route
 
 from gitopsd.api import app as api_app
+from gitopsd.model import state
 from tests.api.conftest import MakeClient, TestClient
 from tests.api.test_auth_matrix import ENDPOINTS, TOKENS, Endpoint
 
@@ -116,3 +117,17 @@ def test_documented_page_limits_are_the_apps(served: dict[str, Any], client: Tes
     over = client.get(f"/api/v1/runs?limit={api_app.MAX_LIMIT + 1}")
     assert over.status_code == 422
     assert client.get(f"/api/v1/runs?limit={api_app.MAX_LIMIT}").status_code == 200
+
+
+def test_documented_statuses_are_the_models(served: dict[str, Any]) -> None:
+    schemas = served["components"]["schemas"]
+    environment = schemas["Environment"]["properties"]
+    component = environment["components"]["items"]["properties"]
+    pairs = [
+        (environment["status"], state.EnvironmentStatus),
+        (component["status"], state.ComponentStatus),
+        (component["drift"], state.DriftStatus),
+        (schemas["Step"]["properties"]["status"], state.StepStatus),
+    ]
+    for documented_values, enum in pairs:
+        assert documented_values["enum"] == [member.value for member in enum], enum.__name__

@@ -22,7 +22,7 @@ INTRO = (
 
 def render() -> str:
     document = openapi.document()
-    lines = markdown.header("HTTP API reference", "gitopsd/api/openapi.yaml", INTRO)
+    lines = markdown.header("HTTP API reference", "daemon/gitopsd/api/openapi.yaml", INTRO)
     lines += [document["info"]["description"].rstrip("\n"), ""]
     lines += [
         "## Routes",

@@ -71,7 +71,7 @@ def render() -> str:
     context = click.Context(cli, info_name="gitopsd")
     commands = {name: cli.get_command(context, name) for name in cli.list_commands(context)}
     shared = _shared_options([c for c in commands.values() if c is not None])
-    lines = markdown.header("Command line reference", "gitopsd/reference/commands.py", INTRO)
+    lines = markdown.header("Command line reference", "daemon/gitopsd/reference/commands.py", INTRO)
     lines += ["## Exit codes", "", *markdown.table(("code", "means"), GENERAL)]
     lines += ["## Options of every command but `schema`", ""]
     lines += markdown.table(OPTION_COLUMNS, [_option_row(o) for o in shared])

@@ -36,7 +36,7 @@ INTRO = (
 
 
 def render(root: Path) -> str:
-    lines = markdown.header("Manifest reference", "gitopsd/reference/manifests.py", INTRO)
+    lines = markdown.header("Manifest reference", "daemon/gitopsd/reference/manifests.py", INTRO)
     described: set[str] = set()
     for kind, (title, example) in KINDS.items():
         schema = {**schemas.kind_schema(kind), "title": schemas.KINDS[kind][0].__name__}

@@ -42,7 +42,7 @@ def families() -> list[Family]:
 
 
 def render() -> str:
-    lines = markdown.header("Metrics reference", "gitopsd/reference/metrics.py", INTRO)
+    lines = markdown.header("Metrics reference", "daemon/gitopsd/reference/metrics.py", INTRO)
     rows = [
         (
             markdown.code(f.name),

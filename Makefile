@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := daemon tests benchmarks components/_lib
 
-.PHONY: install run test lint typecheck unit tools clean
+.PHONY: install run test lint typecheck unit tools docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/gitopsd validate
 	exec $(BIN)/gitopsd serve
+
+# The reference (docs/reference/*.md) and the per-kind schemas (schemas/*.json) are made from
+# the code; tests/docs/test_reference.py fails until this has been run after a change.
+docs: install
+	$(BIN)/python -m gitopsd.reference .
 
 lint: install
 	$(BIN)/ruff check $(SOURCES)

@@ -17,6 +17,7 @@ only modules that import prometheus_client (an import-linter contract keeps runt
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -54,6 +55,7 @@ STEP_RESULTS = {
 
 __all__ = ["DURATION_BUCKETS", "Lead", "Metrics", "Snapshot", "recorder", "sole_lead"]
 DELIVERY_RESULTS = ("success", "failure")
+BOUNDS = ("le", "quantile")  # a histogram's bucket bound is part of its type, not a label
 
 
 def sole_lead() -> int | None:
@@ -199,6 +201,28 @@ class Metrics:
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def families(self) -> list[Family]:
+        """Each metric of the registry, with the labels its series carry now: what the
+        reference (docs/reference/metrics.md) lists, after one of everything was counted."""
+        found = []
+        for family in self.registry.collect():
+            labels: dict[str, None] = {}
+            for sample in family.samples:
+                labels |= dict.fromkeys(name for name in sample.labels if name not in BOUNDS)
+            name = family.name + ("_total" if family.type == "counter" else "")
+            found.append(Family(name, family.type, family.documentation, tuple(labels)))
+        return found
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric as a reader sees it: its full name, type, help and labels."""
+
+    name: str
+    type: str
+    help: str
+    labels: tuple[str, ...]
 
 
 def recorder(*, snapshot: Snapshot, ready: Callable[[], bool]) -> Metrics:

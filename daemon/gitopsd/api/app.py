@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitopsd import answers
 from gitopsd.adapters.clock import SystemClock
-from gitopsd.api import deadlines, deliveries, guards, json_limits, webhooks
+from gitopsd.api import deadlines, deliveries, guards, json_limits, openapi, webhooks
 from gitopsd.api.auth import Role, Tokens, bearer_token
 from gitopsd.engine.ports import Clock
 from gitopsd.errors import GitopsdError, InvalidRequestError, JsonLimitError
@@ -192,6 +192,11 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     body, content_type = await run_in_threadpool(_context(request).control.metrics)
     return Response(body, media_type=content_type)
+
+
+async def openapi_document(request: Request) -> Response:
+    """The API's OpenAPI document; no token needed, as for the probes."""
+    return Response(openapi.body(), media_type="application/json")
 
 
 async def list_environments(request: Request) -> Response:
@@ -371,6 +376,7 @@ ROUTES = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    Route(openapi.PATH, openapi_document, methods=["GET"]),
     Route("/api/v1/environments", list_environments, methods=["GET"]),
     Route("/api/v1/environments/{env}", show_environment, methods=["GET"]),
     Route("/api/v1/runs", list_runs, methods=["GET"]),

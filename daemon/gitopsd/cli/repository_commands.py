@@ -82,16 +82,27 @@ def graph(context: Context, environment: str, view: str | None, revision: str | 
 
 
 @click.command()
-def schema() -> None:
-    """The JSON Schema (draft 2020-12) of the Component and Environment kinds."""
-    from gitopsd.model.schema import manifest_schema  # imported here: only this command needs it
+@click.option(
+    "--kind",
+    type=click.Choice(["component", "environment", "config"]),
+    default=None,
+    help="One kind's schema (config: gitopsd.yaml), for an editor's modeline"
+    " [default: Component or Environment in one schema].",
+)
+def schema(kind: str | None) -> None:
+    """The JSON Schema (draft 2020-12) of the manifest kinds."""
+    from gitopsd.model import schema as schemas  # imported here: only this command needs it
 
     try:
         driver_types = settings_of(installed_drivers())
     except GitopsdError as error:  # a driver plugin that cannot be loaded
         fail(str(error))
         return
-    click.echo(json.dumps(manifest_schema(driver_types), indent=2))
+    if kind is None:
+        document = schemas.manifest_schema(driver_types)
+    else:
+        document = schemas.kind_schema(kind, driver_types)
+    click.echo(json.dumps(document, indent=2))
 
 
 def load_valid(context: Context, revision: str | None) -> LoadedRevision:

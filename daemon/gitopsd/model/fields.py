@@ -20,7 +20,7 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_DURATION_PATTERN = r"^(\d+h)?(\d+m)?(\d+s)?$"
+DURATION_PATTERN = r"^(\d+h)?(\d+m)?(\d+s)?$"
 
 
 def check_name(value: str) -> str:
@@ -146,7 +146,7 @@ Seconds = Annotated[
     BeforeValidator(parse_duration),
     WithJsonSchema(
         {
-            "anyOf": [{"type": "string", "pattern": _DURATION_PATTERN}, {"type": "number"}],
+            "anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"type": "number"}],
             "description": "duration: 90s, 15m, 1h30m, or seconds",
         }
     ),

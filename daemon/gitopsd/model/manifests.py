@@ -44,6 +44,7 @@ from gitopsd.model.fields import (
 )
 
 DEFAULT_LAYERS = ("network", "clusters", "addons", "platform")
+_API_VERSION = "the manifest format's version"
 
 
 class Strict(BaseModel):
@@ -63,8 +64,10 @@ class Strict(BaseModel):
 
 
 class ComponentMetadata(Strict):
-    name: Name
-    layer: str = Field(description="one of the repo's layers (gitopsd.yaml `layers`)")
+    name: Name = Field(description="the component's name, a DNS label", examples=["clusters"])
+    layer: str = Field(
+        description="one of the repo's layers (gitopsd.yaml `layers`)", examples=["clusters"]
+    )
 
 
 # The validation context key under which a load passes the installed driver types: a mapping
@@ -89,13 +92,23 @@ class DriverSettings(Strict):
 class CommandDriver(DriverSettings):
     """Runs local programs; the protocol is docs/drivers.md."""
 
-    type: Literal["command"]
-    plan: Command
-    apply: Command
-    destroy: Command | None = None
-    check: Command | None = Field(default=None, description="drift check; defaults to plan")
-    health: Command | None = Field(default=None, description="readiness probe after apply")
-    env: Annotated[dict[str, str], AfterValidator(check_env_names)] = Field(default_factory=dict)
+    type: Literal["command"] = Field(description="runs local programs")
+    plan: Command = Field(description="prints what apply would change", examples=[["./plan.sh"]])
+    apply: Command = Field(description="makes the changes", examples=[["./apply.sh"]])
+    destroy: Command | None = Field(
+        default=None, description="removes what apply made", examples=[["./destroy.sh"]]
+    )
+    check: Command | None = Field(
+        default=None, description="drift check; defaults to plan", examples=[["./check.sh"]]
+    )
+    health: Command | None = Field(
+        default=None, description="readiness probe after apply", examples=[["./health.sh"]]
+    )
+    env: Annotated[dict[str, str], AfterValidator(check_env_names)] = Field(
+        default_factory=dict,
+        description="environment variables added to every call (not GITOPSD_*)",
+        examples=[{"TF_IN_AUTOMATION": "1"}],
+    )
 
     def command(self, action: str) -> tuple[str, ...] | None:
         """The argv of `action`; `check` falls back to `plan`."""
@@ -109,11 +122,15 @@ class CommandDriver(DriverSettings):
 class GitHubActionsDriver(DriverSettings):
     """Dispatches a GitHub Actions workflow and follows the run it started."""
 
-    type: Literal["github-actions"]
+    type: Literal["github-actions"] = Field(description="dispatches a workflow")
     repository: Annotated[str, AfterValidator(check_github_repository)] = Field(
-        description="owner/repo", json_schema_extra={"pattern": GITHUB_REPOSITORY.pattern}
+        description="owner/repo",
+        examples=["octo-org/infra"],
+        json_schema_extra={"pattern": GITHUB_REPOSITORY.pattern},
     )
-    workflow: str = Field(min_length=1, description="workflow file name or id")
+    workflow: str = Field(
+        min_length=1, description="workflow file name or id", examples=["deploy.yml"]
+    )
     ref: str = Field(default="main", min_length=1, description="branch or tag to dispatch on")
     api_url: Annotated[str, AfterValidator(check_http_url)] = Field(
         default="https://api.github.com",
@@ -166,9 +183,15 @@ Driver = Annotated[SerializeAsAny[DriverSettings], WrapValidator(_driver_setting
 class RetryPolicy(Strict):
     """Exponential backoff with full jitter between attempts of one driver call."""
 
-    attempts: int = Field(default=1, ge=1, le=100)
-    backoff: Seconds = 5.0
-    max_backoff: Seconds = 120.0
+    attempts: int = Field(default=1, ge=1, le=100, description="tries in all", examples=[3])
+    backoff: Seconds = Field(
+        default=5.0,
+        description="the random wait between tries is at most this, doubled each try",
+        examples=["5s"],
+    )
+    max_backoff: Seconds = Field(
+        default=120.0, description="cap of the doubled backoff", examples=["2m"]
+    )
 
     @model_validator(mode="after")
     def _backoff_within_max(self) -> RetryPolicy:
@@ -180,28 +203,46 @@ class RetryPolicy(Strict):
 
 
 class ComponentSpec(Strict):
-    depends_on: list[Name] = Field(default_factory=list)
+    depends_on: list[Name] = Field(
+        default_factory=list,
+        description="components applied before this one (same or lower layers)",
+        examples=[["network"]],
+    )
     when: str | None = Field(
-        default=None, description="condition (docs/manifests.md); false = not here"
+        default=None,
+        description="condition (docs/manifests.md); false = not here",
+        examples=["env.name != 'dev'"],
     )
     inputs: Annotated[dict[str, JsonValue], AfterValidator(check_input_names)] = Field(
-        default_factory=dict
+        default_factory=dict,
+        description="values for the driver, rendered per environment (`${{ ... }}`)",
+        examples=[{"node_count": "${{ vars.node_count }}"}],
     )
-    driver: Driver
-    timeout: PositiveSeconds = 900.0
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    on_failure: Literal["rollback", "stop", "continue"] = "rollback"
+    driver: Driver = Field(description="how the component is planned and applied")
+    timeout: PositiveSeconds = Field(
+        default=900.0, description="limit of one driver call", examples=["15m"]
+    )
+    retry: RetryPolicy = Field(
+        default_factory=RetryPolicy, description="tries of a failing driver call"
+    )
+    on_failure: Literal["rollback", "stop", "continue"] = Field(
+        default="rollback",
+        description="when it fails: re-apply what the run changed as it was before, stop the"
+        " run, or go on with the components that do not depend on it (docs/runs.md)",
+        examples=["stop"],
+    )
     sensitive_outputs: list[str] = Field(
         default_factory=list,
         description="outputs stored encrypted and shown as ***; inputs rendered from them too",
+        examples=[["admin_password"]],
     )
 
 
 class Component(Strict):
-    api_version: Literal["gitopsd.io/v1"] = Field(alias="apiVersion")
-    kind: Literal["Component"]
-    metadata: ComponentMetadata
-    spec: ComponentSpec
+    api_version: Literal["gitopsd.io/v1"] = Field(alias="apiVersion", description=_API_VERSION)
+    kind: Literal["Component"] = Field(description="a component's manifest")
+    metadata: ComponentMetadata = Field(description="its name and layer")
+    spec: ComponentSpec = Field(description="what it needs and how it is applied")
 
     @property
     def name(self) -> str:
@@ -212,67 +253,129 @@ class Component(Strict):
 
 
 class Promotion(Strict):
-    from_: Name | None = Field(default=None, alias="from", description="upstream environment")
-    auto: bool = False
-    soak: Seconds = 0.0
+    from_: Name | None = Field(
+        default=None,
+        alias="from",
+        description="upstream environment; none = the branch head",
+        examples=["staging"],
+    )
+    auto: bool = Field(
+        default=False, description="promote by itself once the upstream verified a revision"
+    )
+    soak: Seconds = Field(
+        default=0.0,
+        description="how long the upstream must have held the revision verified first",
+        examples=["30m"],
+    )
 
 
 class Approvals(Strict):
-    required: int = Field(default=0, ge=0)
-    approvers: list[str] = Field(default_factory=list)
-    forbid_author: bool = False
+    required: int = Field(
+        default=0, ge=0, description="distinct approvers before apply; 0 = none", examples=[2]
+    )
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="who may approve; empty = anyone with the approve role",
+        examples=[["alice", "bob"]],
+    )
+    forbid_author: bool = Field(
+        default=False, description="the revision's commit author may not approve it"
+    )
 
 
 class Gate(Strict):
-    name: Name
-    command: Command
-    timeout: PositiveSeconds = 300.0
-    retries: int = Field(default=0, ge=0, le=100)
+    name: Name = Field(description="names it in runs and metrics", examples=["smoke"])
+    command: Command = Field(
+        description="run from the root of the revision's checkout",
+        examples=[["./checks/smoke.sh"]],
+    )
+    timeout: PositiveSeconds = Field(default=300.0, description="limit of one try", examples=["5m"])
+    retries: int = Field(
+        default=0, ge=0, le=100, description="tries after the first fails", examples=[1]
+    )
 
 
 class Window(Strict):
-    kind: Literal["allow", "deny"]
-    schedule: Cron
-    duration: PositiveSeconds
-    timezone: Timezone = "UTC"
+    kind: Literal["allow", "deny"] = Field(
+        description="deny: no applies while open; allow: applies only while one is open"
+    )
+    schedule: Cron = Field(description="cron of the window's start", examples=["0 18 * * 5"])
+    duration: PositiveSeconds = Field(description="how long it stays open", examples=["62h"])
+    timezone: Timezone = Field(
+        default="UTC", description="IANA timezone of the schedule", examples=["Europe/Berlin"]
+    )
 
 
 class DriftPolicy(Strict):
-    schedule: Cron | None = None
-    remediate: bool = False
+    schedule: Cron | None = Field(
+        default=None,
+        description="cron of scheduled drift checks; none = no scheduled checks",
+        examples=["*/30 * * * *"],
+    )
+    remediate: bool = Field(default=False, description="re-apply drifted components by itself")
 
 
 class Selection(Strict):
-    include: list[str] | None = Field(default=None, description="component or layer names")
+    include: list[str] | None = Field(
+        default=None,
+        description="component or layer names; none = all",
+        examples=[["network", "clusters"]],
+    )
 
 
 class EnvironmentSpec(Strict):
-    promotion: Promotion = Field(default_factory=Promotion)
-    approvals: Approvals = Field(default_factory=Approvals)
-    gates: list[Gate] = Field(default_factory=list)
-    windows: list[Window] = Field(default_factory=list)
-    drift: DriftPolicy = Field(default_factory=DriftPolicy)
-    variables: dict[str, JsonValue] = Field(default_factory=dict)
-    overrides: dict[Name, dict[str, JsonValue]] = Field(default_factory=dict)
-    components: Selection = Field(default_factory=Selection)
-    parallelism: int = Field(default=4, ge=1, le=1024)
+    promotion: Promotion = Field(
+        default_factory=Promotion, description="where its revisions come from"
+    )
+    approvals: Approvals = Field(
+        default_factory=Approvals, description="who must approve a revision"
+    )
+    gates: list[Gate] = Field(
+        default_factory=list,
+        description="checks after apply; all pass = verified",
+        examples=[[{"name": "smoke", "command": ["./checks/smoke.sh"]}]],
+    )
+    windows: list[Window] = Field(
+        default_factory=list,
+        description="when applies may (allow) or may not (deny) start",
+        examples=[[{"kind": "deny", "schedule": "0 18 * * 5", "duration": "62h"}]],
+    )
+    drift: DriftPolicy = Field(default_factory=DriftPolicy, description="scheduled drift checks")
+    variables: dict[str, JsonValue] = Field(
+        default_factory=dict,
+        description="values components read as `${{ vars.NAME }}`",
+        examples=[{"region": "westeurope", "node_count": 5}],
+    )
+    overrides: dict[Name, dict[str, JsonValue]] = Field(
+        default_factory=dict,
+        description="per-component variables, over `variables`",
+        examples=[{"clusters": {"node_count": 7}}],
+    )
+    components: Selection = Field(default_factory=Selection, description="which components it has")
+    parallelism: int = Field(
+        default=4, ge=1, le=1024, description="components applied at once", examples=[2]
+    )
     prune: bool = Field(
         default=False, description="destroy components deployed here that it no longer has"
     )
     run_timeout: PositiveSeconds | None = Field(
-        default=None, description="a whole run's limit; past it the run stops and fails"
+        default=None,
+        description="a whole run's limit; past it the run stops and fails",
+        examples=["2h"],
     )
 
 
 class EnvironmentMetadata(Strict):
-    name: Name
+    name: Name = Field(description="the environment's name: its file's stem", examples=["prod"])
 
 
 class Environment(Strict):
-    api_version: Literal["gitopsd.io/v1"] = Field(alias="apiVersion")
-    kind: Literal["Environment"]
-    metadata: EnvironmentMetadata
-    spec: EnvironmentSpec = Field(default_factory=EnvironmentSpec)
+    api_version: Literal["gitopsd.io/v1"] = Field(alias="apiVersion", description=_API_VERSION)
+    kind: Literal["Environment"] = Field(description="an environment's manifest")
+    metadata: EnvironmentMetadata = Field(description="its name")
+    spec: EnvironmentSpec = Field(
+        default_factory=EnvironmentSpec, description="over gitopsd.yaml `defaults`"
+    )
 
     @property
     def name(self) -> str:
@@ -311,21 +414,31 @@ class Notification(Strict):
     """A webhook told what happens. Its URL is a secret (a Slack webhook URL is enough to post),
     so the manifest names the daemon's environment variable that holds it, never the URL."""
 
-    name: Name = Field(description="names it in logs and in gitopsd_notifications_total")
+    name: Name = Field(
+        description="names it in logs and in gitopsd_notifications_total", examples=["team-chat"]
+    )
     url_env: Annotated[str, AfterValidator(check_env_name)] = Field(
-        description="environment variable of the daemon holding the webhook URL"
+        description="environment variable of the daemon holding the webhook URL",
+        examples=["SLACK_WEBHOOK_URL"],
     )
     format: Literal["json", "slack"] = Field(
         default="json", description="json: gitopsd's own body; slack: an incoming-webhook body"
     )
     events: list[NotificationEvent] = Field(
-        default_factory=lambda: list(DEFAULT_NOTIFICATION_EVENTS), min_length=1
+        default_factory=lambda: list(DEFAULT_NOTIFICATION_EVENTS),
+        min_length=1,
+        description="what it is told about",
+        examples=[["run_failed", "approval_pending"]],
     )
     environments: list[Name] | None = Field(
-        default=None, description="only these environments (default: every one)"
+        default=None,
+        description="only these environments (default: every one)",
+        examples=[["staging", "prod"]],
     )
     timeout: PositiveSeconds = Field(default=5.0, description="per delivery attempt")
-    retry: RetryPolicy = Field(default_factory=_notification_retry)
+    retry: RetryPolicy = Field(
+        default_factory=_notification_retry, description="tries of a failing delivery"
+    )
 
 
 # --- gitopsd.yaml ----------------------------------------------------------------------------
@@ -341,16 +454,25 @@ class Limits(Strict):
     Sizes are a number of bytes or a string such as `512KiB` or `2MiB`, at most 1 TiB."""
 
     max_file_bytes: ByteSize = Field(
-        default=ByteSize(MiB), gt=0, le=TiB, description="the largest one manifest file may be"
+        default=ByteSize(MiB),
+        gt=0,
+        le=TiB,
+        description="the largest one manifest file may be",
+        examples=["512KiB"],
     )
     max_repository_bytes: ByteSize = Field(
         default=ByteSize(64 * MiB),
         gt=0,
         le=TiB,
         description="all manifest files of a commit together",
+        examples=["128MiB"],
     )
     max_files: int = Field(
-        default=20_000, gt=0, le=2**31, description="manifest files in one commit"
+        default=20_000,
+        gt=0,
+        le=2**31,
+        description="manifest files in one commit",
+        examples=[50_000],
     )
 
 
@@ -358,14 +480,24 @@ class RepoSettings(Strict):
     """Optional `gitopsd.yaml` at the repo root: the layer order, the environment template and
     the notifications."""
 
-    api_version: Literal["gitopsd.io/v1"] = Field(default="gitopsd.io/v1", alias="apiVersion")
-    kind: Literal["Settings"] = "Settings"
-    layers: list[Name] = Field(default_factory=lambda: list(DEFAULT_LAYERS), min_length=1)
+    api_version: Literal["gitopsd.io/v1"] = Field(
+        default="gitopsd.io/v1", alias="apiVersion", description=_API_VERSION
+    )
+    kind: Literal["Settings"] = Field(default="Settings", description="the repository's settings")
+    layers: list[Name] = Field(
+        default_factory=lambda: list(DEFAULT_LAYERS),
+        min_length=1,
+        description="layer order, lowest first; a component depends on its own or lower layers",
+        examples=[["network", "clusters", "addons", "platform"]],
+    )
     defaults: dict[str, Any] = Field(
         default_factory=dict,
         description="environment template: an Environment `spec` every environment inherits",
+        examples=[{"parallelism": 2, "variables": {"domain": "example.test"}}],
     )
     notifications: list[Notification] = Field(
-        default_factory=list, description="webhooks told about runs, approvals and drift"
+        default_factory=list,
+        description="webhooks told about runs, approvals and drift",
+        examples=[[{"name": "team-chat", "url_env": "SLACK_WEBHOOK_URL", "format": "slack"}]],
     )
     limits: Limits = Field(default_factory=Limits, description="sizes one commit may reach")

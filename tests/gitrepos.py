@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+import io
 import subprocess
+import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -43,17 +44,41 @@ def commit_files(
     return git(repo, "rev-parse", "HEAD")
 
 
-def commit_example(root: Path) -> Path:
-    """The project's example GitOps repo, copied into a new repository at `root` (created)
-    and committed on `main`, as a user's clone of it would be."""
-    root.mkdir(parents=True)
-    for name in EXAMPLE:
-        source = PROJECT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
+def commit_example(root: Path, *, project: Path = PROJECT) -> Path:
+    """The project's example GitOps repo, as its HEAD commit has it, committed into a new
+    repository at `root` (created) on `main`, as a user's clone of it would be."""
+    export_example(root, project=project)
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "example")
     return root
+
+
+def export_example(root: Path, *names: str, project: Path = PROJECT) -> Path:
+    """The example's files (or only `names` of it) from the project's HEAD commit, written
+    under `root` (created) with their modes. Never from the working tree: a user following
+    the README may have edited it, and `make test` must pass whatever they did."""
+    with _example_archive(project, names or EXAMPLE) as archive:
+        archive.extractall(root, filter="data")
+    return root
+
+
+def example_files(*, project: Path = PROJECT) -> dict[str, bytes]:
+    """The example's files at the project's HEAD commit, by path: what gitopsd would load."""
+    files = {}
+    with _example_archive(project, EXAMPLE) as archive:
+        for member in archive.getmembers():
+            content = archive.extractfile(member) if member.isfile() else None
+            if content is not None:
+                files[member.name] = content.read()
+    return files
+
+
+def _example_archive(project: Path, names: tuple[str, ...]) -> tarfile.TarFile:
+    found = subprocess.run(
+        ["git", "archive", "--format=tar", "HEAD", "--", *names],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+    return tarfile.open(fileobj=io.BytesIO(found.stdout))

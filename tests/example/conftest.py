@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.gitrepos import export_example
 
 
 def driver_env(**values: str) -> dict[str, str]:
@@ -78,9 +77,9 @@ def make_writable(root: Path) -> None:
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Iterator[Path]:
-    """A read-only copy of `components/`, like the revision checkout gitopsd runs drivers in."""
-    root = tmp_path / "checkout"
-    shutil.copytree(REPO / "components", root / "components")
+    """A read-only copy of the committed `components/`, like the revision checkout gitopsd
+    runs drivers in."""
+    root = export_example(tmp_path / "checkout", "components")
     make_read_only(root)
     yield root
     make_writable(root)

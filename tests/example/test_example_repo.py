@@ -21,13 +21,18 @@ from gitopsd.engine import rendering, selection
 from gitopsd.engine.loading import Repository
 from gitopsd.model.manifests import CommandDriver
 from gitopsd.runtime.runs import revisions
-from tests.example.conftest import REPO
 from tests.gitrepos import commit_example
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]:
-    root = commit_example(tmp_path_factory.mktemp("example") / "repo")
+def example_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example as committed, in a repository of its own (never the working tree)."""
+    return commit_example(tmp_path_factory.mktemp("example") / "repo")
+
+
+@pytest.fixture(scope="module")
+def example(example_root: Path) -> Iterator[Repository]:
+    root = example_root
     with revisions.open_source(str(root), branch=None, data_dir=root / ".gitopsd") as source:
         loaded = revisions.load(source)
     assert loaded.problems == []
@@ -54,28 +59,30 @@ def test_each_environment_gets_the_layered_graph(example: Repository) -> None:
 
 
 def test_every_script_a_driver_or_gate_names_exists_and_is_executable(
-    example: Repository,
+    example: Repository, example_root: Path
 ) -> None:
     paths = {
-        REPO / g.command[0] for e in example.environments.values() for g in e.manifest.spec.gates
+        example_root / g.command[0]
+        for e in example.environments.values()
+        for g in e.manifest.spec.gates
     }
     for component in example.components.values():
         driver = component.manifest.spec.driver
         assert isinstance(driver, CommandDriver)
         for command in (driver.plan, driver.apply, driver.destroy, driver.check, driver.health):
-            paths |= {REPO / component.folder / arg for arg in command or () if "/" in arg}
+            paths |= {example_root / component.folder / arg for arg in command or () if "/" in arg}
     assert {p.name for p in paths} == {"fakeinfra.py", "smoke.sh"}
     for path in paths:
         assert path.is_file() and os.access(path, os.X_OK), path
 
 
 def test_the_smoke_gate_passes_and_fails_on_demand(
-    clean_env: Callable[..., dict[str, str]],
+    example_root: Path, clean_env: Callable[..., dict[str, str]]
 ) -> None:
     def run_gate(**env: str) -> subprocess.CompletedProcess[str]:
         command = ["environments/checks/smoke.sh"]
         return subprocess.run(
-            command, cwd=REPO, env=clean_env(**env), capture_output=True, text=True
+            command, cwd=example_root, env=clean_env(**env), capture_output=True, text=True
         )
 
     revision = "0" * 40

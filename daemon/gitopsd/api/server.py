@@ -9,11 +9,15 @@ with the default action: the daemon still has its runs to wind down, and then ex
 Slow and numerous clients are bounded here: a request head must arrive within
 `header_timeout` seconds (`connections`), and past `max_connections` open connections a
 request is answered 503 at once, so a flood of slow clients cannot hold the daemon.
+
+It serves on sockets bound beforehand (`listening.listen`), so that a taken port stops
+`gitopsd serve` before any work begins.
 """
 
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
@@ -39,10 +43,12 @@ def serve(
     *,
     host: str,
     port: int,
+    sockets: list[socket.socket],
     on_signal: Callable[[int], None],
     limits: Limits | None = None,
 ) -> None:
-    """Run the HTTP server in this (main) thread until a stop signal."""
+    """Run the HTTP server on `sockets` (from `listening.listen`) in this (main) thread until a stop
+    signal; `host` and `port` are what its start message shows."""
 
     def noted(signum: int, _frame: FrameType | None) -> None:
         on_signal(signum)
@@ -61,4 +67,4 @@ def serve(
         http=connections.with_header_timeout(bounds.header_timeout),
         limit_concurrency=bounds.max_connections,
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=sockets)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
-from gitopsd.api import guards
+from gitopsd.api import guards, listening
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
 from gitopsd.errors import AllowedHostsError
 from gitopsd.runtime.notifications.commit_statuses import CommitStatuses
@@ -117,7 +120,8 @@ def serve(
     tokens = auth.Tokens.load(settings.tokens_file) if settings.tokens_file else auth.Tokens.none()
     if not once:
         auth.check_listen_allowed(host, tokens.present)
-    with context.workspace() as workspace:
+    # bound before the store opens and work starts: a taken port stops here, nothing begun
+    with _listening(host, port, once=once) as sockets, context.workspace() as workspace:
         delivery = announcing.delivery_from(settings, github=_github_client)
 
         def make_daemon(on: Workspace) -> Daemon:
@@ -157,11 +161,21 @@ def serve(
                 terms.interrupt()
 
         limits = server.Limits(settings.header_timeout, settings.max_connections)
-        server.serve(app, host=host, port=port, on_signal=on_signal, limits=limits)
+        server.serve(app, host=host, port=port, sockets=sockets, on_signal=on_signal, limits=limits)
         log.info("stopping: running steps get %.0fs to finish", settings.shutdown_grace)
         terms.stop(grace=settings.shutdown_grace)
         log.info("stopped")
     sys.exit(EXIT_OK)
+
+
+@contextlib.contextmanager
+def _listening(host: str, port: int, *, once: bool) -> Iterator[list[socket.socket]]:
+    """The API's listening sockets (none with `--once`), closed when serve ends."""
+    sockets: list[socket.socket] = [] if once else listening.listen(host, port)
+    with contextlib.ExitStack() as closing:
+        for sock in sockets:
+            closing.enter_context(sock)
+        yield sockets
 
 
 def _request_rules(host: str, port: int, allowed: list[str]) -> guards.RequestRules:

@@ -119,3 +119,14 @@ def test_rollback_returns_only_to_a_revision_the_environment_verified(world: Wor
     assert (dev["revision"], dev["previous_revision"]) == (first, second)
     runs = as_json(gitopsd(world, "runs", "--env", "dev", "--output", "json"))["runs"]
     assert (runs[0]["trigger"], runs[0]["actor"]) == ("rollback", "oncall")
+
+
+def test_approver_names_are_matched_whatever_the_case(world: World) -> None:
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    assert gitopsd(world, "promote", "--to", "prod").returncode == 3
+    outsider = gitopsd(world, "approve", "--env", "prod", "--as", "Mallory")
+    assert outsider.returncode == 1 and "not an approver" in outsider.stderr
+    for name in ("Alice", "BOB"):
+        approved = gitopsd(world, "approve", "--env", "prod", "--as", name)
+        assert approved.returncode == 0, approved.stderr
+    assert "complete" in approved.stdout

@@ -21,7 +21,7 @@ from gitopsd.adapters import faults
 from gitopsd.adapters.metrics import Metrics
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.errors import GitopsdError
-from gitopsd.model.state import Run, RunStatus
+from gitopsd.model.state import DriftStatus, Run, RunStatus
 from gitopsd.runtime import logs
 from gitopsd.runtime.control import RequestRefusedError
 from gitopsd.runtime.drift import drift_reports, drifting
@@ -219,6 +219,8 @@ class Handling:
             actor=request.actor,
             automatic=request.trigger in AUTOMATIC,
         )
+        if report.repaired:  # the check that found what the remediation repaired
+            self.recorder.drift_checks.labels(environment, DriftStatus.DRIFTED.value).inc()
         self.recorder.drift_checks.labels(environment, report.result.value).inc()
         drift_reports.write(self.workspace.data_dir / "reports", report)
         log.info("%s", drift_reports.one_line(report))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from gitopsd.engine.planning import Plan, Verdict
@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from gitopsd.runtime.runs.plan_run import PlannedComponent
 
 MARKS = {Verdict.RUN: "~", Verdict.WAITING: "?", Verdict.UNCHANGED: "="}
+# what a wait's kind waits for, in status's line about it (its reason says until when)
+WAITS = {
+    "waiting_approval": "approvals",
+    "waiting_window": "a change window",
+    "waiting_soak": "the soak",
+    "suspended": "a resume",
+}
 
 
 def planned(run: Run, components: list[PlannedComponent]) -> str:
@@ -48,12 +55,16 @@ def dry_run(plan: Plan, *, as_json: bool) -> str:
     return "\n".join(lines)
 
 
-def run(record: Run, steps: list[Step], *, verbose: bool = False) -> str:
+def run(record: Run, steps: list[Step], *, verbose: bool = False, timed: bool = False) -> str:
+    """A run and its steps; `timed` (as `runs` lists them) adds when it started and how long
+    it took."""
     head = (
         f"run {record.id}  {record.action.value} {record.environment} at "
         f"{record.revision[:12]}  {record.status.value}"
     )
     lines = [head + (f": {record.error}" if record.error else "")]
+    if timed:
+        lines.append(f"  {_timing(record)}")
     for step in steps:
         tries = f" ({step.attempts} tries)" if step.attempts > 1 else ""
         detail = f": {step.error}" if step.error else ""
@@ -64,6 +75,27 @@ def run(record: Run, steps: list[Step], *, verbose: bool = False) -> str:
         if verbose and step.output:
             lines.extend(f"         {line}" for line in step.output.rstrip().splitlines())
     return "\n".join(lines)
+
+
+def _timing(record: Run) -> str:
+    if record.started_at is None:
+        return f"created {record.created_at:%Y-%m-%d %H:%M:%S}Z, not started"
+    started = f"started {record.started_at:%Y-%m-%d %H:%M:%S}Z"
+    if record.finished_at is None:
+        return f"{started}, not finished"
+    return f"{started}, took {duration(record.finished_at - record.started_at)}"
+
+
+def duration(elapsed: timedelta) -> str:
+    """`0.4s`, `12.3s`, `4m05s`, `2h03m`: as precise as a reader of a run list wants."""
+    seconds = elapsed.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 def request(record: Request) -> str:
@@ -140,9 +172,19 @@ def _holding(environment: dict[str, Any]) -> list[str]:
         )
     waiting = environment.get("waiting")
     if waiting:
-        until = f" (until {waiting['until']})" if waiting.get("until") else ""
-        lines.append(f"{environment['name']} {waiting['kind']}: {waiting['reason']}{until}")
+        what = WAITS.get(waiting["kind"], waiting["kind"])
+        lines.append(
+            f"{environment['name']} waits for {what}: {waiting['reason']}{_so_far(waiting)}"
+        )
     return lines
+
+
+def _so_far(waiting: dict[str, Any]) -> str:
+    """Who approved so far, for a wait on approvals (the reason says how many are missing)."""
+    if "approvals" not in waiting:
+        return ""
+    who = f": {', '.join(waiting['approvals'])}" if waiting["approvals"] else ""
+    return f" ({len(waiting['approvals'])} of {waiting['required']} so far{who})"
 
 
 def _pending(pending: dict[str, Any] | None) -> str:

@@ -10,9 +10,12 @@ from gitopsd.engine.planning import Plan, Verdict
 from gitopsd.model.state import Event, Request, Run, Step
 
 if TYPE_CHECKING:
+    from gitopsd.runtime.promotion.diffing import Diff
     from gitopsd.runtime.runs.plan_run import PlannedComponent
 
 MARKS = {Verdict.RUN: "~", Verdict.WAITING: "?", Verdict.UNCHANGED: "="}
+CHANGE_MARKS = {"added": "+", "removed": "-", "changed": "~"}
+CHANGELOG_SHOWN = 10  # commits `diff` lists before "and N more" (JSON lists them all)
 # what a wait's kind waits for, in status's line about it (its reason says until when)
 WAITS = {
     "waiting_approval": "approvals",
@@ -222,3 +225,36 @@ def history(events: list[Event]) -> str:
             f"{event.kind:<22} {event.message}"
         )
     return "\n".join(lines) or "no events"
+
+
+def diff(found: Diff) -> str:
+    """The components that change (a first diff adds them all), then the desired state's
+    diff as YAML, then the newest commits between the revisions."""
+    old = found.old[:12] if found.old else "nothing"
+    if not found.differs:
+        lines = [f"{found.environment}: no difference in the desired state"]
+    else:
+        counts = [(sum(c.change == kind for c in found.changes), kind) for kind in CHANGE_MARKS]
+        counts.append((found.unchanged, "unchanged"))
+        tally = ", ".join(f"{n} {kind}" for n, kind in counts if n)
+        lines = [f"{found.environment}: {old} -> {found.new[:12]}: {tally}"]
+        lines += [
+            f"  {CHANGE_MARKS[c.change]} {c.name:<24} {', '.join(c.fields)}".rstrip()
+            for c in found.changes
+        ]
+        lines += ["", found.readable.rstrip("\n")]
+    return "\n".join(lines + _changelog(found))
+
+
+def _changelog(found: Diff) -> list[str]:
+    if not found.changelog:
+        return []
+    shown = found.changelog[:CHANGELOG_SHOWN]
+    lines = [
+        "",
+        f"changelog ({found.commits} commit{'s' if found.commits != 1 else ''}, newest first):",
+    ]
+    lines += [f"  {line}" for line in shown]
+    if found.commits > len(shown):
+        lines.append(f"  and {found.commits - len(shown)} more")
+    return lines

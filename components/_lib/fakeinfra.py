@@ -17,6 +17,7 @@ By suffix: `_id`, `_ids` (one per item of the list input `<stem>s`), `_ip`, `_ur
 
 Demo switches, from the process environment that drivers inherit from gitopsd:
     FAKEINFRA_FAIL=clusters:apply,staging/platform:health   [ENV/]COMPONENT:ACTION, `*` = any
+        (an apply that would change nothing still succeeds: a rollback of the failed one)
     FAKEINFRA_DELAY=0.5                                      seconds to sleep in every call
 
 It writes only to the state folder and the outputs path, never to its working directory.
@@ -233,6 +234,16 @@ def is_failure_injected(call: Call, action: str) -> bool:
     return any(entry.strip() in targets for entry in entries)
 
 
+def is_apply_of_what_is_there(call: Call, action: str) -> bool:
+    """An apply that would change nothing is never failed on purpose: a failed apply changed
+    nothing (it fails before writing), so gitopsd's rollback of that component re-applies
+    what is already there, and it succeeds, as it would on a real cloud."""
+    if action != "apply":
+        return False
+    state, lines = compare(call)
+    return state is not None and not lines
+
+
 def sleep_if_asked() -> None:
     raw = os.environ.get("FAKEINFRA_DELAY", "").strip()
     try:
@@ -281,7 +292,7 @@ def parse_tamper_options(args: list[str]) -> dict[str, str]:
 def run_driver_action(action: str) -> int:
     call = Call.from_environment()
     sleep_if_asked()
-    if is_failure_injected(call, action):
+    if is_failure_injected(call, action) and not is_apply_of_what_is_there(call, action):
         print(f"{call.label}: {action} fails on purpose (FAKEINFRA_FAIL)", file=sys.stderr)
         return 1
     if action == "apply":

@@ -88,6 +88,8 @@ def test_an_apply_waiting_for_approvals_is_202_and_shown_waiting(
     shown = prod(api)
     assert shown["pending_approval"] == {"revision": sha, "approvals": [], "required": 2}
     assert (shown["waiting"]["kind"], shown["waiting"]["revision"]) == ("waiting_approval", sha)
+    assert (shown["waiting"]["approvals"], shown["waiting"]["required"]) == ([], 2)
+    assert shown["waiting"]["reason"] == f"{sha[:12]} needs 2 more approvals"
     assert all(entry["environment"] == "dev" for entry in world.journal())
 
 

@@ -97,8 +97,15 @@ def test_diff_shows_the_rendered_change_and_the_commits_between(world: World) ->
     changed = gitopsd(world, "diff", "--env", "dev")
     assert changed.returncode == 2, changed.stdout + changed.stderr
     assert f"--- dev@{first[:12]}" in changed.stdout
-    assert '-      "size": 3' in changed.stdout and '+      "size": 6' in changed.stdout
+    assert changed.stdout.startswith(f"dev: {first[:12]} -> ")
+    assert "1 changed, 3 unchanged\n  ~ k8s                      inputs.size\n" in changed.stdout
+    assert "\n-    size: 3\n+    size: 6\n" in changed.stdout  # YAML, not JSON
+    assert "changelog (1 commit, newest first):\n  " in changed.stdout
     assert "dev: six (Test Author)" in changed.stdout
+    as_data = as_json(gitopsd(world, "diff", "--env", "dev", "--output", "json"))
+    assert '-      "size": 3' in as_data["diff"]  # --output json keeps the JSON form
+    assert as_data["summary"] == [{"name": "k8s", "change": "changed", "fields": ["inputs.size"]}]
+    assert (as_data["unchanged"], as_data["commits"]) == (3, 1)
     coming = gitopsd(world, "diff", "--env", "prod", "--output", "json")
     assert as_json(coming)["to"] == first  # what dev verified, before any soak or approval
     nothing_yet = as_json(gitopsd(world, "diff", "--env", "prod", "--output", "json"))
@@ -119,3 +126,32 @@ def test_rollback_returns_only_to_a_revision_the_environment_verified(world: Wor
     assert (dev["revision"], dev["previous_revision"]) == (first, second)
     runs = as_json(gitopsd(world, "runs", "--env", "dev", "--output", "json"))["runs"]
     assert (runs[0]["trigger"], runs[0]["actor"]) == ("rollback", "oncall")
+
+
+def test_approver_names_are_matched_whatever_the_case(world: World) -> None:
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    assert gitopsd(world, "promote", "--to", "prod").returncode == 3
+    outsider = gitopsd(world, "approve", "--env", "prod", "--as", "Mallory")
+    assert outsider.returncode == 1 and "not an approver" in outsider.stderr
+    for name in ("Alice", "BOB"):
+        approved = gitopsd(world, "approve", "--env", "prod", "--as", name)
+        assert approved.returncode == 0, approved.stderr
+    assert "complete" in approved.stdout
+
+
+def test_a_first_diff_summarises_first_and_caps_the_changelog(world: World) -> None:
+    for size in range(4, 16):
+        head = world.commit(chain(size=size), message=f"dev: {size}")
+    first = gitopsd(world, "diff", "--env", "dev")
+    assert first.returncode == 2, first.stdout + first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0] == f"dev: nothing -> {head[:12]}: 4 added"
+    assert sorted(lines[1:5]) == ["  + app", "  + dns", "  + k8s", "  + net"]
+    assert "+  layer: clusters" in lines and "+    size: 15" in lines
+    assert not any('"layer"' in line for line in lines)  # YAML, not a JSON dump
+    log = lines[lines.index("changelog (13 commits, newest first):") + 1 :]
+    assert log[0].endswith(" dev: 15 (Test Author)") and len(log) == 11
+    assert log[-1] == "  and 3 more"
+    listed = as_json(gitopsd(world, "diff", "--env", "dev", "--output", "json"))
+    assert (len(listed["changelog"]), listed["commits"]) == (13, 13)
+    assert [c["change"] for c in listed["summary"]] == ["added"] * 4

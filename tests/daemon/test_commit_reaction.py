@@ -131,6 +131,7 @@ def test_serve_once_reconciles_and_exits_with_the_outcome(world: World) -> None:
     done = serve_once(world)
     assert done.returncode == 0, done.stderr
     assert sorted(world.calls()) == ["app", "dns", "k8s", "net"]
+    assert "stopping the drivers" not in done.stderr  # everything had finished
     world.control(fail={"k8s:apply": -1})
     world.commit(layered(**{"environments/dev.yaml": environment("dev", variables={"size": 9})}))
     failed = serve_once(world)

@@ -71,3 +71,10 @@ def test_a_drift_check_waits_for_a_running_apply_and_remediates_when_allowed(
     assert check_id not in [run["id"] for run in runs]  # a check is not a run
     net = daemon.workspace.store.get_component("dev", "net")
     assert net is not None and net.drift.value == "in_sync"
+
+    def counted(result: str) -> float | None:
+        text = daemon.metrics()[0].decode()
+        return metric(text, "gitopsd_drift_checks_total", environment="dev", result=result)
+
+    eventually(lambda: counted("in_sync") == 1, "the check after repair counted")
+    assert counted("drifted") == 1  # the check that found what was repaired

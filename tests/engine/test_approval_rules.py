@@ -52,3 +52,10 @@ def test_distinct_people_count_towards_required() -> None:
     assert missing(PROD, approved("alice", "carol")) == 0
     assert missing(PROD, approved("alice", "ALICE")) == 1  # one person, two spellings
     assert missing(Approvals(), []) == 0
+
+
+def test_a_listed_approver_is_matched_whatever_the_case() -> None:
+    assert refusal(PROD, approver=Person("Alice"), author=AUTHOR, given=[]) is None
+    assert refusal(PROD, approver=Person("CAROL"), author=AUTHOR, given=[]) is None
+    twice = refusal(PROD, approver=Person("ALICE"), author=AUTHOR, given=approved("alice"))
+    assert twice is not None and twice.conflict

@@ -189,3 +189,15 @@ def test_delay_slows_every_call(driver: Driver) -> None:
 
 def test_the_simulator_is_executable() -> None:
     assert FAKEINFRA.stat().st_mode & 0o111
+
+
+def test_an_injected_apply_failure_spares_an_apply_of_what_is_there(driver: Driver) -> None:
+    """gitopsd's rollback of the component whose apply failed re-applies what it had: the
+    failure changed nothing, so that apply has nothing to do and succeeds."""
+    assert driver.run("apply").returncode == 0
+    before = driver.state_path.read_bytes()
+    assert driver.run("apply", FAKEINFRA_FAIL="network:apply").returncode == 0
+    driver.set_inputs({"region": "northeurope", "node_count": 3, "subnets": ["nodes"]})
+    changing = driver.run("apply", FAKEINFRA_FAIL="network:apply")
+    assert changing.returncode == 1 and "FAKEINFRA_FAIL" in changing.stderr
+    assert driver.state_path.read_bytes() == before

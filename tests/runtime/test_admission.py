@@ -134,6 +134,9 @@ def test_suspension_holds_automatic_work_only_and_is_shown(
     suspending.suspend(workspace, "dev", reason="incident 7", actor="oncall")
     held = admission.admit(workspace, "dev", automatic=True, actor="gitopsd")
     assert held.wait is Wait.SUSPENDED and "incident 7" in held.reason
+    report = reports.status_report(store, workspace.load().repository, environment="dev")
+    waiting = report["environments"][0]["waiting"]
+    assert (waiting["kind"], waiting["until"]) == ("suspended", None)  # only a resume ends it
     assert admission.admit(workspace, "dev").wait is Wait.READY  # manual runs still work
     assert workspace.apply("dev").status is RunStatus.SUCCEEDED
     state = store.get_environment("dev")

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 FETCH_REFSPEC = "+refs/heads/*:refs/heads/*"
+CHANGELOG_LIMIT = 200  # commits `changelog` lists at most (`commit_count` says how many there are)
 
 
 class Blob(NamedTuple):
@@ -118,10 +119,17 @@ class GitSource:
 
     def changelog(self, old: str | None, new: str) -> list[str]:
         """`<short sha> <subject> (<author>)` of each commit after `old` up to `new`, newest
-        first (all of `new`'s history when `old` is None), at most 200."""
+        first (all of `new`'s history when `old` is None), at most CHANGELOG_LIMIT."""
         span = f"{old}..{new}" if old else new
-        listing = self._git_output("log", "--max-count=200", "--format=%h %s (%an)", span, "--")
+        listing = self._git_output(
+            "log", f"--max-count={CHANGELOG_LIMIT}", "--format=%h %s (%an)", span, "--"
+        )
         return [line for line in listing.splitlines() if line]
+
+    def commit_count(self, old: str | None, new: str) -> int:
+        """How many commits `changelog(old, new)` would list without its limit."""
+        span = f"{old}..{new}" if old else new
+        return int(self._git_output("rev-list", "--count", span, "--").strip() or 0)
 
     def author(self, revision: str) -> tuple[str, str]:
         """The (name, email) of the commit's author: who may not approve it (forbid_author)."""

@@ -109,7 +109,8 @@ class Metrics:
         )
         self.drift_checks = Counter(
             "gitopsd_drift_checks_total",
-            "Drift checks of an environment, by result (drifted if any component drifted).",
+            "Drift checks of an environment, by result (drifted if any component drifted); a"
+            " remediation counts two: the check that found the drift and the one after it.",
             ["environment", "result"],
             registry=self.registry,
         )

@@ -8,13 +8,14 @@ rollback 0, 1; diff 0 same, 2 differs, 1 error.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
 import click
 
 from gitopsd import answers
-from gitopsd.cli import progress
+from gitopsd.cli import progress, render
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_OK, Context, common_options, fail
 from gitopsd.cli.run_commands import EXIT_WAITING, finish_run
 from gitopsd.cli.stopping import stopping
@@ -127,13 +128,14 @@ def diff(context: Context, environment: str, old: str | None, new: str | None) -
                     "to": found.new,
                     "differs": found.differs,
                     "diff": found.text,
+                    "summary": [dataclasses.asdict(change) for change in found.changes],
+                    "unchanged": found.unchanged,
                     "changelog": found.changelog,
+                    "commits": found.commits,
                 },
                 indent=2,
             )
         )
     else:
-        click.echo(found.text or f"{environment}: no difference in the desired state")
-        if found.changelog:
-            click.echo("\nchangelog:\n" + "\n".join(f"  {line}" for line in found.changelog))
+        click.echo(render.diff(found))
     sys.exit(EXIT_CHANGES if found.differs else EXIT_OK)

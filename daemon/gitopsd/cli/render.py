@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from gitopsd.engine.planning import Plan, Verdict
 from gitopsd.model.state import Event, Request, Run, Step
 
 if TYPE_CHECKING:
+    from gitopsd.runtime.promotion.diffing import Diff
     from gitopsd.runtime.runs.plan_run import PlannedComponent
 
 MARKS = {Verdict.RUN: "~", Verdict.WAITING: "?", Verdict.UNCHANGED: "="}
+CHANGE_MARKS = {"added": "+", "removed": "-", "changed": "~"}
+CHANGELOG_SHOWN = 10  # commits `diff` lists before "and N more" (JSON lists them all)
+# what a wait's kind waits for, in status's line about it (its reason says until when)
+WAITS = {
+    "waiting_approval": "approvals",
+    "waiting_window": "a change window",
+    "waiting_soak": "the soak",
+    "suspended": "a resume",
+}
 
 
 def planned(run: Run, components: list[PlannedComponent]) -> str:
@@ -48,12 +58,16 @@ def dry_run(plan: Plan, *, as_json: bool) -> str:
     return "\n".join(lines)
 
 
-def run(record: Run, steps: list[Step], *, verbose: bool = False) -> str:
+def run(record: Run, steps: list[Step], *, verbose: bool = False, timed: bool = False) -> str:
+    """A run and its steps; `timed` (as `runs` lists them) adds when it started and how long
+    it took."""
     head = (
         f"run {record.id}  {record.action.value} {record.environment} at "
         f"{record.revision[:12]}  {record.status.value}"
     )
     lines = [head + (f": {record.error}" if record.error else "")]
+    if timed:
+        lines.append(f"  {_timing(record)}")
     for step in steps:
         tries = f" ({step.attempts} tries)" if step.attempts > 1 else ""
         detail = f": {step.error}" if step.error else ""
@@ -64,6 +78,27 @@ def run(record: Run, steps: list[Step], *, verbose: bool = False) -> str:
         if verbose and step.output:
             lines.extend(f"         {line}" for line in step.output.rstrip().splitlines())
     return "\n".join(lines)
+
+
+def _timing(record: Run) -> str:
+    if record.started_at is None:
+        return f"created {record.created_at:%Y-%m-%d %H:%M:%S}Z, not started"
+    started = f"started {record.started_at:%Y-%m-%d %H:%M:%S}Z"
+    if record.finished_at is None:
+        return f"{started}, not finished"
+    return f"{started}, took {duration(record.finished_at - record.started_at)}"
+
+
+def duration(elapsed: timedelta) -> str:
+    """`0.4s`, `12.3s`, `4m05s`, `2h03m`: as precise as a reader of a run list wants."""
+    seconds = elapsed.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 def request(record: Request) -> str:
@@ -140,9 +175,19 @@ def _holding(environment: dict[str, Any]) -> list[str]:
         )
     waiting = environment.get("waiting")
     if waiting:
-        until = f" (until {waiting['until']})" if waiting.get("until") else ""
-        lines.append(f"{environment['name']} {waiting['kind']}: {waiting['reason']}{until}")
+        what = WAITS.get(waiting["kind"], waiting["kind"])
+        lines.append(
+            f"{environment['name']} waits for {what}: {waiting['reason']}{_so_far(waiting)}"
+        )
     return lines
+
+
+def _so_far(waiting: dict[str, Any]) -> str:
+    """Who approved so far, for a wait on approvals (the reason says how many are missing)."""
+    if "approvals" not in waiting:
+        return ""
+    who = f": {', '.join(waiting['approvals'])}" if waiting["approvals"] else ""
+    return f" ({len(waiting['approvals'])} of {waiting['required']} so far{who})"
 
 
 def _pending(pending: dict[str, Any] | None) -> str:
@@ -180,3 +225,36 @@ def history(events: list[Event]) -> str:
             f"{event.kind:<22} {event.message}"
         )
     return "\n".join(lines) or "no events"
+
+
+def diff(found: Diff) -> str:
+    """The components that change (a first diff adds them all), then the desired state's
+    diff as YAML, then the newest commits between the revisions."""
+    old = found.old[:12] if found.old else "nothing"
+    if not found.differs:
+        lines = [f"{found.environment}: no difference in the desired state"]
+    else:
+        counts = [(sum(c.change == kind for c in found.changes), kind) for kind in CHANGE_MARKS]
+        counts.append((found.unchanged, "unchanged"))
+        tally = ", ".join(f"{n} {kind}" for n, kind in counts if n)
+        lines = [f"{found.environment}: {old} -> {found.new[:12]}: {tally}"]
+        lines += [
+            f"  {CHANGE_MARKS[c.change]} {c.name:<24} {', '.join(c.fields)}".rstrip()
+            for c in found.changes
+        ]
+        lines += ["", found.readable.rstrip("\n")]
+    return "\n".join(lines + _changelog(found))
+
+
+def _changelog(found: Diff) -> list[str]:
+    if not found.changelog:
+        return []
+    shown = found.changelog[:CHANGELOG_SHOWN]
+    lines = [
+        "",
+        f"changelog ({found.commits} commit{'s' if found.commits != 1 else ''}, newest first):",
+    ]
+    lines += [f"  {line}" for line in shown]
+    if found.commits > len(shown):
+        lines.append(f"  and {found.commits - len(shown)} more")
+    return lines

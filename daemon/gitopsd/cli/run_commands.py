@@ -258,7 +258,7 @@ def runs(
         click.echo(json.dumps({"runs": shown}, indent=2))
     else:
         texts = [render.request(r) for r in requests]
-        texts += [render.run(r, s, verbose=run_id is not None) for r, s in detailed]
+        texts += [render.run(r, s, verbose=run_id is not None, timed=True) for r, s in detailed]
         if run_id is None and len(listed) == limit:
             texts.append(f"(older runs: --before {listed[-1].id})")
         click.echo("\n\n".join(texts) or "no runs")

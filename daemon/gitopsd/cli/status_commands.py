@@ -22,8 +22,10 @@ def status(context: Context, environment: str | None) -> None:
     repository = _repository(context)
     with context.store(read_only=True) as store:
         report = reports.status_report(store, repository, environment=environment)
-    if environment is not None and not report["environments"]:
-        fail(f"unknown environment {environment!r}", as_json=context.as_json)
+        if environment is not None and not report["environments"]:
+            known = ", ".join(reports.environment_names(store, repository)) or "none"
+            message = f"unknown environment {environment!r} (environments: {known})"
+            fail(message, as_json=context.as_json)
     click.echo(json.dumps(report, indent=2) if context.as_json else render.status(report))
 
 

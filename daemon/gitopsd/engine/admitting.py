@@ -147,9 +147,9 @@ def _promotion(ask: Ask, facts: Facts, upstream: str) -> Decision:
         found = promotion.candidate(
             facts.upstream_holds, soak=facts.soak, now=facts.now, current=facts.current
         )
-        if found.revision is None:
+        if found.revision is None:  # a soak waits for its revision: status names it
             wait = Wait.SOAK if found.soaking else Wait.NOTHING
-            return Decision(wait, None, found.reason, found.look_again_at)
+            return Decision(wait, found.soaking_revision, found.reason, found.look_again_at)
         revision = found.revision
         why = f"{revision[:12]} from {upstream}"
     else:

@@ -3,7 +3,8 @@ enough have.
 
 Pipeline: promote -> **approve** -> windows -> apply. Approvals belong to one (environment,
 revision): a newer candidate starts from none. The rules, in the order a refusal names them:
-- with `approvers` set, only those identities may approve;
+- with `approvers` set, only those identities may approve (names matched case-insensitively,
+  as the author is: `approve --as Alice` is alice, not an outsider);
 - with `forbid_author`, the revision's commit author may not (matched by name or by email,
   case-insensitively, so a second token of the same person does not slip through);
 - an identity counts once: `required: 2` means two different people.
@@ -58,7 +59,7 @@ def refusal(
     given: Sequence[Approval],
 ) -> Refusal | None:
     """Why `approver` may not approve now, or None when the approval counts."""
-    if policy.approvers and approver.name not in policy.approvers:
+    if policy.approvers and not _is_listed(approver, policy.approvers):
         allowed = ", ".join(policy.approvers)
         return Refusal(f"{approver.name} is not an approver of this environment ({allowed})")
     if policy.forbid_author and author is not None and approver.is_same(author):
@@ -66,6 +67,10 @@ def refusal(
     if any(approval.approver.is_same(approver) for approval in given):
         return Refusal(f"{approver.name} has approved this revision already", conflict=True)
     return None
+
+
+def _is_listed(approver: Person, approvers: Sequence[str]) -> bool:
+    return any(approver.is_same(Person(name)) for name in approvers)
 
 
 def missing(policy: Approvals, given: Sequence[Approval]) -> int:

@@ -41,6 +41,7 @@ class Candidate:
     reason: str
     look_again_at: datetime | None = None
     soaking: bool = False  # nothing yet only because the newest verified revision soaks
+    soaking_revision: str | None = None  # that revision, while it soaks
 
 
 def candidate(
@@ -60,8 +61,13 @@ def candidate(
             return Candidate(None, f"up to date with the upstream at {current[:12]}", look_again)
         if hold.held_for(now) >= needed:
             return Candidate(hold.revision, _why(hold, soak), look_again)
+    is_soaking = look_again is not None
     return Candidate(
-        None, _waiting(soaking, soak, look_again), look_again, soaking=look_again is not None
+        None,
+        _waiting(soaking, soak, look_again),
+        look_again,
+        soaking=is_soaking,
+        soaking_revision=soaking.revision if is_soaking else None,
     )
 
 

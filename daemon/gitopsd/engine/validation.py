@@ -84,7 +84,7 @@ def _check_dependencies(repository: Repository) -> Iterator[Problem]:
             elif target is None and dependency not in repository.unusable:
                 message = f"depends on unknown component {dependency!r}"
                 yield component.source.problem(location, message)
-            elif target is not None and _rank(rank, target) > _rank(rank, component):
+            elif target is not None and _is_later(rank, target, than=component):
                 message = (
                     f"depends on {dependency!r} of the later layer "
                     f"{target.manifest.metadata.layer!r} (this component is in "
@@ -94,8 +94,13 @@ def _check_dependencies(repository: Repository) -> Iterator[Problem]:
                 yield component.source.problem(location, message)
 
 
-def _rank(rank: dict[str, int], component: ComponentEntry) -> int:
-    return rank.get(component.manifest.metadata.layer, -1)
+def _is_later(rank: dict[str, int], target: ComponentEntry, *, than: ComponentEntry) -> bool:
+    """Whether `target` is in a later layer than `than`; never when either layer is unknown:
+    `_check_layers` reports that, and an order made up for it would add a misleading problem
+    ("depends on 'network' of the later layer 'network'")."""
+    mine = rank.get(than.manifest.metadata.layer)
+    theirs = rank.get(target.manifest.metadata.layer)
+    return mine is not None and theirs is not None and theirs > mine
 
 
 def _check_dependency_cycle(repository: Repository) -> Iterator[Problem]:

@@ -1,4 +1,5 @@
-"""The YAML side of loading: parse a manifest's text, and find the line of a field in it.
+"""The YAML side of loading: parse a manifest's text, and find the line of a field in it
+(and dump data as YAML for `diff`, so PyYAML stays in this one module).
 
 Apart from `sources` (what a parsed file and a problem are) so that PyYAML is imported only
 when something is parsed: a command whose revision comes from the on-disk cache parses
@@ -110,6 +111,33 @@ def parse(path: str, raw: bytes) -> SourceFile:
         message = f"values nested more than {MAX_DEPTH} deep (mappings and lists in one another)"
         raise SourceError(Problem(path, _deep_line(compose(text), MAX_DEPTH), message))
     return SourceFile(path, text, data)
+
+
+def dump(value: Any) -> str:
+    """`value` (JSON data) as YAML with sorted keys, for people to read (`diff`): mappings in
+    block style, one value a line (so a changed input is one changed line), a list of plain
+    values on one line (a driver command as `[python3, x.py]`), long lines never folded."""
+    text: str = yaml.dump(
+        value,
+        Dumper=_ReadableDumper,
+        sort_keys=True,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1_000_000,
+    )
+    return text
+
+
+class _ReadableDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """The safe dumper, with a list of plain values written in flow style."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(not isinstance(item, dict | list) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_ReadableDumper.add_representer(list, _represent_list)
 
 
 def compose(text: str) -> yaml.Node | None:

@@ -172,7 +172,7 @@ def _mark_waiting(
             kind=decision.wait.value,
             revision=decision.revision,
             reason=decision.reason,
-            until=decision.look_again_at,
+            until=_wait_ends(decision),
             since=now,
         ),
         "updated_at": now,
@@ -190,3 +190,9 @@ def _mark_waiting(
         audit.record(
             workspace, environment, kind, decision.reason, actor=actor, revision=decision.revision
         )
+
+
+def _wait_ends(decision: Decision) -> datetime | None:
+    """When the wait ends: a soak's or a window's end; unknown for approvals, and for a
+    suspension (its next look, `look_again_at`, is no end: only a resume lifts it)."""
+    return None if decision.wait is Wait.SUSPENDED else decision.look_again_at

@@ -4,21 +4,34 @@ Pipeline: load -> render -> **diff**. For each component of the environment at a
 its layer, the git tree of its folder (any file changed shows as a new id), its driver and
 timeout, and its inputs rendered for the environment with the outputs its dependencies have
 now (an input reading an output not known yet is shown as written). The two states are
-compared as JSON text with a unified diff, and the commits between the revisions are the
-changelog. By default: the environment's current revision against what it gets next (the
-branch head, or the newest revision its upstream verified, soaked or not).
+compared as a unified diff, as JSON (for `--output json`, unchanged for scripts) and as YAML
+(for people), with a summary of the components added, removed and changed (which fields),
+since a first diff of an environment adds every component; the commits between the revisions
+are the changelog. By default: the environment's current revision against what it gets next
+(the branch head, or the newest revision its upstream verified, soaked or not).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from gitopsd.engine import references, rendering, selection
+from gitopsd.adapters import gitrepo
+from gitopsd.engine import references, rendering, selection, yaml_text
 from gitopsd.runtime.records import promotion_records, sensitivity
 from gitopsd.runtime.runs.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class ComponentChange:
+    """One component whose desired state differs: `added`, `removed` or `changed` (with the
+    fields that changed, an input as `inputs.NAME`)."""
+
+    name: str
+    change: str
+    fields: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -26,8 +39,12 @@ class Diff:
     environment: str
     old: str | None
     new: str
-    text: str  # unified diff; empty when the desired states are the same
-    changelog: list[str]
+    text: str  # unified diff of the JSON form; empty when the desired states are the same
+    changelog: list[str]  # the newest commits, at most gitrepo.CHANGELOG_LIMIT
+    readable: str = ""  # the same diff of the YAML form
+    changes: list[ComponentChange] = field(default_factory=list)
+    unchanged: int = 0  # components the same at both revisions
+    commits: int = 0  # between the revisions, all of them (the changelog may list fewer)
 
     @property
     def differs(self) -> bool:
@@ -42,16 +59,53 @@ def diff(
     new_sha = workspace.source.resolve(new) if new else _next(workspace, environment, old_sha)
     before = desired_state(workspace, environment, old_sha) if old_sha else {}
     after = desired_state(workspace, environment, new_sha)
-    text = "".join(
-        difflib.unified_diff(
-            _lines(before),
-            _lines(after),
-            fromfile=f"{environment}@{old_sha[:12] if old_sha else 'nothing'}",
-            tofile=f"{environment}@{new_sha[:12]}",
-        )
+    names = (
+        f"{environment}@{old_sha[:12] if old_sha else 'nothing'}",
+        f"{environment}@{new_sha[:12]}",
     )
     changelog = workspace.source.changelog(old_sha, new_sha) if old_sha != new_sha else []
-    return Diff(environment, old_sha, new_sha, text, changelog)
+    commits = len(changelog)
+    if commits >= gitrepo.CHANGELOG_LIMIT:
+        commits = workspace.source.commit_count(old_sha, new_sha)
+    changes = summary(before, after)
+    return Diff(
+        environment,
+        old_sha,
+        new_sha,
+        _unified(_json_lines(before), _json_lines(after), names),
+        changelog,
+        readable=_unified(_yaml_lines(before), _yaml_lines(after), names),
+        changes=changes,
+        unchanged=len(after.keys() & before.keys()) - sum(c.change == "changed" for c in changes),
+        commits=commits,
+    )
+
+
+def summary(before: dict[str, Any], after: dict[str, Any]) -> list[ComponentChange]:
+    """The components that differ, in `after`'s order (removed ones last)."""
+    found = []
+    for name, state in after.items():
+        if name not in before:
+            found.append(ComponentChange(name, "added"))
+        elif before[name] != state:
+            found.append(ComponentChange(name, "changed", _changed_fields(before[name], state)))
+    found += [ComponentChange(name, "removed") for name in before if name not in after]
+    return found
+
+
+def _changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """`files`, `timeout`, `driver.apply`, `inputs.node_count`: one level into mappings."""
+    changed = []
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            inner = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            changed += [f"{key}.{k}" for k in inner]
+        else:
+            changed.append(key)
+    return changed
 
 
 def desired_state(workspace: Workspace, environment: str, revision: str) -> dict[str, Any]:
@@ -106,5 +160,13 @@ def _next(workspace: Workspace, environment: str, current: str | None) -> str:
     return newest.revision if newest else (current or workspace.source.head())
 
 
-def _lines(state: dict[str, Any]) -> list[str]:
+def _unified(before: list[str], after: list[str], names: tuple[str, str]) -> str:
+    return "".join(difflib.unified_diff(before, after, fromfile=names[0], tofile=names[1]))
+
+
+def _json_lines(state: dict[str, Any]) -> list[str]:
     return [line + "\n" for line in json.dumps(state, indent=2, sort_keys=True).splitlines()]
+
+
+def _yaml_lines(state: dict[str, Any]) -> list[str]:
+    return yaml_text.dump(state).splitlines(keepends=True) if state else []

@@ -14,6 +14,7 @@ from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import (
     ComponentStatus,
     EnvironmentState,
+    EnvironmentStatus,
     Event,
     Request,
     Run,
@@ -34,8 +35,7 @@ def status_report(
     """`{"environments": [...]}` for every environment in the manifests or the store; each
     with its open requests (`open_requests`: the daemon's, held ones included; default the
     store's)."""
-    names = set(repository.environments if repository else ())
-    names |= {state.name for state in store.list_environments()}
+    names = set(environment_names(store, repository))
     if environment is not None:
         names &= {environment}
     requests = open_requests or (lambda name: store.list_requests(name, open_only=True))
@@ -46,20 +46,28 @@ def status_report(
     }
 
 
+def environment_names(store: StateStore, repository: Repository | None) -> list[str]:
+    """The environments status knows: those of the manifests and those the store has."""
+    names = set(repository.environments if repository else ())
+    names |= {state.name for state in store.list_environments()}
+    return sorted(names)
+
+
 def _environment(
     store: StateStore, repository: Repository | None, name: str, requests: list[Request]
 ) -> dict[str, Any]:
     state = store.get_environment(name)
     entry = repository.environments.get(name) if repository else None
     kept = _members(repository, name)
+    pending = _pending_approval(store, entry, state)
     return {
         "name": name,
         "revision": state.revision if state else None,
         "previous_revision": state.previous_revision if state else None,
         "status": state.shown_status.value if state else "unknown",
         "upstream": entry.manifest.upstream if entry else None,
-        "pending_approval": _pending_approval(store, entry, state),
-        "waiting": _waiting(state),
+        "pending_approval": pending,
+        "waiting": _waiting(state, pending),
         "suspension": (
             state.suspension.model_dump(mode="json") if state and state.suspension else None
         ),
@@ -118,11 +126,31 @@ def _pending_approval(
     }
 
 
-def _waiting(state: EnvironmentState | None) -> dict[str, Any] | None:
-    """What holds the environment now, and until when (None: unknown, or nothing)."""
+def _waiting(
+    state: EnvironmentState | None, pending: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """What holds the environment now, and until when (None: unknown, or nothing); a wait
+    for approvals says who approved so far (`approvals`) of how many (`required`), and its
+    reason counts them now (the stored one was written when the wait began, and only the
+    environment's worker writes that record, never an approval)."""
     if state is None or state.waiting is None:
         return None
-    return state.waiting.model_dump(mode="json")
+    waiting = state.waiting.model_dump(mode="json")
+    if waiting["kind"] == EnvironmentStatus.WAITING_APPROVAL and pending is not None:
+        approvals, required = pending["approvals"], pending["required"]
+        missing = max(0, required - len(approvals))
+        needs = f"needs {plural(missing, 'more approval')}" if missing else "is approved"
+        waiting |= {
+            "reason": f"{pending['revision'][:12]} {needs}",
+            "approvals": approvals,
+            "required": required,
+        }
+    return waiting
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 more approval`, `2 more approvals`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def run_report(run: Run, steps: list[Step]) -> dict[str, Any]:

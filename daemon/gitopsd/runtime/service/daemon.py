@@ -187,7 +187,9 @@ class Daemon:
         deadline = self._monotonic() + grace
         for worker in workers:
             worker.join(max(0.0, deadline - self._monotonic()))
-        busy = [worker.environment for worker in workers if not worker.join(0)]
+        # a worker with no request in hand ends by itself at once: only one still running a
+        # request has drivers to stop (so `serve --once`, all finished, warns of nothing)
+        busy = [w.environment for w in workers if not w.join(0) and w.current is not None]
         if busy:
             log.warning(
                 "stopping the drivers of %s after %.0fs; the runs resume at the next start",

@@ -22,7 +22,7 @@ from gitopsd.adapters import faults
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.engine.recording import Recorder
 from gitopsd.errors import BusyError, ConflictError, GitopsdError, InvalidRequestError
-from gitopsd.model.state import RequestKind, Run, RunAction, RunStatus
+from gitopsd.model.state import DriftStatus, RequestKind, Run, RunAction, RunStatus
 from gitopsd.runtime import logs
 from gitopsd.runtime.drift import drift_reports, drifting
 from gitopsd.runtime.promotion import admission, promoting, saved_plans
@@ -236,6 +236,8 @@ class Handling:
             actor=request.actor,
             automatic=request.trigger in AUTOMATIC,
         )
+        if report.repaired:  # the check that found what the remediation repaired
+            self.recorder.drift_checked(environment, DriftStatus.DRIFTED.value)
         self.recorder.drift_checked(environment, report.result.value)
         drift_reports.write(self.workspace.data_dir / "reports", report)
         log.info("%s", drift_reports.one_line(report))

@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitopsd import collector
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.engine import limits, loading
@@ -66,9 +65,8 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
         lambda paths: source.read_blobs({path: listed[path] for path in paths}),
     )
     unread = [path for path in listed if path not in files]
-    with collector.paused():
-        repository, problems = loading.load_repository(files, revision=sha, unread=unread)
-        problems = sorted(refused + problems + validation.validate(repository))
+    repository, problems = loading.load_repository(files, revision=sha, unread=unread)
+    problems = sorted(refused + problems + validation.validate(repository))
     return LoadedRevision(sha, repository, problems, source.folder_trees(sha))
 
 
@@ -133,8 +131,7 @@ class RevisionCache:
     def _from_disk(self, sha: str) -> LoadedRevision | None:
         if self._files is None:
             return None
-        with collector.paused():
-            found = self._files.get(sha)
+        found = self._files.get(sha)
         if isinstance(found, LoadedRevision) and found.revision == sha:
             return found
         return None

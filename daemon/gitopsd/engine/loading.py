@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from gitopsd.engine import fieldchecks, graph, sources
 from gitopsd.engine.sources import Problem, SourceFile
@@ -27,6 +27,7 @@ COMPONENT_FILES = ("component.yaml", "component.yml")
 _PARSED: weakref.WeakValueDictionary[tuple[str, bytes], SourceFile] = weakref.WeakValueDictionary()
 # the valid component each parse above made, by the parse's id (see `_check_component`)
 _CHECKED: weakref.WeakValueDictionary[int, ComponentEntry] = weakref.WeakValueDictionary()
+Raw = TypeVar("Raw", bytes, SourceFile)  # a manifest as read from git, or already parsed
 KIND_HOMES = {
     "Component": "components/**/component.yaml",
     "Environment": "environments/<name>.yaml",
@@ -95,15 +96,37 @@ def load_repository(
     cross-file checks report what else is wrong without echoing the same mistake. `unread`
     are the manifests refused unread (`engine.limits`), whose problems are already known.
     """
+    return _load(files, parse_manifest, revision=revision, unread=unread)
+
+
+def load_parsed(
+    sources: Mapping[str, SourceFile], *, revision: str
+) -> tuple[Repository, list[Problem]]:
+    """`load_repository` of manifests parsed before: the revision cache keeps a commit's
+    parsed files, which then skip reading git and parsing YAML, the slow part of a load."""
+
+    def parsed(path: str, source: SourceFile, problems: list[Problem]) -> SourceFile:
+        return source
+
+    return _load(sources, parsed, revision=revision, unread=())
+
+
+def _load(
+    files: Mapping[str, Raw],
+    parse: Callable[[str, Raw, list[Problem]], SourceFile | None],
+    *,
+    revision: str,
+    unread: Collection[str],
+) -> tuple[Repository, list[Problem]]:
     problems: list[Problem] = []
-    settings, settings_source = _load_settings(files, problems)
+    settings, settings_source = _load_settings(files, parse, problems)
     settings_unread = SETTINGS_PATH in files and settings_source is None
     repository = Repository(revision, settings, settings_source, settings_unread=settings_unread)
     repository.unusable.update(_probable_name(path) for path in unread)
     for path in sorted(files):
         if path == SETTINGS_PATH:
             continue
-        source = parse_manifest(path, files[path], problems)
+        source = parse(path, files[path], problems)
         if source is None:
             continue
         if path.startswith(ENVIRONMENTS_DIR + "/"):
@@ -114,11 +137,13 @@ def load_repository(
 
 
 def _load_settings(
-    files: Mapping[str, bytes], problems: list[Problem]
+    files: Mapping[str, Raw],
+    parse: Callable[[str, Raw, list[Problem]], SourceFile | None],
+    problems: list[Problem],
 ) -> tuple[RepoSettings, SourceFile | None]:
     if SETTINGS_PATH not in files:
         return RepoSettings(), None
-    source = parse_manifest(SETTINGS_PATH, files[SETTINGS_PATH], problems)
+    source = parse(SETTINGS_PATH, files[SETTINGS_PATH], problems)
     if source is None:
         return RepoSettings(), None
     settings, found = fieldchecks.check(RepoSettings, source, source.data)

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from gitopsd.adapters import data_folder
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource
-from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
@@ -73,8 +72,8 @@ class Workspace:
         return self.data_dir / "state"
 
     def __post_init__(self) -> None:
-        files = RevisionFiles(self.data_dir / "cache" / "revisions")
-        self._revisions = revisions.RevisionCache(self.source, files=files)
+        folder = self.data_dir / "cache" / "revisions"
+        self._revisions = revisions.RevisionCache(self.source, folder=folder)
 
     def load_revision(self, revision: str | None = None) -> revisions.LoadedRevision:
         """The manifests of `revision` (default: the branch head), valid or not; cached."""

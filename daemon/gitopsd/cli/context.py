@@ -18,18 +18,16 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from gitopsd.adapters import data_folder
 from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.engine.ports import StateStore
 from gitopsd.errors import GitopsdError
-from gitopsd.runtime import revisions
-
-if TYPE_CHECKING:
-    from gitopsd.engine.ports import StateStore
-    from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime import revisions, stores
+from gitopsd.runtime.workspace import Workspace
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -70,8 +68,6 @@ class Context:
         """Only the state store, for commands that read or flag runs. `read_only`: for those
         that only read, which must work while the data folder is full or read-only (an
         incident is when the operator needs `status`): nothing is written to open it."""
-        from gitopsd.runtime import stores
-
         store = (read_only and self._store_to_read()) or self._open_store()
         try:
             yield stores.sealed(store, data_dir=self.data_dir, key=_key())
@@ -81,8 +77,6 @@ class Context:
     def _store_to_read(self) -> StateStore | None:
         """The SQLite store opened to read only; None if it cannot be (not made yet, an
         older schema, another kind of store): then opened as usual."""
-        from gitopsd.runtime import stores
-
         if not self.state.startswith("sqlite:"):
             return None
         try:
@@ -93,8 +87,6 @@ class Context:
     def _open_store(self) -> StateStore:
         """The state store; the data folder is created first when it holds the store, and
         blamed when the store cannot be opened because the folder cannot be written."""
-        from gitopsd.runtime import stores  # the run machinery loads only for commands using it
-
         if self.given_state:
             return stores.open_store(self.state, base=Path.cwd(), create_folder=False)
         data_folder.prepare(self.data_dir)
@@ -108,8 +100,6 @@ class Context:
     def workspace(self, *, read_only: bool = False) -> Iterator[Workspace]:
         """The repository, state store and data folder these flags name, closed afterwards.
         `read_only`: for `diff`, which only reads: no probe write, the store opened to read."""
-        from gitopsd.runtime import stores
-
         if not read_only:
             data_folder.probe(self.data_dir)  # made if missing; full or read-only: said now
         with self.open_source() as source:

@@ -17,6 +17,8 @@ from gitopsd.cli import progress
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_OK, Context, common_options, fail
 from gitopsd.cli.run_commands import EXIT_WAITING, finish_run
 from gitopsd.cli.stopping import stopping
+from gitopsd.engine.approving import Person
+from gitopsd.runtime import diffing, promoting
 
 
 @click.command()
@@ -33,7 +35,6 @@ def promote(
     context: Context, environment: str, revision: str | None, force: bool, actor: str
 ) -> None:
     """Promote the upstream's verified revision (or --revision) into an environment."""
-    from gitopsd.runtime import promoting
 
     with context.workspace() as workspace, stopping(workspace), progress.shown():
         decision, run = promoting.promote(
@@ -69,8 +70,6 @@ def approve(
     context: Context, environment: str, revision: str | None, name: str, email: str | None
 ) -> None:
     """Record an approval of the revision waiting to enter an environment."""
-    from gitopsd.engine.approving import Person
-    from gitopsd.runtime import promoting
 
     with context.workspace() as workspace:
         try:
@@ -96,7 +95,6 @@ def approve(
 @click.option("--as", "actor", default="local", show_default=True, help="Who rolls back.")
 def rollback(context: Context, environment: str, revision: str, actor: str) -> None:
     """Re-apply a revision the environment verified before."""
-    from gitopsd.runtime import promoting
 
     with context.workspace() as workspace, stopping(workspace), progress.shown():
         run = promoting.roll_back(workspace, environment, to=revision, actor=actor)
@@ -111,7 +109,6 @@ def rollback(context: Context, environment: str, revision: str, actor: str) -> N
 @click.option("--to", "new", default=None, help="Revision (default: what it gets next).")
 def diff(context: Context, environment: str, old: str | None, new: str | None) -> None:
     """The environment's rendered desired state at two revisions, and the commits between."""
-    from gitopsd.runtime import diffing
 
     with context.workspace(read_only=True) as workspace:
         found = diffing.diff(workspace, environment, old=old, new=new)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gitopsd.engine.planning import Plan, Verdict
 from gitopsd.model.state import Event, Request, Run, Step
-
-if TYPE_CHECKING:
-    from gitopsd.runtime.plan_run import PlannedComponent
+from gitopsd.runtime.plan_run import PlannedComponent
 
 MARKS = {Verdict.RUN: "~", Verdict.WAITING: "?", Verdict.UNCHANGED: "="}
 

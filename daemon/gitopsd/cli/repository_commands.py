@@ -11,6 +11,7 @@ from gitopsd.cli import graphs
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail, plural
 from gitopsd.engine import selection
 from gitopsd.engine.graph import DependencyCycleError
+from gitopsd.model.schema import manifest_schema
 from gitopsd.runtime import revisions
 from gitopsd.runtime.revisions import LoadedRevision
 
@@ -81,7 +82,6 @@ def graph(context: Context, environment: str, view: str | None, revision: str | 
 @click.command()
 def schema() -> None:
     """The JSON Schema (draft 2020-12) of the Component and Environment kinds."""
-    from gitopsd.model.schema import manifest_schema  # imported here: only this command needs it
 
     click.echo(json.dumps(manifest_schema(), indent=2))
 

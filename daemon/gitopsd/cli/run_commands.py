@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -25,15 +25,12 @@ from gitopsd.cli.context import (
     fail,
 )
 from gitopsd.cli.stopping import stopping
-from gitopsd.model.state import Run, RunStatus, SavedPlan, Step
-from gitopsd.runtime import cancelling, reports
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import Request, Run, RunStatus, SavedPlan, Step
+from gitopsd.runtime import admission, cancelling, reports, saved_plans
+from gitopsd.runtime.admission import Decision
 from gitopsd.runtime.control import RequestRefusedError
-
-if TYPE_CHECKING:
-    from gitopsd.engine.ports import StateStore
-    from gitopsd.model.state import Request
-    from gitopsd.runtime.admission import Decision
-    from gitopsd.runtime.plan_run import PlannedComponent
+from gitopsd.runtime.plan_run import PlannedComponent
 
 
 def component_names(
@@ -84,7 +81,6 @@ def plan(
     save: bool,
 ) -> None:
     """What an apply would change, as the drivers' plan says it."""
-    from gitopsd.runtime import admission, saved_plans  # loaded only for this command
 
     saved: SavedPlan | None = None
     with context.workspace() as workspace, stopping(workspace):
@@ -150,7 +146,6 @@ def apply(
     plan_id: str | None,
 ) -> None:
     """One run, in the foreground."""
-    from gitopsd.runtime import admission  # the run machinery loads only for this command
 
     if plan_id is not None:
         if components or revision or dry_run:
@@ -177,7 +172,6 @@ def apply(
 
 def _apply_plan(context: Context, environment: str, plan_id: str, *, force: bool) -> None:
     """Apply a saved plan if it is still what the environment would do; exit 1 if stale."""
-    from gitopsd.runtime import admission, saved_plans
 
     with context.workspace() as workspace, stopping(workspace):
         plan = saved_plans.load(workspace, environment, plan_id)
@@ -216,7 +210,6 @@ def _not_admitted(
 def destroy(context: Context, environment: str, components: list[str] | None, force: bool) -> None:
     """Destroy an environment's components, dependents first; a window holds it (exit 1)
     unless --force."""
-    from gitopsd.runtime import admission
 
     with context.workspace() as workspace, stopping(workspace):
         admitted = admission.admit(workspace, environment, action="destroy", forced=force)

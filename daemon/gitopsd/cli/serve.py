@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from gitopsd.api import guards
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
 from gitopsd.runtime.commit_statuses import CommitStatuses
+from gitopsd.runtime.workspace import Workspace
 
 log = logging.getLogger("gitopsd.serve")
 
@@ -81,13 +82,14 @@ def serve(
     once: bool,
 ) -> None:
     """Watch the repository and keep environments at what it says, with an HTTP API."""
+    # the daemon's heavy libraries (APScheduler, watchdog, prometheus_client, pydantic-settings,
+    # starlette, uvicorn) load to serve, not for `gitopsd --help` (benchmarks/startup.py)
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
     from gitopsd.api import auth, server
     from gitopsd.runtime import announcing, leadership, logs
     from gitopsd.runtime.daemon import Daemon
     from gitopsd.runtime.settings import DaemonSettings
-    from gitopsd.runtime.workspace import Workspace
 
     flags: dict[str, Any] = {
         "listen": listen,
@@ -184,6 +186,6 @@ def _settings_error(error: Exception) -> str:
 def _github_client(api_url: str, token: str) -> CommitStatuses:
     """The GitHub REST client, imported only where commit statuses are configured: httpx
     costs the idle daemon memory it otherwise never needs."""
-    from gitopsd.adapters.github_api import GitHubClient
+    from gitopsd.adapters.github_api import GitHubClient  # httpx: heavy, optional
 
     return GitHubClient(api_url, token)

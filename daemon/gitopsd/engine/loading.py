@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
-from gitopsd.engine import fieldchecks, graph, sources
+from gitopsd.engine import fieldchecks, graph, sources, yaml_text
 from gitopsd.engine.sources import Problem, SourceFile
 from gitopsd.model.manifests import Component, Environment, EnvironmentSpec, RepoSettings
 
@@ -271,7 +271,6 @@ def parse_manifest(path: str, raw: bytes, problems: list[Problem]) -> SourceFile
     found = _PARSED.get(key)
     if found is not None:
         return found
-    from gitopsd.engine import yaml_text  # PyYAML only once something is parsed
 
     try:
         parsed = yaml_text.parse(path, raw)

@@ -26,7 +26,7 @@ from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import DriverCall, DriverResult
 from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, Run
-from gitopsd.runtime import audit
+from gitopsd.runtime import admission, audit
 from gitopsd.runtime.revisions import Revisioned
 from gitopsd.runtime.steps import StepError, check_opened, output_secrets, target_for
 from gitopsd.runtime.workspace import Workspace
@@ -114,7 +114,6 @@ def check_and_remediate(
     report = check(workspace, environment, actor=actor)
     if not remediate or not report.drifted() or report.revision is None:
         return report
-    from gitopsd.runtime import admission  # the admission rule, for remediations only
 
     admitted = admission.admit(
         workspace,

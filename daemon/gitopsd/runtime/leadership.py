@@ -275,7 +275,7 @@ def terms(workspace: Workspace, *, make_daemon: MakeDaemon, poll: float, timeout
     url = getattr(workspace.store, "url", None)
     if fenced is None or url is None:
         return Terms(workspace, election=SoleElection(workspace.holder), make_daemon=make_daemon)
-    from gitopsd.adapters.postgres_election import PostgresElection
+    from gitopsd.adapters.postgres_election import PostgresElection  # psycopg: heavy, optional
 
     election = PostgresElection(url, holder=workspace.holder, timeout=timeout)
     return Terms(

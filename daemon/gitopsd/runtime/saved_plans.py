@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from gitopsd.model.state import (
     ComponentState,
@@ -31,10 +30,8 @@ from gitopsd.model.state import (
 )
 from gitopsd.runtime import admission, audit
 from gitopsd.runtime.control import RequestRefusedError, UnknownPlanError
+from gitopsd.runtime.plan_run import PlannedComponent
 from gitopsd.runtime.workspace import RunRefusedError, Workspace, new_run_id
-
-if TYPE_CHECKING:
-    from gitopsd.runtime.plan_run import PlannedComponent
 
 
 class PlanNotFoundError(UnknownPlanError):

@@ -36,7 +36,7 @@ def open_store(
             url, base=base, synchronous="NORMAL", create_folder=create_folder, read_only=read_only
         )
     if url.startswith(("postgresql:", "postgres:")):
-        from gitopsd.adapters.postgres_store import PostgresStore
+        from gitopsd.adapters.postgres_store import PostgresStore  # psycopg: heavy, optional
 
         return PostgresStore.from_url(url)
     raise StoreError(
@@ -90,6 +90,6 @@ def workspace(
 
 def _github_actions_runner() -> DriverRunner:
     """Imported on first use: httpx is only needed once a workflow is dispatched."""
-    from gitopsd.adapters.github_actions_driver import GitHubActionsRunner
+    from gitopsd.adapters.github_actions_driver import GitHubActionsRunner  # httpx: heavy
 
     return GitHubActionsRunner()

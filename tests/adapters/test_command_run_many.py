@@ -4,6 +4,7 @@ time, never more than `parallelism` drivers running, and nothing left behind."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -107,36 +108,42 @@ def test_timeouts_cancels_and_calls_that_cannot_start_end_each_on_their_own(
     assert list((tmp_path / "work").iterdir()) == []
 
 
-def test_an_exception_in_a_lane_kills_every_running_driver_and_is_raised(
-    runner: CommandDriverRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    slow = {"MARKS": str(marks), "PAUSE": "30"}
-    pids: list[int] = []
+# records its pid, then waits for WAIT_FOR pids to be recorded (or sleeps 30 s without it)
+PID_RECORDING = """
+import os, time
+pids = os.environ["PIDS"]
+open(os.path.join(pids, str(os.getpid())), "w").close()
+wanted = int(os.environ.get("WAIT_FOR", "0"))
+deadline = time.monotonic() + (10 if wanted else 30)
+while time.monotonic() < deadline and not (wanted and len(os.listdir(pids)) >= wanted):
+    time.sleep(0.01)
+"""
 
-    def failing_finish(started: object) -> DriverResult:
+
+def test_an_exception_in_a_lane_kills_every_running_driver_and_is_raised(
+    runner: CommandDriverRunner, tmp_path: Path
+) -> None:
+    """Whoever hears of a finished driver fails (the store went away): the drivers still
+    running are killed, not waited for, and the error reaches the caller."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    recording = tmp_path / "pid_recording.py"
+    recording.write_text(PID_RECORDING)
+    argv = [sys.executable, str(recording)]
+
+    def failing_on_done(index: int, result: DriverResult) -> None:
         raise RuntimeError("the store went away")
 
-    original_start = runner._start
-
-    def recording_start(*args: object, **kwargs: object) -> object:
-        started = original_start(*args, **kwargs)  # type: ignore[arg-type]
-        if not isinstance(started, DriverResult):
-            pids.append(started.pid)
-        return started
-
-    monkeypatch.setattr(runner, "_start", recording_start)
-    monkeypatch.setattr(runner, "_finish", failing_finish)
-    calls = [make_call(tmp_path, script(tmp_path), component="quick", env={"MARKS": str(marks)})]
+    calls = [make_call(tmp_path, argv, component="quick", env={"PIDS": str(pids), "WAIT_FOR": "4"})]
     calls += [
-        make_call(tmp_path, script(tmp_path), component=f"slow{n}", env=slow) for n in range(3)
+        make_call(tmp_path, argv, component=f"slow{n}", env={"PIDS": str(pids)}) for n in range(3)
     ]
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="the store went away"):
-        runner.run_many(calls, parallelism=4)
+        runner.run_many(calls, parallelism=4, on_done=failing_on_done)
     assert time.monotonic() - started < 10  # the slow ones were killed, not waited for
-    assert pids and all(_gone(pid) for pid in pids)
+    recorded = [int(path.name) for path in pids.iterdir()]
+    assert len(recorded) == 4 and all(_gone(pid) for pid in recorded)
     assert list((tmp_path / "work").iterdir()) == []
 
 

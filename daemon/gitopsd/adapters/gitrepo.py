@@ -7,8 +7,8 @@ GitPython.
 
 Naming a commit (`head`, `resolve`) and reading files go through the git command itself; a
 local repository's GitPython object is made on first use of the rest (logs, authors, trees).
-Importing GitPython takes a tenth of a second, which a `gitopsd drift` or `status` started
-from a scheduler would otherwise pay only to turn a branch name into a sha.
+Importing GitPython is slow (benchmarks/README.md), which a `gitopsd drift` or `status`
+started from a scheduler would otherwise pay only to turn a branch name into a sha.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 Commands parse flags, call the runtime, print text or JSON and choose the exit code; they hold
 no logic of their own. Every flag has a `GITOPSD_*` environment variable.
 
-The group imports a command's module only when that command runs (or help lists it): the
-modules behind all commands together take most of a second to import, which a scheduled
-`gitopsd drift` or a CI step would otherwise pay on every start for commands it never uses.
+The group imports a command's module only when that command runs (or help lists it), as
+click's documentation suggests for large groups: a scheduled `gitopsd drift` or a CI step
+would otherwise import, on every start, the modules of commands it never uses.
 """
 
 from __future__ import annotations

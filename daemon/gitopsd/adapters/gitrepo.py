@@ -95,7 +95,7 @@ class GitSource:
         """GitPython's view of the repository, opened (and GitPython imported) on first use."""
         with self._lock:
             if self._repo is None:
-                import git
+                import git  # GitPython: heavy, see the module docstring
 
                 self._repo = git.Repo(self.git_dir)
             return self._repo
@@ -303,7 +303,7 @@ def _local(location: str) -> Path:
 
 
 def _mirror(url: str, data_dir: Path) -> git.Repo:
-    import git
+    import git  # GitPython: heavy, see the module docstring
 
     target = data_dir / "mirrors" / _mirror_name(url)
     try:

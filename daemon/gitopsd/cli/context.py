@@ -6,6 +6,11 @@ and work files live. The state store follows the data folder (`<data dir>/state.
 `--state` names another: a second data folder must never share the first one's database by
 accident. A SQLite `--state` given by hand must name an existing folder (a typo would
 otherwise start an empty store silently); the data folder itself is created on first use.
+
+The run machinery (`runtime.stores`, which assembles stores, drivers and runs) is imported
+by the methods that open a store or a workspace, not at the top: `validate`, `graph` and
+`schema` never use it, and importing it would be a large share of their start-up
+(benchmarks/README.md, `startup.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -26,8 +31,10 @@ from gitopsd.adapters import data_folder
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import GitopsdError
-from gitopsd.runtime import revisions, stores
-from gitopsd.runtime.workspace import Workspace
+from gitopsd.runtime import revisions
+
+if TYPE_CHECKING:
+    from gitopsd.runtime.workspace import Workspace
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -68,6 +75,8 @@ class Context:
         """Only the state store, for commands that read or flag runs. `read_only`: for those
         that only read, which must work while the data folder is full or read-only (an
         incident is when the operator needs `status`): nothing is written to open it."""
+        from gitopsd.runtime import stores  # the run machinery: see the module docstring
+
         store = (read_only and self._store_to_read()) or self._open_store()
         try:
             yield stores.sealed(store, data_dir=self.data_dir, key=_key())
@@ -77,6 +86,8 @@ class Context:
     def _store_to_read(self) -> StateStore | None:
         """The SQLite store opened to read only; None if it cannot be (not made yet, an
         older schema, another kind of store): then opened as usual."""
+        from gitopsd.runtime import stores  # the run machinery: see the module docstring
+
         if not self.state.startswith("sqlite:"):
             return None
         try:
@@ -87,6 +98,8 @@ class Context:
     def _open_store(self) -> StateStore:
         """The state store; the data folder is created first when it holds the store, and
         blamed when the store cannot be opened because the folder cannot be written."""
+        from gitopsd.runtime import stores  # the run machinery: see the module docstring
+
         if self.given_state:
             return stores.open_store(self.state, base=Path.cwd(), create_folder=False)
         data_folder.prepare(self.data_dir)
@@ -100,6 +113,8 @@ class Context:
     def workspace(self, *, read_only: bool = False) -> Iterator[Workspace]:
         """The repository, state store and data folder these flags name, closed afterwards.
         `read_only`: for `diff`, which only reads: no probe write, the store opened to read."""
+        from gitopsd.runtime import stores  # the run machinery: see the module docstring
+
         if not read_only:
             data_folder.probe(self.data_dir)  # made if missing; full or read-only: said now
         with self.open_source() as source:

@@ -7,10 +7,12 @@ that needs the manifests of a commit comes through `load`.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,13 +75,33 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
         lambda paths: source.read_blobs({path: listed[path] for path in paths}),
     )
     unread = [path for path in listed if path not in files]
-    repository, problems = loading.load_repository(files, revision=sha, unread=unread)
-    problems = sorted(refused + problems + validation.validate(repository))
+    with _no_collector_passes():
+        repository, problems = loading.load_repository(files, revision=sha, unread=unread)
+        problems = sorted(refused + problems + validation.validate(repository))
     return LoadedRevision(sha, repository, problems, source.folder_trees(sha))
+
+
+@contextlib.contextmanager
+def _no_collector_passes() -> Iterator[None]:
+    """Building a revision's models makes a great many objects that all live as long as the
+    revision, so the cyclic collector's passes over them meanwhile free nothing; at 10,000
+    components they were a large share of a load (benchmarks/README.md). The collector is
+    off while they are built and they are frozen out of its later passes; reference counting
+    still frees them when the revision is dropped (manifests hold no reference cycles)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 class KeptDocument(pydantic.BaseModel):
     """One manifest as parsed: its text (for the line of a problem) and its YAML data."""
+
+    model_config = pydantic.ConfigDict(defer_build=True)  # built on first use, as in model/
 
     path: str
     text: str
@@ -95,7 +117,7 @@ class KeptRevision(pydantic.BaseModel):
     ignored like any other that does not fit.
     """
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
 
     format: Literal[1]
     gitopsd: str
@@ -211,4 +233,7 @@ class RevisionCache:
         if self._files is None:
             return None
         text = self._files.get(sha)
-        return None if text is None else _from_kept_text(sha, text)
+        if text is None:
+            return None
+        with _no_collector_passes():
+            return _from_kept_text(sha, text)

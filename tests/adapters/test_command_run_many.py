@@ -4,6 +4,7 @@ time, never more than `parallelism` drivers running, and nothing left behind."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -107,31 +108,42 @@ def test_timeouts_cancels_and_calls_that_cannot_start_end_each_on_their_own(
     assert list((tmp_path / "work").iterdir()) == []
 
 
+# records its pid, then waits for WAIT_FOR pids to be recorded (or sleeps 30 s without it)
+PID_RECORDING = """
+import os, time
+pids = os.environ["PIDS"]
+open(os.path.join(pids, str(os.getpid())), "w").close()
+wanted = int(os.environ.get("WAIT_FOR", "0"))
+deadline = time.monotonic() + (10 if wanted else 30)
+while time.monotonic() < deadline and not (wanted and len(os.listdir(pids)) >= wanted):
+    time.sleep(0.01)
+"""
+
+
 def test_an_exception_in_a_lane_kills_every_running_driver_and_is_raised(
     runner: CommandDriverRunner, tmp_path: Path
 ) -> None:
-    """The caller's `on_done` failing (the store went away) stops the whole batch."""
-    marks, pids = tmp_path / "marks", tmp_path / "pids"
-    marks.mkdir()
+    """Whoever hears of a finished driver fails (the store went away): the drivers still
+    running are killed, not waited for, and the error reaches the caller."""
+    pids = tmp_path / "pids"
     pids.mkdir()
-    recording = ["sh", "-c", 'echo $$ > "$PIDS/$GITOPSD_COMPONENT"; exec "$@"', "sh"]
-    slow = {"MARKS": str(marks), "PAUSE": "30", "PIDS": str(pids)}
+    recording = tmp_path / "pid_recording.py"
+    recording.write_text(PID_RECORDING)
+    argv = [sys.executable, str(recording)]
 
-    def failing_done(index: int, result: DriverResult) -> None:
+    def failing_on_done(index: int, result: DriverResult) -> None:
         raise RuntimeError("the store went away")
 
-    quick = {"MARKS": str(marks), "PIDS": str(pids)}
-    calls = [make_call(tmp_path, recording + script(tmp_path), component="quick", env=quick)]
+    calls = [make_call(tmp_path, argv, component="quick", env={"PIDS": str(pids), "WAIT_FOR": "4"})]
     calls += [
-        make_call(tmp_path, recording + script(tmp_path), component=f"slow{n}", env=slow)
-        for n in range(3)
+        make_call(tmp_path, argv, component=f"slow{n}", env={"PIDS": str(pids)}) for n in range(3)
     ]
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="the store went away"):
-        runner.run_many(calls, parallelism=4, on_done=failing_done)
+        runner.run_many(calls, parallelism=4, on_done=failing_on_done)
     assert time.monotonic() - started < 10  # the slow ones were killed, not waited for
-    seen = [int(path.read_text()) for path in pids.iterdir()]
-    assert seen and all(_gone(pid) for pid in seen)
+    recorded = [int(path.name) for path in pids.iterdir()]
+    assert len(recorded) == 4 and all(_gone(pid) for pid in recorded)
     assert list((tmp_path / "work").iterdir()) == []
 
 

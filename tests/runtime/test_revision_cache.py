@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,7 +13,6 @@ from typing import Any
 import pytest
 
 from gitopsd.adapters.gitrepo import Blob, GitSource
-from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.runtime.runs import revisions
 from gitopsd.runtime.runs.revisions import LoadedRevision, RevisionCache
 from tests.runtime.world import World, component, environment
@@ -36,7 +38,7 @@ def source(world: World) -> CountingSource:
 
 def cache(source: GitSource, folder: Path) -> RevisionCache:
     """A cache as a new process makes it: empty in memory, the data folder's files on disk."""
-    return RevisionCache(source, files=RevisionFiles(folder))
+    return RevisionCache(source, folder=folder)
 
 
 def process_loads(source: GitSource, folder: Path, revision: str | None = None) -> LoadedRevision:
@@ -70,13 +72,16 @@ def test_the_next_process_reads_the_revision_from_disk(
     assert again.trees == first.trees == source.folder_trees(sha)
 
 
-def test_problems_are_kept_with_their_file_and_line(
+def test_an_invalid_revision_is_read_from_git_each_time_with_the_same_problems(
     world: World, source: CountingSource, tmp_path: Path
 ) -> None:
+    """Only valid revisions are kept on disk: an invalid one is never run, so it is not
+    worth keeping, and its problems come from git, with their lines, every time."""
     sha = world.commit({"environments/dev.yaml": "apiVersion: gitopsd.io/v1\nkind: Environment\n"})
     first = process_loads(source, tmp_path / "revisions", sha)
-    again = cache(source, tmp_path / "revisions").load(sha)
-    assert CountingSource.reads == 1
+    again = process_loads(source, tmp_path / "revisions", sha)
+    assert CountingSource.reads == 2
+    assert not list((tmp_path / "revisions").glob(f"{sha}.*"))
     assert not again.is_valid
     assert [str(p) for p in again.problems] == [str(p) for p in first.problems]
     assert any(p.path == "environments/dev.yaml" and p.line for p in again.problems)
@@ -94,20 +99,75 @@ def test_a_branch_name_is_resolved_each_time(
     assert CountingSource.reads == 2
 
 
+def kept_file(folder: Path, sha: str) -> Path:
+    """The one file the cache keeps for `sha`."""
+    (found,) = folder.glob(f"{sha}.*")
+    return found
+
+
 def test_a_damaged_file_loads_from_git_and_is_written_again(
     world: World, source: CountingSource, tmp_path: Path
 ) -> None:
     sha = world.commit({"environments/dev.yaml": environment("dev")})
-    files = RevisionFiles(tmp_path / "revisions")
-    first = RevisionCache(source, files=files)
-    first.load(sha)
-    first.close()
-    files.path(sha).write_bytes(b"not a pickle")
-    second = RevisionCache(source, files=files)
-    loaded = second.load(sha)
-    second.close()
+    folder = tmp_path / "revisions"
+    process_loads(source, folder, sha)
+    kept = kept_file(folder, sha)
+    kept.write_bytes(kept.read_bytes()[:100])  # cut short, as by a crash
+    loaded = process_loads(source, folder, sha)
     assert loaded.is_valid and CountingSource.reads == 2
-    assert files.get(sha) is not None  # repaired for the next process
+    assert process_loads(source, folder, sha).is_valid
+    assert CountingSource.reads == 2  # repaired for the next process
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("format", 2), ("gitopsd", "0.0.1-other"), ("revision", "b" * 40), ("extra", 1)],
+)
+def test_a_file_written_for_another_format_version_or_commit_is_ignored(
+    world: World, source: CountingSource, tmp_path: Path, field: str, value: object
+) -> None:
+    sha = world.commit(
+        {
+            "environments/dev.yaml": environment("dev"),
+            "components/network/vpc/component.yaml": component("vpc"),
+        }
+    )
+    folder = tmp_path / "revisions"
+    process_loads(source, folder, sha)
+    kept = kept_file(folder, sha)
+    content = json.loads(kept.read_text())
+    content[field] = value
+    kept.write_text(json.dumps(content))
+    loaded = process_loads(source, folder, sha)
+    assert CountingSource.reads == 2  # from git again
+    assert loaded.is_valid and loaded.repository.components.keys() == {"vpc"}
+    assert json.loads(kept.read_text()).get(field) != value  # written again, for this one
+
+
+class Planted:
+    """A pickle payload: unpickled, it makes the folder `marker`."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_pickle_planted_in_the_cache_folder_runs_nothing(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    sha = world.commit({"environments/dev.yaml": environment("dev")})
+    folder = tmp_path / "revisions"
+    process_loads(source, folder, sha)
+    marker = tmp_path / "marker"
+    payload = pickle.dumps(Planted(marker))
+    kept_file(folder, sha).write_bytes(payload)  # where the cache reads
+    (folder / f"{sha}.0123456789abcdef.pickle").write_bytes(payload)  # an older gitopsd's
+    loaded = process_loads(source, folder, sha)
+    assert loaded.is_valid and CountingSource.reads == 2
+    assert not marker.exists()
+    assert pickle.loads(payload) is None and marker.exists()  # the payload is live
 
 
 def test_without_files_nothing_is_written(world: World, source: CountingSource) -> None:
@@ -150,7 +210,7 @@ def test_an_evicted_revision_is_loaded_again_whole(
     world: World, source: CountingSource, tmp_path: Path
 ) -> None:
     first_sha, second_sha = two_commits(world)
-    bounded = RevisionCache(source, size=1, files=RevisionFiles(tmp_path / "revisions"))
+    bounded = RevisionCache(source, size=1, folder=tmp_path / "revisions")
     bounded.load(first_sha)
     second = bounded.load(second_sha)
     again = bounded.load(first_sha)  # evicted by the second: read back from disk

@@ -4,8 +4,8 @@ Pipeline: run -> **report**. `gitopsd_component_runs_total` and
 `gitopsd_component_duration_seconds` have a series per environment, component and action
 (and result): 3,000 series at 1,000 components in three environments, 30,000 at 10,000.
 prometheus_client keeps each labelled child as objects of its own, a lock and a value object
-per bucket: about 3 KB a histogram series, 10 MB of an idle daemon at 1,000 components and
-100 MB at 10,000. Here a series is one array of floats under one lock for all, and the
+per bucket, which at these counts is a large share of an idle daemon's memory
+(benchmarks/README.md). Here a series is one array of floats under one lock for all, and the
 library's metric families write them out at scrape time, in the same text as its own
 counters and histograms (`_created` included).
 """

@@ -101,9 +101,9 @@ class Sealer:
 
     def _cipher(self, *, create: bool = True) -> Fernet:
         """The cipher of the key. `cryptography` is loaded here, the first time a value is
-        sealed or opened: it costs about 10 MiB of resident memory, which a daemon whose
-        components declare nothing sensitive never needs to pay."""
-        from cryptography.fernet import Fernet
+        sealed or opened: a daemon whose components declare nothing sensitive never needs
+        its resident memory (benchmarks/README.md)."""
+        from cryptography.fernet import Fernet  # heavy, optional: see above
 
         raw = self._key(create=create)
         with self._lock:

@@ -295,7 +295,7 @@ def _parse(model: type[Answer], response: httpx.Response, *, what: str) -> Answe
 
 @functools.cache
 def _tls() -> ssl.SSLContext:
-    """One TLS context for every client: loading the CA bundle costs ~50 ms each time."""
+    """One TLS context for every client: loading the CA bundle again for each is slow."""
     return ssl.create_default_context(cafile=certifi.where())
 
 

@@ -7,8 +7,8 @@ GitPython.
 
 Naming a commit (`head`, `resolve`) and reading files go through the git command itself; a
 local repository's GitPython object is made on first use of the rest (logs, authors, trees).
-Importing GitPython takes a tenth of a second, which a `gitopsd drift` or `status` started
-from a scheduler would otherwise pay only to turn a branch name into a sha.
+Importing GitPython is slow (benchmarks/README.md), which a `gitopsd drift` or `status`
+started from a scheduler would otherwise pay only to turn a branch name into a sha.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class GitSource:
         """GitPython's view of the repository, opened (and GitPython imported) on first use."""
         with self._lock:
             if self._repo is None:
-                import git
+                import git  # GitPython: heavy, see the module docstring
 
                 self._repo = git.Repo(self.git_dir)
             return self._repo
@@ -302,7 +302,7 @@ def _local(location: str) -> Path:
 
 
 def _mirror(url: str, data_dir: Path) -> git.Repo:
-    import git
+    import git  # GitPython: heavy, see the module docstring
 
     target = data_dir / "mirrors" / _mirror_name(url)
     try:

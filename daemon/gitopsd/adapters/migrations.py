@@ -20,10 +20,8 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from gitopsd.model.state import SavedPlan
+from gitopsd.model.state import SavedPlan
 
 
 @dataclass(frozen=True)

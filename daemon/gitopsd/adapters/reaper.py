@@ -2,9 +2,9 @@
 
 Linux's parent-death signal (`prctl(PR_SET_PDEATHSIG)`) would do this per driver, but Python
 can only set it in a `preexec_fn`, which turns each spawn's `vfork` into a `fork` of the whole
-interpreter: measured at 12-13 ms a spawn against 1.5 ms, on a per-step budget of 3 ms. Wrapping
-each driver in `setpriv --pdeathsig` costs an extra exec, about 2 ms a step. And either would
-reach only the driver itself, not the children in its group (a shell's `terraform`).
+interpreter, several times the per-step budget (benchmarks/README.md). Wrapping each driver
+in `setpriv --pdeathsig` costs an extra exec per step. And either would reach only the
+driver itself, not the children in its group (a shell's `terraform`).
 
 So each gitopsd process that starts drivers starts one helper, the first time it needs it: a
 bare Python (`-I -S`, in its own session so a terminal's Ctrl-C does not reach it) that reads,

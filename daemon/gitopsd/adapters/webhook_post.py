@@ -7,8 +7,8 @@ out of any library message. Whether to try again is decided here, from the answe
 failures, 408, 429 and 5xx are worth another try (with the receiver's `Retry-After`, when it
 gives one); other 4xx answers mean the request itself is wrong, and repeating it cannot help.
 Redirects are not followed: a webhook that moved is a configuration to fix. httpx is
-imported at the first delivery: a daemon without notifications does not carry it (about 6 MB
-of its idle memory budget).
+imported at the first delivery: a daemon without notifications does not carry it in its idle
+memory (benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Every error is JSON `{"error": ...}`: one handler answers the daemon's errors as
 (`guards`: 421, 403, 415), bound request bodies in size (413) and time (`deadlines`: 408),
 and turn a crash into a logged 500 that reveals nothing. Bodies are parsed by `json_limits`.
 Built on Starlette alone (no FastAPI): bodies and query parameters are validated with
-pydantic here, which keeps the idle daemon about 6 MiB smaller.
+pydantic here, which keeps the idle daemon smaller (benchmarks/README.md).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from gitopsd.engine.yaml_text import line_of
+from gitopsd.engine.sources import line_of
 from gitopsd.errors import ListenRefusedError, TokensFileError
 from gitopsd.runtime.control import Identity
 

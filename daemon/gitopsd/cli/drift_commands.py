@@ -22,6 +22,8 @@ from gitopsd.cli.context import (
     fail,
 )
 from gitopsd.cli.stopping import stopping
+from gitopsd.model.state import DriftStatus
+from gitopsd.runtime.drift import drift_reports, drifting
 
 
 @click.command()
@@ -54,8 +56,6 @@ def drift(
     remediate: bool,
 ) -> None:
     """Check for drift now: each applied component's check at the environment's revision."""
-    from gitopsd.model.state import DriftStatus
-    from gitopsd.runtime.drift import drift_reports, drifting
 
     with context.workspace() as workspace, stopping(workspace), progress.shown():
         chosen = [environment] if environment else None

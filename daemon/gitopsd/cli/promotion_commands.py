@@ -19,7 +19,9 @@ from gitopsd.cli import progress, render
 from gitopsd.cli.context import EXIT_CHANGES, EXIT_OK, Context, common_options, fail
 from gitopsd.cli.run_commands import EXIT_WAITING, finish_run
 from gitopsd.cli.stopping import stopping
+from gitopsd.engine.approving import Person
 from gitopsd.errors import ApprovalRefusedError
+from gitopsd.runtime.promotion import diffing, promoting
 
 
 @click.command()
@@ -36,7 +38,6 @@ def promote(
     context: Context, environment: str, revision: str | None, force: bool, actor: str
 ) -> None:
     """Promote the upstream's verified revision (or --revision) into an environment."""
-    from gitopsd.runtime.promotion import promoting
 
     with context.workspace() as workspace, stopping(workspace), progress.shown():
         decision, run = promoting.promote(
@@ -72,8 +73,6 @@ def approve(
     context: Context, environment: str, revision: str | None, name: str, email: str | None
 ) -> None:
     """Record an approval of the revision waiting to enter an environment."""
-    from gitopsd.engine.approving import Person
-    from gitopsd.runtime.promotion import promoting
 
     with context.workspace() as workspace:
         try:
@@ -100,7 +99,6 @@ def approve(
 @click.option("--as", "actor", default="local", show_default=True, help="Who rolls back.")
 def rollback(context: Context, environment: str, revision: str, actor: str) -> None:
     """Re-apply a revision the environment verified before."""
-    from gitopsd.runtime.promotion import promoting
 
     with context.workspace() as workspace, stopping(workspace), progress.shown():
         run = promoting.roll_back(workspace, environment, to=revision, actor=actor)
@@ -115,7 +113,6 @@ def rollback(context: Context, environment: str, revision: str, actor: str) -> N
 @click.option("--to", "new", default=None, help="Revision (default: what it gets next).")
 def diff(context: Context, environment: str, old: str | None, new: str | None) -> None:
     """The environment's rendered desired state at two revisions, and the commits between."""
-    from gitopsd.runtime.promotion import diffing
 
     with context.workspace(read_only=True) as workspace:
         found = diffing.diff(workspace, environment, old=old, new=new)

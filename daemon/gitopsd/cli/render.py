@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from gitopsd.engine.planning import Plan, Verdict
 from gitopsd.model.state import Event, Request, Run, Step
+from gitopsd.runtime.runs.plan_run import PlannedComponent
 
 if TYPE_CHECKING:
     from gitopsd.runtime.promotion.diffing import Diff
-    from gitopsd.runtime.runs.plan_run import PlannedComponent
 
 MARKS = {Verdict.RUN: "~", Verdict.WAITING: "?", Verdict.UNCHANGED: "="}
 CHANGE_MARKS = {"added": "+", "removed": "-", "changed": "~"}

@@ -14,6 +14,7 @@ from gitopsd.engine import selection
 from gitopsd.engine.drivers import settings_of
 from gitopsd.engine.graph import DependencyCycleError
 from gitopsd.errors import GitopsdError
+from gitopsd.model import schema as schemas
 from gitopsd.runtime.runs import revisions
 from gitopsd.runtime.runs.revisions import LoadedRevision
 
@@ -91,7 +92,6 @@ def graph(context: Context, environment: str, view: str | None, revision: str | 
 )
 def schema(kind: str | None) -> None:
     """The JSON Schema (draft 2020-12) of the manifest kinds."""
-    from gitopsd.model import schema as schemas  # imported here: only this command needs it
 
     try:
         driver_types = settings_of(installed_drivers())

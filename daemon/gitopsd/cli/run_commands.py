@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -26,15 +26,13 @@ from gitopsd.cli.context import (
 )
 from gitopsd.cli.stopping import stopping
 from gitopsd.engine.admitting import Wait
-from gitopsd.model.state import RequestKind, RequestStatus, Run, RunStatus, SavedPlan, Step
+from gitopsd.engine.ports import StateStore
+from gitopsd.model.state import Request, RequestKind, RequestStatus, Run, RunStatus, SavedPlan, Step
+from gitopsd.runtime.promotion import admission, saved_plans
+from gitopsd.runtime.promotion.admission import Decision
 from gitopsd.runtime.records import reports
+from gitopsd.runtime.runs.plan_run import PlannedComponent
 from gitopsd.runtime.service import cancelling
-
-if TYPE_CHECKING:
-    from gitopsd.engine.ports import StateStore
-    from gitopsd.model.state import Request
-    from gitopsd.runtime.promotion.admission import Decision
-    from gitopsd.runtime.runs.plan_run import PlannedComponent
 
 
 def component_names(
@@ -85,10 +83,6 @@ def plan(
     save: bool,
 ) -> None:
     """What an apply would change, as the drivers' plan says it."""
-    from gitopsd.runtime.promotion import (
-        admission,
-        saved_plans,  # loaded only for this command
-    )
 
     saved: SavedPlan | None = None
     with context.workspace() as workspace, stopping(workspace):
@@ -156,7 +150,6 @@ def apply(
     plan_id: str | None,
 ) -> None:
     """One run, in the foreground."""
-    from gitopsd.runtime.promotion import admission  # the run machinery loads only for this command
 
     if plan_id is not None:
         if components or revision or dry_run:
@@ -183,7 +176,6 @@ def apply(
 
 def _apply_plan(context: Context, environment: str, plan_id: str, *, force: bool) -> None:
     """Apply a saved plan if it is still what the environment would do; exit 1 if stale."""
-    from gitopsd.runtime.promotion import admission, saved_plans
 
     with context.workspace() as workspace, stopping(workspace):
         plan = saved_plans.load(workspace, environment, plan_id)
@@ -222,7 +214,6 @@ def _not_admitted(
 def destroy(context: Context, environment: str, components: list[str] | None, force: bool) -> None:
     """Destroy an environment's components, dependents first; a window holds it (exit 1)
     unless --force."""
-    from gitopsd.runtime.promotion import admission
 
     with context.workspace() as workspace, stopping(workspace):
         admitted = admission.admit(workspace, environment, action=RequestKind.DESTROY, forced=force)

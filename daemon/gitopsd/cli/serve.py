@@ -16,6 +16,7 @@ from gitopsd.api import guards, listening
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
 from gitopsd.errors import AllowedHostsError
 from gitopsd.runtime.notifications.commit_statuses import CommitStatuses
+from gitopsd.runtime.runs.workspace import Workspace
 
 log = logging.getLogger("gitopsd.serve")
 
@@ -85,12 +86,13 @@ def serve(
     once: bool,
 ) -> None:
     """Watch the repository and keep environments at what it says, with an HTTP API."""
+    # the daemon's heavy libraries (APScheduler, watchdog, prometheus_client, pydantic-settings,
+    # starlette, uvicorn) load to serve, not for `gitopsd --help` (benchmarks/startup.py)
     from gitopsd.adapters import metrics
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
     from gitopsd.api import auth, server
     from gitopsd.runtime import logs
-    from gitopsd.runtime.runs.workspace import Workspace
     from gitopsd.runtime.service import announcing, leadership
     from gitopsd.runtime.service.daemon import Daemon
     from gitopsd.runtime.service.settings import DaemonSettings
@@ -202,6 +204,6 @@ def _settings_error(error: Exception) -> str:
 def _github_client(api_url: str, token: str) -> CommitStatuses:
     """The GitHub REST client, imported only where commit statuses are configured: httpx
     costs the idle daemon memory it otherwise never needs."""
-    from gitopsd.adapters.github_api import GitHubClient
+    from gitopsd.adapters.github_api import GitHubClient  # httpx: heavy, optional
 
     return GitHubClient(api_url, token)

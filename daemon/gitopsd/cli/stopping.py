@@ -17,12 +17,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    from gitopsd.runtime.runs.workspace import Workspace
+from gitopsd.runtime.runs.steps import Interrupted
+from gitopsd.runtime.runs.workspace import Workspace
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -30,7 +29,6 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 @contextlib.contextmanager
 def stopping(workspace: Workspace) -> Iterator[None]:
     """While the block runs, SIGTERM and SIGINT stop `workspace`'s run and drivers."""
-    from gitopsd.runtime.runs.steps import Interrupted  # the run machinery: loaded by runs only
 
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set signal handlers; such callers handle stopping

@@ -13,6 +13,7 @@ import click
 
 from gitopsd.cli.context import Context, common_options
 from gitopsd.model.state import MAX_REASON_LENGTH
+from gitopsd.runtime.promotion import suspending
 
 
 @click.command()
@@ -27,7 +28,6 @@ from gitopsd.model.state import MAX_REASON_LENGTH
 @click.option("--as", "actor", default="local", show_default=True, help="Who suspends.")
 def suspend(context: Context, environment: str, reason: str, actor: str) -> None:
     """Hold an environment's automatic work (commits, promotion, drift remediation)."""
-    from gitopsd.runtime.promotion import suspending
 
     with context.workspace() as workspace:
         done = suspending.suspend(workspace, environment, reason=reason, actor=actor)
@@ -44,7 +44,6 @@ def suspend(context: Context, environment: str, reason: str, actor: str) -> None
 @click.option("--as", "actor", default="local", show_default=True, help="Who resumes.")
 def resume(context: Context, environment: str, actor: str) -> None:
     """Restart an environment's automatic work (the daemon takes its current candidate)."""
-    from gitopsd.runtime.promotion import suspending
 
     with context.workspace() as workspace:
         ended = suspending.resume(workspace, environment, actor=actor)

@@ -1,7 +1,7 @@
 """How much of a commit gitopsd agrees to read: sizes checked before any manifest is read.
 
-A commit is untrusted input: a 50 MB environment file with 3 million variables took 30 s and
-3 GB of memory to parse, only to be refused. git knows every file's size without reading it,
+A commit is untrusted input: a huge environment file would cost far more time and memory to
+parse than to refuse (benchmarks/oversized.py). git knows every file's size without reading it,
 so the limits of `gitopsd.yaml` (`limits`, see `model.manifests.Limits`) are checked first and
 a file over them is never read: it is a problem at its own path. A commit over the limits of
 the whole repository (total bytes, number of files) is refused as one problem, and nothing

@@ -13,9 +13,9 @@ import weakref
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
-from gitopsd.engine import fieldchecks, graph, sources
+from gitopsd.engine import fieldchecks, graph, sources, yaml_text
 from gitopsd.engine.sources import Problem, SourceFile
 from gitopsd.model.manifests import (
     DRIVER_TYPES,
@@ -34,6 +34,7 @@ COMPONENT_FILES = ("component.yaml", "component.yml")
 _PARSED: weakref.WeakValueDictionary[tuple[str, bytes], SourceFile] = weakref.WeakValueDictionary()
 # the valid component each parse above made, by the parse's id (see `_check_component`)
 _CHECKED: weakref.WeakValueDictionary[int, ComponentEntry] = weakref.WeakValueDictionary()
+Raw = TypeVar("Raw", bytes, SourceFile)  # a manifest as read from git, or already parsed
 KIND_HOMES = {
     "Component": "components/**/component.yaml",
     "Environment": "environments/<name>.yaml",
@@ -108,16 +109,42 @@ def load_repository(
     `driver_types`: the settings model of each installed driver type, by name
     (`engine.drivers.settings_of`), which validate the components' `driver:` blocks.
     """
+    return _load(files, parse_manifest, revision=revision, unread=unread, driver_types=driver_types)
+
+
+def load_parsed(
+    sources: Mapping[str, SourceFile],
+    *,
+    revision: str,
+    driver_types: Mapping[str, type[DriverSettings]],
+) -> tuple[Repository, list[Problem]]:
+    """`load_repository` of manifests parsed before: the revision cache keeps a commit's
+    parsed files, which then skip reading git and parsing YAML, the slow part of a load."""
+
+    def parsed(path: str, source: SourceFile, problems: list[Problem]) -> SourceFile:
+        return source
+
+    return _load(sources, parsed, revision=revision, unread=(), driver_types=driver_types)
+
+
+def _load(
+    files: Mapping[str, Raw],
+    parse: Callable[[str, Raw, list[Problem]], SourceFile | None],
+    *,
+    revision: str,
+    unread: Collection[str],
+    driver_types: Mapping[str, type[DriverSettings]],
+) -> tuple[Repository, list[Problem]]:
     context = {DRIVER_TYPES: driver_types}
     problems: list[Problem] = []
-    settings, settings_source = _load_settings(files, problems)
+    settings, settings_source = _load_settings(files, parse, problems)
     settings_unread = SETTINGS_PATH in files and settings_source is None
     repository = Repository(revision, settings, settings_source, settings_unread=settings_unread)
     repository.unusable.update(_probable_name(path) for path in unread)
     for path in sorted(files):
         if path == SETTINGS_PATH:
             continue
-        source = parse_manifest(path, files[path], problems)
+        source = parse(path, files[path], problems)
         if source is None:
             continue
         if path.startswith(ENVIRONMENTS_DIR + "/"):
@@ -128,11 +155,13 @@ def load_repository(
 
 
 def _load_settings(
-    files: Mapping[str, bytes], problems: list[Problem]
+    files: Mapping[str, Raw],
+    parse: Callable[[str, Raw, list[Problem]], SourceFile | None],
+    problems: list[Problem],
 ) -> tuple[RepoSettings, SourceFile | None]:
     if SETTINGS_PATH not in files:
         return RepoSettings(), None
-    source = parse_manifest(SETTINGS_PATH, files[SETTINGS_PATH], problems)
+    source = parse(SETTINGS_PATH, files[SETTINGS_PATH], problems)
     if source is None:
         return RepoSettings(), None
     settings, found = fieldchecks.check(RepoSettings, source, source.data)
@@ -267,7 +296,6 @@ def parse_manifest(path: str, raw: bytes, problems: list[Problem]) -> SourceFile
     found = _PARSED.get(key)
     if found is not None:
         return found
-    from gitopsd.engine import yaml_text  # PyYAML only once something is parsed
 
     try:
         parsed = yaml_text.parse(path, raw)

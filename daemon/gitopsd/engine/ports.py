@@ -224,8 +224,8 @@ class StateStore(Protocol):
 
     def save_components(self, states: Sequence[ComponentState]) -> None:
         """`save_component` of each, all or none: a drift check stores a result for every
-        component it checked, and one statement for all of them costs a tenth of a call
-        each."""
+        component it checked, and one statement for all of them costs far less than one
+        call each."""
         ...
 
     def delete_component(self, environment: str, name: str) -> None: ...

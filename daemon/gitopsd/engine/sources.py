@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import yaml
+import yaml
 
 Location = Sequence[str | int]
+BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 
 
 @dataclass(frozen=True, order=True)
@@ -49,9 +49,7 @@ class SourceFile:
 
     @cached_property
     def _root(self) -> yaml.Node | None:
-        from gitopsd.engine import yaml_text  # PyYAML only once something is parsed
-
-        return yaml_text.compose(self.text)
+        return compose(self.text)
 
     def has(self, location: Location) -> bool:
         """Whether the field at `location` is written in this file (not defaulted)."""
@@ -65,9 +63,7 @@ class SourceFile:
         """
         kept, missing = _walk_data(self.data, location)
         shown = kept + missing if len(missing) == 1 else kept
-        from gitopsd.engine import yaml_text
-
-        return _dotted(shown), yaml_text.line_of(self._root, kept)
+        return _dotted(shown), line_of(self._root, kept)
 
     def problem(self, location: Location, message: str) -> Problem:
         """A problem at a field: `path:line: field.path: message`."""
@@ -116,3 +112,31 @@ def _dotted(path: Sequence[str | int]) -> str:
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
+
+
+def compose(text: str) -> yaml.Node | None:
+    """The file's node tree, with positions (for `line_of`)."""
+    return yaml.compose(text, Loader=BASE_LOADER)
+
+
+def line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int:
+    """The 1-based line of the key (or item) at `path`, or of the nearest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in path:
+        child = _child(node, part)
+        if child is None:
+            break
+        key_node, node = child
+        line = key_node.start_mark.line + 1
+    return line
+
+
+def _child(node: yaml.Node | None, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and str(key.value) == str(part):
+                return key, value
+    if isinstance(node, yaml.SequenceNode) and has_part(node.value, part):
+        item: yaml.Node = node.value[part]
+        return item, item
+    return None

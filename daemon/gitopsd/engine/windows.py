@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from croniter import croniter
+
 from gitopsd.model.manifests import Window
 
 
@@ -70,10 +72,7 @@ def describe(window: Window) -> str:
 
 
 def _fire(schedule: str, local: datetime, *, forward: bool, zone: ZoneInfo) -> datetime:
-    # croniter walks the zone's wall clock, summer time included, and answers in that zone;
-    # imported on the first window computed (it and dateutil cost commands without windows)
-    from croniter import croniter
-
+    # croniter walks the zone's wall clock, summer time included, and answers in that zone
     walker = croniter(schedule, local)
     found: datetime = walker.get_next(datetime) if forward else walker.get_prev(datetime)
     return found.astimezone(zone)

@@ -1,23 +1,27 @@
-"""The YAML side of loading: parse a manifest's text, and find the line of a field in it
-(and dump data as YAML for `diff`, so PyYAML stays in this one module).
+"""The YAML side of loading: parse a manifest's text into plain data, refusing what no
+manifest can hold (and dump data as YAML for `diff`, so PyYAML's dumper stays here too).
 
-Apart from `sources` (what a parsed file and a problem are) so that PyYAML is imported only
-when something is parsed: a command whose revision comes from the on-disk cache parses
-nothing. Parsing uses libyaml's fast loader and keeps no positions; only when a problem must
-be reported is a file composed again into nodes to find the line of the offending field.
+Parsing uses libyaml's fast loader and keeps no positions; only when a problem must be
+reported is a file composed again into nodes to find the line of the offending field
+(`sources.line_of`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
-from gitopsd.engine.sources import Problem, SourceError, SourceFile, describe_type, has_part
+from gitopsd.engine.sources import (
+    BASE_LOADER,
+    Problem,
+    SourceError,
+    SourceFile,
+    compose,
+    describe_type,
+)
 
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it
 MAX_VALUES = 100_000  # per file, counting every visit, so alias bombs stay bounded
 MAX_DEPTH = 64  # mappings and lists in one another: deeper overflowed the validators' stack
 MAX_INTEGER = 2**63 - 1  # a signed 64-bit integer: what drivers' JSON readers all hold
@@ -40,7 +44,7 @@ class ValueRefused(yaml.constructor.ConstructorError):
     as the problem it is, not as "invalid YAML"."""
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc]
+class _Loader(BASE_LOADER):  # type: ignore[misc]
     """The safe loader, refusing duplicate keys (YAML would silently keep only the last),
     keys that are not text, and numbers that JSON readers cannot hold."""
 
@@ -140,34 +144,6 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
 _ReadableDumper.add_representer(list, _represent_list)
 
 
-def compose(text: str) -> yaml.Node | None:
-    """The file's node tree, with positions (for `line_of`)."""
-    return yaml.compose(text, Loader=_BaseLoader)
-
-
-def line_of(node: yaml.Node | None, path: Sequence[str | int]) -> int:
-    """The 1-based line of the key (or item) at `path`, or of the nearest existing parent."""
-    line = node.start_mark.line + 1 if node is not None else 1
-    for part in path:
-        child = _child(node, part)
-        if child is None:
-            break
-        key_node, node = child
-        line = key_node.start_mark.line + 1
-    return line
-
-
-def _child(node: yaml.Node | None, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and str(key.value) == str(part):
-                return key, value
-    if isinstance(node, yaml.SequenceNode) and has_part(node.value, part):
-        item: yaml.Node = node.value[part]
-        return item, item
-    return None
-
-
 def _key_message(node: yaml.Node) -> str:
     """Why a key is refused: every key of a manifest is a name, and JSON keys are text."""
     read_as = _READ_AS.get(node.tag, "not text")
@@ -233,7 +209,7 @@ def _yaml_problem(path: str, text: str, error: yaml.YAMLError) -> Problem:
 
 
 def _first_node_line(text: str) -> int:
-    node = yaml.compose(text, Loader=_BaseLoader)
+    node = compose(text)
     return node.start_mark.line + 1 if node is not None else 1
 
 

@@ -12,6 +12,7 @@ import shlex
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -118,12 +119,7 @@ def split_command(value: Any) -> Any:
 
 
 def check_cron(value: str) -> str:
-    """Five-field cron, as in crontab(5); checked now so a typo fails validation, not at 3am.
-
-    croniter (and dateutil behind it) is imported here, on the first schedule validated:
-    commands that read manifests from the revision cache never need it."""
-    from croniter import croniter
-
+    """Five-field cron, as in crontab(5); checked now so a typo fails validation, not at 3am."""
     if len(value.split()) != 5 or not croniter.is_valid(value):
         raise ValueError(f"invalid cron schedule {value!r}: use five fields, e.g. '0 18 * * 5'")
     return value

@@ -51,9 +51,8 @@ class Strict(BaseModel):
     """Base of every manifest part: unknown fields are errors, values are immutable, and
     types are strict (YAML has already typed every value: `true` is never a number).
 
-    Validators are built on first use, not at import (`defer_build`): a command whose
-    revision comes from the on-disk cache never validates a manifest, and building them all
-    was a tenth of a second of every start."""
+    Validators are built on first use, not at import (`defer_build`): a command that reads
+    no manifest (`status`, `runs`) never pays for building them (benchmarks/README.md)."""
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, strict=True, defer_build=True
@@ -450,7 +449,7 @@ TiB = 1024**4  # the largest size limit: past it a limit is a typo, not a limit
 
 class Limits(Strict):
     """How much one commit may make gitopsd read and hold, checked from git's sizes before
-    anything is read: a 50 MB environment file took 30 s and 3 GB to refuse as a whole.
+    anything is read: an oversized file is refused without being parsed (`oversized.py`).
     Sizes are a number of bytes or a string such as `512KiB` or `2MiB`, at most 1 TiB."""
 
     max_file_bytes: ByteSize = Field(

@@ -38,7 +38,7 @@ def open_store(
             url, base=base, synchronous="NORMAL", create_folder=create_folder, read_only=read_only
         )
     if url.startswith(("postgresql:", "postgres:")):
-        from gitopsd.adapters.postgres_store import PostgresStore
+        from gitopsd.adapters.postgres_store import PostgresStore  # psycopg: heavy, optional
 
         return PostgresStore.from_url(url)
     raise StoreError(

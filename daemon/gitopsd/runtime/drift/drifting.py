@@ -36,6 +36,7 @@ from gitopsd.model.state import (
     Run,
     RunStatus,
 )
+from gitopsd.runtime.promotion import admission
 from gitopsd.runtime.records import audit
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import (
@@ -174,7 +175,6 @@ def check_and_remediate(
     report = check(workspace, environment, actor=actor)
     if not remediate or not report.drifted() or report.revision is None:
         return report
-    from gitopsd.runtime.promotion import admission  # the admission rule, for remediations only
 
     admitted = admission.admit(
         workspace,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gitopsd.engine import selection
 from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import (
@@ -104,7 +105,6 @@ def _members(repository: Repository | None, name: str) -> set[str] | None:
     `orphaned` (computed here, never stored). None when the head's manifests are unknown."""
     if repository is None or name not in repository.environments:
         return None
-    from gitopsd.engine import selection
 
     chosen, _ = selection.choose(repository, name)
     return set(chosen)

@@ -13,16 +13,12 @@ starts, dependents first, and stopped by a cancel; a rollback is not cut short b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import DriverResult
 from gitopsd.model.state import ComponentStatus, Run, Step, StepAction, StepStatus
 from gitopsd.runtime.records import sensitivity
+from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import StepError, StepRunner, driver_call
-
-if TYPE_CHECKING:
-    from gitopsd.runtime.runs.revisions import Revisioned
 
 TOUCHED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.RUNNING)
 

@@ -114,7 +114,7 @@ class ApplyRun:
         """Every step not yet recorded, in one write; unchanged components recorded skipped.
 
         A step's `previous_state` (what a rollback restores) is added when it runs: the
-        skipped ones never need it, and 1,000 copies of it cost a tenth of a second."""
+        skipped ones never need it, and copying it for each of them is wasted work."""
         missing = [n for n in nodes if self.book.find(*n.key) is None]
         if not missing:
             return

@@ -4,7 +4,7 @@ Pipeline: git -> **load** -> plan. A daemon holds several revisions at a time: t
 revision each environment of the promotion chain is at, and each one's previous revision
 for a rollback. A commit usually changes one component of many, so these revisions are
 almost the same; loaded apart (from git, or read back from the revision files on disk) each
-held its own copy of every component, about 8 MB per revision at 1,000 components. Here a
+held its own copy of every component (benchmarks/README.md has the size). Here a
 loaded revision's entries are swapped for the equal ones a revision still in memory has, so
 N revisions cost one revision plus what changed between them.
 

@@ -7,21 +7,32 @@ that needs the manifests of a commit comes through `load`.
 from __future__ import annotations
 
 import contextlib
+import gc
+import json
+import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
-from gitopsd import collector
+import pydantic
+
+from gitopsd import __version__
 from gitopsd.adapters.driver_registry import installed_drivers
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
-from gitopsd.engine import limits, loading
+from gitopsd.engine import limits, loading, validation
 from gitopsd.engine.drivers import settings_of
 from gitopsd.engine.loading import Repository
-from gitopsd.engine.sources import Problem
+from gitopsd.engine.sources import Problem, SourceFile
 from gitopsd.runtime.runs.manifest_sharing import SharedEntries
+
+log = logging.getLogger("gitopsd.revisions")
+# the layout of a revision kept on disk (`KeptRevision`): change it, and raise this
+FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,6 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
     """Read, parse and validate the manifests of `revision` (default: the branch head); no
     more of it than the repository's limits allow (`engine.limits`); its components' drivers
     validated by the installed driver types (`adapters.driver_registry`)."""
-    from gitopsd.engine import validation  # a revision read back from disk never needs it
-
     sha = source.resolve(revision) if revision else source.head()
     listed = source.list_files(sha, wanted=loading.is_manifest_path)
     files, refused = limits.read_within_limits(
@@ -69,7 +78,7 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
         lambda paths: source.read_blobs({path: listed[path] for path in paths}),
     )
     unread = [path for path in listed if path not in files]
-    with collector.paused():
+    with _no_collector_passes():
         repository, problems = loading.load_repository(
             files, revision=sha, driver_types=settings_of(installed_drivers()), unread=unread
         )
@@ -77,25 +86,111 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
     return LoadedRevision(sha, repository, problems, source.folder_trees(sha))
 
 
+@contextlib.contextmanager
+def _no_collector_passes() -> Iterator[None]:
+    """Building a revision's models makes a great many objects that all live as long as the
+    revision, so the cyclic collector's passes over them meanwhile free nothing; at 10,000
+    components they were a large share of a load (benchmarks/README.md). The collector is
+    off while they are built and they are frozen out of its later passes; reference counting
+    still frees them when the revision is dropped (manifests hold no reference cycles)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
+
+
+class KeptDocument(pydantic.BaseModel):
+    """One manifest as parsed: its text (for the line of a problem) and its YAML data."""
+
+    model_config = pydantic.ConfigDict(defer_build=True)  # built on first use, as in model/
+
+    path: str
+    text: str
+    data: dict[str, Any]
+
+
+class KeptRevision(pydantic.BaseModel):
+    """A valid revision on disk: its parsed manifests and folder trees, not its models.
+
+    Plain data, never code: reading it back builds and validates the models again with this
+    gitopsd's rules, which costs a fraction of reading git and parsing YAML. The version and
+    format are checked as well as named in the file name, so a renamed or planted file is
+    ignored like any other that does not fit.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
+
+    format: Literal[1]
+    gitopsd: str
+    revision: str
+    documents: list[KeptDocument]
+    trees: dict[str, str]
+
+
+def _kept_text(loaded: LoadedRevision) -> str | None:
+    """The JSON form of a valid revision; None when its data is not all JSON (a YAML date or
+    set, which would come back as something else) or it has problems (they are not kept)."""
+    if loaded.problems:
+        return None
+    repository = loaded.repository
+    sources = [entry.source for entry in repository.environments.values()]
+    sources += [entry.source for entry in repository.components.values()]
+    if repository.settings_source is not None:
+        sources.append(repository.settings_source)
+    kept = {
+        "format": FORMAT,
+        "gitopsd": __version__,
+        "revision": loaded.revision,
+        "documents": [{"path": s.path, "text": s.text, "data": s.data} for s in sources],
+        "trees": loaded.trees,
+    }
+    try:
+        return json.dumps(kept, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _from_kept_text(sha: str, text: str) -> LoadedRevision | None:
+    """The revision `text` keeps, its models built again; None when the text is damaged,
+    written by another gitopsd or for another commit, or no longer valid by these rules."""
+    try:
+        kept = KeptRevision.model_validate_json(text)
+    except pydantic.ValidationError as error:
+        log.warning("ignoring unreadable cached revision %s: %s", sha[:12], error)
+        return None
+    if kept.gitopsd != __version__ or kept.revision != sha:
+        return None
+    sources = {d.path: SourceFile(d.path, d.text, d.data) for d in kept.documents}
+    repository, problems = loading.load_parsed(
+        sources, revision=sha, driver_types=settings_of(installed_drivers())
+    )
+    if problems or validation.validate(repository):
+        return None
+    return LoadedRevision(sha, repository, [], kept.trees)
+
+
 class RevisionCache:
-    """The last few revisions loaded, by commit; with `files`, kept on disk too.
+    """The last few revisions loaded, by commit; with a `folder`, kept on disk too.
 
     The daemon loads a new head to see which environments want it, and the run it starts
     loads the same commit again; an apply also loads the previous revision for its
     rollback. Keeping the last `size` loads (manifests are immutable) saves the time and the
-    memory of second copies: at 1,000 components a load is about 8 MB and a second of CPU.
-    On disk, a load outlives the process: the next command reads it back in a tenth of that.
-    The revisions held share the components they have in common (`manifest_sharing`), and
-    a commit is loaded once however many threads ask for it at the same time, so the cache
-    costs one revision plus what changed between them.
+    memory of second copies. On disk, a valid load outlives the process: the next command
+    (a scheduled `gitopsd drift` after an apply) reads the parsed manifests back instead of
+    reading git and parsing YAML again. The revisions held share the components they have
+    in common (`manifest_sharing`), and a commit is loaded once however many threads ask
+    for it at the same time, so the cache costs one revision plus what changed between them.
     """
 
-    def __init__(
-        self, source: GitSource, *, size: int = 3, files: RevisionFiles | None = None
-    ) -> None:
+    def __init__(self, source: GitSource, *, size: int = 3, folder: Path | None = None) -> None:
         self._source = source
         self._size = size
-        self._files = files
+        tag = f"gitopsd-{__version__}.format-{FORMAT}"
+        self._files = None if folder is None else RevisionFiles(folder, tag=tag)
         self._loaded: OrderedDict[str, LoadedRevision] = OrderedDict()
         self._lock = threading.Lock()
         self._shared = SharedEntries()
@@ -133,13 +228,19 @@ class RevisionCache:
         exit, so a command's load is on disk when the command ends."""
         if self._files is not None:
             with contextlib.suppress(RuntimeError):  # the interpreter is stopping: skip it
-                self._writer.submit(self._files.put, sha, loaded)
+                self._writer.submit(self._write, self._files, sha, loaded)
+
+    @staticmethod
+    def _write(files: RevisionFiles, sha: str, loaded: LoadedRevision) -> None:
+        text = _kept_text(loaded)
+        if text is not None:
+            files.put(sha, text)
 
     def _from_disk(self, sha: str) -> LoadedRevision | None:
         if self._files is None:
             return None
-        with collector.paused():
-            found = self._files.get(sha)
-        if isinstance(found, LoadedRevision) and found.revision == sha:
-            return found
-        return None
+        text = self._files.get(sha)
+        if text is None:
+            return None
+        with _no_collector_passes():
+            return _from_kept_text(sha, text)

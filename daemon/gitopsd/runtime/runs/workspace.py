@@ -19,26 +19,24 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gitopsd.adapters import data_folder
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource
-from gitopsd.adapters.revision_files import RevisionFiles
-from gitopsd.engine import selection
+from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, StateStore
 from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
+from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans, revisions
+from gitopsd.runtime.runs.destroying import DestroyRun
+from gitopsd.runtime.runs.executor import ApplyRun
+from gitopsd.runtime.runs.orphans import Orphan
+from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import Services
-
-if TYPE_CHECKING:
-    from gitopsd.engine import planning
-    from gitopsd.runtime.runs.orphans import Orphan
-    from gitopsd.runtime.runs.plan_run import PlannedComponent
-
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +67,8 @@ class Workspace:
         return self.data_dir / "state"
 
     def __post_init__(self) -> None:
-        files = RevisionFiles(self.data_dir / "cache" / "revisions")
-        self._revisions = revisions.RevisionCache(self.source, files=files)
+        folder = self.data_dir / "cache" / "revisions"
+        self._revisions = revisions.RevisionCache(self.source, folder=folder)
 
     def load_revision(self, revision: str | None = None) -> revisions.LoadedRevision:
         """The manifests of `revision` (default: the branch head), valid or not; cached."""
@@ -156,9 +154,6 @@ class Workspace:
         components: Sequence[str] | None = None,
     ) -> planning.Plan:
         """The ordered plan of an apply, from fingerprints alone: no driver runs, no writes."""
-        from gitopsd.engine import planning  # with rendering: for dry runs, not every command
-        from gitopsd.runtime.records import sensitivity
-
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         observed = {s.name: s for s in self.store.list_components(environment)}
@@ -183,8 +178,6 @@ class Workspace:
         run_id: str | None = None,
     ) -> tuple[Run, list[PlannedComponent]]:
         """Ask the drivers what applying `revision` would change; nothing is changed."""
-        from gitopsd.runtime.runs.plan_run import PlanRun
-
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         with self.lease(environment) as lost:
@@ -302,8 +295,6 @@ class Workspace:
         cancel: threading.Event,
         previous: Revisioned | None,
     ) -> Run:
-        from gitopsd.runtime.runs.executor import ApplyRun
-
         entry = target.repository.environments[run.environment]
         pruned = (  # loaded only where they are destroyed: an orphan's revision may be gone
             self._requested_orphans(run.environment, target, run.components)
@@ -328,8 +319,6 @@ class Workspace:
         doomed: dict[str, Orphan],
         cancel: threading.Event,
     ) -> Run:
-        from gitopsd.runtime.runs.destroying import DestroyRun
-
         spec = target.repository.environments[run.environment].manifest.spec
         return DestroyRun(
             self._services(cancel),

@@ -273,7 +273,7 @@ def terms(workspace: Workspace, *, make_daemon: MakeDaemon, poll: float, timeout
     fencing = workspace.store.fencing()
     if fencing is None:
         return Terms(workspace, election=SoleElection(workspace.holder), make_daemon=make_daemon)
-    from gitopsd.adapters.postgres_election import PostgresElection
+    from gitopsd.adapters.postgres_election import PostgresElection  # psycopg: heavy, optional
 
     election = PostgresElection(fencing.url, holder=workspace.holder, timeout=timeout)
     return Terms(

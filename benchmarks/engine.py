@@ -356,9 +356,9 @@ def cli_once(repo: Path, data_dir: Path, cwd: Path) -> CliRun:
 
 def recorded_makespan(data_dir: Path) -> float | None:
     """Makespan of the one run in `data_dir`'s state database."""
-    from gitopsd.runtime import stores
+    from gitopsd.runtime import application
 
-    store = stores.open_store(state_url(data_dir), base=data_dir)
+    store = application.open_store(state_url(data_dir), base=data_dir)
     try:
         runs = store.list_runs(ENVIRONMENT, limit=1)
         return makespan(store.list_steps(runs[0].id)) if runs else None
@@ -388,18 +388,18 @@ def open_state(kind: str, data_dir: Path) -> StateStore:
         from gitopsd.adapters.memory_store import MemoryStore
 
         return MemoryStore()
-    from gitopsd.runtime import stores
+    from gitopsd.runtime import application
 
-    return stores.open_store(state_url(data_dir), base=data_dir)
+    return application.open_store(state_url(data_dir), base=data_dir)
 
 
 def make_workspace(source: GitSource, store: StateStore, data_dir: Path) -> Workspace:
     """`stores.workspace` when it can be imported (it imports the SQLite store), else the same
     wiring by hand."""
     if has_sqlite_store():
-        from gitopsd.runtime import stores
+        from gitopsd.runtime import application
 
-        return stores.workspace(source, store, data_dir=data_dir)
+        return application.workspace(source, store, data_dir=data_dir)
     from gitopsd.adapters.checkouts import CheckoutCache
     from gitopsd.adapters.clock import SystemClock
     from gitopsd.adapters.command_driver import CommandDriverRunner

@@ -44,7 +44,7 @@ def test_a_plan_saved_while_the_state_moved_is_refused(
     dns = store.get_component("dev", "dns")
     assert dns is not None
     world.control(sleep={"app:plan": 1.5})
-    workspace.dry_run("dev")  # the new head is loaded: the save starts planning at once
+    workspace.preview("dev")  # the new head is loaded: the save starts planning at once
     moved = dns.model_copy(update={"fingerprint": "another"})  # as another apply would leave it
     timer = threading.Timer(0.3, store.save_component, args=(moved,))
     timer.start()

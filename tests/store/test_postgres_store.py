@@ -18,7 +18,7 @@ from gitopsd.adapters.postgres_store import LEADERSHIP_ROW, PostgresStore, redac
 from gitopsd.engine.ports import FencedError, StateStore
 from gitopsd.errors import StoreError
 from gitopsd.model.state import RunStatus
-from gitopsd.runtime import stores
+from gitopsd.runtime import application
 from tests.postgres import PostgresServer, free_port
 from tests.store.contract import (
     T0,
@@ -72,7 +72,7 @@ def elect(url: str, epoch: int, holder: str = "host:1:abc") -> None:
 
 def test_open_store_opens_both_url_schemes(postgres_url: str) -> None:
     for url in (postgres_url, postgres_url.replace("postgresql://", "postgres://")):
-        opened = stores.open_store(url, base=Path.cwd())
+        opened = application.open_store(url, base=Path.cwd())
         try:
             assert isinstance(opened, PostgresStore)
             assert opened.list_environments() == []

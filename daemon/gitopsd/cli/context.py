@@ -7,7 +7,7 @@ and work files live. The state store follows the data folder (`<data dir>/state.
 accident. A SQLite `--state` given by hand must name an existing folder (a typo would
 otherwise start an empty store silently); the data folder itself is created on first use.
 
-The run machinery (`runtime.stores`, which assembles stores, drivers and runs) is imported
+The run machinery (`runtime.application`, which assembles stores, drivers and runs) is imported
 by the methods that open a store or a workspace, not at the top: `validate`, `graph` and
 `schema` never use it, and importing it would be a large share of their start-up
 (benchmarks/README.md, `startup.py`).
@@ -76,37 +76,37 @@ class Context:
         """Only the state store, for commands that read or flag runs. `read_only`: for those
         that only read, which must work while the data folder is full or read-only (an
         incident is when the operator needs `status`): nothing is written to open it."""
-        from gitopsd.runtime import stores  # the run machinery: see the module docstring
+        from gitopsd.runtime import application  # the run machinery: see the module docstring
 
         store = (read_only and self._store_to_read()) or self._open_store()
         try:
-            yield stores.sealed(store, data_dir=self.data_dir, key=_key())
+            yield application.sealed(store, data_dir=self.data_dir, key=_key())
         finally:
             store.close()
 
     def _store_to_read(self) -> StateStore | None:
         """The SQLite store opened to read only; None if it cannot be (not made yet, an
         older schema, another kind of store): then opened as usual."""
-        from gitopsd.runtime import stores  # the run machinery: see the module docstring
+        from gitopsd.runtime import application  # the run machinery: see the module docstring
 
         if not self.state.startswith("sqlite:"):
             return None
         try:
-            return stores.open_store(self.state, base=Path.cwd(), read_only=True)
-        except stores.StoreError:
+            return application.open_store(self.state, base=Path.cwd(), read_only=True)
+        except application.StoreError:
             return None
 
     def _open_store(self) -> StateStore:
         """The state store; the data folder is created first when it holds the store, and
         blamed when the store cannot be opened because the folder cannot be written."""
-        from gitopsd.runtime import stores  # the run machinery: see the module docstring
+        from gitopsd.runtime import application  # the run machinery: see the module docstring
 
         if self.given_state:
-            return stores.open_store(self.state, base=Path.cwd(), create_folder=False)
+            return application.open_store(self.state, base=Path.cwd(), create_folder=False)
         data_folder.prepare(self.data_dir)
         try:
-            return stores.open_store(self.state, base=Path.cwd())
-        except stores.StoreError:
+            return application.open_store(self.state, base=Path.cwd())
+        except application.StoreError:
             data_folder.probe(self.data_dir)  # "disk I/O error" from a full disk: say so
             raise
 
@@ -114,14 +114,14 @@ class Context:
     def workspace(self, *, read_only: bool = False) -> Iterator[Workspace]:
         """The repository, state store and data folder these flags name, closed afterwards.
         `read_only`: for `diff`, which only reads: no probe write, the store opened to read."""
-        from gitopsd.runtime import stores  # the run machinery: see the module docstring
+        from gitopsd.runtime import application  # the run machinery: see the module docstring
 
         if not read_only:
             data_folder.probe(self.data_dir)  # made if missing; full or read-only: said now
         with self.open_source() as source:
             store = (read_only and self._store_to_read()) or self._open_store()
             try:
-                yield stores.workspace(source, store, data_dir=self.data_dir, key=_key())
+                yield application.workspace(source, store, data_dir=self.data_dir, key=_key())
             finally:
                 store.close()
 

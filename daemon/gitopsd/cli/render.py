@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from gitopsd.engine.planning import Plan, Verdict
+from gitopsd.engine.planning import Preview, Verdict
 from gitopsd.model.state import Event, Request, Run, Step
 from gitopsd.runtime.runs.plan_run import PlannedComponent
 
@@ -40,7 +40,7 @@ def planned(run: Run, components: list[PlannedComponent]) -> str:
     return "\n".join(lines)
 
 
-def dry_run(plan: Plan, *, as_json: bool) -> str:
+def preview(plan: Preview, *, as_json: bool) -> str:
     if as_json:
         return json.dumps(
             {

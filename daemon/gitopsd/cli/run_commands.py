@@ -29,7 +29,7 @@ from gitopsd.engine.admitting import Wait
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import Request, RequestKind, RequestStatus, Run, RunStatus, SavedPlan, Step
 from gitopsd.runtime.promotion import admission, saved_plans
-from gitopsd.runtime.promotion.admission import Decision
+from gitopsd.runtime.promotion.admission import Admission
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.plan_run import PlannedComponent
 from gitopsd.runtime.service import cancelling
@@ -157,8 +157,8 @@ def apply(
         _apply_plan(context, environment, plan_id, force=force)
     with context.workspace() as workspace, stopping(workspace):
         if dry_run:
-            decided = workspace.dry_run(environment, revision=revision, components=components)
-            click.echo(render.dry_run(decided, as_json=context.as_json))
+            decided = workspace.preview(environment, revision=revision, components=components)
+            click.echo(render.preview(decided, as_json=context.as_json))
             sys.exit(EXIT_OK)
         admitted = admission.admit(workspace, environment, revision=revision, forced=force)
         if admitted.wait is not admission.Wait.READY:
@@ -194,7 +194,7 @@ def _apply_plan(context: Context, environment: str, plan_id: str, *, force: bool
 
 
 def _not_admitted(
-    context: Context, environment: str, decision: Decision, *, asked: str | None
+    context: Context, environment: str, decision: Admission, *, asked: str | None
 ) -> None:
     """Exit 3 while approvals, a window or the soak hold the environment; 0 when it has
     nothing to take from its upstream; 1 when admission refuses (the asked revision is not

@@ -93,7 +93,7 @@ class Facts:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Admission:
     wait: Wait
     revision: str | None
     reason: str
@@ -104,17 +104,17 @@ class Decision:
     forced: bool = False  # ready only because `forced` overrode a window in force
 
 
-def decide(ask: Ask, facts: Facts) -> Decision:
+def decide(ask: Ask, facts: Facts) -> Admission:
     """The admission of `ask` (see the module doc for the rules)."""
     if ask.action not in ACTIONS:
-        return Decision(Wait.REFUSED, None, f"unknown action {ask.action!r}")
+        return Admission(Wait.REFUSED, None, f"unknown action {ask.action!r}")
     if ask.revision is not None and not facts.on_branch(ask.revision):
-        return Decision(Wait.REFUSED, None, f"{ask.revision[:12]} is not a commit of the branch")
+        return Admission(Wait.REFUSED, None, f"{ask.revision[:12]} is not a commit of the branch")
     if ask.automatic and facts.suspended is not None:
         why = f"{ask.environment} is suspended ({facts.suspended})"
-        return Decision(Wait.SUSPENDED, ask.revision, why, facts.now + SUSPENSION_LOOK_AGAIN)
+        return Admission(Wait.SUSPENDED, ask.revision, why, facts.now + SUSPENSION_LOOK_AGAIN)
     if ask.action is RequestKind.PLAN:
-        return Decision(Wait.READY, ask.revision, "a plan changes nothing")
+        return Admission(Wait.READY, ask.revision, "a plan changes nothing")
     if ask.action is RequestKind.ROLLBACK:
         return _rollback(ask, facts)
     if ask.action in (RequestKind.DESTROY, RequestKind.REMEDIATE):
@@ -122,26 +122,26 @@ def decide(ask: Ask, facts: Facts) -> Decision:
         return _windows(ask, facts, target or facts.head, f"{ask.action} of {ask.environment}")
     if facts.upstream is None:
         if ask.action is RequestKind.PROMOTE:
-            return Decision(Wait.NOTHING, None, f"{ask.environment} follows the branch head")
+            return Admission(Wait.NOTHING, None, f"{ask.environment} follows the branch head")
         target = ask.revision or facts.head
         return _windows(ask, facts, target, f"{target[:12]} from the branch")
     return _promotion(ask, facts, facts.upstream)
 
 
-def _rollback(ask: Ask, facts: Facts) -> Decision:
+def _rollback(ask: Ask, facts: Facts) -> Admission:
     revision = ask.revision
     if revision is None or not any(h.revision == revision for h in facts.own_holds):
         named = revision[:12] if revision else "no revision"
-        return Decision(
+        return Admission(
             Wait.REFUSED,
             None,
             f"{ask.environment} never verified {named}: rollback only returns to a revision "
             "the environment verified before",
         )
-    return Decision(Wait.READY, revision, f"rollback to {revision[:12]}")
+    return Admission(Wait.READY, revision, f"rollback to {revision[:12]}")
 
 
-def _promotion(ask: Ask, facts: Facts, upstream: str) -> Decision:
+def _promotion(ask: Ask, facts: Facts, upstream: str) -> Admission:
     """A revision from the upstream: verified and soaked there, approved, no window."""
     if ask.revision is None:
         found = promotion.candidate(
@@ -149,7 +149,7 @@ def _promotion(ask: Ask, facts: Facts, upstream: str) -> Decision:
         )
         if found.revision is None:  # a soak waits for its revision: status names it
             wait = Wait.SOAK if found.soaking else Wait.NOTHING
-            return Decision(wait, found.soaking_revision, found.reason, found.look_again_at)
+            return Admission(wait, found.soaking_revision, found.reason, found.look_again_at)
         revision = found.revision
         why = f"{revision[:12]} from {upstream}"
     else:
@@ -162,9 +162,9 @@ def _promotion(ask: Ask, facts: Facts, upstream: str) -> Decision:
     missing = approving.missing(facts.approvals, given)
     if missing:
         reason = f"{revision[:12]} needs {missing} more approval{'s' if missing > 1 else ''}"
-        return Decision(Wait.APPROVAL, revision, reason, None, given, facts.approvals.required)
+        return Admission(Wait.APPROVAL, revision, reason, None, given, facts.approvals.required)
     decided = _windows(ask, facts, revision, why)
-    return Decision(
+    return Admission(
         decided.wait,
         decided.revision,
         decided.reason,
@@ -175,29 +175,29 @@ def _promotion(ask: Ask, facts: Facts, upstream: str) -> Decision:
     )
 
 
-def _not_soaked(ask: Ask, facts: Facts, upstream: str, revision: str) -> Decision | None:
+def _not_soaked(ask: Ask, facts: Facts, upstream: str, revision: str) -> Admission | None:
     """Why an asked revision may not be promoted (yet): never verified upstream, moved
     away from before its soak ended, or still soaking."""
     held = [h for h in facts.upstream_holds if h.revision == revision]
     if not held:
-        return Decision(Wait.REFUSED, None, f"{upstream} never verified {revision[:12]}")
+        return Admission(Wait.REFUSED, None, f"{upstream} never verified {revision[:12]}")
     needed = timedelta(seconds=facts.soak)
     if any(h.held_for(facts.now) >= needed for h in held):
         return None
     latest = max(held, key=lambda h: h.since)
     if latest.until is not None:
-        return Decision(
+        return Admission(
             Wait.REFUSED,
             None,
             f"{upstream} moved away from {revision[:12]} before it soaked for {facts.soak:.0f}s",
         )
     until = latest.since + needed
     reason = f"{revision[:12]} soaks in {upstream} until {until:%Y-%m-%d %H:%M:%S}Z"
-    return Decision(Wait.SOAK, revision, reason, until)
+    return Admission(Wait.SOAK, revision, reason, until)
 
 
-def _windows(ask: Ask, facts: Facts, revision: str, why: str) -> Decision:
+def _windows(ask: Ask, facts: Facts, revision: str, why: str) -> Admission:
     verdict = windows.verdict(facts.windows, facts.now)
     if verdict.blocked and not ask.forced:
-        return Decision(Wait.WINDOW, revision, verdict.reason, verdict.until)
-    return Decision(Wait.READY, revision, why, forced=verdict.blocked)
+        return Admission(Wait.WINDOW, revision, verdict.reason, verdict.until)
+    return Admission(Wait.READY, revision, why, forced=verdict.blocked)

@@ -48,7 +48,7 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Preview:
     """What a run at `revision` would do, in apply order."""
 
     environment: str
@@ -111,7 +111,7 @@ def plan(
     trees: Mapping[str, str],
     observed: Mapping[str, ComponentState],
     conceal: Conceal | None = None,
-) -> Plan:
+) -> Preview:
     """Decide every selected component up front, with the outputs recorded now.
 
     A dependent of a component that will run may change once that one's outputs are known;
@@ -138,7 +138,7 @@ def plan(
         if decision.verdict is not Verdict.UNCHANGED:
             moving.add(name)
         decisions.append(decision)
-    return Plan(selection.environment.manifest.name, revision, decisions)
+    return Preview(selection.environment.manifest.name, revision, decisions)
 
 
 def _own_outputs(component: ComponentEntry, outputs: Outputs) -> dict[str, dict[str, Any]]:

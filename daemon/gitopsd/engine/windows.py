@@ -25,7 +25,7 @@ from gitopsd.model.manifests import Window
 
 
 @dataclass(frozen=True)
-class Verdict:
+class WindowVerdict:
     """Whether the windows block at a moment, why, and when that changes next (UTC)."""
 
     blocked: bool
@@ -33,19 +33,21 @@ class Verdict:
     until: datetime | None = None
 
 
-def verdict(windows: Sequence[Window], moment: datetime) -> Verdict:
+def verdict(windows: Sequence[Window], moment: datetime) -> WindowVerdict:
     """The windows' verdict at `moment` (timezone-aware)."""
     denying = [(w, span) for w in windows if w.kind == "deny" if (span := covering(w, moment))]
     if denying:
         window, (_, end) = max(denying, key=lambda found: found[1][1])
-        return Verdict(
+        return WindowVerdict(
             True, f"deny window {describe(window)} until {_utc(end):%Y-%m-%d %H:%M}Z", _utc(end)
         )
     allows = [w for w in windows if w.kind == "allow"]
     if not allows or any(covering(w, moment) for w in allows):
-        return Verdict(False, "no window blocks")
+        return WindowVerdict(False, "no window blocks")
     opening = min(next_start(w, moment) for w in allows)
-    return Verdict(True, f"outside every allow window until {opening:%Y-%m-%d %H:%M}Z", opening)
+    return WindowVerdict(
+        True, f"outside every allow window until {opening:%Y-%m-%d %H:%M}Z", opening
+    )
 
 
 def covering(window: Window, moment: datetime) -> tuple[datetime, datetime] | None:

@@ -314,7 +314,7 @@ class DriftPolicy(Strict):
     remediate: bool = Field(default=False, description="re-apply drifted components by itself")
 
 
-class Selection(Strict):
+class ComponentSelection(Strict):
     include: list[str] | None = Field(
         default=None,
         description="component or layer names; none = all",
@@ -350,7 +350,9 @@ class EnvironmentSpec(Strict):
         description="per-component variables, over `variables`",
         examples=[{"clusters": {"node_count": 7}}],
     )
-    components: Selection = Field(default_factory=Selection, description="which components it has")
+    components: ComponentSelection = Field(
+        default_factory=ComponentSelection, description="which components it has"
+    )
     parallelism: int = Field(
         default=4, ge=1, le=1024, description="components applied at once", examples=[2]
     )

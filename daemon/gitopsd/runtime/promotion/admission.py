@@ -19,7 +19,7 @@ import dataclasses
 from datetime import datetime
 
 from gitopsd.engine import admitting, approving
-from gitopsd.engine.admitting import Decision, Wait
+from gitopsd.engine.admitting import Admission, Wait
 from gitopsd.engine.loading import EnvironmentEntry
 from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import (
@@ -33,7 +33,7 @@ from gitopsd.model.state import (
 from gitopsd.runtime.records import audit, promotion_records
 from gitopsd.runtime.runs.workspace import Workspace
 
-__all__ = ["Decision", "Wait", "admit", "as_approvals", "entry"]
+__all__ = ["Admission", "Wait", "admit", "as_approvals", "entry"]
 
 _CANDIDATE = (Wait.APPROVAL, Wait.WINDOW, Wait.READY)  # the revision moves on: supersedes
 _STATUS = {
@@ -52,7 +52,7 @@ def admit(
     actor: str = "local",
     automatic: bool = False,
     record: bool = True,
-) -> Decision:
+) -> Admission:
     """May `action` of `revision` (default: what the environment wants) run in
     `environment` now? See engine.admitting for the rules."""
     head = workspace.source.head()  # once: the manifests, the default and the branch check
@@ -106,8 +106,8 @@ def _facts(
 
 
 def _record(
-    workspace: Workspace, environment: str, action: RequestKind, decision: Decision, *, actor: str
-) -> Decision:
+    workspace: Workspace, environment: str, action: RequestKind, decision: Admission, *, actor: str
+) -> Admission:
     if (
         action in (RequestKind.APPLY, RequestKind.PROMOTE)
         and decision.wait in _CANDIDATE
@@ -129,8 +129,8 @@ def _record(
 
 
 def _supersede(
-    workspace: Workspace, environment: str, decision: Decision, *, actor: str
-) -> Decision:
+    workspace: Workspace, environment: str, decision: Admission, *, actor: str
+) -> Admission:
     """A newer revision replaces the one waiting for approvals: say so, once."""
     state = workspace.store.get_environment(environment)
     pending = state.pending_approval if state else None
@@ -152,7 +152,7 @@ def _supersede(
 
 
 def _mark_waiting(
-    workspace: Workspace, environment: str, decision: Decision, *, actor: str
+    workspace: Workspace, environment: str, decision: Admission, *, actor: str
 ) -> None:
     """Store the wait on the environment's record, with an event, unless it already waits
     for the same (a timer, the daemon's periodic look: nothing new to record)."""
@@ -192,7 +192,7 @@ def _mark_waiting(
         )
 
 
-def _wait_ends(decision: Decision) -> datetime | None:
+def _wait_ends(decision: Admission) -> datetime | None:
     """When the wait ends: a soak's or a window's end; unknown for approvals, and for a
     suspension (its next look, `look_again_at`, is no end: only a resume lifts it)."""
     return None if decision.wait is Wait.SUSPENDED else decision.look_again_at

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import NoReturn
 
 from gitopsd.engine import approving
-from gitopsd.engine.admitting import Decision, Wait
+from gitopsd.engine.admitting import Admission, Wait
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import (
     ApprovalConflictError,
@@ -24,7 +24,7 @@ from gitopsd.runtime.promotion import admission
 from gitopsd.runtime.records import audit, promotion_records
 from gitopsd.runtime.runs.workspace import Workspace
 
-__all__ = ["Decision", "Wait", "approve", "promote", "roll_back"]
+__all__ = ["Admission", "Wait", "approve", "promote", "roll_back"]
 
 
 def promote(
@@ -36,7 +36,7 @@ def promote(
     actor: str = "local",
     automatic: bool = False,
     run_id: str | None = None,
-) -> tuple[Decision, Run | None]:
+) -> tuple[Admission, Run | None]:
     """Promote `environment` from its upstream if admission lets it; the run, when one ran
     (with `run_id`: the request's, so a restart knows the request has its run)."""
     decision = admission.admit(

@@ -177,7 +177,7 @@ def digest_of(state: EnvironmentState | None, components: Sequence[ComponentStat
 def _fingerprints(
     workspace: Workspace, environment: str, revision: str, components: Sequence[str] | None
 ) -> dict[str, str | None]:
-    planned = workspace.dry_run(environment, revision=revision, components=components)
+    planned = workspace.preview(environment, revision=revision, components=components)
     return {decision.component: decision.fingerprint for decision in planned.decisions}
 
 

@@ -31,8 +31,8 @@ from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans, revisions
+from gitopsd.runtime.runs.apply_run import ApplyRun
 from gitopsd.runtime.runs.destroying import DestroyRun
-from gitopsd.runtime.runs.executor import ApplyRun
 from gitopsd.runtime.runs.orphans import Orphan
 from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun
 from gitopsd.runtime.runs.revisions import Revisioned
@@ -146,13 +146,13 @@ class Workspace:
             )
             return self._apply(run, target, chosen, lost)
 
-    def dry_run(
+    def preview(
         self,
         environment: str,
         *,
         revision: str | None = None,
         components: Sequence[str] | None = None,
-    ) -> planning.Plan:
+    ) -> planning.Preview:
         """The ordered plan of an apply, from fingerprints alone: no driver runs, no writes."""
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 AUTOMATIC = frozenset({"commit", "promotion", "schedule"})  # triggers suspension holds
 
 
-def admit(workspace: Workspace, request: Request, *, record: bool = True) -> admission.Decision:
+def admit(workspace: Workspace, request: Request, *, record: bool = True) -> admission.Admission:
     """The admission of `request` (runtime.promotion.admission): READY with the revision to run, a
     wait with its reason and `look_again_at`, NOTHING or REFUSED with the reason. Commits, auto
     promotions and scheduled checks are automatic: suspension holds them."""
@@ -164,7 +164,7 @@ class Handling:
             return []
         return [self.workspace.destroy(request.environment, **_run_options(request))]
 
-    def _admitted(self, request: Request) -> admission.Decision | None:
+    def _admitted(self, request: Request) -> admission.Admission | None:
         """The admission of a plan, apply or destroy, READY; None when there is nothing to
         run now: a commit a resumed run already reached, or a wait (recorded, asked again)."""
         if request.priority is Priority.COMMIT and self.reconciler.is_at(
@@ -198,7 +198,7 @@ class Handling:
         )
         return [run] if run is not None else []
 
-    def _not_ready(self, decision: admission.Decision, request: Request) -> None:
+    def _not_ready(self, decision: admission.Admission, request: Request) -> None:
         """A refusal is the request's end (recorded by `handle`); a wait asks again when
         it can end (a window opening, a soak ending; approvals submit a promotion)."""
         if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):

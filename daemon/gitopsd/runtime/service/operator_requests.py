@@ -161,7 +161,7 @@ class OperatorRequests:
         elif entry.manifest.spec.promotion.auto:
             self._submit(self._followups.promotion(environment))
 
-    def _admit_now(self, request: Request) -> admission.Decision:
+    def _admit_now(self, request: Request) -> admission.Admission:
         """Admission when the request is made, so the API can answer it: refused (or
         nothing to apply) is a 409 with the reason; a wait is queued, and the worker admits
         it again, recording the wait, when it takes it."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import enum
-import itertools
 import json
 import os
 import subprocess
@@ -697,19 +696,19 @@ def run_racing(threads: list[threading.Thread]) -> None:
 
 
 def test_an_inputs_file_name_already_taken_is_skipped_not_overwritten(
-    runner: CommandDriverRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runner: CommandDriverRunner, tmp_path: Path
 ) -> None:
     # what a daemon killed in the middle of a call leaves, found by one with the same pid
     work = tmp_path / "work"
     work.mkdir(mode=0o700)
-    taken = f"dev.network.apply.{os.getpid()}-7"
+    _, first = run_dump(runner, tmp_path, action="apply", inputs={"a": "b"})
+    number = int(Path(first["env"]["GITOPSD_INPUTS"]).name.split("-")[-1].split(".")[0])
+    taken = f"dev.network.apply.{os.getpid()}-{number + 1}"  # the name the next call would take
     (work / f"{taken}.inputs.json").write_text("left behind")
     (work / f"{taken}.outputs.json").write_text('{"stale": true}')
-    monkeypatch.setattr(command_driver, "_CALL_NUMBERS", itertools.count(7))
     result, dump = run_dump(runner, tmp_path, action="apply", inputs={"a": "b"})
-    assert (
-        Path(dump["env"]["GITOPSD_INPUTS"]).name == f"dev.network.apply.{os.getpid()}-8.inputs.json"
-    )
+    expected = f"dev.network.apply.{os.getpid()}-{number + 2}.inputs.json"
+    assert Path(dump["env"]["GITOPSD_INPUTS"]).name == expected
     assert dump["inputs"] == {"a": "b"}
     assert result.outputs == {}  # not the stale outputs file of the name it skipped
     assert (work / f"{taken}.inputs.json").read_text() == "left behind"

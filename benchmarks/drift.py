@@ -199,7 +199,6 @@ def plan_xargs(repo: Path, data_dir: Path, folder: Path) -> XargsPlan:
     from gitopsd.engine import selection
     from gitopsd.model.fields import input_variable
     from gitopsd.model.state import ComponentStatus
-    from gitopsd.runtime.runs.steps import command_for
 
     folder.mkdir(parents=True, exist_ok=True)
     calls: list[list[str]] = []
@@ -229,7 +228,8 @@ def plan_xargs(repo: Path, data_dir: Path, folder: Path) -> XargsPlan:
                 text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
                 variables[input_variable(name)] = text
             cwd = target.checkout / entry.folder
-            calls.append(env_arguments(cwd, variables, command_for(entry, "check")))
+            command = entry.manifest.spec.driver.command("check")  # command drivers only
+            calls.append(env_arguments(cwd, variables, list(command or ())))
     sizes = {len(call) for call in calls}
     if len(sizes) != 1:
         raise RuntimeError(f"`xargs -n` needs as many arguments per call; got sizes {sizes}")

@@ -6,6 +6,7 @@ import gc
 import weakref
 
 import pytest
+import yaml
 
 from gitopsd.engine import loading, validation
 from gitopsd.engine.sources import Problem
@@ -182,3 +183,33 @@ def test_a_broken_component_is_reported_at_every_load() -> None:
     _, first = load(files)
     _, again = load(files)
     assert [str(p) for p in again] == [str(p) for p in first] != []
+
+
+def test_a_problem_found_after_loading_is_located_in_the_file() -> None:
+    """The parsed YAML is not kept with the models: a check made later (an environment's,
+    at plan time) still finds which fields the file writes and their lines."""
+    load({"components/net/component.yaml": component("net")})
+    repository, _ = load({"components/net/component.yaml": component("net")})  # shared entry
+    source = repository.components["net"].source
+    assert source.has(("spec", "timeout")) and not source.has(("spec", "when"))
+    found = source.problem(("spec", "timeout"), "too long for dev")
+    assert str(found) == "components/net/component.yaml:12: spec.timeout: too long for dev"
+
+
+def test_a_revision_read_back_parsed_shares_the_components_read_from_git() -> None:
+    """The revision cache hands loading the parsed files of a commit: a component whose file
+    a revision in memory has already is that revision's, not a second copy."""
+    text = component("net")
+    first, _ = load({"components/net/component.yaml": text})
+    documents = {"components/net/component.yaml": (text, yaml.safe_load(text))}
+    again, problems = loading.load_parsed(documents, revision="def456", driver_types=DRIVER_TYPES)
+    assert problems == [] and again.components["net"] is first.components["net"]
+
+
+def test_a_changed_file_read_back_parsed_is_built_anew() -> None:
+    first, _ = load({"components/net/component.yaml": component("net")})
+    text = component("net", layer="platform")
+    documents = {"components/net/component.yaml": (text, yaml.safe_load(text))}
+    again, _ = loading.load_parsed(documents, revision="def456", driver_types=DRIVER_TYPES)
+    assert again.components["net"].manifest.metadata.layer == "platform"
+    assert first.components["net"].manifest.metadata.layer == "network"

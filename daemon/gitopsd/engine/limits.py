@@ -63,10 +63,11 @@ def _limits(raw: bytes | None) -> tuple[Limits, Callable[[str], int]]:
     if raw is None:
         return Limits(), lambda _: 1
     problems: list[Problem] = []  # reported again when the settings are loaded: dropped here
-    source = loading.parse_manifest(SETTINGS, raw, problems)
-    if source is None or not isinstance(source.data.get("limits"), dict):
+    parsed = loading.parse_manifest(SETTINGS, raw, problems)
+    if parsed is None or not isinstance(parsed[1].get("limits"), dict):
         return Limits(), lambda _: 1
-    limits, _ = fieldchecks.check(Limits, source, source.data["limits"], prefix=("limits",))
+    source, data = parsed
+    limits, _ = fieldchecks.check(Limits, source, data["limits"], prefix=("limits",))
     return limits or Limits(), lambda name: source.locate(("limits", name))[1]
 
 

@@ -7,13 +7,14 @@ those that did not. Rules that span files are checked afterwards by `engine.vali
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import posixpath
 import weakref
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gitopsd.engine import fieldchecks, graph, sources, yaml_text
 from gitopsd.engine.sources import Problem, SourceFile
@@ -30,11 +31,12 @@ SETTINGS_PATH = "gitopsd.yaml"
 ENVIRONMENTS_DIR = "environments"
 COMPONENTS_DIR = "components"
 COMPONENT_FILES = ("component.yaml", "component.yml")
-# parsed manifests of the revisions in memory, held weakly (see `parse_manifest`)
-_PARSED: weakref.WeakValueDictionary[tuple[str, bytes], SourceFile] = weakref.WeakValueDictionary()
-# the valid component each parse above made, by the parse's id (see `_check_component`)
-_CHECKED: weakref.WeakValueDictionary[int, ComponentEntry] = weakref.WeakValueDictionary()
-Raw = TypeVar("Raw", bytes, SourceFile)  # a manifest as read from git, or already parsed
+FileKey = tuple[str, bytes]  # a file's path and the digest of its content
+# the valid components of the revisions in memory, by file, held weakly (see `_check_component`)
+_CHECKED: weakref.WeakValueDictionary[FileKey, ComponentEntry] = weakref.WeakValueDictionary()
+Parsed = tuple[SourceFile, dict[str, Any]]  # a manifest's file, and the mapping it holds
+Document = tuple[str, dict[str, Any]]  # a manifest parsed before: its text and its mapping
+Raw = TypeVar("Raw", bytes, Document)  # a manifest as read from git, or already parsed
 KIND_HOMES = {
     "Component": "components/**/component.yaml",
     "Environment": "environments/<name>.yaml",
@@ -109,27 +111,46 @@ def load_repository(
     `driver_types`: the settings model of each installed driver type, by name
     (`engine.drivers.settings_of`), which validate the components' `driver:` blocks.
     """
-    return _load(files, parse_manifest, revision=revision, unread=unread, driver_types=driver_types)
+    reader = _Reader(parse_manifest, _digest)
+    return _load(files, reader, revision=revision, unread=unread, driver_types=driver_types)
 
 
 def load_parsed(
-    sources: Mapping[str, SourceFile],
+    documents: Mapping[str, Document],
     *,
     revision: str,
     driver_types: Mapping[str, type[DriverSettings]],
 ) -> tuple[Repository, list[Problem]]:
-    """`load_repository` of manifests parsed before: the revision cache keeps a commit's
-    parsed files, which then skip reading git and parsing YAML, the slow part of a load."""
+    """`load_repository` of manifests parsed before, by path: the revision cache keeps a
+    commit's parsed files, which then skip reading git and parsing YAML, the slow part of a
+    load. Only each file's path and text are kept with its models (see `SourceFile`)."""
 
-    def parsed(path: str, source: SourceFile, problems: list[Problem]) -> SourceFile:
-        return source
+    def parsed(path: str, document: Document, problems: list[Problem]) -> Parsed:
+        return SourceFile(path, document[0]), document[1]
 
-    return _load(sources, parsed, revision=revision, unread=(), driver_types=driver_types)
+    def digest(document: Document) -> bytes:
+        return _digest(document[0].encode("utf-8"))
+
+    reader = _Reader(parsed, digest)
+    return _load(documents, reader, revision=revision, unread=(), driver_types=driver_types)
+
+
+@dataclass(frozen=True)
+class _Reader(Generic[Raw]):
+    """How a load reads its files: parse one (None: its problem reported), and the digest of
+    its content that finds a component built before from the same file (`_CHECKED`)."""
+
+    parse: Callable[[str, Raw, list[Problem]], Parsed | None]
+    digest: Callable[[Raw], bytes]
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 def _load(
     files: Mapping[str, Raw],
-    parse: Callable[[str, Raw, list[Problem]], SourceFile | None],
+    reader: _Reader[Raw],
     *,
     revision: str,
     unread: Collection[str],
@@ -137,34 +158,37 @@ def _load(
 ) -> tuple[Repository, list[Problem]]:
     context = {DRIVER_TYPES: driver_types}
     problems: list[Problem] = []
-    settings, settings_source = _load_settings(files, parse, problems)
+    settings, settings_source = _load_settings(files, reader.parse, problems)
     settings_unread = SETTINGS_PATH in files and settings_source is None
     repository = Repository(revision, settings, settings_source, settings_unread=settings_unread)
     repository.unusable.update(_probable_name(path) for path in unread)
     for path in sorted(files):
         if path == SETTINGS_PATH:
             continue
-        source = parse(path, files[path], problems)
-        if source is None:
+        raw = files[path]
+        if not path.startswith(ENVIRONMENTS_DIR + "/"):
+            key = (path, reader.digest(raw))
+            parse = functools.partial(reader.parse, path, raw, problems)
+            _add_component(repository, key, parse, problems, context)
             continue
-        if path.startswith(ENVIRONMENTS_DIR + "/"):
-            _add_environment(repository, source, problems)
-        else:
-            _add_component(repository, source, problems, context)
+        parsed = reader.parse(path, raw, problems)
+        if parsed is not None:
+            _add_environment(repository, *parsed, problems)
     return repository, problems
 
 
 def _load_settings(
     files: Mapping[str, Raw],
-    parse: Callable[[str, Raw, list[Problem]], SourceFile | None],
+    parse: Callable[[str, Raw, list[Problem]], Parsed | None],
     problems: list[Problem],
 ) -> tuple[RepoSettings, SourceFile | None]:
     if SETTINGS_PATH not in files:
         return RepoSettings(), None
-    source = parse(SETTINGS_PATH, files[SETTINGS_PATH], problems)
-    if source is None:
+    parsed = parse(SETTINGS_PATH, files[SETTINGS_PATH], problems)
+    if parsed is None:
         return RepoSettings(), None
-    settings, found = fieldchecks.check(RepoSettings, source, source.data)
+    source, data = parsed
+    settings, found = fieldchecks.check(RepoSettings, source, data)
     problems.extend(found)
     settings = settings or RepoSettings()
     template, found = fieldchecks.check(
@@ -177,17 +201,19 @@ def _load_settings(
     return settings, source
 
 
-def _add_environment(repository: Repository, source: SourceFile, problems: list[Problem]) -> None:
-    if not _is_kind(source, "Environment", problems):
+def _add_environment(
+    repository: Repository, source: SourceFile, data: dict[str, Any], problems: list[Problem]
+) -> None:
+    if not _is_kind(source, data, "Environment", problems):
         return
-    data = dict(source.data)
+    data = dict(data)
     spec = data.get("spec") or {}
     if isinstance(spec, dict):
         data["spec"] = merge_defaults(repository.settings.defaults, spec)
     environment, found = fieldchecks.check(Environment, source, data, report=_is_written_in(source))
     problems.extend(found)
     if environment is None:
-        _remember_unusable(repository, source)
+        _remember_unusable(repository, data)
         return
     stem = posixpath.splitext(posixpath.basename(source.path))[0]
     if environment.name != stem:
@@ -202,49 +228,61 @@ def _add_environment(repository: Repository, source: SourceFile, problems: list[
 
 def _add_component(
     repository: Repository,
-    source: SourceFile,
+    key: FileKey,
+    parse: Callable[[], Parsed | None],
     problems: list[Problem],
     context: Mapping[str, Any],
 ) -> None:
-    entry = _CHECKED.get(id(source))
-    if entry is None or entry.source is not source:
-        if not _is_kind(source, "Component", problems):
+    entry = _CHECKED.get(key)
+    if entry is None:
+        parsed = parse()
+        if parsed is None or not _is_kind(*parsed, "Component", problems):
             return
-        entry = _check_component(source, problems, context)
+        entry = _check_component(key, *parsed, problems, context)
         if entry is None:
-            _remember_unusable(repository, source)
+            _remember_unusable(repository, parsed[1])
             return
     name = entry.manifest.name
     if name in repository.components:
         first = repository.components[name].source
-        problems.append(source.problem(("metadata", "name"), _duplicate("component", first)))
+        message = _duplicate("component", first)
+        problems.append(entry.source.problem(("metadata", "name"), message))
         return
     repository.components[name] = entry
 
 
 def _check_component(
-    source: SourceFile, problems: list[Problem], context: Mapping[str, Any]
+    key: FileKey,
+    source: SourceFile,
+    data: dict[str, Any],
+    problems: list[Problem],
+    context: Mapping[str, Any],
 ) -> ComponentEntry | None:
     """The component a parsed file makes, kept for the next revisions with the same file.
 
-    A component's model depends on its file alone, and revisions share the parse of an
-    unchanged file (`_parse`), so they share its checked entry too: a new head builds models
-    for the files it changed only, instead of a thousand models thrown away after the load.
-    An entry with problems is not kept, so every load reports them.
+    A component's model depends on its file alone, so revisions with the same file (same
+    path, same content) share its entry: a new head parses and builds models for the files
+    it changed only (with 1,000 components, parsing them all again was most of the time
+    from a commit to its first driver), and holds no second copy of the others. The memo
+    holds an entry only while a revision in memory uses it: old versions of changed files
+    leave it with the last revision that had them. An entry with problems is not kept, so
+    every load reports them.
     """
-    component, found = fieldchecks.check(Component, source, source.data, context=context)
+    component, found = fieldchecks.check(Component, source, data, context=context)
     problems.extend(found)
     if component is None:
         return None
     entry = ComponentEntry(component, source)
     if not found:
-        _CHECKED[id(source)] = entry
+        _CHECKED[key] = entry
     return entry
 
 
-def _is_kind(source: SourceFile, expected: str, problems: list[Problem]) -> bool:
+def _is_kind(
+    source: SourceFile, data: dict[str, Any], expected: str, problems: list[Problem]
+) -> bool:
     """A manifest of the other kind in this folder is one problem, not a list of field errors."""
-    kind = source.data.get("kind")
+    kind = data.get("kind")
     if kind in KIND_HOMES and kind != expected:
         message = f"kind {kind} belongs in {KIND_HOMES[kind]}, not here"
         problems.append(source.problem(("kind",), message))
@@ -252,9 +290,9 @@ def _is_kind(source: SourceFile, expected: str, problems: list[Problem]) -> bool
     return True
 
 
-def _remember_unusable(repository: Repository, source: SourceFile) -> None:
+def _remember_unusable(repository: Repository, data: dict[str, Any]) -> None:
     """A file too broken to salvage still names something: don't call that name unknown."""
-    metadata = source.data.get("metadata")
+    metadata = data.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
         repository.unusable.add(metadata["name"])
 
@@ -284,26 +322,14 @@ def merge_defaults(defaults: Mapping[str, Any], spec: Mapping[str, Any]) -> dict
     return merged
 
 
-def parse_manifest(path: str, raw: bytes, problems: list[Problem]) -> SourceFile | None:
-    """Parse one manifest, or reuse the parse of the same bytes at the same path.
-
-    A new head usually changes a few files of many: with 1,000 components, parsing them all
-    again was most of the time from a commit to its first driver. A parsed file is never
-    changed afterwards, so revisions share it. The memo holds a parse only while a revision
-    in memory uses it: old versions of changed files leave it with the last revision that
-    had them, instead of piling up for the life of a daemon."""
-    key = (path, hashlib.blake2b(raw, digest_size=16).digest())
-    found = _PARSED.get(key)
-    if found is not None:
-        return found
-
+def parse_manifest(path: str, raw: bytes, problems: list[Problem]) -> Parsed | None:
+    """One manifest's file and the mapping it holds, or None (its problem added); the
+    mapping is for building the models, and dropped with the load (see `SourceFile`)."""
     try:
-        parsed = yaml_text.parse(path, raw)
+        return yaml_text.parse(path, raw)
     except sources.SourceError as error:
         problems.append(error.problem)
         return None
-    _PARSED[key] = parsed
-    return parsed
 
 
 def _is_written_in(source: SourceFile) -> Callable[[sources.Location], bool]:

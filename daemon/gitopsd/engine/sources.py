@@ -8,7 +8,7 @@ nodes to find the line of the offending field (`SourceFile.locate`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -41,11 +41,21 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A parsed YAML mapping and the text it came from."""
+    """A manifest's path and text, kept beside the models built from it to report problems.
+
+    The values parsed from the text are not kept: the models hold them already, and keeping
+    both held every manifest twice (as much memory again as the models). Only a file with a
+    problem to locate is parsed again, on first use (`data`).
+    """
 
     path: str
     text: str
-    data: dict[str, Any] = field(compare=False)
+
+    @cached_property
+    def data(self) -> Any:
+        """What the text parses to: the mapping it was loaded from, for finding fields in.
+        The plain safe loader is enough: the text passed loading's stricter one before."""
+        return yaml.load(self.text, Loader=BASE_LOADER)  # noqa: S506 - a safe loader
 
     @cached_property
     def _root(self) -> yaml.Node | None:

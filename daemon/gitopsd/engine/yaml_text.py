@@ -93,8 +93,9 @@ _Loader.add_constructor(_TAG + "int", _Loader.construct_yaml_int)
 _Loader.add_constructor(_TAG + "float", _Loader.construct_yaml_float)
 
 
-def parse(path: str, raw: bytes) -> SourceFile:
-    """Decode and parse one manifest; a file that is not a YAML mapping is a SourceError."""
+def parse(path: str, raw: bytes) -> tuple[SourceFile, dict[str, Any]]:
+    """Decode and parse one manifest: the file, and the mapping it holds (which the caller
+    builds its models from and drops); a file that is not a YAML mapping is a SourceError."""
     text = _decode(path, raw)
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
@@ -114,7 +115,13 @@ def parse(path: str, raw: bytes) -> SourceFile:
     if _depth_over(data, MAX_DEPTH):
         message = f"values nested more than {MAX_DEPTH} deep (mappings and lists in one another)"
         raise SourceError(Problem(path, _deep_line(compose(text), MAX_DEPTH), message))
-    return SourceFile(path, text, data)
+    return SourceFile(path, text), data
+
+
+def values(text: str) -> dict[str, Any]:
+    """The mapping of a manifest's text that `parse` accepted before, parsed the same way."""
+    data: dict[str, Any] = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    return data
 
 
 def dump(value: Any) -> str:

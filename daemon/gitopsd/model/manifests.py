@@ -8,6 +8,7 @@ Cross-file rules (names that must exist, cycles, layers) live in `engine.validat
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -201,6 +202,13 @@ class RetryPolicy(Strict):
         return self
 
 
+@functools.cache
+def _default_retry() -> RetryPolicy:
+    """The policy of every component that sets none: one immutable instance, shared, instead
+    of a copy per component (built on first use, like the models' validators)."""
+    return RetryPolicy()
+
+
 class ComponentSpec(Strict):
     depends_on: list[Name] = Field(
         default_factory=list,
@@ -222,7 +230,7 @@ class ComponentSpec(Strict):
         default=900.0, description="limit of one driver call", examples=["15m"]
     )
     retry: RetryPolicy = Field(
-        default_factory=RetryPolicy, description="tries of a failing driver call"
+        default_factory=_default_retry, description="tries of a failing driver call"
     )
     on_failure: Literal["rollback", "stop", "continue"] = Field(
         default="rollback",

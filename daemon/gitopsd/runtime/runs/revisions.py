@@ -24,10 +24,10 @@ from gitopsd import __version__
 from gitopsd.adapters.driver_registry import installed_drivers
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
-from gitopsd.engine import limits, loading, validation
+from gitopsd.engine import limits, loading, validation, yaml_text
 from gitopsd.engine.drivers import settings_of
 from gitopsd.engine.loading import Repository
-from gitopsd.engine.sources import Problem, SourceFile
+from gitopsd.engine.sources import Problem
 from gitopsd.runtime.runs.manifest_sharing import SharedEntries
 
 log = logging.getLogger("gitopsd.revisions")
@@ -133,7 +133,10 @@ class KeptRevision(pydantic.BaseModel):
 
 def _kept_text(loaded: LoadedRevision) -> str | None:
     """The JSON form of a valid revision; None when its data is not all JSON (a YAML date or
-    set, which would come back as something else) or it has problems (they are not kept)."""
+    set, which would come back as something else) or it has problems (they are not kept).
+
+    A loaded revision holds its files' text, not the mappings they parse to (`SourceFile`),
+    so they are parsed again here, in the writer's thread, and dropped once written."""
     if loaded.problems:
         return None
     repository = loaded.repository
@@ -145,7 +148,9 @@ def _kept_text(loaded: LoadedRevision) -> str | None:
         "format": FORMAT,
         "gitopsd": __version__,
         "revision": loaded.revision,
-        "documents": [{"path": s.path, "text": s.text, "data": s.data} for s in sources],
+        "documents": [
+            {"path": s.path, "text": s.text, "data": yaml_text.values(s.text)} for s in sources
+        ],
         "trees": loaded.trees,
     }
     try:
@@ -164,9 +169,9 @@ def _from_kept_text(sha: str, text: str) -> LoadedRevision | None:
         return None
     if kept.gitopsd != __version__ or kept.revision != sha:
         return None
-    sources = {d.path: SourceFile(d.path, d.text, d.data) for d in kept.documents}
+    documents = {d.path: (d.text, d.data) for d in kept.documents}
     repository, problems = loading.load_parsed(
-        sources, revision=sha, driver_types=settings_of(installed_drivers())
+        documents, revision=sha, driver_types=settings_of(installed_drivers())
     )
     if problems or validation.validate(repository):
         return None

@@ -36,6 +36,7 @@ from gitopsd.runtime.runs.destroying import DestroyRun
 from gitopsd.runtime.runs.orphans import Orphan
 from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun
 from gitopsd.runtime.runs.revisions import Revisioned
+from gitopsd.runtime.runs.revisions_at import RevisionsAt
 from gitopsd.runtime.runs.steps import Services
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,13 @@ class Workspace:
     def __post_init__(self) -> None:
         folder = self.data_dir / "cache" / "revisions"
         self._revisions = revisions.RevisionCache(self.source, folder=folder)
+        self._at = RevisionsAt()
 
     def load_revision(self, revision: str | None = None) -> revisions.LoadedRevision:
-        """The manifests of `revision` (default: the branch head), valid or not; cached."""
-        return self._revisions.load(revision)
+        """The manifests of `revision` (default: the branch head), valid or not; cached, and
+        the revision an environment is at is the one held for it (`revisions_at`)."""
+        sha = self.source.resolve(revision) if revision else self.source.head()
+        return self._at.find(sha) or self._revisions.load(sha)
 
     def manifests(self, revision: str | None = None) -> Repository:
         """A valid revision's manifests (cached), without its checkout: what deciding about
@@ -284,8 +288,17 @@ class Workspace:
     ) -> Run:
         previous = self.load(run.previous_revision) if run.previous_revision else None
         finished = self._run_apply(run, target, chosen, cancel, previous)
+        self._hold_revision_at(run.environment, target, previous)
         self.prune_checkouts()
         return finished
+
+    def _hold_revision_at(self, environment: str, *loaded: Revisioned | None) -> None:
+        """After a run: keep loaded the revision `environment` is at now, one of those the
+        run `loaded` (its target, or its rollback target), for the environment's next run."""
+        state = self.store.get_environment(environment)
+        ran = {revision.revision for revision in loaded if revision is not None}
+        at = state.revision if state and state.revision in ran else None
+        self._at.keep(environment, self.load_revision(at) if at else None)
 
     def _run_apply(
         self,

@@ -213,6 +213,7 @@ def test_an_evicted_revision_is_loaded_again_whole(
     bounded = RevisionCache(source, size=1, folder=tmp_path / "revisions")
     bounded.load(first_sha)
     second = bounded.load(second_sha)
+    bounded.close()  # both written to disk now, as at a command's end
     again = bounded.load(first_sha)  # evicted by the second: read back from disk
     assert CountingSource.reads == 2
     assert again.revision == first_sha and again.is_valid

@@ -33,6 +33,7 @@ from gitopsd.runtime.runs.manifest_sharing import SharedEntries
 log = logging.getLogger("gitopsd.revisions")
 # the layout of a revision kept on disk (`KeptRevision`): change it, and raise this
 FORMAT = 1
+WRITE_DELAY = 2.0  # seconds between a load and writing it to disk (see `_keep_on_disk`)
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ class RevisionCache:
         self._lock = threading.Lock()
         self._shared = SharedEntries()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="revision-writer")
+        self._closing = threading.Event()
 
     def load(self, revision: str | None = None) -> LoadedRevision:
         sha = self._source.resolve(revision) if revision else self._source.head()
@@ -224,19 +226,22 @@ class RevisionCache:
         return kept
 
     def close(self) -> None:
-        """Wait for the loads still being written to disk (a command ending calls this)."""
+        """Write the loads still waiting, now, and wait for them (a command ending calls this)."""
+        self._closing.set()
         self._writer.shutdown(wait=True)
 
     def _keep_on_disk(self, sha: str, loaded: LoadedRevision) -> None:
-        """Write the load for the next process in the background: whoever asked for it
-        (a new head's requests, a run) goes on meanwhile. The writer thread is joined at
-        exit, so a command's load is on disk when the command ends."""
+        """Write the load for the next process in the background, `WRITE_DELAY` later:
+        whoever asked for it (a new head's requests, a run) goes on meanwhile, and writing
+        (which parses the manifests' text again) does not compete for the interpreter with
+        the run a new head starts. `close` writes what still waits at once, so a command's
+        load is on disk when the command ends."""
         if self._files is not None:
             with contextlib.suppress(RuntimeError):  # the interpreter is stopping: skip it
                 self._writer.submit(self._write, self._files, sha, loaded)
 
-    @staticmethod
-    def _write(files: RevisionFiles, sha: str, loaded: LoadedRevision) -> None:
+    def _write(self, files: RevisionFiles, sha: str, loaded: LoadedRevision) -> None:
+        self._closing.wait(WRITE_DELAY)
         text = _kept_text(loaded)
         if text is not None:
             files.put(sha, text)

@@ -16,6 +16,7 @@ from gitopsd.api import guards, listening
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
 from gitopsd.errors import AllowedHostsError
 from gitopsd.runtime.notifications.commit_statuses import CommitStatuses
+from gitopsd.runtime.runs import revisions
 from gitopsd.runtime.runs.workspace import Workspace
 
 log = logging.getLogger("gitopsd.serve")
@@ -124,6 +125,7 @@ def serve(
         auth.check_listen_allowed(host, tokens.present)
     # bound before the store opens and work starts: a taken port stops here, nothing begun
     with _listening(host, port, once=once) as sockets, context.workspace() as workspace:
+        workspace.delay_cache_writes(revisions.WRITE_DELAY)
         delivery = announcing.delivery_from(settings, github=_github_client)
 
         def make_daemon(on: Workspace) -> Daemon:

@@ -33,7 +33,7 @@ from gitopsd.runtime.runs.manifest_sharing import SharedEntries
 log = logging.getLogger("gitopsd.revisions")
 # the layout of a revision kept on disk (`KeptRevision`): change it, and raise this
 FORMAT = 1
-WRITE_DELAY = 2.0  # seconds between a load and writing it to disk (see `_keep_on_disk`)
+WRITE_DELAY = 2.0  # the daemon's seconds between a load and writing it (see `_keep_on_disk`)
 
 
 @dataclass(frozen=True)
@@ -202,6 +202,7 @@ class RevisionCache:
         self._shared = SharedEntries()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="revision-writer")
         self._closing = threading.Event()
+        self.write_delay = 0.0  # a daemon sets WRITE_DELAY; a command writes at once
 
     def load(self, revision: str | None = None) -> LoadedRevision:
         sha = self._source.resolve(revision) if revision else self._source.head()
@@ -231,17 +232,18 @@ class RevisionCache:
         self._writer.shutdown(wait=True)
 
     def _keep_on_disk(self, sha: str, loaded: LoadedRevision) -> None:
-        """Write the load for the next process in the background, `WRITE_DELAY` later:
-        whoever asked for it (a new head's requests, a run) goes on meanwhile, and writing
-        (which parses the manifests' text again) does not compete for the interpreter with
-        the run a new head starts. `close` writes what still waits at once, so a command's
-        load is on disk when the command ends."""
+        """Write the load for the next process in the background, `write_delay` later:
+        whoever asked for it (a new head's requests, a run) goes on meanwhile. In a daemon
+        the delay keeps writing (which parses the manifests' text again) from competing for
+        the interpreter with the run a new head starts; a command writes at once, and the
+        writer is joined at exit (or by `close`), so its load is on disk when it ends."""
         if self._files is not None:
             with contextlib.suppress(RuntimeError):  # the interpreter is stopping: skip it
                 self._writer.submit(self._write, self._files, sha, loaded)
 
     def _write(self, files: RevisionFiles, sha: str, loaded: LoadedRevision) -> None:
-        self._closing.wait(WRITE_DELAY)
+        if self.write_delay > 0:
+            self._closing.wait(self.write_delay)
         text = _kept_text(loaded)
         if text is not None:
             files.put(sha, text)

@@ -72,6 +72,11 @@ class Workspace:
         self._revisions = revisions.RevisionCache(self.source, folder=folder)
         self._at = RevisionsAt()
 
+    def delay_cache_writes(self, seconds: float) -> None:
+        """A daemon writes a loaded revision to disk `seconds` later, not beside the run a
+        new head starts (`revisions.RevisionCache`)."""
+        self._revisions.write_delay = seconds
+
     def load_revision(self, revision: str | None = None) -> revisions.LoadedRevision:
         """The manifests of `revision` (default: the branch head), valid or not; cached, and
         the revision an environment is at is the one held for it (`revisions_at`)."""

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from gitopsd.adapters.gitrepo import Blob, GitSource
+from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.runtime.runs import revisions
 from gitopsd.runtime.runs.revisions import LoadedRevision, RevisionCache
 from tests.runtime.world import World, component, environment
@@ -240,3 +241,42 @@ def test_a_commit_loaded_by_two_threads_at_once_is_kept_once(world: World) -> No
         first, second = pool.map(lambda _: revisions_cache.load(sha), range(2))
     assert first is second
     assert revisions_cache.load(sha) is first
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.json")) if folder.exists() else []
+
+
+def test_a_delayed_write_waits_and_closing_writes_it_at_once(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """A daemon delays its writes (`write_delay`); stopping it must neither wait out the
+    delay nor lose the load: `close` writes what waits, now."""
+    sha = world.commit(
+        {
+            "environments/dev.yaml": environment("dev"),
+            "components/network/vpc/component.yaml": component("vpc"),
+        }
+    )
+    folder = tmp_path / "revisions"
+    made = cache(source, folder)
+    made.write_delay = 3600.0
+    made.load(sha)
+    assert files_in(folder) == []  # an hour to go
+    made.close()
+    assert [name.split(".")[0] for name in files_in(folder)] == [sha]
+    cache(source, folder).load(sha)
+    assert CountingSource.reads == 1  # the next process read it from disk
+
+
+def test_a_workspace_closed_writes_its_delayed_loads(world: World, tmp_path: Path) -> None:
+    sha = world.commit({"environments/dev.yaml": environment("dev")})
+    store = SqliteStore(tmp_path / "state.db")
+    workspace = world.workspace(store)
+    workspace.delay_cache_writes(3600.0)
+    workspace.load_revision(sha)
+    folder = workspace.data_dir / "cache" / "revisions"
+    assert files_in(folder) == []
+    workspace.close()
+    assert [name.split(".")[0] for name in files_in(folder)] == [sha]
+    store.close()

@@ -121,7 +121,11 @@ class Context:
         with self.open_source() as source:
             store = (read_only and self._store_to_read()) or self._open_store()
             try:
-                yield application.workspace(source, store, data_dir=self.data_dir, key=_key())
+                opened = application.workspace(source, store, data_dir=self.data_dir, key=_key())
+                try:
+                    yield opened
+                finally:
+                    opened.close()
             finally:
                 store.close()
 

@@ -77,6 +77,11 @@ class Workspace:
         new head starts (`revisions.RevisionCache`)."""
         self._revisions.write_delay = seconds
 
+    def close(self) -> None:
+        """Write the revisions still waiting for their delayed write now, so a daemon that
+        stops just after a load neither waits out the delay nor leaves the load unwritten."""
+        self._revisions.close()
+
     def load_revision(self, revision: str | None = None) -> revisions.LoadedRevision:
         """The manifests of `revision` (default: the branch head), valid or not; cached, and
         the revision an environment is at is the one held for it (`revisions_at`)."""

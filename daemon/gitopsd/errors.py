@@ -10,7 +10,8 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
     │   ├── NotFoundError             404: UnknownEnvironmentError, UnknownPlanError
     │   ├── ConflictError             409: the state refuses it now (RunRefusedError,
     │   │                             StalePlanError, SuspensionRefusedError, a daemon stopping)
-    │   ├── ForbiddenError            403: who asks may not (ApproverRefusedError)
+    │   ├── ForbiddenError            403: who asks may not (ApproverRefusedError,
+│   │                             OutOfScopeError)
     │   ├── InvalidRequestError       422: the request itself is wrong (UnknownRevisionError,
     │   │                             JsonLimitError, InvalidPayloadError; 400: the
     │   │                             InvalidDeliveryIdError)
@@ -238,6 +239,11 @@ class UnknownDriverError(ConfigurationError):
 
 class TokensFileError(ConfigurationError):
     """The tokens file cannot be used; the message names the file, the line and the field."""
+
+
+class OutOfScopeError(ForbiddenError):
+    """A token acting on an environment outside its `environments` (403; reads of such an
+    environment answer as for an unknown one, 404, so a token learns nothing of it)."""
 
 
 class ListenRefusedError(ConfigurationError):

@@ -17,7 +17,8 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
     │   │                             InvalidDeliveryIdError)
     │   ├── ConfigurationError        a file, flag or key is unusable (TokensFileError,
     │   │                             ListenRefusedError, AllowedHostsError, EncryptionKeyError,
-    │   │                             NotADataFolderError, DriverPluginError, UnknownDriverError)
+    │   │                             NotADataFolderError, DriverPluginError, UnknownDriverError,
+    │   │                             MissingSecretError)
     │   └── OrphanError, GitHubRequestError, RunNotFoundError, DeliveryRefusedError
     └── TemporaryError                may pass by itself; `retry_after` seconds when known
         ├── BusyError                 another process runs the environment (409 over HTTP)
@@ -227,6 +228,11 @@ class DeliveryFailedError(DeliveryError, TemporaryError):
 
 class DriverPluginError(ConfigurationError):
     """An installed driver plugin cannot be used: it fails to import, or is not a driver."""
+
+
+class MissingSecretError(ConfigurationError):
+    """A `${{ secrets.NAME }}` with no file in the secrets folder and no GITOPSD_SECRET_NAME:
+    the call that needs it fails, naming the secret and where it looked (never a value)."""
 
 
 class UnknownDriverError(ConfigurationError):

@@ -60,6 +60,7 @@ TABLE: dict[str, tuple[int, int | None, bool]] = {
     "InvalidDeliveryIdError": (1, 400, False),
     "DriverPluginError": (1, None, False),
     "UnknownDriverError": (1, None, False),
+    "MissingSecretError": (1, None, False),
 }
 
 

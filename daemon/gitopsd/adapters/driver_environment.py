@@ -37,6 +37,7 @@ def is_withheld(name: str) -> bool:
     """Whether an inherited variable of this name is kept from drivers."""
     return name.startswith(PROTOCOL_PREFIX) or name in WITHHELD
 
+
 # what json.dumps(value, **options) uses, made once (encoders keep no state between calls)
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 

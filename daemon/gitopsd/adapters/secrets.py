@@ -26,6 +26,7 @@ from gitopsd.engine.ports import (
     OnStarted,
     SecretSource,
 )
+from gitopsd.engine.references import SECRET_NAME
 from gitopsd.errors import MissingSecretError
 
 VARIABLE_PREFIX = "GITOPSD_SECRET_"
@@ -39,6 +40,8 @@ class SecretFiles:
         self._environ = os.environ if environ is None else environ
 
     def value(self, name: str) -> str:
+        if not SECRET_NAME.match(name):  # parsed references hold no other: never a path
+            raise MissingSecretError(f"{name!r} is not a secret name (letters, digits and '_')")
         found = self._from_file(name) if self.folder is not None else None
         if found is None:
             found = self._environ.get(VARIABLE_PREFIX + name)

@@ -10,13 +10,15 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
     │   ├── NotFoundError             404: UnknownEnvironmentError, UnknownPlanError
     │   ├── ConflictError             409: the state refuses it now (RunRefusedError,
     │   │                             StalePlanError, SuspensionRefusedError, a daemon stopping)
-    │   ├── ForbiddenError            403: who asks may not (ApproverRefusedError)
+    │   ├── ForbiddenError            403: who asks may not (ApproverRefusedError,
+    │   │                             OutOfScopeError)
     │   ├── InvalidRequestError       422: the request itself is wrong (UnknownRevisionError,
     │   │                             JsonLimitError, InvalidPayloadError; 400: the
     │   │                             InvalidDeliveryIdError)
     │   ├── ConfigurationError        a file, flag or key is unusable (TokensFileError,
     │   │                             ListenRefusedError, AllowedHostsError, EncryptionKeyError,
-    │   │                             NotADataFolderError, DriverPluginError, UnknownDriverError)
+    │   │                             NotADataFolderError, DriverPluginError, UnknownDriverError,
+    │   │                             MissingSecretError)
     │   └── OrphanError, GitHubRequestError, RunNotFoundError, DeliveryRefusedError
     └── TemporaryError                may pass by itself; `retry_after` seconds when known
         ├── BusyError                 another process runs the environment (409 over HTTP)
@@ -228,6 +230,11 @@ class DriverPluginError(ConfigurationError):
     """An installed driver plugin cannot be used: it fails to import, or is not a driver."""
 
 
+class MissingSecretError(ConfigurationError):
+    """A `${{ secrets.NAME }}` with no file in the secrets folder and no GITOPSD_SECRET_NAME:
+    the call that needs it fails, naming the secret and where it looked (never a value)."""
+
+
 class UnknownDriverError(ConfigurationError):
     """A driver type no installed plugin provides (uninstalled since the manifests were
     validated): its calls fail, each with this message, and are not retried."""
@@ -238,6 +245,11 @@ class UnknownDriverError(ConfigurationError):
 
 class TokensFileError(ConfigurationError):
     """The tokens file cannot be used; the message names the file, the line and the field."""
+
+
+class OutOfScopeError(ForbiddenError):
+    """A token acting on an environment outside its `environments` (403; reads of such an
+    environment answer as for an unknown one, 404, so a token learns nothing of it)."""
 
 
 class ListenRefusedError(ConfigurationError):

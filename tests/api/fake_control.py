@@ -62,6 +62,7 @@ class FakeControl:
         self.refuse_run: GitopsdError | None = None
         self.refuse_approval: ApprovalRefusedError | None = None
         self.crash: Exception | None = None
+        self.stored_events: list[dict[str, Any]] | None = None  # None: three of any environment
         self.tracked_branch = branch
         self._next_id = 0
 
@@ -105,6 +106,9 @@ class FakeControl:
         self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None
     ) -> dict[str, Any]:
         self._record("events", environment, limit=limit, cursor=cursor)
+        if self.stored_events is not None:
+            chosen = [e for e in self.stored_events if environment in (None, e["environment"])]
+            return {"events": chosen[:limit], "next_cursor": None}
         found = [{"environment": environment or "dev", "kind": "apply", "n": n} for n in range(3)]
         return {"events": found, "next_cursor": None}
 

@@ -1,6 +1,7 @@
 """The environment a command driver runs with (SPEC section 4).
 
-The inherited environment without `GITOPSD_*` variables, plus the driver's `env` setting,
+The inherited environment without gitopsd's own settings and secrets (`WITHHELD`), plus the
+driver's `env` setting,
 plus the protocol variables (`GITOPSD_ENVIRONMENT`, `_COMPONENT`, `_REVISION`, `_ACTION`,
 `_INPUTS`, `_OUTPUTS`, `_STATE_DIR`, and `GITOPSD_INPUT_<NAME>` per input). What is derived
 from the inherited part (the copy without `GITOPSD_*`, its secrets, whether `execve` can carry
@@ -25,6 +26,17 @@ from gitopsd.adapters.driver_output import (
 from gitopsd.engine.ports import DriverCall
 
 PROTOCOL_PREFIX = "GITOPSD_"
+# gitopsd's own settings and secrets, never inherited by a driver (a component's `env` may
+# pass one explicitly, as `${{ secrets.NAME }}`): every GITOPSD_* variable (the API and
+# encryption keys, GITOPSD_SECRET_*, the webhook secret, GITOPSD_GITHUB_TOKEN...) and the
+# GitHub tokens the github-actions driver reads by default
+WITHHELD = frozenset({"GITHUB_TOKEN", "GH_TOKEN"})
+
+
+def is_withheld(name: str) -> bool:
+    """Whether an inherited variable of this name is kept from drivers."""
+    return name.startswith(PROTOCOL_PREFIX) or name in WITHHELD
+
 
 # what json.dumps(value, **options) uses, made once (encoders keep no state between calls)
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
@@ -42,14 +54,14 @@ class Inherited:
     """What calls take from one snapshot of the inherited environment."""
 
     snapshot: dict[Any, Any]  # as read: os.environb's bytes, or a copy of `base_env`
-    env: dict[str, str]  # without `GITOPSD_*` variables; copied, never changed
+    env: dict[str, str]  # without the `WITHHELD` variables; copied, never changed
     secrets: frozenset[bytes]  # of every variable, `GITOPSD_*` ones included
     ordered_secrets: tuple[bytes, ...]  # the same, longest first
     passable: bool  # whether `execve` can carry every variable of `env`
 
     @classmethod
     def derive(cls, snapshot: dict[Any, Any], named: Mapping[str, str]) -> Inherited:
-        env = {name: value for name, value in named.items() if not name.startswith(PROTOCOL_PREFIX)}
+        env = {name: value for name, value in named.items() if not is_withheld(name)}
         secrets = secrets_in(named.items())
         return cls(
             snapshot=snapshot,

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitopsd import answers
 from gitopsd.adapters.clock import SystemClock
-from gitopsd.api import deadlines, deliveries, guards, json_limits, openapi, webhooks
+from gitopsd.api import deadlines, deliveries, guards, json_limits, openapi, scopes, webhooks
 from gitopsd.api.auth import Role, Tokens, bearer_token
 from gitopsd.engine.ports import Clock
 from gitopsd.errors import GitopsdError, InvalidRequestError, JsonLimitError
@@ -101,7 +101,9 @@ def _context(request: Request) -> _Context:
 
 
 def _caller(request: Request, role: Role) -> Identity:
-    """The caller's identity: 401 without a valid token, 403 without `role`."""
+    """The caller's identity: 401 without a valid token, 403 without `role`; then, for the
+    environment the route names (`{env}` in its path, else `?env=`), 404 to a read and 403
+    to an action when the token does not reach it (`scopes`), on every route alike."""
     tokens = _context(request).tokens
     header = request.headers.get("authorization")
     identity = tokens.authenticate(header)
@@ -110,7 +112,25 @@ def _caller(request: Request, role: Role) -> Identity:
         raise HTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
     if not tokens.allows(identity, role):
         raise HTTPException(403, f"{identity.name!r} does not have the {role!r} role")
+    named = request.path_params.get("env") or request.query_params.get("env")
+    scopes.check(identity, named, acting=role != "read")
     return identity
+
+
+async def _check_run_reached(request: Request, caller: Identity, run_id: str, role: Role) -> None:
+    """For a route naming a run: the scope rule of `_caller` for the run's environment (an
+    unknown run is left to the route, which answers 404 for it)."""
+    if caller.environments is None:
+        return
+    show = _context(request).control.run
+    run = await run_in_threadpool(lambda: show(run_id, steps_limit=1))
+    if run is None:
+        return
+    environment = str(run.get("environment"))
+    if role != "read":
+        scopes.check_action(caller, environment)
+    elif not caller.reaches(environment):  # as for an unknown run: nothing learnt of it
+        raise HTTPException(404, f"unknown run {run_id!r}")
 
 
 async def _body(request: Request, model: type[Model], *, required: bool) -> Model | None:
@@ -200,8 +220,9 @@ async def openapi_document(request: Request) -> Response:
 
 
 async def list_environments(request: Request) -> Response:
-    _caller(request, "read")
-    return JSONResponse(await run_in_threadpool(_context(request).control.status))
+    caller = _caller(request, "read")
+    report = await run_in_threadpool(_context(request).control.status)
+    return JSONResponse(scopes.within(caller, report, "environments"))
 
 
 async def show_environment(request: Request) -> Response:
@@ -213,18 +234,19 @@ async def show_environment(request: Request) -> Response:
 
 async def list_runs(request: Request) -> Response:
     """Run summaries (no steps), newest first: `{"runs": [...], "next_cursor": ...}`."""
-    _caller(request, "read")
+    caller = _caller(request, "read")
     limit = _limit(request, 50)
     env, cursor = request.query_params.get("env"), request.query_params.get("cursor")
     runs = _context(request).control.runs
     page = await run_in_threadpool(lambda: runs(env, limit=limit, cursor=cursor))
-    return JSONResponse(page)
+    return JSONResponse(scopes.within(caller, page, "runs"))
 
 
 async def show_run(request: Request) -> Response:
     """The run with a page of its steps (`steps_limit`, `steps_cursor`)."""
-    _caller(request, "read")
+    caller = _caller(request, "read")
     run_id = request.path_params["run_id"]
+    await _check_run_reached(request, caller, run_id, "read")
     steps_limit = _limit(request, 100, name="steps_limit")
     steps_cursor = request.query_params.get("steps_cursor")
     show = _context(request).control.run
@@ -238,12 +260,12 @@ async def show_run(request: Request) -> Response:
 
 async def list_events(request: Request) -> Response:
     """The audit trail, newest first: `{"events": [...], "next_cursor": ...}`."""
-    _caller(request, "read")
+    caller = _caller(request, "read")
     limit = _limit(request, 100)
     env, cursor = request.query_params.get("env"), request.query_params.get("cursor")
     events = _context(request).control.events
     page = await run_in_threadpool(lambda: events(env, limit=limit, cursor=cursor))
-    return JSONResponse(page)
+    return JSONResponse(scopes.within(caller, page, "events"))
 
 
 async def start_run(request: Request) -> Response:
@@ -292,6 +314,7 @@ async def cancel_run(request: Request) -> Response:
     caller = _caller(request, "operate")
     await _body(request, NoFields, required=False)
     run_id = request.path_params["run_id"]
+    await _check_run_reached(request, caller, run_id, "operate")
     control = _context(request).control
     cancelled = await run_in_threadpool(lambda: control.cancel(run_id, identity=caller))
     if cancelled is None:

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -23,19 +23,21 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from gitopsd.engine.sources import line_of
 from gitopsd.errors import ListenRefusedError, TokensFileError
+from gitopsd.model.fields import Name
 from gitopsd.runtime.control import Identity
 
 Role = Literal["read", "operate", "approve"]
 ROLES: tuple[Role, ...] = get_args(Role)
 LOCAL = Identity("local")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_FIELDS = "name, email, roles and token_sha256"
+_FIELDS = "name, email, roles, token_sha256 and optional environments"
 _MESSAGES = {  # pydantic's words for a tokens file, where the reader is an operator
     "missing": f"missing (every token has {_FIELDS})",
     "extra_forbidden": f"unknown field (a token has {_FIELDS})",
     "model_type": f"expected a mapping with {_FIELDS}",
-    "too_short": "needs at least one role: read, operate or approve",  # only roles has a minimum
+    "too_short": "needs at least one role: read, operate or approve",
 }
+_EMPTY_ENVIRONMENTS = "lists no environment: leave it out for every environment"
 
 
 class TokenEntry(BaseModel):
@@ -47,6 +49,16 @@ class TokenEntry(BaseModel):
     email: str = Field(min_length=1)
     roles: tuple[Role, ...] = Field(min_length=1)
     token_sha256: str = Field(description="hex SHA-256 of the token; the token is never stored")
+    environments: tuple[Name, ...] | None = Field(
+        default=None,
+        min_length=1,
+        description="the environments the token reaches; left out: every environment",
+    )
+
+    def identity(self) -> Identity:
+        """Who a request with this entry's token is, with the environments it reaches."""
+        reach = None if self.environments is None else frozenset(self.environments)
+        return Identity(self.name, self.email, reach)
 
     @field_validator("token_sha256")
     @classmethod
@@ -90,7 +102,18 @@ class Tokens:
         for entry in self._entries:  # every entry is compared: the time says nothing
             if hmac.compare_digest(entry.token_sha256, digest) and found is None:
                 found = entry
-        return None if found is None else Identity(found.name, found.email)
+        return None if found is None else found.identity()
+
+    def unknown_environments(self, known: Collection[str]) -> list[str]:
+        """`name: environment` for each environment a token lists that is not in `known`
+        (a typo, or one not in the repository yet): warned of at start, not refused, since
+        the repository's environments change with its commits and the file does not."""
+        return [
+            f"{entry.name}: {environment}"
+            for entry in self._entries or ()
+            for environment in entry.environments or ()
+            if environment not in known
+        ]
 
     def allows(self, identity: Identity, role: Role) -> bool:
         """Whether `identity` (from `authenticate`) holds `role`."""
@@ -179,6 +202,8 @@ def _describe(path: Path, node: yaml.Node, error: ErrorDetails) -> str:
     location = tuple(error["loc"])
     field = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
     message = _MESSAGES.get(error["type"], error["msg"])
+    if error["type"] == "too_short" and location[:1] == ("environments",):
+        message = _EMPTY_ENVIRONMENTS
     where = f"{path}:{line_of(node, location)}"
     return f"{where}: {field.lstrip('.')}: {message}" if field else f"{where}: {message}"
 

@@ -58,6 +58,7 @@ class Context:
     given_state: str | None  # --state / GITOPSD_STATE; None: the data folder's state.db
     output: str
     data_dir: Path
+    secrets_dir: Path | None = None  # --secrets-dir: `${{ secrets.NAME }}` files (adapters/secrets)
 
     @property
     def state(self) -> str:
@@ -121,7 +122,13 @@ class Context:
         with self.open_source() as source:
             store = (read_only and self._store_to_read()) or self._open_store()
             try:
-                opened = application.workspace(source, store, data_dir=self.data_dir, key=_key())
+                opened = application.workspace(
+                    source,
+                    store,
+                    data_dir=self.data_dir,
+                    key=_key(),
+                    secrets_dir=self.secrets_dir,
+                )
                 try:
                     yield opened
                 finally:
@@ -136,7 +143,8 @@ def _key() -> str | None:
 
 
 def common_options(command: Command) -> Command:
-    """Add --repo, --branch, --state, --output (and their GITOPSD_* variables) to a command."""
+    """Add --repo, --branch, --state, --output, --data-dir and --secrets-dir (and their
+    GITOPSD_* variables) to a command."""
 
     @click.option(
         "--repo",
@@ -173,11 +181,24 @@ def common_options(command: Command) -> Command:
         type=click.Path(path_type=Path),
         help="Folder for state, checkouts and reports.",
     )
+    @click.option(
+        "--secrets-dir",
+        envvar="GITOPSD_SECRETS_DIR",
+        default=None,
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Folder of secrets, one file per ${{ secrets.NAME }} (else GITOPSD_SECRET_NAME).",
+    )
     @functools.wraps(command)
     def wrapper(
-        repo: str, branch: str | None, state: str | None, output: str, data_dir: Path, **kwargs: Any
+        repo: str,
+        branch: str | None,
+        state: str | None,
+        output: str,
+        data_dir: Path,
+        secrets_dir: Path | None,
+        **kwargs: Any,
     ) -> Any:
-        context = Context(repo, branch, state, output, data_dir)
+        context = Context(repo, branch, state, output, data_dir, secrets_dir)
         try:
             data_folder.claim(data_dir)
             return command(context, **kwargs)

@@ -7,17 +7,20 @@ import logging
 import socket
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 
 from gitopsd.api import guards, listening
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
-from gitopsd.errors import AllowedHostsError
+from gitopsd.errors import AllowedHostsError, GitopsdError
 from gitopsd.runtime.notifications.commit_statuses import CommitStatuses
 from gitopsd.runtime.runs import revisions
 from gitopsd.runtime.runs.workspace import Workspace
+
+if TYPE_CHECKING:
+    from gitopsd.api import auth
 
 log = logging.getLogger("gitopsd.serve")
 
@@ -126,6 +129,7 @@ def serve(
     # bound before the store opens and work starts: a taken port stops here, nothing begun
     with _listening(host, port, once=once) as sockets, context.workspace() as workspace:
         workspace.delay_cache_writes(revisions.WRITE_DELAY)
+        _warn_of_unknown_scopes(tokens, workspace)
         delivery = announcing.delivery_from(settings, github=_github_client)
 
         def make_daemon(on: Workspace) -> Daemon:
@@ -180,6 +184,19 @@ def _listening(host: str, port: int, *, once: bool) -> Iterator[list[socket.sock
         for sock in sockets:
             closing.enter_context(sock)
         yield sockets
+
+
+def _warn_of_unknown_scopes(tokens: auth.Tokens, workspace: Workspace) -> None:
+    """Say at start which environments of a token the branch head does not have (a typo, or
+    one still to come): such a token reaches nothing there, and is not refused for it."""
+    if not tokens.present:
+        return
+    try:
+        known = workspace.manifests().environments
+    except GitopsdError:
+        return  # the daemon reports a head it cannot load, once it starts
+    for unknown in tokens.unknown_environments(set(known)):
+        log.warning("tokens file: token %s: no such environment at the branch head", unknown)
 
 
 def _request_rules(host: str, port: int, allowed: list[str]) -> guards.RequestRules:

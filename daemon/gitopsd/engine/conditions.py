@@ -250,6 +250,9 @@ class _Parser:
         except ExpressionError as error:
             column = token.column + (error.column or 1) - 1
             raise ExpressionError(error.message, column=column) from error
+        if reference.root == "secrets":  # known only at a driver call, never to a decision
+            message = "a condition cannot read a secret (secrets reach drivers only)"
+            raise ExpressionError(message, column=token.column)
         self.references.append(reference)
         return Name(reference, token.column)
 

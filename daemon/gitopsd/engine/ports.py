@@ -66,6 +66,9 @@ class DriverCall:
     # clear values redacted from the output too: the sensitive outputs the component (or, for
     # a gate, any component) made, which a check, plan or health probe may print
     secrets: frozenset[str] = frozenset()
+    # the `${{ secrets.NAME }}` the component's manifest references: the driver runner puts
+    # their values in this call's inputs and env, and nowhere else (engine/secret_references)
+    secret_names: frozenset[str] = frozenset()
 
     @property
     def driver_type(self) -> str:
@@ -126,6 +129,15 @@ class DriverRunner(Protocol):
     ) -> list[DriverResult]:
         """Every call, at most `parallelism` at once; the results in the calls' order.
         `on_done(index, result)` is called as each call ends (for progress)."""
+        ...
+
+
+class SecretSource(Protocol):
+    """Where `${{ secrets.NAME }}` values come from (adapters/secrets.py): asked at each
+    driver call, and by planning for the keyed hash a fingerprint holds, never stored."""
+
+    def value(self, name: str) -> str:
+        """The secret's value; MissingSecretError, naming where it looked, if there is none."""
         ...
 
 

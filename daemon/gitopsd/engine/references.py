@@ -1,10 +1,13 @@
-"""Names manifests may read: `env.name`, `revision`, `vars.<n>`, `components.<c>.outputs.<k>`.
+"""Names manifests may read: `env.name`, `revision`, `vars.<n>`, `components.<c>.outputs.<k>`,
+`secrets.<NAME>`.
 
 Pipeline: git -> load -> validate/plan -> execute. Validation parses every `${{ ... }}` placeholder
 (rendering) and every `when` condition (conditions) into `Reference`s, so a typo or a reference to a
 component that is not a dependency fails before anything runs; planning and execution then
 `resolve` the same references against a `Scope` built per environment and revision. Keeping the
 grammar of names in one module means both languages accept exactly the same names (SPEC 3.1, 3.2).
+A secret is never resolved here: `secrets.NAME` resolves to its own canonical text, which only
+the driver runner replaces, at the call (engine/secret_references.py).
 """
 
 from __future__ import annotations
@@ -16,10 +19,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_REFERENCE_LENGTH = 256
-ALLOWED_FORMS = "env.name, revision, vars.<name> or components.<component>.outputs.<key>"
+ALLOWED_FORMS = (
+    "env.name, revision, vars.<name>, components.<component>.outputs.<key> or secrets.<NAME>"
+)
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+SECRET_NAME = re.compile(r"[A-Za-z0-9_]+\Z")  # also a file name in --secrets-dir: no '/', no '.'
+
+
+def secret_marker(name: str) -> str:
+    """What `secrets.NAME` renders to: the reference itself, in one spelling, so stored and
+    shown inputs name the secret and the driver runner finds it (secret_references)."""
+    return "${{ secrets." + name + " }}"
 
 
 # not in gitopsd.errors: the pure core's; validation and rendering report it as a problem
@@ -99,6 +111,8 @@ def resolve(reference: Reference, scope: Scope) -> Any:
         return _resolve_variable(reference.parts[0], scope)
     if reference.root == "components":
         return _resolve_output(reference, scope)
+    if reference.root == "secrets":
+        return secret_marker(reference.parts[0])
     raise ExpressionError(f"unknown name {reference.root!r}; a reference is one of {ALLOWED_FORMS}")
 
 
@@ -156,9 +170,18 @@ def _check_components(parts: tuple[str, ...]) -> str | None:
     return None
 
 
+def _check_secrets(parts: tuple[str, ...]) -> str | None:
+    if len(parts) != 1:
+        return "expected secrets.<NAME>"
+    if not SECRET_NAME.match(parts[0]):
+        return f"{parts[0]!r} is not a secret name (letters, digits and '_')"
+    return None
+
+
 _ROOT_CHECKERS = {
     "env": _check_env,
     "revision": _check_revision,
     "vars": _check_vars,
     "components": _check_components,
+    "secrets": _check_secrets,
 }

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from gitopsd.engine import driver_values, environment_checks, rendering, workflow_inputs
+from gitopsd.engine import (
+    driver_values,
+    environment_checks,
+    rendering,
+    secret_references,
+    workflow_inputs,
+)
 from gitopsd.engine.conditions import parse_condition
 from gitopsd.engine.graph import DependencyCycleError
 from gitopsd.engine.loading import ComponentEntry, Repository
@@ -33,6 +39,7 @@ def validate(repository: Repository) -> list[Problem]:
         *_check_conditions(repository),
         *_check_workflow_inputs(repository),
         *driver_values.check_driver_values(repository),
+        *secret_references.check(repository),
         *environment_checks.check_environments(repository),
     ]
     reported = {(problem.path, problem.line) for problem in problems}

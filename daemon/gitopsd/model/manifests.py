@@ -106,7 +106,8 @@ class CommandDriver(DriverSettings):
     )
     env: Annotated[dict[str, str], AfterValidator(check_env_names)] = Field(
         default_factory=dict,
-        description="environment variables added to every call (not GITOPSD_*)",
+        description="environment variables added to every call (not GITOPSD_*); values may"
+        " hold ${{ secrets.NAME }} references and no others",
         examples=[{"TF_IN_AUTOMATION": "1"}],
     )
 

@@ -17,6 +17,7 @@ from gitopsd.adapters.drivers import DriverRouter
 from gitopsd.adapters.encryption import Sealer
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.sealed_store import SealedStore, holds_sealed
+from gitopsd.adapters.secrets import Resolving, SecretFiles
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.engine.drivers import DriverSetup
 from gitopsd.engine.ports import StateStore
@@ -60,7 +61,12 @@ def _sealer(store: StateStore, *, data_dir: Path, key: str | None) -> Sealer:
 
 
 def workspace(
-    source: GitSource, store: StateStore, *, data_dir: Path, key: str | None = None
+    source: GitSource,
+    store: StateStore,
+    *,
+    data_dir: Path,
+    key: str | None = None,
+    secrets_dir: Path | None = None,
 ) -> Workspace:
     """Everything a run needs, wired to the real adapters.
 
@@ -69,20 +75,23 @@ def workspace(
     files go to memory where the machine allows (`call_folder`); those a killed process left
     there are removed (the command driver's runner, made now, does it). Sensitive values are
     sealed with `key` (`sealed`), loaded now: a command that runs drivers fails up front on
-    an unusable key, not after an apply.
+    an unusable key, not after an apply. Every driver call gets the `${{ secrets.NAME }}`
+    values its component references from `secrets_dir` or GITOPSD_SECRET_* (adapters/secrets).
     """
     sealer = _sealer(store, data_dir=data_dir, key=key)
     sealer.load()
     data_dir = data_dir.resolve()
     drivers = DriverRouter(installed_drivers(), DriverSetup(call_files_folder(data_dir / "work")))
     drivers.runner("command")
+    secrets = SecretFiles(secrets_dir.resolve() if secrets_dir else None)
     return Workspace(
         source=source,
         store=SealedStore(store, sealer),
-        drivers=drivers,
+        drivers=Resolving(drivers, secrets),
         checkouts=CheckoutCache(source, data_dir / "checkouts"),
         clock=SystemClock(),
         data_dir=data_dir,
         holder=holder_id(),
         digest=sealer.digest,
+        secrets=secrets,
     )

@@ -21,10 +21,19 @@ __all__ = ["Control", "Identity", "StandbyError", "UnknownEnvironmentError", "Un
 
 @dataclass(frozen=True)
 class Identity:
-    """Who is asking: a token's owner, or `local` when the API has no tokens file."""
+    """Who is asking: a token's owner, or `local` when the API has no tokens file.
+
+    `environments` is the token's reach (its tokens file entry's `environments`); None is
+    every environment, including ones added to the repository later."""
 
     name: str
     email: str | None = None
+    environments: frozenset[str] | None = None
+
+    def reaches(self, environment: str) -> bool:
+        """Whether this identity may see and act on `environment`: the one rule every route
+        (API and dashboard) asks, so that a route added later cannot forget a scope."""
+        return self.environments is None or environment in self.environments
 
 
 class Control(Protocol):

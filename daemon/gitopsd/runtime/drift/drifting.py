@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from gitopsd.engine import selection
+from gitopsd.engine import secret_references, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import DriverCall, DriverResult
 from gitopsd.model.state import (
@@ -254,6 +254,7 @@ def _check_call(
         timeout=entry.manifest.spec.timeout,
         sensitive_inputs=frozenset(state.sensitive_inputs),
         secrets=output_secrets([state]),  # a check may print what it compares
+        secret_names=secret_references.referenced(entry),
     )
 
 

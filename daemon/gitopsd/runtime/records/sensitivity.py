@@ -19,11 +19,12 @@ from pydantic import JsonValue
 
 from gitopsd.adapters.driver_output import is_secret_name
 from gitopsd.adapters.encryption import is_sealed
-from gitopsd.engine import rendering
+from gitopsd.engine import rendering, secret_references
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.planning import Conceal
-from gitopsd.engine.ports import DriverResult
+from gitopsd.engine.ports import DriverResult, SecretSource
 from gitopsd.engine.references import Reference
+from gitopsd.errors import MissingSecretError
 from gitopsd.model.state import ComponentState
 
 SHOWN = "***"
@@ -54,23 +55,42 @@ def sensitive_inputs(component: ComponentEntry, outputs: Declared) -> list[str]:
     return sorted(named | tainted)
 
 
-def concealer(digest: Digest | None, outputs: Declared) -> Conceal | None:
+def concealer(
+    digest: Digest | None, outputs: Declared, secrets: SecretSource | None = None
+) -> Conceal | None:
     """How inputs enter a fingerprint (engine/planning.py): each sensitive one as the keyed
-    hash of its value, so the stored fingerprint reveals nothing of it. None without a key
-    (a workspace with no sealing store): inputs enter as they are."""
+    hash of its value, so the stored fingerprint reveals nothing of it; and the keyed hash of
+    each `${{ secrets.NAME }}` value the component references (its inputs hold only the
+    name), so that a rotated secret changes the fingerprint and re-applies the component.
+    None without a key (a workspace with no sealing store): inputs enter as they are."""
     if digest is None:
         return None
 
     def conceal(component: ComponentEntry, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         names = sensitive_inputs(component, outputs)
-        if not names:
-            return inputs
-        return {
+        concealed = {
             name: _hashed(digest, value) if name in names else value
             for name, value in inputs.items()
         }
+        used = secret_references.referenced(component)
+        if secrets is not None and used:  # `$` starts no input name: no input is replaced
+            concealed[SECRETS_KEY] = {name: _secret_hash(digest, secrets, name) for name in used}
+        return concealed
 
     return conceal
+
+
+SECRETS_KEY = "$secrets"
+
+
+def _secret_hash(digest: Digest, secrets: SecretSource, name: str) -> str:
+    """The keyed hash of a secret's value; a missing one hashes as missing (the call that
+    needs it fails, naming it, and the next plan after it is set sees a change)."""
+    try:
+        value = secrets.value(name)
+    except MissingSecretError:
+        return "missing"
+    return _hashed(digest, value)
 
 
 def _hashed(digest: Digest, value: Any) -> str:

@@ -71,7 +71,7 @@ class ApplyRun:
         self._outputs = {s.name: dict(s.outputs) for s in self._observed}
         self._outputs_lock = threading.Lock()
         self._declared = sensitivity.declared(target.repository, self._observed)
-        self._conceal = sensitivity.concealer(services.digest, self._declared)
+        self._conceal = sensitivity.concealer(services.digest, self._declared, services.secrets)
 
     def execute(self) -> Run:
         """Run (or resume) to the end and return the finished run."""

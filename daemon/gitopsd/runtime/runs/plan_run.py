@@ -70,7 +70,9 @@ class PlanRun:
             revision=self.run.revision,
             trees=self.target.trees,
             observed=observed,
-            conceal=sensitivity.concealer(self.services.digest, self.declared),
+            conceal=sensitivity.concealer(
+                self.services.digest, self.declared, self.services.secrets
+            ),
         )
         decisions = {d.component: d for d in plan.decisions}
         nodes = stepping.plan_graph(list(decisions))

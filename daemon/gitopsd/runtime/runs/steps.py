@@ -18,8 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from gitopsd.adapters.encryption import KEY_VARIABLE, MARKER, is_sealed
+from gitopsd.engine import secret_references
 from gitopsd.engine.loading import ComponentEntry
-from gitopsd.engine.ports import Clock, DriverCall, DriverResult, DriverRunner, StateStore
+from gitopsd.engine.ports import (
+    Clock,
+    DriverCall,
+    DriverResult,
+    DriverRunner,
+    SecretSource,
+    StateStore,
+)
 from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
 from gitopsd.model.manifests import RetryPolicy
 from gitopsd.model.state import ComponentState, Event, Run, Step, StepAction, StepStatus
@@ -67,6 +75,7 @@ class Services:
     # the keyed hash sensitive inputs enter fingerprints as (runtime/records/sensitivity.py); None:
     # no sealing store, inputs enter as they are
     digest: Callable[[bytes], str] | None = None
+    secrets: SecretSource | None = None  # `${{ secrets.NAME }}` values, for those hashes
 
     def check_interrupted(self) -> None:
         if self.interrupted.is_set():
@@ -160,6 +169,7 @@ def driver_call(
         state_dir=state_root / run.environment / name,
         timeout=component.manifest.spec.timeout,
         sensitive_inputs=frozenset(sensitive),
+        secret_names=secret_references.referenced(component),
     )
 
 

@@ -26,7 +26,7 @@ from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
-from gitopsd.engine.ports import Clock, DriverRunner, StateStore
+from gitopsd.engine.ports import Clock, DriverRunner, SecretSource, StateStore
 from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime.records import sensitivity
@@ -62,6 +62,8 @@ class Workspace:
     kill_grace: float = orphan_drivers.KILL_GRACE
     # the keyed hash of sensitive inputs in fingerprints (runtime.records.sensitivity)
     digest: Callable[[bytes], str] | None = None
+    # the values of `${{ secrets.NAME }}`, for their keyed hashes in fingerprints
+    secrets: SecretSource | None = None
 
     @property
     def state_root(self) -> Path:
@@ -178,7 +180,7 @@ class Workspace:
             revision=target.revision,
             trees=target.trees,
             observed=observed,
-            conceal=sensitivity.concealer(self.digest, declared),
+            conceal=sensitivity.concealer(self.digest, declared, self.secrets),
         )
 
     def plan(
@@ -462,6 +464,7 @@ class Workspace:
             interrupted=self.interrupted,
             draining=self.draining,
             digest=self.digest,
+            secrets=self.secrets,
         )
 
     def _components(

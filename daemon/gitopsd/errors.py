@@ -94,6 +94,11 @@ class UnknownEnvironmentError(NotFoundError):
     """The environment is not in the manifests at the branch head."""
 
 
+class RevisionNotFoundError(NotFoundError):
+    """A read names a revision git does not know (a diff's `from` or `to`): 404, as an
+    unknown environment is. (A request for work naming one is invalid: 422.)"""
+
+
 class UnknownPlanError(NotFoundError):
     """No saved plan has the id a request names."""
 

@@ -26,6 +26,7 @@ TABLE: dict[str, tuple[int, int | None, bool]] = {
     "InvalidRequestError": (1, 422, False),
     "ConfigurationError": (1, None, False),
     "UnknownEnvironmentError": (1, 404, False),
+    "RevisionNotFoundError": (1, 404, False),
     "UnknownPlanError": (1, 404, False),
     "RunRefusedError": (1, 409, False),
     "StalePlanError": (1, 409, False),

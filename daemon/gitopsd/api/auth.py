@@ -90,7 +90,7 @@ class Tokens:
         for entry in self._entries:  # every entry is compared: the time says nothing
             if hmac.compare_digest(entry.token_sha256, digest) and found is None:
                 found = entry
-        return None if found is None else Identity(found.name, found.email)
+        return None if found is None else Identity(found.name, found.email, token=found.name)
 
     def allows(self, identity: Identity, role: Role) -> bool:
         """Whether `identity` (from `authenticate`) holds `role`."""

@@ -8,7 +8,6 @@ rollback 0, 1; diff 0 same, 2 differs, 1 error.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 
@@ -117,22 +116,7 @@ def diff(context: Context, environment: str, old: str | None, new: str | None) -
     with context.workspace(read_only=True) as workspace:
         found = diffing.diff(workspace, environment, old=old, new=new)
     if context.as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "environment": environment,
-                    "from": found.old,
-                    "to": found.new,
-                    "differs": found.differs,
-                    "diff": found.text,
-                    "summary": [dataclasses.asdict(change) for change in found.changes],
-                    "unchanged": found.unchanged,
-                    "changelog": found.changelog,
-                    "commits": found.commits,
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(diffing.report(found), indent=2))
     else:
         click.echo(render.diff(found))
     sys.exit(EXIT_CHANGES if found.differs else EXIT_OK)

@@ -180,7 +180,9 @@ class PromotionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     revision: str | None = Field(default=None, min_length=1)
-    force: bool = Field(default=False, description="override a change window (recorded)")
+    force: bool = Field(
+        default=False, strict=True, description="override a change window (recorded)"
+    )
 
 
 class RollbackRequest(BaseModel):

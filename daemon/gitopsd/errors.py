@@ -241,6 +241,15 @@ class UnknownDriverError(ConfigurationError):
 # --- api -----------------------------------------------------------------------------------
 
 
+class RemoteCallError(GitopsdError):
+    """A command acting through a running daemon (`--server`) that did not succeed: the
+    daemon is unreachable, or answered with an error (`status`, its reason as the message)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class TokensFileError(ConfigurationError):
     """The tokens file cannot be used; the message names the file, the line and the field."""
 

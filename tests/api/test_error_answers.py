@@ -52,6 +52,7 @@ TABLE: dict[str, tuple[int, int | None, bool]] = {
     "DeliveryError": (1, None, False),
     "DeliveryRefusedError": (1, None, False),
     "DeliveryFailedError": (1, 503, True),
+    "RemoteCallError": (1, None, False),
     "TokensFileError": (1, None, False),
     "ListenRefusedError": (1, None, False),
     "AllowedHostsError": (1, None, False),

@@ -33,6 +33,9 @@ from gitopsd.errors import RemoteCallError
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
+SERVER_VARIABLE = "GITOPSD_SERVER"
+TOKEN_VARIABLE = "GITOPSD_TOKEN"  # noqa: S105 (the variable's name, not a token)
+ACTING = ("approve", "promote", "rollback", "cancel", "suspend", "resume")  # take --server
 TIMEOUT = 30.0  # seconds for one call; a promotion is followed over many
 POLL = 0.5  # seconds between two looks at a run being followed
 EXIT_WAITING = 3
@@ -44,7 +47,7 @@ def server_option(command: Command) -> Command:
     """`--server URL` / GITOPSD_SERVER."""
     option = click.option(
         "--server",
-        envvar="GITOPSD_SERVER",
+        envvar=SERVER_VARIABLE,
         default=None,
         metavar="URL",
         help="Act through the gitopsd daemon at URL, as the token in GITOPSD_TOKEN.",
@@ -71,7 +74,7 @@ class Remote:
 
     @classmethod
     def at(cls, url: str) -> Remote:
-        return cls(url.rstrip("/"), os.environ.get("GITOPSD_TOKEN") or None)
+        return cls(url.rstrip("/"), os.environ.get(TOKEN_VARIABLE) or None)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """The JSON answer of a successful call; RemoteCallError says why not."""

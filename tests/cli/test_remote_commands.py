@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,6 +205,11 @@ def running_run(daemon: DaemonProcess) -> str | None:
     return None
 
 
+def step_running(daemon: DaemonProcess, run_id: str) -> bool:
+    run = daemon.get(f"/api/v1/runs/{run_id}", headers=as_("reader")).json()
+    return any(step["status"] == "running" for step in run["steps"])
+
+
 def run_status(daemon: DaemonProcess, run_id: str) -> str:
     return str(daemon.get(f"/api/v1/runs/{run_id}", headers=as_("reader")).json()["status"])
 
@@ -234,6 +240,37 @@ def test_failures_are_exit_1_with_a_clear_message(world: World, served: DaemonPr
     )
     assert as_json.returncode == 1
     assert json.loads(as_json.stdout)["error"].startswith("cannot reach the gitopsd daemon")
+
+
+def test_approve_on_the_store_still_needs_as(world: World) -> None:
+    done = world.gitopsd("approve", "--env", "prod")
+    assert done.returncode == 64
+    assert "Missing option '--as'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_ctrl_c_stops_following_not_the_run(world: World, served: DaemonProcess) -> None:
+    world.control(sleep={"k8s:apply": 60})
+    follower = subprocess.Popen(
+        [*world.command("promote", "--to", "staging"), "--server", served.url],
+        cwd=world.root,
+        env=world.env(**as_env("ops")),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert follower.stderr is not None
+    queued = follower.stderr.readline()
+    assert queued.startswith("queued as ")
+    run_id = queued.split()[2]
+    served.wait_for(lambda: step_running(served, run_id), what="the promotion's first step")
+    follower.send_signal(signal.SIGINT)
+    _, rest = follower.communicate(timeout=30)
+    assert follower.returncode == 130
+    assert f"stopped following {run_id}; it goes on in the daemon" in rest
+    assert "Traceback" not in rest
+    assert run_status(served, run_id) == "running"
+    assert remote(world, served, "ops", "cancel", run_id).returncode == 0
+    served.wait_for(lambda: run_status(served, run_id) == "cancelled", what="the run cancelled")
 
 
 def as_env(name: str) -> dict[str, str]:

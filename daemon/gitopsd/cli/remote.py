@@ -39,6 +39,7 @@ ACTING = ("approve", "promote", "rollback", "cancel", "suspend", "resume")  # ta
 TIMEOUT = 30.0  # seconds for one call; a promotion is followed over many
 POLL = 0.5  # seconds between two looks at a run being followed
 EXIT_WAITING = 3
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 _ENDED = {"succeeded": 0, "failed": 1, "cancelled": 1, "superseded": 1, "waiting": EXIT_WAITING}
 _ENVIRONMENT_WAITS = ("waiting_approval", "waiting_window")
 
@@ -115,8 +116,21 @@ def show(data: dict[str, Any], text: str, *, as_json: bool) -> None:
 
 
 def follow(remote: Remote, run_id: str, environment: str, *, as_json: bool) -> None:
-    """Follow a queued promotion or rollback to its end, then exit as its local form does."""
+    """Follow a queued promotion or rollback to its end, then exit as its local form does;
+    Ctrl-C stops following (exit 130), not the run, which is the daemon's."""
     click.echo(f"queued as {run_id} on {remote.url}; following it", err=True)
+    try:
+        _follow(remote, run_id, environment, as_json=as_json)
+    except KeyboardInterrupt:
+        click.echo(
+            f"stopped following {run_id}; it goes on in the daemon "
+            f"(gitopsd cancel {run_id} --server {remote.url} stops it)",
+            err=True,
+        )
+        sys.exit(INTERRUPTED)
+
+
+def _follow(remote: Remote, run_id: str, environment: str, *, as_json: bool) -> None:
     while True:
         run = remote.call("GET", f"/api/v1/runs/{quote(run_id, safe='')}")
         status = str(run.get("status"))

@@ -8,11 +8,15 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from tests.daemon.conftest import StartDaemon
+from gitopsd.errors import ApproverRefusedError
+from gitopsd.runtime.control import Identity
+from tests.daemon.conftest import InProcess, StartDaemon, eventually, status
 from tests.daemon.harness import DaemonProcess
 from tests.runtime.test_apply_runs import layered
+from tests.runtime.test_promotion_flow import chain
 from tests.runtime.world import World, environment
 
 OPS = {"Authorization": "Bearer ops-token"}
@@ -180,3 +184,23 @@ def test_the_diff_between_revisions_and_between_environments(
     assert empty.status_code == 409 and "prod has no revision yet" in empty.json()["error"]
     both = served.get(url, params={"environment": "staging", "to": first}, headers=READER)
     assert both.status_code == 422
+
+
+def test_the_daemon_counts_an_approval_only_with_a_token_where_tokens_are_required(
+    started: InProcess,
+) -> None:
+    prod = {"promotion": {"from": "dev", "auto": True},
+            "approvals": {"required": 1, "authenticated": True}}  # fmt: skip
+    daemon, _clock, _jobs, _world = started(chain(prod=prod))
+    eventually(lambda: status(daemon, "prod") == "waiting_approval", "prod to wait")
+    with pytest.raises(ApproverRefusedError, match="takes only authenticated approvals"):
+        daemon.approve("prod", revision=None, identity=Identity("local"))  # no tokens file
+    approved = daemon.approve(
+        "prod", revision=None, identity=Identity("alice", "alice@example.com", token="alice")
+    )
+    assert (approved["authenticated"], approved["token"], approved["missing"]) == (
+        True,
+        "alice",
+        0,
+    )
+    eventually(lambda: status(daemon, "prod") == "verified", "prod promoted")

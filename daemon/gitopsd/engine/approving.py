@@ -66,8 +66,9 @@ def refusal(
     `authenticated` when the approver proved who they are with an API token."""
     if policy.authenticated and not authenticated:
         return Refusal(
-            "this environment takes only authenticated approvals: approve with an API token "
-            "(gitopsd approve --server URL with GITOPSD_TOKEN), not a name given with --as"
+            "this environment takes only authenticated approvals, made with an API token "
+            "(gitopsd approve --server URL with GITOPSD_TOKEN): a self-declared name proves "
+            "nothing"
         )
     if policy.approvers and not _is_listed(approver, policy.approvers):
         allowed = ", ".join(policy.approvers)

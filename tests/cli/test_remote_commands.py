@@ -242,8 +242,12 @@ def test_failures_are_exit_1_with_a_clear_message(world: World, served: DaemonPr
     assert json.loads(as_json.stdout)["error"].startswith("cannot reach the gitopsd daemon")
 
 
-def test_approve_on_the_store_still_needs_as(world: World) -> None:
-    done = world.gitopsd("approve", "--env", "prod")
+@pytest.mark.parametrize("server", [None, ""])
+def test_approve_on_the_store_still_needs_as(world: World, server: str | None) -> None:
+    """Without --server (or with an empty GITOPSD_SERVER) the store is used, and it needs a
+    name."""
+    env = {} if server is None else {"GITOPSD_SERVER": server}
+    done = world.gitopsd("approve", "--env", "prod", env=env)
     assert done.returncode == 64
     assert "Missing option '--as'" in done.stderr and "Traceback" not in done.stderr
 

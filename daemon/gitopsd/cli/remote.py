@@ -45,11 +45,12 @@ _ENVIRONMENT_WAITS = ("waiting_approval", "waiting_window")
 
 
 def server_option(command: Command) -> Command:
-    """`--server URL` / GITOPSD_SERVER."""
+    """`--server URL` / GITOPSD_SERVER (an empty one is none: the state store is used)."""
     option = click.option(
         "--server",
         envvar=SERVER_VARIABLE,
         default=None,
+        callback=lambda _context, _option, value: value or None,
         metavar="URL",
         help="Act through the gitopsd daemon at URL, as the token in GITOPSD_TOKEN.",
     )

@@ -4,6 +4,8 @@ approval whether it was authenticated (which token) or self-declared."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gitopsd.engine.approving import Person
@@ -16,14 +18,14 @@ from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_promotion_flow import chain
 from tests.runtime.world import World
 
-AUTHENTICATED = {"approvals": {"required": 2, "authenticated": True}}
+AUTHENTICATED: dict[str, Any] = {"approvals": {"required": 2, "authenticated": True}}
 
 
-def recorded(store: StateStore, kind: str) -> list[tuple[str, dict[str, object]]]:
+def recorded(store: StateStore, kind: str) -> list[tuple[str, dict[str, Any]]]:
     return [(e.actor, e.data) for e in reversed(store.list_events("prod")) if e.kind == kind]
 
 
-def waiting_prod(world: World, workspace: Workspace, prod: dict[str, object]) -> str:
+def waiting_prod(world: World, workspace: Workspace, prod: dict[str, Any]) -> str:
     sha = world.commit(chain(prod=prod))
     assert workspace.apply("dev").status is RunStatus.SUCCEEDED
     waiting, _ = promoting.promote(workspace, "prod")

@@ -96,6 +96,11 @@ class UnknownEnvironmentError(NotFoundError):
     """The environment is not in the manifests at the branch head."""
 
 
+class RevisionNotFoundError(NotFoundError):
+    """A read names a revision git does not know (a diff's `from` or `to`): 404, as an
+    unknown environment is. (A request for work naming one is invalid: 422.)"""
+
+
 class UnknownPlanError(NotFoundError):
     """No saved plan has the id a request names."""
 
@@ -241,6 +246,15 @@ class UnknownDriverError(ConfigurationError):
 
 
 # --- api -----------------------------------------------------------------------------------
+
+
+class RemoteCallError(GitopsdError):
+    """A command acting through a running daemon (`--server`) that did not succeed: the
+    daemon is unreachable, or answered with an error (`status`, its reason as the message)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class TokensFileError(ConfigurationError):

@@ -12,6 +12,7 @@ from gitopsd.errors import (
     ApprovalRefusedError,
     ConflictError,
     GitopsdError,
+    RevisionNotFoundError,
     UnknownEnvironmentError,
     UnknownPlanError,
 )
@@ -153,6 +154,35 @@ class FakeControl:
         if run.get("status") in ("succeeded", "failed", "cancelled"):
             raise ConflictError(f"run {run_id} already {run['status']}")
         return {"id": run_id, "cancel_requested": True}
+
+    def promote(
+        self, environment: str, *, revision: str | None, force: bool, identity: Identity
+    ) -> str:
+        self._record("promote", environment, revision=revision, force=force, identity=identity)
+        self._known(environment)
+        if self.refuse_run is not None:
+            raise self.refuse_run
+        return self._new_id("run")
+
+    def rollback(self, environment: str, *, revision: str, identity: Identity) -> str:
+        self._record("rollback", environment, revision=revision, identity=identity)
+        self._known(environment)
+        if self.refuse_run is not None:
+            raise self.refuse_run
+        return self._new_id("run")
+
+    def diff(
+        self, environment: str, *, old: str | None, new: str | None, other: str | None
+    ) -> dict[str, Any]:
+        """Knows the revisions `a` and `b` (and the environments' own, `aaa...`)."""
+        self._record("diff", environment, old=old, new=new, other=other)
+        self._known(environment)
+        if other is not None:
+            self._known(other)
+        for revision in (old, new):
+            if revision not in (None, "a", "b"):
+                raise RevisionNotFoundError(f"no commit named {revision!r}")
+        return {"environment": environment, "from": old, "to": new or other, "differs": True}
 
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
         self._record("submit_drift_check", environment, identity=identity)

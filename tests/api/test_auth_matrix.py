@@ -47,6 +47,11 @@ ENDPOINTS = [
     ),
     Endpoint("DELETE", "/api/v1/environments/dev/suspension", "operate", 200, "resume"),
     Endpoint("POST", "/api/v1/runs/run-2/cancel", "operate", 202, "cancel"),
+    Endpoint("POST", "/api/v1/environments/prod/promotions", "operate", 202, "promote", {}),
+    Endpoint(
+        "POST", "/api/v1/environments/prod/rollbacks", "operate", 202, "rollback", {"revision": "a"}
+    ),
+    Endpoint("GET", "/api/v1/environments/prod/diff?from=a&to=b", "read", 200, "diff"),
 ]
 
 
@@ -135,7 +140,7 @@ def test_writes_are_made_as_the_token_owner(
     call(guarded, endpoint, token_of(f"only-{endpoint.role}"))
     (recorded,) = fake.calls_to(endpoint.control_method)
     name = f"only-{endpoint.role}"
-    assert recorded.kwargs["identity"] == Identity(name, f"{name}@example.com")
+    assert recorded.kwargs["identity"] == Identity(name, f"{name}@example.com", token=name)
 
 
 @pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.method != "GET"], ids=str)

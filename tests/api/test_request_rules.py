@@ -49,6 +49,8 @@ def test_json_in_any_spelling_is_accepted(
         ("POST", "/api/v1/runs/run-1/cancel", "text/plain"),
         ("DELETE", "/api/v1/environments/dev/suspension", ""),
         ("POST", "/api/v1/environments/dev/approvals", "application/x-www-form-urlencoded"),
+        ("POST", "/api/v1/environments/prod/promotions", "text/plain"),
+        ("POST", "/api/v1/environments/prod/rollbacks", "application/x-www-form-urlencoded"),
     ],
 )
 def test_a_change_without_json_is_415_and_reaches_nothing(

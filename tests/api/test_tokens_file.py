@@ -39,8 +39,10 @@ def test_a_valid_file_authenticates_its_tokens(tmp_path: Path) -> None:
     tokens = Tokens.load(write(tmp_path, VALID))
     assert tokens.present
     alice = tokens.authenticate("Bearer alice-token")
-    assert alice == Identity("alice", "alice@example.com")
-    assert tokens.authenticate("Bearer bob-token") == Identity("bob", "bob@example.com")
+    assert alice == Identity("alice", "alice@example.com", token="alice")
+    assert tokens.authenticate("Bearer bob-token") == Identity(
+        "bob", "bob@example.com", token="bob"
+    )
     assert tokens.allows(alice, "approve")
     assert not tokens.allows(alice, "operate")
 

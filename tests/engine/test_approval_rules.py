@@ -59,3 +59,25 @@ def test_a_listed_approver_is_matched_whatever_the_case() -> None:
     assert refusal(PROD, approver=Person("CAROL"), author=AUTHOR, given=[]) is None
     twice = refusal(PROD, approver=Person("ALICE"), author=AUTHOR, given=approved("alice"))
     assert twice is not None and twice.conflict
+
+
+TOKENS_ONLY = Approvals(required=2, authenticated=True)
+
+
+def test_with_authenticated_only_a_token_holder_may_approve() -> None:
+    declared = refusal(TOKENS_ONLY, approver=Person("alice"), author=AUTHOR, given=[])
+    assert declared is not None and not declared.conflict
+    assert "takes only authenticated approvals" in declared.reason
+    assert (
+        refusal(TOKENS_ONLY, approver=Person("alice"), author=AUTHOR, given=[], authenticated=True)
+        is None
+    )
+
+
+def test_with_authenticated_only_approvals_made_with_a_token_count() -> None:
+    given = [
+        Approval("prod", "c0ffee", Person("alice"), NOW, authenticated=True),
+        Approval("prod", "c0ffee", Person("bob"), NOW),  # self-declared, before the rule
+    ]
+    assert missing(TOKENS_ONLY, given) == 1
+    assert missing(Approvals(required=2), given) == 0

@@ -155,6 +155,10 @@ def test_a_standby_prepares_reads_and_refuses_work_naming_the_leader(
         shared.submit_run("dev", action="apply", components=None, revision=None, identity=ME)
     with pytest.raises(StandbyError):
         shared.approve("dev", revision=None, identity=ME)
+    with pytest.raises(StandbyError):
+        shared.promote("dev", revision=None, force=True, identity=ME)
+    with pytest.raises(StandbyError):
+        shared.rollback("dev", revision="HEAD", identity=ME)
 
 
 def test_an_elected_term_starts_a_daemon_fenced_at_its_epoch(

@@ -42,6 +42,22 @@ class Blob(NamedTuple):
     size: int
 
 
+class Commit(NamedTuple):
+    """One commit of a changelog, as git logs it (`date` is the author date, ISO 8601)."""
+
+    sha: str
+    short: str
+    author: str
+    email: str
+    date: str
+    subject: str
+
+    @property
+    def line(self) -> str:
+        """`<short sha> <subject> (<author>)`: one line of `gitopsd diff`'s changelog."""
+        return f"{self.short} {self.subject} ({self.author})"
+
+
 class GitSource:
     """One repository and the branch gitopsd tracks in it."""
 
@@ -120,11 +136,16 @@ class GitSource:
     def changelog(self, old: str | None, new: str) -> list[str]:
         """`<short sha> <subject> (<author>)` of each commit after `old` up to `new`, newest
         first (all of `new`'s history when `old` is None), at most CHANGELOG_LIMIT."""
+        return [commit.line for commit in self.commits(old, new)]
+
+    def commits(self, old: str | None, new: str) -> list[Commit]:
+        """The commits `changelog` lists, each with its sha, subject, author and date."""
         span = f"{old}..{new}" if old else new
+        fields = "%x00".join(("%H", "%h", "%an", "%ae", "%aI", "%s"))
         listing = self._git_output(
-            "log", f"--max-count={CHANGELOG_LIMIT}", "--format=%h %s (%an)", span, "--"
+            "log", f"--max-count={CHANGELOG_LIMIT}", f"--format={fields}", span, "--"
         )
-        return [line for line in listing.splitlines() if line]
+        return [Commit(*line.split("\0", 5)) for line in listing.splitlines() if line]
 
     def commit_count(self, old: str | None, new: str) -> int:
         """How many commits `changelog(old, new)` would list without its limit."""

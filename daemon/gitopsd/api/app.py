@@ -193,6 +193,26 @@ class ApprovalRequest(BaseModel):
     revision: str | None = Field(default=None, min_length=1)
 
 
+class PromotionRequest(BaseModel):
+    """The body of POST /api/v1/environments/{env}/promotions (optional: the upstream's
+    newest verified revision, no force)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    revision: str | None = Field(default=None, min_length=1)
+    force: bool = Field(
+        default=False, strict=True, description="override a change window (recorded)"
+    )
+
+
+class RollbackRequest(BaseModel):
+    """The body of POST /api/v1/environments/{env}/rollbacks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    revision: str = Field(min_length=1, description="a revision the environment verified")
+
+
 # --- routes ------------------------------------------------------------------------------------
 
 
@@ -373,6 +393,53 @@ async def resume(request: Request) -> Response:
     return JSONResponse(done)
 
 
+def _queued(run_id: str) -> JSONResponse:
+    """202 for work queued on an environment's worker: the id its run will have."""
+    location = f"/api/v1/runs/{quote(run_id, safe='')}"
+    body = {"run_id": run_id, "id": run_id, "status": "pending"}
+    return JSONResponse(body, status_code=202, headers={"Location": location})
+
+
+async def promote(request: Request) -> Response:
+    """202 once queued; 409 with the reason when admission refuses it (the upstream never
+    verified the revision, nothing to promote); a window or soak makes it wait, queued."""
+    caller = _caller(request, "operate")
+    body = await _body(request, PromotionRequest, required=False) or PromotionRequest()
+    env = request.path_params["env"]
+    control = _context(request).control
+    run_id = await run_in_threadpool(
+        lambda: control.promote(env, revision=body.revision, force=body.force, identity=caller)
+    )
+    return _queued(run_id)
+
+
+async def roll_back(request: Request) -> Response:
+    """202 once queued; 409 unless the environment verified the revision before."""
+    caller = _caller(request, "operate")
+    body = await _body(request, RollbackRequest, required=True)
+    assert body is not None
+    env = request.path_params["env"]
+    control = _context(request).control
+    run_id = await run_in_threadpool(
+        lambda: control.rollback(env, revision=body.revision, identity=caller)
+    )
+    return _queued(run_id)
+
+
+async def show_diff(request: Request) -> Response:
+    """`gitopsd diff` as JSON: `from`/`to` revisions (default: current -> next), or
+    `environment=OTHER` for what this environment lacks that OTHER has."""
+    caller = _caller(request, "read")
+    env, query = request.path_params["env"], request.query_params
+    old, new, other = query.get("from"), query.get("to"), query.get("environment")
+    scopes.check_read(caller, other or None)  # OTHER is read too: the same scope
+    control = _context(request).control
+    found = await run_in_threadpool(
+        lambda: control.diff(env, old=old or None, new=new or None, other=other or None)
+    )
+    return JSONResponse(found)
+
+
 async def github_webhook(request: Request) -> Response:
     """Signed by GitHub rather than bearer-authenticated; nothing is parsed before the check,
     and a delivery acted on already (same `X-GitHub-Delivery`) answers 200 and does nothing."""
@@ -411,6 +478,9 @@ ROUTES = [
     Route("/api/v1/environments/{env}/approvals", approve, methods=["POST"]),
     Route("/api/v1/environments/{env}/suspension", suspend, methods=["POST"]),
     Route("/api/v1/environments/{env}/suspension", resume, methods=["DELETE"]),
+    Route("/api/v1/environments/{env}/promotions", promote, methods=["POST"]),
+    Route("/api/v1/environments/{env}/rollbacks", roll_back, methods=["POST"]),
+    Route("/api/v1/environments/{env}/diff", show_diff, methods=["GET"]),
     Route("/api/v1/webhooks/github", github_webhook, methods=["POST"]),
 ]
 

@@ -58,7 +58,7 @@ class TokenEntry(BaseModel):
     def identity(self) -> Identity:
         """Who a request with this entry's token is, with the environments it reaches."""
         reach = None if self.environments is None else frozenset(self.environments)
-        return Identity(self.name, self.email, reach)
+        return Identity(self.name, self.email, environments=reach, token=self.name)
 
     @field_validator("token_sha256")
     @classmethod

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from typing import Any
+from urllib.parse import quote
 
 import click
 
 from gitopsd.adapters.clock import SystemClock
-from gitopsd.cli import progress, render
+from gitopsd.cli import progress, remote, render
 from gitopsd.cli.context import (
     EXIT_CHANGES,
     EXIT_FAILED,
@@ -294,8 +295,15 @@ def _older_runs(
 @click.command()
 @common_options
 @click.argument("run_id")
-def cancel(context: Context, run_id: str) -> None:
+@remote.server_option
+def cancel(context: Context, run_id: str, server: str | None) -> None:
     """Stop a run: its drivers get SIGTERM (then SIGKILL), no further step starts."""
+    if server is not None:
+        path = f"/api/v1/runs/{quote(run_id, safe='')}/cancel"
+        answer = remote.Remote.at(server).call("POST", path)
+        text = f"cancel requested for {run_id} on {server}"
+        remote.show({"run": run_id, **answer}, text, as_json=context.as_json)
+        return
     with context.store() as store:
         run = cancelling.cancel_run(store, run_id, actor="local", clock=SystemClock())
     if run is None:

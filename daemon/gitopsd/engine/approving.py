@@ -7,7 +7,9 @@ revision): a newer candidate starts from none. The rules, in the order a refusal
   as the author is: `approve --as Alice` is alice, not an outsider);
 - with `forbid_author`, the revision's commit author may not (matched by name or by email,
   case-insensitively, so a second token of the same person does not slip through);
-- an identity counts once: `required: 2` means two different people.
+- an identity counts once: `required: 2` means two different people;
+- with `authenticated`, only an approval made with an API token is taken, and counts: a
+  name declared on the command line (`approve --as`) proves nothing.
 
 Pure data and rules; the store keeps the approvals and the runtime asks these functions.
 """
@@ -40,6 +42,7 @@ class Approval:
     revision: str
     approver: Person
     at: datetime
+    authenticated: bool = False  # made with an API token, not a self-declared name
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,16 @@ def refusal(
     approver: Person,
     author: Person | None,
     given: Sequence[Approval],
+    authenticated: bool = False,
 ) -> Refusal | None:
-    """Why `approver` may not approve now, or None when the approval counts."""
+    """Why `approver` may not approve now, or None when the approval counts;
+    `authenticated` when the approver proved who they are with an API token."""
+    if policy.authenticated and not authenticated:
+        return Refusal(
+            "this environment takes only authenticated approvals, made with an API token "
+            "(gitopsd approve --server URL with GITOPSD_TOKEN): a self-declared name proves "
+            "nothing"
+        )
     if policy.approvers and not _is_listed(approver, policy.approvers):
         allowed = ", ".join(policy.approvers)
         return Refusal(f"{approver.name} is not an approver of this environment ({allowed})")
@@ -77,6 +88,8 @@ def missing(policy: Approvals, given: Sequence[Approval]) -> int:
     """How many more distinct approvals the revision needs (0: complete)."""
     distinct: list[Person] = []
     for approval in given:
+        if policy.authenticated and not approval.authenticated:
+            continue  # given before the environment required tokens: it proves nothing
         if not any(approval.approver.is_same(person) for person in distinct):
             distinct.append(approval.approver)
     return max(0, policy.required - len(distinct))

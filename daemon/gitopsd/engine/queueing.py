@@ -44,6 +44,7 @@ class Request:
     trigger: str = "commit"
     seen_at: float = 0.0
     plan: str | None = None  # apply exactly this saved plan (checked again when taken)
+    forced: bool = False  # an operator's override of a change window (SPEC 3.3)
 
 
 @dataclass

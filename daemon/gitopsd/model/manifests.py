@@ -289,6 +289,11 @@ class Approvals(Strict):
     forbid_author: bool = Field(
         default=False, description="the revision's commit author may not approve it"
     )
+    authenticated: bool = Field(
+        default=False,
+        description="only approvals made with an API token count (the API, or "
+        "`gitopsd approve --server`); a self-declared `approve --as` is refused",
+    )
 
 
 class Gate(Strict):

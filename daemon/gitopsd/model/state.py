@@ -68,8 +68,8 @@ class RunAction(StrEnum):
 
 class RequestKind(StrEnum):
     """What a request asks for: the kinds the queue carries to a worker (plan, apply,
-    destroy, resume, promote, drift) and the two that are only ever admitted where they are
-    asked (rollback by the command line, remediate by a drift check). Stored in request
+    destroy, resume, promote, rollback, drift) and remediate, only ever admitted where a drift
+    check asks for it. Stored in request
     records and shown by the API as these strings."""
 
     PLAN = "plan"
@@ -278,6 +278,12 @@ class ApprovalRecord(Record):
     approver: str
     email: str | None = None
     at: Moment
+    authenticated: bool = Field(
+        default=False,
+        description="made with an API token (the daemon's API, `--server`); false when "
+        "self-declared (`approve --as NAME` on the store)",
+    )
+    token: str | None = Field(default=None, description="the token's name, when authenticated")
 
 
 class PlanDecision(StrEnum):
@@ -362,6 +368,7 @@ class Request(Record):
     actor: str = "gitopsd"
     priority: int = 1
     plan: str | None = Field(default=None, description="the saved plan it applies, if any")
+    forced: bool = Field(default=False, description="overrides a change window (SPEC 3.3)")
     status: RequestStatus = RequestStatus.QUEUED
     reason: str | None = Field(default=None, description="why it waits, while it waits")
     last_error: str | None = None

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import click
 
 from gitopsd.adapters.encryption import KEY_VARIABLE
+from gitopsd.cli import remote
 from gitopsd.cli.main import EXIT_USAGE, cli
 from gitopsd.reference import markdown
 from gitopsd.reference.manifests import duration
@@ -156,6 +157,15 @@ def _variables(shared: list[click.Option]) -> Iterator[str]:
             markdown.code(KEY_VARIABLE),
             "every command",
             "key that encrypts sensitive outputs at rest (never a flag), see docs/data-at-rest.md",
+        )
+    )
+    acting = ", ".join(f"`{name}`" for name in remote.ACTING)
+    rows.append(
+        (
+            markdown.code(remote.TOKEN_VARIABLE),
+            acting,
+            "with `--server`: the API token to act with; the daemon acts as its identity "
+            "(never a flag), see docs/daemon.md",
         )
     )
     for field, info in DaemonSettings.model_fields.items():

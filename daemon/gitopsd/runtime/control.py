@@ -24,11 +24,14 @@ class Identity:
     """Who is asking: a token's owner, or `local` when the API has no tokens file.
 
     `environments` is the token's reach (its tokens file entry's `environments`); None is
-    every environment, including ones added to the repository later."""
+    every environment, including ones added to the repository later. `token` names the token
+    the caller authenticated with (None for `local`): an environment with
+    `approvals.authenticated` counts only approvals that carry one."""
 
     name: str
     email: str | None = None
     environments: frozenset[str] | None = None
+    token: str | None = None
 
     def reaches(self, environment: str) -> bool:
         """Whether this identity may see and act on `environment`: the one rule every route
@@ -101,6 +104,29 @@ class Control(Protocol):
         when the plan changes nothing (it is marked applied; no run starts). UnknownPlanError
         for an unknown id; StalePlanError when the plan is stale or another
         environment's. The worker checks it again when it takes the request."""
+        ...
+
+    def promote(
+        self, environment: str, *, revision: str | None, force: bool, identity: Identity
+    ) -> str:
+        """Queue a promotion of the upstream's verified revision (or `revision`, which the
+        upstream must have verified); returns the id the run will have. ConflictError with
+        the reason when admission refuses it now (never verified upstream, nothing to
+        promote); `force` overrides a change window only, recorded with who forced it."""
+        ...
+
+    def rollback(self, environment: str, *, revision: str, identity: Identity) -> str:
+        """Queue a rollback to `revision`, which the environment must have verified before;
+        returns the id the run will have, or ConflictError with the reason."""
+        ...
+
+    def diff(
+        self, environment: str, *, old: str | None, new: str | None, other: str | None
+    ) -> dict[str, Any]:
+        """`gitopsd diff --output json` plus the commits between as `{sha, subject, author}`:
+        the environment's rendered desired state at `old` (default: its revision) and `new`
+        (default: what it gets next); with `other`, `other`'s current revision is `new`
+        (what this environment lacks that `other` has). UnknownRevisionError for a bad one."""
         ...
 
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:

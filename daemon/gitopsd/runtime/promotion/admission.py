@@ -77,7 +77,13 @@ def entry(workspace: Workspace, environment: str, *, head: str | None = None) ->
 
 def as_approvals(records: list[ApprovalRecord]) -> list[approving.Approval]:
     return [
-        approving.Approval(r.environment, r.revision, approving.Person(r.approver, r.email), r.at)
+        approving.Approval(
+            r.environment,
+            r.revision,
+            approving.Person(r.approver, r.email),
+            r.at,
+            authenticated=r.authenticated,
+        )
         for r in records
     ]
 

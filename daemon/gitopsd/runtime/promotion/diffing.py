@@ -13,6 +13,7 @@ are the changelog. By default: the environment's current revision against what i
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 from gitopsd.adapters import gitrepo
 from gitopsd.engine import references, rendering, selection, yaml_text
+from gitopsd.errors import ConflictError
 from gitopsd.runtime.records import promotion_records, sensitivity
 from gitopsd.runtime.runs.workspace import Workspace
 
@@ -45,6 +47,7 @@ class Diff:
     changes: list[ComponentChange] = field(default_factory=list)
     unchanged: int = 0  # components the same at both revisions
     commits: int = 0  # between the revisions, all of them (the changelog may list fewer)
+    log: list[gitrepo.Commit] = field(default_factory=list)  # the changelog's commits
 
     @property
     def differs(self) -> bool:
@@ -63,7 +66,8 @@ def diff(
         f"{environment}@{old_sha[:12] if old_sha else 'nothing'}",
         f"{environment}@{new_sha[:12]}",
     )
-    changelog = workspace.source.changelog(old_sha, new_sha) if old_sha != new_sha else []
+    log = workspace.source.commits(old_sha, new_sha) if old_sha != new_sha else []
+    changelog = [commit.line for commit in log]
     commits = len(changelog)
     if commits >= gitrepo.CHANGELOG_LIMIT:
         commits = workspace.source.commit_count(old_sha, new_sha)
@@ -78,7 +82,35 @@ def diff(
         changes=changes,
         unchanged=len(after.keys() & before.keys()) - sum(c.change == "changed" for c in changes),
         commits=commits,
+        log=log,
     )
+
+
+def against(workspace: Workspace, environment: str, other: str) -> Diff:
+    """What `environment` lacks that `other` has: its desired state at its own revision and
+    at `other`'s (the two environments' variables differ by design, so each side is rendered
+    for `environment`), with the commits between. ConflictError while `other` has none."""
+    state = workspace.store.get_environment(other)
+    if state is None or state.revision is None:
+        raise ConflictError(f"{other} has no revision yet: nothing to compare {environment} with")
+    return diff(workspace, environment, new=state.revision)
+
+
+def report(found: Diff) -> dict[str, Any]:
+    """The diff as `gitopsd diff --output json` prints it and the API answers it: the keys
+    scripts know, and `commit_log` (each commit with its sha, subject, author and date)."""
+    return {
+        "environment": found.environment,
+        "from": found.old,
+        "to": found.new,
+        "differs": found.differs,
+        "diff": found.text,
+        "summary": [dataclasses.asdict(change) for change in found.changes],
+        "unchanged": found.unchanged,
+        "changelog": found.changelog,
+        "commits": found.commits,
+        "commit_log": [commit._asdict() for commit in found.log],
+    }
 
 
 def summary(before: dict[str, Any], after: dict[str, Any]) -> list[ComponentChange]:

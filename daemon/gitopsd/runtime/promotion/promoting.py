@@ -69,7 +69,14 @@ def promote(
     return decision, run
 
 
-def roll_back(workspace: Workspace, environment: str, *, to: str, actor: str = "local") -> Run:
+def roll_back(
+    workspace: Workspace,
+    environment: str,
+    *,
+    to: str,
+    actor: str = "local",
+    run_id: str | None = None,
+) -> Run:
     """Re-apply `to`, which the environment must have verified before (SPEC 3.3): the one
     way a revision enters an environment without its upstream. Windows and approvals do
     not hold it: a rollback restores a state the environment already ran."""
@@ -87,21 +94,33 @@ def roll_back(workspace: Workspace, environment: str, *, to: str, actor: str = "
         actor=actor,
         revision=revision,
     )
-    return workspace.apply(environment, revision=revision, trigger="rollback", actor=actor)
+    return workspace.apply(
+        environment, revision=revision, trigger="rollback", actor=actor, run_id=run_id
+    )
 
 
 def approve(
-    workspace: Workspace, environment: str, *, revision: str | None, approver: approving.Person
+    workspace: Workspace,
+    environment: str,
+    *,
+    revision: str | None,
+    approver: approving.Person,
+    token: str | None = None,
 ) -> tuple[ApprovalRecord, int]:
     """Record `approver`'s approval of the pending (or given) revision; how many are still
-    missing. An ApprovalRefusedError (gitopsd.errors) says why not."""
+    missing. `token` names the API token the approver authenticated with (None: a name
+    declared on the command line). An ApprovalRefusedError (gitopsd.errors) says why not."""
     entry = admission.entry(workspace, environment)
     revision = _approvable(workspace, environment, revision)
     policy = entry.manifest.spec.approvals
     given = workspace.store.list_approvals(environment, revision)
     author = approving.Person(*workspace.source.author(revision))
     refused = approving.refusal(
-        policy, approver=approver, author=author, given=admission.as_approvals(given)
+        policy,
+        approver=approver,
+        author=author,
+        given=admission.as_approvals(given),
+        authenticated=token is not None,
     )
     if refused is not None:
         _refuse(workspace, environment, revision, approver, refused)
@@ -111,20 +130,31 @@ def approve(
         approver=approver.name,
         email=approver.email,
         at=workspace.clock.now(),
+        authenticated=token is not None,
+        token=token,
     )
     if not workspace.store.add_approval(record):
         raise ApprovalConflictError(f"{approver.name} has approved this revision already")
     missing = approving.missing(policy, admission.as_approvals([*given, record]))
+    _recorded(workspace, record, missing)
+    return record, missing
+
+
+def _recorded(workspace: Workspace, record: ApprovalRecord, missing: int) -> None:
+    """The history says who approved and how they proved it: with a token (named), or
+    by a name they declared themselves."""
+    how = f"with token {record.token}" if record.token else "self-declared"
     audit.record(
         workspace,
-        environment,
+        record.environment,
         "approval.recorded",
-        f"{approver.name} approved {revision[:12]} ({missing} more needed)",
-        actor=approver.name,
-        revision=revision,
+        f"{record.approver} approved {record.revision[:12]} ({how}; {missing} more needed)",
+        actor=record.approver,
+        revision=record.revision,
         missing=missing,
+        authenticated=record.authenticated,
+        token=record.token,
     )
-    return record, missing
 
 
 def _refuse(

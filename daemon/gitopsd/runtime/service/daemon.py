@@ -309,6 +309,19 @@ class Daemon:
     def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
         return self.requests.submit_plan(environment, plan=plan, identity=identity)
 
+    def promote(
+        self, environment: str, *, revision: str | None, force: bool, identity: Identity
+    ) -> str:
+        return self.requests.promote(environment, revision=revision, force=force, identity=identity)
+
+    def rollback(self, environment: str, *, revision: str, identity: Identity) -> str:
+        return self.requests.rollback(environment, revision=revision, identity=identity)
+
+    def diff(
+        self, environment: str, *, old: str | None, new: str | None, other: str | None
+    ) -> dict[str, Any]:
+        return self.reads.diff(environment, old=old, new=new, other=other)
+
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
         return self.requests.submit_drift_check(environment, identity=identity)
 

@@ -33,6 +33,7 @@ from gitopsd.runtime.service.reconciling import Reconciler
 
 log = logging.getLogger(__name__)
 AUTOMATIC = frozenset({"commit", "promotion", "schedule"})  # triggers suspension holds
+_OPERATOR_HOLDS = (admission.Wait.REFUSED, admission.Wait.WINDOW, admission.Wait.SOAK)
 
 
 def admit(workspace: Workspace, request: Request, *, record: bool = True) -> admission.Admission:
@@ -44,6 +45,7 @@ def admit(workspace: Workspace, request: Request, *, record: bool = True) -> adm
         request.environment,
         action=request.action,
         revision=request.revision,
+        forced=request.forced,
         actor=request.actor,
         automatic=request.trigger in AUTOMATIC,
         record=record,
@@ -79,6 +81,7 @@ class Handling:
             RequestKind.APPLY: self._apply,
             RequestKind.DESTROY: self._destroy,
             RequestKind.PROMOTE: self._promote,
+            RequestKind.ROLLBACK: self._roll_back,
             RequestKind.DRIFT: self._check_drift,
         }
 
@@ -131,7 +134,7 @@ class Handling:
     def _execute(self, request: Request) -> list[Run]:
         """The handler of the request's kind starts its runs (see `_handlers`)."""
         handler = self._handlers.get(request.action)
-        if handler is None:  # rollback, remediate: admitted where asked, never queued
+        if handler is None:  # remediate: admitted where a drift check asks, never queued
             raise InvalidRequestError(f"a {request.action} request is not queued work")
         return handler(request)
 
@@ -209,10 +212,15 @@ class Handling:
             self.followups.later(decision.look_again_at, request)
 
     def _promote(self, request: Request) -> list[Run]:
+        """A promotion that cannot run now is asked for again when its wait ends: an
+        automatic one as a new request, an operator's (API) as itself, keeping its revision.
+        A wait for approvals ends either: the approval that completes them promotes."""
         environment = request.environment
         decision, run = promoting.promote(
             self.workspace,
             environment,
+            revision=request.revision,
+            forced=request.forced,
             actor=request.actor,
             automatic=request.trigger in AUTOMATIC,
             run_id=request.id,
@@ -223,9 +231,33 @@ class Handling:
         if run is not None:
             result = "promoted" if run.status is RunStatus.SUCCEEDED else "failed"
             self.recorder.promotion_ended(environment, result)
-        if decision.look_again_at is not None:
+        elif request.priority is Priority.OPERATOR and decision.wait in _OPERATOR_HOLDS:
+            self._hold(decision, request)
+        elif decision.look_again_at is not None:
             self.followups.later(decision.look_again_at, self.followups.promotion(environment))
         return [run] if run is not None else []
+
+    def _hold(self, decision: admission.Admission, request: Request) -> None:
+        """An operator's promotion refused (recorded as such) or waiting for a window or a
+        soak to end: looked at again then, on a job of its own."""
+        if decision.wait is admission.Wait.REFUSED:
+            raise ConflictError(decision.reason)
+        self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
+        if decision.look_again_at is not None:
+            self.followups.retry_at(decision.look_again_at, request)
+
+    def _roll_back(self, request: Request) -> list[Run]:
+        """A rollback an operator asked for through the API (admitted again here)."""
+        if request.revision is None:
+            raise InvalidRequestError("a rollback names the revision to return to")
+        run = promoting.roll_back(
+            self.workspace,
+            request.environment,
+            to=request.revision,
+            actor=request.actor,
+            run_id=request.id,
+        )
+        return [run]
 
     def _check_drift(self, request: Request) -> list[Run]:
         environment = request.environment

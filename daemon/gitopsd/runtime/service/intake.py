@@ -346,6 +346,7 @@ def _record(work: Work, now: datetime) -> Request:
         actor=work.actor,
         priority=int(work.priority),
         plan=work.plan,
+        forced=work.forced,
         created_at=now,
         updated_at=now,
     )
@@ -362,4 +363,5 @@ def _work(record: Request) -> Work:
         actor=record.actor,
         trigger=record.trigger,
         plan=record.plan,
+        forced=record.forced,
     )

@@ -230,6 +230,21 @@ class Terms:
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
         return self._leader().submit_drift_check(environment, identity=identity)
 
+    def promote(
+        self, environment: str, *, revision: str | None, force: bool, identity: Identity
+    ) -> str:
+        return self._leader().promote(
+            environment, revision=revision, force=force, identity=identity
+        )
+
+    def rollback(self, environment: str, *, revision: str, identity: Identity) -> str:
+        return self._leader().rollback(environment, revision=revision, identity=identity)
+
+    def diff(
+        self, environment: str, *, old: str | None, new: str | None, other: str | None
+    ) -> dict[str, Any]:
+        return self._daemon.diff(environment, old=old, new=new, other=other)
+
     def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
         return self._leader().cancel(run_id, identity=identity)
 

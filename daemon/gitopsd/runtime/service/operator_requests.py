@@ -1,5 +1,5 @@
-"""What an operator asks of the daemon through the API: runs, saved plans, drift checks,
-approvals, suspension, cancelling.
+"""What an operator asks of the daemon through the API: runs, saved plans, promotions,
+rollbacks, drift checks, approvals, suspension, cancelling.
 
 Pipeline: API -> **operator request** -> admit -> queue -> worker. Each request is checked
 here (a known environment and components, a revision of the branch) and admitted once
@@ -105,6 +105,47 @@ class OperatorRequests:
         log.info("%s queued plan %s of %s as %s", identity.name, plan, environment, request.id)
         return request.id
 
+    def promote(
+        self, environment: str, *, revision: str | None, force: bool, identity: Identity
+    ) -> str:
+        """A promotion as `gitopsd promote` makes it, queued: admitted now (409 with the
+        reason when refused or there is nothing to promote), and again by the worker, which
+        records who forced a window."""
+        self._check_environment(environment)
+        request = Request(
+            id=new_run_id(self.workspace.clock),
+            environment=environment,
+            priority=Priority.OPERATOR,
+            action=RequestKind.PROMOTE,
+            revision=self._resolve(revision) if revision else None,
+            actor=identity.name,
+            trigger="api",
+            forced=force,
+        )
+        return self._queue(request)
+
+    def rollback(self, environment: str, *, revision: str, identity: Identity) -> str:
+        """A rollback as `gitopsd rollback` makes it, queued: refused now (409) unless the
+        environment verified `revision` before."""
+        self._check_environment(environment)
+        request = Request(
+            id=new_run_id(self.workspace.clock),
+            environment=environment,
+            priority=Priority.OPERATOR,
+            action=RequestKind.ROLLBACK,
+            revision=self._resolve(revision),
+            actor=identity.name,
+            trigger="api",
+        )
+        return self._queue(request)
+
+    def _queue(self, request: Request) -> str:
+        self._admit_now(request)
+        self._submit(request)
+        log.info("%s queued %s of %s as %s", request.actor, request.action,
+                 request.environment, request.id)  # fmt: skip
+        return request.id
+
     def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
         self._check_environment(environment)
         request = self._followups.drift_check(
@@ -129,7 +170,7 @@ class OperatorRequests:
         self._check_environment(environment)
         approver = Person(identity.name, identity.email)
         record, missing = promoting.approve(
-            self.workspace, environment, revision=revision, approver=approver
+            self.workspace, environment, revision=revision, approver=approver, token=identity.token
         )
         if not missing:
             self._submit(self._followups.promotion(environment))

@@ -12,9 +12,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from gitopsd.adapters import data_folder
-from gitopsd.errors import DataFolderError
+from gitopsd.errors import (
+    DataFolderError,
+    InvalidRequestError,
+    RevisionNotFoundError,
+    UnknownRevisionError,
+)
 from gitopsd.model.state import ComponentState, EnvironmentState
 from gitopsd.runtime.control import UnknownEnvironmentError
+from gitopsd.runtime.promotion import diffing
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service import paging
@@ -102,6 +108,28 @@ class Reads:
         if environment is not None:
             self.check_environment(environment)
         return paging.events_page(self.workspace.store, environment, limit=limit, cursor=cursor)
+
+    def diff(
+        self, environment: str, *, old: str | None, new: str | None, other: str | None
+    ) -> dict[str, Any]:
+        """`diffing.report` of the environment between two revisions, or against `other`'s
+        current revision; a revision git does not know is not found (404), as an unknown
+        environment is."""
+        self.check_environment(environment)
+        if other is not None:
+            self.check_environment(other)
+            if old is not None or new is not None:
+                raise InvalidRequestError(
+                    "environment: compares current revisions, not with from/to"
+                )
+        try:
+            if other is not None:
+                found = diffing.against(self.workspace, environment, other)
+            else:
+                found = diffing.diff(self.workspace, environment, old=old, new=new)
+        except UnknownRevisionError as error:
+            raise RevisionNotFoundError(str(error)) from None
+        return diffing.report(found)
 
     def check_environment(self, environment: str) -> None:
         """UnknownEnvironmentError unless the manifests at the head or the store know it."""

@@ -14,10 +14,10 @@ from typing import Any
 from gitopsd.adapters import data_folder
 from gitopsd.errors import DataFolderError
 from gitopsd.model.state import ComponentState, EnvironmentState
-from gitopsd.runtime.control import UnknownEnvironmentError
+from gitopsd.runtime.control import RunLogs, UnknownEnvironmentError
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.workspace import Workspace
-from gitopsd.runtime.service import paging
+from gitopsd.runtime.service import paging, run_logs
 from gitopsd.runtime.service.intake import Intake
 from gitopsd.runtime.service.reconciling import Reconciler
 
@@ -94,6 +94,14 @@ class Reads:
             )
         request = self._intake.get(run_id)
         return reports.request_report(request) if request is not None else None
+
+    def run_logs(self, run_id: str, *, offset: int = 0) -> RunLogs | None:
+        """The run's driver output from `offset` on: the store's, and what the drivers of its
+        running steps printed so far (a standby runs none: the store's only)."""
+        workspace = self.workspace
+        return run_logs.run_logs(
+            workspace.store, self._intake, workspace.live, run_id, offset=offset
+        )
 
     def events(
         self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None

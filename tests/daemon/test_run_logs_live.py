@@ -219,3 +219,17 @@ def test_unknown_runs_are_404_and_reading_needs_the_read_role(
     assert answer.status_code == 200 and answer.text.startswith("==> apply net\n")
     unknown = served.get("/api/v1/runs/no-such-run/logs", headers=reader)
     assert unknown.status_code == 404 and "no-such-run" in unknown.json()["error"]
+
+
+def test_an_open_stream_does_not_hold_up_the_daemons_stop(
+    world: World, daemon: StartDaemon
+) -> None:
+    served = serve(world, daemon, GITOPSD_SHUTDOWN_GRACE="0.5")
+    run_id = running_run(served, "net")
+    with stream(served, run_id) as live:
+        received = events(live.iter_lines())
+        assert next(received)[1] == "output"
+        assert served.terminate() == 0
+        with pytest.raises(httpx.RemoteProtocolError):  # ended by the server, with no `end`
+            list(received)
+    assert "graceful shutdown exceeded" not in served.logs()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from gitopsd.errors import StoreBusyError
 from gitopsd.runtime.control import RunLogs
 from tests.api.conftest import TestClient
 from tests.api.fake_control import FakeControl
@@ -22,8 +23,12 @@ class Unfolding(FakeControl):
         self.running = {"id": "run-3", "environment": "dev", "status": "running", "steps": []}
         self.stored_runs.append(self.running)
         self.to_come = list(PIECES)
+        self.busy_at: int | None = None  # the store is busy once, with so many pieces to come
 
     def run_logs(self, run_id: str, *, offset: int = 0) -> RunLogs | None:
+        if run_id == "run-3" and self.busy_at == len(self.to_come):
+            self.busy_at = None
+            raise StoreBusyError("the state store is busy")
         if run_id == "run-3" and self.to_come:
             self.logs["run-3"] = self.logs.get("run-3", "") + self.to_come.pop(0)
         elif run_id == "run-3":
@@ -32,7 +37,7 @@ class Unfolding(FakeControl):
 
 
 @pytest.fixture
-def fake() -> FakeControl:
+def fake() -> Unfolding:
     return Unfolding()
 
 
@@ -91,3 +96,14 @@ def test_an_unknown_run_is_404(client: TestClient) -> None:
     answer = client.get("/api/v1/runs/no-such-run/logs")
     assert answer.status_code == 404
     assert answer.json() == {"error": "unknown run 'no-such-run'"}
+
+
+def test_a_store_busy_for_a_moment_does_not_end_the_stream(
+    client: TestClient, fake: Unfolding
+) -> None:
+    fake.busy_at = 1
+    received = read_stream(client)
+    assert "".join(data for _, kind, data in received if kind == "output") == "".join(
+        PIECES
+    ).replace("\r\n", "\n").replace("\r", "\n")
+    assert received[-1][1] == "end"

@@ -14,6 +14,7 @@ the client goes away (Starlette cancels it on the disconnect).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
+from gitopsd.errors import TemporaryError
 from gitopsd.runtime.control import Control, RunLogs
 
 POLL = 0.3  # seconds between two looks at the run's output
@@ -63,7 +65,16 @@ async def _events(control: Control, run_id: str, logs: RunLogs | None) -> AsyncI
             yield ": keep-alive\n\n"
             quiet_since = time.monotonic()
         await anyio.sleep(POLL)
-        logs = await run_in_threadpool(control.run_logs, run_id, offset=logs.offset)
+        logs = await _next(control, run_id, logs)
+
+
+async def _next(control: Control, run_id: str, logs: RunLogs) -> RunLogs | None:
+    """What came after `logs`; nothing new while a fault that passes by itself lasts (the
+    store busy or unreachable): the stream stays open and asks again at the next poll."""
+    try:
+        return await run_in_threadpool(control.run_logs, run_id, offset=logs.offset)
+    except TemporaryError:
+        return dataclasses.replace(logs, text="")
 
 
 def output_event(text: str, offset: int) -> str:

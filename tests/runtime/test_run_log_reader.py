@@ -115,3 +115,24 @@ def test_a_follower_sees_what_a_reader_from_the_start_sees_at_every_moment(
 
 def test_unknown_ids_have_no_logs(store: SqliteStore) -> None:
     assert reader_over(store, LiveOutput()).read("no-such-run") is None
+
+
+def test_a_run_of_many_steps_reads_whole_up_to_its_running_step(store: SqliteStore) -> None:
+    live = LiveOutput()
+    run = Run(id="run-1", environment="dev", revision="a" * 40, action=RunAction.APPLY,
+              status=RunStatus.RUNNING, created_at=AT)  # fmt: skip
+    store.save_run(run)
+    names = [f"c{n:02d}" for n in range(50)]
+    store.save_steps([step(n, name, StepStatus.SUCCEEDED, f"{name} ok") for n, name in
+                      enumerate(names[:40])])  # fmt: skip
+    store.save_steps([step(n, names[n], StepStatus.PENDING) for n in range(40, 50)])
+    store.save_step(step(40, names[40], StepStatus.RUNNING))
+    reader = reader_over(store, live)
+    sections = "".join(f"==> apply {name}\n{name} ok\n" for name in names[:40])
+
+    with live.kept("run-1", 40) as printing:
+        printing("c40 half")
+        logs = reader.read("run-1")
+        assert logs is not None and logs.text == sections + "==> apply c40\nc40 half"
+        later = reader.read("run-1", offset=len(sections))
+        assert later is not None and later.text == "==> apply c40\nc40 half"

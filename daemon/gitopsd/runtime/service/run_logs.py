@@ -27,6 +27,7 @@ from gitopsd.runtime.runs.live_output import LiveOutput
 from gitopsd.runtime.service.intake import Intake
 
 REMEMBERED_RUNS = 256  # runs whose settled text is remembered (a few bytes each)
+FIRST_PAGE, LAST_PAGE = 8, 512  # steps read at once: a few first, more while all have ended
 
 
 @dataclass(frozen=True)
@@ -60,17 +61,29 @@ class RunLogReader:
             return RunLogs(text="", offset=offset, finished=not request.status.is_open)
         finished = run.status.is_finished
         start = self._remembered(run_id, offset)
-        after = None if start.last < 0 else start.last
-        steps = self._store.list_steps(run_id, after=after)
-        live = self._live
-        text, settled = compose(
-            steps, lambda step: live.text(run_id, step.index), finished=finished, start=start
-        )
+        text, settled = self._compose(run_id, start, finished=finished)
         self._remember(run_id, settled)
         end = start.length + len(text)
         return RunLogs(
             text=text[offset - start.length :], offset=max(offset, end), finished=finished
         )
+
+    def _compose(self, run_id: str, start: Settled, *, finished: bool) -> tuple[str, Settled]:
+        """The text after `start` (see `compose`), reading the steps a page at a time: a poll
+        while a step runs reads the few steps after what has settled, not every step left."""
+        parts: list[str] = []
+        settled, page_size = start, FIRST_PAGE
+        live = self._live
+        while True:
+            after = None if settled.last < 0 else settled.last
+            page = self._store.list_steps(run_id, after=after, limit=page_size)
+            text, reached = compose(
+                page, lambda step: live.text(run_id, step.index), finished=finished, start=settled
+            )
+            parts.append(text)
+            if len(page) < page_size or reached.last != page[-1].index:  # the end, or a step
+                return "".join(parts), reached  # not ended
+            settled, page_size = reached, min(page_size * 4, LAST_PAGE)
 
     def _remembered(self, run_id: str, offset: int) -> Settled:
         """Where to start composing for a reader at `offset`: after the run's settled text if

@@ -96,6 +96,15 @@ def test_a_run_of_another_environment_is_unknown_to_the_token(scoped: TestClient
     assert scoped.get("/api/v1/runs/run-2", headers=EVERYWHERE).status_code == 200
 
 
+def test_the_output_of_a_run_of_another_environment_is_unknown_to_the_token(
+    scoped: TestClient,
+) -> None:
+    logs = {"Accept": "text/plain"}
+    answer = scoped.get("/api/v1/runs/run-2/logs", headers=DEV_ONLY | logs)
+    assert (answer.status_code, answer.json()) == (404, {"error": "unknown run 'run-2'"})
+    assert scoped.get("/api/v1/runs/run-2/logs", headers=EVERYWHERE | logs).status_code == 200
+
+
 def test_inside_the_scope_reads_and_actions_work(scoped: TestClient, fake: FakeControl) -> None:
     assert scoped.get("/api/v1/environments/dev", headers=DEV_ONLY).json()["name"] == "dev"
     answer = scoped.post("/api/v1/environments/dev/runs", json={"action": "plan"}, headers=DEV_ONLY)

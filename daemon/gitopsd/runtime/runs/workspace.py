@@ -33,6 +33,7 @@ from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans, revisions
 from gitopsd.runtime.runs.apply_run import ApplyRun
 from gitopsd.runtime.runs.destroying import DestroyRun
+from gitopsd.runtime.runs.live_output import LiveOutput
 from gitopsd.runtime.runs.orphans import Orphan
 from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun
 from gitopsd.runtime.runs.revisions import Revisioned
@@ -64,6 +65,8 @@ class Workspace:
     digest: Callable[[bytes], str] | None = None
     # the values of `${{ secrets.NAME }}`, for their keyed hashes in fingerprints
     secrets: SecretSource | None = None
+    # what the drivers of its running steps printed so far (runs.live_output)
+    live: LiveOutput = field(default_factory=LiveOutput)
 
     @property
     def state_root(self) -> Path:
@@ -465,6 +468,7 @@ class Workspace:
             draining=self.draining,
             digest=self.digest,
             secrets=self.secrets,
+            live=self.live,
         )
 
     def _components(

@@ -79,6 +79,11 @@ class ForbiddenError(PermanentError):
     """Who asks may not do this (an approver who is not one, or the author)."""
 
 
+class DashboardAccessError(ForbiddenError):
+    """A dashboard request its viewer may not make: a role they lack, or a form without
+    its session's CSRF token (a forged POST)."""
+
+
 class InvalidRequestError(PermanentError):
     """The request itself is wrong: an unknown component, a malformed value or cursor."""
 

@@ -93,6 +93,7 @@ def serve(
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
     from gitopsd.api import auth, server
+    from gitopsd.dashboard import routing
     from gitopsd.runtime import logs
     from gitopsd.runtime.service import announcing, leadership
     from gitopsd.runtime.service.daemon import Daemon
@@ -155,6 +156,7 @@ def serve(
             rules=rules,
             max_body=settings.max_body,
             body_timeout=settings.body_timeout,
+            extra_routes=routing.routes(terms, tokens=tokens),
         )
         signals: list[int] = []
 

@@ -1,0 +1,101 @@
+"""The pipeline page (`/`): one card per environment in promotion order, kept current by SSE.
+
+Each card says what the environment runs, where it stands, what it waits for and until when
+(with an Approve button for those who may approve), its drift and its last run. `/events`
+tells an open page when anything changed (`changes`), and the page fetches itself again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from gitopsd.dashboard import access
+from gitopsd.dashboard.site import Page, Site
+
+KEEP_ALIVE = 15.0
+
+
+async def pipeline(site: Site, request: Request) -> Response:
+    viewer = site.viewer(request)
+    access.require(viewer, "read")
+    cards = await site.call(_cards, site)
+    return site.render(request, viewer, "pipeline.html", cards=cards, live="/events")
+
+
+def _cards(site: Site) -> list[dict[str, Any]]:
+    """The environments in chain order, each with its last run (or None)."""
+    environments = chain_order(site.control.status()["environments"])
+    for environment in environments:
+        runs = site.control.runs(environment["name"], limit=1)["runs"]
+        environment["last_run"] = runs[0] if runs else None
+        environment["drifted"] = [
+            c["name"] for c in environment["components"] if c["drift"] in ("drifted", "error")
+        ]
+    return environments
+
+
+def chain_order(environments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Upstreams before the environments they feed (dev, staging, prod), else by name."""
+    by_name = {e["name"]: e for e in environments}
+    placed: dict[str, int] = {}
+
+    def depth(name: str, seen: frozenset[str]) -> int:
+        if name not in placed:
+            upstream = str(by_name[name].get("upstream"))
+            known = upstream in by_name and upstream not in seen
+            placed[name] = depth(upstream, seen | {name}) + 1 if known else 0
+        return placed[name]
+
+    return sorted(environments, key=lambda e: (depth(e["name"], frozenset()), e["name"]))
+
+
+async def approve(site: Site, request: Request) -> Response:
+    """Approve the pending revision the card showed, as the viewer (the approve role)."""
+    viewer = site.viewer(request)
+    fields = await access.checked_form(request, viewer)
+    access.require(viewer, "approve")
+    env = request.path_params["env"]
+    revision = fields.get("revision") or None
+    await site.call(site.control.approve, env, revision=revision, identity=viewer.identity)
+    return RedirectResponse(_back(fields.get("back"), env), status_code=303)
+
+
+def _back(back: str | None, env: str) -> str:
+    """Where a form returns: the page it was on (`/` or the environment's page)."""
+    return back if back in ("/", f"/environments/{quote(env, safe='')}") else "/"
+
+
+async def events(site: Site, request: Request) -> Response:
+    """Server-Sent Events: `changed` whenever what the pages show changed, a comment every
+    15 s to keep proxies from closing the stream."""
+    access.require(site.viewer(request), "read")
+    return StreamingResponse(
+        _stream(site),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(site: Site) -> AsyncIterator[str]:
+    async with site.changes.listening():
+        seen = site.changes.version
+        yield "retry: 3000\n\n"
+        while True:
+            version = await site.changes.after(seen, timeout=KEEP_ALIVE)
+            if version == seen:
+                yield ": still here\n\n"
+                continue
+            seen = version
+            yield f"event: changed\ndata: {version}\n\n"
+
+
+PAGES = [
+    Page("/", pipeline),
+    Page("/events", events),
+    Page("/environments/{env}/approve", approve, ("POST",)),
+]

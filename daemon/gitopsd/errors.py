@@ -10,7 +10,8 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
     │   ├── NotFoundError             404: UnknownEnvironmentError, UnknownPlanError
     │   ├── ConflictError             409: the state refuses it now (RunRefusedError,
     │   │                             StalePlanError, SuspensionRefusedError, a daemon stopping)
-    │   ├── ForbiddenError            403: who asks may not (ApproverRefusedError)
+    │   ├── ForbiddenError            403: who asks may not (ApproverRefusedError,
+    │   │                             DashboardAccessError)
     │   ├── InvalidRequestError       422: the request itself is wrong (UnknownRevisionError,
     │   │                             JsonLimitError, InvalidPayloadError; 400: the
     │   │                             InvalidDeliveryIdError)

@@ -16,27 +16,60 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from gitopsd.dashboard import access
 from gitopsd.dashboard.site import Page, Site
+from gitopsd.runtime.control import Control
 
 KEEP_ALIVE = 15.0
+
+
+TIMELINE = 10  # the newest commits the revision timeline shows
 
 
 async def pipeline(site: Site, request: Request) -> Response:
     viewer = site.viewer(request)
     access.require(viewer, "read")
-    cards = await site.call(_cards, site)
-    return site.render(request, viewer, "pipeline.html", cards=cards, live="/events")
+    shown = await site.call(_gather, site.control)
+    return site.render(request, viewer, "pipeline.html", live="/events", **shown)
 
 
-def _cards(site: Site) -> list[dict[str, Any]]:
-    """The environments in chain order, each with its last run (or None)."""
-    environments = chain_order(site.control.status()["environments"])
+def _gather(control: Control) -> dict[str, Any]:
+    """The cards (environments in chain order, each with its commit, last run and drifted
+    components) and the revision timeline."""
+    environments = chain_order(control.status()["environments"])
+    commits = control.commits([e["revision"] for e in environments], recent=TIMELINE)
+    by_revision = {commit["revision"]: commit for commit in commits}
     for environment in environments:
-        runs = site.control.runs(environment["name"], limit=1)["runs"]
+        runs = control.runs(environment["name"], limit=1)["runs"]
         environment["last_run"] = runs[0] if runs else None
+        environment["commit"] = by_revision.get(environment["revision"] or "")
         environment["drifted"] = [
             c["name"] for c in environment["components"] if c["drift"] in ("drifted", "error")
         ]
-    return environments
+    return {"cards": environments, "timeline": timeline(commits[:TIMELINE], environments)}
+
+
+def timeline(
+    commits: list[dict[str, Any]], environments: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each recent commit with the environments that verified it, run it now, or wait for it
+    (approval, window or soak)."""
+    rows = []
+    for commit in commits:
+        sha = commit["revision"]
+        rows.append(
+            {
+                **commit,
+                "runs": [e["name"] for e in environments if e["revision"] == sha],
+                "verified": [e["name"] for e in environments if sha in e["verified"]],
+                "waits": [e["name"] for e in environments if _waits_for(e, sha)],
+            }
+        )
+    return rows
+
+
+def _waits_for(environment: dict[str, Any], sha: str) -> bool:
+    pending = environment.get("pending_approval") or {}
+    waiting = environment.get("waiting") or {}
+    return sha in (pending.get("revision"), waiting.get("revision"))
 
 
 def chain_order(environments: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -67,7 +100,8 @@ async def approve(site: Site, request: Request) -> Response:
 
 def _back(back: str | None, env: str) -> str:
     """Where a form returns: the page it was on (`/` or the environment's page)."""
-    return back if back in ("/", f"/environments/{quote(env, safe='')}") else "/"
+    page = f"/environments/{quote(env, safe='')}"
+    return f"{page}?done=approve" if back == page else "/"
 
 
 async def events(site: Site, request: Request) -> Response:

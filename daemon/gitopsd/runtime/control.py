@@ -114,6 +114,42 @@ class Control(Protocol):
         if it is not suspended."""
         ...
 
+    def promote(
+        self, environment: str, *, revision: str | None, force: bool, identity: Identity
+    ) -> str:
+        """Queue a promotion from the upstream (of `revision`, which the upstream verified,
+        or its newest verified one); returns the id its run will have. ConflictError when
+        admission refuses it now."""
+        ...
+
+    def rollback(self, environment: str, *, revision: str, identity: Identity) -> str:
+        """Queue a rollback to `revision`, which the environment verified before (SPEC 3.3);
+        returns the id its run will have. ConflictError when it may not."""
+        ...
+
+    def diff(
+        self, environment: str, *, old: str | None, new: str | None, other: str | None
+    ) -> dict[str, Any]:
+        """The environment's rendered desired state at two revisions (default: its current
+        one and the one it gets next; with `other`, that environment's current revision as
+        the new one) and the commits between them."""
+        ...
+
+    def commits(self, revisions: Sequence[str] = (), *, recent: int = 0) -> list[dict[str, Any]]:
+        """`{"revision", "subject", "author", "date"}` of the branch's `recent` newest commits,
+        newest first, then of each of `revisions` not among them."""
+        ...
+
+    def graph(self, environment: str) -> dict[str, Any]:
+        """`{"environment", "components": [{"name", "layer", "depends_on"}]}` in dependency
+        order at the branch head, as `gitopsd graph --format json`."""
+        ...
+
+    def drift_report(self, environment: str) -> dict[str, Any] | None:
+        """The newest drift report the daemon wrote for the environment (the JSON form of
+        runtime.drift.drift_reports), or None before its first check."""
+        ...
+
     def request_fetch(self, reason: str) -> None:
         """Fetch the remote now (a webhook said the branch moved); no-op for a local repo."""
         ...

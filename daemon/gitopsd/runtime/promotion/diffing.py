@@ -13,6 +13,7 @@ are the changelog. By default: the environment's current revision against what i
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from dataclasses import dataclass, field
@@ -79,6 +80,22 @@ def diff(
         unchanged=len(after.keys() & before.keys()) - sum(c.change == "changed" for c in changes),
         commits=commits,
     )
+
+
+def as_data(found: Diff) -> dict[str, Any]:
+    """The diff as `gitopsd diff --output json` prints it, with the YAML form (`readable`)."""
+    return {
+        "environment": found.environment,
+        "from": found.old,
+        "to": found.new,
+        "differs": found.differs,
+        "diff": found.text,
+        "readable": found.readable,
+        "summary": [dataclasses.asdict(change) for change in found.changes],
+        "unchanged": found.unchanged,
+        "changelog": found.changelog,
+        "commits": found.commits,
+    }
 
 
 def summary(before: dict[str, Any], after: dict[str, Any]) -> list[ComponentChange]:

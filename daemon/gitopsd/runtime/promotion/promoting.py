@@ -69,7 +69,14 @@ def promote(
     return decision, run
 
 
-def roll_back(workspace: Workspace, environment: str, *, to: str, actor: str = "local") -> Run:
+def roll_back(
+    workspace: Workspace,
+    environment: str,
+    *,
+    to: str,
+    actor: str = "local",
+    run_id: str | None = None,
+) -> Run:
     """Re-apply `to`, which the environment must have verified before (SPEC 3.3): the one
     way a revision enters an environment without its upstream. Windows and approvals do
     not hold it: a rollback restores a state the environment already ran."""
@@ -87,7 +94,9 @@ def roll_back(workspace: Workspace, environment: str, *, to: str, actor: str = "
         actor=actor,
         revision=revision,
     )
-    return workspace.apply(environment, revision=revision, trigger="rollback", actor=actor)
+    return workspace.apply(
+        environment, revision=revision, trigger="rollback", actor=actor, run_id=run_id
+    )
 
 
 def approve(

@@ -323,6 +323,28 @@ class Daemon:
     def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
         return self.requests.resume(environment, identity=identity)
 
+    def promote(
+        self, environment: str, *, revision: str | None, force: bool, identity: Identity
+    ) -> str:
+        return self.requests.promote(environment, revision=revision, force=force, identity=identity)
+
+    def rollback(self, environment: str, *, revision: str, identity: Identity) -> str:
+        return self.requests.rollback(environment, revision=revision, identity=identity)
+
+    def diff(
+        self, environment: str, *, old: str | None, new: str | None, other: str | None
+    ) -> dict[str, Any]:
+        return self.reads.diff(environment, old=old, new=new, other=other)
+
+    def commits(self, revisions: Sequence[str] = (), *, recent: int = 0) -> list[dict[str, Any]]:
+        return self.reads.commits(revisions, recent=recent)
+
+    def graph(self, environment: str) -> dict[str, Any]:
+        return self.reads.graph(environment)
+
+    def drift_report(self, environment: str) -> dict[str, Any] | None:
+        return self.reads.drift_report(environment)
+
     def request_fetch(self, reason: str) -> None:
         self.heads.request_fetch(reason)
 

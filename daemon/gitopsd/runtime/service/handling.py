@@ -79,6 +79,7 @@ class Handling:
             RequestKind.APPLY: self._apply,
             RequestKind.DESTROY: self._destroy,
             RequestKind.PROMOTE: self._promote,
+            RequestKind.ROLLBACK: self._roll_back,
             RequestKind.DRIFT: self._check_drift,
         }
 
@@ -131,7 +132,7 @@ class Handling:
     def _execute(self, request: Request) -> list[Run]:
         """The handler of the request's kind starts its runs (see `_handlers`)."""
         handler = self._handlers.get(request.action)
-        if handler is None:  # rollback, remediate: admitted where asked, never queued
+        if handler is None:  # remediate: admitted where asked, never queued
             raise InvalidRequestError(f"a {request.action} request is not queued work")
         return handler(request)
 
@@ -213,6 +214,7 @@ class Handling:
         decision, run = promoting.promote(
             self.workspace,
             environment,
+            revision=request.revision,
             actor=request.actor,
             automatic=request.trigger in AUTOMATIC,
             run_id=request.id,
@@ -226,6 +228,15 @@ class Handling:
         if decision.look_again_at is not None:
             self.followups.later(decision.look_again_at, self.followups.promotion(environment))
         return [run] if run is not None else []
+
+    def _roll_back(self, request: Request) -> list[Run]:
+        """An operator's rollback (the revision was checked when it was asked for; admission
+        checks it again here)."""
+        revision = request.revision or ""
+        run = promoting.roll_back(
+            self.workspace, request.environment, to=revision, actor=request.actor, run_id=request.id
+        )
+        return [run]
 
     def _check_drift(self, request: Request) -> list[Run]:
         environment = request.environment

@@ -247,6 +247,29 @@ class Terms:
     def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
         return self._leader().resume(environment, identity=identity)
 
+    def promote(
+        self, environment: str, *, revision: str | None, force: bool, identity: Identity
+    ) -> str:
+        leader = self._leader()
+        return leader.promote(environment, revision=revision, force=force, identity=identity)
+
+    def rollback(self, environment: str, *, revision: str, identity: Identity) -> str:
+        return self._leader().rollback(environment, revision=revision, identity=identity)
+
+    def diff(
+        self, environment: str, *, old: str | None, new: str | None, other: str | None
+    ) -> dict[str, Any]:
+        return self._daemon.diff(environment, old=old, new=new, other=other)
+
+    def commits(self, revisions: Sequence[str] = (), *, recent: int = 0) -> list[dict[str, Any]]:
+        return self._daemon.commits(revisions, recent=recent)
+
+    def graph(self, environment: str) -> dict[str, Any]:
+        return self._daemon.graph(environment)
+
+    def drift_report(self, environment: str) -> dict[str, Any] | None:
+        return self._daemon.drift_report(environment)
+
     def request_fetch(self, reason: str) -> None:
         if self._term is not None:
             self._daemon.request_fetch(reason)

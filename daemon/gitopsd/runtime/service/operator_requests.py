@@ -113,6 +113,36 @@ class OperatorRequests:
         self._submit(request)
         return request.id
 
+    def promote(
+        self, environment: str, *, revision: str | None, force: bool, identity: Identity
+    ) -> str:
+        """Queue a promotion (minimal: `force` is not carried by a queued request yet)."""
+        if force:
+            raise InvalidRequestError("force is not supported by this daemon's promotions yet")
+        return self._queue(environment, RequestKind.PROMOTE, revision, identity)
+
+    def rollback(self, environment: str, *, revision: str, identity: Identity) -> str:
+        return self._queue(environment, RequestKind.ROLLBACK, revision, identity)
+
+    def _queue(
+        self, environment: str, action: RequestKind, revision: str | None, identity: Identity
+    ) -> str:
+        """An operator's promotion or rollback, admitted now (409 with the reason)."""
+        self._check_environment(environment)
+        request = Request(
+            id=new_run_id(self.workspace.clock),
+            environment=environment,
+            priority=Priority.OPERATOR,
+            action=action,
+            revision=self._resolve(revision) if revision else None,
+            actor=identity.name,
+            trigger="api",
+        )
+        self._admit_now(request)
+        self._submit(request)
+        log.info("%s queued %s of %s as %s", identity.name, action, environment, request.id)
+        return request.id
+
     def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
         """Cancel the run of that id (runtime.service.cancelling), or its request while it has not
         started; None if neither is known."""

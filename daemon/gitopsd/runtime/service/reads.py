@@ -8,13 +8,16 @@ of it. The worker side (runtime.service.daemon) owns what changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gitopsd.adapters import data_folder
-from gitopsd.errors import DataFolderError
+from gitopsd.engine import selection
+from gitopsd.errors import ConflictError, DataFolderError, GitSourceError, InvalidRequestError
 from gitopsd.model.state import ComponentState, EnvironmentState
 from gitopsd.runtime.control import UnknownEnvironmentError
+from gitopsd.runtime.drift import drift_reports
+from gitopsd.runtime.promotion import diffing
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service import paging
@@ -102,6 +105,47 @@ class Reads:
         if environment is not None:
             self.check_environment(environment)
         return paging.events_page(self.workspace.store, environment, limit=limit, cursor=cursor)
+
+    def commits(self, revisions: Sequence[str] = (), *, recent: int = 0) -> list[dict[str, Any]]:
+        return list(self.workspace.source.describe(revisions, recent=recent))
+
+    def graph(self, environment: str) -> dict[str, Any]:
+        """The components at the head in dependency order; none when the head is not loaded."""
+        self.check_environment(environment)
+        repository = self._reconciler.repository
+        if repository is None or environment not in repository.environments:
+            return {"environment": environment, "components": []}
+        chosen = selection.select(repository, environment).components
+        components = [
+            {
+                "name": c.manifest.name,
+                "layer": c.manifest.metadata.layer,
+                "depends_on": list(c.manifest.spec.depends_on),
+            }
+            for c in chosen
+        ]
+        return {"environment": environment, "components": components}
+
+    def drift_report(self, environment: str) -> dict[str, Any] | None:
+        self.check_environment(environment)
+        return drift_reports.latest(self.workspace.data_dir / "reports", environment)
+
+    def diff(
+        self, environment: str, *, old: str | None, new: str | None, other: str | None
+    ) -> dict[str, Any]:
+        """`diffing.diff` as data; with `other`, that environment's revision is the new one."""
+        self.check_environment(environment)
+        if other is not None:
+            self.check_environment(other)
+            state = self.workspace.store.get_environment(other)
+            if state is None or state.revision is None:
+                raise ConflictError(f"{other} runs no revision yet")
+            new = state.revision
+        try:
+            found = diffing.diff(self.workspace, environment, old=old, new=new)
+        except GitSourceError as error:
+            raise InvalidRequestError(str(error)) from None
+        return diffing.as_data(found)
 
     def check_environment(self, environment: str) -> None:
         """UnknownEnvironmentError unless the manifests at the head or the store know it."""

@@ -9,13 +9,16 @@ driven by Selenium through Debian's `chromedriver` (`make tools` installs `chrom
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -35,6 +38,7 @@ USERS = {
 }
 IMAGES = Path(__file__).parents[2] / "docs" / "images"
 WAIT = 30.0
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def token(name: str) -> str:
@@ -125,4 +129,40 @@ def log_in(browser: WebDriver, served: DaemonProcess, name: str, *, path: str = 
 
 
 def wait(browser: WebDriver, timeout: float = WAIT) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(browser, timeout, poll_frequency=0.1)
+    """Waits that look again when a live update replaced what they were reading."""
+    ignored = (StaleElementReferenceException, NoSuchElementException)
+    return WebDriverWait(browser, timeout, poll_frequency=0.1, ignored_exceptions=ignored)
+
+
+def text(browser: WebDriver, css: str) -> str:
+    """The text of the element `css` selects, read in one go (a live update may replace it)."""
+    found: str = wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, css).text)
+    return found
+
+
+class FormClient:
+    """A dashboard session driven over HTTP (no browser): what a forged or scripted form
+    POST looks like to the daemon."""
+
+    def __init__(self, served: DaemonProcess) -> None:
+        self.url = served.url
+        self.http = httpx.Client(base_url=served.url, timeout=10, follow_redirects=False)
+
+    def log_in(self, name: str) -> FormClient:
+        self.http.get("/login")
+        csrf = self.http.cookies["gitopsd_login"]
+        answer = self.http.post("/login", data={"csrf": csrf, "token": token(name), "next": "/"})
+        assert answer.status_code == 303, answer.text
+        return self
+
+    def csrf(self, path: str = "/") -> str:
+        """The CSRF token the forms of `path` carry."""
+        found = CSRF_FIELD.search(self.http.get(path).text)
+        assert found is not None
+        return found.group(1)
+
+    def post(self, path: str, data: dict[str, str], **headers: str) -> httpx.Response:
+        return self.http.post(path, data=data, headers=headers)
+
+    def close(self) -> None:
+        self.http.close()

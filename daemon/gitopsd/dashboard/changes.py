@@ -1,9 +1,12 @@
 """Telling open pages that something changed, at a cost that does not grow with them.
 
-One poll per daemon, not one per open page: while at least one page listens, a single task
-takes a fingerprint of what the pages show (the status, the newest event and run) every
-`interval` seconds and, when it differs, wakes every listener. A page then fetches its new
-rendering. With no listener, nothing polls.
+One poll per daemon, not one per open page: while at least one page listens (and for
+`LINGER` seconds after the last one left, so that moving from page to page does not lose a
+change), a single task takes a fingerprint of what the pages show (the status, the newest
+event and run) every `interval` seconds and, when it differs, raises the version and wakes
+every listener. A page is rendered with the version it shows and listens from there; it then
+fetches its new rendering. The first look after an idle time only sets the baseline: a page
+rendered just before it and changed in between learns of it at the next change.
 """
 
 from __future__ import annotations
@@ -17,14 +20,18 @@ from starlette.concurrency import run_in_threadpool
 from gitopsd.runtime.control import Control
 
 INTERVAL = 1.0
+LINGER = 30.0
 
 
 class Changes:
     """A version number that goes up when the daemon's visible state changes."""
 
-    def __init__(self, control: Control, *, interval: float = INTERVAL) -> None:
+    def __init__(
+        self, control: Control, *, interval: float = INTERVAL, linger: float = LINGER
+    ) -> None:
         self._control = control
         self._interval = interval
+        self._linger = linger
         self.version = 0
         self._listeners = 0
         self._event = asyncio.Event()
@@ -50,16 +57,18 @@ class Changes:
 
     async def _poll(self) -> None:
         last: str | None = None
-        while self._listeners > 0:
+        idle = 0.0  # seconds without a listener
+        while idle < self._linger:
             current: str | None = last
             with contextlib.suppress(Exception):  # a failing store may answer at the next look
                 current = await run_in_threadpool(fingerprint, self._control)
-            if current != last:
-                last = current
+            if last is not None and current != last:
                 self.version += 1
                 woken, self._event = self._event, asyncio.Event()
                 woken.set()
+            last = current
             await asyncio.sleep(self._interval)
+            idle = 0.0 if self._listeners > 0 else idle + self._interval
 
 
 def fingerprint(control: Control) -> str:

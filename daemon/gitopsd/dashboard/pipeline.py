@@ -108,16 +108,19 @@ async def events(site: Site, request: Request) -> Response:
     """Server-Sent Events: `changed` whenever what the pages show changed, a comment every
     15 s to keep proxies from closing the stream."""
     access.require(site.viewer(request), "read")
+    shown = request.query_params.get("v", "")
+    seen = int(shown) if shown.isdigit() else site.changes.version
     return StreamingResponse(
-        _stream(site),
+        _stream(site, seen),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _stream(site: Site) -> AsyncIterator[str]:
+async def _stream(site: Site, seen: int) -> AsyncIterator[str]:
+    """From the version the page shows (`seen`): a page that is behind already is told so
+    at once."""
     async with site.changes.listening():
-        seen = site.changes.version
         yield "retry: 3000\n\n"
         while True:
             version = await site.changes.after(seen, timeout=KEEP_ALIVE)

@@ -53,12 +53,17 @@ class Site:
         self, request: Request, viewer: access.Viewer | None, template: str, **data: Any
     ) -> HTMLResponse:
         """A page: `template` with `data`, the viewer, and the current path for navigation;
-        a session this request opened gets its cookie."""
+        a session this request opened gets its cookie. A live page (`live`: its events URL)
+        listens from the version of the daemon's state it shows."""
+        if data.get("live"):
+            data["live"] = f"{data['live']}?v={self.changes.version}"
         page = self.templates.get_template(template).render(
             **rendering.context_defaults(), viewer=viewer, path=request.url.path, **data
         )
         status = int(data.get("status", 200))
-        response = HTMLResponse(page, status_code=status)
+        # no-store: pages carry CSRF tokens and what a user may see; a cached login form
+        # would post a token its cookie no longer matches
+        response = HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
         if viewer is not None and viewer.fresh:
             set_session_cookie(request, response, viewer.session.id)
         return response

@@ -12,7 +12,18 @@
   let fetching = false;
   let again = false;
 
+  // someone typing in a form (a suspend reason, a chosen revision) keeps what they typed:
+  // the page updates once they leave the field
+  function busyTyping() {
+    const active = document.activeElement;
+    return active && main.contains(active) && active.matches("input, select, textarea");
+  }
+
   async function refresh() {
+    if (busyTyping()) {
+      main.addEventListener("focusout", refresh, { once: true });
+      return;
+    }
     if (fetching) {
       again = true;
       return;

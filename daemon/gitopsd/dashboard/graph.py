@@ -2,8 +2,10 @@
 
 A simple layered layout: a component's column is the length of the longest chain of
 dependencies below it (so every arrow points right), its row its place in the apply order
-within that column. No JavaScript and no graph library: the graphs are small and a
-left-to-right drawing reads like the apply order.
+within that column. An arrow between neighbouring columns is a plain curve; one that skips
+columns runs along the gap below the rows it passes, so it never crosses a box. No
+JavaScript and no graph library: the graphs are small and a left-to-right drawing reads
+like the apply order.
 """
 
 from __future__ import annotations
@@ -31,12 +33,10 @@ class Node:
 
 @dataclass(frozen=True)
 class Edge:
-    """An arrow from a dependency (left) to the component that needs it (right)."""
+    """An arrow from a dependency (left) to the component that needs it (right), as the
+    `d` of an SVG path (numbers only)."""
 
-    x1: int
-    y1: int
-    x2: int
-    y2: int
+    path: str
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def layout(components: Sequence[Mapping[str, Any]], statuses: Mapping[str, str])
     ]
     width = MARGIN * 2 + (max(columns.values(), default=0) + 1) * (NODE_WIDTH + COLUMN_GAP)
     height = MARGIN * 2 + max(rows.values(), default=1) * (NODE_HEIGHT + ROW_GAP)
-    return Layout(nodes, edges, width - COLUMN_GAP, height - ROW_GAP)
+    return Layout(nodes, edges, width - COLUMN_GAP, height)  # room for a gap below the rows
 
 
 def _columns(components: Sequence[Mapping[str, Any]]) -> dict[str, int]:
@@ -85,8 +85,15 @@ def _columns(components: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def _edge(start: tuple[int, int], end: tuple[int, int]) -> Edge:
-    half = NODE_HEIGHT // 2
-    return Edge(start[0] + NODE_WIDTH, start[1] + half, end[0], end[1] + half)
+    half, bend = NODE_HEIGHT // 2, COLUMN_GAP // 2
+    x1, y1, x2, y2 = start[0] + NODE_WIDTH, start[1] + half, end[0], end[1] + half
+    if x2 - x1 <= COLUMN_GAP:  # neighbouring columns
+        return Edge(f"M {x1} {y1} C {x1 + bend} {y1}, {x2 - bend} {y2}, {x2} {y2}")
+    gap = max(y1, y2) + half + ROW_GAP // 2  # between the rows: no box there
+    return Edge(
+        f"M {x1} {y1} C {x1 + bend} {y1}, {x1} {gap}, {x1 + bend} {gap} "
+        f"L {x2 - bend} {gap} C {x2} {gap}, {x2 - bend} {y2}, {x2} {y2}"
+    )
 
 
 def _label(name: str) -> str:

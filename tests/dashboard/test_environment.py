@@ -112,3 +112,19 @@ def test_an_operator_suspends_and_resumes_and_a_reader_may_not(
     assert served.environment("dev", headers=ALICE)["suspension"] is None
     carol.close()
     alice.close()
+
+
+def test_the_diff_page_shows_what_changed_between_two_revisions_and_the_commits(
+    two_revisions: tuple[DaemonProcess, str, str],
+) -> None:
+    served, first, second = two_revisions
+    reader = FormClient(served).log_in("carol")
+    same = reader.http.get(f"/environments/dev/diff?from={first}&to={second}")
+    assert same.status_code == 200  # only the README changed: no component differs
+    assert "The rendered desired state is the same at both revisions." in same.text
+    assert "second change" in same.text and f"{first[:12]}</code> → <code>{second[:12]}" in (
+        same.text
+    )
+    unknown = reader.http.get("/environments/dev/diff?from=no-such-revision")
+    assert unknown.status_code == 422 and "no-such-revision" in unknown.text
+    reader.close()

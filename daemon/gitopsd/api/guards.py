@@ -18,12 +18,14 @@ rebinding), which makes the page's own origin reach the daemon. So, in this orde
    site: `Sec-Fetch-Site: cross-site` or `same-site`, or an `Origin` that is neither the
    request's own host nor an allowed one, is refused with 403. No `Origin` (curl, scripts) is
    fine: browsers always send one with such requests.
-3. It must say `Content-Type: application/json`, else 415: an HTML form or a "simple" fetch
-   cannot send that type without a preflight the daemon never grants.
+3. A request to the API (`/api/...`) must say `Content-Type: application/json`, else 415:
+   an HTML form or a "simple" fetch cannot send that type without a preflight the daemon
+   never grants. The dashboard's own forms (outside `/api/`) are form-encoded; rule 2 and
+   their session's CSRF token (`gitopsd.dashboard.access`) protect them instead.
 
 The GitHub webhook is exempt from 2 and 3 (its HMAC signature protects it), not from 1. The
 decision (`RequestRules.refusal`) is a pure function of the method, path and headers, so
-the coming dashboard reuses it for its cookie sessions; `GuardRequests` applies it to the API.
+the dashboard's routes, served by the API app, are guarded by the same `GuardRequests`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from gitopsd.errors import AllowedHostsError
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 SIGNED = frozenset({"/api/v1/webhooks/github"})
+API_PREFIX = "/api/"  # the dashboard's forms post application/x-www-form-urlencoded
 CROSS_SITE = frozenset({"cross-site", "same-site"})
 SINGLE = ("host", "origin", "sec-fetch-site", "content-type")
 MAX_HEAD = 16 * 1024
@@ -91,7 +94,10 @@ class RequestRules:
             return Refusal(421, f"{shown} is not an address of this server: see --allowed-hosts")
         if method not in CHANGING or path in SIGNED:
             return None
-        return self._cross_site(headers) or _not_json(headers.get("content-type"))
+        refused = self._cross_site(headers)
+        if refused is None and path.startswith(API_PREFIX):
+            return _not_json(headers.get("content-type"))
+        return refused
 
     def _allows_host(self, value: str | None, *, probe: bool) -> bool:
         if value is None and probe:

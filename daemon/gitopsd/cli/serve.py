@@ -96,6 +96,7 @@ def serve(
     from gitopsd.adapters.scheduling import BackgroundJobs
     from gitopsd.api import app as api_app
     from gitopsd.api import auth, server
+    from gitopsd.dashboard import routing
     from gitopsd.runtime import logs
     from gitopsd.runtime.service import announcing, leadership
     from gitopsd.runtime.service.daemon import Daemon
@@ -152,6 +153,7 @@ def serve(
         )
         terms.start()  # leads at once on its own store; stands by while another daemon leads
         secret = settings.webhook_secret
+        web = routing.dashboard(terms, tokens=tokens)
         app = api_app.create_app(
             terms,
             tokens=tokens,
@@ -159,6 +161,7 @@ def serve(
             rules=rules,
             max_body=settings.max_body,
             body_timeout=settings.body_timeout,
+            extra_routes=web.routes,
         )
         signals: list[int] = []
 
@@ -169,7 +172,15 @@ def serve(
                 terms.interrupt()
 
         limits = server.Limits(settings.header_timeout, settings.max_connections)
-        server.serve(app, host=host, port=port, sockets=sockets, on_signal=on_signal, limits=limits)
+        server.serve(
+            app,
+            host=host,
+            port=port,
+            sockets=sockets,
+            on_signal=on_signal,
+            limits=limits,
+            on_stopping=web.close,
+        )
         log.info("stopping: running steps get %.0fs to finish", settings.shutdown_grace)
         terms.stop(grace=settings.shutdown_grace)
         log.info("stopped")

@@ -170,6 +170,21 @@ class Control(Protocol):
         if it is not suspended."""
         ...
 
+    def commits(self, revisions: Sequence[str] = (), *, recent: int = 0) -> list[dict[str, Any]]:
+        """`{"revision", "subject", "author", "date"}` of the branch's `recent` newest commits,
+        newest first, then of each of `revisions` not among them."""
+        ...
+
+    def graph(self, environment: str) -> dict[str, Any]:
+        """`{"environment", "components": [{"name", "layer", "depends_on"}]}` in dependency
+        order at the branch head, as `gitopsd graph --format json`."""
+        ...
+
+    def drift_report(self, environment: str) -> dict[str, Any] | None:
+        """The newest drift report the daemon wrote for the environment (the JSON form of
+        runtime.drift.drift_reports), or None before its first check."""
+        ...
+
     def request_fetch(self, reason: str) -> None:
         """Fetch the remote now (a webhook said the branch moved); no-op for a local repo."""
         ...

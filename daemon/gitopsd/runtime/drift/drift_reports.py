@@ -130,3 +130,17 @@ def write(reports_root: Path, report: DriftReport, *, keep: int = KEEP) -> list[
         for old in sorted(folder.glob(f"drift-*{suffix}"))[:-keep]:
             old.unlink(missing_ok=True)
     return written
+
+
+def latest(reports_root: Path, environment: str) -> dict[str, Any] | None:
+    """The newest report `write` left for `environment` (as `as_data`), or None: what the
+    dashboard's drift page shows. A file that cannot be read counts as none."""
+    folder = reports_root / environment
+    newest = sorted(folder.glob("drift-*.json"))[-1:] if folder.is_dir() else []
+    for path in newest:
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return found if isinstance(found, dict) else None
+    return None

@@ -105,6 +105,7 @@ def report(found: Diff) -> dict[str, Any]:
         "to": found.new,
         "differs": found.differs,
         "diff": found.text,
+        "readable": found.readable,
         "summary": [dataclasses.asdict(change) for change in found.changes],
         "unchanged": found.unchanged,
         "changelog": found.changelog,

@@ -21,7 +21,7 @@ from gitopsd.model.state import (
     Run,
     Step,
 )
-from gitopsd.runtime.records import sensitivity
+from gitopsd.runtime.records import promotion_records, sensitivity
 
 OpenRequests = Callable[[str], list[Request]]
 
@@ -73,6 +73,7 @@ def _environment(
             state.suspension.model_dump(mode="json") if state and state.suspension else None
         ),
         "updated_at": state.updated_at.isoformat() if state else None,
+        "verified": _verified(store, state),
         "components": [
             {
                 "name": component.name,
@@ -89,6 +90,14 @@ def _environment(
         ],
         "requests": [_open_request(r) for r in requests],
     }
+
+
+def _verified(store: StateStore, state: EnvironmentState | None) -> list[str]:
+    """The revisions the environment verified, newest first: what it may roll back to."""
+    if state is None:
+        return []
+    held = [hold.revision for hold in promotion_records.recorded(store, state)]
+    return list(dict.fromkeys(reversed(held)))
 
 
 def _open_request(request: Request) -> dict[str, Any]:

@@ -339,6 +339,15 @@ class Daemon:
     def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
         return self.requests.resume(environment, identity=identity)
 
+    def commits(self, revisions: Sequence[str] = (), *, recent: int = 0) -> list[dict[str, Any]]:
+        return self.reads.commits(revisions, recent=recent)
+
+    def graph(self, environment: str) -> dict[str, Any]:
+        return self.reads.graph(environment)
+
+    def drift_report(self, environment: str) -> dict[str, Any] | None:
+        return self.reads.drift_report(environment)
+
     def request_fetch(self, reason: str) -> None:
         self.heads.request_fetch(reason)
 

@@ -265,6 +265,15 @@ class Terms:
     def resume(self, environment: str, *, identity: Identity) -> dict[str, Any]:
         return self._leader().resume(environment, identity=identity)
 
+    def commits(self, revisions: Sequence[str] = (), *, recent: int = 0) -> list[dict[str, Any]]:
+        return self._daemon.commits(revisions, recent=recent)
+
+    def graph(self, environment: str) -> dict[str, Any]:
+        return self._daemon.graph(environment)
+
+    def drift_report(self, environment: str) -> dict[str, Any] | None:
+        return self._daemon.drift_report(environment)
+
     def request_fetch(self, reason: str) -> None:
         if self._term is not None:
             self._daemon.request_fetch(reason)

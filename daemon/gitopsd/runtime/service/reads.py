@@ -8,10 +8,11 @@ of it. The worker side (runtime.service.daemon) owns what changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gitopsd.adapters import data_folder
+from gitopsd.engine import selection
 from gitopsd.errors import (
     DataFolderError,
     InvalidRequestError,
@@ -20,6 +21,7 @@ from gitopsd.errors import (
 )
 from gitopsd.model.state import ComponentState, EnvironmentState
 from gitopsd.runtime.control import RunLogs, UnknownEnvironmentError
+from gitopsd.runtime.drift import drift_reports
 from gitopsd.runtime.promotion import diffing
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.workspace import Workspace
@@ -115,6 +117,30 @@ class Reads:
         if environment is not None:
             self.check_environment(environment)
         return paging.events_page(self.workspace.store, environment, limit=limit, cursor=cursor)
+
+    def commits(self, revisions: Sequence[str] = (), *, recent: int = 0) -> list[dict[str, Any]]:
+        return list(self.workspace.source.describe(revisions, recent=recent))
+
+    def graph(self, environment: str) -> dict[str, Any]:
+        """The components at the head in dependency order; none when the head is not loaded."""
+        self.check_environment(environment)
+        repository = self._reconciler.repository
+        if repository is None or environment not in repository.environments:
+            return {"environment": environment, "components": []}
+        chosen = selection.select(repository, environment).components
+        components = [
+            {
+                "name": c.manifest.name,
+                "layer": c.manifest.metadata.layer,
+                "depends_on": list(c.manifest.spec.depends_on),
+            }
+            for c in chosen
+        ]
+        return {"environment": environment, "components": components}
+
+    def drift_report(self, environment: str) -> dict[str, Any] | None:
+        self.check_environment(environment)
+        return drift_reports.latest(self.workspace.data_dir / "reports", environment)
 
     def diff(
         self, environment: str, *, old: str | None, new: str | None, other: str | None

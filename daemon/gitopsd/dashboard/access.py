@@ -1,0 +1,78 @@
+"""Who is looking at a page, what they may do, and whether a form really came from us.
+
+A browser proves who it is with the session cookie `login` gave it; without a tokens file
+(loopback only) everyone is `local` with every role and gets a session on the first page,
+so that the forms carry a CSRF token all the same. A POST must send its session's CSRF
+token in the form (`csrf`); the Origin, Sec-Fetch-Site and Host rules of `api.guards` are
+applied before a route is reached, by the API app's middleware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+
+from gitopsd.api.auth import LOCAL, ROLES, Role, Tokens
+from gitopsd.dashboard.sessions import COOKIE, Session, Sessions
+from gitopsd.errors import DashboardAccessError, InvalidRequestError
+from gitopsd.runtime.control import Identity
+
+MAX_FIELDS = 20
+
+
+class LoginRequiredError(Exception):
+    """No session: the page answers with a redirect to the login page (not an error page)."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person a page is for: who they are, the roles they hold, and their session."""
+
+    session: Session
+    roles: frozenset[Role]
+    fresh: bool = False  # a session opened by this request: its cookie must be set
+
+    @property
+    def identity(self) -> Identity:
+        return self.session.identity
+
+    def may(self, role: Role) -> bool:
+        return role in self.roles
+
+
+def viewer(request: Request, *, tokens: Tokens, sessions: Sessions) -> Viewer:
+    """The viewer of `request`; LoginRequiredError when a tokens file asks for a login."""
+    session = sessions.find(request.cookies.get(COOKIE))
+    if session is None and tokens.present:
+        raise LoginRequiredError
+    fresh = session is None
+    if session is None:
+        session = sessions.open(LOCAL)
+    roles = frozenset(role for role in ROLES if tokens.allows(session.identity, role))
+    return Viewer(session, roles, fresh=fresh)
+
+
+def require(viewer: Viewer, role: Role) -> None:
+    """Refuse (403) a viewer without `role`: the page hides the button, the server refuses."""
+    if not viewer.may(role):
+        raise DashboardAccessError(f"{viewer.identity.name!r} does not have the {role!r} role")
+
+
+async def form(request: Request) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` body as one value per field (the first)."""
+    body = (await request.body()).decode("utf-8", "replace")
+    try:
+        fields = parse_qs(body, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise InvalidRequestError(f"a form has at most {MAX_FIELDS} fields") from None
+    return {name: values[0] for name, values in fields.items()}
+
+
+async def checked_form(request: Request, viewer: Viewer) -> dict[str, str]:
+    """The form of a POST after its CSRF token is checked (403 when missing or wrong)."""
+    fields = await form(request)
+    if not viewer.session.accepts(fields.get("csrf")):
+        raise DashboardAccessError("the form's CSRF token is missing or wrong: reload the page")
+    return fields

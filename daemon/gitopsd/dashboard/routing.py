@@ -1,0 +1,46 @@
+"""The dashboard's routes, for the API app to serve beside its own.
+
+They are plain Starlette routes added to the API app (`api.app.create_app(extra_routes=...)`),
+so the API's middleware guards them too: the Host, Origin and Sec-Fetch-Site rules, body
+limits, crash handling. A new page module adds its `PAGES` to `PAGE_MODULES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gitopsd.adapters.clock import SystemClock
+from gitopsd.api.auth import Tokens
+from gitopsd.dashboard import actions, drift, environment, live, login, pipeline
+from gitopsd.dashboard.changes import Changes
+from gitopsd.dashboard.sessions import Sessions
+from gitopsd.dashboard.site import Site, bind
+from gitopsd.engine.ports import Clock
+from gitopsd.runtime.control import Control
+
+STATIC = Path(__file__).with_name("static")
+PAGE_MODULES = (login, live, pipeline, environment, actions, drift)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """The routes to serve, and `close` to end the open event streams when the daemon stops."""
+
+    routes: list[BaseRoute]
+    close: Callable[[], None]
+
+
+def dashboard(control: Control, *, tokens: Tokens, clock: Clock | None = None) -> Dashboard:
+    """Every page of `PAGE_MODULES`, and the CSS and JavaScript under `/static`."""
+    site = Site(control, tokens, Sessions(clock or SystemClock()), Changes(control))
+    pages = [page for module in PAGE_MODULES for page in module.PAGES]
+    bound: list[BaseRoute] = [
+        Route(page.path, bind(site, page.endpoint), methods=list(page.methods)) for page in pages
+    ]
+    static = Mount("/static", StaticFiles(directory=STATIC), name="static")
+    return Dashboard([*bound, static], site.changes.close)

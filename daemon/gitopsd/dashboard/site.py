@@ -1,0 +1,129 @@
+"""What every dashboard page shares: the `Site`, the page-rendering helper, the cookie.
+
+Each page module lists its pages in `PAGES` (`Page`: path, endpoint, methods); an endpoint
+takes the `Site` and the request. `bind` makes it a Starlette endpoint whose errors become
+HTML pages with the status the API would answer (`gitopsd.answers`), and which sends a
+viewer without a session to the login page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from gitopsd import answers
+from gitopsd.api.auth import Tokens
+from gitopsd.dashboard import access, rendering
+from gitopsd.dashboard.changes import Changes
+from gitopsd.dashboard.sessions import COOKIE, LIFETIME, Sessions
+from gitopsd.errors import GitopsdError
+from gitopsd.runtime.control import Control
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Site:
+    """What every page uses: the daemon, the tokens, the sessions and the templates."""
+
+    control: Control
+    tokens: Tokens
+    sessions: Sessions
+    changes: Changes
+    templates: Environment = field(default_factory=rendering.templates)
+
+    def viewer(self, request: Request) -> access.Viewer:
+        """Who is asking (`access.viewer`); LoginRequiredError sends them to log in."""
+        return access.viewer(request, tokens=self.tokens, sessions=self.sessions)
+
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A `Control` call, in the threadpool: the daemon answers from its store."""
+        return await run_in_threadpool(function, *args, **kwargs)
+
+    def render(
+        self, request: Request, viewer: access.Viewer | None, template: str, **data: Any
+    ) -> HTMLResponse:
+        """A page: `template` with `data`, the viewer, and the current path for navigation;
+        a session this request opened gets its cookie. A live page (`live`: its events URL)
+        listens from the version of the daemon's state it shows."""
+        if data.get("live"):
+            data["live"] = f"{data['live']}?v={self.changes.version}"
+        page = self.templates.get_template(template).render(
+            **rendering.context_defaults(), viewer=viewer, path=request.url.path, **data
+        )
+        status = int(data.get("status", 200))
+        # no-store: pages carry CSRF tokens and what a user may see; a cached login form
+        # would post a token its cookie no longer matches
+        response = HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+        if viewer is not None and viewer.fresh:
+            set_session_cookie(request, response, viewer.session.id)
+        return response
+
+
+Endpoint = Callable[[Site, Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One route of the dashboard: its path, its endpoint and its methods."""
+
+    path: str
+    endpoint: Endpoint
+    methods: Sequence[str] = ("GET",)
+
+
+def bind(site: Site, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def page(request: Request) -> Response:
+        try:
+            return await endpoint(site, request)
+        except access.LoginRequiredError:
+            return login_redirect(request)
+        except HTTPException as error:
+            return _error_page(site, request, error.status_code, str(error.detail))
+        except GitopsdError as error:
+            answer = answers.http_answer(error)
+            if answer is None:
+                return _crashed(site, request)
+            return _error_page(site, request, answer.status, answer.body["error"])
+        except Exception:  # a bug: logged, and a page that reveals nothing of it
+            return _crashed(site, request)
+
+    return page
+
+
+def _crashed(site: Site, request: Request) -> HTMLResponse:
+    logger.exception("dashboard page %s failed", request.url.path)
+    return _error_page(site, request, 500, "the daemon failed to answer: see its log")
+
+
+def _error_page(site: Site, request: Request, status: int, message: str) -> HTMLResponse:
+    return site.render(request, None, "error.html", status=status, message=message)
+
+
+def login_redirect(request: Request) -> Response:
+    """To the login page, which comes back here afterwards (`next`)."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def set_session_cookie(request: Request, response: Response, session_id: str) -> None:
+    """HttpOnly (no script reads it), SameSite=Strict (no other site sends it), Secure over
+    TLS; it lasts as long as the session does."""
+    response.set_cookie(
+        COOKIE,
+        session_id,
+        max_age=int(LIFETIME.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )

@@ -1,0 +1,67 @@
+// gitopsd dashboard: live updates. A page whose <main> has data-live="/events" listens for
+// Server-Sent Events; on "changed" it fetches its own URL again and swaps in the new <main>,
+// keeping keyboard focus where it was when the focused element still exists. Without
+// JavaScript the pages work the same, only without updating by themselves.
+"use strict";
+
+(function () {
+  const main = document.getElementById("main");
+  if (!main || !main.dataset.live || !window.EventSource) {
+    return;
+  }
+  let fetching = false;
+  let again = false;
+
+  // someone typing in a form (a suspend reason, a chosen revision) keeps what they typed:
+  // the page updates once they leave the field
+  function busyTyping() {
+    const active = document.activeElement;
+    return active && main.contains(active) && active.matches("input, select, textarea");
+  }
+
+  async function refresh() {
+    if (busyTyping()) {
+      main.addEventListener("focusout", refresh, { once: true });
+      return;
+    }
+    if (fetching) {
+      again = true;
+      return;
+    }
+    fetching = true;
+    try {
+      const response = await fetch(window.location.href, {
+        credentials: "same-origin",
+        headers: { Accept: "text/html" },
+      });
+      if (response.ok) {
+        swap(await response.text());
+      }
+    } finally {
+      fetching = false;
+      if (again) {
+        again = false;
+        refresh();
+      }
+    }
+  }
+
+  function swap(html) {
+    const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("main");
+    if (!fresh) {
+      return;
+    }
+    const focused = document.activeElement && document.activeElement.id;
+    main.replaceChildren(...fresh.childNodes);
+    main.dataset.updated = String(Date.now());
+    if (focused) {
+      const again = document.getElementById(focused);
+      if (again) {
+        again.focus();
+      }
+    }
+  }
+
+  const source = new EventSource(main.dataset.live);
+  source.addEventListener("changed", refresh);
+})();

@@ -1,0 +1,139 @@
+"""An environment's page in a real browser: components in dependency order, the graph,
+the history, and rolling back to a revision it verified."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.select import Select
+
+from tests.daemon.harness import DaemonProcess
+from tests.dashboard.conftest import IMAGES, FormClient, log_in, text, wait, write_tokens
+from tests.runtime.test_apply_runs import DNS, layered
+from tests.runtime.world import World, component
+
+ALICE = {"Authorization": "Bearer alice-token"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """dev of `layered()`, dns's `id` output declared sensitive."""
+    dns = json.loads(component("dns"))
+    dns["spec"]["sensitive_outputs"] = ["id"]
+    files = layered(**{DNS: json.dumps(dns)})
+    return World.committed(tmp_path_factory.mktemp("environment"), files)
+
+
+@pytest.fixture(scope="module")
+def two_revisions(world: World) -> Iterator[tuple[DaemonProcess, str, str]]:
+    """dev verified a first and then a second commit: (daemon, first, second)."""
+    daemon = DaemonProcess(world, GITOPSD_TOKENS_FILE=str(write_tokens(world.root)))
+    daemon.start()
+    first = _revision_when_verified(daemon, None)
+    world.commit({"README.md": "second\n"}, message="second change")
+    second = _revision_when_verified(daemon, first)
+    yield daemon, first, second
+    daemon.stop()
+
+
+def _revision_when_verified(daemon: DaemonProcess, after: str | None) -> str:
+    def verified() -> bool:
+        dev = daemon.environment("dev", headers=ALICE)
+        return dev["status"] == "verified" and dev["revision"] not in (None, after)
+
+    daemon.wait_for(verified, what="dev to verify a new revision")
+    return str(daemon.environment("dev", headers=ALICE)["revision"])
+
+
+def rows(page: WebDriver, css: str) -> list[str]:
+    found: list[str] = wait(page).until(
+        lambda p: [r.get_attribute("data-component") for r in p.find_elements(By.CSS_SELECTOR, css)]
+    )
+    return found
+
+
+def test_the_page_shows_components_in_dependency_order_the_graph_and_the_history(
+    page: WebDriver, two_revisions: tuple[DaemonProcess, str, str]
+) -> None:
+    served, first, second = two_revisions
+    assert served.environment("dev", headers=ALICE)["verified"] == [second, first]  # newest first
+    log_in(page, served, "carol", path="/environments/dev")
+    order = rows(page, "tr[data-component]")
+    assert order.index("net") < order.index("k8s") < order.index("app")
+    assert order.index("dns") < order.index("app")
+    assert text(page, "tr[data-component=dns] td:last-child") == "id=*** seen={}"
+    assert "dns-dev" not in page.page_source  # the sensitive value is nowhere on the page
+    assert 'seen={"vnet": "net-dev", "size": 3}' in text(page, "tr[data-component=k8s]")
+    assert second[:12] in text(page, "[data-testid=revision]")
+    assert "second change" in text(page, "[data-testid=revision]")
+    labels = [t.text for t in page.find_elements(By.CSS_SELECTOR, "svg.graph text")]
+    assert sorted(labels) == ["app", "dns", "k8s", "net"]
+    assert len(page.find_elements(By.CSS_SELECTOR, "svg.graph path[marker-end]")) == 3
+    assert page.find_elements(By.XPATH, "//button[text()='Roll back']") == []  # read only
+    Select(page.find_element(By.ID, "kind")).select_by_visible_text("run.finished")
+    page.find_element(By.XPATH, "//button[text()='Filter']").click()
+    kinds = wait(page).until(
+        lambda p: {
+            r.text for r in p.find_elements(By.CSS_SELECTOR, "table.history td:nth-child(2)")
+        }
+    )
+    assert kinds == {"run.finished"}
+
+
+def test_an_operator_rolls_back_to_a_revision_it_verified(
+    page: WebDriver, two_revisions: tuple[DaemonProcess, str, str]
+) -> None:
+    served, first, second = two_revisions
+    log_in(page, served, "alice", path="/environments/dev")
+    choices = Select(page.find_element(By.ID, "rollback-revision"))
+    assert [o.get_attribute("value") for o in choices.options] == [first]  # not the current one
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page.save_screenshot(str(IMAGES / "dashboard-environment.png"))
+    page.find_element(By.XPATH, "//button[text()='Roll back']").click()
+    assert "Rollback queued as run" in text(page, "p.notice")
+    wait(page).until(lambda p: first[:12] in text(p, "[data-testid=revision]"))
+    assert served.environment("dev", headers=ALICE)["revision"] == first
+    history = text(page, "table.history")
+    assert "alice rolls dev back to " + first[:12] in history
+    assert second != first
+
+
+def test_an_operator_suspends_and_resumes_and_a_reader_may_not(
+    two_revisions: tuple[DaemonProcess, str, str],
+) -> None:
+    served = two_revisions[0]
+    carol, alice = FormClient(served).log_in("carol"), FormClient(served).log_in("alice")
+    path = "/environments/dev/suspend"
+    refused = carol.post(path, {"csrf": carol.csrf(path="/environments/dev")})
+    assert refused.status_code == 403
+    done = alice.post(path, {"csrf": alice.csrf(path="/environments/dev"), "reason": "freeze"})
+    assert done.status_code == 303 and done.headers["location"].endswith("done=suspend")
+    suspended = served.environment("dev", headers=ALICE)["suspension"]
+    assert suspended["actor"] == "alice" and suspended["reason"] == "freeze"
+    again = alice.post(path, {"csrf": alice.csrf(path="/environments/dev")})
+    assert again.status_code == 409 and "suspended" in again.text
+    resumed = alice.post("/environments/dev/resume", {"csrf": alice.csrf(path="/environments/dev")})
+    assert resumed.status_code == 303
+    assert served.environment("dev", headers=ALICE)["suspension"] is None
+    carol.close()
+    alice.close()
+
+
+def test_the_diff_page_shows_what_changed_between_two_revisions_and_the_commits(
+    two_revisions: tuple[DaemonProcess, str, str],
+) -> None:
+    served, first, second = two_revisions
+    reader = FormClient(served).log_in("carol")
+    same = reader.http.get(f"/environments/dev/diff?from={first}&to={second}")
+    assert same.status_code == 200  # only the README changed: no component differs
+    assert "The rendered desired state is the same at both revisions." in same.text
+    assert "second change" in same.text and f"{first[:12]}</code> → <code>{second[:12]}" in (
+        same.text
+    )
+    unknown = reader.http.get("/environments/dev/diff?from=no-such-revision")
+    assert unknown.status_code == 404 and "no-such-revision" in unknown.text
+    reader.close()

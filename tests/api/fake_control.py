@@ -15,7 +15,7 @@ from gitopsd.errors import (
     UnknownEnvironmentError,
     UnknownPlanError,
 )
-from gitopsd.runtime.control import Control, Identity
+from gitopsd.runtime.control import Control, Identity, RunLogs
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -63,6 +63,7 @@ class FakeControl:
         self.refuse_approval: ApprovalRefusedError | None = None
         self.crash: Exception | None = None
         self.tracked_branch = branch
+        self.logs: dict[str, str] = {"run-1": "==> apply vpc\ncreated vpc-1\n", "run-2": ""}
         self._next_id = 0
 
     def calls_to(self, method: str) -> list[Call]:
@@ -100,6 +101,16 @@ class FakeControl:
     ) -> dict[str, Any] | None:
         self._record("run", run_id, steps_limit=steps_limit, steps_cursor=steps_cursor)
         return next((r for r in self.stored_runs if r["id"] == run_id), None)
+
+    def run_logs(self, run_id: str, *, offset: int = 0) -> RunLogs | None:
+        """`logs` of the stored runs; finished as the run's status says."""
+        self._record("run_logs", run_id, offset=offset)
+        run = next((r for r in self.stored_runs if r["id"] == run_id), None)
+        if run is None:
+            return None
+        text = self.logs.get(run_id, "")
+        finished = run["status"] in ("succeeded", "failed", "cancelled")
+        return RunLogs(text=text[offset:], offset=max(offset, len(text)), finished=finished)
 
     def events(
         self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None

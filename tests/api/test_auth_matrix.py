@@ -34,6 +34,7 @@ ENDPOINTS = [
     Endpoint("GET", "/api/v1/environments/dev", "read", 200, "status"),
     Endpoint("GET", "/api/v1/runs?env=dev", "read", 200, "runs"),
     Endpoint("GET", "/api/v1/runs/run-1", "read", 200, "run"),
+    Endpoint("GET", "/api/v1/runs/run-1/logs", "read", 200, "run_logs"),
     Endpoint("GET", "/api/v1/events?env=dev&limit=5", "read", 200, "events"),
     Endpoint(
         "POST", "/api/v1/environments/dev/runs", "operate", 202, "submit_run", {"action": "plan"}

@@ -26,7 +26,8 @@ Pipeline: git -> load -> plan -> execute. The executor walks a plan and, for eac
 
 Captured output is capped at `max_output` bytes (head and tail kept) and secrets are redacted
 (`driver_output` says which values are secrets) before the result leaves this module, so
-nothing unredacted is stored or logged.
+nothing unredacted is stored or logged. A call with `on_output` is told what its driver prints
+as it prints it, redacted and capped the same way (`driver_output.LiveFeed`).
 
 Problems a driver causes (cannot start, killed, bad outputs file) come back as
 `DriverResult.error`, never as exceptions; only a `work_dir` that cannot be used raises `OSError`.
@@ -68,7 +69,7 @@ from gitopsd.adapters.driver_environment import (
     unpassable,
 )
 from gitopsd.adapters.driver_lanes import Lanes
-from gitopsd.adapters.driver_output import CapturedOutput
+from gitopsd.adapters.driver_output import CapturedOutput, LiveFeed
 from gitopsd.adapters.drivers import in_threads
 from gitopsd.adapters.process_groups import start_time
 from gitopsd.adapters.reaper import Reaper
@@ -304,7 +305,10 @@ class CommandDriverRunner:
         self._reaper.watch(process.pid)
         watched = self._watchdog.watch(process, timeout=call.timeout, cancel=cancel)
         secrets = inherited.secrets_with(call)
-        captured = CapturedOutput(self.max_output)
+        feed = (
+            None if call.on_output is None else LiveFeed(call.on_output, secrets, self.max_output)
+        )
+        captured = CapturedOutput(self.max_output, feed=feed)
         files = (inputs_file, outputs_file)
         return _Running(call, process, watched, output, captured, *files, secrets, begun)
 
@@ -317,6 +321,8 @@ class CommandDriverRunner:
             self._reaper.forget(running.pid)
             ending = _ending_of(ended, call)
             running.read_output()  # what the driver printed last: a pipe holds 64 KiB at most
+            if running.captured.feed is not None:
+                running.captured.feed.close()
             output = running.captured.text(running.secrets)
             outputs, error = None, ending.error
             if call.action == "apply" and ending.exit_code == 0 and error is None:

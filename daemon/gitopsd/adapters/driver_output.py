@@ -11,6 +11,9 @@ rendered from a dependency's sensitive output, runtime/records/sensitivity.py),
   check that prints what it compares would otherwise store them in clear). Every occurrence
 becomes `***`, longest first; a secret cut in two by the output cap loses its visible
 fragment too.
+
+While the driver runs, `LiveFeed` hands on what it printed so far, redacted and capped the same
+way: what it hands on is always the start of the text kept at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from gitopsd.engine.ports import DriverCall
+from gitopsd.engine.ports import DriverCall, OnOutput
 from gitopsd.model.fields import input_variable
 
 SECRET_NAME = re.compile(
@@ -84,8 +87,9 @@ class CapturedOutput:
     READ_SIZE = 65536  # a pipe's capacity on Linux
     READS_PER_WAKE = 16  # then the next poll: one chatty driver does not hold up the others
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, feed: LiveFeed | None = None) -> None:
         self.limit = limit
+        self.feed = feed  # told of every read as it comes
         self.size = 0
         self._head = bytearray()
         self._tail = bytearray()
@@ -104,6 +108,8 @@ class CapturedOutput:
         return False
 
     def add(self, data: bytes) -> None:
+        if self.feed is not None:
+            self.feed.add(data)
         self.size += len(data)
         room = self.limit + 1 - len(self._head)
         if room > 0:
@@ -125,6 +131,74 @@ class CapturedOutput:
         newline = "" if head.endswith(b"\n") or not head else "\n"
         marker = f"{newline}[... {omitted} bytes omitted ...]\n"
         return _decode(head) + marker + _decode(tail)
+
+
+class LiveFeed:
+    """What a driver prints, handed to `on_output` as it comes: whole lines, redacted.
+
+    Only the text `CapturedOutput.text` will start with is handed on, so that a reader of the
+    live output and a reader of the stored one see the same text: the first `limit // 2` bytes
+    (the head kept when the output is cut) and, of those, no piece a secret may still cross.
+    An incomplete last line is held back until the rest comes or the call ends (so a secret
+    is never split across pieces); a line longer than `LONG_LINE` is handed on in pieces.
+    """
+
+    LONG_LINE = 16384
+
+    def __init__(self, on_output: OnOutput, secrets: Sequence[bytes], limit: int) -> None:
+        self._on_output = on_output
+        self._secrets = secrets
+        self._room = limit // 2  # bytes of the head still to come
+        self._pending = bytearray()
+
+    def add(self, data: bytes) -> None:
+        if self._room <= 0:
+            return  # past the head: the rest is known only once the call has ended
+        data = data[: self._room]
+        self._room -= len(data)
+        self._pending += data
+        held = bytes(self._pending)
+        self._hand_on(_safe_end(held, _line_end(held, self.LONG_LINE), self._secrets))
+
+    def close(self) -> None:
+        """The call has ended: what is held back is complete, unless the head was cut."""
+        if self._room > 0:
+            self._hand_on(len(self._pending))
+
+    def _hand_on(self, end: int) -> None:
+        if end <= 0:
+            return
+        piece = redact(bytes(self._pending[:end]), self._secrets)
+        del self._pending[:end]
+        self._on_output(_decode(piece))
+
+
+def _line_end(data: bytes, long_line: int) -> int:
+    """Where the last complete line ends; in a line longer than `long_line`, after its last
+    ASCII byte (never inside a character)."""
+    end = data.rfind(b"\n") + 1
+    if end or len(data) <= long_line:
+        return end
+    for end in range(len(data), 0, -1):
+        if data[end - 1] < 0x80:
+            return end
+    return 0
+
+
+def _safe_end(data: bytes, end: int, secrets: Sequence[bytes]) -> int:
+    """`end`, moved back before any secret that starts before it and may go past it: one
+    printed whole, or a start of one at the very end of `data` (the rest may follow)."""
+    moved = True
+    while moved and end > 0:
+        moved = False
+        partial = _partial_secret_at_end(data, secrets)
+        if partial and len(data) - partial < end:
+            end, moved = len(data) - partial, True
+        for secret in secrets:
+            found = data.find(secret, max(0, end - len(secret) + 1))
+            if 0 <= found < end:
+                end, moved = found, True
+    return end
 
 
 def redact(data: bytes, secrets: Iterable[bytes]) -> bytes:

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitopsd import answers
 from gitopsd.adapters.clock import SystemClock
-from gitopsd.api import deadlines, deliveries, guards, json_limits, openapi, webhooks
+from gitopsd.api import deadlines, deliveries, guards, json_limits, log_stream, openapi, webhooks
 from gitopsd.api.auth import Role, Tokens, bearer_token
 from gitopsd.engine.ports import Clock
 from gitopsd.errors import GitopsdError, InvalidRequestError, JsonLimitError
@@ -238,6 +238,13 @@ async def show_run(request: Request) -> Response:
     return JSONResponse(run)
 
 
+async def run_logs(request: Request) -> Response:
+    """The run's driver output: events while it goes, text after (`log_stream`)."""
+    _caller(request, "read")
+    run_id = request.path_params["run_id"]
+    return await log_stream.run_logs_response(_context(request).control, run_id, request)
+
+
 async def list_events(request: Request) -> Response:
     """The audit trail, newest first: `{"events": [...], "next_cursor": ...}`."""
     _caller(request, "read")
@@ -384,6 +391,7 @@ ROUTES = [
     Route("/api/v1/runs", list_runs, methods=["GET"]),
     Route("/api/v1/runs/{run_id}", show_run, methods=["GET"]),
     Route("/api/v1/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+    Route("/api/v1/runs/{run_id}/logs", run_logs, methods=["GET"]),
     Route("/api/v1/events", list_events, methods=["GET"]),
     Route("/api/v1/environments/{env}/runs", start_run, methods=["POST"]),
     Route("/api/v1/environments/{env}/drift", check_drift, methods=["POST"]),

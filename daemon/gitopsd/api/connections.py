@@ -7,7 +7,8 @@ h11 protocol gives every request head `header_timeout` seconds, from the connect
 from the request's first byte, and then closes the connection; and once the answer is sent it
 closes a connection whose client is still sending a body nobody read: gently (`Lingering`),
 since closing a socket with unread data resets it and the client may lose the answer. The
-body of a request a route does read is bounded by `deadlines.BodyDeadline` (408).
+body of a request a route does read is bounded by `deadlines.BodyDeadline` (408). When the
+server stops, responses still streaming end at once rather than hold the stop.
 `server.serve` passes the class to uvicorn as its `http` protocol.
 """
 
@@ -47,6 +48,16 @@ class HeaderDeadlineProtocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server stops: a response still streaming (a run's log events) is ended now, as
+        if its client had left, rather than holding the stop for the whole graceful period
+        (an EventSource reconnects by itself, with its `Last-Event-ID`, once gitopsd is back)."""
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.transport.close()
+            return
+        super().shutdown()
 
     def on_response_complete(self) -> None:
         if self.conn.their_state is h11.SEND_BODY:  # answered before the body came: stop it

@@ -42,6 +42,9 @@ class CancelSignal(Protocol):
     def is_set(self) -> bool: ...
 
 
+OnOutput = Callable[[str], None]
+
+
 @dataclass(frozen=True)
 class DriverCall:
     """One invocation of a component's driver (SPEC section 4): its `driver` settings, the
@@ -66,6 +69,9 @@ class DriverCall:
     # clear values redacted from the output too: the sensitive outputs the component (or, for
     # a gate, any component) made, which a check, plan or health probe may print
     secrets: frozenset[str] = frozenset()
+    # told what the driver prints as it prints it, redacted and capped as `DriverResult.output`
+    # (the live view of a running step); a runner that cannot tell before the end never calls it
+    on_output: OnOutput | None = field(default=None, compare=False, repr=False)
 
     @property
     def driver_type(self) -> str:

@@ -16,7 +16,14 @@ from typing import Any, Protocol
 from gitopsd.errors import StandbyError, UnknownEnvironmentError, UnknownPlanError
 
 # the errors `Control`'s methods raise, named here for the API and the daemon
-__all__ = ["Control", "Identity", "StandbyError", "UnknownEnvironmentError", "UnknownPlanError"]
+__all__ = [
+    "Control",
+    "Identity",
+    "RunLogs",
+    "StandbyError",
+    "UnknownEnvironmentError",
+    "UnknownPlanError",
+]
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,19 @@ class Identity:
 
     name: str
     email: str | None = None
+
+
+@dataclass(frozen=True)
+class RunLogs:
+    """A run's driver output from some offset on: every step that ran, in order, each under a
+    header line (`==> apply network`), as the store has it, and the step running now as its
+    driver printed it so far. `offset` is where the next read starts (pass it back);
+    `finished`: the run has ended, nothing more will come. The text up to any offset never
+    changes, so a reader that passes the offsets back sees every character once."""
+
+    text: str
+    offset: int
+    finished: bool
 
 
 class Control(Protocol):
@@ -156,4 +176,9 @@ class Control(Protocol):
 
     def metrics(self) -> tuple[bytes, str]:
         """The Prometheus exposition and its content type."""
+        ...
+
+    def run_logs(self, run_id: str, *, offset: int = 0) -> RunLogs | None:
+        """The run's driver output from `offset` (a character position) on; None if no run
+        or request has that id."""
         ...

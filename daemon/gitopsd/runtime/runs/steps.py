@@ -24,6 +24,7 @@ from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
 from gitopsd.model.manifests import RetryPolicy
 from gitopsd.model.state import ComponentState, Event, Run, Step, StepAction, StepStatus
 from gitopsd.runtime.runs import orphan_drivers
+from gitopsd.runtime.runs.live_output import LiveOutput
 
 WAIT_SLICE = 0.1
 log = logging.getLogger("gitopsd.runs")
@@ -67,6 +68,8 @@ class Services:
     # the keyed hash sensitive inputs enter fingerprints as (runtime/records/sensitivity.py); None:
     # no sealing store, inputs enter as they are
     digest: Callable[[bytes], str] | None = None
+    # what the drivers of running steps printed so far (the live log view)
+    live: LiveOutput = field(default_factory=LiveOutput)
 
     def check_interrupted(self) -> None:
         if self.interrupted.is_set():
@@ -232,10 +235,14 @@ class StepRunner:
                 started_at=step.started_at or self.services.clock.now(),
             )
             stop = _Either(self.services.cancel, self.services.interrupted)
-            with orphan_drivers.recorded(
-                self.services.store, self.services.clock, self.run, call
-            ) as seen:
-                result = self.services.drivers.run(call, cancel=stop, on_started=seen)
+            with (
+                orphan_drivers.recorded(
+                    self.services.store, self.services.clock, self.run, call
+                ) as seen,
+                self.services.live.kept(self.run.id, step.index) as printed,
+            ):
+                shown = dataclasses.replace(call, on_output=printed)
+                result = self.services.drivers.run(shown, cancel=stop, on_started=seen)
             self.services.check_interrupted()
             if answered(result) or result.cancelled or result.final:
                 return step, result  # a call that can never start is not tried again

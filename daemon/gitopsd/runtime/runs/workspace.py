@@ -33,6 +33,7 @@ from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans, revisions
 from gitopsd.runtime.runs.apply_run import ApplyRun
 from gitopsd.runtime.runs.destroying import DestroyRun
+from gitopsd.runtime.runs.live_output import LiveOutput
 from gitopsd.runtime.runs.orphans import Orphan
 from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun
 from gitopsd.runtime.runs.revisions import Revisioned
@@ -62,6 +63,8 @@ class Workspace:
     kill_grace: float = orphan_drivers.KILL_GRACE
     # the keyed hash of sensitive inputs in fingerprints (runtime.records.sensitivity)
     digest: Callable[[bytes], str] | None = None
+    # what the drivers of its running steps printed so far (runs.live_output)
+    live: LiveOutput = field(default_factory=LiveOutput)
 
     @property
     def state_root(self) -> Path:
@@ -457,6 +460,7 @@ class Workspace:
             interrupted=self.interrupted,
             draining=self.draining,
             digest=self.digest,
+            live=self.live,
         )
 
     def _components(

@@ -34,7 +34,7 @@ from gitopsd.adapters.scheduling import Jobs
 from gitopsd.engine.queueing import Request
 from gitopsd.engine.recording import Lead, MakeRecorder
 from gitopsd.errors import ConflictError
-from gitopsd.runtime.control import Identity
+from gitopsd.runtime.control import Identity, RunLogs
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service import announcing, handling
 from gitopsd.runtime.service.followups import FollowUps
@@ -281,6 +281,9 @@ class Daemon:
         self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None
     ) -> dict[str, Any] | None:
         return self.reads.run(run_id, steps_limit=steps_limit, steps_cursor=steps_cursor)
+
+    def run_logs(self, run_id: str, *, offset: int = 0) -> RunLogs | None:
+        return self.reads.run_logs(run_id, offset=offset)
 
     def events(
         self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gitopsd.engine.ports import Election, Fencing, Term
-from gitopsd.runtime.control import Identity, StandbyError
+from gitopsd.runtime.control import Identity, RunLogs, StandbyError
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service.daemon import Daemon
 
@@ -208,6 +208,9 @@ class Terms:
         self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None
     ) -> dict[str, Any] | None:
         return self._daemon.run(run_id, steps_limit=steps_limit, steps_cursor=steps_cursor)
+
+    def run_logs(self, run_id: str, *, offset: int = 0) -> RunLogs | None:
+        return self._daemon.run_logs(run_id, offset=offset)
 
     def events(
         self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None

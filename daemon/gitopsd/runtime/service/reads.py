@@ -15,12 +15,12 @@ from gitopsd.adapters import data_folder
 from gitopsd.engine import selection
 from gitopsd.errors import ConflictError, DataFolderError, GitSourceError, InvalidRequestError
 from gitopsd.model.state import ComponentState, EnvironmentState
-from gitopsd.runtime.control import UnknownEnvironmentError
+from gitopsd.runtime.control import RunLogs, UnknownEnvironmentError
 from gitopsd.runtime.drift import drift_reports
 from gitopsd.runtime.promotion import diffing
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.workspace import Workspace
-from gitopsd.runtime.service import paging
+from gitopsd.runtime.service import paging, run_logs
 from gitopsd.runtime.service.intake import Intake
 from gitopsd.runtime.service.reconciling import Reconciler
 
@@ -97,6 +97,14 @@ class Reads:
             )
         request = self._intake.get(run_id)
         return reports.request_report(request) if request is not None else None
+
+    def run_logs(self, run_id: str, *, offset: int = 0) -> RunLogs | None:
+        """The run's driver output from `offset` on: the store's, and what the drivers of its
+        running steps printed so far (a standby runs none: the store's only)."""
+        workspace = self.workspace
+        return run_logs.run_logs(
+            workspace.store, self._intake, workspace.live, run_id, offset=offset
+        )
 
     def events(
         self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None

@@ -70,11 +70,19 @@ class Control(Protocol):
         ...
 
     def runs(
-        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+        self,
+        environment: str | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: str | None = None,
+        action: str | None = None,
     ) -> dict[str, Any]:
         """`{"runs": [...], "next_cursor": ...}`: run summaries (no steps), newest first, the
         requests not started yet first on the first page; `cursor` is a page's
-        `next_cursor` (runtime.service.paging); InvalidRequestError for a bad one."""
+        `next_cursor` (runtime.service.paging); InvalidRequestError for a bad one. `status`,
+        `action`: only the entries showing that value (InvalidRequestError for one no entry
+        can have)."""
         ...
 
     def run(

@@ -20,7 +20,7 @@ from typing import Any
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import InvalidRequestError
-from gitopsd.model.state import Request, Run
+from gitopsd.model.state import Request, RequestKind, RequestStatus, Run, RunAction, RunStatus
 from gitopsd.runtime.records import reports
 
 TOP = "W10"  # base64url of `[]`: the runs from the newest, without the requests
@@ -73,6 +73,12 @@ def _fits_int64(value: int) -> bool:
     return -(2**63) <= value < 2**63
 
 
+# what a run list may be filtered by: the values its entries show (runs and the requests
+# not started yet, which the first page lists with their own statuses and kinds)
+RUN_STATUSES = tuple(dict.fromkeys([*RunStatus, *(s for s in RequestStatus if s.is_open)]))
+RUN_ACTIONS = tuple(dict.fromkeys([*RunAction, *RequestKind]))
+
+
 def runs_page(
     store: StateStore,
     waiting: Sequence[Request],
@@ -80,20 +86,36 @@ def runs_page(
     *,
     limit: int,
     cursor: str | None,
+    status: str | None = None,
+    action: str | None = None,
 ) -> dict[str, Any]:
     """`{"runs": [...], "next_cursor": ...}`: on the first page the requests not started yet
-    (`waiting`), then run summaries (no steps), newest first; the store reads one more run
-    than it shows, to know whether another page follows."""
+    (`waiting`), then run summaries (no steps), newest first, each with that `status` and
+    `action` when given; the store reads one more run than it shows, to know whether another
+    page follows."""
+    _check_choice("status", status, RUN_STATUSES)
+    _check_choice("action", action, RUN_ACTIONS)
     before = run_position(cursor) if cursor is not None else None
-    stored = store.list_runs(environment, limit=limit + 1, before=before)
+    stored = store.list_runs(
+        environment, limit=limit + 1, before=before, status=status, action=action
+    )
     known = {run.id for run in stored}
     requests = [] if cursor is not None else [r for r in waiting if r.id not in known]
+    requests = [r for r in requests if status in (None, r.status) and action in (None, r.action)]
     shown = [_request_summary(r) for r in requests[:limit]]
     runs = stored[: limit - len(shown)]
     shown += [reports.run_summary(run) for run in runs]
     more = len(stored) > len(runs)
     following = (after_run(runs[-1]) if runs else TOP) if more else None
     return {"runs": shown, "next_cursor": following}
+
+
+def _check_choice(name: str, value: str | None, choices: Sequence[str]) -> None:
+    """InvalidRequestError naming the parameter and its choices for a value not among them:
+    a misspelt filter would otherwise list nothing, as if there were no such runs."""
+    if value is not None and value not in choices:
+        listed = ", ".join(choices)
+        raise InvalidRequestError(f"{name}: {value!r} is not one of {listed}")
 
 
 def _request_summary(request: Request) -> dict[str, Any]:

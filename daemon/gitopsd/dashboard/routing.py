@@ -14,7 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.api.auth import Tokens
-from gitopsd.dashboard import actions, drift, environment, login, pipeline
+from gitopsd.dashboard import actions, drift, environment, login, pipeline, run_page, runs_pages
 from gitopsd.dashboard.changes import Changes
 from gitopsd.dashboard.sessions import Sessions
 from gitopsd.dashboard.site import Site, bind
@@ -22,7 +22,7 @@ from gitopsd.engine.ports import Clock
 from gitopsd.runtime.control import Control
 
 STATIC = Path(__file__).with_name("static")
-PAGE_MODULES = (login, pipeline, environment, actions, drift)
+PAGE_MODULES = (login, pipeline, environment, actions, drift, runs_pages, run_page)
 
 
 def routes(control: Control, *, tokens: Tokens, clock: Clock | None = None) -> list[BaseRoute]:

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gitopsd.errors import StandbyError, UnknownEnvironmentError, UnknownPlanError
+from gitopsd.model.state import RequestKind, RequestStatus, RunAction, RunStatus
 
 # the errors `Control`'s methods raise, named here for the API and the daemon
 __all__ = [
+    "RUN_ACTIONS",
+    "RUN_STATUSES",
     "Control",
     "Identity",
     "RunLogs",
@@ -24,6 +27,13 @@ __all__ = [
     "UnknownEnvironmentError",
     "UnknownPlanError",
 ]
+
+# what `Control.runs` filters by: the values its entries show (runs, and the requests not
+# started yet that the first page lists with their own statuses and kinds)
+RUN_STATUSES = tuple(
+    dict.fromkeys([*(s.value for s in RunStatus), *(s.value for s in RequestStatus if s.is_open)])
+)
+RUN_ACTIONS = tuple(dict.fromkeys([*(a.value for a in RunAction), *(k.value for k in RequestKind)]))
 
 
 @dataclass(frozen=True)

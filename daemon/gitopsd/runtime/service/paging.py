@@ -20,7 +20,8 @@ from typing import Any
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import InvalidRequestError
-from gitopsd.model.state import Request, RequestKind, RequestStatus, Run, RunAction, RunStatus
+from gitopsd.model.state import Request, Run
+from gitopsd.runtime.control import RUN_ACTIONS, RUN_STATUSES
 from gitopsd.runtime.records import reports
 
 TOP = "W10"  # base64url of `[]`: the runs from the newest, without the requests
@@ -71,12 +72,6 @@ def _fits_int64(value: int) -> bool:
     """Whether the store can bind `value` (SQLite and PostgreSQL integers are 64-bit): a
     forged cursor's huge number would otherwise fail in the query, a 500."""
     return -(2**63) <= value < 2**63
-
-
-# what a run list may be filtered by: the values its entries show (runs and the requests
-# not started yet, which the first page lists with their own statuses and kinds)
-RUN_STATUSES = tuple(dict.fromkeys([*RunStatus, *(s for s in RequestStatus if s.is_open)]))
-RUN_ACTIONS = tuple(dict.fromkeys([*RunAction, *RequestKind]))
 
 
 def runs_page(

@@ -139,7 +139,7 @@ def page_times(components: int, repeat: int, folder: Path) -> dict[str, list[flo
         tokens=Tokens.none(),
         webhook_secret=None,
         rules=RequestRules.for_listen("127.0.0.1", 8080),
-        extra_routes=routing.routes(control, tokens=Tokens.none()),  # type: ignore[arg-type]
+        extra_routes=routing.dashboard(control, tokens=Tokens.none()).routes,  # type: ignore[arg-type]
     )
 
     async def measure() -> dict[str, list[float]]:

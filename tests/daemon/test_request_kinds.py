@@ -91,9 +91,9 @@ def test_a_kind_no_worker_takes_ends_refused_with_the_reason(
 ) -> None:
     now = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     left = Request(
-        id="left-rollback",
+        id="left-remediate",
         environment="dev",
-        action=RequestKind.ROLLBACK,  # admitted where it is asked, never queued
+        action=RequestKind.REMEDIATE,  # admitted where it is asked, never queued
         trigger="api",
         priority=0,
         created_at=now,
@@ -112,5 +112,5 @@ def test_a_kind_no_worker_takes_ends_refused_with_the_reason(
     eventually(lambda: ended() is not None, "the left request to end")
     record = ended()
     assert record is not None and record.status is RequestStatus.DONE
-    assert record.outcome == "refused: a rollback request is not queued work"
+    assert record.outcome == "refused: a remediate request is not queued work"
     eventually(lambda: status(daemon, "dev") == "verified", "dev to be applied all the same")

@@ -3,6 +3,7 @@ the history, and rolling back to a revision it verified."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -12,15 +13,19 @@ from selenium.webdriver.support.select import Select
 
 from tests.daemon.harness import DaemonProcess
 from tests.dashboard.conftest import IMAGES, FormClient, log_in, text, wait, write_tokens
-from tests.runtime.test_apply_runs import layered
-from tests.runtime.world import World
+from tests.runtime.test_apply_runs import DNS, layered
+from tests.runtime.world import World, component
 
 ALICE = {"Authorization": "Bearer alice-token"}
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return World.committed(tmp_path_factory.mktemp("environment"), layered())
+    """dev of `layered()`, dns's `id` output declared sensitive."""
+    dns = json.loads(component("dns"))
+    dns["spec"]["sensitive_outputs"] = ["id"]
+    files = layered(**{DNS: json.dumps(dns)})
+    return World.committed(tmp_path_factory.mktemp("environment"), files)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +59,15 @@ def rows(page: WebDriver, css: str) -> list[str]:
 def test_the_page_shows_components_in_dependency_order_the_graph_and_the_history(
     page: WebDriver, two_revisions: tuple[DaemonProcess, str, str]
 ) -> None:
-    served, _, second = two_revisions
+    served, first, second = two_revisions
+    assert served.environment("dev", headers=ALICE)["verified"] == [second, first]  # newest first
     log_in(page, served, "carol", path="/environments/dev")
     order = rows(page, "tr[data-component]")
     assert order.index("net") < order.index("k8s") < order.index("app")
     assert order.index("dns") < order.index("app")
+    assert text(page, "tr[data-component=dns] td:last-child") == "id=*** seen={}"
+    assert "dns-dev" not in page.page_source  # the sensitive value is nowhere on the page
+    assert 'seen={"vnet": "net-dev", "size": 3}' in text(page, "tr[data-component=k8s]")
     assert second[:12] in text(page, "[data-testid=revision]")
     assert "second change" in text(page, "[data-testid=revision]")
     labels = [t.text for t in page.find_elements(By.CSS_SELECTOR, "svg.graph text")]
@@ -112,3 +121,19 @@ def test_an_operator_suspends_and_resumes_and_a_reader_may_not(
     assert served.environment("dev", headers=ALICE)["suspension"] is None
     carol.close()
     alice.close()
+
+
+def test_the_diff_page_shows_what_changed_between_two_revisions_and_the_commits(
+    two_revisions: tuple[DaemonProcess, str, str],
+) -> None:
+    served, first, second = two_revisions
+    reader = FormClient(served).log_in("carol")
+    same = reader.http.get(f"/environments/dev/diff?from={first}&to={second}")
+    assert same.status_code == 200  # only the README changed: no component differs
+    assert "The rendered desired state is the same at both revisions." in same.text
+    assert "second change" in same.text and f"{first[:12]}</code> → <code>{second[:12]}" in (
+        same.text
+    )
+    unknown = reader.http.get("/environments/dev/diff?from=no-such-revision")
+    assert unknown.status_code == 422 and "no-such-revision" in unknown.text
+    reader.close()

@@ -6,7 +6,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.daemon.harness import DaemonProcess
-from tests.dashboard.conftest import log_in, wait
+from tests.dashboard.conftest import FormClient, log_in, wait
 
 
 def test_a_page_asks_for_a_login_and_a_token_opens_it(
@@ -34,3 +34,23 @@ def test_a_wrong_token_is_refused_and_logging_out_ends_the_session(
     wait(page).until(lambda b: b.find_element(By.ID, "token"))
     page.get(served.url + "/")
     assert page.current_url.startswith(served.url + "/login")
+
+
+def test_logging_in_goes_back_only_to_a_page_of_this_server(served: DaemonProcess) -> None:
+    for target, expected in (("/drift", "/drift"), ("//evil.example/x", "/"),
+                             ("https://evil.example/", "/")):  # fmt: skip
+        client = FormClient(served)
+        client.http.get("/login")
+        csrf = client.http.cookies["gitopsd_login"]
+        answer = client.post("/login", {"csrf": csrf, "token": "alice-token", "next": target})
+        assert answer.status_code == 303 and answer.headers["location"] == expected
+        client.close()
+
+
+def test_a_login_without_the_forms_csrf_value_is_refused(served: DaemonProcess) -> None:
+    client = FormClient(served)
+    answer = client.post("/login", {"csrf": "made-up", "token": "alice-token"})
+    assert answer.status_code == 403 and "gitopsd_session" not in answer.headers.get(
+        "set-cookie", ""
+    )
+    client.close()

@@ -4,6 +4,7 @@ the API keeps its JSON-only rule."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -85,3 +86,33 @@ def test_an_unknown_environment_is_a_404_page(browser_like: httpx.Client) -> Non
     assert "unknown environment" in page.text and page.headers["content-type"].startswith(
         "text/html"
     )
+
+
+def test_open_pages_end_their_event_streams_when_the_daemon_stops(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    world = World.committed(tmp_path_factory.mktemp("stopping"), layered())
+    daemon = DaemonProcess(world).start()
+    try:
+        streams = [socket.create_connection(("127.0.0.1", daemon.port), timeout=30)
+                   for _ in range(3)]  # fmt: skip
+        for stream in streams:
+            stream.sendall(
+                f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{daemon.port}\r\n\r\n".encode()
+            )
+            assert stream.recv(64).startswith(b"HTTP/1.1 200")
+        assert daemon.terminate() == 0
+        for stream in streams:
+            assert _rest(stream).endswith(b"0\r\n\r\n")  # the chunked body ended properly
+        # the streams ended when the stop began, not cut off when its grace ran out
+        assert "timeout graceful shutdown exceeded" not in daemon.logs()
+    finally:
+        daemon.stop()
+
+
+def _rest(stream: socket.socket) -> bytes:
+    received = b""
+    while chunk := stream.recv(4096):
+        received += chunk
+    stream.close()
+    return received

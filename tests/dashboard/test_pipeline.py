@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
@@ -117,3 +118,25 @@ def test_prod_applies_after_two_approvals_without_the_page_reloading(
     wait(page).until(lambda p: card(p, "prod", "[data-testid=status]") == "verified")
     assert page.execute_script("return window.stillTheSamePage") is True
     assert approve_buttons(page) == []
+
+
+def test_the_pipeline_fits_a_390_px_phone_and_works_by_keyboard(
+    page: WebDriver, waiting: DaemonProcess
+) -> None:
+    log_in(page, waiting, "carol")
+    try:
+        page.set_window_size(390, 800)
+        wait(page).until(lambda p: p.execute_script("return window.innerWidth") <= 390)
+        overflow = page.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow == 0  # nothing wider than the screen: wide tables scroll by themselves
+        page.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)  # the skip link first
+        assert page.switch_to.active_element.text == "Skip to content"
+        page.switch_to.active_element.send_keys(Keys.TAB)
+        page.switch_to.active_element.send_keys(Keys.TAB)  # past the brand, to Pipeline
+        page.switch_to.active_element.send_keys(Keys.TAB)
+        runs = page.switch_to.active_element
+        assert runs.text == "Runs" and runs.get_attribute("href").endswith("/runs")
+    finally:
+        page.set_window_size(1280, 1000)

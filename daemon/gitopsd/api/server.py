@@ -46,9 +46,12 @@ def serve(
     sockets: list[socket.socket],
     on_signal: Callable[[int], None],
     limits: Limits | None = None,
+    on_stopping: Callable[[], None] = lambda: None,
 ) -> None:
     """Run the HTTP server on `sockets` (from `listening.listen`) in this (main) thread until a stop
-    signal; `host` and `port` are what its start message shows."""
+    signal; `host` and `port` are what its start message shows. `on_stopping` is called as the
+    server begins to stop, so that endless responses (the dashboard's event streams) end
+    rather than hold the graceful stop for its whole timeout."""
 
     def noted(signum: int, _frame: FrameType | None) -> None:
         on_signal(signum)
@@ -67,4 +70,16 @@ def serve(
         http=connections.with_header_timeout(bounds.header_timeout),
         limit_concurrency=bounds.max_connections,
     )
-    uvicorn.Server(config).run(sockets=sockets)
+    _Server(config, on_stopping).run(sockets=sockets)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling `on_stopping` when a stop signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, on_stopping: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_stopping = on_stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._on_stopping()

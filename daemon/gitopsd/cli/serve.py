@@ -149,6 +149,7 @@ def serve(
         )
         terms.start()  # leads at once on its own store; stands by while another daemon leads
         secret = settings.webhook_secret
+        web = routing.dashboard(terms, tokens=tokens)
         app = api_app.create_app(
             terms,
             tokens=tokens,
@@ -156,7 +157,7 @@ def serve(
             rules=rules,
             max_body=settings.max_body,
             body_timeout=settings.body_timeout,
-            extra_routes=routing.routes(terms, tokens=tokens),
+            extra_routes=web.routes,
         )
         signals: list[int] = []
 
@@ -167,7 +168,15 @@ def serve(
                 terms.interrupt()
 
         limits = server.Limits(settings.header_timeout, settings.max_connections)
-        server.serve(app, host=host, port=port, sockets=sockets, on_signal=on_signal, limits=limits)
+        server.serve(
+            app,
+            host=host,
+            port=port,
+            sockets=sockets,
+            on_signal=on_signal,
+            limits=limits,
+            on_stopping=web.close,
+        )
         log.info("stopping: running steps get %.0fs to finish", settings.shutdown_grace)
         terms.stop(grace=settings.shutdown_grace)
         log.info("stopped")

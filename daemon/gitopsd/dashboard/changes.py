@@ -33,6 +33,8 @@ class Changes:
         self._interval = interval
         self._linger = linger
         self.version = 0
+        self.closed = False  # the daemon is stopping: streams end so the server can
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners = 0
         self._event = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -41,12 +43,24 @@ class Changes:
     async def listening(self) -> AsyncIterator[None]:
         """While in this block, the poll runs (started by the first listener)."""
         self._listeners += 1
+        self._loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._poll())
+            self._task = self._loop.create_task(self._poll())
         try:
             yield
         finally:
             self._listeners -= 1
+
+    def close(self) -> None:
+        """End every stream now (from any thread, a signal handler too): an open page would
+        otherwise hold the server's graceful stop for its whole timeout."""
+        self.closed = True
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        woken, self._event = self._event, asyncio.Event()
+        woken.set()
 
     async def after(self, seen: int, *, timeout: float) -> int:
         """The version once it is past `seen`, or as it is after `timeout` seconds."""
@@ -58,14 +72,13 @@ class Changes:
     async def _poll(self) -> None:
         last: str | None = None
         idle = 0.0  # seconds without a listener
-        while idle < self._linger:
+        while idle < self._linger and not self.closed:
             current: str | None = last
             with contextlib.suppress(Exception):  # a failing store may answer at the next look
                 current = await run_in_threadpool(fingerprint, self._control)
             if last is not None and current != last:
                 self.version += 1
-                woken, self._event = self._event, asyncio.Event()
-                woken.set()
+                self._wake()
             last = current
             await asyncio.sleep(self._interval)
             idle = 0.0 if self._listeners > 0 else idle + self._interval

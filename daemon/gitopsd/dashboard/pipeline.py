@@ -122,8 +122,10 @@ async def _stream(site: Site, seen: int) -> AsyncIterator[str]:
     at once."""
     async with site.changes.listening():
         yield "retry: 3000\n\n"
-        while True:
+        while not site.changes.closed:
             version = await site.changes.after(seen, timeout=KEEP_ALIVE)
+            if site.changes.closed:
+                return
             if version == seen:
                 yield ": still here\n\n"
                 continue

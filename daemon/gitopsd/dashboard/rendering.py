@@ -6,6 +6,7 @@ never markup. The filters here are the few ways the pages show times and revisio
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,13 @@ def templates() -> Environment:
     environment.filters["short"] = short
     environment.filters["age"] = age
     environment.filters["when"] = when
+    environment.filters["shown"] = shown
     return environment
+
+
+def shown(value: Any) -> str:
+    """An output's value as JSON (`{"vnet": "net-dev"}`), a string as itself."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def short(revision: str | None) -> str:

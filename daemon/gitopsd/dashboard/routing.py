@@ -7,6 +7,8 @@ limits, crash handling. A new page module adds its `PAGES` to `PAGE_MODULES`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.routing import BaseRoute, Mount, Route
@@ -25,11 +27,20 @@ STATIC = Path(__file__).with_name("static")
 PAGE_MODULES = (login, pipeline, environment, actions, drift, runs_pages, run_page)
 
 
-def routes(control: Control, *, tokens: Tokens, clock: Clock | None = None) -> list[BaseRoute]:
+@dataclass(frozen=True)
+class Dashboard:
+    """The routes to serve, and `close` to end the open event streams when the daemon stops."""
+
+    routes: list[BaseRoute]
+    close: Callable[[], None]
+
+
+def dashboard(control: Control, *, tokens: Tokens, clock: Clock | None = None) -> Dashboard:
     """Every page of `PAGE_MODULES`, and the CSS and JavaScript under `/static`."""
     site = Site(control, tokens, Sessions(clock or SystemClock()), Changes(control))
     pages = [page for module in PAGE_MODULES for page in module.PAGES]
     bound: list[BaseRoute] = [
         Route(page.path, bind(site, page.endpoint), methods=list(page.methods)) for page in pages
     ]
-    return [*bound, Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    static = Mount("/static", StaticFiles(directory=STATIC), name="static")
+    return Dashboard([*bound, static], site.changes.close)

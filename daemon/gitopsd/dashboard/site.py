@@ -92,11 +92,17 @@ def bind(site: Site, endpoint: Endpoint) -> Callable[[Request], Awaitable[Respon
         except GitopsdError as error:
             answer = answers.http_answer(error)
             if answer is None:
-                logger.exception("dashboard page %s failed", request.url.path)
-                return _error_page(site, request, 500, "the daemon failed: see its log")
+                return _crashed(site, request)
             return _error_page(site, request, answer.status, answer.body["error"])
+        except Exception:  # a bug: logged, and a page that reveals nothing of it
+            return _crashed(site, request)
 
     return page
+
+
+def _crashed(site: Site, request: Request) -> HTMLResponse:
+    logger.exception("dashboard page %s failed", request.url.path)
+    return _error_page(site, request, 500, "the daemon failed to answer: see its log")
 
 
 def _error_page(site: Site, request: Request, status: int, message: str) -> HTMLResponse:

@@ -7,7 +7,7 @@ sends back as `Last-Event-ID`, so nothing comes twice), an `end` event once the 
 and a comment every `KEEP_ALIVE` seconds so that proxies keep a quiet stream open. Once the run
 has ended, or for a client that asks for `text/plain`, it answers the whole output as text.
 
-A stream holds no thread: it asks `Control.run_logs` in the threadpool every `POLL` seconds,
+A stream holds no thread: it asks `Control.run_logs` in a worker thread every `POLL` seconds,
 only for what came after its offset, and sleeps on the event loop in between; it stops when
 the client goes away (Starlette cancels it on the disconnect).
 """
@@ -15,12 +15,13 @@ the client goes away (Starlette cancels it on the disconnect).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
@@ -30,10 +31,12 @@ from gitopsd.runtime.control import Control, RunLogs
 
 POLL = 0.3  # seconds between two looks at the run's output
 KEEP_ALIVE = 15.0  # seconds of silence before a comment keeps the connection open
+POLLING_THREADS = 4  # polls of all streams at once (each takes a millisecond or so)
 EVENT_STREAM = "text/event-stream"
 # SSE ends a line at CR, LF or CRLF: each becomes a `data:` line, and LF for the client
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering
+_POLLING = anyio.CapacityLimiter(POLLING_THREADS)  # shared by every stream of the process
 
 
 async def run_logs_response(control: Control, run_id: str, request: Request) -> Response:
@@ -42,7 +45,7 @@ async def run_logs_response(control: Control, run_id: str, request: Request) -> 
     resumed = _last_event_id(request)
     streaming = _wants_events(request)
     offset = resumed if streaming and resumed is not None else 0
-    logs = await run_in_threadpool(control.run_logs, run_id, offset=offset)
+    logs = await _polled(functools.partial(control.run_logs, run_id, offset=offset))
     if logs is None:
         raise HTTPException(404, f"unknown run {run_id!r}")
     if not streaming or (logs.finished and resumed is None):
@@ -72,9 +75,16 @@ async def _next(control: Control, run_id: str, logs: RunLogs) -> RunLogs | None:
     """What came after `logs`; nothing new while a fault that passes by itself lasts (the
     store busy or unreachable): the stream stays open and asks again at the next poll."""
     try:
-        return await run_in_threadpool(control.run_logs, run_id, offset=logs.offset)
+        return await _polled(functools.partial(control.run_logs, run_id, offset=logs.offset))
     except TemporaryError:
         return dataclasses.replace(logs, text="")
+
+
+async def _polled(ask: Callable[[], RunLogs | None]) -> RunLogs | None:
+    """`ask()` in a worker thread, `POLLING_THREADS` of all the streams' at most at once:
+    fifty streams opened together would otherwise grow the threadpool to its limit (threads
+    the daemon keeps, and their memory) and leave the other routes waiting for a thread."""
+    return await anyio.to_thread.run_sync(ask, limiter=_POLLING)
 
 
 def output_event(text: str, offset: int) -> str:

@@ -50,7 +50,8 @@ class RunLogs:
     header line (`==> apply network`), as the store has it, and the step running now as its
     driver printed it so far. `offset` is where the next read starts (pass it back);
     `finished`: the run has ended, nothing more will come. The text up to any offset never
-    changes, so a reader that passes the offsets back sees every character once."""
+    changes (but for a step tried again, whose new try replaces the output of the last one),
+    so a reader that passes the offsets back sees every character once."""
 
     text: str
     offset: int

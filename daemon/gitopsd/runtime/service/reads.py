@@ -20,9 +20,10 @@ from gitopsd.runtime.drift import drift_reports
 from gitopsd.runtime.promotion import diffing
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.workspace import Workspace
-from gitopsd.runtime.service import paging, run_logs
+from gitopsd.runtime.service import paging
 from gitopsd.runtime.service.intake import Intake
 from gitopsd.runtime.service.reconciling import Reconciler
+from gitopsd.runtime.service.run_logs import RunLogReader
 
 
 class Reads:
@@ -41,6 +42,7 @@ class Reads:
         self._intake = intake
         self._reconciler = reconciler
         self._git_problem = git_problem
+        self._logs = RunLogReader(workspace.store, intake, workspace.live)
 
     def is_ready(self) -> tuple[bool, str]:
         """Ready while the store answers and takes requests, the data folder takes writes
@@ -115,10 +117,7 @@ class Reads:
     def run_logs(self, run_id: str, *, offset: int = 0) -> RunLogs | None:
         """The run's driver output from `offset` on: the store's, and what the drivers of its
         running steps printed so far (a standby runs none: the store's only)."""
-        workspace = self.workspace
-        return run_logs.run_logs(
-            workspace.store, self._intake, workspace.live, run_id, offset=offset
-        )
+        return self._logs.read(run_id, offset=offset)
 
     def events(
         self, environment: str | None = None, *, limit: int = 100, cursor: str | None = None

@@ -157,10 +157,13 @@ def test_a_run_shows_its_output_as_the_driver_prints_it_without_reloading(
     page: WebDriver, served: DaemonProcess, running: str, world: World
 ) -> None:
     log_in(page, served, "alice", path="/runs")
-    page.find_element(By.LINK_TEXT, running).click()
+    follow(page, running)
     wait(page).until(lambda p: "net: applying round" in live_output(p))
     page.execute_script("window.stillTheSamePage = true")
     assert "net: second line" not in live_output(page)
+    # the page renders itself again (as when anything it shows changes): the output stays live
+    page.execute_script("document.dispatchEvent(new Event('gitopsd:refresh'))")
+    wait(page).until(lambda p: p.find_element(By.ID, "main").get_attribute("data-updated"))
     open_gates(world, "first")
     wait(page).until(lambda p: "net: second line" in live_output(p))
     assert page.execute_script("return window.stillTheSamePage") is True
@@ -185,7 +188,7 @@ def test_an_operator_cancels_a_run_from_its_page(
 ) -> None:
     log_in(page, served, "alice", path=f"/runs/{running}")
     assert text(page, "[data-testid=run-status]") == "running"
-    cancel_buttons(page)[0].click()
+    wait(page).until(lambda p: cancel_buttons(p)[0].click() or True)  # again if replaced
     wait(page).until(lambda p: "Cancel requested" in text(p, "p.notice"))
     wait(page).until(lambda p: text(p, "[data-testid=run-status]") == "cancelled")
     assert cancel_buttons(page) == []
@@ -202,6 +205,8 @@ def test_a_reader_sees_no_cancel_button_and_a_forged_cancel_is_refused(
     wait(page).until(lambda p: "net: applying round" in live_output(p))
     assert cancel_buttons(page) == []
     carol = FormClient(served).log_in("carol")
+    without_script = carol.http.get(f"/runs/{running}").text  # what a page without JS shows
+    assert "net: applying round" in without_script and ">Reload</a>" in without_script
     refused = carol.post(f"/runs/{running}/cancel", {"csrf": carol.csrf(f"/runs/{running}")})
     assert refused.status_code == 403 and "&#39;operate&#39; role" in refused.text
     carol.close()
@@ -230,11 +235,16 @@ def test_the_runs_list_filters_by_environment_status_and_action_and_pages(
     assert listed(page) == [] and "No runs match these filters" in text(page, "table.runs")
     page.get(f"{served.url}/runs?env=dev&limit=1")
     assert listed(page) == [running]  # the newest first
-    page.find_element(By.LINK_TEXT, "Older runs").click()
+    follow(page, "Older runs")
     older = listed(page)
     assert len(older) == 1 and older != [running] and "limit=1" in page.current_url
-    page.find_element(By.LINK_TEXT, "Newest runs").click()
+    follow(page, "Newest runs")
     assert listed(page) == [running]
+
+
+def follow(page: WebDriver, link: str) -> None:
+    """Click the link of that text (found again if a live update replaced it)."""
+    wait(page).until(lambda p: p.find_element(By.LINK_TEXT, link).click() or True)
 
 
 def seen(page: WebDriver, read: Callable[[WebDriver], T]) -> T:
@@ -270,3 +280,20 @@ def choose(page: WebDriver, **values: str) -> None:
         Select(page.find_element(By.ID, f"filter-{name}")).select_by_value(value)
     page.find_element(By.XPATH, "//button[text()='Filter']").click()
     wait(page).until(lambda p: all(f"{n}={v}" in p.current_url for n, v in values.items()))
+
+
+def test_the_runs_list_answers_a_bad_filter_or_page_size_with_a_page_saying_why(
+    served: DaemonProcess, forms: FormClient
+) -> None:
+    forms.log_in("carol")
+    for query, status, says in (
+        ("limit=0", 422, "limit: a whole number from 1 to 500"),
+        ("limit=many", 422, "limit: a whole number from 1 to 500"),
+        ("status=broken", 422, "status: &#39;broken&#39; is not one of pending"),
+        ("action=deploy", 422, "action: &#39;deploy&#39; is not one of plan"),
+        ("env=nowhere", 404, "unknown environment &#39;nowhere&#39;"),
+        ("cursor=not-ours", 422, "cursor: not a cursor this API handed out"),
+    ):
+        answer = forms.http.get(f"/runs?{query}")
+        assert (answer.status_code, query) == (status, query)
+        assert says in answer.text and "<html" in answer.text

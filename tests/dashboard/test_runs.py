@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
@@ -280,6 +281,35 @@ def choose(page: WebDriver, **values: str) -> None:
         Select(page.find_element(By.ID, f"filter-{name}")).select_by_value(value)
     page.find_element(By.XPATH, "//button[text()='Filter']").click()
     wait(page).until(lambda p: all(f"{n}={v}" in p.current_url for n, v in values.items()))
+
+
+def test_the_runs_pages_fit_a_390_px_phone_and_cancel_works_by_keyboard(
+    page: WebDriver, served: DaemonProcess, running: str
+) -> None:
+    log_in(page, served, "alice", path="/runs")
+    try:
+        page.set_window_size(390, 800)
+        wait(page).until(lambda p: p.execute_script("return window.innerWidth") <= 390)
+        assert overflow(page) == 0  # the list's table scrolls by itself
+        page.get(f"{served.url}/runs/{running}")
+        wait(page).until(lambda p: "net: applying round" in live_output(p))
+        assert overflow(page) == 0
+        for _ in range(40):  # Tab from the top of the page until Cancel has the focus
+            page.switch_to.active_element.send_keys(Keys.TAB)
+            if page.switch_to.active_element.text == "Cancel run":
+                break
+        page.switch_to.active_element.send_keys(Keys.ENTER)
+        wait(page).until(lambda p: text(p, "[data-testid=run-status]") == "cancelled")
+    finally:
+        page.set_window_size(1280, 1000)
+
+
+def overflow(page: WebDriver) -> int:
+    """How much wider than the window the page is."""
+    found: int = page.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    return found
 
 
 def test_the_runs_list_answers_a_bad_filter_or_page_size_with_a_page_saying_why(

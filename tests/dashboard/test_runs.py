@@ -222,6 +222,24 @@ def test_a_reader_sees_no_cancel_button_and_a_forged_cancel_is_refused(
     assert forms.post("/runs/no-such-run/cancel", {"csrf": token}).status_code == 404
 
 
+def test_a_request_not_started_yet_has_a_page_and_may_be_cancelled_before_it_runs(
+    served: DaemonProcess, running: str, forms: FormClient
+) -> None:
+    asked = served.post("/api/v1/environments/dev/runs", json={"action": "plan"}, headers=ALICE)
+    queued = asked.json()["id"]  # dev is busy with `running`: the plan waits in its queue
+    forms.log_in("alice")
+    shown = forms.http.get(f"/runs/{queued}")
+    assert shown.status_code == 200 and ">queued</span>" in shown.text
+    assert "Cancel run" in shown.text and "No steps yet." in shown.text
+    answer = forms.post(f"/runs/{queued}/cancel", {"csrf": forms.csrf(f"/runs/{queued}")})
+    assert answer.status_code == 303 and answer.headers["location"] == f"/runs/{queued}?done=cancel"
+    ended = run_of(served, queued)
+    assert (ended["status"], ended["outcome"]) == ("done", "cancelled by alice before it ran")
+    after = forms.http.get(f"/runs/{queued}").text
+    assert "cancelled by alice before it ran" in after and "Cancel run" not in after
+    assert run_of(served, running)["status"] == "running"  # only the request was cancelled
+
+
 def test_the_runs_list_filters_by_environment_status_and_action_and_pages(
     page: WebDriver, served: DaemonProcess, running: str
 ) -> None:

@@ -1,25 +1,21 @@
 """The pipeline page (`/`): one card per environment in promotion order, kept current by SSE.
 
 Each card says what the environment runs, where it stands, what it waits for and until when
-(with an Approve button for those who may approve), its drift and its last run. `/events`
-tells an open page when anything changed (`changes`), and the page fetches itself again.
+(with an Approve button for those who may approve), its drift and its last run; below them,
+the revision timeline. The page updates itself through `live`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 
 from gitopsd.dashboard import access
 from gitopsd.dashboard.site import Page, Site
 from gitopsd.runtime.control import Control
-
-KEEP_ALIVE = 15.0
-
 
 TIMELINE = 10  # the newest commits the revision timeline shows
 
@@ -104,37 +100,7 @@ def _back(back: str | None, env: str) -> str:
     return f"{page}?done=approve" if back == page else "/"
 
 
-async def events(site: Site, request: Request) -> Response:
-    """Server-Sent Events: `changed` whenever what the pages show changed, a comment every
-    15 s to keep proxies from closing the stream."""
-    access.require(site.viewer(request), "read")
-    shown = request.query_params.get("v", "")
-    seen = int(shown) if shown.isdigit() else site.changes.version
-    return StreamingResponse(
-        _stream(site, seen),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
-
-
-async def _stream(site: Site, seen: int) -> AsyncIterator[str]:
-    """From the version the page shows (`seen`): a page that is behind already is told so
-    at once."""
-    async with site.changes.listening():
-        yield "retry: 3000\n\n"
-        while not site.changes.closed:
-            version = await site.changes.after(seen, timeout=KEEP_ALIVE)
-            if site.changes.closed:
-                return
-            if version == seen:
-                yield ": still here\n\n"
-                continue
-            seen = version
-            yield f"event: changed\ndata: {version}\n\n"
-
-
 PAGES = [
     Page("/", pipeline),
-    Page("/events", events),
     Page("/environments/{env}/approve", approve, ("POST",)),
 ]

@@ -1,0 +1,50 @@
+"""Live pages: `GET /events`, the Server-Sent Events stream every open page listens to.
+
+It says `changed` when what the pages show changed (`changes`: one poll for all streams),
+and the page's script fetches the page again. A comment every 15 s keeps proxies from
+closing an idle stream; the streams end when the daemon stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gitopsd.dashboard import access
+from gitopsd.dashboard.site import Page, Site
+
+KEEP_ALIVE = 15.0
+
+
+async def events(site: Site, request: Request) -> Response:
+    """Server-Sent Events: `changed` whenever what the pages show changed, a comment every
+    15 s to keep proxies from closing the stream."""
+    access.require(site.viewer(request), "read")
+    shown = request.query_params.get("v", "")
+    seen = int(shown) if shown.isdigit() else site.changes.version
+    return StreamingResponse(
+        _stream(site, seen),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(site: Site, seen: int) -> AsyncIterator[str]:
+    """From the version the page shows (`seen`): a page that is behind already is told so
+    at once."""
+    async with site.changes.listening():
+        yield "retry: 3000\n\n"
+        while not site.changes.closed:
+            version = await site.changes.after(seen, timeout=KEEP_ALIVE)
+            if site.changes.closed:
+                return
+            if version == seen:
+                yield ": still here\n\n"
+                continue
+            seen = version
+            yield f"event: changed\ndata: {version}\n\n"
+
+
+PAGES = [Page("/events", events)]

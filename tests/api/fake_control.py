@@ -90,12 +90,20 @@ class FakeControl:
         return {"environments": [self._known(environment)]}
 
     def runs(
-        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+        self,
+        environment: str | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: str | None = None,
+        action: str | None = None,
     ) -> dict[str, Any]:
-        self._record("runs", environment, limit=limit, cursor=cursor)
+        self._record("runs", environment, limit=limit, cursor=cursor, status=status, action=action)
         if environment is not None:
             self._known(environment)
         chosen = [r for r in self.stored_runs if environment in (None, r["environment"])]
+        chosen = [r for r in chosen if status in (None, r["status"])]
+        chosen = [r for r in chosen if action in (None, r.get("action"))]
         return {"runs": chosen[:limit], "next_cursor": None}
 
     def run(

@@ -58,7 +58,15 @@ def api(daemon: Daemon) -> Iterator[TestClient]:
         yield client
 
 
-def save_run(store: StateStore, number: int, *, steps: int = 3, env: str = "dev") -> str:
+def save_run(
+    store: StateStore,
+    number: int,
+    *,
+    steps: int = 3,
+    env: str = "dev",
+    status: RunStatus = RunStatus.SUCCEEDED,
+    action: RunAction = RunAction.APPLY,
+) -> str:
     run_id = f"run-{number:03}"
     created = START + timedelta(minutes=number)
     store.save_run(
@@ -66,8 +74,8 @@ def save_run(store: StateStore, number: int, *, steps: int = 3, env: str = "dev"
             id=run_id,
             environment=env,
             revision="0" * 40,
-            action=RunAction.APPLY,
-            status=RunStatus.SUCCEEDED,
+            action=action,
+            status=status,
             created_at=created,
         )
     )
@@ -119,6 +127,24 @@ def test_runs_are_summaries_without_steps_paged_newest_first_with_a_cursor(
     assert [len(page["runs"]) for page in later] == [3, 3, 2]
     following = api.get("/api/v1/runs", params={"env": "dev", "cursor": first["next_cursor"]})
     assert [run["id"] for run in following.json()["runs"]] == made[3::-1]
+
+
+def test_runs_are_filtered_by_status_and_action_across_pages(
+    api: TestClient, daemon: Daemon
+) -> None:
+    store = daemon.workspace.store
+    failed = [save_run(store, number, status=RunStatus.FAILED) for number in range(5)]
+    save_run(store, 10)
+    plan = save_run(store, 11, status=RunStatus.FAILED, action=RunAction.PLAN)
+    found = pages(api, "/api/v1/runs", env="dev", status="failed", action="apply", limit=2)
+    assert [run["id"] for page in found for run in page["runs"]] == failed[::-1]
+    assert [len(page["runs"]) for page in found] == [2, 2, 1]
+    planned = api.get("/api/v1/runs", params={"action": "plan"}).json()["runs"]
+    assert [run["id"] for run in planned] == [plan]
+    refused = api.get("/api/v1/runs", params={"status": "broken"})
+    assert refused.status_code == 422
+    assert "status: 'broken' is not one of pending, running" in refused.json()["error"]
+    assert api.get("/api/v1/runs", params={"action": "deploy"}).status_code == 422
 
 
 def test_a_run_comes_with_a_page_of_its_steps_and_their_output(
@@ -201,3 +227,9 @@ def test_requests_not_started_come_first_on_the_first_page_only(
     rest = api.get("/api/v1/runs", params={"env": "dev", "cursor": first["next_cursor"]}).json()
     assert [run["id"] for run in rest["runs"]] == [made[1], made[0]]
     assert rest["next_cursor"] is None
+    waiting = api.get("/api/v1/runs", params={"env": "dev", "status": "waiting"}).json()
+    assert [run["id"] for run in waiting["runs"]] == ["req-waiting"]
+    done = api.get("/api/v1/runs", params={"env": "dev", "status": "succeeded"}).json()
+    assert [run["id"] for run in done["runs"]] == made[::-1]
+    plans = api.get("/api/v1/runs", params={"env": "dev", "action": "plan"}).json()
+    assert plans["runs"] == []

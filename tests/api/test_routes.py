@@ -86,14 +86,17 @@ def test_runs_pass_the_filter_and_limit(client: TestClient, fake: FakeControl) -
     response = client.get("/api/v1/runs", params={"env": "dev", "limit": 7, "cursor": "W10"})
     assert response.json() == {"runs": [fake.stored_runs[1]], "next_cursor": None}
     (call,) = fake.calls_to("runs")
-    assert (call.args, call.kwargs) == (("dev",), {"limit": 7, "cursor": "W10"})
+    assert (call.args, call.kwargs) == (
+        ("dev",),
+        {"limit": 7, "cursor": "W10", "status": None, "action": None},
+    )
 
 
 def test_runs_and_events_default_to_all_environments(client: TestClient, fake: FakeControl) -> None:
     assert client.get("/api/v1/runs").json() == {"runs": fake.stored_runs, "next_cursor": None}
     assert len(client.get("/api/v1/events").json()["events"]) == 3
     assert [(c.args, c.kwargs) for c in fake.calls] == [
-        ((None,), {"limit": 50, "cursor": None}),
+        ((None,), {"limit": 50, "cursor": None, "status": None, "action": None}),
         ((None,), {"limit": 100, "cursor": None}),
     ]
 

@@ -484,6 +484,26 @@ class StoreContract:
         assert [r.id for r in everywhere] == ["r-2b", "r-2"]
         assert store.list_runs("dev", before=(at(0), "r-0")) == []
 
+    def test_runs_are_filtered_by_status_and_action_page_after_page(
+        self, store: StateStore
+    ) -> None:
+        failed, plan = {"status": RunStatus.FAILED}, {"action": RunAction.PLAN}
+        for number in range(6):
+            store.save_run(run(f"f-{number}", created_at=at(number), **failed))
+        store.save_run(run("ok", created_at=at(10), status=RunStatus.SUCCEEDED))
+        store.save_run(run("plan", created_at=at(11), **failed, **plan))
+        store.save_run(run("prod", env="prod", created_at=at(12), **failed))
+        first = store.list_runs("dev", status="failed", action="apply", limit=4)
+        assert [r.id for r in first] == ["f-5", "f-4", "f-3", "f-2"]
+        last = first[-1]
+        after = (last.created_at, last.id)
+        second = store.list_runs("dev", status="failed", action="apply", limit=4, before=after)
+        assert [r.id for r in second] == ["f-1", "f-0"]
+        assert [r.id for r in store.list_runs(status="failed", limit=2)] == ["prod", "plan"]
+        assert [r.id for r in store.list_runs(action="plan")] == ["plan"]
+        assert [r.id for r in store.list_runs(status="succeeded")] == ["ok"]
+        assert store.list_runs("prod", status="succeeded") == []
+
     def test_steps_page_after_an_index_up_to_a_limit(self, store: StateStore) -> None:
         store.save_steps([step(index) for index in range(7)])
         assert [s.index for s in store.list_steps("run-1", limit=3)] == [0, 1, 2]

@@ -12,20 +12,13 @@ subquery); the PostgreSQL store passes each through `migrations.for_postgresql`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from gitopsd.adapters import migrations
 
 # runs, newest first, after the position (created_at, id) of the previous page's last one
-RUNS_PAGE = (
-    "SELECT record FROM runs WHERE (created_at < ? OR (created_at = ? AND id < ?))"
-    " ORDER BY created_at DESC, id DESC LIMIT ?"
-)
-RUNS_PAGE_OF_ENVIRONMENT = (
-    "SELECT record FROM runs WHERE environment = ?"
-    " AND (created_at < ? OR (created_at = ? AND id < ?))"
-    " ORDER BY created_at DESC, id DESC LIMIT ?"
-)
+RUNS_AFTER = "(created_at < ? OR (created_at = ? AND id < ?))"
 STEPS_PAGE = (
     "SELECT record FROM steps WHERE run_id = ? AND step_index > ? ORDER BY step_index LIMIT ?"
 )
@@ -73,12 +66,19 @@ HISTORY_SCOPES = (
 )
 
 
-def runs_page(environment: str | None, before: tuple[datetime, str]) -> tuple[str, list[object]]:
-    """The page of runs after position `before` (params, then the LIMIT)."""
-    created, run_id = migrations.stamp(before[0]), before[1]
-    if environment is None:
-        return RUNS_PAGE, [created, created, run_id]
-    return RUNS_PAGE_OF_ENVIRONMENT, [environment, created, created, run_id]
+def runs_page(
+    filters: Mapping[str, str | None], before: tuple[datetime, str] | None
+) -> tuple[str, list[object]]:
+    """The runs whose columns equal `filters` (those set: environment, status, action),
+    after position `before` if given, newest first (params, then the LIMIT). The columns are
+    literal names of this module's callers; every value is a bound parameter."""
+    where, params = migrations.where(filters)
+    if before is not None:
+        created = migrations.stamp(before[0])
+        where += (" AND " if where else " WHERE ") + RUNS_AFTER
+        params += [created, created, before[1]]
+    sql = f"SELECT record FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT ?"  # noqa: S608
+    return sql, params
 
 
 def prune_events(

@@ -114,12 +114,16 @@ class MemoryStore:
         *,
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
+        status: str | None = None,
+        action: str | None = None,
     ) -> list[Run]:
         with self._lock:
             runs = [
                 r
                 for r in self._tables.runs.values()
                 if environment in (None, r.environment)
+                and status in (None, r.status.value)
+                and action in (None, r.action.value)
                 and (before is None or (r.created_at, r.id) < before)
             ]
         runs.sort(key=lambda run: (run.created_at, run.id), reverse=True)

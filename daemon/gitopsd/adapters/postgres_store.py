@@ -209,13 +209,12 @@ class PostgresStore:
         *,
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
+        status: str | None = None,
+        action: str | None = None,
     ) -> list[Run]:
-        if before is not None:
-            sql, page = history_sql.runs_page(environment, before)
-            return self._all(Run, migrations.for_postgresql(sql), *page, limit)
-        where, params = _filters({"environment": environment})
-        sql = f"SELECT record FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT %s"  # noqa: S608
-        return self._all(Run, sql, *params, limit)
+        filters = {"environment": environment, "status": status, "action": action}
+        sql, params = history_sql.runs_page(filters, before)
+        return self._all(Run, migrations.for_postgresql(sql), *params, limit)
 
     def unfinished_runs(self, environment: str | None = None) -> list[Run]:
         where, params = _filters({"is_finished": 0, "environment": environment})

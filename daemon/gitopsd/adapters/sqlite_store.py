@@ -251,13 +251,11 @@ class SqliteStore:
         *,
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
+        status: str | None = None,
+        action: str | None = None,
     ) -> list[Run]:
-        if before is not None:
-            sql, params = history_sql.runs_page(environment, before)
-            return self._all(Run, sql, *params, limit)
-        where, params = migrations.where({"environment": environment})
-        # `where` names literal columns; every value is a bound parameter.
-        sql = f"SELECT record FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT ?"  # noqa: S608
+        filters = {"environment": environment, "status": status, "action": action}
+        sql, params = history_sql.runs_page(filters, before)
         return self._all(Run, sql, *params, limit)
 
     def unfinished_runs(self, environment: str | None = None) -> list[Run]:

@@ -264,12 +264,17 @@ async def show_environment(request: Request) -> Response:
 
 
 async def list_runs(request: Request) -> Response:
-    """Run summaries (no steps), newest first: `{"runs": [...], "next_cursor": ...}`."""
+    """Run summaries (no steps), newest first: `{"runs": [...], "next_cursor": ...}`, of one
+    environment (`env`), status and action when asked."""
     caller = _caller(request, "read")
     limit = _limit(request, 50)
-    env, cursor = request.query_params.get("env"), request.query_params.get("cursor")
+    query = request.query_params
+    env, cursor = query.get("env"), query.get("cursor")
+    status, action = query.get("status") or None, query.get("action") or None
     runs = _context(request).control.runs
-    page = await run_in_threadpool(lambda: runs(env, limit=limit, cursor=cursor))
+    page = await run_in_threadpool(
+        lambda: runs(env, limit=limit, cursor=cursor, status=status, action=action)
+    )
     return JSONResponse(scopes.within(caller, page, "runs"))
 
 

@@ -16,7 +16,16 @@ from starlette.staticfiles import StaticFiles
 
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.api.auth import Tokens
-from gitopsd.dashboard import actions, drift, environment, live, login, pipeline
+from gitopsd.dashboard import (
+    actions,
+    drift,
+    environment,
+    live,
+    login,
+    pipeline,
+    run_page,
+    runs_pages,
+)
 from gitopsd.dashboard.changes import Changes
 from gitopsd.dashboard.sessions import Sessions
 from gitopsd.dashboard.site import Site, bind
@@ -24,7 +33,7 @@ from gitopsd.engine.ports import Clock
 from gitopsd.runtime.control import Control
 
 STATIC = Path(__file__).with_name("static")
-PAGE_MODULES = (login, live, pipeline, environment, actions, drift)
+PAGE_MODULES = (login, live, pipeline, environment, actions, drift, runs_pages, run_page)
 
 
 @dataclass(frozen=True)

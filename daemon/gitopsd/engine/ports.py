@@ -259,10 +259,13 @@ class StateStore(Protocol):
         *,
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
+        status: str | None = None,
+        action: str | None = None,
     ) -> list[Run]:
         """Up to `limit` runs, newest first (by creation, then id), without their steps;
         `before`: only those after the run with that (created_at, id) in this order, which is
-        the next page whatever runs started since (the SQL stores answer with LIMIT)."""
+        the next page whatever runs started since (the SQL stores answer with LIMIT);
+        `status`, `action`: only the runs with that status or action (their values)."""
         ...
 
     def unfinished_runs(self, environment: str | None = None) -> list[Run]: ...

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gitopsd.errors import StandbyError, UnknownEnvironmentError, UnknownPlanError
+from gitopsd.model.state import RequestKind, RequestStatus, RunAction, RunStatus
 
 # the errors `Control`'s methods raise, named here for the API and the daemon
 __all__ = [
+    "RUN_ACTIONS",
+    "RUN_STATUSES",
     "Control",
     "Identity",
     "RunLogs",
@@ -24,6 +27,13 @@ __all__ = [
     "UnknownEnvironmentError",
     "UnknownPlanError",
 ]
+
+# what `Control.runs` filters by: the values its entries show (runs, and the requests not
+# started yet that the first page lists with their own statuses and kinds)
+RUN_STATUSES = tuple(
+    dict.fromkeys([*(s.value for s in RunStatus), *(s.value for s in RequestStatus if s.is_open)])
+)
+RUN_ACTIONS = tuple(dict.fromkeys([*(a.value for a in RunAction), *(k.value for k in RequestKind)]))
 
 
 @dataclass(frozen=True)
@@ -83,11 +93,19 @@ class Control(Protocol):
         ...
 
     def runs(
-        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+        self,
+        environment: str | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: str | None = None,
+        action: str | None = None,
     ) -> dict[str, Any]:
         """`{"runs": [...], "next_cursor": ...}`: run summaries (no steps), newest first, the
         requests not started yet first on the first page; `cursor` is a page's
-        `next_cursor` (runtime.service.paging); InvalidRequestError for a bad one."""
+        `next_cursor` (runtime.service.paging); InvalidRequestError for a bad one. `status`,
+        `action`: only the entries showing that value (InvalidRequestError for one no entry
+        can have)."""
         ...
 
     def run(

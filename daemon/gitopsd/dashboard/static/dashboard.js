@@ -1,6 +1,7 @@
 // gitopsd dashboard: live updates. A page whose <main> has data-live="/events" listens for
 // Server-Sent Events; on "changed" it fetches its own URL again and swaps in the new <main>,
-// keeping keyboard focus where it was when the focused element still exists. Without
+// keeping keyboard focus where it was when the focused element still exists, and the
+// elements marked data-keep as they are; a "gitopsd:refresh" event asks for it too. Without
 // JavaScript the pages work the same, only without updating by themselves.
 "use strict";
 
@@ -52,6 +53,13 @@
       return;
     }
     const focused = document.activeElement && document.activeElement.id;
+    // an element marked data-keep (a run's live output) stays as the page's script made it
+    for (const kept of main.querySelectorAll("[data-keep][id]")) {
+      const replaced = fresh.querySelector("#" + CSS.escape(kept.id));
+      if (replaced) {
+        replaced.replaceWith(kept);
+      }
+    }
     main.replaceChildren(...fresh.childNodes);
     main.dataset.updated = String(Date.now());
     if (focused) {
@@ -64,4 +72,6 @@
 
   const source = new EventSource(main.dataset.live);
   source.addEventListener("changed", refresh);
+  // another script of the page may ask for a fresh rendering (a run's output ended)
+  document.addEventListener("gitopsd:refresh", refresh);
 })();

@@ -273,9 +273,17 @@ class Daemon:
         return self.reads.status(environment)
 
     def runs(
-        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+        self,
+        environment: str | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: str | None = None,
+        action: str | None = None,
     ) -> dict[str, Any]:
-        return self.reads.runs(environment, limit=limit, cursor=cursor)
+        return self.reads.runs(
+            environment, limit=limit, cursor=cursor, status=status, action=action
+        )
 
     def run(
         self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None

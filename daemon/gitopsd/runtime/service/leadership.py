@@ -200,9 +200,17 @@ class Terms:
         return self._daemon.status(environment)
 
     def runs(
-        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+        self,
+        environment: str | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: str | None = None,
+        action: str | None = None,
     ) -> dict[str, Any]:
-        return self._daemon.runs(environment, limit=limit, cursor=cursor)
+        return self._daemon.runs(
+            environment, limit=limit, cursor=cursor, status=status, action=action
+        )
 
     def run(
         self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None

@@ -21,6 +21,7 @@ from typing import Any
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import InvalidRequestError
 from gitopsd.model.state import Request, Run
+from gitopsd.runtime.control import RUN_ACTIONS, RUN_STATUSES
 from gitopsd.runtime.records import reports
 
 TOP = "W10"  # base64url of `[]`: the runs from the newest, without the requests
@@ -80,20 +81,36 @@ def runs_page(
     *,
     limit: int,
     cursor: str | None,
+    status: str | None = None,
+    action: str | None = None,
 ) -> dict[str, Any]:
     """`{"runs": [...], "next_cursor": ...}`: on the first page the requests not started yet
-    (`waiting`), then run summaries (no steps), newest first; the store reads one more run
-    than it shows, to know whether another page follows."""
+    (`waiting`), then run summaries (no steps), newest first, each with that `status` and
+    `action` when given; the store reads one more run than it shows, to know whether another
+    page follows."""
+    _check_choice("status", status, RUN_STATUSES)
+    _check_choice("action", action, RUN_ACTIONS)
     before = run_position(cursor) if cursor is not None else None
-    stored = store.list_runs(environment, limit=limit + 1, before=before)
+    stored = store.list_runs(
+        environment, limit=limit + 1, before=before, status=status, action=action
+    )
     known = {run.id for run in stored}
     requests = [] if cursor is not None else [r for r in waiting if r.id not in known]
+    requests = [r for r in requests if status in (None, r.status) and action in (None, r.action)]
     shown = [_request_summary(r) for r in requests[:limit]]
     runs = stored[: limit - len(shown)]
     shown += [reports.run_summary(run) for run in runs]
     more = len(stored) > len(runs)
     following = (after_run(runs[-1]) if runs else TOP) if more else None
     return {"runs": shown, "next_cursor": following}
+
+
+def _check_choice(name: str, value: str | None, choices: Sequence[str]) -> None:
+    """InvalidRequestError naming the parameter and its choices for a value not among them:
+    a misspelt filter would otherwise list nothing, as if there were no such runs."""
+    if value is not None and value not in choices:
+        listed = ", ".join(choices)
+        raise InvalidRequestError(f"{name}: {value!r} is not one of {listed}")
 
 
 def _request_summary(request: Request) -> dict[str, Any]:

@@ -80,16 +80,30 @@ class Reads:
         )
 
     def runs(
-        self, environment: str | None = None, *, limit: int = 50, cursor: str | None = None
+        self,
+        environment: str | None = None,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        status: str | None = None,
+        action: str | None = None,
     ) -> dict[str, Any]:
         """Requests not started yet first (queued, waiting, retrying), then run summaries,
-        newest first, a page at a time (runtime.service.paging); UnknownEnvironmentError for a name
-        neither the manifests nor the store know, as every route taking one."""
+        newest first, a page at a time (runtime.service.paging), only those with `status` and
+        `action` when given; UnknownEnvironmentError for a name neither the manifests nor
+        the store know, as every route taking one."""
         if environment is not None:
             self.check_environment(environment)
         waiting = self._intake.not_started(environment) if cursor is None else []
-        store = self.workspace.store
-        return paging.runs_page(store, waiting, environment, limit=limit, cursor=cursor)
+        return paging.runs_page(
+            self.workspace.store,
+            waiting,
+            environment,
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            action=action,
+        )
 
     def run(
         self, run_id: str, *, steps_limit: int = 100, steps_cursor: str | None = None

@@ -9,7 +9,7 @@ LISTEN ?= $(or $(GITOPSD_LISTEN),127.0.0.1:8080)
 DEMO ?= .run/example
 GITOPSD := $(abspath $(BIN))/gitopsd
 
-.PHONY: install run test lint typecheck unit tools docs clean
+.PHONY: install run test lint typecheck unit tools docs screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ run: install
 # the code; tests/docs/test_reference.py fails until this has been run after a change.
 docs: install
 	$(BIN)/python -m gitopsd.reference .
+
+# The README's screenshots (docs/images/*.png), taken by the dashboard's browser tests; a plain
+# `make test` takes them into a scratch folder and leaves the checkout as it was.
+screenshots: install tools
+	GITOPSD_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -p no:randomly tests/dashboard -k "pipeline_shows_each or rolls_back_to or output_as_the_driver"
 
 lint: install
 	$(BIN)/ruff check $(SOURCES)

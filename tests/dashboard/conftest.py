@@ -14,6 +14,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,7 +38,10 @@ USERS = {
     "bob": ["read", "approve"],
     "carol": ["read"],
 }
+# the README's screenshots: rewritten only when asked (`make screenshots`), so that running
+# the tests leaves the checkout as it was
 IMAGES = Path(__file__).parents[2] / "docs" / "images"
+UPDATE_SCREENSHOTS = "GITOPSD_UPDATE_SCREENSHOTS"
 WAIT = 30.0
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -171,3 +175,14 @@ class FormClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+def screenshot(page: Any, name: str, scratch: Path) -> Path:
+    """A PNG of what `page` shows: into docs/images/ under `GITOPSD_UPDATE_SCREENSHOTS=1`
+    (`make screenshots`), else into `scratch`; either way it must be a real image."""
+    folder = IMAGES if os.environ.get(UPDATE_SCREENSHOTS) == "1" else scratch
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    assert page.save_screenshot(str(path)), f"no screenshot of {page.current_url}"
+    assert path.read_bytes().startswith(b"\x89PNG"), f"{path} is not a PNG"
+    return path

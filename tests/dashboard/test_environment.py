@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -12,7 +13,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
 from tests.daemon.harness import DaemonProcess
-from tests.dashboard.conftest import IMAGES, FormClient, log_in, text, wait, write_tokens
+from tests.dashboard.conftest import FormClient, log_in, screenshot, text, wait, write_tokens
 from tests.runtime.test_apply_runs import DNS, layered
 from tests.runtime.world import World, component
 
@@ -85,14 +86,13 @@ def test_the_page_shows_components_in_dependency_order_the_graph_and_the_history
 
 
 def test_an_operator_rolls_back_to_a_revision_it_verified(
-    page: WebDriver, two_revisions: tuple[DaemonProcess, str, str]
+    page: WebDriver, two_revisions: tuple[DaemonProcess, str, str], tmp_path: Path
 ) -> None:
     served, first, second = two_revisions
     log_in(page, served, "alice", path="/environments/dev")
     choices = Select(page.find_element(By.ID, "rollback-revision"))
     assert [o.get_attribute("value") for o in choices.options] == [first]  # not the current one
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    page.save_screenshot(str(IMAGES / "dashboard-environment.png"))
+    screenshot(page, "dashboard-environment.png", tmp_path)
     page.find_element(By.XPATH, "//button[text()='Roll back']").click()
     assert "Rollback queued as run" in text(page, "p.notice")
     wait(page).until(lambda p: first[:12] in text(p, "[data-testid=revision]"))

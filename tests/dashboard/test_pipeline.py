@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -13,7 +14,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
 from tests.daemon.harness import DaemonProcess
-from tests.dashboard.conftest import IMAGES, FormClient, log_in, text, wait
+from tests.dashboard.conftest import FormClient, log_in, screenshot, text, wait
 from tests.runtime.world import World
 
 
@@ -62,7 +63,7 @@ def head(world: World) -> str:
 
 
 def test_the_pipeline_shows_each_environment_in_promotion_order(
-    page: WebDriver, waiting: DaemonProcess, world: World
+    page: WebDriver, waiting: DaemonProcess, world: World, tmp_path: Path
 ) -> None:
     log_in(page, waiting, "alice")
     assert environments(page) == ["dev", "staging", "prod"]
@@ -75,8 +76,7 @@ def test_the_pipeline_shows_each_environment_in_promotion_order(
     assert "needs 2 more approvals" in waiting_for and "0 of 2" in waiting_for
     row = text(page, f"table.timeline tr[data-revision='{sha}']")
     assert row.endswith("dev, staging dev, staging prod")
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    page.save_screenshot(str(IMAGES / "dashboard-pipeline.png"))
+    screenshot(page, "dashboard-pipeline.png", tmp_path)
 
 
 def test_a_reader_sees_no_approve_button_and_the_server_refuses_forged_posts(

@@ -13,6 +13,7 @@ import itertools
 import json
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -22,7 +23,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
 from tests.daemon.harness import DaemonProcess
-from tests.dashboard.conftest import IMAGES, FormClient, log_in, text, wait, write_tokens
+from tests.dashboard.conftest import FormClient, log_in, screenshot, text, wait, write_tokens
 from tests.runtime.world import World, environment
 
 ALICE = {"Authorization": "Bearer alice-token"}
@@ -155,7 +156,7 @@ def cancel_buttons(page: WebDriver) -> list[Any]:
 
 
 def test_a_run_shows_its_output_as_the_driver_prints_it_without_reloading(
-    page: WebDriver, served: DaemonProcess, running: str, world: World
+    page: WebDriver, served: DaemonProcess, running: str, world: World, tmp_path: Path
 ) -> None:
     log_in(page, served, "alice", path="/runs")
     follow(page, running)
@@ -169,8 +170,7 @@ def test_a_run_shows_its_output_as_the_driver_prints_it_without_reloading(
     wait(page).until(lambda p: "net: second line" in live_output(p))
     assert page.execute_script("return window.stillTheSamePage") is True
     assert text(page, "li[data-component=net] [data-testid=step-status]") == "running"
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    page.save_screenshot(str(IMAGES / "run.png"))
+    screenshot(page, "run.png", tmp_path)
     open_gates(world, "second")
     wait(page).until(lambda p: text(p, "[data-testid=run-status]") == "succeeded")
     assert page.execute_script("return window.stillTheSamePage") is True

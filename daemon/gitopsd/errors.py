@@ -15,8 +15,9 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
     │   │                             JsonLimitError, InvalidPayloadError; 400: the
     │   │                             InvalidDeliveryIdError)
     │   ├── ConfigurationError        a file, flag or key is unusable (TokensFileError,
-    │   │                             ListenRefusedError, AllowedHostsError, EncryptionKeyError,
-    │   │                             NotADataFolderError, DriverPluginError, UnknownDriverError)
+    │   │                             TrustFileError, ListenRefusedError, AllowedHostsError,
+    │   │                             EncryptionKeyError, NotADataFolderError,
+    │   │                             DriverPluginError, UnknownDriverError)
     │   └── OrphanError, GitHubRequestError, RunNotFoundError, DeliveryRefusedError
     └── TemporaryError                may pass by itself; `retry_after` seconds when known
         ├── BusyError                 another process runs the environment (409 over HTTP)
@@ -238,6 +239,12 @@ class UnknownDriverError(ConfigurationError):
 
 class TokensFileError(ConfigurationError):
     """The tokens file cannot be used; the message names the file, the line and the field."""
+
+
+class TrustFileError(ConfigurationError):
+    """The trust file (`--trust-file`) cannot be used: unreadable, malformed, a key that does
+    not parse, an environment the repository lacks; the message names the file, line and
+    field. gitopsd refuses to start rather than apply commits it was told to check."""
 
 
 class ListenRefusedError(ConfigurationError):

@@ -13,7 +13,7 @@ import click
 from pydantic import ValidationError
 
 from gitopsd.api import guards, listening
-from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
+from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, trust_option
 from gitopsd.errors import AllowedHostsError
 from gitopsd.runtime.notifications.commit_statuses import CommitStatuses
 from gitopsd.runtime.runs import revisions
@@ -24,6 +24,7 @@ log = logging.getLogger("gitopsd.serve")
 
 @click.command()
 @common_options
+@trust_option
 @click.option(
     "--listen", default=None, help="HOST:PORT of the HTTP API [env GITOPSD_LISTEN; 127.0.0.1:8080]."
 )

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gitopsd.adapters import trust_file
 from gitopsd.adapters.call_folder import call_files_folder
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.clock import SystemClock
+from gitopsd.adapters.commit_signatures import CommitSignatures
 from gitopsd.adapters.driver_registry import installed_drivers
 from gitopsd.adapters.drivers import DriverRouter
 from gitopsd.adapters.encryption import Sealer
@@ -20,7 +22,7 @@ from gitopsd.adapters.sealed_store import SealedStore, holds_sealed
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.engine.drivers import DriverSetup
 from gitopsd.engine.ports import StateStore
-from gitopsd.errors import StoreError
+from gitopsd.errors import GitopsdError, StoreError
 from gitopsd.runtime.runs.leases import holder_id
 from gitopsd.runtime.runs.workspace import Workspace
 
@@ -60,7 +62,12 @@ def _sealer(store: StateStore, *, data_dir: Path, key: str | None) -> Sealer:
 
 
 def workspace(
-    source: GitSource, store: StateStore, *, data_dir: Path, key: str | None = None
+    source: GitSource,
+    store: StateStore,
+    *,
+    data_dir: Path,
+    key: str | None = None,
+    trust: Path | None = None,
 ) -> Workspace:
     """Everything a run needs, wired to the real adapters.
 
@@ -69,14 +76,16 @@ def workspace(
     files go to memory where the machine allows (`call_folder`); those a killed process left
     there are removed (the command driver's runner, made now, does it). Sensitive values are
     sealed with `key` (`sealed`), loaded now: a command that runs drivers fails up front on
-    an unusable key, not after an apply.
+    an unusable key, not after an apply. The trust file (`trust`, SPEC 9) is read and its
+    keys built into a verifier now too: a bad one stops the start (TrustFileError).
     """
     sealer = _sealer(store, data_dir=data_dir, key=key)
     sealer.load()
     data_dir = data_dir.resolve()
     drivers = DriverRouter(installed_drivers(), DriverSetup(call_files_folder(data_dir / "work")))
     drivers.runner("command")
-    return Workspace(
+    signatures = _signatures(trust, source, data_dir) if trust is not None else None
+    made = Workspace(
         source=source,
         store=SealedStore(store, sealer),
         drivers=drivers,
@@ -85,4 +94,22 @@ def workspace(
         data_dir=data_dir,
         holder=holder_id(),
         digest=sealer.digest,
+        signatures=signatures,
     )
+    if signatures is not None:
+        _check_trusted_environments(made, signatures)
+    return made
+
+
+def _signatures(path: Path, source: GitSource, data_dir: Path) -> CommitSignatures:
+    return CommitSignatures.build(trust_file.load(path), git_dir=source.git_dir, data_dir=data_dir)
+
+
+def _check_trusted_environments(made: Workspace, signatures: CommitSignatures) -> None:
+    """The trust file may name only environments the head's manifests have (a typo would
+    leave the one meant unprotected); unreadable manifests are the run's to refuse."""
+    try:
+        known = list(made.manifests().environments)
+    except GitopsdError:
+        return
+    signatures.trust.check_environments(known)

@@ -23,6 +23,7 @@ from typing import Any
 
 from gitopsd.adapters import data_folder
 from gitopsd.adapters.checkouts import CheckoutCache
+from gitopsd.adapters.commit_signatures import CommitSignatures
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
@@ -62,6 +63,8 @@ class Workspace:
     kill_grace: float = orphan_drivers.KILL_GRACE
     # the keyed hash of sensitive inputs in fingerprints (runtime.records.sensitivity)
     digest: Callable[[bytes], str] | None = None
+    # the trust file's signature check (SPEC 9); None: no environment requires signed commits
+    signatures: CommitSignatures | None = None
 
     @property
     def state_root(self) -> Path:

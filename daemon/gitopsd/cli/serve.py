@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
 from gitopsd.api import guards, listening
-from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, trust_option
+from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
 from gitopsd.errors import AllowedHostsError
 from gitopsd.runtime.notifications.commit_statuses import CommitStatuses
 from gitopsd.runtime.runs import revisions
@@ -24,7 +26,6 @@ log = logging.getLogger("gitopsd.serve")
 
 @click.command()
 @common_options
-@trust_option
 @click.option(
     "--listen", default=None, help="HOST:PORT of the HTTP API [env GITOPSD_LISTEN; 127.0.0.1:8080]."
 )
@@ -73,6 +74,13 @@ log = logging.getLogger("gitopsd.serve")
     type=click.IntRange(min=1, max=2**31),
     help="Finished runs kept per environment [env GITOPSD_RETENTION_MAX_RUNS; 1000].",
 )
+@click.option(
+    "--trust-file",
+    default=None,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML file of trusted commit signers and the environments that require signed"
+    " commits; keep it outside the repository [env GITOPSD_TRUST_FILE; none].",
+)
 @click.option("--once", is_flag=True, help="Reconcile every environment once, then exit.")
 def serve(
     context: Context,
@@ -85,6 +93,7 @@ def serve(
     github_api_url: str | None,
     retention_max_age: str | None,
     retention_max_runs: int | None,
+    trust_file: Path | None,
     once: bool,
 ) -> None:
     """Watch the repository and keep environments at what it says, with an HTTP API."""
@@ -109,6 +118,7 @@ def serve(
         "github_api_url": github_api_url,
         "retention_max_age": retention_max_age,
         "retention_max_runs": retention_max_runs,
+        "trust_file": trust_file,
     }
     try:
         settings = DaemonSettings(**{k: v for k, v in flags.items() if v is not None})
@@ -125,6 +135,7 @@ def serve(
     if not once:
         auth.check_listen_allowed(host, tokens.present)
     # bound before the store opens and work starts: a taken port stops here, nothing begun
+    context = dataclasses.replace(context, trust_file=settings.trust_file)
     with _listening(host, port, once=once) as sockets, context.workspace() as workspace:
         workspace.delay_cache_writes(revisions.WRITE_DELAY)
         delivery = announcing.delivery_from(settings, github=_github_client)

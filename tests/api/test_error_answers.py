@@ -52,6 +52,7 @@ TABLE: dict[str, tuple[int, int | None, bool]] = {
     "DeliveryRefusedError": (1, None, False),
     "DeliveryFailedError": (1, 503, True),
     "TokensFileError": (1, None, False),
+    "TrustFileError": (1, None, False),
     "ListenRefusedError": (1, None, False),
     "AllowedHostsError": (1, None, False),
     "JsonLimitError": (1, 422, False),

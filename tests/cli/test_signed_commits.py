@@ -72,6 +72,9 @@ def test_apply_takes_trusted_commits_and_blocks_others_until_a_trusted_one_comes
 
     unsigned = commit_signed(world, resized(5), key=None)
     calls = len(world.journal())
+    planned = run(world, "plan", "--env", "dev", trust=trust)  # its plan commands would run
+    assert planned.returncode == 1, planned.stdout + planned.stderr
+    assert f"{unsigned[:12]} is not signed" in planned.stderr
     for _ in range(2):  # asked twice, recorded once
         refused = run(world, "apply", "--env", "dev", trust=trust)
         assert refused.returncode == 1, refused.stdout + refused.stderr

@@ -119,6 +119,7 @@ def test_a_revision_no_trusted_signer_signed_is_blocked_on_every_path_that_bring
         Ask("prod", RequestKind.APPLY),  # a promotion: blocked before approvals or windows
         Ask("prod", RequestKind.PROMOTE, HEAD),
         Ask("prod", RequestKind.REMEDIATE, HEAD),
+        Ask("prod", RequestKind.PLAN),  # plans the head: its driver commands would run
     ]
     for ask in asks:
         decided = decide(ask, signed)
@@ -127,7 +128,8 @@ def test_a_revision_no_trusted_signer_signed_is_blocked_on_every_path_that_bring
         assert f"{HEAD[:12]} is not signed; prod requires commits signed" in decided.reason
     rollback = decide(Ask("prod", RequestKind.ROLLBACK, OLD), signed)
     assert (rollback.wait, rollback.revision) == (Wait.READY, OLD)  # OLD is signed
-    assert decide(Ask("prod", RequestKind.PLAN), signed).wait is Wait.READY  # changes nothing
+    assert decide(Ask("prod", RequestKind.PLAN, OLD), signed).wait is Wait.READY
+    assert decide(Ask("prod", RequestKind.DESTROY), signed).wait is Wait.WINDOW  # brings none
     unrequired = decide(Ask("prod", RequestKind.APPLY), facts(approvals=Approvals(required=0)))
     assert unrequired.wait is Wait.READY
 

@@ -72,6 +72,7 @@ def finish_run(context: Context, run: Run, steps: list[Step]) -> None:
 
 @click.command()
 @common_options
+@trust_option
 @environment_option
 @components_option
 @revision_option

@@ -17,9 +17,10 @@ the protections hold on every path. The rules, in the order they are checked:
 - `apply` on an environment that tracks the branch takes the asked revision or the head,
   held by windows only.
 - an environment that requires signed commits (the trust file, engine.signing) is BLOCKED
-  from any revision an apply, promotion, rollback or remediation would bring in whose
-  commit is not signed by a trusted signer, before approvals or windows are asked: nobody
-  should approve, or wait a window for, what will never be applied.
+  from any revision a plan, apply, promotion, rollback or remediation would run whose
+  commit is not signed by a trusted signer (a plan runs the revision's driver commands
+  too), before approvals or windows are asked: nobody should approve, or wait a window
+  for, what will never be applied.
 `forced` overrides a window, nothing else. The answer is READY (with the revision), one of
 the waits (with the reason and, when known, when to look again), NOTHING (no revision to
 take), or REFUSED (with the reason).
@@ -48,9 +49,11 @@ ACTIONS = frozenset({
 # how soon held work is looked at again while suspended: a resume through the daemon asks at
 # once, but one made elsewhere (`gitopsd resume` on the store the daemon uses) is seen this late
 SUSPENSION_LOOK_AGAIN = timedelta(seconds=15)
-# what brings a revision into the environment: its commit must be trusted where required
-BRINGS_REVISION = frozenset({
-    RequestKind.APPLY, RequestKind.PROMOTE, RequestKind.ROLLBACK, RequestKind.REMEDIATE,
+# what runs a revision's code in the environment (its drivers, plan included, with the
+# environment's credentials): its commit must be trusted where the trust file requires it
+RUNS_REVISION = frozenset({
+    RequestKind.PLAN, RequestKind.APPLY, RequestKind.PROMOTE, RequestKind.ROLLBACK,
+    RequestKind.REMEDIATE,
 })  # fmt: skip
 
 
@@ -125,15 +128,19 @@ class Admission:
 def decide(ask: Ask, facts: Facts) -> Admission:
     """The admission of `ask` (see the module doc for the rules)."""
     decided = _decide(ask, facts)
-    if ask.action not in BRINGS_REVISION or decided.revision is None:
+    if ask.action not in RUNS_REVISION or decided.wait.ends_request:
         return decided
-    if decided.wait in (Wait.REFUSED, Wait.NOTHING, Wait.SUSPENDED):
+    if decided.wait is Wait.SUSPENDED:
         return decided
-    signature = facts.verify(decided.revision)
-    reason = signing.untrusted(ask.environment, decided.revision, signature)
+    # a plan without a revision plans the head (runs.workspace), so the head is checked
+    revision = decided.revision or (facts.head if ask.action is RequestKind.PLAN else None)
+    if revision is None:
+        return decided
+    signature = facts.verify(revision)
+    reason = signing.untrusted(ask.environment, revision, signature)
     if reason is None:
         return decided
-    return Admission(Wait.BLOCKED, decided.revision, reason, signature=signature)
+    return Admission(Wait.BLOCKED, revision, reason, signature=signature)
 
 
 def _decide(ask: Ask, facts: Facts) -> Admission:

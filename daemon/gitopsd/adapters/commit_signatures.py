@@ -83,13 +83,11 @@ class CommitSignatures:
         return self.trust.requires(environment)
 
     def verify(self, revision: str) -> Signature:
-        """Git's verification of `revision`'s signature against the listed keys."""
+        """Git's verification of `revision`'s signature against the listed keys; a verdict
+        is kept (a commit's signature never changes), a failure of git itself is not."""
         found = self._seen.get(revision)
-        if found is None:
-            found = self._seen[revision] = self._verify(revision)
-        return found
-
-    def _verify(self, revision: str) -> Signature:
+        if found is not None:
+            return found
         done = _run(
             ["git", *self._config(), "log", "-1", "--no-show-signature", f"--format={FORMAT}",
              revision, "--"],
@@ -97,11 +95,11 @@ class CommitSignatures:
             gnupg=self._folder / "gnupg",
         )  # fmt: skip
         if done.returncode != 0:
-            return Signature(Seal.UNCHECKED, detail=done.stderr.strip() or "git log failed")
-        letter, key, claimed, fingerprint, primary = (done.stdout.strip().split("\x1f") + [""] * 5)[
-            :5
-        ]
-        return self._signature(letter, key, claimed, primary or fingerprint)
+            return Signature(Seal.UNCHECKED, detail=_first_line(done.stderr) or "git log failed")
+        fields = [*done.stdout.strip().split("\x1f"), "", "", "", ""]
+        letter, key, claimed, fingerprint, primary = fields[:5]
+        found = self._seen[revision] = self._signature(letter, key, claimed, primary or fingerprint)
+        return found
 
     def _signature(self, letter: str, key: str, claimed: str, fingerprint: str) -> Signature:
         seal = SEALS.get(letter, Seal.UNCHECKED)

@@ -153,11 +153,14 @@ def test_rollback_to_a_revision_that_is_not_signed_is_refused(
     assert run(world, "apply", "--env", "dev").returncode == 0  # before the trust file
     signed = commit_signed(world, resized(5), key=signers.alice)
     assert run(world, "apply", "--env", "dev", trust=trust).returncode == 0
-    refused = run(world, "rollback", "--env", "dev", "--to", unsigned, trust=trust)
-    assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert f"{unsigned[:12]} is not signed" in refused.stderr
-    dev = status_of(world, "dev")
-    assert (dev["status"], dev["revision"]) == ("blocked", signed)
+    for _ in range(2):  # asked for by name: each request is recorded
+        refused = run(world, "rollback", "--env", "dev", "--to", unsigned, trust=trust)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"{unsigned[:12]} is not signed" in refused.stderr
+    dev = status_of(world, "dev")  # still at its trusted revision: nothing waits
+    assert (dev["status"], dev["revision"], dev["waiting"]) == ("verified", signed, None)
+    recorded = events(world, "dev", "revision.untrusted")
+    assert [e["data"]["revision"] for e in recorded] == [unsigned, unsigned]
     back = run(world, "rollback", "--env", "dev", "--to", signed, trust=trust)
     assert back.returncode == 0, back.stdout + back.stderr
 

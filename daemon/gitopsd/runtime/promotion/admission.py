@@ -9,10 +9,12 @@ and records what the decision means for the environment:
   approvals also stores the pending approval (revision, required), and a newer revision
   supersedes an older pending one (`approval.superseded`);
 - a window overridden by `forced` is recorded with who forced it (`promotion.forced`);
-- a revision blocked for its commit's signature (engine.signing) is stored the same way,
-  with status `blocked` and one `revision.untrusted` event per revision (the reason, and
-  the key and signer git found), and said to the caller with `first_blocked` so the daemon
-  counts it once.
+- a candidate revision (the head, the upstream's: what the environment itself would take)
+  blocked for its commit's signature (engine.signing) is stored the same way, with status
+  `blocked` and one `revision.untrusted` event per revision (the reason, and the key and
+  signer git found), and said to the caller with `first_blocked` so the daemon counts it
+  once; one asked for by name (`--revision`, a rollback target) is refused with a
+  `revision.untrusted` event per request, and leaves the status alone.
 `record=False` decides without writing: the API answers a request with it (409 or 202) and
 the environment's worker, the one writer of its record, admits it again when it takes it.
 """
@@ -66,7 +68,10 @@ def admit(
     ask = admitting.Ask(environment, action, wanted, forced=forced, automatic=automatic)
     decision = admitting.decide(ask, _facts(workspace, found, head, workspace.clock.now()))
     if record:
-        decision = _record(workspace, environment, action, decision, actor=actor)
+        candidate = automatic or revision is None  # what the environment itself would take
+        decision = _record(
+            workspace, environment, action, decision, actor=actor, candidate=candidate
+        )
     return decision
 
 
@@ -120,8 +125,17 @@ def _verifier(workspace: Workspace, environment: str) -> signing.Verify:
 
 
 def _record(
-    workspace: Workspace, environment: str, action: RequestKind, decision: Admission, *, actor: str
+    workspace: Workspace,
+    environment: str,
+    action: RequestKind,
+    decision: Admission,
+    *,
+    actor: str,
+    candidate: bool,
 ) -> Admission:
+    if decision.wait is Wait.BLOCKED and not candidate:  # asked for by name: refused, noted
+        _note_untrusted(workspace, environment, decision, actor=actor)
+        return decision
     if (
         action in (RequestKind.APPLY, RequestKind.PROMOTE)
         and decision.wait in _CANDIDATE
@@ -164,6 +178,22 @@ def _supersede(
             by=decision.revision,
         )
     return dataclasses.replace(decision, superseded=pending.revision)
+
+
+def _note_untrusted(
+    workspace: Workspace, environment: str, decision: Admission, *, actor: str
+) -> None:
+    """An untrusted revision someone asked for by name (`--revision`, a rollback target):
+    each request is recorded, the environment's status is not its to change."""
+    audit.record(
+        workspace,
+        environment,
+        "revision.untrusted",
+        decision.reason,
+        actor=actor,
+        revision=decision.revision,
+        **_signature_data(decision),
+    )
 
 
 def _is_blocked(decision: Admission) -> bool:

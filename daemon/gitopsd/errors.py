@@ -16,9 +16,9 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
     │   │                             JsonLimitError, InvalidPayloadError; 400: the
     │   │                             InvalidDeliveryIdError)
     │   ├── ConfigurationError        a file, flag or key is unusable (TokensFileError,
-    │   │                             ListenRefusedError, AllowedHostsError, EncryptionKeyError,
-    │   │                             NotADataFolderError, DriverPluginError, UnknownDriverError,
-    │   │                             MissingSecretError)
+    │   │                             TrustFileError, ListenRefusedError, AllowedHostsError,
+    │   │                             EncryptionKeyError, NotADataFolderError,
+    │   │                             DriverPluginError, UnknownDriverError, MissingSecretError)
     │   └── OrphanError, GitHubRequestError, RunNotFoundError, DeliveryRefusedError
     └── TemporaryError                may pass by itself; `retry_after` seconds when known
         ├── BusyError                 another process runs the environment (409 over HTTP)
@@ -269,6 +269,12 @@ class TokensFileError(ConfigurationError):
 class OutOfScopeError(ForbiddenError):
     """A token acting on an environment outside its `environments` (403; reads of such an
     environment answer as for an unknown one, 404, so a token learns nothing of it)."""
+
+
+class TrustFileError(ConfigurationError):
+    """The trust file (`--trust-file`) cannot be used: unreadable, malformed, a key that does
+    not parse, an environment the repository lacks; the message names the file, line and
+    field. gitopsd refuses to start rather than apply commits it was told to check."""
 
 
 class ListenRefusedError(ConfigurationError):

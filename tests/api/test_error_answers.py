@@ -56,6 +56,7 @@ TABLE: dict[str, tuple[int, int | None, bool]] = {
     "DeliveryFailedError": (1, 503, True),
     "RemoteCallError": (1, None, False),
     "TokensFileError": (1, None, False),
+    "TrustFileError": (1, None, False),
     "ListenRefusedError": (1, None, False),
     "AllowedHostsError": (1, None, False),
     "JsonLimitError": (1, 422, False),

@@ -38,6 +38,9 @@ class Told:
     def promotion_ended(self, environment: str, result: str) -> None:
         self.said.append(("promotion_ended", environment, result))
 
+    def revision_untrusted(self, environment: str) -> None:
+        self.said.append(("revision_untrusted", environment))
+
     def drift_checked(self, environment: str, result: str) -> None:
         self.said.append(("drift_checked", environment, result))
 

@@ -26,6 +26,7 @@ BASE_METRICS = {
     "gitopsd_component_status",
     "gitopsd_environment_info",
     "gitopsd_promotions_total",
+    "gitopsd_untrusted_revisions_total",
     "gitopsd_pending_approvals",
     "gitopsd_gate_runs_total",
     "gitopsd_drift_checks_total",

@@ -11,6 +11,7 @@ import pytest
 from gitopsd.engine.admitting import Ask, Facts, Wait, decide
 from gitopsd.engine.approving import Approval
 from gitopsd.engine.promotion import Hold
+from gitopsd.engine.signing import Seal, Signature
 from gitopsd.model.manifests import Approvals, Window
 from gitopsd.model.state import RequestKind
 
@@ -107,3 +108,40 @@ def test_a_branch_environment_takes_the_head_or_the_revision_held_by_windows() -
         is Wait.WINDOW
     )
     assert decide(Ask("dev", RequestKind.PROMOTE), branch).wait is Wait.NOTHING
+
+
+def test_a_revision_no_trusted_signer_signed_is_blocked_on_every_path_that_brings_it_in() -> None:
+    def verify(revision: str) -> Signature:
+        return Signature(Seal.TRUSTED if revision == OLD else Seal.UNSIGNED)
+
+    signed = facts(verify=verify, approvals=Approvals(required=2), windows=[DENY])
+    asks = [
+        Ask("prod", RequestKind.APPLY),  # a promotion: blocked before approvals or windows
+        Ask("prod", RequestKind.PROMOTE, HEAD),
+        Ask("prod", RequestKind.REMEDIATE, HEAD),
+        Ask("prod", RequestKind.PLAN),  # plans the head: its driver commands would run
+    ]
+    for ask in asks:
+        decided = decide(ask, signed)
+        assert (decided.wait, decided.revision) == (Wait.BLOCKED, HEAD), ask
+        assert decided.signature == Signature(Seal.UNSIGNED)
+        assert f"{HEAD[:12]} is not signed; prod requires commits signed" in decided.reason
+    rollback = decide(Ask("prod", RequestKind.ROLLBACK, OLD), signed)
+    assert (rollback.wait, rollback.revision) == (Wait.READY, OLD)  # OLD is signed
+    assert decide(Ask("prod", RequestKind.PLAN, OLD), signed).wait is Wait.READY
+    assert decide(Ask("prod", RequestKind.DESTROY), signed).wait is Wait.WINDOW  # brings none
+    unrequired = decide(Ask("prod", RequestKind.APPLY), facts(approvals=Approvals(required=0)))
+    assert unrequired.wait is Wait.READY
+
+
+def test_a_refusal_comes_before_the_signature() -> None:
+    def verify(revision: str) -> Signature:
+        return Signature(Seal.UNKNOWN_KEY, key="SHA256:abc", signer="mallory")
+
+    checked = facts(verify=verify)
+    assert decide(Ask("prod", RequestKind.ROLLBACK, HEAD), checked).wait is Wait.REFUSED
+    blocked = decide(Ask("prod", RequestKind.ROLLBACK, OLD), checked)
+    assert blocked.wait is Wait.BLOCKED
+    assert "signed by a key the trust file does not list (key SHA256:abc, mallory)" in (
+        blocked.reason
+    )

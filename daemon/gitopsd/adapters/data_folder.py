@@ -44,7 +44,7 @@ PRIVATE_FOLDER = 0o700
 # what only gitopsd writes in a data folder, and all it writes there (its own dot files aside)
 MARKERS = frozenset({"state.db", "checkouts", "encryption.key"})
 OWN_NAMES = MARKERS | {"state.db-wal", "state.db-shm", "state.db-journal", "cache", "mirrors"}
-OWN_NAMES |= {"reports", "state", "work"}
+OWN_NAMES |= {"reports", "state", "work", "trust"}
 
 
 def cannot_write(folder: Path, error: OSError) -> DataFolderError:

@@ -107,6 +107,13 @@ class Metrics:
             ["environment", "result"],
             registry=self.registry,
         )
+        self.untrusted = Counter(
+            "gitopsd_untrusted_revisions_total",
+            "Revisions blocked from an environment that requires signed commits: unsigned, or"
+            " not signed by a signer of the trust file (once per revision).",
+            ["environment"],
+            registry=self.registry,
+        )
         self.drift_checks = Counter(
             "gitopsd_drift_checks_total",
             "Drift checks of an environment, by result (drifted if any component drifted); a"
@@ -174,6 +181,9 @@ class Metrics:
 
     def promotion_ended(self, environment: str, result: str) -> None:
         self.promotions.labels(environment, result).inc()
+
+    def revision_untrusted(self, environment: str) -> None:
+        self.untrusted.labels(environment).inc()
 
     def drift_checked(self, environment: str, result: str) -> None:
         self.drift_checks.labels(environment, result).inc()

@@ -16,6 +16,7 @@ by the methods that open a store or a workspace, not at the top: `validate`, `gr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -59,6 +60,7 @@ class Context:
     output: str
     data_dir: Path
     secrets_dir: Path | None = None  # --secrets-dir: `${{ secrets.NAME }}` files (adapters/secrets)
+    trust_file: Path | None = None  # --trust-file, on the commands that apply (SPEC 9)
 
     @property
     def state(self) -> str:
@@ -128,6 +130,7 @@ class Context:
                     data_dir=self.data_dir,
                     key=_key(),
                     secrets_dir=self.secrets_dir,
+                    trust=self.trust_file,
                 )
                 try:
                     yield opened
@@ -208,6 +211,26 @@ def common_options(command: Command) -> Command:
             if not data_folder.is_unwritable(error):
                 raise
             fail(_unwritable(data_dir, error), as_json=context.output == "json")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def trust_option(command: Command) -> Command:
+    """Add --trust-file (GITOPSD_TRUST_FILE) to a command that applies revisions: with it,
+    environments the file names take only commits signed by its signers (SPEC 9). Put it
+    below `common_options`, which hands it the context."""
+
+    @click.option(
+        "--trust-file",
+        envvar="GITOPSD_TRUST_FILE",
+        default=None,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="YAML file of trusted commit signers and the environments that require signed"
+        " commits; keep it outside the repository [env GITOPSD_TRUST_FILE; none].",
+    )
+    @functools.wraps(command)
+    def wrapper(context: Context, trust_file: Path | None, **kwargs: Any) -> Any:
+        return command(dataclasses.replace(context, trust_file=trust_file), **kwargs)
 
     return wrapper  # type: ignore[return-value]
 

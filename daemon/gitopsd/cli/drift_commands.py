@@ -20,6 +20,7 @@ from gitopsd.cli.context import (
     Context,
     common_options,
     fail,
+    trust_option,
 )
 from gitopsd.cli.stopping import stopping
 from gitopsd.model.state import DriftStatus
@@ -28,6 +29,7 @@ from gitopsd.runtime.drift import drift_reports, drifting
 
 @click.command()
 @common_options
+@trust_option
 @click.option("--env", "environment", default=None, help="Only this environment (default: all).")
 @click.option(
     "--report",

@@ -17,7 +17,14 @@ import click
 
 from gitopsd import answers
 from gitopsd.cli import progress, remote, render
-from gitopsd.cli.context import EXIT_CHANGES, EXIT_OK, Context, common_options, fail
+from gitopsd.cli.context import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    Context,
+    common_options,
+    fail,
+    trust_option,
+)
 from gitopsd.cli.run_commands import EXIT_WAITING, finish_run
 from gitopsd.cli.stopping import stopping
 from gitopsd.engine.approving import Person
@@ -27,6 +34,7 @@ from gitopsd.runtime.promotion import diffing, promoting
 
 @click.command()
 @common_options
+@trust_option
 @click.option("--to", "environment", required=True, help="The environment to promote into.")
 @click.option(
     "--revision", default=None, help="A revision the upstream verified (default: its newest)."
@@ -55,7 +63,7 @@ def promote(
         steps = workspace.store.list_steps(run.id) if run is not None else []
     if run is not None:
         finish_run(context, run, steps)
-    if decision.wait is promoting.Wait.REFUSED:
+    if decision.wait in (promoting.Wait.REFUSED, promoting.Wait.BLOCKED):
         fail(f"{environment}: {decision.reason}", as_json=context.as_json)
     report = {
         "environment": environment,
@@ -109,6 +117,7 @@ def approve(
 
 @click.command()
 @common_options
+@trust_option
 @click.option("--env", "environment", required=True, help="The environment to roll back.")
 @click.option("--to", "revision", required=True, help="A revision it verified before.")
 @click.option("--as", "actor", default=None, help="Who rolls back [default: local].")

@@ -174,7 +174,9 @@ def _holding(environment: dict[str, Any]) -> list[str]:
             f"since {suspension['since']}{why}"
         )
     waiting = environment.get("waiting")
-    if waiting:
+    if waiting and waiting["kind"] == "blocked":  # no wait ends it: a trusted commit does
+        lines.append(f"{environment['name']} is blocked: {waiting['reason']}")
+    elif waiting:
         what = WAITS.get(waiting["kind"], waiting["kind"])
         lines.append(
             f"{environment['name']} waits for {what}: {waiting['reason']}{_so_far(waiting)}"

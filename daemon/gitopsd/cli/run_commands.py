@@ -24,6 +24,7 @@ from gitopsd.cli.context import (
     Context,
     common_options,
     fail,
+    trust_option,
 )
 from gitopsd.cli.stopping import stopping
 from gitopsd.engine.admitting import Wait
@@ -72,6 +73,7 @@ def finish_run(context: Context, run: Run, steps: list[Step]) -> None:
 
 @click.command()
 @common_options
+@trust_option
 @environment_option
 @components_option
 @revision_option
@@ -135,6 +137,7 @@ def _print_plan(
 
 @click.command()
 @common_options
+@trust_option
 @environment_option
 @components_option
 @revision_option
@@ -199,9 +202,10 @@ def _not_admitted(
 ) -> None:
     """Exit 3 while approvals, a window or the soak hold the environment; 0 when it has
     nothing to take from its upstream; 1 when admission refuses (the asked revision is not
-    one it may take)."""
+    one it may take, or its commit is not signed by a trusted signer)."""
     nothing = decision.wait is Wait.NOTHING
-    if decision.wait is Wait.REFUSED or (nothing and asked is not None):
+    refused = decision.wait in (Wait.REFUSED, Wait.BLOCKED)
+    if refused or (nothing and asked is not None):
         fail(f"{environment}: {decision.reason}", as_json=context.as_json)
     click.echo(f"{environment}: {decision.reason}")
     sys.exit(EXIT_OK if nothing else EXIT_WAITING)

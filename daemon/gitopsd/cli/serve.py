@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -75,6 +77,13 @@ log = logging.getLogger("gitopsd.serve")
     type=click.IntRange(min=1, max=2**31),
     help="Finished runs kept per environment [env GITOPSD_RETENTION_MAX_RUNS; 1000].",
 )
+@click.option(
+    "--trust-file",
+    default=None,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML file of trusted commit signers and the environments that require signed"
+    " commits; keep it outside the repository [env GITOPSD_TRUST_FILE; none].",
+)
 @click.option("--once", is_flag=True, help="Reconcile every environment once, then exit.")
 def serve(
     context: Context,
@@ -87,6 +96,7 @@ def serve(
     github_api_url: str | None,
     retention_max_age: str | None,
     retention_max_runs: int | None,
+    trust_file: Path | None,
     once: bool,
 ) -> None:
     """Watch the repository and keep environments at what it says, with an HTTP API."""
@@ -112,6 +122,7 @@ def serve(
         "github_api_url": github_api_url,
         "retention_max_age": retention_max_age,
         "retention_max_runs": retention_max_runs,
+        "trust_file": trust_file,
     }
     try:
         settings = DaemonSettings(**{k: v for k, v in flags.items() if v is not None})
@@ -128,6 +139,7 @@ def serve(
     if not once:
         auth.check_listen_allowed(host, tokens.present)
     # bound before the store opens and work starts: a taken port stops here, nothing begun
+    context = dataclasses.replace(context, trust_file=settings.trust_file)
     with _listening(host, port, once=once) as sockets, context.workspace() as workspace:
         workspace.delay_cache_writes(revisions.WRITE_DELAY)
         _warn_of_unknown_scopes(tokens, workspace)

@@ -16,6 +16,11 @@ the protections hold on every path. The rules, in the order they are checked:
   X and held for the soak, its approvals complete, and no window in force;
 - `apply` on an environment that tracks the branch takes the asked revision or the head,
   held by windows only.
+- an environment that requires signed commits (the trust file, engine.signing) is BLOCKED
+  from any revision a plan, apply, promotion, rollback or remediation would run whose
+  commit is not signed by a trusted signer (a plan runs the revision's driver commands
+  too), before approvals or windows are asked: nobody should approve, or wait a window
+  for, what will never be applied.
 `forced` overrides a window, nothing else. The answer is READY (with the revision), one of
 the waits (with the reason and, when known, when to look again), NOTHING (no revision to
 take), or REFUSED (with the reason).
@@ -31,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from gitopsd.engine import approving, promotion, windows
+from gitopsd.engine import approving, promotion, signing, windows
 from gitopsd.model.manifests import Approvals, Window
 from gitopsd.model.state import RequestKind
 
@@ -44,6 +49,12 @@ ACTIONS = frozenset({
 # how soon held work is looked at again while suspended: a resume through the daemon asks at
 # once, but one made elsewhere (`gitopsd resume` on the store the daemon uses) is seen this late
 SUSPENSION_LOOK_AGAIN = timedelta(seconds=15)
+# what runs a revision's code in the environment (its drivers, plan included, with the
+# environment's credentials): its commit must be trusted where the trust file requires it
+RUNS_REVISION = frozenset({
+    RequestKind.PLAN, RequestKind.APPLY, RequestKind.PROMOTE, RequestKind.ROLLBACK,
+    RequestKind.REMEDIATE,
+})  # fmt: skip
 
 
 class Wait(StrEnum):
@@ -55,11 +66,18 @@ class Wait(StrEnum):
     SOAK = "waiting_soak"
     SUSPENDED = "suspended"
     REFUSED = "refused"
+    BLOCKED = "blocked"  # the revision's commit is not signed by a trusted signer
     READY = "ready"
 
     @property
     def is_waiting(self) -> bool:
         return self in (Wait.APPROVAL, Wait.WINDOW, Wait.SOAK, Wait.SUSPENDED)
+
+    @property
+    def ends_request(self) -> bool:
+        """Nothing will come of the request by waiting: refused, nothing to take, or a
+        revision blocked for its signature (only a newer request can move on)."""
+        return self in (Wait.REFUSED, Wait.NOTHING, Wait.BLOCKED)
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,7 @@ class Facts:
     given: Callable[[str], Sequence[approving.Approval]]
     on_branch: Callable[[str], bool]
     suspended: str | None = None  # why, while suspended
+    verify: signing.Verify = lambda _revision: None  # the signature check, if required
 
 
 @dataclass(frozen=True)
@@ -102,10 +121,29 @@ class Admission:
     required: int = 0
     superseded: str | None = None  # the revision whose pending approval this one replaced
     forced: bool = False  # ready only because `forced` overrode a window in force
+    signature: signing.Signature | None = None  # why BLOCKED: the signature git found
+    first_blocked: bool = False  # BLOCKED, and recorded now for the first time
 
 
 def decide(ask: Ask, facts: Facts) -> Admission:
     """The admission of `ask` (see the module doc for the rules)."""
+    decided = _decide(ask, facts)
+    if ask.action not in RUNS_REVISION or decided.wait.ends_request:
+        return decided
+    if decided.wait is Wait.SUSPENDED:
+        return decided
+    # a plan without a revision plans the head (runs.workspace), so the head is checked
+    revision = decided.revision or (facts.head if ask.action is RequestKind.PLAN else None)
+    if revision is None:
+        return decided
+    signature = facts.verify(revision)
+    reason = signing.untrusted(ask.environment, revision, signature)
+    if reason is None:
+        return decided
+    return Admission(Wait.BLOCKED, revision, reason, signature=signature)
+
+
+def _decide(ask: Ask, facts: Facts) -> Admission:
     if ask.action not in ACTIONS:
         return Admission(Wait.REFUSED, None, f"unknown action {ask.action!r}")
     if ask.revision is not None and not facts.on_branch(ask.revision):

@@ -34,6 +34,11 @@ class Recorder(Protocol):
         """A promotion ended: promoted, failed, or superseded (a pending approval replaced)."""
         ...
 
+    def revision_untrusted(self, environment: str) -> None:
+        """A revision was blocked from the environment: its commit is not signed by a trusted
+        signer (said once per revision and environment)."""
+        ...
+
     def drift_checked(self, environment: str, result: str) -> None:
         """A drift check of the environment ended with `result` (a drift report's result)."""
         ...

@@ -40,6 +40,7 @@ class EnvironmentStatus(StrEnum):
     WAITING_APPROVAL = "waiting_approval"
     WAITING_WINDOW = "waiting_window"
     SUSPENDED = "suspended"
+    BLOCKED = "blocked"  # its candidate's commit is not signed by a trusted signer (SPEC 9)
 
 
 class ComponentStatus(StrEnum):
@@ -144,7 +145,8 @@ class PendingApproval(Record):
 
 class CurrentWait(Record):
     """What holds the environment now: `kind` is an admission wait (waiting_approval,
-    waiting_window, waiting_soak, suspended), until when if known."""
+    waiting_window, waiting_soak, suspended) or `blocked` (an untrusted commit, which
+    no wait ends: a trusted one replaces it), until when if known."""
 
     kind: str
     revision: str | None = None

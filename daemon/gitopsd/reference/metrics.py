@@ -68,6 +68,7 @@ def _exercised() -> Metrics:
     metrics.expect_deliveries(["team-chat"], commit_statuses=True)
     metrics.fetches.labels("success").inc()
     metrics.promotions.labels("prod", "promoted").inc()
+    metrics.revision_untrusted("prod")
     metrics.drift_checks.labels("prod", "in_sync").inc()
     metrics.commit_to_apply.labels("prod").observe(1.0)
     return metrics

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gitopsd.adapters import trust_file
 from gitopsd.adapters.call_folder import call_files_folder
 from gitopsd.adapters.checkouts import CheckoutCache
 from gitopsd.adapters.clock import SystemClock
+from gitopsd.adapters.commit_signatures import CommitSignatures
 from gitopsd.adapters.driver_registry import installed_drivers
 from gitopsd.adapters.drivers import DriverRouter
 from gitopsd.adapters.encryption import Sealer
@@ -21,7 +23,7 @@ from gitopsd.adapters.secrets import Resolving, SecretFiles
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.engine.drivers import DriverSetup
 from gitopsd.engine.ports import StateStore
-from gitopsd.errors import StoreError
+from gitopsd.errors import GitopsdError, StoreError
 from gitopsd.runtime.runs.leases import holder_id
 from gitopsd.runtime.runs.workspace import Workspace
 
@@ -67,6 +69,7 @@ def workspace(
     data_dir: Path,
     key: str | None = None,
     secrets_dir: Path | None = None,
+    trust: Path | None = None,
 ) -> Workspace:
     """Everything a run needs, wired to the real adapters.
 
@@ -77,6 +80,8 @@ def workspace(
     sealed with `key` (`sealed`), loaded now: a command that runs drivers fails up front on
     an unusable key, not after an apply. Every driver call gets the `${{ secrets.NAME }}`
     values its component references from `secrets_dir` or GITOPSD_SECRET_* (adapters/secrets).
+    The trust file (`trust`, SPEC 9) is read and its keys built into a verifier now too: a
+    bad one stops the start (TrustFileError).
     """
     sealer = _sealer(store, data_dir=data_dir, key=key)
     sealer.load()
@@ -84,7 +89,8 @@ def workspace(
     drivers = DriverRouter(installed_drivers(), DriverSetup(call_files_folder(data_dir / "work")))
     drivers.runner("command")
     secrets = SecretFiles(secrets_dir.resolve() if secrets_dir else None)
-    return Workspace(
+    signatures = _signatures(trust, source, data_dir) if trust is not None else None
+    made = Workspace(
         source=source,
         store=SealedStore(store, sealer),
         drivers=Resolving(drivers, secrets),
@@ -94,4 +100,22 @@ def workspace(
         holder=holder_id(),
         digest=sealer.digest,
         secrets=secrets,
+        signatures=signatures,
     )
+    if signatures is not None:
+        _check_trusted_environments(made, signatures)
+    return made
+
+
+def _signatures(path: Path, source: GitSource, data_dir: Path) -> CommitSignatures:
+    return CommitSignatures.build(trust_file.load(path), git_dir=source.git_dir, data_dir=data_dir)
+
+
+def _check_trusted_environments(made: Workspace, signatures: CommitSignatures) -> None:
+    """The trust file may name only environments the head's manifests have (a typo would
+    leave the one meant unprotected); unreadable manifests are the run's to refuse."""
+    try:
+        known = list(made.manifests().environments)
+    except GitopsdError:
+        return
+    signatures.trust.check_environments(known)

@@ -8,7 +8,13 @@ and records what the decision means for the environment:
   with one `promotion.waiting_*` (or `request.held`) event per wait and revision; a wait for
   approvals also stores the pending approval (revision, required), and a newer revision
   supersedes an older pending one (`approval.superseded`);
-- a window overridden by `forced` is recorded with who forced it (`promotion.forced`).
+- a window overridden by `forced` is recorded with who forced it (`promotion.forced`);
+- a candidate revision (the head, the upstream's: what the environment itself would take)
+  blocked for its commit's signature (engine.signing) is stored the same way, with status
+  `blocked` and one `revision.untrusted` event per revision (the reason, and the key and
+  signer git found), and said to the caller with `first_blocked` so the daemon counts it
+  once; one asked for by name (`--revision`, a rollback target) is refused with a
+  `revision.untrusted` event per request, and leaves the status alone.
 `record=False` decides without writing: the API answers a request with it (409 or 202) and
 the environment's worker, the one writer of its record, admits it again when it takes it.
 """
@@ -18,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from gitopsd.engine import admitting, approving
+from gitopsd.engine import admitting, approving, signing
 from gitopsd.engine.admitting import Admission, Wait
 from gitopsd.engine.loading import EnvironmentEntry
 from gitopsd.errors import RunRefusedError
@@ -39,6 +45,7 @@ _CANDIDATE = (Wait.APPROVAL, Wait.WINDOW, Wait.READY)  # the revision moves on: 
 _STATUS = {
     Wait.APPROVAL: EnvironmentStatus.WAITING_APPROVAL,
     Wait.WINDOW: EnvironmentStatus.WAITING_WINDOW,
+    Wait.BLOCKED: EnvironmentStatus.BLOCKED,
 }
 
 
@@ -61,7 +68,10 @@ def admit(
     ask = admitting.Ask(environment, action, wanted, forced=forced, automatic=automatic)
     decision = admitting.decide(ask, _facts(workspace, found, head, workspace.clock.now()))
     if record:
-        decision = _record(workspace, environment, action, decision, actor=actor)
+        candidate = automatic or revision is None  # what the environment itself would take
+        decision = _record(
+            workspace, environment, action, decision, actor=actor, candidate=candidate
+        )
     return decision
 
 
@@ -108,20 +118,39 @@ def _facts(
         given=lambda revision: as_approvals(store.list_approvals(name, revision)),
         on_branch=lambda sha: sha == head or workspace.source.is_on_branch(sha),
         suspended=(suspension.reason or f"by {suspension.actor}") if suspension else None,
+        verify=_verifier(workspace, name),
     )
 
 
+def _verifier(workspace: Workspace, environment: str) -> signing.Verify:
+    """The signature check of `environment`'s revisions, if the trust file requires one."""
+    signatures = workspace.signatures
+    if signatures is None or not signatures.requires(environment):
+        return lambda _revision: None
+    return signatures.verify
+
+
 def _record(
-    workspace: Workspace, environment: str, action: RequestKind, decision: Admission, *, actor: str
+    workspace: Workspace,
+    environment: str,
+    action: RequestKind,
+    decision: Admission,
+    *,
+    actor: str,
+    candidate: bool,
 ) -> Admission:
+    if decision.wait is Wait.BLOCKED and not candidate:  # asked for by name: refused, noted
+        _note_untrusted(workspace, environment, decision, actor=actor)
+        return decision
     if (
         action in (RequestKind.APPLY, RequestKind.PROMOTE)
         and decision.wait in _CANDIDATE
         and decision.revision
     ):
         decision = _supersede(workspace, environment, decision, actor=actor)
-    if decision.wait.is_waiting:
-        _mark_waiting(workspace, environment, decision, actor=actor)
+    if decision.wait.is_waiting or decision.wait is Wait.BLOCKED:
+        first = _mark_waiting(workspace, environment, decision, actor=actor)
+        decision = dataclasses.replace(decision, first_blocked=first and _is_blocked(decision))
     elif decision.wait is Wait.READY and decision.forced:
         audit.record(
             workspace,
@@ -157,11 +186,32 @@ def _supersede(
     return dataclasses.replace(decision, superseded=pending.revision)
 
 
-def _mark_waiting(
+def _note_untrusted(
     workspace: Workspace, environment: str, decision: Admission, *, actor: str
 ) -> None:
+    """An untrusted revision someone asked for by name (`--revision`, a rollback target):
+    each request is recorded, the environment's status is not its to change."""
+    audit.record(
+        workspace,
+        environment,
+        "revision.untrusted",
+        decision.reason,
+        actor=actor,
+        revision=decision.revision,
+        **_signature_data(decision),
+    )
+
+
+def _is_blocked(decision: Admission) -> bool:
+    return decision.wait is Wait.BLOCKED
+
+
+def _mark_waiting(
+    workspace: Workspace, environment: str, decision: Admission, *, actor: str
+) -> bool:
     """Store the wait on the environment's record, with an event, unless it already waits
-    for the same (a timer, the daemon's periodic look: nothing new to record)."""
+    for the same (a timer, the daemon's periodic look: nothing new to record); whether it
+    recorded."""
     now = workspace.clock.now()
     state = workspace.store.get_environment(environment) or EnvironmentState(
         name=environment, updated_at=now
@@ -171,7 +221,7 @@ def _mark_waiting(
         decision.wait.value,
         decision.revision,
     ):
-        return
+        return False
     changes: dict[str, object] = {
         "status": _STATUS.get(decision.wait, state.status),
         "waiting": CurrentWait(
@@ -190,12 +240,38 @@ def _mark_waiting(
         )
     elif pending is not None and pending.revision == decision.revision:
         changes["pending_approval"] = None  # approved: something else holds it now
-    kind = "request.held" if decision.wait is Wait.SUSPENDED else f"promotion.{decision.wait}"
     with workspace.store.transaction():
         workspace.store.save_environment(state.model_copy(update=changes))
         audit.record(
-            workspace, environment, kind, decision.reason, actor=actor, revision=decision.revision
+            workspace,
+            environment,
+            _event_kind(decision.wait),
+            decision.reason,
+            actor=actor,
+            revision=decision.revision,
+            **_signature_data(decision),
         )
+    return True
+
+
+def _event_kind(wait: Wait) -> str:
+    if wait is Wait.SUSPENDED:
+        return "request.held"
+    return "revision.untrusted" if wait is Wait.BLOCKED else f"promotion.{wait}"
+
+
+def _signature_data(decision: Admission) -> dict[str, str | None]:
+    """What a `revision.untrusted` event says of the signature: why (in words, and as one
+    of engine.signing.Seal), and the key and signer git found (None without a signature)."""
+    found = decision.signature
+    if decision.wait is not Wait.BLOCKED or found is None:
+        return {}
+    return {
+        "reason": decision.reason,
+        "seal": found.seal.value,
+        "key": found.key,
+        "signer": found.signer,
+    }
 
 
 def _wait_ends(decision: Admission) -> datetime | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from gitopsd.adapters import data_folder
 from gitopsd.adapters.checkouts import CheckoutCache
+from gitopsd.adapters.commit_signatures import CommitSignatures
 from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
@@ -67,6 +68,8 @@ class Workspace:
     secrets: SecretSource | None = None
     # what the drivers of its running steps printed so far (runs.live_output)
     live: LiveOutput = field(default_factory=LiveOutput)
+    # the trust file's signature check (SPEC 9); None: no environment requires signed commits
+    signatures: CommitSignatures | None = None
 
     @property
     def state_root(self) -> Path:

@@ -202,9 +202,11 @@ class Handling:
         return [run] if run is not None else []
 
     def _not_ready(self, decision: admission.Admission, request: Request) -> None:
-        """A refusal is the request's end (recorded by `handle`); a wait asks again when
-        it can end (a window opening, a soak ending; approvals submit a promotion)."""
-        if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
+        """A refusal is the request's end (recorded by `handle`), and so is a revision
+        blocked for its signature (counted once); a wait asks again when it can end (a
+        window opening, a soak ending; approvals submit a promotion)."""
+        self._count_untrusted(request.environment, decision)
+        if decision.wait.ends_request:
             raise ConflictError(decision.reason)
         log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
         self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
@@ -226,6 +228,7 @@ class Handling:
             run_id=request.id,
         )
         log.debug("promotion of %s: %s", environment, decision.reason)
+        self._count_untrusted(environment, decision)
         if decision.superseded:
             self.recorder.promotion_ended(environment, "superseded")
         if run is not None:
@@ -258,6 +261,11 @@ class Handling:
             run_id=request.id,
         )
         return [run]
+
+    def _count_untrusted(self, environment: str, decision: admission.Admission) -> None:
+        """A revision blocked for its signature counts once, when first recorded."""
+        if decision.first_blocked:
+            self.recorder.revision_untrusted(environment)
 
     def _check_drift(self, request: Request) -> list[Run]:
         environment = request.environment

@@ -204,10 +204,11 @@ class OperatorRequests:
 
     def _admit_now(self, request: Request) -> admission.Admission:
         """Admission when the request is made, so the API can answer it: refused (or
-        nothing to apply) is a 409 with the reason; a wait is queued, and the worker admits
-        it again, recording the wait, when it takes it."""
+        nothing to apply, or a commit not signed by a trusted signer) is a 409 with the
+        reason; a wait is queued, and the worker admits it again, recording the wait, when
+        it takes it."""
         decision = handling.admit(self.workspace, request, record=False)  # or RunRefusedError
-        if decision.wait in (admission.Wait.REFUSED, admission.Wait.NOTHING):
+        if decision.wait.ends_request:
             raise ConflictError(decision.reason)
         return decision
 

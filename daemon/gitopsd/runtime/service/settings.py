@@ -42,6 +42,11 @@ class DaemonSettings(BaseSettings):
     log_format: str = Field("text", pattern="^(text|json)$", description="text or json lines.")
     tokens_file: Path | None = Field(None, description="YAML list of API tokens (docs/daemon.md).")
     webhook_secret: SecretStr | None = Field(None, description="GitHub webhook HMAC secret.")
+    trust_file: Path | None = Field(
+        None,
+        description="Trusted commit signers and the environments that require signed commits"
+        " (docs/security.md).",
+    )
     shutdown_grace: float = Field(
         30.0, ge=0, description="Seconds running steps get to finish after SIGTERM."
     )

@@ -294,11 +294,35 @@ def statuses(page: WebDriver) -> list[str]:
 
 
 def choose(page: WebDriver, **values: str) -> None:
-    """Pick the filters (by value; "" is all) and submit the form, as a user would."""
-    for name, value in values.items():
-        Select(page.find_element(By.ID, f"filter-{name}")).select_by_value(value)
-    page.find_element(By.XPATH, "//button[text()='Filter']").click()
+    """Pick the filters (by value; "" is all) and submit the form, as a user would (picked
+    again if a live update replaced the form before the first pick)."""
+
+    def pick(p: WebDriver) -> bool:
+        for name, value in values.items():
+            Select(p.find_element(By.ID, f"filter-{name}")).select_by_value(value)
+        p.find_element(By.XPATH, "//button[text()='Filter']").click()
+        return True
+
+    wait(page).until(pick)
     wait(page).until(lambda p: all(f"{n}={v}" in p.current_url for n, v in values.items()))
+
+
+def test_a_filter_chosen_before_a_live_update_is_still_chosen_after_it(
+    page: WebDriver, served: DaemonProcess, running: str
+) -> None:
+    log_in(page, served, "carol", path="/runs")
+    assert running in listed(page)
+    Select(page.find_element(By.ID, "filter-status")).select_by_value("succeeded")
+    before = page.execute_script("return document.getElementById('main').dataset.updated")
+    page.execute_script("document.dispatchEvent(new Event('gitopsd:refresh'))")
+    page.execute_script("document.activeElement.blur()")  # the update waits for this
+    wait(page).until(
+        lambda p: (
+            p.execute_script("return document.getElementById('main').dataset.updated") != before
+        )
+    )
+    chosen = Select(page.find_element(By.ID, "filter-status")).first_selected_option
+    assert chosen.get_attribute("value") == "succeeded"
 
 
 def test_the_runs_pages_fit_a_390_px_phone_and_cancel_works_by_keyboard(

@@ -1,8 +1,9 @@
 // gitopsd dashboard: live updates. A page whose <main> has data-live="/events" listens for
 // Server-Sent Events; on "changed" it fetches its own URL again and swaps in the new <main>,
-// keeping keyboard focus where it was when the focused element still exists, and the
-// elements marked data-keep as they are; a "gitopsd:refresh" event asks for it too. Without
-// JavaScript the pages work the same, only without updating by themselves.
+// keeping keyboard focus where it was when the focused element still exists, the elements
+// marked data-keep as they are, and every form the user has started to fill in (a choice
+// made before an update is still there when they submit); a "gitopsd:refresh" event asks for
+// it too. Without JavaScript the pages work the same, only without updating by themselves.
 "use strict";
 
 (function () {
@@ -60,6 +61,14 @@
         replaced.replaceWith(kept);
       }
     }
+    // a form the user changed stays as they left it, in place of its fresh rendering
+    for (const touched of main.querySelectorAll("form[data-touched]")) {
+      const same = `form[action="${CSS.escape(touched.getAttribute("action") || "")}"]`;
+      const replaced = fresh.querySelector(same);
+      if (replaced) {
+        replaced.replaceWith(touched);
+      }
+    }
     main.replaceChildren(...fresh.childNodes);
     main.dataset.updated = String(Date.now());
     if (focused) {
@@ -69,6 +78,15 @@
       }
     }
   }
+
+  function touch(event) {
+    const form = event.target.closest && event.target.closest("form");
+    if (form) {
+      form.dataset.touched = "";
+    }
+  }
+  main.addEventListener("input", touch);
+  main.addEventListener("change", touch);
 
   const source = new EventSource(main.dataset.live);
   source.addEventListener("changed", refresh);

@@ -24,6 +24,7 @@ from tests.dashboard.conftest import FormClient, log_in, three_environments, tok
 from tests.runtime.world import World
 
 DEV_TEAM = "devteam"  # read, operate, approve; reaches dev only
+STAGING_TEAM = "stagingteam"  # the same roles; reaches staging only
 PLATFORM = "platform"  # the same roles everywhere
 AS_PLATFORM = {"Authorization": f"Bearer {token(PLATFORM)}"}
 LIVE_VERSION = re.compile(r'data-live="/events\?v=(\d+)"')
@@ -34,7 +35,11 @@ def write_tokens(root: Path) -> Path:
     entries = [
         {"name": name, "email": f"{name}@example.com", "roles": ["read", "operate", "approve"],
          "token_sha256": hashlib.sha256(token(name).encode()).hexdigest(), **reach}
-        for name, reach in ((DEV_TEAM, {"environments": ["dev"]}), (PLATFORM, {}))
+        for name, reach in (
+            (DEV_TEAM, {"environments": ["dev"]}),
+            (STAGING_TEAM, {"environments": ["staging"]}),
+            (PLATFORM, {}),
+        )
     ]  # fmt: skip
     path = root / "scoped-tokens.yaml"
     path.write_text(yaml.safe_dump(entries))
@@ -116,10 +121,22 @@ def test_a_page_of_another_environment_is_an_unknown_environment(
 
 
 def test_the_environments_own_pages_stay_open_to_the_scoped_viewer(
-    dev_team: FormClient,
+    served: DaemonProcess, dev_team: FormClient
 ) -> None:
-    for path in ("/environments/dev", "/environments/dev/diff", "/runs?env=dev"):
+    runs = served.get("/api/v1/runs?env=dev", headers=AS_PLATFORM).json()["runs"]
+    run = runs[0]["id"]
+    for path in ("/environments/dev", "/environments/dev/diff", "/runs?env=dev", f"/runs/{run}"):
         assert dev_team.http.get(path).status_code == 200, path
+    logs = dev_team.http.get(f"/runs/{run}/logs", headers={"Accept": "text/plain"})
+    assert logs.status_code == 200
+
+
+def test_the_upstream_is_named_but_not_linked_outside_the_scope(served: DaemonProcess) -> None:
+    staging_team = FormClient(served).log_in(STAGING_TEAM)
+    page = staging_team.http.get("/environments/staging").text
+    staging_team.close()
+    assert "<dt>Promoted from</dt><dd>dev</dd>" in page
+    assert 'href="/environments/dev"' not in page  # a link to a page that answers 404
 
 
 def test_the_runs_list_shows_and_offers_only_the_reached_environments(

@@ -117,6 +117,9 @@ def test_a_page_of_another_environment_is_an_unknown_environment(
     answer = dev_team.http.get(path)
     assert answer.status_code == 404
     assert "unknown environment" in answer.text
+    env = "staging" if "staging" in path else "prod"
+    nowhere = dev_team.http.get(path.replace(env, "nowhere"))  # the same words as for a name
+    assert answer.text.replace(env, "nowhere") == nowhere.text  # nobody knows
     assert platform.http.get(path).status_code == 200
 
 
@@ -158,6 +161,8 @@ def test_a_run_of_another_environment_is_unknown_and_cannot_be_cancelled(
     hidden = staging_run(served)
     page = dev_team.http.get(f"/runs/{hidden}")
     assert page.status_code == 404 and "unknown run" in page.text
+    nowhere = dev_team.http.get("/runs/run-that-never-was")
+    assert page.text.replace(hidden, "run-that-never-was") == nowhere.text  # nothing learnt
     for accept in ("text/plain", "text/event-stream"):
         logs = dev_team.http.get(f"/runs/{hidden}/logs", headers={"Accept": accept})
         assert logs.status_code == 404
@@ -217,7 +222,8 @@ def test_a_change_in_another_environment_never_wakes_a_scoped_viewers_pages(
         dev_team.http.stream("GET", "/events") as scoped_stream,
         platform.http.stream("GET", "/events") as full_stream,
     ):
-        assert scoped_stream.status_code == full_stream.status_code == 200
+        for stream in (scoped_stream, full_stream):  # listening, from a first look on
+            assert next(stream.iter_lines()) == "retry: 3000"
         # a change in dev wakes both (and shows both scopes are being watched)
         scoped, full = live_version(dev_team), live_version(platform)
         _suspend(dev_team, "dev")

@@ -5,8 +5,9 @@ One poll per daemon, not one per open page: while at least one page listens (and
 change), a single task takes a fingerprint of what the pages show (the status, the newest
 event and run) every `interval` seconds and, when it differs, raises the version and wakes
 every listener. A page is rendered with the version it shows and listens from there; it then
-fetches its new rendering. The first look after an idle time only sets the baseline: a page
-rendered just before it and changed in between learns of it at the next change.
+fetches its new rendering. The first listener of a scope waits for a first look, the
+baseline, before its stream starts: a page rendered just before that and changed in between
+learns of it at the next change.
 
 Each scope (the environments a token reaches, `Identity.environments`) has its own version,
 computed from its reached environments only (`api.scopes`): a viewer limited to dev is never
@@ -66,7 +67,8 @@ class Changes:
     def _watch(self, identity: Identity) -> _Watch:
         found = self._watches.get(identity.environments)
         if found is None:
-            found = self._watches[identity.environments] = _Watch(identity)
+            # not looked at until a page of this scope listens (`listening`)
+            found = self._watches[identity.environments] = _Watch(identity, idle=self._linger)
         return found
 
     def version(self, identity: Identity) -> int:
@@ -76,7 +78,7 @@ class Changes:
     @contextlib.asynccontextmanager
     async def listening(self, identity: Identity) -> AsyncIterator[None]:
         """While in this block, the poll runs (started by the first listener) and looks at
-        what `identity` reaches."""
+        what `identity` reaches, from a baseline taken before the block starts."""
         watch = self._watch(identity)
         watch.listeners += 1
         watch.idle = 0.0
@@ -84,6 +86,9 @@ class Changes:
         if self._task is None or self._task.done():
             self._task = self._loop.create_task(self._poll())
         try:
+            if watch.last is None:
+                with contextlib.suppress(Exception):  # no baseline: the poll's first look sets it
+                    watch.last = (await run_in_threadpool(_fingerprints, self._control, [watch]))[0]
             yield
         finally:
             watch.listeners -= 1

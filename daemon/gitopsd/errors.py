@@ -7,7 +7,8 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
 
     GitopsdError                      a message meant for the user, printed as one line
     ├── PermanentError                asking again the same way cannot help
-    │   ├── NotFoundError             404: UnknownEnvironmentError, UnknownPlanError
+    │   ├── NotFoundError             404: UnknownEnvironmentError, UnknownPlanError,
+    │   │                             UnknownRunError
     │   ├── ConflictError             409: the state refuses it now (RunRefusedError,
     │   │                             StalePlanError, SuspensionRefusedError, a daemon stopping)
     │   ├── ForbiddenError            403: who asks may not (ApproverRefusedError,
@@ -108,6 +109,11 @@ class RevisionNotFoundError(NotFoundError):
 
 class UnknownPlanError(NotFoundError):
     """No saved plan has the id a request names."""
+
+
+class UnknownRunError(NotFoundError):
+    """No run the asker may see has the id a request names (a run of an environment outside
+    a token's scope answers so too, so the token learns nothing of it)."""
 
 
 class RunRefusedError(ConflictError):

@@ -28,6 +28,7 @@ TABLE: dict[str, tuple[int, int | None, bool]] = {
     "UnknownEnvironmentError": (1, 404, False),
     "RevisionNotFoundError": (1, 404, False),
     "UnknownPlanError": (1, 404, False),
+    "UnknownRunError": (1, 404, False),
     "RunRefusedError": (1, 409, False),
     "StalePlanError": (1, 409, False),
     "SuspensionRefusedError": (1, 409, False),

@@ -137,11 +137,7 @@ async def _check_run_reached(request: Request, caller: Identity, run_id: str, ro
     run = await run_in_threadpool(lambda: show(run_id, steps_limit=1))
     if run is None:
         return
-    environment = str(run.get("environment"))
-    if role != "read":
-        scopes.check_action(caller, environment)
-    elif not caller.reaches(environment):  # as for an unknown run: nothing learnt of it
-        raise HTTPException(404, f"unknown run {run_id!r}")
+    scopes.check_run(caller, run_id, str(run.get("environment")), acting=role != "read")
 
 
 async def _body(request: Request, model: type[Model], *, required: bool) -> Model | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gitopsd.errors import OutOfScopeError, UnknownEnvironmentError
+from gitopsd.errors import OutOfScopeError, UnknownEnvironmentError, UnknownRunError
 from gitopsd.runtime.control import Identity
 
 
@@ -37,6 +37,15 @@ def check(identity: Identity, environment: str | None, *, acting: bool) -> None:
         check_action(identity, environment)
     else:
         check_read(identity, environment)
+
+
+def check_run(identity: Identity, run_id: str, environment: str | None, *, acting: bool) -> None:
+    """For a run of `environment`: an action outside the scope is refused (403), a read
+    answers as for a run that does not exist (UnknownRunError, 404)."""
+    if acting:
+        check_action(identity, environment)
+    elif environment is not None and not identity.reaches(environment):
+        raise UnknownRunError(f"unknown run {run_id!r}")
 
 
 def within(identity: Identity, page: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -5,6 +5,10 @@ A browser proves who it is with the session cookie `login` gave it; without a to
 so that the forms carry a CSRF token all the same. A POST must send its session's CSRF
 token in the form (`csrf`); the Origin, Sec-Fetch-Site and Host rules of `api.guards` are
 applied before a route is reached, by the API app's middleware.
+
+A viewer's token may reach only some environments: `require_on` applies the API's answers
+(`api.scopes`: a read outside the scope answers as for an unknown environment, an action is
+refused), so a page and the API route it mirrors never disagree.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from urllib.parse import parse_qs
 
 from starlette.requests import Request
 
+from gitopsd.api import scopes
 from gitopsd.api.auth import LOCAL, ROLES, Role, Tokens
 from gitopsd.dashboard.sessions import COOKIE, Session, Sessions
 from gitopsd.errors import DashboardAccessError, InvalidRequestError
@@ -41,6 +46,10 @@ class Viewer:
     def may(self, role: Role) -> bool:
         return role in self.roles
 
+    def reaches(self, environment: str) -> bool:
+        """Whether the viewer's token reaches `environment` (a page links only to those)."""
+        return self.identity.reaches(environment)
+
 
 def viewer(request: Request, *, tokens: Tokens, sessions: Sessions) -> Viewer:
     """The viewer of `request`; LoginRequiredError when a tokens file asks for a login."""
@@ -58,6 +67,13 @@ def require(viewer: Viewer, role: Role) -> None:
     """Refuse (403) a viewer without `role`: the page hides the button, the server refuses."""
     if not viewer.may(role):
         raise DashboardAccessError(f"{viewer.identity.name!r} does not have the {role!r} role")
+
+
+def require_on(viewer: Viewer, role: Role, environment: str | None) -> None:
+    """`require` the role, then the token's scope for `environment` (None: no environment
+    named): outside it a read answers 404 as for an unknown environment, an action 403."""
+    require(viewer, role)
+    scopes.check(viewer.identity, environment, acting=role != "read")
 
 
 async def form(request: Request) -> dict[str, str]:

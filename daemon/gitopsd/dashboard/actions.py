@@ -2,7 +2,8 @@
 see the diff to the next candidate.
 
 Every action is a form POST carrying the session's CSRF token, checked before anything
-else; then the role (operate) is checked, whatever the page showed; then it is the same
+else; then the role (operate) and the token's reach of the environment (403 outside it) are
+checked, whatever the page showed; then it is the same
 `Control` call the API makes, so the daemon's rules and its history are the same. A done
 action goes back to the environment's page, which says what was done.
 """
@@ -23,7 +24,7 @@ from gitopsd.model.state import MAX_REASON_LENGTH
 async def _operator(site: Site, request: Request) -> tuple[access.Viewer, dict[str, str]]:
     viewer = site.viewer(request)
     fields = await access.checked_form(request, viewer)
-    access.require(viewer, "operate")
+    access.require_on(viewer, "operate", request.path_params["env"])
     return viewer, fields
 
 
@@ -67,10 +68,11 @@ async def check_drift(site: Site, request: Request) -> Response:
 
 async def diff_page(site: Site, request: Request) -> Response:
     """The diff to the next candidate (or `?from=&to=`, or `?other=ENV`: what that
-    environment has that this one lacks)."""
+    environment has that this one lacks); both sides within the viewer's scope."""
     viewer = site.viewer(request)
-    access.require(viewer, "read")
     env, query = request.path_params["env"], request.query_params
+    access.require_on(viewer, "read", env)
+    access.require_on(viewer, "read", query.get("other") or None)  # the other side is read too
     found = await site.call(
         site.control.diff,
         env,

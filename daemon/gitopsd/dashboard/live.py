@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from gitopsd.dashboard import access
 from gitopsd.dashboard.site import Page, Site
+from gitopsd.runtime.control import Identity
 
 KEEP_ALIVE = 15.0
 
@@ -21,23 +22,25 @@ KEEP_ALIVE = 15.0
 async def events(site: Site, request: Request) -> Response:
     """Server-Sent Events: `changed` whenever what the pages show changed, a comment every
     15 s to keep proxies from closing the stream."""
-    access.require(site.viewer(request), "read")
+    viewer = site.viewer(request)
+    access.require(viewer, "read")
     shown = request.query_params.get("v", "")
-    seen = int(shown) if shown.isdigit() else site.changes.version
+    seen = int(shown) if shown.isdigit() else site.changes.version(viewer.identity)
     return StreamingResponse(
-        _stream(site, seen),
+        _stream(site, viewer.identity, seen),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _stream(site: Site, seen: int) -> AsyncIterator[str]:
+async def _stream(site: Site, identity: Identity, seen: int) -> AsyncIterator[str]:
     """From the version the page shows (`seen`): a page that is behind already is told so
-    at once."""
-    async with site.changes.listening():
+    at once. The versions are those of what `identity` reaches (`changes`): a change in an
+    environment outside a token's scope never wakes its pages."""
+    async with site.changes.listening(identity):
         yield "retry: 3000\n\n"
         while not site.changes.closed:
-            version = await site.changes.after(seen, timeout=KEEP_ALIVE)
+            version = await site.changes.after(identity, seen, timeout=KEEP_ALIVE)
             if site.changes.closed:
                 return
             if version == seen:

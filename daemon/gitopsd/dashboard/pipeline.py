@@ -2,7 +2,8 @@
 
 Each card says what the environment runs, where it stands, what it waits for and until when
 (with an Approve button for those who may approve), its drift and its last run; below them,
-the revision timeline. The page updates itself through `live`.
+the revision timeline. The page updates itself through `live`. A viewer whose token reaches
+only some environments sees only those, in the cards and in the timeline alike.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gitopsd.api import scopes
 from gitopsd.dashboard import access
 from gitopsd.dashboard.site import Page, Site
-from gitopsd.runtime.control import Control
+from gitopsd.runtime.control import Control, Identity
 
 TIMELINE = 10  # the newest commits the revision timeline shows
 
@@ -23,14 +25,14 @@ TIMELINE = 10  # the newest commits the revision timeline shows
 async def pipeline(site: Site, request: Request) -> Response:
     viewer = site.viewer(request)
     access.require(viewer, "read")
-    shown = await site.call(_gather, site.control)
+    shown = await site.call(_gather, site.control, viewer.identity)
     return site.render(request, viewer, "pipeline.html", live="/events", **shown)
 
 
-def _gather(control: Control) -> dict[str, Any]:
-    """The cards (environments in chain order, each with its commit, last run and drifted
-    components) and the revision timeline."""
-    environments = chain_order(control.status()["environments"])
+def _gather(control: Control, identity: Identity) -> dict[str, Any]:
+    """The cards (the environments `identity` reaches in chain order, each with its commit,
+    last run and drifted components) and the revision timeline."""
+    environments = reached(control, identity)
     commits = control.commits([e["revision"] for e in environments], recent=TIMELINE)
     by_revision = {commit["revision"]: commit for commit in commits}
     for environment in environments:
@@ -68,6 +70,12 @@ def _waits_for(environment: dict[str, Any], sha: str) -> bool:
     return sha in (pending.get("revision"), waiting.get("revision"))
 
 
+def reached(control: Control, identity: Identity) -> list[dict[str, Any]]:
+    """The status of each environment `identity` reaches, in chain order."""
+    report = scopes.within(identity, control.status(), "environments")
+    return chain_order(report["environments"])
+
+
 def chain_order(environments: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Upstreams before the environments they feed (dev, staging, prod), else by name."""
     by_name = {e["name"]: e for e in environments}
@@ -87,8 +95,8 @@ async def approve(site: Site, request: Request) -> Response:
     """Approve the pending revision the card showed, as the viewer (the approve role)."""
     viewer = site.viewer(request)
     fields = await access.checked_form(request, viewer)
-    access.require(viewer, "approve")
     env = request.path_params["env"]
+    access.require_on(viewer, "approve", env)
     revision = fields.get("revision") or None
     await site.call(site.control.approve, env, revision=revision, identity=viewer.identity)
     return RedirectResponse(_back(fields.get("back"), env), status_code=303)

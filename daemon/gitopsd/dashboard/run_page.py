@@ -8,7 +8,8 @@ and, while the run goes, its output so far. Its own script (`static/run.js`) the
 the dashboard's session, and appends what the drivers print; without JavaScript the page
 shows the output as it was and a Reload link. Cancel is a form POST with the CSRF token,
 refused without the operate role whatever the page showed, and then `Control.cancel`, as the
-API's cancel.
+API's cancel. A run of an environment outside the viewer's token scope is unknown to them
+(404: its page and its output), and Cancel on it is refused (403), as the API answers.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from gitopsd.api import scopes
 from gitopsd.api.log_stream import run_logs_response
 from gitopsd.dashboard import access, timing
 from gitopsd.dashboard.site import Page, Site
-from gitopsd.runtime.control import Control
+from gitopsd.runtime.control import Control, Identity
 
 STEPS = 1000  # the steps a page shows (the API pages through more)
 # statuses of a run or a request that has not ended: it may still be cancelled
@@ -36,17 +38,18 @@ async def run_page(site: Site, request: Request) -> Response:
     viewer = site.viewer(request)
     access.require(viewer, "read")
     run_id = request.path_params["run_id"]
-    shown = await site.call(_gather, site.control, run_id)
+    shown = await site.call(_gather, site.control, run_id, viewer.identity)
     notice = DONE.get(request.query_params.get("done", ""))
     return site.render(request, viewer, "run.html", live="/events", notice=notice, **shown)
 
 
-def _gather(control: Control, run_id: str) -> dict[str, Any]:
+def _gather(control: Control, run_id: str, identity: Identity) -> dict[str, Any]:
     """The run, its steps with their bars and times, its commit, and its output so far
-    while it goes; HTTPException 404 for an id no run or request has."""
+    while it goes; 404 for an id no run or request has, or one `identity` may not see."""
     run = control.run(run_id, steps_limit=STEPS)
     if run is None:
         raise HTTPException(404, f"unknown run {run_id!r}")
+    scopes.check_run(identity, run_id, run.get("environment"), acting=False)
     now = datetime.now(UTC)
     going = run["status"] in GOING
     logs = control.run_logs(run_id) if going else None
@@ -82,8 +85,21 @@ def steps(run: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
 
 async def run_logs(site: Site, request: Request) -> Response:
     """The run's output as `GET /api/v1/runs/{id}/logs` serves it, for the session's user."""
-    access.require(site.viewer(request), "read")
-    return await run_logs_response(site.control, request.path_params["run_id"], request)
+    viewer = site.viewer(request)
+    access.require(viewer, "read")
+    run_id = request.path_params["run_id"]
+    await _check_reach(site, viewer, run_id, acting=False)
+    return await run_logs_response(site.control, run_id, request)
+
+
+async def _check_reach(site: Site, viewer: access.Viewer, run_id: str, *, acting: bool) -> None:
+    """The scope rule for the run's environment (`scopes.check_run`); an unknown run is
+    left to the caller, which answers 404 for it."""
+    if viewer.identity.environments is None:
+        return
+    run = await site.call(site.control.run, run_id, steps_limit=1)
+    if run is not None:
+        scopes.check_run(viewer.identity, run_id, run.get("environment"), acting=acting)
 
 
 async def cancel(site: Site, request: Request) -> Response:
@@ -92,6 +108,7 @@ async def cancel(site: Site, request: Request) -> Response:
     await access.checked_form(request, viewer)
     access.require(viewer, "operate")
     run_id = request.path_params["run_id"]
+    await _check_reach(site, viewer, run_id, acting=True)
     asked = await site.call(site.control.cancel, run_id, identity=viewer.identity)
     if asked is None:
         raise HTTPException(404, f"unknown run {run_id!r}")

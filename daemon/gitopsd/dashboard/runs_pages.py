@@ -3,7 +3,9 @@ environment, status and action with a plain GET form, a page at a time.
 
 The filters and the pages are those of `GET /api/v1/runs` (`Control.runs` and its cursors),
 so a link to a filtered page is a bookmark a user can share, and it works without
-JavaScript; the first page updates by itself when a run starts or ends.
+JavaScript; the first page updates by itself when a run starts or ends. A viewer whose token
+reaches only some environments sees only their runs and may filter by those only, as the API
+answers the same token.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gitopsd.api import scopes
 from gitopsd.dashboard import access, timing
-from gitopsd.dashboard.pipeline import chain_order
+from gitopsd.dashboard.pipeline import reached
 from gitopsd.dashboard.site import Page, Site
 from gitopsd.errors import InvalidRequestError
-from gitopsd.runtime.control import RUN_ACTIONS, RUN_STATUSES, Control
+from gitopsd.runtime.control import RUN_ACTIONS, RUN_STATUSES, Control, Identity
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -28,11 +31,11 @@ FILTERS = ("env", "status", "action")
 
 async def runs_page(site: Site, request: Request) -> Response:
     viewer = site.viewer(request)
-    access.require(viewer, "read")
     chosen = {name: request.query_params.get(name) or None for name in FILTERS}
+    access.require_on(viewer, "read", chosen["env"])
     cursor = request.query_params.get("cursor") or None
     size = page_size(request.query_params.get("limit"))
-    shown = await site.call(_gather, site.control, chosen, cursor, size)
+    shown = await site.call(_gather, site.control, viewer.identity, chosen, cursor, size)
     return site.render(
         request,
         viewer,
@@ -59,17 +62,23 @@ def page_size(asked: str | None) -> int:
 
 
 def _gather(
-    control: Control, chosen: dict[str, str | None], cursor: str | None, size: int
+    control: Control,
+    identity: Identity,
+    chosen: dict[str, str | None],
+    cursor: str | None,
+    size: int,
 ) -> dict[str, Any]:
-    """The rows of the page, the environments to filter by and the next page's address."""
-    page = control.runs(
+    """The rows of the page and the environments to filter by (of those `identity`
+    reaches), and the next page's address."""
+    found = control.runs(
         chosen["env"],
         limit=size,
         cursor=cursor,
         status=chosen["status"],
         action=chosen["action"],
     )
-    environments = [e["name"] for e in chain_order(control.status()["environments"])]
+    page = scopes.within(identity, found, "runs")
+    environments = [e["name"] for e in reached(control, identity)]
     following = page["next_cursor"]
     now = datetime.now(UTC)
     return {

@@ -55,8 +55,8 @@ class Site:
         """A page: `template` with `data`, the viewer, and the current path for navigation;
         a session this request opened gets its cookie. A live page (`live`: its events URL)
         listens from the version of the daemon's state it shows."""
-        if data.get("live"):
-            data["live"] = f"{data['live']}?v={self.changes.version}"
+        if data.get("live") and viewer is not None:  # the version of what the viewer may see
+            data["live"] = f"{data['live']}?v={self.changes.version(viewer.identity)}"
         page = self.templates.get_template(template).render(
             **rendering.context_defaults(), viewer=viewer, path=request.url.path, **data
         )

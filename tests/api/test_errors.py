@@ -277,7 +277,7 @@ def test_a_crash_is_an_opaque_logged_500(
     client: TestClient, fake: FakeControl, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake.crash = RuntimeError("disk I/O error at /var/lib/gitopsd/state.db")
-    with caplog.at_level(logging.ERROR, logger="gitopsd.api.app"):
+    with caplog.at_level(logging.ERROR, logger="gitopsd.api.middleware"):
         response = client.get("/api/v1/environments")
     assert response.status_code == 500
     assert response.json() == {"error": "internal error"}

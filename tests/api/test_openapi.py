@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 from pydantic import BaseModel
 from starlette.routing import Route
 
-from gitopsd.api import app as api_app
+from gitopsd.api import bodies, calls
 from gitopsd.model import state
 from tests.api.conftest import MakeClient, TestClient
 from tests.api.test_auth_matrix import ENDPOINTS, TOKENS, Endpoint
@@ -81,10 +81,10 @@ def test_each_route_documents_its_role_success_and_auth_errors(
 @pytest.mark.parametrize(
     ("schema", "model"),
     [
-        ("RunRequest", api_app.RunRequest),
-        ("ApprovalRequest", api_app.ApprovalRequest),
-        ("SuspensionRequest", api_app.SuspensionRequest),
-        ("NoFields", api_app.NoFields),
+        ("RunRequest", bodies.RunRequest),
+        ("ApprovalRequest", bodies.ApprovalRequest),
+        ("SuspensionRequest", bodies.SuspensionRequest),
+        ("NoFields", bodies.NoFields),
     ],
 )
 def test_documented_bodies_have_the_fields_the_app_accepts(
@@ -113,10 +113,10 @@ def test_documented_page_limits_are_the_apps(served: dict[str, Any], client: Tes
     limits = served["components"]["parameters"]
     for name, default in (("limit50", 50), ("limit100", 100)):
         schema = limits[name]["schema"]
-        assert (schema["maximum"], schema["default"]) == (api_app.MAX_LIMIT, default)
-    over = client.get(f"/api/v1/runs?limit={api_app.MAX_LIMIT + 1}")
+        assert (schema["maximum"], schema["default"]) == (calls.MAX_LIMIT, default)
+    over = client.get(f"/api/v1/runs?limit={calls.MAX_LIMIT + 1}")
     assert over.status_code == 422
-    assert client.get(f"/api/v1/runs?limit={api_app.MAX_LIMIT}").status_code == 200
+    assert client.get(f"/api/v1/runs?limit={calls.MAX_LIMIT}").status_code == 200
 
 
 def test_documented_statuses_are_the_models(served: dict[str, Any]) -> None:

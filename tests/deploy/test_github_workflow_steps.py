@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from gitopsd.api.app import ApprovalRequest, RunRequest
+from gitopsd.api.bodies import ApprovalRequest, PromotionRequest
 from tests.deploy.github_workflows import WORKFLOWS, StepResult, load, run_step, steps
 from tests.gitrepos import commit_example, git
 
@@ -234,7 +234,8 @@ class FakeDaemon(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers["Content-Length"]))
         body = json.loads(raw)
         self.seen.append(("POST", self.path, self.headers["Authorization"], body))
-        model: type[BaseModel] = RunRequest if self.path.endswith("/runs") else ApprovalRequest
+        promoting = self.path.endswith("/promotions")
+        model: type[BaseModel] = PromotionRequest if promoting else ApprovalRequest
         try:
             model.model_validate_json(raw)
         except ValidationError as error:
@@ -284,7 +285,7 @@ def promote(tmp_path: Path, url: str, operation: str, revision: str = "") -> Ste
     )
 
 
-def test_promote_starts_an_apply_run_and_shows_the_status(
+def test_promote_asks_for_a_promotion_and_shows_the_status(
     tmp_path: Path, daemon: tuple[str, type[FakeDaemon]]
 ) -> None:
     url, handler = daemon
@@ -293,9 +294,9 @@ def test_promote_starts_an_apply_run_and_shows_the_status(
     assert handler.seen == [
         (
             "POST",
-            "/api/v1/environments/prod/runs",
+            "/api/v1/environments/prod/promotions",
             "Bearer s3cret-token",
-            {"action": "apply", "revision": "abc123"},
+            {"revision": "abc123"},
         ),
         ("GET", "/api/v1/environments/prod", "Bearer s3cret-token", None),
     ]

@@ -3,7 +3,7 @@
 The tokens file holds only each token's SHA-256, so reading the file grants nothing; a
 request's token is hashed and compared with every entry in constant time. Without a tokens
 file the API is open, everyone being `local` with every role, which is safe only because
-`check_listen_allowed` then keeps the listener on loopback. The routes (`gitopsd.api.app`) ask
+`check_listen_allowed` then keeps the listener on loopback. The routes (`gitopsd.api.routes`) ask
 `Tokens.authenticate` who is calling and `Tokens.allows` whether they hold a role.
 """
 

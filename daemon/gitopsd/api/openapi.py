@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the API, served at GET /api/v1/openapi.json.
 
 It is a data file written by hand (`openapi.yaml` next to this module) rather than inferred by
-a framework: the routes are plain Starlette, and a test holds the file and `app.ROUTES` to each
+a framework: the routes are plain Starlette, and a test holds the file and `routes.ROUTES` to each
 other. Read once, on the first request for it; the daemon never needs it otherwise.
 """
 

@@ -1,7 +1,7 @@
 """GitHub webhooks: prove a delivery came from GitHub, then decide what it asks of the daemon.
 
 A push to the tracked branch is the one delivery that matters: it makes the daemon fetch the
-remote at once instead of at the next poll. The route (`gitopsd.api.app`) checks the signature
+remote at once instead of at the next poll. The route (`gitopsd.api.routes`) checks the signature
 before the body is parsed; `respond_to` then decides without side effects, so these rules are
 tested without a server, and the route only carries out the `Reply`.
 """

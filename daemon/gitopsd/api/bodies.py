@@ -1,0 +1,67 @@
+"""The JSON bodies the API's routes take, as pydantic models (the OpenAPI document names them).
+
+Each refuses fields it does not know (`extra="forbid"`), so a typo is a 422 naming the field
+rather than a request silently acted on without it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gitopsd.model.state import MAX_REASON_LENGTH
+
+
+class RunRequest(BaseModel):
+    """The body of POST /api/v1/environments/{env}/runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["plan", "apply", "destroy"]
+    components: list[str] | None = Field(default=None, min_length=1)
+    revision: str | None = Field(default=None, min_length=1)
+    plan: str | None = Field(default=None, min_length=1, description="a saved plan's id")
+
+
+class NoFields(BaseModel):
+    """The body of a route that takes no fields: none, `{}`, or 422. Read all the same, so a
+    hostile body is refused as on any other route and the connection stays in step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApprovalRequest(BaseModel):
+    """The body of POST /api/v1/environments/{env}/approvals (no revision: the pending one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    revision: str | None = Field(default=None, min_length=1)
+
+
+class PromotionRequest(BaseModel):
+    """The body of POST /api/v1/environments/{env}/promotions (optional: the upstream's
+    newest verified revision, no force)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    revision: str | None = Field(default=None, min_length=1)
+    force: bool = Field(
+        default=False, strict=True, description="override a change window (recorded)"
+    )
+
+
+class RollbackRequest(BaseModel):
+    """The body of POST /api/v1/environments/{env}/rollbacks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    revision: str = Field(min_length=1, description="a revision the environment verified")
+
+
+class SuspensionRequest(BaseModel):
+    """The body of POST /api/v1/environments/{env}/suspension (optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=MAX_REASON_LENGTH)

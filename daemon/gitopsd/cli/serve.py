@@ -173,6 +173,7 @@ def serve(
             rules=rules,
             max_body=settings.max_body,
             body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
             extra_routes=web.routes,
         )
         signals: list[int] = []

@@ -29,6 +29,22 @@ from gitopsd.errors import GitopsdError
 from gitopsd.runtime.control import Control
 
 logger = logging.getLogger(__name__)
+# What every page says to the browser. no-store: pages carry CSRF tokens and what a user may
+# see; a cached login form would post a token its cookie no longer matches. The policy lets a
+# page load its own CSS and scripts only (the templates have no inline ones), so text that
+# slipped into the markup would run nothing; and no page may be framed, not even by a page of
+# the same site (another port, a sibling subdomain), which SameSite=Strict does not stop and
+# whose disguised click would press an Approve button (clickjacking).
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        " object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 @dataclass
@@ -61,9 +77,7 @@ class Site:
             **rendering.context_defaults(), viewer=viewer, path=request.url.path, **data
         )
         status = int(data.get("status", 200))
-        # no-store: pages carry CSRF tokens and what a user may see; a cached login form
-        # would post a token its cookie no longer matches
-        response = HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+        response = HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
         if viewer is not None and viewer.fresh:
             set_session_cookie(request, response, viewer.session.id)
         return response

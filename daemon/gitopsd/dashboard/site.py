@@ -56,6 +56,13 @@ class Site:
     sessions: Sessions
     changes: Changes
     templates: Environment = field(default_factory=rendering.templates)
+    # browsers reach the daemon over TLS (an https:// public URL), through a proxy that may
+    # not be on loopback, whose X-Forwarded-Proto the server does not take: cookies are Secure
+    https: bool = False
+
+    def secure(self, request: Request) -> bool:
+        """Whether cookies must be Secure: the public URL is https://, or this request is."""
+        return self.https or request.url.scheme == "https"
 
     def viewer(self, request: Request) -> access.Viewer:
         """Who is asking (`access.viewer`); LoginRequiredError sends them to log in."""
@@ -79,7 +86,7 @@ class Site:
         status = int(data.get("status", 200))
         response = HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
         if viewer is not None and viewer.fresh:
-            set_session_cookie(request, response, viewer.session.id)
+            set_session_cookie(response, viewer.session.id, secure=self.secure(request))
         return response
 
 
@@ -129,9 +136,9 @@ def login_redirect(request: Request) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-def set_session_cookie(request: Request, response: Response, session_id: str) -> None:
+def set_session_cookie(response: Response, session_id: str, *, secure: bool) -> None:
     """HttpOnly (no script reads it), SameSite=Strict (no other site sends it), Secure over
-    TLS; it lasts as long as the session does."""
+    TLS (`Site.secure`); it lasts as long as the session does."""
     response.set_cookie(
         COOKIE,
         session_id,
@@ -139,5 +146,5 @@ def set_session_cookie(request: Request, response: Response, session_id: str) ->
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure,
     )

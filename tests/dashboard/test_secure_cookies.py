@@ -1,0 +1,69 @@
+"""Behind a TLS proxy, the dashboard's cookies are Secure, wherever the proxy runs.
+
+The server takes `X-Forwarded-Proto` only from a proxy on loopback; one on another host (an
+ingress in front of the daemon's pod) reaches it over plain HTTP for browsers that use
+HTTPS. With an `https://` public URL (`GITOPSD_PUBLIC_URL`) the login and session cookies
+are Secure all the same, so a browser never sends them over plain HTTP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.daemon.harness import DaemonProcess
+from tests.dashboard.conftest import token, write_tokens
+from tests.runtime.world import World
+
+PUBLIC = "gitops.example.com"
+
+
+def outward_address() -> str:
+    """This machine's address on its network (no packet is sent); skips without one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            pytest.skip("no network interface besides loopback")
+        address = str(probe.getsockname()[0])
+    if address.startswith("127."):
+        pytest.skip("no network interface besides loopback")
+    return address
+
+
+@pytest.fixture
+def behind_proxy(world: World) -> Iterator[str]:
+    """A daemon on every interface with an https:// public URL; the URL a proxy on another
+    host (not loopback) would use to reach it."""
+    address = outward_address()
+    daemon = DaemonProcess(
+        world,
+        data=world.root / "data-proxy",
+        GITOPSD_TOKENS_FILE=str(write_tokens(world.root)),
+        GITOPSD_PUBLIC_URL=f"https://{PUBLIC}",
+        GITOPSD_ALLOWED_HOSTS=PUBLIC,
+    )
+    daemon.start("--listen", f"0.0.0.0:{daemon.port}")
+    yield f"http://{address}:{daemon.port}"
+    daemon.stop()
+
+
+def test_cookies_are_secure_behind_a_tls_proxy_on_another_host(behind_proxy: str) -> None:
+    headers = {"Host": PUBLIC, "X-Forwarded-Proto": "https"}
+    with httpx.Client(base_url=behind_proxy, headers=headers) as proxy:
+        form = proxy.get("/login")
+        assert form.status_code == 200
+        login_cookie = form.headers["set-cookie"]
+        assert login_cookie.startswith("gitopsd_login=") and "; Secure" in login_cookie
+        csrf = login_cookie.split(";")[0].split("=", 1)[1]
+        answer = proxy.post(
+            "/login",
+            data={"csrf": csrf, "token": token("carol"), "next": "/"},
+            headers={"Cookie": f"gitopsd_login={csrf}", "Origin": f"https://{PUBLIC}"},
+            follow_redirects=False,
+        )
+    assert answer.status_code == 303, answer.text
+    session = next(c for c in answer.headers.get_list("set-cookie") if "gitopsd_session=" in c)
+    assert "; Secure" in session and "; HttpOnly" in session

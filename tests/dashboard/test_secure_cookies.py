@@ -7,30 +7,16 @@ are Secure all the same, so a browser never sends them over plain HTTP."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.daemon.harness import DaemonProcess
+from tests.daemon.harness import DaemonProcess, outward_address
 from tests.dashboard.conftest import token, write_tokens
 from tests.runtime.world import World
 
 PUBLIC = "gitops.example.com"
-
-
-def outward_address() -> str:
-    """This machine's address on its network (no packet is sent); skips without one."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("192.0.2.1", 9))
-        except OSError:
-            pytest.skip("no network interface besides loopback")
-        address = str(probe.getsockname()[0])
-    if address.startswith("127."):
-        pytest.skip("no network interface besides loopback")
-    return address
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ the API turn an error into an exit code or an HTTP answer with `exit_code` and `
     └── TemporaryError                may pass by itself; `retry_after` seconds when known
         ├── BusyError                 another process runs the environment (409 over HTTP)
         ├── StandbyError              another daemon leads (503, naming the leader)
+        ├── TooManyStreamsError       the event streams hold their share of the connections
         ├── DataFolderError           the disk is full, read-only or forbidden
         ├── StoreBusyError, StoreUnavailableError, GitHubUnavailableError, DeliveryFailedError
         └── GitSourceError            the repository cannot be read
@@ -147,6 +148,11 @@ class OrphanError(PermanentError):
 
 class BusyError(TemporaryError):
     """Another live process holds the environment's lease."""
+
+
+class TooManyStreamsError(TemporaryError):
+    """Every connection that event streams may hold is taken: a new stream waits (503), so
+    that the other requests (`/healthz`, `/metrics`, the API) keep their connections."""
 
 
 class StandbyError(TemporaryError):

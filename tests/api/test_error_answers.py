@@ -40,6 +40,7 @@ TABLE: dict[str, tuple[int, int | None, bool]] = {
     "OrphanError": (1, None, False),
     "BusyError": (1, 409, True),
     "StandbyError": (1, 503, True),
+    "TooManyStreamsError": (1, 503, True),
     "StoreError": (1, None, False),
     "StoreBusyError": (1, 503, True),
     "StoreUnavailableError": (1, 503, True),

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.daemon.harness import DaemonProcess, free_port
+from tests.daemon.harness import DaemonProcess, free_port, outward_address
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World, environment
 
@@ -279,3 +279,23 @@ def test_ctrl_c_stops_following_not_the_run(world: World, served: DaemonProcess)
 
 def as_env(name: str) -> dict[str, str]:
     return {"GITOPSD_TOKEN": token(name)}
+
+
+def test_a_token_sent_unencrypted_over_a_network_is_warned_of(world: World) -> None:
+    """http:// to another host: the token crosses the network in clear text (warned of on
+    stderr); to loopback, over https://, or without a token, nothing is said."""
+    warning = "warning: GITOPSD_TOKEN is sent to"
+    elsewhere = f"http://{outward_address()}:{free_port()}"
+    told = world.gitopsd("resume", "--env", "dev", "--server", elsewhere, env=as_env("ops"))
+    assert told.returncode == 1 and "Traceback" not in told.stderr
+    assert f"{warning} {elsewhere} unencrypted (http://)" in told.stderr
+    quiet = [
+        world.gitopsd("resume", "--env", "dev", "--server", server, env=env)
+        for server, env in (
+            (f"http://127.0.0.1:{free_port()}", as_env("ops")),
+            (f"https://{outward_address()}:{free_port()}", as_env("ops")),
+            (elsewhere, {"GITOPSD_TOKEN": ""}),
+        )
+    ]
+    assert [done.returncode for done in quiet] == [1, 1, 1]
+    assert all(warning not in done.stderr for done in quiet)

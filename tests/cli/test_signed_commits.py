@@ -287,3 +287,29 @@ def test_a_missing_trust_file_is_refused(world: World) -> None:
     refused = run(world, "apply", "--env", "dev", trust=world.root / "nowhere.yaml")
     assert refused.returncode == 1
     assert "nowhere.yaml: cannot read the trust file: No such file or directory" in refused.stderr
+
+
+def test_signers_added_to_the_built_keyring_or_allowed_signers_are_not_trusted(
+    world: World, signers: Signers
+) -> None:
+    """Drivers run as gitopsd's user and could write the allowed signers and keyring it
+    builds under the data folder: a key added there, under a listed signer's name, must not
+    make its signatures trusted. The next start builds the folder again from the trust
+    file."""
+    trust = trusting(world, signers)
+    commit_signed(world, resized(3), key=signers.alice)
+    assert run(world, "apply", "--env", "dev", trust=trust).returncode == 0
+    (built,) = (world.root / "data" / "trust").iterdir()
+    with (built / "allowed_signers").open("a") as allowed:  # as a driver could
+        allowed.write(f'alice namespaces="git" {signers.mallory_ssh.public}\n')
+    with (built / "gnupg" / "gpg.conf").open("a") as conf:
+        conf.write("keyring /nonexistent/mallory.gpg\n")
+
+    forged = commit_signed(world, resized(5), key=signers.mallory_ssh)
+    refused = run(world, "apply", "--env", "dev", "--revision", forged, trust=trust)
+
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "signed by a key the trust file does not list" in refused.stderr
+    assert status_of(world, "dev")["revision"] != forged
+    assert "mallory" not in (built / "allowed_signers").read_text()
+    assert "keyring" not in (built / "gnupg" / "gpg.conf").read_text()

@@ -1,7 +1,7 @@
 """What drivers inherit from gitopsd's environment: everything but gitopsd's own settings and
-secrets (every GITOPSD_* variable, and the GitHub tokens), which reach a driver only when a
-component's `env` passes one explicitly, as a secret reference. Real drivers and a real gate
-dump the environment they were started with."""
+secrets (every GITOPSD_* variable, the GitHub tokens and the state store's PGPASSWORD), which
+reach a driver only when a component's `env` passes one explicitly, as a secret reference.
+Real drivers and a real gate dump the environment they were started with."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ GITOPSD_OWN = {
     "GITOPSD_GITHUB_TOKEN": "status-token-444",
     "GITHUB_TOKEN": "ambient-github-555",
     "GH_TOKEN": "ambient-gh-666",
+    "PGPASSWORD": "state-store-password-888",  # the PostgreSQL store's, as the docs advise
 }
 GATE = """\
 import json, os, sys

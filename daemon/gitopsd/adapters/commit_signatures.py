@@ -43,14 +43,25 @@ SEALS = {  # git's %G? letters
 # the keyring holds the trust file's keys and nothing else, so every key in it is trusted
 # (`trust-model always`: a good signature by one is `G`); gpg never starts an agent for it
 GPG_CONF = "no-autostart\ntrust-model always\n"
+# what gpg writes in its home by itself; it changes nothing of which keys are trusted
+GPG_BOOKKEEPING = frozenset({"trustdb.gpg", "random_seed", "pubring.gpg.lock", "trustdb.gpg.lock"})
 _BUILD_VERSION = b"1"  # changes the folder's name when the layout inside changes
 
 
 class CommitSignatures:
     """The verifier for one repository, with the keys of one trust file."""
 
-    def __init__(self, trust: Trust, *, git_dir: Path, folder: Path, names: dict[str, str]):
+    def __init__(
+        self,
+        trust: Trust,
+        *,
+        git_dir: Path,
+        folder: Path,
+        names: dict[str, str],
+        expected: dict[str, bytes],
+    ):
         self.trust = trust
+        self._expected = expected  # the folder as built: what a check must find there
         self._git_dir = git_dir
         self._folder = folder
         self._names = names  # OpenPGP fingerprint -> signer name
@@ -66,6 +77,10 @@ class CommitSignatures:
         staging = Path(tempfile.mkdtemp(prefix=".build-", dir=parent))
         try:
             names = _fill(trust, staging)
+            expected = contents(staging)
+            if folder.exists() and contents(folder) != expected:
+                log.warning("%s was changed since it was built: built again", folder)
+                _replace(folder, staging)
             if not folder.exists():
                 staging.rename(folder)
         except OSError:
@@ -76,7 +91,7 @@ class CommitSignatures:
         required = sorted(n for n in trust.file.environments if trust.requires(n))
         log.info("trust file %s: %d signers; signed commits required in %s",
                  trust.path, len(trust.file.signers), ", ".join(required) or "none")  # fmt: skip
-        return cls(trust, git_dir=git_dir, folder=folder, names=names)
+        return cls(trust, git_dir=git_dir, folder=folder, names=names, expected=expected)
 
     def requires(self, environment: str) -> bool:
         """Whether the trust file requires signed commits in `environment`."""
@@ -88,6 +103,10 @@ class CommitSignatures:
         found = self._seen.get(revision)
         if found is not None:
             return found
+        if contents(self._folder) != self._expected:
+            log.error("%s was changed since gitopsd built it: restart gitopsd", self._folder)
+            detail = f"{self._folder} was changed since gitopsd built it: restart gitopsd"
+            return Signature(Seal.UNCHECKED, detail=detail)
         done = _run(
             ["git", *self._config(), "log", "-1", "--no-show-signature", f"--format={FORMAT}",
              revision, "--"],
@@ -122,6 +141,34 @@ class CommitSignatures:
             "-c", "gpg.ssh.program=ssh-keygen",
             "-c", "gpg.minTrustLevel=undefined",
         ]  # fmt: skip
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    """What git and gpg read in a built folder: the allowed signers and every file of the
+    keyring's home but gpg's own bookkeeping (its trust database, seed and lock files).
+
+    Drivers run as gitopsd's user, so they could write here: a line added to the allowed
+    signers, a key or a `keyring` option added to the home, would make their own signature
+    pass as a listed signer's. So what is read is compared with what was built, at start
+    (a changed folder is built again) and before each check (refused until a restart)."""
+    found: dict[str, bytes] = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.name in GPG_BOOKKEEPING or path.name.startswith(".#lk") or path.is_dir():
+            continue
+        try:
+            found[name] = path.read_bytes()
+        except OSError:
+            found[name] = b"<unreadable>"
+    return found
+
+
+def _replace(folder: Path, built: Path) -> None:
+    """Put `built` in the place of `folder` (which was tampered with)."""
+    aside = Path(tempfile.mkdtemp(prefix=".tampered-", dir=folder.parent))
+    folder.rename(aside / "folder")
+    built.rename(folder)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _fill(trust: Trust, folder: Path) -> dict[str, str]:

@@ -28,9 +28,11 @@ from gitopsd.engine.ports import DriverCall
 PROTOCOL_PREFIX = "GITOPSD_"
 # gitopsd's own settings and secrets, never inherited by a driver (a component's `env` may
 # pass one explicitly, as `${{ secrets.NAME }}`): every GITOPSD_* variable (the API and
-# encryption keys, GITOPSD_SECRET_*, the webhook secret, GITOPSD_GITHUB_TOKEN...) and the
-# GitHub tokens the github-actions driver reads by default
-WITHHELD = frozenset({"GITHUB_TOKEN", "GH_TOKEN"})
+# encryption keys, GITOPSD_SECRET_*, the webhook secret, GITOPSD_GITHUB_TOKEN...), the
+# GitHub tokens the github-actions driver reads by default, and PGPASSWORD, where the docs
+# keep the PostgreSQL state store's password: with it a driver could rewrite the store
+# (approvals, verified revisions) behind every rule
+WITHHELD = frozenset({"GITHUB_TOKEN", "GH_TOKEN", "PGPASSWORD"})
 
 
 def is_withheld(name: str) -> bool:

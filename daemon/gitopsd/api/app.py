@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute
 
 from gitopsd import answers
 from gitopsd.adapters.clock import SystemClock
-from gitopsd.api import deadlines, deliveries, guards
+from gitopsd.api import deadlines, deliveries, guards, streams
 from gitopsd.api.auth import Tokens
 from gitopsd.api.calls import Context
 from gitopsd.api.middleware import CatchCrashes, CloseUnreadBodies, LimitBody, error_response
@@ -41,12 +41,14 @@ def create_app(
     rules: guards.RequestRules,
     max_body: int = 1_048_576,
     body_timeout: float = 30.0,
+    max_connections: int = 1000,
     clock: Clock | None = None,
     extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The API over `control`; only SPEC section 6's routes are served (and `extra_routes`:
     the dashboard's, guarded by the same middleware), to requests that keep `rules`
-    (`guards`) and send their body within `body_timeout` seconds."""
+    (`guards`) and send their body within `body_timeout` seconds. Event streams hold at most
+    a share of `max_connections` (`streams`)."""
     app = Starlette(
         routes=[*ROUTES, *extra_routes],
         middleware=[
@@ -62,6 +64,7 @@ def create_app(
         },
     )
     recent = deliveries.RecentDeliveries(clock or SystemClock())
+    app.state.streams = streams.Streams(max_connections)
     app.state.gitopsd = Context(control, tokens, webhook_secret, recent)
     return app
 

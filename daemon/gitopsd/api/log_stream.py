@@ -24,8 +24,9 @@ import anyio
 import anyio.to_thread
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response
 
+from gitopsd.api import streams
 from gitopsd.errors import TemporaryError
 from gitopsd.runtime.control import Control, RunLogs
 
@@ -50,8 +51,7 @@ async def run_logs_response(control: Control, run_id: str, request: Request) -> 
         raise HTTPException(404, f"unknown run {run_id!r}")
     if not streaming or (logs.finished and resumed is None):
         return PlainTextResponse(logs.text)  # from offset 0: no Last-Event-ID was honoured
-    events = _events(control, run_id, logs)
-    return StreamingResponse(events, media_type=EVENT_STREAM, headers=_HEADERS)
+    return streams.of(request).response(_events(control, run_id, logs), headers=_HEADERS)
 
 
 async def _events(control: Control, run_id: str, logs: RunLogs | None) -> AsyncIterator[str]:

@@ -24,11 +24,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import click
 import httpx
 
+from gitopsd.api.auth import is_loopback
 from gitopsd.errors import RemoteCallError
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -76,7 +77,23 @@ class Remote:
 
     @classmethod
     def at(cls, url: str) -> Remote:
-        return cls(url.rstrip("/"), os.environ.get(TOKEN_VARIABLE) or None)
+        remote = cls(url.rstrip("/"), os.environ.get(TOKEN_VARIABLE) or None)
+        remote.warn_if_unencrypted()
+        return remote
+
+    def warn_if_unencrypted(self) -> None:
+        """Say so when the token is about to cross a network in clear text (`http://` to a
+        host other than loopback): anyone on the path can read it and act as its owner. A
+        warning, not a refusal: the daemon itself serves plain HTTP, and a private network
+        (a cluster's service) may be the user's informed choice."""
+        parts = urlsplit(self.url)
+        if self.token is None or parts.scheme != "http" or is_loopback(parts.hostname or ""):
+            return
+        click.echo(
+            f"warning: {TOKEN_VARIABLE} is sent to {self.url} unencrypted (http://): anyone "
+            "on the network path can read it; use an https:// URL (a TLS proxy in front)",
+            err=True,
+        )
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """The JSON answer of a successful call; RemoteCallError says why not."""

@@ -165,7 +165,8 @@ def serve(
         )
         terms.start()  # leads at once on its own store; stands by while another daemon leads
         secret = settings.webhook_secret
-        web = routing.dashboard(terms, tokens=tokens)
+        https = settings.resolved_public_url().startswith("https://")
+        web = routing.dashboard(terms, tokens=tokens, https=https)
         app = api_app.create_app(
             terms,
             tokens=tokens,
@@ -173,6 +174,7 @@ def serve(
             rules=rules,
             max_body=settings.max_body,
             body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
             extra_routes=web.routes,
         )
         signals: list[int] = []

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
+from gitopsd.api import streams
 from gitopsd.dashboard import access
 from gitopsd.dashboard.site import Page, Site
 from gitopsd.runtime.control import Identity
@@ -26,9 +27,8 @@ async def events(site: Site, request: Request) -> Response:
     access.require(viewer, "read")
     shown = request.query_params.get("v", "")
     seen = int(shown) if shown.isdigit() else site.changes.version(viewer.identity)
-    return StreamingResponse(
+    return streams.of(request).response(
         _stream(site, viewer.identity, seen),
-        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 

@@ -46,7 +46,7 @@ def _form(site: Site, request: Request, *, next_path: str, problem: str | None =
     )
     response.set_cookie(
         LOGIN_COOKIE, csrf, max_age=LOGIN_COOKIE_AGE, path="/login", httponly=True,
-        samesite="strict", secure=request.url.scheme == "https",
+        samesite="strict", secure=site.secure(request),
     )  # fmt: skip
     return response
 
@@ -64,7 +64,7 @@ async def log_in(site: Site, request: Request) -> Response:
         return _form(site, request, next_path=next_path, problem="unknown token")
     session = site.sessions.open(identity)
     response = RedirectResponse(next_path, status_code=303)
-    set_session_cookie(request, response, session.id)
+    set_session_cookie(response, session.id, secure=site.secure(request))
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 

@@ -44,9 +44,13 @@ class Dashboard:
     close: Callable[[], None]
 
 
-def dashboard(control: Control, *, tokens: Tokens, clock: Clock | None = None) -> Dashboard:
-    """Every page of `PAGE_MODULES`, and the CSS and JavaScript under `/static`."""
-    site = Site(control, tokens, Sessions(clock or SystemClock()), Changes(control))
+def dashboard(
+    control: Control, *, tokens: Tokens, clock: Clock | None = None, https: bool = False
+) -> Dashboard:
+    """Every page of `PAGE_MODULES`, and the CSS and JavaScript under `/static`; `https`
+    when browsers reach the daemon over TLS (its cookies are then Secure)."""
+    sessions = Sessions(clock or SystemClock())
+    site = Site(control, tokens, sessions, Changes(control), https=https)
     pages = [page for module in PAGE_MODULES for page in module.PAGES]
     bound: list[BaseRoute] = [
         Route(page.path, bind(site, page.endpoint), methods=list(page.methods)) for page in pages

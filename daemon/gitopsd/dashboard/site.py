@@ -29,6 +29,22 @@ from gitopsd.errors import GitopsdError
 from gitopsd.runtime.control import Control
 
 logger = logging.getLogger(__name__)
+# What every page says to the browser. no-store: pages carry CSRF tokens and what a user may
+# see; a cached login form would post a token its cookie no longer matches. The policy lets a
+# page load its own CSS and scripts only (the templates have no inline ones), so text that
+# slipped into the markup would run nothing; and no page may be framed, not even by a page of
+# the same site (another port, a sibling subdomain), which SameSite=Strict does not stop and
+# whose disguised click would press an Approve button (clickjacking).
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        " object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 @dataclass
@@ -40,6 +56,13 @@ class Site:
     sessions: Sessions
     changes: Changes
     templates: Environment = field(default_factory=rendering.templates)
+    # browsers reach the daemon over TLS (an https:// public URL), through a proxy that may
+    # not be on loopback, whose X-Forwarded-Proto the server does not take: cookies are Secure
+    https: bool = False
+
+    def secure(self, request: Request) -> bool:
+        """Whether cookies must be Secure: the public URL is https://, or this request is."""
+        return self.https or request.url.scheme == "https"
 
     def viewer(self, request: Request) -> access.Viewer:
         """Who is asking (`access.viewer`); LoginRequiredError sends them to log in."""
@@ -61,11 +84,9 @@ class Site:
             **rendering.context_defaults(), viewer=viewer, path=request.url.path, **data
         )
         status = int(data.get("status", 200))
-        # no-store: pages carry CSRF tokens and what a user may see; a cached login form
-        # would post a token its cookie no longer matches
-        response = HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+        response = HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
         if viewer is not None and viewer.fresh:
-            set_session_cookie(request, response, viewer.session.id)
+            set_session_cookie(response, viewer.session.id, secure=self.secure(request))
         return response
 
 
@@ -115,9 +136,9 @@ def login_redirect(request: Request) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-def set_session_cookie(request: Request, response: Response, session_id: str) -> None:
+def set_session_cookie(response: Response, session_id: str, *, secure: bool) -> None:
     """HttpOnly (no script reads it), SameSite=Strict (no other site sends it), Secure over
-    TLS; it lasts as long as the session does."""
+    TLS (`Site.secure`); it lasts as long as the session does."""
     response.set_cookie(
         COOKIE,
         session_id,
@@ -125,5 +146,5 @@ def set_session_cookie(request: Request, response: Response, session_id: str) ->
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=secure,
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -336,13 +337,16 @@ def test_the_runs_pages_fit_a_390_px_phone_and_cancel_works_by_keyboard(
         page.get(f"{served.url}/runs/{running}")
         wait(page).until(lambda p: "net: applying round" in live_output(p))
         assert overflow(page) == 0
+        # keys go to whatever has the focus, as a keyboard's do (a live update may have
+        # replaced the element focused a moment ago, keeping the focus on its new copy)
+        keyboard = ActionChains(page)
         for _ in range(40):  # Tab from the top of the page until Cancel has the focus
-            page.switch_to.active_element.send_keys(Keys.TAB)
+            keyboard.send_keys(Keys.TAB).perform()
             if page.switch_to.active_element.get_attribute("id") == "cancel-run":
                 break
         # a live update keeps the focus on Cancel (it has an id): Enter presses it
         wait(page).until(lambda p: p.switch_to.active_element.get_attribute("id") == "cancel-run")
-        page.switch_to.active_element.send_keys(Keys.ENTER)
+        keyboard.send_keys(Keys.ENTER).perform()
         wait(page).until(lambda p: text(p, "[data-testid=run-status]") == "cancelled")
     finally:
         page.set_window_size(1280, 1000)

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
+from gitopsd.adapters import operator_files
 from gitopsd.engine.sources import line_of
 from gitopsd.errors import TrustFileError
 from gitopsd.model.fields import DNS_LABEL
@@ -89,8 +90,8 @@ class Trust:
 
 def load(path: Path) -> Trust:
     """The trust file at `path`; TrustFileError names the file, line and field at fault."""
-    text = _read(path)
-    root = _compose(path, text)
+    text = operator_files.read(path, what="trust file", error=TrustFileError)
+    root = operator_files.compose(path, text, error=TrustFileError)
     if root is not None and not isinstance(root, yaml.MappingNode):
         line = root.start_mark.line + 1
         raise TrustFileError(f"{path}:{line}: expected a mapping with signers and environments")
@@ -108,25 +109,6 @@ def load(path: Path) -> Trust:
         },
         environment_lines={n: line_of(root, ("environments", n)) for n in file.environments},
     )
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise TrustFileError(f"{path}: cannot read the trust file: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise TrustFileError(f"{path}: the trust file is not UTF-8") from None
-
-
-def _compose(path: Path, text: str) -> yaml.Node | None:
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = 1 if mark is None else mark.line + 1
-        problem = getattr(error, "problem", None) or str(error)
-        raise TrustFileError(f"{path}:{line}: invalid YAML: {problem}") from None
 
 
 def _describe(path: Path, root: yaml.Node | None, error: ErrorDetails) -> str:

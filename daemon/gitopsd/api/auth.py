@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from gitopsd.adapters import operator_files
 from gitopsd.engine.sources import line_of
 from gitopsd.errors import ListenRefusedError, TokensFileError
 from gitopsd.model.fields import Name
@@ -160,8 +161,8 @@ def is_loopback(host: str) -> bool:
 
 def load_entries(path: Path) -> tuple[TokenEntry, ...]:
     """Parse and validate a tokens file (a YAML list of entries), names and tokens unique."""
-    text = _read(path)
-    root = _compose(path, text)
+    text = operator_files.read(path, what="tokens file", error=TokensFileError)
+    root = operator_files.compose(path, text, error=TokensFileError)
     if not isinstance(root, yaml.SequenceNode) or not root.value:
         line = 1 if root is None else root.start_mark.line + 1
         raise TokensFileError(f"{path}:{line}: expected a YAML list of tokens with {_FIELDS}")
@@ -169,25 +170,6 @@ def load_entries(path: Path) -> tuple[TokenEntry, ...]:
     entries = tuple(_entry(path, node, item) for node, item in zip(root.value, data, strict=True))
     _check_unique(path, root.value, entries)
     return entries
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise TokensFileError(f"{path}: cannot read the tokens file: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise TokensFileError(f"{path}: the tokens file is not UTF-8") from None
-
-
-def _compose(path: Path, text: str) -> yaml.Node | None:
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = 1 if mark is None else mark.line + 1
-        problem = getattr(error, "problem", None) or str(error)
-        raise TokensFileError(f"{path}:{line}: invalid YAML: {problem}") from None
 
 
 def _entry(path: Path, node: yaml.Node, item: Any) -> TokenEntry:

@@ -143,6 +143,15 @@ def wait(browser: WebDriver, timeout: float = WAIT) -> WebDriverWait[WebDriver]:
     return WebDriverWait(browser, timeout, poll_frequency=0.1, ignored_exceptions=ignored)
 
 
+def texts(browser: WebDriver, css: str) -> list[str]:
+    """The text of every element `css` selects, read by the page in one go: a live update
+    cannot replace them between finding and reading them."""
+    found: list[str] = browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)", css
+    )
+    return found
+
+
 def text(browser: WebDriver, css: str) -> str:
     """The text of the element `css` selects, read in one go (a live update may replace it)."""
     found: str = wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, css).text)

@@ -13,7 +13,15 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
 from tests.daemon.harness import DaemonProcess
-from tests.dashboard.conftest import FormClient, log_in, screenshot, text, wait, write_tokens
+from tests.dashboard.conftest import (
+    FormClient,
+    log_in,
+    screenshot,
+    text,
+    texts,
+    wait,
+    write_tokens,
+)
 from tests.runtime.test_apply_runs import DNS, layered
 from tests.runtime.world import World, component
 
@@ -71,9 +79,8 @@ def test_the_page_shows_components_in_dependency_order_the_graph_and_the_history
     assert 'seen={"vnet": "net-dev", "size": 3}' in text(page, "tr[data-component=k8s]")
     assert second[:12] in text(page, "[data-testid=revision]")
     assert "second change" in text(page, "[data-testid=revision]")
-    labels = [t.text for t in page.find_elements(By.CSS_SELECTOR, "svg.graph text")]
-    assert sorted(labels) == ["app", "dns", "k8s", "net"]
-    assert len(page.find_elements(By.CSS_SELECTOR, "svg.graph path[marker-end]")) == 3
+    assert sorted(texts(page, "svg.graph text")) == ["app", "dns", "k8s", "net"]
+    assert len(texts(page, "svg.graph path[marker-end]")) == 3
     assert page.find_elements(By.XPATH, "//button[text()='Roll back']") == []  # read only
     Select(page.find_element(By.ID, "kind")).select_by_visible_text("run.finished")
     page.find_element(By.XPATH, "//button[text()='Filter']").click()

@@ -161,3 +161,36 @@ def test_the_fingerprint_depends_on_tree_inputs_and_driver_only() -> None:
     assert base != planning.fingerprint(
         tree="t", inputs={"a": 1}, component=other_driver.components["net"]
     )
+
+
+def unchanged_at_start(
+    repo: Repository, observed: dict[str, ComponentState], trees: dict[str, str] = TREES
+) -> dict[str, str | None]:
+    found = planning.unchanged(
+        selection.select(repo, "dev"), revision=repo.revision, trees=trees, observed=observed
+    )
+    return {name: decision.fingerprint for name, decision in found.items()}
+
+
+def test_what_an_apply_skips_at_its_start_is_what_plan_finds_unchanged() -> None:
+    before = repository(files())
+    observed = applied(before)
+    cases = [
+        (before, observed, TREES),  # nothing changed
+        (repository(files(size=5)), observed, TREES),  # k8s changes: app waits for it
+        (before, observed, TREES | {"components/app": "t-app-2"}),  # only app changes
+        (before, {"k8s": observed["k8s"], "app": observed["app"]}, TREES),  # net is new
+        (before, {}, TREES),  # everything is new: after a destroy
+    ]
+    for repo, states, trees in cases:
+        plan = planning.plan(
+            selection.select(repo, "dev"), revision=repo.revision, trees=trees, observed=states
+        )
+        expected = {
+            d.component: d.fingerprint for d in plan.decisions if d.verdict is Verdict.UNCHANGED
+        }
+        assert unchanged_at_start(repo, states, trees) == expected
+    assert unchanged_at_start(before, observed) == {
+        name: state.fingerprint for name, state in observed.items()
+    }
+    assert unchanged_at_start(before, {}) == {}

@@ -869,6 +869,18 @@ class StoreContract:
         store.save_driver_process(driver_process(5, recorded_at=at(3)))  # same moment: by pid
         assert [p.pid for p in store.list_driver_processes("dev")] == [20, 30, 5, 10]
 
+    def test_forgetting_a_runs_driver_processes_keeps_those_of_other_runs(
+        self, store: StateStore
+    ) -> None:
+        store.save_driver_process(driver_process(10))
+        store.save_driver_process(driver_process(11, env="prod"))
+        store.save_driver_process(driver_process(12, run_id="run-2"))
+        store.forget_driver_processes("run-1")
+        assert [p.pid for p in store.list_driver_processes("dev")] == [12]
+        assert store.list_driver_processes("prod") == []
+        store.forget_driver_processes("run-9")  # none recorded: nothing happens
+        assert [p.pid for p in store.list_driver_processes("dev")] == [12]
+
     def test_a_driver_process_of_the_same_host_and_pid_replaces_the_old_one(
         self, store: StateStore
     ) -> None:

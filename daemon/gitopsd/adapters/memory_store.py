@@ -340,3 +340,9 @@ class MemoryStore:
     def delete_driver_process(self, host: str, pid: int) -> None:
         with self._lock:
             self._tables.driver_processes.pop((host, pid), None)
+
+    def forget_driver_processes(self, run_id: str) -> None:
+        with self._lock:
+            processes = self._tables.driver_processes
+            for key in [k for k, p in processes.items() if p.run_id == run_id]:
+                del processes[key]

@@ -425,6 +425,10 @@ class PostgresStore:
         sql = "DELETE FROM driver_processes WHERE host = %s AND pid = %s"
         self._write(lambda connection: connection.execute(sql, (host, pid)), fenced=False)
 
+    def forget_driver_processes(self, run_id: str) -> None:
+        sql = "DELETE FROM driver_processes WHERE record::jsonb ->> 'run_id' = %s"
+        self._write(lambda connection: connection.execute(sql, (run_id,)), fenced=False)
+
     # plumbing: reads
 
     def _one(self, model: type[R], sql: str, *params: object) -> R | None:

@@ -454,6 +454,10 @@ class SqliteStore:
     def delete_driver_process(self, host: str, pid: int) -> None:
         self._write("DELETE FROM driver_processes WHERE host = ? AND pid = ?", host, pid)
 
+    def forget_driver_processes(self, run_id: str) -> None:
+        sql = "DELETE FROM driver_processes WHERE json_extract(record, '$.run_id') = ?"
+        self._write(sql, run_id)
+
     # plumbing
 
     def _lease(self, environment: str) -> tuple[str, datetime] | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Generic, TypeVar
 
-from gitopsd.engine import fieldchecks, graph, sources, yaml_text
+from gitopsd.engine import fieldchecks, graph, rendering, sources, yaml_text
 from gitopsd.engine.sources import Problem, SourceFile
 from gitopsd.model.manifests import (
     DRIVER_TYPES,
@@ -52,6 +52,21 @@ class ComponentEntry:
     def folder(self) -> str:
         """The component's folder in the repo, which is the working directory of its driver."""
         return posixpath.dirname(self.source.path)
+
+    @cached_property
+    def secret_names(self) -> frozenset[str]:
+        """The names of the secrets its inputs and its driver's `env` reference (a malformed
+        reference is validation's to report, and names nothing here). Found once per
+        manifest: every decision and every driver call asks, and most name none."""
+        names: set[str] = set()
+        driver_env = getattr(self.manifest.spec.driver, "env", None)
+        for value in (self.manifest.spec.inputs, driver_env or {}):
+            try:
+                found = list(rendering.references_in(value))
+            except rendering.RenderError:
+                continue
+            names.update(ref.parts[0] for _, ref in found if ref.root == "secrets")
+        return frozenset(names)
 
 
 @dataclass(frozen=True)

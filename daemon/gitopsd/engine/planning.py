@@ -141,6 +141,42 @@ def plan(
     return Preview(selection.environment.manifest.name, revision, decisions)
 
 
+def unchanged(
+    selection: Selection,
+    *,
+    revision: str,
+    trees: Mapping[str, str],
+    observed: Mapping[str, ComponentState],
+    conceal: Conceal | None = None,
+) -> dict[str, Decision]:
+    """The components `plan` would find UNCHANGED, by name: those an apply records skipped
+    when it starts. A component with no recorded state runs whatever its inputs are, so it
+    is not decided here (nothing is, in an apply after a destroy); neither is one after a
+    dependency that runs."""
+    outputs = {name: state.outputs for name, state in observed.items()}
+    found: dict[str, Decision] = {}
+    moving: set[str] = set()
+    for component in selection.components:
+        name = component.manifest.name
+        last = observed.get(name)
+        upstream = any(d in moving for d in component.manifest.spec.depends_on)
+        if last is not None and not upstream:
+            decision = decide(
+                component,
+                environment=selection.environment,
+                revision=revision,
+                tree=trees[component.folder],
+                outputs=outputs,
+                last=last,
+                conceal=conceal,
+            )
+            if decision.verdict is Verdict.UNCHANGED:
+                found[name] = decision
+                continue
+        moving.add(name)
+    return found
+
+
 def _own_outputs(component: ComponentEntry, outputs: Outputs) -> dict[str, dict[str, Any]]:
     """Only the dependencies' outputs: a component never sees anything else."""
     return {d: dict(outputs[d]) for d in component.manifest.spec.depends_on if d in outputs}

@@ -401,3 +401,7 @@ class StateStore(Protocol):
     def delete_driver_process(self, host: str, pid: int) -> None:
         """Forget it; nothing happens when it is not recorded."""
         ...
+
+    def forget_driver_processes(self, run_id: str) -> None:
+        """Forget every driver process recorded for `run_id` (the run has ended)."""
+        ...

@@ -45,16 +45,8 @@ _NO_SCOPE = Scope(environment="", revision="", variables={})
 
 
 def referenced(component: ComponentEntry) -> frozenset[str]:
-    """The names of the secrets `component` references in its inputs and its driver's `env`
-    (a malformed reference is validation's to report, and names nothing here)."""
-    names: set[str] = set()
-    for value in (component.manifest.spec.inputs, driver_env(component)):
-        try:
-            found = list(rendering.references_in(value))
-        except rendering.RenderError:
-            continue
-        names.update(ref.parts[0] for _, ref in found if ref.root == "secrets")
-    return frozenset(names)
+    """The names of the secrets `component` references in its inputs and its driver's `env`."""
+    return component.secret_names
 
 
 def substitute(value: Any, secrets: Mapping[str, str]) -> Any:

@@ -46,6 +46,8 @@ def sensitive_inputs(component: ComponentEntry, outputs: Declared) -> list[str]:
     """The names of `component`'s inputs that are sensitive (see the module docstring)."""
     inputs = component.manifest.spec.inputs
     named = {name for name in inputs if is_secret_name(name)}
+    if not any(outputs.get(d) for d in component.manifest.spec.depends_on):
+        return sorted(named)  # only a dependency's outputs can be rendered into an input
     tainted = {
         str(path[0])
         for path, reference in _references(inputs)

@@ -2,7 +2,8 @@
 
 Every action (plan, apply, destroy, prune, remediation) starts and ends here, with its
 `run.started` and `run.finished` events; a plan leaves the environment as it is, a destroy
-that removed everything leaves it unknown (see `_after_destroy`).
+that removed everything leaves it unknown (see `_after_destroy`). Its end also forgets the
+process groups recorded for its drivers (runtime/runs/orphan_drivers.py).
 
 Pipeline: **start** -> walk -> gates -> **finish**. Starting marks the run running and the
 environment reconciling, in one transaction with the audit event; a resumed run only notes
@@ -58,6 +59,7 @@ def finished(
     )
     with services.store.transaction():  # read and written together: see `started`
         services.store.save_run(run)
+        services.store.forget_driver_processes(run.id)  # none of them runs any more
         environment = _environment_after(services, run, applied=applied)
         if environment is not None:
             services.store.save_environment(environment)

@@ -123,14 +123,14 @@ class ApplyRun:
         self.services.store.save_steps(new)
 
     def _decisions(self) -> dict[str, planning.Decision]:
-        plan = planning.plan(
+        """The components unchanged at the start, which are recorded skipped."""
+        return planning.unchanged(
             Selection(self.environment, self.components, []),
             revision=self.run.revision,
             trees=self.target.trees,
             observed={s.name: s for s in self._observed},
             conceal=self._conceal,
         )
-        return {d.component: d for d in plan.decisions}
 
     def _new_step(self, node: Node, decision: planning.Decision | None) -> Step:
         name, action = node.key
@@ -216,7 +216,7 @@ class ApplyRun:
         step = step.model_copy(update={"fingerprint": decision.fingerprint, "previous_state": last})
         sensitive = sensitivity.sensitive_inputs(component, self._declared)
         call = self._call(component, "apply", decision.inputs, sensitive)
-        step, result = self.runner.call(step, call, component.manifest.spec.retry)
+        step, result = self.runner.call(step, call, component.manifest.spec.retry, stored=last)
         made = component.manifest.spec.sensitive_outputs
         step = self.runner.finish(step, sensitivity.without_made_secrets(result, made))
         if not result.succeeded:
@@ -263,7 +263,7 @@ class ApplyRun:
             raise StepError(f"{name} has no recorded state to check the health of")
         step = self.book.new(self.run, name, StepAction.HEALTH)
         call = self._call(component, "health", state.inputs, state.sensitive_inputs)
-        step, result = self.runner.call(step, call, component.manifest.spec.retry)
+        step, result = self.runner.call(step, call, component.manifest.spec.retry, stored=state)
         step = self.runner.finish(step, result)
         with self.services.store.transaction():
             self.services.store.save_step(step)

@@ -3,8 +3,12 @@ and whoever takes an environment over ends the ones a dead process left running.
 
 `kill -9` of gitopsd (or of its machine's CI job) leaves the driver it was waiting for
 running; a resumed run would start the same component again beside it, two applies at once.
-So the group is recorded as soon as the driver is spawned (`recorded`, around every driver
-call of a step) and forgotten once the call has ended and the group is gone. Taking the
+So the group is recorded as soon as the driver is spawned (`recorder`, given to every driver
+call of a step), and the records of a run are forgotten together when it ends
+(`apply_records.finished`, in the transaction that records its end): a write less per step
+than forgetting each call's record after it. A record of a call that has ended is harmless
+meanwhile: the runner killed its group when the leader exited, and a takeover checks that a
+group still runs before it signals anything. Taking the
 environment's lease (`Workspace.lease`: a resume by the next command or the daemon's start, a
 takeover of a dead holder, a standby taking over) first ends every recorded group of this host
 that still runs - SIGTERM, SIGKILL after the grace, then waits until it is gone - before any
@@ -16,12 +20,10 @@ lease can do, so it is reported and dropped rather than blocking the environment
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import signal
 import socket
-from collections.abc import Iterator
 
 from gitopsd.adapters.child_processes import signal_group
 from gitopsd.adapters.process_groups import GroupState, group_state
@@ -40,12 +42,9 @@ def host() -> str:
     return socket.gethostname()
 
 
-@contextlib.contextmanager
-def recorded(store: StateStore, clock: Clock, run: Run, call: DriverCall) -> Iterator[OnStarted]:
+def recorder(store: StateStore, clock: Clock, run: Run, call: DriverCall) -> OnStarted:
     """A callback for `DriverRunner.run` that records the driver's group as it starts; the
-    record is removed once the call is over and nothing of the group runs any more (if that
-    fails, the next takeover finds the group gone and removes it)."""
-    saved: list[DriverProcess] = []
+    record stays until the run ends (see the module docstring)."""
 
     def on_started(driver: StartedDriver) -> None:
         record = DriverProcess(
@@ -59,22 +58,8 @@ def recorded(store: StateStore, clock: Clock, run: Run, call: DriverCall) -> Ite
             recorded_at=clock.now(),
         )
         store.save_driver_process(record)
-        saved.append(record)
 
-    try:
-        yield on_started
-    finally:
-        for record in saved:
-            _forget(store, record)
-
-
-def _forget(store: StateStore, record: DriverProcess) -> None:
-    if group_state(record.pid, record.started) is GroupState.RUNNING:
-        return  # killed by the runner but not gone yet: the next takeover ends it for sure
-    try:
-        store.delete_driver_process(record.host, record.pid)
-    except Exception:  # a stale record of a gone group does no harm
-        log.warning("could not forget driver %s (pid %d)", record.component, record.pid)
+    return on_started
 
 
 def end_orphans(

@@ -203,21 +203,33 @@ def check_opened(component: str, inputs: Mapping[str, Any]) -> None:
         )
 
 
+class Unread:
+    """A component state not read yet: `StepRunner.call` reads it itself."""
+
+
+UNREAD = Unread()
+
+
 @dataclass
 class StepRunner:
     services: Services
     run: Run
     book: StepBook
 
-    def _with_output_secrets(self, step: Step, call: DriverCall) -> DriverCall:
+    def _with_output_secrets(
+        self, step: Step, call: DriverCall, stored: ComponentState | Unread | None
+    ) -> DriverCall:
         """`call`, told the clear sensitive outputs its output must not show: those of the
-        component's stored state and of the state a rollback restores; a gate's, those of
-        every component of the environment (a gate may query any of them)."""
+        component's stored state (`stored`, read here if the caller has not just read it)
+        and of the state a rollback restores; a gate's, those of every component of the
+        environment (a gate may query any of them)."""
         store = self.services.store
         if call.action == "gate":
             states: list[ComponentState | None] = list(store.list_components(call.environment))
-        else:
+        elif isinstance(stored, Unread):
             states = [store.get_component(call.environment, call.component)]
+        else:
+            states = [stored]
         found = output_secrets([*states, step.previous_state])
         return dataclasses.replace(call, secrets=call.secrets | found) if found else call
 
@@ -228,13 +240,15 @@ class StepRunner:
         policy: RetryPolicy,
         *,
         answered: Callable[[DriverResult], bool] = lambda result: result.succeeded,
+        stored: ComponentState | Unread | None = UNREAD,
     ) -> tuple[Step, DriverResult]:
         """Run the driver until it succeeds, is cancelled or runs out of tries.
 
         The step is saved as running before every try, so a crash leaves it running and a
         resume tries again; `attempts` carries on from what the crashed process recorded.
+        `stored`: the component's state as the caller has just read it from the store.
         """
-        call = self._with_output_secrets(step, call)
+        call = self._with_output_secrets(step, call, stored)
         attempt = step.attempts
         while True:
             attempt += 1
@@ -245,12 +259,8 @@ class StepRunner:
                 started_at=step.started_at or self.services.clock.now(),
             )
             stop = _Either(self.services.cancel, self.services.interrupted)
-            with (
-                orphan_drivers.recorded(
-                    self.services.store, self.services.clock, self.run, call
-                ) as seen,
-                self.services.live.kept(self.run.id, step.index) as printed,
-            ):
+            seen = orphan_drivers.recorder(self.services.store, self.services.clock, self.run, call)
+            with self.services.live.kept(self.run.id, step.index) as printed:
                 shown = dataclasses.replace(call, on_output=printed)
                 result = self.services.drivers.run(shown, cancel=stop, on_started=seen)
             self.services.check_interrupted()

@@ -41,6 +41,16 @@ def helpers_of(parent: int) -> list[int]:
     return found
 
 
+def the_helper_of(parent: int) -> int:
+    """The one helper of `parent`, once it has started it (just after its first driver)."""
+    deadline = time.monotonic() + 20
+    while not (found := helpers_of(parent)):
+        assert time.monotonic() < deadline, "no helper started"
+        time.sleep(0.02)
+    (helper,) = found
+    return helper
+
+
 def start(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
     runner = subprocess.Popen(
         [sys.executable, "-c", RUNNER, str(tmp_path)], stdout=subprocess.PIPE, text=True
@@ -55,7 +65,7 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
 
 def test_the_drivers_of_a_killed_gitopsd_are_ended_children_included(tmp_path: Path) -> None:
     runner, driver_and_child = start(tmp_path)
-    (helper,) = helpers_of(runner.pid)
+    helper = the_helper_of(runner.pid)
     runner.send_signal(signal.SIGKILL)
     runner.communicate()
     assert wait_gone(driver_and_child, within=3)
@@ -64,7 +74,7 @@ def test_the_drivers_of_a_killed_gitopsd_are_ended_children_included(tmp_path: P
 
 def test_a_normal_exit_leaves_no_helper_and_no_driver(tmp_path: Path) -> None:
     runner, driver_and_child = start(tmp_path)
-    (helper,) = helpers_of(runner.pid)
+    helper = the_helper_of(runner.pid)
     os.kill(driver_and_child[0], signal.SIGTERM)  # the call ends; the runner exits
     assert runner.communicate(timeout=20)[0].strip() == "None"
     assert wait_gone([helper, *driver_and_child], within=3)

@@ -121,7 +121,8 @@ def test_the_daemon_is_not_ready_while_its_data_folder_cannot_be_written_then_ap
     daemon.wait_for(lambda: len(world.calls()) == 2, what="the commit applied", timeout=60)
     applied = [e["revision"] for e in world.journal() if e["action"] == "apply"]
     assert applied[-1] == second and world.calls() == ["a", "a"]
-    assert daemon.environment()["revision"] == second
+    # the run records the environment's revision once its last step has, a moment later
+    daemon.wait_for(lambda: daemon.environment()["revision"] == second, what="verified")
 
 
 def test_an_apply_done_is_not_failed_by_old_checkouts_it_cannot_remove(

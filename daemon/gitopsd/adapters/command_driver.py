@@ -155,7 +155,7 @@ class CommandDriverRunner:
             return started
         try:
             if on_started is not None:
-                on_started(StartedDriver(started.pid, start_time(started.pid)))
+                on_started(StartedDriver(started.pid, started.started))
             wait_reading(started.pid, started.output, started.read_output)
         except BaseException:
             self._abandon(started)
@@ -302,7 +302,8 @@ class CommandDriverRunner:
             raise
         finally:
             os.close(printed_to)  # the driver has its own copy: end of file once it is done
-        self._reaper.watch(process.pid)
+        started = start_time(process.pid)
+        self._reaper.watch(process.pid, started)
         watched = self._watchdog.watch(process, timeout=call.timeout, cancel=cancel)
         secrets = inherited.secrets_with(call)
         feed = (
@@ -310,7 +311,7 @@ class CommandDriverRunner:
         )
         captured = CapturedOutput(self.max_output, feed=feed)
         files = (inputs_file, outputs_file)
-        return _Running(call, process, watched, output, captured, *files, secrets, begun)
+        return _Running(call, process, started, watched, output, captured, *files, secrets, begun)
 
     def _finish(self, running: _Running) -> DriverResult:
         """The result of a started call whose driver has exited (not yet reaped); its group
@@ -358,6 +359,7 @@ class _Running:
 
     call: DriverCall
     process: subprocess.Popen[bytes]
+    started: int | None  # the leader's start time (`process_groups.start_time`)
     watched: Watched
     output: int  # the read end of the driver's stdout and stderr, non-blocking
     captured: CapturedOutput

@@ -8,14 +8,17 @@ driver itself, not the children in its group (a shell's `terraform`).
 
 So each gitopsd process that starts drivers starts one helper, the first time it needs it: a
 bare Python (`-I -S`, in its own session so a terminal's Ctrl-C does not reach it) that reads,
-on a pipe only gitopsd holds, which driver groups run ("+ pid", "- pid"; it notes each
-leader's start time as it hears of it, off gitopsd's CPU). When gitopsd dies, however it dies,
-the pipe reaches end of file: the helper sends SIGTERM to each group still running whose leader
-has the noted start time (a reused pid is left alone), SIGKILL after the grace, and exits. When
-gitopsd exits normally the list is empty and the helper exits at once. A line costs gitopsd one
-`write` (microseconds). If the helper cannot be started, or is killed, drivers run unguarded,
-as before; the store's records of them (`runtime.runs.orphan_drivers`) still let whoever takes the
-environment over end them.
+on a pipe only gitopsd holds, which driver groups run ("+ pid start", "- pid": each leader's
+start time comes with it). When gitopsd dies, however it dies, the pipe reaches end of file:
+the helper sends SIGTERM to each group still running whose leader has the noted start time (a
+reused pid is left alone), SIGKILL after the grace, and exits. When gitopsd exits normally the
+list is empty and the helper exits at once. The helper reads what the pipe holds every
+`READ_EVERY` seconds rather than waiting on it: a write to a pipe that a process waits on
+wakes that process, which on a small VM cost gitopsd more than the rest of starting a driver
+(benchmarks/README.md); a line now costs one `write`, and drivers are ended at most that much
+later after gitopsd died. If the helper cannot be started, or is killed, drivers run
+unguarded, as before; the store's records of them (`runtime.runs.orphan_drivers`) still let
+whoever takes the environment over end them.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ import threading
 import weakref
 
 MARK = "gitopsd-reaper"  # in the helper's command line, to tell it from a driver
+READ_EVERY = 0.25  # seconds between the helper's looks at its pipe
 
 _HELPER = r"""
 import os, signal, sys, time
-grace = float(sys.argv[2])
+grace, read_every = float(sys.argv[2]), float(sys.argv[3])
 
 def start_of(pid):
     try:
@@ -41,12 +45,27 @@ def start_of(pid):
     return text[text.rfind(b")") + 2:].split()[19]
 
 groups = {}
-for line in sys.stdin.buffer:
-    sign, pid = line.split()
-    if sign == b"+":
-        groups[int(pid)] = start_of(int(pid))
-    else:
-        groups.pop(int(pid), None)
+os.set_blocking(0, False)
+
+def read_all(unread=b""):  # the lines written so far; None at the end of file
+    while True:
+        try:
+            chunk = os.read(0, 65536)
+        except BlockingIOError:
+            return unread
+        if not chunk:
+            return None
+        *lines, unread = (unread + chunk).split(b"\n")
+        for line in lines:
+            sign, pid, *start = line.split()
+            if sign == b"+":
+                groups[int(pid)] = start[0] if start else None
+            else:
+                groups.pop(int(pid), None)
+
+unread = b""
+while (unread := read_all(unread)) is not None:
+    time.sleep(read_every)
 
 def signal_group(pid, signum):
     try:
@@ -79,10 +98,10 @@ class Reaper:
         self._pipe = -1  # the write end, once the helper runs; -2 if it could not be started
         self._closer: weakref.finalize[[int], Reaper] | None = None
 
-    def watch(self, pid: int) -> None:
-        """Driver group `pid` runs (the helper reads its leader's start time, off this
-        process's CPU)."""
-        self._send(f"+ {pid}\n".encode())
+    def watch(self, pid: int, started: int | None) -> None:
+        """Driver group `pid` runs; its leader started at `started` (`process_groups`), None
+        if that could not be read."""
+        self._send(f"+ {pid} {'' if started is None else started}\n".encode())
 
     def forget(self, pid: int) -> None:
         """Driver group `pid` has ended (its leader reaped, its group killed)."""
@@ -114,7 +133,7 @@ def _start_helper(kill_grace: float) -> int:
     reaped when the next one starts."""
     _reap_finished()
     reading, writing = os.pipe()  # both close on exec: drivers never hold them
-    argv = [sys.executable, "-I", "-S", "-c", _HELPER, MARK, str(kill_grace)]
+    argv = [sys.executable, "-I", "-S", "-c", _HELPER, MARK, str(kill_grace), str(READ_EVERY)]
     try:
         with open(os.devnull, "wb") as null:
             pid = os.posix_spawn(

@@ -46,6 +46,39 @@ def test_runs_page_with_before_the_last_run_shown(world: World) -> None:
     assert unknown.returncode == 1 and "no run 'nope'" in unknown.stderr
 
 
+def test_runs_chooses_by_status_and_action_page_after_page(world: World) -> None:
+    gitopsd(world, "runs")  # creates the state database
+    store = SqliteStore(world.repo / ".gitopsd" / "state.db")
+    kinds = [(RunAction.APPLY, RunStatus.FAILED), (RunAction.DESTROY, RunStatus.FAILED)]
+    for number in range(6):
+        done = (RunAction.APPLY, RunStatus.SUCCEEDED)
+        action, status = kinds[number % 2] if number < 4 else done
+        created = START + timedelta(minutes=number)
+        store.save_run(
+            Run(
+                id=f"run-{number}",
+                environment="dev",
+                revision="0" * 40,
+                action=action,
+                status=status,
+                created_at=created,
+            )
+        )
+    store.close()
+
+    def ids(*flags: str) -> list[str]:
+        listed = as_json(gitopsd(world, "runs", *flags, "--output", "json"))["runs"]
+        return [run["id"] for run in listed]
+
+    assert ids("--status", "failed") == ["run-3", "run-2", "run-1", "run-0"]
+    assert ids("--status", "failed", "--action", "apply") == ["run-2", "run-0"]
+    assert ids("--action", "apply", "--limit", "2", "--before", "run-4") == ["run-2", "run-0"]
+    first = gitopsd(world, "runs", "--status", "failed", "--limit", "2")
+    assert first.stdout.rstrip().endswith("(older runs: --before run-2)")
+    wrong = gitopsd(world, "runs", "--status", "broken")
+    assert wrong.returncode == 64 and "broken" in wrong.stderr
+
+
 def test_history_pages_with_before_the_last_event_shown(world: World) -> None:
     ids = history_of(world, runs=0, events=5)
     first = gitopsd(world, "history", "--env", "dev", "--limit", "2")

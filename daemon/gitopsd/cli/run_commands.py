@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +30,16 @@ from gitopsd.cli.context import (
 from gitopsd.cli.stopping import stopping
 from gitopsd.engine.admitting import Wait
 from gitopsd.engine.ports import StateStore
-from gitopsd.model.state import Request, RequestKind, RequestStatus, Run, RunStatus, SavedPlan, Step
+from gitopsd.model.state import (
+    Request,
+    RequestKind,
+    RequestStatus,
+    Run,
+    RunAction,
+    RunStatus,
+    SavedPlan,
+    Step,
+)
 from gitopsd.runtime.promotion import admission, saved_plans
 from gitopsd.runtime.promotion.admission import Admission
 from gitopsd.runtime.records import reports
@@ -240,13 +250,32 @@ def destroy(context: Context, environment: str, components: list[str] | None, fo
 @click.option(
     "--before", default=None, metavar="RUN_ID", help="The next page: runs older than this one."
 )
+@click.option(
+    "--status",
+    type=click.Choice([status.value for status in RunStatus]),
+    default=None,
+    help="Only runs with this status (open requests are not shown then).",
+)
+@click.option(
+    "--action",
+    type=click.Choice([action.value for action in RunAction]),
+    default=None,
+    help="Only runs of this action (open requests are not shown then).",
+)
 def runs(
-    context: Context, environment: str | None, limit: int, run_id: str | None, before: str | None
+    context: Context,
+    environment: str | None,
+    limit: int,
+    run_id: str | None,
+    before: str | None,
+    status: str | None,
+    action: str | None,
 ) -> None:
     """Requests not run yet (queued, waiting, retrying with their last error), then runs and
     their steps, newest first."""
+    chosen = Chosen(environment, status, action)
     with context.store(read_only=True) as store:
-        listed, requests = _selected(context, store, environment, limit, run_id, before)
+        listed, requests = _selected(context, store, chosen, limit, run_id, before)
         detailed = [(run, store.list_steps(run.id)) for run in listed]
     if context.as_json:
         shown = [reports.request_report(r) for r in requests]
@@ -260,40 +289,62 @@ def runs(
         click.echo("\n\n".join(texts) or "no runs")
 
 
+@dataclass(frozen=True)
+class Chosen:
+    """Which runs `runs` lists: the filters of the store's `list_runs`."""
+
+    environment: str | None
+    status: str | None
+    action: str | None
+
+    @property
+    def filtered(self) -> bool:
+        """Filtered by what only runs have: open requests are not shown."""
+        return self.status is not None or self.action is not None
+
+    def runs(self, store: StateStore, *, limit: int, before: Run | None = None) -> list[Run]:
+        after = None if before is None else (before.created_at, before.id)
+        return store.list_runs(
+            self.environment, limit=limit, before=after, status=self.status, action=self.action
+        )
+
+
 def _selected(
     context: Context,
     store: StateStore,
-    environment: str | None,
+    chosen: Chosen,
     limit: int,
     run_id: str | None,
     before: str | None,
 ) -> tuple[list[Run], list[Request]]:
     """The runs and requests `runs` shows: one, a page after `before`, or the newest."""
     if before is not None:
-        return _older_runs(context, store, environment, limit=limit, before=before), []
+        return _older_runs(context, store, chosen, limit=limit, before=before), []
     if run_id is not None:
         found = store.get_run(run_id)
         request = store.get_request(run_id) if found is None else None
         if found is None and request is None:
             fail(f"no run {run_id!r}", as_json=context.as_json)
         return ([found] if found else []), ([request] if request else [])
-    listed = store.list_runs(environment, limit=limit)
+    listed = chosen.runs(store, limit=limit)
+    if chosen.filtered:
+        return listed, []
     known = {run.id for run in listed}
-    opened = store.list_requests(environment, open_only=True)
+    opened = store.list_requests(chosen.environment, open_only=True)
     return listed, [
         r for r in opened if r.id not in known and r.status is not RequestStatus.RUNNING
     ]
 
 
 def _older_runs(
-    context: Context, store: StateStore, environment: str | None, *, limit: int, before: str
+    context: Context, store: StateStore, chosen: Chosen, *, limit: int, before: str
 ) -> list[Run]:
     """The page of runs after run `before` (the last one of the previous page)."""
     last = store.get_run(before)
     if last is None:
         fail(f"no run {before!r}", as_json=context.as_json)
         return []
-    return store.list_runs(environment, limit=limit, before=(last.created_at, last.id))
+    return chosen.runs(store, limit=limit, before=last)
 
 
 @click.command()

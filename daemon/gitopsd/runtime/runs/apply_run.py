@@ -14,7 +14,7 @@ step not recorded succeeded or skipped runs again, health checks and gates inclu
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from gitopsd.engine import planning, stepping
@@ -176,7 +176,7 @@ class ApplyRun:
             environment=self.environment,
             revision=self.run.revision,
             tree=self.target.trees.get(component.folder, ""),
-            outputs=self._outputs_now(),
+            outputs=self._outputs_of(component.manifest.spec.depends_on),
             last=last,
             conceal=self._conceal,
         )
@@ -331,9 +331,10 @@ class ApplyRun:
             updated_at=now,
         )
 
-    def _outputs_now(self) -> dict[str, dict[str, Any]]:
+    def _outputs_of(self, dependencies: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The outputs the dependencies have now (a component never sees anyone else's)."""
         with self._outputs_lock:
-            return dict(self._outputs)
+            return {name: self._outputs[name] for name in dependencies if name in self._outputs}
 
     def _states(self) -> list[ComponentState]:
         return self.services.store.list_components(self.run.environment)

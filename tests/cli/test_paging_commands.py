@@ -79,6 +79,36 @@ def test_runs_chooses_by_status_and_action_page_after_page(world: World) -> None
     assert wrong.returncode == 64 and "broken" in wrong.stderr
 
 
+def test_a_runs_error_follows_its_status_once(world: World) -> None:
+    gitopsd(world, "runs")  # creates the state database
+    store = SqliteStore(world.repo / ".gitopsd" / "state.db")
+    errors = {
+        "run-0": (RunStatus.FAILED, "failed: clusters; rolled back to 0f0f0f0f0f0f"),
+        "run-1": (RunStatus.CANCELLED, "cancelled"),
+        "run-2": (RunStatus.FAILED, "run_timeout of 60s reached"),
+    }
+    for number, (run_id, (status, error)) in enumerate(errors.items()):
+        created = START + timedelta(minutes=number)
+        store.save_run(
+            Run(
+                id=run_id,
+                environment="dev",
+                revision="0" * 40,
+                action=RunAction.APPLY,
+                status=status,
+                error=error,
+                created_at=created,
+            )
+        )
+    store.close()
+    shown = gitopsd(world, "runs").stdout
+    assert "  failed: clusters; rolled back to 0f0f0f0f0f0f\n" in shown
+    assert "  cancelled\n" in shown and "cancelled: cancelled" not in shown
+    assert "  failed: run_timeout of 60s reached\n" in shown
+    listed = as_json(gitopsd(world, "runs", "--output", "json"))["runs"]
+    assert listed[-1]["error"] == errors["run-0"][1]  # the record itself is unchanged
+
+
 def test_history_pages_with_before_the_last_event_shown(world: World) -> None:
     ids = history_of(world, runs=0, events=5)
     first = gitopsd(world, "history", "--env", "dev", "--limit", "2")

@@ -58,6 +58,13 @@ def preview(plan: Preview, *, as_json: bool) -> str:
     return "\n".join(lines)
 
 
+def _error_after(status: str, error: str | None) -> str:
+    """A run's error after its status, without saying the status twice ("failed: failed: net",
+    "cancelled: cancelled")."""
+    shown = (error or "").removeprefix(f"{status}: ")
+    return "" if shown in ("", status) else f": {shown}"
+
+
 def run(record: Run, steps: list[Step], *, verbose: bool = False, timed: bool = False) -> str:
     """A run and its steps; `timed` (as `runs` lists them) adds when it started and how long
     it took."""
@@ -65,7 +72,7 @@ def run(record: Run, steps: list[Step], *, verbose: bool = False, timed: bool = 
         f"run {record.id}  {record.action.value} {record.environment} at "
         f"{record.revision[:12]}  {record.status.value}"
     )
-    lines = [head + (f": {record.error}" if record.error else "")]
+    lines = [head + _error_after(record.status.value, record.error)]
     if timed:
         lines.append(f"  {_timing(record)}")
     for step in steps:

@@ -20,6 +20,7 @@ from gitopsd.engine import fieldchecks, graph, sources, yaml_text
 from gitopsd.engine.sources import Problem, SourceFile
 from gitopsd.model.manifests import (
     DRIVER_TYPES,
+    SHARED_DRIVERS,
     Component,
     DriverSettings,
     Environment,
@@ -156,7 +157,7 @@ def _load(
     unread: Collection[str],
     driver_types: Mapping[str, type[DriverSettings]],
 ) -> tuple[Repository, list[Problem]]:
-    context = {DRIVER_TYPES: driver_types}
+    context = {DRIVER_TYPES: driver_types, SHARED_DRIVERS: {}}
     problems: list[Problem] = []
     settings, settings_source = _load_settings(files, reader.parse, problems)
     settings_unread = SETTINGS_PATH in files and settings_source is None

@@ -28,7 +28,6 @@ from gitopsd.engine import limits, loading, validation, yaml_text
 from gitopsd.engine.drivers import settings_of
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.sources import Problem
-from gitopsd.runtime.runs.manifest_sharing import SharedEntries
 
 log = logging.getLogger("gitopsd.revisions")
 # the layout of a revision kept on disk (`KeptRevision`): change it, and raise this
@@ -188,8 +187,9 @@ class RevisionCache:
     memory of second copies. On disk, a valid load outlives the process: the next command
     (a scheduled `gitopsd drift` after an apply) reads the parsed manifests back instead of
     reading git and parsing YAML again. The revisions held share the components they have
-    in common (`manifest_sharing`), and a commit is loaded once however many threads ask
-    for it at the same time, so the cache costs one revision plus what changed between them.
+    in common (loading keeps one entry per file content, from git or from disk), and a
+    commit is loaded once however many threads ask for it at the same time, so the cache
+    costs one revision plus what changed between them.
     """
 
     def __init__(self, source: GitSource, *, size: int = 3, folder: Path | None = None) -> None:
@@ -199,7 +199,6 @@ class RevisionCache:
         self._files = None if folder is None else RevisionFiles(folder, tag=tag)
         self._loaded: OrderedDict[str, LoadedRevision] = OrderedDict()
         self._lock = threading.Lock()
-        self._shared = SharedEntries()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="revision-writer")
         self._closing = threading.Event()
         self.write_delay = 0.0  # a daemon sets WRITE_DELAY; a command writes at once
@@ -215,7 +214,6 @@ class RevisionCache:
         kept_on_disk = loaded is not None
         if loaded is None:
             loaded = load(self._source, sha)
-        self._shared.share(loaded.repository)
         if not kept_on_disk:
             self._keep_on_disk(sha, loaded)
         with self._lock:

@@ -122,7 +122,7 @@ def test_a_damaged_file_loads_from_git_and_is_written_again(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("format", 2), ("gitopsd", "0.0.1-other"), ("revision", "b" * 40), ("extra", 1)],
+    [("format", 1), ("gitopsd", "0.0.1-other"), ("revision", "b" * 40), ("extra", 1)],
 )
 def test_a_file_written_for_another_format_version_or_commit_is_ignored(
     world: World, source: CountingSource, tmp_path: Path, field: str, value: object
@@ -136,13 +136,15 @@ def test_a_file_written_for_another_format_version_or_commit_is_ignored(
     folder = tmp_path / "revisions"
     process_loads(source, folder, sha)
     kept = kept_file(folder, sha)
-    content = json.loads(kept.read_text())
+    header, rest = kept.read_text().split("\n", 1)  # a line of JSON, then one per manifest
+    content = json.loads(header)
     content[field] = value
-    kept.write_text(json.dumps(content))
+    kept.write_text(json.dumps(content) + "\n" + rest)
     loaded = process_loads(source, folder, sha)
     assert CountingSource.reads == 2  # from git again
     assert loaded.is_valid and loaded.repository.components.keys() == {"vpc"}
-    assert json.loads(kept.read_text()).get(field) != value  # written again, for this one
+    header = kept.read_text().split("\n", 1)[0]
+    assert json.loads(header).get(field) != value  # written again, for this one
 
 
 class Planted:

@@ -6,9 +6,10 @@ import json
 import os
 import pickle
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -27,6 +28,16 @@ class CountingSource(GitSource):
     def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
         CountingSource.reads += 1
         return super().list_files(revision, **kwargs)
+
+
+class ReadingSource(GitSource):
+    """A real GitSource that notes the paths of every manifest it reads."""
+
+    read: ClassVar[list[str]] = []
+
+    def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
+        ReadingSource.read += files
+        return super().read_blobs(files)
 
 
 @pytest.fixture
@@ -282,3 +293,26 @@ def test_a_workspace_closed_writes_its_delayed_loads(world: World, tmp_path: Pat
     workspace.close()
     assert [name.split(".")[0] for name in files_in(folder)] == [sha]
     store.close()
+
+
+def test_a_new_head_reads_only_the_manifests_it_changed(world: World) -> None:
+    """A component a revision in memory has (same path, same content) is neither read from
+    git nor parsed again."""
+    first_sha, second_sha = two_commits(world)  # the second changes dns
+    reading = ReadingSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
+    revisions_cache = RevisionCache(reading, size=2)
+    ReadingSource.read = []
+    first = revisions_cache.load(first_sha).repository
+    assert sorted(ReadingSource.read) == [
+        "components/network/dns/component.yaml",
+        "components/network/vpc/component.yaml",
+        "environments/dev.yaml",
+    ]
+    ReadingSource.read = []
+    second = revisions_cache.load(second_sha).repository
+    assert sorted(ReadingSource.read) == [
+        "components/network/dns/component.yaml",
+        "environments/dev.yaml",
+    ]
+    assert second.components["vpc"] is first.components["vpc"]
+    assert second.components["dns"].manifest.spec.inputs == {"zone": "example.org"}

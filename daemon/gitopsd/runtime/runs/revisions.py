@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,17 +70,30 @@ def open_source(location: str, *, branch: str | None, data_dir: Path) -> GitSour
 def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
     """Read, parse and validate the manifests of `revision` (default: the branch head); no
     more of it than the repository's limits allow (`engine.limits`); its components' drivers
-    validated by the installed driver types (`adapters.driver_registry`)."""
+    validated by the installed driver types (`adapters.driver_registry`). Components whose
+    files a revision in memory has already (same path, same git blob) are neither read nor
+    parsed again."""
     sha = source.resolve(revision) if revision else source.head()
     listed = source.list_files(sha, wanted=loading.is_manifest_path)
+    built = loading.built_components({path: blob.sha for path, blob in listed.items()})
+    allowed: set[str] = set()  # what the limits let be read (or taken from `built`)
+
+    def read(paths: Collection[str]) -> dict[str, bytes]:
+        allowed.update(paths)
+        return source.read_blobs({path: listed[path] for path in paths if path not in built})
+
     files, refused = limits.read_within_limits(
-        {path: blob.size for path, blob in listed.items()},
-        lambda paths: source.read_blobs({path: listed[path] for path in paths}),
+        {path: blob.size for path, blob in listed.items()}, read
     )
-    unread = [path for path in listed if path not in files]
+    built = {path: entry for path, entry in built.items() if path in allowed}
+    unread = [path for path in listed if path not in files and path not in built]
     with _no_collector_passes():
         repository, problems = loading.load_repository(
-            files, revision=sha, driver_types=settings_of(installed_drivers()), unread=unread
+            files,
+            revision=sha,
+            driver_types=settings_of(installed_drivers()),
+            unread=unread,
+            built=built,
         )
         problems = sorted(refused + problems + validation.validate(repository))
     return LoadedRevision(sha, repository, problems, source.folder_trees(sha))

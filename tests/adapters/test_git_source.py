@@ -224,3 +224,18 @@ def test_a_history_question_git_cannot_answer_is_a_clear_error(tmp_path: Path) -
     source = open_source(repo, tmp_path)
     with pytest.raises(GitSourceError, match=r"repo: git log failed: .*nope"):
         source.changelog("nope", "main")
+
+
+def test_reading_the_files_of_consecutive_commits_gives_each_its_own_content(
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "repo"
+    first = commit_files(repo, {"a.yaml": "a: 1\n", "b.yaml": "b: 1\n"})
+    second = commit_files(repo, {"a.yaml": "a: 2\n", "b.yaml": "b: 1\n", "c.yaml": "b: 1\n"})
+    with GitSource.open(str(repo), branch=None, data_dir=tmp_path / "data") as source:
+        read = {
+            sha: source.read_blobs(source.list_files(sha, wanted=lambda _: True))
+            for sha in (first, second, first)
+        }
+    assert read[first] == {"a.yaml": b"a: 1\n", "b.yaml": b"b: 1\n"}
+    assert read[second] == {"a.yaml": b"a: 2\n", "b.yaml": b"b: 1\n", "c.yaml": b"b: 1\n"}

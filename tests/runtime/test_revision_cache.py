@@ -6,9 +6,10 @@ import json
 import os
 import pickle
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -27,6 +28,16 @@ class CountingSource(GitSource):
     def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
         CountingSource.reads += 1
         return super().list_files(revision, **kwargs)
+
+
+class ReadingSource(GitSource):
+    """A real GitSource that notes the paths of every manifest it reads."""
+
+    read: ClassVar[list[str]] = []
+
+    def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
+        ReadingSource.read += files
+        return super().read_blobs(files)
 
 
 @pytest.fixture
@@ -122,7 +133,7 @@ def test_a_damaged_file_loads_from_git_and_is_written_again(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("format", 2), ("gitopsd", "0.0.1-other"), ("revision", "b" * 40), ("extra", 1)],
+    [("format", 1), ("gitopsd", "0.0.1-other"), ("revision", "b" * 40), ("extra", 1)],
 )
 def test_a_file_written_for_another_format_version_or_commit_is_ignored(
     world: World, source: CountingSource, tmp_path: Path, field: str, value: object
@@ -136,13 +147,15 @@ def test_a_file_written_for_another_format_version_or_commit_is_ignored(
     folder = tmp_path / "revisions"
     process_loads(source, folder, sha)
     kept = kept_file(folder, sha)
-    content = json.loads(kept.read_text())
+    header, rest = kept.read_text().split("\n", 1)  # a line of JSON, then one per manifest
+    content = json.loads(header)
     content[field] = value
-    kept.write_text(json.dumps(content))
+    kept.write_text(json.dumps(content) + "\n" + rest)
     loaded = process_loads(source, folder, sha)
     assert CountingSource.reads == 2  # from git again
     assert loaded.is_valid and loaded.repository.components.keys() == {"vpc"}
-    assert json.loads(kept.read_text()).get(field) != value  # written again, for this one
+    header = kept.read_text().split("\n", 1)[0]
+    assert json.loads(header).get(field) != value  # written again, for this one
 
 
 class Planted:
@@ -280,3 +293,26 @@ def test_a_workspace_closed_writes_its_delayed_loads(world: World, tmp_path: Pat
     workspace.close()
     assert [name.split(".")[0] for name in files_in(folder)] == [sha]
     store.close()
+
+
+def test_a_new_head_reads_only_the_manifests_it_changed(world: World) -> None:
+    """A component a revision in memory has (same path, same content) is neither read from
+    git nor parsed again."""
+    first_sha, second_sha = two_commits(world)  # the second changes dns
+    reading = ReadingSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
+    revisions_cache = RevisionCache(reading, size=2)
+    ReadingSource.read = []
+    first = revisions_cache.load(first_sha).repository
+    assert sorted(ReadingSource.read) == [
+        "components/network/dns/component.yaml",
+        "components/network/vpc/component.yaml",
+        "environments/dev.yaml",
+    ]
+    ReadingSource.read = []
+    second = revisions_cache.load(second_sha).repository
+    assert sorted(ReadingSource.read) == [
+        "components/network/dns/component.yaml",
+        "environments/dev.yaml",
+    ]
+    assert second.components["vpc"] is first.components["vpc"]
+    assert second.components["dns"].manifest.spec.inputs == {"zone": "example.org"}

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from gitopsd.adapters.blob_cache import BlobCache
 from gitopsd.errors import GitSourceError, UnknownRevisionError
 
 if TYPE_CHECKING:
@@ -76,7 +75,6 @@ class GitSource:
         # GitPython's object is made once, whichever thread asks first
         self._lock = threading.RLock()
         self._commits: dict[str, str] = {}  # full shas already seen to name a commit
-        self._blobs = BlobCache()
 
     @classmethod
     def open(cls, location: str, *, branch: str | None, data_dir: Path) -> GitSource:
@@ -221,14 +219,10 @@ class GitSource:
         return {path: blob for path, blob in self._list_blobs(revision) if wanted(path)}
 
     def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
-        """The content of files listed by `list_files`, by path; blobs read before are
-        not read again (`BlobCache`)."""
-        wanted = {blob.sha for blob in files.values()}
-        known = self._blobs.known(wanted)
-        missing = sorted(wanted - known.keys())
-        read = dict(zip(missing, self._read_blobs(missing), strict=True))
-        self._blobs.keep(read)
-        contents = known | read
+        """The content of files listed by `list_files`, by path. Nothing is kept: loading
+        finds the manifests it has already by their blob ids, without reading them."""
+        wanted = sorted({blob.sha for blob in files.values()})
+        contents = dict(zip(wanted, self._read_blobs(wanted), strict=True))
         return {path: contents[blob.sha] for path, blob in files.items()}
 
     def folder_trees(self, revision: str) -> dict[str, str]:

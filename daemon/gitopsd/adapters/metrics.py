@@ -170,11 +170,11 @@ class Metrics:
         if step.action is StepAction.GATE:
             self.gate_runs.labels(environment, step.component, result).inc()
             return
-        labels = (environment, step.component, step.action.value)
-        self.components.count((*labels, result))
+        action = step.action.value
+        self.components.count(environment, step.component, action, result)
         if step.started_at and step.finished_at and step.status is not StepStatus.SKIPPED:
             seconds = (step.finished_at - step.started_at).total_seconds()
-            self.components.observe(labels, seconds)
+            self.components.observe(environment, step.component, action, seconds)
 
     def commit_reached_apply(self, environment: str, seconds: float) -> None:
         self.commit_to_apply.labels(environment).observe(seconds)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger("gitopsd.revisions")
@@ -39,14 +40,16 @@ class RevisionFiles:
         except (OSError, UnicodeDecodeError):
             return None  # never kept here, or the folder is unusable: either way a miss
 
-    def put(self, sha: str, text: str) -> None:
-        """Keep `text` for `sha`: written whole or not at all; a full disk is not an error."""
+    def put(self, sha: str, text: Iterable[str]) -> None:
+        """Keep `text` for `sha`, written part by part as the parts are made (a writer need
+        not hold all of it at once), and whole or not at all: a part that cannot be made
+        raises here and nothing is kept. A full disk is not an error."""
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             handle, scratch = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
             try:
                 with os.fdopen(handle, "w", encoding="utf-8") as file:
-                    file.write(text)
+                    file.writelines(text)
                 os.replace(scratch, self.path(sha))
             except BaseException:
                 Path(scratch).unlink(missing_ok=True)

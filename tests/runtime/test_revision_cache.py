@@ -14,6 +14,7 @@ import pytest
 
 from gitopsd.adapters.gitrepo import Blob, GitSource
 from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.errors import GitSourceError
 from gitopsd.runtime.runs import revisions
 from gitopsd.runtime.runs.revisions import LoadedRevision, RevisionCache
 from tests.runtime.world import World, component, environment
@@ -222,25 +223,57 @@ def test_an_evicted_revision_is_loaded_again_whole(
     assert again.repository.components["vpc"] is second.repository.components["vpc"]
 
 
-class RacingSource(CountingSource):
-    """Two threads read the same commit's files at the same moment: both miss the cache."""
+class SlowSource(CountingSource):
+    """The first read of a commit's files waits until `go` is set: a load in progress."""
 
-    barrier = threading.Barrier(2, timeout=10)
+    reading = threading.Event()
+    go = threading.Event()
 
-    def read_files(self, revision: str, **kwargs: Any) -> dict[str, bytes]:
-        files = super().read_files(revision, **kwargs)
-        RacingSource.barrier.wait()
-        return files
+    def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
+        if not SlowSource.reading.is_set():
+            SlowSource.reading.set()
+            SlowSource.go.wait(timeout=10)
+        else:
+            SlowSource.go.set()  # a second read: the first need not wait any longer
+        return super().list_files(revision, **kwargs)
 
 
-def test_a_commit_loaded_by_two_threads_at_once_is_kept_once(world: World) -> None:
+def test_a_commit_asked_for_by_two_threads_at_once_is_loaded_once(world: World) -> None:
+    """A new head is asked for by the head watch and each environment's admission at the
+    same moment: the second waits for the first one's load instead of loading it again."""
     sha = world.commit({"components/network/vpc/component.yaml": component("vpc")})
-    racing = RacingSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
-    revisions_cache = RevisionCache(racing)
+    slow = SlowSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
+    CountingSource.reads = 0
+    revisions_cache = RevisionCache(slow)
     with ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda _: revisions_cache.load(sha), range(2))
-    assert first is second
-    assert revisions_cache.load(sha) is first
+        first = pool.submit(revisions_cache.load, sha)
+        assert SlowSource.reading.wait(timeout=10)
+        second = pool.submit(revisions_cache.load, sha)
+        SlowSource.go.wait(timeout=0.5)  # set at once only if the second reads git too
+        SlowSource.go.set()
+        assert first.result() is second.result()
+    assert CountingSource.reads == 1
+    assert revisions_cache.load(sha) is first.result()
+
+
+class FailingOnceSource(CountingSource):
+    """The first read of a commit's files fails, as a repository briefly unreadable."""
+
+    def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
+        if not CountingSource.reads:
+            CountingSource.reads += 1
+            raise GitSourceError("the repository is unreadable for a moment")
+        return super().list_files(revision, **kwargs)
+
+
+def test_a_load_that_failed_is_tried_again_by_the_next_caller(world: World) -> None:
+    sha = world.commit({"components/network/vpc/component.yaml": component("vpc")})
+    failing = FailingOnceSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
+    CountingSource.reads = 0
+    revisions_cache = RevisionCache(failing)
+    with pytest.raises(GitSourceError):
+        revisions_cache.load(sha)
+    assert revisions_cache.load(sha).repository.components.keys() == {"vpc"}
 
 
 def files_in(folder: Path) -> list[str]:

@@ -199,6 +199,8 @@ class RevisionCache:
         self._files = None if folder is None else RevisionFiles(folder, tag=tag)
         self._loaded: OrderedDict[str, LoadedRevision] = OrderedDict()
         self._lock = threading.Lock()
+        # one lock per commit being loaded: threads asking for it meanwhile wait for that load
+        self._loading: dict[str, threading.Lock] = {}
         self._shared = SharedEntries()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="revision-writer")
         self._closing = threading.Event()
@@ -207,10 +209,29 @@ class RevisionCache:
     def load(self, revision: str | None = None) -> LoadedRevision:
         sha = self._source.resolve(revision) if revision else self._source.head()
         with self._lock:
-            found = self._loaded.get(sha)
+            found = self._held(sha)
             if found is not None:
-                self._loaded.move_to_end(sha)
                 return found
+            gate = self._loading.setdefault(sha, threading.Lock())
+        with gate:  # a thread that asks while another loads `sha` waits for that load
+            try:
+                with self._lock:
+                    found = self._held(sha)
+                return found or self._load_new(sha)
+            finally:
+                with self._lock:
+                    if self._loading.get(sha) is gate:
+                        del self._loading[sha]
+
+    def _held(self, sha: str) -> LoadedRevision | None:
+        """`sha` if held, now the most recently used; the caller holds `_lock`."""
+        found = self._loaded.get(sha)
+        if found is not None:
+            self._loaded.move_to_end(sha)
+        return found
+
+    def _load_new(self, sha: str) -> LoadedRevision:
+        """Load `sha` from disk or git (the caller holds its gate) and hold it."""
         loaded = self._from_disk(sha)
         kept_on_disk = loaded is not None
         if loaded is None:
@@ -219,12 +240,10 @@ class RevisionCache:
         if not kept_on_disk:
             self._keep_on_disk(sha, loaded)
         with self._lock:
-            # another thread may have loaded the same commit meanwhile: keep one copy
-            kept = self._loaded.setdefault(sha, loaded)
-            self._loaded.move_to_end(sha)
+            self._loaded[sha] = loaded
             while len(self._loaded) > self._size:
                 self._loaded.popitem(last=False)
-        return kept
+        return loaded
 
     def close(self) -> None:
         """Write the loads still waiting, now, and wait for them (a command ending calls this)."""

@@ -87,6 +87,10 @@ class MemoryStore:
             found = [s for (env, _), s in self._tables.components.items() if env == environment]
         return sorted(found, key=lambda state: state.name)
 
+    def component_names(self, environment: str) -> list[str]:
+        with self._lock:
+            return sorted(name for env, name in self._tables.components if env == environment)
+
     def save_component(self, state: ComponentState) -> None:
         with self._lock:
             self._tables.components[(state.environment, state.name)] = state

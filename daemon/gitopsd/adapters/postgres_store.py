@@ -177,6 +177,10 @@ class PostgresStore:
         sql = "SELECT record FROM components WHERE environment = %s ORDER BY name"
         return self._all(ComponentState, sql, environment)
 
+    def component_names(self, environment: str) -> list[str]:
+        sql = "SELECT name FROM components WHERE environment = %s ORDER BY name"
+        return [name for (name,) in self._rows(sql, (environment,))]
+
     def save_component(self, state: ComponentState) -> None:
         self._execute(_UPSERT_COMPONENT, _component_row(state))
 

@@ -222,6 +222,10 @@ class SqliteStore:
         sql = "SELECT record FROM components WHERE environment = ? ORDER BY name"
         return self._all(ComponentState, sql, environment)
 
+    def component_names(self, environment: str) -> list[str]:
+        sql = "SELECT name FROM components WHERE environment = ? ORDER BY name"
+        return [name for (name,) in self._connection().execute(sql, (environment,))]
+
     def save_component(self, state: ComponentState) -> None:
         self._write(migrations.UPSERT_COMPONENT, *_component_row(state))
 

@@ -238,6 +238,11 @@ class StateStore(Protocol):
 
     def list_components(self, environment: str) -> list[ComponentState]: ...
 
+    def component_names(self, environment: str) -> list[str]:
+        """The names of the components recorded in `environment`, sorted: what finding its
+        orphans needs, without reading (and building) the state of every component."""
+        ...
+
     def save_component(self, state: ComponentState) -> None: ...
 
     def save_components(self, states: Sequence[ComponentState]) -> None:

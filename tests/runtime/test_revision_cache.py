@@ -121,9 +121,15 @@ def test_a_damaged_file_loads_from_git_and_is_written_again(
     assert CountingSource.reads == 2  # repaired for the next process
 
 
+def header(kept: Path) -> dict[str, object]:
+    """The first line of a kept file: what wrote it, for which commit, and what follows."""
+    first: dict[str, object] = json.loads(kept.read_text().partition("\n")[0])
+    return first
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("format", 2), ("gitopsd", "0.0.1-other"), ("revision", "b" * 40), ("extra", 1)],
+    [("format", 1), ("gitopsd", "0.0.1-other"), ("revision", "b" * 40), ("extra", 1)],
 )
 def test_a_file_written_for_another_format_version_or_commit_is_ignored(
     world: World, source: CountingSource, tmp_path: Path, field: str, value: object
@@ -137,13 +143,35 @@ def test_a_file_written_for_another_format_version_or_commit_is_ignored(
     folder = tmp_path / "revisions"
     process_loads(source, folder, sha)
     kept = kept_file(folder, sha)
-    content = json.loads(kept.read_text())
-    content[field] = value
-    kept.write_text(json.dumps(content))
+    first, _, rest = kept.read_text().partition("\n")
+    kept.write_text(json.dumps(json.loads(first) | {field: value}) + "\n" + rest)
     loaded = process_loads(source, folder, sha)
     assert CountingSource.reads == 2  # from git again
     assert loaded.is_valid and loaded.repository.components.keys() == {"vpc"}
-    assert json.loads(kept.read_text()).get(field) != value  # written again, for this one
+    assert header(kept).get(field) != value  # written again, for this one
+
+
+def test_a_file_cut_short_at_the_end_of_a_line_is_not_read_as_a_smaller_revision(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """Each manifest is a line: a file that lost its last lines would be a revision without
+    those components (orphans, to a run), were the count in its header not checked."""
+    sha = world.commit(
+        {
+            "environments/dev.yaml": environment("dev"),
+            "components/network/vpc/component.yaml": component("vpc"),
+            "components/network/dns/component.yaml": component("dns"),
+        }
+    )
+    folder = tmp_path / "revisions"
+    process_loads(source, folder, sha)
+    kept = kept_file(folder, sha)
+    lines = kept.read_text().splitlines(keepends=True)
+    assert header(kept)["documents"] == len(lines) - 1 == 3
+    kept.write_text("".join(lines[:-1]))
+    loaded = process_loads(source, folder, sha)
+    assert CountingSource.reads == 2  # from git again
+    assert loaded.repository.components.keys() == {"vpc", "dns"}
 
 
 class Planted:

@@ -31,8 +31,8 @@ from gitopsd.engine.sources import Problem
 from gitopsd.runtime.runs.manifest_sharing import SharedEntries
 
 log = logging.getLogger("gitopsd.revisions")
-# the layout of a revision kept on disk (`KeptRevision`): change it, and raise this
-FORMAT = 1
+# the layout of a revision kept on disk (`KeptHeader`, `KeptDocument`): change it, and raise this
+FORMAT = 2
 WRITE_DELAY = 2.0  # the daemon's seconds between a load and writing it (see `_keep_on_disk`)
 
 
@@ -104,73 +104,73 @@ def _no_collector_passes() -> Iterator[None]:
             gc.enable()
 
 
+class KeptHeader(pydantic.BaseModel):
+    """The first line of a valid revision on disk: what wrote it, for which commit, its folder
+    trees and how many manifests follow, one a line (`KeptDocument`); not its models.
+
+    Plain data, never code: reading it back builds and validates the models again with this
+    gitopsd's rules, which costs a fraction of reading git and parsing YAML. The version and
+    format are checked as well as named in the file name, so a renamed or planted file is
+    ignored like any other that does not fit; the count, so a file cut short at the end of a
+    line is never read as a revision without its last manifests.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
+
+    format: Literal[2]
+    gitopsd: str
+    revision: str
+    documents: int
+    trees: dict[str, str]
+
+
 class KeptDocument(pydantic.BaseModel):
     """One manifest as parsed: its text (for the line of a problem) and its YAML data."""
 
-    model_config = pydantic.ConfigDict(defer_build=True)  # built on first use, as in model/
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
 
     path: str
     text: str
     data: dict[str, Any]
 
 
-class KeptRevision(pydantic.BaseModel):
-    """A valid revision on disk: its parsed manifests and folder trees, not its models.
-
-    Plain data, never code: reading it back builds and validates the models again with this
-    gitopsd's rules, which costs a fraction of reading git and parsing YAML. The version and
-    format are checked as well as named in the file name, so a renamed or planted file is
-    ignored like any other that does not fit.
-    """
-
-    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
-
-    format: Literal[1]
-    gitopsd: str
-    revision: str
-    documents: list[KeptDocument]
-    trees: dict[str, str]
-
-
-def _kept_text(loaded: LoadedRevision) -> str | None:
-    """The JSON form of a valid revision; None when its data is not all JSON (a YAML date or
-    set, which would come back as something else) or it has problems (they are not kept).
+def _kept_lines(loaded: LoadedRevision) -> Iterator[str]:
+    """A valid revision as JSON lines: the header, then each manifest; TypeError or
+    ValueError when its data is not all JSON (a YAML date or set, which would come back as
+    something else).
 
     A loaded revision holds its files' text, not the mappings they parse to (`SourceFile`),
-    so they are parsed again here, in the writer's thread, and dropped once written."""
-    if loaded.problems:
-        return None
+    so they are parsed again here, in the writer's thread: one at a time, each dropped once
+    its line is written, so writing a revision of thousands of manifests never holds all of
+    their mappings (nor one text of them all) at once."""
     repository = loaded.repository
     sources = [entry.source for entry in repository.environments.values()]
     sources += [entry.source for entry in repository.components.values()]
     if repository.settings_source is not None:
         sources.append(repository.settings_source)
-    kept = {
-        "format": FORMAT,
-        "gitopsd": __version__,
-        "revision": loaded.revision,
-        "documents": [
-            {"path": s.path, "text": s.text, "data": yaml_text.values(s.text)} for s in sources
-        ],
-        "trees": loaded.trees,
-    }
-    try:
-        return json.dumps(kept, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return None
+    header = {"format": FORMAT, "gitopsd": __version__, "revision": loaded.revision}
+    yield _json_line(header | {"documents": len(sources), "trees": loaded.trees})
+    for s in sources:
+        yield _json_line({"path": s.path, "text": s.text, "data": yaml_text.values(s.text)})
+
+
+def _json_line(value: dict[str, Any]) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":")) + "\n"
 
 
 def _from_kept_text(sha: str, text: str) -> LoadedRevision | None:
     """The revision `text` keeps, its models built again; None when the text is damaged,
     written by another gitopsd or for another commit, or no longer valid by these rules."""
+    first, _, rest = text.partition("\n")
     try:
-        kept = KeptRevision.model_validate_json(text)
+        kept = KeptHeader.model_validate_json(first)
+        lines = [KeptDocument.model_validate_json(line) for line in rest.splitlines()]
     except pydantic.ValidationError as error:
         log.warning("ignoring unreadable cached revision %s: %s", sha[:12], error)
         return None
-    if kept.gitopsd != __version__ or kept.revision != sha:
+    if kept.gitopsd != __version__ or kept.revision != sha or len(lines) != kept.documents:
         return None
-    documents = {d.path: (d.text, d.data) for d in kept.documents}
+    documents = {d.path: (d.text, d.data) for d in lines}
     repository, problems = loading.load_parsed(
         documents, revision=sha, driver_types=settings_of(installed_drivers())
     )
@@ -261,11 +261,14 @@ class RevisionCache:
                 self._writer.submit(self._write, self._files, sha, loaded)
 
     def _write(self, files: RevisionFiles, sha: str, loaded: LoadedRevision) -> None:
+        """Only a valid revision is kept (an invalid one is never run), and only one whose
+        data is all JSON (`_kept_lines`)."""
         if self.write_delay > 0:
             self._closing.wait(self.write_delay)
-        text = _kept_text(loaded)
-        if text is not None:
-            files.put(sha, text)
+        if loaded.problems:
+            return
+        with contextlib.suppress(TypeError, ValueError):
+            files.put(sha, _kept_lines(loaded))
 
     def _from_disk(self, sha: str) -> LoadedRevision | None:
         if self._files is None:

@@ -134,18 +134,17 @@ class ApplyRun:
 
     def _new_step(self, node: Node, decision: planning.Decision | None) -> Step:
         name, action = node.key
+        skippable = action in (StepAction.APPLY, StepAction.HEALTH)
+        if skippable and decision is not None and decision.verdict is Verdict.UNCHANGED:
+            fingerprint = decision.fingerprint if action is StepAction.APPLY else None
+            return self.book.unchanged(self.run, name, action, fingerprint)
         fields: dict[str, Any] = {}
         if action is StepAction.APPLY and decision is not None:
             fields["fingerprint"] = decision.fingerprint
         if action is StepAction.DESTROY:
             state = self.orphans[name].state
             fields.update(revision=state.revision, previous_state=state)
-        step = self.book.new(self.run, name, action, **fields)
-        unchanged = decision is not None and decision.verdict is Verdict.UNCHANGED
-        if unchanged and action in (StepAction.APPLY, StepAction.HEALTH):
-            step = step.model_copy(update={"status": StepStatus.SKIPPED, "output": "unchanged"})
-            self.book.record(step)
-        return step
+        return self.book.new(self.run, name, action, **fields)
 
     # --- starting one step ------------------------------------------------------------------
 

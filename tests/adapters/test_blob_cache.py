@@ -18,6 +18,15 @@ def test_kept_blobs_are_known_and_the_least_recently_used_go_over_the_budget() -
     assert cache.known(["a", "b", "c"]) == {"a": b"1234", "c": b"90ab"}
 
 
+def test_keeping_only_some_blobs_forgets_the_others() -> None:
+    cache = BlobCache(budget=12)
+    cache.keep({"a": b"1234", "b": b"5678"})
+    cache.keep_only(["b", "c"])
+    assert cache.known(["a", "b", "c"]) == {"b": b"5678"}
+    cache.keep({"c": b"90ab", "d": b"cdef"})  # room for both now that a is gone
+    assert cache.known(["b", "c", "d"]) == {"b": b"5678", "c": b"90ab", "d": b"cdef"}
+
+
 def test_a_blob_larger_than_the_budget_is_not_kept() -> None:
     cache = BlobCache(budget=3)
     cache.keep({"big": b"1234"})

@@ -3,9 +3,11 @@
 A blob's id is the digest of its content, so what was read once is right for ever. A new head
 usually changes a few manifests of thousands: reading only the blobs not read before spares
 `git cat-file` opening and inflating every unchanged one again, which was a good part of the
-time from a commit to its first driver. The budget keeps the memory bounded (the least
-recently used blobs go first); a repository whose manifests exceed it reads them all, as
-before.
+time from a commit to its first driver. Only the blobs of the last commit read are kept
+(`keep_only`): a blob another commit's file had is not asked for by the next head, whose
+file changed, so keeping it would grow the cache by a blob with every commit of a long
+life. The budget keeps the memory bounded (the least recently used blobs go first); a
+repository whose manifests exceed it reads them all, as before.
 """
 
 from __future__ import annotations
@@ -48,3 +50,10 @@ class BlobCache:
             while self._size > self._budget:
                 _, dropped = self._blobs.popitem(last=False)
                 self._size -= len(dropped)
+
+    def keep_only(self, ids: Iterable[str]) -> None:
+        """Forget every blob but `ids` (those of the commit just read)."""
+        wanted = set(ids)
+        with self._lock:
+            for blob_id in [b for b in self._blobs if b not in wanted]:
+                self._size -= len(self._blobs.pop(blob_id))

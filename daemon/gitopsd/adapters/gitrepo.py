@@ -222,11 +222,12 @@ class GitSource:
 
     def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
         """The content of files listed by `list_files`, by path; blobs read before are
-        not read again (`BlobCache`)."""
+        not read again, and those of these files alone are kept (`BlobCache`)."""
         wanted = {blob.sha for blob in files.values()}
         known = self._blobs.known(wanted)
         missing = sorted(wanted - known.keys())
         read = dict(zip(missing, self._read_blobs(missing), strict=True))
+        self._blobs.keep_only(wanted)
         self._blobs.keep(read)
         contents = known | read
         return {path: contents[blob.sha] for path, blob in files.items()}

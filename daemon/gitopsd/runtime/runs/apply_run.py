@@ -67,10 +67,13 @@ class ApplyRun:
         self.orphans = {o.component.manifest.name: o for o in orphans or []}
         self.book = StepBook(services.store.list_steps(run.id))
         self.runner = StepRunner(services, run, self.book)
-        self._observed = self._states()
-        self._outputs = {s.name: dict(s.outputs) for s in self._observed}
+        observed = self._states()
+        self._outputs = {s.name: dict(s.outputs) for s in observed}
         self._outputs_lock = threading.Lock()
-        self._declared = sensitivity.declared(target.repository, self._observed)
+        self._declared = sensitivity.declared(target.repository, observed)
+        # what decides the steps when the run starts (`_decisions`), and is let go then: a
+        # thousand components' states need not be held while the run goes
+        self._observed: dict[str, ComponentState] = {s.name: s for s in observed}
         self._conceal = sensitivity.concealer(services.digest, self._declared, services.secrets)
 
     def execute(self) -> Run:
@@ -123,11 +126,12 @@ class ApplyRun:
         self.services.store.save_steps(new)
 
     def _decisions(self) -> dict[str, planning.Decision]:
+        observed, self._observed = self._observed, {}
         plan = planning.plan(
             Selection(self.environment, self.components, []),
             revision=self.run.revision,
             trees=self.target.trees,
-            observed={s.name: s for s in self._observed},
+            observed=observed,
             conceal=self._conceal,
         )
         return {d.component: d for d in plan.decisions}

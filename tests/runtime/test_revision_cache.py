@@ -236,6 +236,22 @@ def test_revisions_in_memory_share_their_unchanged_components(
     assert first.components["dns"].manifest.spec.inputs == {}
 
 
+def test_revisions_in_memory_have_each_its_own_folder_digests(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """They share the paths and digests they have in common, and differ where they differ."""
+    first_sha, second_sha = two_commits(world)
+    process_loads(source, tmp_path / "revisions", first_sha)  # on disk for the next process
+    revisions_cache = cache(source, tmp_path / "revisions")
+    second = revisions_cache.load(second_sha)  # from git
+    first = revisions_cache.load(first_sha)  # read back from disk
+    assert second.trees == source.folder_trees(second_sha)
+    assert first.trees == source.folder_trees(first_sha)
+    dns = "components/network/dns"
+    assert first.trees[dns] != second.trees[dns]
+    assert first.trees["components/network/vpc"] == second.trees["components/network/vpc"]
+
+
 def test_an_evicted_revision_is_loaded_again_whole(
     world: World, source: CountingSource, tmp_path: Path
 ) -> None:

@@ -11,6 +11,11 @@ N revisions cost one revision plus what changed between them.
 Two entries are equal when they come from the same text at the same path: a component's
 model is built from its file alone. The registry holds its entries weakly: an entry no
 revision uses any more leaves it by itself, so it never outgrows the revisions held.
+
+The folder digests (git tree ids) of a revision are shared the same way with those of the
+revision loaded before it: a commit changes the digests of a few folders of thousands, and
+each load used to hold its own copy of every folder's path and digest, made anew with every
+commit of a long life.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class SharedEntries:
             weakref.WeakValueDictionary()
         )
         self._lock = threading.Lock()
+        self._trees: dict[str, str] = {}  # the folder digests of the last revision loaded
 
     def share(self, repository: Repository) -> Repository:
         """`repository`, its components now the entries other revisions in memory have
@@ -43,3 +49,13 @@ class SharedEntries:
                 if shared is not entry:
                     components[name] = shared
         return repository
+
+    def share_trees(self, trees: dict[str, str]) -> dict[str, str]:
+        """`trees` (folder path -> git tree id), made of the last revision's paths and ids
+        where they are the same."""
+        with self._lock:
+            last = self._trees
+            shared = {path: tree for path, tree in last.items() if trees.get(path) == tree}
+            shared.update((path, tree) for path, tree in trees.items() if path not in shared)
+            self._trees = shared
+        return shared

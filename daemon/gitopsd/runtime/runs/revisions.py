@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -237,6 +237,7 @@ class RevisionCache:
         if loaded is None:
             loaded = load(self._source, sha)
         self._shared.share(loaded.repository)
+        loaded = replace(loaded, trees=self._shared.share_trees(loaded.trees))
         if not kept_on_disk:
             self._keep_on_disk(sha, loaded)
         with self._lock:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -146,7 +146,7 @@ class MemoryStore:
         with self._lock:
             self._tables.steps[(step.run_id, step.index)] = step
 
-    def save_steps(self, steps: Sequence[Step]) -> None:
+    def save_steps(self, steps: Iterable[Step]) -> None:
         with self._lock:
             for step in steps:
                 self._tables.steps[(step.run_id, step.index)] = step

@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -270,7 +270,7 @@ class SqliteStore:
     def save_step(self, step: Step) -> None:
         self._write(migrations.UPSERT_STEP, *_step_row(step))
 
-    def save_steps(self, steps: Sequence[Step]) -> None:
+    def save_steps(self, steps: Iterable[Step]) -> None:
         rows = [_step_row(step) for step in steps]
         with self.transaction():
             self._connection().executemany(migrations.UPSERT_STEP, rows)

@@ -122,8 +122,9 @@ class ApplyRun:
         if not missing:
             return
         decisions = self._decisions() if len(missing) == len(nodes) else {}
-        new = [self._new_step(n, decisions.get(n.component)) for n in missing]
-        self.services.store.save_steps(new)
+        self.services.store.save_steps(
+            self._new_step(n, decisions.get(n.component)) for n in missing
+        )
 
     def _decisions(self) -> dict[str, planning.Decision]:
         observed, self._observed = self._observed, {}

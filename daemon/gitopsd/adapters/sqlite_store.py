@@ -471,10 +471,8 @@ class SqliteStore:
 
     def _all(self, model: type[R], sql: str, *params: object) -> list[R]:
         # A lone SELECT in autocommit mode is its own read transaction: it sees one snapshot
-        # and, in WAL mode, neither waits for nor blocks a writer. Each row is decoded as it
-        # is read: a thousand records' JSON texts (a kilobyte or more each) are not all held
-        # at once beside their models, once per run.
-        rows = self._connection().execute(sql, params)
+        # and, in WAL mode, neither waits for nor blocks a writer.
+        rows = self._connection().execute(sql, params).fetchall()
         return [_decode(model, record) for (record,) in rows]
 
     def _write(self, sql: str, *params: object) -> sqlite3.Cursor:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gitopsd.adapters import gitrepo
 from gitopsd.adapters.gitrepo import GitSource, is_url
 from gitopsd.engine.loading import is_manifest_path
 from gitopsd.errors import GitSourceError
@@ -182,6 +183,23 @@ def test_the_commit_a_branch_resolved_to_is_named_again_without_git(
     no_git.mkdir()
     monkeypatch.setenv("PATH", str(no_git))  # a git started now would not be found
     assert source.resolve(sha) == sha
+
+
+def test_only_the_most_recent_commits_are_named_again_without_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon resolves a new head with every commit: it remembers the last few, not all."""
+    monkeypatch.setattr(gitrepo, "KNOWN_COMMITS", 2)
+    repo = tmp_path / "repo"
+    shas = [commit_files(repo, {"a": str(n)}) for n in range(3)]
+    source = open_source(repo, tmp_path)
+    assert [source.resolve(sha) for sha in shas] == shas
+    no_git = tmp_path / "no-git"
+    no_git.mkdir()
+    monkeypatch.setenv("PATH", str(no_git))  # a git started now would not be found
+    assert [source.resolve(sha) for sha in shas[1:]] == shas[1:]
+    with pytest.raises(GitSourceError, match="cannot run git"):
+        source.resolve(shas[0])
 
 
 def test_a_fresh_process_names_commits_and_reads_files_of_a_local_repository(

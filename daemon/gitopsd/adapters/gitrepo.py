@@ -32,6 +32,7 @@ URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 FETCH_REFSPEC = "+refs/heads/*:refs/heads/*"
 CHANGELOG_LIMIT = 200  # commits `changelog` lists at most (`commit_count` says how many there are)
+KNOWN_COMMITS = 256  # full shas `resolve` remembers (the most recent)
 
 
 class Blob(NamedTuple):
@@ -192,7 +193,11 @@ class GitSource:
             raise UnknownRevisionError(f"{self.location}: no commit named {revision!r}")
         # A full sha names the same commit for ever (a branch moves): the commit a branch
         # resolved to is known when it is asked for next, as `drift` does with the head.
-        self._commits[sha] = sha
+        # The last KNOWN_COMMITS only: a daemon sees a new head with every commit.
+        with self._lock:
+            self._commits[sha] = sha
+            if len(self._commits) > KNOWN_COMMITS:
+                del self._commits[next(iter(self._commits))]
         return sha
 
     def is_on_branch(self, revision: str) -> bool:

@@ -16,7 +16,7 @@ only modules that import prometheus_client (an import-linter contract keeps runt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -151,7 +151,7 @@ class Metrics:
         )
         readiness.set_function(lambda: 1.0 if ready() else 0.0)
 
-    def run_finished(self, run: Run, steps: Sequence[Step]) -> None:
+    def run_finished(self, run: Run, steps: Iterable[Step]) -> None:
         """Count a finished run and its driver steps."""
         result = RUN_RESULTS.get(run.status)
         if result is None:

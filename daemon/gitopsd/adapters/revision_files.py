@@ -1,7 +1,7 @@
 """Files kept by commit sha in one folder of the data folder, from one process to the next.
 
 The revision cache (`runtime/runs/revisions.py`) keeps here what loading a commit found, as JSON
-text; this module only names, writes, reads and prunes the files. A file is named
+lines; this module only names, writes, reads and prunes the files. A file is named
 `<sha>.<tag>.json`, the tag naming what wrote it (gitopsd's version and the layout of the
 content), so a file another version wrote is never found by this one; it ages out instead.
 

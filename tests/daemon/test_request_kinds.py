@@ -4,7 +4,7 @@ crash; and the daemon tells its metrics recorder what happened in plain verbs.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,7 +29,7 @@ class Told:
         self.snapshot = snapshot
         return self
 
-    def run_finished(self, run: Run, steps: Sequence[Step]) -> None:
+    def run_finished(self, run: Run, steps: Iterable[Step]) -> None:
         self.said.append(("run_finished", run.environment, run.action, run.status))
 
     def commit_reached_apply(self, environment: str, seconds: float) -> None:

@@ -213,3 +213,29 @@ def test_a_changed_file_read_back_parsed_is_built_anew() -> None:
     again, _ = loading.load_parsed(documents, revision="def456", driver_types=DRIVER_TYPES)
     assert again.components["net"].manifest.metadata.layer == "platform"
     assert first.components["net"].manifest.metadata.layer == "network"
+
+
+def test_components_with_the_same_driver_block_share_its_settings() -> None:
+    """Ten thousand components usually run a handful of driver blocks: one copy each."""
+    other = component("dns").replace("./apply.sh", "./other.sh")
+    repository, problems = load(
+        {
+            "components/net/component.yaml": component("net"),
+            "components/vpc/component.yaml": component("vpc"),
+            "components/dns/component.yaml": other,
+        }
+    )
+    net, vpc, dns = (repository.components[n].manifest.spec.driver for n in ("net", "vpc", "dns"))
+    assert problems == [] and net is vpc
+    assert dns.command("apply") == ("./other.sh",) and net.command("apply") == ("./apply.sh",)
+
+
+def test_the_same_broken_driver_block_is_reported_in_every_component() -> None:
+    broken = {
+        f"components/{name}/component.yaml": component(name).replace("apply: [", "aply: [")
+        for name in ("net", "vpc")
+    }
+    _, problems = load(broken)
+    net = [(p.line, p.message) for p in problems if p.path == "components/net/component.yaml"]
+    vpc = [(p.line, p.message) for p in problems if p.path == "components/vpc/component.yaml"]
+    assert net == vpc and (11, "spec.driver.aply: unknown field") in net

@@ -6,14 +6,16 @@ import json
 import os
 import pickle
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from gitopsd.adapters.gitrepo import Blob, GitSource
 from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.errors import GitSourceError
 from gitopsd.runtime.runs import revisions
 from gitopsd.runtime.runs.revisions import LoadedRevision, RevisionCache
 from tests.runtime.world import World, component, environment
@@ -27,6 +29,16 @@ class CountingSource(GitSource):
     def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
         CountingSource.reads += 1
         return super().list_files(revision, **kwargs)
+
+
+class ReadingSource(GitSource):
+    """A real GitSource that notes the paths of every manifest it reads."""
+
+    read: ClassVar[list[str]] = []
+
+    def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
+        ReadingSource.read += files
+        return super().read_blobs(files)
 
 
 @pytest.fixture
@@ -120,9 +132,15 @@ def test_a_damaged_file_loads_from_git_and_is_written_again(
     assert CountingSource.reads == 2  # repaired for the next process
 
 
+def header(kept: Path) -> dict[str, object]:
+    """The first line of a kept file: what wrote it, for which commit, and what follows."""
+    first: dict[str, object] = json.loads(kept.read_text().partition("\n")[0])
+    return first
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("format", 2), ("gitopsd", "0.0.1-other"), ("revision", "b" * 40), ("extra", 1)],
+    [("format", 1), ("gitopsd", "0.0.1-other"), ("revision", "b" * 40), ("extra", 1)],
 )
 def test_a_file_written_for_another_format_version_or_commit_is_ignored(
     world: World, source: CountingSource, tmp_path: Path, field: str, value: object
@@ -136,13 +154,35 @@ def test_a_file_written_for_another_format_version_or_commit_is_ignored(
     folder = tmp_path / "revisions"
     process_loads(source, folder, sha)
     kept = kept_file(folder, sha)
-    content = json.loads(kept.read_text())
-    content[field] = value
-    kept.write_text(json.dumps(content))
+    first, _, rest = kept.read_text().partition("\n")
+    kept.write_text(json.dumps(json.loads(first) | {field: value}) + "\n" + rest)
     loaded = process_loads(source, folder, sha)
     assert CountingSource.reads == 2  # from git again
     assert loaded.is_valid and loaded.repository.components.keys() == {"vpc"}
-    assert json.loads(kept.read_text()).get(field) != value  # written again, for this one
+    assert header(kept).get(field) != value  # written again, for this one
+
+
+def test_a_file_cut_short_at_the_end_of_a_line_is_not_read_as_a_smaller_revision(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """Each manifest is a line: a file that lost its last lines would be a revision without
+    those components (orphans, to a run), were the count in its header not checked."""
+    sha = world.commit(
+        {
+            "environments/dev.yaml": environment("dev"),
+            "components/network/vpc/component.yaml": component("vpc"),
+            "components/network/dns/component.yaml": component("dns"),
+        }
+    )
+    folder = tmp_path / "revisions"
+    process_loads(source, folder, sha)
+    kept = kept_file(folder, sha)
+    lines = kept.read_text().splitlines(keepends=True)
+    assert header(kept)["documents"] == len(lines) - 1 == 3
+    kept.write_text("".join(lines[:-1]))
+    loaded = process_loads(source, folder, sha)
+    assert CountingSource.reads == 2  # from git again
+    assert loaded.repository.components.keys() == {"vpc", "dns"}
 
 
 class Planted:
@@ -207,6 +247,22 @@ def test_revisions_in_memory_share_their_unchanged_components(
     assert first.components["dns"].manifest.spec.inputs == {}
 
 
+def test_revisions_in_memory_have_each_its_own_folder_digests(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """They share the paths and digests they have in common, and differ where they differ."""
+    first_sha, second_sha = two_commits(world)
+    process_loads(source, tmp_path / "revisions", first_sha)  # on disk for the next process
+    revisions_cache = cache(source, tmp_path / "revisions")
+    second = revisions_cache.load(second_sha)  # from git
+    first = revisions_cache.load(first_sha)  # read back from disk
+    assert second.trees == source.folder_trees(second_sha)
+    assert first.trees == source.folder_trees(first_sha)
+    dns = "components/network/dns"
+    assert first.trees[dns] != second.trees[dns]
+    assert first.trees["components/network/vpc"] == second.trees["components/network/vpc"]
+
+
 def test_an_evicted_revision_is_loaded_again_whole(
     world: World, source: CountingSource, tmp_path: Path
 ) -> None:
@@ -222,25 +278,57 @@ def test_an_evicted_revision_is_loaded_again_whole(
     assert again.repository.components["vpc"] is second.repository.components["vpc"]
 
 
-class RacingSource(CountingSource):
-    """Two threads read the same commit's files at the same moment: both miss the cache."""
+class SlowSource(CountingSource):
+    """The first read of a commit's files waits until `go` is set: a load in progress."""
 
-    barrier = threading.Barrier(2, timeout=10)
+    reading = threading.Event()
+    go = threading.Event()
 
-    def read_files(self, revision: str, **kwargs: Any) -> dict[str, bytes]:
-        files = super().read_files(revision, **kwargs)
-        RacingSource.barrier.wait()
-        return files
+    def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
+        if not SlowSource.reading.is_set():
+            SlowSource.reading.set()
+            SlowSource.go.wait(timeout=10)
+        else:
+            SlowSource.go.set()  # a second read: the first need not wait any longer
+        return super().list_files(revision, **kwargs)
 
 
-def test_a_commit_loaded_by_two_threads_at_once_is_kept_once(world: World) -> None:
+def test_a_commit_asked_for_by_two_threads_at_once_is_loaded_once(world: World) -> None:
+    """A new head is asked for by the head watch and each environment's admission at the
+    same moment: the second waits for the first one's load instead of loading it again."""
     sha = world.commit({"components/network/vpc/component.yaml": component("vpc")})
-    racing = RacingSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
-    revisions_cache = RevisionCache(racing)
+    slow = SlowSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
+    CountingSource.reads = 0
+    revisions_cache = RevisionCache(slow)
     with ThreadPoolExecutor(2) as pool:
-        first, second = pool.map(lambda _: revisions_cache.load(sha), range(2))
-    assert first is second
-    assert revisions_cache.load(sha) is first
+        first = pool.submit(revisions_cache.load, sha)
+        assert SlowSource.reading.wait(timeout=10)
+        second = pool.submit(revisions_cache.load, sha)
+        SlowSource.go.wait(timeout=0.5)  # set at once only if the second reads git too
+        SlowSource.go.set()
+        assert first.result() is second.result()
+    assert CountingSource.reads == 1
+    assert revisions_cache.load(sha) is first.result()
+
+
+class FailingOnceSource(CountingSource):
+    """The first read of a commit's files fails, as a repository briefly unreadable."""
+
+    def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
+        if not CountingSource.reads:
+            CountingSource.reads += 1
+            raise GitSourceError("the repository is unreadable for a moment")
+        return super().list_files(revision, **kwargs)
+
+
+def test_a_load_that_failed_is_tried_again_by_the_next_caller(world: World) -> None:
+    sha = world.commit({"components/network/vpc/component.yaml": component("vpc")})
+    failing = FailingOnceSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
+    CountingSource.reads = 0
+    revisions_cache = RevisionCache(failing)
+    with pytest.raises(GitSourceError):
+        revisions_cache.load(sha)
+    assert revisions_cache.load(sha).repository.components.keys() == {"vpc"}
 
 
 def files_in(folder: Path) -> list[str]:
@@ -280,3 +368,26 @@ def test_a_workspace_closed_writes_its_delayed_loads(world: World, tmp_path: Pat
     workspace.close()
     assert [name.split(".")[0] for name in files_in(folder)] == [sha]
     store.close()
+
+
+def test_a_new_head_reads_only_the_manifests_it_changed(world: World) -> None:
+    """A component a revision in memory has (same path, same content) is neither read from
+    git nor parsed again."""
+    first_sha, second_sha = two_commits(world)  # the second changes dns
+    reading = ReadingSource.open(str(world.repo), branch=None, data_dir=world.root / "data")
+    revisions_cache = RevisionCache(reading, size=2)
+    ReadingSource.read = []
+    first = revisions_cache.load(first_sha).repository
+    assert sorted(ReadingSource.read) == [
+        "components/network/dns/component.yaml",
+        "components/network/vpc/component.yaml",
+        "environments/dev.yaml",
+    ]
+    ReadingSource.read = []
+    second = revisions_cache.load(second_sha).repository
+    assert sorted(ReadingSource.read) == [
+        "components/network/dns/component.yaml",
+        "environments/dev.yaml",
+    ]
+    assert second.components["vpc"] is first.components["vpc"]
+    assert second.components["dns"].manifest.spec.inputs == {"zone": "example.org"}

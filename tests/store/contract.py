@@ -410,6 +410,9 @@ class StoreContract:
         assert [e.name for e in store.list_environments()] == ["dev", "prod", "staging"]
         assert [c.name for c in store.list_components("dev")] == ["db", "network", "web"]
         assert [c.name for c in store.list_components("prod")] == ["zz"]
+        assert store.component_names("dev") == ["db", "network", "web"]
+        assert store.component_names("prod") == ["zz"]
+        assert store.component_names("staging") == []
 
     def test_runs_are_listed_newest_first_by_creation_then_id(self, store: StateStore) -> None:
         store.save_run(run("r-b", created_at=at(60)))

@@ -2,12 +2,14 @@
 
 Pipeline: run -> **report**. `gitopsd_component_runs_total` and
 `gitopsd_component_duration_seconds` have a series per environment, component and action
-(and result): 3,000 series at 1,000 components in three environments, 30,000 at 10,000.
-prometheus_client keeps each labelled child as objects of its own, a lock and a value object
-per bucket, which at these counts is a large share of an idle daemon's memory
-(benchmarks/README.md). Here a series is one array of floats under one lock for all, and the
-library's metric families write them out at scrape time, in the same text as its own
-counters and histograms (`_created` included).
+(and result): 30,000 of each at 10,000 components in three environments. prometheus_client
+keeps each labelled child as objects of its own, a lock and a value object per bucket; even
+an array and a label tuple per series were a large share of an idle daemon's memory
+(benchmarks/README.md). Here every component has one position, the same in every table, and
+a table per environment and action (and result) holds all components' values in one array of
+floats, a row per position; the labels are put together at scrape time only. The library's
+metric families write the series out, in the same text as its own counters and histograms
+(`_created` included).
 """
 
 from __future__ import annotations
@@ -22,11 +24,38 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-RunLabels = tuple[str, str, str, str]  # environment, component, action, result
-DurationLabels = tuple[str, str, str]  # environment, component, action
 RUN_LABELS = ("environment", "component", "action", "result")
 DURATION_LABELS = ("environment", "component", "action")
-VALUE, CREATED = 0, 1  # a counter series: [value, created]
+VALUE, CREATED = 0, 1  # a counter's row: [value, created]
+
+
+class _Table:
+    """One series' row of floats for each component position, all in one array: `counts`
+    counts first, created last. A row is zeros until its series is first recorded (a
+    series always counts something), so positions never recorded here cost 8 bytes a
+    field and are not written out."""
+
+    def __init__(self, counts: int, width: int) -> None:
+        self.counts = counts
+        self.width = width
+        self.values: array[float] = array("d")
+
+    def row(self, position: int, now: Callable[[], float]) -> int:
+        """The offset of `position`'s row, about to be recorded (created set the first time)."""
+        start = position * self.width
+        missing = start + self.width - len(self.values)
+        if missing > 0:
+            self.values.frombytes(bytes(8 * missing))  # 0.0 in every field
+        if not any(self.values[start : start + self.counts]):
+            self.values[start + self.width - 1] = now()
+        return start
+
+    def rows(self) -> Iterator[tuple[int, list[float]]]:
+        """(position, values) of every series recorded, in position order."""
+        values, width = self.values, self.width
+        for start in range(0, len(values), width):
+            if any(values[start : start + self.counts]):
+                yield start // width, values[start : start + width].tolist()
 
 
 class ComponentMetrics(Collector):
@@ -37,27 +66,36 @@ class ComponentMetrics(Collector):
         self._bounds = tuple(float(b) for b in buckets)
         self._now = now
         self._lock = threading.Lock()
-        self._runs: dict[RunLabels, array[float]] = {}
-        # a histogram series: a count per bucket (+Inf last, not cumulative), sum, created
-        self._durations: dict[DurationLabels, array[float]] = {}
+        self._names: list[str] = []  # component by position
+        self._positions: dict[str, int] = {}
+        # a counter row: value, created
+        self._runs: dict[tuple[str, str, str], _Table] = {}  # environment, action, result
+        # a histogram row: a count per bucket (+Inf last, not cumulative), sum, created
+        self._durations: dict[tuple[str, str], _Table] = {}  # environment, action
 
-    def count(self, labels: RunLabels) -> None:
+    def count(self, environment: str, component: str, action: str, result: str) -> None:
         with self._lock:
-            series = self._runs.get(labels)
-            if series is None:
-                series = self._runs[labels] = array("d", (0.0, self._now()))
-            series[VALUE] += 1
+            table = self._runs.get((environment, action, result))
+            if table is None:
+                table = self._runs[environment, action, result] = _Table(1, 2)
+            table.values[table.row(self._position(component), self._now) + VALUE] += 1
 
-    def observe(self, labels: DurationLabels, seconds: float) -> None:
+    def observe(self, environment: str, component: str, action: str, seconds: float) -> None:
         width = len(self._bounds) + 1
         with self._lock:
-            series = self._durations.get(labels)
-            if series is None:
-                series = array("d", [0.0] * (width + 2))
-                series[width + 1] = self._now()
-                self._durations[labels] = series
-            series[bisect.bisect_left(self._bounds, seconds)] += 1
-            series[width] += seconds
+            table = self._durations.get((environment, action))
+            if table is None:
+                table = self._durations[environment, action] = _Table(width, width + 2)
+            start = table.row(self._position(component), self._now)
+            table.values[start + bisect.bisect_left(self._bounds, seconds)] += 1
+            table.values[start + width] += seconds
+
+    def _position(self, component: str) -> int:
+        position = self._positions.get(component)
+        if position is None:
+            position = self._positions[component] = len(self._names)
+            self._names.append(component)
+        return position
 
     def describe(self) -> Iterator[Metric]:
         return iter(self._families())
@@ -65,16 +103,20 @@ class ComponentMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         runs, durations = self._families()
         with self._lock:
-            counted = [(labels, series.tolist()) for labels, series in self._runs.items()]
-            observed = [(labels, series.tolist()) for labels, series in self._durations.items()]
-        for run_labels, (value, created) in counted:
-            runs.add_metric(run_labels, value, created=created)
-        for duration_labels, values in observed:
-            self._add_histogram(durations, duration_labels, values)
+            names = list(self._names)
+            counted = [(key, list(table.rows())) for key, table in self._runs.items()]
+            observed = [(key, list(table.rows())) for key, table in self._durations.items()]
+        for (environment, action, result), rows in counted:
+            for position, (value, created) in rows:
+                labels = (environment, names[position], action, result)
+                runs.add_metric(labels, value, created=created)
+        for (environment, action), rows in observed:
+            for position, values in rows:
+                self._add_histogram(durations, (environment, names[position], action), values)
         yield from (runs, durations)
 
     def _add_histogram(
-        self, family: HistogramMetricFamily, labels: DurationLabels, values: list[float]
+        self, family: HistogramMetricFamily, labels: tuple[str, str, str], values: list[float]
     ) -> None:
         width = len(self._bounds) + 1
         bounds = [*map(floatToGoString, self._bounds), "+Inf"]

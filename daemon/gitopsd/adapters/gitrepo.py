@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from gitopsd.adapters.blob_cache import BlobCache
 from gitopsd.errors import GitSourceError, UnknownRevisionError
 
 if TYPE_CHECKING:
@@ -33,6 +32,7 @@ URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 FETCH_REFSPEC = "+refs/heads/*:refs/heads/*"
 CHANGELOG_LIMIT = 200  # commits `changelog` lists at most (`commit_count` says how many there are)
+KNOWN_COMMITS = 256  # full shas `resolve` remembers (the most recent)
 
 
 class Blob(NamedTuple):
@@ -76,7 +76,6 @@ class GitSource:
         # GitPython's object is made once, whichever thread asks first
         self._lock = threading.RLock()
         self._commits: dict[str, str] = {}  # full shas already seen to name a commit
-        self._blobs = BlobCache()
 
     @classmethod
     def open(cls, location: str, *, branch: str | None, data_dir: Path) -> GitSource:
@@ -194,7 +193,11 @@ class GitSource:
             raise UnknownRevisionError(f"{self.location}: no commit named {revision!r}")
         # A full sha names the same commit for ever (a branch moves): the commit a branch
         # resolved to is known when it is asked for next, as `drift` does with the head.
-        self._commits[sha] = sha
+        # The last KNOWN_COMMITS only: a daemon sees a new head with every commit.
+        with self._lock:
+            self._commits[sha] = sha
+            if len(self._commits) > KNOWN_COMMITS:
+                del self._commits[next(iter(self._commits))]
         return sha
 
     def is_on_branch(self, revision: str) -> bool:
@@ -221,14 +224,10 @@ class GitSource:
         return {path: blob for path, blob in self._list_blobs(revision) if wanted(path)}
 
     def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
-        """The content of files listed by `list_files`, by path; blobs read before are
-        not read again (`BlobCache`)."""
-        wanted = {blob.sha for blob in files.values()}
-        known = self._blobs.known(wanted)
-        missing = sorted(wanted - known.keys())
-        read = dict(zip(missing, self._read_blobs(missing), strict=True))
-        self._blobs.keep(read)
-        contents = known | read
+        """The content of files listed by `list_files`, by path. Nothing is kept: loading
+        finds the manifests it has already by their blob ids, without reading them."""
+        wanted = sorted({blob.sha for blob in files.values()})
+        contents = dict(zip(wanted, self._read_blobs(wanted), strict=True))
         return {path: contents[blob.sha] for path, blob in files.items()}
 
     def folder_trees(self, revision: str) -> dict[str, str]:

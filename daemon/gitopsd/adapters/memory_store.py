@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -87,6 +87,10 @@ class MemoryStore:
             found = [s for (env, _), s in self._tables.components.items() if env == environment]
         return sorted(found, key=lambda state: state.name)
 
+    def component_names(self, environment: str) -> list[str]:
+        with self._lock:
+            return sorted(name for env, name in self._tables.components if env == environment)
+
     def save_component(self, state: ComponentState) -> None:
         with self._lock:
             self._tables.components[(state.environment, state.name)] = state
@@ -142,7 +146,7 @@ class MemoryStore:
         with self._lock:
             self._tables.steps[(step.run_id, step.index)] = step
 
-    def save_steps(self, steps: Sequence[Step]) -> None:
+    def save_steps(self, steps: Iterable[Step]) -> None:
         with self._lock:
             for step in steps:
                 self._tables.steps[(step.run_id, step.index)] = step

@@ -16,7 +16,7 @@ only modules that import prometheus_client (an import-linter contract keeps runt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -151,7 +151,7 @@ class Metrics:
         )
         readiness.set_function(lambda: 1.0 if ready() else 0.0)
 
-    def run_finished(self, run: Run, steps: Sequence[Step]) -> None:
+    def run_finished(self, run: Run, steps: Iterable[Step]) -> None:
         """Count a finished run and its driver steps."""
         result = RUN_RESULTS.get(run.status)
         if result is None:
@@ -170,11 +170,11 @@ class Metrics:
         if step.action is StepAction.GATE:
             self.gate_runs.labels(environment, step.component, result).inc()
             return
-        labels = (environment, step.component, step.action.value)
-        self.components.count((*labels, result))
+        action = step.action.value
+        self.components.count(environment, step.component, action, result)
         if step.started_at and step.finished_at and step.status is not StepStatus.SKIPPED:
             seconds = (step.finished_at - step.started_at).total_seconds()
-            self.components.observe(labels, seconds)
+            self.components.observe(environment, step.component, action, seconds)
 
     def commit_reached_apply(self, environment: str, seconds: float) -> None:
         self.commit_to_apply.labels(environment).observe(seconds)

@@ -25,7 +25,7 @@ import contextlib
 import copy
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -177,6 +177,10 @@ class PostgresStore:
         sql = "SELECT record FROM components WHERE environment = %s ORDER BY name"
         return self._all(ComponentState, sql, environment)
 
+    def component_names(self, environment: str) -> list[str]:
+        sql = "SELECT name FROM components WHERE environment = %s ORDER BY name"
+        return [name for (name,) in self._rows(sql, (environment,))]
+
     def save_component(self, state: ComponentState) -> None:
         self._execute(_UPSERT_COMPONENT, _component_row(state))
 
@@ -223,7 +227,7 @@ class PostgresStore:
     def save_step(self, step: Step) -> None:
         self._execute(_UPSERT_STEP, _step_row(step))
 
-    def save_steps(self, steps: Sequence[Step]) -> None:
+    def save_steps(self, steps: Iterable[Step]) -> None:
         rows = [_step_row(step) for step in steps]
         self._write(
             lambda connection: connection.cursor().executemany(_UPSERT_STEP, rows), atomic=True

@@ -1,7 +1,7 @@
 """Files kept by commit sha in one folder of the data folder, from one process to the next.
 
 The revision cache (`runtime/runs/revisions.py`) keeps here what loading a commit found, as JSON
-text; this module only names, writes, reads and prunes the files. A file is named
+lines; this module only names, writes, reads and prunes the files. A file is named
 `<sha>.<tag>.json`, the tag naming what wrote it (gitopsd's version and the layout of the
 content), so a file another version wrote is never found by this one; it ages out instead.
 
@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger("gitopsd.revisions")
@@ -39,14 +40,16 @@ class RevisionFiles:
         except (OSError, UnicodeDecodeError):
             return None  # never kept here, or the folder is unusable: either way a miss
 
-    def put(self, sha: str, text: str) -> None:
-        """Keep `text` for `sha`: written whole or not at all; a full disk is not an error."""
+    def put(self, sha: str, text: Iterable[str]) -> None:
+        """Keep `text` for `sha`, written part by part as the parts are made (a writer need
+        not hold all of it at once), and whole or not at all: a part that cannot be made
+        raises here and nothing is kept. A full disk is not an error."""
         try:
             self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             handle, scratch = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=self.folder)
             try:
                 with os.fdopen(handle, "w", encoding="utf-8") as file:
-                    file.write(text)
+                    file.writelines(text)
                 os.replace(scratch, self.path(sha))
             except BaseException:
                 Path(scratch).unlink(missing_ok=True)

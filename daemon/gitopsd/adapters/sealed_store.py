@@ -15,7 +15,7 @@ a shared store's fenced views (what a PostgreSQL leader writes through) are seal
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,8 +60,8 @@ class SealedStore:
     def save_step(self, step: Step) -> None:
         self._inner.save_step(self._sealed_step(step))
 
-    def save_steps(self, steps: Sequence[Step]) -> None:
-        self._inner.save_steps([self._sealed_step(step) for step in steps])
+    def save_steps(self, steps: Iterable[Step]) -> None:
+        self._inner.save_steps(self._sealed_step(step) for step in steps)
 
     def list_steps(
         self, run_id: str, *, after: int | None = None, limit: int | None = None

@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -222,6 +222,10 @@ class SqliteStore:
         sql = "SELECT record FROM components WHERE environment = ? ORDER BY name"
         return self._all(ComponentState, sql, environment)
 
+    def component_names(self, environment: str) -> list[str]:
+        sql = "SELECT name FROM components WHERE environment = ? ORDER BY name"
+        return [name for (name,) in self._connection().execute(sql, (environment,))]
+
     def save_component(self, state: ComponentState) -> None:
         self._write(migrations.UPSERT_COMPONENT, *_component_row(state))
 
@@ -266,7 +270,7 @@ class SqliteStore:
     def save_step(self, step: Step) -> None:
         self._write(migrations.UPSERT_STEP, *_step_row(step))
 
-    def save_steps(self, steps: Sequence[Step]) -> None:
+    def save_steps(self, steps: Iterable[Step]) -> None:
         rows = [_step_row(step) for step in steps]
         with self.transaction():
             self._connection().executemany(migrations.UPSERT_STEP, rows)

@@ -20,6 +20,7 @@ from gitopsd.engine import fieldchecks, graph, rendering, sources, yaml_text
 from gitopsd.engine.sources import Problem, SourceFile
 from gitopsd.model.manifests import (
     DRIVER_TYPES,
+    SHARED_DRIVERS,
     Component,
     DriverSettings,
     Environment,
@@ -31,7 +32,7 @@ SETTINGS_PATH = "gitopsd.yaml"
 ENVIRONMENTS_DIR = "environments"
 COMPONENTS_DIR = "components"
 COMPONENT_FILES = ("component.yaml", "component.yml")
-FileKey = tuple[str, bytes]  # a file's path and the digest of its content
+FileKey = tuple[str, str]  # a file's path and git's id of its content (`_digest`)
 # the valid components of the revisions in memory, by file, held weakly (see `_check_component`)
 _CHECKED: weakref.WeakValueDictionary[FileKey, ComponentEntry] = weakref.WeakValueDictionary()
 Parsed = tuple[SourceFile, dict[str, Any]]  # a manifest's file, and the mapping it holds
@@ -117,6 +118,7 @@ def load_repository(
     revision: str,
     driver_types: Mapping[str, type[DriverSettings]],
     unread: Collection[str] = (),
+    built: Mapping[str, ComponentEntry] | None = None,
 ) -> tuple[Repository, list[Problem]]:
     """Parse and validate every manifest; return what is valid and every problem found.
 
@@ -125,9 +127,25 @@ def load_repository(
     are the manifests refused unread (`engine.limits`), whose problems are already known.
     `driver_types`: the settings model of each installed driver type, by name
     (`engine.drivers.settings_of`), which validate the components' `driver:` blocks.
+    `built`: components of the commit already in memory, by path (`built_components`),
+    whose files are not in `files`: they were not even read.
     """
-    reader = _Reader(parse_manifest, _digest)
-    return _load(files, reader, revision=revision, unread=unread, driver_types=driver_types)
+    reader = _Reader(functools.partial(parse_manifest, shared={}), _digest)
+    return _load(
+        files, reader, revision=revision, unread=unread, driver_types=driver_types, built=built
+    )
+
+
+def built_components(blobs: Mapping[str, str]) -> dict[str, ComponentEntry]:
+    """The components in memory for these files (path -> git's blob id), by path: a new
+    head usually changes a few manifests of thousands, and a load handed these
+    (`load_repository(built=...)`) needs neither the content nor a parse of the others."""
+    found = {}
+    for path, blob_id in blobs.items():
+        entry = _CHECKED.get((path, blob_id))
+        if entry is not None:
+            found[path] = entry
+    return found
 
 
 def load_parsed(
@@ -143,7 +161,7 @@ def load_parsed(
     def parsed(path: str, document: Document, problems: list[Problem]) -> Parsed:
         return SourceFile(path, document[0]), document[1]
 
-    def digest(document: Document) -> bytes:
+    def digest(document: Document) -> str:
         return _digest(document[0].encode("utf-8"))
 
     reader = _Reader(parsed, digest)
@@ -156,11 +174,15 @@ class _Reader(Generic[Raw]):
     its content that finds a component built before from the same file (`_CHECKED`)."""
 
     parse: Callable[[str, Raw, list[Problem]], Parsed | None]
-    digest: Callable[[Raw], bytes]
+    digest: Callable[[Raw], str]
 
 
-def _digest(raw: bytes) -> bytes:
-    return hashlib.blake2b(raw, digest_size=16).digest()
+def _digest(raw: bytes) -> str:
+    """The id git gives a file of content `raw` (in the SHA-1 object format): what a commit's
+    listing names each file by, so a component can be found by it before reading the file."""
+    blob = hashlib.sha1(b"blob %d\0" % len(raw), usedforsecurity=False)
+    blob.update(raw)
+    return blob.hexdigest()
 
 
 def _load(
@@ -170,15 +192,20 @@ def _load(
     revision: str,
     unread: Collection[str],
     driver_types: Mapping[str, type[DriverSettings]],
+    built: Mapping[str, ComponentEntry] | None = None,
 ) -> tuple[Repository, list[Problem]]:
-    context = {DRIVER_TYPES: driver_types}
+    context = {DRIVER_TYPES: driver_types, SHARED_DRIVERS: {}}
+    prebuilt: Mapping[str, ComponentEntry] = built or {}
     problems: list[Problem] = []
     settings, settings_source = _load_settings(files, reader.parse, problems)
     settings_unread = SETTINGS_PATH in files and settings_source is None
     repository = Repository(revision, settings, settings_source, settings_unread=settings_unread)
     repository.unusable.update(_probable_name(path) for path in unread)
-    for path in sorted(files):
+    for path in sorted({*files, *prebuilt}):
         if path == SETTINGS_PATH:
+            continue
+        if path in prebuilt:
+            _register(repository, prebuilt[path], problems)
             continue
         raw = files[path]
         if not path.startswith(ENVIRONMENTS_DIR + "/"):
@@ -257,6 +284,10 @@ def _add_component(
         if entry is None:
             _remember_unusable(repository, parsed[1])
             return
+    _register(repository, entry, problems)
+
+
+def _register(repository: Repository, entry: ComponentEntry, problems: list[Problem]) -> None:
     name = entry.manifest.name
     if name in repository.components:
         first = repository.components[name].source
@@ -337,11 +368,14 @@ def merge_defaults(defaults: Mapping[str, Any], spec: Mapping[str, Any]) -> dict
     return merged
 
 
-def parse_manifest(path: str, raw: bytes, problems: list[Problem]) -> Parsed | None:
+def parse_manifest(
+    path: str, raw: bytes, problems: list[Problem], *, shared: dict[str, str] | None = None
+) -> Parsed | None:
     """One manifest's file and the mapping it holds, or None (its problem added); the
-    mapping is for building the models, and dropped with the load (see `SourceFile`)."""
+    mapping is for building the models, and dropped with the load (see `SourceFile`).
+    `shared`: the load's text values, one object each (`yaml_text.parse`)."""
     try:
-        return yaml_text.parse(path, raw)
+        return yaml_text.parse(path, raw, shared=shared)
     except sources.SourceError as error:
         problems.append(error.problem)
         return None

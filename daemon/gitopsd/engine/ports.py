@@ -7,7 +7,7 @@ touches the world itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -238,6 +238,11 @@ class StateStore(Protocol):
 
     def list_components(self, environment: str) -> list[ComponentState]: ...
 
+    def component_names(self, environment: str) -> list[str]:
+        """The names of the components recorded in `environment`, sorted: what finding its
+        orphans needs, without reading (and building) the state of every component."""
+        ...
+
     def save_component(self, state: ComponentState) -> None: ...
 
     def save_components(self, states: Sequence[ComponentState]) -> None:
@@ -272,9 +277,11 @@ class StateStore(Protocol):
 
     def save_step(self, step: Step) -> None: ...
 
-    def save_steps(self, steps: Sequence[Step]) -> None:
+    def save_steps(self, steps: Iterable[Step]) -> None:
         """`save_step` of each, all or none: a run records all of its steps when it starts,
-        and 1,000 steps must not cost 1,000 statements before the first driver starts."""
+        and 1,000 steps must not cost 1,000 statements before the first driver starts.
+        `steps` are gone through once, each turned into its record as it comes: a run hands
+        them over as it makes them, so that thousands of them are never held at once."""
         ...
 
     def list_steps(

@@ -10,7 +10,7 @@ readiness) at scrape time, and the daemon is only whole once the recorder exists
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from gitopsd.model.state import ComponentState, EnvironmentState, Run, Step
@@ -22,8 +22,9 @@ Lead = Callable[[], int | None]  # the epoch this process leads at; None while i
 class Recorder(Protocol):
     """Every metric the daemon records; state gauges are read through the `Snapshot`."""
 
-    def run_finished(self, run: Run, steps: Sequence[Step]) -> None:
-        """A run ended: count it, its duration and its driver steps (gates apart)."""
+    def run_finished(self, run: Run, steps: Iterable[Step]) -> None:
+        """A run ended: count it, its duration and its driver steps (gates apart); `steps`
+        are gone through once, as they come (a run's thousands are read a page at a time)."""
         ...
 
     def commit_reached_apply(self, environment: str, seconds: float) -> None:

@@ -46,7 +46,17 @@ class ValueRefused(yaml.constructor.ConstructorError):
 
 class _Loader(BASE_LOADER):  # type: ignore[misc]
     """The safe loader, refusing duplicate keys (YAML would silently keep only the last),
-    keys that are not text, and numbers that JSON readers cannot hold."""
+    keys that are not text, and numbers that JSON readers cannot hold; text that another
+    file of the same load has too is that file's object (`shared`)."""
+
+    shared: dict[str, str] | None = None
+
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        """Thousands of components write the same layer, input names and commands: the
+        models keep the strings they are given, so each is held once per load, not once
+        per file (benchmarks/README.md)."""
+        value: str = super().construct_yaml_str(node)
+        return value if self.shared is None else self.shared.setdefault(value, value)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
         for key_node, _ in node.value:
@@ -89,16 +99,20 @@ class _Loader(BASE_LOADER):  # type: ignore[misc]
         raise ValueRefused(None, None, message, node.start_mark)
 
 
+_Loader.add_constructor(_TAG + "str", _Loader.construct_yaml_str)
 _Loader.add_constructor(_TAG + "int", _Loader.construct_yaml_int)
 _Loader.add_constructor(_TAG + "float", _Loader.construct_yaml_float)
 
 
-def parse(path: str, raw: bytes) -> tuple[SourceFile, dict[str, Any]]:
+def parse(
+    path: str, raw: bytes, *, shared: dict[str, str] | None = None
+) -> tuple[SourceFile, dict[str, Any]]:
     """Decode and parse one manifest: the file, and the mapping it holds (which the caller
-    builds its models from and drops); a file that is not a YAML mapping is a SourceError."""
+    builds its models from and drops); a file that is not a YAML mapping is a SourceError.
+    `shared`: the text values of the files parsed before in the same load, reused."""
     text = _decode(path, raw)
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = _load(text, shared)
     except ValueRefused as error:
         line = error.problem_mark.line + 1 if error.problem_mark else 1
         raise SourceError(Problem(path, line, str(error.problem))) from None
@@ -116,6 +130,16 @@ def parse(path: str, raw: bytes) -> tuple[SourceFile, dict[str, Any]]:
         message = f"values nested more than {MAX_DEPTH} deep (mappings and lists in one another)"
         raise SourceError(Problem(path, _deep_line(compose(text), MAX_DEPTH), message))
     return SourceFile(path, text), data
+
+
+def _load(text: str, shared: dict[str, str] | None) -> Any:
+    """`yaml.load` with the safe `_Loader`, sharing text values through `shared`."""
+    loader = _Loader(text)
+    loader.shared = shared
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def values(text: str) -> dict[str, Any]:

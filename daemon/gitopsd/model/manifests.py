@@ -73,6 +73,10 @@ class ComponentMetadata(Strict):
 # The validation context key under which a load passes the installed driver types: a mapping
 # of each type's name to its settings model (`engine.drivers.settings_of`).
 DRIVER_TYPES = "gitopsd.driver_types"
+# The validation context key under which a load may pass an empty dict in which the `driver:`
+# blocks it validated are kept by their text (`repr`): components whose blocks are written
+# the same then share one (immutable) settings instance instead of a copy each.
+SHARED_DRIVERS = "gitopsd.shared_drivers"
 
 
 class DriverSettings(Strict):
@@ -160,10 +164,15 @@ def _driver_settings(
     installed ones the load passed in its context (`DRIVER_TYPES`)."""
     if isinstance(value, DriverSettings):
         return value
-    known: Mapping[str, type[DriverSettings]] = (info.context or {}).get(DRIVER_TYPES, {})
+    context = info.context or {}
+    known: Mapping[str, type[DriverSettings]] = context.get(DRIVER_TYPES, {})
     expected = ", ".join(repr(name) for name in sorted(known))
     if not isinstance(value, dict):
         return handler(value)  # type: ignore[no-any-return]  # pydantic's own "a mapping"
+    shared: dict[str, DriverSettings] | None = context.get(SHARED_DRIVERS)
+    written = repr(value) if shared is not None else ""
+    if shared is not None and written in shared:
+        return shared[written]
     if "type" not in value:
         raise PydanticCustomError(
             "union_tag_not_found", "driver type missing", {"expected_tags": expected}
@@ -175,7 +184,10 @@ def _driver_settings(
             "unknown driver type",
             {"tag": value["type"], "expected_tags": expected},
         )
-    return settings.model_validate(value, context=info.context)
+    validated = settings.model_validate(value, context=info.context)
+    if shared is not None:
+        shared[written] = validated
+    return validated
 
 
 Driver = Annotated[SerializeAsAny[DriverSettings], WrapValidator(_driver_settings)]

@@ -67,10 +67,13 @@ class ApplyRun:
         self.orphans = {o.component.manifest.name: o for o in orphans or []}
         self.book = StepBook(services.store.list_steps(run.id))
         self.runner = StepRunner(services, run, self.book)
-        self._observed = self._states()
-        self._outputs = {s.name: dict(s.outputs) for s in self._observed}
+        observed = self._states()
+        self._outputs = {s.name: dict(s.outputs) for s in observed}
         self._outputs_lock = threading.Lock()
-        self._declared = sensitivity.declared(target.repository, self._observed)
+        self._declared = sensitivity.declared(target.repository, observed)
+        # what decides the steps when the run starts (`_decisions`), and is let go then: a
+        # thousand components' states need not be held while the run goes
+        self._observed: dict[str, ComponentState] = {s.name: s for s in observed}
         self._conceal = sensitivity.concealer(services.digest, self._declared, services.secrets)
 
     def execute(self) -> Run:
@@ -119,33 +122,35 @@ class ApplyRun:
         if not missing:
             return
         decisions = self._decisions() if len(missing) == len(nodes) else {}
-        new = [self._new_step(n, decisions.get(n.component)) for n in missing]
-        self.services.store.save_steps(new)
+        self.services.store.save_steps(
+            self._new_step(n, decisions.get(n.component)) for n in missing
+        )
 
     def _decisions(self) -> dict[str, planning.Decision]:
-        """The components unchanged at the start, which are recorded skipped."""
+        """The components unchanged at the start, which are recorded skipped; the states read
+        for them are let go of once they are decided."""
+        observed, self._observed = self._observed, {}
         return planning.unchanged(
             Selection(self.environment, self.components, []),
             revision=self.run.revision,
             trees=self.target.trees,
-            observed={s.name: s for s in self._observed},
+            observed=observed,
             conceal=self._conceal,
         )
 
     def _new_step(self, node: Node, decision: planning.Decision | None) -> Step:
         name, action = node.key
+        skippable = action in (StepAction.APPLY, StepAction.HEALTH)
+        if skippable and decision is not None and decision.verdict is Verdict.UNCHANGED:
+            fingerprint = decision.fingerprint if action is StepAction.APPLY else None
+            return self.book.unchanged(self.run, name, action, fingerprint)
         fields: dict[str, Any] = {}
         if action is StepAction.APPLY and decision is not None:
             fields["fingerprint"] = decision.fingerprint
         if action is StepAction.DESTROY:
             state = self.orphans[name].state
             fields.update(revision=state.revision, previous_state=state)
-        step = self.book.new(self.run, name, action, **fields)
-        unchanged = decision is not None and decision.verdict is Verdict.UNCHANGED
-        if unchanged and action in (StepAction.APPLY, StepAction.HEALTH):
-            step = step.model_copy(update={"status": StepStatus.SKIPPED, "output": "unchanged"})
-            self.book.record(step)
-        return step
+        return self.book.new(self.run, name, action, **fields)
 
     # --- starting one step ------------------------------------------------------------------
 

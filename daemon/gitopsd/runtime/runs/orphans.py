@@ -33,7 +33,7 @@ def names(store: StateStore, environment: str, target: Revisioned) -> list[str]:
     if environment not in target.repository.environments:
         return []
     chosen, _ = selection.choose(target.repository, environment)
-    return [s.name for s in store.list_components(environment) if s.name not in chosen]
+    return [name for name in store.component_names(environment) if name not in chosen]
 
 
 def find(
@@ -43,12 +43,10 @@ def find(
     target: Revisioned,
 ) -> list[Orphan]:
     """Each orphan of `environment` at `target`, with the revision that last applied it."""
-    if environment not in target.repository.environments:
-        return []
-    chosen, _ = selection.choose(target.repository, environment)
     found = []
-    for state in store.list_components(environment):
-        if state.name in chosen:
+    for name in names(store, environment, target):
+        state = store.get_component(environment, name)
+        if state is None:  # destroyed meanwhile
             continue
         source = load(state.revision)
         component = source.repository.components.get(state.name)

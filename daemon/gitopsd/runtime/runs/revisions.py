@@ -12,9 +12,9 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,11 +28,10 @@ from gitopsd.engine import limits, loading, validation, yaml_text
 from gitopsd.engine.drivers import settings_of
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.sources import Problem
-from gitopsd.runtime.runs.manifest_sharing import SharedEntries
 
 log = logging.getLogger("gitopsd.revisions")
 # the layout of a revision kept on disk (`KeptRevision`): change it, and raise this
-FORMAT = 1
+FORMAT = 2
 WRITE_DELAY = 2.0  # the daemon's seconds between a load and writing it (see `_keep_on_disk`)
 
 
@@ -71,17 +70,30 @@ def open_source(location: str, *, branch: str | None, data_dir: Path) -> GitSour
 def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
     """Read, parse and validate the manifests of `revision` (default: the branch head); no
     more of it than the repository's limits allow (`engine.limits`); its components' drivers
-    validated by the installed driver types (`adapters.driver_registry`)."""
+    validated by the installed driver types (`adapters.driver_registry`). Components whose
+    files a revision in memory has already (same path, same git blob) are neither read nor
+    parsed again."""
     sha = source.resolve(revision) if revision else source.head()
     listed = source.list_files(sha, wanted=loading.is_manifest_path)
+    built = loading.built_components({path: blob.sha for path, blob in listed.items()})
+    allowed: set[str] = set()  # what the limits let be read (or taken from `built`)
+
+    def read(paths: Collection[str]) -> dict[str, bytes]:
+        allowed.update(paths)
+        return source.read_blobs({path: listed[path] for path in paths if path not in built})
+
     files, refused = limits.read_within_limits(
-        {path: blob.size for path, blob in listed.items()},
-        lambda paths: source.read_blobs({path: listed[path] for path in paths}),
+        {path: blob.size for path, blob in listed.items()}, read
     )
-    unread = [path for path in listed if path not in files]
+    built = {path: entry for path, entry in built.items() if path in allowed}
+    unread = [path for path in listed if path not in files and path not in built]
     with _no_collector_passes():
         repository, problems = loading.load_repository(
-            files, revision=sha, driver_types=settings_of(installed_drivers()), unread=unread
+            files,
+            revision=sha,
+            driver_types=settings_of(installed_drivers()),
+            unread=unread,
+            built=built,
         )
         problems = sorted(refused + problems + validation.validate(repository))
     return LoadedRevision(sha, repository, problems, source.folder_trees(sha))
@@ -104,10 +116,30 @@ def _no_collector_passes() -> Iterator[None]:
             gc.enable()
 
 
+class KeptHeader(pydantic.BaseModel):
+    """The first line of a valid revision on disk: what wrote it, for which commit, its folder
+    trees and how many manifests follow, one a line (`KeptDocument`); not its models.
+
+    Plain data, never code: reading it back builds and validates the models again with this
+    gitopsd's rules, which costs a fraction of reading git and parsing YAML. The version and
+    format are checked as well as named in the file name, so a renamed or planted file is
+    ignored like any other that does not fit; the count, so a file cut short at the end of a
+    line is never read as a revision without its last manifests.
+    """
+
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
+
+    format: Literal[2]
+    gitopsd: str
+    revision: str
+    documents: int
+    trees: dict[str, str]
+
+
 class KeptDocument(pydantic.BaseModel):
     """One manifest as parsed: its text (for the line of a problem) and its YAML data."""
 
-    model_config = pydantic.ConfigDict(defer_build=True)  # built on first use, as in model/
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
 
     path: str
     text: str
@@ -115,7 +147,8 @@ class KeptDocument(pydantic.BaseModel):
 
 
 class KeptRevision(pydantic.BaseModel):
-    """A valid revision on disk: its parsed manifests and folder trees, not its models.
+    """The first line of a valid revision kept on disk; a line per parsed manifest follows
+    (`KeptDocument`). Its models are not kept.
 
     Plain data, never code: reading it back builds and validates the models again with this
     gitopsd's rules, which costs a fraction of reading git and parsing YAML. The version and
@@ -125,54 +158,52 @@ class KeptRevision(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
 
-    format: Literal[1]
+    format: Literal[2]
     gitopsd: str
     revision: str
-    documents: list[KeptDocument]
+    documents: int  # the lines that follow: a file that lost some is not a smaller revision
     trees: dict[str, str]
 
 
-def _kept_text(loaded: LoadedRevision) -> str | None:
-    """The JSON form of a valid revision; None when its data is not all JSON (a YAML date or
-    set, which would come back as something else) or it has problems (they are not kept).
-
-    A loaded revision holds its files' text, not the mappings they parse to (`SourceFile`),
-    so they are parsed again here, in the writer's thread, and dropped once written."""
-    if loaded.problems:
-        return None
+def _kept_lines(loaded: LoadedRevision) -> Iterator[str]:
+    """The JSON lines of a valid revision, made as they are written: a loaded revision
+    holds its files' text, not the mappings they parse to (`SourceFile`), so each is parsed
+    again here, in the writer's thread, and dropped once its line is made. All of them at
+    once, with the whole file's text, were the largest thing a daemon of 10,000
+    components allocated (benchmarks/README.md). Data that is not all JSON (a YAML date or
+    set, which would come back as something else) raises TypeError or ValueError."""
     repository = loaded.repository
     sources = [entry.source for entry in repository.environments.values()]
     sources += [entry.source for entry in repository.components.values()]
     if repository.settings_source is not None:
         sources.append(repository.settings_source)
-    kept = {
-        "format": FORMAT,
-        "gitopsd": __version__,
-        "revision": loaded.revision,
-        "documents": [
-            {"path": s.path, "text": s.text, "data": yaml_text.values(s.text)} for s in sources
-        ],
-        "trees": loaded.trees,
-    }
-    try:
-        return json.dumps(kept, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return None
+    header = {"format": FORMAT, "gitopsd": __version__, "revision": loaded.revision}
+    yield _json_line(header | {"documents": len(sources), "trees": loaded.trees})
+    for source in sources:
+        data = yaml_text.values(source.text)
+        yield _json_line({"path": source.path, "text": source.text, "data": data})
+
+
+def _json_line(value: dict[str, Any]) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":")) + "\n"
 
 
 def _from_kept_text(sha: str, text: str) -> LoadedRevision | None:
     """The revision `text` keeps, its models built again; None when the text is damaged,
     written by another gitopsd or for another commit, or no longer valid by these rules."""
+    header, *lines = [line for line in text.split("\n") if line] or [""]
     try:
-        kept = KeptRevision.model_validate_json(text)
+        kept = KeptRevision.model_validate_json(header)
+        if kept.gitopsd != __version__ or kept.revision != sha or len(lines) != kept.documents:
+            return None
+        documents = [KeptDocument.model_validate_json(line) for line in lines]
     except pydantic.ValidationError as error:
         log.warning("ignoring unreadable cached revision %s: %s", sha[:12], error)
         return None
-    if kept.gitopsd != __version__ or kept.revision != sha:
-        return None
-    documents = {d.path: (d.text, d.data) for d in kept.documents}
     repository, problems = loading.load_parsed(
-        documents, revision=sha, driver_types=settings_of(installed_drivers())
+        {d.path: (d.text, d.data) for d in documents},
+        revision=sha,
+        driver_types=settings_of(installed_drivers()),
     )
     if problems or validation.validate(repository):
         return None
@@ -188,8 +219,9 @@ class RevisionCache:
     memory of second copies. On disk, a valid load outlives the process: the next command
     (a scheduled `gitopsd drift` after an apply) reads the parsed manifests back instead of
     reading git and parsing YAML again. The revisions held share the components they have
-    in common (`manifest_sharing`), and a commit is loaded once however many threads ask
-    for it at the same time, so the cache costs one revision plus what changed between them.
+    in common (loading keeps one entry per file content, from git or from disk), and a
+    commit is loaded once however many threads ask for it at the same time, so the cache
+    costs one revision plus what changed between them.
     """
 
     def __init__(self, source: GitSource, *, size: int = 3, folder: Path | None = None) -> None:
@@ -199,7 +231,9 @@ class RevisionCache:
         self._files = None if folder is None else RevisionFiles(folder, tag=tag)
         self._loaded: OrderedDict[str, LoadedRevision] = OrderedDict()
         self._lock = threading.Lock()
-        self._shared = SharedEntries()
+        # one lock per commit being loaded: threads asking for it meanwhile wait for that load
+        self._loading: dict[str, threading.Lock] = {}
+        self._trees: dict[str, str] = {}  # the folder digests of the last revision loaded
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="revision-writer")
         self._closing = threading.Event()
         self.write_delay = 0.0  # a daemon sets WRITE_DELAY; a command writes at once
@@ -207,24 +241,51 @@ class RevisionCache:
     def load(self, revision: str | None = None) -> LoadedRevision:
         sha = self._source.resolve(revision) if revision else self._source.head()
         with self._lock:
-            found = self._loaded.get(sha)
+            found = self._held(sha)
             if found is not None:
-                self._loaded.move_to_end(sha)
                 return found
+            gate = self._loading.setdefault(sha, threading.Lock())
+        with gate:  # a thread that asks while another loads `sha` waits for that load
+            try:
+                with self._lock:
+                    found = self._held(sha)
+                return found or self._load_new(sha)
+            finally:
+                with self._lock:
+                    if self._loading.get(sha) is gate:
+                        del self._loading[sha]
+
+    def _held(self, sha: str) -> LoadedRevision | None:
+        """`sha` if held, now the most recently used; the caller holds `_lock`."""
+        found = self._loaded.get(sha)
+        if found is not None:
+            self._loaded.move_to_end(sha)
+        return found
+
+    def _load_new(self, sha: str) -> LoadedRevision:
+        """Load `sha` from disk or git (the caller holds its gate) and hold it."""
         loaded = self._from_disk(sha)
         kept_on_disk = loaded is not None
         if loaded is None:
             loaded = load(self._source, sha)
-        self._shared.share(loaded.repository)
+        loaded = replace(loaded, trees=self._share_trees(loaded.trees))
         if not kept_on_disk:
             self._keep_on_disk(sha, loaded)
         with self._lock:
-            # another thread may have loaded the same commit meanwhile: keep one copy
-            kept = self._loaded.setdefault(sha, loaded)
-            self._loaded.move_to_end(sha)
+            self._loaded[sha] = loaded
             while len(self._loaded) > self._size:
                 self._loaded.popitem(last=False)
-        return kept
+        return loaded
+
+    def _share_trees(self, trees: dict[str, str]) -> dict[str, str]:
+        """`trees` (folder path -> git tree id) made of the last revision's paths and ids
+        where they are the same: a commit changes a few folders' digests of thousands, and
+        each load would otherwise hold its own copy of every one, made anew every commit."""
+        with self._lock:
+            shared = {path: tree for path, tree in self._trees.items() if trees.get(path) == tree}
+            shared.update((path, tree) for path, tree in trees.items() if path not in shared)
+            self._trees = shared
+        return shared
 
     def close(self) -> None:
         """Write the loads still waiting, now, and wait for them (a command ending calls this)."""
@@ -242,11 +303,12 @@ class RevisionCache:
                 self._writer.submit(self._write, self._files, sha, loaded)
 
     def _write(self, files: RevisionFiles, sha: str, loaded: LoadedRevision) -> None:
+        """Keep a valid load; one whose data is not all JSON is not kept (nor are problems)."""
         if self.write_delay > 0:
             self._closing.wait(self.write_delay)
-        text = _kept_text(loaded)
-        if text is not None:
-            files.put(sha, text)
+        if not loaded.problems:
+            with contextlib.suppress(TypeError, ValueError):
+                files.put(sha, _kept_lines(loaded))
 
     def _from_disk(self, sha: str) -> LoadedRevision | None:
         if self._files is None:

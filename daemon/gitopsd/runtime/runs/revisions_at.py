@@ -4,7 +4,7 @@ An environment's next apply rolls back to the revision it is at, so every apply 
 revision as its rollback target. The revision cache keeps the last few loads only, and on a
 busy branch the commits in between push out the revision a slower environment (the end of a
 promotion chain) is at: each promotion read it back from disk whole, building a copy of
-every component only to swap it for the shared one (`manifest_sharing`) and drop it. Those
+every component only to swap it for the shared one and drop it. Those
 passing copies left the daemon's heap larger after every promotion. Held here, a revision
 costs what it does not share with the others: nothing when the environments are at the same
 revision.

@@ -29,6 +29,7 @@ from gitopsd.engine.ports import (
     StateStore,
 )
 from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
+from gitopsd.engine.stepping import StepKey
 from gitopsd.model.manifests import RetryPolicy
 from gitopsd.model.state import ComponentState, Event, Run, Step, StepAction, StepStatus
 from gitopsd.runtime.runs import orphan_drivers
@@ -101,16 +102,63 @@ class Services:
 
 
 class StepBook:
-    """The steps of one run: those already recorded (when resuming) and new indexes."""
+    """The steps of one run: those already recorded (when resuming) and new indexes.
+
+    A run of a commit that changes one component of a thousand records the other 999, and
+    their health checks, skipped as unchanged when it starts. Of those the book keeps the
+    index and fingerprint alone (`unchanged`), and makes the step whole again when it is
+    asked for: a run holds the steps it works on, not two thousand it never touches (three
+    environments' runs go at once when a commit goes down the promotion chain).
+    """
 
     def __init__(self, existing: list[Step]) -> None:
         self._steps = {(s.component, s.action): s for s in existing}
         self._next = max((s.index for s in existing), default=-1) + 1
         self._lock = threading.Lock()
+        self._unchanged: dict[StepKey, tuple[int, str | None]] = {}
+        self._run: tuple[str, str] = ("", "")  # the id and revision of the unchanged steps' run
 
     def find(self, component: str, action: StepAction) -> Step | None:
         with self._lock:
-            return self._steps.get((component, action))
+            step = self._steps.get((component, action))
+            unchanged = self._unchanged.get((component, action))
+        if step is not None or unchanged is None:
+            return step
+        return self._unchanged_step(component, action, *unchanged)
+
+    def status(self, component: str, action: StepAction) -> StepStatus | None:
+        """The step's status (None: not recorded), without making an unchanged step whole."""
+        with self._lock:
+            if (component, action) in self._unchanged:
+                return StepStatus.SKIPPED
+            step = self._steps.get((component, action))
+        return step.status if step is not None else None
+
+    def unchanged(
+        self, run: Run, component: str, action: StepAction, fingerprint: str | None
+    ) -> Step:
+        """A new step recorded skipped when the run starts, its component unchanged: the
+        step to save; the book keeps only what makes it again."""
+        with self._lock:
+            index, self._next = self._next, self._next + 1
+            self._unchanged[(component, action)] = (index, fingerprint)
+            self._run = (run.id, run.revision)
+        return self._unchanged_step(component, action, index, fingerprint)
+
+    def _unchanged_step(
+        self, component: str, action: StepAction, index: int, fingerprint: str | None
+    ) -> Step:
+        run_id, revision = self._run
+        return Step(
+            run_id=run_id,
+            index=index,
+            component=component,
+            action=action,
+            status=StepStatus.SKIPPED,
+            revision=revision,
+            fingerprint=fingerprint,
+            output="unchanged",
+        )
 
     def new(self, run: Run, component: str, action: StepAction, **fields: Any) -> Step:
         """A fresh pending step, or the one an interrupted attempt left for this work."""
@@ -118,6 +166,9 @@ class StepBook:
             existing = self._steps.get((component, action))
             if existing is not None:
                 return existing
+            unchanged = self._unchanged.get((component, action))
+            if unchanged is not None:
+                return self._unchanged_step(component, action, *unchanged)
             step = Step(
                 **{
                     "revision": run.revision,
@@ -135,6 +186,7 @@ class StepBook:
     def record(self, step: Step) -> None:
         with self._lock:
             self._steps[(step.component, step.action)] = step
+            self._unchanged.pop((step.component, step.action), None)
 
 
 def check_supported(component: ComponentEntry, action: str) -> None:

@@ -45,9 +45,8 @@ def recorded_statuses(nodes: Sequence[Node], book: StepBook) -> dict[StepKey, St
     other one runs (again), health checks and gates included."""
     statuses: dict[StepKey, StepStatus] = {}
     for node in nodes:
-        step = book.find(*node.key)
-        done = step is not None and step.status in GOOD
-        statuses[node.key] = step.status if step is not None and done else StepStatus.PENDING
+        status = book.status(*node.key)
+        statuses[node.key] = status if status in GOOD else StepStatus.PENDING
     return statuses
 
 

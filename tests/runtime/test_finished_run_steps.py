@@ -1,0 +1,32 @@
+"""A finished run's steps are counted from pages of the store, every one of them once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gitopsd.adapters.memory_store import MemoryStore
+from gitopsd.model.state import Run, RunAction, Step, StepAction
+from gitopsd.runtime.service.handling import STEPS_PAGE, each_step
+
+T0 = datetime(2026, 12, 5, 10, tzinfo=UTC)
+
+
+def run_with_steps(store: MemoryStore, count: int) -> Run:
+    run = Run(id="r1", environment="dev", revision="abc", action=RunAction.APPLY, created_at=T0)
+    store.save_run(run)
+    store.save_steps(
+        [
+            Step(run_id=run.id, index=i, component=f"c{i}", action=StepAction.APPLY, revision="abc")
+            for i in range(count)
+        ]
+    )
+    return run
+
+
+@pytest.mark.parametrize("count", [0, 1, STEPS_PAGE, STEPS_PAGE * 2 + 7])
+def test_every_step_of_a_run_comes_once_in_order(count: int) -> None:
+    store = MemoryStore()
+    run = run_with_steps(store, count)
+    assert [step.index for step in each_step(store, run.id)] == list(range(count))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -117,28 +117,8 @@ def plan(
     A dependent of a component that will run may change once that one's outputs are known;
     it is marked WAITING here and decided for real when execution reaches it.
     """
-    outputs = {name: state.outputs for name, state in observed.items()}
-    decisions: list[Decision] = []
-    moving: set[str] = set()
-    for component in selection.components:
-        name = component.manifest.name
-        decision = decide(
-            component,
-            environment=selection.environment,
-            revision=revision,
-            tree=trees[component.folder],
-            outputs=outputs,
-            last=observed.get(name),
-            conceal=conceal,
-        )
-        upstream = [d for d in component.manifest.spec.depends_on if d in moving]
-        if decision.verdict is Verdict.UNCHANGED and upstream:
-            reason = f"decided after {', '.join(upstream)} apply (its outputs may change)"
-            decision = Decision(name, Verdict.WAITING, reason)
-        if decision.verdict is not Verdict.UNCHANGED:
-            moving.add(name)
-        decisions.append(decision)
-    return Preview(selection.environment.manifest.name, revision, decisions)
+    found = _up_front(selection, revision, trees, observed, conceal, complete=True)
+    return Preview(selection.environment.manifest.name, revision, list(found))
 
 
 def unchanged(
@@ -153,14 +133,29 @@ def unchanged(
     when it starts. A component with no recorded state runs whatever its inputs are, so it
     is not decided here (nothing is, in an apply after a destroy); neither is one after a
     dependency that runs."""
+    found = _up_front(selection, revision, trees, observed, conceal, complete=False)
+    return {d.component: d for d in found if d.verdict is Verdict.UNCHANGED}
+
+
+def _up_front(
+    selection: Selection,
+    revision: str,
+    trees: Mapping[str, str],
+    observed: Mapping[str, ComponentState],
+    conceal: Conceal | None,
+    *,
+    complete: bool,
+) -> Iterator[Decision]:
+    """Each selected component's decision in apply order, with the outputs recorded now; not
+    `complete`: one that cannot be unchanged (never applied, or after a dependency that
+    runs) is only marked RUN or WAITING, undecided."""
     outputs = {name: state.outputs for name, state in observed.items()}
-    found: dict[str, Decision] = {}
     moving: set[str] = set()
     for component in selection.components:
         name = component.manifest.name
         last = observed.get(name)
-        upstream = any(d in moving for d in component.manifest.spec.depends_on)
-        if last is not None and not upstream:
+        upstream = [d for d in component.manifest.spec.depends_on if d in moving]
+        if complete or (last is not None and not upstream):
             decision = decide(
                 component,
                 environment=selection.environment,
@@ -170,11 +165,14 @@ def unchanged(
                 last=last,
                 conceal=conceal,
             )
-            if decision.verdict is Verdict.UNCHANGED:
-                found[name] = decision
-                continue
-        moving.add(name)
-    return found
+        else:
+            decision = Decision(name, Verdict.RUN, "decided when it runs")
+        if decision.verdict is Verdict.UNCHANGED and upstream:
+            reason = f"decided after {', '.join(upstream)} apply (its outputs may change)"
+            decision = Decision(name, Verdict.WAITING, reason)
+        if decision.verdict is not Verdict.UNCHANGED:
+            moving.add(name)
+        yield decision
 
 
 def _own_outputs(component: ComponentEntry, outputs: Outputs) -> dict[str, dict[str, Any]]:

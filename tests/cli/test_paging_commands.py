@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.model.state import Event, Run, RunAction, RunStatus
@@ -12,21 +13,19 @@ from tests.runtime.world import World
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def history_of(world: World, runs: int, events: int) -> list[int]:
-    """`runs` finished runs of dev (run-0 oldest) and `events` events; the events' ids."""
+def recorded(world: World, runs: list[dict[str, Any]], events: int = 0) -> list[int]:
+    """Runs of dev made of `runs`' fields (run-0 the oldest, a minute apart; by default
+    succeeded applies) and `events` events, in the state database; the events' ids."""
     gitopsd(world, "runs")  # creates the state database
     store = SqliteStore(world.repo / ".gitopsd" / "state.db")
-    for number in range(runs):
-        store.save_run(
-            Run(
-                id=f"run-{number}",
-                environment="dev",
-                revision="0" * 40,
-                action=RunAction.APPLY,
-                status=RunStatus.SUCCEEDED,
-                created_at=START + timedelta(minutes=number),
-            )
-        )
+    for number, fields in enumerate(runs):
+        defaults: dict[str, Any] = {
+            "id": f"run-{number}",
+            "action": RunAction.APPLY,
+            "status": RunStatus.SUCCEEDED,
+            "created_at": START + timedelta(minutes=number),
+        }
+        store.save_run(Run(environment="dev", revision="0" * 40, **(defaults | fields)))
     made = [
         store.append_event(Event(at=START, environment="dev", kind="k", message=f"m{n}"))
         for n in range(events)
@@ -36,7 +35,7 @@ def history_of(world: World, runs: int, events: int) -> list[int]:
 
 
 def test_runs_page_with_before_the_last_run_shown(world: World) -> None:
-    history_of(world, runs=5, events=0)
+    recorded(world, [{}] * 5)
     first = gitopsd(world, "runs", "--env", "dev", "--limit", "2")
     assert first.returncode == 0, first.stderr
     assert first.stdout.rstrip().endswith("(older runs: --before run-3)")
@@ -47,24 +46,11 @@ def test_runs_page_with_before_the_last_run_shown(world: World) -> None:
 
 
 def test_runs_chooses_by_status_and_action_page_after_page(world: World) -> None:
-    gitopsd(world, "runs")  # creates the state database
-    store = SqliteStore(world.repo / ".gitopsd" / "state.db")
-    kinds = [(RunAction.APPLY, RunStatus.FAILED), (RunAction.DESTROY, RunStatus.FAILED)]
-    for number in range(6):
-        done = (RunAction.APPLY, RunStatus.SUCCEEDED)
-        action, status = kinds[number % 2] if number < 4 else done
-        created = START + timedelta(minutes=number)
-        store.save_run(
-            Run(
-                id=f"run-{number}",
-                environment="dev",
-                revision="0" * 40,
-                action=action,
-                status=status,
-                created_at=created,
-            )
-        )
-    store.close()
+    failed = [
+        {"action": action, "status": RunStatus.FAILED}
+        for action in (RunAction.APPLY, RunAction.DESTROY) * 2
+    ]
+    recorded(world, [*failed, {}, {}])  # run-4 and run-5 succeeded applies
 
     def ids(*flags: str) -> list[str]:
         listed = as_json(gitopsd(world, "runs", *flags, "--output", "json"))["runs"]
@@ -80,27 +66,12 @@ def test_runs_chooses_by_status_and_action_page_after_page(world: World) -> None
 
 
 def test_a_runs_error_follows_its_status_once(world: World) -> None:
-    gitopsd(world, "runs")  # creates the state database
-    store = SqliteStore(world.repo / ".gitopsd" / "state.db")
     errors = {
         "run-0": (RunStatus.FAILED, "failed: clusters; rolled back to 0f0f0f0f0f0f"),
         "run-1": (RunStatus.CANCELLED, "cancelled"),
         "run-2": (RunStatus.FAILED, "run_timeout of 60s reached"),
     }
-    for number, (run_id, (status, error)) in enumerate(errors.items()):
-        created = START + timedelta(minutes=number)
-        store.save_run(
-            Run(
-                id=run_id,
-                environment="dev",
-                revision="0" * 40,
-                action=RunAction.APPLY,
-                status=status,
-                error=error,
-                created_at=created,
-            )
-        )
-    store.close()
+    recorded(world, [{"status": status, "error": error} for status, error in errors.values()])
     shown = gitopsd(world, "runs").stdout
     assert "  failed: clusters; rolled back to 0f0f0f0f0f0f\n" in shown
     assert "  cancelled\n" in shown and "cancelled: cancelled" not in shown
@@ -110,7 +81,7 @@ def test_a_runs_error_follows_its_status_once(world: World) -> None:
 
 
 def test_history_pages_with_before_the_last_event_shown(world: World) -> None:
-    ids = history_of(world, runs=0, events=5)
+    ids = recorded(world, [], events=5)
     first = gitopsd(world, "history", "--env", "dev", "--limit", "2")
     assert first.returncode == 0, first.stderr
     assert first.stdout.rstrip().endswith(f"(older events: --before {ids[3]})")

@@ -30,7 +30,7 @@ from gitopsd.engine.loading import Repository
 from gitopsd.engine.sources import Problem
 
 log = logging.getLogger("gitopsd.revisions")
-# the layout of a revision kept on disk (`KeptRevision`): change it, and raise this
+# the layout of a revision kept on disk (`KeptHeader`, `KeptDocument`): change it, and raise this
 FORMAT = 2
 WRITE_DELAY = 2.0  # the daemon's seconds between a load and writing it (see `_keep_on_disk`)
 
@@ -146,25 +146,6 @@ class KeptDocument(pydantic.BaseModel):
     data: dict[str, Any]
 
 
-class KeptRevision(pydantic.BaseModel):
-    """The first line of a valid revision kept on disk; a line per parsed manifest follows
-    (`KeptDocument`). Its models are not kept.
-
-    Plain data, never code: reading it back builds and validates the models again with this
-    gitopsd's rules, which costs a fraction of reading git and parsing YAML. The version and
-    format are checked as well as named in the file name, so a renamed or planted file is
-    ignored like any other that does not fit.
-    """
-
-    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
-
-    format: Literal[2]
-    gitopsd: str
-    revision: str
-    documents: int  # the lines that follow: a file that lost some is not a smaller revision
-    trees: dict[str, str]
-
-
 def _kept_lines(loaded: LoadedRevision) -> Iterator[str]:
     """The JSON lines of a valid revision, made as they are written: a loaded revision
     holds its files' text, not the mappings they parse to (`SourceFile`), so each is parsed
@@ -193,7 +174,7 @@ def _from_kept_text(sha: str, text: str) -> LoadedRevision | None:
     written by another gitopsd or for another commit, or no longer valid by these rules."""
     header, *lines = [line for line in text.split("\n") if line] or [""]
     try:
-        kept = KeptRevision.model_validate_json(header)
+        kept = KeptHeader.model_validate_json(header)
         if kept.gitopsd != __version__ or kept.revision != sha or len(lines) != kept.documents:
             return None
         documents = [KeptDocument.model_validate_json(line) for line in lines]

@@ -2,23 +2,26 @@
 
 Plan, apply, destroy and prune runs differ only in their graph (engine/stepping.py) and in
 what starting one of their steps means (a `Starter`). Which step is ready is decided by the
-pure `stepping.Schedule`; this module only starts steps on a thread pool of the
-environment's `parallelism`, settles them, and turns a cancel requested through the store
-(`gitopsd cancel`, the API) or the end of the run's `run_timeout` into the run's cancel
-flag, which stops every driver (SIGTERM, then SIGKILL after its grace) within a second.
+pure `stepping.Schedule`; this module only runs steps on `parallelism` worker threads, settles
+them, and turns a cancel requested through the store (`gitopsd cancel`, the API) or the end of
+the run's `run_timeout` into the run's cancel flag, which stops every driver (SIGTERM, then
+SIGKILL after its grace) within a second.
+
+A worker that settles a step takes the next ready one itself. Handing each finished step to a
+walker thread, and each started one back to a pool thread, woke two more threads per step,
+each waiting its turn at the interpreter lock while 16 drivers come and go
+(benchmarks/README.md, "Where the engine's time goes").
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 
 from gitopsd.engine.stepping import GOOD, Node, Progress, Schedule, StepKey
 from gitopsd.model.state import Run, StepStatus
@@ -69,39 +72,82 @@ class Walk:
         self.timeout = timeout
         self.timed_out = False
         self._next_look = 0.0
-        self._halted = threading.Event()  # a failure stopped the run: queued steps stay
+        # one lock over the schedule; workers wait for a ready step, the walker for the end
+        self._lock = threading.Lock()
+        self._step_ready = threading.Condition(self._lock)
+        self._over = threading.Condition(self._lock)
+        self._running = 0
+        self._working = 0
+        self._error: BaseException | None = None  # the first a step raised (Interrupted...)
 
     def walk(self, start: Starter, refuse: Refuser) -> Ending:
         """Run every step to the end (or to a stop); raise Interrupted when draining.
 
-        Every ready step is handed to the pool at once (its `parallelism` threads take the
-        next as soon as one is free, without waiting for this thread); a step whose turn
-        comes after the run stopped does not start. Finished steps come back through a
-        queue, so settling one costs the same with 10 or 1,000 in flight."""
-        finished: queue.Queue[tuple[StepKey, Future[StepStatus]]] = queue.Queue()
-        in_flight = 0
-        with ThreadPoolExecutor(self.parallelism, thread_name_prefix="step") as pool:
-            while True:
-                if self._stopping():
-                    self.schedule.stop()
-                if self.schedule.halted:
-                    self._halted.set()
-                for key in self.schedule.take(len(self.nodes)):
-                    # a copy of this thread's context, so log lines keep the run's id
-                    context = contextvars.copy_context()
-                    task = partial(self._guarded, start, refuse, self.nodes[key])
-                    future = pool.submit(context.run, task)
-                    future.add_done_callback(partial(_report, finished, key))
-                    in_flight += 1
-                if not in_flight:
-                    break
-                try:
-                    key, future = finished.get(timeout=CANCEL_POLL)
-                except queue.Empty:
-                    continue
-                in_flight -= 1
-                self.schedule.settle(key, future.result())
+        Up to `parallelism` workers each take a ready step, run it, settle it and take the
+        next; this thread only watches for a cancel, the timeout or a shutdown. A step's
+        exception (an interruption, a fencing) stops the run: it is raised here once every
+        running step has ended."""
+        self._stop_if_stopping()
+        self._working = max(1, min(self.parallelism, len(self.nodes)))
+        with ThreadPoolExecutor(self._working, thread_name_prefix="step") as pool:
+            for _ in range(self._working):
+                # a copy of this thread's context, so log lines keep the run's id
+                pool.submit(contextvars.copy_context().run, self._work, start, refuse)
+            while not self._wait_for_end(CANCEL_POLL):
+                self._stop_if_stopping()
+        if self._error is not None:
+            raise self._error
         return self._ending()
+
+    def _wait_for_end(self, timeout: float) -> bool:
+        with self._over:
+            return self._over.wait_for(lambda: not self._working, timeout)
+
+    def _stop_if_stopping(self) -> None:
+        if self._stopping():
+            with self._lock:
+                self.schedule.stop()
+                self._step_ready.notify_all()
+
+    def _work(self, start: Starter, refuse: Refuser) -> None:
+        """Run ready steps until none is ready and none runs: then the run is over."""
+        try:
+            key = self._next()
+            while key is not None:
+                try:
+                    status: StepStatus | None = self._guarded(start, refuse, self.nodes[key])
+                except BaseException as error:  # an interruption, a fencing: stop the run
+                    self._error = self._error or error
+                    status = None
+                key = self._next(key, status)
+        finally:
+            with self._lock:
+                self._working -= 1
+                self._step_ready.notify_all()
+                self._over.notify_all()
+
+    def _next(
+        self, done: StepKey | None = None, status: StepStatus | None = None
+    ) -> StepKey | None:
+        """Settle the step this worker ran (None: it raised, and the run stops), then wait for
+        a ready step and take it; None when the run is over."""
+        with self._lock:
+            if done is not None:
+                self._running -= 1
+                if status is None:
+                    self.schedule.stop()
+                else:
+                    self.schedule.settle(done, status)
+            while True:
+                taken = self.schedule.take(1)
+                if taken:
+                    self._running += 1
+                    if self.schedule.has_ready:
+                        self._step_ready.notify()  # another ready step: wake a waiting worker
+                    return taken[0]
+                if not self._running:
+                    return None
+                self._step_ready.wait()
 
     def _ending(self) -> Ending:
         progress = self.schedule.progress()
@@ -114,7 +160,7 @@ class Walk:
         """Start `node` unless the run stopped meanwhile (it stays pending then); a bug
         fails the step rather than hang the run (an interruption still propagates)."""
         services = self.services
-        if self._halted.is_set() or services.cancel.is_set() or services.draining.is_set():
+        if services.cancel.is_set() or services.draining.is_set():
             return StepStatus.PENDING
         try:
             return start(node)
@@ -148,11 +194,3 @@ class Walk:
         if self.timeout is None or started is None:
             return False
         return (self.services.clock.now() - started).total_seconds() >= self.timeout
-
-
-def _report(
-    finished: queue.Queue[tuple[StepKey, Future[StepStatus]]],
-    key: StepKey,
-    future: Future[StepStatus],
-) -> None:
-    finished.put((key, future))

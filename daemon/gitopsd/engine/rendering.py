@@ -18,6 +18,7 @@ Rules:
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -115,7 +116,7 @@ def _iter_slots(value: Any) -> Iterator[tuple[Path, _Slot]]:
     for path, text in _iter_strings(value, path=()):
         if OPEN not in text:
             continue
-        for piece in _split(text, path=path):
+        for piece in _template_at(text, path).pieces:
             if isinstance(piece, _Slot):
                 yield path, piece
 
@@ -160,7 +161,33 @@ def _path_key(key: Any) -> str | int:
 # --- Strings ------------------------------------------------------------------------------------
 
 
-def _split(text: str, *, path: Path) -> list[str | _Slot]:
+@dataclass(frozen=True)
+class _Template:
+    """A string split into literal pieces and placeholders; `whole` is the placeholder that is
+    all of it (whitespace aside), whose value keeps its type."""
+
+    pieces: tuple[str | _Slot, ...]
+    whole: _Slot | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _template(text: str) -> _Template:
+    """`text` split once: the same inputs are rendered again for every run of every
+    environment. Raises RenderError without a path (the caller knows it)."""
+    pieces = _split(text)
+    slots = [piece for piece in pieces if isinstance(piece, _Slot)]
+    alone = len(slots) == 1 and all(isinstance(p, _Slot) or not p.strip() for p in pieces)
+    return _Template(tuple(pieces), slots[0] if alone else None)
+
+
+def _template_at(text: str, path: Path) -> _Template:
+    try:
+        return _template(text)
+    except RenderError as error:
+        raise RenderError(error.message, path=path, column=error.column) from None
+
+
+def _split(text: str) -> list[str | _Slot]:
     """`text` as literal pieces (escapes already undone) and placeholders, in order."""
     pieces: list[str | _Slot] = []
     position = 0
@@ -172,7 +199,7 @@ def _split(text: str, *, path: Path) -> list[str | _Slot]:
         end = text.find(CLOSE, start + len(OPEN))
         if end < 0:
             message = f"unterminated '{OPEN}' (no '{CLOSE}' after it)"
-            raise RenderError(message, path=path, column=start + 1)
+            raise RenderError(message, column=start + 1)
         pieces.append(text[position:start])
         pieces.append(_Slot(raw=text[start + len(OPEN) : end], column=start + len(OPEN) + 1))
         position = end + len(CLOSE)
@@ -181,11 +208,10 @@ def _split(text: str, *, path: Path) -> list[str | _Slot]:
 
 
 def _render_string(text: str, scope: Scope, *, path: Path) -> Any:
-    pieces = _split(text, path=path)
-    slots = [piece for piece in pieces if isinstance(piece, _Slot)]
-    if len(slots) == 1 and all(isinstance(p, _Slot) or not p.strip() for p in pieces):
-        return copy.deepcopy(_resolve_slot(slots[0], scope, path=path))
-    return "".join(_interpolate(piece, scope, path=path) for piece in pieces)
+    template = _template_at(text, path)
+    if template.whole is not None:
+        return copy.deepcopy(_resolve_slot(template.whole, scope, path=path))
+    return "".join(_interpolate(piece, scope, path=path) for piece in template.pieces)
 
 
 def _interpolate(piece: str | _Slot, scope: Scope, *, path: Path) -> str:

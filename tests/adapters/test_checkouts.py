@@ -140,11 +140,16 @@ def test_a_checkout_made_from_an_older_one_equals_a_full_export_and_spares_the_o
     before = tree_of(old)
     (repo / "gone").mkdir()
     (repo / "gone" / "f").write_text("to be removed")
-    commit_files(repo, {"dir-then-file/x": "1", "x": "changed"}, message="middle")
+    # names git would read as patterns: only the named file is written
+    glob = {"glob/a*b": "star", "glob/ab": "plain", "glob/[a]": "brackets", "glob/a": "a"}
+    commit_files(repo, {"dir-then-file/x": "1", "x": "changed", **glob}, message="middle")
     cache.path(source.head())
     (repo / "components" / "a" / "run.sh").chmod(0o644)
     os.symlink("x", repo / "link")
-    commit_files(repo, {"components/b/new.txt": "new", "x": "changed again"}, message="next")
+    changed = {"glob/a*b": "star 2", "glob/[a]": "brackets 2"}
+    commit_files(
+        repo, {"components/b/new.txt": "new", "x": "changed again", **changed}, message="next"
+    )
     commit_files(repo, {}, replace=False, message="same")
     os.remove(repo / "gone" / "f")
     os.remove(repo / "dir-then-file" / "x")

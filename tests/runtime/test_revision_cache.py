@@ -9,11 +9,11 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
-from gitopsd.adapters.gitrepo import Blob, GitSource
+from gitopsd.adapters.gitrepo import Blob, GitSource, Listing
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.errors import GitSourceError
 from gitopsd.runtime.runs import revisions
@@ -26,9 +26,9 @@ class CountingSource(GitSource):
 
     reads = 0
 
-    def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
+    def listing(self, revision: str) -> Listing:
         CountingSource.reads += 1
-        return super().list_files(revision, **kwargs)
+        return super().listing(revision)
 
 
 class ReadingSource(GitSource):
@@ -284,13 +284,13 @@ class SlowSource(CountingSource):
     reading = threading.Event()
     go = threading.Event()
 
-    def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
+    def listing(self, revision: str) -> Listing:
         if not SlowSource.reading.is_set():
             SlowSource.reading.set()
             SlowSource.go.wait(timeout=10)
         else:
             SlowSource.go.set()  # a second read: the first need not wait any longer
-        return super().list_files(revision, **kwargs)
+        return super().listing(revision)
 
 
 def test_a_commit_asked_for_by_two_threads_at_once_is_loaded_once(world: World) -> None:
@@ -314,11 +314,11 @@ def test_a_commit_asked_for_by_two_threads_at_once_is_loaded_once(world: World) 
 class FailingOnceSource(CountingSource):
     """The first read of a commit's files fails, as a repository briefly unreadable."""
 
-    def list_files(self, revision: str, **kwargs: Any) -> dict[str, Blob]:
+    def listing(self, revision: str) -> Listing:
         if not CountingSource.reads:
             CountingSource.reads += 1
             raise GitSourceError("the repository is unreadable for a moment")
-        return super().list_files(revision, **kwargs)
+        return super().listing(revision)
 
 
 def test_a_load_that_failed_is_tried_again_by_the_next_caller(world: World) -> None:

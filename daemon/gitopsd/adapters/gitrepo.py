@@ -42,6 +42,13 @@ class Blob(NamedTuple):
     size: int
 
 
+class Listing(NamedTuple):
+    """A commit's files (path -> blob) and folders (path -> git tree id; "" is the root)."""
+
+    files: dict[str, Blob]
+    folders: dict[str, str]
+
+
 class Commit(NamedTuple):
     """One commit of a changelog, as git logs it (`date` is the author date, ISO 8601)."""
 
@@ -221,7 +228,26 @@ class GitSource:
     def list_files(self, revision: str, *, wanted: Callable[[str], bool]) -> dict[str, Blob]:
         """The files of commit `revision` whose path `wanted` accepts, with their sizes: what
         a caller needs to decide what to read before reading any of it."""
-        return {path: blob for path, blob in self._list_blobs(revision) if wanted(path)}
+        files = self.listing(revision).files
+        return {path: blob for path, blob in files.items() if wanted(path)}
+
+    def listing(self, revision: str) -> Listing:
+        """Every file of commit `revision` with its size, and every folder's tree id, from one
+        `ls-tree`: listing the files and then the folders read every tree object twice."""
+        sha = self.resolve(revision)
+        folders = {"": self._git_output("rev-parse", f"{sha}^{{tree}}").strip()}
+        files: dict[str, Blob] = {}
+        listing = self._git_output("ls-tree", "-r", "-t", "-l", "-z", "--full-tree", sha)
+        for record in listing.split("\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition("\t")
+            _mode, kind, object_id, size = meta.split()
+            if kind == "blob":
+                files[path] = Blob(object_id, int(size))
+            elif kind == "tree":
+                folders[path] = object_id
+        return Listing(files, folders)
 
     def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
         """The content of files listed by `list_files`, by path. Nothing is kept: loading
@@ -232,13 +258,7 @@ class GitSource:
 
     def folder_trees(self, revision: str) -> dict[str, str]:
         """The git tree id of every folder of a commit: a folder's content digest, for free."""
-        sha = self.resolve(revision)
-        trees = {"": self._git_output("rev-parse", f"{sha}^{{tree}}").strip()}
-        for record in self._git_output("ls-tree", "-r", "-d", "-z", "--full-tree", sha).split("\0"):
-            if record:
-                meta, _, path = record.partition("\t")
-                trees[path] = meta.split()[2]
-        return trees
+        return self.listing(revision).folders
 
     def changes(self, base: str, revision: str) -> tuple[list[str], list[str]]:
         """What turns commit `base`'s files into `revision`'s: (paths to write, paths to
@@ -264,39 +284,37 @@ class GitSource:
         """Write the files of commit `revision` into the empty folder `target` (or only
         `paths` of them, into a folder that holds the rest already).
 
-        git's own checkout-index writes the files (fast, modes and symlinks as committed),
-        from a private index file, so the user's repository and index are never touched.
+        git writes the files itself (modes and symlinks as committed), with a private index
+        file, so the user's repository and index are never touched: all of them by
+        `read-tree` and `checkout-index`; a few by `restore`, which reads only their
+        folders' trees where `read-tree` reads every tree of the commit. Paths are given
+        literally (`--literal-pathspecs`): a file may be named like a pattern.
         """
         sha = self.resolve(revision)
         target = target.resolve()  # git runs in the git dir: a relative path would land there
         index = target.with_name(target.name + ".index")
         env = {**os.environ, "GIT_INDEX_FILE": str(index)}
-        which = ["--all"] if paths is None else ["--", *paths]
-        commands = (
-            ["git", "read-tree", sha],
-            ["git", f"--work-tree={target}", "checkout-index", "--force", *which],
-        )
+        work_tree = f"--work-tree={target}"
         try:
-            for command in commands:
-                done = _run(command, cwd=self.git_dir, env=env, capture_output=True)
-                if done.returncode != 0:
-                    reason = done.stderr.decode(errors="replace").strip()
-                    raise GitSourceError(f"cannot export {revision}: {reason}")
+            if paths is None:
+                self._export_command(["git", "read-tree", sha], revision, env)
+                command = ["git", work_tree, "checkout-index", "--force", "--all"]
+                self._export_command(command, revision, env)
+            else:
+                command = ["git", "--literal-pathspecs", work_tree, "restore", f"--source={sha}"]
+                command += ["--worktree", "--pathspec-from-file=-", "--pathspec-file-nul"]
+                listed = "".join(f"{path}\0" for path in paths).encode()
+                self._export_command(command, revision, env, listed)
         finally:
             index.unlink(missing_ok=True)
 
-    def _list_blobs(self, revision: str) -> list[tuple[str, Blob]]:
-        sha = self.resolve(revision)
-        listing = self._git_output("ls-tree", "-r", "-l", "-z", "--full-tree", sha)
-        entries = []
-        for record in listing.split("\0"):
-            if not record:
-                continue
-            meta, _, path = record.partition("\t")
-            _mode, kind, blob, size = meta.split()
-            if kind == "blob":
-                entries.append((path, Blob(blob, int(size))))
-        return entries
+    def _export_command(
+        self, command: list[str], revision: str, env: dict[str, str], listed: bytes = b""
+    ) -> None:
+        done = _run(command, cwd=self.git_dir, env=env, input=listed, capture_output=True)
+        if done.returncode != 0:
+            reason = done.stderr.decode(errors="replace").strip()
+            raise GitSourceError(f"cannot export {revision}: {reason}")
 
     def _read_blobs(self, shas: list[str]) -> list[bytes]:
         """Read blobs through one `git cat-file --batch`, all requests sent at once."""

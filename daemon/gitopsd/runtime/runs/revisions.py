@@ -74,7 +74,8 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
     files a revision in memory has already (same path, same git blob) are neither read nor
     parsed again."""
     sha = source.resolve(revision) if revision else source.head()
-    listed = source.list_files(sha, wanted=loading.is_manifest_path)
+    listing = source.listing(sha)
+    listed = {path: blob for path, blob in listing.files.items() if loading.is_manifest_path(path)}
     built = loading.built_components({path: blob.sha for path, blob in listed.items()})
     allowed: set[str] = set()  # what the limits let be read (or taken from `built`)
 
@@ -96,7 +97,7 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
             built=built,
         )
         problems = sorted(refused + problems + validation.validate(repository))
-    return LoadedRevision(sha, repository, problems, source.folder_trees(sha))
+    return LoadedRevision(sha, repository, problems, listing.folders)
 
 
 @contextlib.contextmanager

@@ -67,7 +67,11 @@ class Walk:
         self.services = services
         self.run = run
         self.nodes = {n.key: n for n in nodes}
-        self.schedule = Schedule(nodes, recorded_statuses(nodes, book))
+        statuses = recorded_statuses(nodes, book)
+        self.schedule = Schedule(nodes, statuses)
+        # a worker for each step left to run, up to `parallelism`: a commit that changes one
+        # component of a thousand starts one thread, not sixteen
+        self._left = sum(status not in GOOD for status in statuses.values())
         self.parallelism = parallelism
         self.timeout = timeout
         self.timed_out = False
@@ -88,7 +92,7 @@ class Walk:
         exception (an interruption, a fencing) stops the run: it is raised here once every
         running step has ended."""
         self._stop_if_stopping()
-        self._working = max(1, min(self.parallelism, len(self.nodes)))
+        self._working = max(1, min(self.parallelism, self._left))
         with ThreadPoolExecutor(self._working, thread_name_prefix="step") as pool:
             for _ in range(self._working):
                 # a copy of this thread's context, so log lines keep the run's id

@@ -52,7 +52,7 @@ class RenderError(ExpressionError):
         return f"{format_path(self.path)}: {located}" if self.path else located
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placeholder:
     """One `${{ expression }}` found at `path` (dict keys and list indexes; () for the value)."""
 
@@ -60,7 +60,7 @@ class Placeholder:
     expression: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Slot:
     """A placeholder inside one string: the text between the braces and where that text starts."""
 
@@ -161,7 +161,7 @@ def _path_key(key: Any) -> str | int:
 # --- Strings ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Template:
     """A string split into literal pieces and placeholders; `whole` is the placeholder that is
     all of it (whitespace aside), whose value keeps its type."""
@@ -170,10 +170,12 @@ class _Template:
     whole: _Slot | None
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def _template(text: str) -> _Template:
     """`text` split once: the same inputs are rendered again for every run of every
-    environment. Raises RenderError without a path (the caller knows it)."""
+    environment. The last 1,024 strings are kept (a few hundred bytes each); a larger
+    repository splits again what falls out. Raises RenderError without a path (the caller
+    knows it)."""
     pieces = _split(text)
     slots = [piece for piece in pieces if isinstance(piece, _Slot)]
     alone = len(slots) == 1 and all(isinstance(p, _Slot) or not p.strip() for p in pieces)

@@ -507,6 +507,15 @@ class StoreContract:
         assert [r.id for r in store.list_runs(status="succeeded")] == ["ok"]
         assert store.list_runs("prod", status="succeeded") == []
 
+    def test_components_page_after_a_name_up_to_a_limit(self, store: StateStore) -> None:
+        for name in ["e", "a", "d", "c", "b"]:
+            store.save_component(component(name))
+        store.save_component(component("a", env="prod"))
+        assert [c.name for c in store.list_components("dev", limit=2)] == ["a", "b"]
+        assert [c.name for c in store.list_components("dev", after="b", limit=2)] == ["c", "d"]
+        assert [c.name for c in store.list_components("dev", after="d")] == ["e"]
+        assert store.list_components("dev", after="e", limit=2) == []
+
     def test_steps_page_after_an_index_up_to_a_limit(self, store: StateStore) -> None:
         store.save_steps([step(index) for index in range(7)])
         assert [s.index for s in store.list_steps("run-1", limit=3)] == [0, 1, 2]

@@ -19,6 +19,9 @@ from gitopsd.adapters import migrations
 
 # runs, newest first, after the position (created_at, id) of the previous page's last one
 RUNS_AFTER = "(created_at < ? OR (created_at = ? AND id < ?))"
+COMPONENTS_PAGE = (
+    "SELECT record FROM components WHERE environment = ? AND name > ? ORDER BY name LIMIT ?"
+)
 STEPS_PAGE = (
     "SELECT record FROM steps WHERE run_id = ? AND step_index > ? ORDER BY step_index LIMIT ?"
 )

@@ -82,10 +82,16 @@ class MemoryStore:
         with self._lock:
             return self._tables.components.get((environment, name))
 
-    def list_components(self, environment: str) -> list[ComponentState]:
+    def list_components(
+        self, environment: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[ComponentState]:
         with self._lock:
-            found = [s for (env, _), s in self._tables.components.items() if env == environment]
-        return sorted(found, key=lambda state: state.name)
+            found = [
+                s
+                for (env, name), s in self._tables.components.items()
+                if env == environment and (after is None or name > after)
+            ]
+        return sorted(found, key=lambda state: state.name)[:limit]
 
     def component_names(self, environment: str) -> list[str]:
         with self._lock:

@@ -173,9 +173,14 @@ class PostgresStore:
         sql = "SELECT record FROM components WHERE environment = %s AND name = %s"
         return self._one(ComponentState, sql, environment, name)
 
-    def list_components(self, environment: str) -> list[ComponentState]:
-        sql = "SELECT record FROM components WHERE environment = %s ORDER BY name"
-        return self._all(ComponentState, sql, environment)
+    def list_components(
+        self, environment: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[ComponentState]:
+        if after is None and limit is None:
+            sql = "SELECT record FROM components WHERE environment = %s ORDER BY name"
+            return self._all(ComponentState, sql, environment)
+        first = "" if after is None else after
+        return self._all(ComponentState, _COMPONENTS_PAGE, environment, first, limit)
 
     def component_names(self, environment: str) -> list[str]:
         sql = "SELECT name FROM components WHERE environment = %s ORDER BY name"
@@ -600,6 +605,7 @@ _UPSERT_DRIVER_PROCESS = migrations.for_postgresql(migrations.UPSERT_DRIVER_PROC
 _INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
 _UPSERT_PLAN = migrations.for_postgresql(migrations.UPSERT_PLAN)
 _CLAIM_PLAN = migrations.for_postgresql(migrations.CLAIM_PLAN)
+_COMPONENTS_PAGE = migrations.for_postgresql(history_sql.COMPONENTS_PAGE)
 _STEPS_PAGE = migrations.for_postgresql(history_sql.STEPS_PAGE)
 _PRUNABLE_RUNS = migrations.for_postgresql(history_sql.PRUNABLE_RUNS)
 _INSERT_EVENT = (

@@ -48,8 +48,11 @@ class SealedStore:
         state = self._inner.get_component(environment, name)
         return None if state is None else self._opened(state)
 
-    def list_components(self, environment: str) -> list[ComponentState]:
-        return [self._opened(state) for state in self._inner.list_components(environment)]
+    def list_components(
+        self, environment: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[ComponentState]:
+        states = self._inner.list_components(environment, after=after, limit=limit)
+        return [self._opened(state) for state in states]
 
     def save_component(self, state: ComponentState) -> None:
         self._inner.save_component(self._sealed(state))

@@ -218,9 +218,15 @@ class SqliteStore:
         sql = "SELECT record FROM components WHERE environment = ? AND name = ?"
         return self._one(ComponentState, sql, environment, name)
 
-    def list_components(self, environment: str) -> list[ComponentState]:
-        sql = "SELECT record FROM components WHERE environment = ? ORDER BY name"
-        return self._all(ComponentState, sql, environment)
+    def list_components(
+        self, environment: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[ComponentState]:
+        if after is None and limit is None:
+            sql = "SELECT record FROM components WHERE environment = ? ORDER BY name"
+            return self._all(ComponentState, sql, environment)
+        first = "" if after is None else after
+        limited = -1 if limit is None else limit
+        return self._all(ComponentState, history_sql.COMPONENTS_PAGE, environment, first, limited)
 
     def component_names(self, environment: str) -> list[str]:
         sql = "SELECT name FROM components WHERE environment = ? ORDER BY name"

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from gitopsd.engine import rendering
 from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
@@ -36,6 +36,41 @@ class Verdict(StrEnum):
     RUN = "run"
     UNCHANGED = "unchanged"
     WAITING = "waiting"  # inputs read outputs a dependency has not produced yet
+
+
+class Applied(Protocol):
+    """What deciding a component needs of its last apply: a `ComponentState`, or the
+    `LastApply` a run keeps of each component while it decides them all."""
+
+    @property
+    def status(self) -> ComponentStatus: ...
+
+    @property
+    def drift(self) -> DriftStatus: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
+
+    @property
+    def outputs(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LastApply:
+    """`Applied`, without the rest of a component's state (a tenth of its memory)."""
+
+    status: ComponentStatus
+    drift: DriftStatus
+    fingerprint: str
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, state: ComponentState) -> LastApply:
+        return cls(state.status, state.drift, state.fingerprint, state.inputs, state.outputs)
 
 
 @dataclass(frozen=True)
@@ -86,7 +121,7 @@ def decide(
     revision: str,
     tree: str,
     outputs: Outputs,
-    last: ComponentState | None,
+    last: Applied | None,
     conceal: Conceal | None = None,
 ) -> Decision:
     """Whether `component` must run, given the outputs its dependencies have now."""
@@ -109,7 +144,7 @@ def plan(
     *,
     revision: str,
     trees: Mapping[str, str],
-    observed: Mapping[str, ComponentState],
+    observed: Mapping[str, Applied],
     conceal: Conceal | None = None,
 ) -> Preview:
     """Decide every selected component up front, with the outputs recorded now.
@@ -126,7 +161,7 @@ def unchanged(
     *,
     revision: str,
     trees: Mapping[str, str],
-    observed: Mapping[str, ComponentState],
+    observed: Mapping[str, Applied],
     conceal: Conceal | None = None,
 ) -> dict[str, Decision]:
     """The components `plan` would find UNCHANGED, by name: those an apply records skipped
@@ -141,7 +176,7 @@ def _up_front(
     selection: Selection,
     revision: str,
     trees: Mapping[str, str],
-    observed: Mapping[str, ComponentState],
+    observed: Mapping[str, Applied],
     conceal: Conceal | None,
     *,
     complete: bool,
@@ -180,9 +215,7 @@ def _own_outputs(component: ComponentEntry, outputs: Outputs) -> dict[str, dict[
     return {d: dict(outputs[d]) for d in component.manifest.spec.depends_on if d in outputs}
 
 
-def _change_reason(
-    digest: str, inputs: Mapping[str, Any], last: ComponentState | None
-) -> str | None:
+def _change_reason(digest: str, inputs: Mapping[str, Any], last: Applied | None) -> str | None:
     if last is None:
         return "new in this environment"
     if last.status is not ComponentStatus.APPLIED:

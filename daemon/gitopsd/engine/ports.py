@@ -236,7 +236,13 @@ class StateStore(Protocol):
     # components
     def get_component(self, environment: str, name: str) -> ComponentState | None: ...
 
-    def list_components(self, environment: str) -> list[ComponentState]: ...
+    def list_components(
+        self, environment: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[ComponentState]:
+        """The environment's component states by name; `after`: only those with a greater
+        name; `limit`: at most that many (a page: a run's start goes through a thousand
+        states without holding them all)."""
+        ...
 
     def component_names(self, environment: str) -> list[str]:
         """The names of the components recorded in `environment`, sorted: what finding its

@@ -34,6 +34,7 @@ from gitopsd.model.state import (
     StepStatus,
 )
 from gitopsd.runtime.records import sensitivity
+from gitopsd.runtime.records.pages import each_component
 from gitopsd.runtime.runs import apply_records, compensation, destroying, gates
 from gitopsd.runtime.runs.orphans import Orphan
 from gitopsd.runtime.runs.revisions import Revisioned
@@ -67,13 +68,11 @@ class ApplyRun:
         self.orphans = {o.component.manifest.name: o for o in orphans or []}
         self.book = StepBook(services.store.list_steps(run.id))
         self.runner = StepRunner(services, run, self.book)
-        observed = self._states()
-        self._outputs = {s.name: dict(s.outputs) for s in observed}
+        self._outputs: dict[str, dict[str, Any]] = {}
         self._outputs_lock = threading.Lock()
-        self._declared = sensitivity.declared(target.repository, observed)
-        # what decides the steps when the run starts (`_decisions`), and is let go then: a
-        # thousand components' states need not be held while the run goes
-        self._observed: dict[str, ComponentState] = {s.name: s for s in observed}
+        # what decides the steps when the run starts (`_decisions`), and is let go then
+        self._last: dict[str, planning.LastApply] = {}
+        self._declared = sensitivity.declared(target.repository, self._read_states())
         self._conceal = sensitivity.concealer(services.digest, self._declared, services.secrets)
 
     def execute(self) -> Run:
@@ -129,7 +128,7 @@ class ApplyRun:
     def _decisions(self) -> dict[str, planning.Decision]:
         """The components unchanged at the start, which are recorded skipped; the states read
         for them are let go of once they are decided."""
-        observed, self._observed = self._observed, {}
+        observed, self._last = self._last, {}
         return planning.unchanged(
             Selection(self.environment, self.components, []),
             revision=self.run.revision,
@@ -341,8 +340,18 @@ class ApplyRun:
         with self._outputs_lock:
             return {name: self._outputs[name] for name in dependencies if name in self._outputs}
 
-    def _states(self) -> list[ComponentState]:
-        return self.services.store.list_components(self.run.environment)
+    def _read_states(self) -> list[ComponentState]:
+        """Keep what the run needs of each component's state, read a page at a time: its
+        outputs, and what decides whether it changed (a thousand whole states, three
+        environments' at once, were the high-water mark of a daemon's memory); the states
+        that declare sensitive outputs are returned."""
+        sensitive = []
+        for state in each_component(self.services.store, self.run.environment):
+            self._outputs[state.name] = dict(state.outputs)
+            self._last[state.name] = planning.LastApply.of(state)
+            if state.sensitive_outputs:
+                sensitive.append(state)
+        return sensitive
 
     # --- the end ----------------------------------------------------------------------------
 

@@ -15,18 +15,18 @@ exists.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from gitopsd.adapters import faults
-from gitopsd.engine.ports import StateStore
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.engine.recording import Recorder
 from gitopsd.errors import BusyError, ConflictError, GitopsdError, InvalidRequestError
-from gitopsd.model.state import DriftStatus, RequestKind, Run, RunAction, RunStatus, Step
+from gitopsd.model.state import DriftStatus, RequestKind, Run, RunAction, RunStatus
 from gitopsd.runtime import logs
 from gitopsd.runtime.drift import drift_reports, drifting
 from gitopsd.runtime.promotion import admission, promoting, saved_plans
+from gitopsd.runtime.records.pages import each_step
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service.followups import BUSY_RETRY, FollowUps
 from gitopsd.runtime.service.intake import Intake
@@ -35,7 +35,6 @@ from gitopsd.runtime.service.reconciling import Reconciler
 log = logging.getLogger(__name__)
 AUTOMATIC = frozenset({"commit", "promotion", "schedule"})  # triggers suspension holds
 _OPERATOR_HOLDS = (admission.Wait.REFUSED, admission.Wait.WINDOW, admission.Wait.SOAK)
-STEPS_PAGE = 200  # a finished run's steps read at once to count them
 
 
 def admit(workspace: Workspace, request: Request, *, record: bool = True) -> admission.Admission:
@@ -291,18 +290,6 @@ class Handling:
         self.recorder.run_finished(run, each_step(self.workspace.store, run.id))
         if run.status is RunStatus.SUCCEEDED and run.action is RunAction.APPLY:
             self.followups.promote_followers(run.environment)
-
-
-def each_step(store: StateStore, run_id: str) -> Iterator[Step]:
-    """The run's steps by index, read a page at a time: counting a finished run holds a page
-    of its steps, not all of them (a run of a thousand components records two thousand)."""
-    after = None
-    while True:
-        page = store.list_steps(run_id, after=after, limit=STEPS_PAGE)
-        yield from page
-        if len(page) < STEPS_PAGE:
-            return
-        after = page[-1].index
 
 
 def _run_options(request: Request) -> dict[str, Any]:

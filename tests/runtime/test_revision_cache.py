@@ -17,7 +17,7 @@ from gitopsd.adapters.gitrepo import Blob, GitSource, Listing
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.errors import GitSourceError
 from gitopsd.runtime.runs import revisions
-from gitopsd.runtime.runs.revisions import LoadedRevision, RevisionCache
+from gitopsd.runtime.runs.revisions import LoadedRevision, RevisionCache, load
 from tests.runtime.world import World, component, environment
 
 
@@ -83,6 +83,33 @@ def test_the_next_process_reads_the_revision_from_disk(
         again.repository.components["vpc"].manifest == first.repository.components["vpc"].manifest
     )
     assert again.trees == first.trees == source.folder_trees(sha)
+
+
+def test_a_revision_read_from_disk_is_whole_whether_or_not_its_components_are_in_memory(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """A component in memory already is found by its content's id; the others are built
+    from what the file keeps of them."""
+    first_sha = world.commit(
+        {
+            "environments/dev.yaml": environment("dev"),
+            "components/network/vpc/component.yaml": component("vpc"),
+            "components/network/dns/component.yaml": component("dns"),
+        }
+    )
+    folder = tmp_path / "revisions"
+    process_loads(source, folder, first_sha)  # nothing of it stays in memory
+    second_sha = world.commit(
+        {"components/network/dns/component.yaml": component("dns", timeout="40s")}
+    )
+    head = process_loads(source, folder, second_sha)  # vpc in memory, dns changed
+    again = cache(source, folder).load(first_sha)
+    assert CountingSource.reads == 2  # the first commit came from disk
+    assert again.repository.components["vpc"] is head.repository.components["vpc"]
+    assert again.repository.components.keys() == {"vpc", "dns"}
+    dns = again.repository.components["dns"]
+    assert dns is not head.repository.components["dns"]
+    assert dns.manifest == load(source, first_sha).repository.components["dns"].manifest
 
 
 def test_an_invalid_revision_is_read_from_git_each_time_with_the_same_problems(
@@ -165,8 +192,8 @@ def test_a_file_written_for_another_format_version_or_commit_is_ignored(
 def test_a_file_cut_short_at_the_end_of_a_line_is_not_read_as_a_smaller_revision(
     world: World, source: CountingSource, tmp_path: Path
 ) -> None:
-    """Each manifest is a line: a file that lost its last lines would be a revision without
-    those components (orphans, to a run), were the count in its header not checked."""
+    """Each manifest is two lines: a file that lost its last lines would be a revision
+    without those components (orphans, to a run), were the count in its header not checked."""
     sha = world.commit(
         {
             "environments/dev.yaml": environment("dev"),
@@ -178,8 +205,8 @@ def test_a_file_cut_short_at_the_end_of_a_line_is_not_read_as_a_smaller_revision
     process_loads(source, folder, sha)
     kept = kept_file(folder, sha)
     lines = kept.read_text().splitlines(keepends=True)
-    assert header(kept)["documents"] == len(lines) - 1 == 3
-    kept.write_text("".join(lines[:-1]))
+    assert header(kept)["documents"] * 2 == len(lines) - 1 == 6
+    kept.write_text("".join(lines[:-2]))
     loaded = process_loads(source, folder, sha)
     assert CountingSource.reads == 2  # from git again
     assert loaded.repository.components.keys() == {"vpc", "dns"}

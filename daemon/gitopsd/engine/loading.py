@@ -153,19 +153,28 @@ def load_parsed(
     *,
     revision: str,
     driver_types: Mapping[str, type[DriverSettings]],
+    built: Mapping[str, ComponentEntry] | None = None,
 ) -> tuple[Repository, list[Problem]]:
     """`load_repository` of manifests parsed before, by path: the revision cache keeps a
     commit's parsed files, which then skip reading git and parsing YAML, the slow part of a
-    load. Only each file's path and text are kept with its models (see `SourceFile`)."""
+    load. Only each file's path and text are kept with its models (see `SourceFile`).
+    `built`: as for `load_repository`, found by `content_id`."""
 
     def parsed(path: str, document: Document, problems: list[Problem]) -> Parsed:
         return SourceFile(path, document[0]), document[1]
 
     def digest(document: Document) -> str:
-        return _digest(document[0].encode("utf-8"))
+        return content_id(document[0])
 
     reader = _Reader(parsed, digest)
-    return _load(documents, reader, revision=revision, unread=(), driver_types=driver_types)
+    return _load(
+        documents, reader, revision=revision, unread=(), driver_types=driver_types, built=built
+    )
+
+
+def content_id(text: str) -> str:
+    """The id of a manifest of this text, by which `built_components` finds it."""
+    return _digest(text.encode("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,12 @@ from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.engine import limits, loading, validation, yaml_text
 from gitopsd.engine.drivers import settings_of
-from gitopsd.engine.loading import Repository
+from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.sources import Problem
 
 log = logging.getLogger("gitopsd.revisions")
 # the layout of a revision kept on disk (`KeptHeader`, `KeptDocument`): change it, and raise this
-FORMAT = 2
+FORMAT = 3
 WRITE_DELAY = 2.0  # the daemon's seconds between a load and writing it (see `_keep_on_disk`)
 
 
@@ -130,7 +130,7 @@ class KeptHeader(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
 
-    format: Literal[2]
+    format: Literal[3]
     gitopsd: str
     revision: str
     documents: int
@@ -138,11 +138,22 @@ class KeptHeader(pydantic.BaseModel):
 
 
 class KeptDocument(pydantic.BaseModel):
-    """One manifest as parsed: its text (for the line of a problem) and its YAML data."""
+    """The first of a manifest's two lines: its path and the id of its content, by which a
+    component already in memory is found without reading the second line (`KeptContent`):
+    the revision an environment is at is read back while the head's, which shares most of
+    its components, is in memory."""
 
     model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
 
     path: str
+    content_id: str
+
+
+class KeptContent(pydantic.BaseModel):
+    """The second line of a manifest: its text (for the line of a problem) and its YAML data."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
+
     text: str
     data: dict[str, Any]
 
@@ -162,8 +173,8 @@ def _kept_lines(loaded: LoadedRevision) -> Iterator[str]:
     header = {"format": FORMAT, "gitopsd": __version__, "revision": loaded.revision}
     yield _json_line(header | {"documents": len(sources), "trees": loaded.trees})
     for source in sources:
-        data = yaml_text.values(source.text)
-        yield _json_line({"path": source.path, "text": source.text, "data": data})
+        yield _json_line({"path": source.path, "content_id": loading.content_id(source.text)})
+        yield _json_line({"text": source.text, "data": yaml_text.values(source.text)})
 
 
 def _json_line(value: dict[str, Any]) -> str:
@@ -176,20 +187,38 @@ def _from_kept_text(sha: str, text: str) -> LoadedRevision | None:
     header, *lines = [line for line in text.split("\n") if line] or [""]
     try:
         kept = KeptHeader.model_validate_json(header)
-        if kept.gitopsd != __version__ or kept.revision != sha or len(lines) != kept.documents:
+        if kept.gitopsd != __version__ or kept.revision != sha:
             return None
-        documents = [KeptDocument.model_validate_json(line) for line in lines]
+        if len(lines) != 2 * kept.documents:
+            return None
+        documents, built = _kept_documents(lines)
     except pydantic.ValidationError as error:
         log.warning("ignoring unreadable cached revision %s: %s", sha[:12], error)
         return None
     repository, problems = loading.load_parsed(
-        {d.path: (d.text, d.data) for d in documents},
-        revision=sha,
-        driver_types=settings_of(installed_drivers()),
+        documents, revision=sha, driver_types=settings_of(installed_drivers()), built=built
     )
     if problems or validation.validate(repository):
         return None
     return LoadedRevision(sha, repository, [], kept.trees)
+
+
+def _kept_documents(
+    lines: list[str],
+) -> tuple[dict[str, loading.Document], dict[str, ComponentEntry]]:
+    """The manifests of a kept revision, by path: the components in memory already, found by
+    their content's id, and the others' text and data, read from their second line."""
+    documents: dict[str, loading.Document] = {}
+    built: dict[str, ComponentEntry] = {}
+    for first, second in zip(lines[::2], lines[1::2], strict=True):
+        kept = KeptDocument.model_validate_json(first)
+        found = loading.built_components({kept.path: kept.content_id})
+        if found:
+            built.update(found)
+        else:
+            content = KeptContent.model_validate_json(second)
+            documents[kept.path] = (content.text, content.data)
+    return documents, built
 
 
 class RevisionCache:

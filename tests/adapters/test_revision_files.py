@@ -16,13 +16,20 @@ SHA = "a" * 40
 TAG = "gitopsd-1.0.format-1"
 
 
-def test_a_text_comes_back_as_it_was_put(tmp_path: Path) -> None:
+def test_a_text_comes_back_as_it_was_put_a_line_at_a_time(tmp_path: Path) -> None:
     files = RevisionFiles(tmp_path / "cache", tag=TAG)
-    assert files.get(SHA) is None
-    files.put(SHA, '{"components": ["vpc", "aks"]}')
-    assert files.get(SHA) == '{"components": ["vpc", "aks"]}'
+    assert list(files.lines(SHA)) == []
+    files.put(SHA, '{"components": ["vpc", "aks"]}\n\n{"n": 2}\n')
+    assert list(files.lines(SHA)) == ['{"components": ["vpc", "aks"]}', '{"n": 2}']
     again = RevisionFiles(tmp_path / "cache", tag=TAG)  # another process, same folder
-    assert again.get(SHA) == '{"components": ["vpc", "aks"]}'
+    assert list(again.lines(SHA)) == ['{"components": ["vpc", "aks"]}', '{"n": 2}']
+
+
+def test_the_lines_of_a_damaged_file_end_before_the_damage(tmp_path: Path) -> None:
+    files = RevisionFiles(tmp_path / "cache", tag=TAG)
+    files.put(SHA, "first\nsecond\n")
+    files.path(SHA).write_bytes(b"first\n" + b"\xff" * 10_000 + b"\nlast\n")
+    assert "last" not in list(files.lines(SHA))
 
 
 def test_the_folder_and_files_are_private(tmp_path: Path) -> None:
@@ -36,9 +43,9 @@ def test_the_folder_and_files_are_private(tmp_path: Path) -> None:
 def test_a_file_of_another_tag_is_never_read(tmp_path: Path) -> None:
     RevisionFiles(tmp_path / "cache", tag=TAG).put(SHA, "this version")
     other = RevisionFiles(tmp_path / "cache", tag="gitopsd-2.0.format-1")
-    assert other.get(SHA) is None
+    assert list(other.lines(SHA)) == []
     other.put(SHA, "the other version")
-    assert RevisionFiles(tmp_path / "cache", tag=TAG).get(SHA) == "this version"
+    assert list(RevisionFiles(tmp_path / "cache", tag=TAG).lines(SHA)) == ["this version"]
 
 
 def test_only_the_newest_files_are_kept_whatever_wrote_them(tmp_path: Path) -> None:
@@ -51,7 +58,7 @@ def test_only_the_newest_files_are_kept_whatever_wrote_them(tmp_path: Path) -> N
     leftover.write_bytes(b"old")
     os.utime(leftover, ns=(0, 0))
     files.put(shas[4], shas[4])  # any put prunes
-    assert [files.get(sha) for sha in shas] == [None, None, shas[2], shas[3], shas[4]]
+    assert [list(files.lines(sha)) for sha in shas] == [[], [], [shas[2]], [shas[3]], [shas[4]]]
     assert not leftover.exists()
 
 
@@ -62,14 +69,14 @@ def test_a_folder_that_cannot_be_written_is_not_an_error(
     blocker.write_text("a file where the folder should be")
     with caplog.at_level(logging.WARNING, logger="gitopsd.revisions"):
         RevisionFiles(blocker, tag=TAG).put(SHA, "value")
-    assert RevisionFiles(blocker, tag=TAG).get(SHA) is None
+    assert list(RevisionFiles(blocker, tag=TAG).lines(SHA)) == []
     assert "cannot keep revision aaaaaaaaaaaa on disk" in caplog.text
 
 
 def test_a_text_made_part_by_part_is_kept_whole_or_not_at_all(tmp_path: Path) -> None:
     files = RevisionFiles(tmp_path / "cache", tag=TAG)
     files.put(SHA, (f"line {n}\n" for n in range(3)))
-    assert files.get(SHA) == "line 0\nline 1\nline 2\n"
+    assert list(files.lines(SHA)) == ["line 0", "line 1", "line 2"]
 
     def broken() -> Iterator[str]:
         yield "a first line\n"
@@ -78,5 +85,5 @@ def test_a_text_made_part_by_part_is_kept_whole_or_not_at_all(tmp_path: Path) ->
     other = "b" * 40
     with pytest.raises(ValueError, match="cannot be made"):
         files.put(other, broken())
-    assert files.get(other) is None
+    assert list(files.lines(other)) == []
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [files.path(SHA).name]

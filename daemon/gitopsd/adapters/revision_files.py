@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 log = logging.getLogger("gitopsd.revisions")
@@ -33,12 +33,19 @@ class RevisionFiles:
     def path(self, sha: str) -> Path:
         return self.folder / f"{sha}.{self.tag}{SUFFIX}"
 
-    def get(self, sha: str) -> str | None:
-        """The text kept for `sha` under this tag, or None (never kept, or unreadable)."""
+    def lines(self, sha: str) -> Iterator[str]:
+        """The lines of the text kept for `sha` under this tag (without their newline; empty
+        ones left out), read as they are asked for: a revision is megabytes, and its reader
+        uses a line at a time. None at all if it was never kept here or the folder is
+        unusable; a damaged file's lines end before the damage (its reader finds fewer
+        than it says it holds)."""
         try:
-            return self.path(sha).read_text(encoding="utf-8")
+            with self.path(sha).open(encoding="utf-8") as file:
+                for line in file:
+                    if line := line.rstrip("\n"):
+                        yield line
         except (OSError, UnicodeDecodeError):
-            return None  # never kept here, or the folder is unusable: either way a miss
+            return
 
     def put(self, sha: str, text: Iterable[str]) -> None:
         """Keep `text` for `sha`, written part by part as the parts are made (a writer need

@@ -181,20 +181,24 @@ def _json_line(value: dict[str, Any]) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":")) + "\n"
 
 
-def _from_kept_text(sha: str, text: str) -> LoadedRevision | None:
-    """The revision `text` keeps, its models built again; None when the text is damaged,
-    written by another gitopsd or for another commit, or no longer valid by these rules."""
-    header, *lines = [line for line in text.split("\n") if line] or [""]
+def _from_kept_lines(sha: str, lines: Iterator[str]) -> LoadedRevision | None:
+    """The revision the `lines` keep, its models built again; None when there are none, or
+    they are damaged, written by another gitopsd or for another commit, or no longer valid
+    by these rules."""
+    header = next(lines, None)
+    if header is None:
+        return None
     try:
         kept = KeptHeader.model_validate_json(header)
         if kept.gitopsd != __version__ or kept.revision != sha:
             return None
-        if len(lines) != 2 * kept.documents:
-            return None
-        documents, built = _kept_documents(lines)
+        found = _kept_documents(lines, kept.documents)
     except pydantic.ValidationError as error:
         log.warning("ignoring unreadable cached revision %s: %s", sha[:12], error)
         return None
+    if found is None:
+        return None  # fewer or more lines than the header says: cut short, or not ours
+    documents, built = found
     repository, problems = loading.load_parsed(
         documents, revision=sha, driver_types=settings_of(installed_drivers()), built=built
     )
@@ -204,13 +208,17 @@ def _from_kept_text(sha: str, text: str) -> LoadedRevision | None:
 
 
 def _kept_documents(
-    lines: list[str],
-) -> tuple[dict[str, loading.Document], dict[str, ComponentEntry]]:
-    """The manifests of a kept revision, by path: the components in memory already, found by
-    their content's id, and the others' text and data, read from their second line."""
+    lines: Iterator[str], count: int
+) -> tuple[dict[str, loading.Document], dict[str, ComponentEntry]] | None:
+    """The `count` manifests of a kept revision, by path: the components in memory already,
+    found by their content's id, and the others' text and data, read from their second
+    line; None unless exactly `count` pairs of lines are left."""
     documents: dict[str, loading.Document] = {}
     built: dict[str, ComponentEntry] = {}
-    for first, second in zip(lines[::2], lines[1::2], strict=True):
+    for _ in range(count):
+        first, second = next(lines, None), next(lines, None)
+        if first is None or second is None:
+            return None
         kept = KeptDocument.model_validate_json(first)
         found = loading.built_components({kept.path: kept.content_id})
         if found:
@@ -218,6 +226,8 @@ def _kept_documents(
         else:
             content = KeptContent.model_validate_json(second)
             documents[kept.path] = (content.text, content.data)
+    if next(lines, None) is not None:
+        return None
     return documents, built
 
 
@@ -324,8 +334,5 @@ class RevisionCache:
     def _from_disk(self, sha: str) -> LoadedRevision | None:
         if self._files is None:
             return None
-        text = self._files.get(sha)
-        if text is None:
-            return None
         with _no_collector_passes():
-            return _from_kept_text(sha, text)
+            return _from_kept_lines(sha, self._files.lines(sha))

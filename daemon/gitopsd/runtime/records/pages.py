@@ -9,31 +9,44 @@ its high-water mark (benchmarks/README.md). A page is read, used and let go.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import ComponentState, Step
 
 PAGE = 200  # records read at once
 
+Record = TypeVar("Record")
+Key = TypeVar("Key")
+
 
 def each_step(store: StateStore, run_id: str) -> Iterator[Step]:
     """The run's steps by index, every one once."""
-    after = None
-    while True:
-        page = store.list_steps(run_id, after=after, limit=PAGE)
-        yield from page
-        if len(page) < PAGE:
-            return
-        after = page[-1].index
+
+    def page(after: int | None) -> list[Step]:
+        return store.list_steps(run_id, after=after, limit=PAGE)
+
+    return _paged(page, lambda step: step.index)
 
 
 def each_component(store: StateStore, environment: str) -> Iterator[ComponentState]:
     """The environment's component states by name, every one once."""
-    after = None
+
+    def page(after: str | None) -> list[ComponentState]:
+        return store.list_components(environment, after=after, limit=PAGE)
+
+    return _paged(page, lambda state: state.name)
+
+
+def _paged(
+    page: Callable[[Key | None], list[Record]], key: Callable[[Record], Key]
+) -> Iterator[Record]:
+    """Every record of the pages `page` reads, each after the `key` of the last one seen."""
+    after: Key | None = None
     while True:
-        page = store.list_components(environment, after=after, limit=PAGE)
-        yield from page
-        if len(page) < PAGE:
+        records = page(after)
+        yield from records
+        if len(records) < PAGE:
             return
-        after = page[-1].name
+        after = key(records[-1])

@@ -19,10 +19,11 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from gitopsd.adapters import git_output
 from gitopsd.errors import GitSourceError, UnknownRevisionError
 
 if TYPE_CHECKING:
@@ -234,10 +235,9 @@ class GitSource:
         """The git tree id of every folder of a commit: a folder's content digest, for free."""
         sha = self.resolve(revision)
         trees = {"": self._git_output("rev-parse", f"{sha}^{{tree}}").strip()}
-        for record in self._git_output("ls-tree", "-r", "-d", "-z", "--full-tree", sha).split("\0"):
-            if record:
-                meta, _, path = record.partition("\t")
-                trees[path] = meta.split()[2]
+        for record in self._records("ls-tree", "-r", "-d", "-z", "--full-tree", sha):
+            meta, _, path = record.partition("\t")
+            trees[path] = meta.split()[2]
         return trees
 
     def changes(self, base: str, revision: str) -> tuple[list[str], list[str]]:
@@ -287,11 +287,8 @@ class GitSource:
 
     def _list_blobs(self, revision: str) -> list[tuple[str, Blob]]:
         sha = self.resolve(revision)
-        listing = self._git_output("ls-tree", "-r", "-l", "-z", "--full-tree", sha)
         entries = []
-        for record in listing.split("\0"):
-            if not record:
-                continue
+        for record in self._records("ls-tree", "-r", "-l", "-z", "--full-tree", sha):
             meta, _, path = record.partition("\t")
             _mode, kind, blob, size = meta.split()
             if kind == "blob":
@@ -299,16 +296,18 @@ class GitSource:
         return entries
 
     def _read_blobs(self, shas: list[str]) -> list[bytes]:
-        """Read blobs through one `git cat-file --batch`, all requests sent at once."""
+        """Read blobs through one `git cat-file --batch`, one at a time (`git_output`)."""
         if not shas:
             return []
-        request = "".join(f"{sha}\n" for sha in shas).encode()
-        command = ["git", "cat-file", "--batch"]
-        done = _run(command, cwd=self.git_dir, input=request, capture_output=True)
-        if done.returncode != 0:
-            reason = done.stderr.decode(errors="replace").strip()
-            raise GitSourceError(f"{self.location}: git cat-file failed: {reason}")
-        return _split_batch(done.stdout, len(shas))
+        failure = f"{self.location}: git cat-file failed"
+        return git_output.blobs(
+            ["git", "cat-file", "--batch"], shas, cwd=self.git_dir, failure=failure
+        )
+
+    def _records(self, *args: str) -> Iterator[str]:
+        """The NUL-separated records of `git ARGS` (with `-z`), as git prints them."""
+        failure = f"{self.location}: git {args[0]} failed"
+        return git_output.records(["git", *args], cwd=self.git_dir, failure=failure)
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run `git ARGS` in the git folder; the result, whatever the exit code."""
@@ -384,21 +383,6 @@ def _run(command: list[str], *, cwd: Path, **options: Any) -> subprocess.Complet
         return subprocess.run(command, cwd=cwd, check=False, **options)
     except OSError as error:
         raise GitSourceError(f"{cwd}: cannot run git there: {error.strerror or error}") from None
-
-
-def _split_batch(output: bytes, count: int) -> list[bytes]:
-    blobs = []
-    offset = 0
-    for _ in range(count):
-        header_end = output.index(b"\n", offset)
-        header = output[offset:header_end].split()
-        if len(header) != 3:
-            raise GitSourceError(f"unexpected git cat-file output: {header!r}")
-        size = int(header[2])
-        start = header_end + 1
-        blobs.append(output[start : start + size])
-        offset = start + size + 1
-    return blobs
 
 
 def _stderr(error: git.GitCommandError) -> str:

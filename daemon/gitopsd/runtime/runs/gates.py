@@ -12,6 +12,7 @@ passed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,13 +51,13 @@ def run_gate(
 def gate_call(gate: Gate, *, run: Run, checkout: Path, state_root: Path) -> DriverCall:
     return DriverCall(
         argv=tuple(gate.command),
-        cwd=checkout,
+        cwd=os.fspath(checkout),
         environment=run.environment,
         component=gate.name,
         revision=run.revision,
         action="gate",
         inputs={},
-        state_dir=state_root / run.environment / ".gates" / gate.name,
+        state_dir=os.path.join(state_root, run.environment, ".gates", gate.name),
         timeout=gate.timeout,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import random
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -215,13 +216,13 @@ def driver_call(
     check_opened(name, inputs)
     return DriverCall(
         driver=component.manifest.spec.driver,
-        cwd=checkout / component.folder,
+        cwd=os.path.join(checkout, component.folder),
         environment=run.environment,
         component=name,
         revision=revision,
         action=action,
         inputs=inputs,
-        state_dir=state_root / run.environment / name,
+        state_dir=os.path.join(state_root, run.environment, name),
         timeout=component.manifest.spec.timeout,
         sensitive_inputs=frozenset(sensitive),
         secret_names=secret_references.referenced(component),

@@ -511,11 +511,11 @@ def _remove(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _prepare_state_dir(state_dir: str) -> str | None:
-    if os.path.isdir(state_dir):
+def _prepare_state_dir(state_dir: Path) -> str | None:
+    if state_dir.is_dir():
         return None  # every run but a component's first: skip the mkdir syscalls
     try:
-        os.makedirs(state_dir, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         return f"cannot create state folder {state_dir}: {error.strerror or error}"
     return None

@@ -53,16 +53,13 @@ class DriverCall:
     `argv` and `env` are what a command runs: a gate's command (no `driver`), or what the
     command driver makes of its settings for the action (`adapters.command_driver`)."""
 
-    # Folders are plain text: a `Path` built for every call interns each of its parts, and
-    # thousands of components' names churned the interpreter's table of interned strings
-    # (resized again and again, a megabyte or two each time: benchmarks/README.md)
-    cwd: str  # the component's folder in the read-only checkout of `revision`
+    cwd: Path  # the component's folder in the read-only checkout of `revision`
     environment: str
     component: str
     revision: str
     action: str  # plan, apply, destroy, check or health (or gate)
     inputs: Mapping[str, Any]
-    state_dir: str  # kept per environment and component across runs
+    state_dir: Path  # kept per environment and component across runs
     timeout: float  # seconds
     driver: DriverSettings | None = None  # None: run `argv` as a command (a gate)
     argv: tuple[str, ...] = ()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -245,13 +244,13 @@ def _check_call(
     check_opened(state.name, state.inputs)
     return DriverCall(
         driver=entry.manifest.spec.driver,
-        cwd=os.path.join(checkout, entry.folder),
+        cwd=checkout / entry.folder,
         environment=state.environment,
         component=state.name,
         revision=state.revision,
         action="check",
         inputs=state.inputs,
-        state_dir=os.path.join(state_folder, state.name),
+        state_dir=state_folder / state.name,
         timeout=entry.manifest.spec.timeout,
         sensitive_inputs=frozenset(state.sensitive_inputs),
         secrets=output_secrets([state]),  # a check may print what it compares

@@ -12,7 +12,6 @@ passed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,13 +50,13 @@ def run_gate(
 def gate_call(gate: Gate, *, run: Run, checkout: Path, state_root: Path) -> DriverCall:
     return DriverCall(
         argv=tuple(gate.command),
-        cwd=os.fspath(checkout),
+        cwd=checkout,
         environment=run.environment,
         component=gate.name,
         revision=run.revision,
         action="gate",
         inputs={},
-        state_dir=os.path.join(state_root, run.environment, ".gates", gate.name),
+        state_dir=state_root / run.environment / ".gates" / gate.name,
         timeout=gate.timeout,
     )
 

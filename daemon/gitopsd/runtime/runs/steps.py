@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import random
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -216,13 +215,13 @@ def driver_call(
     check_opened(name, inputs)
     return DriverCall(
         driver=component.manifest.spec.driver,
-        cwd=os.path.join(checkout, component.folder),
+        cwd=checkout / component.folder,
         environment=run.environment,
         component=name,
         revision=revision,
         action=action,
         inputs=inputs,
-        state_dir=os.path.join(state_root, run.environment, name),
+        state_dir=state_root / run.environment / name,
         timeout=component.manifest.spec.timeout,
         sensitive_inputs=frozenset(sensitive),
         secret_names=secret_references.referenced(component),

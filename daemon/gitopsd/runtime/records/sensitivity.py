@@ -35,10 +35,16 @@ Digest = Callable[[bytes], str]  # a keyed hash (adapters/encryption.py Sealer.d
 
 def declared(repository: Repository, states: Iterable[ComponentState] = ()) -> dict[str, set[str]]:
     """Each component's sensitive outputs: as recorded with its state (what the values stored
-    now were produced under), and as its manifest at `repository`'s revision declares."""
-    found: dict[str, set[str]] = {s.name: set(s.sensitive_outputs) for s in states}
+    now were produced under), and as its manifest at `repository`'s revision declares. Only
+    the components that have some are named (a run holds this while it goes, and an empty
+    set for each of thousands of components was most of it)."""
+    found: dict[str, set[str]] = {}
+    for state in states:
+        if state.sensitive_outputs:
+            found.setdefault(state.name, set()).update(state.sensitive_outputs)
     for name, entry in repository.components.items():
-        found.setdefault(name, set()).update(entry.manifest.spec.sensitive_outputs)
+        if entry.manifest.spec.sensitive_outputs:
+            found.setdefault(name, set()).update(entry.manifest.spec.sensitive_outputs)
     return found
 
 

@@ -257,3 +257,28 @@ def test_reading_the_files_of_consecutive_commits_gives_each_its_own_content(
         }
     assert read[first] == {"a.yaml": b"a: 1\n", "b.yaml": b"b: 1\n"}
     assert read[second] == {"a.yaml": b"a: 2\n", "b.yaml": b"b: 1\n", "c.yaml": b"b: 1\n"}
+
+
+def test_more_files_than_a_pipe_holds_are_listed_and_read_each_with_its_content(
+    tmp_path: Path,
+) -> None:
+    # 1,700 files of 1 KB: the names git is sent (41 bytes each) and the content it prints
+    # each fill a pipe of 64 KiB, so neither side may wait for the other to finish
+    repo = tmp_path / "repo"
+    files: dict[str, str | bytes] = {
+        f"components/c{n:04d}/component.yaml": f"{n:04d}\n" * 200 for n in range(1700)
+    }
+    sha = commit_files(repo, files)
+    source = open_source(repo, tmp_path)
+    found = source.read_files(sha, wanted=is_manifest_path)
+    assert found == {path: str(text).encode() for path, text in files.items()}
+    assert set(source.folder_trees(sha)) >= {f"components/c{n:04d}" for n in range(1700)}
+
+
+def test_a_blob_git_does_not_have_is_a_clear_error(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    commit_files(repo, {"environments/dev.yaml": "x\n"})
+    source = open_source(repo, tmp_path)
+    missing = {"environments/dev.yaml": gitrepo.Blob("0" * 40, 2)}
+    with pytest.raises(GitSourceError, match="unexpected git cat-file output"):
+        source.read_blobs(missing)

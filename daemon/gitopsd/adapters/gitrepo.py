@@ -19,10 +19,11 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from gitopsd.adapters import git_output
 from gitopsd.errors import GitSourceError, UnknownRevisionError
 
 if TYPE_CHECKING:
@@ -237,10 +238,7 @@ class GitSource:
         sha = self.resolve(revision)
         folders = {"": self._git_output("rev-parse", f"{sha}^{{tree}}").strip()}
         files: dict[str, Blob] = {}
-        listing = self._git_output("ls-tree", "-r", "-t", "-l", "-z", "--full-tree", sha)
-        for record in listing.split("\0"):
-            if not record:
-                continue
+        for record in self._records("ls-tree", "-r", "-t", "-l", "-z", "--full-tree", sha):
             meta, _, path = record.partition("\t")
             _mode, kind, object_id, size = meta.split()
             if kind == "blob":
@@ -317,16 +315,18 @@ class GitSource:
             raise GitSourceError(f"cannot export {revision}: {reason}")
 
     def _read_blobs(self, shas: list[str]) -> list[bytes]:
-        """Read blobs through one `git cat-file --batch`, all requests sent at once."""
+        """Read blobs through one `git cat-file --batch`, one at a time (`git_output`)."""
         if not shas:
             return []
-        request = "".join(f"{sha}\n" for sha in shas).encode()
-        command = ["git", "cat-file", "--batch"]
-        done = _run(command, cwd=self.git_dir, input=request, capture_output=True)
-        if done.returncode != 0:
-            reason = done.stderr.decode(errors="replace").strip()
-            raise GitSourceError(f"{self.location}: git cat-file failed: {reason}")
-        return _split_batch(done.stdout, len(shas))
+        failure = f"{self.location}: git cat-file failed"
+        return git_output.blobs(
+            ["git", "cat-file", "--batch"], shas, cwd=self.git_dir, failure=failure
+        )
+
+    def _records(self, *args: str) -> Iterator[str]:
+        """The NUL-separated records of `git ARGS` (with `-z`), as git prints them."""
+        failure = f"{self.location}: git {args[0]} failed"
+        return git_output.records(["git", *args], cwd=self.git_dir, failure=failure)
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run `git ARGS` in the git folder; the result, whatever the exit code."""
@@ -402,21 +402,6 @@ def _run(command: list[str], *, cwd: Path, **options: Any) -> subprocess.Complet
         return subprocess.run(command, cwd=cwd, check=False, **options)
     except OSError as error:
         raise GitSourceError(f"{cwd}: cannot run git there: {error.strerror or error}") from None
-
-
-def _split_batch(output: bytes, count: int) -> list[bytes]:
-    blobs = []
-    offset = 0
-    for _ in range(count):
-        header_end = output.index(b"\n", offset)
-        header = output[offset:header_end].split()
-        if len(header) != 3:
-            raise GitSourceError(f"unexpected git cat-file output: {header!r}")
-        size = int(header[2])
-        start = header_end + 1
-        blobs.append(output[start : start + size])
-        offset = start + size + 1
-    return blobs
 
 
 def _stderr(error: git.GitCommandError) -> str:

@@ -38,6 +38,7 @@ _CHECKED: weakref.WeakValueDictionary[FileKey, ComponentEntry] = weakref.WeakVal
 Parsed = tuple[SourceFile, dict[str, Any]]  # a manifest's file, and the mapping it holds
 Document = tuple[str, dict[str, Any]]  # a manifest parsed before: its text and its mapping
 Raw = TypeVar("Raw", bytes, Document)  # a manifest as read from git, or already parsed
+NO_SECRETS: frozenset[str] = frozenset()  # what most components reference: one, shared
 KIND_HOMES = {
     "Component": "components/**/component.yaml",
     "Environment": "environments/<name>.yaml",
@@ -58,7 +59,8 @@ class ComponentEntry:
     def secret_names(self) -> frozenset[str]:
         """The names of the secrets its inputs and its driver's `env` reference (a malformed
         reference is validation's to report, and names nothing here). Found once per
-        manifest: every decision and every driver call asks, and most name none."""
+        manifest: every decision and every driver call asks. Most name none, and share one
+        empty set rather than each holding its own (benchmarks/README.md)."""
         names: set[str] = set()
         driver_env = getattr(self.manifest.spec.driver, "env", None)
         for value in (self.manifest.spec.inputs, driver_env or {}):
@@ -67,7 +69,7 @@ class ComponentEntry:
             except rendering.RenderError:
                 continue
             names.update(ref.parts[0] for _, ref in found if ref.root == "secrets")
-        return frozenset(names)
+        return frozenset(names) if names else NO_SECRETS
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from gitopsd.model.state import StepAction, StepStatus
@@ -38,10 +38,12 @@ class Node:
     needs: frozenset[StepKey] = frozenset()
     on_failure: OnFailure = "stop"
     after_any: bool = False  # waits for its needs to finish, however they end (rollbacks)
+    key: StepKey = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> StepKey:
-        return (self.component, self.action)
+    def __post_init__(self) -> None:
+        # made once: a schedule keeps several tables by step, and a key made at every look
+        # was a tuple of its own in each of them (benchmarks/README.md)
+        object.__setattr__(self, "key", (self.component, self.action))
 
 
 @dataclass(frozen=True)

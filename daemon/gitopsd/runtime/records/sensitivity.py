@@ -35,8 +35,9 @@ Digest = Callable[[bytes], str]  # a keyed hash (adapters/encryption.py Sealer.d
 
 def declared(repository: Repository, states: Iterable[ComponentState] = ()) -> dict[str, set[str]]:
     """Each component's sensitive outputs: as recorded with its state (what the values stored
-    now were produced under), and as its manifest at `repository`'s revision declares; a
-    component with none is left out."""
+    now were produced under), and as its manifest at `repository`'s revision declares. Only
+    the components that have some are named (a run holds this while it goes, and an empty
+    set for each of thousands of components was most of it)."""
     found: dict[str, set[str]] = {}
     for state in states:
         if state.sensitive_outputs:

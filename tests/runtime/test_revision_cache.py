@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -382,6 +383,29 @@ def test_a_delayed_write_waits_and_closing_writes_it_at_once(
     assert [name.split(".")[0] for name in files_in(folder)] == [sha]
     cache(source, folder).load(sha)
     assert CountingSource.reads == 1  # the next process read it from disk
+
+
+def test_delayed_writes_wait_from_their_load_not_one_after_the_other(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """Commits that come faster than the delay must not queue loads without end (each held
+    in memory until written): each is written about `write_delay` after its load."""
+    shas = [
+        world.commit({"environments/dev.yaml": environment("dev", variables={"n": n})})
+        for n in range(12)
+    ]
+    folder = tmp_path / "revisions"
+    made = cache(source, folder)
+    made.write_delay = 0.5
+    for sha in shas:
+        made.load(sha)
+    deadline = time.monotonic() + 4  # one after the other, the last would be due in 6 s
+    while shas[-1] not in {name.split(".")[0] for name in files_in(folder)}:
+        assert time.monotonic() < deadline, "the newest load was not written after its delay"
+        time.sleep(0.05)
+    made.close()
+    kept = {name.split(".")[0] for name in files_in(folder)}
+    assert shas[-1] in kept and len(kept) <= 10
 
 
 def test_a_workspace_closed_writes_its_delayed_loads(world: World, tmp_path: Path) -> None:

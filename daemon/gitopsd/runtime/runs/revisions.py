@@ -11,6 +11,7 @@ import gc
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -258,6 +259,7 @@ class RevisionCache:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="revision-writer")
         self._closing = threading.Event()
         self.write_delay = 0.0  # a daemon sets WRITE_DELAY; a command writes at once
+        self._waiting_writes = 0  # loads handed to the writer and not yet taken up
 
     def load(self, revision: str | None = None) -> LoadedRevision:
         sha = self._source.resolve(revision) if revision else self._source.head()
@@ -320,14 +322,24 @@ class RevisionCache:
         the interpreter with the run a new head starts; a command writes at once, and the
         writer is joined at exit (or by `close`), so its load is on disk when it ends."""
         if self._files is not None:
+            due = time.monotonic() + self.write_delay
+            with self._lock:
+                self._waiting_writes += 1
             with contextlib.suppress(RuntimeError):  # the interpreter is stopping: skip it
-                self._writer.submit(self._write, self._files, sha, loaded)
+                self._writer.submit(self._write, self._files, sha, loaded, due)
 
-    def _write(self, files: RevisionFiles, sha: str, loaded: LoadedRevision) -> None:
-        """Keep a valid load; one whose data is not all JSON is not kept (nor are problems)."""
-        if self.write_delay > 0:
-            self._closing.wait(self.write_delay)
-        if not loaded.problems:
+    def _write(self, files: RevisionFiles, sha: str, loaded: LoadedRevision, due: float) -> None:
+        """Keep a valid load (one whose data is not all JSON is not kept, nor are problems)
+        once it is `due`. The delay runs from the load, not from the write before it: waited
+        one after the other, commits coming faster than one every `write_delay` queued loads
+        without end, each held in memory, and a stopping daemon had all of them to write. A
+        load with as many newer ones waiting as the folder keeps files is skipped: it would
+        be pruned at once."""
+        self._closing.wait(max(0.0, due - time.monotonic()))
+        with self._lock:
+            self._waiting_writes -= 1
+            superseded = self._waiting_writes >= files.keep
+        if not loaded.problems and not superseded:
             with contextlib.suppress(TypeError, ValueError):
                 files.put(sha, _kept_lines(loaded))
 

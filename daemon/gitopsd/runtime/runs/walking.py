@@ -119,10 +119,11 @@ class Walk:
             key = self._next()
             while key is not None:
                 try:
-                    status: StepStatus | None = self._guarded(start, refuse, self.nodes[key])
+                    status: StepStatus | BaseException = self._guarded(
+                        start, refuse, self.nodes[key]
+                    )
                 except BaseException as error:  # an interruption, a fencing: stop the run
-                    self._error = self._error or error
-                    status = None
+                    status = error
                 key = self._next(key, status)
         finally:
             with self._lock:
@@ -131,16 +132,18 @@ class Walk:
                 self._over.notify_all()
 
     def _next(
-        self, done: StepKey | None = None, status: StepStatus | None = None
+        self, done: StepKey | None = None, status: StepStatus | BaseException | None = None
     ) -> StepKey | None:
-        """Settle the step this worker ran (None: it raised, and the run stops), then wait for
-        a ready step and take it; None when the run is over."""
+        """Settle the step this worker ran (an exception: it raised, and the run stops; the
+        first one is kept to be raised by the walk), then wait for a ready step and take it;
+        None when the run is over."""
         with self._lock:
             if done is not None:
                 self._running -= 1
-                if status is None:
+                if isinstance(status, BaseException):
+                    self._error = self._error or status
                     self.schedule.stop()
-                else:
+                elif status is not None:
                     self.schedule.settle(done, status)
             while True:
                 taken = self.schedule.take(1)

@@ -325,8 +325,11 @@ class RevisionCache:
             due = time.monotonic() + self.write_delay
             with self._lock:
                 self._waiting_writes += 1
-            with contextlib.suppress(RuntimeError):  # the interpreter is stopping: skip it
+            try:
                 self._writer.submit(self._write, self._files, sha, loaded, due)
+            except RuntimeError:  # the interpreter is stopping: skip it
+                with self._lock:
+                    self._waiting_writes -= 1
 
     def _write(self, files: RevisionFiles, sha: str, loaded: LoadedRevision, due: float) -> None:
         """Keep a valid load (one whose data is not all JSON is not kept, nor are problems)

@@ -72,8 +72,8 @@ class ApplyRun:
         self._outputs_lock = threading.Lock()
         # what decides the steps when the run starts (`_decisions`), and is let go then
         self._last: dict[str, planning.LastApply] = {}
-        self._declared = sensitivity.declared(target.repository, self._read_states())
-        self._conceal = sensitivity.concealer(services.digest, self._declared, services.secrets)
+        self._declared: sensitivity.Declared = {}
+        self._conceal: planning.Conceal | None = None
 
     def execute(self) -> Run:
         """Run (or resume) to the end and return the finished run."""
@@ -81,8 +81,8 @@ class ApplyRun:
         self.runner.run = self.run
         if self.run.phase is not RunPhase.FORWARD:  # a crash during compensation: finish it
             return self._finish(RunStatus.FAILED, self._roll_back(self.run.error or "failed"))
-        nodes = self._graph()
-        self._record(nodes)
+        with self.services.deciding:  # one run at a time (see Services.deciding)
+            nodes = self._decide()
         spec = self.environment.manifest.spec
         walk = Walk(
             self.services,
@@ -97,6 +97,15 @@ class ApplyRun:
         return self._conclude(ending)
 
     # --- the steps, decided and recorded at the start ----------------------------------------
+
+    def _decide(self) -> list[Node]:
+        """Read the states the run starts from, then decide and record its steps."""
+        self._declared = sensitivity.declared(self.target.repository, self._read_states())
+        services = self.services
+        self._conceal = sensitivity.concealer(services.digest, self._declared, services.secrets)
+        nodes = self._graph()
+        self._record(nodes)
+        return nodes
 
     def _graph(self) -> list[Node]:
         parts = [

@@ -63,20 +63,11 @@ class PlanRun:
     def execute(self) -> tuple[Run, list[PlannedComponent]]:
         self.run = apply_records.started(self.services, self.run)
         self.runner.run = self.run
-        observed = {s.name: s for s in self.services.store.list_components(self.run.environment)}
-        self.declared = sensitivity.declared(self.target.repository, observed.values())
-        plan = planning.plan(
-            Selection(self.environment, list(self.components.values()), []),
-            revision=self.run.revision,
-            trees=self.target.trees,
-            observed=observed,
-            conceal=sensitivity.concealer(
-                self.services.digest, self.declared, self.services.secrets
-            ),
-        )
+        with self.services.deciding:  # one run at a time (see Services.deciding)
+            plan = self._decide()
+            self._record(plan.decisions)
         decisions = {d.component: d for d in plan.decisions}
         nodes = stepping.plan_graph(list(decisions))
-        self._record(plan.decisions)
         spec = self.environment.manifest.spec
         walk = Walk(
             self.services,
@@ -92,6 +83,19 @@ class PlanRun:
         planned = [self.planned[d.component] for d in plan.decisions if d.component in self.planned]
         planned += [_orphan(name, spec.prune) for name in self.orphans]
         return self._finish(ending, planned), planned
+
+    def _decide(self) -> planning.Preview:
+        observed = {s.name: s for s in self.services.store.list_components(self.run.environment)}
+        self.declared = sensitivity.declared(self.target.repository, observed.values())
+        return planning.plan(
+            Selection(self.environment, list(self.components.values()), []),
+            revision=self.run.revision,
+            trees=self.target.trees,
+            observed=observed,
+            conceal=sensitivity.concealer(
+                self.services.digest, self.declared, self.services.secrets
+            ),
+        )
 
     def _record(self, decisions: list[Decision]) -> None:
         """Every step in one write; components that need no driver call are skipped now."""

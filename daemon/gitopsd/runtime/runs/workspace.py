@@ -68,6 +68,8 @@ class Workspace:
     secrets: SecretSource | None = None
     # what the drivers of its running steps printed so far (runs.live_output)
     live: LiveOutput = field(default_factory=LiveOutput)
+    # held by the run of any environment that is deciding its steps (steps.Services.deciding)
+    deciding: threading.Lock = field(default_factory=threading.Lock)
     # the trust file's signature check (SPEC 9); None: no environment requires signed commits
     signatures: CommitSignatures | None = None
 
@@ -178,6 +180,12 @@ class Workspace:
         """The ordered plan of an apply, from fingerprints alone: no driver runs, no writes."""
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
+        with self.deciding:  # as a run decides its steps (steps.Services.deciding)
+            return self._preview(target, environment, chosen)
+
+    def _preview(
+        self, target: Revisioned, environment: str, chosen: list[ComponentEntry]
+    ) -> planning.Preview:
         observed = {s.name: s for s in self.store.list_components(environment)}
         entry = target.repository.environments[environment]
         declared = sensitivity.declared(target.repository, observed.values())
@@ -472,6 +480,7 @@ class Workspace:
             digest=self.digest,
             secrets=self.secrets,
             live=self.live,
+            deciding=self.deciding,
         )
 
     def _components(

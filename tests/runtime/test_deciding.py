@@ -4,60 +4,87 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from gitopsd.adapters.memory_store import MemoryStore
-from gitopsd.model.state import ComponentState, RunStatus
+from gitopsd.model.state import RunStatus, Step
+from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.world import World, component, environment
 
-READ_TIME = 0.2  # each read of an environment's components takes this long
+RECORD_TIME = 0.2  # each write of a run's steps takes this long
 
 
-class SlowReads(MemoryStore):
-    """A store that notes how many environments read their components at the same moment:
-    deciding a run's steps starts by reading them all."""
+class SlowRecords(MemoryStore):
+    """A store that notes which environments' runs were recording their steps at the same
+    moment: a run writes them all once it has decided them, at the end of its deciding."""
 
     def __init__(self) -> None:
         super().__init__()
         self._counting = threading.Lock()
-        self._reading: set[str] = set()
+        self._recording: set[str] = set()
         self.together: set[frozenset[str]] = set()
 
-    def list_components(
-        self, environment: str, *, after: str | None = None, limit: int | None = None
-    ) -> list[ComponentState]:
+    def save_steps(self, steps: Iterable[Step]) -> None:
+        listed = list(steps)
+        environments = {self._environment(step.run_id) for step in listed}
         with self._counting:
-            self._reading.add(environment)
-            self.together.add(frozenset(self._reading))
+            self._recording |= environments
+            self.together.add(frozenset(self._recording))
         try:
-            time.sleep(READ_TIME)
-            return super().list_components(environment, after=after, limit=limit)
+            time.sleep(RECORD_TIME)
+            super().save_steps(listed)
         finally:
             with self._counting:
-                self._reading.discard(environment)
+                self._recording -= environments
+
+    def _environment(self, run_id: str) -> str:
+        run = self.get_run(run_id)
+        assert run is not None
+        return run.environment
 
 
+def run_both(workspace: Workspace, action: str) -> tuple[list[RunStatus], float]:
+    """`action` of dev and staging at once; their statuses and how long the two took."""
+
+    def one(name: str) -> RunStatus:
+        if action == "plan":
+            return workspace.plan(name)[0].status
+        run = workspace.apply(name) if action == "apply" else workspace.destroy(name)
+        return run.status
+
+    with ThreadPoolExecutor(2) as pool:
+        started = time.monotonic()
+        statuses = list(pool.map(one, ["dev", "staging"]))
+        return statuses, time.monotonic() - started
+
+
+@pytest.mark.parametrize("action", ["apply", "plan", "destroy"])
 def test_two_environments_decide_one_after_the_other_and_walk_side_by_side(
-    tmp_path: Path,
+    tmp_path: Path, action: str
 ) -> None:
     files = {
         "environments/dev.yaml": environment("dev"),
         "environments/staging.yaml": environment("staging"),
         "components/net/component.yaml": component("net"),
     }
-    world = World.committed(tmp_path, files, sleep={"net:apply": 1.0})
-    store = SlowReads()
+    world = World.committed(tmp_path, files, sleep={f"net:{action}": 1.0})
+    store = SlowRecords()
     workspace = world.workspace(store)
     try:
-        with ThreadPoolExecutor(2) as pool:
-            started = time.monotonic()
-            runs = list(pool.map(workspace.apply, ["dev", "staging"]))
-            took = time.monotonic() - started
+        if action == "destroy":  # something to destroy in each
+            assert [workspace.apply(name).status for name in ("dev", "staging")] == [
+                RunStatus.SUCCEEDED
+            ] * 2
+            store.together.clear()
+        statuses, took = run_both(workspace, action)
     finally:
         workspace.source.close()
-    assert [r.status for r in runs] == [RunStatus.SUCCEEDED] * 2
-    assert frozenset({"dev", "staging"}) not in store.together  # never read at once
+    assert statuses == [RunStatus.SUCCEEDED] * 2
+    assert frozenset({"dev", "staging"}) not in store.together  # never at once
     assert {frozenset({"dev"}), frozenset({"staging"})} <= store.together
-    # the two 1 s applies overlapped: one after the other would take over 2 s
+    # the two 1 s driver calls overlapped: one after the other would take over 2 s
     assert took < 2.0

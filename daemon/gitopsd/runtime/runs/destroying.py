@@ -118,7 +118,8 @@ class DestroyRun:
         self.run = apply_records.started(self.services, self.run)
         self.runner.run = self.run
         nodes = stepping.destroy_graph([part(c) for c in self.components.values()])
-        self._record(nodes)
+        with self.services.deciding:  # one run at a time (see Services.deciding)
+            self._record(nodes)
         walk = Walk(
             self.services,
             self.run,

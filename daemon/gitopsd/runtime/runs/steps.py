@@ -80,10 +80,10 @@ class Services:
     secrets: SecretSource | None = None  # `${{ secrets.NAME }}` values, for those hashes
     # what the drivers of running steps printed so far (the live log view)
     live: LiveOutput = field(default_factory=LiveOutput)
-    # One run decides its steps at a time, whatever its environment: deciding reads every
-    # component's state and renders every component's inputs, and a commit going down the
-    # promotion chain had three environments doing it at once, the daemon's high-water mark
-    # (benchmarks/README.md, memory). Runs still walk their steps side by side.
+    # One run decides its steps at a time, whatever its environment or action: deciding reads
+    # every component's state (and an apply or plan renders every component's inputs), and a
+    # commit going down the promotion chain had three environments doing it at once, the
+    # daemon's high-water mark (benchmarks/README.md, memory). Walks still go side by side.
     deciding: threading.Lock = field(default_factory=threading.Lock)
 
     def check_interrupted(self) -> None:

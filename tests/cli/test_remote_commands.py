@@ -9,6 +9,7 @@ import hashlib
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -252,10 +253,25 @@ def test_approve_on_the_store_still_needs_as(world: World, server: str | None) -
     assert "Missing option '--as'" in done.stderr and "Traceback" not in done.stderr
 
 
+# Run a command with SIGINT at its default, as a terminal starts it: a test suite started in the
+# background by a script inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
+AS_FROM_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL);"
+    " os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 def test_ctrl_c_stops_following_not_the_run(world: World, served: DaemonProcess) -> None:
     world.control(sleep={"k8s:apply": 60})
     follower = subprocess.Popen(
-        [*world.command("promote", "--to", "staging"), "--server", served.url],
+        [
+            *AS_FROM_A_TERMINAL,
+            *world.command("promote", "--to", "staging"),
+            "--server",
+            served.url,
+        ],
         cwd=world.root,
         env=world.env(**as_env("ops")),
         stderr=subprocess.PIPE,

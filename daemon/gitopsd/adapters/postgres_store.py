@@ -176,10 +176,7 @@ class PostgresStore:
     def list_components(
         self, environment: str, *, after: str | None = None, limit: int | None = None
     ) -> list[ComponentState]:
-        if after is None and limit is None:
-            sql = "SELECT record FROM components WHERE environment = %s ORDER BY name"
-            return self._all(ComponentState, sql, environment)
-        first = "" if after is None else after
+        first = "" if after is None else after  # every name is longer: from the first
         return self._all(ComponentState, _COMPONENTS_PAGE, environment, first, limit)
 
     def component_names(self, environment: str) -> list[str]:
@@ -241,10 +238,7 @@ class PostgresStore:
     def list_steps(
         self, run_id: str, *, after: int | None = None, limit: int | None = None
     ) -> list[Step]:
-        if after is None and limit is None:
-            sql = "SELECT record FROM steps WHERE run_id = %s ORDER BY step_index"
-            return self._all(Step, sql, run_id)
-        first = -1 if after is None else after
+        first = -1 if after is None else after  # indexes start at 0: from the first
         return self._all(Step, _STEPS_PAGE, run_id, first, limit)  # LIMIT NULL: no limit
 
     def prune_runs(

@@ -221,10 +221,7 @@ class SqliteStore:
     def list_components(
         self, environment: str, *, after: str | None = None, limit: int | None = None
     ) -> list[ComponentState]:
-        if after is None and limit is None:
-            sql = "SELECT record FROM components WHERE environment = ? ORDER BY name"
-            return self._all(ComponentState, sql, environment)
-        first = "" if after is None else after
+        first = "" if after is None else after  # every name is longer: from the first
         limited = -1 if limit is None else limit
         return self._all(ComponentState, history_sql.COMPONENTS_PAGE, environment, first, limited)
 
@@ -284,10 +281,7 @@ class SqliteStore:
     def list_steps(
         self, run_id: str, *, after: int | None = None, limit: int | None = None
     ) -> list[Step]:
-        if after is None and limit is None:
-            sql = "SELECT record FROM steps WHERE run_id = ? ORDER BY step_index"
-            return self._all(Step, sql, run_id)
-        first = -1 if after is None else after
+        first = -1 if after is None else after  # indexes start at 0: from the first
         return self._all(
             Step, history_sql.STEPS_PAGE, run_id, first, -1 if limit is None else limit
         )

@@ -9,13 +9,13 @@ the one walker (runtime/runs/walking.py): a cancel or `run_timeout` stops its dr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gitopsd.engine import planning, stepping
 from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
 from gitopsd.engine.planning import Decision, Verdict
-from gitopsd.engine.ports import DriverResult
+from gitopsd.engine.ports import DriverResult, SecretSource, StateStore
 from gitopsd.engine.selection import Selection
 from gitopsd.engine.stepping import Node
 from gitopsd.model.state import Run, RunStatus, StepAction, StepStatus
@@ -37,6 +37,31 @@ class PlannedComponent:
     reason: str
     output: str = ""
     action: str = "apply"  # "destroy": an orphan that an apply with `prune: true` destroys
+
+
+def preview(
+    store: StateStore,
+    target: Revisioned,
+    environment: EnvironmentEntry,
+    components: list[ComponentEntry],
+    *,
+    environment_name: str,
+    digest: Callable[[bytes], str] | None,
+    secrets: SecretSource | None,
+) -> tuple[planning.Preview, dict[str, set[str]]]:
+    """What applying `target` would change, decided from fingerprints and the recorded
+    states alone, and each component's sensitive outputs (`sensitivity.declared`): the
+    start of a plan run, and `Workspace.preview` (no driver runs, nothing is written)."""
+    observed = {s.name: s for s in store.list_components(environment_name)}
+    declared = sensitivity.declared(target.repository, observed.values())
+    plan = planning.plan(
+        Selection(environment, components, []),
+        revision=target.revision,
+        trees=target.trees,
+        observed=observed,
+        conceal=sensitivity.concealer(digest, declared, secrets),
+    )
+    return plan, declared
 
 
 class PlanRun:
@@ -85,17 +110,17 @@ class PlanRun:
         return self._finish(ending, planned), planned
 
     def _decide(self) -> planning.Preview:
-        observed = {s.name: s for s in self.services.store.list_components(self.run.environment)}
-        self.declared = sensitivity.declared(self.target.repository, observed.values())
-        return planning.plan(
-            Selection(self.environment, list(self.components.values()), []),
-            revision=self.run.revision,
-            trees=self.target.trees,
-            observed=observed,
-            conceal=sensitivity.concealer(
-                self.services.digest, self.declared, self.services.secrets
-            ),
+        services = self.services
+        plan, self.declared = preview(
+            services.store,
+            self.target,
+            self.environment,
+            list(self.components.values()),
+            environment_name=self.run.environment,
+            digest=services.digest,
+            secrets=services.secrets,
         )
+        return plan
 
     def _record(self, decisions: list[Decision]) -> None:
         """Every step in one write; components that need no driver call are skipped now."""

@@ -30,13 +30,12 @@ from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, SecretSource, StateStore
 from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
-from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans, revisions
 from gitopsd.runtime.runs.apply_run import ApplyRun
 from gitopsd.runtime.runs.destroying import DestroyRun
 from gitopsd.runtime.runs.live_output import LiveOutput
 from gitopsd.runtime.runs.orphans import Orphan
-from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun
+from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun, preview
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.revisions_at import RevisionsAt
 from gitopsd.runtime.runs.steps import Services
@@ -180,22 +179,18 @@ class Workspace:
         """The ordered plan of an apply, from fingerprints alone: no driver runs, no writes."""
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
-        with self.deciding:  # as a run decides its steps (steps.Services.deciding)
-            return self._preview(target, environment, chosen)
-
-    def _preview(
-        self, target: Revisioned, environment: str, chosen: list[ComponentEntry]
-    ) -> planning.Preview:
-        observed = {s.name: s for s in self.store.list_components(environment)}
         entry = target.repository.environments[environment]
-        declared = sensitivity.declared(target.repository, observed.values())
-        return planning.plan(
-            selection.Selection(entry, chosen, []),
-            revision=target.revision,
-            trees=target.trees,
-            observed=observed,
-            conceal=sensitivity.concealer(self.digest, declared, self.secrets),
-        )
+        with self.deciding:  # as a run decides its steps (steps.Services.deciding)
+            decided, _ = preview(
+                self.store,
+                target,
+                entry,
+                chosen,
+                environment_name=environment,
+                digest=self.digest,
+                secrets=self.secrets,
+            )
+        return decided
 
     def plan(
         self,

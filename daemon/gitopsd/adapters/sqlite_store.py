@@ -57,6 +57,12 @@ _BUSY_TIMEOUT = 10.0  # seconds SQLite itself waits for another writer's lock
 _WRITE_PATIENCE = 120.0  # seconds a write keeps trying after that, before it fails
 _WRITE_BACKOFF = RetryPolicy(attempts=100, backoff=0.05, max_backoff=2.0)
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+# Each thread's connection keeps the pages it last read in a cache of its own until its next
+# transaction (SQLite's default allows 2 MB). A daemon has a dozen long-lived threads with a
+# connection, and as its database grew over a long life their caches filled to that, a large
+# share of its memory growth (benchmarks/README.md, memory). Another connection's write empties
+# the cache at the next read anyway (WAL), and the file's pages stay in the system's cache.
+_PAGE_CACHE_KIB = 512
 _URL_PREFIX = "sqlite:///"
 
 
@@ -610,6 +616,7 @@ def _configure(connection: sqlite3.Connection, *, synchronous: str, busy: float)
     _enable_wal(connection)
     connection.execute("PRAGMA foreign_keys = ON")
     connection.execute(f"PRAGMA synchronous = {synchronous}")
+    connection.execute(f"PRAGMA cache_size = -{_PAGE_CACHE_KIB}")
 
 
 def _enable_wal(connection: sqlite3.Connection) -> None:

@@ -45,14 +45,13 @@ def preview(
     environment: EnvironmentEntry,
     components: list[ComponentEntry],
     *,
-    environment_name: str,
     digest: Callable[[bytes], str] | None,
     secrets: SecretSource | None,
 ) -> tuple[planning.Preview, dict[str, set[str]]]:
     """What applying `target` would change, decided from fingerprints and the recorded
     states alone, and each component's sensitive outputs (`sensitivity.declared`): the
     start of a plan run, and `Workspace.preview` (no driver runs, nothing is written)."""
-    observed = {s.name: s for s in store.list_components(environment_name)}
+    observed = {s.name: s for s in store.list_components(environment.manifest.name)}
     declared = sensitivity.declared(target.repository, observed.values())
     plan = planning.plan(
         Selection(environment, components, []),
@@ -116,7 +115,6 @@ class PlanRun:
             self.target,
             self.environment,
             list(self.components.values()),
-            environment_name=self.run.environment,
             digest=services.digest,
             secrets=services.secrets,
         )

@@ -186,7 +186,6 @@ class Workspace:
                 target,
                 entry,
                 chosen,
-                environment_name=environment,
                 digest=self.digest,
                 secrets=self.secrets,
             )

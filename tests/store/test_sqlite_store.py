@@ -19,7 +19,7 @@ from gitopsd.adapters import faults, migrations
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import StoreBusyError, StoreError
-from gitopsd.model.state import ApprovalRecord, Request
+from gitopsd.model.state import ApprovalRecord, ComponentState, Request
 from tests.store.contract import T0, OpenStore, StoreContract, component, event
 
 
@@ -258,7 +258,7 @@ def test_a_closed_store_refuses_work_and_closes_twice_quietly(store: SqliteStore
         store.get_run("run-1")
 
 
-def test_connections_of_finished_threads_are_closed(
+def test_threads_that_come_and_go_reuse_the_stores_connection(
     db_path: Path, connections: list[sqlite3.Connection]
 ) -> None:
     store = SqliteStore(db_path)
@@ -267,11 +267,27 @@ def test_connections_of_finished_threads_are_closed(
             reader = threading.Thread(target=store.list_runs)
             reader.start()
             reader.join()
-        assert len(connections) >= 11  # the migration's, and one per reader
-        assert len([c for c in connections if is_open(c)]) == 1  # this thread's remains
+        assert len(connections) == 1  # the migration's, lent to each reader in turn
+        assert is_open(connections[0])
     finally:
         store.close()
     assert not any(is_open(c) for c in connections)
+
+
+def test_a_thread_in_a_transaction_reads_what_it_wrote_while_others_do_not(
+    store: SqliteStore,
+) -> None:
+    seen_outside: list[ComponentState | None] = []
+    with store.transaction():
+        store.save_component(component("half-written"))
+        assert store.get_component("dev", "half-written") is not None
+        outside = threading.Thread(
+            target=lambda: seen_outside.append(store.get_component("dev", "half-written"))
+        )
+        outside.start()
+        outside.join()
+    assert seen_outside == [None]
+    assert store.get_component("dev", "half-written") is not None
 
 
 def test_a_naive_datetime_is_refused_rather_than_guessed(store: SqliteStore) -> None:

@@ -6,8 +6,9 @@ after a crash, and `status`, `runs` and `history` read from here. It implements 
 `StateStore` port; the schema and its migrations live in `migrations`.
 
 Why it is built this way:
-- one connection per thread (a run applies components from a pool of threads), in WAL mode so
-  readers never wait for the writer, with a 10 s busy timeout for writers of other processes;
+- connections lent to a statement or a transaction and a few kept between loans
+  (`sqlite_connections`), in WAL mode so readers never wait for the writer, with a 10 s busy
+  timeout for writers of other processes;
 - a write that finds the database locked past the busy timeout (another process holds the
   write lock) or the disk full is tried again with backoff for up to `write_patience` seconds
   before it fails as `StoreBusyError` (transient, see `faults`): a driver that finished while
@@ -27,13 +28,13 @@ import random
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 from gitopsd.adapters import faults, history_sql, migrations
+from gitopsd.adapters.sqlite_connections import Connections
 from gitopsd.engine import retrying
 from gitopsd.errors import StoreBusyError, StoreError
 from gitopsd.model.manifests import RetryPolicy
@@ -57,35 +58,16 @@ _BUSY_TIMEOUT = 10.0  # seconds SQLite itself waits for another writer's lock
 _WRITE_PATIENCE = 120.0  # seconds a write keeps trying after that, before it fails
 _WRITE_BACKOFF = RetryPolicy(attempts=100, backoff=0.05, max_backoff=2.0)
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-# Each thread's connection keeps the pages it last read in a cache of its own until its next
-# transaction (SQLite's default allows 2 MB). A daemon has a dozen long-lived threads with a
-# connection, and as its database grew over a long life their caches filled to that, a large
-# share of its memory growth (benchmarks/README.md, memory). Another connection's write empties
-# the cache at the next read anyway (WAL), and the file's pages stay in the system's cache.
+# A connection keeps the pages it last read in a cache of its own until its next transaction
+# (SQLite's default allows 2 MB); as a daemon's database grew over a long life, its
+# connections' caches filled to that, a large share of its memory growth (benchmarks/README.md,
+# memory). Another connection's write empties the cache at the next read anyway (WAL), and the
+# file's pages stay in the system's cache.
 _PAGE_CACHE_KIB = 512
+# Connections kept open between loans: statements of the daemon's threads overlap only while
+# one waits for the disk or the write lock, and the interpreter lock lets one run at a time.
+_IDLE_CONNECTIONS = 4
 _URL_PREFIX = "sqlite:///"
-
-
-class _Held:
-    """One thread's connection, closed as soon as the thread ends.
-
-    A run's worker pool comes and goes; when a thread ends, its `threading.local` drops this
-    holder and the connection (with its page cache) is closed at once, so a daemon never
-    keeps a connection for a thread that is gone. The store tracks holders weakly, to close
-    whatever is still open in `close()`.
-    """
-
-    __slots__ = ("__weakref__", "connection")
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-
-    def __del__(self) -> None:
-        # no `contextlib` here: late in interpreter shutdown the module may be gone already
-        try:  # noqa: SIM105
-            self.connection.close()
-        except Exception:  # noqa: S110 - at shutdown, anything goes
-            pass
 
 
 class SqliteStore:
@@ -114,13 +96,12 @@ class SqliteStore:
         self._path = path
         self._synchronous = synchronous.upper()
         self._busy_timeout, self._patience, self._sleep = busy_timeout, write_patience, sleep
-        self._local = threading.local()
-        self._lock = threading.Lock()
+        self._local = threading.local()  # the connection of this thread's transaction
         # Writers of this process take turns here rather than in SQLite: a connection that
         # finds the database locked sleeps in SQLite's busy handler (1, 2, 5... 100 ms steps),
         # which costs milliseconds a step when 16 components finish at once.
         self._writer = threading.Lock()
-        self._opened: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self._connections = Connections(self._open_connection, keep=_IDLE_CONNECTIONS)
         self._closed = False
         self._read_only = read_only
         if read_only:
@@ -146,7 +127,8 @@ class SqliteStore:
         if not self._path.is_file():
             raise StoreError(f"state database {self._path} does not exist yet")
         try:
-            found = self._connection().execute(migrations.RECORDED_VERSION).fetchone()[0]
+            with self._connected() as connection:
+                found = connection.execute(migrations.RECORDED_VERSION).fetchone()[0]
         except sqlite3.Error as exc:
             self.close()
             raise StoreError(f"cannot read state database {self._path}: {exc}") from exc
@@ -175,31 +157,33 @@ class SqliteStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Everything inside commits together or not at all (the exception is re-raised)."""
-        connection = self._connection()
+        """Everything inside commits together or not at all (the exception is re-raised).
+        The thread keeps one connection throughout, which its other statements meanwhile use."""
         depth: int = getattr(self._local, "depth", 0)
-        self._local.depth = depth + 1
-        try:
-            if depth:
-                with _savepoint(connection, depth):
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                with _savepoint(self._local.connection, depth):
                     yield
-            else:
+            finally:
+                self._local.depth = depth
+            return
+        with self._writer, self._connected() as connection:
+            self._local.connection, self._local.depth = connection, 1
+            try:
                 begin = lambda: self._patiently(lambda: connection.execute("BEGIN IMMEDIATE"))  # noqa: E731
-                with self._writer, _immediate(connection, begin):
+                with _immediate(connection, begin):
                     yield
-        finally:
-            self._local.depth = depth
+            finally:
+                self._local.connection, self._local.depth = None, 0
 
     def fencing(self) -> None:
         """None: a store of one process's own, nothing to fence (engine.ports.Fencing)."""
         return None
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            opened = list(self._opened)
-        for held in opened:
-            held.connection.close()
+        self._closed = True
+        self._connections.close()
 
     # environments
 
@@ -233,7 +217,8 @@ class SqliteStore:
 
     def component_names(self, environment: str) -> list[str]:
         sql = "SELECT name FROM components WHERE environment = ? ORDER BY name"
-        return [name for (name,) in self._connection().execute(sql, (environment,))]
+        with self._connected() as connection:
+            return [name for (name,) in connection.execute(sql, (environment,)).fetchall()]
 
     def save_component(self, state: ComponentState) -> None:
         self._write(migrations.UPSERT_COMPONENT, *_component_row(state))
@@ -241,7 +226,7 @@ class SqliteStore:
     def save_components(self, states: Sequence[ComponentState]) -> None:
         rows = [_component_row(state) for state in states]
         with self.transaction():
-            self._connection().executemany(migrations.UPSERT_COMPONENT, rows)
+            self._local.connection.executemany(migrations.UPSERT_COMPONENT, rows)
 
     def delete_component(self, environment: str, name: str) -> None:
         self._write("DELETE FROM components WHERE environment = ? AND name = ?", environment, name)
@@ -282,7 +267,7 @@ class SqliteStore:
     def save_steps(self, steps: Iterable[Step]) -> None:
         rows = [_step_row(step) for step in steps]
         with self.transaction():
-            self._connection().executemany(migrations.UPSERT_STEP, rows)
+            self._local.connection.executemany(migrations.UPSERT_STEP, rows)
 
     def list_steps(
         self, run_id: str, *, after: int | None = None, limit: int | None = None
@@ -297,7 +282,7 @@ class SqliteStore:
     ) -> int:
         before = migrations.stamp(created_before)
         with self.transaction():
-            connection = self._connection()
+            connection = self._local.connection
             params = (environment, before, environment, keep, limit)
             chosen = [row[0] for row in connection.execute(history_sql.PRUNABLE_RUNS, params)]
             if not chosen:
@@ -310,7 +295,8 @@ class SqliteStore:
             return int(deleted)
 
     def history_scopes(self) -> list[str | None]:
-        rows = self._connection().execute(history_sql.HISTORY_SCOPES).fetchall()
+        with self._connected() as connection:
+            rows = connection.execute(history_sql.HISTORY_SCOPES).fetchall()
         return [environment for (environment,) in rows]
 
     # the audit trail: append-only, so there is no update or delete
@@ -336,14 +322,16 @@ class SqliteStore:
         if before is not None:
             where, params = f"{where} AND id < ?" if where else " WHERE id < ?", [*params, before]
         sql = f"SELECT id, record FROM events{where} ORDER BY id DESC LIMIT ?"  # noqa: S608
-        rows = self._connection().execute(sql, (*params, limit)).fetchall()
+        with self._connected() as connection:
+            rows = connection.execute(sql, (*params, limit)).fetchall()
         return [_decode(Event, record).model_copy(update={"id": id_}) for id_, record in rows]
 
     def list_events_after(self, after_id: int, *, limit: int) -> list[Event]:
         """Oldest first. SQLite commits one writer at a time, so ids become visible in order:
         nothing can appear below an id already read."""
         sql = "SELECT id, record FROM events WHERE id > ? ORDER BY id LIMIT ?"
-        rows = self._connection().execute(sql, (after_id, limit)).fetchall()
+        with self._connected() as connection:
+            rows = connection.execute(sql, (after_id, limit)).fetchall()
         return [_decode(Event, record).model_copy(update={"id": id_}) for id_, record in rows]
 
     def prune_events(
@@ -351,13 +339,14 @@ class SqliteStore:
     ) -> int:
         sql, params = history_sql.prune_events(environment, before, keep, up_to, limit)
         with self.transaction():
-            return int(self._connection().execute(sql, params).rowcount)
+            return int(self._local.connection.execute(sql, params).rowcount)
 
     # named cursors
 
     def get_cursor(self, name: str) -> int | None:
-        row = self._connection().execute("SELECT value FROM cursors WHERE name = ?", (name,))
-        found = row.fetchone()
+        with self._connected() as connection:
+            sql = "SELECT value FROM cursors WHERE name = ?"
+            found = connection.execute(sql, (name,)).fetchone()
         return None if found is None else int(found[0])
 
     def save_cursor(self, name: str, value: int) -> None:
@@ -435,7 +424,8 @@ class SqliteStore:
             if current is not None and current[1] > now and current[0] not in (holder, takeover):
                 return False
             expires_at = migrations.stamp(now + timedelta(seconds=ttl))
-            self._connection().execute(migrations.UPSERT_LEASE, (environment, holder, expires_at))
+            row = (environment, holder, expires_at)
+            self._local.connection.execute(migrations.UPSERT_LEASE, row)
         return True
 
     def release_lease(self, environment: str, holder: str) -> None:
@@ -472,17 +462,20 @@ class SqliteStore:
 
     def _lease(self, environment: str) -> tuple[str, datetime] | None:
         sql = "SELECT holder, expires_at FROM leases WHERE environment = ?"
-        row = self._connection().execute(sql, (environment,)).fetchone()
+        with self._connected() as connection:
+            row = connection.execute(sql, (environment,)).fetchone()
         return None if row is None else (row[0], datetime.fromisoformat(row[1]))
 
     def _one(self, model: type[R], sql: str, *params: object) -> R | None:
-        row = self._connection().execute(sql, params).fetchone()
+        with self._connected() as connection:
+            row = connection.execute(sql, params).fetchone()
         return None if row is None else _decode(model, row[0])
 
     def _all(self, model: type[R], sql: str, *params: object) -> list[R]:
         # A lone SELECT in autocommit mode is its own read transaction: it sees one snapshot
         # and, in WAL mode, neither waits for nor blocks a writer.
-        rows = self._connection().execute(sql, params).fetchall()
+        with self._connected() as connection:
+            rows = connection.execute(sql, params).fetchall()
         return [_decode(model, record) for (record,) in rows]
 
     def _write(self, sql: str, *params: object) -> sqlite3.Cursor:
@@ -490,25 +483,26 @@ class SqliteStore:
         it runs in autocommit mode, which SQLite makes a transaction of its own: a BEGIN and
         COMMIT (or a savepoint) around a single statement would buy nothing and cost two more
         round trips, each a wait for the GIL while 16 components finish at once."""
-        if getattr(self._local, "depth", 0):
-            return self._connection().execute(sql, params)
-        connection = self._connection()
-        with self._writer:
+        ongoing = self._ongoing()
+        if ongoing is not None:
+            return ongoing.execute(sql, params)
+        with self._writer, self._connected() as connection:
             return self._patiently(lambda: connection.execute(sql, params))
 
     def _write_once(self, sql: str, *params: object) -> sqlite3.Cursor:
         """`_write` without the patience: a lock held past the busy timeout (by another
         process, or by this one's writers) is a StoreBusyError at once."""
-        if getattr(self._local, "depth", 0):
-            return self._connection().execute(sql, params)
-        connection = self._connection()
+        ongoing = self._ongoing()
+        if ongoing is not None:
+            return ongoing.execute(sql, params)
         if not self._writer.acquire(timeout=self._busy_timeout):
             raise StoreBusyError(
                 f"the state database {self._path} cannot be written: database is locked"
                 f" (this process's other writes have waited {self._busy_timeout:g}s for it)"
             )
         try:
-            return connection.execute(sql, params)
+            with self._connected() as connection:
+                return connection.execute(sql, params)
         except sqlite3.OperationalError as error:
             if faults.is_transient(error):
                 raise self._busy(error, tried=self._busy_timeout) from error
@@ -542,16 +536,22 @@ class SqliteStore:
             f"the state database {self._path} cannot be written: {error} (tried for {seconds:g}s)"
         )
 
-    def _connection(self) -> sqlite3.Connection:
+    @contextlib.contextmanager
+    def _connected(self) -> Iterator[sqlite3.Connection]:
+        """The connection of this thread's transaction, or one lent for the block."""
         if self._closed:
             raise StoreError(f"the state store {self._path} is closed")
-        held: _Held | None = getattr(self._local, "held", None)
-        if held is None:
-            held = _Held(self._open_connection())
-            with self._lock:
-                self._opened.add(held)
-            self._local.held = held
-        return held.connection
+        ongoing = self._ongoing()
+        if ongoing is not None:
+            yield ongoing
+            return
+        with self._connections.borrowed() as connection:
+            yield connection
+
+    def _ongoing(self) -> sqlite3.Connection | None:
+        """The connection of this thread's transaction, if it is in one."""
+        ongoing: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        return ongoing
 
     def _open_connection(self) -> sqlite3.Connection:
         if self._read_only:
@@ -595,20 +595,23 @@ class SqliteStore:
         raise StoreError(f"cannot open state database {self._path} to read")
 
     def _migrate(self) -> None:
-        connection = self._connection()
         try:
-            found = migrations.recorded_version(connection)
-            if found > migrations.LATEST:
-                raise StoreError(
-                    f"state database {self._path} is at schema version {found};"
-                    f" this gitopsd knows up to {migrations.LATEST}; upgrade gitopsd"
-                )
-            migrations.migrate(connection)
+            with self._connected() as connection:
+                self._upgrade(connection)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot bring state database {self._path} to schema version"
                 f" {migrations.LATEST}: {exc}"
             ) from exc
+
+    def _upgrade(self, connection: sqlite3.Connection) -> None:
+        found = migrations.recorded_version(connection)
+        if found > migrations.LATEST:
+            raise StoreError(
+                f"state database {self._path} is at schema version {found};"
+                f" this gitopsd knows up to {migrations.LATEST}; upgrade gitopsd"
+            )
+        migrations.migrate(connection)
 
 
 def _configure(connection: sqlite3.Connection, *, synchronous: str, busy: float) -> None:

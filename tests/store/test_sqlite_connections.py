@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gitopsd.adapters.sqlite_connections import Connections
+from tests.store.test_sqlite_store import is_open
 
 
 @pytest.fixture
@@ -23,14 +24,6 @@ def pool(tmp_path: Path, opened: list[sqlite3.Connection]) -> Connections:
         return connection
 
     return Connections(open_connection, keep=2)
-
-
-def is_open(connection: sqlite3.Connection) -> bool:
-    try:
-        connection.execute("SELECT 1")
-    except sqlite3.ProgrammingError:
-        return False
-    return True
 
 
 def test_a_returned_connection_is_lent_again(

@@ -1,13 +1,13 @@
 """The SQLite store's connections: lent to one thread at a time, a few kept between loans.
 
-A connection of its own for every thread that touches the store kept one open per
-long-lived thread of the daemon, each with its page cache and compiled statements, and
-opened and closed one for every worker thread of every run (sixteen a run, three runs a
-commit). Each of those left what it had allocated free in the allocator's arena of its
-thread, where it stayed: the daemon's memory grew with the number of threads, not with the
-work (benchmarks/README.md, memory). Here a statement, or a transaction, borrows a
-connection and gives it back; the `keep` most recently returned wait for the next loan (their
-caches still warm), and one returned beyond those is closed.
+A connection of its own for every thread that touched the store kept one open per
+long-lived thread of the daemon, each with its page cache, schema and compiled statements,
+and opened and closed one for every worker thread of every run (sixteen a run, three runs a
+commit). The store's statements are short and the interpreter runs one thread at a time, so
+a few connections serve them all: here a statement, or a transaction, borrows a connection
+and gives it back; the `keep` most recently returned wait for the next loan (their caches
+still warm), and one returned beyond those is closed. What that saves and how few are opened
+is measured in benchmarks/README.md (memory; design choices).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 
 
 class Connections:
-    """Connections opened by `open`, lent one thread at a time; at most `keep` kept idle."""
+    """Connections made by `open_connection`, each lent to one thread at a time; at most
+    `keep` of them kept open while no one borrows them."""
 
     def __init__(self, open_connection: Callable[[], sqlite3.Connection], *, keep: int) -> None:
         self._open = open_connection

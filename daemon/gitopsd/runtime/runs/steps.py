@@ -7,12 +7,15 @@ retry policy (full-jitter backoff, every try counted) and the same cancellation.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import random
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +37,31 @@ from gitopsd.model.manifests import RetryPolicy
 from gitopsd.model.state import ComponentState, Event, Run, Step, StepAction, StepStatus
 from gitopsd.runtime.runs import orphan_drivers
 from gitopsd.runtime.runs.live_output import LiveOutput
+from gitopsd.runtime.runs.lookout import Lookout
 
 WAIT_SLICE = 0.1
 log = logging.getLogger("gitopsd.runs")
+
+# What this thread's walk does while one of its steps waits on a driver (or between tries):
+# it may put another worker on the steps ready meanwhile (runtime/runs/walking.py).
+_waiting: ContextVar[Callable[[], AbstractContextManager[object]]] = ContextVar(
+    "waiting", default=contextlib.nullcontext
+)
+
+
+def waiting_on_driver() -> AbstractContextManager[object]:
+    """Held by a step while its driver runs or it waits for its next try."""
+    return _waiting.get()()
+
+
+@contextlib.contextmanager
+def working_for(waiting: Callable[[], AbstractContextManager[object]]) -> Iterator[None]:
+    """This thread's steps tell `waiting` when they wait on a driver, until the block ends."""
+    token = _waiting.set(waiting)
+    try:
+        yield
+    finally:
+        _waiting.reset(token)
 
 
 # not in gitopsd.errors: never reaches a user as such; the step that meets it is recorded as failed
@@ -80,6 +105,8 @@ class Services:
     secrets: SecretSource | None = None  # `${{ secrets.NAME }}` values, for those hashes
     # what the drivers of running steps printed so far (the live log view)
     live: LiveOutput = field(default_factory=LiveOutput)
+    # looks for a stop of each walk in progress (a cancel, the timeout), from one thread
+    lookout: Lookout = field(default_factory=Lookout)
     # One run decides its steps at a time, whatever its environment or action: deciding reads
     # every component's state (and an apply or plan renders every component's inputs), and a
     # commit going down the promotion chain had three environments doing it at once, the
@@ -317,7 +344,7 @@ class StepRunner:
             )
             stop = _Either(self.services.cancel, self.services.interrupted)
             seen = orphan_drivers.recorder(self.services.store, self.services.clock, self.run, call)
-            with self.services.live.kept(self.run.id, step.index) as printed:
+            with self.services.live.kept(self.run.id, step.index) as printed, waiting_on_driver():
                 shown = dataclasses.replace(call, on_output=printed)
                 result = self.services.drivers.run(shown, cancel=stop, on_started=seen)
             self.services.check_interrupted()
@@ -334,7 +361,9 @@ class StepRunner:
                 component=call.component,
                 error=_failure(result),
             )
-            if self._wait(delay):
+            with waiting_on_driver():
+                cancelled = self._wait(delay)
+            if cancelled:
                 return step, DriverResult(exit_code=None, cancelled=True, error="cancelled")
 
     def save(self, step: Step, **changes: Any) -> Step:

@@ -2,33 +2,35 @@
 
 Plan, apply, destroy and prune runs differ only in their graph (engine/stepping.py) and in
 what starting one of their steps means (a `Starter`). Which step is ready is decided by the
-pure `stepping.Schedule`; this module only runs steps on `parallelism` worker threads, settles
+pure `stepping.Schedule`; this module only runs steps on up to `parallelism` workers, settles
 them, and turns a cancel requested through the store (`gitopsd cancel`, the API) or the end of
 the run's `run_timeout` into the run's cancel flag, which stops every driver (SIGTERM, then
 SIGKILL after its grace) within a second.
 
-A worker that settles a step takes the next ready one itself. Handing each finished step to a
-walker thread, and each started one back to a pool thread, woke two more threads per step,
-each waiting its turn at the interpreter lock while 16 drivers come and go
+The thread that walks is the first worker; another joins only when a step is ready while
+every worker waits on a driver. A commit that changes one component of a thousand decides its
+dependents in the environment's own long-lived thread, where a pool of sixteen short-lived
+workers spread what deciding allocates over every one of glibc's per-thread heaps, each keeping
+its freed memory (benchmarks/README.md, memory). A worker that settles a step takes the next
+ready one itself: handing each finished step to another thread woke two more threads per step
 (benchmarks/README.md, "Where the engine's time goes").
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gitopsd.engine.stepping import GOOD, Node, Progress, Schedule, StepKey
 from gitopsd.model.state import Run, StepStatus
-from gitopsd.runtime.runs.steps import Interrupted, Services, StepBook
+from gitopsd.runtime.runs.steps import Interrupted, Services, StepBook, working_for
 
 log = logging.getLogger(__name__)
-CANCEL_POLL = 0.25  # seconds between looks at the store's cancel flag
 
 Starter = Callable[[Node], StepStatus]
 Refuser = Callable[[Node, str], StepStatus]
@@ -53,6 +55,18 @@ def recorded_statuses(nodes: Sequence[Node], book: StepBook) -> dict[StepKey, St
     return statuses
 
 
+@dataclass(frozen=True)
+class _Helpers:
+    """Workers beyond the walking thread, started on the walk's pool as they are needed."""
+
+    pool: ThreadPoolExecutor
+    work: Callable[[], None]
+
+    def add(self) -> None:
+        # a copy of the context of the thread that asks, so log lines keep the run's id
+        self.pool.submit(contextvars.copy_context().run, self.work)
+
+
 class Walk:
     def __init__(
         self,
@@ -67,45 +81,69 @@ class Walk:
         self.services = services
         self.run = run
         self.nodes = {n.key: n for n in nodes}
-        statuses = recorded_statuses(nodes, book)
-        self.schedule = Schedule(nodes, statuses)
-        # a worker for each step left to run, up to `parallelism`: a commit that changes one
-        # component of a thousand starts one thread, not sixteen
-        self._left = sum(status not in GOOD for status in statuses.values())
-        self.parallelism = parallelism
+        self.schedule = Schedule(nodes, recorded_statuses(nodes, book))
+        self.parallelism = max(1, parallelism)
         self.timeout = timeout
         self.timed_out = False
-        self._next_look = 0.0
         # one lock over the schedule; workers wait for a ready step, the walker for the end
         self._lock = threading.Lock()
         self._step_ready = threading.Condition(self._lock)
         self._over = threading.Condition(self._lock)
         self._running = 0
         self._working = 0
+        self._waiting = 0  # workers whose step waits on its driver
+        self._helpers: _Helpers | None = None  # while walking
         self._error: BaseException | None = None  # the first a step raised (Interrupted...)
 
     def walk(self, start: Starter, refuse: Refuser) -> Ending:
         """Run every step to the end (or to a stop); raise Interrupted when draining.
 
-        Up to `parallelism` workers each take a ready step, run it, settle it and take the
-        next; this thread only watches for a cancel, the timeout or a shutdown. A step's
+        This thread works steps: it takes a ready one, runs it, settles it and takes the next,
+        and more workers join while it waits on drivers (`_waiting_on_driver`). The
+        workspace's lookout looks for a cancel, the timeout or a shutdown meanwhile. A step's
         exception (an interruption, a fencing) stops the run: it is raised here once every
         running step has ended."""
         self._stop_if_stopping()
-        self._working = max(1, min(self.parallelism, self._left))
-        with ThreadPoolExecutor(self._working, thread_name_prefix="step") as pool:
-            for _ in range(self._working):
-                # a copy of this thread's context, so log lines keep the run's id
-                pool.submit(contextvars.copy_context().run, self._work, start, refuse)
-            while not self._wait_for_end(CANCEL_POLL):
-                self._stop_if_stopping()
+        self._working = 1
+        lookout = self.services.lookout.watching(self._stop_if_stopping)
+        with ThreadPoolExecutor(self.parallelism, thread_name_prefix="step") as pool, lookout:
+            self._helpers = _Helpers(pool, self._worker(start, refuse))
+            try:
+                self._worker(start, refuse)()
+                self._wait_for_end()
+            finally:
+                self._helpers = None  # it holds this walk: no cycle is left behind
         if self._error is not None:
             raise self._error
         return self._ending()
 
-    def _wait_for_end(self, timeout: float) -> bool:
+    def _worker(self, start: Starter, refuse: Refuser) -> Callable[[], None]:
+        def work() -> None:
+            with working_for(self._waiting_on_driver):
+                self._work(start, refuse)
+
+        return work
+
+    @contextlib.contextmanager
+    def _waiting_on_driver(self) -> Iterator[None]:
+        """While a step waits on its driver: if every worker does and a step is ready,
+        another worker joins, up to `parallelism`."""
+        with self._lock:
+            self._waiting += 1
+            all_waiting = self._waiting == self._working
+            if all_waiting and self._working < self.parallelism and self.schedule.has_ready:
+                assert self._helpers is not None, "steps wait on drivers only while walking"
+                self._working += 1
+                self._helpers.add()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def _wait_for_end(self) -> None:
         with self._over:
-            return self._over.wait_for(lambda: not self._working, timeout)
+            self._over.wait_for(lambda: not self._working)
 
     def _stop_if_stopping(self) -> None:
         if self._stopping():
@@ -181,11 +219,9 @@ class Walk:
         return services.cancel.is_set() or services.draining.is_set()
 
     def _look(self) -> None:
-        """At most every CANCEL_POLL: a cancel asked through the store, or the timeout."""
-        now = time.monotonic()
-        if now < self._next_look or self.services.cancel.is_set():
+        """A cancel asked through the store, or the timeout (the lookout's pace)."""
+        if self.services.cancel.is_set():
             return
-        self._next_look = now + CANCEL_POLL
         found = self.services.store.get_run(self.run.id)
         if found is not None and found.cancel_requested:
             self.services.event(self.run, "run.cancelling", "cancel requested")

@@ -34,6 +34,7 @@ from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans,
 from gitopsd.runtime.runs.apply_run import ApplyRun
 from gitopsd.runtime.runs.destroying import DestroyRun
 from gitopsd.runtime.runs.live_output import LiveOutput
+from gitopsd.runtime.runs.lookout import Lookout
 from gitopsd.runtime.runs.orphans import Orphan
 from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun, preview
 from gitopsd.runtime.runs.revisions import Revisioned
@@ -67,6 +68,8 @@ class Workspace:
     secrets: SecretSource | None = None
     # what the drivers of its running steps printed so far (runs.live_output)
     live: LiveOutput = field(default_factory=LiveOutput)
+    # looks for a stop of each of its walks in progress, from one thread (runs.lookout)
+    lookout: Lookout = field(default_factory=Lookout)
     # held by the run of any environment that is deciding its steps (steps.Services.deciding)
     deciding: threading.Lock = field(default_factory=threading.Lock)
     # the trust file's signature check (SPEC 9); None: no environment requires signed commits
@@ -474,6 +477,7 @@ class Workspace:
             digest=self.digest,
             secrets=self.secrets,
             live=self.live,
+            lookout=self.lookout,
             deciding=self.deciding,
         )
 

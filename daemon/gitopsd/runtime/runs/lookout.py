@@ -1,0 +1,66 @@
+"""One thread that looks, for every walk in progress, whether it was asked to stop.
+
+A cancel asked through the store (`gitopsd cancel`, the API) and the end of a run's
+`run_timeout` are found by looking, every CANCEL_POLL seconds, while the run's own thread is
+busy with its steps. A thread of its own for each walk, started and ended with it, took a
+turn on every one of glibc's per-thread heaps, which each keep what they freed: the daemon
+grew about two points more over 100 commits (benchmarks/README.md, memory). So the walks of a
+workspace share this one thread, which sleeps while none is in progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+
+log = logging.getLogger(__name__)
+CANCEL_POLL = 0.25  # seconds between looks
+
+
+class Lookout:
+    def __init__(self, every: float = CANCEL_POLL) -> None:
+        self.every = every
+        self._looks: dict[int, Callable[[], None]] = {}
+        self._keys = itertools.count()
+        self._changed = threading.Condition(threading.Lock())
+        # held while looking: a walk that stops being watched waits for a look in progress,
+        # so no look at it comes after its end
+        self._looking = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def watching(self, look: Callable[[], None]) -> Iterator[None]:
+        """`look` is called every `every` seconds, from the lookout's thread, until the
+        block ends; an exception it raises is logged, and it is called again next time."""
+        with self._changed:
+            key = next(self._keys)
+            self._looks[key] = look
+            self._start()
+            self._changed.notify()
+        try:
+            yield
+        finally:
+            with self._looking, self._changed:
+                del self._looks[key]
+
+    def _start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._watch, name="run-lookout", daemon=True)
+            self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._looks)
+                self._changed.wait(self.every)
+            with self._looking:
+                with self._changed:
+                    looks = list(self._looks.values())
+                for look in looks:
+                    try:
+                        look()
+                    except Exception:
+                        log.warning("cannot look for a stop of a run now", exc_info=True)

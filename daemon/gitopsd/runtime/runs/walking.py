@@ -106,10 +106,11 @@ class Walk:
         self._stop_if_stopping()
         self._working = 1
         lookout = self.services.lookout.watching(self._stop_if_stopping)
+        work = self._worker(start, refuse)
         with ThreadPoolExecutor(self.parallelism, thread_name_prefix="step") as pool, lookout:
-            self._helpers = _Helpers(pool, self._worker(start, refuse))
+            self._helpers = _Helpers(pool, work)
             try:
-                self._worker(start, refuse)()
+                work()
                 self._wait_for_end()
             finally:
                 self._helpers = None  # it holds this walk: no cycle is left behind

@@ -64,8 +64,8 @@ _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # memory). Another connection's write empties the cache at the next read anyway (WAL), and the
 # file's pages stay in the system's cache.
 _PAGE_CACHE_KIB = 512
-# Connections kept open between loans: enough that a run's sixteen step workers seldom have to
-# open one (benchmarks/README.md, design choices).
+# Connections kept open between loans: enough that the workers of a run whose drivers overlap
+# (up to sixteen) seldom have to open one (benchmarks/README.md, design choices).
 _IDLE_CONNECTIONS = 4
 _URL_PREFIX = "sqlite:///"
 

@@ -25,6 +25,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.daemon.harness import DaemonProcess
@@ -141,6 +142,25 @@ def wait(browser: WebDriver, timeout: float = WAIT) -> WebDriverWait[WebDriver]:
     """Waits that look again when a live update replaced what they were reading."""
     ignored = (StaleElementReferenceException, NoSuchElementException)
     return WebDriverWait(browser, timeout, poll_frequency=0.1, ignored_exceptions=ignored)
+
+
+def pick(browser: WebDriver, select_id: str, value: str) -> None:
+    """Choose `value` in the select `select_id`, again if a live update replaced the select
+    between finding and choosing."""
+
+    def choose(b: WebDriver) -> bool:
+        Select(b.find_element(By.ID, select_id)).select_by_value(value)
+        return True
+
+    wait(browser).until(choose)
+
+
+def chosen(browser: WebDriver, select_id: str) -> str:
+    """The value chosen in the select `select_id`, read by the page in one go."""
+    found: str = browser.execute_script(
+        "return document.getElementById(arguments[0]).value", select_id
+    )
+    return found
 
 
 def texts(browser: WebDriver, css: str) -> list[str]:

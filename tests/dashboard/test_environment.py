@@ -16,6 +16,7 @@ from tests.daemon.harness import DaemonProcess
 from tests.dashboard.conftest import (
     FormClient,
     log_in,
+    pick,
     screenshot,
     text,
     texts,
@@ -82,7 +83,7 @@ def test_the_page_shows_components_in_dependency_order_the_graph_and_the_history
     assert sorted(texts(page, "svg.graph text")) == ["app", "dns", "k8s", "net"]
     assert len(texts(page, "svg.graph path[marker-end]")) == 3
     assert page.find_elements(By.XPATH, "//button[text()='Roll back']") == []  # read only
-    Select(page.find_element(By.ID, "kind")).select_by_visible_text("run.finished")
+    pick(page, "kind", "run.finished")
     page.find_element(By.XPATH, "//button[text()='Filter']").click()
     kinds = wait(page).until(
         lambda p: {

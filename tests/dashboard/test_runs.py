@@ -21,10 +21,18 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.select import Select
 
 from tests.daemon.harness import DaemonProcess
-from tests.dashboard.conftest import FormClient, log_in, screenshot, text, wait, write_tokens
+from tests.dashboard.conftest import (
+    FormClient,
+    chosen,
+    log_in,
+    pick,
+    screenshot,
+    text,
+    wait,
+    write_tokens,
+)
 from tests.runtime.world import World, environment
 
 ALICE = {"Authorization": "Bearer alice-token"}
@@ -298,13 +306,13 @@ def choose(page: WebDriver, **values: str) -> None:
     """Pick the filters (by value; "" is all) and submit the form, as a user would (picked
     again if a live update replaced the form before the first pick)."""
 
-    def pick(p: WebDriver) -> bool:
+    def submit(p: WebDriver) -> bool:
         for name, value in values.items():
-            Select(p.find_element(By.ID, f"filter-{name}")).select_by_value(value)
+            pick(p, f"filter-{name}", value)
         p.find_element(By.XPATH, "//button[text()='Filter']").click()
         return True
 
-    wait(page).until(pick)
+    wait(page).until(submit)
     wait(page).until(lambda p: all(f"{n}={v}" in p.current_url for n, v in values.items()))
 
 
@@ -313,7 +321,7 @@ def test_a_filter_chosen_before_a_live_update_is_still_chosen_after_it(
 ) -> None:
     log_in(page, served, "carol", path="/runs")
     assert running in listed(page)
-    Select(page.find_element(By.ID, "filter-status")).select_by_value("succeeded")
+    pick(page, "filter-status", "succeeded")
     before = page.execute_script("return document.getElementById('main').dataset.updated")
     page.execute_script("document.dispatchEvent(new Event('gitopsd:refresh'))")
     page.execute_script("document.activeElement.blur()")  # the update waits for this
@@ -322,8 +330,7 @@ def test_a_filter_chosen_before_a_live_update_is_still_chosen_after_it(
             p.execute_script("return document.getElementById('main').dataset.updated") != before
         )
     )
-    chosen = Select(page.find_element(By.ID, "filter-status")).first_selected_option
-    assert chosen.get_attribute("value") == "succeeded"
+    assert chosen(page, "filter-status") == "succeeded"
 
 
 def test_the_runs_pages_fit_a_390_px_phone_and_cancel_works_by_keyboard(

@@ -16,7 +16,7 @@ import sys
 import click
 
 from gitopsd import __version__
-from gitopsd.adapters import data_folder, hidden_environment
+from gitopsd.adapters import allocator, data_folder, hidden_environment
 
 # command name -> the module defining it (in gitopsd.cli), imported on first use
 COMMAND_MODULES = {
@@ -78,10 +78,12 @@ def main() -> None:
     """Console-script entry point. Click reports a usage error (an unknown flag, a missing
     argument) with exit 2; here it is 64, so a script never reads one as "changes".
 
-    Everything created from here on is private to the user (adapters/data_folder.py), and
-    the process's environment is hidden from its drivers (adapters/hidden_environment.py)."""
+    Everything created from here on is private to the user (adapters/data_folder.py), the
+    process's environment is hidden from its drivers (adapters/hidden_environment.py), and
+    its threads share two heaps of the C allocator (adapters/allocator.py)."""
     data_folder.keep_private()
     hidden_environment.hide()
+    allocator.cap_arenas()
     try:
         code = cli.main(standalone_mode=False)  # --help, --version: ctx.exit's code, returned
     except click.exceptions.UsageError as error:

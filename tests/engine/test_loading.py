@@ -230,6 +230,30 @@ def test_components_with_the_same_driver_block_share_its_settings() -> None:
     assert dns.command("apply") == ("./other.sh",) and net.command("apply") == ("./apply.sh",)
 
 
+def test_a_component_changed_later_shares_the_driver_settings_of_the_others() -> None:
+    """A daemon's life of commits must not make a copy of the settings for every component
+    a commit changed (the memory benchmark's 1,000 commits each changed one)."""
+    first, _ = load({f"components/{n}/component.yaml": component(n) for n in ("net", "vpc")})
+    second, _ = load(
+        {
+            "components/net/component.yaml": component("net"),
+            "components/vpc/component.yaml": component("vpc", layer="platform"),
+        }
+    )
+    assert second.components["vpc"] is not first.components["vpc"]  # built anew
+    driver = second.components["vpc"].manifest.spec.driver
+    assert driver is first.components["net"].manifest.spec.driver
+
+
+def test_the_driver_settings_no_revision_holds_are_let_go() -> None:
+    text = component("gone").replace("./apply.sh", "./gone.sh")
+    repository, _ = load({"components/gone/component.yaml": text})
+    settings = weakref.ref(repository.components["gone"].manifest.spec.driver)
+    del repository
+    gc.collect()
+    assert settings() is None
+
+
 def test_the_same_broken_driver_block_is_reported_in_every_component() -> None:
     broken = {
         f"components/{name}/component.yaml": component(name).replace("apply: [", "aply: [")

@@ -26,6 +26,7 @@ from gitopsd.model.manifests import (
     Environment,
     EnvironmentSpec,
     RepoSettings,
+    SharedDrivers,
 )
 
 SETTINGS_PATH = "gitopsd.yaml"
@@ -35,6 +36,10 @@ COMPONENT_FILES = ("component.yaml", "component.yml")
 FileKey = tuple[str, str]  # a file's path and git's id of its content (`_digest`)
 # the valid components of the revisions in memory, by file, held weakly (see `_check_component`)
 _CHECKED: weakref.WeakValueDictionary[FileKey, ComponentEntry] = weakref.WeakValueDictionary()
+# their `driver:` settings, shared by every block written the same, held weakly too: a
+# component changed by a new head shares the settings of the thousand it did not change,
+# where a table a load made a copy for every component changed over a daemon's life
+_DRIVERS: SharedDrivers = weakref.WeakValueDictionary()
 Parsed = tuple[SourceFile, dict[str, Any]]  # a manifest's file, and the mapping it holds
 Document = tuple[str, dict[str, Any]]  # a manifest parsed before: its text and its mapping
 Raw = TypeVar("Raw", bytes, Document)  # a manifest as read from git, or already parsed
@@ -205,7 +210,7 @@ def _load(
     driver_types: Mapping[str, type[DriverSettings]],
     built: Mapping[str, ComponentEntry] | None = None,
 ) -> tuple[Repository, list[Problem]]:
-    context = {DRIVER_TYPES: driver_types, SHARED_DRIVERS: {}}
+    context = {DRIVER_TYPES: driver_types, SHARED_DRIVERS: _DRIVERS}
     prebuilt: Mapping[str, ComponentEntry] = built or {}
     problems: list[Problem] = []
     settings, settings_source = _load_settings(files, reader.parse, problems)

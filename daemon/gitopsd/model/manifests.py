@@ -9,7 +9,7 @@ Cross-file rules (names that must exist, cycles, layers) live in `engine.validat
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -73,9 +73,9 @@ class ComponentMetadata(Strict):
 # The validation context key under which a load passes the installed driver types: a mapping
 # of each type's name to its settings model (`engine.drivers.settings_of`).
 DRIVER_TYPES = "gitopsd.driver_types"
-# The validation context key under which a load may pass an empty dict in which the `driver:`
-# blocks it validated are kept by their text (`repr`): components whose blocks are written
-# the same then share one (immutable) settings instance instead of a copy each.
+# The validation context key under which a load may pass a table in which the `driver:`
+# blocks validated are kept by settings model and text (`repr`): components whose blocks are
+# written the same then share one (immutable) settings instance instead of a copy each.
 SHARED_DRIVERS = "gitopsd.shared_drivers"
 
 
@@ -91,6 +91,9 @@ class DriverSettings(Strict):
         """Why this driver cannot run `action` (plan, apply, destroy, check or health), or
         None when it can. Every type runs the first four; `health` is a probe a type offers."""
         return f"the {self.type} driver has no health probe" if action == "health" else None
+
+
+SharedDrivers = MutableMapping[tuple[type[DriverSettings], str], DriverSettings]
 
 
 class CommandDriver(DriverSettings):
@@ -169,10 +172,6 @@ def _driver_settings(
     expected = ", ".join(repr(name) for name in sorted(known))
     if not isinstance(value, dict):
         return handler(value)  # type: ignore[no-any-return]  # pydantic's own "a mapping"
-    shared: dict[str, DriverSettings] | None = context.get(SHARED_DRIVERS)
-    written = repr(value) if shared is not None else ""
-    if shared is not None and written in shared:
-        return shared[written]
     if "type" not in value:
         raise PydanticCustomError(
             "union_tag_not_found", "driver type missing", {"expected_tags": expected}
@@ -184,9 +183,13 @@ def _driver_settings(
             "unknown driver type",
             {"tag": value["type"], "expected_tags": expected},
         )
-    validated = settings.model_validate(value, context=info.context)
+    shared: SharedDrivers | None = context.get(SHARED_DRIVERS)
+    key = (settings, repr(value))
+    validated = shared.get(key) if shared is not None else None
+    if validated is None:
+        validated = settings.model_validate(value, context=info.context)
     if shared is not None:
-        shared[written] = validated
+        shared[key] = validated
     return validated
 
 

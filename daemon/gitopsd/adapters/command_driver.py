@@ -531,9 +531,9 @@ def _process_runs(pid: int) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=4096)
 def _scratch_prefix(work_dir: str, environment: str, component: str, action: str) -> str:
     """`<work_dir>/<environment>.<component>.<action>.`, made safe as a file name, `work_dir`
-    normalised as mkstemp did (cached: the same few per component)."""
+    normalised as mkstemp did. Not cached: a few microseconds beside a process start, where a
+    cache held one more string for every component a daemon's commits had changed."""
     name = _NOT_FILE_NAME.sub("_", f"{environment}.{component}.{action}.")
     return os.path.join(os.path.abspath(work_dir), name)

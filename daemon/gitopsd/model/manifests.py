@@ -184,12 +184,12 @@ def _driver_settings(
             {"tag": value["type"], "expected_tags": expected},
         )
     shared: SharedDrivers | None = context.get(SHARED_DRIVERS)
+    if shared is None:
+        return settings.model_validate(value, context=info.context)
     key = (settings, repr(value))
-    validated = shared.get(key) if shared is not None else None
+    validated = shared.get(key)  # one look: a weakly held entry may go between two
     if validated is None:
-        validated = settings.model_validate(value, context=info.context)
-    if shared is not None:
-        shared[key] = validated
+        validated = shared[key] = settings.model_validate(value, context=info.context)
     return validated
 
 

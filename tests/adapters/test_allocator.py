@@ -23,6 +23,13 @@ SCRIPT = textwrap.dedent(
 
     if sys.argv[1] == "cap":
         print(allocator.cap_arenas(), flush=True)
+    elif sys.argv[1] == "command line":  # what `gitopsd --version` does before it exits
+        from gitopsd.cli.main import main
+        sys.argv = ["gitopsd", "--version"]
+        try:
+            main()
+        except SystemExit:
+            pass
     allocated = threading.Barrier({THREADS} + 1)
     done = threading.Event()
 
@@ -59,6 +66,11 @@ def arenas(mode: str, **env: str) -> tuple[str, int]:
 
 def test_threads_share_two_arenas_once_capped() -> None:
     assert arenas("cap") == ("True", 2)
+
+
+def test_every_gitopsd_command_caps_them_at_its_entry() -> None:
+    printed, count = arenas("command line")
+    assert printed.startswith("gitopsd") and count == 2
 
 
 def test_without_the_cap_each_thread_takes_an_arena_of_its_own() -> None:

@@ -36,9 +36,9 @@ COMPONENT_FILES = ("component.yaml", "component.yml")
 FileKey = tuple[str, str]  # a file's path and git's id of its content (`_digest`)
 # the valid components of the revisions in memory, by file, held weakly (see `_check_component`)
 _CHECKED: weakref.WeakValueDictionary[FileKey, ComponentEntry] = weakref.WeakValueDictionary()
-# their `driver:` settings, shared by every block written the same, held weakly too: a
-# component changed by a new head shares the settings of the thousand it did not change,
-# where a table a load made a copy for every component changed over a daemon's life
+# their `driver:` settings, one per block written the same, held weakly too: a component a
+# new head changed shares the settings of the thousand it did not change (a table made per
+# load kept a copy for every component a daemon's commits had changed)
 _DRIVERS: SharedDrivers = weakref.WeakValueDictionary()
 Parsed = tuple[SourceFile, dict[str, Any]]  # a manifest's file, and the mapping it holds
 Document = tuple[str, dict[str, Any]]  # a manifest parsed before: its text and its mapping

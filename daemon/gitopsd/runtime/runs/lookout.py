@@ -5,7 +5,8 @@ A cancel asked through the store (`gitopsd cancel`, the API) and the end of a ru
 busy with its steps. A thread of its own for each walk would be one more thread started and
 ended for every run, and each new thread takes the next of glibc's per-thread heaps, which all
 keep what they freed (benchmarks/README.md, memory: with no look at all the daemon grew +9.5%
-over 100 commits, with a thread a walk +11.5%, with this one +11.2%, where a point is noise).
+over 100 commits, with a thread a walk +11.5%, with this one +11.2%, where a point is noise;
+measured before the command line capped glibc's heaps at two, adapters/allocator.py).
 So the walks of a workspace share this one thread, which sleeps while none is in progress.
 """
 

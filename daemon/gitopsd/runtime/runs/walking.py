@@ -11,7 +11,8 @@ The thread that walks is the first worker; another joins only when a step is rea
 every worker waits on a driver. A commit that changes one component of a thousand decides its
 dependents in the environment's own long-lived thread, where a pool of sixteen short-lived
 workers spread what deciding allocates over every one of glibc's per-thread heaps, each keeping
-its freed memory (benchmarks/README.md, memory). A worker that settles a step takes the next
+its freed memory (benchmarks/README.md, memory; measured with glibc's sixteen heaps, before the
+command line capped them at two: adapters/allocator.py). A worker that settles a step takes the next
 ready one itself: handing each finished step to another thread woke two more threads per step
 (benchmarks/README.md, "Where the engine's time goes").
 """

@@ -118,11 +118,13 @@ class Handling:
         return None
 
     def _retry(self, request: Request, error: Exception, *, delay: float | None = None) -> None:
-        """A transient fault: the request stays visible as retrying, and comes back later."""
-        when = self.intake.retrying(request, error, delay=delay)
+        """A transient fault: the request stays visible as retrying, and comes back later
+        (scheduled before it is shown, as a wait is)."""
+        when = self.intake.next_attempt(request, delay=delay)
         log.warning("%s of %s meets %s; trying again at %s", request.action,
                     request.environment, faults.describe(error), f"{when:%H:%M:%S}")  # fmt: skip
         self.followups.retry_at(when, request)
+        self.intake.retrying(request, error, at=when)
 
     def _refuse(self, request: Request, error: GitopsdError) -> None:
         self._count_failure()
@@ -205,14 +207,16 @@ class Handling:
     def _not_ready(self, decision: admission.Admission, request: Request) -> None:
         """A refusal is the request's end (recorded by `handle`), and so is a revision
         blocked for its signature (counted once); a wait asks again when it can end (a
-        window opening, a soak ending; approvals submit a promotion)."""
+        window opening, a soak ending; approvals submit a promotion). The look again is
+        scheduled before the wait is recorded, so whoever sees a request waiting until a
+        time can count on it being looked at then."""
         self._count_untrusted(request.environment, decision)
         if decision.wait.ends_request:
             raise ConflictError(decision.reason)
         log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
-        self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
         if decision.look_again_at is not None:
             self.followups.later(decision.look_again_at, request)
+        self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
 
     def _promote(self, request: Request) -> list[Run]:
         """A promotion that cannot run now is asked for again when its wait ends: an
@@ -246,9 +250,9 @@ class Handling:
         soak to end: looked at again then, on a job of its own."""
         if decision.wait is admission.Wait.REFUSED:
             raise ConflictError(decision.reason)
-        self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
         if decision.look_again_at is not None:
             self.followups.retry_at(decision.look_again_at, request)
+        self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
 
     def _roll_back(self, request: Request) -> list[Run]:
         """A rollback an operator asked for through the API (admitted again here)."""

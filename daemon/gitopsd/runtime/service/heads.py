@@ -134,17 +134,17 @@ class HeadWatch:
                 self._problem, self._failed_looks = None, 0
 
     def _failed(self, error: Exception) -> None:
-        """Remember why (for readiness) and look again after a backoff with jitter."""
+        """Look again after a backoff with jitter, and then say why (for readiness): whoever
+        sees the problem can count on the look again."""
         self._failed_looks += 1
-        self._problem = faults.describe(error)
         wait = retrying.delay_before(self._failed_looks + 1, LOOK_AGAIN, uniform=random.uniform)
-        when = self._clock.now() + timedelta(seconds=wait)
+        self._jobs.at("look-again", self._clock.now() + timedelta(seconds=wait), self.poke)
+        self._problem = faults.describe(error)
         if faults.is_transient(error):
             log.warning("cannot read the head of %s, again in %.1fs: %s",
                         self._source.branch, wait, self._problem)  # fmt: skip
         else:
             log.exception("reading the head of %s failed", self._source.branch)
-        self._jobs.at("look-again", when, self.poke)
 
     def _look(self, seen_at: float) -> None:
         if self._fetch_wanted.is_set():

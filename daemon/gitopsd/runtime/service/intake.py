@@ -158,15 +158,16 @@ class Intake:
         record = self._current(work)
         self._save(record.model_copy(update={**update, "updated_at": self._clock.now()}))
 
-    def retrying(self, work: Work, error: BaseException, *, delay: float | None = None) -> datetime:
-        """Record the transient `error`; return when to try again (backoff with jitter)."""
-        record = self._current(work)
-        wait = delay if delay is not None else self._delay(record.attempts + 1)
-        at = self._clock.now() + timedelta(seconds=wait)
+    def next_attempt(self, work: Work, *, delay: float | None = None) -> datetime:
+        """When to try `work` again: after `delay`, else by backoff with jitter."""
+        wait = delay if delay is not None else self._delay(self._current(work).attempts + 1)
+        return self._clock.now() + timedelta(seconds=wait)
+
+    def retrying(self, work: Work, error: BaseException, *, at: datetime) -> None:
+        """Record the transient `error`, and that `work` is tried again `at`."""
         update: dict[str, object] = {"status": RequestStatus.RETRYING, "next_attempt_at": at}
         update |= {"last_error": faults.describe(error), "updated_at": self._clock.now()}
-        self._save(record.model_copy(update=update))
-        return at
+        self._save(self._current(work).model_copy(update=update))
 
     # --- what the API shows -----------------------------------------------------------------
 
@@ -267,7 +268,9 @@ class Intake:
                 self._open.pop(record.id, None)
 
     def _hold(self, record: Request, admit: Work | None, error: BaseException | None) -> None:
-        """Keep `record` until the store takes it; one not queued yet shows as retrying."""
+        """Keep `record` until the store takes it; one not queued yet shows as retrying.
+        The flush is scheduled before the record is shown, so whoever sees it retrying can
+        count on the flush (which waits for the lock if it fires at once)."""
         now = self._clock.now()
         with self._lock:
             earlier = self._unsaved.get(record.id)
@@ -276,17 +279,16 @@ class Intake:
                 self._store_error = faults.describe(error)
             self._flushes += 1
             delay = self._delay(self._flushes + 1)
+            flush_at = now + timedelta(seconds=delay)
+            self._jobs.at(FLUSH_JOB, flush_at, self.flush)
             if admit is not None:
                 shown = {"status": RequestStatus.RETRYING, "last_error": self._store_error}
-                record = record.model_copy(
-                    update={**shown, "next_attempt_at": now + timedelta(seconds=delay)}
-                )
+                record = record.model_copy(update={**shown, "next_attempt_at": flush_at})
             self._unsaved[record.id] = (record, admit)
         if error is not None:
             log.warning(
                 "cannot record request %s, trying again in %.1fs: %s", record.id, delay, error
             )
-        self._jobs.at(FLUSH_JOB, now + timedelta(seconds=delay), self.flush)
 
     def _end(self, record: Request, status: RequestStatus, **update: object) -> None:
         changes = {"status": status, "next_attempt_at": None, **update}

@@ -264,7 +264,10 @@ def test_a_newer_commit_supersedes_a_retrying_one_and_only_the_newer_runs(
 ) -> None:
     served = daemons.start(world)
     wait(lambda: served.at(head(world)), "the first apply")
-    assert served.store.acquire_lease("dev", ELSEWHERE, now=T0, ttl=3600)
+    wait(  # the run's lease is let go just after its end is recorded
+        lambda: served.store.acquire_lease("dev", ELSEWHERE, now=T0, ttl=3600),
+        "dev's lease to be free for another host",
+    )
 
     def request_of(revision: str) -> dict[str, Any] | None:
         return next((r for r in served.requests() if r["revision"] == revision), None)
@@ -296,7 +299,10 @@ def test_through_http_a_run_id_is_known_while_it_waits_and_after_a_restart(
     served = daemon("--poll-interval", "1h")
     served.wait_for(lambda: served.environment("dev")["status"] == "verified", what="apply")
     store = SqliteStore(served.data / "state.db")
-    assert store.acquire_lease("dev", ELSEWHERE, now=datetime.now(UTC), ttl=3600)
+    served.wait_for(  # the run's lease is let go just after its end is recorded
+        lambda: store.acquire_lease("dev", ELSEWHERE, now=datetime.now(UTC), ttl=3600),
+        what="dev's lease to be free for another host",
+    )
     answer = served.post("/api/v1/environments/dev/runs", json={"action": "plan"})
     assert answer.status_code == 202, answer.text
     run_id = answer.json()["id"]

@@ -173,9 +173,10 @@ class _Template:
 @functools.lru_cache(maxsize=1024)
 def _template(text: str) -> _Template:
     """`text` split once: the same inputs are rendered again for every run of every
-    environment. The last 1,024 strings are kept (a few hundred bytes each); a larger
-    repository splits again what falls out. Raises RenderError without a path (the caller
-    knows it)."""
+    environment. The last 1,024 strings with placeholders are kept (a few hundred bytes
+    each; literals never come here, or every new value a commit brings would stay until
+    a thousand more pushed it out); a larger repository splits again what falls out.
+    Raises RenderError without a path (the caller knows it)."""
     pieces = _split(text)
     slots = [piece for piece in pieces if isinstance(piece, _Slot)]
     alone = len(slots) == 1 and all(isinstance(p, _Slot) or not p.strip() for p in pieces)
@@ -210,6 +211,8 @@ def _split(text: str) -> list[str | _Slot]:
 
 
 def _render_string(text: str, scope: Scope, *, path: Path) -> Any:
+    if OPEN not in text:
+        return text  # a literal: not split, and not kept in the cache of templates
     template = _template_at(text, path)
     if template.whole is not None:
         return copy.deepcopy(_resolve_slot(template.whole, scope, path=path))

@@ -44,6 +44,7 @@ class CheckoutCache:
         self._root = root
         self._keep = keep
         self._lock = threading.Lock()
+        self._removing = threading.Lock()  # one thread at a time removes what was set aside
         self._exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-export")
         # copying spares: never in the way of an export
         self._housekeeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-keep")
@@ -106,9 +107,16 @@ class CheckoutCache:
             tree.rename(aside)
 
     def _remove_set_aside(self) -> None:
-        """Remove what prunings set aside (also what a killed process left set aside)."""
-        for aside in self._root.glob(REMOVING_PREFIX + "*"):
-            _remove_read_only(aside)
+        """Remove what prunings set aside (also what a killed process left set aside).
+
+        One thread at a time: every apply prunes when it ends, and the environments' runs
+        often end together (a new head's in dev, the promotions before it in staging and
+        prod), so each of them walked the same set-aside trees of a thousand folders at once:
+        most of the directories a daemon read. A thread that waits here finds gone what the
+        one before it removed."""
+        with self._removing:
+            for aside in self._root.glob(REMOVING_PREFIX + "*"):
+                _remove_read_only(aside)
 
     def _by_last_use(self) -> list[Path]:
         """The checkouts, most recently used first (one removed meanwhile left out)."""

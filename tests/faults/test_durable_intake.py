@@ -53,6 +53,11 @@ class Served:
         state = self.store.get_environment("dev")
         return bool(state and state.revision == revision and state.status.value == "verified")
 
+    def settled_at(self, revision: str) -> bool:
+        """Dev verified at `revision` and its request closed: a run records its end first,
+        and the request's end after it."""
+        return self.at(revision) and not self.store.list_requests("dev", open_only=True)
+
     def requests(self) -> list[dict[str, Any]]:
         """What `GET /api/v1/runs?env=dev` lists that no run answers for yet."""
         return [r for r in self.daemon.runs("dev", limit=100)["runs"] if "reason" in r]
@@ -117,7 +122,7 @@ def test_a_commit_that_meets_a_locked_store_is_retrying_and_runs_after_the_relea
     world: World, daemons: Daemons
 ) -> None:
     served = daemons.start(world, busy_timeout=0.05, write_patience=0.1)
-    wait(lambda: served.at(head(world)), "the first apply")
+    wait(lambda: served.settled_at(head(world)), "the first apply")
     locker = Locker(served.store.path)
     try:
         second = world.commit(sized(5))
@@ -174,7 +179,7 @@ def test_an_unreadable_repository_makes_the_daemon_unready_and_its_commit_runs_a
     world: World, daemons: Daemons
 ) -> None:
     served = daemons.start(world)
-    wait(lambda: served.at(head(world)), "the first apply")
+    wait(lambda: served.settled_at(head(world)), "the first apply")
     hidden = world.repo / ".git-away"
     (world.repo / ".git").rename(hidden)
     served.daemon.heads.poke()
@@ -263,7 +268,7 @@ def test_a_newer_commit_supersedes_a_retrying_one_and_only_the_newer_runs(
     world: World, daemons: Daemons
 ) -> None:
     served = daemons.start(world)
-    wait(lambda: served.at(head(world)), "the first apply")
+    wait(lambda: served.settled_at(head(world)), "the first apply")
     wait(  # the run's lease is let go just after its end is recorded
         lambda: served.store.acquire_lease("dev", ELSEWHERE, now=T0, ttl=3600),
         "dev's lease to be free for another host",
@@ -349,7 +354,7 @@ def test_a_full_disk_leaves_the_commit_retrying_until_it_can_run(
     world: World, daemons: Daemons, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served = daemons.start(world)
-    wait(lambda: served.at(head(world)), "the first apply")
+    wait(lambda: served.settled_at(head(world)), "the first apply")
     apply, tries = served.daemon.workspace.apply, []
 
     def full_disk_once(*args: Any, **options: Any) -> Any:
@@ -395,7 +400,7 @@ def test_a_queued_commit_a_newer_one_replaces_is_recorded_superseded_by_it(
     world: World, daemons: Daemons
 ) -> None:
     served = daemons.start(world)
-    wait(lambda: served.at(head(world)), "the first apply")
+    wait(lambda: served.settled_at(head(world)), "the first apply")
     world.control(sleep={"k8s:apply": 1.5})
     running = world.commit(sized(5))
     wait(lambda: status(served.daemon, "dev") == "reconciling", "the slow apply to start")
@@ -419,7 +424,7 @@ def test_a_resume_made_outside_the_daemon_runs_the_held_commit_at_its_next_look(
     world: World, daemons: Daemons
 ) -> None:
     served = daemons.start(world)
-    wait(lambda: served.at(head(world)), "the first apply")
+    wait(lambda: served.settled_at(head(world)), "the first apply")
     cli = world.workspace(served.store)  # `gitopsd suspend` / `resume` on the same store
     suspending.suspend(cli, "dev", reason="incident 7", actor="alice")
     second = world.commit(sized(6))

@@ -172,6 +172,14 @@ def test_a_full_sha_resolves_to_itself_and_options_are_not_revisions(tmp_path: P
         source.resolve("--all")
 
 
+@pytest.mark.parametrize("name", ["a\x00b", "main\n", "HEAD\x7f"])
+def test_a_name_with_a_control_character_is_no_commit(tmp_path: Path, name: str) -> None:
+    repo = tmp_path / "repo"
+    commit_files(repo, {"a": "1"})
+    with pytest.raises(GitSourceError, match="no commit named"):
+        open_source(repo, tmp_path).resolve(name)
+
+
 def test_the_commit_a_branch_resolved_to_is_named_again_without_git(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

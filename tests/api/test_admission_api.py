@@ -137,6 +137,20 @@ def test_an_unknown_revision_is_422_not_a_fault_to_retry(api: TestClient) -> Non
     assert run.status_code == 422, run.text
 
 
+def test_a_revision_with_a_nul_byte_is_422_everywhere(api: TestClient) -> None:
+    nul = "a\u0000b"
+    asked = {
+        "/api/v1/environments/prod/approvals": {"revision": nul},
+        "/api/v1/environments/prod/promotions": {"revision": nul},
+        "/api/v1/environments/dev/rollbacks": {"revision": nul},
+        RUNS: {"action": "plan", "revision": nul},
+    }
+    for path, body in asked.items():
+        answer = api.post(path, json=body)
+        assert answer.status_code == 422, (path, answer.text)
+        assert "no commit named 'a\\x00b'" in answer.json()["error"]
+
+
 def test_a_suspension_reason_over_1000_characters_is_422(
     client: TestClient, fake: FakeControl
 ) -> None:

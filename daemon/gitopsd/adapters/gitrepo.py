@@ -189,10 +189,14 @@ class GitSource:
         return self.resolve(self.branch)
 
     def resolve(self, revision: str) -> str:
-        """The full sha of a commit named by sha, prefix, branch or tag."""
+        """The full sha of a commit named by sha, prefix, branch or tag. A name with a
+        control character (a NUL, which no process argument can carry) names no commit: git
+        allows none in a ref name."""
         known = self._commits.get(revision)
         if known is not None:
             return known
+        if any(ord(character) < 32 or character == "\x7f" for character in revision):
+            raise UnknownRevisionError(f"{self.location}: no commit named {revision!r}")
         done = self._git(
             "rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}"
         )

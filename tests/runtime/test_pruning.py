@@ -136,6 +136,24 @@ def test_destroy_accepts_an_orphan_by_name(
     assert sorted(s.name for s in store.list_components("dev")) == ["db", "net"]
 
 
+def test_a_destroy_runs_the_driver_of_the_revision_that_applied_each_component(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """A destroy brings no revision in: the head's destroy command (here a new checkout of
+    net's folder, in a promoted environment a revision its upstream never verified) is not
+    what takes down what an older revision applied."""
+    first = world.commit(files())
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    head = world.commit(without_db_and_api(), replace=True)  # net changed, db and api gone
+    run = workspace.destroy("dev")
+    assert run.status is RunStatus.SUCCEEDED
+    destroyed = [e for e in world.journal() if e["action"] == "destroy"]
+    assert [e["component"] for e in destroyed] == ["api", "db", "net"]
+    assert all(f"/{first}/" in e["cwd"] and head not in e["cwd"] for e in destroyed)
+    assert {e["revision"] for e in destroyed} == {first}
+    assert store.list_components("dev") == []
+
+
 def test_a_partial_apply_prunes_nothing(
     world: World, workspace: Workspace, store: StateStore
 ) -> None:

@@ -3,12 +3,14 @@
 A component deleted from git, or left out by its `when` or the environment's
 `components.include`, keeps its state (and whatever its driver made) until it is destroyed.
 It can only be destroyed with what applied it: the driver, checkout and inputs of the
-revision recorded in its state, which is loaded here.
+revision recorded in its state, which is loaded here. Every destroy takes its components so
+(`deployed`), orphaned or not: a destroy brings no revision in, so it never runs a driver of
+a revision the environment did not apply (its upstream may never have verified the head).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from gitopsd.engine import selection
@@ -43,16 +45,27 @@ def find(
     target: Revisioned,
 ) -> list[Orphan]:
     """Each orphan of `environment` at `target`, with the revision that last applied it."""
+    return deployed(store, load, environment, names(store, environment, target))
+
+
+def deployed(
+    store: StateStore,
+    load: Callable[[str], Revisioned],
+    environment: str,
+    wanted: Iterable[str],
+) -> list[Orphan]:
+    """Each of the `wanted` components that has state in `environment`, in that order, with
+    the revision that last applied it (those with none have nothing to destroy)."""
     found = []
-    for name in names(store, environment, target):
+    for name in wanted:
         state = store.get_component(environment, name)
-        if state is None:  # destroyed meanwhile
+        if state is None:  # never applied, or destroyed meanwhile
             continue
         source = load(state.revision)
         component = source.repository.components.get(state.name)
         if component is None:
             raise OrphanError(
-                f"orphan {state.name} is not in {state.revision[:12]}, the revision that last "
+                f"{state.name} is not in {state.revision[:12]}, the revision that last "
                 "applied it: it cannot be destroyed with its own driver"
             )
         found.append(Orphan(component=component, source=source, state=state))

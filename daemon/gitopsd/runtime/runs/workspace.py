@@ -239,7 +239,8 @@ class Workspace:
         """Destroy the environment's components (or some of them), dependents first."""
         target = self.load(None)
         chosen, doomed = self._doomed(environment, target, components)
-        self._check_nothing_depends_on(environment, chosen, target.repository)
+        going = [*chosen, *(o.component for o in doomed.values())]
+        self._check_nothing_depends_on(environment, going, target.repository)
         with self.lease(environment) as lost:
             self.resume(environment)
             run = self._new_run(
@@ -379,13 +380,22 @@ class Workspace:
         self, environment: str, target: Revisioned, requested: Sequence[str] | None
     ) -> tuple[list[ComponentEntry], dict[str, Orphan]]:
         """What a destroy of `requested` (default: everything) takes down: the components
-        the head has, and the orphans, each with the revision that last applied it."""
-        doomed = self._requested_orphans(environment, target, requested)
-        if not requested:
-            return self._components(target.repository, environment, None), doomed
-        wanted = [name for name in requested if name not in doomed]
-        chosen = self._components(target.repository, environment, wanted) if wanted else []
-        return chosen, doomed
+        the head has and the orphans, each one deployed with the revision that last applied
+        it (its driver, checkout and inputs: a destroy brings no revision in); and those of
+        the head's that have no state, for which there is nothing to destroy."""
+        orphaned = self._requested_orphans(environment, target, requested)
+        wanted = [name for name in requested or () if name not in orphaned]
+        chosen = (
+            self._components(target.repository, environment, wanted)
+            if wanted or not requested
+            else []
+        )
+        names = [c.manifest.name for c in chosen]
+        doomed = {
+            o.state.name: o for o in orphans.deployed(self.store, self.load, environment, names)
+        }
+        doomed.update(orphaned)
+        return [c for c in chosen if c.manifest.name not in doomed], doomed
 
     def _members(
         self, target: Revisioned, environment: str, requested: Sequence[str] | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import yaml
@@ -100,3 +101,40 @@ def test_a_commit_flows_down_the_chain_and_prod_waits_for_two_approvals(
         store.close()
     assert request is not None and request.action == "promote"
     assert request.outcome == f"run {promoted['id']} succeeded"
+
+
+def test_approvals_alone_never_start_a_promotion_of_an_environment_without_auto(
+    world: World, daemon: StartDaemon
+) -> None:
+    """Approving and operating are separate roles: without `auto`, approvers complete what a
+    person asked for, and an approval with nothing asked for (no revision named) is refused."""
+    prod = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
+    sha = world.commit(
+        layered(
+            **{
+                "environments/dev.yaml": environment("dev"),
+                "environments/prod.yaml": environment("prod", **prod),
+            }
+        )
+    )
+    tokens = tokens_file(world.root)
+    operator = {"name": "olga", "email": "olga@example.com", "roles": ["read", "operate"],
+                "token_sha256": hashlib.sha256(b"olga").hexdigest()}  # fmt: skip
+    tokens.write_text(tokens.read_text() + yaml.safe_dump([operator]))
+    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(tokens))
+    served.wait_for(lambda: state(served, "dev")["status"] == "verified", what="dev applied")
+
+    url = "/api/v1/environments/prod/approvals"
+    unasked = served.post(url, headers=as_("alice"), json={})
+    assert unasked.status_code == 409, unasked.text
+    assert "nobody has asked to promote" in unasked.json()["error"]
+    for name in ("alice", "bob"):  # approvals of a named revision count once it is asked for
+        assert served.post(url, headers=as_(name), json={"revision": sha}).status_code == 200
+    time.sleep(3)  # the last approval used to start a promotion at once
+    runs = served.get("/api/v1/runs", params={"env": "prod"}, headers=as_("alice")).json()
+    assert runs["runs"] == [] and state(served, "prod")["revision"] is None
+
+    asked = served.post("/api/v1/environments/prod/promotions", headers=as_("olga"), json={})
+    assert asked.status_code == 202, asked.text
+    served.wait_for(lambda: state(served, "prod")["status"] == "verified", what="prod applied")
+    assert state(served, "prod")["revision"] == sha

@@ -177,9 +177,22 @@ def _refuse(
     raise kind(refused.reason)
 
 
+def completes_a_promotion(workspace: Workspace, environment: str, revision: str) -> bool:
+    """Whether the approval that makes `revision`'s approvals complete starts a promotion:
+    in an `auto` environment, or where a promotion of it waits for them (recorded as the
+    pending approval, which without `auto` only a person asking to promote records).
+    Approvals alone never start one otherwise: approving and operating are separate roles."""
+    entry = admission.entry(workspace, environment)
+    return (
+        entry.manifest.spec.promotion.auto
+        or pending_approval(workspace.store, environment) == revision
+    )
+
+
 def _approvable(workspace: Workspace, environment: str, revision: str | None) -> str:
-    """The revision an approval is for: the given one, if the upstream verified it, or the
-    one the environment waits for approvals of now."""
+    """The revision an approval is for: the given one, if the upstream verified it (given
+    before a promotion of it waits, it counts when one does), or the one a promotion of the
+    environment waits for approvals of, as recorded."""
     if revision is not None:
         revision = workspace.source.resolve(revision)
         upstream = admission.entry(workspace, environment).manifest.upstream
@@ -191,16 +204,23 @@ def _approvable(workspace: Workspace, environment: str, revision: str | None) ->
                 "verified it"
             )
         return revision
-    pending = admission.admit(workspace, environment, action=RequestKind.PROMOTE, record=False)
-    if pending.wait in (Wait.READY, Wait.WINDOW) and pending.revision is not None:
+    waiting = pending_approval(workspace.store, environment)
+    now = admission.admit(workspace, environment, action=RequestKind.PROMOTE, record=False)
+    complete = now.wait in (Wait.READY, Wait.WINDOW) and now.revision is not None
+    if complete and waiting in (None, now.revision):
         raise ApprovalConflictError(
-            f"{environment} has every approval it needs for {pending.revision[:12]}"
+            f"{environment} has every approval it needs for {(now.revision or '')[:12]}"
         )
-    if pending.wait is not Wait.APPROVAL or pending.revision is None:
+    if waiting is not None:
+        return waiting
+    if now.wait is Wait.APPROVAL and now.revision is not None:
         raise ApprovalConflictError(
-            f"no promotion of {environment} is waiting for approval ({pending.reason})"
+            f"no promotion of {environment} is waiting for approval: nobody has asked to "
+            f"promote {now.revision[:12]} yet (gitopsd promote --to {environment})"
         )
-    return pending.revision
+    raise ApprovalConflictError(
+        f"no promotion of {environment} is waiting for approval ({now.reason})"
+    )
 
 
 def pending_approval(store: StateStore, environment: str) -> str | None:

@@ -172,7 +172,9 @@ class OperatorRequests:
         record, missing = promoting.approve(
             self.workspace, environment, revision=revision, approver=approver, token=identity.token
         )
-        if not missing:
+        if not missing and promoting.completes_a_promotion(
+            self.workspace, environment, record.revision
+        ):
             self._submit(self._followups.promotion(environment))
         return {**record.model_dump(mode="json"), "missing": missing}
 

@@ -127,6 +127,16 @@ def test_a_run_without_components_or_revision_passes_none(
     assert (call.kwargs["components"], call.kwargs["revision"]) == (None, None)
 
 
+def test_a_component_named_twice_is_422_and_nothing_is_asked(
+    client: TestClient, fake: FakeControl
+) -> None:
+    body = {"action": "destroy", "components": ["vpc", *["dns"] * 50_000, "vpc"]}
+    response = client.post("/api/v1/environments/dev/runs", json=body)
+    assert response.status_code == 422, response.text
+    assert "names dns, vpc more than once" in response.json()["error"]
+    assert fake.calls_to("submit_run") == []
+
+
 def test_applying_a_saved_plan_is_202_with_the_run_id_and_location(
     client: TestClient, fake: FakeControl
 ) -> None:

@@ -82,6 +82,8 @@ def test_components_naming_none_is_a_usage_error_not_everything(world: World) ->
         done = gitopsd(world, command, "--env", "dev", "--components", " , ")
         assert done.returncode == 64, (command, done.stdout, done.stderr)
         assert "names no component" in done.stderr
+    twice = gitopsd(world, "destroy", "--env", "dev", "--components", "net,db,net")
+    assert twice.returncode == 64 and "names net more than once" in twice.stderr
     assert world.calls("destroy") == []  # nothing was destroyed by the slip
     for args in (("runs", "--limit", "0"), ("history", "--limit", "-5")):
         assert gitopsd(world, *args).returncode == 64, args

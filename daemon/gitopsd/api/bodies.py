@@ -6,9 +6,10 @@ rather than a request silently acted on without it.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gitopsd.model.state import MAX_REASON_LENGTH
 
@@ -22,6 +23,15 @@ class RunRequest(BaseModel):
     components: list[str] | None = Field(default=None, min_length=1)
     revision: str | None = Field(default=None, min_length=1)
     plan: str | None = Field(default=None, min_length=1, description="a saved plan's id")
+
+    @field_validator("components")
+    @classmethod
+    def _each_once(cls, names: list[str] | None) -> list[str] | None:
+        """A name twice is a slip (or a body made to be stored large): said, not kept."""
+        twice = sorted(name for name, count in Counter(names or ()).items() if count > 1)
+        if twice:
+            raise ValueError(f"names {', '.join(twice)} more than once")
+        return names
 
 
 class NoFields(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -57,6 +58,9 @@ def component_names(
     found = [name.strip() for name in value.split(",") if name.strip()]
     if not found:
         raise click.BadParameter("names no component (leave it out to mean all)")
+    twice = sorted(name for name, count in Counter(found).items() if count > 1)
+    if twice:
+        raise click.BadParameter(f"names {', '.join(twice)} more than once")
     return found
 
 

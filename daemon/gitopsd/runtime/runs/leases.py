@@ -4,20 +4,28 @@ The lease expires by itself (`TTL`) if its holder dies, and a holder on this mac
 process is gone is taken over at once, so `kill -9` followed by another command resumes
 without waiting; so is a deposed leader of daemons sharing the store (its writes are
 fenced). A holder that fails to renew (it was paused, someone else took over, its renewal
-was fenced) stops its run through the cancel flag rather than carrying on unfenced.
+was fenced) stops its run through the cancel flag rather than carrying on unfenced; so does
+one whose renewals meet faults (the store locked, the disk full) until the lease would have
+expired: another process may have taken it by then.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 
+from gitopsd.adapters import process_groups
 from gitopsd.engine.ports import Clock, FencedError, StateStore
 from gitopsd.errors import BusyError
+
+log = logging.getLogger(__name__)
 
 TTL = 30.0
 BUSY_LOOKS = 3
@@ -30,11 +38,15 @@ def holder_id() -> str:
 
 
 def is_dead(holder: str) -> bool:
-    """Whether `holder` is a process of this host that no longer exists."""
+    """Whether `holder` is a process of this host that no longer exists: gone, or a zombie
+    (killed, and not yet reaped by a parent that may never do so)."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
+    stat = process_groups.read_stat(int(pid_text))
+    if stat is not None:
+        return not stat.alive
     try:
         os.kill(int(pid_text), 0)
     except ProcessLookupError:
@@ -75,18 +87,18 @@ def held(
     clock: Clock,
     lost: threading.Event,
     deposed: Collection[str] = (),
+    ttl: float = TTL,
 ) -> Iterator[None]:
     """Hold `environment`'s lease for the duration; `lost` is set if renewal ever fails.
     A lease of a dead local process, or of a holder in `deposed`, is taken over."""
     current = store.lease_holder(environment, now=clock.now())
     gone = current is not None and (current in deposed or is_dead(current))
     takeover = current if gone else None
-    if not store.acquire_lease(environment, holder, now=clock.now(), ttl=TTL, takeover=takeover):
+    if not store.acquire_lease(environment, holder, now=clock.now(), ttl=ttl, takeover=takeover):
         raise BusyError(busy_message(store, environment, clock=clock))
     stop = threading.Event()
-    renewer = threading.Thread(
-        target=_renew, args=(store, environment, holder, clock, stop, lost), daemon=True
-    )
+    lease = _Lease(store, environment, holder, clock, ttl)
+    renewer = threading.Thread(target=lease.renew, args=(stop, lost), daemon=True)
     renewer.start()
     try:
         yield
@@ -96,19 +108,44 @@ def held(
         store.release_lease(environment, holder)
 
 
-def _renew(
-    store: StateStore,
-    environment: str,
-    holder: str,
-    clock: Clock,
-    stop: threading.Event,
-    lost: threading.Event,
-) -> None:
-    while not stop.wait(TTL / 3):
+@dataclass(frozen=True)
+class _Lease:
+    """One holder's lease of an environment, renewed by `renew` in a thread of its own."""
+
+    store: StateStore
+    environment: str
+    holder: str
+    clock: Clock
+    ttl: float
+
+    def renew(self, stop: threading.Event, lost: threading.Event) -> None:
+        """Renew every third of the TTL until `stop`. Refused (another holder has it, or
+        fenced): lost at once. A fault (any error: the store locked or full) is tried again
+        every tenth of the TTL, and lost once the lease would have expired since the last
+        renewal; a thread that died of it left the run going with nobody holding its
+        lease, and a second command took the environment beside it."""
+        renewed_at = time.monotonic()
+        wait = self.ttl / 3
+        while not stop.wait(wait):
+            try:
+                renewed = self._renewed()
+            except Exception as error:  # any: a renewer that dies leaves the run unfenced
+                if time.monotonic() - renewed_at < self.ttl:
+                    log.warning("renewing the lease of %s: %s", self.environment, error)
+                    wait = self.ttl / 10
+                    continue
+                log.error("lost the lease of %s: renewals failed for %.0fs: %s",
+                          self.environment, time.monotonic() - renewed_at, error)  # fmt: skip
+                renewed = False
+            if not renewed:
+                lost.set()
+                return
+            renewed_at, wait = time.monotonic(), self.ttl / 3
+
+    def _renewed(self) -> bool:
         try:
-            renewed = store.acquire_lease(environment, holder, now=clock.now(), ttl=TTL)
+            return self.store.acquire_lease(
+                self.environment, self.holder, now=self.clock.now(), ttl=self.ttl
+            )
         except FencedError:
-            renewed = False
-        if not renewed:
-            lost.set()
-            return
+            return False

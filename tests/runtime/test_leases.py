@@ -1,0 +1,79 @@
+"""The environment's lease: who counts as dead, and renewals that meet faults."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from gitopsd.adapters.clock import SystemClock
+from gitopsd.adapters.memory_store import MemoryStore
+from gitopsd.errors import StoreBusyError
+from gitopsd.runtime.runs import leases
+
+
+def holder_of(pid: int) -> str:
+    return f"{socket.gethostname()}:{pid}:test"
+
+
+def state_of(pid: int) -> str:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rfind(")") + 2 :].split()[0]
+
+
+def test_a_killed_holder_not_yet_reaped_is_dead_and_a_live_one_is_not() -> None:
+    """A gitopsd killed by `kill -9` under a parent that does not reap it stays a zombie:
+    its lease is taken over at once, not after the lease's 30 s."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while state_of(child.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert state_of(child.pid) == "Z"
+        assert leases.is_dead(holder_of(child.pid))
+    finally:
+        child.wait()
+    assert leases.is_dead(holder_of(child.pid))
+    assert not leases.is_dead(holder_of(os.getpid()))
+    assert not leases.is_dead(f"elsewhere:{child.pid}:test")  # another host's: not ours to say
+
+
+class LockedAtTimes(MemoryStore):
+    """A store whose lease writes fail while `locked` is set, as SQLite's do when another
+    process holds the database past the busy timeout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.locked = threading.Event()
+
+    def acquire_lease(self, *args: Any, **kwargs: Any) -> bool:
+        if self.locked.is_set():
+            raise StoreBusyError("the state database cannot be written: database is locked")
+        return super().acquire_lease(*args, **kwargs)
+
+
+def test_a_renewal_that_meets_a_short_fault_is_tried_again_and_keeps_the_lease() -> None:
+    store, clock, lost = LockedAtTimes(), SystemClock(), threading.Event()
+    with leases.held(store, "dev", holder="me:1:a", clock=clock, lost=lost, ttl=2.0):
+        time.sleep(0.8)  # one renewal (every third of the TTL) went through
+        store.locked.set()
+        time.sleep(0.5)
+        store.locked.clear()
+        time.sleep(2.5)  # past the TTL since the fault: renewed meanwhile, or expired
+        assert not lost.is_set()
+        assert store.lease_holder("dev", now=clock.now()) == "me:1:a"
+
+
+def test_renewals_that_fail_until_the_lease_would_expire_lose_it() -> None:
+    """The run hears of it (its cancel flag) instead of going on while another command may
+    take the environment: a renewer that died of the first fault let two runs overlap."""
+    store, clock, lost = LockedAtTimes(), SystemClock(), threading.Event()
+    with leases.held(store, "dev", holder="me:1:a", clock=clock, lost=lost, ttl=1.0):
+        store.locked.set()
+        assert lost.wait(5)
+        store.locked.clear()

@@ -336,3 +336,32 @@ def test_a_killed_gitopsds_driver_is_ended_without_waiting_for_another_command(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert world.calls() == ["a", "b", "c"]
     assert events(world, "driver.orphan_ended") == []  # nothing was left for it to end
+
+
+def test_a_run_killed_in_a_health_check_and_cancelled_leaves_its_component_to_apply_again(
+    world: World,
+) -> None:
+    """The health check never passed: the next apply must not find b unchanged and make dev
+    verified (it did, with b's check left recorded `running` for good)."""
+    with_health = component("b", deps=("a",), inputs={"a": "${{ components.a.outputs.id }}"},
+                            health=True)  # fmt: skip
+    world.commit({**CHAIN, "components/b/component.yaml": with_health})
+    world.control(kill_parent={"b:health": "before"})
+    killed = world.gitopsd("apply", "--env", "dev")
+    assert killed.returncode == -signal.SIGKILL
+    (interrupted,) = runs(world)
+    cancel = world.gitopsd("cancel", str(interrupted["id"]))
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+
+    again = world.gitopsd("apply", "--env", "dev")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert world.calls("apply") == ["a", "b", "b", "c"]  # b again, after its cancelled check
+    assert world.calls("health") == ["b"]  # the killed check never wrote its journal line
+    shown = world.gitopsd("runs", "--run", str(interrupted["id"]), "--output", "json")
+    (run,) = json.loads(shown.stdout)["runs"]
+    steps = {(s["component"], s["action"]): s["status"] for s in run["steps"]}
+    assert steps[("b", "health")] == "cancelled"
+    status = json.loads(world.gitopsd("status", "--env", "dev", "--output", "json").stdout)
+    (dev,) = status["environments"]
+    assert dev["status"] == "verified"
+    assert {c["name"]: c["status"] for c in dev["components"]}["b"] == "applied"

@@ -5,9 +5,9 @@ not go away makes things worse. Its steps are recorded when it starts and walked
 walker (runtime/runs/walking.py), so a cancel stops it within a second, and each component's
 destroy commits with the removal of its state: a resumed destroy continues with the rest.
 
-An orphan (a component still deployed that its environment no longer has) is destroyed with
-the driver, checkout and inputs of the revision that last applied it: `elsewhere` carries
-that revision for each of them.
+Every component, an orphan (still deployed, no longer in its environment) or not, is
+destroyed with the driver, checkout and inputs of the revision that last applied it:
+`elsewhere` carries that revision for each of them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from collections.abc import Mapping
 from gitopsd.engine import stepping
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.stepping import Node, Part
-from gitopsd.model.state import ComponentState, Run, RunStatus, Step, StepAction, StepStatus
+from gitopsd.model.state import (
+    ComponentState,
+    ComponentStatus,
+    Run,
+    RunStatus,
+    Step,
+    StepAction,
+    StepStatus,
+)
 from gitopsd.runtime.runs import apply_records
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import Services, StepBook, StepError, StepRunner, driver_call
@@ -79,18 +87,40 @@ def refuse(runner: StepRunner, name: str, action: StepAction, reason: str) -> St
 
 def close_pending(runner: StepRunner, nodes: list[Node], reason: str, *, stopped: bool) -> None:
     """Steps that never started, recorded so in one write when their run ends: cancelled
-    when a cancel or the timeout `stopped` the run, skipped otherwise."""
+    when a cancel or the timeout `stopped` the run, skipped otherwise.
+
+    A step still recorded running was left so by a process that was killed, in a run that
+    was resumed and stopped before that step ran again (its driver was ended when the
+    environment was taken over). Whether it finished is not known: it is closed cancelled
+    and its component marked failed, so the next apply runs it again (a health check that
+    never passed left the component `applied`, and the next apply found it unchanged)."""
     status = StepStatus.CANCELLED if stopped else StepStatus.SKIPPED
     now = runner.services.clock.now()
     left: list[Step] = []
+    interrupted: list[str] = []
     for node in nodes:
         step = runner.book.find(*node.key)
         if step is not None and step.status is StepStatus.PENDING:
             left.append(step.model_copy(update={"status": status, "output": reason,
                                                 "finished_at": now}))  # fmt: skip
+        elif step is not None and step.status is StepStatus.RUNNING:
+            output = "interrupted: its process was killed, and the run stopped before it ran again"
+            left.append(step.model_copy(update={"status": StepStatus.CANCELLED, "output": output,
+                                                "finished_at": now}))  # fmt: skip
+            if step.action in (StepAction.APPLY, StepAction.HEALTH, StepAction.DESTROY):
+                interrupted.append(step.component)
     for step in left:
         runner.book.record(step)
-    runner.services.store.save_steps(left)
+    store = runner.services.store
+    with store.transaction():
+        store.save_steps(left)
+        for name in interrupted:
+            state = store.get_component(runner.run.environment, name)
+            if state is not None and state.status is not ComponentStatus.FAILED:
+                failed = state.model_copy(
+                    update={"status": ComponentStatus.FAILED, "updated_at": now}
+                )
+                store.save_component(failed)
 
 
 class DestroyRun:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.errors import StoreError
 from tests.daemon.harness import DaemonProcess
 from tests.faults.disks import Disk
 from tests.runtime.world import World, component, environment
@@ -143,4 +144,21 @@ def test_an_apply_done_is_not_failed_by_old_checkouts_it_cannot_remove(
         assert world.calls() == ["a"]
     finally:
         workspace.source.close()
+        store.close()
+
+
+def test_a_transaction_whose_commit_the_full_disk_refuses_is_a_store_error(disk: Disk) -> None:
+    """SQLite writes a transaction's pages at its COMMIT: refused there, the error reached
+    a command as sqlite3's own, and ended it with a traceback instead of one line."""
+    if not disk.mounted:
+        pytest.skip("SQLite's own writes are refused only by a disk that fills (no tmpfs)")
+    store = SqliteStore(disk.folder / "state.db")
+    try:
+        store.save_cursor("before", 1)
+        disk.fill()
+        with pytest.raises(StoreError, match="database or disk is full"), store.transaction():
+            store.save_cursor("during", 2)
+        disk.heal()
+        assert (store.get_cursor("before"), store.get_cursor("during")) == (1, None)
+    finally:
         store.close()

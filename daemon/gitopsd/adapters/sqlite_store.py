@@ -174,8 +174,18 @@ class SqliteStore:
                 begin = lambda: self._patiently(lambda: connection.execute("BEGIN IMMEDIATE"))  # noqa: E731
                 with _immediate(connection, begin):
                     yield
+            except sqlite3.OperationalError as error:
+                raise self._failed_write(error) from error
             finally:
                 self._local.connection, self._local.depth = None, 0
+
+    def _failed_write(self, error: sqlite3.OperationalError) -> StoreError:
+        """A statement of a transaction, or its COMMIT, that SQLite refused (the disk full,
+        the database locked): the store's error, which callers know and say in one line,
+        not sqlite3's (it ended a command with a traceback)."""
+        if faults.is_transient(error):
+            return self._busy(error, tried=self._busy_timeout)
+        return StoreError(f"the state database {self._path} cannot be written: {error}")
 
     def fencing(self) -> None:
         """None: a store of one process's own, nothing to fence (engine.ports.Fencing)."""

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gitopsd.engine.stepping import GOOD, Node, Progress, Schedule, StepKey
+from gitopsd.errors import GitopsdError
 from gitopsd.model.state import Run, StepStatus
 from gitopsd.runtime.runs.steps import Interrupted, Services, StepBook, working_for
 
@@ -211,6 +212,9 @@ class Walk:
             return StepStatus.PENDING
         try:
             return start(node)
+        except GitopsdError as error:  # the store full or locked: said, not a bug
+            log.error("%s %s failed: %s", node.action.value, node.component, error)
+            return refuse(node, str(error))
         except Exception as error:
             log.exception("%s %s failed unexpectedly", node.action.value, node.component)
             return refuse(node, f"internal error: {error!r}")

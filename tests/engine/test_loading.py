@@ -263,3 +263,11 @@ def test_the_same_broken_driver_block_is_reported_in_every_component() -> None:
     net = [(p.line, p.message) for p in problems if p.path == "components/net/component.yaml"]
     vpc = [(p.line, p.message) for p in problems if p.path == "components/vpc/component.yaml"]
     assert net == vpc and (11, "spec.driver.aply: unknown field") in net
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x07", "\x1b"])
+def test_a_character_yaml_refuses_is_reported_on_its_line(character: str) -> None:
+    text = ENVIRONMENT.format(name="dev").replace("{size: 3}", f"{{size: 3, note: a{character}b}}")
+    _, problems = load({"environments/dev.yaml": text})
+    assert [(p.path, p.line) for p in problems] == [("environments/dev.yaml", 6)]
+    assert f"character #x{ord(character):04x} is not allowed" in problems[0].message

@@ -225,6 +225,13 @@ def _decode(path: str, raw: bytes) -> str:
 
 
 def _yaml_problem(path: str, text: str, error: yaml.YAMLError) -> Problem:
+    if isinstance(error, yaml.reader.ReaderError) and isinstance(error.character, int):
+        # a character YAML refuses (a NUL, a control character): the reader knows only its
+        # position in the text, not its line
+        line = text.count("\n", 0, error.position) + 1
+        return Problem(
+            path, line, f"invalid YAML: character #x{error.character:04x} is not allowed here"
+        )
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line = mark.line + 1 if mark is not None else 1
     problem = getattr(error, "problem", None) or str(error)

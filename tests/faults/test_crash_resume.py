@@ -365,3 +365,29 @@ def test_a_run_killed_in_a_health_check_and_cancelled_leaves_its_component_to_ap
     (dev,) = status["environments"]
     assert dev["status"] == "verified"
     assert {c["name"]: c["status"] for c in dev["components"]}["b"] == "applied"
+
+
+def test_a_plan_after_a_killed_destroy_refuses_naming_it_and_a_killed_plan_is_closed(
+    world: World,
+) -> None:
+    """A plan changes nothing, so it does not resume a half-done destroy: it said `0 to
+    change` while b was gone and a still there. It refuses until an apply or destroy has
+    resumed the run; an interrupted plan is closed by the next plan."""
+    world.commit(CHAIN)
+    assert world.gitopsd("apply", "--env", "dev").returncode == 0
+    world.control(kill_parent={"b:destroy": "before", "a:plan": "before"})
+    assert world.gitopsd("destroy", "--env", "dev").returncode == -signal.SIGKILL
+    (destroy,) = [r for r in runs(world) if r["status"] == "running"]
+    planned = world.gitopsd("plan", "--env", "dev")
+    assert planned.returncode == 1, planned.stdout + planned.stderr
+    assert f"unfinished destroy run {destroy['id']}" in planned.stderr
+    assert "Traceback" not in planned.stderr
+    resumed = world.gitopsd("destroy", "--env", "dev")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert world.calls("destroy") == ["c", "b", "a"]  # c's done before the kill; b again
+
+    assert world.gitopsd("plan", "--env", "dev").returncode == -signal.SIGKILL
+    again = world.gitopsd("plan", "--env", "dev")
+    assert again.returncode == 2, again.stdout + again.stderr
+    plans = [r["status"] for r in runs(world) if r["action"] == "plan"]
+    assert plans == ["succeeded", "cancelled"]  # newest first

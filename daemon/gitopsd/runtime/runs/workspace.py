@@ -204,10 +204,16 @@ class Workspace:
         actor: str = "local",
         run_id: str | None = None,
     ) -> tuple[Run, list[PlannedComponent]]:
-        """Ask the drivers what applying `revision` would change; nothing is changed."""
+        """Ask the drivers what applying `revision` would change; nothing is changed.
+
+        An apply or destroy a stopped process left unfinished is not resumed here (a plan
+        changes nothing): the plan is refused, naming it, since what it still has to do is
+        not in what the plan would show; interrupted plans are closed."""
         target = self.load(revision)
         chosen = self._components(target.repository, environment, components)
         with self.lease(environment) as lost:
+            self._refuse_while_unfinished(environment)
+            self.resume(environment)  # only interrupted plans are left: closed, cancelled
             run = self._new_run(
                 environment,
                 RunAction.PLAN,
@@ -285,6 +291,16 @@ class Workspace:
         return finished
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _refuse_while_unfinished(self, environment: str) -> None:
+        for run in self.store.unfinished_runs(environment):
+            if run.action is not RunAction.PLAN:
+                raise RunRefusedError(
+                    f"{environment} has an unfinished {run.action.value} run {run.id} that a "
+                    f"stopped gitopsd left: the next `gitopsd {run.action.value} --env "
+                    f"{environment}` resumes it; a plan meanwhile would not show what it "
+                    "still has to do"
+                )
 
     def prune_checkouts(self) -> list[str]:
         """Remove old checkouts, keeping every revision an environment is at or rolls back to,

@@ -36,8 +36,10 @@ class RefsWatcher:
         self._git_dir = git_dir.resolve()
         self._on_change = on_change
         self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._watched: tuple[int, int] | None = None  # the folder's device and inode
 
     def start(self) -> None:
+        self._watched = _identity(self._git_dir)
         handler = _RefsHandler(self._git_dir, self._on_change)
         observer = Observer()
         observer.daemon = True
@@ -53,6 +55,25 @@ class RefsWatcher:
             self._observer.stop()
             self._observer.join(timeout=5)
             self._observer = None
+
+    def follow(self) -> None:
+        """Watch the folder again if it was replaced since (the repository copied aside,
+        removed and moved back): inotify watches the folder that was, and commits to the
+        new one were only seen by the next poll. The daemon calls this after each look at
+        the head that worked; one `stat` when nothing changed."""
+        now = _identity(self._git_dir)
+        if self._observer is not None and now is not None and now != self._watched:
+            self.stop()
+            self.start()
+            self._on_change()  # a commit made meanwhile is not missed
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        found = folder.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 class _RefsHandler(FileSystemEventHandler):

@@ -36,7 +36,7 @@ from gitopsd.adapters.watching import RefsWatcher
 from gitopsd.engine import retrying
 from gitopsd.engine.breaker import CircuitBreaker
 from gitopsd.engine.ports import Clock
-from gitopsd.errors import GitSourceError
+from gitopsd.errors import GitopsdError, GitSourceError
 from gitopsd.model.manifests import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,8 @@ class HeadWatch:
                 if self._problem is not None:
                     log.info("the head of %s can be read again", self._source.branch)
                 self._problem, self._failed_looks = None, 0
+                if self._watcher is not None:
+                    self._watcher.follow()
 
     def _failed(self, error: Exception) -> None:
         """Look again after a backoff with jitter, and then say why (for readiness): whoever
@@ -140,7 +142,7 @@ class HeadWatch:
         wait = retrying.delay_before(self._failed_looks + 1, LOOK_AGAIN, uniform=random.uniform)
         self._jobs.at("look-again", self._clock.now() + timedelta(seconds=wait), self.poke)
         self._problem = faults.describe(error)
-        if faults.is_transient(error):
+        if faults.is_transient(error) or isinstance(error, GitopsdError):
             log.warning("cannot read the head of %s, again in %.1fs: %s",
                         self._source.branch, wait, self._problem)  # fmt: skip
         else:

@@ -384,6 +384,8 @@ def test_a_plan_after_a_killed_destroy_refuses_naming_it_and_a_killed_plan_is_cl
     assert "Traceback" not in planned.stderr
     resumed = world.gitopsd("destroy", "--env", "dev")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    said = f"resumed destroy run {destroy['id']} that a stopped gitopsd left: succeeded"
+    assert said in resumed.stderr
     assert world.calls("destroy") == ["c", "b", "a"]  # c's done before the kill; b again
 
     assert world.gitopsd("plan", "--env", "dev").returncode == -signal.SIGKILL

@@ -7,9 +7,11 @@ unfinished run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -73,6 +75,23 @@ components_option = click.option(
 revision_option = click.option("--revision", default=None, help="Commit (default: branch head).")
 environment_option = click.option("--env", "environment", required=True, help="Environment.")
 EXIT_WAITING = 3  # apply, promote: approvals or a change window hold the environment
+
+
+@contextlib.contextmanager
+def resumed_said(store: StateStore, environment: str) -> Iterator[None]:
+    """Say on stderr which runs a stopped gitopsd left that the command inside resumed
+    first, and how they ended: an apply that first finished a killed destroy printed only
+    its own run, and the destroy was in the history alone."""
+    left = [r.id for r in store.unfinished_runs(environment) if r.action is not RunAction.PLAN]
+    try:
+        yield
+    finally:
+        for run_id in left:
+            run = store.get_run(run_id)
+            if run is not None and run.finished_at is not None:
+                ended = f"{run.status.value} ({run.error})" if run.error else run.status.value
+                click.echo(f"resumed {run.action.value} run {run.id} that a stopped gitopsd "
+                           f"left: {ended}", err=True)  # fmt: skip
 
 
 def finish_run(context: Context, run: Run, steps: list[Step]) -> None:
@@ -181,7 +200,7 @@ def apply(
         admitted = admission.admit(workspace, environment, revision=revision, forced=force)
         if admitted.wait is not admission.Wait.READY:
             _not_admitted(context, environment, admitted, asked=revision)
-        with progress.shown():
+        with progress.shown(), resumed_said(workspace.store, environment):
             run = workspace.apply(
                 environment,
                 revision=admitted.revision,
@@ -200,7 +219,7 @@ def _apply_plan(context: Context, environment: str, plan_id: str, *, force: bool
         admitted = admission.admit(workspace, environment, revision=plan.revision, forced=force)
         if admitted.wait is not admission.Wait.READY:
             _not_admitted(context, environment, admitted, asked=plan.revision)
-        with progress.shown():
+        with progress.shown(), resumed_said(workspace.store, environment):
             run = saved_plans.apply(workspace, plan, forced=admitted.forced)
         steps = workspace.store.list_steps(run.id) if run is not None else []
     if run is None:
@@ -238,7 +257,7 @@ def destroy(context: Context, environment: str, components: list[str] | None, fo
         admitted = admission.admit(workspace, environment, action=RequestKind.DESTROY, forced=force)
         if admitted.wait is not admission.Wait.READY:
             fail(f"{environment}: {admitted.reason}", as_json=context.as_json)
-        with progress.shown():
+        with progress.shown(), resumed_said(workspace.store, environment):
             run = workspace.destroy(environment, components=components)
         steps = workspace.store.list_steps(run.id)
     finish_run(context, run, steps)

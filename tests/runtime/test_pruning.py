@@ -174,3 +174,23 @@ def test_prune_defaults_off_and_run_timeout_must_be_a_positive_duration() -> Non
     assert EnvironmentSpec.model_validate({"run_timeout": "2m"}).run_timeout == 120.0
     with pytest.raises(ValidationError):
         EnvironmentSpec.model_validate({"run_timeout": "0s"})
+
+
+def test_a_destroy_takes_components_applied_at_older_revisions_from_the_environments_own(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """Unchanged components keep the revision that last applied them; the environment's own
+    revision has the same driver and files for them, so one checkout serves the destroy
+    rather than one for every commit that changed a component."""
+    world.commit(files())
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    second = world.commit({**files(), NET: component("net", inputs={"v": 2})})
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED  # net at second, the rest not
+    assert {s.name: s.revision == second for s in store.list_components("dev")} == {
+        "api": False, "db": False, "net": True,
+    }  # fmt: skip
+    head = world.commit({**files(), NET: component("net", inputs={"v": 3})})
+    assert workspace.destroy("dev").status is RunStatus.SUCCEEDED
+    destroyed = [e for e in world.journal() if e["action"] == "destroy"]
+    assert [e["component"] for e in destroyed] == ["api", "db", "net"]
+    assert all(f"/{second}/" in e["cwd"] and head not in e["cwd"] for e in destroyed)

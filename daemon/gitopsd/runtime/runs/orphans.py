@@ -3,9 +3,9 @@
 A component deleted from git, or left out by its `when` or the environment's
 `components.include`, keeps its state (and whatever its driver made) until it is destroyed.
 It can only be destroyed with what applied it: the driver, checkout and inputs of the
-revision recorded in its state, which is loaded here. Every destroy takes its components so
-(`deployed`), orphaned or not: a destroy brings no revision in, so it never runs a driver of
-a revision the environment did not apply (its upstream may never have verified the head).
+revision recorded in its state, which is loaded here. A destroy takes every component so
+(`deployed`), orphaned or not: it brings no revision in, so it never runs a driver of a
+revision the environment did not apply (its upstream may never have verified the head).
 """
 
 from __future__ import annotations
@@ -53,15 +53,22 @@ def deployed(
     load: Callable[[str], Revisioned],
     environment: str,
     wanted: Iterable[str],
+    *,
+    current: Revisioned | None = None,
 ) -> list[Orphan]:
     """Each of the `wanted` components that has state in `environment`, in that order, with
-    the revision that last applied it (those with none have nothing to destroy)."""
+    the revision that applied it (those with none have nothing to destroy): `current`, the
+    revision the environment is at, for the components it has. An apply leaves a component
+    it finds unchanged at the revision that last applied it, with the same driver and files
+    as the environment's own revision; loading each one's would export a checkout for every
+    commit that ever changed a component."""
     found = []
     for name in wanted:
         state = store.get_component(environment, name)
         if state is None:  # never applied, or destroyed meanwhile
             continue
-        source = load(state.revision)
+        held = current is not None and name in current.repository.components
+        source = current if current is not None and held else load(state.revision)
         component = source.repository.components.get(state.name)
         if component is None:
             raise OrphanError(

@@ -28,7 +28,7 @@ from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, SecretSource, StateStore
-from gitopsd.errors import RunRefusedError
+from gitopsd.errors import GitopsdError, RunRefusedError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans, revisions
 from gitopsd.runtime.runs.apply_run import ApplyRun
@@ -407,11 +407,24 @@ class Workspace:
             else []
         )
         names = [c.manifest.name for c in chosen]
-        doomed = {
-            o.state.name: o for o in orphans.deployed(self.store, self.load, environment, names)
-        }
+        current = self._revision_at(environment)
+        found = orphans.deployed(self.store, self.load, environment, names, current=current)
+        doomed = {o.state.name: o for o in found}
         doomed.update(orphaned)
         return [c for c in chosen if c.manifest.name not in doomed], doomed
+
+    def _revision_at(self, environment: str) -> Revisioned | None:
+        """The revision `environment` is at, loaded; None if it has none, or it can no longer
+        be loaded (each component's own revision is taken then)."""
+        state = self.store.get_environment(environment)
+        if state is None or state.revision is None:
+            return None
+        try:
+            return self.load(state.revision)
+        except GitopsdError as error:
+            log.warning("%s is at %s, which cannot be loaded: %s", environment,
+                        state.revision[:12], error)  # fmt: skip
+            return None
 
     def _members(
         self, target: Revisioned, environment: str, requested: Sequence[str] | None

@@ -389,7 +389,31 @@ def test_a_plan_after_a_killed_destroy_refuses_naming_it_and_a_killed_plan_is_cl
     assert world.calls("destroy") == ["c", "b", "a"]  # c's done before the kill; b again
 
     assert world.gitopsd("plan", "--env", "dev").returncode == -signal.SIGKILL
+    (killed,) = [r for r in runs(world) if r["status"] == "running"]
     again = world.gitopsd("plan", "--env", "dev")
     assert again.returncode == 2, again.stdout + again.stderr
+    shown = world.gitopsd("runs", "--run", str(killed["id"]), "--output", "json")
+    (closed,) = json.loads(shown.stdout)["runs"]
+    statuses = {s["status"] for s in closed["steps"]}
+    assert "cancelled" in statuses and not statuses & {"running", "pending"}
     plans = [r["status"] for r in runs(world) if r["action"] == "plan"]
     assert plans == ["succeeded", "cancelled"]  # newest first
+
+
+def test_a_destroy_after_a_killed_apply_takes_what_the_resumed_run_applied_with_its_revision(
+    world: World,
+) -> None:
+    """The destroy resumes the apply first, which applies c at its revision; c is then
+    destroyed with that revision's driver, not the head's (it had no state when the destroy
+    started, and fell to the head)."""
+    first = world.commit(CHAIN)
+    world.control(kill_parent={"c:apply": "before"})
+    assert world.gitopsd("apply", "--env", "dev").returncode == -signal.SIGKILL
+    changed = component("c", deps=("b",), inputs={"b": "${{ components.b.outputs.id }}", "v": 2})
+    head = world.commit({**CHAIN, "components/c/component.yaml": changed})
+    destroyed = world.gitopsd("destroy", "--env", "dev")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert world.calls("apply") == ["a", "b", "c"]  # the resumed run, at the first commit
+    calls = [e for e in world.journal() if e["action"] == "destroy"]
+    assert [e["component"] for e in calls] == ["c", "b", "a"]
+    assert all(f"/{first}/" in e["cwd"] and head not in e["cwd"] for e in calls)

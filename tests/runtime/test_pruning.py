@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import RunStatus
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.workspace import Workspace
@@ -194,3 +195,16 @@ def test_a_destroy_takes_components_applied_at_older_revisions_from_the_environm
     destroyed = [e for e in world.journal() if e["action"] == "destroy"]
     assert [e["component"] for e in destroyed] == ["api", "db", "net"]
     assert all(f"/{second}/" in e["cwd"] and head not in e["cwd"] for e in destroyed)
+
+
+def test_a_partial_destroy_is_judged_by_the_dependencies_the_environment_applied(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """A head that drops api's dependency on db (not applied yet: in a promoted environment,
+    perhaps never verified) does not make db's destroy safe: api stands on it as applied."""
+    world.commit(files())
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    world.commit({**files(), API: component("api")})  # api no longer needs db, at the head
+    with pytest.raises(RunRefusedError, match="api depends on db and is not being destroyed"):
+        workspace.destroy("dev", components=["db"])
+    assert world.calls("destroy") == [] and len(store.list_components("dev")) == 3

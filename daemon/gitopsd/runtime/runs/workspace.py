@@ -29,7 +29,7 @@ from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, SecretSource, StateStore
 from gitopsd.errors import GitopsdError, RunRefusedError
-from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
+from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus, StepStatus
 from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans, revisions
 from gitopsd.runtime.runs.apply_run import ApplyRun
 from gitopsd.runtime.runs.destroying import DestroyRun
@@ -242,13 +242,19 @@ class Workspace:
         actor: str = "local",
         run_id: str | None = None,
     ) -> Run:
-        """Destroy the environment's components (or some of them), dependents first."""
+        """Destroy the environment's components (or some of them), dependents first. What
+        goes, and with which revision, is decided under the lease after an unfinished run is
+        resumed: a component that run applies is destroyed with its revision, not the
+        head's. Whether the rest stands without it is judged by the dependencies they were
+        applied with (the environment's revision), not the head's."""
         target = self.load(None)
-        chosen, doomed = self._doomed(environment, target, components)
-        going = [*chosen, *(o.component for o in doomed.values())]
-        self._check_nothing_depends_on(environment, going, target.repository)
         with self.lease(environment) as lost:
             self.resume(environment)
+            chosen, doomed = self._doomed(environment, target, components)
+            going = [*chosen, *(o.component for o in doomed.values())]
+            current = self._revision_at(environment)
+            applied = [r.repository for r in (current, target) if r is not None]
+            self._check_nothing_depends_on(environment, going, applied)
             run = self._new_run(
                 environment,
                 RunAction.DESTROY,
@@ -276,6 +282,7 @@ class Workspace:
         finished = []
         for run in self.store.unfinished_runs(environment):
             if run.action is RunAction.PLAN:  # it changed nothing: closed, with its event
+                self._close_steps(run)
                 services = self._services(threading.Event())
                 status = RunStatus.CANCELLED
                 finished.append(apply_records.finished(services, run, status, "interrupted"))
@@ -291,6 +298,14 @@ class Workspace:
         return finished
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _close_steps(self, run: Run) -> None:
+        """The steps of an interrupted plan that never ended, closed cancelled with it."""
+        now = self.clock.now()
+        update = {"status": StepStatus.CANCELLED, "output": "interrupted", "finished_at": now}
+        open_steps = (StepStatus.PENDING, StepStatus.RUNNING)
+        steps = self.store.list_steps(run.id)
+        self.store.save_steps(s.model_copy(update=update) for s in steps if s.status in open_steps)
 
     def _refuse_while_unfinished(self, environment: str) -> None:
         for run in self.store.unfinished_runs(environment):
@@ -554,12 +569,15 @@ class Workspace:
                     )
 
     def _check_nothing_depends_on(
-        self, environment: str, chosen: list[ComponentEntry], repository: Repository
+        self, environment: str, chosen: list[ComponentEntry], repositories: list[Repository]
     ) -> None:
-        """Destroying part of an environment must not pull the floor from under the rest."""
+        """Destroying part of an environment must not pull the floor from under the rest:
+        each remaining component's dependencies as the first of `repositories` that has it
+        says (the environment's own revision first)."""
         going = {c.manifest.name for c in chosen}
         for state in self.store.list_components(environment):
-            entry = repository.components.get(state.name)
+            found = (r.components.get(state.name) for r in repositories)
+            entry = next((e for e in found if e is not None), None)
             if state.name in going or entry is None:
                 continue
             below = going.intersection(entry.manifest.spec.depends_on)

@@ -250,9 +250,9 @@ class Workspace:
         target = self.load(None)
         with self.lease(environment) as lost:
             self.resume(environment)
-            chosen, doomed = self._doomed(environment, target, components)
-            going = [*chosen, *(o.component for o in doomed.values())]
             current = self._revision_at(environment)
+            chosen, doomed = self._doomed(environment, target, components, current)
+            going = [*chosen, *(o.component for o in doomed.values())]
             applied = [r.repository for r in (current, target) if r is not None]
             self._check_nothing_depends_on(environment, going, applied)
             run = self._new_run(
@@ -289,7 +289,8 @@ class Workspace:
                 continue
             target = self.load(run.revision)
             if run.action is RunAction.DESTROY:
-                chosen, doomed = self._doomed(environment, target, run.components)
+                current = self._revision_at(environment)
+                chosen, doomed = self._doomed(environment, target, run.components, current)
                 done = self._destroy(run, target, chosen, doomed, threading.Event())
                 finished.append(done)
             else:
@@ -408,12 +409,17 @@ class Workspace:
         return orphans.find(self.store, self.load, environment, target)
 
     def _doomed(
-        self, environment: str, target: Revisioned, requested: Sequence[str] | None
+        self,
+        environment: str,
+        target: Revisioned,
+        requested: Sequence[str] | None,
+        current: Revisioned | None,
     ) -> tuple[list[ComponentEntry], dict[str, Orphan]]:
         """What a destroy of `requested` (default: everything) takes down: the components
-        the head has and the orphans, each one deployed with the revision that last applied
-        it (its driver, checkout and inputs: a destroy brings no revision in); and those of
-        the head's that have no state, for which there is nothing to destroy."""
+        the head has, with the driver and checkout of `current` (the revision the
+        environment is at) where it has them, and the orphans, with the revision that last
+        applied each (a destroy brings no revision in); and those of the head's that have no
+        state, for which there is nothing to destroy."""
         orphaned = self._requested_orphans(environment, target, requested)
         wanted = [name for name in requested or () if name not in orphaned]
         chosen = (
@@ -422,7 +428,6 @@ class Workspace:
             else []
         )
         names = [c.manifest.name for c in chosen]
-        current = self._revision_at(environment)
         found = orphans.deployed(self.store, self.load, environment, names, current=current)
         doomed = {o.state.name: o for o in found}
         doomed.update(orphaned)

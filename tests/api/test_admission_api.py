@@ -86,7 +86,8 @@ def test_an_apply_waiting_for_approvals_is_202_and_shown_waiting(
     assert waiting.status_code == 202, waiting.text
     eventually(lambda: prod(api)["status"] == "waiting_approval", "prod to wait")
     shown = prod(api)
-    assert shown["pending_approval"] == {"revision": sha, "approvals": [], "required": 2}
+    pending = {"revision": sha, "approvals": [], "required": 2, "asked_by": "local"}
+    assert shown["pending_approval"] == pending
     assert (shown["waiting"]["kind"], shown["waiting"]["revision"]) == ("waiting_approval", sha)
     assert (shown["waiting"]["approvals"], shown["waiting"]["required"]) == ([], 2)
     assert shown["waiting"]["reason"] == f"{sha[:12]} needs 2 more approvals"

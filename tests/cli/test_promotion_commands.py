@@ -29,6 +29,7 @@ def test_promote_waits_for_two_approvals_then_applies(world: World) -> None:
         "revision": report["revision"],
         "approvals": [],
         "required": 2,
+        "asked_by": "local",
     }
     text = gitopsd(world, "status", "--env", "prod").stdout
     assert f"{report['revision'][:12]}: 0 of 2 (none yet)" in text

@@ -66,6 +66,7 @@ def test_a_commit_flows_down_the_chain_and_prod_waits_for_two_approvals(
         "revision": sha,
         "approvals": [],
         "required": 2,
+        "asked_by": None,  # the environment's own (auto) promotion
     }
     text = served.get("/metrics").text
     assert metric(text, "gitopsd_pending_approvals", environment="prod") == 1
@@ -103,6 +104,79 @@ def test_a_commit_flows_down_the_chain_and_prod_waits_for_two_approvals(
     assert request.outcome == f"run {promoted['id']} succeeded"
 
 
+def with_operator(root: Path) -> Path:
+    """The tokens file, with olga, who may operate (promote) but not approve."""
+    tokens = tokens_file(root)
+    operator = {"name": "olga", "email": "olga@example.com", "roles": ["read", "operate"],
+                "token_sha256": hashlib.sha256(b"olga").hexdigest()}  # fmt: skip
+    tokens.write_text(tokens.read_text() + yaml.safe_dump([operator]))
+    return tokens
+
+
+def dev_and_prod(prod: dict[str, object], *, size: int = 3) -> dict[str, str]:
+    return layered(
+        **{
+            "environments/dev.yaml": environment("dev", variables={"size": size}),
+            "environments/prod.yaml": environment("prod", **prod),
+        }
+    )
+
+
+def test_approvals_complete_the_revision_a_person_asked_for_not_a_newer_one(
+    world: World, daemon: StartDaemon
+) -> None:
+    """olga asks for C by name while dev has verified a newer D: the approvals that complete
+    C's promote C, as olga's request, and never start D, which nobody asked for."""
+    prod = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
+    asked = world.commit(dev_and_prod(prod))
+    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(with_operator(world.root)))
+    served.wait_for(lambda: state(served, "dev")["revision"] == asked, what="dev at C")
+    newer = world.commit(dev_and_prod(prod, size=4))
+    served.wait_for(lambda: state(served, "dev")["revision"] == newer, what="dev at D")
+    served.wait_for(lambda: state(served, "dev")["status"] == "verified", what="dev verified")
+
+    body = {"revision": asked}
+    promotion = served.post("/api/v1/environments/prod/promotions", headers=as_("olga"), json=body)
+    assert promotion.status_code == 202, promotion.text
+    served.wait_for(lambda: state(served, "prod")["pending_approval"] is not None, what="waits")
+    pending = state(served, "prod")["pending_approval"]
+    assert pending == {"revision": asked, "approvals": [], "required": 2, "asked_by": "olga"}
+    url = "/api/v1/environments/prod/approvals"
+    for name in ("alice", "bob"):
+        assert served.post(url, headers=as_(name), json={}).status_code == 200
+
+    served.wait_for(lambda: state(served, "prod")["status"] == "verified", what="prod applied")
+    assert state(served, "prod")["revision"] == asked
+    assert state(served, "prod")["pending_approval"] is None
+    runs = served.get("/api/v1/runs", params={"env": "prod"}, headers=as_("alice")).json()
+    made = [(r["revision"], r["actor"], r["trigger"]) for r in runs["runs"]]
+    assert made == [(asked, "olga", "promotion")]
+
+
+def test_a_wait_of_the_automatic_promotion_ends_with_auto(
+    world: World, daemon: StartDaemon
+) -> None:
+    """prod's own promotion waited for approvals of C; then `auto` was turned off. Nobody
+    asked for C since: approvals of it are taken, and start nothing."""
+    auto = {"promotion": {"from": "dev", "auto": True}, "approvals": {"required": 2}}
+    sha = world.commit(dev_and_prod(auto))
+    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(with_operator(world.root)))
+    served.wait_for(lambda: state(served, "prod")["status"] == "waiting_approval", what="waits")
+    manual = world.commit(dev_and_prod({**auto, "promotion": {"from": "dev", "auto": False}}))
+    served.wait_for(lambda: state(served, "dev")["revision"] == manual, what="the new head")
+    served.wait_for(lambda: state(served, "prod")["pending_approval"] is None, what="not shown")
+    assert metric(served.get("/metrics").text, "gitopsd_pending_approvals", environment="prod") == 0
+
+    url = "/api/v1/environments/prod/approvals"
+    unasked = served.post(url, headers=as_("alice"), json={})
+    assert unasked.status_code == 409, unasked.text
+    for name in ("alice", "bob"):
+        assert served.post(url, headers=as_(name), json={"revision": sha}).status_code == 200
+    time.sleep(3)  # the last approval used to start the automatic promotion all the same
+    runs = served.get("/api/v1/runs", params={"env": "prod"}, headers=as_("alice")).json()
+    assert runs["runs"] == [] and state(served, "prod")["revision"] is None
+
+
 def test_approvals_alone_never_start_a_promotion_of_an_environment_without_auto(
     world: World, daemon: StartDaemon
 ) -> None:
@@ -117,11 +191,7 @@ def test_approvals_alone_never_start_a_promotion_of_an_environment_without_auto(
             }
         )
     )
-    tokens = tokens_file(world.root)
-    operator = {"name": "olga", "email": "olga@example.com", "roles": ["read", "operate"],
-                "token_sha256": hashlib.sha256(b"olga").hexdigest()}  # fmt: skip
-    tokens.write_text(tokens.read_text() + yaml.safe_dump([operator]))
-    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(tokens))
+    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(with_operator(world.root)))
     served.wait_for(lambda: state(served, "dev")["status"] == "verified", what="dev applied")
 
     url = "/api/v1/environments/prod/approvals"

@@ -41,7 +41,8 @@ def test_210_refused_approvals_leave_the_pending_approval_shown(
             promoting.approve(workspace, "prod", revision=None, approver=Person("mallory"))
     shown = prod_status(workspace)
     assert shown["status"] == "waiting_approval"
-    assert shown["pending_approval"] == {"revision": sha, "approvals": ["alice"], "required": 2}
+    pending = {"revision": sha, "approvals": ["alice"], "required": 2, "asked_by": "local"}
+    assert shown["pending_approval"] == pending
     again, _ = promoting.promote(workspace, "prod")  # the daemon's periodic look
     assert again.wait is Wait.APPROVAL
     waiting = [e for e in store.list_events("prod", limit=1000) if e.kind.startswith("promotion.")]
@@ -65,7 +66,24 @@ def test_a_newer_revision_supersedes_a_pending_approval_after_many_events(
     assert (pending.wait, pending.revision, pending.superseded) == (Wait.APPROVAL, newer, first)
     superseded = [e for e in store.list_events("prod") if e.kind == "approval.superseded"]
     assert [e.data["revision"] for e in superseded] == [first]
-    assert promoting.pending_approval(store, "prod") == newer
+    pending_now = promoting.pending_approval(workspace, "prod")
+    assert pending_now is not None and pending_now.revision == newer
+
+
+def test_a_person_asking_for_what_the_automatic_promotion_waits_for_makes_it_theirs(
+    world: World, workspace: Workspace
+) -> None:
+    sha = world.commit(chain(prod={"promotion": {"from": "dev", "auto": True}}))
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod", automatic=True)  # the daemon's own promotion
+    shown = prod_status(workspace)["pending_approval"]
+    assert isinstance(shown, dict) and (shown["revision"], shown["asked_by"]) == (sha, None)
+    promoting.promote(workspace, "prod", actor="olga")
+    completion = promoting.completed_promotion(workspace, "prod", sha)
+    assert completion == promoting.Completion(sha, "olga")
+    world.commit(chain(prod={"promotion": {"from": "dev", "auto": False}}))
+    shown = prod_status(workspace)["pending_approval"]  # olga's ask outlives `auto`
+    assert isinstance(shown, dict) and (shown["revision"], shown["asked_by"]) == (sha, "olga")
 
 
 def test_an_explicit_revision_must_have_soaked_upstream(world: World, workspace: Workspace) -> None:

@@ -126,7 +126,8 @@ def test_a_newer_verified_revision_supersedes_the_pending_approvals(
     assert pending.superseded == first
     superseded = [e for e in workspace.store.list_events("prod") if e.kind == "approval.superseded"]
     assert [e.data["revision"] for e in superseded] == [first]
-    assert promoting.pending_approval(workspace.store, "prod") == newer
+    pending_now = promoting.pending_approval(workspace, "prod")
+    assert pending_now is not None and pending_now.revision == newer
 
 
 def test_a_failed_gate_upstream_never_flows_down(world: World, workspace: Workspace) -> None:

@@ -136,11 +136,19 @@ class VerifiedHold(Record):
 
 
 class PendingApproval(Record):
-    """The revision waiting for approvals (the approvals themselves are their own records)."""
+    """The revision waiting for approvals (the approvals themselves are their own records),
+    and who asked to promote it: a person (`asked_by`), whose promotion of exactly that
+    revision the completing approval starts, or the environment's own automatic promotion
+    (None), which counts only while the environment promotes automatically."""
 
     revision: str
     required: int
     since: Moment
+    asked_by: str | None = None
+
+    def counts(self, *, auto: bool) -> bool:
+        """Whether a promotion still waits for it: someone asked, or `auto` still asks."""
+        return auto or self.asked_by is not None
 
 
 class CurrentWait(Record):
@@ -187,6 +195,12 @@ class EnvironmentState(Record):
     pending_approval: PendingApproval | None = None
     waiting: CurrentWait | None = None
     suspension: Suspension | None = None
+
+    def pending_for(self, *, auto: bool) -> PendingApproval | None:
+        """The pending approval a promotion still waits for (PendingApproval.counts): one
+        recorded by the environment's own promotion no longer counts once `auto` is off."""
+        pending = self.pending_approval
+        return pending if pending is not None and pending.counts(auto=auto) else None
 
     @property
     def shown_status(self) -> EnvironmentStatus:

@@ -70,7 +70,13 @@ def admit(
     if record:
         candidate = automatic or revision is None  # what the environment itself would take
         decision = _record(
-            workspace, environment, action, decision, actor=actor, candidate=candidate
+            workspace,
+            environment,
+            action,
+            decision,
+            actor=actor,
+            candidate=candidate,
+            automatic=automatic,
         )
     return decision
 
@@ -138,6 +144,7 @@ def _record(
     *,
     actor: str,
     candidate: bool,
+    automatic: bool,
 ) -> Admission:
     if decision.wait is Wait.BLOCKED and not candidate:  # asked for by name: refused, noted
         _note_untrusted(workspace, environment, decision, actor=actor)
@@ -149,7 +156,8 @@ def _record(
     ):
         decision = _supersede(workspace, environment, decision, actor=actor)
     if decision.wait.is_waiting or decision.wait is Wait.BLOCKED:
-        first = _mark_waiting(workspace, environment, decision, actor=actor)
+        asked_by = None if automatic else actor
+        first = _mark_waiting(workspace, environment, decision, actor=actor, asked_by=asked_by)
         decision = dataclasses.replace(decision, first_blocked=first and _is_blocked(decision))
     elif decision.wait is Wait.READY and decision.forced:
         audit.record(
@@ -207,11 +215,18 @@ def _is_blocked(decision: Admission) -> bool:
 
 
 def _mark_waiting(
-    workspace: Workspace, environment: str, decision: Admission, *, actor: str
+    workspace: Workspace,
+    environment: str,
+    decision: Admission,
+    *,
+    actor: str,
+    asked_by: str | None,
 ) -> bool:
     """Store the wait on the environment's record, with an event, unless it already waits
     for the same (a timer, the daemon's periodic look: nothing new to record); whether it
-    recorded."""
+    recorded. A wait for approvals records who asked (`asked_by`, None: the environment's
+    own automatic promotion); a person asking for what the automatic promotion already
+    waits for makes it theirs, without a second event."""
     now = workspace.clock.now()
     state = workspace.store.get_environment(environment) or EnvironmentState(
         name=environment, updated_at=now
@@ -221,6 +236,7 @@ def _mark_waiting(
         decision.wait.value,
         decision.revision,
     ):
+        _claim_pending(workspace, state, decision, asked_by=asked_by)
         return False
     changes: dict[str, object] = {
         "status": _STATUS.get(decision.wait, state.status),
@@ -235,8 +251,8 @@ def _mark_waiting(
     }
     pending = state.pending_approval
     if decision.wait is Wait.APPROVAL and decision.revision is not None:
-        changes["pending_approval"] = PendingApproval(
-            revision=decision.revision, required=decision.required, since=now
+        changes["pending_approval"] = _pending(
+            state, decision.revision, decision.required, asked_by, now
         )
     elif pending is not None and pending.revision == decision.revision:
         changes["pending_approval"] = None  # approved: something else holds it now
@@ -252,6 +268,31 @@ def _mark_waiting(
             **_signature_data(decision),
         )
     return True
+
+
+def _pending(
+    state: EnvironmentState, revision: str, required: int, asked_by: str | None, now: datetime
+) -> PendingApproval:
+    """The pending approval of `revision`: the one recorded, if it is of that revision
+    (asked for by a person, it stays theirs), else a new one."""
+    pending = state.pending_approval
+    if pending is not None and pending.revision == revision:
+        return pending.model_copy(update={"asked_by": pending.asked_by or asked_by})
+    return PendingApproval(revision=revision, required=required, since=now, asked_by=asked_by)
+
+
+def _claim_pending(
+    workspace: Workspace, state: EnvironmentState, decision: Admission, *, asked_by: str | None
+) -> None:
+    """A person asks for the revision the environment's own promotion waits approvals of:
+    the pending approval becomes their request (the completing approval promotes it)."""
+    pending = state.pending_approval
+    if decision.wait is not Wait.APPROVAL or asked_by is None or pending is None:
+        return
+    if pending.revision != decision.revision or pending.asked_by is not None:
+        return
+    claimed = pending.model_copy(update={"asked_by": asked_by})
+    workspace.store.save_environment(state.model_copy(update={"pending_approval": claimed}))
 
 
 def _event_kind(wait: Wait) -> str:

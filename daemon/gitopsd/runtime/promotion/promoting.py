@@ -9,22 +9,22 @@ environment, not a replay of its history).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NoReturn
 
 from gitopsd.engine import approving
 from gitopsd.engine.admitting import Admission, Wait
-from gitopsd.engine.ports import StateStore
 from gitopsd.errors import (
     ApprovalConflictError,
     ApproverRefusedError,
     RunRefusedError,
 )
-from gitopsd.model.state import ApprovalRecord, RequestKind, Run
+from gitopsd.model.state import ApprovalRecord, PendingApproval, RequestKind, Run
 from gitopsd.runtime.promotion import admission
 from gitopsd.runtime.records import audit, promotion_records
 from gitopsd.runtime.runs.workspace import Workspace
 
-__all__ = ["Admission", "Wait", "approve", "promote", "roll_back"]
+__all__ = ["Admission", "Completion", "Wait", "approve", "promote", "roll_back"]
 
 
 def promote(
@@ -177,16 +177,26 @@ def _refuse(
     raise kind(refused.reason)
 
 
-def completes_a_promotion(workspace: Workspace, environment: str, revision: str) -> bool:
-    """Whether the approval that makes `revision`'s approvals complete starts a promotion:
-    in an `auto` environment, or where a promotion of it waits for them (recorded as the
-    pending approval, which without `auto` only a person asking to promote records).
-    Approvals alone never start one otherwise: approving and operating are separate roles."""
-    entry = admission.entry(workspace, environment)
-    return (
-        entry.manifest.spec.promotion.auto
-        or pending_approval(workspace.store, environment) == revision
-    )
+@dataclass(frozen=True)
+class Completion:
+    """The promotion an approval that completes `revision`'s approvals starts: the one a
+    person asked for (`asked_by`), of exactly `revision`, as their request; or, with
+    `asked_by` None, the environment's own automatic promotion (of its newest candidate)."""
+
+    revision: str
+    asked_by: str | None
+
+
+def completed_promotion(workspace: Workspace, environment: str, revision: str) -> Completion | None:
+    """What the approval that makes `revision`'s approvals complete starts: the promotion
+    recorded as waiting for them (the pending approval, PendingApproval.counts), or in an
+    `auto` environment its own. Approvals alone never start one otherwise: approving and
+    operating are separate roles."""
+    auto = admission.entry(workspace, environment).manifest.spec.promotion.auto
+    pending = pending_approval(workspace, environment)
+    if pending is not None and pending.revision == revision:
+        return Completion(revision, pending.asked_by)
+    return Completion(revision, None) if auto else None
 
 
 def _approvable(workspace: Workspace, environment: str, revision: str | None) -> str:
@@ -204,7 +214,8 @@ def _approvable(workspace: Workspace, environment: str, revision: str | None) ->
                 "verified it"
             )
         return revision
-    waiting = pending_approval(workspace.store, environment)
+    pending = pending_approval(workspace, environment)
+    waiting = pending.revision if pending else None
     now = admission.admit(workspace, environment, action=RequestKind.PROMOTE, record=False)
     complete = now.wait in (Wait.READY, Wait.WINDOW) and now.revision is not None
     if complete and waiting in (None, now.revision):
@@ -223,8 +234,11 @@ def _approvable(workspace: Workspace, environment: str, revision: str | None) ->
     )
 
 
-def pending_approval(store: StateStore, environment: str) -> str | None:
-    """The revision `environment` waits for approvals of (its record), if any."""
-    state = store.get_environment(environment)
-    pending = state.pending_approval if state else None
-    return pending.revision if pending else None
+def pending_approval(workspace: Workspace, environment: str) -> PendingApproval | None:
+    """The approval a promotion of `environment` waits for (its record), if it still
+    counts: recorded by the environment's own promotion, only while that is `auto`."""
+    state = workspace.store.get_environment(environment)
+    if state is None:
+        return None
+    auto = admission.entry(workspace, environment).manifest.spec.promotion.auto
+    return state.pending_for(auto=auto)

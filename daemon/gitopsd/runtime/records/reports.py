@@ -17,6 +17,7 @@ from gitopsd.model.state import (
     EnvironmentState,
     EnvironmentStatus,
     Event,
+    PendingApproval,
     Request,
     Run,
     Step,
@@ -124,7 +125,7 @@ def _pending_approval(
 ) -> dict[str, Any] | None:
     """SPEC 5's `{"revision", "approvals", "required"}` while a revision waits for approvals
     (the environment's pending approval record; the approvals are records of their own)."""
-    pending = state.pending_approval if state else None
+    pending = shown_pending(state, entry)
     if state is None or pending is None:
         return None
     required = entry.manifest.spec.approvals.required if entry else pending.required
@@ -132,7 +133,21 @@ def _pending_approval(
         "revision": pending.revision,
         "approvals": [a.approver for a in store.list_approvals(state.name, pending.revision)],
         "required": required,
+        "asked_by": pending.asked_by,
     }
+
+
+def shown_pending(
+    state: EnvironmentState | None, entry: EnvironmentEntry | None
+) -> PendingApproval | None:
+    """The pending approval status and the metrics show: the one a promotion still waits
+    for (EnvironmentState.pending_for), as the head's manifest has `auto` (the record as it
+    is when the manifests are not known)."""
+    if state is None:
+        return None
+    if entry is None:
+        return state.pending_approval
+    return state.pending_for(auto=entry.manifest.spec.promotion.auto)
 
 
 def _waiting(

@@ -4,7 +4,8 @@ Pipeline: scheduler -> **follow-ups** -> queue. Besides git and the API, three t
 requests on the environments' queues, all through the scheduler (so tests drive them with an
 injected clock):
 - promotions of `auto` environments: when their upstream verifies a revision, and on a beat
-  (which also notices approvals given on the command line);
+  (which also notices approvals given on the command line); and the promotion an approval
+  through the API completed (a person's, of the revision they asked for);
 - each environment's `drift.schedule`, registered again when the manifests change it;
 - a request to repeat at a moment: a soak ending, a window opening, a lease another process
   holds.
@@ -20,6 +21,7 @@ from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import Clock
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.model.state import RequestKind
+from gitopsd.runtime.promotion.promoting import Completion
 from gitopsd.runtime.runs.workspace import new_run_id
 
 BEAT = 15.0  # seconds between looks at every auto-promoted environment and drift schedule
@@ -74,6 +76,21 @@ class FollowUps:
 
     def promotion(self, environment: str) -> Request:
         return self._request(environment, Priority.COMMIT, RequestKind.PROMOTE, trigger="promotion")
+
+    def completed(self, environment: str, completion: Completion) -> Request:
+        """The promotion an approval completed (runtime.promotion.promoting.Completion): the
+        environment's own, or the one a person asked for, of that revision, as theirs."""
+        if completion.asked_by is None:
+            return self.promotion(environment)
+        return Request(
+            id=new_run_id(self._clock),
+            environment=environment,
+            priority=Priority.OPERATOR,
+            action=RequestKind.PROMOTE,
+            revision=completion.revision,
+            trigger="approval",
+            actor=completion.asked_by,
+        )
 
     def drift_check(self, environment: str, *, priority: Priority, actor: str) -> Request:
         trigger = "schedule" if priority is Priority.SCHEDULED else "api"

@@ -172,10 +172,9 @@ class OperatorRequests:
         record, missing = promoting.approve(
             self.workspace, environment, revision=revision, approver=approver, token=identity.token
         )
-        if not missing and promoting.completes_a_promotion(
-            self.workspace, environment, record.revision
-        ):
-            self._submit(self._followups.promotion(environment))
+        completed = promoting.completed_promotion(self.workspace, environment, record.revision)
+        if not missing and completed is not None:
+            self._submit(self._followups.completed(environment, completed))
         return {**record.model_dump(mode="json"), "missing": missing}
 
     def suspend(self, environment: str, *, reason: str, identity: Identity) -> dict[str, Any]:

@@ -187,7 +187,11 @@ class Reads:
             raise UnknownEnvironmentError(f"unknown environment {environment!r}")
 
     def snapshot(self) -> Iterator[tuple[EnvironmentState, list[ComponentState]]]:
-        """Every environment and its components as the store has them (the state gauges)."""
-        store = self.workspace.store
+        """Every environment and its components as the store has them (the state gauges),
+        its pending approval as status shows it (reports.shown_pending)."""
+        store, repository = self.workspace.store, self._reconciler.repository
         for environment in store.list_environments():
-            yield environment, store.list_components(environment.name)
+            entry = repository.environments.get(environment.name) if repository else None
+            pending = reports.shown_pending(environment, entry)
+            shown = environment.model_copy(update={"pending_approval": pending})
+            yield shown, store.list_components(environment.name)

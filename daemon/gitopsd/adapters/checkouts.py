@@ -89,8 +89,10 @@ class CheckoutCache:
         """Remove all but the `keep` most recently used checkouts and the pinned ones.
 
         Under the lock a doomed checkout is only renamed aside, at once, and its thousand
-        folders are removed after, so the next export never waits for that. Another
-        process pruning the same folder may take a tree first, which is taken as done."""
+        folders are removed after, in the housekeeping thread: neither the next export nor
+        the caller (an environment's worker, about to take the next commit) waits for
+        that. Another process pruning the same folder may take a tree first, which is taken
+        as done."""
         keep = set(pinned)
         removed = []
         with self._lock:
@@ -98,7 +100,7 @@ class CheckoutCache:
                 if tree.name not in keep:
                     self._set_aside(tree)
                     removed.append(tree.name)
-        self._remove_set_aside()
+        self._in_background(self._remove_set_aside, housekeeping=True)
         return removed
 
     def _set_aside(self, tree: Path) -> None:
@@ -107,16 +109,21 @@ class CheckoutCache:
             tree.rename(aside)
 
     def _remove_set_aside(self) -> None:
-        """Remove what prunings set aside (also what a killed process left set aside).
+        """Remove what prunings set aside (also what a killed process left set aside), in
+        the housekeeping thread.
 
-        One thread at a time: every apply prunes when it ends, and the environments' runs
-        often end together (a new head's in dev, the promotions before it in staging and
-        prod), so each of them walked the same set-aside trees of a thousand folders at once:
-        most of the directories a daemon read. A thread that waits here finds gone what the
-        one before it removed."""
+        One at a time (`_removing`, for caches of the same folder in one process): the
+        environments' runs often end together (a new head's in dev, the promotions before
+        it in staging and prod), and each walking the same set-aside trees of a thousand
+        folders was most of the directories a daemon read. A folder that cannot be removed
+        now (a full or read-only data folder) is said in the log and left for the next
+        pruning."""
         with self._removing:
             for aside in self._root.glob(REMOVING_PREFIX + "*"):
-                _remove_read_only(aside)
+                try:
+                    _remove_read_only(aside)
+                except OSError as error:
+                    log.warning("a pruned checkout is left for later: %s", error)
 
     def _by_last_use(self) -> list[Path]:
         """The checkouts, most recently used first (one removed meanwhile left out)."""

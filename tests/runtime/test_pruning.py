@@ -197,6 +197,29 @@ def test_a_destroy_takes_components_applied_at_older_revisions_from_the_environm
     assert all(f"/{second}/" in e["cwd"] and head not in e["cwd"] for e in destroyed)
 
 
+def test_a_component_a_failed_run_applied_is_destroyed_with_that_runs_revision(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """dev is at `first`; a run of `second` applied net, then failed on db, which stops
+    the run (no rollback): net's resources are `second`'s, so its destroy runs `second`'s
+    driver, and says so (GITOPSD_REVISION). The rest are destroyed with `first`'s."""
+    first = world.commit(files())
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    stops = component("db", deps=("net",), inputs={"v": 2}, on_failure="stop")
+    changed = {NET: component("net", inputs={"v": 2}), DB: stops}
+    second = world.commit({**files(), **changed})
+    world.control(fail={"db:apply": -1})
+    assert workspace.apply("dev").status is RunStatus.FAILED
+    world.control()
+    assert store.get_environment("dev").revision == first  # type: ignore[union-attr]
+    assert store.get_component("dev", "net").revision == second  # type: ignore[union-attr]
+    assert workspace.destroy("dev").status is RunStatus.SUCCEEDED
+    destroyed = {e["component"]: e for e in world.journal() if e["action"] == "destroy"}
+    assert f"/{second}/" in destroyed["net"]["cwd"] and destroyed["net"]["revision"] == second
+    for name in ("api", "db"):
+        assert f"/{first}/" in destroyed[name]["cwd"] and destroyed[name]["revision"] == first
+
+
 def test_a_partial_destroy_is_judged_by_the_dependencies_the_environment_applied(
     world: World, workspace: Workspace, store: StateStore
 ) -> None:

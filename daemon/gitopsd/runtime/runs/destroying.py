@@ -40,7 +40,8 @@ def part(component: ComponentEntry) -> Part:
 def destroy_one(
     runner: StepRunner, component: ComponentEntry, source: Revisioned, state: ComponentState
 ) -> StepStatus:
-    """Destroy one component with `source`'s driver and checkout and its recorded inputs."""
+    """Destroy one component with `source`'s driver and checkout and its recorded inputs;
+    the driver is told `source`'s revision (GITOPSD_REVISION), the one its files are of."""
     services, run = runner.services, runner.run
     name = component.manifest.name
     step = runner.book.new(
@@ -51,7 +52,7 @@ def destroy_one(
             component,
             "destroy",
             run=run,
-            revision=state.revision,
+            revision=source.revision,
             checkout=source.checkout,
             inputs=state.inputs,
             state_root=services.state_root,

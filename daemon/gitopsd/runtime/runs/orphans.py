@@ -55,20 +55,24 @@ def deployed(
     wanted: Iterable[str],
     *,
     current: Revisioned | None = None,
+    outside: Callable[[set[str], str], set[str]] = lambda revisions, _of: revisions,
 ) -> list[Orphan]:
     """Each of the `wanted` components that has state in `environment`, in that order, with
-    the revision that applied it (those with none have nothing to destroy): `current`, the
-    revision the environment is at, for the components it has. An apply leaves a component
-    it finds unchanged at the revision that last applied it, with the same driver and files
-    as the environment's own revision; loading each one's would export a checkout for every
-    commit that ever changed a component."""
+    the revision that applied it (those with none have nothing to destroy).
+
+    `current`, the revision the environment is at, stands for the revisions in its history
+    (`outside` says which are not: git's ancestry): an apply leaves a component it finds
+    unchanged at the revision that last applied it, with the same driver and files as the
+    environment's own revision, and loading each one's would export a checkout for every
+    commit that ever changed a component. A component a later run applied (one that failed,
+    so the environment stayed where it was) is destroyed with that run's revision."""
+    states = [s for name in wanted if (s := store.get_component(environment, name))]
+    later = outside({s.revision for s in states}, current.revision) if current else set()
     found = []
-    for name in wanted:
-        state = store.get_component(environment, name)
-        if state is None:  # never applied, or destroyed meanwhile
-            continue
-        held = current is not None and name in current.repository.components
-        source = current if current is not None and held else load(state.revision)
+    for state in states:
+        held = current is not None and state.name in current.repository.components
+        source = current if current is not None and held and state.revision not in later else None
+        source = source or load(state.revision)
         component = source.repository.components.get(state.name)
         if component is None:
             raise OrphanError(

@@ -428,7 +428,14 @@ class Workspace:
             else []
         )
         names = [c.manifest.name for c in chosen]
-        found = orphans.deployed(self.store, self.load, environment, names, current=current)
+        found = orphans.deployed(
+            self.store,
+            self.load,
+            environment,
+            names,
+            current=current,
+            outside=self.source.outside_history,
+        )
         doomed = {o.state.name: o for o in found}
         doomed.update(orphaned)
         return [c for c in chosen if c.manifest.name not in doomed], doomed

@@ -77,3 +77,47 @@ def test_renewals_that_fail_until_the_lease_would_expire_lose_it() -> None:
         store.locked.set()
         assert lost.wait(5)
         store.locked.clear()
+
+
+class StalledAtTimes(MemoryStore):
+    """A store whose lease writes neither fail nor answer while `stalled` is set, until
+    `answer` is: as SQLite's, whose BEGIN waits out the busy timeout and then the store's
+    write patience (minutes) while another process holds the database."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled, self.answer = threading.Event(), threading.Event()
+
+    def acquire_lease(self, *args: Any, **kwargs: Any) -> bool:
+        if self.stalled.is_set():
+            self.answer.wait(60)
+        return super().acquire_lease(*args, **kwargs)
+
+
+def test_a_renewal_that_is_slow_but_answers_in_time_keeps_the_lease() -> None:
+    store, clock, lost = StalledAtTimes(), SystemClock(), threading.Event()
+    with leases.held(store, "dev", holder="me:1:a", clock=clock, lost=lost, ttl=2.0):
+        time.sleep(0.8)  # one renewal (every third of the TTL) went through
+        store.stalled.set()
+        time.sleep(0.5)
+        store.answer.set()
+        time.sleep(2.5)  # past the TTL since the stall: renewed meanwhile, or expired
+        assert not lost.is_set()
+        assert store.lease_holder("dev", now=clock.now()) == "me:1:a"
+
+
+def test_a_renewal_that_never_answers_loses_the_lease_when_it_would_expire() -> None:
+    """The lease expires in the store while the renewal waits, and another process may take
+    the environment and start the same component's driver: the run hears of it by then, not
+    when the renewal answers, and a renewal answering later does not undo it."""
+    store, clock, lost = StalledAtTimes(), SystemClock(), threading.Event()
+    ttl = 0.3
+    with leases.held(store, "dev", holder="me:1:a", clock=clock, lost=lost, ttl=ttl):
+        store.stalled.set()
+        try:
+            assert lost.wait(ttl + 2.0)  # at most the TTL after the last renewal
+        finally:
+            store.answer.set()  # the renewal answers, late
+        time.sleep(2 * ttl)
+        assert lost.is_set()
+        assert store.lease_holder("dev", now=clock.now()) is None  # and is renewed no more

@@ -5,8 +5,9 @@ process is gone is taken over at once, so `kill -9` followed by another command 
 without waiting; so is a deposed leader of daemons sharing the store (its writes are
 fenced). A holder that fails to renew (it was paused, someone else took over, its renewal
 was fenced) stops its run through the cancel flag rather than carrying on unfenced; so does
-one whose renewals meet faults (the store locked, the disk full) until the lease would have
-expired: another process may have taken it by then.
+one whose renewals meet faults (the store locked, the disk full) or do not answer at all (a
+write waiting minutes for another process's lock) until the lease would have expired:
+another process may have taken it by then.
 """
 
 from __future__ import annotations
@@ -89,16 +90,18 @@ def held(
     deposed: Collection[str] = (),
     ttl: float = TTL,
 ) -> Iterator[None]:
-    """Hold `environment`'s lease for the duration; `lost` is set if renewal ever fails.
-    A lease of a dead local process, or of a holder in `deposed`, is taken over."""
+    """Hold `environment`'s lease for the duration; `lost` is set if it is ever lost (a
+    renewal refused, or none succeeding within `ttl`: `_Lease.renew`). A lease of a dead
+    local process, or of a holder in `deposed`, is taken over."""
     current = store.lease_holder(environment, now=clock.now())
     gone = current is not None and (current in deposed or is_dead(current))
     takeover = current if gone else None
+    asked_at = time.monotonic()  # the lease expires `ttl` from here, however long taking it takes
     if not store.acquire_lease(environment, holder, now=clock.now(), ttl=ttl, takeover=takeover):
         raise BusyError(busy_message(store, environment, clock=clock))
     stop = threading.Event()
     lease = _Lease(store, environment, holder, clock, ttl)
-    renewer = threading.Thread(target=lease.renew, args=(stop, lost), daemon=True)
+    renewer = threading.Thread(target=lease.renew, args=(asked_at, stop, lost), daemon=True)
     renewer.start()
     try:
         yield
@@ -118,29 +121,49 @@ class _Lease:
     clock: Clock
     ttl: float
 
-    def renew(self, stop: threading.Event, lost: threading.Event) -> None:
-        """Renew every third of the TTL until `stop`. Refused (another holder has it, or
-        fenced): lost at once. A fault (any error: the store locked or full) is tried again
-        every tenth of the TTL, and lost once the lease would have expired since the last
-        renewal; a thread that died of it left the run going with nobody holding its
-        lease, and a second command took the environment beside it."""
-        renewed_at = time.monotonic()
+    def renew(self, since: float, stop: threading.Event, lost: threading.Event) -> None:
+        """Renew every third of the TTL until `stop`, the lease last taken by a call begun at
+        `since` (`time.monotonic()`). Refused (another holder has it, or fenced): lost at
+        once. A fault (any error: the store locked or full) is tried again every tenth of the
+        TTL; a thread that died of it left the run going with nobody holding its lease, and a
+        second command took the environment beside it. Lost, whatever the renewals do, once
+        the TTL has passed since the start of the last call that succeeded: the lease has
+        expired in the store then. A timer (`_expiry`) keeps that deadline, not this thread,
+        which a renewal can hold for minutes without failing (SQLite's BEGIN waiting out
+        another process's lock). Lost stays lost: a renewal that answers later stops the
+        renewing, it does not undo the loss (the run is being cancelled)."""
+        expiry = self._expiry(since, lost)
         wait = self.ttl / 3
-        while not stop.wait(wait):
-            try:
-                renewed = self._renewed()
-            except Exception as error:  # any: a renewer that dies leaves the run unfenced
-                if time.monotonic() - renewed_at < self.ttl:
+        try:
+            while not stop.wait(wait) and not lost.is_set():
+                began = time.monotonic()
+                try:
+                    renewed = self._renewed()
+                except Exception as error:  # any: a renewer that dies leaves the run unfenced
                     log.warning("renewing the lease of %s: %s", self.environment, error)
                     wait = self.ttl / 10
                     continue
-                log.error("lost the lease of %s: renewals failed for %.0fs: %s",
-                          self.environment, time.monotonic() - renewed_at, error)  # fmt: skip
-                renewed = False
-            if not renewed:
-                lost.set()
-                return
-            renewed_at, wait = time.monotonic(), self.ttl / 3
+                if not renewed or lost.is_set():
+                    lost.set()
+                    return
+                expiry.cancel()
+                expiry, wait = self._expiry(began, lost), self.ttl / 3
+        finally:
+            expiry.cancel()
+
+    def _expiry(self, since: float, lost: threading.Event) -> threading.Timer:
+        """A started timer that declares the lease lost when the TTL has passed since `since`
+        (at once if it already has), unless cancelled first."""
+        left = since + self.ttl - time.monotonic()
+        timer = threading.Timer(left, self._expired, args=(since, lost))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _expired(self, since: float, lost: threading.Event) -> None:
+        log.error("lost the lease of %s: not renewed for %.0fs (the store failed or did not"
+                  " answer)", self.environment, time.monotonic() - since)  # fmt: skip
+        lost.set()
 
     def _renewed(self) -> bool:
         try:

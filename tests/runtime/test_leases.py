@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.memory_store import MemoryStore
+from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.errors import StoreBusyError
 from gitopsd.runtime.runs import leases
 
@@ -121,3 +123,24 @@ def test_a_renewal_that_never_answers_loses_the_lease_when_it_would_expire() -> 
         time.sleep(2 * ttl)
         assert lost.is_set()
         assert store.lease_holder("dev", now=clock.now()) is None  # and is renewed no more
+
+
+def test_a_state_database_locked_by_another_process_loses_the_lease_when_it_would_expire(
+    tmp_path: Path,
+) -> None:
+    """SQLite's renewal neither fails nor answers while another process holds the database:
+    it waits the busy timeout (10 s), then the store's write patience."""
+    store, clock, lost = SqliteStore(tmp_path / "state.db"), SystemClock(), threading.Event()
+    other = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    ttl = 1.0
+    try:
+        with leases.held(store, "dev", holder="me:1:a", clock=clock, lost=lost, ttl=ttl):
+            other.execute("BEGIN EXCLUSIVE")
+            try:
+                assert lost.wait(ttl + 3.0)
+            finally:
+                other.execute("COMMIT")
+        assert store.lease_holder("dev", now=clock.now()) is None  # released all the same
+    finally:
+        other.close()
+        store.close()

@@ -6,8 +6,9 @@ without waiting; so is a deposed leader of daemons sharing the store (its writes
 fenced). A holder that fails to renew (it was paused, someone else took over, its renewal
 was fenced) stops its run through the cancel flag rather than carrying on unfenced; so does
 one whose renewals meet faults (the store locked, the disk full) or do not answer at all (a
-write waiting minutes for another process's lock) until the lease would have expired:
-another process may have taken it by then.
+write waiting minutes for another process's lock) for most of the TTL: 10 s before the
+lease expires in the store, so that its drivers, stopped with SIGTERM and SIGKILL after
+their grace, are gone before another process may take the environment.
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ from dataclasses import dataclass
 from gitopsd.adapters import process_groups
 from gitopsd.engine.ports import Clock, FencedError, StateStore
 from gitopsd.errors import BusyError
+from gitopsd.runtime.runs.orphan_drivers import KILL_GRACE
 
 log = logging.getLogger(__name__)
 
 TTL = 30.0
+# A lease whose renewals fail is given up this long before it expires in the store (a third
+# of the TTL, at most): its run's drivers, stopped with SIGTERM and SIGKILL after their
+# grace (KILL_GRACE), are gone before another process may take the environment.
+GIVE_UP_BEFORE_EXPIRY = KILL_GRACE
 BUSY_LOOKS = 3
 BUSY_LOOK_PAUSE = 0.1
 
@@ -126,9 +132,10 @@ class _Lease:
         `since` (`time.monotonic()`). Refused (another holder has it, or fenced): lost at
         once. A fault (any error: the store locked or full) is tried again every tenth of the
         TTL; a thread that died of it left the run going with nobody holding its lease, and a
-        second command took the environment beside it. Lost, whatever the renewals do, once
-        the TTL has passed since the start of the last call that succeeded: the lease has
-        expired in the store then. A timer (`_expiry`) keeps that deadline, not this thread,
+        second command took the environment beside it. Lost, whatever the renewals do, a little
+        before the TTL has passed since the start of the last call that succeeded (when the
+        lease expires in the store), so that the run's drivers are ended before another
+        process may take the environment. A timer (`_expiry`) keeps that deadline, not this thread,
         which a renewal can hold for minutes without failing (SQLite's BEGIN waiting out
         another process's lock). Lost stays lost: a renewal that answers later stops the
         renewing, it does not undo the loss (the run is being cancelled)."""
@@ -152,9 +159,11 @@ class _Lease:
             expiry.cancel()
 
     def _expiry(self, since: float, lost: threading.Event) -> threading.Timer:
-        """A started timer that declares the lease lost when the TTL has passed since `since`
-        (at once if it already has), unless cancelled first."""
-        left = since + self.ttl - time.monotonic()
+        """A started timer that declares the lease lost shortly before it expires, `ttl`
+        after `since` (GIVE_UP_BEFORE_EXPIRY: its drivers are ended by then), at once if
+        that moment has passed, unless cancelled first."""
+        margin = min(GIVE_UP_BEFORE_EXPIRY, self.ttl / 3)
+        left = since + self.ttl - margin - time.monotonic()
         timer = threading.Timer(left, self._expired, args=(since, lost))
         timer.daemon = True
         timer.start()

@@ -17,7 +17,7 @@ from tests.runtime.test_apply_runs import layered
 from tests.runtime.test_promotion_flow import environment
 from tests.runtime.world import World
 
-PEOPLE = ("alice", "bob", "Test Author")
+PEOPLE = ("alice", "bob", "carol", "Test Author")
 
 
 def tokens_file(root: Path) -> Path:
@@ -151,6 +151,74 @@ def test_approvals_complete_the_revision_a_person_asked_for_not_a_newer_one(
     runs = served.get("/api/v1/runs", params={"env": "prod"}, headers=as_("alice")).json()
     made = [(r["revision"], r["actor"], r["trigger"]) for r in runs["runs"]]
     assert made == [(asked, "olga", "promotion")]
+
+
+def applies(served: DaemonProcess) -> list[tuple[str, str]]:
+    found = served.get("/api/v1/runs", params={"env": "prod"}, headers=as_("alice")).json()
+    return [(r["revision"], r["actor"]) for r in reversed(found["runs"]) if r["action"] == "apply"]
+
+
+def keep_prod_busy(world: World, served: DaemonProcess) -> None:
+    """A slow plan holds prod's worker, so that approvals land while it works."""
+    world.control(sleep={"net:plan": 3})
+    body = {"action": "plan"}
+    made = served.post("/api/v1/environments/prod/runs", headers=as_("olga"), json=body)
+    assert made.status_code == 202, made.text
+    time.sleep(0.5)
+
+
+def test_an_approval_after_the_last_one_needed_promotes_nothing_again(
+    world: World, daemon: StartDaemon
+) -> None:
+    """carol approves C after alice and bob completed it, before C's run started: C is
+    applied once (each approval that left nothing missing used to queue it again)."""
+    prod = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
+    asked = world.commit(dev_and_prod(prod))
+    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(with_operator(world.root)))
+    served.wait_for(lambda: state(served, "dev")["status"] == "verified", what="dev at C")
+    body = {"revision": asked}
+    promotion = served.post("/api/v1/environments/prod/promotions", headers=as_("olga"), json=body)
+    assert promotion.status_code == 202, promotion.text
+    served.wait_for(lambda: state(served, "prod")["pending_approval"] is not None, what="waits")
+    keep_prod_busy(world, served)
+    url = "/api/v1/environments/prod/approvals"
+    for name, given in (("alice", {}), ("bob", {}), ("carol", body)):
+        assert served.post(url, headers=as_(name), json=given).status_code == 200
+    served.wait_for(lambda: state(served, "prod")["revision"] == asked, what="prod at C")
+    time.sleep(4)  # the second promotion of C used to follow
+    assert applies(served) == [(asked, "olga")]
+
+
+def test_a_late_approval_never_takes_the_environment_back(
+    world: World, daemon: StartDaemon
+) -> None:
+    """olga asks for C, alice and bob complete it, olga then asks for D (approved ahead);
+    carol's approval of C, given before C's run started, does not run C again after D."""
+    prod = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
+    older = world.commit(dev_and_prod(prod))
+    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(with_operator(world.root)))
+    served.wait_for(lambda: state(served, "dev")["revision"] == older, what="dev at C")
+    newer = world.commit(dev_and_prod(prod, size=4))
+    served.wait_for(lambda: state(served, "dev")["revision"] == newer, what="dev at D")
+    served.wait_for(lambda: state(served, "dev")["status"] == "verified", what="dev verified")
+    url = "/api/v1/environments/prod/approvals"
+    for name in ("alice", "bob"):  # D approved ahead of its promotion
+        assert served.post(url, headers=as_(name), json={"revision": newer}).status_code == 200
+    promotions = "/api/v1/environments/prod/promotions"
+    asked = served.post(promotions, headers=as_("olga"), json={"revision": older})
+    assert asked.status_code == 202, asked.text
+    served.wait_for(lambda: state(served, "prod")["pending_approval"] is not None, what="waits")
+    keep_prod_busy(world, served)
+    for name in ("alice", "bob"):
+        assert served.post(url, headers=as_(name), json={}).status_code == 200
+    asked = served.post(promotions, headers=as_("olga"), json={"revision": newer})
+    assert asked.status_code == 202, asked.text
+    late = served.post(url, headers=as_("carol"), json={"revision": older})
+    assert late.status_code == 200, late.text
+    served.wait_for(lambda: len(applies(served)) >= 2, what="C, then D")
+    time.sleep(6)  # C used to be applied a second time, after D
+    assert applies(served) == [(older, "olga"), (newer, "olga")]
+    assert state(served, "prod")["revision"] == newer
 
 
 def test_a_wait_of_the_automatic_promotion_ends_with_auto(

@@ -79,8 +79,12 @@ def test_a_person_asking_for_what_the_automatic_promotion_waits_for_makes_it_the
     shown = prod_status(workspace)["pending_approval"]
     assert isinstance(shown, dict) and (shown["revision"], shown["asked_by"]) == (sha, None)
     promoting.promote(workspace, "prod", actor="olga")
-    completion = promoting.completed_promotion(workspace, "prod", sha)
+    promoting.approve(workspace, "prod", revision=None, approver=Person("alice"))
+    record, _ = promoting.approve(workspace, "prod", revision=None, approver=Person("bob"))
+    completion = promoting.completed_promotion(workspace, record)
     assert completion == promoting.Completion(sha, "olga")
+    late, _ = promoting.approve(workspace, "prod", revision=sha, approver=Person("carol"))
+    assert promoting.completed_promotion(workspace, late) is None  # complete before carol
     world.commit(chain(prod={"promotion": {"from": "dev", "auto": False}}))
     shown = prod_status(workspace)["pending_approval"]  # olga's ask outlives `auto`
     assert isinstance(shown, dict) and (shown["revision"], shown["asked_by"]) == (sha, "olga")

@@ -187,16 +187,28 @@ class Completion:
     asked_by: str | None
 
 
-def completed_promotion(workspace: Workspace, environment: str, revision: str) -> Completion | None:
-    """What the approval that makes `revision`'s approvals complete starts: the promotion
-    recorded as waiting for them (the pending approval, PendingApproval.counts), or in an
-    `auto` environment its own. Approvals alone never start one otherwise: approving and
-    operating are separate roles."""
-    auto = admission.entry(workspace, environment).manifest.spec.promotion.auto
+def completed_promotion(workspace: Workspace, record: ApprovalRecord) -> Completion | None:
+    """What `record`, the approval that makes its revision's approvals complete, starts:
+    the promotion recorded as waiting for them (the pending approval,
+    PendingApproval.counts), or in an `auto` environment its own. None when they are not
+    complete, or were before it (an approval given after the promotion was asked for
+    again would run the revision a second time, or take the environment back to it). Two
+    approvals completing at once may both start one: the worker runs only the first
+    (`runtime.service.handling`). Approvals alone never start a promotion otherwise:
+    approving and operating are separate roles."""
+    environment, revision = record.environment, record.revision
+    entry = admission.entry(workspace, environment)
+    policy = entry.manifest.spec.approvals
+    given = workspace.store.list_approvals(environment, revision)
+    others = [a for a in given if a.approver != record.approver]
+    if approving.missing(policy, admission.as_approvals(given)) or not approving.missing(
+        policy, admission.as_approvals(others)
+    ):
+        return None
     pending = pending_approval(workspace, environment)
     if pending is not None and pending.revision == revision:
         return Completion(revision, pending.asked_by)
-    return Completion(revision, None) if auto else None
+    return Completion(revision, None) if entry.manifest.spec.promotion.auto else None
 
 
 def _approvable(workspace: Workspace, environment: str, revision: str | None) -> str:

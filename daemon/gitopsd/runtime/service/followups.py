@@ -26,6 +26,7 @@ from gitopsd.runtime.runs.workspace import new_run_id
 
 BEAT = 15.0  # seconds between looks at every auto-promoted environment and drift schedule
 BUSY_RETRY = 5.0  # seconds before retrying a request whose environment another process holds
+COMPLETED = "approval"  # the trigger of a promotion that the approval completing it asked for
 
 
 class FollowUps:
@@ -88,7 +89,7 @@ class FollowUps:
             priority=Priority.OPERATOR,
             action=RequestKind.PROMOTE,
             revision=completion.revision,
-            trigger="approval",
+            trigger=COMPLETED,
             actor=completion.asked_by,
         )
 

@@ -28,7 +28,7 @@ from gitopsd.runtime.drift import drift_reports, drifting
 from gitopsd.runtime.promotion import admission, promoting, saved_plans
 from gitopsd.runtime.records.pages import each_step
 from gitopsd.runtime.runs.workspace import Workspace
-from gitopsd.runtime.service.followups import BUSY_RETRY, FollowUps
+from gitopsd.runtime.service.followups import BUSY_RETRY, COMPLETED, FollowUps
 from gitopsd.runtime.service.intake import Intake
 from gitopsd.runtime.service.reconciling import Reconciler
 
@@ -223,6 +223,11 @@ class Handling:
         automatic one as a new request, an operator's (API) as itself, keeping its revision.
         A wait for approvals ends either: the approval that completes them promotes."""
         environment = request.environment
+        if request.trigger == COMPLETED and (since := self._applied_since(request)):
+            log.info("%s has run %s since the approvals of %s completed: not promoted again",
+                     environment, since.id, (request.revision or "")[:12])  # fmt: skip
+            self.intake.superseded(request, by=since.id)
+            return []
         decision, run = promoting.promote(
             self.workspace,
             environment,
@@ -244,6 +249,18 @@ class Handling:
         elif decision.look_again_at is not None:
             self.followups.later(decision.look_again_at, self.followups.promotion(environment))
         return [run] if run is not None else []
+
+    def _applied_since(self, request: Request) -> Run | None:
+        """The apply the environment started since `request` was made, if any: a promotion
+        an approval completed is then not run, lest a second approval completing at the
+        same moment run the revision twice, or one taken after a newer promotion take the
+        environment back."""
+        store = self.workspace.store
+        made = store.get_request(request.id)
+        latest = store.list_runs(request.environment, limit=1, action=RunAction.APPLY.value)
+        if made is None or not latest or latest[0].id == request.id:
+            return None
+        return latest[0] if latest[0].created_at >= made.created_at else None
 
     def _hold(self, decision: admission.Admission, request: Request) -> None:
         """An operator's promotion refused (recorded as such) or waiting for a window or a

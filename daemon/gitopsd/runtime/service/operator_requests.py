@@ -172,8 +172,8 @@ class OperatorRequests:
         record, missing = promoting.approve(
             self.workspace, environment, revision=revision, approver=approver, token=identity.token
         )
-        completed = promoting.completed_promotion(self.workspace, environment, record.revision)
-        if not missing and completed is not None:
+        completed = promoting.completed_promotion(self.workspace, record)
+        if completed is not None:
             self._submit(self._followups.completed(environment, completed))
         return {**record.model_dump(mode="json"), "missing": missing}
 

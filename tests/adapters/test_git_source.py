@@ -290,16 +290,3 @@ def test_a_blob_git_does_not_have_is_a_clear_error(tmp_path: Path) -> None:
     missing = {"environments/dev.yaml": gitrepo.Blob("0" * 40, 2)}
     with pytest.raises(GitSourceError, match="unexpected git cat-file output"):
         source.read_blobs(missing)
-
-
-def test_revisions_outside_a_commits_history_are_those_it_does_not_contain(
-    tmp_path: Path,
-) -> None:
-    repo = tmp_path / "repo"
-    older = commit_files(repo, {"x": "1"})
-    middle = commit_files(repo, {"x": "2"})
-    newer = commit_files(repo, {"x": "3"})
-    gone = "0" * 40  # a commit git does not have (a force-push, then gc) counts as history
-    source = open_source(repo, tmp_path)
-    assert source.outside_history({older, middle, newer, gone}, middle) == {newer}
-    assert source.outside_history(set(), middle) == set()

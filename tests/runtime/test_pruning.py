@@ -220,6 +220,30 @@ def test_a_component_a_failed_run_applied_is_destroyed_with_that_runs_revision(
         assert f"/{first}/" in destroyed[name]["cwd"] and destroyed[name]["revision"] == first
 
 
+def test_a_component_a_failed_run_of_an_older_revision_applied_goes_down_with_that_one(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """dev at `second`; `apply --revision first` re-applies net with first's files, then
+    fails on db (on_failure: stop): dev stays at `second`, net's resources are first's.
+    first is second's ancestor, which does not make second's driver net's."""
+    stop = {"on_failure": "stop"}
+    first = world.commit({**files(), DB: component("db", deps=("net",), inputs={"v": 1}, **stop),
+                          NET: component("net", inputs={"v": 1})})  # fmt: skip
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    second = world.commit({**files(), DB: component("db", deps=("net",), inputs={"v": 2},
+                                                    **stop),
+                           NET: component("net", inputs={"v": 2})})  # fmt: skip
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    world.control(fail={f"db:apply@{first}": -1})
+    assert workspace.apply("dev", revision=first).status is RunStatus.FAILED
+    world.control()
+    assert store.get_environment("dev").revision == second  # type: ignore[union-attr]
+    assert workspace.destroy("dev").status is RunStatus.SUCCEEDED
+    destroyed = {e["component"]: e for e in world.journal() if e["action"] == "destroy"}
+    assert f"/{first}/" in destroyed["net"]["cwd"] and destroyed["net"]["revision"] == first
+    assert all(f"/{e['revision']}/" in e["cwd"] for e in destroyed.values())  # said as run
+
+
 def test_a_partial_destroy_is_judged_by_the_dependencies_the_environment_applied(
     world: World, workspace: Workspace, store: StateStore
 ) -> None:

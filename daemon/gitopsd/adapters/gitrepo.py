@@ -19,7 +19,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -217,18 +217,6 @@ class GitSource:
         sha = self.resolve(revision)
         done = self._git("merge-base", "--is-ancestor", sha, self.branch)
         return done.returncode == 0
-
-    def outside_history(self, revisions: Iterable[str], of: str) -> set[str]:
-        """Those of `revisions` (full shas) that are neither `of` nor one of its ancestors,
-        in one `rev-list` (the commits they reach that `of` does not). One git no longer
-        has (a force-push, then gc) is left out, as if it were an ancestor."""
-        wanted = set(revisions)
-        if not wanted:
-            return set()
-        reached = self._git_output(
-            "rev-list", "--ignore-missing", *sorted(wanted), "--not", self.resolve(of)
-        )
-        return wanted & set(reached.split())
 
     def fetch(self) -> None:
         """Bring a mirrored repository up to date with its remote (no-op for a local one)."""

@@ -10,7 +10,7 @@ revision the environment did not apply (its upstream may never have verified the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from gitopsd.engine import selection
@@ -55,24 +55,24 @@ def deployed(
     wanted: Iterable[str],
     *,
     current: Revisioned | None = None,
-    outside: Callable[[set[str], str], set[str]] = lambda revisions, _of: revisions,
+    unchanged: Collection[str] = (),
 ) -> list[Orphan]:
     """Each of the `wanted` components that has state in `environment`, in that order, with
     the revision that applied it (those with none have nothing to destroy).
 
-    `current`, the revision the environment is at, stands for the revisions in its history
-    (`outside` says which are not: git's ancestry): an apply leaves a component it finds
-    unchanged at the revision that last applied it, with the same driver and files as the
-    environment's own revision, and loading each one's would export a checkout for every
-    commit that ever changed a component. A component a later run applied (one that failed,
-    so the environment stayed where it was) is destroyed with that run's revision."""
-    states = [s for name in wanted if (s := store.get_component(environment, name))]
-    later = outside({s.revision for s in states}, current.revision) if current else set()
+    `current`, the revision the environment is at, stands for it where an apply of
+    `current` would find the component `unchanged` (the same fingerprint: files, driver
+    and inputs as applied): an apply leaves a component it finds unchanged at the revision
+    that last applied it, and loading each one's would export a checkout for every commit
+    that ever changed a component. Any other (applied by a later run that failed, of a
+    newer revision or an older one) is destroyed with the revision that last applied it."""
     found = []
-    for state in states:
-        held = current is not None and state.name in current.repository.components
-        source = current if current is not None and held and state.revision not in later else None
-        source = source or load(state.revision)
+    for name in wanted:
+        state = store.get_component(environment, name)
+        if state is None:  # never applied, or destroyed meanwhile
+            continue
+        same = current is not None and name in unchanged and name in current.repository.components
+        source = current if current is not None and same else load(state.revision)
         component = source.repository.components.get(state.name)
         if component is None:
             raise OrphanError(

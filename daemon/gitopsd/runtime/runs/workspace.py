@@ -428,17 +428,27 @@ class Workspace:
             else []
         )
         names = [c.manifest.name for c in chosen]
+        unchanged = self._unchanged_at(environment, current)
         found = orphans.deployed(
-            self.store,
-            self.load,
-            environment,
-            names,
-            current=current,
-            outside=self.source.outside_history,
+            self.store, self.load, environment, names, current=current, unchanged=unchanged
         )
         doomed = {o.state.name: o for o in found}
         doomed.update(orphaned)
         return [c for c in chosen if c.manifest.name not in doomed], doomed
+
+    def _unchanged_at(self, environment: str, current: Revisioned | None) -> set[str]:
+        """The components an apply of `current` would find unchanged: those its driver and
+        checkout can destroy (`orphans.deployed`). None when it cannot be decided (a secret
+        gone, say): each is then destroyed with the revision that last applied it."""
+        if current is None or environment not in current.repository.environments:
+            return set()
+        try:
+            decided = self.preview(environment, revision=current.revision)
+        except GitopsdError as error:
+            log.warning("%s: each component is destroyed with the revision that applied it "
+                        "(%s)", environment, error)  # fmt: skip
+            return set()
+        return {d.component for d in decided.decisions if d.verdict is planning.Verdict.UNCHANGED}
 
     def _revision_at(self, environment: str) -> Revisioned | None:
         """The revision `environment` is at, loaded; None if it has none, or it can no longer

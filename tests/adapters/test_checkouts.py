@@ -109,6 +109,20 @@ def test_prune_keeps_the_most_recent_and_the_pinned(
     assert not any((tmp_path / "checkouts").glob(".removing-*"))
 
 
+def test_what_a_killed_pruning_left_set_aside_is_removed_when_a_cache_starts(
+    source: GitSource, tmp_path: Path
+) -> None:
+    root = tmp_path / "checkouts"
+    left = root / ".removing-0123abcd-5678"  # a checkout pruning renamed, then was killed
+    (left / "components" / "a").mkdir(parents=True)
+    (left / "components" / "a" / "run.sh").write_text("echo a\n")
+    for path in (left / "components" / "a" / "run.sh", left / "components" / "a", left):
+        path.chmod(0o500 if path.is_dir() else 0o400)  # read-only, as checkouts are
+    CheckoutCache(source, root)
+    wait_for(lambda: not left.exists())
+    assert not left.exists()
+
+
 def test_folder_trees_change_only_where_files_change(source: GitSource, repo: Path) -> None:
     before = source.folder_trees(source.head())
     commit_files(repo, {"components/b/file": "new", "x": "changed"})

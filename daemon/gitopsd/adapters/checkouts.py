@@ -48,6 +48,8 @@ class CheckoutCache:
         self._exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-export")
         # copying spares: never in the way of an export
         self._housekeeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-keep")
+        # what a process killed while pruning left set aside goes now, not after the next run
+        self._in_background(self._remove_set_aside, housekeeping=True)
 
     def prepare(self, revision: str) -> None:
         """Start exporting `revision` in the background and return at once.

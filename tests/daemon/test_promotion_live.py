@@ -6,14 +6,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from gitopsd.adapters.sqlite_store import SqliteStore
-from tests.daemon.conftest import StartDaemon
+from gitopsd.runtime.control import Identity
+from tests.daemon.conftest import InProcess, StartDaemon, eventually, status
 from tests.daemon.harness import DaemonProcess, metric
 from tests.runtime.test_apply_runs import layered
+from tests.runtime.test_drift_checks import with_checks
 from tests.runtime.test_promotion_flow import environment
 from tests.runtime.world import World
 
@@ -276,3 +280,69 @@ def test_approvals_alone_never_start_a_promotion_of_an_environment_without_auto(
     assert asked.status_code == 202, asked.text
     served.wait_for(lambda: state(served, "prod")["status"] == "verified", what="prod applied")
     assert state(served, "prod")["revision"] == sha
+
+
+def with_drift_checks(prod: dict[str, Any], size: int = 3) -> dict[str, str]:
+    return {
+        **with_checks(),
+        "environments/dev.yaml": environment("dev", variables={"size": size}),
+        "environments/prod.yaml": environment("prod", **prod),
+    }
+
+
+def prod_runs_in(daemon: Any) -> list[tuple[str, str, str]]:
+    found = daemon.runs("prod")["runs"]
+    return [(r["revision"][:7], r["trigger"], r["status"]) for r in reversed(found)]
+
+
+def tick(clock: Any, seconds: float = 1) -> None:
+    clock.current += timedelta(seconds=seconds)
+
+
+def test_a_remediation_queued_ahead_of_the_completed_promotion_does_not_drop_it(
+    started: InProcess,
+) -> None:
+    """prod at B; olga asks for C. A drift check of prod is running when alice and bob
+    complete C's approvals, so the promotion they queued waits behind it; the check repairs
+    prod by re-applying B (an apply made after the promotion's request). The promotion of
+    C still runs: a remediation chooses no revision (it used to drop it as superseded)."""
+    prod = {"promotion": {"from": "dev", "auto": False},
+            "approvals": {"required": 2}, "drift": {"remediate": True}}  # fmt: skip
+    files = {**with_drift_checks(prod), **{k: v for k, v in with_checks(CHECK_SLEEP="2").items()
+                              if k.startswith("components/")}}  # fmt: skip
+    daemon, clock, _jobs, world = started(files)
+    eventually(lambda: status(daemon, "dev") == "verified", "dev at B")
+    olga, alice, bob = Identity("olga"), Identity("alice"), Identity("bob")
+    tick(clock)
+    daemon.promote("prod", revision=None, force=False, identity=olga)
+    eventually(lambda: status(daemon, "prod") == "waiting_approval", "prod waits for B's")
+    tick(clock)
+    daemon.approve("prod", revision=None, identity=alice)
+    daemon.approve("prod", revision=None, identity=bob)
+    eventually(lambda: status(daemon, "prod") == "verified", "prod at B")
+
+    tick(clock)
+    c = world.commit({**files, "environments/dev.yaml": environment("dev", variables={"size": 4})})
+    daemon.request_fetch("test")
+    eventually(lambda: (daemon.workspace.store.get_environment("dev").revision == c
+                        and status(daemon, "dev") == "verified"), "dev at C")  # fmt: skip
+    tick(clock)
+    daemon.promote("prod", revision=c, force=False, identity=olga)
+    eventually(lambda: status(daemon, "prod") == "waiting_approval", "prod waits for C's")
+
+    tick(clock)
+    (daemon.workspace.state_root / "prod" / "net" / "tampered").write_text("")
+    daemon.submit_drift_check("prod", identity=alice)
+    time.sleep(0.5)  # the check is running
+    tick(clock)
+    daemon.approve("prod", revision=None, identity=alice)
+    daemon.approve("prod", revision=None, identity=bob)  # completes: C's promotion queued
+    tick(clock)  # the remediation starts later than that
+    eventually(lambda: any(t == "remediation" for _, t, _ in prod_runs_in(daemon)), "remediation")
+    time.sleep(5)
+    requests = [(r.trigger, r.status.value, r.outcome) for r in
+                daemon.workspace.store.list_requests() if r.environment == "prod"]  # fmt: skip
+    assert daemon.workspace.store.get_environment("prod").revision == c, (
+        prod_runs_in(daemon),
+        requests[-2:],
+    )

@@ -8,7 +8,7 @@ import pytest
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import RunRefusedError
-from gitopsd.model.state import RunStatus
+from gitopsd.model.state import DriftStatus, RunStatus
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.world import World, component, environment
@@ -242,6 +242,26 @@ def test_a_component_a_failed_run_of_an_older_revision_applied_goes_down_with_th
     destroyed = {e["component"]: e for e in world.journal() if e["action"] == "destroy"}
     assert f"/{first}/" in destroyed["net"]["cwd"] and destroyed["net"]["revision"] == first
     assert all(f"/{e['revision']}/" in e["cwd"] for e in destroyed.values())  # said as run
+
+
+def test_a_drifted_component_does_not_make_its_dependents_need_their_own_revisions(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """db and api were last applied at a revision git no longer has (a rewritten branch,
+    then gc; dev's revision has them unchanged). net drifted: that says nothing of db's and
+    api's files, so dev's revision still stands for them and the destroy works."""
+    world.commit(files())
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    world.commit({**files(), NET: component("net", inputs={"v": 2})})
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    for state in store.list_components("dev"):
+        if state.name in ("db", "api"):
+            store.save_component(state.model_copy(update={"revision": "0" * 40}))
+    net = store.get_component("dev", "net")
+    assert net is not None
+    store.save_component(net.model_copy(update={"drift": DriftStatus.DRIFTED}))
+    assert workspace.destroy("dev").status is RunStatus.SUCCEEDED  # refused: 000000 unknown
+    assert store.list_components("dev") == []
 
 
 def test_a_partial_destroy_is_judged_by_the_dependencies_the_environment_applied(

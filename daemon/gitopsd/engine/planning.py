@@ -172,6 +172,38 @@ def unchanged(
     return {d.component: d for d in found if d.verdict is Verdict.UNCHANGED}
 
 
+def as_applied(
+    selection: Selection,
+    *,
+    revision: str,
+    trees: Mapping[str, str],
+    observed: Mapping[str, Applied],
+    conceal: Conceal | None = None,
+) -> set[str]:
+    """The components whose desired state at `revision`, rendered with the outputs recorded
+    now, has the fingerprint they were last applied with: the same files, driver and
+    inputs, whatever their status or drift and whatever their dependencies do next (what a
+    destroy asks: may `revision`'s driver and checkout stand for the one that applied it)."""
+    outputs = {name: state.outputs for name, state in observed.items()}
+    same = set()
+    for component in selection.components:
+        last = observed.get(component.manifest.name)
+        if last is None:
+            continue
+        decision = decide(
+            component,
+            environment=selection.environment,
+            revision=revision,
+            tree=trees[component.folder],
+            outputs=outputs,
+            last=last,
+            conceal=conceal,
+        )
+        if decision.fingerprint == last.fingerprint:
+            same.add(component.manifest.name)
+    return same
+
+
 def _up_front(
     selection: Selection,
     revision: str,

@@ -49,6 +49,7 @@ from gitopsd.runtime.runs.workspace import Workspace
 
 log = logging.getLogger("gitopsd.runs")
 SUMMARY_LIMIT = 4000
+REMEDIATION = "remediation"  # the trigger of a run that repairs drift at the revision it is at
 EXIT_IN_SYNC, EXIT_DRIFTED = 0, 2
 
 
@@ -191,7 +192,7 @@ def check_and_remediate(
         environment,
         revision=report.revision,
         components=report.drifted(),
-        trigger="remediation",
+        trigger=REMEDIATION,
         actor=actor,
     )
     after = check(workspace, environment, actor=actor)

@@ -192,10 +192,11 @@ def completed_promotion(workspace: Workspace, record: ApprovalRecord) -> Complet
     the promotion recorded as waiting for them (the pending approval,
     PendingApproval.counts), or in an `auto` environment its own. None when they are not
     complete, or were before it (an approval given after the promotion was asked for
-    again would run the revision a second time, or take the environment back to it). Two
-    approvals completing at once may both start one: the worker runs only the first
-    (`runtime.service.handling`). Approvals alone never start a promotion otherwise:
-    approving and operating are separate roles."""
+    again would run the revision a second time, or take the environment back to it). The
+    daemon takes approvals one at a time (`OperatorRequests.approve`), and its worker
+    drops a promotion an approval started once a newer one ran (`runtime.service.handling`).
+    Approvals alone never start a promotion otherwise: approving and operating are separate
+    roles."""
     environment, revision = record.environment, record.revision
     entry = admission.entry(workspace, environment)
     policy = entry.manifest.spec.approvals

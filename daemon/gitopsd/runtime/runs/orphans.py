@@ -60,19 +60,25 @@ def deployed(
     """Each of the `wanted` components that has state in `environment`, in that order, with
     the revision that applied it (those with none have nothing to destroy).
 
-    `current`, the revision the environment is at, stands for it where an apply of
-    `current` would find the component `unchanged` (the same fingerprint: files, driver
-    and inputs as applied): an apply leaves a component it finds unchanged at the revision
-    that last applied it, and loading each one's would export a checkout for every commit
-    that ever changed a component. Any other (applied by a later run that failed, of a
-    newer revision or an older one) is destroyed with the revision that last applied it."""
+    `current`, the revision the environment is at, stands for it where it has the
+    component `unchanged` (planning.as_applied: the fingerprint it was applied with, the
+    same files, driver and inputs): an apply leaves a component it finds unchanged at the
+    revision that last applied it, and loading each one's would export a checkout for every
+    commit that ever changed a component. Any other (applied by a later run that failed, of
+    a newer revision or an older one) is destroyed with the revision that last applied it."""
     found = []
+    loaded: dict[str, Revisioned] = {}  # each revision once, however the components mix them
     for name in wanted:
         state = store.get_component(environment, name)
         if state is None:  # never applied, or destroyed meanwhile
             continue
         same = current is not None and name in unchanged and name in current.repository.components
-        source = current if current is not None and same else load(state.revision)
+        if current is not None and same:
+            source = current
+        else:
+            source = loaded.get(state.revision) or loaded.setdefault(
+                state.revision, load(state.revision)
+            )
         component = source.repository.components.get(state.name)
         if component is None:
             raise OrphanError(

@@ -63,6 +63,28 @@ def preview(
     return plan, declared
 
 
+def as_applied(
+    store: StateStore,
+    target: Revisioned,
+    environment: EnvironmentEntry,
+    components: list[ComponentEntry],
+    *,
+    digest: Callable[[bytes], str] | None,
+    secrets: SecretSource | None,
+) -> set[str]:
+    """The components `target` has as they were last applied (planning.as_applied), from
+    the recorded states, fingerprinted as a run would."""
+    observed = {s.name: s for s in store.list_components(environment.manifest.name)}
+    declared = sensitivity.declared(target.repository, observed.values())
+    return planning.as_applied(
+        Selection(environment, components, []),
+        revision=target.revision,
+        trees=target.trees,
+        observed=observed,
+        conceal=sensitivity.concealer(digest, declared, secrets),
+    )
+
+
 class PlanRun:
     def __init__(
         self,

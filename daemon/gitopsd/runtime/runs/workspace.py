@@ -36,7 +36,7 @@ from gitopsd.runtime.runs.destroying import DestroyRun
 from gitopsd.runtime.runs.live_output import LiveOutput
 from gitopsd.runtime.runs.lookout import Lookout
 from gitopsd.runtime.runs.orphans import Orphan
-from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun, preview
+from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun, as_applied, preview
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.revisions_at import RevisionsAt
 from gitopsd.runtime.runs.steps import Services
@@ -437,18 +437,16 @@ class Workspace:
         return [c for c in chosen if c.manifest.name not in doomed], doomed
 
     def _unchanged_at(self, environment: str, current: Revisioned | None) -> set[str]:
-        """The components an apply of `current` would find unchanged: those its driver and
-        checkout can destroy (`orphans.deployed`). None when it cannot be decided (a secret
-        gone, say): each is then destroyed with the revision that last applied it."""
+        """The components `current` has as they were last applied (same files, driver and
+        inputs): those its driver and checkout can destroy (`orphans.deployed`)."""
         if current is None or environment not in current.repository.environments:
             return set()
-        try:
-            decided = self.preview(environment, revision=current.revision)
-        except GitopsdError as error:
-            log.warning("%s: each component is destroyed with the revision that applied it "
-                        "(%s)", environment, error)  # fmt: skip
-            return set()
-        return {d.component for d in decided.decisions if d.verdict is planning.Verdict.UNCHANGED}
+        entry = current.repository.environments[environment]
+        chosen = self._components(current.repository, environment, None)
+        with self.deciding:  # as a run decides its steps (steps.Services.deciding)
+            return as_applied(
+                self.store, current, entry, chosen, digest=self.digest, secrets=self.secrets
+            )
 
     def _revision_at(self, environment: str) -> Revisioned | None:
         """The revision `environment` is at, loaded; None if it has none, or it can no longer

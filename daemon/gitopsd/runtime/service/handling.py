@@ -251,16 +251,21 @@ class Handling:
         return [run] if run is not None else []
 
     def _applied_since(self, request: Request) -> Run | None:
-        """The apply the environment started since `request` was made, if any: a promotion
-        an approval completed is then not run, lest a second approval completing at the
-        same moment run the revision twice, or one taken after a newer promotion take the
-        environment back."""
+        """The apply that chose a revision (not a drift remediation, which re-applies the one
+        the environment is at) the environment started since `request` was made, if any: a
+        promotion an approval completed is then not run, lest a second approval completing
+        at the same moment run the revision twice, or one taken after a newer promotion (or
+        a rollback) take the environment back."""
         store = self.workspace.store
         made = store.get_request(request.id)
-        latest = store.list_runs(request.environment, limit=1, action=RunAction.APPLY.value)
-        if made is None or not latest or latest[0].id == request.id:
+        if made is None:
             return None
-        return latest[0] if latest[0].created_at >= made.created_at else None
+        for run in store.list_runs(request.environment, limit=20, action=RunAction.APPLY.value):
+            if run.created_at < made.created_at or run.id == request.id:
+                return None
+            if run.trigger != drifting.REMEDIATION:
+                return run
+        return None
 
     def _hold(self, decision: admission.Admission, request: Request) -> None:
         """An operator's promotion refused (recorded as such) or waiting for a window or a

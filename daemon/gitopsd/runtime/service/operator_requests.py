@@ -11,6 +11,7 @@ way in (recorded, then queued); the environment's worker admits it again when it
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,6 +54,7 @@ class OperatorRequests:
         self._submit = submit
         self._check_environment = check_environment
         self._monotonic = monotonic
+        self._approving = threading.Lock()
 
     def submit_run(
         self,
@@ -169,10 +171,15 @@ class OperatorRequests:
     ) -> dict[str, Any]:
         self._check_environment(environment)
         approver = Person(identity.name, identity.email)
-        record, missing = promoting.approve(
-            self.workspace, environment, revision=revision, approver=approver, token=identity.token
-        )
-        completed = promoting.completed_promotion(self.workspace, record)
+        with self._approving:  # which approval completes them is decided one at a time
+            record, missing = promoting.approve(
+                self.workspace,
+                environment,
+                revision=revision,
+                approver=approver,
+                token=identity.token,
+            )
+            completed = promoting.completed_promotion(self.workspace, record)
         if completed is not None:
             self._submit(self._followups.completed(environment, completed))
         return {**record.model_dump(mode="json"), "missing": missing}

@@ -264,6 +264,23 @@ def test_a_drifted_component_does_not_make_its_dependents_need_their_own_revisio
     assert store.list_components("dev") == []
 
 
+def test_a_component_whose_revision_is_gone_goes_down_with_the_environments(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """db was applied at a revision git no longer has (nor the data folder), and does not
+    match dev's revision (a rotated secret, say): the destroy takes it down with dev's
+    revision, which has it, rather than refusing."""
+    first = world.commit(files())
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    db = store.get_component("dev", "db")
+    assert db is not None
+    store.save_component(db.model_copy(update={"revision": "0" * 40, "fingerprint": "other"}))
+    assert workspace.destroy("dev").status is RunStatus.SUCCEEDED  # refused: 000000 unknown
+    destroyed = {e["component"]: e for e in world.journal() if e["action"] == "destroy"}
+    assert f"/{first}/" in destroyed["db"]["cwd"] and destroyed["db"]["revision"] == first
+    assert store.list_components("dev") == []
+
+
 def test_a_partial_destroy_is_judged_by_the_dependencies_the_environment_applied(
     world: World, workspace: Workspace, store: StateStore
 ) -> None:

@@ -10,15 +10,18 @@ revision the environment did not apply (its upstream may never have verified the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from gitopsd.engine import selection
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import StateStore
-from gitopsd.errors import OrphanError
+from gitopsd.errors import GitopsdError, OrphanError
 from gitopsd.model.state import ComponentState
 from gitopsd.runtime.runs.revisions import Revisioned
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ def deployed(
     same files, driver and inputs): an apply leaves a component it finds unchanged at the
     revision that last applied it, and loading each one's would export a checkout for every
     commit that ever changed a component. Any other (applied by a later run that failed, of
-    a newer revision or an older one) is destroyed with the revision that last applied it."""
+    a newer revision or an older one) is destroyed with the revision that last applied it,
+    or with `current` if that one cannot be loaded any more (`_applied_by`)."""
     found = []
     loaded: dict[str, Revisioned] = {}  # each revision once, however the components mix them
     for name in wanted:
@@ -73,12 +77,9 @@ def deployed(
         if state is None:  # never applied, or destroyed meanwhile
             continue
         same = current is not None and name in unchanged and name in current.repository.components
-        if current is not None and same:
-            source = current
-        else:
-            source = loaded.get(state.revision) or loaded.setdefault(
-                state.revision, load(state.revision)
-            )
+        source = (
+            current if current is not None and same else _applied_by(state, load, loaded, current)
+        )
         component = source.repository.components.get(state.name)
         if component is None:
             raise OrphanError(
@@ -87,3 +88,26 @@ def deployed(
             )
         found.append(Orphan(component=component, source=source, state=state))
     return found
+
+
+def _applied_by(
+    state: ComponentState,
+    load: Callable[[str], Revisioned],
+    loaded: dict[str, Revisioned],
+    current: Revisioned | None,
+) -> Revisioned:
+    """The revision that last applied `state`, loaded once however the components mix
+    them; `current`, which has the component too, when that one is gone (a rewritten
+    branch, then gc, and no copy kept in the data folder): its driver rather than none. An
+    orphan, which `current` lacks, has no such fallback."""
+    if state.revision not in loaded:
+        try:
+            loaded[state.revision] = load(state.revision)
+        except GitopsdError as error:
+            if current is None or state.name not in current.repository.components:
+                raise
+            log.warning("%s is destroyed with %s, the environment's revision: %s, which last "
+                        "applied it, cannot be loaded (%s)", state.name, current.revision[:12],
+                        state.revision[:12], error)  # fmt: skip
+            return current
+    return loaded[state.revision]

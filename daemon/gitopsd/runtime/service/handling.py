@@ -15,7 +15,7 @@ exists.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from gitopsd.adapters import faults
@@ -256,16 +256,24 @@ class Handling:
         promotion an approval completed is then not run, lest a second approval completing
         at the same moment run the revision twice, or one taken after a newer promotion (or
         a rollback) take the environment back."""
-        store = self.workspace.store
-        made = store.get_request(request.id)
+        made = self.workspace.store.get_request(request.id)
         if made is None:
             return None
-        for run in store.list_runs(request.environment, limit=20, action=RunAction.APPLY.value):
+        for run in self._applies_newest_first(request.environment):
             if run.created_at < made.created_at or run.id == request.id:
                 return None
             if run.trigger != drifting.REMEDIATION:
                 return run
         return None
+
+    def _applies_newest_first(self, environment: str) -> Iterator[Run]:
+        """The environment's apply runs, newest first, a page at a time."""
+        store, before = self.workspace.store, None
+        while page := store.list_runs(
+            environment, limit=50, before=before, action=RunAction.APPLY.value
+        ):
+            yield from page
+            before = (page[-1].created_at, page[-1].id)
 
     def _hold(self, decision: admission.Admission, request: Request) -> None:
         """An operator's promotion refused (recorded as such) or waiting for a window or a

@@ -54,7 +54,7 @@ class OperatorRequests:
         self._submit = submit
         self._check_environment = check_environment
         self._monotonic = monotonic
-        self._approving = threading.Lock()
+        self._approving: dict[str, threading.Lock] = {}  # an environment's approvals
 
     def submit_run(
         self,
@@ -171,7 +171,8 @@ class OperatorRequests:
     ) -> dict[str, Any]:
         self._check_environment(environment)
         approver = Person(identity.name, identity.email)
-        with self._approving:  # which approval completes them is decided one at a time
+        # one at a time decides which approval completes them (setdefault: atomic)
+        with self._approving.setdefault(environment, threading.Lock()):
             record, missing = promoting.approve(
                 self.workspace,
                 environment,

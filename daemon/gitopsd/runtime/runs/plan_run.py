@@ -18,7 +18,7 @@ from gitopsd.engine.planning import Decision, Verdict
 from gitopsd.engine.ports import DriverResult, SecretSource, StateStore
 from gitopsd.engine.selection import Selection
 from gitopsd.engine.stepping import Node
-from gitopsd.model.state import Run, RunStatus, StepAction, StepStatus
+from gitopsd.model.state import ComponentState, Run, RunStatus, StepAction, StepStatus
 from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.runs import apply_records
 from gitopsd.runtime.runs.destroying import close_pending
@@ -51,14 +51,13 @@ def preview(
     """What applying `target` would change, decided from fingerprints and the recorded
     states alone, and each component's sensitive outputs (`sensitivity.declared`): the
     start of a plan run, and `Workspace.preview` (no driver runs, nothing is written)."""
-    observed = {s.name: s for s in store.list_components(environment.manifest.name)}
-    declared = sensitivity.declared(target.repository, observed.values())
+    observed, declared, conceal = _recorded(store, target, environment, digest, secrets)
     plan = planning.plan(
         Selection(environment, components, []),
         revision=target.revision,
         trees=target.trees,
         observed=observed,
-        conceal=sensitivity.concealer(digest, declared, secrets),
+        conceal=conceal,
     )
     return plan, declared
 
@@ -74,15 +73,29 @@ def as_applied(
 ) -> set[str]:
     """The components `target` has as they were last applied (planning.as_applied), from
     the recorded states, fingerprinted as a run would."""
-    observed = {s.name: s for s in store.list_components(environment.manifest.name)}
-    declared = sensitivity.declared(target.repository, observed.values())
+    observed, _, conceal = _recorded(store, target, environment, digest, secrets)
     return planning.as_applied(
         Selection(environment, components, []),
         revision=target.revision,
         trees=target.trees,
         observed=observed,
-        conceal=sensitivity.concealer(digest, declared, secrets),
+        conceal=conceal,
     )
+
+
+def _recorded(
+    store: StateStore,
+    target: Revisioned,
+    environment: EnvironmentEntry,
+    digest: Callable[[bytes], str] | None,
+    secrets: SecretSource | None,
+) -> tuple[dict[str, ComponentState], dict[str, set[str]], planning.Conceal | None]:
+    """What deciding from fingerprints starts from, as a run decides: the environment's
+    recorded states, the sensitive outputs they declare, and how inputs enter a
+    fingerprint (`sensitivity.concealer`)."""
+    observed = {s.name: s for s in store.list_components(environment.manifest.name)}
+    declared = sensitivity.declared(target.repository, observed.values())
+    return observed, declared, sensitivity.concealer(digest, declared, secrets)
 
 
 class PlanRun:

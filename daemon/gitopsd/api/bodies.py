@@ -6,11 +6,11 @@ rather than a request silently acted on without it.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gitopsd.engine import selection
 from gitopsd.model.state import MAX_REASON_LENGTH
 
 
@@ -28,8 +28,7 @@ class RunRequest(BaseModel):
     @classmethod
     def _each_once(cls, names: list[str] | None) -> list[str] | None:
         """A name twice is a slip (or a body made to be stored large): said, not kept."""
-        twice = sorted(name for name, count in Counter(names or ()).items() if count > 1)
-        if twice:
+        if twice := selection.named_twice(names or ()):
             raise ValueError(f"names {', '.join(twice)} more than once")
         return names
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from gitopsd.cli.context import (
     trust_option,
 )
 from gitopsd.cli.stopping import stopping
+from gitopsd.engine import selection
 from gitopsd.engine.admitting import Wait
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import (
@@ -60,8 +60,7 @@ def component_names(
     found = [name.strip() for name in value.split(",") if name.strip()]
     if not found:
         raise click.BadParameter("names no component (leave it out to mean all)")
-    twice = sorted(name for name, count in Counter(found).items() if count > 1)
-    if twice:
+    if twice := selection.named_twice(found):
         raise click.BadParameter(f"names {', '.join(twice)} more than once")
     return found
 

@@ -206,7 +206,7 @@ def completed_promotion(workspace: Workspace, record: ApprovalRecord) -> Complet
         policy, admission.as_approvals(others)
     ):
         return None
-    pending = pending_approval(workspace, environment)
+    pending = promotion_records.pending(workspace.store.get_environment(environment), entry)
     if pending is not None and pending.revision == revision:
         return Completion(revision, pending.asked_by)
     return Completion(revision, None) if entry.manifest.spec.promotion.auto else None
@@ -248,10 +248,8 @@ def _approvable(workspace: Workspace, environment: str, revision: str | None) ->
 
 
 def pending_approval(workspace: Workspace, environment: str) -> PendingApproval | None:
-    """The approval a promotion of `environment` waits for (its record), if it still
-    counts: recorded by the environment's own promotion, only while that is `auto`."""
+    """The approval a promotion of `environment` waits for, if it still counts
+    (promotion_records.pending: one the environment's own promotion recorded, only while
+    it is `auto`)."""
     state = workspace.store.get_environment(environment)
-    if state is None:
-        return None
-    auto = admission.entry(workspace, environment).manifest.spec.promotion.auto
-    return state.pending_for(auto=auto)
+    return promotion_records.pending(state, admission.entry(workspace, environment))

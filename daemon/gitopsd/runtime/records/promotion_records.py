@@ -18,8 +18,16 @@ derived once from its runs, at its next apply run; until then readers derive the
 from __future__ import annotations
 
 from gitopsd.engine import promotion
+from gitopsd.engine.loading import EnvironmentEntry
 from gitopsd.engine.ports import StateStore
-from gitopsd.model.state import EnvironmentState, Run, RunAction, RunStatus, VerifiedHold
+from gitopsd.model.state import (
+    EnvironmentState,
+    PendingApproval,
+    Run,
+    RunAction,
+    RunStatus,
+    VerifiedHold,
+)
 
 KEEP_HOLDS = 1000
 DERIVE_FROM_RUNS = 5000  # runs read, once, to derive the holds of an older record
@@ -31,6 +39,19 @@ def holds(store: StateStore, environment: str) -> list[promotion.Hold]:
     if state is None:
         return []
     return [promotion.Hold(h.revision, h.since, h.until) for h in recorded(store, state)]
+
+
+def pending(
+    state: EnvironmentState | None, entry: EnvironmentEntry | None
+) -> PendingApproval | None:
+    """The pending approval a promotion still waits for (EnvironmentState.pending_for), as
+    the head's manifest has `auto`: what status and the metrics show, and what approvals
+    complete. The record as it is when the manifests are not known (status only)."""
+    if state is None:
+        return None
+    if entry is None:
+        return state.pending_approval
+    return state.pending_for(auto=entry.manifest.spec.promotion.auto)
 
 
 def recorded(store: StateStore, state: EnvironmentState) -> list[VerifiedHold]:

@@ -17,7 +17,6 @@ from gitopsd.model.state import (
     EnvironmentState,
     EnvironmentStatus,
     Event,
-    PendingApproval,
     Request,
     Run,
     Step,
@@ -123,9 +122,10 @@ def _members(repository: Repository | None, name: str) -> set[str] | None:
 def _pending_approval(
     store: StateStore, entry: EnvironmentEntry | None, state: EnvironmentState | None
 ) -> dict[str, Any] | None:
-    """SPEC 5's `{"revision", "approvals", "required"}` while a revision waits for approvals
-    (the environment's pending approval record; the approvals are records of their own)."""
-    pending = shown_pending(state, entry)
+    """SPEC 5's `{"revision", "approvals", "required"}`, and who asked (`asked_by`), while a
+    revision waits for approvals (the environment's pending approval record, if it still
+    counts; the approvals are records of their own)."""
+    pending = promotion_records.pending(state, entry)
     if state is None or pending is None:
         return None
     required = entry.manifest.spec.approvals.required if entry else pending.required
@@ -135,19 +135,6 @@ def _pending_approval(
         "required": required,
         "asked_by": pending.asked_by,
     }
-
-
-def shown_pending(
-    state: EnvironmentState | None, entry: EnvironmentEntry | None
-) -> PendingApproval | None:
-    """The pending approval status and the metrics show: the one a promotion still waits
-    for (EnvironmentState.pending_for), as the head's manifest has `auto` (the record as it
-    is when the manifests are not known)."""
-    if state is None:
-        return None
-    if entry is None:
-        return state.pending_approval
-    return state.pending_for(auto=entry.manifest.spec.promotion.auto)
 
 
 def _waiting(

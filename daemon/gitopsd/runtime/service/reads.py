@@ -23,7 +23,7 @@ from gitopsd.model.state import ComponentState, EnvironmentState
 from gitopsd.runtime.control import RunLogs, UnknownEnvironmentError
 from gitopsd.runtime.drift import drift_reports
 from gitopsd.runtime.promotion import diffing
-from gitopsd.runtime.records import reports
+from gitopsd.runtime.records import promotion_records, reports
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service import paging
 from gitopsd.runtime.service.intake import Intake
@@ -188,10 +188,10 @@ class Reads:
 
     def snapshot(self) -> Iterator[tuple[EnvironmentState, list[ComponentState]]]:
         """Every environment and its components as the store has them (the state gauges),
-        its pending approval as status shows it (reports.shown_pending)."""
+        its pending approval as status shows it (promotion_records.pending)."""
         store, repository = self.workspace.store, self._reconciler.repository
         for environment in store.list_environments():
             entry = repository.environments.get(environment.name) if repository else None
-            pending = reports.shown_pending(environment, entry)
+            pending = promotion_records.pending(environment, entry)
             shown = environment.model_copy(update={"pending_approval": pending})
             yield shown, store.list_components(environment.name)

@@ -62,10 +62,10 @@ class LockedAtTimes(MemoryStore):
 def test_a_renewal_that_meets_a_short_fault_is_tried_again_and_keeps_the_lease() -> None:
     store, clock, lost = LockedAtTimes(), SystemClock(), threading.Event()
     with leases.held(store, "dev", holder="me:1:a", clock=clock, lost=lost, ttl=2.0):
-        time.sleep(0.8)  # one renewal (every third of the TTL) went through
+        time.sleep(0.8)  # one renewal (every third of the TTL, 0.67 s) went through
         store.locked.set()
-        time.sleep(0.5)
-        store.locked.clear()
+        time.sleep(0.8)  # the renewal at 1.33 s fails, and the tries after it (every 0.2 s)
+        store.locked.clear()  # before 2.0 s, when a lease renewed at 0.67 s is given up
         time.sleep(2.5)  # past the TTL since the fault: renewed meanwhile, or expired
         assert not lost.is_set()
         assert store.lease_holder("dev", now=clock.now()) == "me:1:a"
@@ -99,10 +99,10 @@ class StalledAtTimes(MemoryStore):
 def test_a_renewal_that_is_slow_but_answers_in_time_keeps_the_lease() -> None:
     store, clock, lost = StalledAtTimes(), SystemClock(), threading.Event()
     with leases.held(store, "dev", holder="me:1:a", clock=clock, lost=lost, ttl=2.0):
-        time.sleep(0.8)  # one renewal (every third of the TTL) went through
+        time.sleep(0.8)  # one renewal (every third of the TTL, 0.67 s) went through
         store.stalled.set()
-        time.sleep(0.5)
-        store.answer.set()
+        time.sleep(0.8)  # the renewal at 1.33 s waits...
+        store.answer.set()  # ...and answers at 1.6 s, before the lease is given up (2.0 s)
         time.sleep(2.5)  # past the TTL since the stall: renewed meanwhile, or expired
         assert not lost.is_set()
         assert store.lease_holder("dev", now=clock.now()) == "me:1:a"

@@ -31,10 +31,6 @@ from gitopsd.runtime.runs.orphan_drivers import KILL_GRACE
 log = logging.getLogger(__name__)
 
 TTL = 30.0
-# A lease whose renewals fail is given up this long before it expires in the store (a third
-# of the TTL, at most): its run's drivers, stopped with SIGTERM and SIGKILL after their
-# grace (KILL_GRACE), are gone before another process may take the environment.
-GIVE_UP_BEFORE_EXPIRY = KILL_GRACE
 BUSY_LOOKS = 3
 BUSY_LOOK_PAUSE = 0.1
 
@@ -132,13 +128,12 @@ class _Lease:
         `since` (`time.monotonic()`). Refused (another holder has it, or fenced): lost at
         once. A fault (any error: the store locked or full) is tried again every tenth of the
         TTL; a thread that died of it left the run going with nobody holding its lease, and a
-        second command took the environment beside it. Lost, whatever the renewals do, a little
-        before the TTL has passed since the start of the last call that succeeded (when the
-        lease expires in the store), so that the run's drivers are ended before another
-        process may take the environment. A timer (`_expiry`) keeps that deadline, not this thread,
-        which a renewal can hold for minutes without failing (SQLite's BEGIN waiting out
-        another process's lock). Lost stays lost: a renewal that answers later stops the
-        renewing, it does not undo the loss (the run is being cancelled)."""
+        second command took the environment beside it. Lost, whatever the renewals do, before
+        the lease expires in the store (`_expiry`, timed from the start of the last call that
+        succeeded): a timer keeps that deadline, not this thread, which a renewal can hold for
+        minutes without failing (SQLite's BEGIN waiting out another process's lock). Lost
+        stays lost: a renewal that answers later stops the renewing, it does not undo the
+        loss (the run is being cancelled)."""
         expiry = self._expiry(since, lost)
         wait = self.ttl / 3
         try:
@@ -159,10 +154,12 @@ class _Lease:
             expiry.cancel()
 
     def _expiry(self, since: float, lost: threading.Event) -> threading.Timer:
-        """A started timer that declares the lease lost shortly before it expires, `ttl`
-        after `since` (GIVE_UP_BEFORE_EXPIRY: its drivers are ended by then), at once if
-        that moment has passed, unless cancelled first."""
-        margin = min(GIVE_UP_BEFORE_EXPIRY, self.ttl / 3)
+        """A started timer that declares the lease lost before it expires, `ttl` after
+        `since`: by the drivers' kill grace (a third of the TTL at most), so that the run's
+        drivers, stopped with SIGTERM and SIGKILL after that grace, are gone before another
+        process may take the environment. At once if that moment has passed; nothing if
+        cancelled first."""
+        margin = min(KILL_GRACE, self.ttl / 3)
         left = since + self.ttl - margin - time.monotonic()
         timer = threading.Timer(left, self._expired, args=(since, lost))
         timer.daemon = True

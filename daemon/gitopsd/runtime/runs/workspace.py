@@ -417,9 +417,10 @@ class Workspace:
     ) -> tuple[list[ComponentEntry], dict[str, Orphan]]:
         """What a destroy of `requested` (default: everything) takes down: the components
         the head has, with the driver and checkout of `current` (the revision the
-        environment is at) where it has them, and the orphans, with the revision that last
-        applied each (a destroy brings no revision in); and those of the head's that have no
-        state, for which there is nothing to destroy."""
+        environment is at) where it has them as they were applied (`_unchanged_at`), else
+        of the revision that last applied each, as the orphans (a destroy brings no revision
+        in); and those of the head's that have no state, for which there is nothing to
+        destroy."""
         orphaned = self._requested_orphans(environment, target, requested)
         wanted = [name for name in requested or () if name not in orphaned]
         chosen = (

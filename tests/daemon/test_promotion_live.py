@@ -126,18 +126,26 @@ def dev_and_prod(prod: dict[str, object], *, size: int = 3) -> dict[str, str]:
     )
 
 
+MANUAL_PROD = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
+
+
+def dev_verified_c_then_d(world: World, daemon: StartDaemon) -> tuple[DaemonProcess, str, str]:
+    """A daemon whose dev verified C, then D; prod promotes by hand, after two approvals."""
+    older = world.commit(dev_and_prod(MANUAL_PROD))
+    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(with_operator(world.root)))
+    served.wait_for(lambda: state(served, "dev")["revision"] == older, what="dev at C")
+    newer = world.commit(dev_and_prod(MANUAL_PROD, size=4))
+    served.wait_for(lambda: state(served, "dev")["revision"] == newer, what="dev at D")
+    served.wait_for(lambda: state(served, "dev")["status"] == "verified", what="dev verified")
+    return served, older, newer
+
+
 def test_approvals_complete_the_revision_a_person_asked_for_not_a_newer_one(
     world: World, daemon: StartDaemon
 ) -> None:
     """olga asks for C by name while dev has verified a newer D: the approvals that complete
     C's promote C, as olga's request, and never start D, which nobody asked for."""
-    prod = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
-    asked = world.commit(dev_and_prod(prod))
-    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(with_operator(world.root)))
-    served.wait_for(lambda: state(served, "dev")["revision"] == asked, what="dev at C")
-    newer = world.commit(dev_and_prod(prod, size=4))
-    served.wait_for(lambda: state(served, "dev")["revision"] == newer, what="dev at D")
-    served.wait_for(lambda: state(served, "dev")["status"] == "verified", what="dev verified")
+    served, asked, _ = dev_verified_c_then_d(world, daemon)
 
     body = {"revision": asked}
     promotion = served.post("/api/v1/environments/prod/promotions", headers=as_("olga"), json=body)
@@ -176,8 +184,7 @@ def test_an_approval_after_the_last_one_needed_promotes_nothing_again(
 ) -> None:
     """carol approves C after alice and bob completed it, before C's run started: C is
     applied once (each approval that left nothing missing used to queue it again)."""
-    prod = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
-    asked = world.commit(dev_and_prod(prod))
+    asked = world.commit(dev_and_prod(MANUAL_PROD))
     served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(with_operator(world.root)))
     served.wait_for(lambda: state(served, "dev")["status"] == "verified", what="dev at C")
     body = {"revision": asked}
@@ -198,13 +205,7 @@ def test_a_late_approval_never_takes_the_environment_back(
 ) -> None:
     """olga asks for C, alice and bob complete it, olga then asks for D (approved ahead);
     carol's approval of C, given before C's run started, does not run C again after D."""
-    prod = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
-    older = world.commit(dev_and_prod(prod))
-    served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(with_operator(world.root)))
-    served.wait_for(lambda: state(served, "dev")["revision"] == older, what="dev at C")
-    newer = world.commit(dev_and_prod(prod, size=4))
-    served.wait_for(lambda: state(served, "dev")["revision"] == newer, what="dev at D")
-    served.wait_for(lambda: state(served, "dev")["status"] == "verified", what="dev verified")
+    served, older, newer = dev_verified_c_then_d(world, daemon)
     url = "/api/v1/environments/prod/approvals"
     for name in ("alice", "bob"):  # D approved ahead of its promotion
         assert served.post(url, headers=as_(name), json={"revision": newer}).status_code == 200
@@ -254,15 +255,7 @@ def test_approvals_alone_never_start_a_promotion_of_an_environment_without_auto(
 ) -> None:
     """Approving and operating are separate roles: without `auto`, approvers complete what a
     person asked for, and an approval with nothing asked for (no revision named) is refused."""
-    prod = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
-    sha = world.commit(
-        layered(
-            **{
-                "environments/dev.yaml": environment("dev"),
-                "environments/prod.yaml": environment("prod", **prod),
-            }
-        )
-    )
+    sha = world.commit(dev_and_prod(MANUAL_PROD))
     served = daemon("--poll-interval", "1h", GITOPSD_TOKENS_FILE=str(with_operator(world.root)))
     served.wait_for(lambda: state(served, "dev")["status"] == "verified", what="dev applied")
 

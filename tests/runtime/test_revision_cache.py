@@ -213,6 +213,91 @@ def test_a_file_cut_short_at_the_end_of_a_line_is_not_read_as_a_smaller_revision
     assert loaded.repository.components.keys() == {"vpc", "dns"}
 
 
+def manifests(loaded: LoadedRevision) -> dict[str, object]:
+    """Every manifest of a load as plain values: what two loads are compared by."""
+    repository = loaded.repository
+    return {
+        "settings": repository.settings.model_dump(),
+        **{name: e.manifest.model_dump() for name, e in repository.environments.items()},
+        **{name: e.manifest.model_dump() for name, e in repository.components.items()},
+    }
+
+
+def three_commits(world: World) -> list[str]:
+    """vpc and dns; then dns changed, cache added; then vpc gone and dns as it was."""
+    first = {
+        "environments/dev.yaml": environment("dev"),
+        "components/network/vpc/component.yaml": component("vpc"),
+        "components/network/dns/component.yaml": component("dns"),
+    }
+    second = {
+        "components/network/dns/component.yaml": component("dns", timeout="40s"),
+        "components/addons/cache/component.yaml": component("cache", layer="addons"),
+    }
+    third = {
+        "environments/dev.yaml": environment("dev", parallelism=2),
+        "components/network/dns/component.yaml": component("dns"),
+        "components/addons/cache/component.yaml": component("cache", layer="addons"),
+    }
+    return [world.commit(first), world.commit(second), world.commit(third, replace=True)]
+
+
+def test_each_revision_kept_after_another_reads_back_as_git_has_it(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """A revision is kept by copying from the one kept before it what the two share: each
+    must still read back whole, as git has it, whatever was added, changed or removed."""
+    shas = three_commits(world)
+    folder = tmp_path / "revisions"
+    for sha in shas:
+        process_loads(source, folder, sha)  # each kept after the one before
+    from_disk = {sha: manifests(cache(source, folder).load(sha)) for sha in shas}
+    assert CountingSource.reads == 3  # the reads back came from disk
+    assert from_disk == {sha: manifests(load(source, sha)) for sha in shas}
+    assert sorted(from_disk[shas[2]]) == ["cache", "dev", "dns", "settings"]
+
+
+def test_keeping_a_revision_parses_only_the_manifests_the_one_kept_before_did_not_have(
+    world: World, source: CountingSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    parse = revisions.yaml_text.values
+
+    def counting(text: str) -> object:
+        parsed.append(text)
+        return parse(text)
+
+    monkeypatch.setattr(revisions.yaml_text, "values", counting)
+    shas = three_commits(world)
+    folder = tmp_path / "revisions"
+    process_loads(source, folder, shas[0])
+    assert len(parsed) == 3  # the first: every manifest
+    parsed.clear()
+    process_loads(source, folder, shas[1])
+    assert sorted(parsed) == sorted(
+        [component("dns", timeout="40s"), component("cache", layer="addons")]
+    )
+
+
+def test_a_damaged_kept_revision_passes_none_of_its_damage_to_the_next(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """A file zeroed from the middle of a manifest's data on (a machine that crashed before
+    writing it out) gives the next revision only what came before the damage."""
+    shas = three_commits(world)
+    folder = tmp_path / "revisions"
+    process_loads(source, folder, shas[0])
+    kept = kept_file(folder, shas[0])
+    text = kept.read_bytes()
+    vpc_data = text.index(b'{"text":', text.index(b'"components/network/vpc/component.yaml"'))
+    kept.write_bytes(text[: vpc_data + 20] + bytes(len(text) - vpc_data - 20))
+    process_loads(source, folder, shas[1])
+    assert CountingSource.reads == 2
+    again = cache(source, folder).load(shas[1])
+    assert CountingSource.reads == 2  # the second read back from disk: whole
+    assert manifests(again) == manifests(load(source, shas[1]))
+
+
 class Planted:
     """A pickle payload: unpickled, it makes the folder `marker`."""
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 
 log = logging.getLogger("gitopsd.revisions")
@@ -33,7 +33,7 @@ class RevisionFiles:
     def path(self, sha: str) -> Path:
         return self.folder / f"{sha}.{self.tag}{SUFFIX}"
 
-    def lines(self, sha: str) -> Iterator[str]:
+    def lines(self, sha: str) -> Generator[str, None, None]:
         """The lines of the text kept for `sha` under this tag (without their newline; empty
         ones left out), read as they are asked for: a revision is megabytes, and its reader
         uses a line at a time. None at all if it was never kept here or the folder is
@@ -46,6 +46,24 @@ class RevisionFiles:
                         yield line
         except (OSError, UnicodeDecodeError):
             return
+
+    def latest_lines(self) -> Generator[str, None, None]:
+        """The lines of the file this tag wrote last (by modification time; none if there is
+        none): a writer of the next revision copies from it what the two have in common."""
+        newest = self._newest()
+        if newest is not None:
+            yield from self.lines(newest)
+
+    def _newest(self) -> str | None:
+        try:
+            mine = [entry for entry in os.scandir(self.folder) if self._is_mine(entry.name)]
+            newest = max(mine, key=lambda entry: entry.stat().st_mtime_ns, default=None)
+        except OSError:
+            return None
+        return None if newest is None else newest.name.partition(".")[0]
+
+    def _is_mine(self, name: str) -> bool:
+        return name.endswith(f".{self.tag}{SUFFIX}") and not name.startswith(".")
 
     def put(self, sha: str, text: Iterable[str]) -> None:
         """Keep `text` for `sha`, written part by part as the parts are made (a writer need

@@ -161,23 +161,66 @@ class KeptContent(pydantic.BaseModel):
     data: dict[str, Any]
 
 
-def _kept_lines(loaded: LoadedRevision) -> Iterator[str]:
-    """The JSON lines of a valid revision, made as they are written: a loaded revision
-    holds its files' text, not the mappings they parse to (`SourceFile`), so each is parsed
-    again here, in the writer's thread, and dropped once its line is made. All of them at
-    once, with the whole file's text, were the largest thing a daemon of 10,000
-    components allocated (benchmarks/README.md). Data that is not all JSON (a YAML date or
-    set, which would come back as something else) raises TypeError or ValueError."""
+def _kept_lines(loaded: LoadedRevision, earlier: Iterator[str]) -> Iterator[str]:
+    """The JSON lines of a valid revision, made as they are written, its manifests in path
+    order. A manifest's data line is copied from `earlier` (the lines of the revision kept
+    before it, in the same order) when that one has the same file with the same content;
+    only the others are parsed again, here, in the writer's thread: a loaded revision holds
+    its files' text, not the mappings they parse to (`SourceFile`). A commit changes a few
+    manifests of thousands, and parsing all of them again for every commit was a tenth of a
+    second of the interpreter at 1,000 components, beside the run that commit started
+    (benchmarks/README.md). Data that is not all JSON (a YAML date or set, which would come
+    back as something else) raises TypeError or ValueError."""
     repository = loaded.repository
     sources = [entry.source for entry in repository.environments.values()]
     sources += [entry.source for entry in repository.components.values()]
     if repository.settings_source is not None:
         sources.append(repository.settings_source)
+    sources.sort(key=lambda source: source.path)
     header = {"format": FORMAT, "gitopsd": __version__, "revision": loaded.revision}
     yield _json_line(header | {"documents": len(sources), "trees": loaded.trees})
+    before = _EarlierDocuments(earlier)
     for source in sources:
-        yield _json_line({"path": source.path, "content_id": loading.content_id(source.text)})
-        yield _json_line({"text": source.text, "data": yaml_text.values(source.text)})
+        content_id = loading.content_id(source.text)
+        yield _json_line({"path": source.path, "content_id": content_id})
+        yield before.data_line(source.path, content_id) or _json_line(
+            {"text": source.text, "data": yaml_text.values(source.text)}
+        )
+
+
+class _EarlierDocuments:
+    """The manifests of a revision kept before, walked once in path order beside those of
+    the one being written (a merge of two sorted lists: one line pair in memory at a time)."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._documents = _document_lines(lines)
+        self._next = next(self._documents, None)
+
+    def data_line(self, path: str, content_id: str) -> str | None:
+        """The kept data line of the file at `path` if its content was `content_id` then."""
+        while self._next is not None and self._next[0] < path:
+            self._next = next(self._documents, None)
+        if self._next is not None and self._next[:2] == (path, content_id):
+            return self._next[2]
+        return None
+
+
+def _document_lines(lines: Iterator[str]) -> Iterator[tuple[str, str, str]]:
+    """Each manifest of kept `lines` as its path, content id and data line (newline ended);
+    nothing of a file this gitopsd did not write, and nothing from a damaged line on. A
+    data line is checked to be JSON before it is copied: a file cut short or zeroed by a
+    crash of the machine would otherwise pass its damage on to every revision after it."""
+    try:
+        header = KeptHeader.model_validate_json(next(lines, "{}"))
+        if header.gitopsd != __version__:
+            return
+        for first in lines:
+            kept = KeptDocument.model_validate_json(first)
+            second = next(lines, "")
+            json.loads(second)
+            yield kept.path, kept.content_id, second + "\n"
+    except ValueError:  # pydantic's ValidationError is one too
+        return
 
 
 def _json_line(value: dict[str, Any]) -> str:
@@ -345,8 +388,11 @@ class RevisionCache:
             self._waiting_writes -= 1
             superseded = self._waiting_writes >= files.keep
         if not loaded.problems and not superseded:
-            with contextlib.suppress(TypeError, ValueError):
-                files.put(sha, _kept_lines(loaded))
+            with (
+                contextlib.closing(files.latest_lines()) as before,
+                contextlib.suppress(TypeError, ValueError),
+            ):
+                files.put(sha, _kept_lines(loaded, before))
 
     def _from_disk(self, sha: str) -> LoadedRevision | None:
         if self._files is None:

@@ -290,3 +290,70 @@ def test_a_blob_git_does_not_have_is_a_clear_error(tmp_path: Path) -> None:
     missing = {"environments/dev.yaml": gitrepo.Blob("0" * 40, 2)}
     with pytest.raises(GitSourceError, match="unexpected git cat-file output"):
         source.read_blobs(missing)
+
+
+def history_of_every_kind_of_change(repo: Path) -> list[str]:
+    """Commits that add, change, remove and retype files and folders, one kind or more each."""
+    shas = [
+        commit_files(
+            repo,
+            {
+                "gitopsd.yaml": "a\n",
+                "components/network/vpc/component.yaml": "vpc\n",
+                "components/network/vpc/main.tf": "tf\n",
+                "components/network/dns/component.yaml": "dns\n",
+                "environments/dev.yaml": "dev\n",
+                "docs/readme": "a file that becomes a folder\n",
+            },
+        )
+    ]
+    shas.append(commit_files(repo, {"components/network/vpc/main.tf": "tf, longer now\n"}))
+    (repo / "docs" / "readme").unlink()
+    shas.append(commit_files(repo, {"docs/readme/part.md": "now a folder\n"}))
+    git(repo, "rm", "-rq", "components/network/dns")
+    shas.append(commit_files(repo, {"components/addons/cache/component.yaml": "cache\n"}))
+    git(repo, "rm", "-rq", "docs/readme")
+    (repo / "components/link").symlink_to("addons/cache")
+    shas.append(commit_files(repo, {"docs/readme": "a file again\n"}))
+    (repo / "components/network/vpc/main.tf").chmod(0o755)
+    subprocess.run(
+        ["git", "update-index", "--add", "--cacheinfo", f"160000,{shas[0]},vendor/sub"],
+        cwd=repo,
+        check=True,
+    )
+    git(repo, "add", "components/network/vpc/main.tf")
+    git(repo, "commit", "-qm", "a submodule, and main.tf executable")  # not `add -A`: no sub/
+    shas.append(git(repo, "rev-parse", "HEAD"))
+    shas.append(commit_files(repo, {}, replace=True))  # everything removed
+    shas.append(commit_files(repo, {"environments/prod.yaml": "prod\n"}))
+    return shas
+
+
+def test_a_listing_made_from_the_last_one_is_the_commit_as_git_lists_it(tmp_path: Path) -> None:
+    """A source lists each commit from the one it listed before and what changed between
+    them; each must be what a source that never listed anything finds, forwards, backwards
+    and between commits far apart."""
+    repo = tmp_path / "repo"
+    shas = history_of_every_kind_of_change(repo)
+    source = open_source(repo, tmp_path)
+    order = [*shas, *reversed(shas), shas[0], shas[-1], shas[3], shas[3]]
+    listed = [source.listing(sha) for sha in order]
+    fresh = [open_source(repo, tmp_path / str(n)).listing(sha) for n, sha in enumerate(order)]
+    assert listed == fresh
+    assert "components/link" in listed[4].files
+    assert "vendor/sub" not in listed[5].files and "vendor" in listed[5].folders
+    assert listed[2].folders["docs/readme"] and "docs/readme" not in listed[2].files
+    assert listed[1].files["components/network/vpc/main.tf"].size == len("tf, longer now\n")
+
+
+def test_a_commit_git_no_longer_has_is_not_needed_to_list_the_next(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    commit_files(repo, {"environments/dev.yaml": "dev\n"})
+    gone = commit_files(repo, {"environments/dev.yaml": "a commit about to be dropped\n"})
+    source = open_source(repo, tmp_path)
+    source.listing(gone)
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    git(repo, "reflog", "expire", "--expire=now", "--all")
+    git(repo, "gc", "-q", "--prune=now")
+    sha = commit_files(repo, {"environments/prod.yaml": "prod\n"})
+    assert source.listing(sha) == open_source(repo, tmp_path / "fresh").listing(sha)

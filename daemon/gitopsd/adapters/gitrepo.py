@@ -13,6 +13,7 @@ started from a scheduler would otherwise pay only to turn a branch name into a s
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -33,6 +34,7 @@ URL = re.compile(r"^([a-z][a-z0-9+.-]*://|[\w.-]+@[\w.-]+:)", re.IGNORECASE)
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 FETCH_REFSPEC = "+refs/heads/*:refs/heads/*"
 CHANGELOG_LIMIT = 200  # commits `changelog` lists at most (`commit_count` says how many there are)
+_TREE, _SUBMODULE, _NO_ENTRY = "040000", "160000", "000000"  # git modes, as diff-tree prints them
 KNOWN_COMMITS = 256  # full shas `resolve` remembers (the most recent)
 
 
@@ -84,6 +86,7 @@ class GitSource:
         # GitPython's object is made once, whichever thread asks first
         self._lock = threading.RLock()
         self._commits: dict[str, str] = {}  # full shas already seen to name a commit
+        self._last_listing: tuple[str, Listing] | None = None  # the commit and its listing
 
     @classmethod
     def open(cls, location: str, *, branch: str | None, data_dir: Path) -> GitSource:
@@ -237,9 +240,23 @@ class GitSource:
         return {path: blob for path, blob in files.items() if wanted(path)}
 
     def listing(self, revision: str) -> Listing:
-        """Every file of commit `revision` with its size, and every folder's tree id, from one
-        `ls-tree`: listing the files and then the folders read every tree object twice."""
+        """Every file of commit `revision` with its size, and every folder's tree id: made
+        from the last listing and what changed since (`git diff-tree`), as a new head
+        changes a few files of thousands; from one `ls-tree` of the whole commit the first
+        time, or when git can no longer compare the two (benchmarks/README.md)."""
         sha = self.resolve(revision)
+        last = self._last_listing
+        listing = None
+        if last is not None:
+            with contextlib.suppress(GitSourceError):
+                listing = self._listing_since(*last, sha)
+        if listing is None:
+            listing = self._whole_listing(sha)
+        self._last_listing = (sha, listing)
+        return listing
+
+    def _whole_listing(self, sha: str) -> Listing:
+        """From one `ls-tree`: listing the files and then the folders read every tree twice."""
         folders = {"": self._git_output("rev-parse", f"{sha}^{{tree}}").strip()}
         files: dict[str, Blob] = {}
         for record in self._records("ls-tree", "-r", "-t", "-l", "-z", "--full-tree", sha):
@@ -250,6 +267,47 @@ class GitSource:
             elif kind == "tree":
                 folders[path] = object_id
         return Listing(files, folders)
+
+    def _listing_since(self, base_sha: str, base: Listing, sha: str) -> Listing:
+        """`base` (the listing of commit `base_sha`) turned into commit `sha`'s by the
+        entries `diff-tree` reports changed, the sizes of the files written found by
+        `cat-file --batch-check`. A path whose type changed (a file become a folder) is
+        reported twice, removed as one and added as the other, in either order."""
+        files, folders = dict(base.files), dict(base.folders)
+        written: dict[str, str] = {}  # path -> blob id, for the files whose size is wanted
+        fields = list(self._records("diff-tree", "-r", "-t", "-z", "--no-renames", base_sha, sha))
+        for meta, path in zip(fields[::2], fields[1::2], strict=True):
+            old_mode, new_mode, _old_id, new_id, _status = meta.lstrip(":").split()
+            if new_mode == _NO_ENTRY:  # removed as what it was: it may be added as the other
+                (folders if old_mode == _TREE else files).pop(path, None)
+                continue
+            files.pop(path, None)
+            folders.pop(path, None)
+            if new_mode == _TREE:
+                folders[path] = new_id
+            elif new_mode != _SUBMODULE:
+                written[path] = new_id
+        root, *sizes = self._object_sizes([f"{sha}^{{tree}}", *written.values()])
+        folders[""] = root[0]
+        files.update(
+            (path, Blob(object_id, size))
+            for (path, object_id), (_, size) in zip(written.items(), sizes, strict=True)
+        )
+        return Listing(files, folders)
+
+    def _object_sizes(self, names: list[str]) -> list[tuple[str, int]]:
+        """The id and size of each named object, from one `cat-file --batch-check`."""
+        done = _run(
+            ["git", "cat-file", "--batch-check=%(objectname) %(objectsize)"],
+            cwd=self.git_dir,
+            input="".join(f"{name}\n" for name in names),
+            capture_output=True,
+            text=True,
+        )
+        answers = [line.split() for line in done.stdout.splitlines()]
+        if done.returncode != 0 or len(answers) != len(names) or any(len(a) != 2 for a in answers):
+            raise GitSourceError(f"{self.location}: git cat-file failed: {done.stderr.strip()}")
+        return [(object_id, int(size)) for object_id, size in answers]
 
     def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
         """The content of files listed by `list_files`, by path. Nothing is kept: loading

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -121,6 +122,28 @@ def test_what_a_killed_pruning_left_set_aside_is_removed_when_a_cache_starts(
     CheckoutCache(source, root)
     wait_for(lambda: not left.exists())
     assert not left.exists()
+
+
+def test_a_link_set_aside_is_removed_and_what_it_points_to_is_left_as_it_was(
+    source: GitSource, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "kept").mkdir(parents=True)
+    (elsewhere / "kept" / "file").write_text("not gitopsd's")
+    for path in (elsewhere / "kept" / "file", elsewhere / "kept", elsewhere):
+        path.chmod(0o400 if path.is_file() else 0o500)
+    root = tmp_path / "checkouts"
+    root.mkdir()
+    link = root / ".removing-0123abcd-5678"
+    link.symlink_to(elsewhere)
+    CheckoutCache(source, root)
+    wait_for(lambda: not link.is_symlink())
+    assert not link.is_symlink()
+    assert (elsewhere / "kept" / "file").read_text() == "not gitopsd's"
+    assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in (elsewhere, elsewhere / "kept")] == [
+        "0o500",
+        "0o500",
+    ]
 
 
 def test_folder_trees_change_only_where_files_change(source: GitSource, repo: Path) -> None:

@@ -246,6 +246,8 @@ class GitSource:
         time, or when git can no longer compare the two (benchmarks/README.md)."""
         sha = self.resolve(revision)
         last = self._last_listing
+        if last is not None and last[0] == sha:
+            return last[1]
         listing = None
         if last is not None:
             with contextlib.suppress(GitSourceError):

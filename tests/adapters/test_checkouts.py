@@ -294,3 +294,21 @@ def test_a_checkout_made_from_the_spare_copy_equals_a_full_export(
     assert tree_of(root / old)["x"] == ("1", 0)  # the older checkout is untouched
     wait_for(lambda: (root / f".spare-of-{new}").is_dir())
     assert trees_in(root) == sorted([old, new])
+
+
+def test_pruning_a_checkout_leaves_the_kept_ones_read_only(
+    source: GitSource, repo: Path, tmp_path: Path
+) -> None:
+    """A checkout shares the files it has in common with the one it was made from (hard
+    links): removing the pruned one must not give its files' write bits back, or the kept
+    checkout's files (the same files) could be written by the drivers run from it."""
+    root = tmp_path / "checkouts"
+    cache = CheckoutCache(source, root, keep=1)
+    old = source.head()
+    os.utime(cache.path(old), (1000, 1000))
+    new = commit_files(repo, {"y": "only in the new commit"})
+    kept = cache.path(new)
+    assert cache.prune() == [old]
+    wait_for(lambda: not any(root.glob(".removing-*")))
+    assert not any(root.glob(".removing-*"))
+    assert writable_entries(kept) == []

@@ -357,3 +357,26 @@ def test_a_commit_git_no_longer_has_is_not_needed_to_list_the_next(tmp_path: Pat
     git(repo, "gc", "-q", "--prune=now")
     sha = commit_files(repo, {"environments/prod.yaml": "prod\n"})
     assert source.listing(sha) == open_source(repo, tmp_path / "fresh").listing(sha)
+
+
+def drop_object(repo: Path, sha: str) -> None:
+    """Delete a loose object, as a damaged or half-copied repository lacks one."""
+    (repo / ".git" / "objects" / sha[:2] / sha[2:]).unlink()
+
+
+@pytest.mark.parametrize("listed_before", [False, True])
+def test_a_listed_file_whose_blob_git_does_not_have_is_a_clear_error(
+    tmp_path: Path, listed_before: bool
+) -> None:
+    """git lists a file whose content it lacks with no size (`BAD` from ls-tree, `missing`
+    from cat-file): the listing is a GitSourceError, never a bug, whether the source lists
+    the commit whole or from the one it listed before."""
+    repo = tmp_path / "repo"
+    first = commit_files(repo, {"environments/dev.yaml": "dev\n"})
+    source = open_source(repo, tmp_path)
+    if listed_before:
+        source.listing(first)
+    sha = commit_files(repo, {"environments/prod.yaml": "prod, whose blob goes missing\n"})
+    drop_object(repo, git(repo, "rev-parse", f"{sha}:environments/prod.yaml"))
+    with pytest.raises(GitSourceError, match=r"no object .*environments/prod\.yaml"):
+        source.listing(sha)

@@ -265,6 +265,8 @@ class GitSource:
             meta, _, path = record.partition("\t")
             _mode, kind, object_id, size = meta.split()
             if kind == "blob":
+                if not size.isdigit():  # `BAD`: git does not have the file's content
+                    raise GitSourceError(f"{self.location}: git has no object {object_id} ({path})")
                 files[path] = Blob(object_id, int(size))
             elif kind == "tree":
                 folders[path] = object_id
@@ -298,7 +300,8 @@ class GitSource:
         return Listing(files, folders)
 
     def _object_sizes(self, names: list[str]) -> list[tuple[str, int]]:
-        """The id and size of each named object, from one `cat-file --batch-check`."""
+        """The id and size of each named object, from one `cat-file --batch-check`;
+        GitSourceError when git lacks one."""
         done = _run(
             ["git", "cat-file", "--batch-check=%(objectname) %(objectsize)"],
             cwd=self.git_dir,
@@ -307,8 +310,11 @@ class GitSource:
             text=True,
         )
         answers = [line.split() for line in done.stdout.splitlines()]
-        if done.returncode != 0 or len(answers) != len(names) or any(len(a) != 2 for a in answers):
+        if done.returncode != 0 or len(answers) != len(names):
             raise GitSourceError(f"{self.location}: git cat-file failed: {done.stderr.strip()}")
+        for answer in answers:  # `<name> missing`: git does not have that object
+            if len(answer) != 2 or not answer[1].isdigit():
+                raise GitSourceError(f"{self.location}: git cat-file: {' '.join(answer)}")
         return [(object_id, int(size)) for object_id, size in answers]
 
     def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:

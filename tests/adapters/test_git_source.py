@@ -380,3 +380,16 @@ def test_a_listed_file_whose_blob_git_does_not_have_is_a_clear_error(
     drop_object(repo, git(repo, "rev-parse", f"{sha}:environments/prod.yaml"))
     with pytest.raises(GitSourceError, match=r"no object .*environments/prod\.yaml"):
         source.listing(sha)
+
+
+def test_a_listing_changed_by_its_caller_changes_no_later_listing(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    first, second = history_of_every_kind_of_change(repo)[:2]
+    source = open_source(repo, tmp_path)
+    for sha in (first, first, second):
+        mine = source.listing(sha)
+        mine.files.clear()
+        mine.folders["planted"] = "0" * 40
+    fresh = open_source(repo, tmp_path / "fresh")
+    assert source.listing(first) == fresh.listing(first)
+    assert source.listing(second) == fresh.listing(second)

@@ -246,16 +246,17 @@ class GitSource:
         time, or when git can no longer compare the two (benchmarks/README.md)."""
         sha = self.resolve(revision)
         last = self._last_listing
-        if last is not None and last[0] == sha:
-            return last[1]
-        listing = None
+        if last is None or last[0] != sha:
+            last = (sha, self._listing_from(last, sha))
+            self._last_listing = last
+        files, folders = last[1]
+        return Listing(dict(files), dict(folders))  # the caller's: the next one starts from it
+
+    def _listing_from(self, last: tuple[str, Listing] | None, sha: str) -> Listing:
         if last is not None:
             with contextlib.suppress(GitSourceError):
-                listing = self._listing_since(*last, sha)
-        if listing is None:
-            listing = self._whole_listing(sha)
-        self._last_listing = (sha, listing)
-        return listing
+                return self._listing_since(*last, sha)
+        return self._whole_listing(sha)
 
     def _whole_listing(self, sha: str) -> Listing:
         """From one `ls-tree`: listing the files and then the folders read every tree twice."""

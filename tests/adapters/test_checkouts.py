@@ -312,3 +312,26 @@ def test_pruning_a_checkout_leaves_the_kept_ones_read_only(
     wait_for(lambda: not any(root.glob(".removing-*")))
     assert not any(root.glob(".removing-*"))
     assert writable_entries(kept) == []
+
+
+def test_a_file_named_in_bytes_that_are_not_utf8_is_checked_out_under_its_own_name(
+    source: GitSource, repo: Path, tmp_path: Path
+) -> None:
+    """git names files in bytes: a name in Latin-1 (a Windows user's `café.md`) is still
+    part of the commit, listed, exported and changed like any other."""
+    name = os.fsencode(repo / "docs") + b"/caf\xe9.md"
+    os.makedirs(repo / "docs")
+    with open(name, "wb") as file:
+        file.write(b"one\n")
+    first = commit_files(repo, {})
+    with open(name, "wb") as file:
+        file.write(b"two\n")
+    second = commit_files(repo, {"x": "2"})
+    cache = CheckoutCache(source, tmp_path / "checkouts")
+    for sha, content in ((first, b"one\n"), (second, b"two\n")):
+        checked_out = os.fsencode(cache.path(sha)) + b"/docs/caf\xe9.md"
+        with open(checked_out, "rb") as file:
+            assert file.read() == content
+    listed = source.listing(second).files
+    assert os.fsdecode(b"docs/caf\xe9.md") in listed
+    assert source.read_blobs({"f": listed[os.fsdecode(b"docs/caf\xe9.md")]}) == {"f": b"two\n"}

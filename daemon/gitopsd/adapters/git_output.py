@@ -32,10 +32,16 @@ def records(command: list[str], *, cwd: Path, failure: str) -> Iterator[str]:
         pending = b""
         for chunk in iter(lambda: stdout.read(READ_SIZE), b""):  # one read of the pipe each
             *complete, pending = (pending + chunk).split(b"\0")
-            yield from (record.decode() for record in complete if record)
+            yield from (_text(record) for record in complete if record)
         if pending:
-            yield pending.decode()
+            yield _text(pending)
         _check_exit(process, failure)
+
+
+def _text(record: bytes) -> str:
+    """A record as text; bytes that are not UTF-8 (a file named in Latin-1) kept as escapes
+    that turn back into the same bytes when the name is given to git or the file system."""
+    return record.decode(errors="surrogateescape")
 
 
 def blobs(command: list[str], shas: list[str], *, cwd: Path, failure: str) -> list[bytes]:

@@ -332,15 +332,8 @@ class GitSource:
     def changes(self, base: str, revision: str) -> tuple[list[str], list[str]]:
         """What turns commit `base`'s files into `revision`'s: (paths to write, paths to
         remove); a path whose content, mode or type changed is in both."""
-        listing = self._git_output(
-            "diff",
-            "--name-status",
-            "--no-renames",
-            "-z",
-            self.resolve(base),
-            self.resolve(revision),
-        )
-        fields = [f for f in listing.split("\0") if f]
+        base, revision = self.resolve(base), self.resolve(revision)
+        fields = list(self._records("diff", "--name-status", "--no-renames", "-z", base, revision))
         write, remove = [], []
         for status, path in zip(fields[::2], fields[1::2], strict=True):
             if status != "A":
@@ -372,7 +365,7 @@ class GitSource:
             else:
                 command = ["git", "--literal-pathspecs", work_tree, "restore", f"--source={sha}"]
                 command += ["--worktree", "--pathspec-from-file=-", "--pathspec-file-nul"]
-                listed = "".join(f"{path}\0" for path in paths).encode()
+                listed = "".join(f"{path}\0" for path in paths).encode(errors="surrogateescape")
                 self._export_command(command, revision, env, listed)
         finally:
             index.unlink(missing_ok=True)
@@ -460,7 +453,12 @@ def _checked_out_branch(git_dir: Path) -> str:
 
 def _run_git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     done: subprocess.CompletedProcess[str] = _run(
-        ["git", *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True
+        ["git", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",  # text for people (subjects, names); paths come through `_records`
     )
     return done
 

@@ -96,6 +96,28 @@ def test_invalid_manifests_are_reported_and_the_environment_keeps_its_revision(
     served.wait_for(lambda: at(served, fixed), what="the fix to be applied")
 
 
+def test_an_invalid_manifest_named_in_bytes_that_are_not_utf8_is_reported_too(
+    world: World, daemon: StartDaemon
+) -> None:
+    """A broken file named in Latin-1 (git names files in bytes) is one more invalid
+    commit: recorded as an event naming its odd byte as `\\xe9`, the daemon ready."""
+    good = world.commit(layered())
+    served = daemon(*SLOW_POLL)
+    served.wait_for(lambda: at(served, good), what="the first apply")
+    latin = os.fsdecode(b"environments/d\xe9v.yaml")
+    broken = world.commit(layered(**{latin: "spec: [unclosed"}))
+    events = lambda: served.get("/api/v1/events", params={"limit": 50}).json()["events"]  # noqa: E731
+    served.wait_for(
+        lambda: any(e["kind"] == "revision.invalid" for e in events()),
+        what="the invalid event",
+        timeout=10,
+    )
+    invalid = next(e for e in events() if e["kind"] == "revision.invalid")
+    assert invalid["data"]["revision"] == broken
+    assert "environments/d\\xe9v.yaml:2: invalid YAML" in invalid["message"]
+    assert at(served, good) and served.ready()
+
+
 def test_an_operator_run_through_the_api_is_queued_and_runs(
     world: World, daemon: StartDaemon
 ) -> None:

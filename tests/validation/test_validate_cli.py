@@ -301,3 +301,26 @@ def _problem(line: str) -> Problem:
 
 def _line_starting(text: str, prefix: str) -> str:
     return next((line for line in text.splitlines() if line.startswith(prefix)), prefix)
+
+
+def test_a_file_named_in_bytes_that_are_not_utf8_is_named_in_problems_any_output_can_carry(
+    tmp_path: Path,
+) -> None:
+    """git names files in bytes: a broken manifest named in Latin-1 is reported, its odd
+    byte written as `\\xe9`, on a terminal that takes UTF-8 only (a user's en_US.UTF-8
+    locale; PYTHONIOENCODING here) and in JSON any parser reads (no lone surrogates)."""
+    repo = tmp_path / "repo"
+    latin = os.fsdecode(b"environments/d\xe9v.yaml")
+    commit_files(repo, {**VALID_FILES, latin: "spec: [unclosed\n"})
+    args = ("--repo", str(repo), "--data-dir", str(tmp_path / "data"))
+    strict = {"PYTHONIOENCODING": "utf-8:strict"}
+
+    done = run_validate(*args, cwd=tmp_path, env=strict)
+    as_json = run_validate(*args, "--output", "json", cwd=tmp_path, env=strict)
+
+    assert done.returncode == as_json.returncode == 1, done.stderr + as_json.stderr
+    assert_no_traceback(done)
+    assert done.stdout.startswith("environments/d\\xe9v.yaml:2: invalid YAML"), done.stdout
+    [problem] = json.loads(as_json.stdout)["problems"]
+    assert problem["path"] == "environments/d\\xe9v.yaml"
+    assert "\\ud" not in as_json.stdout  # no escaped lone surrogate in the JSON text

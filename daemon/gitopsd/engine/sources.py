@@ -26,8 +26,26 @@ class Problem:
     line: int
     message: str
 
+    def __post_init__(self) -> None:
+        # text for people, for the terminal, JSON, logs and the state store, which take UTF-8
+        # only: a path from git named in bytes that are not UTF-8 (adapters/git_output keeps
+        # them as surrogate escapes) is written with those bytes as `\xe9`
+        object.__setattr__(self, "path", printable(self.path))
+        object.__setattr__(self, "message", printable(self.message))
+
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}"
+
+
+def printable(text: str) -> str:
+    """`text` with the bytes a surrogate escape stands for written as `\\xNN` (any other lone
+    surrogate as `\\uNNNN`): text that can be encoded as UTF-8, and still names the file."""
+    if text.isascii():
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # not in gitopsd.errors: the pure core's; loading turns it into a located problem of `validate`

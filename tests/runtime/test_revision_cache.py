@@ -86,6 +86,22 @@ def test_the_next_process_reads_the_revision_from_disk(
     assert again.trees == first.trees == source.folder_trees(sha)
 
 
+def test_a_folder_named_in_bytes_that_are_not_utf8_is_read_back_from_disk(
+    world: World, source: CountingSource, tmp_path: Path
+) -> None:
+    """git names folders in bytes: a revision with a component in a folder named in Latin-1
+    is kept and read back like any other, not refused as unreadable by every process."""
+    latin = os.fsdecode(b"components/network/caf\xe9/component.yaml")
+    sha = world.commit({"environments/dev.yaml": environment("dev"), latin: component("vpc")})
+    first = process_loads(source, tmp_path / "revisions", sha)
+    assert CountingSource.reads == 1
+    again = cache(source, tmp_path / "revisions").load(sha)
+    assert CountingSource.reads == 1  # not from git
+    assert again.is_valid and again.repository.components.keys() == {"vpc"}
+    assert again.repository.components["vpc"].folder == os.path.dirname(latin)
+    assert again.trees == first.trees == source.folder_trees(sha)
+
+
 def test_a_revision_read_from_disk_is_whole_whether_or_not_its_components_are_in_memory(
     world: World, source: CountingSource, tmp_path: Path
 ) -> None:

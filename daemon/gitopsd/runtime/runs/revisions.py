@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pydantic
 
@@ -161,6 +161,9 @@ class KeptContent(pydantic.BaseModel):
     data: dict[str, Any]
 
 
+Kept = TypeVar("Kept", KeptHeader, KeptDocument)
+
+
 def _kept_lines(loaded: LoadedRevision, earlier: Iterator[str]) -> Iterator[str]:
     """The JSON lines of a valid revision, made as they are written, its manifests in path
     order. A manifest's data line is copied from `earlier` (the lines of the revision kept
@@ -211,11 +214,11 @@ def _document_lines(lines: Iterator[str]) -> Iterator[tuple[str, str, str]]:
     data line is checked to be JSON before it is copied: a file cut short or zeroed by a
     crash of the machine would otherwise pass its damage on to every revision after it."""
     try:
-        header = KeptHeader.model_validate_json(next(lines, "{}"))
+        header = _kept(KeptHeader, next(lines, "{}"))
         if header.gitopsd != __version__:
             return
         for first in lines:
-            kept = KeptDocument.model_validate_json(first)
+            kept = _kept(KeptDocument, first)
             second = next(lines, "")
             json.loads(second)
             yield kept.path, kept.content_id, second + "\n"
@@ -227,6 +230,14 @@ def _json_line(value: dict[str, Any]) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":")) + "\n"
 
 
+def _kept(model: type[Kept], line: str) -> Kept:
+    """A line of paths (`KeptHeader`, `KeptDocument`) read back: a path git names in bytes
+    that are not UTF-8 is kept with surrogate escapes (adapters/git_output), which
+    `_json_line` writes as `\\udcNN`. Python's JSON reads them back; pydantic's refuses
+    them, and every revision with such a folder or file was unreadable on disk."""
+    return model.model_validate(json.loads(line))
+
+
 def _from_kept_lines(sha: str, lines: Iterator[str]) -> LoadedRevision | None:
     """The revision the `lines` keep, its models built again; None when there are none, or
     they are damaged, written by another gitopsd or for another commit, or no longer valid
@@ -235,11 +246,11 @@ def _from_kept_lines(sha: str, lines: Iterator[str]) -> LoadedRevision | None:
     if header is None:
         return None
     try:
-        kept = KeptHeader.model_validate_json(header)
+        kept = _kept(KeptHeader, header)
         if kept.gitopsd != __version__ or kept.revision != sha:
             return None
         found = _kept_documents(lines, kept.documents)
-    except pydantic.ValidationError as error:
+    except ValueError as error:  # pydantic's ValidationError is one too
         log.warning("ignoring unreadable cached revision %s: %s", sha[:12], error)
         return None
     if found is None:
@@ -265,7 +276,7 @@ def _kept_documents(
         first, second = next(lines, None), next(lines, None)
         if first is None or second is None:
             return None
-        kept = KeptDocument.model_validate_json(first)
+        kept = _kept(KeptDocument, first)
         found = loading.built_components({kept.path: kept.content_id})
         if found:
             built.update(found)

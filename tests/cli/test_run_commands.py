@@ -11,7 +11,8 @@ from typing import Any
 
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.model.state import Request, RequestStatus
-from tests.runtime.world import World
+from tests.runtime.test_apply_runs import layered
+from tests.runtime.world import World, component
 
 
 def gitopsd(world: World, *args: str) -> subprocess.CompletedProcess[str]:
@@ -190,3 +191,21 @@ def test_an_orphan_is_planned_as_a_destroy_shown_orphaned_and_destroyed_by_name(
     destroyed = gitopsd(world, "destroy", "--env", "dev", "--components", "app")
     assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
     assert [e["component"] for e in world.journal() if e["action"] == "destroy"] == ["app"]
+
+
+def test_a_driver_that_cannot_start_in_a_folder_named_in_bytes_not_utf8_says_why(
+    world: World,
+) -> None:
+    """git names folders in bytes: a component in one named in Latin-1 whose driver is
+    missing fails with the reason, its folder's odd byte written as `\\xe9`, no traceback."""
+    manifest = json.loads(component("cafe"))
+    manifest["spec"]["driver"].update(plan=["./no-such-driver.sh"], apply=["./no-such-driver.sh"])
+    latin = os.fsdecode(b"components/network/caf\xe9/component.yaml")
+    world.commit(layered(**{latin: json.dumps(manifest)}))
+    done = gitopsd(world, "apply", "--env", "dev")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    events = as_json(gitopsd(world, "history", "--env", "dev", "--output", "json"))["events"]
+    [failed] = [e["message"] for e in events if e["kind"] == "component.failed"]
+    assert "cannot start './no-such-driver.sh' in " in failed, failed
+    assert "/components/network/caf\\xe9: No such file or directory" in failed, failed

@@ -289,7 +289,10 @@ class CommandDriverRunner:
             os.close(output)
             _remove_files(inputs_file, outputs_file)
             reason = getattr(error, "strerror", None) or str(error)
-            problem = f"cannot start {call.argv[0]!r} in {call.cwd}: {reason}"
+            # the folder's bytes that are not UTF-8 (a name from git) as `\xe9`: the error is
+            # text for the state store and the terminal, which take UTF-8 only
+            cwd = os.fsencode(call.cwd).decode(errors="backslashreplace")
+            problem = f"cannot start {call.argv[0]!r} in {cwd}: {reason}"
             too_large = getattr(error, "errno", None) == errno.E2BIG  # the kernel's own count
             if too_large:
                 problem += f" ({largest_inputs(call)})"

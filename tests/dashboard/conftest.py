@@ -20,7 +20,11 @@ import httpx
 import pytest
 import yaml
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -135,7 +139,11 @@ def log_in(browser: WebDriver, served: DaemonProcess, name: str, *, path: str = 
     field = wait(browser).until(lambda b: b.find_element(By.ID, "token"))
     field.send_keys(token(name))
     browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-    wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "[data-testid=user]"))
+    try:
+        wait(browser).until(lambda b: b.find_element(By.CSS_SELECTOR, "[data-testid=user]"))
+    except TimeoutException as timeout:  # twice under a loaded machine: say where it stood
+        text = browser.find_element(By.TAG_NAME, "body").text[:500]
+        raise AssertionError(f"not logged in at {browser.current_url}: {text!r}") from timeout
 
 
 def wait(browser: WebDriver, timeout: float = WAIT) -> WebDriverWait[WebDriver]:

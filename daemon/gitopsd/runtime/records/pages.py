@@ -1,5 +1,5 @@
 """Long lists read from the store a page at a time: a finished run's steps, an environment's
-component states.
+component states and runs.
 
 A run of a thousand components records two thousand steps, and its start goes through a
 thousand component states: holding every one of them at once, three environments at a time
@@ -10,10 +10,11 @@ its high-water mark (benchmarks/README.md). A page is read, used and let go.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import TypeVar
 
 from gitopsd.engine.ports import StateStore
-from gitopsd.model.state import ComponentState, Step
+from gitopsd.model.state import ComponentState, Run, RunAction, Step
 
 PAGE = 200  # records read at once
 
@@ -37,6 +38,15 @@ def each_component(store: StateStore, environment: str) -> Iterator[ComponentSta
         return store.list_components(environment, after=after, limit=PAGE)
 
     return _paged(page, lambda state: state.name)
+
+
+def each_run(store: StateStore, environment: str, *, action: RunAction) -> Iterator[Run]:
+    """The environment's runs of `action`, newest first, every one once."""
+
+    def page(before: tuple[datetime, str] | None) -> list[Run]:
+        return store.list_runs(environment, limit=PAGE, before=before, action=action.value)
+
+    return _paged(page, lambda run: (run.created_at, run.id))
 
 
 def _paged(

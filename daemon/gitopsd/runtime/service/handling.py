@@ -15,7 +15,7 @@ exists.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from gitopsd.adapters import faults
@@ -26,7 +26,7 @@ from gitopsd.model.state import DriftStatus, RequestKind, Run, RunAction, RunSta
 from gitopsd.runtime import logs
 from gitopsd.runtime.drift import drift_reports, drifting
 from gitopsd.runtime.promotion import admission, promoting, saved_plans
-from gitopsd.runtime.records.pages import each_step
+from gitopsd.runtime.records.pages import each_run, each_step
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service.followups import BUSY_RETRY, COMPLETED, FollowUps
 from gitopsd.runtime.service.intake import Intake
@@ -259,21 +259,12 @@ class Handling:
         made = self.workspace.store.get_request(request.id)
         if made is None:
             return None
-        for run in self._applies_newest_first(request.environment):
+        for run in each_run(self.workspace.store, request.environment, action=RunAction.APPLY):
             if run.created_at < made.created_at or run.id == request.id:
                 return None
             if run.trigger != drifting.REMEDIATION:
                 return run
         return None
-
-    def _applies_newest_first(self, environment: str) -> Iterator[Run]:
-        """The environment's apply runs, newest first, a page at a time."""
-        store, before = self.workspace.store, None
-        while page := store.list_runs(
-            environment, limit=50, before=before, action=RunAction.APPLY.value
-        ):
-            yield from page
-            before = (page[-1].created_at, page[-1].id)
 
     def _hold(self, decision: admission.Admission, request: Request) -> None:
         """An operator's promotion refused (recorded as such) or waiting for a window or a

@@ -184,22 +184,11 @@ def as_applied(
     now, has the fingerprint they were last applied with: the same files, driver and
     inputs, whatever their status or drift and whatever their dependencies do next (what a
     destroy asks: may `revision`'s driver and checkout stand for the one that applied it)."""
-    outputs = {name: state.outputs for name, state in observed.items()}
+    decided = _deciding(selection, revision, trees, observed, conceal)
     same = set()
     for component in selection.components:
         last = observed.get(component.manifest.name)
-        if last is None:
-            continue
-        decision = decide(
-            component,
-            environment=selection.environment,
-            revision=revision,
-            tree=trees[component.folder],
-            outputs=outputs,
-            last=last,
-            conceal=conceal,
-        )
-        if decision.fingerprint == last.fingerprint:
+        if last is not None and decided(component).fingerprint == last.fingerprint:
             same.add(component.manifest.name)
     return same
 
@@ -216,22 +205,13 @@ def _up_front(
     """Each selected component's decision in apply order, with the outputs recorded now; not
     `complete`: one that cannot be unchanged (never applied, or after a dependency that
     runs) is only marked RUN or WAITING, undecided."""
-    outputs = {name: state.outputs for name, state in observed.items()}
+    decided = _deciding(selection, revision, trees, observed, conceal)
     moving: set[str] = set()
     for component in selection.components:
         name = component.manifest.name
-        last = observed.get(name)
         upstream = [d for d in component.manifest.spec.depends_on if d in moving]
-        if complete or (last is not None and not upstream):
-            decision = decide(
-                component,
-                environment=selection.environment,
-                revision=revision,
-                tree=trees[component.folder],
-                outputs=outputs,
-                last=last,
-                conceal=conceal,
-            )
+        if complete or (name in observed and not upstream):
+            decision = decided(component)
         else:
             decision = Decision(name, Verdict.RUN, "decided when it runs")
         if decision.verdict is Verdict.UNCHANGED and upstream:
@@ -240,6 +220,31 @@ def _up_front(
         if decision.verdict is not Verdict.UNCHANGED:
             moving.add(name)
         yield decision
+
+
+def _deciding(
+    selection: Selection,
+    revision: str,
+    trees: Mapping[str, str],
+    observed: Mapping[str, Applied],
+    conceal: Conceal | None,
+) -> Callable[[ComponentEntry], Decision]:
+    """`decide` for the components of `selection` with the outputs recorded now (up front,
+    as `plan` and a run's start decide), each against its own last apply."""
+    outputs = {name: state.outputs for name, state in observed.items()}
+
+    def decided(component: ComponentEntry) -> Decision:
+        return decide(
+            component,
+            environment=selection.environment,
+            revision=revision,
+            tree=trees[component.folder],
+            outputs=outputs,
+            last=observed.get(component.manifest.name),
+            conceal=conceal,
+        )
+
+    return decided
 
 
 def _own_outputs(component: ComponentEntry, outputs: Outputs) -> dict[str, dict[str, Any]]:

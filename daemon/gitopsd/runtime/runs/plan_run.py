@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gitopsd.engine import planning, stepping
 from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
@@ -18,7 +19,7 @@ from gitopsd.engine.planning import Decision, Verdict
 from gitopsd.engine.ports import DriverResult, SecretSource, StateStore
 from gitopsd.engine.selection import Selection
 from gitopsd.engine.stepping import Node
-from gitopsd.model.state import ComponentState, Run, RunStatus, StepAction, StepStatus
+from gitopsd.model.state import Run, RunStatus, StepAction, StepStatus
 from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.runs import apply_records
 from gitopsd.runtime.runs.destroying import close_pending
@@ -28,6 +29,7 @@ from gitopsd.runtime.runs.walking import Ending, Walk
 
 EXIT_NO_CHANGES = 0
 EXIT_CHANGES = 2
+Found = TypeVar("Found")  # what a decision over recorded states finds (`_from_records`)
 
 
 @dataclass(frozen=True)
@@ -51,15 +53,7 @@ def preview(
     """What applying `target` would change, decided from fingerprints and the recorded
     states alone, and each component's sensitive outputs (`sensitivity.declared`): the
     start of a plan run, and `Workspace.preview` (no driver runs, nothing is written)."""
-    observed, declared, conceal = _recorded(store, target, environment, digest, secrets)
-    plan = planning.plan(
-        Selection(environment, components, []),
-        revision=target.revision,
-        trees=target.trees,
-        observed=observed,
-        conceal=conceal,
-    )
-    return plan, declared
+    return _from_records(planning.plan, store, target, environment, components, digest, secrets)
 
 
 def as_applied(
@@ -73,29 +67,34 @@ def as_applied(
 ) -> set[str]:
     """The components `target` has as they were last applied (planning.as_applied), from
     the recorded states, fingerprinted as a run would."""
-    observed, _, conceal = _recorded(store, target, environment, digest, secrets)
-    return planning.as_applied(
+    found, _ = _from_records(
+        planning.as_applied, store, target, environment, components, digest, secrets
+    )
+    return found
+
+
+def _from_records(
+    find: Callable[..., Found],
+    store: StateStore,
+    target: Revisioned,
+    environment: EnvironmentEntry,
+    components: list[ComponentEntry],
+    digest: Callable[[bytes], str] | None,
+    secrets: SecretSource | None,
+) -> tuple[Found, dict[str, set[str]]]:
+    """`find` (planning.plan, planning.as_applied) of `components` at `target`, from the
+    environment's recorded states, with the sensitive outputs they declare, inputs entering
+    a fingerprint as a run's do (`sensitivity.concealer`); and those sensitive outputs."""
+    observed = {s.name: s for s in store.list_components(environment.manifest.name)}
+    declared = sensitivity.declared(target.repository, observed.values())
+    found = find(
         Selection(environment, components, []),
         revision=target.revision,
         trees=target.trees,
         observed=observed,
-        conceal=conceal,
+        conceal=sensitivity.concealer(digest, declared, secrets),
     )
-
-
-def _recorded(
-    store: StateStore,
-    target: Revisioned,
-    environment: EnvironmentEntry,
-    digest: Callable[[bytes], str] | None,
-    secrets: SecretSource | None,
-) -> tuple[dict[str, ComponentState], dict[str, set[str]], planning.Conceal | None]:
-    """What deciding from fingerprints starts from, as a run decides: the environment's
-    recorded states, the sensitive outputs they declare, and how inputs enter a
-    fingerprint (`sensitivity.concealer`)."""
-    observed = {s.name: s for s in store.list_components(environment.manifest.name)}
-    declared = sensitivity.declared(target.repository, observed.values())
-    return observed, declared, sensitivity.concealer(digest, declared, secrets)
+    return found, declared
 
 
 class PlanRun:

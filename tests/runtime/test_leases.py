@@ -9,8 +9,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gitopsd.adapters.clock import SystemClock
 from gitopsd.adapters.memory_store import MemoryStore
@@ -59,18 +62,6 @@ class LockedAtTimes(MemoryStore):
         return super().acquire_lease(*args, **kwargs)
 
 
-def test_a_renewal_that_meets_a_short_fault_is_tried_again_and_keeps_the_lease() -> None:
-    store, clock, lost = LockedAtTimes(), SystemClock(), threading.Event()
-    with leases.held(store, "dev", holder="me:1:a", clock=clock, lost=lost, ttl=2.0):
-        time.sleep(0.8)  # one renewal (every third of the TTL, 0.67 s) went through
-        store.locked.set()
-        time.sleep(0.8)  # the renewal at 1.33 s fails, and the tries after it (every 0.2 s)
-        store.locked.clear()  # before 2.0 s, when a lease renewed at 0.67 s is given up
-        time.sleep(2.5)  # past the TTL since the fault: renewed meanwhile, or expired
-        assert not lost.is_set()
-        assert store.lease_holder("dev", now=clock.now()) == "me:1:a"
-
-
 def test_renewals_that_fail_until_the_lease_would_expire_lose_it() -> None:
     """The run hears of it (its cancel flag) instead of going on while another command may
     take the environment: a renewer that died of the first fault let two runs overlap."""
@@ -96,14 +87,29 @@ class StalledAtTimes(MemoryStore):
         return super().acquire_lease(*args, **kwargs)
 
 
-def test_a_renewal_that_is_slow_but_answers_in_time_keeps_the_lease() -> None:
-    store, clock, lost = StalledAtTimes(), SystemClock(), threading.Event()
+def failing() -> tuple[MemoryStore, Callable[[], None], Callable[[], None]]:
+    store = LockedAtTimes()
+    return store, store.locked.set, store.locked.clear
+
+
+def stalling() -> tuple[MemoryStore, Callable[[], None], Callable[[], None]]:
+    store = StalledAtTimes()
+    return store, store.stalled.set, store.answer.set
+
+
+@pytest.mark.parametrize("fault", [failing, stalling])
+def test_a_renewal_fault_that_ends_in_time_keeps_the_lease(
+    fault: Callable[[], tuple[MemoryStore, Callable[[], None], Callable[[], None]]],
+) -> None:
+    """A renewal that fails (tried again every tenth of the TTL) or waits, until the fault
+    ends before the lease is given up."""
+    (store, begin, end), clock, lost = fault(), SystemClock(), threading.Event()
     with leases.held(store, "dev", holder="me:1:a", clock=clock, lost=lost, ttl=2.0):
         time.sleep(0.8)  # one renewal (every third of the TTL, 0.67 s) went through
-        store.stalled.set()
-        time.sleep(0.8)  # the renewal at 1.33 s waits...
-        store.answer.set()  # ...and answers at 1.6 s, before the lease is given up (2.0 s)
-        time.sleep(2.5)  # past the TTL since the stall: renewed meanwhile, or expired
+        begin()
+        time.sleep(0.8)  # the renewal at 1.33 s fails or waits...
+        end()  # ...until 1.6 s, before 2.0 s, when a lease renewed at 0.67 s is given up
+        time.sleep(2.5)  # past the TTL since the fault: renewed meanwhile, or expired
         assert not lost.is_set()
         assert store.lease_holder("dev", now=clock.now()) == "me:1:a"
 

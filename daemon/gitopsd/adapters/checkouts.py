@@ -327,38 +327,21 @@ def _make_read_only(
 
 def _remove_read_only(root: Path) -> None:
     """Remove a checkout, also while another process removes the same one; OSError if it
-    cannot be removed. By `find`, `chmod` and `rm -rf`, as the spare is copied by `cp -al`: a
-    thousand folders walked and removed in Python held the interpreter for 0.1 to 0.4 s a
-    commit, beside the run that commit started (benchmarks/README.md). A link is removed,
-    never followed: `chmod` would change what it points to.
+    cannot be removed (or `find` or `rm` cannot be started). By `find`, `chmod` and `rm
+    -rf`, as the spare is copied by `cp -al`: a thousand folders walked and removed in
+    Python held the interpreter for 0.1 to 0.4 s a commit, beside the run that commit
+    started (benchmarks/README.md). A link is removed, never followed: `chmod` would change
+    what it points to.
 
     Only the folders are given their write bit back (`find -type d`, never `chmod -R`): a
     checkout's files are hard links shared with the checkouts made from it and with the
     spare, and a file's mode is its inode's, so opening the pruned tree's files would make
-    the kept checkouts' files writable to the drivers run from them."""
+    the kept checkouts' files writable to the drivers run from them. The path is absolute:
+    `find` has no `--`, and would read a name starting with `-` as a test."""
     if not root.is_symlink():
-        _open_folders(root)  # what it cannot open, rm says
-    removed = _run_quietly(["rm", "-rf", "--", str(root)])
+        closed = ["-type", "d", "!", "-perm", "-u+w"]
+        opening = ["find", os.path.abspath(root), *closed, "-exec", "chmod", "u+w", "--", "{}", "+"]
+        subprocess.run(opening, capture_output=True, check=False)  # what it cannot open, rm says
+    removed = subprocess.run(["rm", "-rf", "--", str(root)], capture_output=True, check=False)
     if removed.returncode != 0 and (root.exists() or root.is_symlink()):
         raise OSError(f"cannot remove {root}: {removed.stderr.decode(errors='replace').strip()}")
-
-
-def _open_folders(root: Path) -> None:
-    """Give the owner's write bit back to every folder of `root` (a real folder, never one
-    through a link), by `find`; by a walk in Python where there is no `find` to run. The
-    path is absolute: `find` has no `--`, and would read a name starting with `-` as a test."""
-    start = os.path.abspath(root)
-    closed = ["-type", "d", "!", "-perm", "-u+w"]
-    opened = _run_quietly(["find", start, *closed, "-exec", "chmod", "u+w", "--", "{}", "+"])
-    if opened.returncode != 127:
-        return
-    for folder, _, _ in os.walk(start):
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(folder, os.stat(folder).st_mode | stat.S_IWUSR)
-
-
-def _run_quietly(command: list[str]) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(command, capture_output=True, check=False)
-    except OSError as error:  # no such program, or no process to start it in
-        return subprocess.CompletedProcess(command, 127, b"", str(error).encode())

@@ -335,3 +335,54 @@ def test_a_file_named_in_bytes_that_are_not_utf8_is_checked_out_under_its_own_na
     listed = source.listing(second).files
     assert os.fsdecode(b"docs/caf\xe9.md") in listed
     assert source.read_blobs({"f": listed[os.fsdecode(b"docs/caf\xe9.md")]}) == {"f": b"two\n"}
+
+
+def test_an_export_a_killed_process_left_is_removed_when_a_cache_starts(
+    source: GitSource, tmp_path: Path
+) -> None:
+    root = tmp_path / "checkouts"
+    left, under_way = root / ".export-killed", root / ".export-another-process"
+    for scratch in (left, under_way):
+        (scratch / "components").mkdir(parents=True)
+        (scratch / "components" / "x").write_text("1")
+        for path in (scratch / "components" / "x", scratch / "components", scratch):
+            path.chmod(0o500 if path.is_dir() else 0o400)  # read-only, as exports are made
+    two_hours_ago = time.time() - 7200
+    os.utime(left, (two_hours_ago, two_hours_ago))
+    CheckoutCache(source, root)
+    wait_for(lambda: not left.exists())
+    assert not left.exists()
+    assert (under_way / "components" / "x").read_text() == "1"  # another process's, still going
+
+
+class FullDisk:
+    """A git source whose export writes part of the tree, then meets a full disk."""
+
+    def __init__(self, source: GitSource) -> None:
+        self.source = source
+
+    def resolve(self, revision: str) -> str:
+        return self.source.resolve(revision)
+
+    def changes(self, base: str, sha: str) -> tuple[list[str], list[str]]:
+        return self.source.changes(base, sha)
+
+    def export(self, sha: str, folder: Path, paths: object = None) -> None:
+        (folder / "partial").write_text("half")
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failed_export_reports_its_own_error_when_its_folder_cannot_be_removed_either(
+    source: GitSource, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "rm").write_text("#!/bin/sh\necho 'rm: Read-only file system' >&2\nexit 1\n")
+    (tools / "rm").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    cache = CheckoutCache(FullDisk(source), tmp_path / "checkouts")  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="No space left on device"):
+        cache.path(source.head())
+    left = list((tmp_path / "checkouts").glob(".export-*"))
+    assert len(left) == 1  # left for a later cache to remove, once it is an hour old
+    assert trees_in(tmp_path / "checkouts") == [left[0].name]  # and no checkout

@@ -31,6 +31,8 @@ FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 SPARE_PREFIX = ".spare-of-"  # a copy of the newest checkout, made while runs go
 BUILDING_PREFIX = ".spare-building-"  # a spare being copied
 REMOVING_PREFIX = ".removing-"  # a pruned checkout being removed
+EXPORT_PREFIX = ".export-"  # a checkout being exported, renamed into place when complete
+ABANDONED_AFTER = 3600.0  # seconds: a scratch folder this old was left by a killed process
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,8 @@ class CheckoutCache:
         self._exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-export")
         # copying spares: never in the way of an export
         self._housekeeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-keep")
-        # what a process killed while pruning left set aside goes now, not after the next run
-        self._in_background(self._remove_set_aside, housekeeping=True)
+        # what a killed process left (set aside, half exported) goes now, not after the next run
+        self._in_background(self._remove_left_behind, housekeeping=True)
 
     def prepare(self, revision: str) -> None:
         """Start exporting `revision` in the background and return at once.
@@ -109,6 +111,10 @@ class CheckoutCache:
         with contextlib.suppress(FileNotFoundError):  # another process's pruning took it
             tree.rename(aside)
 
+    def _remove_left_behind(self) -> None:
+        self._remove_set_aside()
+        self._remove_abandoned()
+
     def _remove_set_aside(self) -> None:
         """Remove what prunings set aside (also what a killed process left set aside), in
         the housekeeping thread.
@@ -145,16 +151,16 @@ class CheckoutCache:
         started together): whichever renames second finds the checkout there, complete,
         and discards its own copy."""
         self._root.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".export-", dir=self._root))
+        scratch = Path(tempfile.mkdtemp(prefix=EXPORT_PREFIX, dir=self._root))
         try:
             self._fill(sha, scratch)
             scratch.rename(target)
         except OSError:
-            _remove_read_only(scratch)
+            _discard(scratch)
             if not target.is_dir():
                 raise
         except BaseException:
-            _remove_read_only(scratch)
+            _discard(scratch)
             raise
 
     def _fill(self, sha: str, scratch: Path) -> None:
@@ -211,7 +217,7 @@ class CheckoutCache:
             )
             if copied.returncode != 0:
                 log.debug("no spare checkout: %s", copied.stderr.decode(errors="replace"))
-                _remove_read_only(building)
+                _discard(building)
                 return
             with self._lock:
                 for old in self._root.glob(SPARE_PREFIX + "*"):
@@ -219,16 +225,18 @@ class CheckoutCache:
                 building.rename(self._root / (SPARE_PREFIX + checkout.name))
         except OSError as error:
             log.debug("no spare checkout: %s", error)
-            _remove_read_only(building)
-        self._remove_abandoned_spares()
+            _discard(building)
+        self._remove_abandoned()
 
-    def _remove_abandoned_spares(self) -> None:
-        """Spares a killed process was still copying (an hour is far longer than a copy)."""
-        abandoned_before = time.time() - 3600
-        for building in self._root.glob(BUILDING_PREFIX + "*"):
-            with contextlib.suppress(OSError):
-                if building.stat().st_mtime < abandoned_before:
-                    _remove_read_only(building)
+    def _remove_abandoned(self) -> None:
+        """Spares and exports a killed process was still making (an hour is far longer
+        than either; another process's may be under way, so younger ones stay)."""
+        abandoned_before = time.time() - ABANDONED_AFTER
+        for prefix in (BUILDING_PREFIX, EXPORT_PREFIX):
+            for scratch in self._root.glob(prefix + "*"):
+                with contextlib.suppress(OSError):
+                    if scratch.stat().st_mtime < abandoned_before:
+                        _remove_read_only(scratch)
 
     def _latest(self) -> Path | None:
         trees = [
@@ -323,6 +331,15 @@ def _make_read_only(
     if folders:
         for folder, _, _ in os.walk(root, topdown=False):
             os.chmod(folder, os.stat(folder).st_mode & ~WRITE_BITS)
+
+
+def _discard(scratch: Path) -> None:
+    """Remove an export that failed or was interrupted; if that fails too, the export's own
+    error is the one raised, and the folder is left for a later cache (`_remove_abandoned`)."""
+    try:
+        _remove_read_only(scratch)
+    except OSError as error:
+        log.warning("an unfinished checkout is left for later: %s", error)
 
 
 def _remove_read_only(root: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from gitopsd.model.state import RequestStatus
+from gitopsd.runtime.control import Identity
 from tests.daemon.conftest import InProcess, eventually, status
 from tests.runtime.test_promotion_flow import chain, environment
 
@@ -41,3 +43,31 @@ def test_an_auto_promotion_starts_when_the_soak_ends(
     jobs.run_due()
     eventually(lambda: status(daemon, "prod") == "verified", "prod to be promoted")
     assert {entry["environment"] for entry in world.journal()} == {"dev", "prod"}
+
+
+def test_every_request_a_window_holds_is_looked_at_again_when_it_ends(
+    started: InProcess,
+) -> None:
+    lunch = [{"kind": "deny", "schedule": "0 12 * * *", "duration": "1h", "timezone": "UTC"}]
+    dev = environment("dev", windows=lunch)
+    daemon, clock, jobs, world = started({**chain(), "environments/dev.yaml": dev})
+    eventually(lambda: status(daemon, "dev") == "waiting_window", "dev to wait for the window")
+    asked = [
+        daemon.submit_run("dev", action="apply", components=None, revision=None, identity=who)
+        for who in (Identity("alice"), Identity("bob"))
+    ]  # the same environment and action as the commit's request, which waits too
+    store = daemon.workspace.store
+
+    def waiting() -> list[str]:
+        return [r.id for r in store.list_requests("dev", open_only=True)
+                if r.status is RequestStatus.WAITING]  # fmt: skip
+
+    eventually(lambda: len(waiting()) == 3, "the commit and both requests to wait")
+    clock.current += timedelta(minutes=30)  # 13:00: the window ends
+    jobs.run_due()
+    eventually(lambda: not store.list_requests("dev", open_only=True), "every request to be done")
+    for request_id in asked:
+        record = store.get_request(request_id)
+        assert record is not None and record.status is RequestStatus.DONE, record
+    assert status(daemon, "dev") == "verified"
+    assert sorted(world.calls()) == ["app", "dns", "k8s", "net"]

@@ -103,8 +103,10 @@ class FollowUps:
         self._jobs.at(name, when, self._when_running(lambda: self._submit(request)))
 
     def retry_at(self, when: datetime, request: Request) -> None:
-        """Submit `request` again at `when` (a transient fault, a busy lease): its own job,
-        so a retry never replaces another request's look-again."""
+        """Submit `request` again at `when` (a transient fault, a busy lease, a recorded
+        request's wait for a window, a soak or a suspension): its own job, so it never
+        replaces another request's look-again (a request left without one would stay
+        waiting for ever)."""
         name = f"retry-{request.id}"
         self._jobs.at(name, when, self._when_running(lambda: self._submit(request)))
 

@@ -214,8 +214,8 @@ class Handling:
         if decision.wait.ends_request:
             raise ConflictError(decision.reason)
         log.info("%s holds %s: %s", request.environment, request.revision, decision.reason)
-        if decision.look_again_at is not None:
-            self.followups.later(decision.look_again_at, request)
+        if decision.look_again_at is not None:  # its own look: two held requests keep both
+            self.followups.retry_at(decision.look_again_at, request)
         self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
 
     def _promote(self, request: Request) -> list[Run]:

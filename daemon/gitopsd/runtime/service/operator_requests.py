@@ -68,7 +68,7 @@ class OperatorRequests:
         self._check_environment(environment)
         if action not in RUN_ACTIONS:
             raise InvalidRequestError(f"action must be one of {', '.join(RUN_ACTIONS)}")
-        self._check_components(environment, components)
+        self._check_components(environment, components, RequestKind(action))
         resolved = self._resolve(revision) if revision else None
         request = Request(
             id=new_run_id(self.workspace.clock),
@@ -221,11 +221,27 @@ class OperatorRequests:
             raise ConflictError(decision.reason)
         return decision
 
-    def _check_components(self, environment: str, components: Sequence[str] | None) -> None:
+    def _check_components(
+        self, environment: str, components: Sequence[str] | None, action: RequestKind
+    ) -> None:
+        """Names the environment has at the head; or, for a destroy (and an apply where the
+        environment prunes), orphans too: deployed components it no longer has, as the
+        command line takes them (docs/runs.md, "Orphans and pruning")."""
         repository = self._reconciler.repository
         if not components or repository is None or environment not in repository.environments:
             return
         names = {c.manifest.name for c in selection.select(repository, environment).components}
+        deployed = {state.name for state in self.workspace.store.list_components(environment)}
+        orphans = sorted((set(components) - names) & deployed)
+        prunes = repository.environments[environment].manifest.spec.prune
+        if orphans and action is RequestKind.APPLY and not prunes:
+            raise ConflictError(
+                f"{', '.join(orphans)}: orphaned, and {environment} does not prune "
+                f"(prune: false); destroy with `gitopsd destroy --env {environment} "
+                f"--components {','.join(orphans)}`"
+            )
+        if action in (RequestKind.DESTROY, RequestKind.APPLY):
+            names |= set(orphans)
         unknown = sorted(set(components) - names)
         if unknown:
             raise InvalidRequestError(

@@ -339,3 +339,31 @@ def test_a_remediation_queued_ahead_of_the_completed_promotion_does_not_drop_it(
         prod_runs_in(daemon),
         requests[-2:],
     )
+
+
+def test_an_apply_asked_through_the_api_ends_once_its_approvals_promote_it(
+    started: InProcess,
+) -> None:
+    """olga asks for an apply of prod at B (POST .../runs, as the API does); it waits for
+    approvals, and the approval that completes them promotes B. Her request ends then: left
+    open, the next start of the daemon re-queued it and applied B again, over whatever prod
+    had been promoted to since (back from C to B, with nobody asking)."""
+    prod = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
+    daemon, clock, _jobs, _world = started(with_drift_checks(prod))
+    eventually(lambda: status(daemon, "dev") == "verified", "dev at B")
+    store = daemon.workspace.store
+    b = store.get_environment("dev").revision
+    olga, alice, bob = Identity("olga"), Identity("alice"), Identity("bob")
+    tick(clock)
+    asked = daemon.submit_run("prod", action="apply", components=None, revision=b, identity=olga)
+    eventually(lambda: status(daemon, "prod") == "waiting_approval", "prod waits for B's")
+    pending = store.get_environment("prod").pending_approval
+    assert pending is not None and (pending.revision, pending.asked_by) == (b, "olga")
+    tick(clock)
+    daemon.approve("prod", revision=None, identity=alice)
+    daemon.approve("prod", revision=None, identity=bob)
+    eventually(lambda: status(daemon, "prod") == "verified", "prod at B")
+    assert [r.id for r in store.list_requests("prod", open_only=True)] == []
+    record = store.get_request(asked)
+    assert record is not None and record.status.value == "done"
+    assert [(rev, run) for rev, _, run in prod_runs_in(daemon)] == [(b[:7], "succeeded")]

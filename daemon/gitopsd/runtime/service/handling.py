@@ -178,6 +178,13 @@ class Handling:
         ):
             return None  # a resumed run got there first
         admitted = admit(self.workspace, request)
+        if admitted.wait is admission.Wait.APPROVAL:
+            # as for a promotion (`_promote`): the pending approval, recorded by `admit`,
+            # keeps who asked, and the approval that completes it promotes, as a request
+            # of its own; this one ends here, lest it run again later (a restart re-queues
+            # what is open) and take the environment back to this revision
+            log.info("%s waits: %s", request.environment, admitted.reason)
+            return None
         if admitted.wait is not admission.Wait.READY:
             self._not_ready(admitted, request)
             return None

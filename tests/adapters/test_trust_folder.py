@@ -4,6 +4,7 @@ builds them again. Real keys, real signed commits, git's own verification."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,26 @@ def test_a_changed_folder_trusts_nothing_until_built_again(
     restarted = CommitSignatures.build(trust_file.load(path), git_dir=world.repo, data_dir=data)
     assert restarted.verify(forged).seal is Seal.UNKNOWN_KEY
     assert restarted.verify(good).seal is Seal.TRUSTED
+
+
+def test_a_folder_built_a_second_earlier_is_not_taken_for_a_changed_one(
+    tmp_path: Path, signers: Signers, caplog: pytest.LogCaptureFixture
+) -> None:
+    """gpg writes the time into a new keyring's header: every start used to warn that the
+    folder "was changed since it was built" and build it again, crying wolf."""
+    world = World(tmp_path)
+    path = write_trust_file(tmp_path / "trust.yaml", [signers.alice], required=["dev"])
+    good = commit_signed(world, sized(3), key=signers.alice)
+    data = tmp_path / "data"
+    CommitSignatures.build(trust_file.load(path), git_dir=world.repo, data_dir=data)
+    (built,) = (data / "trust").iterdir()
+    keyring = built / "gnupg" / "pubring.kbx"
+    header = bytearray(keyring.read_bytes())
+    assert header[8:12] == b"KBXf"
+    header[16:24] = bytes(8)  # made and maintained at another moment, as a build a second ago
+    keyring.write_bytes(bytes(header))
+
+    with caplog.at_level(logging.WARNING):
+        again = CommitSignatures.build(trust_file.load(path), git_dir=world.repo, data_dir=data)
+    assert "was changed since it was built" not in caplog.text
+    assert again.verify(good).seal is Seal.TRUSTED

@@ -45,6 +45,7 @@ SEALS = {  # git's %G? letters
 GPG_CONF = "no-autostart\ntrust-model always\n"
 # what gpg writes in its home by itself; it changes nothing of which keys are trusted
 GPG_BOOKKEEPING = frozenset({"trustdb.gpg", "random_seed", "pubring.gpg.lock", "trustdb.gpg.lock"})
+KEYBOX = "pubring.kbx"  # gpg's keyring, whose header carries times (`_without_times`)
 _BUILD_VERSION = b"1"  # changes the folder's name when the layout inside changes
 
 
@@ -157,10 +158,20 @@ def contents(folder: Path) -> dict[str, bytes]:
         if path.name in GPG_BOOKKEEPING or path.name.startswith(".#lk") or path.is_dir():
             continue
         try:
-            found[name] = path.read_bytes()
+            found[name] = _without_times(path.name, path.read_bytes())
         except OSError:
             found[name] = b"<unreadable>"
     return found
+
+
+def _without_times(name: str, data: bytes) -> bytes:
+    """gpg stamps a keybox's header blob with when it was made and last maintained (bytes
+    16 to 24, after the `KBXf` magic): two builds of the same keys a second apart differ
+    there only, and would each time be taken for a folder someone changed. The keys and
+    every other byte are compared."""
+    if name == KEYBOX and len(data) >= 24 and data[8:12] == b"KBXf":
+        return data[:16] + bytes(8) + data[24:]
+    return data
 
 
 def _replace(folder: Path, built: Path) -> None:

@@ -33,6 +33,18 @@ class Orphan:
     state: ComponentState
 
 
+def unprunable(environment: str, named: Collection[str], *, prunes: bool) -> str | None:
+    """Why an apply may not name these orphans (None: it may). Where the environment does
+    not prune, an apply never destroys: `destroy` is the way, whichever way it is asked."""
+    if prunes or not named:
+        return None
+    listed = sorted(named)
+    return (
+        f"{', '.join(listed)}: orphaned, and {environment} does not prune (prune: false); "
+        f"destroy with `gitopsd destroy --env {environment} --components {','.join(listed)}`"
+    )
+
+
 def names(store: StateStore, environment: str, target: Revisioned) -> list[str]:
     """Components recorded in `environment` that it does not have at `target`."""
     if environment not in target.repository.environments:

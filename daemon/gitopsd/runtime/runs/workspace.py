@@ -483,13 +483,10 @@ class Workspace:
         if pruning:
             self._requested_orphans(environment, target, requested)
             return
-        named = sorted(set(requested or ()) & set(self.orphan_names(environment, target)))
-        if named:
-            raise RunRefusedError(
-                f"{', '.join(named)}: orphaned, and {environment} does not prune (prune: false); "
-                f"destroy with `gitopsd destroy --env {environment} --components "
-                f"{','.join(named)}`"
-            )
+        named = set(requested or ()) & set(self.orphan_names(environment, target))
+        refusal = orphans.unprunable(environment, named, prunes=pruning)
+        if refusal is not None:
+            raise RunRefusedError(refusal)
 
     def _requested_orphans(
         self, environment: str, target: Revisioned, requested: Sequence[str] | None

@@ -23,6 +23,7 @@ from gitopsd.model.state import RequestKind
 from gitopsd.runtime.control import Identity
 from gitopsd.runtime.promotion import admission, promoting, saved_plans, suspending
 from gitopsd.runtime.records import reports
+from gitopsd.runtime.runs import orphans as orphan_rules
 from gitopsd.runtime.runs.workspace import Workspace, new_run_id
 from gitopsd.runtime.service import cancelling, handling
 from gitopsd.runtime.service.followups import FollowUps
@@ -233,13 +234,11 @@ class OperatorRequests:
         names = {c.manifest.name for c in selection.select(repository, environment).components}
         deployed = {state.name for state in self.workspace.store.list_components(environment)}
         orphans = sorted((set(components) - names) & deployed)
-        prunes = repository.environments[environment].manifest.spec.prune
-        if orphans and action is RequestKind.APPLY and not prunes:
-            raise ConflictError(
-                f"{', '.join(orphans)}: orphaned, and {environment} does not prune "
-                f"(prune: false); destroy with `gitopsd destroy --env {environment} "
-                f"--components {','.join(orphans)}`"
-            )
+        if action is RequestKind.APPLY:
+            prunes = repository.environments[environment].manifest.spec.prune
+            refusal = orphan_rules.unprunable(environment, orphans, prunes=prunes)
+            if refusal is not None:
+                raise ConflictError(refusal)
         if action in (RequestKind.DESTROY, RequestKind.APPLY):
             names |= set(orphans)
         unknown = sorted(set(components) - names)

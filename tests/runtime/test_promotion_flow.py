@@ -15,7 +15,7 @@ from gitopsd.engine.approving import Person
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import ApprovalRefusedError, ApproverRefusedError, ConflictError
 from gitopsd.model.state import EnvironmentStatus, RunStatus
-from gitopsd.runtime.promotion import promoting
+from gitopsd.runtime.promotion import admission, promoting
 from gitopsd.runtime.promotion.promoting import Wait
 from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
@@ -187,3 +187,36 @@ def test_prod_waits_for_the_soak_then_asks_for_approvals(
     clock.offset = 10 * 60 + 1
     soaked, _ = promoting.promote(workspace, "prod")
     assert (soaked.wait, soaked.revision) == (Wait.APPROVAL, sha)
+
+
+def test_a_commit_that_drops_prods_rules_is_held_to_the_rules_prod_runs(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """prod's rules are those of the revision it is at: a commit that removes its
+    `promotion` and `approvals` is not applied to prod at once under the rules it wrote; it
+    goes down the chain and waits for two approvals like any other, and its rules hold in
+    prod once it is applied there."""
+    first = world.commit(chain())
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod")
+    for name in ("alice", "bob"):
+        promoting.approve(workspace, "prod", revision=None, approver=Person(name))
+    assert promoting.promote(workspace, "prod")[1] is not None
+    open_prod = {**chain(), "environments/prod.yaml": environment("prod")}
+    loosened = world.commit(open_prod, message="prod: no promotion, no approvals")
+
+    asked = admission.admit(workspace, "prod", record=False)
+    assert (asked.wait, asked.revision) != (Wait.READY, loosened)  # dev never verified it
+    workspace.apply("dev")
+    waiting, run = promoting.promote(workspace, "prod")
+    assert (waiting.wait, waiting.revision, run) == (Wait.APPROVAL, loosened, None)
+    for name in ("alice", "bob"):
+        promoting.approve(workspace, "prod", revision=None, approver=Person(name))
+    _, run = promoting.promote(workspace, "prod")
+    assert run is not None and run.revision == loosened
+    prod = store.get_environment("prod")
+    assert prod is not None and (prod.revision, prod.previous_revision) == (loosened, first)
+
+    after = world.commit({**open_prod, "x.txt": "next"}, message="a change")
+    now = admission.admit(workspace, "prod", record=False)
+    assert (now.wait, now.revision) == (Wait.READY, after)  # prod follows the head now

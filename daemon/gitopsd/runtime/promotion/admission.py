@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from gitopsd.engine import admitting, approving, signing
+from gitopsd.engine import admitting, approving, governing, signing
 from gitopsd.engine.admitting import Admission, Wait
 from gitopsd.engine.loading import EnvironmentEntry
 from gitopsd.errors import RunRefusedError
@@ -82,13 +82,25 @@ def admit(
 
 
 def entry(workspace: Workspace, environment: str, *, head: str | None = None) -> EnvironmentEntry:
-    """The environment's manifest at the branch head; RunRefusedError for an unknown one."""
+    """The environment's manifest at the branch head, held to the rules of the revision it
+    is at (engine.governing: a commit cannot loosen them for itself, only tighten them);
+    RunRefusedError for an environment the head does not have."""
     repository = workspace.manifests(head)
     found = repository.environments.get(environment)
     if found is None:
         known = ", ".join(sorted(repository.environments)) or "none"
         raise RunRefusedError(f"unknown environment {environment!r} (environments: {known})")
-    return found
+    state = workspace.store.get_environment(environment)
+    if state is None or state.revision is None:
+        return found  # nothing applied yet: nothing to hold it to
+    try:
+        running = workspace.manifests(state.revision).environments.get(environment)
+    except RunRefusedError:  # valid when applied, not to this gitopsd (a stricter limit)
+        running = None
+    if running is None:
+        return found
+    spec = governing.stricter(running.manifest.spec, found.manifest.spec)
+    return dataclasses.replace(found, manifest=found.manifest.model_copy(update={"spec": spec}))
 
 
 def as_approvals(records: list[ApprovalRecord]) -> list[approving.Approval]:

@@ -220,3 +220,30 @@ def test_a_commit_that_drops_prods_rules_is_held_to_the_rules_prod_runs(
     after = world.commit({**open_prod, "x.txt": "next"}, message="a change")
     now = admission.admit(workspace, "prod", record=False)
     assert (now.wait, now.revision) == (Wait.READY, after)  # prod follows the head now
+
+
+def test_an_apply_of_the_components_that_work_does_not_verify_what_another_failed(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """dns fails in dev (the run stops: app, perhaps k8s, not applied); an apply of net alone
+    succeeds, but leaves dev failed at that revision, with an event naming what is not
+    applied, and prod never takes it. Once the rest is applied too, dev is verified."""
+    sha = world.commit(chain())
+    world.control(fail={"dns:apply": -1})
+    assert workspace.apply("dev").status is RunStatus.FAILED
+    partial = workspace.apply("dev", components=["net"])
+    assert partial.status is RunStatus.SUCCEEDED
+    dev = store.get_environment("dev")
+    assert dev is not None and (dev.revision, dev.status) == (sha, EnvironmentStatus.FAILED)
+    said = [e for e in store.list_events("dev") if e.kind == "environment.incomplete"]
+    assert len(said) == 1 and said[0].message.startswith(f"dev is not verified at {sha[:12]}: ")
+    behind = said[0].data["components"]  # k8s too if the stop came before it started
+    assert {"dns", "app"} <= set(behind) and "net" not in behind
+    assert promoting.promote(workspace, "prod")[0].wait is Wait.NOTHING
+
+    world.control(fail={})
+    rest = workspace.apply("dev", components=["dns", "k8s", "app"])
+    assert rest.status is RunStatus.SUCCEEDED
+    dev = store.get_environment("dev")
+    assert dev is not None and (dev.revision, dev.status) == (sha, EnvironmentStatus.VERIFIED)
+    assert promoting.promote(workspace, "prod")[0].wait is Wait.APPROVAL

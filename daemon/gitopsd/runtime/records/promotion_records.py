@@ -6,7 +6,9 @@ the same transaction as the run's own record (runtime.runs.apply_records calls `
 `on_finished`):
 - an apply run of another revision starts: the open hold ends (whatever the run's outcome:
   the environment left the revision it had verified);
-- an apply run succeeds: a hold of its revision starts (unless it is the one still held).
+- an apply run leaves the environment verified: a hold of its revision starts (unless it is
+  the one still held); a run of some components that succeeded but left others not applied
+  at its revision does not (runtime.runs.apply_records).
 Starting an apply also clears the environment's current wait and pending approval: it is
 doing something else now, and the next admission says what it waits for.
 
@@ -22,6 +24,7 @@ from gitopsd.engine.loading import EnvironmentEntry
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import (
     EnvironmentState,
+    EnvironmentStatus,
     PendingApproval,
     Run,
     RunAction,
@@ -83,7 +86,7 @@ def on_finished(store: StateStore, state: EnvironmentState, run: Run) -> Environ
     if run.action is not RunAction.APPLY or run.finished_at is None:
         return state
     kept = recorded(store, state)
-    if run.status is RunStatus.SUCCEEDED and not (
+    if state.status is EnvironmentStatus.VERIFIED and not (
         kept and kept[-1].until is None and kept[-1].revision == run.revision
     ):
         kept.append(VerifiedHold(revision=run.revision, since=run.finished_at))

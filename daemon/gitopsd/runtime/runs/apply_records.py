@@ -10,11 +10,15 @@ environment reconciling, in one transaction with the audit event; a resumed run 
 that it resumed. Finishing records the run's outcome with the environment's new state in one
 transaction, so the two can never disagree after a crash:
 - succeeded: verified at the run's revision, the old revision kept as the rollback target;
+- succeeded, but a run of some components left others not applied at its revision: failed
+  at it, not verified (an `environment.incomplete` event names them);
 - applied everything but failed a gate: failed, at the run's revision;
 - anything else: failed (or cancelled) at the revision it had.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from gitopsd.model.state import EnvironmentState, EnvironmentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime.records import promotion_records
@@ -51,18 +55,34 @@ def started(services: Services, run: Run) -> Run:
 
 
 def finished(
-    services: Services, run: Run, status: RunStatus, error: str | None, *, applied: bool = False
+    services: Services,
+    run: Run,
+    status: RunStatus,
+    error: str | None,
+    *,
+    applied: bool = False,
+    behind: Sequence[str] = (),
 ) -> Run:
-    """Record the end of `run` and where it leaves its environment (see the module doc)."""
+    """Record the end of `run` and where it leaves its environment (see the module doc);
+    `behind`: components a run of some of them left not applied at its revision, which
+    keep a succeeded run from verifying it."""
     run = run.model_copy(
         update={"status": status, "error": error, "finished_at": services.clock.now()}
     )
     with services.store.transaction():  # read and written together: see `started`
         services.store.save_run(run)
         services.store.forget_driver_processes(run.id)  # none of them runs any more
-        environment = _environment_after(services, run, applied=applied)
+        environment = _environment_after(services, run, applied=applied, behind=behind)
         if environment is not None:
             services.store.save_environment(environment)
+        if behind:
+            services.event(
+                run,
+                "environment.incomplete",
+                f"{run.environment} is not verified at {run.revision[:12]}: "
+                f"{', '.join(behind)} not applied at it",
+                components=list(behind),
+            )
         services.event(
             run,
             "run.finished",
@@ -72,7 +92,9 @@ def finished(
     return run
 
 
-def _environment_after(services: Services, run: Run, *, applied: bool) -> EnvironmentState | None:
+def _environment_after(
+    services: Services, run: Run, *, applied: bool, behind: Sequence[str]
+) -> EnvironmentState | None:
     """The environment's record once `run` ended; None when the run leaves it as it is."""
     if run.action is RunAction.PLAN:
         return None
@@ -82,7 +104,7 @@ def _environment_after(services: Services, run: Run, *, applied: bool) -> Enviro
     if run.status is RunStatus.SUCCEEDED or applied:
         moved = environment.revision not in (None, run.revision)
         previous = environment.revision if moved else environment.previous_revision
-        verified = run.status is RunStatus.SUCCEEDED
+        verified = run.status is RunStatus.SUCCEEDED and not behind
         changes = {
             "revision": run.revision,
             "previous_revision": previous,

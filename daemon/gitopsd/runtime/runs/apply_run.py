@@ -17,7 +17,7 @@ import threading
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from gitopsd.engine import planning, stepping
+from gitopsd.engine import planning, selection, stepping
 from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
 from gitopsd.engine.planning import Verdict
 from gitopsd.engine.ports import DriverCall
@@ -35,7 +35,7 @@ from gitopsd.model.state import (
 )
 from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.records.pages import each_component
-from gitopsd.runtime.runs import apply_records, compensation, destroying, gates
+from gitopsd.runtime.runs import apply_records, compensation, destroying, gates, plan_run
 from gitopsd.runtime.runs.orphans import Orphan
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import Services, StepBook, StepError, StepRunner, driver_call
@@ -394,7 +394,27 @@ class ApplyRun:
             return self._finish(RunStatus.FAILED, summary)
         if gate is not None:
             return self._conclude_gate(gate)
-        return self._finish(RunStatus.SUCCEEDED, None)
+        return apply_records.finished(
+            self.services, self.run, RunStatus.SUCCEEDED, None, behind=self._left_behind()
+        )
+
+    def _left_behind(self) -> list[str]:
+        """The components of the environment a run of some of them leaves not as applied at
+        its revision (a plan of it would still change them: changed since, or failed): the
+        environment is verified at a revision only when all of it is there, lest an
+        apply of the components that work verify a revision one of the others failed."""
+        if not self.run.components:
+            return []
+        everything = selection.select(self.target.repository, self.run.environment).components
+        preview, _ = plan_run.preview(
+            self.services.store,
+            self.target,
+            self.environment,
+            everything,
+            digest=self.services.digest,
+            secrets=self.services.secrets,
+        )
+        return [d.component for d in preview.decisions if d.verdict is not Verdict.UNCHANGED]
 
     def _conclude_gate(self, gate: str) -> Run:
         """Every component applied but a gate failed: the environment is at the new revision,

@@ -39,3 +39,13 @@ def test_a_destroy_through_the_daemon_takes_the_orphan_it_names(started: InProce
     eventually(lambda: deployed(store) == ["db", "net"], "the orphan api to be destroyed")
     assert world.calls("destroy") == ["api"]
     eventually(lambda: (daemon.run(asked) or {}).get("status") == "succeeded", "its run")
+
+
+def test_a_destroy_through_the_daemon_takes_no_revision(started: InProcess) -> None:
+    """A destroy takes down what the environment runs, each component with the revision that
+    applied it; a revision named with it was recorded as the run's, as if it had run that."""
+    daemon, _clock, _jobs, _world = started(files())
+    eventually(lambda: status(daemon, "dev") == "verified", "dev to be applied")
+    with pytest.raises(InvalidRequestError, match="a destroy takes no revision"):
+        daemon.submit_run("dev", action="destroy", components=None, revision="HEAD", identity=ALICE)
+    assert status(daemon, "dev") == "verified"

@@ -70,6 +70,11 @@ class OperatorRequests:
         if action not in RUN_ACTIONS:
             raise InvalidRequestError(f"action must be one of {', '.join(RUN_ACTIONS)}")
         self._check_components(environment, components, RequestKind(action))
+        if revision and action == RequestKind.DESTROY:  # as `gitopsd destroy`, which has none
+            raise InvalidRequestError(
+                "a destroy takes no revision: it takes down what the environment runs, with "
+                "the revision that applied each component"
+            )
         resolved = self._resolve(revision) if revision else None
         request = Request(
             id=new_run_id(self.workspace.clock),

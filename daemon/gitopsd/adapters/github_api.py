@@ -57,7 +57,9 @@ _UNKNOWN_KEY = "return_run_details"
 
 
 class _Answer(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # run ids and URLs differ with every answer: none kept in pydantic's cache of strings
+    # (see `model.state.Record`)
+    model_config = ConfigDict(extra="ignore", frozen=True, cache_strings=False)
 
 
 Answer = TypeVar("Answer", bound=_Answer)

@@ -27,9 +27,16 @@ class Record(BaseModel):
     """Immutable; change a record with `model_copy(update=...)` and save the copy.
 
     Validators are built on first use (`defer_build`): each command reads a few kinds of
-    record, and building all of them at import cost every start milliseconds."""
+    record, and building all of them at import cost every start milliseconds.
 
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    Read back from JSON without pydantic's cache of strings (`cache_strings`), which keeps
+    for good, process-wide, the last string shorter than 64 bytes that fell into each of its
+    16,384 slots (about 1 MB when full). A daemon reads records with new ids and messages
+    every commit (the outbox's events, the open requests), and the cache was the one thing
+    a trace of 400 commits found growing with them: about nine strings a commit
+    (benchmarks/README.md, "pydantic's cache of strings")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True, cache_strings=False)
 
 
 class EnvironmentStatus(StrEnum):

@@ -153,9 +153,11 @@ class KeptDocument(pydantic.BaseModel):
 
 
 class KeptContent(pydantic.BaseModel):
-    """The second line of a manifest: its text (for the line of a problem) and its YAML data."""
+    """The second line of a manifest: its text (for the line of a problem) and its YAML data.
+    Its values are not kept in pydantic's cache of strings (see `model.state.Record`): a
+    commit's changed values would stay there."""
 
-    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True)
+    model_config = pydantic.ConfigDict(extra="forbid", defer_build=True, cache_strings=False)
 
     text: str
     data: dict[str, Any]

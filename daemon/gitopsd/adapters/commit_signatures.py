@@ -45,6 +45,7 @@ SEALS = {  # git's %G? letters
 GPG_CONF = "no-autostart\ntrust-model always\n"
 # what gpg writes in its home by itself; it changes nothing of which keys are trusted
 GPG_BOOKKEEPING = frozenset({"trustdb.gpg", "random_seed", "pubring.gpg.lock", "trustdb.gpg.lock"})
+KNOWN_SIGNATURES = 256  # verdicts kept (the most recently made), as gitrepo.KNOWN_COMMITS
 KEYBOX = "pubring.kbx"  # gpg's keyring, whose header carries times (`_without_times`)
 _BUILD_VERSION = b"1"  # changes the folder's name when the layout inside changes
 
@@ -119,6 +120,8 @@ class CommitSignatures:
         fields = [*done.stdout.strip().split("\x1f"), "", "", "", ""]
         letter, key, claimed, fingerprint, primary = fields[:5]
         found = self._seen[revision] = self._signature(letter, key, claimed, primary or fingerprint)
+        if len(self._seen) > KNOWN_SIGNATURES:  # a daemon verifies every commit of its life
+            del self._seen[next(iter(self._seen))]
         return found
 
     def _signature(self, letter: str, key: str, claimed: str, fingerprint: str) -> Signature:

@@ -6,19 +6,29 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.model.state import RequestStatus
 from gitopsd.runtime.control import Identity
-from tests.daemon.conftest import InProcess, eventually, status
+from gitopsd.runtime.service.daemon import Daemon
+from tests.daemon.conftest import FakeClock, InProcess, eventually, status
 from tests.runtime.test_promotion_flow import chain, environment
+from tests.runtime.world import World
+
+
+def held_at_lunch(started: InProcess) -> tuple[Daemon, FakeClock, ManualJobs, World]:
+    """A daemon whose dev has a deny window from 12:00 to 13:00 UTC, with the first commit
+    waiting for it (the injected clock starts inside it)."""
+    lunch = [{"kind": "deny", "schedule": "0 12 * * *", "duration": "1h", "timezone": "UTC"}]
+    dev = environment("dev", windows=lunch)
+    daemon, clock, jobs, world = started({**chain(), "environments/dev.yaml": dev})
+    eventually(lambda: status(daemon, "dev") == "waiting_window", "dev to wait for the window")
+    return daemon, clock, jobs, world
 
 
 def test_a_commit_held_by_a_deny_window_is_applied_when_the_window_ends(
     started: InProcess,
 ) -> None:
-    lunch = [{"kind": "deny", "schedule": "0 12 * * *", "duration": "1h", "timezone": "UTC"}]
-    dev = environment("dev", windows=lunch)
-    daemon, clock, jobs, world = started({**chain(), "environments/dev.yaml": dev})
-    eventually(lambda: status(daemon, "dev") == "waiting_window", "dev to wait for the window")
+    daemon, clock, jobs, world = held_at_lunch(started)
     assert world.journal() == []
     clock.current += timedelta(minutes=29)
     jobs.run_due()
@@ -48,10 +58,7 @@ def test_an_auto_promotion_starts_when_the_soak_ends(
 def test_every_request_a_window_holds_is_looked_at_again_when_it_ends(
     started: InProcess,
 ) -> None:
-    lunch = [{"kind": "deny", "schedule": "0 12 * * *", "duration": "1h", "timezone": "UTC"}]
-    dev = environment("dev", windows=lunch)
-    daemon, clock, jobs, world = started({**chain(), "environments/dev.yaml": dev})
-    eventually(lambda: status(daemon, "dev") == "waiting_window", "dev to wait for the window")
+    daemon, clock, jobs, world = held_at_lunch(started)
     asked = [
         daemon.submit_run("dev", action="apply", components=None, revision=None, identity=who)
         for who in (Identity("alice"), Identity("bob"))

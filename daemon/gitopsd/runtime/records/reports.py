@@ -128,7 +128,10 @@ def _pending_approval(
     pending = promotion_records.pending(state, entry)
     if state is None or pending is None:
         return None
-    required = entry.manifest.spec.approvals.required if entry else pending.required
+    # as admission counted it (the rules the environment runs: engine.governing), or more if
+    # the head asks for more since
+    asked = entry.manifest.spec.approvals.required if entry else 0
+    required = max(pending.required, asked)
     return {
         "revision": pending.revision,
         "approvals": [a.approver for a in store.list_approvals(state.name, pending.revision)],

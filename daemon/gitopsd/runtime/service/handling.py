@@ -252,7 +252,7 @@ class Handling:
             result = "promoted" if run.status is RunStatus.SUCCEEDED else "failed"
             self.recorder.promotion_ended(environment, result)
         elif request.priority is Priority.OPERATOR and decision.wait in _OPERATOR_HOLDS:
-            self._hold(decision, request)
+            self._not_ready(decision, request)  # refused, or looked at again on its own job
         elif decision.look_again_at is not None:
             self.followups.later(decision.look_again_at, self.followups.promotion(environment))
         return [run] if run is not None else []
@@ -272,15 +272,6 @@ class Handling:
             if run.trigger != drifting.REMEDIATION:
                 return run
         return None
-
-    def _hold(self, decision: admission.Admission, request: Request) -> None:
-        """An operator's promotion refused (recorded as such) or waiting for a window or a
-        soak to end: looked at again then, on a job of its own."""
-        if decision.wait is admission.Wait.REFUSED:
-            raise ConflictError(decision.reason)
-        if decision.look_again_at is not None:
-            self.followups.retry_at(decision.look_again_at, request)
-        self.intake.waiting(request, reason=decision.reason, until=decision.look_again_at)
 
     def _roll_back(self, request: Request) -> list[Run]:
         """A rollback an operator asked for through the API (admitted again here)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gitopsd.engine.approving import Approval, Person, missing, refusal
+from gitopsd.engine.approving import Approval, Person, counted, missing, refusal
 from gitopsd.model.manifests import Approvals
 
 PROD = Approvals(required=2, approvers=["alice", "bob", "carol"], forbid_author=True)
@@ -81,3 +81,17 @@ def test_with_authenticated_only_approvals_made_with_a_token_count() -> None:
     ]
     assert missing(TOKENS_ONLY, given) == 1
     assert missing(Approvals(required=2), given) == 0
+
+
+def test_an_approval_from_someone_taken_off_approvers_since_no_longer_counts() -> None:
+    narrowed = Approvals(required=2, approvers=["bob", "carol"])
+    assert missing(narrowed, approved("alice", "carol")) == 1
+    assert [a.approver.name for a in counted(narrowed, approved("alice", "carol"))] == ["carol"]
+    assert missing(narrowed, approved("bob", "carol")) == 0
+
+
+def test_the_authors_approval_no_longer_counts_once_forbid_author_is_set() -> None:
+    given = approved("bob", "carol")  # bob wrote it, and approved before the rule
+    assert missing(PROD, given, AUTHOR) == 1
+    assert missing(PROD, given) == 0  # the author not known: as before
+    assert missing(Approvals(required=2), given, AUTHOR) == 0

@@ -247,3 +247,33 @@ def test_an_apply_of_the_components_that_work_does_not_verify_what_another_faile
     dev = store.get_environment("dev")
     assert dev is not None and (dev.revision, dev.status) == (sha, EnvironmentStatus.VERIFIED)
     assert promoting.promote(workspace, "prod")[0].wait is Wait.APPROVAL
+
+
+def test_an_approval_given_before_prod_narrowed_its_approvers_no_longer_counts(
+    world: World, workspace: Workspace
+) -> None:
+    """alice approves S3 ahead (prod's list has her); prod then applies S2, which takes her
+    off `approvers`: S3 still needs two approvals from the people the list names now."""
+    world.commit(chain())
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod")
+    for name in ("alice", "bob"):
+        promoting.approve(workspace, "prod", revision=None, approver=Person(name))
+    assert promoting.promote(workspace, "prod")[1] is not None
+    narrowed = chain(prod={"approvals": {"required": 2, "approvers": ["bob", "carol"]}})
+    second = world.commit(narrowed, message="prod: bob and carol approve")
+    workspace.apply("dev")
+    third = world.commit({**narrowed, "x.txt": "next"}, message="a change")
+    workspace.apply("dev")
+    promoting.approve(workspace, "prod", revision=third, approver=Person("alice"))
+
+    promoting.promote(workspace, "prod", revision=second)
+    for name in ("bob", "carol"):
+        promoting.approve(workspace, "prod", revision=second, approver=Person(name))
+    assert promoting.promote(workspace, "prod", revision=second)[1] is not None
+
+    waiting, run = promoting.promote(workspace, "prod")
+    assert (waiting.wait, waiting.revision, run) == (Wait.APPROVAL, third, None)
+    assert waiting.reason.endswith("needs 2 more approvals")
+    promoting.approve(workspace, "prod", revision=None, approver=Person("bob"))
+    assert promoting.promote(workspace, "prod")[0].wait is Wait.APPROVAL

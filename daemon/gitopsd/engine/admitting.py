@@ -109,6 +109,8 @@ class Facts:
     on_branch: Callable[[str], bool]
     suspended: str | None = None  # why, while suspended
     verify: signing.Verify = lambda _revision: None  # the signature check, if required
+    # a revision's commit author, where `forbid_author` needs it (None: not asked)
+    author: Callable[[str], approving.Person | None] = lambda _revision: None
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def _promotion(ask: Ask, facts: Facts, upstream: str) -> Admission:
         if refused is not None:
             return refused
         why = f"{revision[:12]} from {upstream}"
-    given = list(facts.given(revision))
+    given = approving.counted(facts.approvals, facts.given(revision), facts.author(revision))
     missing = approving.missing(facts.approvals, given)
     if missing:
         reason = f"{revision[:12]} needs {missing} more approval{'s' if missing > 1 else ''}"

@@ -11,6 +11,9 @@ revision): a newer candidate starts from none. The rules, in the order a refusal
 - with `authenticated`, only an approval made with an API token is taken, and counts: a
   name declared on the command line (`approve --as`) proves nothing.
 
+Each approval is counted under the rules as they are when the count is taken (`counted`), so
+a rule tightened after an approval was given also takes that approval back.
+
 Pure data and rules; the store keeps the approvals and the runtime asks these functions.
 """
 
@@ -84,12 +87,33 @@ def _is_listed(approver: Person, approvers: Sequence[str]) -> bool:
     return any(approver.is_same(Person(name)) for name in approvers)
 
 
-def missing(policy: Approvals, given: Sequence[Approval]) -> int:
+def missing(policy: Approvals, given: Sequence[Approval], author: Person | None = None) -> int:
     """How many more distinct approvals the revision needs (0: complete)."""
-    distinct: list[Person] = []
+    return max(0, policy.required - len(counted(policy, given, author)))
+
+
+def counted(
+    policy: Approvals, given: Sequence[Approval], author: Person | None = None
+) -> list[Approval]:
+    """The approvals of `given` that count under the rules as they are now, one a person.
+
+    An approval is judged when it is given, but the rules may tighten after it: one given
+    before `authenticated` was turned on proves nothing, one from a person since taken off
+    `approvers` is no longer theirs to give, and one from the revision's `author` (when
+    known) no longer counts once `forbid_author` is set. Without this, narrowing the list
+    after a colleague approved would leave their approval standing in prod."""
+    kept: list[Approval] = []
     for approval in given:
-        if policy.authenticated and not approval.authenticated:
-            continue  # given before the environment required tokens: it proves nothing
-        if not any(approval.approver.is_same(person) for person in distinct):
-            distinct.append(approval.approver)
-    return max(0, policy.required - len(distinct))
+        if _still_counts(policy, approval, author) and not any(
+            approval.approver.is_same(other.approver) for other in kept
+        ):
+            kept.append(approval)
+    return kept
+
+
+def _still_counts(policy: Approvals, approval: Approval, author: Person | None) -> bool:
+    if policy.authenticated and not approval.authenticated:
+        return False
+    if policy.approvers and not _is_listed(approval.approver, policy.approvers):
+        return False
+    return not (policy.forbid_author and author is not None and approval.approver.is_same(author))

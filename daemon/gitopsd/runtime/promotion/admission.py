@@ -22,6 +22,7 @@ the environment's worker, the one writer of its record, admits it again when it 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 
 from gitopsd.engine import admitting, approving, governing, signing
@@ -137,7 +138,13 @@ def _facts(
         on_branch=lambda sha: sha == head or workspace.source.is_on_branch(sha),
         suspended=(suspension.reason or f"by {suspension.actor}") if suspension else None,
         verify=_verifier(workspace, name),
+        author=_author(workspace) if spec.approvals.forbid_author else lambda _revision: None,
     )
+
+
+def _author(workspace: Workspace) -> Callable[[str], approving.Person | None]:
+    """A revision's commit author, whose own approval `forbid_author` does not count."""
+    return lambda revision: approving.Person(*workspace.source.author(revision))
 
 
 def _verifier(workspace: Workspace, environment: str) -> signing.Verify:

@@ -135,7 +135,7 @@ def approve(
     )
     if not workspace.store.add_approval(record):
         raise ApprovalConflictError(f"{approver.name} has approved this revision already")
-    missing = approving.missing(policy, admission.as_approvals([*given, record]))
+    missing = approving.missing(policy, admission.as_approvals([*given, record]), author)
     _recorded(workspace, record, missing)
     return record, missing
 
@@ -202,8 +202,9 @@ def completed_promotion(workspace: Workspace, record: ApprovalRecord) -> Complet
     policy = entry.manifest.spec.approvals
     given = workspace.store.list_approvals(environment, revision)
     others = [a for a in given if a.approver != record.approver]
-    if approving.missing(policy, admission.as_approvals(given)) or not approving.missing(
-        policy, admission.as_approvals(others)
+    author = approving.Person(*workspace.source.author(revision))
+    if approving.missing(policy, admission.as_approvals(given), author) or not approving.missing(
+        policy, admission.as_approvals(others), author
     ):
         return None
     pending = promotion_records.pending(workspace.store.get_environment(environment), entry)

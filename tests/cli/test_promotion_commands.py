@@ -123,8 +123,11 @@ def test_rollback_returns_only_to_a_revision_the_environment_verified(world: Wor
     assert refused.returncode == 1 and f"dev never verified {never[:12]}" in refused.stderr
     back = gitopsd(world, "rollback", "--env", "dev", "--to", first, "--as", "oncall")
     assert back.returncode == 0, back.stdout + back.stderr
+    assert f"dev suspended: rolled back from {second[:12]} to {first[:12]}" in back.stderr
+    assert "(gitopsd resume --env dev)" in back.stderr
     dev = as_json(gitopsd(world, "status", "--env", "dev", "--output", "json"))["environments"][0]
     assert (dev["revision"], dev["previous_revision"]) == (first, second)
+    assert (dev["status"], dev["suspension"]["actor"]) == ("suspended", "oncall")
     runs = as_json(gitopsd(world, "runs", "--env", "dev", "--output", "json"))["runs"]
     assert (runs[0]["trigger"], runs[0]["actor"]) == ("rollback", "oncall")
 

@@ -179,6 +179,9 @@ def test_suspend_resume_rollback_and_cancel_through_the_daemon(
     back = remote(world, served, "ops", "rollback", "--env", "dev", "--to", first)
     assert back.returncode == 0, back.stderr
     assert state(served, "dev")["revision"] == first
+    held = state(served, "dev")["suspension"]  # the next commit would undo the rollback
+    assert held["actor"] == "ops" and held["reason"].startswith(f"rolled back from {second[:12]}")
+    assert remote(world, served, "ops", "resume", "--env", "dev").returncode == 0
     refused = remote(world, served, "ops", "rollback", "--env", "staging", "--to", first)
     assert refused.returncode == 1
     assert f"staging never verified {first[:12]}" in refused.stderr

@@ -64,6 +64,11 @@ def at(served: DaemonProcess, name: str, revision: str) -> bool:
     return bool(found["revision"] == revision and found["status"] == "verified")
 
 
+def run_status(served: DaemonProcess, run_id: str) -> str | None:
+    found = served.get(f"/api/v1/runs/{run_id}", headers=READER)
+    return str(found.json()["status"]) if found.status_code == 200 else None
+
+
 def events(served: DaemonProcess, name: str) -> list[dict[str, Any]]:
     page = served.get("/api/v1/events", params={"env": name}, headers=READER).json()
     found: list[dict[str, Any]] = page["events"]
@@ -136,11 +141,18 @@ def test_a_rollback_returns_only_to_a_revision_the_environment_verified(
         "/api/v1/environments/dev/rollbacks", headers=OPS, json={"revision": first}
     )
     assert queued.status_code == 202, queued.text
-    served.wait_for(lambda: at(served, "dev", first), what="dev rolled back")
-    run = served.get(f"/api/v1/runs/{queued.json()['run_id']}", headers=READER).json()
-    assert (run["status"], run["trigger"], run["actor"]) == ("succeeded", "rollback", "ops")
+    run_id = queued.json()["run_id"]
+    served.wait_for(lambda: run_status(served, run_id) == "succeeded", what="dev rolled back")
+    run = served.get(f"/api/v1/runs/{run_id}", headers=READER).json()
+    assert (run["trigger"], run["actor"], run["revision"]) == ("rollback", "ops", first)
+    dev = served.environment("dev", headers=READER)  # its next commit would undo the rollback
+    assert (dev["revision"], dev["status"], dev["suspension"]["actor"]) == (
+        first,
+        "suspended",
+        "ops",
+    )
     kinds = [(e["kind"], e["actor"]) for e in events(served, "dev")]
-    assert ("rollback.requested", "ops") in kinds
+    assert ("rollback.requested", "ops") in kinds and ("environment.suspended", "ops") in kinds
 
 
 def test_the_diff_between_revisions_and_between_environments(

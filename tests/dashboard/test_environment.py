@@ -107,7 +107,11 @@ def test_an_operator_rolls_back_to_a_revision_it_verified(
     assert served.environment("dev", headers=ALICE)["revision"] == first
     history = text(page, "table.history")
     assert "alice rolls dev back to " + first[:12] in history
-    assert second != first
+    assert f"alice suspended dev: rolled back from {second[:12]}" in history
+    alice = FormClient(served).log_in("alice")  # the next test suspends dev itself
+    resumed = alice.post("/environments/dev/resume", {"csrf": alice.csrf(path="/environments/dev")})
+    assert resumed.status_code == 303
+    alice.close()
 
 
 def test_an_operator_suspends_and_resumes_and_a_reader_may_not(

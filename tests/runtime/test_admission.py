@@ -145,7 +145,7 @@ def test_rollback_is_not_held_by_windows_but_destroy_is_unless_forced(
     assert forced.wait is Wait.READY and forced.forced
     assert ("promotion.forced", "oncall") in [(e.kind, e.actor) for e in store.list_events("dev")]
     assert admission.admit(workspace, "dev", action=RequestKind.PLAN).wait is Wait.READY
-    run = promoting.roll_back(workspace, "dev", to=first)
+    run, _ = promoting.roll_back(workspace, "dev", to=first)
     assert run.status is RunStatus.SUCCEEDED and run.revision == first
 
 

@@ -15,7 +15,7 @@ from gitopsd.engine.approving import Person
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import ApprovalRefusedError, ApproverRefusedError, ConflictError
 from gitopsd.model.state import EnvironmentStatus, RunStatus
-from gitopsd.runtime.promotion import admission, promoting
+from gitopsd.runtime.promotion import admission, promoting, suspending
 from gitopsd.runtime.promotion.promoting import Wait
 from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
@@ -277,3 +277,63 @@ def test_an_approval_given_before_prod_narrowed_its_approvers_no_longer_counts(
     assert waiting.reason.endswith("needs 2 more approvals")
     promoting.approve(workspace, "prod", revision=None, approver=Person("bob"))
     assert promoting.promote(workspace, "prod")[0].wait is Wait.APPROVAL
+
+
+def auto_chain(*, size: int = 3, auto: bool = True) -> dict[str, str]:
+    return chain(size=size, prod={"promotion": {"from": "dev", "auto": auto}, "approvals": {}})
+
+
+def test_a_rollback_of_an_automatically_promoted_prod_is_not_undone_by_its_next_promotion(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """prod takes S2 by itself and is rolled back to S1: the rollback suspends prod's
+    automatic work, so the automatic promotion does not take S2 again at once; a person
+    still may, and a resume lets the automatic promotion go on."""
+    first = world.commit(auto_chain())
+    workspace.apply("dev")
+    assert promoting.promote(workspace, "prod", automatic=True)[1] is not None
+    second = world.commit(auto_chain(size=6))
+    workspace.apply("dev")
+    assert promoting.promote(workspace, "prod", automatic=True)[1] is not None
+
+    run, suspended = promoting.roll_back(workspace, "prod", to=first, actor="oncall")
+    assert run.status is RunStatus.SUCCEEDED
+    assert suspended is not None and suspended.actor == "oncall"
+    assert suspended.reason.startswith(f"rolled back from {second[:12]} to {first[:12]}")
+    again, rerun = promoting.promote(workspace, "prod", automatic=True, actor="gitopsd")
+    assert (again.wait, rerun) == (Wait.SUSPENDED, None)
+    prod = store.get_environment("prod")
+    assert prod is not None and prod.revision == first
+    kinds = [(e.kind, e.actor) for e in store.list_events("prod")]
+    assert ("environment.suspended", "oncall") in kinds
+
+    suspending.resume(workspace, "prod", actor="oncall")
+    assert promoting.promote(workspace, "prod", automatic=True)[0].revision == second
+
+
+def test_a_rollback_of_a_branch_following_dev_holds_its_next_commit(
+    world: World, workspace: Workspace
+) -> None:
+    first = world.commit(auto_chain())
+    workspace.apply("dev")
+    world.commit(auto_chain(size=6))
+    workspace.apply("dev")
+    _, suspended = promoting.roll_back(workspace, "dev", to=first)
+    assert suspended is not None and "its next commit would undo the rollback" in suspended.reason
+    world.commit(auto_chain(size=7))
+    assert admission.admit(workspace, "dev", automatic=True).wait is Wait.SUSPENDED
+
+
+def test_a_rollback_of_a_prod_nothing_promotes_automatically_suspends_nothing(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    first = world.commit(auto_chain(auto=False))
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod")
+    world.commit(auto_chain(size=6, auto=False))
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod")
+    run, suspended = promoting.roll_back(workspace, "prod", to=first)
+    assert (run.status, suspended) == (RunStatus.SUCCEEDED, None)
+    prod = store.get_environment("prod")
+    assert prod is not None and prod.suspension is None

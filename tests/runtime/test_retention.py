@@ -91,7 +91,7 @@ def test_runs_beyond_the_age_and_count_go_in_bounded_batches_and_verified_revisi
     assert [run.id for run in store.list_runs("other")] == [stuck.id]
     assert store.list_steps(expired[0].id) == store.list_steps(applied[0].id) == []
     assert len(store.list_steps(stuck.id)) == 2  # unfinished: resumed from its steps later
-    rolled = promoting.roll_back(workspace, "dev", to=revisions[0])
+    rolled, _ = promoting.roll_back(workspace, "dev", to=revisions[0])
     assert rolled.status is RunStatus.SUCCEEDED
     assert store.get_environment("dev").revision == revisions[0]  # type: ignore[union-attr]
     # the rollback's run is the newest now: the oldest of the three goes

@@ -131,8 +131,15 @@ def rollback(
     if server is not None:
         _queue_and_follow(context, server, environment, "rollbacks", {"revision": revision})
     with context.workspace() as workspace, stopping(workspace), progress.shown():
-        run = promoting.roll_back(workspace, environment, to=revision, actor=actor or "local")
+        run, suspended = promoting.roll_back(
+            workspace, environment, to=revision, actor=actor or "local"
+        )
         steps = workspace.store.list_steps(run.id)
+    if suspended is not None:
+        click.echo(
+            f"{environment} suspended: {suspended.reason} (gitopsd resume --env {environment})",
+            err=True,
+        )
     finish_run(context, run, steps)
 
 

@@ -18,9 +18,10 @@ from gitopsd.errors import (
     ApprovalConflictError,
     ApproverRefusedError,
     RunRefusedError,
+    SuspensionRefusedError,
 )
-from gitopsd.model.state import ApprovalRecord, PendingApproval, RequestKind, Run
-from gitopsd.runtime.promotion import admission
+from gitopsd.model.state import ApprovalRecord, PendingApproval, RequestKind, Run, Suspension
+from gitopsd.runtime.promotion import admission, suspending
 from gitopsd.runtime.records import audit, promotion_records
 from gitopsd.runtime.runs.workspace import Workspace
 
@@ -76,16 +77,19 @@ def roll_back(
     to: str,
     actor: str = "local",
     run_id: str | None = None,
-) -> Run:
+) -> tuple[Run, Suspension | None]:
     """Re-apply `to`, which the environment must have verified before (SPEC 3.3): the one
     way a revision enters an environment without its upstream. Windows and approvals do
-    not hold it: a rollback restores a state the environment already ran."""
+    not hold it: a rollback restores a state the environment already ran. The run, and the
+    suspension of the environment's automatic work the rollback made (`_hold_automatic_work`),
+    if it made one."""
     decision = admission.admit(
         workspace, environment, action=RequestKind.ROLLBACK, revision=to, actor=actor
     )
     if decision.wait is not Wait.READY or decision.revision is None:
         raise RunRefusedError(decision.reason)
     revision = decision.revision
+    suspended = _hold_automatic_work(workspace, environment, revision, actor)
     audit.record(
         workspace,
         environment,
@@ -94,9 +98,37 @@ def roll_back(
         actor=actor,
         revision=revision,
     )
-    return workspace.apply(
+    run = workspace.apply(
         environment, revision=revision, trigger="rollback", actor=actor, run_id=run_id
     )
+    return run, suspended
+
+
+def _hold_automatic_work(
+    workspace: Workspace, environment: str, revision: str, actor: str
+) -> Suspension | None:
+    """Suspend the environment's automatic work, if it has any, before it rolls back: its
+    next commit (an environment that follows the branch) or automatic promotion (`auto`)
+    would take it straight back to what it is rolled back from. Argo CD refuses a rollback
+    while automated sync is on and Flux asks to suspend first; here the rollback does both
+    in one step, on the record, and a person resumes (`gitopsd resume`) once a fix is ready.
+    None when there is nothing automatic to hold, or it is suspended already."""
+    manifest = admission.entry(workspace, environment).manifest
+    if manifest.upstream is not None and not manifest.spec.promotion.auto:
+        return None
+    state = workspace.store.get_environment(environment)
+    if state is not None and state.suspension is not None:
+        return None
+    source = "its next commit" if manifest.upstream is None else "its automatic promotion"
+    left = f" from {state.revision[:12]}" if state and state.revision else ""
+    reason = (
+        f"rolled back{left} to {revision[:12]}: {source} would undo the rollback;"
+        f" resume once a fix is ready"
+    )
+    try:
+        return suspending.suspend(workspace, environment, reason=reason, actor=actor)
+    except SuspensionRefusedError:  # suspended meanwhile, by someone else
+        return None
 
 
 def approve(

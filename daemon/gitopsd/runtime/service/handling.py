@@ -277,7 +277,7 @@ class Handling:
         """A rollback an operator asked for through the API (admitted again here)."""
         if request.revision is None:
             raise InvalidRequestError("a rollback names the revision to return to")
-        run = promoting.roll_back(
+        run, _ = promoting.roll_back(
             self.workspace,
             request.environment,
             to=request.revision,

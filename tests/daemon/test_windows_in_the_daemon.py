@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+import pytest
+
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.model.state import RequestStatus
 from gitopsd.runtime.control import Identity
@@ -78,3 +80,60 @@ def test_every_request_a_window_holds_is_looked_at_again_when_it_ends(
         assert record is not None and record.status is RequestStatus.DONE, record
     assert status(daemon, "dev") == "verified"
     assert sorted(world.calls()) == ["app", "dns", "k8s", "net"]
+
+
+LUNCH = [{"kind": "deny", "schedule": "0 12 * * *", "duration": "1h", "timezone": "UTC"}]
+PROD_AT_LUNCH = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 0},
+                 "windows": LUNCH}  # fmt: skip
+
+
+def ask_for(daemon: Daemon, how: str, revision: str, *, force: bool = False) -> str:
+    """A promotion of prod to `revision` as olga asks for it through the API: a promotion,
+    or an apply naming the revision."""
+    olga = Identity("olga")
+    if how == "promote":
+        return daemon.promote("prod", revision=revision, force=force, identity=olga)
+    return daemon.submit_run("prod", action="apply", components=None, revision=revision,
+                             identity=olga)  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["promote", "apply"])
+@pytest.mark.parametrize(("forced", "why"), [("C", "never moves backwards"), ("B", "already")])
+def test_a_held_promotion_never_takes_the_environment_back_when_the_window_opens(
+    started: InProcess, how: str, forced: str, why: str
+) -> None:
+    """olga asks for B while prod's lunch window holds it; meanwhile dev verifies C and
+    alice forces C (or B itself) through the window. When the window opens, olga's request
+    of B ends, refused with the reason: applied then, it took prod back from C to B (or
+    applied B a second time)."""
+    files = chain(prod=PROD_AT_LUNCH)
+    daemon, clock, jobs, world = started(files)
+    store = daemon.workspace.store
+    eventually(lambda: status(daemon, "dev") == "verified", "dev at B")
+    b = store.get_environment("dev").revision
+    clock.current += timedelta(minutes=1)
+    asked = ask_for(daemon, how, b)
+    eventually(lambda: status(daemon, "prod") == "waiting_window", "prod to wait for lunch")
+
+    clock.current += timedelta(minutes=1)
+    c = world.commit(chain(size=4, prod=PROD_AT_LUNCH))
+    daemon.request_fetch("test")
+    eventually(lambda: store.get_environment("dev").revision == c
+               and status(daemon, "dev") == "verified", "dev at C")  # fmt: skip
+    clock.current += timedelta(minutes=1)
+    taken = {"B": b, "C": c}[forced]
+    daemon.promote("prod", revision=taken, force=True, identity=Identity("alice"))
+    eventually(lambda: status(daemon, "prod") == "verified", "prod forced through the window")
+
+    clock.current += timedelta(minutes=30)  # 13:00: the window ends
+    jobs.run_due()
+    eventually(lambda: not store.list_requests("prod", open_only=True), "olga's request to end")
+    record = store.get_request(asked)
+    assert record is not None and record.status is RequestStatus.DONE, record
+    assert record.outcome is not None and record.outcome.startswith("refused: "), record
+    assert taken[:12] in record.outcome and why in record.outcome, record
+    assert store.get_environment("prod").revision == taken
+    applied = [(r["revision"], r["actor"]) for r in reversed(daemon.runs("prod")["runs"])]
+    assert applied == [(taken, "alice")]
+    refused = [e for e in store.list_events("prod") if e.kind == "request.refused"]
+    assert [e.message for e in refused] == [record.outcome.removeprefix("refused: ")]

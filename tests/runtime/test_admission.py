@@ -114,6 +114,35 @@ def test_an_explicit_revision_must_have_soaked_upstream(world: World, workspace:
     assert admission.admit(workspace, "prod", revision=newer).wait is Wait.READY
 
 
+def test_an_asked_revision_never_takes_the_environment_back(
+    world: World, workspace: Workspace
+) -> None:
+    """prod runs C, which dev verified after B: B asked for by name is refused (before its
+    approvals are asked), C is nothing to take; once an apply of C failed and left prod at
+    B, unverified, B may be applied again (a retry)."""
+    b = world.commit(chain())
+    workspace.apply("dev")
+    c = world.commit(chain(size=4, prod={"variables": {"size": 4}}))
+    workspace.apply("dev")
+    assert admission.admit(workspace, "prod", revision=b).wait is Wait.APPROVAL
+    assert workspace.apply("prod", revision=c).status is RunStatus.SUCCEEDED
+    for action in (RequestKind.APPLY, RequestKind.PROMOTE):
+        older = admission.admit(workspace, "prod", action=action, revision=b)
+        assert older.wait is Wait.REFUSED, older
+        assert older.reason == (
+            f"prod runs {c[:12]}, which dev verified after {b[:12]}: an environment never "
+            "moves backwards (a rollback returns to an older revision)"
+        )
+        same = admission.admit(workspace, "prod", action=action, revision=c)
+        assert (same.wait, same.reason) == (Wait.NOTHING, f"prod runs {c[:12]} already")
+
+    assert workspace.apply("prod", revision=b).status is RunStatus.SUCCEEDED  # a rollback
+    world.control(fail={f"{name}:apply": -1 for name in ("net", "dns", "k8s", "app")})
+    assert workspace.apply("prod", revision=c).status is RunStatus.FAILED
+    again = admission.admit(workspace, "prod", revision=b, record=False)
+    assert (again.wait, again.revision) == (Wait.APPROVAL, b)
+
+
 def test_a_revision_off_the_branch_is_refused_for_every_action(
     world: World, workspace: Workspace
 ) -> None:

@@ -13,7 +13,9 @@ the protections hold on every path. The rules, in the order they are checked:
 - `remediate` re-applies the environment's own revision: held by windows only;
 - `apply` and `promote` on an environment with `from: X` are promotions: the revision (the
   newest X verified and held for the soak, or the one asked for) must have been verified by
-  X and held for the soak, its approvals complete, and no window in force;
+  X and held for the soak, its approvals complete, and no window in force; one asked for
+  that X verified before what the environment runs is refused, and the one it runs and
+  verified is nothing to take (it never moves backwards, however long the request waited);
 - `apply` on an environment that tracks the branch takes the asked revision or the head,
   held by windows only.
 - an environment that requires signed commits (the trust file, engine.signing) is BLOCKED
@@ -194,7 +196,9 @@ def _promotion(ask: Ask, facts: Facts, upstream: str) -> Admission:
         why = f"{revision[:12]} from {upstream}"
     else:
         revision = ask.revision
-        refused = _not_soaked(ask, facts, upstream, revision)
+        refused = _moved_past(ask, facts, upstream, revision) or _not_soaked(
+            ask, facts, upstream, revision
+        )
         if refused is not None:
             return refused
         why = f"{revision[:12]} from {upstream}"
@@ -213,6 +217,33 @@ def _promotion(ask: Ask, facts: Facts, upstream: str) -> Admission:
         facts.approvals.required,
         forced=decided.forced,
     )
+
+
+def _moved_past(ask: Ask, facts: Facts, upstream: str, revision: str) -> Admission | None:
+    """An environment never moves backwards, whenever the revision was asked for (a request
+    held by a window is admitted again when it opens): one its upstream verified before what
+    it runs is refused (only a rollback returns to an older state), and the one it runs and
+    verified is nothing to take. One it runs but failed at may be applied again: a retry."""
+    current = facts.current
+    if current is None or not promotion.behind(facts.upstream_holds, revision, current=current):
+        return None
+    if revision != current:
+        return Admission(
+            Wait.REFUSED,
+            None,
+            f"{ask.environment} runs {current[:12]}, which {upstream} verified after "
+            f"{revision[:12]}: an environment never moves backwards (a rollback returns to "
+            "an older revision)",
+        )
+    if not _verified_at(facts.own_holds, current):
+        return None
+    return Admission(Wait.NOTHING, None, f"{ask.environment} runs {current[:12]} already")
+
+
+def _verified_at(holds: Sequence[promotion.Hold], revision: str) -> bool:
+    """Whether the environment still holds `revision` verified (its newest hold, going on)."""
+    newest = max(holds, key=lambda hold: hold.since, default=None)
+    return newest is not None and newest.revision == revision and newest.until is None
 
 
 def _not_soaked(ask: Ask, facts: Facts, upstream: str, revision: str) -> Admission | None:

@@ -71,6 +71,24 @@ def candidate(
     )
 
 
+def behind(holds: Sequence[Hold], revision: str, *, current: str | None) -> bool:
+    """Whether an environment at `current` would move backwards (or stand still) by taking
+    `revision`: it is `current`, or the upstream last verified it before it last verified
+    `current`. The order `candidate` walks (newest hold first, stopping at `current`), so a
+    revision asked for by name is held to the same "never backwards" as the candidate; a
+    revision the upstream never held is not judged here (admission refuses it anyway)."""
+    if current is None:
+        return False
+    if revision == current:
+        return True
+    taken, reached = _last_verified(holds, revision), _last_verified(holds, current)
+    return taken is not None and reached is not None and taken < reached
+
+
+def _last_verified(holds: Sequence[Hold], revision: str) -> datetime | None:
+    return max((hold.since for hold in holds if hold.revision == revision), default=None)
+
+
 def _why(hold: Hold, soak: float) -> str:
     if not soak:
         return f"{hold.revision[:12]} is verified upstream"

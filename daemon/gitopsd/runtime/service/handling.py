@@ -34,7 +34,10 @@ from gitopsd.runtime.service.reconciling import Reconciler
 
 log = logging.getLogger(__name__)
 AUTOMATIC = frozenset({"commit", "promotion", "schedule"})  # triggers suspension holds
-_OPERATOR_HOLDS = (admission.Wait.REFUSED, admission.Wait.WINDOW, admission.Wait.SOAK)
+# what ends an operator's promotion with its reason, or holds it as itself (`_promote`)
+_OPERATOR_HOLDS = (
+    admission.Wait.REFUSED, admission.Wait.NOTHING, admission.Wait.WINDOW, admission.Wait.SOAK,
+)  # fmt: skip
 
 
 def admit(workspace: Workspace, request: Request, *, record: bool = True) -> admission.Admission:
@@ -227,8 +230,10 @@ class Handling:
 
     def _promote(self, request: Request) -> list[Run]:
         """A promotion that cannot run now is asked for again when its wait ends: an
-        automatic one as a new request, an operator's (API) as itself, keeping its revision.
-        A wait for approvals ends either: the approval that completes them promotes."""
+        automatic one as a new request, an operator's (API) as itself, keeping its revision;
+        an operator's with nothing to take ends saying why (the environment may have moved
+        past its revision while it waited). A wait for approvals ends either: the approval
+        that completes them promotes."""
         environment = request.environment
         if request.trigger == COMPLETED and (since := self._applied_since(request)):
             log.info("%s has run %s since the approvals of %s completed: not promoted again",

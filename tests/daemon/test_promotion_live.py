@@ -12,8 +12,12 @@ from typing import Any
 
 import yaml
 
+from gitopsd.adapters import metrics
+from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.runtime.control import Identity
+from gitopsd.runtime.promotion import saved_plans
+from gitopsd.runtime.service.daemon import Daemon
 from tests.daemon.conftest import InProcess, StartDaemon, eventually, status
 from tests.daemon.harness import DaemonProcess, metric
 from tests.runtime.test_apply_runs import layered
@@ -366,4 +370,61 @@ def test_an_apply_asked_through_the_api_ends_once_its_approvals_promote_it(
     assert [r.id for r in store.list_requests("prod", open_only=True)] == []
     record = store.get_request(asked)
     assert record is not None and record.status.value == "done"
+    assert record.outcome is not None and record.outcome.startswith("waits for approvals: ")
     assert [(rev, run) for rev, _, run in prod_runs_in(daemon)] == [(b[:7], "succeeded")]
+
+
+def restarted(daemon: Daemon, world: World, clock: Any, data: Path) -> Daemon:
+    """`daemon` stopped, and another started on its store, as a restart does."""
+    daemon.stop(grace=5)
+    workspace = world.workspace(SqliteStore(data / "state.db"))
+    workspace.clock = clock
+    again = Daemon(workspace, jobs=ManualJobs(clock.now), poll_interval=3600,
+                   metrics=metrics.recorder)  # fmt: skip
+    again.start()
+    return again
+
+
+def test_a_saved_plan_asked_through_the_api_ends_once_its_approvals_promote_it(
+    started: InProcess, tmp_path: Path
+) -> None:
+    """olga asks the daemon to apply a saved plan of prod at B; it waits for approvals, and
+    the approval that completes them promotes B, as for a plain apply. Her request ends
+    then, saying so: it used to wait until the next start of the daemon took it up again."""
+    prod = {"promotion": {"from": "dev", "auto": False}, "approvals": {"required": 2}}
+    daemon, clock, _jobs, world = started(with_drift_checks(prod))
+    eventually(lambda: status(daemon, "dev") == "verified", "dev at B")
+    store = daemon.workspace.store
+    b = store.get_environment("dev").revision
+    _, _, plan = saved_plans.save(daemon.workspace, "prod", actor="olga")
+    assert plan is not None and plan.revision == b and plan.has_work
+    olga, alice, bob = Identity("olga"), Identity("alice"), Identity("bob")
+    tick(clock)
+    asked = daemon.submit_plan("prod", plan=plan.id, identity=olga)
+    assert asked is not None
+    eventually(lambda: status(daemon, "prod") == "waiting_approval", "prod waits for B's")
+    pending = store.get_environment("prod").pending_approval
+    assert pending is not None and (pending.revision, pending.asked_by) == (b, "olga")
+    tick(clock)
+    daemon.approve("prod", revision=None, identity=alice)
+    daemon.approve("prod", revision=None, identity=bob)
+    eventually(lambda: status(daemon, "prod") == "verified", "prod at B")
+    assert [r.id for r in store.list_requests("prod", open_only=True)] == []
+    ended = store.get_request(asked)
+    assert ended is not None and ended.status.value == "done", ended
+    assert ended.outcome == (
+        f"waits for approvals: {b[:12]} needs 2 more approvals; the approval that completes "
+        f"them promotes {b[:12]} as a request of its own (plan {plan.id} is not applied)"
+    )
+    runs = prod_runs_in(daemon)
+    assert runs == [(b[:7], "cli", "succeeded"), (b[:7], "promotion", "succeeded")]  # plan, B
+
+    again = restarted(daemon, world, clock, tmp_path)
+    try:
+        time.sleep(1)  # a request left open was taken up again at once
+        assert again.workspace.store.get_request(asked) == ended
+        assert prod_runs_in(again) == runs
+    finally:
+        again.stop(grace=5)
+        again.workspace.store.close()
+        again.workspace.source.close()

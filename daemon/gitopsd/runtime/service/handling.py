@@ -175,18 +175,15 @@ class Handling:
 
     def _admitted(self, request: Request) -> admission.Admission | None:
         """The admission of a plan, apply or destroy, READY; None when there is nothing to
-        run now: a commit a resumed run already reached, or a wait (recorded, asked again)."""
+        run now: a commit a resumed run already reached, a wait (recorded, asked again), or
+        a wait for approvals (the request ended: `_left_to_approvals`)."""
         if request.priority is Priority.COMMIT and self.reconciler.is_at(
             request.environment, request.revision
         ):
             return None  # a resumed run got there first
         admitted = admit(self.workspace, request)
         if admitted.wait is admission.Wait.APPROVAL:
-            # as for a promotion (`_promote`): the pending approval, recorded by `admit`,
-            # keeps who asked, and the approval that completes it promotes, as a request
-            # of its own; this one ends here, lest it run again later (a restart re-queues
-            # what is open) and take the environment back to this revision
-            log.info("%s waits: %s", request.environment, admitted.reason)
+            self._left_to_approvals(request, admitted)
             return None
         if admitted.wait is not admission.Wait.READY:
             self._not_ready(admitted, request)
@@ -196,12 +193,28 @@ class Handling:
             self.recorder.commit_reached_apply(request.environment, waited)
         return admitted
 
+    def _left_to_approvals(self, request: Request, admitted: admission.Admission) -> None:
+        """An apply (a saved plan's too) that waits for approvals ends here, as a promotion
+        does (`_promote`): the pending approval, recorded by `admit`, keeps who asked, and
+        the approval that completes it promotes the revision as a request of its own. Left
+        waiting, nothing would look at it again but a restart, which re-queues what is open
+        and would run it a second time, after that promotion or a newer one."""
+        log.info("%s waits: %s", request.environment, admitted.reason)
+        revision = (admitted.revision or "")[:12]
+        outcome = (
+            f"waits for approvals: {admitted.reason}; the approval that completes them "
+            f"promotes {revision} as a request of its own"
+        )
+        if request.plan is not None:
+            outcome += f" (plan {request.plan} is not applied)"
+        self.intake.ended(request, outcome=outcome)
+
     def _apply_plan(self, request: Request, plan_id: str) -> list[Run]:
-        """A saved plan's request, admitted like any apply (it carries the plan's revision):
-        a wait leaves it waiting; its staleness is checked again under the lease."""
-        admitted = admit(self.workspace, request)
-        if admitted.wait is not admission.Wait.READY:
-            self._not_ready(admitted, request)
+        """A saved plan's request, admitted like any apply (it carries the plan's revision,
+        and ends as an apply does when it waits for approvals); its staleness is checked
+        again under the lease."""
+        admitted = self._admitted(request)
+        if admitted is None:
             return []
         plan = saved_plans.load(self.workspace, request.environment, plan_id)
         run = saved_plans.apply(

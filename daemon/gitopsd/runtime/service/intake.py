@@ -124,6 +124,11 @@ class Intake:
         ended = ", ".join(f"run {run.id} {run.status.value}" for run in runs)
         self._end(record, RequestStatus.DONE, outcome=ended or "nothing to do")
 
+    def ended(self, work: Work, *, outcome: str) -> None:
+        """Done without a run of its own, `outcome` saying why (a wait for approvals: the
+        approval that completes them promotes, as a request of its own)."""
+        self._end(self._current(work), RequestStatus.DONE, outcome=outcome)
+
     def refused(self, work: Work, error: BaseException) -> None:
         message = faults.describe(error)
         self._end(self._current(work), RequestStatus.DONE, outcome=f"refused: {message}")

@@ -143,6 +143,26 @@ def test_approver_names_are_matched_whatever_the_case(world: World) -> None:
     assert "complete" in approved.stdout
 
 
+def test_status_shows_the_rules_prod_is_held_to_not_a_loosening_commits(world: World) -> None:
+    """A commit that drops prod's `promotion` and narrows its approvers does not govern prod
+    before prod applies it: status shows the upstream and the approvals admission uses."""
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    assert gitopsd(world, "promote", "--to", "prod").returncode == 3
+    for name in ("alice", "bob"):
+        assert gitopsd(world, "approve", "--env", "prod", "--as", name).returncode == 0
+    assert gitopsd(world, "promote", "--to", "prod").returncode == 0
+    loosened = {**chain(), "environments/prod.yaml": environment("prod")}
+    world.commit(loosened, message="prod: no promotion, no approvals")
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    assert gitopsd(world, "promote", "--to", "prod").returncode == 3
+    assert gitopsd(world, "approve", "--env", "prod", "--as", "carol").returncode == 0
+    shown = as_json(gitopsd(world, "status", "--env", "prod", "--output", "json"))
+    prod = shown["environments"][0]
+    assert prod["upstream"] == "dev"
+    pending = prod["pending_approval"]
+    assert (pending["approvals"], pending["required"]) == (["carol"], 2)
+
+
 def test_a_first_diff_summarises_first_and_caps_the_changelog(world: World) -> None:
     for size in range(4, 16):
         head = world.commit(chain(size=size), message=f"dev: {size}")

@@ -17,6 +17,7 @@ from gitopsd.errors import ApprovalRefusedError, ApproverRefusedError, ConflictE
 from gitopsd.model.state import EnvironmentStatus, RunStatus
 from gitopsd.runtime.promotion import admission, promoting, suspending
 from gitopsd.runtime.promotion.promoting import Wait
+from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World
@@ -207,6 +208,9 @@ def test_a_commit_that_drops_prods_rules_is_held_to_the_rules_prod_runs(
 
     asked = admission.admit(workspace, "prod", record=False)
     assert (asked.wait, asked.revision) != (Wait.READY, loosened)  # dev never verified it
+    head = workspace.manifests()
+    shown = reports.status_report(store, head, manifests_at=workspace.valid_manifests)
+    assert [e["upstream"] for e in shown["environments"]] == [None, "dev"]  # what admission reads
     workspace.apply("dev")
     waiting, run = promoting.promote(workspace, "prod")
     assert (waiting.wait, waiting.revision, run) == (Wait.APPROVAL, loosened, None)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 
 import click
 
+from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.cli import render
 from gitopsd.cli.context import POSITIVE_INTEGER, Context, common_options, fail
 from gitopsd.engine.loading import Repository
@@ -19,9 +22,12 @@ from gitopsd.runtime.runs import revisions
 @click.option("--env", "environment", default=None, help="Only this environment.")
 def status(context: Context, environment: str | None) -> None:
     """Environments, revisions, component states, pending approvals, drift."""
-    repository = _repository(context)
-    with context.store(read_only=True) as store:
-        report = reports.status_report(store, repository, environment=environment)
+    with _source(context) as source, context.store(read_only=True) as store:
+        repository = _head(source)
+        manifests_at = _manifests_at(source) if source is not None else None
+        report = reports.status_report(
+            store, repository, environment=environment, manifests_at=manifests_at
+        )
         if environment is not None and not report["environments"]:
             known = ", ".join(reports.environment_names(store, repository)) or "none"
             message = f"unknown environment {environment!r} (environments: {known})"
@@ -53,11 +59,37 @@ def history(context: Context, environment: str | None, limit: int, before: int |
         click.echo(render.history(events) + more)
 
 
-def _repository(context: Context) -> Repository | None:
-    """The manifests at the branch head, when they load; status works from the store alone."""
+@contextlib.contextmanager
+def _source(context: Context) -> Iterator[GitSource | None]:
+    """The git source, or None when it cannot be opened: status works from the store alone."""
     try:
-        with context.open_source() as source:
-            loaded = revisions.load(source)
+        source = context.open_source()
+    except GitSourceError:
+        yield None
+        return
+    with source:
+        yield source
+
+
+def _head(source: GitSource | None) -> Repository | None:
+    """The manifests at the branch head, when they load."""
+    if source is None:
+        return None
+    try:
+        return revisions.load(source).repository
     except GitSourceError:
         return None
-    return loaded.repository
+
+
+def _manifests_at(source: GitSource) -> reports.ManifestsAt:
+    """A revision's manifests, for the rules an environment is held to at the revision it
+    is at; None when they do not load or are not valid (admission's reading)."""
+
+    def at(revision: str) -> Repository | None:
+        try:
+            loaded = revisions.load(source, revision)
+        except GitSourceError:
+            return None
+        return loaded.repository if loaded.is_valid else None
+
+    return at

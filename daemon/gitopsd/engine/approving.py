@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gitopsd.model.manifests import Approvals
+from gitopsd.model.state import ApprovalRecord
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,20 @@ class Refusal:
 
     reason: str
     conflict: bool = False
+
+
+def from_records(records: Sequence[ApprovalRecord]) -> list[Approval]:
+    """The store's approval records, as these rules take them."""
+    return [
+        Approval(
+            r.environment,
+            r.revision,
+            Person(r.approver, r.email),
+            r.at,
+            authenticated=r.authenticated,
+        )
+        for r in records
+    ]
 
 
 def refusal(

@@ -16,6 +16,10 @@ before it. Pure: both manifests come in.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
+from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.model.manifests import EnvironmentSpec
 
 
@@ -43,3 +47,24 @@ def stricter(running: EnvironmentSpec, head: EnvironmentSpec) -> EnvironmentSpec
     return head.model_copy(
         update={"promotion": promotion, "approvals": approvals, "windows": [*denies, *allows]}
     )
+
+
+def governed_at(
+    head: EnvironmentEntry, revision: str | None, manifests_at: Callable[[str], Repository | None]
+) -> EnvironmentEntry:
+    """`head` held to the rules the environment has at `revision`, the one it is at (None:
+    nothing applied yet); `manifests_at` gives a revision's manifests, None when they cannot
+    be had (not valid to this gitopsd). One answer for admission and for what status shows."""
+    if revision is None:
+        return head
+    running = manifests_at(revision)
+    return governed(head, running.environments.get(head.manifest.name) if running else None)
+
+
+def governed(head: EnvironmentEntry, running: EnvironmentEntry | None) -> EnvironmentEntry:
+    """`head`, the environment's entry at the branch head, held to the rules of `running`,
+    its entry at the revision it is at (None: nothing applied, or not readable there)."""
+    if running is None:
+        return head
+    spec = stricter(running.manifest.spec, head.manifest.spec)
+    return dataclasses.replace(head, manifest=head.manifest.model_copy(update={"spec": spec}))

@@ -30,7 +30,6 @@ from gitopsd.engine.admitting import Admission, Wait
 from gitopsd.engine.loading import EnvironmentEntry
 from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import (
-    ApprovalRecord,
     CurrentWait,
     EnvironmentState,
     EnvironmentStatus,
@@ -40,7 +39,7 @@ from gitopsd.model.state import (
 from gitopsd.runtime.records import audit, promotion_records
 from gitopsd.runtime.runs.workspace import Workspace
 
-__all__ = ["Admission", "Wait", "admit", "as_approvals", "entry"]
+__all__ = ["Admission", "Wait", "admit", "entry"]
 
 _CANDIDATE = (Wait.APPROVAL, Wait.WINDOW, Wait.READY)  # the revision moves on: supersedes
 _STATUS = {
@@ -92,29 +91,9 @@ def entry(workspace: Workspace, environment: str, *, head: str | None = None) ->
         known = ", ".join(sorted(repository.environments)) or "none"
         raise RunRefusedError(f"unknown environment {environment!r} (environments: {known})")
     state = workspace.store.get_environment(environment)
-    if state is None or state.revision is None:
-        return found  # nothing applied yet: nothing to hold it to
-    try:
-        running = workspace.manifests(state.revision).environments.get(environment)
-    except RunRefusedError:  # valid when applied, not to this gitopsd (a stricter limit)
-        running = None
-    if running is None:
-        return found
-    spec = governing.stricter(running.manifest.spec, found.manifest.spec)
-    return dataclasses.replace(found, manifest=found.manifest.model_copy(update={"spec": spec}))
-
-
-def as_approvals(records: list[ApprovalRecord]) -> list[approving.Approval]:
-    return [
-        approving.Approval(
-            r.environment,
-            r.revision,
-            approving.Person(r.approver, r.email),
-            r.at,
-            authenticated=r.authenticated,
-        )
-        for r in records
-    ]
+    return governing.governed_at(
+        found, state.revision if state else None, workspace.valid_manifests
+    )
 
 
 def _facts(
@@ -134,7 +113,7 @@ def _facts(
         soak=spec.promotion.soak,
         approvals=spec.approvals,
         windows=spec.windows,
-        given=lambda revision: as_approvals(store.list_approvals(name, revision)),
+        given=lambda revision: approving.from_records(store.list_approvals(name, revision)),
         on_branch=lambda sha: sha == head or workspace.source.is_on_branch(sha),
         suspended=(suspension.reason or f"by {suspension.actor}") if suspension else None,
         verify=_verifier(workspace, name),

@@ -151,7 +151,7 @@ def approve(
         policy,
         approver=approver,
         author=author,
-        given=admission.as_approvals(given),
+        given=approving.from_records(given),
         authenticated=token is not None,
     )
     if refused is not None:
@@ -167,7 +167,7 @@ def approve(
     )
     if not workspace.store.add_approval(record):
         raise ApprovalConflictError(f"{approver.name} has approved this revision already")
-    missing = approving.missing(policy, admission.as_approvals([*given, record]), author)
+    missing = approving.missing(policy, approving.from_records([*given, record]), author)
     _recorded(workspace, record, missing)
     return record, missing
 
@@ -235,8 +235,8 @@ def completed_promotion(workspace: Workspace, record: ApprovalRecord) -> Complet
     given = workspace.store.list_approvals(environment, revision)
     others = [a for a in given if a.approver != record.approver]
     author = approving.Person(*workspace.source.author(revision))
-    if approving.missing(policy, admission.as_approvals(given), author) or not approving.missing(
-        policy, admission.as_approvals(others), author
+    if approving.missing(policy, approving.from_records(given), author) or not approving.missing(
+        policy, approving.from_records(others), author
     ):
         return None
     pending = promotion_records.pending(workspace.store.get_environment(environment), entry)

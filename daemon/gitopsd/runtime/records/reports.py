@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gitopsd.engine import selection
+from gitopsd.engine import approving, governing, selection
 from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import (
@@ -24,6 +24,7 @@ from gitopsd.model.state import (
 from gitopsd.runtime.records import promotion_records, sensitivity
 
 OpenRequests = Callable[[str], list[Request]]
+ManifestsAt = Callable[[str], Repository | None]  # a revision's manifests, None if not valid
 
 
 def status_report(
@@ -32,17 +33,20 @@ def status_report(
     *,
     environment: str | None = None,
     open_requests: OpenRequests | None = None,
+    manifests_at: ManifestsAt | None = None,
 ) -> dict[str, Any]:
     """`{"environments": [...]}` for every environment in the manifests or the store; each
     with its open requests (`open_requests`: the daemon's, held ones included; default the
-    store's)."""
+    store's), and its upstream and approvals as admission reads them: the head's rules held
+    to those of the revision it is at (`manifests_at` reads them; without it, the head's)."""
     names = set(environment_names(store, repository))
     if environment is not None:
         names &= {environment}
     requests = open_requests or (lambda name: store.list_requests(name, open_only=True))
     return {
         "environments": [
-            _environment(store, repository, name, requests(name)) for name in sorted(names)
+            _environment(store, repository, name, requests(name), manifests_at)
+            for name in sorted(names)
         ]
     }
 
@@ -55,10 +59,16 @@ def environment_names(store: StateStore, repository: Repository | None) -> list[
 
 
 def _environment(
-    store: StateStore, repository: Repository | None, name: str, requests: list[Request]
+    store: StateStore,
+    repository: Repository | None,
+    name: str,
+    requests: list[Request],
+    manifests_at: ManifestsAt | None,
 ) -> dict[str, Any]:
     state = store.get_environment(name)
     entry = repository.environments.get(name) if repository else None
+    if entry is not None and state is not None and manifests_at is not None:
+        entry = governing.governed_at(entry, state.revision, manifests_at)
     kept = _members(repository, name)
     pending = _pending_approval(store, entry, state)
     return {
@@ -128,13 +138,14 @@ def _pending_approval(
     pending = promotion_records.pending(state, entry)
     if state is None or pending is None:
         return None
-    # as admission counted it (the rules the environment runs: engine.governing), or more if
-    # the head asks for more since
+    # as admission counted it, or more if the rules ask for more since
     asked = entry.manifest.spec.approvals.required if entry else 0
     required = max(pending.required, asked)
+    given = approving.from_records(store.list_approvals(state.name, pending.revision))
+    counting = approving.counted(entry.manifest.spec.approvals, given) if entry else given
     return {
         "revision": pending.revision,
-        "approvals": [a.approver for a in store.list_approvals(state.name, pending.revision)],
+        "approvals": [a.approver.name for a in counting],
         "required": required,
         "asked_by": pending.asked_by,
     }

@@ -105,6 +105,14 @@ class Workspace:
         a revision needs; invalid manifests refuse the run."""
         return self._valid(revision).repository
 
+    def valid_manifests(self, revision: str) -> Repository | None:
+        """`manifests`, or None where they refuse a run: a revision valid when it was applied
+        may not be to this gitopsd (a stricter limit), and its rules are then not known."""
+        try:
+            return self.manifests(revision)
+        except RunRefusedError:
+            return None
+
     def parsed(self, revision: str) -> revisions.LoadedRevision:
         """A valid revision's manifests and file trees, without exporting its checkout: what
         `diff` compares, which must work while the data folder is full or read-only."""

@@ -77,6 +77,7 @@ class Reads:
             self._reconciler.repository,
             environment=environment,
             open_requests=self._intake.open_requests,
+            manifests_at=self.workspace.valid_manifests,
         )
 
     def runs(

@@ -157,3 +157,22 @@ def test_a_refusal_before_the_body_is_read_closes_the_connection(client: TestCli
     answered = client.post(RUNS, content=body)
     assert answered.status_code == 202
     assert "connection" not in answered.headers
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"action": "apply", "components": ["\\ud800"]}',
+        b'{"action": "plan", "revision": "main\\udc80"}',
+        b'{"action": "plan", "\\ud800": 1}',
+    ],
+)
+def test_a_string_of_half_a_character_is_422(
+    client: TestClient, fake: FakeControl, body: bytes
+) -> None:
+    """JSON's escape of a lone surrogate parses, but is not text: stored or put in an error
+    answer (which names the component) it failed to encode, a 500."""
+    response = client.post(RUNS, content=body)
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("body: invalid JSON: a string holds a lone")
+    assert fake.calls == []

@@ -8,7 +8,8 @@ refused as the parser meets it, a body the parser cannot descend is refused when
 (early, having built little), and a parsed value nested deeper than `MAX_DEPTH` is refused
 after one walk. A key given twice in one object is refused too: json keeps the last value,
 so `{"action": "plan", "action": "destroy"}` would destroy while a log or a proxy that reads
-the first one sees a plan. Every hostile body becomes one `JsonLimitError` (422), in time and memory
+the first one sees a plan. A string that is half a character (a lone surrogate escape) is
+refused: it is not text. Every hostile body becomes one `JsonLimitError` (422), in time and memory
 linear in its size, which `LimitBody` already caps.
 """
 
@@ -47,6 +48,8 @@ def parse(raw: bytes) -> Any:
         raise JsonLimitError(f"invalid JSON: {error}") from None
     if nesting_depth(value) > MAX_DEPTH:
         raise JsonLimitError(TOO_DEEP)
+    if (bad := _not_text(value)) is not None:
+        raise JsonLimitError(f"invalid JSON: a string holds a lone surrogate ({bad!a}), not text")
     return value
 
 
@@ -66,6 +69,26 @@ def nesting_depth(value: Any) -> int:
         deepest = max(deepest, depth)
         pending.extend((child, depth + 1) for child in children)
     return deepest
+
+
+def _not_text(value: Any) -> str | None:
+    """A key or string of `value` that is not text (JSON's `\\ud800` escape of half a
+    character: json reads it, but it cannot be encoded, stored or even put in an error
+    answer, which made a 500 of a component name), walked without recursion."""
+    pending: list[Any] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+    return None
 
 
 def _bounded_int(text: str) -> int:

@@ -32,6 +32,30 @@ def test_a_count_past_64_bits_is_a_usage_error(world: World, arguments: tuple[st
     assert f"Invalid value for '{arguments[1]}'" in done.stderr
 
 
+NOT_UTF8 = os.fsdecode(b"on call \xff")  # what Python makes of a Latin-1 terminal's byte
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ("suspend", "--env", "dev", "--reason", NOT_UTF8),
+        ("suspend", "--env", "dev", "--as", NOT_UTF8),
+        ("approve", "--env", "dev", "--as", "alice", "--email", NOT_UTF8),
+        ("rollback", "--env", "dev", "--to", "HEAD", "--as", NOT_UTF8),
+    ],
+)
+def test_a_name_or_reason_that_is_not_utf8_is_a_usage_error(
+    world: World, arguments: tuple[str, ...]
+) -> None:
+    """Stored in the history, such bytes could not be encoded: a traceback from the store."""
+    done = gitopsd(world, *arguments)
+    assert done.returncode == 64, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "is not UTF-8 text" in done.stderr
+    status = gitopsd(world, "status", "--env", "dev", "--output", "json")
+    assert '"suspension": null' in status.stdout
+
+
 def test_the_largest_64_bit_count_is_taken(world: World) -> None:
     done = gitopsd(world, "history", "--limit", str(2**63 - 1), "--before", str(2**63 - 1))
     assert done.returncode == 0, done.stderr

@@ -20,6 +20,7 @@ from gitopsd.cli import progress, remote, render
 from gitopsd.cli.context import (
     EXIT_CHANGES,
     EXIT_OK,
+    TEXT,
     Context,
     common_options,
     fail,
@@ -40,7 +41,9 @@ from gitopsd.runtime.promotion import diffing, promoting
     "--revision", default=None, help="A revision the upstream verified (default: its newest)."
 )
 @click.option("--force", is_flag=True, help="Promote through a change window (recorded).")
-@click.option("--as", "actor", default=None, help="Who promotes, for the history [default: local].")
+@click.option(
+    "--as", "actor", type=TEXT, default=None, help="Who promotes, for the history [default: local]."
+)
 @remote.server_option
 def promote(
     context: Context,
@@ -84,8 +87,12 @@ def promote(
 @common_options
 @click.option("--env", "environment", required=True, help="The environment waiting for approval.")
 @click.option("--revision", default=None, help="The revision (default: the pending one).")
-@click.option("--as", "name", default=None, help="Who approves (required without --server).")
-@click.option("--email", default=None, help="The approver's email (checked against the author).")
+@click.option(
+    "--as", "name", type=TEXT, default=None, help="Who approves (required without --server)."
+)
+@click.option(
+    "--email", type=TEXT, default=None, help="The approver's email (checked against the author)."
+)
 @remote.server_option
 def approve(
     context: Context,
@@ -120,7 +127,7 @@ def approve(
 @trust_option
 @click.option("--env", "environment", required=True, help="The environment to roll back.")
 @click.option("--to", "revision", required=True, help="A revision it verified before.")
-@click.option("--as", "actor", default=None, help="Who rolls back [default: local].")
+@click.option("--as", "actor", type=TEXT, default=None, help="Who rolls back [default: local].")
 @remote.server_option
 def rollback(
     context: Context, environment: str, revision: str, actor: str | None, server: str | None

@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -296,6 +297,36 @@ def test_a_stop_signal_stops_the_driver_and_the_next_apply_resumes(
     assert world.calls() == ["a", "b", "c"]
     assert runs(world)[-1]["id"] == interrupted[0]["id"]
     assert runs(world)[-1]["status"] == "succeeded"
+
+
+def test_a_second_stop_signal_ends_gitopsd_at_once_while_the_first_waits_on_the_store(
+    world: World,
+) -> None:
+    """Another process holds the state store's write lock: gitopsd's write waits it out for
+    minutes, and the first Ctrl-C cannot stop a write the store waits on. Pressing again ends
+    gitopsd at once (once the first was taken: SQLite waits up to its busy timeout, 10 s, in
+    C, before Python runs a handler), as a crash: nothing is lost, the next apply runs."""
+    world.commit(CHAIN)
+    assert world.gitopsd("apply", "--env", "dev").returncode == 0  # the store exists
+    world.commit({**CHAIN, "notes.txt": "a change"})
+    locker = sqlite3.connect(world.root / "data" / "state.db", isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        applying = world.start_gitopsd("apply", "--env", "dev")
+        time.sleep(2)  # started, and waiting for the lock
+        deadline = time.monotonic() + 20
+        while applying.poll() is None and time.monotonic() < deadline:
+            applying.send_signal(signal.SIGINT)  # an operator pressing Ctrl-C again and again
+            time.sleep(0.5)
+        assert applying.poll() == -signal.SIGINT  # before: still waiting on the store
+    finally:
+        if applying.poll() is None:
+            applying.kill()
+        applying.communicate()
+        locker.execute("ROLLBACK")
+        locker.close()
+    again = world.gitopsd("apply", "--env", "dev")
+    assert again.returncode == 0, again.stdout + again.stderr
 
 
 def test_a_stop_signal_stops_a_rollback_as_it_stops_an_apply(world: World) -> None:

@@ -7,6 +7,12 @@ daemon's shutdown does when its grace is over: no new step starts, the running d
 SIGTERM (SIGKILL after their grace), and the run is left exactly as a crash leaves it, for the
 next command or the daemon to resume (`runtime.runs.steps.Interrupted`). The command then exits
 128 + the signal's number, with one line saying so.
+
+A second signal ends the process at once, as the system's default does: the operator who
+presses Ctrl-C again will not wait, and the first may be waiting on something that does not
+end soon (a state store locked by another process, which a write waits out for minutes, or
+a driver that ignores SIGTERM for its grace). That is a crash, which a run survives: the
+reaper ends the drivers (adapters/reaper.py) and the next command resumes the run.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ def stopping(workspace: Workspace) -> Iterator[None]:
         received.append(signum)
         workspace.draining.set()
         workspace.interrupted.set()
+        for stop in STOP_SIGNALS:  # a second one ends the process at once (the module doc)
+            signal.signal(stop, signal.SIG_DFL)
 
     previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from gitopsd.engine.approving import Person
 from gitopsd.engine.ports import StateStore
-from gitopsd.errors import ApprovalRefusedError, ApproverRefusedError, ConflictError
+from gitopsd.errors import ApprovalRefusedError, ApproverRefusedError, BusyError, ConflictError
 from gitopsd.model.state import EnvironmentStatus, RunStatus
 from gitopsd.runtime.promotion import admission, promoting, suspending
 from gitopsd.runtime.promotion.promoting import Wait
@@ -341,3 +341,26 @@ def test_a_rollback_of_a_prod_nothing_promotes_automatically_suspends_nothing(
     assert (run.status, suspended) == (RunStatus.SUCCEEDED, None)
     prod = store.get_environment("prod")
     assert prod is not None and prod.suspension is None
+
+
+def test_a_rollback_that_finds_the_environment_busy_suspends_nothing(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """Another process runs dev: the rollback is refused as busy, and leaves no suspension
+    (nor a rollback.requested) behind it, for a rollback that never happened; once dev is
+    free, the rollback suspends and runs."""
+    first = world.commit(auto_chain())
+    workspace.apply("dev")
+    world.commit(auto_chain(size=6))
+    workspace.apply("dev")
+    assert store.acquire_lease("dev", "elsewhere:1:x", now=workspace.clock.now(), ttl=60)
+    with pytest.raises(BusyError, match="dev is busy"):
+        promoting.roll_back(workspace, "dev", to=first, actor="oncall")
+    dev = store.get_environment("dev")
+    assert dev is not None and dev.suspension is None and dev.revision != first
+    kinds = {e.kind for e in store.list_events("dev")}
+    assert not kinds & {"environment.suspended", "rollback.requested"}
+
+    store.release_lease("dev", "elsewhere:1:x")
+    run, suspended = promoting.roll_back(workspace, "dev", to=first, actor="oncall")
+    assert run.status is RunStatus.SUCCEEDED and suspended is not None

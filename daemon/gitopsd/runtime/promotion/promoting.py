@@ -89,19 +89,31 @@ def roll_back(
     if decision.wait is not Wait.READY or decision.revision is None:
         raise RunRefusedError(decision.reason)
     revision = decision.revision
-    suspended = _hold_automatic_work(workspace, environment, revision, actor)
-    audit.record(
-        workspace,
-        environment,
-        "rollback.requested",
-        f"{actor} rolls {environment} back to {revision[:12]}",
-        actor=actor,
-        revision=revision,
-    )
+    suspended: list[Suspension] = []
+
+    def under_the_lease() -> None:
+        """Suspend and record once the rollback holds the environment: one refused (busy,
+        another process runs it) leaves no suspension behind for a rollback that never ran."""
+        made = _hold_automatic_work(workspace, environment, revision, actor)
+        suspended.extend([made] if made is not None else [])
+        audit.record(
+            workspace,
+            environment,
+            "rollback.requested",
+            f"{actor} rolls {environment} back to {revision[:12]}",
+            actor=actor,
+            revision=revision,
+        )
+
     run = workspace.apply(
-        environment, revision=revision, trigger="rollback", actor=actor, run_id=run_id
+        environment,
+        revision=revision,
+        trigger="rollback",
+        actor=actor,
+        run_id=run_id,
+        check=under_the_lease,
     )
-    return run, suspended
+    return run, next(iter(suspended), None)
 
 
 def _hold_automatic_work(

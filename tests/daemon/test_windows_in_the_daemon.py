@@ -137,3 +137,43 @@ def test_a_held_promotion_never_takes_the_environment_back_when_the_window_opens
     assert applied == [(taken, "alice")]
     refused = [e for e in store.list_events("prod") if e.kind == "request.refused"]
     assert [e.message for e in refused] == [record.outcome.removeprefix("refused: ")]
+
+
+@pytest.mark.parametrize("how", ["promote", "apply"])
+def test_a_held_promotion_asked_before_a_rollback_does_not_undo_it_when_the_window_opens(
+    started: InProcess, how: str
+) -> None:
+    """prod runs B; olga asks for C while prod's lunch window holds it; alice forces C
+    through, it goes wrong, and oncall rolls prod back to B. When the window opens, olga's
+    request (asked before the rollback) ends superseded by it: run then, it took prod
+    straight back to C with nobody asking for it after the rollback."""
+    daemon, clock, jobs, world = started(chain(prod=PROD_AT_LUNCH))
+    store = daemon.workspace.store
+    eventually(lambda: status(daemon, "dev") == "verified", "dev at B")
+    b = store.get_environment("dev").revision
+    daemon.promote("prod", revision=b, force=True, identity=Identity("alice"))
+    eventually(lambda: status(daemon, "prod") == "verified", "prod forced to B")
+    clock.current += timedelta(minutes=1)
+    c = world.commit(chain(size=4, prod=PROD_AT_LUNCH))
+    daemon.request_fetch("test")
+    eventually(lambda: store.get_environment("dev").revision == c
+               and status(daemon, "dev") == "verified", "dev at C")  # fmt: skip
+    clock.current += timedelta(minutes=1)
+    asked = ask_for(daemon, how, c)
+    eventually(lambda: status(daemon, "prod") == "waiting_window", "prod to wait for lunch")
+    clock.current += timedelta(minutes=1)
+    daemon.promote("prod", revision=c, force=True, identity=Identity("alice"))
+    eventually(lambda: store.get_environment("prod").revision == c
+               and status(daemon, "prod") == "verified", "prod forced to C")  # fmt: skip
+    clock.current += timedelta(minutes=1)
+    rollback = daemon.rollback("prod", revision=b, identity=Identity("oncall"))
+    eventually(lambda: (daemon.run(rollback) or {}).get("status") == "succeeded", "rollback")
+
+    clock.current += timedelta(minutes=30)  # 13:00: the window ends
+    jobs.run_due()
+    eventually(lambda: not store.list_requests("prod", open_only=True), "olga's request to end")
+    time.sleep(0.5)
+    assert store.get_environment("prod").revision == b
+    record = store.get_request(asked)
+    assert record is not None and record.status is RequestStatus.SUPERSEDED, record
+    assert record.superseded_by == rollback, record

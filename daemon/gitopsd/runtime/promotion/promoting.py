@@ -25,7 +25,9 @@ from gitopsd.runtime.promotion import admission, suspending
 from gitopsd.runtime.records import audit, promotion_records
 from gitopsd.runtime.runs.workspace import Workspace
 
-__all__ = ["Admission", "Completion", "Wait", "approve", "promote", "roll_back"]
+ROLLBACK = "rollback"  # the trigger of a rollback's run
+
+__all__ = ["ROLLBACK", "Admission", "Completion", "Wait", "approve", "promote", "roll_back"]
 
 
 def promote(
@@ -108,7 +110,7 @@ def roll_back(
     run = workspace.apply(
         environment,
         revision=revision,
-        trigger="rollback",
+        trigger=ROLLBACK,
         actor=actor,
         run_id=run_id,
         check=under_the_lease,

@@ -34,6 +34,7 @@ from gitopsd.runtime.service.reconciling import Reconciler
 
 log = logging.getLogger(__name__)
 AUTOMATIC = frozenset({"commit", "promotion", "schedule"})  # triggers suspension holds
+_CHOSEN = (RequestKind.APPLY, RequestKind.PROMOTE)  # bring a revision someone chose
 # what ends an operator's promotion with its reason, or holds it as itself (`_promote`)
 _OPERATOR_HOLDS = (
     admission.Wait.REFUSED, admission.Wait.NOTHING, admission.Wait.WINDOW, admission.Wait.SOAK,
@@ -155,6 +156,8 @@ class Handling:
         return [self.workspace.plan(environment, revision=admitted.revision, **options)[0]]
 
     def _apply(self, request: Request) -> list[Run]:
+        if self._overtaken(request):
+            return []
         if request.plan is not None:
             return self._apply_plan(request, request.plan)
         admitted = self._admitted(request)
@@ -248,10 +251,7 @@ class Handling:
         past its revision while it waited). A wait for approvals ends either: the approval
         that completes them promotes."""
         environment = request.environment
-        if request.trigger == COMPLETED and (since := self._applied_since(request)):
-            log.info("%s has run %s since the approvals of %s completed: not promoted again",
-                     environment, since.id, (request.revision or "")[:12])  # fmt: skip
-            self.intake.superseded(request, by=since.id)
+        if self._overtaken(request):
             return []
         decision, run = promoting.promote(
             self.workspace,
@@ -275,19 +275,49 @@ class Handling:
             self.followups.later(decision.look_again_at, self.followups.promotion(environment))
         return [run] if run is not None else []
 
-    def _applied_since(self, request: Request) -> Run | None:
+    def _overtaken(self, request: Request) -> bool:
+        """Whether `request` is superseded (and ended so) by what the environment started
+        since it was made: a promotion an approval completed, by any apply that chose a
+        revision; a person's apply or promotion (held by a window or a soak, or queued), by a
+        rollback, the later decision of a person: run after it, it took the environment
+        straight back to what it was rolled back from, with nobody asking after the rollback
+        (the rollback's suspension holds automatic work only)."""
+        if request.trigger == COMPLETED:
+            since = self._applied_since(request)
+        elif request.action in _CHOSEN and request.trigger not in AUTOMATIC:
+            since = self._applied_since(request, only=promoting.ROLLBACK)
+            if since is not None and self._asked_after(since, request):
+                return False  # the rollback was asked for first, its run started later
+        else:
+            return False
+        if since is None:
+            return False
+        log.info("%s has run %s (%s) since %s of %s was asked for: not run",
+                 request.environment, since.id, since.trigger, request.action,
+                 (request.revision or "")[:12])  # fmt: skip
+        self.intake.superseded(request, by=since.id)
+        return True
+
+    def _asked_after(self, run: Run, request: Request) -> bool:
+        """Whether `request` was made after the request of `run` (through the daemon, the
+        run has its request's id; one started on the command line had none)."""
+        store = self.workspace.store
+        ran, made = store.get_request(run.id), store.get_request(request.id)
+        return ran is not None and made is not None and ran.created_at <= made.created_at
+
+    def _applied_since(self, request: Request, *, only: str | None = None) -> Run | None:
         """The apply that chose a revision (not a drift remediation, which re-applies the one
-        the environment is at) the environment started since `request` was made, if any: a
-        promotion an approval completed is then not run, lest a second approval completing
-        at the same moment run the revision twice, or one taken after a newer promotion (or
-        a rollback) take the environment back."""
+        the environment is at; with `only`, one of that trigger) the environment started
+        since `request` was made, if any: a promotion an approval completed is then not run,
+        lest a second approval completing at the same moment run the revision twice, or one
+        taken after a newer promotion (or a rollback) take the environment back."""
         made = self.workspace.store.get_request(request.id)
         if made is None:
             return None
         for run in each_run(self.workspace.store, request.environment, action=RunAction.APPLY):
             if run.created_at < made.created_at or run.id == request.id:
                 return None
-            if run.trigger != drifting.REMEDIATION:
+            if run.trigger != drifting.REMEDIATION and only in (None, run.trigger):
                 return run
         return None
 

@@ -364,3 +364,21 @@ def test_a_rollback_that_finds_the_environment_busy_suspends_nothing(
     store.release_lease("dev", "elsewhere:1:x")
     run, suspended = promoting.roll_back(workspace, "dev", to=first, actor="oncall")
     assert run.status is RunStatus.SUCCEEDED and suspended is not None
+
+
+def test_a_rollback_to_the_revision_the_environment_runs_suspends_nothing(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """Rolling prod back to what it runs re-applies it (a repair) and takes it back from
+    nothing: its automatic promotion undoes nothing, so nothing is suspended ("rolled back
+    from S to S")."""
+    world.commit(auto_chain())
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod", automatic=True)
+    second = world.commit(auto_chain(size=6))
+    workspace.apply("dev")
+    promoting.promote(workspace, "prod", automatic=True)
+    run, suspended = promoting.roll_back(workspace, "prod", to=second, actor="oncall")
+    assert (run.status, run.revision, suspended) == (RunStatus.SUCCEEDED, second, None)
+    prod = store.get_environment("prod")
+    assert prod is not None and prod.suspension is None

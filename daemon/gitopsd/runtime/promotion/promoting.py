@@ -126,12 +126,13 @@ def _hold_automatic_work(
     would take it straight back to what it is rolled back from. Argo CD refuses a rollback
     while automated sync is on and Flux asks to suspend first; here the rollback does both
     in one step, on the record, and a person resumes (`gitopsd resume`) once a fix is ready.
-    None when there is nothing automatic to hold, or it is suspended already."""
+    None when there is nothing automatic to hold, it is suspended already, or it runs
+    `revision` already (a re-apply takes it back from nothing, so there is nothing to undo)."""
     manifest = admission.entry(workspace, environment).manifest
     if manifest.upstream is not None and not manifest.spec.promotion.auto:
         return None
     state = workspace.store.get_environment(environment)
-    if state is not None and state.suspension is not None:
+    if state is not None and (state.suspension is not None or state.revision == revision):
         return None
     source = "its next commit" if manifest.upstream is None else "its automatic promotion"
     left = f" from {state.revision[:12]}" if state and state.revision else ""

@@ -25,9 +25,7 @@ from gitopsd.runtime.promotion import admission, suspending
 from gitopsd.runtime.records import audit, promotion_records
 from gitopsd.runtime.runs.workspace import Workspace
 
-ROLLBACK = "rollback"  # the trigger of a rollback's run
-
-__all__ = ["ROLLBACK", "Admission", "Completion", "Wait", "approve", "promote", "roll_back"]
+__all__ = ["Admission", "Completion", "Wait", "approve", "promote", "roll_back"]
 
 
 def promote(
@@ -110,7 +108,7 @@ def roll_back(
     run = workspace.apply(
         environment,
         revision=revision,
-        trigger=ROLLBACK,
+        trigger="rollback",
         actor=actor,
         run_id=run_id,
         check=under_the_lease,

@@ -276,20 +276,19 @@ class Handling:
         return [run] if run is not None else []
 
     def _overtaken(self, request: Request) -> bool:
-        """Whether `request` is superseded (and ended so) by what the environment started
-        since it was made: a promotion an approval completed, by any apply that chose a
-        revision; a person's apply or promotion (held by a window or a soak, or queued), by a
-        rollback, the later decision of a person: run after it, it took the environment
-        straight back to what it was rolled back from, with nobody asking after the rollback
-        (the rollback's suspension holds automatic work only)."""
-        if request.trigger == COMPLETED:
-            since = self._applied_since(request)
-        elif request.action in _CHOSEN and request.trigger not in AUTOMATIC:
-            since = self._applied_since(request, only=promoting.ROLLBACK)
-            if since is not None and self._asked_after(since, request):
-                return False  # the rollback was asked for first, its run started later
-        else:
+        """Whether `request` is superseded (and ended so) by an apply that chose a revision
+        (not a drift remediation) the environment started since it was made: a promotion an
+        approval completed, by any such apply; a person's apply or promotion (held by a window
+        or a soak, or queued), by one asked for after it (a rollback, a forced apply on the
+        command line): run after that, it took the environment back from the later choice
+        (from a rollback's revision to the one rolled back from), with nobody asking again."""
+        if request.trigger != COMPLETED and (
+            request.action not in _CHOSEN or request.trigger in AUTOMATIC
+        ):
             return False
+        since = self._applied_since(request)
+        if since is not None and request.trigger != COMPLETED and self._asked_after(since, request):
+            return False  # that run's request was made first, and only started later
         if since is None:
             return False
         log.info("%s has run %s (%s) since %s of %s was asked for: not run",
@@ -305,19 +304,19 @@ class Handling:
         ran, made = store.get_request(run.id), store.get_request(request.id)
         return ran is not None and made is not None and ran.created_at <= made.created_at
 
-    def _applied_since(self, request: Request, *, only: str | None = None) -> Run | None:
+    def _applied_since(self, request: Request) -> Run | None:
         """The apply that chose a revision (not a drift remediation, which re-applies the one
-        the environment is at; with `only`, one of that trigger) the environment started
-        since `request` was made, if any: a promotion an approval completed is then not run,
-        lest a second approval completing at the same moment run the revision twice, or one
-        taken after a newer promotion (or a rollback) take the environment back."""
+        the environment is at) the environment started since `request` was made, if any: a
+        promotion an approval completed is then not run, lest a second approval completing
+        at the same moment run the revision twice, or one taken after a newer promotion (or
+        a rollback) take the environment back."""
         made = self.workspace.store.get_request(request.id)
         if made is None:
             return None
         for run in each_run(self.workspace.store, request.environment, action=RunAction.APPLY):
             if run.created_at < made.created_at or run.id == request.id:
                 return None
-            if run.trigger != drifting.REMEDIATION and only in (None, run.trigger):
+            if run.trigger != drifting.REMEDIATION:
                 return run
         return None
 

@@ -95,7 +95,8 @@ def roll_back(
         """Suspend and record once the rollback holds the environment: one refused (busy,
         another process runs it) leaves no suspension behind for a rollback that never ran."""
         made = _hold_automatic_work(workspace, environment, revision, actor)
-        suspended.extend([made] if made is not None else [])
+        if made is not None:
+            suspended.append(made)
         audit.record(
             workspace,
             environment,

@@ -287,10 +287,10 @@ class Handling:
         ):
             return False
         since = self._applied_since(request)
-        if since is not None and request.trigger != COMPLETED and self._asked_after(since, request):
-            return False  # that run's request was made first, and only started later
         if since is None:
             return False
+        if request.trigger != COMPLETED and self._asked_after(since, request):
+            return False  # that run's request was made first, and only started later
         log.info("%s has run %s (%s) since %s of %s was asked for: not run",
                  request.environment, since.id, since.trigger, request.action,
                  (request.revision or "")[:12])  # fmt: skip

@@ -357,21 +357,27 @@ def test_an_apply_asked_through_the_api_ends_once_its_approvals_promote_it(
     eventually(lambda: status(daemon, "dev") == "verified", "dev at B")
     store = daemon.workspace.store
     b = store.get_environment("dev").revision
-    olga, alice, bob = Identity("olga"), Identity("alice"), Identity("bob")
+    olga = Identity("olga")
     tick(clock)
     asked = daemon.submit_run("prod", action="apply", components=None, revision=b, identity=olga)
     eventually(lambda: status(daemon, "prod") == "waiting_approval", "prod waits for B's")
     pending = store.get_environment("prod").pending_approval
     assert pending is not None and (pending.revision, pending.asked_by) == (b, "olga")
-    tick(clock)
-    daemon.approve("prod", revision=None, identity=alice)
-    daemon.approve("prod", revision=None, identity=bob)
-    eventually(lambda: status(daemon, "prod") == "verified", "prod at B")
-    assert [r.id for r in store.list_requests("prod", open_only=True)] == []
+    approved_by_alice_and_bob(daemon, clock)
     record = store.get_request(asked)
     assert record is not None and record.status.value == "done"
     assert record.outcome is not None and record.outcome.startswith("waits for approvals: ")
     assert [(rev, run) for rev, _, run in prod_runs_in(daemon)] == [(b[:7], "succeeded")]
+
+
+def approved_by_alice_and_bob(daemon: Daemon, clock: Any) -> None:
+    """A minute on, alice and bob approve prod's pending revision, which promotes it; no
+    request of prod is left open."""
+    tick(clock)
+    daemon.approve("prod", revision=None, identity=Identity("alice"))
+    daemon.approve("prod", revision=None, identity=Identity("bob"))
+    eventually(lambda: status(daemon, "prod") == "verified", "prod at B")
+    assert [r.id for r in daemon.workspace.store.list_requests("prod", open_only=True)] == []
 
 
 def restarted(daemon: Daemon, world: World, clock: Any, data: Path) -> Daemon:
@@ -398,18 +404,14 @@ def test_a_saved_plan_asked_through_the_api_ends_once_its_approvals_promote_it(
     b = store.get_environment("dev").revision
     _, _, plan = saved_plans.save(daemon.workspace, "prod", actor="olga")
     assert plan is not None and plan.revision == b and plan.has_work
-    olga, alice, bob = Identity("olga"), Identity("alice"), Identity("bob")
+    olga = Identity("olga")
     tick(clock)
     asked = daemon.submit_plan("prod", plan=plan.id, identity=olga)
     assert asked is not None
     eventually(lambda: status(daemon, "prod") == "waiting_approval", "prod waits for B's")
     pending = store.get_environment("prod").pending_approval
     assert pending is not None and (pending.revision, pending.asked_by) == (b, "olga")
-    tick(clock)
-    daemon.approve("prod", revision=None, identity=alice)
-    daemon.approve("prod", revision=None, identity=bob)
-    eventually(lambda: status(daemon, "prod") == "verified", "prod at B")
-    assert [r.id for r in store.list_requests("prod", open_only=True)] == []
+    approved_by_alice_and_bob(daemon, clock)
     ended = store.get_request(asked)
     assert ended is not None and ended.status.value == "done", ended
     assert ended.outcome == (

@@ -97,6 +97,17 @@ def ask_for(daemon: Daemon, how: str, revision: str, *, force: bool = False) -> 
                              identity=olga)  # fmt: skip
 
 
+def dev_verifies_c(daemon: Daemon, world: World, clock: FakeClock) -> str:
+    """A minute on, a commit (C) that dev applies and verifies; its sha."""
+    clock.current += timedelta(minutes=1)
+    c = world.commit(chain(size=4, prod=PROD_AT_LUNCH))
+    daemon.request_fetch("test")
+    store = daemon.workspace.store
+    eventually(lambda: store.get_environment("dev").revision == c
+               and status(daemon, "dev") == "verified", "dev at C")  # fmt: skip
+    return c
+
+
 @pytest.mark.parametrize("how", ["promote", "apply"])
 @pytest.mark.parametrize("forced", ["C", "B"])
 def test_a_held_promotion_never_takes_the_environment_back_when_the_window_opens(
@@ -115,11 +126,7 @@ def test_a_held_promotion_never_takes_the_environment_back_when_the_window_opens
     asked = ask_for(daemon, how, b)
     eventually(lambda: status(daemon, "prod") == "waiting_window", "prod to wait for lunch")
 
-    clock.current += timedelta(minutes=1)
-    c = world.commit(chain(size=4, prod=PROD_AT_LUNCH))
-    daemon.request_fetch("test")
-    eventually(lambda: store.get_environment("dev").revision == c
-               and status(daemon, "dev") == "verified", "dev at C")  # fmt: skip
+    c = dev_verifies_c(daemon, world, clock)
     clock.current += timedelta(minutes=1)
     taken = {"B": b, "C": c}[forced]
     alice = daemon.promote("prod", revision=taken, force=True, identity=Identity("alice"))
@@ -150,11 +157,7 @@ def test_a_held_promotion_asked_before_a_rollback_does_not_undo_it_when_the_wind
     b = store.get_environment("dev").revision
     daemon.promote("prod", revision=b, force=True, identity=Identity("alice"))
     eventually(lambda: status(daemon, "prod") == "verified", "prod forced to B")
-    clock.current += timedelta(minutes=1)
-    c = world.commit(chain(size=4, prod=PROD_AT_LUNCH))
-    daemon.request_fetch("test")
-    eventually(lambda: store.get_environment("dev").revision == c
-               and status(daemon, "dev") == "verified", "dev at C")  # fmt: skip
+    c = dev_verifies_c(daemon, world, clock)
     clock.current += timedelta(minutes=1)
     asked = ask_for(daemon, how, c)
     eventually(lambda: status(daemon, "prod") == "waiting_window", "prod to wait for lunch")

@@ -382,3 +382,32 @@ def test_a_rollback_to_the_revision_the_environment_runs_suspends_nothing(
     assert (run.status, run.revision, suspended) == (RunStatus.SUCCEEDED, second, None)
     prod = store.get_environment("prod")
     assert prod is not None and prod.suspension is None
+
+
+def test_an_approval_that_stopped_counting_may_be_given_again_with_a_token(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """bob approved prod's pending revision by name; prod then turned `authenticated` on,
+    so that approval proves nothing and no longer counts. bob may approve again with his
+    API token, and that one counts (it was refused 'approved already': the revision could
+    never have bob's approval). A second approval of his that counts is still a conflict."""
+    approvals = {"required": 1, "approvers": ["bob"]}
+    world.commit(chain(prod={"approvals": approvals}))
+    workspace.apply("dev")
+    assert promoting.promote(workspace, "prod")[0].wait is Wait.APPROVAL
+    promoting.approve(workspace, "prod", revision=None, approver=Person("bob"))
+    world.commit(chain(prod={"approvals": {**approvals, "authenticated": True}}))
+    waiting, _ = promoting.promote(workspace, "prod")
+    assert waiting.wait is Wait.APPROVAL and waiting.reason.endswith("needs 1 more approval")
+
+    record, missing = promoting.approve(
+        workspace, "prod", revision=waiting.revision, approver=Person("bob"), token="bob-token"
+    )
+    assert missing == 0
+    kept = store.list_approvals("prod", record.revision)
+    assert [(a.approver, a.authenticated, a.token) for a in kept] == [("bob", True, "bob-token")]
+    with pytest.raises(ConflictError, match="bob has approved this revision already"):
+        promoting.approve(
+            workspace, "prod", revision=waiting.revision, approver=Person("bob"), token="bob-2"
+        )
+    assert promoting.promote(workspace, "prod")[1] is not None

@@ -770,6 +770,19 @@ class StoreContract:
         assert not store.add_approval(approval("alice", at=at(5), email="other@example.com"))
         assert store.list_approvals("prod", SHA_A) == [approval("alice", at=at(1))]
 
+    def test_an_approval_given_again_replaces_the_earlier_one(self, store: StateStore) -> None:
+        assert store.add_approval(approval("alice", at=at(1)))
+        assert store.add_approval(approval("bob", at=at(2)))
+        again = approval("alice", at=at(3), authenticated=True, token="alice-ci")
+        store.replace_approval(again)
+        assert store.list_approvals("prod", SHA_A) == [approval("bob", at=at(2)), again]
+        store.replace_approval(approval("carol", at=at(4)))  # none before: recorded
+        assert [a.approver for a in store.list_approvals("prod", SHA_A)] == [
+            "bob",
+            "alice",
+            "carol",
+        ]
+
     def test_an_approval_inside_a_failed_transaction_is_not_kept(self, store: StateStore) -> None:
         with pytest.raises(DeliberateError), store.transaction():
             store.add_approval(approval())

@@ -252,6 +252,11 @@ class MemoryStore:
             self._tables.approvals[key] = approval
             return True
 
+    def replace_approval(self, approval: ApprovalRecord) -> None:
+        key = (approval.environment, approval.revision, approval.approver)
+        with self._lock:
+            self._tables.approvals[key] = approval
+
     def list_approvals(self, environment: str, revision: str) -> list[ApprovalRecord]:
         with self._lock:
             found = [

@@ -221,6 +221,7 @@ INSERT_APPROVAL = (
     "INSERT INTO approvals (environment, revision, approver, at, record) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (environment, revision, approver) DO NOTHING"
 )
+UPSERT_APPROVAL = _upsert("approvals", ("environment", "revision", "approver"), ("at", "record"))
 UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
 UPSERT_CURSOR = _upsert("cursors", ("name",), ("value",))
 # closed requests of one environment but the newest N (parameters: env, env, N)

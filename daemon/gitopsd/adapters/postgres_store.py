@@ -327,6 +327,11 @@ class PostgresStore:
 
         return self._write(insert, idempotent=False, fenced=False)
 
+    def replace_approval(self, approval: ApprovalRecord) -> None:
+        row = (approval.environment, approval.revision, approval.approver)
+        params = (*row, migrations.stamp(approval.at), approval.model_dump_json())
+        self._write(lambda connection: connection.execute(_UPSERT_APPROVAL, params), fenced=False)
+
     def list_approvals(self, environment: str, revision: str) -> list[ApprovalRecord]:
         sql = "SELECT record FROM approvals WHERE environment = %s AND revision = %s ORDER BY at"
         return self._all(ApprovalRecord, sql, environment, revision)
@@ -597,6 +602,7 @@ _UPSERT_REQUEST = migrations.for_postgresql(migrations.UPSERT_REQUEST)
 _FORGET_CLOSED_REQUESTS = migrations.for_postgresql(migrations.FORGET_CLOSED_REQUESTS)
 _UPSERT_DRIVER_PROCESS = migrations.for_postgresql(migrations.UPSERT_DRIVER_PROCESS)
 _INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
+_UPSERT_APPROVAL = migrations.for_postgresql(migrations.UPSERT_APPROVAL)
 _UPSERT_PLAN = migrations.for_postgresql(migrations.UPSERT_PLAN)
 _CLAIM_PLAN = migrations.for_postgresql(migrations.CLAIM_PLAN)
 _COMPONENTS_PAGE = migrations.for_postgresql(history_sql.COMPONENTS_PAGE)

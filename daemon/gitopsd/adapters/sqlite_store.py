@@ -372,6 +372,13 @@ class SqliteStore:
         )
         return cursor.rowcount == 1
 
+    def replace_approval(self, approval: ApprovalRecord) -> None:
+        self._write(
+            migrations.UPSERT_APPROVAL,
+            *(approval.environment, approval.revision, approval.approver),
+            *(migrations.stamp(approval.at), approval.model_dump_json()),
+        )
+
     def list_approvals(self, environment: str, revision: str) -> list[ApprovalRecord]:
         sql = "SELECT record FROM approvals WHERE environment = ? AND revision = ? ORDER BY at"
         return self._all(ApprovalRecord, sql, environment, revision)

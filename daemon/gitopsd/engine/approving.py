@@ -93,9 +93,9 @@ def refusal(
         return Refusal(f"{approver.name} is not an approver of this environment ({allowed})")
     if policy.forbid_author and author is not None and approver.is_same(author):
         return Refusal(f"{approver.name} wrote this revision and may not approve it")
-    if any(approval.approver.is_same(approver) for approval in given):
+    if any(approval.approver.is_same(approver) for approval in counted(policy, given, author)):
         return Refusal(f"{approver.name} has approved this revision already", conflict=True)
-    return None
+    return None  # an earlier approval that no longer counts may be given again
 
 
 def _is_listed(approver: Person, approvers: Sequence[str]) -> bool:

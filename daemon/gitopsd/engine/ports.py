@@ -351,6 +351,12 @@ class StateStore(Protocol):
         for that environment already."""
         ...
 
+    def replace_approval(self, approval: ApprovalRecord) -> None:
+        """Record it in place of that approver's earlier approval of that revision for that
+        environment, if any: one the rules no longer count (given by name before the
+        environment required tokens), which the approver gives again."""
+        ...
+
     def list_approvals(self, environment: str, revision: str) -> list[ApprovalRecord]:
         """The approvals of `revision` for `environment`, oldest first."""
         ...

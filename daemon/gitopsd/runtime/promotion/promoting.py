@@ -20,6 +20,7 @@ from gitopsd.errors import (
     RunRefusedError,
     SuspensionRefusedError,
 )
+from gitopsd.model.manifests import Approvals
 from gitopsd.model.state import ApprovalRecord, PendingApproval, RequestKind, Run, Suspension
 from gitopsd.runtime.promotion import admission, suspending
 from gitopsd.runtime.records import audit, promotion_records
@@ -180,10 +181,26 @@ def approve(
         token=token,
     )
     if not workspace.store.add_approval(record):
-        raise ApprovalConflictError(f"{approver.name} has approved this revision already")
+        _give_again(workspace, record, policy, author)
     missing = approving.missing(policy, approving.from_records([*given, record]), author)
     _recorded(workspace, record, missing)
     return record, missing
+
+
+def _give_again(
+    workspace: Workspace, record: ApprovalRecord, policy: Approvals, author: approving.Person
+) -> None:
+    """`record` in place of its approver's earlier approval of the revision, which the rules
+    no longer count (given by name before the environment required tokens); one that still
+    counts is a conflict (the same person approving twice at the same moment)."""
+    earlier = [
+        a
+        for a in workspace.store.list_approvals(record.environment, record.revision)
+        if a.approver == record.approver
+    ]
+    if approving.counted(policy, approving.from_records(earlier), author):
+        raise ApprovalConflictError(f"{record.approver} has approved this revision already")
+    workspace.store.replace_approval(record)
 
 
 def _recorded(workspace: Workspace, record: ApprovalRecord, missing: int) -> None:

@@ -53,3 +53,14 @@ def test_an_environment_is_never_moved_backwards() -> None:
 def test_up_to_date_is_nothing_to_do() -> None:
     holds = [Hold("bbb", at(0))]
     assert candidate(holds, soak=0, now=at(1), current="bbb").revision is None
+
+
+def test_a_revision_the_upstream_went_back_to_is_no_newer_than_it_was() -> None:
+    """dev verified aaa, then bbb, then was rolled back to aaa: prod at bbb stays there, and
+    takes ccc once dev verifies it."""
+    holds = [Hold("aaa", at(0), at(10)), Hold("bbb", at(10), at(20)), Hold("aaa", at(20))]
+    stays = candidate(holds, soak=0, now=at(30), current="bbb")
+    assert stays.revision is None and stays.reason == "up to date with the upstream at bbb"
+    assert candidate(holds, soak=0, now=at(30), current=None).revision == "aaa"
+    moved_on = [*holds[:2], Hold("aaa", at(20), at(40)), Hold("ccc", at(40))]
+    assert candidate(moved_on, soak=0, now=at(50), current="bbb").revision == "ccc"

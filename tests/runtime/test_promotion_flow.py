@@ -411,3 +411,25 @@ def test_an_approval_that_stopped_counting_may_be_given_again_with_a_token(
             workspace, "prod", revision=waiting.revision, approver=Person("bob"), token="bob-2"
         )
     assert promoting.promote(workspace, "prod")[1] is not None
+
+
+def test_a_rollback_of_dev_does_not_take_an_automatically_promoted_prod_back(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """prod (auto) runs S2, verified by dev after S1. oncall rolls dev back to S1 (dev's own
+    incident): prod's automatic promotion took S1 as dev's newest hold, moving prod back
+    though nobody asked for a rollback of prod. Neither does a person's promotion of S1."""
+    first = world.commit(auto_chain())
+    workspace.apply("dev")
+    assert promoting.promote(workspace, "prod", automatic=True)[1] is not None
+    second = world.commit(auto_chain(size=6))
+    workspace.apply("dev")
+    assert promoting.promote(workspace, "prod", automatic=True)[1] is not None
+    promoting.roll_back(workspace, "dev", to=first, actor="oncall")
+
+    nothing, run = promoting.promote(workspace, "prod", automatic=True)
+    assert (nothing.wait, run) == (Wait.NOTHING, None)
+    asked = admission.admit(workspace, "prod", revision=first, record=False)
+    assert asked.wait is Wait.REFUSED and "never moves backwards" in asked.reason
+    prod = store.get_environment("prod")
+    assert prod is not None and prod.revision == second

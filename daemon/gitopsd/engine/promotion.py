@@ -7,7 +7,8 @@ at, from when, until it moved on (or still). Three rules keep promotion safe:
 - nothing X did not verify is ever a candidate (a failed revision has no hold);
 - a revision X moved away from before its soak ended never qualifies (it was not held);
 - the chain never moves an environment backwards: a candidate older than what the
-  environment runs is no candidate.
+  environment runs is no candidate; older by when X first verified it, so a revision X
+  returns to (a rollback of X) is no newer than it was (`behind`).
 When the newest revision is still soaking, the answer says when it will have soaked, so the
 daemon can look again at that moment instead of polling.
 
@@ -59,6 +60,8 @@ def candidate(
     for hold in newest_first:
         if hold.revision == current:
             return Candidate(None, f"up to date with the upstream at {current[:12]}", look_again)
+        if behind(holds, hold.revision, current=current):
+            continue  # the upstream went back to it (a rollback there): not newer than current
         if hold.held_for(now) >= needed:
             return Candidate(hold.revision, _why(hold, soak), look_again)
     is_soaking = look_again is not None
@@ -73,20 +76,21 @@ def candidate(
 
 def behind(holds: Sequence[Hold], revision: str, *, current: str | None) -> bool:
     """Whether an environment at `current` would move backwards (or stand still) by taking
-    `revision`: it is `current`, or the upstream last verified it before it last verified
-    `current`. The order `candidate` walks (newest hold first, stopping at `current`), so a
-    revision asked for by name is held to the same "never backwards" as the candidate; a
-    revision the upstream never held is not judged here (admission refuses it anyway)."""
+    `revision`: it is `current`, or the upstream first verified it before it first verified
+    `current`. First, not last: an upstream rolled back to an older revision holds it again,
+    and that makes it no newer (prod at S2 is not taken back to S1 because dev was). The same
+    order for the candidate and for a revision asked for by name; a revision the upstream
+    never held is not judged here (admission refuses it anyway)."""
     if current is None:
         return False
     if revision == current:
         return True
-    taken, reached = _last_verified(holds, revision), _last_verified(holds, current)
+    taken, reached = _first_verified(holds, revision), _first_verified(holds, current)
     return taken is not None and reached is not None and taken < reached
 
 
-def _last_verified(holds: Sequence[Hold], revision: str) -> datetime | None:
-    return max((hold.since for hold in holds if hold.revision == revision), default=None)
+def _first_verified(holds: Sequence[Hold], revision: str) -> datetime | None:
+    return min((hold.since for hold in holds if hold.revision == revision), default=None)
 
 
 def _why(hold: Hold, soak: float) -> str:

@@ -56,6 +56,24 @@ def test_a_name_or_reason_that_is_not_utf8_is_a_usage_error(
     assert '"suspension": null' in status.stdout
 
 
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ("apply", "--env", "dev", "--revision", ""),
+        ("rollback", "--env", "dev", "--to", " "),
+        ("diff", "--env", "dev", "--from", ""),
+        ("validate", "--revision", ""),
+    ],
+)
+def test_an_empty_revision_is_a_usage_error(world: World, arguments: tuple[str, ...]) -> None:
+    """It was taken for the default (`apply --revision ""` applied the head), or said "dev
+    never verified no revision"."""
+    done = gitopsd(world, *arguments)
+    assert done.returncode == 64, done.stdout + done.stderr
+    assert "an empty revision names no commit" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_largest_64_bit_count_is_taken(world: World) -> None:
     done = gitopsd(world, "history", "--limit", str(2**63 - 1), "--before", str(2**63 - 1))
     assert done.returncode == 0, done.stderr

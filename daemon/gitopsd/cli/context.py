@@ -67,6 +67,22 @@ class _Text(click.types.StringParamType):
 TEXT = _Text()
 
 
+class _Revision(_Text):
+    """A commit, as git names it: an empty one names none (it was taken for the default, the
+    branch head, by `apply --revision ""`, or said "never verified no revision")."""
+
+    name = "revision"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = super().convert(value, param, ctx)
+        if not text.strip():
+            self.fail("an empty revision names no commit", param, ctx)
+        return text
+
+
+REVISION = _Revision()
+
+
 @dataclass(frozen=True)
 class Context:
     """The flags every command takes (SPEC section 5)."""

@@ -20,6 +20,7 @@ from gitopsd.cli import progress, remote, render
 from gitopsd.cli.context import (
     EXIT_CHANGES,
     EXIT_OK,
+    REVISION,
     TEXT,
     Context,
     common_options,
@@ -38,7 +39,10 @@ from gitopsd.runtime.promotion import diffing, promoting
 @trust_option
 @click.option("--to", "environment", required=True, help="The environment to promote into.")
 @click.option(
-    "--revision", default=None, help="A revision the upstream verified (default: its newest)."
+    "--revision",
+    type=REVISION,
+    default=None,
+    help="A revision the upstream verified (default: its newest).",
 )
 @click.option("--force", is_flag=True, help="Promote through a change window (recorded).")
 @click.option(
@@ -86,7 +90,9 @@ def promote(
 @click.command()
 @common_options
 @click.option("--env", "environment", required=True, help="The environment waiting for approval.")
-@click.option("--revision", default=None, help="The revision (default: the pending one).")
+@click.option(
+    "--revision", type=REVISION, default=None, help="The revision (default: the pending one)."
+)
 @click.option(
     "--as", "name", type=TEXT, default=None, help="Who approves (required without --server)."
 )
@@ -126,7 +132,9 @@ def approve(
 @common_options
 @trust_option
 @click.option("--env", "environment", required=True, help="The environment to roll back.")
-@click.option("--to", "revision", required=True, help="A revision it verified before.")
+@click.option(
+    "--to", "revision", type=REVISION, required=True, help="A revision it verified before."
+)
 @click.option("--as", "actor", type=TEXT, default=None, help="Who rolls back [default: local].")
 @remote.server_option
 def rollback(
@@ -190,8 +198,12 @@ def _approved(context: Context, record: dict[str, Any], environment: str) -> Non
 @click.command()
 @common_options
 @click.option("--env", "environment", required=True, help="The environment.")
-@click.option("--from", "old", default=None, help="Revision (default: the environment's).")
-@click.option("--to", "new", default=None, help="Revision (default: what it gets next).")
+@click.option(
+    "--from", "old", type=REVISION, default=None, help="Revision (default: the environment's)."
+)
+@click.option(
+    "--to", "new", type=REVISION, default=None, help="Revision (default: what it gets next)."
+)
 def diff(context: Context, environment: str, old: str | None, new: str | None) -> None:
     """The environment's rendered desired state at two revisions, and the commits between."""
 

@@ -9,7 +9,15 @@ import click
 
 from gitopsd.adapters.driver_registry import installed_drivers
 from gitopsd.cli import graphs
-from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options, fail, plural
+from gitopsd.cli.context import (
+    EXIT_FAILED,
+    EXIT_OK,
+    REVISION,
+    Context,
+    common_options,
+    fail,
+    plural,
+)
 from gitopsd.engine import selection
 from gitopsd.engine.drivers import settings_of
 from gitopsd.engine.graph import DependencyCycleError
@@ -21,7 +29,9 @@ from gitopsd.runtime.runs.revisions import LoadedRevision
 
 @click.command()
 @common_options
-@click.option("--revision", default=None, help="Commit to validate (default: the branch head).")
+@click.option(
+    "--revision", type=REVISION, default=None, help="Commit to validate (default: the branch head)."
+)
 def validate(context: Context, revision: str | None) -> None:
     """Load and check every manifest at the branch head."""
     with context.open_source() as source:
@@ -63,7 +73,9 @@ def _validation_summary(loaded: LoadedRevision) -> str:
     default=None,
     help="Graph format (default: text, or json with --output json).",
 )
-@click.option("--revision", default=None, help="Commit to read (default: the branch head).")
+@click.option(
+    "--revision", type=REVISION, default=None, help="Commit to read (default: the branch head)."
+)
 def graph(context: Context, environment: str, view: str | None, revision: str | None) -> None:
     """The dependency order for an environment."""
     loaded = load_valid(context, revision)

@@ -24,6 +24,7 @@ from gitopsd.cli.context import (
     EXIT_FAILED,
     EXIT_OK,
     POSITIVE_INTEGER,
+    REVISION,
     Context,
     common_options,
     fail,
@@ -71,7 +72,9 @@ components_option = click.option(
     callback=component_names,
     help="Comma-separated component names (default: all).",
 )
-revision_option = click.option("--revision", default=None, help="Commit (default: branch head).")
+revision_option = click.option(
+    "--revision", type=REVISION, default=None, help="Commit (default: branch head)."
+)
 environment_option = click.option("--env", "environment", required=True, help="Environment.")
 EXIT_WAITING = 3  # apply, promote: approvals or a change window hold the environment
 

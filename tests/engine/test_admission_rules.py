@@ -92,7 +92,9 @@ def test_plan_is_never_held_rollback_only_to_its_own_holds_destroy_by_windows() 
     assert decide(Ask("prod", RequestKind.PLAN, FAILED), held).wait is Wait.READY
     assert decide(Ask("prod", RequestKind.ROLLBACK, OLD), held).wait is Wait.READY
     assert decide(Ask("prod", RequestKind.ROLLBACK, HEAD), held).wait is Wait.REFUSED
-    assert decide(Ask("prod", RequestKind.DESTROY), held).wait is Wait.WINDOW
+    held_destroy = decide(Ask("prod", RequestKind.DESTROY), held)
+    assert (held_destroy.wait, held_destroy.revision) == (Wait.WINDOW, None)  # it brings none
+    assert decide(Ask("prod", RequestKind.REMEDIATE), held).revision == OLD  # what it runs
     assert decide(
         Ask("prod", RequestKind.DESTROY), facts(approvals=Approvals(required=2))
     ).wait is (Wait.READY)

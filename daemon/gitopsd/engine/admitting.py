@@ -159,9 +159,11 @@ def _decide(ask: Ask, facts: Facts) -> Admission:
         return Admission(Wait.READY, ask.revision, "a plan changes nothing")
     if ask.action is RequestKind.ROLLBACK:
         return _rollback(ask, facts)
-    if ask.action in (RequestKind.DESTROY, RequestKind.REMEDIATE):
-        target = ask.revision or (facts.current if ask.action is RequestKind.REMEDIATE else None)
-        return _windows(ask, facts, target or facts.head, f"{ask.action} of {ask.environment}")
+    if ask.action is RequestKind.DESTROY:  # of no revision: each component's own, as applied
+        return _windows(ask, facts, None, f"destroy of {ask.environment}")
+    if ask.action is RequestKind.REMEDIATE:
+        target = ask.revision or facts.current or facts.head
+        return _windows(ask, facts, target, f"remediate of {ask.environment}")
     if facts.upstream is None:
         if ask.action is RequestKind.PROMOTE:
             return Admission(Wait.NOTHING, None, f"{ask.environment} follows the branch head")
@@ -267,7 +269,7 @@ def _not_soaked(ask: Ask, facts: Facts, upstream: str, revision: str) -> Admissi
     return Admission(Wait.SOAK, revision, reason, until)
 
 
-def _windows(ask: Ask, facts: Facts, revision: str, why: str) -> Admission:
+def _windows(ask: Ask, facts: Facts, revision: str | None, why: str) -> Admission:
     verdict = windows.verdict(facts.windows, facts.now)
     if verdict.blocked and not ask.forced:
         return Admission(Wait.WINDOW, revision, verdict.reason, verdict.until)

@@ -162,11 +162,16 @@ def _record(
             workspace,
             environment,
             "promotion.forced",
-            f"{actor} forced {(decision.revision or '')[:12]} through a window",
+            f"{actor} forced {_forced_what(decision)} through a window",
             actor=actor,
             revision=decision.revision,
         )
     return decision
+
+
+def _forced_what(decision: Admission) -> str:
+    """What a force took through a window: a revision, or a destroy (of no revision)."""
+    return decision.revision[:12] if decision.revision else decision.reason
 
 
 def _supersede(

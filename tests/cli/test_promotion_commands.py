@@ -179,3 +179,25 @@ def test_a_first_diff_summarises_first_and_caps_the_changelog(world: World) -> N
     listed = as_json(gitopsd(world, "diff", "--env", "dev", "--output", "json"))
     assert (len(listed["changelog"]), listed["commits"]) == (13, 13)
     assert [c["change"] for c in listed["summary"]] == ["added"] * 4
+
+
+def test_status_does_not_count_the_authors_approval_once_forbid_author_is_set(
+    world: World,
+) -> None:
+    """The revision's author approved it while prod allowed that; a commit then sets
+    `forbid_author`. Admission no longer counts the author's approval (2 more needed), and
+    status (the API, the dashboard's "Approved by") says the same: it listed the author as
+    one of the two approvals and said 1 more was needed."""
+    rules = {"required": 2, "approvers": ["alice", "bob", "Test Author"]}
+    world.commit(chain(prod={"approvals": rules}))
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    asked = as_json(gitopsd(world, "promote", "--to", "prod", "--output", "json"))
+    assert gitopsd(world, "approve", "--env", "prod", "--as", "Test Author").returncode == 0
+    world.commit(chain(prod={"approvals": {**rules, "forbid_author": True}}))
+
+    waiting = as_json(gitopsd(world, "promote", "--to", "prod", "--output", "json"))
+    assert (waiting["revision"], waiting["approvals"]) == (asked["revision"], [])
+    prod = as_json(gitopsd(world, "status", "--env", "prod", "--output", "json"))
+    shown = prod["environments"][0]
+    assert shown["pending_approval"]["approvals"] == []
+    assert shown["waiting"]["reason"].endswith("needs 2 more approvals")

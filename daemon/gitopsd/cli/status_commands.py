@@ -25,8 +25,9 @@ def status(context: Context, environment: str | None) -> None:
     with _source(context) as source, context.store(read_only=True) as store:
         repository = _head(source)
         manifests_at = _manifests_at(source) if source is not None else None
+        authors = reports.commit_authors(source.author) if source is not None else None
         report = reports.status_report(
-            store, repository, environment=environment, manifests_at=manifests_at
+            store, repository, environment=environment, manifests_at=manifests_at, authors=authors
         )
         if environment is not None and not report["environments"]:
             known = ", ".join(reports.environment_names(store, repository)) or "none"

@@ -12,6 +12,7 @@ from typing import Any
 from gitopsd.engine import approving, governing, selection
 from gitopsd.engine.loading import EnvironmentEntry, Repository
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import GitSourceError
 from gitopsd.model.state import (
     ComponentStatus,
     EnvironmentState,
@@ -25,6 +26,7 @@ from gitopsd.runtime.records import promotion_records, sensitivity
 
 OpenRequests = Callable[[str], list[Request]]
 ManifestsAt = Callable[[str], Repository | None]  # a revision's manifests, None if not valid
+Authors = Callable[[str], approving.Person | None]  # a revision's commit author, None if unknown
 
 
 def status_report(
@@ -34,18 +36,20 @@ def status_report(
     environment: str | None = None,
     open_requests: OpenRequests | None = None,
     manifests_at: ManifestsAt | None = None,
+    authors: Authors | None = None,
 ) -> dict[str, Any]:
     """`{"environments": [...]}` for every environment in the manifests or the store; each
     with its open requests (`open_requests`: the daemon's, held ones included; default the
     store's), and its upstream and approvals as admission reads them: the head's rules held
-    to those of the revision it is at (`manifests_at` reads them; without it, the head's)."""
+    to those of the revision it is at (`manifests_at` reads them; without it, the head's),
+    the author's own approval not counted under `forbid_author` (`authors` names him)."""
     names = set(environment_names(store, repository))
     if environment is not None:
         names &= {environment}
     requests = open_requests or (lambda name: store.list_requests(name, open_only=True))
     return {
         "environments": [
-            _environment(store, repository, name, requests(name), manifests_at)
+            _environment(store, repository, name, requests(name), manifests_at, authors)
             for name in sorted(names)
         ]
     }
@@ -64,13 +68,14 @@ def _environment(
     name: str,
     requests: list[Request],
     manifests_at: ManifestsAt | None,
+    authors: Authors | None,
 ) -> dict[str, Any]:
     state = store.get_environment(name)
     entry = repository.environments.get(name) if repository else None
     if entry is not None and state is not None and manifests_at is not None:
         entry = governing.governed_at(entry, state.revision, manifests_at)
     kept = _members(repository, name)
-    pending = _pending_approval(store, entry, state)
+    pending = _pending_approval(store, entry, state, authors)
     return {
         "name": name,
         "revision": state.revision if state else None,
@@ -129,8 +134,24 @@ def _members(repository: Repository | None, name: str) -> set[str] | None:
     return set(chosen)
 
 
+def commit_authors(read: Callable[[str], tuple[str, str]]) -> Authors:
+    """A revision's commit author as `read` (a git source's `author`) gives it, as admission
+    takes it for `forbid_author`; None when git does not know the revision."""
+
+    def author(revision: str) -> approving.Person | None:
+        try:
+            return approving.Person(*read(revision))
+        except GitSourceError:
+            return None
+
+    return author
+
+
 def _pending_approval(
-    store: StateStore, entry: EnvironmentEntry | None, state: EnvironmentState | None
+    store: StateStore,
+    entry: EnvironmentEntry | None,
+    state: EnvironmentState | None,
+    authors: Authors | None,
 ) -> dict[str, Any] | None:
     """SPEC 5's `{"revision", "approvals", "required"}`, and who asked (`asked_by`), while a
     revision waits for approvals (the environment's pending approval record, if it still
@@ -142,7 +163,10 @@ def _pending_approval(
     asked = entry.manifest.spec.approvals.required if entry else 0
     required = max(pending.required, asked)
     given = approving.from_records(store.list_approvals(state.name, pending.revision))
-    counting = approving.counted(entry.manifest.spec.approvals, given) if entry else given
+    policy = entry.manifest.spec.approvals if entry else None
+    asks_author = policy is not None and policy.forbid_author  # as admission asks git
+    author = authors(pending.revision) if asks_author and authors is not None else None
+    counting = approving.counted(policy, given, author) if policy is not None else given
     return {
         "revision": pending.revision,
         "approvals": [a.approver.name for a in counting],

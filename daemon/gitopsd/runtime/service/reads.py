@@ -78,6 +78,7 @@ class Reads:
             environment=environment,
             open_requests=self._intake.open_requests,
             manifests_at=self.workspace.valid_manifests,
+            authors=reports.commit_authors(self.workspace.source.author),
         )
 
     def runs(

@@ -124,3 +124,23 @@ def test_an_http_library_curl_and_the_servers_own_pages_may_change_things(
     assert raw_post(served, RUNS, b'{"action": "plan"}', **proxied).status_code == 202
     typed = {"Content-Type": "application/json", "Sec-Fetch-Site": "none"}  # typed in the bar
     assert raw_post(served, "/api/v1/environments/dev/drift", b"", **typed).status_code == 202
+
+
+def test_numbers_written_in_other_digits_are_refused_not_a_crash(served: DaemonProcess) -> None:
+    """'²' is a digit to str.isdigit and not to int: each place that checked a number a
+    client wrote with isdigit and then read it with int answered 500 (the Host's or the
+    Origin's port on every route, Last-Event-ID on a run's output, `limit` on /runs and `v`
+    on /events). They answer as for any other number that is not one."""
+    superscript = b"\xb2"  # '²' as a header's Latin-1, and %C2%B2 in a query string
+    host = httpx.get(served.url + "/healthz", headers={"Host": b"127.0.0.1:" + superscript})
+    assert host.status_code == 421
+    origin = {"Content-Type": "application/json", "Origin": b"http://127.0.0.1:" + superscript}
+    assert httpx.post(served.url + RUNS, content=DESTROY, headers=origin).status_code == 403
+    assert destroys(served) == []
+
+    run = served.get("/api/v1/runs", params={"env": "dev"}).json()["runs"][0]["id"]
+    logs = served.get(f"/api/v1/runs/{run}/logs", headers={"Last-Event-ID": superscript})
+    assert logs.status_code == 200
+    assert served.get("/runs", params={"limit": "²"}).status_code == 422
+    with httpx.stream("GET", served.url + "/events?v=%C2%B2", timeout=10) as events:
+        assert events.status_code == 200

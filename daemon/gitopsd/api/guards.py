@@ -41,6 +41,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitopsd.api import auth
+from gitopsd.api.numbers import whole_number
 from gitopsd.errors import AllowedHostsError
 
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -193,12 +194,13 @@ def parse_authority(value: str) -> Authority | None:
         port_text = port_text_found if colon else None
         if ":" in port_text_found:
             return None  # an IPv6 address without brackets
-    if port_text is not None and not (port_text.isdigit() and len(port_text) <= 5):
+    port = None if port_text is None else whole_number(port_text)
+    if port_text is not None and (port is None or len(port_text) > 5):
         return None
     valid = _is_ip_address(host) if text.startswith("[") else _HOST_NAME.fullmatch(host)
     if not valid:
         return None
-    return _normal(host), None if port_text is None else int(port_text)
+    return _normal(host), port
 
 
 def _allowed_entry(entry: str) -> Authority:

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from gitopsd.api import streams
+from gitopsd.api.numbers import whole_number
 from gitopsd.errors import TemporaryError
 from gitopsd.runtime.control import Control, RunLogs
 
@@ -102,4 +103,4 @@ def _wants_events(request: Request) -> bool:
 def _last_event_id(request: Request) -> int | None:
     """The offset a reconnecting EventSource sends back; None when absent or not ours."""
     value = request.headers.get("last-event-id", "").strip()
-    return int(value) if value.isdigit() and len(value) < 19 else None
+    return whole_number(value) if len(value) < 19 else None

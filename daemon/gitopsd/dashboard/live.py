@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gitopsd.api import streams
+from gitopsd.api.numbers import whole_number
 from gitopsd.dashboard import access
 from gitopsd.dashboard.site import Page, Site
 from gitopsd.runtime.control import Identity
@@ -26,7 +27,9 @@ async def events(site: Site, request: Request) -> Response:
     viewer = site.viewer(request)
     access.require(viewer, "read")
     shown = request.query_params.get("v", "")
-    seen = int(shown) if shown.isdigit() else site.changes.version(viewer.identity)
+    seen = whole_number(shown)
+    if seen is None:
+        seen = site.changes.version(viewer.identity)
     return streams.of(request).response(
         _stream(site, viewer.identity, seen),
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gitopsd.api import scopes
+from gitopsd.api.numbers import whole_number
 from gitopsd.dashboard import access, timing
 from gitopsd.dashboard.pipeline import reached
 from gitopsd.dashboard.site import Page, Site
@@ -56,9 +57,10 @@ def page_size(asked: str | None) -> int:
     """`limit`: how many runs a page lists (1 to MAX_PAGE_SIZE, default PAGE_SIZE)."""
     if not asked:
         return PAGE_SIZE
-    if not asked.isdigit() or not 1 <= int(asked) <= MAX_PAGE_SIZE:
+    size = whole_number(asked)
+    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         raise InvalidRequestError(f"limit: a whole number from 1 to {MAX_PAGE_SIZE}")
-    return int(asked)
+    return size
 
 
 def _gather(

@@ -393,3 +393,23 @@ def test_a_listing_changed_by_its_caller_changes_no_later_listing(tmp_path: Path
     fresh = open_source(repo, tmp_path / "fresh")
     assert source.listing(first) == fresh.listing(first)
     assert source.listing(second) == fresh.listing(second)
+
+
+def test_a_password_in_the_repository_url_is_never_in_an_error(tmp_path: Path) -> None:
+    """`--repo https://bot:TOKEN@host/infra.git` is how a private repository is often
+    reached; its errors reach API answers, dashboard pages and /readyz (which needs no
+    token): an unknown revision, a branch the remote deleted, a failed clone. They name the
+    repository without the password, as the state store's URL is named."""
+    with pytest.raises(GitSourceError) as cloned:
+        open_source("https://bot:s3cret@127.0.0.1:1/infra.git", tmp_path)
+    assert "s3cret" not in str(cloned.value) and "bot:***@127.0.0.1:1" in str(cloned.value)
+    repo = tmp_path / "repo"
+    commit_files(repo, {"a": "1"})
+    url = "https://bot:s3cret@git.example.com/infra.git"
+    source = GitSource(repo / ".git", branch="gone", location=url)
+    OPENED.append(source)
+    for ask in (lambda: source.resolve("deadbeef"), source.head):
+        with pytest.raises(GitSourceError) as unknown:
+            ask()
+        assert "s3cret" not in str(unknown.value)
+        assert "https://bot:***@git.example.com/infra.git" in str(unknown.value)

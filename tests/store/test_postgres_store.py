@@ -14,7 +14,8 @@ import psycopg
 import pytest
 
 from gitopsd.adapters import migrations
-from gitopsd.adapters.postgres_store import LEADERSHIP_ROW, PostgresStore, redacted
+from gitopsd.adapters.postgres_store import LEADERSHIP_ROW, PostgresStore
+from gitopsd.adapters.urls import redacted
 from gitopsd.engine.ports import FencedError, StateStore
 from gitopsd.errors import StoreError
 from gitopsd.model.state import RunStatus

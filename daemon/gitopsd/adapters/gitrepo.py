@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gitopsd.adapters import git_output
+from gitopsd.adapters.urls import redacted
 from gitopsd.errors import GitSourceError, UnknownRevisionError
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class GitSource:
         self.git_dir = git_dir
         self.branch = branch
         self.location = location
+        self.shown = redacted(location)  # how errors and logs name it: without a password
         self._repo = repo
         # GitPython's object is made once, whichever thread asks first
         self._lock = threading.RLock()
@@ -183,7 +185,7 @@ class GitSource:
         sha = self.resolve(revision)
         done = self._git("show", "-s", "--format=%an%x00%ae", sha)
         if done.returncode != 0:
-            raise UnknownRevisionError(f"{self.location}: no commit named {revision!r}")
+            raise UnknownRevisionError(f"{self.shown}: no commit named {revision!r}")
         name, _, email = done.stdout.rstrip("\n").partition("\0")
         return name, email
 
@@ -199,13 +201,13 @@ class GitSource:
         if known is not None:
             return known
         if any(ord(character) < 32 or character == "\x7f" for character in revision):
-            raise UnknownRevisionError(f"{self.location}: no commit named {revision!r}")
+            raise UnknownRevisionError(f"{self.shown}: no commit named {revision!r}")
         done = self._git(
             "rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}"
         )
         sha = done.stdout.strip()
         if done.returncode != 0 or not FULL_SHA.match(sha):
-            raise UnknownRevisionError(f"{self.location}: no commit named {revision!r}")
+            raise UnknownRevisionError(f"{self.shown}: no commit named {revision!r}")
         # A full sha names the same commit for ever (a branch moves): the commit a branch
         # resolved to is known when it is asked for next, as `drift` does with the head.
         # The last KNOWN_COMMITS only: a daemon sees a new head with every commit.
@@ -227,7 +229,7 @@ class GitSource:
             return
         done = self._git("fetch", "--prune", "origin", FETCH_REFSPEC)
         if done.returncode != 0:
-            raise GitSourceError(f"cannot fetch {self.location}: {done.stderr.strip()}")
+            raise GitSourceError(f"cannot fetch {self.shown}: {done.stderr.strip()}")
 
     def read_files(self, revision: str, *, wanted: Callable[[str], bool]) -> dict[str, bytes]:
         """The content of every file of commit `revision` whose path `wanted` accepts."""
@@ -267,7 +269,7 @@ class GitSource:
             _mode, kind, object_id, size = meta.split()
             if kind == "blob":
                 if not size.isdigit():  # `BAD`: git does not have the file's content
-                    raise GitSourceError(f"{self.location}: git has no object {object_id} ({path})")
+                    raise GitSourceError(f"{self.shown}: git has no object {object_id} ({path})")
                 files[path] = Blob(object_id, int(size))
             elif kind == "tree":
                 folders[path] = object_id
@@ -312,10 +314,10 @@ class GitSource:
         )
         answers = [line.split() for line in done.stdout.splitlines()]
         if done.returncode != 0 or len(answers) != len(names):
-            raise GitSourceError(f"{self.location}: git cat-file failed: {done.stderr.strip()}")
+            raise GitSourceError(f"{self.shown}: git cat-file failed: {done.stderr.strip()}")
         for answer in answers:  # `<name> missing`: git does not have that object
             if len(answer) != 2 or not answer[1].isdigit():
-                raise GitSourceError(f"{self.location}: git cat-file: {' '.join(answer)}")
+                raise GitSourceError(f"{self.shown}: git cat-file: {' '.join(answer)}")
         return [(object_id, int(size)) for object_id, size in answers]
 
     def read_blobs(self, files: Mapping[str, Blob]) -> dict[str, bytes]:
@@ -382,14 +384,14 @@ class GitSource:
         """Read blobs through one `git cat-file --batch`, one at a time (`git_output`)."""
         if not shas:
             return []
-        failure = f"{self.location}: git cat-file failed"
+        failure = f"{self.shown}: git cat-file failed"
         return git_output.blobs(
             ["git", "cat-file", "--batch"], shas, cwd=self.git_dir, failure=failure
         )
 
     def _records(self, *args: str) -> Iterator[str]:
         """The NUL-separated records of `git ARGS` (with `-z`), as git prints them."""
-        failure = f"{self.location}: git {args[0]} failed"
+        failure = f"{self.shown}: git {args[0]} failed"
         return git_output.records(["git", *args], cwd=self.git_dir, failure=failure)
 
     def _git(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -400,7 +402,7 @@ class GitSource:
         """The output of `git ARGS`, or GitSourceError with git's own message."""
         done = self._git(*args)
         if done.returncode != 0:
-            raise GitSourceError(f"{self.location}: git {args[0]} failed: {done.stderr.strip()}")
+            raise GitSourceError(f"{self.shown}: git {args[0]} failed: {done.stderr.strip()}")
         return done.stdout
 
 
@@ -437,7 +439,7 @@ def _mirror(url: str, data_dir: Path) -> git.Repo:
         target.parent.mkdir(parents=True, exist_ok=True)
         return git.Repo.clone_from(url, target, bare=True)
     except git.GitCommandError as error:
-        raise GitSourceError(f"cannot clone or fetch {url}: {_stderr(error)}") from None
+        raise GitSourceError(f"cannot clone or fetch {redacted(url)}: {_stderr(error)}") from None
 
 
 def _mirror_name(url: str) -> str:

@@ -29,8 +29,8 @@ from gitopsd.adapters.postgres_store import (
     LEADERSHIP_ROW,
     LOCK_SPACE,
     connection_options,
-    redacted,
 )
+from gitopsd.adapters.urls import redacted
 from gitopsd.engine.ports import Term
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -33,6 +32,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gitopsd.adapters import history_sql, migrations
+from gitopsd.adapters.urls import redacted
 from gitopsd.engine.ports import FencedError, OnFenced
 from gitopsd.errors import StoreError, StoreUnavailableError
 from gitopsd.model.state import (
@@ -59,8 +59,6 @@ EVENTS_LOCK = 2
 LEADER_LOCK = 3
 LEADERSHIP_ROW = "gitopsd"
 SCHEMES = ("postgresql://", "postgres://")
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
-_PARAMETER_PASSWORD = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
 
 
 def connection_options(*, application: str, keepalive: float = 10.0) -> dict[str, Any]:
@@ -78,11 +76,6 @@ def connection_options(*, application: str, keepalive: float = 10.0) -> dict[str
         "keepalives_count": 3,
         "tcp_user_timeout": idle * 1000,
     }
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, fit for logs and error messages."""
-    return _PARAMETER_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
 
 
 class PostgresStore:

@@ -173,6 +173,6 @@ class HeadWatch:
                 log.warning("%s", error)
             return
         if self._breaker.failures:
-            log.info("fetch of %s succeeded again; circuit closed", self._source.location)
+            log.info("fetch of %s succeeded again; circuit closed", self._source.shown)
         self._breaker.succeeded()
         self._on_fetch("success")

@@ -287,18 +287,24 @@ def auto_chain(*, size: int = 3, auto: bool = True) -> dict[str, str]:
     return chain(size=size, prod={"promotion": {"from": "dev", "auto": auto}, "approvals": {}})
 
 
-def test_a_rollback_of_an_automatically_promoted_prod_is_not_undone_by_its_next_promotion(
-    world: World, workspace: Workspace, store: StateStore
-) -> None:
-    """prod takes S2 by itself and is rolled back to S1: the rollback suspends prod's
-    automatic work, so the automatic promotion does not take S2 again at once; a person
-    still may, and a resume lets the automatic promotion go on."""
+def prod_took_two(world: World, workspace: Workspace) -> tuple[str, str]:
+    """S1 and S2, each verified in dev and taken by prod's automatic promotion."""
     first = world.commit(auto_chain())
     workspace.apply("dev")
     assert promoting.promote(workspace, "prod", automatic=True)[1] is not None
     second = world.commit(auto_chain(size=6))
     workspace.apply("dev")
     assert promoting.promote(workspace, "prod", automatic=True)[1] is not None
+    return first, second
+
+
+def test_a_rollback_of_an_automatically_promoted_prod_is_not_undone_by_its_next_promotion(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """prod takes S2 by itself and is rolled back to S1: the rollback suspends prod's
+    automatic work, so the automatic promotion does not take S2 again at once; a person
+    still may, and a resume lets the automatic promotion go on."""
+    first, second = prod_took_two(world, workspace)
 
     run, suspended = promoting.roll_back(workspace, "prod", to=first, actor="oncall")
     assert run.status is RunStatus.SUCCEEDED
@@ -419,12 +425,7 @@ def test_a_rollback_of_dev_does_not_take_an_automatically_promoted_prod_back(
     """prod (auto) runs S2, verified by dev after S1. oncall rolls dev back to S1 (dev's own
     incident): prod's automatic promotion took S1 as dev's newest hold, moving prod back
     though nobody asked for a rollback of prod. Neither does a person's promotion of S1."""
-    first = world.commit(auto_chain())
-    workspace.apply("dev")
-    assert promoting.promote(workspace, "prod", automatic=True)[1] is not None
-    second = world.commit(auto_chain(size=6))
-    workspace.apply("dev")
-    assert promoting.promote(workspace, "prod", automatic=True)[1] is not None
+    first, second = prod_took_two(world, workspace)
     promoting.roll_back(workspace, "dev", to=first, actor="oncall")
 
     nothing, run = promoting.promote(workspace, "prod", automatic=True)

@@ -306,8 +306,9 @@ class Approvals(Strict):
     )
     authenticated: bool = Field(
         default=False,
-        description="only approvals made with an API token count (the API, or "
-        "`gitopsd approve --server`); a self-declared `approve --as` is refused",
+        description="only approvals made with an API token count (the API, the dashboard "
+        "logged in with a token, or `gitopsd approve --server`); a self-declared "
+        "`approve --as` is refused",
     )
 
 

@@ -156,10 +156,10 @@ class Handling:
         return [self.workspace.plan(environment, revision=admitted.revision, **options)[0]]
 
     def _apply(self, request: Request) -> list[Run]:
+        if request.plan is not None:  # its own rule: refused once stale (saved_plans)
+            return self._apply_plan(request, request.plan)
         if self._overtaken(request):
             return []
-        if request.plan is not None:
-            return self._apply_plan(request, request.plan)
         admitted = self._admitted(request)
         if admitted is None:
             return []

@@ -57,10 +57,11 @@ def candidate(
     look_again = None
     if soaking.until is None and soaking.held_for(now) < needed:
         look_again = soaking.since + needed
+    firsts = _first_verified(holds)
     for hold in newest_first:
         if hold.revision == current:
             return Candidate(None, f"up to date with the upstream at {current[:12]}", look_again)
-        if behind(holds, hold.revision, current=current):
+        if _older(firsts, hold.revision, current):
             continue  # the upstream went back to it (a rollback there): not newer than current
         if hold.held_for(now) >= needed:
             return Candidate(hold.revision, _why(hold, soak), look_again)
@@ -83,14 +84,22 @@ def behind(holds: Sequence[Hold], revision: str, *, current: str | None) -> bool
     never held is not judged here (admission refuses it anyway)."""
     if current is None:
         return False
-    if revision == current:
-        return True
-    taken, reached = _first_verified(holds, revision), _first_verified(holds, current)
+    return revision == current or _older(_first_verified(holds), revision, current)
+
+
+def _older(firsts: dict[str, datetime], revision: str, current: str | None) -> bool:
+    """Whether the upstream first verified `revision` before `current` (both held by it)."""
+    taken, reached = firsts.get(revision), firsts.get(current) if current else None
     return taken is not None and reached is not None and taken < reached
 
 
-def _first_verified(holds: Sequence[Hold], revision: str) -> datetime | None:
-    return min((hold.since for hold in holds if hold.revision == revision), default=None)
+def _first_verified(holds: Sequence[Hold]) -> dict[str, datetime]:
+    """When the upstream first verified each revision it held: one pass over the holds."""
+    firsts: dict[str, datetime] = {}
+    for hold in holds:
+        if hold.revision not in firsts or hold.since < firsts[hold.revision]:
+            firsts[hold.revision] = hold.since
+    return firsts
 
 
 def _why(hold: Hold, soak: float) -> str:

@@ -22,7 +22,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from gitopsd.adapters import git_output
 from gitopsd.adapters.urls import redacted
@@ -36,7 +36,8 @@ FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 FETCH_REFSPEC = "+refs/heads/*:refs/heads/*"
 CHANGELOG_LIMIT = 200  # commits `changelog` lists at most (`commit_count` says how many there are)
 _TREE, _SUBMODULE, _NO_ENTRY = "040000", "160000", "000000"  # git modes, as diff-tree prints them
-KNOWN_COMMITS = 256  # full shas `resolve` remembers (the most recent)
+KNOWN_COMMITS = 256  # commits `resolve` and `author` remember (the most recent)
+T = TypeVar("T")
 
 
 class Blob(NamedTuple):
@@ -88,6 +89,7 @@ class GitSource:
         # GitPython's object is made once, whichever thread asks first
         self._lock = threading.RLock()
         self._commits: dict[str, str] = {}  # full shas already seen to name a commit
+        self._authors: dict[str, tuple[str, str]] = {}  # a commit's author never changes
         self._last_listing: tuple[str, Listing] | None = None  # the commit and its listing
 
     @classmethod
@@ -183,10 +185,14 @@ class GitSource:
     def author(self, revision: str) -> tuple[str, str]:
         """The (name, email) of the commit's author: who may not approve it (forbid_author)."""
         sha = self.resolve(revision)
+        known = self._authors.get(sha)
+        if known is not None:  # status and admission ask for it at every look
+            return known
         done = self._git("show", "-s", "--format=%an%x00%ae", sha)
         if done.returncode != 0:
             raise UnknownRevisionError(f"{self.shown}: no commit named {revision!r}")
         name, _, email = done.stdout.rstrip("\n").partition("\0")
+        self._remember(self._authors, sha, (name, email))
         return name, email
 
     def head(self) -> str:
@@ -211,11 +217,15 @@ class GitSource:
         # A full sha names the same commit for ever (a branch moves): the commit a branch
         # resolved to is known when it is asked for next, as `drift` does with the head.
         # The last KNOWN_COMMITS only: a daemon sees a new head with every commit.
-        with self._lock:
-            self._commits[sha] = sha
-            if len(self._commits) > KNOWN_COMMITS:
-                del self._commits[next(iter(self._commits))]
+        self._remember(self._commits, sha, sha)
         return sha
+
+    def _remember(self, table: dict[str, T], sha: str, value: T) -> None:
+        """Keep what is known of commit `sha` for good; the last KNOWN_COMMITS commits only."""
+        with self._lock:
+            table[sha] = value
+            if len(table) > KNOWN_COMMITS:
+                del table[next(iter(table))]
 
     def is_on_branch(self, revision: str) -> bool:
         """Whether `revision` is a commit of the tracked branch (SPEC 3.3: only those run)."""

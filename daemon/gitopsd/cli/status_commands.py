@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterator
 
@@ -84,8 +85,10 @@ def _head(source: GitSource | None) -> Repository | None:
 
 def _manifests_at(source: GitSource) -> reports.ManifestsAt:
     """A revision's manifests, for the rules an environment is held to at the revision it
-    is at; None when they do not load or are not valid (admission's reading)."""
+    is at; None when they do not load or are not valid (admission's reading). Each revision
+    is loaded once: environments at the same revision are the usual case."""
 
+    @functools.cache
     def at(revision: str) -> Repository | None:
         try:
             loaded = revisions.load(source, revision)

@@ -181,6 +181,7 @@ def test_suspend_resume_rollback_and_cancel_through_the_daemon(
     assert state(served, "dev")["revision"] == first
     held = state(served, "dev")["suspension"]  # the next commit would undo the rollback
     assert held["actor"] == "ops" and held["reason"].startswith(f"rolled back from {second[:12]}")
+    assert f"dev suspended: {held['reason']} (gitopsd resume --env dev)" in back.stderr
     assert remote(world, served, "ops", "resume", "--env", "dev").returncode == 0
     refused = remote(world, served, "ops", "rollback", "--env", "staging", "--to", first)
     assert refused.returncode == 1

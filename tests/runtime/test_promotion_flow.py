@@ -310,6 +310,7 @@ def test_a_rollback_of_an_automatically_promoted_prod_is_not_undone_by_its_next_
     assert run.status is RunStatus.SUCCEEDED
     assert suspended is not None and suspended.actor == "oncall"
     assert suspended.reason.startswith(f"rolled back from {second[:12]} to {first[:12]}")
+    assert suspended.run_id == run.id
     again, rerun = promoting.promote(workspace, "prod", automatic=True, actor="gitopsd")
     assert (again.wait, rerun) == (Wait.SUSPENDED, None)
     prod = store.get_environment("prod")
@@ -332,6 +333,25 @@ def test_a_rollback_of_a_branch_following_dev_holds_its_next_commit(
     assert suspended is not None and "its next commit would undo the rollback" in suspended.reason
     world.commit(auto_chain(size=7))
     assert admission.admit(workspace, "dev", automatic=True).wait is Wait.SUSPENDED
+
+
+def test_a_rollback_of_a_suspended_environment_restates_its_suspension(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """alice suspended prod for a freeze; oncall rolls it back. Before, the rollback left
+    alice's suspension as it was and said nothing: whoever resumed after the freeze let
+    the automatic promotion undo the rollback unawares. Now the suspension says the
+    rollback first, and the earlier reason after it."""
+    first, second = prod_took_two(world, workspace)
+    suspending.suspend(workspace, "prod", reason="freeze", actor="alice")
+
+    run, suspended = promoting.roll_back(workspace, "prod", to=first, actor="oncall")
+    assert run.status is RunStatus.SUCCEEDED
+    assert suspended is not None and (suspended.actor, suspended.run_id) == ("oncall", run.id)
+    assert suspended.reason.startswith(f"rolled back from {second[:12]} to {first[:12]}")
+    assert suspended.reason.endswith("(suspended before by alice: freeze)")
+    prod = store.get_environment("prod")
+    assert prod is not None and prod.suspension == suspended
 
 
 def test_a_rollback_of_a_prod_nothing_promotes_automatically_suspends_nothing(

@@ -151,10 +151,7 @@ def rollback(
         )
         steps = workspace.store.list_steps(run.id)
     if suspended is not None:
-        click.echo(
-            f"{environment} suspended: {suspended.reason} (gitopsd resume --env {environment})",
-            err=True,
-        )
+        click.echo(render.rollback_suspension(environment, suspended.reason), err=True)
     finish_run(context, run, steps)
 
 

@@ -25,6 +25,11 @@ WAITS = {
 }
 
 
+def rollback_suspension(environment: str, reason: str) -> str:
+    """The line saying a rollback suspended the environment's automatic work, for stderr."""
+    return f"{environment} suspended: {reason} (gitopsd resume --env {environment})"
+
+
 def planned(run: Run, components: list[PlannedComponent]) -> str:
     lines = [f"plan of {run.environment} at {run.revision[:12]} (run {run.id})"]
     for item in components:

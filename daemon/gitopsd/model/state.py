@@ -176,11 +176,13 @@ MAX_REASON_LENGTH = 1000
 
 
 class Suspension(Record):
-    """Automatic work is held while this is set (SPEC 3.6): who suspended, why, since when."""
+    """Automatic work is held while this is set (SPEC 3.6): who suspended, why, since when;
+    `run_id` the rollback that suspended it (promoting.roll_back), None for a person's."""
 
     reason: str = ""
     actor: str
     since: Moment
+    run_id: str | None = None
 
 
 class EnvironmentState(Record):

@@ -18,13 +18,12 @@ from gitopsd.errors import (
     ApprovalConflictError,
     ApproverRefusedError,
     RunRefusedError,
-    SuspensionRefusedError,
 )
 from gitopsd.model.manifests import Approvals
 from gitopsd.model.state import ApprovalRecord, PendingApproval, RequestKind, Run, Suspension
 from gitopsd.runtime.promotion import admission, suspending
 from gitopsd.runtime.records import audit, promotion_records
-from gitopsd.runtime.runs.workspace import Workspace
+from gitopsd.runtime.runs.workspace import Workspace, new_run_id
 
 __all__ = ["Admission", "Completion", "Wait", "approve", "promote", "roll_back"]
 
@@ -90,12 +89,13 @@ def roll_back(
     if decision.wait is not Wait.READY or decision.revision is None:
         raise RunRefusedError(decision.reason)
     revision = decision.revision
+    run_id = run_id or new_run_id(workspace.clock)
     suspended: list[Suspension] = []
 
     def under_the_lease() -> None:
         """Suspend and record once the rollback holds the environment: one refused (busy,
         another process runs it) leaves no suspension behind for a rollback that never ran."""
-        made = _hold_automatic_work(workspace, environment, revision, actor)
+        made = _hold_automatic_work(workspace, environment, revision, actor, run_id)
         if made is not None:
             suspended.append(made)
         audit.record(
@@ -119,20 +119,21 @@ def roll_back(
 
 
 def _hold_automatic_work(
-    workspace: Workspace, environment: str, revision: str, actor: str
+    workspace: Workspace, environment: str, revision: str, actor: str, run_id: str
 ) -> Suspension | None:
     """Suspend the environment's automatic work, if it has any, before it rolls back: its
     next commit (an environment that follows the branch) or automatic promotion (`auto`)
     would take it straight back to what it is rolled back from. Argo CD refuses a rollback
     while automated sync is on and Flux asks to suspend first; here the rollback does both
     in one step, on the record, and a person resumes (`gitopsd resume`) once a fix is ready.
-    None when there is nothing automatic to hold, it is suspended already, or it runs
-    `revision` already (a re-apply takes it back from nothing, so there is nothing to undo)."""
+    A suspension already in force is restated with the rollback's reason (whoever lifts it
+    must know it lets the rollback be undone). None when there is nothing automatic to hold
+    or it runs `revision` already (a re-apply takes it back from nothing)."""
     manifest = admission.entry(workspace, environment).manifest
     if manifest.upstream is not None and not manifest.spec.promotion.auto:
         return None
     state = workspace.store.get_environment(environment)
-    if state is not None and (state.suspension is not None or state.revision == revision):
+    if state is not None and state.revision == revision:
         return None
     source = "its next commit" if manifest.upstream is None else "its automatic promotion"
     left = f" from {state.revision[:12]}" if state and state.revision else ""
@@ -140,10 +141,9 @@ def _hold_automatic_work(
         f"rolled back{left} to {revision[:12]}: {source} would undo the rollback;"
         f" resume once a fix is ready"
     )
-    try:
-        return suspending.suspend(workspace, environment, reason=reason, actor=actor)
-    except SuspensionRefusedError:  # suspended meanwhile, by someone else
-        return None
+    return suspending.hold_for_rollback(
+        workspace, environment, reason=reason, actor=actor, run_id=run_id
+    )
 
 
 def approve(

@@ -22,6 +22,28 @@ from gitopsd.runtime.runs.workspace import Workspace
 
 def suspend(workspace: Workspace, environment: str, *, reason: str, actor: str) -> Suspension:
     """Suspend `environment`'s automatic work; SuspensionRefusedError if it is already."""
+    return _write(workspace, environment, reason=reason, actor=actor, run_id=None, over=False)
+
+
+def hold_for_rollback(
+    workspace: Workspace, environment: str, *, reason: str, actor: str, run_id: str
+) -> Suspension:
+    """Suspend `environment`'s automatic work for rollback `run_id`, or restate a suspension
+    already in force with the rollback's reason first and the earlier one after it: whoever
+    resumes reads that resuming lets automatic work undo the rollback, not only the older
+    reason they may know of."""
+    return _write(workspace, environment, reason=reason, actor=actor, run_id=run_id, over=True)
+
+
+def _write(
+    workspace: Workspace,
+    environment: str,
+    *,
+    reason: str,
+    actor: str,
+    run_id: str | None,
+    over: bool,
+) -> Suspension:
     admission.entry(workspace, environment)
     now = workspace.clock.now()
     store = workspace.store
@@ -29,9 +51,14 @@ def suspend(workspace: Workspace, environment: str, *, reason: str, actor: str) 
         state = store.get_environment(environment) or EnvironmentState(
             name=environment, updated_at=now
         )
-        if state.suspension is not None:
-            raise SuspensionRefusedError(_already(environment, state.suspension))
-        suspension = Suspension(reason=reason, actor=actor, since=now)
+        earlier = state.suspension
+        if earlier is not None and not over:
+            raise SuspensionRefusedError(_already(environment, earlier))
+        if earlier is not None:
+            reason = (
+                f"{reason} (suspended before by {earlier.actor}: {earlier.reason or 'no reason'})"
+            )
+        suspension = Suspension(reason=reason, actor=actor, since=now, run_id=run_id)
         store.save_environment(state.model_copy(update={"suspension": suspension}))
         why = f": {reason}" if reason else ""
         audit.record(

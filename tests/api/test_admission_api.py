@@ -158,3 +158,15 @@ def test_a_suspension_reason_over_1000_characters_is_422(
     url = "/api/v1/environments/dev/suspension"
     assert client.post(url, json={"reason": "r" * 1001}).status_code == 422
     assert fake.calls_to("suspend") == []
+
+
+@pytest.mark.parametrize("mark", ["\n", "\x00", "\x1b[2J", "\u202e", "\x85"])
+def test_a_suspension_reason_with_a_control_character_is_422(
+    client: TestClient, fake: FakeControl, mark: str
+) -> None:
+    """A line break forges a log line, an escape drives the terminal of whoever runs
+    `gitopsd status`, U+202E shows the rest backwards: refused, naming the character."""
+    answer = client.post("/api/v1/environments/dev/suspension", json={"reason": f"a{mark}b"})
+    assert answer.status_code == 422
+    assert f"U+{ord(mark[0]):04X}" in answer.json()["error"]
+    assert fake.calls_to("suspend") == []

@@ -94,5 +94,7 @@ def test_a_suspension_reason_is_capped_as_the_api_caps_it(world: World) -> None:
     too_long = gitopsd(world, "suspend", "--env", "dev", "--reason", "r" * 100_000)
     assert too_long.returncode == 64 and "Traceback" not in too_long.stderr
     assert "Invalid value for '--reason': 100,000 characters, over 1,000" in too_long.stderr
+    lined = gitopsd(world, "suspend", "--env", "dev", "--reason", "a\nb")
+    assert lined.returncode == 64 and "control character U+000A" in lined.stderr
     status = as_json(gitopsd(world, "status", "--env", "dev", "--output", "json"))
     assert status["environments"][0]["status"] != "suspended"

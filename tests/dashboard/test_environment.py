@@ -122,6 +122,10 @@ def test_an_operator_suspends_and_resumes_and_a_reader_may_not(
     path = "/environments/dev/suspend"
     refused = carol.post(path, {"csrf": carol.csrf(path="/environments/dev")})
     assert refused.status_code == 403
+    forged = "freeze\n2026-12-07 INFO alice resumed dev"  # a second line in logs and history
+    lined = alice.post(path, {"csrf": alice.csrf(path="/environments/dev"), "reason": forged})
+    assert lined.status_code == 422 and "U+000A" in lined.text
+    assert served.environment("dev", headers=ALICE)["suspension"] is None
     done = alice.post(path, {"csrf": alice.csrf(path="/environments/dev"), "reason": "freeze"})
     assert done.status_code == 303 and done.headers["location"].endswith("done=suspend")
     suspended = served.environment("dev", headers=ALICE)["suspension"]

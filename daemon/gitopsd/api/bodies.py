@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gitopsd.engine import selection
-from gitopsd.model.state import MAX_REASON_LENGTH
+from gitopsd.model.state import reason_problem
 
 
 class RunRequest(BaseModel):
@@ -73,4 +73,13 @@ class SuspensionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(default="", max_length=MAX_REASON_LENGTH)
+    reason: str = ""
+
+    @field_validator("reason")
+    @classmethod
+    def _one_line(cls, reason: str) -> str:
+        """No line break, terminal escape or bidirectional override (model.state)."""
+        problem = reason_problem(reason)
+        if problem is not None:
+            raise ValueError(problem)
+        return reason

@@ -12,7 +12,7 @@ import click
 
 from gitopsd.cli import remote
 from gitopsd.cli.context import TEXT, Context, common_options
-from gitopsd.model.state import MAX_REASON_LENGTH
+from gitopsd.model.state import MAX_REASON_LENGTH, reason_problem
 from gitopsd.runtime.promotion import suspending
 
 
@@ -24,7 +24,7 @@ from gitopsd.runtime.promotion import suspending
     type=TEXT,
     default="",
     callback=lambda _context, _option, text: _short_reason(text),
-    help=f"Why, for status and the history (at most {MAX_REASON_LENGTH} characters).",
+    help=f"Why, for status and the history: one line of at most {MAX_REASON_LENGTH} characters.",
 )
 @click.option("--as", "actor", type=TEXT, default=None, help="Who suspends [default: local].")
 @remote.server_option
@@ -68,6 +68,7 @@ def resume(context: Context, environment: str, actor: str | None, server: str | 
 
 def _short_reason(text: str) -> str:
     """The reason as given, when the API would take it too (a usage error otherwise)."""
-    if len(text) > MAX_REASON_LENGTH:
-        raise click.BadParameter(f"{len(text):,} characters, over {MAX_REASON_LENGTH:,}")
+    problem = reason_problem(text)
+    if problem is not None:
+        raise click.BadParameter(problem)
     return text

@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from gitopsd.dashboard import access
 from gitopsd.dashboard.site import Page, Site
 from gitopsd.errors import InvalidRequestError
-from gitopsd.model.state import MAX_REASON_LENGTH
+from gitopsd.model.state import reason_problem
 
 
 async def _operator(site: Site, request: Request) -> tuple[access.Viewer, dict[str, str]]:
@@ -46,8 +46,9 @@ async def rollback(site: Site, request: Request) -> Response:
 async def suspend(site: Site, request: Request) -> Response:
     viewer, fields = await _operator(site, request)
     env, reason = request.path_params["env"], fields.get("reason", "").strip()
-    if len(reason) > MAX_REASON_LENGTH:
-        raise InvalidRequestError(f"reason: at most {MAX_REASON_LENGTH} characters")
+    problem = reason_problem(reason)
+    if problem is not None:
+        raise InvalidRequestError(f"reason: {problem}")
     await site.call(site.control.suspend, env, reason=reason, identity=viewer.identity)
     return _done(env, "suspend")
 

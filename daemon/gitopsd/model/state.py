@@ -6,6 +6,7 @@ They are plain values; the store serialises them and the engine derives new ones
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -173,6 +174,23 @@ class CurrentWait(Record):
 # the longest suspension reason, from the command line and the API alike: it is shown by
 # status and in every event of the environment's history, so it stays a sentence or two
 MAX_REASON_LENGTH = 1000
+# the marks that reorder how text is displayed (U+202E shows what follows backwards)
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def reason_problem(reason: str) -> str | None:
+    """Why `reason` cannot be a suspension's reason, or None. It is one line shown in
+    terminals (status, history), logs and pages, so besides its length it may hold no
+    control character (a line break would forge a log line, an escape sequence drive the
+    reader's terminal) nor a bidirectional override (which hides what the text says)."""
+    if len(reason) > MAX_REASON_LENGTH:
+        return f"{len(reason):,} characters, over {MAX_REASON_LENGTH:,}"
+    for character in reason:
+        if unicodedata.category(character) == "Cc" or character in BIDI_CONTROLS:
+            return f"holds the control character U+{ord(character):04X}: one line of text"
+    return None
 
 
 class Suspension(Record):

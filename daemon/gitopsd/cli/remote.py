@@ -157,7 +157,8 @@ def _follow(remote: Remote, run_id: str, environment: str, *, as_json: bool) -> 
             _ended_without_run(remote, run, environment, as_json=as_json)
         if status in _ENDED:
             code = _ENDED[status]
-            _say_suspension(remote, run_id, environment)
+            if run.get("trigger") == "rollback":
+                _say_suspension(remote, run_id, environment)
             why = run.get("error") or run.get("reason") or run.get("outcome") or ""
             text = f"{environment}: {run_id} {status}" + (f": {why}" if why else "")
             show(run, text, as_json=as_json)
@@ -167,8 +168,12 @@ def _follow(remote: Remote, run_id: str, environment: str, *, as_json: bool) -> 
 
 def _say_suspension(remote: Remote, run_id: str, environment: str) -> None:
     """What the local `rollback` says on stderr when the run suspended the environment's
-    automatic work (its suspension names the run)."""
-    suspension = remote.call("GET", environment_path(environment)).get("suspension") or {}
+    automatic work (its suspension names the run). Not knowing (the daemon not answering
+    now) changes nothing: the run's own end decides the exit code."""
+    try:
+        suspension = remote.call("GET", environment_path(environment)).get("suspension") or {}
+    except RemoteCallError:
+        return
     if suspension.get("run_id") == run_id:
         click.echo(render.rollback_suspension(environment, str(suspension["reason"])), err=True)
 

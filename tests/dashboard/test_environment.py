@@ -103,6 +103,8 @@ def test_an_operator_rolls_back_to_a_revision_it_verified(
     screenshot(page, "dashboard-environment.png", tmp_path)
     page.find_element(By.XPATH, "//button[text()='Roll back']").click()
     assert "Rollback queued as run" in text(page, "p.notice")
+    assert "the rollback suspends that automatic work" in text(page, "p.notice")
+    wait(page).until(lambda p: "rolled back from" in text(p, "dl.facts"))  # Suspended, live
     wait(page).until(lambda p: first[:12] in text(p, "[data-testid=revision]"))
     assert served.environment("dev", headers=ALICE)["revision"] == first
     history = text(page, "table.history")

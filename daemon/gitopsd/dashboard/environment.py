@@ -18,7 +18,11 @@ from gitopsd.runtime.control import Control
 
 HISTORY = 200  # the newest events the history is filtered from
 DONE = {
-    "rollback": "Rollback queued as run {run}.",
+    "rollback": (
+        "Rollback queued as run {run}. If this environment follows the branch or promotes"
+        " automatically, the rollback suspends that automatic work, which would undo it:"
+        " resume once a fix is ready."
+    ),
     "suspend": "Suspended: automatic work is held.",
     "resume": "Resumed.",
     "drift": "Drift check queued ({run}).",

@@ -353,6 +353,14 @@ def test_a_rollback_of_a_suspended_environment_restates_its_suspension(
     prod = store.get_environment("prod")
     assert prod is not None and prod.suspension == suspended
 
+    # a second rollback replaces the first one's reason and keeps alice's, not nested
+    again, restated = promoting.roll_back(workspace, "prod", to=second, actor="oncall")
+    assert restated is not None and restated.run_id == again.id
+    assert restated.reason == (
+        f"rolled back from {first[:12]} to {second[:12]}: its automatic promotion would undo"
+        " the rollback; resume once a fix is ready (suspended before by alice: freeze)"
+    )
+
 
 def test_a_rollback_of_a_prod_nothing_promotes_automatically_suspends_nothing(
     world: World, workspace: Workspace, store: StateStore

@@ -19,6 +19,8 @@ from gitopsd.runtime.promotion import admission
 from gitopsd.runtime.records import audit
 from gitopsd.runtime.runs.workspace import Workspace
 
+_BEFORE = " (suspended before by "  # how a rollback's reason names the suspension it found
+
 
 def suspend(workspace: Workspace, environment: str, *, reason: str, actor: str) -> Suspension:
     """Suspend `environment`'s automatic work; SuspensionRefusedError if it is already."""
@@ -55,9 +57,7 @@ def _write(
         if earlier is not None and not over:
             raise SuspensionRefusedError(_already(environment, earlier))
         if earlier is not None:
-            reason = (
-                f"{reason} (suspended before by {earlier.actor}: {earlier.reason or 'no reason'})"
-            )
+            reason = _restated(reason, earlier)
         suspension = Suspension(reason=reason, actor=actor, since=now, run_id=run_id)
         store.save_environment(state.model_copy(update={"suspension": suspension}))
         why = f": {reason}" if reason else ""
@@ -94,6 +94,16 @@ def resume(workspace: Workspace, environment: str, *, actor: str) -> Suspension:
             reason=ended.reason,
         )
     return ended
+
+
+def _restated(reason: str, earlier: Suspension) -> str:
+    """A rollback's reason with the person's suspension it found in force after it; one a
+    rollback made already is replaced, keeping the person's it carried (two rollbacks in a
+    row do not nest their reasons)."""
+    if earlier.run_id is not None:
+        kept = earlier.reason.partition(_BEFORE)[2]
+        return f"{reason}{_BEFORE}{kept}" if kept else reason
+    return f"{reason}{_BEFORE}{earlier.actor}: {earlier.reason or 'no reason'})"
 
 
 def _already(environment: str, suspension: Suspension) -> str:

@@ -296,6 +296,37 @@ def test_a_checkout_made_from_the_spare_copy_equals_a_full_export(
     assert trees_in(root) == sorted([old, new])
 
 
+def test_spares_asked_for_while_the_housekeeper_is_busy_come_down_to_the_newest(
+    source: GitSource, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits coming faster than spares are copied do not queue a copy each: one waiting
+    is replaced by the next, so the housekeeper's backlog stays bounded and only the newest
+    checkout is copied after the one under way."""
+    root = tmp_path / "checkouts"
+    copied: list[str] = []
+    busy = threading.Event()
+    make_spare = CheckoutCache._make_spare
+
+    def slow_spare(self: CheckoutCache, checkout: Path) -> None:
+        copied.append(checkout.name)
+        busy.wait(30)  # the first copy still going while the commits below come
+        make_spare(self, checkout)
+
+    monkeypatch.setattr(CheckoutCache, "_make_spare", slow_spare)
+    cache = CheckoutCache(source, root, keep=2)
+    first = source.head()
+    cache.path(first)
+    wait_for(lambda: copied == [first])
+    later = [commit_files(repo, {"x": str(n)}) for n in range(2, 7)]
+    for sha in later:
+        cache.path(sha)
+        cache.prune()
+    busy.set()
+    wait_for(lambda: (root / f".spare-of-{later[-1]}").is_dir())
+    assert copied == [first, later[-1]]
+    assert trees_in(root) == sorted(later[-2:])
+
+
 def test_pruning_a_checkout_leaves_the_kept_ones_read_only(
     source: GitSource, repo: Path, tmp_path: Path
 ) -> None:

@@ -49,8 +49,11 @@ class CheckoutCache:
         self._exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-export")
         # copying spares: never in the way of an export
         self._housekeeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkout-keep")
+        # housekeeping asked for and not started yet, by kind (see `_housekeeping`)
+        self._chores: dict[str, Callable[[], None]] = {}
+        self._chores_lock = threading.Lock()
         # what a killed process left (set aside, half exported) goes now, not after the next run
-        self._in_background(self._remove_left_behind, housekeeping=True)
+        self._housekeeping("left behind", self._remove_left_behind)
 
     def prepare(self, revision: str) -> None:
         """Start exporting `revision` in the background and return at once.
@@ -60,15 +63,38 @@ class CheckoutCache:
         failure here is only logged: that run's own `path` exports again and reports it."""
         self._in_background(self._prepared, revision)
 
-    def _in_background(
-        self, work: Callable[..., None], *args: object, housekeeping: bool = False
-    ) -> None:
-        """`work(*args)` in the exporter thread, or in the housekeeper's (copying a spare),
-        so that an export never waits behind that; nothing once the interpreter is
-        stopping."""
-        executor = self._housekeeper if housekeeping else self._exporter
+    def _in_background(self, work: Callable[..., None], *args: object) -> None:
+        """`work(*args)` in the exporter thread; nothing once the interpreter is stopping."""
         with contextlib.suppress(RuntimeError):  # "cannot schedule new futures after shutdown"
-            executor.submit(work, *args)
+            self._exporter.submit(work, *args)
+
+    def _housekeeping(self, kind: str, chore: Callable[[], None]) -> None:
+        """`chore` in the housekeeper's thread (copying a spare, removing what was set
+        aside), so that an export never waits behind it; nothing once the interpreter is
+        stopping.
+
+        A chore of a `kind` already waiting replaces it rather than queueing behind it:
+        only the newest checkout's spare is worth copying, and a removal takes whatever
+        is set aside when it starts. Commits can come faster than the housekeeper copies
+        and removes a thousand folders: queued one per export and pruning, 26 to 38 tasks
+        waited with their futures after 100 to 350 commits of `benchmarks/memory.py` (a
+        commit every 0.7 s), each to be run in turn, most of them copies of checkouts
+        pruned meanwhile. Now at most one of each kind waits."""
+        with self._chores_lock:
+            waiting = kind in self._chores
+            self._chores[kind] = chore
+        if waiting:
+            return
+        try:
+            self._housekeeper.submit(self._do_chore, kind)
+        except RuntimeError:  # "cannot schedule new futures after shutdown"
+            with self._chores_lock:
+                self._chores.pop(kind, None)
+
+    def _do_chore(self, kind: str) -> None:
+        with self._chores_lock:
+            chore = self._chores.pop(kind)
+        chore()
 
     def _prepared(self, revision: str) -> None:
         try:
@@ -85,7 +111,7 @@ class CheckoutCache:
                 self._export(sha, target)
         os.utime(target)  # most recently used, for pruning
         if made:
-            self._in_background(self._make_spare, target, housekeeping=True)
+            self._housekeeping("spare", functools.partial(self._make_spare, target))
         return target
 
     def prune(self, *, pinned: Iterable[str] = ()) -> list[str]:
@@ -103,7 +129,7 @@ class CheckoutCache:
                 if tree.name not in keep:
                     self._set_aside(tree)
                     removed.append(tree.name)
-        self._in_background(self._remove_set_aside, housekeeping=True)
+        self._housekeeping("removal", self._remove_set_aside)
         return removed
 
     def _set_aside(self, tree: Path) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from gitopsd.engine.ports import StepTry
 from tests.github.calls import CORRELATION, REVISION, make_call, make_runner
-from tests.github.fake_github import FakeGitHub
+from tests.github.fake_github import FakeGitHub, Script
 from tests.github.fake_routes import FOREIGN_RUN_ID, answer, error
 from tests.github.fake_time import FakeTime
 
@@ -330,3 +332,36 @@ def test_a_cancel_while_looking_for_the_run_still_finds_and_cancels_it(
     assert result.cancelled and run.cancelled and sum(time.slept) == 3.0
     assert result.error is not None and result.error.endswith(f"/actions/runs/{run.id}")
     assert len(fake_github.calls("GET", r"/workflows/[^/]+/runs$")) == 2  # the last look
+
+
+def test_a_retried_try_ends_the_run_an_earlier_try_of_its_step_left_first(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.script.polls_queued = 1000
+    left = fake_github.new_run(  # a killed gitopsd's try of the same step, still queued
+        "octo-org/infra", "gitopsd-component.yml", {"correlation_id": "run-7.3-earlier"}
+    )
+    fake_github.new_run(  # step 31's run: not step 3's to end
+        "octo-org/infra", "gitopsd-component.yml", {"correlation_id": "run-7.31-earlier"}
+    )
+    fake_github.script = Script(polls_queued=0, polls_in_progress=0)
+    since = datetime.now(UTC)
+    runner = make_runner(fake_github, time)
+
+    first = runner.run(make_call(fake_github, step=StepTry("run-7.3", since, earlier=False)))
+    assert first.succeeded and fake_github.calls("GET", r"/runs$") == []  # nothing to look for
+    assert not left.cancelled
+
+    again = runner.run(make_call(fake_github, step=StepTry("run-7.3", since, earlier=True)))
+    assert again.succeeded, again.error
+    assert left.cancelled and [r.id for r in fake_github.runs.values() if r.cancelled] == [left.id]
+    order = [(r.method, r.path.rsplit("/", 1)[-1]) for r in fake_github.requests]
+    second = order[order.index(("GET", "runs")) :]
+    assert second[:4] == [
+        ("GET", "runs"),
+        ("POST", "cancel"),
+        ("GET", "runs"),
+        ("POST", "dispatches"),
+    ]
+    assert f"run {left.id} of an earlier try of this step is still queued" in again.output
+    assert fake_github.dispatches()[-1].body["inputs"]["correlation_id"].startswith("run-7.3-")

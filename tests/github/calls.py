@@ -7,7 +7,7 @@ from typing import Any
 
 from gitopsd.adapters.github_actions_driver import GitHubActionsRunner, Timing
 from gitopsd.adapters.github_api import GitHubClient
-from gitopsd.engine.ports import DriverCall
+from gitopsd.engine.ports import DriverCall, StepTry
 from gitopsd.model.manifests import GitHubActionsDriver
 from tests.github.fake_github import FakeGitHub
 from tests.github.fake_time import FakeTime
@@ -22,6 +22,7 @@ def make_call(
     action: str = "apply",
     inputs: dict[str, Any] | None = None,
     timeout: float = 600.0,
+    step: StepTry | None = None,
     **driver: str,
 ) -> DriverCall:
     workflow = GitHubActionsDriver.model_validate(
@@ -43,6 +44,7 @@ def make_call(
         inputs=inputs if inputs is not None else {"region": "westeurope", "nodes": 3},
         state_dir=Path("/nonexistent"),
         timeout=timeout,
+        step=step,
     )
 
 

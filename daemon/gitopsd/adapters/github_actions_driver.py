@@ -4,7 +4,10 @@ Pipeline: execute -> `ports.DriverRunner` -> this -> GitHub's REST API (`github_
 
 1. reads the token from the variable the driver names (`token_env`), else fails at once;
 2. dispatches the workflow on the driver's `ref` with the rendered inputs plus environment,
-   component, action, revision and a fresh `correlation_id` (`github_protocol`);
+   component, action, revision and a fresh `correlation_id` (`github_protocol`), which
+   begins with the key of the run's step the call is a try of (`ports.StepTry`); before that,
+   a retry or a resumed step first ends the runs an earlier try of the step left going
+   (`github_following`: found by that key, cancelled, waited for until completed);
 3. finds the run it started: its id from the dispatch answer when GitHub returns it, else the
    run of that workflow, created since just before the dispatch, whose `run-name` (GitHub's
    `display_title`) contains the correlation id; it gives up after `find_timeout`;
@@ -111,7 +114,7 @@ class GitHubActionsRunner:
             )
             return DriverResult(None, error=message), secrets
         secrets = sorted({*secrets, token.encode()}, key=len, reverse=True)
-        correlation_id = self._new_id()
+        correlation_id = github_protocol.correlation_id(call, self._new_id())
         try:
             inputs = github_protocol.dispatch_inputs(call, correlation_id=correlation_id)
         except ValueError as error:

@@ -1,17 +1,18 @@
 """Following one dispatched workflow run: find it, poll it, conclude, or cancel it.
 
 Pipeline: execute -> `github_actions_driver` -> here -> `github_api`. A `Following` lives for one
-driver call: it dispatches, finds the run (by the id GitHub returned, else by the correlation id
-in its `run-name`), polls it with backoff until it completes, reads the `gitopsd-result`
-artifact, and on the call's timeout or cancel asks GitHub to cancel the run. Every wait goes
-through `Timing`, so tests run in milliseconds. Cancel and timeout are checked every
+driver call: it ends what an earlier try of the same step left going (a retry, a resume after
+gitopsd was killed: `_end_earlier`), dispatches, finds the run (by the id GitHub returned, else by
+the correlation id in its `run-name`), polls it with backoff until it completes, reads the
+`gitopsd-result` artifact, and on the call's timeout or cancel asks GitHub to cancel the run. Every
+wait goes through `Timing`, so tests run in milliseconds. Cancel and timeout are checked every
 `wait_slice` seconds of every wait: the driver's own (between polls) and, through the `Stop` each
 request carries, a request's retry and rate-limit waits. Either kind of wait raises
-`GitHubStoppedError`, and `execute` turns it into asking GitHub to cancel the run (if it was
-found) and a cancelled / timed_out result. The clean-up requests (a last look for the run, the
-cancel) carry no `Stop`: they must go out although the call is over. While following, an API
-that is down only delays the next poll: the run keeps going on GitHub and must not be lost.
-What happens is written to a short `RunLog`.
+`GitHubStoppedError`, and `execute` turns it into asking GitHub to cancel the run (if it was found)
+and a cancelled / timed_out result. The clean-up requests (a last look for the run, the cancel)
+carry no `Stop`: they must go out although the call is over. While following, an API that is down
+only delays the next poll: the run keeps going on GitHub and must not be lost. What happens is
+written to a short `RunLog`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from gitopsd.adapters.github_api import (
     Stop,
     WorkflowRun,
 )
-from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult
+from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, StepTry
 from gitopsd.errors import RunNotFoundError
 from gitopsd.model.manifests import GitHubActionsDriver
 
@@ -109,6 +110,8 @@ class Following:
             return DriverResult(None, error=str(error))
 
     def _dispatch_and_follow(self, inputs: dict[str, str], *, correlation_id: str) -> DriverResult:
+        if self.call.step is not None and self.call.step.earlier:
+            self._end_earlier(self.call.step)
         repository, workflow = self.driver.repository, self.driver.workflow
         since = self.timing.now() - timedelta(seconds=self.timing.created_margin)
         dispatched = self.client.dispatch_workflow(
@@ -180,6 +183,56 @@ class Following:
             f"appeared within {waited}; the workflow must set "
             "`run-name: ... ${{ inputs.correlation_id }}` (see docs/github-actions.md)"
         )
+
+    # --- an earlier try's run ----------------------------------------------------------------
+
+    def _end_earlier(self, step: StepTry) -> None:
+        """Before a retry or a resumed step dispatches again: cancel each run an earlier try
+        of the step left going (a gitopsd killed while following it, a cancel GitHub did not
+        take), and wait until GitHub says it completed, so the runs of one component's
+        driver never overlap. GitHub unreachable meanwhile is no answer: looked at again
+        until the call's timeout or a cancel (`GitHubStoppedError`)."""
+        since = step.since - timedelta(seconds=self.timing.created_margin)
+        asked: set[int] = set()
+        interval = self.timing.find_interval
+        while True:
+            going = self._earlier_runs(step.key, since)
+            if going is not None and not going:
+                return
+            for run in going or ():
+                if run.id not in asked:
+                    self.log(f"run {run.id} of an earlier try of this step is still {run.status}")
+                    if self._ask_cancel(run.id):  # else (refused, unreachable) asked again
+                        asked.add(run.id)
+            self._wait(interval)
+            interval = min(interval * 2, self.timing.poll_max)
+
+    def _earlier_runs(self, key: str, since: datetime) -> list[WorkflowRun] | None:
+        """The step's runs that have not completed; None when GitHub could not say."""
+        try:
+            runs = self.client.list_workflow_runs(
+                self.driver.repository,
+                self.driver.workflow,
+                event="workflow_dispatch",
+                created_since=since,
+                stop=self.stop,
+            )
+        except GitHubUnavailableError as error:
+            self.log(f"GitHub API unavailable while looking for earlier runs: {error}")
+            return None
+        mark = github_protocol.step_mark(key)
+        return [run for run in runs if _carries(run, mark) and run.status != "completed"]
+
+    def _ask_cancel(self, run_id: int) -> bool:
+        """Ask GitHub to cancel run `run_id`; whether it took the request (False: it had
+        completed, or GitHub could not be asked; the caller looks again)."""
+        try:
+            cancelled = self.client.cancel_run(self.driver.repository, run_id)
+        except GitHubError as error:
+            self.log(f"could not cancel run {run_id}: {error}")
+            return False
+        self.log(f"cancel requested for run {run_id}" if cancelled else f"run {run_id} had ended")
+        return cancelled
 
     # --- following it ----------------------------------------------------------------------
 
@@ -275,13 +328,7 @@ class Following:
         return DriverResult(None, timed_out=True, error=f"timed out after {limit}; {aftermath}")
 
     def _request_cancel(self, run_id: int) -> None:
-        try:
-            cancelled = self.client.cancel_run(self.driver.repository, run_id)
-        except GitHubError as error:
-            self.log(f"could not cancel run {run_id}: {error}")
-            return
-        self.cancel_sent = cancelled
-        self.log(f"cancel requested for run {run_id}" if cancelled else f"run {run_id} had ended")
+        self.cancel_sent = self._ask_cancel(run_id)
 
 
 def _carries(run: WorkflowRun, correlation_id: str) -> bool:

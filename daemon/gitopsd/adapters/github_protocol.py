@@ -32,6 +32,18 @@ class ResultError(ValueError):
     """The result artifact is there but unusable."""
 
 
+def correlation_id(call: DriverCall, fresh: str) -> str:
+    """The id a dispatch's run is found by: `fresh` (unique per call), after the mark of the
+    step the call is a try of (`step_mark`), by which the runs of its earlier tries are found."""
+    return fresh if call.step is None else step_mark(call.step.key) + fresh
+
+
+def step_mark(key: str) -> str:
+    """What the correlation id of every try of step `key` begins with: the key and a '-', so
+    that step 3's mark is not found in step 31's ids."""
+    return f"{key}-"
+
+
 def dispatch_inputs(call: DriverCall, *, correlation_id: str) -> dict[str, str]:
     """The `inputs` of the dispatch; ValueError when they exceed GitHub's limits."""
     workflow_inputs.check_input_names(call.inputs)

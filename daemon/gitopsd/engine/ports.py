@@ -46,6 +46,21 @@ OnOutput = Callable[[str], None]
 
 
 @dataclass(frozen=True)
+class StepTry:
+    """Which step of a run a driver call is a try of. `key` names the step, the same for
+    each of its tries, in this process or the one that resumes it; `since` is when its first
+    try began; `earlier` says a try of it began before this one (a retry, or the resume of a
+    step a stopped gitopsd left running). A runner whose work outlives gitopsd (a dispatched
+    workflow run, which no process group holds) marks that work with `key`, and ends what an
+    earlier try left running before it starts again: two calls for one component never
+    overlap (SPEC 3.4)."""
+
+    key: str
+    since: datetime
+    earlier: bool
+
+
+@dataclass(frozen=True)
 class DriverCall:
     """One invocation of a component's driver (SPEC section 4): its `driver` settings, the
     `driver:` block as its type validated it, whose `type` picks the runner (`engine.drivers`).
@@ -75,6 +90,8 @@ class DriverCall:
     # told what the driver prints as it prints it, redacted and capped as `DriverResult.output`
     # (the live view of a running step); a runner that cannot tell before the end never calls it
     on_output: OnOutput | None = field(default=None, compare=False, repr=False)
+    # the step this call is a try of (None: a call outside a run's steps, e.g. a drift check)
+    step: StepTry | None = field(default=None, compare=False)
 
     @property
     def driver_type(self) -> str:

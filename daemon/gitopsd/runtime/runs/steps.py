@@ -30,6 +30,7 @@ from gitopsd.engine.ports import (
     DriverRunner,
     SecretSource,
     StateStore,
+    StepTry,
 )
 from gitopsd.engine.retrying import Uniform, delay_before, has_tries_left
 from gitopsd.engine.stepping import StepKey
@@ -344,8 +345,13 @@ class StepRunner:
             )
             stop = _Either(self.services.cancel, self.services.interrupted)
             seen = orphan_drivers.recorder(self.services.store, self.services.clock, self.run, call)
+            tried = StepTry(
+                key=f"{self.run.id}.{step.index}",
+                since=step.started_at or self.services.clock.now(),
+                earlier=attempt > 1,
+            )
             with self.services.live.kept(self.run.id, step.index) as printed, waiting_on_driver():
-                shown = dataclasses.replace(call, on_output=printed)
+                shown = dataclasses.replace(call, on_output=printed, step=tried)
                 result = self.services.drivers.run(shown, cancel=stop, on_started=seen)
             self.services.check_interrupted()
             if answered(result) or result.cancelled or result.final:

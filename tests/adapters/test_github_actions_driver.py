@@ -365,3 +365,26 @@ def test_a_retried_try_ends_the_run_an_earlier_try_of_its_step_left_first(
     ]
     assert f"run {left.id} of an earlier try of this step is still queued" in again.output
     assert fake_github.dispatches()[-1].body["inputs"]["correlation_id"].startswith("run-7.3-")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after": "nan"},
+        {"retry-after": "-30"},
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "nan"},
+        {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1e30"},
+    ],
+)
+def test_hostile_rate_limit_headers_are_no_wait_and_no_crash(
+    fake_github: FakeGitHub, time: FakeTime, headers: dict[str, str]
+) -> None:
+    """A proxy's or a broken server's header is not a number of seconds to wait: the limit is
+    waited out as one without it (a secondary limit's minute), or the request is given up
+    past its deadline, and the run is followed to its end."""
+    limited = answer(429, {"message": "Too Many Requests"})
+    limited.headers.update(headers)
+    fake_github.fail("GET", r"/runs/\d+$", limited)
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    assert result.succeeded, result.error
+    assert all(0 <= waited < float("inf") for waited in time.slept), time.slept

@@ -178,8 +178,7 @@ class Retrier:
         reset = _number(headers.get("x-ratelimit-reset"))
         if headers.get("x-ratelimit-remaining") == "0" and reset is not None:
             wait = max(0.0, reset - self.waits.wall_clock()) + RESET_MARGIN
-            stamp = time.strftime("%H:%M:%S", time.gmtime(reset))
-            return wait, f"rate limit used up ({response.status_code}) until {stamp} UTC"
+            return wait, f"rate limit used up ({response.status_code}) until {_utc_time(reset)}"
         wait = SECONDARY_LIMIT_WAIT * 2 ** min(secondary, 10)
         message = self.scrub(_message_of(response))
         return wait, f"secondary rate limit ({response.status_code}): {message}"
@@ -279,7 +278,19 @@ def _describe(response: httpx.Response | None) -> str:
 
 
 def _number(value: str | None) -> float | None:
+    """A header's number of seconds (or epoch seconds); None unless it is one: `nan` would
+    make every wait and deadline comparison false (a wait that never ends), a negative or
+    infinite one is no time to wait for either."""
     try:
-        return float(value) if value is not None else None
+        number = float(value) if value is not None else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) and number >= 0 else None
+
+
+def _utc_time(epoch: float) -> str:
+    """`epoch` as a UTC time of day, or as it came where no calendar reaches it."""
+    try:
+        return time.strftime("%H:%M:%S", time.gmtime(epoch)) + " UTC"
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch:g} (epoch seconds)"

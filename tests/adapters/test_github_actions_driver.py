@@ -11,7 +11,7 @@ import pytest
 from gitopsd.engine.ports import StepTry
 from tests.github.calls import CORRELATION, REVISION, make_call, make_runner
 from tests.github.fake_github import FakeGitHub, Script
-from tests.github.fake_routes import FOREIGN_RUN_ID, answer, error
+from tests.github.fake_routes import FOREIGN_RUN_ID, Answer, answer, error
 from tests.github.fake_time import FakeTime
 
 
@@ -388,3 +388,24 @@ def test_hostile_rate_limit_headers_are_no_wait_and_no_crash(
     result = make_runner(fake_github, time).run(make_call(fake_github))
     assert result.succeeded, result.error
     assert all(0 <= waited < float("inf") for waited in time.slept), time.slept
+
+
+@pytest.mark.parametrize(
+    "answered",
+    [
+        Answer(200, b"<html>proxy error</html>", {"content-type": "text/html"}),
+        error(401, "Bad credentials"),  # the token was revoked while the run went on
+    ],
+)
+def test_a_call_that_fails_while_following_cancels_the_run_it_started(
+    fake_github: FakeGitHub, time: FakeTime, answered: Answer
+) -> None:
+    """The step fails, and is then retried, rolled back or left failed: the workflow run it
+    started must not go on applying at GitHub beside whatever runs next."""
+    fake_github.script.polls_queued = 1000
+    fake_github.fail("GET", r"/runs/\d+$", answered)
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    (run,) = fake_github.runs.values()
+    assert not result.succeeded and result.error is not None
+    assert run.cancelled, result.error
+    assert "asked GitHub to cancel workflow run" in result.error

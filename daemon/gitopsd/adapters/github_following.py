@@ -4,15 +4,15 @@ Pipeline: execute -> `github_actions_driver` -> here -> `github_api`. A `Followi
 driver call: it ends what an earlier try of the same step left going (a retry, a resume after
 gitopsd was killed: `_end_earlier`), dispatches, finds the run (by the id GitHub returned, else by
 the correlation id in its `run-name`), polls it with backoff until it completes, reads the
-`gitopsd-result` artifact, and on the call's timeout or cancel asks GitHub to cancel the run. Every
-wait goes through `Timing`, so tests run in milliseconds. Cancel and timeout are checked every
-`wait_slice` seconds of every wait: the driver's own (between polls) and, through the `Stop` each
-request carries, a request's retry and rate-limit waits. Either kind of wait raises
-`GitHubStoppedError`, and `execute` turns it into asking GitHub to cancel the run (if it was found)
-and a cancelled / timed_out result. The clean-up requests (a last look for the run, the cancel)
-carry no `Stop`: they must go out although the call is over. While following, an API that is down
-only delays the next poll: the run keeps going on GitHub and must not be lost. What happens is
-written to a short `RunLog`.
+`gitopsd-result` artifact, and on the call's timeout or cancel, or a failure while its run goes on,
+asks GitHub to cancel the run. Every wait goes through `Timing`, so tests run in milliseconds.
+Cancel and timeout are checked every `wait_slice` seconds of every wait: the driver's own (between
+polls) and, through the `Stop` each request carries, a request's retry and rate-limit waits. Either
+kind of wait raises `GitHubStoppedError`, and `execute` turns it into asking GitHub to cancel the
+run (if it was found) and a cancelled / timed_out result. The clean-up requests (a last look for
+the run, the cancel) carry no `Stop`: they must go out although the call is over. While following,
+an API that is down only delays the next poll: the run keeps going on GitHub and must not be lost.
+What happens is written to a short `RunLog`.
 """
 
 from __future__ import annotations
@@ -107,7 +107,11 @@ class Following:
             return self._stopped(stopped.reason)
         except GitHubError as error:
             self.log(f"failed: {error}")
-            return DriverResult(None, error=str(error))
+            if self.run_id is None and self.searching is None:  # nothing was dispatched
+                return DriverResult(None, error=str(error))
+            # the step fails, and is then retried, rolled back or left failed: the run it
+            # started must not go on applying beside whatever runs next
+            return DriverResult(None, error=f"{error}; {self._cancel_left()}")
 
     def _dispatch_and_follow(self, inputs: dict[str, str], *, correlation_id: str) -> DriverResult:
         if self.call.step is not None and self.call.step.earlier:
@@ -315,17 +319,21 @@ class Following:
             self.timing.sleep(min(self.timing.wait_slice, left))
 
     def _stopped(self, stop: str) -> DriverResult:
-        run_id = self.run_id if self.run_id is not None else self._late_look_up()
-        if run_id is not None:
-            self._request_cancel(run_id)
-        if self.cancel_sent:
-            aftermath = f"asked GitHub to cancel workflow run {self.run_url}".rstrip()
-        else:
-            aftermath = "the workflow run was not cancelled (it was not found or not reachable)"
+        aftermath = self._cancel_left()
         if stop == "cancelled":
             return DriverResult(None, cancelled=True, error=f"cancelled; {aftermath}")
         limit = describe_duration(self.call.timeout)
         return DriverResult(None, timed_out=True, error=f"timed out after {limit}; {aftermath}")
+
+    def _cancel_left(self) -> str:
+        """The call ends before its run did: ask GitHub to cancel the run (found by one last
+        look if it was still being looked for); what came of it, in words."""
+        run_id = self.run_id if self.run_id is not None else self._late_look_up()
+        if run_id is not None:
+            self._request_cancel(run_id)
+        if self.cancel_sent:
+            return f"asked GitHub to cancel workflow run {self.run_url}".rstrip()
+        return "the workflow run was not cancelled (it was not found or not reachable)"
 
     def _request_cancel(self, run_id: int) -> None:
         self.cancel_sent = self._ask_cancel(run_id)

@@ -7,7 +7,7 @@ import json
 from tests.cli.test_run_commands import gitopsd
 from tests.gitrepos import git
 from tests.runtime.test_apply_runs import layered
-from tests.runtime.world import World
+from tests.runtime.world import World, environment
 
 
 def test_drift_checks_what_is_deployed_even_when_the_branch_head_is_broken(world: World) -> None:
@@ -25,3 +25,39 @@ def test_drift_checks_what_is_deployed_even_when_the_branch_head_is_broken(world
     assert len(report["components"]) == 4
     checkouts = world.repo / ".gitopsd" / "checkouts"
     assert (checkouts / deployed).is_dir() and not (checkouts / head).exists()
+
+
+def test_a_remediation_keeps_the_promotion_that_waits_for_approvals(world: World) -> None:
+    """A drift repair re-applies the revision prod runs: it brings nothing new in, so the
+    promotion of a newer revision that waits for prod's approvals still waits, and the
+    approval that completes it lets it through."""
+    prod = environment(
+        "prod",
+        variables={"size": 3},
+        promotion={"from": "dev", "auto": False},
+        approvals={"required": 1},
+    )
+    world.commit(layered(**{"environments/prod.yaml": prod}))
+    for step in (["apply", "--env", "dev"], ["promote", "--to", "prod"]):
+        assert gitopsd(world, *step).returncode in (0, 3)
+    assert gitopsd(world, "approve", "--env", "prod", "--as", "alice").returncode == 0
+    assert gitopsd(world, "promote", "--to", "prod").returncode == 0
+    newer = world.commit(layered(**{"environments/prod.yaml": prod, "components/net/x": "1"}))
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    assert gitopsd(world, "promote", "--to", "prod").returncode == 3  # waits for approval
+
+    world.control(plan={"net": 2})  # net drifted in prod
+    repaired = gitopsd(world, "drift", "--env", "prod", "--remediate", "--output", "json")
+    assert repaired.returncode == 2, repaired.stdout + repaired.stderr
+    assert json.loads(repaired.stdout)["remediation"] is not None
+
+    shown = gitopsd(world, "status", "--env", "prod", "--output", "json")
+    (status,) = json.loads(shown.stdout)["environments"]
+    assert (status["pending_approval"] or {}).get("revision") == newer, status
+    assert status["status"] == "waiting_approval"
+    approved = gitopsd(world, "approve", "--env", "prod", "--as", "alice")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    world.control()
+    assert gitopsd(world, "promote", "--to", "prod").returncode == 0
+    shown = gitopsd(world, "status", "--env", "prod", "--output", "json")
+    assert json.loads(shown.stdout)["environments"][0]["revision"] == newer

@@ -9,8 +9,13 @@ the same transaction as the run's own record (runtime.runs.apply_records calls `
 - an apply run leaves the environment verified: a hold of its revision starts (unless it is
   the one still held); a run of some components that succeeded but left others not applied
   at its revision does not (runtime.runs.apply_records).
-Starting an apply also clears the environment's current wait and pending approval: it is
-doing something else now, and the next admission says what it waits for.
+Starting an apply of another revision also clears the environment's current wait and pending
+approval: it is doing something else now, and the next admission says what it waits for. An
+apply of the revision the environment is at (a drift remediation, a retry) brings nothing in:
+a promotion of another revision that waits (for approvals, a window, a soak, a trusted commit)
+still waits, with its pending approval and who asked for it, and the environment shows that
+wait again once the run verified it (`on_finished`). Cleared, an operator's promotion waiting
+for approvals was lost: the approval that completed them promoted nothing.
 
 At most KEEP_HOLDS holds are kept (the oldest go first): a rollback may return to any of
 them. A record written before holds were kept (`holds_recorded` False) gets its holds
@@ -33,6 +38,9 @@ from gitopsd.model.state import (
 )
 
 KEEP_HOLDS = 1000
+_WAIT_STATUSES = (  # the waits that are a status of their own (runtime.promotion.admission)
+    EnvironmentStatus.WAITING_APPROVAL, EnvironmentStatus.WAITING_WINDOW, EnvironmentStatus.BLOCKED,
+)  # fmt: skip
 DERIVE_FROM_RUNS = 5000  # runs read, once, to derive the holds of an older record
 
 
@@ -71,14 +79,17 @@ def on_started(store: StateStore, state: EnvironmentState, run: Run) -> Environm
     kept = recorded(store, state)
     if kept and kept[-1].until is None and kept[-1].revision != run.revision:
         kept[-1] = kept[-1].model_copy(update={"until": run.started_at})
-    return state.model_copy(
-        update={
-            "holds": kept[-KEEP_HOLDS:],
-            "holds_recorded": True,
-            "waiting": None,
-            "pending_approval": None,
-        }
-    )
+    changes: dict[str, object] = {"holds": kept[-KEEP_HOLDS:], "holds_recorded": True}
+    if not _still_waits(state, run):
+        changes |= {"waiting": None, "pending_approval": None}
+    return state.model_copy(update=changes)
+
+
+def _still_waits(state: EnvironmentState, run: Run) -> bool:
+    """Whether a promotion of another revision still waits once `run` starts: it re-applies
+    the revision the environment is at, and the wait is not for that revision."""
+    waits_for = {w.revision for w in (state.waiting, state.pending_approval) if w is not None}
+    return state.revision == run.revision and run.revision not in waits_for
 
 
 def on_finished(store: StateStore, state: EnvironmentState, run: Run) -> EnvironmentState:
@@ -90,7 +101,19 @@ def on_finished(store: StateStore, state: EnvironmentState, run: Run) -> Environ
         kept and kept[-1].until is None and kept[-1].revision == run.revision
     ):
         kept.append(VerifiedHold(revision=run.revision, since=run.finished_at))
-    return state.model_copy(update={"holds": kept[-KEEP_HOLDS:], "holds_recorded": True})
+    changes: dict[str, object] = {"holds": kept[-KEEP_HOLDS:], "holds_recorded": True}
+    shown = _waiting_status(state)
+    if state.status is EnvironmentStatus.VERIFIED and shown is not None:
+        changes["status"] = shown  # verified, and still waiting for what it waited for
+    return state.model_copy(update=changes)
+
+
+def _waiting_status(state: EnvironmentState) -> EnvironmentStatus | None:
+    """The status the environment's wait shows (as admission recorded it), if it has one of
+    its own: waiting for approvals or a window, or blocked."""
+    kind = state.waiting.kind if state.waiting is not None else None
+    shown = {s.value: s for s in _WAIT_STATUSES}
+    return shown.get(kind) if kind is not None else None
 
 
 def _derive(store: StateStore, environment: str) -> list[VerifiedHold]:

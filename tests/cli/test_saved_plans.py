@@ -188,3 +188,25 @@ def test_an_apply_naming_an_orphan_prunes_only_it_and_only_where_it_prunes(
     done = gitopsd(world, "apply", "--env", "dev", "--components", "app")
     assert done.returncode == 0, done.stdout + done.stderr
     assert world.calls("destroy") == ["app"] and world.calls("apply") == []
+
+
+def test_a_plan_saved_before_its_revision_was_applied_and_rolled_back_is_stale(
+    world: World,
+) -> None:
+    """dev went to the planned revision and was rolled back: its recorded state is what the
+    plan was made against again, but the revision the plan brings was found bad in between.
+    Applying the plan would bring it back, as if nothing had happened since."""
+    applied_dev(world)
+    before = gitopsd(world, "status", "--env", "dev", "--output", "json")
+    good = as_json(before)["environments"][0]["revision"]
+    touched(world, NET)
+    plan_id = saved(world)
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0  # the bad revision
+    rolled_back = gitopsd(world, "rollback", "--env", "dev", "--to", good)
+    assert rolled_back.returncode == 0, rolled_back.stdout + rolled_back.stderr
+    world.journal_path.unlink()
+
+    done = apply_plan(world, plan_id)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"plan {plan_id} is stale" in done.stdout + done.stderr
+    assert world.calls("apply") == []

@@ -4,7 +4,10 @@ A reviewer approves a plan, not a moving target, so a saved plan is applied exac
 revision, the components it said change) or not at all. It is refused as stale when what
 it was made against moved:
 - the environment's recorded state (its revision, its components' revisions, fingerprints
-  and statuses, summed up in a digest): another run applied or destroyed something;
+  and statuses, and the last apply or destroy run, summed up in a digest): another run
+  applied or destroyed something. The last run is in it because a state can come back:
+  applied, found bad and rolled back, the environment records what the plan was made against
+  again, and the plan would bring back the revision just rolled back from;
 - its candidate revision: the branch head for an environment that tracks the branch, what
   the admission rule would promote for one that follows an upstream;
 - the fingerprint of a component it changes (a dependency's outputs changed its inputs);
@@ -21,6 +24,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from gitopsd.engine.ports import StateStore
 from gitopsd.errors import RunRefusedError, StalePlanError, UnknownPlanError
 from gitopsd.model.state import (
     ComponentState,
@@ -28,6 +32,7 @@ from gitopsd.model.state import (
     PlanDecision,
     PlannedChange,
     Run,
+    RunAction,
     SavedPlan,
 )
 from gitopsd.runtime.promotion import admission
@@ -156,22 +161,41 @@ def candidate_of(workspace: Workspace, environment: str) -> str | None:
 
 def state_digest(workspace: Workspace, environment: str) -> str:
     """A digest of what `environment` has recorded as applied (see the module doc)."""
+    store = workspace.store
     return digest_of(
-        workspace.store.get_environment(environment),
-        workspace.store.list_components(environment),
+        store.get_environment(environment),
+        store.list_components(environment),
+        last_run=_last_change(store, environment),
     )
 
 
-def digest_of(state: EnvironmentState | None, components: Sequence[ComponentState]) -> str:
+def digest_of(
+    state: EnvironmentState | None,
+    components: Sequence[ComponentState],
+    *,
+    last_run: str | None = None,
+) -> str:
     """Times and drift results are left out: a drift check does not make a plan stale."""
     summary = {
         "revision": state.revision if state else None,
         "components": sorted(
             [c.name, c.revision, c.fingerprint, c.status.value] for c in components
         ),
+        **({"last_run": last_run} if last_run is not None else {}),
     }
     encoded = json.dumps(summary, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def _last_change(store: StateStore, environment: str) -> str | None:
+    """The newest run that could have changed `environment`, whatever came of it: an apply
+    (a rollback, a remediation) or a destroy; a plan changes nothing."""
+    newest = [
+        run
+        for action in (RunAction.APPLY, RunAction.DESTROY)
+        for run in store.list_runs(environment, limit=1, action=action.value)
+    ]
+    return max(newest, key=lambda run: (run.created_at, run.id)).id if newest else None
 
 
 def _fingerprints(

@@ -8,7 +8,8 @@ from typing import Any
 
 from tests.daemon.conftest import StartDaemon
 from tests.daemon.harness import DaemonProcess
-from tests.runtime.world import World
+from tests.github.fake_github import FakeGitHub
+from tests.runtime.world import World, environment
 
 SLOW = 8.0
 
@@ -65,3 +66,39 @@ def test_cancel_stops_a_running_run_within_a_second_and_a_queued_one_never_runs(
         e["kind"] for e in served.get("/api/v1/events", params={"env": "dev"}).json()["events"]
     ]
     assert "run.cancel_requested" in kinds
+
+
+GITHUB_COMPONENT = """\
+apiVersion: gitopsd.io/v1
+kind: Component
+metadata: {{name: cluster, layer: clusters}}
+spec:
+  driver:
+    type: github-actions
+    repository: octo-org/infra
+    workflow: gitopsd-component.yml
+    api_url: {api_url}
+  timeout: 2m
+"""
+
+
+def test_a_cancel_reaches_the_workflow_run_a_github_actions_step_follows(
+    world: World, daemon: StartDaemon, fake_github: FakeGitHub
+) -> None:
+    world.commit(
+        {
+            "environments/dev.yaml": environment("dev"),
+            "components/cluster/component.yaml": GITHUB_COMPONENT.format(api_url=fake_github.url),
+        },
+        replace=True,
+    )
+    fake_github.script.polls_queued = 10**6  # waits for a runner until cancelled
+    served = daemon("--poll-interval", "1h", GITHUB_TOKEN=fake_github.token)
+    served.wait_for(lambda: bool(fake_github.calls("GET", r"/runs/1001$")), what="the run")
+    (run,) = served.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+
+    assert served.post(f"/api/v1/runs/{run['id']}/cancel").status_code == 202
+    served.wait_for(lambda: run_of(served, run["id"])["status"] == "cancelled", what="the cancel")
+    assert fake_github.runs[1001].cancelled and len(fake_github.dispatches()) == 1
+    (step,) = run_of(served, run["id"])["steps"]
+    assert "cancelled; asked GitHub to cancel workflow run" in (step["error"] or "")

@@ -315,7 +315,8 @@ def test_a_cancel_while_the_dispatch_is_retried_dispatches_nothing_more(
     assert result.cancelled and result.error == (
         "cancelled; the workflow run was not cancelled (it was not found or not reachable)"
     )
-    assert len(fake_github.dispatches()) == 2 and sum(time.slept) == 2.0
+    # the 502 may hide a run GitHub started: it is looked for, not dispatched again blindly
+    assert len(fake_github.dispatches()) == 1 and sum(time.slept) == 2.0
     assert fake_github.runs == {} and fake_github.calls("POST", r"/cancel$") == []
 
 
@@ -409,3 +410,26 @@ def test_a_call_that_fails_while_following_cancels_the_run_it_started(
     assert not result.succeeded and result.error is not None
     assert run.cancelled, result.error
     assert "asked GitHub to cancel workflow run" in result.error
+
+
+def test_a_dispatch_github_took_but_answered_502_is_not_dispatched_again(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    """GitHub's edge can answer 502 (or the connection drop) after the dispatch was taken:
+    sent again, the workflow would run twice, two applies of one component. The run is
+    looked for by its correlation id first, and followed when it is there."""
+    fake_github.taken_then_fail("POST", r"/dispatches$", error(502, "Server Error"))
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    assert result.succeeded, result.error
+    assert len(fake_github.dispatches()) == 1, "the workflow was dispatched twice"
+    (run,) = fake_github.runs.values()  # one run: the one the 502 hid
+    assert result.outputs is not None and result.outputs["run_id"] == run.id
+
+
+def test_a_dispatch_that_failed_before_github_took_it_is_sent_again(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    fake_github.fail("POST", r"/dispatches$", error(502, "Server Error"))
+    result = make_runner(fake_github, time, find_timeout=6.0).run(make_call(fake_github))
+    assert result.succeeded, result.error
+    assert len(fake_github.dispatches()) == 2 and len(fake_github.runs) == 1

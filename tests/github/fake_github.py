@@ -98,6 +98,7 @@ class FakeGitHub:
     runs: dict[int, Run] = field(default_factory=dict)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     _canned: list[tuple[str, str, Answer]] = field(default_factory=list)
+    _taken_then: list[tuple[str, str, Answer]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -107,6 +108,12 @@ class FakeGitHub:
         """The next requests `method` whose path matches `pattern` get `answers`, in order."""
         with self._lock:
             self._canned.extend((method, pattern, answer) for answer in answers)
+
+    def taken_then_fail(self, method: str, pattern: str, answer: Answer) -> None:
+        """The next request `method` whose path matches `pattern` is done as usual, and then
+        answered with `answer` instead (a gateway's 502 after GitHub took the request)."""
+        with self._lock:
+            self._taken_then.append((method, pattern, answer))
 
     @property
     def url(self) -> str:
@@ -150,6 +157,7 @@ class FakeGitHub:
         with self._lock:
             self.requests.append(request)
             answer = self._canned_answer(request) or route(self, request)
+            answer = self._taken_answer(request) or answer
         self._write(handler, answer)
 
     def _read(self, handler: BaseHTTPRequestHandler) -> Request:
@@ -169,6 +177,13 @@ class FakeGitHub:
         for index, (method, pattern, answer) in enumerate(self._canned):
             if method == request.method and re.search(pattern, request.path):
                 del self._canned[index]
+                return answer
+        return None
+
+    def _taken_answer(self, request: Request) -> Answer | None:
+        for index, (method, pattern, answer) in enumerate(self._taken_then):
+            if method == request.method and re.search(pattern, request.path):
+                del self._taken_then[index]
                 return answer
         return None
 

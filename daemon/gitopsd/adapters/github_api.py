@@ -154,15 +154,18 @@ class GitHubClient:
         stop: Stop | None = None,
     ) -> DispatchResult:
         """POST .../dispatches, asking for the run's id; a server that does not know
-        `return_run_details` (older GitHub Enterprise Server) is asked again without it."""
+        `return_run_details` (older GitHub Enterprise Server) is asked again without it.
+        Not sent again after a 5xx or a connection error (`GitHubUnavailableError`): GitHub
+        may have started the run it did not answer for; the caller looks for it first."""
         path = f"/repos/{repository}/actions/workflows/{workflow}/dispatches"
         body: dict[str, Any] = {"ref": ref, "inputs": inputs, "return_run_details": True}
         try:
-            response = self._call("POST", path, stop=stop, json=body)
+            response = self._call("POST", path, stop=stop, again_after_outage=False, json=body)
         except GitHubRequestError as error:
             if error.status not in (400, 422) or _UNKNOWN_KEY not in error.github_message:
                 raise
-            response = self._call("POST", path, stop=stop, json={"ref": ref, "inputs": inputs})
+            plain = {"ref": ref, "inputs": inputs}
+            response = self._call("POST", path, stop=stop, again_after_outage=False, json=plain)
         if response.status_code == 204 or not response.content:
             return DispatchResult()
         return _parse(DispatchResult, response, what=f"POST {path}")
@@ -272,11 +275,20 @@ class GitHubClient:
     # --- one request --------------------------------------------------------------------------
 
     def _call(
-        self, method: str, path: str, *, stop: Stop | None = None, **options: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        stop: Stop | None = None,
+        again_after_outage: bool = True,
+        **options: Any,
     ) -> httpx.Response:
         what = f"{method} {path}"
         response = self._retrier.send(
-            what, lambda: self._http.request(method, path, **options), stop=stop
+            what,
+            lambda: self._http.request(method, path, **options),
+            stop=stop,
+            again_after_outage=again_after_outage,
         )
         raise_for_answer(what, response, scrub=self._retrier.scrub)
         return response

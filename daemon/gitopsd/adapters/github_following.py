@@ -116,27 +116,57 @@ class Following:
     def _dispatch_and_follow(self, inputs: dict[str, str], *, correlation_id: str) -> DriverResult:
         if self.call.step is not None and self.call.step.earlier:
             self._end_earlier(self.call.step)
-        repository, workflow = self.driver.repository, self.driver.workflow
         since = self.timing.now() - timedelta(seconds=self.timing.created_margin)
-        dispatched = self.client.dispatch_workflow(
-            repository, workflow, ref=self.driver.ref, inputs=inputs, stop=self.stop
-        )
-        self.log(
-            f"dispatched {workflow} of {repository} on {self.driver.ref} "
-            f"(action {self.call.action}, correlation id {correlation_id})"
-        )
-        self.run_id = dispatched.workflow_run_id
-        self.run_url = dispatched.html_url or ""
+        self.run_id = self._dispatch(inputs, correlation_id=correlation_id, since=since)
         if self.run_id is None:
             self.searching = (correlation_id, since)
             self.run_id = self._find(correlation_id, since=since)
         self.log(f"run {self.run_id}: {self.run_url or '(no URL yet)'}")
         return self._follow(self.run_id)
 
+    def _dispatch(
+        self, inputs: dict[str, str], *, correlation_id: str, since: datetime
+    ) -> int | None:
+        """Dispatch the workflow once: the run's id if known (GitHub's answer, or the run a
+        dispatch it did not answer started), None if it must be looked for. A dispatch
+        answered with a 5xx or not at all may have been taken: its run is looked for by
+        the correlation id (as long as a run takes to show up) before it is sent again, so
+        the workflow never runs twice for one call."""
+        repository, workflow = self.driver.repository, self.driver.workflow
+        while True:
+            try:
+                dispatched = self.client.dispatch_workflow(
+                    repository, workflow, ref=self.driver.ref, inputs=inputs, stop=self.stop
+                )
+                break
+            except GitHubUnavailableError as error:
+                self.log(
+                    f"dispatch unanswered, looking for its run before sending it again: {error}"
+                )
+                self.searching = (correlation_id, since)
+                found = self._search(correlation_id, since=since)
+                if found is not None:
+                    self.log(f"dispatched {workflow} of {repository}: GitHub took it after all")
+                    return found
+        self.log(
+            f"dispatched {workflow} of {repository} on {self.driver.ref} "
+            f"(action {self.call.action}, correlation id {correlation_id})"
+        )
+        self.run_url = dispatched.html_url or ""
+        return dispatched.workflow_run_id
+
     # --- finding the run -------------------------------------------------------------------
 
     def _find(self, correlation_id: str, *, since: datetime) -> int:
         """The run's id; `GitHubStoppedError` if the call stops first."""
+        found = self._search(correlation_id, since=since)
+        if found is None:
+            raise RunNotFoundError(self._never_found(correlation_id))
+        return found
+
+    def _search(self, correlation_id: str, *, since: datetime) -> int | None:
+        """The run's id, looked for as long as a dispatched run takes to show up (None: it
+        did not); `GitHubStoppedError` if the call stops first."""
         give_up = self.timing.monotonic() + self.timing.find_timeout
         while True:
             run = self._look_up(correlation_id, since=since, stop=self.stop)
@@ -144,7 +174,7 @@ class Following:
                 self.run_url = run.html_url or self.run_url
                 return run.id
             if self.timing.monotonic() >= give_up:
-                raise RunNotFoundError(self._never_found(correlation_id))
+                return None
             self._wait(min(self.timing.find_interval, give_up - self.timing.monotonic()))
 
     def _look_up(

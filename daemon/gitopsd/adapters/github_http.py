@@ -12,7 +12,8 @@ Pipeline: execute -> github-actions driver / commit statuses -> `github_api` -> 
 - 5xx answers and connection errors back off exponentially with full jitter
   (`engine.retrying`) and count towards a circuit breaker (`engine.breaker`) shared by every
   request of a client: once it is open, requests fail at once instead of piling onto an API
-  that is down, until its delay has passed.
+  that is down, until its delay has passed. A request that is not idempotent (a workflow
+  dispatch) is not tried again after one: GitHub may have taken it (`again_after_outage`).
 
 A request gives up (`GitHubUnavailableError`) when its next wait would end after its deadline.
 A request made for a driver call also carries the call's `Stop`: its waits look at it every
@@ -126,10 +127,18 @@ class Retrier:
         )
 
     def send(
-        self, what: str, request: Callable[[], httpx.Response], *, stop: Stop | None = None
+        self,
+        what: str,
+        request: Callable[[], httpx.Response],
+        *,
+        stop: Stop | None = None,
+        again_after_outage: bool = True,
     ) -> httpx.Response:
         """The first final answer to `request()`; `what` names it in errors ("GET /repos/...").
-        With a `stop`, the waits between tries end as soon as it says so."""
+        With a `stop`, the waits between tries end as soon as it says so. Without
+        `again_after_outage`, a 5xx or a connection error is not tried again but raised
+        (`GitHubUnavailableError`): GitHub may have taken a request it did not answer, and a
+        request that is not idempotent (a dispatch) must not be sent twice blindly."""
         self._refuse_while_open(what)
         started = self.waits.monotonic()
         outages = secondary = 0
@@ -142,6 +151,8 @@ class Retrier:
                 outages += 1
                 delay = self._outage_wait(outages)
                 reason = failure or self.scrub(_describe(response))
+                if not again_after_outage:
+                    raise GitHubUnavailableError(f"GitHub API {what}: {reason}; not sent again")
             else:
                 with self._lock:
                     self.breaker.succeeded()

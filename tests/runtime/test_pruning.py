@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gitopsd.engine.ports import StateStore
-from gitopsd.errors import RunRefusedError
+from gitopsd.errors import GitopsdError, RunRefusedError
 from gitopsd.model.state import DriftStatus, RunStatus
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.workspace import Workspace
@@ -292,3 +292,23 @@ def test_a_partial_destroy_is_judged_by_the_dependencies_the_environment_applied
     with pytest.raises(RunRefusedError, match="api depends on db and is not being destroyed"):
         workspace.destroy("dev", components=["db"])
     assert world.calls("destroy") == [] and len(store.list_components("dev")) == 3
+
+
+def test_an_apply_naming_other_components_is_not_stopped_by_an_orphan_it_cannot_prune(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """Where the environment prunes, a whole apply refuses to run while an orphan cannot be
+    destroyed with its own revision; one naming other components prunes none of them, so
+    that orphan is none of its business."""
+    world.commit(files(prune=True))
+    workspace.apply("dev")
+    gone = "0" * 40  # the orphans' last revision force-pushed away and collected
+    for state in store.list_components("dev"):
+        if state.name in ("db", "api"):
+            store.save_component(state.model_copy(update={"revision": gone}))
+    world.commit(without_db_and_api(prune=True), replace=True)
+    world.journal_path.unlink()
+    assert workspace.apply("dev", components=["net"]).status is RunStatus.SUCCEEDED
+    assert world.calls() == ["net"] and world.calls("destroy") == []
+    with pytest.raises(GitopsdError):
+        workspace.apply("dev")  # it would prune them: refused, nothing run

@@ -58,9 +58,14 @@ def find(
     load: Callable[[str], Revisioned],
     environment: str,
     target: Revisioned,
+    *,
+    named: Collection[str] | None = None,
 ) -> list[Orphan]:
-    """Each orphan of `environment` at `target`, with the revision that last applied it."""
-    return deployed(store, load, environment, names(store, environment, target))
+    """Each orphan of `environment` at `target` (those `named`, if given), with the revision
+    that last applied it. Only those are loaded: an orphan a run does not take (an apply of
+    other components) must not refuse it for a revision that can no longer be loaded."""
+    found = names(store, environment, target)
+    return deployed(store, load, environment, [n for n in found if named is None or n in named])
 
 
 def deployed(

@@ -413,9 +413,6 @@ class Workspace:
         """Components recorded in `environment` that it does not have at `target`."""
         return orphans.names(self.store, environment, target)
 
-    def _orphans(self, environment: str, target: Revisioned) -> list[Orphan]:
-        return orphans.find(self.store, self.load, environment, target)
-
     def _doomed(
         self,
         environment: str,
@@ -499,9 +496,11 @@ class Workspace:
     def _requested_orphans(
         self, environment: str, target: Revisioned, requested: Sequence[str] | None
     ) -> dict[str, Orphan]:
-        """The orphans among the components a destroy names (all of them when none named)."""
-        found = {o.component.manifest.name: o for o in self._orphans(environment, target)}
-        return {n: o for n, o in found.items() if not requested or n in requested}
+        """The orphans among the components a run names (all of them when none named), each
+        with the revision that last applied it."""
+        named = requested or None
+        found = orphans.find(self.store, self.load, environment, target, named=named)
+        return {o.component.manifest.name: o for o in found}
 
     def _new_run(
         self,

@@ -141,6 +141,30 @@ def test_remediation_reapplies_only_the_drifted_and_checks_again(
     }
 
 
+def test_a_remediation_never_takes_back_what_was_applied_since_its_check(
+    world: World, applied: Workspace, store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check lets the lease go before the remediation takes it: another process that
+    applies the new head in between must not see the drifted component taken back to the
+    revision the check saw."""
+    tamper(applied, "k8s")
+    second = world.commit(with_checks(LABEL="two"))  # every component changes
+    remediating = applied.apply
+
+    def another_process_first(environment: str, **asked: Any) -> Any:
+        monkeypatch.setattr(applied, "apply", remediating)
+        assert remediating(environment).revision == second  # the head, meanwhile
+        return remediating(environment, **asked)
+
+    monkeypatch.setattr(applied, "apply", another_process_first)
+    report = drifting.check_and_remediate(applied, "dev", remediate=True)
+    assert report.remediation is None
+    k8s = store.get_component("dev", "k8s")
+    assert k8s is not None and k8s.revision == second
+    held = [e.message for e in store.list_events("dev") if e.kind == "drift.remediation_held"]
+    assert held and "since the drift check: not remediated" in held[0]
+
+
 def test_without_remediation_drift_is_only_reported(world: World, applied: Workspace) -> None:
     tamper(applied, "dns")
     before = len(world.calls())

@@ -28,6 +28,7 @@ from pathlib import Path
 from gitopsd.engine import secret_references, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import DriverCall, DriverResult
+from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import (
     ComponentState,
     ComponentStatus,
@@ -188,16 +189,37 @@ def check_and_remediate(
     if admitted.wait is not admission.Wait.READY:
         audit.record(workspace, environment, "drift.remediation_held", admitted.reason, actor=actor)
         return report
-    run = workspace.apply(
-        environment,
-        revision=report.revision,
-        components=report.drifted(),
-        trigger=REMEDIATION,
-        actor=actor,
-    )
+    checked = report.revision
+    try:
+        run = workspace.apply(
+            environment,
+            revision=checked,
+            components=report.drifted(),
+            trigger=REMEDIATION,
+            actor=actor,
+            check=lambda: _still_at(workspace, environment, checked),
+        )
+    except RunRefusedError as moved:
+        audit.record(workspace, environment, "drift.remediation_held", str(moved), actor=actor)
+        return report
     after = check(workspace, environment, actor=actor)
     drifted = [c for c in report.components if c.drift is DriftStatus.DRIFTED]
     return dataclasses.replace(after, remediation=run, repaired=drifted)
+
+
+def _still_at(workspace: Workspace, environment: str, revision: str) -> None:
+    """Under the lease, before the remediation is recorded: the environment still runs the
+    revision the check saw. The check let the lease go, and a run of another revision that
+    took it meanwhile (another process) would otherwise see the drifted components it just
+    applied taken back to the older one."""
+    state = workspace.store.get_environment(environment)
+    current = state.revision if state is not None else None
+    if current != revision:
+        now = current[:12] if current else "nothing"
+        raise RunRefusedError(
+            f"{environment} moved from {revision[:12]} to {now} since the drift check:"
+            " not remediated (the next check looks again)"
+        )
 
 
 def _run_checks(

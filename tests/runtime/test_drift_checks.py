@@ -16,6 +16,7 @@ from gitopsd.engine.ports import StateStore
 from gitopsd.errors import BusyError
 from gitopsd.model.state import DriftStatus, RunStatus
 from gitopsd.runtime.drift import drift_reports, drifting
+from gitopsd.runtime.promotion import suspending
 from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World, environment
@@ -194,6 +195,26 @@ def test_an_environment_whose_manifest_says_remediate_is_repaired_unasked(
         workspace, "dev", repository=workspace.load_revision().repository, actor="gitopsd"
     )
     assert report.remediation is not None and [c.name for c in report.repaired] == ["dns"]
+
+
+def test_a_suspended_environment_is_repaired_only_when_a_person_asks(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """A remediation only the manifest asks for is automatic work, held by suspension (a
+    `gitopsd drift` a CI job runs on a schedule looks like any command); `--remediate`, a
+    person asking, still runs."""
+    dev = environment("dev", variables={"size": 3}, drift={"remediate": True})
+    world.commit({**with_checks(), "environments/dev.yaml": dev})
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED
+    suspending.suspend(workspace, "dev", reason="incident", actor="alice")
+    tamper(workspace, "dns")
+
+    held = drifting.check_environments(workspace, ["dev"], remediate=False, actor="ci")
+    assert [r.remediation for r in held] == [None]
+    kinds = [e.kind for e in store.list_events("dev")]
+    assert "drift.remediation_held" in kinds
+    asked = drifting.check_environments(workspace, ["dev"], remediate=True, actor="bob")
+    assert asked[0].remediation is not None and [c.name for c in asked[0].repaired] == ["dns"]
 
 
 def test_a_failed_check_makes_the_outcome_an_error(applied: Workspace) -> None:

@@ -108,11 +108,18 @@ def check_now(
     automatic: bool = False,
 ) -> DriftReport:
     """Check `environment`, remediating when asked (`remediate`, the operator's flag) or when
-    its manifest in `repository` (the head; None: not loaded) says `drift.remediate`."""
+    its manifest in `repository` (the head; None: not loaded) says `drift.remediate`. A
+    remediation only the manifest asks for is automatic work, which suspension holds: nobody
+    asked for it, and a check run on a schedule outside the daemon (a CI job's `gitopsd
+    drift`) looks like any other command."""
     entry = repository.environments.get(environment) if repository else None
-    wanted = remediate or bool(entry and entry.manifest.spec.drift.remediate)
+    by_manifest = bool(entry and entry.manifest.spec.drift.remediate)
     return check_and_remediate(
-        workspace, environment, remediate=wanted, actor=actor, automatic=automatic
+        workspace,
+        environment,
+        remediate=remediate or by_manifest,
+        actor=actor,
+        automatic=automatic or not remediate,
     )
 
 

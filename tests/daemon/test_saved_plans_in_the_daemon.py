@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gitopsd.api.app import create_app
-from gitopsd.api.auth import Tokens
+from gitopsd.api.auth import Tokens, hash_token
 from gitopsd.model.state import RunStatus
 from gitopsd.runtime.promotion import saved_plans
 from gitopsd.runtime.service.daemon import Daemon
@@ -89,6 +90,30 @@ def test_a_plan_stale_when_asked_is_409_and_starts_nothing(
     assert response.status_code == 409
     assert "the recorded state of dev changed" in response.json()["error"]
     assert world.calls("apply") == ["dns"]
+
+
+QA_ONLY = f"""
+- name: qa-team
+  email: qa@example.com
+  roles: [read, operate]
+  token_sha256: {hash_token("qa-token")}
+  environments: [qa]
+"""
+
+
+def test_a_plan_of_an_environment_the_token_does_not_reach_is_unknown(
+    failed_dev: tuple[Any, ...], tmp_path: Path
+) -> None:
+    """A token scoped to qa learns nothing of dev from a dev plan's id: 404, as for an id
+    nobody saved (before: 409 "plan P is a plan of dev, not qa")."""
+    daemon, _, _, world, plan = failed_dev
+    tokens_file = tmp_path / "tokens.yaml"
+    tokens_file.write_text(QA_ONLY, encoding="utf-8")
+    app = create_app(daemon, tokens=Tokens.load(tokens_file), webhook_secret=None, rules=TEST_RULES)
+    with TestClient(app, headers={**JSON, "Authorization": "Bearer qa-token"}) as qa_team:
+        response = apply_plan(qa_team, plan.id, env="qa")
+    assert (response.status_code, response.json()) == (404, {"error": f"no saved plan {plan.id!r}"})
+    assert world.calls("apply") == []
 
 
 def test_a_plan_of_another_environment_is_409(failed_dev: tuple[Any, ...], api: TestClient) -> None:

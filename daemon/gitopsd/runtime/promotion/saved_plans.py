@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from gitopsd.engine.ports import StateStore
@@ -82,10 +82,18 @@ def save(
     return run, planned, plan
 
 
-def load(workspace: Workspace, environment: str, plan_id: str) -> SavedPlan:
-    """The saved plan `plan_id` of `environment`, if it can still be applied."""
+def load(
+    workspace: Workspace,
+    environment: str,
+    plan_id: str,
+    *,
+    reaches: Callable[[str], bool] = lambda _: True,
+) -> SavedPlan:
+    """The saved plan `plan_id` of `environment`, if it can still be applied. A plan of an
+    environment the caller does not `reach` (an API token scoped to others) is unknown, as
+    that environment is to it: naming it would tell the token it exists."""
     plan = workspace.store.get_plan(plan_id)
-    if plan is None:
+    if plan is None or not reaches(plan.environment):
         raise UnknownPlanError(f"no saved plan {plan_id!r}")
     if plan.environment != environment:
         raise StalePlanError(f"plan {plan_id} is a plan of {plan.environment}, not {environment}")

@@ -93,7 +93,7 @@ class OperatorRequests:
 
     def submit_plan(self, environment: str, *, plan: str, identity: Identity) -> str | None:
         self._check_environment(environment)
-        saved = saved_plans.load(self.workspace, environment, plan)
+        saved = saved_plans.load(self.workspace, environment, plan, reaches=identity.reaches)
         if not saved.has_work:  # nothing to run: marked applied now, as the CLI does
             saved_plans.apply(self.workspace, saved, trigger="api", actor=identity.name)
             return None

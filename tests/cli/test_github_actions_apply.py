@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import CommitFiles
+from tests.github import manifests
 from tests.github.fake_github import FakeGitHub
 
 ENVIRONMENT = """\
@@ -17,21 +18,6 @@ kind: Environment
 metadata: {name: dev}
 spec:
   variables: {region: westeurope}
-"""
-COMPONENT = """\
-apiVersion: gitopsd.io/v1
-kind: Component
-metadata: {{name: cluster, layer: clusters}}
-spec:
-  inputs:
-    region: "${{{{ vars.region }}}}"
-    node_count: 3
-  driver:
-    type: github-actions
-    repository: octo-org/infra
-    workflow: gitopsd-component.yml
-    api_url: {api_url}
-  timeout: 2m
 """
 
 
@@ -43,7 +29,9 @@ def test_apply_dispatches_the_workflow_and_records_the_outputs(
     sha = commit(
         {
             "environments/dev.yaml": ENVIRONMENT,
-            "components/cluster/component.yaml": COMPONENT.format(api_url=fake_github.url),
+            "components/cluster/component.yaml": manifests.cluster(
+                fake_github.url, inputs=manifests.REGION_INPUTS
+            ),
         }
     )
     env = {**os.environ, "GITHUB_TOKEN": fake_github.token}

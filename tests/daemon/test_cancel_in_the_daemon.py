@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.daemon.conftest import StartDaemon
 from tests.daemon.harness import DaemonProcess
+from tests.github import manifests
 from tests.github.fake_github import FakeGitHub
 from tests.runtime.world import World, environment
 
@@ -68,27 +69,13 @@ def test_cancel_stops_a_running_run_within_a_second_and_a_queued_one_never_runs(
     assert "run.cancel_requested" in kinds
 
 
-GITHUB_COMPONENT = """\
-apiVersion: gitopsd.io/v1
-kind: Component
-metadata: {{name: cluster, layer: clusters}}
-spec:
-  driver:
-    type: github-actions
-    repository: octo-org/infra
-    workflow: gitopsd-component.yml
-    api_url: {api_url}
-  timeout: 2m
-"""
-
-
 def test_a_cancel_reaches_the_workflow_run_a_github_actions_step_follows(
     world: World, daemon: StartDaemon, fake_github: FakeGitHub
 ) -> None:
     world.commit(
         {
             "environments/dev.yaml": environment("dev"),
-            "components/cluster/component.yaml": GITHUB_COMPONENT.format(api_url=fake_github.url),
+            "components/cluster/component.yaml": manifests.cluster(fake_github.url),
         },
         replace=True,
     )

@@ -10,21 +10,9 @@ from __future__ import annotations
 import signal
 import time
 
+from tests.github import manifests
 from tests.github.fake_github import FakeGitHub, Script
 from tests.runtime.world import World, environment
-
-COMPONENT = """\
-apiVersion: gitopsd.io/v1
-kind: Component
-metadata: {{name: cluster, layer: clusters}}
-spec:
-  driver:
-    type: github-actions
-    repository: octo-org/infra
-    workflow: gitopsd-component.yml
-    api_url: {api_url}
-  timeout: 2m
-"""
 
 
 def test_a_resumed_step_ends_the_workflow_run_the_killed_gitopsd_left_before_dispatching(
@@ -33,7 +21,7 @@ def test_a_resumed_step_ends_the_workflow_run_the_killed_gitopsd_left_before_dis
     world.commit(
         {
             "environments/dev.yaml": environment("dev"),
-            "components/cluster/component.yaml": COMPONENT.format(api_url=fake_github.url),
+            "components/cluster/component.yaml": manifests.cluster(fake_github.url),
         }
     )
     fake_github.script = Script(polls_queued=10**6)  # the first run waits for a runner

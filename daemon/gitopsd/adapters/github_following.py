@@ -180,8 +180,16 @@ class Following:
     def _look_up(
         self, correlation_id: str, *, since: datetime, stop: Stop | None
     ) -> WorkflowRun | None:
+        runs = self._dispatched_since(since, stop=stop, looking_for="the run")
+        return next((run for run in runs or () if _carries(run, correlation_id)), None)
+
+    def _dispatched_since(
+        self, since: datetime, *, stop: Stop | None, looking_for: str
+    ) -> list[WorkflowRun] | None:
+        """The workflow's dispatched runs created since `since`; None (logged) when GitHub
+        could not say."""
         try:
-            runs = self.client.list_workflow_runs(
+            return self.client.list_workflow_runs(
                 self.driver.repository,
                 self.driver.workflow,
                 event="workflow_dispatch",
@@ -189,9 +197,8 @@ class Following:
                 stop=stop,
             )
         except GitHubUnavailableError as error:
-            self.log(f"GitHub API unavailable while looking for the run: {error}")
+            self.log(f"GitHub API unavailable while looking for {looking_for}: {error}")
             return None
-        return next((run for run in runs if _carries(run, correlation_id)), None)
 
     def _late_look_up(self) -> int | None:
         """Stopped while looking for the run: one last look, so a run that did start is
@@ -243,16 +250,8 @@ class Following:
 
     def _earlier_runs(self, key: str, since: datetime) -> list[WorkflowRun] | None:
         """The step's runs that have not completed; None when GitHub could not say."""
-        try:
-            runs = self.client.list_workflow_runs(
-                self.driver.repository,
-                self.driver.workflow,
-                event="workflow_dispatch",
-                created_since=since,
-                stop=self.stop,
-            )
-        except GitHubUnavailableError as error:
-            self.log(f"GitHub API unavailable while looking for earlier runs: {error}")
+        runs = self._dispatched_since(since, stop=self.stop, looking_for="earlier runs")
+        if runs is None:
             return None
         mark = github_protocol.step_mark(key)
         return [run for run in runs if _carries(run, mark) and run.status != "completed"]

@@ -27,8 +27,6 @@ from typing import TYPE_CHECKING
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import RunRefusedError, StalePlanError, UnknownPlanError
 from gitopsd.model.state import (
-    ComponentState,
-    EnvironmentState,
     PlanDecision,
     PlannedChange,
     Run,
@@ -168,28 +166,17 @@ def candidate_of(workspace: Workspace, environment: str) -> str | None:
 
 
 def state_digest(workspace: Workspace, environment: str) -> str:
-    """A digest of what `environment` has recorded as applied (see the module doc)."""
+    """A digest of what `environment` has recorded as applied (see the module doc). Times
+    and drift results are left out: a drift check does not make a plan stale."""
     store = workspace.store
-    return digest_of(
-        store.get_environment(environment),
-        store.list_components(environment),
-        last_run=_last_change(store, environment),
-    )
-
-
-def digest_of(
-    state: EnvironmentState | None,
-    components: Sequence[ComponentState],
-    *,
-    last_run: str | None = None,
-) -> str:
-    """Times and drift results are left out: a drift check does not make a plan stale."""
+    state = store.get_environment(environment)
     summary = {
         "revision": state.revision if state else None,
         "components": sorted(
-            [c.name, c.revision, c.fingerprint, c.status.value] for c in components
+            [c.name, c.revision, c.fingerprint, c.status.value]
+            for c in store.list_components(environment)
         ),
-        **({"last_run": last_run} if last_run is not None else {}),
+        "last_run": _last_change(store, environment),
     }
     encoded = json.dumps(summary, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(encoded.encode()).hexdigest()

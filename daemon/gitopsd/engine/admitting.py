@@ -40,7 +40,7 @@ from enum import StrEnum
 
 from gitopsd.engine import approving, promotion, signing, windows
 from gitopsd.model.manifests import Approvals, Window
-from gitopsd.model.state import RequestKind
+from gitopsd.model.state import EnvironmentStatus, RequestKind
 
 # what admission rules on; a resume or a drift check is not admitted itself (the runs it
 # starts are)
@@ -76,10 +76,22 @@ class Wait(StrEnum):
         return self in (Wait.APPROVAL, Wait.WINDOW, Wait.SOAK, Wait.SUSPENDED)
 
     @property
+    def shown_status(self) -> EnvironmentStatus | None:
+        """The environment status this wait shows, if it has one of its own."""
+        return _SHOWN_STATUS.get(self)
+
+    @property
     def ends_request(self) -> bool:
         """Nothing will come of the request by waiting: refused, nothing to take, or a
         revision blocked for its signature (only a newer request can move on)."""
         return self in (Wait.REFUSED, Wait.NOTHING, Wait.BLOCKED)
+
+
+_SHOWN_STATUS = {
+    Wait.APPROVAL: EnvironmentStatus.WAITING_APPROVAL,
+    Wait.WINDOW: EnvironmentStatus.WAITING_WINDOW,
+    Wait.BLOCKED: EnvironmentStatus.BLOCKED,
+}
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import (
     CurrentWait,
     EnvironmentState,
-    EnvironmentStatus,
     PendingApproval,
     RequestKind,
 )
@@ -42,11 +41,6 @@ from gitopsd.runtime.runs.workspace import Workspace
 __all__ = ["Admission", "Wait", "admit", "entry"]
 
 _CANDIDATE = (Wait.APPROVAL, Wait.WINDOW, Wait.READY)  # the revision moves on: supersedes
-_STATUS = {
-    Wait.APPROVAL: EnvironmentStatus.WAITING_APPROVAL,
-    Wait.WINDOW: EnvironmentStatus.WAITING_WINDOW,
-    Wait.BLOCKED: EnvironmentStatus.BLOCKED,
-}
 
 
 def admit(
@@ -242,7 +236,7 @@ def _mark_waiting(
         _claim_pending(workspace, state, decision, asked_by=asked_by)
         return False
     changes: dict[str, object] = {
-        "status": _STATUS.get(decision.wait, state.status),
+        "status": decision.wait.shown_status or state.status,
         "waiting": CurrentWait(
             kind=decision.wait.value,
             revision=decision.revision,

@@ -25,6 +25,7 @@ derived once from its runs, at its next apply run; until then readers derive the
 from __future__ import annotations
 
 from gitopsd.engine import promotion
+from gitopsd.engine.admitting import Wait
 from gitopsd.engine.loading import EnvironmentEntry
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import (
@@ -38,9 +39,6 @@ from gitopsd.model.state import (
 )
 
 KEEP_HOLDS = 1000
-_WAIT_STATUSES = (  # the waits that are a status of their own (runtime.promotion.admission)
-    EnvironmentStatus.WAITING_APPROVAL, EnvironmentStatus.WAITING_WINDOW, EnvironmentStatus.BLOCKED,
-)  # fmt: skip
 DERIVE_FROM_RUNS = 5000  # runs read, once, to derive the holds of an older record
 
 
@@ -111,9 +109,7 @@ def on_finished(store: StateStore, state: EnvironmentState, run: Run) -> Environ
 def _waiting_status(state: EnvironmentState) -> EnvironmentStatus | None:
     """The status the environment's wait shows (as admission recorded it), if it has one of
     its own: waiting for approvals or a window, or blocked."""
-    kind = state.waiting.kind if state.waiting is not None else None
-    shown = {s.value: s for s in _WAIT_STATUSES}
-    return shown.get(kind) if kind is not None else None
+    return Wait(state.waiting.kind).shown_status if state.waiting is not None else None
 
 
 def _derive(store: StateStore, environment: str) -> list[VerifiedHold]:

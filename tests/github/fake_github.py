@@ -156,8 +156,8 @@ class FakeGitHub:
         request = self._read(handler)
         with self._lock:
             self.requests.append(request)
-            answer = self._canned_answer(request) or route(self, request)
-            answer = self._taken_answer(request) or answer
+            answer = self._first_match(self._canned, request) or route(self, request)
+            answer = self._first_match(self._taken_then, request) or answer
         self._write(handler, answer)
 
     def _read(self, handler: BaseHTTPRequestHandler) -> Request:
@@ -173,17 +173,12 @@ class FakeGitHub:
         headers = {name.lower(): value for name, value in handler.headers.items()}
         return Request(handler.command, path, query, headers, body)
 
-    def _canned_answer(self, request: Request) -> Answer | None:
-        for index, (method, pattern, answer) in enumerate(self._canned):
+    @staticmethod
+    def _first_match(queued: list[tuple[str, str, Answer]], request: Request) -> Answer | None:
+        """The first queued answer for `request`'s method and path, taken off the queue."""
+        for index, (method, pattern, answer) in enumerate(queued):
             if method == request.method and re.search(pattern, request.path):
-                del self._canned[index]
-                return answer
-        return None
-
-    def _taken_answer(self, request: Request) -> Answer | None:
-        for index, (method, pattern, answer) in enumerate(self._taken_then):
-            if method == request.method and re.search(pattern, request.path):
-                del self._taken_then[index]
+                del queued[index]
                 return answer
         return None
 

@@ -7,12 +7,16 @@ after a crash, and `status`, `runs` and `history` read from here. It implements 
 
 Why it is built this way:
 - connections lent to a statement or a transaction and a few kept between loans
-  (`sqlite_connections`), in WAL mode so readers never wait for the writer, with a 10 s busy
-  timeout for writers of other processes;
-- a write that finds the database locked past the busy timeout (another process holds the
-  write lock) or the disk full is tried again with backoff for up to `write_patience` seconds
-  before it fails as `StoreBusyError` (transient, see `faults`): a driver that finished while
-  the store was locked gets its result recorded once the store answers, late, not lost;
+  (`sqlite_connections`), in WAL mode so readers never wait for the writer;
+- a write that finds the database locked (another process holds the write lock) is tried
+  again at once for `busy_timeout` (10 s), then, like one that finds the disk full, with
+  backoff for up to `write_patience` seconds more before it fails as `StoreBusyError`
+  (transient, see `faults`): a driver that finished while the store was locked gets its
+  result recorded once the store answers, late, not lost. The waiting is done here, in
+  Python, and SQLite's own busy handler waits a quarter of a second at most: a process told
+  to stop (`stopping` set, by its first SIGINT or SIGTERM) gives up waiting at once, where a
+  wait inside SQLite kept an operator's Ctrl-C waiting as long as the other process held the
+  lock;
 - explicit transactions that start with `BEGIN IMMEDIATE`: a writer takes the lock before it
   reads, so read-decide-write (the lease) cannot race another thread or process, and two
   writers never deadlock upgrading a read lock; a nested `transaction()` is a savepoint that
@@ -24,6 +28,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import sqlite3
 import threading
@@ -51,11 +56,14 @@ from gitopsd.model.state import (
     Step,
 )
 
+log = logging.getLogger(__name__)
+
 R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 
-_BUSY_TIMEOUT = 10.0  # seconds SQLite itself waits for another writer's lock
-_WRITE_PATIENCE = 120.0  # seconds a write keeps trying after that, before it fails
+_BUSY_TIMEOUT = 10.0  # seconds a write waits for another writer's lock, tried again at once
+_WRITE_PATIENCE = 120.0  # seconds a write keeps trying after that, with backoff, before it fails
+_BUSY_SLICE = 0.25  # seconds SQLite's own busy handler waits, in which no signal is handled
 _WRITE_BACKOFF = RetryPolicy(attempts=100, backoff=0.05, max_backoff=2.0)
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # A connection keeps the pages it last read in a cache of its own until its next transaction
@@ -83,19 +91,21 @@ class SqliteStore:
         synchronous: str = "FULL",
         busy_timeout: float = _BUSY_TIMEOUT,
         write_patience: float = _WRITE_PATIENCE,
-        sleep: Callable[[float], None] = time.sleep,
+        stopping: threading.Event | None = None,
         create_folder: bool = True,
         read_only: bool = False,
     ) -> None:
         """`read_only`: for commands that only read (status, runs, history): an existing
         database opened without writing anything, so they work on a full or read-only
-        disk (`_connect`); StoreError if its schema is not the latest (a write upgrades it)."""
+        disk (`_connect`); StoreError if its schema is not the latest (a write upgrades it).
+        `stopping`: once set, a write that finds the database locked fails at once."""
         if synchronous.upper() not in _SYNCHRONOUS_MODES:
             modes = ", ".join(_SYNCHRONOUS_MODES)
             raise StoreError(f"unknown SQLite synchronous mode {synchronous!r}: use {modes}")
         self._path = path
         self._synchronous = synchronous.upper()
-        self._busy_timeout, self._patience, self._sleep = busy_timeout, write_patience, sleep
+        self._busy_timeout, self._patience = busy_timeout, write_patience
+        self._stopping = stopping or threading.Event()
         self._local = threading.local()  # the connection of this thread's transaction
         # Writers of this process take turns here rather than in SQLite: a connection that
         # finds the database locked sleeps in SQLite's busy handler (1, 2, 5... 100 ms steps),
@@ -143,13 +153,20 @@ class SqliteStore:
         *,
         base: Path | None = None,
         synchronous: str = "FULL",
+        stopping: threading.Event | None = None,
         create_folder: bool = True,
         read_only: bool = False,
     ) -> SqliteStore:
         """Open `sqlite:///relative/path.db` (against `base`, default the current folder) or
         `sqlite:////absolute/path.db`; without `create_folder`, its folder must exist."""
         path = _path_from_url(url, base=Path.cwd() if base is None else base)
-        return cls(path, synchronous=synchronous, create_folder=create_folder, read_only=read_only)
+        return cls(
+            path,
+            synchronous=synchronous,
+            stopping=stopping,
+            create_folder=create_folder,
+            read_only=read_only,
+        )
 
     @property
     def path(self) -> Path:
@@ -184,7 +201,7 @@ class SqliteStore:
         the database locked): the store's error, which callers know and say in one line,
         not sqlite3's (it ended a command with a traceback)."""
         if faults.is_transient(error):
-            return self._busy(error, tried=self._busy_timeout)
+            return self._busy(error)
         return StoreError(f"the state database {self._path} cannot be written: {error}")
 
     def fencing(self) -> None:
@@ -519,39 +536,54 @@ class SqliteStore:
             )
         try:
             with self._connected() as connection:
-                return connection.execute(sql, params)
-        except sqlite3.OperationalError as error:
-            if faults.is_transient(error):
-                raise self._busy(error, tried=self._busy_timeout) from error
-            raise
+                return self._patiently(lambda: connection.execute(sql, params), patience=0.0)
         finally:
             self._writer.release()
 
-    def _patiently(self, write: Callable[[], T]) -> T:
-        """`write`, tried again with backoff and jitter while the database is locked or the
-        disk full, for up to `write_patience` seconds; then `StoreBusyError`."""
-        deadline = time.monotonic() + self._patience
-        attempt = 1
+    def _patiently(self, write: Callable[[], T], *, patience: float | None = None) -> T:
+        """`write`, tried again while the database is locked or the disk full: at once while
+        another writer's lock has been waited for less than `busy_timeout` (SQLite's busy
+        handler waits a slice between tries), then with backoff and jitter for `patience`
+        seconds more (default `write_patience`); then, or as soon as `stopping` is set,
+        `StoreBusyError`. A wait for a lock is logged once: it is why a command seems stuck."""
+        patience = self._patience if patience is None else patience
+        began = time.monotonic()
+        backoffs = 0
+        said = False
         while True:
             try:
                 return write()
             except sqlite3.OperationalError as error:
                 if not faults.is_transient(error):
                     raise
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise self._busy(error) from error
-            attempt += 1
-            delay = retrying.delay_before(attempt, _WRITE_BACKOFF, uniform=random.uniform)
-            self._sleep(min(delay, left))
+                if self._stopping.is_set():
+                    raise self._busy(error, stopping=True) from error
+                waited = time.monotonic() - began
+                locked = error.sqlite_errorname == "SQLITE_BUSY"
+                allowed = patience + (self._busy_timeout if locked else 0.0)
+                if locked and not said:
+                    said = True
+                    log.warning(
+                        "the state database %s is locked by another process:"
+                        " waiting for it (up to %gs)",
+                        self._path,
+                        allowed,
+                    )
+                if locked and waited < self._busy_timeout:
+                    continue  # SQLite's busy handler has just waited a slice
+                if waited >= allowed:
+                    raise self._busy(error, tried=allowed) from error
+            backoffs += 1
+            delay = retrying.delay_before(backoffs + 1, _WRITE_BACKOFF, uniform=random.uniform)
+            self._stopping.wait(min(delay, allowed - waited))
 
     def _busy(
-        self, error: sqlite3.OperationalError, *, tried: float | None = None
+        self, error: sqlite3.OperationalError, *, tried: float | None = None, stopping: bool = False
     ) -> StoreBusyError:
-        seconds = self._busy_timeout + self._patience if tried is None else tried
-        return StoreBusyError(
-            f"the state database {self._path} cannot be written: {error} (tried for {seconds:g}s)"
-        )
+        said = f"the state database {self._path} cannot be written: {error}"
+        if stopping:
+            return StoreBusyError(f"{said} (not waited for: gitopsd is stopping)")
+        return StoreBusyError(said if tried is None else f"{said} (tried for {tried:g}s)")
 
     @contextlib.contextmanager
     def _connected(self) -> Iterator[sqlite3.Connection]:
@@ -579,7 +611,11 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open state database {self._path}: {exc}") from exc
         try:
-            _configure(connection, synchronous=self._synchronous, busy=self._busy_timeout)
+            _configure(
+                connection,
+                synchronous=self._synchronous,
+                busy=min(_BUSY_SLICE, self._busy_timeout),
+            )
         except sqlite3.DatabaseError as exc:
             connection.close()
             if exc.sqlite_errorname == "SQLITE_NOTADB":
@@ -614,7 +650,7 @@ class SqliteStore:
     def _migrate(self) -> None:
         try:
             with self._connected() as connection:
-                self._upgrade(connection)
+                self._patiently(lambda: self._upgrade(connection))
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot bring state database {self._path} to schema version"

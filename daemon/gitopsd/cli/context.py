@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,16 +133,19 @@ class Context:
         except application.StoreError:
             return None
 
-    def _open_store(self) -> StateStore:
+    def _open_store(self, stopping: threading.Event | None = None) -> StateStore:
         """The state store; the data folder is created first when it holds the store, and
-        blamed when the store cannot be opened because the folder cannot be written."""
+        blamed when the store cannot be opened because the folder cannot be written.
+        `stopping`: see `application.open_store`."""
         from gitopsd.runtime import application  # the run machinery: see the module docstring
 
         if self.given_state:
-            return application.open_store(self.state, base=Path.cwd(), create_folder=False)
+            return application.open_store(
+                self.state, base=Path.cwd(), create_folder=False, stopping=stopping
+            )
         data_folder.prepare(self.data_dir)
         try:
-            return application.open_store(self.state, base=Path.cwd())
+            return application.open_store(self.state, base=Path.cwd(), stopping=stopping)
         except application.StoreError:
             data_folder.probe(self.data_dir)  # "disk I/O error" from a full disk: say so
             raise
@@ -154,8 +158,9 @@ class Context:
 
         if not read_only:
             data_folder.probe(self.data_dir)  # made if missing; full or read-only: said now
+        interrupted = threading.Event()  # set by a stop signal (cli/stopping.py) or serve
         with self.open_source() as source:
-            store = (read_only and self._store_to_read()) or self._open_store()
+            store = (read_only and self._store_to_read()) or self._open_store(interrupted)
             try:
                 opened = application.workspace(
                     source,
@@ -164,6 +169,7 @@ class Context:
                     key=_key(),
                     secrets_dir=self.secrets_dir,
                     trust=self.trust_file,
+                    interrupted=interrupted,
                 )
                 try:
                     yield opened

@@ -8,10 +8,11 @@ SIGTERM (SIGKILL after their grace), and the run is left exactly as a crash leav
 next command or the daemon to resume (`runtime.runs.steps.Interrupted`). The command then exits
 128 + the signal's number, with one line saying so.
 
-A second signal ends the process at once, as the system's default does: the operator who
-presses Ctrl-C again will not wait, and the first may be waiting on something that does not
-end soon (a state store locked by another process, which a write waits out for minutes, or
-a driver that ignores SIGTERM for its grace). That is a crash, which a run survives: the
+A state store another process keeps locked is not waited for once the first signal came: the
+write that was waiting fails, and the command says so and exits as above. A second signal
+ends the process at once, as the system's default does: the operator who presses Ctrl-C
+again will not wait, and the first may be waiting on something that does not end soon (a
+driver that ignores SIGTERM for its grace). That is a crash, which a run survives: the
 reaper ends the drivers (adapters/reaper.py) and the next command resumes the run.
 """
 
@@ -26,6 +27,7 @@ from types import FrameType
 
 import click
 
+from gitopsd.errors import GitopsdError
 from gitopsd.runtime.runs.steps import Interrupted
 from gitopsd.runtime.runs.workspace import Workspace
 
@@ -59,6 +61,15 @@ def stopping(workspace: Workspace) -> Iterator[None]:
             err=True,
         )
         sys.exit(128 + signum)
+    except GitopsdError as error:
+        if not received:
+            raise
+        # what the stop cut short: a state store another process keeps locked, which a
+        # stopping process no longer waits for (adapters/sqlite_store.py)
+        click.echo(
+            f"gitopsd: error: stopped by {signal.Signals(received[0]).name}: {error}", err=True
+        )
+        sys.exit(128 + received[0])
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

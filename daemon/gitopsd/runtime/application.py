@@ -7,6 +7,7 @@ PostgreSQL driver is imported only when such a URL is opened.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from gitopsd.adapters import trust_file
@@ -31,14 +32,26 @@ __all__ = ["StoreError", "open_store", "sealed", "workspace"]
 
 
 def open_store(
-    url: str, *, base: Path, create_folder: bool = True, read_only: bool = False
+    url: str,
+    *,
+    base: Path,
+    create_folder: bool = True,
+    read_only: bool = False,
+    stopping: threading.Event | None = None,
 ) -> StateStore:
     """The store `url` names; a SQLite file's folder is created unless `create_folder` is
     False (a URL typed by hand into a missing folder is a mistake, not a new store).
-    `read_only`: an existing SQLite file opened without writing (adapters/sqlite_store.py)."""
+    `read_only`: an existing SQLite file opened without writing (adapters/sqlite_store.py).
+    `stopping`: set when the process stops; a SQLite store then no longer waits for a
+    database another process keeps locked (the workspace's `interrupted`)."""
     if url.startswith("sqlite:"):
         return SqliteStore.from_url(
-            url, base=base, synchronous="NORMAL", create_folder=create_folder, read_only=read_only
+            url,
+            base=base,
+            synchronous="NORMAL",
+            stopping=stopping,
+            create_folder=create_folder,
+            read_only=read_only,
         )
     if url.startswith(("postgresql:", "postgres:")):
         from gitopsd.adapters.postgres_store import PostgresStore  # psycopg: heavy, optional
@@ -70,6 +83,7 @@ def workspace(
     key: str | None = None,
     secrets_dir: Path | None = None,
     trust: Path | None = None,
+    interrupted: threading.Event | None = None,
 ) -> Workspace:
     """Everything a run needs, wired to the real adapters.
 
@@ -81,7 +95,8 @@ def workspace(
     an unusable key, not after an apply. Every driver call gets the `${{ secrets.NAME }}`
     values its component references from `secrets_dir` or GITOPSD_SECRET_* (adapters/secrets).
     The trust file (`trust`, SPEC 9) is read and its keys built into a verifier now too: a
-    bad one stops the start (TrustFileError).
+    bad one stops the start (TrustFileError). `interrupted`: the event that stops the
+    workspace's runs now, shared with the store opened with it (`open_store`'s `stopping`).
     """
     sealer = _sealer(store, data_dir=data_dir, key=key)
     sealer.load()
@@ -101,6 +116,7 @@ def workspace(
         digest=sealer.digest,
         secrets=secrets,
         signatures=signatures,
+        interrupted=interrupted or threading.Event(),
     )
     if signatures is not None:
         _check_trusted_environments(made, signatures)

@@ -433,3 +433,53 @@ def test_a_dispatch_that_failed_before_github_took_it_is_sent_again(
     result = make_runner(fake_github, time, find_timeout=6.0).run(make_call(fake_github))
     assert result.succeeded, result.error
     assert len(fake_github.dispatches()) == 2 and len(fake_github.runs) == 1
+
+
+def test_a_run_on_the_second_page_of_runs_is_found_not_dispatched_again(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    """A busy workflow: more than 100 runs dispatched after ours, so ours is on page 2 of the
+    list. Read from page 1 only, it was never found (and a dispatch GitHub did not answer was
+    sent again: a second apply)."""
+    fake_github.script.run_details = "no_content"
+    fake_github.script.dispatched_after = 150
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    assert result.succeeded, result.error
+    ours = next(run for run in fake_github.runs.values() if CORRELATION in run.display_title)
+    assert result.outputs is not None and result.outputs["run_id"] == ours.id
+    listed = fake_github.calls("GET", r"/runs$")
+    assert [request.query.get("page") for request in listed] == [None, "2"]  # then no more
+
+
+def test_an_earlier_try_s_run_on_the_second_page_is_ended_too(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    """A step resumed long after its earlier try: more than 100 runs of the workflow came
+    since, and the earlier try's run, still going, is on page 2; it is cancelled all the same."""
+    fake_github.script.polls_queued = 1000
+    left = fake_github.new_run(
+        "octo-org/infra", "gitopsd-component.yml", {"correlation_id": "run-7.3-earlier"}
+    )
+    for other in range(150):
+        fake_github.new_run(
+            "octo-org/infra", "gitopsd-component.yml", {"correlation_id": f"someone-{other}"}
+        )
+    fake_github.script = Script(polls_queued=0, polls_in_progress=0)
+    since = datetime.now(UTC)
+    result = make_runner(fake_github, time).run(
+        make_call(fake_github, step=StepTry("run-7.3", since, earlier=True))
+    )
+    assert result.succeeded, result.error
+    assert left.cancelled, result.output
+
+
+def test_an_unanswered_dispatch_whose_run_is_on_page_2_is_not_sent_again(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    """The 502 after GitHub took the dispatch, on a busy workflow: its run is looked for on
+    every page before the dispatch is sent again, else the component is applied twice."""
+    fake_github.script.dispatched_after = 150
+    fake_github.taken_then_fail("POST", r"/dispatches$", error(502, "Server Error"))
+    result = make_runner(fake_github, time).run(make_call(fake_github))
+    assert result.succeeded, result.error
+    assert len(fake_github.dispatches()) == 1, "the workflow was dispatched twice"

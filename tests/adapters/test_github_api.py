@@ -8,7 +8,7 @@ import pytest
 
 from gitopsd.adapters.github_api import GitHubClient, GitHubStoppedError, Stop
 from gitopsd.engine.breaker import CircuitBreaker
-from gitopsd.errors import GitHubRequestError, GitHubUnavailableError
+from gitopsd.errors import GitHubError, GitHubRequestError, GitHubUnavailableError
 from tests.github.fake_github import FakeGitHub
 from tests.github.fake_routes import answer, error
 from tests.github.fake_time import FakeTime
@@ -282,3 +282,40 @@ def test_an_enterprise_base_url_with_a_path_works() -> None:
         assert len(fake.dispatches()) == 1
     finally:
         fake.stop()
+
+
+def _dispatched(fake: FakeGitHub, count: int) -> None:
+    for number in range(count):
+        fake.new_run(REPO, WORKFLOW, {"correlation_id": f"c{number}"})
+
+
+def test_runs_are_read_page_by_page_as_github_links_them(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    _dispatched(fake_github, 150)
+    runs = client_for(fake_github, time).list_workflow_runs(REPO, WORKFLOW)
+    assert len(runs) == 151 and runs[-1].id == 999  # and the foreign run, the oldest
+    assert len({run.id for run in runs}) == 151
+    assert [r.query.get("page") for r in fake_github.calls("GET", RUNS)] == [None, "2"]
+
+
+def test_runs_are_read_up_to_the_1000_github_lists(fake_github: FakeGitHub, time: FakeTime) -> None:
+    _dispatched(fake_github, 1050)
+    runs = client_for(fake_github, time).list_workflow_runs(REPO, WORKFLOW)
+    assert len(runs) == 1000 and len(fake_github.calls("GET", RUNS)) == 10
+
+
+def test_a_next_page_link_that_leaves_the_api_is_not_followed(
+    fake_github: FakeGitHub, time: FakeTime
+) -> None:
+    """The token goes with every request: a link elsewhere (a proxy's, a forged answer) is an
+    error, not a request."""
+    elsewhere = answer(
+        200,
+        {"total_count": 200, "workflow_runs": []},
+        link='<http://evil.example/runs?page=2>; rel="next"',
+    )
+    fake_github.fail("GET", RUNS, elsewhere)
+    with pytest.raises(GitHubError, match="leaves"):
+        client_for(fake_github, time).list_workflow_runs(REPO, WORKFLOW)
+    assert len(fake_github.calls("GET", RUNS)) == 1

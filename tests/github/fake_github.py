@@ -2,10 +2,11 @@
 
 It implements the endpoints gitopsd calls, with the status codes and JSON shapes GitHub
 documents (API version 2022-11-28): workflow dispatch (204, or 200 with the run's id and URLs
-when asked with `return_run_details`), runs of a workflow, one run, cancel (202, 409), run
-artifacts, artifact download (302 to a signed storage URL of this same server), commit
-statuses (201); errors as `{"message", "documentation_url", "status"}`. It checks the token
-and the API headers on every API request and records every request.
+when asked with `return_run_details`), runs of a workflow (paged as GitHub pages them: `per_page`,
+`page`, a `Link` header), one run, cancel (202, 409), run artifacts, artifact download (302 to a
+signed storage URL of this same server), commit statuses (201); errors as `{"message",
+"documentation_url", "status"}`. It checks the token and the API headers on every API request
+and records every request.
 
 A dispatched run goes queued -> in_progress -> completed with `Script.conclusion`, one step per
 `GET` of the run after `Script.polls_queued` / `polls_in_progress` polls. `fail(...)` queues
@@ -42,6 +43,7 @@ class Script:
     run_name_has_correlation: bool = True  # the workflow sets run-name with correlation_id
     appears_after_lists: int = 0  # runs lists that do not show the new run yet
     artifact_expired: bool = False
+    dispatched_after: int = 0  # runs someone else dispatches right after each of ours
 
 
 @dataclass

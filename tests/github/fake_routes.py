@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 if TYPE_CHECKING:
     from tests.github.fake_github import FakeGitHub, Request, Run
@@ -94,6 +95,8 @@ def _dispatch(fake: FakeGitHub, request: Request, repo: str, workflow: str) -> A
     if problem is not None:
         return error(422, problem)
     run = fake.new_run(repo, workflow, dict(body.get("inputs") or {}))
+    for other in range(fake.script.dispatched_after):  # a busy workflow: others dispatch too
+        fake.new_run(repo, workflow, {"correlation_id": f"someone-else-{run.id}-{other}"})
     if body.get("return_run_details") and fake.script.run_details == "details":
         data = fake.run_json(run)
         return answer(
@@ -128,16 +131,41 @@ def _list_runs(fake: FakeGitHub, request: Request, repo: str, workflow: str) -> 
         return error(404, "Not Found")
     since = request.query.get("created", "").removeprefix(">=")
     event = request.query.get("event")
+    first_page = request.query.get("page", "1") == "1"  # a new listing, not its next page
     shown = []
     for run in sorted(fake.runs.values(), key=lambda r: r.id, reverse=True):
-        run.lists_seen += 1
+        run.lists_seen += 1 if first_page else 0
         if run.lists_seen <= run.script.appears_after_lists or run.workflow != workflow:
             continue
         if (since and run.created_at < since) or (event and event != "workflow_dispatch"):
             continue
         shown.append(fake.run_json(run))
     shown.append(_foreign_run(fake, repo))
-    return answer(200, {"total_count": len(shown), "workflow_runs": shown})
+    return _paginated(fake, request, "workflow_runs", shown)
+
+
+def _paginated(fake: FakeGitHub, request: Request, key: str, items: list[Any]) -> Answer:
+    """One page of `items` as GitHub pages a list: `per_page` (30 unless asked, at most 100)
+    from `page` (1 first), `total_count` of them all, and a `Link` header to the first, previous,
+    next and last pages (each only when there is one, none when all fit on one page)."""
+    per_page = min(int(request.query.get("per_page", "30")), 100)
+    page = max(int(request.query.get("page", "1")), 1)
+    last = max((len(items) + per_page - 1) // per_page, 1)
+    body = {"total_count": len(items), key: items[(page - 1) * per_page : page * per_page]}
+    if last == 1:
+        return answer(200, body)
+    neighbours = {"prev": page - 1, "next": page + 1, "last": last, "first": 1}
+    links = [
+        f'<{_page_url(fake, request, number)}>; rel="{rel}"'
+        for rel, number in neighbours.items()
+        if 1 <= number <= last and (rel not in ("last", "first") or number != page)
+    ]
+    return answer(200, body, link=", ".join(links))
+
+
+def _page_url(fake: FakeGitHub, request: Request, page: int) -> str:
+    query = urlencode({**request.query, "page": str(page)})
+    return f"{fake.url}{request.path}?{query}"
 
 
 def _foreign_run(fake: FakeGitHub, repo: str) -> dict[str, Any]:

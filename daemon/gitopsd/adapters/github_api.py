@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -53,6 +54,7 @@ __all__ = [
 API_VERSION = "2022-11-28"
 STATUS_STATES = ("pending", "success", "failure", "error")
 MAX_STATUS_DESCRIPTION = 140  # characters GitHub shows of a commit status description
+MAX_RUN_PAGES = 10  # of 100 runs: all GitHub lists of a workflow's runs filtered by creation time
 _UNKNOWN_KEY = "return_run_details"
 
 
@@ -179,7 +181,28 @@ class GitHubClient:
         created_since: datetime | None = None,
         stop: Stop | None = None,
     ) -> list[WorkflowRun]:
-        """The newest 100 runs of `workflow` (enough: the caller narrows by creation time)."""
+        """Every run `workflow_runs` reads (up to MAX_RUN_PAGES pages)."""
+        return list(
+            self.workflow_runs(
+                repository, workflow, event=event, created_since=created_since, stop=stop
+            )
+        )
+
+    def workflow_runs(
+        self,
+        repository: str,
+        workflow: str,
+        *,
+        event: str | None = None,
+        created_since: datetime | None = None,
+        stop: Stop | None = None,
+    ) -> Iterator[WorkflowRun]:
+        """The runs of `workflow`, newest first, a page of 100 at a time: the next page (its
+        `Link` header's rel="next") is read only when the caller goes on past this one, so a
+        run found on page 1 costs one request, and a run on page 2 (more than 100 runs in the
+        window: a busy workflow, a step resumed hours later) is still found. At most
+        MAX_RUN_PAGES pages: GitHub lists no more than 1,000 runs when filtered by `created`
+        or `event`; a run beyond them is not found yet."""
         params: dict[str, str | int] = {"per_page": 100}
         if event is not None:
             params["event"] = event
@@ -188,8 +211,12 @@ class GitHubClient:
             params["created"] = f">={stamp}"
         path = f"/repos/{repository}/actions/workflows/{workflow}/runs"
         response = self._call("GET", path, stop=stop, params=params)
-        page = _parse(_RunsPage, response, what=f"GET {path}")
-        return list(page.workflow_runs)
+        for page in range(1, MAX_RUN_PAGES + 1):
+            yield from _parse(_RunsPage, response, what=f"GET {path}").workflow_runs
+            following = self._next_page(response, what=f"GET {path}")
+            if following is None or page == MAX_RUN_PAGES:
+                return
+            response = self._call("GET", following, stop=stop)
 
     def get_run(self, repository: str, run_id: int, *, stop: Stop | None = None) -> WorkflowRun:
         path = f"/repos/{repository}/actions/runs/{run_id}"
@@ -271,6 +298,21 @@ class GitHubClient:
         if target_url:
             body["target_url"] = target_url
         self._call("POST", f"/repos/{repository}/statuses/{sha}", json=body)
+
+    def _next_page(self, response: httpx.Response, *, what: str) -> str | None:
+        """The URL of the page after `response` (its `Link` header's rel="next"), None on the
+        last page. A link that leaves the API base URL is refused: the token goes with every
+        request this client sends."""
+        following = response.links.get("next", {}).get("url")
+        if following is None:
+            return None
+        if not following.startswith(self.api_url + "/"):
+            raise GitHubError(
+                f"GitHub API {what}: the next page's link leaves {self.api_url}: "
+                f"{self._retrier.scrub(following)}",
+                status=response.status_code,
+            )
+        return following
 
     # --- one request --------------------------------------------------------------------------
 

@@ -180,25 +180,45 @@ class Following:
     def _look_up(
         self, correlation_id: str, *, since: datetime, stop: Stop | None
     ) -> WorkflowRun | None:
-        runs = self._dispatched_since(since, stop=stop, looking_for="the run")
-        return next((run for run in runs or () if _carries(run, correlation_id)), None)
+        runs = self._dispatched_since(
+            since,
+            stop=stop,
+            looking_for="the run",
+            wanted=lambda run: _carries(run, correlation_id),
+            first_only=True,
+        )
+        return runs[0] if runs else None
 
     def _dispatched_since(
-        self, since: datetime, *, stop: Stop | None, looking_for: str
+        self,
+        since: datetime,
+        *,
+        stop: Stop | None,
+        looking_for: str,
+        wanted: Callable[[WorkflowRun], bool],
+        first_only: bool = False,
     ) -> list[WorkflowRun] | None:
-        """The workflow's dispatched runs created since `since`; None (logged) when GitHub
+        """The workflow's dispatched runs created since `since` that are `wanted`, read page
+        by page (only up to the first one when `first_only`); None (logged) when GitHub
         could not say."""
+        found: list[WorkflowRun] = []
+        runs = self.client.workflow_runs(
+            self.driver.repository,
+            self.driver.workflow,
+            event="workflow_dispatch",
+            created_since=since,
+            stop=stop,
+        )
         try:
-            return self.client.list_workflow_runs(
-                self.driver.repository,
-                self.driver.workflow,
-                event="workflow_dispatch",
-                created_since=since,
-                stop=stop,
-            )
+            for run in runs:
+                if wanted(run):
+                    found.append(run)
+                    if first_only:
+                        break
         except GitHubUnavailableError as error:
             self.log(f"GitHub API unavailable while looking for {looking_for}: {error}")
             return None
+        return found
 
     def _late_look_up(self) -> int | None:
         """Stopped while looking for the run: one last look, so a run that did start is
@@ -250,11 +270,13 @@ class Following:
 
     def _earlier_runs(self, key: str, since: datetime) -> list[WorkflowRun] | None:
         """The step's runs that have not completed; None when GitHub could not say."""
-        runs = self._dispatched_since(since, stop=self.stop, looking_for="earlier runs")
-        if runs is None:
-            return None
         mark = github_protocol.step_mark(key)
-        return [run for run in runs if _carries(run, mark) and run.status != "completed"]
+        return self._dispatched_since(
+            since,
+            stop=self.stop,
+            looking_for="earlier runs",
+            wanted=lambda run: _carries(run, mark) and run.status != "completed",
+        )
 
     def _ask_cancel(self, run_id: int) -> bool:
         """Ask GitHub to cancel run `run_id`; whether it took the request (False: it had

@@ -203,8 +203,10 @@ class FakeControl:
                 raise RevisionNotFoundError(f"no commit named {revision!r}")
         return {"environment": environment, "from": old, "to": new or other, "differs": True}
 
-    def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
-        self._record("submit_drift_check", environment, identity=identity)
+    def submit_drift_check(
+        self, environment: str, *, identity: Identity, remediate: bool = False
+    ) -> str:
+        self._record("submit_drift_check", environment, identity=identity, remediate=remediate)
         self._known(environment)
         return self._new_id("drift")
 

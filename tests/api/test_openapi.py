@@ -85,6 +85,8 @@ def test_each_route_documents_its_role_success_and_auth_errors(
         ("ApprovalRequest", bodies.ApprovalRequest),
         ("SuspensionRequest", bodies.SuspensionRequest),
         ("NoFields", bodies.NoFields),
+        ("DriftRequest", bodies.DriftRequest),
+        ("PromotionRequest", bodies.PromotionRequest),
     ],
 )
 def test_documented_bodies_have_the_fields_the_app_accepts(

@@ -199,6 +199,31 @@ def test_drift_check_is_202_with_its_id(client: TestClient, fake: FakeControl) -
     response = client.post("/api/v1/environments/prod/drift")
     assert (response.status_code, response.json()) == (202, {"id": "drift-new-1"})
     assert fake.calls_to("submit_drift_check")[0].args == ("prod",)
+    assert fake.calls_to("submit_drift_check")[0].kwargs["remediate"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "remediate"), [(None, False), ({}, False), ({"remediate": False}, False),
+                            ({"remediate": True}, True)],
+)  # fmt: skip
+def test_a_drift_check_may_ask_to_remediate_as_the_cli_flag_does(
+    client: TestClient, fake: FakeControl, body: dict[str, bool] | None, remediate: bool
+) -> None:
+    response = client.post("/api/v1/environments/prod/drift", json=body)
+    assert response.status_code == 202, response.text
+    assert fake.calls_to("submit_drift_check")[0].kwargs["remediate"] is remediate
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"remediate": "yes"}, "remediate"), ({"remediate": 1}, "remediate"), ({"fix": True}, "fix")],
+)
+def test_a_drift_check_s_body_is_checked_as_every_body_is(
+    client: TestClient, fake: FakeControl, body: dict[str, object], field: str
+) -> None:
+    response = client.post("/api/v1/environments/prod/drift", json=body)
+    assert response.status_code == 422 and field in response.text, response.text
+    assert fake.calls_to("submit_drift_check") == []
 
 
 def test_approval_returns_the_daemons_answer(client: TestClient, fake: FakeControl) -> None:

@@ -7,7 +7,10 @@ import json
 import time
 from datetime import timedelta
 
+from gitopsd.api.app import create_app
+from gitopsd.api.auth import Tokens
 from gitopsd.runtime.control import Identity
+from tests.api.conftest import JSON, TEST_RULES, TestClient
 from tests.daemon.conftest import InProcess, eventually, status
 from tests.daemon.harness import metric
 from tests.runtime.test_drift_checks import with_checks
@@ -78,3 +81,30 @@ def test_a_drift_check_waits_for_a_running_apply_and_remediates_when_allowed(
 
     eventually(lambda: counted("in_sync") == 1, "the check after repair counted")
     assert counted("drifted") == 1  # the check that found what was repaired
+
+
+def test_a_drift_check_through_the_api_repairs_a_suspended_environment_when_asked(
+    started: InProcess,
+) -> None:
+    """`{"remediate": true}` is `gitopsd drift --remediate`: a person asks, so suspension does
+    not hold the repair; a check without it only reports the drift."""
+    daemon, _clock, _jobs, _world = started(with_checks())
+    eventually(lambda: status(daemon, "dev") == "verified", "dev to be applied")
+    daemon.suspend("dev", reason="incident", identity=Identity("alice"))
+    (daemon.workspace.state_root / "dev" / "net" / "tampered").write_text("")
+    app = create_app(daemon, tokens=Tokens.none(), webhook_secret=None, rules=TEST_RULES)
+    with TestClient(app, headers=JSON) as api:
+        only_checked = api.post("/api/v1/environments/dev/drift")
+        assert only_checked.status_code == 202, only_checked.text
+        eventually(lambda: "drift.checked" in drift_events(daemon), "the first check")
+        asked = api.post("/api/v1/environments/dev/drift", json={"remediate": True})
+        assert asked.status_code == 202, asked.text
+    recorded = daemon.workspace.store.get_request(asked.json()["id"])
+    assert recorded is not None and recorded.remediate  # kept across a restart
+    eventually(lambda: drift_events(daemon).count("drift.checked") == 3, "the check after repair")
+    [remediation] = [r for r in daemon.runs("dev")["runs"] if r["trigger"] == "remediation"]
+    assert remediation["status"] == "succeeded"
+    net = daemon.workspace.store.get_component("dev", "net")
+    assert net is not None and net.drift.value == "in_sync"
+    state = daemon.workspace.store.get_environment("dev")
+    assert state is not None and state.suspension is not None  # still suspended

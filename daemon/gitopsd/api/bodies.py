@@ -40,6 +40,19 @@ class NoFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class DriftRequest(BaseModel):
+    """The body of POST /api/v1/environments/{env}/drift (optional: check, repair only what the
+    manifest's `drift.remediate` asks for, which suspension holds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    remediate: bool = Field(
+        default=False,
+        strict=True,
+        description="repair the drift found, also while suspended (gitopsd drift --remediate)",
+    )
+
+
 class ApprovalRequest(BaseModel):
     """The body of POST /api/v1/environments/{env}/approvals (no revision: the pending one)."""
 

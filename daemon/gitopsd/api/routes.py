@@ -18,6 +18,7 @@ from starlette.routing import Route
 from gitopsd.api import calls, deliveries, log_stream, openapi, scopes, webhooks
 from gitopsd.api.bodies import (
     ApprovalRequest,
+    DriftRequest,
     NoFields,
     PromotionRequest,
     RollbackRequest,
@@ -169,10 +170,13 @@ async def cancel_run(request: Request) -> Response:
 
 async def check_drift(request: Request) -> Response:
     caller = calls.caller(request, "operate")
-    await calls.body(request, NoFields, required=False)
+    body = await calls.body(request, DriftRequest, required=False)
+    remediate = body is not None and body.remediate
     env = request.path_params["env"]
     control = calls.context(request).control
-    check_id = await run_in_threadpool(lambda: control.submit_drift_check(env, identity=caller))
+    check_id = await run_in_threadpool(
+        lambda: control.submit_drift_check(env, identity=caller, remediate=remediate)
+    )
     return JSONResponse({"id": check_id}, status_code=202)
 
 

@@ -45,6 +45,7 @@ class Request:
     seen_at: float = 0.0
     plan: str | None = None  # apply exactly this saved plan (checked again when taken)
     forced: bool = False  # an operator's override of a change window (SPEC 3.3)
+    remediate: bool = False  # a drift check asked to repair drift (`gitopsd drift --remediate`)
 
 
 @dataclass

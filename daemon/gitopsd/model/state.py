@@ -412,6 +412,9 @@ class Request(Record):
     priority: int = 1
     plan: str | None = Field(default=None, description="the saved plan it applies, if any")
     forced: bool = Field(default=False, description="overrides a change window (SPEC 3.3)")
+    remediate: bool = Field(
+        default=False, description="a drift check a person asked to repair drift (not held)"
+    )
     status: RequestStatus = RequestStatus.QUEUED
     reason: str | None = Field(default=None, description="why it waits, while it waits")
     last_error: str | None = None

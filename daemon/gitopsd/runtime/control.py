@@ -168,8 +168,11 @@ class Control(Protocol):
         (what this environment lacks that `other` has). UnknownRevisionError for a bad one."""
         ...
 
-    def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
-        """Queue a drift check of the environment; returns its id."""
+    def submit_drift_check(
+        self, environment: str, *, identity: Identity, remediate: bool = False
+    ) -> str:
+        """Queue a drift check of the environment; returns its id. `remediate`: repair the
+        drift it finds, as `gitopsd drift --remediate` (also while suspended: a person asks)."""
         ...
 
     def approve(

@@ -333,8 +333,10 @@ class Daemon:
     ) -> dict[str, Any]:
         return self.reads.diff(environment, old=old, new=new, other=other)
 
-    def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
-        return self.requests.submit_drift_check(environment, identity=identity)
+    def submit_drift_check(
+        self, environment: str, *, identity: Identity, remediate: bool = False
+    ) -> str:
+        return self.requests.submit_drift_check(environment, identity=identity, remediate=remediate)
 
     def approve(
         self, environment: str, *, revision: str | None, identity: Identity

@@ -93,9 +93,20 @@ class FollowUps:
             actor=completion.asked_by,
         )
 
-    def drift_check(self, environment: str, *, priority: Priority, actor: str) -> Request:
+    def drift_check(
+        self, environment: str, *, priority: Priority, actor: str, remediate: bool = False
+    ) -> Request:
+        """A drift check request; `remediate`: a person asks that drift be repaired (as
+        `gitopsd drift --remediate`), which no suspension holds (`drifting.check_now`)."""
         trigger = "schedule" if priority is Priority.SCHEDULED else "api"
-        return self._request(environment, priority, RequestKind.DRIFT, trigger=trigger, actor=actor)
+        return self._request(
+            environment,
+            priority,
+            RequestKind.DRIFT,
+            trigger=trigger,
+            actor=actor,
+            remediate=remediate,
+        )
 
     def later(self, when: datetime, request: Request) -> None:
         """Submit `request` at `when`; one pending look per environment and action."""
@@ -120,7 +131,7 @@ class FollowUps:
 
     def _request(
         self, environment: str, priority: Priority, action: RequestKind, *, trigger: str,
-        actor: str = "gitopsd",
+        actor: str = "gitopsd", remediate: bool = False,
     ) -> Request:  # fmt: skip
         return Request(
             id=new_run_id(self._clock),
@@ -129,6 +140,7 @@ class FollowUps:
             action=action,
             trigger=trigger,
             actor=actor,
+            remediate=remediate,
         )
 
     def _environments(self) -> list[tuple[str, EnvironmentEntry]]:

@@ -344,6 +344,7 @@ class Handling:
             self.workspace,
             environment,
             repository=self.reconciler.repository,
+            remediate=request.remediate,
             actor=request.actor,
             automatic=request.trigger in AUTOMATIC,
         )

@@ -354,6 +354,7 @@ def _record(work: Work, now: datetime) -> Request:
         priority=int(work.priority),
         plan=work.plan,
         forced=work.forced,
+        remediate=work.remediate,
         created_at=now,
         updated_at=now,
     )
@@ -371,4 +372,5 @@ def _work(record: Request) -> Work:
         trigger=record.trigger,
         plan=record.plan,
         forced=record.forced,
+        remediate=record.remediate,
     )

@@ -238,8 +238,12 @@ class Terms:
             environment, action=action, components=components, revision=revision, identity=identity
         )
 
-    def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
-        return self._leader().submit_drift_check(environment, identity=identity)
+    def submit_drift_check(
+        self, environment: str, *, identity: Identity, remediate: bool = False
+    ) -> str:
+        return self._leader().submit_drift_check(
+            environment, identity=identity, remediate=remediate
+        )
 
     def promote(
         self, environment: str, *, revision: str | None, force: bool, identity: Identity

@@ -154,10 +154,12 @@ class OperatorRequests:
                  request.environment, request.id)  # fmt: skip
         return request.id
 
-    def submit_drift_check(self, environment: str, *, identity: Identity) -> str:
+    def submit_drift_check(
+        self, environment: str, *, identity: Identity, remediate: bool = False
+    ) -> str:
         self._check_environment(environment)
         request = self._followups.drift_check(
-            environment, priority=Priority.OPERATOR, actor=identity.name
+            environment, priority=Priority.OPERATOR, actor=identity.name, remediate=remediate
         )
         self._submit(request)
         return request.id

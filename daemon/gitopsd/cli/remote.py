@@ -131,7 +131,9 @@ def environment_path(environment: str, *rest: str) -> str:
 
 
 def show(data: dict[str, Any], text: str, *, as_json: bool) -> None:
-    click.echo(json.dumps(data, indent=2) if as_json else text)
+    """The daemon's answer as JSON, or `text`: one line that may quote what the daemon stored
+    (a reason, an outcome), escaped as every such line is (`render.terminal_line`)."""
+    click.echo(json.dumps(data, indent=2) if as_json else render.terminal_line(text))
 
 
 def follow(remote: Remote, run_id: str, environment: str, *, as_json: bool) -> None:

@@ -6,7 +6,7 @@ They are plain values; the store serialises them and the engine derives new ones
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -174,9 +174,13 @@ class CurrentWait(Record):
 # the longest suspension reason, from the command line and the API alike: it is shown by
 # status and in every event of the environment's history, so it stays a sentence or two
 MAX_REASON_LENGTH = 1000
-# the marks that reorder how text is displayed (U+202E shows what follows backwards)
-BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# what a line shown to people may not hold: a control character (category Cc: a line break
+# forges a log line, an escape sequence drives the reader's terminal) or a mark that reorders
+# how text is displayed (U+202E shows what follows backwards). Refused in new reasons
+# (`reason_problem`), escaped where text stored before is shown (cli.render.terminal_line).
+UNSAFE_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f"  # every control character (Cc)
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"  # every bidirectional mark and override
 )
 
 
@@ -187,9 +191,9 @@ def reason_problem(reason: str) -> str | None:
     reader's terminal) nor a bidirectional override (which hides what the text says)."""
     if len(reason) > MAX_REASON_LENGTH:
         return f"{len(reason):,} characters, over {MAX_REASON_LENGTH:,}"
-    for character in reason:
-        if unicodedata.category(character) == "Cc" or character in BIDI_CONTROLS:
-            return f"holds the control character U+{ord(character):04X}: one line of text"
+    unsafe = UNSAFE_CHARACTERS.search(reason)
+    if unsafe is not None:
+        return f"holds the control character U+{ord(unsafe.group()):04X}: one line of text"
     return None
 
 

@@ -102,3 +102,13 @@ def test_terminal_line_escapes_only_what_drives_or_reorders_a_terminal(
     text: str, shown: str
 ) -> None:
     assert render.terminal_line(text) == shown
+
+
+def test_an_error_quoting_a_stored_reason_shows_it_escaped(world: World) -> None:
+    """Suspending dev again refuses, quoting the reason it is suspended for: its escape
+    sequences and bidirectional marks are shown escaped (its line break stays one)."""
+    again = gitopsd(world, "suspend", "--env", "dev", "--reason", "again")
+    assert again.returncode == 1
+    assert again.stderr.startswith("gitopsd: error: ")
+    assert "\\x1b[2J\\x1b[31mall clear" in again.stderr and "\\u202eevil" in again.stderr
+    assert "\x1b" not in again.stderr and "\u202e" not in again.stderr

@@ -32,6 +32,7 @@ import click
 from gitopsd import answers
 from gitopsd.adapters import data_folder
 from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.cli import render
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import GitopsdError
 from gitopsd.runtime.runs import revisions
@@ -288,7 +289,10 @@ def fail(message: str, *, as_json: bool = False, code: int = EXIT_FAILED) -> Non
     stdout too."""
     if as_json:
         click.echo(json.dumps({"error": message}))
-    click.echo(f"gitopsd: error: {message}", err=True)
+    # an error may quote stored text (a suspension's reason): its escape sequences and
+    # bidirectional marks are shown escaped; its own line breaks are kept
+    shown = "\n".join(map(render.terminal_line, message.split("\n")))
+    click.echo(f"gitopsd: error: {shown}", err=True)
     sys.exit(code)
 
 

@@ -57,10 +57,12 @@ def admit(
     """May `action` of `revision` (default: what the environment wants) run in
     `environment` now? See engine.admitting for the rules."""
     head = workspace.source.head()  # once: the manifests, the default and the branch check
-    found = entry(workspace, environment, head=head)
+    state = workspace.store.get_environment(environment)  # once: the rules and facts agree
+    found = _governed(workspace, environment, head, state)
     wanted = workspace.source.resolve(revision) if revision else None
     ask = admitting.Ask(environment, action, wanted, forced=forced, automatic=automatic)
-    decision = admitting.decide(ask, _facts(workspace, found, head, workspace.clock.now()))
+    facts = _facts(workspace, found, state, head, workspace.clock.now())
+    decision = admitting.decide(ask, facts)
     if record:
         candidate = automatic or revision is None  # what the environment itself would take
         decision = _record(
@@ -79,23 +81,32 @@ def entry(workspace: Workspace, environment: str, *, head: str | None = None) ->
     """The environment's manifest at the branch head, held to the rules of the revision it
     is at (engine.governing: a commit cannot loosen them for itself, only tighten them);
     RunRefusedError for an environment the head does not have."""
+    state = workspace.store.get_environment(environment)
+    return _governed(workspace, environment, head, state)
+
+
+def _governed(
+    workspace: Workspace, environment: str, head: str | None, state: EnvironmentState | None
+) -> EnvironmentEntry:
     repository = workspace.manifests(head)
     found = repository.environments.get(environment)
     if found is None:
         known = ", ".join(sorted(repository.environments)) or "none"
         raise RunRefusedError(f"unknown environment {environment!r} (environments: {known})")
-    state = workspace.store.get_environment(environment)
     return governing.governed_at(
         found, state.revision if state else None, workspace.valid_manifests
     )
 
 
 def _facts(
-    workspace: Workspace, found: EnvironmentEntry, head: str, now: datetime
+    workspace: Workspace,
+    found: EnvironmentEntry,
+    state: EnvironmentState | None,
+    head: str,
+    now: datetime,
 ) -> admitting.Facts:
     store, name = workspace.store, found.manifest.name
     spec, upstream = found.manifest.spec, found.manifest.upstream
-    state = store.get_environment(name)
     suspension = state.suspension if state else None
     return admitting.Facts(
         now=now,

@@ -95,7 +95,7 @@ def test_a_used_up_rate_limit_waits_until_its_reset(
     limited = error(403, "API rate limit exceeded for user ID 1.")
     limited.headers.update({"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset})
     fake_github.fail("GET", RUNS, limited)
-    runs = client_for(fake_github, time).list_workflow_runs(REPO, WORKFLOW)
+    runs = list(client_for(fake_github, time).workflow_runs(REPO, WORKFLOW))
     assert [run.id for run in runs] == [999] and time.slept == [43.0]
 
 
@@ -108,7 +108,7 @@ def test_429_waits_retry_after_and_a_secondary_limit_one_minute(
         answer(429, {"message": "Too Many Requests"}, retry_after="7"),
         error(403, "You have exceeded a secondary rate limit. Please wait a few minutes."),
     )
-    client_for(fake_github, time, deadline=300).list_workflow_runs(REPO, WORKFLOW)
+    list(client_for(fake_github, time, deadline=300).workflow_runs(REPO, WORKFLOW))
     assert time.slept == [7.0, 60.0] and len(fake_github.calls("GET", RUNS)) == 3
 
 
@@ -120,7 +120,7 @@ def test_a_rate_limit_past_the_deadline_is_a_clear_error(
     limited.headers.update({"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset})
     fake_github.fail("GET", RUNS, limited)
     with pytest.raises(GitHubUnavailableError, match=r"rate limit used up \(403\) until \d\d:"):
-        client_for(fake_github, time).list_workflow_runs(REPO, WORKFLOW)
+        list(client_for(fake_github, time).workflow_runs(REPO, WORKFLOW))
     assert time.slept == []
 
 
@@ -128,7 +128,7 @@ def test_server_errors_are_retried_with_growing_backoff(
     fake_github: FakeGitHub, time: FakeTime
 ) -> None:
     fake_github.fail("GET", RUNS, error(502, "Server Error"), error(503, "Unicorn!"))
-    runs = client_for(fake_github, time, backoff=1.0).list_workflow_runs(REPO, WORKFLOW)
+    runs = list(client_for(fake_github, time, backoff=1.0).workflow_runs(REPO, WORKFLOW))
     assert len(runs) == 1 and time.slept == [1.0, 2.0]
 
 
@@ -138,7 +138,7 @@ def test_a_cancel_ends_a_rate_limit_wait_within_one_check(
     fake_github.fail("GET", RUNS, answer(429, {"message": "Too Many Requests"}, retry_after="60"))
     stop = Stop(cancelled=lambda: time.now >= 1005.0, check_every=2.0)
     with pytest.raises(GitHubStoppedError) as raised:
-        client_for(fake_github, time).list_workflow_runs(REPO, WORKFLOW, stop=stop)
+        list(client_for(fake_github, time).workflow_runs(REPO, WORKFLOW, stop=stop))
     assert raised.value.reason == "cancelled"
     assert "retry-after 60s); stopped waiting to try again: cancelled" in str(raised.value)
     assert time.slept == [2.0, 2.0, 2.0]  # noticed at the first check after 1005, not at 1060
@@ -151,7 +151,7 @@ def test_the_time_left_ends_a_5xx_retry_series_on_time(
     fake_github.fail("GET", RUNS, *[error(502, "Server Error") for _ in range(4)])
     stop = Stop(time_left=lambda: 1005.5 - time.now, check_every=100.0)
     with pytest.raises(GitHubStoppedError, match="502 Server Error; stopped") as raised:
-        client_for(fake_github, time, backoff=1.0).list_workflow_runs(REPO, WORKFLOW, stop=stop)
+        list(client_for(fake_github, time, backoff=1.0).workflow_runs(REPO, WORKFLOW, stop=stop))
     assert raised.value.reason == "timed_out"
     assert time.slept == [1.0, 2.0, 2.5]  # the 4 s backoff is cut at the time left
     assert len(fake_github.calls("GET", RUNS)) == 3
@@ -189,14 +189,14 @@ def test_the_breaker_opens_after_repeated_5xx_and_then_refuses_at_once(
         breaker=CircuitBreaker(threshold=3, base_delay=30.0, max_delay=60.0),
     )
     with pytest.raises(GitHubUnavailableError, match="500 Server Error; gave up"):
-        client.list_workflow_runs(REPO, WORKFLOW)
+        list(client.workflow_runs(REPO, WORKFLOW))
     tried = len(fake_github.calls("GET", RUNS))
     assert tried == 3  # the third failure opened the breaker for 30s, past the 10s deadline
     with pytest.raises(GitHubUnavailableError, match="circuit breaker is open after 3 failures"):
         client.get_run(REPO, 1)
     assert len(fake_github.requests) == tried  # refused without a request
     time.sleep(31.0)  # past the breaker's delay: one trial goes out, succeeds, closes it
-    assert [run.id for run in client.list_workflow_runs(REPO, WORKFLOW)] == [999]
+    assert [run.id for run in client.workflow_runs(REPO, WORKFLOW)] == [999]
     assert len(fake_github.calls("GET", RUNS)) == tried + 1
 
 
@@ -293,7 +293,7 @@ def test_runs_are_read_page_by_page_as_github_links_them(
     fake_github: FakeGitHub, time: FakeTime
 ) -> None:
     _dispatched(fake_github, 150)
-    runs = client_for(fake_github, time).list_workflow_runs(REPO, WORKFLOW)
+    runs = list(client_for(fake_github, time).workflow_runs(REPO, WORKFLOW))
     assert len(runs) == 151 and runs[-1].id == 999  # and the foreign run, the oldest
     assert len({run.id for run in runs}) == 151
     assert [r.query.get("page") for r in fake_github.calls("GET", RUNS)] == [None, "2"]
@@ -301,7 +301,7 @@ def test_runs_are_read_page_by_page_as_github_links_them(
 
 def test_runs_are_read_up_to_the_1000_github_lists(fake_github: FakeGitHub, time: FakeTime) -> None:
     _dispatched(fake_github, 1050)
-    runs = client_for(fake_github, time).list_workflow_runs(REPO, WORKFLOW)
+    runs = list(client_for(fake_github, time).workflow_runs(REPO, WORKFLOW))
     assert len(runs) == 1000 and len(fake_github.calls("GET", RUNS)) == 10
 
 
@@ -317,5 +317,5 @@ def test_a_next_page_link_that_leaves_the_api_is_not_followed(
     )
     fake_github.fail("GET", RUNS, elsewhere)
     with pytest.raises(GitHubError, match="leaves"):
-        client_for(fake_github, time).list_workflow_runs(REPO, WORKFLOW)
+        list(client_for(fake_github, time).workflow_runs(REPO, WORKFLOW))
     assert len(fake_github.calls("GET", RUNS)) == 1

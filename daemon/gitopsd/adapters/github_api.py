@@ -172,22 +172,6 @@ class GitHubClient:
             return DispatchResult()
         return _parse(DispatchResult, response, what=f"POST {path}")
 
-    def list_workflow_runs(
-        self,
-        repository: str,
-        workflow: str,
-        *,
-        event: str | None = None,
-        created_since: datetime | None = None,
-        stop: Stop | None = None,
-    ) -> list[WorkflowRun]:
-        """Every run `workflow_runs` reads (up to MAX_RUN_PAGES pages)."""
-        return list(
-            self.workflow_runs(
-                repository, workflow, event=event, created_since=created_since, stop=stop
-            )
-        )
-
     def workflow_runs(
         self,
         repository: str,

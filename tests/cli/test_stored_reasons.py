@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from gitopsd.adapters.sqlite_store import SqliteStore
-from gitopsd.cli import render
-from gitopsd.model.state import Event
+from gitopsd.model.state import Event, escape_unsafe
 from tests.cli.test_run_commands import as_json, gitopsd
 from tests.runtime.test_promotion_flow import chain
 from tests.runtime.world import World
@@ -98,10 +97,10 @@ def test_rollback_s_suspension_line_shows_the_reason_it_restates_escaped(
         ("C:\\temp\\x1b", "C:\\temp\\x1b"),  # a backslash typed is left as typed
     ],
 )
-def test_terminal_line_escapes_only_what_drives_or_reorders_a_terminal(
+def test_escape_unsafe_escapes_only_what_drives_or_reorders_a_terminal(
     text: str, shown: str
 ) -> None:
-    assert render.terminal_line(text) == shown
+    assert escape_unsafe(text) == shown
 
 
 def test_an_error_quoting_a_stored_reason_shows_it_escaped(world: World) -> None:

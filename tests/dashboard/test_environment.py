@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
+from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.model.state import Suspension
 from tests.daemon.harness import DaemonProcess
 from tests.dashboard.conftest import (
     FormClient,
@@ -139,6 +142,34 @@ def test_an_operator_suspends_and_resumes_and_a_reader_may_not(
     assert served.environment("dev", headers=ALICE)["suspension"] is None
     carol.close()
     alice.close()
+
+
+def test_a_stored_reason_s_control_characters_and_bidi_marks_are_shown_escaped(
+    two_revisions: tuple[DaemonProcess, str, str],
+) -> None:
+    """A suspension reason an older gitopsd stored as it was given (written straight into the
+    store): the page shows U+202E and the line break as escapes, not as marks that turn the
+    rest of the line around."""
+    served = two_revisions[0]
+    store = SqliteStore(served.data / "state.db")
+    hostile = "freeze\nforged\u202eevil"
+    try:
+        state = store.get_environment("dev")
+        assert state is not None
+        suspension = Suspension(actor="oncall", since=datetime.now(UTC), reason=hostile)
+        store.save_environment(state.model_copy(update={"suspension": suspension}))
+        reader = FormClient(served).log_in("carol")
+        for path in ("/environments/dev", "/"):
+            page = reader.http.get(path)
+            assert page.status_code == 200
+            assert "freeze\\nforged\\u202eevil" in page.text, path
+            assert "\u202e" not in page.text, path
+        reader.close()
+    finally:
+        state = store.get_environment("dev")
+        assert state is not None
+        store.save_environment(state.model_copy(update={"suspension": None}))
+        store.close()
 
 
 def test_the_diff_page_shows_what_changed_between_two_revisions_and_the_commits(

@@ -32,9 +32,9 @@ import click
 from gitopsd import answers
 from gitopsd.adapters import data_folder
 from gitopsd.adapters.gitrepo import GitSource
-from gitopsd.cli import render
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import GitopsdError
+from gitopsd.model.state import escape_unsafe
 from gitopsd.runtime.runs import revisions
 
 if TYPE_CHECKING:
@@ -291,7 +291,7 @@ def fail(message: str, *, as_json: bool = False, code: int = EXIT_FAILED) -> Non
         click.echo(json.dumps({"error": message}))
     # an error may quote stored text (a suspension's reason): its escape sequences and
     # bidirectional marks are shown escaped; its own line breaks are kept
-    shown = "\n".join(map(render.terminal_line, message.split("\n")))
+    shown = "\n".join(map(escape_unsafe, message.split("\n")))
     click.echo(f"gitopsd: error: {shown}", err=True)
     sys.exit(code)
 

@@ -32,6 +32,7 @@ import httpx
 from gitopsd.api.auth import is_loopback
 from gitopsd.cli import render
 from gitopsd.errors import RemoteCallError
+from gitopsd.model.state import escape_unsafe
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -132,8 +133,8 @@ def environment_path(environment: str, *rest: str) -> str:
 
 def show(data: dict[str, Any], text: str, *, as_json: bool) -> None:
     """The daemon's answer as JSON, or `text`: one line that may quote what the daemon stored
-    (a reason, an outcome), escaped as every such line is (`render.terminal_line`)."""
-    click.echo(json.dumps(data, indent=2) if as_json else render.terminal_line(text))
+    (a reason, an outcome), escaped as every such line is (`escape_unsafe`)."""
+    click.echo(json.dumps(data, indent=2) if as_json else escape_unsafe(text))
 
 
 def follow(remote: Remote, run_id: str, environment: str, *, as_json: bool) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from gitopsd.engine.planning import Preview, Verdict
-from gitopsd.model.state import UNSAFE_CHARACTERS, Event, Request, Run, Step
+from gitopsd.model.state import Event, Request, Run, Step, escape_unsafe
 from gitopsd.runtime.runs.plan_run import PlannedComponent
 
 if TYPE_CHECKING:
@@ -16,7 +15,6 @@ if TYPE_CHECKING:
 
 MARKS = {Verdict.RUN: "~", Verdict.WAITING: "?", Verdict.UNCHANGED: "="}
 CHANGE_MARKS = {"added": "+", "removed": "-", "changed": "~"}
-_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}  # as Python writes them
 CHANGELOG_SHOWN = 10  # commits `diff` lists before "and N more" (JSON lists them all)
 # what a wait's kind waits for, in status's line about it (its reason says until when)
 WAITS = {
@@ -27,25 +25,9 @@ WAITS = {
 }
 
 
-def terminal_line(text: str) -> str:
-    """`text` with every control character and bidirectional mark (`UNSAFE_CHARACTERS`)
-    written as an escape (`\\x1b`, `\\n`, `\\u202e`): what every line showing stored text
-    (a suspension's reason, an event's message) goes through once. New reasons cannot hold
-    them (`reason_problem`), but one stored before that rule still may, and printed as it is
-    it would clear or drive the reader's terminal, forge a line, or hide what it says."""
-    return UNSAFE_CHARACTERS.sub(_escaped, text)
-
-
-def _escaped(found: re.Match[str]) -> str:
-    character = found.group()
-    named = _NAMED_ESCAPES.get(character)
-    code = ord(character)
-    return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
 def rollback_suspension(environment: str, reason: str) -> str:
     """The line saying a rollback suspended the environment's automatic work, for stderr."""
-    return terminal_line(f"{environment} suspended: {reason} (gitopsd resume --env {environment})")
+    return escape_unsafe(f"{environment} suspended: {reason} (gitopsd resume --env {environment})")
 
 
 def planned(run: Run, components: list[PlannedComponent]) -> str:
@@ -139,7 +121,7 @@ def request(record: Request) -> str:
     lines += _request_details(
         record.reason, record.last_error, record.next_attempt_at, record.superseded_by
     )
-    return "\n".join(map(terminal_line, lines))
+    return "\n".join(map(escape_unsafe, lines))
 
 
 def _request_details(
@@ -190,7 +172,7 @@ def status(report: dict[str, Any]) -> str:
                 open_request.get("next_attempt_at"),
                 None,
             )
-    return "\n".join(map(terminal_line, lines))
+    return "\n".join(map(escape_unsafe, lines))
 
 
 def _holding(environment: dict[str, Any]) -> list[str]:
@@ -256,7 +238,7 @@ def history(events: list[Event]) -> str:
             f"{event.at:%Y-%m-%d %H:%M:%S}  {where:<10} {event.actor:<10} "
             f"{event.kind:<22} {event.message}"
         )
-    return "\n".join(map(terminal_line, lines)) or "no events"
+    return "\n".join(map(escape_unsafe, lines)) or "no events"
 
 
 def diff(found: Diff) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from gitopsd.model.state import escape_unsafe
+
 SHORT_SHA = 12
 
 
@@ -28,6 +30,7 @@ def templates() -> Environment:
     environment.filters["age"] = age
     environment.filters["when"] = when
     environment.filters["shown"] = shown
+    environment.filters["escape_unsafe"] = escape_unsafe  # stored reasons, event messages
     return environment
 
 

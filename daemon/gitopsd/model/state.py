@@ -177,11 +177,31 @@ MAX_REASON_LENGTH = 1000
 # what a line shown to people may not hold: a control character (category Cc: a line break
 # forges a log line, an escape sequence drives the reader's terminal) or a mark that reorders
 # how text is displayed (U+202E shows what follows backwards). Refused in new reasons
-# (`reason_problem`), escaped where text stored before is shown (cli.render.terminal_line).
+# (`reason_problem`), escaped where text stored before is shown (`escape_unsafe`).
 UNSAFE_CHARACTERS = re.compile(
     "[\x00-\x1f\x7f-\x9f"  # every control character (Cc)
     "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"  # every bidirectional mark and override
 )
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}  # as Python writes them
+
+
+def escape_unsafe(text: str) -> str:
+    """`text` with every control character and bidirectional mark (`UNSAFE_CHARACTERS`)
+    written as an escape (`\\x1b`, `\\n`, `\\u202e`): what every line or page showing stored
+    text (a suspension's reason, an event's message) goes through once, in the terminal and
+    the dashboard. New reasons cannot hold them (`reason_problem`), but one stored before
+    that rule still may, and shown as it is it would clear or drive the reader's terminal,
+    forge a line, or hide what it says (U+202E shows what follows backwards, on a page too)."""
+    return UNSAFE_CHARACTERS.sub(_escaped, text)
+
+
+def _escaped(found: re.Match[str]) -> str:
+    character = found.group()
+    named = _NAMED_ESCAPES.get(character)
+    code = ord(character)
+    return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def reason_problem(reason: str) -> str | None:

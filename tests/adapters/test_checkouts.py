@@ -296,6 +296,34 @@ def test_a_checkout_made_from_the_spare_copy_equals_a_full_export(
     assert trees_in(root) == sorted([old, new])
 
 
+def test_a_checkout_made_from_an_older_one_without_a_spare_equals_a_full_export(
+    source: GitSource, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No spare made yet (commits faster than the housekeeper): the next export copies the
+    latest checkout by `cp -al`, opens only the folders along the changes, and ends as the
+    commit exactly, read-only, the older checkout untouched."""
+    monkeypatch.setattr(CheckoutCache, "_make_spare", lambda self, checkout: None)
+    root = tmp_path / "checkouts"
+    cache = CheckoutCache(source, root)
+    old = source.head()
+    cache.path(old)
+    (repo / "components" / "a" / "run.sh").chmod(0o644)
+    os.remove(repo / "x")
+    commit_files(repo, {"new/deep/file": "n", "components/a/more": "m"}, replace=False)
+    new = source.head()
+    made = cache.path(new)
+    full = tmp_path / "full"
+    full.mkdir()
+    source.export(new, full)
+    assert tree_of(made) == tree_of(full)
+    assert writable_entries(made) == []
+    assert tree_of(root / old)["x"] == ("1", 0)
+    assert (made / "components" / "a" / "more").stat().st_nlink == 1  # written, not linked
+    assert (made / "components" / "a" / "run.sh").stat().st_ino != (
+        root / old / "components" / "a" / "run.sh"
+    ).stat().st_ino  # its mode changed: written again
+
+
 def test_spares_asked_for_while_the_housekeeper_is_busy_come_down_to_the_newest(
     source: GitSource, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -66,12 +66,16 @@ _WRITE_PATIENCE = 120.0  # seconds a write keeps trying after that, with backoff
 _BUSY_SLICE = 0.25  # seconds SQLite's own busy handler waits, in which no signal is handled
 _WRITE_BACKOFF = RetryPolicy(attempts=100, backoff=0.05, max_backoff=2.0)
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-# A connection keeps the pages it last read in a cache of its own until its next transaction
-# (SQLite's default allows 2 MB); as a daemon's database grew over a long life, its
-# connections' caches filled to that, a large share of its memory growth (benchmarks/README.md,
-# memory). Another connection's write empties the cache at the next read anyway (WAL), and the
-# file's pages stay in the system's cache.
-_PAGE_CACHE_KIB = 512
+# A connection keeps the pages it last read in a cache of its own (SQLite's default allows
+# 2 MB). SQLite allocates a cache's first 20 pages as one block when the connection first
+# reads, and every page past those as a block of its own (4.4 KB), freed when another
+# connection's write empties the cache (WAL: at this one's next read) and allocated again
+# by the next read, about a thousand a commit: held while the commit's transient work came
+# and went around them, they were the blocks at the top of the daemon's heaps, and most of
+# what the heaps held more after a long life (benchmarks/README.md, memory: heaptrack).
+# Sized to that first block, a connection's cache is allocated once; the file's pages stay
+# in the system's cache, a read past it is a copy from there.
+_PAGE_CACHE_PAGES = 20
 # Connections kept open between loans: enough that the workers of a run whose drivers overlap
 # (up to sixteen) seldom have to open one (benchmarks/README.md, design choices).
 _IDLE_CONNECTIONS = 4
@@ -672,7 +676,7 @@ def _configure(connection: sqlite3.Connection, *, synchronous: str, busy: float)
     _enable_wal(connection)
     connection.execute("PRAGMA foreign_keys = ON")
     connection.execute(f"PRAGMA synchronous = {synchronous}")
-    connection.execute(f"PRAGMA cache_size = -{_PAGE_CACHE_KIB}")
+    connection.execute(f"PRAGMA cache_size = {_PAGE_CACHE_PAGES}")
 
 
 def _enable_wal(connection: sqlite3.Connection) -> None:

@@ -224,11 +224,15 @@ INSERT_APPROVAL = (
 UPSERT_APPROVAL = _upsert("approvals", ("environment", "revision", "approver"), ("at", "record"))
 UPSERT_LEASE = _upsert("leases", ("environment",), ("holder", "expires_at"))
 UPSERT_CURSOR = _upsert("cursors", ("name",), ("value",))
-# closed requests of one environment but the newest N (parameters: env, env, N)
+# closed requests of one environment but the newest N (parameters: env, env, N): those at or
+# before the (N+1)th newest, found by one row of the index. Each request's end runs it (three
+# a commit in a chain of three environments); `id NOT IN (the newest N)` built a temporary
+# table of up to N ids each time, a block of 85 KiB in the daemon's heap for SQLite's cache
+# of it, beside the commit's other work (benchmarks/README.md, memory: heaptrack).
 FORGET_CLOSED_REQUESTS = (
-    "DELETE FROM requests WHERE environment = ? AND is_open = 0 AND id NOT IN"
-    " (SELECT id FROM requests WHERE environment = ? AND is_open = 0"
-    " ORDER BY created_at DESC, id DESC LIMIT ?)"
+    "DELETE FROM requests WHERE environment = ? AND is_open = 0 AND (created_at, id) <="
+    " (SELECT created_at, id FROM requests WHERE environment = ? AND is_open = 0"
+    " ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?)"
 )
 UPSERT_REQUEST = _upsert(
     "requests", ("id",), ("environment", "status", "is_open", "created_at", "record")

@@ -44,8 +44,13 @@ typecheck: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The tests in PYTEST_WORKERS processes (pytest-xdist): most of their time is spent waiting on
+# the daemons, drivers, git and browsers they start, so more workers than cores still pay.
+# Tests of a module that share a set-up run together on one worker (tests/conftest.py).
+PYTEST_WORKERS ?= 3
+
 unit: install tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Tests that use real tools install them when missing and possible (root with apt-get; `.ci/run`
 # always is): Debian's `prometheus` (promtool's lint of /metrics, a real Prometheus scrape, the

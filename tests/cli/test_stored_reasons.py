@@ -111,3 +111,20 @@ def test_an_error_quoting_a_stored_reason_shows_it_escaped(world: World) -> None
     assert again.stderr.startswith("gitopsd: error: ")
     assert "\\x1b[2J\\x1b[31mall clear" in again.stderr and "\\u202eevil" in again.stderr
     assert "\x1b" not in again.stderr and "\u202e" not in again.stderr
+
+
+def test_runs_show_a_stored_run_error_escaped(world: World) -> None:
+    """A run's and a step's error may quote what a driver or GitHub said: `gitopsd runs`
+    shows their escape sequences and bidirectional marks escaped."""
+    store = SqliteStore(world.repo / ".gitopsd" / "state.db")
+    try:
+        last = store.list_runs("dev", limit=1)[0]
+        store.save_run(last.model_copy(update={"error": HOSTILE}))
+        step = store.list_steps(last.id)[0]
+        store.save_step(step.model_copy(update={"error": HOSTILE}))
+    finally:
+        store.close()
+    shown = gitopsd(world, "runs", "--env", "dev", "--limit", "1")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count(ESCAPED) == 2, shown.stdout
+    assert not any(raw in shown.stdout for raw in RAW), repr(shown.stdout)

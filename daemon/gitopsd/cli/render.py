@@ -77,12 +77,14 @@ def run(record: Run, steps: list[Step], *, verbose: bool = False, timed: bool = 
         f"run {record.id}  {record.action.value} {record.environment} at "
         f"{record.revision[:12]}  {record.status.value}"
     )
-    lines = [head + _error_after(record.status.value, record.error)]
+    # errors may quote what a driver, its outputs file or GitHub said: escaped (the output of
+    # `verbose` is the driver's own, shown as it printed it)
+    lines = [head + escape_unsafe(_error_after(record.status.value, record.error))]
     if timed:
         lines.append(f"  {_timing(record)}")
     for step in steps:
         tries = f" ({step.attempts} tries)" if step.attempts > 1 else ""
-        detail = f": {step.error}" if step.error else ""
+        detail = f": {escape_unsafe(step.error)}" if step.error else ""
         lines.append(
             f"  {step.index:>3}. {step.action.value:<8} {step.component:<24} "
             f"{step.status.value}{tries}{detail}"

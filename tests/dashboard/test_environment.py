@@ -172,6 +172,31 @@ def test_a_stored_reason_s_control_characters_and_bidi_marks_are_shown_escaped(
         store.close()
 
 
+def test_a_run_s_and_a_step_s_error_are_shown_escaped_on_its_page(
+    two_revisions: tuple[DaemonProcess, str, str],
+) -> None:
+    """A run's and a step's error may quote what a driver or GitHub answered: the run's page
+    shows a bidirectional override in them as an escape."""
+    served = two_revisions[0]
+    store = SqliteStore(served.data / "state.db")
+    hostile = "k8s failed\u202elive si lla"
+    last = store.list_runs("dev", limit=1)[0]
+    step = store.list_steps(last.id)[0]
+    try:
+        store.save_run(last.model_copy(update={"error": hostile}))
+        store.save_step(step.model_copy(update={"error": hostile}))
+        reader = FormClient(served).log_in("carol")
+        page = reader.http.get(f"/runs/{last.id}")
+        assert page.status_code == 200
+        assert page.text.count("k8s failed\\u202elive si lla") == 2
+        assert "\u202e" not in page.text
+        reader.close()
+    finally:
+        store.save_run(last)
+        store.save_step(step)
+        store.close()
+
+
 def test_the_diff_page_shows_what_changed_between_two_revisions_and_the_commits(
     two_revisions: tuple[DaemonProcess, str, str],
 ) -> None:

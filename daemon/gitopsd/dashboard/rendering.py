@@ -30,7 +30,7 @@ def templates() -> Environment:
     environment.filters["age"] = age
     environment.filters["when"] = when
     environment.filters["shown"] = shown
-    environment.filters["escape_unsafe"] = escape_unsafe  # stored reasons, event messages
+    environment.filters["escape_unsafe"] = escape_unsafe  # reasons, messages, errors
     return environment
 
 

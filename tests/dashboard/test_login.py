@@ -54,3 +54,22 @@ def test_a_login_without_the_forms_csrf_value_is_refused(served: DaemonProcess) 
         "set-cookie", ""
     )
     client.close()
+
+
+def test_a_login_form_open_stays_good_when_the_login_page_is_shown_again(
+    served: DaemonProcess,
+) -> None:
+    """A second rendering of /login in the same browser (another tab, or a page whose
+    session ended fetching itself and being sent to /login) keeps the browser's CSRF value:
+    the form already open still logs in (before: the cookie was replaced under it, 403)."""
+    client = FormClient(served)
+    first = client.http.get("/login")
+    form_value = first.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    again = client.http.get("/login?next=/runs")
+    assert f'name="csrf" value="{form_value}"' in again.text
+    answer = client.post("/login", {"csrf": form_value, "token": "alice-token"})
+    assert answer.status_code == 303
+    client.close()
+    other = FormClient(served)  # another browser gets a value of its own
+    assert f'value="{form_value}"' not in other.http.get("/login").text
+    other.close()

@@ -8,6 +8,7 @@ repeats (a "double submit"), so that another site cannot log a browser in as som
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from gitopsd.runtime.control import Identity
 
 LOGIN_COOKIE = "gitopsd_login"
 LOGIN_COOKIE_AGE = 3600
+_CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # what token_urlsafe(32) makes
 
 
 async def login_page(site: Site, request: Request) -> Response:
@@ -33,7 +35,12 @@ async def login_page(site: Site, request: Request) -> Response:
 
 
 def _form(site: Site, request: Request, *, next_path: str, problem: str | None = None) -> Response:
-    csrf = secrets.token_urlsafe(32)
+    """The form, with the browser's login CSRF value if it has one already: a second
+    rendering of /login (another tab, or a page whose session ended fetching itself and
+    being sent here) would otherwise replace the cookie under a form already open, which
+    then failed with "CSRF token ... wrong"."""
+    kept = request.cookies.get(LOGIN_COOKIE, "")
+    csrf = kept if _CSRF_SHAPE.fullmatch(kept) else secrets.token_urlsafe(32)
     status = 401 if problem else 200
     response = site.render(
         request,

@@ -45,6 +45,7 @@ from gitopsd.model.state import (
     Suspension,
     VerifiedHold,
 )
+from gitopsd.runtime.records.promotion_records import KEEP_HOLDS
 
 OpenStore = Callable[[], StateStore]
 
@@ -202,6 +203,11 @@ def driver_process(pid: int = 4242, *, env: str = "dev", **changes: Any) -> Driv
         **changes,
     }
     return DriverProcess(pid=pid, environment=env, **fields)
+
+
+def hold(number: int) -> VerifiedHold:
+    """An open hold of a revision of its own, `number` minutes after T0."""
+    return VerifiedHold(revision=f"{number:040x}", since=at(60 * number))
 
 
 def assert_utc(*moments: datetime | None) -> None:
@@ -899,6 +905,75 @@ class StoreContract:
         assert store.acquire_lease("dev", "holder-a", now=T0.astimezone(PLUS_TWO), ttl=30)
         assert store.lease_holder("dev", now=at(29)) == "holder-a"
         assert store.lease_holder("dev", now=at(30).astimezone(PLUS_TWO)) is None
+
+    # An environment's verified holds: rows of their own, added and ended one at a time.
+
+    def test_holds_are_listed_in_the_order_added_and_the_newest_on_request(
+        self, store: StateStore
+    ) -> None:
+        ended = VerifiedHold(revision=SHA_A, since=at(1), until=at(5).astimezone(PLUS_TWO))
+        store.add_hold("prod-eu", ended, keep=10)
+        store.add_hold("prod-eu", hold(1), keep=10)
+        store.add_hold("prod-eu", hold(2), keep=10)
+        listed = store.list_holds("prod-eu")
+        assert listed == [ended, hold(1), hold(2)]
+        assert_utc(listed[0].since, listed[0].until)
+        assert store.list_holds("prod-eu", newest=2) == [hold(1), hold(2)]
+        assert store.list_holds("prod-eu", newest=5) == listed
+        assert store.list_holds("dev") == []
+
+    def test_ending_a_hold_ends_the_newest_once_and_nothing_else(self, store: StateStore) -> None:
+        earlier = VerifiedHold(revision=SHA_A, since=at(1), until=at(2))
+        for environment_name in ("dev", "prod"):
+            store.add_hold(environment_name, earlier, keep=10)
+            store.add_hold(environment_name, VerifiedHold(revision=SHA_B, since=at(2)), keep=10)
+        store.end_hold("dev", at=at(5).astimezone(PLUS_TWO))
+        store.end_hold("dev", at=at(9))  # ended already: it keeps its end
+        store.end_hold("qa", at=at(9))  # no hold at all: nothing happens
+        dev = store.list_holds("dev")
+        assert dev == [earlier, VerifiedHold(revision=SHA_B, since=at(2), until=at(5))]
+        assert_utc(dev[-1].until)
+        assert store.list_holds("prod")[-1].until is None
+        assert store.list_holds("qa") == []
+
+    def test_adding_a_hold_keeps_the_newest_of_its_environment_only(
+        self, store: StateStore
+    ) -> None:
+        for number in range(5):
+            store.add_hold("dev", hold(number), keep=3)
+        store.add_hold("prod", hold(0), keep=3)
+        assert store.list_holds("dev") == [hold(2), hold(3), hold(4)]
+        store.add_hold("prod", hold(9), keep=1)
+        assert store.list_holds("prod") == [hold(9)]
+        assert store.list_holds("dev") == [hold(2), hold(3), hold(4)]
+
+    def test_at_most_keep_holds_are_kept_the_newest(self, store: StateStore) -> None:
+        with store.transaction():
+            for number in range(KEEP_HOLDS + 2):
+                store.add_hold("dev", hold(number), keep=KEEP_HOLDS)
+        kept = store.list_holds("dev")
+        assert len(kept) == KEEP_HOLDS
+        assert (kept[0], kept[-1]) == (hold(2), hold(KEEP_HOLDS + 1))
+
+    def test_hold_changes_roll_back_with_their_transaction(self, store: StateStore) -> None:
+        store.add_hold("dev", hold(0), keep=10)
+        with pytest.raises(DeliberateError), store.transaction():
+            store.save_run(run("run-7"))
+            store.end_hold("dev", at=at(100))
+            store.add_hold("dev", hold(1), keep=1)  # would forget hold 0 too
+            raise DeliberateError
+        assert store.list_holds("dev") == [hold(0)]
+        assert store.get_run("run-7") is None
+
+    def test_holds_survive_reopening(self, store: StateStore, reopen: OpenStore) -> None:
+        store.add_hold("dev", hold(0), keep=10)
+        store.end_hold("dev", at=at(100))
+        store.close()
+        reopened = reopen()
+        try:
+            assert reopened.list_holds("dev") == [hold(0).model_copy(update={"until": at(100)})]
+        finally:
+            reopened.close()
 
     # The process groups of running drivers.
 

@@ -23,12 +23,16 @@ from gitopsd.model.state import (
     Run,
     SavedPlan,
     Step,
+    VerifiedHold,
 )
 
 
 @dataclass
 class _Tables:
     environments: dict[str, EnvironmentState] = field(default_factory=dict)
+    # each environment's holds, oldest first; a change replaces the list (a transaction's
+    # copy of the tables is shallow)
+    holds: dict[str, list[VerifiedHold]] = field(default_factory=dict)
     components: dict[tuple[str, str], ComponentState] = field(default_factory=dict)
     runs: dict[str, Run] = field(default_factory=dict)
     steps: dict[tuple[str, int], Step] = field(default_factory=dict)
@@ -77,6 +81,24 @@ class MemoryStore:
     def save_environment(self, state: EnvironmentState) -> None:
         with self._lock:
             self._tables.environments[state.name] = state
+
+    def list_holds(self, environment: str, *, newest: int | None = None) -> list[VerifiedHold]:
+        with self._lock:
+            kept = self._tables.holds.get(environment, [])
+        return list(kept if newest is None else kept[max(0, len(kept) - newest) :])
+
+    def add_hold(self, environment: str, hold: VerifiedHold, *, keep: int) -> None:
+        with self._lock:
+            added = [*self._tables.holds.get(environment, []), hold]
+            self._tables.holds[environment] = added[max(0, len(added) - keep) :]
+
+    def end_hold(self, environment: str, *, at: datetime) -> None:
+        with self._lock:
+            kept = self._tables.holds.get(environment, [])
+            if kept and kept[-1].until is None:
+                newest = kept[-1]  # made anew, so that `at` is validated into UTC
+                ended = VerifiedHold(revision=newest.revision, since=newest.since, until=at)
+                self._tables.holds[environment] = [*kept[:-1], ended]
 
     def get_component(self, environment: str, name: str) -> ComponentState | None:
         with self._lock:

@@ -17,11 +17,12 @@ The upserts that write whole rows live here too, since they spell out the tables
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from gitopsd.model.state import SavedPlan
+from gitopsd.model.state import SavedPlan, VerifiedHold
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="events by environment and time, which retention prunes by age",
         statements=("CREATE INDEX events_by_environment_time ON events (environment, at, id)",),
     ),
+    Migration(
+        version=9,
+        description="each environment's verified holds, a row each, out of its record",
+        statements=(
+            # every column a value (no JSON record: a hold is three values); the id keeps the
+            # order holds were added in, the order they started in
+            """CREATE TABLE holds (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                environment TEXT NOT NULL,
+                revision TEXT NOT NULL,
+                since TEXT NOT NULL,
+                until TEXT
+            )""",
+            "CREATE INDEX holds_by_environment ON holds (environment, id)",
+        ),
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version
@@ -237,6 +254,23 @@ FORGET_CLOSED_REQUESTS = (
 UPSERT_REQUEST = _upsert(
     "requests", ("id",), ("environment", "status", "is_open", "created_at", "record")
 )
+INSERT_HOLD = "INSERT INTO holds (environment, revision, since, until) VALUES (?, ?, ?, ?)"
+# an environment's newest N holds, newest first (parameters: env, N; -1 in SQLite, NULL in
+# PostgreSQL: all of them)
+LIST_HOLDS = (
+    "SELECT revision, since, until FROM holds WHERE environment = ? ORDER BY id DESC LIMIT ?"
+)
+# ends an environment's newest hold if it is still open (parameters: until, env)
+END_HOLD = (
+    "UPDATE holds SET until = ? WHERE until IS NULL AND id ="
+    " (SELECT id FROM holds WHERE environment = ? ORDER BY id DESC LIMIT 1)"
+)
+# an environment's holds but the newest N (parameters: env, env, N): those at or before the
+# (N+1)th newest, found by one row of the index, as FORGET_CLOSED_REQUESTS does
+FORGET_OLD_HOLDS = (
+    "DELETE FROM holds WHERE environment = ? AND id <="
+    " (SELECT id FROM holds WHERE environment = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+)
 UPSERT_PLAN = _upsert("plans", ("id",), ("environment", "created_at", "applied_at", "record"))
 # marks a plan used, only if no one used it first: the row count says who won
 CLAIM_PLAN = "UPDATE plans SET applied_at = ?, record = ? WHERE id = ? AND applied_at IS NULL"
@@ -263,6 +297,24 @@ def plan_row(plan: SavedPlan) -> tuple[str | None, ...]:
     """The plans table's columns for `plan`, in `UPSERT_PLAN`'s order."""
     applied = stamp(plan.applied_at) if plan.applied_at else None
     return (plan.id, plan.environment, stamp(plan.created_at), applied, plan.model_dump_json())
+
+
+def hold_row(environment: str, hold: VerifiedHold) -> tuple[str, str, str, str | None]:
+    """The holds table's columns for `hold`, in `INSERT_HOLD`'s order."""
+    until = stamp(hold.until) if hold.until else None
+    return (environment, hold.revision, stamp(hold.since), until)
+
+
+def holds_of(rows: Sequence[tuple[Any, ...]]) -> list[VerifiedHold]:
+    """`LIST_HOLDS`'s rows (newest first) as holds, oldest first."""
+    return [
+        VerifiedHold(
+            revision=revision,
+            since=datetime.fromisoformat(since),
+            until=datetime.fromisoformat(until) if until else None,
+        )
+        for revision, since, until in reversed(rows)
+    ]
 
 
 def where(filters: Mapping[str, object], *, mark: str = "?") -> tuple[str, list[object]]:

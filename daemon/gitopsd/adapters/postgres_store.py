@@ -46,6 +46,7 @@ from gitopsd.model.state import (
     Run,
     SavedPlan,
     Step,
+    VerifiedHold,
 )
 
 R = TypeVar("R", bound=Record)
@@ -159,6 +160,24 @@ class PostgresStore:
             state.model_dump_json(),
         )
         self._execute(_UPSERT_ENVIRONMENT, row)
+
+    # the environments' verified holds
+
+    def list_holds(self, environment: str, *, newest: int | None = None) -> list[VerifiedHold]:
+        return migrations.holds_of(self._rows(_LIST_HOLDS, (environment, newest)))  # NULL: all
+
+    def add_hold(self, environment: str, hold: VerifiedHold, *, keep: int) -> None:
+        row = migrations.hold_row(environment, hold)
+
+        def add(connection: Connection) -> None:
+            connection.execute(_INSERT_HOLD, row)
+            connection.execute(_FORGET_OLD_HOLDS, (environment, environment, keep))
+
+        # not repeated after a lost COMMIT: a second insert would add the hold twice
+        self._write(add, idempotent=False, atomic=True)
+
+    def end_hold(self, environment: str, *, at: datetime) -> None:
+        self._execute(_END_HOLD, (migrations.stamp(at), environment))
 
     # components
 
@@ -597,6 +616,10 @@ _UPSERT_DRIVER_PROCESS = migrations.for_postgresql(migrations.UPSERT_DRIVER_PROC
 _INSERT_APPROVAL = migrations.for_postgresql(migrations.INSERT_APPROVAL)
 _UPSERT_APPROVAL = migrations.for_postgresql(migrations.UPSERT_APPROVAL)
 _UPSERT_PLAN = migrations.for_postgresql(migrations.UPSERT_PLAN)
+_INSERT_HOLD = migrations.for_postgresql(migrations.INSERT_HOLD)
+_LIST_HOLDS = migrations.for_postgresql(migrations.LIST_HOLDS)
+_END_HOLD = migrations.for_postgresql(migrations.END_HOLD)
+_FORGET_OLD_HOLDS = migrations.for_postgresql(migrations.FORGET_OLD_HOLDS)
 _CLAIM_PLAN = migrations.for_postgresql(migrations.CLAIM_PLAN)
 _COMPONENTS_PAGE = migrations.for_postgresql(history_sql.COMPONENTS_PAGE)
 _STEPS_PAGE = migrations.for_postgresql(history_sql.STEPS_PAGE)

@@ -54,6 +54,7 @@ from gitopsd.model.state import (
     Run,
     SavedPlan,
     Step,
+    VerifiedHold,
 )
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,23 @@ class SqliteStore:
             state.model_dump_json(),
         )
         self._write(migrations.UPSERT_ENVIRONMENT, *row)
+
+    # the environments' verified holds
+
+    def list_holds(self, environment: str, *, newest: int | None = None) -> list[VerifiedHold]:
+        limit = -1 if newest is None else newest  # LIMIT -1: no limit
+        with self._connected() as connection:
+            rows = connection.execute(migrations.LIST_HOLDS, (environment, limit)).fetchall()
+        return migrations.holds_of(rows)
+
+    def add_hold(self, environment: str, hold: VerifiedHold, *, keep: int) -> None:
+        with self.transaction():
+            connection = self._local.connection
+            connection.execute(migrations.INSERT_HOLD, migrations.hold_row(environment, hold))
+            connection.execute(migrations.FORGET_OLD_HOLDS, (environment, environment, keep))
+
+    def end_hold(self, environment: str, *, at: datetime) -> None:
+        self._write(migrations.END_HOLD, migrations.stamp(at), environment)
 
     # components
 

@@ -25,6 +25,7 @@ from gitopsd.model.state import (
     Run,
     SavedPlan,
     Step,
+    VerifiedHold,
 )
 
 
@@ -249,6 +250,22 @@ class StateStore(Protocol):
     def list_environments(self) -> list[EnvironmentState]: ...
 
     def save_environment(self, state: EnvironmentState) -> None: ...
+
+    # the revisions each environment held verified (runtime.records.promotion_records
+    # decides when one starts or ends; a store only keeps them)
+    def list_holds(self, environment: str, *, newest: int | None = None) -> list[VerifiedHold]:
+        """The environment's holds in the order they were added (oldest first); `newest`:
+        only the newest that many (the open one, if any, is the newest)."""
+        ...
+
+    def add_hold(self, environment: str, hold: VerifiedHold, *, keep: int) -> None:
+        """Add `hold` as the environment's newest, and delete its holds but the newest `keep`
+        (atomic); no other environment's holds change."""
+        ...
+
+    def end_hold(self, environment: str, *, at: datetime) -> None:
+        """End the environment's newest hold at `at` if it is still open; nothing otherwise."""
+        ...
 
     # components
     def get_component(self, environment: str, name: str) -> ComponentState | None: ...

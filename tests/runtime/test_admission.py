@@ -204,18 +204,6 @@ def test_suspension_holds_automatic_work_only_and_is_shown(
         suspending.resume(workspace, "dev", actor="alice")
 
 
-def test_holds_of_a_record_written_before_holds_were_kept_come_from_its_runs(
-    world: World, workspace: Workspace, store: StateStore
-) -> None:
-    sha = world.commit(chain(prod={"approvals": {"required": 0}}))
-    workspace.apply("dev")
-    dev = store.get_environment("dev")
-    assert dev is not None
-    store.save_environment(dev.model_copy(update={"holds": [], "holds_recorded": False}))
-    decision, run = promoting.promote(workspace, "prod")
-    assert decision.wait is Wait.READY and run is not None and run.revision == sha
-
-
 def test_an_unknown_environment_is_refused(world: World, workspace: Workspace) -> None:
     world.commit(chain())
     with pytest.raises(RunRefusedError, match="unknown environment 'qa'"):

@@ -75,10 +75,8 @@ def test_runs_beyond_the_age_and_count_go_in_bounded_batches_and_verified_revisi
     stuck = old_run(
         store, "old-stuck", days=200, steps=2, status=RunStatus.RUNNING, environment="other"
     )
-    # a record written before holds were kept: its verified revisions are derived from runs
-    state = store.get_environment("dev")
-    assert state is not None
-    store.save_environment(state.model_copy(update={"holds": [], "holds_recorded": False}))
+    held = store.list_holds("dev")  # the verified revisions: rows no pruning touches
+    assert [hold.revision for hold in held] == revisions
     expected_rows = rows_of(store, [*expired, applied[0]])
 
     policy = Policy(max_age=90 * DAY, max_runs=2, batch=5)
@@ -91,6 +89,7 @@ def test_runs_beyond_the_age_and_count_go_in_bounded_batches_and_verified_revisi
     assert [run.id for run in store.list_runs("other")] == [stuck.id]
     assert store.list_steps(expired[0].id) == store.list_steps(applied[0].id) == []
     assert len(store.list_steps(stuck.id)) == 2  # unfinished: resumed from its steps later
+    assert store.list_holds("dev") == held
     rolled, _ = promoting.roll_back(workspace, "dev", to=revisions[0])
     assert rolled.status is RunStatus.SUCCEEDED
     assert store.get_environment("dev").revision == revisions[0]  # type: ignore[union-attr]

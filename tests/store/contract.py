@@ -297,11 +297,6 @@ class StoreContract:
             revision=SHA_A,
             status=EnvironmentStatus.WAITING_APPROVAL,
             updated_at=at(9),
-            holds=[
-                VerifiedHold(revision=SHA_A, since=at(1), until=at(5).astimezone(PLUS_TWO)),
-                VerifiedHold(revision=SHA_B, since=at(6)),
-            ],
-            holds_recorded=True,
             pending_approval=PendingApproval(revision=SHA_B, required=2, since=at(7)),
             waiting=CurrentWait(
                 kind="waiting_approval", revision=SHA_B, reason="needs 2 more", since=at(7)
@@ -312,8 +307,6 @@ class StoreContract:
         loaded = store.get_environment("prod-eu")
         assert loaded == state
         assert loaded is not None and loaded.shown_status is EnvironmentStatus.SUSPENDED
-        assert loaded.holds[0].until is not None
-        assert_utc(loaded.holds[0].until)
 
     def test_a_component_round_trips_with_nested_json_and_unicode(self, store: StateStore) -> None:
         state = full_component()

@@ -18,9 +18,10 @@ from gitopsd.adapters.postgres_store import LEADERSHIP_ROW, PostgresStore
 from gitopsd.adapters.urls import redacted
 from gitopsd.engine.ports import FencedError, StateStore
 from gitopsd.errors import StoreError
-from gitopsd.model.state import RunStatus
+from gitopsd.model.state import RunStatus, VerifiedHold
 from gitopsd.runtime import application
 from tests.postgres import PostgresServer, free_port
+from tests.store import before_hold_rows
 from tests.store.contract import (
     T0,
     OpenStore,
@@ -126,6 +127,30 @@ def test_the_schema_is_migrated_once_even_when_stores_open_at_once(postgres_url:
         each.close()
     assert errors == []
     assert recorded_versions(postgres_url) == [m.version for m in migrations.MIGRATIONS]
+
+
+def test_holds_in_records_of_version_8_become_rows_and_leave_the_records(
+    postgres_url: str,
+) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        before_hold_rows.write(
+            lambda sql, params: connection.execute(migrations.for_postgresql(sql), params)
+        )
+    store = PostgresStore(postgres_url)
+    try:
+        assert recorded_versions(postgres_url) == [m.version for m in migrations.MIGRATIONS]
+        for name, held in before_hold_rows.HOLDS.items():
+            assert store.list_holds(name) == held, name
+        assert store.get_environment("dev") == before_hold_rows.DEV
+        assert [state.name for state in store.list_environments()] == ["dev", "prod", "qa"]
+        with psycopg.connect(postgres_url) as connection:
+            rows = connection.execute("SELECT record FROM environments").fetchall()
+        assert rows and not any('"holds' in text for (text,) in rows)
+        later = VerifiedHold(revision="c" * 40, since=T0.replace(year=2025))
+        store.add_hold("dev", later, keep=1000)
+        assert store.list_holds("dev") == [*before_hold_rows.HOLDS["dev"], later]
+    finally:
+        store.close()
 
 
 def test_a_database_newer_than_this_gitopsd_is_refused(store: PostgresStore) -> None:

@@ -12,24 +12,93 @@ autoincrement key, `?` placeholders), under an advisory lock (see `postgres_stor
 hold only what is queried or ordered by; the whole record rides along as JSON in `record`, so a
 new field on a record needs no migration. Never edit a released migration: append a new one.
 The upserts that write whole rows live here too, since they spell out the tables' columns.
+
+A migration that moves data SQL cannot move the same way in both dialects (their JSON
+functions differ) does it in Python (`Migration.data`), in the migration's transaction, through
+an `Execute` each store gives it: still once, still all or nothing.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitopsd.model.state import SavedPlan, VerifiedHold
+
+# One statement of a migration's data step, in SQLite's spelling (`?` placeholders; each store
+# translates), and the rows it returned (none for a write).
+Execute = Callable[[str, Sequence[object]], list[tuple[Any, ...]]]
 
 
 @dataclass(frozen=True)
 class Migration:
+    """`statements`, then `data` (None: nothing to move), in one transaction."""
+
     version: int
     description: str
     statements: tuple[str, ...]
+    data: Callable[[Execute], None] | None = None
+
+
+def _move_holds(execute: Execute) -> None:
+    """Migration 9: each environment record's holds become rows of `holds`, oldest first (the
+    order of their ids), and `holds` and `holds_recorded` leave the record: the record model no
+    longer has them and refuses unknown keys. A record written before holds were kept
+    (`holds_recorded` false or absent) gets the holds its runs imply, derived here once."""
+    for name, text in execute("SELECT name, record FROM environments ORDER BY name", ()):
+        record = json.loads(text)
+        listed = record.pop("holds", [])
+        if record.pop("holds_recorded", False):
+            holds = [_Hold(h["revision"], _moment(h["since"]), _until(h)) for h in listed]
+        else:
+            holds = _holds_from_runs(execute, name)
+        for hold in holds:
+            until = None if hold.until is None else stamp(hold.until)
+            execute(INSERT_HOLD, (name, hold.revision, stamp(hold.since), until))
+        rewritten = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        execute("UPDATE environments SET record = ? WHERE name = ?", (rewritten, name))
+
+
+class _Hold(NamedTuple):
+    revision: str
+    since: datetime
+    until: datetime | None
+
+
+_DERIVED_FROM_RUNS = 5000  # the newest runs of an environment its holds were derived from
+_DERIVED_HOLDS = 1000  # the holds kept (runtime.records.promotion_records.KEEP_HOLDS)
+
+
+def _holds_from_runs(execute: Execute, environment: str) -> list[_Hold]:
+    """The holds `environment`'s apply runs imply, replayed as gitopsd derived them for such a
+    record until this migration: a started apply of another revision ends the open hold, one
+    that succeeded starts a hold of its revision unless that one is still held. Raw JSON, not
+    the record models: a later model must not change what this migration did."""
+    sql = "SELECT record FROM runs WHERE environment = ? ORDER BY created_at DESC, id DESC LIMIT ?"
+    runs = [json.loads(text) for (text,) in execute(sql, (environment, _DERIVED_FROM_RUNS))]
+    applies = [r for r in runs if r.get("action") == "apply" and r.get("started_at")]
+    found: list[_Hold] = []
+    for run in sorted(applies, key=lambda r: (_moment(r["started_at"]), r["id"])):
+        current = found[-1] if found and found[-1].until is None else None
+        if current is not None and current.revision != run["revision"]:
+            found[-1] = current._replace(until=_moment(run["started_at"]))
+            current = None
+        if run.get("status") == "succeeded" and run.get("finished_at") and current is None:
+            found.append(_Hold(run["revision"], _moment(run["finished_at"]), None))
+    return found[-_DERIVED_HOLDS:]
+
+
+def _moment(text: str) -> datetime:
+    """A time as a record's JSON holds it (`2024-05-01T12:00:00Z`)."""
+    return datetime.fromisoformat(text)
+
+
+def _until(hold: Mapping[str, Any]) -> datetime | None:
+    return _moment(hold["until"]) if hold.get("until") else None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -191,6 +260,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
             "CREATE INDEX holds_by_environment ON holds (environment, id)",
         ),
+        data=_move_holds,
     ),
 )
 
@@ -361,6 +431,8 @@ def _apply(connection: sqlite3.Connection, migration: Migration) -> None:
         if not _is_recorded(connection, migration.version):
             for statement in migration.statements:
                 connection.execute(statement)
+            if migration.data is not None:
+                migration.data(lambda sql, params: connection.execute(sql, params).fetchall())
             connection.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                 (migration.version, datetime.now(UTC).isoformat(timespec="microseconds")),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -572,12 +573,20 @@ def migrate(connection: Connection) -> None:
             with connection.transaction():
                 for statement in migration.statements:
                     connection.execute(migrations.for_postgresql(statement))
+                if migration.data is not None:
+                    migration.data(functools.partial(_execute, connection))
                 connection.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
                     (migration.version, migrations.stamp(datetime.now().astimezone())),
                 )
     finally:
         connection.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_SPACE, MIGRATION_LOCK))
+
+
+def _execute(connection: Connection, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+    """A migration's data statement (migrations.Execute) in PostgreSQL's dialect."""
+    cursor = connection.execute(migrations.for_postgresql(sql), params)
+    return cursor.fetchall() if cursor.description is not None else []
 
 
 def _component_row(state: ComponentState) -> tuple[str, ...]:

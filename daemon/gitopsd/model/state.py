@@ -136,7 +136,9 @@ class StepStatus(StrEnum):
 
 
 class VerifiedHold(Record):
-    """The environment held `revision` verified from `since` until `until` (None: still)."""
+    """The environment held `revision` verified from `since` until `until` (None: still).
+    A row of its own in the store (StateStore.list_holds), not part of the environment's
+    record: a commit adds or ends one, and reading the record parses none of them."""
 
     revision: str
     since: Moment
@@ -229,10 +231,8 @@ class Suspension(Record):
 
 class EnvironmentState(Record):
     """One environment's record. The promotion state lives here, written where it changes
-    (run start and finish, admission), not replayed from history: `holds` are the revisions
-    it verified (newest last, at most runtime.records.promotion_records.KEEP_HOLDS of them);
-    `holds_recorded` is False on a record written before holds were kept, whose holds are
-    derived once from its runs."""
+    (run start and finish, admission), not replayed from history; the revisions it verified
+    are the store's holds (StateStore.list_holds), written in the same transactions."""
 
     name: str
     revision: str | None = None
@@ -241,8 +241,6 @@ class EnvironmentState(Record):
     )
     status: EnvironmentStatus = EnvironmentStatus.UNKNOWN
     updated_at: Moment
-    holds: list[VerifiedHold] = Field(default_factory=list)
-    holds_recorded: bool = False
     pending_approval: PendingApproval | None = None
     waiting: CurrentWait | None = None
     suspension: Suspension | None = None

@@ -111,7 +111,7 @@ def _verified(store: StateStore, state: EnvironmentState | None) -> list[str]:
     """The revisions the environment verified, newest first: what it may roll back to."""
     if state is None:
         return []
-    held = [hold.revision for hold in promotion_records.recorded(store, state)]
+    held = [hold.revision for hold in promotion_records.holds(store, state.name)]
     return list(dict.fromkeys(reversed(held)))
 
 

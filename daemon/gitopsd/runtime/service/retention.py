@@ -8,9 +8,11 @@ so a long backlog costs many small writes that runs and the API slip between, ne
 lock; a pass stops after `max_batches` and the next one goes on.
 
 What promotion and rollback need is kept whatever its age:
-- the revisions an environment verified (rollback targets, what its followers may take) live
-  in its record's holds, which pruning never touches; a record from before holds were kept
-  derives them from its runs, so its holds are written into it before any of its runs go;
+- the revisions an environment verified (rollback targets, what its followers may take) are
+  its holds, rows of their own that no pruning here touches (their number is bounded where
+  they are written, runtime.records.promotion_records); none is derived from runs any more
+  (the migration that moved holds into rows derived those of older records once), so runs
+  can go without taking a verified revision with them;
 - current component states, approvals, open requests, saved plans and drift reports are
   other records (drift reports are files, already capped), none of them pruned here;
 - unfinished runs are never pruned (a restart resumes them from their steps);
@@ -27,7 +29,6 @@ from datetime import timedelta
 
 from gitopsd.engine.ports import Clock, StateStore
 from gitopsd.runtime.notifications import outbox
-from gitopsd.runtime.records import promotion_records
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,6 @@ class Retention:
         up_to = EVERYTHING if delivered is None else delivered
         for scope in sorted(self.store.history_scopes(), key=lambda name: name or ""):
             if scope is not None:
-                self._keep_holds(scope)
                 runs = functools.partial(
                     self.store.prune_runs,
                     scope,
@@ -114,15 +114,3 @@ class Retention:
                 break
             counts.append(deleted)
         return counts
-
-    def _keep_holds(self, environment: str) -> None:
-        """Write the holds a record from before holds were kept derives from its runs into
-        it, before the runs go (read and written in one transaction, as apply_records does)."""
-        with self.store.transaction():
-            state = self.store.get_environment(environment)
-            if state is None or state.holds_recorded:
-                return
-            holds = promotion_records.recorded(self.store, state)
-            self.store.save_environment(
-                state.model_copy(update={"holds": holds, "holds_recorded": True})
-            )

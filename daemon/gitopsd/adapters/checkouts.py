@@ -236,15 +236,7 @@ class CheckoutCache:
         driver; done here, after a run starts, the next commit finds them made."""
         building = Path(tempfile.mkdtemp(prefix=BUILDING_PREFIX, dir=self._root))
         try:
-            copied = subprocess.run(
-                ["cp", "-al", "--no-target-directory", str(checkout), str(building)],
-                capture_output=True,
-                check=False,
-            )
-            if copied.returncode != 0:
-                log.debug("no spare checkout: %s", copied.stderr.decode(errors="replace"))
-                _discard(building)
-                return
+            _link_tree(checkout, building)
             with self._lock:
                 for old in self._root.glob(SPARE_PREFIX + "*"):
                     _remove_read_only(old)
@@ -275,8 +267,8 @@ class CheckoutCache:
 
 def _link_tree(base: Path, target: Path) -> bool:
     """`target` (an empty folder) as a copy of `base` whose files are hard links to base's
-    (never written), by `cp -al` as the spare is made; its folders keep base's read-only
-    modes, so only those along the changes are opened and closed again.
+    (never written), by `cp -al`; its folders keep base's read-only modes (True), so only
+    those along the changes are opened and closed again. Spares are made the same way.
 
     Walked in Python, a checkout's thousand folders were two thousand directory reads a
     commit, each a 32 KiB buffer of the C allocator, beside the folder names and paths

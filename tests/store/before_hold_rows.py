@@ -7,10 +7,11 @@ write it through `execute` (SQLite's spelling) and open it with the current stor
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gitopsd.adapters import migrations
+from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import (
     EnvironmentState,
     EnvironmentStatus,
@@ -19,7 +20,7 @@ from gitopsd.model.state import (
     Suspension,
     VerifiedHold,
 )
-from tests.store.contract import SHA_A, SHA_B, at, run
+from tests.store.contract import SHA_A, SHA_B, T0, at, run
 
 VERSION = 8
 Execute = Callable[[str, tuple[Any, ...]], object]
@@ -122,3 +123,17 @@ def write(execute: Execute) -> None:
         row = (made.id, made.environment, made.action.value, made.status.value, 1)
         created = migrations.stamp(made.created_at)
         execute(migrations.UPSERT_RUN, (*row, created, made.model_dump_json()))
+
+
+def check_moved(store: StateStore, records: Sequence[str]) -> None:
+    """What the current `store`, having opened the database `write` made, must read: the
+    holds as rows (prod's derived from its runs), the records as they were without them
+    (`records`: the environments' JSON as stored now), and a hold added after them newest."""
+    for name, held in HOLDS.items():
+        assert store.list_holds(name) == held, name
+    assert store.get_environment("dev") == DEV
+    assert [state.name for state in store.list_environments()] == ["dev", "prod", "qa"]
+    assert records and not any('"holds' in text for text in records)
+    later = VerifiedHold(revision="c" * 40, since=T0.replace(year=2025))
+    store.add_hold("dev", later, keep=1000)
+    assert store.list_holds("dev") == [*HOLDS["dev"], later]

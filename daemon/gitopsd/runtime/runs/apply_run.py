@@ -35,7 +35,14 @@ from gitopsd.model.state import (
 )
 from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.records.pages import each_component
-from gitopsd.runtime.runs import apply_records, compensation, destroying, gates, plan_run
+from gitopsd.runtime.runs import (
+    apply_records,
+    closing,
+    compensation,
+    destroying,
+    gates,
+    plan_run,
+)
 from gitopsd.runtime.runs.orphans import Orphan
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import Services, StepBook, StepError, StepRunner, driver_call
@@ -179,7 +186,7 @@ class ApplyRun:
             return self._refuse(node, str(error))
 
     def _refuse(self, node: Node, reason: str) -> StepStatus:
-        return destroying.refuse(self.runner, node.component, node.action, reason)
+        return closing.refuse(self.runner, node.component, node.action, reason)
 
     def _apply_component(self, component: ComponentEntry) -> StepStatus:
         name = component.manifest.name
@@ -194,7 +201,7 @@ class ApplyRun:
             conceal=self._conceal,
         )
         if decision.verdict is Verdict.WAITING:
-            return destroying.refuse(self.runner, name, StepAction.APPLY, decision.reason)
+            return closing.refuse(self.runner, name, StepAction.APPLY, decision.reason)
         if decision.verdict is Verdict.UNCHANGED:
             return self._skip(name, decision)
         return self._run_apply(component, decision, last)
@@ -376,7 +383,7 @@ class ApplyRun:
                 )
         stopped = ending.cancelled or ending.timed_out
         reason = "not started: the run stopped first"
-        destroying.close_pending(self.runner, nodes, reason, stopped=stopped)
+        closing.close_pending(self.runner, nodes, reason, stopped=stopped)
 
     def _conclude(self, ending: Ending) -> Run:
         progress = ending.progress
@@ -466,7 +473,7 @@ class ApplyRun:
             )
 
         progress = walk.walk(start, self._refuse).progress
-        destroying.close_pending(self.runner, nodes, "not rolled back: cancelled", stopped=True)
+        closing.close_pending(self.runner, nodes, "not rolled back: cancelled", stopped=True)
         return sorted({k[0] for k in (*progress.failed, *progress.cancelled, *progress.unstarted)})
 
     def _finish(self, status: RunStatus, error: str | None, *, applied: bool = False) -> Run:

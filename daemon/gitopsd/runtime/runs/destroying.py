@@ -19,7 +19,6 @@ from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.stepping import Node, Part
 from gitopsd.model.state import (
     ComponentState,
-    ComponentStatus,
     Run,
     RunStatus,
     Step,
@@ -27,6 +26,7 @@ from gitopsd.model.state import (
     StepStatus,
 )
 from gitopsd.runtime.runs import apply_records
+from gitopsd.runtime.runs.closing import close_pending, refuse
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import Services, StepBook, StepError, StepRunner, driver_call
 from gitopsd.runtime.runs.walking import Walk
@@ -73,55 +73,6 @@ def destroy_one(
             component=name,
         )
     return step.status
-
-
-def refuse(runner: StepRunner, name: str, action: StepAction, reason: str) -> StepStatus:
-    """A step that cannot be attempted fails without calling a driver."""
-    step = runner.book.new(runner.run, name, action)
-    with runner.services.store.transaction():
-        runner.save(
-            step, status=StepStatus.FAILED, error=reason, finished_at=runner.services.clock.now()
-        )
-        runner.services.event(runner.run, "component.failed", f"{name}: {reason}", component=name)
-    return StepStatus.FAILED
-
-
-def close_pending(runner: StepRunner, nodes: list[Node], reason: str, *, stopped: bool) -> None:
-    """Steps that never started, recorded so in one write when their run ends: cancelled
-    when a cancel or the timeout `stopped` the run, skipped otherwise.
-
-    A step still recorded running was left so by a process that was killed, in a run that
-    was resumed and stopped before that step ran again (its driver was ended when the
-    environment was taken over). Whether it finished is not known: it is closed cancelled
-    and its component marked failed, so the next apply runs it again (a health check that
-    never passed left the component `applied`, and the next apply found it unchanged)."""
-    status = StepStatus.CANCELLED if stopped else StepStatus.SKIPPED
-    now = runner.services.clock.now()
-    left: list[Step] = []
-    interrupted: list[str] = []
-    for node in nodes:
-        step = runner.book.find(*node.key)
-        if step is not None and step.status is StepStatus.PENDING:
-            left.append(step.model_copy(update={"status": status, "output": reason,
-                                                "finished_at": now}))  # fmt: skip
-        elif step is not None and step.status is StepStatus.RUNNING:
-            output = "interrupted: its process was killed, and the run stopped before it ran again"
-            left.append(step.model_copy(update={"status": StepStatus.CANCELLED, "output": output,
-                                                "finished_at": now}))  # fmt: skip
-            if step.action in (StepAction.APPLY, StepAction.HEALTH, StepAction.DESTROY):
-                interrupted.append(step.component)
-    for step in left:
-        runner.book.record(step)
-    store = runner.services.store
-    with store.transaction():
-        store.save_steps(left)
-        for name in interrupted:
-            state = store.get_component(runner.run.environment, name)
-            if state is not None and state.status is not ComponentStatus.FAILED:
-                failed = state.model_copy(
-                    update={"status": ComponentStatus.FAILED, "updated_at": now}
-                )
-                store.save_component(failed)
 
 
 class DestroyRun:

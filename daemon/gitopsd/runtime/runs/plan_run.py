@@ -22,7 +22,7 @@ from gitopsd.engine.stepping import Node
 from gitopsd.model.state import Run, RunStatus, StepAction, StepStatus
 from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.runs import apply_records
-from gitopsd.runtime.runs.destroying import close_pending
+from gitopsd.runtime.runs.closing import close_pending
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import Services, StepBook, StepError, StepRunner, driver_call
 from gitopsd.runtime.runs.walking import Ending, Walk

@@ -29,8 +29,8 @@ from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, SecretSource, StateStore
 from gitopsd.errors import GitopsdError, RunRefusedError
-from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus, StepStatus
-from gitopsd.runtime.runs import apply_records, leases, orphan_drivers, orphans, revisions
+from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
+from gitopsd.runtime.runs import apply_records, closing, leases, orphan_drivers, orphans, revisions
 from gitopsd.runtime.runs.apply_run import ApplyRun
 from gitopsd.runtime.runs.destroying import DestroyRun
 from gitopsd.runtime.runs.live_output import LiveOutput
@@ -290,7 +290,15 @@ class Workspace:
         finished = []
         for run in self.store.unfinished_runs(environment):
             if run.action is RunAction.PLAN:  # it changed nothing: closed, with its event
-                self._close_steps(run)
+                steps = self.store.list_steps(run.id)
+                closing.close_steps(
+                    self.store,
+                    environment,
+                    steps,
+                    "interrupted",
+                    stopped=True,
+                    now=self.clock.now(),
+                )
                 services = self._services(threading.Event())
                 status = RunStatus.CANCELLED
                 finished.append(apply_records.finished(services, run, status, "interrupted"))
@@ -307,14 +315,6 @@ class Workspace:
         return finished
 
     # --- helpers ----------------------------------------------------------------------------
-
-    def _close_steps(self, run: Run) -> None:
-        """The steps of an interrupted plan that never ended, closed cancelled with it."""
-        now = self.clock.now()
-        update = {"status": StepStatus.CANCELLED, "output": "interrupted", "finished_at": now}
-        open_steps = (StepStatus.PENDING, StepStatus.RUNNING)
-        steps = self.store.list_steps(run.id)
-        self.store.save_steps(s.model_copy(update=update) for s in steps if s.status in open_steps)
 
     def _refuse_while_unfinished(self, environment: str) -> None:
         for run in self.store.unfinished_runs(environment):

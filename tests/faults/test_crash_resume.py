@@ -433,6 +433,8 @@ def test_a_plan_after_a_killed_destroy_refuses_naming_it_and_a_killed_plan_is_cl
     (closed,) = json.loads(shown.stdout)["runs"]
     statuses = {s["status"] for s in closed["steps"]}
     assert "cancelled" in statuses and not statuses & {"running", "pending"}
+    said = {s["component"]: s["output"] for s in closed["steps"]}
+    assert said["a"].startswith("interrupted: its process was killed"), said  # it was running
     plans = [r["status"] for r in runs(world) if r["action"] == "plan"]
     assert plans == ["succeeded", "cancelled"]  # newest first
 

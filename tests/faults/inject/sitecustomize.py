@@ -5,6 +5,10 @@ PYTHONPATH, to make a fault happen at an exact point:
   file it names holds an errno, every write under GITOPSD_TEST_FAULT_DIR fails with it, as on
   a full or read-only disk. SQLite writes in C and cannot be reached from here: the suite
   keeps the state store elsewhere in that case;
+- GITOPSD_TEST_INOTIFY_ERRNO (see tests/faults/test_inotify_limits.py): the kernel's inotify
+  limits reached, which are the user's across the whole machine and so cannot be reached
+  for one test without starving the others: every new inotify instance (EMFILE) or watch
+  (ENOSPC) fails with that errno, as it does when the limit is reached;
 - GITOPSD_TEST_STEP_WRITES (see tests/faults/boundaries.py): a line is appended to the file
   it names each time a step's record is committed to the state store (a step boundary), and
   with GITOPSD_TEST_KILL_AT=N the process SIGKILLs itself right after the Nth.
@@ -117,3 +121,28 @@ if _STEP_WRITES is not None:
     SqliteStore.save_step = _after_commit(SqliteStore.save_step)  # type: ignore[method-assign]
     SqliteStore.save_steps = _after_commit(SqliteStore.save_steps)  # type: ignore[method-assign]
     SqliteStore.transaction = _counted(SqliteStore.transaction)  # type: ignore[method-assign]
+
+
+_INOTIFY_ERRNO = os.environ.get("GITOPSD_TEST_INOTIFY_ERRNO")
+
+
+def _failing_with(code: int):  # type: ignore[no-untyped-def]
+    def failing(*_args):  # type: ignore[no-untyped-def]
+        import ctypes
+
+        ctypes.set_errno(code)
+        return -1
+
+    return failing
+
+
+if _INOTIFY_ERRNO is not None:
+    import errno as _errno
+
+    from watchdog.observers import inotify_c
+
+    _code = int(_INOTIFY_ERRNO)
+    if _code == _errno.EMFILE:  # the instances limit (fs.inotify.max_user_instances)
+        inotify_c.inotify_init = _failing_with(_code)
+    else:  # ENOSPC: the watches limit (fs.inotify.max_user_watches)
+        inotify_c.inotify_add_watch = _failing_with(_code)

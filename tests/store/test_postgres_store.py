@@ -271,6 +271,52 @@ def test_an_election_waits_for_a_fenced_write_in_flight(store: PostgresStore) ->
         leader.save_run(run(status=RunStatus.RUNNING))
 
 
+def test_a_write_left_open_by_a_frozen_leader_holds_off_the_next_election_only_briefly(
+    store: PostgresStore,
+) -> None:
+    """A leader frozen (`docker pause`, a stalled VM, Ctrl-Z) inside a fenced write's
+    transaction held the leadership row until it woke: the next leader's election waited
+    for as long as the freeze lasted. The server now ends a session left idle inside a
+    transaction after `idle_transaction_timeout`; the woken leader's write fails, and
+    nothing of its transaction is recorded."""
+    elect(store.url, 1)
+    frozen_store = PostgresStore(store.url, idle_transaction_timeout=1.0)
+    leader = frozen_store.fenced(1)
+    inside, wake, elected = threading.Event(), threading.Event(), threading.Event()
+    failures: list[Exception] = []
+
+    def frozen() -> None:
+        try:
+            with leader.transaction():
+                leader.save_run(run())  # holds the leadership row shared until COMMIT
+                inside.set()
+                wake.wait(30)  # frozen: not a statement sent meanwhile
+                leader.save_run(run(status=RunStatus.RUNNING))
+        except Exception as error:
+            failures.append(error)
+
+    def election() -> None:
+        elect(store.url, 2)
+        elected.set()
+
+    writer = threading.Thread(target=frozen)
+    writer.start()
+    voter = threading.Thread(target=election)
+    try:
+        assert inside.wait(10)
+        voter.start()
+        assert elected.wait(10), "the election waited for the frozen leader's transaction"
+    finally:
+        wake.set()
+        writer.join(30)
+        voter.join(30)
+        frozen_store.close()
+    (failure,) = failures
+    assert isinstance(failure, StoreError), failure  # said in one line, not psycopg's error
+    assert "idle-in-transaction timeout" in str(failure)
+    assert store.get_run("run-1") is None
+
+
 # --- the audit trail as a feed -------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from gitopsd.adapters.postgres_store import (
     LEADERSHIP_ROW,
     LOCK_SPACE,
     connection_options,
+    session_timeout,
 )
 from gitopsd.adapters.urls import redacted
 from gitopsd.engine.ports import Term
@@ -116,12 +117,11 @@ class PostgresElection:
         if self._connection is not None and not self._connection.closed:
             return self._connection
         options = connection_options(application="gitopsd-leader", keepalive=self._timeout / 2)
+        options["options"] = session_timeout("idle", self._timeout)
         try:
             connection: Connection = psycopg.connect(self._url, autocommit=True, **options)
         except psycopg.Error as error:
             raise psycopg.OperationalError(f"{redacted(self._url)}: {error}") from error
-        milliseconds = max(1, round(self._timeout * 1000))
-        connection.execute(f"SET idle_session_timeout = {milliseconds}")
         self._connection = connection
         return connection
 

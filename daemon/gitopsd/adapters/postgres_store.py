@@ -61,6 +61,15 @@ EVENTS_LOCK = 2
 LEADER_LOCK = 3
 LEADERSHIP_ROW = "gitopsd"
 SCHEMES = ("postgresql://", "postgres://")
+# gitopsd's transactions are a few statements sent one after the other. One left open for
+# this long is a frozen process's (`docker pause`, a stalled VM, Ctrl-Z on a command): its
+# locks (the leadership row a fenced write holds shared, the rows it wrote) would hold off
+# the next leader's election and every writer of those rows for as long as the freeze lasts.
+# The server ends such a session; the process, when it wakes, finds its write failed. The
+# default of `gitopsd serve`'s leader_timeout, which it gives instead when set.
+IDLE_TRANSACTION_TIMEOUT = 10.0
+# how a session's end shows: the connection or server gone, or ended for `IDLE_TRANSACTION_TIMEOUT`
+SESSION_LOST = (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout)
 
 
 def connection_options(*, application: str, keepalive: float = 10.0) -> dict[str, Any]:
@@ -80,11 +89,27 @@ def connection_options(*, application: str, keepalive: float = 10.0) -> dict[str
     }
 
 
+def session_timeout(name: str, seconds: float) -> str:
+    """libpq's `options` setting the server's `<name>_session_timeout` for the session:
+    `idle` (the election's session) or `idle_in_transaction` (the store's)."""
+    return f"-c {name}_session_timeout={max(1, round(seconds * 1000))}"
+
+
 class PostgresStore:
     """A `StateStore` in a PostgreSQL database, safe to share between threads, processes and
     hosts. `close()` once no thread uses it any more (views made by `fenced` share its pool)."""
 
-    def __init__(self, url: str, *, max_connections: int = 10, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = 10,
+        timeout: float = 30.0,
+        idle_transaction_timeout: float = IDLE_TRANSACTION_TIMEOUT,
+    ) -> None:
+        """`idle_transaction_timeout`: seconds the server lets a session of this store sit
+        inside a transaction without a statement before it ends the session (see
+        `IDLE_TRANSACTION_TIMEOUT`); `gitopsd serve` gives its `leader_timeout`."""
         if not url.startswith(SCHEMES):
             raise StoreError(f"bad state URL {redacted(url)!r}: use postgresql://user@host/db")
         self._url = url
@@ -94,7 +119,11 @@ class PostgresStore:
         self._migrate()
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url,
-            kwargs={"autocommit": True, **connection_options(application="gitopsd")},
+            kwargs={
+                "autocommit": True,
+                **connection_options(application="gitopsd"),
+                "options": session_timeout("idle_in_transaction", idle_transaction_timeout),
+            },
             min_size=1,
             max_size=max_connections,
             timeout=timeout,
@@ -105,8 +134,10 @@ class PostgresStore:
         self._pool.open()
 
     @classmethod
-    def from_url(cls, url: str) -> PostgresStore:
-        return cls(url)
+    def from_url(
+        cls, url: str, *, idle_transaction_timeout: float = IDLE_TRANSACTION_TIMEOUT
+    ) -> PostgresStore:
+        return cls(url, idle_transaction_timeout=idle_transaction_timeout)
 
     @property
     def url(self) -> str:
@@ -142,7 +173,7 @@ class PostgresStore:
                     yield
                 finally:
                     self._local.connection, self._local.fence_checked = None, False
-        except (psycopg.OperationalError, PoolTimeout) as error:
+        except (*SESSION_LOST, PoolTimeout) as error:
             raise self._unusable(error) from error
 
     # environments
@@ -531,7 +562,7 @@ class PostgresStore:
                         result = work(connection)
                         committing = True
                     return result
-            except psycopg.OperationalError as error:
+            except SESSION_LOST as error:
                 broken = connection is not None and connection.broken
                 uncommitted = transaction and not committing
                 if attempt == 2 or not broken or not (uncommitted or idempotent):

@@ -96,6 +96,9 @@ class Context:
     data_dir: Path
     secrets_dir: Path | None = None  # --secrets-dir: `${{ secrets.NAME }}` files (adapters/secrets)
     trust_file: Path | None = None  # --trust-file, on the commands that apply (SPEC 9)
+    # seconds a PostgreSQL store's session may idle inside a transaction (serve: its
+    # leader_timeout); None: the store's default (adapters/postgres_store.py)
+    idle_transaction_timeout: float | None = None
 
     @property
     def state(self) -> str:
@@ -140,9 +143,14 @@ class Context:
         `stopping`: see `application.open_store`."""
         from gitopsd.runtime import application  # the run machinery: see the module docstring
 
+        idle = self.idle_transaction_timeout
         if self.given_state:
             return application.open_store(
-                self.state, base=Path.cwd(), create_folder=False, stopping=stopping
+                self.state,
+                base=Path.cwd(),
+                create_folder=False,
+                stopping=stopping,
+                idle_transaction_timeout=idle,
             )
         data_folder.prepare(self.data_dir)
         try:

@@ -139,7 +139,11 @@ def serve(
     if not once:
         auth.check_listen_allowed(host, tokens.present)
     # bound before the store opens and work starts: a taken port stops here, nothing begun
-    context = dataclasses.replace(context, trust_file=settings.trust_file)
+    context = dataclasses.replace(
+        context,
+        trust_file=settings.trust_file,
+        idle_transaction_timeout=settings.leader_timeout,  # a frozen leader's: see the store
+    )
     with _listening(host, port, once=once) as sockets, context.workspace() as workspace:
         workspace.delay_cache_writes(revisions.WRITE_DELAY)
         _warn_of_unknown_scopes(tokens, workspace)

@@ -38,12 +38,14 @@ def open_store(
     create_folder: bool = True,
     read_only: bool = False,
     stopping: threading.Event | None = None,
+    idle_transaction_timeout: float | None = None,
 ) -> StateStore:
     """The store `url` names; a SQLite file's folder is created unless `create_folder` is
     False (a URL typed by hand into a missing folder is a mistake, not a new store).
     `read_only`: an existing SQLite file opened without writing (adapters/sqlite_store.py).
     `stopping`: set when the process stops; a SQLite store then no longer waits for a
-    database another process keeps locked (the workspace's `interrupted`)."""
+    database another process keeps locked (the workspace's `interrupted`).
+    `idle_transaction_timeout`: see `PostgresStore`; None: its default."""
     if url.startswith("sqlite:"):
         return SqliteStore.from_url(
             url,
@@ -56,7 +58,9 @@ def open_store(
     if url.startswith(("postgresql:", "postgres:")):
         from gitopsd.adapters.postgres_store import PostgresStore  # psycopg: heavy, optional
 
-        return PostgresStore.from_url(url)
+        if idle_transaction_timeout is None:
+            return PostgresStore.from_url(url)
+        return PostgresStore.from_url(url, idle_transaction_timeout=idle_transaction_timeout)
     raise StoreError(
         f"unsupported state URL {url!r}: use sqlite:///path/to/state.db"
         " or postgresql://user@host/database"

@@ -91,7 +91,8 @@ class DaemonSettings(BaseSettings):
         ge=0.5,
         description="Seconds a silent leader keeps the lead before PostgreSQL ends its session;"
         " a leader confirms its lead four times as often. Failover takes at most this plus"
-        " leader_poll (a leader that dies with its host still up: leader_poll).",
+        " leader_poll (a leader that dies with its host still up: leader_poll). Also how long"
+        " a session of the store may sit inside a transaction: a frozen leader's is ended.",
     )
 
     retention_max_age: float = Field(

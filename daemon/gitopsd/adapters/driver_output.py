@@ -3,7 +3,7 @@
 A secret is a value of at least 4 characters of
 - an environment variable (from the inherited environment, including `GITOPSD_*` ones, or the
   driver's `env`),
-- or a string input,
+- or an input (a string, or each string and number inside one that is not: `secret_texts`),
 whose name matches, case-insensitively, TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE, CREDENTIAL,
 PRIVATE, API_KEY, APIKEY, ACCESS_KEY or AUTH, or an input the call names sensitive (one
 rendered from a dependency's sensitive output, runtime/records/sensitivity.py),
@@ -46,10 +46,27 @@ def secret_values(base_env: Mapping[str, str], call: DriverCall) -> list[bytes]:
 
 
 def call_named_values(call: DriverCall) -> list[tuple[str, str]]:
-    """The call's own named text values that may be secrets: its `env`, its string inputs."""
+    """The call's own named text values that may be secrets: its `env`, and the texts of
+    each input (`secret_texts`: an object's or a number's too)."""
     named = list(call.env.items())
-    named += [(name, value) for name, value in call.inputs.items() if isinstance(value, str)]
+    named += [(name, text) for name, value in call.inputs.items() for text in secret_texts(value)]
     return named
+
+
+def secret_texts(value: object) -> list[str]:
+    """The texts a sensitive value is printed with: a string itself, a number its digits, an
+    object or a list each of its leaves (the password inside `{"user", "password"}`, whatever
+    JSON spelling prints it), so that a sensitive output that is not a string is redacted
+    too. `true`, `false` and `null` are no secret."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [str(value)]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [text for item in value for text in secret_texts(item)]
+    return []
 
 
 def given_secrets(call: DriverCall) -> frozenset[bytes]:

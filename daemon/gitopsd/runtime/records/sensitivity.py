@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from gitopsd.adapters.driver_output import is_secret_name
+from gitopsd.adapters.driver_output import is_secret_name, secret_texts
 from gitopsd.adapters.encryption import is_sealed
 from gitopsd.engine import rendering, secret_references
 from gitopsd.engine.loading import ComponentEntry, Repository
@@ -128,11 +128,11 @@ def without_made_secrets(result: DriverResult, names: Collection[str]) -> Driver
 
 
 def redacted(text: str, values: Iterable[Any]) -> str:
-    """`text` with each string value (of 4 characters or more, as drivers' secrets) as `***`,
-    longest first: for an apply's output, which may print the sensitive outputs it made."""
-    secrets = sorted(
-        (v for v in values if isinstance(v, str) and len(v) >= 4), key=len, reverse=True
-    )
+    """`text` with each text of the values (`secret_texts`: an object's leaves, a number's
+    digits) of 4 characters or more, as drivers' secrets, as `***`, longest first: for an
+    apply's output, which may print the sensitive outputs it made."""
+    texts = {t for value in values for t in secret_texts(value) if len(t) >= 4}
+    secrets = sorted(texts, key=len, reverse=True)
     for secret in secrets:
         text = text.replace(secret, SHOWN)
     return text

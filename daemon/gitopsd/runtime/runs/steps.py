@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitopsd.adapters.driver_output import secret_texts
 from gitopsd.adapters.encryption import KEY_VARIABLE, MARKER, is_sealed
 from gitopsd.engine import secret_references
 from gitopsd.engine.loading import ComponentEntry
@@ -274,7 +275,7 @@ def output_secrets(states: Iterable[ComponentState | None]) -> frozenset[str]:
         for name in state.sensitive_outputs:
             value = state.outputs.get(name)
             if value is not None and not is_sealed(value):
-                found.add(value if isinstance(value, str) else json.dumps(value))
+                found.update(secret_texts(value))
     return frozenset(found)
 
 

@@ -188,7 +188,17 @@ def test_events_page_newest_first_with_a_cursor(api: TestClient, daemon: Daemon)
         ("/api/v1/runs/run-001", "steps_cursor"),
     ],
 )
-@pytest.mark.parametrize("cursor", ["%%%", "bm90IGpzb24", "WyJ4IiwxXQ"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "%%%",
+        "bm90IGpzb24",
+        "WyJ4IiwxXQ",
+        "WyI5OTk5LTEyLTMxVDIzOjU5OjU5LTIzOjU5IiwieCJd",  # year 9999 at -23:59: past 9999 in UTC
+        "WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzIzOjU5IiwieCJd",  # year 1 at +23:59: before 1 in UTC
+        "WyIyMDI2LTEyLTA3VDA5OjAyOjA1KzAwOjAwIiwiXHVkODAwIl0",  # an id of a lone surrogate
+    ],
+)
 def test_a_cursor_the_api_did_not_hand_out_is_422(
     api: TestClient, daemon: Daemon, path: str, name: str, cursor: str
 ) -> None:

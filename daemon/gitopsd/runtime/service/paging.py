@@ -15,7 +15,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gitopsd.engine.ports import StateStore
@@ -55,9 +55,22 @@ def run_position(cursor: str) -> tuple[datetime, str] | None:
         moment = datetime.fromisoformat(created)
     except (TypeError, ValueError):
         raise InvalidRequestError("cursor: not a cursor this API handed out") from None
-    if moment.utcoffset() is None or not isinstance(run_id, str):
+    if moment.utcoffset() is None or not isinstance(run_id, str) or not _storable(moment, run_id):
         raise InvalidRequestError("cursor: not a cursor this API handed out")
     return moment, run_id
+
+
+def _storable(moment: datetime, run_id: str) -> bool:
+    """Whether the store can compare runs with this position: a time still within years 1
+    to 9999 in UTC (a forged offset pushes one past them), an id in UTF-8 (a `\\ud800`
+    escape decodes to a lone surrogate, which no store binds). Either would fail in the
+    query, a 500."""
+    try:
+        moment.astimezone(UTC)
+        run_id.encode()
+    except (OverflowError, UnicodeEncodeError):
+        return False
+    return True
 
 
 def number(cursor: str, name: str) -> int:

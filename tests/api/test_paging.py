@@ -243,3 +243,28 @@ def test_requests_not_started_come_first_on_the_first_page_only(
     assert [run["id"] for run in done["runs"]] == made[::-1]
     plans = api.get("/api/v1/runs", params={"env": "dev", "action": "plan"}).json()
     assert plans["runs"] == []
+
+
+def test_requests_beyond_the_first_page_come_on_the_next_pages(
+    api: TestClient, daemon: Daemon
+) -> None:
+    """More requests not started than `limit`: the next pages go on with them, then the runs,
+    each entry once."""
+    store = daemon.workspace.store
+    made = [save_run(store, number) for number in range(2)]
+    waiting = [f"req-{number}" for number in range(3)]
+    for number, request_id in enumerate(waiting):
+        at = START + timedelta(seconds=number)
+        store.save_request(
+            Request(
+                id=request_id,
+                environment="dev",
+                action="apply",
+                status=RequestStatus.QUEUED,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+    found = pages(api, "/api/v1/runs", env="dev", limit=2)
+    assert [run["id"] for page in found for run in page["runs"]] == [*waiting, *made[::-1]]
+    assert [len(page["runs"]) for page in found] == [2, 2, 1]

@@ -4,7 +4,9 @@ A cursor is where the previous page ended, handed out opaque (base64url of a sma
 value) so that clients pass it back as is and the positions can change shape later:
 - runs: the last run's creation time and id (the store's keyset; a run that starts between
   two pages lands before the first one and shifts nothing); `[]` is "the runs from the top,
-  without the requests not started yet", which only the first page lists;
+  without the requests not started yet", which the pages list first; `["request", time,
+  id]` is "the requests not started yet after that one (oldest first), then the runs from
+  the top", for when they fill more than a page;
 - steps: the last step's index; events: the last event's id.
 A cursor that does not decode is the request's fault (InvalidRequestError, HTTP 422).
 """
@@ -15,6 +17,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +28,7 @@ from gitopsd.runtime.control import RUN_ACTIONS, RUN_STATUSES
 from gitopsd.runtime.records import reports
 
 TOP = "W10"  # base64url of `[]`: the runs from the newest, without the requests
+REQUEST = "request"  # a cursor `[REQUEST, created_at, id]`: the requests after that one first
 
 
 def encode(value: Any) -> str:
@@ -45,11 +49,35 @@ def after_run(run: Run) -> str:
     return encode([run.created_at.isoformat(), run.id])
 
 
-def run_position(cursor: str) -> tuple[datetime, str] | None:
-    """The (created_at, id) a runs cursor names; None for `TOP`."""
+def after_request(request: Request) -> str:
+    return encode([REQUEST, request.created_at.isoformat(), request.id])
+
+
+@dataclass(frozen=True)
+class RunsCursor:
+    """Where a page of the runs list starts: with the requests not started yet (`requests`)
+    after the one at `after` (all of them when None), or with the runs before `before` (the
+    newest when None)."""
+
+    requests: bool
+    after: tuple[datetime, str] | None = None
+    before: tuple[datetime, str] | None = None
+
+
+def runs_cursor(cursor: str | None) -> RunsCursor:
+    """The start a runs cursor names (None: the first page's)."""
+    if cursor is None:
+        return RunsCursor(requests=True)
     value = decode(cursor, "cursor")
     if value == []:
-        return None
+        return RunsCursor(requests=False)
+    if isinstance(value, list) and value[:1] == [REQUEST]:
+        return RunsCursor(requests=True, after=_position(value[1:]))
+    return RunsCursor(requests=False, before=_position(value))
+
+
+def _position(value: Any) -> tuple[datetime, str]:
+    """The (created_at, id) a runs cursor's value names."""
     try:
         created, run_id = value
         moment = datetime.fromisoformat(created)
@@ -97,20 +125,24 @@ def runs_page(
     status: str | None = None,
     action: str | None = None,
 ) -> dict[str, Any]:
-    """`{"runs": [...], "next_cursor": ...}`: on the first page the requests not started yet
-    (`waiting`), then run summaries (no steps), newest first, each with that `status` and
-    `action` when given; the store reads one more run than it shows, to know whether another
-    page follows."""
+    """`{"runs": [...], "next_cursor": ...}`: first the requests not started yet (`waiting`,
+    oldest first, over as many pages as they fill), then run summaries (no steps), newest
+    first, each with that `status` and `action` when given; the store reads one more run
+    than it shows, to know whether another page follows."""
     _check_choice("status", status, RUN_STATUSES)
     _check_choice("action", action, RUN_ACTIONS)
-    before = run_position(cursor) if cursor is not None else None
+    start = runs_cursor(cursor)
     stored = store.list_runs(
-        environment, limit=limit + 1, before=before, status=status, action=action
+        environment, limit=limit + 1, before=start.before, status=status, action=action
     )
     known = {run.id for run in stored}
-    requests = [] if cursor is not None else [r for r in waiting if r.id not in known]
+    requests = [r for r in waiting if start.requests and r.id not in known]
+    requests = [r for r in requests if start.after is None or (r.created_at, r.id) > start.after]
     requests = [r for r in requests if status in (None, r.status) and action in (None, r.action)]
-    shown = [_request_summary(r) for r in requests[:limit]]
+    if len(requests) > limit:  # the requests fill this page, and some are left for the next
+        page = [_request_summary(r) for r in requests[:limit]]
+        return {"runs": page, "next_cursor": after_request(requests[limit - 1])}
+    shown = [_request_summary(r) for r in requests]
     runs = stored[: limit - len(shown)]
     shown += [reports.run_summary(run) for run in runs]
     more = len(stored) > len(runs)

@@ -96,7 +96,8 @@ class Reads:
         the store know, as every route taking one."""
         if environment is not None:
             self.check_environment(environment)
-        waiting = self._intake.not_started(environment) if cursor is None else []
+        listed = paging.runs_cursor(cursor).requests  # a page that starts with requests
+        waiting = self._intake.not_started(environment) if listed else []
         return paging.runs_page(
             self.workspace.store,
             waiting,

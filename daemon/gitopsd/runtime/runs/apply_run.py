@@ -236,8 +236,9 @@ class ApplyRun:
         step = step.model_copy(update={"fingerprint": decision.fingerprint, "previous_state": last})
         sensitive = sensitivity.sensitive_inputs(component, self._declared)
         call = self._call(component, "apply", decision.inputs, sensitive)
-        step, result = self.runner.call(step, call, component.manifest.spec.retry, stored=last)
         made = component.manifest.spec.sensitive_outputs
+        retry = component.manifest.spec.retry
+        step, result = self.runner.call(step, call, retry, stored=last, live=not made)
         step = self.runner.finish(step, sensitivity.without_made_secrets(result, made))
         if not result.succeeded:
             with self.services.store.transaction():

@@ -94,8 +94,8 @@ def _compensate_one(
         state_root=runner.services.state_root,
         sensitive=before.sensitive_inputs,
     )
-    step, result = runner.call(step, call, old.manifest.spec.retry)
     made = old.manifest.spec.sensitive_outputs  # the previous revision's apply may print them
+    step, result = runner.call(step, call, old.manifest.spec.retry, live=not made)
     step = runner.finish(step, sensitivity.without_made_secrets(result, made))
     store = runner.services.store
     restored = before.model_copy(

@@ -327,12 +327,16 @@ class StepRunner:
         *,
         answered: Callable[[DriverResult], bool] = lambda result: result.succeeded,
         stored: ComponentState | Unread | None = UNREAD,
+        live: bool = True,
     ) -> tuple[Step, DriverResult]:
         """Run the driver until it succeeds, is cancelled or runs out of tries.
 
         The step is saved as running before every try, so a crash leaves it running and a
         resume tries again; `attempts` carries on from what the crashed process recorded.
         `stored`: the component's state as the caller has just read it from the store.
+        `live`: whether readers of the run's logs see the output as it is printed; not for
+        an apply that makes sensitive outputs, whose values are known (and redacted) only
+        once it has written them, after it printed them.
         """
         call = self._with_output_secrets(step, call, stored)
         attempt = step.attempts
@@ -352,7 +356,7 @@ class StepRunner:
                 earlier=attempt > 1,
             )
             with self.services.live.kept(self.run.id, step.index) as printed, waiting_on_driver():
-                shown = dataclasses.replace(call, on_output=printed, step=tried)
+                shown = dataclasses.replace(call, on_output=printed if live else None, step=tried)
                 result = self.services.drivers.run(shown, cancel=stop, on_started=seen)
             self.services.check_interrupted()
             if answered(result) or result.cancelled or result.final:

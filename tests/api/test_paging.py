@@ -98,7 +98,7 @@ def save_run(
 def pages(api: TestClient, path: str, **params: Any) -> list[dict[str, Any]]:
     """Every page of a list, following `next_cursor`."""
     found: list[dict[str, Any]] = []
-    cursor = None
+    cursor = params.pop("cursor", None)
     while True:
         asked = params | ({"cursor": cursor} if cursor else {})
         response = api.get(path, params=asked)
@@ -268,3 +268,40 @@ def test_requests_beyond_the_first_page_come_on_the_next_pages(
     found = pages(api, "/api/v1/runs", env="dev", limit=2)
     assert [run["id"] for page in found for run in page["runs"]] == [*waiting, *made[::-1]]
     assert [len(page["runs"]) for page in found] == [2, 2, 1]
+
+    first = api.get("/api/v1/runs", params={"env": "dev", "limit": 2}).json()
+    later = datetime.now(UTC) + timedelta(seconds=1)  # after the first page was read
+    started = store.get_request("req-0")
+    assert started is not None
+    store.save_request(started.model_copy(update={"status": RequestStatus.RUNNING}))
+    store.save_run(Run(id="req-0", environment="dev", revision="0" * 40, action=RunAction.APPLY,
+                       status=RunStatus.RUNNING, created_at=later))  # fmt: skip
+    store.save_request(Request(id="req-new", environment="dev", action="apply",
+                               created_at=later, updated_at=later))  # fmt: skip
+    rest = pages(api, "/api/v1/runs", env="dev", limit=2, cursor=first["next_cursor"])
+    shown = [run["id"] for page in [first, *rest] for run in page["runs"]]
+    assert shown == [*waiting, *made[::-1]]  # req-0 once, as it was; the new ones next time
+
+
+def test_a_request_taken_up_but_without_its_run_yet_is_listed_once(
+    api: TestClient, daemon: Daemon
+) -> None:
+    """A worker marks a request running, then makes its run: in between, the list shows the
+    request (running), so a page read then does not lose it; then its run alone."""
+    store = daemon.workspace.store
+    made = save_run(store, 1)
+    store.save_request(
+        Request(id="req-taken", environment="dev", action="apply",
+                status=RequestStatus.RUNNING, created_at=START, updated_at=START)
+    )  # fmt: skip
+    listed = api.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+    assert [(run["id"], run["status"]) for run in listed] == [
+        ("req-taken", "running"),
+        (made, "succeeded"),
+    ]
+    save_run(store, 2, status=RunStatus.RUNNING)
+    store.save_run(Run(id="req-taken", environment="dev", revision="0" * 40,
+                       action=RunAction.APPLY, status=RunStatus.RUNNING,
+                       created_at=START + timedelta(hours=1)))  # fmt: skip
+    listed = api.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+    assert [run["id"] for run in listed] == ["req-taken", "run-002", made]

@@ -182,10 +182,16 @@ class Intake:
         return held[0] if held else self._store.get_request(request_id)
 
     def not_started(self, environment: str | None = None) -> list[Request]:
-        """Open requests not running (queued, waiting, retrying), oldest first, those only
-        held in memory included: a running one is shown by its run."""
+        """Open requests whose run is not recorded (queued, waiting, retrying, and running
+        ones whose worker has not made their run yet), oldest first, those only held in
+        memory included: a run shows the others. A running request is listed until its run
+        is, so that a list read in between does not lose it."""
         found = self.open_requests(environment)
-        return [r for r in found if r.status is not RequestStatus.RUNNING]
+        return [
+            r
+            for r in found
+            if r.status is not RequestStatus.RUNNING or self._store.get_run(r.id) is None
+        ]
 
     def open_requests(self, environment: str | None = None) -> list[Request]:
         """Every open request, oldest first: the store's, and those only held in memory

@@ -3,10 +3,12 @@
 A cursor is where the previous page ended, handed out opaque (base64url of a small JSON
 value) so that clients pass it back as is and the positions can change shape later:
 - runs: the last run's creation time and id (the store's keyset; a run that starts between
-  two pages lands before the first one and shifts nothing); `[]` is "the runs from the top,
-  without the requests not started yet", which the pages list first; `["request", time,
-  id]` is "the requests not started yet after that one (oldest first), then the runs from
-  the top", for when they fill more than a page;
+  two pages lands before the first one and shifts nothing); the requests not started yet
+  come first, oldest first, over as many pages as they fill: `["request", time, id, since]`
+  is "those after that one, then the runs", where `since` is when the first page was read,
+  so that a request made since, or a run started since (one of those requests, maybe,
+  already shown), is left for the next first page as a new run is; `[]` (handed out
+  before) is the runs from the top;
 - steps: the last step's index; events: the last event's id.
 A cursor that does not decode is the request's fault (InvalidRequestError, HTTP 422).
 """
@@ -28,7 +30,7 @@ from gitopsd.runtime.control import RUN_ACTIONS, RUN_STATUSES
 from gitopsd.runtime.records import reports
 
 TOP = "W10"  # base64url of `[]`: the runs from the newest, without the requests
-REQUEST = "request"  # a cursor `[REQUEST, created_at, id]`: the requests after that one first
+REQUEST = "request"  # `[REQUEST, created_at, id, since]`: the requests after that one first
 
 
 def encode(value: Any) -> str:
@@ -49,31 +51,38 @@ def after_run(run: Run) -> str:
     return encode([run.created_at.isoformat(), run.id])
 
 
-def after_request(request: Request) -> str:
-    return encode([REQUEST, request.created_at.isoformat(), request.id])
+def after_request(request: Request, since: datetime) -> str:
+    return encode([REQUEST, request.created_at.isoformat(), request.id, since.isoformat()])
+
+
+def before_moment(since: datetime) -> str:
+    """The runs created before `since` (no run id sorts before ``)."""
+    return encode([since.isoformat(), ""])
 
 
 @dataclass(frozen=True)
 class RunsCursor:
     """Where a page of the runs list starts: with the requests not started yet (`requests`)
-    after the one at `after` (all of them when None), or with the runs before `before` (the
-    newest when None)."""
+    made by `since`, after the one at `after` (all of them when None), then the runs before
+    `before` (the newest when None)."""
 
     requests: bool
+    since: datetime
     after: tuple[datetime, str] | None = None
     before: tuple[datetime, str] | None = None
 
 
-def runs_cursor(cursor: str | None) -> RunsCursor:
-    """The start a runs cursor names (None: the first page's)."""
+def runs_cursor(cursor: str | None, now: datetime) -> RunsCursor:
+    """The start a runs cursor names (None: the first page's, read `now`)."""
     if cursor is None:
-        return RunsCursor(requests=True)
+        return RunsCursor(requests=True, since=now)
     value = decode(cursor, "cursor")
     if value == []:
-        return RunsCursor(requests=False)
-    if isinstance(value, list) and value[:1] == [REQUEST]:
-        return RunsCursor(requests=True, after=_position(value[1:]))
-    return RunsCursor(requests=False, before=_position(value))
+        return RunsCursor(requests=False, since=now)
+    if isinstance(value, list) and len(value) == 4 and value[0] == REQUEST:
+        since = _position([value[3], ""])
+        return RunsCursor(requests=True, since=since[0], after=_position(value[1:3]), before=since)
+    return RunsCursor(requests=False, since=now, before=_position(value))
 
 
 def _position(value: Any) -> tuple[datetime, str]:
@@ -124,30 +133,39 @@ def runs_page(
     cursor: str | None,
     status: str | None = None,
     action: str | None = None,
+    now: datetime,
 ) -> dict[str, Any]:
     """`{"runs": [...], "next_cursor": ...}`: first the requests not started yet (`waiting`,
     oldest first, over as many pages as they fill), then run summaries (no steps), newest
     first, each with that `status` and `action` when given; the store reads one more run
-    than it shows, to know whether another page follows."""
+    than it shows, to know whether another page follows. `now`: when a first page is read
+    (see the module docstring)."""
     _check_choice("status", status, RUN_STATUSES)
     _check_choice("action", action, RUN_ACTIONS)
-    start = runs_cursor(cursor)
+    start = runs_cursor(cursor, now)
     stored = store.list_runs(
         environment, limit=limit + 1, before=start.before, status=status, action=action
     )
-    known = {run.id for run in stored}
-    requests = [r for r in waiting if start.requests and r.id not in known]
-    requests = [r for r in requests if start.after is None or (r.created_at, r.id) > start.after]
+    requests = _requests(waiting, start, known={run.id for run in stored})
     requests = [r for r in requests if status in (None, r.status) and action in (None, r.action)]
     if len(requests) > limit:  # the requests fill this page, and some are left for the next
         page = [_request_summary(r) for r in requests[:limit]]
-        return {"runs": page, "next_cursor": after_request(requests[limit - 1])}
+        return {"runs": page, "next_cursor": after_request(requests[limit - 1], start.since)}
     shown = [_request_summary(r) for r in requests]
     runs = stored[: limit - len(shown)]
     shown += [reports.run_summary(run) for run in runs]
     more = len(stored) > len(runs)
-    following = (after_run(runs[-1]) if runs else TOP) if more else None
+    following = (after_run(runs[-1]) if runs else before_moment(start.since)) if more else None
     return {"runs": shown, "next_cursor": following}
+
+
+def _requests(waiting: Sequence[Request], start: RunsCursor, *, known: set[str]) -> list[Request]:
+    """The requests a page starting at `start` lists: those made by `start.since`, after
+    `start.after`, none that has a run among the page's (`known`)."""
+    if not start.requests:
+        return []
+    listed = [r for r in waiting if r.id not in known and r.created_at <= start.since]
+    return [r for r in listed if start.after is None or (r.created_at, r.id) > start.after]
 
 
 def _check_choice(name: str, value: str | None, choices: Sequence[str]) -> None:

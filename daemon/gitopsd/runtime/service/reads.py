@@ -96,7 +96,8 @@ class Reads:
         the store know, as every route taking one."""
         if environment is not None:
             self.check_environment(environment)
-        listed = paging.runs_cursor(cursor).requests  # a page that starts with requests
+        now = self.workspace.clock.now()
+        listed = paging.runs_cursor(cursor, now).requests  # a page that starts with requests
         waiting = self._intake.not_started(environment) if listed else []
         return paging.runs_page(
             self.workspace.store,
@@ -106,6 +107,7 @@ class Reads:
             cursor=cursor,
             status=status,
             action=action,
+            now=now,
         )
 
     def run(

@@ -42,6 +42,12 @@ NOT_UTF8 = os.fsdecode(b"on call \xff")  # what Python makes of a Latin-1 termin
         ("suspend", "--env", "dev", "--as", NOT_UTF8),
         ("approve", "--env", "dev", "--as", "alice", "--email", NOT_UTF8),
         ("rollback", "--env", "dev", "--to", "HEAD", "--as", NOT_UTF8),
+        # read from the store by them: a traceback from SQLite before
+        ("runs", "--run", NOT_UTF8),
+        ("runs", "--env", NOT_UTF8),
+        ("runs", "--before", NOT_UTF8),
+        ("history", "--env", NOT_UTF8),
+        ("cancel", NOT_UTF8),
     ],
 )
 def test_a_name_or_reason_that_is_not_utf8_is_a_usage_error(

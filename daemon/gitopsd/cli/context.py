@@ -52,24 +52,7 @@ LARGEST_SQL_INTEGER = 2**63 - 1
 POSITIVE_INTEGER = click.IntRange(min=1, max=LARGEST_SQL_INTEGER)
 
 
-class _Text(click.types.StringParamType):
-    """A name or reason the history keeps: UTF-8 text. Bytes an argument holds that are not
-    (a terminal in another encoding) reach Python as lone surrogates, which no store, log or
-    JSON answer can encode: a usage error naming them, not a traceback from the store."""
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = super().convert(value, param, ctx)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            self.fail(f"{text!a} is not UTF-8 text", param, ctx)
-        return text
-
-
-TEXT = _Text()
-
-
-class _Revision(_Text):
+class _Revision(click.types.StringParamType):
     """A commit, as git names it: an empty one names none (it was taken for the default, the
     branch head, by `apply --revision ""`, or said "never verified no revision")."""
 

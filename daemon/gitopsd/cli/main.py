@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 
 import click
 
@@ -85,6 +86,7 @@ def main() -> None:
     hidden_environment.hide()
     allocator.cap_arenas()
     try:
+        check_text(sys.argv[1:])
         code = cli.main(standalone_mode=False)  # --help, --version: ctx.exit's code, returned
     except click.exceptions.UsageError as error:
         error.show()
@@ -96,3 +98,16 @@ def main() -> None:
         error.show()
         sys.exit(error.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def check_text(arguments: Sequence[str]) -> None:
+    """Every argument is UTF-8 text. Names, reasons, revisions and paths end up in the state
+    store, logs and JSON answers, which take UTF-8 only; bytes that are not (a terminal in
+    another encoding) reach Python as lone surrogates. A usage error naming the argument,
+    rather than a traceback from wherever it is first encoded (the store, for `runs --run`)."""
+    for position, argument in enumerate(arguments):
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            after = f" (after {arguments[position - 1]})" if position else ""
+            raise click.UsageError(f"argument {argument!a}{after} is not UTF-8 text") from None

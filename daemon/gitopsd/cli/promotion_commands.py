@@ -21,7 +21,6 @@ from gitopsd.cli.context import (
     EXIT_CHANGES,
     EXIT_OK,
     REVISION,
-    TEXT,
     Context,
     common_options,
     fail,
@@ -45,9 +44,7 @@ from gitopsd.runtime.promotion import diffing, promoting
     help="A revision the upstream verified (default: its newest).",
 )
 @click.option("--force", is_flag=True, help="Promote through a change window (recorded).")
-@click.option(
-    "--as", "actor", type=TEXT, default=None, help="Who promotes, for the history [default: local]."
-)
+@click.option("--as", "actor", default=None, help="Who promotes, for the history [default: local].")
 @remote.server_option
 def promote(
     context: Context,
@@ -93,12 +90,8 @@ def promote(
 @click.option(
     "--revision", type=REVISION, default=None, help="The revision (default: the pending one)."
 )
-@click.option(
-    "--as", "name", type=TEXT, default=None, help="Who approves (required without --server)."
-)
-@click.option(
-    "--email", type=TEXT, default=None, help="The approver's email (checked against the author)."
-)
+@click.option("--as", "name", default=None, help="Who approves (required without --server).")
+@click.option("--email", default=None, help="The approver's email (checked against the author).")
 @remote.server_option
 def approve(
     context: Context,
@@ -135,7 +128,7 @@ def approve(
 @click.option(
     "--to", "revision", type=REVISION, required=True, help="A revision it verified before."
 )
-@click.option("--as", "actor", type=TEXT, default=None, help="Who rolls back [default: local].")
+@click.option("--as", "actor", default=None, help="Who rolls back [default: local].")
 @remote.server_option
 def rollback(
     context: Context, environment: str, revision: str, actor: str | None, server: str | None

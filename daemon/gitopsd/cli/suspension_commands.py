@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 
 from gitopsd.cli import remote
-from gitopsd.cli.context import TEXT, Context, common_options
+from gitopsd.cli.context import Context, common_options
 from gitopsd.model.state import MAX_REASON_LENGTH, reason_problem
 from gitopsd.runtime.promotion import suspending
 
@@ -21,12 +21,11 @@ from gitopsd.runtime.promotion import suspending
 @click.option("--env", "environment", required=True, help="The environment to suspend.")
 @click.option(
     "--reason",
-    type=TEXT,
     default="",
     callback=lambda _context, _option, text: _short_reason(text),
     help=f"Why, for status and the history: one line of at most {MAX_REASON_LENGTH} characters.",
 )
-@click.option("--as", "actor", type=TEXT, default=None, help="Who suspends [default: local].")
+@click.option("--as", "actor", default=None, help="Who suspends [default: local].")
 @remote.server_option
 def suspend(
     context: Context, environment: str, reason: str, actor: str | None, server: str | None
@@ -49,7 +48,7 @@ def suspend(
 @click.command()
 @common_options
 @click.option("--env", "environment", required=True, help="The environment to resume.")
-@click.option("--as", "actor", type=TEXT, default=None, help="Who resumes [default: local].")
+@click.option("--as", "actor", default=None, help="Who resumes [default: local].")
 @remote.server_option
 def resume(context: Context, environment: str, actor: str | None, server: str | None) -> None:
     """Restart an environment's automatic work (the daemon takes its current candidate)."""

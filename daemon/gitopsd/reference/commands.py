@@ -59,7 +59,11 @@ GENERAL = [
     (FAILED, 'failed or refused; the reason on stderr (and as `{"error"}` with `--output json`)'),
     (DIFFERS, "`plan`: changes; `diff`: differs; `drift`: drift found"),
     (WAITING, "`apply`, `promote`: waiting for approvals or a change window"),
-    (str(EXIT_USAGE), "usage error: an unknown flag, a missing argument, a bad flag value"),
+    (
+        str(EXIT_USAGE),
+        "usage error: an unknown flag, a missing argument, a bad flag value, an argument that"
+        " is not UTF-8 text (names, reasons, revisions and paths are stored and shown as UTF-8)",
+    ),
 ]
 INTRO = (
     "Every command of `gitopsd`, with its flags, the environment variables that set them and "

@@ -199,6 +199,7 @@ def apply(
             decided = workspace.preview(environment, revision=revision, components=components)
             click.echo(render.preview(decided, as_json=context.as_json))
             sys.exit(EXIT_OK)
+        workspace.prepare(revision)  # exported while admission parses the manifests
         admitted = admission.admit(workspace, environment, revision=revision, forced=force)
         if admitted.wait is not admission.Wait.READY:
             _not_admitted(context, environment, admitted, asked=revision)

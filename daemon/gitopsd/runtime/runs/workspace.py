@@ -118,11 +118,19 @@ class Workspace:
         `diff` compares, which must work while the data folder is full or read-only."""
         return self._valid(revision)
 
+    def prepare(self, revision: str | None = None) -> str:
+        """Start exporting `revision`'s checkout (default: the branch head) in the background,
+        so that it is built while the manifests are parsed, by admission or by `load`; its
+        commit. A command that admits before it applies calls this first: admission parses
+        the manifests, and the export started only after it used to add its whole time."""
+        sha = self.source.resolve(revision) if revision else self.source.head()
+        self.checkouts.prepare(sha)
+        return sha
+
     def load(self, revision: str | None = None) -> Revisioned:
         """A valid revision, ready to run from (its checkout exported); invalid manifests
         refuse the run. The checkout is exported while the manifests are parsed."""
-        sha = self.source.resolve(revision) if revision else self.source.head()
-        self.checkouts.prepare(sha)
+        sha = self.prepare(revision)
         loaded = self._valid(sha)
         try:
             checkout = self.checkouts.path(loaded.revision)

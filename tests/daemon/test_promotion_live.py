@@ -288,8 +288,10 @@ def with_drift_checks(prod: dict[str, Any], size: int = 3) -> dict[str, str]:
 
 
 def prod_runs_in(daemon: Any) -> list[tuple[str, str, str]]:
+    """prod's runs, oldest first; a request listed before its run is made (a remediation
+    chooses no revision) has none yet."""
     found = daemon.runs("prod")["runs"]
-    return [(r["revision"][:7], r["trigger"], r["status"]) for r in reversed(found)]
+    return [((r["revision"] or "-")[:7], r["trigger"], r["status"]) for r in reversed(found)]
 
 
 def tick(clock: Any, seconds: float = 1) -> None:

@@ -1,6 +1,6 @@
 """Fixtures of the fault suite: a world (repository, driver journal), a data folder on a
-disk that can be made full or read-only, and the daemon fixtures of tests/daemon (a real
-`gitopsd serve`, an in-process daemon)."""
+disk that can be made full or read-only, the daemon fixtures of tests/daemon (a real
+`gitopsd serve`, an in-process daemon), and `daemons`, real ones a test starts itself."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon.conftest import daemon, started
+from tests.daemon.harness import DaemonProcess
 from tests.faults.disks import Disk
 from tests.runtime.world import World
 
@@ -27,4 +28,13 @@ def disk(tmp_path: Path) -> Iterator[Disk]:
     made.close()
 
 
-__all__ = ["daemon", "disk", "started", "world"]
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    """`gitopsd serve` processes a test starts (appended here), stopped after it."""
+    started: list[DaemonProcess] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+__all__ = ["daemon", "daemons", "disk", "started", "world"]

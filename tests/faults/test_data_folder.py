@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,14 +83,6 @@ def test_an_apply_refused_for_a_full_disk_applies_once_space_returns(
     )
     assert applied.returncode == 0, applied.stderr
     assert world.calls() == ["a"]
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 def readiness(daemon: DaemonProcess) -> tuple[int, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ LIMITS = {"instances": errno.EMFILE, "watches": errno.ENOSPC}
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     return World.committed(tmp_path, FILES)
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for process in started:
-        process.stop()
 
 
 @pytest.mark.parametrize("limit", sorted(LIMITS))

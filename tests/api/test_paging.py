@@ -305,3 +305,18 @@ def test_a_request_taken_up_but_without_its_run_yet_is_listed_once(
                        created_at=START + timedelta(hours=1)))  # fmt: skip
     listed = api.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
     assert [run["id"] for run in listed] == ["req-taken", "run-002", made]
+
+
+def test_a_running_drift_check_is_not_listed_as_a_run(api: TestClient, daemon: Daemon) -> None:
+    """A drift check starts no run of its id (its repair is a run of its own): once a worker
+    runs it, the runs list does not show it, queued it does."""
+    store = daemon.workspace.store
+    made = save_run(store, 1)
+    check = Request(id="req-check", environment="dev", action="drift",
+                    status=RequestStatus.QUEUED, created_at=START, updated_at=START)  # fmt: skip
+    store.save_request(check)
+    listed = api.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+    assert [run["id"] for run in listed] == ["req-check", made]
+    store.save_request(check.model_copy(update={"status": RequestStatus.RUNNING}))
+    listed = api.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+    assert [run["id"] for run in listed] == [made]

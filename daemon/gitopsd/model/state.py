@@ -90,6 +90,13 @@ class RequestKind(StrEnum):
     ROLLBACK = "rollback"
     REMEDIATE = "remediate"
 
+    @property
+    def runs_under_its_id(self) -> bool:
+        """Whether the run such a request starts takes the request's id, as the id the API
+        handed out (plan, apply, destroy, promote, rollback). A drift check is no run (its
+        repair is a run of its own), and a resume finishes runs that have theirs."""
+        return self not in (RequestKind.DRIFT, RequestKind.RESUME, RequestKind.REMEDIATE)
+
 
 class RunStatus(StrEnum):
     PENDING = "pending"

@@ -185,13 +185,14 @@ class Intake:
         """Open requests whose run is not recorded (queued, waiting, retrying, and running
         ones whose worker has not made their run yet), oldest first, those only held in
         memory included: a run shows the others. A running request is listed until its run
-        is, so that a list read in between does not lose it."""
-        found = self.open_requests(environment)
-        return [
-            r
-            for r in found
-            if r.status is not RequestStatus.RUNNING or self._store.get_run(r.id) is None
-        ]
+        is, so that a list read in between does not lose it; one that starts no run of its
+        id (a drift check) is not a run, and is not listed once it runs."""
+        return [r for r in self.open_requests(environment) if not self._shown_by_a_run(r)]
+
+    def _shown_by_a_run(self, request: Request) -> bool:
+        if request.status is not RequestStatus.RUNNING:
+            return False
+        return not request.action.runs_under_its_id or self._store.get_run(request.id) is not None
 
     def open_requests(self, environment: str | None = None) -> list[Request]:
         """Every open request, oldest first: the store's, and those only held in memory

@@ -51,9 +51,9 @@ def the_helper_of(parent: int) -> int:
     return helper
 
 
-def start(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
+def start(tmp_path: Path, *, before: str = "") -> tuple[subprocess.Popen[str], list[int]]:
     runner = subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", before + RUNNER, str(tmp_path)], stdout=subprocess.PIPE, text=True
     )
     pids = tmp_path / "pids"
     deadline = time.monotonic() + 20
@@ -80,3 +80,15 @@ def test_a_normal_exit_leaves_no_helper_and_no_driver(tmp_path: Path) -> None:
     os.kill(driver_and_child[0], signal.SIGTERM)  # the call ends; the runner exits
     assert runner.communicate(timeout=20)[0].strip() == "None"
     assert wait_gone([helper, *driver_and_child], within=3)
+
+
+def test_the_helper_sees_the_kill_at_once_not_at_its_next_look(tmp_path: Path) -> None:
+    """Between two reads of its pipe the helper waits for the pipe's hang-up: with its looks
+    a minute apart, a killed gitopsd's driver is still ended within seconds."""
+    slow_looks = "import gitopsd.adapters.reaper as reaper; reaper.READ_EVERY = 60.0\n"
+    runner, driver_and_child = start(tmp_path, before=slow_looks)
+    helper = the_helper_of(runner.pid)
+    runner.send_signal(signal.SIGKILL)
+    runner.communicate()
+    assert wait_gone(driver_and_child, within=10)
+    assert wait_gone([helper], within=10)

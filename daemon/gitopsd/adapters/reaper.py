@@ -13,12 +13,13 @@ start time comes with it). When gitopsd dies, however it dies, the pipe reaches 
 the helper sends SIGTERM to each group still running whose leader has the noted start time (a
 reused pid is left alone), SIGKILL after the grace, and exits. When gitopsd exits normally the
 list is empty and the helper exits at once. The helper reads what the pipe holds every
-`READ_EVERY` seconds rather than waiting on it: a write to a pipe that a process waits on
+`READ_EVERY` seconds rather than as it comes: a write to a pipe that a process waits to read
 wakes that process, which on a small VM cost gitopsd more than the rest of starting a driver
-(benchmarks/README.md); a line now costs one `write`, and drivers are ended at most that much
-later after gitopsd died. If the helper cannot be started, or is killed, drivers run
-unguarded, as before; the store's records of them (`runtime.runs.orphan_drivers`) still let
-whoever takes the environment over end them.
+(benchmarks/README.md), so a line costs one `write`. Between two reads it waits for the pipe's
+hang-up alone, which no write wakes: drivers are ended within milliseconds of gitopsd's death,
+not up to `READ_EVERY` seconds later. If the helper cannot be started, or is killed, drivers
+run unguarded, as before; the store's records of them
+(`runtime.runs.orphan_drivers`) still let whoever takes the environment over end them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ MARK = "gitopsd-reaper"  # in the helper's command line, to tell it from a drive
 READ_EVERY = 0.25  # seconds between the helper's looks at its pipe
 
 _HELPER = r"""
-import os, signal, sys, time
+import os, select, signal, sys, time
 grace, read_every = float(sys.argv[2]), float(sys.argv[3])
 
 def start_of(pid):
@@ -63,9 +64,13 @@ def read_all(unread=b""):  # the lines written so far; None at the end of file
             else:
                 groups.pop(int(pid), None)
 
+# Asked for no event, the poll wakes only when gitopsd's end of the pipe closes (a hang-up is
+# always reported), not for each line written; it drains the pipe every `read_every` seconds.
+hang_up = select.poll()
+hang_up.register(0, 0)
 unread = b""
 while (unread := read_all(unread)) is not None:
-    time.sleep(read_every)
+    hang_up.poll(read_every * 1000)
 
 def signal_group(pid, signum):
     try:

@@ -225,6 +225,22 @@ def redact(data: bytes, secrets: Iterable[bytes]) -> bytes:
     return data
 
 
+def redact_text(text: str, secrets: Iterable[bytes]) -> str:
+    """`redact` of text already decoded (a result's output or error)."""
+    return redact(_as_utf8(text), secrets).decode("utf-8", "replace")
+
+
+def redact_values(text: str, values: Iterable[object]) -> str:
+    """`text` with the texts of `values` (`secret_texts`) that are long enough to be secrets
+    as `***`, longest first: what a driver printed of values known only once it ended."""
+    texts = {t for value in values for t in secret_texts(value) if len(t) >= MIN_SECRET_LENGTH}
+    return redact_text(text, sorted(map(_as_utf8, texts), key=len, reverse=True))
+
+
+def _as_utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
+
+
 @functools.lru_cache(maxsize=4096)
 def _is_secret_name(name: str) -> bool:
     # cached: every call asks again for every inherited variable's name (a drift scan of

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from gitopsd.adapters import github_protocol
-from gitopsd.adapters.driver_output import redact, secret_values
+from gitopsd.adapters.driver_output import redact_text, secret_values
 from gitopsd.adapters.drivers import in_threads
 from gitopsd.adapters.github_api import GitHubClient
 from gitopsd.adapters.github_following import Following, RunLog, Timing
@@ -143,4 +143,4 @@ class GitHubActionsRunner:
 def _redacted(text: str | None, secrets: list[bytes]) -> str | None:
     if text is None:
         return None
-    return redact(text.encode("utf-8", "surrogatepass"), secrets).decode("utf-8", "replace")
+    return redact_text(text, secrets)

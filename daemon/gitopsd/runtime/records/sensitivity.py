@@ -10,19 +10,18 @@ redacted, and status, the API, reports and diffs show `***` in their place.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from pydantic import JsonValue
 
-from gitopsd.adapters.driver_output import is_secret_name, secret_texts
+from gitopsd.adapters.driver_output import is_secret_name
 from gitopsd.adapters.encryption import is_sealed
 from gitopsd.engine import rendering, secret_references
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.planning import Conceal
-from gitopsd.engine.ports import DriverResult, SecretSource
+from gitopsd.engine.ports import SecretSource
 from gitopsd.engine.references import Reference
 from gitopsd.errors import MissingSecretError
 from gitopsd.model.state import ComponentState
@@ -116,26 +115,6 @@ def masked(values: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
         name: SHOWN if name in names or is_sealed(value) else value
         for name, value in values.items()
     }
-
-
-def without_made_secrets(result: DriverResult, names: Collection[str]) -> DriverResult:
-    """An apply's result with the sensitive outputs it made redacted from its output."""
-    made = result.outputs or {}
-    secrets = [made[name] for name in names if name in made]
-    if not secrets:
-        return result
-    return dataclasses.replace(result, output=redacted(result.output, secrets))
-
-
-def redacted(text: str, values: Iterable[Any]) -> str:
-    """`text` with each text of the values (`secret_texts`: an object's leaves, a number's
-    digits) of 4 characters or more, as drivers' secrets, as `***`, longest first: for an
-    apply's output, which may print the sensitive outputs it made."""
-    texts = {t for value in values for t in secret_texts(value) if len(t) >= 4}
-    secrets = sorted(texts, key=len, reverse=True)
-    for secret in secrets:
-        text = text.replace(secret, SHOWN)
-    return text
 
 
 def _references(inputs: Mapping[str, Any]) -> list[tuple[rendering.Path, Reference]]:

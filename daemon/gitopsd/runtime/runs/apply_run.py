@@ -238,8 +238,8 @@ class ApplyRun:
         call = self._call(component, "apply", decision.inputs, sensitive)
         made = component.manifest.spec.sensitive_outputs
         retry = component.manifest.spec.retry
-        step, result = self.runner.call(step, call, retry, stored=last, live=not made)
-        step = self.runner.finish(step, sensitivity.without_made_secrets(result, made))
+        step, result = self.runner.call(step, call, retry, stored=last, made=made)
+        step = self.runner.finish(step, result)
         if not result.succeeded:
             with self.services.store.transaction():
                 self.services.store.save_step(step)

@@ -16,7 +16,6 @@ from __future__ import annotations
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import DriverResult
 from gitopsd.model.state import ComponentStatus, Run, Step, StepAction, StepStatus
-from gitopsd.runtime.records import sensitivity
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import StepError, StepRunner, driver_call
 
@@ -95,8 +94,8 @@ def _compensate_one(
         sensitive=before.sensitive_inputs,
     )
     made = old.manifest.spec.sensitive_outputs  # the previous revision's apply may print them
-    step, result = runner.call(step, call, old.manifest.spec.retry, live=not made)
-    step = runner.finish(step, sensitivity.without_made_secrets(result, made))
+    step, result = runner.call(step, call, old.manifest.spec.retry, made=made)
+    step = runner.finish(step, result)
     store = runner.services.store
     restored = before.model_copy(
         update={

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitopsd.adapters.driver_output import secret_texts
+from gitopsd.adapters.driver_output import redact_values, secret_texts
 from gitopsd.adapters.encryption import KEY_VARIABLE, MARKER, is_sealed
 from gitopsd.engine import secret_references
 from gitopsd.engine.loading import ComponentEntry
@@ -327,17 +327,34 @@ class StepRunner:
         *,
         answered: Callable[[DriverResult], bool] = lambda result: result.succeeded,
         stored: ComponentState | Unread | None = UNREAD,
-        live: bool = True,
+        made: Collection[str] = (),
     ) -> tuple[Step, DriverResult]:
         """Run the driver until it succeeds, is cancelled or runs out of tries.
 
         The step is saved as running before every try, so a crash leaves it running and a
         resume tries again; `attempts` carries on from what the crashed process recorded.
         `stored`: the component's state as the caller has just read it from the store.
-        `live`: whether readers of the run's logs see the output as it is printed; not for
-        an apply that makes sensitive outputs, whose values are known (and redacted) only
-        once it has written them, after it printed them.
+        `made`: the sensitive outputs an apply makes. Their values are known only once it
+        has written them, after it printed them: its output is shown to readers of the run's
+        logs only when it ends, with those values redacted.
         """
+        step, result = self._tries(step, call, policy, answered, stored, live=not made)
+        if not made:
+            return step, result
+        outputs = result.outputs or {}
+        values = [outputs[name] for name in made if name in outputs]
+        return step, dataclasses.replace(result, output=redact_values(result.output, values))
+
+    def _tries(
+        self,
+        step: Step,
+        call: DriverCall,
+        policy: RetryPolicy,
+        answered: Callable[[DriverResult], bool],
+        stored: ComponentState | Unread | None,
+        *,
+        live: bool,
+    ) -> tuple[Step, DriverResult]:
         call = self._with_output_secrets(step, call, stored)
         attempt = step.attempts
         while True:

@@ -130,19 +130,16 @@ def runs_page(
     environment: str | None,
     *,
     limit: int,
-    cursor: str | None,
+    start: RunsCursor,
     status: str | None = None,
     action: str | None = None,
-    now: datetime,
 ) -> dict[str, Any]:
-    """`{"runs": [...], "next_cursor": ...}`: first the requests not started yet (`waiting`,
-    oldest first, over as many pages as they fill), then run summaries (no steps), newest
-    first, each with that `status` and `action` when given; the store reads one more run
-    than it shows, to know whether another page follows. `now`: when a first page is read
-    (see the module docstring)."""
+    """`{"runs": [...], "next_cursor": ...}` from `start` (`runs_cursor`): first the requests
+    not started yet (`waiting`, oldest first, over as many pages as they fill), then run
+    summaries (no steps), newest first, each with that `status` and `action` when given;
+    the store reads one more run than it shows, to know whether another page follows."""
     _check_choice("status", status, RUN_STATUSES)
     _check_choice("action", action, RUN_ACTIONS)
-    start = runs_cursor(cursor, now)
     stored = store.list_runs(
         environment, limit=limit + 1, before=start.before, status=status, action=action
     )

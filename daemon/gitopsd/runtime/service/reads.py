@@ -96,18 +96,16 @@ class Reads:
         the store know, as every route taking one."""
         if environment is not None:
             self.check_environment(environment)
-        now = self.workspace.clock.now()
-        listed = paging.runs_cursor(cursor, now).requests  # a page that starts with requests
-        waiting = self._intake.not_started(environment) if listed else []
+        start = paging.runs_cursor(cursor, self.workspace.clock.now())
+        waiting = self._intake.not_started(environment) if start.requests else []
         return paging.runs_page(
             self.workspace.store,
             waiting,
             environment,
             limit=limit,
-            cursor=cursor,
+            start=start,
             status=status,
             action=action,
-            now=now,
         )
 
     def run(

@@ -18,8 +18,8 @@ wakes that process, which on a small VM cost gitopsd more than the rest of start
 (benchmarks/README.md), so a line costs one `write`. Between two reads it waits for the pipe's
 hang-up alone, which no write wakes: drivers are ended within milliseconds of gitopsd's death,
 not up to `READ_EVERY` seconds later. If the helper cannot be started, or is killed, drivers
-run unguarded, as before; the store's records of them
-(`runtime.runs.orphan_drivers`) still let whoever takes the environment over end them.
+run unguarded, as before; the store's records of them (`runtime.runs.orphan_drivers`) still
+let whoever takes the environment over end them.
 """
 
 from __future__ import annotations

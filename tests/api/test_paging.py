@@ -147,6 +147,16 @@ def test_runs_are_filtered_by_status_and_action_across_pages(
     assert api.get("/api/v1/runs", params={"action": "deploy"}).status_code == 422
 
 
+@pytest.mark.parametrize("name", ["status", "action"])
+def test_an_empty_filter_is_refused_not_taken_for_no_filter(
+    api: TestClient, daemon: Daemon, name: str
+) -> None:
+    save_run(daemon.workspace.store, 1)
+    response = api.get("/api/v1/runs", params={name: ""})
+    assert response.status_code == 422
+    assert response.json()["error"].startswith(f"{name}: '' is not one of ")
+
+
 def test_a_run_comes_with_a_page_of_its_steps_and_their_output(
     api: TestClient, daemon: Daemon
 ) -> None:
@@ -206,6 +216,33 @@ def test_a_cursor_the_api_did_not_hand_out_is_422(
     response = api.get(path, params={name: cursor})
     assert response.status_code == 422
     assert response.json() == {"error": f"{name}: not a cursor this API handed out"}
+
+
+def test_a_cursor_of_one_list_is_refused_by_another(api: TestClient, daemon: Daemon) -> None:
+    """A run's steps cursor is not an events cursor, nor the other way round: taken as one,
+    its number would page from the wrong place without a word."""
+    store = daemon.workspace.store
+    run_id = save_run(store, 1, steps=5)
+    save_run(store, 2)
+    for number in range(5):
+        store.append_event(Event(at=START, environment="dev", kind="k", message=f"m{number}"))
+    steps_cursor = api.get(f"/api/v1/runs/{run_id}", params={"steps_limit": 2}).json()[
+        "next_steps_cursor"
+    ]
+    events_cursor = api.get("/api/v1/events", params={"limit": 2}).json()["next_cursor"]
+    runs_cursor = api.get("/api/v1/runs", params={"limit": 1}).json()["next_cursor"]
+    assert None not in (steps_cursor, events_cursor, runs_cursor)
+    wrong = [
+        ("/api/v1/events", "cursor", steps_cursor),
+        (f"/api/v1/runs/{run_id}", "steps_cursor", events_cursor),
+        ("/api/v1/runs", "cursor", events_cursor),
+        ("/api/v1/runs", "cursor", steps_cursor),
+        ("/api/v1/events", "cursor", runs_cursor),
+    ]
+    for path, name, cursor in wrong:
+        response = api.get(path, params={name: cursor})
+        assert (path, response.status_code) == (path, 422)
+        assert response.json() == {"error": f"{name}: not a cursor this API handed out"}
 
 
 def test_steps_limit_is_bounded_like_limit(api: TestClient, daemon: Daemon) -> None:

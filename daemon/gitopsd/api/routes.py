@@ -71,7 +71,9 @@ async def list_runs(request: Request) -> Response:
     limit = calls.limit(request, 50)
     query = request.query_params
     env, cursor = query.get("env"), query.get("cursor")
-    status, action = query.get("status") or None, query.get("action") or None
+    # an empty `status=` is a value like any other (422), not "no filter": the dashboard's
+    # form, where "any" sends it empty, reads its filters itself
+    status, action = query.get("status"), query.get("action")
     runs = calls.context(request).control.runs
     page = await run_in_threadpool(
         lambda: runs(env, limit=limit, cursor=cursor, status=status, action=action)

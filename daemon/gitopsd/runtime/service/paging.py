@@ -9,8 +9,11 @@ value) so that clients pass it back as is and the positions can change shape lat
   so that a request made since, or a run started since (one of those requests, maybe,
   already shown), is left for the next first page as a new run is; `[]` (handed out
   before) is the runs from the top;
-- steps: the last step's index; events: the last event's id.
-A cursor that does not decode is the request's fault (InvalidRequestError, HTTP 422).
+- steps: `["step", index]`, the last step's index; events: `["event", id]`, the last event's
+  id. The name keeps one list's cursor from being taken by the other, where the bare number
+  would page from the wrong place without a word.
+A cursor that does not decode, or names another list, is the request's fault
+(InvalidRequestError, HTTP 422).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from gitopsd.runtime.records import reports
 
 TOP = "W10"  # base64url of `[]`: the runs from the newest, without the requests
 REQUEST = "request"  # `[REQUEST, created_at, id, since]`: the requests after that one first
+STEP = "step"  # `[STEP, index]`: the steps after that one
+EVENT = "event"  # `[EVENT, id]`: the events before that one
 
 
 def encode(value: Any) -> str:
@@ -110,12 +115,20 @@ def _storable(moment: datetime, run_id: str) -> bool:
     return True
 
 
-def number(cursor: str, name: str) -> int:
-    """The step index or event id a cursor names."""
+def numbered(kind: str, position: int) -> str:
+    """The cursor of a step (`STEP`) or event (`EVENT`) list after `position`."""
+    return encode([kind, position])
+
+
+def number(cursor: str, name: str, kind: str) -> int:
+    """The step index or event id a cursor of that `kind` names."""
     value = decode(cursor, name)
-    if not isinstance(value, int) or isinstance(value, bool) or not _fits_int64(value):
+    if not isinstance(value, list) or len(value) != 2 or value[0] != kind:
         raise InvalidRequestError(f"{name}: not a cursor this API handed out")
-    return value
+    found = value[1]
+    if not isinstance(found, int) or isinstance(found, bool) or not _fits_int64(found):
+        raise InvalidRequestError(f"{name}: not a cursor this API handed out")
+    return found
 
 
 def _fits_int64(value: int) -> bool:
@@ -184,11 +197,11 @@ def run_report(
     store: StateStore, run: Run, *, steps_limit: int, steps_cursor: str | None
 ) -> dict[str, Any]:
     """The run with a page of its steps (output included) and `next_steps_cursor`."""
-    after = number(steps_cursor, "steps_cursor") if steps_cursor is not None else None
+    after = number(steps_cursor, "steps_cursor", STEP) if steps_cursor is not None else None
     steps = store.list_steps(run.id, after=after, limit=steps_limit + 1)
     report = reports.run_report(run, steps[:steps_limit])
     more = len(steps) > steps_limit
-    report["next_steps_cursor"] = encode(steps[steps_limit - 1].index) if more else None
+    report["next_steps_cursor"] = numbered(STEP, steps[steps_limit - 1].index) if more else None
     return report
 
 
@@ -196,11 +209,11 @@ def events_page(
     store: StateStore, environment: str | None, *, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """`{"events": [...], "next_cursor": ...}`, newest first."""
-    before = number(cursor, "cursor") if cursor is not None else None
+    before = number(cursor, "cursor", EVENT) if cursor is not None else None
     found = store.list_events(environment, limit=limit + 1, before=before)
     shown = found[:limit]
-    more = len(found) > limit
+    last = shown[-1].id if len(found) > limit else None  # a stored event always has its id
     return {
         "events": [reports.event_report(event) for event in shown],
-        "next_cursor": encode(shown[-1].id) if more else None,
+        "next_cursor": None if last is None else numbered(EVENT, last),
     }

@@ -104,7 +104,12 @@ class DaemonSettings(BaseSettings):
     retention_max_events: int = Field(
         100_000, ge=1, le=MOST_ROWS, description="Events kept per environment, newest first."
     )
-    retention_interval: float = Field(300.0, gt=0, description="Seconds between prunings.")
+    retention_interval: float = Field(
+        300.0,
+        ge=1.0,
+        description="Seconds between prunings, at least 1: a pass reads every environment's"
+        " history, and passes back to back would keep the store's writer busy.",
+    )
     retention_batch: int = Field(500, ge=1, le=MOST_ROWS, description="Rows deleted per statement.")
 
     @field_validator(*DURATIONS, mode="before")

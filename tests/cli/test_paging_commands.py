@@ -25,7 +25,8 @@ def recorded(world: World, runs: list[dict[str, Any]], events: int = 0) -> list[
             "status": RunStatus.SUCCEEDED,
             "created_at": START + timedelta(minutes=number),
         }
-        store.save_run(Run(environment="dev", revision="0" * 40, **(defaults | fields)))
+        defaults["environment"] = "dev"
+        store.save_run(Run(revision="0" * 40, **(defaults | fields)))
     made = [
         store.append_event(Event(at=START, environment="dev", kind="k", message=f"m{n}"))
         for n in range(events)
@@ -43,6 +44,28 @@ def test_runs_page_with_before_the_last_run_shown(world: World) -> None:
     assert [run["id"] for run in page["runs"]] == ["run-2", "run-1"]
     unknown = gitopsd(world, "runs", "--before", "nope")
     assert unknown.returncode == 1 and "no run 'nope'" in unknown.stderr
+
+
+def test_runs_pages_on_after_the_last_run_shown_was_pruned(world: World) -> None:
+    """Retention may delete the run a page ended with before the next page is asked for: its
+    id still says when it was made, and the page lists the runs made before that second."""
+    made = [START + timedelta(minutes=number) for number in range(-1, 5)]
+    ids = [f"{moment:%Y%m%dT%H%M%S}-00000{number}" for number, moment in enumerate(made)]
+    runs: list[dict[str, Any]] = [
+        {"id": i, "created_at": at} for i, at in zip(ids, made, strict=True)
+    ]
+    runs[0]["environment"] = "staging"  # made before all the others, kept by another retention
+    recorded(world, runs)
+    first = gitopsd(world, "runs", "--limit", "2")
+    assert first.stdout.rstrip().endswith(f"(older runs: --before {ids[4]})")
+    store = SqliteStore(world.repo / ".gitopsd" / "state.db")
+    store.prune_runs("dev", created_before=made[4] + timedelta(seconds=1), keep=1, limit=10)
+    store.close()
+    kept = as_json(gitopsd(world, "runs", "--env", "dev", "--output", "json"))["runs"]
+    assert [run["id"] for run in kept] == [ids[5]]  # the page's last run is gone
+    page = gitopsd(world, "runs", "--before", ids[4], "--output", "json")
+    assert page.returncode == 0, page.stderr
+    assert [run["id"] for run in as_json(page)["runs"]] == [ids[0]]
 
 
 def test_runs_chooses_by_status_and_action_page_after_page(world: World) -> None:

@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -48,6 +49,7 @@ from gitopsd.runtime.promotion import admission, saved_plans
 from gitopsd.runtime.promotion.admission import Admission
 from gitopsd.runtime.records import reports
 from gitopsd.runtime.runs.plan_run import PlannedComponent
+from gitopsd.runtime.runs.workspace import run_id_time
 from gitopsd.runtime.service import cancelling
 
 
@@ -328,10 +330,12 @@ class Chosen:
         """Filtered by what only runs have: open requests are not shown."""
         return self.status is not None or self.action is not None
 
-    def runs(self, store: StateStore, *, limit: int, before: Run | None = None) -> list[Run]:
-        after = None if before is None else (before.created_at, before.id)
+    def runs(
+        self, store: StateStore, *, limit: int, before: tuple[datetime, str] | None = None
+    ) -> list[Run]:
+        """The newest runs chosen, or those after position `before` (created_at, id)."""
         return store.list_runs(
-            self.environment, limit=limit, before=after, status=self.status, action=self.action
+            self.environment, limit=limit, before=before, status=self.status, action=self.action
         )
 
 
@@ -365,12 +369,17 @@ def _selected(
 def _older_runs(
     context: Context, store: StateStore, chosen: Chosen, *, limit: int, before: str
 ) -> list[Run]:
-    """The page of runs after run `before` (the last one of the previous page)."""
+    """The page of runs after run `before` (the last one of the previous page). A run the
+    history no longer keeps (pruned since that page) still names its second: the runs made
+    before it."""
     last = store.get_run(before)
-    if last is None:
+    if last is not None:
+        return chosen.runs(store, limit=limit, before=(last.created_at, last.id))
+    made = run_id_time(before)
+    if made is None:
         fail(f"no run {before!r}", as_json=context.as_json)
         return []
-    return chosen.runs(store, limit=limit, before=last)
+    return chosen.runs(store, limit=limit, before=(made, ""))  # no id sorts before ""
 
 
 @click.command()

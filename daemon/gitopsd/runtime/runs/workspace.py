@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -621,6 +623,22 @@ class Workspace:
                 )
 
 
+_RUN_ID_TIME = "%Y%m%dT%H%M%S"
+_RUN_ID_ENDING = re.compile(r"(\d{8}T\d{6})-[0-9a-f]{6}$")  # a resumed run's id ends with one
+
+
 def new_run_id(clock: Clock) -> str:
     """Sortable by time, unique by a random suffix: 20261125T071530-3f2a9c."""
-    return f"{clock.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    return f"{clock.now():{_RUN_ID_TIME}}-{uuid.uuid4().hex[:6]}"
+
+
+def run_id_time(run_id: str) -> datetime | None:
+    """The second `new_run_id` wrote into `run_id` (UTC), None for an id it did not make:
+    where a run no longer kept stood among the others."""
+    found = _RUN_ID_ENDING.search(run_id)
+    if found is None:
+        return None
+    try:
+        return datetime.strptime(found[1], _RUN_ID_TIME).replace(tzinfo=UTC)
+    except ValueError:  # 20261399T...: digits, not a time
+        return None

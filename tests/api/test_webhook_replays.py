@@ -5,6 +5,8 @@ not acted on may come again; ids are forgotten after a day and past the newest 1
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -84,10 +86,8 @@ def test_a_delivery_that_was_refused_may_come_again(hooked: TestClient, fake: Fa
 
 def test_only_the_newest_ids_are_kept(clock: FakeClock) -> None:
     recent = RecentDeliveries(clock, capacity=3)
-    for delivery in ("a", "b", "c", "d"):
-        assert not recent.seen(delivery)
-        recent.note(delivery)
-    assert [recent.seen(d) for d in ("a", "b", "c", "d")] == [False, True, True, True]
+    assert [recent.claim(d) for d in ("a", "b", "c", "d")] == [True] * 4
+    assert [recent.claim(d) for d in ("d", "c", "b", "a")] == [False, False, False, True]
 
 
 @pytest.mark.parametrize("delivery", ["a" * 101, "72d3162e cc78", "../x", "a;b", "id_1"])
@@ -117,4 +117,38 @@ def test_a_delivery_without_an_id_is_acted_on_every_time(
 ) -> None:
     assert deliver(hooked, delivery)[0] == 202
     assert deliver(hooked, delivery)[0] == 202
+    assert len(fake.calls_to("request_fetch")) == 2
+
+
+def test_copies_of_a_delivery_sent_at_once_act_once(
+    hooked: TestClient, fake: FakeControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id is claimed before the fetch is asked for, not noted after it: copies arriving
+    while the first one's fetch request is still on its way were acted on as well."""
+    asked = fake.request_fetch
+
+    def slow_fetch(reason: str) -> None:
+        asked(reason)
+        time.sleep(0.2)  # a fetch request that takes a moment to be handed over
+
+    monkeypatch.setattr(fake, "request_fetch", slow_fetch)
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: deliver(hooked, ID)[0], range(10)))
+    assert sorted(answers) == [200] * 9 + [202]
+    assert len(fake.calls_to("request_fetch")) == 1
+
+
+def test_a_delivery_whose_fetch_request_failed_may_come_again(
+    hooked: TestClient, fake: FakeControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = fake.request_fetch
+
+    def failing_fetch(reason: str) -> None:
+        asked(reason)
+        raise OSError("the queue is gone")
+
+    monkeypatch.setattr(fake, "request_fetch", failing_fetch)
+    assert deliver(hooked, ID)[0] == 500
+    monkeypatch.setattr(fake, "request_fetch", asked)
+    assert deliver(hooked, ID) == (202, {"accepted": True})
     assert len(fake.calls_to("request_fetch")) == 2

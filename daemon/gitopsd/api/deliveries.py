@@ -49,17 +49,21 @@ class RecentDeliveries:
         self._capacity = capacity
         self._seen: OrderedDict[str, datetime] = OrderedDict()  # oldest first
 
-    def seen(self, delivery_id: str) -> bool:
-        """Whether `delivery_id` was noted within `keep`."""
+    def claim(self, delivery_id: str) -> bool:
+        """Remember `delivery_id` as acted on now, unless it was within `keep` (False then:
+        a replay). Checked and noted in one step of the event loop, so that of copies sent
+        at once only the first acts (the oldest is forgotten past `capacity`)."""
         self._forget_old()
-        return delivery_id in self._seen
-
-    def note(self, delivery_id: str) -> None:
-        """Remember `delivery_id` as acted on now (the oldest is forgotten past `capacity`)."""
-        self._seen.pop(delivery_id, None)
+        if delivery_id in self._seen:
+            return False
         self._seen[delivery_id] = self._clock.now()
         while len(self._seen) > self._capacity:
             self._seen.popitem(last=False)
+        return True
+
+    def release(self, delivery_id: str) -> None:
+        """Forget a claim whose delivery could not be acted on: GitHub may send it again."""
+        self._seen.pop(delivery_id, None)
 
     def _forget_old(self) -> None:
         horizon = self._clock.now() - self._keep

@@ -274,14 +274,18 @@ async def github_webhook(request: Request) -> Response:
     if not webhooks.verify_signature(context.webhook_secret, body, signature):
         raise HTTPException(401, f"missing or wrong {webhooks.SIGNATURE_HEADER} signature")
     delivery = deliveries.delivery_id(request.headers.get(deliveries.HEADER))
-    if delivery and context.recent_deliveries.seen(delivery):
+    # claimed before the fetch is asked for, so that copies arriving meanwhile do nothing
+    if delivery and not context.recent_deliveries.claim(delivery):
         return JSONResponse({"status": "duplicate", "delivery": delivery})
-    event = request.headers.get(webhooks.EVENT_HEADER)
-    reply = webhooks.respond_to(event, body, branch=context.control.branch)
-    if reply.fetch_reason is not None:
-        await run_in_threadpool(context.control.request_fetch, reply.fetch_reason)
-    if delivery:
-        context.recent_deliveries.note(delivery)  # once acted on: a failed one may be redelivered
+    try:
+        event = request.headers.get(webhooks.EVENT_HEADER)
+        reply = webhooks.respond_to(event, body, branch=context.control.branch)
+        if reply.fetch_reason is not None:
+            await run_in_threadpool(context.control.request_fetch, reply.fetch_reason)
+    except BaseException:
+        if delivery:
+            context.recent_deliveries.release(delivery)  # not acted on: it may be redelivered
+        raise
     return JSONResponse(reply.body, status_code=reply.status)
 
 

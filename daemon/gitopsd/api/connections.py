@@ -107,8 +107,12 @@ class Lingering:
         if not self._still_sending() or not self._transport.can_write_eof():
             self._transport.close()
             return
+        try:
+            self._transport.write_eof()
+        except OSError:  # the client reset the connection meanwhile: nobody is left to read
+            self._transport.close()
+            return
         self._lingering = True
-        self._transport.write_eof()
         self._transport.resume_reading()
         self._protocol.loop.call_later(LINGER, self._transport.close)
 

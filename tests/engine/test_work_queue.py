@@ -56,3 +56,18 @@ def test_a_queued_scheduled_check_absorbs_an_identical_one() -> None:
     assert queue.put(second) == [second]
     assert [r.id for r in queue.pending()] == ["d1"]
     assert len(queue) == 1
+
+
+def test_a_queued_commit_absorbs_a_request_for_the_same_revision() -> None:
+    """A restart picks a held commit request up again, then sees the head again: the second
+    request is the same work, not a newer commit superseding the first ("X superseded by X"
+    in the audit trail)."""
+    queue = EnvironmentQueue()
+    held = request("picked-up", Priority.COMMIT, revision="c1")
+    again = request("seen-again", Priority.COMMIT, revision="c1")
+    assert queue.put(held) == []
+    assert queue.put(again) == [again]
+    assert [r.id for r in queue.pending()] == ["picked-up"]
+    newer = request("newer", Priority.COMMIT, revision="c2")
+    assert queue.put(newer) == [held]
+    assert [r.id for r in queue.pending()] == ["newer"]

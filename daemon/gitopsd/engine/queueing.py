@@ -8,8 +8,9 @@ environment takes them one at a time, so two runs of one environment never overl
   scheduled check; first come, first served within a priority.
 - Coalescing: a newer commit replaces a queued older one, so 50 quick commits give one run
   for the newest. The replaced requests are handed back to the caller, which records them
-  as superseded: skipped, never silently lost. A scheduled check already queued absorbs an
-  identical one.
+  as superseded: skipped, never silently lost. A request already queued absorbs an
+  identical one: a scheduled check another check, a commit's request another for the same
+  revision (a request picked up again at a restart, then the head seen again).
 
 Pure data: the daemon wraps it in a lock and a condition.
 """
@@ -62,6 +63,10 @@ class EnvironmentQueue:
         ):
             return [request]
         superseded = []
+        if request.priority is Priority.COMMIT and any(
+            _same_commit(queued, request) for queued in self.pending()
+        ):
+            return [request]
         if request.priority is Priority.COMMIT:
             superseded = [r for r in self.pending() if r.priority is Priority.COMMIT]
             self._entries = [e for e in self._entries if e[2].priority is not Priority.COMMIT]
@@ -83,3 +88,12 @@ class EnvironmentQueue:
 
 def _same_check(queued: Request, new: Request) -> bool:
     return queued.priority is new.priority and queued.action is new.action
+
+
+def _same_commit(queued: Request, new: Request) -> bool:
+    return (
+        queued.priority is new.priority
+        and queued.action is new.action
+        and queued.revision is not None
+        and queued.revision == new.revision
+    )

@@ -1,8 +1,9 @@
 """Who is looking at a page, what they may do, and whether a form really came from us.
 
 A browser proves who it is with the session cookie `login` gave it; without a tokens file
-(loopback only) everyone is `local` with every role and gets a session on the first page,
-so that the forms carry a CSRF token all the same. A POST must send its session's CSRF
+(loopback only) everyone is `local` with every role and gets a session cookie on the first
+page, so that the forms carry a CSRF token all the same (`Sessions.local`: kept by the
+browser alone). A POST must send its session's CSRF
 token in the form (`csrf`); the Origin, Sec-Fetch-Site and Host rules of `api.guards` are
 applied before a route is reached, by the API app's middleware.
 
@@ -53,12 +54,13 @@ class Viewer:
 
 def viewer(request: Request, *, tokens: Tokens, sessions: Sessions) -> Viewer:
     """The viewer of `request`; LoginRequiredError when a tokens file asks for a login."""
-    session = sessions.find(request.cookies.get(COOKIE))
-    if session is None and tokens.present:
-        raise LoginRequiredError
-    fresh = session is None
-    if session is None:
-        session = sessions.open(LOCAL)
+    if tokens.present:
+        found = sessions.find(request.cookies.get(COOKIE))
+        if found is None:
+            raise LoginRequiredError
+        session, fresh = found, False
+    else:
+        session, fresh = sessions.local(LOCAL, request.cookies.get(COOKIE))
     roles = frozenset(role for role in ROLES if tokens.allows(session.identity, role))
     return Viewer(session, roles, fresh=fresh)
 

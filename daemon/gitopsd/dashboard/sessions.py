@@ -4,11 +4,19 @@ Sessions live in the daemon's memory, bounded in number (the oldest goes first) 
 so a forgotten browser or a flood of logins cannot grow the daemon. A restart logs everyone
 out, which is the price of never writing a session to disk. Each session carries its own
 CSRF token, which every form repeats and every POST must send back.
+
+Without a tokens file there is no login, and every browser is `local`: its session is not
+kept at all but made from its cookie (`local`), the CSRF token an HMAC of the session id
+under a key of this process. Any web page can make the browser load a dashboard page without
+the cookie (an image, SameSite cookies are not sent), and each such load opened a session:
+a thousand of them ended the operator's, whose next form was refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -21,6 +29,7 @@ from gitopsd.runtime.control import Identity
 COOKIE = "gitopsd_session"
 MAX_SESSIONS = 1000
 LIFETIME = timedelta(hours=12)
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # what secrets.token_urlsafe(32) makes
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Sessions:
         self._limit = limit
         self._open: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()
+        self._local_key = secrets.token_bytes(32)  # signs the local sessions' CSRF tokens
 
     def open(self, identity: Identity) -> Session:
         """A new session for `identity`; past the limit the oldest session ends."""
@@ -59,6 +69,18 @@ class Sessions:
             while len(self._open) > self._limit:
                 self._open.popitem(last=False)
         return session
+
+    def local(self, identity: Identity, session_id: str | None) -> tuple[Session, bool]:
+        """The session of a browser without a login (no tokens file), made from its cookie's
+        `session_id`, and whether it is new (a missing or malformed id: a new one). Nothing
+        is kept, so no number of them ends another."""
+        if session_id is not None and _SESSION_ID.fullmatch(session_id):
+            chosen, fresh = session_id, False
+        else:
+            chosen, fresh = secrets.token_urlsafe(32), True
+        csrf = hmac.new(self._local_key, chosen.encode(), hashlib.sha256).hexdigest()
+        session = Session(chosen, identity, csrf, expires=self._clock.now() + LIFETIME)
+        return session, fresh
 
     def find(self, session_id: str | None) -> Session | None:
         """The session of a cookie's value; None when unknown or expired."""

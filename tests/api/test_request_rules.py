@@ -62,6 +62,19 @@ def test_a_change_without_json_is_415_and_reaches_nothing(
     assert fake.calls == []
 
 
+@pytest.mark.parametrize(
+    "site", ["same-origin, cross-site", "cross-site,same-origin", "none ,same-site"]
+)
+def test_a_cross_site_value_folded_into_a_list_is_still_403(
+    client: TestClient, fake: FakeControl, site: str
+) -> None:
+    """A proxy that folds repeated header lines sends them as one comma-separated list."""
+    response = client.post(RUNS, content=PLAN, headers={"Sec-Fetch-Site": site})
+    assert response.status_code == 403
+    assert "request (Sec-Fetch-Site): use the API directly" in response.json()["error"]
+    assert fake.calls == []
+
+
 def test_reads_need_no_content_type(client: TestClient) -> None:
     assert client.get("/api/v1/environments", headers={"Content-Type": ""}).status_code == 200
 

@@ -115,9 +115,14 @@ class RequestRules:
         return (host, None) in self.hosts or (host, port or 80) in self.hosts
 
     def _cross_site(self, headers: Mapping[str, str]) -> Refusal | None:
-        site = headers.get("sec-fetch-site", "").strip().lower()
-        if site in CROSS_SITE:
-            return Refusal(403, f"refused a {site} request (Sec-Fetch-Site): use the API directly")
+        # a list: a proxy may fold two header lines into one (`same-origin, cross-site`)
+        sites = {site.strip().lower() for site in headers.get("sec-fetch-site", "").split(",")}
+        crossing = sorted(sites & CROSS_SITE)
+        if crossing:
+            refused = crossing[0]
+            return Refusal(
+                403, f"refused a {refused} request (Sec-Fetch-Site): use the API directly"
+            )
         origin = headers.get("origin")
         if origin is None or self._same_origin(origin, headers.get("host", "")):
             return None

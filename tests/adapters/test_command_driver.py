@@ -336,6 +336,51 @@ def test_outputs_that_are_not_an_object_are_an_error(
     assert result.error == f"outputs file: expected a JSON object, got {described}"
 
 
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("'[' * 100000", "outputs file: nested deeper than 64 levels"),
+        ("'{\"a\": ' + '[' * 70 + ']' * 70 + '}'", "outputs file: nested deeper than 64 levels"),
+        ("'{\"id\": 1e999}'", "outputs file: the number 1e999 is out of range"),
+        ("'{\"id\": -Infinity}'", "outputs file: -Infinity is not a JSON number"),
+        ('\'{"id": 1, "id": 2}\'', "outputs file: duplicate key 'id'"),
+    ],
+)
+def test_outputs_json_is_read_within_the_apis_limits(
+    runner: CommandDriverRunner, tmp_path: Path, content: str, error: str
+) -> None:
+    """A 100,000-level file made a RecursionError (a traceback, `internal error`), and
+    `1e999` became infinity, handed to dependents as `Infinity`, which is not JSON."""
+    result = apply_writing(runner, tmp_path, content)
+    assert result.exit_code == 0 and result.outputs is None
+    assert result.error is not None and result.error.startswith(error)
+
+
+@pytest.mark.parametrize(
+    ("making", "error"),
+    [
+        ("os.mkfifo(os.environ['GITOPSD_OUTPUTS'])", "is not a regular file"),
+        ("os.symlink('/etc/passwd', os.environ['GITOPSD_OUTPUTS'])", "is a symbolic link"),
+        ("os.mkdir(os.environ['GITOPSD_OUTPUTS'])", "is not a regular file"),
+    ],
+)
+def test_only_a_regular_outputs_file_is_read(
+    runner: CommandDriverRunner, tmp_path: Path, making: str, error: str
+) -> None:
+    """A FIFO left there had gitopsd wait for ever for a writer, deaf to cancel and SIGTERM;
+    a link had it read a file outside the call's."""
+    done: list[DriverResult] = []
+    call = make_call(tmp_path, python(f"import os; {making}"), action="apply")
+    reading = threading.Thread(target=lambda: done.append(runner.run(call)), daemon=True)
+    reading.start()
+    reading.join(timeout=20)
+    assert done, "gitopsd still waits on the outputs file"
+    result = done[0]
+    assert result.exit_code == 0 and result.outputs is None
+    assert result.error is not None and result.error.startswith("outputs file: ")
+    assert error in result.error
+
+
 def test_outputs_over_one_mebibyte_are_an_error(
     runner: CommandDriverRunner, tmp_path: Path
 ) -> None:

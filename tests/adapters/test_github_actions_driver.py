@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -230,6 +231,14 @@ def test_the_result_artifact_gives_apply_its_outputs(
     [
         ({"exit_code": "two"}, "exit_code must be a whole number, got 'two'"),
         ({"exit_code": 0, "outputs": [1]}, "outputs must be a JSON object"),
+        # read as a command's outputs file: at most 64 levels (10,000 were a RecursionError)
+        (
+            {
+                "exit_code": 0,
+                "outputs": {"deep": functools.reduce(lambda v, _: [v], range(99), [])},
+            },
+            "is not JSON: nested deeper than 64 levels",
+        ),
     ],
 )
 def test_an_unusable_result_artifact_fails_the_call(
@@ -237,7 +246,9 @@ def test_an_unusable_result_artifact_fails_the_call(
 ) -> None:
     fake_github.script.result = result
     done = make_runner(fake_github, time).run(make_call(fake_github))
-    assert not done.succeeded and done.error == f"gitopsd-result artifact: result.json: {expected}"
+    assert not done.succeeded and done.error is not None
+    assert done.error.startswith("gitopsd-result artifact: result.json")
+    assert done.error.endswith(expected)
 
 
 def test_an_expired_result_artifact_fails_the_call(fake_github: FakeGitHub, time: FakeTime) -> None:

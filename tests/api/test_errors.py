@@ -109,7 +109,7 @@ def test_body_that_is_not_json_is_422(client: TestClient, fake: FakeControl) -> 
         RUNS, content=b"{action: plan", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 422
-    assert response.json()["error"].startswith("body: invalid JSON: ")
+    assert response.json()["error"].startswith("body: invalid JSON at line 1, column 2: ")
     assert fake.calls == []
 
 

@@ -44,6 +44,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -73,8 +74,10 @@ from gitopsd.adapters.driver_output import CapturedOutput, LiveFeed
 from gitopsd.adapters.drivers import in_threads
 from gitopsd.adapters.process_groups import start_time
 from gitopsd.adapters.reaper import Reaper
+from gitopsd.engine import json_limits
 from gitopsd.engine.drivers import DriverSetup
 from gitopsd.engine.ports import CancelSignal, DriverCall, DriverResult, OnStarted, StartedDriver
+from gitopsd.errors import JsonLimitError
 from gitopsd.model.manifests import CommandDriver
 
 __all__ = ["DRIVER", "CommandDriverRunner", "CommandDriverType", "describe_duration"]
@@ -402,15 +405,27 @@ def _output_pipe() -> tuple[int, int]:
 
 
 def _read_outputs(path: str) -> tuple[dict[str, Any] | None, str | None]:
-    """`apply`'s outputs: ({}, None) when no file; (None, "outputs file: ...") when unusable."""
+    """`apply`'s outputs: ({}, None) when no file; (None, "outputs file: ...") when unusable.
+
+    Only a regular file is read, and not through a link: a driver that left a FIFO there
+    had gitopsd wait for ever for a writer (deaf to cancel and SIGTERM), and a link would
+    have it read a file outside the call's (`/etc/passwd`, `/dev/zero`)."""
+    name = os.path.basename(path)
     try:
-        with open(path, "rb") as file:
-            raw = file.read(MAX_OUTPUTS_FILE + 1)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return {}, None
     except OSError as error:
-        name = os.path.basename(path)
+        if error.errno == errno.ELOOP:
+            return None, f"outputs file: {name} is a symbolic link, not a file"
         return None, f"outputs file: cannot read {name}: {error.strerror or error}"
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None, f"outputs file: {name} is not a regular file"
+        with open(descriptor, "rb", closefd=False) as file:
+            raw = file.read(MAX_OUTPUTS_FILE + 1)
+    finally:
+        os.close(descriptor)
     if len(raw) > MAX_OUTPUTS_FILE:
         return None, f"outputs file: larger than {MAX_OUTPUTS_FILE} bytes (1 MiB)"
     return _parse_outputs(raw)
@@ -427,22 +442,17 @@ def describe_duration(seconds: float) -> str:
 
 
 def _parse_outputs(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """Read as the API reads a body (`json_limits`): no NaN or out-of-range number, no key
+    given twice, at most 64 levels deep (a deeper file made a RecursionError)."""
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        value = json_limits.parse(raw.decode("utf-8"))
     except UnicodeDecodeError as error:
         return None, f"outputs file: not UTF-8 (byte 0x{raw[error.start]:02x} at {error.start})"
-    except json.JSONDecodeError as error:
-        where = f"line {error.lineno}, column {error.colno}"
-        return None, f"outputs file: invalid JSON at {where}: {error.msg}"
-    except ValueError as error:
-        return None, f"outputs file: invalid JSON: {error}"
+    except JsonLimitError as error:
+        return None, f"outputs file: {error}"
     if not isinstance(value, dict):
         return None, f"outputs file: expected a JSON object, got {_describe_json(value)}"
     return value, None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _describe_json(value: Any) -> str:

@@ -18,8 +18,9 @@ import json
 import zipfile
 from typing import Any
 
-from gitopsd.engine import workflow_inputs
+from gitopsd.engine import json_limits, workflow_inputs
 from gitopsd.engine.ports import DriverCall
+from gitopsd.errors import JsonLimitError
 
 RESULT_ARTIFACT = "gitopsd-result"
 RESULT_FILE = "result.json"
@@ -74,8 +75,8 @@ def parse_result(archive: bytes) -> tuple[int, dict[str, Any]]:
     except zipfile.BadZipFile:
         raise ResultError(f"{RESULT_ARTIFACT} artifact: not a zip archive") from None
     try:
-        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as error:
+        document = json_limits.parse(raw.decode("utf-8"))  # as a command's outputs file
+    except (UnicodeDecodeError, JsonLimitError) as error:
         raise ResultError(
             f"{RESULT_ARTIFACT} artifact: {RESULT_FILE} is not JSON: {error}"
         ) from None
@@ -112,7 +113,3 @@ def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")

@@ -17,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from gitopsd.api import deliveries, json_limits, scopes
+from gitopsd.api import deliveries, scopes
 from gitopsd.api.auth import Role, Tokens, bearer_token
+from gitopsd.engine import json_limits
 from gitopsd.errors import InvalidRequestError, JsonLimitError
 from gitopsd.runtime.control import Control, Identity
 

@@ -13,7 +13,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitopsd.api import json_limits
+from gitopsd.engine import json_limits
 from gitopsd.errors import InvalidPayloadError, JsonLimitError
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"

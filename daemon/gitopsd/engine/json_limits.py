@@ -1,4 +1,5 @@
-"""The one way the API reads a JSON body: bounded in depth and in the length of its numbers.
+"""The one way gitopsd reads JSON it did not write (an API body, a GitHub delivery, a driver's
+outputs file): bounded in depth and in the length of its numbers.
 
 Python's json recurses once per nested array or object and gives up with RecursionError near
 the interpreter's recursion limit (about a thousand levels), and refuses integers over 4,300
@@ -9,13 +10,17 @@ refused as the parser meets it, a body the parser cannot descend is refused when
 after one walk. A key given twice in one object is refused too: json keeps the last value,
 so `{"action": "plan", "action": "destroy"}` would destroy while a log or a proxy that reads
 the first one sees a plan. A string that is half a character (a lone surrogate escape) is
-refused: it is not text. Every hostile body becomes one `JsonLimitError` (422), in time and memory
-linear in its size, which `LimitBody` already caps.
+refused: it is not text. So are the numbers JSON has not got: `NaN` and `Infinity`, which
+json reads, and a number too large for a float (`1e999`, read as infinity), which a
+dependent's inputs file would then hold as `Infinity`, not JSON. Every hostile body becomes
+one `JsonLimitError` (422 for the API), in time and memory linear in its size, which the
+caller caps (`LimitBody`, the outputs file's 1 MiB).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from gitopsd.errors import JsonLimitError
@@ -34,15 +39,24 @@ class _DuplicateKeyError(ValueError):
     pass
 
 
-def parse(raw: bytes) -> Any:
+def parse(raw: bytes | str) -> Any:
     """The JSON value of `raw`; JsonLimitError when it is invalid, too deep or too long."""
     try:
-        value = json.loads(raw, parse_int=_bounded_int, object_pairs_hook=_unique_keys)
+        value = json.loads(
+            raw,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+            object_pairs_hook=_unique_keys,
+        )
     except (_NumberTooLongError, _DuplicateKeyError) as error:
         raise JsonLimitError(str(error)) from None
     except RecursionError:
         raise JsonLimitError(TOO_DEEP) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise JsonLimitError(f"invalid JSON at {where}: {error.msg}") from None
+    except UnicodeDecodeError as error:
         raise JsonLimitError(f"invalid JSON: {error}") from None
     except ValueError as error:  # any other limit of the parser's (none is known)
         raise JsonLimitError(f"invalid JSON: {error}") from None
@@ -96,6 +110,19 @@ def _bounded_int(text: str) -> int:
     if digits > MAX_DIGITS:
         raise _NumberTooLongError(f"a number of {digits} digits (at most {MAX_DIGITS})")
     return int(text)
+
+
+def _finite_float(text: str) -> float:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise _NumberTooLongError(f"a number of {len(text)} characters (at most {MAX_DIGITS})")
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NumberTooLongError(f"the number {text} is out of range (no JSON reader keeps it)")
+    return number
+
+
+def _no_constant(name: str) -> Any:
+    raise _NumberTooLongError(f"{name} is not a JSON number")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

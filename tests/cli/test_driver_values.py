@@ -140,3 +140,30 @@ def test_literal_inputs_over_a_mebibyte_together_are_located_by_validate(tmp_pat
         "1,080,189 bytes as environment variables, over the 1 MiB a driver is given; largest: "
         "'part8' (120,000 bytes), 'part7' (120,000 bytes), 'part6' (120,000 bytes)"
     ]
+
+
+def test_a_command_no_program_can_be_started_with_is_located_by_validate(tmp_path: Path) -> None:
+    """`plan: [""]` and a NUL inside a command passed validate and failed only when run
+    (`cannot start ''`, `embedded null byte`)."""
+    component_yaml = (
+        "apiVersion: gitopsd.io/v1\nkind: Component\nmetadata: {name: net, layer: network}\n"
+        "spec:\n  driver:\n    type: command\n"
+        '    plan: [""]\n'
+        '    apply: ["./apply.sh", "a\\0b"]\n'
+    )
+    files = {
+        "environments/dev.yaml": environment("dev"),
+        "components/net/component.yaml": component_yaml,
+    }
+    world = World.committed(tmp_path, files)
+
+    done = gitopsd(world, "validate")
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.splitlines() == [
+        "components/net/component.yaml:7: spec.driver.plan: the program (the command's first "
+        "item) is empty",
+        "components/net/component.yaml:8: spec.driver.apply: item 1 of the command holds a "
+        "NUL byte, which no program can be given",
+    ]

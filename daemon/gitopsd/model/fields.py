@@ -118,6 +118,19 @@ def split_command(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+def check_command(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """What no program can be started with is refused now, at its line, not when it runs:
+    an empty program name, a NUL byte in any argument."""
+    if not argv[0]:
+        raise ValueError("the program (the command's first item) is empty")
+    for number, argument in enumerate(argv):
+        if "\0" in argument:
+            raise ValueError(
+                f"item {number} of the command holds a NUL byte, which no program can be given"
+            )
+    return argv
+
+
 def check_cron(value: str) -> str:
     """Five-field cron, as in crontab(5); checked now so a typo fails validation, not at 3am."""
     if len(value.split()) != 5 or not croniter.is_valid(value):
@@ -150,6 +163,7 @@ Seconds = Annotated[
 Command = Annotated[
     tuple[str, ...],
     BeforeValidator(split_command),
+    AfterValidator(check_command),
     WithJsonSchema(
         {
             "anyOf": [

@@ -138,9 +138,12 @@ def load_repository(
     whose files are not in `files`: they were not even read.
     """
     reader = _Reader(functools.partial(parse_manifest, shared={}), _digest)
-    return _load(
-        files, reader, revision=revision, unread=unread, driver_types=driver_types, built=built
-    )
+    try:
+        return _load(
+            files, reader, revision=revision, unread=unread, driver_types=driver_types, built=built
+        )
+    finally:
+        sources.release()
 
 
 def built_components(blobs: Mapping[str, str]) -> dict[str, ComponentEntry]:

@@ -14,6 +14,7 @@ from gitopsd.engine import (
     environment_checks,
     rendering,
     secret_references,
+    sources,
     workflow_inputs,
 )
 from gitopsd.engine.conditions import parse_condition
@@ -45,6 +46,7 @@ def validate(repository: Repository) -> list[Problem]:
     reported = {(problem.path, problem.line) for problem in problems}
     bindings = environment_checks.check_bindings(repository, references)
     problems.extend(p for p in bindings if (p.path, p.line) not in reported)
+    sources.release()
     return sorted(set(problems))
 
 

@@ -90,6 +90,9 @@ def test_invalid_manifests_are_reported_and_the_environment_keeps_its_revision(
     assert invalid["data"]["revision"] == broken
     assert "environments/dev.yaml:2: invalid YAML" in invalid["message"]
     assert at(served, good) and served.ready()
+    logged = [line for line in served.logs().splitlines() if "are invalid:" in line]
+    assert logged and "until a commit fixes them" in logged[0]
+    assert "(and 0 more)" not in logged[0]  # one problem: no "more" to speak of
     fixed = world.commit(
         layered(**{"environments/dev.yaml": environment("dev", variables={"size": 4})})
     )

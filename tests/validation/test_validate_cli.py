@@ -97,6 +97,15 @@ def valid_repo(tmp_path: Path) -> Path:
     return repo
 
 
+def test_the_summary_counts_in_words_that_agree_with_the_numbers(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    one = {"environments/dev.yaml": VALID_FILES["environments/dev.yaml"]}
+    commit_files(repo, one, message="one environment")
+    done = run_validate("--repo", str(repo), "--data-dir", str(tmp_path / "data"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.startswith("valid: 1 environment, 0 components at ")
+
+
 def test_valid_repo_exits_0_and_prints_only_a_summary(valid_repo: Path, tmp_path: Path) -> None:
     done = run_validate(
         "--repo", str(valid_repo), "--data-dir", str(tmp_path / "data"), cwd=tmp_path

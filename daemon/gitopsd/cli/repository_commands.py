@@ -54,10 +54,9 @@ def validate(context: Context, revision: str | None) -> None:
 def _validation_summary(loaded: LoadedRevision) -> str:
     repository = loaded.repository
     if loaded.is_valid:
-        return (
-            f"valid: {len(repository.environments)} environments, "
-            f"{len(repository.components)} components at {loaded.revision[:12]}"
-        )
+        environments = plural(len(repository.environments), "environment")
+        components = plural(len(repository.components), "component")
+        return f"valid: {environments}, {components} at {loaded.revision[:12]}"
     files = len({problem.path for problem in loaded.problems})
     found = f"{plural(len(loaded.problems), 'problem')} in {plural(files, 'file')}"
     return f"invalid: {found} at {loaded.revision[:12]}"

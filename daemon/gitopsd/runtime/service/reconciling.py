@@ -116,9 +116,8 @@ class Reconciler:
             problem = f"the manifests at {head[:12]} are invalid: {loaded.problems[0]}"
             self._problem = problem
             more = len(loaded.problems) - 1
-            log.error(
-                "%s (and %d more); nothing is applied until a commit fixes them", problem, more
-            )
+            others = f" (and {more} more)" if more else ""
+            log.error("%s%s; nothing is applied until a commit fixes them", problem, others)
             if record:
                 self.event(None, "revision.invalid", problem, revision=head)
             return False

@@ -71,10 +71,19 @@ def test_a_killed_apply_is_resumed_by_the_next_one(world: World, point: str, vic
     assert [r["status"] for r in final] == ["succeeded", "succeeded"]  # the new run: no changes
 
 
-def test_kill_at_random_moments_then_resume_applies_everything_once(world: World) -> None:
-    files = layered(**{f"components/x{i}/component.yaml": component(f"x{i}") for i in range(6)})
+@pytest.mark.parametrize(
+    ("parallelism", "extra"),
+    [(4, 6), (8, 12)],  # from 8 on, a step waits recorded `running` for a driver slot
+)
+def test_kill_at_random_moments_then_resume_applies_everything_once(
+    world: World, parallelism: int, extra: int
+) -> None:
+    files = layered(**{f"components/x{i}/component.yaml": component(f"x{i}") for i in range(extra)})
+    files["environments/dev.yaml"] = environment(
+        "dev", variables={"size": 3}, parallelism=parallelism
+    )
     world.commit(files)
-    world.control(sleep={f"x{i}:apply": 0.15 for i in range(6)})
+    world.control(sleep={f"x{i}:apply": 0.15 for i in range(extra)})
     for delay in (0.3, 0.6, 0.9):
         process = world.start_gitopsd("apply", "--env", "dev")
         time.sleep(delay)
@@ -85,7 +94,7 @@ def test_kill_at_random_moments_then_resume_applies_everything_once(world: World
     status = json.loads(world.gitopsd("status", "--env", "dev", "--output", "json").stdout)
     components = {c["name"]: c["status"] for c in status["environments"][0]["components"]}
     assert components == {
-        name: "applied" for name in ["net", "dns", "k8s", "app", *(f"x{i}" for i in range(6))]
+        name: "applied" for name in ["net", "dns", "k8s", "app", *(f"x{i}" for i in range(extra))]
     }
     assert status["environments"][0]["status"] == "verified"
     # each component completed at least once; a repeat only where a kill interrupted it

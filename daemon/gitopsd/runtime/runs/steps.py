@@ -44,26 +44,52 @@ from gitopsd.runtime.runs.lookout import Lookout
 WAIT_SLICE = 0.1
 log = logging.getLogger("gitopsd.runs")
 
-# What this thread's walk does while one of its steps waits on a driver (or between tries):
-# it may put another worker on the steps ready meanwhile (runtime/runs/walking.py).
-_waiting: ContextVar[Callable[[], AbstractContextManager[object]]] = ContextVar(
-    "waiting", default=contextlib.nullcontext
+
+# What this thread's walk does while one of its steps waits on a driver (True) or for its next
+# try (False): it gives the driver one of its `parallelism` slots for its run, and may put
+# another worker on the steps ready meanwhile (runtime/runs/walking.py).
+@dataclass
+class DriverSlot:
+    """A step's word with its walk about one driver: whether it may start at all (`granted`:
+    not if the walk stopped while it waited for a slot), and whether it failed (`failed`,
+    set by the step): a failed driver's slot is freed only once the walk has settled the
+    step, so that the failure stops the walk before another driver takes the slot."""
+
+    granted: bool = True
+    failed: bool = False
+
+
+Waiting = Callable[[bool], AbstractContextManager[DriverSlot]]
+_waiting: ContextVar[Waiting] = ContextVar(
+    "waiting", default=lambda _: contextlib.nullcontext(DriverSlot())
 )
 
 
-def waiting_on_driver() -> AbstractContextManager[object]:
-    """Held by a step while its driver runs or it waits for its next try."""
-    return _waiting.get()()
+def waiting_on_driver() -> AbstractContextManager[DriverSlot]:
+    """Held by a step from just before its driver starts until it exits: entering may wait
+    for a free slot of the walk's `parallelism`."""
+    return _waiting.get()(True)
+
+
+def waiting_for_next_try() -> AbstractContextManager[DriverSlot]:
+    """Held by a step between two tries: no driver runs, so it holds no slot."""
+    return _waiting.get()(False)
 
 
 @contextlib.contextmanager
-def working_for(waiting: Callable[[], AbstractContextManager[object]]) -> Iterator[None]:
-    """This thread's steps tell `waiting` when they wait on a driver, until the block ends."""
+def working_for(waiting: Waiting) -> Iterator[None]:
+    """This thread's steps tell `waiting` when they wait, until the block ends."""
     token = _waiting.set(waiting)
     try:
         yield
     finally:
         _waiting.reset(token)
+
+
+# not in gitopsd.errors: the walk takes it for a step that never started (back to pending)
+class NotStartedError(Exception):
+    """The walk stopped (a failure elsewhere, a cancel) while the step waited for a driver
+    slot: its first try never started, and it is pending again, closed with the run."""
 
 
 # not in gitopsd.errors: never reaches a user as such; the step that meets it is recorded as failed
@@ -357,6 +383,8 @@ class StepRunner:
     ) -> tuple[Step, DriverResult]:
         call = self._with_output_secrets(step, call, stored)
         attempt = step.attempts
+        before = step  # as the first try found it: what a try that never starts goes back to
+        last: DriverResult | None = None  # the previous try's
         while True:
             attempt += 1
             step = self.save(
@@ -372,9 +400,24 @@ class StepRunner:
                 since=step.started_at or self.services.clock.now(),
                 earlier=attempt > 1,
             )
-            with self.services.live.kept(self.run.id, step.index) as printed, waiting_on_driver():
-                shown = dataclasses.replace(call, on_output=printed if live else None, step=tried)
-                result = self.services.drivers.run(shown, cancel=stop, on_started=seen)
+            live_output = self.services.live.kept(self.run.id, step.index)
+            with live_output as printed, waiting_on_driver() as slot:
+                if self.services.draining.is_set():  # stopping: no new driver; resumed later
+                    raise Interrupted
+                if stop.is_set():  # cancelled (or killed) while it waited for a driver slot
+                    result = DriverResult(exit_code=None, cancelled=True, error="cancelled")
+                elif not slot.granted:  # the walk stopped while it waited: a failure elsewhere
+                    if last is not None:
+                        return step, last  # no try left after all
+                    self.save(before, status=StepStatus.PENDING)
+                    raise NotStartedError
+                else:
+                    shown = dataclasses.replace(
+                        call, on_output=printed if live else None, step=tried
+                    )
+                    result = self.services.drivers.run(shown, cancel=stop, on_started=seen)
+                slot.failed = not answered(result)
+            last = result
             self.services.check_interrupted()
             if answered(result) or result.cancelled or result.final:
                 return step, result  # a call that can never start is not tried again
@@ -389,7 +432,7 @@ class StepRunner:
                 component=call.component,
                 error=_failure(result),
             )
-            with waiting_on_driver():
+            with waiting_for_next_try():
                 cancelled = self._wait(delay)
             if cancelled:
                 return step, DriverResult(exit_code=None, cancelled=True, error="cancelled")

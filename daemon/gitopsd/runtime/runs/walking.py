@@ -2,19 +2,28 @@
 
 Plan, apply, destroy and prune runs differ only in their graph (engine/stepping.py) and in
 what starting one of their steps means (a `Starter`). Which step is ready is decided by the
-pure `stepping.Schedule`; this module only runs steps on up to `parallelism` workers, settles
-them, and turns a cancel requested through the store (`gitopsd cancel`, the API) or the end of
-the run's `run_timeout` into the run's cancel flag, which stops every driver (SIGTERM, then
-SIGKILL after its grace) within a second.
+pure `stepping.Schedule`; this module only runs steps, at most `parallelism` drivers at once,
+settles them, and turns a cancel requested through the store (`gitopsd cancel`, the API) or the
+end of the run's `run_timeout` into the run's cancel flag, which stops every driver (SIGTERM,
+then SIGKILL after its grace) within a second.
+
+`parallelism` counts drivers: a step's driver takes one of the walk's `parallelism` slots
+for its run alone (`steps.waiting_on_driver`). From a parallelism of 8 on, a few steps more
+(one per eight) are taken ahead: each is decided and recorded `running`, then waits for the
+next free slot, and its driver starts the moment another one exits, while that one's result
+is still being recorded. The `running` record still comes before the driver's start, as the
+fault suite requires; it is only no longer on the way from one driver's exit to the next
+one's start (benchmarks/README.md, api.py).
 
 The thread that walks is the first worker; another joins only when a step is ready while
-every worker waits on a driver. A commit that changes one component of a thousand decides its
-dependents in the environment's own long-lived thread, where a pool of sixteen short-lived
-workers spread what deciding allocates over every one of glibc's per-thread heaps, each keeping
-its freed memory (benchmarks/README.md, memory; measured with glibc's sixteen heaps, before the
-command line capped them at two: adapters/allocator.py). A worker that settles a step takes the next
-ready one itself: handing each finished step to another thread woke two more threads per step
-(benchmarks/README.md, "Where the engine's time goes").
+every worker waits on a driver, a slot or its next try. A commit that changes one component
+of a thousand decides its dependents in the environment's own long-lived thread, where a pool
+of sixteen short-lived workers spread what deciding allocates over every one of glibc's
+per-thread heaps, each keeping its freed memory (benchmarks/README.md, memory; measured with
+glibc's sixteen heaps, before the command line capped them at two: adapters/allocator.py). A
+worker that settles a step takes the next ready one itself: handing each finished step to
+another thread woke two more threads per step (benchmarks/README.md, "Where the engine's time
+goes").
 """
 
 from __future__ import annotations
@@ -30,7 +39,16 @@ from dataclasses import dataclass
 from gitopsd.engine.stepping import GOOD, Node, Progress, Schedule, StepKey
 from gitopsd.errors import GitopsdError
 from gitopsd.model.state import Run, StepStatus
-from gitopsd.runtime.runs.steps import Interrupted, Services, StepBook, working_for
+from gitopsd.runtime.runs.steps import (
+    DriverSlot,
+    Interrupted,
+    NotStartedError,
+    Services,
+    StepBook,
+    working_for,
+)
+
+AHEAD_PER = 8  # one step taken ahead of the free slots per this many of `parallelism`
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +103,21 @@ class Walk:
         self.nodes = {n.key: n for n in nodes}
         self.schedule = Schedule(nodes, recorded_statuses(nodes, book))
         self.parallelism = max(1, parallelism)
+        # steps in progress at most: those whose drivers hold a slot, and a few ahead
+        self.most_steps = self.parallelism + self.parallelism // AHEAD_PER
         self.timeout = timeout
         self.timed_out = False
-        # one lock over the schedule; workers wait for a ready step, the walker for the end
+        # one lock over the schedule and the slots; workers wait for a ready step or a free
+        # slot, the walker for the end
         self._lock = threading.Lock()
         self._step_ready = threading.Condition(self._lock)
+        self._slot_free = threading.Condition(self._lock)
         self._over = threading.Condition(self._lock)
-        self._running = 0
+        self._running = 0  # steps taken and not yet settled
+        self._driving = 0  # drivers holding a slot
+        self._kept = threading.local()  # `slot`: this worker kept its failed driver's slot
         self._working = 0
-        self._waiting = 0  # workers whose step waits on its driver
+        self._waiting = 0  # workers whose step waits on its driver, a slot or its next try
         self._helpers: _Helpers | None = None  # while walking
         self._error: BaseException | None = None  # the first a step raised (Interrupted...)
 
@@ -101,15 +125,15 @@ class Walk:
         """Run every step to the end (or to a stop); raise Interrupted when draining.
 
         This thread works steps: it takes a ready one, runs it, settles it and takes the next,
-        and more workers join while it waits on drivers (`_waiting_on_driver`). The
-        workspace's lookout looks for a cancel, the timeout or a shutdown meanwhile. A step's
-        exception (an interruption, a fencing) stops the run: it is raised here once every
-        running step has ended."""
+        and more workers join while it waits on drivers (`_step_waits`). The workspace's lookout
+        looks for a cancel, the timeout or a shutdown meanwhile. A step's exception (an
+        interruption, a fencing) stops the run: it is raised here once every running step has
+        ended."""
         self._stop_if_stopping()
         self._working = 1
         lookout = self.services.lookout.watching(self._stop_if_stopping)
         work = self._worker(start, refuse)
-        with ThreadPoolExecutor(self.parallelism, thread_name_prefix="step") as pool, lookout:
+        with ThreadPoolExecutor(self.most_steps, thread_name_prefix="step") as pool, lookout:
             self._helpers = _Helpers(pool, work)
             try:
                 work()
@@ -122,27 +146,57 @@ class Walk:
 
     def _worker(self, start: Starter, refuse: Refuser) -> Callable[[], None]:
         def work() -> None:
-            with working_for(self._waiting_on_driver):
+            with working_for(self._step_waits):
                 self._work(start, refuse)
 
         return work
 
     @contextlib.contextmanager
-    def _waiting_on_driver(self) -> Iterator[None]:
-        """While a step waits on its driver: if every worker does and a step is ready,
-        another worker joins, up to `parallelism`."""
+    def _step_waits(self, driving: bool) -> Iterator[DriverSlot]:
+        """While a step waits on its driver (`driving`) or for its next try: if every worker
+        waits and a step is ready, another worker joins, up to `most_steps`. A driver first
+        waits for one of the `parallelism` slots, and gives it to the next driver the moment
+        it exits, unless it failed: then this worker keeps it until the step is settled
+        (`_next`), so that the failure stops the walk first. If the walk stopped while the
+        step waited (a failure, a cancel, a shutdown), it gets no slot and starts nothing."""
         with self._lock:
+            self._give_back_kept()  # a failed try's, now waiting for its next try
             self._waiting += 1
             all_waiting = self._waiting == self._working
-            if all_waiting and self._working < self.parallelism and self.schedule.has_ready:
+            if all_waiting and self._working < self.most_steps and self.schedule.has_ready:
                 assert self._helpers is not None, "steps wait on drivers only while walking"
                 self._working += 1
                 self._helpers.add()
+            slot = DriverSlot(granted=not driving or self._take_slot())
         try:
-            yield
+            yield slot
         finally:
             with self._lock:
                 self._waiting -= 1
+                if driving and slot.granted:
+                    if slot.failed:
+                        self._kept.slot = True
+                    else:
+                        self._give_back()
+
+    def _give_back(self) -> None:
+        self._driving -= 1
+        self._slot_free.notify()
+
+    def _give_back_kept(self) -> None:
+        """The slot this worker kept after its driver failed, once that step is settled."""
+        if getattr(self._kept, "slot", False):
+            self._kept.slot = False
+            self._give_back()
+
+    def _take_slot(self) -> bool:
+        """A free driver slot, waited for; False if the walk stopped first."""
+        schedule = self.schedule
+        self._slot_free.wait_for(lambda: self._driving < self.parallelism or schedule.halted)
+        if schedule.halted:
+            return False
+        self._driving += 1
+        return True
 
     def _wait_for_end(self) -> None:
         with self._over:
@@ -153,6 +207,7 @@ class Walk:
             with self._lock:
                 self.schedule.stop()
                 self._step_ready.notify_all()
+                self._slot_free.notify_all()
 
     def _work(self, start: Starter, refuse: Refuser) -> None:
         """Run ready steps until none is ready and none runs: then the run is over."""
@@ -168,6 +223,7 @@ class Walk:
                 key = self._next(key, status)
         finally:
             with self._lock:
+                self._give_back_kept()
                 self._working -= 1
                 self._step_ready.notify_all()
                 self._over.notify_all()
@@ -186,11 +242,14 @@ class Walk:
                     self.schedule.stop()
                 elif status is not None:
                     self.schedule.settle(done, status)
+                self._give_back_kept()
+                if self.schedule.halted:  # a failure stopped the walk: nothing more starts
+                    self._slot_free.notify_all()
             while True:
-                taken = self.schedule.take(1)
+                taken = self.schedule.take(1) if self._running < self.most_steps else []
                 if taken:
                     self._running += 1
-                    if self.schedule.has_ready:
+                    if self.schedule.has_ready and self._running < self.most_steps:
                         self._step_ready.notify()  # another ready step: wake a waiting worker
                     return taken[0]
                 if not self._running:
@@ -212,6 +271,8 @@ class Walk:
             return StepStatus.PENDING
         try:
             return start(node)
+        except NotStartedError:  # the walk stopped while it waited for a driver slot
+            return StepStatus.PENDING
         except GitopsdError as error:  # the store full or locked: said, not a bug
             log.error("%s %s failed: %s", node.action.value, node.component, error)
             return refuse(node, str(error))

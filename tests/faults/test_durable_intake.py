@@ -4,6 +4,7 @@ says when it cannot read its store or its repository (issue 16, finding 2)."""
 from __future__ import annotations
 
 import errno
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import pytest
 from gitopsd.adapters import metrics
 from gitopsd.adapters.scheduling import ManualJobs
 from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.errors import StoreUnavailableError
 from gitopsd.model.state import Request, RequestStatus
 from gitopsd.runtime.control import Identity
 from gitopsd.runtime.promotion import suspending
@@ -436,3 +438,88 @@ def test_a_resume_made_outside_the_daemon_runs_the_held_commit_at_its_next_look(
 
 def open_requests(served: Served) -> list[Request]:
     return served.store.list_requests("dev", open_only=True)
+
+
+def test_a_commit_retried_after_a_newer_one_ran_leaves_the_newer_in_place(
+    world: World, daemons: Daemons, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk filled while the older commit's run went on, with the newer commit's request
+    queued behind it: the older request was retrying then, not queued, so the newer one did
+    not supersede it. The newer one's apply resumed and finished the older run, then applied
+    the newer revision; the older request's retry then started a second run under the same
+    id, which took the first one's steps (all done), ended at once, and left dev `verified`
+    at the older revision."""
+    served = daemons.start(world)
+    wait(lambda: served.settled_at(head(world)), "the first apply")
+    save_step, full_until = served.store.save_step, [lambda: False]
+
+    def filling(step: Any) -> None:
+        if full_until[0]():
+            raise StoreUnavailableError("the state database cannot be written: disk is full")
+        save_step(step)
+
+    monkeypatch.setattr(served.store, "save_step", filling)
+    world.control(sleep={"k8s:apply": 1.5})  # the input `size` changes k8s alone
+    older = world.commit(sized(5))
+    wait(lambda: any(r.revision == older for r in served.store.unfinished_runs("dev")),
+         "the older commit's run")  # fmt: skip
+    newer = world.commit(sized(6))
+
+    def request_of(revision: str) -> Request | None:
+        found = [r for r in served.store.list_requests("dev") if r.revision == revision]
+        return found[0] if found else None
+
+    wait(lambda: request_of(newer) is not None, "the newer commit's request")
+    older_request = request_of(older)
+    assert older_request is not None
+    retrying = lambda: status_of(served, older_request.id) == RequestStatus.RETRYING  # noqa: E731
+    full_until[0] = lambda: not retrying()  # full until the older request gives up for now
+    wait(retrying, "the older commit to retry")
+    wait(lambda: served.at(newer), "the newer commit to be applied")
+    served.later()  # the older request's retry comes due
+
+    def older_ended() -> bool:
+        ended = served.store.get_request(older_request.id)
+        return ended is not None and not ended.status.is_open
+
+    wait(older_ended, "the older request to end")
+    ended = served.store.get_request(older_request.id)
+    assert ended is not None and ended.outcome == f"run {older_request.id} succeeded"
+    assert served.at(newer)
+    runs_of_older = [r for r in served.store.list_runs("dev", limit=50) if r.revision == older]
+    assert [r.id for r in runs_of_older] == [older_request.id]
+
+
+def test_a_commit_retried_after_the_branch_moved_on_is_superseded_not_applied(
+    world: World, daemons: Daemons, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The older commit's first try failed before its run was recorded (the checkout met a
+    full disk) while the newer commit's request was queued behind it: its retry, due after
+    the newer one ran, applied the older revision over the newer."""
+    served = daemons.start(world)
+    wait(lambda: served.settled_at(head(world)), "the first apply")
+    apply, held = served.daemon.workspace.apply, threading.Event()
+
+    def full_disk_for(older: str) -> Callable[..., Any]:
+        def applying(*args: Any, **options: Any) -> Any:
+            if options.get("revision") == older and not held.is_set():
+                held.wait(10)  # until the newer commit's request is queued behind this one
+                held.set()
+                raise OSError(errno.ENOSPC, "No space left on device", "data/checkouts")
+            return apply(*args, **options)
+
+        return applying
+
+    older = world.commit(sized(5))
+    monkeypatch.setattr(served.daemon.workspace, "apply", full_disk_for(older))
+    newer = world.commit(sized(6))
+    wait(lambda: any(r.revision == newer for r in served.store.list_requests("dev")),
+         "the newer commit's request")  # fmt: skip
+    held.set()
+    wait(lambda: served.at(newer), "the newer commit to be applied")
+    (older_request,) = [r for r in served.store.list_requests("dev") if r.revision == older]
+    served.later()  # the older request's retry comes due
+    wait(lambda: status_of(served, older_request.id) == RequestStatus.SUPERSEDED,
+         "the older request to end superseded")  # fmt: skip
+    assert served.at(newer)
+    assert older not in {entry["revision"] for entry in world.journal()}

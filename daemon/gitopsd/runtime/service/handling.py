@@ -107,7 +107,7 @@ class Handling:
     def _attempt(self, request: Request) -> list[Run] | None:
         """The request's runs; None when it is retried later or was refused."""
         try:
-            return self._execute(request)
+            return self._ran_already(request) or self._execute(request)
         except BusyError as error:
             log.warning("%s; trying again in %.0fs", error, BUSY_RETRY)
             self._retry(request, error, delay=BUSY_RETRY)
@@ -137,6 +137,19 @@ class Handling:
         self.reconciler.event(
             request.environment, "request.refused", str(error), request=request.id
         )
+
+    def _ran_already(self, request: Request) -> list[Run]:
+        """The run a earlier attempt of `request` started under its id, finished (resumed
+        first if a fault stopped it): a retried request is done once its run is, and its id
+        never starts a second run, which took the first one's record and steps (all done) and
+        ended at once, `verified` at the request's revision over whatever ran since."""
+        run = self.workspace.store.get_run(request.id)
+        if run is None:
+            return []
+        if not run.status.is_finished:
+            self.workspace.resume_unfinished(request.environment)
+            run = self.workspace.store.get_run(request.id) or run
+        return [run]
 
     def _execute(self, request: Request) -> list[Run]:
         """The handler of the request's kind starts its runs (see `_handlers`)."""
@@ -184,6 +197,8 @@ class Handling:
             request.environment, request.revision
         ):
             return None  # a resumed run got there first
+        if request.priority is Priority.COMMIT and self._behind_head(request):
+            return None
         admitted = admit(self.workspace, request)
         if admitted.wait is admission.Wait.APPROVAL:
             self._left_to_approvals(request, admitted)
@@ -195,6 +210,23 @@ class Handling:
             waited = self._monotonic() - request.seen_at
             self.recorder.commit_reached_apply(request.environment, waited)
         return admitted
+
+    def _behind_head(self, request: Request) -> bool:
+        """Whether a commit's request is for a revision the branch has moved past (ended as
+        superseded if so): one that came back from a retry after the newer commit's request
+        was made (it was running then, not queued, so nothing superseded it) would otherwise
+        apply the older revision over the newer one."""
+        head = self.reconciler.head
+        if head is None or request.revision is None or head == request.revision:
+            return False
+        log.info("%s of %s: the branch has moved on to %s; not run", request.action,
+                 request.revision[:12], head[:12])  # fmt: skip
+        outcome = f"superseded by the newer commit {head[:12]}"
+        self.intake.superseded(request, by=None, outcome=outcome)
+        self.reconciler.record_superseded(
+            request.revision, by=head, environments=[request.environment]
+        )
+        return True
 
     def _left_to_approvals(self, request: Request, admitted: admission.Admission) -> None:
         """An apply (a saved plan's too) that waits for approvals ends here, as a promotion

@@ -138,9 +138,11 @@ class Intake:
         message = faults.describe(error)
         self._end(self._current(work), RequestStatus.DONE, outcome=f"failed: {message}")
 
-    def superseded(self, work: Work, *, by: str | None) -> None:
-        """Replaced by the newer request `by` (None: absorbed by an identical queued one)."""
-        outcome = f"superseded by {by}" if by else "absorbed by an identical queued request"
+    def superseded(self, work: Work, *, by: str | None, outcome: str | None = None) -> None:
+        """Replaced by the newer request `by` (None: absorbed by an identical queued one),
+        or by what `outcome` says."""
+        if outcome is None:
+            outcome = f"superseded by {by}" if by else "absorbed by an identical queued request"
         record = self._current(work)
         self._end(record, RequestStatus.SUPERSEDED, outcome=outcome, superseded_by=by)
 

@@ -46,6 +46,11 @@ class Reconciler:
         return repository.settings.notifications if repository is not None else []
 
     @property
+    def head(self) -> str | None:
+        """The newest head whose manifests are valid (None until the first)."""
+        return self._head
+
+    @property
     def problem(self) -> str | None:
         """Why the newest head is not in force (invalid manifests), or None."""
         return self._problem

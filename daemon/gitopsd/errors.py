@@ -150,6 +150,12 @@ class BusyError(TemporaryError):
     """Another live process holds the environment's lease."""
 
 
+class LeaseLostError(TemporaryError):
+    """This process could not renew the environment's lease in time (its store failed or
+    stalled): its run stopped as a crash would stop it, to be resumed once the store is back
+    (by this process, or by whoever holds the lease then)."""
+
+
 class TooManyStreamsError(TemporaryError):
     """Every connection that event streams may hold is taken: a new stream waits (503), so
     that the other requests (`/healthz`, `/metrics`, the API) keep their connections."""

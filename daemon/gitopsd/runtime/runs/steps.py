@@ -25,6 +25,7 @@ from gitopsd.adapters.encryption import KEY_VARIABLE, MARKER, is_sealed
 from gitopsd.engine import secret_references
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import (
+    CancelSignal,
     Clock,
     DriverCall,
     DriverResult,
@@ -105,11 +106,12 @@ class Interrupted(BaseException):
 
 
 @dataclass(frozen=True)
-class _Either:
-    """Stop a driver on a cancel (recorded) or an interruption (not recorded)."""
+class Either:
+    """Set when either signal is: a driver stops on a cancel (recorded) or an interruption
+    (not recorded); a run is interrupted by its process stopping or its lease being lost."""
 
-    first: threading.Event
-    second: threading.Event
+    first: CancelSignal
+    second: CancelSignal
 
     def is_set(self) -> bool:
         return self.first.is_set() or self.second.is_set()
@@ -124,7 +126,8 @@ class Services:
     clock: Clock
     state_root: Path  # GITOPSD_STATE_DIR of each component lives below it
     cancel: threading.Event = field(default_factory=threading.Event)
-    interrupted: threading.Event = field(default_factory=threading.Event)
+    # the process stops, or the run's lease was lost: the run is left as a crash leaves it
+    interrupted: CancelSignal = field(default_factory=threading.Event)
     draining: threading.Event = field(default_factory=threading.Event)  # start no new step
     uniform: Uniform = random.uniform
     # the keyed hash sensitive inputs enter fingerprints as (runtime/records/sensitivity.py); None:
@@ -393,7 +396,7 @@ class StepRunner:
                 attempts=attempt,
                 started_at=step.started_at or self.services.clock.now(),
             )
-            stop = _Either(self.services.cancel, self.services.interrupted)
+            stop = Either(self.services.cancel, self.services.interrupted)
             seen = orphan_drivers.recorder(self.services.store, self.services.clock, self.run, call)
             tried = StepTry(
                 key=f"{self.run.id}.{step.index}",

@@ -258,7 +258,8 @@ class Walk:
 
     def _ending(self) -> Ending:
         progress = self.schedule.progress()
-        if self.services.draining.is_set() and progress.unstarted:
+        stopping = self.services.draining.is_set() or self.services.interrupted.is_set()
+        if stopping and progress.unstarted:
             raise Interrupted  # the process is stopping: the rest runs when the run resumes
         cancelled = self.services.cancel.is_set() and not self.timed_out
         return Ending(progress, cancelled=cancelled, timed_out=self.timed_out)
@@ -267,7 +268,7 @@ class Walk:
         """Start `node` unless the run stopped meanwhile (it stays pending then); a bug
         fails the step rather than hang the run (an interruption still propagates)."""
         services = self.services
-        if services.cancel.is_set() or services.draining.is_set():
+        if services.cancel.is_set() or services.draining.is_set() or services.interrupted.is_set():
             return StepStatus.PENDING
         try:
             return start(node)
@@ -283,7 +284,9 @@ class Walk:
     def _stopping(self) -> bool:
         self._look()
         services = self.services
-        return services.cancel.is_set() or services.draining.is_set()
+        return (
+            services.cancel.is_set() or services.draining.is_set() or services.interrupted.is_set()
+        )
 
     def _look(self) -> None:
         """A cancel asked through the store, or the timeout (the lookout's pace)."""

@@ -30,7 +30,7 @@ from gitopsd.adapters.gitrepo import GitSource
 from gitopsd.engine import planning, selection
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import Clock, DriverRunner, SecretSource, StateStore
-from gitopsd.errors import GitopsdError, RunRefusedError
+from gitopsd.errors import GitopsdError, LeaseLostError, RunRefusedError
 from gitopsd.model.state import ComponentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime.runs import apply_records, closing, leases, orphan_drivers, orphans, revisions
 from gitopsd.runtime.runs.apply_run import ApplyRun
@@ -41,7 +41,7 @@ from gitopsd.runtime.runs.orphans import Orphan
 from gitopsd.runtime.runs.plan_run import PlannedComponent, PlanRun, as_applied, preview
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.revisions_at import RevisionsAt
-from gitopsd.runtime.runs.steps import Services
+from gitopsd.runtime.runs.steps import Either, Interrupted, Services
 
 log = logging.getLogger(__name__)
 
@@ -358,10 +358,10 @@ class Workspace:
             return []
 
     def _apply(
-        self, run: Run, target: Revisioned, chosen: list[ComponentEntry], cancel: threading.Event
+        self, run: Run, target: Revisioned, chosen: list[ComponentEntry], lost: threading.Event
     ) -> Run:
         previous = self.load(run.previous_revision) if run.previous_revision else None
-        finished = self._run_apply(run, target, chosen, cancel, previous)
+        finished = self._run_apply(run, target, chosen, lost, previous)
         self._hold_revision_at(run.environment, target, previous)
         self.prune_checkouts()
         return finished
@@ -379,7 +379,7 @@ class Workspace:
         run: Run,
         target: Revisioned,
         chosen: list[ComponentEntry],
-        cancel: threading.Event,
+        lost: threading.Event,
         previous: Revisioned | None,
     ) -> Run:
         entry = target.repository.environments[run.environment]
@@ -389,7 +389,7 @@ class Workspace:
             else {}
         )
         return ApplyRun(
-            self._services(cancel),
+            self._services(lost),
             run,
             environment=entry,
             components=chosen,
@@ -404,11 +404,11 @@ class Workspace:
         target: Revisioned,
         chosen: list[ComponentEntry],
         doomed: dict[str, Orphan],
-        cancel: threading.Event,
+        lost: threading.Event,
     ) -> Run:
         spec = target.repository.environments[run.environment].manifest.spec
         return DestroyRun(
-            self._services(cancel),
+            self._services(lost),
             run,
             components=[*chosen, *(o.component for o in doomed.values())],
             target=target,
@@ -539,7 +539,14 @@ class Workspace:
     @contextlib.contextmanager
     def lease(self, environment: str) -> Iterator[threading.Event]:
         """Hold the environment's lease; the event is set if it is ever lost. Drivers a dead
-        holder left running for it are ended first (`orphan_drivers`)."""
+        holder left running for it are ended first (`orphan_drivers`).
+
+        A run whose lease is lost is interrupted, not cancelled: its drivers are stopped and
+        it is left as a crash leaves it, since another process may take the environment
+        over, and that process, or this one once its store answers again, resumes it. The
+        walk's Interrupted comes out as a LeaseLostError, a transient fault, so that the
+        request that started the run is tried again rather than ended (it was ended as
+        `cancelled`, with nothing to run the commit again)."""
         lost = threading.Event()
         with leases.held(
             self.store,
@@ -552,16 +559,24 @@ class Workspace:
             orphan_drivers.end_orphans(
                 self.store, environment, clock=self.clock, grace=self.kill_grace
             )
-            yield lost
+            try:
+                yield lost
+            except Interrupted:
+                if not lost.is_set() or self.interrupted.is_set():
+                    raise  # the process stops: the run resumes when it starts again
+                raise LeaseLostError(
+                    f"the lease of {environment} could not be renewed in time (the state store"
+                    " failed or stalled): its run stopped and is resumed once the store answers"
+                ) from None
 
-    def _services(self, cancel: threading.Event) -> Services:
+    def _services(self, lost: threading.Event) -> Services:
+        """A run's services; `lost`: its lease's, which interrupts it (see `lease`)."""
         return Services(
             store=self.store,
             drivers=self.drivers,
             clock=self.clock,
             state_root=self.state_root,
-            cancel=cancel,
-            interrupted=self.interrupted,
+            interrupted=Either(self.interrupted, lost),
             draining=self.draining,
             digest=self.digest,
             secrets=self.secrets,

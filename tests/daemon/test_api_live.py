@@ -186,6 +186,14 @@ def test_a_bad_setting_stops_serve_naming_the_variable(tmp_path: Path) -> None:
     assert "poll_interval (GITOPSD_POLL_INTERVAL)" in done.stderr and "soon" in done.stderr
 
 
+def test_a_poll_interval_under_a_tenth_of_a_second_is_refused(tmp_path: Path) -> None:
+    """0.0001 s was accepted, and the scheduler logged about 1,600 skipped polls a second."""
+    done = serve_fails(tmp_path, GITOPSD_POLL_INTERVAL="0.0001")
+    assert done.returncode == 64 and "Traceback" not in done.stderr
+    assert "poll_interval (GITOPSD_POLL_INTERVAL)" in done.stderr
+    assert "greater than or equal to 0.1" in done.stderr
+
+
 def test_a_bad_github_repository_stops_serve_naming_the_variable(tmp_path: Path) -> None:
     done = serve_fails(tmp_path, GITOPSD_GITHUB_REPOSITORY="octo-org")
     assert done.returncode == 64 and "Traceback" not in done.stderr

@@ -38,7 +38,12 @@ class DaemonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GITOPSD_", extra="ignore")
 
     listen: str = Field("127.0.0.1:8080", description="HOST:PORT of the HTTP API.")
-    poll_interval: float = Field(30.0, gt=0, description="Seconds between fetches of a remote.")
+    poll_interval: float = Field(
+        30.0,
+        ge=0.1,
+        description="Seconds between fetches of a remote, at least 0.1: a poll that outlasts"
+        " a shorter one only has the next one skipped (and logged) over and over.",
+    )
     log_format: str = Field("text", pattern="^(text|json)$", description="text or json lines.")
     tokens_file: Path | None = Field(None, description="YAML list of API tokens (docs/daemon.md).")
     webhook_secret: SecretStr | None = Field(None, description="GitHub webhook HMAC secret.")

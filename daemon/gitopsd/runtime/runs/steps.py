@@ -46,9 +46,6 @@ WAIT_SLICE = 0.1
 log = logging.getLogger("gitopsd.runs")
 
 
-# What this thread's walk does while one of its steps waits on a driver (True) or for its next
-# try (False): it gives the driver one of its `parallelism` slots for its run, and may put
-# another worker on the steps ready meanwhile (runtime/runs/walking.py).
 @dataclass
 class DriverSlot:
     """A step's word with its walk about one driver: whether it may start at all (`granted`:
@@ -60,6 +57,9 @@ class DriverSlot:
     failed: bool = False
 
 
+# What this thread's walk does while one of its steps waits on a driver (True) or for its next
+# try (False): it gives the driver one of its `parallelism` slots for its run, and may put
+# another worker on the steps ready meanwhile (runtime/runs/walking.py).
 Waiting = Callable[[bool], AbstractContextManager[DriverSlot]]
 _waiting: ContextVar[Waiting] = ContextVar(
     "waiting", default=lambda _: contextlib.nullcontext(DriverSlot())

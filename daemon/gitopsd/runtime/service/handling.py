@@ -139,7 +139,7 @@ class Handling:
         )
 
     def _ran_already(self, request: Request) -> list[Run]:
-        """The run a earlier attempt of `request` started under its id, finished (resumed
+        """The run an earlier attempt of `request` started under its id, finished (resumed
         first if a fault stopped it): a retried request is done once its run is, and its id
         never starts a second run, which took the first one's record and steps (all done) and
         ended at once, `verified` at the request's revision over whatever ran since."""
@@ -197,7 +197,7 @@ class Handling:
             request.environment, request.revision
         ):
             return None  # a resumed run got there first
-        if request.priority is Priority.COMMIT and self._behind_head(request):
+        if request.trigger == "commit" and self._behind_head(request):
             return None
         admitted = admit(self.workspace, request)
         if admitted.wait is admission.Wait.APPROVAL:

@@ -39,6 +39,7 @@ TABLE: dict[str, tuple[int, int | None, bool]] = {
     "ApprovalConflictError": (1, 409, False),
     "OrphanError": (1, None, False),
     "BusyError": (1, 409, True),
+    "LeaseLostError": (1, 503, True),
     "StandbyError": (1, 503, True),
     "TooManyStreamsError": (1, 503, True),
     "StoreError": (1, None, False),

@@ -225,14 +225,9 @@ class Daemon:
             self._superseded(superseded, request)
 
     def _superseded(self, old: Request, new: Request) -> None:
-        """`new` replaces `old`: both its record and, for a commit, the audit trail say so
-        (`new` is `old` itself when an identical queued request absorbed it)."""
-        absorbed = old.id == new.id
-        self.intake.superseded(old, by=None if absorbed else new.id)
-        if old.revision and new.revision and not absorbed:
-            self.reconciler.record_superseded(
-                old.revision, by=new.revision, environments=[new.environment]
-            )
+        """`new` replaces `old` (`new` is `old` itself when an identical queued request
+        absorbed it): recorded by `Handling.superseded`."""
+        self.handling.superseded(old, by_request=None if old.id == new.id else new)
 
     def _pick_up(self) -> None:
         for request in self.intake.pick_up(seen_at=self._monotonic()):

@@ -221,12 +221,27 @@ class Handling:
             return False
         log.info("%s of %s: the branch has moved on to %s; not run", request.action,
                  request.revision[:12], head[:12])  # fmt: skip
-        outcome = f"superseded by the newer commit {head[:12]}"
-        self.intake.superseded(request, by=None, outcome=outcome)
-        self.reconciler.record_superseded(
-            request.revision, by=head, environments=[request.environment]
-        )
+        self.superseded(request, by_revision=head)
         return True
+
+    def superseded(
+        self, old: Request, *, by_request: Request | None = None, by_revision: str | None = None
+    ) -> None:
+        """`old` will not run: its record says what replaced it (`by_request`, a newer
+        request; else `by_revision`, the branch head; neither: an identical queued request
+        absorbed it), and for a commit the audit trail says which revision did."""
+        if by_request is not None:
+            self.intake.superseded(old, by=by_request.id)
+            by_revision = by_request.revision
+        elif by_revision is not None:
+            outcome = f"superseded by the newer commit {by_revision[:12]}"
+            self.intake.superseded(old, by=None, outcome=outcome)
+        else:
+            self.intake.superseded(old, by=None)
+        if old.revision and by_revision:
+            self.reconciler.record_superseded(
+                old.revision, by=by_revision, environments=[old.environment]
+            )
 
     def _left_to_approvals(self, request: Request, admitted: admission.Admission) -> None:
         """An apply (a saved plan's too) that waits for approvals ends here, as a promotion

@@ -8,7 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.boundaries import Command, Operation, killed_at, prepared, uninterrupted
+from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.model.state import RunStatus
+from tests.faults.boundaries import (
+    Command,
+    Operation,
+    calls,
+    copied,
+    counting,
+    killed_at,
+    prepared,
+    uninterrupted,
+)
 from tests.gitrepos import git
 from tests.runtime.world import World, component, environment
 
@@ -18,6 +29,11 @@ PAIR = {
     "components/b/component.yaml": component(
         "b", deps=("a",), inputs={"a": "${{ components.a.outputs.id }}"}
     ),
+}
+INDEPENDENT = {
+    "environments/dev.yaml": environment("dev", parallelism=1),
+    "components/a/component.yaml": component("a"),
+    "components/b/component.yaml": component("b"),
 }
 PRUNING = PAIR | {"environments/dev.yaml": environment("dev", parallelism=1, prune=True)}
 
@@ -73,3 +89,35 @@ def test_a_kill_after_any_step_boundary_is_resumed_without_loss_or_repeat(
         assert found == expected, f"killed after step boundary {boundary} of {count}"
         interrupted += left
     assert interrupted >= count - 1  # the kills did leave runs to resume (all but the last)
+
+
+def test_a_failed_run_killed_after_any_step_boundary_resumes_to_the_same_end(
+    tmp_path: Path,
+) -> None:
+    """A step recorded failed spent its tries: the resumed run goes on as the failure had
+    decided (nothing more starts, `a`'s rollback) rather than trying `a` again or starting
+    `b`, which the failure held back. Resumed as the daemon does at its start: `gitopsd
+    apply` would resume it and then try the revision again, as asked."""
+
+    def failing_apply(world: World) -> Command:
+        world.control(fail={"a:apply": -1})
+        return ("apply", "--env", "dev")
+
+    template, command = prepared(tmp_path / "prepared", Operation(INDEPENDENT, failing_apply))
+    whole, since = copied(template, tmp_path / "whole")
+    done = whole.gitopsd(*command, env=counting(whole.root / "writes"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    expected = calls(whole, since)
+    assert expected == {("apply", "a", 0): 1}  # b held back
+    count = len((whole.root / "writes").read_text().splitlines())
+    for boundary in range(1, count + 1):
+        world, since = copied(template, tmp_path / f"killed-{boundary}")
+        writes = counting(world.root / "writes", kill_at=boundary)
+        assert world.gitopsd(*command, env=writes).returncode == -9
+        store = SqliteStore(world.root / "data" / "state.db")
+        try:
+            (resumed,) = world.workspace(store).resume_unfinished("dev")
+        finally:
+            store.close()
+        assert resumed.status is RunStatus.FAILED, f"after boundary {boundary}"
+        assert calls(world, since) == expected, f"killed after step boundary {boundary}"

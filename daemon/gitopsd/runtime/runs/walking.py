@@ -66,12 +66,16 @@ class Ending:
 
 
 def recorded_statuses(nodes: Sequence[Node], book: StepBook) -> dict[StepKey, StepStatus]:
-    """What a (resumed) run starts from: steps recorded succeeded or skipped are done, every
-    other one runs (again), health checks and gates included."""
+    """What a (resumed) run starts from: steps recorded succeeded or skipped are done, and
+    a step recorded failed spent its tries: the walk goes on as that failure decided (it
+    stops, or blocks what depends on it), rather than trying it again or starting what it
+    held back. Every other step runs (again), health checks and gates included: one left
+    running may or may not have done its work."""
     statuses: dict[StepKey, StepStatus] = {}
     for node in nodes:
         status = book.status(*node.key)
-        statuses[node.key] = status if status in GOOD else StepStatus.PENDING
+        kept = status in GOOD or status is StepStatus.FAILED
+        statuses[node.key] = status if status is not None and kept else StepStatus.PENDING
     return statuses
 
 

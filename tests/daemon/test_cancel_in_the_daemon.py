@@ -89,3 +89,25 @@ def test_a_cancel_reaches_the_workflow_run_a_github_actions_step_follows(
     assert fake_github.runs[1001].cancelled and len(fake_github.dispatches()) == 1
     (step,) = run_of(served, run["id"])["steps"]
     assert "cancelled; asked GitHub to cancel workflow run" in (step["error"] or "")
+
+
+def test_a_cancelled_head_stays_cancelled_when_the_daemon_restarts(
+    world: World, daemon: StartDaemon
+) -> None:
+    """Without a restart a cancelled head is not applied again until a new commit or a
+    person asks; a restart must not make it otherwise (nor for a head whose run failed)."""
+    world.control(sleep={"net:apply": SLOW})
+    served = daemon("--poll-interval", "1h")
+    running = running_run(served)
+    assert served.post(f"/api/v1/runs/{running}/cancel").status_code == 202
+    served.wait_for(lambda: run_of(served, running)["status"] == "cancelled", what="the cancel")
+    assert served.terminate() == 0
+    applied = world.calls("apply")
+
+    world.control()
+    restarted = daemon("--poll-interval", "1h")
+    time.sleep(2.0)  # the start's reconcile has asked for what it would ask for by now
+    runs = restarted.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+    assert [r["id"] for r in runs] == [running]
+    assert world.calls("apply") == applied
+    assert "cancelled" in restarted.logs()  # it says why the head is left as it is

@@ -18,7 +18,7 @@ from typing import Any
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.model.manifests import Notification
-from gitopsd.model.state import EnvironmentStatus, RequestKind
+from gitopsd.model.state import EnvironmentStatus, RequestKind, RunAction, RunStatus
 from gitopsd.runtime.records import audit
 from gitopsd.runtime.runs.workspace import Workspace, new_run_id
 
@@ -64,7 +64,9 @@ class Reconciler:
         self._refresh(head)
         self._resume_unfinished()
         pick_up()
-        self._reconcile(head, seen_at=seen_at)
+        for environment in self.tracking_head():
+            if not self._ended_before(environment, head):
+                self.ask_for_head(environment, head, seen_at=seen_at)
 
     def load(self, head: str) -> None:
         """Load the head's manifests only: no request, no event (a standby records nothing)."""
@@ -148,6 +150,25 @@ class Reconciler:
             seen_at=seen_at,
         )
         self._submit(request)
+
+    def _ended_before(self, environment: str, head: str) -> bool:
+        """Whether the environment's last apply was of `head` and ended failed or cancelled
+        before this start: a running daemon applies a head once (a new commit or a person
+        tries again), and a restart must not make it try again on its own."""
+        store = self._workspace.store
+        runs = store.list_runs(environment, limit=1, action=RunAction.APPLY.value)
+        last = runs[0] if runs else None
+        ended = (RunStatus.FAILED, RunStatus.CANCELLED)
+        if last is None or last.revision != head or last.status not in ended or last.components:
+            return False
+        log.info(
+            "%s: the last apply of %s ended %s; not applied again until a new commit or"
+            " `gitopsd apply`",
+            environment,
+            head[:12],
+            last.status.value,
+        )
+        return True
 
     def _resume_unfinished(self) -> None:
         unfinished = self._workspace.store.unfinished_runs()

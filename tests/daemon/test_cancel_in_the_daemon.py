@@ -3,14 +3,20 @@ second, its driver with it; a request that has not started yet never starts."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tests.daemon.conftest import StartDaemon
 from tests.daemon.harness import DaemonProcess
 from tests.github import manifests
 from tests.github.fake_github import FakeGitHub
 from tests.runtime.world import World, environment
+from tests.store.test_sqlite_store import Locker
 
 SLOW = 8.0
 
@@ -111,3 +117,43 @@ def test_a_cancelled_head_stays_cancelled_when_the_daemon_restarts(
     assert [r["id"] for r in runs] == [running]
     assert world.calls("apply") == applied
     assert "cancelled" in restarted.logs()  # it says why the head is left as it is
+
+
+def net_ended(spans: Path) -> bool:
+    lines = [json.loads(line) for line in spans.read_text().splitlines()]
+    return any(s["key"] == "net:apply" and s["event"] == "end" for s in lines)
+
+
+def test_a_cancel_stops_the_drivers_at_once_while_the_store_is_locked(
+    world: World, daemon: StartDaemon
+) -> None:
+    """Another process holds the store's write lock: the cancel cannot be recorded until it
+    goes, but the run's drivers must stop at once all the same, not run on meanwhile."""
+    world.control(sleep={"net:apply": SLOW * 2})
+    served = daemon("--poll-interval", "1h")
+    running = running_run(served)
+    spans = world.journal_path.with_name("spans.jsonl")
+    locker = Locker(served.data / "state.db")
+    answers: list[int] = []
+    try:
+        asked = time.monotonic()
+        thread = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(
+                    f"{served.url}/api/v1/runs/{running}/cancel",
+                    headers={"Content-Type": "application/json"},
+                    timeout=60,
+                ).status_code
+            )
+        )
+        thread.start()
+        served.wait_for(lambda: net_ended(spans), what="net's driver to stop", timeout=SLOW)
+        assert time.monotonic() - asked < 2.0
+        assert not answers  # the flag waits for the lock
+    finally:
+        locker.release()
+    thread.join(timeout=60)
+    assert answers == [202]
+    served.wait_for(lambda: run_of(served, running)["status"] == "cancelled", what="its end")
+    events = served.get("/api/v1/events", params={"env": "dev"}).json()["events"]
+    assert any(e["kind"] == "run.cancel_requested" and e["run_id"] == running for e in events)

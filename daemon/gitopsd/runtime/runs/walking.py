@@ -135,7 +135,9 @@ class Walk:
         ended."""
         self._stop_if_stopping()
         self._working = 1
-        lookout = self.services.lookout.watching(self._stop_if_stopping)
+        lookout = self.services.lookout.watching(
+            self._stop_if_stopping, run_id=self.run.id, stop=self._cancel_now
+        )
         work = self._worker(start, refuse)
         with ThreadPoolExecutor(self.most_steps, thread_name_prefix="step") as pool, lookout:
             self._helpers = _Helpers(pool, work)
@@ -205,6 +207,11 @@ class Walk:
     def _wait_for_end(self) -> None:
         with self._over:
             self._over.wait_for(lambda: not self._working)
+
+    def _cancel_now(self) -> None:
+        """A cancel asked of this process: the drivers stop before the flag is stored."""
+        self.services.cancel.set()
+        self._stop_if_stopping()
 
     def _stop_if_stopping(self) -> None:
         if self._stopping():

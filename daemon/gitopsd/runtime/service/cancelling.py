@@ -12,17 +12,22 @@ from __future__ import annotations
 
 from gitopsd.engine.ports import Clock, StateStore
 from gitopsd.errors import ConflictError
-from gitopsd.model.state import Event, Run
+from gitopsd.model.state import Event, Run, RunStatus
 
 
-def cancel_run(store: StateStore, run_id: str, *, actor: str, clock: Clock) -> Run | None:
+def cancel_run(
+    store: StateStore, run_id: str, *, actor: str, clock: Clock, stopped: bool = False
+) -> Run | None:
     """Ask the run `run_id` to stop; None if there is no such run, ConflictError if it has
-    finished already. Asking twice is asking once."""
+    finished already. Asking twice is asking once. `stopped`: this process has just stopped
+    the run's walk itself (the daemon's own run), so a run that ended `cancelled` before the
+    flag could be written ended by this request, which is recorded all the same."""
     with store.transaction():
         run = store.get_run(run_id)
         if run is None:
             return None
-        if run.status.is_finished:
+        by_this = stopped and run.status is RunStatus.CANCELLED
+        if run.status.is_finished and not by_this:
             raise ConflictError(f"run {run_id} already {run.status.value}")
         if run.cancel_requested:
             return run

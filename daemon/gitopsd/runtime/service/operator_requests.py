@@ -167,8 +167,11 @@ class OperatorRequests:
     def cancel(self, run_id: str, *, identity: Identity) -> dict[str, Any] | None:
         """Cancel the run of that id (runtime.service.cancelling), or its request while it has not
         started; None if neither is known."""
-        store = self.workspace.store
-        run = cancelling.cancel_run(store, run_id, actor=identity.name, clock=self.workspace.clock)
+        workspace = self.workspace
+        stopped = workspace.lookout.stop_now(run_id)  # a run of this process's: at once
+        run = cancelling.cancel_run(
+            workspace.store, run_id, actor=identity.name, clock=workspace.clock, stopped=stopped
+        )
         if run is not None:
             return {"id": run_id, "cancel_requested": True}
         request = self._intake.cancel(run_id, actor=identity.name)

@@ -235,3 +235,29 @@ def test_components_limits_the_run_and_needs_applied_dependencies(
         workspace.apply("dev", components=["nope"])
     assert workspace.apply("dev", components=["net", "k8s"]).status is RunStatus.SUCCEEDED
     assert world.calls() == ["net", "k8s"]
+
+
+def test_an_output_a_dependency_never_wrote_fails_its_dependent_by_name(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """Before the dependency applies, the plan says the input waits for it; once it has
+    applied without the output, the dependent fails naming the input and the output, and
+    the next plan says so too: nothing is waiting any more."""
+    reads_nope = component(
+        "k8s", deps=("net",), inputs={"vnet": "${{ components.net.outputs.nope }}"}
+    )
+    world.commit(layered(**{K8S: reads_nope}))
+    before = {d.component: d.reason for d in workspace.preview("dev").decisions}
+    assert (
+        before["k8s"]
+        == "inputs wait for a dependency: vnet: no outputs recorded for component 'net'"
+    )
+
+    run = workspace.apply("dev")
+    assert run.status is RunStatus.FAILED
+    step = next(s for s in store.list_steps(run.id) if s.component == "k8s")
+    cannot = "inputs cannot be rendered: vnet: component 'net' has no output 'nope'"
+    assert step.error == cannot
+
+    after = {d.component: d.reason for d in workspace.preview("dev").decisions}
+    assert after["k8s"] == cannot

@@ -14,6 +14,7 @@ fingerprint cannot be used to guess a secret without the key.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
@@ -80,6 +81,9 @@ class Decision:
     reason: str
     fingerprint: str | None = None
     inputs: dict[str, Any] | None = None
+    # WAITING: which input cannot be rendered yet, and why (`v: component 'net' has no
+    # output 'id'`); once the dependencies have applied, a failure of the component
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,11 +136,20 @@ def decide(
     try:
         inputs = rendering.render(component.manifest.spec.inputs, scope)
     except ExpressionError as error:
-        return Decision(name, Verdict.WAITING, f"inputs wait for a dependency: {error}")
+        problem = _unrendered(error)
+        waiting = f"inputs wait for a dependency: {problem}"
+        return Decision(name, Verdict.WAITING, waiting, problem=problem)
     digest = fingerprint(tree=tree, inputs=inputs, component=component, conceal=conceal)
     reason = _change_reason(digest, inputs, last)
     verdict = Verdict.UNCHANGED if reason is None else Verdict.RUN
     return Decision(name, verdict, reason or "unchanged", digest, inputs)
+
+
+def _unrendered(error: ExpressionError) -> str:
+    """The input and the reason, without the column within the input's text: a plan's
+    reason and a failed step name the input, and the placeholder is plain to see there."""
+    path = getattr(error, "path", ())
+    return f"{rendering.format_path(path)}: {error.message}" if path else error.message
 
 
 def plan(
@@ -217,6 +230,9 @@ def _up_front(
         if decision.verdict is Verdict.UNCHANGED and upstream:
             reason = f"decided after {', '.join(upstream)} apply (its outputs may change)"
             decision = Decision(name, Verdict.WAITING, reason)
+        elif decision.problem is not None and not upstream:  # no dependency will change it
+            reason = f"inputs cannot be rendered: {decision.problem}"
+            decision = dataclasses.replace(decision, reason=reason)
         if decision.verdict is not Verdict.UNCHANGED:
             moving.add(name)
         yield decision

@@ -200,8 +200,9 @@ class ApplyRun:
             last=last,
             conceal=self._conceal,
         )
-        if decision.verdict is Verdict.WAITING:
-            return closing.refuse(self.runner, name, StepAction.APPLY, decision.reason)
+        if decision.verdict is Verdict.WAITING:  # its dependencies have applied: for good
+            reason = f"inputs cannot be rendered: {decision.problem}"
+            return closing.refuse(self.runner, name, StepAction.APPLY, reason)
         if decision.verdict is Verdict.UNCHANGED:
             return self._skip(name, decision)
         return self._run_apply(component, decision, last)

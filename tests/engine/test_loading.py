@@ -69,6 +69,15 @@ def test_a_wrong_field_is_reported_at_its_own_line() -> None:
     ]
 
 
+def test_a_duration_of_the_wrong_kind_is_named_as_a_duration() -> None:
+    text = component("net").replace("  timeout: 1h30m", "  timeout: [1, 2]")
+    _, problems = load({"components/net/component.yaml": text})
+    assert [str(p) for p in problems] == [
+        "components/net/component.yaml:12: spec.timeout: expected a duration such as 90s, 15m"
+        " or 1h30m (or a number of seconds), got a list"
+    ]
+
+
 def test_a_missing_field_is_reported_at_its_parent() -> None:
     text = component("net").replace('    apply: ["./apply.sh"]\n', "")
     _, problems = load({"components/net/component.yaml": text})

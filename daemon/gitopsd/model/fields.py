@@ -96,7 +96,11 @@ def parse_duration(value: Any) -> Any:
             raise ValueError(f"duration {value!r} is negative")
         return float(value)
     if not isinstance(value, str):
-        return value
+        shown = "a list" if isinstance(value, list) else type(value).__name__
+        shown = "a mapping" if isinstance(value, dict) else shown
+        raise ValueError(
+            f"expected a duration such as 90s, 15m or 1h30m (or a number of seconds), got {shown}"
+        )
     match = DURATION.match(value.strip())
     if not value.strip() or match is None:
         raise ValueError(

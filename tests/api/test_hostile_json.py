@@ -4,6 +4,7 @@ was a 500 (RecursionError, or Python's own limit on integer digits)."""
 
 from __future__ import annotations
 
+import codecs
 import time
 import tracemalloc
 
@@ -176,3 +177,48 @@ def test_a_string_of_half_a_character_is_422(
     assert response.status_code == 422
     assert response.json()["error"].startswith("body: invalid JSON: a string holds a lone")
     assert fake.calls == []
+
+
+def not_utf8_json(text: str) -> dict[str, bytes]:
+    """`text` as json.loads reads it but RFC 8259 (section 8.1) forbids between systems."""
+    return {
+        "a UTF-8 byte-order mark": codecs.BOM_UTF8 + text.encode(),
+        "UTF-16 with its mark": text.encode("utf-16"),
+        "UTF-16 without a mark": text.encode("utf-16-be"),
+        "UTF-32 with its mark": text.encode("utf-32"),
+        "UTF-32 without a mark": text.encode("utf-32-le"),
+    }
+
+
+PLAN = '{"action": "plan"}'
+PUSH = '{"ref": "refs/heads/main", "after": "abc"}'
+MUST_BE_UTF8 = "must be UTF-8 JSON without a byte-order mark"
+
+
+@pytest.mark.parametrize("name", not_utf8_json(PLAN))
+def test_a_body_not_in_utf8_or_with_a_byte_order_mark_is_422(
+    client: TestClient, fake: FakeControl, name: str
+) -> None:
+    """Python's json guessed the encoding of these and acted on them, where a strict reader
+    in front (a proxy, an audit log) reads something else or nothing."""
+    response = client.post(RUNS, content=not_utf8_json(PLAN)[name])
+    assert response.status_code == 422
+    assert response.json()["error"].startswith(f"body: {MUST_BE_UTF8} (")
+    assert fake.calls == []
+    assert client.post(RUNS, content=PLAN.encode()).status_code == 202
+
+
+@pytest.mark.parametrize("name", not_utf8_json(PUSH))
+def test_a_signed_webhook_not_in_utf8_or_with_a_byte_order_mark_is_422(
+    make_client: MakeClient, fake: FakeControl, name: str
+) -> None:
+    client = make_client(webhook_secret=SECRET)
+    body = not_utf8_json(PUSH)[name]
+    headers = {
+        webhooks.EVENT_HEADER: "push",
+        webhooks.SIGNATURE_HEADER: webhooks.sign(SECRET, body),
+    }
+    response = client.post("/api/v1/webhooks/github", content=body, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["error"].startswith(f"push payload: {MUST_BE_UTF8} (")
+    assert fake.calls_to("request_fetch") == []

@@ -12,13 +12,17 @@ so `{"action": "plan", "action": "destroy"}` would destroy while a log or a prox
 the first one sees a plan. A string that is half a character (a lone surrogate escape) is
 refused: it is not text. So are the numbers JSON has not got: `NaN` and `Infinity`, which
 json reads, and a number too large for a float (`1e999`, read as infinity), which a
-dependent's inputs file would then hold as `Infinity`, not JSON. Every hostile body becomes
+dependent's inputs file would then hold as `Infinity`, not JSON. Bytes must be UTF-8 without a
+byte-order mark (RFC 8259, section 8.1): json would detect UTF-16 and UTF-32 and skip a UTF-8
+mark, so the daemon acted on a body a strict reader before it (a proxy, an audit log) cannot
+read as the same request. Every hostile body becomes
 one `JsonLimitError` (422 for the API), in time and memory linear in its size, which the
 caller caps (`LimitBody`, the outputs file's 1 MiB).
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 from typing import Any
@@ -28,6 +32,15 @@ from gitopsd.errors import JsonLimitError
 MAX_DEPTH = 64
 MAX_DIGITS = 100
 TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels"
+NOT_UTF8 = "must be UTF-8 JSON without a byte-order mark"
+# longest first: UTF-32-LE's mark starts with UTF-16-LE's
+_MARKS = {
+    codecs.BOM_UTF32_LE: "a UTF-32 byte-order mark",
+    codecs.BOM_UTF32_BE: "a UTF-32 byte-order mark",
+    codecs.BOM_UTF8: "a UTF-8 byte-order mark",
+    codecs.BOM_UTF16_LE: "a UTF-16 byte-order mark",
+    codecs.BOM_UTF16_BE: "a UTF-16 byte-order mark",
+}
 
 
 # not in gitopsd.errors: private to `parse`, which turns both into a JsonLimitError
@@ -41,9 +54,10 @@ class _DuplicateKeyError(ValueError):
 
 def parse(raw: bytes | str) -> Any:
     """The JSON value of `raw`; JsonLimitError when it is invalid, too deep or too long."""
+    text = raw if isinstance(raw, str) else _utf8_text(raw)
     try:
         value = json.loads(
-            raw,
+            text,
             parse_int=_bounded_int,
             parse_float=_finite_float,
             parse_constant=_no_constant,
@@ -56,8 +70,6 @@ def parse(raw: bytes | str) -> Any:
     except json.JSONDecodeError as error:
         where = f"line {error.lineno}, column {error.colno}"
         raise JsonLimitError(f"invalid JSON at {where}: {error.msg}") from None
-    except UnicodeDecodeError as error:
-        raise JsonLimitError(f"invalid JSON: {error}") from None
     except ValueError as error:  # any other limit of the parser's (none is known)
         raise JsonLimitError(f"invalid JSON: {error}") from None
     if nesting_depth(value) > MAX_DEPTH:
@@ -65,6 +77,22 @@ def parse(raw: bytes | str) -> Any:
     if (bad := _not_text(value)) is not None:
         raise JsonLimitError(f"invalid JSON: a string holds a lone surrogate ({bad!a}), not text")
     return value
+
+
+def _utf8_text(raw: bytes) -> str:
+    """`raw` decoded as UTF-8, refusing what json.loads would read by guessing: a byte-order
+    mark, UTF-16 or UTF-32 (a zero byte among the first four: JSON text has none), bytes
+    that are not UTF-8 (its encoded surrogates included)."""
+    mark = next((name for bom, name in _MARKS.items() if raw.startswith(bom)), None)
+    if mark is not None:
+        raise JsonLimitError(f"{NOT_UTF8} (this one starts with {mark})")
+    if b"\x00" in raw[:4]:
+        raise JsonLimitError(f"{NOT_UTF8} (this one looks like UTF-16 or UTF-32)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        where = f"byte {raw[error.start]:#04x} at offset {error.start}"
+        raise JsonLimitError(f"{NOT_UTF8} ({where} is not UTF-8)") from None
 
 
 def nesting_depth(value: Any) -> int:

@@ -165,3 +165,44 @@ def test_the_tracked_branch_is_the_daemons(hooked: TestClient, fake: FakeControl
     assert deliver(hooked, "push", push("refs/heads/main")).json()["ignored"]
     assert deliver(hooked, "push", push("refs/heads/release")).json() == {"accepted": True}
     assert len(fake.calls_to("request_fetch")) == 1
+
+
+TWICE = [
+    (webhooks.SIGNATURE_HEADER, "sha256=" + "0" * 64),
+    ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
+    (webhooks.EVENT_HEADER, "ping"),
+]
+
+
+@pytest.mark.parametrize(("name", "other"), TWICE, ids=[name for name, _ in TWICE])
+def test_a_webhook_header_given_twice_differently_is_400_before_the_signature(
+    hooked: TestClient, fake: FakeControl, name: str, other: str
+) -> None:
+    """The route reads the first copy; a proxy that logs or checks deliveries may read the
+    last, and the signature does not cover headers: such a request is refused unread."""
+    raw = json.dumps(push("refs/heads/main")).encode()
+    signed = {
+        webhooks.EVENT_HEADER: "push",
+        webhooks.SIGNATURE_HEADER: webhooks.sign(SECRET, raw),
+        "X-GitHub-Delivery": "5d1f2d5e-0c54-11ef-9f1a-1a2b3c4d5e6f",
+    }
+    headers = [*signed.items(), (name, other)]
+    response = hooked.post(URL, content=raw, headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {"error": f"conflicting {name} headers: send one"}
+    unsigned = [(key, value) for key, value in headers if key != webhooks.SIGNATURE_HEADER]
+    if name != webhooks.SIGNATURE_HEADER:
+        assert hooked.post(URL, content=raw, headers=unsigned).status_code == 400  # not 401
+    assert fake.calls == []
+    assert hooked.post(URL, content=raw, headers=signed).status_code == 202
+
+
+def test_a_webhook_header_given_twice_alike_reads_one_way(
+    hooked: TestClient, fake: FakeControl
+) -> None:
+    """As for `Origin` (guards, rule 0): an exact copy is read the same by every reader."""
+    raw = json.dumps(push("refs/heads/main")).encode()
+    signature = (webhooks.SIGNATURE_HEADER, webhooks.sign(SECRET, raw))
+    headers = [(webhooks.EVENT_HEADER, "push"), signature, signature]
+    assert hooked.post(URL, content=raw, headers=headers).status_code == 202
+    assert len(fake.calls_to("request_fetch")) == 1

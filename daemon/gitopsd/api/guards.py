@@ -8,8 +8,11 @@ rebinding), which makes the page's own origin reach the daemon. So, in this orde
    bounds only a head that arrives in pieces, so one sent at once is measured here.) No
    `Origin`, `Sec-Fetch-Site` or `Content-Type` given twice with different values (the
    rules below would read one, a proxy in front perhaps the other; h11 refuses two `Host`
-   itself), nor both `Content-Length` and `Transfer-Encoding` (RFC 9112 6.3: the framing a
-   proxy used may not be ours, the way requests are smuggled).
+   itself), nor a GitHub webhook's `X-Hub-Signature-256`, `X-GitHub-Delivery` or
+   `X-GitHub-Event` (the route reads the first, a proxy that logs or checks deliveries
+   perhaps the last, and the signature covers the body only), nor both `Content-Length`
+   and `Transfer-Encoding` (RFC 9112 6.3: the framing a proxy used may not be ours, the way
+   requests are smuggled).
 1. `Host` must name the listen address or an `--allowed-hosts` entry, else 421. A rebinding
    page can only send its own name. `/healthz`, `/readyz` and `/metrics` (GET) also answer a
    bare IP address, which is what Kubernetes probes and Prometheus send (`Host: <pod IP>`) and
@@ -40,7 +43,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gitopsd.api import auth
+from gitopsd.api import auth, deliveries, webhooks
 from gitopsd.api.numbers import whole_number
 from gitopsd.errors import AllowedHostsError
 
@@ -49,7 +52,16 @@ PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 SIGNED = frozenset({"/api/v1/webhooks/github"})
 API_PREFIX = "/api/"  # the dashboard's forms post application/x-www-form-urlencoded
 CROSS_SITE = frozenset({"cross-site", "same-site"})
-SINGLE = ("host", "origin", "sec-fetch-site", "content-type")
+# read once by a rule or a route, so a second, different value is refused (rule 0)
+SINGLE = (
+    "Host",
+    "Origin",
+    "Sec-Fetch-Site",
+    "Content-Type",
+    webhooks.SIGNATURE_HEADER,
+    deliveries.HEADER,
+    webhooks.EVENT_HEADER,
+)
 MAX_HEAD = 16 * 1024
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 WILDCARDS = ("0.0.0.0", "::", "")  # noqa: S104 - names to recognise, not to bind

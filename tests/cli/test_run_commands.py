@@ -209,3 +209,15 @@ def test_a_driver_that_cannot_start_in_a_folder_named_in_bytes_not_utf8_says_why
     [failed] = [e["message"] for e in events if e["kind"] == "component.failed"]
     assert "cannot start './no-such-driver.sh' in " in failed, failed
     assert "/components/network/caf\\xe9: No such file or directory" in failed, failed
+
+
+def test_an_unknown_revision_says_what_is_missing_then_where(world: World) -> None:
+    """As the API says it: the repository named after the revision, not as a prefix
+    (`.: no commit named ...`)."""
+    for command in ("plan", "apply"):
+        done = gitopsd(world, command, "--env", "dev", "--revision", "nosuchrev")
+        assert done.returncode == 1
+        assert done.stdout == ""
+        error = "gitopsd: error: no commit named 'nosuchrev' in the repository '.'\n"
+        assert done.stderr == error
+    assert world.journal() == []

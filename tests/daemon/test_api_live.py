@@ -115,6 +115,15 @@ def test_errors_are_json_with_the_right_codes(served: DaemonProcess) -> None:
     assert unknown_run.status_code == 404
     malformed = served.post("/api/v1/environments/dev/runs", headers=operator, json={"action": "x"})
     assert malformed.status_code == 422 and "action" in malformed.json()["error"]
+    unknown_revision = served.post(
+        "/api/v1/environments/dev/runs",
+        headers=operator,
+        json={"action": "apply", "revision": "nosuch"},
+    )
+    assert unknown_revision.status_code == 422
+    where = str(served.world.repo)
+    error = f"no commit named 'nosuch' in the repository {where!r}"
+    assert unknown_revision.json() == {"error": error}
     huge = served.post(
         "/api/v1/environments/dev/runs", headers=operator, content=b"{" + b" " * 2_000_000 + b"}"
     )

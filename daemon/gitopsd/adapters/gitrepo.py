@@ -190,7 +190,7 @@ class GitSource:
             return known
         done = self._git("show", "-s", "--format=%an%x00%ae", sha)
         if done.returncode != 0:
-            raise UnknownRevisionError(f"{self.shown}: no commit named {revision!r}")
+            raise self._no_commit(revision)
         name, _, email = done.stdout.rstrip("\n").partition("\0")
         self._remember(self._authors, sha, (name, email))
         return name, email
@@ -207,18 +207,25 @@ class GitSource:
         if known is not None:
             return known
         if any(ord(character) < 32 or character == "\x7f" for character in revision):
-            raise UnknownRevisionError(f"{self.shown}: no commit named {revision!r}")
+            raise self._no_commit(revision)
         done = self._git(
             "rev-parse", "--verify", "--quiet", "--end-of-options", f"{revision}^{{commit}}"
         )
         sha = done.stdout.strip()
         if done.returncode != 0 or not FULL_SHA.match(sha):
-            raise UnknownRevisionError(f"{self.shown}: no commit named {revision!r}")
+            raise self._no_commit(revision)
         # A full sha names the same commit for ever (a branch moves): the commit a branch
         # resolved to is known when it is asked for next, as `drift` does with the head.
         # The last KNOWN_COMMITS only: a daemon sees a new head with every commit.
         self._remember(self._commits, sha, sha)
         return sha
+
+    def _no_commit(self, revision: str) -> UnknownRevisionError:
+        """The one wording of an unknown revision, for the CLI and the API alike: what is
+        missing first, then where (a path in front, `.: no commit named`, read as noise)."""
+        return UnknownRevisionError(
+            f"no commit named {revision!r} in the repository {self.shown!r}"
+        )
 
     def _remember(self, table: dict[str, T], sha: str, value: T) -> None:
         """Keep what is known of commit `sha` for good; the last KNOWN_COMMITS commits only."""

@@ -68,6 +68,30 @@ def test_status_has_the_spec_shape(world: World) -> None:
     assert {c["name"] for c in dev["components"]} == {"net", "dns", "k8s", "app"}
 
 
+def test_status_without_the_repository_shows_the_store_and_says_so(world: World) -> None:
+    """Status works from the store alone (a host with only the shared store, a broken
+    checkout), unlike `plan` or `validate`, which need the manifests and exit 1; but a
+    mistyped --repo must not pass for a repository without news."""
+    gitopsd(world, "apply", "--env", "dev")
+    nowhere = world.root / "nowhere"
+    warning = f"warning: cannot read the repository ({nowhere}: no such directory): "
+    warning += "the stored state only\n"
+    shown = gitopsd(world, "status", "--repo", str(nowhere))
+    assert shown.returncode == 0
+    dev = shown.stdout.splitlines()[1].split()
+    assert (dev[0], dev[2]) == ("dev", "verified")
+    assert shown.stderr == warning
+    reported = gitopsd(world, "status", "--repo", str(nowhere), "--output", "json")
+    assert [e["status"] for e in as_json(reported)["environments"]] == ["verified"]
+    assert reported.stderr == warning
+    assert gitopsd(world, "status").stderr == ""
+    planned = gitopsd(world, "plan", "--env", "dev", "--repo", str(nowhere))
+    assert (planned.returncode, planned.stderr) == (
+        1,
+        f"gitopsd: error: {nowhere}: no such directory\n",
+    )
+
+
 def test_a_usage_error_exits_64_never_2_which_means_changes(world: World) -> None:
     for args in (("apply", "--bogus"), ("apply",), ("frobnicate",), ("plan", "--env")):
         done = gitopsd(world, *args)

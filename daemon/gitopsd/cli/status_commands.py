@@ -63,10 +63,13 @@ def history(context: Context, environment: str | None, limit: int, before: int |
 
 @contextlib.contextmanager
 def _source(context: Context) -> Iterator[GitSource | None]:
-    """The git source, or None when it cannot be opened: status works from the store alone."""
+    """The git source, or None when it cannot be opened: status works from the store alone
+    (from a host with only the shared store, or while the repository is broken), and says
+    so, since the holds, approvals and waits it shows then lack the manifests' rules."""
     try:
         source = context.open_source()
-    except GitSourceError:
+    except GitSourceError as error:
+        _warn_unread(error)
         yield None
         return
     with source:
@@ -74,13 +77,19 @@ def _source(context: Context) -> Iterator[GitSource | None]:
 
 
 def _head(source: GitSource | None) -> Repository | None:
-    """The manifests at the branch head, when they load."""
+    """The manifests at the branch head, when they load (else said, as for `_source`)."""
     if source is None:
         return None
     try:
         return revisions.load(source).repository
-    except GitSourceError:
+    except GitSourceError as error:
+        _warn_unread(error)
         return None
+
+
+def _warn_unread(error: GitSourceError) -> None:
+    """One line on stderr, so that stdout (the table, or JSON) stays what it always is."""
+    click.echo(f"warning: cannot read the repository ({error}): the stored state only", err=True)
 
 
 def _manifests_at(source: GitSource) -> reports.ManifestsAt:

@@ -1,6 +1,7 @@
-"""The README's drift report is what `gitopsd drift --report drift.md` writes: the report
-renderer's output for the same facts, character for character (its layout, the fenced
-block of what the check said), so that the sample cannot drift from the code."""
+"""The samples of drift reports are what `gitopsd drift --report` writes: the renderer's
+output for the same facts, character for character (the README's Markdown with its fenced
+block of what the check said; docs/drift.md's JSON with its layout and time format), so
+that a tool written against a sample reads the real report."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from gitopsd.runtime.drift.drifting import ComponentDrift, DriftReport
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = re.compile(r"^(`{3,})markdown\n(## Drift in .*?)\n\1$", re.DOTALL | re.MULTILINE)
+JSON_SAMPLE = re.compile(r"^```json\n(\{\n  \"environment\".*?)^```$", re.DOTALL | re.MULTILINE)
 
 
 def readme_sample() -> str:
@@ -48,3 +50,23 @@ def test_the_readmes_drift_report_is_what_the_renderer_writes() -> None:
         repaired=[ComponentDrift("clusters", DriftStatus.DRIFTED, before, 2)],
     )
     assert readme_sample() + "\n" == drift_reports.as_markdown([report])
+
+
+def test_the_json_sample_of_docs_drift_is_what_the_renderer_writes() -> None:
+    found = JSON_SAMPLE.search((ROOT / "docs/drift.md").read_text(encoding="utf-8"))
+    assert found is not None, "docs/drift.md shows no JSON report"
+    report = DriftReport(
+        environment="dev",
+        revision="43636667f8059806298e8dfd93fd00022edfcf96",
+        checked_at=datetime(2026, 11, 30, 22, 58, 44, 104211, tzinfo=UTC),
+        components=[
+            ComponentDrift("network", DriftStatus.IN_SYNC, "network (dev): in sync", 0),
+            ComponentDrift(
+                "clusters",
+                DriftStatus.DRIFTED,
+                "clusters (dev): drifted\n  ~ node_count: 9 -> 1",
+                2,
+            ),
+        ],
+    )
+    assert found.group(1) == drift_reports.as_json([report])

@@ -12,7 +12,7 @@ from typing import Any
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.model.state import Request, RequestStatus
 from tests.runtime.test_apply_runs import layered
-from tests.runtime.world import World, component
+from tests.runtime.world import World, component, environment
 
 
 def gitopsd(world: World, *args: str) -> subprocess.CompletedProcess[str]:
@@ -244,4 +244,33 @@ def test_an_unknown_revision_says_what_is_missing_then_where(world: World) -> No
         assert done.stdout == ""
         error = "gitopsd: error: no commit named 'nosuchrev' in the repository '.'\n"
         assert done.stderr == error
+    assert world.journal() == []
+
+
+def test_plan_may_say_no_changes_while_apply_applies_a_new_component(world: World) -> None:
+    """As docs/runs.md says: plan asks the drivers of the components an apply would run, and
+    one whose plan driver answers "no change" (exit 0) is not counted; apply runs it all the
+    same, because it decides by fingerprints (here: never applied in dev)."""
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
+    world.commit(layered(**{"components/extra/component.yaml": component("extra")}))
+    world.control(plan={"extra": 0})
+    world.journal_path.unlink()
+    planned = gitopsd(world, "plan", "--env", "dev")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "= extra" in planned.stdout and "new in this environment" in planned.stdout
+    assert "0 to change" in planned.stdout
+    applied = gitopsd(world, "apply", "--env", "dev")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert world.calls() == ["extra"]
+
+
+def test_include_nothing_gives_an_environment_without_components(world: World) -> None:
+    """`components.include: []` is not "all" (which is the field left out): no component."""
+    dev = environment("dev", variables={"size": 3}, components={"include": []})
+    world.commit(layered(**{"environments/dev.yaml": dev}))
+    assert gitopsd(world, "validate").returncode == 0
+    planned = gitopsd(world, "plan", "--env", "dev")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "0 to change, 0 unchanged, 0 failed" in planned.stdout
+    assert gitopsd(world, "apply", "--env", "dev").returncode == 0
     assert world.journal() == []

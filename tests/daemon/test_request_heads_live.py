@@ -5,6 +5,7 @@ Content-Length and by chunks, is 400; a head over 16 KiB is 400; HTTP/1.0 probes
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 
@@ -142,3 +143,31 @@ def test_a_large_body_read_keeps_the_connection(served: DaemonProcess) -> None:
     status, response_head, _ = exchange(served, head, body)
     assert status == 202
     assert "connection: close" not in response_head
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        post("127.0.0.1:{port}", "Host: evil.example", JSON, "Content-Length: 0"),
+        post("127.0.0.1:{port}", JSON, "Content-Length: -1"),
+        "GET /healthz HTTP/1.1 extra\r\nHost: 127.0.0.1:{port}\r\n",
+        post("127.0.0.1:{port}", "a header without a colon"),
+    ],
+    ids=["two-hosts", "negative-length", "request-line", "header-line"],
+)
+def test_a_head_the_http_parser_refuses_is_answered_in_json(
+    served: DaemonProcess, head: str
+) -> None:
+    """Every error the API answers is JSON, also those of the HTTP parser itself (it
+    answered `Invalid HTTP request received.` as text/plain)."""
+    client = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+    with client:
+        client.sendall(head.replace("{port}", str(served.port)).encode() + b"\r\n")
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    response_head, _, body = received.partition(b"\r\n\r\n")
+    lines = response_head.decode("latin-1").lower().split("\r\n")
+    assert lines[0].startswith("http/1.1 400 ")
+    assert "content-type: application/json" in lines
+    assert "invalid HTTP request" in json.loads(body)["error"]

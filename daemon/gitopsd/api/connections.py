@@ -15,6 +15,7 @@ server stops, responses still streaming end at once rather than hold the stop.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -22,6 +23,10 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 logger = logging.getLogger(__name__)
+INVALID_HEAD = (
+    "its request line or headers cannot be read (HTTP/1.1, RFC 9112: one Host header, a"
+    " Content-Length of digits, each header line NAME: VALUE)"
+)
 LINGER = 2.0  # seconds to discard an unwanted body after answering, before closing anyway
 
 
@@ -48,6 +53,25 @@ class HeaderDeadlineProtocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """A request head h11 cannot read (a malformed line, two `Host` headers, a negative
+        `Content-Length`): answered as every error of the API is, in JSON, rather than in
+        uvicorn's text; the connection is closed, since where the next request starts is
+        not known."""
+        body = json.dumps({"error": f"invalid HTTP request: {INVALID_HEAD}"}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=body),
+            h11.EndOfMessage(),
+        ):
+            self.transport.write(self.conn.send(event) or b"")
+        self.transport.close()
 
     def shutdown(self) -> None:
         """The server stops: a response still streaming (a run's log events) is ended now, as

@@ -340,7 +340,8 @@ def test_a_listing_made_from_the_last_one_is_the_commit_as_git_lists_it(tmp_path
     listed = [source.listing(sha) for sha in order]
     fresh = [open_source(repo, tmp_path / str(n)).listing(sha) for n, sha in enumerate(order)]
     assert listed == fresh
-    assert "components/link" in listed[4].files
+    assert listed[4].files["components/link"].link  # as a link, whichever way listed
+    assert not any(blob.link for path, blob in listed[4].files.items() if path != "components/link")
     assert "vendor/sub" not in listed[5].files and "vendor" in listed[5].folders
     assert listed[2].folders["docs/readme"] and "docs/readme" not in listed[2].files
     assert listed[1].files["components/network/vpc/main.tf"].size == len("tf, longer now\n")

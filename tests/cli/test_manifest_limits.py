@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.cli.test_run_commands import gitopsd
+from tests.gitrepos import git
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World, environment
 
@@ -128,4 +129,23 @@ def test_an_unreadable_gitopsd_yaml_is_reported_alone(tmp_path: Path) -> None:
     assert done.stdout.splitlines() == [
         "gitopsd.yaml:6: integer 99999999999999999999999999 does not fit in 64 bits: quote it "
         "to keep it text"
+    ]
+
+
+def test_a_manifest_committed_as_a_symbolic_link_is_named_as_one(tmp_path: Path) -> None:
+    """A link's content in git is the path it points to, which was parsed as YAML: `expected
+    a YAML mapping, got a string`. It is refused unread, for what it is."""
+    world = World.committed(tmp_path, layered())
+    app = world.repo / "components" / "app" / "component.yaml"
+    app.unlink()
+    app.symlink_to("../net/component.yaml")
+    git(world.repo, "add", "-A")
+    git(world.repo, "commit", "-qm", "app as a link to net")
+
+    done = gitopsd(world, "validate")
+
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        "components/app/component.yaml:1: a symbolic link in git: a manifest must be a regular"
+        " file (what is committed is read, not what a link points to)"
     ]

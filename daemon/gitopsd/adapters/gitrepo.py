@@ -36,15 +36,18 @@ FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 FETCH_REFSPEC = "+refs/heads/*:refs/heads/*"
 CHANGELOG_LIMIT = 200  # commits `changelog` lists at most (`commit_count` says how many there are)
 _TREE, _SUBMODULE, _NO_ENTRY = "040000", "160000", "000000"  # git modes, as diff-tree prints them
+_LINK = "120000"
 KNOWN_COMMITS = 256  # commits `resolve` and `author` remember (the most recent)
 T = TypeVar("T")
 
 
 class Blob(NamedTuple):
-    """A file of a commit as git lists it: its object id and its size in bytes."""
+    """A file of a commit as git lists it: its object id, its size in bytes, and whether it
+    is a symbolic link (its content is then the path it points to)."""
 
     sha: str
     size: int
+    link: bool = False
 
 
 class Listing(NamedTuple):
@@ -283,11 +286,11 @@ class GitSource:
         files: dict[str, Blob] = {}
         for record in self._records("ls-tree", "-r", "-t", "-l", "-z", "--full-tree", sha):
             meta, _, path = record.partition("\t")
-            _mode, kind, object_id, size = meta.split()
+            mode, kind, object_id, size = meta.split()
             if kind == "blob":
                 if not size.isdigit():  # `BAD`: git does not have the file's content
                     raise GitSourceError(f"{self.shown}: git has no object {object_id} ({path})")
-                files[path] = Blob(object_id, int(size))
+                files[path] = Blob(object_id, int(size), mode == _LINK)
             elif kind == "tree":
                 folders[path] = object_id
         return Listing(files, folders)
@@ -299,6 +302,7 @@ class GitSource:
         reported twice, removed as one and added as the other, in either order."""
         files, folders = dict(base.files), dict(base.folders)
         written: dict[str, str] = {}  # path -> blob id, for the files whose size is wanted
+        links: set[str] = set()
         fields = list(self._records("diff-tree", "-r", "-t", "-z", "--no-renames", base_sha, sha))
         for meta, path in zip(fields[::2], fields[1::2], strict=True):
             old_mode, new_mode, _old_id, new_id, _status = meta.lstrip(":").split()
@@ -311,10 +315,12 @@ class GitSource:
                 folders[path] = new_id
             elif new_mode != _SUBMODULE:
                 written[path] = new_id
+                if new_mode == _LINK:
+                    links.add(path)
         root, *sizes = self._object_sizes([f"{sha}^{{tree}}", *written.values()])
         folders[""] = root[0]
         files.update(
-            (path, Blob(object_id, size))
+            (path, Blob(object_id, size, path in links))
             for (path, object_id), (_, size) in zip(written.items(), sizes, strict=True)
         )
         return Listing(files, folders)

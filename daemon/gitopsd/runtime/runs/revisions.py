@@ -34,6 +34,11 @@ log = logging.getLogger("gitopsd.revisions")
 # the layout of a revision kept on disk (`KeptHeader`, `KeptDocument`): change it, and raise this
 FORMAT = 3
 WRITE_DELAY = 2.0  # the daemon's seconds between a load and writing it (see `_keep_on_disk`)
+# git keeps a link's target path as its content, which would be parsed as YAML (a string)
+LINKED = (
+    "a symbolic link in git: a manifest must be a regular file (what is committed is read,"
+    " not what a link points to)"
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,8 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
     sha = source.resolve(revision) if revision else source.head()
     listing = source.listing(sha)
     listed = {path: blob for path, blob in listing.files.items() if loading.is_manifest_path(path)}
+    linked = [Problem(path, 1, LINKED) for path, blob in listed.items() if blob.link]
+    listed = {path: blob for path, blob in listed.items() if not blob.link}
     built = loading.built_components({path: blob.sha for path, blob in listed.items()})
     allowed: set[str] = set()  # what the limits let be read (or taken from `built`)
 
@@ -97,7 +104,7 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
             unread=unread,
             built=built,
         )
-        problems = sorted(refused + problems + validation.validate(repository))
+        problems = sorted(linked + refused + problems + validation.validate(repository))
     return LoadedRevision(sha, repository, problems, listing.folders)
 
 

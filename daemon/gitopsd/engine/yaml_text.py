@@ -125,7 +125,7 @@ def parse(
         raise SourceError(Problem(path, _first_node_line(text), message))
     if "*" in text and _count_values(data, budget=MAX_VALUES) > MAX_VALUES:
         message = f"file expands to more than {MAX_VALUES} values (YAML aliases nested too deep)"
-        raise SourceError(Problem(path, 1, message))
+        raise SourceError(Problem(path, _expansion_line(text, MAX_VALUES), message))
     if _depth_over(data, MAX_DEPTH):
         message = f"values nested more than {MAX_DEPTH} deep (mappings and lists in one another)"
         raise SourceError(Problem(path, _deep_line(compose(text), MAX_DEPTH), message))
@@ -249,6 +249,32 @@ def _yaml_problem(path: str, text: str, error: yaml.YAMLError) -> Problem:
 def _first_node_line(text: str) -> int:
     node = compose(text)
     return node.start_mark.line + 1 if node is not None else 1
+
+
+def _expansion_line(text: str, budget: int) -> int:
+    """The line of the alias at which the file's values, each alias counted as what it
+    repeats, pass `budget`: where the expansion is (a composed alias is its anchor's node,
+    whose line is the anchor's, so the events are counted); 1 if none does."""
+    counted: dict[str, int] = {}  # anchor -> the values its node holds
+    open_anchors: list[tuple[str | None, int]] = []  # containers open: anchor, count at start
+    total = 0
+    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        if isinstance(event, yaml.AliasEvent):
+            total += counted.get(event.anchor or "", 1)
+            if total > budget and event.start_mark is not None:
+                return int(event.start_mark.line) + 1
+        elif isinstance(event, yaml.ScalarEvent):
+            total += 1
+            if event.anchor is not None:
+                counted[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            total += 1
+            open_anchors.append((event.anchor, total))
+        elif isinstance(event, yaml.CollectionEndEvent) and open_anchors:
+            anchor, start = open_anchors.pop()
+            if anchor is not None:
+                counted[anchor] = total - start + 1
+    return 1
 
 
 def _count_values(value: Any, *, budget: int) -> int:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 from tests.daemon.conftest import StartDaemon
@@ -73,3 +74,24 @@ def test_past_the_grace_period_the_drivers_are_stopped_and_the_step_runs_again(
     )
     assert sorted(world.calls()) == ["app", "dns", "k8s", "net"]
     assert "stopping the drivers" in served.logs()
+
+
+def test_a_resumed_run_that_fails_is_not_followed_by_another_apply_of_the_head(
+    world: World, daemon: StartDaemon
+) -> None:
+    """Killed mid-run, the daemon resumes the run at its next start; if the resumed run
+    fails, the head is left failed, as a daemon never killed leaves it: the start does not
+    also ask for the head again, which would apply the failing component a second time."""
+    world.control(kill_parent={"k8s:apply": "before"}, fail={"app:apply": -1})
+    first = DaemonProcess(world)
+    first.launch(*SLOW_POLL)
+    assert first.process is not None
+    assert first.process.wait(timeout=60) == -9  # killed by k8s's driver
+    restarted = daemon(*SLOW_POLL)
+    restarted.wait_for(
+        lambda: restarted.environment("dev")["status"] == "failed", what="the resumed run"
+    )
+    time.sleep(2.0)  # a request the start made meanwhile would have run by now
+    runs = restarted.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+    assert [run["status"] for run in runs] == ["failed"]
+    assert world.calls().count("app") == 1

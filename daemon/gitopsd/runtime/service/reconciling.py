@@ -65,7 +65,7 @@ class Reconciler:
         self._resume_unfinished()
         pick_up()
         for environment in self.tracking_head():
-            if not self._ended_before(environment, head):
+            if not self._tried_before(environment, head):
                 self.ask_for_head(environment, head, seen_at=seen_at)
 
     def load(self, head: str) -> None:
@@ -151,15 +151,19 @@ class Reconciler:
         )
         self._submit(request)
 
-    def _ended_before(self, environment: str, head: str) -> bool:
+    def _tried_before(self, environment: str, head: str) -> bool:
         """Whether the environment's last apply was of `head` and ended failed or cancelled
-        before this start: a running daemon applies a head once (a new commit or a person
-        tries again), and a restart must not make it try again on its own."""
+        before this start, or is left unfinished (its resume ends it): a running daemon
+        applies a head once (a new commit or a person tries again), and a restart must not
+        make it try again on its own."""
         store = self._workspace.store
         runs = store.list_runs(environment, limit=1, action=RunAction.APPLY.value)
         last = runs[0] if runs else None
-        ended = (RunStatus.FAILED, RunStatus.CANCELLED)
-        if last is None or last.revision != head or last.status not in ended or last.components:
+        if last is None or last.revision != head or last.components:
+            return False
+        if not last.status.is_finished:
+            return True
+        if last.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
             return False
         log.info(
             "%s: the last apply of %s ended %s; not applied again until a new commit or"

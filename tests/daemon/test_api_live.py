@@ -195,6 +195,16 @@ def test_a_bad_setting_stops_serve_naming_the_variable(tmp_path: Path) -> None:
     assert "poll_interval (GITOPSD_POLL_INTERVAL)" in done.stderr and "soon" in done.stderr
 
 
+def test_a_setting_of_the_wrong_kind_is_said_in_a_users_words(tmp_path: Path) -> None:
+    """It was pydantic's: `Input should be a valid integer, unable to parse string as an
+    integer`."""
+    done = serve_fails(tmp_path, GITOPSD_MAX_BODY="1.5MB")
+    assert done.returncode == 64 and "Traceback" not in done.stderr
+    assert "max_body (GITOPSD_MAX_BODY): expected a whole number, got a string ('1.5MB')" in (
+        done.stderr
+    )
+
+
 def test_a_poll_interval_under_a_tenth_of_a_second_is_refused(tmp_path: Path) -> None:
     """0.0001 s was accepted, and the scheduler logged about 1,600 skipped polls a second."""
     done = serve_fails(tmp_path, GITOPSD_POLL_INTERVAL="0.0001")

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from gitopsd.api import guards, listening
 from gitopsd.cli.context import EXIT_FAILED, EXIT_OK, Context, common_options
+from gitopsd.engine import fieldchecks
 from gitopsd.errors import AllowedHostsError, GitopsdError
 from gitopsd.runtime.notifications.commit_statuses import CommitStatuses
 from gitopsd.runtime.runs import revisions
@@ -245,7 +246,7 @@ def _settings_error(error: Exception) -> str:
     if isinstance(error, ValidationError):
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
-        return f"{field} (GITOPSD_{field.upper()}): {first['msg']}"
+        return f"{field} (GITOPSD_{field.upper()}): {fieldchecks.describe(first)}"
     return str(error)
 
 

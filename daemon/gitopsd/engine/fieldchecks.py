@@ -23,8 +23,12 @@ SALVAGE_ROUNDS = 4
 
 EXPECTED = {
     "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
     "float_type": "a number",
+    "float_parsing": "a number",
     "bool_type": "true or false",
+    "bool_parsing": "true or false",
     "string_type": "a string",
     "list_type": "a list",
     "tuple_type": "a list",
@@ -122,6 +126,12 @@ def _problem(source: SourceFile, location: tuple[str | int, ...], item: Any) -> 
         )
         return source.problem((*location, "type"), message)
     return source.problem(location, _message(kind, item))
+
+
+def describe(item: Any) -> str:
+    """One of pydantic's errors (an item of `ValidationError.errors()`) in a user's words,
+    without its location: for settings read from flags and the environment too."""
+    return _message(item["type"], item)
 
 
 def _message(kind: str, item: Any) -> str:

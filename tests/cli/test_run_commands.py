@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from gitopsd.adapters.sqlite_store import SqliteStore
@@ -274,3 +275,25 @@ def test_include_nothing_gives_an_environment_without_components(world: World) -
     assert "0 to change, 0 unchanged, 0 failed" in planned.stdout
     assert gitopsd(world, "apply", "--env", "dev").returncode == 0
     assert world.journal() == []
+
+
+def test_cancelling_a_run_a_stopped_gitopsd_left_says_when_it_is_closed(tmp_path: Path) -> None:
+    """No process walks such a run: `cancel` stops no driver, and said it did ("its drivers
+    are being stopped") while `runs` went on showing the run running."""
+    world = World.committed(tmp_path, layered())
+    world.control(kill_parent={"k8s:apply": "before"})
+    assert gitopsd(world, "apply", "--env", "dev").returncode == -9
+    (left,) = json.loads(gitopsd(world, "runs", "--output", "json").stdout)["runs"]
+    assert left["status"] == "running"
+
+    done = gitopsd(world, "cancel", left["id"])
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"cancel requested for run {left['id']}, which a stopped gitopsd left: no driver of it"
+        " runs, and it is closed as cancelled when gitopsd next takes dev (the daemon's start,"
+        " or `gitopsd apply --env dev`)"
+    )
+    gitopsd(world, "apply", "--env", "dev")
+    runs = json.loads(gitopsd(world, "runs", "--output", "json").stdout)["runs"]
+    assert next(r for r in runs if r["id"] == left["id"])["status"] == "cancelled"

@@ -394,12 +394,20 @@ def cancel(context: Context, run_id: str, server: str | None) -> None:
         text = f"cancel requested for {run_id} on {server}"
         remote.show({"run": run_id, **answer}, text, as_json=context.as_json)
         return
+    clock = SystemClock()
     with context.store() as store:
-        run = cancelling.cancel_run(store, run_id, actor="local", clock=SystemClock())
+        run = cancelling.cancel_run(store, run_id, actor="local", clock=clock)
+        left = run is not None and cancelling.left_by_a_stopped_process(store, run, clock=clock)
     if run is None:
         fail(f"no run {run_id!r}", as_json=context.as_json)
         return
     message = f"cancel requested for run {run_id}; its drivers are being stopped"
+    if left:
+        message = (
+            f"cancel requested for run {run_id}, which a stopped gitopsd left: no driver of it"
+            f" runs, and it is closed as cancelled when gitopsd next takes {run.environment}"
+            f" (the daemon's start, or `gitopsd apply --env {run.environment}`)"
+        )
     click.echo(
         json.dumps({"run": run_id, "cancel_requested": True}) if context.as_json else message
     )

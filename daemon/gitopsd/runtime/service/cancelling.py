@@ -13,6 +13,7 @@ from __future__ import annotations
 from gitopsd.engine.ports import Clock, StateStore
 from gitopsd.errors import ConflictError
 from gitopsd.model.state import Event, Run, RunStatus
+from gitopsd.runtime.runs import leases
 
 
 def cancel_run(
@@ -44,3 +45,11 @@ def cancel_run(
             )
         )
     return run
+
+
+def left_by_a_stopped_process(store: StateStore, run: Run, *, clock: Clock) -> bool:
+    """Whether no process walks `run` now (its environment's lease is free, or held by a
+    process of this host that is gone): its cancel then stops no driver, and the run is
+    closed `cancelled` by the next process that takes the environment."""
+    holder = store.lease_holder(run.environment, now=clock.now())
+    return holder is None or leases.is_dead(holder)

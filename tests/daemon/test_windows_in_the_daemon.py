@@ -212,3 +212,26 @@ def test_a_held_apply_never_takes_a_branch_following_environment_back(
     assert b not in applied[applied.index(c) :], applied
     record = store.get_request(asked)
     assert record is not None and record.status is RequestStatus.SUPERSEDED, record
+
+
+def test_an_auto_promotion_that_failed_is_not_tried_again_on_every_beat(
+    started: InProcess,
+) -> None:
+    """The automatic promotion of a revision that failed in prod was asked again on the next
+    beat (every 15 s), applied and rolled back, for ever: automatic work takes a revision
+    once; a new revision, or a person, tries again."""
+    soaked_prod = {"promotion": {"from": "dev", "auto": True, "soak": "30m"},
+                   "approvals": {"required": 0}}  # fmt: skip
+    daemon, clock, jobs, world = started(chain(prod=soaked_prod))
+    eventually(lambda: status(daemon, "dev") == "verified", "dev to be applied")
+    world.control(fail={"app:apply": -1})
+    clock.current += timedelta(minutes=31)
+    jobs.run_due()
+    eventually(lambda: status(daemon, "prod") == "failed", "prod's promotion to fail")
+    tries = world.calls().count("app")
+    for _ in range(4):  # a minute of beats
+        clock.current += timedelta(seconds=15)
+        jobs.run_due()
+        time.sleep(0.3)
+    assert world.calls().count("app") == tries
+    assert [r.status.value for r in daemon.workspace.store.list_runs("prod")] == ["failed"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gitopsd.engine.admitting import Ask, Facts, Wait, decide
+from gitopsd.engine.admitting import Ask, Facts, FailedApply, Wait, decide
 from gitopsd.engine.approving import Approval
 from gitopsd.engine.promotion import Hold
 from gitopsd.engine.signing import Seal, Signature
@@ -147,3 +147,20 @@ def test_a_refusal_comes_before_the_signature() -> None:
     assert "signed by a key the trust file does not list (key SHA256:abc, mallory)" in (
         blocked.reason
     )
+
+
+def test_automatic_work_does_not_take_again_a_revision_that_failed_here() -> None:
+    """A revision whose last apply here failed or was cancelled: automatic work (a commit, an
+    auto promotion) finds nothing to take; a person's ask, and a newer revision, go on."""
+    failed = facts(last_failed=FailedApply(HEAD, "run-1", "failed"))
+    auto = decide(Ask("prod", RequestKind.PROMOTE, automatic=True), failed)
+    assert auto.wait is Wait.NOTHING
+    assert auto.reason == (
+        f"the last apply of {HEAD[:12]} in prod (run-1) ended failed: not tried again on its"
+        " own; a new revision, or a person, tries again"
+    )
+    assert decide(Ask("prod", RequestKind.PROMOTE), failed).wait is Wait.READY
+    older = facts(last_failed=FailedApply(OLD, "run-0", "cancelled"))
+    assert decide(Ask("prod", RequestKind.PROMOTE, automatic=True), older).wait is Wait.READY
+    head = facts(upstream=None, last_failed=FailedApply(HEAD, "run-1", "cancelled"))
+    assert decide(Ask("dev", RequestKind.APPLY, automatic=True), head).wait is Wait.NOTHING

@@ -18,6 +18,10 @@ the protections hold on every path. The rules, in the order they are checked:
   verified is nothing to take (it never moves backwards, however long the request waited);
 - `apply` on an environment that tracks the branch takes the asked revision or the head,
   held by windows only.
+- automatic work (a commit, an auto promotion, the daemon's start) does not take again the
+  revision whose last apply in the environment failed or was cancelled: a running daemon
+  tries a revision once, and a new revision or a person tries again (otherwise an auto
+  promotion of a failing revision was applied and rolled back every 15 s, for ever);
 - an environment that requires signed commits (the trust file, engine.signing) is BLOCKED
   from any revision a plan, apply, promotion, rollback or remediation would run whose
   commit is not signed by a trusted signer (a plan runs the revision's driver commands
@@ -125,6 +129,17 @@ class Facts:
     verify: signing.Verify = lambda _revision: None  # the signature check, if required
     # a revision's commit author, where `forbid_author` needs it (None: not asked)
     author: Callable[[str], approving.Person | None] = lambda _revision: None
+    # the environment's last apply of the whole environment, if it failed or was cancelled
+    last_failed: FailedApply | None = None
+
+
+@dataclass(frozen=True)
+class FailedApply:
+    """An apply run of the whole environment that ended failed or cancelled."""
+
+    revision: str
+    run_id: str
+    ended: str  # `failed` or `cancelled`
 
 
 @dataclass(frozen=True)
@@ -143,7 +158,7 @@ class Admission:
 
 def decide(ask: Ask, facts: Facts) -> Admission:
     """The admission of `ask` (see the module doc for the rules)."""
-    decided = _decide(ask, facts)
+    decided = _not_again(ask, facts, _decide(ask, facts))
     if ask.action not in RUNS_REVISION or decided.wait.ends_request:
         return decided
     if decided.wait is Wait.SUSPENDED:
@@ -157,6 +172,22 @@ def decide(ask: Ask, facts: Facts) -> Admission:
     if reason is None:
         return decided
     return Admission(Wait.BLOCKED, revision, reason, signature=signature)
+
+
+def _not_again(ask: Ask, facts: Facts, decided: Admission) -> Admission:
+    """Automatic work that would take the revision whose last apply here failed or was
+    cancelled: nothing to take, until a new revision comes or a person asks for it."""
+    failed = facts.last_failed
+    automatic = ask.automatic and ask.action in (RequestKind.APPLY, RequestKind.PROMOTE)
+    if not automatic or failed is None or decided.revision != failed.revision:
+        return decided
+    if decided.wait.ends_request or decided.wait is Wait.SUSPENDED:
+        return decided
+    reason = (
+        f"the last apply of {failed.revision[:12]} in {ask.environment} ({failed.run_id}) ended"
+        f" {failed.ended}: not tried again on its own; a new revision, or a person, tries again"
+    )
+    return Admission(Wait.NOTHING, None, reason)
 
 
 def _decide(ask: Ask, facts: Facts) -> Admission:

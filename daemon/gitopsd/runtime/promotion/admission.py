@@ -34,6 +34,8 @@ from gitopsd.model.state import (
     EnvironmentState,
     PendingApproval,
     RequestKind,
+    RunAction,
+    RunStatus,
 )
 from gitopsd.runtime.records import audit, promotion_records
 from gitopsd.runtime.runs.workspace import Workspace
@@ -41,6 +43,7 @@ from gitopsd.runtime.runs.workspace import Workspace
 __all__ = ["Admission", "Wait", "admit", "entry"]
 
 _CANDIDATE = (Wait.APPROVAL, Wait.WINDOW, Wait.READY)  # the revision moves on: supersedes
+_ENDED_BADLY = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 def admit(
@@ -123,7 +126,18 @@ def _facts(
         suspended=(suspension.reason or f"by {suspension.actor}") if suspension else None,
         verify=_verifier(workspace, name),
         author=_author(workspace) if spec.approvals.forbid_author else lambda _revision: None,
+        last_failed=_last_failed(workspace, name),
     )
+
+
+def _last_failed(workspace: Workspace, environment: str) -> admitting.FailedApply | None:
+    """The environment's last apply run, if it was of the whole environment and ended
+    failed or cancelled (one of some components leaves the others as they were)."""
+    runs = workspace.store.list_runs(environment, limit=1, action=RunAction.APPLY.value)
+    last = runs[0] if runs else None
+    if last is None or last.components or last.status not in _ENDED_BADLY:
+        return None
+    return admitting.FailedApply(last.revision, last.id, last.status.value)
 
 
 def _author(workspace: Workspace) -> Callable[[str], approving.Person | None]:

@@ -203,6 +203,10 @@ class Handling:
         if admitted.wait is admission.Wait.APPROVAL:
             self._left_to_approvals(request, admitted)
             return None
+        if admitted.wait is admission.Wait.NOTHING and request.trigger in AUTOMATIC:
+            log.info("%s of %s: %s", request.action, request.environment, admitted.reason)
+            self.intake.ended(request, outcome=admitted.reason)  # nothing to take: no fault
+            return None
         if admitted.wait is not admission.Wait.READY:
             self._not_ready(admitted, request)
             return None

@@ -18,7 +18,7 @@ from typing import Any
 from gitopsd.engine.loading import Repository
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.model.manifests import Notification
-from gitopsd.model.state import EnvironmentStatus, RequestKind, RunAction, RunStatus
+from gitopsd.model.state import EnvironmentStatus, RequestKind
 from gitopsd.runtime.records import audit
 from gitopsd.runtime.runs.workspace import Workspace, new_run_id
 
@@ -64,9 +64,7 @@ class Reconciler:
         self._refresh(head)
         self._resume_unfinished()
         pick_up()
-        for environment in self.tracking_head():
-            if not self._tried_before(environment, head):
-                self.ask_for_head(environment, head, seen_at=seen_at)
+        self._reconcile(head, seen_at=seen_at)
 
     def load(self, head: str) -> None:
         """Load the head's manifests only: no request, no event (a standby records nothing)."""
@@ -150,29 +148,6 @@ class Reconciler:
             seen_at=seen_at,
         )
         self._submit(request)
-
-    def _tried_before(self, environment: str, head: str) -> bool:
-        """Whether the environment's last apply was of `head` and ended failed or cancelled
-        before this start, or is left unfinished (its resume ends it): a running daemon
-        applies a head once (a new commit or a person tries again), and a restart must not
-        make it try again on its own."""
-        store = self._workspace.store
-        runs = store.list_runs(environment, limit=1, action=RunAction.APPLY.value)
-        last = runs[0] if runs else None
-        if last is None or last.revision != head or last.components:
-            return False
-        if not last.status.is_finished:
-            return True
-        if last.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
-            return False
-        log.info(
-            "%s: the last apply of %s ended %s; not applied again until a new commit or"
-            " `gitopsd apply`",
-            environment,
-            head[:12],
-            last.status.value,
-        )
-        return True
 
     def _resume_unfinished(self) -> None:
         unfinished = self._workspace.store.unfinished_runs()

@@ -9,7 +9,14 @@ import pytest
 from gitopsd.engine.approving import Person
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import ApprovalRefusedError, RunRefusedError, SuspensionRefusedError
-from gitopsd.model.state import EnvironmentStatus, RequestKind, RunStatus
+from gitopsd.model.state import (
+    REMEDIATION_TRIGGER,
+    EnvironmentStatus,
+    RequestKind,
+    Run,
+    RunAction,
+    RunStatus,
+)
 from gitopsd.runtime.promotion import admission, promoting, suspending
 from gitopsd.runtime.promotion.admission import Wait
 from gitopsd.runtime.records import reports
@@ -221,3 +228,25 @@ def test_asking_admission_exports_no_checkout(world: World, workspace: Workspace
         admission.admit(workspace, "dev", action=RequestKind.PLAN, record=False).wait is Wait.READY
     )
     assert not (workspace.data_dir / "checkouts" / head).exists()
+
+
+def test_what_was_tried_is_the_last_apply_that_brought_a_revision_in(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """dev's head failed: automatic work does not take it again, also after an apply of
+    some components or a drift remediation since (neither tries the head again); a person
+    does, and a new commit is taken."""
+    head = world.commit(chain())
+    world.control(fail={"app:apply": -1})
+    assert workspace.apply("dev").status is RunStatus.FAILED
+    world.control()
+    assert workspace.apply("dev", components=["dns"]).status is RunStatus.SUCCEEDED
+    now = workspace.clock.now()
+    store.save_run(Run(id="remedied", environment="dev", revision=head, action=RunAction.APPLY,
+                       status=RunStatus.SUCCEEDED, trigger=REMEDIATION_TRIGGER,
+                       created_at=now, started_at=now, finished_at=now))  # fmt: skip
+    automatic = admission.admit(workspace, "dev", automatic=True)
+    assert automatic.wait is Wait.NOTHING and "ended failed" in automatic.reason
+    assert admission.admit(workspace, "dev").wait is Wait.READY  # a person's apply
+    newer = world.commit(chain(size=4))
+    assert admission.admit(workspace, "dev", automatic=True).revision == newer

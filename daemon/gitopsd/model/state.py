@@ -288,6 +288,9 @@ class ComponentState(Record):
     updated_at: Moment
 
 
+REMEDIATION_TRIGGER = "remediation"  # the trigger of a run that repairs drift where it is
+
+
 class Run(Record):
     id: str
     environment: str
@@ -305,6 +308,13 @@ class Run(Record):
     created_at: Moment
     started_at: Moment | None = None
     finished_at: Moment | None = None
+
+    @property
+    def brings_a_revision(self) -> bool:
+        """An apply of the whole environment at a revision chosen for it: not one of some
+        components, nor a drift remediation (which re-applies the revision it is at)."""
+        whole = self.action is RunAction.APPLY and not self.components
+        return whole and self.trigger != REMEDIATION_TRIGGER
 
 
 class Step(Record):

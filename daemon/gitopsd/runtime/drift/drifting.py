@@ -30,6 +30,7 @@ from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import DriverCall, DriverResult
 from gitopsd.errors import RunRefusedError
 from gitopsd.model.state import (
+    REMEDIATION_TRIGGER,
     ComponentState,
     ComponentStatus,
     DriftStatus,
@@ -50,7 +51,7 @@ from gitopsd.runtime.runs.workspace import Workspace
 
 log = logging.getLogger("gitopsd.runs")
 SUMMARY_LIMIT = 4000
-REMEDIATION = "remediation"  # the trigger of a run that repairs drift at the revision it is at
+REMEDIATION = REMEDIATION_TRIGGER  # the trigger of a run that repairs drift where it is
 EXIT_IN_SYNC, EXIT_DRIFTED = 0, 2
 
 

@@ -38,6 +38,7 @@ from gitopsd.model.state import (
     RunStatus,
 )
 from gitopsd.runtime.records import audit, promotion_records
+from gitopsd.runtime.records.pages import each_run
 from gitopsd.runtime.runs.workspace import Workspace
 
 __all__ = ["Admission", "Wait", "admit", "entry"]
@@ -131,11 +132,12 @@ def _facts(
 
 
 def _last_failed(workspace: Workspace, environment: str) -> admitting.FailedApply | None:
-    """The environment's last apply run, if it was of the whole environment and ended
-    failed or cancelled (one of some components leaves the others as they were)."""
-    runs = workspace.store.list_runs(environment, limit=1, action=RunAction.APPLY.value)
-    last = runs[0] if runs else None
-    if last is None or last.components or last.status not in _ENDED_BADLY:
+    """The environment's last apply that brought a revision in (`Run.brings_a_revision`: an
+    apply of some components, or a drift remediation, since does not change what was tried),
+    if it ended failed or cancelled."""
+    runs = each_run(workspace.store, environment, action=RunAction.APPLY)
+    last = next((run for run in runs if run.brings_a_revision), None)
+    if last is None or last.status not in _ENDED_BADLY:
         return None
     return admitting.FailedApply(last.revision, last.id, last.status.value)
 

@@ -198,6 +198,13 @@ def test_runs_and_status_show_open_requests_with_their_last_error(world: World) 
     assert (shown["id"], shown["status"]) == ("req-retrying", "retrying")
     assert shown["last_error"] == "the state database is locked"
     assert "last error: the state database is locked" in gitopsd(world, "status").stdout
+    cancel = gitopsd(world, "cancel", "req-retrying")  # it said "no run", though listed
+    assert cancel.returncode == 1
+    assert cancel.stderr.strip() == (
+        "gitopsd: error: req-retrying is a request the daemon holds (retrying), not a run yet:"
+        " cancel it through the daemon, `gitopsd cancel req-retrying --server URL`"
+    )
+    assert "no run 'req-done'" in gitopsd(world, "cancel", "req-done").stderr
 
 
 def test_an_orphan_is_planned_as_a_destroy_shown_orphaned_and_destroyed_by_name(

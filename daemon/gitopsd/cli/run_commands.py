@@ -398,6 +398,14 @@ def cancel(context: Context, run_id: str, server: str | None) -> None:
     with context.store() as store:
         run = cancelling.cancel_run(store, run_id, actor="local", clock=clock)
         left = run is not None and cancelling.left_by_a_stopped_process(store, run, clock=clock)
+        request = store.get_request(run_id) if run is None else None
+    if request is not None and request.status.is_open:  # in the daemon's queue: only it drops it
+        fail(
+            f"{run_id} is a request the daemon holds ({request.status.value}), not a run yet:"
+            f" cancel it through the daemon, `gitopsd cancel {run_id} --server URL`",
+            as_json=context.as_json,
+        )
+        return
     if run is None:
         fail(f"no run {run_id!r}", as_json=context.as_json)
         return

@@ -69,3 +69,37 @@ def test_a_lost_lease_interrupts_the_run_and_the_next_apply_resumes_it(
     assert finished is not None and finished.status is RunStatus.SUCCEEDED
     assert world.calls() == ["a", "b"]
     assert resumed.status is RunStatus.SUCCEEDED
+
+
+class FullStore(MemoryStore):
+    """A store that cannot record `a`'s new state while `full` is set, as on a full disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = threading.Event()
+
+    def save_component(self, state: Any) -> None:
+        if self.full.is_set() and state.name == "a":
+            raise StoreBusyError("the state database cannot be written: database or disk is full")
+        super().save_component(state)
+
+
+def test_a_step_whose_end_cannot_be_recorded_is_left_to_the_resume_not_failed(
+    world: World,
+) -> None:
+    """`a`'s driver succeeded, but the store could not take its result: it was recorded
+    `failed` with the store's error (once the store let it), the run concluded failed; the
+    step is now left as a crash leaves it, and the next apply runs it again and goes on."""
+    store = FullStore()
+    workspace = world.workspace(store)
+    world.commit(PAIR)
+    store.full.set()
+    with pytest.raises(StoreBusyError, match="disk is full"):
+        workspace.apply("dev")
+    (run,) = store.unfinished_runs("dev")
+    steps = {s.component: s.status for s in store.list_steps(run.id) if s.action.value == "apply"}
+    assert steps == {"a": StepStatus.RUNNING, "b": StepStatus.PENDING}
+    store.full.clear()
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED  # resumes it, then its own
+    assert store.get_run(run.id).status is RunStatus.SUCCEEDED  # type: ignore[union-attr]
+    assert world.calls() == ["a", "a", "b"]  # `a` again: its first end was never recorded

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from gitopsd.engine.stepping import GOOD, Node, Progress, Schedule, StepKey
-from gitopsd.errors import GitopsdError
+from gitopsd.errors import GitopsdError, is_temporary
 from gitopsd.model.state import Run, StepStatus
 from gitopsd.runtime.runs.steps import (
     DriverSlot,
@@ -285,7 +285,13 @@ class Walk:
             return start(node)
         except NotStartedError:  # the walk stopped while it waited for a driver slot
             return StepStatus.PENDING
-        except GitopsdError as error:  # the store full or locked: said, not a bug
+        except GitopsdError as error:
+            if is_temporary(error):  # the store full or locked past its patience: the step's
+                # end cannot be recorded (its driver may well have succeeded); the run stops
+                # as a crash stops it, and its resume runs the step again
+                log.error("%s %s: %s; the run stops here, to be resumed",
+                          node.action.value, node.component, error)  # fmt: skip
+                raise
             log.error("%s %s failed: %s", node.action.value, node.component, error)
             return refuse(node, str(error))
         except Exception as error:

@@ -149,3 +149,22 @@ def test_a_manifest_committed_as_a_symbolic_link_is_named_as_one(tmp_path: Path)
         "components/app/component.yaml:1: a symbolic link in git: a manifest must be a regular"
         " file (what is committed is read, not what a link points to)"
     ]
+
+
+def test_a_component_folder_committed_as_a_symbolic_link_is_named_as_one(tmp_path: Path) -> None:
+    """A link to a component's folder was silently no component at all (an orphan, had it
+    been deployed); a link to any other file stays a component's own business."""
+    world = World.committed(tmp_path, layered())
+    (world.repo / "components" / "cache").symlink_to("dns")
+    (world.repo / "components" / "dns" / "run.sh").symlink_to("../net/component.yaml")
+    git(world.repo, "add", "-A")
+    git(world.repo, "commit", "-qm", "cache as a link to dns's folder")
+
+    done = gitopsd(world, "validate")
+
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        "components/cache:1: a symbolic link in git to the component folder components/dns: a"
+        " component must be a folder of its own (what is committed is read, not what a link"
+        " points to)"
+    ]

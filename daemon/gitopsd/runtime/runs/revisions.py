@@ -10,10 +10,12 @@ import contextlib
 import gc
 import json
 import logging
+import os
+import posixpath
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +25,7 @@ import pydantic
 
 from gitopsd import __version__
 from gitopsd.adapters.driver_registry import installed_drivers
-from gitopsd.adapters.gitrepo import GitSource
+from gitopsd.adapters.gitrepo import Blob, GitSource
 from gitopsd.adapters.revision_files import RevisionFiles
 from gitopsd.engine import limits, loading, validation, yaml_text
 from gitopsd.engine.drivers import settings_of
@@ -38,6 +40,9 @@ WRITE_DELAY = 2.0  # the daemon's seconds between a load and writing it (see `_k
 LINKED = (
     "a symbolic link in git: a manifest must be a regular file (what is committed is read,"
     " not what a link points to)"
+)
+LINKED_FOLDER = (
+    "a component must be a folder of its own (what is committed is read, not what a link points to)"
 )
 
 
@@ -83,6 +88,7 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
     listing = source.listing(sha)
     listed = {path: blob for path, blob in listing.files.items() if loading.is_manifest_path(path)}
     linked = [Problem(path, 1, LINKED) for path, blob in listed.items() if blob.link]
+    linked += _linked_component_folders(source, listing.files)
     listed = {path: blob for path, blob in listed.items() if not blob.link}
     built = loading.built_components({path: blob.sha for path, blob in listed.items()})
     allowed: set[str] = set()  # what the limits let be read (or taken from `built`)
@@ -106,6 +112,28 @@ def load(source: GitSource, revision: str | None = None) -> LoadedRevision:
         )
         problems = sorted(linked + refused + problems + validation.validate(repository))
     return LoadedRevision(sha, repository, problems, listing.folders)
+
+
+def _linked_component_folders(source: GitSource, files: Mapping[str, Blob]) -> list[Problem]:
+    """A link below components/ to a component's folder: in git it is a file holding a path,
+    so no component would be found there and the one meant would silently not exist (an
+    orphan, if it was deployed). Links are rare: only their targets are read."""
+    links = {
+        path: blob
+        for path, blob in files.items()
+        if blob.link
+        and path.startswith(loading.COMPONENTS_DIR + "/")
+        and not loading.is_manifest_path(path)
+    }
+    if not links:
+        return []
+    problems = []
+    for path, raw in source.read_blobs(links).items():
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(path), os.fsdecode(raw)))
+        if any(f"{target}/{name}" in files for name in loading.COMPONENT_FILES):
+            message = f"a symbolic link in git to the component folder {target}: {LINKED_FOLDER}"
+            problems.append(Problem(path, 1, message))
+    return problems
 
 
 @contextlib.contextmanager

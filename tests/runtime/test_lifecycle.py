@@ -6,9 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
 from gitopsd.engine.ports import StateStore
+from gitopsd.errors import ConflictError
 from gitopsd.model.state import ComponentStatus, EnvironmentStatus, Run, RunAction, RunStatus
 from gitopsd.runtime.runs.workspace import Workspace
+from gitopsd.runtime.service import cancelling
 from tests.runtime.world import World, component, environment
 
 CHAIN = {
@@ -173,3 +177,22 @@ def test_a_plan_left_running_by_a_crash_is_closed_with_its_finish_event(
     closed = store.get_run("plan-1")
     assert closed is not None and closed.status is RunStatus.CANCELLED
     assert kinds(store, closed) == ["run.finished"]
+
+
+def test_a_cancel_asked_again_after_its_flag_could_not_be_stored_is_recorded(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    """The daemon stopped its own run at once, but the store stayed locked past its patience:
+    the API answered 503 ("try again"), the run ended cancelled without the flag, and asking
+    again was a 409 "already cancelled", with nobody recorded as having asked."""
+    sha = world.commit(CHAIN)
+    now = workspace.clock.now()
+    ended = Run(id="run-1", environment="dev", revision=sha, action=RunAction.APPLY,
+                status=RunStatus.CANCELLED, created_at=now, finished_at=now)  # fmt: skip
+    store.save_run(ended)
+    again = cancelling.cancel_run(store, "run-1", actor="alice", clock=workspace.clock)
+    assert again is not None and again.cancel_requested
+    (asked,) = [e for e in store.list_events(run_id="run-1") if e.kind == "run.cancel_requested"]
+    assert asked.actor == "alice"
+    with pytest.raises(ConflictError, match="already cancelled"):
+        cancelling.cancel_run(store, "run-1", actor="bob", clock=workspace.clock)

@@ -66,10 +66,13 @@ def finished(
     """Record the end of `run` and where it leaves its environment (see the module doc);
     `behind`: components a run of some of them left not applied at its revision, which
     keep a succeeded run from verifying it."""
-    run = run.model_copy(
-        update={"status": status, "error": error, "finished_at": services.clock.now()}
-    )
+    ended = {"status": status, "error": error, "finished_at": services.clock.now()}
     with services.store.transaction():  # read and written together: see `started`
+        # the cancel flag is the canceller's (runtime.service.cancelling): as stored, not as
+        # this walk read it when it started
+        stored = services.store.get_run(run.id)
+        asked = run.cancel_requested or (stored is not None and stored.cancel_requested)
+        run = run.model_copy(update={**ended, "cancel_requested": asked})
         services.store.save_run(run)
         services.store.forget_driver_processes(run.id)  # none of them runs any more
         environment = _environment_after(services, run, applied=applied, behind=behind)

@@ -22,12 +22,13 @@ def cancel_run(
     """Ask the run `run_id` to stop; None if there is no such run, ConflictError if it has
     finished already. Asking twice is asking once. `stopped`: this process has just stopped
     the run's walk itself (the daemon's own run), so a run that ended `cancelled` before the
-    flag could be written ended by this request, which is recorded all the same."""
+    flag could be written ended by this request, which is recorded all the same; so is the
+    request asked again after the store refused its flag (503), the run stopped by then."""
     with store.transaction():
         run = store.get_run(run_id)
         if run is None:
             return None
-        by_this = stopped and run.status is RunStatus.CANCELLED
+        by_this = run.status is RunStatus.CANCELLED and (stopped or not run.cancel_requested)
         if run.status.is_finished and not by_this:
             raise ConflictError(f"run {run_id} already {run.status.value}")
         if run.cancel_requested:

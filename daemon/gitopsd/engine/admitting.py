@@ -129,13 +129,14 @@ class Facts:
     verify: signing.Verify = lambda _revision: None  # the signature check, if required
     # a revision's commit author, where `forbid_author` needs it (None: not asked)
     author: Callable[[str], approving.Person | None] = lambda _revision: None
-    # the environment's last apply of the whole environment, if it failed or was cancelled
+    # the environment's last apply that brought a revision in, if it failed or was cancelled
     last_failed: FailedApply | None = None
 
 
 @dataclass(frozen=True)
 class FailedApply:
-    """An apply run of the whole environment that ended failed or cancelled."""
+    """An apply of the whole environment at a chosen revision (not a drift remediation) that
+    ended failed or cancelled."""
 
     revision: str
     run_id: str

@@ -135,7 +135,7 @@ def _last_failed(workspace: Workspace, environment: str) -> admitting.FailedAppl
     """The environment's last apply that brought a revision in (`Run.brings_a_revision`: an
     apply of some components, or a drift remediation, since does not change what was tried),
     if it ended failed or cancelled."""
-    runs = each_run(workspace.store, environment, action=RunAction.APPLY)
+    runs = each_run(workspace.store, environment, action=RunAction.APPLY, page_size=8)
     last = next((run for run in runs if run.brings_a_revision), None)
     if last is None or last.status not in _ENDED_BADLY:
         return None

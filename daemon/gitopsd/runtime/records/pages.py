@@ -40,23 +40,28 @@ def each_component(store: StateStore, environment: str) -> Iterator[ComponentSta
     return _paged(page, lambda state: state.name)
 
 
-def each_run(store: StateStore, environment: str, *, action: RunAction) -> Iterator[Run]:
-    """The environment's runs of `action`, newest first, every one once."""
+def each_run(
+    store: StateStore, environment: str, *, action: RunAction, page_size: int = PAGE
+) -> Iterator[Run]:
+    """The environment's runs of `action`, newest first, every one once; `page_size` runs
+    read at a time (fewer where the first few are usually all that is looked at)."""
 
     def page(before: tuple[datetime, str] | None) -> list[Run]:
-        return store.list_runs(environment, limit=PAGE, before=before, action=action.value)
+        return store.list_runs(environment, limit=page_size, before=before, action=action.value)
 
-    return _paged(page, lambda run: (run.created_at, run.id))
+    return _paged(page, lambda run: (run.created_at, run.id), page_size)
 
 
 def _paged(
-    page: Callable[[Key | None], list[Record]], key: Callable[[Record], Key]
+    page: Callable[[Key | None], list[Record]],
+    key: Callable[[Record], Key],
+    page_size: int = PAGE,
 ) -> Iterator[Record]:
     """Every record of the pages `page` reads, each after the `key` of the last one seen."""
     after: Key | None = None
     while True:
         records = page(after)
         yield from records
-        if len(records) < PAGE:
+        if len(records) < page_size:
             return
         after = key(records[-1])

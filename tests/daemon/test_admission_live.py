@@ -4,6 +4,8 @@ and suspension holds the daemon's own work until resumed."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from tests.daemon.conftest import StartDaemon
@@ -86,3 +88,27 @@ def test_a_suspended_environment_takes_no_commit_until_resumed(
 
 def _changed_net() -> str:
     return component("net", inputs={"cidr": "10.9.0.0/16"})
+
+
+def test_a_held_commit_is_one_request_after_a_restart(world: World, daemon: StartDaemon) -> None:
+    """The held request picked up at the start and the head seen again were two requests for
+    one commit, both waiting (a queue absorbs the second only while the first is queued)."""
+    world.commit(layered())
+    served = daemon("--poll-interval", "1s")
+    served.wait_for(lambda: served.environment("dev")["status"] == "verified", what="dev")
+    url = "/api/v1/environments/dev/suspension"
+    assert served.post(url, json={"reason": "incident 42"}).status_code == 200
+    head = world.commit(layered(**{"components/net/component.yaml": _changed_net()}))
+    served.wait_for(
+        lambda: (served.environment("dev").get("waiting") or {}).get("kind") == "suspended",
+        what="the commit to be held",
+    )
+    assert served.terminate() == 0
+    restarted = daemon("--poll-interval", "1h")
+    restarted.wait_for(
+        lambda: (restarted.environment("dev").get("waiting") or {}).get("kind") == "suspended",
+        what="the commit to be held",
+    )
+    time.sleep(1.0)  # the start's own look at the head has been made by now
+    open_requests = [r for r in runs_of(restarted, "dev") if r.get("revision") == head]
+    assert [r["status"] for r in open_requests] == ["waiting"]

@@ -229,9 +229,11 @@ class Daemon:
         absorbed it): recorded by `Handling.superseded`."""
         self.handling.superseded(old, by_request=None if old.id == new.id else new)
 
-    def _pick_up(self) -> None:
-        for request in self.intake.pick_up(seen_at=self._monotonic()):
+    def _pick_up(self) -> list[Request]:
+        picked = self.intake.pick_up(seen_at=self._monotonic())
+        for request in picked:
             self._submit(request)
+        return picked
 
     def _count_failure(self) -> None:
         with self._lock:  # workers of several environments report at once

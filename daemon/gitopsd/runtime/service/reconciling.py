@@ -56,15 +56,20 @@ class Reconciler:
         return self._problem
 
     def start(
-        self, head: str, *, seen_at: float, pick_up: Callable[[], None] = lambda: None
+        self, head: str, *, seen_at: float, pick_up: Callable[[], Sequence[Request]] = list
     ) -> None:
         """Load the head, resume unfinished runs, `pick_up` the requests a stopped process
         recorded (in their order), then reconcile the head: a newer commit then supersedes
-        older ones as usual."""
+        older ones as usual. An environment whose picked-up requests include the head's
+        commit is not asked for it again (that one may wait, on a suspension or a window,
+        where no queue would see the two are one)."""
         self._refresh(head)
         self._resume_unfinished()
-        pick_up()
-        self._reconcile(head, seen_at=seen_at)
+        picked = pick_up()
+        asked = {r.environment for r in picked if r.trigger == "commit" and r.revision == head}
+        for environment in self.tracking_head():
+            if environment not in asked:
+                self.ask_for_head(environment, head, seen_at=seen_at)
 
     def load(self, head: str) -> None:
         """Load the head's manifests only: no request, no event (a standby records nothing)."""

@@ -8,7 +8,8 @@ import time
 
 import httpx
 
-from tests.daemon.conftest import StartDaemon
+from gitopsd.runtime.control import Identity
+from tests.daemon.conftest import InProcess, StartDaemon, eventually, status
 from tests.daemon.harness import DaemonProcess, metric
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.test_promotion_flow import environment
@@ -112,3 +113,37 @@ def test_a_held_commit_is_one_request_after_a_restart(world: World, daemon: Star
     time.sleep(1.0)  # the start's own look at the head has been made by now
     open_requests = [r for r in runs_of(restarted, "dev") if r.get("revision") == head]
     assert [r["status"] for r in open_requests] == ["waiting"]
+
+
+def test_a_held_commit_whose_revision_a_killed_run_tried_is_not_applied_after_its_resume(
+    started: InProcess,
+) -> None:
+    """dev held the commit's request (suspended); a person's `gitopsd apply` of it was killed
+    mid-step and then cancelled. When dev was resumed, the held request was admitted while
+    that run was still unfinished, so it resumed it (ending it cancelled) and applied the
+    revision again on its own, the operator's cancel undone."""
+    daemon, _clock, _jobs, world = started(layered())
+    eventually(lambda: status(daemon, "dev") == "verified", "dev to be applied")
+    daemon.suspend("dev", reason="incident", identity=Identity("alice"))
+    head = world.commit(layered(**{"components/net/component.yaml": _changed_net()}))
+    daemon.workspace.source.fetch()
+    eventually(
+        lambda: any(r.get("status") == "waiting" for r in daemon.runs("dev")["runs"]),
+        "the commit to be held",
+    )
+    store = f"sqlite:///{world.root / 'state.db'}"
+    world.control(kill_parent={"net:apply": "before"})
+    assert world.gitopsd("apply", "--env", "dev", state=store).returncode == -9
+    (left,) = daemon.workspace.store.unfinished_runs("dev")
+    assert world.gitopsd("cancel", left.id, state=store).returncode == 0
+    world.control()
+    applied = len(world.calls())
+    daemon.resume("dev", identity=Identity("alice"))
+    eventually(
+        lambda: daemon.workspace.store.get_run(left.id).status.value == "cancelled",  # type: ignore[union-attr]
+        "the killed run to be resumed and closed",
+    )
+    time.sleep(1.0)  # the held request has been looked at again by now
+    runs = [r for r in daemon.runs("dev")["runs"] if r.get("revision") == head]
+    assert [(r["id"], r["status"]) for r in runs] == [(left.id, "cancelled")]
+    assert len(world.calls()) == applied

@@ -173,16 +173,17 @@ class Handling:
             return self._apply_plan(request, request.plan)
         if self._overtaken(request):
             return []
+        resumed = self._resumed_first(request)
         admitted = self._admitted(request)
         if admitted is None:
-            return []
+            return resumed
         run = self.workspace.apply(
             request.environment,
             revision=admitted.revision,
             forced=admitted.forced,
             **_run_options(request),
         )
-        return [run]
+        return [*resumed, run]
 
     def _destroy(self, request: Request) -> list[Run]:
         if self._admitted(request) is None:
@@ -202,10 +203,6 @@ class Handling:
         admitted = admit(self.workspace, request)
         if admitted.wait is admission.Wait.APPROVAL:
             self._left_to_approvals(request, admitted)
-            return None
-        if admitted.wait is admission.Wait.NOTHING and request.trigger in AUTOMATIC:
-            log.info("%s of %s: %s", request.action, request.environment, admitted.reason)
-            self.intake.ended(request, outcome=admitted.reason)  # nothing to take: no fault
             return None
         if admitted.wait is not admission.Wait.READY:
             self._not_ready(admitted, request)
@@ -304,6 +301,7 @@ class Handling:
         environment = request.environment
         if self._overtaken(request):
             return []
+        resumed = self._resumed_first(request)
         decision, run = promoting.promote(
             self.workspace,
             environment,
@@ -324,7 +322,16 @@ class Handling:
             self._not_ready(decision, request)  # refused, or looked at again on its own job
         elif decision.look_again_at is not None:
             self.followups.later(decision.look_again_at, self.followups.promotion(environment))
-        return [run] if run is not None else []
+        return [*resumed, run] if run is not None else resumed
+
+    def _resumed_first(self, request: Request) -> list[Run]:
+        """Automatic work is admitted once the runs a stopped process left are resumed (the
+        daemon's start resumes first too): how a resumed run ends is what admission weighs,
+        and a resumed run of the same revision that fails or was cancelled is its try.
+        A person's request resumes them under its lease, then runs as asked."""
+        if request.trigger not in AUTOMATIC:
+            return []
+        return self.workspace.resume_unfinished(request.environment)
 
     def _overtaken(self, request: Request) -> bool:
         """Whether `request` is superseded (and ended so) by an apply that chose a revision

@@ -182,7 +182,15 @@ def test_runs_and_status_show_open_requests_with_their_last_error(world: World) 
             **fields,
         )
     )
-    store.save_request(Request(id="req-done", action="plan", status=RequestStatus.DONE, **fields))
+    store.save_request(
+        Request(
+            id="req-done",
+            action="plan",
+            status=RequestStatus.DONE,
+            outcome="refused: dev is suspended",
+            **fields,
+        )
+    )
     store.close()
     text = gitopsd(world, "runs", "--env", "dev")
     assert text.returncode == 0
@@ -193,6 +201,8 @@ def test_runs_and_status_show_open_requests_with_their_last_error(world: World) 
     assert [(r["id"], r["status"]) for r in listed] == [("req-retrying", "retrying")]
     one = as_json(gitopsd(world, "runs", "--run", "req-done", "--output", "json"))["runs"]
     assert [(r["id"], r["status"]) for r in one] == [("req-done", "done")]
+    shown = gitopsd(world, "runs", "--run", "req-done").stdout  # what came of it
+    assert "  outcome: refused: dev is suspended" in shown.splitlines()
     report = as_json(gitopsd(world, "status", "--output", "json"))
     (shown,) = report["environments"][0]["requests"]
     assert (shown["id"], shown["status"]) == ("req-retrying", "retrying")

@@ -9,7 +9,9 @@ import pytest
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import StalePlanError
-from gitopsd.runtime.promotion import saved_plans
+from gitopsd.model.state import RunStatus
+from gitopsd.runtime.promotion import admission, saved_plans
+from gitopsd.runtime.promotion.admission import Wait
 from gitopsd.runtime.runs.workspace import Workspace
 from tests.runtime.test_apply_runs import APP, layered
 from tests.runtime.world import World
@@ -51,3 +53,22 @@ def test_a_plan_saved_while_the_state_moved_is_refused(
     with pytest.raises(StalePlanError, match="dev changed while it was planned"):
         saved_plans.save(workspace, "dev")
     timer.join()
+
+
+def test_a_saved_plan_that_failed_is_the_revisions_try_for_automatic_work(
+    world: World, workspace: Workspace
+) -> None:
+    """The plan's apply names the plan's changed components, which made it look like an
+    apply of some components: after it failed, the daemon's own apply of its revision ran
+    the failing change again."""
+    files = layered()
+    world.commit(files)
+    workspace.apply("dev")
+    world.commit({**files, APP: files[APP] + "\n# touched\n"})
+    _, _, plan = saved_plans.save(workspace, "dev")
+    assert plan is not None and plan.changes == ["app"]
+    world.control(fail={"app:apply": -1})
+    run = saved_plans.apply(workspace, plan)
+    assert run is not None and run.status is RunStatus.FAILED and run.plan == plan.id
+    automatic = admission.admit(workspace, "dev", automatic=True)
+    assert automatic.wait is Wait.NOTHING and f"({run.id}) ended failed" in automatic.reason

@@ -123,6 +123,8 @@ def request(record: Request) -> str:
     lines += _request_details(
         record.reason, record.last_error, record.next_attempt_at, record.superseded_by
     )
+    if record.outcome and not record.status.is_open:  # what came of it (`runs --run ID`)
+        lines.append(f"  outcome: {record.outcome}")
     return "\n".join(map(escape_unsafe, lines))
 
 

@@ -304,6 +304,7 @@ class Run(Record):
     phase: RunPhase = RunPhase.FORWARD
     forced: bool = False
     cancel_requested: bool = False
+    plan: str | None = Field(default=None, description="the saved plan it applies")
     error: str | None = None
     created_at: Moment
     started_at: Moment | None = None
@@ -311,10 +312,12 @@ class Run(Record):
 
     @property
     def brings_a_revision(self) -> bool:
-        """An apply of the whole environment at a revision chosen for it: not one of some
+        """An apply of the environment at a revision chosen for it: of the whole of it, or
+        of a saved plan (whose components are the plan's changes), not one of some
         components, nor a drift remediation (which re-applies the revision it is at)."""
-        whole = self.action is RunAction.APPLY and not self.components
-        return whole and self.trigger != REMEDIATION_TRIGGER
+        chosen = not self.components or self.plan is not None
+        applied = self.action is RunAction.APPLY and chosen
+        return applied and self.trigger != REMEDIATION_TRIGGER
 
 
 class Step(Record):

@@ -129,6 +129,7 @@ def apply(
         forced=forced,
         run_id=run_id,
         check=still_valid,
+        plan=plan.id,
     )
 
 

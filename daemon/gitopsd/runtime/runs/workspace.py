@@ -164,12 +164,13 @@ class Workspace:
         forced: bool = False,
         run_id: str | None = None,
         check: Callable[[], None] | None = None,
+        plan: str | None = None,
     ) -> Run:
         """Apply `revision` (default: the branch head) to `environment`, in the foreground.
 
         `check` is called once the lease is held, before the run is recorded: what it
         verifies (a saved plan still matching the state) cannot change until the run ends,
-        and an error it raises refuses the run."""
+        and an error it raises refuses the run. `plan`: the saved plan it applies."""
         target = self.load(revision)
         chosen = self._members(target, environment, components)
         self._check_dependencies_applied(environment, chosen)
@@ -187,6 +188,7 @@ class Workspace:
                 actor=actor,
                 forced=forced,
                 run_id=run_id,
+                plan=plan,
             )
             return self._apply(run, target, chosen, lost)
 

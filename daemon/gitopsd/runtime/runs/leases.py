@@ -59,6 +59,13 @@ def is_dead(holder: str) -> bool:
     return False
 
 
+def held_by_a_live_process(store: StateStore, environment: str, *, clock: Clock) -> bool:
+    """Whether a process that still runs holds `environment`'s lease: its run is its own to
+    end (a lease held by a gone process of this host is taken over, `held`)."""
+    holder = store.lease_holder(environment, now=clock.now())
+    return holder is not None and not is_dead(holder)
+
+
 def busy_message(store: StateStore, environment: str, *, clock: Clock) -> str:
     """Says "dev is busy with run ID (pid PID, host HOST)": who holds the lease, and the run
     it is doing. A holder that took the lease an instant ago may not have recorded its run

@@ -52,5 +52,4 @@ def left_by_a_stopped_process(store: StateStore, run: Run, *, clock: Clock) -> b
     """Whether no process walks `run` now (its environment's lease is free, or held by a
     process of this host that is gone): its cancel then stops no driver, and the run is
     closed `cancelled` by the next process that takes the environment."""
-    holder = store.lease_holder(run.environment, now=clock.now())
-    return holder is None or leases.is_dead(holder)
+    return not leases.held_by_a_live_process(store, run.environment, clock=clock)

@@ -27,6 +27,7 @@ from gitopsd.runtime import logs
 from gitopsd.runtime.drift import drift_reports, drifting
 from gitopsd.runtime.promotion import admission, promoting, saved_plans
 from gitopsd.runtime.records.pages import each_run, each_step
+from gitopsd.runtime.runs import leases
 from gitopsd.runtime.runs.workspace import Workspace
 from gitopsd.runtime.service.followups import BUSY_RETRY, COMPLETED, FollowUps
 from gitopsd.runtime.service.intake import Intake
@@ -328,10 +329,15 @@ class Handling:
         """Automatic work is admitted once the runs a stopped process left are resumed (the
         daemon's start resumes first too): how a resumed run ends is what admission weighs,
         and a resumed run of the same revision that fails or was cancelled is its try.
-        A person's request resumes them under its lease, then runs as asked."""
-        if request.trigger not in AUTOMATIC:
+        A person's request resumes them under its lease, then runs as asked. A run a live
+        process is doing (a person's `gitopsd apply`) is not waited for here: admission
+        goes on, and a run it admits finds the environment busy, as before."""
+        workspace = self.workspace
+        if request.trigger not in AUTOMATIC or leases.held_by_a_live_process(
+            workspace.store, request.environment, clock=workspace.clock
+        ):
             return []
-        return self.workspace.resume_unfinished(request.environment)
+        return workspace.resume_unfinished(request.environment)
 
     def _overtaken(self, request: Request) -> bool:
         """Whether `request` is superseded (and ended so) by an apply that chose a revision

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -103,3 +104,34 @@ def test_a_step_whose_end_cannot_be_recorded_is_left_to_the_resume_not_failed(
     assert workspace.apply("dev").status is RunStatus.SUCCEEDED  # resumes it, then its own
     assert store.get_run(run.id).status is RunStatus.SUCCEEDED  # type: ignore[union-attr]
     assert world.calls() == ["a", "a", "b"]  # `a` again: its first end was never recorded
+
+
+class FullDisk(FullStore):
+    """`FullStore` whose writes, while full, wait out a patience before they fail, as
+    SQLite's on a full disk do (its giving the lease back too)."""
+
+    def release_lease(self, environment: str, holder: str) -> None:
+        if self.full.is_set():
+            time.sleep(PATIENCE)
+            raise StoreBusyError("the state database cannot be written: database or disk is full")
+        super().release_lease(environment, holder)
+
+
+PATIENCE = 5.0
+
+
+def test_a_run_stopped_by_a_full_store_says_so_without_waiting_to_give_the_lease_back(
+    world: World,
+) -> None:
+    """The command said "the run stops here" at once, then waited the store's whole patience
+    (120 s for the CLI) to give back a lease it cannot write, before exiting with the error."""
+    store = FullDisk()
+    workspace = world.workspace(store)
+    world.commit(PAIR)
+    store.full.set()
+    started = time.monotonic()
+    with pytest.raises(StoreBusyError, match="disk is full"):
+        workspace.apply("dev")
+    assert time.monotonic() - started < PATIENCE  # the lease is left to expire
+    store.full.clear()
+    assert workspace.apply("dev").status is RunStatus.SUCCEEDED  # this holder takes it again

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from gitopsd.adapters import process_groups
 from gitopsd.engine.ports import Clock, FencedError, StateStore
-from gitopsd.errors import BusyError
+from gitopsd.errors import BusyError, is_temporary
 from gitopsd.runtime.runs.orphan_drivers import KILL_GRACE
 
 log = logging.getLogger(__name__)
@@ -114,10 +114,18 @@ def held(
     renewer.start()
     try:
         yield
-    finally:
+    except BaseException as error:
         stop.set()
         renewer.join()
-        store.release_lease(environment, holder)
+        if not is_temporary(error):
+            store.release_lease(environment, holder)
+        # else the store could not be written (full, locked past its patience): giving the
+        # lease back would wait out its patience again before the error is said. It expires
+        # after `ttl`, a gone holder's is taken over at once, and this holder takes it again.
+        raise
+    stop.set()
+    renewer.join()
+    store.release_lease(environment, holder)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from tests.daemon.conftest import StartDaemon
 from tests.daemon.harness import DaemonProcess
 from tests.github import manifests
 from tests.github.fake_github import FakeGitHub
-from tests.runtime.world import World, environment
+from tests.runtime.test_apply_runs import layered
+from tests.runtime.world import World, component, environment
 from tests.store.test_sqlite_store import Locker
 
 SLOW = 8.0
@@ -157,3 +158,32 @@ def test_a_cancel_stops_the_drivers_at_once_while_the_store_is_locked(
     served.wait_for(lambda: run_of(served, running)["status"] == "cancelled", what="its end")
     events = served.get("/api/v1/events", params={"env": "dev"}).json()["events"]
     assert any(e["kind"] == "run.cancel_requested" and e["run_id"] == running for e in events)
+
+
+def test_a_cancel_through_the_api_closes_at_once_a_run_a_killed_gitopsd_left(
+    world: World, daemon: StartDaemon
+) -> None:
+    """It answered 202 as for a running run, and the idle daemon left the run `running` until
+    dev was next taken."""
+    served = daemon("--poll-interval", "1h")
+    served.wait_for(lambda: served.environment("dev")["status"] == "verified", what="dev")
+    url = "/api/v1/environments/dev/suspension"  # keeps the daemon's own work off dev
+    assert served.post(url, json={"reason": "a person applies"}).status_code == 200
+    world.commit(layered(**{"components/net/component.yaml": component("net", inputs={"v": 2})}))
+    world.control(kill_parent={"net:apply": "before"})
+    assert world.gitopsd("apply", "--env", "dev").returncode == -9
+    (left,) = [r for r in served.get("/api/v1/runs", params={"env": "dev"}).json()["runs"]
+               if r["status"] == "running"]  # fmt: skip
+    world.control()
+    applied = world.calls("apply")
+
+    answer = served.post(f"/api/v1/runs/{left['id']}/cancel")
+
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {
+        "id": left["id"],
+        "cancel_requested": True,
+        "left_by_a_stopped_process": True,
+    }
+    served.wait_for(lambda: run_of(served, left["id"])["status"] == "cancelled", what="closed")
+    assert world.calls("apply") == applied  # closed, not applied again

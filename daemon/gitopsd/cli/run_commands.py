@@ -392,6 +392,8 @@ def cancel(context: Context, run_id: str, server: str | None) -> None:
         path = f"/api/v1/runs/{quote(run_id, safe='')}/cancel"
         answer = remote.Remote.at(server).call("POST", path)
         text = f"cancel requested for {run_id} on {server}"
+        if answer.get("left_by_a_stopped_process"):
+            text += ", which a stopped gitopsd left: no driver of it runs; the daemon closes it"
         remote.show({"run": run_id, **answer}, text, as_json=context.as_json)
         return
     clock = SystemClock()

@@ -172,10 +172,17 @@ class OperatorRequests:
         run = cancelling.cancel_run(
             workspace.store, run_id, actor=identity.name, clock=workspace.clock, stopped=stopped
         )
-        if run is not None:
-            return {"id": run_id, "cancel_requested": True}
-        request = self._intake.cancel(run_id, actor=identity.name)
-        return None if request is None else reports.request_report(request)
+        if run is None:
+            request = self._intake.cancel(run_id, actor=identity.name)
+            return None if request is None else reports.request_report(request)
+        answer: dict[str, Any] = {"id": run_id, "cancel_requested": True}
+        left = not stopped and not run.status.is_finished
+        if left and cancelling.left_by_a_stopped_process(
+            workspace.store, run, clock=workspace.clock
+        ):  # no driver of it runs: its resume closes it, now rather than at the next run
+            self._reconciler.ask_to_resume(run.environment, trigger="api", actor=identity.name)
+            answer["left_by_a_stopped_process"] = True
+        return answer
 
     def approve(
         self, environment: str, *, revision: str | None, identity: Identity

@@ -157,11 +157,17 @@ class Reconciler:
     def _resume_unfinished(self) -> None:
         unfinished = self._workspace.store.unfinished_runs()
         for environment in sorted({run.environment for run in unfinished}):
-            request = Request(
-                id=f"resume-{environment}-{new_run_id(self._workspace.clock)}",
-                environment=environment,
-                priority=Priority.OPERATOR,
-                action=RequestKind.RESUME,
-                trigger="start",
-            )
-            self._submit(request)
+            self.ask_to_resume(environment, trigger="start")
+
+    def ask_to_resume(self, environment: str, *, trigger: str, actor: str = "gitopsd") -> None:
+        """A request to finish the runs a stopped process left in `environment` (at the
+        start; or when one of them is cancelled, which closes it)."""
+        request = Request(
+            id=f"resume-{environment}-{new_run_id(self._workspace.clock)}",
+            environment=environment,
+            priority=Priority.OPERATOR,
+            action=RequestKind.RESUME,
+            trigger=trigger,
+            actor=actor,
+        )
+        self._submit(request)

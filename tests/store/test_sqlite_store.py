@@ -389,6 +389,35 @@ def test_a_lock_held_past_the_patience_fails_as_a_transient_store_error(db_path:
     impatient.close()
 
 
+def test_a_request_meeting_this_process_s_busy_writer_does_not_blame_another_lock(
+    db_path: Path,
+) -> None:
+    """Another thread of this process holds the writer (waiting out a full disk, say): the
+    error said "database is locked", which sent an operator looking for another process."""
+    store = SqliteStore(db_path, busy_timeout=0.2, write_patience=30)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_writer() -> None:
+        with store.transaction():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_writer)
+    holder.start()
+    holding.wait(10)
+    try:
+        with pytest.raises(StoreBusyError) as refused:
+            store.save_request(
+                Request(id="r1", environment="dev", action="apply", created_at=T0, updated_at=T0)
+            )
+    finally:
+        release.set()
+        holder.join()
+    assert "database is locked" not in str(refused.value)
+    assert "this process's other writes have waited 0.2s for it" in str(refused.value)
+    store.close()
+
+
 def test_a_request_meeting_a_lock_fails_after_the_busy_timeout_not_the_patience(
     db_path: Path,
 ) -> None:

@@ -552,9 +552,10 @@ class SqliteStore:
         if ongoing is not None:
             return ongoing.execute(sql, params)
         if not self._writer.acquire(timeout=self._busy_timeout):
-            raise StoreBusyError(
-                f"the state database {self._path} cannot be written: database is locked"
-                f" (this process's other writes have waited {self._busy_timeout:g}s for it)"
+            raise StoreBusyError(  # not SQLite's words: what the other writes wait for is not known
+                f"the state database {self._path} cannot be written: this process's other"
+                f" writes have waited {self._busy_timeout:g}s for it (another process's lock,"
+                " or a full disk)"
             )
         try:
             with self._connected() as connection:

@@ -51,7 +51,6 @@ from gitopsd.runtime.runs.workspace import Workspace
 
 log = logging.getLogger("gitopsd.runs")
 SUMMARY_LIMIT = 4000
-REMEDIATION = REMEDIATION_TRIGGER  # the trigger of a run that repairs drift where it is
 EXIT_IN_SYNC, EXIT_DRIFTED = 0, 2
 
 
@@ -203,7 +202,7 @@ def check_and_remediate(
             environment,
             revision=checked,
             components=report.drifted(),
-            trigger=REMEDIATION,
+            trigger=REMEDIATION_TRIGGER,
             actor=actor,
             check=lambda: _still_at(workspace, environment, checked),
         )

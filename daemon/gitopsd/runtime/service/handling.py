@@ -22,7 +22,14 @@ from gitopsd.adapters import faults
 from gitopsd.engine.queueing import Priority, Request
 from gitopsd.engine.recording import Recorder
 from gitopsd.errors import BusyError, ConflictError, GitopsdError, InvalidRequestError
-from gitopsd.model.state import DriftStatus, RequestKind, Run, RunAction, RunStatus
+from gitopsd.model.state import (
+    REMEDIATION_TRIGGER,
+    DriftStatus,
+    RequestKind,
+    Run,
+    RunAction,
+    RunStatus,
+)
 from gitopsd.runtime import logs
 from gitopsd.runtime.drift import drift_reports, drifting
 from gitopsd.runtime.promotion import admission, promoting, saved_plans
@@ -380,7 +387,7 @@ class Handling:
         for run in each_run(self.workspace.store, request.environment, action=RunAction.APPLY):
             if run.created_at < made.created_at or run.id == request.id:
                 return None
-            if run.trigger != drifting.REMEDIATION:
+            if run.trigger != REMEDIATION_TRIGGER:
                 return run
         return None
 

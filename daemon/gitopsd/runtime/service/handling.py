@@ -339,12 +339,12 @@ class Handling:
         A person's request resumes them under its lease, then runs as asked. A run a live
         process is doing (a person's `gitopsd apply`) is not waited for here: admission
         goes on, and a run it admits finds the environment busy, as before."""
-        workspace = self.workspace
-        if request.trigger not in AUTOMATIC or leases.held_by_a_live_process(
-            workspace.store, request.environment, clock=workspace.clock
-        ):
+        workspace, environment = self.workspace, request.environment
+        if request.trigger not in AUTOMATIC or not workspace.store.unfinished_runs(environment):
+            return []  # the usual case: one query, no lease read
+        if leases.held_by_a_live_process(workspace.store, environment, clock=workspace.clock):
             return []
-        return workspace.resume_unfinished(request.environment)
+        return workspace.resume_unfinished(environment)
 
     def _overtaken(self, request: Request) -> bool:
         """Whether `request` is superseded (and ended so) by an apply that chose a revision

@@ -278,8 +278,7 @@ class Walk:
     def _guarded(self, start: Starter, refuse: Refuser, node: Node) -> StepStatus:
         """Start `node` unless the run stopped meanwhile (it stays pending then); a bug
         fails the step rather than hang the run (an interruption still propagates)."""
-        services = self.services
-        if services.cancel.is_set() or services.draining.is_set() or services.interrupted.is_set():
+        if self._told_to_stop():
             return StepStatus.PENDING
         try:
             return start(node)
@@ -300,6 +299,10 @@ class Walk:
 
     def _stopping(self) -> bool:
         self._look()
+        return self._told_to_stop()
+
+    def _told_to_stop(self) -> bool:
+        """A cancel (or the timeout), a shutdown, or the process's or lease's interruption."""
         services = self.services
         return (
             services.cancel.is_set() or services.draining.is_set() or services.interrupted.is_set()

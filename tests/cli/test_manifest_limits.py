@@ -3,6 +3,7 @@ them is read, through `validate` and through `apply`, as the user runs them."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from tests.cli.test_run_commands import gitopsd
@@ -132,17 +133,24 @@ def test_an_unreadable_gitopsd_yaml_is_reported_alone(tmp_path: Path) -> None:
     ]
 
 
+def validated_with_links(root: Path, links: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`gitopsd validate` of the layered repository with `links` (path -> target) committed
+    as symbolic links, each replacing what was at its path."""
+    world = World.committed(root, layered())
+    for path, target in links.items():
+        link = world.repo / path
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+    git(world.repo, "add", "-A")
+    git(world.repo, "commit", "-qm", "links")
+    return gitopsd(world, "validate")
+
+
 def test_a_manifest_committed_as_a_symbolic_link_is_named_as_one(tmp_path: Path) -> None:
     """A link's content in git is the path it points to, which was parsed as YAML: `expected
     a YAML mapping, got a string`. It is refused unread, for what it is."""
-    world = World.committed(tmp_path, layered())
-    app = world.repo / "components" / "app" / "component.yaml"
-    app.unlink()
-    app.symlink_to("../net/component.yaml")
-    git(world.repo, "add", "-A")
-    git(world.repo, "commit", "-qm", "app as a link to net")
-
-    done = gitopsd(world, "validate")
+    links = {"components/app/component.yaml": "../net/component.yaml"}
+    done = validated_with_links(tmp_path, links)
 
     assert done.returncode == 1, done.stderr
     assert done.stdout.splitlines() == [
@@ -154,13 +162,8 @@ def test_a_manifest_committed_as_a_symbolic_link_is_named_as_one(tmp_path: Path)
 def test_a_component_folder_committed_as_a_symbolic_link_is_named_as_one(tmp_path: Path) -> None:
     """A link to a component's folder was silently no component at all (an orphan, had it
     been deployed); a link to any other file stays a component's own business."""
-    world = World.committed(tmp_path, layered())
-    (world.repo / "components" / "cache").symlink_to("dns")
-    (world.repo / "components" / "dns" / "run.sh").symlink_to("../net/component.yaml")
-    git(world.repo, "add", "-A")
-    git(world.repo, "commit", "-qm", "cache as a link to dns's folder")
-
-    done = gitopsd(world, "validate")
+    links = {"components/cache": "dns", "components/dns/run.sh": "../net/component.yaml"}
+    done = validated_with_links(tmp_path, links)
 
     assert done.returncode == 1, done.stderr
     assert done.stdout.splitlines() == [

@@ -9,7 +9,7 @@ import pytest
 
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import StalePlanError
-from gitopsd.model.state import RunStatus
+from gitopsd.model.state import RunStatus, SavedPlan
 from gitopsd.runtime.promotion import admission, saved_plans
 from gitopsd.runtime.promotion.admission import Wait
 from gitopsd.runtime.runs.workspace import Workspace
@@ -17,15 +17,21 @@ from tests.runtime.test_apply_runs import APP, layered
 from tests.runtime.world import World
 
 
-def test_a_plan_whose_inputs_moved_is_stale(
-    world: World, workspace: Workspace, store: StateStore
-) -> None:
+def plan_of_a_touched_app(world: World, workspace: Workspace) -> SavedPlan:
+    """dev applied, then `app`'s folder touched: a saved plan that changes `app` alone."""
     files = layered()
     world.commit(files)
     workspace.apply("dev")
     world.commit({**files, APP: files[APP] + "\n# touched\n"})
     _, _, plan = saved_plans.save(workspace, "dev")
     assert plan is not None and plan.changes == ["app"]
+    return plan
+
+
+def test_a_plan_whose_inputs_moved_is_stale(
+    world: World, workspace: Workspace, store: StateStore
+) -> None:
+    plan = plan_of_a_touched_app(world, workspace)
     k8s = store.get_component("dev", "k8s")
     assert k8s is not None  # re-applied elsewhere with the same files: new outputs, same state
     store.save_component(k8s.model_copy(update={"outputs": {"id": "k8s-rebuilt"}}))
@@ -61,12 +67,7 @@ def test_a_saved_plan_that_failed_is_the_revisions_try_for_automatic_work(
     """The plan's apply names the plan's changed components, which made it look like an
     apply of some components: after it failed, the daemon's own apply of its revision ran
     the failing change again."""
-    files = layered()
-    world.commit(files)
-    workspace.apply("dev")
-    world.commit({**files, APP: files[APP] + "\n# touched\n"})
-    _, _, plan = saved_plans.save(workspace, "dev")
-    assert plan is not None and plan.changes == ["app"]
+    plan = plan_of_a_touched_app(world, workspace)
     world.control(fail={"app:apply": -1})
     run = saved_plans.apply(workspace, plan)
     assert run is not None and run.status is RunStatus.FAILED and run.plan == plan.id

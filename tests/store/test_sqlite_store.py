@@ -418,6 +418,29 @@ def test_a_request_meeting_this_process_s_busy_writer_does_not_blame_another_loc
     store.close()
 
 
+def test_a_request_queued_behind_a_write_that_waits_out_a_lock_says_the_lock(
+    db_path: Path,
+) -> None:
+    """Another process holds the lock; this process's patient write waits it out and holds
+    the writer meanwhile: a request queued behind it says what it waits for, as it was met."""
+    store = SqliteStore(db_path, busy_timeout=0.2, write_patience=30)
+    locker = Locker(db_path)
+    waiting = threading.Thread(target=lambda: store.save_component(component("late")))
+    waiting.start()
+    try:
+        time.sleep(0.3)  # the patient write has met the lock and holds the writer
+        with pytest.raises(StoreBusyError) as refused:
+            store.save_request(
+                Request(id="r1", environment="dev", action="apply", created_at=T0, updated_at=T0)
+            )
+    finally:
+        locker.release()
+        waiting.join()
+    assert "cannot be written: database is locked" in str(refused.value)
+    assert "this process's other writes have waited 0.2s for it" in str(refused.value)
+    store.close()
+
+
 def test_a_request_meeting_a_lock_fails_after_the_busy_timeout_not_the_patience(
     db_path: Path,
 ) -> None:

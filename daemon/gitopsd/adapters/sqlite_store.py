@@ -116,6 +116,9 @@ class SqliteStore:
         # finds the database locked sleeps in SQLite's busy handler (1, 2, 5... 100 ms steps),
         # which costs milliseconds a step when 16 components finish at once.
         self._writer = threading.Lock()
+        # what the write holding `_writer` is waiting out (SQLite's words), for the writes
+        # queued behind it to say: set and cleared only by that write
+        self._waiting_out: str | None = None
         self._connections = Connections(self._open_connection, keep=_IDLE_CONNECTIONS)
         self._closed = False
         self._read_only = read_only
@@ -552,16 +555,22 @@ class SqliteStore:
         if ongoing is not None:
             return ongoing.execute(sql, params)
         if not self._writer.acquire(timeout=self._busy_timeout):
-            raise StoreBusyError(  # not SQLite's words: what the other writes wait for is not known
-                f"the state database {self._path} cannot be written: this process's other"
-                f" writes have waited {self._busy_timeout:g}s for it (another process's lock,"
-                " or a full disk)"
-            )
+            raise self._queued_too_long()
         try:
             with self._connected() as connection:
                 return self._patiently(lambda: connection.execute(sql, params), patience=0.0)
         finally:
             self._writer.release()
+
+    def _queued_too_long(self) -> StoreBusyError:
+        """This process's writer was held past the busy timeout: by a write waiting out
+        another process's lock or a full disk (its error is said, as it was met), or by one
+        simply busy (then no SQLite words: a "database is locked" would send an operator
+        looking for another process)."""
+        queued = f"this process's other writes have waited {self._busy_timeout:g}s for it"
+        met = self._waiting_out
+        said = queued if met is None else f"{met} ({queued}, behind one that meets this)"
+        return StoreBusyError(f"the state database {self._path} cannot be written: {said}")
 
     def _patiently(self, write: Callable[[], T], *, patience: float | None = None) -> T:
         """`write`, tried again while the database is locked or the disk full: at once while
@@ -573,32 +582,36 @@ class SqliteStore:
         began = time.monotonic()
         backoffs = 0
         said = False
-        while True:
-            try:
-                return write()
-            except sqlite3.OperationalError as error:
-                if not faults.is_transient(error):
-                    raise
-                if self._stopping.is_set():
-                    raise self._busy(error, stopping=True) from error
-                waited = time.monotonic() - began
-                locked = error.sqlite_errorname == "SQLITE_BUSY"
-                allowed = patience + (self._busy_timeout if locked else 0.0)
-                if locked and not said:
-                    said = True
-                    log.warning(
-                        "the state database %s is locked by another process:"
-                        " waiting for it (up to %gs)",
-                        self._path,
-                        allowed,
-                    )
-                if locked and waited < self._busy_timeout:
-                    continue  # SQLite's busy handler has just waited a slice
-                if waited >= allowed:
-                    raise self._busy(error, tried=allowed) from error
-            backoffs += 1
-            delay = retrying.delay_before(backoffs + 1, _WRITE_BACKOFF, uniform=random.uniform)
-            self._stopping.wait(min(delay, allowed - waited))
+        try:
+            while True:
+                try:
+                    return write()
+                except sqlite3.OperationalError as error:
+                    if not faults.is_transient(error):
+                        raise
+                    self._waiting_out = str(error)
+                    if self._stopping.is_set():
+                        raise self._busy(error, stopping=True) from error
+                    waited = time.monotonic() - began
+                    locked = error.sqlite_errorname == "SQLITE_BUSY"
+                    allowed = patience + (self._busy_timeout if locked else 0.0)
+                    if locked and not said:
+                        said = True
+                        log.warning(
+                            "the state database %s is locked by another process:"
+                            " waiting for it (up to %gs)",
+                            self._path,
+                            allowed,
+                        )
+                    if locked and waited < self._busy_timeout:
+                        continue  # SQLite's busy handler has just waited a slice
+                    if waited >= allowed:
+                        raise self._busy(error, tried=allowed) from error
+                backoffs += 1
+                delay = retrying.delay_before(backoffs + 1, _WRITE_BACKOFF, uniform=random.uniform)
+                self._stopping.wait(min(delay, allowed - waited))
+        finally:
+            self._waiting_out = None  # what it waited out is behind it, or its own error
 
     def _busy(
         self, error: sqlite3.OperationalError, *, tried: float | None = None, stopping: bool = False

@@ -27,6 +27,7 @@ INVALID_HEAD = (
     "its request line or headers cannot be read (HTTP/1.1, RFC 9112: one Host header, a"
     " Content-Length of digits, each header line NAME: VALUE)"
 )
+STREAM_END_GRACE = 0.5  # seconds a streaming response has to end once the server stops
 LINGER = 2.0  # seconds to discard an unwanted body after answering, before closing anyway
 
 
@@ -74,14 +75,19 @@ class HeaderDeadlineProtocol(H11Protocol):
         self.transport.close()
 
     def shutdown(self) -> None:
-        """The server stops: a response still streaming (a run's log events) is ended now, as
-        if its client had left, rather than holding the stop for the whole graceful period
-        (an EventSource reconnects by itself, with its `Last-Event-ID`, once gitopsd is back)."""
+        """The server stops: a response still streaming is given `STREAM_END_GRACE` seconds
+        to end by itself (the dashboard's event streams end as the stop begins, properly, so
+        the page knows it was not cut), then is cut, as if its client had left (a run's log
+        events), rather than holding the stop for the whole graceful period (an EventSource
+        reconnects by itself, with its `Last-Event-ID`, once gitopsd is back)."""
+        super().shutdown()  # a streaming response's connection closes as it ends
         cycle = self.cycle
         if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.loop.call_later(STREAM_END_GRACE, self._cut, cycle)
+
+    def _cut(self, cycle: object) -> None:
+        if self.cycle is cycle and not self.transport.is_closing():
             self.transport.close()
-            return
-        super().shutdown()
 
     def on_response_complete(self) -> None:
         if self.conn.their_state is h11.SEND_BODY:  # answered before the body came: stop it

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from gitopsd.engine import planning, selection
-from gitopsd.engine.loading import Repository
+from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.planning import Verdict
-from gitopsd.model.state import ComponentState, ComponentStatus
+from gitopsd.model.state import HASHED, ComponentState, ComponentStatus
 from tests.engine.builders import component, environment, repository
 
 NET = "components/net/component.yaml"
@@ -194,3 +196,26 @@ def test_what_an_apply_skips_at_its_start_is_what_plan_finds_unchanged() -> None
         name: state.fingerprint for name, state in observed.items()
     }
     assert unchanged_at_start(before, {}) == {}
+
+
+def test_a_secret_input_kept_only_as_a_hash_is_not_named_as_changed() -> None:
+    """The store keeps `k8s_token` as the keyed hash the fingerprint takes it as: compared
+    through that hash, it is not reported changed when only `size` changed."""
+
+    def conceal(_: ComponentEntry, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {k: f"hash-of-{v}" if k == "k8s_token" else v for k, v in inputs.items()}
+
+    token = ", k8s_token: '${{ vars.region }}'"
+    observed = applied(repository(files(k8s_extra=token)))
+    k8s = observed["k8s"]
+    kept = {**k8s.inputs, "k8s_token": {HASHED: "hash-of-eu"}}
+    observed["k8s"] = k8s.model_copy(update={"fingerprint": "before", "inputs": kept})
+    repo = repository(files(size=5, k8s_extra=token))
+    plan = planning.plan(
+        selection.select(repo, "dev"),
+        revision="r1",
+        trees=TREES,
+        observed=observed,
+        conceal=conceal,
+    )
+    assert plan.decisions[1].reason == "inputs changed: size"

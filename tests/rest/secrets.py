@@ -3,8 +3,9 @@
 `db` is given a secret-named input (`db_password`) and writes `admin_password` (declared
 sensitive) and `host`; `app` reads `admin_password` alone and inside a connection URL. Both
 run `secret_driver.py`, a real command driver that prints what it got and made, and writes
-the inputs it received to `$TEST_RECEIVED/<component>.json` (outside the data folder); its
-apply fails for the component named in `$TEST_FAIL`."""
+the inputs it received to `$TEST_RECEIVED/<component>.json` (`<component>.<action>.json` for
+the other actions; outside the data folder); its apply fails for the component named in
+`$TEST_FAIL`."""
 
 from __future__ import annotations
 
@@ -32,14 +33,14 @@ if os.environ.get("TEST_ECHO"):  # what a careless check prints: the value it co
     print("drift: admin_password adm-Secret-777 vs", inputs.get("db_password"))
 if action == "apply" and os.environ.get("TEST_FAIL") == component:
     sys.exit(1)
-if action == "apply":
-    received = pathlib.Path(os.environ["TEST_RECEIVED"])
-    received.mkdir(exist_ok=True)
-    (received / f"{component}.json").write_text(json.dumps(inputs))
-    if component == "db":
-        made = {"admin_password": "adm-Secret-777", "host": "db.internal"}
-        print("made admin password", made["admin_password"])
-        pathlib.Path(os.environ["GITOPSD_OUTPUTS"]).write_text(json.dumps(made))
+received = pathlib.Path(os.environ["TEST_RECEIVED"])
+received.mkdir(exist_ok=True)
+kept = f"{component}.json" if action == "apply" else f"{component}.{action}.json"
+(received / kept).write_text(json.dumps(inputs))
+if action == "apply" and component == "db":
+    made = {"admin_password": "adm-Secret-777", "host": "db.internal"}
+    print("made admin password", made["admin_password"])
+    pathlib.Path(os.environ["GITOPSD_OUTPUTS"]).write_text(json.dumps(made))
 sys.exit(2 if action in ("plan", "check") else 0)
 """
 
@@ -124,8 +125,10 @@ def received_folder(world: World) -> Path:
     return world.root / "received"
 
 
-def received(world: World, component: str) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads((received_folder(world) / f"{component}.json").read_text())
+def received(world: World, component: str, action: str = "apply") -> dict[str, Any]:
+    """The inputs `component`'s driver was last given for `action`."""
+    name = f"{component}.json" if action == "apply" else f"{component}.{action}.json"
+    found: dict[str, Any] = json.loads((received_folder(world) / name).read_text())
     return found
 
 

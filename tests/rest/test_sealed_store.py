@@ -1,6 +1,7 @@
 """The sealing store over each real store (memory, SQLite, PostgreSQL): sensitive values of
 component records and of steps' rollback copies are kept encrypted in the wrapped store, read
-back in clear by any host with the same key, and left sealed (never an error) without it."""
+back in clear by any host with the same key, and left sealed (never an error) without it;
+secret-named inputs are kept only as a keyed hash, which no key reads back."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from gitopsd.adapters.encryption import Sealer, is_sealed
+from gitopsd.adapters.encryption import Sealer, is_sealed, keyed_hash
 from gitopsd.adapters.memory_store import MemoryStore
 from gitopsd.adapters.postgres_store import PostgresStore
 from gitopsd.adapters.sealed_store import SealedStore
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.engine.ports import StateStore
-from gitopsd.model.state import ComponentState
+from gitopsd.model.state import ComponentState, kept_hash
 from tests.store.contract import component, run, step
 
 KEY = Fernet.generate_key().decode()
@@ -51,9 +52,9 @@ def host(inner: StateStore, tmp_path: Path) -> Host:
 def secret_component() -> ComponentState:
     return component(
         "db",
-        inputs={"db_password": "pw-1234", "size": 3},
+        inputs={"db_password": "pw-1234", "url": "pg://admin:adm-5678@db", "size": 3},
         outputs={"admin_password": "adm-5678", "host": "db.internal"},
-        sensitive_inputs=["db_password"],
+        sensitive_inputs=["db_password", "url"],  # url: rendered from a sensitive output
         sensitive_outputs=["admin_password"],
     )
 
@@ -63,7 +64,9 @@ def test_sensitive_values_are_sealed_in_the_wrapped_store(inner: StateStore, hos
 
     raw = inner.get_component("dev", "db")
     assert raw is not None
-    assert is_sealed(raw.inputs["db_password"]) and is_sealed(raw.outputs["admin_password"])
+    assert is_sealed(raw.inputs["url"]) and is_sealed(raw.outputs["admin_password"])
+    digest = Sealer(key=KEY, data_dir=Path("unused")).digest
+    assert kept_hash(raw.inputs["db_password"]) == keyed_hash(digest, "pw-1234")
     assert raw.inputs["size"] == 3 and raw.outputs["host"] == "db.internal"
     assert "pw-1234" not in raw.model_dump_json() and "adm-5678" not in raw.model_dump_json()
 
@@ -72,7 +75,8 @@ def test_a_host_with_the_same_key_reads_them_in_clear(host: Host) -> None:
     host("a").save_components([secret_component()])
 
     (read,) = host("b").list_components("dev")
-    assert read.inputs == {"db_password": "pw-1234", "size": 3}
+    assert read.inputs["url"] == "pg://admin:adm-5678@db" and read.inputs["size"] == 3
+    assert kept_hash(read.inputs["db_password"]) is not None  # a hash: no key reads it back
     assert read.outputs == {"admin_password": "adm-5678", "host": "db.internal"}
 
 
@@ -93,5 +97,8 @@ def test_a_steps_rollback_copy_is_sealed_too(inner: StateStore, host: Host) -> N
     (raw, _) = inner.list_steps("run-1")
     assert raw.previous_state is not None
     assert is_sealed(raw.previous_state.outputs["admin_password"])
+    assert kept_hash(raw.previous_state.inputs["db_password"]) is not None
     (read, plain) = host("b").list_steps("run-1")
-    assert read.previous_state == previous and plain.previous_state is None
+    assert read.previous_state is not None and plain.previous_state is None
+    assert read.previous_state.outputs == previous.outputs
+    assert read.previous_state.inputs["url"] == previous.inputs["url"]

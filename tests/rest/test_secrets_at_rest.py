@@ -1,5 +1,6 @@
-"""Secrets at rest: sensitive outputs and secret inputs are stored encrypted, reach the
-drivers that consume them in clear, and are shown as `***` everywhere else. The real binary,
+"""Secrets at rest: sensitive outputs are stored encrypted and secret-named inputs only as a
+keyed hash; both reach the drivers that consume them in clear (a secret input rendered
+again, when a later call needs it), and are shown as `***` everywhere else. The real binary,
 a real command driver, real SQLite and the real daemon's HTTP API."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cryptography.fernet import Fernet
 
 from gitopsd.adapters.postgres_store import PostgresStore
 from gitopsd.adapters.sqlite_store import SqliteStore
+from gitopsd.model.state import kept_hash
 from tests.daemon.harness import DaemonProcess
 from tests.gitrepos import commit_example
 from tests.rest import secrets
@@ -50,7 +52,7 @@ def test_the_data_folder_holds_no_secret_in_clear(world: World) -> None:
     db = store.get_component("dev", "db")
     assert db is not None
     assert list(db.outputs["admin_password"]) == ["$encrypted"]  # type: ignore[arg-type]
-    assert list(db.inputs["db_password"]) == ["$encrypted"]  # type: ignore[arg-type]
+    assert kept_hash(db.inputs["db_password"]) is not None  # a hash: not even the key opens it
     assert db.outputs["host"] == "db.internal"
 
 
@@ -63,6 +65,44 @@ def test_drivers_that_consume_sensitive_values_get_them_in_clear(world: World) -
         "url": f"postgres://admin:{ADMIN_PASSWORD}@db.internal/app",
         "host": "db.internal",
     }
+
+
+def test_calls_on_what_was_applied_get_the_secret_input_rendered_again(tmp_path: Path) -> None:
+    """db_password is kept only as a hash: its health probe, a drift check and the destroy
+    are given it rendered again from db's manifest, the value db was applied with."""
+    world = World.committed(tmp_path, secrets.files(every_action=True))
+    applied(world)
+    checked = gitopsd(world, "drift", "--env", "dev")
+    assert checked.returncode == 2, checked.stdout + checked.stderr  # the driver: "drifted"
+    destroyed = gitopsd(world, "destroy", "--env", "dev")
+    assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+
+    for action in ("health", "check", "destroy"):
+        assert received(world, "db", action)["db_password"] == DB_PASSWORD, action
+    assert received(world, "app", "check")["admin"] == ADMIN_PASSWORD
+
+
+def test_a_secret_input_that_is_not_the_one_applied_reaches_no_driver(tmp_path: Path) -> None:
+    """With another key the recorded hash cannot match the value rendered again: the check
+    fails, saying why and what to do, and db's driver is never called with it."""
+    world = World.committed(tmp_path, secrets.files(every_action=True))
+    head = subprocess.check_output(["git", "-C", str(world.repo), "rev-parse", "HEAD"], text=True)
+    applied(world, GITOPSD_ENCRYPTION_KEY=Fernet.generate_key().decode())
+    report = world.root / "drift.json"
+    other = Fernet.generate_key().decode()
+    checked = gitopsd(
+        world, "drift", "--env", "dev", "--report", str(report), "--format", "json",
+        GITOPSD_ENCRYPTION_KEY=other,
+    )  # fmt: skip
+    assert checked.returncode != 0
+    db = next(c for c in json.loads(report.read_text())["components"] if c["name"] == "db")
+    assert db["drift"] == "error"
+    assert db["summary"] == (
+        "db: input db_password is kept only as a hash, and rendered again at"
+        f" {head[:12]} it is not the value db was applied with (it changed since, or"
+        " the encryption key is not the one the state was written with): apply db again first"
+    )
+    assert not (secrets.received_folder(world) / "db.check.json").exists()
 
 
 def test_status_runs_and_history_show_sensitive_values_as_stars(world: World) -> None:

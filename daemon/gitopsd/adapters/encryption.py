@@ -14,7 +14,8 @@ warning. It is read on first use, not when the store opens: `status` and the API
 records whose sealed values they only show as `***`, and must work without the key.
 
 `digest` is a keyed hash (HMAC-SHA256, with a key derived from the same key) for values that
-must be compared but never read back: sensitive inputs as they enter a fingerprint.
+must be compared but never read back: sensitive inputs as they enter a fingerprint, and
+secret-named inputs as the store keeps them (`keyed_hash`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ log = logging.getLogger("gitopsd.encryption")
 def is_sealed(value: object) -> bool:
     """Whether `value` is a sealed value as stored (see the module docstring)."""
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(MARKER), str)
+
+
+def keyed_hash(digest: Callable[[bytes], str], value: object) -> str:
+    """How a value is compared without being kept: in fingerprints, and in place of a
+    secret-named input in the store (the same text, so a record's hash and a value rendered
+    again can be compared)."""
+    return "hmac-sha256:" + digest(json.dumps(value, sort_keys=True, default=str).encode())
 
 
 class Sealer:

@@ -2,10 +2,12 @@
 
 A component's record names the inputs and outputs that are sensitive (`sensitive_inputs`,
 `sensitive_outputs`: what its manifest declares, secret-named inputs, inputs rendered from a
-dependency's sensitive outputs). This wrapper seals those values (adapters/encryption.py)
-when a record is saved, in the component's own record and in the copy a step keeps for a
-rollback, and opens them when one is read: the runtime renders dependents' inputs and calls
-drivers with clear values, and the database, its WAL and backups only ever hold ciphertext.
+dependency's sensitive outputs). This wrapper hides those values when a record is saved, in
+the component's own record and in the copy a step keeps for a rollback: a secret-named input
+is kept only as its keyed hash (`{"$hashed": ...}`: nothing needs it back that its manifest
+cannot render again, runtime/runs/recalling.py), the others are sealed (adapters/encryption.py)
+and opened when the record is read: the runtime renders dependents' inputs from outputs and
+calls drivers with clear values, and the database, its WAL and backups hold no clear value.
 
 A value the key cannot open is left sealed: `status` and the API show it as `***` like any
 sensitive value, and only a driver call that needs it fails, with a message naming
@@ -21,10 +23,11 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from gitopsd.adapters.encryption import Sealer, is_sealed
+from gitopsd.adapters.driver_output import is_secret_name
+from gitopsd.adapters.encryption import Sealer, is_sealed, keyed_hash
 from gitopsd.engine.ports import Fencing, OnFenced, StateStore
 from gitopsd.errors import EncryptionKeyError
-from gitopsd.model.state import ComponentState, Step
+from gitopsd.model.state import HASHED, ComponentState, Step, kept_hash
 
 
 class SealedStore:
@@ -78,7 +81,7 @@ class SealedStore:
         if not (state.sensitive_inputs or state.sensitive_outputs):
             return state
         update = {
-            "inputs": self._seal(state.inputs, state.sensitive_inputs),
+            "inputs": self._hide_inputs(state.inputs, state.sensitive_inputs),
             "outputs": self._seal(state.outputs, state.sensitive_outputs),
         }
         return state.model_copy(update=update)
@@ -101,11 +104,22 @@ class SealedStore:
 
     # --- values -------------------------------------------------------------------------------
 
+    def _hide_inputs(
+        self, inputs: Mapping[str, JsonValue], names: Collection[str]
+    ) -> dict[str, JsonValue]:
+        """Secret-named inputs as their keyed hash, the other sensitive ones sealed."""
+        hashed: dict[str, JsonValue] = {
+            name: {HASHED: keyed_hash(self._sealer.digest, value)}
+            for name, value in inputs.items()
+            if name in names and is_secret_name(name) and not _hidden(value)
+        }
+        return {**self._seal(inputs, set(names) - set(hashed)), **hashed}
+
     def _seal(
         self, values: Mapping[str, JsonValue], names: Collection[str]
     ) -> dict[str, JsonValue]:
         return {
-            name: self._sealer.seal(value) if name in names and not is_sealed(value) else value
+            name: self._sealer.seal(value) if name in names and not _hidden(value) else value
             for name, value in values.items()
         }
 
@@ -119,6 +133,11 @@ class SealedStore:
             return self._sealer.open(value)
         except EncryptionKeyError:
             return value  # shown as ***; a driver call needing it says what is wrong
+
+
+def _hidden(value: JsonValue) -> bool:
+    """Sealed or hashed already (a record read still sealed, saved again)."""
+    return is_sealed(value) or kept_hash(value) is not None
 
 
 def holds_sealed(store: StateStore) -> bool:

@@ -26,7 +26,7 @@ from gitopsd.engine import rendering
 from gitopsd.engine.loading import ComponentEntry, EnvironmentEntry
 from gitopsd.engine.references import ExpressionError
 from gitopsd.engine.selection import Selection, scope_for
-from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus
+from gitopsd.model.state import ComponentState, ComponentStatus, DriftStatus, kept_hash
 
 Outputs = Mapping[str, Mapping[str, Any]]
 # the inputs as they enter a component's fingerprint: sensitive values replaced by keyed hashes
@@ -140,7 +140,9 @@ def decide(
         waiting = f"inputs wait for a dependency: {problem}"
         return Decision(name, Verdict.WAITING, waiting, problem=problem)
     digest = fingerprint(tree=tree, inputs=inputs, component=component, conceal=conceal)
-    reason = _change_reason(digest, inputs, last)
+    reason = _change_reason(
+        digest, inputs, last, lambda: conceal(component, inputs) if conceal else inputs
+    )
     verdict = Verdict.UNCHANGED if reason is None else Verdict.RUN
     return Decision(name, verdict, reason or "unchanged", digest, inputs)
 
@@ -268,7 +270,14 @@ def _own_outputs(component: ComponentEntry, outputs: Outputs) -> dict[str, dict[
     return {d: dict(outputs[d]) for d in component.manifest.spec.depends_on if d in outputs}
 
 
-def _change_reason(digest: str, inputs: Mapping[str, Any], last: Applied | None) -> str | None:
+def _change_reason(
+    digest: str,
+    inputs: Mapping[str, Any],
+    last: Applied | None,
+    concealed: Callable[[], Mapping[str, Any]],
+) -> str | None:
+    """Why the component must run, or None. `concealed`: the inputs as a fingerprint takes
+    them, which is how a record keeps a secret-named input (`kept_hash`)."""
     if last is None:
         return "new in this environment"
     if last.status is not ComponentStatus.APPLIED:
@@ -277,9 +286,10 @@ def _change_reason(digest: str, inputs: Mapping[str, Any], last: Applied | None)
         return "drifted from its desired state"
     if last.fingerprint == digest:
         return None
-    if dict(last.inputs) != dict(inputs):
-        changed = sorted(
-            k for k in set(inputs) | set(last.inputs) if inputs.get(k) != last.inputs.get(k)
-        )
-        return "inputs changed: " + ", ".join(changed)
-    return "files or driver changed"
+    changed = sorted(
+        k for k in set(inputs) | set(last.inputs) if inputs.get(k) != last.inputs.get(k)
+    )
+    if any(kept_hash(last.inputs.get(k)) for k in changed):
+        hidden = concealed()
+        changed = [k for k in changed if kept_hash(last.inputs.get(k)) != hidden.get(k)]
+    return "inputs changed: " + ", ".join(changed) if changed else "files or driver changed"

@@ -278,14 +278,28 @@ class ComponentState(Record):
     )
     sensitive_inputs: list[str] = Field(
         default_factory=list,
-        description="inputs kept encrypted at rest and shown as ***: secret-named ones, and"
-        " those rendered from a dependency's sensitive outputs",
+        description="inputs shown as *** and not kept in clear at rest: secret-named ones"
+        " (kept only as a keyed hash) and those rendered from a dependency's sensitive"
+        " outputs (kept encrypted)",
     )
     status: ComponentStatus = ComponentStatus.APPLIED
     drift: DriftStatus = DriftStatus.UNKNOWN
     drift_checked_at: Moment | None = None
     drift_summary: str = Field(default="", description="the check's output, capped, redacted")
     updated_at: Moment
+
+
+HASHED = "$hashed"  # a value kept only as its keyed hash: {"$hashed": "hmac-sha256:..."}
+
+
+def kept_hash(value: object) -> str | None:
+    """The keyed hash a record keeps in place of a secret-named input's value, if `value` is
+    such a stand-in (adapters/sealed_store.py writes them; the value is rendered again from
+    the component's manifest when a call needs it: runtime/runs/recalling.py)."""
+    if isinstance(value, dict) and len(value) == 1:
+        found = value.get(HASHED)
+        return found if isinstance(found, str) else None
+    return None
 
 
 REMEDIATION_TRIGGER = "remediation"  # the trigger of a run that repairs drift where it is

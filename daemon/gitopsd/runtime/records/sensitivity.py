@@ -4,27 +4,27 @@ Sensitive are the outputs a component lists in `sensitive_outputs`, the inputs w
 mark them secret (the rule of adapters/driver_output.py: TOKEN, SECRET, PASSWORD...), and,
 as Terraform propagates `sensitive`, every input rendered from a dependency's sensitive output,
 alone or inside a larger string. Their names are recorded with the component's state, so the
-store keeps their values encrypted (adapters/sealed_store.py), drivers' output has them
-redacted, and status, the API, reports and diffs show `***` in their place.
+store keeps none of them in clear (adapters/sealed_store.py: a secret-named input only as a
+keyed hash, the others encrypted), drivers' output has them redacted, and status, the API,
+reports and diffs show `***` in their place.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from pydantic import JsonValue
 
 from gitopsd.adapters.driver_output import is_secret_name
-from gitopsd.adapters.encryption import is_sealed
+from gitopsd.adapters.encryption import is_sealed, keyed_hash
 from gitopsd.engine import rendering, secret_references
 from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.planning import Conceal
 from gitopsd.engine.ports import SecretSource
 from gitopsd.engine.references import Reference
 from gitopsd.errors import MissingSecretError
-from gitopsd.model.state import ComponentState
+from gitopsd.model.state import ComponentState, kept_hash
 
 SHOWN = "***"
 
@@ -76,7 +76,7 @@ def concealer(
     def conceal(component: ComponentEntry, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
         names = sensitive_inputs(component, outputs)
         concealed = {
-            name: _hashed(digest, value) if name in names else value
+            name: keyed_hash(digest, value) if name in names else value
             for name, value in inputs.items()
         }
         used = secret_references.referenced(component)
@@ -97,11 +97,7 @@ def _secret_hash(digest: Digest, secrets: SecretSource, name: str) -> str:
         value = secrets.value(name)
     except MissingSecretError:
         return "missing"
-    return _hashed(digest, value)
-
-
-def _hashed(digest: Digest, value: Any) -> str:
-    return "hmac-sha256:" + digest(json.dumps(value, sort_keys=True, default=str).encode())
+    return keyed_hash(digest, value)
 
 
 def shown_outputs(state: ComponentState) -> dict[str, JsonValue]:
@@ -112,7 +108,7 @@ def shown_outputs(state: ComponentState) -> dict[str, JsonValue]:
 def masked(values: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
     """`values` with those named (and any still sealed) shown as `***`."""
     return {
-        name: SHOWN if name in names or is_sealed(value) else value
+        name: SHOWN if name in names or is_sealed(value) or kept_hash(value) else value
         for name, value in values.items()
     }
 

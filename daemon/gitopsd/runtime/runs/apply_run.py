@@ -42,6 +42,7 @@ from gitopsd.runtime.runs import (
     destroying,
     gates,
     plan_run,
+    recalling,
 )
 from gitopsd.runtime.runs.orphans import Orphan
 from gitopsd.runtime.runs.revisions import Revisioned
@@ -283,8 +284,15 @@ class ApplyRun:
         state = self.services.store.get_component(self.run.environment, name)
         if state is None:
             raise StepError(f"{name} has no recorded state to check the health of")
+        inputs = recalling.recalled(
+            component,
+            state,
+            repository=self.target.repository,
+            outputs=lambda: self._outputs_of(component.manifest.spec.depends_on),
+            digest=self.services.digest,
+        )
         step = self.book.new(self.run, name, StepAction.HEALTH)
-        call = self._call(component, "health", state.inputs, state.sensitive_inputs)
+        call = self._call(component, "health", inputs, state.sensitive_inputs)
         step, result = self.runner.call(step, call, component.manifest.spec.retry, stored=state)
         step = self.runner.finish(step, result)
         with self.services.store.transaction():

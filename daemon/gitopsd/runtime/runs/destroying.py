@@ -12,6 +12,7 @@ destroyed with the driver, checkout and inputs of the revision that last applied
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from gitopsd.engine import stepping
@@ -25,7 +26,7 @@ from gitopsd.model.state import (
     StepAction,
     StepStatus,
 )
-from gitopsd.runtime.runs import apply_records
+from gitopsd.runtime.runs import apply_records, recalling
 from gitopsd.runtime.runs.closing import close_pending, refuse
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import Services, StepBook, StepError, StepRunner, driver_call
@@ -48,13 +49,21 @@ def destroy_one(
         run, name, StepAction.DESTROY, revision=state.revision, previous_state=state
     )
     try:
+        read = functools.partial(services.store.get_component, run.environment)
+        inputs = recalling.recalled(
+            component,
+            state,
+            repository=source.repository,
+            outputs=recalling.dependency_outputs(component, read),
+            digest=services.digest,
+        )
         call = driver_call(
             component,
             "destroy",
             run=run,
             revision=source.revision,
             checkout=source.checkout,
-            inputs=state.inputs,
+            inputs=inputs,
             state_root=services.state_root,
             sensitive=state.sensitive_inputs,
         )

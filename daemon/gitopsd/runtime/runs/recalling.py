@@ -37,9 +37,9 @@ def recalled(
     digest: Digest | None,
 ) -> Mapping[str, Any]:
     """`state`'s inputs, with those kept only as a hash rendered again from `component` (its
-    manifest at `repository`'s revision) and `outputs()` (what its dependencies' inputs were
-    rendered from: asked only then); StepError if one cannot be, or is not the value `state`
-    was applied with."""
+    manifest at `repository`'s revision) and `outputs()` (its dependencies' outputs, which its
+    inputs were rendered from: asked for only then); StepError if one cannot be, or is not
+    the value `state` was applied with."""
     kept = {name: found for name, value in state.inputs.items() if (found := kept_hash(value))}
     if not kept:
         return state.inputs

@@ -14,11 +14,11 @@ from cryptography.fernet import Fernet
 from gitopsd.adapters.encryption import Sealer, is_sealed, keyed_hash
 from gitopsd.adapters.memory_store import MemoryStore
 from gitopsd.adapters.postgres_store import PostgresStore
-from gitopsd.adapters.sealed_store import SealedStore
+from gitopsd.adapters.sealed_store import SealedStore, holds_sealed
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.engine.ports import StateStore
 from gitopsd.model.state import ComponentState, kept_hash
-from tests.store.contract import component, run, step
+from tests.store.contract import component, environment, run, step
 
 KEY = Fernet.generate_key().decode()
 
@@ -55,6 +55,7 @@ def secret_component() -> ComponentState:
         inputs={"db_password": "pw-1234", "url": "pg://admin:adm-5678@db", "size": 3},
         outputs={"admin_password": "adm-5678", "host": "db.internal"},
         sensitive_inputs=["db_password", "url"],  # url: rendered from a sensitive output
+        hashed_inputs=["db_password"],  # rendered from the repository alone
         sensitive_outputs=["admin_password"],
     )
 
@@ -102,3 +103,21 @@ def test_a_steps_rollback_copy_is_sealed_too(inner: StateStore, host: Host) -> N
     assert read.previous_state is not None and plain.previous_state is None
     assert read.previous_state.outputs == previous.outputs
     assert read.previous_state.inputs["url"] == previous.inputs["url"]
+
+
+def test_a_store_holding_only_hashes_holds_values_of_the_key(inner: StateStore, host: Host) -> None:
+    """A lost key file must not be replaced while hashes made with it are kept: a new key
+    would make them unusable for good, as it would sealed values."""
+    inner.save_environment(environment("dev"))
+    assert not holds_sealed(inner)
+    hashed_only = component(
+        "app",
+        inputs={"api_token": "tok-1", "size": 3},
+        sensitive_inputs=["api_token"],
+        hashed_inputs=["api_token"],
+    )
+    host("a").save_component(hashed_only)
+
+    raw = inner.get_component("dev", "app")
+    assert raw is not None and kept_hash(raw.inputs["api_token"]) is not None
+    assert holds_sealed(inner)

@@ -99,8 +99,9 @@ def test_a_secret_input_that_is_not_the_one_applied_reaches_no_driver(tmp_path: 
     assert db["drift"] == "error"
     assert db["summary"] == (
         "db: input db_password is kept only as a hash, and rendered again at"
-        f" {head[:12]} it is not the value db was applied with (it changed since, or"
-        " the encryption key is not the one the state was written with): apply db again first"
+        f" {head[:12]} it is not the value it was applied with: the encryption key is not"
+        " the one the state was written with (set GITOPSD_ENCRYPTION_KEY to it, or apply db"
+        " again)"
     )
     assert not (secrets.received_folder(world) / "db.check.json").exists()
 
@@ -206,7 +207,7 @@ def test_a_deleted_key_file_is_not_replaced_while_values_are_sealed(world: World
     assert refused.returncode == 1
     assert refused.stderr.splitlines() == [
         f"gitopsd: error: the encryption key is missing: {key.relative_to(world.repo)} does not"
-        " exist and the state holds values encrypted with it; restore the file or set"
+        " exist and the state holds values encrypted or hashed with it; restore the file or set"
         " GITOPSD_ENCRYPTION_KEY to that key"
     ]
     assert not key.exists()

@@ -146,7 +146,7 @@ class Sealer:
             if not create or self._sealed_exist():
                 raise EncryptionKeyError(
                     f"the encryption key is missing: {self._key_file} does not exist and the"
-                    f" state holds values encrypted with it; restore the file or set"
+                    f" state holds values encrypted or hashed with it; restore the file or set"
                     f" {KEY_VARIABLE} to that key"
                 ) from None
             return self._create_key_file()

@@ -3,11 +3,12 @@
 A component's record names the inputs and outputs that are sensitive (`sensitive_inputs`,
 `sensitive_outputs`: what its manifest declares, secret-named inputs, inputs rendered from a
 dependency's sensitive outputs). This wrapper hides those values when a record is saved, in
-the component's own record and in the copy a step keeps for a rollback: a secret-named input
-is kept only as its keyed hash (`{"$hashed": ...}`: nothing needs it back that its manifest
-cannot render again, runtime/runs/recalling.py), the others are sealed (adapters/encryption.py)
-and opened when the record is read: the runtime renders dependents' inputs from outputs and
-calls drivers with clear values, and the database, its WAL and backups hold no clear value.
+the component's own record and in the copy a step keeps for a rollback: the `hashed_inputs`
+(secret-named, rendered from the repository alone) are kept only as their keyed hash
+(`{"$hashed": ...}`: the manifests at the record's revision render them again,
+runtime/runs/recalling.py), the others are sealed (adapters/encryption.py) and opened when the
+record is read: the runtime renders dependents' inputs from outputs and calls drivers with
+clear values, and the database, its WAL and backups hold no clear value.
 
 A value the key cannot open is left sealed: `status` and the API show it as `***` like any
 sensitive value, and only a driver call that needs it fails, with a message naming
@@ -23,7 +24,6 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from gitopsd.adapters.driver_output import is_secret_name
 from gitopsd.adapters.encryption import Sealer, is_sealed, keyed_hash
 from gitopsd.engine.ports import Fencing, OnFenced, StateStore
 from gitopsd.errors import EncryptionKeyError
@@ -81,7 +81,7 @@ class SealedStore:
         if not (state.sensitive_inputs or state.sensitive_outputs):
             return state
         update = {
-            "inputs": self._hide_inputs(state.inputs, state.sensitive_inputs),
+            "inputs": self._hide_inputs(state.inputs, state),
             "outputs": self._seal(state.outputs, state.sensitive_outputs),
         }
         return state.model_copy(update=update)
@@ -105,15 +105,15 @@ class SealedStore:
     # --- values -------------------------------------------------------------------------------
 
     def _hide_inputs(
-        self, inputs: Mapping[str, JsonValue], names: Collection[str]
+        self, inputs: Mapping[str, JsonValue], state: ComponentState
     ) -> dict[str, JsonValue]:
-        """Secret-named inputs as their keyed hash, the other sensitive ones sealed."""
+        """The `hashed_inputs` as their keyed hash, the other sensitive ones sealed."""
         hashed: dict[str, JsonValue] = {
             name: {HASHED: keyed_hash(self._sealer.digest, value)}
             for name, value in inputs.items()
-            if name in names and is_secret_name(name) and not _hidden(value)
+            if name in state.hashed_inputs and not _hidden(value)
         }
-        return {**self._seal(inputs, set(names) - set(hashed)), **hashed}
+        return {**self._seal(inputs, set(state.sensitive_inputs) - set(hashed)), **hashed}
 
     def _seal(
         self, values: Mapping[str, JsonValue], names: Collection[str]
@@ -141,11 +141,12 @@ def _hidden(value: JsonValue) -> bool:
 
 
 def holds_sealed(store: StateStore) -> bool:
-    """Whether any component record of `store` holds a sealed value: then a missing key file
-    was lost, and a new key must not replace it (adapters/encryption.py)."""
+    """Whether any component record of `store` holds a value sealed or hashed with the key:
+    then a missing key file was lost, and a new key must not replace it
+    (adapters/encryption.py)."""
     for environment in store.list_environments():
         for state in store.list_components(environment.name):
-            if any(is_sealed(value) for value in (*state.inputs.values(), *state.outputs.values())):
+            if any(_hidden(value) for value in (*state.inputs.values(), *state.outputs.values())):
                 return True
     return False
 

@@ -278,9 +278,13 @@ class ComponentState(Record):
     )
     sensitive_inputs: list[str] = Field(
         default_factory=list,
-        description="inputs shown as *** and not kept in clear at rest: secret-named ones"
-        " (kept only as a keyed hash) and those rendered from a dependency's sensitive"
-        " outputs (kept encrypted)",
+        description="inputs kept encrypted at rest and shown as ***: secret-named ones, and"
+        " those rendered from a dependency's sensitive outputs",
+    )
+    hashed_inputs: list[str] = Field(
+        default_factory=list,
+        description="of those, the secret-named ones rendered from the repository alone: kept"
+        " only as a keyed hash, rendered again from the manifests at `revision` when needed",
     )
     status: ComponentStatus = ComponentStatus.APPLIED
     drift: DriftStatus = DriftStatus.UNKNOWN
@@ -293,9 +297,9 @@ HASHED = "$hashed"  # a value kept only as its keyed hash: {"$hashed": "hmac-sha
 
 
 def kept_hash(value: object) -> str | None:
-    """The keyed hash a record keeps in place of a secret-named input's value, if `value` is
-    such a stand-in (adapters/sealed_store.py writes them; the value is rendered again from
-    the component's manifest when a call needs it: runtime/runs/recalling.py)."""
+    """The keyed hash a record keeps in place of the value of one of its `hashed_inputs`, if
+    `value` is such a stand-in (adapters/sealed_store.py writes them; the value is rendered
+    again from the manifests when a call needs it: runtime/runs/recalling.py)."""
     if isinstance(value, dict) and len(value) == 1:
         found = value.get(HASHED)
         return found if isinstance(found, str) else None

@@ -153,8 +153,11 @@ def check(workspace: Workspace, environment: str, *, actor: str = "local") -> Dr
         if state is None or state.revision is None:
             return DriftReport(environment, None, now)
         target = workspace.load(state.revision)
-        states = {s.name: s for s in workspace.store.list_components(environment)}
-        applied = {n: s for n, s in states.items() if s.status is ComponentStatus.APPLIED}
+        applied = {
+            s.name: s
+            for s in workspace.store.list_components(environment)
+            if s.status is ComponentStatus.APPLIED
+        }
         chosen = [
             entry
             for entry in selection.select(target.repository, environment).components
@@ -162,7 +165,7 @@ def check(workspace: Workspace, environment: str, *, actor: str = "local") -> Dr
         ]
         parallelism = target.repository.environments[environment].manifest.spec.parallelism
         found = _run_checks(
-            workspace, chosen, states, target, environment=environment, parallelism=parallelism
+            workspace, chosen, applied, target, environment=environment, parallelism=parallelism
         )
         report = DriftReport(environment, state.revision, now, found)
         _record(workspace, report, applied, actor=actor)
@@ -231,7 +234,7 @@ def _still_at(workspace: Workspace, environment: str, revision: str) -> None:
 def _run_checks(
     workspace: Workspace,
     chosen: list[ComponentEntry],
-    states: dict[str, ComponentState],
+    applied: dict[str, ComponentState],
     target: Revisioned,
     *,
     environment: str,
@@ -247,14 +250,11 @@ def _run_checks(
     for entry in chosen:
         name = entry.manifest.name
         try:
+            state = applied[name]
             inputs = recalling.recalled(
-                entry,
-                states[name],
-                repository=target.repository,
-                outputs=recalling.dependency_outputs(entry, states.get),
-                digest=workspace.digest,
+                state, manifests=workspace.manifests, digest=workspace.digest
             )
-            calls.append(_check_call(entry, states[name], inputs, target.checkout, state_folder))
+            calls.append(_check_call(entry, state, inputs, target.checkout, state_folder))
             names.append(name)
         except StepError as error:
             found[name] = ComponentDrift(name, DriftStatus.ERROR, str(error))

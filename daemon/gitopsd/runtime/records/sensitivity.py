@@ -4,9 +4,10 @@ Sensitive are the outputs a component lists in `sensitive_outputs`, the inputs w
 mark them secret (the rule of adapters/driver_output.py: TOKEN, SECRET, PASSWORD...), and,
 as Terraform propagates `sensitive`, every input rendered from a dependency's sensitive output,
 alone or inside a larger string. Their names are recorded with the component's state, so the
-store keeps none of them in clear (adapters/sealed_store.py: a secret-named input only as a
-keyed hash, the others encrypted), drivers' output has them redacted, and status, the API,
-reports and diffs show `***` in their place.
+store keeps none of them in clear (adapters/sealed_store.py: a secret-named input rendered
+from the repository alone only as a keyed hash, `hashed_inputs`; the others encrypted),
+drivers' output has them redacted, and status, the API, reports and diffs show `***` in
+their place.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from gitopsd.engine.planning import Conceal
 from gitopsd.engine.ports import SecretSource
 from gitopsd.engine.references import Reference
 from gitopsd.errors import MissingSecretError
-from gitopsd.model.state import ComponentState, kept_hash
+from gitopsd.model.state import ComponentState
 
 SHOWN = "***"
 
@@ -60,6 +61,22 @@ def sensitive_inputs(component: ComponentEntry, outputs: Declared) -> list[str]:
         and reference.parts[-1] in outputs.get(reference.component, ())
     }
     return sorted(named | tainted)
+
+
+def hashed_inputs(component: ComponentEntry, sensitive: Collection[str]) -> list[str]:
+    """Of the `sensitive` inputs, those the store keeps only as a keyed hash: secret-named,
+    and rendered from the repository alone, so the manifests of the revision they were
+    applied at render them again, the same (runtime/runs/recalling.py). One that reads a
+    dependency's output stays encrypted: the output may have changed since, and a destroy
+    or rollback must have the value it was applied with."""
+    inputs = component.manifest.spec.inputs
+    named = [name for name in sensitive if is_secret_name(name)]
+    if not named:
+        return []
+    from_outputs = {
+        str(path[0]) for path, reference in _references(inputs) if reference.component is not None
+    }
+    return [name for name in named if name not in from_outputs]
 
 
 def concealer(
@@ -108,7 +125,7 @@ def shown_outputs(state: ComponentState) -> dict[str, JsonValue]:
 def masked(values: Mapping[str, Any], names: Collection[str]) -> dict[str, Any]:
     """`values` with those named (and any still sealed) shown as `***`."""
     return {
-        name: SHOWN if name in names or is_sealed(value) or kept_hash(value) else value
+        name: SHOWN if name in names or is_sealed(value) else value
         for name, value in values.items()
     }
 

@@ -237,6 +237,7 @@ class ApplyRun:
         step = self.book.new(self.run, name, StepAction.APPLY)
         step = step.model_copy(update={"fingerprint": decision.fingerprint, "previous_state": last})
         sensitive = sensitivity.sensitive_inputs(component, self._declared)
+        hashed = sensitivity.hashed_inputs(component, sensitive)
         call = self._call(component, "apply", decision.inputs, sensitive)
         made = component.manifest.spec.sensitive_outputs
         retry = component.manifest.spec.retry
@@ -245,7 +246,7 @@ class ApplyRun:
         if not result.succeeded:
             with self.services.store.transaction():
                 self.services.store.save_step(step)
-                failed = self._failed_state(name, decision, last, sensitive)
+                failed = self._failed_state(name, decision, last, sensitive, hashed)
                 self.services.store.save_component(failed)
                 self.services.event(
                     self.run, "component.failed", f"{name}: {step.error}", component=name
@@ -259,6 +260,7 @@ class ApplyRun:
             inputs=decision.inputs,
             outputs=result.outputs or {},
             sensitive_inputs=sensitive,
+            hashed_inputs=hashed,
             sensitive_outputs=component.manifest.spec.sensitive_outputs,
             updated_at=self.services.clock.now(),
         )
@@ -285,11 +287,7 @@ class ApplyRun:
         if state is None:
             raise StepError(f"{name} has no recorded state to check the health of")
         inputs = recalling.recalled(
-            component,
-            state,
-            repository=self.target.repository,
-            outputs=lambda: self._outputs_of(component.manifest.spec.depends_on),
-            digest=self.services.digest,
+            state, manifests=self.services.manifests, digest=self.services.digest
         )
         step = self.book.new(self.run, name, StepAction.HEALTH)
         call = self._call(component, "health", inputs, state.sensitive_inputs)
@@ -344,6 +342,7 @@ class ApplyRun:
         decision: planning.Decision,
         last: ComponentState | None,
         sensitive: list[str],
+        hashed: list[str],
     ) -> ComponentState:
         """What is known after a failed apply: the last good state, marked failed."""
         now = self.services.clock.now()
@@ -357,6 +356,7 @@ class ApplyRun:
             fingerprint=decision.fingerprint,
             inputs=decision.inputs or {},
             sensitive_inputs=sensitive,
+            hashed_inputs=hashed,
             status=ComponentStatus.FAILED,
             updated_at=now,
         )

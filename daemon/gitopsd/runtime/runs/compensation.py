@@ -3,9 +3,8 @@
 When a component fails and its policy is `rollback`, every component the run changed (the
 failed one too: a failed apply may have changed half of something) is re-applied as it was
 before the run, at the environment's previous revision: that revision's driver and files,
-the inputs recorded then (a secret-named one rendered again from that revision, with the
-outputs its dependencies had before the run: runtime/runs/recalling.py), and the outputs
-restored. Components the run created are
+the inputs recorded then (one kept only as a hash rendered again from the manifests it was
+applied at: runtime/runs/recalling.py), and the outputs restored. Components the run created are
 destroyed. Compensation goes in reverse dependency order and continues past a failure, so
 as much as possible is undone; what could not be undone is named in the run's error. The
 executor walks these steps like any other (runtime/runs/walking.py): recorded when the rollback
@@ -15,11 +14,9 @@ starts, dependents first, and stopped by a cancel; a rollback is not cut short b
 
 from __future__ import annotations
 
-import functools
-
 from gitopsd.engine.loading import ComponentEntry
 from gitopsd.engine.ports import DriverResult
-from gitopsd.model.state import ComponentState, ComponentStatus, Run, Step, StepAction, StepStatus
+from gitopsd.model.state import ComponentStatus, Run, Step, StepAction, StepStatus
 from gitopsd.runtime.runs import recalling
 from gitopsd.runtime.runs.revisions import Revisioned
 from gitopsd.runtime.runs.steps import StepError, StepRunner, driver_call
@@ -87,13 +84,8 @@ def _compensate_one(
     old = previous.repository.components.get(name)
     if old is None:
         raise StepError(f"{name} is not in the previous revision {previous.revision[:12]}")
-    inputs = recalling.recalled(
-        old,
-        before,
-        repository=previous.repository,
-        outputs=recalling.dependency_outputs(old, functools.partial(_before, runner)),
-        digest=runner.services.digest,
-    )
+    services = runner.services
+    inputs = recalling.recalled(before, manifests=services.manifests, digest=services.digest)
     step = rollback_step(runner, run, name, previous)
     call = driver_call(
         old,
@@ -125,15 +117,6 @@ def _compensate_one(
     return result.succeeded
 
 
-def _before(runner: StepRunner, name: str) -> ComponentState | None:
-    """What `name` was before this run: what a rolled-back dependent's inputs were rendered
-    from (it is rolled back first, while `name` may still hold this run's outputs)."""
-    applied = runner.book.find(name, StepAction.APPLY)
-    if applied is not None and applied.previous_state is not None:
-        return applied.previous_state
-    return runner.services.store.get_component(runner.run.environment, name)
-
-
 def _remove_created(
     runner: StepRunner, run: Run, component: ComponentEntry, applied: Step, target: Revisioned
 ) -> bool:
@@ -141,13 +124,9 @@ def _remove_created(
     name = component.manifest.name
     store = runner.services.store
     state = store.get_component(run.environment, name)
-    read = functools.partial(store.get_component, run.environment)
+    services = runner.services
     inputs = state and recalling.recalled(
-        component,
-        state,
-        repository=target.repository,
-        outputs=recalling.dependency_outputs(component, read),
-        digest=runner.services.digest,
+        state, manifests=services.manifests, digest=services.digest
     )
     step = runner.book.new(run, name, StepAction.ROLLBACK)
     call = driver_call(

@@ -12,7 +12,6 @@ destroyed with the driver, checkout and inputs of the revision that last applied
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 
 from gitopsd.engine import stepping
@@ -49,14 +48,7 @@ def destroy_one(
         run, name, StepAction.DESTROY, revision=state.revision, previous_state=state
     )
     try:
-        read = functools.partial(services.store.get_component, run.environment)
-        inputs = recalling.recalled(
-            component,
-            state,
-            repository=source.repository,
-            outputs=recalling.dependency_outputs(component, read),
-            digest=services.digest,
-        )
+        inputs = recalling.recalled(state, manifests=services.manifests, digest=services.digest)
         call = driver_call(
             component,
             "destroy",

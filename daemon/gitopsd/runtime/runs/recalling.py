@@ -1,14 +1,15 @@
 """A component's recorded inputs, whole again, for the calls that use them.
 
-The store keeps a secret-named input (`db_password`) only as its keyed hash
-(adapters/sealed_store.py), so that neither the database nor its backups, nor the key beside
-them, give the value back. The calls that use what a component was applied with (its health
-probe, a drift check, a destroy, a rollback to its previous state) render such an input again
-from the component's manifest, with the variables of the revision they use and the outputs
-its dependencies have, and use it only if its keyed hash is the recorded one: a driver never
-gets a value other than the one the component was applied with. When it is not (the value
-changed since and was not applied, or the key is not the one the record was written with),
-the step fails, saying so, and the driver is not called.
+The store keeps a secret-named input rendered from the repository alone (`db_password:
+${{ vars.db_password }}`) only as its keyed hash (`hashed_inputs`, adapters/sealed_store.py),
+so that neither the database nor its backups, nor the key beside them, give the value back.
+The calls that use what a component was applied with (its health probe, a drift check, a
+destroy, a rollback to its previous state) render it again from the manifests of the
+revision the component was applied at: git content, which does not change, so the value is
+the one applied. Its keyed hash is checked against the record all the same: with another
+encryption key (or a record that is not what it says) the step fails, saying so, and the
+driver is not called. A `${{ secrets.NAME }}` reference renders as itself and is looked up
+when the driver is called, as on every call.
 """
 
 from __future__ import annotations
@@ -18,85 +19,80 @@ from typing import Any
 
 from gitopsd.adapters.encryption import keyed_hash
 from gitopsd.engine import rendering
-from gitopsd.engine.loading import ComponentEntry, Repository
+from gitopsd.engine.loading import Repository
 from gitopsd.engine.references import ExpressionError
 from gitopsd.engine.selection import scope_for
+from gitopsd.errors import PermanentError
 from gitopsd.model.state import ComponentState, kept_hash
 from gitopsd.runtime.runs.steps import StepError
 
 Digest = Callable[[bytes], str]
-Outputs = Mapping[str, Mapping[str, Any]]  # a dependency's name -> its outputs
+Manifests = Callable[[str], Repository]  # a revision's manifests (Workspace.manifests)
 
 
 def recalled(
-    component: ComponentEntry,
-    state: ComponentState,
-    *,
-    repository: Repository,
-    outputs: Callable[[], Outputs],
-    digest: Digest | None,
+    state: ComponentState, *, manifests: Manifests | None, digest: Digest | None
 ) -> Mapping[str, Any]:
-    """`state`'s inputs, with those kept only as a hash rendered again from `component` (its
-    manifest at `repository`'s revision) and `outputs()` (its dependencies' outputs, which its
-    inputs were rendered from: asked for only then); StepError if one cannot be, or is not
-    the value `state` was applied with."""
-    kept = {name: found for name, value in state.inputs.items() if (found := kept_hash(value))}
+    """`state`'s inputs, with its `hashed_inputs` rendered again from the manifests of
+    `state.revision`; StepError if one cannot be, or is not the value it was applied with."""
+    kept = {
+        name: found
+        for name in state.hashed_inputs
+        if (found := kept_hash(state.inputs.get(name))) is not None
+    }
     if not kept:
         return state.inputs
     whole = dict(state.inputs)
-    known = outputs()
+    repository = _repository(state, manifests)
     for name, recorded in kept.items():
-        whole[name] = _rendered_again(
-            component, state, name, recorded, repository=repository, outputs=known, digest=digest
-        )
+        whole[name] = _rendered_again(state, name, recorded, repository, digest)
     return whole
 
 
-def dependency_outputs(
-    component: ComponentEntry, read: Callable[[str], ComponentState | None]
-) -> Callable[[], Outputs]:
-    """The outputs `component`'s dependencies have, each read with `read` (None: gone),
-    when asked."""
-
-    def read_all() -> Outputs:
-        states = (read(name) for name in component.manifest.spec.depends_on)
-        return {state.name: state.outputs for state in states if state is not None}
-
-    return read_all
+def _repository(state: ComponentState, manifests: Manifests | None) -> Repository:
+    """The manifests of `state.revision`; a revision that cannot be used is the step's
+    failure, while one that cannot be read for now (TemporaryError) stops the run as any
+    fault that passes does."""
+    try:
+        if manifests is None:
+            raise PermanentError("no repository to read them from")
+        return manifests(state.revision)
+    except PermanentError as error:
+        raise StepError(
+            _cannot(state, f"its manifests at {state.revision[:12]}: {error}")
+        ) from error
 
 
 def _rendered_again(
-    component: ComponentEntry,
     state: ComponentState,
     name: str,
     recorded: str,
-    *,
     repository: Repository,
-    outputs: Outputs,
     digest: Digest | None,
 ) -> Any:
-    owner = state.name
-    at = repository.revision[:12]
-    template = component.manifest.spec.inputs.get(name)
+    at = state.revision[:12]
+    component = repository.components.get(state.name)
     environment = repository.environments.get(state.environment)
+    template = component.manifest.spec.inputs.get(name) if component else None
     if template is None or environment is None or digest is None:
-        raise StepError(
-            f"{owner}: input {name} is kept only as a hash and cannot be rendered again at"
-            f" {at}: apply {owner} again first"
-        )
-    own = {d: dict(outputs[d]) for d in component.manifest.spec.depends_on if d in outputs}
-    scope = scope_for(environment, owner, revision=state.revision, outputs=own)
+        raise StepError(_cannot(state, f"input {name} is not in its manifests at {at}"))
+    scope = scope_for(environment, state.name, revision=state.revision)
     try:
         value = rendering.render(template, scope)
     except ExpressionError as error:
-        raise StepError(
-            f"{owner}: input {name} is kept only as a hash and cannot be rendered again at"
-            f" {at}: {error.message}: apply {owner} again first"
-        ) from error
+        raise StepError(_cannot(state, f"input {name} at {at}: {error.message}")) from error
     if keyed_hash(digest, value) != recorded:
         raise StepError(
-            f"{owner}: input {name} is kept only as a hash, and rendered again at {at} it is"
-            f" not the value {owner} was applied with (it changed since, or the encryption key"
-            f" is not the one the state was written with): apply {owner} again first"
+            f"{state.name}: input {name} is kept only as a hash, and rendered again at {at} it"
+            " is not the value it was applied with: the encryption key is not the one the"
+            f" state was written with (set GITOPSD_ENCRYPTION_KEY to it, or apply {state.name}"
+            " again)"
         )
     return value
+
+
+def _cannot(state: ComponentState, why: str) -> str:
+    return (
+        f"{state.name}: an input kept only as a hash cannot be rendered again ({why}):"
+        f" apply {state.name} again"
+    )

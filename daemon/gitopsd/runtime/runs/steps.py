@@ -23,7 +23,7 @@ from typing import Any
 from gitopsd.adapters.driver_output import redact_values, secret_texts
 from gitopsd.adapters.encryption import KEY_VARIABLE, MARKER, is_sealed
 from gitopsd.engine import secret_references
-from gitopsd.engine.loading import ComponentEntry
+from gitopsd.engine.loading import ComponentEntry, Repository
 from gitopsd.engine.ports import (
     CancelSignal,
     Clock,
@@ -134,6 +134,9 @@ class Services:
     # no sealing store, inputs enter as they are
     digest: Callable[[bytes], str] | None = None
     secrets: SecretSource | None = None  # `${{ secrets.NAME }}` values, for those hashes
+    # a revision's manifests: what an input kept only as a hash is rendered again from
+    # (runtime/runs/recalling.py); None: no repository, no such input
+    manifests: Callable[[str], Repository] | None = None
     # what the drivers of running steps printed so far (the live log view)
     live: LiveOutput = field(default_factory=LiveOutput)
     # looks for a stop of each walk in progress (a cancel, the timeout), from one thread

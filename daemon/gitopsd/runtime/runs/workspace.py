@@ -582,6 +582,7 @@ class Workspace:
             draining=self.draining,
             digest=self.digest,
             secrets=self.secrets,
+            manifests=self.manifests,
             live=self.live,
             lookout=self.lookout,
             deciding=self.deciding,

@@ -122,11 +122,13 @@ def _remove_created(
 ) -> bool:
     """A component this run created is destroyed, with what it was created with."""
     name = component.manifest.name
-    store = runner.services.store
-    state = store.get_component(run.environment, name)
     services = runner.services
-    inputs = state and recalling.recalled(
-        state, manifests=services.manifests, digest=services.digest
+    store = services.store
+    state = store.get_component(run.environment, name)
+    inputs = (
+        recalling.recalled(state, manifests=services.manifests, digest=services.digest)
+        if state is not None
+        else {}
     )
     step = runner.book.new(run, name, StepAction.ROLLBACK)
     call = driver_call(
@@ -135,7 +137,7 @@ def _remove_created(
         run=run,
         revision=run.revision,
         checkout=target.checkout,
-        inputs=inputs or {},
+        inputs=inputs,
         state_root=runner.services.state_root,
         sensitive=state.sensitive_inputs if state else (),
     )

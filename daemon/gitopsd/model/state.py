@@ -278,8 +278,9 @@ class ComponentState(Record):
     )
     sensitive_inputs: list[str] = Field(
         default_factory=list,
-        description="inputs kept encrypted at rest and shown as ***: secret-named ones, and"
-        " those rendered from a dependency's sensitive outputs",
+        description="inputs never kept in clear at rest (encrypted, or hashed: `hashed_inputs`)"
+        " and shown as ***: secret-named ones, and those rendered from a dependency's"
+        " sensitive outputs",
     )
     hashed_inputs: list[str] = Field(
         default_factory=list,

@@ -24,9 +24,9 @@ from gitopsd.engine.references import ExpressionError
 from gitopsd.engine.selection import scope_for
 from gitopsd.errors import PermanentError
 from gitopsd.model.state import ComponentState, kept_hash
+from gitopsd.runtime.records.sensitivity import Digest
 from gitopsd.runtime.runs.steps import StepError
 
-Digest = Callable[[bytes], str]
 Manifests = Callable[[str], Repository]  # a revision's manifests (Workspace.manifests)
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from gitopsd.adapters.sqlite_store import SqliteStore
-from gitopsd.model.state import Request, RequestStatus
+from gitopsd.model.state import RequestKind, RequestStatus
 from tests.runtime.test_apply_runs import layered
 from tests.runtime.world import World, component, environment
+from tests.store.contract import request
 
 
 def gitopsd(world: World, *args: str) -> subprocess.CompletedProcess[str]:
@@ -171,24 +172,16 @@ def test_runs_and_status_show_open_requests_with_their_last_error(world: World) 
     gitopsd(world, "runs")  # creates the state database
     store = SqliteStore(world.repo / ".gitopsd" / "state.db")
     now = datetime.now(UTC)
-    fields: dict[str, Any] = {"environment": "dev", "created_at": now, "updated_at": now}
+    at = {"created_at": now, "updated_at": now}
+    locked = "the state database is locked"
+    retrying = RequestStatus.RETRYING
     store.save_request(
-        Request(
-            id="req-retrying",
-            action="apply",
-            status=RequestStatus.RETRYING,
-            last_error="the state database is locked",
-            attempts=1,
-            **fields,
-        )
+        request("req-retrying", status=retrying, last_error=locked, attempts=1, **at)
     )
+    refused = "refused: dev is suspended"
     store.save_request(
-        Request(
-            id="req-done",
-            action="plan",
-            status=RequestStatus.DONE,
-            outcome="refused: dev is suspended",
-            **fields,
+        request(
+            "req-done", action=RequestKind.PLAN, status=RequestStatus.DONE, outcome=refused, **at
         )
     )
     store.close()

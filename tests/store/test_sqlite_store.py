@@ -20,9 +20,9 @@ from gitopsd.adapters import faults, migrations
 from gitopsd.adapters.sqlite_store import SqliteStore
 from gitopsd.engine.ports import StateStore
 from gitopsd.errors import StoreBusyError, StoreError
-from gitopsd.model.state import ApprovalRecord, ComponentState, Request
+from gitopsd.model.state import ApprovalRecord, ComponentState
 from tests.store import before_hold_rows
-from tests.store.contract import T0, OpenStore, StoreContract, component, event
+from tests.store.contract import T0, OpenStore, StoreContract, component, event, request
 
 
 @pytest.fixture
@@ -407,9 +407,7 @@ def test_a_request_meeting_this_process_s_busy_writer_does_not_blame_another_loc
     holding.wait(10)
     try:
         with pytest.raises(StoreBusyError) as refused:
-            store.save_request(
-                Request(id="r1", environment="dev", action="apply", created_at=T0, updated_at=T0)
-            )
+            store.save_request(request("r1"))
     finally:
         release.set()
         holder.join()
@@ -419,7 +417,7 @@ def test_a_request_meeting_this_process_s_busy_writer_does_not_blame_another_loc
 
 
 def test_a_request_queued_behind_a_write_that_waits_out_a_lock_says_the_lock(
-    db_path: Path,
+    db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Another process holds the lock; this process's patient write waits it out and holds
     the writer meanwhile: a request queued behind it says what it waits for, as it was met."""
@@ -428,11 +426,12 @@ def test_a_request_queued_behind_a_write_that_waits_out_a_lock_says_the_lock(
     waiting = threading.Thread(target=lambda: store.save_component(component("late")))
     waiting.start()
     try:
-        time.sleep(0.3)  # the patient write has met the lock and holds the writer
+        deadline = time.monotonic() + 10
+        while "is locked by another process" not in caplog.text:  # the patient write met it
+            assert time.monotonic() < deadline, "the patient write never met the lock"
+            time.sleep(0.01)
         with pytest.raises(StoreBusyError) as refused:
-            store.save_request(
-                Request(id="r1", environment="dev", action="apply", created_at=T0, updated_at=T0)
-            )
+            store.save_request(request("r1"))
     finally:
         locker.release()
         waiting.join()
@@ -451,9 +450,7 @@ def test_a_request_meeting_a_lock_fails_after_the_busy_timeout_not_the_patience(
     started = time.monotonic()
     try:
         with pytest.raises(StoreBusyError, match=r"tried for 0.2s"):
-            store.save_request(
-                Request(id="r1", environment="dev", action="apply", created_at=T0, updated_at=T0)
-            )
+            store.save_request(request("r1"))
         assert time.monotonic() - started < 5
     finally:
         locker.release()

@@ -112,20 +112,20 @@ def held(
     lease = _Lease(store, environment, holder, clock, ttl)
     renewer = threading.Thread(target=lease.renew, args=(asked_at, stop, lost), daemon=True)
     renewer.start()
+    give_back = True
     try:
         yield
     except BaseException as error:
+        # the store could not be written (full, locked past its patience): giving the lease
+        # back would wait out its patience again before the error is said. It expires after
+        # `ttl`, a gone holder's is taken over at once, and this holder takes it again.
+        give_back = not is_temporary(error)
+        raise
+    finally:
         stop.set()
         renewer.join()
-        if not is_temporary(error):
+        if give_back:
             store.release_lease(environment, holder)
-        # else the store could not be written (full, locked past its patience): giving the
-        # lease back would wait out its patience again before the error is said. It expires
-        # after `ttl`, a gone holder's is taken over at once, and this holder takes it again.
-        raise
-    stop.set()
-    renewer.join()
-    store.release_lease(environment, holder)
 
 
 @dataclass(frozen=True)
